@@ -1,0 +1,15 @@
+/** Exit codes of the CLI; documented in the README. */
+export const ExitCode = {
+  Ok: 0,
+  /** An unexpected failure (a bug, or the OS refused a socket). */
+  Failure: 1,
+  /** Bad flags, URI or input files. */
+  Usage: 2,
+  /** No response: timeout, RST or network error. */
+  NoResponse: 3,
+  ClientError: 4,
+  ServerError: 5,
+} as const;
+
+/** A problem with what the user typed: one line on stderr, exit code 2. */
+export class UsageError extends Error {}

@@ -1,0 +1,47 @@
+/** The coapsec command line: a thin shell over the library. */
+import { demoCommand } from './demo-command.js';
+import { ExitCode, UsageError } from './errors.js';
+import { REQUEST_USAGE, requestCommand } from './request-command.js';
+import { SERVE_USAGE, serveCommand } from './serve-command.js';
+
+const METHODS = new Set(['get', 'post', 'put', 'delete', 'fetch', 'patch', 'ipatch']);
+
+const USAGE = `coapsec — end-to-end secure CoAP
+
+${REQUEST_USAGE}
+
+${SERVE_USAGE}
+
+usage: coapsec demo      run a server and a client on loopback and show their exchanges
+
+exit codes: 0 2.xx response, 2 bad usage, 3 no response (timeout/RST), 4 4.xx, 5 5.xx, 1 other failure`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+      process.stdout.write(USAGE + '\n');
+      return command === undefined ? ExitCode.Usage : ExitCode.Ok;
+    }
+    if (METHODS.has(command.toLowerCase())) return await requestCommand(command, rest);
+    if (command === 'serve') return await serveCommand(rest);
+    if (command === 'demo') return await demoCommand(rest);
+    throw new UsageError(`unknown command "${command}" (try coapsec --help)`);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`coapsec: ${error.message}\n`);
+      return ExitCode.Usage;
+    }
+    process.stderr.write(`coapsec: ${(error as Error).message}\n`);
+    return ExitCode.Failure;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  () => {
+    process.exitCode = ExitCode.Failure;
+  },
+);

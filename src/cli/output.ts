@@ -1,0 +1,48 @@
+/** How responses are shown: payload on stdout, details on stderr, or JSON lines. */
+import { codeToDotted, codeToString } from '../coap/codes.js';
+import { contentFormatName, isTextual } from '../coap/content-format.js';
+import { decodeString, decodeUint, type CoapOption } from '../coap/message.js';
+import { optionDefinition, optionName } from '../coap/options.js';
+import type { ClientResponse } from '../client/client.js';
+
+export function optionValueToText(o: CoapOption): string | number {
+  const d = optionDefinition(o.number);
+  switch (d?.format) {
+    case 'uint':
+      return decodeUint(o.value);
+    case 'string':
+      return decodeString(o.value);
+    case 'empty':
+      return '';
+    default:
+      return '0x' + Buffer.from(o.value).toString('hex');
+  }
+}
+
+export function describeOption(o: CoapOption): string {
+  const value = optionValueToText(o);
+  if (o.number === 12 || o.number === 17) {
+    const name = contentFormatName(value as number);
+    return `${optionName(o.number)}: ${value}${name ? ` (${name})` : ''}`;
+  }
+  return `${optionName(o.number)}: ${value}`;
+}
+
+export function responseToJson(response: ClientResponse): Record<string, unknown> {
+  const textual = response.contentFormat === undefined ? isUtf8(response.payload) : isTextual(response.contentFormat);
+  return {
+    code: codeToDotted(response.code),
+    status: codeToString(response.code).slice(5) || codeToDotted(response.code),
+    options: response.options.map((o) => ({ number: o.number, name: optionName(o.number), value: optionValueToText(o) })),
+    ...(textual ? { payload: response.text() } : { payloadBase64: response.payload.toString('base64') }),
+  };
+}
+
+export function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}

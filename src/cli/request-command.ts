@@ -1,0 +1,99 @@
+/** coapsec get|post|put|delete|fetch|patch|ipatch URI [flags] */
+import { readFileSync } from 'node:fs';
+import { codeClass, codeToString, methodFromName } from '../coap/codes.js';
+import { parseContentFormat } from '../coap/content-format.js';
+import { UriError, parseCoapUri } from '../coap/uri.js';
+import { CoapClient } from '../client/client.js';
+import { CoapRequestError } from '../exchange/errors.js';
+import { parse, parseSeconds } from './args.js';
+import { ExitCode, UsageError } from './errors.js';
+import { describeOption, responseToJson } from './output.js';
+
+export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ipatch> URI [options]
+  --payload TEXT          request body
+  --payload-file FILE     request body from a file ("-" for stdin)
+  --content-format N|NAME Content-Format of the body (e.g. 0, text, json, cbor, 52)
+  --accept N|NAME         preferred Content-Format of the response
+  --non                   send a Non-confirmable request
+  --timeout SECONDS       wait this long for the response (default 93, MAX_TRANSMIT_WAIT)
+  --json                  print the response as one JSON object
+  -v, --verbose           print code and options to stderr`;
+
+export async function requestCommand(method: string, argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      payload: { type: 'string' },
+      'payload-file': { type: 'string' },
+      'content-format': { type: 'string' },
+      accept: { type: 'string' },
+      non: { type: 'boolean' },
+      timeout: { type: 'string' },
+      json: { type: 'boolean' },
+      verbose: { type: 'boolean', short: 'v' },
+    },
+    { min: 1, max: 1, names: 'URI' },
+  );
+  const code = methodFromName(method)!;
+  const uri = positionals[0]!;
+  try {
+    parseCoapUri(uri);
+  } catch (error) {
+    if (error instanceof UriError) throw new UsageError(`bad URI "${uri}": ${error.message}`);
+    throw error;
+  }
+  if (values.payload !== undefined && values['payload-file'] !== undefined) throw new UsageError('use either --payload or --payload-file, not both');
+  let payload: Uint8Array | string | undefined = values.payload;
+  if (values['payload-file'] !== undefined) {
+    try {
+      payload = readFileSync(values['payload-file'] === '-' ? 0 : values['payload-file']);
+    } catch (error) {
+      throw new UsageError(`cannot read --payload-file: ${(error as Error).message}`);
+    }
+  }
+  const format = (flag: string, text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined;
+    try {
+      return parseContentFormat(text);
+    } catch (error) {
+      throw new UsageError(`${flag}: ${(error as Error).message}`);
+    }
+  };
+  const contentFormat = format('--content-format', values['content-format']);
+  const accept = format('--accept', values.accept);
+  const timeoutSeconds = parseSeconds(values.timeout, '--timeout');
+
+  const client = new CoapClient();
+  try {
+    const response = await client.request({
+      method: code,
+      uri,
+      ...(payload !== undefined ? { payload } : {}),
+      ...(contentFormat !== undefined ? { contentFormat } : {}),
+      ...(accept !== undefined ? { accept } : {}),
+      confirmable: !values.non,
+      ...(timeoutSeconds !== undefined ? { timeout: timeoutSeconds * 1000 } : {}),
+    });
+    if (values.verbose) {
+      process.stderr.write(`${codeToString(response.code)}\n`);
+      for (const o of response.options) process.stderr.write(`  ${describeOption(o)}\n`);
+    }
+    if (values.json) {
+      process.stdout.write(JSON.stringify(responseToJson(response)) + '\n');
+    } else if (response.payload.length > 0) {
+      process.stdout.write(response.payload);
+      if (process.stdout.isTTY && response.payload[response.payload.length - 1] !== 0x0a) process.stdout.write('\n');
+    }
+    if (!response.ok && !values.verbose && !values.json) process.stderr.write(`${codeToString(response.code)}\n`);
+    const cls = codeClass(response.code);
+    return cls === 2 ? ExitCode.Ok : cls === 4 ? ExitCode.ClientError : cls === 5 ? ExitCode.ServerError : ExitCode.Failure;
+  } catch (error) {
+    if (error instanceof CoapRequestError) {
+      process.stderr.write(`coapsec: ${error.message}\n`);
+      return ExitCode.NoResponse;
+    }
+    throw error;
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The public client API: request({method, uri, ...}) and get/post/put/delete/fetch/patch/ipatch.
+ * URIs become options here (RFC 7252 §6.4); everything below works with messages and peers.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { Method, codeToString, isSuccessCode, methodFromName, type Code, type MethodName } from '../coap/codes.js';
+import { EMPTY_BYTES, MessageType, addOption, decodeString, encodeString, encodeUint, getUintOption, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { OptionNumber } from '../coap/options.js';
+import { parseCoapUri, uriToOptions, type CoapUri } from '../coap/uri.js';
+import type { EndpointContext } from '../exchange/context.js';
+import { CoapEndpoint, type EndpointOptions } from '../exchange/endpoint.js';
+import { CoapRequestError } from '../exchange/errors.js';
+import type { TransmissionParameters } from '../messaging/parameters.js';
+import type { PeerAddress } from '../transport/transport.js';
+import { UdpTransport } from '../transport/udp.js';
+
+export interface ClientRequest {
+  method: MethodName | Lowercase<MethodName> | 'ipatch' | Code;
+  uri: string;
+  payload?: string | Uint8Array;
+  contentFormat?: number;
+  accept?: number;
+  /** Further options; Uri-* options come from the URI. */
+  options?: CoapOption[];
+  /** CON (default) or NON. */
+  confirmable?: boolean;
+  /** Milliseconds to wait for the response after the ACK (or after sending a NON). */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+export interface ClientResponse {
+  readonly code: Code;
+  /** "2.05 Content" */
+  readonly status: string;
+  readonly ok: boolean;
+  readonly options: readonly CoapOption[];
+  readonly payload: Buffer;
+  readonly contentFormat: number | undefined;
+  readonly message: CoapMessage;
+  readonly context: EndpointContext;
+  text(): string;
+}
+
+export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'parameters'> {
+  parameters?: Partial<TransmissionParameters>;
+  /** Local address to bind for IPv4 peers. Default '0.0.0.0' (any), port 0. */
+  bindIpv4?: string;
+  bindIpv6?: string;
+}
+
+export class CoapClient {
+  private readonly endpoints = new Map<4 | 6, Promise<CoapEndpoint>>();
+  private closed = false;
+
+  constructor(private readonly options: ClientOptions = {}) {}
+
+  /** The endpoint used for IPv4 or IPv6 peers, created on first use. */
+  endpoint(family: 4 | 6): Promise<CoapEndpoint> {
+    let endpoint = this.endpoints.get(family);
+    if (!endpoint) {
+      const host = family === 6 ? (this.options.bindIpv6 ?? '::') : (this.options.bindIpv4 ?? '0.0.0.0');
+      endpoint = UdpTransport.bind({ host, port: 0 }).then((transport) => new CoapEndpoint({ ...this.options, transport }));
+      this.endpoints.set(family, endpoint);
+    }
+    return endpoint;
+  }
+
+  async request(request: ClientRequest): Promise<ClientResponse> {
+    if (this.closed) throw new CoapRequestError('client is closed');
+    const code = typeof request.method === 'number' ? request.method : methodFromName(request.method);
+    if (code === undefined) throw new CoapRequestError(`unknown method ${String(request.method)}`);
+    const uri = parseCoapUri(request.uri);
+    if (uri.scheme === 'coaps') throw new CoapRequestError('coaps:// needs the DTLS transport, which this build does not have yet');
+    const peer = await resolvePeer(uri);
+    const message = buildRequestMessage(code, uri, peer, request);
+    const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4);
+    const received = await endpoint.request(message, peer, {
+      confirmable: request.confirmable !== false,
+      ...(request.timeout !== undefined ? { responseTimeout: request.timeout } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
+    });
+    return toClientResponse(received.message, received.context);
+  }
+
+  get(uri: string, options: Omit<ClientRequest, 'method' | 'uri'> = {}): Promise<ClientResponse> {
+    return this.request({ ...options, method: Method.GET, uri });
+  }
+  post(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
+    return this.request({ ...options, method: Method.POST, uri, ...(payload !== undefined ? { payload } : {}) });
+  }
+  put(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
+    return this.request({ ...options, method: Method.PUT, uri, ...(payload !== undefined ? { payload } : {}) });
+  }
+  delete(uri: string, options: Omit<ClientRequest, 'method' | 'uri'> = {}): Promise<ClientResponse> {
+    return this.request({ ...options, method: Method.DELETE, uri });
+  }
+  fetch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
+    return this.request({ ...options, method: Method.FETCH, uri, ...(payload !== undefined ? { payload } : {}) });
+  }
+  patch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
+    return this.request({ ...options, method: Method.PATCH, uri, ...(payload !== undefined ? { payload } : {}) });
+  }
+  ipatch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
+    return this.request({ ...options, method: Method.IPATCH, uri, ...(payload !== undefined ? { payload } : {}) });
+  }
+
+  /** CoAP ping (§4.3) to the URI's host and port; resolves with the round-trip time in ms. */
+  async ping(uri: string): Promise<number> {
+    const peer = await resolvePeer(parseCoapUri(uri));
+    const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4);
+    return endpoint.ping(peer);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const endpoints = [...this.endpoints.values()];
+    this.endpoints.clear();
+    await Promise.all(endpoints.map(async (e) => (await e.catch(() => undefined))?.close()));
+  }
+}
+
+/** One-shot request on a client of its own: convenient for scripts, a socket per call. */
+export async function request(req: ClientRequest & { client?: ClientOptions }): Promise<ClientResponse> {
+  const client = new CoapClient(req.client);
+  try {
+    return await client.request(req);
+  } finally {
+    await client.close();
+  }
+}
+
+async function resolvePeer(uri: CoapUri): Promise<PeerAddress> {
+  if (isIP(uri.host)) return { address: uri.host, port: uri.port };
+  try {
+    const { address } = await lookup(uri.host);
+    return { address, port: uri.port };
+  } catch {
+    throw new CoapRequestError(`cannot resolve host ${uri.host}`);
+  }
+}
+
+export function buildRequestMessage(code: Code, uri: CoapUri, peer: PeerAddress, request: Omit<ClientRequest, 'method' | 'uri'>): CoapMessage {
+  const message: CoapMessage = {
+    type: request.confirmable === false ? MessageType.NON : MessageType.CON,
+    code,
+    messageId: 0,
+    token: EMPTY_BYTES,
+    options: uriToOptions(uri, peer.address),
+    payload: typeof request.payload === 'string' ? encodeString(request.payload) : (request.payload ?? EMPTY_BYTES),
+  };
+  if (request.contentFormat !== undefined) addOption(message, OptionNumber.ContentFormat, encodeUint(request.contentFormat));
+  if (request.accept !== undefined) addOption(message, OptionNumber.Accept, encodeUint(request.accept));
+  for (const o of request.options ?? []) addOption(message, o.number, o.value);
+  return message;
+}
+
+export function toClientResponse(message: CoapMessage, context: EndpointContext): ClientResponse {
+  const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
+  return {
+    code: message.code,
+    status: codeToString(message.code),
+    ok: isSuccessCode(message.code),
+    options: message.options,
+    payload,
+    contentFormat: getUintOption(message, OptionNumber.ContentFormat),
+    message,
+    context,
+    text: () => decodeString(payload),
+  };
+}

@@ -1,0 +1,171 @@
+/**
+ * RFC 7252 §3 message format: 4-byte header, token, options (delta/length nibbles with 13/14
+ * extensions), 0xFF payload marker, payload. Pure functions; no I/O.
+ */
+import { MessageType, type CoapMessage, type CoapOption, EMPTY_BYTES } from './message.js';
+
+export type FormatErrorKind =
+  /** §3: "Messages with unknown version numbers MUST be silently ignored." */
+  | 'unknown-version'
+  /** Anything else: §4.2/§4.3 — a CON gets RST (when the header was readable), a NON is dropped. */
+  | 'format';
+
+export class MessageFormatError extends Error {
+  constructor(
+    message: string,
+    readonly kind: FormatErrorKind,
+    /** Present when the 4-byte header could be read, so the receiver can answer a CON with RST. */
+    readonly header?: { type: MessageType; messageId: number },
+  ) {
+    super(message);
+    this.name = 'MessageFormatError';
+  }
+}
+
+export const COAP_VERSION = 1;
+const PAYLOAD_MARKER = 0xff;
+
+function extendedLength(value: number): number {
+  return value < 13 ? 0 : value < 269 ? 1 : 2;
+}
+
+/** Encodes a message. Options must be sorted (createMessage/addOption keep them so). */
+export function encodeMessage(msg: CoapMessage): Buffer {
+  const tokenLength = msg.token.length;
+  if (tokenLength > 8) throw new RangeError(`token longer than 8 bytes (${tokenLength})`);
+  let size = 4 + tokenLength;
+  let previous = 0;
+  const options = msg.options;
+  for (let i = 0; i < options.length; i++) {
+    const o = options[i]!;
+    const delta = o.number - previous;
+    if (delta < 0) throw new RangeError('options are not sorted by number');
+    if (o.number > 0xffff) throw new RangeError(`option number out of range: ${o.number}`);
+    const length = o.value.length;
+    if (length > 65804) throw new RangeError(`option ${o.number} value too long (${length})`);
+    size += 1 + extendedLength(delta) + extendedLength(length) + length;
+    previous = o.number;
+  }
+  if (msg.payload.length > 0) size += 1 + msg.payload.length;
+
+  const out = Buffer.allocUnsafe(size);
+  out[0] = (COAP_VERSION << 6) | (msg.type << 4) | tokenLength;
+  out[1] = msg.code;
+  out[2] = (msg.messageId >>> 8) & 0xff;
+  out[3] = msg.messageId & 0xff;
+  let pos = 4;
+  for (let i = 0; i < tokenLength; i++) out[pos++] = msg.token[i]!;
+  previous = 0;
+  for (let i = 0; i < options.length; i++) {
+    const o = options[i]!;
+    const delta = o.number - previous;
+    const length = o.value.length;
+    const headerPos = pos++;
+    const deltaNibble = delta < 13 ? delta : delta < 269 ? 13 : 14;
+    const lengthNibble = length < 13 ? length : length < 269 ? 13 : 14;
+    out[headerPos] = (deltaNibble << 4) | lengthNibble;
+    if (deltaNibble === 13) out[pos++] = delta - 13;
+    else if (deltaNibble === 14) {
+      out.writeUInt16BE(delta - 269, pos);
+      pos += 2;
+    }
+    if (lengthNibble === 13) out[pos++] = length - 13;
+    else if (lengthNibble === 14) {
+      out.writeUInt16BE(length - 269, pos);
+      pos += 2;
+    }
+    out.set(o.value, pos);
+    pos += length;
+    previous = o.number;
+  }
+  if (msg.payload.length > 0) {
+    out[pos++] = PAYLOAD_MARKER;
+    out.set(msg.payload, pos);
+  }
+  return out;
+}
+
+/**
+ * Decodes a datagram. Option values, token and payload are views into `data` (no copies).
+ * Throws MessageFormatError for every message format error of §3 and §4.1.
+ */
+export function decodeMessage(data: Uint8Array): CoapMessage {
+  if (data.length < 4) throw new MessageFormatError('datagram shorter than the 4-byte header', 'format');
+  const b0 = data[0]!;
+  const version = b0 >> 6;
+  const type = ((b0 >> 4) & 3) as MessageType;
+  const messageId = (data[2]! << 8) | data[3]!;
+  const header = { type, messageId };
+  if (version !== COAP_VERSION) throw new MessageFormatError(`unknown CoAP version ${version}`, 'unknown-version', header);
+  const tokenLength = b0 & 0x0f;
+  // §3: TKL 9-15 are reserved and MUST be processed as a message format error.
+  if (tokenLength > 8) throw new MessageFormatError(`reserved token length ${tokenLength}`, 'format', header);
+  const code = data[1]!;
+  if (code === 0 && (tokenLength !== 0 || data.length !== 4)) {
+    // §4.1: an Empty message has TKL 0 and nothing after the Message ID.
+    throw new MessageFormatError('empty message with token, options or payload', 'format', header);
+  }
+  if (4 + tokenLength > data.length) throw new MessageFormatError('truncated token', 'format', header);
+  const token = tokenLength === 0 ? EMPTY_BYTES : data.subarray(4, 4 + tokenLength);
+
+  const options: CoapOption[] = [];
+  let pos = 4 + tokenLength;
+  let number = 0;
+  let payload = EMPTY_BYTES;
+  while (pos < data.length) {
+    const byte = data[pos++]!;
+    if (byte === PAYLOAD_MARKER) {
+      // §3: a marker followed by a zero-length payload MUST be processed as a format error.
+      if (pos === data.length) throw new MessageFormatError('payload marker with empty payload', 'format', header);
+      payload = data.subarray(pos);
+      break;
+    }
+    let delta = byte >> 4;
+    let length = byte & 0x0f;
+    // §3.1: nibble 15 is reserved (in the delta only as part of the payload marker).
+    if (delta === 15) throw new MessageFormatError('reserved option delta 15', 'format', header);
+    if (length === 15) throw new MessageFormatError('reserved option length 15', 'format', header);
+    if (delta === 13) {
+      if (pos + 1 > data.length) throw new MessageFormatError('truncated option delta', 'format', header);
+      delta = data[pos++]! + 13;
+    } else if (delta === 14) {
+      if (pos + 2 > data.length) throw new MessageFormatError('truncated option delta', 'format', header);
+      delta = ((data[pos]! << 8) | data[pos + 1]!) + 269;
+      pos += 2;
+    }
+    if (length === 13) {
+      if (pos + 1 > data.length) throw new MessageFormatError('truncated option length', 'format', header);
+      length = data[pos++]! + 13;
+    } else if (length === 14) {
+      if (pos + 2 > data.length) throw new MessageFormatError('truncated option length', 'format', header);
+      length = ((data[pos]! << 8) | data[pos + 1]!) + 269;
+      pos += 2;
+    }
+    number += delta;
+    if (number > 0xffff) throw new MessageFormatError('option number beyond 65535', 'format', header);
+    if (pos + length > data.length) throw new MessageFormatError('truncated option value', 'format', header);
+    options.push({ number, value: data.subarray(pos, pos + length) });
+    pos += length;
+  }
+  return { type, code, messageId, token, options, payload };
+}
+
+/** Decodes, returning the error instead of throwing (for socket handlers). */
+export function tryDecodeMessage(data: Uint8Array): CoapMessage | MessageFormatError {
+  try {
+    return decodeMessage(data);
+  } catch (e) {
+    if (e instanceof MessageFormatError) return e;
+    return new MessageFormatError(String(e), 'format');
+  }
+}
+
+/** An Empty ACK or RST (§4.1) for the given Message ID. */
+export function encodeEmpty(type: MessageType, messageId: number): Buffer {
+  const out = Buffer.allocUnsafe(4);
+  out[0] = (COAP_VERSION << 6) | (type << 4);
+  out[1] = 0;
+  out[2] = (messageId >>> 8) & 0xff;
+  out[3] = messageId & 0xff;
+  return out;
+}

@@ -1,0 +1,143 @@
+/**
+ * The one message type every layer uses (architecture rule 4): a decoded CoAP message is the same
+ * object whether it came off a socket, out of a cache or out of an OSCORE decryption.
+ */
+import { OptionNumber } from './options.js';
+
+export const MessageType = { CON: 0, NON: 1, ACK: 2, RST: 3 } as const;
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+export const MESSAGE_TYPE_NAMES = ['CON', 'NON', 'ACK', 'RST'] as const;
+
+export interface CoapOption {
+  readonly number: number;
+  readonly value: Uint8Array;
+}
+
+export interface CoapMessage {
+  type: MessageType;
+  /** class << 5 | detail, see codes.ts */
+  code: number;
+  messageId: number;
+  token: Uint8Array;
+  /** Sorted by option number; repeated options keep their order (RFC 7252 §5.4.5). */
+  options: CoapOption[];
+  payload: Uint8Array;
+}
+
+export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
+
+export function createMessage(fields: Partial<CoapMessage> & Pick<CoapMessage, 'code'>): CoapMessage {
+  return {
+    type: fields.type ?? MessageType.CON,
+    code: fields.code,
+    messageId: fields.messageId ?? 0,
+    token: fields.token ?? EMPTY_BYTES,
+    options: fields.options ? sortOptions(fields.options) : [],
+    payload: fields.payload ?? EMPTY_BYTES,
+  };
+}
+
+/** Stable sort by number, so repeated options keep their relative order. */
+export function sortOptions(options: CoapOption[]): CoapOption[] {
+  for (let i = 1; i < options.length; i++) {
+    if (options[i]!.number < options[i - 1]!.number) {
+      return options.map((o, index) => ({ o, index }))
+        .sort((a, b) => a.o.number - b.o.number || a.index - b.index)
+        .map((x) => x.o);
+    }
+  }
+  return options;
+}
+
+// --- option values -------------------------------------------------------------------------
+
+/** Minimal big-endian encoding of a uint option (RFC 7252 §3.2: no leading zero bytes; 0 is empty). */
+export function encodeUint(value: number): Uint8Array {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new RangeError(`uint option value out of range: ${value}`);
+  }
+  if (value === 0) return EMPTY_BYTES;
+  if (value < 0x100) return Uint8Array.of(value);
+  if (value < 0x10000) return Uint8Array.of(value >>> 8, value & 0xff);
+  if (value < 0x1000000) return Uint8Array.of(value >>> 16, (value >>> 8) & 0xff, value & 0xff);
+  return Uint8Array.of(value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff);
+}
+
+/** Leading zero bytes are tolerated on receipt (RFC 7252 §3.2 says senders SHOULD NOT send them). */
+export function decodeUint(bytes: Uint8Array): number {
+  let v = 0;
+  for (let i = 0; i < bytes.length; i++) v = v * 256 + bytes[i]!;
+  return v;
+}
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
+const utf8Encoder = new TextEncoder();
+export const encodeString = (s: string): Uint8Array => utf8Encoder.encode(s);
+export const decodeString = (b: Uint8Array): string => utf8Decoder.decode(b);
+
+// --- option access -------------------------------------------------------------------------
+
+export function getOption(msg: Pick<CoapMessage, 'options'>, number: number): Uint8Array | undefined {
+  for (const o of msg.options) {
+    if (o.number === number) return o.value;
+    if (o.number > number) break;
+  }
+  return undefined;
+}
+
+export function getOptions(msg: Pick<CoapMessage, 'options'>, number: number): Uint8Array[] {
+  const values: Uint8Array[] = [];
+  for (const o of msg.options) {
+    if (o.number === number) values.push(o.value);
+    else if (o.number > number) break;
+  }
+  return values;
+}
+
+export const hasOption = (msg: Pick<CoapMessage, 'options'>, number: number): boolean =>
+  getOption(msg, number) !== undefined;
+
+export function getUintOption(msg: Pick<CoapMessage, 'options'>, number: number): number | undefined {
+  const v = getOption(msg, number);
+  return v === undefined ? undefined : decodeUint(v);
+}
+
+export function getStringOptions(msg: Pick<CoapMessage, 'options'>, number: number): string[] {
+  return getOptions(msg, number).map(decodeString);
+}
+
+/** Removes every instance of the option. */
+export function removeOption(msg: Pick<CoapMessage, 'options'>, number: number): void {
+  msg.options = msg.options.filter((o) => o.number !== number);
+}
+
+/** Inserts after any existing instances of the same number, keeping the list sorted. */
+export function addOption(msg: Pick<CoapMessage, 'options'>, number: number, value: Uint8Array): void {
+  let i = msg.options.length;
+  while (i > 0 && msg.options[i - 1]!.number > number) i--;
+  msg.options.splice(i, 0, { number, value });
+}
+
+/** Replaces every instance of the option with the given values (none removes it). */
+export function setOption(msg: Pick<CoapMessage, 'options'>, number: number, ...values: Uint8Array[]): void {
+  removeOption(msg, number);
+  for (const v of values) addOption(msg, number, v);
+}
+
+export const setUintOption = (msg: Pick<CoapMessage, 'options'>, number: number, value: number): void =>
+  setOption(msg, number, encodeUint(value));
+
+export const contentFormatOf = (msg: Pick<CoapMessage, 'options'>): number | undefined =>
+  getUintOption(msg, OptionNumber.ContentFormat);
+
+/** RFC 7252 §5.10.5: Max-Age defaults to 60 seconds when absent. */
+export const maxAgeOf = (msg: Pick<CoapMessage, 'options'>): number =>
+  getUintOption(msg, OptionNumber.MaxAge) ?? 60;
+
+export const tokenToHex = (token: Uint8Array): string => Buffer.from(token.buffer, token.byteOffset, token.byteLength).toString('hex');
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,37 @@
+/**
+ * RFC 7252 §5.4.1 (critical vs elective), §5.4.3 (a value of the wrong length is treated like an
+ * unrecognized option) and §5.4.5 (supernumerary occurrences of a non-repeatable option are treated
+ * like unrecognized options). Shared by the server (→ 4.02) and the client (→ reject the response).
+ */
+import type { CoapOption } from './message.js';
+import { hasValidLength, isCritical, optionDefinition, optionName } from './options.js';
+
+export interface OptionCheck {
+  /** The first critical option that is unrecognized, malformed or repeated, described for a 4.02 diagnostic. */
+  criticalProblem?: { number: number; reason: string };
+  /** The options with unrecognized/malformed/supernumerary elective occurrences removed. */
+  options: CoapOption[];
+}
+
+export function checkOptions(
+  options: readonly CoapOption[],
+  isRecognized: (number: number) => boolean = (n) => optionDefinition(n) !== undefined,
+): OptionCheck {
+  let cleaned: CoapOption[] | undefined;
+  let previousNumber = -1;
+  for (let i = 0; i < options.length; i++) {
+    const o = options[i]!;
+    let reason: string | undefined;
+    if (!isRecognized(o.number)) reason = `unrecognized critical option ${optionName(o.number)}`;
+    else if (!hasValidLength(o.number, o.value.length)) reason = `${optionName(o.number)} has an invalid length (${o.value.length})`;
+    else if (o.number === previousNumber && !optionDefinition(o.number)?.repeatable) reason = `${optionName(o.number)} must not be repeated`;
+    previousNumber = o.number;
+    if (reason === undefined) {
+      cleaned?.push(o);
+      continue;
+    }
+    if (isCritical(o.number)) return { criticalProblem: { number: o.number, reason }, options: [...options] };
+    cleaned ??= options.slice(0, i);
+  }
+  return { options: cleaned ?? (options as CoapOption[]) };
+}

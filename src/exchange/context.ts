@@ -1,0 +1,14 @@
+import type { PeerAddress, TransportSecurity } from '../transport/transport.js';
+
+/**
+ * Who sent a message and how it was protected (architecture rule 5). Handlers authorize on this,
+ * never on raw addresses alone. Later layers add what they removed (OSCORE layers).
+ */
+export interface EndpointContext {
+  readonly peer: PeerAddress;
+  /** "127.0.0.1:5683" / "[::1]:5683" */
+  readonly peerKey: string;
+  readonly scheme: 'coap' | 'coaps';
+  /** DTLS identity when the datagram arrived over DTLS. */
+  readonly security?: TransportSecurity;
+}

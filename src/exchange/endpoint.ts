@@ -1,0 +1,305 @@
+/**
+ * One CoAP endpoint on one transport: the exchange layer above messaging. It matches responses to
+ * requests by token and peer (RFC 7252 §5.3.2), gates requests by NSTART (§4.7), generates random
+ * tokens (RFC 9175 §4.2), and hands requests to a server handler as ServerExchanges. Clients,
+ * servers and proxies are all built on it (a proxy is both at once).
+ */
+import { isEmptyCode, isResponseCode } from '../coap/codes.js';
+import { bytesEqual, type CoapMessage } from '../coap/message.js';
+import { checkOptions } from '../coap/option-validation.js';
+import { InboundMessage, MessageLayer, type ConfirmableListener, type MessageLayerStats, type OutgoingHandle } from '../messaging/message-layer.js';
+import { maxTransmitWait, withDefaults, type TransmissionParameters } from '../messaging/parameters.js';
+import type { DatagramTransport, PeerAddress } from '../transport/transport.js';
+import { peerKey } from '../transport/transport.js';
+import { defaultRandom, type RandomSource } from '../util/random.js';
+import { RealScheduler, type Scheduler, type Timer } from '../util/scheduler.js';
+import type { EndpointContext } from './context.js';
+import { BadResponseError, CancelledError, ResetError, TimeoutError } from './errors.js';
+import { NstartGate } from './nstart.js';
+
+export interface EndpointOptions {
+  transport: DatagramTransport;
+  parameters?: Partial<TransmissionParameters>;
+  scheduler?: Scheduler;
+  random?: RandomSource;
+  /** Bytes per generated token, 1..8. Default 8 (RFC 9175 §4.2: long random tokens). */
+  tokenLength?: number;
+  maxTrackedMessages?: number;
+}
+
+export interface RequestOptions {
+  /** CON (default) or NON. */
+  confirmable?: boolean;
+  /** How long to wait for a response once the request is acknowledged, or after sending a NON. */
+  responseTimeout?: number;
+  signal?: AbortSignal;
+}
+
+export interface ReceivedResponse {
+  message: CoapMessage;
+  context: EndpointContext;
+}
+
+export type RequestHandler = (request: CoapMessage, exchange: ServerExchange) => void;
+
+/** A received request and the means to answer it, once (or repeatedly, for Observe). */
+export class ServerExchange {
+  constructor(
+    private readonly messaging: MessageLayer,
+    readonly inbound: InboundMessage,
+    readonly context: EndpointContext,
+  ) {}
+
+  get request(): CoapMessage {
+    return this.inbound.message;
+  }
+
+  get acknowledged(): boolean {
+    return this.inbound.acknowledged;
+  }
+
+  /** Piggybacked if the CON is still unacknowledged, separate otherwise (§5.2). Token is copied. */
+  respond(response: CoapMessage, separate?: Parameters<MessageLayer['respond']>[2]): void {
+    response.token = this.inbound.message.token;
+    this.messaging.respond(this.inbound, response, separate);
+  }
+
+  /** Empty ACK now; the response follows separately (§5.2.2). */
+  acknowledge(): void {
+    this.messaging.acknowledge(this.inbound);
+  }
+
+  /** RST for a CON that cannot be processed (§4.2); nothing for a NON. */
+  reject(): void {
+    this.messaging.reject(this.inbound);
+  }
+}
+
+interface PendingRequest {
+  readonly tokenKey: string;
+  readonly peerKey: string;
+  readonly peer: PeerAddress;
+  readonly message: CoapMessage;
+  readonly options: RequestOptions;
+  readonly resolve: (r: ReceivedResponse) => void;
+  readonly reject: (e: Error) => void;
+  start: () => void;
+  handle?: OutgoingHandle;
+  responseTimer?: Timer;
+  holdsSlot: boolean;
+  settled: boolean;
+  onAbort?: () => void;
+}
+
+export class CoapEndpoint {
+  readonly messaging: MessageLayer;
+  readonly scheduler: Scheduler;
+  readonly parameters: TransmissionParameters;
+  private readonly random: RandomSource;
+  private readonly tokenLength: number;
+  private readonly pending = new Map<string, PendingRequest>();
+  private readonly gate: NstartGate;
+  private handler: RequestHandler | undefined;
+  private closed = false;
+
+  constructor(private readonly options: EndpointOptions) {
+    this.parameters = withDefaults(options.parameters);
+    this.scheduler = options.scheduler ?? new RealScheduler();
+    this.random = options.random ?? defaultRandom;
+    this.tokenLength = options.tokenLength ?? 8;
+    if (!Number.isInteger(this.tokenLength) || this.tokenLength < 1 || this.tokenLength > 8) {
+      throw new RangeError('tokenLength must be 1..8');
+    }
+    this.gate = new NstartGate(this.parameters.nstart);
+    const transport = options.transport;
+    this.messaging = new MessageLayer({
+      parameters: this.parameters,
+      scheduler: this.scheduler,
+      random: this.random,
+      send: (data, peer) => transport.send(data, peer),
+      maxTrackedMessages: options.maxTrackedMessages,
+      events: {
+        onRequest: (request, inbound) => this.onRequest(request, inbound),
+        onSeparateResponse: (response, inbound) => this.onSeparateResponse(response, inbound),
+      },
+    });
+    transport.setHandler((data, peer, security) => this.messaging.receive(data, peer, security));
+  }
+
+  get transport(): DatagramTransport {
+    return this.options.transport;
+  }
+
+  setRequestHandler(handler: RequestHandler | undefined): void {
+    this.handler = handler;
+  }
+
+  /**
+   * Sends a request (code, options, payload taken from `message`; token and Message ID assigned)
+   * and resolves with the first response.
+   */
+  request(message: CoapMessage, peer: PeerAddress, options: RequestOptions = {}): Promise<ReceivedResponse> {
+    if (this.closed) return Promise.reject(new CancelledError('endpoint is closed'));
+    if (options.signal?.aborted) return Promise.reject(new CancelledError('request aborted'));
+    const token = this.newToken();
+    message.token = token;
+    const key = peerKey(peer);
+    return new Promise<ReceivedResponse>((resolve, reject) => {
+      const pending: PendingRequest = {
+        tokenKey: tokenKeyOf(token),
+        peerKey: key,
+        peer,
+        message,
+        options,
+        resolve,
+        reject,
+        start: () => this.startRequest(pending),
+        holdsSlot: false,
+        settled: false,
+      };
+      this.pending.set(pending.tokenKey, pending);
+      if (options.signal) {
+        pending.onAbort = () => this.fail(pending, new CancelledError('request aborted'));
+        options.signal.addEventListener('abort', pending.onAbort, { once: true });
+      }
+      this.gate.acquire(key, pending.start);
+    });
+  }
+
+  /** CoAP ping (§4.3). */
+  ping(peer: PeerAddress): Promise<number> {
+    return this.messaging.ping(peer);
+  }
+
+  private startRequest(pending: PendingRequest): void {
+    pending.holdsSlot = true;
+    if (pending.settled) {
+      this.releaseSlot(pending);
+      return;
+    }
+    try {
+      if (pending.options.confirmable === false) {
+        this.messaging.sendNonConfirmable(pending.message, pending.peer);
+        this.armResponseTimer(pending);
+      } else {
+        pending.handle = this.messaging.sendConfirmable(pending.message, pending.peer, this.confirmableListener(pending));
+      }
+    } catch (error) {
+      this.fail(pending, error as Error);
+    }
+  }
+
+  private confirmableListener(pending: PendingRequest): ConfirmableListener {
+    return {
+      onAck: (ack) => {
+        if (isEmptyCode(ack.code)) {
+          // §4.7: acknowledged, so no longer outstanding; the response comes separately.
+          this.releaseSlot(pending);
+          this.armResponseTimer(pending);
+          return;
+        }
+        if (!bytesEqual(ack.token, pending.message.token)) {
+          this.fail(pending, new BadResponseError('piggybacked response carries a different token'));
+          return;
+        }
+        this.deliver(pending, ack, this.contextFor(pending.peer, undefined));
+      },
+      onReset: () => this.fail(pending, new ResetError(`${pending.peerKey} rejected the request (RST)`)),
+      onTimeout: () =>
+        this.fail(pending, new TimeoutError(`no acknowledgement from ${pending.peerKey} after ${this.parameters.maxRetransmit} retransmissions`)),
+    };
+  }
+
+  private armResponseTimer(pending: PendingRequest): void {
+    if (pending.settled) return;
+    const wait = pending.options.responseTimeout ?? maxTransmitWait(this.parameters);
+    pending.responseTimer = this.scheduler.schedule(wait, () =>
+      this.fail(pending, new TimeoutError(`no response from ${pending.peerKey} within ${Math.round(wait)} ms`)),
+    );
+  }
+
+  private onSeparateResponse(response: CoapMessage, inbound: InboundMessage): boolean {
+    const pending = this.pending.get(tokenKeyOf(response.token));
+    // §5.3.2: the token and the source endpoint must both match the request.
+    if (!pending || pending.peerKey !== inbound.peerKey || !isResponseCode(response.code)) return false;
+    // A separate response proves the request arrived, even if its empty ACK was lost (§5.2.2).
+    pending.handle?.cancel();
+    return this.deliver(pending, response, this.contextFor(inbound.peer, inbound));
+  }
+
+  /** Returns false when the response is rejected. */
+  private deliver(pending: PendingRequest, response: CoapMessage, context: EndpointContext): boolean {
+    const check = checkOptions(response.options);
+    if (check.criticalProblem) {
+      // §5.4.1: an unrecognized critical option in a response MUST cause it to be rejected.
+      this.fail(pending, new BadResponseError(`response rejected: ${check.criticalProblem.reason}`));
+      return false;
+    }
+    response.options = check.options;
+    this.settle(pending);
+    pending.resolve({ message: response, context });
+    return true;
+  }
+
+  private fail(pending: PendingRequest, error: Error): void {
+    if (pending.settled) return;
+    pending.handle?.cancel();
+    if (!pending.holdsSlot) this.gate.withdraw(pending.peerKey, pending.start);
+    this.settle(pending);
+    pending.reject(error);
+  }
+
+  private settle(pending: PendingRequest): void {
+    pending.settled = true;
+    pending.responseTimer?.cancel();
+    this.pending.delete(pending.tokenKey);
+    if (pending.onAbort) pending.options.signal?.removeEventListener('abort', pending.onAbort);
+    this.releaseSlot(pending);
+  }
+
+  private releaseSlot(pending: PendingRequest): void {
+    if (!pending.holdsSlot) return;
+    pending.holdsSlot = false;
+    this.gate.release(pending.peerKey);
+  }
+
+  private onRequest(request: CoapMessage, inbound: InboundMessage): void {
+    const exchange = new ServerExchange(this.messaging, inbound, this.contextFor(inbound.peer, inbound));
+    if (!this.handler) {
+      // §4.2/§4.3: nobody here serves requests — reject.
+      exchange.reject();
+      return;
+    }
+    this.handler(request, exchange);
+  }
+
+  private contextFor(peer: PeerAddress, inbound: InboundMessage | undefined): EndpointContext {
+    return {
+      peer,
+      peerKey: inbound?.peerKey ?? peerKey(peer),
+      scheme: this.options.transport.scheme,
+      ...(inbound?.security ? { security: inbound.security } : {}),
+    };
+  }
+
+  private newToken(): Uint8Array {
+    for (;;) {
+      const token = this.random.bytes(this.tokenLength);
+      if (!this.pending.has(tokenKeyOf(token))) return token;
+    }
+  }
+
+  stats(): MessageLayerStats & { pendingRequests: number } {
+    return { ...this.messaging.getStats(), pendingRequests: this.pending.size };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of [...this.pending.values()]) this.fail(p, new CancelledError('endpoint closed'));
+    this.messaging.close();
+    await this.options.transport.close();
+  }
+}
+
+const tokenKeyOf = (token: Uint8Array): string => Buffer.from(token.buffer, token.byteOffset, token.byteLength).toString('latin1');

@@ -1,0 +1,468 @@
+/**
+ * RFC 7252 §4 messaging: Message IDs, CON retransmission with exponential back-off, matching of
+ * ACK/RST to what we sent, deduplication of received CON/NON with the cached reply replayed for a
+ * duplicate CON, piggybacked versus separate responses, CoAP ping, and rejection (RST) of CON
+ * messages with format errors. Tokens and request/response semantics live one layer up.
+ *
+ * Sans-IO in the sense of the architecture guide: the transport and the scheduler are injected,
+ * so lockstep tests drive this class with scripted datagrams and a fake clock.
+ */
+import { MessageFormatError, decodeMessage, encodeEmpty, encodeMessage } from '../coap/codec.js';
+import { isEmptyCode, isReservedCode, isRequestCode, isResponseCode } from '../coap/codes.js';
+import { MessageType, bytesEqual, type CoapMessage } from '../coap/message.js';
+import type { PeerAddress, TransportSecurity } from '../transport/transport.js';
+import { peerKey } from '../transport/transport.js';
+import type { RandomSource } from '../util/random.js';
+import type { Scheduler, Timer } from '../util/scheduler.js';
+import { exchangeLifetime, nonLifetime, type TransmissionParameters } from './parameters.js';
+
+export interface ConfirmableListener {
+  /** An ACK arrived: empty, or with a piggybacked response. */
+  onAck(ack: CoapMessage): void;
+  /** The peer rejected the message with RST (§4.2). */
+  onReset(): void;
+  /** MAX_RETRANSMIT retransmissions went unacknowledged (§4.2). */
+  onTimeout(): void;
+}
+
+export interface MessagingEvents {
+  /** A request that is not a duplicate. Answer with respond(); acknowledge() for slow handlers. */
+  onRequest(request: CoapMessage, inbound: InboundMessage): void;
+  /**
+   * A response that arrived in its own CON or NON (a separate response or a notification).
+   * Return true to accept it (a CON is then ACKed) or false to reject it (RST, §4.2, §5.3.2).
+   */
+  onSeparateResponse(response: CoapMessage, inbound: InboundMessage): boolean;
+}
+
+/** A received CON or NON, kept for deduplication until its lifetime ends (§4.5). */
+export class InboundMessage {
+  /** Empty ACK or piggybacked response sent (CON only). */
+  acknowledged = false;
+  /** What a duplicate gets: the ACK (empty or with the response) or the RST we sent. */
+  reply: Buffer | undefined;
+  responded = false;
+
+  constructor(
+    readonly message: CoapMessage,
+    readonly peer: PeerAddress,
+    readonly peerKey: string,
+    readonly security: TransportSecurity | undefined,
+    readonly expiresAt: number,
+  ) {}
+
+  get confirmable(): boolean {
+    return this.message.type === MessageType.CON;
+  }
+}
+
+class OutgoingConfirmable implements OutgoingHandle {
+  retransmissions = 0;
+  timer: Timer | undefined;
+  done = false;
+
+  constructor(
+    readonly peer: PeerState,
+    readonly messageId: number,
+    readonly bytes: Buffer,
+    public timeout: number,
+    readonly listener: ConfirmableListener,
+    private readonly layer: MessageLayer,
+  ) {}
+
+  cancel(): void {
+    this.layer.stopRetransmission(this);
+  }
+}
+
+export interface OutgoingHandle {
+  readonly messageId: number;
+  /** Stops retransmitting; a later ACK or RST is ignored. */
+  cancel(): void;
+}
+
+class PeerState {
+  nextMessageId: number;
+  readonly outgoing = new Map<number, OutgoingConfirmable>();
+  /** NON messages we sent whose RST someone wants to hear about (e.g. an Observe notification). */
+  readonly nonListeners = new Map<number, { onReset(): void; expiresAt: number }>();
+  readonly received = new Map<number, InboundMessage>();
+
+  constructor(
+    readonly key: string,
+    readonly address: PeerAddress,
+    firstMessageId: number,
+  ) {
+    this.nextMessageId = firstMessageId;
+  }
+
+  get idle(): boolean {
+    return this.outgoing.size === 0 && this.received.size === 0 && this.nonListeners.size === 0;
+  }
+}
+
+export interface MessageLayerOptions {
+  parameters: TransmissionParameters;
+  scheduler: Scheduler;
+  random: RandomSource;
+  send: (data: Uint8Array, peer: PeerAddress) => void;
+  events: MessagingEvents;
+  /** Upper bound on remembered received messages; the oldest are forgotten first. Default 100,000. */
+  maxTrackedMessages?: number;
+}
+
+export interface MessageLayerStats {
+  peers: number;
+  outstandingConfirmables: number;
+  trackedMessages: number;
+  retransmissions: number;
+  duplicates: number;
+  formatErrors: number;
+}
+
+export class MessageLayer {
+  private readonly peers = new Map<string, PeerState>();
+  /** Expiry order of InboundMessage records (and NON listeners), oldest first. */
+  private expiryQueue: Array<{ peer: PeerState; messageId: number; kind: 'received' | 'non'; expiresAt: number }> = [];
+  private expiryHead = 0;
+  private sweepTimer: Timer | undefined;
+  private trackedMessages = 0;
+  private readonly maxTracked: number;
+  private readonly stats = { retransmissions: 0, duplicates: 0, formatErrors: 0 };
+  private closed = false;
+
+  constructor(private readonly options: MessageLayerOptions) {
+    this.maxTracked = options.maxTrackedMessages ?? 100_000;
+  }
+
+  get parameters(): TransmissionParameters {
+    return this.options.parameters;
+  }
+
+  // --- sending ---------------------------------------------------------------------------
+
+  /** Sends a CON with a fresh Message ID and retransmits it until ACK, RST or timeout. */
+  sendConfirmable(message: CoapMessage, peer: PeerAddress, listener: ConfirmableListener): OutgoingHandle {
+    const state = this.peerState(peer);
+    message.type = MessageType.CON;
+    message.messageId = this.allocateMessageId(state);
+    const bytes = encodeMessage(message);
+    const p = this.options.parameters;
+    // §4.2: initial timeout random in [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR].
+    const timeout = p.ackTimeout * (1 + (p.ackRandomFactor - 1) * this.options.random.float());
+    const out = new OutgoingConfirmable(state, message.messageId, bytes, timeout, listener, this);
+    state.outgoing.set(out.messageId, out);
+    this.options.send(bytes, state.address);
+    out.timer = this.options.scheduler.schedule(timeout, () => this.onRetransmitTimer(out));
+    return out;
+  }
+
+  /** Sends a NON with a fresh Message ID; `onReset` hears a RST for it within NON_LIFETIME. */
+  sendNonConfirmable(message: CoapMessage, peer: PeerAddress, onReset?: () => void): number {
+    const state = this.peerState(peer);
+    message.type = MessageType.NON;
+    message.messageId = this.allocateMessageId(state);
+    this.options.send(encodeMessage(message), state.address);
+    if (onReset) {
+      const expiresAt = this.options.scheduler.now() + nonLifetime(this.options.parameters);
+      state.nonListeners.set(message.messageId, { onReset, expiresAt });
+      this.track(state, message.messageId, 'non', expiresAt);
+    }
+    return message.messageId;
+  }
+
+  /**
+   * Answers a received request: piggybacked in the ACK while the CON is unacknowledged (§5.2.1),
+   * otherwise as a separate response (§5.2.2) — CON for a CON request, NON for a NON request
+   * (§5.2.3) unless `separateType` says otherwise. The listener hears about the separate CON's fate.
+   */
+  respond(
+    inbound: InboundMessage,
+    response: CoapMessage,
+    separate?: { type?: MessageType; listener?: ConfirmableListener },
+  ): void {
+    if (inbound.responded && !inbound.confirmable) return;
+    inbound.responded = true;
+    if (inbound.confirmable && !inbound.acknowledged) {
+      response.type = MessageType.ACK;
+      response.messageId = inbound.message.messageId;
+      const bytes = encodeMessage(response);
+      inbound.acknowledged = true;
+      inbound.reply = bytes;
+      this.options.send(bytes, inbound.peer);
+      return;
+    }
+    const type = separate?.type ?? (inbound.confirmable ? MessageType.CON : MessageType.NON);
+    if (type === MessageType.CON) {
+      this.sendConfirmable(response, inbound.peer, separate?.listener ?? IGNORE_CONFIRMABLE);
+    } else {
+      this.sendNonConfirmable(response, inbound.peer, separate?.listener ? () => separate.listener!.onReset() : undefined);
+    }
+  }
+
+  /** Sends the empty ACK for a CON whose response will come separately (§5.2.2). */
+  acknowledge(inbound: InboundMessage): void {
+    if (!inbound.confirmable || inbound.acknowledged) return;
+    inbound.acknowledged = true;
+    inbound.reply = encodeEmpty(MessageType.ACK, inbound.message.messageId);
+    this.options.send(inbound.reply, inbound.peer);
+  }
+
+  /** Rejects a received CON with RST (§4.2); a NON is just ignored (§4.3). */
+  reject(inbound: InboundMessage): void {
+    if (!inbound.confirmable || inbound.acknowledged) return;
+    inbound.acknowledged = true;
+    inbound.responded = true;
+    inbound.reply = encodeEmpty(MessageType.RST, inbound.message.messageId);
+    this.options.send(inbound.reply, inbound.peer);
+  }
+
+  /** CoAP ping (§4.3): an Empty CON, answered by RST. Resolves with the round-trip time. */
+  ping(peer: PeerAddress): Promise<number> {
+    const started = this.options.scheduler.now();
+    return new Promise((resolve, reject) => {
+      const done = (): void => resolve(this.options.scheduler.now() - started);
+      this.sendConfirmable(
+        { type: MessageType.CON, code: 0, messageId: 0, token: new Uint8Array(0), options: [], payload: new Uint8Array(0) },
+        peer,
+        { onAck: done, onReset: done, onTimeout: () => reject(new Error(`no answer to CoAP ping from ${peerKey(peer)}`)) },
+      );
+    });
+  }
+
+  // --- receiving -------------------------------------------------------------------------
+
+  /** Entry point for every datagram. Never throws. */
+  receive(data: Uint8Array, peer: PeerAddress, security?: TransportSecurity): void {
+    if (this.closed) return;
+    let message: CoapMessage;
+    try {
+      message = decodeMessage(data);
+    } catch (error) {
+      this.stats.formatErrors++;
+      if (error instanceof MessageFormatError && error.kind === 'format' && error.header?.type === MessageType.CON) {
+        // §4.2: a CON that cannot be processed is rejected with RST; NON, ACK and RST are dropped.
+        this.options.send(encodeEmpty(MessageType.RST, error.header.messageId), peer);
+      }
+      return;
+    }
+    switch (message.type) {
+      case MessageType.ACK:
+        this.onAck(message, peer);
+        return;
+      case MessageType.RST:
+        this.onReset(message, peer);
+        return;
+      default:
+        this.onConOrNon(message, peer, security);
+    }
+  }
+
+  private onAck(message: CoapMessage, peer: PeerAddress): void {
+    // §4.2: an ACK carries a response or is Empty; anything else is rejected, i.e. ignored.
+    if (!isEmptyCode(message.code) && !isResponseCode(message.code)) return;
+    const state = this.peers.get(peerKey(peer));
+    const out = state?.outgoing.get(message.messageId);
+    if (!out) return;
+    this.finish(out);
+    out.listener.onAck(message);
+  }
+
+  private onReset(message: CoapMessage, peer: PeerAddress): void {
+    // §4.1: RST must be Empty; a non-empty one is a format error and silently ignored.
+    if (!isEmptyCode(message.code)) return;
+    const state = this.peers.get(peerKey(peer));
+    if (!state) return;
+    const out = state.outgoing.get(message.messageId);
+    if (out) {
+      this.finish(out);
+      out.listener.onReset();
+      return;
+    }
+    const non = state.nonListeners.get(message.messageId);
+    if (non) {
+      state.nonListeners.delete(message.messageId);
+      non.onReset();
+    }
+  }
+
+  private onConOrNon(message: CoapMessage, peer: PeerAddress, security: TransportSecurity | undefined): void {
+    const confirmable = message.type === MessageType.CON;
+    if (isEmptyCode(message.code)) {
+      // §4.3: an Empty CON is a ping, answered with RST; an Empty NON is not allowed and ignored.
+      if (confirmable) this.options.send(encodeEmpty(MessageType.RST, message.messageId), peer);
+      return;
+    }
+    if (isReservedCode(message.code)) {
+      if (confirmable) this.options.send(encodeEmpty(MessageType.RST, message.messageId), peer);
+      return;
+    }
+    const state = this.peerState(peer);
+    const previous = state.received.get(message.messageId);
+    if (previous && isSameMessage(previous.message, message)) {
+      this.stats.duplicates++;
+      this.onDuplicate(previous);
+      return;
+    }
+    const lifetime = confirmable ? exchangeLifetime(this.options.parameters) : nonLifetime(this.options.parameters);
+    const expiresAt = this.options.scheduler.now() + lifetime;
+    const inbound = new InboundMessage(message, state.address, state.key, security, expiresAt);
+    // A Message ID reused with other content (a peer that wrapped around within EXCHANGE_LIFETIME)
+    // is a new message, not a duplicate; the newer record replaces the older.
+    if (!previous) this.trackedMessages++;
+    state.received.set(message.messageId, inbound);
+    this.track(state, message.messageId, 'received', expiresAt);
+
+    if (isRequestCode(message.code)) {
+      this.options.events.onRequest(message, inbound);
+      return;
+    }
+    // A response in its own CON/NON: accept (ACK a CON) or reject (RST).
+    const accepted = this.options.events.onSeparateResponse(message, inbound);
+    if (accepted) this.acknowledge(inbound);
+    else if (confirmable) this.reject(inbound);
+    else {
+      // §4.3: a NON may be rejected with RST too; RFC 7641 §3.6 relies on it for unwanted notifications.
+      inbound.reply = encodeEmpty(MessageType.RST, message.messageId);
+      this.options.send(inbound.reply, peer);
+    }
+  }
+
+  /** §4.5: a duplicate CON gets the same ACK/RST again; a duplicate NON is silently ignored. */
+  private onDuplicate(previous: InboundMessage): void {
+    if (!previous.confirmable) return;
+    if (previous.reply) {
+      this.options.send(previous.reply, previous.peer);
+      return;
+    }
+    // Still being processed: acknowledge now so the peer stops retransmitting; the response
+    // will follow as a separate CON.
+    this.acknowledge(previous);
+  }
+
+  // --- retransmission --------------------------------------------------------------------
+
+  private onRetransmitTimer(out: OutgoingConfirmable): void {
+    if (out.done) return;
+    if (out.retransmissions >= this.options.parameters.maxRetransmit) {
+      this.finish(out);
+      out.listener.onTimeout();
+      return;
+    }
+    out.retransmissions++;
+    this.stats.retransmissions++;
+    out.timeout *= 2; // §4.2: the timeout doubles with each retransmission.
+    this.options.send(out.bytes, out.peer.address);
+    out.timer = this.options.scheduler.schedule(out.timeout, () => this.onRetransmitTimer(out));
+  }
+
+  /** @internal used by OutgoingHandle.cancel */
+  stopRetransmission(out: OutgoingConfirmable): void {
+    if (!out.done) this.finish(out);
+  }
+
+  private finish(out: OutgoingConfirmable): void {
+    out.done = true;
+    out.timer?.cancel();
+    out.peer.outgoing.delete(out.messageId);
+    this.forgetIfIdle(out.peer);
+  }
+
+  // --- bookkeeping -----------------------------------------------------------------------
+
+  private peerState(peer: PeerAddress): PeerState {
+    const key = peerKey(peer);
+    let state = this.peers.get(key);
+    if (!state) {
+      const r = this.options.random.bytes(2);
+      state = new PeerState(key, { address: peer.address, port: peer.port }, (r[0]! << 8) | r[1]!);
+      this.peers.set(key, state);
+    }
+    return state;
+  }
+
+  private allocateMessageId(state: PeerState): number {
+    // Sequential per peer from a random start (§4.4); skip IDs still awaiting an ACK.
+    for (let attempts = 0; attempts < 0x10000; attempts++) {
+      const id = state.nextMessageId;
+      state.nextMessageId = (id + 1) & 0xffff;
+      if (!state.outgoing.has(id)) return id;
+    }
+    throw new Error(`all 65536 Message IDs towards ${state.key} are awaiting acknowledgement`);
+  }
+
+  private track(peer: PeerState, messageId: number, kind: 'received' | 'non', expiresAt: number): void {
+    this.expiryQueue.push({ peer, messageId, kind, expiresAt });
+    if (this.trackedMessages > this.maxTracked) this.sweep(true);
+    if (!this.sweepTimer) this.scheduleSweep();
+  }
+
+  private scheduleSweep(): void {
+    const interval = Math.max(10, Math.min(5000, nonLifetime(this.options.parameters) / 20));
+    this.sweepTimer = this.options.scheduler.schedule(interval, () => {
+      this.sweepTimer = undefined;
+      this.sweep(false);
+      if (this.expiryHead < this.expiryQueue.length) this.scheduleSweep();
+    });
+  }
+
+  /** Forgets expired records; with `overCapacity`, also the oldest until under the limit. */
+  private sweep(overCapacity: boolean): void {
+    const now = this.options.scheduler.now();
+    const queue = this.expiryQueue;
+    while (this.expiryHead < queue.length) {
+      const entry = queue[this.expiryHead]!;
+      const evict = overCapacity && this.trackedMessages > this.maxTracked;
+      if (entry.expiresAt > now && !evict) break;
+      this.expiryHead++;
+      const { peer, messageId } = entry;
+      if (entry.kind === 'received') {
+        const record = peer.received.get(messageId);
+        if (record && record.expiresAt === entry.expiresAt) {
+          peer.received.delete(messageId);
+          this.trackedMessages--;
+        }
+      } else {
+        const listener = peer.nonListeners.get(messageId);
+        if (listener && listener.expiresAt === entry.expiresAt) peer.nonListeners.delete(messageId);
+      }
+      this.forgetIfIdle(peer);
+    }
+    if (this.expiryHead > 1024 && this.expiryHead * 2 > queue.length) {
+      this.expiryQueue = queue.slice(this.expiryHead);
+      this.expiryHead = 0;
+    }
+  }
+
+  private forgetIfIdle(peer: PeerState): void {
+    // The Message ID counter goes with it; a fresh random start is as good (§4.4).
+    if (peer.idle) this.peers.delete(peer.key);
+  }
+
+  getStats(): MessageLayerStats {
+    let outstanding = 0;
+    for (const p of this.peers.values()) outstanding += p.outgoing.size;
+    return { peers: this.peers.size, outstandingConfirmables: outstanding, trackedMessages: this.trackedMessages, ...this.stats };
+  }
+
+  /** Stops every retransmission; outstanding CONs hear onTimeout. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sweepTimer?.cancel();
+    for (const peer of this.peers.values()) {
+      for (const out of [...peer.outgoing.values()]) {
+        this.finish(out);
+        out.listener.onTimeout();
+      }
+    }
+    this.peers.clear();
+  }
+}
+
+const IGNORE_CONFIRMABLE: ConfirmableListener = { onAck() {}, onReset() {}, onTimeout() {} };
+
+/** A true retransmission repeats the same message; same MID with another token or code is a new one. */
+function isSameMessage(a: CoapMessage, b: CoapMessage): boolean {
+  return a.code === b.code && a.type === b.type && bytesEqual(a.token, b.token);
+}

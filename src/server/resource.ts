@@ -1,0 +1,63 @@
+/** What application code sees on the server side: requests, responses, resources. */
+import type { Code, MethodName } from '../coap/codes.js';
+import type { CoapMessage, CoapOption } from '../coap/message.js';
+import type { EndpointContext } from '../exchange/context.js';
+
+export interface CoapRequest {
+  readonly method: Code;
+  /** "GET", "iPATCH", ... */
+  readonly methodName: string;
+  /** Decoded Uri-Path segments. */
+  readonly path: readonly string[];
+  /** Below a subtree resource: the segments after its prefix; otherwise empty. */
+  readonly subPath: readonly string[];
+  /** Decoded Uri-Query arguments. */
+  readonly query: readonly string[];
+  /** Validated options (unrecognized elective ones removed, §5.4.1). */
+  readonly options: readonly CoapOption[];
+  readonly payload: Buffer;
+  readonly contentFormat: number | undefined;
+  readonly accept: number | undefined;
+  readonly confirmable: boolean;
+  readonly context: EndpointContext;
+  readonly message: CoapMessage;
+  option(number: number): Uint8Array | undefined;
+  text(): string;
+}
+
+export interface CoapResponse {
+  code: Code;
+  payload?: string | Uint8Array;
+  contentFormat?: number;
+  /** Seconds; omitted means the default 60 (§5.10.5). */
+  maxAge?: number;
+  etag?: Uint8Array;
+  options?: CoapOption[];
+}
+
+export type Handler = (request: CoapRequest) => CoapResponse | Promise<CoapResponse>;
+
+export type Handlers = Partial<Record<MethodName, Handler>>;
+
+/** RFC 6690 attributes advertised in /.well-known/core. */
+export interface LinkAttributes {
+  title?: string;
+  rt?: string | string[];
+  if?: string | string[];
+  ct?: number | number[];
+  sz?: number;
+  /** Observable (RFC 7641 §6). Set by resources that support Observe. */
+  obs?: boolean;
+}
+
+export interface ResourceDefinition extends LinkAttributes {
+  /** "/valve", "/a/b"; "/" is the root resource. */
+  path: string;
+  handlers: Handlers;
+  /** Also answers every path below `path`; the handler reads request.subPath. */
+  subtree?: boolean;
+  /** Leave out of /.well-known/core. */
+  hidden?: boolean;
+  /** For subtree resources: the links below it to advertise. */
+  listLinks?: () => Array<{ path: string } & LinkAttributes>;
+}

@@ -1,0 +1,56 @@
+/** Resources by path: exact matches first, then the longest subtree prefix. */
+import type { ResourceDefinition } from './resource.js';
+
+export function splitPath(path: string): string[] {
+  const trimmed = path.replace(/^\/+/, '').replace(/\/+$/, '');
+  return trimmed === '' ? [] : trimmed.split('/');
+}
+
+const keyOf = (segments: readonly string[]): string => segments.join('\u0000');
+
+export interface Match {
+  resource: ResourceDefinition;
+  subPath: string[];
+}
+
+export class Router {
+  private readonly exact = new Map<string, ResourceDefinition>();
+  private readonly subtrees: Array<{ prefix: string[]; resource: ResourceDefinition }> = [];
+
+  add(resource: ResourceDefinition): void {
+    const segments = splitPath(resource.path);
+    const key = keyOf(segments);
+    if (resource.subtree) {
+      if (this.subtrees.some((s) => keyOf(s.prefix) === key)) throw new Error(`a subtree is already mounted at ${resource.path}`);
+      this.subtrees.push({ prefix: segments, resource });
+      this.subtrees.sort((a, b) => b.prefix.length - a.prefix.length);
+    } else {
+      if (this.exact.has(key)) throw new Error(`a resource already exists at ${resource.path}`);
+      this.exact.set(key, resource);
+    }
+  }
+
+  remove(path: string): boolean {
+    const key = keyOf(splitPath(path));
+    if (this.exact.delete(key)) return true;
+    const i = this.subtrees.findIndex((s) => keyOf(s.prefix) === key);
+    if (i < 0) return false;
+    this.subtrees.splice(i, 1);
+    return true;
+  }
+
+  match(path: readonly string[]): Match | undefined {
+    const resource = this.exact.get(keyOf(path));
+    if (resource) return { resource, subPath: [] };
+    for (const s of this.subtrees) {
+      if (s.prefix.length <= path.length && s.prefix.every((seg, i) => seg === path[i])) {
+        return { resource: s.resource, subPath: path.slice(s.prefix.length) };
+      }
+    }
+    return undefined;
+  }
+
+  resources(): ResourceDefinition[] {
+    return [...this.exact.values(), ...this.subtrees.map((s) => s.resource)];
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * What the messaging layer needs from a datagram transport. UDP, DTLS over UDP and test fakes
+ * implement it; the layers above see only datagrams and an endpoint context (architecture rule 5).
+ */
+
+export interface PeerAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** How a datagram was secured below CoAP; absent for plain UDP. */
+export interface TransportSecurity {
+  readonly kind: 'dtls';
+  /** PSK identity, raw public key (SPKI, DER) or certificate subject, as the DTLS mode defines it. */
+  readonly identity: string;
+  readonly mode: 'psk' | 'rpk' | 'x509' | 'derived-key' | 'authorized-public-key';
+  readonly cipherSuite: string;
+}
+
+export type DatagramHandler = (data: Buffer, peer: PeerAddress, security: TransportSecurity | undefined) => void;
+
+export interface DatagramTransport {
+  /** The URI scheme this transport serves: coap (UDP) or coaps (DTLS). */
+  readonly scheme: 'coap' | 'coaps';
+  send(data: Uint8Array, peer: PeerAddress): void;
+  /** Exactly one handler; it must not throw (transports guard it anyway). */
+  setHandler(handler: DatagramHandler): void;
+  localAddress(): PeerAddress;
+  close(): Promise<void>;
+}
+
+/** "127.0.0.1:5683" or "[::1]:5683": the key under which per-peer state is kept. */
+export function peerKey(peer: PeerAddress): string {
+  return peer.address.includes(':') ? `[${peer.address}]:${peer.port}` : `${peer.address}:${peer.port}`;
+}

@@ -1,0 +1,169 @@
+/**
+ * Timers for protocol layers: one binary heap driven by one host timer (architecture rule 6),
+ * and a fake scheduler with a manual clock for lockstep tests. Layers take a Scheduler and never
+ * call setTimeout or Date.now themselves, so the same code runs in real time and in lockstep.
+ */
+
+export interface Timer {
+  /** Absolute due time in the scheduler's milliseconds. */
+  readonly at: number;
+  cancel(): void;
+  readonly cancelled: boolean;
+}
+
+export interface Scheduler {
+  /** Milliseconds on a monotonic clock. */
+  now(): number;
+  schedule(delayMs: number, callback: () => void): Timer;
+}
+
+class HeapTimer implements Timer {
+  cancelled = false;
+  constructor(
+    readonly at: number,
+    readonly seq: number,
+    readonly callback: () => void,
+  ) {}
+  cancel(): void {
+    this.cancelled = true;
+  }
+}
+
+/** Min-heap on (at, seq); cancelled timers are skipped when they reach the top (lazy deletion). */
+class TimerHeap {
+  private items: HeapTimer[] = [];
+  private seq = 0;
+
+  liveCount(): number {
+    let n = 0;
+    for (const t of this.items) if (!t.cancelled) n++;
+    return n;
+  }
+
+  push(at: number, callback: () => void): HeapTimer {
+    const t = new HeapTimer(at, this.seq++, callback);
+    const items = this.items;
+    items.push(t);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(items[i]!, items[parent]!)) break;
+      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      i = parent;
+    }
+    return t;
+  }
+
+  /** The earliest live timer, dropping cancelled ones on the way. */
+  peek(): HeapTimer | undefined {
+    while (this.items.length > 0 && this.items[0]!.cancelled) this.pop();
+    return this.items[0];
+  }
+
+  pop(): HeapTimer | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last) {
+      items[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < items.length && before(items[l]!, items[m]!)) m = l;
+        if (r < items.length && before(items[r]!, items[m]!)) m = r;
+        if (m === i) break;
+        [items[i], items[m]] = [items[m]!, items[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+const before = (a: HeapTimer, b: HeapTimer): boolean => a.at < b.at || (a.at === b.at && a.seq < b.seq);
+
+/** Real time: performance.now() and a single unref'd setTimeout for the earliest due timer. */
+export class RealScheduler implements Scheduler {
+  private readonly heap = new TimerHeap();
+  private hostTimer: NodeJS.Timeout | undefined;
+  private hostTimerAt = Infinity;
+
+  now(): number {
+    return performance.now();
+  }
+
+  schedule(delayMs: number, callback: () => void): Timer {
+    const t = this.heap.push(this.now() + Math.max(0, delayMs), callback);
+    if (t.at < this.hostTimerAt) this.arm(t.at);
+    return t;
+  }
+
+  private arm(at: number): void {
+    if (this.hostTimer) clearTimeout(this.hostTimer);
+    this.hostTimerAt = at;
+    this.hostTimer = setTimeout(() => this.fire(), Math.max(0, Math.ceil(at - this.now())));
+    this.hostTimer.unref();
+  }
+
+  private fire(): void {
+    this.hostTimer = undefined;
+    this.hostTimerAt = Infinity;
+    const now = this.now();
+    // Bounded: each pass pops one timer; timers scheduled meanwhile for "now" run in this pass too.
+    for (let t = this.heap.peek(); t && t.at <= now; t = this.heap.peek()) {
+      this.heap.pop();
+      runGuarded(t.callback);
+    }
+    const next = this.heap.peek();
+    if (next) this.arm(next.at);
+  }
+}
+
+/** Manual clock for lockstep tests: time moves only by advance(). */
+export class FakeScheduler implements Scheduler {
+  private readonly heap = new TimerHeap();
+  private time: number;
+
+  constructor(startMs = 0) {
+    this.time = startMs;
+  }
+
+  now(): number {
+    return this.time;
+  }
+
+  schedule(delayMs: number, callback: () => void): Timer {
+    return this.heap.push(this.time + Math.max(0, delayMs), callback);
+  }
+
+  /** Runs every timer due within the next `ms` milliseconds, in order, moving the clock to each. */
+  advance(ms: number): void {
+    const end = this.time + ms;
+    for (let t = this.heap.peek(); t && t.at <= end; t = this.heap.peek()) {
+      this.heap.pop();
+      this.time = Math.max(this.time, t.at);
+      t.callback();
+    }
+    this.time = end;
+  }
+
+  /** Due time of the next live timer, if any. */
+  nextDue(): number | undefined {
+    return this.heap.peek()?.at;
+  }
+
+  /** Live (not cancelled) timers. */
+  pendingTimers(): number {
+    return this.heap.liveCount();
+  }
+}
+
+function runGuarded(callback: () => void): void {
+  try {
+    callback();
+  } catch (error) {
+    process.emitWarning(`coapsec: timer callback failed: ${(error as Error).stack ?? error}`);
+  }
+}

@@ -1,0 +1,261 @@
+/** Lockstep tests of RFC 7252 §4 messaging: scripted datagrams, fake clock. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Method, ResponseCode } from '../src/coap/codes.js';
+import { MessageType } from '../src/coap/message.js';
+import { OptionNumber } from '../src/coap/options.js';
+import { CoapEndpoint } from '../src/exchange/endpoint.js';
+import { ResetError, TimeoutError } from '../src/exchange/errors.js';
+import { SeededRandom } from '../src/util/random.js';
+import { FakeScheduler } from '../src/util/scheduler.js';
+import { FakeTransport, PEER, flush, lockstep, msg, opt } from './support/lockstep.js';
+
+const get = () => ({ type: MessageType.CON, code: Method.GET, messageId: 0, token: new Uint8Array(0), options: [opt(OptionNumber.UriPath, 'x')], payload: new Uint8Array(0) });
+
+test('CON retransmission: initial timeout in [2 s, 3 s], doubling, 4 retransmissions, then timeout (§4.2)', async () => {
+  const { clock, transport, endpoint } = lockstep();
+  const outcome = endpoint.request(get(), PEER).then(() => 'resolved', (e: unknown) => e);
+  clock.advance(100_000);
+  const sends = transport.take();
+  assert.equal(sends.length, 5, 'one transmission and MAX_RETRANSMIT = 4 retransmissions');
+  assert.ok(sends.every((s) => s.bytes.equals(sends[0]!.bytes)), 'retransmissions are byte-identical');
+  const first = sends[1]!.at - sends[0]!.at;
+  assert.ok(first >= 2000 && first <= 3000, `initial timeout ${first} within [ACK_TIMEOUT, ACK_TIMEOUT*ACK_RANDOM_FACTOR]`);
+  for (let i = 2; i < 5; i++) {
+    assert.equal(sends[i]!.at - sends[i - 1]!.at, first * 2 ** (i - 1), `gap ${i} doubles`);
+  }
+  const error = await outcome;
+  assert.ok(error instanceof TimeoutError);
+  // The request failed at 31 x the initial timeout: after the last retransmission's doubled wait.
+  assert.equal(endpoint.stats().outstandingConfirmables, 0);
+});
+
+test('retransmission parameters are configurable', async () => {
+  const { clock, transport, endpoint } = lockstep({ ackTimeout: 100, ackRandomFactor: 1, maxRetransmit: 2 });
+  const outcome = endpoint.request(get(), PEER).catch((e: unknown) => e);
+  clock.advance(10_000);
+  assert.deepEqual(transport.take().map((s) => s.at), [0, 100, 300]);
+  assert.ok((await outcome) instanceof TimeoutError);
+});
+
+test('a piggybacked ACK stops retransmission and resolves the request', async () => {
+  const { clock, transport, endpoint } = lockstep();
+  const pending = endpoint.request(get(), PEER);
+  const [sent] = transport.take();
+  transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: sent!.message.messageId, token: sent!.message.token, payload: Buffer.from('hi') }));
+  const response = await pending;
+  assert.equal(Buffer.from(response.message.payload).toString(), 'hi');
+  clock.advance(100_000);
+  assert.equal(transport.take().length, 0, 'nothing retransmitted after the ACK');
+});
+
+test('RST to a CON request rejects it (§4.2)', async () => {
+  const { transport, endpoint } = lockstep();
+  const pending = endpoint.request(get(), PEER).catch((e: unknown) => e);
+  const [sent] = transport.take();
+  transport.deliver(msg({ type: MessageType.RST, code: 0, messageId: sent!.message.messageId }));
+  assert.ok((await pending) instanceof ResetError);
+});
+
+test('separate response: empty ACK, then a CON response that the client ACKs (§5.2.2)', async () => {
+  const { clock, transport, endpoint } = lockstep();
+  const pending = endpoint.request(get(), PEER);
+  const [sent] = transport.take();
+  transport.deliver(msg({ type: MessageType.ACK, code: 0, messageId: sent!.message.messageId }));
+  clock.advance(60_000);
+  assert.equal(transport.take().length, 0, 'no retransmission after the empty ACK');
+  transport.deliver(msg({ type: MessageType.CON, code: ResponseCode.Content, messageId: 0x7777, token: sent!.message.token, payload: Buffer.from('late') }));
+  const [ack] = transport.take();
+  assert.equal(ack!.message.type, MessageType.ACK);
+  assert.equal(ack!.message.code, 0);
+  assert.equal(ack!.message.messageId, 0x7777);
+  assert.equal(Buffer.from((await pending).message.payload).toString(), 'late');
+});
+
+test('a separate response that overtakes a lost empty ACK stops retransmission', async () => {
+  const { clock, transport, endpoint } = lockstep();
+  const pending = endpoint.request(get(), PEER);
+  const [sent] = transport.take();
+  transport.deliver(msg({ type: MessageType.NON, code: ResponseCode.Content, messageId: 0x10, token: sent!.message.token }));
+  await pending;
+  clock.advance(100_000);
+  assert.equal(transport.take().length, 0);
+});
+
+test('a response with an unknown token is rejected with RST (§5.3.2)', () => {
+  const { transport } = lockstep();
+  transport.deliver(msg({ type: MessageType.CON, code: ResponseCode.Content, messageId: 0x55, token: Buffer.from('nobody') }));
+  const [rst] = transport.take();
+  assert.equal(rst!.message.type, MessageType.RST);
+  assert.equal(rst!.message.messageId, 0x55);
+});
+
+test('a response from another endpoint than the request went to is not matched (§5.3.2)', async () => {
+  const { transport, endpoint } = lockstep();
+  let settled = false;
+  void endpoint.request(get(), PEER, { confirmable: false }).then(() => (settled = true));
+  const [sent] = transport.take();
+  transport.deliver(msg({ type: MessageType.NON, code: ResponseCode.Content, messageId: 1, token: sent!.message.token }), { address: '192.0.2.99', port: PEER.port });
+  await flush();
+  assert.equal(settled, false);
+});
+
+test('a response with an unrecognized critical option is rejected (§5.4.1)', async () => {
+  const { transport, endpoint } = lockstep();
+  const pending = endpoint.request(get(), PEER).catch((e: unknown) => e);
+  const [sent] = transport.take();
+  transport.deliver(msg({ type: MessageType.CON, code: ResponseCode.Content, messageId: 9, token: sent!.message.token, options: [opt(65001, 'x')] }));
+  const [rst] = transport.take().filter((s) => s.message.messageId === 9);
+  assert.equal(rst!.message.type, MessageType.RST);
+  assert.match(String(await pending), /unrecognized critical option/);
+});
+
+test('format errors: CON gets RST with its Message ID, NON and unknown versions are dropped (§3, §4.2)', () => {
+  const { transport, endpoint } = lockstep();
+  endpoint.setRequestHandler(() => assert.fail('no request should reach the handler'));
+  const tkl9 = Buffer.from([0x49, 0x01, 0xab, 0xcd, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  transport.deliver(tkl9);
+  const [rst] = transport.take();
+  assert.equal(rst!.message.type, MessageType.RST);
+  assert.equal(rst!.message.messageId, 0xabcd);
+  assert.equal(rst!.bytes.length, 4);
+
+  transport.deliver(Buffer.from([0x40, 0x01, 0x00, 0x01, 0xff])); // payload marker, empty payload
+  assert.equal(transport.take()[0]!.message.type, MessageType.RST);
+  transport.deliver(Buffer.from([0x40, 0x01, 0x00, 0x02, 0xf1, 0x00])); // option delta nibble 15
+  assert.equal(transport.take()[0]!.message.type, MessageType.RST);
+  transport.deliver(Buffer.from([0x40, 0x01, 0x00, 0x03, 0xb5, 0x61])); // truncated option value
+  assert.equal(transport.take()[0]!.message.type, MessageType.RST);
+
+  transport.deliver(Buffer.from([0x59, 0x01, 0x00, 0x04, 1, 2, 3, 4, 5, 6, 7, 8, 9])); // NON, TKL 9
+  transport.deliver(Buffer.from([0x81, 0x01, 0x00, 0x05, 0x00])); // version 2
+  transport.deliver(Buffer.from([0x40])); // shorter than a header
+  assert.equal(transport.take().length, 0);
+});
+
+test('CoAP ping: an Empty CON is answered with RST (§4.3)', () => {
+  const { transport } = lockstep();
+  transport.deliver(Buffer.from([0x40, 0x00, 0x12, 0x34]));
+  const [rst] = transport.take();
+  assert.deepEqual([...rst!.bytes], [0x70, 0x00, 0x12, 0x34]);
+});
+
+test('ping() resolves on the RST', async () => {
+  const { transport, endpoint } = lockstep();
+  const rtt = endpoint.ping(PEER);
+  const [ping] = transport.take();
+  assert.equal(ping!.message.code, 0);
+  assert.equal(ping!.bytes.length, 4);
+  transport.deliver(msg({ type: MessageType.RST, code: 0, messageId: ping!.message.messageId }));
+  assert.equal(await rtt, 0);
+});
+
+test('deduplication: a duplicate CON gets the cached piggybacked response, the handler runs once (§4.5)', () => {
+  const { clock, transport, endpoint } = lockstep();
+  let calls = 0;
+  endpoint.setRequestHandler((request, exchange) => {
+    calls++;
+    exchange.respond({ type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: request.token, options: [], payload: Buffer.from(`call ${calls}`) });
+  });
+  const request = msg({ code: Method.GET, messageId: 0x4242, token: Buffer.from([1, 2]) });
+  transport.deliver(request);
+  const [first] = transport.take();
+  clock.advance(30_000);
+  transport.deliver(request);
+  const [again] = transport.take();
+  assert.equal(calls, 1);
+  assert.ok(again!.bytes.equals(first!.bytes), 'the duplicate gets the identical ACK');
+  assert.equal(Buffer.from(first!.message.payload).toString(), 'call 1');
+
+  // After EXCHANGE_LIFETIME (247 s) the Message ID is forgotten.
+  clock.advance(247_000);
+  transport.deliver(request);
+  transport.take();
+  assert.equal(calls, 2);
+  assert.equal(endpoint.stats().trackedMessages, 1);
+});
+
+test('a reused Message ID with another token is a new request, not a duplicate', () => {
+  const { transport, endpoint } = lockstep();
+  let calls = 0;
+  endpoint.setRequestHandler((request, exchange) => {
+    calls++;
+    exchange.respond({ type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: request.token, options: [], payload: new Uint8Array(0) });
+  });
+  transport.deliver(msg({ code: Method.GET, messageId: 7, token: Buffer.from([1]) }));
+  transport.deliver(msg({ code: Method.GET, messageId: 7, token: Buffer.from([2]) }));
+  assert.equal(calls, 2);
+});
+
+test('a duplicate NON is ignored (§4.5)', () => {
+  const { transport, endpoint } = lockstep();
+  let calls = 0;
+  endpoint.setRequestHandler(() => calls++);
+  const request = msg({ type: MessageType.NON, code: Method.GET, messageId: 3, token: Buffer.from([9]) });
+  transport.deliver(request);
+  transport.deliver(request);
+  assert.equal(calls, 1);
+  assert.equal(transport.take().length, 0);
+});
+
+test('duplicate of a CON still being processed gets an empty ACK; the response then goes separately', () => {
+  const { clock, transport, endpoint } = lockstep({}, 99);
+  let exchange: Parameters<Parameters<CoapEndpoint['setRequestHandler']>[0] & object>[1] | undefined;
+  endpoint.setRequestHandler((_request, ex) => (exchange = ex));
+  const request = msg({ code: Method.GET, messageId: 0x0a0a, token: Buffer.from([5, 5]) });
+  transport.deliver(request);
+  assert.equal(transport.take().length, 0);
+  transport.deliver(request);
+  const [emptyAck] = transport.take();
+  assert.deepEqual([...emptyAck!.bytes], [0x60, 0x00, 0x0a, 0x0a]);
+  exchange!.respond({ type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: new Uint8Array(0), options: [], payload: Buffer.from('done') });
+  const [separate] = transport.take();
+  assert.equal(separate!.message.type, MessageType.CON);
+  assert.notEqual(separate!.message.messageId, 0x0a0a);
+  assert.deepEqual([...separate!.message.token], [5, 5]);
+  // Unacknowledged, the separate CON is retransmitted; the client's ACK stops it.
+  clock.advance(3_001);
+  assert.equal(transport.take().length, 1);
+  transport.deliver(msg({ type: MessageType.ACK, code: 0, messageId: separate!.message.messageId }));
+  clock.advance(100_000);
+  assert.equal(transport.take().length, 0);
+});
+
+test('NSTART = 1: a second request to the same peer waits until the first is answered (§4.7)', async () => {
+  const { transport, endpoint } = lockstep();
+  const first = endpoint.request(get(), PEER);
+  const second = endpoint.request(get(), PEER);
+  const third = endpoint.request(get(), { address: '192.0.2.2', port: 5683 });
+  const sent = transport.take();
+  assert.equal(sent.length, 2, 'first request and the one to another peer go out');
+  assert.equal(sent[1]!.peer.address, '192.0.2.2');
+  transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: sent[0]!.message.messageId, token: sent[0]!.message.token }));
+  await first;
+  const [next] = transport.take();
+  assert.ok(next, 'the queued request is sent once the first completes');
+  transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: next.message.messageId, token: next.message.token }));
+  await second;
+  transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: sent[1]!.message.messageId, token: sent[1]!.message.token }), { address: '192.0.2.2', port: 5683 });
+  await third;
+});
+
+test('NSTART: an empty ACK ends the outstanding interaction; NSTART is configurable', async () => {
+  const { transport, endpoint } = lockstep({ nstart: 2 });
+  void endpoint.request(get(), PEER);
+  void endpoint.request(get(), PEER);
+  void endpoint.request(get(), PEER);
+  const sent = transport.take();
+  assert.equal(sent.length, 2);
+  transport.deliver(msg({ type: MessageType.ACK, code: 0, messageId: sent[0]!.message.messageId }));
+  assert.equal(transport.take().length, 1, 'the third goes out after the first is acknowledged');
+});
+
+test('tokens are 8 random bytes by default and differ per request', () => {
+  const clock = new FakeScheduler();
+  const transport = new FakeTransport(clock);
+  const endpoint = new CoapEndpoint({ transport, scheduler: clock, random: new SeededRandom(1), parameters: { nstart: 10 } });
+  for (let i = 0; i < 5; i++) void endpoint.request(get(), PEER).catch(() => {});
+  const tokens = transport.take().map((s) => Buffer.from(s.message.token).toString('hex'));
+  assert.equal(new Set(tokens).size, 5);
+  assert.ok(tokens.every((t) => t.length === 16));
+});
