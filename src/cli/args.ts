@@ -36,3 +36,11 @@ export function parseBind(text: string, defaults: { host: string; port: number }
   if (!(port >= 0 && port <= 65535)) throw new UsageError(`port out of range in --bind: ${m[3]}`);
   return { host, port };
 }
+
+/** --block-size: a power of two from 16 to 1024 (RFC 7959 §2.2). */
+export function parseBlockSize(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const size = Number(text);
+  if (![16, 32, 64, 128, 256, 512, 1024].includes(size)) throw new UsageError(`--block-size must be 16, 32, 64, 128, 256, 512 or 1024, got "${text}"`);
+  return size;
+}

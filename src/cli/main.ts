@@ -1,6 +1,7 @@
 /** The coapsec command line: a thin shell over the library. */
 import { demoCommand } from './demo-command.js';
 import { ExitCode, UsageError } from './errors.js';
+import { OBSERVE_USAGE, observeCommand } from './observe-command.js';
 import { REQUEST_USAGE, requestCommand } from './request-command.js';
 import { SERVE_USAGE, serveCommand } from './serve-command.js';
 
@@ -9,6 +10,8 @@ const METHODS = new Set(['get', 'post', 'put', 'delete', 'fetch', 'patch', 'ipat
 const USAGE = `coapsec — end-to-end secure CoAP
 
 ${REQUEST_USAGE}
+
+${OBSERVE_USAGE}
 
 ${SERVE_USAGE}
 
@@ -24,6 +27,7 @@ export async function main(argv: string[]): Promise<number> {
       return command === undefined ? ExitCode.Usage : ExitCode.Ok;
     }
     if (METHODS.has(command.toLowerCase())) return await requestCommand(command, rest);
+    if (command === 'observe') return await observeCommand(rest);
     if (command === 'serve') return await serveCommand(rest);
     if (command === 'demo') return await demoCommand(rest);
     throw new UsageError(`unknown command "${command}" (try coapsec --help)`);

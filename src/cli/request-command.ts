@@ -5,7 +5,8 @@ import { parseContentFormat } from '../coap/content-format.js';
 import { UriError, parseCoapUri } from '../coap/uri.js';
 import { CoapClient } from '../client/client.js';
 import { CoapRequestError } from '../exchange/errors.js';
-import { parse, parseSeconds } from './args.js';
+import { parse, parseBlockSize, parseSeconds } from './args.js';
+import { progressBar } from './progress.js';
 import { ExitCode, UsageError } from './errors.js';
 import { describeOption, responseToJson } from './output.js';
 
@@ -16,6 +17,7 @@ export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ip
   --accept N|NAME         preferred Content-Format of the response
   --non                   send a Non-confirmable request
   --timeout SECONDS       wait this long for the response (default 93, MAX_TRANSMIT_WAIT)
+  -b, --block-size N      block size for block-wise transfers: 16, 32, ..., 1024
   --json                  print the response as one JSON object
   -v, --verbose           print code and options to stderr`;
 
@@ -31,9 +33,11 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
       timeout: { type: 'string' },
       json: { type: 'boolean' },
       verbose: { type: 'boolean', short: 'v' },
+      'block-size': { type: 'string', short: 'b' },
     },
     { min: 1, max: 1, names: 'URI' },
   );
+  const blockSize = parseBlockSize(values['block-size']);
   const code = methodFromName(method)!;
   const uri = positionals[0]!;
   try {
@@ -64,8 +68,11 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   const timeoutSeconds = parseSeconds(values.timeout, '--timeout');
 
   const client = new CoapClient();
+  const progress = progressBar();
   try {
     const response = await client.request({
+      ...(blockSize !== undefined ? { blockSize } : {}),
+      onProgress: (bytes, total) => progress.update(bytes, total),
       method: code,
       uri,
       ...(payload !== undefined ? { payload } : {}),
@@ -74,6 +81,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
       confirmable: !values.non,
       ...(timeoutSeconds !== undefined ? { timeout: timeoutSeconds * 1000 } : {}),
     });
+    progress.done();
     if (values.verbose) {
       process.stderr.write(`${codeToString(response.code)}\n`);
       for (const o of response.options) process.stderr.write(`  ${describeOption(o)}\n`);
@@ -88,6 +96,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
     const cls = codeClass(response.code);
     return cls === 2 ? ExitCode.Ok : cls === 4 ? ExitCode.ClientError : cls === 5 ? ExitCode.ServerError : ExitCode.Failure;
   } catch (error) {
+    progress.done();
     if (error instanceof CoapRequestError) {
       process.stderr.write(`coapsec: ${error.message}\n`);
       return ExitCode.NoResponse;

@@ -2,10 +2,11 @@
  * The public client API: request({method, uri, ...}) and get/post/put/delete/fetch/patch/ipatch.
  * URIs become options here (RFC 7252 §6.4); everything below works with messages and peers.
  */
+import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Method, codeToString, isSuccessCode, methodFromName, type Code, type MethodName } from '../coap/codes.js';
-import { EMPTY_BYTES, MessageType, addOption, decodeString, encodeString, encodeUint, getUintOption, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { EMPTY_BYTES, MessageType, addOption, sortOptions, decodeString, encodeString, encodeUint, getUintOption, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { parseCoapUri, uriToOptions, type CoapUri } from '../coap/uri.js';
 import type { EndpointContext } from '../exchange/context.js';
@@ -14,6 +15,9 @@ import { CoapRequestError } from '../exchange/errors.js';
 import type { TransmissionParameters } from '../messaging/parameters.js';
 import type { PeerAddress } from '../transport/transport.js';
 import { UdpTransport } from '../transport/udp.js';
+import { encodeBlock, szxForSize } from '../coap/block.js';
+import { blockwiseRequest, type BlockwiseOptions } from './blockwise.js';
+import { Observation, type ObservationSettings } from './observe.js';
 
 export interface ClientRequest {
   method: MethodName | Lowercase<MethodName> | 'ipatch' | Code;
@@ -28,6 +32,15 @@ export interface ClientRequest {
   /** Milliseconds to wait for the response after the ACK (or after sending a NON). */
   timeout?: number;
   signal?: AbortSignal;
+  /** Block size (16..1024) for Block1 and early Block2 negotiation (RFC 7959 §2.4, §2.5). */
+  blockSize?: number;
+  /** Progress of a block-wise transfer: bytes so far and the total when the peer said (Size1/Size2). */
+  onProgress?: (bytes: number, total: number | undefined) => void;
+}
+
+export interface ObserveRequest extends Omit<ClientRequest, 'method' | 'uri' | 'onProgress'>, ObservationSettings {
+  /** GET (default) or FETCH (RFC 8132 §2.4 allows Observe with FETCH). */
+  method?: 'GET' | 'FETCH';
 }
 
 export interface ClientResponse {
@@ -48,13 +61,21 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   /** Local address to bind for IPv4 peers. Default '0.0.0.0' (any), port 0. */
   bindIpv4?: string;
   bindIpv6?: string;
+  /** Default block size for requests that do not set one. */
+  blockSize?: number;
+  /** Largest response body reassembled from blocks. Default 16 MiB. */
+  maxBodySize?: number;
 }
 
 export class CoapClient {
   private readonly endpoints = new Map<4 | 6, Promise<CoapEndpoint>>();
   private closed = false;
+  /** Block1 operations in progress per target, to pick distinct Request-Tags (RFC 9175 §3.4). */
+  private readonly block1InFlight = new Map<string, number>();
 
-  constructor(private readonly options: ClientOptions = {}) {}
+  constructor(private readonly options: ClientOptions = {}) {
+    if (options.blockSize !== undefined) szxForSize(options.blockSize);
+  }
 
   /** The endpoint used for IPv4 or IPv6 peers, created on first use. */
   endpoint(family: 4 | 6): Promise<CoapEndpoint> {
@@ -76,12 +97,53 @@ export class CoapClient {
     const peer = await resolvePeer(uri);
     const message = buildRequestMessage(code, uri, peer, request);
     const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4);
-    const received = await endpoint.request(message, peer, {
+    const requestOptions = {
       confirmable: request.confirmable !== false,
       ...(request.timeout !== undefined ? { responseTimeout: request.timeout } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
-    });
-    return toClientResponse(received.message, received.context);
+    };
+    const blockwise = this.blockwiseOptions(request);
+    const operation = `${peer.address}|${peer.port}|${code}|${request.uri}`;
+    const concurrent = this.block1InFlight.get(operation) ?? 0;
+    // The first operation may go without Request-Tag; concurrent ones need distinct values.
+    if (concurrent > 0) blockwise.requestTag = randomBytes(4);
+    this.block1InFlight.set(operation, concurrent + 1);
+    try {
+      const received = await blockwiseRequest((m) => endpoint.request(m, peer, requestOptions), message, blockwise);
+      return toClientResponse(received.message, received.context);
+    } finally {
+      const left = (this.block1InFlight.get(operation) ?? 1) - 1;
+      if (left > 0) this.block1InFlight.set(operation, left);
+      else this.block1InFlight.delete(operation);
+    }
+  }
+
+  /**
+   * Observes a resource (RFC 7641): an async iterator of notifications. Stop iterating (or call
+   * cancel()) to deregister.
+   */
+  async observe(uri: string, request: ObserveRequest = {}): Promise<Observation> {
+    if (this.closed) throw new CoapRequestError('client is closed');
+    const parsed = parseCoapUri(uri);
+    if (parsed.scheme === 'coaps') throw new CoapRequestError('coaps:// needs the DTLS transport, which this build does not have yet');
+    const peer = await resolvePeer(parsed);
+    const code = request.method === 'FETCH' ? Method.FETCH : Method.GET;
+    const message = buildRequestMessage(code, parsed, peer, request);
+    const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4);
+    const blockwise = this.blockwiseOptions(request);
+    if (blockwise.szx !== undefined) message.options.push({ number: OptionNumber.Block2, value: encodeBlock({ num: 0, more: false, szx: blockwise.szx }) });
+    message.options = sortOptions(message.options);
+    return new Observation(endpoint, peer, message, blockwise, request);
+  }
+
+  private blockwiseOptions(request: Pick<ClientRequest, 'blockSize' | 'onProgress'>): BlockwiseOptions {
+    const size = request.blockSize ?? this.options.blockSize;
+    return {
+      ...(size !== undefined ? { szx: szxForSize(size) } : {}),
+      maxBodySize: this.options.maxBodySize ?? 16 << 20,
+      maxRestarts: 3,
+      ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+    };
   }
 
   get(uri: string, options: Omit<ClientRequest, 'method' | 'uri'> = {}): Promise<ClientResponse> {

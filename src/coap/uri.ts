@@ -207,9 +207,14 @@ function parseQuery(rawQuery: string | undefined): string[] {
  * which neither coap-URI (§6.1) nor a proxied request can use.
  */
 export function parseAbsoluteUri(text: string): AbsoluteUri {
-  const schemeMatch = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(text);
-  if (!schemeMatch) throw new UriError(`not an absolute URI (no scheme): ${JSON.stringify(text)}`);
-  return parseAfterScheme(text, schemeMatch[1]!.toLowerCase());
+  return parseAfterScheme(text, schemeOf(text));
+}
+
+/** The lower-cased scheme (RFC 3986 §3.1); its absence means a relative reference (§6.4 step 1). */
+function schemeOf(text: string): string {
+  const match = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(text);
+  if (!match) throw new UriError(`not an absolute URI (no scheme): ${JSON.stringify(text)}`);
+  return match[1]!.toLowerCase();
 }
 
 function parseAfterScheme(text: string, scheme: string): AbsoluteUri {
@@ -251,12 +256,7 @@ function parseAfterScheme(text: string, scheme: string): AbsoluteUri {
 
 /** RFC 7252 §6.4 steps 1–4 and the decoding of steps 5, 8 and 9. Throws UriError. */
 export function parseCoapUri(text: string): CoapUri {
-  const schemeMatch = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(text);
-  if (!schemeMatch) throw new UriError(`not an absolute URI (no scheme): ${JSON.stringify(text)}`);
-  const scheme = schemeMatch[1]!.toLowerCase();
-  if (scheme !== 'coap' && scheme !== 'coaps') {
-    throw new UriError(`unsupported URI scheme "${scheme}": expected coap or coaps`);
-  }
+  const scheme = checkScheme(schemeOf(text));
   const uri = parseAfterScheme(text, scheme);
   return { ...uri, scheme, port: uri.port! };
 }

@@ -15,6 +15,8 @@ export interface DemoOptions {
   dir?: string;
   /** Clock for /time; tests pass a fixed one. */
   now?: () => Date;
+  /** Notify /time's observers every second. Default true; lockstep tests call server.changed themselves. */
+  tick?: boolean;
 }
 
 export const LARGE_SIZE = 8192;
@@ -49,11 +51,18 @@ export function addDemoResources(server: CoapServer, options: DemoOptions = {}):
     title: 'Current time',
     rt: 'demo.time',
     ct: ContentFormat.TextPlain,
+    // Changes every second: NON notifications, with the periodic CON of RFC 7641 §4.5.
+    observable: { notifications: 'non' },
     handlers: {
       // Changes every second, so it is fresh for one second.
       GET: () => ({ code: ResponseCode.Content, contentFormat: ContentFormat.TextPlain, maxAge: 1, payload: now().toISOString().replace(/\.\d+Z$/, 'Z') }),
     },
   });
+  if (options.tick !== false) {
+    const timer = setInterval(() => server.changed('/time'), 1000);
+    timer.unref();
+    server.onClose(() => clearInterval(timer));
+  }
   const large = largeText();
   server.add({
     path: '/large',

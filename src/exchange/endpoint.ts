@@ -33,7 +33,15 @@ export interface RequestOptions {
   /** How long to wait for a response once the request is acknowledged, or after sending a NON. */
   responseTimeout?: number;
   signal?: AbortSignal;
+  /**
+   * Use this token instead of a fresh one: for re-registering or cancelling an observation,
+   * which must repeat the registration's token (RFC 7641 §3.3.1, §3.6).
+   */
+  token?: Uint8Array;
 }
+
+/** Receives every response carrying a registered token once no request is waiting for it. */
+export type TokenListener = (response: CoapMessage, context: EndpointContext) => boolean;
 
 export interface ReceivedResponse {
   message: CoapMessage;
@@ -98,6 +106,7 @@ export class CoapEndpoint {
   private readonly random: RandomSource;
   private readonly tokenLength: number;
   private readonly pending = new Map<string, PendingRequest>();
+  private readonly tokenListeners = new Map<string, { peerKey: string; listener: TokenListener }>();
   private readonly gate: NstartGate;
   private handler: RequestHandler | undefined;
   private closed = false;
@@ -141,7 +150,10 @@ export class CoapEndpoint {
   request(message: CoapMessage, peer: PeerAddress, options: RequestOptions = {}): Promise<ReceivedResponse> {
     if (this.closed) return Promise.reject(new CancelledError('endpoint is closed'));
     if (options.signal?.aborted) return Promise.reject(new CancelledError('request aborted'));
-    const token = this.newToken();
+    const token = options.token ?? this.newToken();
+    if (options.token && this.pending.has(tokenKeyOf(token))) {
+      return Promise.reject(new CancelledError('a request with this token is still waiting for its response'));
+    }
     message.token = token;
     const key = peerKey(peer);
     return new Promise<ReceivedResponse>((resolve, reject) => {
@@ -218,10 +230,43 @@ export class CoapEndpoint {
     );
   }
 
+  /**
+   * Keeps a token alive beyond its first response (Observe notifications, RFC 7641 §3.2). The
+   * listener returns false to reject a response (RST). Returns the function that unregisters it.
+   */
+  listen(token: Uint8Array, peer: PeerAddress, listener: TokenListener): () => void {
+    const key = tokenKeyOf(token);
+    const entry = { peerKey: peerKey(peer), listener };
+    this.tokenListeners.set(key, entry);
+    return () => {
+      if (this.tokenListeners.get(key) === entry) this.tokenListeners.delete(key);
+    };
+  }
+
+  /** A fresh random token, unused by any pending request or listener. */
+  newToken(): Uint8Array {
+    for (;;) {
+      const token = this.random.bytes(this.tokenLength);
+      const key = tokenKeyOf(token);
+      if (!this.pending.has(key) && !this.tokenListeners.has(key)) return token;
+    }
+  }
+
   private onSeparateResponse(response: CoapMessage, inbound: InboundMessage): boolean {
-    const pending = this.pending.get(tokenKeyOf(response.token));
+    if (!isResponseCode(response.code)) return false;
+    const key = tokenKeyOf(response.token);
+    const pending = this.pending.get(key);
+    if (!pending) {
+      const entry = this.tokenListeners.get(key);
+      // §5.3.2: the token and the source endpoint must both match.
+      if (!entry || entry.peerKey !== inbound.peerKey) return false;
+      const check = checkOptions(response.options);
+      if (check.criticalProblem) return false;
+      response.options = check.options;
+      return entry.listener(response, this.contextFor(inbound.peer, inbound));
+    }
     // §5.3.2: the token and the source endpoint must both match the request.
-    if (!pending || pending.peerKey !== inbound.peerKey || !isResponseCode(response.code)) return false;
+    if (pending.peerKey !== inbound.peerKey) return false;
     // A separate response proves the request arrived, even if its empty ACK was lost (§5.2.2).
     pending.handle?.cancel();
     return this.deliver(pending, response, this.contextFor(inbound.peer, inbound));
@@ -282,13 +327,6 @@ export class CoapEndpoint {
     };
   }
 
-  private newToken(): Uint8Array {
-    for (;;) {
-      const token = this.random.bytes(this.tokenLength);
-      if (!this.pending.has(tokenKeyOf(token))) return token;
-    }
-  }
-
   stats(): MessageLayerStats & { pendingRequests: number } {
     return { ...this.messaging.getStats(), pendingRequests: this.pending.size };
   }
@@ -297,6 +335,7 @@ export class CoapEndpoint {
     if (this.closed) return;
     this.closed = true;
     for (const p of [...this.pending.values()]) this.fail(p, new CancelledError('endpoint closed'));
+    this.tokenListeners.clear();
     this.messaging.close();
     await this.options.transport.close();
   }

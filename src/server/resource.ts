@@ -58,6 +58,11 @@ export interface ResourceDefinition extends LinkAttributes {
   subtree?: boolean;
   /** Leave out of /.well-known/core. */
   hidden?: boolean;
+  /**
+   * Observable (RFC 7641): GET/FETCH with Observe 0 registers; call server.changed(path) when the
+   * state changes. 'con' or 'non' chooses the notification message type (default 'con').
+   */
+  observable?: boolean | { notifications: 'con' | 'non' };
   /** For subtree resources: the links below it to advertise. */
   listLinks?: () => Array<{ path: string } & LinkAttributes>;
 }

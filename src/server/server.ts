@@ -1,10 +1,15 @@
 /**
  * The CoAP server: routes requests to resources, enforces the option rules of RFC 7252 §5.4,
  * answers 4.04/4.05/4.06/5.05 itself, serves /.well-known/core (RFC 6690), honours No-Response
- * (RFC 7967), and sends an empty ACK when a handler is slow so the response can follow
- * separately (§5.2.2).
+ * (RFC 7967), sends an empty ACK when a handler is slow (§5.2.2), reassembles and slices
+ * block-wise bodies (RFC 7959) and keeps Observe registrations (RFC 7641).
+ *
+ * Order of processing a request (docs/architecture.md): option validation → proxy options →
+ * method → route → Block1 reassembly → Block2 follow-up from the stored representation →
+ * handler → Observe (de)registration → Accept check → Block2 slicing → No-Response → send.
  */
-import { ResponseCode, isRequestCode, methodName, type Code } from '../coap/codes.js';
+import { BlockOptionError, decodeBlock, type BlockValue } from '../coap/block.js';
+import { Method, ResponseCode, codeClass, isRequestCode, methodName, type Code } from '../coap/codes.js';
 import { ContentFormat } from '../coap/content-format.js';
 import { filterLinks, serializeLinks, type Link } from '../coap/link-format.js';
 import {
@@ -18,16 +23,21 @@ import {
   getOption,
   getStringOptions,
   getUintOption,
+  setOption,
   type CoapMessage,
   type CoapOption,
 } from '../coap/message.js';
 import { checkOptions } from '../coap/option-validation.js';
-import { OptionNumber, optionDefinition } from '../coap/options.js';
+import { OptionNumber, isCritical, optionDefinition } from '../coap/options.js';
+import type { EndpointContext } from '../exchange/context.js';
 import { CoapEndpoint, type EndpointOptions, type ServerExchange } from '../exchange/endpoint.js';
+import { exchangeLifetime } from '../messaging/parameters.js';
 import { UdpTransport, type UdpTransportOptions } from '../transport/udp.js';
 import type { PeerAddress } from '../transport/transport.js';
+import { BlockwiseServer, DEFAULT_BLOCKWISE_LIMITS, operationKey, type BlockwiseLimits } from './blockwise.js';
+import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings, type Observer } from './observe.js';
 import type { CoapRequest, CoapResponse, Handler, Handlers, LinkAttributes, ResourceDefinition } from './resource.js';
-import { Router } from './router.js';
+import { Router, splitPath } from './router.js';
 
 /** Options this server processes itself; anything critical outside this set gets 4.02 (§5.4.1). */
 const SERVER_OPTIONS = new Set<number>([
@@ -42,10 +52,12 @@ const SERVER_OPTIONS = new Set<number>([
   OptionNumber.UriQuery,
   OptionNumber.HopLimit,
   OptionNumber.Accept,
+  OptionNumber.Block2,
+  OptionNumber.Block1,
+  OptionNumber.Size2,
   OptionNumber.ProxyUri,
   OptionNumber.ProxyScheme,
   OptionNumber.Size1,
-  OptionNumber.Size2,
   OptionNumber.Echo,
   OptionNumber.NoResponse,
   OptionNumber.RequestTag,
@@ -61,12 +73,18 @@ export interface ServerOptions {
   wellKnownCore?: boolean;
   /** Extra option numbers a subclass or plug-in processes (recognized for §5.4.1). */
   recognizedOptions?: Iterable<number>;
+  /** Block-wise limits: body size, reassembly budget, preferred block size. */
+  blockwise?: Partial<BlockwiseLimits>;
+  observe?: Partial<ObserveSettings>;
 }
 
 export class CoapServer {
   readonly router = new Router();
+  readonly blockwise: BlockwiseServer;
+  readonly observations: ObserveRegistry;
   private readonly emptyAckDelay: number;
   private readonly recognized: Set<number>;
+  private readonly closeHooks: Array<() => void> = [];
 
   constructor(
     readonly endpoint: CoapEndpoint,
@@ -74,6 +92,13 @@ export class CoapServer {
   ) {
     this.emptyAckDelay = options.emptyAckDelay ?? 100;
     this.recognized = new Set([...SERVER_OPTIONS, ...(options.recognizedOptions ?? [])]);
+    this.blockwise = new BlockwiseServer(
+      { ...DEFAULT_BLOCKWISE_LIMITS, lifetime: exchangeLifetime(endpoint.parameters), ...options.blockwise },
+      () => endpoint.scheduler.now(),
+    );
+    this.observations = new ObserveRegistry(endpoint.messaging, endpoint.scheduler, { ...DEFAULT_OBSERVE_SETTINGS, ...options.observe }, (o) =>
+      this.renderForObserver(o),
+    );
     if (options.wellKnownCore !== false) this.router.add(this.wellKnownCoreResource());
     endpoint.setRequestHandler((request, exchange) => this.handle(request, exchange));
   }
@@ -91,89 +116,192 @@ export class CoapServer {
     return this;
   }
 
-  resource(path: string, handlers: Handlers, attributes: LinkAttributes = {}): this {
+  resource(path: string, handlers: Handlers, attributes: LinkAttributes & Pick<ResourceDefinition, 'observable'> = {}): this {
     return this.add({ path, handlers, ...attributes });
+  }
+
+  /** Removes a resource; its observers get a final 4.04 (RFC 7641 §3.2). */
+  remove(path: string): boolean {
+    const removed = this.router.remove(path);
+    if (removed) this.observations.endAll(normalizePath(path));
+    return removed;
+  }
+
+  /** Tells the observers of `path` that its state changed (RFC 7641 §4.2). */
+  changed(path: string): void {
+    this.observations.changed(normalizePath(path));
+  }
+
+  /** Runs when the server closes (resources' timers, for example). */
+  onClose(hook: () => void): void {
+    this.closeHooks.push(hook);
   }
 
   address(): PeerAddress {
     return this.endpoint.transport.localAddress();
   }
 
-  close(): Promise<void> {
-    return this.endpoint.close();
+  async close(): Promise<void> {
+    for (const hook of this.closeHooks.splice(0)) hook();
+    this.observations.clear();
+    await this.endpoint.close();
   }
 
   // --- request processing -----------------------------------------------------------------
 
   private handle(message: CoapMessage, exchange: ServerExchange): void {
-    const check = checkOptions(message.options, (n) => this.recognized.has(n) || (optionDefinition(n) !== undefined && !isCriticalNumber(n)));
+    const check = checkOptions(message.options, (n) => this.recognized.has(n) || (optionDefinition(n) !== undefined && !isCritical(n)));
     if (check.criticalProblem) {
-      this.send(exchange, message, { code: ResponseCode.BadOption, payload: check.criticalProblem.reason });
+      this.reply(exchange, message, { code: ResponseCode.BadOption, payload: check.criticalProblem.reason });
       return;
     }
-    const options = check.options;
-    if (hasAny(options, OptionNumber.ProxyUri) || hasAny(options, OptionNumber.ProxyScheme)) {
+    message.options = check.options;
+    if (getOption(message, OptionNumber.ProxyUri) || getOption(message, OptionNumber.ProxyScheme)) {
       // §5.7.2: an endpoint unwilling or unable to act as a forward-proxy answers 5.05.
-      this.send(exchange, message, { code: ResponseCode.ProxyingNotSupported, payload: 'this endpoint is not a proxy' });
+      this.reply(exchange, message, { code: ResponseCode.ProxyingNotSupported, payload: 'this endpoint is not a proxy' });
       return;
     }
     if (!isKnownMethod(message.code)) {
       // §5.8: an unrecognized or unsupported method code gets 4.05.
-      this.send(exchange, message, { code: ResponseCode.MethodNotAllowed });
+      this.reply(exchange, message, { code: ResponseCode.MethodNotAllowed });
       return;
     }
-    const view = { options };
-    const path = getStringOptions(view, OptionNumber.UriPath);
+    let block1: BlockValue | undefined;
+    let block2: BlockValue | undefined;
+    try {
+      block1 = optionalBlock(message, OptionNumber.Block1);
+      block2 = optionalBlock(message, OptionNumber.Block2);
+    } catch (error) {
+      // RFC 7959 §2.2: SZX 7 in a request MUST lead to 4.00.
+      this.reply(exchange, message, { code: ResponseCode.BadRequest, payload: (error as Error).message });
+      return;
+    }
+    const path = getStringOptions(message, OptionNumber.UriPath);
     const match = this.router.match(path);
     if (!match) {
-      this.send(exchange, message, { code: ResponseCode.NotFound });
+      this.reply(exchange, message, { code: ResponseCode.NotFound });
       return;
     }
     const handler = handlerFor(match.resource.handlers, message.code);
     if (!handler) {
-      this.send(exchange, message, { code: ResponseCode.MethodNotAllowed });
+      this.reply(exchange, message, { code: ResponseCode.MethodNotAllowed });
       return;
     }
-    const request = buildRequest(message, options, path, match.subPath, exchange);
+
+    let payload = message.payload;
+    let block1Control: Uint8Array | undefined;
+    if (block1) {
+      const outcome = this.blockwise.receiveBlock1(
+        operationKey(exchange.context.peerKey, message, false),
+        block1,
+        message.payload,
+        getUintOption(message, OptionNumber.ContentFormat),
+        getUintOption(message, OptionNumber.Size1),
+      );
+      if (outcome.kind !== 'complete') {
+        this.reply(exchange, message, outcome.response);
+        return;
+      }
+      payload = outcome.body;
+      block1Control = outcome.block1;
+    }
+
+    const representationKey = operationKey(exchange.context.peerKey, message, message.code === Method.FETCH);
+    if (block2 && block2.num > 0 && !block1) {
+      // A follow-up block: serve it from the representation the first block came from (§2.4).
+      const stored = this.blockwise.servedFromStore(representationKey, block2, emptyResponse());
+      if (stored) {
+        this.send(exchange, message, stored);
+        return;
+      }
+    }
+
+    const request = buildRequest(message, payload, path, match.subPath, exchange.context);
+    const finish = (spec: CoapResponse): void => {
+      const response = this.toResponse(message, spec);
+      if (block1Control) setOption(response, OptionNumber.Block1, block1Control);
+      this.observeStep(match.resource, normalizePath(match.resource.path, match.subPath), message, exchange, response);
+      this.send(exchange, message, this.blockwise.sliceBlock2(representationKey, response, block2));
+    };
     let result: CoapResponse | Promise<CoapResponse>;
     try {
       result = handler(request);
     } catch (error) {
-      this.send(exchange, message, internalError(error));
+      this.reply(exchange, message, internalError(error));
       return;
     }
     if (!isPromise(result)) {
-      this.send(exchange, message, result);
+      finish(result);
       return;
     }
-    const slow = exchange.inbound.confirmable
-      ? this.endpoint.scheduler.schedule(this.emptyAckDelay, () => exchange.acknowledge())
-      : undefined;
+    const slow = exchange.inbound.confirmable ? this.endpoint.scheduler.schedule(this.emptyAckDelay, () => exchange.acknowledge()) : undefined;
     result.then(
       (response) => {
         slow?.cancel();
-        this.send(exchange, message, response);
+        finish(response);
       },
       (error: unknown) => {
         slow?.cancel();
-        this.send(exchange, message, internalError(error));
+        this.reply(exchange, message, internalError(error));
       },
     );
   }
 
-  private send(exchange: ServerExchange, request: CoapMessage, spec: CoapResponse): void {
-    let response: CoapMessage;
+  /** RFC 7641 §4.1: register on Observe 0, deregister on Observe 1, for GET and FETCH. */
+  private observeStep(resource: ResourceDefinition, path: string, request: CoapMessage, exchange: ServerExchange, response: CoapMessage): void {
+    const observe = getUintOption(request, OptionNumber.Observe);
+    if (observe === undefined || (request.code !== Method.GET && request.code !== Method.FETCH)) return;
+    if (observe === 1 || !resource.observable || codeClass(response.code) !== 2 || getOption(request, OptionNumber.Block1)) {
+      this.observations.deregister(path, exchange.context.peerKey, request.token);
+      return;
+    }
+    if (observe !== 0) return;
+    const type = typeof resource.observable === 'object' ? resource.observable.notifications : 'con';
+    this.observations.register(path, exchange.context.peer, exchange.context.peerKey, request, exchange.context, type);
+    setOption(response, OptionNumber.Observe, encodeUint(this.observations.currentSequence(path)));
+  }
+
+  /** What a GET/FETCH now would return to this observer, first block only when large (RFC 7959 §2.6). */
+  private async renderForObserver(observer: Observer): Promise<CoapMessage> {
+    const request = observer.request;
+    const match = this.router.match(getStringOptions(request, OptionNumber.UriPath));
+    const handler = match ? handlerFor(match.resource.handlers, request.code) : undefined;
+    let spec: CoapResponse;
+    if (!match || !handler) spec = { code: ResponseCode.NotFound };
+    else {
+      try {
+        spec = await handler(buildRequest(request, request.payload, observer.path === '/' ? [] : splitPath(observer.path), match.subPath, observer.context));
+      } catch (error) {
+        spec = internalError(error);
+      }
+    }
+    const response = this.toResponse(request, spec);
+    const block2 = optionalBlockOrUndefined(request, OptionNumber.Block2);
+    const key = operationKey(observer.peerKey, request, request.code === Method.FETCH);
+    return this.blockwise.sliceBlock2(key, response, block2 ? { num: 0, more: false, szx: block2.szx } : undefined);
+  }
+
+  /** The handler's response as a message, with the §5.10.4 Accept check applied. */
+  private toResponse(request: CoapMessage, spec: CoapResponse): CoapMessage {
     try {
-      response = toMessage(spec);
+      const response = toMessage(spec);
       const accept = getUintOption(request, OptionNumber.Accept);
       const format = getUintOption(response, OptionNumber.ContentFormat);
-      if (accept !== undefined && spec.code === ResponseCode.Content && format !== undefined && format !== accept) {
+      if (accept !== undefined && codeClass(spec.code) === 2 && format !== undefined && format !== accept) {
         // §5.10.4: the preferred Content-Format cannot be returned.
-        response = toMessage({ code: ResponseCode.NotAcceptable });
+        return toMessage({ code: ResponseCode.NotAcceptable });
       }
+      return response;
     } catch (error) {
-      response = toMessage(internalError(error));
+      return toMessage(internalError(error));
     }
+  }
+
+  private reply(exchange: ServerExchange, request: CoapMessage, spec: CoapResponse | { code: number; payload?: string; options: CoapOption[] }): void {
+    this.send(exchange, request, toMessage(spec));
+  }
+
+  private send(exchange: ServerExchange, request: CoapMessage, response: CoapMessage): void {
     if (suppressedByNoResponse(request, response.code)) {
       exchange.acknowledge(); // a CON still needs its ACK; a NON gets nothing (RFC 7967 §2)
       return;
@@ -200,7 +328,7 @@ export class CoapServer {
   links(): Link[] {
     const links: Link[] = [];
     for (const resource of this.router.resources()) {
-      if (!resource.hidden) links.push(toLink(resource.path, resource));
+      if (!resource.hidden) links.push(toLink(resource.path, { ...resource, obs: resource.obs ?? Boolean(resource.observable) }));
       for (const below of resource.listLinks?.() ?? []) links.push(toLink(below.path, below));
     }
     return links.sort((a, b) => a.href.localeCompare(b.href));
@@ -209,26 +337,39 @@ export class CoapServer {
 
 const KNOWN_METHODS = new Set<Code>([1, 2, 3, 4, 5, 6, 7]);
 const isKnownMethod = (code: Code): boolean => isRequestCode(code) && KNOWN_METHODS.has(code);
-const isCriticalNumber = (n: number): boolean => (n & 1) === 1;
+
+function normalizePath(path: string, subPath: readonly string[] = []): string {
+  return '/' + [...splitPath(path), ...subPath].join('/');
+}
+
+function optionalBlock(message: CoapMessage, number: number): BlockValue | undefined {
+  const value = getOption(message, number);
+  if (value === undefined) return undefined;
+  try {
+    return decodeBlock(value);
+  } catch (error) {
+    if (error instanceof BlockOptionError) throw error;
+    throw new BlockOptionError(String(error));
+  }
+}
+
+function optionalBlockOrUndefined(message: CoapMessage, number: number): BlockValue | undefined {
+  try {
+    return optionalBlock(message, number);
+  } catch {
+    return undefined;
+  }
+}
 
 function handlerFor(handlers: Handlers, code: Code): Handler | undefined {
   const name = methodName(code).toUpperCase() as keyof Handlers;
   return handlers[name];
 }
 
-function hasAny(options: readonly CoapOption[], number: number): boolean {
-  return options.some((o) => o.number === number);
-}
-
-function buildRequest(
-  message: CoapMessage,
-  options: CoapOption[],
-  path: string[],
-  subPath: string[],
-  exchange: ServerExchange,
-): CoapRequest {
+function buildRequest(message: CoapMessage, body: Uint8Array, path: readonly string[], subPath: readonly string[], context: EndpointContext): CoapRequest {
+  const options = message.options;
   const view = { options };
-  const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
+  const payload = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   return {
     method: message.code,
     methodName: methodName(message.code),
@@ -240,15 +381,18 @@ function buildRequest(
     contentFormat: getUintOption(view, OptionNumber.ContentFormat),
     accept: getUintOption(view, OptionNumber.Accept),
     confirmable: message.type === MessageType.CON,
-    context: exchange.context,
+    context,
     message,
     option: (number) => getOption(view, number),
     text: () => decodeString(payload),
   };
 }
 
+const emptyResponse = (): CoapMessage => ({ type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: EMPTY_BYTES, options: [], payload: EMPTY_BYTES });
+
 /** Builds the wire message of a handler's response (type, ID and token are set by the exchange). */
-export function toMessage(spec: CoapResponse): CoapMessage {
+export function toMessage(spec: CoapResponse | { code: number; payload?: string | Uint8Array; options?: CoapOption[] }): CoapMessage {
+  const full = spec as CoapResponse;
   const message: CoapMessage = {
     type: MessageType.ACK,
     code: spec.code,
@@ -257,9 +401,9 @@ export function toMessage(spec: CoapResponse): CoapMessage {
     options: [],
     payload: typeof spec.payload === 'string' ? encodeString(spec.payload) : (spec.payload ?? EMPTY_BYTES),
   };
-  if (spec.etag) addOption(message, OptionNumber.ETag, spec.etag);
-  if (spec.contentFormat !== undefined) addOption(message, OptionNumber.ContentFormat, encodeUint(spec.contentFormat));
-  if (spec.maxAge !== undefined) addOption(message, OptionNumber.MaxAge, encodeUint(spec.maxAge));
+  if (full.etag) addOption(message, OptionNumber.ETag, full.etag);
+  if (full.contentFormat !== undefined) addOption(message, OptionNumber.ContentFormat, encodeUint(full.contentFormat));
+  if (full.maxAge !== undefined) addOption(message, OptionNumber.MaxAge, encodeUint(full.maxAge));
   for (const o of spec.options ?? []) addOption(message, o.number, o.value);
   return message;
 }

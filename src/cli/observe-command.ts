@@ -1,0 +1,96 @@
+/** coapsec observe URI [--count N] [--duration S] [--json] */
+import { codeClass, codeToString } from '../coap/codes.js';
+import { parseContentFormat } from '../coap/content-format.js';
+import { UriError, parseCoapUri } from '../coap/uri.js';
+import { CoapClient } from '../client/client.js';
+import { CoapRequestError } from '../exchange/errors.js';
+import { parse, parseBlockSize, parseSeconds } from './args.js';
+import { ExitCode, UsageError } from './errors.js';
+import { describeOption, responseToJson } from './output.js';
+
+export const OBSERVE_USAGE = `usage: coapsec observe URI [options]     (RFC 7641; stops actively with Observe 1)
+  --count N               stop after N notifications (the first response counts)
+  --duration SECONDS      stop after this long
+  --accept N|NAME         preferred Content-Format
+  -b, --block-size N      block size for notifications larger than one block
+  --json                  one JSON object per notification
+  -v, --verbose           code and options of each notification on stderr`;
+
+export async function observeCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      count: { type: 'string' },
+      duration: { type: 'string' },
+      accept: { type: 'string' },
+      'block-size': { type: 'string', short: 'b' },
+      json: { type: 'boolean' },
+      verbose: { type: 'boolean', short: 'v' },
+      timeout: { type: 'string' },
+    },
+    { min: 1, max: 1, names: 'URI' },
+  );
+  const uri = positionals[0]!;
+  try {
+    parseCoapUri(uri);
+  } catch (error) {
+    if (error instanceof UriError) throw new UsageError(`bad URI "${uri}": ${error.message}`);
+    throw error;
+  }
+  const count = values.count === undefined ? undefined : Number(values.count);
+  if (count !== undefined && !(Number.isInteger(count) && count > 0)) throw new UsageError(`--count needs a positive whole number, got "${values.count}"`);
+  const duration = parseSeconds(values.duration, '--duration');
+  const timeout = parseSeconds(values.timeout, '--timeout');
+  const blockSize = parseBlockSize(values['block-size']);
+  let accept: number | undefined;
+  if (values.accept !== undefined) {
+    try {
+      accept = parseContentFormat(values.accept);
+    } catch (error) {
+      throw new UsageError(`--accept: ${(error as Error).message}`);
+    }
+  }
+
+  const client = new CoapClient();
+  let stopTimer: NodeJS.Timeout | undefined;
+  const onSignal = (): void => void observation?.cancel();
+  let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;
+  try {
+    observation = await client.observe(uri, {
+      ...(accept !== undefined ? { accept } : {}),
+      ...(blockSize !== undefined ? { blockSize } : {}),
+      ...(timeout !== undefined ? { timeout: timeout * 1000 } : {}),
+    });
+    if (duration !== undefined) stopTimer = setTimeout(() => void observation?.cancel(), duration * 1000);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let received = 0;
+    let lastCode = 0;
+    for await (const notification of observation) {
+      received++;
+      lastCode = notification.code;
+      if (values.verbose) {
+        process.stderr.write(`${codeToString(notification.code)}\n`);
+        for (const o of notification.options) process.stderr.write(`  ${describeOption(o)}\n`);
+      }
+      if (values.json) process.stdout.write(JSON.stringify(responseToJson(notification)) + '\n');
+      else process.stdout.write(notification.text() + '\n');
+      if (count !== undefined && received >= count) break;
+    }
+    if (!observation.registered && codeClass(lastCode) === 2) process.stderr.write('coapsec: the server did not accept the observation (no Observe option in its response)\n');
+    const cls = codeClass(lastCode);
+    return cls === 4 ? ExitCode.ClientError : cls === 5 ? ExitCode.ServerError : received === 0 ? ExitCode.NoResponse : ExitCode.Ok;
+  } catch (error) {
+    if (error instanceof CoapRequestError) {
+      process.stderr.write(`coapsec: ${error.message}\n`);
+      return ExitCode.NoResponse;
+    }
+    throw error;
+  } finally {
+    if (stopTimer) clearTimeout(stopTimer);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await observation?.cancel();
+    await client.close();
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * Client side of RFC 7959: large request bodies go out in Block1 blocks (adopting a smaller size
+ * the server asks for, §2.5, and retrying with the smaller size a 4.13 hints at, §2.9.3); large
+ * responses are reassembled from Block2 blocks, checking block numbers, Content-Format and ETag
+ * (§2.4) and restarting a GET/FETCH whose representation changed mid-transfer.
+ */
+import { BlockOptionError, blockSize, decodeBlock, encodeBlock, type BlockValue } from '../coap/block.js';
+import { Method, ResponseCode, codeClass } from '../coap/codes.js';
+import { bytesEqual, encodeUint, getOption, getUintOption, removeOption, setOption, type CoapMessage } from '../coap/message.js';
+import { OptionNumber } from '../coap/options.js';
+import type { ReceivedResponse } from '../exchange/endpoint.js';
+import { BadResponseError } from '../exchange/errors.js';
+
+export interface BlockwiseOptions {
+  /** SZX for Block1 and for early Block2 negotiation; undefined leaves Block2 size to the server. */
+  szx?: number;
+  /** Refuse to reassemble more than this many bytes. */
+  maxBodySize: number;
+  /** Restarts of a transfer whose ETag changed before giving up. */
+  maxRestarts: number;
+  onProgress?: (bytes: number, total: number | undefined) => void;
+  requestTag?: Uint8Array;
+}
+
+export type SendRequest = (message: CoapMessage) => Promise<ReceivedResponse>;
+
+const DEFAULT_SZX = 6;
+
+function cloneRequest(template: CoapMessage): CoapMessage {
+  return { ...template, options: template.options.slice() };
+}
+
+function readBlock(message: CoapMessage, number: number): BlockValue | undefined {
+  const value = getOption(message, number);
+  if (value === undefined) return undefined;
+  try {
+    return decodeBlock(value);
+  } catch (error) {
+    throw new BadResponseError(`response carries an invalid ${number === OptionNumber.Block1 ? 'Block1' : 'Block2'} option: ${(error as BlockOptionError).message}`);
+  }
+}
+
+/** Runs a whole request, block-wise where the body or the response needs it. */
+export async function blockwiseRequest(send: SendRequest, template: CoapMessage, options: BlockwiseOptions): Promise<ReceivedResponse> {
+  let szx = options.szx ?? DEFAULT_SZX;
+  const body = template.payload;
+  if (body.length <= blockSize(szx)) {
+    const first = cloneRequest(template);
+    if (options.szx !== undefined) setOption(first, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: options.szx }));
+    return continueBlock2(send, template, await send(first), options);
+  }
+
+  if (options.requestTag) setOption(template, OptionNumber.RequestTag, options.requestTag);
+  // Bounded: every round trip moves the offset forward, or lowers SZX (at most 6 times).
+  for (let restarts = 0; restarts <= 6; restarts++) {
+    let offset = 0;
+    let response: ReceivedResponse | undefined;
+    let smaller = false;
+    while (offset < body.length) {
+      const size = blockSize(szx);
+      const more = offset + size < body.length;
+      const message = cloneRequest(template);
+      message.payload = body.subarray(offset, offset + size);
+      setOption(message, OptionNumber.Block1, encodeBlock({ num: offset / size, more, szx }));
+      if (offset === 0) setOption(message, OptionNumber.Size1, encodeUint(body.length));
+      if (!more && options.szx !== undefined) setOption(message, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: options.szx }));
+      response = await send(message);
+      const control = readBlock(response.message, OptionNumber.Block1);
+      if (response.message.code === ResponseCode.RequestEntityTooLarge && control && control.szx < szx) {
+        szx = control.szx; // §2.9.3: a hint to try a smaller block size
+        smaller = true;
+        break;
+      }
+      if (codeClass(response.message.code) !== 2) return response; // 4.08, 4.13, 5.xx, ...: the final answer
+      offset += message.payload.length;
+      options.onProgress?.(offset, body.length);
+      // §2.5: heed the server's preference for a smaller size; offsets stay multiples of it.
+      if (control && control.szx < szx) szx = control.szx;
+    }
+    if (!smaller) return continueBlock2(send, withoutBody(template), response!, options);
+  }
+  throw new BadResponseError('the server kept asking for smaller blocks');
+}
+
+/** Later requests of a Block2 transfer repeat the request without Block1 and (except FETCH) without body (§2.7). */
+function withoutBody(template: CoapMessage): CoapMessage {
+  const follow = cloneRequest(template);
+  removeOption(follow, OptionNumber.Block1);
+  removeOption(follow, OptionNumber.Size1);
+  if (template.code !== Method.FETCH) follow.payload = new Uint8Array(0);
+  return follow;
+}
+
+/**
+ * Completes a Block2 transfer whose first response is `first` (which may also be an Observe
+ * notification carrying block 0, RFC 7959 §2.6). Returns a response holding the whole body.
+ */
+export async function continueBlock2(send: SendRequest, template: CoapMessage, first: ReceivedResponse, options: BlockwiseOptions): Promise<ReceivedResponse> {
+  const restartable = template.code === Method.GET || template.code === Method.FETCH;
+  let head = first;
+  for (let restart = 0; ; restart++) {
+    const block = readBlock(head.message, OptionNumber.Block2);
+    if (!block || !block.more || codeClass(head.message.code) !== 2) return stripBlock2(head, head.message.payload);
+    if (block.num !== 0) throw new BadResponseError(`expected block 0 first, got block ${block.num}`);
+    const result = await fetchRemainingBlocks(send, template, head, block, options);
+    if (result !== 'changed') return result;
+    if (!restartable || restart >= options.maxRestarts) {
+      throw new BadResponseError('the representation changed during the block-wise transfer (ETag mismatch)');
+    }
+    // §2.4: the representation changed; fetch it again from block 0.
+    const again = cloneRequest(template);
+    removeOption(again, OptionNumber.Observe);
+    setOption(again, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: block.szx }));
+    head = await send(again);
+  }
+}
+
+async function fetchRemainingBlocks(
+  send: SendRequest,
+  template: CoapMessage,
+  head: ReceivedResponse,
+  firstBlock: BlockValue,
+  options: BlockwiseOptions,
+): Promise<ReceivedResponse | 'changed'> {
+  const etag = getOption(head.message, OptionNumber.ETag);
+  const format = getUintOption(head.message, OptionNumber.ContentFormat);
+  const total = getUintOption(head.message, OptionNumber.Size2);
+  if (total !== undefined && total > options.maxBodySize) throw new BadResponseError(`response body of ${total} bytes exceeds the limit of ${options.maxBodySize}`);
+  const chunks: Uint8Array[] = [head.message.payload];
+  let received = head.message.payload.length;
+  let szx = firstBlock.szx;
+  options.onProgress?.(received, total);
+  const follow = cloneRequest(template);
+  removeOption(follow, OptionNumber.Observe);
+  // Bounded by the body limit: each round trip adds a non-empty block or ends the loop.
+  for (;;) {
+    const size = blockSize(szx);
+    const num = received / size;
+    if (!Number.isInteger(num)) throw new BadResponseError('block size changed to one that does not divide the received length');
+    const request = cloneRequest(follow);
+    setOption(request, OptionNumber.Block2, encodeBlock({ num, more: false, szx }));
+    const response = await send(request);
+    if (codeClass(response.message.code) !== 2) return response;
+    const block = readBlock(response.message, OptionNumber.Block2);
+    if (!block) throw new BadResponseError(`response to block ${num} carries no Block2 option`);
+    const responseEtag = getOption(response.message, OptionNumber.ETag);
+    if ((etag === undefined) !== (responseEtag === undefined) || (etag && responseEtag && !bytesEqual(etag, responseEtag))) return 'changed';
+    if (getUintOption(response.message, OptionNumber.ContentFormat) !== format) {
+      throw new BadResponseError('Content-Format changed during the block-wise transfer');
+    }
+    if (block.num * blockSize(block.szx) !== received) throw new BadResponseError(`asked for the block at offset ${received}, got block ${block.num}/${blockSize(block.szx)}`);
+    if (block.more && response.message.payload.length !== blockSize(block.szx)) throw new BadResponseError(`block ${block.num} is shorter than its size`);
+    if (response.message.payload.length === 0 && block.more) throw new BadResponseError('empty block with more to come');
+    chunks.push(response.message.payload);
+    received += response.message.payload.length;
+    if (received > options.maxBodySize) throw new BadResponseError(`response body exceeds the limit of ${options.maxBodySize} bytes`);
+    options.onProgress?.(received, total);
+    szx = block.szx;
+    if (!block.more) return stripBlock2(head, Buffer.concat(chunks, received));
+  }
+}
+
+/** The first response's options (minus Block2/Size2) with the whole body. */
+function stripBlock2(head: ReceivedResponse, body: Uint8Array): ReceivedResponse {
+  const message: CoapMessage = { ...head.message, options: head.message.options.filter((o) => o.number !== OptionNumber.Block2 && o.number !== OptionNumber.Size2), payload: body };
+  return { message, context: head.context };
+}

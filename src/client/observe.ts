@@ -1,0 +1,198 @@
+/**
+ * Client side of Observe (RFC 7641 §3) as an async iterator of notifications:
+ * - the registration GET/FETCH carries Observe 0; its token stays registered for notifications;
+ * - notifications older than the freshest so far are dropped by the §3.4 rule;
+ * - a notification carrying only block 0 is completed with ordinary Block2 requests (RFC 7959 §2.6);
+ * - when Max-Age runs out with no newer notification, the client re-registers with the same token
+ *   (§3.3.1, after the recommended random 5–15 s);
+ * - stopping the iteration cancels actively: a GET with Observe 1 and the same token (§3.6); any
+ *   notification after that is rejected with RST.
+ * A 2.xx response without Observe (the server declined) or any non-2.xx response ends it.
+ */
+import { codeClass } from '../coap/codes.js';
+import { encodeUint, getOption, getUintOption, maxAgeOf, setOption, type CoapMessage } from '../coap/message.js';
+import { OptionNumber } from '../coap/options.js';
+import type { EndpointContext } from '../exchange/context.js';
+import type { CoapEndpoint, ReceivedResponse } from '../exchange/endpoint.js';
+import { isNewerNotification } from '../exchange/observe-freshness.js';
+import type { PeerAddress } from '../transport/transport.js';
+import type { Timer } from '../util/scheduler.js';
+import { continueBlock2, type BlockwiseOptions } from './blockwise.js';
+import { toClientResponse, type ClientResponse } from './client.js';
+
+export interface ObservationSettings {
+  /** Extra wait after Max-Age before re-registering, ms. Default: uniform 5–15 s (§3.3.1). */
+  reregisterDelay?: () => number;
+  /** Notifications kept while the consumer is busy; the oldest are dropped beyond it. Default 64. */
+  maxQueued?: number;
+  timeout?: number;
+}
+
+export class Observation implements AsyncIterableIterator<ClientResponse> {
+  private readonly queue: ClientResponse[] = [];
+  private waiter: { resolve: (r: IteratorResult<ClientResponse>) => void; reject: (e: Error) => void } | undefined;
+  private ended = false;
+  private failure: Error | undefined;
+  private freshest: { value: number; at: number } | undefined;
+  /** Bumped per accepted notification, so a slow block-wise completion of an older one is discarded. */
+  private generation = 0;
+  private reregisterTimer: Timer | undefined;
+  private unlisten: (() => void) | undefined;
+  private registeredFlag = false;
+  private cancelling: Promise<void> | undefined;
+  private readonly token: Uint8Array;
+
+  constructor(
+    private readonly endpoint: CoapEndpoint,
+    private readonly peer: PeerAddress,
+    /** The registration request; Observe is set to 0 here. */
+    private readonly template: CoapMessage,
+    private readonly blockwise: BlockwiseOptions,
+    private readonly settings: ObservationSettings = {},
+  ) {
+    this.token = endpoint.newToken();
+    setOption(template, OptionNumber.Observe, encodeUint(0));
+    this.unlisten = endpoint.listen(this.token, peer, (response, context) => this.onNotification(response, context));
+    void this.register();
+  }
+
+  /** True once the server confirmed the registration with an Observe option. */
+  get registered(): boolean {
+    return this.registeredFlag;
+  }
+
+  private async register(): Promise<void> {
+    try {
+      const response = await this.endpoint.request(cloneMessage(this.template), this.peer, {
+        token: this.token,
+        ...(this.settings.timeout !== undefined ? { responseTimeout: this.settings.timeout } : {}),
+      });
+      if (!this.ended) this.onNotification(response.message, response.context);
+    } catch (error) {
+      this.fail(error as Error);
+    }
+  }
+
+  /** Returns false to reject (RST) a notification once the observation has ended. */
+  private onNotification(message: CoapMessage, context: EndpointContext): boolean {
+    if (this.ended) return false;
+    const sequence = getUintOption(message, OptionNumber.Observe);
+    if (codeClass(message.code) !== 2 || sequence === undefined) {
+      // Not (or no longer) observing: deliver this final response and end (§3.2, §4.1).
+      this.finishWith({ message, context });
+      return true;
+    }
+    const now = this.endpoint.scheduler.now();
+    if (this.freshest && !isNewerNotification(this.freshest.value, this.freshest.at, sequence, now)) {
+      return true; // §3.4: older than what we have; acknowledged but not delivered
+    }
+    this.freshest = { value: sequence, at: now };
+    this.registeredFlag = true;
+    const generation = ++this.generation;
+    this.armReregistration(message);
+    const block2 = getOption(message, OptionNumber.Block2);
+    if (block2 === undefined || (block2[block2.length - 1]! & 0x08) === 0) {
+      this.push(toClientResponse(message, context));
+      return true;
+    }
+    // Only block 0 came with the notification; fetch the rest as plain GETs (RFC 7959 §2.6).
+    const send = (m: CoapMessage): Promise<ReceivedResponse> => this.endpoint.request(m, this.peer);
+    continueBlock2(send, this.template, { message, context }, this.blockwise).then(
+      (whole) => {
+        if (generation === this.generation && !this.ended) this.push(toClientResponse(whole.message, whole.context));
+      },
+      (error: unknown) => this.fail(error as Error),
+    );
+    return true;
+  }
+
+  private armReregistration(message: CoapMessage): void {
+    this.reregisterTimer?.cancel();
+    const extra = this.settings.reregisterDelay?.() ?? 5000 + Math.random() * 10_000;
+    this.reregisterTimer = this.endpoint.scheduler.schedule(maxAgeOf(message) * 1000 + extra, () => {
+      // Max-Age ran out with nothing newer: renew the registration with the same token (§3.3.1).
+      if (!this.ended) void this.register();
+    });
+  }
+
+  private push(response: ClientResponse): void {
+    if (this.waiter) {
+      const { resolve } = this.waiter;
+      this.waiter = undefined;
+      resolve({ value: response, done: false });
+      return;
+    }
+    this.queue.push(response);
+    const max = this.settings.maxQueued ?? 64;
+    while (this.queue.length > max) this.queue.shift();
+  }
+
+  private finishWith(last: ReceivedResponse): void {
+    this.push(toClientResponse(last.message, last.context));
+    this.end();
+  }
+
+  private fail(error: Error): void {
+    if (this.ended) return;
+    this.failure = error;
+    this.end();
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.reregisterTimer?.cancel();
+    this.unlisten?.();
+    this.unlisten = undefined;
+    if (this.waiter && this.queue.length === 0) {
+      const { resolve, reject } = this.waiter;
+      this.waiter = undefined;
+      if (this.failure) reject(this.failure);
+      else resolve({ value: undefined, done: true });
+    }
+  }
+
+  next(): Promise<IteratorResult<ClientResponse>> {
+    const value = this.queue.shift();
+    if (value) return Promise.resolve({ value, done: false });
+    if (this.ended) return this.failure ? Promise.reject(this.failure) : Promise.resolve({ value: undefined, done: true });
+    if (this.waiter) return Promise.reject(new Error('next() called again before the previous call settled'));
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  /** Stopping the iteration (break, return) cancels the observation actively. */
+  async return(): Promise<IteratorResult<ClientResponse>> {
+    await this.cancel();
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /**
+   * Deregisters with a GET carrying Observe 1 and the registration's token (§3.6), then ends the
+   * iteration. Resolves once the server answered or the attempt timed out.
+   */
+  cancel(): Promise<void> {
+    if (this.cancelling) return this.cancelling;
+    const wasRegistered = this.registeredFlag && !this.ended;
+    this.end();
+    this.queue.length = 0;
+    if (!wasRegistered) return (this.cancelling = Promise.resolve());
+    const deregister = cloneMessage(this.template);
+    setOption(deregister, OptionNumber.Observe, encodeUint(1));
+    this.cancelling = this.endpoint
+      .request(deregister, this.peer, { token: this.token, ...(this.settings.timeout !== undefined ? { responseTimeout: this.settings.timeout } : {}) })
+      // On failure the server still forgets us: our RST answers its next notification (§3.6).
+      .then(
+        () => undefined,
+        () => undefined,
+      );
+    return this.cancelling;
+  }
+}
+
+function cloneMessage(message: CoapMessage): CoapMessage {
+  return { ...message, options: message.options.slice() };
+}

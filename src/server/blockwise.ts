@@ -1,0 +1,235 @@
+/**
+ * Server side of RFC 7959. Block1: request bodies are reassembled per operation — the requesting
+ * endpoint plus every option except Block1/Block2/Size1/Size2 and elective NoCacheKey ones, so
+ * Request-Tag separates concurrent operations (RFC 9175 §3.3) — answering 2.31 Continue, 4.08 for
+ * gaps and 4.13 with Size1 beyond the limit. Block2: large representations are sliced; blocks after
+ * the first come from a short-lived copy of the representation so a changing resource still yields
+ * consistent blocks (§2.4), and every sliced response carries an ETag.
+ */
+import { createHash } from 'node:crypto';
+import { blockSize, encodeBlock, type BlockValue } from '../coap/block.js';
+import { ResponseCode } from '../coap/codes.js';
+import { encodeUint, getOption, setOption, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { OptionNumber, isCritical, isNoCacheKey } from '../coap/options.js';
+
+export interface BlockwiseLimits {
+  /** Largest request body reassembled, bytes. Default 4 MiB. */
+  maxBodySize: number;
+  /** All partial bodies together, bytes. Default 64 MiB. */
+  reassemblyBudget: number;
+  /** Concurrent Block1 operations. Default 1024. */
+  maxOperations: number;
+  /** A partial body is dropped this long after its latest block, ms (§2.5: EXCHANGE_LIFETIME). */
+  lifetime: number;
+  /** Representations kept for Block2 follow-up requests. Default 256. */
+  maxRepresentations: number;
+  /** The server's preferred block size exponent (6 = 1024 bytes). */
+  preferredSzx: number;
+}
+
+export const DEFAULT_BLOCKWISE_LIMITS: BlockwiseLimits = {
+  maxBodySize: 4 << 20,
+  reassemblyBudget: 64 << 20,
+  maxOperations: 1024,
+  lifetime: 247_000,
+  maxRepresentations: 256,
+  preferredSzx: 6,
+};
+
+const IGNORED_IN_OPERATION_KEY = new Set<number>([OptionNumber.Block1, OptionNumber.Block2, OptionNumber.Size1, OptionNumber.Size2, OptionNumber.Observe]);
+
+/** What identifies a block-wise operation: endpoint, method and the options that matter. */
+export function operationKey(peerKey: string, message: CoapMessage, withPayload: boolean): string {
+  let key = `${peerKey}|${message.code}`;
+  for (const o of message.options) {
+    if (IGNORED_IN_OPERATION_KEY.has(o.number)) continue;
+    if (!isCritical(o.number) && isNoCacheKey(o.number)) continue;
+    key += `|${o.number}:${Buffer.from(o.value).toString('hex')}`;
+  }
+  if (withPayload) key += `|${Buffer.from(message.payload).toString('hex')}`;
+  return key;
+}
+
+interface Reassembly {
+  chunks: Buffer[];
+  length: number;
+  contentFormat: number | undefined;
+  expiresAt: number;
+}
+
+export type Block1Outcome =
+  | { kind: 'continue'; response: ControlResponse }
+  | { kind: 'complete'; body: Buffer; block1: Uint8Array }
+  | { kind: 'error'; response: ControlResponse };
+
+export interface ControlResponse {
+  code: number;
+  payload?: string;
+  options: CoapOption[];
+}
+
+interface Representation {
+  code: number;
+  payload: Buffer;
+  options: CoapOption[];
+  etag: Uint8Array;
+  expiresAt: number;
+}
+
+export class BlockwiseServer {
+  private readonly reassemblies = new Map<string, Reassembly>();
+  private reassembledBytes = 0;
+  private readonly representations = new Map<string, Representation>();
+
+  constructor(
+    readonly limits: BlockwiseLimits,
+    private readonly now: () => number,
+  ) {}
+
+  /** Processes one Block1 request (descriptive usage, §2.3). */
+  receiveBlock1(key: string, block: BlockValue, payload: Uint8Array, contentFormat: number | undefined, size1: number | undefined): Block1Outcome {
+    this.expire();
+    const szx = Math.min(block.szx, this.limits.preferredSzx);
+    const control = (more: boolean): Uint8Array => encodeBlock({ num: block.num, more, szx });
+    const tooLarge = (): Block1Outcome => {
+      this.drop(key);
+      return {
+        kind: 'error',
+        response: { code: ResponseCode.RequestEntityTooLarge, payload: `request body larger than ${this.limits.maxBodySize} bytes`, options: [{ number: OptionNumber.Size1, value: encodeUint(this.limits.maxBodySize) }] },
+      };
+    };
+    const incomplete = (reason: string): Block1Outcome => ({
+      kind: 'error',
+      response: { code: ResponseCode.RequestEntityIncomplete, payload: reason, options: [{ number: OptionNumber.Block1, value: control(false) }] },
+    });
+
+    if (block.more && payload.length !== blockSize(block.szx)) {
+      return { kind: 'error', response: { code: ResponseCode.BadRequest, payload: `block ${block.num} carries ${payload.length} bytes, not ${blockSize(block.szx)} (RFC 7959 §2.3)`, options: [] } };
+    }
+    if (size1 !== undefined && size1 > this.limits.maxBodySize) return tooLarge();
+
+    let op = this.reassemblies.get(key);
+    if (block.num === 0) {
+      // A new operation overwrites an old one from the same endpoint (§2.5, RFC 9175 §3.3).
+      if (op) this.drop(key);
+      if (!block.more) return { kind: 'complete', body: Buffer.from(payload), block1: control(false) };
+      if (this.reassemblies.size >= this.limits.maxOperations || this.reassembledBytes + payload.length > this.limits.reassemblyBudget) {
+        return { kind: 'error', response: { code: ResponseCode.ServiceUnavailable, payload: 'too many block-wise transfers in progress', options: [{ number: OptionNumber.MaxAge, value: encodeUint(5) }] } };
+      }
+      op = { chunks: [], length: 0, contentFormat, expiresAt: 0 };
+      this.reassemblies.set(key, op);
+    } else if (!op) {
+      return incomplete(`block ${block.num} arrived without the blocks before it`);
+    } else if (op.length !== block.num * blockSize(block.szx)) {
+      return incomplete(`expected the block at offset ${op.length}, got block ${block.num} of size ${blockSize(block.szx)}`);
+    } else if (op.contentFormat !== contentFormat) {
+      // §2.3: blocks with mismatching Content-Format MUST NOT be assembled into one request.
+      this.drop(key);
+      return incomplete('Content-Format changed within the transfer');
+    }
+    if (op.length + payload.length > this.limits.maxBodySize) return tooLarge();
+    if (this.reassembledBytes + payload.length > this.limits.reassemblyBudget) {
+      this.drop(key);
+      return { kind: 'error', response: { code: ResponseCode.RequestEntityTooLarge, payload: 'no room for more request bodies now', options: [{ number: OptionNumber.Block1, value: control(false) }] } };
+    }
+    op.chunks.push(Buffer.from(payload));
+    op.length += payload.length;
+    this.reassembledBytes += payload.length;
+    op.expiresAt = this.now() + this.limits.lifetime;
+    // Keep the map in expiry order: re-insert on every block.
+    this.reassemblies.delete(key);
+    this.reassemblies.set(key, op);
+    if (block.more) {
+      return { kind: 'continue', response: { code: ResponseCode.Continue, options: [{ number: OptionNumber.Block1, value: control(true) }] } };
+    }
+    const body = Buffer.concat(op.chunks, op.length);
+    this.drop(key);
+    return { kind: 'complete', body, block1: control(false) };
+  }
+
+  /**
+   * Slices `response` when its payload exceeds the block size, or when the client asked for a
+   * specific block. Returns the response to send (mutated in place).
+   */
+  sliceBlock2(key: string, response: CoapMessage, requested: BlockValue | undefined): CoapMessage {
+    const szx = Math.min(requested?.szx ?? this.limits.preferredSzx, this.limits.preferredSzx);
+    const size = blockSize(szx);
+    const num = requested?.num ?? 0;
+    if (response.payload.length <= size && num === 0) {
+      if (requested) setOption(response, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx }));
+      return response;
+    }
+    const etag = getOption(response, OptionNumber.ETag) ?? weakEtag(response.payload);
+    if (!getOption(response, OptionNumber.ETag)) setOption(response, OptionNumber.ETag, etag);
+    this.remember(key, response, etag);
+    return this.cut(response, Buffer.from(response.payload), num, szx);
+  }
+
+  /** A later block from the stored representation, if it is still here (§2.4). */
+  servedFromStore(key: string, requested: BlockValue, template: CoapMessage): CoapMessage | undefined {
+    const stored = this.representations.get(key);
+    if (!stored || stored.expiresAt < this.now()) return undefined;
+    stored.expiresAt = this.now() + this.limits.lifetime;
+    template.code = stored.code;
+    template.options = stored.options.map((o) => o);
+    const szx = Math.min(requested.szx, this.limits.preferredSzx);
+    return this.cut(template, stored.payload, requested.num, szx);
+  }
+
+  private cut(response: CoapMessage, body: Buffer, num: number, szx: number): CoapMessage {
+    const size = blockSize(szx);
+    const start = num * size;
+    if (start >= body.length && !(start === 0 && body.length === 0)) {
+      response.code = ResponseCode.BadOption;
+      response.options = [];
+      response.payload = Buffer.from(`block ${num} lies beyond the ${body.length}-byte representation`);
+      return response;
+    }
+    const more = start + size < body.length;
+    response.payload = body.subarray(start, start + size);
+    setOption(response, OptionNumber.Block2, encodeBlock({ num, more, szx }));
+    // §4: the size indication goes with the first block.
+    if (num === 0) setOption(response, OptionNumber.Size2, encodeUint(body.length));
+    return response;
+  }
+
+  private remember(key: string, response: CoapMessage, etag: Uint8Array): void {
+    this.representations.delete(key);
+    this.representations.set(key, {
+      code: response.code,
+      payload: Buffer.from(response.payload),
+      options: response.options.filter((o) => o.number !== OptionNumber.Observe && o.number !== OptionNumber.Block2 && o.number !== OptionNumber.Size2),
+      etag,
+      expiresAt: this.now() + this.limits.lifetime,
+    });
+    while (this.representations.size > this.limits.maxRepresentations) {
+      this.representations.delete(this.representations.keys().next().value!);
+    }
+  }
+
+  private drop(key: string): void {
+    const op = this.reassemblies.get(key);
+    if (!op) return;
+    this.reassembledBytes -= op.length;
+    this.reassemblies.delete(key);
+  }
+
+  /** Drops partial bodies and stored representations whose lifetime ran out. */
+  expire(): void {
+    const now = this.now();
+    for (const [key, op] of this.reassemblies) {
+      if (op.expiresAt > now) break; // insertion order is expiry order
+      this.drop(key);
+    }
+    for (const [key, r] of this.representations) if (r.expiresAt < now) this.representations.delete(key);
+  }
+
+  stats(): { reassemblies: number; reassembledBytes: number; representations: number } {
+    return { reassemblies: this.reassemblies.size, reassembledBytes: this.reassembledBytes, representations: this.representations.size };
+  }
+}
+
+/** A 4-byte entity-tag derived from the representation, for responses whose handler set none. */
+function weakEtag(payload: Uint8Array): Uint8Array {
+  return createHash('sha256').update(payload).digest().subarray(0, 4);
+}
