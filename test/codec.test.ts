@@ -99,7 +99,7 @@ test('13 and 14 nibble extensions for delta and length, 8-byte token, payload', 
     payload: encodeString('hi'),
   });
   const expected = [
-    '5202 1234', // Ver 1, NON, TKL 8; 0.02 POST; MID
+    '5802 1234', // Ver 01, T 01 (NON), TKL 1000; 0.02 POST; MID
     '0102030405060708',
     `3d 00 ${ascii('abcdefghijklm')}`,
     'e0 001c',
@@ -222,7 +222,7 @@ test('a CON with a format error carries type and Message ID so the receiver can 
   const result = tryDecodeMessage(fromHex('4f01c0de'));
   assert.ok(result instanceof MessageFormatError);
   assert.deepEqual(result.header, { type: MessageType.CON, messageId: 0xc0de });
-  const nonResult = tryDecodeMessage(fromHex('5001c0de ff'.replace(' ', '')));
+  const nonResult = tryDecodeMessage(fromHex('5001c0de ff'));
   assert.ok(nonResult instanceof MessageFormatError);
   assert.deepEqual(nonResult.header, { type: MessageType.NON, messageId: 0xc0de });
 });

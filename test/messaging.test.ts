@@ -259,3 +259,16 @@ test('tokens are 8 random bytes by default and differ per request', () => {
   assert.equal(new Set(tokens).size, 5);
   assert.ok(tokens.every((t) => t.length === 16));
 });
+
+test('a deadline bounds the whole request, retransmissions included', async () => {
+  const { clock, transport, endpoint } = lockstep();
+  const outcome = endpoint.request(get(), PEER, { deadline: 1000 }).catch((e: unknown) => e);
+  clock.advance(999);
+  assert.equal(transport.take().length, 1);
+  clock.advance(1);
+  const error = await outcome;
+  assert.ok(error instanceof TimeoutError);
+  assert.match(String(error), /within 1000 ms/);
+  clock.advance(100_000);
+  assert.equal(transport.take().length, 0, 'no retransmission after the deadline');
+});

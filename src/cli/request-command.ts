@@ -16,7 +16,8 @@ export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ip
   --content-format N|NAME Content-Format of the body (e.g. 0, text, json, cbor, 52)
   --accept N|NAME         preferred Content-Format of the response
   --non                   send a Non-confirmable request
-  --timeout SECONDS       wait this long for the response (default 93, MAX_TRANSMIT_WAIT)
+  --timeout SECONDS       give up after this long, retransmissions included (default: the RFC 7252
+                          retransmission schedule, then 93 s for a separate response)
   -b, --block-size N      block size for block-wise transfers: 16, 32, ..., 1024
   --json                  print the response as one JSON object
   -v, --verbose           print code and options to stderr`;

@@ -29,7 +29,7 @@ export interface ClientRequest {
   options?: CoapOption[];
   /** CON (default) or NON. */
   confirmable?: boolean;
-  /** Milliseconds to wait for the response after the ACK (or after sending a NON). */
+  /** Milliseconds each exchange may take in all, retransmissions included (a block-wise transfer has one per block). */
   timeout?: number;
   signal?: AbortSignal;
   /** Block size (16..1024) for Block1 and early Block2 negotiation (RFC 7959 §2.4, §2.5). */
@@ -99,7 +99,7 @@ export class CoapClient {
     const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4);
     const requestOptions = {
       confirmable: request.confirmable !== false,
-      ...(request.timeout !== undefined ? { responseTimeout: request.timeout } : {}),
+      ...(request.timeout !== undefined ? { responseTimeout: request.timeout, deadline: request.timeout } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
     };
     const blockwise = this.blockwiseOptions(request);
@@ -209,7 +209,7 @@ export function buildRequestMessage(code: Code, uri: CoapUri, peer: PeerAddress,
     code,
     messageId: 0,
     token: EMPTY_BYTES,
-    options: uriToOptions(uri, peer.address),
+    options: uriToOptions(uri, peer.address, peer.port),
     payload: typeof request.payload === 'string' ? encodeString(request.payload) : (request.payload ?? EMPTY_BYTES),
   };
   if (request.contentFormat !== undefined) addOption(message, OptionNumber.ContentFormat, encodeUint(request.contentFormat));

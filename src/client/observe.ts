@@ -53,7 +53,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     this.token = endpoint.newToken();
     setOption(template, OptionNumber.Observe, encodeUint(0));
     this.unlisten = endpoint.listen(this.token, peer, (response, context) => this.onNotification(response, context));
-    void this.register();
+    this.register();
   }
 
   /** True once the server confirmed the registration with an Observe option. */
@@ -61,16 +61,14 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     return this.registeredFlag;
   }
 
-  private async register(): Promise<void> {
-    try {
-      const response = await this.endpoint.request(cloneMessage(this.template), this.peer, {
+  /** The response reaches onNotification through the token listener, in arrival order. */
+  private register(): void {
+    this.endpoint
+      .request(cloneMessage(this.template), this.peer, {
         token: this.token,
         ...(this.settings.timeout !== undefined ? { responseTimeout: this.settings.timeout } : {}),
-      });
-      if (!this.ended) this.onNotification(response.message, response.context);
-    } catch (error) {
-      this.fail(error as Error);
-    }
+      })
+      .catch((error: unknown) => this.fail(error as Error));
   }
 
   /** Returns false to reject (RST) a notification once the observation has ended. */
@@ -111,7 +109,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     const extra = this.settings.reregisterDelay?.() ?? 5000 + Math.random() * 10_000;
     this.reregisterTimer = this.endpoint.scheduler.schedule(maxAgeOf(message) * 1000 + extra, () => {
       // Max-Age ran out with nothing newer: renew the registration with the same token (§3.3.1).
-      if (!this.ended) void this.register();
+      if (!this.ended) this.register();
     });
   }
 

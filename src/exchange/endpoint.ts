@@ -32,6 +32,8 @@ export interface RequestOptions {
   confirmable?: boolean;
   /** How long to wait for a response once the request is acknowledged, or after sending a NON. */
   responseTimeout?: number;
+  /** Overall limit in ms from the call to the response, retransmissions and NSTART queueing included. */
+  deadline?: number;
   signal?: AbortSignal;
   /**
    * Use this token instead of a fresh one: for re-registering or cancelling an observation,
@@ -94,6 +96,7 @@ interface PendingRequest {
   start: () => void;
   handle?: OutgoingHandle;
   responseTimer?: Timer;
+  deadlineTimer?: Timer;
   holdsSlot: boolean;
   settled: boolean;
   onAbort?: () => void;
@@ -170,6 +173,11 @@ export class CoapEndpoint {
         settled: false,
       };
       this.pending.set(pending.tokenKey, pending);
+      if (options.deadline !== undefined) {
+        pending.deadlineTimer = this.scheduler.schedule(options.deadline, () =>
+          this.fail(pending, new TimeoutError(`no response from ${key} within ${Math.round(options.deadline!)} ms`)),
+        );
+      }
       if (options.signal) {
         pending.onAbort = () => this.fail(pending, new CancelledError('request aborted'));
         options.signal.addEventListener('abort', pending.onAbort, { once: true });
@@ -282,6 +290,9 @@ export class CoapEndpoint {
     }
     response.options = check.options;
     this.settle(pending);
+    // A listener on this token (an observation) sees the response first and in arrival order,
+    // so a notification overtaking the registration response cannot reorder them.
+    this.tokenListeners.get(pending.tokenKey)?.listener(response, context);
     pending.resolve({ message: response, context });
     return true;
   }
@@ -297,6 +308,7 @@ export class CoapEndpoint {
   private settle(pending: PendingRequest): void {
     pending.settled = true;
     pending.responseTimer?.cancel();
+    pending.deadlineTimer?.cancel();
     this.pending.delete(pending.tokenKey);
     if (pending.onAbort) pending.options.signal?.removeEventListener('abort', pending.onAbort);
     this.releaseSlot(pending);

@@ -11,7 +11,7 @@
  * queued as a copy — the observer is marked and gets the then-newest state (§4.5.2). RST or a
  * timed-out CON removes the observer (§3.6, §4.5).
  */
-import { codeClass } from '../coap/codes.js';
+import { ResponseCode, codeClass } from '../coap/codes.js';
 import { MessageType, encodeUint, setOption, tokenToHex, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
@@ -146,19 +146,27 @@ export class ObserveRegistry {
       observer.nonInRow >= this.settings.maxNonInRow ||
       now - observer.lastConAt >= this.settings.conInterval;
     const peer = this.peerState(observer.peerKey);
-    if (confirmable && peer.outstanding >= this.messaging.parameters.nstart) {
-      observer.waitingForSlot = true;
-      peer.waiting.push(observer);
-      return;
+    if (confirmable) {
+      if (peer.outstanding >= this.messaging.parameters.nstart) {
+        observer.waitingForSlot = true;
+        peer.waiting.push(observer);
+        return;
+      }
+      peer.outstanding++; // reserved before rendering, which may take a while
     }
     observer.rendering = true;
     let message: CoapMessage;
     try {
       message = await this.render(observer);
+    } catch {
+      message = { type: MessageType.CON, code: ResponseCode.InternalServerError, messageId: 0, token: observer.token, options: [], payload: new Uint8Array(0) };
     } finally {
       observer.rendering = false;
     }
-    if (observer.removed) return;
+    if (observer.removed) {
+      if (confirmable) this.releaseSlot(observer.peerKey);
+      return;
+    }
     message.token = observer.token;
     const success = codeClass(message.code) === 2;
     const sequence = this.currentSequence(observer.path);
@@ -167,8 +175,7 @@ export class ObserveRegistry {
 
     observer.confirmTimer?.cancel();
     observer.lastSentSequence = sequence;
-    if (confirmable || !success) {
-      peer.outstanding++;
+    if (confirmable) {
       observer.inFlight = success;
       this.messaging.sendConfirmable(message, observer.peer, {
         onAck: () => {

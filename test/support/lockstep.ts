@@ -3,7 +3,7 @@
  * scripted peer would send them and read exactly what the endpoint sent, and when.
  */
 import { decodeMessage, encodeMessage } from '../../src/coap/codec.js';
-import { EMPTY_BYTES, MessageType, type CoapMessage, type CoapOption } from '../../src/coap/message.js';
+import { EMPTY_BYTES, MessageType, sortOptions, type CoapMessage, type CoapOption } from '../../src/coap/message.js';
 import { CoapEndpoint } from '../../src/exchange/endpoint.js';
 import type { TransmissionParameters } from '../../src/messaging/parameters.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress } from '../../src/transport/transport.js';
@@ -62,7 +62,7 @@ export function msg(fields: Partial<CoapMessage> & { code: number }): Buffer {
     code: fields.code,
     messageId: fields.messageId ?? 0x1234,
     token: fields.token ?? EMPTY_BYTES,
-    options: fields.options ?? [],
+    options: sortOptions(fields.options ?? []),
     payload: fields.payload ?? EMPTY_BYTES,
   });
 }
