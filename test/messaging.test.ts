@@ -272,3 +272,11 @@ test('a deadline bounds the whole request, retransmissions included', async () =
   clock.advance(100_000);
   assert.equal(transport.take().length, 0, 'no retransmission after the deadline');
 });
+
+test('a response with a critical option this stack does not process yet (OSCORE) is rejected, not misread', async () => {
+  const { transport, endpoint } = lockstep();
+  const pending = endpoint.request(get(), PEER).catch((e: unknown) => e);
+  const [sent] = transport.take();
+  transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Changed, messageId: sent!.message.messageId, token: sent!.message.token, options: [opt(OptionNumber.Oscore, Buffer.from([0x09, 0x14]))] }));
+  assert.match(String(await pending), /unsupported critical option OSCORE \(9\)/);
+});

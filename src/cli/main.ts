@@ -41,6 +41,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `coapsec get ... | head` closes our stdout early: that ends the command, it is not a crash.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? ExitCode.Ok);
+  process.stderr.write(`coapsec: cannot write output: ${error.message}\n`);
+  process.exit(ExitCode.Failure);
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -2,7 +2,8 @@
 import { codeToDotted, codeToString } from '../coap/codes.js';
 import { contentFormatName, isTextual } from '../coap/content-format.js';
 import { decodeString, decodeUint, type CoapOption } from '../coap/message.js';
-import { optionDefinition, optionName } from '../coap/options.js';
+import { OptionNumber, optionDefinition, optionName } from '../coap/options.js';
+import { decodeBlock, formatBlock } from '../coap/block.js';
 import type { ClientResponse } from '../client/client.js';
 
 export function optionValueToText(o: CoapOption): string | number {
@@ -21,7 +22,14 @@ export function optionValueToText(o: CoapOption): string | number {
 
 export function describeOption(o: CoapOption): string {
   const value = optionValueToText(o);
-  if (o.number === 12 || o.number === 17) {
+  if (o.number === OptionNumber.Block1 || o.number === OptionNumber.Block2) {
+    try {
+      return `${optionName(o.number)}: ${formatBlock(decodeBlock(o.value))}`;
+    } catch {
+      return `${optionName(o.number)}: invalid (0x${Buffer.from(o.value).toString('hex')})`;
+    }
+  }
+  if (o.number === OptionNumber.ContentFormat || o.number === OptionNumber.Accept) {
     const name = contentFormatName(value as number);
     return `${optionName(o.number)}: ${value}${name ? ` (${name})` : ''}`;
   }

@@ -2,7 +2,7 @@
  * The public client API: request({method, uri, ...}) and get/post/put/delete/fetch/patch/ipatch.
  * URIs become options here (RFC 7252 §6.4); everything below works with messages and peers.
  */
-import { randomBytes } from 'node:crypto';
+import { defaultRandom } from '../util/random.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Method, codeToString, isSuccessCode, methodFromName, type Code, type MethodName } from '../coap/codes.js';
@@ -106,7 +106,7 @@ export class CoapClient {
     const operation = `${peer.address}|${peer.port}|${code}|${request.uri}`;
     const concurrent = this.block1InFlight.get(operation) ?? 0;
     // The first operation may go without Request-Tag; concurrent ones need distinct values.
-    if (concurrent > 0) blockwise.requestTag = randomBytes(4);
+    if (concurrent > 0) blockwise.requestTag = defaultRandom.bytes(4);
     this.block1InFlight.set(operation, concurrent + 1);
     try {
       const received = await blockwiseRequest((m) => endpoint.request(m, peer, requestOptions), message, blockwise);

@@ -22,7 +22,10 @@ export function checkOptions(
   for (let i = 0; i < options.length; i++) {
     const o = options[i]!;
     let reason: string | undefined;
-    if (!isRecognized(o.number)) reason = `unrecognized critical option ${optionName(o.number)}`;
+    if (!isRecognized(o.number)) {
+      const known = optionDefinition(o.number);
+      reason = known ? `unsupported critical option ${known.name} (${o.number})` : `unrecognized critical option ${o.number}`;
+    }
     else if (!hasValidLength(o.number, o.value.length)) reason = `${optionName(o.number)} has an invalid length (${o.value.length})`;
     else if (o.number === previousNumber && !optionDefinition(o.number)?.repeatable) reason = `${optionName(o.number)} must not be repeated`;
     previousNumber = o.number;

@@ -7,6 +7,7 @@
 import { isEmptyCode, isResponseCode } from '../coap/codes.js';
 import { bytesEqual, type CoapMessage } from '../coap/message.js';
 import { checkOptions } from '../coap/option-validation.js';
+import { OptionNumber, optionDefinition } from '../coap/options.js';
 import { InboundMessage, MessageLayer, type ConfirmableListener, type MessageLayerStats, type OutgoingHandle } from '../messaging/message-layer.js';
 import { maxTransmitWait, withDefaults, type TransmissionParameters } from '../messaging/parameters.js';
 import type { DatagramTransport, PeerAddress } from '../transport/transport.js';
@@ -268,7 +269,7 @@ export class CoapEndpoint {
       const entry = this.tokenListeners.get(key);
       // §5.3.2: the token and the source endpoint must both match.
       if (!entry || entry.peerKey !== inbound.peerKey) return false;
-      const check = checkOptions(response.options);
+      const check = checkOptions(response.options, isRecognizedInResponse);
       if (check.criticalProblem) return false;
       response.options = check.options;
       return entry.listener(response, this.contextFor(inbound.peer, inbound));
@@ -282,7 +283,7 @@ export class CoapEndpoint {
 
   /** Returns false when the response is rejected. */
   private deliver(pending: PendingRequest, response: CoapMessage, context: EndpointContext): boolean {
-    const check = checkOptions(response.options);
+    const check = checkOptions(response.options, isRecognizedInResponse);
     if (check.criticalProblem) {
       // §5.4.1: an unrecognized critical option in a response MUST cause it to be rejected.
       this.fail(pending, new BadResponseError(`response rejected: ${check.criticalProblem.reason}`));
@@ -352,5 +353,13 @@ export class CoapEndpoint {
     await this.options.transport.close();
   }
 }
+
+/**
+ * Critical options the table knows but nothing in this stack processes yet: a response carrying
+ * one must be rejected (§5.4.1), not silently misread. OSCORE and EDHOC are handled by their
+ * layers once those exist; Q-Block (RFC 9177) is not implemented.
+ */
+const UNPROCESSED_RESPONSE_OPTIONS = new Set<number>([OptionNumber.Oscore, OptionNumber.Edhoc, OptionNumber.QBlock1, OptionNumber.QBlock2]);
+const isRecognizedInResponse = (n: number): boolean => optionDefinition(n) !== undefined && !UNPROCESSED_RESPONSE_OPTIONS.has(n);
 
 const tokenKeyOf = (token: Uint8Array): string => Buffer.from(token.buffer, token.byteOffset, token.byteLength).toString('latin1');

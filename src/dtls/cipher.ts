@@ -1,0 +1,106 @@
+/**
+ * AEAD record protection for DTLS 1.2 (RFC 5246 §6.2.3.3, RFC 6655 §3, RFC 5288 §3, RFC 7251).
+ *
+ *   nonce            = client/server_write_IV (4, implicit) || explicit nonce (8)
+ *   explicit nonce   = seq_num = epoch (2) || sequence_number (6)   (sent in clear before ciphertext)
+ *   additional_data  = seq_num (8) || type (1) || version (2) || length (2, plaintext length)
+ *
+ * Using epoch||seq as the explicit nonce makes nonce uniqueness follow from sequence number
+ * uniqueness, which the connection enforces (never wraps, refuses at 2^48-1).
+ *
+ * ChaCha20-Poly1305 (RFC 7905 §2) has no explicit nonce: nonce = write_IV (12) XOR
+ * (0x00000000 || seq_num), and the record fragment is ciphertext || tag (16).
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  type CipherCCM,
+  type CipherChaCha20Poly1305,
+  type CipherGCM,
+  type DecipherCCM,
+  type DecipherChaCha20Poly1305,
+  type DecipherGCM,
+} from 'node:crypto';
+import { epochSeq } from './record.js';
+
+export type AeadKind = 'CCM_8' | 'GCM' | 'CHACHA20_POLY1305';
+
+export const EXPLICIT_NONCE_LENGTH = 8;
+
+export interface RecordProtection {
+  readonly kind: AeadKind;
+  /** Bytes added to the plaintext: explicit nonce + tag. */
+  readonly overhead: number;
+  encrypt(type: number, version: number, epoch: number, seq: number, plaintext: Buffer): Buffer;
+  /** Returns null when the record does not authenticate (callers drop it). */
+  decrypt(type: number, version: number, epoch: number, seq: number, fragment: Buffer): Buffer | null;
+}
+
+function additionalData(epoch: number, seq: number, type: number, version: number, length: number): Buffer {
+  const ad = Buffer.alloc(13);
+  epochSeq(epoch, seq).copy(ad, 0);
+  ad[8] = type;
+  ad.writeUInt16BE(version, 9);
+  ad.writeUInt16BE(length, 11);
+  return ad;
+}
+
+export function keyLengthOf(kind: AeadKind): number {
+  return kind === 'CHACHA20_POLY1305' ? 32 : 16;
+}
+
+export function fixedIvLengthOf(kind: AeadKind): number {
+  return kind === 'CHACHA20_POLY1305' ? 12 : 4;
+}
+
+type AnyCipher = CipherCCM | CipherGCM | CipherChaCha20Poly1305;
+type AnyDecipher = DecipherCCM | DecipherGCM | DecipherChaCha20Poly1305;
+
+export function createRecordProtection(kind: AeadKind, key: Buffer, fixedIv: Buffer): RecordProtection {
+  if (key.length !== keyLengthOf(kind)) throw new RangeError(`${kind} key must be ${keyLengthOf(kind)} bytes`);
+  if (fixedIv.length !== fixedIvLengthOf(kind)) throw new RangeError(`${kind} implicit IV must be ${fixedIvLengthOf(kind)} bytes`);
+  const tagLength = kind === 'CCM_8' ? 8 : 16;
+  const explicitLength = kind === 'CHACHA20_POLY1305' ? 0 : EXPLICIT_NONCE_LENGTH;
+  const algorithm = kind === 'CCM_8' ? 'aes-128-ccm' : kind === 'GCM' ? 'aes-128-gcm' : 'chacha20-poly1305';
+  const k = Buffer.from(key);
+  const iv = Buffer.from(fixedIv);
+
+  const nonceFor = (explicit: Buffer): Buffer => {
+    if (kind !== 'CHACHA20_POLY1305') return Buffer.concat([iv, explicit]);
+    const n = Buffer.from(iv);
+    for (let i = 0; i < 8; i++) n[4 + i]! ^= explicit[i]!;
+    return n;
+  };
+
+  return {
+    kind,
+    overhead: explicitLength + tagLength,
+    encrypt(type, version, epoch, seq, plaintext) {
+      const seqNum = epochSeq(epoch, seq);
+      const ad = additionalData(epoch, seq, type, version, plaintext.length);
+      const c = createCipheriv(algorithm as 'aes-128-gcm', k, nonceFor(seqNum), { authTagLength: tagLength }) as unknown as AnyCipher;
+      (c as CipherCCM).setAAD(ad, { plaintextLength: plaintext.length });
+      const ct = Buffer.concat([c.update(plaintext), c.final()]);
+      const tag = c.getAuthTag();
+      return explicitLength ? Buffer.concat([seqNum, ct, tag]) : Buffer.concat([ct, tag]);
+    },
+    decrypt(type, version, epoch, seq, fragment) {
+      if (fragment.length < explicitLength + tagLength) return null;
+      // For the AES suites the explicit nonce is taken from the record as sent (RFC 5288 §3).
+      const explicit = explicitLength ? fragment.subarray(0, explicitLength) : epochSeq(epoch, seq);
+      const ct = fragment.subarray(explicitLength, fragment.length - tagLength);
+      const tag = fragment.subarray(fragment.length - tagLength);
+      const ad = additionalData(epoch, seq, type, version, ct.length);
+      try {
+        const d = createDecipheriv(algorithm as 'aes-128-gcm', k, nonceFor(explicit), { authTagLength: tagLength }) as unknown as AnyDecipher;
+        d.setAuthTag(tag);
+        (d as DecipherCCM).setAAD(ad, { plaintextLength: ct.length });
+        const pt = d.update(ct);
+        d.final();
+        return pt;
+      } catch {
+        return null;
+      }
+    },
+  };
+}

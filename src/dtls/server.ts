@@ -1,0 +1,228 @@
+/**
+ * Sans-IO DTLS server endpoint: demultiplexes datagrams by peer address key, answers ClientHellos
+ * without a valid cookie statelessly with HelloVerifyRequest (RFC 6347 §4.2.1) and only creates
+ * per-peer state after the cookie round trip. The number of connections is bounded.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  DtlsServerConnection,
+  emptyOutput,
+  type CommonOptions,
+  type DtlsOutput,
+  type PeerIdentity,
+  type RpkCredentials,
+} from './connection.js';
+import { CookieJar } from './cookie.js';
+import {
+  decodeClientHello,
+  decodeHandshakeFragments,
+  encodeHandshakeFragment,
+  encodeHelloVerifyRequest,
+  HandshakeType,
+  type ClientHello,
+} from './handshake-messages.js';
+import { ContentType, decodeRecords, DTLS_1_0, encodeRecord } from './record.js';
+
+export interface DtlsServerOptions extends CommonOptions {
+  pskStore?: (identity: Buffer) => Uint8Array | undefined;
+  identityHint?: Uint8Array;
+  rpk?: RpkCredentials;
+  requireClientAuth?: boolean;
+  /** Upper bound on concurrent connections (default 256). */
+  maxConnections?: number;
+  /** Cookie secret rotation period (default 60 s). */
+  cookieRotationMs?: number;
+  /** Require the cookie exchange (default true; RFC 7925 §5.1 recommends it). */
+  requireCookie?: boolean;
+  /**
+   * Forget established connections without authenticated traffic for this long (ms); a
+   * close_notify is sent. Default: never (the transport layer may close them instead).
+   */
+  idleTimeoutMs?: number;
+}
+
+export interface PeerDatagrams {
+  peer: string;
+  send: Buffer[];
+  /** The connection was removed (idle timeout, or its handshake gave up retransmitting). */
+  closed?: boolean;
+}
+
+interface ParsedHello {
+  hello: ClientHello;
+  body: Buffer;
+  messageSeq: number;
+  recordSeq: number;
+}
+
+/** Returns the ClientHello if the datagram starts with a complete, unfragmented epoch-0 one. */
+function parseInitialClientHello(datagram: Buffer): ParsedHello | undefined {
+  const rec = decodeRecords(datagram)[0];
+  if (!rec || rec.type !== ContentType.Handshake || rec.epoch !== 0) return undefined;
+  try {
+    const f = decodeHandshakeFragments(rec.fragment)[0];
+    if (!f || f.msgType !== HandshakeType.ClientHello || f.fragmentOffset !== 0 || f.fragmentLength !== f.length) return undefined;
+    return { hello: decodeClientHello(f.body), body: Buffer.from(f.body), messageSeq: f.messageSeq, recordSeq: rec.seq };
+  } catch {
+    return undefined;
+  }
+}
+
+export class DtlsServerEngine {
+  private readonly opts: DtlsServerOptions;
+  private readonly connections = new Map<string, DtlsServerConnection>();
+  /** Last authenticated activity per connection (for idleTimeoutMs). */
+  private readonly lastActivity = new WeakMap<DtlsServerConnection, number>();
+  private readonly cookies: CookieJar;
+  private readonly maxConnections: number;
+
+  constructor(opts: DtlsServerOptions) {
+    if (!opts.pskStore && !opts.rpk) throw new Error('DtlsServerEngine needs pskStore and/or rpk credentials');
+    this.opts = opts;
+    this.maxConnections = opts.maxConnections ?? 256;
+    this.cookies = new CookieJar({ now: opts.now, rotationMs: opts.cookieRotationMs ?? 60_000, random: opts.random ?? randomBytes });
+  }
+
+  /** Number of peers with per-connection state. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  connection(peer: string): DtlsServerConnection | undefined {
+    return this.connections.get(peer);
+  }
+
+  peerIdentity(peer: string): PeerIdentity | undefined {
+    return this.connections.get(peer)?.peerIdentity;
+  }
+
+  /** Processes a datagram from `peer` (an address key such as "127.0.0.1:5684"). Never throws. */
+  receive(datagram: Uint8Array, peer: string): DtlsOutput {
+    try {
+      const buf = Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+      const existing = this.connections.get(peer);
+      const hello = parseInitialClientHello(buf);
+      if (hello && !(existing && existing.isSameClientHello(hello.hello.random))) {
+        return this.onClientHello(hello, peer);
+      }
+      if (!existing) return emptyOutput();
+      const out = existing.receive(buf);
+      if (out.appData.length > 0 || out.events.length > 0) this.lastActivity.set(existing, this.opts.now());
+      this.reap(peer, existing);
+      return out;
+    } catch {
+      return emptyOutput();
+    }
+  }
+
+  private onClientHello(h: ParsedHello, peer: string): DtlsOutput {
+    const out = emptyOutput();
+    if (this.opts.requireCookie !== false && !this.cookies.verify(peer, h.hello)) {
+      // Stateless HelloVerifyRequest. §4.2.1: reuse the ClientHello's record sequence number;
+      // server_version SHOULD be DTLS 1.0 regardless of the version to be negotiated.
+      const cookie = this.cookies.generate(peer, h.hello);
+      const body = encodeHelloVerifyRequest({ version: DTLS_1_0, cookie });
+      const hs = encodeHandshakeFragment({
+        msgType: HandshakeType.HelloVerifyRequest,
+        length: body.length,
+        messageSeq: h.messageSeq,
+        fragmentOffset: 0,
+        fragmentLength: body.length,
+        body,
+      });
+      out.send.push(encodeRecord({ type: ContentType.Handshake, version: DTLS_1_0, epoch: 0, seq: h.recordSeq, fragment: hs }));
+      return out;
+    }
+    // Valid cookie: the client proved it receives at this address. §4.2.8 allows starting a new
+    // handshake for an address that has an association; the old one is replaced.
+    if (!this.connections.has(peer) && this.connections.size >= this.maxConnections && !this.evictOne()) return out;
+    const conn = new DtlsServerConnection(peer, {
+      now: this.opts.now,
+      random: this.opts.random,
+      cipherSuites: this.opts.cipherSuites,
+      mtu: this.opts.mtu,
+      initialTimeoutMs: this.opts.initialTimeoutMs,
+      maxTimeoutMs: this.opts.maxTimeoutMs,
+      maxRetransmissions: this.opts.maxRetransmissions,
+      requireExtendedMasterSecret: this.opts.requireExtendedMasterSecret,
+      alertOnHandshakeAuthFailure: this.opts.alertOnHandshakeAuthFailure,
+      pskStore: this.opts.pskStore,
+      identityHint: this.opts.identityHint,
+      rpk: this.opts.rpk,
+      requireClientAuth: this.opts.requireClientAuth,
+    });
+    this.connections.delete(peer);
+    this.connections.set(peer, conn);
+    this.lastActivity.set(conn, this.opts.now());
+    const res = conn.acceptClientHello(h.body, h.messageSeq, h.recordSeq);
+    this.reap(peer, conn);
+    return res;
+  }
+
+  /** Drops the oldest connection that is still handshaking; returns false when all are established. */
+  private evictOne(): boolean {
+    for (const [peer, c] of this.connections) {
+      if (c.state !== 'connected') {
+        this.connections.delete(peer);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private reap(peer: string, conn: DtlsServerConnection): void {
+    if ((conn.state === 'closed' || conn.state === 'failed') && this.connections.get(peer) === conn) this.connections.delete(peer);
+  }
+
+  /** Protects application data for an established peer. */
+  send(peer: string, data: Uint8Array): Buffer[] {
+    const c = this.connections.get(peer);
+    if (!c) throw new Error('no DTLS connection for peer');
+    const out = c.send(data);
+    this.lastActivity.set(c, this.opts.now());
+    return out;
+  }
+
+  /** Sends close_notify to the peer and forgets it. */
+  close(peer: string): Buffer[] {
+    const c = this.connections.get(peer);
+    if (!c) return [];
+    this.connections.delete(peer);
+    return c.close();
+  }
+
+  private idleDeadline(c: DtlsServerConnection): number | undefined {
+    const idle = this.opts.idleTimeoutMs;
+    if (idle === undefined || c.state !== 'connected') return undefined;
+    return (this.lastActivity.get(c) ?? c.createdAt) + idle;
+  }
+
+  nextTimeout(): number | undefined {
+    let min: number | undefined;
+    for (const c of this.connections.values()) {
+      for (const t of [c.nextTimeout(), this.idleDeadline(c)]) {
+        if (t !== undefined && (min === undefined || t < min)) min = t;
+      }
+    }
+    return min;
+  }
+
+  handleTimeout(now: number = this.opts.now()): PeerDatagrams[] {
+    const out: PeerDatagrams[] = [];
+    for (const [peer, c] of [...this.connections]) {
+      const idle = this.idleDeadline(c);
+      if (idle !== undefined && idle <= now) {
+        this.connections.delete(peer);
+        out.push({ peer, send: c.close(), closed: true });
+        continue;
+      }
+      const t = c.nextTimeout();
+      if (t === undefined || t > now) continue;
+      const send = c.handleTimeout(now);
+      this.reap(peer, c);
+      const closed = !this.connections.has(peer);
+      if (send.length || closed) out.push(closed ? { peer, send, closed } : { peer, send });
+    }
+    return out;
+  }
+}
