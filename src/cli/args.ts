@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 
 type Parsed<T extends OptionSpec> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>>;
 import { UsageError } from './errors.js';
+import { UriError, parseCoapUri } from '../coap/uri.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -43,4 +44,15 @@ export function parseBlockSize(text: string | undefined): number | undefined {
   const size = Number(text);
   if (![16, 32, 64, 128, 256, 512, 1024].includes(size)) throw new UsageError(`--block-size must be 16, 32, 64, 128, 256, 512 or 1024, got "${text}"`);
   return size;
+}
+
+/** The URI argument, checked up front so a typo is a usage error (exit 2), not a network failure. */
+export function checkUri(uri: string): string {
+  try {
+    parseCoapUri(uri);
+    return uri;
+  } catch (error) {
+    if (error instanceof UriError) throw new UsageError(`bad URI "${uri}": ${error.message}`);
+    throw error;
+  }
 }

@@ -1,10 +1,9 @@
 /** coapsec observe URI [--count N] [--duration S] [--json] */
 import { codeClass, codeToString } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
-import { UriError, parseCoapUri } from '../coap/uri.js';
 import { CoapClient } from '../client/client.js';
 import { CoapRequestError } from '../exchange/errors.js';
-import { parse, parseBlockSize, parseSeconds } from './args.js';
+import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { ExitCode, UsageError } from './errors.js';
 import { describeOption, responseToJson } from './output.js';
 
@@ -30,13 +29,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
     },
     { min: 1, max: 1, names: 'URI' },
   );
-  const uri = positionals[0]!;
-  try {
-    parseCoapUri(uri);
-  } catch (error) {
-    if (error instanceof UriError) throw new UsageError(`bad URI "${uri}": ${error.message}`);
-    throw error;
-  }
+  const uri = checkUri(positionals[0]!);
   const count = values.count === undefined ? undefined : Number(values.count);
   if (count !== undefined && !(Number.isInteger(count) && count > 0)) throw new UsageError(`--count needs a positive whole number, got "${values.count}"`);
   const duration = parseSeconds(values.duration, '--duration');

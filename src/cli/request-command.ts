@@ -2,10 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { codeClass, codeToString, methodFromName } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
-import { UriError, parseCoapUri } from '../coap/uri.js';
 import { CoapClient } from '../client/client.js';
 import { CoapRequestError } from '../exchange/errors.js';
-import { parse, parseBlockSize, parseSeconds } from './args.js';
+import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { progressBar } from './progress.js';
 import { ExitCode, UsageError } from './errors.js';
 import { describeOption, responseToJson } from './output.js';
@@ -40,13 +39,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   );
   const blockSize = parseBlockSize(values['block-size']);
   const code = methodFromName(method)!;
-  const uri = positionals[0]!;
-  try {
-    parseCoapUri(uri);
-  } catch (error) {
-    if (error instanceof UriError) throw new UsageError(`bad URI "${uri}": ${error.message}`);
-    throw error;
-  }
+  const uri = checkUri(positionals[0]!);
   if (values.payload !== undefined && values['payload-file'] !== undefined) throw new UsageError('use either --payload or --payload-file, not both');
   let payload: Uint8Array | string | undefined = values.payload;
   if (values['payload-file'] !== undefined) {

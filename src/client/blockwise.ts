@@ -4,7 +4,7 @@
  * responses are reassembled from Block2 blocks, checking block numbers, Content-Format and ETag
  * (§2.4) and restarting a GET/FETCH whose representation changed mid-transfer.
  */
-import { BlockOptionError, blockSize, decodeBlock, encodeBlock, type BlockValue } from '../coap/block.js';
+import { blockSize, encodeBlock, readBlockOption, type BlockOptionError, type BlockValue } from '../coap/block.js';
 import { Method, ResponseCode, codeClass } from '../coap/codes.js';
 import { bytesEqual, encodeUint, getOption, getUintOption, removeOption, setOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
@@ -31,10 +31,8 @@ function cloneRequest(template: CoapMessage): CoapMessage {
 }
 
 function readBlock(message: CoapMessage, number: number): BlockValue | undefined {
-  const value = getOption(message, number);
-  if (value === undefined) return undefined;
   try {
-    return decodeBlock(value);
+    return readBlockOption(message, number);
   } catch (error) {
     throw new BadResponseError(`response carries an invalid ${number === OptionNumber.Block1 ? 'Block1' : 'Block2'} option: ${(error as BlockOptionError).message}`);
   }

@@ -2,7 +2,7 @@
  * Block1/Block2 option values (RFC 7959 §2.2): NUM | M | SZX, block size 2^(SZX+4).
  * SZX 7 is reserved (BERT, RFC 8323, only over reliable transports).
  */
-import { decodeUint, encodeUint } from './message.js';
+import { decodeUint, encodeUint, getOption, type CoapMessage } from './message.js';
 
 export interface BlockValue {
   num: number;
@@ -43,3 +43,9 @@ export const blockOffset = (block: BlockValue): number => block.num * blockSize(
 
 /** "2/1/64" as RFC 7959 writes blocks in its figures. */
 export const formatBlock = (b: BlockValue): string => `${b.num}/${b.more ? 1 : 0}/${blockSize(b.szx)}`;
+
+/** The message's Block1 or Block2 option, undefined when absent; throws BlockOptionError for SZX 7. */
+export function readBlockOption(message: Pick<CoapMessage, 'options'>, number: number): BlockValue | undefined {
+  const value = getOption(message, number);
+  return value === undefined ? undefined : decodeBlock(value);
+}

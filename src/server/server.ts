@@ -8,7 +8,7 @@
  * method → route → Block1 reassembly → Block2 follow-up from the stored representation →
  * handler → Observe (de)registration → Accept check → Block2 slicing → No-Response → send.
  */
-import { BlockOptionError, decodeBlock, type BlockValue } from '../coap/block.js';
+import { readBlockOption, type BlockValue } from '../coap/block.js';
 import { Method, ResponseCode, codeClass, isRequestCode, methodName, type Code } from '../coap/codes.js';
 import { ContentFormat } from '../coap/content-format.js';
 import { filterLinks, serializeLinks, type Link } from '../coap/link-format.js';
@@ -169,8 +169,8 @@ export class CoapServer {
     let block1: BlockValue | undefined;
     let block2: BlockValue | undefined;
     try {
-      block1 = optionalBlock(message, OptionNumber.Block1);
-      block2 = optionalBlock(message, OptionNumber.Block2);
+      block1 = readBlockOption(message, OptionNumber.Block1);
+      block2 = readBlockOption(message, OptionNumber.Block2);
     } catch (error) {
       // RFC 7959 §2.2: SZX 7 in a request MUST lead to 4.00.
       this.reply(exchange, message, { code: ResponseCode.BadRequest, payload: (error as Error).message });
@@ -342,20 +342,9 @@ function normalizePath(path: string, subPath: readonly string[] = []): string {
   return '/' + [...splitPath(path), ...subPath].join('/');
 }
 
-function optionalBlock(message: CoapMessage, number: number): BlockValue | undefined {
-  const value = getOption(message, number);
-  if (value === undefined) return undefined;
-  try {
-    return decodeBlock(value);
-  } catch (error) {
-    if (error instanceof BlockOptionError) throw error;
-    throw new BlockOptionError(String(error));
-  }
-}
-
 function optionalBlockOrUndefined(message: CoapMessage, number: number): BlockValue | undefined {
   try {
-    return optionalBlock(message, number);
+    return readBlockOption(message, number);
   } catch {
     return undefined;
   }
