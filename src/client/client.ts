@@ -18,6 +18,7 @@ import { UdpTransport } from '../transport/udp.js';
 import { encodeBlock, szxForSize } from '../coap/block.js';
 import { blockwiseRequest, type BlockwiseOptions } from './blockwise.js';
 import { Observation, type ObservationSettings } from './observe.js';
+import { PLAIN, securedSender, withEchoRetry, type MessageSecurity } from './security.js';
 
 export interface ClientRequest {
   method: MethodName | Lowercase<MethodName> | 'ipatch' | Code;
@@ -36,6 +37,8 @@ export interface ClientRequest {
   blockSize?: number;
   /** Progress of a block-wise transfer: bytes so far and the total when the peer said (Size1/Size2). */
   onProgress?: (bytes: number, total: number | undefined) => void;
+  /** End-to-end protection for this request; by default the client's `security` map decides. */
+  security?: MessageSecurity;
 }
 
 export interface ObserveRequest extends Omit<ClientRequest, 'method' | 'uri' | 'onProgress'>, ObservationSettings {
@@ -65,6 +68,8 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   blockSize?: number;
   /** Largest response body reassembled from blocks. Default 16 MiB. */
   maxBodySize?: number;
+  /** Chooses end-to-end protection (OSCORE) by target URI; plain CoAP where it returns undefined. */
+  security?: (uri: string) => MessageSecurity | undefined;
 }
 
 export class CoapClient {
@@ -109,7 +114,9 @@ export class CoapClient {
     if (concurrent > 0) blockwise.requestTag = defaultRandom.bytes(4);
     this.block1InFlight.set(operation, concurrent + 1);
     try {
-      const received = await blockwiseRequest((m) => endpoint.request(m, peer, requestOptions), message, blockwise);
+      const security = request.security ?? this.options.security?.(request.uri) ?? PLAIN;
+      const send = withEchoRetry(securedSender(endpoint, peer, security, requestOptions));
+      const received = await blockwiseRequest(send, message, blockwise);
       return toClientResponse(received.message, received.context);
     } finally {
       const left = (this.block1InFlight.get(operation) ?? 1) - 1;
@@ -133,7 +140,8 @@ export class CoapClient {
     const blockwise = this.blockwiseOptions(request);
     if (blockwise.szx !== undefined) message.options.push({ number: OptionNumber.Block2, value: encodeBlock({ num: 0, more: false, szx: blockwise.szx }) });
     message.options = sortOptions(message.options);
-    return new Observation(endpoint, peer, message, blockwise, request);
+    const security = request.security ?? this.options.security?.(uri) ?? PLAIN;
+    return new Observation(endpoint, peer, message, blockwise, request, security);
   }
 
   private blockwiseOptions(request: Pick<ClientRequest, 'blockSize' | 'onProgress'>): BlockwiseOptions {

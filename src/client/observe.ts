@@ -18,6 +18,7 @@ import { isNewerNotification } from '../exchange/observe-freshness.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { Timer } from '../util/scheduler.js';
 import { continueBlock2, type BlockwiseOptions } from './blockwise.js';
+import { PLAIN, securedSender, type MessageSecurity, type ProtectedRequest } from './security.js';
 import { toClientResponse, type ClientResponse } from './client.js';
 
 export interface ObservationSettings {
@@ -41,6 +42,8 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
   private registeredFlag = false;
   private cancelling: Promise<void> | undefined;
   private readonly token: Uint8Array;
+  /** The latest registration as sent: notifications are verified against it. */
+  private current: ProtectedRequest | undefined;
 
   constructor(
     private readonly endpoint: CoapEndpoint,
@@ -49,6 +52,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     private readonly template: CoapMessage,
     private readonly blockwise: BlockwiseOptions,
     private readonly settings: ObservationSettings = {},
+    private readonly security: MessageSecurity = PLAIN,
   ) {
     this.token = endpoint.newToken();
     setOption(template, OptionNumber.Observe, encodeUint(0));
@@ -63,8 +67,11 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
 
   /** The response reaches onNotification through the token listener, in arrival order. */
   private register(): void {
+    // Every registration is a new request: with OSCORE a new Partial IV, to which the following
+    // notifications are bound (RFC 8613 §4.1.3.5.1).
+    this.current = this.security.protect(cloneMessage(this.template));
     this.endpoint
-      .request(cloneMessage(this.template), this.peer, {
+      .request(this.current.message, this.peer, {
         token: this.token,
         ...(this.settings.timeout !== undefined ? { responseTimeout: this.settings.timeout } : {}),
       })
@@ -72,8 +79,13 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
   }
 
   /** Returns false to reject (RST) a notification once the observation has ended. */
-  private onNotification(message: CoapMessage, context: EndpointContext): boolean {
+  private onNotification(received: CoapMessage, receivedContext: EndpointContext): boolean {
     if (this.ended) return false;
+    const verified = this.current?.verify(received, true);
+    // A notification that fails verification is dropped; it does not end the observation (RFC 8613 §8.4.2).
+    if (!this.current || verified instanceof Error || verified === undefined) return true;
+    const message = verified;
+    const context = this.current.describe(receivedContext);
     const sequence = getUintOption(message, OptionNumber.Observe);
     if (codeClass(message.code) !== 2 || sequence === undefined) {
       // Not (or no longer) observing: deliver this final response and end (§3.2, §4.1).
@@ -94,8 +106,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
       return true;
     }
     // Only block 0 came with the notification; fetch the rest as plain GETs (RFC 7959 §2.6).
-    const send = (m: CoapMessage): Promise<ReceivedResponse> => this.endpoint.request(m, this.peer);
-    continueBlock2(send, this.template, { message, context }, this.blockwise).then(
+    continueBlock2(securedSender(this.endpoint, this.peer, this.security), this.template, { message, context }, this.blockwise).then(
       (whole) => {
         if (generation === this.generation && !this.ended) this.push(toClientResponse(whole.message, whole.context));
       },
@@ -181,7 +192,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     const deregister = cloneMessage(this.template);
     setOption(deregister, OptionNumber.Observe, encodeUint(1));
     this.cancelling = this.endpoint
-      .request(deregister, this.peer, { token: this.token, ...(this.settings.timeout !== undefined ? { responseTimeout: this.settings.timeout } : {}) })
+      .request(this.security.protect(deregister).message, this.peer, { token: this.token, ...(this.settings.timeout !== undefined ? { responseTimeout: this.settings.timeout } : {}) })
       // On failure the server still forgets us: our RST answers its next notification (§3.6).
       .then(
         () => undefined,

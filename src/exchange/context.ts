@@ -11,4 +11,15 @@ export interface EndpointContext {
   readonly scheme: 'coap' | 'coaps';
   /** DTLS identity when the datagram arrived over DTLS. */
   readonly security?: TransportSecurity;
+  /** The OSCORE layers removed from the message, outermost first (RFC 8613; nested per the proxies draft). */
+  readonly oscore?: readonly OscoreLayerInfo[];
+}
+
+/** One verified OSCORE layer: which security context authenticated the peer. */
+export interface OscoreLayerInfo {
+  /** The peer name the credentials give this context, for authorization. */
+  readonly peer: string;
+  /** Recipient ID (the request's kid) as hex. */
+  readonly kid: string;
+  readonly kidContext?: string;
 }

@@ -15,6 +15,7 @@ import { ResponseCode, codeClass } from '../coap/codes.js';
 import { MessageType, encodeUint, setOption, tokenToHex, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
+import type { ResponseProtector } from './security.js';
 import type { MessageLayer } from '../messaging/message-layer.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { Scheduler, Timer } from '../util/scheduler.js';
@@ -55,6 +56,8 @@ export class Observer {
     public context: EndpointContext,
     public type: 'con' | 'non',
     now: number,
+    /** Applies the registration's end-to-end protection to each notification (RFC 8613 §8.3.1). */
+    public protect: ResponseProtector | undefined,
   ) {
     this.lastConAt = now;
   }
@@ -85,7 +88,15 @@ export class ObserveRegistry {
   }
 
   /** Adds or replaces (§4.1: same endpoint and token) an observer. */
-  register(path: string, peer: PeerAddress, peerKey: string, request: CoapMessage, context: EndpointContext, type: 'con' | 'non'): Observer {
+  register(
+    path: string,
+    peer: PeerAddress,
+    peerKey: string,
+    request: CoapMessage,
+    context: EndpointContext,
+    type: 'con' | 'non',
+    protect?: ResponseProtector,
+  ): Observer {
     const key = ObserveRegistry.observerKey(peerKey, request.token);
     let observers = this.byPath.get(path);
     if (!observers) {
@@ -97,9 +108,10 @@ export class ObserveRegistry {
       existing.request = request;
       existing.context = context;
       existing.type = type;
+      existing.protect = protect;
       return existing;
     }
-    const observer = new Observer(key, path, peer, peerKey, request.token, request, context, type, this.scheduler.now());
+    const observer = new Observer(key, path, peer, peerKey, request.token, request, context, type, this.scheduler.now(), protect);
     observers.set(key, observer);
     return observer;
   }
@@ -172,6 +184,8 @@ export class ObserveRegistry {
     const sequence = this.currentSequence(observer.path);
     if (success) setOption(message, OptionNumber.Observe, encodeUint(sequence));
     else this.remove(observer); // §4.2: a non-2.xx notification ends the observation
+    if (observer.protect) message = observer.protect(message, 'notification');
+    message.token = observer.token;
 
     observer.confirmTimer?.cancel();
     observer.lastSentSequence = sequence;

@@ -63,6 +63,8 @@ export interface ResourceDefinition extends LinkAttributes {
    * state changes. 'con' or 'non' chooses the notification message type (default 'con').
    */
   observable?: boolean | { notifications: 'con' | 'non' };
+  /** Accept only OSCORE-protected requests; others get 4.01 (RFC 8613 §12.1 access control). */
+  requireOscore?: boolean;
   /** For subtree resources: the links below it to advertise. */
   listLinks?: () => Array<{ path: string } & LinkAttributes>;
 }

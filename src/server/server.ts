@@ -30,6 +30,7 @@ import {
 import { checkOptions } from '../coap/option-validation.js';
 import { OptionNumber, isCritical, optionDefinition } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
+import type { ResponseProtector, ServerSecurity } from './security.js';
 import { CoapEndpoint, type EndpointOptions, type ServerExchange } from '../exchange/endpoint.js';
 import { exchangeLifetime } from '../messaging/parameters.js';
 import { UdpTransport, type UdpTransportOptions } from '../transport/udp.js';
@@ -76,6 +77,16 @@ export interface ServerOptions {
   /** Block-wise limits: body size, reassembly budget, preferred block size. */
   blockwise?: Partial<BlockwiseLimits>;
   observe?: Partial<ObserveSettings>;
+  /** End-to-end protection (OSCORE) removed before, and applied after, the pipeline. */
+  security?: ServerSecurity;
+}
+
+/** One request on its way through the pipeline: the inner message once protection is removed. */
+interface Incoming {
+  message: CoapMessage;
+  exchange: ServerExchange;
+  context: EndpointContext;
+  protect: ResponseProtector | undefined;
 }
 
 export class CoapServer {
@@ -85,6 +96,7 @@ export class CoapServer {
   private readonly emptyAckDelay: number;
   private readonly recognized: Set<number>;
   private readonly closeHooks: Array<() => void> = [];
+  security: ServerSecurity | undefined;
 
   constructor(
     readonly endpoint: CoapEndpoint,
@@ -92,6 +104,7 @@ export class CoapServer {
   ) {
     this.emptyAckDelay = options.emptyAckDelay ?? 100;
     this.recognized = new Set([...SERVER_OPTIONS, ...(options.recognizedOptions ?? [])]);
+    this.security = options.security;
     this.blockwise = new BlockwiseServer(
       { ...DEFAULT_BLOCKWISE_LIMITS, lifetime: exchangeLifetime(endpoint.parameters), ...options.blockwise },
       () => endpoint.scheduler.now(),
@@ -149,21 +162,39 @@ export class CoapServer {
 
   // --- request processing -----------------------------------------------------------------
 
-  private handle(message: CoapMessage, exchange: ServerExchange): void {
+  private handle(received: CoapMessage, exchange: ServerExchange): void {
+    const incoming: Incoming = { message: received, exchange, context: exchange.context, protect: undefined };
+    if (this.security && getOption(received, OptionNumber.Oscore)) {
+      const outcome = this.security.unprotect(received, exchange.context);
+      if (outcome && !outcome.ok) {
+        exchange.respond(outcome.response);
+        return;
+      }
+      if (outcome) {
+        incoming.message = { ...outcome.inner, type: received.type, messageId: received.messageId, token: received.token };
+        incoming.context = outcome.context;
+        incoming.protect = outcome.protect;
+      }
+    }
+    this.process(incoming);
+  }
+
+  private process(incoming: Incoming): void {
+    const { message, exchange } = incoming;
     const check = checkOptions(message.options, (n) => this.recognized.has(n) || (optionDefinition(n) !== undefined && !isCritical(n)));
     if (check.criticalProblem) {
-      this.reply(exchange, message, { code: ResponseCode.BadOption, payload: check.criticalProblem.reason });
+      this.reply(incoming, { code: ResponseCode.BadOption, payload: check.criticalProblem.reason });
       return;
     }
     message.options = check.options;
     if (getOption(message, OptionNumber.ProxyUri) || getOption(message, OptionNumber.ProxyScheme)) {
       // §5.7.2: an endpoint unwilling or unable to act as a forward-proxy answers 5.05.
-      this.reply(exchange, message, { code: ResponseCode.ProxyingNotSupported, payload: 'this endpoint is not a proxy' });
+      this.reply(incoming, { code: ResponseCode.ProxyingNotSupported, payload: 'this endpoint is not a proxy' });
       return;
     }
     if (!isKnownMethod(message.code)) {
       // §5.8: an unrecognized or unsupported method code gets 4.05.
-      this.reply(exchange, message, { code: ResponseCode.MethodNotAllowed });
+      this.reply(incoming, { code: ResponseCode.MethodNotAllowed });
       return;
     }
     let block1: BlockValue | undefined;
@@ -173,18 +204,23 @@ export class CoapServer {
       block2 = readBlockOption(message, OptionNumber.Block2);
     } catch (error) {
       // RFC 7959 §2.2: SZX 7 in a request MUST lead to 4.00.
-      this.reply(exchange, message, { code: ResponseCode.BadRequest, payload: (error as Error).message });
+      this.reply(incoming, { code: ResponseCode.BadRequest, payload: (error as Error).message });
       return;
     }
     const path = getStringOptions(message, OptionNumber.UriPath);
     const match = this.router.match(path);
     if (!match) {
-      this.reply(exchange, message, { code: ResponseCode.NotFound });
+      this.reply(incoming, { code: ResponseCode.NotFound });
+      return;
+    }
+    if (match.resource.requireOscore && !incoming.context.oscore?.length) {
+      // The resource's policy: only OSCORE-authenticated requests (RFC 8613 §8.2 step 8 ff.).
+      this.reply(incoming, { code: ResponseCode.Unauthorized, payload: 'OSCORE required' });
       return;
     }
     const handler = handlerFor(match.resource.handlers, message.code);
     if (!handler) {
-      this.reply(exchange, message, { code: ResponseCode.MethodNotAllowed });
+      this.reply(incoming, { code: ResponseCode.MethodNotAllowed });
       return;
     }
 
@@ -199,7 +235,7 @@ export class CoapServer {
         getUintOption(message, OptionNumber.Size1),
       );
       if (outcome.kind !== 'complete') {
-        this.reply(exchange, message, outcome.response);
+        this.reply(incoming, outcome.response);
         return;
       }
       payload = outcome.body;
@@ -211,23 +247,23 @@ export class CoapServer {
       // A follow-up block: serve it from the representation the first block came from (§2.4).
       const stored = this.blockwise.servedFromStore(representationKey, block2, emptyResponse());
       if (stored) {
-        this.send(exchange, message, stored);
+        this.send(incoming, stored);
         return;
       }
     }
 
-    const request = buildRequest(message, payload, path, match.subPath, exchange.context);
+    const request = buildRequest(message, payload, path, match.subPath, incoming.context);
     const finish = (spec: CoapResponse): void => {
       const response = this.toResponse(message, spec);
       if (block1Control) setOption(response, OptionNumber.Block1, block1Control);
-      this.observeStep(match.resource, normalizePath(match.resource.path, match.subPath), message, exchange, response);
-      this.send(exchange, message, this.blockwise.sliceBlock2(representationKey, response, block2));
+      this.observeStep(match.resource, normalizePath(match.resource.path, match.subPath), incoming, response);
+      this.send(incoming, this.blockwise.sliceBlock2(representationKey, response, block2));
     };
     let result: CoapResponse | Promise<CoapResponse>;
     try {
       result = handler(request);
     } catch (error) {
-      this.reply(exchange, message, internalError(error));
+      this.reply(incoming, internalError(error));
       return;
     }
     if (!isPromise(result)) {
@@ -242,13 +278,14 @@ export class CoapServer {
       },
       (error: unknown) => {
         slow?.cancel();
-        this.reply(exchange, message, internalError(error));
+        this.reply(incoming, internalError(error));
       },
     );
   }
 
   /** RFC 7641 §4.1: register on Observe 0, deregister on Observe 1, for GET and FETCH. */
-  private observeStep(resource: ResourceDefinition, path: string, request: CoapMessage, exchange: ServerExchange, response: CoapMessage): void {
+  private observeStep(resource: ResourceDefinition, path: string, incoming: Incoming, response: CoapMessage): void {
+    const { message: request, exchange } = incoming;
     const observe = getUintOption(request, OptionNumber.Observe);
     if (observe === undefined || (request.code !== Method.GET && request.code !== Method.FETCH)) return;
     if (observe === 1 || !resource.observable || codeClass(response.code) !== 2 || getOption(request, OptionNumber.Block1)) {
@@ -257,7 +294,7 @@ export class CoapServer {
     }
     if (observe !== 0) return;
     const type = typeof resource.observable === 'object' ? resource.observable.notifications : 'con';
-    this.observations.register(path, exchange.context.peer, exchange.context.peerKey, request, exchange.context, type);
+    this.observations.register(path, exchange.context.peer, exchange.context.peerKey, request, incoming.context, type, incoming.protect);
     setOption(response, OptionNumber.Observe, encodeUint(this.observations.currentSequence(path)));
   }
 
@@ -297,16 +334,16 @@ export class CoapServer {
     }
   }
 
-  private reply(exchange: ServerExchange, request: CoapMessage, spec: CoapResponse | { code: number; payload?: string; options: CoapOption[] }): void {
-    this.send(exchange, request, toMessage(spec));
+  private reply(incoming: Incoming, spec: CoapResponse | { code: number; payload?: string; options: CoapOption[] }): void {
+    this.send(incoming, toMessage(spec));
   }
 
-  private send(exchange: ServerExchange, request: CoapMessage, response: CoapMessage): void {
-    if (suppressedByNoResponse(request, response.code)) {
-      exchange.acknowledge(); // a CON still needs its ACK; a NON gets nothing (RFC 7967 §2)
+  private send(incoming: Incoming, response: CoapMessage): void {
+    if (suppressedByNoResponse(incoming.message, response.code)) {
+      incoming.exchange.acknowledge(); // a CON still needs its ACK; a NON gets nothing (RFC 7967 §2)
       return;
     }
-    exchange.respond(response);
+    incoming.exchange.respond(incoming.protect ? incoming.protect(response, 'response') : response);
   }
 
   private wellKnownCoreResource(): ResourceDefinition {

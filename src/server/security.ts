@@ -1,0 +1,20 @@
+/**
+ * How the server removes and applies end-to-end protection (OSCORE) around its pipeline. The
+ * messaging layer has already deduplicated the message, so a retransmitted CON never reaches this
+ * (architecture rule 2: deduplication before the replay check).
+ */
+import type { CoapMessage } from '../coap/message.js';
+import type { EndpointContext } from '../exchange/context.js';
+
+/** Protects a response to the request it was unprotected from; notifications get a fresh Partial IV. */
+export type ResponseProtector = (response: CoapMessage, kind: 'response' | 'notification') => CoapMessage;
+
+export type UnprotectOutcome =
+  | { ok: true; inner: CoapMessage; context: EndpointContext; protect: ResponseProtector }
+  /** The answer to send as is: an unprotected OSCORE error (§8.2) or a protected Echo challenge (B.1.2). */
+  | { ok: false; response: CoapMessage };
+
+export interface ServerSecurity {
+  /** Undefined when the request carries no protection this layer handles. */
+  unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined;
+}
