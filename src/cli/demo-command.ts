@@ -55,6 +55,25 @@ export async function demoCommand(argv: string[]): Promise<number> {
       }
       out('');
     }
+    out(paint('2', '# block-wise GET in 64-byte blocks with early negotiation (RFC 7959)'));
+    let blocks = 0;
+    const started = performance.now();
+    const large = await client.get(`${base}/large`, { blockSize: 64, onProgress: () => blocks++ });
+    out(`${paint('32', '←')} ${describe(large)}  ${paint('2', `${blocks} blocks, ${(performance.now() - started).toFixed(1)} ms`)}`);
+    out('');
+
+    out(paint('2', '# observe /time for three notifications, then cancel with Observe 1 (RFC 7641)'));
+    out(`${paint('36', '→')} GET ${base}/time  Observe: 0`);
+    const observation = await client.observe(`${base}/time`, { timeout: 5000 });
+    let count = 0;
+    for await (const notification of observation) {
+      const sequence = notification.options.find((o) => o.number === OptionNumber.Observe);
+      out(`${paint('32', '←')} ${describe(notification)}  ${paint('2', `Observe ${sequence ? sequence.value.reduce((v, b) => v * 256 + b, 0) : '-'}`)}`);
+      if (++count === 3) break;
+    }
+    out(`${paint('36', '→')} GET ${base}/time  Observe: 1 (deregistered)`);
+    out('');
+
     const rtt = await client.ping(base);
     out(paint('2', '# CoAP ping (Empty CON answered by RST, §4.3)'));
     out(`${paint('32', '←')} pong in ${rtt.toFixed(1)} ms`);

@@ -77,7 +77,10 @@ export const decodeString = (b: Uint8Array): string => utf8Decoder.decode(b);
 
 // --- option access -------------------------------------------------------------------------
 
-export function getOption(msg: Pick<CoapMessage, 'options'>, number: number): Uint8Array | undefined {
+/** Anything with options to read: a message, a request view, a stored representation. */
+export type WithOptions = { readonly options: readonly CoapOption[] };
+
+export function getOption(msg: WithOptions, number: number): Uint8Array | undefined {
   for (const o of msg.options) {
     if (o.number === number) return o.value;
     if (o.number > number) break;
@@ -85,7 +88,7 @@ export function getOption(msg: Pick<CoapMessage, 'options'>, number: number): Ui
   return undefined;
 }
 
-export function getOptions(msg: Pick<CoapMessage, 'options'>, number: number): Uint8Array[] {
+export function getOptions(msg: WithOptions, number: number): Uint8Array[] {
   const values: Uint8Array[] = [];
   for (const o of msg.options) {
     if (o.number === number) values.push(o.value);
@@ -94,15 +97,15 @@ export function getOptions(msg: Pick<CoapMessage, 'options'>, number: number): U
   return values;
 }
 
-export const hasOption = (msg: Pick<CoapMessage, 'options'>, number: number): boolean =>
+export const hasOption = (msg: WithOptions, number: number): boolean =>
   getOption(msg, number) !== undefined;
 
-export function getUintOption(msg: Pick<CoapMessage, 'options'>, number: number): number | undefined {
+export function getUintOption(msg: WithOptions, number: number): number | undefined {
   const v = getOption(msg, number);
   return v === undefined ? undefined : decodeUint(v);
 }
 
-export function getStringOptions(msg: Pick<CoapMessage, 'options'>, number: number): string[] {
+export function getStringOptions(msg: WithOptions, number: number): string[] {
   return getOptions(msg, number).map(decodeString);
 }
 
@@ -127,11 +130,11 @@ export function setOption(msg: Pick<CoapMessage, 'options'>, number: number, ...
 export const setUintOption = (msg: Pick<CoapMessage, 'options'>, number: number, value: number): void =>
   setOption(msg, number, encodeUint(value));
 
-export const contentFormatOf = (msg: Pick<CoapMessage, 'options'>): number | undefined =>
+export const contentFormatOf = (msg: WithOptions): number | undefined =>
   getUintOption(msg, OptionNumber.ContentFormat);
 
 /** RFC 7252 §5.10.5: Max-Age defaults to 60 seconds when absent. */
-export const maxAgeOf = (msg: Pick<CoapMessage, 'options'>): number =>
+export const maxAgeOf = (msg: WithOptions): number =>
   getUintOption(msg, OptionNumber.MaxAge) ?? 60;
 
 export const tokenToHex = (token: Uint8Array): string => Buffer.from(token.buffer, token.byteOffset, token.byteLength).toString('hex');

@@ -19,6 +19,8 @@ export interface CoapRequest {
   readonly contentFormat: number | undefined;
   readonly accept: number | undefined;
   readonly confirmable: boolean;
+  /** True when the server re-renders the resource for an Observe notification, not a new request. */
+  readonly notification: boolean;
   readonly context: EndpointContext;
   readonly message: CoapMessage;
   option(number: number): Uint8Array | undefined;

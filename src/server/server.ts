@@ -307,7 +307,7 @@ export class CoapServer {
     if (!match || !handler) spec = { code: ResponseCode.NotFound };
     else {
       try {
-        spec = await handler(buildRequest(request, request.payload, observer.path === '/' ? [] : splitPath(observer.path), match.subPath, observer.context));
+        spec = await handler(buildRequest(request, request.payload, observer.path === '/' ? [] : splitPath(observer.path), match.subPath, observer.context, true));
       } catch (error) {
         spec = internalError(error);
       }
@@ -392,7 +392,14 @@ function handlerFor(handlers: Handlers, code: Code): Handler | undefined {
   return handlers[name];
 }
 
-function buildRequest(message: CoapMessage, body: Uint8Array, path: readonly string[], subPath: readonly string[], context: EndpointContext): CoapRequest {
+function buildRequest(
+  message: CoapMessage,
+  body: Uint8Array,
+  path: readonly string[],
+  subPath: readonly string[],
+  context: EndpointContext,
+  notification = false,
+): CoapRequest {
   const options = message.options;
   const view = { options };
   const payload = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
@@ -407,6 +414,7 @@ function buildRequest(message: CoapMessage, body: Uint8Array, path: readonly str
     contentFormat: getUintOption(view, OptionNumber.ContentFormat),
     accept: getUintOption(view, OptionNumber.Accept),
     confirmable: message.type === MessageType.CON,
+    notification,
     context,
     message,
     option: (number) => getOption(view, number),
