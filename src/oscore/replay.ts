@@ -1,0 +1,93 @@
+/**
+ * The server's Replay Window (RFC 8613 §7.4, §3.2.2): the anti-replay sliding window of RFC 6347
+ * §4.1.2.6 over received Partial IVs, default size 32.
+ *
+ * `accept` is the atomic validate-and-update of §7.4 ("The operation of validating the Partial IV
+ * and updating the replay protection MUST be atomic"); call it only after the request decrypted
+ * (§8.2 step 6), and act on the request only when it returns true. `check` is the side-effect-free
+ * pre-test of §8.2 step 3.
+ *
+ * After a reboot the window's state is lost (§7.5, Appendix B.1.2): a window made with
+ * `{ initialised: false }` (or after `reset()`) accepts nothing until the caller, having verified a
+ * request as fresh with an Echo round trip, calls `initialiseAt(thatRequestsSequenceNumber)`.
+ */
+import { MAX_SEQUENCE_NUMBER } from './option.js';
+
+export type ReplayVerdict = 'fresh' | 'replayed' | 'too-old' | 'uninitialised' | 'invalid';
+
+export class ReplayWindow {
+  readonly size: number;
+  #initialised: boolean;
+  /** The highest accepted sequence number, or -1 when none was accepted. */
+  #highest = -1;
+  /** Bit i set: sequence number highest − i has been accepted. */
+  #seen = 0n;
+  readonly #mask: bigint;
+
+  constructor(size = 32, options: { initialised?: boolean } = {}) {
+    if (!Number.isInteger(size) || size < 1 || size > 4096) throw new RangeError(`replay window size must be 1-4096, not ${size}`);
+    this.size = size;
+    this.#mask = (1n << BigInt(size)) - 1n;
+    this.#initialised = options.initialised ?? true;
+  }
+
+  /** False after a restart (or reset()) until initialiseAt(): Appendix B.1.2. */
+  get initialised(): boolean {
+    return this.#initialised;
+  }
+
+  /** The highest sequence number accepted so far, if any. */
+  get highest(): number | undefined {
+    return this.#highest < 0 ? undefined : this.#highest;
+  }
+
+  verdict(seq: number): ReplayVerdict {
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq > MAX_SEQUENCE_NUMBER) return 'invalid';
+    if (!this.#initialised) return 'uninitialised';
+    if (seq > this.#highest) return 'fresh';
+    const offset = this.#highest - seq;
+    if (offset >= this.size) return 'too-old';
+    return (this.#seen >> BigInt(offset)) & 1n ? 'replayed' : 'fresh';
+  }
+
+  /** Whether `seq` would be accepted now (no state change). */
+  check(seq: number): boolean {
+    return this.verdict(seq) === 'fresh';
+  }
+
+  /** Marks `seq` received if it is acceptable; returns whether it was (false: drop the request). */
+  accept(seq: number): boolean {
+    if (this.verdict(seq) !== 'fresh') return false;
+    this.#mark(seq);
+    return true;
+  }
+
+  /**
+   * Appendix B.1.2: "the Partial IV of the second request is set as the lower limit of the Replay
+   * Window". `seq` itself counts as received (its request is the one being processed); nothing
+   * at or below it is accepted afterwards.
+   */
+  initialiseAt(seq: number): void {
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq > MAX_SEQUENCE_NUMBER) throw new RangeError(`invalid sequence number ${seq}`);
+    this.#initialised = true;
+    this.#highest = seq;
+    this.#seen = this.#mask; // everything in the window below seq counts as seen
+  }
+
+  /** Forgets everything; the window is uninitialised until initialiseAt() (state loss, §7.5). */
+  reset(): void {
+    this.#initialised = false;
+    this.#highest = -1;
+    this.#seen = 0n;
+  }
+
+  #mark(seq: number): void {
+    if (seq > this.#highest) {
+      const shift = seq - this.#highest;
+      this.#seen = shift >= this.size ? 1n : ((this.#seen << BigInt(shift)) | 1n) & this.#mask;
+      this.#highest = seq;
+    } else {
+      this.#seen |= 1n << BigInt(this.#highest - seq);
+    }
+  }
+}
