@@ -93,7 +93,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
       return true;
     }
     const now = this.endpoint.scheduler.now();
-    if (this.freshest && !isNewerNotification(this.freshest.value, this.freshest.at, sequence, now)) {
+    if (!this.current.ordersNotifications && this.freshest && !isNewerNotification(this.freshest.value, this.freshest.at, sequence, now)) {
       return true; // §3.4: older than what we have; acknowledged but not delivered
     }
     this.freshest = { value: sequence, at: now };

@@ -23,14 +23,28 @@ export interface ProtectedRequest {
   verify(response: CoapMessage, notification: boolean): CoapMessage | Error;
   /** What the endpoint context of a verified response should say about its protection. */
   describe(context: EndpointContext): EndpointContext;
+  /**
+   * True when verify() itself refuses out-of-order notifications (OSCORE's Notification Number,
+   * RFC 8613 §7.4.1), so the Observe-number rule of RFC 7641 §3.4 is not applied on top.
+   */
+  readonly ordersNotifications: boolean;
 }
 
 export interface MessageSecurity {
   protect(request: CoapMessage): ProtectedRequest;
 }
 
+/** No end-to-end protection. A response carrying OSCORE cannot be read here and is refused. */
 export const PLAIN: MessageSecurity = {
-  protect: (message) => ({ message, verify: (response) => response, describe: (context) => context }),
+  protect: (message) => ({
+    message,
+    verify: (response) =>
+      getOption(response, OptionNumber.Oscore) === undefined
+        ? response
+        : new Error('the response is protected with OSCORE, but no security context is configured for this URI'),
+    describe: (context) => context,
+    ordersNotifications: false,
+  }),
 };
 
 /** Thrown when a response fails end-to-end verification; the response is discarded. */

@@ -356,10 +356,10 @@ export class CoapEndpoint {
 
 /**
  * Critical options the table knows but nothing in this stack processes yet: a response carrying
- * one must be rejected (§5.4.1), not silently misread. OSCORE and EDHOC are handled by their
- * layers once those exist; Q-Block (RFC 9177) is not implemented.
+ * one must be rejected (§5.4.1), not silently misread. EDHOC and Q-Block (RFC 9177) are not
+ * implemented. OSCORE passes: the client's security layer verifies it, or refuses it (client/security.ts).
  */
-const UNPROCESSED_RESPONSE_OPTIONS = new Set<number>([OptionNumber.Oscore, OptionNumber.Edhoc, OptionNumber.QBlock1, OptionNumber.QBlock2]);
+const UNPROCESSED_RESPONSE_OPTIONS = new Set<number>([OptionNumber.Edhoc, OptionNumber.QBlock1, OptionNumber.QBlock2]);
 const isRecognizedInResponse = (n: number): boolean => optionDefinition(n) !== undefined && !UNPROCESSED_RESPONSE_OPTIONS.has(n);
 
 const tokenKeyOf = (token: Uint8Array): string => Buffer.from(token.buffer, token.byteOffset, token.byteLength).toString('latin1');
