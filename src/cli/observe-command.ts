@@ -4,6 +4,7 @@ import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
+import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { ExitCode, UsageError } from './errors.js';
 import { describeOption, responseToJson } from './output.js';
 
@@ -13,7 +14,8 @@ export const OBSERVE_USAGE = `usage: coapsec observe URI [options]     (RFC 7641
   --accept N|NAME         preferred Content-Format
   -b, --block-size N      block size for notifications larger than one block
   --json                  one JSON object per notification
-  -v, --verbose           code and options of each notification on stderr`;
+  -v, --verbose           code and options of each notification on stderr
+${DTLS_USAGE}`;
 
 export async function observeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -26,6 +28,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       verbose: { type: 'boolean', short: 'v' },
       timeout: { type: 'string' },
+      ...DTLS_FLAGS,
     },
     { min: 1, max: 1, names: 'URI' },
   );
@@ -44,7 +47,8 @@ export async function observeCommand(argv: string[]): Promise<number> {
     }
   }
 
-  const client = new CoapClient();
+  const dtls = clientDtlsCredentials(values);
+  const client = new CoapClient(dtls ? { dtls } : {});
   let stopTimer: NodeJS.Timeout | undefined;
   const onSignal = (): void => void observation?.cancel();
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;

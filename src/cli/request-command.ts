@@ -5,6 +5,7 @@ import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
+import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { progressBar } from './progress.js';
 import { ExitCode, UsageError } from './errors.js';
 import { describeOption, responseToJson } from './output.js';
@@ -19,7 +20,8 @@ export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ip
                           retransmission schedule, then 93 s for a separate response)
   -b, --block-size N      block size for block-wise transfers: 16, 32, ..., 1024
   --json                  print the response as one JSON object
-  -v, --verbose           print code and options to stderr`;
+  -v, --verbose           print code and options to stderr
+${DTLS_USAGE}`;
 
 export async function requestCommand(method: string, argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -34,6 +36,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
       json: { type: 'boolean' },
       verbose: { type: 'boolean', short: 'v' },
       'block-size': { type: 'string', short: 'b' },
+      ...DTLS_FLAGS,
     },
     { min: 1, max: 1, names: 'URI' },
   );
@@ -61,7 +64,8 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   const accept = format('--accept', values.accept);
   const timeoutSeconds = parseSeconds(values.timeout, '--timeout');
 
-  const client = new CoapClient();
+  const dtls = clientDtlsCredentials(values);
+  const client = new CoapClient(dtls ? { dtls } : {});
   const progress = progressBar();
   try {
     const response = await client.request({

@@ -1,34 +1,53 @@
-/** coapsec serve [--bind HOST:PORT] [--dir DIR] */
+/** coapsec serve [--bind HOST:PORT] [--dir DIR] [DTLS flags [--dtls-bind HOST:PORT]] */
 import { existsSync, statSync } from 'node:fs';
 import { addDemoResources } from '../demo/resources.js';
 import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import { parse, parseBind } from './args.js';
+import { DTLS_FLAGS, DTLS_USAGE, serverDtlsCredentials } from './dtls-args.js';
+import { addWhoamiResource } from './dtls-serve.js';
 import { UsageError } from './errors.js';
 
-export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR]
-  --bind HOST:PORT   address to listen on (default 127.0.0.1:5683; [::]:5683 for all IPv6)
-  --dir DIR          also serve the files below DIR, read-only`;
+export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] [DTLS options]
+  --bind HOST:PORT   address to listen on (default 127.0.0.1:5683; [::]:5683 for all IPv6);
+                     with DTLS credentials it serves coaps:// there (default port 5684)
+  --dtls-bind HOST:PORT  serve coaps:// here and plain coap:// on --bind
+  --dir DIR          also serve the files below DIR, read-only
+${DTLS_USAGE}
+  (serve: --trusted-rpk or --ca make client authentication mandatory; /whoami shows the identity)`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { bind: { type: 'string' }, dir: { type: 'string' } }, { min: 0, max: 0, names: '' });
-  const bind = parseBind(values.bind ?? '127.0.0.1:5683', { host: '127.0.0.1', port: 5683 });
+  const { values } = parse(argv, { bind: { type: 'string' }, dir: { type: 'string' }, 'dtls-bind': { type: 'string' }, ...DTLS_FLAGS }, { min: 0, max: 0, names: '' });
+  const dtls = serverDtlsCredentials(values);
+  if (values['dtls-bind'] !== undefined && !dtls) throw new UsageError('--dtls-bind needs DTLS credentials (--psk-identity/--psk, --rpk or --cert/--key)');
+  const plainOnBind = !dtls || values['dtls-bind'] !== undefined;
+  const defaultPort = plainOnBind ? 5683 : 5684;
+  const bind = parseBind(values.bind ?? `127.0.0.1:${defaultPort}`, { host: '127.0.0.1', port: defaultPort });
+  const dtlsBind = values['dtls-bind'] !== undefined ? parseBind(values['dtls-bind'], { host: '127.0.0.1', port: 5684 }) : undefined;
   if (values.dir !== undefined && (!existsSync(values.dir) || !statSync(values.dir).isDirectory())) {
     throw new UsageError(`--dir: "${values.dir}" is not a directory`);
   }
-  let server: CoapServer;
-  try {
-    server = await CoapServer.listen({ host: bind.host, port: bind.port });
-  } catch (error) {
-    throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  const listeners: Array<{ host: string; port: number; secure: boolean }> = [{ ...bind, secure: !plainOnBind }];
+  if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
+  const servers: CoapServer[] = [];
+  for (const l of listeners) {
+    let server: CoapServer;
+    try {
+      server = await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls } : {}) });
+    } catch (error) {
+      await Promise.all(servers.map((s) => s.close()));
+      throw new UsageError(`cannot listen on ${l.host}:${l.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    servers.push(server);
+    addDemoResources(server, values.dir !== undefined ? { dir: values.dir } : {});
+    addWhoamiResource(server);
+    process.stderr.write(`coapsec serving on ${l.secure ? 'coaps' : 'coap'}://${peerKey(server.address())}\n`);
   }
-  addDemoResources(server, values.dir !== undefined ? { dir: values.dir } : {});
-  process.stderr.write(`coapsec serving on coap://${peerKey(server.address())}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  await server.close();
+  await Promise.all(servers.map((s) => s.close()));
   return 0;
 }

@@ -15,6 +15,8 @@ import { CoapRequestError } from '../exchange/errors.js';
 import type { TransmissionParameters } from '../messaging/parameters.js';
 import type { PeerAddress } from '../transport/transport.js';
 import { UdpTransport } from '../transport/udp.js';
+import { DtlsClientTransport, type DtlsClientTransportOptions } from '../transport/dtls.js';
+import { RealScheduler } from '../util/scheduler.js';
 import { encodeBlock, szxForSize } from '../coap/block.js';
 import { blockwiseRequest, type BlockwiseOptions } from './blockwise.js';
 import { Observation, type ObservationSettings } from './observe.js';
@@ -70,10 +72,12 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   maxBodySize?: number;
   /** Chooses end-to-end protection (OSCORE) by target URI; plain CoAP where it returns undefined. */
   security?: (uri: string) => MessageSecurity | undefined;
+  /** DTLS credentials and limits for coaps:// URIs (psk, rpk and/or x509; see transport/dtls.ts). */
+  dtls?: Omit<DtlsClientTransportOptions, 'host' | 'port' | 'scheduler'>;
 }
 
 export class CoapClient {
-  private readonly endpoints = new Map<4 | 6, Promise<CoapEndpoint>>();
+  private readonly endpoints = new Map<string, Promise<CoapEndpoint>>();
   private closed = false;
   /** Block1 operations in progress per target, to pick distinct Request-Tags (RFC 9175 §3.4). */
   private readonly block1InFlight = new Map<string, number>();
@@ -82,14 +86,28 @@ export class CoapClient {
     if (options.blockSize !== undefined) szxForSize(options.blockSize);
   }
 
-  /** The endpoint used for IPv4 or IPv6 peers, created on first use. */
-  endpoint(family: 4 | 6): Promise<CoapEndpoint> {
-    let endpoint = this.endpoints.get(family);
+  /** The endpoint used for IPv4 or IPv6 peers (coap: UDP, coaps: DTLS), created on first use. */
+  endpoint(family: 4 | 6, scheme: 'coap' | 'coaps' = 'coap'): Promise<CoapEndpoint> {
+    let endpoint = this.endpoints.get(`${scheme}${family}`);
     if (!endpoint) {
       const host = family === 6 ? (this.options.bindIpv6 ?? '::') : (this.options.bindIpv4 ?? '0.0.0.0');
-      endpoint = UdpTransport.bind({ host, port: 0 }).then((transport) => new CoapEndpoint({ ...this.options, transport }));
-      this.endpoints.set(family, endpoint);
+      if (scheme === 'coaps') {
+        const dtls = this.options.dtls;
+        if (!dtls || (!dtls.psk && !dtls.rpk && !dtls.x509)) return Promise.reject(new CoapRequestError('coaps:// needs DTLS credentials (psk, rpk or x509)'));
+        const scheduler = this.options.scheduler ?? new RealScheduler();
+        endpoint = DtlsClientTransport.bind({ ...dtls, host, port: 0, scheduler }).then((transport) => new CoapEndpoint({ ...this.options, scheduler, transport }));
+      } else {
+        endpoint = UdpTransport.bind({ host, port: 0 }).then((transport) => new CoapEndpoint({ ...this.options, transport }));
+      }
+      this.endpoints.set(`${scheme}${family}`, endpoint);
     }
+    return endpoint;
+  }
+
+  /** The endpoint for a URI's scheme and peer; for coaps, the transport learns the host name to check. */
+  private async endpointFor(uri: CoapUri, peer: PeerAddress): Promise<CoapEndpoint> {
+    const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4, uri.scheme);
+    if (endpoint.transport instanceof DtlsClientTransport) endpoint.transport.setServerName(peer, uri.host);
     return endpoint;
   }
 
@@ -98,10 +116,9 @@ export class CoapClient {
     const code = typeof request.method === 'number' ? request.method : methodFromName(request.method);
     if (code === undefined) throw new CoapRequestError(`unknown method ${String(request.method)}`);
     const uri = parseCoapUri(request.uri);
-    if (uri.scheme === 'coaps') throw new CoapRequestError('coaps:// needs the DTLS transport, which this build does not have yet');
     const peer = await resolvePeer(uri);
     const message = buildRequestMessage(code, uri, peer, request);
-    const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4);
+    const endpoint = await this.endpointFor(uri, peer);
     const requestOptions = {
       confirmable: request.confirmable !== false,
       ...(request.timeout !== undefined ? { responseTimeout: request.timeout, deadline: request.timeout } : {}),
@@ -132,11 +149,10 @@ export class CoapClient {
   async observe(uri: string, request: ObserveRequest = {}): Promise<Observation> {
     if (this.closed) throw new CoapRequestError('client is closed');
     const parsed = parseCoapUri(uri);
-    if (parsed.scheme === 'coaps') throw new CoapRequestError('coaps:// needs the DTLS transport, which this build does not have yet');
     const peer = await resolvePeer(parsed);
     const code = request.method === 'FETCH' ? Method.FETCH : Method.GET;
     const message = buildRequestMessage(code, parsed, peer, request);
-    const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4);
+    const endpoint = await this.endpointFor(parsed, peer);
     const blockwise = this.blockwiseOptions(request);
     if (blockwise.szx !== undefined) message.options.push({ number: OptionNumber.Block2, value: encodeBlock({ num: 0, more: false, szx: blockwise.szx }) });
     message.options = sortOptions(message.options);
@@ -178,8 +194,9 @@ export class CoapClient {
 
   /** CoAP ping (§4.3) to the URI's host and port; resolves with the round-trip time in ms. */
   async ping(uri: string): Promise<number> {
-    const peer = await resolvePeer(parseCoapUri(uri));
-    const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4);
+    const parsed = parseCoapUri(uri);
+    const peer = await resolvePeer(parsed);
+    const endpoint = await this.endpointFor(parsed, peer);
     return endpoint.ping(peer);
   }
 

@@ -20,6 +20,7 @@ import {
   verify as cryptoVerify,
   type ECDH,
   type KeyObject,
+  type X509Certificate,
 } from 'node:crypto';
 import { AlertDescription, AlertLevel, alertName, TlsAlertError } from './alerts.js';
 import { DecodeError } from './bytes.js';
@@ -47,6 +48,7 @@ import {
   decodeServerName,
   decodeUint16List,
   decodeUint8List,
+  decodeX509Certificate,
   EC_POINT_UNCOMPRESSED,
   EMPTY_CERTIFICATE,
   encodeCertificateRequest,
@@ -63,6 +65,7 @@ import {
   encodeServerHello,
   encodeServerName,
   encodeUint16List,
+  encodeX509Certificate,
   ExtensionType,
   findExtension,
   HandshakeType,
@@ -93,6 +96,7 @@ import {
   type DtlsRecord,
 } from './record.js';
 import { DEFAULT_SUITES, suiteById, TLS_EMPTY_RENEGOTIATION_INFO_SCSV, type CipherSuite } from './suites.js';
+import { validateChain, type X509Credentials } from './x509.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -114,7 +118,10 @@ export interface RpkCredentials {
   trustedPeerKeys: KeyObject[] | ((spki: Buffer) => boolean);
 }
 
-export type PeerIdentity = { type: 'psk'; identity: Buffer } | { type: 'rpk'; spki: Buffer; publicKey: KeyObject };
+export type PeerIdentity =
+  | { type: 'psk'; identity: Buffer }
+  | { type: 'rpk'; spki: Buffer; publicKey: KeyObject }
+  | { type: 'x509'; subject: string; chain: X509Certificate[]; publicKey: KeyObject };
 
 export type DtlsEvent =
   | { type: 'connected' }
@@ -154,14 +161,20 @@ export interface CommonOptions {
    * silently like all other unauthentic records. Default true: a wrong PSK then fails fast.
    */
   alertOnHandshakeAuthFailure?: boolean;
+  /** Wall clock (ms since the epoch) for certificate validity periods. Default Date.now. */
+  wallClock?: () => number;
 }
 
 export interface DtlsClientOptions extends CommonOptions {
   /** PSK credentials, or a function choosing them from the server's identity hint. */
   psk?: PskCredentials | ((hint: Buffer) => PskCredentials | undefined);
   rpk?: RpkCredentials;
+  /** X.509 certificate mode: roots to validate the server against, and optionally our own chain. */
+  x509?: X509Credentials;
   /** Sent as server_name (RFC 6066). */
   serverName?: string;
+  /** Host name or IP address the server's X.509 certificate must match (checkHost/checkIP). */
+  verifyHost?: string;
 }
 
 export interface ServerConnectionOptions extends CommonOptions {
@@ -169,7 +182,9 @@ export interface ServerConnectionOptions extends CommonOptions {
   pskStore?: (identity: Buffer) => Uint8Array | undefined;
   identityHint?: Uint8Array;
   rpk?: RpkCredentials;
-  /** Request the client's raw public key (CertificateRequest) and fail without one. */
+  /** X.509 certificate mode: our chain and key; roots for client certificates. */
+  x509?: X509Credentials;
+  /** Request the client's raw public key or certificate (CertificateRequest) and fail without one. */
   requireClientAuth?: boolean;
 }
 
@@ -307,6 +322,10 @@ export abstract class DtlsConnection {
   protected ecdh: ECDH | undefined;
   protected peerPublicKey: KeyObject | undefined;
   protected certificateRequested = false;
+  /** Certificate types in use for ECDHE_ECDSA (RFC 7250; X.509 when the extension is absent). */
+  protected serverCertType: number = CertificateType.X509;
+  protected clientCertType: number = CertificateType.X509;
+  protected readonly wallClock: () => number;
 
   // Flights and retransmission
   private flight: FlightItem[] = [];
@@ -328,6 +347,7 @@ export abstract class DtlsConnection {
     this.maxRetransmissions = opts.maxRetransmissions ?? 7;
     this.requireEms = opts.requireExtendedMasterSecret ?? true;
     this.alertOnHandshakeAuthFailure = opts.alertOnHandshakeAuthFailure ?? true;
+    this.wallClock = opts.wallClock ?? Date.now;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -734,6 +754,24 @@ export abstract class DtlsConnection {
     this.peerPublicKey = key;
     this.peerIdentity = { type: 'rpk', spki: Buffer.from(spki), publicKey: key };
   }
+
+  protected checkPeerX509(body: Buffer, x509: X509Credentials | undefined, host: string | undefined): void {
+    const der = decodeX509Certificate(body);
+    if (der.length === 0) throw new TlsAlertError(AlertDescription.HandshakeFailure, 'peer sent no certificate');
+    if (!x509) throw new TlsAlertError(AlertDescription.UnsupportedCertificate, 'X.509 certificates are not configured');
+    const v = validateChain(der, x509.roots, { now: this.wallClock(), ...(host !== undefined ? { host } : {}) });
+    this.peerPublicKey = v.leaf.publicKey;
+    this.peerIdentity = { type: 'x509', subject: v.subject, chain: v.chain, publicKey: v.leaf.publicKey };
+  }
+
+  /** Our Certificate message body for the negotiated type, and the key that signs for it. */
+  protected ownCertificate(type: number, rpk: RpkCredentials | undefined, x509: X509Credentials | undefined): { body: Buffer; key: KeyObject | undefined } {
+    if (type === CertificateType.RawPublicKey) {
+      return rpk ? { body: encodeRpkCertificate(spkiOf(rpk.publicKey ?? rpk.privateKey)), key: rpk.privateKey } : { body: EMPTY_CERTIFICATE, key: undefined };
+    }
+    if (x509?.certificates?.length && x509.privateKey) return { body: encodeX509Certificate(x509.certificates.map((c) => c.raw)), key: x509.privateKey };
+    return { body: EMPTY_CERTIFICATE, key: undefined };
+  }
 }
 
 // =============================================================================================
@@ -750,7 +788,8 @@ export class DtlsClient extends DtlsConnection {
   constructor(opts: DtlsClientOptions) {
     super('client', opts);
     this.opts = opts;
-    if (!opts.psk && !opts.rpk) throw new Error('DtlsClient needs psk and/or rpk credentials');
+    if (!opts.psk && !opts.rpk && !opts.x509) throw new Error('DtlsClient needs psk, rpk and/or x509 credentials');
+    if (opts.x509?.certificates?.length && !opts.x509.privateKey) throw new Error('x509 certificates need their privateKey');
   }
 
   /** Starts the handshake; returns the datagrams of the first flight. */
@@ -761,7 +800,7 @@ export class DtlsClient extends DtlsConnection {
     this.offeredSuites = this.suites.filter((id) => {
       const s = suiteById(id);
       if (!s) return false;
-      if (s.keyExchange === 'ECDHE_ECDSA') return !!this.opts.rpk;
+      if (s.keyExchange === 'ECDHE_ECDSA') return !!this.opts.rpk || !!this.opts.x509;
       return !!this.opts.psk;
     });
     if (this.offeredSuites.length === 0) throw new Error('no cipher suite usable with the configured credentials');
@@ -782,8 +821,13 @@ export class DtlsClient extends DtlsConnection {
     }
     if (ecdsa) {
       extensions.push({ type: ExtensionType.SignatureAlgorithms, data: encodeUint16List([SIG_ECDSA_SECP256R1_SHA256]) });
-      extensions.push({ type: ExtensionType.ClientCertificateType, data: Buffer.from([1, CertificateType.RawPublicKey]) });
-      extensions.push({ type: ExtensionType.ServerCertificateType, data: Buffer.from([1, CertificateType.RawPublicKey]) });
+      // RFC 7250 §3: X.509 alone is the default and needs no extension.
+      if (this.opts.rpk) {
+        const types = this.opts.x509 ? [CertificateType.RawPublicKey, CertificateType.X509] : [CertificateType.RawPublicKey];
+        const clientTypes = this.opts.x509?.certificates?.length ? types : [CertificateType.RawPublicKey];
+        extensions.push({ type: ExtensionType.ClientCertificateType, data: Buffer.from([clientTypes.length, ...clientTypes]) });
+        extensions.push({ type: ExtensionType.ServerCertificateType, data: Buffer.from([types.length, ...types]) });
+      }
     }
     extensions.push({ type: ExtensionType.ExtendedMasterSecret, data: Buffer.alloc(0) });
     extensions.push({ type: ExtensionType.RenegotiationInfo, data: Buffer.from([0]) });
@@ -866,12 +910,14 @@ export class DtlsClient extends DtlsConnection {
     this.extendedMasterSecret = !!findExtension(sh.extensions, ExtensionType.ExtendedMasterSecret);
     if (this.requireEms && !this.extendedMasterSecret) throw new TlsAlertError(AlertDescription.HandshakeFailure, 'server did not negotiate extended master secret');
     if (suite.keyExchange === 'ECDHE_ECDSA') {
-      // RFC 7250 §4.2: an absent server_certificate_type means X.509, which we do not support.
+      // RFC 7250 §4.2: an absent server_certificate_type means X.509.
       const sct = findExtension(sh.extensions, ExtensionType.ServerCertificateType);
-      if (!sct || decodeCertTypeSelected(sct.data) !== CertificateType.RawPublicKey)
-        throw new TlsAlertError(AlertDescription.UnsupportedCertificate, 'server did not select raw public keys');
+      this.serverCertType = sct ? decodeCertTypeSelected(sct.data) : CertificateType.X509;
+      const serverTypeOk = this.serverCertType === CertificateType.RawPublicKey ? !!this.opts.rpk : this.serverCertType === CertificateType.X509 && !!this.opts.x509;
+      if (!serverTypeOk) throw new TlsAlertError(AlertDescription.UnsupportedCertificate, `server selected an unsupported certificate type (${this.serverCertType})`);
       const cct = findExtension(sh.extensions, ExtensionType.ClientCertificateType);
-      if (cct && decodeCertTypeSelected(cct.data) !== CertificateType.RawPublicKey)
+      this.clientCertType = cct ? decodeCertTypeSelected(cct.data) : this.opts.rpk && !this.opts.x509 ? CertificateType.RawPublicKey : CertificateType.X509;
+      if (this.clientCertType !== CertificateType.RawPublicKey && this.clientCertType !== CertificateType.X509)
         throw new TlsAlertError(AlertDescription.UnsupportedCertificate, 'server selected an unsupported client certificate type');
     }
     this.cipherSuite = suite;
@@ -882,7 +928,8 @@ export class DtlsClient extends DtlsConnection {
 
   private onCertificate(msg: HandshakeMessage): void {
     this.requireEpoch(msg, 0);
-    this.checkPeerRpk(decodeRpkCertificate(msg.body), this.opts.rpk);
+    if (this.serverCertType === CertificateType.X509) this.checkPeerX509(msg.body, this.opts.x509, this.opts.verifyHost);
+    else this.checkPeerRpk(decodeRpkCertificate(msg.body), this.opts.rpk);
     this.addTranscript(msg);
     this.expect = 'ske';
   }
@@ -927,6 +974,8 @@ export class DtlsClient extends DtlsConnection {
     const p = this.opts.psk;
     const creds = typeof p === 'function' ? p(Buffer.from(this.pskHint)) : p;
     if (!creds) throw new TlsAlertError(AlertDescription.HandshakeFailure, 'no PSK for the server identity hint');
+    // The session is authenticated by this PSK; its identity names it on the client side too.
+    this.peerIdentity = { type: 'psk', identity: Buffer.from(creds.identity) };
     return creds;
   }
 
@@ -938,10 +987,8 @@ export class DtlsClient extends DtlsConnection {
     const kx = this.cipherSuite!.keyExchange;
     this.beginFlight();
 
-    const rpk = this.opts.rpk;
-    if (this.certificateRequested) {
-      this.queueHandshake(HandshakeType.Certificate, rpk ? encodeRpkCertificate(spkiOf(rpk.publicKey ?? rpk.privateKey)) : EMPTY_CERTIFICATE);
-    }
+    const own = this.ownCertificate(this.clientCertType, this.opts.rpk, this.opts.x509);
+    if (this.certificateRequested) this.queueHandshake(HandshakeType.Certificate, own.body);
     let premaster: Buffer;
     if (kx === 'PSK') {
       const psk = this.resolvePsk();
@@ -964,8 +1011,8 @@ export class DtlsClient extends DtlsConnection {
       this.ecdh = undefined;
     }
     this.deriveKeys(premaster);
-    if (this.certificateRequested && rpk) {
-      const signature = ecdsaSign(rpk.privateKey, Buffer.concat(this.transcript));
+    if (this.certificateRequested && own.key) {
+      const signature = ecdsaSign(own.key, Buffer.concat(this.transcript));
       this.queueHandshake(HandshakeType.CertificateVerify, encodeDigitallySigned({ algorithm: SIG_ECDSA_SECP256R1_SHA256, signature }));
     }
     this.queueChangeCipherSpec();
@@ -1045,9 +1092,15 @@ export class DtlsServerConnection extends DtlsConnection {
       (!groups || decodeUint16List(groups.data).includes(NAMED_CURVE_SECP256R1)) &&
       (!pointFormats || decodeUint8List(pointFormats.data).includes(EC_POINT_UNCOMPRESSED));
     const sigOk = !sigAlgs || decodeUint16List(sigAlgs.data).includes(SIG_ECDSA_SECP256R1_SHA256);
-    const serverRpkOk = !!sct && decodeCertTypeList(sct.data).includes(CertificateType.RawPublicKey);
-    const clientRpkOk = !!cct && decodeCertTypeList(cct.data).includes(CertificateType.RawPublicKey);
     const wantClientAuth = !!this.opts.requireClientAuth;
+    // RFC 7250 §4.1: the first type in the client's list we support; X.509 when the extension is absent.
+    const pickType = (offered: Extension | undefined, haveRpk: boolean, haveX509: boolean): number | undefined => {
+      const list = offered ? decodeCertTypeList(offered.data) : [CertificateType.X509];
+      return list.find((t) => (t === CertificateType.RawPublicKey && haveRpk) || (t === CertificateType.X509 && haveX509));
+    };
+    const x509 = this.opts.x509;
+    const serverType = pickType(sct, !!this.opts.rpk, !!(x509?.certificates?.length && x509.privateKey));
+    const clientType = wantClientAuth ? pickType(cct, !!this.opts.rpk, !!x509) : CertificateType.X509;
 
     let certTypeProblem = false;
     let chosen: CipherSuite | undefined;
@@ -1057,14 +1110,14 @@ export class DtlsServerConnection extends DtlsConnection {
       if (!s) continue;
       if (s.keyExchange === 'PSK' && this.opts.pskStore) chosen = s;
       else if (s.keyExchange === 'ECDHE_PSK' && this.opts.pskStore && ecOk) chosen = s;
-      else if (s.keyExchange === 'ECDHE_ECDSA' && this.opts.rpk && ecOk && sigOk) {
-        if (serverRpkOk && (!wantClientAuth || clientRpkOk)) chosen = s;
+      else if (s.keyExchange === 'ECDHE_ECDSA' && (this.opts.rpk || this.opts.x509) && ecOk && sigOk) {
+        if (serverType !== undefined && clientType !== undefined) chosen = s;
         else certTypeProblem = true;
       }
       if (chosen) break;
     }
     if (!chosen) {
-      if (certTypeProblem) throw new TlsAlertError(AlertDescription.UnsupportedCertificate, 'client does not support raw public keys');
+      if (certTypeProblem) throw new TlsAlertError(AlertDescription.UnsupportedCertificate, 'no certificate type in common with the client');
       throw new TlsAlertError(AlertDescription.HandshakeFailure, 'no shared cipher suite');
     }
     this.cipherSuite = chosen;
@@ -1077,9 +1130,11 @@ export class DtlsServerConnection extends DtlsConnection {
     if (kx !== 'PSK' && pointFormats) extensions.push({ type: ExtensionType.EcPointFormats, data: Buffer.from([1, EC_POINT_UNCOMPRESSED]) });
     this.certificateRequested = kx === 'ECDHE_ECDSA' && wantClientAuth;
     if (kx === 'ECDHE_ECDSA') {
-      extensions.push({ type: ExtensionType.ServerCertificateType, data: Buffer.from([CertificateType.RawPublicKey]) });
-      // RFC 7250 §4.2: client_certificate_type only accompanies a CertificateRequest.
-      if (this.certificateRequested) extensions.push({ type: ExtensionType.ClientCertificateType, data: Buffer.from([CertificateType.RawPublicKey]) });
+      this.serverCertType = serverType!;
+      this.clientCertType = clientType!;
+      // RFC 7250 §4.2: echo only extensions the client sent; client_certificate_type only with a CertificateRequest.
+      if (sct) extensions.push({ type: ExtensionType.ServerCertificateType, data: Buffer.from([this.serverCertType]) });
+      if (cct && this.certificateRequested) extensions.push({ type: ExtensionType.ClientCertificateType, data: Buffer.from([this.clientCertType]) });
     }
 
     this.beginFlight();
@@ -1087,10 +1142,8 @@ export class DtlsServerConnection extends DtlsConnection {
       HandshakeType.ServerHello,
       encodeServerHello({ version: DTLS_1_2, random: this.serverRandom, sessionId: Buffer.alloc(0), cipherSuite: chosen.id, compressionMethod: 0, extensions }),
     );
-    if (kx === 'ECDHE_ECDSA') {
-      const rpk = this.opts.rpk!;
-      this.queueHandshake(HandshakeType.Certificate, encodeRpkCertificate(spkiOf(rpk.publicKey ?? rpk.privateKey)));
-    }
+    const own = this.ownCertificate(this.serverCertType, this.opts.rpk, this.opts.x509);
+    if (kx === 'ECDHE_ECDSA') this.queueHandshake(HandshakeType.Certificate, own.body);
     if (kx === 'PSK') {
       if (this.opts.identityHint) this.queueHandshake(HandshakeType.ServerKeyExchange, encodePskServerKeyExchange(Buffer.from(this.opts.identityHint)));
     } else {
@@ -1101,7 +1154,7 @@ export class DtlsServerConnection extends DtlsConnection {
         this.queueHandshake(HandshakeType.ServerKeyExchange, encodeEcdhePskServerKeyExchange(Buffer.from(this.opts.identityHint ?? []), point));
       } else {
         const params = encodeEcdhParams(point);
-        const signature = ecdsaSign(this.opts.rpk!.privateKey, Buffer.concat([this.clientRandom, this.serverRandom, params]));
+        const signature = ecdsaSign(own.key!, Buffer.concat([this.clientRandom, this.serverRandom, params]));
         this.queueHandshake(
           HandshakeType.ServerKeyExchange,
           Buffer.concat([params, encodeDigitallySigned({ algorithm: SIG_ECDSA_SECP256R1_SHA256, signature })]),
@@ -1140,9 +1193,13 @@ export class DtlsServerConnection extends DtlsConnection {
 
   private onClientCertificate(msg: HandshakeMessage): void {
     this.requireEpoch(msg, 0);
-    const spki = decodeRpkCertificate(msg.body);
-    if (!spki) throw new TlsAlertError(AlertDescription.HandshakeFailure, 'client authentication required');
-    this.checkPeerRpk(spki, this.opts.rpk);
+    if (this.clientCertType === CertificateType.X509) {
+      this.checkPeerX509(msg.body, this.opts.x509, undefined);
+    } else {
+      const spki = decodeRpkCertificate(msg.body);
+      if (!spki) throw new TlsAlertError(AlertDescription.HandshakeFailure, 'client authentication required');
+      this.checkPeerRpk(spki, this.opts.rpk);
+    }
     this.addTranscript(msg);
     this.expect = 'cke';
   }

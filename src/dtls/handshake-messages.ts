@@ -270,6 +270,21 @@ export function decodeRpkCertificate(body: Buffer): Buffer | null {
 
 export const EMPTY_CERTIFICATE = vec(3, Buffer.alloc(0));
 
+/** X.509 form (RFC 5246 §7.4.2): a list of DER certificates, the sender's own first. */
+export function encodeX509Certificate(chain: readonly Buffer[]): Buffer {
+  return vec(3, Buffer.concat(chain.map((c) => vec(3, c))));
+}
+
+/** Returns the DER certificates (possibly none: a client without a certificate). */
+export function decodeX509Certificate(body: Buffer): Buffer[] {
+  const r = new Reader(body);
+  const list = new Reader(r.vec(3));
+  r.end();
+  const certs: Buffer[] = [];
+  while (list.remaining > 0) certs.push(list.vec(3, 1));
+  return certs;
+}
+
 // ---------------------------------------------------------------------------------------------
 // ServerKeyExchange
 

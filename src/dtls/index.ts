@@ -26,6 +26,7 @@ export {
   type ServerConnectionOptions,
 } from './connection.js';
 export { DtlsServerEngine, type DtlsServerOptions, type PeerDatagrams } from './server.js';
+export { parseCertificates, subjectOf, validateChain, type ValidatedChain, type X509Credentials } from './x509.js';
 export { AlertDescription, AlertLevel, alertName, TlsAlertError } from './alerts.js';
 export {
   CIPHER_SUITES,

@@ -22,14 +22,21 @@ import {
   type ClientHello,
 } from './handshake-messages.js';
 import { ContentType, decodeRecords, DTLS_1_0, encodeRecord } from './record.js';
+import type { X509Credentials } from './x509.js';
 
 export interface DtlsServerOptions extends CommonOptions {
   pskStore?: (identity: Buffer) => Uint8Array | undefined;
   identityHint?: Uint8Array;
   rpk?: RpkCredentials;
+  x509?: X509Credentials;
   requireClientAuth?: boolean;
   /** Upper bound on concurrent connections (default 256). */
   maxConnections?: number;
+  /**
+   * Upper bound on connections still handshaking (default: maxConnections). When reached, the
+   * oldest half-open handshake is dropped for a new cookie-verified one.
+   */
+  maxHandshakes?: number;
   /** Cookie secret rotation period (default 60 s). */
   cookieRotationMs?: number;
   /** Require the cookie exchange (default true; RFC 7925 §5.1 recommends it). */
@@ -77,7 +84,8 @@ export class DtlsServerEngine {
   private readonly maxConnections: number;
 
   constructor(opts: DtlsServerOptions) {
-    if (!opts.pskStore && !opts.rpk) throw new Error('DtlsServerEngine needs pskStore and/or rpk credentials');
+    if (!opts.pskStore && !opts.rpk && !opts.x509) throw new Error('DtlsServerEngine needs pskStore, rpk and/or x509 credentials');
+    if (opts.x509 && !(opts.x509.certificates?.length && opts.x509.privateKey)) throw new Error('x509 server credentials need certificates and privateKey');
     this.opts = opts;
     this.maxConnections = opts.maxConnections ?? 256;
     this.cookies = new CookieJar({ now: opts.now, rotationMs: opts.cookieRotationMs ?? 60_000, random: opts.random ?? randomBytes });
@@ -86,6 +94,11 @@ export class DtlsServerEngine {
   /** Number of peers with per-connection state. */
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** Address keys of all peers with state. */
+  peers(): string[] {
+    return [...this.connections.keys()];
   }
 
   connection(peer: string): DtlsServerConnection | undefined {
@@ -136,6 +149,8 @@ export class DtlsServerEngine {
     // Valid cookie: the client proved it receives at this address. §4.2.8 allows starting a new
     // handshake for an address that has an association; the old one is replaced.
     if (!this.connections.has(peer) && this.connections.size >= this.maxConnections && !this.evictOne()) return out;
+    const maxHandshakes = this.opts.maxHandshakes ?? this.maxConnections;
+    if (this.handshakingCount() >= maxHandshakes) this.evictOne();
     const conn = new DtlsServerConnection(peer, {
       now: this.opts.now,
       random: this.opts.random,
@@ -149,6 +164,8 @@ export class DtlsServerEngine {
       pskStore: this.opts.pskStore,
       identityHint: this.opts.identityHint,
       rpk: this.opts.rpk,
+      x509: this.opts.x509,
+      wallClock: this.opts.wallClock,
       requireClientAuth: this.opts.requireClientAuth,
     });
     this.connections.delete(peer);
@@ -157,6 +174,13 @@ export class DtlsServerEngine {
     const res = conn.acceptClientHello(h.body, h.messageSeq, h.recordSeq);
     this.reap(peer, conn);
     return res;
+  }
+
+  /** Connections whose handshake has not completed. */
+  handshakingCount(): number {
+    let n = 0;
+    for (const c of this.connections.values()) if (c.state !== 'connected') n++;
+    return n;
   }
 
   /** Drops the oldest connection that is still handshaking; returns false when all are established. */

@@ -10,12 +10,12 @@ import { checkOptions } from '../coap/option-validation.js';
 import { OptionNumber, optionDefinition } from '../coap/options.js';
 import { InboundMessage, MessageLayer, type ConfirmableListener, type MessageLayerStats, type OutgoingHandle } from '../messaging/message-layer.js';
 import { maxTransmitWait, withDefaults, type TransmissionParameters } from '../messaging/parameters.js';
-import type { DatagramTransport, PeerAddress } from '../transport/transport.js';
+import type { DatagramTransport, PeerAddress, TransportSecurity } from '../transport/transport.js';
 import { peerKey } from '../transport/transport.js';
 import { defaultRandom, type RandomSource } from '../util/random.js';
 import { RealScheduler, type Scheduler, type Timer } from '../util/scheduler.js';
 import type { EndpointContext } from './context.js';
-import { BadResponseError, CancelledError, ResetError, TimeoutError } from './errors.js';
+import { BadResponseError, CancelledError, ResetError, SessionError, TimeoutError } from './errors.js';
 import { NstartGate } from './nstart.js';
 
 export interface EndpointOptions {
@@ -137,6 +137,15 @@ export class CoapEndpoint {
       },
     });
     transport.setHandler((data, peer, security) => this.messaging.receive(data, peer, security));
+    transport.setSessionErrorHandler?.((peer, error) => this.failPeer(peer, error));
+  }
+
+  /** Fails every pending request to `peer` with a SessionError (its secure session failed). */
+  failPeer(peer: PeerAddress, error: Error): void {
+    const key = peerKey(peer);
+    for (const p of [...this.pending.values()]) {
+      if (p.peerKey === key) this.fail(p, new SessionError(`${this.options.transport.scheme} session with ${key} failed: ${error.message}`));
+    }
   }
 
   get transport(): DatagramTransport {
@@ -212,7 +221,7 @@ export class CoapEndpoint {
 
   private confirmableListener(pending: PendingRequest): ConfirmableListener {
     return {
-      onAck: (ack) => {
+      onAck: (ack, security) => {
         if (isEmptyCode(ack.code)) {
           // §4.7: acknowledged, so no longer outstanding; the response comes separately.
           this.releaseSlot(pending);
@@ -223,7 +232,7 @@ export class CoapEndpoint {
           this.fail(pending, new BadResponseError('piggybacked response carries a different token'));
           return;
         }
-        this.deliver(pending, ack, this.contextFor(pending.peer, undefined));
+        this.deliver(pending, ack, this.contextFor(pending.peer, undefined, security));
       },
       onReset: () => this.fail(pending, new ResetError(`${pending.peerKey} rejected the request (RST)`)),
       onTimeout: () =>
@@ -331,12 +340,13 @@ export class CoapEndpoint {
     this.handler(request, exchange);
   }
 
-  private contextFor(peer: PeerAddress, inbound: InboundMessage | undefined): EndpointContext {
+  private contextFor(peer: PeerAddress, inbound: InboundMessage | undefined, security?: TransportSecurity): EndpointContext {
+    const sec = inbound?.security ?? security;
     return {
       peer,
       peerKey: inbound?.peerKey ?? peerKey(peer),
       scheme: this.options.transport.scheme,
-      ...(inbound?.security ? { security: inbound.security } : {}),
+      ...(sec ? { security: sec } : {}),
     };
   }
 

@@ -17,8 +17,8 @@ import type { Scheduler, Timer } from '../util/scheduler.js';
 import { exchangeLifetime, nonLifetime, type TransmissionParameters } from './parameters.js';
 
 export interface ConfirmableListener {
-  /** An ACK arrived: empty, or with a piggybacked response. */
-  onAck(ack: CoapMessage): void;
+  /** An ACK arrived: empty, or with a piggybacked response; `security` as the transport reported it. */
+  onAck(ack: CoapMessage, security?: TransportSecurity): void;
   /** The peer rejected the message with RST (§4.2). */
   onReset(): void;
   /** MAX_RETRANSMIT retransmissions went unacknowledged (§4.2). */
@@ -248,7 +248,7 @@ export class MessageLayer {
     }
     switch (message.type) {
       case MessageType.ACK:
-        this.onAck(message, peer);
+        this.onAck(message, peer, security);
         return;
       case MessageType.RST:
         this.onReset(message, peer);
@@ -258,14 +258,14 @@ export class MessageLayer {
     }
   }
 
-  private onAck(message: CoapMessage, peer: PeerAddress): void {
+  private onAck(message: CoapMessage, peer: PeerAddress, security: TransportSecurity | undefined): void {
     // §4.2: an ACK carries a response or is Empty; anything else is rejected, i.e. ignored.
     if (!isEmptyCode(message.code) && !isResponseCode(message.code)) return;
     const state = this.peers.get(peerKey(peer));
     const out = state?.outgoing.get(message.messageId);
     if (!out) return;
     this.finish(out);
-    out.listener.onAck(message);
+    out.listener.onAck(message, security);
   }
 
   private onReset(message: CoapMessage, peer: PeerAddress): void {

@@ -35,9 +35,13 @@ export interface SecurityContextInput {
   echoOnRestart?: boolean;
   /** The peer name handlers authorize on. */
   name?: string;
+  /** Per recipient ID (same order), the name of the peer it authenticates; defaults to `name`. */
+  recipientNames?: readonly (string | undefined)[];
 }
 
 export interface RecipientState {
+  /** The authenticated peer's name, for authorization. */
+  readonly name: string;
   readonly params: RecipientParams;
   readonly replay: ReplayWindow;
   /** The Echo value we challenged this recipient with after a restart (Appendix B.1.2). */
@@ -61,7 +65,8 @@ export class OscoreSecurityContext {
   ) {
     if (input.recipientIds.length === 0) throw new OscoreConfigError('a security context needs at least one recipient ID');
     let sender: SenderParams | undefined;
-    for (const recipientId of input.recipientIds) {
+    this.name = input.name ?? `kid ${hex(input.recipientIds[0]!) || '(empty)'}`;
+    for (const [index, recipientId] of input.recipientIds.entries()) {
       const derived = deriveContext({
         masterSecret: input.masterSecret,
         ...(input.masterSalt ? { masterSalt: input.masterSalt } : {}),
@@ -73,11 +78,11 @@ export class OscoreSecurityContext {
       });
       sender ??= derived.sender;
       const replay = new ReplayWindow(input.replayWindow ?? 32, { initialised: !(restarted && input.echoOnRestart !== false) });
-      this.recipientStates.set(hex(recipientId), { params: derived.recipient, replay, echoChallenge: undefined });
+      const name = input.recipientNames?.[index] ?? input.name ?? `kid ${hex(recipientId) || '(empty)'}`;
+      this.recipientStates.set(hex(recipientId), { name, params: derived.recipient, replay, echoChallenge: undefined });
     }
     this.sender = sender!;
     this.idContext = input.idContext;
-    this.name = input.name ?? `kid ${hex(input.recipientIds[0]!) || '(empty)'}`;
   }
 
   /** The next Sender Sequence Number; never returns one twice (§7.2). */

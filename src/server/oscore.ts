@@ -56,7 +56,7 @@ export class OscoreServerSecurity implements ServerSecurity {
     }
 
     const layer = {
-      peer: security.name,
+      peer: recipient.name,
       kid: hex(result.kid),
       ...(result.kidContext ? { kidContext: hex(result.kidContext) } : {}),
     };

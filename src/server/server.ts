@@ -34,6 +34,8 @@ import type { ResponseProtector, ServerSecurity } from './security.js';
 import { CoapEndpoint, type EndpointOptions, type ServerExchange } from '../exchange/endpoint.js';
 import { exchangeLifetime } from '../messaging/parameters.js';
 import { UdpTransport, type UdpTransportOptions } from '../transport/udp.js';
+import { DtlsServerTransport, type DtlsServerTransportOptions } from '../transport/dtls.js';
+import { RealScheduler } from '../util/scheduler.js';
 import type { PeerAddress } from '../transport/transport.js';
 import { BlockwiseServer, DEFAULT_BLOCKWISE_LIMITS, operationKey, type BlockwiseLimits } from './blockwise.js';
 import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings, type Observer } from './observe.js';
@@ -118,8 +120,18 @@ export class CoapServer {
 
   /** Binds a UDP socket and serves on it. */
   static async listen(
-    options: UdpTransportOptions & ServerOptions & Omit<EndpointOptions, 'transport'> = {},
+    options: UdpTransportOptions &
+      ServerOptions &
+      Omit<EndpointOptions, 'transport'> & {
+        /** Serve coaps:// (DTLS) with these credentials and limits instead of plain UDP. */
+        dtls?: Omit<DtlsServerTransportOptions, 'host' | 'port' | 'scheduler'>;
+      } = {},
   ): Promise<CoapServer> {
+    if (options.dtls) {
+      const scheduler = options.scheduler ?? new RealScheduler();
+      const dtls = await DtlsServerTransport.bind({ ...options, ...options.dtls, scheduler });
+      return new CoapServer(new CoapEndpoint({ ...options, scheduler, transport: dtls }), options);
+    }
     const transport = await UdpTransport.bind(options);
     return new CoapServer(new CoapEndpoint({ ...options, transport }), options);
   }

@@ -11,7 +11,10 @@ export interface PeerAddress {
 /** How a datagram was secured below CoAP; absent for plain UDP. */
 export interface TransportSecurity {
   readonly kind: 'dtls';
-  /** PSK identity, raw public key (SPKI, DER) or certificate subject, as the DTLS mode defines it. */
+  /**
+   * The authenticated peer: the PSK identity (UTF-8), for a raw public key the SHA-256 hash of its
+   * SubjectPublicKeyInfo (hex), for a certificate its subject ("CN=..., O=...").
+   */
   readonly identity: string;
   readonly mode: 'psk' | 'rpk' | 'x509' | 'derived-key' | 'authorized-public-key';
   readonly cipherSuite: string;
@@ -27,7 +30,14 @@ export interface DatagramTransport {
   setHandler(handler: DatagramHandler): void;
   localAddress(): PeerAddress;
   close(): Promise<void>;
+  /**
+   * Secure transports report a session with a peer that failed (handshake alert, handshake timeout,
+   * session limits), so requests waiting for that peer can fail at once instead of timing out.
+   */
+  setSessionErrorHandler?(handler: SessionErrorHandler): void;
 }
+
+export type SessionErrorHandler = (peer: PeerAddress, error: Error) => void;
 
 /** "127.0.0.1:5683" or "[::1]:5683": the key under which per-peer state is kept. */
 export function peerKey(peer: PeerAddress): string {

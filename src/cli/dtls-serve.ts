@@ -1,0 +1,22 @@
+/** What `coapsec serve` adds for DTLS: /whoami, which tells a client how the server sees it. */
+import { ResponseCode } from '../coap/codes.js';
+import { ContentFormat } from '../coap/content-format.js';
+import type { CoapServer } from '../server/server.js';
+
+/** GET /whoami → "coaps psk client-1 TLS_PSK_WITH_AES_128_CCM_8" (or "coap anonymous"). */
+export function addWhoamiResource(server: CoapServer): void {
+  server.resource(
+    '/whoami',
+    {
+      GET: (req) => {
+        const s = req.context.security;
+        return {
+          code: ResponseCode.Content,
+          contentFormat: ContentFormat.TextPlain,
+          payload: s ? `${req.context.scheme} ${s.mode} ${s.identity} ${s.cipherSuite}` : `${req.context.scheme} anonymous`,
+        };
+      },
+    },
+    { title: 'the DTLS identity of the requester' },
+  );
+}
