@@ -1,4 +1,4 @@
-/** What `coapsec serve` adds for DTLS: /whoami, which tells a client how the server sees it. */
+/** /whoami tells a client how the server authenticated it: DTLS identity and OSCORE layers. */
 import { ResponseCode } from '../coap/codes.js';
 import { ContentFormat } from '../coap/content-format.js';
 import type { CoapServer } from '../server/server.js';
@@ -13,10 +13,12 @@ export function addWhoamiResource(server: CoapServer): void {
         return {
           code: ResponseCode.Content,
           contentFormat: ContentFormat.TextPlain,
-          payload: s ? `${req.context.scheme} ${s.mode} ${s.identity} ${s.cipherSuite}` : `${req.context.scheme} anonymous`,
+          payload:
+            (s ? `${req.context.scheme} ${s.mode} ${s.identity} ${s.cipherSuite}` : `${req.context.scheme} anonymous`) +
+            (req.context.oscore ?? []).map((layer) => ` oscore ${layer.peer}`).join(''),
         };
       },
     },
-    { title: 'the DTLS identity of the requester' },
+    { title: 'how the requester was authenticated (DTLS, OSCORE)' },
   );
 }

@@ -5,8 +5,9 @@ import { CoapClient } from '../client/client.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
+import { clientOscore, OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
 import { ExitCode, UsageError } from './errors.js';
-import { describeOption, responseToJson } from './output.js';
+import { describeOption, describeWire, responseToJson } from './output.js';
 
 export const OBSERVE_USAGE = `usage: coapsec observe URI [options]     (RFC 7641; stops actively with Observe 1)
   --count N               stop after N notifications (the first response counts)
@@ -15,7 +16,8 @@ export const OBSERVE_USAGE = `usage: coapsec observe URI [options]     (RFC 7641
   -b, --block-size N      block size for notifications larger than one block
   --json                  one JSON object per notification
   -v, --verbose           code and options of each notification on stderr
-${DTLS_USAGE}`;
+${DTLS_USAGE}
+${OSCORE_USAGE}`;
 
 export async function observeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -29,6 +31,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
       verbose: { type: 'boolean', short: 'v' },
       timeout: { type: 'string' },
       ...DTLS_FLAGS,
+      ...OSCORE_FLAGS,
     },
     { min: 1, max: 1, names: 'URI' },
   );
@@ -48,7 +51,8 @@ export async function observeCommand(argv: string[]): Promise<number> {
   }
 
   const dtls = clientDtlsCredentials(values);
-  const client = new CoapClient(dtls ? { dtls } : {});
+  const oscore = clientOscore(values);
+  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
   let stopTimer: NodeJS.Timeout | undefined;
   const onSignal = (): void => void observation?.cancel();
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;
@@ -67,6 +71,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
       received++;
       lastCode = notification.code;
       if (values.verbose) {
+        if (notification.wire) for (const line of describeWire(notification.wire)) process.stderr.write(`${line}\n`);
         process.stderr.write(`${codeToString(notification.code)}\n`);
         for (const o of notification.options) process.stderr.write(`  ${describeOption(o)}\n`);
       }
@@ -89,5 +94,6 @@ export async function observeCommand(argv: string[]): Promise<number> {
     process.off('SIGTERM', onSignal);
     await observation?.cancel();
     await client.close();
+    oscore.close();
   }
 }

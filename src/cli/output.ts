@@ -1,7 +1,7 @@
 /** How responses are shown: payload on stdout, details on stderr, or JSON lines. */
 import { codeToDotted, codeToString } from '../coap/codes.js';
 import { contentFormatName, isTextual } from '../coap/content-format.js';
-import { decodeString, decodeUint, type CoapOption } from '../coap/message.js';
+import { decodeString, decodeUint, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber, optionDefinition, optionName } from '../coap/options.js';
 import { decodeBlock, formatBlock } from '../coap/block.js';
 import type { ClientResponse } from '../client/client.js';
@@ -16,7 +16,7 @@ export function optionValueToText(o: CoapOption): string | number {
     case 'empty':
       return '';
     default:
-      return '0x' + Buffer.from(o.value).toString('hex');
+      return o.value.length === 0 ? '(empty)' : '0x' + Buffer.from(o.value).toString('hex');
   }
 }
 
@@ -34,6 +34,14 @@ export function describeOption(o: CoapOption): string {
     return `${optionName(o.number)}: ${value}${name ? ` (${name})` : ''}`;
   }
   return `${optionName(o.number)}: ${value}`;
+}
+
+/** -v: the protected message as received, then (by the caller) the decrypted one. */
+export function describeWire(wire: CoapMessage): string[] {
+  const lines = [`protected: ${codeToString(wire.code)}, ${wire.payload.length}-byte ciphertext`];
+  for (const o of wire.options) lines.push(`  ${describeOption(o)}`);
+  lines.push('decrypted:');
+  return lines;
 }
 
 export function responseToJson(response: ClientResponse): Record<string, unknown> {

@@ -6,9 +6,10 @@ import { CoapClient } from '../client/client.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
+import { clientOscore, OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
 import { progressBar } from './progress.js';
 import { ExitCode, UsageError } from './errors.js';
-import { describeOption, responseToJson } from './output.js';
+import { describeOption, describeWire, responseToJson } from './output.js';
 
 export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ipatch> URI [options]
   --payload TEXT          request body
@@ -21,7 +22,8 @@ export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ip
   -b, --block-size N      block size for block-wise transfers: 16, 32, ..., 1024
   --json                  print the response as one JSON object
   -v, --verbose           print code and options to stderr
-${DTLS_USAGE}`;
+${DTLS_USAGE}
+${OSCORE_USAGE}`;
 
 export async function requestCommand(method: string, argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -37,6 +39,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
       verbose: { type: 'boolean', short: 'v' },
       'block-size': { type: 'string', short: 'b' },
       ...DTLS_FLAGS,
+      ...OSCORE_FLAGS,
     },
     { min: 1, max: 1, names: 'URI' },
   );
@@ -65,7 +68,8 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   const timeoutSeconds = parseSeconds(values.timeout, '--timeout');
 
   const dtls = clientDtlsCredentials(values);
-  const client = new CoapClient(dtls ? { dtls } : {});
+  const oscore = clientOscore(values);
+  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
   const progress = progressBar();
   try {
     const response = await client.request({
@@ -81,6 +85,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
     });
     progress.done();
     if (values.verbose) {
+      if (response.wire) for (const line of describeWire(response.wire)) process.stderr.write(`${line}\n`);
       process.stderr.write(`${codeToString(response.code)}\n`);
       for (const o of response.options) process.stderr.write(`  ${describeOption(o)}\n`);
     }
@@ -102,5 +107,6 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
     throw error;
   } finally {
     await client.close();
+    oscore.close();
   }
 }

@@ -1,5 +1,6 @@
-/** coapsec serve [--bind HOST:PORT] [--dir DIR] [DTLS flags [--dtls-bind HOST:PORT]] */
+/** coapsec serve [--bind HOST:PORT] [--dir DIR] [--plugtest] [DTLS flags [--dtls-bind HOST:PORT]] [OSCORE flags] */
 import { existsSync, statSync } from 'node:fs';
+import { addPlugtestResources } from '../demo/plugtest.js';
 import { addDemoResources } from '../demo/resources.js';
 import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
@@ -7,17 +8,24 @@ import { parse, parseBind } from './args.js';
 import { DTLS_FLAGS, DTLS_USAGE, serverDtlsCredentials } from './dtls-args.js';
 import { addWhoamiResource } from './dtls-serve.js';
 import { UsageError } from './errors.js';
+import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
 
 export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] [DTLS options]
   --bind HOST:PORT   address to listen on (default 127.0.0.1:5683; [::]:5683 for all IPv6);
                      with DTLS credentials it serves coaps:// there (default port 5684)
   --dtls-bind HOST:PORT  serve coaps:// here and plain coap:// on --bind
   --dir DIR          also serve the files below DIR, read-only
+  --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
 ${DTLS_USAGE}
+${OSCORE_USAGE}
   (serve: --trusted-rpk or --ca make client authentication mandatory; /whoami shows the identity)`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { bind: { type: 'string' }, dir: { type: 'string' }, 'dtls-bind': { type: 'string' }, ...DTLS_FLAGS }, { min: 0, max: 0, names: '' });
+  const { values } = parse(
+    argv,
+    { bind: { type: 'string' }, dir: { type: 'string' }, 'dtls-bind': { type: 'string' }, plugtest: { type: 'boolean' }, ...DTLS_FLAGS, ...OSCORE_FLAGS },
+    { min: 0, max: 0, names: '' },
+  );
   const dtls = serverDtlsCredentials(values);
   if (values['dtls-bind'] !== undefined && !dtls) throw new UsageError('--dtls-bind needs DTLS credentials (--psk-identity/--psk, --rpk or --cert/--key)');
   const plainOnBind = !dtls || values['dtls-bind'] !== undefined;
@@ -27,20 +35,23 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (values.dir !== undefined && (!existsSync(values.dir) || !statSync(values.dir).isDirectory())) {
     throw new UsageError(`--dir: "${values.dir}" is not a directory`);
   }
+  const oscore = serverOscore(values);
   const listeners: Array<{ host: string; port: number; secure: boolean }> = [{ ...bind, secure: !plainOnBind }];
   if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
   const servers: CoapServer[] = [];
   for (const l of listeners) {
     let server: CoapServer;
     try {
-      server = await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls } : {}) });
+      server = await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
     } catch (error) {
       await Promise.all(servers.map((s) => s.close()));
+      oscore.close();
       throw new UsageError(`cannot listen on ${l.host}:${l.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
     servers.push(server);
     addDemoResources(server, values.dir !== undefined ? { dir: values.dir } : {});
     addWhoamiResource(server);
+    if (values.plugtest) addPlugtestResources(server);
     process.stderr.write(`coapsec serving on ${l.secure ? 'coaps' : 'coap'}://${peerKey(server.address())}\n`);
   }
   await new Promise<void>((resolve) => {
@@ -49,5 +60,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
   });
   await Promise.all(servers.map((s) => s.close()));
+  // Writes the exact next Sender Sequence Numbers back, so a clean stop skips none.
+  oscore.close();
   return 0;
 }

@@ -161,5 +161,5 @@ async function fetchRemainingBlocks(
 /** The first response's options (minus Block2/Size2) with the whole body. */
 function stripBlock2(head: ReceivedResponse, body: Uint8Array): ReceivedResponse {
   const message: CoapMessage = { ...head.message, options: head.message.options.filter((o) => o.number !== OptionNumber.Block2 && o.number !== OptionNumber.Size2), payload: body };
-  return { message, context: head.context };
+  return { ...head, message };
 }

@@ -58,6 +58,8 @@ export interface ClientResponse {
   readonly contentFormat: number | undefined;
   readonly message: CoapMessage;
   readonly context: EndpointContext;
+  /** The protected message as received, when OSCORE unwrapped this response from it. */
+  readonly wire?: CoapMessage;
   text(): string;
 }
 
@@ -134,7 +136,7 @@ export class CoapClient {
       const security = request.security ?? this.options.security?.(request.uri) ?? PLAIN;
       const send = withEchoRetry(securedSender(endpoint, peer, security, requestOptions));
       const received = await blockwiseRequest(send, message, blockwise);
-      return toClientResponse(received.message, received.context);
+      return toClientResponse(received.message, received.context, received.wire);
     } finally {
       const left = (this.block1InFlight.get(operation) ?? 1) - 1;
       if (left > 0) this.block1InFlight.set(operation, left);
@@ -243,7 +245,7 @@ export function buildRequestMessage(code: Code, uri: CoapUri, peer: PeerAddress,
   return message;
 }
 
-export function toClientResponse(message: CoapMessage, context: EndpointContext): ClientResponse {
+export function toClientResponse(message: CoapMessage, context: EndpointContext, wire?: CoapMessage): ClientResponse {
   const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
   return {
     code: message.code,
@@ -254,6 +256,7 @@ export function toClientResponse(message: CoapMessage, context: EndpointContext)
     contentFormat: getUintOption(message, OptionNumber.ContentFormat),
     message,
     context,
+    ...(wire ? { wire } : {}),
     text: () => decodeString(payload),
   };
 }

@@ -102,7 +102,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     this.armReregistration(message);
     const block2 = getOption(message, OptionNumber.Block2);
     if (block2 === undefined || (block2[block2.length - 1]! & 0x08) === 0) {
-      this.push(toClientResponse(message, context));
+      this.push(toClientResponse(message, context, message !== received ? received : undefined));
       return true;
     }
     // Only block 0 came with the notification; fetch the rest as plain GETs (RFC 7959 §2.6).

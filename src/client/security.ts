@@ -57,7 +57,11 @@ export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, securit
     const received = await endpoint.request(protectedRequest.message, peer, options);
     const verified = protectedRequest.verify(received.message, false);
     if (verified instanceof Error) throw new VerificationError(`response discarded: ${verified.message} (${codeToString(received.message.code)} from ${received.context.peerKey})`);
-    return { message: { ...verified, token: received.message.token, messageId: received.message.messageId, type: received.message.type }, context: protectedRequest.describe(received.context) };
+    return {
+      message: { ...verified, token: received.message.token, messageId: received.message.messageId, type: received.message.type },
+      context: protectedRequest.describe(received.context),
+      ...(verified !== received.message ? { wire: received.message } : {}),
+    };
   };
 }
 

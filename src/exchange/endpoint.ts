@@ -49,6 +49,8 @@ export type TokenListener = (response: CoapMessage, context: EndpointContext) =>
 export interface ReceivedResponse {
   message: CoapMessage;
   context: EndpointContext;
+  /** The message as it came off the wire, when a security layer (OSCORE) unwrapped `message` from it. */
+  wire?: CoapMessage;
 }
 
 export type RequestHandler = (request: CoapMessage, exchange: ServerExchange) => void;
