@@ -17,7 +17,7 @@ import type { PeerAddress } from '../transport/transport.js';
 import { UdpTransport } from '../transport/udp.js';
 import { DtlsClientTransport, type DtlsClientTransportOptions } from '../transport/dtls.js';
 import { RealScheduler } from '../util/scheduler.js';
-import { encodeBlock, szxForSize } from '../coap/block.js';
+import { MAX_SZX, blockSize, encodeBlock, szxForSize } from '../coap/block.js';
 import { blockwiseRequest, type BlockwiseOptions } from './blockwise.js';
 import { Observation, type ObservationSettings } from './observe.js';
 import { PLAIN, securedSender, withEchoRetry, type MessageSecurity } from './security.js';
@@ -72,6 +72,9 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   blockSize?: number;
   /** Largest response body reassembled from blocks. Default 16 MiB. */
   maxBodySize?: number;
+  /** UDP socket buffer sizes in bytes: raise them for hundreds of requests in flight. */
+  receiveBufferSize?: number;
+  sendBufferSize?: number;
   /** Chooses end-to-end protection (OSCORE) by target URI; plain CoAP where it returns undefined. */
   security?: (uri: string) => MessageSecurity | undefined;
   /** DTLS credentials and limits for coaps:// URIs (psk, rpk and/or x509; see transport/dtls.ts). */
@@ -83,6 +86,8 @@ export class CoapClient {
   private closed = false;
   /** Block1 operations in progress per target, to pick distinct Request-Tags (RFC 9175 §3.4). */
   private readonly block1InFlight = new Map<string, number>();
+  /** Parsed request URIs with IP-literal hosts: the peer and the Uri-* options (bounded). */
+  private readonly targets = new Map<string, { uri: CoapUri; peer: PeerAddress; options: CoapOption[] }>();
 
   constructor(private readonly options: ClientOptions = {}) {
     if (options.blockSize !== undefined) szxForSize(options.blockSize);
@@ -99,7 +104,12 @@ export class CoapClient {
         const scheduler = this.options.scheduler ?? new RealScheduler();
         endpoint = DtlsClientTransport.bind({ ...dtls, host, port: 0, scheduler }).then((transport) => new CoapEndpoint({ ...this.options, scheduler, transport }));
       } else {
-        endpoint = UdpTransport.bind({ host, port: 0 }).then((transport) => new CoapEndpoint({ ...this.options, transport }));
+        endpoint = UdpTransport.bind({
+          host,
+          port: 0,
+          ...(this.options.receiveBufferSize ? { receiveBufferSize: this.options.receiveBufferSize } : {}),
+          ...(this.options.sendBufferSize ? { sendBufferSize: this.options.sendBufferSize } : {}),
+        }).then((transport) => new CoapEndpoint({ ...this.options, transport }));
       }
       this.endpoints.set(`${scheme}${family}`, endpoint);
     }
@@ -117,9 +127,19 @@ export class CoapClient {
     if (this.closed) throw new CoapRequestError('client is closed');
     const code = typeof request.method === 'number' ? request.method : methodFromName(request.method);
     if (code === undefined) throw new CoapRequestError(`unknown method ${String(request.method)}`);
-    const uri = parseCoapUri(request.uri);
-    const peer = await resolvePeer(uri);
-    const message = buildRequestMessage(code, uri, peer, request);
+    let target = this.targets.get(request.uri);
+    if (!target) {
+      const uri = parseCoapUri(request.uri);
+      const peer = await resolvePeer(uri);
+      target = { uri, peer, options: uriToOptions(uri, peer.address, peer.port) };
+      // IP literals only: a host name is looked up again for every request (its address may change).
+      if (isIP(uri.host)) {
+        if (this.targets.size >= 256) this.targets.clear();
+        this.targets.set(request.uri, target);
+      }
+    }
+    const { uri, peer } = target;
+    const message = buildRequestMessage(code, uri, peer, request, target.options.slice());
     const endpoint = await this.endpointFor(uri, peer);
     const requestOptions = {
       confirmable: request.confirmable !== false,
@@ -127,14 +147,19 @@ export class CoapClient {
       ...(request.signal ? { signal: request.signal } : {}),
     };
     const blockwise = this.blockwiseOptions(request);
+    const security = request.security ?? this.options.security?.(request.uri) ?? PLAIN;
+    const send = withEchoRetry(securedSender(endpoint, peer, security, requestOptions));
+    if (message.payload.length <= blockSize(blockwise.szx ?? MAX_SZX)) {
+      const received = await blockwiseRequest(send, message, blockwise);
+      return toClientResponse(received.message, received.context, received.wire);
+    }
+    // A Block1 operation: the first to a target may go without Request-Tag; concurrent ones need
+    // distinct values (RFC 9175 §3.4).
     const operation = `${peer.address}|${peer.port}|${code}|${request.uri}`;
     const concurrent = this.block1InFlight.get(operation) ?? 0;
-    // The first operation may go without Request-Tag; concurrent ones need distinct values.
     if (concurrent > 0) blockwise.requestTag = defaultRandom.bytes(4);
     this.block1InFlight.set(operation, concurrent + 1);
     try {
-      const security = request.security ?? this.options.security?.(request.uri) ?? PLAIN;
-      const send = withEchoRetry(securedSender(endpoint, peer, security, requestOptions));
       const received = await blockwiseRequest(send, message, blockwise);
       return toClientResponse(received.message, received.context, received.wire);
     } finally {
@@ -230,13 +255,19 @@ async function resolvePeer(uri: CoapUri): Promise<PeerAddress> {
   }
 }
 
-export function buildRequestMessage(code: Code, uri: CoapUri, peer: PeerAddress, request: Omit<ClientRequest, 'method' | 'uri'>): CoapMessage {
+export function buildRequestMessage(
+  code: Code,
+  uri: CoapUri,
+  peer: PeerAddress,
+  request: Omit<ClientRequest, 'method' | 'uri'>,
+  uriOptions?: CoapOption[],
+): CoapMessage {
   const message: CoapMessage = {
     type: request.confirmable === false ? MessageType.NON : MessageType.CON,
     code,
     messageId: 0,
     token: EMPTY_BYTES,
-    options: uriToOptions(uri, peer.address, peer.port),
+    options: uriOptions ?? uriToOptions(uri, peer.address, peer.port),
     payload: typeof request.payload === 'string' ? encodeString(request.payload) : (request.payload ?? EMPTY_BYTES),
   };
   if (request.contentFormat !== undefined) addOption(message, OptionNumber.ContentFormat, encodeUint(request.contentFormat));

@@ -44,7 +44,12 @@ export class InboundMessage {
   responded = false;
 
   constructor(
-    readonly message: CoapMessage,
+    /**
+     * The received message. Once answered, it is replaced by a copy holding only what duplicate
+     * detection compares (type, code, Message ID, token): a record lives for EXCHANGE_LIFETIME and
+     * must not keep the whole datagram alive that long.
+     */
+    public message: CoapMessage,
     readonly peer: PeerAddress,
     readonly peerKey: string,
     readonly security: TransportSecurity | undefined,
@@ -190,8 +195,10 @@ export class MessageLayer {
       inbound.acknowledged = true;
       inbound.reply = bytes;
       this.options.send(bytes, inbound.peer);
+      slim(inbound);
       return;
     }
+    slim(inbound);
     const type = separate?.type ?? (inbound.confirmable ? MessageType.CON : MessageType.NON);
     if (type === MessageType.CON) {
       this.sendConfirmable(response, inbound.peer, separate?.listener ?? IGNORE_CONFIRMABLE);
@@ -215,6 +222,7 @@ export class MessageLayer {
     inbound.responded = true;
     inbound.reply = encodeEmpty(MessageType.RST, inbound.message.messageId);
     this.options.send(inbound.reply, inbound.peer);
+    slim(inbound);
   }
 
   /** CoAP ping (§4.3): an Empty CON, answered by RST. Resolves with the round-trip time. */
@@ -393,7 +401,9 @@ export class MessageLayer {
 
   private track(peer: PeerState, messageId: number, kind: 'received' | 'non', expiresAt: number): void {
     this.expiryQueue.push({ peer, messageId, kind, expiresAt });
-    if (this.trackedMessages > this.maxTracked) this.sweep(true);
+    // Entries go stale when a Message ID is reused (a fast peer wraps within EXCHANGE_LIFETIME);
+    // sweeping drops them, so the queue stays near the number of live records.
+    if (this.trackedMessages > this.maxTracked || this.expiryQueue.length - this.expiryHead > 2 * this.maxTracked) this.sweep(true);
     if (!this.sweepTimer) this.scheduleSweep();
   }
 
@@ -412,19 +422,18 @@ export class MessageLayer {
     const queue = this.expiryQueue;
     while (this.expiryHead < queue.length) {
       const entry = queue[this.expiryHead]!;
-      const evict = overCapacity && this.trackedMessages > this.maxTracked;
-      if (entry.expiresAt > now && !evict) break;
-      this.expiryHead++;
       const { peer, messageId } = entry;
+      const record = entry.kind === 'received' ? peer.received.get(messageId) : peer.nonListeners.get(messageId);
+      const live = record !== undefined && record.expiresAt === entry.expiresAt;
+      const evict = overCapacity && this.trackedMessages > this.maxTracked;
+      if (live && entry.expiresAt > now && !evict) break;
+      this.expiryHead++;
+      if (!live) continue; // its record was replaced by a newer message with the same ID
       if (entry.kind === 'received') {
-        const record = peer.received.get(messageId);
-        if (record && record.expiresAt === entry.expiresAt) {
-          peer.received.delete(messageId);
-          this.trackedMessages--;
-        }
+        peer.received.delete(messageId);
+        this.trackedMessages--;
       } else {
-        const listener = peer.nonListeners.get(messageId);
-        if (listener && listener.expiresAt === entry.expiresAt) peer.nonListeners.delete(messageId);
+        peer.nonListeners.delete(messageId);
       }
       this.forgetIfIdle(peer);
     }
@@ -458,6 +467,13 @@ export class MessageLayer {
     }
     this.peers.clear();
   }
+}
+
+/** Keeps what duplicate detection compares; the options, payload and datagram can go. */
+function slim(inbound: InboundMessage): void {
+  const m = inbound.message;
+  if (m.options.length === 0 && m.payload.length === 0) return;
+  inbound.message = { type: m.type, code: m.code, messageId: m.messageId, token: Uint8Array.from(m.token), options: [], payload: new Uint8Array(0) };
 }
 
 const IGNORE_CONFIRMABLE: ConfirmableListener = { onAck() {}, onReset() {}, onTimeout() {} };

@@ -37,6 +37,11 @@ export interface SecurityContextInput {
   name?: string;
   /** Per recipient ID (same order), the name of the peer it authenticates; defaults to `name`. */
   recipientNames?: readonly (string | undefined)[];
+  /**
+   * Appendix B.2 (libcoap's rfc8613_b_2): new contexts may be derived from this one's input
+   * parameters with a random ID Context (see rederivation.ts).
+   */
+  rederivation?: boolean;
 }
 
 export interface RecipientState {
@@ -52,7 +57,18 @@ export class OscoreSecurityContext {
   readonly name: string;
   readonly sender: SenderParams;
   readonly idContext: Uint8Array | undefined;
+  /** Appendix B.2 is enabled for this context (and those derived from it). */
+  readonly rederivation: boolean;
+  /** Whether this context resumed from earlier state (see the constructor). */
+  readonly restarted: boolean;
+  /**
+   * The configured context this one was derived from by Appendix B.2 (undefined for a configured
+   * context). All contexts derived from one origin share its input parameters (Master Secret,
+   * Master Salt, Sender/Recipient IDs, algorithms) and differ only in the ID Context.
+   */
+  readonly origin: OscoreSecurityContext | undefined;
   private readonly recipientStates = new Map<string, RecipientState>();
+  readonly #input: SecurityContextInput;
 
   /**
    * `restarted`: the sequence source resumed from earlier state, so requests this context accepted
@@ -62,7 +78,12 @@ export class OscoreSecurityContext {
     input: SecurityContextInput,
     private readonly sequence: SequenceSource,
     restarted = false,
+    origin?: OscoreSecurityContext,
   ) {
+    this.#input = { ...input, recipientIds: [...input.recipientIds], ...(input.recipientNames ? { recipientNames: [...input.recipientNames] } : {}) };
+    this.rederivation = input.rederivation ?? false;
+    this.restarted = restarted;
+    this.origin = origin;
     if (input.recipientIds.length === 0) throw new OscoreConfigError('a security context needs at least one recipient ID');
     let sender: SenderParams | undefined;
     this.name = input.name ?? `kid ${hex(input.recipientIds[0]!) || '(empty)'}`;
@@ -95,6 +116,37 @@ export class OscoreSecurityContext {
     return this.recipientStates.get(hex(kid));
   }
 
+  /** The Recipient IDs of this context. */
+  get recipientIds(): Uint8Array[] {
+    return [...this.recipientStates.values()].map((r) => r.params.recipientId);
+  }
+
+  /**
+   * Appendix B.2: a new security context from the same input parameters with another ID Context
+   * (ID1 = R1, ID2 = R2 || ID1 or ID3 = R2 || R3), optionally for one recipient only (a server
+   * re-deriving for one client). It is a *new* context: its keys differ from every earlier one
+   * (the ID Context enters every HKDF info, §3.2.1, and contains fresh randomness), so its Sender
+   * Sequence Number starts at 0 and its replay windows start empty and initialised — no (key,
+   * nonce) pair of any other context can repeat. Its state is kept in memory only (volatile
+   * sequence numbers): B.2 exists for when state is lost, and after a restart the peers simply run
+   * B.2 again from the configured context.
+   */
+  derive(idContext: Uint8Array, recipientId?: Uint8Array): OscoreSecurityContext {
+    const base = this.origin ?? this;
+    const input = base.#input;
+    let recipientIds = input.recipientIds;
+    let recipientNames = input.recipientNames;
+    if (recipientId !== undefined) {
+      const state = base.recipientStates.get(hex(recipientId));
+      if (!state) throw new OscoreConfigError(`no recipient ${hex(recipientId) || '(empty)'} in context ${base.name}`);
+      recipientIds = [recipientId];
+      recipientNames = [state.name];
+    }
+    const derived: SecurityContextInput = { ...input, idContext: Uint8Array.from(idContext), recipientIds, ...(recipientNames ? { recipientNames } : {}) };
+    // restarted = false: fresh keys, nothing was accepted with them before; no Echo needed.
+    return new OscoreSecurityContext(derived, new VolatileSequence(0), false, base);
+  }
+
   /** The only recipient of a client context (its server). */
   get primaryRecipient(): RecipientState {
     return this.recipientStates.values().next().value!;
@@ -108,15 +160,56 @@ export class OscoreSecurityContext {
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
-/** Finds the context and recipient for a request's kid (and kid context) among many contexts. */
+/**
+ * Finds the context and recipient for a request's kid (and kid context) among many contexts.
+ * Configured contexts come first, in order; contexts derived by Appendix B.2 are added after them
+ * and replace, for their one client (kid), the context they were derived from.
+ */
 export class ContextDirectory {
-  constructor(private readonly contexts: readonly OscoreSecurityContext[]) {}
+  private readonly contexts: OscoreSecurityContext[];
+  /** Per configured context, the kids (hex) it no longer serves because B.2 replaced it for them. */
+  private readonly retired = new Map<OscoreSecurityContext, Set<string>>();
+
+  constructor(contexts: readonly OscoreSecurityContext[]) {
+    this.contexts = [...contexts];
+  }
 
   find(kid: Uint8Array, kidContext: Uint8Array | undefined): { context: OscoreSecurityContext; recipient: RecipientState } | undefined {
     for (const context of this.contexts) {
+      if (this.retired.get(context)?.has(hex(kid))) continue;
       const recipient = context.recipient(kid, kidContext);
       if (recipient) return { context, recipient };
     }
     return undefined;
+  }
+
+  /** The configured contexts with this kid that allow Appendix B.2 (retired ones included). */
+  rederivationOrigins(kid: Uint8Array): OscoreSecurityContext[] {
+    return this.contexts.filter((c) => c.origin === undefined && c.rederivation && c.recipient(kid) !== undefined);
+  }
+
+  /** The contexts currently in use (configured and derived). */
+  get all(): readonly OscoreSecurityContext[] {
+    return this.contexts;
+  }
+
+  /**
+   * Appendix B.2 step 4: "This security context replaces the previous security context with the
+   * client, and the first and the second security contexts are deleted." Atomically: the configured
+   * origin stops serving this kid, any earlier derived context for the kid is dropped, and
+   * `replacement` (derived for this one kid) is added. Other kids of the origin are unaffected.
+   */
+  replace(kid: Uint8Array, replacement: OscoreSecurityContext): void {
+    const origin = replacement.origin;
+    if (origin === undefined) throw new OscoreConfigError('only a derived context replaces another');
+    const key = hex(kid);
+    for (let i = this.contexts.length - 1; i >= 0; i--) {
+      const c = this.contexts[i]!;
+      if (c.origin === origin && c.recipient(kid) !== undefined) this.contexts.splice(i, 1);
+    }
+    let retired = this.retired.get(origin);
+    if (!retired) this.retired.set(origin, (retired = new Set()));
+    retired.add(key);
+    this.contexts.push(replacement);
   }
 }

@@ -151,7 +151,7 @@ export class BlockwiseServer {
    * Slices `response` when its payload exceeds the block size, or when the client asked for a
    * specific block. Returns the response to send (mutated in place).
    */
-  sliceBlock2(key: string, response: CoapMessage, requested: BlockValue | undefined): CoapMessage {
+  sliceBlock2(key: string | (() => string), response: CoapMessage, requested: BlockValue | undefined): CoapMessage {
     const szx = Math.min(requested?.szx ?? this.limits.preferredSzx, this.limits.preferredSzx);
     const size = blockSize(szx);
     const num = requested?.num ?? 0;
@@ -161,7 +161,7 @@ export class BlockwiseServer {
     }
     const etag = getOption(response, OptionNumber.ETag) ?? weakEtag(response.payload);
     if (!getOption(response, OptionNumber.ETag)) setOption(response, OptionNumber.ETag, etag);
-    this.remember(key, response, etag);
+    this.remember(typeof key === 'string' ? key : key(), response, etag);
     return this.cut(response, Buffer.from(response.payload), num, szx);
   }
 

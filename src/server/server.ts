@@ -254,10 +254,10 @@ export class CoapServer {
       block1Control = outcome.block1;
     }
 
-    const representationKey = operationKey(exchange.context.peerKey, message, message.code === Method.FETCH);
+    const representationKey = (): string => operationKey(exchange.context.peerKey, message, message.code === Method.FETCH);
     if (block2 && block2.num > 0 && !block1) {
       // A follow-up block: serve it from the representation the first block came from (§2.4).
-      const stored = this.blockwise.servedFromStore(representationKey, block2, emptyResponse());
+      const stored = this.blockwise.servedFromStore(representationKey(), block2, emptyResponse());
       if (stored) {
         this.send(incoming, stored);
         return;
@@ -268,7 +268,7 @@ export class CoapServer {
     const finish = (spec: CoapResponse): void => {
       const response = this.toResponse(message, spec);
       if (block1Control) setOption(response, OptionNumber.Block1, block1Control);
-      this.observeStep(match.resource, normalizePath(match.resource.path, match.subPath), incoming, response);
+      this.observeStep(match.resource, () => normalizePath(match.resource.path, match.subPath), incoming, response);
       this.send(incoming, this.blockwise.sliceBlock2(representationKey, response, block2));
     };
     let result: CoapResponse | Promise<CoapResponse>;
@@ -296,10 +296,11 @@ export class CoapServer {
   }
 
   /** RFC 7641 §4.1: register on Observe 0, deregister on Observe 1, for GET and FETCH. */
-  private observeStep(resource: ResourceDefinition, path: string, incoming: Incoming, response: CoapMessage): void {
+  private observeStep(resource: ResourceDefinition, pathOf: () => string, incoming: Incoming, response: CoapMessage): void {
     const { message: request, exchange } = incoming;
     const observe = getUintOption(request, OptionNumber.Observe);
     if (observe === undefined || (request.code !== Method.GET && request.code !== Method.FETCH)) return;
+    const path = pathOf();
     if (observe === 1 || !resource.observable || codeClass(response.code) !== 2 || getOption(request, OptionNumber.Block1)) {
       this.observations.deregister(path, exchange.context.peerKey, request.token);
       return;

@@ -17,15 +17,25 @@ export interface Scheduler {
   schedule(delayMs: number, callback: () => void): Timer;
 }
 
+const NOOP = (): void => {};
+
 class HeapTimer implements Timer {
   cancelled = false;
+  /** Still in the heap (not yet popped to run, nor dropped by a compaction). */
+  queued = true;
   constructor(
     readonly at: number,
     readonly seq: number,
-    readonly callback: () => void,
+    public callback: () => void,
+    private readonly heap: TimerHeap,
   ) {}
   cancel(): void {
+    if (this.cancelled) return;
     this.cancelled = true;
+    // Drop the closure now: a cancelled timer waits in the heap until it surfaces or the heap is
+    // compacted, and must not keep its request (buffers, promises, listeners) alive meanwhile.
+    this.callback = NOOP;
+    if (this.queued) this.heap.onCancel();
   }
 }
 
@@ -33,6 +43,22 @@ class HeapTimer implements Timer {
 class TimerHeap {
   private items: HeapTimer[] = [];
   private seq = 0;
+  /** Cancelled timers still in `items`. */
+  private cancelledCount = 0;
+
+  /** Called by HeapTimer.cancel(). Rebuilds the heap without cancelled timers once they dominate it. */
+  onCancel(): void {
+    this.cancelledCount++;
+    if (this.cancelledCount > 64 && this.cancelledCount * 2 > this.items.length) this.compact();
+  }
+
+  private compact(): void {
+    const live = this.items.filter((t) => !t.cancelled);
+    this.items = live;
+    this.cancelledCount = 0;
+    // Floyd's bottom-up heap construction: O(n).
+    for (let i = (live.length >> 1) - 1; i >= 0; i--) this.siftDown(i);
+  }
 
   liveCount(): number {
     let n = 0;
@@ -41,7 +67,7 @@ class TimerHeap {
   }
 
   push(at: number, callback: () => void): HeapTimer {
-    const t = new HeapTimer(at, this.seq++, callback);
+    const t = new HeapTimer(at, this.seq++, callback, this);
     const items = this.items;
     items.push(t);
     let i = items.length - 1;
@@ -56,29 +82,38 @@ class TimerHeap {
 
   /** The earliest live timer, dropping cancelled ones on the way. */
   peek(): HeapTimer | undefined {
-    while (this.items.length > 0 && this.items[0]!.cancelled) this.pop();
+    while (this.items.length > 0 && this.items[0]!.cancelled) {
+      this.pop();
+      this.cancelledCount--;
+    }
     return this.items[0];
   }
 
   pop(): HeapTimer | undefined {
     const items = this.items;
     const top = items[0];
+    if (top) top.queued = false;
     const last = items.pop();
     if (items.length > 0 && last) {
       items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && before(items[l]!, items[m]!)) m = l;
-        if (r < items.length && before(items[r]!, items[m]!)) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m]!, items[i]!];
-        i = m;
-      }
+      this.siftDown(0);
     }
     return top;
+  }
+
+  private siftDown(start: number): void {
+    const items = this.items;
+    let i = start;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < items.length && before(items[l]!, items[m]!)) m = l;
+      if (r < items.length && before(items[r]!, items[m]!)) m = r;
+      if (m === i) break;
+      [items[i], items[m]] = [items[m]!, items[i]!];
+      i = m;
+    }
   }
 }
 

@@ -1,0 +1,232 @@
+/**
+ * Benchmark client child: `node dist/bench/client.js '<ClientJob as JSON>'`. Keeps `concurrency`
+ * CON GET requests in flight (closed loop: each completion starts the next request) for a warm-up
+ * and then a measurement window, reports requests/s and latency percentiles to the parent, and
+ * exits. Every loop is bounded by the clock and by job.maxRequests.
+ */
+import dgram from 'node:dgram';
+import { createRequire } from 'node:module';
+import { CoapClient } from '../src/client/client.js';
+import { BENCH_NSTART, PAYLOAD, RAW_REQUEST_SIZE, Recorder, percentile, sizeSocketBuffers, type ClientJob, type ClientResult } from './common.js';
+
+type NodeCoap = typeof import('coap');
+
+const HOST = '127.0.0.1';
+const RAMP_BATCH = 16;
+const RAMP_INTERVAL_MS = 2;
+
+interface Driver {
+  /** Starts one request; calls done(ok) exactly once when it completes or fails. */
+  send(done: (ok: boolean) => void): void;
+  retransmissions(): number;
+  close(): Promise<void>;
+}
+
+async function coapsecDriver(port: number, socketBuffer: number): Promise<Driver> {
+  const client = new CoapClient({
+    parameters: { nstart: BENCH_NSTART },
+    ...(socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {}),
+  });
+  const uri = `coap://${HOST}:${port}/bench`;
+  const endpoint = await client.endpoint(4);
+  return {
+    send(done) {
+      client.get(uri).then(
+        (r) => done(r.code === 69 && r.payload.length === PAYLOAD.length),
+        () => done(false),
+      );
+    },
+    retransmissions: () => endpoint.stats().retransmissions,
+    close: () => client.close(),
+  };
+}
+
+async function nodeCoapDriver(port: number, socketBuffer: number): Promise<Driver> {
+  const coap = createRequire(import.meta.url)('coap') as NodeCoap;
+  // An agent on a socket of our own: node-coap then never closes and reopens the socket when its
+  // request count drops to zero (it does with the global agent), and it has no in-flight limit.
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, HOST, () => resolve()));
+  sizeSocketBuffers(socket, socketBuffer);
+  const agent = new coap.Agent({ socket });
+  return {
+    send(done) {
+      let finished = false;
+      const finish = (ok: boolean): void => {
+        if (finished) return;
+        finished = true;
+        done(ok);
+      };
+      const req = coap.request({ hostname: HOST, port, pathname: '/bench', method: 'GET', confirmable: true, agent });
+      req.on('response', (res: { code: string; payload: Buffer }) => finish(res.code === '2.05' && res.payload.length === PAYLOAD.length));
+      req.on('error', () => finish(false));
+      req.on('timeout', () => finish(false));
+      req.end();
+    },
+    retransmissions: () => -1,
+    close: async () => {
+      agent.close();
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * Raw UDP: up to `concurrency` slots, each with one datagram outstanding; the first 8 bytes of a
+ * request are the slot and a sequence number, which the echo server copies into its reply. A slot
+ * silent for 500 ms re-sends with a new sequence number (counted as a retransmission).
+ */
+async function rawDriver(port: number, concurrency: number, socketBuffer: number): Promise<Driver> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, HOST, () => resolve()));
+  sizeSocketBuffers(socket, socketBuffer);
+  const callbacks: Array<((ok: boolean) => void) | undefined> = new Array(concurrency).fill(undefined);
+  const sequence = new Uint32Array(concurrency);
+  const sentAt = new Float64Array(concurrency);
+  const free: number[] = [];
+  for (let i = concurrency - 1; i >= 0; i--) free.push(i);
+  let resent = 0;
+  const transmit = (slot: number): void => {
+    const buf = Buffer.alloc(RAW_REQUEST_SIZE);
+    buf.writeUInt32BE(slot, 0);
+    buf.writeUInt32BE(sequence[slot]!, 4);
+    sentAt[slot] = performance.now();
+    socket.send(buf, port, HOST);
+  };
+  socket.on('message', (msg) => {
+    if (msg.length !== PAYLOAD.length) return;
+    const slot = msg.readUInt32BE(0);
+    const cb = callbacks[slot];
+    if (slot >= concurrency || !cb || msg.readUInt32BE(4) !== sequence[slot]) return; // stale reply
+    callbacks[slot] = undefined;
+    sequence[slot] = (sequence[slot]! + 1) >>> 0;
+    free.push(slot);
+    cb(true);
+  });
+  socket.on('error', () => {});
+  const watchdog = setInterval(() => {
+    const now = performance.now();
+    for (let slot = 0; slot < concurrency; slot++) {
+      if (callbacks[slot] && now - sentAt[slot]! > 500) {
+        resent++;
+        sequence[slot] = (sequence[slot]! + 1) >>> 0;
+        transmit(slot);
+      }
+    }
+  }, 100);
+  return {
+    send(done) {
+      const slot = free.pop();
+      if (slot === undefined) {
+        done(false);
+        return;
+      }
+      callbacks[slot] = done;
+      transmit(slot);
+    },
+    retransmissions: () => resent,
+    close: async () => {
+      clearInterval(watchdog);
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
+
+async function run(job: ClientJob): Promise<ClientResult> {
+  const driver =
+    job.impl === 'raw'
+      ? await rawDriver(job.port, job.concurrency, job.socketBuffer)
+      : job.impl === 'coapsec'
+        ? await coapsecDriver(job.port, job.socketBuffer)
+        : await nodeCoapDriver(job.port, job.socketBuffer);
+  const recorder = new Recorder();
+  const cpu0 = process.cpuUsage();
+  let totalCompleted = 0;
+  const t0 = performance.now();
+  recorder.start = t0 + job.warmupMs;
+  recorder.end = recorder.start + job.durationMs;
+  let started = 0;
+  let inFlight = 0;
+  let errors = 0;
+  let onIdle: (() => void) | undefined;
+
+  // Closed loop: `concurrency` chains, each starting its next request when the previous completes.
+  const next = (): void => {
+    if (started >= job.maxRequests || performance.now() >= recorder.end) {
+      if (inFlight === 0) onIdle?.();
+      return;
+    }
+    started++;
+    inFlight++;
+    const sentAt = performance.now();
+    driver.send((ok) => {
+      inFlight--;
+      if (ok) {
+        totalCompleted++;
+        recorder.record(sentAt, performance.now());
+      } else errors++;
+      // After a failure, wait a turn: a target that fails synchronously must not spin the loop.
+      if (ok) next();
+      else setImmediate(next);
+    });
+  };
+  // Ramp up: RAMP_BATCH chains every RAMP_INTERVAL_MS. Starting 256 at once overflows the server's
+  // default socket receive buffer (~200 datagrams of this size) and costs the dropped CON requests
+  // a 2-3 s retransmission timeout, which would land in the measurement window.
+  let chains = 0;
+  const ramp = (): void => {
+    for (let i = 0; i < RAMP_BATCH && chains < job.concurrency; i++, chains++) next();
+    if (chains < job.concurrency) setTimeout(ramp, RAMP_INTERVAL_MS);
+  };
+  ramp();
+
+  // Wait for the window to end and the requests still in flight to finish (bounded by drainMs).
+  await new Promise<void>((resolve) => {
+    const deadline = setTimeout(resolve, job.warmupMs + job.durationMs + job.drainMs);
+    onIdle = () => {
+      clearTimeout(deadline);
+      resolve();
+    };
+    if (inFlight === 0) onIdle();
+  });
+  const abandoned = inFlight;
+  const cpu = process.cpuUsage(cpu0);
+  const retransmissions = driver.retransmissions();
+  const closing = driver.close().catch(() => {});
+  await Promise.race([closing, new Promise((r) => setTimeout(r, 1000).unref())]);
+
+  const seconds = job.durationMs / 1000;
+  const sorted = recorder.sortedLatencies();
+  return {
+    type: 'result',
+    impl: job.impl,
+    concurrency: job.concurrency,
+    completed: recorder.completed,
+    seconds,
+    rps: recorder.completed / seconds,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    errors,
+    retransmissions,
+    abandoned,
+    totalCompleted,
+    clientCpuMicros: cpu.user + cpu.system,
+    clientSystemMicros: cpu.system,
+  };
+}
+
+async function main(): Promise<void> {
+  const job = JSON.parse(process.argv[2] ?? '') as ClientJob;
+  const result = await run(job);
+  if (process.send) {
+    await new Promise<void>((resolve) => process.send!(result, () => resolve()));
+  } else {
+    console.log(JSON.stringify(result));
+  }
+  process.exit(0);
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench client: ${(error as Error).stack ?? error}`);
+  process.exit(1);
+});

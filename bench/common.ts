@@ -1,0 +1,122 @@
+/**
+ * Shared by the benchmark's orchestrator (run.ts), server children (server.ts) and client
+ * children (client.ts): the implementations, the payload, the messages exchanged over IPC.
+ */
+
+export const IMPLEMENTATIONS = ['raw', 'coapsec', 'node-coap'] as const;
+export type Impl = (typeof IMPLEMENTATIONS)[number];
+
+export const isImpl = (s: string): s is Impl => (IMPLEMENTATIONS as readonly string[]).includes(s);
+
+/** The response payload: exactly 20 bytes. */
+export const PAYLOAD = Buffer.from('0123456789abcdefghij', 'ascii');
+if (PAYLOAD.length !== 20) throw new Error('payload must be 20 bytes');
+
+/** Size of a raw-echo request datagram (a CoAP GET for /bench with an 8-byte token is 18-21 bytes). */
+export const RAW_REQUEST_SIZE = 24;
+
+/**
+ * NSTART for coapsec (RFC 7252 §4.7 defaults to 1 per peer). The benchmark raises it on both the
+ * client and the server endpoint so that 32 or 256 CON requests can be outstanding towards one
+ * server. node-coap does not enforce NSTART at all; the raw echo has no such notion.
+ */
+export const BENCH_NSTART = 256;
+
+/** Sent by a server child once it listens. */
+export interface ServerReady {
+  type: 'ready';
+  impl: Impl;
+  port: number;
+}
+
+/** What the orchestrator asks a client child to do (passed as JSON in argv[2]). */
+export interface ClientJob {
+  impl: Impl;
+  port: number;
+  concurrency: number;
+  warmupMs: number;
+  durationMs: number;
+  /** Upper bound on requests started, whatever the clock says. */
+  maxRequests: number;
+  /** How long to wait for stragglers after the measurement window before giving up on them. */
+  drainMs: number;
+  /** SO_RCVBUF/SO_SNDBUF for the client socket in bytes; 0 keeps the OS default. */
+  socketBuffer: number;
+}
+
+/** Sets both socket buffer sizes when `bytes` > 0 (capped by the OS, e.g. net.core.rmem_max). */
+export function sizeSocketBuffers(socket: { setRecvBufferSize(n: number): void; setSendBufferSize(n: number): void }, bytes: number): void {
+  if (bytes <= 0) return;
+  socket.setRecvBufferSize(bytes);
+  socket.setSendBufferSize(bytes);
+}
+
+export interface ClientResult {
+  type: 'result';
+  impl: Impl;
+  concurrency: number;
+  /** Responses completed inside the measurement window. */
+  completed: number;
+  /** Length of the measurement window in seconds. */
+  seconds: number;
+  rps: number;
+  /** Latency percentiles in milliseconds over the requests completed inside the window. */
+  p50: number;
+  p99: number;
+  /** Failed requests (errors, wrong payloads) during the whole run. */
+  errors: number;
+  /** Retransmissions (coapsec, from endpoint stats) or re-sends after 500 ms (raw); -1 if unknown. */
+  retransmissions: number;
+  /** Requests still unanswered when the client gave up draining. */
+  abandoned: number;
+  /** Responses completed over the whole run, warm-up included (the denominator of the CPU costs). */
+  totalCompleted: number;
+  /** Client process CPU time (user + system) over the whole run, in microseconds. */
+  clientCpuMicros: number;
+  /** The system (kernel) part of clientCpuMicros. */
+  clientSystemMicros: number;
+  /** Filled in by the orchestrator: server process CPU time over the client's run (Linux /proc), µs. */
+  serverCpuMicros?: number;
+  /** Filled in by the orchestrator: UDP receive-buffer drops on the host during the run (Linux). */
+  rcvbufDrops?: number;
+}
+
+/** Nearest-rank percentile of an ascending-sorted sample. */
+export function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+export function median(values: readonly number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+/**
+ * Collects completion times and latencies of requests finishing inside [start, end).
+ * Bounded: at most `capacity` latency samples are kept (the count goes on).
+ */
+export class Recorder {
+  private readonly samples: Float64Array;
+  private n = 0;
+  completed = 0;
+  start = Infinity;
+  end = Infinity;
+
+  constructor(capacity = 1 << 21) {
+    this.samples = new Float64Array(capacity);
+  }
+
+  record(sentAt: number, now: number): void {
+    if (now < this.start || now >= this.end) return;
+    this.completed++;
+    if (this.n < this.samples.length) this.samples[this.n++] = now - sentAt;
+  }
+
+  sortedLatencies(): Float64Array {
+    return this.samples.subarray(0, this.n).sort();
+  }
+}
