@@ -8,10 +8,12 @@ import { ResponseCode, codeToString } from '../coap/codes.js';
 import { getOption, setOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
-import type { CoapEndpoint, RequestOptions } from '../exchange/endpoint.js';
+import type { CoapEndpoint, ReceivedResponse, RequestOptions } from '../exchange/endpoint.js';
+import { encodeBlock } from '../coap/block.js';
 import { CoapRequestError } from '../exchange/errors.js';
+import { responseKidContext } from '../oscore/rederivation.js';
 import type { PeerAddress } from '../transport/transport.js';
-import type { SendRequest } from './blockwise.js';
+import { continueBlock2, type SendRequest } from './blockwise.js';
 
 export interface ProtectedRequest {
   /** What goes on the wire. */
@@ -50,11 +52,23 @@ export const PLAIN: MessageSecurity = {
 /** Thrown when a response fails end-to-end verification; the response is discarded. */
 export class VerificationError extends CoapRequestError {}
 
-/** One exchange through the security layer: protect, send, verify (RFC 8613 §8.1, §8.4). */
-export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, security: MessageSecurity, options: RequestOptions = {}): SendRequest {
+/** The largest protected message reassembled from outer blocks (RFC 8613 §4.1.3.4.2 MAX_UNFRAGMENTED_SIZE). */
+export const MAX_UNFRAGMENTED_SIZE = 64 * 1024;
+
+/**
+ * One exchange through the security layer: protect, send, verify (RFC 8613 §8.1, §8.4). A
+ * protected response that arrives in outer Block2 blocks is reassembled before it is verified
+ * (§8.4.1); `outerSzx` asks for such blocks (early negotiation on the outer message).
+ */
+export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, security: MessageSecurity, options: RequestOptions = {}, outerSzx?: number): SendRequest {
+  const send = (m: CoapMessage): Promise<ReceivedResponse> => endpoint.request(m, peer, options);
   return async (inner) => {
     const protectedRequest = security.protect(inner);
-    const received = await endpoint.request(protectedRequest.message, peer, options);
+    if (outerSzx !== undefined) setOption(protectedRequest.message, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: outerSzx }));
+    let received = await send(protectedRequest.message);
+    if (getOption(received.message, OptionNumber.Oscore) !== undefined && getOption(received.message, OptionNumber.Block2) !== undefined) {
+      received = await continueBlock2(send, protectedRequest.message, received, { maxBodySize: MAX_UNFRAGMENTED_SIZE, maxRestarts: 0 });
+    }
     const verified = protectedRequest.verify(received.message, false);
     if (verified instanceof Error) throw new VerificationError(`response discarded: ${verified.message} (${codeToString(received.message.code)} from ${received.context.peerKey})`);
     return {
@@ -68,9 +82,29 @@ export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, securit
 /**
  * RFC 9175 §2.3–§2.4: a 4.01 carrying Echo asks for the request again with that Echo value, to
  * prove freshness (or, after a server restart, to re-initialise its replay window, RFC 8613 B.1.2).
- * The request is repeated once, automatically.
+ * The request is repeated once, automatically. Includes withRederivationRetry, so a client built
+ * on withEchoRetry also completes RFC 8613 Appendix B.2 without further wiring.
  */
 export function withEchoRetry(send: SendRequest): SendRequest {
+  return withRederivationRetry(echoRetryOnly(send));
+}
+
+/**
+ * RFC 8613 Appendix B.2 step 3: a verified, OSCORE-protected 4.01 whose OSCORE option carries a
+ * 'kid context' (R2) is response #1; the security layer (OscoreClientSecurity) has then derived
+ * the third context, and "the client makes a request protected with a third security context" —
+ * the same request again, once, automatically. Request #2 "can be an ordinary request"; the
+ * application sees its response.
+ */
+export function withRederivationRetry(send: SendRequest): SendRequest {
+  return async (message) => {
+    const first = await send(message);
+    if (first.message.code !== ResponseCode.Unauthorized || first.wire === undefined || responseKidContext(first.wire) === undefined) return first;
+    return send(message);
+  };
+}
+
+function echoRetryOnly(send: SendRequest): SendRequest {
   return async (message) => {
     const first = await send(message);
     const echo = getOption(first.message, OptionNumber.Echo);

@@ -56,3 +56,12 @@ export {
   decodePlaintext,
 } from './protect.js';
 export { type ReplayVerdict, ReplayWindow } from './replay.js';
+export {
+  OscoreSecurityContext,
+  ContextDirectory,
+  VolatileSequence,
+  type SequenceSource,
+  type SecurityContextInput,
+  type RecipientState,
+} from './security-context.js';
+export { newB2Nonce, secondIdContext, thirdIdContext, R2Cache } from './rederivation.js';

@@ -3,36 +3,69 @@
  * check the replay window, challenge with Echo after a restart (Appendix B.1.2), and protect every
  * response and notification to it. OSCORE errors go back unprotected with Max-Age 0 (§8.2);
  * everything the application answers, errors included, is protected (§8.3).
+ *
+ * With `rederivation` set on a configured context, the server also runs Appendix B.2 (see
+ * oscore/rederivation.ts): a request whose kid matches but whose 'kid context' is unknown is
+ * request #1 (steps 2) or request #2 (step 4) of the protocol. Derived contexts live in memory
+ * only; after a restart the client's requests name an unknown kid context again and B.2 reruns.
  */
 import { ResponseCode } from '../coap/codes.js';
-import { EMPTY_BYTES, MessageType, getOption, type CoapMessage } from '../coap/message.js';
+import { EMPTY_BYTES, MessageType, encodeUint, getOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { equalBytes } from '../oscore/context.js';
-import { errorResponseParts, protectResponse, unprotectRequest } from '../oscore/protect.js';
-import { ContextDirectory, OscoreSecurityContext } from '../oscore/security-context.js';
+import { decodeOscoreOption } from '../oscore/option.js';
+import { errorResponseParts, protectResponse, unprotectRequest, type RequestBinding, type UnprotectRequestResult } from '../oscore/protect.js';
+import { B2_NONCE_LENGTH, R2Cache, type R2CacheOptions, newB2Nonce, r2Of, secondIdContext, withResponseKidContext } from '../oscore/rederivation.js';
+import { ContextDirectory, OscoreSecurityContext, type RecipientState } from '../oscore/security-context.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { ServerSecurity, UnprotectOutcome } from './security.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
+export interface OscoreServerOptions {
+  /** Appendix B.2.1: bounds and lifetime of the cached R2 values. */
+  r2Cache?: R2CacheOptions;
+}
+
 export class OscoreServerSecurity implements ServerSecurity {
   private readonly directory: ContextDirectory;
+  private readonly r2s: R2Cache<string>;
 
-  constructor(contexts: readonly OscoreSecurityContext[]) {
+  constructor(contexts: readonly OscoreSecurityContext[], options: OscoreServerOptions = {}) {
     this.directory = new ContextDirectory(contexts);
+    this.r2s = new R2Cache(options.r2Cache);
+  }
+
+  /** The contexts in use now, configured and derived (B.2), for inspection. */
+  get contexts(): readonly OscoreSecurityContext[] {
+    return this.directory.all;
   }
 
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined {
     if (getOption(request, OptionNumber.Oscore) === undefined) return undefined;
     let found: ReturnType<ContextDirectory['find']>;
-    const result = unprotectRequest(request, (kid, kidContext) => {
+    let result = unprotectRequest(request, (kid, kidContext) => {
       found = this.directory.find(kid, kidContext);
       return found?.recipient.params;
     });
+    if (!result.ok && found === undefined && result.code === ResponseCode.Unauthorized) {
+      const b2 = this.rederivation(request);
+      if (b2 === undefined) return { ok: false, response: errorMessage(result) };
+      if (b2.kind === 'answer') return { ok: false, response: b2.response };
+      // Step 4 succeeded: request #2 verified with the third context, which now serves this client.
+      result = b2.result;
+      found = b2.found;
+    }
     if (!result.ok) return { ok: false, response: errorMessage(result) };
     const { context: security, recipient } = found!;
 
     if (!recipient.replay.initialised) {
+      if (security.rederivation && security.origin === undefined) {
+        // B.2, initiated by the server ("in the latter case step 1 is omitted"): it "has lost part
+        // of its security context, e.g., ... Sender Sequence Number or Replay Window". Request #1
+        // is the one just verified with the existing context, ID1 its ID Context.
+        return { ok: false, response: this.responseOne(security, recipient, result.kid, security.idContext, result.binding) };
+      }
       // Appendix B.1.2: after a restart, only a request echoing our challenge sets the window.
       const echo = getOption(result.message, OptionNumber.Echo);
       if (!echo || !recipient.echoChallenge || !equalBytes(echo, recipient.echoChallenge)) {
@@ -60,23 +93,125 @@ export class OscoreServerSecurity implements ServerSecurity {
       kid: hex(result.kid),
       ...(result.kidContext ? { kidContext: hex(result.kidContext) } : {}),
     };
+    const verified = result;
     return {
       ok: true,
-      inner: result.message,
+      inner: verified.message,
       context: { ...context, oscore: [...(context.oscore ?? []), layer] },
       protect: (response, kind) =>
         protectResponse(
           response,
           security.sender,
-          result.binding,
+          verified.binding,
           // §8.3.1: every notification after the first carries a fresh Partial IV.
           kind === 'notification' ? { sequenceNumber: security.nextSequenceNumber() } : {},
         ),
     };
   }
+
+  /**
+   * Appendix B.2 for a request no context in use verifies: "the server needs to be configured to
+   * run this protocol when it is not able to retrieve an existing security context, instead of
+   * stopping processing the message as described in step 2 of Section 8.2". Undefined: B.2 does
+   * not apply (no kid context, or no configured context with this kid allows it).
+   */
+  private rederivation(request: CoapMessage):
+    | { kind: 'answer'; response: CoapMessage }
+    | { kind: 'switched'; result: Extract<UnprotectRequestResult, { ok: true }>; found: { context: OscoreSecurityContext; recipient: RecipientState } }
+    | undefined {
+    let kid: Uint8Array | undefined;
+    let kidContext: Uint8Array | undefined;
+    try {
+      ({ kid, kidContext } = decodeOscoreOption(getOption(request, OptionNumber.Oscore)!));
+    } catch {
+      return undefined;
+    }
+    if (kid === undefined || kidContext === undefined) return undefined;
+    const origins = this.directory.rederivationOrigins(kid);
+    if (origins.length === 0) return undefined;
+    let failure: UnprotectRequestResult | undefined;
+
+    // Step 4: "If the server receives a request with 'kid context' containing a CBOR bstr wrapping
+    // ID3, where the first part of ID3 is identical to an R2 sent in a previous response #1, which
+    // it has not received before, then the server derives a third security context with ID Context
+    // = ID3." "Which it has not received before": R2 leaves the cache once a request #2 with it
+    // verifies, and a replay then meets the third context's replay window ("The server MUST NOT
+    // accept replayed request #2 messages").
+    const r2 = r2Of(kidContext);
+    for (const origin of r2 ? origins : []) {
+      const key = cacheKey(origin, kid);
+      if (!this.r2s.has(key, r2!)) continue;
+      const third = origin.derive(kidContext, kid);
+      const recipient = third.recipient(kid, kidContext)!;
+      const result = unprotectRequest(request, () => recipient.params);
+      if (!result.ok) {
+        // "If verification fails in any step, the endpoint stops processing that message."
+        failure = result;
+        continue;
+      }
+      // "If the server can verify the request ... with the third security context, then the server
+      // marks the third security context to be used with this client and removes all instances of
+      // R2 associated to this security context from the cache. This security context replaces the
+      // previous security context with the client, and the first and the second security contexts
+      // are deleted. The server responds using the same security context as in the request."
+      // The new replay window starts empty; this request's Partial IV is accepted by the caller.
+      this.r2s.clear(key);
+      this.directory.replace(kid, third);
+      return { kind: 'switched', result, found: { context: third, recipient } };
+    }
+
+    // Step 2: "If the server is able to verify the request ... with the new derived first security
+    // context using the received ID1 (transported in 'kid context') as ID Context and the input
+    // parameters associated to the received 'kid', then the server generates a random string R2
+    // and derives a second security context with ID Context = ID2 = R2 || ID1." With several
+    // configured contexts for this kid, each is tried (§3.3: "may need to try multiple times").
+    for (const origin of origins) {
+      const derived = deriveFirst(origin, kid, kidContext);
+      const result = unprotectRequest(request, () => derived);
+      if (!result.ok) {
+        failure = result;
+        continue;
+      }
+      return { kind: 'answer', response: this.responseOne(origin, origin.recipient(kid)!, kid, kidContext, result.binding) };
+    }
+    return failure && !failure.ok ? { kind: 'answer', response: errorMessage(failure) } : undefined;
+  }
+
+  /**
+   * Step 2, the answer to a verified request #1: "The server sends a 4.01 (Unauthorized) response
+   * protected with the second security context, containing R2 wrapped in a CBOR bstr as 'kid
+   * context', and caches R2. R2 MUST NOT be reused as that may lead to reuse of key and nonce in
+   * response #1." The response uses the request's nonce (no Partial IV): its key, from ID2 with a
+   * fresh R2, protects this one message only.
+   */
+  private responseOne(origin: OscoreSecurityContext, recipient: RecipientState, kid: Uint8Array, id1: Uint8Array | undefined, binding: RequestBinding): CoapMessage {
+    const r2 = newB2Nonce(B2_NONCE_LENGTH);
+    if (!this.r2s.add(cacheKey(origin, kid), r2)) {
+      // B.2.1: "If the server receives a request #1 and is not capable of executing it then it may
+      // respond with an unprotected 5.03 (Service Unavailable) error message."
+      const busy = errorMessage({ code: ResponseCode.ServiceUnavailable, reason: 'Too many security context derivations in progress' });
+      const seconds = Math.ceil(this.r2s.msUntilSpace() / 1000);
+      return { ...busy, options: busy.options.map((o) => (o.number === OptionNumber.MaxAge ? { number: o.number, value: encodeUint(seconds) } : o)) };
+    }
+    const second = origin.derive(secondIdContext(r2, id1), recipient.params.recipientId);
+    const unauthorized: CoapMessage = { type: MessageType.ACK, code: ResponseCode.Unauthorized, messageId: 0, token: EMPTY_BYTES, options: [], payload: EMPTY_BYTES };
+    return withResponseKidContext(protectResponse(unauthorized, second.sender, binding), r2);
+  }
+}
+
+/** Step 2's "first security context": ID Context = ID1, only the Recipient Context is needed. */
+function deriveFirst(origin: OscoreSecurityContext, kid: Uint8Array, id1: Uint8Array) {
+  return origin.derive(id1, kid).recipient(kid)!.params;
+}
+
+const contextIds = new WeakMap<OscoreSecurityContext, number>();
+let nextContextId = 0;
+function cacheKey(origin: OscoreSecurityContext, kid: Uint8Array): string {
+  let id = contextIds.get(origin);
+  if (id === undefined) contextIds.set(origin, (id = nextContextId++));
+  return `${id}/${hex(kid)}`;
 }
 
 function errorMessage(failure: { code: number; reason: string }): CoapMessage {
   return { type: MessageType.ACK, messageId: 0, token: EMPTY_BYTES, ...errorResponseParts(failure) };
 }
-

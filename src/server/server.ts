@@ -141,7 +141,7 @@ export class CoapServer {
     return this;
   }
 
-  resource(path: string, handlers: Handlers, attributes: LinkAttributes & Pick<ResourceDefinition, 'observable'> = {}): this {
+  resource(path: string, handlers: Handlers, attributes: LinkAttributes & Pick<ResourceDefinition, 'observable' | 'requireOscore'> = {}): this {
     return this.add({ path, handlers, ...attributes });
   }
 
@@ -177,18 +177,73 @@ export class CoapServer {
   private handle(received: CoapMessage, exchange: ServerExchange): void {
     const incoming: Incoming = { message: received, exchange, context: exchange.context, protect: undefined };
     if (this.security && getOption(received, OptionNumber.Oscore)) {
-      const outcome = this.security.unprotect(received, exchange.context);
+      // RFC 8613 §8.2.1: outer Block options first, until the whole OSCORE message is here.
+      const outer = this.outerBlockwise(received, exchange);
+      if (!outer) return;
+      const outcome = this.security.unprotect(outer.message, exchange.context);
       if (outcome && !outcome.ok) {
-        exchange.respond(outcome.response);
+        exchange.respond(outer.finish(outcome.response));
         return;
       }
       if (outcome) {
         incoming.message = { ...outcome.inner, type: received.type, messageId: received.messageId, token: received.token };
         incoming.context = outcome.context;
-        incoming.protect = outcome.protect;
+        incoming.protect = (response, kind) => {
+          const protectedResponse = outcome.protect(response, kind);
+          return kind === 'response' ? outer.finish(protectedResponse) : protectedResponse;
+        };
       }
     }
     this.process(incoming);
+  }
+
+  /**
+   * Outer block-wise on an OSCORE message (RFC 8613 §4.1.3.4.2): a proxy may fragment the protected
+   * request (outer Block1, reassembled here up to the block-wise body limit, MAX_UNFRAGMENTED_SIZE)
+   * or ask for the protected response in blocks (outer Block2). Later outer Block2 blocks are served
+   * from the stored protected response: the repeated OSCORE request must not reach the replay check.
+   * Returns undefined when this message has been answered already.
+   */
+  private outerBlockwise(received: CoapMessage, exchange: ServerExchange): { message: CoapMessage; finish: (response: CoapMessage) => CoapMessage } | undefined {
+    let block1: BlockValue | undefined;
+    let block2: BlockValue | undefined;
+    try {
+      block1 = readBlockOption(received, OptionNumber.Block1);
+      block2 = readBlockOption(received, OptionNumber.Block2);
+    } catch (error) {
+      exchange.respond(toMessage({ code: ResponseCode.BadRequest, payload: (error as Error).message }));
+      return undefined;
+    }
+    if (!block1 && !block2) return { message: received, finish: (response) => response };
+    // The OSCORE option (kid, Partial IV) identifies the protected request; the payload is left out
+    // because Block2 follow-ups after a Block1 transfer carry none (RFC 7959 §2.7).
+    const outerKey = (): string => operationKey(exchange.context.peerKey, received, false);
+    if (block2 && block2.num > 0 && !block1) {
+      const stored = this.blockwise.servedFromStore(outerKey(), block2, emptyResponse());
+      if (stored) {
+        exchange.respond(stored);
+        return undefined;
+      }
+    }
+    let message = received;
+    let control: Uint8Array | undefined;
+    if (block1) {
+      const outcome = this.blockwise.receiveBlock1(operationKey(exchange.context.peerKey, received, false), block1, received.payload, undefined, getUintOption(received, OptionNumber.Size1));
+      if (outcome.kind !== 'complete') {
+        exchange.respond(toMessage(outcome.response));
+        return undefined;
+      }
+      message = { ...received, payload: outcome.body, options: received.options.filter((o) => o.number !== OptionNumber.Block1 && o.number !== OptionNumber.Size1) };
+      control = outcome.block1;
+    }
+    const key = block2 ? operationKey(exchange.context.peerKey, message, false) : '';
+    return {
+      message,
+      finish: (response) => {
+        if (control) setOption(response, OptionNumber.Block1, control);
+        return block2 ? this.blockwise.sliceBlock2(key, response, { num: 0, more: false, szx: block2.szx }) : response;
+      },
+    };
   }
 
   private process(incoming: Incoming): void {
