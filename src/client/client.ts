@@ -245,7 +245,7 @@ export async function request(req: ClientRequest & { client?: ClientOptions }): 
   }
 }
 
-async function resolvePeer(uri: CoapUri): Promise<PeerAddress> {
+export async function resolvePeer(uri: Pick<CoapUri, "host" | "port">): Promise<PeerAddress> {
   if (isIP(uri.host)) return { address: uri.host, port: uri.port };
   try {
     const { address } = await lookup(uri.host);

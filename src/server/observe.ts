@@ -71,6 +71,9 @@ export class ObserveRegistry {
   private readonly sequence = new Map<string, number>();
   private readonly peers = new Map<string, { outstanding: number; waiting: Observer[] }>();
 
+  /** Called when the last observer of a path leaves (a proxy then ends its upstream observation). */
+  onPathEmpty: ((path: string) => void) | undefined;
+
   constructor(
     private readonly messaging: MessageLayer,
     private readonly scheduler: Scheduler,
@@ -249,7 +252,10 @@ export class ObserveRegistry {
     observer.confirmTimer?.cancel();
     const observers = this.byPath.get(observer.path);
     observers?.delete(observer.key);
-    if (observers?.size === 0) this.byPath.delete(observer.path);
+    if (observers?.size === 0) {
+      this.byPath.delete(observer.path);
+      this.onPathEmpty?.(observer.path);
+    }
     if (observer.waitingForSlot) {
       const state = this.peers.get(observer.peerKey);
       if (state) state.waiting = state.waiting.filter((o) => o !== observer);

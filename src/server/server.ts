@@ -83,6 +83,30 @@ export interface ServerOptions {
   security?: ServerSecurity;
 }
 
+/**
+ * A forward proxy (RFC 7252 §5.7): requests carrying Proxy-Uri or Proxy-Scheme go to it instead of
+ * to the resources. It applies the §5.7.1 option rules itself (unknown safe-to-forward options are
+ * forwarded, unknown unsafe ones answered 5.02), so the origin's option validation does not run.
+ */
+export interface ForwardingHandler {
+  forward(request: ProxiedRequest): void | Promise<void>;
+}
+
+/** A request handed to the forwarding handler, with the means to answer it on this leg. */
+export interface ProxiedRequest {
+  readonly message: CoapMessage;
+  readonly context: EndpointContext;
+  /** Sends the response on this leg (token and Message ID are this leg's own). */
+  respond(response: CoapMessage): void;
+  /**
+   * Registers the requester as an observer of a virtual resource (see addVirtualObservable) and
+   * returns the Observe value for the response (each client gets its own sequence, RFC 7641 §5).
+   */
+  observe(path: string): number;
+  /** Removes the requester's observation of `path` (Observe 1). */
+  stopObserving(path: string): void;
+}
+
 /** One request on its way through the pipeline: the inner message once protection is removed. */
 interface Incoming {
   message: CoapMessage;
@@ -99,6 +123,9 @@ export class CoapServer {
   private readonly recognized: Set<number>;
   private readonly closeHooks: Array<() => void> = [];
   security: ServerSecurity | undefined;
+  private forwarding: ForwardingHandler | undefined;
+  /** Observable paths rendered by code rather than a resource handler (a proxy's upstream state). */
+  private readonly virtualObservables = new Map<string, () => CoapMessage>();
 
   constructor(
     readonly endpoint: CoapEndpoint,
@@ -155,6 +182,23 @@ export class CoapServer {
   /** Tells the observers of `path` that its state changed (RFC 7641 §4.2). */
   changed(path: string): void {
     this.observations.changed(normalizePath(path));
+  }
+
+  /** Installs a forward proxy: requests with Proxy-Uri/Proxy-Scheme go to it (RFC 7252 §5.7.2). */
+  setForwardingHandler(handler: ForwardingHandler | undefined): void {
+    this.forwarding = handler;
+  }
+
+  /**
+   * An observable whose notifications are rendered by `render` (e.g. a proxy's latest upstream
+   * notification). Observers register through ProxiedRequest.observe; call changed(path) on updates.
+   */
+  addVirtualObservable(path: string, render: () => CoapMessage): void {
+    this.virtualObservables.set(path, render);
+  }
+
+  removeVirtualObservable(path: string): void {
+    this.virtualObservables.delete(path);
   }
 
   /** Runs when the server closes (resources' timers, for example). */
@@ -248,6 +292,10 @@ export class CoapServer {
 
   private process(incoming: Incoming): void {
     const { message, exchange } = incoming;
+    if (this.forwarding && (getOption(message, OptionNumber.ProxyUri) || getOption(message, OptionNumber.ProxyScheme))) {
+      this.forward(this.forwarding, incoming);
+      return;
+    }
     const check = checkOptions(message.options, (n) => this.recognized.has(n) || (optionDefinition(n) !== undefined && !isCritical(n)));
     if (check.criticalProblem) {
       this.reply(incoming, { code: ResponseCode.BadOption, payload: check.criticalProblem.reason });
@@ -350,6 +398,34 @@ export class CoapServer {
     );
   }
 
+  private forward(handler: ForwardingHandler, incoming: Incoming): void {
+    const { exchange, message } = incoming;
+    let answered = false;
+    const slow = exchange.inbound.confirmable ? this.endpoint.scheduler.schedule(this.emptyAckDelay, () => exchange.acknowledge()) : undefined;
+    const request: ProxiedRequest = {
+      message,
+      context: incoming.context,
+      respond: (response) => {
+        if (answered) return;
+        answered = true;
+        slow?.cancel();
+        this.send(incoming, response);
+      },
+      observe: (path) => {
+        this.observations.register(path, exchange.context.peer, exchange.context.peerKey, message, incoming.context, 'con', incoming.protect);
+        return this.observations.currentSequence(path);
+      },
+      stopObserving: (path) => void this.observations.deregister(path, exchange.context.peerKey, message.token),
+    };
+    const fail = (error: unknown): void => request.respond(toMessage({ code: ResponseCode.InternalServerError, payload: `proxy error: ${error instanceof Error ? error.message : String(error)}`.slice(0, 200) }));
+    try {
+      const result = handler.forward(request);
+      if (isPromise(result)) result.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
   /** RFC 7641 §4.1: register on Observe 0, deregister on Observe 1, for GET and FETCH. */
   private observeStep(resource: ResourceDefinition, pathOf: () => string, incoming: Incoming, response: CoapMessage): void {
     const { message: request, exchange } = incoming;
@@ -369,6 +445,12 @@ export class CoapServer {
   /** What a GET/FETCH now would return to this observer, first block only when large (RFC 7959 §2.6). */
   private async renderForObserver(observer: Observer): Promise<CoapMessage> {
     const request = observer.request;
+    const virtual = this.virtualObservables.get(observer.path);
+    if (virtual) return virtual();
+    if (getOption(request, OptionNumber.ProxyUri) || getOption(request, OptionNumber.ProxyScheme)) {
+      // A proxied observation whose upstream is gone: the observation ends (RFC 7641 §3.2).
+      return toMessage({ code: ResponseCode.ServiceUnavailable, payload: 'upstream observation ended' });
+    }
     const match = this.router.match(getStringOptions(request, OptionNumber.UriPath));
     const handler = match ? handlerFor(match.resource.handlers, request.code) : undefined;
     let spec: CoapResponse;

@@ -24,6 +24,8 @@ export class FakeNetwork {
   private readonly nodes = new Map<string, NetworkTransport>();
   /** Return true to lose the datagram. */
   drop: (d: Omit<Delivery, 'dropped'>) => boolean = () => false;
+  /** Return replacement bytes to tamper with a datagram in flight (a malicious hop). */
+  mutate: (d: Omit<Delivery, 'dropped'>, data: Buffer) => Buffer | undefined = () => undefined;
 
   transport(address: PeerAddress): NetworkTransport {
     const t = new NetworkTransport(this, address);
@@ -37,8 +39,11 @@ export class FakeNetwork {
 
   /** @internal */
   carry(from: PeerAddress, to: PeerAddress, data: Uint8Array): void {
-    const copy = Buffer.from(data);
-    const entry = { from, to, message: decodeMessage(copy), at: this.clock.now() };
+    let copy: Buffer = Buffer.from(data);
+    const original = { from, to, message: decodeMessage(copy), at: this.clock.now() };
+    const tampered = this.mutate(original, copy);
+    if (tampered) copy = tampered;
+    const entry = tampered ? { ...original, message: decodeMessage(copy) } : original;
     const dropped = this.drop(entry);
     this.log.push({ ...entry, dropped });
     if (dropped) return;

@@ -1,0 +1,327 @@
+/**
+ * A CoAP forward proxy (RFC 7252 §5.7) with next hops, Hop-Limit (RFC 8768), a response cache
+ * (§5.6, plugged in) and Observe fan-out (RFC 7641 §5). Each leg has its own tokens and Message
+ * IDs: the downstream exchange belongs to the server endpoint, the upstream one to the client's.
+ *
+ * Processing rules of the end-to-end security requirements (shared/seeds/002 §2.2, 000 §3.4):
+ * PR1.1/PR1.2 — the target comes from Proxy-Uri, or from Proxy-Scheme with the Uri-* options;
+ * PR1.3 — responses are forwarded without change (Max-Age aside, when served from the cache);
+ * PR2.x — in the cache module; PR4.1 — one upstream observation serves every client, and
+ * out-of-order upstream notifications are dropped; PR4.2 — each client gets its own sequence.
+ */
+import { Method, ResponseCode, codeClass } from '../coap/codes.js';
+import {
+  EMPTY_BYTES,
+  MessageType,
+  addOption,
+  decodeString,
+  decodeUint,
+  encodeUint,
+  getOption,
+  getStringOptions,
+  getUintOption,
+  maxAgeOf,
+  setOption,
+  type CoapMessage,
+} from '../coap/message.js';
+import { OptionNumber, isUnsafe, optionDefinition } from '../coap/options.js';
+import { defaultPort, formatCoapUri, parseAbsoluteUri, uriToOptions, type CoapUri } from '../coap/uri.js';
+import { resolvePeer, type CoapClient } from '../client/client.js';
+import { Observation } from '../client/observe.js';
+import type { MessageSecurity } from '../client/security.js';
+import type { CoapEndpoint } from '../exchange/endpoint.js';
+import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
+import { operationKey } from '../server/blockwise.js';
+import type { CoapServer, ForwardingHandler, ProxiedRequest } from '../server/server.js';
+import type { PeerAddress } from '../transport/transport.js';
+
+/** What the proxy needs from a cache (src/proxy/cache.ts implements it). */
+export interface ProxyCache {
+  cacheKey(request: CoapMessage, target: string): string;
+  lookup(request: CoapMessage, key: string): { kind: 'fresh' | 'valid'; response: CoapMessage } | { kind: 'stale'; etags: Uint8Array[] } | undefined;
+  store(request: CoapMessage, key: string, response: CoapMessage): void;
+  revalidated(key: string, valid: CoapMessage): CoapMessage | undefined;
+  invalidate(target: string): void;
+}
+
+export interface ForwardProxyOptions {
+  /** Upstream legs, coap:// and coaps:// (a CoapClient, with its DTLS credentials). */
+  upstream: Pick<CoapClient, 'endpoint'>;
+  /** Forward everything to this proxy instead, keeping Proxy-Uri/Proxy-Scheme (PR1.1/PR1.2). */
+  nextHop?: string;
+  cache?: ProxyCache;
+  /** Proxy-Scheme http(s): the CoAP→HTTP mapping of RFC 8075 (src/proxy/http-mapping.ts). */
+  http?: (request: CoapMessage, target: string) => Promise<CoapMessage>;
+  /** Milliseconds an upstream exchange may take before the client gets 5.04. Default 10 s. */
+  upstreamTimeout?: number;
+  /** Hop-Limit inserted into requests that carry none (RFC 8768 §3). Default 16. */
+  defaultHopLimit?: number;
+  /** Named in 5.08 diagnostics so a loop can be traced (RFC 8768 §3). */
+  name?: string;
+}
+
+/** A proxy cannot verify end-to-end protection; it passes responses on as they are. */
+const TRANSPARENT: MessageSecurity = {
+  protect: (message) => ({ message, verify: (response) => response, describe: (context) => context, ordersNotifications: false }),
+};
+
+/** Options a forwarding proxy rewrites itself: never forwarded as received. */
+const ADDRESSING = new Set<number>([OptionNumber.ProxyUri, OptionNumber.ProxyScheme, OptionNumber.UriHost, OptionNumber.UriPort]);
+
+interface Target {
+  /** Absolute URI of the target as far as the request reveals it (OSCORE may hide the path). */
+  uri: string;
+  scheme: string;
+  host: string;
+  port: number;
+}
+
+interface UpstreamObservation {
+  observation: Observation;
+  latest: CoapMessage | undefined;
+  receivedAt: number;
+  ended: boolean;
+  ready: Promise<void>;
+}
+
+export class ForwardProxy implements ForwardingHandler {
+  private readonly upstreamObservations = new Map<string, UpstreamObservation>();
+  private readonly timeout: number;
+  private readonly hopLimit: number;
+  readonly stats = { forwarded: 0, cacheHits: 0, upstreamObservations: 0 };
+
+  constructor(
+    private readonly server: CoapServer,
+    private readonly options: ForwardProxyOptions,
+  ) {
+    this.timeout = options.upstreamTimeout ?? 10_000;
+    this.hopLimit = options.defaultHopLimit ?? 16;
+    server.setForwardingHandler(this);
+    server.observations.onPathEmpty = (path) => this.onNoObservers(path);
+  }
+
+  async forward(request: ProxiedRequest): Promise<void> {
+    const message = request.message;
+    const reply = (code: number, diagnostic?: string, options: CoapMessage['options'] = []): void =>
+      request.respond({ type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options, payload: diagnostic ? Buffer.from(diagnostic) : EMPTY_BYTES });
+
+    // RFC 8768 §3: decrement Hop-Limit, or insert it; at 0 the request goes no further.
+    const hopLimitValue = getOption(message, OptionNumber.HopLimit);
+    const hopLimit = hopLimitValue === undefined ? this.hopLimit : decodeUint(hopLimitValue);
+    if (hopLimitValue !== undefined && hopLimitValue.length !== 1) return reply(ResponseCode.BadOption, 'Hop-Limit must be one byte');
+    if (hopLimit <= 1) {
+      return reply(ResponseCode.HopLimitReached, this.options.name ?? 'hop limit reached', [{ number: OptionNumber.MaxAge, value: encodeUint(0) }]);
+    }
+
+    // §5.7.1: unknown unsafe options cannot be forwarded blindly; unknown safe ones are.
+    for (const o of message.options) {
+      if (optionDefinition(o.number) === undefined && isUnsafe(o.number)) {
+        return reply(ResponseCode.BadGateway, `cannot forward the unrecognized unsafe option ${o.number}`);
+      }
+    }
+
+    const target = targetOf(message);
+    if ('error' in target) return reply(target.code, target.error);
+
+    const upstream: CoapMessage = { ...message, options: message.options.slice(), token: EMPTY_BYTES, messageId: 0 };
+    setOption(upstream, OptionNumber.HopLimit, encodeUint(hopLimit - 1));
+    let peer: PeerAddress;
+    let scheme: 'coap' | 'coaps';
+    try {
+      if (this.options.nextHop !== undefined) {
+        // PR1.1/PR1.2 towards another proxy: Proxy-Uri/Proxy-Scheme travel on unchanged.
+        const next = parseAbsoluteUri(this.options.nextHop);
+        scheme = next.scheme === 'coaps' ? 'coaps' : 'coap';
+        peer = await resolvePeer({ host: next.host, port: next.port ?? defaultPort(scheme)! });
+      } else if (target.scheme === 'http' || target.scheme === 'https') {
+        if (!this.options.http) return reply(ResponseCode.ProxyingNotSupported, `no ${target.scheme} upstream here`);
+        const response = await this.options.http(message, target.uri);
+        return request.respond(response);
+      } else if (target.scheme === 'coap' || target.scheme === 'coaps') {
+        scheme = target.scheme;
+        peer = await resolvePeer({ host: target.host, port: target.port });
+        upstream.options = upstream.options.filter((o) => !ADDRESSING.has(o.number));
+        const usesProxyUri = getOption(message, OptionNumber.ProxyUri) !== undefined;
+        if (usesProxyUri) upstream.options = upstream.options.filter((o) => o.number !== OptionNumber.UriPath && o.number !== OptionNumber.UriQuery);
+        const addressing = uriToOptions(usesProxyUri ? target.uri : `${target.scheme}://${bracket(target.host)}:${target.port}`, peer.address, peer.port);
+        for (const o of addressing) addOption(upstream, o.number, o.value);
+      } else {
+        return reply(ResponseCode.ProxyingNotSupported, `scheme ${target.scheme} is not proxied here`);
+      }
+    } catch (error) {
+      return reply(ResponseCode.BadGateway, error instanceof Error ? error.message : String(error));
+    }
+    const endpoint = await this.options.upstream.endpoint(peer.address.includes(':') ? 6 : 4, scheme);
+
+    const observe = getUintOption(message, OptionNumber.Observe);
+    if (observe !== undefined && (message.code === Method.GET || message.code === Method.FETCH)) {
+      return this.forwardObservation(request, upstream, endpoint, peer, target, observe);
+    }
+
+    const cache = this.options.cache;
+    const cacheable = cache && (message.code === Method.GET || message.code === Method.FETCH);
+    const key = cacheable ? cache.cacheKey(message, target.uri) : '';
+    if (cacheable) {
+      const hit = cache.lookup(message, key);
+      if (hit && hit.kind !== 'stale') {
+        this.stats.cacheHits++;
+        return request.respond(hit.response);
+      }
+      // §5.6.2: revalidate a stale entry with its ETags.
+      if (hit?.kind === 'stale') for (const etag of hit.etags) addOption(upstream, OptionNumber.ETag, etag);
+    }
+    let response: CoapMessage;
+    try {
+      this.stats.forwarded++;
+      response = (await endpoint.request(upstream, peer, { deadline: this.timeout, confirmable: message.type !== MessageType.NON })).message;
+    } catch (error) {
+      if (error instanceof TimeoutError) return reply(ResponseCode.GatewayTimeout, `no answer from ${target.uri} (${error.message})`);
+      return reply(ResponseCode.BadGateway, error instanceof CoapRequestError ? error.message : String(error));
+    }
+    if (cacheable) {
+      if (response.code === ResponseCode.Valid && getOption(message, OptionNumber.ETag) === undefined) {
+        // The 2.03 answered our own revalidation: the client gets the refreshed full response.
+        const refreshed = cache.revalidated(key, response);
+        if (refreshed) return request.respond(refreshed);
+      }
+      cache.store(message, key, response);
+    } else if (cache && codeClass(response.code) === 2) {
+      cache.invalidate(target.uri); // §5.6: a successful unsafe request invalidates stored responses
+    }
+    request.respond(forwardable(response));
+  }
+
+  /**
+   * PR4.1/PR4.2 (RFC 7641 §5): one upstream observation per target serves every client; each client
+   * is an observer of a virtual resource at this proxy with its own Observe sequence.
+   */
+  private async forwardObservation(request: ProxiedRequest, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, target: Target, observe: number): Promise<void> {
+    const path = `proxy:${operationKey(`${peer.address}|${peer.port}`, upstream, upstream.code === Method.FETCH)}|${target.uri}`;
+    if (observe === 1) request.stopObserving(path);
+    let up = this.upstreamObservations.get(path);
+    if (!up) {
+      if (observe !== 0) return this.forwardPlainly(request, upstream, endpoint, peer, target);
+      up = this.startUpstream(path, upstream, endpoint, peer);
+    }
+    await up.ready;
+    if (!up.latest) return request.respond(errorMessage(ResponseCode.GatewayTimeout, `no answer from ${target.uri}`));
+    const latest = this.render(up);
+    if (observe === 0 && !up.ended && getOption(up.latest, OptionNumber.Observe) !== undefined) {
+      setOption(latest, OptionNumber.Observe, encodeUint(request.observe(path)));
+    }
+    request.respond(latest);
+  }
+
+  private async forwardPlainly(request: ProxiedRequest, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, target: Target): Promise<void> {
+    upstream.options = upstream.options.filter((o) => o.number !== OptionNumber.Observe);
+    try {
+      const response = await endpoint.request(upstream, peer, { deadline: this.timeout });
+      request.respond(forwardable(response.message));
+    } catch (error) {
+      request.respond(errorMessage(error instanceof TimeoutError ? ResponseCode.GatewayTimeout : ResponseCode.BadGateway, `${target.uri}: ${(error as Error).message}`));
+    }
+  }
+
+  private startUpstream(path: string, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress): UpstreamObservation {
+    // An OSCORE registration must not be re-sent by the proxy: the server would see a replay
+    // (RFC 8613 §4.1.3.5.1); the client re-registers end to end instead.
+    const protectedEndToEnd = getOption(upstream, OptionNumber.Oscore) !== undefined;
+    const observation = new Observation(endpoint, peer, upstream, { maxBodySize: 1 << 20, maxRestarts: 0 }, {
+      timeout: this.timeout,
+      ...(protectedEndToEnd ? { reregisterDelay: () => 365 * 24 * 3600_000 } : {}),
+    }, TRANSPARENT);
+    let firstArrived: () => void = () => {};
+    const up: UpstreamObservation = { observation, latest: undefined, receivedAt: 0, ended: false, ready: new Promise((resolve) => (firstArrived = resolve)) };
+    this.upstreamObservations.set(path, up);
+    this.stats.upstreamObservations++;
+    this.server.addVirtualObservable(path, () => this.render(up));
+    void (async () => {
+      try {
+        for await (const notification of observation) {
+          up.latest = notification.wire ?? notification.message;
+          up.receivedAt = this.server.endpoint.scheduler.now();
+          firstArrived();
+          this.server.observations.changed(path);
+        }
+      } catch (error) {
+        up.latest ??= errorMessage(error instanceof TimeoutError ? ResponseCode.GatewayTimeout : ResponseCode.BadGateway, (error as Error).message);
+      }
+      // The upstream observation ended: observers get its final response, which ends theirs.
+      up.ended = true;
+      firstArrived();
+      if (up.latest && codeClass(up.latest.code) === 2) up.latest = errorMessage(ResponseCode.ServiceUnavailable, 'upstream observation ended');
+      this.server.observations.changed(path);
+      this.upstreamObservations.delete(path);
+      this.server.removeVirtualObservable(path);
+    })();
+    return up;
+  }
+
+  /** The latest upstream representation, Max-Age reduced by its age here (RFC 7641 §5). */
+  private render(up: UpstreamObservation): CoapMessage {
+    const latest = up.latest!;
+    const message: CoapMessage = { ...latest, type: MessageType.ACK, options: latest.options.filter((o) => o.number !== OptionNumber.Observe) };
+    if (codeClass(latest.code) === 2 && getOption(latest, OptionNumber.Oscore) === undefined) {
+      const age = Math.floor((this.server.endpoint.scheduler.now() - up.receivedAt) / 1000);
+      setOption(message, OptionNumber.MaxAge, encodeUint(Math.max(0, maxAgeOf(latest) - age)));
+    }
+    return message;
+  }
+
+  /** PR4.1: the upstream observation ends when the last client leaves. */
+  private onNoObservers(path: string): void {
+    const up = this.upstreamObservations.get(path);
+    if (!up) return;
+    this.upstreamObservations.delete(path);
+    this.server.removeVirtualObservable(path);
+    void up.observation.cancel();
+  }
+
+  /** Upstream observations in progress (for tests and stats). */
+  get activeUpstreamObservations(): number {
+    return this.upstreamObservations.size;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.upstreamObservations.values()].map((up) => up.observation.cancel()));
+    this.upstreamObservations.clear();
+  }
+}
+
+/** PR1.1 / PR1.2: the target URI from Proxy-Uri, or from Proxy-Scheme with Uri-Host, Uri-Port, Uri-Path, Uri-Query. */
+function targetOf(message: CoapMessage): Target | { error: string; code: number } {
+  const proxyUri = getOption(message, OptionNumber.ProxyUri);
+  if (proxyUri !== undefined) {
+    try {
+      const uri = parseAbsoluteUri(decodeString(proxyUri));
+      const port = uri.port ?? defaultPort(uri.scheme);
+      if (port === undefined) return { error: `no default port for scheme ${uri.scheme}`, code: ResponseCode.ProxyingNotSupported };
+      const canonical = uri.scheme === 'coap' || uri.scheme === 'coaps'
+        ? formatCoapUri({ scheme: uri.scheme, host: uri.host, port, explicitPort: true, path: uri.path, query: uri.query } as CoapUri)
+        : decodeString(proxyUri);
+      return { uri: canonical, scheme: uri.scheme, host: uri.host, port };
+    } catch (error) {
+      return { error: `bad Proxy-Uri: ${(error as Error).message}`, code: ResponseCode.BadOption };
+    }
+  }
+  const scheme = decodeString(getOption(message, OptionNumber.ProxyScheme)!).toLowerCase();
+  const host = getOption(message, OptionNumber.UriHost);
+  if (host === undefined) return { error: 'Proxy-Scheme needs Uri-Host to name the target', code: ResponseCode.BadRequest };
+  const port = getUintOption(message, OptionNumber.UriPort) ?? defaultPort(scheme);
+  if (port === undefined) return { error: `scheme ${scheme} is not proxied here`, code: ResponseCode.ProxyingNotSupported };
+  const hostText = decodeString(host).replace(/^\[(.*)\]$/, '$1');
+  const path = getStringOptions(message, OptionNumber.UriPath).map(encodeURIComponent).join('/');
+  const query = getStringOptions(message, OptionNumber.UriQuery).map(encodeURIComponent).join('&');
+  return { uri: `${scheme}://${bracket(hostText)}:${port}/${path}${query ? `?${query}` : ''}`, scheme, host: hostText, port };
+}
+
+const bracket = (host: string): string => (host.includes(':') ? `[${host}]` : host);
+
+/** PR1.3: the response as the origin sent it, on this leg. */
+function forwardable(response: CoapMessage): CoapMessage {
+  return { ...response, type: MessageType.ACK, messageId: 0, token: EMPTY_BYTES, options: response.options.slice() };
+}
+
+function errorMessage(code: number, diagnostic: string): CoapMessage {
+  return { type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }], payload: Buffer.from(diagnostic.slice(0, 200)) };
+}

@@ -1,0 +1,191 @@
+/** Forward and reverse proxies (RFC 7252 §5.7, RFC 8768, RFC 7641 §5), on a multi-node lockstep network. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Method, ResponseCode } from '../src/coap/codes.js';
+import { EMPTY_BYTES, MessageType, decodeString, encodeString, encodeUint, getOption, getUintOption, type CoapMessage, type CoapOption } from '../src/coap/message.js';
+import { OptionNumber } from '../src/coap/options.js';
+import { Observation } from '../src/client/observe.js';
+import { OscoreClientSecurity } from '../src/client/oscore.js';
+import { PLAIN, securedSender } from '../src/client/security.js';
+import { addDemoResources } from '../src/demo/resources.js';
+import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
+import { ForwardProxy } from '../src/proxy/forward-proxy.js';
+import { addReverseProxy } from '../src/proxy/reverse-proxy.js';
+import { OscoreServerSecurity } from '../src/server/oscore.js';
+import { CoapServer } from '../src/server/server.js';
+import { FakeNetwork } from './support/network.js';
+
+const ORIGIN = { address: '10.0.0.1', port: 5683 };
+const PROXY = { address: '10.0.0.3', port: 5683 };
+const PROXY2 = { address: '10.0.0.4', port: 5683 };
+const CLIENT = { address: '10.0.0.2', port: 40000 };
+
+function topology(options: { nextHop?: string; timeout?: number; originSecurity?: OscoreServerSecurity } = {}) {
+  const net = new FakeNetwork();
+  const origin = new CoapServer(net.endpoint(ORIGIN, {}, 1), options.originSecurity ? { security: options.originSecurity } : {});
+  addDemoResources(origin, { tick: false });
+  let originRequests = 0;
+  origin.resource('/counted', { GET: () => (originRequests++, { code: ResponseCode.Content, maxAge: 10, payload: `n=${originRequests}` }) });
+  let temperature = 20;
+  origin.resource('/temp', { GET: () => ({ code: ResponseCode.Content, payload: String(temperature) }) }, { observable: true });
+  const proxyServer = new CoapServer(net.endpoint(PROXY, {}, 3));
+  const upstreamEndpoint = net.endpoint({ address: PROXY.address, port: 40001 }, { nstart: 64 }, 4);
+  const proxy = new ForwardProxy(proxyServer, {
+    upstream: { endpoint: async () => upstreamEndpoint },
+    ...(options.nextHop ? { nextHop: options.nextHop } : {}),
+    ...(options.timeout ? { upstreamTimeout: options.timeout } : {}),
+  });
+  const client = net.endpoint(CLIENT, { nstart: 64 }, 2);
+  const send = (m: CoapMessage, security = PLAIN) => securedSender(client, PROXY, security)(m);
+  const setTemperature = (t: number) => {
+    temperature = t;
+    origin.changed('/temp');
+  };
+  return { net, origin, proxyServer, proxy, client, send, upstreamEndpoint, originRequests: () => originRequests, setTemperature };
+}
+
+const msg = (code: number, options: CoapOption[], payload: Uint8Array = EMPTY_BYTES): CoapMessage => ({
+  type: MessageType.CON,
+  code,
+  messageId: 0,
+  token: EMPTY_BYTES,
+  options: options.sort((a, b) => a.number - b.number),
+  payload,
+});
+const proxyUri = (uri: string) => ({ number: OptionNumber.ProxyUri, value: encodeString(uri) });
+const str = (number: number, value: string) => ({ number, value: encodeString(value) });
+
+test('PR1.1: Proxy-Uri is resolved into Uri-* options; tokens and Message IDs are per leg', async () => {
+  const t = topology();
+  const r = await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/hello')])));
+  assert.equal(decodeString(r.message.payload), 'Hello from coapsec');
+  const fromClient = t.net.log.find((d) => d.to.address === PROXY.address)!.message;
+  const upstream = t.net.log.find((d) => d.to.address === ORIGIN.address)!.message;
+  assert.equal(getOption(upstream, OptionNumber.ProxyUri), undefined);
+  assert.deepEqual(getStringOptionsOf(upstream, OptionNumber.UriPath), ['hello']);
+  assert.equal(getOption(upstream, OptionNumber.UriHost), undefined, 'an IP literal equal to the destination is not sent (RFC 7252 §6.4)');
+  assert.notDeepEqual([...upstream.token], [...fromClient.token], 'the upstream leg has its own token');
+  assert.equal(getUintOption(upstream, OptionNumber.HopLimit), 15, 'RFC 8768: Hop-Limit inserted and decremented');
+});
+
+test('PR1.2: Proxy-Scheme with Uri-Host, Uri-Port, Uri-Path, Uri-Query', async () => {
+  const t = topology();
+  const r = await t.net.until(t.send(msg(Method.GET, [str(OptionNumber.ProxyScheme, 'coap'), str(OptionNumber.UriHost, '10.0.0.1'), { number: OptionNumber.UriPort, value: encodeUint(5683) }, str(OptionNumber.UriPath, '.well-known'), str(OptionNumber.UriPath, 'core'), str(OptionNumber.UriQuery, 'rt=demo.valve')])));
+  assert.match(decodeString(r.message.payload), /^<\/valve>/);
+});
+
+test('a configured next hop gets the request with Proxy-Uri kept (PR1.1 towards another proxy)', async () => {
+  const t = topology({ nextHop: `coap://${PROXY2.address}:${PROXY2.port}` });
+  const second = new CoapServer(t.net.endpoint(PROXY2, {}, 5));
+  const secondUp = t.net.endpoint({ address: PROXY2.address, port: 40002 }, {}, 6);
+  new ForwardProxy(second, { upstream: { endpoint: async () => secondUp } });
+  const r = await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/hello')])));
+  assert.equal(decodeString(r.message.payload), 'Hello from coapsec');
+  const hop = t.net.log.find((d) => d.to.address === PROXY2.address)!.message;
+  assert.equal(decodeString(getOption(hop, OptionNumber.ProxyUri)!), 'coap://10.0.0.1:5683/hello');
+  assert.equal(getUintOption(hop, OptionNumber.HopLimit), 15);
+});
+
+test('RFC 8768: a forwarding loop ends with 5.08 Hop Limit Reached', async () => {
+  const t = topology({ nextHop: `coap://${PROXY2.address}:${PROXY2.port}` });
+  const second = new CoapServer(t.net.endpoint(PROXY2, {}, 5));
+  const secondUp = t.net.endpoint({ address: PROXY2.address, port: 40002 }, {}, 6);
+  new ForwardProxy(second, { upstream: { endpoint: async () => secondUp }, nextHop: `coap://${PROXY.address}:${PROXY.port}`, name: 'proxy-2' });
+  const r = await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/hello'), { number: OptionNumber.HopLimit, value: encodeUint(6) }])));
+  assert.equal(r.message.code, ResponseCode.HopLimitReached);
+  const hops = t.net.log.filter((d) => d.message.code === Method.GET).length;
+  // RFC 8768 §3: each proxy decrements before forwarding and stops when that yields 0: the
+  // client's 6 becomes 5, 4, 3, 2, 1 on five forwarded legs, and the hop that receives 1 answers 5.08.
+  assert.equal(hops, 6, 'the client\'s request and five forwarded legs');
+});
+
+test('§5.7.1: an unknown safe-to-forward option is forwarded; an unknown unsafe one gets 5.02', async () => {
+  const t = topology();
+  const safe = await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/hello'), { number: 65000, value: Uint8Array.of(1) }])));
+  assert.equal(safe.message.code, ResponseCode.Content);
+  assert.ok(getOption(t.net.log.find((d) => d.to.address === ORIGIN.address)!.message, 65000), 'forwarded upstream');
+  const unsafe = await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/hello'), { number: 65002, value: Uint8Array.of(1) }])));
+  assert.equal(unsafe.message.code, ResponseCode.BadGateway);
+});
+
+test('5.05 for a scheme the proxy does not serve; 5.04 when the origin is silent; 5.02 when it resets', async () => {
+  const t = topology({ timeout: 1000 });
+  assert.equal((await t.net.until(t.send(msg(Method.GET, [proxyUri('mqtt://10.0.0.1/x')])))).message.code, ResponseCode.ProxyingNotSupported);
+  assert.equal((await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.99:5683/x')])))).message.code, ResponseCode.GatewayTimeout);
+  t.net.endpoint({ address: '10.0.0.98', port: 5683 }); // an endpoint with no server: it resets requests
+  assert.equal((await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.98:5683/x')])))).message.code, ResponseCode.BadGateway);
+});
+
+test('two clients using the same token are never confused', async () => {
+  const t = topology();
+  const other = t.net.endpoint({ address: '10.0.0.5', port: 40000 }, {}, 2); // same seed: same tokens
+  const a = securedSender(t.client, PROXY, PLAIN)(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/hello')]));
+  const b = securedSender(other, PROXY, PLAIN)(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/alarm')]));
+  const [ra, rb] = await t.net.until(Promise.all([a, b]));
+  const tokens = t.net.log.filter((d) => d.to.address === PROXY.address).map((d) => Buffer.from(d.message.token).toString('hex'));
+  assert.equal(tokens[0], tokens[1], 'both clients chose the same token');
+  assert.equal(decodeString(ra.message.payload), 'Hello from coapsec');
+  assert.match(decodeString(rb.message.payload), /"alarm"/);
+});
+
+test('PR4.1/PR4.2: one upstream observation serves every client; each has its own sequence; it ends with the last client', async () => {
+  const t = topology();
+  const clients = [t.client, t.net.endpoint({ address: '10.0.0.5', port: 40000 }, {}, 7), t.net.endpoint({ address: '10.0.0.6', port: 40000 }, {}, 8)];
+  const observations = clients.map((c) => new Observation(c, PROXY, msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/temp')]), { maxBodySize: 1 << 20, maxRestarts: 0 }, { reregisterDelay: () => 1e9 }));
+  for (const o of observations) assert.equal((await t.net.until(o.next())).value!.text(), '20');
+  assert.equal(t.origin.observations.count('/temp'), 1, 'the origin sees one observer: the proxy');
+  assert.equal(t.proxy.activeUpstreamObservations, 1);
+  t.setTemperature(21);
+  for (const o of observations) assert.equal((await t.net.until(o.next())).value!.text(), '21');
+  const sequences = t.net.log.filter((d) => d.from.address === PROXY.address && d.to.address !== ORIGIN.address && getOption(d.message, OptionNumber.Observe) !== undefined);
+  assert.ok(sequences.length >= 6);
+  for (const o of observations) await t.net.until(o.return());
+  await t.net.run(10);
+  assert.equal(t.proxy.activeUpstreamObservations, 0, 'the last client left');
+  assert.equal(t.origin.observations.count('/temp'), 0, 'the proxy cancelled upstream');
+});
+
+test('OSCORE end to end through the proxy: the proxy never sees class E options or the payload; tampering is detected', async () => {
+  const secret = { masterSecret: Buffer.from('0102030405060708090a0b0c0d0e0f10', 'hex') };
+  const originSecurity = new OscoreServerSecurity([new OscoreSecurityContext({ ...secret, senderId: Buffer.from([1]), recipientIds: [EMPTY_BYTES] }, new VolatileSequence())]);
+  const t = topology({ originSecurity });
+  const oscore = new OscoreClientSecurity(new OscoreSecurityContext({ ...secret, senderId: EMPTY_BYTES, recipientIds: [Buffer.from([1])] }, new VolatileSequence()));
+  const request = () => msg(Method.PUT, [proxyUri('coap://10.0.0.1:5683/valve'), { number: OptionNumber.ContentFormat, value: encodeUint(0) }], encodeString('7'));
+  const ok = await t.net.until(t.send(request(), oscore));
+  assert.equal(ok.message.code, ResponseCode.Changed);
+  for (const d of t.net.log.filter((x) => x.to.address === PROXY.address || x.from.address === PROXY.address)) {
+    assert.equal(getOption(d.message, OptionNumber.UriPath), undefined, 'Uri-Path is inside the OSCORE ciphertext');
+    assert.equal(getOption(d.message, OptionNumber.ContentFormat), undefined);
+    assert.ok(!Buffer.from(d.message.payload).includes(Buffer.from('7')) || d.message.payload.length > 1, 'the payload is ciphertext');
+  }
+  const toOrigin = t.net.log.find((d) => d.to.address === ORIGIN.address)!.message;
+  assert.ok(getOption(toOrigin, OptionNumber.Oscore));
+  // A malicious proxy flips a ciphertext bit on the way to the origin: 4.00 Decryption failed.
+  t.net.mutate = (d, data) => (d.to.address === ORIGIN.address ? flipLastByte(data) : undefined);
+  await assert.rejects(t.net.until(t.send(request(), oscore)), /unprotected 4\.00 Bad Request: Decryption failed/);
+  // ... or in the response on the way back: the client's verification fails.
+  t.net.mutate = (d, data) => (d.from.address === ORIGIN.address && d.message.payload.length > 0 ? flipLastByte(data) : undefined);
+  await assert.rejects(t.net.until(t.send(request(), oscore)), /OSCORE verification failed/);
+});
+
+test('reverse proxy: /dev1/... maps to the device behind it', async () => {
+  const t = topology();
+  addReverseProxy(t.proxyServer, { prefix: '/dev1', target: 'coap://10.0.0.1:5683/' }, { endpoint: async () => t.upstreamEndpoint });
+  const r = await t.net.until(t.send(msg(Method.GET, [str(OptionNumber.UriPath, 'dev1'), str(OptionNumber.UriPath, 'hello')])));
+  assert.equal(decodeString(r.message.payload), 'Hello from coapsec');
+  const put = await t.net.until(t.send(msg(Method.PUT, [str(OptionNumber.UriPath, 'dev1'), str(OptionNumber.UriPath, 'valve')], encodeString('3'))));
+  assert.equal(put.message.code, ResponseCode.Changed);
+  const upstream = t.net.log.filter((d) => d.to.address === ORIGIN.address).map((d) => getStringOptionsOf(d.message, OptionNumber.UriPath));
+  assert.deepEqual(upstream, [['hello'], ['valve']]);
+});
+
+function getStringOptionsOf(m: CoapMessage, n: number): string[] {
+  return m.options.filter((o) => o.number === n).map((o) => decodeString(o.value));
+}
+
+function flipLastByte(data: Buffer): Buffer {
+  const copy = Buffer.from(data);
+  copy[copy.length - 1]! ^= 0x01;
+  return copy;
+}
+
