@@ -7,13 +7,32 @@
 import dgram from 'node:dgram';
 import { createRequire } from 'node:module';
 import { CoapClient } from '../src/client/client.js';
-import { BENCH_NSTART, PAYLOAD, RAW_REQUEST_SIZE, Recorder, percentile, sizeSocketBuffers, type ClientJob, type ClientResult } from './common.js';
+import { OscoreClientSecurity } from '../src/client/oscore.js';
+import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
+import {
+  BENCH_NSTART,
+  DTLS_PSK,
+  OSCORE_MASTER_SALT,
+  OSCORE_MASTER_SECRET,
+  PAYLOAD,
+  RAW_REQUEST_SIZE,
+  Recorder,
+  benchRpk,
+  percentile,
+  sizeSocketBuffers,
+  type ClientJob,
+  type ClientResult,
+  type Variant,
+} from './common.js';
 
 type NodeCoap = typeof import('coap');
 
 const HOST = '127.0.0.1';
 const RAMP_BATCH = 16;
 const RAMP_INTERVAL_MS = 2;
+
+/** The first failure's description (coapsec), reported to the parent. */
+let firstError: string | undefined;
 
 interface Driver {
   /** Starts one request; calls done(ok) exactly once when it completes or fails. */
@@ -22,18 +41,40 @@ interface Driver {
   close(): Promise<void>;
 }
 
-async function coapsecDriver(port: number, socketBuffer: number): Promise<Driver> {
+async function coapsecDriver(port: number, socketBuffer: number, variant: Variant, sequenceStart: number): Promise<Driver> {
+  const buffers = socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {};
+  // OSCORE: one security context and one sequence for the whole process, returned for every URI.
+  const oscore =
+    variant === 'oscore'
+      ? new OscoreClientSecurity(
+          new OscoreSecurityContext(
+            { masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: Buffer.alloc(0), recipientIds: [Buffer.from('01', 'hex')] },
+            new VolatileSequence(sequenceStart),
+          ),
+        )
+      : undefined;
   const client = new CoapClient({
     parameters: { nstart: BENCH_NSTART },
-    ...(socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {}),
+    ...buffers,
+    ...(oscore ? { security: () => oscore } : {}),
+    ...(variant === 'dtls' ? { dtls: { psk: DTLS_PSK, ...buffers } } : {}),
+    ...(variant === 'dtls-rpk' ? { dtls: { rpk: benchRpk('client'), ...buffers } } : {}),
   });
-  const uri = `coap://${HOST}:${port}/bench`;
-  const endpoint = await client.endpoint(4);
+  const scheme = variant === 'dtls' || variant === 'dtls-rpk' ? 'coaps' : 'coap';
+  const uri = `${scheme}://${HOST}:${port}/bench`;
+  const endpoint = await client.endpoint(4, scheme);
   return {
     send(done) {
       client.get(uri).then(
-        (r) => done(r.code === 69 && r.payload.length === PAYLOAD.length),
-        () => done(false),
+        (r) => {
+          const ok = r.code === 69 && r.payload.length === PAYLOAD.length;
+          if (!ok) firstError ??= `response ${r.code >> 5}.${String(r.code & 31).padStart(2, '0')} ${Buffer.from(r.payload).toString('utf8', 0, 80)}`;
+          done(ok);
+        },
+        (e: unknown) => {
+          firstError ??= String((e as Error)?.message ?? e);
+          done(false);
+        },
       );
     },
     retransmissions: () => endpoint.stats().retransmissions,
@@ -137,7 +178,7 @@ async function run(job: ClientJob): Promise<ClientResult> {
     job.impl === 'raw'
       ? await rawDriver(job.port, job.concurrency, job.socketBuffer)
       : job.impl === 'coapsec'
-        ? await coapsecDriver(job.port, job.socketBuffer)
+        ? await coapsecDriver(job.port, job.socketBuffer, job.variant ?? 'plain', job.sequenceStart ?? 0)
         : await nodeCoapDriver(job.port, job.socketBuffer);
   const recorder = new Recorder();
   const cpu0 = process.cpuUsage();
@@ -212,6 +253,7 @@ async function run(job: ClientJob): Promise<ClientResult> {
     totalCompleted,
     clientCpuMicros: cpu.user + cpu.system,
     clientSystemMicros: cpu.system,
+    ...(firstError !== undefined ? { firstError } : {}),
   };
 }
 

@@ -1,3 +1,4 @@
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 /**
  * Shared by the benchmark's orchestrator (run.ts), server children (server.ts) and client
  * children (client.ts): the implementations, the payload, the messages exchanged over IPC.
@@ -42,6 +43,55 @@ export interface ClientJob {
   drainMs: number;
   /** SO_RCVBUF/SO_SNDBUF for the client socket in bytes; 0 keeps the OS default. */
   socketBuffer: number;
+  /** coapsec only: plain CoAP (default), OSCORE-protected CoAP, or CoAP over DTLS-PSK (coaps://). */
+  variant?: Variant;
+  /**
+   * OSCORE: the first Sender Sequence Number of this client process. The server's context outlives
+   * the client processes, so each client must start above every number an earlier one used, or
+   * the server's replay window rejects its requests (4.01).
+   */
+  sequenceStart?: number;
+}
+
+/**
+ * How a coapsec client/server pair talks (bench/oscore.ts and bench/dtls.ts): plain CoAP over UDP,
+ * OSCORE (RFC 8613, AES-CCM-16-64-128) over UDP, or CoAP over DTLS 1.2 with TLS_PSK_WITH_AES_128_CCM_8
+ * ('dtls') or TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 with raw public keys ('dtls-rpk', server-only authentication).
+ */
+export const VARIANTS = ['plain', 'oscore', 'dtls', 'dtls-rpk'] as const;
+export type Variant = (typeof VARIANTS)[number];
+export const isVariant = (s: string): s is Variant => (VARIANTS as readonly string[]).includes(s);
+
+/** Benchmark-only OSCORE keying material (RFC 8613 Appendix C.1.1's test vector secret and salt). */
+export const OSCORE_MASTER_SECRET = Buffer.from('0102030405060708090a0b0c0d0e0f10', 'hex');
+export const OSCORE_MASTER_SALT = Buffer.from('9e7ca92223786340', 'hex');
+/** Replay window on the server: with 256 requests in flight, Partial IVs arrive reordered by more than 32. */
+export const OSCORE_REPLAY_WINDOW = 1024;
+
+/** Benchmark-only DTLS pre-shared key. */
+export const DTLS_PSK = { identity: 'bench', key: Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex') };
+export const TLS_PSK_WITH_AES_128_CCM_8 = 0xc0a8;
+export const TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 = 0xc0ae;
+
+/** Benchmark-only P-256 keys (generated with openssl for this file; they protect nothing). */
+export const BENCH_SERVER_KEY_PEM = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgsuHqhxoZDQvmGPH9
+slP2cPhHx81ovz+x4pZ7nI9xGTWhRANCAAScwqRuyz+kiSa90Hl3NKDipYWxAJQ8
+Pqppc0egrCs5TKdC3+jJMTmepOmO2AuMP7dM/K8pd6DQcpQnxj1gy8rZ
+-----END PRIVATE KEY-----
+`;
+export const BENCH_CLIENT_KEY_PEM = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgUc9mKzkF0eifvK5i
+RfLFcfnqg492zo98lGdfdVtMwwKhRANCAATwxhUAM1rpFaxSbOpidi2ua3+0M8Xi
+wrxx6RUyJ11h/TiE+nF2yLHzlJmfqDpfq2D7MrbFbKO74/NwBaLvtAnR
+-----END PRIVATE KEY-----
+`;
+/** RPK credentials: the server authenticates with its key; the client trusts it and is not asked for one. */
+export function benchRpk(side: 'client' | 'server'): { privateKey: KeyObject; trustedPeerKeys: KeyObject[] } {
+  const server = createPrivateKey(BENCH_SERVER_KEY_PEM);
+  return side === 'server'
+    ? { privateKey: server, trustedPeerKeys: [] }
+    : { privateKey: createPrivateKey(BENCH_CLIENT_KEY_PEM), trustedPeerKeys: [createPublicKey(server)] };
 }
 
 /** Sets both socket buffer sizes when `bytes` > 0 (capped by the OS, e.g. net.core.rmem_max). */
@@ -77,6 +127,8 @@ export interface ClientResult {
   clientSystemMicros: number;
   /** Filled in by the orchestrator: server process CPU time over the client's run (Linux /proc), µs. */
   serverCpuMicros?: number;
+  /** The first failure's description (coapsec only), when there were errors. */
+  firstError?: string;
   /** Filled in by the orchestrator: UDP receive-buffer drops on the host during the run (Linux). */
   rcvbufDrops?: number;
 }

@@ -6,7 +6,25 @@
 import dgram from 'node:dgram';
 import { createRequire } from 'node:module';
 import { CoapServer } from '../src/server/server.js';
-import { BENCH_NSTART, PAYLOAD, isImpl, sizeSocketBuffers, type Impl, type ServerReady } from './common.js';
+import { OscoreServerSecurity } from '../src/server/oscore.js';
+import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
+import {
+  BENCH_NSTART,
+  DTLS_PSK,
+  OSCORE_MASTER_SALT,
+  OSCORE_MASTER_SECRET,
+  OSCORE_REPLAY_WINDOW,
+  PAYLOAD,
+  TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
+  TLS_PSK_WITH_AES_128_CCM_8,
+  benchRpk,
+  isImpl,
+  isVariant,
+  sizeSocketBuffers,
+  type Impl,
+  type ServerReady,
+  type Variant,
+} from './common.js';
 
 type NodeCoap = typeof import('coap');
 
@@ -33,14 +51,36 @@ async function startRaw(port: number, socketBuffer: number): Promise<() => Promi
   return () => new Promise<void>((resolve) => socket.close(() => resolve()));
 }
 
-async function startCoapsec(port: number, socketBuffer: number): Promise<() => Promise<void>> {
+async function startCoapsec(port: number, socketBuffer: number, variant: Variant): Promise<() => Promise<void>> {
+  const buffers = socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {};
   const server = await CoapServer.listen({
     host: HOST,
     port,
     parameters: { nstart: BENCH_NSTART },
-    ...(socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {}),
+    ...buffers,
+    ...(variant === 'oscore'
+      ? {
+          security: new OscoreServerSecurity([
+            new OscoreSecurityContext(
+              {
+                masterSecret: OSCORE_MASTER_SECRET,
+                masterSalt: OSCORE_MASTER_SALT,
+                senderId: Buffer.from('01', 'hex'),
+                recipientIds: [Buffer.alloc(0)],
+                replayWindow: OSCORE_REPLAY_WINDOW,
+              },
+              new VolatileSequence(),
+            ),
+          ]),
+        }
+      : {}),
+    // The DTLS transport sizes its socket from these too (transport/dtls.ts).
+    ...(variant === 'dtls' ? { dtls: { psk: DTLS_PSK, cipherSuites: [TLS_PSK_WITH_AES_128_CCM_8], maxSessions: 4096, maxHandshakes: 256, ...buffers } } : {}),
+    ...(variant === 'dtls-rpk'
+      ? { dtls: { rpk: benchRpk('server'), cipherSuites: [TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8], maxSessions: 4096, maxHandshakes: 256, ...buffers } }
+      : {}),
   });
-  server.resource('/bench', { GET: () => ({ code: 69 /* 2.05 Content */, payload: PAYLOAD }) });
+  server.resource('/bench', { GET: () => ({ code: 69 /* 2.05 Content */, payload: PAYLOAD }) }, variant === 'oscore' ? { requireOscore: true } : {});
   return () => server.close();
 }
 
@@ -65,15 +105,15 @@ async function startNodeCoap(port: number, socketBuffer: number): Promise<() => 
 }
 
 async function main(): Promise<void> {
-  const [implArg, portArg, bufferArg] = process.argv.slice(2);
+  const [implArg, portArg, bufferArg, variantArg = 'plain'] = process.argv.slice(2);
   const port = Number(portArg);
   const socketBuffer = Number(bufferArg ?? 0);
-  if (!implArg || !isImpl(implArg) || !Number.isInteger(port) || port <= 0 || port > 0xffff || !(socketBuffer >= 0)) {
-    throw new Error('usage: server.js <raw|coapsec|node-coap> <port> [socket buffer bytes, 0 = OS default]');
+  if (!implArg || !isImpl(implArg) || !Number.isInteger(port) || port <= 0 || port > 0xffff || !(socketBuffer >= 0) || !isVariant(variantArg)) {
+    throw new Error('usage: server.js <raw|coapsec|node-coap> <port> [socket buffer bytes, 0 = OS default] [plain|oscore|dtls|dtls-rpk (coapsec)]');
   }
   const impl: Impl = implArg;
   const stop =
-    impl === 'raw' ? await startRaw(port, socketBuffer) : impl === 'coapsec' ? await startCoapsec(port, socketBuffer) : await startNodeCoap(port, socketBuffer);
+    impl === 'raw' ? await startRaw(port, socketBuffer) : impl === 'coapsec' ? await startCoapsec(port, socketBuffer, variantArg) : await startNodeCoap(port, socketBuffer);
   const shutdown = (): void => {
     // Bounded: whatever close() does, the process is gone within a second.
     setTimeout(() => process.exit(0), 1000).unref();

@@ -117,12 +117,55 @@ const bstr = (b: Uint8Array): Uint8Array => Uint8Array.from(b);
  * Returned is the encoded aad_array (the bytes the bstr wraps).
  */
 export function externalAad(aead: number, requestKid: Uint8Array, requestPiv: Uint8Array, classIOptions: Uint8Array = EMPTY_BYTES): Uint8Array {
-  return encode([1, [aead], bstr(requestKid), bstr(requestPiv), bstr(classIOptions)]);
+  // Every message builds this; a general CBOR encoder costs more than the AEAD itself here.
+  // The structure is fixed, so it is written directly in deterministic CBOR (RFC 8949 §4.2);
+  // anything outside the small cases goes through cbor2 (test/oscore-aad.test.ts compares both).
+  if (aead < 0 || aead > 255 || requestKid.length > 0xffff || requestPiv.length > 0xffff || classIOptions.length > 0xffff) {
+    return encode([1, [aead], bstr(requestKid), bstr(requestPiv), bstr(classIOptions)]);
+  }
+  const out = new Uint8Array(3 + (aead < 24 ? 1 : 2) + bstrSize(requestKid) + bstrSize(requestPiv) + bstrSize(classIOptions));
+  out[0] = 0x85; // array(5)
+  out[1] = 0x01; // oscore_version 1
+  out[2] = 0x81; // array(1)
+  let pos = 3;
+  if (aead < 24) out[pos++] = aead;
+  else {
+    out[pos++] = 0x18;
+    out[pos++] = aead;
+  }
+  pos = writeBstr(out, pos, requestKid);
+  pos = writeBstr(out, pos, requestPiv);
+  writeBstr(out, pos, classIOptions);
+  return out;
 }
+
+const ENCRYPT0 = Uint8Array.of(0x83, 0x68, 0x45, 0x6e, 0x63, 0x72, 0x79, 0x70, 0x74, 0x30, 0x40); // ["Encrypt0", h'', ...
 
 /** §5.4 / RFC 8152 §5.3: AAD = Enc_structure = [ "Encrypt0", h'', external_aad ]. */
 export function additionalData(aead: number, requestKid: Uint8Array, requestPiv: Uint8Array): Uint8Array {
-  return encode(['Encrypt0', new Uint8Array(0), externalAad(aead, requestKid, requestPiv)]);
+  const aad = externalAad(aead, requestKid, requestPiv);
+  if (aad.length > 0xffff) return encode(['Encrypt0', new Uint8Array(0), aad]);
+  const out = new Uint8Array(ENCRYPT0.length + bstrSize(aad));
+  out.set(ENCRYPT0, 0);
+  writeBstr(out, ENCRYPT0.length, aad);
+  return out;
+}
+
+/** Bytes of a CBOR byte string (major type 2) of up to 65535 bytes. */
+const bstrSize = (b: Uint8Array): number => b.length + (b.length < 24 ? 1 : b.length < 256 ? 2 : 3);
+
+function writeBstr(out: Uint8Array, pos: number, b: Uint8Array): number {
+  if (b.length < 24) out[pos++] = 0x40 | b.length;
+  else if (b.length < 256) {
+    out[pos++] = 0x58;
+    out[pos++] = b.length;
+  } else {
+    out[pos++] = 0x59;
+    out[pos++] = b.length >> 8;
+    out[pos++] = b.length & 0xff;
+  }
+  out.set(b, pos);
+  return pos + b.length;
 }
 
 /** §5.3: Code || Class E options (deltas among themselves) || 0xFF || payload, when there is one. */

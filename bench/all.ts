@@ -1,0 +1,37 @@
+/**
+ * Runs every benchmark, one after another, each in its own process: the CON GET benchmark
+ * (run.js), block-wise (blockwise.js), OSCORE (oscore.js) and DTLS (dtls.js). `npm run bench`
+ * runs this file. Arguments (--quick, --rounds N) are passed to each; --only run,oscore picks some.
+ * Full run about 6 minutes; --quick about 1 minute.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ALL = ['run', 'blockwise', 'oscore', 'dtls'] as const;
+const args = process.argv.slice(2);
+let only: string[] = [...ALL];
+const i = args.indexOf('--only');
+if (i >= 0) {
+  only = (args[i + 1] ?? '').split(',').filter(Boolean);
+  args.splice(i, 2);
+  for (const name of only) if (!(ALL as readonly string[]).includes(name)) throw new Error(`--only: unknown benchmark ${name} (${ALL.join(', ')})`);
+}
+let child: ChildProcess | undefined;
+const stop = (): void => {
+  if (child && child.exitCode === null) child.kill('SIGTERM'); // each benchmark kills its own children on SIGTERM
+  process.exit(130);
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+
+let failed = 0;
+for (const name of only) {
+  const script = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
+  console.log(`\n## ${name}: node dist/bench/${name}.js ${args.join(' ')}\n`);
+  const code = await new Promise<number>((resolve) => {
+    child = spawn(process.execPath, [...process.execArgv, script, ...args], { stdio: 'inherit' });
+    child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+  });
+  if (code !== 0) failed++;
+}
+process.exitCode = failed ? 1 : 0;

@@ -1,0 +1,181 @@
+/**
+ * OSCORE benchmark (issue 4).
+ *
+ * 1. GET req/s, OSCORE-protected against plain CoAP, coapsec ↔ coapsec in separate processes
+ *    (bench/server.js and bench/client.js with variant 'oscore' / 'plain'), sequentially and at
+ *    256 in flight, interleaved rounds, medians. Targets: OSCORE ≥ 0.95× plain sequentially and
+ *    ≥ 0.8× at 256 in flight.
+ * 2. In-process micro-benchmarks: protectRequest+unprotectRequest and protectResponse+
+ *    unprotectResponse (src/oscore/protect.ts) against a bare AES-CCM-16-64-128 seal+open with
+ *    Node's crypto on the same plaintext size; and deriveContext.
+ *
+ *   node dist/bench/oscore.js [--quick] [--rounds N] [--duration MS] [--concurrency 1,256]
+ */
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { MessageType, type CoapMessage } from '../src/coap/message.js';
+import { OptionNumber } from '../src/coap/options.js';
+import { deriveContext } from '../src/oscore/context.js';
+import { encodePlaintext, protectRequest, protectResponse, unprotectRequest, unprotectResponse } from '../src/oscore/protect.js';
+import { OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, OSCORE_REPLAY_WINDOW, PAYLOAD, median } from './common.js';
+import {
+  environment,
+  fmt,
+  getTable,
+  met,
+  opsPerSecond,
+  parseCommonArgs,
+  ratio,
+  runGetRounds,
+  runMain,
+  startGetServers,
+  summarizeGet,
+  table,
+  type GetContender,
+} from './harness.js';
+
+const USAGE = `usage: node dist/bench/oscore.js [--quick] [--rounds N] [--duration MS] [--warmup MS]
+       [--concurrency 1,256] [--micro-ms MS] [--port-base P (default 47330)] [--socket-buffer BYTES]`;
+
+const TARGETS: Record<number, number> = { 1: 0.95, 256: 0.8 };
+
+// --- micro-benchmarks ------------------------------------------------------------------------
+
+const client = deriveContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: Buffer.alloc(0), recipientId: Buffer.from('01', 'hex') });
+const server = deriveContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: Buffer.from('01', 'hex'), recipientId: Buffer.alloc(0) });
+
+/** The benchmark's request (GET /bench, 8-byte token) and response (2.05, 20-byte payload). */
+const REQUEST: CoapMessage = {
+  type: MessageType.CON,
+  code: 1,
+  messageId: 0x1234,
+  token: Buffer.from('0102030405060708', 'hex'),
+  options: [{ number: OptionNumber.UriPath, value: Buffer.from('bench') }],
+  payload: new Uint8Array(0),
+};
+const RESPONSE: CoapMessage = { type: MessageType.ACK, code: 69, messageId: 0x1234, token: REQUEST.token, options: [], payload: PAYLOAD };
+
+/** A bare AES-CCM-16-64-128 seal then open (13-byte nonce, 8-byte tag), as protect/unprotect would at best. */
+function rawSealOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): void {
+  const c = createCipheriv('aes-128-ccm', key, nonce, { authTagLength: 8 });
+  c.setAAD(aad, { plaintextLength: plaintext.length });
+  const body = c.update(plaintext);
+  c.final();
+  const tag = c.getAuthTag();
+  const d = createDecipheriv('aes-128-ccm', key, nonce, { authTagLength: 8 });
+  d.setAuthTag(tag);
+  d.setAAD(aad, { plaintextLength: body.length });
+  d.update(body);
+  d.final();
+}
+
+interface MicroResult {
+  name: string;
+  ops: number[];
+  cpu: number[];
+}
+
+function micro(ms: number, rounds: number): MicroResult[] {
+  let seq = 0;
+  const findRecipient = (): typeof server.recipient => server.recipient;
+  const requestRoundTrip = (): void => {
+    const { message } = protectRequest(REQUEST, client.sender, seq++ & 0xffffff);
+    const r = unprotectRequest(message, findRecipient);
+    if (!r.ok) throw new Error(r.reason);
+  };
+  const binding = protectRequest(REQUEST, client.sender, 1).binding;
+  const responseRoundTrip = (): void => {
+    const protectedResponse = protectResponse(RESPONSE, server.sender, binding);
+    const r = unprotectResponse(protectedResponse, client.recipient, binding);
+    if (!r.ok) throw new Error(r.reason);
+  };
+  const requestPlaintext = encodePlaintext(REQUEST.code, REQUEST.options, REQUEST.payload);
+  const responsePlaintext = encodePlaintext(RESPONSE.code, RESPONSE.options, RESPONSE.payload);
+  const key = Buffer.from(client.sender.senderKey);
+  const nonce = Buffer.alloc(13, 7);
+  const aad = Buffer.alloc(11, 3); // the encoded Enc_structure for an empty kid and a 1-byte Partial IV is 11-13 bytes
+  const cases: Array<[string, () => void]> = [
+    [`protectRequest+unprotectRequest (${requestPlaintext.length}-byte plaintext)`, requestRoundTrip],
+    [`raw AES-CCM seal+open, ${requestPlaintext.length} bytes`, () => rawSealOpen(key, nonce, aad, requestPlaintext)],
+    [`protectResponse+unprotectResponse (${responsePlaintext.length}-byte plaintext)`, responseRoundTrip],
+    [`raw AES-CCM seal+open, ${responsePlaintext.length} bytes`, () => rawSealOpen(key, nonce, aad, responsePlaintext)],
+    ['deriveContext (HKDF ×3)', () => deriveContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: Buffer.alloc(0), recipientId: Buffer.from('01', 'hex') })],
+  ];
+  const out: MicroResult[] = cases.map(([name]) => ({ name, ops: [], cpu: [] }));
+  for (let round = 0; round < rounds; round++) {
+    // Rotate the order of the cases from round to round, as for the socket benchmarks.
+    for (let k = 0; k < cases.length; k++) {
+      const i = (k + round) % cases.length;
+      const r = opsPerSecond(cases[i]![1], ms);
+      out[i]!.ops.push(r.ops);
+      out[i]!.cpu.push(r.cpuMicros);
+    }
+  }
+  return out;
+}
+
+// --- main ------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  let concurrencies = [1, 256];
+  let microMs = 1000;
+  const s = parseCommonArgs(
+    process.argv.slice(2),
+    { quick: false, rounds: 5, warmupMs: 500, durationMs: 2500, portBase: 47_330, socketBuffer: 1 << 20 },
+    { rounds: 2, warmupMs: 300, durationMs: 800 },
+    USAGE,
+    (arg, value) => {
+      if (arg === '--concurrency') concurrencies = value().split(',').map(Number);
+      else if (arg === '--micro-ms') microMs = Number(value());
+      else return false;
+      return true;
+    },
+  );
+  if (s.quick) microMs = Math.min(microMs, 300);
+  const started = performance.now();
+  const describe = [
+    environment(),
+    `OSCORE GET (AES-CCM-16-64-128, HKDF-SHA-256, 1-byte/empty IDs, server replay window ${OSCORE_REPLAY_WINDOW}) vs plain CoAP GET; coapsec ↔ coapsec, loopback, ports ${s.portBase}/${s.portBase + 1}, NSTART 256 on both sides`,
+    `${s.rounds} rounds × in-flight {${concurrencies.join(', ')}} × {plain, oscore}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured; micro-benchmarks ${s.rounds} rounds × ${microMs} ms`,
+  ];
+  for (const line of describe) console.error(line);
+
+  const contenders: GetContender[] = [
+    { label: 'plain', impl: 'coapsec', variant: 'plain', port: s.portBase },
+    { label: 'oscore', impl: 'coapsec', variant: 'oscore', port: s.portBase + 1 },
+  ];
+  const servers = await startGetServers(contenders, s.socketBuffer);
+  const results = await runGetRounds(contenders, servers, s, concurrencies);
+
+  console.error('micro-benchmarks (in process)…');
+  const microResults = micro(microMs, s.rounds);
+
+  console.log('');
+  for (const line of describe) console.log(line);
+  console.log(`total time ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  console.log(getTable(results, ['plain', 'oscore'], concurrencies));
+  console.log('');
+  const ratios: string[][] = [['in flight', 'target', 'oscore/plain req/s', 'met?', 'oscore/plain by CPU (client+server)']];
+  for (const c of concurrencies) {
+    const p = summarizeGet(results, 'plain', c);
+    const o = summarizeGet(results, 'oscore', c);
+    const r = (o?.rps ?? NaN) / (p?.rps ?? NaN);
+    const target = TARGETS[c];
+    ratios.push([
+      String(c),
+      target === undefined ? '-' : `≥ ${target.toFixed(2)}×`,
+      ratio(o?.rps ?? NaN, p?.rps ?? NaN),
+      target === undefined ? '-' : met(r, target),
+      ratio((p?.clientCpu ?? NaN) + (p?.serverCpu ?? NaN), (o?.clientCpu ?? NaN) + (o?.serverCpu ?? NaN)),
+    ]);
+  }
+  console.log(table(ratios));
+  console.log('');
+  const rows: string[][] = [['operation (in process)', 'ops/s (median)', 'ops/s (min–max)', 'CPU µs/op', 'vs raw AES-CCM']];
+  microResults.forEach((m, i) => {
+    const raw = i === 0 || i === 2 ? microResults[i + 1] : undefined;
+    rows.push([m.name, fmt(median(m.ops)), `${fmt(Math.min(...m.ops))}–${fmt(Math.max(...m.ops))}`, fmt(median(m.cpu), 2), raw ? ratio(median(m.ops), median(raw.ops)) : '-']);
+  });
+  console.log(table(rows));
+}
+
+runMain(main);
