@@ -158,6 +158,23 @@ function spawnDaemon(command: string, args: readonly string[], port: number): Da
   };
 }
 
+/** Starts `coapsec proxy` on a free loopback port and waits for its "proxy on" line. */
+export async function startCoapsecProxy(extraArgs: readonly string[]): Promise<Daemon> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const daemon = spawnDaemon(process.execPath, [COAPSEC, 'proxy', '--bind', `${HOST}:${port}`, ...extraArgs], port);
+    try {
+      await daemon.waitForOutput(/coapsec proxy on coap:\/\/\S+/);
+      return daemon;
+    } catch (error) {
+      lastError = error;
+      await stop(daemon.child);
+    }
+  }
+  throw lastError;
+}
+
 /**
  * Starts `coapsec serve` on a free loopback port and waits for its "serving on" line;
  * tries another port if the chosen one was taken meanwhile.

@@ -11,6 +11,7 @@ import { addDemoResources } from '../src/demo/resources.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { addReverseProxy } from '../src/proxy/reverse-proxy.js';
+import { ResponseCache } from '../src/proxy/cache.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
 import { FakeNetwork } from './support/network.js';
@@ -20,7 +21,7 @@ const PROXY = { address: '10.0.0.3', port: 5683 };
 const PROXY2 = { address: '10.0.0.4', port: 5683 };
 const CLIENT = { address: '10.0.0.2', port: 40000 };
 
-function topology(options: { nextHop?: string; timeout?: number; originSecurity?: OscoreServerSecurity } = {}) {
+function topology(options: { nextHop?: string; timeout?: number; originSecurity?: OscoreServerSecurity; cache?: boolean } = {}) {
   const net = new FakeNetwork();
   const origin = new CoapServer(net.endpoint(ORIGIN, {}, 1), options.originSecurity ? { security: options.originSecurity } : {});
   addDemoResources(origin, { tick: false });
@@ -34,6 +35,7 @@ function topology(options: { nextHop?: string; timeout?: number; originSecurity?
     upstream: { endpoint: async () => upstreamEndpoint },
     ...(options.nextHop ? { nextHop: options.nextHop } : {}),
     ...(options.timeout ? { upstreamTimeout: options.timeout } : {}),
+    ...(options.cache ? { cache: new ResponseCache({ maxBytes: 1 << 20, now: () => net.clock.now() }) } : {}),
   });
   const client = net.endpoint(CLIENT, { nstart: 64 }, 2);
   const send = (m: CoapMessage, security = PLAIN) => securedSender(client, PROXY, security)(m);
@@ -189,3 +191,59 @@ function flipLastByte(data: Buffer): Buffer {
   return copy;
 }
 
+
+test('cache: N clients, one origin request per freshness period; Max-Age counts down (PR2.1, PR2.4)', async () => {
+  const t = topology({ cache: true });
+  const clients = Array.from({ length: 5 }, (_, i) => t.net.endpoint({ address: `10.0.1.${i + 1}`, port: 40000 }, {}, 20 + i));
+  const get = (c: (typeof clients)[number]) => securedSender(c, PROXY, PLAIN)(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/counted')]));
+  for (let second = 0; second < 25; second++) {
+    const responses = await t.net.until(Promise.all(clients.map(get)));
+    for (const r of responses) assert.equal(r.message.code, ResponseCode.Content);
+    // A little over 3 s in the cache: 6.9… s of freshness left, rounded down.
+    if (second === 3) assert.equal(getUintOption(responses[0]!.message, OptionNumber.MaxAge), 6, 'Max-Age decremented by the time in cache');
+    await t.net.run(1000);
+  }
+  // Max-Age 10 over 25 s of requests: fetched at 0 s, ~10 s and ~20 s.
+  assert.equal(t.originRequests(), 3);
+  assert.equal(t.proxy.stats.coalesced, 3 * 4, 'the other four clients of each period waited for the one upstream request');
+  assert.equal(t.proxy.stats.cacheHits, 5 * 25 - 3 - 12);
+});
+
+test('cache: OSCORE-protected responses are never served from the cache to another client', async () => {
+  const secret = { masterSecret: Buffer.from('0102030405060708090a0b0c0d0e0f10', 'hex') };
+  const originSecurity = new OscoreServerSecurity([new OscoreSecurityContext({ ...secret, senderId: Buffer.from([1]), recipientIds: [EMPTY_BYTES] }, new VolatileSequence())]);
+  const t = topology({ cache: true, originSecurity });
+  const oscore = new OscoreClientSecurity(new OscoreSecurityContext({ ...secret, senderId: EMPTY_BYTES, recipientIds: [Buffer.from([1])] }, new VolatileSequence()));
+  for (let i = 0; i < 3; i++) {
+    const r = await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/counted')]), oscore));
+    assert.equal(decodeString(r.message.payload), `n=${i + 1}`, 'each protected request reaches the origin');
+  }
+  assert.equal(t.proxy.stats.cacheHits, 0);
+  // A plain client asking for the same URI is not given any protected response.
+  const plain = await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/counted')])));
+  assert.equal(getOption(plain.message, OptionNumber.Oscore), undefined);
+  assert.equal(decodeString(plain.message.payload), 'n=4');
+});
+
+test('cache: a stale entry is revalidated upstream with its ETag; 2.03 refreshes it (§5.6.2)', async () => {
+  const t = topology({ cache: true });
+  let version = 1;
+  let validations = 0;
+  t.origin.resource('/doc', {
+    GET: (req) => {
+      const etag = Uint8Array.of(version);
+      const asked = req.options.filter((o) => o.number === OptionNumber.ETag);
+      if (asked.some((o) => o.value[0] === version)) return (validations++, { code: ResponseCode.Valid, etag, maxAge: 5 });
+      return { code: ResponseCode.Content, etag, maxAge: 5, payload: `version ${version}` };
+    },
+  });
+  const get = () => t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/doc')]));
+  assert.equal(decodeString((await t.net.until(get())).message.payload), 'version 1');
+  await t.net.run(6000);
+  const revalidated = await t.net.until(get());
+  assert.equal(decodeString(revalidated.message.payload), 'version 1', 'the client gets the full stored response');
+  assert.equal(validations, 1);
+  version = 2;
+  await t.net.run(6000);
+  assert.equal(decodeString((await t.net.until(get())).message.payload), 'version 2');
+});

@@ -2,6 +2,7 @@
 import { demoCommand } from './demo-command.js';
 import { ExitCode, UsageError } from './errors.js';
 import { OBSERVE_USAGE, observeCommand } from './observe-command.js';
+import { PROXY_USAGE, proxyCommand } from './proxy-command.js';
 import { REQUEST_USAGE, requestCommand } from './request-command.js';
 import { SERVE_USAGE, serveCommand } from './serve-command.js';
 
@@ -14,6 +15,8 @@ ${REQUEST_USAGE}
 ${OBSERVE_USAGE}
 
 ${SERVE_USAGE}
+
+${PROXY_USAGE}
 
 usage: coapsec demo      run a server and a client on loopback and show their exchanges
 
@@ -29,6 +32,7 @@ export async function main(argv: string[]): Promise<number> {
     if (METHODS.has(command.toLowerCase())) return await requestCommand(command, rest);
     if (command === 'observe') return await observeCommand(rest);
     if (command === 'serve') return await serveCommand(rest);
+    if (command === 'proxy') return await proxyCommand(rest);
     if (command === 'demo') return await demoCommand(rest);
     throw new UsageError(`unknown command "${command}" (try coapsec --help)`);
   } catch (error) {

@@ -16,6 +16,7 @@ export const OBSERVE_USAGE = `usage: coapsec observe URI [options]     (RFC 7641
   -b, --block-size N      block size for notifications larger than one block
   --json                  one JSON object per notification
   -v, --verbose           code and options of each notification on stderr
+  --proxy URI             send the request through this forward proxy (coap://host:port)
 ${DTLS_USAGE}
 ${OSCORE_USAGE}`;
 
@@ -32,6 +33,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
+      proxy: { type: 'string' },
     },
     { min: 1, max: 1, names: 'URI' },
   );
@@ -52,7 +54,8 @@ export async function observeCommand(argv: string[]): Promise<number> {
 
   const dtls = clientDtlsCredentials(values);
   const oscore = clientOscore(values);
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
+  const proxy = values.proxy !== undefined ? checkUri(values.proxy) : undefined;
+  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}) });
   let stopTimer: NodeJS.Timeout | undefined;
   const onSignal = (): void => void observation?.cancel();
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;

@@ -22,6 +22,7 @@ export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ip
   -b, --block-size N      block size for block-wise transfers: 16, 32, ..., 1024
   --json                  print the response as one JSON object
   -v, --verbose           print code and options to stderr
+  --proxy URI             send the request through this forward proxy (coap://host:port)
 ${DTLS_USAGE}
 ${OSCORE_USAGE}`;
 
@@ -40,6 +41,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
       'block-size': { type: 'string', short: 'b' },
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
+      proxy: { type: 'string' },
     },
     { min: 1, max: 1, names: 'URI' },
   );
@@ -69,7 +71,8 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
 
   const dtls = clientDtlsCredentials(values);
   const oscore = clientOscore(values);
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
+  const proxy = values.proxy !== undefined ? checkUri(values.proxy) : undefined;
+  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}) });
   const progress = progressBar();
   try {
     const response = await client.request({

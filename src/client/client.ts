@@ -72,6 +72,8 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   blockSize?: number;
   /** Largest response body reassembled from blocks. Default 16 MiB. */
   maxBodySize?: number;
+  /** Send every request through this forward proxy ("coap://proxy:5683"). */
+  proxy?: string;
   /** UDP socket buffer sizes in bytes: raise them for hundreds of requests in flight. */
   receiveBufferSize?: number;
   sendBufferSize?: number;
@@ -86,8 +88,8 @@ export class CoapClient {
   private closed = false;
   /** Block1 operations in progress per target, to pick distinct Request-Tags (RFC 9175 §3.4). */
   private readonly block1InFlight = new Map<string, number>();
-  /** Parsed request URIs with IP-literal hosts: the peer and the Uri-* options (bounded). */
-  private readonly targets = new Map<string, { uri: CoapUri; peer: PeerAddress; options: CoapOption[] }>();
+  /** Parsed request URIs with IP-literal hosts: where to send and the addressing options (bounded). */
+  private readonly targets = new Map<string, Route>();
 
   constructor(private readonly options: ClientOptions = {}) {
     if (options.blockSize !== undefined) szxForSize(options.blockSize);
@@ -117,6 +119,39 @@ export class CoapClient {
   }
 
   /** The endpoint for a URI's scheme and peer; for coaps, the transport learns the host name to check. */
+  /**
+   * Where a request for `uriText` goes: straight to its host, or to the forward proxy with
+   * Proxy-Scheme, Uri-Host and Uri-Port naming the target (RFC 7252 §5.7.2, §6.4). The Proxy-Scheme
+   * form keeps Uri-Path and Uri-Query separate, so OSCORE can encrypt them (RFC 8613 §4.1.3.3).
+   */
+  private async route(uriText: string): Promise<Route> {
+    const cached = this.targets.get(uriText);
+    if (cached) return cached;
+    const uri = parseCoapUri(uriText);
+    let route: Route;
+    if (this.options.proxy === undefined) {
+      const peer = await resolvePeer(uri);
+      route = { uri, leg: uri, peer, options: uriToOptions(uri, peer.address, peer.port) };
+    } else {
+      const proxy = parseCoapUri(this.options.proxy);
+      const peer = await resolvePeer(proxy);
+      const options: CoapOption[] = [
+        { number: OptionNumber.UriHost, value: encodeString(uri.host.includes(':') ? `[${uri.host}]` : uri.host) },
+        ...(uri.explicitPort && uri.port !== (uri.scheme === 'coaps' ? 5684 : 5683) ? [{ number: OptionNumber.UriPort, value: encodeUint(uri.port) }] : []),
+        ...uri.path.map((segment) => ({ number: OptionNumber.UriPath, value: encodeString(segment) })),
+        ...uri.query.map((arg) => ({ number: OptionNumber.UriQuery, value: encodeString(arg) })),
+        { number: OptionNumber.ProxyScheme, value: encodeString(uri.scheme) },
+      ];
+      route = { uri, leg: proxy, peer, options: sortOptions(options) };
+    }
+    // IP literals only: a host name is looked up again for every request (its address may change).
+    if (isIP(uri.host) && (this.options.proxy === undefined || isIP(route.leg.host))) {
+      if (this.targets.size >= 256) this.targets.clear();
+      this.targets.set(uriText, route);
+    }
+    return route;
+  }
+
   private async endpointFor(uri: CoapUri, peer: PeerAddress): Promise<CoapEndpoint> {
     const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4, uri.scheme);
     if (endpoint.transport instanceof DtlsClientTransport) endpoint.transport.setServerName(peer, uri.host);
@@ -127,20 +162,10 @@ export class CoapClient {
     if (this.closed) throw new CoapRequestError('client is closed');
     const code = typeof request.method === 'number' ? request.method : methodFromName(request.method);
     if (code === undefined) throw new CoapRequestError(`unknown method ${String(request.method)}`);
-    let target = this.targets.get(request.uri);
-    if (!target) {
-      const uri = parseCoapUri(request.uri);
-      const peer = await resolvePeer(uri);
-      target = { uri, peer, options: uriToOptions(uri, peer.address, peer.port) };
-      // IP literals only: a host name is looked up again for every request (its address may change).
-      if (isIP(uri.host)) {
-        if (this.targets.size >= 256) this.targets.clear();
-        this.targets.set(request.uri, target);
-      }
-    }
+    const target = await this.route(request.uri);
     const { uri, peer } = target;
     const message = buildRequestMessage(code, uri, peer, request, target.options.slice());
-    const endpoint = await this.endpointFor(uri, peer);
+    const endpoint = await this.endpointFor(target.leg, peer);
     const requestOptions = {
       confirmable: request.confirmable !== false,
       ...(request.timeout !== undefined ? { responseTimeout: request.timeout, deadline: request.timeout } : {}),
@@ -175,11 +200,11 @@ export class CoapClient {
    */
   async observe(uri: string, request: ObserveRequest = {}): Promise<Observation> {
     if (this.closed) throw new CoapRequestError('client is closed');
-    const parsed = parseCoapUri(uri);
-    const peer = await resolvePeer(parsed);
+    const target = await this.route(uri);
+    const { uri: parsed, peer } = target;
     const code = request.method === 'FETCH' ? Method.FETCH : Method.GET;
-    const message = buildRequestMessage(code, parsed, peer, request);
-    const endpoint = await this.endpointFor(parsed, peer);
+    const message = buildRequestMessage(code, parsed, peer, request, target.options.slice());
+    const endpoint = await this.endpointFor(target.leg, peer);
     const blockwise = this.blockwiseOptions(request);
     if (blockwise.szx !== undefined) message.options.push({ number: OptionNumber.Block2, value: encodeBlock({ num: 0, more: false, szx: blockwise.szx }) });
     message.options = sortOptions(message.options);
@@ -243,6 +268,15 @@ export async function request(req: ClientRequest & { client?: ClientOptions }): 
   } finally {
     await client.close();
   }
+}
+
+interface Route {
+  /** The target. */
+  uri: CoapUri;
+  /** The first leg: the target itself, or the proxy. */
+  leg: CoapUri;
+  peer: PeerAddress;
+  options: CoapOption[];
 }
 
 export async function resolvePeer(uri: Pick<CoapUri, "host" | "port">): Promise<PeerAddress> {

@@ -32,6 +32,7 @@ import type { MessageSecurity } from '../client/security.js';
 import type { CoapEndpoint } from '../exchange/endpoint.js';
 import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
 import { operationKey } from '../server/blockwise.js';
+import { conditionalReply } from './cache.js';
 import type { CoapServer, ForwardingHandler, ProxiedRequest } from '../server/server.js';
 import type { PeerAddress } from '../transport/transport.js';
 
@@ -39,9 +40,9 @@ import type { PeerAddress } from '../transport/transport.js';
 export interface ProxyCache {
   cacheKey(request: CoapMessage, target: string): string;
   lookup(request: CoapMessage, key: string): { kind: 'fresh' | 'valid'; response: CoapMessage } | { kind: 'stale'; etags: Uint8Array[] } | undefined;
-  store(request: CoapMessage, key: string, response: CoapMessage): void;
-  revalidated(key: string, valid: CoapMessage): CoapMessage | undefined;
-  invalidate(target: string): void;
+  store(request: CoapMessage, key: string, response: CoapMessage): unknown;
+  revalidated(key: string, valid: CoapMessage, request?: CoapMessage): CoapMessage | undefined;
+  afterUnsafe(request: CoapMessage, target: string, response: CoapMessage): void;
 }
 
 export interface ForwardProxyOptions {
@@ -86,9 +87,11 @@ interface UpstreamObservation {
 
 export class ForwardProxy implements ForwardingHandler {
   private readonly upstreamObservations = new Map<string, UpstreamObservation>();
+  /** Upstream requests in flight per cache key (request coalescing). */
+  private readonly inflight = new Map<string, Promise<CoapMessage>>();
   private readonly timeout: number;
   private readonly hopLimit: number;
-  readonly stats = { forwarded: 0, cacheHits: 0, upstreamObservations: 0 };
+  readonly stats = { forwarded: 0, cacheHits: 0, coalesced: 0, upstreamObservations: 0 };
 
   constructor(
     private readonly server: CoapServer,
@@ -167,28 +170,49 @@ export class ForwardProxy implements ForwardingHandler {
         this.stats.cacheHits++;
         return request.respond(hit.response);
       }
-      // §5.6.2: revalidate a stale entry with its ETags.
-      if (hit?.kind === 'stale') for (const etag of hit.etags) addOption(upstream, OptionNumber.ETag, etag);
+      // §5.6.2: revalidate a stale entry with exactly the ETags the cache names.
+      if (hit?.kind === 'stale') setOption(upstream, OptionNumber.ETag, ...hit.etags);
     }
-    let response: CoapMessage;
-    try {
-      this.stats.forwarded++;
-      response = (await endpoint.request(upstream, peer, { deadline: this.timeout, confirmable: message.type !== MessageType.NON })).message;
-    } catch (error) {
-      if (error instanceof TimeoutError) return reply(ResponseCode.GatewayTimeout, `no answer from ${target.uri} (${error.message})`);
-      return reply(ResponseCode.BadGateway, error instanceof CoapRequestError ? error.message : String(error));
+    // Concurrent misses for the same cache key wait for one upstream request (one origin request
+    // per freshness period, however many clients ask at once).
+    const waiting = cacheable ? this.inflight.get(key) : undefined;
+    if (waiting) {
+      this.stats.coalesced++;
+      const shared = await waiting;
+      return request.respond(codeClass(shared.code) === 2 && cache ? conditionalReply(message, shared) : shared);
     }
+    const exchange = this.exchangeUpstream(endpoint, upstream, peer, target, message.type !== MessageType.NON);
     if (cacheable) {
-      if (response.code === ResponseCode.Valid && getOption(message, OptionNumber.ETag) === undefined) {
-        // The 2.03 answered our own revalidation: the client gets the refreshed full response.
-        const refreshed = cache.revalidated(key, response);
-        if (refreshed) return request.respond(refreshed);
+      this.inflight.set(key, exchange.then((r) => r.response));
+      void exchange.finally(() => this.inflight.delete(key));
+    }
+    const { response, fromOrigin } = await exchange;
+    if (!fromOrigin) return request.respond(response);
+    if (cacheable) {
+      if (response.code === ResponseCode.Valid) {
+        // §5.6.2 / §5.9.1.3: a 2.03 refreshes the stored response; the client gets it, or its own
+        // 2.03 when one of its ETags matches (PR2.3).
+        const refreshed = cache.revalidated(key, response, message);
+        if (refreshed) return request.respond(conditionalReply(message, refreshed));
+      } else {
+        cache.store(message, key, response);
       }
-      cache.store(message, key, response);
-    } else if (cache && codeClass(response.code) === 2) {
-      cache.invalidate(target.uri); // §5.6: a successful unsafe request invalidates stored responses
+    } else if (cache) {
+      cache.afterUnsafe(message, target.uri, response); // §5.9.1: 2.01/2.02/2.04 invalidate
     }
     request.respond(forwardable(response));
+  }
+
+  /** One upstream exchange; failures become the proxy's own 5.04/5.02 (never cached). */
+  private async exchangeUpstream(endpoint: CoapEndpoint, upstream: CoapMessage, peer: PeerAddress, target: Target, confirmable: boolean): Promise<{ response: CoapMessage; fromOrigin: boolean }> {
+    try {
+      this.stats.forwarded++;
+      const { message } = await endpoint.request(upstream, peer, { deadline: this.timeout, confirmable });
+      return { response: message, fromOrigin: true };
+    } catch (error) {
+      if (error instanceof TimeoutError) return { response: errorMessage(ResponseCode.GatewayTimeout, `no answer from ${target.uri} (${error.message})`), fromOrigin: false };
+      return { response: errorMessage(ResponseCode.BadGateway, error instanceof CoapRequestError ? error.message : String(error)), fromOrigin: false };
+    }
   }
 
   /**

@@ -1,0 +1,425 @@
+/**
+ * A proxy's response cache (RFC 7252 §5.6, §5.9, §5.10.5, §5.10.6; processing rules PR2.1–PR2.5 of
+ * the end-to-end security requirements draft). Pure and sans-IO: the clock is injected, nothing
+ * here sends a message. The forwarder asks `lookup`, forwards on a miss, and hands upstream
+ * responses to `store`, `revalidated` or `invalidate`.
+ *
+ * The Cache-Key (§5.6): the request method, the request URI (`target`, so Uri-Host, Uri-Port,
+ * Uri-Path, Uri-Query, Proxy-Uri and Proxy-Scheme are compared as one normalized URI, as §5.6
+ * allows for scheme-specific matching) and every other request option, except
+ *  - options marked NoCacheKey by their number (§5.4.6: Size1, Size2, Echo, ...);
+ *  - options this cache recognizes and fully interprets (§5.6, the note in §5.4.2):
+ *    ETag (validation, PR2.3), Accept (variants, PR2.5), Observe (RFC 7641 §2: not part of the
+ *    cache key; a notification is a 2.05 like any other) and Hop-Limit (RFC 8768: the proxy
+ *    decrements and checks it, the representation does not depend on it).
+ * Block2 and Block1 stay in the key: each block of a representation is a cache entry of its own
+ * (RFC 7959 §2.10 leaves this open; a forwarder that reassembles can strip Block2 before keying).
+ * For FETCH the payload is part of the key (RFC 8132 §2.2), and so is its Content-Format option.
+ *
+ * Cacheable (§5.6, §5.9): 2.05 Content, and every 4.xx and 5.xx response ("Responses of this
+ * class are cacheable ... They cannot be validated", §5.9.2, §5.9.3), with Max-Age defaulting to
+ * 60 s (§5.10.5). 2.03 Valid is not stored on its own: it refreshes a stored 2.05 (§5.9.1.3).
+ * 2.01/2.02/2.04 and unrecognized 2.xx are never stored (§5.6). Only responses to the safe methods
+ * GET and FETCH are stored: the payload of POST/PUT/PATCH is not part of a Cache-Key, so a stored
+ * response to one would be served for another body, and unsafe requests must reach the origin.
+ * Never stored: Max-Age 0; any request or response carrying an OSCORE option (end-to-end
+ * protected, outer Max-Age 0, RFC 8613 §4.1.3.1 — not served from cache to another client).
+ * Responses a proxy generates itself (5.02/5.04 after an upstream failure) must not be passed to
+ * `store`: they are not the origin's answer.
+ */
+import { Method, ResponseCode, codeClass } from '../coap/codes.js';
+import {
+  EMPTY_BYTES,
+  bytesEqual,
+  contentFormatOf,
+  encodeUint,
+  getOption,
+  getOptions,
+  getUintOption,
+  maxAgeOf,
+  setOption,
+  type CoapMessage,
+  type CoapOption,
+} from '../coap/message.js';
+import { OptionNumber, isNoCacheKey, isUnsafe } from '../coap/options.js';
+import { UriError, formatCoapUri, parseCoapUri } from '../coap/uri.js';
+
+export interface CacheOptions {
+  /** Memory budget in bytes (payloads + options + per-entry overhead). */
+  maxBytes: number;
+  /** Milliseconds; any monotonic clock. */
+  now: () => number;
+  /**
+   * PR2.3 says a request whose ETags do not match the fresh entry is forwarded. RFC 7252 §5.6
+   * would also allow serving the fresh 2.05 to it. Default false (forward, as PR2.3 says).
+   */
+  serveOnEtagMismatch?: boolean;
+}
+
+/** What a stale entry looks like to the forwarder. */
+export interface StaleEntry {
+  readonly key: string;
+  readonly target: string;
+  readonly etag: Uint8Array;
+  /** How long ago it went stale, ms. */
+  readonly staleFor: number;
+}
+
+export type LookupResult =
+  | { kind: 'fresh'; response: CoapMessage }
+  | { kind: 'valid'; response: CoapMessage }
+  /**
+   * An expired 2.05 with an ETag (§5.6.2): send the request upstream with exactly these ETag
+   * options (the entry's first, then the requester's own); on 2.03 call `revalidated`.
+   */
+  | { kind: 'stale'; etags: Uint8Array[]; entry: StaleEntry }
+  | undefined;
+
+export interface CacheStats {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  stores: number;
+  revalidations: number;
+  invalidations: number;
+}
+
+interface Entry {
+  readonly id: string;
+  readonly key: string;
+  readonly target: string;
+  /** The Accept option of the request that obtained it, or undefined. */
+  readonly accept: number | undefined;
+  /** Stored copy: no token, message ID, Observe or Max-Age; those are set when served. */
+  response: CoapMessage;
+  expiresAt: number;
+  etag: Uint8Array | undefined;
+  size: number;
+}
+
+/** Per entry: the Map slots, the strings, the message object. A measured order of magnitude. */
+const ENTRY_OVERHEAD = 240;
+const OPTION_OVERHEAD = 40;
+
+/** Options never compared as part of the key, beyond those marked NoCacheKey. */
+const NOT_IN_KEY: ReadonlySet<number> = new Set([
+  // the request URI, compared through `target`
+  OptionNumber.UriHost,
+  OptionNumber.UriPort,
+  OptionNumber.UriPath,
+  OptionNumber.UriQuery,
+  OptionNumber.ProxyUri,
+  OptionNumber.ProxyScheme,
+  // recognized and fully interpreted by the cache or the proxy (§5.6)
+  OptionNumber.ETag,
+  OptionNumber.Accept,
+  OptionNumber.Observe,
+  OptionNumber.HopLimit,
+]);
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+export const isCacheableMethod = (code: number): boolean => code === Method.GET || code === Method.FETCH;
+
+/** §5.6, §5.9: 2.05 and all error classes; 2.03 only refreshes (§5.9.1.3). */
+export function isCacheableResponseCode(code: number): boolean {
+  if (code === ResponseCode.Content) return true;
+  const cls = codeClass(code);
+  return cls === 4 || cls === 5;
+}
+
+/** §5.9.1.1, §5.9.1.2, §5.9.1.4: a successful unsafe request marks the resource's entries stale. */
+export function invalidatesCache(requestCode: number, responseCode: number): boolean {
+  if (isCacheableMethod(requestCode)) return false;
+  return responseCode === ResponseCode.Created || responseCode === ResponseCode.Deleted || responseCode === ResponseCode.Changed;
+}
+
+/**
+ * The targets whose entries a 2.01/2.02/2.04 makes stale: the request URI, and for 2.01 with
+ * Location-Path/Location-Query the created resource (§5.9.1.1).
+ */
+export function invalidationTargets(target: string, response: CoapMessage): string[] {
+  const targets = [target];
+  if (response.code !== ResponseCode.Created) return targets;
+  const path = getOptions(response, OptionNumber.LocationPath).map((v) => Buffer.from(v).toString('utf8'));
+  const query = getOptions(response, OptionNumber.LocationQuery).map((v) => Buffer.from(v).toString('utf8'));
+  if (path.length === 0 && query.length === 0) return targets;
+  try {
+    const base = parseCoapUri(target);
+    targets.push(formatCoapUri({ ...base, path, query }));
+  } catch (e) {
+    if (!(e instanceof UriError)) throw e;
+  }
+  return targets;
+}
+
+/**
+ * The 2.03 a cache (or a proxy that got a 2.05 from upstream) sends when one of the request's
+ * ETags matches the response's (§5.10.6.2, PR2.3); otherwise the response unchanged.
+ */
+export function conditionalReply(request: CoapMessage, response: CoapMessage): CoapMessage {
+  if (response.code !== ResponseCode.Content) return response;
+  const etag = getOption(response, OptionNumber.ETag);
+  if (etag === undefined || !getOptions(request, OptionNumber.ETag).some((e) => bytesEqual(e, etag))) return response;
+  const options: CoapOption[] = [{ number: OptionNumber.ETag, value: etag }];
+  const maxAge = getOption(response, OptionNumber.MaxAge);
+  if (maxAge !== undefined) options.push({ number: OptionNumber.MaxAge, value: maxAge });
+  return { ...response, code: ResponseCode.Valid, options, payload: EMPTY_BYTES };
+}
+
+export class ResponseCache {
+  private readonly maxBytes: number;
+  private readonly now: () => number;
+  private readonly serveOnEtagMismatch: boolean;
+  /** LRU order: least recently used first (Map iteration order). */
+  private readonly lru = new Map<string, Entry>();
+  /** key → variants by Accept ('-' when the request had none). */
+  private readonly byKey = new Map<string, Map<string, Entry>>();
+  private readonly byTarget = new Map<string, Set<Entry>>();
+  private bytes = 0;
+  private counters = { hits: 0, misses: 0, evictions: 0, stores: 0, revalidations: 0, invalidations: 0 };
+
+  constructor(options: CacheOptions) {
+    if (!(options.maxBytes >= 0)) throw new RangeError('maxBytes must be a non-negative number');
+    this.maxBytes = options.maxBytes;
+    this.now = options.now;
+    this.serveOnEtagMismatch = options.serveOnEtagMismatch ?? false;
+  }
+
+  /**
+   * The Cache-Key of a request to `target` (the absolute request URI, or any string naming the
+   * upstream resource; two requests for the same resource must give the same target).
+   */
+  cacheKey(request: CoapMessage, target: string): string {
+    let options = '';
+    for (const o of request.options) {
+      if (isNoCacheKey(o.number) || NOT_IN_KEY.has(o.number)) continue;
+      options += `${o.number}=${hex(o.value)};`;
+    }
+    const payload = request.code === Method.FETCH ? hex(request.payload) : '';
+    // Length-prefixed target so no target text can collide with the option part.
+    return `${request.code}:${target.length}:${target}|${options}|${payload}`;
+  }
+
+  /** The target a key was made for. */
+  static targetOf(key: string): string {
+    const first = key.indexOf(':');
+    const second = key.indexOf(':', first + 1);
+    const length = Number(key.slice(first + 1, second));
+    return key.slice(second + 1, second + 1 + length);
+  }
+
+  lookup(request: CoapMessage, key: string): LookupResult {
+    // Not cacheable at all (not counted as a miss): unsafe methods, OSCORE-protected requests.
+    if (!isCacheableMethod(request.code) || getOption(request, OptionNumber.Oscore) !== undefined) return undefined;
+    const variants = this.byKey.get(key);
+    if (!variants) {
+      this.counters.misses++;
+      return undefined;
+    }
+    const now = this.now();
+    const accept = getUintOption(request, OptionNumber.Accept);
+    const candidates: Entry[] = [];
+    const exact = variants.get(acceptTag(accept));
+    if (exact) candidates.push(exact);
+    if (accept !== undefined) {
+      // PR2.5: a response obtained with another (or no) Accept serves if its Content-Format matches.
+      for (const v of variants.values()) {
+        if (v !== exact && v.response.code === ResponseCode.Content && contentFormatOf(v.response) === accept) candidates.push(v);
+      }
+    }
+    const requestEtags = getOptions(request, OptionNumber.ETag);
+    const fresh = candidates.find((e) => now < e.expiresAt);
+    if (fresh) {
+      this.touch(fresh);
+      const remaining = Math.max(0, Math.floor((fresh.expiresAt - now) / 1000));
+      if (requestEtags.length > 0 && fresh.response.code === ResponseCode.Content) {
+        if (fresh.etag !== undefined && requestEtags.some((e) => bytesEqual(e, fresh.etag!))) {
+          // PR2.3: 2.03 Valid, no payload, the matching ETag and the remaining freshness.
+          this.counters.hits++;
+          const response: CoapMessage = {
+            ...blank(ResponseCode.Valid),
+            options: [
+              { number: OptionNumber.ETag, value: fresh.etag },
+              { number: OptionNumber.MaxAge, value: encodeUint(remaining) },
+            ],
+          };
+          return { kind: 'valid', response };
+        }
+        if (!this.serveOnEtagMismatch) {
+          this.counters.misses++;
+          return undefined;
+        }
+      }
+      this.counters.hits++;
+      return { kind: 'fresh', response: served(fresh, remaining) };
+    }
+    this.counters.misses++;
+    // Expired errors cannot be validated (§5.9.2, §5.9.3): drop them.
+    for (const e of candidates) if (e.etag === undefined) this.remove(e);
+    const stale = candidates.find((e) => e.etag !== undefined && this.lru.has(e.id));
+    if (!stale) return undefined;
+    this.touch(stale);
+    const etags = [stale.etag!];
+    for (const e of requestEtags) if (!etags.some((x) => bytesEqual(x, e))) etags.push(e);
+    return { kind: 'stale', etags, entry: { key, target: stale.target, etag: stale.etag!, staleFor: now - stale.expiresAt } };
+  }
+
+  /**
+   * Stores an upstream response to `request` (PR2.2), replacing any entry for the same key and
+   * Accept. A 2.03 is handed to `revalidated`. A non-cacheable response to a GET/FETCH removes the
+   * old entry (§5.6.1: the new response invalidates it). Returns whether it was stored.
+   */
+  store(request: CoapMessage, key: string, response: CoapMessage): boolean {
+    if (!isCacheableMethod(request.code)) return false;
+    if (response.code === ResponseCode.Valid) return this.revalidated(key, response, request) !== undefined;
+    const accept = getUintOption(request, OptionNumber.Accept);
+    const old = this.byKey.get(key)?.get(acceptTag(accept));
+    if (old) this.remove(old);
+    if (!isCacheableResponseCode(response.code)) return false;
+    if (getOption(request, OptionNumber.Oscore) !== undefined || getOption(response, OptionNumber.Oscore) !== undefined) return false;
+    const maxAge = maxAgeOf(response);
+    if (maxAge === 0) return false;
+    const stored: CoapMessage = {
+      ...blank(response.code),
+      type: response.type,
+      options: response.options.filter((o) => o.number !== OptionNumber.Observe && o.number !== OptionNumber.MaxAge),
+      payload: response.payload,
+    };
+    const etag = response.code === ResponseCode.Content ? getOption(response, OptionNumber.ETag) : undefined;
+    const id = `${acceptTag(accept)}\u0000${key}`;
+    const size = sizeOf(id, stored);
+    if (size > this.maxBytes) return false;
+    const entry: Entry = { id, key, target: ResponseCache.targetOf(key), accept, response: stored, expiresAt: this.now() + maxAge * 1000, etag, size };
+    this.insert(entry);
+    this.counters.stores++;
+    return true;
+  }
+
+  /**
+   * A 2.03 Valid from upstream (§5.6.2, §5.9.1.3): the stored 2.05 with that ETag becomes fresh for
+   * the 2.03's Max-Age (default 60), and each Safe-to-Forward option type in the 2.03 replaces that
+   * type in the stored response. Returns the refreshed response to serve (pass it through
+   * `conditionalReply` if the requester sent ETags), or undefined when no entry has that ETag.
+   */
+  revalidated(key: string, valid: CoapMessage, request?: CoapMessage): CoapMessage | undefined {
+    const etag = getOption(valid, OptionNumber.ETag);
+    const variants = this.byKey.get(key);
+    if (etag === undefined || !variants) return undefined;
+    const preferred = request ? variants.get(acceptTag(getUintOption(request, OptionNumber.Accept))) : undefined;
+    const entry = preferred?.etag && bytesEqual(preferred.etag, etag) ? preferred : [...variants.values()].find((e) => e.etag && bytesEqual(e.etag, etag));
+    if (!entry) return undefined;
+    const replaced = new Set<number>();
+    for (const o of valid.options) {
+      if (isUnsafe(o.number) || o.number === OptionNumber.Observe) continue;
+      replaced.add(o.number);
+    }
+    const updated: CoapMessage = { ...entry.response, options: entry.response.options.filter((o) => !replaced.has(o.number)) };
+    for (const n of replaced) setOption(updated, n, ...getOptions(valid, n));
+    const maxAge = maxAgeOf(valid);
+    this.bytes -= entry.size;
+    entry.response = updated;
+    entry.size = sizeOf(entry.id, updated);
+    this.bytes += entry.size;
+    entry.expiresAt = this.now() + maxAge * 1000;
+    this.counters.revalidations++;
+    this.touch(entry);
+    this.evict();
+    return served(entry, maxAge);
+  }
+
+  /**
+   * Marks every entry for `target` not fresh (§5.9.1.1/2/4): those with an ETag stay for
+   * revalidation, the others are removed. Returns how many entries were affected.
+   */
+  invalidate(target: string): number {
+    const entries = this.byTarget.get(target);
+    if (!entries) return 0;
+    const now = this.now();
+    let n = 0;
+    for (const e of [...entries]) {
+      n++;
+      if (e.etag === undefined) this.remove(e);
+      else e.expiresAt = Math.min(e.expiresAt, now);
+    }
+    this.counters.invalidations += n;
+    return n;
+  }
+
+  /** Applies §5.9.1.x to an unsafe request's response: call it for every forwarded non-GET/FETCH. */
+  afterUnsafe(request: CoapMessage, target: string, response: CoapMessage): number {
+    if (!invalidatesCache(request.code, response.code)) return 0;
+    return invalidationTargets(target, response).reduce((n, t) => n + this.invalidate(t), 0);
+  }
+
+  clear(): void {
+    this.lru.clear();
+    this.byKey.clear();
+    this.byTarget.clear();
+    this.bytes = 0;
+  }
+
+  stats(): CacheStats {
+    return { entries: this.lru.size, bytes: this.bytes, ...this.counters };
+  }
+
+  // --- internals ---------------------------------------------------------------------------
+
+  private insert(entry: Entry): void {
+    this.lru.set(entry.id, entry);
+    let variants = this.byKey.get(entry.key);
+    if (!variants) this.byKey.set(entry.key, (variants = new Map()));
+    variants.set(acceptTag(entry.accept), entry);
+    let set = this.byTarget.get(entry.target);
+    if (!set) this.byTarget.set(entry.target, (set = new Set()));
+    set.add(entry);
+    this.bytes += entry.size;
+    this.evict();
+  }
+
+  private evict(): void {
+    while (this.bytes > this.maxBytes) {
+      const oldest = this.lru.values().next().value as Entry | undefined;
+      if (!oldest) break;
+      this.remove(oldest);
+      this.counters.evictions++;
+    }
+  }
+
+  private touch(entry: Entry): void {
+    this.lru.delete(entry.id);
+    this.lru.set(entry.id, entry);
+  }
+
+  private remove(entry: Entry): void {
+    if (!this.lru.delete(entry.id)) return;
+    this.bytes -= entry.size;
+    const variants = this.byKey.get(entry.key);
+    variants?.delete(acceptTag(entry.accept));
+    if (variants && variants.size === 0) this.byKey.delete(entry.key);
+    const set = this.byTarget.get(entry.target);
+    set?.delete(entry);
+    if (set && set.size === 0) this.byTarget.delete(entry.target);
+  }
+}
+
+const acceptTag = (accept: number | undefined): string => (accept === undefined ? '-' : String(accept));
+
+function blank(code: number): CoapMessage {
+  return { type: 0, code, messageId: 0, token: EMPTY_BYTES, options: [], payload: EMPTY_BYTES };
+}
+
+/** A copy to serve: the stored response with Max-Age set to the remaining freshness (PR2.4). */
+function served(entry: Entry, maxAge: number): CoapMessage {
+  const copy: CoapMessage = { ...entry.response, options: entry.response.options.slice() };
+  setOption(copy, OptionNumber.MaxAge, encodeUint(maxAge));
+  return copy;
+}
+
+function sizeOf(id: string, response: CoapMessage): number {
+  let size = ENTRY_OVERHEAD + id.length * 2 + response.payload.byteLength;
+  for (const o of response.options) size += OPTION_OVERHEAD + o.value.byteLength;
+  return size;
+}
