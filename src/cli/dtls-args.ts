@@ -8,6 +8,9 @@ import { createPrivateKey, createPublicKey, type KeyObject, type X509Certificate
 import { readFileSync } from 'node:fs';
 import { parseCertificates } from '../dtls/x509.js';
 import type { DtlsClientCredentials, DtlsServerCredentials } from '../transport/dtls.js';
+import { parseResourceServerAcl, parseTrustAnchorArgument, TrustAnchorConfigError } from '../trust-anchor/config.js';
+import { clientCredentialsOf, readTaCredential } from '../trust-anchor/credential-file.js';
+import { resourceServerSetup, type ResourceServerSetup } from '../trust-anchor/resource-server-setup.js';
 import { UsageError } from './errors.js';
 
 export const DTLS_FLAGS = {
@@ -18,6 +21,10 @@ export const DTLS_FLAGS = {
   cert: { type: 'string' },
   key: { type: 'string' },
   ca: { type: 'string', multiple: true },
+  'trust-anchor': { type: 'string', multiple: true },
+  acl: { type: 'string' },
+  'ta-window-file': { type: 'string' },
+  'ta-credential': { type: 'string' },
 } as const;
 
 export const DTLS_USAGE = `  DTLS (coaps://):
@@ -27,7 +34,13 @@ export const DTLS_USAGE = `  DTLS (coaps://):
   --trusted-rpk PUBFILE   a peer public key (PEM) to accept; repeatable
   --cert FILE             our certificate chain (PEM, leaf first)
   --key FILE              the private key of --cert (PEM; default: taken from --cert)
-  --ca FILE               trusted root certificates (PEM); repeatable`;
+  --ca FILE               trusted root certificates (PEM); repeatable
+  --ta-credential FILE    a credential from coapsec ta-request (DerivedKey or AuthorizedPublicKey)
+  serve only (docs/trust-anchor-modes.md):
+  --trust-anchor ID=KEY[,window=N][,keylen=32]  accept DerivedKey identities and MacCerts of this
+                          trust anchor (KEY: 0x-hex K_RS-TA); repeatable; --rpk enables MacCerts
+  --acl FILE              the resource server's JSON access control list (PSK, RPK, X.509, trust anchors)
+  --ta-window-file FILE   persist the trust anchors' sequence-number windows here`;
 
 export interface DtlsFlagValues {
   'psk-identity'?: string | undefined;
@@ -37,6 +50,10 @@ export interface DtlsFlagValues {
   cert?: string | undefined;
   key?: string | undefined;
   ca?: string[] | undefined;
+  'trust-anchor'?: string[] | undefined;
+  acl?: string | undefined;
+  'ta-window-file'?: string | undefined;
+  'ta-credential'?: string | undefined;
 }
 
 /** "0x…" as hex, anything else as UTF-8 text. */
@@ -114,7 +131,17 @@ function ownChain(values: DtlsFlagValues): { certificates: X509Certificate[]; pr
 }
 
 /** Client credentials from the flags, or undefined when none was given. */
-export function clientDtlsCredentials(values: DtlsFlagValues): DtlsClientCredentials | undefined {
+export function clientDtlsCredentials(values: DtlsFlagValues): (DtlsClientCredentials & { cipherSuites?: readonly number[] }) | undefined {
+  for (const flag of ['trust-anchor', 'acl', 'ta-window-file'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} is a serve option`);
+  if (values['ta-credential'] !== undefined) {
+    if (values.psk !== undefined || values['psk-identity'] !== undefined || values.rpk !== undefined || values.cert !== undefined)
+      throw new UsageError('--ta-credential replaces --psk-identity/--psk, --rpk and --cert');
+    try {
+      return clientCredentialsOf(readTaCredential(values['ta-credential']));
+    } catch (error) {
+      throw new UsageError(`--ta-credential: ${(error as Error).message}`);
+    }
+  }
   const creds: DtlsClientCredentials = {};
   const psk = pskFrom(values);
   if (psk) creds.psk = psk;
@@ -131,6 +158,20 @@ export function clientDtlsCredentials(values: DtlsFlagValues): DtlsClientCredent
 }
 
 /** Server credentials from the flags, or undefined when none was given. */
+/** Server credentials including trust anchors (--trust-anchor, --acl), and their verifier. */
+export function serverDtlsSetup(values: DtlsFlagValues): ResourceServerSetup {
+  if (values['ta-credential'] !== undefined) throw new UsageError('--ta-credential is a client option');
+  try {
+    const acl = values.acl !== undefined ? parseResourceServerAcl(values.acl) : undefined;
+    const anchors = (values['trust-anchor'] ?? []).map(parseTrustAnchorArgument);
+    if (values['ta-window-file'] !== undefined && anchors.length === 0 && !acl?.trustAnchors.length) throw new UsageError('--ta-window-file needs --trust-anchor or an --acl with trustAnchors');
+    return resourceServerSetup(serverDtlsCredentials(values), acl, anchors, values['ta-window-file'] !== undefined ? { windowFile: values['ta-window-file'] } : {});
+  } catch (error) {
+    if (error instanceof TrustAnchorConfigError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
 export function serverDtlsCredentials(values: DtlsFlagValues): DtlsServerCredentials | undefined {
   const creds: DtlsServerCredentials = {};
   const psk = pskFrom(values);

@@ -5,6 +5,8 @@ import { OBSERVE_USAGE, observeCommand } from './observe-command.js';
 import { PROXY_USAGE, proxyCommand } from './proxy-command.js';
 import { REQUEST_USAGE, requestCommand } from './request-command.js';
 import { SERVE_USAGE, serveCommand } from './serve-command.js';
+import { TA_REQUEST_USAGE, taRequestCommand } from './ta-request-command.js';
+import { TRUST_ANCHOR_USAGE, trustAnchorCommand } from './trust-anchor-command.js';
 
 const METHODS = new Set(['get', 'post', 'put', 'delete', 'fetch', 'patch', 'ipatch']);
 
@@ -15,6 +17,10 @@ ${REQUEST_USAGE}
 ${OBSERVE_USAGE}
 
 ${SERVE_USAGE}
+
+${TRUST_ANCHOR_USAGE}
+
+${TA_REQUEST_USAGE}
 
 ${PROXY_USAGE}
 
@@ -34,6 +40,8 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'serve') return await serveCommand(rest);
     if (command === 'proxy') return await proxyCommand(rest);
     if (command === 'demo') return await demoCommand(rest);
+    if (command === 'trust-anchor') return await trustAnchorCommand(rest);
+    if (command === 'ta-request') return await taRequestCommand(rest);
     throw new UsageError(`unknown command "${command}" (try coapsec --help)`);
   } catch (error) {
     if (error instanceof UsageError) {

@@ -5,7 +5,8 @@ import { addDemoResources } from '../demo/resources.js';
 import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import { parse, parseBind } from './args.js';
-import { DTLS_FLAGS, DTLS_USAGE, serverDtlsCredentials } from './dtls-args.js';
+import { addRevocationResource } from '../trust-anchor/resource-server-setup.js';
+import { DTLS_FLAGS, DTLS_USAGE, serverDtlsSetup } from './dtls-args.js';
 import { addWhoamiResource } from './dtls-serve.js';
 import { UsageError } from './errors.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
@@ -26,7 +27,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     { bind: { type: 'string' }, dir: { type: 'string' }, 'dtls-bind': { type: 'string' }, plugtest: { type: 'boolean' }, ...DTLS_FLAGS, ...OSCORE_FLAGS },
     { min: 0, max: 0, names: '' },
   );
-  const dtls = serverDtlsCredentials(values);
+  const { dtls, verifier: trustAnchors } = serverDtlsSetup(values);
   if (values['dtls-bind'] !== undefined && !dtls) throw new UsageError('--dtls-bind needs DTLS credentials (--psk-identity/--psk, --rpk or --cert/--key)');
   const plainOnBind = !dtls || values['dtls-bind'] !== undefined;
   const defaultPort = plainOnBind ? 5683 : 5684;
@@ -51,6 +52,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     servers.push(server);
     addDemoResources(server, values.dir !== undefined ? { dir: values.dir } : {});
     addWhoamiResource(server);
+    if (trustAnchors) addRevocationResource(server, trustAnchors);
     if (values.plugtest) addPlugtestResources(server);
     process.stderr.write(`coapsec serving on ${l.secure ? 'coaps' : 'coap'}://${peerKey(server.address())}\n`);
   }

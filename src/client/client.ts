@@ -102,7 +102,9 @@ export class CoapClient {
       const host = family === 6 ? (this.options.bindIpv6 ?? '::') : (this.options.bindIpv4 ?? '0.0.0.0');
       if (scheme === 'coaps') {
         const dtls = this.options.dtls;
-        if (!dtls || (!dtls.psk && !dtls.rpk && !dtls.x509)) return Promise.reject(new CoapRequestError('coaps:// needs DTLS credentials (psk, rpk or x509)'));
+        if (!dtls || (!dtls.psk && !dtls.rpk && !dtls.x509 && !dtls.authz)) {
+          return Promise.reject(new CoapRequestError('coaps:// needs DTLS credentials (psk, rpk, x509 or a trust-anchor credential)'));
+        }
         const scheduler = this.options.scheduler ?? new RealScheduler();
         endpoint = DtlsClientTransport.bind({ ...dtls, host, port: 0, scheduler }).then((transport) => new CoapEndpoint({ ...this.options, scheduler, transport }));
       } else {

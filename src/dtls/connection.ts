@@ -118,9 +118,51 @@ export interface RpkCredentials {
   trustedPeerKeys: KeyObject[] | ((spki: Buffer) => boolean);
 }
 
+/**
+ * What a PSK store may return instead of a bare key: the key plus a hook run once the handshake
+ * has succeeded (the peer's Finished verified), before our Finished is sent. The hook may throw a
+ * TlsAlertError to refuse the handshake at that point (e.g. a trust-anchor sequence number that
+ * a concurrent handshake consumed first). Used by the DerivedKey mode (src/trust-anchor).
+ */
+export interface PskGrant {
+  key: Uint8Array;
+  onHandshakeSuccess?: () => void;
+}
+
+/** Looks up a PSK identity: undefined → unknown_psk_identity; a thrown TlsAlertError → that alert. */
+export type PskStore = (identity: Buffer) => Uint8Array | PskGrant | undefined;
+
+/** A verified AuthzCert (MacCert): the client key it authorizes and who authorized it. */
+export interface AuthzGrant {
+  /** The client's P-256 public key, which must sign CertificateVerify. */
+  publicKey: KeyObject;
+  spki: Buffer;
+  trustAnchor: { id: string; sequence: number };
+  /** Runs once the handshake has succeeded; may throw a TlsAlertError to refuse it. */
+  onHandshakeSuccess?: () => void;
+}
+
+/** Server side of the AuthorizedPublicKey mode (client_certificate_type AuthzCert = 3). */
+export interface AuthzServerCredentials {
+  /** Our P-256 key; its public half was given to the client by the trust anchor. */
+  privateKey: KeyObject;
+  /** Verifies a MacCert (the Certificate body); any throw → bad_certificate. */
+  verifyCertificate: (certificate: Buffer) => AuthzGrant;
+}
+
+/** Client side of the AuthorizedPublicKey mode. */
+export interface AuthzClientCredentials {
+  /** The encoded MacCert from the trust anchor (sent as the Certificate body). */
+  certificate: Uint8Array;
+  /** The private key whose public key the MacCert carries. */
+  privateKey: KeyObject;
+  /** The resource server's public key, from the trust anchor (the server sends no certificate). */
+  serverPublicKey: KeyObject;
+}
+
 export type PeerIdentity =
   | { type: 'psk'; identity: Buffer }
-  | { type: 'rpk'; spki: Buffer; publicKey: KeyObject }
+  | { type: 'rpk'; spki: Buffer; publicKey: KeyObject; trustAnchor?: { id: string; sequence: number } }
   | { type: 'x509'; subject: string; chain: X509Certificate[]; publicKey: KeyObject };
 
 export type DtlsEvent =
@@ -171,6 +213,8 @@ export interface DtlsClientOptions extends CommonOptions {
   rpk?: RpkCredentials;
   /** X.509 certificate mode: roots to validate the server against, and optionally our own chain. */
   x509?: X509Credentials;
+  /** AuthorizedPublicKey mode: a MacCert from a trust anchor (draft §3). */
+  authz?: AuthzClientCredentials;
   /** Sent as server_name (RFC 6066). */
   serverName?: string;
   /** Host name or IP address the server's X.509 certificate must match (checkHost/checkIP). */
@@ -179,9 +223,11 @@ export interface DtlsClientOptions extends CommonOptions {
 
 export interface ServerConnectionOptions extends CommonOptions {
   /** Look up the key for a PSK identity; undefined → unknown_psk_identity. */
-  pskStore?: (identity: Buffer) => Uint8Array | undefined;
+  pskStore?: PskStore;
   identityHint?: Uint8Array;
   rpk?: RpkCredentials;
+  /** AuthorizedPublicKey mode: accept client_certificate_type AuthzCert (3). */
+  authz?: AuthzServerCredentials;
   /** X.509 certificate mode: our chain and key; roots for client certificates. */
   x509?: X509Credentials;
   /** Request the client's raw public key or certificate (CertificateRequest) and fail without one. */
@@ -788,7 +834,8 @@ export class DtlsClient extends DtlsConnection {
   constructor(opts: DtlsClientOptions) {
     super('client', opts);
     this.opts = opts;
-    if (!opts.psk && !opts.rpk && !opts.x509) throw new Error('DtlsClient needs psk, rpk and/or x509 credentials');
+    if (!opts.psk && !opts.rpk && !opts.x509 && !opts.authz) throw new Error('DtlsClient needs psk, rpk, x509 and/or authz credentials');
+    if (opts.authz && (opts.rpk || opts.x509)) throw new Error('authz (AuthorizedPublicKey) credentials cannot be combined with rpk or x509');
     if (opts.x509?.certificates?.length && !opts.x509.privateKey) throw new Error('x509 certificates need their privateKey');
   }
 
@@ -800,7 +847,7 @@ export class DtlsClient extends DtlsConnection {
     this.offeredSuites = this.suites.filter((id) => {
       const s = suiteById(id);
       if (!s) return false;
-      if (s.keyExchange === 'ECDHE_ECDSA') return !!this.opts.rpk || !!this.opts.x509;
+      if (s.keyExchange === 'ECDHE_ECDSA') return !!this.opts.rpk || !!this.opts.x509 || !!this.opts.authz;
       return !!this.opts.psk;
     });
     if (this.offeredSuites.length === 0) throw new Error('no cipher suite usable with the configured credentials');
@@ -822,7 +869,13 @@ export class DtlsClient extends DtlsConnection {
     if (ecdsa) {
       extensions.push({ type: ExtensionType.SignatureAlgorithms, data: encodeUint16List([SIG_ECDSA_SECP256R1_SHA256]) });
       // RFC 7250 §3: X.509 alone is the default and needs no extension.
-      if (this.opts.rpk) {
+      if (this.opts.authz) {
+        // Trust-anchor draft §3.2: client_certificate_type=(AuthzCert); the server answers
+        // server_certificate_type=(X.509) with an empty certificate_list. We offer X.509 for the
+        // server explicitly so that its ServerHello may carry the extension (RFC 7250 §4.2).
+        extensions.push({ type: ExtensionType.ClientCertificateType, data: Buffer.from([1, CertificateType.AuthzCert]) });
+        extensions.push({ type: ExtensionType.ServerCertificateType, data: Buffer.from([1, CertificateType.X509]) });
+      } else if (this.opts.rpk) {
         const types = this.opts.x509 ? [CertificateType.RawPublicKey, CertificateType.X509] : [CertificateType.RawPublicKey];
         const clientTypes = this.opts.x509?.certificates?.length ? types : [CertificateType.RawPublicKey];
         extensions.push({ type: ExtensionType.ClientCertificateType, data: Buffer.from([clientTypes.length, ...clientTypes]) });
@@ -913,12 +966,15 @@ export class DtlsClient extends DtlsConnection {
       // RFC 7250 §4.2: an absent server_certificate_type means X.509.
       const sct = findExtension(sh.extensions, ExtensionType.ServerCertificateType);
       this.serverCertType = sct ? decodeCertTypeSelected(sct.data) : CertificateType.X509;
-      const serverTypeOk = this.serverCertType === CertificateType.RawPublicKey ? !!this.opts.rpk : this.serverCertType === CertificateType.X509 && !!this.opts.x509;
+      const serverTypeOk =
+        this.serverCertType === CertificateType.RawPublicKey ? !!this.opts.rpk : this.serverCertType === CertificateType.X509 && (!!this.opts.x509 || !!this.opts.authz);
       if (!serverTypeOk) throw new TlsAlertError(AlertDescription.UnsupportedCertificate, `server selected an unsupported certificate type (${this.serverCertType})`);
       const cct = findExtension(sh.extensions, ExtensionType.ClientCertificateType);
       this.clientCertType = cct ? decodeCertTypeSelected(cct.data) : this.opts.rpk && !this.opts.x509 ? CertificateType.RawPublicKey : CertificateType.X509;
-      if (this.clientCertType !== CertificateType.RawPublicKey && this.clientCertType !== CertificateType.X509)
+      if (this.clientCertType === CertificateType.AuthzCert ? !this.opts.authz : this.clientCertType !== CertificateType.RawPublicKey && this.clientCertType !== CertificateType.X509)
         throw new TlsAlertError(AlertDescription.UnsupportedCertificate, 'server selected an unsupported client certificate type');
+      if (this.opts.authz && this.clientCertType !== CertificateType.AuthzCert)
+        throw new TlsAlertError(AlertDescription.UnsupportedCertificate, 'server did not accept the AuthzCert client certificate type');
     }
     this.cipherSuite = suite;
     this.serverRandom = Buffer.from(sh.random);
@@ -928,7 +984,12 @@ export class DtlsClient extends DtlsConnection {
 
   private onCertificate(msg: HandshakeMessage): void {
     this.requireEpoch(msg, 0);
-    if (this.serverCertType === CertificateType.X509) this.checkPeerX509(msg.body, this.opts.x509, this.opts.verifyHost);
+    if (this.clientCertType === CertificateType.AuthzCert && this.opts.authz) {
+      // §3.2: the server's key came from the trust anchor; its certificate_list is empty.
+      if (decodeX509Certificate(msg.body).length !== 0) throw new TlsAlertError(AlertDescription.UnsupportedCertificate, 'AuthzCert mode: the server must send an empty certificate_list');
+      this.peerPublicKey = this.opts.authz.serverPublicKey;
+      this.peerIdentity = { type: 'rpk', spki: spkiOf(this.opts.authz.serverPublicKey), publicKey: this.opts.authz.serverPublicKey };
+    } else if (this.serverCertType === CertificateType.X509) this.checkPeerX509(msg.body, this.opts.x509, this.opts.verifyHost);
     else this.checkPeerRpk(decodeRpkCertificate(msg.body), this.opts.rpk);
     this.addTranscript(msg);
     this.expect = 'ske';
@@ -987,7 +1048,11 @@ export class DtlsClient extends DtlsConnection {
     const kx = this.cipherSuite!.keyExchange;
     this.beginFlight();
 
-    const own = this.ownCertificate(this.clientCertType, this.opts.rpk, this.opts.x509);
+    const authz = this.opts.authz;
+    const own =
+      this.clientCertType === CertificateType.AuthzCert && authz
+        ? { body: Buffer.from(authz.certificate), key: authz.privateKey }
+        : this.ownCertificate(this.clientCertType, this.opts.rpk, this.opts.x509);
     if (this.certificateRequested) this.queueHandshake(HandshakeType.Certificate, own.body);
     let premaster: Buffer;
     if (kx === 'PSK') {
@@ -1030,6 +1095,8 @@ export class DtlsServerConnection extends DtlsConnection {
   /** The peer address key this connection belongs to. */
   readonly peer: string;
   readonly createdAt: number;
+  /** Hook of a PskGrant / AuthzGrant, run when the client's Finished has been verified. */
+  private onHandshakeSuccess: (() => void) | undefined;
 
   constructor(peer: string, opts: ServerConnectionOptions) {
     super('server', opts);
@@ -1099,8 +1166,16 @@ export class DtlsServerConnection extends DtlsConnection {
       return list.find((t) => (t === CertificateType.RawPublicKey && haveRpk) || (t === CertificateType.X509 && haveX509));
     };
     const x509 = this.opts.x509;
-    const serverType = pickType(sct, !!this.opts.rpk, !!(x509?.certificates?.length && x509.privateKey));
-    const clientType = wantClientAuth ? pickType(cct, !!this.opts.rpk, !!x509) : CertificateType.X509;
+    // Trust-anchor draft §3.2: a client offering AuthzCert gets it when we have trust anchors; we
+    // then send server_certificate_type X.509 with an empty certificate_list and always request
+    // the client's certificate.
+    const authzMode =
+      !!this.opts.authz &&
+      !!cct &&
+      decodeCertTypeList(cct.data).includes(CertificateType.AuthzCert) &&
+      (!sct || decodeCertTypeList(sct.data).includes(CertificateType.X509));
+    const serverType = authzMode ? CertificateType.X509 : pickType(sct, !!this.opts.rpk, !!(x509?.certificates?.length && x509.privateKey));
+    const clientType = authzMode ? CertificateType.AuthzCert : wantClientAuth ? pickType(cct, !!this.opts.rpk, !!x509) : CertificateType.X509;
 
     let certTypeProblem = false;
     let chosen: CipherSuite | undefined;
@@ -1110,7 +1185,7 @@ export class DtlsServerConnection extends DtlsConnection {
       if (!s) continue;
       if (s.keyExchange === 'PSK' && this.opts.pskStore) chosen = s;
       else if (s.keyExchange === 'ECDHE_PSK' && this.opts.pskStore && ecOk) chosen = s;
-      else if (s.keyExchange === 'ECDHE_ECDSA' && (this.opts.rpk || this.opts.x509) && ecOk && sigOk) {
+      else if (s.keyExchange === 'ECDHE_ECDSA' && (this.opts.rpk || this.opts.x509 || authzMode) && ecOk && sigOk) {
         if (serverType !== undefined && clientType !== undefined) chosen = s;
         else certTypeProblem = true;
       }
@@ -1128,7 +1203,7 @@ export class DtlsServerConnection extends DtlsConnection {
     if (secureReneg) extensions.push({ type: ExtensionType.RenegotiationInfo, data: Buffer.from([0]) });
     if (this.extendedMasterSecret) extensions.push({ type: ExtensionType.ExtendedMasterSecret, data: Buffer.alloc(0) });
     if (kx !== 'PSK' && pointFormats) extensions.push({ type: ExtensionType.EcPointFormats, data: Buffer.from([1, EC_POINT_UNCOMPRESSED]) });
-    this.certificateRequested = kx === 'ECDHE_ECDSA' && wantClientAuth;
+    this.certificateRequested = kx === 'ECDHE_ECDSA' && (wantClientAuth || authzMode);
     if (kx === 'ECDHE_ECDSA') {
       this.serverCertType = serverType!;
       this.clientCertType = clientType!;
@@ -1142,7 +1217,10 @@ export class DtlsServerConnection extends DtlsConnection {
       HandshakeType.ServerHello,
       encodeServerHello({ version: DTLS_1_2, random: this.serverRandom, sessionId: Buffer.alloc(0), cipherSuite: chosen.id, compressionMethod: 0, extensions }),
     );
-    const own = this.ownCertificate(this.serverCertType, this.opts.rpk, this.opts.x509);
+    const own =
+      authzMode && kx === 'ECDHE_ECDSA'
+        ? { body: EMPTY_CERTIFICATE, key: this.opts.authz!.privateKey }
+        : this.ownCertificate(this.serverCertType, this.opts.rpk, this.opts.x509);
     if (kx === 'ECDHE_ECDSA') this.queueHandshake(HandshakeType.Certificate, own.body);
     if (kx === 'PSK') {
       if (this.opts.identityHint) this.queueHandshake(HandshakeType.ServerKeyExchange, encodePskServerKeyExchange(Buffer.from(this.opts.identityHint)));
@@ -1193,7 +1271,19 @@ export class DtlsServerConnection extends DtlsConnection {
 
   private onClientCertificate(msg: HandshakeMessage): void {
     this.requireEpoch(msg, 0);
-    if (this.clientCertType === CertificateType.X509) {
+    if (this.clientCertType === CertificateType.AuthzCert) {
+      // §3.3: known trust anchor, fresh sequence number, valid SPKI, correct MAC; any failure is
+      // bad_certificate. The verifier (src/trust-anchor) applies them in that order.
+      let grant: AuthzGrant;
+      try {
+        grant = this.opts.authz!.verifyCertificate(Buffer.from(msg.body));
+      } catch (e) {
+        throw new TlsAlertError(AlertDescription.BadCertificate, `AuthzCert rejected: ${(e as Error).message}`);
+      }
+      this.peerPublicKey = grant.publicKey;
+      this.peerIdentity = { type: 'rpk', spki: Buffer.from(grant.spki), publicKey: grant.publicKey, trustAnchor: { ...grant.trustAnchor } };
+      this.onHandshakeSuccess = grant.onHandshakeSuccess;
+    } else if (this.clientCertType === CertificateType.X509) {
       this.checkPeerX509(msg.body, this.opts.x509, undefined);
     } else {
       const spki = decodeRpkCertificate(msg.body);
@@ -1205,13 +1295,17 @@ export class DtlsServerConnection extends DtlsConnection {
   }
 
   private lookupPsk(identity: Buffer): Buffer {
-    let key: Uint8Array | undefined;
+    let found: Uint8Array | PskGrant | undefined;
     try {
-      key = this.opts.pskStore!(Buffer.from(identity));
-    } catch {
-      key = undefined;
+      found = this.opts.pskStore!(Buffer.from(identity));
+    } catch (e) {
+      // A store may refuse with a specific alert (e.g. a replayed trust-anchor sequence number).
+      if (e instanceof TlsAlertError) throw e;
+      found = undefined;
     }
+    const key = found instanceof Uint8Array ? found : found?.key;
     if (!key || key.length === 0) throw new TlsAlertError(AlertDescription.UnknownPskIdentity, 'unknown PSK identity');
+    if (found && !(found instanceof Uint8Array)) this.onHandshakeSuccess = found.onHandshakeSuccess;
     this.peerIdentity = { type: 'psk', identity: Buffer.from(identity) };
     return Buffer.from(key);
   }
@@ -1240,14 +1334,23 @@ export class DtlsServerConnection extends DtlsConnection {
     this.requireEpoch(msg, 0);
     const signed = decodeDigitallySigned(msg.body);
     if (signed.algorithm !== SIG_ECDSA_SECP256R1_SHA256) throw new TlsAlertError(AlertDescription.IllegalParameter, 'unsupported signature algorithm');
-    if (!ecdsaVerify(this.peerPublicKey!, Buffer.concat(this.transcript), signed.signature))
+    if (!ecdsaVerify(this.peerPublicKey!, Buffer.concat(this.transcript), signed.signature)) {
+      // The issue's reading of §3.3: in AuthzCert mode every client-authentication failure,
+      // including proof of possession of the private key, is bad_certificate.
+      if (this.clientCertType === CertificateType.AuthzCert) throw new TlsAlertError(AlertDescription.BadCertificate, 'AuthzCert: CertificateVerify signature invalid');
       throw new TlsAlertError(AlertDescription.DecryptError, 'CertificateVerify signature invalid');
+    }
     this.addTranscript(msg);
     this.expectChangeCipherSpec(out);
   }
 
   private onFinished(msg: HandshakeMessage, out: DtlsOutput): void {
     this.checkPeerFinished(msg, 'client finished');
+    // The handshake has succeeded: commit what the credential check deferred (the trust-anchor
+    // window is updated only now, §2.4). A refusal here aborts before our Finished is sent.
+    const commit = this.onHandshakeSuccess;
+    this.onHandshakeSuccess = undefined;
+    commit?.();
     this.peerFlightLastSeq = msg.messageSeq;
     this.beginFlight();
     this.queueChangeCipherSpec();

@@ -31,7 +31,8 @@ export const ExtensionType = {
   RenegotiationInfo: 0xff01,
 } as const;
 
-export const CertificateType = { X509: 0, RawPublicKey: 2 } as const;
+/** RFC 7250 certificate types; AuthzCert (3) is the MacCert of the trust-anchor draft (§3.1, §6). */
+export const CertificateType = { X509: 0, RawPublicKey: 2, AuthzCert: 3 } as const;
 export const NAMED_CURVE_SECP256R1 = 23;
 export const EC_CURVE_TYPE_NAMED = 3;
 export const EC_POINT_UNCOMPRESSED = 0;

@@ -9,7 +9,9 @@ import {
   emptyOutput,
   type CommonOptions,
   type DtlsOutput,
+  type AuthzServerCredentials,
   type PeerIdentity,
+  type PskStore,
   type RpkCredentials,
 } from './connection.js';
 import { CookieJar } from './cookie.js';
@@ -25,9 +27,11 @@ import { ContentType, decodeRecords, DTLS_1_0, encodeRecord } from './record.js'
 import type { X509Credentials } from './x509.js';
 
 export interface DtlsServerOptions extends CommonOptions {
-  pskStore?: (identity: Buffer) => Uint8Array | undefined;
+  pskStore?: PskStore;
   identityHint?: Uint8Array;
   rpk?: RpkCredentials;
+  /** AuthorizedPublicKey mode (trust-anchor MacCerts, client_certificate_type 3). */
+  authz?: AuthzServerCredentials;
   x509?: X509Credentials;
   requireClientAuth?: boolean;
   /** Upper bound on concurrent connections (default 256). */
@@ -84,7 +88,7 @@ export class DtlsServerEngine {
   private readonly maxConnections: number;
 
   constructor(opts: DtlsServerOptions) {
-    if (!opts.pskStore && !opts.rpk && !opts.x509) throw new Error('DtlsServerEngine needs pskStore, rpk and/or x509 credentials');
+    if (!opts.pskStore && !opts.rpk && !opts.x509 && !opts.authz) throw new Error('DtlsServerEngine needs pskStore, rpk, x509 and/or authz credentials');
     if (opts.x509 && !(opts.x509.certificates?.length && opts.x509.privateKey)) throw new Error('x509 server credentials need certificates and privateKey');
     this.opts = opts;
     this.maxConnections = opts.maxConnections ?? 256;
@@ -164,6 +168,7 @@ export class DtlsServerEngine {
       pskStore: this.opts.pskStore,
       identityHint: this.opts.identityHint,
       rpk: this.opts.rpk,
+      authz: this.opts.authz,
       x509: this.opts.x509,
       wallClock: this.opts.wallClock,
       requireClientAuth: this.opts.requireClientAuth,

@@ -19,6 +19,9 @@ import {
   type DtlsConnection,
   type DtlsEvent,
   type PeerIdentity,
+  type AuthzClientCredentials,
+  type AuthzServerCredentials,
+  type PskStore,
   type RpkCredentials,
   type X509Credentials,
 } from '../dtls/index.js';
@@ -40,12 +43,16 @@ export interface DtlsClientCredentials {
   rpk?: RpkCredentials;
   /** Roots to validate the server's certificate chain, and optionally our own chain and key. */
   x509?: X509Credentials;
+  /** AuthorizedPublicKey mode: a MacCert from a trust anchor (src/trust-anchor). */
+  authz?: AuthzClientCredentials;
 }
 
 /** Credentials of a DTLS server; at least one mode. */
 export interface DtlsServerCredentials {
   /** One identity and key, several, or a lookup function. */
-  psk?: DtlsPsk | DtlsPsk[] | ((identity: Buffer) => Uint8Array | undefined);
+  psk?: DtlsPsk | DtlsPsk[] | PskStore;
+  /** AuthorizedPublicKey mode: our key and the MacCert verifier (src/trust-anchor). */
+  authz?: AuthzServerCredentials;
   identityHint?: string | Uint8Array;
   /** Our P-256 key; the client keys we trust (an empty list: no client authentication). */
   rpk?: RpkCredentials;
@@ -266,7 +273,7 @@ export class DtlsClientTransport extends DtlsTransportBase {
   }
 
   static override async bind(options: DtlsClientTransportOptions): Promise<DtlsClientTransport> {
-    if (!options.psk && !options.rpk && !options.x509) throw new Error('a DTLS client needs psk, rpk or x509 credentials');
+    if (!options.psk && !options.rpk && !options.x509 && !options.authz) throw new Error('a DTLS client needs psk, rpk, x509 or authz credentials');
     return new DtlsClientTransport(await bindSocket({ host: '0.0.0.0', ...options }), options);
   }
 
@@ -332,6 +339,7 @@ export class DtlsClientTransport extends DtlsTransportBase {
         now: () => this.scheduler.now(),
         ...(o.psk ? { psk: { identity: bytes(o.psk.identity), key: bytes(o.psk.key) } } : {}),
         ...(o.rpk ? { rpk: o.rpk } : {}),
+        ...(o.authz ? { authz: o.authz } : {}),
         ...(o.x509 ? { x509: o.x509, verifyHost: host ?? peer.address } : {}),
         ...(host && !isIP(host) ? { serverName: host } : {}),
         ...(o.cipherSuites ? { cipherSuites: o.cipherSuites } : {}),
@@ -457,7 +465,7 @@ export class DtlsServerTransport extends DtlsTransportBase {
   private constructor(socket: dgram.Socket, options: DtlsServerTransportOptions) {
     super(socket, options);
     const psk = options.psk;
-    let pskStore: ((identity: Buffer) => Uint8Array | undefined) | undefined;
+    let pskStore: PskStore | undefined;
     if (typeof psk === 'function') pskStore = psk;
     else if (psk) {
       const keys = new Map((Array.isArray(psk) ? psk : [psk]).map((p) => [bytes(p.identity).toString('latin1'), bytes(p.key)]));
@@ -471,6 +479,7 @@ export class DtlsServerTransport extends DtlsTransportBase {
       ...(pskStore ? { pskStore } : {}),
       ...(options.identityHint !== undefined ? { identityHint: bytes(options.identityHint) } : {}),
       ...(options.rpk ? { rpk: options.rpk } : {}),
+      ...(options.authz ? { authz: options.authz } : {}),
       ...(options.x509 ? { x509: options.x509 } : {}),
       requireClientAuth,
       ...(options.cipherSuites ? { cipherSuites: options.cipherSuites } : {}),
@@ -484,7 +493,7 @@ export class DtlsServerTransport extends DtlsTransportBase {
   }
 
   static override async bind(options: DtlsServerTransportOptions): Promise<DtlsServerTransport> {
-    if (!options.psk && !options.rpk && !options.x509) throw new Error('a DTLS server needs psk, rpk or x509 credentials');
+    if (!options.psk && !options.rpk && !options.x509 && !options.authz) throw new Error('a DTLS server needs psk, rpk, x509 or authz credentials');
     const socket = await bindSocket(options);
     try {
       return new DtlsServerTransport(socket, options);

@@ -1,0 +1,77 @@
+/** coapsec trust-anchor --config FILE [-v]: the trust-anchor service (docs/trust-anchor-modes.md). */
+import { CoapClient } from '../client/client.js';
+import { ContentFormat } from '../coap/content-format.js';
+import { loadCredentials } from '../credentials/credentials-file.js';
+import { CredentialsError } from '../credentials/errors.js';
+import { PidLock } from '../credentials/pid-lock.js';
+import { openServerContexts, type OpenedContext } from '../credentials/runtime.js';
+import { OscoreServerSecurity } from '../server/oscore.js';
+import { CoapServer } from '../server/server.js';
+import { peerKey } from '../transport/transport.js';
+import { parseTrustAnchorConfig, TrustAnchorConfigError } from '../trust-anchor/config.js';
+import { addTrustAnchorResources, TrustAnchorService, type RevocationSender } from '../trust-anchor/service.js';
+import { parse, parseBind } from './args.js';
+import { UsageError } from './errors.js';
+
+export const TRUST_ANCHOR_USAGE = `usage: coapsec trust-anchor --config FILE [-v]
+  serves DerivedKey and AuthorizedPublicKey credentials (POST /ta/dk, /ta/apk) and revocations
+  (POST /ta/revoke) over OSCORE to the clients of the config's credentials file, by its policy
+  -v, --verbose           log every decision to stderr`;
+
+export async function trustAnchorCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { config: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } }, { min: 0, max: 0, names: '' });
+  if (values.config === undefined) throw new UsageError('trust-anchor needs --config FILE');
+  let opened: OpenedContext[];
+  let config;
+  let lock: PidLock;
+  try {
+    config = parseTrustAnchorConfig(values.config);
+    const credentials = loadCredentials(config.credentials);
+    if (credentials.recipients.length === 0) throw new UsageError(`${config.credentials}: no "recipients" (the trust anchor's clients)`);
+    // One process per counter file: two would issue the same sequence numbers.
+    lock = PidLock.acquire(`${config.stateFile}.lock`);
+    try {
+      opened = openServerContexts(credentials.recipients, { stateDirectory: credentials.stateDirectory });
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  } catch (error) {
+    if (error instanceof TrustAnchorConfigError || error instanceof CredentialsError) throw new UsageError(error.message);
+    throw error;
+  }
+  const service = new TrustAnchorService(config);
+  if (values.verbose) service.onLog = (line) => process.stderr.write(`ta: ${line}\n`);
+  const sendRevocation: RevocationSender = async (uri, payload, rs) => {
+    // coaps:// revocation URIs are reached with a DerivedKey credential the TA issues itself.
+    const own = uri.startsWith('coaps:') ? service.ownDerivedKey(rs.name) : undefined;
+    const client = new CoapClient(own ? { dtls: { psk: { identity: own.identity, key: own.key } } } : {});
+    try {
+      const response = await client.request({ method: 'POST', uri, payload, contentFormat: ContentFormat.OctetStream, timeout: 10_000 });
+      if (!response.ok) throw new Error(`${response.status}: ${response.text()}`);
+      return response.text();
+    } finally {
+      await client.close();
+    }
+  };
+  const bind = parseBind(config.bind, { host: '127.0.0.1', port: 5690 });
+  let server: CoapServer;
+  try {
+    server = await CoapServer.listen({ host: bind.host, port: bind.port, security: new OscoreServerSecurity(opened.map((o) => o.context)) });
+  } catch (error) {
+    opened.forEach((o) => o.close());
+    lock.release();
+    throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  addTrustAnchorResources(server, service, sendRevocation);
+  process.stderr.write(`coapsec trust anchor ${config.id} serving on coap://${peerKey(server.address())}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await server.close();
+  opened.forEach((o) => o.close());
+  lock.release();
+  return 0;
+}
