@@ -482,3 +482,20 @@ describe('block-wise and Observe from the command line', () => {
     });
   }
 });
+
+describe('coapsec proxy: usage errors', () => {
+  for (const [args, pattern] of [
+    [['proxy'], /give --forward, --reverse PREFIX=URI or --http HOST:PORT/],
+    [['proxy', '--reverse', 'nonsense'], /--reverse needs PREFIX=URI/],
+    [['proxy', '--forward', '--cache-mb', 'lots'], /--cache-mb needs a size in MiB/],
+    [['proxy', '--forward', '--next-hop', 'http://x/'], /bad URI/],
+    [['get', 'coap://127.0.0.1/x', '--proxy', 'nope'], /bad URI/],
+  ] as const) {
+    test(args.join(' '), async () => {
+      const r = await coapsec(args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, pattern);
+      assert.equal(r.stderr.split('\n').filter(Boolean).length, 1);
+    });
+  }
+});

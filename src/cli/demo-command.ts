@@ -7,6 +7,13 @@ import { CoapClient, type ClientRequest, type ClientResponse } from '../client/c
 import { addDemoResources } from '../demo/resources.js';
 import { CoapServer } from '../server/server.js';
 import { parse } from './args.js';
+import { randomBytes } from 'node:crypto';
+import { OscoreClientSecurity } from '../client/oscore.js';
+import { addPlugtestResources } from '../demo/plugtest.js';
+import { OscoreSecurityContext, VolatileSequence } from '../oscore/security-context.js';
+import { ResponseCache } from '../proxy/cache.js';
+import { ForwardProxy } from '../proxy/forward-proxy.js';
+import { OscoreServerSecurity } from '../server/oscore.js';
 
 const useColor = process.stdout.isTTY && !process.env['NO_COLOR'];
 const paint = (code: string, text: string): string => (useColor ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -74,6 +81,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     out(`${paint('36', '→')} GET ${base}/time  Observe: 1 (deregistered)`);
     out('');
 
+    await proxyDemo(base, server, out);
+
     const rtt = await client.ping(base);
     out(paint('2', '# CoAP ping (Empty CON answered by RST, §4.3)'));
     out(`${paint('32', '←')} pong in ${rtt.toFixed(1)} ms`);
@@ -95,4 +104,44 @@ function describe(response: ClientResponse): string {
   if (response.payload.length > 200) parts.push(`${response.payload.length} bytes: ${JSON.stringify(text.slice(0, 60))}…`);
   else if (response.payload.length > 0) parts.push(JSON.stringify(text));
   return parts.join('  ');
+}
+
+/**
+ * Through a caching forward proxy: a forwarded GET, the same GET from the cache, and an OSCORE
+ * request the proxy forwards without being able to read it. The OSCORE keys are random per run,
+ * so no (key, nonce) pair of one run can ever meet another's.
+ */
+async function proxyDemo(base: string, origin: CoapServer, out: (line: string) => void): Promise<void> {
+  const masterSecret = randomBytes(16);
+  origin.security = new OscoreServerSecurity([new OscoreSecurityContext({ masterSecret, senderId: Uint8Array.of(1), recipientIds: [new Uint8Array(0)], name: 'demo-client' }, new VolatileSequence())]);
+  addPlugtestResources(origin);
+  const proxyServer = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
+  const upstream = new CoapClient();
+  const proxy = new ForwardProxy(proxyServer, { upstream, cache: new ResponseCache({ maxBytes: 1 << 20, now: () => proxyServer.endpoint.scheduler.now() }) });
+  const proxyUri = `coap://127.0.0.1:${proxyServer.address().port}`;
+  const oscore = new OscoreClientSecurity(new OscoreSecurityContext({ masterSecret, senderId: new Uint8Array(0), recipientIds: [Uint8Array.of(1)], name: 'the origin' }, new VolatileSequence()));
+  const viaProxy = new CoapClient({ proxy: proxyUri, security: (uri) => (uri.includes('/oscore/') ? oscore : undefined) });
+  try {
+    out(paint('1', `Through a forward proxy with a cache on ${proxyUri} (RFC 7252 §5.7, §5.6)`));
+    out('');
+    for (const [what, path] of [['forwarded to the origin', '/hello'], ['the same request, answered from the proxy cache', '/hello'], ['Max-Age 0: never cached, forwarded again', '/alarm']] as const) {
+      out(paint('2', `# ${what}`));
+      out(`${paint('36', '→')} GET ${base}${path}  via ${proxyUri}`);
+      const response = await viaProxy.get(base + path, { timeout: 5000 });
+      out(`${paint('32', '←')} ${describe(response)}`);
+      out('');
+    }
+    out(paint('2', '# OSCORE end to end through the proxy (RFC 8613): the proxy forwards what it cannot read'));
+    out(`${paint('36', '→')} GET ${base}/oscore/hello/1  via ${proxyUri}, protected`);
+    const protectedResponse = await viaProxy.get(`${base}/oscore/hello/1`, { timeout: 5000 });
+    if (protectedResponse.wire) out(`   on the wire: ${codeToString(protectedResponse.wire.code)} with ${protectedResponse.wire.payload.length} bytes of ciphertext`);
+    out(`${paint('32', '←')} ${describe(protectedResponse)}  ${paint('2', `verified: ${protectedResponse.context.oscore?.[0]?.peer ?? '?'}`)}`);
+    out(paint('2', `   proxy: ${proxy.stats.forwarded} forwarded, ${proxy.stats.cacheHits} from its cache`));
+    out('');
+  } finally {
+    await viaProxy.close();
+    await proxy.close();
+    await upstream.close();
+    await proxyServer.close();
+  }
 }
