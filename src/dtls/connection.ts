@@ -265,9 +265,20 @@ type Expect =
 const MAX_HELLO_VERIFY = 4;
 const MAX_BUFFERED_FUTURE_RECORDS = 8;
 
+/**
+ * Configured keys are encoded once: exporting an SPKI costs about 140 µs, and every RPK handshake
+ * needs our own key and each trusted peer key (measured in BENCHMARKS.md, trust-anchor section).
+ */
+const spkiCache = new WeakMap<KeyObject, Buffer>();
+
 export function spkiOf(key: KeyObject): Buffer {
-  const pub = key.type === 'private' ? createPublicKey(key) : key;
-  return pub.export({ type: 'spki', format: 'der' });
+  let spki = spkiCache.get(key);
+  if (!spki) {
+    const pub = key.type === 'private' ? createPublicKey(key) : key;
+    spki = pub.export({ type: 'spki', format: 'der' });
+    spkiCache.set(key, spki);
+  }
+  return spki;
 }
 
 /** Parses an SPKI and accepts only EC P-256 keys (RFC 7925 §4.4.1). */
