@@ -25,7 +25,7 @@ const heapUsed = (): number => {
   return process.memoryUsage().heapUsed;
 };
 
-test(`${CLIENTS * PER_CLIENT} observations through the proxy share one upstream observation`, { timeout: 180_000 }, async (t) => {
+test(`${CLIENTS * PER_CLIENT} observations through the proxy share one upstream observation`, { timeout: 400_000 }, async (t) => {
   const buffers = { receiveBufferSize: 4 << 20, sendBufferSize: 4 << 20 };
   const origin = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
   let state = 0;
@@ -42,7 +42,7 @@ test(`${CLIENTS * PER_CLIENT} observations through the proxy share one upstream 
     await proxyServer.close();
     await origin.close();
   });
-  const waitFor = async (predicate: () => boolean, what: string, limitMs = 60_000): Promise<void> => {
+  const waitFor = async (predicate: () => boolean, what: string, limitMs = 120_000): Promise<void> => {
     const deadline = Date.now() + limitMs;
     while (!predicate()) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

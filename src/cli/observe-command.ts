@@ -6,6 +6,7 @@ import { CoapRequestError } from '../exchange/errors.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { clientOscore, OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
+import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
 import { ExitCode, UsageError } from './errors.js';
 import { describeOption, describeWire, responseToJson } from './output.js';
 
@@ -17,6 +18,7 @@ export const OBSERVE_USAGE = `usage: coapsec observe URI [options]     (RFC 7641
   --json                  one JSON object per notification
   -v, --verbose           code and options of each notification on stderr
   --proxy URI             send the request through this forward proxy (coap://host:port)
+${VIA_USAGE}
 ${DTLS_USAGE}
 ${OSCORE_USAGE}`;
 
@@ -34,6 +36,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
       proxy: { type: 'string' },
+      ...VIA_FLAGS,
     },
     { min: 1, max: 1, names: 'URI' },
   );
@@ -55,7 +58,10 @@ export async function observeCommand(argv: string[]): Promise<number> {
   const dtls = clientDtlsCredentials(values);
   const oscore = clientOscore(values);
   const proxy = values.proxy !== undefined ? checkUri(values.proxy) : undefined;
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}) });
+  if (proxy !== undefined && values.via?.length) throw new UsageError('use either --proxy or --via, not both');
+  const route = clientRoute(values);
+  const via = route.via;
+  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
   let stopTimer: NodeJS.Timeout | undefined;
   const onSignal = (): void => void observation?.cancel();
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;
@@ -98,5 +104,6 @@ export async function observeCommand(argv: string[]): Promise<number> {
     await observation?.cancel();
     await client.close();
     oscore.close();
+    route.close();
   }
 }

@@ -13,6 +13,8 @@ import { checkUri, parse, parseBind } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { UsageError } from './errors.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
+import { allowList } from '../proxy/oscore-proxy.js';
+import { proxyUpstreamContexts } from './via-args.js';
 
 export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] [--reverse PREFIX=URI ...] [--next-hop URI]
                      [--cache-mb N] [--http HOST:PORT]
@@ -22,6 +24,9 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] 
   --next-hop URI         send forwarded requests to this proxy, keeping Proxy-Uri/Proxy-Scheme
   --cache-mb N           cache responses in up to N MiB (RFC 7252 §5.6; default 0: no cache)
   --http HOST:PORT       also serve HTTP→CoAP (RFC 8075): http://HOST:PORT/hc/coap://target/path
+  --allow NAME           forward only for clients whose OSCORE context (recipient) is NAME; repeatable
+                         (draft-ietf-core-oscore-capable-proxies §2.4; 4.01 otherwise). With
+                         --credentials, its client contexts add a layer towards matching next hops.
 ${DTLS_USAGE}
 ${OSCORE_USAGE}`;
 
@@ -35,6 +40,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       'next-hop': { type: 'string' },
       'cache-mb': { type: 'string' },
       http: { type: 'string' },
+      allow: { type: 'string', multiple: true },
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
     },
@@ -57,6 +63,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   const dtls = clientDtlsCredentials(values);
   const upstream = new CoapClient(dtls ? { dtls } : {});
   const oscore = serverOscore(values);
+  const upstreamContexts = proxyUpstreamContexts(values.credentials);
   let server: CoapServer;
   try {
     server = await CoapServer.listen({ host: bind.host, port: bind.port, ...(oscore.security ? { security: oscore.security } : {}) });
@@ -72,6 +79,8 @@ export async function proxyCommand(argv: string[]): Promise<number> {
         ...(cacheMb > 0 ? { cache: new ResponseCache({ maxBytes: cacheMb * 1024 * 1024, now }) } : {}),
         http: httpUpstream,
         name: `coapsec proxy ${bind.host}:${bind.port}`,
+        ...(values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {}),
+        ...(upstreamContexts.lookup ? { upstreamSecurity: upstreamContexts.lookup } : {}),
       })
     : undefined;
   for (const mapping of reverse) addReverseProxy(server, mapping, upstream);
@@ -88,6 +97,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   await server.close();
   await upstream.close();
   oscore.close();
+  upstreamContexts.close();
   return 0;
 }
 

@@ -7,6 +7,7 @@ import { CoapRequestError } from '../exchange/errors.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { clientOscore, OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
+import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
 import { progressBar } from './progress.js';
 import { ExitCode, UsageError } from './errors.js';
 import { describeOption, describeWire, responseToJson } from './output.js';
@@ -23,6 +24,7 @@ export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ip
   --json                  print the response as one JSON object
   -v, --verbose           print code and options to stderr
   --proxy URI             send the request through this forward proxy (coap://host:port)
+${VIA_USAGE}
 ${DTLS_USAGE}
 ${OSCORE_USAGE}`;
 
@@ -42,6 +44,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
       proxy: { type: 'string' },
+      ...VIA_FLAGS,
     },
     { min: 1, max: 1, names: 'URI' },
   );
@@ -72,7 +75,10 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   const dtls = clientDtlsCredentials(values);
   const oscore = clientOscore(values);
   const proxy = values.proxy !== undefined ? checkUri(values.proxy) : undefined;
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}) });
+  if (proxy !== undefined && values.via?.length) throw new UsageError('use either --proxy or --via, not both');
+  const route = clientRoute(values);
+  const via = route.via;
+  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
   const progress = progressBar();
   try {
     const response = await client.request({
@@ -111,5 +117,6 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   } finally {
     await client.close();
     oscore.close();
+    route.close();
   }
 }

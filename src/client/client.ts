@@ -21,6 +21,7 @@ import { MAX_SZX, blockSize, encodeBlock, szxForSize } from '../coap/block.js';
 import { blockwiseRequest, type BlockwiseOptions } from './blockwise.js';
 import { Observation, type ObservationSettings } from './observe.js';
 import { PLAIN, securedSender, withEchoRetry, type MessageSecurity } from './security.js';
+import { RouteSecurity, type RouteHop, type RouteOptions } from './route.js';
 
 export interface ClientRequest {
   method: MethodName | Lowercase<MethodName> | 'ipatch' | Code;
@@ -41,6 +42,11 @@ export interface ClientRequest {
   onProgress?: (bytes: number, total: number | undefined) => void;
   /** End-to-end protection for this request; by default the client's `security` map decides. */
   security?: MessageSecurity;
+  /**
+   * A chain of proxies to go through, nearest first, each optionally with its own OSCORE context
+   * (draft-ietf-core-oscore-capable-proxies §2.3; client/route.ts). Overrides the client's `proxy`.
+   */
+  via?: readonly RouteHop[];
 }
 
 export interface ObserveRequest extends Omit<ClientRequest, 'method' | 'uri' | 'onProgress'>, ObservationSettings {
@@ -79,6 +85,10 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   sendBufferSize?: number;
   /** Chooses end-to-end protection (OSCORE) by target URI; plain CoAP where it returns undefined. */
   security?: (uri: string) => MessageSecurity | undefined;
+  /** Chooses a route of proxies by target URI (see ClientRequest.via). */
+  via?: (uri: string) => readonly RouteHop[] | undefined;
+  /** Route settings: the OSCORE layer limit (§2.1) and a Hop-Limit for the first proxy (§3). */
+  route?: RouteOptions;
   /** DTLS credentials and limits for coaps:// URIs (psk, rpk and/or x509; see transport/dtls.ts). */
   dtls?: Omit<DtlsClientTransportOptions, 'host' | 'port' | 'scheduler'>;
 }
@@ -154,6 +164,25 @@ export class CoapClient {
     return route;
   }
 
+  /**
+   * The route and security of a request: with a chain of proxies (`via`), the first proxy is the
+   * leg, the message carries the origin's Uri-Path/Uri-Query only, and RouteSecurity adds each
+   * hop's options and layer (§2.3); otherwise route() and the end-to-end security as they are.
+   */
+  private async routeWith(uriText: string, requestVia: readonly RouteHop[] | undefined, e2e: MessageSecurity): Promise<{ target: Route; security: MessageSecurity }> {
+    const via = requestVia ?? this.options.via?.(uriText);
+    if (!via || via.length === 0) return { target: await this.route(uriText), security: e2e };
+    const uri = parseCoapUri(uriText);
+    const security = new RouteSecurity(uri, via, e2e, this.options.route);
+    const leg = security.firstHop;
+    const peer = await resolvePeer(leg);
+    const options = sortOptions([
+      ...uri.path.map((segment) => ({ number: OptionNumber.UriPath, value: encodeString(segment) })),
+      ...uri.query.map((arg) => ({ number: OptionNumber.UriQuery, value: encodeString(arg) })),
+    ]);
+    return { target: { uri, leg, peer, options }, security };
+  }
+
   private async endpointFor(uri: CoapUri, peer: PeerAddress): Promise<CoapEndpoint> {
     const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4, uri.scheme);
     if (endpoint.transport instanceof DtlsClientTransport) endpoint.transport.setServerName(peer, uri.host);
@@ -164,7 +193,8 @@ export class CoapClient {
     if (this.closed) throw new CoapRequestError('client is closed');
     const code = typeof request.method === 'number' ? request.method : methodFromName(request.method);
     if (code === undefined) throw new CoapRequestError(`unknown method ${String(request.method)}`);
-    const target = await this.route(request.uri);
+    const e2e = request.security ?? this.options.security?.(request.uri) ?? PLAIN;
+    const { target, security } = await this.routeWith(request.uri, request.via, e2e);
     const { uri, peer } = target;
     const message = buildRequestMessage(code, uri, peer, request, target.options.slice());
     const endpoint = await this.endpointFor(target.leg, peer);
@@ -174,7 +204,6 @@ export class CoapClient {
       ...(request.signal ? { signal: request.signal } : {}),
     };
     const blockwise = this.blockwiseOptions(request);
-    const security = request.security ?? this.options.security?.(request.uri) ?? PLAIN;
     const send = withEchoRetry(securedSender(endpoint, peer, security, requestOptions));
     if (message.payload.length <= blockSize(blockwise.szx ?? MAX_SZX)) {
       const received = await blockwiseRequest(send, message, blockwise);
@@ -202,7 +231,8 @@ export class CoapClient {
    */
   async observe(uri: string, request: ObserveRequest = {}): Promise<Observation> {
     if (this.closed) throw new CoapRequestError('client is closed');
-    const target = await this.route(uri);
+    const e2e = request.security ?? this.options.security?.(uri) ?? PLAIN;
+    const { target, security } = await this.routeWith(uri, request.via, e2e);
     const { uri: parsed, peer } = target;
     const code = request.method === 'FETCH' ? Method.FETCH : Method.GET;
     const message = buildRequestMessage(code, parsed, peer, request, target.options.slice());
@@ -210,7 +240,6 @@ export class CoapClient {
     const blockwise = this.blockwiseOptions(request);
     if (blockwise.szx !== undefined) message.options.push({ number: OptionNumber.Block2, value: encodeBlock({ num: 0, more: false, szx: blockwise.szx }) });
     message.options = sortOptions(message.options);
-    const security = request.security ?? this.options.security?.(uri) ?? PLAIN;
     return new Observation(endpoint, peer, message, blockwise, request, security);
   }
 

@@ -36,9 +36,15 @@ export interface RecordProtection {
   decrypt(type: number, version: number, epoch: number, seq: number, fragment: Buffer): Buffer | null;
 }
 
+/** Writes epoch (2) || sequence number (6) at `offset`: the record's seq_num. */
+function writeSeqNum(out: Buffer, offset: number, epoch: number, seq: number): void {
+  out.writeUInt16BE(epoch, offset);
+  out.writeUIntBE(seq, offset + 2, 6);
+}
+
 function additionalData(epoch: number, seq: number, type: number, version: number, length: number): Buffer {
-  const ad = Buffer.alloc(13);
-  epochSeq(epoch, seq).copy(ad, 0);
+  const ad = Buffer.allocUnsafe(13);
+  writeSeqNum(ad, 0, epoch, seq);
   ad[8] = type;
   ad.writeUInt16BE(version, 9);
   ad.writeUInt16BE(length, 11);
@@ -76,13 +82,25 @@ export function createRecordProtection(kind: AeadKind, key: Buffer, fixedIv: Buf
     kind,
     overhead: explicitLength + tagLength,
     encrypt(type, version, epoch, seq, plaintext) {
-      const seqNum = epochSeq(epoch, seq);
+      // One output buffer: explicit nonce || ciphertext || tag (a hot path: one call per record).
+      const out = Buffer.allocUnsafe(explicitLength + plaintext.length + tagLength);
+      let nonce: Buffer;
+      if (explicitLength) {
+        writeSeqNum(out, 0, epoch, seq);
+        nonce = Buffer.allocUnsafe(12);
+        iv.copy(nonce, 0);
+        out.copy(nonce, 4, 0, EXPLICIT_NONCE_LENGTH);
+      } else {
+        nonce = nonceFor(epochSeq(epoch, seq));
+      }
       const ad = additionalData(epoch, seq, type, version, plaintext.length);
-      const c = createCipheriv(algorithm as 'aes-128-gcm', k, nonceFor(seqNum), { authTagLength: tagLength }) as unknown as AnyCipher;
+      const c = createCipheriv(algorithm as 'aes-128-gcm', k, nonce, { authTagLength: tagLength }) as unknown as AnyCipher;
       (c as CipherCCM).setAAD(ad, { plaintextLength: plaintext.length });
-      const ct = Buffer.concat([c.update(plaintext), c.final()]);
-      const tag = c.getAuthTag();
-      return explicitLength ? Buffer.concat([seqNum, ct, tag]) : Buffer.concat([ct, tag]);
+      let pos = explicitLength;
+      pos += c.update(plaintext).copy(out, pos);
+      pos += c.final().copy(out, pos);
+      c.getAuthTag().copy(out, pos);
+      return out;
     },
     decrypt(type, version, epoch, seq, fragment) {
       if (fragment.length < explicitLength + tagLength) return null;

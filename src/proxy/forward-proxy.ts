@@ -35,6 +35,9 @@ import { operationKey } from '../server/blockwise.js';
 import { conditionalReply } from './cache.js';
 import type { CoapServer, ForwardingHandler, ProxiedRequest } from '../server/server.js';
 import type { PeerAddress } from '../transport/transport.js';
+import type { EndpointContext } from '../exchange/context.js';
+import type { OscoreSecurityContext } from '../oscore/security-context.js';
+import { upstreamLayer, type UpstreamLayer } from './oscore-proxy.js';
 
 /** What the proxy needs from a cache (src/proxy/cache.ts implements it). */
 export interface ProxyCache {
@@ -59,6 +62,17 @@ export interface ForwardProxyOptions {
   defaultHopLimit?: number;
   /** Named in 5.08 diagnostics so a loop can be traced (RFC 8768 §3). */
   name?: string;
+  /**
+   * draft-ietf-core-oscore-capable-proxies §2.4 step 4: whether forwarding this request is
+   * acceptable, e.g. by the OSCORE context that authenticated the client (context.oscore; see
+   * proxy/oscore-proxy.ts allowList). Refused requests get 4.01, protected over the layers removed.
+   */
+  authorize?: (context: EndpointContext, message: CoapMessage) => boolean;
+  /**
+   * The OSCORE context this proxy shares with the next hop (§2.3: one more layer on the upstream
+   * leg, removed again from the response, §2.6). `nextHop` is true when the next hop is a proxy.
+   */
+  upstreamSecurity?: (target: { uri: string; nextHop: boolean }) => OscoreSecurityContext | undefined;
 }
 
 /** A proxy cannot verify end-to-end protection; it passes responses on as they are. */
@@ -123,6 +137,11 @@ export class ForwardProxy implements ForwardingHandler {
       }
     }
 
+    // draft-ietf-core-oscore-capable-proxies §2.4 step 4: is forwarding acceptable for this client?
+    if (this.options.authorize && !this.options.authorize(request.context, message)) {
+      return reply(ResponseCode.Unauthorized, 'not authorized to use this proxy', [{ number: OptionNumber.MaxAge, value: encodeUint(0) }]);
+    }
+
     const target = targetOf(message);
     if ('error' in target) return reply(target.code, target.error);
 
@@ -155,10 +174,32 @@ export class ForwardProxy implements ForwardingHandler {
       return reply(ResponseCode.BadGateway, error instanceof Error ? error.message : String(error));
     }
     const endpoint = await this.options.upstream.endpoint(peer.address.includes(':') ? 6 : 4, scheme);
+    const nextIsProxy = this.options.nextHop !== undefined;
+    const layerContext = this.options.upstreamSecurity?.({ uri: nextIsProxy ? this.options.nextHop! : target.uri, nextHop: nextIsProxy });
+    let layer: UpstreamLayer | undefined;
+    if (layerContext) {
+      // §2.2: a protecting proxy must recognise every option it protects; 4.02 otherwise.
+      const unknown = upstream.options.find((o) => optionDefinition(o.number) === undefined);
+      if (unknown) return reply(ResponseCode.BadOption, `cannot protect the unrecognized option ${unknown.number}`);
+      const added = new Set<number>([OptionNumber.HopLimit]);
+      if (!nextIsProxy) for (const o of upstream.options) if (ADDRESSING.has(o.number)) added.add(o.number);
+      layer = upstreamLayer(layerContext, nextIsProxy, added);
+    }
+    if (layer || request.context.oscore?.length) {
+      // This proxy is an OSCORE endpoint on a leg: responses it protects must be recognisable (5.02, §2.2).
+      const respond = request.respond;
+      request = {
+        ...request,
+        respond: (response) => {
+          const unknown = response.options.find((o) => optionDefinition(o.number) === undefined);
+          respond(unknown && request.context.oscore?.length ? errorMessage(ResponseCode.BadGateway, `cannot protect the unrecognized option ${unknown.number} in the response`) : response);
+        },
+      };
+    }
 
     const observe = getUintOption(message, OptionNumber.Observe);
     if (observe !== undefined && (message.code === Method.GET || message.code === Method.FETCH)) {
-      return this.forwardObservation(request, upstream, endpoint, peer, target, observe);
+      return this.forwardObservation(request, upstream, endpoint, peer, target, observe, layer);
     }
 
     const cache = this.options.cache;
@@ -181,7 +222,7 @@ export class ForwardProxy implements ForwardingHandler {
       const shared = await waiting;
       return request.respond(codeClass(shared.code) === 2 && cache ? conditionalReply(message, shared) : shared);
     }
-    const exchange = this.exchangeUpstream(endpoint, upstream, peer, target, message.type !== MessageType.NON);
+    const exchange = this.exchangeUpstream(endpoint, upstream, peer, target, message.type !== MessageType.NON, layer);
     if (cacheable) {
       this.inflight.set(key, exchange.then((r) => r.response));
       void exchange.finally(() => this.inflight.delete(key));
@@ -204,10 +245,20 @@ export class ForwardProxy implements ForwardingHandler {
   }
 
   /** One upstream exchange; failures become the proxy's own 5.04/5.02 (never cached). */
-  private async exchangeUpstream(endpoint: CoapEndpoint, upstream: CoapMessage, peer: PeerAddress, target: Target, confirmable: boolean): Promise<{ response: CoapMessage; fromOrigin: boolean }> {
+  private async exchangeUpstream(endpoint: CoapEndpoint, upstream: CoapMessage, peer: PeerAddress, target: Target, confirmable: boolean, layer?: UpstreamLayer): Promise<{ response: CoapMessage; fromOrigin: boolean }> {
     try {
       this.stats.forwarded++;
-      const { message } = await endpoint.request(upstream, peer, { deadline: this.timeout, confirmable });
+      const protectedRequest = layer?.security.protect(upstream);
+      const { message } = await endpoint.request(protectedRequest?.message ?? upstream, peer, { deadline: this.timeout, confirmable });
+      if (protectedRequest) {
+        // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
+        const verified = protectedRequest.verify(message, false);
+        if (verified instanceof Error) return { response: errorMessage(ResponseCode.BadGateway, verified.message), fromOrigin: false };
+        if (getOption(upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined) {
+          return { response: errorMessage(ResponseCode.BadGateway, 'the response carries more OSCORE layers than the request'), fromOrigin: false };
+        }
+        return { response: verified, fromOrigin: true };
+      }
       return { response: message, fromOrigin: true };
     } catch (error) {
       if (error instanceof TimeoutError) return { response: errorMessage(ResponseCode.GatewayTimeout, `no answer from ${target.uri} (${error.message})`), fromOrigin: false };
@@ -219,13 +270,13 @@ export class ForwardProxy implements ForwardingHandler {
    * PR4.1/PR4.2 (RFC 7641 §5): one upstream observation per target serves every client; each client
    * is an observer of a virtual resource at this proxy with its own Observe sequence.
    */
-  private async forwardObservation(request: ProxiedRequest, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, target: Target, observe: number): Promise<void> {
+  private async forwardObservation(request: ProxiedRequest, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, target: Target, observe: number, layer?: UpstreamLayer): Promise<void> {
     const path = `proxy:${operationKey(`${peer.address}|${peer.port}`, upstream, upstream.code === Method.FETCH)}|${target.uri}`;
     if (observe === 1) request.stopObserving(path);
     let up = this.upstreamObservations.get(path);
     if (!up) {
-      if (observe !== 0) return this.forwardPlainly(request, upstream, endpoint, peer, target);
-      up = this.startUpstream(path, upstream, endpoint, peer);
+      if (observe !== 0) return this.forwardPlainly(request, upstream, endpoint, peer, target, layer);
+      up = this.startUpstream(path, upstream, endpoint, peer, layer);
     }
     await up.ready;
     if (!up.latest) return request.respond(errorMessage(ResponseCode.GatewayTimeout, `no answer from ${target.uri}`));
@@ -236,24 +287,26 @@ export class ForwardProxy implements ForwardingHandler {
     request.respond(latest);
   }
 
-  private async forwardPlainly(request: ProxiedRequest, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, target: Target): Promise<void> {
+  private async forwardPlainly(request: ProxiedRequest, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, target: Target, layer?: UpstreamLayer): Promise<void> {
     upstream.options = upstream.options.filter((o) => o.number !== OptionNumber.Observe);
     try {
-      const response = await endpoint.request(upstream, peer, { deadline: this.timeout });
-      request.respond(forwardable(response.message));
+      const protectedRequest = layer?.security.protect(upstream);
+      const response = await endpoint.request(protectedRequest?.message ?? upstream, peer, { deadline: this.timeout });
+      const verified = protectedRequest ? protectedRequest.verify(response.message, false) : response.message;
+      request.respond(verified instanceof Error ? errorMessage(ResponseCode.BadGateway, verified.message) : forwardable(verified));
     } catch (error) {
       request.respond(errorMessage(error instanceof TimeoutError ? ResponseCode.GatewayTimeout : ResponseCode.BadGateway, `${target.uri}: ${(error as Error).message}`));
     }
   }
 
-  private startUpstream(path: string, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress): UpstreamObservation {
+  private startUpstream(path: string, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, layer?: UpstreamLayer): UpstreamObservation {
     // An OSCORE registration must not be re-sent by the proxy: the server would see a replay
     // (RFC 8613 §4.1.3.5.1); the client re-registers end to end instead.
     const protectedEndToEnd = getOption(upstream, OptionNumber.Oscore) !== undefined;
     const observation = new Observation(endpoint, peer, upstream, { maxBodySize: 1 << 20, maxRestarts: 0 }, {
       timeout: this.timeout,
       ...(protectedEndToEnd ? { reregisterDelay: () => 365 * 24 * 3600_000 } : {}),
-    }, TRANSPARENT);
+    }, layer?.security ?? TRANSPARENT);
     let firstArrived: () => void = () => {};
     const up: UpstreamObservation = { observation, latest: undefined, receivedAt: 0, ended: false, ready: new Promise((resolve) => (firstArrived = resolve)) };
     this.upstreamObservations.set(path, up);
@@ -262,7 +315,8 @@ export class ForwardProxy implements ForwardingHandler {
     void (async () => {
       try {
         for await (const notification of observation) {
-          up.latest = notification.wire ?? notification.message;
+          // With an upstream layer, the notification as it is once that layer is removed (§2.6).
+          up.latest = layer ? notification.message : (notification.wire ?? notification.message);
           up.receivedAt = this.server.endpoint.scheduler.now();
           firstArrived();
           this.server.observations.changed(path);

@@ -9,10 +9,10 @@
  * request #1 (steps 2) or request #2 (step 4) of the protocol. Derived contexts live in memory
  * only; after a restart the client's requests name an unknown kid context again and B.2 reruns.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { ResponseCode } from '../coap/codes.js';
 import { EMPTY_BYTES, MessageType, encodeUint, getOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
-import { equalBytes } from '../oscore/context.js';
 import { decodeOscoreOption } from '../oscore/option.js';
 import { errorResponseParts, protectResponse, unprotectRequest, type RequestBinding, type UnprotectRequestResult } from '../oscore/protect.js';
 import { B2_NONCE_LENGTH, R2Cache, type R2CacheOptions, newB2Nonce, r2Of, secondIdContext, withResponseKidContext } from '../oscore/rederivation.js';
@@ -25,15 +25,33 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 export interface OscoreServerOptions {
   /** Appendix B.2.1: bounds and lifetime of the cached R2 values. */
   r2Cache?: R2CacheOptions;
+  /**
+   * draft-ietf-core-oscore-capable-proxies §2.4.1: per-source lists of security contexts. The first
+   * list whose `match` accepts the request's source (its address, and the OSCORE layers already
+   * removed from it) is the only one searched; a kid outside it gets the same 4.01 "Security context
+   * not found" as an unknown kid — no lookup in other lists first (no timing side channel, separate
+   * ID name spaces). Requests no list matches use the main contexts.
+   */
+  sourceLists?: readonly SourceList[];
 }
+
+export interface SourceList {
+  match(source: EndpointContext): boolean;
+  contexts: readonly OscoreSecurityContext[];
+}
+
+/** §2.4.1 helper: a source whose outermost removed OSCORE layer was authenticated as `peer` (e.g. a reverse proxy). */
+export const behindLayer = (peer: string) => (source: EndpointContext): boolean => source.oscore?.some((l) => l.peer === peer) === true;
 
 export class OscoreServerSecurity implements ServerSecurity {
   private readonly directory: ContextDirectory;
   private readonly r2s: R2Cache<string>;
+  private readonly sourceLists: ReadonlyArray<{ match: SourceList['match']; directory: ContextDirectory }>;
 
   constructor(contexts: readonly OscoreSecurityContext[], options: OscoreServerOptions = {}) {
     this.directory = new ContextDirectory(contexts);
     this.r2s = new R2Cache(options.r2Cache);
+    this.sourceLists = (options.sourceLists ?? []).map((l) => ({ match: l.match, directory: new ContextDirectory(l.contexts) }));
   }
 
   /** The contexts in use now, configured and derived (B.2), for inspection. */
@@ -43,13 +61,15 @@ export class OscoreServerSecurity implements ServerSecurity {
 
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined {
     if (getOption(request, OptionNumber.Oscore) === undefined) return undefined;
+    // §2.4.1: the list is chosen by the source before any context is looked up.
+    const directory = this.sourceLists.find((l) => l.match(context))?.directory ?? this.directory;
     let found: ReturnType<ContextDirectory['find']>;
     let result = unprotectRequest(request, (kid, kidContext) => {
-      found = this.directory.find(kid, kidContext);
+      found = directory.find(kid, kidContext);
       return found?.recipient.params;
     });
     if (!result.ok && found === undefined && result.code === ResponseCode.Unauthorized) {
-      const b2 = this.rederivation(request);
+      const b2 = this.rederivation(request, directory);
       if (b2 === undefined) return { ok: false, response: errorMessage(result) };
       if (b2.kind === 'answer') return { ok: false, response: b2.response };
       // Step 4 succeeded: request #2 verified with the third context, which now serves this client.
@@ -68,7 +88,7 @@ export class OscoreServerSecurity implements ServerSecurity {
       }
       // Appendix B.1.2: after a restart, only a request echoing our challenge sets the window.
       const echo = getOption(result.message, OptionNumber.Echo);
-      if (!echo || !recipient.echoChallenge || !equalBytes(echo, recipient.echoChallenge)) {
+      if (!echo || !recipient.echoChallenge || echo.length !== recipient.echoChallenge.length || !timingSafeEqual(echo, recipient.echoChallenge)) {
         recipient.echoChallenge = OscoreSecurityContext.newEchoValue();
         const challenge: CoapMessage = {
           type: MessageType.ACK,
@@ -115,7 +135,7 @@ export class OscoreServerSecurity implements ServerSecurity {
    * stopping processing the message as described in step 2 of Section 8.2". Undefined: B.2 does
    * not apply (no kid context, or no configured context with this kid allows it).
    */
-  private rederivation(request: CoapMessage):
+  private rederivation(request: CoapMessage, directory: ContextDirectory):
     | { kind: 'answer'; response: CoapMessage }
     | { kind: 'switched'; result: Extract<UnprotectRequestResult, { ok: true }>; found: { context: OscoreSecurityContext; recipient: RecipientState } }
     | undefined {
@@ -127,7 +147,7 @@ export class OscoreServerSecurity implements ServerSecurity {
       return undefined;
     }
     if (kid === undefined || kidContext === undefined) return undefined;
-    const origins = this.directory.rederivationOrigins(kid);
+    const origins = directory.rederivationOrigins(kid);
     if (origins.length === 0) return undefined;
     let failure: UnprotectRequestResult | undefined;
 
@@ -156,7 +176,7 @@ export class OscoreServerSecurity implements ServerSecurity {
       // are deleted. The server responds using the same security context as in the request."
       // The new replay window starts empty; this request's Partial IV is accepted by the caller.
       this.r2s.clear(key);
-      this.directory.replace(kid, third);
+      directory.replace(kid, third);
       return { kind: 'switched', result, found: { context: third, recipient } };
     }
 

@@ -81,6 +81,11 @@ export interface ServerOptions {
   observe?: Partial<ObserveSettings>;
   /** End-to-end protection (OSCORE) removed before, and applied after, the pipeline. */
   security?: ServerSecurity;
+  /**
+   * The most OSCORE layers removed from one request (draft-ietf-core-oscore-capable-proxies §2.1);
+   * a request needing more gets 4.01, protected with the layers removed. Default 4.
+   */
+  maxOscoreLayers?: number;
 }
 
 /**
@@ -90,6 +95,15 @@ export interface ServerOptions {
  */
 export interface ForwardingHandler {
   forward(request: ProxiedRequest): void | Promise<void>;
+}
+
+/**
+ * A reverse proxy that claims requests by their Uri-Host/Uri-Port/Uri-Path (draft-ietf-core-oscore-
+ * capable-proxies §2.4 step 3): checked before further OSCORE layers are removed, so a layer meant
+ * for the origin behind it is forwarded, not decrypted here.
+ */
+export interface ReverseProxyHandler extends ForwardingHandler {
+  claims(message: CoapMessage, context: EndpointContext): boolean;
 }
 
 /** A request handed to the forwarding handler, with the means to answer it on this leg. */
@@ -124,6 +138,8 @@ export class CoapServer {
   private readonly closeHooks: Array<() => void> = [];
   security: ServerSecurity | undefined;
   private forwarding: ForwardingHandler | undefined;
+  private reverse: ReverseProxyHandler | undefined;
+  readonly maxOscoreLayers: number;
   /** Observable paths rendered by code rather than a resource handler (a proxy's upstream state). */
   private readonly virtualObservables = new Map<string, () => CoapMessage>();
 
@@ -134,6 +150,7 @@ export class CoapServer {
     this.emptyAckDelay = options.emptyAckDelay ?? 100;
     this.recognized = new Set([...SERVER_OPTIONS, ...(options.recognizedOptions ?? [])]);
     this.security = options.security;
+    this.maxOscoreLayers = options.maxOscoreLayers ?? 4;
     this.blockwise = new BlockwiseServer(
       { ...DEFAULT_BLOCKWISE_LIMITS, lifetime: exchangeLifetime(endpoint.parameters), ...options.blockwise },
       () => endpoint.scheduler.now(),
@@ -189,6 +206,11 @@ export class CoapServer {
     this.forwarding = handler;
   }
 
+  /** Installs a reverse proxy that claims requests by their URI (see ReverseProxyHandler). */
+  setReverseProxyHandler(handler: ReverseProxyHandler | undefined): void {
+    this.reverse = handler;
+  }
+
   /**
    * An observable whose notifications are rendered by `render` (e.g. a proxy's latest upstream
    * notification). Observers register through ProxiedRequest.observe; call changed(path) on updates.
@@ -224,21 +246,48 @@ export class CoapServer {
       // RFC 8613 §8.2.1: outer Block options first, until the whole OSCORE message is here.
       const outer = this.outerBlockwise(received, exchange);
       if (!outer) return;
-      const outcome = this.security.unprotect(outer.message, exchange.context);
-      if (outcome && !outcome.ok) {
-        exchange.respond(outer.finish(outcome.response));
-        return;
+      // draft-ietf-core-oscore-capable-proxies §2.4 (Appendix D): remove layers while the request
+      // carries no proxy-related options (step 1), is not for a reverse-proxied resource (step 3) and
+      // still carries OSCORE (step 5); each successful decryption loops back to step 1 (step 6).
+      // Responses, errors included, get the removed layers back in reverse order (§2.5).
+      const removed: ResponseProtector[] = [];
+      const protectAll = (response: CoapMessage, kind: 'response' | 'notification'): CoapMessage => {
+        let r = response;
+        for (let i = removed.length - 1; i >= 0; i--) r = removed[i]!(r, kind);
+        return kind === 'response' ? outer.finish(r) : r;
+      };
+      let message = outer.message;
+      let context = exchange.context;
+      while (getOption(message, OptionNumber.Oscore) && !this.claimedByProxy(message, context)) {
+        if (removed.length >= this.maxOscoreLayers) {
+          // §2.1: beyond the limit, no further OSCORE processing; 4.01 over the layers removed.
+          exchange.respond(protectAll(toMessage({ code: ResponseCode.Unauthorized, payload: 'too many OSCORE layers', options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }] }), 'response'));
+          return;
+        }
+        const outcome = this.security.unprotect(message, context);
+        if (!outcome) break;
+        if (!outcome.ok) {
+          // §2.4 step 6: an OSCORE error, protected over the layers already removed (§2.5).
+          exchange.respond(protectAll(outcome.response, 'response'));
+          return;
+        }
+        message = { ...outcome.inner, type: received.type, messageId: received.messageId, token: received.token };
+        context = outcome.context;
+        removed.push(outcome.protect);
       }
-      if (outcome) {
-        incoming.message = { ...outcome.inner, type: received.type, messageId: received.messageId, token: received.token };
-        incoming.context = outcome.context;
-        incoming.protect = (response, kind) => {
-          const protectedResponse = outcome.protect(response, kind);
-          return kind === 'response' ? outer.finish(protectedResponse) : protectedResponse;
-        };
+      if (removed.length > 0) {
+        incoming.message = message;
+        incoming.context = context;
+        incoming.protect = protectAll;
       }
     }
     this.process(incoming);
+  }
+
+  /** §2.4 steps 1–3: the request is for this node's forward proxy or one of its reverse-proxied resources. */
+  private claimedByProxy(message: CoapMessage, context: EndpointContext): boolean {
+    if (this.forwarding && (getOption(message, OptionNumber.ProxyUri) || getOption(message, OptionNumber.ProxyScheme))) return true;
+    return this.reverse?.claims(message, context) === true;
   }
 
   /**
@@ -294,6 +343,10 @@ export class CoapServer {
     const { message, exchange } = incoming;
     if (this.forwarding && (getOption(message, OptionNumber.ProxyUri) || getOption(message, OptionNumber.ProxyScheme))) {
       this.forward(this.forwarding, incoming);
+      return;
+    }
+    if (this.reverse?.claims(message, incoming.context)) {
+      this.forward(this.reverse, incoming);
       return;
     }
     const check = checkOptions(message.options, (n) => this.recognized.has(n) || (optionDefinition(n) !== undefined && !isCritical(n)));

@@ -407,6 +407,9 @@ export class DtlsClientTransport extends DtlsTransportBase {
     const at = session.conn.state === 'connected' ? session.lastActivity + idle : retransmit;
     const due = retransmit !== undefined && at !== undefined ? Math.min(retransmit, at) : (retransmit ?? at);
     if (session.timer && !session.timer.cancelled && session.timer.at === due) return;
+    // Established: activity only pushes the idle deadline later, so an earlier timer may stay;
+    // onTimer re-checks lastActivity and re-arms. This spares a reschedule per datagram.
+    if (session.conn.state === 'connected' && retransmit === undefined && session.timer && !session.timer.cancelled && due !== undefined && session.timer.at <= due) return;
     session.timer?.cancel();
     session.timer = due === undefined ? undefined : this.scheduler.schedule(due - this.scheduler.now(), () => this.onTimer(session));
   }

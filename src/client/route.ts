@@ -1,0 +1,198 @@
+/**
+ * Routes through OSCORE-capable proxies (draft-ietf-core-oscore-capable-proxies §2.3, §2.6): a
+ * request to an origin goes through a chain of hops (forward or reverse proxies), each optionally
+ * sharing an OSCORE security context with this client, plus the end-to-end protection of the
+ * origin (any MessageSecurity, normally OscoreClientSecurity).
+ *
+ * Outgoing (§2.3): the end-to-end layer first; then, from the hop nearest the origin back to the
+ * hop nearest this client, the options that hop consumes (its proxy-related options naming where
+ * it forwards to: Proxy-Scheme, Uri-Host, Uri-Port; a reverse proxy's own Uri-Path prefix) are
+ * added and, when the hop has a context, its layer is applied. Options are classified per layer by
+ * the §2.2 nine-step algorithm (oscore/escalation.ts), so every option a hop does not need is
+ * encrypted — the proxy-related options of a hop land inside that hop's layer (Appendix B.1).
+ * Hop-Limit is added before the layer of the first hop (§3: Class U end to end, protected for the
+ * first proxy sharing a context).
+ *
+ * Addressing is onion-style: a hop learns only where to forward next. A hop without a context
+ * cannot hide the addressing of the hop after it, so two consecutive forward proxies without
+ * contexts share one set of proxy-related options: the earlier one must be configured to forward
+ * via the later one (its next hop), as Proxy1 in Appendix B.6 does.
+ *
+ * Incoming (§2.6): the layers are removed in reverse order of their application (hop 1 first), and
+ * the end-to-end security verifies what remains; with plain end-to-end security, a response still
+ * carrying OSCORE after the expected layers is rejected.
+ */
+import { codeToString } from '../coap/codes.js';
+import { decodeString, encodeString, encodeUint, getOption, sortOptions, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { OptionNumber } from '../coap/options.js';
+import { defaultPort, parseCoapUri, uriToOptions, type CoapUri } from '../coap/uri.js';
+import { CoapRequestError } from '../exchange/errors.js';
+import { escalatingClassOf, pathConsumers, type NodeKind } from '../oscore/escalation.js';
+import { protectRequest, unprotectResponse, type ClassOf } from '../oscore/protect.js';
+import type { OscoreSecurityContext } from '../oscore/security-context.js';
+import { PLAIN, type MessageSecurity, type ProtectedRequest } from './security.js';
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+export interface RouteHop {
+  /** The proxy: "coap://10.0.0.3:5683" (forward), or a reverse proxy's URI with its path prefix ("coap://gw/dev1"). */
+  uri: string;
+  /** The OSCORE context this client shares with the proxy (one layer for it). */
+  context?: OscoreSecurityContext;
+  /** Default 'forward'. */
+  kind?: 'forward' | 'reverse';
+}
+
+export interface RouteOptions {
+  /** §2.1: the most OSCORE layers applied to one request; beyond it the request is not sent. Default 4. */
+  maxLayers?: number;
+  /** RFC 8768 / draft §3: a Hop-Limit for the first proxy (Class U end to end, protected for that proxy). */
+  hopLimit?: number;
+}
+
+export const DEFAULT_MAX_LAYERS = 4;
+
+/** §2.1: an outgoing request would need more OSCORE layers than allowed; nothing was sent. */
+export class TooManyLayersError extends CoapRequestError {}
+
+/**
+ * One OSCORE layer with a chosen classOf: protectRequest/unprotectResponse with the Notification
+ * Number rules of RFC 8613 §7.4.1 and draft §2.6.1 (at most one response without Partial IV from
+ * this source per request; Partial IVs only grow).
+ */
+export class OscoreLayer implements MessageSecurity {
+  constructor(
+    readonly context: OscoreSecurityContext,
+    private readonly classOf?: ClassOf,
+  ) {}
+
+  protect(request: CoapMessage): ProtectedRequest {
+    const context = this.context;
+    const { message, binding } = protectRequest(request, context.sender, context.nextSequenceNumber(), {
+      ...(context.idContext ? { kidContext: 'include' as const } : {}),
+      ...(this.classOf ? { classOf: this.classOf } : {}),
+    });
+    let newest: number | undefined;
+    let withoutPiv = false;
+    return {
+      message,
+      ordersNotifications: true,
+      verify: (response, notification) => {
+        if (getOption(response, OptionNumber.Oscore) === undefined) {
+          const diagnostic = response.payload.length > 0 ? `: ${decodeString(response.payload).slice(0, 100)}` : '';
+          return new Error(`unprotected ${codeToString(response.code)} from the OSCORE endpoint of context ${context.name}${diagnostic}`);
+        }
+        const result = unprotectResponse(response, context.primaryRecipient.params, binding);
+        if (!result.ok) return new Error(`OSCORE verification with context ${context.name} failed: ${result.reason}`);
+        if (notification) {
+          if (result.sequenceNumber === undefined) {
+            if (withoutPiv) return new Error('a second response without Partial IV (draft-ietf-core-oscore-capable-proxies §2.6.1)');
+            withoutPiv = true;
+          } else {
+            if (newest !== undefined && result.sequenceNumber <= newest) return new Error(`response replayed or reordered (Partial IV ${result.sequenceNumber})`);
+            newest = result.sequenceNumber;
+          }
+        }
+        return result.message;
+      },
+      describe: (ctx) => ({
+        ...ctx,
+        oscore: [...(ctx.oscore ?? []), { peer: context.name, kid: hex(context.primaryRecipient.params.recipientId), ...(context.idContext ? { kidContext: hex(context.idContext) } : {}) }],
+      }),
+    };
+  }
+}
+
+/** Options naming `target` for a forward proxy: Proxy-Scheme, Uri-Host, Uri-Port when not the default. */
+export function forwardAddressing(target: CoapUri): CoapOption[] {
+  const options: CoapOption[] = [
+    { number: OptionNumber.ProxyScheme, value: encodeString(target.scheme) },
+    { number: OptionNumber.UriHost, value: encodeString(target.host.includes(':') ? `[${target.host}]` : target.host) },
+  ];
+  if (target.port !== defaultPort(target.scheme)) options.push({ number: OptionNumber.UriPort, value: encodeUint(target.port) });
+  return options;
+}
+
+interface PlannedHop {
+  uri: CoapUri;
+  hop: RouteHop;
+}
+
+/** The client side of a route: see the module comment. `endToEnd` is the origin's security (PLAIN for none). */
+export class RouteSecurity implements MessageSecurity {
+  private readonly hops: PlannedHop[];
+  private readonly maxLayers: number;
+
+  constructor(
+    private readonly target: CoapUri,
+    hops: readonly RouteHop[],
+    private readonly endToEnd: MessageSecurity = PLAIN,
+    private readonly options: RouteOptions = {},
+  ) {
+    this.hops = hops.map((hop) => ({ hop, uri: parseCoapUri(hop.uri) }));
+    this.maxLayers = options.maxLayers ?? DEFAULT_MAX_LAYERS;
+    const layers = hops.filter((h) => h.context).length;
+    if (layers > this.maxLayers) throw new TooManyLayersError(`the route needs ${layers} OSCORE layers for its proxies, more than the limit of ${this.maxLayers} (draft-ietf-core-oscore-capable-proxies §2.1)`);
+  }
+
+  /** The first leg: where the request is sent. */
+  get firstHop(): CoapUri {
+    return this.hops[0]?.uri ?? this.target;
+  }
+
+  protect(request: CoapMessage): ProtectedRequest {
+    const e2e = this.endToEnd.protect(request);
+    let message = e2e.message;
+    let layers = getOption(message, OptionNumber.Oscore) !== undefined && getOption(request, OptionNumber.Oscore) === undefined ? 1 : 0;
+    const k = this.hops.length;
+    const kinds: NodeKind[] = [...this.hops.map((h): NodeKind => (h.hop.kind === 'reverse' ? 'reverse-proxy' : 'forward-proxy')), 'origin'];
+    const defaults = pathConsumers(kinds);
+    const applied: ProtectedRequest[] = [];
+    for (let i = k; i >= 1; i--) {
+      const { hop, uri } = this.hops[i - 1]!;
+      const next = this.hops[i];
+      const added: CoapOption[] = [];
+      if (hop.kind === 'reverse') {
+        // The reverse proxy's own resource: its path prefix (before the origin's own Uri-Path).
+        const own = uriToOptions(uri, i === 1 ? uri.host : undefined, i === 1 ? uri.port : undefined);
+        added.push(...own.filter((o) => o.number === OptionNumber.UriPath || (i === 1 && (o.number === OptionNumber.UriHost || o.number === OptionNumber.UriPort))));
+      } else if (next === undefined || next.hop.context !== undefined || next.hop.kind === 'reverse') {
+        added.push(...forwardAddressing(next === undefined ? this.target : next.uri));
+      }
+      if (i === 1 && this.options.hopLimit !== undefined) added.push({ number: OptionNumber.HopLimit, value: encodeUint(this.options.hopLimit) });
+      for (const o of added) {
+        if (o.number !== OptionNumber.UriPath && getOption(message, o.number) !== undefined) {
+          throw new CoapRequestError(`route: option ${o.number} for ${hop.uri} collides with one already outside the inner layers; give the hop after it an OSCORE context, or let ${hop.uri} forward via a configured next hop`);
+        }
+      }
+      message = { ...message, options: sortOptions([...added, ...message.options]) };
+      if (!hop.context) continue;
+      if (++layers > this.maxLayers) throw new TooManyLayersError(`more than ${this.maxLayers} OSCORE layers (draft-ietf-core-oscore-capable-proxies §2.1); the request was not sent`);
+      const addedNumbers = new Set(added.map((o) => o.number));
+      const position = i;
+      const classOf = escalatingClassOf({
+        x: position,
+        // What was added for this hop is consumed by it; the rest as the path's node kinds say.
+        consumers: (n, m) => (n !== OptionNumber.HopLimit && addedNumbers.has(n) ? [position] : defaults(n, m)),
+      });
+      const layer = new OscoreLayer(hop.context, classOf).protect(message);
+      applied.unshift(layer);
+      message = layer.message;
+    }
+    return {
+      message,
+      ordersNotifications: e2e.ordersNotifications || applied.length > 0,
+      verify: (response, notification) => {
+        // §2.6: the layers this client added, in reverse order of their application.
+        let current = response;
+        for (const layer of applied) {
+          const verified = layer.verify(current, notification);
+          if (verified instanceof Error) return verified;
+          current = verified;
+        }
+        return e2e.verify(current, notification);
+      },
+      describe: (context) => e2e.describe(applied.reduce((ctx, layer) => layer.describe(ctx), context)),
+    };
+  }
+}
