@@ -11,5 +11,14 @@ export const ExitCode = {
   ServerError: 5,
 } as const;
 
+import { CoapRequestError } from '../exchange/errors.js';
+
+/** A request that got no usable response: one line on stderr, exit code 3. Anything else is rethrown. */
+export function noResponse(error: unknown): number {
+  if (!(error instanceof CoapRequestError)) throw error;
+  process.stderr.write(`coapsec: ${error.message}\n`);
+  return ExitCode.NoResponse;
+}
+
 /** A problem with what the user typed: one line on stderr, exit code 2. */
 export class UsageError extends Error {}

@@ -1,14 +1,13 @@
 /** coapsec observe URI [--count N] [--duration S] [--json] */
-import { codeClass, codeToString } from '../coap/codes.js';
+import { codeClass } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
-import { CoapRequestError } from '../exchange/errors.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { clientOscore, OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
 import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
-import { ExitCode, UsageError } from './errors.js';
-import { describeOption, describeWire, responseToJson } from './output.js';
+import { ExitCode, UsageError, noResponse } from './errors.js';
+import { printVerbose, responseToJson } from './output.js';
 
 export const OBSERVE_USAGE = `usage: coapsec observe URI [options]     (RFC 7641; stops actively with Observe 1)
   --count N               stop after N notifications (the first response counts)
@@ -80,9 +79,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
       received++;
       lastCode = notification.code;
       if (values.verbose) {
-        if (notification.wire) for (const line of describeWire(notification.wire)) process.stderr.write(`${line}\n`);
-        process.stderr.write(`${codeToString(notification.code)}\n`);
-        for (const o of notification.options) process.stderr.write(`  ${describeOption(o)}\n`);
+        printVerbose(notification);
       }
       if (values.json) process.stdout.write(JSON.stringify(responseToJson(notification)) + '\n');
       else process.stdout.write(notification.text() + '\n');
@@ -92,11 +89,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
     const cls = codeClass(lastCode);
     return cls === 4 ? ExitCode.ClientError : cls === 5 ? ExitCode.ServerError : received === 0 ? ExitCode.NoResponse : ExitCode.Ok;
   } catch (error) {
-    if (error instanceof CoapRequestError) {
-      process.stderr.write(`coapsec: ${error.message}\n`);
-      return ExitCode.NoResponse;
-    }
-    throw error;
+    return noResponse(error);
   } finally {
     if (stopTimer) clearTimeout(stopTimer);
     process.off('SIGINT', onSignal);

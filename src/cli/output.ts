@@ -62,3 +62,10 @@ export function isUtf8(bytes: Uint8Array): boolean {
     return false;
   }
 }
+
+/** -v: the code and options on stderr (preceded by the protected message when OSCORE unwrapped it). */
+export function printVerbose(response: Pick<ClientResponse, 'code' | 'options' | 'wire'>): void {
+  if (response.wire) for (const line of describeWire(response.wire)) process.stderr.write(`${line}\n`);
+  process.stderr.write(`${codeToString(response.code)}\n`);
+  for (const o of response.options) process.stderr.write(`  ${describeOption(o)}\n`);
+}

@@ -3,14 +3,13 @@ import { readFileSync } from 'node:fs';
 import { codeClass, codeToString, methodFromName } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
-import { CoapRequestError } from '../exchange/errors.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { clientOscore, OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
 import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
 import { progressBar } from './progress.js';
-import { ExitCode, UsageError } from './errors.js';
-import { describeOption, describeWire, responseToJson } from './output.js';
+import { ExitCode, UsageError, noResponse } from './errors.js';
+import { printVerbose, responseToJson } from './output.js';
 
 export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ipatch> URI [options]
   --payload TEXT          request body
@@ -94,9 +93,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
     });
     progress.done();
     if (values.verbose) {
-      if (response.wire) for (const line of describeWire(response.wire)) process.stderr.write(`${line}\n`);
-      process.stderr.write(`${codeToString(response.code)}\n`);
-      for (const o of response.options) process.stderr.write(`  ${describeOption(o)}\n`);
+      printVerbose(response);
     }
     if (values.json) {
       process.stdout.write(JSON.stringify(responseToJson(response)) + '\n');
@@ -109,11 +106,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
     return cls === 2 ? ExitCode.Ok : cls === 4 ? ExitCode.ClientError : cls === 5 ? ExitCode.ServerError : ExitCode.Failure;
   } catch (error) {
     progress.done();
-    if (error instanceof CoapRequestError) {
-      process.stderr.write(`coapsec: ${error.message}\n`);
-      return ExitCode.NoResponse;
-    }
-    throw error;
+    return noResponse(error);
   } finally {
     await client.close();
     oscore.close();

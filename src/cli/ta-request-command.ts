@@ -8,10 +8,9 @@ import { createPrivateKey, generateKeyPairSync, createPublicKey, type KeyObject 
 import { readFileSync } from 'node:fs';
 import { CoapClient } from '../client/client.js';
 import { ContentFormat } from '../coap/content-format.js';
-import { CoapRequestError } from '../exchange/errors.js';
 import { writeTaCredential, type TaCredential } from '../trust-anchor/credential-file.js';
 import { checkUri, parse } from './args.js';
-import { ExitCode, UsageError } from './errors.js';
+import { ExitCode, UsageError, noResponse } from './errors.js';
 import { clientOscore } from './oscore-args.js';
 
 export const TA_REQUEST_USAGE = `usage: coapsec ta-request --ta URI --rs NAME --credentials FILE --out FILE [--mode dk|apk] [--key KEYFILE]
@@ -110,11 +109,7 @@ export async function taRequestCommand(argv: string[]): Promise<number> {
     );
     return ExitCode.Ok;
   } catch (error) {
-    if (error instanceof CoapRequestError) {
-      process.stderr.write(`coapsec: ${error.message}\n`);
-      return ExitCode.NoResponse;
-    }
-    throw error;
+    return noResponse(error);
   } finally {
     await client.close();
     oscore.close();
