@@ -1,13 +1,14 @@
 /**
  * Runs every benchmark, one after another, each in its own process: the CON GET benchmark
- * (run.js), block-wise (blockwise.js), OSCORE (oscore.js) and DTLS (dtls.js). `npm run bench`
+ * (run.js), block-wise (blockwise.js), OSCORE (oscore.js), DTLS (dtls.js) and the forward proxy
+ * (proxy.js). `npm run bench`
  * runs this file. Arguments (--quick, --rounds N) are passed to each; --only run,oscore picks some.
- * Full run about 6 minutes; --quick about 1 minute.
+ * Full run about 8 minutes; --quick about 1.5 minutes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['run', 'blockwise', 'oscore', 'dtls'] as const;
+const ALL = ['run', 'blockwise', 'oscore', 'dtls', 'proxy', 'trust-anchor'] as const;
 const args = process.argv.slice(2);
 let only: string[] = [...ALL];
 const i = args.indexOf('--only');

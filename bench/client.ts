@@ -41,7 +41,7 @@ interface Driver {
   close(): Promise<void>;
 }
 
-async function coapsecDriver(port: number, socketBuffer: number, variant: Variant, sequenceStart: number): Promise<Driver> {
+async function coapsecDriver(port: number, socketBuffer: number, variant: Variant, sequenceStart: number, proxyPort?: number): Promise<Driver> {
   const buffers = socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {};
   // OSCORE: one security context and one sequence for the whole process, returned for every URI.
   const oscore =
@@ -56,6 +56,7 @@ async function coapsecDriver(port: number, socketBuffer: number, variant: Varian
   const client = new CoapClient({
     parameters: { nstart: BENCH_NSTART },
     ...buffers,
+    ...(proxyPort !== undefined ? { proxy: `coap://${HOST}:${proxyPort}` } : {}),
     ...(oscore ? { security: () => oscore } : {}),
     ...(variant === 'dtls' ? { dtls: { psk: DTLS_PSK, ...buffers } } : {}),
     ...(variant === 'dtls-rpk' ? { dtls: { rpk: benchRpk('client'), ...buffers } } : {}),
@@ -178,7 +179,7 @@ async function run(job: ClientJob): Promise<ClientResult> {
     job.impl === 'raw'
       ? await rawDriver(job.port, job.concurrency, job.socketBuffer)
       : job.impl === 'coapsec'
-        ? await coapsecDriver(job.port, job.socketBuffer, job.variant ?? 'plain', job.sequenceStart ?? 0)
+        ? await coapsecDriver(job.port, job.socketBuffer, job.variant ?? 'plain', job.sequenceStart ?? 0, job.proxyPort)
         : await nodeCoapDriver(job.port, job.socketBuffer);
   const recorder = new Recorder();
   const cpu0 = process.cpuUsage();

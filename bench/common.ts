@@ -51,6 +51,8 @@ export interface ClientJob {
    * the server's replay window rejects its requests (4.01).
    */
   sequenceStart?: number;
+  /** coapsec plain only: send every request through the forward proxy at 127.0.0.1:proxyPort (bench/proxy.ts). */
+  proxyPort?: number;
 }
 
 /**

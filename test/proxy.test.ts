@@ -247,3 +247,14 @@ test('cache: a stale entry is revalidated upstream with its ETag; 2.03 refreshes
   await t.net.run(6000);
   assert.equal(decodeString((await t.net.until(get())).message.payload), 'version 2');
 });
+
+test('coalescing never shares a response that is not fresh on arrival (Max-Age 0, RFC 7252 §5.6.1)', async () => {
+  const t = topology({ cache: true });
+  let served = 0;
+  t.origin.resource('/now', { GET: () => ({ code: ResponseCode.Content, maxAge: 0, payload: `reading ${++served}` }) });
+  const clients = Array.from({ length: 4 }, (_, i) => t.net.endpoint({ address: `10.0.2.${i + 1}`, port: 40000 }, {}, 40 + i));
+  const responses = await t.net.until(Promise.all(clients.map((c) => securedSender(c, PROXY, PLAIN)(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/now')])))));
+  assert.equal(served, 4, 'every concurrent request reached the origin');
+  assert.equal(new Set(responses.map((r) => decodeString(r.message.payload))).size, 4);
+  assert.equal(t.proxy.stats.coalesced, 0);
+});

@@ -7,6 +7,7 @@ import { CoapClient, type ClientRequest, type ClientResponse } from '../client/c
 import { addDemoResources } from '../demo/resources.js';
 import { CoapServer } from '../server/server.js';
 import { parse } from './args.js';
+import { oscoreProxyDemo } from './demo-legs.js';
 import { randomBytes } from 'node:crypto';
 import { OscoreClientSecurity } from '../client/oscore.js';
 import { addPlugtestResources } from '../demo/plugtest.js';
@@ -82,6 +83,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     out('');
 
     await proxyDemo(base, server, out);
+    await oscoreProxyDemo(out, paint);
 
     const rtt = await client.ping(base);
     out(paint('2', '# CoAP ping (Empty CON answered by RST, §4.3)'));

@@ -32,7 +32,7 @@ import type { MessageSecurity } from '../client/security.js';
 import type { CoapEndpoint } from '../exchange/endpoint.js';
 import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
 import { operationKey } from '../server/blockwise.js';
-import { conditionalReply } from './cache.js';
+import { conditionalReply, isCacheableResponseCode } from './cache.js';
 import type { CoapServer, ForwardingHandler, ProxiedRequest } from '../server/server.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { EndpointContext } from '../exchange/context.js';
@@ -218,9 +218,14 @@ export class ForwardProxy implements ForwardingHandler {
     // per freshness period, however many clients ask at once).
     const waiting = cacheable ? this.inflight.get(key) : undefined;
     if (waiting) {
-      this.stats.coalesced++;
       const shared = await waiting;
-      return request.respond(codeClass(shared.code) === 2 && cache ? conditionalReply(message, shared) : shared);
+      // Only a response fresh on arrival may serve another request (RFC 7252 §5.6.1; as RFC 9111 §4
+      // does for collapsed HTTP requests): Max-Age 0, an OSCORE response or an uncacheable code
+      // sends this request upstream on its own.
+      if (isReusable(shared)) {
+        this.stats.coalesced++;
+        return request.respond(codeClass(shared.code) === 2 && cache ? conditionalReply(message, shared) : shared);
+      }
     }
     const exchange = this.exchangeUpstream(endpoint, upstream, peer, target, message.type !== MessageType.NON, layer);
     if (cacheable) {
@@ -394,6 +399,11 @@ function targetOf(message: CoapMessage): Target | { error: string; code: number 
 }
 
 const bracket = (host: string): string => (host.includes(':') ? `[${host}]` : host);
+
+/** Whether a response may answer another client's identical request (it would be stored too). */
+function isReusable(response: CoapMessage): boolean {
+  return isCacheableResponseCode(response.code) && maxAgeOf(response) > 0 && getOption(response, OptionNumber.Oscore) === undefined;
+}
 
 /** PR1.3: the response as the origin sent it, on this leg. */
 function forwardable(response: CoapMessage): CoapMessage {

@@ -37,6 +37,7 @@ import { UdpTransport, type UdpTransportOptions } from '../transport/udp.js';
 import { DtlsServerTransport, type DtlsServerTransportOptions } from '../transport/dtls.js';
 import { RealScheduler } from '../util/scheduler.js';
 import type { PeerAddress } from '../transport/transport.js';
+import type { Timer } from '../util/scheduler.js';
 import { BlockwiseServer, DEFAULT_BLOCKWISE_LIMITS, operationKey, type BlockwiseLimits } from './blockwise.js';
 import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings, type Observer } from './observe.js';
 import type { CoapRequest, CoapResponse, Handler, Handlers, LinkAttributes, ResourceDefinition } from './resource.js';
@@ -454,7 +455,7 @@ export class CoapServer {
   private forward(handler: ForwardingHandler, incoming: Incoming): void {
     const { exchange, message } = incoming;
     let answered = false;
-    const slow = exchange.inbound.confirmable ? this.endpoint.scheduler.schedule(this.emptyAckDelay, () => exchange.acknowledge()) : undefined;
+    let slow: Timer | undefined;
     const request: ProxiedRequest = {
       message,
       context: incoming.context,
@@ -473,6 +474,8 @@ export class CoapServer {
     const fail = (error: unknown): void => request.respond(toMessage({ code: ResponseCode.InternalServerError, payload: `proxy error: ${error instanceof Error ? error.message : String(error)}`.slice(0, 200) }));
     try {
       const result = handler.forward(request);
+      // Most forwarded requests wait for upstream; the empty ACK timer is armed only then.
+      if (!answered && exchange.inbound.confirmable) slow = this.endpoint.scheduler.schedule(this.emptyAckDelay, () => exchange.acknowledge());
       if (isPromise(result)) result.catch(fail);
     } catch (error) {
       fail(error);

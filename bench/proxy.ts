@@ -1,0 +1,487 @@
+/**
+ * Forward-proxy benchmark (issue 5).
+ *
+ * GET /bench (2.05, 20-byte payload) at 32 in flight, coapsec everywhere, each role in its own
+ * process, loopback:
+ *
+ *   direct           client ──────────────────────────▶ origin (Max-Age 0)
+ *   proxied          client ─▶ proxy (ForwardProxy + ResponseCache) ─▶ origin (Max-Age 0): nothing
+ *                    is stored, every request is a cache miss (concurrent misses for the same key
+ *                    may still be coalesced by the proxy: the table shows upstream requests per
+ *                    client request)
+ *   cache-hit        client ─▶ the same proxy ─▶ origin (Max-Age 60): after the first response,
+ *                    everything is served from the cache
+ *   proxied-nocache  client ─▶ a second proxy without a cache ─▶ origin (Max-Age 0): pure
+ *                    forwarding, one upstream exchange per request (reference, no target)
+ *
+ * Origins and proxies are long-lived children of this process (this file, run with `child …`);
+ * every measurement starts a fresh bench/client.js child (with ClientJob.proxyPort for the proxied
+ * rows). Rounds rotate the contenders' order; tables show medians. CPU time of the origin and the
+ * proxy comes from /proc around each measurement; the client reports its own.
+ * Targets: proxied ≥ 0.45× direct; cache-hit ≥ 1.0× direct.
+ *
+ *   node dist/bench/proxy.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--concurrency 32]
+ *        [--contenders direct,proxied,cache-hit,proxied-nocache] [--port-base P (default 47360)]
+ *        [--profile DIR]   after the rounds, one extra measurement of each proxied contender with
+ *                          the proxy process under the V8 sampling profiler (node:inspector);
+ *                          writes DIR/proxy-<label>.cpuprofile and prints the top costs
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { CoapClient } from '../src/client/client.js';
+import { ResponseCache } from '../src/proxy/cache.js';
+import { ForwardProxy } from '../src/proxy/forward-proxy.js';
+import { CoapServer } from '../src/server/server.js';
+import { BENCH_NSTART, PAYLOAD, median, type ClientJob, type ClientResult } from './common.js';
+import { environment, fmt, forkAndAwait, here, met, parseCommonArgs, processCpuMicros, ratio, runMain, table } from './harness.js';
+
+const HOST = '127.0.0.1';
+const USAGE = `usage: node dist/bench/proxy.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--concurrency 32]
+       [--contenders direct,proxied,cache-hit,proxied-nocache] [--port-base P (default 47360)]
+       [--socket-buffer BYTES] [--profile DIR]`;
+
+const LABELS = ['direct', 'proxied', 'cache-hit', 'proxied-nocache'] as const;
+type Label = (typeof LABELS)[number];
+const TARGETS: Partial<Record<Label, number>> = { proxied: 0.45, 'cache-hit': 1.0 };
+
+// --- children: origin and proxy ----------------------------------------------------------------
+
+interface ProxyStats {
+  type: 'stats';
+  forwarded: number;
+  cacheHits: number;
+  coalesced: number;
+  cacheEntries: number;
+}
+
+async function child(argv: string[]): Promise<void> {
+  const [role, portArg, mode, bufferArg] = argv;
+  const port = Number(portArg);
+  const buffer = Number(bufferArg ?? 1 << 20);
+  if (!Number.isInteger(port) || port <= 0 || port > 0xffff || !(buffer >= 0)) throw new Error('usage: proxy.js child origin|proxy <port> <maxAge|cache|nocache> <socket buffer>');
+  const buffers = buffer > 0 ? { receiveBufferSize: buffer, sendBufferSize: buffer } : {};
+  let stop: () => Promise<void>;
+  let stats = (): ProxyStats => ({ type: 'stats', forwarded: 0, cacheHits: 0, coalesced: 0, cacheEntries: 0 });
+  if (role === 'origin') {
+    const maxAge = Number(mode);
+    if (!Number.isInteger(maxAge) || maxAge < 0) throw new Error(`bad Max-Age ${mode}`);
+    const server = await CoapServer.listen({ host: HOST, port, parameters: { nstart: BENCH_NSTART }, ...buffers });
+    server.resource('/bench', { GET: () => ({ code: 69 /* 2.05 Content */, payload: PAYLOAD, maxAge }) });
+    stop = () => server.close();
+  } else if (role === 'proxy') {
+    const server = await CoapServer.listen({ host: HOST, port, parameters: { nstart: BENCH_NSTART }, ...buffers });
+    const upstream = new CoapClient({ parameters: { nstart: BENCH_NSTART }, ...buffers });
+    const cache = mode === 'cache' ? new ResponseCache({ maxBytes: 64 << 20, now: () => performance.now() }) : undefined;
+    const proxy = new ForwardProxy(server, { upstream, ...(cache ? { cache } : {}) });
+    stats = () => ({ type: 'stats', ...proxy.stats, cacheEntries: cache?.stats().entries ?? 0 });
+    stop = async () => {
+      await proxy.close();
+      await upstream.close();
+      await server.close();
+    };
+  } else {
+    throw new Error(`unknown role ${role}`);
+  }
+
+  // The V8 sampling profiler, started and stopped by the parent around one measurement.
+  let session: import('node:inspector/promises').Session | undefined;
+  process.on('message', (m: { type?: string; file?: string }) => {
+    void (async () => {
+      if (m.type === 'stats') process.send!(stats());
+      else if (m.type === 'profile-start') {
+        const { Session } = await import('node:inspector/promises');
+        session = new Session();
+        session.connect();
+        await session.post('Profiler.enable');
+        await session.post('Profiler.setSamplingInterval', { interval: 200 });
+        await session.post('Profiler.start');
+        process.send!({ type: 'profiling' });
+      } else if (m.type === 'profile-stop' && session && m.file) {
+        const { profile } = await session.post('Profiler.stop');
+        writeFileSync(m.file, JSON.stringify(profile));
+        session.disconnect();
+        session = undefined;
+        process.send!({ type: 'profiled', file: m.file });
+      }
+    })();
+  });
+  const shutdown = (): void => {
+    setTimeout(() => process.exit(0), 1000).unref();
+    stop().then(() => process.exit(0), () => process.exit(0));
+  };
+  process.on('disconnect', shutdown);
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  process.send?.({ type: 'ready', port });
+}
+
+/** Sends `message` to a child and resolves with its first reply of type `reply`. */
+function ask<T>(child: ChildProcess, message: object, reply: string, timeoutMs = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const on = (m: { type?: string }): void => {
+      if (m?.type !== reply) return;
+      clearTimeout(timer);
+      child.off('message', on);
+      resolve(m as T);
+    };
+    const timer = setTimeout(() => {
+      child.off('message', on);
+      reject(new Error(`no ${reply} from child ${child.pid} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('message', on);
+    child.send(message);
+  });
+}
+
+// --- orchestrator ------------------------------------------------------------------------------
+
+interface Contender {
+  label: Label;
+  /** The origin's port: the URI's authority. */
+  originPort: number;
+  origin: ChildProcess;
+  proxyPort?: number;
+  proxy?: ChildProcess;
+}
+
+interface Result extends ClientResult {
+  label: Label;
+  round: number;
+  originCpuMicros: number;
+  proxyCpuMicros: number;
+  /** The kernel part of proxyCpuMicros (socket system calls, loopback delivery). */
+  proxySystemMicros: number;
+  /** Proxy counters over the client's run (whole run, warm-up included). */
+  upstream: number;
+  hits: number;
+  coalesced: number;
+}
+
+let measurements = 0;
+
+/** The system (kernel) part of a process's CPU time in µs, from /proc (Linux); NaN elsewhere. */
+function processSystemMicros(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) / 100) * 1e6; // stime, USER_HZ = 100
+  } catch {
+    return NaN;
+  }
+}
+
+async function measure(c: Contender, s: ReturnType<typeof parseCommonArgs>, concurrency: number, round: number): Promise<Result> {
+  measurements++;
+  const job: ClientJob = {
+    impl: 'coapsec',
+    port: c.originPort,
+    concurrency,
+    warmupMs: s.warmupMs,
+    durationMs: s.durationMs,
+    maxRequests: 50_000_000,
+    drainMs: 3000,
+    socketBuffer: s.socketBuffer,
+    variant: 'plain',
+    ...(c.proxyPort !== undefined ? { proxyPort: c.proxyPort } : {}),
+  };
+  const stats0 = c.proxy ? await ask<ProxyStats>(c.proxy, { type: 'stats' }, 'stats') : undefined;
+  const origin0 = processCpuMicros(c.origin.pid);
+  const proxy0 = c.proxy ? processCpuMicros(c.proxy.pid) : NaN;
+  const proxySys0 = c.proxy ? processSystemMicros(c.proxy.pid) : NaN;
+  const limit = job.warmupMs + job.durationMs + job.drainMs + 10_000;
+  const { message } = await forkAndAwait<ClientResult>(here('client.js'), [JSON.stringify(job)], 'result', limit, false);
+  const originCpuMicros = processCpuMicros(c.origin.pid) - origin0;
+  const proxyCpuMicros = c.proxy ? processCpuMicros(c.proxy.pid) - proxy0 : NaN;
+  const proxySystemMicros = c.proxy ? processSystemMicros(c.proxy.pid) - proxySys0 : NaN;
+  const stats1 = c.proxy ? await ask<ProxyStats>(c.proxy, { type: 'stats' }, 'stats') : undefined;
+  return {
+    ...message,
+    label: c.label,
+    round,
+    originCpuMicros,
+    proxyCpuMicros,
+    proxySystemMicros,
+    upstream: stats0 && stats1 ? stats1.forwarded - stats0.forwarded : NaN,
+    hits: stats0 && stats1 ? stats1.cacheHits - stats0.cacheHits : NaN,
+    coalesced: stats0 && stats1 ? stats1.coalesced - stats0.coalesced : NaN,
+  };
+}
+
+const perRequest = (micros: number, r: Result): number => micros / r.totalCompleted;
+
+function log(round: number, rounds: number, r: Result): void {
+  console.error(
+    `round ${round + 1}/${rounds}  ${String(r.concurrency).padStart(3)} in flight  ${r.label.padEnd(15)}  ${fmt(r.rps).padStart(7)} req/s  p50 ${fmt(r.p50, 3)} ms  p99 ${fmt(r.p99, 3)} ms` +
+      `  cpu µs/req client ${fmt(perRequest(r.clientCpuMicros, r), 1)} proxy ${fmt(perRequest(r.proxyCpuMicros, r), 1)} (sys ${fmt((100 * r.proxySystemMicros) / r.proxyCpuMicros)} %) origin ${fmt(perRequest(r.originCpuMicros, r), 1)}` +
+      (Number.isFinite(r.upstream) ? `  upstream/req ${fmt(r.upstream / r.totalCompleted, 3)} hits ${r.hits} coalesced ${r.coalesced}` : '') +
+      (r.errors || r.abandoned || r.retransmissions > 0 ? `  errors ${r.errors} abandoned ${r.abandoned} retx ${r.retransmissions}${r.firstError ? ` (first: ${r.firstError})` : ''}` : ''),
+  );
+}
+
+interface Summary {
+  rps: number;
+  rpsMin: number;
+  rpsMax: number;
+  p50: number;
+  p99: number;
+  client: number;
+  proxy: number;
+  proxySystemShare: number;
+  origin: number;
+  upstreamPerRequest: number;
+  errors: number;
+  retransmissions: number;
+}
+
+function summarize(results: readonly Result[], label: Label, concurrency: number): Summary | undefined {
+  const rs = results.filter((r) => r.label === label && r.concurrency === concurrency);
+  if (rs.length === 0) return undefined;
+  const rps = rs.map((r) => r.rps);
+  return {
+    rps: median(rps),
+    rpsMin: Math.min(...rps),
+    rpsMax: Math.max(...rps),
+    p50: median(rs.map((r) => r.p50)),
+    p99: median(rs.map((r) => r.p99)),
+    client: median(rs.map((r) => perRequest(r.clientCpuMicros, r))),
+    proxy: median(rs.map((r) => perRequest(r.proxyCpuMicros, r))),
+    proxySystemShare: median(rs.map((r) => r.proxySystemMicros / r.proxyCpuMicros)),
+    origin: median(rs.map((r) => perRequest(r.originCpuMicros, r))),
+    upstreamPerRequest: median(rs.map((r) => r.upstream / r.totalCompleted)),
+    errors: rs.reduce((a, r) => a + r.errors + r.abandoned, 0),
+    retransmissions: rs.reduce((a, r) => a + Math.max(0, r.retransmissions), 0),
+  };
+}
+
+/** The median over rounds of (label's req/s ÷ direct's req/s in the same round): steadier when the load drifts. */
+function perRoundRatio(results: readonly Result[], label: Label, concurrency: number): number {
+  const ratios: number[] = [];
+  for (const r of results) {
+    if (r.label !== label || r.concurrency !== concurrency) continue;
+    const d = results.find((x) => x.label === 'direct' && x.concurrency === concurrency && x.round === r.round);
+    if (d) ratios.push(r.rps / d.rps);
+  }
+  return median(ratios);
+}
+
+/** CPU µs/request over all processes of a contender (a missing proxy counts 0). */
+const totalCpu = (x: Summary): number => x.client + (Number.isFinite(x.proxy) ? x.proxy : 0) + x.origin;
+/** The busiest process's CPU µs/request: the bound if every process had a core to itself. */
+const busiestCpu = (x: Summary): number => Math.max(x.client, Number.isFinite(x.proxy) ? x.proxy : 0, x.origin);
+
+// --- profile summary ---------------------------------------------------------------------------
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+
+/**
+ * Top self and inclusive costs of a .cpuprofile. The native dgram `send` and the garbage collector
+ * are reported apart, as shares of all non-idle samples; the tables are shares of the rest (the
+ * JavaScript). V8 samples by wall clock: a process preempted inside sendmsg (loopback delivery
+ * wakes the peer, and three processes share two cores) keeps being sampled in `send`, so its share
+ * here is far above the kernel share /proc reports (the "proxy sys %" column).
+ */
+export function profileSummary(profile: { nodes: ProfileNode[] }, top = 15): string {
+  const parent = new Map<number, number>();
+  const byId = new Map<number, ProfileNode>();
+  for (const n of profile.nodes) {
+    byId.set(n.id, n);
+    for (const ch of n.children ?? []) parent.set(ch, n.id);
+  }
+  const root = fileURLish();
+  const name = (n: ProfileNode): string => {
+    const f = n.callFrame;
+    const file = f.url ? f.url.replace(/^file:\/\//, '').replace(root, '').replace(/^.*node_modules\//, 'node_modules/') : '';
+    return `${f.functionName || '(anonymous)'}${file ? ` ${file}:${f.lineNumber + 1}` : ''}`;
+  };
+  const self = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  let total = 0;
+  let busy = 0;
+  let nativeSend = 0;
+  let gc = 0;
+  for (const n of profile.nodes) {
+    const hits = n.hitCount ?? 0;
+    const fn = n.callFrame.functionName;
+    if (hits === 0 || fn === '(idle)') continue;
+    busy += hits;
+    if (fn === '(program)') continue;
+    if (!n.callFrame.url && fn === 'send') {
+      nativeSend += hits;
+      continue;
+    }
+    if (fn === '(garbage collector)') {
+      gc += hits;
+      continue;
+    }
+    total += hits;
+    const key = name(n);
+    self.set(key, (self.get(key) ?? 0) + hits);
+    const seen = new Set<string>();
+    for (let id: number | undefined = n.id; id !== undefined; id = parent.get(id)) {
+      const k = name(byId.get(id)!);
+      if (seen.has(k) || k === '(root)') continue;
+      seen.add(k);
+      inclusive.set(k, (inclusive.get(k) ?? 0) + hits);
+    }
+  }
+  const rows = (m: Map<string, number>, title: string): string => {
+    const sorted = [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
+    return table([[title, '% of JS samples'], ...sorted.map(([k, v]) => [k, ((100 * v) / total).toFixed(1)])]);
+  };
+  const share = (n: number): string => `${((100 * n) / busy).toFixed(1)} %`;
+  return (
+    `${busy} non-idle samples: native dgram send ${share(nativeSend)}, garbage collector ${share(gc)}, (program) ${share(busy - total - nativeSend - gc)}, ` +
+    `JavaScript ${share(total)} (${total} samples; the tables below are shares of these)\n\n${rows(self, 'self time (JS)')}\n\n${rows(inclusive, 'inclusive time (JS)')}`
+  );
+}
+
+function fileURLish(): string {
+  return path.resolve(here('.'), '..', '..') + '/';
+}
+
+// --- main --------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  let concurrencies = [32];
+  let labels: Label[] = [...LABELS];
+  let profileDir: string | undefined;
+  const s = parseCommonArgs(
+    process.argv.slice(2),
+    { quick: false, rounds: 5, warmupMs: 500, durationMs: 2500, portBase: 47_360, socketBuffer: 1 << 20 },
+    { rounds: 2, warmupMs: 300, durationMs: 800 },
+    USAGE,
+    (arg, value) => {
+      if (arg === '--concurrency') concurrencies = value().split(',').map(Number);
+      else if (arg === '--contenders') {
+        labels = value().split(',') as Label[];
+        for (const l of labels) if (!(LABELS as readonly string[]).includes(l)) throw new Error(`unknown contender ${l} (${LABELS.join(', ')})`);
+      } else if (arg === '--profile') profileDir = path.resolve(value());
+      else return false;
+      return true;
+    },
+  );
+  for (const c of concurrencies) if (!Number.isInteger(c) || c < 1 || c > 256) throw new Error('--concurrency: integers in 1..256');
+  const started = performance.now();
+  const ports = { origin0: s.portBase, origin60: s.portBase + 1, proxy: s.portBase + 2, proxyNoCache: s.portBase + 3 };
+  const describe = [
+    environment(),
+    `CON GET /bench (20-byte 2.05), coapsec client → [coapsec ForwardProxy] → coapsec origin, loopback; origins ${ports.origin0} (Max-Age 0) and ${ports.origin60} (Max-Age 60), ` +
+      `proxy ${ports.proxy} (ResponseCache 64 MiB), proxy without cache ${ports.proxyNoCache}; NSTART 256 everywhere, socket buffers ${s.socketBuffer} B`,
+    `${s.rounds} rounds × in-flight {${concurrencies.join(', ')}} × {${labels.join(', ')}}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured`,
+  ];
+  for (const line of describe) console.error(line);
+
+  const self = here('proxy.js');
+  const start = async (args: string[]): Promise<ChildProcess> => (await forkAndAwait<{ type: 'ready' }>(self, ['child', ...args], 'ready', 10_000, true)).child;
+  const buf = String(s.socketBuffer);
+  const origin0 = await start(['origin', String(ports.origin0), '0', buf]);
+  const origin60 = labels.includes('cache-hit') ? await start(['origin', String(ports.origin60), '60', buf]) : origin0;
+  const proxy = labels.some((l) => l === 'proxied' || l === 'cache-hit') ? await start(['proxy', String(ports.proxy), 'cache', buf]) : undefined;
+  const proxyNoCache = labels.includes('proxied-nocache') ? await start(['proxy', String(ports.proxyNoCache), 'nocache', buf]) : undefined;
+  const all: Record<Label, Contender> = {
+    direct: { label: 'direct', originPort: ports.origin0, origin: origin0 },
+    proxied: { label: 'proxied', originPort: ports.origin0, origin: origin0, proxyPort: ports.proxy, proxy: proxy! },
+    'cache-hit': { label: 'cache-hit', originPort: ports.origin60, origin: origin60, proxyPort: ports.proxy, proxy: proxy! },
+    'proxied-nocache': { label: 'proxied-nocache', originPort: ports.origin0, origin: origin0, proxyPort: ports.proxyNoCache, proxy: proxyNoCache! },
+  };
+  const contenders = labels.map((l) => all[l]);
+
+  const results: Result[] = [];
+  let order = 0;
+  for (let round = 0; round < s.rounds; round++) {
+    for (const concurrency of concurrencies) {
+      const shift = order++ % contenders.length;
+      for (const c of [...contenders.slice(shift), ...contenders.slice(0, shift)]) {
+        const r = await measure(c, s, concurrency, round);
+        results.push(r);
+        log(round, s.rounds, r);
+      }
+    }
+  }
+
+  const profiles: string[] = [];
+  if (profileDir) {
+    mkdirSync(profileDir, { recursive: true });
+    for (const label of ['proxied-nocache', 'proxied', 'cache-hit'] as const) {
+      const c = all[label];
+      if (!c.proxy || !labels.includes(label)) continue;
+      const file = path.join(profileDir, `proxy-${label}.cpuprofile`);
+      await ask(c.proxy, { type: 'profile-start' }, 'profiling');
+      const r = await measure(c, s, concurrencies[concurrencies.length - 1]!, -1);
+      await ask(c.proxy, { type: 'profile-stop', file }, 'profiled', 20_000);
+      console.error(`profiled: ${file}`);
+      log(0, 1, r);
+      profiles.push(
+        `Profile of the proxy process, '${label}' at ${r.concurrency} in flight (${fmt(r.rps)} req/s under the profiler; ` +
+          `proxy ${fmt(perRequest(r.proxyCpuMicros, r), 1)} µs CPU/req) — ${file}\n\n${profileSummary(JSON.parse(readFileSync(file, 'utf8')))}`,
+      );
+    }
+  }
+
+  console.log('');
+  for (const line of describe) console.log(line);
+  console.log(`total time ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  const rows: string[][] = [
+    ['in flight', 'path', 'req/s (median)', 'req/s (min–max)', 'p50 ms', 'p99 ms', 'CPU µs/req client', 'CPU µs/req proxy', 'proxy sys %', 'CPU µs/req origin', 'CPU µs/req total', 'upstream/req', 'errors', 'retx'],
+  ];
+  for (const c of concurrencies) {
+    for (const label of labels) {
+      const x = summarize(results, label, c);
+      if (!x) continue;
+      rows.push([
+        String(c),
+        label,
+        fmt(x.rps),
+        `${fmt(x.rpsMin)}–${fmt(x.rpsMax)}`,
+        fmt(x.p50, 3),
+        fmt(x.p99, 3),
+        fmt(x.client, 1),
+        fmt(x.proxy, 1),
+        fmt(100 * x.proxySystemShare),
+        fmt(x.origin, 1),
+        fmt(totalCpu(x), 1),
+        fmt(x.upstreamPerRequest, 3),
+        String(x.errors),
+        String(x.retransmissions),
+      ]);
+    }
+  }
+  console.log(table(rows));
+  console.log('');
+  const ratios: string[][] = [['in flight', 'vs direct', 'target', 'req/s ratio (medians)', 'met?', 'per-round req/s ratio (median)', 'by total CPU (2 shared cores)', 'by busiest process (a core each)']];
+  for (const c of concurrencies) {
+    const d = summarize(results, 'direct', c);
+    for (const label of labels) {
+      if (label === 'direct') continue;
+      const x = summarize(results, label, c);
+      if (!d || !x) continue;
+      const target = TARGETS[label];
+      ratios.push([
+        String(c),
+        label,
+        target === undefined ? '-' : `≥ ${target.toFixed(2)}×`,
+        ratio(x.rps, d.rps),
+        target === undefined ? '-' : met(x.rps / d.rps, target),
+        fmt(perRoundRatio(results, label, c), 2) + '×',
+        ratio(totalCpu(d), totalCpu(x)),
+        ratio(busiestCpu(d), busiestCpu(x)),
+      ]);
+    }
+  }
+  console.log(table(ratios));
+  for (const p of profiles) console.log(`\n${p}`);
+}
+
+if (process.argv[2] === 'child') {
+  child(process.argv.slice(3)).catch((error: unknown) => {
+    console.error(`bench proxy child: ${(error as Error).stack ?? error}`);
+    process.exit(1);
+  });
+} else {
+  runMain(main);
+}
