@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['run', 'blockwise', 'oscore', 'dtls', 'proxy', 'trust-anchor'] as const;
+const ALL = ['run', 'blockwise', 'oscore', 'dtls', 'proxy', 'trust-anchor', 'oscore-proxy'] as const;
 const args = process.argv.slice(2);
 let only: string[] = [...ALL];
 const i = args.indexOf('--only');

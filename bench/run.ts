@@ -191,7 +191,8 @@ function forkAndAwait<T extends { type: string }>(
       }
       resolve({ child, message: m as T });
     });
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': a child may exit right after sending, before its message is read here.
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       children.delete(child);
       reject(new Error(`${script} exited (${signal ?? code}) before sending ${type}`));
