@@ -200,6 +200,27 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
       );
     return this.cancelling;
   }
+
+  /**
+   * Ends the observation with `deregistration` as its §3.6 cancellation (Observe 1 set here),
+   * protected with this observation's security and sent with its token. For a proxy passing on a
+   * client's own deregistration: with end-to-end OSCORE that is a new request (new Partial IV) the
+   * proxy cannot produce itself. Resolves with the response, verified as cancel() would not.
+   */
+  async cancelWith(deregistration: CoapMessage): Promise<CoapMessage | Error> {
+    this.end();
+    this.queue.length = 0;
+    const request = cloneMessage(deregistration);
+    setOption(request, OptionNumber.Observe, encodeUint(1));
+    const protectedRequest = this.security.protect(request);
+    const sent = this.endpoint.request(protectedRequest.message, this.peer, { token: this.token, ...(this.settings.timeout !== undefined ? { responseTimeout: this.settings.timeout } : {}) });
+    this.cancelling ??= sent.then(
+      () => undefined,
+      () => undefined,
+    );
+    const { message } = await sent;
+    return protectedRequest.verify(message, false);
+  }
 }
 
 function cloneMessage(message: CoapMessage): CoapMessage {

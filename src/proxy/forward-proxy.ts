@@ -16,6 +16,7 @@ import {
   addOption,
   decodeString,
   decodeUint,
+  encodeString,
   encodeUint,
   getOption,
   getStringOptions,
@@ -73,6 +74,12 @@ export interface ForwardProxyOptions {
    * leg, removed again from the response, §2.6). `nextHop` is true when the next hop is a proxy.
    */
   upstreamSecurity?: (target: { uri: string; nextHop: boolean }) => OscoreSecurityContext | undefined;
+  /**
+   * Host names (or address literals) that identify this proxy besides its bound address. A proxied
+   * request whose authority is one of them (or the bound address) with this server's port and
+   * scheme is processed locally (§2.4 step 4, RFC 7252 §5.7.2), never forwarded to itself.
+   */
+  aliases?: readonly string[];
 }
 
 /** A proxy cannot verify end-to-end protection; it passes responses on as they are. */
@@ -122,6 +129,17 @@ export class ForwardProxy implements ForwardingHandler {
     const reply = (code: number, diagnostic?: string, options: CoapMessage['options'] = []): void =>
       request.respond({ type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options, payload: diagnostic ? Buffer.from(diagnostic) : EMPTY_BYTES });
 
+    // draft-ietf-core-oscore-capable-proxies §2.4 step 4: is forwarding acceptable for this client?
+    if (this.options.authorize && !this.options.authorize(request.context, message)) {
+      return reply(ResponseCode.Unauthorized, 'not authorized to use this proxy', [{ number: OptionNumber.MaxAge, value: encodeUint(0) }]);
+    }
+
+    const target = targetOf(message);
+    if ('error' in target) return reply(target.code, target.error);
+    // §2.4 step 4 / RFC 7252 §5.7.2: a request URI whose authority identifies this endpoint is a
+    // local request: its proxy-related options are consumed and the §2.4 loop resumes at step 1.
+    if (this.identifiesMe(target)) return request.local(consumeProxyOptions(message));
+
     // RFC 8768 §3: decrement Hop-Limit, or insert it; at 0 the request goes no further.
     const hopLimitValue = getOption(message, OptionNumber.HopLimit);
     const hopLimit = hopLimitValue === undefined ? this.hopLimit : decodeUint(hopLimitValue);
@@ -136,14 +154,6 @@ export class ForwardProxy implements ForwardingHandler {
         return reply(ResponseCode.BadGateway, `cannot forward the unrecognized unsafe option ${o.number}`);
       }
     }
-
-    // draft-ietf-core-oscore-capable-proxies §2.4 step 4: is forwarding acceptable for this client?
-    if (this.options.authorize && !this.options.authorize(request.context, message)) {
-      return reply(ResponseCode.Unauthorized, 'not authorized to use this proxy', [{ number: OptionNumber.MaxAge, value: encodeUint(0) }]);
-    }
-
-    const target = targetOf(message);
-    if ('error' in target) return reply(target.code, target.error);
 
     const upstream: CoapMessage = { ...message, options: message.options.slice(), token: EMPTY_BYTES, messageId: 0 };
     setOption(upstream, OptionNumber.HopLimit, encodeUint(hopLimit - 1));
@@ -249,6 +259,16 @@ export class ForwardProxy implements ForwardingHandler {
     request.respond(forwardable(response));
   }
 
+  /** §2.4 step 4: does the authority (host and port) of the request URI identify this endpoint? */
+  private identifiesMe(target: Target): boolean {
+    const local = this.server.address();
+    const transportScheme = this.server.endpoint.transport.scheme;
+    if (target.scheme !== transportScheme || target.port !== local.port) return false;
+    const host = target.host.toLowerCase();
+    const unspecified = local.address === '0.0.0.0' || local.address === '::';
+    return (!unspecified && host === local.address.toLowerCase()) || (this.options.aliases ?? []).some((a) => a.toLowerCase() === host);
+  }
+
   /** One upstream exchange; failures become the proxy's own 5.04/5.02 (never cached). */
   private async exchangeUpstream(endpoint: CoapEndpoint, upstream: CoapMessage, peer: PeerAddress, target: Target, confirmable: boolean, layer?: UpstreamLayer): Promise<{ response: CoapMessage; fromOrigin: boolean }> {
     try {
@@ -277,6 +297,25 @@ export class ForwardProxy implements ForwardingHandler {
    */
   private async forwardObservation(request: ProxiedRequest, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, target: Target, observe: number, layer?: UpstreamLayer): Promise<void> {
     const path = `proxy:${operationKey(`${peer.address}|${peer.port}`, upstream, upstream.code === Method.FETCH)}|${target.uri}`;
+    if (observe === 1 && getOption(upstream, OptionNumber.Oscore) !== undefined) {
+      // An end-to-end protected deregistration is a new request (new Partial IV), so it does not
+      // name the registration's path. Its observation was this client's alone (the path includes
+      // the end-to-end OSCORE option): the deregistration itself goes upstream with the upstream
+      // observation's token, so the origin deregisters too (RFC 7641 §3.6), and its answer comes back.
+      const registered = request.observing();
+      const up = registered === undefined ? undefined : this.upstreamObservations.get(registered);
+      if (registered !== undefined && up && this.server.observations.count(registered) === 1) {
+        this.upstreamObservations.delete(registered);
+        this.server.removeVirtualObservable(registered);
+        request.stopObserving(registered);
+        try {
+          const response = await up.observation.cancelWith(upstream);
+          return request.respond(response instanceof Error ? errorMessage(ResponseCode.BadGateway, response.message) : forwardable(response));
+        } catch (error) {
+          return request.respond(errorMessage(error instanceof TimeoutError ? ResponseCode.GatewayTimeout : ResponseCode.BadGateway, `${target.uri}: ${(error as Error).message}`));
+        }
+      }
+    }
     if (observe === 1) request.stopObserving(path);
     let up = this.upstreamObservations.get(path);
     if (!up) {
@@ -396,6 +435,22 @@ function targetOf(message: CoapMessage): Target | { error: string; code: number 
   const path = getStringOptions(message, OptionNumber.UriPath).map(encodeURIComponent).join('/');
   const query = getStringOptions(message, OptionNumber.UriQuery).map(encodeURIComponent).join('&');
   return { uri: `${scheme}://${bracket(hostText)}:${port}/${path}${query ? `?${query}` : ''}`, scheme, host: hostText, port };
+}
+
+/**
+ * RFC 7252 §5.7.2 for a request to be served locally: Proxy-Scheme, Uri-Host and Uri-Port are
+ * dropped; a Proxy-Uri is replaced by the Uri-Path and Uri-Query of its URI.
+ */
+function consumeProxyOptions(message: CoapMessage): CoapMessage {
+  const proxyUri = getOption(message, OptionNumber.ProxyUri);
+  const kept = message.options.filter((o) => !ADDRESSING.has(o.number) && (proxyUri === undefined || (o.number !== OptionNumber.UriPath && o.number !== OptionNumber.UriQuery)));
+  const consumed: CoapMessage = { ...message, options: kept };
+  if (proxyUri !== undefined) {
+    const uri = parseAbsoluteUri(decodeString(proxyUri)); // parsed already by targetOf
+    for (const segment of uri.path) addOption(consumed, OptionNumber.UriPath, encodeString(segment));
+    for (const arg of uri.query) addOption(consumed, OptionNumber.UriQuery, encodeString(arg));
+  }
+  return consumed;
 }
 
 const bracket = (host: string): string => (host.includes(':') ? `[${host}]` : host);

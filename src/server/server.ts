@@ -120,6 +120,18 @@ export interface ProxiedRequest {
   observe(path: string): number;
   /** Removes the requester's observation of `path` (Observe 1). */
   stopObserving(path: string): void;
+  /**
+   * The virtual resource the requester (its endpoint and token, RFC 7641 §3.6) observes, if any:
+   * a deregistration protected end to end differs from its registration, so its path may not match.
+   */
+  observing(): string | undefined;
+  /**
+   * draft-ietf-core-oscore-capable-proxies §2.4 step 4: the request URI's authority identifies this
+   * endpoint, so the request is local. `consumed` is the request with its proxy-related options
+   * consumed (RFC 7252 §5.7.2); the §2.4 loop goes on with it at step 1 (further layers are
+   * removed, then the application), keeping the layers removed so far for the response.
+   */
+  local(consumed: CoapMessage): void;
 }
 
 /** One request on its way through the pipeline: the inner message once protection is removed. */
@@ -128,6 +140,8 @@ interface Incoming {
   exchange: ServerExchange;
   context: EndpointContext;
   protect: ResponseProtector | undefined;
+  /** The layers removed so far (§2.4 loop) and the outer block-wise finishing of the response. */
+  layers?: { removed: ResponseProtector[]; finish: (response: CoapMessage) => CoapMessage };
 }
 
 export class CoapServer {
@@ -247,18 +261,32 @@ export class CoapServer {
       // RFC 8613 §8.2.1: outer Block options first, until the whole OSCORE message is here.
       const outer = this.outerBlockwise(received, exchange);
       if (!outer) return;
-      // draft-ietf-core-oscore-capable-proxies §2.4 (Appendix D): remove layers while the request
-      // carries no proxy-related options (step 1), is not for a reverse-proxied resource (step 3) and
-      // still carries OSCORE (step 5); each successful decryption loops back to step 1 (step 6).
-      // Responses, errors included, get the removed layers back in reverse order (§2.5).
-      const removed: ResponseProtector[] = [];
+      incoming.message = outer.message;
+      incoming.layers = { removed: [], finish: outer.finish };
+    }
+    this.removeLayers(incoming);
+  }
+
+  /**
+   * draft-ietf-core-oscore-capable-proxies §2.4 (Appendix D): remove layers while the request
+   * carries no proxy-related options (step 1), is not for a reverse-proxied resource (step 3) and
+   * still carries OSCORE (step 5); each successful decryption loops back to step 1 (step 6).
+   * Responses, errors included, get the removed layers back in reverse order (§2.5). Re-entered
+   * from step 4 when the proxy-related options named this endpoint (ProxiedRequest.local).
+   */
+  private removeLayers(incoming: Incoming): void {
+    const { exchange } = incoming;
+    const received = incoming.message;
+    if (this.security && getOption(incoming.message, OptionNumber.Oscore)) {
+      const layers = (incoming.layers ??= { removed: [], finish: (response) => response });
+      const { removed, finish } = layers;
       const protectAll = (response: CoapMessage, kind: 'response' | 'notification'): CoapMessage => {
         let r = response;
         for (let i = removed.length - 1; i >= 0; i--) r = removed[i]!(r, kind);
-        return kind === 'response' ? outer.finish(r) : r;
+        return kind === 'response' ? finish(r) : r;
       };
-      let message = outer.message;
-      let context = exchange.context;
+      let message = incoming.message;
+      let context = incoming.context;
       while (getOption(message, OptionNumber.Oscore) && !this.claimedByProxy(message, context)) {
         if (removed.length >= this.maxOscoreLayers) {
           // §2.1: beyond the limit, no further OSCORE processing; 4.01 over the layers removed.
@@ -470,6 +498,17 @@ export class CoapServer {
         return this.observations.currentSequence(path);
       },
       stopObserving: (path) => void this.observations.deregister(path, exchange.context.peerKey, message.token),
+      observing: () => {
+        const key = ObserveRegistry.observerKey(exchange.context.peerKey, message.token);
+        for (const path of this.virtualObservables.keys()) if (this.observations.observers(path).some((o) => o.key === key)) return path;
+        return undefined;
+      },
+      local: (consumed) => {
+        if (answered) return;
+        answered = true;
+        slow?.cancel();
+        this.removeLayers({ ...incoming, message: { ...consumed, type: message.type, messageId: message.messageId, token: message.token } });
+      },
     };
     const fail = (error: unknown): void => request.respond(toMessage({ code: ResponseCode.InternalServerError, payload: `proxy error: ${error instanceof Error ? error.message : String(error)}`.slice(0, 200) }));
     try {
