@@ -6,7 +6,7 @@ import { EMPTY_BYTES, MessageType, decodeString, encodeString, encodeUint, getOp
 import { OptionNumber } from '../src/coap/options.js';
 import { Observation } from '../src/client/observe.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
-import { PLAIN, securedSender } from '../src/client/security.js';
+import { PLAIN, securedSender, withEchoRetry } from '../src/client/security.js';
 import { addDemoResources } from '../src/demo/resources.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
@@ -39,11 +39,13 @@ function topology(options: { nextHop?: string; timeout?: number; originSecurity?
   });
   const client = net.endpoint(CLIENT, { nstart: 64 }, 2);
   const send = (m: CoapMessage, security = PLAIN) => securedSender(client, PROXY, security)(m);
+  /** As a CoapClient sends: a 4.01 + Echo (the demo /valve's freshness policy) is answered once (RFC 9175 §2.4). */
+  const sendWithEcho = (m: CoapMessage, security = PLAIN) => withEchoRetry(securedSender(client, PROXY, security))(m);
   const setTemperature = (t: number) => {
     temperature = t;
     origin.changed('/temp');
   };
-  return { net, origin, proxyServer, proxy, client, send, upstreamEndpoint, originRequests: () => originRequests, setTemperature };
+  return { net, origin, proxyServer, proxy, client, send, sendWithEcho, upstreamEndpoint, originRequests: () => originRequests, setTemperature };
 }
 
 const msg = (code: number, options: CoapOption[], payload: Uint8Array = EMPTY_BYTES): CoapMessage => ({
@@ -153,7 +155,7 @@ test('OSCORE end to end through the proxy: the proxy never sees class E options 
   const t = topology({ originSecurity });
   const oscore = new OscoreClientSecurity(new OscoreSecurityContext({ ...secret, senderId: EMPTY_BYTES, recipientIds: [Buffer.from([1])] }, new VolatileSequence()));
   const request = () => msg(Method.PUT, [proxyUri('coap://10.0.0.1:5683/valve'), { number: OptionNumber.ContentFormat, value: encodeUint(0) }], encodeString('7'));
-  const ok = await t.net.until(t.send(request(), oscore));
+  const ok = await t.net.until(t.sendWithEcho(request(), oscore));
   assert.equal(ok.message.code, ResponseCode.Changed);
   for (const d of t.net.log.filter((x) => x.to.address === PROXY.address || x.from.address === PROXY.address)) {
     assert.equal(getOption(d.message, OptionNumber.UriPath), undefined, 'Uri-Path is inside the OSCORE ciphertext');
@@ -175,10 +177,11 @@ test('reverse proxy: /dev1/... maps to the device behind it', async () => {
   addReverseProxy(t.proxyServer, { prefix: '/dev1', target: 'coap://10.0.0.1:5683/' }, { endpoint: async () => t.upstreamEndpoint });
   const r = await t.net.until(t.send(msg(Method.GET, [str(OptionNumber.UriPath, 'dev1'), str(OptionNumber.UriPath, 'hello')])));
   assert.equal(decodeString(r.message.payload), 'Hello from coapsec');
-  const put = await t.net.until(t.send(msg(Method.PUT, [str(OptionNumber.UriPath, 'dev1'), str(OptionNumber.UriPath, 'valve')], encodeString('3'))));
+  const put = await t.net.until(t.sendWithEcho(msg(Method.PUT, [str(OptionNumber.UriPath, 'dev1'), str(OptionNumber.UriPath, 'valve')], encodeString('3'))));
   assert.equal(put.message.code, ResponseCode.Changed);
   const upstream = t.net.log.filter((d) => d.to.address === ORIGIN.address).map((d) => getStringOptionsOf(d.message, OptionNumber.UriPath));
-  assert.deepEqual(upstream, [['hello'], ['valve']]);
+  // The PUT twice: /valve's freshness policy answers the first with 4.01 + Echo (RFC 9175 §2.3).
+  assert.deepEqual(upstream, [['hello'], ['valve'], ['valve']]);
 });
 
 function getStringOptionsOf(m: CoapMessage, n: number): string[] {

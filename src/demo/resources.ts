@@ -21,6 +21,9 @@ export interface DemoOptions {
 
 export const LARGE_SIZE = 8192;
 
+/** How long the Echo value of a /valve challenge stays fresh. */
+export const VALVE_FRESHNESS_MS = 10_000;
+
 /** 8 KiB of numbered lines: easy to check for a lost or reordered block. */
 export function largeText(): string {
   const lines: string[] = [];
@@ -116,6 +119,9 @@ function valveResource(): ResourceDefinition {
     title: 'Valve level 0-10',
     rt: 'demo.valve',
     ct: ContentFormat.TextPlain,
+    // An actuator: a PUT held back by an intermediary and released later must not act (RFC 9175
+    // §2.3, seed 002 §2.1.1.2 "Delaying"). A PUT without a fresh Echo gets 4.01 + Echo first.
+    freshness: { maxAgeMs: VALVE_FRESHNESS_MS },
     handlers: {
       GET: () => ({ code: ResponseCode.Content, contentFormat: ContentFormat.TextPlain, maxAge: 0, payload: String(level) }),
       PUT: (request) => {

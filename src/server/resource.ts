@@ -67,6 +67,13 @@ export interface ResourceDefinition extends LinkAttributes {
   observable?: boolean | { notifications: 'con' | 'non' };
   /** Accept only OSCORE-protected requests; others get 4.01 (RFC 8613 §12.1 access control). */
   requireOscore?: boolean;
+  /**
+   * Demand fresh requests (RFC 9175 §2.3): a request of one of `methods` (default: the unsafe ones,
+   * POST, PUT, DELETE, PATCH, iPATCH) without an Echo value this server issued to the same requester
+   * at most `maxAgeMs` ago gets 4.01 with a new Echo value; the client repeats it with that value.
+   * Mitigates the delay attack on actuation (seed 002 §2.1.1.2). See server/freshness.ts.
+   */
+  freshness?: { maxAgeMs: number; methods?: readonly MethodName[] };
   /** For subtree resources: the links below it to advertise. */
   listLinks?: () => Array<{ path: string } & LinkAttributes>;
 }

@@ -5,11 +5,12 @@
  * block-wise bodies (RFC 7959) and keeps Observe registrations (RFC 7641).
  *
  * Order of processing a request (docs/architecture.md): option validation → proxy options →
- * method → route → Block1 reassembly → Block2 follow-up from the stored representation →
+ * method → route → access policy (requireOscore) → freshness (Echo, RFC 9175 §2.3) → Block1
+ * reassembly → Block2 follow-up from the stored representation →
  * handler → Observe (de)registration → Accept check → Block2 slicing → No-Response → send.
  */
 import { readBlockOption, type BlockValue } from '../coap/block.js';
-import { Method, ResponseCode, codeClass, isRequestCode, methodName, type Code } from '../coap/codes.js';
+import { Method, ResponseCode, codeClass, isRequestCode, methodName, type Code, type MethodName } from '../coap/codes.js';
 import { ContentFormat } from '../coap/content-format.js';
 import { filterLinks, serializeLinks, type Link } from '../coap/link-format.js';
 import {
@@ -39,6 +40,7 @@ import { RealScheduler } from '../util/scheduler.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { Timer } from '../util/scheduler.js';
 import { BlockwiseServer, DEFAULT_BLOCKWISE_LIMITS, operationKey, type BlockwiseLimits } from './blockwise.js';
+import { EchoFreshness } from './freshness.js';
 import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings, type Observer } from './observe.js';
 import type { CoapRequest, CoapResponse, Handler, Handlers, LinkAttributes, ResourceDefinition } from './resource.js';
 import { Router, splitPath } from './router.js';
@@ -155,6 +157,8 @@ export class CoapServer {
   private forwarding: ForwardingHandler | undefined;
   private reverse: ReverseProxyHandler | undefined;
   readonly maxOscoreLayers: number;
+  /** Stateless Echo values for resources with a freshness policy (RFC 9175 §2.3). */
+  private readonly echoFreshness: EchoFreshness;
   /** Observable paths rendered by code rather than a resource handler (a proxy's upstream state). */
   private readonly virtualObservables = new Map<string, () => CoapMessage>();
 
@@ -166,6 +170,7 @@ export class CoapServer {
     this.recognized = new Set([...SERVER_OPTIONS, ...(options.recognizedOptions ?? [])]);
     this.security = options.security;
     this.maxOscoreLayers = options.maxOscoreLayers ?? 4;
+    this.echoFreshness = new EchoFreshness(() => endpoint.scheduler.now());
     this.blockwise = new BlockwiseServer(
       { ...DEFAULT_BLOCKWISE_LIMITS, lifetime: exchangeLifetime(endpoint.parameters), ...options.blockwise },
       () => endpoint.scheduler.now(),
@@ -200,7 +205,7 @@ export class CoapServer {
     return this;
   }
 
-  resource(path: string, handlers: Handlers, attributes: LinkAttributes & Pick<ResourceDefinition, 'observable' | 'requireOscore'> = {}): this {
+  resource(path: string, handlers: Handlers, attributes: LinkAttributes & Pick<ResourceDefinition, 'observable' | 'requireOscore' | 'freshness'> = {}): this {
     return this.add({ path, handlers, ...attributes });
   }
 
@@ -420,6 +425,16 @@ export class CoapServer {
       this.reply(incoming, { code: ResponseCode.MethodNotAllowed });
       return;
     }
+    const freshness = match.resource.freshness;
+    if (freshness && freshnessApplies(freshness.methods, message.code)) {
+      // RFC 9175 §2.3: without a fresh Echo the request MUST NOT be processed further; 4.01 + Echo.
+      const verdict = this.echoFreshness.verify(getOption(message, OptionNumber.Echo), incoming.context, freshness.maxAgeMs);
+      if (verdict !== 'fresh') {
+        const challenge = this.echoFreshness.issue(incoming.context);
+        this.reply(incoming, { code: ResponseCode.Unauthorized, payload: `fresh request required (Echo ${verdict})`, options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }, { number: OptionNumber.Echo, value: challenge }] });
+        return;
+      }
+    }
 
     let payload = message.payload;
     let block1Control: Uint8Array | undefined;
@@ -618,6 +633,12 @@ export class CoapServer {
 }
 
 const KNOWN_METHODS = new Set<Code>([1, 2, 3, 4, 5, 6, 7]);
+
+/** The methods a freshness policy covers; by default the unsafe ones (RFC 7252 §5.1, RFC 8132). */
+const UNSAFE_METHODS: readonly MethodName[] = ['POST', 'PUT', 'DELETE', 'PATCH', 'IPATCH'];
+function freshnessApplies(methods: readonly MethodName[] | undefined, code: Code): boolean {
+  return (methods ?? UNSAFE_METHODS).some((name) => Method[name] === code);
+}
 const isKnownMethod = (code: Code): boolean => isRequestCode(code) && KNOWN_METHODS.has(code);
 
 function normalizePath(path: string, subPath: readonly string[] = []): string {

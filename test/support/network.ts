@@ -24,6 +24,8 @@ export class FakeNetwork {
   private readonly nodes = new Map<string, NetworkTransport>();
   /** Return true to lose the datagram. */
   drop: (d: Omit<Delivery, 'dropped'>) => boolean = () => false;
+  /** Extra milliseconds to hold a datagram before delivering it (a delaying hop); default none. */
+  delay: (d: Omit<Delivery, 'dropped'>) => number = () => 0;
   /** Return replacement bytes to tamper with a datagram in flight (a malicious hop). */
   mutate: (d: Omit<Delivery, 'dropped'>, data: Buffer) => Buffer | undefined = () => undefined;
 
@@ -47,7 +49,7 @@ export class FakeNetwork {
     const dropped = this.drop(entry);
     this.log.push({ ...entry, dropped });
     if (dropped) return;
-    this.clock.schedule(1, () => this.nodes.get(`${to.address}:${to.port}`)?.receive(copy, from));
+    this.clock.schedule(1 + Math.max(0, this.delay(entry)), () => this.nodes.get(`${to.address}:${to.port}`)?.receive(copy, from));
   }
 
   /** Advances the clock in 1 ms steps, letting promise callbacks run between them. */
