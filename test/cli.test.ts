@@ -278,6 +278,10 @@ describe('no response', { concurrency: true }, () => {
 });
 
 describe('usage errors: exit 2, one line on stderr', { concurrency: 4 }, () => {
+  test('attack-proxy (test tool): an unknown --attack or a missing --upstream is a usage error', async () => {
+    assertUsageError(await coapsec(['attack-proxy', '--attack', 'bogus', '--upstream', '127.0.0.1:5683']), /--attack must be one of/);
+    assertUsageError(await coapsec(['attack-proxy', '--attack', 'drop']), /--upstream needs HOST:PORT/);
+  });
   test('an unknown flag', async () => {
     assertUsageError(await coapsec(['get', `${base}/hello`, '--bogus']), /--bogus/);
   });
@@ -481,6 +485,37 @@ describe('block-wise and Observe from the command line', () => {
       assert.equal(r.stderr.split('\n').filter(Boolean).length, 1);
     });
   }
+});
+
+describe('coapsec attack-proxy (test tool)', () => {
+  test('modify-payload through attack-proxy: the unprotected client prints the altered payload', async () => {
+    const upstream = base.replace('coap://', '');
+    const child = spawn(process.execPath, [BIN, 'attack-proxy', '--attack', 'modify-payload', '--listen', '127.0.0.1:0', '--upstream', upstream], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    children.add(child);
+    try {
+      let err = '';
+      const port = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`attack-proxy did not start: ${err}`)), 10_000);
+        child.stderr!.on('data', (b: Buffer) => {
+          err += b.toString();
+          const m = /on 127\.0\.0\.1:(\d+)/.exec(err);
+          if (m) {
+            clearTimeout(timer);
+            resolve(Number(m[1]));
+          }
+        });
+      });
+      const direct = await coapsec(['get', `${base}/hello`]);
+      const attacked = await coapsec(['get', `coap://127.0.0.1:${port}/hello`]);
+      assert.equal(direct.code, 0);
+      assert.equal(attacked.code, 0, attacked.stderr);
+      assert.equal(attacked.stdout.length, direct.stdout.length);
+      assert.notEqual(attacked.stdout, direct.stdout, 'the payload was altered in transit and accepted (no protection)');
+    } finally {
+      child.kill('SIGKILL');
+      children.delete(child);
+    }
+  });
 });
 
 describe('coapsec proxy: usage errors', () => {

@@ -1,4 +1,5 @@
 /** The coapsec command line: a thin shell over the library. */
+import { ATTACK_PROXY_USAGE, attackProxyCommand } from './attack-proxy-command.js';
 import { demoCommand } from './demo-command.js';
 import { ExitCode, UsageError } from './errors.js';
 import { OBSERVE_USAGE, observeCommand } from './observe-command.js';
@@ -24,6 +25,8 @@ ${TA_REQUEST_USAGE}
 
 ${PROXY_USAGE}
 
+${ATTACK_PROXY_USAGE}
+
 usage: coapsec demo      run a server and a client on loopback and show their exchanges
 
 exit codes: 0 2.xx response, 2 bad usage, 3 no response (timeout/RST), 4 4.xx, 5 5.xx, 1 other failure`;
@@ -39,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'observe') return await observeCommand(rest);
     if (command === 'serve') return await serveCommand(rest);
     if (command === 'proxy') return await proxyCommand(rest);
+    if (command === 'attack-proxy') return await attackProxyCommand(rest);
     if (command === 'demo') return await demoCommand(rest);
     if (command === 'trust-anchor') return await trustAnchorCommand(rest);
     if (command === 'ta-request') return await taRequestCommand(rest);

@@ -84,6 +84,9 @@ export class OscoreClientSecurity implements MessageSecurity {
         // §7.4.1 and §8.4.2: Partial IVs only grow; the request nonce may serve one response only.
         if (result.sequenceNumber === undefined) {
           if (requestNonceUsed) return new Error('a second response without Partial IV');
+          // §4.1.3.5.2: "the notification without Partial IV is considered the oldest" — once a
+          // notification with a Partial IV was accepted, it can only be a delayed first response.
+          if (notificationNumber !== undefined) return new Error('a response without Partial IV after newer notifications (the oldest, RFC 8613 §4.1.3.5.2)');
           requestNonceUsed = true;
         } else {
           if (notificationNumber !== undefined && result.sequenceNumber <= notificationNumber) {

@@ -87,6 +87,8 @@ export class OscoreLayer implements MessageSecurity {
         if (notification) {
           if (result.sequenceNumber === undefined) {
             if (withoutPiv) return new Error('a second response without Partial IV (draft-ietf-core-oscore-capable-proxies §2.6.1)');
+            // RFC 8613 §4.1.3.5.2: a response without Partial IV is the oldest; after a newer one it is stale.
+            if (newest !== undefined) return new Error('a response without Partial IV after newer notifications (RFC 8613 §4.1.3.5.2)');
             withoutPiv = true;
           } else {
             if (newest !== undefined && result.sequenceNumber <= newest) return new Error(`response replayed or reordered (Partial IV ${result.sequenceNumber})`);
