@@ -12,58 +12,28 @@ import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { RouteSecurity } from '../src/client/route.js';
 import { PLAIN, securedSender, type MessageSecurity } from '../src/client/security.js';
 import { Method, ResponseCode } from '../src/coap/codes.js';
-import { EMPTY_BYTES, MessageType, encodeString, getOption, getStringOptions, getUintOption, type CoapMessage, type CoapOption } from '../src/coap/message.js';
+import { MessageType, encodeString, getOption, getStringOptions, getUintOption, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { parseCoapUri as parse } from '../src/coap/uri.js';
 import type { EndpointContext } from '../src/exchange/context.js';
 import type { CoapEndpoint } from '../src/exchange/endpoint.js';
 import { decodeOscoreOption, decodePartialIv } from '../src/oscore/option.js';
-import { unprotectRequest } from '../src/oscore/protect.js';
-import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
+import { OscoreSecurityContext } from '../src/oscore/security-context.js';
 import { ResponseCache } from '../src/proxy/cache.js';
 import { encodeMessage } from '../src/coap/codec.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
 import { FakeNetwork } from './support/network.js';
+import { msg, names, outerNumbers, pair, path, peel, type Pair } from './support/oscore-layers.js';
 
 const S = { address: '10.0.0.1', port: 5683 };
 const C = { address: '10.0.0.2', port: 40000 };
 const P = { address: '10.0.0.3', port: 5683 };
 const uriOf = (a: { address: string; port: number }) => `coap://${a.address}:${a.port}`;
 
-function pair(name: string, senderId: number, receiverId: number) {
-  const masterSecret = Buffer.from(`secret of ${name}`.padEnd(16, '.'));
-  return {
-    name,
-    sender: new OscoreSecurityContext({ masterSecret, senderId: Buffer.from([senderId]), recipientIds: [Buffer.from([receiverId])], name: `${name} (towards the receiver)` }, new VolatileSequence()),
-    receiver: new OscoreSecurityContext({ masterSecret, senderId: Buffer.from([receiverId]), recipientIds: [Buffer.from([senderId])], name }, new VolatileSequence()),
-  };
-}
-type Pair = ReturnType<typeof pair>;
 
-/** Assertions only: removes every request layer we hold a receiver context for, outermost first. */
-function peel(message: CoapMessage, pairs: Pair[]): { layers: string[]; inner: CoapMessage } {
-  const layers: string[] = [];
-  let m = message;
-  while (getOption(m, OptionNumber.Oscore)) {
-    const { kid } = decodeOscoreOption(getOption(m, OptionNumber.Oscore)!);
-    const p = pairs.find((x) => kid && x.receiver.recipient(kid));
-    if (!p) break;
-    const r = unprotectRequest(m, () => p.receiver.recipient(kid!)!.params);
-    assert.ok(r.ok, `the ${p.name} layer verifies`);
-    layers.push(p.name);
-    m = r.message;
-  }
-  return { layers, inner: m };
-}
 
-const msg = (code: number, options: CoapOption[], payload: Uint8Array = EMPTY_BYTES): CoapMessage => ({
-  type: MessageType.CON, code, messageId: 0, token: EMPTY_BYTES, options: options.sort((a, b) => a.number - b.number), payload,
-});
-const path = (...segments: string[]) => segments.map((s) => ({ number: OptionNumber.UriPath, value: encodeString(s) }));
-const names = (context: EndpointContext) => (context.oscore ?? []).map((l) => l.peer);
-const outerNumbers = (m: CoapMessage) => [...new Set(m.options.map((o) => o.number))];
 const pivOf = (m: CoapMessage): number | undefined => {
   const piv = decodeOscoreOption(getOption(m, OptionNumber.Oscore)!).piv;
   return piv ? decodePartialIv(piv) : undefined;
