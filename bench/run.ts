@@ -11,11 +11,11 @@
  *   node dist/bench/run.js --variant patched=/tmp/other-tree   # A/B: adds that tree's coapsec,
  *                                                              # interleaved with this one
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { forkAndAwait, fmt, here, processCpuMicros, ratio, runMain, table } from './harness.js';
 import { BENCH_NSTART, IMPLEMENTATIONS, isImpl, median, type ClientJob, type ClientResult, type Impl, type ServerReady } from './common.js';
 
 interface Settings {
@@ -157,65 +157,6 @@ function osBuffers(): string {
   }
 }
 
-const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
-const children = new Set<ChildProcess>();
-
-function killAll(): void {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-  children.clear();
-}
-
-/** Forks a child and resolves with its first IPC message of the wanted type, or rejects after `timeoutMs`. */
-function forkAndAwait<T extends { type: string }>(
-  script: string,
-  args: string[],
-  type: T['type'],
-  timeoutMs: number,
-  keepAlive: boolean,
-): Promise<{ child: ChildProcess; message: T }> {
-  const child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
-  children.add(child);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${script} ${args.join(' ')}: no ${type} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('message', (m: { type?: string }) => {
-      if (m?.type !== type) return;
-      clearTimeout(timer);
-      if (!keepAlive) {
-        child.disconnect();
-        children.delete(child);
-      }
-      resolve({ child, message: m as T });
-    });
-    // 'close', not 'exit': a child may exit right after sending, before its message is read here.
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      reject(new Error(`${script} exited (${signal ?? code}) before sending ${type}`));
-    });
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
-
-/** CPU time (user + system) of a process in microseconds, from /proc (Linux); NaN elsewhere. */
-function processCpuMicros(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 of proc(5) (utime, stime) are at 11 and 12 after the command name.
-    return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
-  } catch {
-    return NaN;
-  }
-}
-const CLOCK_TICKS = 100; // USER_HZ on every Linux architecture Node supports
 
 /** The host's UDP RcvbufErrors counter (datagrams dropped because a receive buffer was full). */
 function udpRcvbufErrors(): number {
@@ -246,8 +187,6 @@ async function measure(contender: Contender, job: ClientJob, server: ChildProces
 
 const TARGETS: Record<number, number> = { 1: 0.85, 32: 0.5, 256: 0.5 };
 
-const fmt = (v: number, digits = 0): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
-const ratio = (a: number, b: number): string => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) + '×' : '-');
 
 interface Summary {
   label: string;
@@ -294,12 +233,6 @@ function summarize(results: LabelledResult[], contenders: Contender[], concurren
   return out;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]): string => '| ' + r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ') + ' |';
-  const sep = '|' + widths.map((w, c) => (c === 0 ? '-'.repeat(w + 1) + '-' : '-'.repeat(w + 1) + ':')).join('|') + '|';
-  return [line(rows[0]!), sep, ...rows.slice(1).map(line)].join('\n');
-}
 
 function report(summaries: Summary[], s: Settings, contenders: Contender[]): string {
   const get = (label: string, c: number): Summary | undefined => summaries.find((x) => x.label === label && x.concurrency === c);
@@ -418,21 +351,4 @@ async function main(): Promise<void> {
   }
 }
 
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-main()
-  .catch((error: unknown) => {
-    console.error(`bench: ${(error as Error).message ?? error}`);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    // Servers exit on disconnect; anything still alive is killed by the exit handler.
-    for (const child of children) if (child.connected) child.disconnect();
-    setTimeout(() => process.exit(), 1500).unref();
-  });
+runMain(main);
