@@ -31,7 +31,7 @@
  *                          writes DIR/oscore-proxy-<label>.cpuprofile and prints the top costs
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
@@ -42,6 +42,7 @@ import { allowList } from '../src/proxy/oscore-proxy.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
 import { BENCH_NSTART, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, OSCORE_REPLAY_WINDOW, PAYLOAD, Recorder, median, percentile, type ClientResult } from './common.js';
+import { ask, profileSummary, serveChildControl } from './child-control.js';
 import { environment, fmt, forkAndAwait, here, met, parseCommonArgs, processCpuMicros, ratio, runMain, table } from './harness.js';
 
 const HOST = '127.0.0.1';
@@ -124,39 +125,7 @@ async function serverChild(argv: string[]): Promise<void> {
     throw new Error(`unknown role ${role}`);
   }
 
-  // The V8 sampling profiler, started and stopped by the parent around one measurement.
-  let session: import('node:inspector/promises').Session | undefined;
-  process.on('message', (m: { type?: string; file?: string }) => {
-    void (async () => {
-      if (m.type === 'stats') process.send!(stats());
-      else if (m.type === 'profile-start') {
-        const { Session } = await import('node:inspector/promises');
-        session = new Session();
-        session.connect();
-        await session.post('Profiler.enable');
-        await session.post('Profiler.setSamplingInterval', { interval: 200 });
-        await session.post('Profiler.start');
-        process.send!({ type: 'profiling' });
-      } else if (m.type === 'profile-stop' && session && m.file) {
-        const { profile } = await session.post('Profiler.stop');
-        writeFileSync(m.file, JSON.stringify(profile));
-        session.disconnect();
-        session = undefined;
-        process.send!({ type: 'profiled', file: m.file });
-      }
-    })();
-  });
-  const shutdown = (): void => {
-    setTimeout(() => process.exit(0), 1000).unref();
-    stop().then(
-      () => process.exit(0),
-      () => process.exit(0),
-    );
-  };
-  process.on('disconnect', shutdown);
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
-  process.send?.({ type: 'ready', port });
+  serveChildControl(port, stats, stop);
 }
 
 /** The client child: a closed loop of `concurrency` GETs, as bench/client.ts, with this file's routes. */
@@ -255,24 +224,6 @@ async function clientChild(job: Job): Promise<ClientResult> {
     clientSystemMicros: cpu.system,
     ...(firstError !== undefined ? { firstError } : {}),
   };
-}
-
-/** Sends `message` to a child and resolves with its first reply of type `reply`. */
-function ask<T>(child: ChildProcess, message: object, reply: string, timeoutMs = 5000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const on = (m: { type?: string }): void => {
-      if (m?.type !== reply) return;
-      clearTimeout(timer);
-      child.off('message', on);
-      resolve(m as T);
-    };
-    const timer = setTimeout(() => {
-      child.off('message', on);
-      reject(new Error(`no ${reply} from child ${child.pid} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('message', on);
-    child.send(message);
-  });
 }
 
 // --- orchestrator ------------------------------------------------------------------------------
@@ -380,51 +331,6 @@ const totalCpu = (x: Summary): number => x.client + (Number.isFinite(x.proxy) ? 
 const busiestCpu = (x: Summary): number => Math.max(x.client, Number.isFinite(x.proxy) ? x.proxy : 0, x.origin);
 
 // --- profile summary ---------------------------------------------------------------------------
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  hitCount?: number;
-  children?: number[];
-}
-
-/** Top self and inclusive costs of a .cpuprofile (shares of the non-idle samples). */
-function profileSummary(profile: { nodes: ProfileNode[] }, top = 15): string {
-  const parent = new Map<number, number>();
-  const byId = new Map<number, ProfileNode>();
-  for (const n of profile.nodes) {
-    byId.set(n.id, n);
-    for (const ch of n.children ?? []) parent.set(ch, n.id);
-  }
-  const root = path.resolve(here('.'), '..', '..') + '/';
-  const name = (n: ProfileNode): string => {
-    const f = n.callFrame;
-    const file = f.url ? f.url.replace(/^file:\/\//, '').replace(root, '').replace(/^.*node_modules\//, 'node_modules/') : '';
-    return `${f.functionName || '(anonymous)'}${file ? ` ${file}:${f.lineNumber + 1}` : ''}`;
-  };
-  const self = new Map<string, number>();
-  const inclusive = new Map<string, number>();
-  let busy = 0;
-  for (const n of profile.nodes) {
-    const hits = n.hitCount ?? 0;
-    if (hits === 0 || n.callFrame.functionName === '(idle)') continue;
-    busy += hits;
-    const key = name(n);
-    self.set(key, (self.get(key) ?? 0) + hits);
-    const seen = new Set<string>();
-    for (let id: number | undefined = n.id; id !== undefined; id = parent.get(id)) {
-      const k = name(byId.get(id)!);
-      if (seen.has(k) || k === '(root)') continue;
-      seen.add(k);
-      inclusive.set(k, (inclusive.get(k) ?? 0) + hits);
-    }
-  }
-  const rows = (m: Map<string, number>, title: string): string => {
-    const sorted = [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
-    return table([[title, '% of non-idle samples'], ...sorted.map(([k, v]) => [k, ((100 * v) / busy).toFixed(1)])]);
-  };
-  return `${busy} non-idle samples\n\n${rows(self, 'self time')}\n\n${rows(inclusive, 'inclusive time')}`;
-}
 
 // --- main --------------------------------------------------------------------------------------
 
