@@ -308,6 +308,16 @@ async function startLibcoapServer(bin: string, args: string[]): Promise<{ port: 
   return { port, child, output: () => output };
 }
 
+/** Runs `body` against a libcoap server started with `args`, and stops the server whatever happens. */
+async function withLibcoapServer<T>(bin: string, args: string[], body: (srv: { port: number; output: () => string }) => Promise<T>): Promise<T> {
+  const srv = await startLibcoapServer(bin, args);
+  try {
+    return await body(srv);
+  } finally {
+    await stop(srv.child);
+  }
+}
+
 function p256(): { privateKey: KeyObject; publicKey: KeyObject } {
   return generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 }
@@ -402,8 +412,7 @@ for (const [name, bin] of [
 ] as const) {
   test(`interop: DtlsClient (PSK) → coap-server-${name}`, { timeout: 30_000 }, async (t) => {
     if (missing(t, bin)) return;
-    const srv = await startLibcoapServer(bin, ['-k', SECRET, '-h', HINT]);
-    try {
+    await withLibcoapServer(bin, ['-k', SECRET, '-h', HINT], async (srv) => {
       const r = await engineClientGet(
         srv.port + 1,
         { psk: (hint) => (hint.toString() === HINT || hint.length === 0 ? { identity: Buffer.from(IDENTITY), key: Buffer.from(SECRET) } : undefined) },
@@ -413,16 +422,13 @@ for (const [name, bin] of [
       assert.ok(r.response, `no CoAP response; client state ${r.client.state} ${r.client.failureReason ?? ''} events ${r.events.join(' ')}\n${srv.output()}`);
       assert.equal(r.response.code, 0x45, '2.05 Content');
       t.diagnostic(`suite ${r.client.cipherSuite?.name}, EMS ${r.client.extendedMasterSecret}, payload ${r.response.payload.toString()}`);
-    } finally {
-      await stop(srv.child);
-    }
+    });
   });
 }
 
 test('interop: DtlsClient (PSK CCM_8 only) → coap-server-openssl', { timeout: 30_000 }, async (t) => {
   if (missing(t, BIN.serverOpenssl)) return;
-  const srv = await startLibcoapServer(BIN.serverOpenssl, ['-k', SECRET, '-h', HINT]);
-  try {
+  await withLibcoapServer(BIN.serverOpenssl, ['-k', SECRET, '-h', HINT], async (srv) => {
     const r = await engineClientGet(
       srv.port + 1,
       { psk: { identity: Buffer.from(IDENTITY), key: Buffer.from(SECRET) }, cipherSuites: [TLS_PSK_WITH_AES_128_CCM_8] },
@@ -431,22 +437,17 @@ test('interop: DtlsClient (PSK CCM_8 only) → coap-server-openssl', { timeout: 
     );
     assert.ok(r.response, `no response; ${r.client.state} ${r.client.failureReason ?? ''} ${r.events.join(' ')}\n${srv.output()}`);
     assert.equal(r.response.code, 0x45);
-  } finally {
-    await stop(srv.child);
-  }
+  });
 });
 
 test('interop: DtlsClient with wrong PSK fails against coap-server-openssl', { timeout: 30_000 }, async (t) => {
   if (missing(t, BIN.serverOpenssl)) return;
-  const srv = await startLibcoapServer(BIN.serverOpenssl, ['-k', SECRET, '-h', HINT]);
-  try {
+  await withLibcoapServer(BIN.serverOpenssl, ['-k', SECRET, '-h', HINT], async (srv) => {
     const r = await engineClientGet(srv.port + 1, { psk: { identity: Buffer.from(IDENTITY), key: Buffer.from('wrong') } }, [], 8_000);
     assert.equal(r.response, undefined);
     assert.notEqual(r.client.state, 'connected');
     t.diagnostic(`client state ${r.client.state} (${r.client.failureReason ?? ''}) events ${r.events.join(' ')}`);
-  } finally {
-    await stop(srv.child);
-  }
+  });
 });
 
 test('interop: DtlsClient (RPK) → coap-server-gnutls -M', { timeout: 30_000 }, async (t) => {
