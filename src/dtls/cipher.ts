@@ -14,13 +14,12 @@
 import {
   createCipheriv,
   createDecipheriv,
-  type CipherCCM,
   type CipherChaCha20Poly1305,
   type CipherGCM,
-  type DecipherCCM,
   type DecipherChaCha20Poly1305,
   type DecipherGCM,
 } from 'node:crypto';
+import { AesCcm } from '../crypto/aes-ccm.js';
 import { epochSeq } from './record.js';
 
 export type AeadKind = 'CCM_8' | 'GCM' | 'CHACHA20_POLY1305';
@@ -59,17 +58,18 @@ export function fixedIvLengthOf(kind: AeadKind): number {
   return kind === 'CHACHA20_POLY1305' ? 12 : 4;
 }
 
-type AnyCipher = CipherCCM | CipherGCM | CipherChaCha20Poly1305;
-type AnyDecipher = DecipherCCM | DecipherGCM | DecipherChaCha20Poly1305;
+type AnyCipher = CipherGCM | CipherChaCha20Poly1305;
+type AnyDecipher = DecipherGCM | DecipherChaCha20Poly1305;
 
 export function createRecordProtection(kind: AeadKind, key: Buffer, fixedIv: Buffer): RecordProtection {
   if (key.length !== keyLengthOf(kind)) throw new RangeError(`${kind} key must be ${keyLengthOf(kind)} bytes`);
   if (fixedIv.length !== fixedIvLengthOf(kind)) throw new RangeError(`${kind} implicit IV must be ${fixedIvLengthOf(kind)} bytes`);
-  const tagLength = kind === 'CCM_8' ? 8 : 16;
-  const explicitLength = kind === 'CHACHA20_POLY1305' ? 0 : EXPLICIT_NONCE_LENGTH;
-  const algorithm = kind === 'CCM_8' ? 'aes-128-ccm' : kind === 'GCM' ? 'aes-128-gcm' : 'chacha20-poly1305';
   const k = Buffer.from(key);
   const iv = Buffer.from(fixedIv);
+  if (kind === 'CCM_8') return ccm8Protection(k, iv);
+  const tagLength = 16;
+  const explicitLength = kind === 'CHACHA20_POLY1305' ? 0 : EXPLICIT_NONCE_LENGTH;
+  const algorithm = kind === 'GCM' ? 'aes-128-gcm' : 'chacha20-poly1305';
 
   const nonceFor = (explicit: Buffer): Buffer => {
     if (kind !== 'CHACHA20_POLY1305') return Buffer.concat([iv, explicit]);
@@ -95,7 +95,7 @@ export function createRecordProtection(kind: AeadKind, key: Buffer, fixedIv: Buf
       }
       const ad = additionalData(epoch, seq, type, version, plaintext.length);
       const c = createCipheriv(algorithm as 'aes-128-gcm', k, nonce, { authTagLength: tagLength }) as unknown as AnyCipher;
-      (c as CipherCCM).setAAD(ad, { plaintextLength: plaintext.length });
+      c.setAAD(ad, { plaintextLength: plaintext.length });
       let pos = explicitLength;
       pos += c.update(plaintext).copy(out, pos);
       pos += c.final().copy(out, pos);
@@ -112,13 +112,53 @@ export function createRecordProtection(kind: AeadKind, key: Buffer, fixedIv: Buf
       try {
         const d = createDecipheriv(algorithm as 'aes-128-gcm', k, nonceFor(explicit), { authTagLength: tagLength }) as unknown as AnyDecipher;
         d.setAuthTag(tag);
-        (d as DecipherCCM).setAAD(ad, { plaintextLength: ct.length });
+        d.setAAD(ad, { plaintextLength: ct.length });
         const pt = d.update(ct);
         d.final();
         return pt;
       } catch {
         return null;
       }
+    },
+  };
+}
+
+/**
+ * TLS_*_WITH_AES_128_CCM_8 (RFC 6655 §3, RFC 7251): AES-CCM with an 8-byte tag and the 12-byte
+ * nonce write_IV (4) || seq_num (8), so L = 3. The AES key is scheduled once per connection
+ * direction (crypto/aes-ccm.ts) instead of a new CCM context per record. The nonce and AAD are
+ * written into scratch buffers: AesCcm copies them before returning, and calls never overlap.
+ */
+function ccm8Protection(key: Buffer, iv: Buffer): RecordProtection {
+  const TAG = 8;
+  const ccm = new AesCcm(key, TAG, 12);
+  const nonce = Buffer.alloc(12);
+  iv.copy(nonce, 0);
+  const ad = Buffer.alloc(13);
+  const fillAd = (epoch: number, seq: number, type: number, version: number, length: number): void => {
+    writeSeqNum(ad, 0, epoch, seq);
+    ad[8] = type;
+    ad.writeUInt16BE(version, 9);
+    ad.writeUInt16BE(length, 11);
+  };
+  return {
+    kind: 'CCM_8',
+    overhead: EXPLICIT_NONCE_LENGTH + TAG,
+    encrypt(type, version, epoch, seq, plaintext) {
+      const out = Buffer.allocUnsafe(EXPLICIT_NONCE_LENGTH + plaintext.length + TAG);
+      writeSeqNum(out, 0, epoch, seq);
+      out.copy(nonce, 4, 0, EXPLICIT_NONCE_LENGTH);
+      fillAd(epoch, seq, type, version, plaintext.length);
+      ccm.sealInto(out, EXPLICIT_NONCE_LENGTH, nonce, ad, plaintext);
+      return out;
+    },
+    decrypt(type, version, epoch, seq, fragment) {
+      if (fragment.length < EXPLICIT_NONCE_LENGTH + TAG) return null;
+      // The explicit nonce is taken from the record as sent (RFC 6655 §3, as RFC 5288 §3).
+      fragment.copy(nonce, 4, 0, EXPLICIT_NONCE_LENGTH);
+      const ct = fragment.subarray(EXPLICIT_NONCE_LENGTH, fragment.length - TAG);
+      fillAd(epoch, seq, type, version, ct.length);
+      return ccm.open(nonce, ad, ct, fragment.subarray(fragment.length - TAG)) ?? null;
     },
   };
 }

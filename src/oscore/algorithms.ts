@@ -3,11 +3,15 @@
  * draft-ietf-cose-rfc8152bis-algs §4 and the HKDF algorithms of §5.1 of the same, addressed by
  * their COSE identifier or by the name used in configuration files.
  *
- * Everything is Node's built-in crypto. `seal` throws on local misuse (wrong key or nonce length:
+ * Everything is Node's built-in crypto; the AES-CCM algorithms go through crypto/aes-ccm.ts, which
+ * keeps one AES key schedule per key instead of a new CCM context per message (one instance per
+ * key, found by the key's identity and checked against a copy of its bytes). `seal` throws on
+ * local misuse (wrong key or nonce length:
  * a configuration bug); `open` never throws: any failure — a wrong tag, a truncated ciphertext, a
  * key of the wrong length — is `undefined`, because its input comes from the network.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, type CipherCCMTypes, type CipherGCMTypes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, type CipherGCMTypes } from 'node:crypto';
+import { AesCcm } from '../crypto/aes-ccm.js';
 import { OscoreConfigError } from './errors.js';
 
 export interface AeadAlgorithm {
@@ -47,9 +51,30 @@ export const HkdfId = {
 export const DEFAULT_AEAD = AeadId.AES_CCM_16_64_128;
 export const DEFAULT_HKDF = HkdfId.HKDF_SHA_256;
 
-type NodeCipher = CipherCCMTypes | CipherGCMTypes | 'chacha20-poly1305';
+type NodeCipher = 'aes-128-ccm' | 'aes-256-ccm' | CipherGCMTypes | 'chacha20-poly1305';
 
 const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+interface KeyedCcm {
+  /** The key bytes the instance was made with: a caller that reuses its key array for another key gets a new instance. */
+  readonly key: Buffer;
+  readonly ccm: AesCcm;
+}
+
+/**
+ * AesCcm instances by key array. Contexts hold their derived keys for their whole life, so each
+ * key schedules AES once; a WeakMap lets a dropped context's ciphers go with it.
+ */
+function ccmCache(tagLength: number, nonceLength: number): (key: Uint8Array) => AesCcm {
+  const byKey = new WeakMap<Uint8Array, KeyedCcm>();
+  return (key) => {
+    const cached = byKey.get(key);
+    if (cached !== undefined && cached.key.equals(key)) return cached.ccm;
+    const entry = { key: Buffer.from(key), ccm: new AesCcm(key, tagLength, nonceLength) };
+    byKey.set(key, entry);
+    return entry.ccm;
+  };
+}
 
 function makeAead(
   id: number,
@@ -65,19 +90,30 @@ function makeAead(
       throw new OscoreConfigError(`${name} needs a ${nonceLength}-byte nonce, got ${nonce.length} bytes`);
     }
   };
+  const base = { id, name, keyLength, nonceLength, tagLength, maxIdLength: nonceLength - 6 };
+  if (cipher.endsWith('-ccm')) {
+    const ccmFor = ccmCache(tagLength, nonceLength);
+    return {
+      ...base,
+      seal(key, nonce, aad, plaintext) {
+        checkLengths(key, nonce);
+        return plain(ccmFor(key).seal(nonce, aad, plaintext));
+      },
+      open(key, nonce, aad, ciphertext) {
+        if (key.length !== keyLength || nonce.length !== nonceLength || ciphertext.length < tagLength) return undefined;
+        const bodyLength = ciphertext.length - tagLength;
+        const out = ccmFor(key).open(nonce, aad, ciphertext.subarray(0, bodyLength), ciphertext.subarray(bodyLength));
+        return out === undefined ? undefined : plain(out);
+      },
+    };
+  }
   return {
-    id,
-    name,
-    keyLength,
-    nonceLength,
-    tagLength,
-    maxIdLength: nonceLength - 6,
+    ...base,
     seal(key, nonce, aad, plaintext) {
       checkLengths(key, nonce);
       // The overloads of createCipheriv differ only in the option type; one cast covers all three.
-      const c = createCipheriv(cipher as CipherCCMTypes, key, nonce, { authTagLength: tagLength });
-      // plaintextLength is required for CCM (RFC 3610 puts it in B0) and allowed for the others.
-      c.setAAD(aad, { plaintextLength: plaintext.length });
+      const c = createCipheriv(cipher as CipherGCMTypes, key, nonce, { authTagLength: tagLength });
+      c.setAAD(aad);
       const body = Buffer.concat([c.update(plaintext), c.final()]);
       return plain(Buffer.concat([body, c.getAuthTag()]));
     },
@@ -85,9 +121,9 @@ function makeAead(
       if (key.length !== keyLength || nonce.length !== nonceLength || ciphertext.length < tagLength) return undefined;
       try {
         const bodyLength = ciphertext.length - tagLength;
-        const d = createDecipheriv(cipher as CipherCCMTypes, key, nonce, { authTagLength: tagLength });
+        const d = createDecipheriv(cipher as CipherGCMTypes, key, nonce, { authTagLength: tagLength });
         d.setAuthTag(ciphertext.subarray(bodyLength));
-        d.setAAD(aad, { plaintextLength: bodyLength });
+        d.setAAD(aad);
         const out = Buffer.concat([d.update(ciphertext.subarray(0, bodyLength)), d.final()]);
         return plain(out);
       } catch {

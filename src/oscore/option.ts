@@ -96,13 +96,15 @@ export function encodePartialIv(sequenceNumber: number): Uint8Array {
     throw new RangeError(`sequence number must be a non-negative integer, not ${sequenceNumber}`);
   }
   if (sequenceNumber > MAX_SEQUENCE_NUMBER) throw new SequenceNumberExhausted(sequenceNumber);
-  const bytes: number[] = [];
+  let length = 1;
+  for (let v = sequenceNumber; v >= 256; v = Math.floor(v / 256)) length++;
+  const out = new Uint8Array(length);
   let v = sequenceNumber;
-  do {
-    bytes.unshift(v % 256);
+  for (let i = length - 1; i >= 0; i--) {
+    out[i] = v % 256;
     v = Math.floor(v / 256);
-  } while (v > 0);
-  return Uint8Array.from(bytes);
+  }
+  return out;
 }
 
 export function decodePartialIv(piv: Uint8Array): number {

@@ -109,7 +109,7 @@ const CONTENT = ResponseCode.Content;
 // --- COSE pieces ---------------------------------------------------------------------------
 
 /** A plain Uint8Array copy: cbor2 encodes a Buffer as an object, not as a bstr. */
-const bstr = (b: Uint8Array): Uint8Array => Uint8Array.from(b);
+const bstr = (b: Uint8Array): Uint8Array => new Uint8Array(b);
 
 /**
  * §5.4: external_aad = bstr .cbor [ oscore_version: 1, [ alg_aead ], request_kid, request_piv,
@@ -318,7 +318,8 @@ export function protectRequest(
   const alg = aeadAlgorithm(sender.aead);
   const classOf = options.classOf ?? defaultClassOf;
   const piv = encodePartialIv(sequenceNumber);
-  const kid = bstr(sender.senderId);
+  // The context's own array (never mutated): the binding keeps it for the response's AAD.
+  const kid = sender.senderId;
   let kidContext: Uint8Array | undefined;
   if (options.kidContext === 'include') {
     if (sender.idContext === undefined) throw new OscoreConfigError("kidContext 'include' needs a sender idContext");

@@ -48,6 +48,8 @@ export interface RecipientState {
   /** The authenticated peer's name, for authorization. */
   readonly name: string;
   readonly params: RecipientParams;
+  /** The Recipient ID in hex: the kid as endpoint contexts report it. */
+  readonly kidHex: string;
   readonly replay: ReplayWindow;
   /** The Echo value we challenged this recipient with after a restart (Appendix B.1.2). */
   echoChallenge: Uint8Array | undefined;
@@ -100,7 +102,8 @@ export class OscoreSecurityContext {
       sender ??= derived.sender;
       const replay = new ReplayWindow(input.replayWindow ?? 32, { initialised: !(restarted && input.echoOnRestart !== false) });
       const name = input.recipientNames?.[index] ?? input.name ?? `kid ${hex(recipientId) || '(empty)'}`;
-      this.recipientStates.set(hex(recipientId), { name, params: derived.recipient, replay, echoChallenge: undefined });
+      const kidHex = hex(recipientId);
+      this.recipientStates.set(kidHex, { name, params: derived.recipient, kidHex, replay, echoChallenge: undefined });
     }
     this.sender = sender!;
     this.idContext = input.idContext;

@@ -110,7 +110,7 @@ export class OscoreServerSecurity implements ServerSecurity {
 
     const layer = {
       peer: recipient.name,
-      kid: hex(result.kid),
+      kid: recipient.kidHex,
       ...(result.kidContext ? { kidContext: hex(result.kidContext) } : {}),
     };
     const verified = result;
