@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { ContentType, createRecordProtection, decodeRecords, encodeRecord, MAX_SEQUENCE, ReplayWindow } from '../src/dtls/index.js';
 
 test('record encode/decode round trip, several records per datagram', () => {
@@ -95,3 +96,32 @@ for (const kind of ['CCM_8', 'GCM', 'CHACHA20_POLY1305'] as const) {
     assert.notDeepEqual(p.encrypt(23, 0xfefd, 1, 43, pt).subarray(p.overhead - 8), ct.subarray(p.overhead - 8));
   });
 }
+
+test('replay window agrees with the RFC 6347 §4.1.2.6 rule on random record sequences (fast-check)', () => {
+  // The rule, written plainly: a record is a replay when it is 64 or more behind the highest
+  // accepted number, or was accepted before.
+  // Sequence numbers wander around the window's edge (reordering, loss, duplicates), with rare
+  // long jumps (a lost burst), so slots are reused many times.
+  const move = fc.oneof({ weight: 20, arbitrary: fc.integer({ min: -80, max: 80 }) }, { weight: 1, arbitrary: fc.integer({ min: 64, max: 100_000 }) });
+  fc.assert(
+    fc.property(fc.array(fc.tuple(move, fc.boolean()), { maxLength: 300 }), (records) => {
+      const w = new ReplayWindow();
+      const accepted = new Set<number>();
+      let max = -1;
+      let last = 0;
+      for (const [delta, authentic] of records) {
+        const seq = Math.max(0, last + delta);
+        last = seq;
+        const expected = (max >= 0 && max - seq >= 64) || accepted.has(seq);
+        assert.equal(w.isReplay(seq), expected, `seq ${seq} after max ${max}`);
+        // Only authentic, non-replayed records move the window (accept after authentication).
+        if (!expected && authentic) {
+          w.accept(seq);
+          accepted.add(seq);
+          max = Math.max(max, seq);
+        }
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});

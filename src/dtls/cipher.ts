@@ -30,7 +30,11 @@ export interface RecordProtection {
   readonly kind: AeadKind;
   /** Bytes added to the plaintext: explicit nonce + tag. */
   readonly overhead: number;
-  encrypt(type: number, version: number, epoch: number, seq: number, plaintext: Buffer): Buffer;
+  /**
+   * The record fragment (explicit nonce || ciphertext || tag), preceded by `headroom` bytes left
+   * for the caller (the record header), so a record is written into one buffer.
+   */
+  encrypt(type: number, version: number, epoch: number, seq: number, plaintext: Uint8Array, headroom?: number): Buffer;
   /** Returns null when the record does not authenticate (callers drop it). */
   decrypt(type: number, version: number, epoch: number, seq: number, fragment: Buffer): Buffer | null;
 }
@@ -81,22 +85,22 @@ export function createRecordProtection(kind: AeadKind, key: Buffer, fixedIv: Buf
   return {
     kind,
     overhead: explicitLength + tagLength,
-    encrypt(type, version, epoch, seq, plaintext) {
-      // One output buffer: explicit nonce || ciphertext || tag (a hot path: one call per record).
-      const out = Buffer.allocUnsafe(explicitLength + plaintext.length + tagLength);
+    encrypt(type, version, epoch, seq, plaintext, headroom = 0) {
+      // One output buffer: [headroom] explicit nonce || ciphertext || tag (one call per record).
+      const out = Buffer.allocUnsafe(headroom + explicitLength + plaintext.length + tagLength);
       let nonce: Buffer;
       if (explicitLength) {
-        writeSeqNum(out, 0, epoch, seq);
+        writeSeqNum(out, headroom, epoch, seq);
         nonce = Buffer.allocUnsafe(12);
         iv.copy(nonce, 0);
-        out.copy(nonce, 4, 0, EXPLICIT_NONCE_LENGTH);
+        out.copy(nonce, 4, headroom, headroom + EXPLICIT_NONCE_LENGTH);
       } else {
         nonce = nonceFor(epochSeq(epoch, seq));
       }
       const ad = additionalData(epoch, seq, type, version, plaintext.length);
       const c = createCipheriv(algorithm as 'aes-128-gcm', k, nonce, { authTagLength: tagLength }) as unknown as AnyCipher;
       c.setAAD(ad, { plaintextLength: plaintext.length });
-      let pos = explicitLength;
+      let pos = headroom + explicitLength;
       pos += c.update(plaintext).copy(out, pos);
       pos += c.final().copy(out, pos);
       c.getAuthTag().copy(out, pos);
@@ -144,12 +148,12 @@ function ccm8Protection(key: Buffer, iv: Buffer): RecordProtection {
   return {
     kind: 'CCM_8',
     overhead: EXPLICIT_NONCE_LENGTH + TAG,
-    encrypt(type, version, epoch, seq, plaintext) {
-      const out = Buffer.allocUnsafe(EXPLICIT_NONCE_LENGTH + plaintext.length + TAG);
-      writeSeqNum(out, 0, epoch, seq);
-      out.copy(nonce, 4, 0, EXPLICIT_NONCE_LENGTH);
+    encrypt(type, version, epoch, seq, plaintext, headroom = 0) {
+      const out = Buffer.allocUnsafe(headroom + EXPLICIT_NONCE_LENGTH + plaintext.length + TAG);
+      writeSeqNum(out, headroom, epoch, seq);
+      out.copy(nonce, 4, headroom, headroom + EXPLICIT_NONCE_LENGTH);
       fillAd(epoch, seq, type, version, plaintext.length);
-      ccm.sealInto(out, EXPLICIT_NONCE_LENGTH, nonce, ad, plaintext);
+      ccm.sealInto(out, headroom + EXPLICIT_NONCE_LENGTH, nonce, ad, plaintext);
       return out;
     },
     decrypt(type, version, epoch, seq, fragment) {

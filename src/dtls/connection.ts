@@ -93,6 +93,7 @@ import {
   MAX_SEQUENCE,
   RECORD_HEADER_LENGTH,
   ReplayWindow,
+  writeRecordHeader,
   type DtlsRecord,
 } from './record.js';
 import { DEFAULT_SUITES, suiteById, TLS_EMPTY_RENEGOTIATION_INFO_SCSV, type CipherSuite } from './suites.js';
@@ -430,7 +431,8 @@ export abstract class DtlsConnection {
   send(data: Uint8Array): Buffer[] {
     if (this.state !== 'connected') throw new Error(`DTLS connection not established (state ${this.state})`);
     if (data.length > MAX_PLAINTEXT) throw new RangeError('application data record too large');
-    return [this.encodeOut(ContentType.ApplicationData, this.writeEpoch, Buffer.from(data))];
+    // Encrypted straight from the caller's bytes (only read, never kept).
+    return [this.encodeOut(ContentType.ApplicationData, this.writeEpoch, data)];
   }
 
   /** Sends close_notify and closes the connection. */
@@ -533,7 +535,8 @@ export abstract class DtlsConnection {
         this.handleAlert(plaintext, rec.epoch, out);
         break;
       case ContentType.ApplicationData:
-        if (this.state === 'connected' && rec.epoch > 0 && plaintext.length > 0) out.appData.push(Buffer.from(plaintext));
+        // Epoch > 0: `plaintext` is the decryption's own fresh buffer, not a view of the datagram.
+        if (this.state === 'connected' && rec.epoch > 0 && plaintext.length > 0) out.appData.push(plaintext);
         break;
       default:
         break;
@@ -548,10 +551,10 @@ export abstract class DtlsConnection {
     return { state, seq: state.seq++ };
   }
 
-  private encodeOut(type: number, epoch: number, plaintext: Buffer, version = DTLS_1_2): Buffer {
+  private encodeOut(type: number, epoch: number, plaintext: Uint8Array, version = DTLS_1_2): Buffer {
     const { state, seq } = this.nextWriteSeq(epoch);
-    const fragment = state.protection ? state.protection.encrypt(type, version, epoch, seq, plaintext) : plaintext;
-    return encodeRecord({ type, version, epoch, seq, fragment });
+    if (!state.protection) return encodeRecord({ type, version, epoch, seq, fragment: Buffer.from(plaintext) });
+    return writeRecordHeader(state.protection.encrypt(type, version, epoch, seq, plaintext, RECORD_HEADER_LENGTH), type, version, epoch, seq);
   }
 
   /** Record-layer overhead of an epoch (header + AEAD expansion). */

@@ -42,15 +42,25 @@ function isKnownType(t: number): boolean {
 }
 
 export function encodeRecord(r: DtlsRecord): Buffer {
-  if (r.seq < 0 || r.seq > MAX_SEQUENCE) throw new RangeError('record sequence number out of range');
-  if (r.fragment.length > MAX_CIPHERTEXT) throw new RangeError('record fragment too long');
-  const header = Buffer.alloc(RECORD_HEADER_LENGTH);
-  header[0] = r.type;
-  header.writeUInt16BE(r.version, 1);
-  header.writeUInt16BE(r.epoch, 3);
-  header.writeUIntBE(r.seq, 5, 6);
-  header.writeUInt16BE(r.fragment.length, 11);
-  return Buffer.concat([header, r.fragment]);
+  const record = Buffer.allocUnsafe(RECORD_HEADER_LENGTH + r.fragment.length);
+  r.fragment.copy(record, RECORD_HEADER_LENGTH);
+  return writeRecordHeader(record, r.type, r.version, r.epoch, r.seq);
+}
+
+/**
+ * Writes the 13-byte header (§4.1) into the start of `record`, whose remaining bytes are the
+ * fragment, and returns `record`: lets a protected record be built in a single buffer.
+ */
+export function writeRecordHeader(record: Buffer, type: number, version: number, epoch: number, seq: number): Buffer {
+  const length = record.length - RECORD_HEADER_LENGTH;
+  if (seq < 0 || seq > MAX_SEQUENCE) throw new RangeError('record sequence number out of range');
+  if (length < 0 || length > MAX_CIPHERTEXT) throw new RangeError('record fragment too long');
+  record[0] = type;
+  record.writeUInt16BE(version, 1);
+  record.writeUInt16BE(epoch, 3);
+  record.writeUIntBE(seq, 5, 6);
+  record.writeUInt16BE(length, 11);
+  return record;
 }
 
 /**
@@ -85,7 +95,6 @@ export function epochSeq(epoch: number, seq: number): Buffer {
 }
 
 const WINDOW = 64;
-const WINDOW_MASK = (1n << BigInt(WINDOW)) - 1n;
 
 /**
  * 64-record sliding anti-replay window (RFC 6347 §4.1.2.6, after RFC 4303 §3.4.3). `check` must be
@@ -95,25 +104,28 @@ const WINDOW_MASK = (1n << BigInt(WINDOW)) - 1n;
 export class ReplayWindow {
   /** Highest accepted sequence number, -1 when none. */
   private max = -1;
-  /** Bit i set ⇔ (max - i) was received. */
-  private bits = 0n;
+  /**
+   * seen[s % 64] = 1 ⇔ s was received, for s in (max − 64, max]. A ring instead of a shifted
+   * bitmask: advancing the window clears only the slots it passes over (no BigInt per record).
+   */
+  private readonly seen = new Uint8Array(WINDOW);
 
   /** True when `seq` is a duplicate or falls to the left of the window (too old). */
   isReplay(seq: number): boolean {
     if (seq > this.max) return false;
-    const offset = this.max - seq;
-    if (offset >= WINDOW) return true;
-    return ((this.bits >> BigInt(offset)) & 1n) === 1n;
+    if (this.max - seq >= WINDOW) return true;
+    return this.seen[seq % WINDOW] === 1;
   }
 
   accept(seq: number): void {
     if (seq > this.max) {
-      const shift = seq - this.max;
-      this.bits = shift >= WINDOW ? 1n : ((this.bits << BigInt(shift)) | 1n) & WINDOW_MASK;
+      // The slots of max+1 .. seq-1 (at most all 64) now stand for numbers not received yet.
+      if (seq - this.max >= WINDOW) this.seen.fill(0);
+      else for (let s = this.max + 1; s < seq; s++) this.seen[s % WINDOW] = 0;
+      this.seen[seq % WINDOW] = 1;
       this.max = seq;
-    } else {
-      const offset = this.max - seq;
-      if (offset < WINDOW) this.bits |= 1n << BigInt(offset);
+    } else if (this.max - seq < WINDOW) {
+      this.seen[seq % WINDOW] = 1;
     }
   }
 
