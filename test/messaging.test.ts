@@ -8,7 +8,7 @@ import { CoapEndpoint } from '../src/exchange/endpoint.js';
 import { ResetError, TimeoutError } from '../src/exchange/errors.js';
 import { SeededRandom } from '../src/util/random.js';
 import { FakeScheduler } from '../src/util/scheduler.js';
-import { FakeTransport, PEER, flush, lockstep, msg, opt } from './support/lockstep.js';
+import { FakeTransport, PEER, SameMessageIdStart, flush, lockstep, msg, opt } from './support/lockstep.js';
 
 const get = () => ({ type: MessageType.CON, code: Method.GET, messageId: 0, token: new Uint8Array(0), options: [opt(OptionNumber.UriPath, 'x')], payload: new Uint8Array(0) });
 
@@ -279,4 +279,50 @@ test('a response with a critical option this stack does not process (Q-Block2) i
   const [sent] = transport.take();
   transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: sent!.message.messageId, token: sent!.message.token, options: [opt(OptionNumber.QBlock2, Buffer.from([0x08]))] }));
   assert.match(String(await pending), /unsupported critical option Q-Block2 \(31\)/);
+});
+
+test('no Message ID is reused towards a peer within EXCHANGE_LIFETIME, also after every exchange with it ended (§4.4)', async () => {
+  const clock = new FakeScheduler();
+  const transport = new FakeTransport(clock);
+  // Every counter would start at 0x1234: one started afresh for the peer repeats an ID it still remembers.
+  const endpoint = new CoapEndpoint({ transport, scheduler: clock, random: new SameMessageIdStart(1) });
+  const exchange = async (): Promise<number> => {
+    const pending = endpoint.request(get(), PEER);
+    const [sent] = transport.take();
+    transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: sent!.message.messageId, token: sent!.message.token }));
+    await pending;
+    return sent!.message.messageId;
+  };
+  const first = await exchange();
+  assert.equal(endpoint.stats().outstandingConfirmables, 0);
+  clock.advance(1000);
+  const second = await exchange();
+  assert.notEqual(second, first, 'the peer deduplicates by Message ID for EXCHANGE_LIFETIME (§4.5): a reused one would be taken for the first request again');
+  clock.advance(240_000);
+  const third = await exchange();
+  assert.equal(new Set([first, second, third]).size, 3);
+  assert.equal(endpoint.stats().peers, 1, 'the Message ID counter is kept while its IDs may be remembered');
+  // 247 s (EXCHANGE_LIFETIME) after the last ID sent, the peer's state is forgotten: memory stays bounded.
+  clock.advance(247_000 + 10_000);
+  assert.equal(endpoint.stats().peers, 0);
+});
+
+test('forgetting received messages for capacity never forgets a Message ID counter still in use (§4.4)', async () => {
+  const clock = new FakeScheduler();
+  const transport = new FakeTransport(clock);
+  const endpoint = new CoapEndpoint({ transport, scheduler: clock, random: new SameMessageIdStart(1), maxTrackedMessages: 2 });
+  endpoint.setRequestHandler((request, exchange) => exchange.respond({ type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: request.token, options: [], payload: new Uint8Array(0) }));
+  const exchange = async (): Promise<number> => {
+    const pending = endpoint.request(get(), PEER);
+    const [sent] = transport.take();
+    transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: sent!.message.messageId, token: sent!.message.token }));
+    await pending;
+    return sent!.message.messageId;
+  };
+  const first = await exchange();
+  // Requests from other peers overflow the deduplication records (the oldest are evicted).
+  for (let port = 1; port <= 5; port++) transport.deliver(msg({ code: Method.GET, messageId: port, token: Buffer.from([port]) }), { address: '192.0.2.9', port });
+  transport.take();
+  assert.equal(endpoint.stats().trackedMessages, 2);
+  assert.notEqual(await exchange(), first);
 });

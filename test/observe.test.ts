@@ -6,9 +6,10 @@ import { decodeBlock } from '../src/coap/block.js';
 import { EMPTY_BYTES, MessageType, decodeString, encodeString, encodeUint, getOption, getUintOption, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { Observation } from '../src/client/observe.js';
+import { CoapEndpoint } from '../src/exchange/endpoint.js';
 import { isNewerNotification } from '../src/exchange/observe-freshness.js';
 import { CoapServer } from '../src/server/server.js';
-import { PEER, flush, lockstep, msg, opt } from './support/lockstep.js';
+import { PEER, SameMessageIdStart, flush, lockstep, msg, opt } from './support/lockstep.js';
 import { FakeNetwork } from './support/network.js';
 
 test('§3.4 freshness: serial-number order across the 24-bit wrap, and the 128 s rule', () => {
@@ -279,4 +280,28 @@ test('Observe + Block2: notifications larger than a block come as block 0; the c
   assert.ok(getOption(notification, OptionNumber.ETag));
   await net.until(observation.return());
   assert.equal(server.observations.count(), 0, 'active cancellation reached the server');
+});
+
+test('client: the deregistration (Observe 1, same token) has a Message ID of its own, so the server processes it rather than taking it for the registration again (§3.6; RFC 7252 §4.4, §4.5)', async () => {
+  const net = new FakeNetwork();
+  const SERVER = { address: '10.0.0.1', port: 5683 };
+  const CLIENT = { address: '10.0.0.2', port: 40000 };
+  const server = new CoapServer(net.endpoint(SERVER, {}, 1));
+  let state = 20;
+  server.resource('/temp', { GET: () => ({ code: ResponseCode.Content, payload: String(state) }) }, { observable: true });
+  // The registration's exchange ends with its piggybacked ACK; a Message ID counter started afresh
+  // for the server afterwards (here always at 0x1234) would give the deregistration the same ID.
+  const client = new CoapEndpoint({ transport: net.transport(CLIENT), scheduler: net.clock, random: new SameMessageIdStart(2) });
+  const template: CoapMessage = { type: MessageType.CON, code: Method.GET, messageId: 0, token: EMPTY_BYTES, options: [{ number: OptionNumber.UriPath, value: encodeString('temp') }], payload: EMPTY_BYTES };
+  const observation = new Observation(client, SERVER, template, { maxBodySize: 1 << 20, maxRestarts: 0 }, { reregisterDelay: () => 1e9 });
+  assert.equal((await net.until(observation.next())).value!.text(), '20');
+  state = 21;
+  server.changed('/temp');
+  assert.equal((await net.until(observation.next())).value!.text(), '21');
+  assert.equal(server.observations.count('/temp'), 1);
+  await net.until(observation.cancel());
+  const requests = net.log.filter((d) => d.from.address === CLIENT.address && d.message.code === Method.GET).map((d) => d.message);
+  assert.deepEqual(requests.map((m) => getUintOption(m, OptionNumber.Observe)), [0, 1]);
+  assert.notEqual(requests[1]!.messageId, requests[0]!.messageId, 'no Message ID reused within EXCHANGE_LIFETIME');
+  assert.equal(server.observations.count('/temp'), 0, 'the server removed the observer (active cancellation)');
 });

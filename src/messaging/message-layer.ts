@@ -92,6 +92,13 @@ class PeerState {
   /** NON messages we sent whose RST someone wants to hear about (e.g. an Observe notification). */
   readonly nonListeners = new Map<number, { onReset(): void; expiresAt: number }>();
   readonly received = new Map<number, InboundMessage>();
+  /**
+   * Until when the Message IDs sent to this peer may still be in its deduplication records (the
+   * latest one's send time + EXCHANGE_LIFETIME): the counter must be kept that long (§4.4).
+   */
+  idsInUseUntil = 0;
+  /** An expiry entry for idsInUseUntil is queued: the state (and its counter) stays until then. */
+  idsInUse = false;
 
   constructor(
     readonly key: string,
@@ -102,7 +109,7 @@ class PeerState {
   }
 
   get idle(): boolean {
-    return this.outgoing.size === 0 && this.received.size === 0 && this.nonListeners.size === 0;
+    return this.outgoing.size === 0 && this.received.size === 0 && this.nonListeners.size === 0 && !this.idsInUse;
   }
 }
 
@@ -127,8 +134,8 @@ export interface MessageLayerStats {
 
 export class MessageLayer {
   private readonly peers = new Map<string, PeerState>();
-  /** Expiry order of InboundMessage records (and NON listeners), oldest first. */
-  private expiryQueue: Array<{ peer: PeerState; messageId: number; kind: 'received' | 'non'; expiresAt: number }> = [];
+  /** Expiry order of InboundMessage records, NON listeners and Message ID counters, oldest first. */
+  private expiryQueue: Array<{ peer: PeerState; messageId: number; kind: ExpiryKind; expiresAt: number }> = [];
   private expiryHead = 0;
   private sweepTimer: Timer | undefined;
   private trackedMessages = 0;
@@ -394,12 +401,29 @@ export class MessageLayer {
     for (let attempts = 0; attempts < 0x10000; attempts++) {
       const id = state.nextMessageId;
       state.nextMessageId = (id + 1) & 0xffff;
-      if (!state.outgoing.has(id)) return id;
+      if (!state.outgoing.has(id)) {
+        this.keepCounter(state);
+        return id;
+      }
     }
     throw new Error(`all 65536 Message IDs towards ${state.key} are awaiting acknowledgement`);
   }
 
-  private track(peer: PeerState, messageId: number, kind: 'received' | 'non', expiresAt: number): void {
+  /**
+   * §4.4: a Message ID MUST NOT be reused towards the same endpoint within EXCHANGE_LIFETIME, and
+   * the peer deduplicates by Message ID that long (§4.5) — a request reusing the ID and token of
+   * an earlier one (an Observe deregistration after its registration, RFC 7641 §3.6) would get
+   * that one's reply replayed and never be processed. So the peer's state, with its counter, stays
+   * until EXCHANGE_LIFETIME after the latest ID sent; a counter started afresh could repeat one.
+   */
+  private keepCounter(state: PeerState): void {
+    state.idsInUseUntil = this.options.scheduler.now() + exchangeLifetime(this.options.parameters);
+    if (state.idsInUse) return; // its expiry entry is queued; the sweep re-queues it until then
+    state.idsInUse = true;
+    this.track(state, -1, 'ids', state.idsInUseUntil);
+  }
+
+  private track(peer: PeerState, messageId: number, kind: ExpiryKind, expiresAt: number): void {
     this.expiryQueue.push({ peer, messageId, kind, expiresAt });
     // Entries go stale when a Message ID is reused (a fast peer wraps within EXCHANGE_LIFETIME);
     // sweeping drops them, so the queue stays near the number of live records.
@@ -420,9 +444,23 @@ export class MessageLayer {
   private sweep(overCapacity: boolean): void {
     const now = this.options.scheduler.now();
     const queue = this.expiryQueue;
-    while (this.expiryHead < queue.length) {
+    // Entries re-queued below (Message ID counters still in use) wait for a later sweep.
+    const end = queue.length;
+    while (this.expiryHead < end) {
       const entry = queue[this.expiryHead]!;
       const { peer, messageId } = entry;
+      if (entry.kind === 'ids') {
+        // Never evicted for capacity: forgetting a counter early could reuse a Message ID (§4.4).
+        if (entry.expiresAt > now && !(overCapacity && this.trackedMessages > this.maxTracked)) break;
+        this.expiryHead++;
+        if (peer.idsInUseUntil > now) {
+          queue.push({ ...entry, expiresAt: peer.idsInUseUntil });
+          continue;
+        }
+        peer.idsInUse = false;
+        this.forgetIfIdle(peer);
+        continue;
+      }
       const record = entry.kind === 'received' ? peer.received.get(messageId) : peer.nonListeners.get(messageId);
       const live = record !== undefined && record.expiresAt === entry.expiresAt;
       const evict = overCapacity && this.trackedMessages > this.maxTracked;
@@ -444,7 +482,7 @@ export class MessageLayer {
   }
 
   private forgetIfIdle(peer: PeerState): void {
-    // The Message ID counter goes with it; a fresh random start is as good (§4.4).
+    // Its Message ID counter goes with it only once no ID sent may still be remembered (keepCounter).
     if (peer.idle) this.peers.delete(peer.key);
   }
 
@@ -468,6 +506,8 @@ export class MessageLayer {
     this.peers.clear();
   }
 }
+
+type ExpiryKind = 'received' | 'non' | 'ids';
 
 /** Keeps what duplicate detection compares; the options, payload and datagram can go. */
 function slim(inbound: InboundMessage): void {

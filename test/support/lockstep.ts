@@ -49,6 +49,16 @@ export class FakeTransport implements DatagramTransport {
   }
 }
 
+/**
+ * Seeded randomness whose 2-byte draws (a Message ID counter's random start, RFC 7252 §4.4) are
+ * always 0x1234: a counter started afresh for a peer repeats the Message IDs sent to it before.
+ */
+export class SameMessageIdStart extends SeededRandom {
+  override bytes(n: number): Uint8Array {
+    return n === 2 ? Uint8Array.of(0x12, 0x34) : super.bytes(n);
+  }
+}
+
 export function lockstep(parameters: Partial<TransmissionParameters> = {}, seed = 7) {
   const clock = new FakeScheduler(0);
   const transport = new FakeTransport(clock);
