@@ -41,7 +41,15 @@ interface Driver {
   close(): Promise<void>;
 }
 
-async function coapsecDriver(port: number, socketBuffer: number, variant: Variant, sequenceStart: number, proxyPort?: number): Promise<Driver> {
+/** Busy-waits `micros` µs: stands for per-request CPU work that an extra layer would add. */
+function burn(micros: number): void {
+  const until = performance.now() + micros / 1000;
+  while (performance.now() < until) {
+    /* spin */
+  }
+}
+
+async function coapsecDriver(port: number, socketBuffer: number, variant: Variant, sequenceStart: number, proxyPort?: number, burnMicros = 0): Promise<Driver> {
   const buffers = socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {};
   // OSCORE: one security context and one sequence for the whole process, returned for every URI.
   const oscore =
@@ -66,6 +74,7 @@ async function coapsecDriver(port: number, socketBuffer: number, variant: Varian
   const endpoint = await client.endpoint(4, scheme);
   return {
     send(done) {
+      if (burnMicros > 0) burn(burnMicros);
       client.get(uri).then(
         (r) => {
           const ok = r.code === 69 && r.payload.length === PAYLOAD.length;
@@ -179,7 +188,7 @@ async function run(job: ClientJob): Promise<ClientResult> {
     job.impl === 'raw'
       ? await rawDriver(job.port, job.concurrency, job.socketBuffer)
       : job.impl === 'coapsec'
-        ? await coapsecDriver(job.port, job.socketBuffer, job.variant ?? 'plain', job.sequenceStart ?? 0, job.proxyPort)
+        ? await coapsecDriver(job.port, job.socketBuffer, job.variant ?? 'plain', job.sequenceStart ?? 0, job.proxyPort, job.burnMicros)
         : await nodeCoapDriver(job.port, job.socketBuffer);
   const recorder = new Recorder();
   const cpu0 = process.cpuUsage();

@@ -51,6 +51,11 @@ export interface ClientJob {
    * the server's replay window rejects its requests (4.01).
    */
   sequenceStart?: number;
+  /**
+   * coapsec only: spin this many µs of CPU on the client before each request (bench/cpu-budget.ts):
+   * what a given amount of extra per-request work, such as a security layer's, costs in req/s.
+   */
+  burnMicros?: number;
   /** coapsec plain only: send every request through the forward proxy at 127.0.0.1:proxyPort (bench/proxy.ts). */
   proxyPort?: number;
 }

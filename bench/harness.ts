@@ -194,6 +194,8 @@ export interface GetContender {
   impl: Impl;
   variant: Variant;
   port: number;
+  /** See ClientJob.burnMicros. */
+  burnMicros?: number;
 }
 
 export type LabelledResult = ClientResult & { label: string };
@@ -225,6 +227,7 @@ export async function measureGet(c: GetContender, server: ChildProcess, s: Commo
     socketBuffer: s.socketBuffer,
     variant: c.variant,
     sequenceStart: sequenceStart(),
+    ...(c.burnMicros ? { burnMicros: c.burnMicros } : {}),
   };
   const cpu0 = processCpuMicros(server.pid);
   const limit = job.warmupMs + job.durationMs + job.drainMs + 10_000;

@@ -88,6 +88,12 @@ function micro(ms: number, rounds: number): MicroResult[] {
     const r = unprotectResponse(protectedResponse, client.recipient, binding);
     if (!r.ok) throw new Error(r.reason);
   };
+  const responseToClient = protectResponse(RESPONSE, server.sender, binding);
+  const clientSide = (): void => {
+    protectRequest(REQUEST, client.sender, seq++ & 0xffffff);
+    const r = unprotectResponse(responseToClient, client.recipient, binding);
+    if (!r.ok) throw new Error(r.reason);
+  };
   const requestPlaintext = encodePlaintext(REQUEST.code, REQUEST.options, REQUEST.payload);
   const responsePlaintext = encodePlaintext(RESPONSE.code, RESPONSE.options, RESPONSE.payload);
   const key = Buffer.from(client.sender.senderKey);
@@ -99,6 +105,8 @@ function micro(ms: number, rounds: number): MicroResult[] {
     [`protectResponse+unprotectResponse (${responsePlaintext.length}-byte plaintext)`, responseRoundTrip],
     [`raw AES-CCM seal+open, ${responsePlaintext.length} bytes`, () => rawSealOpen(key, nonce, aad, responsePlaintext)],
     ['deriveContext (HKDF ×3)', () => deriveContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: Buffer.alloc(0), recipientId: Buffer.from('01', 'hex') })],
+    // What OSCORE adds to the client of one GET (compare with the budget of bench/cpu-budget.ts).
+    ['client side of one GET: protectRequest + unprotectResponse', clientSide],
   ];
   const out: MicroResult[] = cases.map(([name]) => ({ name, ops: [], cpu: [] }));
   for (let round = 0; round < rounds; round++) {
