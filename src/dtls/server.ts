@@ -23,7 +23,7 @@ import {
   HandshakeType,
   type ClientHello,
 } from './handshake-messages.js';
-import { ContentType, decodeRecords, DTLS_1_0, encodeRecord } from './record.js';
+import { ContentType, decodeRecords, DTLS_1_0, encodeRecord, RECORD_HEADER_LENGTH } from './record.js';
 import type { X509Credentials } from './x509.js';
 
 export interface DtlsServerOptions extends CommonOptions {
@@ -68,6 +68,8 @@ interface ParsedHello {
 
 /** Returns the ClientHello if the datagram starts with a complete, unfragmented epoch-0 one. */
 function parseInitialClientHello(datagram: Buffer): ParsedHello | undefined {
+  // Every datagram passes here; application data (type 23, epoch ≥ 1) is turned away by its header.
+  if (datagram.length < RECORD_HEADER_LENGTH || datagram[0] !== ContentType.Handshake || datagram[3] !== 0 || datagram[4] !== 0) return undefined;
   const rec = decodeRecords(datagram)[0];
   if (!rec || rec.type !== ContentType.Handshake || rec.epoch !== 0) return undefined;
   try {
@@ -229,9 +231,10 @@ export class DtlsServerEngine {
   nextTimeout(): number | undefined {
     let min: number | undefined;
     for (const c of this.connections.values()) {
-      for (const t of [c.nextTimeout(), this.idleDeadline(c)]) {
-        if (t !== undefined && (min === undefined || t < min)) min = t;
-      }
+      const retransmit = c.nextTimeout();
+      if (retransmit !== undefined && (min === undefined || retransmit < min)) min = retransmit;
+      const idle = this.idleDeadline(c);
+      if (idle !== undefined && (min === undefined || idle < min)) min = idle;
     }
     return min;
   }

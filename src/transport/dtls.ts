@@ -529,7 +529,10 @@ export class DtlsServerTransport extends DtlsTransportBase {
       const security = this.security.get(conn);
       for (const app of out.appData) this.deliver(app, peer, security);
     }
-    this.arm();
+    // nextTimeout() visits every connection, so not once per datagram: a deadline can only move
+    // earlier when the engine sends (a new or retransmitted flight) or a connection changes state;
+    // application data only pushes an idle deadline later, which the pending timer re-checks.
+    if (out.send.length > 0 || out.events.length > 0 || this.timer === undefined || this.timer.cancelled) this.arm();
   }
 
   override send(data: Uint8Array, peer: PeerAddress): void {
