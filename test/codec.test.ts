@@ -13,6 +13,7 @@ import {
   getUintOption,
   maxAgeOf,
   MessageType,
+  printablePayload,
   removeOption,
   setOption,
   type CoapMessage,
@@ -304,4 +305,15 @@ test('setOption replaces every instance, removeOption removes them, getters see 
   removeOption(msg, OptionNumber.MaxAge);
   assert.equal(getOption(msg, OptionNumber.MaxAge), undefined);
   assert.equal(maxAgeOf(msg), 60, 'Max-Age defaults to 60 s (§5.10.5)');
+});
+
+test('printablePayload: diagnostic text quoted, anything else (control characters, invalid UTF-8) as hex', () => {
+  assert.equal(printablePayload(Buffer.from('Security context not found')), '"Security context not found"');
+  assert.equal(printablePayload(Buffer.from('grüße')), '"grüße"');
+  // A terminal escape sequence from the network never reaches a terminal or log as such.
+  assert.equal(printablePayload(Buffer.from('\x1b[31mred')), '0x1b5b33316d726564 (8 bytes)');
+  assert.equal(printablePayload(Uint8Array.of(0xe2, 0x28)), '0xe228 (2 bytes)');
+  assert.equal(printablePayload(Buffer.from('abcdefgh'), 4), '"abcd…"');
+  assert.equal(printablePayload(Uint8Array.of(0xff, 0xfe, 0xfd, 0xfc, 0xfb), 4), '0xfffe… (5 bytes)');
+  assert.equal(printablePayload(new Uint8Array(0)), '""');
 });

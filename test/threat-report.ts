@@ -16,7 +16,7 @@ import { VerificationError } from '../src/client/security.js';
 import type { CoapEndpoint } from '../src/exchange/endpoint.js';
 import { encodeMessage } from '../src/coap/codec.js';
 import { Method, ResponseCode } from '../src/coap/codes.js';
-import { EMPTY_BYTES, MessageType, encodeString, getOption, type CoapMessage, type CoapOption } from '../src/coap/message.js';
+import { EMPTY_BYTES, MessageType, encodeString, getOption, printablePayload, type CoapMessage, type CoapOption } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { parseCoapUri } from '../src/coap/uri.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
@@ -25,6 +25,9 @@ import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
 import { SeededRandom } from '../src/util/random.js';
+
+/** A message for a table cell: at most `max` characters, an ellipsis when cut. */
+const brief = (text: string, max = 110): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 import { FakeNetwork } from './support/network.js';
 
 const S = { address: '10.0.0.1', port: 5683 };
@@ -189,7 +192,7 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
             const code = /unprotected (\d)\.(\d\d)/.exec(v.message);
             const c = code ? (Number(code[1]) << 5) | Number(code[2]) : 0;
             if (c >= 0x80 && !originCodes.has(c)) proxyErrors.push(`proxy answered ${codeText(c)}`);
-            else clientDetections.push(`client: end-to-end verification failed (${v.message.slice(0, 60)})`);
+            else clientDetections.push(`client: end-to-end verification failed (${brief(v.message)})`);
           }
           return v;
         },
@@ -222,8 +225,9 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
   const get = async (p: string, client = clientA, second = false) => exchange(client, second, msg(Method.GET, path(p)), p);
   const put = async (value: string) => exchange(clientA, false, msg(Method.PUT, path('valve'), Buffer.from(value)), 'valve');
   const text = (m: CoapMessage) => Buffer.from(m.payload).toString();
+  const shown = (m: CoapMessage) => printablePayload(m.payload, 24);
   const expect = (who: string, m: CoapMessage | undefined, code: number, payload: string) => {
-    if (m && (m.code !== code || text(m) !== payload)) wrong.push(`${who} accepted ${codeText(m.code)} "${text(m).slice(0, 24)}" (expected ${codeText(code)} "${payload}")`);
+    if (m && (m.code !== code || text(m) !== payload)) wrong.push(`${who} accepted ${codeText(m.code)} ${shown(m)} (expected ${codeText(code)} "${payload}")`);
   };
 
   if (attackName === 'eavesdrop' || attackName === 'traffic-analysis') {
@@ -283,7 +287,7 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
         for (;;) {
           const n = await observation.next();
           if (n.done) break;
-          accepted.push(n.value.text());
+          accepted.push(/^[0-9]+$/.test(n.value.text()) ? n.value.text() : printablePayload(n.value.payload, 12));
           codes.push(n.value.message.code);
         }
       } catch (error) {
@@ -299,7 +303,7 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
     }
     await net.run(20_000);
     const numbers = accepted.map(Number);
-    if (codes.some((c) => c !== ResponseCode.Content) || numbers.some((v, i) => !/^[0-9]+$/.test(accepted[i]!) || v < 1 || v > last || (i > 0 && v <= numbers[i - 1]!))) wrong.push(`client accepted notifications ${accepted.map((x) => x.slice(0, 6)).join(',')}`);
+    if (codes.some((c) => c !== ResponseCode.Content) || numbers.some((v, i) => !/^[0-9]+$/.test(accepted[i]!) || v < 1 || v > last || (i > 0 && v <= numbers[i - 1]!))) wrong.push(`client accepted notifications ${accepted.join(", ")}`);
   } else {
     // Caching: client A fetches (alarm 1), the value changes and A's Max-Age (5 s) runs out; B fetches.
     for (let round = 0; round < Math.max(1, rounds - 1); round++) {
@@ -315,7 +319,7 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
 
   if (wrong.length) return { verdict: 'undetected', detail: wrong[0]!, attackMessages };
   const detections = [...new Set([...serverDetections, ...clientDetections])];
-  const denial = [...new Set([...proxyErrors, ...errors.map((e) => (/time|deadline|no answer|settled/i.test(e) ? 'client: no response (timeout)' : `client: ${e.slice(0, 60)}`))])];
+  const denial = [...new Set([...proxyErrors, ...errors.map((e) => (/time|deadline|no answer|settled/i.test(e) ? 'client: no response (timeout)' : `client: ${brief(e)}`))])];
   if (detections.length) return { verdict: 'detected', detail: [...detections.slice(0, 3), ...denial.slice(0, 1)].join('; '), attackMessages };
   if (denial.length) return { verdict: 'withheld', detail: `no application response: ${denial.slice(0, 2).join('; ')}`, attackMessages };
   return { verdict: 'ineffective', detail: 'no effect on what the applications accepted', attackMessages };

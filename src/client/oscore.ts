@@ -11,7 +11,7 @@
  * verifies (step 5). `withEchoRetry` (security.ts) repeats the request once, automatically.
  */
 import { ResponseCode, codeToString } from '../coap/codes.js';
-import { decodeString, getOption, type CoapMessage } from '../coap/message.js';
+import { getOption, printablePayload, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { protectRequest, unprotectResponse } from '../oscore/protect.js';
 import { newB2Nonce, responseKidContext, secondIdContext, thirdIdContext } from '../oscore/rederivation.js';
@@ -85,7 +85,7 @@ export class OscoreClientSecurity implements MessageSecurity {
     let requestNonceUsed = false;
     const verify = (response: CoapMessage, notification: boolean): CoapMessage | Error => {
       if (getOption(response, OptionNumber.Oscore) === undefined) {
-        const diagnostic = response.payload.length > 0 ? `: ${decodeString(response.payload).slice(0, 100)}` : '';
+        const diagnostic = response.payload.length > 0 ? `: ${printablePayload(response.payload)}` : '';
         return new Error(`unprotected ${codeToString(response.code)}${diagnostic}`);
       }
       const r2 = security.rederivation ? responseKidContext(response) : undefined;

@@ -23,7 +23,7 @@
  * carrying OSCORE after the expected layers is rejected.
  */
 import { codeToString } from '../coap/codes.js';
-import { decodeString, encodeString, encodeUint, getOption, sortOptions, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { encodeString, printablePayload, encodeUint, getOption, sortOptions, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { defaultPort, parseCoapUri, uriToOptions, type CoapUri } from '../coap/uri.js';
 import { CoapRequestError } from '../exchange/errors.js';
@@ -79,7 +79,7 @@ export class OscoreLayer implements MessageSecurity {
       ordersNotifications: true,
       verify: (response, notification) => {
         if (getOption(response, OptionNumber.Oscore) === undefined) {
-          const diagnostic = response.payload.length > 0 ? `: ${decodeString(response.payload).slice(0, 100)}` : '';
+          const diagnostic = response.payload.length > 0 ? `: ${printablePayload(response.payload)}` : '';
           return new Error(`unprotected ${codeToString(response.code)} from the OSCORE endpoint of context ${context.name}${diagnostic}`);
         }
         const result = unprotectResponse(response, context.primaryRecipient.params, binding);

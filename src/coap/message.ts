@@ -75,6 +75,25 @@ const utf8Encoder = new TextEncoder();
 export const encodeString = (s: string): Uint8Array => utf8Encoder.encode(s);
 export const decodeString = (b: Uint8Array): string => utf8Decoder.decode(b);
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A payload as it may appear in an error message or a log line: quoted text when it is UTF-8
+ * without control characters (a diagnostic payload, RFC 7252 §5.5.2), else hex. Payloads from
+ * the network can be anything, and raw bytes in a terminal or log are unreadable at best.
+ */
+export function printablePayload(b: Uint8Array, maxChars = 100): string {
+  try {
+    const text = strictUtf8.decode(b);
+    // eslint-disable-next-line no-control-regex
+    if (!/[\u0000-\u001f\u007f-\u009f]/.test(text)) return JSON.stringify(text.length > maxChars ? `${text.slice(0, maxChars)}…` : text);
+  } catch {
+    /* not UTF-8: hex below */
+  }
+  const shown = b.subarray(0, Math.ceil(maxChars / 2));
+  return `0x${Buffer.from(shown.buffer, shown.byteOffset, shown.byteLength).toString('hex')}${b.length > shown.length ? '…' : ''} (${b.length} bytes)`;
+}
+
 // --- option access -------------------------------------------------------------------------
 
 /** Anything with options to read: a message, a request view, a stored representation. */
