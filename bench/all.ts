@@ -1,14 +1,14 @@
 /**
  * Runs every benchmark, one after another, each in its own process: the CON GET benchmark
- * (run.js), block-wise (blockwise.js), OSCORE (oscore.js), DTLS (dtls.js) and the forward proxy
- * (proxy.js). `npm run bench`
+ * (run.js), block-wise (blockwise.js), OSCORE (oscore.js), DTLS (dtls.js), the forward proxy
+ * (proxy.js), trust-anchor, OSCORE-capable proxy and the CPU budget (cpu-budget.js). `npm run bench`
  * runs this file. Arguments (--quick, --rounds N) are passed to each; --only run,oscore picks some.
- * Full run about 8 minutes; --quick about 1.5 minutes.
+ * Full run about 15 minutes; --quick about 3 minutes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['run', 'blockwise', 'oscore', 'dtls', 'proxy', 'trust-anchor', 'oscore-proxy'] as const;
+const ALL = ['run', 'blockwise', 'oscore', 'dtls', 'proxy', 'trust-anchor', 'oscore-proxy', 'cpu-budget'] as const;
 const args = process.argv.slice(2);
 let only: string[] = [...ALL];
 const i = args.indexOf('--only');
