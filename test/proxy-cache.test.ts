@@ -493,3 +493,20 @@ test('hits keep the LRU order whichever lookup served them; consecutive hits on 
   advance(1_500);
   assert.equal(getUintOption(answer(cache.lookupFresh(get(), keys[0]!)), OptionNumber.MaxAge), 58);
 });
+
+test('Cache-Key: a GET keyed by its target alone gets the same key however many targets came before', () => {
+  const { cache } = setup();
+  const first = cache.cacheKey(get(), TARGET);
+  for (let i = 0; i < 1500; i++) {
+    const target = `coap://192.0.2.7/r${i}`;
+    const key = cache.cacheKey(get(), target);
+    assert.equal(ResponseCache.targetOf(key), target);
+    assert.equal(cache.cacheKey(get([o(OptionNumber.Size2, 0)]), target), key, 'NoCacheKey options leave the key as it is');
+    assert.notEqual(cache.cacheKey(get([o(OptionNumber.IfNoneMatch, '')]), target), key, 'other options enter the key');
+    assert.notEqual(cache.cacheKey(req(Method.FETCH), target), key, 'the method is part of the key');
+  }
+  assert.equal(cache.cacheKey(get(), TARGET), first);
+  // A response stored under the key of one request is found with the key of another.
+  cache.store(get(), cache.cacheKey(get(), TARGET), content('v'));
+  assert.equal(cache.lookupFresh(get([o(OptionNumber.Size2, 0)]), cache.cacheKey(get([o(OptionNumber.Size2, 0)]), TARGET))?.kind, 'fresh');
+});

@@ -121,6 +121,12 @@ const NOT_IN_KEY: ReadonlySet<number> = new Set([
   OptionNumber.HopLimit,
 ]);
 
+/** Targets whose plain GET key is remembered at most (plainGetKey). */
+const PLAIN_KEY_MEMO = 1024;
+
+/** Length-prefixed target so no target text can collide with the option part. */
+const composeKey = (code: number, target: string, options: string, payload: string): string => `${code}:${target.length}:${target}|${options}|${payload}`;
+
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 export const isCacheableMethod = (code: number): boolean => code === Method.GET || code === Method.FETCH;
@@ -180,6 +186,8 @@ export class ResponseCache {
   /** key → variants by Accept ('-' when the request had none). */
   private readonly byKey = new Map<string, Map<string, Entry>>();
   private readonly byTarget = new Map<string, Set<Entry>>();
+  /** target → cacheKey of a GET without options in the key (see plainGetKey). */
+  private readonly plainGetKeys = new Map<string, string>();
   /** The last entry in `lru`: touching it again changes nothing, so a run of hits on one entry skips the Map. */
   private newest: Entry | undefined;
   private bytes = 0;
@@ -202,9 +210,25 @@ export class ResponseCache {
       if (isNoCacheKey(o.number) || NOT_IN_KEY.has(o.number)) continue;
       options += `${o.number}=${hex(o.value)};`;
     }
+    if (options === '' && request.code === Method.GET) return this.plainGetKey(target);
     const payload = request.code === Method.FETCH ? hex(request.payload) : '';
-    // Length-prefixed target so no target text can collide with the option part.
-    return `${request.code}:${target.length}:${target}|${options}|${payload}`;
+    return composeKey(request.code, target, options, payload);
+  }
+
+  /**
+   * The key of a GET whose key is its target alone, the same string for every such request: the
+   * Map lookups that follow find its hash already computed and compare it by identity, where a
+   * key built anew is hashed and compared character by character on every cache hit.
+   */
+  private plainGetKey(target: string): string {
+    let key = this.plainGetKeys.get(target);
+    if (key === undefined) {
+      key = composeKey(Method.GET, target, '', '');
+      // Bounded: at the limit it starts over (a memo, never a source of truth).
+      if (this.plainGetKeys.size >= PLAIN_KEY_MEMO) this.plainGetKeys.clear();
+      this.plainGetKeys.set(target, key);
+    }
+    return key;
   }
 
   /** The target a key was made for. */
@@ -471,7 +495,9 @@ function served(entry: Entry, maxAge: number): CoapMessage {
     entry.served = last = { response: entry.response, maxAge, options: withMaxAge.options };
   }
   // Callers own what they get (the exchange sets type, ID and token; a layer may add options).
-  return { ...entry.response, options: last.options.slice() };
+  // Spelled out rather than spread: this runs for every hit, and a literal is the cheaper copy.
+  const { type, code, messageId, token, payload } = entry.response;
+  return { type, code, messageId, token, options: last.options.slice(), payload };
 }
 
 function sizeOf(id: string, response: CoapMessage): number {
