@@ -17,7 +17,11 @@
  *
  * The requests look like the bench client's: one peer, consecutive Message IDs, random 8-byte tokens.
  *
- *   node dist/bench/proxy-hit-path.js [--rounds 7] [--requests 200000]
+ * `--batch N` requests are delivered per event-loop turn (default 256: a hot loop in which promise
+ * callbacks and timers are amortized). `--batch 1` gives each request a turn of its own, as a
+ * socket does; a setImmediate per request then adds the same ≈ 1.7 µs to both paths.
+ *
+ *   node dist/bench/proxy-hit-path.js [--rounds 7] [--requests 200000] [--batch 256]
  */
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
@@ -35,8 +39,6 @@ import { environment, fmt, runMain, table } from './harness.js';
 
 const CLIENT: PeerAddress = { address: '127.0.0.1', port: 50000 };
 const ORIGIN_PORT = 47361;
-/** Requests delivered before yielding to the event loop (timers, promise callbacks). */
-const BATCH = 256;
 
 /**
  * Datagrams are delivered by the benchmark and sends are only counted. The socket is bound but
@@ -119,11 +121,11 @@ async function proxy(): Promise<Contender> {
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** CPU µs per request over `count` requests (user + system of this process). */
-async function measure(c: Contender, count: number): Promise<number> {
+async function measure(c: Contender, count: number, batch: number): Promise<number> {
   const sentBefore = c.transport.sent;
   const cpu = process.cpuUsage();
   for (let done = 0; done < count; ) {
-    for (const end = Math.min(count, done + BATCH); done < end; done++) {
+    for (const end = Math.min(count, done + batch); done < end; done++) {
       c.transport.deliver(c.datagrams[c.next]!);
       c.next = (c.next + 1) & 0xffff;
     }
@@ -139,25 +141,27 @@ async function measure(c: Contender, count: number): Promise<number> {
 async function main(): Promise<void> {
   let rounds = 7;
   let count = 200_000;
+  let batch = 256;
   const args = process.argv.slice(2);
-  const usage = 'usage: node dist/bench/proxy-hit-path.js [--rounds N] [--requests N]';
+  const usage = 'usage: node dist/bench/proxy-hit-path.js [--rounds N] [--requests N] [--batch N]';
   for (let i = 0; i < args.length; i += 2) {
     const value = Number(args[i + 1]);
     if (!Number.isInteger(value) || value < 1) throw new Error(usage);
     if (args[i] === '--rounds') rounds = value;
     else if (args[i] === '--requests') count = value;
+    else if (args[i] === '--batch') batch = value;
     else throw new Error(usage);
   }
   const contenders = [await origin(), await proxy()];
   // Warm-up: JIT, the proxy's one miss, the deduplication tracker filling up as in a long run.
-  for (const c of contenders) await measure(c, count);
+  for (const c of contenders) await measure(c, count, batch);
   const results = new Map<string, number[]>(contenders.map((c) => [c.label, []]));
   for (let round = 0; round < rounds; round++) {
-    for (const c of round % 2 === 0 ? contenders : [...contenders].reverse()) results.get(c.label)!.push(await measure(c, count));
+    for (const c of round % 2 === 0 ? contenders : [...contenders].reverse()) results.get(c.label)!.push(await measure(c, count, batch));
   }
   const direct = results.get(contenders[0]!.label)!;
   console.log(environment());
-  console.log(`${rounds} rounds × ${count} requests per contender, alternating order; CPU µs per request in this process (no datagram sent or received)\n`);
+  console.log(`${rounds} rounds × ${count} requests per contender, ${batch} per event-loop turn, alternating order; CPU µs per request in this process (no datagram sent or received)\n`);
   const rows = [['path', 'CPU µs/req (median)', 'CPU µs/req (min–max)', 'cost ÷ direct (per round, median)']];
   for (const [label, us] of results) {
     const ratios = us.map((u, i) => u / direct[i]!);
