@@ -22,9 +22,10 @@
  *
  *   node dist/bench/proxy.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--concurrency 32]
  *        [--contenders direct,proxied,cache-hit,proxied-nocache] [--port-base P (default 47360)]
- *        [--profile DIR]   after the rounds, one extra measurement of each proxied contender with
- *                          the proxy process under the V8 sampling profiler (node:inspector);
- *                          writes DIR/proxy-<label>.cpuprofile and prints the top costs
+ *        [--profile DIR]   after the rounds, one extra measurement of each contender with the
+ *                          proxy process (the origin for direct) under the V8 sampling profiler
+ *                          (node:inspector); writes DIR/proxy-<label>.cpuprofile and
+ *                          DIR/origin-direct.cpuprofile and prints the top costs
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -277,18 +278,22 @@ async function main(): Promise<void> {
   const profiles: string[] = [];
   if (profileDir) {
     mkdirSync(profileDir, { recursive: true });
-    for (const label of ['proxied-nocache', 'proxied', 'cache-hit'] as const) {
+    // The origin under the direct row is profiled too: its handler path is what a cache hit competes with.
+    for (const label of ['direct', 'proxied-nocache', 'proxied', 'cache-hit'] as const) {
       const c = all[label];
-      if (!c.proxy || !labels.includes(label)) continue;
-      const file = path.join(profileDir, `proxy-${label}.cpuprofile`);
-      await ask(c.proxy, { type: 'profile-start' }, 'profiling');
+      const profiled = label === 'direct' ? c.origin : c.proxy;
+      if (!profiled || !labels.includes(label)) continue;
+      const role = label === 'direct' ? 'origin' : 'proxy';
+      const file = path.join(profileDir, `${role}-${label}.cpuprofile`);
+      await ask(profiled, { type: 'profile-start' }, 'profiling');
       const r = await measure(c, s, concurrencies[concurrencies.length - 1]!, -1);
-      await ask(c.proxy, { type: 'profile-stop', file }, 'profiled', 20_000);
+      await ask(profiled, { type: 'profile-stop', file }, 'profiled', 20_000);
       console.error(`profiled: ${file}`);
       log(0, 1, r);
+      const cpu = label === 'direct' ? r.originCpuMicros : r.proxyCpuMicros;
       profiles.push(
-        `Profile of the proxy process, '${label}' at ${r.concurrency} in flight (${fmt(r.rps)} req/s under the profiler; ` +
-          `proxy ${fmt(perRequest(r.proxyCpuMicros, r), 1)} µs CPU/req) — ${file}\n\n${profileSummary(JSON.parse(readFileSync(file, 'utf8')))}`,
+        `Profile of the ${role} process, '${label}' at ${r.concurrency} in flight (${fmt(r.rps)} req/s under the profiler; ` +
+          `${role} ${fmt(perRequest(cpu, r), 1)} µs CPU/req) — ${file}\n\n${profileSummary(JSON.parse(readFileSync(file, 'utf8')))}`,
       );
     }
   }

@@ -425,3 +425,88 @@ test('N clients, one origin request per freshness period (a counting origin on t
   assert.equal(seen.size, 6);
   assert.equal(cache.stats().hits, 60 * 50 - 6);
 });
+
+test('lookupFresh answers exactly what lookup answers from a fresh entry (PR2.3, PR2.4, PR2.5)', () => {
+  const { cache, advance } = setup();
+  const key = cache.cacheKey(get(), TARGET);
+  cache.store(get(), key, content('21.5 C', [etag(0xa1), maxAge(20), o(OptionNumber.ContentFormat, ContentFormat.Json)]));
+  advance(5_000);
+  const requests = [get(), get([etag(0xa1)]), get([etag(0x01), etag(0xa1)]), get([o(OptionNumber.Accept, ContentFormat.Json)])];
+  for (const request of requests) {
+    const fresh = cache.lookupFresh(request, key);
+    const full = cache.lookup(request, key);
+    assert.ok(fresh && full && full.kind !== 'stale');
+    assert.equal(fresh.kind, full.kind);
+    assert.deepEqual(fresh.response, full.response);
+  }
+  assert.equal(cache.lookupFresh(get(), key)?.kind, 'fresh');
+  assert.equal(getUintOption(answer(cache.lookupFresh(get(), key)), OptionNumber.MaxAge), 15, 'PR2.4: the remaining freshness');
+  assert.equal(cache.lookupFresh(get([etag(0xa1)]), key)?.kind, 'valid', 'PR2.3: 2.03 for a matching ETag');
+  assert.equal(cache.stats().hits, 2 * requests.length + 3);
+});
+
+test('lookupFresh leaves the cache as it was when it cannot answer: no miss counted, nothing dropped', () => {
+  const { cache, advance } = setup();
+  const key = cache.cacheKey(get(), TARGET);
+  const errorKey = cache.cacheKey(get(), 'coap://192.0.2.7/missing');
+  cache.store(get(), key, content('v1', [etag(1), maxAge(10)]));
+  cache.store(get(), errorKey, res(ResponseCode.NotFound, [maxAge(10)]));
+  const cbor = get([o(OptionNumber.Accept, ContentFormat.Cbor)]);
+  const unanswerable = [
+    [get([etag(0xb2)]), key], // PR2.3: another ETag goes upstream
+    [cbor, key], // PR2.5: no variant in that Content-Format
+    [get(), cache.cacheKey(get(), 'coap://192.0.2.7/other')], // no entry
+    [req(Method.POST), key], // unsafe methods never come from the cache
+  ] as const;
+  const before = cache.stats();
+  for (const [request, k] of unanswerable) assert.equal(cache.lookupFresh(request, k), undefined);
+  advance(10_000);
+  // Expired: the 2.05 with an ETag awaits revalidation, the 4.04 is to be dropped — by lookup only.
+  assert.equal(cache.lookupFresh(get(), key), undefined);
+  assert.equal(cache.lookupFresh(get(), errorKey), undefined);
+  assert.deepEqual(cache.stats(), before, 'no counter moved, no entry dropped');
+  // lookup then does what it always did with the same requests.
+  assert.equal(cache.lookup(get(), key)?.kind, 'stale');
+  assert.equal(cache.lookup(get(), errorKey), undefined);
+  assert.deepEqual({ entries: cache.stats().entries, misses: cache.stats().misses }, { entries: 1, misses: before.misses + 2 });
+});
+
+test('hits keep the LRU order whichever lookup served them; consecutive hits on one entry share nothing mutable', () => {
+  const { cache, advance } = setup(3_000);
+  const payload = 'x'.repeat(500);
+  const keys = [0, 1, 2, 3].map((i) => cache.cacheKey(get(), `coap://192.0.2.7/r${i}`));
+  for (const k of keys.slice(0, 3)) cache.store(get(), k, content(payload, [maxAge(60)]));
+  // r0 used (through lookupFresh) twice in a row, so r1 is the least recently used.
+  const a = answer(cache.lookupFresh(get(), keys[0]!));
+  const b = answer(cache.lookupFresh(get(), keys[0]!));
+  assert.notEqual(a, b);
+  assert.notEqual(a.options, b.options);
+  a.options.length = 0;
+  a.type = 2;
+  assert.equal(getUintOption(b, OptionNumber.MaxAge), 60, 'what a caller does to its copy is not seen by the next');
+  assert.equal(getUintOption(answer(cache.lookup(get(), keys[0]!)), OptionNumber.MaxAge), 60);
+  cache.store(get(), keys[3]!, content(payload, [maxAge(60)]));
+  assert.ok(cache.stats().evictions >= 1);
+  assert.equal(cache.lookupFresh(get(), keys[1]!), undefined, 'r1 (least recently used) went first');
+  assert.equal(cache.lookupFresh(get(), keys[0]!)?.kind, 'fresh', 'r0 was used, so it stayed');
+  // The served Max-Age follows the clock, also for an entry served many times within one second.
+  advance(1_500);
+  assert.equal(getUintOption(answer(cache.lookupFresh(get(), keys[0]!)), OptionNumber.MaxAge), 58);
+});
+
+test('Cache-Key: a GET keyed by its target alone gets the same key however many targets came before', () => {
+  const { cache } = setup();
+  const first = cache.cacheKey(get(), TARGET);
+  for (let i = 0; i < 1500; i++) {
+    const target = `coap://192.0.2.7/r${i}`;
+    const key = cache.cacheKey(get(), target);
+    assert.equal(ResponseCache.targetOf(key), target);
+    assert.equal(cache.cacheKey(get([o(OptionNumber.Size2, 0)]), target), key, 'NoCacheKey options leave the key as it is');
+    assert.notEqual(cache.cacheKey(get([o(OptionNumber.IfNoneMatch, '')]), target), key, 'other options enter the key');
+    assert.notEqual(cache.cacheKey(req(Method.FETCH), target), key, 'the method is part of the key');
+  }
+  assert.equal(cache.cacheKey(get(), TARGET), first);
+  // A response stored under the key of one request is found with the key of another.
+  cache.store(get(), cache.cacheKey(get(), TARGET), content('v'));
+  assert.equal(cache.lookupFresh(get([o(OptionNumber.Size2, 0)]), cache.cacheKey(get([o(OptionNumber.Size2, 0)]), TARGET))?.kind, 'fresh');
+});

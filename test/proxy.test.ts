@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Method, ResponseCode } from '../src/coap/codes.js';
 import { EMPTY_BYTES, MessageType, decodeString, encodeString, encodeUint, getOption, getUintOption, type CoapMessage, type CoapOption } from '../src/coap/message.js';
+import { encodeMessage } from '../src/coap/codec.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { Observation } from '../src/client/observe.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
@@ -249,6 +250,29 @@ test('cache: a stale entry is revalidated upstream with its ETag; 2.03 refreshes
   version = 2;
   await t.net.run(6000);
   assert.equal(decodeString((await t.net.until(get())).message.payload), 'version 2');
+});
+
+test('cache: a fresh hit is answered while the request is received: no upstream leg, no empty-ACK timer (§5.6, §5.2.1)', async () => {
+  const t = topology({ cache: true });
+  const get = (messageId: number, token: number) =>
+    encodeMessage({ ...msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/counted')]), messageId, token: Uint8Array.of(token) });
+  // The first request is a miss: it goes upstream and its 2.05 (Max-Age 10) is stored.
+  t.proxyServer.endpoint.messaging.receive(get(0x100, 1), CLIENT);
+  await t.net.run(10);
+  assert.equal(t.originRequests(), 1);
+  const logged = t.net.log.length;
+  const timers = t.net.clock.pendingTimers();
+  t.proxyServer.endpoint.messaging.receive(get(0x101, 2), CLIENT);
+  // Before any promise callback or timer ran: the piggybacked response is already on its way.
+  const sent = t.net.log.slice(logged);
+  assert.equal(sent.length, 1);
+  assert.deepEqual([sent[0]!.from, sent[0]!.to], [PROXY, CLIENT]);
+  assert.deepEqual([sent[0]!.message.type, sent[0]!.message.messageId, sent[0]!.message.code], [MessageType.ACK, 0x101, ResponseCode.Content]);
+  assert.equal(decodeString(sent[0]!.message.payload), 'n=1');
+  assert.equal(t.net.clock.pendingTimers(), timers + 1, 'the only new timer delivers the datagram; none waits to send an empty ACK');
+  await t.net.run(10);
+  assert.equal(t.originRequests(), 1);
+  assert.deepEqual([t.proxy.stats.cacheHits, t.proxy.stats.forwarded], [1, 1]);
 });
 
 test('coalescing never shares a response that is not fresh on arrival (Max-Age 0, RFC 7252 §5.6.1)', async () => {

@@ -97,6 +97,8 @@ interface Entry {
   expiresAt: number;
   etag: Uint8Array | undefined;
   size: number;
+  /** The options last served (with their Max-Age): the remaining seconds change once a second, hits far more often. */
+  served?: { response: CoapMessage; maxAge: number; options: readonly CoapOption[] };
 }
 
 /** Per entry: the Map slots, the strings, the message object. A measured order of magnitude. */
@@ -118,6 +120,12 @@ const NOT_IN_KEY: ReadonlySet<number> = new Set([
   OptionNumber.Observe,
   OptionNumber.HopLimit,
 ]);
+
+/** Targets whose plain GET key is remembered at most (plainGetKey). */
+const PLAIN_KEY_MEMO = 1024;
+
+/** Length-prefixed target so no target text can collide with the option part. */
+const composeKey = (code: number, target: string, options: string, payload: string): string => `${code}:${target.length}:${target}|${options}|${payload}`;
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
@@ -178,6 +186,10 @@ export class ResponseCache {
   /** key → variants by Accept ('-' when the request had none). */
   private readonly byKey = new Map<string, Map<string, Entry>>();
   private readonly byTarget = new Map<string, Set<Entry>>();
+  /** target → cacheKey of a GET without options in the key (see plainGetKey). */
+  private readonly plainGetKeys = new Map<string, string>();
+  /** The last entry in `lru`: touching it again changes nothing, so a run of hits on one entry skips the Map. */
+  private newest: Entry | undefined;
   private bytes = 0;
   private counters = { hits: 0, misses: 0, evictions: 0, stores: 0, revalidations: 0, invalidations: 0 };
 
@@ -198,9 +210,25 @@ export class ResponseCache {
       if (isNoCacheKey(o.number) || NOT_IN_KEY.has(o.number)) continue;
       options += `${o.number}=${hex(o.value)};`;
     }
+    if (options === '' && request.code === Method.GET) return this.plainGetKey(target);
     const payload = request.code === Method.FETCH ? hex(request.payload) : '';
-    // Length-prefixed target so no target text can collide with the option part.
-    return `${request.code}:${target.length}:${target}|${options}|${payload}`;
+    return composeKey(request.code, target, options, payload);
+  }
+
+  /**
+   * The key of a GET whose key is its target alone, the same string for every such request: the
+   * Map lookups that follow find its hash already computed and compare it by identity, where a
+   * key built anew is hashed and compared character by character on every cache hit.
+   */
+  private plainGetKey(target: string): string {
+    let key = this.plainGetKeys.get(target);
+    if (key === undefined) {
+      key = composeKey(Method.GET, target, '', '');
+      // Bounded: at the limit it starts over (a memo, never a source of truth).
+      if (this.plainGetKeys.size >= PLAIN_KEY_MEMO) this.plainGetKeys.clear();
+      this.plainGetKeys.set(target, key);
+    }
+    return key;
   }
 
   /** The target a key was made for. */
@@ -221,50 +249,67 @@ export class ResponseCache {
     }
     const now = this.now();
     const accept = getUintOption(request, OptionNumber.Accept);
-    const candidates: Entry[] = [];
-    const exact = variants.get(acceptTag(accept));
-    if (exact) candidates.push(exact);
-    if (accept !== undefined) {
-      // PR2.5: a response obtained with another (or no) Accept serves if its Content-Format matches.
-      for (const v of variants.values()) {
-        if (v !== exact && v.response.code === ResponseCode.Content && contentFormatOf(v.response) === accept) candidates.push(v);
-      }
-    }
-    const requestEtags = getOptions(request, OptionNumber.ETag);
-    const fresh = candidates.find((e) => now < e.expiresAt);
+    const fresh = freshVariant(variants, accept, now);
     if (fresh) {
       this.touch(fresh);
-      const remaining = Math.max(0, Math.floor((fresh.expiresAt - now) / 1000));
-      if (requestEtags.length > 0 && fresh.response.code === ResponseCode.Content) {
-        if (fresh.etag !== undefined && requestEtags.some((e) => bytesEqual(e, fresh.etag!))) {
-          // PR2.3: 2.03 Valid, no payload, the matching ETag and the remaining freshness.
-          this.counters.hits++;
-          const response: CoapMessage = {
-            ...blank(ResponseCode.Valid),
-            options: [
-              { number: OptionNumber.ETag, value: fresh.etag },
-              { number: OptionNumber.MaxAge, value: encodeUint(remaining) },
-            ],
-          };
-          return { kind: 'valid', response };
-        }
-        if (!this.serveOnEtagMismatch) {
-          this.counters.misses++;
-          return undefined;
-        }
+      const answer = this.answer(request, fresh, now);
+      if (answer) {
+        this.counters.hits++;
+        return answer;
       }
-      this.counters.hits++;
-      return { kind: 'fresh', response: served(fresh, remaining) };
+      // PR2.3: the requester's ETags do not match the fresh entry; the request goes upstream.
+      this.counters.misses++;
+      return undefined;
     }
     this.counters.misses++;
+    const candidates = variantsServing(variants, accept);
     // Expired errors cannot be validated (§5.9.2, §5.9.3): drop them.
     for (const e of candidates) if (e.etag === undefined) this.remove(e);
     const stale = candidates.find((e) => e.etag !== undefined && this.lru.has(e.id));
     if (!stale) return undefined;
     this.touch(stale);
     const etags = [stale.etag!];
-    for (const e of requestEtags) if (!etags.some((x) => bytesEqual(x, e))) etags.push(e);
+    for (const e of getOptions(request, OptionNumber.ETag)) if (!etags.some((x) => bytesEqual(x, e))) etags.push(e);
     return { kind: 'stale', etags, entry: { key, target: stale.target, etag: stale.etag!, staleFor: now - stale.expiresAt } };
+  }
+
+  /**
+   * The answer `lookup` would give from a fresh entry, or undefined. A request it cannot answer
+   * leaves the cache as it was (no miss counted, nothing dropped or reordered), so a forwarder may
+   * ask this before it builds the upstream request, and call `lookup` when it gets undefined.
+   */
+  lookupFresh(request: CoapMessage, key: string): { kind: 'fresh' | 'valid'; response: CoapMessage } | undefined {
+    if (!isCacheableMethod(request.code) || getOption(request, OptionNumber.Oscore) !== undefined) return undefined;
+    const variants = this.byKey.get(key);
+    if (!variants) return undefined;
+    const now = this.now();
+    const fresh = freshVariant(variants, getUintOption(request, OptionNumber.Accept), now);
+    const answer = fresh && this.answer(request, fresh, now);
+    if (!answer) return undefined;
+    this.touch(fresh);
+    this.counters.hits++;
+    return answer;
+  }
+
+  /** A fresh entry's answer to `request` (PR2.3, PR2.4); undefined when its ETags rule the entry out. */
+  private answer(request: CoapMessage, fresh: Entry, now: number): { kind: 'fresh' | 'valid'; response: CoapMessage } | undefined {
+    const remaining = Math.max(0, Math.floor((fresh.expiresAt - now) / 1000));
+    if (fresh.response.code === ResponseCode.Content && getOption(request, OptionNumber.ETag) !== undefined) {
+      const requestEtags = getOptions(request, OptionNumber.ETag);
+      if (fresh.etag !== undefined && requestEtags.some((e) => bytesEqual(e, fresh.etag!))) {
+        // PR2.3: 2.03 Valid, no payload, the matching ETag and the remaining freshness.
+        const response: CoapMessage = {
+          ...blank(ResponseCode.Valid),
+          options: [
+            { number: OptionNumber.ETag, value: fresh.etag },
+            { number: OptionNumber.MaxAge, value: encodeUint(remaining) },
+          ],
+        };
+        return { kind: 'valid', response };
+      }
+      if (!this.serveOnEtagMismatch) return undefined;
+    }
+    return { kind: 'fresh', response: served(fresh, remaining) };
   }
 
   /**
@@ -356,6 +401,7 @@ export class ResponseCache {
 
   clear(): void {
     this.lru.clear();
+    this.newest = undefined;
     this.byKey.clear();
     this.byTarget.clear();
     this.bytes = 0;
@@ -369,6 +415,7 @@ export class ResponseCache {
 
   private insert(entry: Entry): void {
     this.lru.set(entry.id, entry);
+    this.newest = entry;
     let variants = this.byKey.get(entry.key);
     if (!variants) this.byKey.set(entry.key, (variants = new Map()));
     variants.set(acceptTag(entry.accept), entry);
@@ -389,12 +436,15 @@ export class ResponseCache {
   }
 
   private touch(entry: Entry): void {
+    if (entry === this.newest) return;
     this.lru.delete(entry.id);
     this.lru.set(entry.id, entry);
+    this.newest = entry;
   }
 
   private remove(entry: Entry): void {
     if (!this.lru.delete(entry.id)) return;
+    if (entry === this.newest) this.newest = undefined;
     this.bytes -= entry.size;
     const variants = this.byKey.get(entry.key);
     variants?.delete(acceptTag(entry.accept));
@@ -411,11 +461,43 @@ function blank(code: number): CoapMessage {
   return { type: 0, code, messageId: 0, token: EMPTY_BYTES, options: [], payload: EMPTY_BYTES };
 }
 
+/**
+ * The entry's first fresh variant for a request with this Accept, in the order `variantsServing`
+ * lists them. Allocates nothing: this runs for every cache hit.
+ */
+function freshVariant(variants: Map<string, Entry>, accept: number | undefined, now: number): Entry | undefined {
+  const exact = variants.get(acceptTag(accept));
+  if (exact && now < exact.expiresAt) return exact;
+  if (accept === undefined) return undefined;
+  for (const v of variants.values()) {
+    if (v !== exact && now < v.expiresAt && servesAccept(v, accept)) return v;
+  }
+  return undefined;
+}
+
+/** The variants that may answer a request with this Accept: the one obtained with it first. */
+function variantsServing(variants: Map<string, Entry>, accept: number | undefined): Entry[] {
+  const exact = variants.get(acceptTag(accept));
+  const candidates: Entry[] = exact ? [exact] : [];
+  if (accept !== undefined) for (const v of variants.values()) if (v !== exact && servesAccept(v, accept)) candidates.push(v);
+  return candidates;
+}
+
+/** PR2.5: a response obtained with another (or no) Accept serves if its Content-Format matches. */
+const servesAccept = (entry: Entry, accept: number): boolean => entry.response.code === ResponseCode.Content && contentFormatOf(entry.response) === accept;
+
 /** A copy to serve: the stored response with Max-Age set to the remaining freshness (PR2.4). */
 function served(entry: Entry, maxAge: number): CoapMessage {
-  const copy: CoapMessage = { ...entry.response, options: entry.response.options.slice() };
-  setOption(copy, OptionNumber.MaxAge, encodeUint(maxAge));
-  return copy;
+  let last = entry.served;
+  if (last === undefined || last.maxAge !== maxAge || last.response !== entry.response) {
+    const withMaxAge: CoapMessage = { ...entry.response, options: entry.response.options.slice() };
+    setOption(withMaxAge, OptionNumber.MaxAge, encodeUint(maxAge));
+    entry.served = last = { response: entry.response, maxAge, options: withMaxAge.options };
+  }
+  // Callers own what they get (the exchange sets type, ID and token; a layer may add options).
+  // Spelled out rather than spread: this runs for every hit, and a literal is the cheaper copy.
+  const { type, code, messageId, token, payload } = entry.response;
+  return { type, code, messageId, token, options: last.options.slice(), payload };
 }
 
 function sizeOf(id: string, response: CoapMessage): number {

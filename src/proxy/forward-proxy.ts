@@ -19,14 +19,13 @@ import {
   encodeString,
   encodeUint,
   getOption,
-  getStringOptions,
   getUintOption,
   maxAgeOf,
   setOption,
   type CoapMessage,
 } from '../coap/message.js';
 import { OptionNumber, isUnsafe, optionDefinition } from '../coap/options.js';
-import { defaultPort, formatCoapUri, parseAbsoluteUri, uriToOptions, type CoapUri } from '../coap/uri.js';
+import { defaultPort, parseAbsoluteUri, uriToOptions } from '../coap/uri.js';
 import { resolvePeer, type CoapClient } from '../client/client.js';
 import { Observation } from '../client/observe.js';
 import type { MessageSecurity } from '../client/security.js';
@@ -39,11 +38,18 @@ import type { PeerAddress } from '../transport/transport.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { upstreamLayer, type UpstreamLayer } from './oscore-proxy.js';
+import { TargetMemo, bracket, type Target } from './request-target.js';
 
 /** What the proxy needs from a cache (src/proxy/cache.ts implements it). */
 export interface ProxyCache {
   cacheKey(request: CoapMessage, target: string): string;
   lookup(request: CoapMessage, key: string): { kind: 'fresh' | 'valid'; response: CoapMessage } | { kind: 'stale'; etags: Uint8Array[] } | undefined;
+  /**
+   * What `lookup` answers from a fresh entry, without side effects when it cannot answer (no miss
+   * counted), so the proxy can ask it before building the upstream request. Optional: a cache
+   * without it is asked through `lookup` only, after the upstream request is built.
+   */
+  lookupFresh?(request: CoapMessage, key: string): { kind: 'fresh' | 'valid'; response: CoapMessage } | undefined;
   store(request: CoapMessage, key: string, response: CoapMessage): unknown;
   revalidated(key: string, valid: CoapMessage, request?: CoapMessage): CoapMessage | undefined;
   afterUnsafe(request: CoapMessage, target: string, response: CoapMessage): void;
@@ -90,14 +96,6 @@ const TRANSPARENT: MessageSecurity = {
 /** Options a forwarding proxy rewrites itself: never forwarded as received. */
 const ADDRESSING = new Set<number>([OptionNumber.ProxyUri, OptionNumber.ProxyScheme, OptionNumber.UriHost, OptionNumber.UriPort]);
 
-interface Target {
-  /** Absolute URI of the target as far as the request reveals it (OSCORE may hide the path). */
-  uri: string;
-  scheme: string;
-  host: string;
-  port: number;
-}
-
 interface UpstreamObservation {
   observation: Observation;
   latest: CoapMessage | undefined;
@@ -112,6 +110,9 @@ export class ForwardProxy implements ForwardingHandler {
   private readonly inflight = new Map<string, Promise<CoapMessage>>();
   private readonly timeout: number;
   private readonly hopLimit: number;
+  private readonly targets = new TargetMemo();
+  /** This endpoint's own authority (§2.4 step 4), read once: the transport's address is a system call (getsockname). */
+  private self: { scheme: string; port: number; address: string | undefined; aliases: readonly string[] } | undefined;
   readonly stats = { forwarded: 0, cacheHits: 0, coalesced: 0, upstreamObservations: 0 };
 
   constructor(
@@ -124,18 +125,20 @@ export class ForwardProxy implements ForwardingHandler {
     server.observations.onPathEmpty = (path) => this.onNoObservers(path);
   }
 
-  async forward(request: ProxiedRequest): Promise<void> {
+  /**
+   * Checks that need nothing but the request, then a fresh cached response if there is one, all
+   * synchronously: a cache hit is answered before the server arms its empty-ACK timer. Everything
+   * else goes upstream (`forwardUpstream`).
+   */
+  forward(request: ProxiedRequest): void | Promise<void> {
     const message = request.message;
-    const reply = (code: number, diagnostic?: string, options: CoapMessage['options'] = []): void =>
-      request.respond({ type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options, payload: diagnostic ? Buffer.from(diagnostic) : EMPTY_BYTES });
-
     // draft-ietf-core-oscore-capable-proxies §2.4 step 4: is forwarding acceptable for this client?
     if (this.options.authorize && !this.options.authorize(request.context, message)) {
-      return reply(ResponseCode.Unauthorized, 'not authorized to use this proxy', [{ number: OptionNumber.MaxAge, value: encodeUint(0) }]);
+      return answer(request, ResponseCode.Unauthorized, 'not authorized to use this proxy', [{ number: OptionNumber.MaxAge, value: encodeUint(0) }]);
     }
 
-    const target = targetOf(message);
-    if ('error' in target) return reply(target.code, target.error);
+    const target = this.targets.resolve(message);
+    if ('error' in target) return answer(request, target.code, target.error);
     // §2.4 step 4 / RFC 7252 §5.7.2: a request URI whose authority identifies this endpoint is a
     // local request: its proxy-related options are consumed and the §2.4 loop resumes at step 1.
     if (this.identifiesMe(target)) return request.local(consumeProxyOptions(message));
@@ -143,18 +146,49 @@ export class ForwardProxy implements ForwardingHandler {
     // RFC 8768 §3: decrement Hop-Limit, or insert it; at 0 the request goes no further.
     const hopLimitValue = getOption(message, OptionNumber.HopLimit);
     const hopLimit = hopLimitValue === undefined ? this.hopLimit : decodeUint(hopLimitValue);
-    if (hopLimitValue !== undefined && hopLimitValue.length !== 1) return reply(ResponseCode.BadOption, 'Hop-Limit must be one byte');
+    if (hopLimitValue !== undefined && hopLimitValue.length !== 1) return answer(request, ResponseCode.BadOption, 'Hop-Limit must be one byte');
     if (hopLimit <= 1) {
-      return reply(ResponseCode.HopLimitReached, this.options.name ?? 'hop limit reached', [{ number: OptionNumber.MaxAge, value: encodeUint(0) }]);
+      return answer(request, ResponseCode.HopLimitReached, this.options.name ?? 'hop limit reached', [{ number: OptionNumber.MaxAge, value: encodeUint(0) }]);
     }
 
     // §5.7.1: unknown unsafe options cannot be forwarded blindly; unknown safe ones are.
     for (const o of message.options) {
       if (optionDefinition(o.number) === undefined && isUnsafe(o.number)) {
-        return reply(ResponseCode.BadGateway, `cannot forward the unrecognized unsafe option ${o.number}`);
+        return answer(request, ResponseCode.BadGateway, `cannot forward the unrecognized unsafe option ${o.number}`);
       }
     }
 
+    const hit = this.freshFromCache(request, target);
+    if (hit) {
+      this.stats.cacheHits++;
+      return request.respond(hit);
+    }
+    return this.forwardUpstream(request, target, hopLimit);
+  }
+
+  /**
+   * A fresh cached answer (RFC 7252 §5.6: served without contacting the origin), looked up before
+   * the upstream leg is prepared: no peer resolution, no upstream endpoint, no copy of the request.
+   * Only for requests whose full path (`forwardUpstream`) would consult the cache with nothing in
+   * between that could answer differently: GET/FETCH without Observe (observations go upstream,
+   * PR4.1), to a coap/coaps target or through a next hop (http goes to the cross-proxy), and
+   * no OSCORE layer of this proxy on either leg (§2.2 checks the options it protects or answers).
+   * Anything else, and every miss, takes the full path, which looks the cache up again.
+   */
+  private freshFromCache(request: ProxiedRequest, target: Target): CoapMessage | undefined {
+    const cache = this.options.cache;
+    const message = request.message;
+    if (cache?.lookupFresh === undefined || (message.code !== Method.GET && message.code !== Method.FETCH)) return undefined;
+    if (getOption(message, OptionNumber.Observe) !== undefined) return undefined;
+    if (this.options.upstreamSecurity !== undefined || request.context.oscore?.length) return undefined;
+    if (this.options.nextHop === undefined && target.scheme !== 'coap' && target.scheme !== 'coaps') return undefined;
+    return cache.lookupFresh(message, cache.cacheKey(message, target.uri))?.response;
+  }
+
+  /** Everything but a fresh cache hit: resolve the next hop, build the upstream request, exchange it. */
+  private async forwardUpstream(request: ProxiedRequest, target: Target, hopLimit: number): Promise<void> {
+    const message = request.message;
+    const reply = (code: number, diagnostic?: string): void => answer(request, code, diagnostic);
     const upstream: CoapMessage = { ...message, options: message.options.slice(), token: EMPTY_BYTES, messageId: 0 };
     setOption(upstream, OptionNumber.HopLimit, encodeUint(hopLimit - 1));
     let peer: PeerAddress;
@@ -261,12 +295,22 @@ export class ForwardProxy implements ForwardingHandler {
 
   /** §2.4 step 4: does the authority (host and port) of the request URI identify this endpoint? */
   private identifiesMe(target: Target): boolean {
-    const local = this.server.address();
-    const transportScheme = this.server.endpoint.transport.scheme;
-    if (target.scheme !== transportScheme || target.port !== local.port) return false;
+    // A bound transport keeps its address, so it is read once.
+    const self = (this.self ??= this.ownAuthority());
+    if (target.scheme !== self.scheme || target.port !== self.port) return false;
     const host = target.host.toLowerCase();
+    return host === self.address || self.aliases.includes(host);
+  }
+
+  private ownAuthority(): NonNullable<ForwardProxy['self']> {
+    const local = this.server.address();
     const unspecified = local.address === '0.0.0.0' || local.address === '::';
-    return (!unspecified && host === local.address.toLowerCase()) || (this.options.aliases ?? []).some((a) => a.toLowerCase() === host);
+    return {
+      scheme: this.server.endpoint.transport.scheme,
+      port: local.port,
+      address: unspecified ? undefined : local.address.toLowerCase(),
+      aliases: (this.options.aliases ?? []).map((a) => a.toLowerCase()),
+    };
   }
 
   /** One upstream exchange; failures become the proxy's own 5.04/5.02 (never cached). */
@@ -410,33 +454,6 @@ export class ForwardProxy implements ForwardingHandler {
   }
 }
 
-/** PR1.1 / PR1.2: the target URI from Proxy-Uri, or from Proxy-Scheme with Uri-Host, Uri-Port, Uri-Path, Uri-Query. */
-function targetOf(message: CoapMessage): Target | { error: string; code: number } {
-  const proxyUri = getOption(message, OptionNumber.ProxyUri);
-  if (proxyUri !== undefined) {
-    try {
-      const uri = parseAbsoluteUri(decodeString(proxyUri));
-      const port = uri.port ?? defaultPort(uri.scheme);
-      if (port === undefined) return { error: `no default port for scheme ${uri.scheme}`, code: ResponseCode.ProxyingNotSupported };
-      const canonical = uri.scheme === 'coap' || uri.scheme === 'coaps'
-        ? formatCoapUri({ scheme: uri.scheme, host: uri.host, port, explicitPort: true, path: uri.path, query: uri.query } as CoapUri)
-        : decodeString(proxyUri);
-      return { uri: canonical, scheme: uri.scheme, host: uri.host, port };
-    } catch (error) {
-      return { error: `bad Proxy-Uri: ${(error as Error).message}`, code: ResponseCode.BadOption };
-    }
-  }
-  const scheme = decodeString(getOption(message, OptionNumber.ProxyScheme)!).toLowerCase();
-  const host = getOption(message, OptionNumber.UriHost);
-  if (host === undefined) return { error: 'Proxy-Scheme needs Uri-Host to name the target', code: ResponseCode.BadRequest };
-  const port = getUintOption(message, OptionNumber.UriPort) ?? defaultPort(scheme);
-  if (port === undefined) return { error: `scheme ${scheme} is not proxied here`, code: ResponseCode.ProxyingNotSupported };
-  const hostText = decodeString(host).replace(/^\[(.*)\]$/, '$1');
-  const path = getStringOptions(message, OptionNumber.UriPath).map(encodeURIComponent).join('/');
-  const query = getStringOptions(message, OptionNumber.UriQuery).map(encodeURIComponent).join('&');
-  return { uri: `${scheme}://${bracket(hostText)}:${port}/${path}${query ? `?${query}` : ''}`, scheme, host: hostText, port };
-}
-
 /**
  * RFC 7252 §5.7.2 for a request to be served locally: Proxy-Scheme, Uri-Host and Uri-Port are
  * dropped; a Proxy-Uri is replaced by the Uri-Path and Uri-Query of its URI.
@@ -453,8 +470,6 @@ function consumeProxyOptions(message: CoapMessage): CoapMessage {
   return consumed;
 }
 
-const bracket = (host: string): string => (host.includes(':') ? `[${host}]` : host);
-
 /** Whether a response may answer another client's identical request (it would be stored too). */
 function isReusable(response: CoapMessage): boolean {
   return isCacheableResponseCode(response.code) && maxAgeOf(response) > 0 && getOption(response, OptionNumber.Oscore) === undefined;
@@ -463,6 +478,11 @@ function isReusable(response: CoapMessage): boolean {
 /** PR1.3: the response as the origin sent it, on this leg. */
 function forwardable(response: CoapMessage): CoapMessage {
   return { ...response, type: MessageType.ACK, messageId: 0, token: EMPTY_BYTES, options: response.options.slice() };
+}
+
+/** The proxy's own answer on the downstream leg. */
+function answer(request: ProxiedRequest, code: number, diagnostic?: string, options: CoapMessage['options'] = []): void {
+  request.respond({ type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options, payload: diagnostic ? Buffer.from(diagnostic) : EMPTY_BYTES });
 }
 
 function errorMessage(code: number, diagnostic: string): CoapMessage {
