@@ -16,7 +16,6 @@
  *
  * The same file is the handshake client child: `dtls.js --handshake-client JSON`.
  */
-import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { DtlsClient, DtlsServerEngine, createRecordProtection } from '../src/dtls/index.js';
 import { CoapClient } from '../src/client/client.js';
 import { DTLS_PSK, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CCM_8, benchRpk, median } from './common.js';
@@ -27,7 +26,9 @@ import {
   getTable,
   here,
   met,
+  nodeCcmSealOpen,
   opsPerSecond,
+  runMicroCases,
   parseCommonArgs,
   processCpuMicros,
   ratio,
@@ -268,30 +269,11 @@ function recordMicro(ms: number, rounds: number): string {
   };
   const nonce = Buffer.alloc(12, 3);
   const aad = Buffer.alloc(13, 4);
-  const rawSealOpen = (): void => {
-    const c = createCipheriv('aes-128-ccm', key, nonce, { authTagLength: 8 });
-    c.setAAD(aad, { plaintextLength: request.length });
-    const body = c.update(request);
-    c.final();
-    const d = createDecipheriv('aes-128-ccm', key, nonce, { authTagLength: 8 });
-    d.setAuthTag(c.getAuthTag());
-    d.setAAD(aad, { plaintextLength: body.length });
-    d.update(body);
-    d.final();
-  };
   const cases: Array<[string, () => void]> = [
     ['one side of one GET: record encrypt + decrypt (CCM_8)', oneSide],
-    ['raw Node AES-128-CCM seal + open, cipher object per message', rawSealOpen],
+    ['raw Node AES-128-CCM seal + open, cipher object per message', () => nodeCcmSealOpen(key, nonce, aad, request)],
   ];
-  const out = cases.map(() => ({ ops: [] as number[], cpu: [] as number[] }));
-  for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < cases.length; k++) {
-      const i = (k + round) % cases.length;
-      const r = opsPerSecond(cases[i]![1], ms);
-      out[i]!.ops.push(r.ops);
-      out[i]!.cpu.push(r.cpuMicros);
-    }
-  }
+  const out = runMicroCases(cases, ms, rounds);
   const rows: string[][] = [['operation (in process)', 'ops/s (median)', 'ops/s (min–max)', 'CPU µs/op']];
   cases.forEach(([name], i) => rows.push([name, fmt(median(out[i]!.ops)), `${fmt(Math.min(...out[i]!.ops))}–${fmt(Math.max(...out[i]!.ops))}`, fmt(median(out[i]!.cpu), 2)]));
   return table(rows);

@@ -5,6 +5,7 @@
  * the server from /proc — factored out so each benchmark file stays small.
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -332,6 +333,42 @@ export function opsPerSecond(op: () => void, ms: number, maxOps = 10_000_000, wa
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   return { ops: n / elapsed, cpuMicros: (cpu.user + cpu.system) / n };
+}
+
+export interface MicroResult {
+  name: string;
+  ops: number[];
+  cpu: number[];
+}
+
+/** Runs named operations `rounds` times each, rotating their order from round to round as the socket benchmarks do. */
+export function runMicroCases(cases: ReadonlyArray<readonly [string, () => void]>, ms: number, rounds: number): MicroResult[] {
+  const out: MicroResult[] = cases.map(([name]) => ({ name, ops: [], cpu: [] }));
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < cases.length; k++) {
+      const i = (k + round) % cases.length;
+      const r = opsPerSecond(cases[i]![1], ms);
+      out[i]!.ops.push(r.ops);
+      out[i]!.cpu.push(r.cpuMicros);
+    }
+  }
+  return out;
+}
+
+/**
+ * A bare AES-CCM seal then open with Node's crypto (8-byte tag, a cipher object per message): the
+ * reference the OSCORE and DTLS micro-benchmarks compare their per-message work with.
+ */
+export function nodeCcmSealOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): void {
+  const c = createCipheriv('aes-128-ccm', key, nonce, { authTagLength: 8 });
+  c.setAAD(aad, { plaintextLength: plaintext.length });
+  const body = c.update(plaintext);
+  c.final();
+  const d = createDecipheriv('aes-128-ccm', key, nonce, { authTagLength: 8 });
+  d.setAuthTag(c.getAuthTag());
+  d.setAAD(aad, { plaintextLength: body.length });
+  d.update(body);
+  d.final();
 }
 
 // --- formatting -------------------------------------------------------------------------------

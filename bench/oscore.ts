@@ -11,7 +11,6 @@
  *
  *   node dist/bench/oscore.js [--quick] [--rounds N] [--duration MS] [--concurrency 1,256]
  */
-import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { MessageType, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { deriveContext } from '../src/oscore/context.js';
@@ -21,8 +20,10 @@ import {
   environment,
   fmt,
   getTable,
+  nodeCcmSealOpen,
+  runMicroCases,
+  type MicroResult,
   met,
-  opsPerSecond,
   parseCommonArgs,
   ratio,
   runGetRounds,
@@ -54,26 +55,6 @@ const REQUEST: CoapMessage = {
 };
 const RESPONSE: CoapMessage = { type: MessageType.ACK, code: 69, messageId: 0x1234, token: REQUEST.token, options: [], payload: PAYLOAD };
 
-/** A bare AES-CCM-16-64-128 seal then open (13-byte nonce, 8-byte tag), as protect/unprotect would at best. */
-function rawSealOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): void {
-  const c = createCipheriv('aes-128-ccm', key, nonce, { authTagLength: 8 });
-  c.setAAD(aad, { plaintextLength: plaintext.length });
-  const body = c.update(plaintext);
-  c.final();
-  const tag = c.getAuthTag();
-  const d = createDecipheriv('aes-128-ccm', key, nonce, { authTagLength: 8 });
-  d.setAuthTag(tag);
-  d.setAAD(aad, { plaintextLength: body.length });
-  d.update(body);
-  d.final();
-}
-
-interface MicroResult {
-  name: string;
-  ops: number[];
-  cpu: number[];
-}
-
 function micro(ms: number, rounds: number): MicroResult[] {
   let seq = 0;
   const findRecipient = (): typeof server.recipient => server.recipient;
@@ -101,24 +82,14 @@ function micro(ms: number, rounds: number): MicroResult[] {
   const aad = Buffer.alloc(11, 3); // the encoded Enc_structure for an empty kid and a 1-byte Partial IV is 11-13 bytes
   const cases: Array<[string, () => void]> = [
     [`protectRequest+unprotectRequest (${requestPlaintext.length}-byte plaintext)`, requestRoundTrip],
-    [`raw AES-CCM seal+open, ${requestPlaintext.length} bytes`, () => rawSealOpen(key, nonce, aad, requestPlaintext)],
+    [`raw AES-CCM seal+open, ${requestPlaintext.length} bytes`, () => nodeCcmSealOpen(key, nonce, aad, requestPlaintext)],
     [`protectResponse+unprotectResponse (${responsePlaintext.length}-byte plaintext)`, responseRoundTrip],
-    [`raw AES-CCM seal+open, ${responsePlaintext.length} bytes`, () => rawSealOpen(key, nonce, aad, responsePlaintext)],
+    [`raw AES-CCM seal+open, ${responsePlaintext.length} bytes`, () => nodeCcmSealOpen(key, nonce, aad, responsePlaintext)],
     ['deriveContext (HKDF ×3)', () => deriveContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: Buffer.alloc(0), recipientId: Buffer.from('01', 'hex') })],
     // What OSCORE adds to the client of one GET (compare with the budget of bench/cpu-budget.ts).
     ['client side of one GET: protectRequest + unprotectResponse', clientSide],
   ];
-  const out: MicroResult[] = cases.map(([name]) => ({ name, ops: [], cpu: [] }));
-  for (let round = 0; round < rounds; round++) {
-    // Rotate the order of the cases from round to round, as for the socket benchmarks.
-    for (let k = 0; k < cases.length; k++) {
-      const i = (k + round) % cases.length;
-      const r = opsPerSecond(cases[i]![1], ms);
-      out[i]!.ops.push(r.ops);
-      out[i]!.cpu.push(r.cpuMicros);
-    }
-  }
-  return out;
+  return runMicroCases(cases, ms, rounds);
 }
 
 // --- main ------------------------------------------------------------------------------------

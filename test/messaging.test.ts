@@ -281,18 +281,21 @@ test('a response with a critical option this stack does not process (Q-Block2) i
   assert.match(String(await pending), /unsupported critical option Q-Block2 \(31\)/);
 });
 
+/** One GET to PEER, acknowledged with a piggybacked 2.05; returns the Message ID it went out with. */
+async function acknowledgedExchange(endpoint: CoapEndpoint, transport: FakeTransport): Promise<number> {
+  const pending = endpoint.request(get(), PEER);
+  const [sent] = transport.take();
+  transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: sent!.message.messageId, token: sent!.message.token }));
+  await pending;
+  return sent!.message.messageId;
+}
+
 test('no Message ID is reused towards a peer within EXCHANGE_LIFETIME, also after every exchange with it ended (§4.4)', async () => {
   const clock = new FakeScheduler();
   const transport = new FakeTransport(clock);
   // Every counter would start at 0x1234: one started afresh for the peer repeats an ID it still remembers.
   const endpoint = new CoapEndpoint({ transport, scheduler: clock, random: new SameMessageIdStart(1) });
-  const exchange = async (): Promise<number> => {
-    const pending = endpoint.request(get(), PEER);
-    const [sent] = transport.take();
-    transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: sent!.message.messageId, token: sent!.message.token }));
-    await pending;
-    return sent!.message.messageId;
-  };
+  const exchange = (): Promise<number> => acknowledgedExchange(endpoint, transport);
   const first = await exchange();
   assert.equal(endpoint.stats().outstandingConfirmables, 0);
   clock.advance(1000);
@@ -312,13 +315,7 @@ test('forgetting received messages for capacity never forgets a Message ID count
   const transport = new FakeTransport(clock);
   const endpoint = new CoapEndpoint({ transport, scheduler: clock, random: new SameMessageIdStart(1), maxTrackedMessages: 2 });
   endpoint.setRequestHandler((request, exchange) => exchange.respond({ type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: request.token, options: [], payload: new Uint8Array(0) }));
-  const exchange = async (): Promise<number> => {
-    const pending = endpoint.request(get(), PEER);
-    const [sent] = transport.take();
-    transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: sent!.message.messageId, token: sent!.message.token }));
-    await pending;
-    return sent!.message.messageId;
-  };
+  const exchange = (): Promise<number> => acknowledgedExchange(endpoint, transport);
   const first = await exchange();
   // Requests from other peers overflow the deduplication records (the oldest are evicted).
   for (let port = 1; port <= 5; port++) transport.deliver(msg({ code: Method.GET, messageId: port, token: Buffer.from([port]) }), { address: '192.0.2.9', port });
