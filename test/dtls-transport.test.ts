@@ -116,6 +116,26 @@ test('server idle timeout forgets sessions', async () => {
   }
 });
 
+test('server idle timeout counts from the latest datagram: steady traffic keeps the session past the first deadline', async () => {
+  // The transport does not re-arm its timer per application datagram: the timer set for the
+  // first deadline fires, finds newer activity and waits for the later one.
+  const s = await pskServer({ idleTimeoutMs: 300 });
+  const client = new CoapClient({ dtls: { psk: PSK } });
+  try {
+    for (let i = 0; i < 8; i++) {
+      assert.equal((await client.get(s.uri('/hello'))).text(), 'hello');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(s.transport.stats().sessions, 1);
+    assert.equal(s.transport.stats().handshakesCompleted, 1, 'one session for 8 requests over ~800 ms, longer than the idle timeout');
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(s.transport.stats().sessions, 0, 'closed once idle for longer than idleTimeoutMs');
+  } finally {
+    await client.close();
+    await s.server.close();
+  }
+});
+
 test('session bound: the server keeps at most maxSessions sessions', async () => {
   const s = await pskServer({ maxSessions: 2 });
   const clients = [0, 1, 2, 3].map(() => new CoapClient({ dtls: { psk: PSK } }));

@@ -45,14 +45,17 @@ function writeSeqNum(out: Buffer, offset: number, epoch: number, seq: number): v
   out.writeUIntBE(seq, offset + 2, 6);
 }
 
-function additionalData(epoch: number, seq: number, type: number, version: number, length: number): Buffer {
-  const ad = Buffer.allocUnsafe(13);
+/** Writes additional_data (13 bytes, see above) into `ad` and returns it. */
+function writeAdditionalData(ad: Buffer, epoch: number, seq: number, type: number, version: number, length: number): Buffer {
   writeSeqNum(ad, 0, epoch, seq);
   ad[8] = type;
   ad.writeUInt16BE(version, 9);
   ad.writeUInt16BE(length, 11);
   return ad;
 }
+
+const additionalData = (epoch: number, seq: number, type: number, version: number, length: number): Buffer =>
+  writeAdditionalData(Buffer.allocUnsafe(13), epoch, seq, type, version, length);
 
 export function keyLengthOf(kind: AeadKind): number {
   return kind === 'CHACHA20_POLY1305' ? 32 : 16;
@@ -139,12 +142,6 @@ function ccm8Protection(key: Buffer, iv: Buffer): RecordProtection {
   const nonce = Buffer.alloc(12);
   iv.copy(nonce, 0);
   const ad = Buffer.alloc(13);
-  const fillAd = (epoch: number, seq: number, type: number, version: number, length: number): void => {
-    writeSeqNum(ad, 0, epoch, seq);
-    ad[8] = type;
-    ad.writeUInt16BE(version, 9);
-    ad.writeUInt16BE(length, 11);
-  };
   return {
     kind: 'CCM_8',
     overhead: EXPLICIT_NONCE_LENGTH + TAG,
@@ -152,7 +149,7 @@ function ccm8Protection(key: Buffer, iv: Buffer): RecordProtection {
       const out = Buffer.allocUnsafe(headroom + EXPLICIT_NONCE_LENGTH + plaintext.length + TAG);
       writeSeqNum(out, headroom, epoch, seq);
       out.copy(nonce, 4, headroom, headroom + EXPLICIT_NONCE_LENGTH);
-      fillAd(epoch, seq, type, version, plaintext.length);
+      writeAdditionalData(ad, epoch, seq, type, version, plaintext.length);
       ccm.sealInto(out, headroom + EXPLICIT_NONCE_LENGTH, nonce, ad, plaintext);
       return out;
     },
@@ -161,7 +158,7 @@ function ccm8Protection(key: Buffer, iv: Buffer): RecordProtection {
       // The explicit nonce is taken from the record as sent (RFC 6655 §3, as RFC 5288 §3).
       fragment.copy(nonce, 4, 0, EXPLICIT_NONCE_LENGTH);
       const ct = fragment.subarray(EXPLICIT_NONCE_LENGTH, fragment.length - TAG);
-      fillAd(epoch, seq, type, version, ct.length);
+      writeAdditionalData(ad, epoch, seq, type, version, ct.length);
       return ccm.open(nonce, ad, ct, fragment.subarray(fragment.length - TAG)) ?? null;
     },
   };
