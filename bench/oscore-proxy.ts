@@ -41,8 +41,9 @@ import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { allowList } from '../src/proxy/oscore-proxy.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
-import { BENCH_NSTART, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, OSCORE_REPLAY_WINDOW, PAYLOAD, Recorder, median, percentile, type ClientResult } from './common.js';
+import { BENCH_NSTART, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, OSCORE_REPLAY_WINDOW, PAYLOAD, Recorder, percentile, type ClientResult } from './common.js';
 import { ask, profileSummary, serveChildControl } from './child-control.js';
+import { busiestCpu, perRequest, perRoundRatio, summarizeProxied, totalCpu, type ProxiedResult } from './proxy-results.js';
 import { environment, fmt, forkAndAwait, here, met, parseCommonArgs, processCpuMicros, ratio, runMain, table } from './harness.js';
 
 const HOST = '127.0.0.1';
@@ -236,13 +237,8 @@ interface Contender {
   proxy?: ChildProcess;
 }
 
-interface Result extends ClientResult {
+interface Result extends ProxiedResult {
   label: Label;
-  round: number;
-  originCpuMicros: number;
-  proxyCpuMicros: number;
-  /** Upstream requests the proxy forwarded during the client's run. */
-  upstream: number;
 }
 
 let measurements = 0;
@@ -272,8 +268,6 @@ async function measure(c: Contender, s: ReturnType<typeof parseCommonArgs>, conc
   return { ...message, label: c.label, round, originCpuMicros, proxyCpuMicros, upstream: stats0 && stats1 ? stats1.forwarded - stats0.forwarded : NaN };
 }
 
-const perRequest = (micros: number, r: Result): number => micros / r.totalCompleted;
-
 function log(round: number, rounds: number, r: Result): void {
   console.error(
     `round ${round + 1}/${rounds}  ${String(r.concurrency).padStart(3)} in flight  ${r.label.padEnd(12)}  ${fmt(r.rps).padStart(7)} req/s  p50 ${fmt(r.p50, 3)} ms  p99 ${fmt(r.p99, 3)} ms` +
@@ -282,55 +276,6 @@ function log(round: number, rounds: number, r: Result): void {
       (r.errors || r.abandoned || r.retransmissions > 0 ? `  errors ${r.errors} abandoned ${r.abandoned} retx ${r.retransmissions}${r.firstError ? ` (first: ${r.firstError})` : ''}` : ''),
   );
 }
-
-interface Summary {
-  rps: number;
-  rpsMin: number;
-  rpsMax: number;
-  p50: number;
-  p99: number;
-  client: number;
-  proxy: number;
-  origin: number;
-  upstreamPerRequest: number;
-  errors: number;
-  retransmissions: number;
-}
-
-function summarize(results: readonly Result[], label: Label, concurrency: number): Summary | undefined {
-  const rs = results.filter((r) => r.label === label && r.concurrency === concurrency);
-  if (rs.length === 0) return undefined;
-  const rps = rs.map((r) => r.rps);
-  return {
-    rps: median(rps),
-    rpsMin: Math.min(...rps),
-    rpsMax: Math.max(...rps),
-    p50: median(rs.map((r) => r.p50)),
-    p99: median(rs.map((r) => r.p99)),
-    client: median(rs.map((r) => perRequest(r.clientCpuMicros, r))),
-    proxy: median(rs.map((r) => perRequest(r.proxyCpuMicros, r))),
-    origin: median(rs.map((r) => perRequest(r.originCpuMicros, r))),
-    upstreamPerRequest: median(rs.map((r) => r.upstream / r.totalCompleted)),
-    errors: rs.reduce((a, r) => a + r.errors + r.abandoned, 0),
-    retransmissions: rs.reduce((a, r) => a + Math.max(0, r.retransmissions), 0),
-  };
-}
-
-/** The median over rounds of (a's req/s ÷ b's req/s in the same round): steadier when the load drifts. */
-function perRoundRatio(results: readonly Result[], a: Label, b: Label, concurrency: number): number {
-  const ratios: number[] = [];
-  for (const r of results) {
-    if (r.label !== a || r.concurrency !== concurrency) continue;
-    const d = results.find((x) => x.label === b && x.concurrency === concurrency && x.round === r.round);
-    if (d) ratios.push(r.rps / d.rps);
-  }
-  return median(ratios);
-}
-
-const totalCpu = (x: Summary): number => x.client + (Number.isFinite(x.proxy) ? x.proxy : 0) + x.origin;
-const busiestCpu = (x: Summary): number => Math.max(x.client, Number.isFinite(x.proxy) ? x.proxy : 0, x.origin);
-
-// --- profile summary ---------------------------------------------------------------------------
 
 // --- main --------------------------------------------------------------------------------------
 
@@ -417,7 +362,7 @@ async function main(): Promise<void> {
   ];
   for (const c of concurrencies) {
     for (const label of labels) {
-      const x = summarize(results, label, c);
+      const x = summarizeProxied(results, label, c);
       if (!x) continue;
       rows.push([
         String(c),
@@ -446,8 +391,8 @@ async function main(): Promise<void> {
   ];
   for (const c of concurrencies) {
     for (const [a, b, target] of pairs) {
-      const x = summarize(results, a, c);
-      const y = summarize(results, b, c);
+      const x = summarizeProxied(results, a, c);
+      const y = summarizeProxied(results, b, c);
       if (!x || !y) continue;
       ratios.push([
         String(c),

@@ -34,8 +34,9 @@ import { CoapClient } from '../src/client/client.js';
 import { ResponseCache } from '../src/proxy/cache.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { CoapServer } from '../src/server/server.js';
-import { BENCH_NSTART, PAYLOAD, median, type ClientJob, type ClientResult } from './common.js';
+import { BENCH_NSTART, PAYLOAD, type ClientJob, type ClientResult } from './common.js';
 import { ask, processSystemMicros, profileSummary, serveChildControl } from './child-control.js';
+import { busiestCpu, perRequest, perRoundRatio, summarizeProxied, totalCpu, type ProxiedResult } from './proxy-results.js';
 import { environment, fmt, forkAndAwait, here, met, parseCommonArgs, processCpuMicros, ratio, runMain, table } from './harness.js';
 
 const HOST = '127.0.0.1';
@@ -100,15 +101,11 @@ interface Contender {
   proxy?: ChildProcess;
 }
 
-interface Result extends ClientResult {
+interface Result extends ProxiedResult {
   label: Label;
-  round: number;
-  originCpuMicros: number;
-  proxyCpuMicros: number;
   /** The kernel part of proxyCpuMicros (socket system calls, loopback delivery). */
   proxySystemMicros: number;
   /** Proxy counters over the client's run (whole run, warm-up included). */
-  upstream: number;
   hits: number;
   coalesced: number;
 }
@@ -152,8 +149,6 @@ async function measure(c: Contender, s: ReturnType<typeof parseCommonArgs>, conc
   };
 }
 
-const perRequest = (micros: number, r: Result): number => micros / r.totalCompleted;
-
 function log(round: number, rounds: number, r: Result): void {
   console.error(
     `round ${round + 1}/${rounds}  ${String(r.concurrency).padStart(3)} in flight  ${r.label.padEnd(15)}  ${fmt(r.rps).padStart(7)} req/s  p50 ${fmt(r.p50, 3)} ms  p99 ${fmt(r.p99, 3)} ms` +
@@ -162,58 +157,6 @@ function log(round: number, rounds: number, r: Result): void {
       (r.errors || r.abandoned || r.retransmissions > 0 ? `  errors ${r.errors} abandoned ${r.abandoned} retx ${r.retransmissions}${r.firstError ? ` (first: ${r.firstError})` : ''}` : ''),
   );
 }
-
-interface Summary {
-  rps: number;
-  rpsMin: number;
-  rpsMax: number;
-  p50: number;
-  p99: number;
-  client: number;
-  proxy: number;
-  proxySystemShare: number;
-  origin: number;
-  upstreamPerRequest: number;
-  errors: number;
-  retransmissions: number;
-}
-
-function summarize(results: readonly Result[], label: Label, concurrency: number): Summary | undefined {
-  const rs = results.filter((r) => r.label === label && r.concurrency === concurrency);
-  if (rs.length === 0) return undefined;
-  const rps = rs.map((r) => r.rps);
-  return {
-    rps: median(rps),
-    rpsMin: Math.min(...rps),
-    rpsMax: Math.max(...rps),
-    p50: median(rs.map((r) => r.p50)),
-    p99: median(rs.map((r) => r.p99)),
-    client: median(rs.map((r) => perRequest(r.clientCpuMicros, r))),
-    proxy: median(rs.map((r) => perRequest(r.proxyCpuMicros, r))),
-    proxySystemShare: median(rs.map((r) => r.proxySystemMicros / r.proxyCpuMicros)),
-    origin: median(rs.map((r) => perRequest(r.originCpuMicros, r))),
-    upstreamPerRequest: median(rs.map((r) => r.upstream / r.totalCompleted)),
-    errors: rs.reduce((a, r) => a + r.errors + r.abandoned, 0),
-    retransmissions: rs.reduce((a, r) => a + Math.max(0, r.retransmissions), 0),
-  };
-}
-
-/** The median over rounds of (label's req/s ÷ direct's req/s in the same round): steadier when the load drifts. */
-function perRoundRatio(results: readonly Result[], label: Label, concurrency: number): number {
-  const ratios: number[] = [];
-  for (const r of results) {
-    if (r.label !== label || r.concurrency !== concurrency) continue;
-    const d = results.find((x) => x.label === 'direct' && x.concurrency === concurrency && x.round === r.round);
-    if (d) ratios.push(r.rps / d.rps);
-  }
-  return median(ratios);
-}
-
-/** CPU µs/request over all processes of a contender (a missing proxy counts 0). */
-const totalCpu = (x: Summary): number => x.client + (Number.isFinite(x.proxy) ? x.proxy : 0) + x.origin;
-/** The busiest process's CPU µs/request: the bound if every process had a core to itself. */
-const busiestCpu = (x: Summary): number => Math.max(x.client, Number.isFinite(x.proxy) ? x.proxy : 0, x.origin);
-
 
 // --- main --------------------------------------------------------------------------------------
 
@@ -306,7 +249,7 @@ async function main(): Promise<void> {
   ];
   for (const c of concurrencies) {
     for (const label of labels) {
-      const x = summarize(results, label, c);
+      const x = summarizeProxied(results, label, c);
       if (!x) continue;
       rows.push([
         String(c),
@@ -330,10 +273,10 @@ async function main(): Promise<void> {
   console.log('');
   const ratios: string[][] = [['in flight', 'vs direct', 'target', 'req/s ratio (medians)', 'met?', 'per-round req/s ratio (median)', 'by total CPU (2 shared cores)', 'by busiest process (a core each)']];
   for (const c of concurrencies) {
-    const d = summarize(results, 'direct', c);
+    const d = summarizeProxied(results, 'direct', c);
     for (const label of labels) {
       if (label === 'direct') continue;
-      const x = summarize(results, label, c);
+      const x = summarizeProxied(results, label, c);
       if (!d || !x) continue;
       const target = TARGETS[label];
       ratios.push([
@@ -342,7 +285,7 @@ async function main(): Promise<void> {
         target === undefined ? '-' : `≥ ${target.toFixed(2)}×`,
         ratio(x.rps, d.rps),
         target === undefined ? '-' : met(x.rps / d.rps, target),
-        fmt(perRoundRatio(results, label, c), 2) + '×',
+        fmt(perRoundRatio(results, label, 'direct', c), 2) + '×',
         ratio(totalCpu(d), totalCpu(x)),
         ratio(busiestCpu(d), busiestCpu(x)),
       ]);
