@@ -30,7 +30,7 @@ import {
 } from './harness.js';
 
 const USAGE = `usage: node dist/bench/cpu-budget.js [--quick] [--rounds N] [--duration MS] [--warmup MS]
-       [--burn 0,2,4,6,8,12] [--concurrency 32,256] [--port-base P (default 47340)] [--socket-buffer BYTES]`;
+       [--burn 0,2,4,6,8,12] [--concurrency 32,256] [--port-base P (default 47325)] [--socket-buffer BYTES]`;
 
 /** The targets this budget is about: issue 4 (OSCORE, 256 in flight) and issue 8 (DTLS, 32). */
 const TARGETS: Array<{ concurrency: number; ratio: number; what: string }> = [
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
   let concurrencies = [32, 256];
   const s = parseCommonArgs(
     process.argv.slice(2),
-    { quick: false, rounds: 5, warmupMs: 400, durationMs: 2000, portBase: 47_340, socketBuffer: 1 << 20 },
+    { quick: false, rounds: 5, warmupMs: 400, durationMs: 2000, portBase: 47_325, socketBuffer: 1 << 20 },
     { rounds: 2, warmupMs: 300, durationMs: 800 },
     USAGE,
     (arg, value) => {
