@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
+import { OscoreAeadFloor } from './aead-floor.js';
 import {
   BENCH_NSTART,
   DTLS_PSK,
@@ -69,14 +70,17 @@ async function coapsecDriver(port: number, socketBuffer: number, variant: Varian
     ...(variant === 'dtls' ? { dtls: { psk: DTLS_PSK, ...buffers } } : {}),
     ...(variant === 'dtls-rpk' ? { dtls: { rpk: benchRpk('client'), ...buffers } } : {}),
   });
+  const floor = variant === 'aead-floor' ? new OscoreAeadFloor('client') : undefined;
   const scheme = variant === 'dtls' || variant === 'dtls-rpk' ? 'coaps' : 'coap';
   const uri = `${scheme}://${HOST}:${port}/bench`;
   const endpoint = await client.endpoint(4, scheme);
   return {
     send(done) {
       if (burnMicros > 0) burn(burnMicros);
+      floor?.seal();
       client.get(uri).then(
         (r) => {
+          floor?.open();
           const ok = r.code === 69 && r.payload.length === PAYLOAD.length;
           if (!ok) firstError ??= `response ${r.code >> 5}.${String(r.code & 31).padStart(2, '0')} ${Buffer.from(r.payload).toString('utf8', 0, 80)}`;
           done(ok);

@@ -130,7 +130,6 @@ export class CoapClient {
     return endpoint;
   }
 
-  /** The endpoint for a URI's scheme and peer; for coaps, the transport learns the host name to check. */
   /**
    * Where a request for `uriText` goes: straight to its host, or to the forward proxy with
    * Proxy-Scheme, Uri-Host and Uri-Port naming the target (RFC 7252 §5.7.2, §6.4). The Proxy-Scheme
@@ -183,6 +182,7 @@ export class CoapClient {
     return { target: { uri, leg, peer, options }, security };
   }
 
+  /** The endpoint for a URI's scheme and peer; for coaps, the transport learns the host name to check. */
   private async endpointFor(uri: CoapUri, peer: PeerAddress): Promise<CoapEndpoint> {
     const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4, uri.scheme);
     if (endpoint.transport instanceof DtlsClientTransport) endpoint.transport.setServerName(peer, uri.host);

@@ -1,0 +1,68 @@
+/**
+ * The AEAD work OSCORE cannot avoid, alone (variant 'aead-floor' of bench/server.ts and
+ * bench/client.ts): plain CoAP in which each side also performs exactly the AEAD operations an
+ * OSCORE GET costs it — the client seals a request and opens a response, the server opens a
+ * request and seals a response (RFC 8613 §8.1–§8.4) — with the benchmark's real keys, through
+ * the same `aeadAlgorithm(AES-CCM-16-64-128)` path as src/oscore, on the benchmark's plaintext
+ * sizes. No OSCORE option, no COSE, no option classes.
+ *
+ * Its ratio to plain bounds every OSCORE implementation on Node's crypto on this machine from
+ * above: whatever the message transforms cost, OSCORE cannot beat plain + its AEAD.
+ */
+import { deriveContext, nonce } from '../src/oscore/context.js';
+import { AeadId, aeadAlgorithm } from '../src/oscore/algorithms.js';
+import { encodePartialIv } from '../src/oscore/option.js';
+import { OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET } from './common.js';
+
+const AEAD = aeadAlgorithm(AeadId.AES_CCM_16_64_128);
+/** The benchmark's inner plaintexts (bench/oscore.ts micro-benchmarks): GET with Uri-Path "bench", 2.05 with 20 bytes. */
+const REQUEST_PLAINTEXT = Buffer.alloc(7, 0x01);
+const RESPONSE_PLAINTEXT = Buffer.alloc(22, 0x45);
+/** The encoded Enc_structure (§5.3) for an empty kid and a 1–3-byte Partial IV is 11–13 bytes. */
+const AAD = Buffer.alloc(12, 0x83);
+
+const CLIENT_ID = Buffer.alloc(0);
+const SERVER_ID = Buffer.from('01', 'hex');
+
+export type Side = 'client' | 'server';
+
+/**
+ * One side's AEAD work per GET: `seal()` what this side sends, `open()` what it receives. `open()`
+ * throws if the prepared ciphertext does not authenticate: the floor must be real work.
+ */
+export class OscoreAeadFloor {
+  readonly #sealKey: Uint8Array;
+  readonly #openKey: Uint8Array;
+  readonly #commonIv: Uint8Array;
+  readonly #senderId: Uint8Array;
+  readonly #plaintext: Buffer;
+  /** What the peer would send: sealed once, opened (and so authenticated) on every request. */
+  readonly #incoming: { nonce: Uint8Array; ciphertext: Uint8Array };
+  #sequence = 0;
+
+  constructor(side: Side) {
+    const client = deriveContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: CLIENT_ID, recipientId: SERVER_ID });
+    // The client's Sender Key is the server's Recipient Key and the other way round (§3.2.1).
+    this.#sealKey = side === 'client' ? client.senderKey : client.recipientKey;
+    this.#openKey = side === 'client' ? client.recipientKey : client.senderKey;
+    this.#commonIv = client.commonIv;
+    this.#senderId = side === 'client' ? CLIENT_ID : SERVER_ID;
+    this.#plaintext = side === 'client' ? REQUEST_PLAINTEXT : RESPONSE_PLAINTEXT;
+    const peerPlaintext = side === 'client' ? RESPONSE_PLAINTEXT : REQUEST_PLAINTEXT;
+    const peerNonce = nonce(this.#commonIv, side === 'client' ? SERVER_ID : CLIENT_ID, encodePartialIv(1));
+    this.#incoming = { nonce: peerNonce, ciphertext: AEAD.seal(this.#openKey, peerNonce, AAD, peerPlaintext) };
+  }
+
+  /** The client's request or the server's response, under a fresh nonce. */
+  seal(): void {
+    const sealNonce = nonce(this.#commonIv, this.#senderId, encodePartialIv(this.#sequence++ & 0xffffff));
+    AEAD.seal(this.#sealKey, sealNonce, AAD, this.#plaintext);
+  }
+
+  /** The server's response on the client, the client's request on the server. */
+  open(): void {
+    if (AEAD.open(this.#openKey, this.#incoming.nonce, AAD, this.#incoming.ciphertext) === undefined) {
+      throw new Error('aead-floor: the prepared ciphertext did not authenticate');
+    }
+  }
+}
