@@ -1,18 +1,27 @@
 /**
- * The AEAD work OSCORE cannot avoid, alone (variant 'aead-floor' of bench/server.ts and
- * bench/client.ts): plain CoAP in which each side also performs exactly the AEAD operations an
- * OSCORE GET costs it — the client seals a request and opens a response, the server opens a
+ * The AEAD work a security layer cannot avoid, alone: plain CoAP in which each side also performs
+ * exactly the AEAD operations the layer would cost it per GET, and nothing else of the layer.
+ * The ratio of such a contender to plain bounds every implementation of that layer on Node's
+ * crypto on this machine from above.
+ *
+ * OSCORE (variant 'aead-floor' of bench/server.ts and bench/client.ts, OscoreAeadFloor): each
+ * side performs exactly the AEAD operations an OSCORE GET costs it — the client seals a request and opens a response, the server opens a
  * request and seals a response (RFC 8613 §8.1–§8.4) — with the benchmark's real keys, through
  * the same `aeadAlgorithm(AES-CCM-16-64-128)` path as src/oscore, on the benchmark's plaintext
  * sizes. No OSCORE option, no COSE, no option classes.
  *
- * Its ratio to plain bounds every OSCORE implementation on Node's crypto on this machine from
- * above: whatever the message transforms cost, OSCORE cannot beat plain + its AEAD.
+ * DTLS (variant 'record-floor', DtlsRecordFloor): each side encrypts the records it sends and
+ * decrypts the records it receives with TLS_PSK_WITH_AES_128_CCM_8's record protection
+ * (src/dtls/cipher.ts: nonce, additional_data and AES-CCM), with no handshake, record header,
+ * replay window or session lookup.
  */
 import { deriveContext, nonce } from '../src/oscore/context.js';
 import { AeadId, aeadAlgorithm } from '../src/oscore/algorithms.js';
 import { encodePartialIv } from '../src/oscore/option.js';
-import { OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET } from './common.js';
+import { randomBytes } from 'node:crypto';
+import { ContentType, DTLS_1_2 } from '../src/dtls/record.js';
+import { createRecordProtection, type RecordProtection } from '../src/dtls/cipher.js';
+import { OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, PAYLOAD, type Variant } from './common.js';
 
 const AEAD = aeadAlgorithm(AeadId.AES_CCM_16_64_128);
 /** The benchmark's inner plaintexts (bench/oscore.ts micro-benchmarks): GET with Uri-Path "bench", 2.05 with 20 bytes. */
@@ -65,4 +74,46 @@ export class OscoreAeadFloor {
       throw new Error('aead-floor: the prepared ciphertext did not authenticate');
     }
   }
+}
+
+/** The CoAP messages a DTLS record carries in the benchmark: a GET /bench and its 2.05 with PAYLOAD. */
+const GET_DATAGRAM_LENGTH = 4 + 8 + 6;
+const RESPONSE_DATAGRAM_LENGTH = 4 + 8 + 1 + PAYLOAD.length;
+
+/** One side's record protection per GET: `seal()` the datagram it sends, `open()` the one it receives. */
+export class DtlsRecordFloor {
+  readonly #write: RecordProtection;
+  readonly #read: RecordProtection;
+  readonly #plaintext: Buffer;
+  readonly #incoming: Buffer;
+  #sequence = 1;
+
+  constructor(side: Side) {
+    // Client and server write keys and IVs differ (RFC 5246 §6.3); the peer's side is made here too.
+    const clientWrite = { key: randomBytes(16), iv: randomBytes(4) };
+    const serverWrite = { key: randomBytes(16), iv: randomBytes(4) };
+    const [mine, theirs] = side === 'client' ? [clientWrite, serverWrite] : [serverWrite, clientWrite];
+    this.#write = createRecordProtection('CCM_8', mine.key, mine.iv);
+    this.#read = createRecordProtection('CCM_8', theirs.key, theirs.iv);
+    this.#plaintext = Buffer.alloc(side === 'client' ? GET_DATAGRAM_LENGTH : RESPONSE_DATAGRAM_LENGTH, 0x42);
+    const peer = createRecordProtection('CCM_8', theirs.key, theirs.iv);
+    this.#incoming = peer.encrypt(ContentType.ApplicationData, DTLS_1_2, 1, 1, Buffer.alloc(side === 'client' ? RESPONSE_DATAGRAM_LENGTH : GET_DATAGRAM_LENGTH, 0x24));
+  }
+
+  seal(): void {
+    this.#write.encrypt(ContentType.ApplicationData, DTLS_1_2, 1, this.#sequence++, this.#plaintext, 13);
+  }
+
+  open(): void {
+    if (this.#read.decrypt(ContentType.ApplicationData, DTLS_1_2, 1, 1, this.#incoming) === null) {
+      throw new Error('record-floor: the prepared record did not authenticate');
+    }
+  }
+}
+
+/** The floor work of a benchmark variant on one side, if the variant is a floor. */
+export function floorOf(variant: Variant, side: Side): { seal(): void; open(): void } | undefined {
+  if (variant === 'aead-floor') return new OscoreAeadFloor(side);
+  if (variant === 'record-floor') return new DtlsRecordFloor(side);
+  return undefined;
 }

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
-import { OscoreAeadFloor } from './aead-floor.js';
+import { floorOf } from './aead-floor.js';
 import {
   BENCH_NSTART,
   DTLS_PSK,
@@ -70,7 +70,7 @@ async function coapsecDriver(port: number, socketBuffer: number, variant: Varian
     ...(variant === 'dtls' ? { dtls: { psk: DTLS_PSK, ...buffers } } : {}),
     ...(variant === 'dtls-rpk' ? { dtls: { rpk: benchRpk('client'), ...buffers } } : {}),
   });
-  const floor = variant === 'aead-floor' ? new OscoreAeadFloor('client') : undefined;
+  const floor = floorOf(variant, 'client');
   const scheme = variant === 'dtls' || variant === 'dtls-rpk' ? 'coaps' : 'coap';
   const uri = `${scheme}://${HOST}:${port}/bench`;
   const endpoint = await client.endpoint(4, scheme);

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { CoapServer } from '../src/server/server.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
-import { OscoreAeadFloor } from './aead-floor.js';
+import { floorOf } from './aead-floor.js';
 import {
   BENCH_NSTART,
   DTLS_PSK,
@@ -81,7 +81,7 @@ async function startCoapsec(port: number, socketBuffer: number, variant: Variant
       ? { dtls: { rpk: benchRpk('server'), cipherSuites: [TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8], maxSessions: 4096, maxHandshakes: 256, ...buffers } }
       : {}),
   });
-  const floor = variant === 'aead-floor' ? new OscoreAeadFloor('server') : undefined;
+  const floor = floorOf(variant, 'server');
   server.resource(
     '/bench',
     {
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   const port = Number(portArg);
   const socketBuffer = Number(bufferArg ?? 0);
   if (!implArg || !isImpl(implArg) || !Number.isInteger(port) || port <= 0 || port > 0xffff || !(socketBuffer >= 0) || !isVariant(variantArg)) {
-    throw new Error('usage: server.js <raw|coapsec|node-coap> <port> [socket buffer bytes, 0 = OS default] [plain|oscore|dtls|dtls-rpk|aead-floor (coapsec)]');
+    throw new Error('usage: server.js <raw|coapsec|node-coap> <port> [socket buffer bytes, 0 = OS default] [plain|oscore|dtls|dtls-rpk|aead-floor|record-floor (coapsec)]');
   }
   const impl: Impl = implArg;
   const stop =
