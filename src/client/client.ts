@@ -93,6 +93,15 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   dtls?: Omit<DtlsClientTransportOptions, 'host' | 'port' | 'scheduler'>;
 }
 
+/**
+ * A request from a convenience method's arguments. Object.assign rather than
+ * `{ ...options, method, uri }`: a spread that adds properties its source lacks takes a slow path
+ * in V8 (Node 20), ≈ 1 µs per request with any option set.
+ */
+function requestOf(method: Code, uri: string, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'>, payload?: string | Uint8Array): ClientRequest {
+  return Object.assign({}, options, payload === undefined ? { method, uri } : { method, uri, payload });
+}
+
 export class CoapClient {
   private readonly endpoints = new Map<string, Promise<CoapEndpoint>>();
   private closed = false;
@@ -254,25 +263,25 @@ export class CoapClient {
   }
 
   get(uri: string, options: Omit<ClientRequest, 'method' | 'uri'> = {}): Promise<ClientResponse> {
-    return this.request({ ...options, method: Method.GET, uri });
+    return this.request(requestOf(Method.GET, uri, options));
   }
   post(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
-    return this.request({ ...options, method: Method.POST, uri, ...(payload !== undefined ? { payload } : {}) });
+    return this.request(requestOf(Method.POST, uri, options, payload));
   }
   put(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
-    return this.request({ ...options, method: Method.PUT, uri, ...(payload !== undefined ? { payload } : {}) });
+    return this.request(requestOf(Method.PUT, uri, options, payload));
   }
   delete(uri: string, options: Omit<ClientRequest, 'method' | 'uri'> = {}): Promise<ClientResponse> {
-    return this.request({ ...options, method: Method.DELETE, uri });
+    return this.request(requestOf(Method.DELETE, uri, options));
   }
   fetch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
-    return this.request({ ...options, method: Method.FETCH, uri, ...(payload !== undefined ? { payload } : {}) });
+    return this.request(requestOf(Method.FETCH, uri, options, payload));
   }
   patch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
-    return this.request({ ...options, method: Method.PATCH, uri, ...(payload !== undefined ? { payload } : {}) });
+    return this.request(requestOf(Method.PATCH, uri, options, payload));
   }
   ipatch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
-    return this.request({ ...options, method: Method.IPATCH, uri, ...(payload !== undefined ? { payload } : {}) });
+    return this.request(requestOf(Method.IPATCH, uri, options, payload));
   }
 
   /** CoAP ping (§4.3) to the URI's host and port; resolves with the round-trip time in ms. */

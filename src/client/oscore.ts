@@ -16,14 +16,14 @@ import { OptionNumber } from '../coap/options.js';
 import { protectRequest, unprotectResponse } from '../oscore/protect.js';
 import { newB2Nonce, responseKidContext, secondIdContext, thirdIdContext } from '../oscore/rederivation.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
-import type { OscoreLayerInfo } from '../exchange/context.js';
+import { withOscoreLayer, type OscoreLayerInfo } from '../exchange/context.js';
 import type { MessageSecurity, ProtectedRequest } from './security.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /** What a verified response's endpoint context says about a context's layer: the same for every response, so made once. */
 const layers = new WeakMap<OscoreSecurityContext, OscoreLayerInfo>();
-function layerOf(security: OscoreSecurityContext): OscoreLayerInfo {
+export function layerOf(security: OscoreSecurityContext): OscoreLayerInfo {
   let layer = layers.get(security);
   if (layer === undefined) {
     layer = { peer: security.name, kid: security.primaryRecipient.kidHex, ...(security.idContext ? { kidContext: hex(security.idContext) } : {}) };
@@ -121,7 +121,7 @@ export class OscoreClientSecurity implements MessageSecurity {
       message,
       verify,
       ordersNotifications: true,
-      describe: (context) => ({ ...context, oscore: [...(context.oscore ?? []), layerOf(security)] }),
+      describe: (context) => withOscoreLayer(context, layerOf(security)),
     };
   }
 

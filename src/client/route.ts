@@ -26,13 +26,14 @@ import { codeToString } from '../coap/codes.js';
 import { encodeString, printablePayload, encodeUint, getOption, sortOptions, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { defaultPort, parseCoapUri, uriToOptions, type CoapUri } from '../coap/uri.js';
+import { withOscoreLayer } from '../exchange/context.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import { escalatingClassOf, pathConsumers, type NodeKind } from '../oscore/escalation.js';
 import { protectRequest, unprotectResponse, type ClassOf } from '../oscore/protect.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
+import { layerOf } from './oscore.js';
 import { PLAIN, type MessageSecurity, type ProtectedRequest } from './security.js';
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 export interface RouteHop {
   /** The proxy: "coap://10.0.0.3:5683" (forward), or a reverse proxy's URI with its path prefix ("coap://gw/dev1"). */
@@ -97,10 +98,7 @@ export class OscoreLayer implements MessageSecurity {
         }
         return result.message;
       },
-      describe: (ctx) => ({
-        ...ctx,
-        oscore: [...(ctx.oscore ?? []), { peer: context.name, kid: hex(context.primaryRecipient.params.recipientId), ...(context.idContext ? { kidContext: hex(context.idContext) } : {}) }],
-      }),
+      describe: (ctx) => withOscoreLayer(ctx, layerOf(context)),
     };
   }
 }

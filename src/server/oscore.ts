@@ -17,7 +17,7 @@ import { decodeOscoreOption } from '../oscore/option.js';
 import { errorResponseParts, protectResponse, unprotectRequest, type RequestBinding, type UnprotectRequestResult } from '../oscore/protect.js';
 import { B2_NONCE_LENGTH, R2Cache, type R2CacheOptions, newB2Nonce, r2Of, secondIdContext, withResponseKidContext } from '../oscore/rederivation.js';
 import { ContextDirectory, OscoreSecurityContext, type RecipientState } from '../oscore/security-context.js';
-import type { EndpointContext } from '../exchange/context.js';
+import { withOscoreLayer, type EndpointContext } from '../exchange/context.js';
 import type { ServerSecurity, UnprotectOutcome } from './security.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -117,7 +117,7 @@ export class OscoreServerSecurity implements ServerSecurity {
     return {
       ok: true,
       inner: verified.message,
-      context: { ...context, oscore: [...(context.oscore ?? []), layer] },
+      context: withOscoreLayer(context, layer),
       protect: (response, kind) =>
         protectResponse(
           response,
