@@ -120,3 +120,32 @@ test('wrong lengths: seal throws RangeError naming the problem, open returns und
   assert.equal(ccm.open(Buffer.alloc(13), Buffer.alloc(0), Buffer.alloc(4), Buffer.alloc(7)), undefined);
   assert.equal(ccm.open(Buffer.alloc(13), Buffer.alloc(0), Buffer.alloc(65536), Buffer.alloc(8)), undefined);
 });
+
+test('keystreams: a nonce\'s part seals and opens as the computed keystream does; one too short for the message is not used', () => {
+  const key = Buffer.alloc(16, 4);
+  const ccm = new AesCcm(key, 8, 12);
+  const nonces = Buffer.concat([Buffer.alloc(12, 1), Buffer.alloc(12, 2), Buffer.alloc(12, 3)]);
+  const blocks = 3;
+  const streams = ccm.keystreams(nonces, blocks);
+  assert.equal(streams.length, 3 * blocks * 16);
+  const aad = Buffer.from('aad');
+  for (let k = 0; k < 3; k++) {
+    const nonce = nonces.subarray(12 * k, 12 * k + 12);
+    const stream = streams.subarray(k * blocks * 16, (k + 1) * blocks * 16);
+    // 32 bytes fit S_1, S_2; 33 need S_3, which `stream` lacks: computed instead.
+    for (const length of [0, 1, 16, 31, 32, 33, 100]) {
+      const plaintext = Buffer.alloc(length, 0x5a + k);
+      const expected = nodeSeal(key, nonce, aad, plaintext, 8);
+      const out = Buffer.alloc(length + 8);
+      ccm.sealInto(out, 0, nonce, aad, plaintext, stream);
+      assert.deepEqual(out, expected, `nonce ${k}, ${length} bytes`);
+      assert.deepEqual(ccm.open(nonce, aad, expected.subarray(0, length), expected.subarray(length), stream), plaintext);
+    }
+  }
+  // Another nonce's keystream does not open the message (a caller mix-up fails closed).
+  const sealed = ccm.seal(nonces.subarray(0, 12), aad, Buffer.from('hello'));
+  assert.equal(ccm.open(nonces.subarray(0, 12), aad, sealed.subarray(0, 5), sealed.subarray(5), streams.subarray(blocks * 16)), undefined);
+  assert.throws(() => ccm.keystreams(Buffer.alloc(13), 2), /whole number of 12-byte nonces/);
+  assert.throws(() => ccm.keystreams(Buffer.alloc(0), 2), /whole number of 12-byte nonces/);
+  assert.throws(() => ccm.keystreams(Buffer.alloc(12), 0), /positive integer/);
+});

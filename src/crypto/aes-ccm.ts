@@ -6,8 +6,10 @@
  * so Node needs a new OpenSSL context (and key schedule) for every message, ≈ 4–5 µs before any
  * byte is encrypted. OSCORE (four AEAD calls per request/response) and DTLS record protection
  * (two per request) are dominated by that. Here the key is scheduled once per key, and a message
- * costs two `update` calls. The block cipher is still OpenSSL's (AES-NI, constant time); only the
- * CCM mode around it is ours, and test/aes-ccm.test.ts checks it against Node's own CCM for every
+ * costs two `update` calls — one, the CBC-MAC, when the caller computed its CTR keystream ahead
+ * together with other nonces' (`keystreams`), since each call costs ≈ 1 µs however few its
+ * blocks. The block cipher is still OpenSSL's (AES-NI, constant time); only the CCM mode around
+ * it is ours, and test/aes-ccm.test.ts checks it against Node's own CCM for every
  * parameter set used here, byte for byte, including rejection of every single-bit change.
  *
  * The CBC-MAC needs a zero IV per message, but a CBC cipher object keeps chaining across `update`
@@ -15,7 +17,7 @@
  * next input X, so feeding B0 ⊕ C as the first block yields E(B0), exactly the CBC-MAC's first
  * step with a zero IV (RFC 3610 §2.2: X_1 := E(K, B_0)).
  */
-import { createCipheriv, timingSafeEqual, type Cipher } from 'node:crypto';
+import { createCipheriv, type Cipher } from 'node:crypto';
 
 const BLOCK = 16;
 
@@ -30,13 +32,16 @@ export class AesCcm {
   readonly #maxPlaintext: number;
   readonly #cbc: Cipher;
   readonly #ecb: Cipher;
-  /** The CBC encryptor's chaining value: the last block it output (initially the IV, zero). */
+  /** The CBC encryptor's chaining value: the last block it output (initially the IV, zero), at #chainAt. */
   #chain: Buffer = Buffer.alloc(BLOCK);
+  #chainAt = 0;
   /**
    * Formatted input for the two `update` calls, reused: `update` consumes its input before it
    * returns, so one scratch buffer per instance saves two allocations per message. Grows as needed.
    */
   #scratch: Buffer = Buffer.alloc(8 * BLOCK);
+  /** Views of the scratch buffer's first 16·i bytes, by i: `update` takes exactly the bytes to process. */
+  #scratchViews: Buffer[] = [];
 
   constructor(key: Uint8Array, tagLength: number, nonceLength: number) {
     if (key.length !== 16 && key.length !== 24 && key.length !== 32) throw new RangeError(`AES-CCM needs a 16-, 24- or 32-byte key, got ${key.length} bytes`);
@@ -61,33 +66,58 @@ export class AesCcm {
     return out;
   }
 
-  /** Writes ciphertext || tag into `out` at `offset`; returns the offset after the tag. */
-  sealInto(out: Uint8Array, offset: number, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): number {
+  /**
+   * Writes ciphertext || tag into `out` at `offset`; returns the offset after the tag.
+   * `keystream`, if given, must be `keystreams()`'s output for this very nonce (S_0 || S_1 || ...);
+   * it is used when it covers the message, which spares the AES call for the CTR part.
+   */
+  sealInto(out: Uint8Array, offset: number, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, keystream?: Uint8Array): number {
     this.#check(nonce, plaintext.length);
-    const mac = this.#cbcMac(nonce, aad, plaintext);
-    const stream = this.#keystream(nonce, plaintext.length);
     const n = plaintext.length;
+    const mac = this.#cbcMac(nonce, aad, plaintext);
+    const macAt = this.#chainAt;
+    const stream = keystream !== undefined && keystream.length >= BLOCK + n ? keystream : this.#keystream(nonce, n);
     for (let i = 0; i < n; i++) out[offset + i] = plaintext[i]! ^ stream[BLOCK + i]!;
     // RFC 3610 §2.3: U := T XOR first-M-bytes( S_0 ).
-    for (let i = 0; i < this.tagLength; i++) out[offset + n + i] = mac[i]! ^ stream[i]!;
+    for (let i = 0; i < this.tagLength; i++) out[offset + n + i] = mac[macAt + i]! ^ stream[i]!;
     return offset + n + this.tagLength;
   }
 
   /**
    * The plaintext of `ciphertext` (tag excluded) authenticated by `tag`, or undefined when it does
    * not authenticate or any length is wrong. Never throws: the input comes from the network.
+   * `keystream` as for sealInto.
    */
-  open(nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array): Buffer | undefined {
+  open(nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, keystream?: Uint8Array): Buffer | undefined {
     if (nonce.length !== this.nonceLength || tag.length !== this.tagLength || ciphertext.length > this.#maxPlaintext) return undefined;
     const n = ciphertext.length;
-    const stream = this.#keystream(nonce, n);
+    const stream = keystream !== undefined && keystream.length >= BLOCK + n ? keystream : this.#keystream(nonce, n);
     const plaintext = Buffer.allocUnsafe(n);
     for (let i = 0; i < n; i++) plaintext[i] = ciphertext[i]! ^ stream[BLOCK + i]!;
     const mac = this.#cbcMac(nonce, aad, plaintext);
-    const expected = Buffer.allocUnsafe(this.tagLength);
-    for (let i = 0; i < this.tagLength; i++) expected[i] = mac[i]! ^ stream[i]!;
-    // RFC 3610 §2.5: the decrypted message is released only when the tag matches.
-    return timingSafeEqual(expected, tag) ? plaintext : undefined;
+    const macAt = this.#chainAt;
+    // RFC 3610 §2.5: the decrypted message is released only when the tag matches. Constant time:
+    // every byte is compared, differences are OR-ed together, no branch depends on them.
+    let difference = 0;
+    for (let i = 0; i < this.tagLength; i++) difference |= (mac[macAt + i]! ^ stream[i]!) ^ tag[i]!;
+    return difference === 0 ? plaintext : undefined;
+  }
+
+  /**
+   * The CTR keystreams S_0 || S_1 || ... || S_{blocks−1} of several nonces, given back to back in
+   * `nonces` (a multiple of nonceLength bytes), `blocks`·16 bytes per nonce in that order, from one
+   * AES call: lets a caller that knows its next nonces (DTLS records: the sequence number counts
+   * up) pay the per-call cost once for many messages. Each nonce's part is for that nonce only; a
+   * nonce must still never seal two messages.
+   */
+  keystreams(nonces: Uint8Array, blocks: number): Buffer {
+    if (!Number.isInteger(blocks) || blocks < 1) throw new RangeError(`keystream blocks must be a positive integer, got ${blocks}`);
+    const n = this.nonceLength;
+    if (nonces.length === 0 || nonces.length % n !== 0) throw new RangeError(`AES-CCM keystreams need a whole number of ${n}-byte nonces, got ${nonces.length} bytes`);
+    const count = nonces.length / n;
+    const counters = Buffer.allocUnsafe(count * blocks * BLOCK);
+    for (let k = 0; k < count; k++) this.#writeCounters(counters, k * blocks * BLOCK, nonces, k * n, blocks);
+    return this.#ecb.update(counters);
   }
 
   #check(nonce: Uint8Array, length: number): void {
@@ -95,63 +125,91 @@ export class AesCcm {
     if (length > this.#maxPlaintext) throw new RangeError(`AES-CCM with a ${this.nonceLength}-byte nonce encrypts at most ${this.#maxPlaintext} bytes, got ${length}`);
   }
 
-  /** T: the last block of the CBC-MAC over B_0 || encoded AAD || padding || plaintext || padding (§2.2). */
+  /**
+   * T: the last block of the CBC-MAC over B_0 || encoded AAD || padding || plaintext || padding
+   * (§2.2), at #chainAt in the returned buffer (a view per message would cost an allocation).
+   */
   #cbcMac(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Buffer {
     const lengthBytes = this.#lengthBytes;
     const aadHeader = aad.length === 0 ? 0 : aad.length < 0xff00 ? 2 : 6;
     const aadPadded = roundUp(aadHeader + aad.length);
     const total = BLOCK + aadPadded + roundUp(plaintext.length);
     const input = this.#scratchOf(total);
+    // Byte loops rather than Buffer's set/fill/write helpers: these messages are a few blocks,
+    // where the helpers' argument checks cost more than the copying.
     // B_0 = Flags || Nonce N || l(m): Flags = 64·Adata + 8·M' + L', M' = (M−2)/2, L' = L−1.
     input[0] = (aad.length > 0 ? 0x40 : 0) | (((this.tagLength - 2) / 2) << 3) | (lengthBytes - 1);
-    input.set(nonce, 1);
+    for (let i = 0; i < nonce.length; i++) input[1 + i] = nonce[i]!;
     writeLength(input, BLOCK - 1, lengthBytes, plaintext.length);
+    let at = BLOCK;
     if (aad.length > 0) {
       // §2.2: l(a) as 2 bytes below 2^16 − 2^8, else 0xff 0xfe and 4 bytes.
-      if (aadHeader === 2) input.writeUInt16BE(aad.length, BLOCK);
-      else {
+      if (aadHeader === 2) {
+        input[BLOCK] = aad.length >>> 8;
+        input[BLOCK + 1] = aad.length & 0xff;
+      } else {
         input[BLOCK] = 0xff;
         input[BLOCK + 1] = 0xfe;
         input.writeUInt32BE(aad.length, BLOCK + 2);
       }
-      input.set(aad, BLOCK + aadHeader);
+      at += aadHeader;
+      for (let i = 0; i < aad.length; i++) input[at + i] = aad[i]!;
+      at += aad.length;
     }
-    input.set(plaintext, BLOCK + aadPadded);
+    // The padding must be zero; everything else is overwritten.
+    for (; at < BLOCK + aadPadded; at++) input[at] = 0;
+    for (let i = 0; i < plaintext.length; i++) input[at + i] = plaintext[i]!;
+    for (at += plaintext.length; at < total; at++) input[at] = 0;
     const chain = this.#chain;
-    for (let i = 0; i < BLOCK; i++) input[i]! ^= chain[i]!;
-    const output = this.#cbc.update(input.subarray(0, total));
-    this.#chain = output.subarray(total - BLOCK);
-    return this.#chain;
+    const chainAt = this.#chainAt;
+    for (let i = 0; i < BLOCK; i++) input[i]! ^= chain[chainAt + i]!;
+    const output = this.#cbc.update(this.#scratchView(total));
+    this.#chain = output;
+    this.#chainAt = total - BLOCK;
+    return output;
   }
 
   /** S_0 || S_1 || ...: E(A_i) for the counter blocks A_i = Flags || Nonce N || Counter i (§2.3). */
   #keystream(nonce: Uint8Array, length: number): Buffer {
     const blocks = 1 + Math.ceil(length / BLOCK);
     const counters = this.#scratchOf(blocks * BLOCK);
-    const lengthBytes = this.#lengthBytes;
-    for (let b = 0; b < blocks; b++) {
-      const at = b * BLOCK;
-      counters[at] = lengthBytes - 1;
-      counters.set(nonce, at + 1);
-      writeLength(counters, at + BLOCK - 1, lengthBytes, b);
-    }
-    return this.#ecb.update(counters.subarray(0, blocks * BLOCK));
+    this.#writeCounters(counters, 0, nonce, 0, blocks);
+    return this.#ecb.update(this.#scratchView(blocks * BLOCK));
   }
 
-  /** The scratch buffer, zeroed over its first `length` bytes (the padding must be zero). */
+  /** A_0 .. A_{blocks−1} of the nonce at `nonces[from ..]` into `into` from `at`. */
+  #writeCounters(into: Buffer, at: number, nonces: Uint8Array, from: number, blocks: number): void {
+    const lengthBytes = this.#lengthBytes;
+    const n = this.nonceLength;
+    for (let b = 0; b < blocks; b++) {
+      const block = at + b * BLOCK;
+      into[block] = lengthBytes - 1;
+      for (let i = 0; i < n; i++) into[block + 1 + i] = nonces[from + i]!;
+      writeLength(into, block + BLOCK - 1, lengthBytes, b);
+    }
+  }
+
+  /** The scratch buffer, at least `length` bytes (callers write every byte they pass on). */
   #scratchOf(length: number): Buffer {
-    if (this.#scratch.length < length) this.#scratch = Buffer.alloc(roundUp(length * 2));
-    else this.#scratch.fill(0, 0, length);
+    if (this.#scratch.length < length) {
+      this.#scratch = Buffer.alloc(roundUp(length * 2));
+      this.#scratchViews = [];
+    }
     return this.#scratch;
+  }
+
+  /** The first `length` bytes (a multiple of 16) of the scratch buffer, as a view made once. */
+  #scratchView(length: number): Buffer {
+    return (this.#scratchViews[length / BLOCK] ??= this.#scratch.subarray(0, length));
   }
 }
 
 const roundUp = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
 
-/** Writes `value` big-endian in the `bytes` bytes ending at `last`. */
+/** Writes `value` big-endian in the `bytes` bytes ending at `last` (every byte: the buffer is reused). */
 function writeLength(buffer: Buffer, last: number, bytes: number, value: number): void {
   let v = value;
-  for (let i = 0; i < bytes && v > 0; i++) {
+  for (let i = 0; i < bytes; i++) {
     buffer[last - i] = v % 256;
     v = Math.floor(v / 256);
   }
