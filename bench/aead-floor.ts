@@ -10,11 +10,17 @@
  * the same `aeadAlgorithm(AES-CCM-16-64-128)` path as src/oscore, on the benchmark's plaintext
  * sizes. No OSCORE option, no COSE, no option classes.
  *
+ * 'aead-floor-batched' (OscoreBatchedAeadFloor) is the least AES-CCM work Node's crypto allows for
+ * the same operations: each seal and open costs one AES call (the CBC-MAC), and the CTR keystreams
+ * of 16 consecutive nonces come from one more AES call (`AesCcm.keystreams`), as an
+ * implementation that knows its next nonces could do it. src/oscore does not batch today.
+ *
  * DTLS (variant 'record-floor', DtlsRecordFloor): each side encrypts the records it sends and
  * decrypts the records it receives with TLS_PSK_WITH_AES_128_CCM_8's record protection
  * (src/dtls/cipher.ts: nonce, additional_data and AES-CCM), with no handshake, record header,
  * replay window or session lookup.
  */
+import { AesCcm } from '../src/crypto/aes-ccm.js';
 import { deriveContext, nonce } from '../src/oscore/context.js';
 import { AeadId, aeadAlgorithm } from '../src/oscore/algorithms.js';
 import { encodePartialIv } from '../src/oscore/option.js';
@@ -76,6 +82,72 @@ export class OscoreAeadFloor {
   }
 }
 
+/** Nonces per `keystreams` call in the batched floor. */
+const BATCH = 16;
+const NONCE_LENGTH = 13;
+const TAG_LENGTH = 8;
+const blocksFor = (plaintext: Uint8Array): number => 1 + Math.ceil(plaintext.length / 16);
+
+/** OscoreAeadFloor's work with batched CTR keystreams: one AES call per seal or open, one per 16 nonces. */
+export class OscoreBatchedAeadFloor {
+  readonly #sealCcm: AesCcm;
+  readonly #openCcm: AesCcm;
+  readonly #commonIv: Uint8Array;
+  readonly #senderId: Uint8Array;
+  readonly #plaintext: Buffer;
+  readonly #sealed: Buffer;
+  /** BATCH messages of the peer, under consecutive nonces: opened in turn, each against a batch keystream. */
+  readonly #incoming: { nonces: Buffer; ciphertexts: Buffer[]; blocks: number };
+  #sequence = 0;
+  #sealStreams: Buffer | undefined;
+  #openStreams: Buffer | undefined;
+  #opened = 0;
+
+  constructor(side: Side) {
+    const client = deriveContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: CLIENT_ID, recipientId: SERVER_ID });
+    this.#sealCcm = new AesCcm(side === 'client' ? client.senderKey : client.recipientKey, TAG_LENGTH, NONCE_LENGTH);
+    const openKey = side === 'client' ? client.recipientKey : client.senderKey;
+    this.#openCcm = new AesCcm(openKey, TAG_LENGTH, NONCE_LENGTH);
+    this.#commonIv = client.commonIv;
+    this.#senderId = side === 'client' ? CLIENT_ID : SERVER_ID;
+    this.#plaintext = side === 'client' ? REQUEST_PLAINTEXT : RESPONSE_PLAINTEXT;
+    this.#sealed = Buffer.alloc(this.#plaintext.length + TAG_LENGTH);
+    const peerPlaintext = side === 'client' ? RESPONSE_PLAINTEXT : REQUEST_PLAINTEXT;
+    const peer = new AesCcm(openKey, TAG_LENGTH, NONCE_LENGTH);
+    const nonces = this.#nonces(side === 'client' ? SERVER_ID : CLIENT_ID, 1);
+    const ciphertexts = Array.from({ length: BATCH }, (_, k) => peer.seal(nonces.subarray(k * NONCE_LENGTH, (k + 1) * NONCE_LENGTH), AAD, peerPlaintext));
+    this.#incoming = { nonces, ciphertexts, blocks: blocksFor(peerPlaintext) };
+  }
+
+  seal(): void {
+    const k = this.#sequence % BATCH;
+    const blocks = blocksFor(this.#plaintext);
+    if (k === 0 || this.#sealStreams === undefined) this.#sealStreams = this.#sealCcm.keystreams(this.#nonces(this.#senderId, this.#sequence), blocks);
+    const sealNonce = nonce(this.#commonIv, this.#senderId, encodePartialIv(this.#sequence++));
+    const stream = this.#sealStreams.subarray(k * blocks * 16, (k + 1) * blocks * 16);
+    this.#sealCcm.sealInto(this.#sealed, 0, sealNonce, AAD, this.#plaintext, stream);
+  }
+
+  open(): void {
+    const { nonces, ciphertexts, blocks } = this.#incoming;
+    const k = this.#opened++ % BATCH;
+    if (k === 0 || this.#openStreams === undefined) this.#openStreams = this.#openCcm.keystreams(nonces, blocks);
+    const sealed = ciphertexts[k]!;
+    const stream = this.#openStreams.subarray(k * blocks * 16, (k + 1) * blocks * 16);
+    const n = sealed.length - TAG_LENGTH;
+    if (this.#openCcm.open(nonces.subarray(k * NONCE_LENGTH, (k + 1) * NONCE_LENGTH), AAD, sealed.subarray(0, n), sealed.subarray(n), stream) === undefined) {
+      throw new Error('aead-floor-batched: a prepared ciphertext did not authenticate');
+    }
+  }
+
+  /** The nonces of BATCH consecutive Partial IVs from `first`, back to back (§5.2). */
+  #nonces(id: Uint8Array, first: number): Buffer {
+    const out = Buffer.allocUnsafe(BATCH * NONCE_LENGTH);
+    for (let k = 0; k < BATCH; k++) out.set(nonce(this.#commonIv, id, encodePartialIv(first + k)), k * NONCE_LENGTH);
+    return out;
+  }
+}
+
 /** The CoAP messages a DTLS record carries in the benchmark: a GET /bench and its 2.05 with PAYLOAD. */
 const GET_DATAGRAM_LENGTH = 4 + 8 + 6;
 const RESPONSE_DATAGRAM_LENGTH = 4 + 8 + 1 + PAYLOAD.length;
@@ -114,6 +186,7 @@ export class DtlsRecordFloor {
 /** The floor work of a benchmark variant on one side, if the variant is a floor. */
 export function floorOf(variant: Variant, side: Side): { seal(): void; open(): void } | undefined {
   if (variant === 'aead-floor') return new OscoreAeadFloor(side);
+  if (variant === 'aead-floor-batched') return new OscoreBatchedAeadFloor(side);
   if (variant === 'record-floor') return new DtlsRecordFloor(side);
   return undefined;
 }

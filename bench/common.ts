@@ -64,10 +64,10 @@ export interface ClientJob {
  * How a coapsec client/server pair talks (bench/oscore.ts and bench/dtls.ts): plain CoAP over UDP,
  * OSCORE (RFC 8613, AES-CCM-16-64-128) over UDP, or CoAP over DTLS 1.2 with TLS_PSK_WITH_AES_128_CCM_8
  * ('dtls') or TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 with raw public keys ('dtls-rpk', server-only authentication);
- * 'aead-floor' and 'record-floor' are plain CoAP plus only the AEAD work an OSCORE GET or a DTLS
+ * 'aead-floor', 'aead-floor-batched' and 'record-floor' are plain CoAP plus only the AEAD work an OSCORE GET or a DTLS
  * record per datagram costs each side (bench/aead-floor.ts).
  */
-export const VARIANTS = ['plain', 'oscore', 'dtls', 'dtls-rpk', 'aead-floor', 'record-floor'] as const;
+export const VARIANTS = ['plain', 'oscore', 'dtls', 'dtls-rpk', 'aead-floor', 'aead-floor-batched', 'record-floor'] as const;
 export type Variant = (typeof VARIANTS)[number];
 export const isVariant = (s: string): s is Variant => (VARIANTS as readonly string[]).includes(s);
 
