@@ -100,6 +100,25 @@ test('idle timeout closes the session with close_notify; the next request handsh
   }
 });
 
+test('client close() delivers close_notify: the server frees the session slot at once', async () => {
+  // Regression: dgram's close() cancelled the close_notify still waiting for its address lookup,
+  // so closed clients held server slots until the idle timeout and new clients were turned away.
+  const s = await pskServer({ maxSessions: 2 });
+  try {
+    for (let i = 0; i < 6; i++) {
+      const client = new CoapClient({ dtls: { psk: PSK } });
+      assert.equal((await client.get(s.uri('/hello'), { timeout: 2000 })).text(), 'hello', `client ${i} got a session`);
+      await client.close();
+      const deadline = Date.now() + 1000;
+      while (s.transport.stats().sessions > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(s.transport.stats().sessions, 0, `the server forgot client ${i} after its close_notify`);
+    }
+    assert.equal(s.transport.stats().handshakesCompleted, 6);
+  } finally {
+    await s.server.close();
+  }
+});
+
 test('server idle timeout forgets sessions', async () => {
   const s = await pskServer({ idleTimeoutMs: 150 });
   const client = new CoapClient({ dtls: { psk: PSK } });

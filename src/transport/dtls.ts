@@ -26,6 +26,7 @@ import {
   type X509Credentials,
 } from '../dtls/index.js';
 import { RealScheduler, type Scheduler, type Timer } from '../util/scheduler.js';
+import { closeAfterPendingSends } from './socket-close.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress, SessionErrorHandler, TransportSecurity } from './transport.js';
 import { peerKey } from './transport.js';
 
@@ -241,7 +242,7 @@ abstract class DtlsTransportBase implements DatagramTransport {
   }
 
   protected closeSocket(): Promise<void> {
-    return new Promise((resolve) => this.socket.close(() => resolve()));
+    return closeAfterPendingSends(this.socket);
   }
 
   abstract send(data: Uint8Array, peer: PeerAddress): void;

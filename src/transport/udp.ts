@@ -1,6 +1,7 @@
 /** CoAP over plain UDP (RFC 7252 §3) on a Node dgram socket. */
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
+import { closeAfterPendingSends } from './socket-close.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress } from './transport.js';
 
 export interface UdpTransportOptions {
@@ -65,6 +66,6 @@ export class UdpTransport implements DatagramTransport {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
-    return new Promise((resolve) => this.socket.close(() => resolve()));
+    return closeAfterPendingSends(this.socket);
   }
 }
