@@ -149,3 +149,31 @@ test('keystreams: a nonce\'s part seals and opens as the computed keystream does
   assert.throws(() => ccm.keystreams(Buffer.alloc(0), 2), /whole number of 12-byte nonces/);
   assert.throws(() => ccm.keystreams(Buffer.alloc(12), 0), /positive integer/);
 });
+
+test('keystream at an offset of a batch, and openAt: the nonce\'s own part only, never the next nonce\'s', () => {
+  const key = Buffer.alloc(16, 6);
+  const ccm = new AesCcm(key, 8, 12);
+  const nonces = Buffer.concat([Buffer.alloc(12, 7), Buffer.alloc(12, 8)]);
+  const blocks = 3; // S_0 and 32 bytes of message per nonce
+  const streams = ccm.keystreams(nonces, blocks);
+  const aad = Buffer.from('header');
+  for (const length of [0, 5, 32, 33, 60]) {
+    const nonce = nonces.subarray(0, 12);
+    const plaintext = Buffer.alloc(length, 0x33);
+    const expected = nodeSeal(key, nonce, aad, plaintext, 8);
+    // The first nonce's part: 48 bytes; 33 and more would run into the second nonce's stream.
+    const out = Buffer.alloc(length + 8 + 4);
+    assert.equal(ccm.sealInto(out, 4, nonce, aad, plaintext, streams, 0, blocks * 16), 4 + length + 8);
+    assert.deepEqual(out.subarray(4), expected, `${length} bytes`);
+    const framed = Buffer.concat([Buffer.alloc(3), expected, Buffer.alloc(2)]);
+    assert.deepEqual(ccm.openAt(nonce, aad, framed, 3, length, streams, 0, blocks * 16), plaintext);
+    assert.deepEqual(ccm.openAt(nonce, aad, framed, 3, length), plaintext);
+    const second = nonces.subarray(12);
+    const sealedSecond = nodeSeal(key, second, aad, plaintext, 8);
+    assert.deepEqual(ccm.openAt(second, aad, sealedSecond, 0, length, streams, blocks * 16, blocks * 16), plaintext);
+  }
+  const sealed = nodeSeal(key, nonces.subarray(0, 12), aad, Buffer.from('hello'), 8);
+  assert.equal(ccm.openAt(nonces.subarray(0, 12), aad, sealed, 0, 6), undefined, 'tag beyond the data');
+  assert.equal(ccm.openAt(nonces.subarray(0, 12), aad, sealed, 0, 4), undefined, 'wrong split');
+  assert.equal(ccm.openAt(nonces.subarray(0, 12), aad, sealed, 0, 5, streams, blocks * 16, blocks * 16), undefined, 'the other nonce\'s stream');
+});

@@ -68,18 +68,35 @@ export class AesCcm {
 
   /**
    * Writes ciphertext || tag into `out` at `offset`; returns the offset after the tag.
-   * `keystream`, if given, must be `keystreams()`'s output for this very nonce (S_0 || S_1 || ...);
-   * it is used when it covers the message, which spares the AES call for the CTR part.
+   * `keystream`, if given, holds `keystreams()`'s output for this very nonce (S_0 || S_1 || ...) at
+   * `keystreamAt`, `keystreamLength` bytes of it (a batch holds other nonces' streams after it, which
+   * must never be used for this one); it is used when it covers the message, which spares the AES
+   * call for the CTR part.
    */
-  sealInto(out: Uint8Array, offset: number, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, keystream?: Uint8Array): number {
+  sealInto(
+    out: Uint8Array,
+    offset: number,
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    keystream?: Uint8Array,
+    keystreamAt = 0,
+    keystreamLength = keystream === undefined ? 0 : keystream.length - keystreamAt,
+  ): number {
     this.#check(nonce, plaintext.length);
     const n = plaintext.length;
     const mac = this.#cbcMac(nonce, aad, plaintext);
     const macAt = this.#chainAt;
-    const stream = keystream !== undefined && keystream.length >= BLOCK + n ? keystream : this.#keystream(nonce, n);
-    for (let i = 0; i < n; i++) out[offset + i] = plaintext[i]! ^ stream[BLOCK + i]!;
+    let stream: Uint8Array;
+    let at = keystreamAt;
+    if (keystream !== undefined && keystreamLength >= BLOCK + n) stream = keystream;
+    else {
+      stream = this.#keystream(nonce, n);
+      at = 0;
+    }
+    for (let i = 0; i < n; i++) out[offset + i] = plaintext[i]! ^ stream[at + BLOCK + i]!;
     // RFC 3610 §2.3: U := T XOR first-M-bytes( S_0 ).
-    for (let i = 0; i < this.tagLength; i++) out[offset + n + i] = mac[macAt + i]! ^ stream[i]!;
+    for (let i = 0; i < this.tagLength; i++) out[offset + n + i] = mac[macAt + i]! ^ stream[at + i]!;
     return offset + n + this.tagLength;
   }
 
@@ -89,17 +106,56 @@ export class AesCcm {
    * `keystream` as for sealInto.
    */
   open(nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, keystream?: Uint8Array): Buffer | undefined {
-    if (nonce.length !== this.nonceLength || tag.length !== this.tagLength || ciphertext.length > this.#maxPlaintext) return undefined;
-    const n = ciphertext.length;
-    const stream = keystream !== undefined && keystream.length >= BLOCK + n ? keystream : this.#keystream(nonce, n);
+    if (tag.length !== this.tagLength) return undefined;
+    return this.#open(nonce, aad, ciphertext, 0, ciphertext.length, tag, 0, keystream, 0, keystream === undefined ? 0 : keystream.length);
+  }
+
+  /**
+   * open() for a message stored as ciphertext || tag in `data`, the ciphertext `length` bytes from
+   * `at` (the tag follows it): spares the caller a view per message. `keystream` as for sealInto.
+   */
+  openAt(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    data: Uint8Array,
+    at: number,
+    length: number,
+    keystream?: Uint8Array,
+    keystreamAt = 0,
+    keystreamLength = keystream === undefined ? 0 : keystream.length - keystreamAt,
+  ): Buffer | undefined {
+    if (at < 0 || length < 0 || at + length + this.tagLength > data.length) return undefined;
+    return this.#open(nonce, aad, data, at, length, data, at + length, keystream, keystreamAt, keystreamLength);
+  }
+
+  #open(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    source: Uint8Array,
+    at: number,
+    n: number,
+    tag: Uint8Array,
+    tagAt: number,
+    keystream: Uint8Array | undefined,
+    keystreamAt: number,
+    keystreamLength: number,
+  ): Buffer | undefined {
+    if (nonce.length !== this.nonceLength || n > this.#maxPlaintext) return undefined;
+    let stream: Uint8Array;
+    let from = keystreamAt;
+    if (keystream !== undefined && keystreamLength >= BLOCK + n) stream = keystream;
+    else {
+      stream = this.#keystream(nonce, n);
+      from = 0;
+    }
     const plaintext = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) plaintext[i] = ciphertext[i]! ^ stream[BLOCK + i]!;
+    for (let i = 0; i < n; i++) plaintext[i] = source[at + i]! ^ stream[from + BLOCK + i]!;
     const mac = this.#cbcMac(nonce, aad, plaintext);
     const macAt = this.#chainAt;
     // RFC 3610 §2.5: the decrypted message is released only when the tag matches. Constant time:
     // every byte is compared, differences are OR-ed together, no branch depends on them.
     let difference = 0;
-    for (let i = 0; i < this.tagLength; i++) difference |= (mac[macAt + i]! ^ stream[i]!) ^ tag[i]!;
+    for (let i = 0; i < this.tagLength; i++) difference |= (mac[macAt + i]! ^ stream[from + i]!) ^ tag[tagAt + i]!;
     return difference === 0 ? plaintext : undefined;
   }
 
@@ -115,9 +171,10 @@ export class AesCcm {
     const n = this.nonceLength;
     if (nonces.length === 0 || nonces.length % n !== 0) throw new RangeError(`AES-CCM keystreams need a whole number of ${n}-byte nonces, got ${nonces.length} bytes`);
     const count = nonces.length / n;
-    const counters = Buffer.allocUnsafe(count * blocks * BLOCK);
+    const total = count * blocks * BLOCK;
+    const counters = this.#scratchOf(total);
     for (let k = 0; k < count; k++) this.#writeCounters(counters, k * blocks * BLOCK, nonces, k * n, blocks);
-    return this.#ecb.update(counters);
+    return this.#ecb.update(this.#scratchView(total));
   }
 
   #check(nonce: Uint8Array, length: number): void {
