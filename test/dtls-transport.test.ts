@@ -173,6 +173,34 @@ test('client session bound: the least recently used session is closed for a new 
   }
 });
 
+test('last-peer fast paths: alternating peers each get their own session, on the client and the server', async () => {
+  const second = { identity: 'client-2', key: 'secret-key-2' };
+  const a = await pskServer({ psk: [PSK, second] });
+  const b = await pskServer();
+  const portOf = (s: { server: CoapServer }): string => String(s.server.address().port);
+  for (const s of [a, b]) s.server.resource('/port', { GET: () => ({ code: ResponseCode.Content, payload: portOf(s) }) });
+  const client = new CoapClient({ dtls: { psk: PSK } });
+  const other = new CoapClient({ dtls: { psk: second } });
+  try {
+    for (let round = 0; round < 3; round++) {
+      // The client transport alternates between two servers...
+      assert.equal((await client.get(a.uri('/port'))).text(), portOf(a));
+      assert.equal((await client.get(b.uri('/port'))).text(), portOf(b));
+      // ...and server a between two clients, each seen with its own identity.
+      const [mine, theirs] = await Promise.all([client.get(a.uri('/who')), other.get(a.uri('/who'))]);
+      assert.match(mine.text(), / client-1 /);
+      assert.match(theirs.text(), / client-2 /);
+    }
+    assert.equal((await clientTransport(client)).stats().handshakesCompleted, 2);
+    assert.equal(a.transport.stats().handshakesCompleted, 2);
+  } finally {
+    await client.close();
+    await other.close();
+    await a.server.close();
+    await b.server.close();
+  }
+});
+
 test('a flood of ClientHellos without cookies creates no state', async () => {
   const s = await pskServer();
   const sock = createSocket('udp4');
