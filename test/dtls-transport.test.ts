@@ -201,6 +201,29 @@ test('last-peer fast paths: alternating peers each get their own session, on the
   }
 });
 
+test('close() delivers close_notify: the peer forgets the session at once (client and server)', async () => {
+  const s = await pskServer();
+  const client = new CoapClient({ dtls: { psk: PSK } });
+  const other = new CoapClient({ dtls: { psk: PSK } });
+  try {
+    await client.get(s.uri('/hello'));
+    await other.get(s.uri('/hello'));
+    assert.equal(s.transport.stats().sessions, 2);
+    await client.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(s.transport.stats().sessions, 1, 'the server got the closing client\'s close_notify');
+    const ct = await clientTransport(other);
+    assert.equal(ct.stats().sessions, 1);
+    await s.server.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(ct.stats().sessions, 0, 'the client got the closing server\'s close_notify');
+  } finally {
+    await client.close();
+    await other.close();
+    await s.server.close();
+  }
+});
+
 test('a flood of ClientHellos without cookies creates no state', async () => {
   const s = await pskServer();
   const sock = createSocket('udp4');

@@ -240,8 +240,22 @@ abstract class DtlsTransportBase implements DatagramTransport {
     }
   }
 
-  protected closeSocket(): Promise<void> {
-    return new Promise((resolve) => this.socket.close(() => resolve()));
+  /**
+   * Sends the last datagrams (close_notify) and resolves once the socket has passed them on:
+   * dgram sends asynchronously, and a close() right after send() drops the datagram, which left
+   * every peer holding a session it had to time out (on a server, one that is never evicted).
+   */
+  protected writeLast(datagrams: readonly Buffer[], peer: PeerAddress): Promise<void>[] {
+    if (this.closed) return [];
+    return datagrams.map((d) => new Promise<void>((resolve) => this.socket.send(d, peer.port, peer.address, () => resolve())));
+  }
+
+  /** Closes the socket once `sending` settled, or after a second at most. */
+  protected async closeSocket(sending: readonly Promise<void>[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(sending), new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000).unref()))]);
+    clearTimeout(timer);
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 
   abstract send(data: Uint8Array, peer: PeerAddress): void;
@@ -470,9 +484,13 @@ export class DtlsClientTransport extends DtlsTransportBase {
   /** Sends close_notify to every peer and closes the socket. */
   override async close(): Promise<void> {
     if (this.closed) return;
-    for (const s of [...this.sessions.values()]) this.closeSession(s);
+    const sending: Promise<void>[] = [];
+    for (const s of [...this.sessions.values()]) {
+      this.removeSession(s);
+      sending.push(...this.writeLast(s.conn.close(), s.peer));
+    }
     this.closed = true;
-    await this.closeSocket();
+    await this.closeSocket(sending);
   }
 }
 
@@ -601,9 +619,10 @@ export class DtlsServerTransport extends DtlsTransportBase {
   /** Sends close_notify to every peer and closes the socket. */
   override async close(): Promise<void> {
     if (this.closed) return;
-    for (const key of this.engine.peers()) this.write(this.engine.close(key), parsePeerKey(key));
+    const sending: Promise<void>[] = [];
+    for (const key of this.engine.peers()) sending.push(...this.writeLast(this.engine.close(key), parsePeerKey(key)));
     this.closed = true;
     this.timer?.cancel();
-    await this.closeSocket();
+    await this.closeSocket(sending);
   }
 }
