@@ -125,7 +125,7 @@ export class OscoreBatchedAeadFloor {
     const blocks = blocksFor(this.#plaintext);
     if (k === 0 || this.#sealStreams === undefined) this.#sealStreams = this.#sealCcm.keystreams(this.#nonces(this.#senderId, this.#sequence), blocks);
     const sealNonce = nonce(this.#commonIv, this.#senderId, encodePartialIv(this.#sequence++));
-    const stream = this.#sealStreams.subarray(k * blocks * 16, (k + 1) * blocks * 16);
+    const stream = { bytes: this.#sealStreams, at: k * blocks * 16, length: blocks * 16 };
     this.#sealCcm.sealInto(this.#sealed, 0, sealNonce, AAD, this.#plaintext, stream);
   }
 
@@ -134,7 +134,7 @@ export class OscoreBatchedAeadFloor {
     const k = this.#opened++ % BATCH;
     if (k === 0 || this.#openStreams === undefined) this.#openStreams = this.#openCcm.keystreams(nonces, blocks);
     const sealed = ciphertexts[k]!;
-    const stream = this.#openStreams.subarray(k * blocks * 16, (k + 1) * blocks * 16);
+    const stream = { bytes: this.#openStreams, at: k * blocks * 16, length: blocks * 16 };
     const n = sealed.length - TAG_LENGTH;
     if (this.#openCcm.open(nonces.subarray(k * NONCE_LENGTH, (k + 1) * NONCE_LENGTH), AAD, sealed.subarray(0, n), sealed.subarray(n), stream) === undefined) {
       throw new Error('aead-floor-batched: a prepared ciphertext did not authenticate');

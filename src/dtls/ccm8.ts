@@ -21,7 +21,7 @@
  * (§4.1.2.7). Only a peer that uses seq_num as nonce_explicit (as RFC 6655 §3 has it) gets
  * batches: for any other choice, batching would only add work.
  */
-import { AesCcm } from '../crypto/aes-ccm.js';
+import { AesCcm, type KeystreamSlice } from '../crypto/aes-ccm.js';
 import type { RecordProtection } from './cipher.js';
 import { EXPLICIT_NONCE_LENGTH, MAX_SEQUENCE, readSequence, writeAdditionalData, writeSeqNum } from './record.js';
 
@@ -40,11 +40,11 @@ const MAX_BLOCKS = 17;
  * `blocks` blocks each, back to back.
  */
 class KeystreamBatch {
-  #stream: Buffer | undefined;
   #epoch = -1;
   #first = 0;
   #count = 0;
-  #bytes = 0;
+  /** What find() returns, updated in place (no object per record): AesCcm reads it at once. */
+  readonly #slice: { bytes: Uint8Array; at: number; length: number } = { bytes: new Uint8Array(0), at: 0, length: 0 };
   readonly #nonces = Buffer.alloc(BATCH * NONCE);
 
   constructor(
@@ -54,19 +54,12 @@ class KeystreamBatch {
     for (let k = 0; k < BATCH; k++) iv.copy(this.#nonces, k * NONCE);
   }
 
-  get stream(): Buffer | undefined {
-    return this.#stream;
-  }
-
-  /** Bytes of keystream per nonce. */
-  get bytes(): number {
-    return this.#bytes;
-  }
-
-  /** The offset in `stream` of the keystream of (epoch, seq) when the batch holds it, else −1. */
-  find(epoch: number, seq: number): number {
+  /** The keystream of (epoch, seq) when the batch holds it (valid until the next find or fill). */
+  find(epoch: number, seq: number): KeystreamSlice | undefined {
     const k = seq - this.#first;
-    return epoch === this.#epoch && k >= 0 && k < this.#count ? k * this.#bytes : -1;
+    if (epoch !== this.#epoch || k < 0 || k >= this.#count) return undefined;
+    this.#slice.at = k * this.#slice.length;
+    return this.#slice;
   }
 
   /** True when no nonce after (epoch, seq) is in the batch: the next record needs a new one. */
@@ -79,11 +72,11 @@ class KeystreamBatch {
     const count = Math.min(BATCH, MAX_SEQUENCE - first + 1);
     const blocks = Math.max(MIN_BLOCKS, 1 + Math.ceil(length / BLOCK));
     for (let k = 0; k < count; k++) writeSeqNum(this.#nonces, k * NONCE + IV, epoch, first + k);
-    this.#stream = this.ccm.keystreams(count === BATCH ? this.#nonces : this.#nonces.subarray(0, count * NONCE), blocks);
+    this.#slice.bytes = this.ccm.keystreams(count === BATCH ? this.#nonces : this.#nonces.subarray(0, count * NONCE), blocks);
+    this.#slice.length = blocks * BLOCK;
     this.#epoch = epoch;
     this.#first = first;
     this.#count = count;
-    this.#bytes = blocks * BLOCK;
   }
 
   /** Whether messages of `length` bytes may start a batch (larger ones, handshake flights, do not). */
@@ -109,14 +102,13 @@ export function ccm8Protection(key: Buffer, iv: Buffer): RecordProtection {
       writeSeqNum(out, headroom, epoch, seq);
       writeSeqNum(nonce, IV, epoch, seq);
       writeAdditionalData(ad, epoch, seq, type, version, n);
-      let at = sending.find(epoch, seq);
-      if (at < 0 && KeystreamBatch.suits(n)) {
+      let keystream = sending.find(epoch, seq);
+      if (keystream === undefined && KeystreamBatch.suits(n)) {
         sending.fill(epoch, seq, n);
-        at = 0;
+        keystream = sending.find(epoch, seq);
       }
-      // A message longer than the batch's streams gets its own (sealInto computes it).
-      if (at < 0) ccm.sealInto(out, headroom + EXPLICIT_NONCE_LENGTH, nonce, ad, plaintext);
-      else ccm.sealInto(out, headroom + EXPLICIT_NONCE_LENGTH, nonce, ad, plaintext, sending.stream, at, sending.bytes);
+      // A message longer than the batch's keystreams gets its own (sealInto computes it).
+      ccm.sealInto(out, headroom + EXPLICIT_NONCE_LENGTH, nonce, ad, plaintext, keystream);
       return out;
     },
     decrypt(type, version, epoch, seq, fragment) {
@@ -127,11 +119,7 @@ export function ccm8Protection(key: Buffer, iv: Buffer): RecordProtection {
       const explicitEpoch = (fragment[0]! << 8) | fragment[1]!;
       const explicitSeq = readSequence(fragment, 2);
       writeAdditionalData(ad, epoch, seq, type, version, n);
-      const at = receiving.find(explicitEpoch, explicitSeq);
-      const plaintext =
-        at < 0
-          ? ccm.openAt(nonce, ad, fragment, EXPLICIT_NONCE_LENGTH, n)
-          : ccm.openAt(nonce, ad, fragment, EXPLICIT_NONCE_LENGTH, n, receiving.stream, at, receiving.bytes);
+      const plaintext = ccm.openAt(nonce, ad, fragment, EXPLICIT_NONCE_LENGTH, n, receiving.find(explicitEpoch, explicitSeq));
       if (plaintext === undefined) return null;
       // Authenticated: the peer's next records are worth a batch (see the header comment).
       if (explicitEpoch === epoch && explicitSeq === seq && seq < MAX_SEQUENCE && KeystreamBatch.suits(n) && receiving.exhaustedAfter(epoch, seq)) {
