@@ -17,8 +17,9 @@
  *
  * DTLS (variant 'record-floor', DtlsRecordFloor): each side encrypts the records it sends and
  * decrypts the records it receives with TLS_PSK_WITH_AES_128_CCM_8's record protection
- * (src/dtls/cipher.ts: nonce, additional_data and AES-CCM), with no handshake, record header,
- * replay window or session lookup.
+ * (src/dtls/cipher.ts and ccm8.ts: nonce, additional_data, AES-CCM with batched keystreams; the
+ * records received are the peer's consecutive ones, as in a session), with no handshake, record
+ * header, replay window or session lookup.
  */
 import { AesCcm } from '../src/crypto/aes-ccm.js';
 import { deriveContext, nonce } from '../src/oscore/context.js';
@@ -124,7 +125,7 @@ export class OscoreBatchedAeadFloor {
     const blocks = blocksFor(this.#plaintext);
     if (k === 0 || this.#sealStreams === undefined) this.#sealStreams = this.#sealCcm.keystreams(this.#nonces(this.#senderId, this.#sequence), blocks);
     const sealNonce = nonce(this.#commonIv, this.#senderId, encodePartialIv(this.#sequence++));
-    const stream = this.#sealStreams.subarray(k * blocks * 16, (k + 1) * blocks * 16);
+    const stream = { bytes: this.#sealStreams, at: k * blocks * 16, length: blocks * 16 };
     this.#sealCcm.sealInto(this.#sealed, 0, sealNonce, AAD, this.#plaintext, stream);
   }
 
@@ -133,7 +134,7 @@ export class OscoreBatchedAeadFloor {
     const k = this.#opened++ % BATCH;
     if (k === 0 || this.#openStreams === undefined) this.#openStreams = this.#openCcm.keystreams(nonces, blocks);
     const sealed = ciphertexts[k]!;
-    const stream = this.#openStreams.subarray(k * blocks * 16, (k + 1) * blocks * 16);
+    const stream = { bytes: this.#openStreams, at: k * blocks * 16, length: blocks * 16 };
     const n = sealed.length - TAG_LENGTH;
     if (this.#openCcm.open(nonces.subarray(k * NONCE_LENGTH, (k + 1) * NONCE_LENGTH), AAD, sealed.subarray(0, n), sealed.subarray(n), stream) === undefined) {
       throw new Error('aead-floor-batched: a prepared ciphertext did not authenticate');
@@ -155,9 +156,8 @@ const RESPONSE_DATAGRAM_LENGTH = 4 + 8 + 1 + PAYLOAD.length;
 /** One side's record protection per GET: `seal()` the datagram it sends, `open()` the one it receives. */
 export class DtlsRecordFloor {
   readonly #write: RecordProtection;
-  readonly #read: RecordProtection;
   readonly #plaintext: Buffer;
-  readonly #incoming: Buffer;
+  readonly #incoming: PeerRecords;
   #sequence = 1;
 
   constructor(side: Side) {
@@ -166,10 +166,8 @@ export class DtlsRecordFloor {
     const serverWrite = { key: randomBytes(16), iv: randomBytes(4) };
     const [mine, theirs] = side === 'client' ? [clientWrite, serverWrite] : [serverWrite, clientWrite];
     this.#write = createRecordProtection('CCM_8', mine.key, mine.iv);
-    this.#read = createRecordProtection('CCM_8', theirs.key, theirs.iv);
     this.#plaintext = Buffer.alloc(side === 'client' ? GET_DATAGRAM_LENGTH : RESPONSE_DATAGRAM_LENGTH, 0x42);
-    const peer = createRecordProtection('CCM_8', theirs.key, theirs.iv);
-    this.#incoming = peer.encrypt(ContentType.ApplicationData, DTLS_1_2, 1, 1, Buffer.alloc(side === 'client' ? RESPONSE_DATAGRAM_LENGTH : GET_DATAGRAM_LENGTH, 0x24));
+    this.#incoming = new PeerRecords(theirs.key, theirs.iv, side === 'client' ? RESPONSE_DATAGRAM_LENGTH : GET_DATAGRAM_LENGTH);
   }
 
   seal(): void {
@@ -177,9 +175,41 @@ export class DtlsRecordFloor {
   }
 
   open(): void {
-    if (this.#read.decrypt(ContentType.ApplicationData, DTLS_1_2, 1, 1, this.#incoming) === null) {
-      throw new Error('record-floor: the prepared record did not authenticate');
+    this.#incoming.open();
+  }
+}
+
+/**
+ * A peer's consecutive application-data records (epoch 1, sequence numbers 0, 1, …), opened in
+ * turn as a connection receives them, so the receiver's keystream batches (src/dtls/ccm8.ts) work
+ * as in a real session. After the last of `count` records a fresh receiver starts again at 0.
+ */
+export class PeerRecords {
+  readonly #records: Buffer[];
+  readonly #key: Buffer;
+  readonly #iv: Buffer;
+  #receiver: RecordProtection;
+  #next = 0;
+
+  constructor(key: Buffer, iv: Buffer, plaintextLength: number, count = 4096) {
+    const peer = createRecordProtection('CCM_8', key, iv);
+    const plaintext = Buffer.alloc(plaintextLength, 0x24);
+    this.#records = Array.from({ length: count }, (_, seq) => peer.encrypt(ContentType.ApplicationData, DTLS_1_2, 1, seq, plaintext));
+    this.#key = key;
+    this.#iv = iv;
+    this.#receiver = createRecordProtection('CCM_8', key, iv);
+  }
+
+  /** Opens the next record; throws if it does not authenticate (the work must be real). */
+  open(): Buffer {
+    if (this.#next === this.#records.length) {
+      this.#next = 0;
+      this.#receiver = createRecordProtection('CCM_8', this.#key, this.#iv);
     }
+    const seq = this.#next++;
+    const plaintext = this.#receiver.decrypt(ContentType.ApplicationData, DTLS_1_2, 1, seq, this.#records[seq]!);
+    if (plaintext === null) throw new Error('the prepared record did not authenticate');
+    return plaintext;
   }
 }
 

@@ -257,7 +257,7 @@ async function engineClientGet(
   const client = new DtlsClient({ now: Date.now, initialTimeoutMs: 300, maxRetransmissions: 5, ...opts });
   const events: string[] = [];
   const token = Buffer.from([0xca, 0xfe, 0x01, 0x02]);
-  const send = (ds: Buffer[]) => {
+  const send = (ds: readonly Buffer[]) => {
     for (const d of ds) if (!hooks.dropOut?.(nOut++, d)) sock.send(d, port, '127.0.0.1');
   };
   try {

@@ -131,7 +131,7 @@ test('keystreams: a nonce\'s part seals and opens as the computed keystream does
   const aad = Buffer.from('aad');
   for (let k = 0; k < 3; k++) {
     const nonce = nonces.subarray(12 * k, 12 * k + 12);
-    const stream = streams.subarray(k * blocks * 16, (k + 1) * blocks * 16);
+    const stream = { bytes: streams, at: k * blocks * 16, length: blocks * 16 };
     // 32 bytes fit S_1, S_2; 33 need S_3, which `stream` lacks: computed instead.
     for (const length of [0, 1, 16, 31, 32, 33, 100]) {
       const plaintext = Buffer.alloc(length, 0x5a + k);
@@ -144,8 +144,36 @@ test('keystreams: a nonce\'s part seals and opens as the computed keystream does
   }
   // Another nonce's keystream does not open the message (a caller mix-up fails closed).
   const sealed = ccm.seal(nonces.subarray(0, 12), aad, Buffer.from('hello'));
-  assert.equal(ccm.open(nonces.subarray(0, 12), aad, sealed.subarray(0, 5), sealed.subarray(5), streams.subarray(blocks * 16)), undefined);
+  assert.equal(ccm.open(nonces.subarray(0, 12), aad, sealed.subarray(0, 5), sealed.subarray(5), { bytes: streams, at: blocks * 16, length: blocks * 16 }), undefined);
   assert.throws(() => ccm.keystreams(Buffer.alloc(13), 2), /whole number of 12-byte nonces/);
   assert.throws(() => ccm.keystreams(Buffer.alloc(0), 2), /whole number of 12-byte nonces/);
   assert.throws(() => ccm.keystreams(Buffer.alloc(12), 0), /positive integer/);
+});
+
+test('keystream at an offset of a batch, and openAt: the nonce\'s own part only, never the next nonce\'s', () => {
+  const key = Buffer.alloc(16, 6);
+  const ccm = new AesCcm(key, 8, 12);
+  const nonces = Buffer.concat([Buffer.alloc(12, 7), Buffer.alloc(12, 8)]);
+  const blocks = 3; // S_0 and 32 bytes of message per nonce
+  const streams = ccm.keystreams(nonces, blocks);
+  const aad = Buffer.from('header');
+  for (const length of [0, 5, 32, 33, 60]) {
+    const nonce = nonces.subarray(0, 12);
+    const plaintext = Buffer.alloc(length, 0x33);
+    const expected = nodeSeal(key, nonce, aad, plaintext, 8);
+    // The first nonce's part: 48 bytes; 33 and more would run into the second nonce's stream.
+    const out = Buffer.alloc(length + 8 + 4);
+    assert.equal(ccm.sealInto(out, 4, nonce, aad, plaintext, { bytes: streams, at: 0, length: blocks * 16 }), 4 + length + 8);
+    assert.deepEqual(out.subarray(4), expected, `${length} bytes`);
+    const framed = Buffer.concat([Buffer.alloc(3), expected, Buffer.alloc(2)]);
+    assert.deepEqual(ccm.openAt(nonce, aad, framed, 3, length, { bytes: streams, at: 0, length: blocks * 16 }), plaintext);
+    assert.deepEqual(ccm.openAt(nonce, aad, framed, 3, length), plaintext);
+    const second = nonces.subarray(12);
+    const sealedSecond = nodeSeal(key, second, aad, plaintext, 8);
+    assert.deepEqual(ccm.openAt(second, aad, sealedSecond, 0, length, { bytes: streams, at: blocks * 16, length: blocks * 16 }), plaintext);
+  }
+  const sealed = nodeSeal(key, nonces.subarray(0, 12), aad, Buffer.from('hello'), 8);
+  assert.equal(ccm.openAt(nonces.subarray(0, 12), aad, sealed, 0, 6), undefined, 'tag beyond the data');
+  assert.equal(ccm.openAt(nonces.subarray(0, 12), aad, sealed, 0, 4), undefined, 'wrong split');
+  assert.equal(ccm.openAt(nonces.subarray(0, 12), aad, sealed, 0, 5, { bytes: streams, at: blocks * 16, length: blocks * 16 }), undefined, 'the other nonce\'s stream');
 });

@@ -35,7 +35,7 @@ export interface PumpOptions {
  * Delivers datagrams between a client and a server engine until both queues are empty. Bounded:
  * at most 500 deliveries.
  */
-export function pump(client: DtlsClient, server: DtlsServerEngine, initial: Buffer[], opts: PumpOptions = {}, acc?: PumpResult): PumpResult {
+export function pump(client: DtlsClient, server: DtlsServerEngine, initial: readonly Buffer[], opts: PumpOptions = {}, acc?: PumpResult): PumpResult {
   const peer = opts.peer ?? PEER;
   const r: PumpResult = acc ?? { clientEvents: [], serverEvents: [], clientAppData: [], serverAppData: [], toServer: 0, toClient: 0 };
   const queue: Array<{ to: 'server' | 'client'; d: Buffer }> = initial.map((d) => ({ to: 'server' as const, d }));
@@ -67,7 +67,7 @@ export function p256(): { privateKey: KeyObject; publicKey: KeyObject } {
   return generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 }
 
-export function hasEvent(events: DtlsEvent[], type: DtlsEvent['type']): boolean {
+export function hasEvent(events: readonly DtlsEvent[], type: DtlsEvent['type']): boolean {
   return events.some((e) => e.type === type);
 }
 

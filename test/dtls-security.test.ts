@@ -35,6 +35,31 @@ test('replayed application record is dropped', () => {
   assert.equal(server.receive(rec, PEER).appData.length, 0);
 });
 
+test('application data once connected: one record per datagram (fast path) and everything else (general path) agree', () => {
+  const { server, client } = connectedPair();
+  const [a] = client.send(Buffer.from('a'));
+  const [b] = client.send(Buffer.from('bb'));
+  const [empty] = client.send(Buffer.alloc(0));
+  assert.deepEqual(server.receive(Buffer.concat([a!, b!]), PEER).appData.map(String), ['a', 'bb'], 'two records in one datagram');
+  assert.deepEqual(server.receive(a!, PEER).appData, [], 'replayed after the general path accepted it');
+  assert.deepEqual(server.receive(empty!, PEER), { send: [], appData: [], events: [] }, 'empty application data: nothing to deliver');
+  const [c] = client.send(Buffer.from('ccc'));
+  const wrongVersion = Buffer.from(c!);
+  wrongVersion.writeUInt16BE(0xfeff, 1);
+  assert.deepEqual(server.receive(wrongVersion, PEER).appData, [], 'DTLS 1.0 version in epoch 1');
+  const trailing = Buffer.concat([c!, Buffer.from([1, 2, 3])]);
+  assert.deepEqual(server.receive(trailing, PEER).appData.map(String), ['ccc'], 'a record followed by bytes that are no record');
+  assert.deepEqual(server.receive(c!, PEER).appData, [], 'replay');
+  const [d] = client.send(Buffer.from('d'));
+  const epoch0 = encodeRecord({ type: 23, version: 0xfefd, epoch: 0, seq: 99, fragment: Buffer.from('plain') });
+  assert.deepEqual(server.receive(epoch0, PEER).appData, [], 'unprotected application data');
+  assert.deepEqual(server.receive(d!, PEER).appData.map(String), ['d']);
+  const view = new Uint8Array(client.send(Buffer.from('view'))[0]!);
+  assert.deepEqual(client.receive(server.send(PEER, Buffer.from('to client'))[0]!).appData.map(String), ['to client']);
+  assert.deepEqual(server.receive(view, PEER).appData.map(String), ['view'], 'a Uint8Array, not a Buffer');
+  assert.equal(server.connection(PEER)?.state, 'connected');
+});
+
 test('unauthenticated epoch-0 alert after the handshake is ignored', () => {
   const { server } = connectedPair();
   const forged = encodeRecord({ type: 21, version: 0xfefd, epoch: 0, seq: 1000, fragment: Buffer.from([2, 40]) });

@@ -192,6 +192,57 @@ test('client session bound: the least recently used session is closed for a new 
   }
 });
 
+test('last-peer fast paths: alternating peers each get their own session, on the client and the server', async () => {
+  const second = { identity: 'client-2', key: 'secret-key-2' };
+  const a = await pskServer({ psk: [PSK, second] });
+  const b = await pskServer();
+  const portOf = (s: { server: CoapServer }): string => String(s.server.address().port);
+  for (const s of [a, b]) s.server.resource('/port', { GET: () => ({ code: ResponseCode.Content, payload: portOf(s) }) });
+  const client = new CoapClient({ dtls: { psk: PSK } });
+  const other = new CoapClient({ dtls: { psk: second } });
+  try {
+    for (let round = 0; round < 3; round++) {
+      // The client transport alternates between two servers...
+      assert.equal((await client.get(a.uri('/port'))).text(), portOf(a));
+      assert.equal((await client.get(b.uri('/port'))).text(), portOf(b));
+      // ...and server a between two clients, each seen with its own identity.
+      const [mine, theirs] = await Promise.all([client.get(a.uri('/who')), other.get(a.uri('/who'))]);
+      assert.match(mine.text(), / client-1 /);
+      assert.match(theirs.text(), / client-2 /);
+    }
+    assert.equal((await clientTransport(client)).stats().handshakesCompleted, 2);
+    assert.equal(a.transport.stats().handshakesCompleted, 2);
+  } finally {
+    await client.close();
+    await other.close();
+    await a.server.close();
+    await b.server.close();
+  }
+});
+
+test('close() delivers close_notify: the peer forgets the session at once (client and server)', async () => {
+  const s = await pskServer();
+  const client = new CoapClient({ dtls: { psk: PSK } });
+  const other = new CoapClient({ dtls: { psk: PSK } });
+  try {
+    await client.get(s.uri('/hello'));
+    await other.get(s.uri('/hello'));
+    assert.equal(s.transport.stats().sessions, 2);
+    await client.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(s.transport.stats().sessions, 1, 'the server got the closing client\'s close_notify');
+    const ct = await clientTransport(other);
+    assert.equal(ct.stats().sessions, 1);
+    await s.server.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(ct.stats().sessions, 0, 'the client got the closing server\'s close_notify');
+  } finally {
+    await client.close();
+    await other.close();
+    await s.server.close();
+  }
+});
+
 test('a flood of ClientHellos without cookies creates no state', async () => {
   const s = await pskServer();
   const sock = createSocket('udp4');

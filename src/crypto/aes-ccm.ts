@@ -24,6 +24,16 @@ const BLOCK = 16;
 /** Valid tag lengths M (RFC 3610 §2: 4, 6, ..., 16) and nonce lengths 15 − L for L = 2..8. */
 const TAG_LENGTHS = new Set([4, 6, 8, 10, 12, 14, 16]);
 
+/**
+ * The keystream of one nonce within `keystreams()`'s output: `length` bytes from `at` in `bytes`.
+ * A batch holds the next nonces' keystreams after it, which must never serve this nonce's message.
+ */
+export interface KeystreamSlice {
+  readonly bytes: Uint8Array;
+  readonly at: number;
+  readonly length: number;
+}
+
 export class AesCcm {
   readonly tagLength: number;
   readonly nonceLength: number;
@@ -35,6 +45,8 @@ export class AesCcm {
   /** The CBC encryptor's chaining value: the last block it output (initially the IV, zero), at #chainAt. */
   #chain: Buffer = Buffer.alloc(BLOCK);
   #chainAt = 0;
+  /** Where #streamFor's keystream starts in the buffer it returned. */
+  #streamAt = 0;
   /**
    * Formatted input for the two `update` calls, reused: `update` consumes its input before it
    * returns, so one scratch buffer per instance saves two allocations per message. Grows as needed.
@@ -68,18 +80,19 @@ export class AesCcm {
 
   /**
    * Writes ciphertext || tag into `out` at `offset`; returns the offset after the tag.
-   * `keystream`, if given, must be `keystreams()`'s output for this very nonce (S_0 || S_1 || ...);
-   * it is used when it covers the message, which spares the AES call for the CTR part.
+   * `keystream`, if given, is `keystreams()`'s output for this very nonce (S_0 || S_1 || ...); it
+   * is used when it covers the message, which spares the AES call for the CTR part.
    */
-  sealInto(out: Uint8Array, offset: number, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, keystream?: Uint8Array): number {
+  sealInto(out: Uint8Array, offset: number, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, keystream?: KeystreamSlice): number {
     this.#check(nonce, plaintext.length);
     const n = plaintext.length;
     const mac = this.#cbcMac(nonce, aad, plaintext);
     const macAt = this.#chainAt;
-    const stream = keystream !== undefined && keystream.length >= BLOCK + n ? keystream : this.#keystream(nonce, n);
-    for (let i = 0; i < n; i++) out[offset + i] = plaintext[i]! ^ stream[BLOCK + i]!;
+    const stream = this.#streamFor(nonce, n, keystream);
+    const at = this.#streamAt;
+    for (let i = 0; i < n; i++) out[offset + i] = plaintext[i]! ^ stream[at + BLOCK + i]!;
     // RFC 3610 §2.3: U := T XOR first-M-bytes( S_0 ).
-    for (let i = 0; i < this.tagLength; i++) out[offset + n + i] = mac[macAt + i]! ^ stream[i]!;
+    for (let i = 0; i < this.tagLength; i++) out[offset + n + i] = mac[macAt + i]! ^ stream[at + i]!;
     return offset + n + this.tagLength;
   }
 
@@ -88,19 +101,55 @@ export class AesCcm {
    * not authenticate or any length is wrong. Never throws: the input comes from the network.
    * `keystream` as for sealInto.
    */
-  open(nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, keystream?: Uint8Array): Buffer | undefined {
-    if (nonce.length !== this.nonceLength || tag.length !== this.tagLength || ciphertext.length > this.#maxPlaintext) return undefined;
-    const n = ciphertext.length;
-    const stream = keystream !== undefined && keystream.length >= BLOCK + n ? keystream : this.#keystream(nonce, n);
+  open(nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, keystream?: KeystreamSlice): Buffer | undefined {
+    if (tag.length !== this.tagLength) return undefined;
+    return this.#open(nonce, aad, ciphertext, 0, ciphertext.length, tag, 0, keystream);
+  }
+
+  /**
+   * open() for a message stored as ciphertext || tag in `data`, the ciphertext `length` bytes from
+   * `at` (the tag follows it): spares the caller a view per message. `keystream` as for sealInto.
+   */
+  openAt(nonce: Uint8Array, aad: Uint8Array, data: Uint8Array, at: number, length: number, keystream?: KeystreamSlice): Buffer | undefined {
+    if (at < 0 || length < 0 || at + length + this.tagLength > data.length) return undefined;
+    return this.#open(nonce, aad, data, at, length, data, at + length, keystream);
+  }
+
+  #open(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    source: Uint8Array,
+    at: number,
+    n: number,
+    tag: Uint8Array,
+    tagAt: number,
+    keystream: KeystreamSlice | undefined,
+  ): Buffer | undefined {
+    if (nonce.length !== this.nonceLength || n > this.#maxPlaintext) return undefined;
+    const stream = this.#streamFor(nonce, n, keystream);
+    const from = this.#streamAt;
     const plaintext = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) plaintext[i] = ciphertext[i]! ^ stream[BLOCK + i]!;
+    for (let i = 0; i < n; i++) plaintext[i] = source[at + i]! ^ stream[from + BLOCK + i]!;
     const mac = this.#cbcMac(nonce, aad, plaintext);
     const macAt = this.#chainAt;
     // RFC 3610 §2.5: the decrypted message is released only when the tag matches. Constant time:
     // every byte is compared, differences are OR-ed together, no branch depends on them.
     let difference = 0;
-    for (let i = 0; i < this.tagLength; i++) difference |= (mac[macAt + i]! ^ stream[i]!) ^ tag[i]!;
+    for (let i = 0; i < this.tagLength; i++) difference |= (mac[macAt + i]! ^ stream[from + i]!) ^ tag[tagAt + i]!;
     return difference === 0 ? plaintext : undefined;
+  }
+
+  /**
+   * S_0 || S_1 || ... for a message of n bytes, at #streamAt in the returned buffer: the given
+   * keystream when it covers the message, else computed (one AES call).
+   */
+  #streamFor(nonce: Uint8Array, n: number, keystream: KeystreamSlice | undefined): Uint8Array {
+    if (keystream !== undefined && keystream.length >= BLOCK + n) {
+      this.#streamAt = keystream.at;
+      return keystream.bytes;
+    }
+    this.#streamAt = 0;
+    return this.#keystream(nonce, n);
   }
 
   /**
@@ -115,9 +164,10 @@ export class AesCcm {
     const n = this.nonceLength;
     if (nonces.length === 0 || nonces.length % n !== 0) throw new RangeError(`AES-CCM keystreams need a whole number of ${n}-byte nonces, got ${nonces.length} bytes`);
     const count = nonces.length / n;
-    const counters = Buffer.allocUnsafe(count * blocks * BLOCK);
+    const total = count * blocks * BLOCK;
+    const counters = this.#scratchOf(total);
     for (let k = 0; k < count; k++) this.#writeCounters(counters, k * blocks * BLOCK, nonces, k * n, blocks);
-    return this.#ecb.update(counters);
+    return this.#ecb.update(this.#scratchView(total));
   }
 
   #check(nonce: Uint8Array, length: number): void {

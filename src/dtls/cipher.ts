@@ -19,12 +19,10 @@ import {
   type DecipherChaCha20Poly1305,
   type DecipherGCM,
 } from 'node:crypto';
-import { AesCcm } from '../crypto/aes-ccm.js';
-import { epochSeq } from './record.js';
+import { ccm8Protection } from './ccm8.js';
+import { EXPLICIT_NONCE_LENGTH, epochSeq, writeAdditionalData, writeSeqNum } from './record.js';
 
 export type AeadKind = 'CCM_8' | 'GCM' | 'CHACHA20_POLY1305';
-
-export const EXPLICIT_NONCE_LENGTH = 8;
 
 export interface RecordProtection {
   readonly kind: AeadKind;
@@ -37,21 +35,6 @@ export interface RecordProtection {
   encrypt(type: number, version: number, epoch: number, seq: number, plaintext: Uint8Array, headroom?: number): Buffer;
   /** Returns null when the record does not authenticate (callers drop it). */
   decrypt(type: number, version: number, epoch: number, seq: number, fragment: Buffer): Buffer | null;
-}
-
-/** Writes epoch (2) || sequence number (6) at `offset`: the record's seq_num. */
-function writeSeqNum(out: Buffer, offset: number, epoch: number, seq: number): void {
-  out.writeUInt16BE(epoch, offset);
-  out.writeUIntBE(seq, offset + 2, 6);
-}
-
-/** Writes additional_data (13 bytes, see above) into `ad` and returns it. */
-function writeAdditionalData(ad: Buffer, epoch: number, seq: number, type: number, version: number, length: number): Buffer {
-  writeSeqNum(ad, 0, epoch, seq);
-  ad[8] = type;
-  ad.writeUInt16BE(version, 9);
-  ad.writeUInt16BE(length, 11);
-  return ad;
 }
 
 const additionalData = (epoch: number, seq: number, type: number, version: number, length: number): Buffer =>
@@ -126,40 +109,6 @@ export function createRecordProtection(kind: AeadKind, key: Buffer, fixedIv: Buf
       } catch {
         return null;
       }
-    },
-  };
-}
-
-/**
- * TLS_*_WITH_AES_128_CCM_8 (RFC 6655 §3, RFC 7251): AES-CCM with an 8-byte tag and the 12-byte
- * nonce write_IV (4) || seq_num (8), so L = 3. The AES key is scheduled once per connection
- * direction (crypto/aes-ccm.ts) instead of a new CCM context per record. The nonce and AAD are
- * written into scratch buffers: AesCcm copies them before returning, and calls never overlap.
- */
-function ccm8Protection(key: Buffer, iv: Buffer): RecordProtection {
-  const TAG = 8;
-  const ccm = new AesCcm(key, TAG, 12);
-  const nonce = Buffer.alloc(12);
-  iv.copy(nonce, 0);
-  const ad = Buffer.alloc(13);
-  return {
-    kind: 'CCM_8',
-    overhead: EXPLICIT_NONCE_LENGTH + TAG,
-    encrypt(type, version, epoch, seq, plaintext, headroom = 0) {
-      const out = Buffer.allocUnsafe(headroom + EXPLICIT_NONCE_LENGTH + plaintext.length + TAG);
-      writeSeqNum(out, headroom, epoch, seq);
-      out.copy(nonce, 4, headroom, headroom + EXPLICIT_NONCE_LENGTH);
-      writeAdditionalData(ad, epoch, seq, type, version, plaintext.length);
-      ccm.sealInto(out, headroom + EXPLICIT_NONCE_LENGTH, nonce, ad, plaintext);
-      return out;
-    },
-    decrypt(type, version, epoch, seq, fragment) {
-      if (fragment.length < EXPLICIT_NONCE_LENGTH + TAG) return null;
-      // The explicit nonce is taken from the record as sent (RFC 6655 §3, as RFC 5288 §3).
-      fragment.copy(nonce, 4, 0, EXPLICIT_NONCE_LENGTH);
-      const ct = fragment.subarray(EXPLICIT_NONCE_LENGTH, fragment.length - TAG);
-      writeAdditionalData(ad, epoch, seq, type, version, ct.length);
-      return ccm.open(nonce, ad, ct, fragment.subarray(fragment.length - TAG)) ?? null;
     },
   };
 }

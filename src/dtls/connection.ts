@@ -91,6 +91,7 @@ import {
   encodeRecord,
   MAX_PLAINTEXT,
   MAX_SEQUENCE,
+  readSequence,
   RECORD_HEADER_LENGTH,
   ReplayWindow,
   writeRecordHeader,
@@ -173,11 +174,23 @@ export type DtlsEvent =
 
 export interface DtlsOutput {
   /** Datagrams to send to the peer, in order. */
-  send: Buffer[];
+  readonly send: readonly Buffer[];
   /** Decrypted application data records, in order. */
+  readonly appData: readonly Buffer[];
+  readonly events: readonly DtlsEvent[];
+}
+
+/** A DtlsOutput being filled while a datagram or timeout is processed. */
+export interface DtlsOutputBuilder extends DtlsOutput {
+  send: Buffer[];
   appData: Buffer[];
   events: DtlsEvent[];
 }
+
+/** Shared by outputs with nothing in a field (frozen: an output is never added to once returned). */
+const NO_DATAGRAMS: readonly Buffer[] = Object.freeze([]);
+const NO_EVENTS: readonly DtlsEvent[] = Object.freeze([]);
+const NOTHING: DtlsOutput = Object.freeze({ send: NO_DATAGRAMS, appData: NO_DATAGRAMS, events: NO_EVENTS });
 
 export type ConnectionState = 'idle' | 'handshaking' | 'connected' | 'closed' | 'failed';
 
@@ -333,7 +346,12 @@ function computeEcdh(ecdh: ECDH, point: Buffer): Buffer {
   }
 }
 
-export function emptyOutput(): DtlsOutput {
+/** The bytes of `data` from `start` as a Buffer view (no copy). */
+function bufferView(data: Uint8Array, start: number): Buffer {
+  return Buffer.isBuffer(data) ? data.subarray(start) : Buffer.from(data.buffer, data.byteOffset + start, data.byteLength - start);
+}
+
+export function emptyOutput(): DtlsOutputBuilder {
   return { send: [], appData: [], events: [] };
 }
 
@@ -413,6 +431,10 @@ export abstract class DtlsConnection {
 
   /** Processes one received datagram. Never throws on bad input. */
   receive(datagram: Uint8Array): DtlsOutput {
+    if (this.state === 'connected') {
+      const data = this.receiveApplicationData(datagram);
+      if (data !== undefined) return data === null ? NOTHING : { send: NO_DATAGRAMS, appData: [data], events: NO_EVENTS };
+    }
     const out = emptyOutput();
     if (this.state === 'closed' || this.state === 'failed' || this.state === 'idle') return out;
     this.retransmittedThisDatagram = false;
@@ -488,7 +510,32 @@ export abstract class DtlsConnection {
     return this.state === 'closed' || this.state === 'failed';
   }
 
-  private processRecord(rec: DtlsRecord, out: DtlsOutput): void {
+  /**
+   * Once connected, nearly every datagram is one application_data record of the current epoch; it
+   * is handled here without the general path's objects per datagram (record list, record, output
+   * arrays), with the same checks in the same order as processRecord. Returns the plaintext, null
+   * when the record is dropped (replayed, unauthentic, empty), or undefined, having changed
+   * nothing, for any other datagram: the general path takes it.
+   */
+  private receiveApplicationData(datagram: Uint8Array): Buffer | null | undefined {
+    const length = datagram.length - RECORD_HEADER_LENGTH;
+    if (length < 0 || datagram[0] !== ContentType.ApplicationData || ((datagram[11]! << 8) | datagram[12]!) !== length) return undefined;
+    const epoch = (datagram[3]! << 8) | datagram[4]!;
+    const protection = this.readProtections[epoch];
+    if (epoch !== this.readEpoch || !protection || ((datagram[1]! << 8) | datagram[2]!) !== DTLS_1_2) return undefined;
+    const seq = readSequence(datagram, 5);
+    const window = this.replay[epoch]!;
+    if (window.isReplay(seq)) return null;
+    const plaintext = protection.decrypt(ContentType.ApplicationData, DTLS_1_2, epoch, seq, bufferView(datagram, RECORD_HEADER_LENGTH));
+    // §4.1.2.7: a record that fails authentication is silently discarded.
+    if (plaintext === null) return null;
+    // The general path decrypts again and answers with record_overflow.
+    if (plaintext.length > MAX_PLAINTEXT) return undefined;
+    window.accept(seq);
+    return plaintext.length > 0 ? plaintext : null;
+  }
+
+  private processRecord(rec: DtlsRecord, out: DtlsOutputBuilder): void {
     let protection: RecordProtection | null;
     if (rec.epoch === this.readEpoch) {
       protection = this.readProtections[rec.epoch] ?? null;
@@ -543,16 +590,12 @@ export abstract class DtlsConnection {
     }
   }
 
-  private nextWriteSeq(epoch: number): { state: WriteState; seq: number } {
+  private encodeOut(type: number, epoch: number, plaintext: Uint8Array, version = DTLS_1_2): Buffer {
     const state = this.writeStates[epoch];
     if (!state) throw new Error(`no write state for epoch ${epoch}`);
     // Never let the sequence number (and hence the AEAD nonce) wrap within an epoch (§4.1).
     if (state.seq >= MAX_SEQUENCE) throw new TlsAlertError(AlertDescription.InternalError, 'sequence number space exhausted');
-    return { state, seq: state.seq++ };
-  }
-
-  private encodeOut(type: number, epoch: number, plaintext: Uint8Array, version = DTLS_1_2): Buffer {
-    const { state, seq } = this.nextWriteSeq(epoch);
+    const seq = state.seq++;
     if (!state.protection) return encodeRecord({ type, version, epoch, seq, fragment: Buffer.from(plaintext) });
     return writeRecordHeader(state.protection.encrypt(type, version, epoch, seq, plaintext, RECORD_HEADER_LENGTH), type, version, epoch, seq);
   }
@@ -568,7 +611,7 @@ export abstract class DtlsConnection {
     this.pendingReadProtection = read;
   }
 
-  private handleChangeCipherSpec(data: Buffer, out: DtlsOutput): void {
+  private handleChangeCipherSpec(data: Buffer, out: DtlsOutputBuilder): void {
     if (this.state !== 'handshaking') return; // duplicate CCS after the handshake: drop
     if (data.length !== 1 || data[0] !== 1) return; // malformed (unauthenticated) CCS: drop
     if (this.expect !== 'ccs' || !this.pendingReadProtection) {
@@ -593,12 +636,12 @@ export abstract class DtlsConnection {
   }
 
   /** Called when the peer's ChangeCipherSpec is next; applies one that arrived early. */
-  protected expectChangeCipherSpec(out: DtlsOutput): void {
+  protected expectChangeCipherSpec(out: DtlsOutputBuilder): void {
     this.expect = 'ccs';
     if (this.earlyChangeCipherSpec) this.handleChangeCipherSpec(Buffer.from([1]), out);
   }
 
-  private handleAlert(data: Buffer, epoch: number, out: DtlsOutput): void {
+  private handleAlert(data: Buffer, epoch: number, out: DtlsOutputBuilder): void {
     if (data.length !== 2) return;
     // Once established, only authenticated alerts count.
     if (this.state === 'connected' && epoch === 0) return;
@@ -636,7 +679,7 @@ export abstract class DtlsConnection {
     this.replay[0]!.accept(seq);
   }
 
-  protected abort(e: unknown, out: DtlsOutput): void {
+  protected abort(e: unknown, out: DtlsOutputBuilder): void {
     let description: number = AlertDescription.InternalError;
     let reason = 'internal error';
     if (e instanceof TlsAlertError) {
@@ -718,7 +761,7 @@ export abstract class DtlsConnection {
     return datagrams;
   }
 
-  protected transmitFlight(out: DtlsOutput, armTimer: boolean): void {
+  protected transmitFlight(out: DtlsOutputBuilder, armTimer: boolean): void {
     out.send.push(...this.encodeFlight());
     if (armTimer) this.timer = { deadline: this.now() + this.initialTimeout, timeout: this.initialTimeout, count: 0 };
     else this.stopTimer();
@@ -728,7 +771,7 @@ export abstract class DtlsConnection {
     this.timer = undefined;
   }
 
-  private retransmitOnPeerRetransmission(out: DtlsOutput): void {
+  private retransmitOnPeerRetransmission(out: DtlsOutputBuilder): void {
     if (this.retransmittedThisDatagram || this.flight.length === 0) return;
     this.retransmittedThisDatagram = true;
     out.send.push(...this.encodeFlight());
@@ -739,7 +782,7 @@ export abstract class DtlsConnection {
   // -------------------------------------------------------------------------------------------
   // Handshake layer
 
-  private handleHandshakeRecord(data: Buffer, epoch: number, olderEpoch: boolean, out: DtlsOutput): void {
+  private handleHandshakeRecord(data: Buffer, epoch: number, olderEpoch: boolean, out: DtlsOutputBuilder): void {
     let fragments;
     try {
       fragments = decodeHandshakeFragments(data);
@@ -758,7 +801,7 @@ export abstract class DtlsConnection {
     }
   }
 
-  protected abstract handleMessage(msg: HandshakeMessage, out: DtlsOutput): void;
+  protected abstract handleMessage(msg: HandshakeMessage, out: DtlsOutputBuilder): void;
 
   protected addTranscript(msg: HandshakeMessage): void {
     this.transcript.push(encodeHandshakeMessage(msg.msgType, msg.messageSeq, msg.body));
@@ -800,7 +843,7 @@ export abstract class DtlsConnection {
     this.addTranscript(msg);
   }
 
-  protected connected(out: DtlsOutput): void {
+  protected connected(out: DtlsOutputBuilder): void {
     this.state = 'connected';
     this.expect = 'done';
     out.events.push({ type: 'connected' });
@@ -909,7 +952,7 @@ export class DtlsClient extends DtlsConnection {
     };
   }
 
-  private sendClientHello(out: DtlsOutput): void {
+  private sendClientHello(out: DtlsOutputBuilder): void {
     this.beginFlight();
     // §4.2.6: the ClientHello answered by HelloVerifyRequest is not part of the transcript.
     this.transcript = [];
@@ -918,7 +961,7 @@ export class DtlsClient extends DtlsConnection {
     this.transmitFlight(out, true);
   }
 
-  protected handleMessage(msg: HandshakeMessage, out: DtlsOutput): void {
+  protected handleMessage(msg: HandshakeMessage, out: DtlsOutputBuilder): void {
     // RFC 5246 §7.4.1.1: HelloRequest during a handshake SHOULD be ignored (we never renegotiate).
     if (msg.msgType === HandshakeType.HelloRequest && msg.body.length === 0) return;
     switch (this.expect) {
@@ -951,7 +994,7 @@ export class DtlsClient extends DtlsConnection {
     }
   }
 
-  private onHelloVerifyRequest(msg: HandshakeMessage, out: DtlsOutput): void {
+  private onHelloVerifyRequest(msg: HandshakeMessage, out: DtlsOutputBuilder): void {
     this.requireEpoch(msg, 0);
     const hvr = decodeHelloVerifyRequest(msg.body);
     if (hvr.version !== DTLS_1_0 && hvr.version !== DTLS_1_2) throw new TlsAlertError(AlertDescription.ProtocolVersion, 'unsupported HelloVerifyRequest version');
@@ -1054,7 +1097,7 @@ export class DtlsClient extends DtlsConnection {
     return creds;
   }
 
-  private onServerHelloDone(msg: HandshakeMessage, out: DtlsOutput): void {
+  private onServerHelloDone(msg: HandshakeMessage, out: DtlsOutputBuilder): void {
     this.requireEpoch(msg, 0);
     if (msg.body.length !== 0) throw new TlsAlertError(AlertDescription.DecodeError, 'ServerHelloDone not empty');
     this.addTranscript(msg);
@@ -1109,6 +1152,8 @@ export class DtlsServerConnection extends DtlsConnection {
   /** The peer address key this connection belongs to. */
   readonly peer: string;
   readonly createdAt: number;
+  /** When authenticated traffic last passed, either way (the engine's idle timeout counts from it). */
+  lastActivity: number;
   /** Hook of a PskGrant / AuthzGrant, run when the client's Finished has been verified. */
   private onHandshakeSuccess: (() => void) | undefined;
 
@@ -1117,6 +1162,7 @@ export class DtlsServerConnection extends DtlsConnection {
     this.opts = opts;
     this.peer = peer;
     this.createdAt = opts.now();
+    this.lastActivity = this.createdAt;
   }
 
   /** True if `random` is the ClientHello random this connection was created for. */
@@ -1147,7 +1193,7 @@ export class DtlsServerConnection extends DtlsConnection {
     return out;
   }
 
-  private respondToClientHello(ch: ClientHello, out: DtlsOutput): void {
+  private respondToClientHello(ch: ClientHello, out: DtlsOutputBuilder): void {
     // DTLS versions count down: 0xfefd (1.2) < 0xfeff (1.0).
     if ((ch.version & 0xff00) !== 0xfe00 || ch.version > DTLS_1_2) throw new TlsAlertError(AlertDescription.ProtocolVersion, 'client does not support DTLS 1.2');
     if (!ch.compressionMethods.includes(0)) throw new TlsAlertError(AlertDescription.IllegalParameter, 'null compression not offered');
@@ -1264,7 +1310,7 @@ export class DtlsServerConnection extends DtlsConnection {
     this.transmitFlight(out, true);
   }
 
-  protected handleMessage(msg: HandshakeMessage, out: DtlsOutput): void {
+  protected handleMessage(msg: HandshakeMessage, out: DtlsOutputBuilder): void {
     switch (this.expect) {
       case 'client_certificate':
         if (msg.msgType !== HandshakeType.Certificate) return this.unexpected(msg);
@@ -1324,7 +1370,7 @@ export class DtlsServerConnection extends DtlsConnection {
     return Buffer.from(key);
   }
 
-  private onClientKeyExchange(msg: HandshakeMessage, out: DtlsOutput): void {
+  private onClientKeyExchange(msg: HandshakeMessage, out: DtlsOutputBuilder): void {
     this.requireEpoch(msg, 0);
     const kx = this.cipherSuite!.keyExchange;
     let premaster: Buffer;
@@ -1344,7 +1390,7 @@ export class DtlsServerConnection extends DtlsConnection {
     else this.expectChangeCipherSpec(out);
   }
 
-  private onCertificateVerify(msg: HandshakeMessage, out: DtlsOutput): void {
+  private onCertificateVerify(msg: HandshakeMessage, out: DtlsOutputBuilder): void {
     this.requireEpoch(msg, 0);
     const signed = decodeDigitallySigned(msg.body);
     if (signed.algorithm !== SIG_ECDSA_SECP256R1_SHA256) throw new TlsAlertError(AlertDescription.IllegalParameter, 'unsupported signature algorithm');
@@ -1358,7 +1404,7 @@ export class DtlsServerConnection extends DtlsConnection {
     this.expectChangeCipherSpec(out);
   }
 
-  private onFinished(msg: HandshakeMessage, out: DtlsOutput): void {
+  private onFinished(msg: HandshakeMessage, out: DtlsOutputBuilder): void {
     this.checkPeerFinished(msg, 'client finished');
     // The handshake has succeeded: commit what the credential check deferred (the trust-anchor
     // window is updated only now, §2.4). A refusal here aborts before our Finished is sent.

@@ -10,8 +10,6 @@
  *     opaque fragment[DTLSPlaintext.length];
  *   } DTLSPlaintext;
  */
-import { u16, u48 } from './bytes.js';
-
 export const ContentType = {
   ChangeCipherSpec: 20,
   Alert: 21,
@@ -23,6 +21,8 @@ export type ContentTypeValue = (typeof ContentType)[keyof typeof ContentType];
 export const DTLS_1_2 = 0xfefd;
 export const DTLS_1_0 = 0xfeff;
 export const RECORD_HEADER_LENGTH = 13;
+/** The AEAD suites' nonce_explicit, sent before the ciphertext: seq_num (RFC 5288 §3, RFC 6655 §3). */
+export const EXPLICIT_NONCE_LENGTH = 8;
 /** Largest 48-bit sequence number. §4.1: sequence numbers MUST NOT wrap; we refuse to send at this value. */
 export const MAX_SEQUENCE = 2 ** 48 - 1;
 /** RFC 5246 §6.2.1-§6.2.3: plaintext ≤ 2^14, protected fragment ≤ 2^14 + 2048. */
@@ -56,11 +56,36 @@ export function writeRecordHeader(record: Buffer, type: number, version: number,
   if (seq < 0 || seq > MAX_SEQUENCE) throw new RangeError('record sequence number out of range');
   if (length < 0 || length > MAX_CIPHERTEXT) throw new RangeError('record fragment too long');
   record[0] = type;
-  record.writeUInt16BE(version, 1);
-  record.writeUInt16BE(epoch, 3);
-  record.writeUIntBE(seq, 5, 6);
-  record.writeUInt16BE(length, 11);
+  record[1] = version >>> 8;
+  record[2] = version & 0xff;
+  writeSeqNum(record, 3, epoch, seq);
+  record[11] = length >>> 8;
+  record[12] = length & 0xff;
   return record;
+}
+
+/**
+ * Writes seq_num = epoch (2) || sequence_number (6) at `offset`, as the record header, the AEAD
+ * nonce and additional_data carry it. Byte by byte: `writeUIntBE(…, 6)` checks its arguments and
+ * splits the number on every call, and this runs several times per record. The caller keeps
+ * `epoch` < 2^16 and `seq` ≤ MAX_SEQUENCE (2^48 − 1).
+ */
+export function writeSeqNum(out: Uint8Array, offset: number, epoch: number, seq: number): void {
+  const high = Math.floor(seq / 0x1_0000_0000); // the top 16 bits
+  const low = seq >>> 0; // ToUint32: seq mod 2^32, exact for every integer below 2^53
+  out[offset] = epoch >>> 8;
+  out[offset + 1] = epoch & 0xff;
+  out[offset + 2] = high >>> 8;
+  out[offset + 3] = high & 0xff;
+  out[offset + 4] = low >>> 24;
+  out[offset + 5] = (low >>> 16) & 0xff;
+  out[offset + 6] = (low >>> 8) & 0xff;
+  out[offset + 7] = low & 0xff;
+}
+
+/** The 48-bit sequence_number at `offset` (the 6 bytes after the epoch). */
+export function readSequence(buf: Uint8Array, offset: number): number {
+  return ((buf[offset]! << 8) | buf[offset + 1]!) * 0x1_0000_0000 + ((buf[offset + 2]! << 24) >>> 0) + ((buf[offset + 3]! << 16) | (buf[offset + 4]! << 8) | buf[offset + 5]!);
 }
 
 /**
@@ -74,10 +99,10 @@ export function decodeRecords(datagram: Uint8Array): DtlsRecord[] {
   let pos = 0;
   while (buf.length - pos >= RECORD_HEADER_LENGTH) {
     const type = buf[pos]!;
-    const version = buf.readUInt16BE(pos + 1);
-    const epoch = buf.readUInt16BE(pos + 3);
-    const seq = buf.readUIntBE(pos + 5, 6);
-    const length = buf.readUInt16BE(pos + 11);
+    const version = (buf[pos + 1]! << 8) | buf[pos + 2]!;
+    const epoch = (buf[pos + 3]! << 8) | buf[pos + 4]!;
+    const seq = readSequence(buf, pos + 5);
+    const length = (buf[pos + 11]! << 8) | buf[pos + 12]!;
     if (!isKnownType(type)) break;
     if (version !== DTLS_1_2 && version !== DTLS_1_0) break;
     if (length > MAX_CIPHERTEXT) break;
@@ -89,9 +114,25 @@ export function decodeRecords(datagram: Uint8Array): DtlsRecord[] {
   return out;
 }
 
+/**
+ * Writes the AEAD additional_data (RFC 5246 §6.2.3.3, with DTLS's seq_num, RFC 6347 §4.1.2.1) into
+ * `ad` (13 bytes) and returns it: seq_num (8) || type (1) || version (2) || length (2, of the plaintext).
+ */
+export function writeAdditionalData<T extends Uint8Array>(ad: T, epoch: number, seq: number, type: number, version: number, length: number): T {
+  writeSeqNum(ad, 0, epoch, seq);
+  ad[8] = type;
+  ad[9] = version >>> 8;
+  ad[10] = version & 0xff;
+  ad[11] = length >>> 8;
+  ad[12] = length & 0xff;
+  return ad;
+}
+
 /** 8-byte seq_num used in the AEAD additional data / nonce: epoch (2) || sequence_number (6). */
 export function epochSeq(epoch: number, seq: number): Buffer {
-  return Buffer.concat([u16(epoch), u48(seq)]);
+  const out = Buffer.allocUnsafe(8);
+  writeSeqNum(out, 0, epoch, seq);
+  return out;
 }
 
 const WINDOW = 64;

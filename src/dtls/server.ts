@@ -84,8 +84,6 @@ function parseInitialClientHello(datagram: Buffer): ParsedHello | undefined {
 export class DtlsServerEngine {
   private readonly opts: DtlsServerOptions;
   private readonly connections = new Map<string, DtlsServerConnection>();
-  /** Last authenticated activity per connection (for idleTimeoutMs). */
-  private readonly lastActivity = new WeakMap<DtlsServerConnection, number>();
   private readonly cookies: CookieJar;
   private readonly maxConnections: number;
 
@@ -118,7 +116,7 @@ export class DtlsServerEngine {
   /** Processes a datagram from `peer` (an address key such as "127.0.0.1:5684"). Never throws. */
   receive(datagram: Uint8Array, peer: string): DtlsOutput {
     try {
-      const buf = Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+      const buf = Buffer.isBuffer(datagram) ? datagram : Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength);
       const existing = this.connections.get(peer);
       const hello = parseInitialClientHello(buf);
       if (hello && !(existing && existing.isSameClientHello(hello.hello.random))) {
@@ -126,7 +124,7 @@ export class DtlsServerEngine {
       }
       if (!existing) return emptyOutput();
       const out = existing.receive(buf);
-      if (out.appData.length > 0 || out.events.length > 0) this.lastActivity.set(existing, this.opts.now());
+      if (out.appData.length > 0 || out.events.length > 0) existing.lastActivity = this.opts.now();
       this.reap(peer, existing);
       return out;
     } catch {
@@ -177,7 +175,6 @@ export class DtlsServerEngine {
     });
     this.connections.delete(peer);
     this.connections.set(peer, conn);
-    this.lastActivity.set(conn, this.opts.now());
     const res = conn.acceptClientHello(h.body, h.messageSeq, h.recordSeq);
     this.reap(peer, conn);
     return res;
@@ -210,7 +207,7 @@ export class DtlsServerEngine {
     const c = this.connections.get(peer);
     if (!c) throw new Error('no DTLS connection for peer');
     const out = c.send(data);
-    this.lastActivity.set(c, this.opts.now());
+    c.lastActivity = this.opts.now();
     return out;
   }
 
@@ -225,7 +222,7 @@ export class DtlsServerEngine {
   private idleDeadline(c: DtlsServerConnection): number | undefined {
     const idle = this.opts.idleTimeoutMs;
     if (idle === undefined || c.state !== 'connected') return undefined;
-    return (this.lastActivity.get(c) ?? c.createdAt) + idle;
+    return c.lastActivity + idle;
   }
 
   nextTimeout(): number | undefined {

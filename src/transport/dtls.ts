@@ -264,6 +264,13 @@ interface ClientSession {
 
 export class DtlsClientTransport extends DtlsTransportBase {
   private readonly sessions = new Map<string, ClientSession>();
+  /**
+   * The session of the peer last sent to or heard from: a client mostly talks to one server, and
+   * this spares building the peer's key string and a Map lookup per datagram. Cleared with the session.
+   */
+  private lastSession: ClientSession | undefined;
+  /** The last setServerName call (called per request): repeated calls return at once. */
+  private lastServerName: { address: string; port: number; host: string } | undefined;
   /** Host names of peers (from URIs), for SNI and the certificate host check. */
   private readonly serverNames = new Map<string, string>();
   private readonly clientOptions: DtlsClientTransportOptions;
@@ -283,6 +290,9 @@ export class DtlsClientTransport extends DtlsTransportBase {
    * checked against the server's certificate. Without it, the certificate must match the IP.
    */
   setServerName(peer: PeerAddress, host: string): void {
+    const last = this.lastServerName;
+    if (last !== undefined && last.port === peer.port && last.address === peer.address && last.host === host) return;
+    this.lastServerName = { address: peer.address, port: peer.port, host };
     const key = peerKey(peer);
     if (this.serverNames.get(key) === host) return;
     if (this.serverNames.size >= 1024) this.serverNames.delete(this.serverNames.keys().next().value!);
@@ -297,13 +307,21 @@ export class DtlsClientTransport extends DtlsTransportBase {
 
   /** The security of the established session with `peer`, if any. */
   sessionSecurity(peer: PeerAddress): TransportSecurity | undefined {
-    return this.sessions.get(peerKey(peer))?.security;
+    return this.sessionOf(peer)?.security;
+  }
+
+  /** The session with `peer`, if any (the last peer's without a lookup). */
+  private sessionOf(peer: PeerAddress): ClientSession | undefined {
+    const last = this.lastSession;
+    if (last !== undefined && last.peer.port === peer.port && last.peer.address === peer.address) return last;
+    const session = this.sessions.get(peerKey(peer));
+    if (session !== undefined) this.lastSession = session;
+    return session;
   }
 
   override send(data: Uint8Array, peer: PeerAddress): void {
     if (this.closed) return;
-    const key = peerKey(peer);
-    const session = this.sessions.get(key) ?? this.open(peer, key);
+    const session = this.sessionOf(peer) ?? this.open(peer, peerKey(peer));
     if (!session) return;
     if (session.conn.state === 'connected') {
       try {
@@ -372,7 +390,7 @@ export class DtlsClientTransport extends DtlsTransportBase {
   }
 
   protected override onDatagram(data: Buffer, peer: PeerAddress): void {
-    const session = this.sessions.get(peerKey(peer));
+    const session = this.sessionOf(peer);
     if (!session) return;
     const conn = session.conn;
     const out = conn.receive(data);
@@ -436,6 +454,7 @@ export class DtlsClientTransport extends DtlsTransportBase {
     session.timer?.cancel();
     session.timer = undefined;
     session.queue = [];
+    if (this.lastSession === session) this.lastSession = undefined;
     if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
   }
 
@@ -465,6 +484,11 @@ export class DtlsServerTransport extends DtlsTransportBase {
   readonly engine: DtlsServerEngine;
   private timer: Timer | undefined;
   private readonly security = new WeakMap<DtlsConnection, TransportSecurity>();
+  /**
+   * The address key of the peer last heard from or sent to, reused while the peer stays the same
+   * (the engine's Map then hashes the same string again, which V8 caches, instead of a new one).
+   */
+  private lastPeer = { address: '', port: -1, key: '' };
 
   private constructor(socket: dgram.Socket, options: DtlsServerTransportOptions) {
     super(socket, options);
@@ -511,8 +535,16 @@ export class DtlsServerTransport extends DtlsTransportBase {
     return { sessions: this.engine.connectionCount, handshaking: this.engine.handshakingCount(), ...this.counters };
   }
 
-  protected override onDatagram(data: Buffer, peer: PeerAddress): void {
+  private keyOf(peer: PeerAddress): string {
+    const last = this.lastPeer;
+    if (last.port === peer.port && last.address === peer.address) return last.key;
     const key = peerKey(peer);
+    this.lastPeer = { address: peer.address, port: peer.port, key };
+    return key;
+  }
+
+  protected override onDatagram(data: Buffer, peer: PeerAddress): void {
+    const key = this.keyOf(peer);
     const out = this.engine.receive(data, key);
     this.write(out.send, peer);
     const conn = this.engine.connection(key);
@@ -538,7 +570,7 @@ export class DtlsServerTransport extends DtlsTransportBase {
 
   override send(data: Uint8Array, peer: PeerAddress): void {
     if (this.closed) return;
-    const key = peerKey(peer);
+    const key = this.keyOf(peer);
     if (this.engine.connection(key)?.state !== 'connected') return; // no session (expired or never made): drop
     try {
       this.write(this.engine.send(key, data), peer);
