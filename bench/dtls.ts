@@ -34,6 +34,7 @@ import {
   opsPerSecond,
   runMicroCases,
   parseCommonArgs,
+  perRoundRatio,
   processCpuMicros,
   ratio,
   runGetRounds,
@@ -220,7 +221,7 @@ async function orchestrate(): Promise<void> {
   console.log(getTable(results, ['plain', 'dtls', 'record floor'], concurrencies));
   console.log('');
   const ratios: string[][] = [
-    ['in flight', 'target', 'dtls/plain req/s', 'met?', 'dtls/plain by CPU (client+server)', 'record floor/plain req/s', 'record floor/plain by CPU'],
+    ['in flight', 'target', 'dtls/plain req/s', 'met?', 'dtls/plain per round', 'dtls/plain by CPU (client+server)', 'record floor/plain req/s', 'record floor/plain per round', 'record floor/plain by CPU'],
   ];
   for (const c of concurrencies) {
     const p = summarizeGet(results, 'plain', c);
@@ -231,8 +232,10 @@ async function orchestrate(): Promise<void> {
       c === 32 ? `≥ ${TARGET_32.toFixed(2)}×` : '-',
       ratio(d?.rps ?? NaN, p?.rps ?? NaN),
       c === 32 ? met((d?.rps ?? NaN) / (p?.rps ?? NaN), TARGET_32) : '-',
+      ratio(perRoundRatio(results, 'dtls', 'plain', c), 1),
       ratio((p?.clientCpu ?? NaN) + (p?.serverCpu ?? NaN), (d?.clientCpu ?? NaN) + (d?.serverCpu ?? NaN)),
       ratio(f?.rps ?? NaN, p?.rps ?? NaN),
+      ratio(perRoundRatio(results, 'record floor', 'plain', c), 1),
       ratio((p?.clientCpu ?? NaN) + (p?.serverCpu ?? NaN), (f?.clientCpu ?? NaN) + (f?.serverCpu ?? NaN)),
     ]);
   }

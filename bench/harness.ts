@@ -199,7 +199,27 @@ export interface GetContender {
   burnMicros?: number;
 }
 
-export type LabelledResult = ClientResult & { label: string };
+/** `round` is set by runGetRounds (0-based); a single measurement has none. */
+export type LabelledResult = ClientResult & { label: string; round?: number };
+
+/**
+ * The median over rounds of (a's req/s ÷ b's req/s in the same round). Rounds pair measurements
+ * taken seconds apart, so this is steadier than a ratio of medians when other load drifts.
+ */
+export function perRoundRatio(
+  results: ReadonlyArray<{ label: string; concurrency: number; round?: number; rps: number }>,
+  a: string,
+  b: string,
+  concurrency: number,
+): number {
+  const ratios: number[] = [];
+  for (const r of results) {
+    if (r.label !== a || r.concurrency !== concurrency || r.round === undefined) continue;
+    const base = results.find((x) => x.label === b && x.concurrency === concurrency && x.round === r.round);
+    if (base && base.rps > 0) ratios.push(r.rps / base.rps);
+  }
+  return median(ratios);
+}
 
 /** Starts one server child per contender (bench/server.js). */
 export async function startGetServers(contenders: readonly GetContender[], socketBuffer: number): Promise<Map<string, ChildProcess>> {
@@ -256,7 +276,7 @@ export async function runGetRounds(contenders: readonly GetContender[], servers:
     for (const concurrency of concurrencies) {
       const shift = order++ % contenders.length;
       for (const c of [...contenders.slice(shift), ...contenders.slice(0, shift)]) {
-        const r = await measureGet(c, servers.get(c.label)!, s, concurrency);
+        const r: LabelledResult = { ...(await measureGet(c, servers.get(c.label)!, s, concurrency)), round };
         results.push(r);
         logGet(round, s.rounds, r);
       }

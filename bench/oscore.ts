@@ -28,6 +28,7 @@ import {
   type MicroResult,
   met,
   parseCommonArgs,
+  perRoundRatio,
   ratio,
   runGetRounds,
   runMain,
@@ -139,7 +140,7 @@ async function main(): Promise<void> {
   console.log(getTable(results, ['plain', 'oscore', 'aead floor', 'floor batched'], concurrencies));
   console.log('');
   const ratios: string[][] = [
-    ['in flight', 'target', 'oscore/plain req/s', 'met?', 'oscore/plain by CPU (client+server)', 'aead floor/plain req/s', 'aead floor/plain by CPU', 'floor batched/plain req/s', 'floor batched/plain by CPU'],
+    ['in flight', 'target', 'oscore/plain req/s', 'met?', 'oscore/plain per round', 'oscore/plain by CPU (client+server)', 'aead floor/plain req/s', 'per round', 'aead floor/plain by CPU', 'floor batched/plain req/s', 'per round', 'floor batched/plain by CPU'],
   ];
   for (const c of concurrencies) {
     const p = summarizeGet(results, 'plain', c);
@@ -153,10 +154,13 @@ async function main(): Promise<void> {
       target === undefined ? '-' : `≥ ${target.toFixed(2)}×`,
       ratio(o?.rps ?? NaN, p?.rps ?? NaN),
       target === undefined ? '-' : met(r, target),
+      ratio(perRoundRatio(results, 'oscore', 'plain', c), 1),
       ratio((p?.clientCpu ?? NaN) + (p?.serverCpu ?? NaN), (o?.clientCpu ?? NaN) + (o?.serverCpu ?? NaN)),
       ratio(f?.rps ?? NaN, p?.rps ?? NaN),
+      ratio(perRoundRatio(results, 'aead floor', 'plain', c), 1),
       ratio((p?.clientCpu ?? NaN) + (p?.serverCpu ?? NaN), (f?.clientCpu ?? NaN) + (f?.serverCpu ?? NaN)),
       ratio(b?.rps ?? NaN, p?.rps ?? NaN),
+      ratio(perRoundRatio(results, 'floor batched', 'plain', c), 1),
       ratio((p?.clientCpu ?? NaN) + (p?.serverCpu ?? NaN), (b?.clientCpu ?? NaN) + (b?.serverCpu ?? NaN)),
     ]);
   }

@@ -57,16 +57,8 @@ export function summarizeProxied(results: readonly ProxiedResult[], label: strin
   };
 }
 
-/** The median over rounds of (a's req/s ÷ b's req/s in the same round): steadier when the load drifts. */
-export function perRoundRatio(results: readonly ProxiedResult[], a: string, b: string, concurrency: number): number {
-  const ratios: number[] = [];
-  for (const r of results) {
-    if (r.label !== a || r.concurrency !== concurrency) continue;
-    const d = results.find((x) => x.label === b && x.concurrency === concurrency && x.round === r.round);
-    if (d) ratios.push(r.rps / d.rps);
-  }
-  return median(ratios);
-}
+/** Shared with the GET benchmarks; re-exported so the proxy benchmarks import their summaries from one place. */
+export { perRoundRatio } from './harness.js';
 
 /** CPU µs/request over all processes of a contender (a missing proxy counts 0). */
 export const totalCpu = (x: ProxiedSummary): number => x.client + (Number.isFinite(x.proxy) ? x.proxy : 0) + x.origin;
