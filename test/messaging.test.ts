@@ -347,3 +347,19 @@ test('deduplication is per peer, also when datagrams alternate between peers and
   assert.equal(calls.length, 4, 'a new record for the returning peer, which deduplicates again');
   assert.equal(endpoint.stats().peers, 1);
 });
+
+test('CoapEndpoint.send: the handler hears the response within the delivery of its datagram, and failures once', async () => {
+  const { clock, transport, endpoint } = lockstep();
+  const heard: string[] = [];
+  const handler = { onResponse: (r: { message: { payload: Uint8Array } }) => heard.push(`response ${Buffer.from(r.message.payload).toString()}`), onError: (e: Error) => heard.push(`error ${e.name}`) };
+  endpoint.send(get(), PEER, {}, handler);
+  const [sent] = transport.take();
+  transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: sent!.message.messageId, token: sent!.message.token, payload: Buffer.from('hi') }));
+  assert.deepEqual(heard, ['response hi'], 'no promise or microtask in between');
+  endpoint.send(get(), PEER, { deadline: 1000 }, handler);
+  clock.advance(100_000);
+  assert.deepEqual(heard, ['response hi', 'error TimeoutError']);
+  await endpoint.close();
+  endpoint.send(get(), PEER, {}, handler);
+  assert.deepEqual(heard, ['response hi', 'error TimeoutError', 'error CancelledError']);
+});

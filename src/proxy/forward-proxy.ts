@@ -274,38 +274,33 @@ export class ForwardProxy implements ForwardingHandler {
   }
 
   /**
-   * One upstream exchange, answered to the client when it settles; failures become the proxy's own
-   * 5.04/5.02 (never cached). `key`: the cache key of a GET/FETCH (the response is stored, or
-   * revalidates); `settle`: this miss leads a coalesced request.
+   * One upstream exchange, answered to the client when it settles (from the callback of the
+   * upstream datagram: no promise per exchange); failures become the proxy's own 5.04/5.02 (never
+   * cached). `key`: the cache key of a GET/FETCH (the response is stored, or revalidates);
+   * `settle`: this miss leads a coalesced request.
    */
-  private exchange(request: ProxiedRequest, upstream: CoapMessage, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string | undefined, settle: SettleMiss | undefined): Promise<void> {
+  private exchange(request: ProxiedRequest, upstream: CoapMessage, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string | undefined, settle: SettleMiss | undefined): void {
     this.stats.forwarded++;
-    const message = request.message;
     const protectedRequest = layer?.security.protect(upstream);
-    const confirmable = message.type !== MessageType.NON;
-    return route.endpoint.request(protectedRequest?.message ?? upstream, route.peer, { deadline: this.timeout, confirmable }).then(
-      ({ message: received }) => {
-        let response = received;
-        if (protectedRequest) {
-          // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
-          const verified = protectedRequest.verify(received, false);
-          const problem = verified instanceof Error ? verified.message
-            : getOption(upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined ? 'the response carries more OSCORE layers than the request'
-            : undefined;
-          if (problem !== undefined) {
-            settle?.(undefined);
-            return request.respond(errorMessage(ResponseCode.BadGateway, problem));
-          }
-          response = verified as CoapMessage;
-        }
-        this.fromOrigin(request, response, target, key, settle);
+    const confirmable = request.message.type !== MessageType.NON;
+    route.endpoint.send(protectedRequest?.message ?? upstream, route.peer, { deadline: this.timeout, confirmable }, {
+      onResponse: ({ message: received }) => {
+        if (!protectedRequest) return this.fromOrigin(request, received, target, key, settle);
+        // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
+        const verified = protectedRequest.verify(received, false);
+        const problem = verified instanceof Error ? verified.message
+          : getOption(upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined ? 'the response carries more OSCORE layers than the request'
+          : undefined;
+        if (problem === undefined) return this.fromOrigin(request, verified as CoapMessage, target, key, settle);
+        settle?.(undefined);
+        request.respond(errorMessage(ResponseCode.BadGateway, problem));
       },
-      (error: unknown) => {
+      onError: (error) => {
         settle?.(undefined);
         if (error instanceof TimeoutError) return request.respond(errorMessage(ResponseCode.GatewayTimeout, `no answer from ${target.uri} (${error.message})`));
         request.respond(errorMessage(ResponseCode.BadGateway, error instanceof CoapRequestError ? error.message : String(error)));
       },
-    );
+    });
   }
 
   /** The origin's response: stored or revalidating (a GET/FETCH, `key`), invalidating (unsafe methods), then forwarded. */
@@ -486,7 +481,7 @@ function consumeProxyOptions(message: CoapMessage): CoapMessage {
 
 /** PR1.3: the response as the origin sent it, on this leg. */
 function forwardable(response: CoapMessage): CoapMessage {
-  return { ...response, type: MessageType.ACK, messageId: 0, token: EMPTY_BYTES, options: response.options.slice() };
+  return { type: MessageType.ACK, code: response.code, messageId: 0, token: EMPTY_BYTES, options: response.options.slice(), payload: response.payload };
 }
 
 /** The proxy's own answer on the downstream leg. */
