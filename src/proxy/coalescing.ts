@@ -11,13 +11,14 @@
  * on that key go straight upstream for a while, without the bookkeeping of the shared request (a
  * promise, a Map entry and its removal per miss). Passing never serves anything: each passing miss
  * gets its own upstream response. It ends as soon as a fresh response arrives for the key (the
- * cache stores it, and the next misses coalesce again) or after PASS_FOR milliseconds.
+ * cache stores it, and the next misses coalesce again), or PASS_FOR milliseconds after the last
+ * response that could not be shared.
  */
 import { getOption, maxAgeOf, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { isCacheableResponseCode } from './cache.js';
 
-/** How long misses on a key pass after a response that could not be shared (ms). */
+/** How long misses on a key pass after the last response for it that could not be shared (ms). */
 export const PASS_FOR = 5_000;
 /** Keys remembered as passing at most; beyond, the memory starts over (coalescing resumes, never wrong). */
 const MAX_PASSING = 4096;

@@ -161,35 +161,43 @@ export class ForwardProxy implements ForwardingHandler {
       }
     }
 
-    const hit = this.freshFromCache(request, target);
-    if (hit) {
-      this.stats.cacheHits++;
-      return request.respond(hit);
+    const key = this.earlyCacheKey(request, target);
+    if (key !== undefined) {
+      const hit = this.options.cache!.lookupFresh!(message, key);
+      if (hit) {
+        this.stats.cacheHits++;
+        return request.respond(hit.response);
+      }
     }
-    return this.forwardUpstream(request, target, hopLimit);
+    return this.forwardUpstream(request, target, hopLimit, key);
   }
 
   /**
-   * A fresh cached answer (RFC 7252 §5.6: served without contacting the origin), looked up before
+   * The cache key under which a fresh cached answer (RFC 7252 §5.6: served without contacting the
+   * origin) is looked up before
    * the upstream leg is prepared: no peer resolution, no upstream endpoint, no copy of the request.
    * Only for requests whose full path (`forwardUpstream`) would consult the cache with nothing in
    * between that could answer differently: GET/FETCH without Observe (observations go upstream,
    * PR4.1), to a coap/coaps target or through a next hop (http goes to the cross-proxy), and
    * no OSCORE layer of this proxy on either leg (§2.2 checks the options it protects or answers).
-   * Anything else, and every miss, takes the full path, which looks the cache up again.
+   * Anything else, and every miss, takes the full path, which looks the cache up again (a miss
+   * with the same key).
    */
-  private freshFromCache(request: ProxiedRequest, target: Target): CoapMessage | undefined {
+  private earlyCacheKey(request: ProxiedRequest, target: Target): string | undefined {
     const cache = this.options.cache;
     const message = request.message;
     if (cache?.lookupFresh === undefined || (message.code !== Method.GET && message.code !== Method.FETCH)) return undefined;
     if (getOption(message, OptionNumber.Observe) !== undefined) return undefined;
     if (this.options.upstreamSecurity !== undefined || request.context.oscore?.length) return undefined;
     if (this.options.nextHop === undefined && target.scheme !== 'coap' && target.scheme !== 'coaps') return undefined;
-    return cache.lookupFresh(message, cache.cacheKey(message, target.uri))?.response;
+    return cache.cacheKey(message, target.uri);
   }
 
-  /** Everything but a fresh cache hit: the route, the upstream request, then the exchange (`forwardOn`). */
-  private forwardUpstream(request: ProxiedRequest, target: Target, hopLimit: number): void | Promise<void> {
+  /**
+   * Everything but a fresh cache hit: the route, the upstream request, then the exchange
+   * (`forwardOn`). `key`: the cache key `forward` looked up already, if it did.
+   */
+  private forwardUpstream(request: ProxiedRequest, target: Target, hopLimit: number, key: string | undefined): void | Promise<void> {
     if (this.options.nextHop === undefined && target.scheme !== 'coap' && target.scheme !== 'coaps') {
       if (target.scheme === 'http' || target.scheme === 'https') return this.forwardHttp(request, target);
       return answer(request, ResponseCode.ProxyingNotSupported, `scheme ${target.scheme} is not proxied here`);
@@ -201,8 +209,8 @@ export class ForwardProxy implements ForwardingHandler {
     } catch (error) {
       return badGateway(error);
     }
-    if (route instanceof Promise) return route.then((r) => this.forwardOn(request, target, hopLimit, r), badGateway);
-    return this.forwardOn(request, target, hopLimit, route);
+    if (route instanceof Promise) return route.then((r) => this.forwardOn(request, target, hopLimit, r, key), badGateway);
+    return this.forwardOn(request, target, hopLimit, route, key);
   }
 
   private async forwardHttp(request: ProxiedRequest, target: Target): Promise<void> {
@@ -220,7 +228,7 @@ export class ForwardProxy implements ForwardingHandler {
    * The upstream leg along a known route. Plain GETs and FETCHes that miss the cache take no
    * promise chain of their own here: the exchange's settlement answers the client (`settle`).
    */
-  private forwardOn(request: ProxiedRequest, target: Target, hopLimit: number, route: UpstreamRoute): void | Promise<void> {
+  private forwardOn(request: ProxiedRequest, target: Target, hopLimit: number, route: UpstreamRoute, earlyKey: string | undefined): void | Promise<void> {
     const message = request.message;
     const upstream = upstreamRequest(message, route, hopLimit - 1);
     const { endpoint, peer } = route;
@@ -252,7 +260,7 @@ export class ForwardProxy implements ForwardingHandler {
 
     const cache = this.options.cache;
     if (!cache || !fetching) return this.exchange(request, upstream, route, target, layer, undefined, undefined);
-    const key = cache.cacheKey(message, target.uri);
+    const key = earlyKey ?? cache.cacheKey(message, target.uri);
     const hit = cache.lookup(message, key);
     if (hit && hit.kind !== 'stale') {
       this.stats.cacheHits++;

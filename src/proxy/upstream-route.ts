@@ -86,6 +86,9 @@ export class UpstreamRoutes {
   }
 }
 
+/** The encoded Hop-Limit values 0–255 (RFC 8768 §3: one byte), made once: option values are never written to. */
+const HOP_LIMIT_VALUES: readonly Uint8Array[] = Array.from({ length: 256 }, (_, n) => encodeUint(n));
+
 /**
  * The upstream copy of a received request: its options less the route's dropped ones, with the
  * route's addressing and Hop-Limit `hopLimit` merged in, in option order; token and Message ID
@@ -95,7 +98,7 @@ export function upstreamRequest(message: CoapMessage, route: UpstreamRoute, hopL
   const received = message.options;
   // Merged in: the addressing options (all Uri-*, numbered below Hop-Limit), then Hop-Limit.
   const added = route.addressing;
-  const hop: CoapOption = { number: OptionNumber.HopLimit, value: encodeUint(hopLimit) };
+  const hop: CoapOption = { number: OptionNumber.HopLimit, value: HOP_LIMIT_VALUES[hopLimit] ?? encodeUint(hopLimit) };
   const options: CoapOption[] = [];
   let k = 0;
   for (let i = 0; i < received.length; i++) {
