@@ -38,6 +38,12 @@ const TO_PROXY: ReadonlySet<number> = new Set([OptionNumber.HopLimit]);
 /** Routes of recently forwarded targets; at `capacity` the memo starts over (never wrong, at worst useless). */
 export class UpstreamRoutes {
   private readonly memo = new Map<string, UpstreamRoute>();
+  /**
+   * The same routes by Target object: `TargetMemo` hands out one object per naming of a target
+   * (its Proxy-Uri, or Proxy-Scheme and Uri-*), so a request for a known target finds its route
+   * without formatting the key string again.
+   */
+  private readonly byTarget = new WeakMap<Target, UpstreamRoute>();
 
   constructor(
     private readonly upstream: Pick<CoapClient, 'endpoint'>,
@@ -51,10 +57,15 @@ export class UpstreamRoutes {
    * reason a route cannot be had (an unresolvable host, a URI that gives no options).
    */
   route(target: Target, byProxyUri: boolean): UpstreamRoute | Promise<UpstreamRoute> {
+    const known = this.byTarget.get(target);
+    if (known !== undefined) return known;
     // The next hop is the same for every target; otherwise the target URI names the route, and a
     // Proxy-Uri's route carries the path too.
     const key = this.nextHop !== undefined ? '' : byProxyUri ? target.uri : `${target.scheme}://${bracket(target.host)}:${target.port}`;
-    return this.memo.get(key) ?? this.resolve(key, target, byProxyUri);
+    const route = this.memo.get(key);
+    if (route === undefined) return this.resolve(key, target, byProxyUri);
+    this.byTarget.set(target, route);
+    return route;
   }
 
   private async resolve(key: string, target: Target, byProxyUri: boolean): Promise<UpstreamRoute> {
