@@ -287,60 +287,60 @@ test('coalescing never shares a response that is not fresh on arrival (Max-Age 0
   assert.equal(t.proxy.stats.coalesced, 0);
 });
 
-test('hit-for-pass: after a response that cannot be shared, misses go upstream alone, each with its own response', async () => {
-  const t = topology({ cache: true });
-  let served = 0;
-  const maxAge = 0;
-  t.origin.resource('/now', { GET: () => ({ code: ResponseCode.Content, maxAge, payload: `reading ${++served}` }) });
-  const clients = Array.from({ length: 4 }, (_, i) => t.net.endpoint({ address: `10.0.3.${i + 1}`, port: 40000 }, {}, 50 + i));
-  const getAll = () => t.net.until(Promise.all(clients.map((c) => securedSender(c, PROXY, PLAIN)(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/now')])))));
-  await getAll();
-  assert.equal(served, 4);
-  // The key now passes: the next misses neither wait for nor lead a shared request.
-  const passing = await getAll();
-  assert.equal(served, 8);
-  assert.equal(t.proxy.stats.passed, 4);
-  assert.equal(t.proxy.stats.coalesced, 0);
-  assert.deepEqual(passing.map((r) => decodeString(r.message.payload)).sort(), ['reading 5', 'reading 6', 'reading 7', 'reading 8'], 'each passing miss gets its own, current response');
-  for (const r of passing) assert.equal(getUintOption(r.message, OptionNumber.MaxAge), 0, 'forwarded as the origin sent it (never served from a cache)');
-});
-
-test('hit-for-pass ends when the origin sends a fresh response: it is stored and served, misses coalesce again', async () => {
+/**
+ * A proxy with a cache before an origin whose /now answers with a new reading each time and the
+ * Max-Age `setMaxAge` gives (0 at first); four clients at `subnet`.x asking for it.
+ */
+function readings(subnet: string, firstSeed: number) {
   const t = topology({ cache: true });
   let served = 0;
   let maxAge = 0;
   t.origin.resource('/now', { GET: () => ({ code: ResponseCode.Content, maxAge, payload: `reading ${++served}` }) });
-  const clients = Array.from({ length: 4 }, (_, i) => t.net.endpoint({ address: `10.0.4.${i + 1}`, port: 40000 }, {}, 60 + i));
+  const clients = Array.from({ length: 4 }, (_, i) => t.net.endpoint({ address: `${subnet}.${i + 1}`, port: 40000 }, {}, firstSeed + i));
   const get = (c: (typeof clients)[number]) => securedSender(c, PROXY, PLAIN)(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/now')]));
+  const getAll = async () => (await t.net.until(Promise.all(clients.map(get)))).map((r) => r.message);
+  return { t, clients, get, getAll, served: () => served, setMaxAge: (seconds: number) => void (maxAge = seconds) };
+}
+
+test('hit-for-pass: after a response that cannot be shared, misses go upstream alone, each with its own response', async () => {
+  const { t, getAll, served } = readings('10.0.3', 50);
+  await getAll();
+  assert.equal(served(), 4);
+  // The key now passes: the next misses neither wait for nor lead a shared request.
+  const passing = await getAll();
+  assert.equal(served(), 8);
+  assert.equal(t.proxy.stats.passed, 4);
+  assert.equal(t.proxy.stats.coalesced, 0);
+  assert.deepEqual(passing.map((m) => decodeString(m.payload)).sort(), ['reading 5', 'reading 6', 'reading 7', 'reading 8'], 'each passing miss gets its own, current response');
+  for (const m of passing) assert.equal(getUintOption(m, OptionNumber.MaxAge), 0, 'forwarded as the origin sent it (never served from a cache)');
+});
+
+test('hit-for-pass ends when the origin sends a fresh response: it is stored and served, misses coalesce again', async () => {
+  const { t, clients, get, getAll, served, setMaxAge } = readings('10.0.4', 60);
   await t.net.until(get(clients[0]!));
-  maxAge = 30;
+  setMaxAge(30);
   // Still passing: the one miss goes upstream, and its fresh response ends the passing and is stored.
   assert.equal(decodeString((await t.net.until(get(clients[1]!))).message.payload), 'reading 2');
   assert.equal(t.proxy.stats.passed, 1);
-  const hits = await t.net.until(Promise.all(clients.map(get)));
-  assert.equal(served, 2, 'served from the cache');
-  assert.deepEqual(hits.map((r) => decodeString(r.message.payload)), Array(4).fill('reading 2'));
+  const hits = await getAll();
+  assert.equal(served(), 2, 'served from the cache');
+  assert.deepEqual(hits.map((m) => decodeString(m.payload)), Array(4).fill('reading 2'));
   // Once that entry expires, concurrent misses share one upstream request again.
   await t.net.run(31_000);
-  const after = await t.net.until(Promise.all(clients.map(get)));
-  assert.equal(served, 3);
-  assert.deepEqual(after.map((r) => decodeString(r.message.payload)), Array(4).fill('reading 3'));
+  const after = await getAll();
+  assert.equal(served(), 3);
+  assert.deepEqual(after.map((m) => decodeString(m.payload)), Array(4).fill('reading 3'));
   assert.deepEqual([t.proxy.stats.passed, t.proxy.stats.coalesced], [1, 3]);
 });
 
 test('hit-for-pass expires after PASS_FOR without requests: concurrent misses coalesce again', async () => {
-  const t = topology({ cache: true });
-  let served = 0;
-  let maxAge = 0;
-  t.origin.resource('/now', { GET: () => ({ code: ResponseCode.Content, maxAge, payload: `reading ${++served}` }) });
-  const clients = Array.from({ length: 4 }, (_, i) => t.net.endpoint({ address: `10.0.5.${i + 1}`, port: 40000 }, {}, 70 + i));
-  const get = (c: (typeof clients)[number]) => securedSender(c, PROXY, PLAIN)(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/now')]));
+  const { t, clients, get, getAll, served, setMaxAge } = readings('10.0.5', 70);
   await t.net.until(get(clients[0]!));
-  maxAge = 30;
+  setMaxAge(30);
   await t.net.run(PASS_FOR + 1);
-  const responses = await t.net.until(Promise.all(clients.map(get)));
-  assert.equal(served, 2, 'one upstream request for the four concurrent misses');
-  assert.deepEqual(responses.map((r) => decodeString(r.message.payload)), Array(4).fill('reading 2'));
+  const responses = await getAll();
+  assert.equal(served(), 2, 'one upstream request for the four concurrent misses');
+  assert.deepEqual(responses.map((m) => decodeString(m.payload)), Array(4).fill('reading 2'));
   assert.deepEqual([t.proxy.stats.passed, t.proxy.stats.coalesced], [0, 3]);
 });
 
