@@ -23,7 +23,7 @@ const PROXY = { address: '10.0.0.3', port: 5683 };
 const PROXY2 = { address: '10.0.0.4', port: 5683 };
 const CLIENT = { address: '10.0.0.2', port: 40000 };
 
-function topology(options: { nextHop?: string; timeout?: number; originSecurity?: OscoreServerSecurity; cache?: boolean } = {}) {
+function topology(options: { nextHop?: string; timeout?: number; originSecurity?: OscoreServerSecurity; cache?: boolean | ResponseCache } = {}) {
   const net = new FakeNetwork();
   const origin = new CoapServer(net.endpoint(ORIGIN, {}, 1), options.originSecurity ? { security: options.originSecurity } : {});
   addDemoResources(origin, { tick: false });
@@ -37,7 +37,7 @@ function topology(options: { nextHop?: string; timeout?: number; originSecurity?
     upstream: { endpoint: async () => upstreamEndpoint },
     ...(options.nextHop ? { nextHop: options.nextHop } : {}),
     ...(options.timeout ? { upstreamTimeout: options.timeout } : {}),
-    ...(options.cache ? { cache: new ResponseCache({ maxBytes: 1 << 20, now: () => net.clock.now() }) } : {}),
+    ...(options.cache ? { cache: options.cache === true ? new ResponseCache({ maxBytes: 1 << 20, now: () => net.clock.now() }) : options.cache } : {}),
   });
   const client = net.endpoint(CLIENT, { nstart: 64 }, 2);
   const send = (m: CoapMessage, security = PLAIN) => securedSender(client, PROXY, security)(m);
@@ -354,4 +354,16 @@ test('upstream requests: addressing and Hop-Limit merged in option order, other 
   const upstream = t.net.log.filter((d) => d.to.address === ORIGIN.address).map((d) => d.message.options.map((o) => o.number));
   assert.deepEqual(upstream, Array(4).fill(null).map((_, i) =>
     i % 2 === 0 ? [OptionNumber.UriPath, OptionNumber.HopLimit, OptionNumber.Accept] : [OptionNumber.UriPath, OptionNumber.UriQuery, OptionNumber.HopLimit, OptionNumber.Accept]));
+});
+
+test('a failure while forwarding an upstream response still answers the client (5.00)', async () => {
+  class FailingCache extends ResponseCache {
+    override store(): boolean {
+      throw new Error('store failed');
+    }
+  }
+  const t = topology({ cache: new FailingCache({ maxBytes: 1 << 20, now: () => 0 }) });
+  const r = await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/hello')])));
+  assert.equal(r.message.code, ResponseCode.InternalServerError);
+  assert.equal(decodeString(r.message.payload), 'proxy error: store failed');
 });

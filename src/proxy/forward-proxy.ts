@@ -293,15 +293,23 @@ export class ForwardProxy implements ForwardingHandler {
     const confirmable = request.message.type !== MessageType.NON;
     route.endpoint.send(protectedRequest?.message ?? upstream, route.peer, { deadline: this.timeout, confirmable }, {
       onResponse: ({ message: received }) => {
-        if (!protectedRequest) return this.fromOrigin(request, received, target, key, settle);
-        // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
-        const verified = protectedRequest.verify(received, false);
-        const problem = verified instanceof Error ? verified.message
-          : getOption(upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined ? 'the response carries more OSCORE layers than the request'
-          : undefined;
-        if (problem === undefined) return this.fromOrigin(request, verified as CoapMessage, target, key, settle);
-        settle?.(undefined);
-        request.respond(errorMessage(ResponseCode.BadGateway, problem));
+        try {
+          if (!protectedRequest) return this.fromOrigin(request, received, target, key, settle);
+          // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
+          const verified = protectedRequest.verify(received, false);
+          const problem = verified instanceof Error ? verified.message
+            : getOption(upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined ? 'the response carries more OSCORE layers than the request'
+            : undefined;
+          if (problem === undefined) return this.fromOrigin(request, verified as CoapMessage, target, key, settle);
+          settle?.(undefined);
+          request.respond(errorMessage(ResponseCode.BadGateway, problem));
+        } catch (error) {
+          // Called from the upstream datagram's callback, outside any promise the server would
+          // catch: a failure here still answers the client (5.00, as the server does for a handler),
+          // and releases the misses waiting for this one (settling twice changes nothing).
+          settle?.(undefined);
+          request.respond(errorMessage(ResponseCode.InternalServerError, `proxy error: ${error instanceof Error ? error.message : String(error)}`));
+        }
       },
       onError: (error) => {
         settle?.(undefined);
