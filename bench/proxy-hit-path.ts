@@ -14,8 +14,14 @@
  *   direct     CON GET /bench                                  → origin resource (2.05, Max-Age 60)
  *   cache-hit  CON GET Proxy-Scheme coap, Uri-Host 127.0.0.1,  → ForwardProxy, answered from its cache
  *              Uri-Port 47361, Uri-Path bench                    (stored after the first request)
+ *   proxied    the same to Uri-Port 47360                      → ForwardProxy with the cache, a miss: the
+ *                                                                upstream leg (a CoapEndpoint) sends a CON,
+ *                                                                answered by a piggybacked 2.05 Max-Age 0
+ *                                                                made by copying its Message ID and token
+ *                                                                into a template (the origin's share, ≈ 0.2 µs)
  *
- * The requests look like the bench client's: one peer, consecutive Message IDs, random 8-byte tokens.
+ * The requests look like the bench client's: one peer, consecutive Message IDs, random 8-byte tokens
+ * (new ones for each lap of the 65,536 Message IDs, so that no request is a duplicate).
  *
  * `--batch N` requests are delivered per event-loop turn (default 256: a hot loop in which promise
  * callbacks and timers are amortized). `--batch 1` gives each request a turn of its own, as a
@@ -39,6 +45,8 @@ import { environment, fmt, runMain, table } from './harness.js';
 
 const CLIENT: PeerAddress = { address: '127.0.0.1', port: 50000 };
 const ORIGIN_PORT = 47361;
+/** The proxied contender's origin (Max-Age 0), as in bench/proxy.ts. */
+const MISS_PORT = 47360;
 
 /**
  * Datagrams are delivered by the benchmark and sends are only counted. The socket is bound but
@@ -78,6 +86,8 @@ interface Contender {
   transport: CountingTransport;
   datagrams: Buffer[];
   next: number;
+  /** After each batch: deliver what an upstream leg is owed (the proxied contender's origin answers). */
+  drain?: () => void;
 }
 
 /** 65,536 requests, one per Message ID, each with its own random token (as the bench client sends). */
@@ -101,21 +111,74 @@ async function proxy(): Promise<Contender> {
   const transport = await CountingTransport.bind();
   const server = new CoapServer(new CoapEndpoint({ transport, parameters: { nstart: BENCH_NSTART } }));
   // The upstream answers the one miss at once; every later request is a hit.
-  const upstream: Pick<CoapEndpoint, 'request'> = {
-    request: async () => ({
-      message: { type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: EMPTY_BYTES, options: [{ number: OptionNumber.MaxAge, value: encodeUint(60) }], payload: PAYLOAD },
-      context: { peer: { address: '127.0.0.1', port: ORIGIN_PORT }, peerKey: `127.0.0.1|${ORIGIN_PORT}`, scheme: 'coap' },
-    }),
+  const upstream: Pick<CoapEndpoint, 'send'> = {
+    send: (_message, _peer, _options, handler) =>
+      handler.onResponse({
+        message: { type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: EMPTY_BYTES, options: [{ number: OptionNumber.MaxAge, value: encodeUint(60) }], payload: PAYLOAD },
+        context: { peer: { address: '127.0.0.1', port: ORIGIN_PORT }, peerKey: `127.0.0.1|${ORIGIN_PORT}`, scheme: 'coap' },
+      }),
   };
   const cache = new ResponseCache({ maxBytes: 64 << 20, now: () => performance.now() });
   new ForwardProxy(server, { upstream: { endpoint: async () => upstream as CoapEndpoint }, cache });
-  const options = [
-    { number: OptionNumber.UriHost, value: encodeString('127.0.0.1') },
-    { number: OptionNumber.UriPort, value: encodeUint(ORIGIN_PORT) },
-    { number: OptionNumber.UriPath, value: encodeString('bench') },
-    { number: OptionNumber.ProxyScheme, value: encodeString('coap') },
-  ];
-  return { label: 'cache-hit (proxy)', transport, datagrams: requests(options), next: 0 };
+  return { label: 'cache-hit (proxy)', transport, datagrams: requests(proxyRequestOptions(ORIGIN_PORT)), next: 0 };
+}
+
+/**
+ * The upstream side of the proxied contender: every CON the proxy sends is answered with a
+ * piggybacked 2.05 (Max-Age 0, so nothing is stored) carrying its Message ID and token, delivered
+ * when the benchmark drains it (a real origin's answer arrives in a later turn too).
+ */
+class EchoOrigin implements DatagramTransport {
+  readonly scheme = 'coap' as const;
+  private handler: DatagramHandler = () => {};
+  private readonly owed: Buffer[] = [];
+  private readonly template = Buffer.from(encodeMessage({ type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: Buffer.alloc(8), options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }], payload: PAYLOAD }));
+  constructor(private readonly peer: PeerAddress) {}
+  setHandler(handler: DatagramHandler): void {
+    this.handler = handler;
+  }
+  send(data: Uint8Array): void {
+    const reply = Buffer.from(this.template);
+    // Message ID (bytes 2–3) and the 8-byte token (bytes 4–11) of the request.
+    for (let i = 2; i < 12; i++) reply[i] = data[i]!;
+    this.owed.push(reply);
+  }
+  drain(): void {
+    for (let i = 0; i < this.owed.length; i++) this.handler(this.owed[i]!, this.peer, undefined);
+    this.owed.length = 0;
+  }
+  localAddress(): PeerAddress {
+    return { address: '127.0.0.1', port: 0 };
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const proxyRequestOptions = (port: number): CoapMessage['options'] => [
+  { number: OptionNumber.UriHost, value: encodeString('127.0.0.1') },
+  { number: OptionNumber.UriPort, value: encodeUint(port) },
+  { number: OptionNumber.UriPath, value: encodeString('bench') },
+  { number: OptionNumber.ProxyScheme, value: encodeString('coap') },
+];
+
+async function proxied(): Promise<Contender> {
+  const transport = await CountingTransport.bind();
+  const server = new CoapServer(new CoapEndpoint({ transport, parameters: { nstart: BENCH_NSTART } }));
+  const origin = new EchoOrigin({ address: '127.0.0.1', port: MISS_PORT });
+  const upstream = new CoapEndpoint({ transport: origin, parameters: { nstart: BENCH_NSTART } });
+  const cache = new ResponseCache({ maxBytes: 64 << 20, now: () => performance.now() });
+  new ForwardProxy(server, { upstream: { endpoint: async () => upstream }, cache });
+  return { label: 'proxied (proxy, cache miss)', transport, datagrams: requests(proxyRequestOptions(MISS_PORT)), next: 0, drain: () => origin.drain() };
+}
+
+/**
+ * Fresh random tokens for the next lap of 65,536 Message IDs: the same datagram again would be a
+ * duplicate (RFC 7252 §4.5), answered from the deduplication record without reaching the server.
+ */
+function newTokens(datagrams: Buffer[]): void {
+  const fresh = randomBytes(8 * datagrams.length);
+  for (let i = 0; i < datagrams.length; i++) fresh.copy(datagrams[i]!, 4, 8 * i, 8 * i + 8);
 }
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -128,10 +191,13 @@ async function measure(c: Contender, count: number, batch: number): Promise<numb
     for (const end = Math.min(count, done + batch); done < end; done++) {
       c.transport.deliver(c.datagrams[c.next]!);
       c.next = (c.next + 1) & 0xffff;
+      if (c.next === 0) newTokens(c.datagrams);
     }
+    c.drain?.();
     await yieldToLoop();
   }
   const used = process.cpuUsage(cpu);
+  c.drain?.();
   await yieldToLoop();
   const answered = c.transport.sent - sentBefore;
   if (answered !== count) throw new Error(`${c.label}: ${answered} responses to ${count} requests`);
@@ -152,7 +218,7 @@ async function main(): Promise<void> {
     else if (args[i] === '--batch') batch = value;
     else throw new Error(usage);
   }
-  const contenders = [await origin(), await proxy()];
+  const contenders = [await origin(), await proxy(), await proxied()];
   // Warm-up: JIT, the proxy's one miss, the deduplication tracker filling up as in a long run.
   for (const c of contenders) await measure(c, count, batch);
   const results = new Map<string, number[]>(contenders.map((c) => [c.label, []]));

@@ -323,3 +323,43 @@ test('forgetting received messages for capacity never forgets a Message ID count
   assert.equal(endpoint.stats().trackedMessages, 2);
   assert.notEqual(await exchange(), first);
 });
+
+test('deduplication is per peer, also when datagrams alternate between peers and a forgotten peer comes back (§4.5)', () => {
+  const { clock, transport, endpoint } = lockstep();
+  const calls: string[] = [];
+  endpoint.setRequestHandler((request, exchange) => {
+    calls.push(`${exchange.context.peer.address}:${exchange.context.peer.port}`);
+    exchange.respond({ type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: request.token, options: [], payload: new Uint8Array(0) });
+  });
+  const a = { address: '192.0.2.1', port: 5683 };
+  const b = { address: '192.0.2.1', port: 5684 };
+  const c = { address: '192.0.2.2', port: 5683 };
+  // The same Message ID and token from three peers: three requests; each repeated is a duplicate.
+  const request = msg({ code: Method.GET, messageId: 0x77, token: Buffer.from([5]), options: [opt(OptionNumber.UriPath, 'x')] });
+  for (const peer of [a, b, a, c, b, c, a]) transport.deliver(request, peer);
+  assert.deepEqual(calls, ['192.0.2.1:5683', '192.0.2.1:5684', '192.0.2.2:5683']);
+  assert.deepEqual(transport.take().map((s) => `${s.peer.address}:${s.peer.port}`), ['192.0.2.1:5683', '192.0.2.1:5684', '192.0.2.1:5683', '192.0.2.2:5683', '192.0.2.1:5684', '192.0.2.2:5683', '192.0.2.1:5683']);
+  // Once EXCHANGE_LIFETIME has passed, every peer's state is gone; the last peer's too.
+  clock.advance(247_000 + 10_000);
+  assert.equal(endpoint.stats().peers, 0);
+  transport.deliver(request, a);
+  transport.deliver(request, a);
+  assert.equal(calls.length, 4, 'a new record for the returning peer, which deduplicates again');
+  assert.equal(endpoint.stats().peers, 1);
+});
+
+test('CoapEndpoint.send: the handler hears the response within the delivery of its datagram, and failures once', async () => {
+  const { clock, transport, endpoint } = lockstep();
+  const heard: string[] = [];
+  const handler = { onResponse: (r: { message: { payload: Uint8Array } }) => heard.push(`response ${Buffer.from(r.message.payload).toString()}`), onError: (e: Error) => heard.push(`error ${e.name}`) };
+  endpoint.send(get(), PEER, {}, handler);
+  const [sent] = transport.take();
+  transport.deliver(msg({ type: MessageType.ACK, code: ResponseCode.Content, messageId: sent!.message.messageId, token: sent!.message.token, payload: Buffer.from('hi') }));
+  assert.deepEqual(heard, ['response hi'], 'no promise or microtask in between');
+  endpoint.send(get(), PEER, { deadline: 1000 }, handler);
+  clock.advance(100_000);
+  assert.deepEqual(heard, ['response hi', 'error TimeoutError']);
+  await endpoint.close();
+  endpoint.send(get(), PEER, {}, handler);
+  assert.deepEqual(heard, ['response hi', 'error TimeoutError', 'error CancelledError']);
+});

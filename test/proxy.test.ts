@@ -10,6 +10,7 @@ import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { PLAIN, securedSender, withEchoRetry } from '../src/client/security.js';
 import { addDemoResources } from '../src/demo/resources.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
+import { PASS_FOR } from '../src/proxy/coalescing.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { addReverseProxy } from '../src/proxy/reverse-proxy.js';
 import { ResponseCache } from '../src/proxy/cache.js';
@@ -22,7 +23,7 @@ const PROXY = { address: '10.0.0.3', port: 5683 };
 const PROXY2 = { address: '10.0.0.4', port: 5683 };
 const CLIENT = { address: '10.0.0.2', port: 40000 };
 
-function topology(options: { nextHop?: string; timeout?: number; originSecurity?: OscoreServerSecurity; cache?: boolean } = {}) {
+function topology(options: { nextHop?: string; timeout?: number; originSecurity?: OscoreServerSecurity; cache?: boolean | ResponseCache } = {}) {
   const net = new FakeNetwork();
   const origin = new CoapServer(net.endpoint(ORIGIN, {}, 1), options.originSecurity ? { security: options.originSecurity } : {});
   addDemoResources(origin, { tick: false });
@@ -36,7 +37,7 @@ function topology(options: { nextHop?: string; timeout?: number; originSecurity?
     upstream: { endpoint: async () => upstreamEndpoint },
     ...(options.nextHop ? { nextHop: options.nextHop } : {}),
     ...(options.timeout ? { upstreamTimeout: options.timeout } : {}),
-    ...(options.cache ? { cache: new ResponseCache({ maxBytes: 1 << 20, now: () => net.clock.now() }) } : {}),
+    ...(options.cache ? { cache: options.cache === true ? new ResponseCache({ maxBytes: 1 << 20, now: () => net.clock.now() }) : options.cache } : {}),
   });
   const client = net.endpoint(CLIENT, { nstart: 64 }, 2);
   const send = (m: CoapMessage, security = PLAIN) => securedSender(client, PROXY, security)(m);
@@ -284,4 +285,85 @@ test('coalescing never shares a response that is not fresh on arrival (Max-Age 0
   assert.equal(served, 4, 'every concurrent request reached the origin');
   assert.equal(new Set(responses.map((r) => decodeString(r.message.payload))).size, 4);
   assert.equal(t.proxy.stats.coalesced, 0);
+});
+
+/**
+ * A proxy with a cache before an origin whose /now answers with a new reading each time and the
+ * Max-Age `setMaxAge` gives (0 at first); four clients at `subnet`.x asking for it.
+ */
+function readings(subnet: string, firstSeed: number) {
+  const t = topology({ cache: true });
+  let served = 0;
+  let maxAge = 0;
+  t.origin.resource('/now', { GET: () => ({ code: ResponseCode.Content, maxAge, payload: `reading ${++served}` }) });
+  const clients = Array.from({ length: 4 }, (_, i) => t.net.endpoint({ address: `${subnet}.${i + 1}`, port: 40000 }, {}, firstSeed + i));
+  const get = (c: (typeof clients)[number]) => securedSender(c, PROXY, PLAIN)(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/now')]));
+  const getAll = async () => (await t.net.until(Promise.all(clients.map(get)))).map((r) => r.message);
+  return { t, clients, get, getAll, served: () => served, setMaxAge: (seconds: number) => void (maxAge = seconds) };
+}
+
+test('hit-for-pass: after a response that cannot be shared, misses go upstream alone, each with its own response', async () => {
+  const { t, getAll, served } = readings('10.0.3', 50);
+  await getAll();
+  assert.equal(served(), 4);
+  // The key now passes: the next misses neither wait for nor lead a shared request.
+  const passing = await getAll();
+  assert.equal(served(), 8);
+  assert.equal(t.proxy.stats.passed, 4);
+  assert.equal(t.proxy.stats.coalesced, 0);
+  assert.deepEqual(passing.map((m) => decodeString(m.payload)).sort(), ['reading 5', 'reading 6', 'reading 7', 'reading 8'], 'each passing miss gets its own, current response');
+  for (const m of passing) assert.equal(getUintOption(m, OptionNumber.MaxAge), 0, 'forwarded as the origin sent it (never served from a cache)');
+});
+
+test('hit-for-pass ends when the origin sends a fresh response: it is stored and served, misses coalesce again', async () => {
+  const { t, clients, get, getAll, served, setMaxAge } = readings('10.0.4', 60);
+  await t.net.until(get(clients[0]!));
+  setMaxAge(30);
+  // Still passing: the one miss goes upstream, and its fresh response ends the passing and is stored.
+  assert.equal(decodeString((await t.net.until(get(clients[1]!))).message.payload), 'reading 2');
+  assert.equal(t.proxy.stats.passed, 1);
+  const hits = await getAll();
+  assert.equal(served(), 2, 'served from the cache');
+  assert.deepEqual(hits.map((m) => decodeString(m.payload)), Array(4).fill('reading 2'));
+  // Once that entry expires, concurrent misses share one upstream request again.
+  await t.net.run(31_000);
+  const after = await getAll();
+  assert.equal(served(), 3);
+  assert.deepEqual(after.map((m) => decodeString(m.payload)), Array(4).fill('reading 3'));
+  assert.deepEqual([t.proxy.stats.passed, t.proxy.stats.coalesced], [1, 3]);
+});
+
+test('hit-for-pass expires after PASS_FOR without requests: concurrent misses coalesce again', async () => {
+  const { t, clients, get, getAll, served, setMaxAge } = readings('10.0.5', 70);
+  await t.net.until(get(clients[0]!));
+  setMaxAge(30);
+  await t.net.run(PASS_FOR + 1);
+  const responses = await getAll();
+  assert.equal(served(), 2, 'one upstream request for the four concurrent misses');
+  assert.deepEqual(responses.map((m) => decodeString(m.payload)), Array(4).fill('reading 2'));
+  assert.deepEqual([t.proxy.stats.passed, t.proxy.stats.coalesced], [0, 3]);
+});
+
+test('upstream requests: addressing and Hop-Limit merged in option order, other options kept (routes remembered)', async () => {
+  const t = topology();
+  const accept = { number: OptionNumber.Accept, value: encodeUint(0) };
+  for (let i = 0; i < 2; i++) {
+    await t.net.until(t.send(msg(Method.GET, [str(OptionNumber.ProxyScheme, 'coap'), str(OptionNumber.UriHost, '10.0.0.1'), { number: OptionNumber.UriPort, value: encodeUint(5683) }, str(OptionNumber.UriPath, 'hello'), accept])));
+    await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/hello?x=1'), str(OptionNumber.UriPath, 'ignored'), accept])));
+  }
+  const upstream = t.net.log.filter((d) => d.to.address === ORIGIN.address).map((d) => d.message.options.map((o) => o.number));
+  assert.deepEqual(upstream, Array(4).fill(null).map((_, i) =>
+    i % 2 === 0 ? [OptionNumber.UriPath, OptionNumber.HopLimit, OptionNumber.Accept] : [OptionNumber.UriPath, OptionNumber.UriQuery, OptionNumber.HopLimit, OptionNumber.Accept]));
+});
+
+test('a failure while forwarding an upstream response still answers the client (5.00)', async () => {
+  class FailingCache extends ResponseCache {
+    override store(): boolean {
+      throw new Error('store failed');
+    }
+  }
+  const t = topology({ cache: new FailingCache({ maxBytes: 1 << 20, now: () => 0 }) });
+  const r = await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/hello')])));
+  assert.equal(r.message.code, ResponseCode.InternalServerError);
+  assert.equal(decodeString(r.message.payload), 'proxy error: store failed');
 });

@@ -16,7 +16,7 @@ import { defaultRandom, type RandomSource } from '../util/random.js';
 import { RealScheduler, type Scheduler, type Timer } from '../util/scheduler.js';
 import type { EndpointContext } from './context.js';
 import { BadResponseError, CancelledError, ResetError, SessionError, TimeoutError } from './errors.js';
-import { NstartGate } from './nstart.js';
+import { NstartGate, type Startable } from './nstart.js';
 
 export interface EndpointOptions {
   transport: DatagramTransport;
@@ -55,6 +55,12 @@ export interface ReceivedResponse {
 
 export type RequestHandler = (request: CoapMessage, exchange: ServerExchange) => void;
 
+/** Hears the outcome of a request sent with `CoapEndpoint.send`, once: its first response or why there is none. */
+export interface ResponseHandler {
+  onResponse(response: ReceivedResponse): void;
+  onError(error: Error): void;
+}
+
 /** A received request and the means to answer it, once (or repeatedly, for Observe). */
 export class ServerExchange {
   constructor(
@@ -88,21 +94,48 @@ export class ServerExchange {
   }
 }
 
-interface PendingRequest {
-  readonly tokenKey: string;
-  readonly peerKey: string;
-  readonly peer: PeerAddress;
-  readonly message: CoapMessage;
-  readonly options: RequestOptions;
-  readonly resolve: (r: ReceivedResponse) => void;
-  readonly reject: (e: Error) => void;
-  start: () => void;
+/** What a pending request reports to its endpoint (one object per endpoint, not per request). */
+interface PendingEvents {
+  start(pending: PendingRequest): void;
+  ack(pending: PendingRequest, ack: CoapMessage, security: TransportSecurity | undefined): void;
+  reset(pending: PendingRequest): void;
+  timeout(pending: PendingRequest): void;
+}
+
+/**
+ * A request until its response: also the NSTART gate's waiter and the messaging layer's listener
+ * for its CON, so a request needs no closures of its own for either.
+ */
+class PendingRequest implements ConfirmableListener, Startable {
   handle?: OutgoingHandle;
   responseTimer?: Timer;
   deadlineTimer?: Timer;
-  holdsSlot: boolean;
-  settled: boolean;
+  holdsSlot = false;
+  settled = false;
   onAbort?: () => void;
+
+  constructor(
+    private readonly events: PendingEvents,
+    readonly tokenKey: string,
+    readonly peerKey: string,
+    readonly peer: PeerAddress,
+    readonly message: CoapMessage,
+    readonly options: RequestOptions,
+    readonly handler: ResponseHandler,
+  ) {}
+
+  start(): void {
+    this.events.start(this);
+  }
+  onAck(ack: CoapMessage, security?: TransportSecurity): void {
+    this.events.ack(this, ack, security);
+  }
+  onReset(): void {
+    this.events.reset(this);
+  }
+  onTimeout(): void {
+    this.events.timeout(this);
+  }
 }
 
 export class CoapEndpoint {
@@ -114,6 +147,13 @@ export class CoapEndpoint {
   private readonly pending = new Map<string, PendingRequest>();
   private readonly tokenListeners = new Map<string, { peerKey: string; listener: TokenListener }>();
   private readonly gate: NstartGate;
+  private readonly pendingEvents: PendingEvents = {
+    start: (pending) => this.startRequest(pending),
+    ack: (pending, ack, security) => this.onPendingAck(pending, ack, security),
+    reset: (pending) => this.fail(pending, new ResetError(`${pending.peerKey} rejected the request (RST)`)),
+    timeout: (pending) =>
+      this.fail(pending, new TimeoutError(`no acknowledgement from ${pending.peerKey} after ${this.parameters.maxRetransmit} retransmissions`)),
+  };
   private handler: RequestHandler | undefined;
   private closed = false;
 
@@ -163,39 +203,35 @@ export class CoapEndpoint {
    * and resolves with the first response.
    */
   request(message: CoapMessage, peer: PeerAddress, options: RequestOptions = {}): Promise<ReceivedResponse> {
-    if (this.closed) return Promise.reject(new CancelledError('endpoint is closed'));
-    if (options.signal?.aborted) return Promise.reject(new CancelledError('request aborted'));
+    return new Promise<ReceivedResponse>((resolve, reject) => this.send(message, peer, options, { onResponse: resolve, onError: reject }));
+  }
+
+  /**
+   * `request` without a promise: `handler` hears the outcome once, within the callback of the
+   * datagram that settles it (or at once, when the request cannot be sent). For a forwarder that
+   * answers from there, with no promise and no microtask per exchange.
+   */
+  send(message: CoapMessage, peer: PeerAddress, options: RequestOptions, handler: ResponseHandler): void {
+    if (this.closed) return handler.onError(new CancelledError('endpoint is closed'));
+    if (options.signal?.aborted) return handler.onError(new CancelledError('request aborted'));
     const token = options.token ?? this.newToken();
     if (options.token && this.pending.has(tokenKeyOf(token))) {
-      return Promise.reject(new CancelledError('a request with this token is still waiting for its response'));
+      return handler.onError(new CancelledError('a request with this token is still waiting for its response'));
     }
     message.token = token;
     const key = peerKey(peer);
-    return new Promise<ReceivedResponse>((resolve, reject) => {
-      const pending: PendingRequest = {
-        tokenKey: tokenKeyOf(token),
-        peerKey: key,
-        peer,
-        message,
-        options,
-        resolve,
-        reject,
-        start: () => this.startRequest(pending),
-        holdsSlot: false,
-        settled: false,
-      };
-      this.pending.set(pending.tokenKey, pending);
-      if (options.deadline !== undefined) {
-        pending.deadlineTimer = this.scheduler.schedule(options.deadline, () =>
-          this.fail(pending, new TimeoutError(`no response from ${key} within ${Math.round(options.deadline!)} ms`)),
-        );
-      }
-      if (options.signal) {
-        pending.onAbort = () => this.fail(pending, new CancelledError('request aborted'));
-        options.signal.addEventListener('abort', pending.onAbort, { once: true });
-      }
-      this.gate.acquire(key, pending.start);
-    });
+    const pending = new PendingRequest(this.pendingEvents, tokenKeyOf(token), key, peer, message, options, handler);
+    this.pending.set(pending.tokenKey, pending);
+    if (options.deadline !== undefined) {
+      pending.deadlineTimer = this.scheduler.schedule(options.deadline, () =>
+        this.fail(pending, new TimeoutError(`no response from ${key} within ${Math.round(options.deadline!)} ms`)),
+      );
+    }
+    if (options.signal) {
+      pending.onAbort = () => this.fail(pending, new CancelledError('request aborted'));
+      options.signal.addEventListener('abort', pending.onAbort, { once: true });
+    }
+    this.gate.acquire(key, pending);
   }
 
   /** CoAP ping (§4.3). */
@@ -214,32 +250,25 @@ export class CoapEndpoint {
         this.messaging.sendNonConfirmable(pending.message, pending.peer);
         this.armResponseTimer(pending);
       } else {
-        pending.handle = this.messaging.sendConfirmable(pending.message, pending.peer, this.confirmableListener(pending));
+        pending.handle = this.messaging.sendConfirmable(pending.message, pending.peer, pending);
       }
     } catch (error) {
       this.fail(pending, error as Error);
     }
   }
 
-  private confirmableListener(pending: PendingRequest): ConfirmableListener {
-    return {
-      onAck: (ack, security) => {
-        if (isEmptyCode(ack.code)) {
-          // §4.7: acknowledged, so no longer outstanding; the response comes separately.
-          this.releaseSlot(pending);
-          this.armResponseTimer(pending);
-          return;
-        }
-        if (!bytesEqual(ack.token, pending.message.token)) {
-          this.fail(pending, new BadResponseError('piggybacked response carries a different token'));
-          return;
-        }
-        this.deliver(pending, ack, this.contextFor(pending.peer, undefined, security));
-      },
-      onReset: () => this.fail(pending, new ResetError(`${pending.peerKey} rejected the request (RST)`)),
-      onTimeout: () =>
-        this.fail(pending, new TimeoutError(`no acknowledgement from ${pending.peerKey} after ${this.parameters.maxRetransmit} retransmissions`)),
-    };
+  private onPendingAck(pending: PendingRequest, ack: CoapMessage, security: TransportSecurity | undefined): void {
+    if (isEmptyCode(ack.code)) {
+      // §4.7: acknowledged, so no longer outstanding; the response comes separately.
+      this.releaseSlot(pending);
+      this.armResponseTimer(pending);
+      return;
+    }
+    if (!bytesEqual(ack.token, pending.message.token)) {
+      this.fail(pending, new BadResponseError('piggybacked response carries a different token'));
+      return;
+    }
+    this.deliver(pending, ack, this.contextFor(pending.peer, undefined, security));
   }
 
   private armResponseTimer(pending: PendingRequest): void {
@@ -305,16 +334,16 @@ export class CoapEndpoint {
     // A listener on this token (an observation) sees the response first and in arrival order,
     // so a notification overtaking the registration response cannot reorder them.
     this.tokenListeners.get(pending.tokenKey)?.listener(response, context);
-    pending.resolve({ message: response, context });
+    pending.handler.onResponse({ message: response, context });
     return true;
   }
 
   private fail(pending: PendingRequest, error: Error): void {
     if (pending.settled) return;
     pending.handle?.cancel();
-    if (!pending.holdsSlot) this.gate.withdraw(pending.peerKey, pending.start);
+    if (!pending.holdsSlot) this.gate.withdraw(pending.peerKey, pending);
     this.settle(pending);
-    pending.reject(error);
+    pending.handler.onError(error);
   }
 
   private settle(pending: PendingRequest): void {

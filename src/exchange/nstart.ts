@@ -2,13 +2,18 @@
  * RFC 7252 §4.7: at most NSTART outstanding interactions per peer; further requests wait in a
  * FIFO queue. An interaction stops being outstanding when its ACK or response arrives, or it fails.
  */
+/** A request waiting for a slot; `start` runs once it has one. */
+export interface Startable {
+  start(): void;
+}
+
 export class NstartGate {
-  private readonly peers = new Map<string, { active: number; queue: Array<() => void> }>();
+  private readonly peers = new Map<string, { active: number; queue: Startable[] }>();
 
   constructor(private readonly limit: number) {}
 
-  /** Runs `start` now if a slot is free, otherwise when one frees up. */
-  acquire(peerKey: string, start: () => void): void {
+  /** Starts `waiter` now if a slot is free, otherwise when one frees up. */
+  acquire(peerKey: string, waiter: Startable): void {
     let peer = this.peers.get(peerKey);
     if (!peer) {
       peer = { active: 0, queue: [] };
@@ -16,16 +21,16 @@ export class NstartGate {
     }
     if (peer.active < this.limit) {
       peer.active++;
-      start();
+      waiter.start();
     } else {
-      peer.queue.push(start);
+      peer.queue.push(waiter);
     }
   }
 
-  /** Removes a queued start that has not run yet (a cancelled request). */
-  withdraw(peerKey: string, start: () => void): boolean {
+  /** Removes a waiter that has not started yet (a cancelled request). */
+  withdraw(peerKey: string, waiter: Startable): boolean {
     const peer = this.peers.get(peerKey);
-    const i = peer ? peer.queue.indexOf(start) : -1;
+    const i = peer ? peer.queue.indexOf(waiter) : -1;
     if (i < 0) return false;
     peer!.queue.splice(i, 1);
     return true;
@@ -36,7 +41,7 @@ export class NstartGate {
     if (!peer) return;
     const next = peer.queue.shift();
     if (next) {
-      next(); // the slot passes straight to the next request
+      next.start(); // the slot passes straight to the next request
       return;
     }
     peer.active--;

@@ -9,7 +9,7 @@
  */
 import { MessageFormatError, decodeMessage, encodeEmpty, encodeMessage } from '../coap/codec.js';
 import { isEmptyCode, isReservedCode, isRequestCode, isResponseCode } from '../coap/codes.js';
-import { MessageType, bytesEqual, type CoapMessage } from '../coap/message.js';
+import { EMPTY_BYTES, MessageType, bytesEqual, type CoapMessage, type CoapOption } from '../coap/message.js';
 import type { PeerAddress, TransportSecurity } from '../transport/transport.js';
 import { peerKey } from '../transport/transport.js';
 import type { RandomSource } from '../util/random.js';
@@ -54,6 +54,8 @@ export class InboundMessage {
     readonly peerKey: string,
     readonly security: TransportSecurity | undefined,
     readonly expiresAt: number,
+    /** The per-peer records that hold it: it is its own entry in the layer's expiry queue. */
+    readonly owner: PeerState,
   ) {}
 
   get confirmable(): boolean {
@@ -86,19 +88,34 @@ export interface OutgoingHandle {
   cancel(): void;
 }
 
-class PeerState {
+/** A NON we sent whose RST someone wants to hear about within NON_LIFETIME (e.g. an Observe notification). */
+class NonListener {
+  constructor(
+    readonly owner: PeerState,
+    readonly messageId: number,
+    readonly onReset: () => void,
+    readonly expiresAt: number,
+  ) {}
+}
+
+/**
+ * What the messaging layer keeps per peer: Message ID counter, outstanding CONs, received
+ * messages (deduplication, §4.5), NON listeners. Exported for the type of InboundMessage.owner only.
+ */
+export class PeerState {
   nextMessageId: number;
   readonly outgoing = new Map<number, OutgoingConfirmable>();
-  /** NON messages we sent whose RST someone wants to hear about (e.g. an Observe notification). */
-  readonly nonListeners = new Map<number, { onReset(): void; expiresAt: number }>();
+  readonly nonListeners = new Map<number, NonListener>();
   readonly received = new Map<number, InboundMessage>();
   /**
    * Until when the Message IDs sent to this peer may still be in its deduplication records (the
    * latest one's send time + EXCHANGE_LIFETIME): the counter must be kept that long (§4.4).
    */
   idsInUseUntil = 0;
-  /** An expiry entry for idsInUseUntil is queued: the state (and its counter) stays until then. */
+  /** The state is in the expiry queue for idsInUseUntil: it (and its counter) stays until then. */
   idsInUse = false;
+  /** When its queued expiry entry is due (idsInUseUntil when queued; later sends move idsInUseUntil only). */
+  idsCheckAt = 0;
 
   constructor(
     readonly key: string,
@@ -134,17 +151,31 @@ export interface MessageLayerStats {
 
 export class MessageLayer {
   private readonly peers = new Map<string, PeerState>();
-  /** Expiry order of InboundMessage records, NON listeners and Message ID counters, oldest first. */
-  private expiryQueue: Array<{ peer: PeerState; messageId: number; kind: ExpiryKind; expiresAt: number }> = [];
+  /**
+   * The peer of the latest lookup: most datagrams come from (and go to) the same peer as the one
+   * before, and comparing its address and port costs less than building the key and a Map lookup.
+   * Always an entry of `peers` (cleared when that entry goes).
+   */
+  private lastPeer: PeerState | undefined;
+  /**
+   * Expiry order of received messages, NON listeners (their expiresAt) and Message ID counters (a
+   * PeerState, due at idsCheckAt), oldest first; the records themselves are the entries.
+   */
+  private expiryQueue: Array<InboundMessage | NonListener | PeerState> = [];
   private expiryHead = 0;
   private sweepTimer: Timer | undefined;
   private trackedMessages = 0;
   private readonly maxTracked: number;
+  /** §4.8.2, from the parameters, which do not change. */
+  private readonly exchangeLifetime: number;
+  private readonly nonLifetime: number;
   private readonly stats = { retransmissions: 0, duplicates: 0, formatErrors: 0 };
   private closed = false;
 
   constructor(private readonly options: MessageLayerOptions) {
     this.maxTracked = options.maxTrackedMessages ?? 100_000;
+    this.exchangeLifetime = exchangeLifetime(options.parameters);
+    this.nonLifetime = nonLifetime(options.parameters);
   }
 
   get parameters(): TransmissionParameters {
@@ -176,9 +207,9 @@ export class MessageLayer {
     message.messageId = this.allocateMessageId(state);
     this.options.send(encodeMessage(message), state.address);
     if (onReset) {
-      const expiresAt = this.options.scheduler.now() + nonLifetime(this.options.parameters);
-      state.nonListeners.set(message.messageId, { onReset, expiresAt });
-      this.track(state, message.messageId, 'non', expiresAt);
+      const listener = new NonListener(state, message.messageId, onReset, this.options.scheduler.now() + this.nonLifetime);
+      state.nonListeners.set(message.messageId, listener);
+      this.track(listener);
     }
     return message.messageId;
   }
@@ -276,8 +307,7 @@ export class MessageLayer {
   private onAck(message: CoapMessage, peer: PeerAddress, security: TransportSecurity | undefined): void {
     // §4.2: an ACK carries a response or is Empty; anything else is rejected, i.e. ignored.
     if (!isEmptyCode(message.code) && !isResponseCode(message.code)) return;
-    const state = this.peers.get(peerKey(peer));
-    const out = state?.outgoing.get(message.messageId);
+    const out = this.knownPeer(peer)?.outgoing.get(message.messageId);
     if (!out) return;
     this.finish(out);
     out.listener.onAck(message, security);
@@ -286,7 +316,7 @@ export class MessageLayer {
   private onReset(message: CoapMessage, peer: PeerAddress): void {
     // §4.1: RST must be Empty; a non-empty one is a format error and silently ignored.
     if (!isEmptyCode(message.code)) return;
-    const state = this.peers.get(peerKey(peer));
+    const state = this.knownPeer(peer);
     if (!state) return;
     const out = state.outgoing.get(message.messageId);
     if (out) {
@@ -319,14 +349,13 @@ export class MessageLayer {
       this.onDuplicate(previous);
       return;
     }
-    const lifetime = confirmable ? exchangeLifetime(this.options.parameters) : nonLifetime(this.options.parameters);
-    const expiresAt = this.options.scheduler.now() + lifetime;
-    const inbound = new InboundMessage(message, state.address, state.key, security, expiresAt);
+    const expiresAt = this.options.scheduler.now() + (confirmable ? this.exchangeLifetime : this.nonLifetime);
+    const inbound = new InboundMessage(message, state.address, state.key, security, expiresAt, state);
     // A Message ID reused with other content (a peer that wrapped around within EXCHANGE_LIFETIME)
     // is a new message, not a duplicate; the newer record replaces the older.
     if (!previous) this.trackedMessages++;
     state.received.set(message.messageId, inbound);
-    this.track(state, message.messageId, 'received', expiresAt);
+    this.track(inbound);
 
     if (isRequestCode(message.code)) {
       this.options.events.onRequest(message, inbound);
@@ -386,13 +415,21 @@ export class MessageLayer {
   // --- bookkeeping -----------------------------------------------------------------------
 
   private peerState(peer: PeerAddress): PeerState {
+    const known = this.knownPeer(peer);
+    if (known) return known;
     const key = peerKey(peer);
-    let state = this.peers.get(key);
-    if (!state) {
-      const r = this.options.random.bytes(2);
-      state = new PeerState(key, { address: peer.address, port: peer.port }, (r[0]! << 8) | r[1]!);
-      this.peers.set(key, state);
-    }
+    const r = this.options.random.bytes(2);
+    const state = new PeerState(key, { address: peer.address, port: peer.port }, (r[0]! << 8) | r[1]!);
+    this.peers.set(key, state);
+    this.lastPeer = state;
+    return state;
+  }
+
+  private knownPeer(peer: PeerAddress): PeerState | undefined {
+    const last = this.lastPeer;
+    if (last !== undefined && last.address.port === peer.port && last.address.address === peer.address) return last;
+    const state = this.peers.get(peerKey(peer));
+    if (state) this.lastPeer = state;
     return state;
   }
 
@@ -417,14 +454,15 @@ export class MessageLayer {
    * until EXCHANGE_LIFETIME after the latest ID sent; a counter started afresh could repeat one.
    */
   private keepCounter(state: PeerState): void {
-    state.idsInUseUntil = this.options.scheduler.now() + exchangeLifetime(this.options.parameters);
+    state.idsInUseUntil = this.options.scheduler.now() + this.exchangeLifetime;
     if (state.idsInUse) return; // its expiry entry is queued; the sweep re-queues it until then
     state.idsInUse = true;
-    this.track(state, -1, 'ids', state.idsInUseUntil);
+    state.idsCheckAt = state.idsInUseUntil;
+    this.track(state);
   }
 
-  private track(peer: PeerState, messageId: number, kind: ExpiryKind, expiresAt: number): void {
-    this.expiryQueue.push({ peer, messageId, kind, expiresAt });
+  private track(entry: InboundMessage | NonListener | PeerState): void {
+    this.expiryQueue.push(entry);
     // Entries go stale when a Message ID is reused (a fast peer wraps within EXCHANGE_LIFETIME);
     // sweeping drops them, so the queue stays near the number of live records.
     if (this.trackedMessages > this.maxTracked || this.expiryQueue.length - this.expiryHead > 2 * this.maxTracked) this.sweep(true);
@@ -432,7 +470,7 @@ export class MessageLayer {
   }
 
   private scheduleSweep(): void {
-    const interval = Math.max(10, Math.min(5000, nonLifetime(this.options.parameters) / 20));
+    const interval = Math.max(10, Math.min(5000, this.nonLifetime / 20));
     this.sweepTimer = this.options.scheduler.schedule(interval, () => {
       this.sweepTimer = undefined;
       this.sweep(false);
@@ -448,31 +486,29 @@ export class MessageLayer {
     const end = queue.length;
     while (this.expiryHead < end) {
       const entry = queue[this.expiryHead]!;
-      const { peer, messageId } = entry;
-      if (entry.kind === 'ids') {
+      const evict = overCapacity && this.trackedMessages > this.maxTracked;
+      if (entry instanceof PeerState) {
         // Never evicted for capacity: forgetting a counter early could reuse a Message ID (§4.4).
-        if (entry.expiresAt > now && !(overCapacity && this.trackedMessages > this.maxTracked)) break;
+        if (entry.idsCheckAt > now && !evict) break;
         this.expiryHead++;
-        if (peer.idsInUseUntil > now) {
-          queue.push({ ...entry, expiresAt: peer.idsInUseUntil });
+        if (entry.idsInUseUntil > now) {
+          entry.idsCheckAt = entry.idsInUseUntil;
+          queue.push(entry);
           continue;
         }
-        peer.idsInUse = false;
-        this.forgetIfIdle(peer);
+        entry.idsInUse = false;
+        this.forgetIfIdle(entry);
         continue;
       }
-      const record = entry.kind === 'received' ? peer.received.get(messageId) : peer.nonListeners.get(messageId);
-      const live = record !== undefined && record.expiresAt === entry.expiresAt;
-      const evict = overCapacity && this.trackedMessages > this.maxTracked;
+      const peer = entry.owner;
+      const messageId = entry instanceof InboundMessage ? entry.message.messageId : entry.messageId;
+      const records: Map<number, unknown> = entry instanceof InboundMessage ? peer.received : peer.nonListeners;
+      const live = records.get(messageId) === entry;
       if (live && entry.expiresAt > now && !evict) break;
       this.expiryHead++;
       if (!live) continue; // its record was replaced by a newer message with the same ID
-      if (entry.kind === 'received') {
-        peer.received.delete(messageId);
-        this.trackedMessages--;
-      } else {
-        peer.nonListeners.delete(messageId);
-      }
+      records.delete(messageId);
+      if (entry instanceof InboundMessage) this.trackedMessages--;
       this.forgetIfIdle(peer);
     }
     if (this.expiryHead > 1024 && this.expiryHead * 2 > queue.length) {
@@ -483,7 +519,9 @@ export class MessageLayer {
 
   private forgetIfIdle(peer: PeerState): void {
     // Its Message ID counter goes with it only once no ID sent may still be remembered (keepCounter).
-    if (peer.idle) this.peers.delete(peer.key);
+    if (!peer.idle) return;
+    this.peers.delete(peer.key);
+    if (this.lastPeer === peer) this.lastPeer = undefined;
   }
 
   getStats(): MessageLayerStats {
@@ -504,16 +542,27 @@ export class MessageLayer {
       }
     }
     this.peers.clear();
+    this.lastPeer = undefined;
   }
 }
 
-type ExpiryKind = 'received' | 'non' | 'ids';
+/** The options of a slimmed message: none, and none may be added. */
+const NO_OPTIONS = Object.freeze([]) as unknown as CoapOption[];
 
-/** Keeps what duplicate detection compares; the options, payload and datagram can go. */
+/**
+ * Keeps what duplicate detection compares; the options, payload and datagram can go. The token
+ * is copied out of the datagram into Node's small-buffer pool (records expire in arrival order,
+ * and so do the pool's slabs).
+ */
 function slim(inbound: InboundMessage): void {
   const m = inbound.message;
   if (m.options.length === 0 && m.payload.length === 0) return;
-  inbound.message = { type: m.type, code: m.code, messageId: m.messageId, token: Uint8Array.from(m.token), options: [], payload: new Uint8Array(0) };
+  let token = EMPTY_BYTES;
+  if (m.token.length > 0) {
+    token = Buffer.allocUnsafe(m.token.length);
+    token.set(m.token);
+  }
+  inbound.message = { type: m.type, code: m.code, messageId: m.messageId, token, options: NO_OPTIONS, payload: EMPTY_BYTES };
 }
 
 const IGNORE_CONFIRMABLE: ConfirmableListener = { onAck() {}, onReset() {}, onTimeout() {} };

@@ -25,20 +25,22 @@ import {
   type CoapMessage,
 } from '../coap/message.js';
 import { OptionNumber, isUnsafe, optionDefinition } from '../coap/options.js';
-import { defaultPort, parseAbsoluteUri, uriToOptions } from '../coap/uri.js';
-import { resolvePeer, type CoapClient } from '../client/client.js';
+import { parseAbsoluteUri } from '../coap/uri.js';
+import type { CoapClient } from '../client/client.js';
 import { Observation } from '../client/observe.js';
 import type { MessageSecurity } from '../client/security.js';
 import type { CoapEndpoint } from '../exchange/endpoint.js';
 import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
 import { operationKey } from '../server/blockwise.js';
-import { conditionalReply, isCacheableResponseCode } from './cache.js';
+import { conditionalReply } from './cache.js';
 import type { CoapServer, ForwardingHandler, ProxiedRequest } from '../server/server.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { upstreamLayer, type UpstreamLayer } from './oscore-proxy.js';
-import { TargetMemo, bracket, type Target } from './request-target.js';
+import { TargetMemo, type Target } from './request-target.js';
+import { MissCoalescer, type SettleMiss } from './coalescing.js';
+import { ADDRESSING, UpstreamRoutes, upstreamRequest, type UpstreamRoute } from './upstream-route.js';
 
 /** What the proxy needs from a cache (src/proxy/cache.ts implements it). */
 export interface ProxyCache {
@@ -93,8 +95,6 @@ const TRANSPARENT: MessageSecurity = {
   protect: (message) => ({ message, verify: (response) => response, describe: (context) => context, ordersNotifications: false }),
 };
 
-/** Options a forwarding proxy rewrites itself: never forwarded as received. */
-const ADDRESSING = new Set<number>([OptionNumber.ProxyUri, OptionNumber.ProxyScheme, OptionNumber.UriHost, OptionNumber.UriPort]);
 
 interface UpstreamObservation {
   observation: Observation;
@@ -106,14 +106,15 @@ interface UpstreamObservation {
 
 export class ForwardProxy implements ForwardingHandler {
   private readonly upstreamObservations = new Map<string, UpstreamObservation>();
-  /** Upstream requests in flight per cache key (request coalescing). */
-  private readonly inflight = new Map<string, Promise<CoapMessage>>();
+  private readonly coalescing: MissCoalescer;
+  private readonly routes: UpstreamRoutes;
   private readonly timeout: number;
   private readonly hopLimit: number;
   private readonly targets = new TargetMemo();
   /** This endpoint's own authority (§2.4 step 4), read once: the transport's address is a system call (getsockname). */
   private self: { scheme: string; port: number; address: string | undefined; aliases: readonly string[] } | undefined;
-  readonly stats = { forwarded: 0, cacheHits: 0, coalesced: 0, upstreamObservations: 0 };
+  /** `passed`: cache misses sent upstream without coalescing, as their key's last response could not be shared (coalescing.ts). */
+  readonly stats = { forwarded: 0, cacheHits: 0, coalesced: 0, passed: 0, upstreamObservations: 0 };
 
   constructor(
     private readonly server: CoapServer,
@@ -121,6 +122,8 @@ export class ForwardProxy implements ForwardingHandler {
   ) {
     this.timeout = options.upstreamTimeout ?? 10_000;
     this.hopLimit = options.defaultHopLimit ?? 16;
+    this.coalescing = new MissCoalescer(() => server.endpoint.scheduler.now());
+    this.routes = new UpstreamRoutes(options.upstream, options.nextHop);
     server.setForwardingHandler(this);
     server.observations.onPathEmpty = (path) => this.onNoObservers(path);
   }
@@ -158,76 +161,86 @@ export class ForwardProxy implements ForwardingHandler {
       }
     }
 
-    const hit = this.freshFromCache(request, target);
-    if (hit) {
-      this.stats.cacheHits++;
-      return request.respond(hit);
+    const key = this.earlyCacheKey(request, target);
+    if (key !== undefined) {
+      const hit = this.options.cache!.lookupFresh!(message, key);
+      if (hit) {
+        this.stats.cacheHits++;
+        return request.respond(hit.response);
+      }
     }
-    return this.forwardUpstream(request, target, hopLimit);
+    return this.forwardUpstream(request, target, hopLimit, key);
   }
 
   /**
-   * A fresh cached answer (RFC 7252 §5.6: served without contacting the origin), looked up before
+   * The cache key under which a fresh cached answer (RFC 7252 §5.6: served without contacting the
+   * origin) is looked up before
    * the upstream leg is prepared: no peer resolution, no upstream endpoint, no copy of the request.
    * Only for requests whose full path (`forwardUpstream`) would consult the cache with nothing in
    * between that could answer differently: GET/FETCH without Observe (observations go upstream,
    * PR4.1), to a coap/coaps target or through a next hop (http goes to the cross-proxy), and
    * no OSCORE layer of this proxy on either leg (§2.2 checks the options it protects or answers).
-   * Anything else, and every miss, takes the full path, which looks the cache up again.
+   * Anything else, and every miss, takes the full path, which looks the cache up again (a miss
+   * with the same key).
    */
-  private freshFromCache(request: ProxiedRequest, target: Target): CoapMessage | undefined {
+  private earlyCacheKey(request: ProxiedRequest, target: Target): string | undefined {
     const cache = this.options.cache;
     const message = request.message;
     if (cache?.lookupFresh === undefined || (message.code !== Method.GET && message.code !== Method.FETCH)) return undefined;
     if (getOption(message, OptionNumber.Observe) !== undefined) return undefined;
     if (this.options.upstreamSecurity !== undefined || request.context.oscore?.length) return undefined;
     if (this.options.nextHop === undefined && target.scheme !== 'coap' && target.scheme !== 'coaps') return undefined;
-    return cache.lookupFresh(message, cache.cacheKey(message, target.uri))?.response;
+    return cache.cacheKey(message, target.uri);
   }
 
-  /** Everything but a fresh cache hit: resolve the next hop, build the upstream request, exchange it. */
-  private async forwardUpstream(request: ProxiedRequest, target: Target, hopLimit: number): Promise<void> {
-    const message = request.message;
-    const reply = (code: number, diagnostic?: string): void => answer(request, code, diagnostic);
-    const upstream: CoapMessage = { ...message, options: message.options.slice(), token: EMPTY_BYTES, messageId: 0 };
-    setOption(upstream, OptionNumber.HopLimit, encodeUint(hopLimit - 1));
-    let peer: PeerAddress;
-    let scheme: 'coap' | 'coaps';
-    try {
-      if (this.options.nextHop !== undefined) {
-        // PR1.1/PR1.2 towards another proxy: Proxy-Uri/Proxy-Scheme travel on unchanged.
-        const next = parseAbsoluteUri(this.options.nextHop);
-        scheme = next.scheme === 'coaps' ? 'coaps' : 'coap';
-        peer = await resolvePeer({ host: next.host, port: next.port ?? defaultPort(scheme)! });
-      } else if (target.scheme === 'http' || target.scheme === 'https') {
-        if (!this.options.http) return reply(ResponseCode.ProxyingNotSupported, `no ${target.scheme} upstream here`);
-        const response = await this.options.http(message, target.uri);
-        return request.respond(response);
-      } else if (target.scheme === 'coap' || target.scheme === 'coaps') {
-        scheme = target.scheme;
-        peer = await resolvePeer({ host: target.host, port: target.port });
-        upstream.options = upstream.options.filter((o) => !ADDRESSING.has(o.number));
-        const usesProxyUri = getOption(message, OptionNumber.ProxyUri) !== undefined;
-        if (usesProxyUri) upstream.options = upstream.options.filter((o) => o.number !== OptionNumber.UriPath && o.number !== OptionNumber.UriQuery);
-        const addressing = uriToOptions(usesProxyUri ? target.uri : `${target.scheme}://${bracket(target.host)}:${target.port}`, peer.address, peer.port);
-        for (const o of addressing) addOption(upstream, o.number, o.value);
-      } else {
-        return reply(ResponseCode.ProxyingNotSupported, `scheme ${target.scheme} is not proxied here`);
-      }
-    } catch (error) {
-      return reply(ResponseCode.BadGateway, error instanceof Error ? error.message : String(error));
+  /**
+   * Everything but a fresh cache hit: the route, the upstream request, then the exchange
+   * (`forwardOn`). `key`: the cache key `forward` looked up already, if it did.
+   */
+  private forwardUpstream(request: ProxiedRequest, target: Target, hopLimit: number, key: string | undefined): void | Promise<void> {
+    if (this.options.nextHop === undefined && target.scheme !== 'coap' && target.scheme !== 'coaps') {
+      if (target.scheme === 'http' || target.scheme === 'https') return this.forwardHttp(request, target);
+      return answer(request, ResponseCode.ProxyingNotSupported, `scheme ${target.scheme} is not proxied here`);
     }
-    const endpoint = await this.options.upstream.endpoint(peer.address.includes(':') ? 6 : 4, scheme);
-    const nextIsProxy = this.options.nextHop !== undefined;
-    const layerContext = this.options.upstreamSecurity?.({ uri: nextIsProxy ? this.options.nextHop! : target.uri, nextHop: nextIsProxy });
+    const badGateway = (error: unknown): void => answer(request, ResponseCode.BadGateway, error instanceof Error ? error.message : String(error));
+    let route: UpstreamRoute | Promise<UpstreamRoute>;
+    try {
+      route = this.routes.route(target, getOption(request.message, OptionNumber.ProxyUri) !== undefined);
+    } catch (error) {
+      return badGateway(error);
+    }
+    if (route instanceof Promise) return route.then((r) => this.forwardOn(request, target, hopLimit, r, key), badGateway);
+    return this.forwardOn(request, target, hopLimit, route, key);
+  }
+
+  private async forwardHttp(request: ProxiedRequest, target: Target): Promise<void> {
+    if (!this.options.http) return answer(request, ResponseCode.ProxyingNotSupported, `no ${target.scheme} upstream here`);
+    let response: CoapMessage;
+    try {
+      response = await this.options.http(request.message, target.uri);
+    } catch (error) {
+      return answer(request, ResponseCode.BadGateway, error instanceof Error ? error.message : String(error));
+    }
+    request.respond(response);
+  }
+
+  /**
+   * The upstream leg along a known route. Plain GETs and FETCHes that miss the cache take no
+   * promise chain of their own here: the exchange's settlement answers the client (`settle`).
+   */
+  private forwardOn(request: ProxiedRequest, target: Target, hopLimit: number, route: UpstreamRoute, earlyKey: string | undefined): void | Promise<void> {
+    const message = request.message;
+    const upstream = upstreamRequest(message, route, hopLimit - 1);
+    const { endpoint, peer } = route;
+    const layerContext = this.options.upstreamSecurity?.({ uri: route.viaProxy ? this.options.nextHop! : target.uri, nextHop: route.viaProxy });
     let layer: UpstreamLayer | undefined;
     if (layerContext) {
       // §2.2: a protecting proxy must recognise every option it protects; 4.02 otherwise.
       const unknown = upstream.options.find((o) => optionDefinition(o.number) === undefined);
-      if (unknown) return reply(ResponseCode.BadOption, `cannot protect the unrecognized option ${unknown.number}`);
+      if (unknown) return answer(request, ResponseCode.BadOption, `cannot protect the unrecognized option ${unknown.number}`);
       const added = new Set<number>([OptionNumber.HopLimit]);
-      if (!nextIsProxy) for (const o of upstream.options) if (ADDRESSING.has(o.number)) added.add(o.number);
-      layer = upstreamLayer(layerContext, nextIsProxy, added);
+      if (!route.viaProxy) for (const o of upstream.options) if (ADDRESSING.has(o.number)) added.add(o.number);
+      layer = upstreamLayer(layerContext, route.viaProxy, added);
     }
     if (layer || request.context.oscore?.length) {
       // This proxy is an OSCORE endpoint on a leg: responses it protects must be recognisable (5.02, §2.2).
@@ -241,44 +254,78 @@ export class ForwardProxy implements ForwardingHandler {
       };
     }
 
-    const observe = getUintOption(message, OptionNumber.Observe);
-    if (observe !== undefined && (message.code === Method.GET || message.code === Method.FETCH)) {
-      return this.forwardObservation(request, upstream, endpoint, peer, target, observe, layer);
-    }
+    const fetching = message.code === Method.GET || message.code === Method.FETCH;
+    const observe = fetching ? getUintOption(message, OptionNumber.Observe) : undefined;
+    if (observe !== undefined) return this.forwardObservation(request, upstream, endpoint, peer, target, observe, layer);
 
     const cache = this.options.cache;
-    const cacheable = cache && (message.code === Method.GET || message.code === Method.FETCH);
-    const key = cacheable ? cache.cacheKey(message, target.uri) : '';
-    if (cacheable) {
-      const hit = cache.lookup(message, key);
-      if (hit && hit.kind !== 'stale') {
-        this.stats.cacheHits++;
-        return request.respond(hit.response);
-      }
-      // §5.6.2: revalidate a stale entry with exactly the ETags the cache names.
-      if (hit?.kind === 'stale') setOption(upstream, OptionNumber.ETag, ...hit.etags);
+    if (!cache || !fetching) return this.exchange(request, upstream, route, target, layer, undefined, undefined);
+    const key = earlyKey ?? cache.cacheKey(message, target.uri);
+    const hit = cache.lookup(message, key);
+    if (hit && hit.kind !== 'stale') {
+      this.stats.cacheHits++;
+      return request.respond(hit.response);
     }
-    // Concurrent misses for the same cache key wait for one upstream request (one origin request
-    // per freshness period, however many clients ask at once).
-    const waiting = cacheable ? this.inflight.get(key) : undefined;
-    if (waiting) {
-      const shared = await waiting;
-      // Only a response fresh on arrival may serve another request (RFC 7252 §5.6.1; as RFC 9111 §4
-      // does for collapsed HTTP requests): Max-Age 0, an OSCORE response or an uncacheable code
-      // sends this request upstream on its own.
-      if (isReusable(shared)) {
-        this.stats.coalesced++;
-        return request.respond(codeClass(shared.code) === 2 && cache ? conditionalReply(message, shared) : shared);
-      }
+    // §5.6.2: revalidate a stale entry with exactly the ETags the cache names.
+    if (hit?.kind === 'stale') setOption(upstream, OptionNumber.ETag, ...hit.etags);
+    if (this.coalescing.passes(key)) {
+      this.stats.passed++;
+      return this.exchange(request, upstream, route, target, layer, key, undefined);
     }
-    const exchange = this.exchangeUpstream(endpoint, upstream, peer, target, message.type !== MessageType.NON, layer);
-    if (cacheable) {
-      this.inflight.set(key, exchange.then((r) => r.response));
-      void exchange.finally(() => this.inflight.delete(key));
-    }
-    const { response, fromOrigin } = await exchange;
-    if (!fromOrigin) return request.respond(response);
-    if (cacheable) {
+    const waiting = this.coalescing.waitingFor(key);
+    if (waiting === undefined) return this.exchange(request, upstream, route, target, layer, key, this.coalescing.lead(key));
+    return waiting.then((shared) => {
+      if (shared === undefined) return this.exchange(request, upstream, route, target, layer, key, undefined);
+      this.stats.coalesced++;
+      request.respond(codeClass(shared.code) === 2 ? conditionalReply(message, shared) : shared);
+    });
+  }
+
+  /**
+   * One upstream exchange, answered to the client when it settles (from the callback of the
+   * upstream datagram: no promise per exchange); failures become the proxy's own 5.04/5.02 (never
+   * cached). `key`: the cache key of a GET/FETCH (the response is stored, or revalidates);
+   * `settle`: this miss leads a coalesced request.
+   */
+  private exchange(request: ProxiedRequest, upstream: CoapMessage, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string | undefined, settle: SettleMiss | undefined): void {
+    this.stats.forwarded++;
+    const protectedRequest = layer?.security.protect(upstream);
+    const confirmable = request.message.type !== MessageType.NON;
+    route.endpoint.send(protectedRequest?.message ?? upstream, route.peer, { deadline: this.timeout, confirmable }, {
+      onResponse: ({ message: received }) => {
+        try {
+          if (!protectedRequest) return this.fromOrigin(request, received, target, key, settle);
+          // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
+          const verified = protectedRequest.verify(received, false);
+          const problem = verified instanceof Error ? verified.message
+            : getOption(upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined ? 'the response carries more OSCORE layers than the request'
+            : undefined;
+          if (problem === undefined) return this.fromOrigin(request, verified as CoapMessage, target, key, settle);
+          settle?.(undefined);
+          request.respond(errorMessage(ResponseCode.BadGateway, problem));
+        } catch (error) {
+          // Called from the upstream datagram's callback, outside any promise the server would
+          // catch: a failure here still answers the client (5.00, as the server does for a handler),
+          // and releases the misses waiting for this one (settling twice changes nothing).
+          settle?.(undefined);
+          request.respond(errorMessage(ResponseCode.InternalServerError, `proxy error: ${error instanceof Error ? error.message : String(error)}`));
+        }
+      },
+      onError: (error) => {
+        settle?.(undefined);
+        if (error instanceof TimeoutError) return request.respond(errorMessage(ResponseCode.GatewayTimeout, `no answer from ${target.uri} (${error.message})`));
+        request.respond(errorMessage(ResponseCode.BadGateway, error instanceof CoapRequestError ? error.message : String(error)));
+      },
+    });
+  }
+
+  /** The origin's response: stored or revalidating (a GET/FETCH, `key`), invalidating (unsafe methods), then forwarded. */
+  private fromOrigin(request: ProxiedRequest, response: CoapMessage, target: Target, key: string | undefined, settle: SettleMiss | undefined): void {
+    const message = request.message;
+    const cache = this.options.cache;
+    if (key !== undefined && cache) {
+      if (settle) settle(response);
+      else this.coalescing.learn(key, response);
       if (response.code === ResponseCode.Valid) {
         // §5.6.2 / §5.9.1.3: a 2.03 refreshes the stored response; the client gets it, or its own
         // 2.03 when one of its ETags matches (PR2.3).
@@ -311,28 +358,6 @@ export class ForwardProxy implements ForwardingHandler {
       address: unspecified ? undefined : local.address.toLowerCase(),
       aliases: (this.options.aliases ?? []).map((a) => a.toLowerCase()),
     };
-  }
-
-  /** One upstream exchange; failures become the proxy's own 5.04/5.02 (never cached). */
-  private async exchangeUpstream(endpoint: CoapEndpoint, upstream: CoapMessage, peer: PeerAddress, target: Target, confirmable: boolean, layer?: UpstreamLayer): Promise<{ response: CoapMessage; fromOrigin: boolean }> {
-    try {
-      this.stats.forwarded++;
-      const protectedRequest = layer?.security.protect(upstream);
-      const { message } = await endpoint.request(protectedRequest?.message ?? upstream, peer, { deadline: this.timeout, confirmable });
-      if (protectedRequest) {
-        // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
-        const verified = protectedRequest.verify(message, false);
-        if (verified instanceof Error) return { response: errorMessage(ResponseCode.BadGateway, verified.message), fromOrigin: false };
-        if (getOption(upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined) {
-          return { response: errorMessage(ResponseCode.BadGateway, 'the response carries more OSCORE layers than the request'), fromOrigin: false };
-        }
-        return { response: verified, fromOrigin: true };
-      }
-      return { response: message, fromOrigin: true };
-    } catch (error) {
-      if (error instanceof TimeoutError) return { response: errorMessage(ResponseCode.GatewayTimeout, `no answer from ${target.uri} (${error.message})`), fromOrigin: false };
-      return { response: errorMessage(ResponseCode.BadGateway, error instanceof CoapRequestError ? error.message : String(error)), fromOrigin: false };
-    }
   }
 
   /**
@@ -470,14 +495,9 @@ function consumeProxyOptions(message: CoapMessage): CoapMessage {
   return consumed;
 }
 
-/** Whether a response may answer another client's identical request (it would be stored too). */
-function isReusable(response: CoapMessage): boolean {
-  return isCacheableResponseCode(response.code) && maxAgeOf(response) > 0 && getOption(response, OptionNumber.Oscore) === undefined;
-}
-
 /** PR1.3: the response as the origin sent it, on this leg. */
 function forwardable(response: CoapMessage): CoapMessage {
-  return { ...response, type: MessageType.ACK, messageId: 0, token: EMPTY_BYTES, options: response.options.slice() };
+  return { type: MessageType.ACK, code: response.code, messageId: 0, token: EMPTY_BYTES, options: response.options.slice(), payload: response.payload };
 }
 
 /** The proxy's own answer on the downstream leg. */

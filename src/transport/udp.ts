@@ -1,5 +1,6 @@
 /** CoAP over plain UDP (RFC 7252 §3) on a Node dgram socket. */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import { isIP } from 'node:net';
 import { closeAfterPendingSends } from './socket-close.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress } from './transport.js';
@@ -35,7 +36,7 @@ export class UdpTransport implements DatagramTransport {
   static async bind(options: UdpTransportOptions = {}): Promise<UdpTransport> {
     const host = options.host ?? '127.0.0.1';
     const type = isIP(host) === 6 ? 'udp6' : 'udp4';
-    const socket = dgram.createSocket({ type, reuseAddr: false });
+    const socket = dgram.createSocket({ type, reuseAddr: false, lookup: literalLookup() });
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error): void => reject(e);
       socket.once('error', onError);
@@ -68,4 +69,28 @@ export class UdpTransport implements DatagramTransport {
     this.closed = true;
     return closeAfterPendingSends(this.socket);
   }
+}
+
+type Lookup = NonNullable<dgram.SocketOptions['lookup']>;
+
+/**
+ * dgram's address lookup for `send`, which asks it for every datagram. Peers here are IP literals
+ * (a received datagram's source, or an address the client resolved), and Node's default, dns.lookup,
+ * answers a literal only in a later process.nextTick, after its option checks: a deferred callback
+ * and its allocations per datagram. A literal is answered at once instead (the datagram goes out
+ * within `send`); anything else goes to dns.lookup as before. The last literal is remembered: most
+ * datagrams go to the same peer as the one before.
+ */
+function literalLookup(): Lookup {
+  let lastLiteral = '';
+  let lastVersion = 0;
+  return (address, options, callback) => {
+    if (address === lastLiteral) return callback(null, address, lastVersion);
+    const version = isIP(address);
+    // dgram passes the socket's family (4 or 6) where the type says options; dns.lookup takes either.
+    if (version === 0) return dns.lookup(address, options, callback);
+    lastLiteral = address;
+    lastVersion = version;
+    callback(null, address, version);
+  };
 }

@@ -1,0 +1,126 @@
+/**
+ * Where a forward proxy sends a request upstream, and the addressing the upstream request carries
+ * (RFC 7252 §5.7.2, §6.4): the next hop or the target's address, the client endpoint of the
+ * upstream leg, and the options that replace the received Proxy-Uri / Proxy-Scheme / Uri-*.
+ *
+ * `UpstreamRoutes` remembers the routes of targets whose hosts (or next hop) are IP literals:
+ * resolving them parses the URI again, formats it and awaits the endpoint, for the same answer
+ * every time. Host names are resolved for every request, as the client does (their address may change).
+ */
+import { isIP } from 'node:net';
+import { EMPTY_BYTES, encodeUint, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { OptionNumber } from '../coap/options.js';
+import { defaultPort, parseAbsoluteUri, uriToOptions } from '../coap/uri.js';
+import { resolvePeer, type CoapClient } from '../client/client.js';
+import type { CoapEndpoint } from '../exchange/endpoint.js';
+import type { PeerAddress } from '../transport/transport.js';
+import { bracket, type Target } from './request-target.js';
+
+export interface UpstreamRoute {
+  readonly scheme: 'coap' | 'coaps';
+  readonly peer: PeerAddress;
+  readonly endpoint: CoapEndpoint;
+  /** The next hop is a proxy: Proxy-Uri / Proxy-Scheme and the Uri-* options travel on unchanged (PR1.1/PR1.2). */
+  readonly viaProxy: boolean;
+  /** Received options the upstream request does not carry (Hop-Limit is always replaced, RFC 8768 §3). */
+  readonly dropped: ReadonlySet<number>;
+  /** Options the upstream request carries instead, in option order (Uri-Host/Uri-Port as §6.4 gives them for the peer). */
+  readonly addressing: readonly CoapOption[];
+}
+
+/** Options a forwarding proxy rewrites itself towards an origin: never forwarded as received. */
+export const ADDRESSING: ReadonlySet<number> = new Set([OptionNumber.ProxyUri, OptionNumber.ProxyScheme, OptionNumber.UriHost, OptionNumber.UriPort]);
+const TO_ORIGIN: ReadonlySet<number> = new Set([...ADDRESSING, OptionNumber.HopLimit]);
+/** A Proxy-Uri carries the path and query too: received Uri-Path/Uri-Query do not count (§5.10.2). */
+const TO_ORIGIN_BY_PROXY_URI: ReadonlySet<number> = new Set([...TO_ORIGIN, OptionNumber.UriPath, OptionNumber.UriQuery]);
+const TO_PROXY: ReadonlySet<number> = new Set([OptionNumber.HopLimit]);
+
+/** Routes of recently forwarded targets; at `capacity` the memo starts over (never wrong, at worst useless). */
+export class UpstreamRoutes {
+  private readonly memo = new Map<string, UpstreamRoute>();
+  /**
+   * The same routes by Target object: `TargetMemo` hands out one object per naming of a target
+   * (its Proxy-Uri, or Proxy-Scheme and Uri-*), so a request for a known target finds its route
+   * without formatting the key string again.
+   */
+  private readonly byTarget = new WeakMap<Target, UpstreamRoute>();
+
+  constructor(
+    private readonly upstream: Pick<CoapClient, 'endpoint'>,
+    private readonly nextHop: string | undefined,
+    private readonly capacity = 256,
+  ) {}
+
+  /**
+   * The route of a coap/coaps target (or any target, with a next hop). `byProxyUri`: the request
+   * named its target with Proxy-Uri. Synchronous when remembered; rejects (or throws) with the
+   * reason a route cannot be had (an unresolvable host, a URI that gives no options).
+   */
+  route(target: Target, byProxyUri: boolean): UpstreamRoute | Promise<UpstreamRoute> {
+    const known = this.byTarget.get(target);
+    if (known !== undefined) return known;
+    // The next hop is the same for every target; otherwise the target URI names the route, and a
+    // Proxy-Uri's route carries the path too.
+    const key = this.nextHop !== undefined ? '' : byProxyUri ? target.uri : `${target.scheme}://${bracket(target.host)}:${target.port}`;
+    const route = this.memo.get(key);
+    if (route === undefined) return this.resolve(key, target, byProxyUri);
+    this.byTarget.set(target, route);
+    return route;
+  }
+
+  private async resolve(key: string, target: Target, byProxyUri: boolean): Promise<UpstreamRoute> {
+    let route: UpstreamRoute;
+    let host: string;
+    if (this.nextHop !== undefined) {
+      const next = parseAbsoluteUri(this.nextHop);
+      const scheme = next.scheme === 'coaps' ? 'coaps' : 'coap';
+      host = next.host;
+      const peer = await resolvePeer({ host, port: next.port ?? defaultPort(scheme)! });
+      route = { scheme, peer, endpoint: await this.endpointFor(peer, scheme), viaProxy: true, dropped: TO_PROXY, addressing: [] };
+    } else {
+      const scheme = target.scheme as 'coap' | 'coaps';
+      host = target.host;
+      const peer = await resolvePeer({ host, port: target.port });
+      // §6.4: Uri-Host and Uri-Port only where they differ from the destination (and, by Proxy-Uri, the path and query).
+      const addressing = uriToOptions(key, peer.address, peer.port);
+      route = { scheme, peer, endpoint: await this.endpointFor(peer, scheme), viaProxy: false, dropped: byProxyUri ? TO_ORIGIN_BY_PROXY_URI : TO_ORIGIN, addressing };
+    }
+    if (isIP(host)) {
+      if (this.memo.size >= this.capacity) this.memo.clear();
+      this.memo.set(key, route);
+    }
+    return route;
+  }
+
+  private endpointFor(peer: PeerAddress, scheme: 'coap' | 'coaps'): Promise<CoapEndpoint> {
+    return this.upstream.endpoint(peer.address.includes(':') ? 6 : 4, scheme);
+  }
+}
+
+/** The encoded Hop-Limit values 0–255 (RFC 8768 §3: one byte), made once: option values are never written to. */
+const HOP_LIMIT_VALUES: readonly Uint8Array[] = Array.from({ length: 256 }, (_, n) => encodeUint(n));
+
+/**
+ * The upstream copy of a received request: its options less the route's dropped ones, with the
+ * route's addressing and Hop-Limit `hopLimit` merged in, in option order; token and Message ID
+ * are the upstream leg's own (assigned when sent).
+ */
+export function upstreamRequest(message: CoapMessage, route: UpstreamRoute, hopLimit: number): CoapMessage {
+  const received = message.options;
+  // Merged in: the addressing options (all Uri-*, numbered below Hop-Limit), then Hop-Limit.
+  const added = route.addressing;
+  const hop: CoapOption = { number: OptionNumber.HopLimit, value: HOP_LIMIT_VALUES[hopLimit] ?? encodeUint(hopLimit) };
+  const options: CoapOption[] = [];
+  let k = 0;
+  for (let i = 0; i < received.length; i++) {
+    const o = received[i]!;
+    for (let next = k < added.length ? added[k]! : hop; k <= added.length && next.number < o.number; next = k < added.length ? added[k]! : hop) {
+      options.push(next);
+      k++;
+    }
+    if (!route.dropped.has(o.number)) options.push(o);
+  }
+  for (; k < added.length; k++) options.push(added[k]!);
+  if (k === added.length) options.push(hop);
+  return { type: message.type, code: message.code, messageId: 0, token: EMPTY_BYTES, options, payload: message.payload };
+}
