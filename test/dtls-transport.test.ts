@@ -174,6 +174,32 @@ test('session bound: the server keeps at most maxSessions sessions', async () =>
   }
 });
 
+test('session bound: a session idle for staleSessionMs makes room for a new client and gets close_notify', async () => {
+  const s = await pskServer({ maxSessions: 1, staleSessionMs: 200 });
+  const a = new CoapClient({ dtls: { psk: PSK } });
+  const b = new CoapClient({ dtls: { psk: PSK } });
+  try {
+    await a.get(s.uri('/hello'));
+    // A fresh session is not displaced: b is turned away while a's session is younger than 200 ms.
+    const early = await b.get(s.uri('/hello'), { timeout: 100 }).then(
+      () => 'ok',
+      (e: Error) => e.name,
+    );
+    assert.equal(early, 'TimeoutError');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await b.get(s.uri('/hello'), { timeout: 3000 })).text(), 'hello', 'b got the stale slot');
+    assert.equal(s.transport.stats().sessions, 1);
+    const at = await clientTransport(a);
+    const deadline = Date.now() + 1000;
+    while (at.stats().sessions > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(at.stats().sessions, 0, 'a received close_notify and dropped its session');
+  } finally {
+    await a.close();
+    await b.close();
+    await s.server.close();
+  }
+});
+
 test('client session bound: the least recently used session is closed for a new peer', async () => {
   const a = await pskServer();
   const b = await pskServer();

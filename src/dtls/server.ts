@@ -50,6 +50,13 @@ export interface DtlsServerOptions extends CommonOptions {
    * close_notify is sent. Default: never (the transport layer may close them instead).
    */
   idleTimeoutMs?: number;
+  /**
+   * With the table full, an established connection without authenticated traffic for this long
+   * (ms) gives its slot to a new cookie-verified client and is sent close_notify (default 60 s).
+   * Younger established connections are never displaced by a handshake: an address that merely
+   * answers cookies must not be able to push authenticated peers out.
+   */
+  staleAfterMs?: number;
 }
 
 export interface PeerDatagrams {
@@ -81,11 +88,15 @@ function parseInitialClientHello(datagram: Buffer): ParsedHello | undefined {
   }
 }
 
+const NONE_DISPLACED: readonly PeerDatagrams[] = Object.freeze([]);
+
 export class DtlsServerEngine {
   private readonly opts: DtlsServerOptions;
   private readonly connections = new Map<string, DtlsServerConnection>();
   private readonly cookies: CookieJar;
   private readonly maxConnections: number;
+  /** close_notify records for connections displaced by newer clients, until the transport takes them. */
+  private displaced: PeerDatagrams[] = [];
 
   constructor(opts: DtlsServerOptions) {
     if (!opts.pskStore && !opts.rpk && !opts.x509 && !opts.authz) throw new Error('DtlsServerEngine needs pskStore, rpk, x509 and/or authz credentials');
@@ -152,7 +163,7 @@ export class DtlsServerEngine {
     }
     // Valid cookie: the client proved it receives at this address. §4.2.8 allows starting a new
     // handshake for an address that has an association; the old one is replaced.
-    if (!this.connections.has(peer) && this.connections.size >= this.maxConnections && !this.evictOne()) return out;
+    if (!this.connections.has(peer) && this.connections.size >= this.maxConnections && !this.evictOne() && !this.displaceStale()) return out;
     const maxHandshakes = this.opts.maxHandshakes ?? this.maxConnections;
     if (this.handshakingCount() >= maxHandshakes) this.evictOne();
     const conn = new DtlsServerConnection(peer, {
@@ -196,6 +207,31 @@ export class DtlsServerEngine {
       }
     }
     return false;
+  }
+
+  /**
+   * Closes the established connection idle the longest if it has been idle for `staleAfterMs`:
+   * peers that vanished without close_notify (a reboot, a NAT rebinding) would otherwise hold
+   * their slots until the idle timeout while new clients are turned away.
+   */
+  private displaceStale(): boolean {
+    let stalest: [string, DtlsServerConnection] | undefined;
+    for (const entry of this.connections) {
+      if (entry[1].state === 'connected' && (!stalest || entry[1].lastActivity < stalest[1].lastActivity)) stalest = entry;
+    }
+    if (!stalest || this.opts.now() - stalest[1].lastActivity < (this.opts.staleAfterMs ?? 60_000)) return false;
+    const [peer, conn] = stalest;
+    this.connections.delete(peer);
+    this.displaced.push({ peer, send: conn.close(), closed: true });
+    return true;
+  }
+
+  /** The close_notify datagrams of connections displaced since the last call (see staleAfterMs). */
+  takeDisplaced(): readonly PeerDatagrams[] {
+    if (this.displaced.length === 0) return NONE_DISPLACED;
+    const out = this.displaced;
+    this.displaced = [];
+    return out;
   }
 
   private reap(peer: string, conn: DtlsServerConnection): void {

@@ -83,6 +83,11 @@ export interface DtlsTransportOptions {
   /** Concurrent handshakes. Client default 16, server default 64. */
   maxHandshakes?: number;
   /**
+   * Server: with maxSessions reached, a session idle this long (ms) makes room for a new client and
+   * is closed with close_notify; younger sessions are never displaced. Default 60 s.
+   */
+  staleSessionMs?: number;
+  /**
    * Retransmissions of a handshake flight before it fails (§4.2.4). Default 4: a silent peer fails
    * the handshake after about 31 s, before CoAP's MAX_TRANSMIT_WAIT.
    */
@@ -515,6 +520,7 @@ export class DtlsServerTransport extends DtlsTransportBase {
       maxConnections: options.maxSessions ?? 256,
       maxHandshakes: options.maxHandshakes ?? 64,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_MS,
+      ...(options.staleSessionMs !== undefined ? { staleAfterMs: options.staleSessionMs } : {}),
       ...(options.maxRetransmissions !== undefined ? { maxRetransmissions: options.maxRetransmissions } : {}),
       ...(options.initialTimeoutMs ? { initialTimeoutMs: options.initialTimeoutMs } : {}),
     });
@@ -547,6 +553,7 @@ export class DtlsServerTransport extends DtlsTransportBase {
     const key = this.keyOf(peer);
     const out = this.engine.receive(data, key);
     this.write(out.send, peer);
+    for (const d of this.engine.takeDisplaced()) this.write(d.send, parsePeerKey(d.peer));
     const conn = this.engine.connection(key);
     for (const e of out.events) {
       if (e.type === 'connected' && conn) {
