@@ -11,7 +11,7 @@
  *   server: DtlsServerEngine (stateless cookies, bounded connections) behind the socket.
  */
 import { createHash } from 'node:crypto';
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import {
   DtlsClient,
@@ -26,7 +26,7 @@ import {
   type X509Credentials,
 } from '../dtls/index.js';
 import { RealScheduler, type Scheduler, type Timer } from '../util/scheduler.js';
-import { closeAfterPendingSends } from './socket-close.js';
+import { bindSocket, closeAfterPendingSends } from './socket.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress, SessionErrorHandler, TransportSecurity } from './transport.js';
 import { peerKey } from './transport.js';
 
@@ -163,24 +163,6 @@ function describeFailure(conn: DtlsConnection, events: readonly DtlsEvent[]): { 
   if (alert?.origin === 'remote') return { message: `DTLS handshake failed: peer sent fatal alert ${alert.name}`, alert: alert.name, origin: 'remote' };
   if (alert) return { message: `DTLS handshake failed: ${conn.failureReason ?? alert.name} (sent alert ${alert.name})`, alert: alert.name, origin: 'local' };
   return { message: `DTLS handshake failed: ${conn.failureReason ?? 'unknown reason'}` };
-}
-
-async function bindSocket(options: DtlsTransportOptions): Promise<dgram.Socket> {
-  const host = options.host ?? '127.0.0.1';
-  const socket = dgram.createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', reuseAddr: false });
-  await new Promise<void>((resolve, reject) => {
-    const onError = (e: Error): void => reject(e);
-    socket.once('error', onError);
-    socket.bind(options.port ?? 0, host, () => {
-      socket.off('error', onError);
-      resolve();
-    });
-  });
-  if (options.receiveBufferSize) socket.setRecvBufferSize(options.receiveBufferSize);
-  if (options.sendBufferSize) socket.setSendBufferSize(options.sendBufferSize);
-  // ICMP errors concern one send, not the socket.
-  socket.on('error', () => {});
-  return socket;
 }
 
 abstract class DtlsTransportBase implements DatagramTransport {
