@@ -106,21 +106,21 @@ const HOP_LIMIT_VALUES: readonly Uint8Array[] = Array.from({ length: 256 }, (_, 
  * are the upstream leg's own (assigned when sent).
  */
 export function upstreamRequest(message: CoapMessage, route: UpstreamRoute, hopLimit: number): CoapMessage {
-  const received = message.options;
-  // Merged in: the addressing options (all Uri-*, numbered below Hop-Limit), then Hop-Limit.
+  // Merged in: the addressing options (all Uri-*, numbered below Hop-Limit), then Hop-Limit; an
+  // added option goes after received ones of the same number.
   const added = route.addressing;
   const hop: CoapOption = { number: OptionNumber.HopLimit, value: HOP_LIMIT_VALUES[hopLimit] ?? encodeUint(hopLimit) };
   const options: CoapOption[] = [];
-  let k = 0;
-  for (let i = 0; i < received.length; i++) {
-    const o = received[i]!;
-    for (let next = k < added.length ? added[k]! : hop; k <= added.length && next.number < o.number; next = k < added.length ? added[k]! : hop) {
-      options.push(next);
-      k++;
-    }
+  let k = 0; // the next of added[0..], then hop at k === added.length
+  for (const o of message.options) {
+    for (; k <= added.length && addedAt(added, hop, k).number < o.number; k++) options.push(addedAt(added, hop, k));
     if (!route.dropped.has(o.number)) options.push(o);
   }
-  for (; k < added.length; k++) options.push(added[k]!);
-  if (k === added.length) options.push(hop);
+  for (; k <= added.length; k++) options.push(addedAt(added, hop, k));
   return { type: message.type, code: message.code, messageId: 0, token: EMPTY_BYTES, options, payload: message.payload };
+}
+
+/** The k-th option upstreamRequest merges in: the route's addressing, then Hop-Limit. */
+function addedAt(addressing: readonly CoapOption[], hop: CoapOption, k: number): CoapOption {
+  return k < addressing.length ? addressing[k]! : hop;
 }
