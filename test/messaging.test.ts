@@ -221,6 +221,63 @@ test('duplicate of a CON still being processed gets an empty ACK; the response t
   assert.equal(transport.take().length, 0);
 });
 
+test('a CON nobody answers is forgotten after EXCHANGE_LIFETIME; a late answer still goes out, and the Message ID is new again (§4.5)', () => {
+  const { clock, transport, endpoint } = lockstep();
+  const exchanges: Parameters<Parameters<CoapEndpoint['setRequestHandler']>[0] & object>[1][] = [];
+  endpoint.setRequestHandler((_request, ex) => void exchanges.push(ex));
+  const request = msg({ code: Method.GET, messageId: 0x0b0b, token: Buffer.from([7]) });
+  transport.deliver(request);
+  assert.equal(endpoint.stats().trackedMessages, 1);
+  clock.advance(247_000 + 10_000);
+  assert.equal(endpoint.stats().trackedMessages, 0, 'memory stays bounded when a handler never answers');
+  assert.equal(endpoint.stats().peers, 0);
+  exchanges[0]!.respond({ type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: new Uint8Array(0), options: [], payload: Buffer.from('late') });
+  const [late] = transport.take();
+  assert.equal(late!.message.type, MessageType.ACK);
+  assert.equal(endpoint.stats().trackedMessages, 0, 'a forgotten record is not brought back by its answer');
+  transport.deliver(request);
+  assert.equal(exchanges.length, 2);
+});
+
+test('unanswered CONs beyond maxTrackedMessages: the oldest is forgotten, its retransmission is a new request', () => {
+  const clock = new FakeScheduler();
+  const transport = new FakeTransport(clock);
+  const endpoint = new CoapEndpoint({ transport, scheduler: clock, maxTrackedMessages: 2 });
+  const seen: number[] = [];
+  endpoint.setRequestHandler((request) => void seen.push(request.messageId));
+  const requests = [1, 2, 3].map((id) => msg({ code: Method.GET, messageId: id, token: Buffer.from([id]) }));
+  for (const r of requests) transport.deliver(r);
+  assert.equal(endpoint.stats().trackedMessages, 2);
+  transport.deliver(requests[2]!);
+  transport.deliver(requests[0]!);
+  assert.deepEqual(seen, [1, 2, 3, 1], 'Message ID 3 is still remembered (empty ACK), 1 was forgotten');
+  assert.deepEqual(transport.take().map((s) => [s.message.type, s.message.messageId]), [[MessageType.ACK, 3]]);
+});
+
+test('thousands of answered CONs from several peers: each duplicate gets its own reply again, small or large (§4.5)', () => {
+  const { transport, endpoint } = lockstep();
+  let calls = 0;
+  endpoint.setRequestHandler((request, exchange) => {
+    calls++;
+    const size = request.messageId % 5 === 0 ? 300 : 10;
+    exchange.respond({ type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: request.token, options: [], payload: Buffer.alloc(size, request.messageId & 0xff) });
+  });
+  const peers = [{ address: '192.0.2.1', port: 5683 }, { address: '192.0.2.2', port: 5683 }, { address: '192.0.2.3', port: 61616 }];
+  const first = new Map<string, Buffer>();
+  for (let i = 0; i < 3000; i++) {
+    const peer = peers[i % 3]!;
+    transport.deliver(msg({ code: Method.GET, messageId: i, token: Buffer.from([i & 0xff, i >> 8, 1, 2, 3, 4, 5, 6]) }), peer);
+    first.set(`${peer.address}|${i}`, transport.take()[0]!.bytes);
+  }
+  for (let i = 2999; i >= 0; i -= 7) {
+    const peer = peers[i % 3]!;
+    transport.deliver(msg({ code: Method.GET, messageId: i, token: Buffer.from([i & 0xff, i >> 8, 1, 2, 3, 4, 5, 6]) }), peer);
+    assert.ok(transport.take()[0]!.bytes.equals(first.get(`${peer.address}|${i}`)!), `duplicate ${i}`);
+  }
+  assert.equal(calls, 3000);
+  assert.equal(endpoint.stats().trackedMessages, 3000);
+});
+
 test('NSTART = 1: a second request to the same peer waits until the first is answered (§4.7)', async () => {
   const { transport, endpoint } = lockstep();
   const first = endpoint.request(get(), PEER);

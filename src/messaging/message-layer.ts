@@ -9,11 +9,12 @@
  */
 import { MessageFormatError, decodeMessage, encodeEmpty, encodeMessage } from '../coap/codec.js';
 import { isEmptyCode, isReservedCode, isRequestCode, isResponseCode } from '../coap/codes.js';
-import { EMPTY_BYTES, MessageType, bytesEqual, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { MessageType, bytesEqual, type CoapMessage } from '../coap/message.js';
 import type { PeerAddress, TransportSecurity } from '../transport/transport.js';
 import { peerKey } from '../transport/transport.js';
 import type { RandomSource } from '../util/random.js';
 import type { Scheduler, Timer } from '../util/scheduler.js';
+import { AnsweredRecords } from './answered-records.js';
 import { exchangeLifetime, nonLifetime, type TransmissionParameters } from './parameters.js';
 
 export interface ConfirmableListener {
@@ -35,26 +36,28 @@ export interface MessagingEvents {
   onSeparateResponse(response: CoapMessage, inbound: InboundMessage): boolean;
 }
 
-/** A received CON or NON, kept for deduplication until its lifetime ends (§4.5). */
+/**
+ * A received CON or NON (§4.5). An unanswered CON is its peer's deduplication record while it is
+ * being processed; once answered (or at once, for a NON) the record moves to the layer's
+ * AnsweredRecords and this object lives only as long as whoever answers it holds it.
+ */
 export class InboundMessage {
   /** Empty ACK or piggybacked response sent (CON only). */
   acknowledged = false;
-  /** What a duplicate gets: the ACK (empty or with the response) or the RST we sent. */
-  reply: Buffer | undefined;
   responded = false;
+  /** In its peer's unanswered records (`PeerState.unanswered`) and the layer's list of them. */
+  unanswered = false;
+  /** @internal The layer's list of unanswered CONs, oldest first (one lifetime, so also expiry order). */
+  older: InboundMessage | undefined;
+  /** @internal */
+  newer: InboundMessage | undefined;
 
   constructor(
-    /**
-     * The received message. Once answered, it is replaced by a copy holding only what duplicate
-     * detection compares (type, code, Message ID, token): a record lives for EXCHANGE_LIFETIME and
-     * must not keep the whole datagram alive that long.
-     */
-    public message: CoapMessage,
+    readonly message: CoapMessage,
     readonly peer: PeerAddress,
     readonly peerKey: string,
     readonly security: TransportSecurity | undefined,
     readonly expiresAt: number,
-    /** The per-peer records that hold it: it is its own entry in the layer's expiry queue. */
     readonly owner: PeerState,
   ) {}
 
@@ -106,7 +109,10 @@ export class PeerState {
   nextMessageId: number;
   readonly outgoing = new Map<number, OutgoingConfirmable>();
   readonly nonListeners = new Map<number, NonListener>();
-  readonly received = new Map<number, InboundMessage>();
+  /** Received CONs not yet answered (§4.5: a duplicate gets an empty ACK), by Message ID. */
+  readonly unanswered = new Map<number, InboundMessage>();
+  /** Message ID → slot of its record in the layer's AnsweredRecords. */
+  readonly answered = new Map<number, number>();
   /**
    * Until when the Message IDs sent to this peer may still be in its deduplication records (the
    * latest one's send time + EXCHANGE_LIFETIME): the counter must be kept that long (§4.4).
@@ -126,7 +132,7 @@ export class PeerState {
   }
 
   get idle(): boolean {
-    return this.outgoing.size === 0 && this.received.size === 0 && this.nonListeners.size === 0 && !this.idsInUse;
+    return this.outgoing.size === 0 && this.unanswered.size === 0 && this.answered.size === 0 && this.nonListeners.size === 0 && !this.idsInUse;
   }
 }
 
@@ -136,7 +142,10 @@ export interface MessageLayerOptions {
   random: RandomSource;
   send: (data: Uint8Array, peer: PeerAddress) => void;
   events: MessagingEvents;
-  /** Upper bound on remembered received messages; the oldest are forgotten first. Default 100,000. */
+  /**
+   * Upper bound on remembered received messages, answered ones and (separately) unanswered ones;
+   * the oldest are forgotten first. Default 100,000.
+   */
   maxTrackedMessages?: number;
 }
 
@@ -158,13 +167,18 @@ export class MessageLayer {
    */
   private lastPeer: PeerState | undefined;
   /**
-   * Expiry order of received messages, NON listeners (their expiresAt) and Message ID counters (a
-   * PeerState, due at idsCheckAt), oldest first; the records themselves are the entries.
+   * Expiry order of NON listeners (their expiresAt) and Message ID counters (a PeerState, due at
+   * idsCheckAt), oldest first; the records themselves are the entries.
    */
-  private expiryQueue: Array<InboundMessage | NonListener | PeerState> = [];
+  private expiryQueue: Array<NonListener | PeerState> = [];
   private expiryHead = 0;
   private sweepTimer: Timer | undefined;
-  private trackedMessages = 0;
+  /** §4.5 records of answered messages (and of every NON), without a heap object each. */
+  private readonly answered: AnsweredRecords<PeerState>;
+  /** Unanswered CONs of every peer, oldest first: a list through InboundMessage.older/newer. */
+  private oldestUnanswered: InboundMessage | undefined;
+  private newestUnanswered: InboundMessage | undefined;
+  private unansweredCount = 0;
   private readonly maxTracked: number;
   /** §4.8.2, from the parameters, which do not change. */
   private readonly exchangeLifetime: number;
@@ -174,6 +188,7 @@ export class MessageLayer {
 
   constructor(private readonly options: MessageLayerOptions) {
     this.maxTracked = options.maxTrackedMessages ?? 100_000;
+    this.answered = new AnsweredRecords(this.maxTracked);
     this.exchangeLifetime = exchangeLifetime(options.parameters);
     this.nonLifetime = nonLifetime(options.parameters);
   }
@@ -231,12 +246,10 @@ export class MessageLayer {
       response.messageId = inbound.message.messageId;
       const bytes = encodeMessage(response);
       inbound.acknowledged = true;
-      inbound.reply = bytes;
       this.options.send(bytes, inbound.peer);
-      slim(inbound);
+      this.recordAnswer(inbound, bytes);
       return;
     }
-    slim(inbound);
     const type = separate?.type ?? (inbound.confirmable ? MessageType.CON : MessageType.NON);
     if (type === MessageType.CON) {
       this.sendConfirmable(response, inbound.peer, separate?.listener ?? IGNORE_CONFIRMABLE);
@@ -249,8 +262,9 @@ export class MessageLayer {
   acknowledge(inbound: InboundMessage): void {
     if (!inbound.confirmable || inbound.acknowledged) return;
     inbound.acknowledged = true;
-    inbound.reply = encodeEmpty(MessageType.ACK, inbound.message.messageId);
-    this.options.send(inbound.reply, inbound.peer);
+    const reply = encodeEmpty(MessageType.ACK, inbound.message.messageId);
+    this.options.send(reply, inbound.peer);
+    this.recordAnswer(inbound, reply);
   }
 
   /** Rejects a received CON with RST (§4.2); a NON is just ignored (§4.3). */
@@ -258,9 +272,9 @@ export class MessageLayer {
     if (!inbound.confirmable || inbound.acknowledged) return;
     inbound.acknowledged = true;
     inbound.responded = true;
-    inbound.reply = encodeEmpty(MessageType.RST, inbound.message.messageId);
-    this.options.send(inbound.reply, inbound.peer);
-    slim(inbound);
+    const reply = encodeEmpty(MessageType.RST, inbound.message.messageId);
+    this.options.send(reply, inbound.peer);
+    this.recordAnswer(inbound, reply);
   }
 
   /** CoAP ping (§4.3): an Empty CON, answered by RST. Resolves with the round-trip time. */
@@ -343,19 +357,34 @@ export class MessageLayer {
       return;
     }
     const state = this.peerState(peer);
-    const previous = state.received.get(message.messageId);
-    if (previous && isSameMessage(previous.message, message)) {
+    const messageId = message.messageId;
+    // §4.5: a duplicate repeats Message ID, token, code and type of a message still remembered.
+    const unanswered = state.unanswered.get(messageId);
+    if (unanswered !== undefined && isSameMessage(unanswered.message, message)) {
       this.stats.duplicates++;
-      this.onDuplicate(previous);
+      // Still being processed: acknowledge now so the peer stops retransmitting; the response
+      // will follow as a separate CON.
+      this.acknowledge(unanswered);
       return;
     }
+    const slot = this.answered.find(state, messageId, message.code, message.type, message.token);
+    if (slot >= 0) {
+      this.stats.duplicates++;
+      // A duplicate CON gets the same ACK or RST again; a duplicate NON is silently ignored.
+      const reply = confirmable ? this.answered.reply(slot) : undefined;
+      if (reply) this.options.send(reply, state.address);
+      return;
+    }
+    // A Message ID reused with other content (a peer that wrapped around within EXCHANGE_LIFETIME)
+    // is a new message, not a duplicate; its record replaces the older one.
+    if (unanswered !== undefined) this.forgetUnanswered(unanswered);
     const expiresAt = this.options.scheduler.now() + (confirmable ? this.exchangeLifetime : this.nonLifetime);
     const inbound = new InboundMessage(message, state.address, state.key, security, expiresAt, state);
-    // A Message ID reused with other content (a peer that wrapped around within EXCHANGE_LIFETIME)
-    // is a new message, not a duplicate; the newer record replaces the older.
-    if (!previous) this.trackedMessages++;
-    state.received.set(message.messageId, inbound);
-    this.track(inbound);
+    // A NON is never acknowledged, and its duplicates are ignored whatever became of it: its
+    // record is complete on arrival. A CON's waits for its ACK or RST.
+    if (confirmable) this.rememberUnanswered(inbound);
+    else this.recordAnswer(inbound, undefined);
+    if (!this.sweepTimer) this.scheduleSweep();
 
     if (isRequestCode(message.code)) {
       this.options.events.onRequest(message, inbound);
@@ -367,21 +396,48 @@ export class MessageLayer {
     else if (confirmable) this.reject(inbound);
     else {
       // §4.3: a NON may be rejected with RST too; RFC 7641 §3.6 relies on it for unwanted notifications.
-      inbound.reply = encodeEmpty(MessageType.RST, message.messageId);
-      this.options.send(inbound.reply, peer);
+      this.options.send(encodeEmpty(MessageType.RST, messageId), peer);
     }
   }
 
-  /** §4.5: a duplicate CON gets the same ACK/RST again; a duplicate NON is silently ignored. */
-  private onDuplicate(previous: InboundMessage): void {
-    if (!previous.confirmable) return;
-    if (previous.reply) {
-      this.options.send(previous.reply, previous.peer);
-      return;
+  /** Adds a received CON to the unanswered records; beyond the bound, the oldest is forgotten. */
+  private rememberUnanswered(inbound: InboundMessage): void {
+    if (this.unansweredCount >= this.maxTracked) this.forgetUnanswered(this.oldestUnanswered!);
+    inbound.owner.unanswered.set(inbound.message.messageId, inbound);
+    inbound.unanswered = true;
+    inbound.older = this.newestUnanswered;
+    if (this.newestUnanswered) this.newestUnanswered.newer = inbound;
+    else this.oldestUnanswered = inbound;
+    this.newestUnanswered = inbound;
+    this.unansweredCount++;
+  }
+
+  private forgetUnanswered(inbound: InboundMessage): void {
+    if (!inbound.unanswered) return;
+    inbound.unanswered = false;
+    const peer = inbound.owner;
+    if (peer.unanswered.get(inbound.message.messageId) === inbound) peer.unanswered.delete(inbound.message.messageId);
+    if (inbound.older) inbound.older.newer = inbound.newer;
+    else this.oldestUnanswered = inbound.newer;
+    if (inbound.newer) inbound.newer.older = inbound.older;
+    else this.newestUnanswered = inbound.older;
+    inbound.older = inbound.newer = undefined;
+    this.unansweredCount--;
+  }
+
+  /**
+   * The message's record becomes an answered one, with the reply a duplicate gets (none for a
+   * NON). A CON forgotten meanwhile (its lifetime or the bound passed, or its Message ID was
+   * reused) stays forgotten.
+   */
+  private recordAnswer(inbound: InboundMessage, reply: Uint8Array | undefined): void {
+    const m = inbound.message;
+    if (m.type === MessageType.CON) {
+      if (!inbound.unanswered) return;
+      this.forgetUnanswered(inbound);
     }
-    // Still being processed: acknowledge now so the peer stops retransmitting; the response
-    // will follow as a separate CON.
-    this.acknowledge(previous);
+    const evicted = this.answered.add(inbound.owner, m.messageId, m.code, m.type, m.token, reply, inbound.expiresAt);
+    if (evicted) this.forgetIfIdle(evicted);
   }
 
   // --- retransmission --------------------------------------------------------------------
@@ -461,11 +517,11 @@ export class MessageLayer {
     this.track(state);
   }
 
-  private track(entry: InboundMessage | NonListener | PeerState): void {
+  private track(entry: NonListener | PeerState): void {
     this.expiryQueue.push(entry);
-    // Entries go stale when a Message ID is reused (a fast peer wraps within EXCHANGE_LIFETIME);
-    // sweeping drops them, so the queue stays near the number of live records.
-    if (this.trackedMessages > this.maxTracked || this.expiryQueue.length - this.expiryHead > 2 * this.maxTracked) this.sweep(true);
+    // Entries go stale when a Message ID is reused (a fast peer wraps within NON_LIFETIME);
+    // sweeping drops them, so the queue stays near the number of live entries.
+    if (this.expiryQueue.length - this.expiryHead > 2 * this.maxTracked) this.sweep(true);
     if (!this.sweepTimer) this.scheduleSweep();
   }
 
@@ -474,19 +530,27 @@ export class MessageLayer {
     this.sweepTimer = this.options.scheduler.schedule(interval, () => {
       this.sweepTimer = undefined;
       this.sweep(false);
-      if (this.expiryHead < this.expiryQueue.length) this.scheduleSweep();
+      if (this.expiryHead < this.expiryQueue.length || this.answered.size > 0 || this.unansweredCount > 0) this.scheduleSweep();
     });
   }
 
-  /** Forgets expired records; with `overCapacity`, also the oldest until under the limit. */
+  /**
+   * Forgets expired records; with `overCapacity`, also the oldest NON listeners until the queue is
+   * within the limit again.
+   */
   private sweep(overCapacity: boolean): void {
     const now = this.options.scheduler.now();
+    this.answered.expire(now, this.forgetIfIdleCallback);
+    for (let oldest = this.oldestUnanswered; oldest !== undefined && oldest.expiresAt <= now; oldest = this.oldestUnanswered) {
+      this.forgetUnanswered(oldest);
+      this.forgetIfIdle(oldest.owner);
+    }
     const queue = this.expiryQueue;
     // Entries re-queued below (Message ID counters still in use) wait for a later sweep.
     const end = queue.length;
     while (this.expiryHead < end) {
       const entry = queue[this.expiryHead]!;
-      const evict = overCapacity && this.trackedMessages > this.maxTracked;
+      const evict = overCapacity && queue.length - this.expiryHead > this.maxTracked;
       if (entry instanceof PeerState) {
         // Never evicted for capacity: forgetting a counter early could reuse a Message ID (§4.4).
         if (entry.idsCheckAt > now && !evict) break;
@@ -501,14 +565,11 @@ export class MessageLayer {
         continue;
       }
       const peer = entry.owner;
-      const messageId = entry instanceof InboundMessage ? entry.message.messageId : entry.messageId;
-      const records: Map<number, unknown> = entry instanceof InboundMessage ? peer.received : peer.nonListeners;
-      const live = records.get(messageId) === entry;
+      const live = peer.nonListeners.get(entry.messageId) === entry;
       if (live && entry.expiresAt > now && !evict) break;
       this.expiryHead++;
-      if (!live) continue; // its record was replaced by a newer message with the same ID
-      records.delete(messageId);
-      if (entry instanceof InboundMessage) this.trackedMessages--;
+      if (!live) continue; // its listener was replaced by a newer NON with the same ID
+      peer.nonListeners.delete(entry.messageId);
       this.forgetIfIdle(peer);
     }
     if (this.expiryHead > 1024 && this.expiryHead * 2 > queue.length) {
@@ -517,9 +578,13 @@ export class MessageLayer {
     }
   }
 
+  private readonly forgetIfIdleCallback = (peer: PeerState): void => this.forgetIfIdle(peer);
+
   private forgetIfIdle(peer: PeerState): void {
     // Its Message ID counter goes with it only once no ID sent may still be remembered (keepCounter).
-    if (!peer.idle) return;
+    // A record may outlive its peer's state (one replaced by a reuse of its Message ID is still in
+    // the ring): only the current state for the key is removed.
+    if (!peer.idle || this.peers.get(peer.key) !== peer) return;
     this.peers.delete(peer.key);
     if (this.lastPeer === peer) this.lastPeer = undefined;
   }
@@ -527,7 +592,7 @@ export class MessageLayer {
   getStats(): MessageLayerStats {
     let outstanding = 0;
     for (const p of this.peers.values()) outstanding += p.outgoing.size;
-    return { peers: this.peers.size, outstandingConfirmables: outstanding, trackedMessages: this.trackedMessages, ...this.stats };
+    return { peers: this.peers.size, outstandingConfirmables: outstanding, trackedMessages: this.unansweredCount + this.answered.live, ...this.stats };
   }
 
   /** Stops every retransmission; outstanding CONs hear onTimeout. */
@@ -543,26 +608,9 @@ export class MessageLayer {
     }
     this.peers.clear();
     this.lastPeer = undefined;
+    this.answered.clear();
+    while (this.oldestUnanswered) this.forgetUnanswered(this.oldestUnanswered);
   }
-}
-
-/** The options of a slimmed message: none, and none may be added. */
-const NO_OPTIONS = Object.freeze([]) as unknown as CoapOption[];
-
-/**
- * Keeps what duplicate detection compares; the options, payload and datagram can go. The token
- * is copied out of the datagram into Node's small-buffer pool (records expire in arrival order,
- * and so do the pool's slabs).
- */
-function slim(inbound: InboundMessage): void {
-  const m = inbound.message;
-  if (m.options.length === 0 && m.payload.length === 0) return;
-  let token = EMPTY_BYTES;
-  if (m.token.length > 0) {
-    token = Buffer.allocUnsafe(m.token.length);
-    token.set(m.token);
-  }
-  inbound.message = { type: m.type, code: m.code, messageId: m.messageId, token, options: NO_OPTIONS, payload: EMPTY_BYTES };
 }
 
 const IGNORE_CONFIRMABLE: ConfirmableListener = { onAck() {}, onReset() {}, onTimeout() {} };

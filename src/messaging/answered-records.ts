@@ -1,0 +1,181 @@
+/**
+ * The deduplication records of RFC 7252 §4.5 for messages already answered: what a duplicate is
+ * compared with (Message ID, token, code, type) and the reply a duplicate CON gets again (the ACK,
+ * empty or piggybacked, or the RST). They are kept for EXCHANGE_LIFETIME (NON_LIFETIME for a NON),
+ * which at a few thousand messages per second means 10^5 records or more.
+ *
+ * They are kept as a struct of arrays in a ring, in the order they were answered, with no heap
+ * object per record: records that live seconds to minutes would otherwise each be a few objects
+ * surviving into the old generation, where collecting them costs every message a share of a
+ * major GC (about a quarter of a server's CPU per request at 60,000 requests/s). Each owner (a
+ * peer) indexes its records by Message ID in a Map of small integers.
+ *
+ * The ring is answer-ordered, not expiry-ordered: a NON record (shorter lifetime) behind a CON
+ * record waits for it. Records are never forgotten before their lifetime ends, at most
+ * EXCHANGE_LIFETIME − NON_LIFETIME after it, or earlier only when the capacity is reached (the
+ * oldest go first, as §4.5 permits: deduplication is best effort within memory bounds).
+ */
+
+/** What holds records: a peer, with its Message ID → slot index. */
+export interface RecordOwner {
+  readonly answered: Map<number, number>;
+}
+
+const TOKEN_BYTES = 8;
+/** Replies up to this size are copied into the ring; longer ones are kept as their buffer. */
+const INLINE_REPLY_BYTES = 64;
+const NO_REPLY = -1;
+const FIRST_ALLOCATION = 256;
+
+export class AnsweredRecords<Owner extends RecordOwner> {
+  private allocated = 0;
+  private head = 0;
+  private count = 0;
+  /** Records that are their owner's current record for their Message ID (the rest were replaced by a reuse of the ID). */
+  private liveCount = 0;
+  private owners: (Owner | undefined)[] = [];
+  private messageIds = new Uint16Array(0);
+  /** code << 2 | type */
+  private kinds = new Uint16Array(0);
+  private tokenLengths = new Uint8Array(0);
+  private tokens = new Uint8Array(0);
+  private expiries = new Float64Array(0);
+  /** Reply length, or NO_REPLY. */
+  private replyLengths = new Int32Array(0);
+  private inlineReplies = new Uint8Array(0);
+  /** Replies longer than INLINE_REPLY_BYTES, by slot. */
+  private readonly longReplies = new Map<number, Uint8Array>();
+
+  constructor(readonly capacity: number) {
+    if (!(capacity >= 1)) throw new RangeError('capacity must be at least 1');
+  }
+
+  /** Records held, including those a reuse of their Message ID replaced. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** Records that a duplicate can still match. */
+  get live(): number {
+    return this.liveCount;
+  }
+
+  /** When the oldest record expires, or undefined when there is none. */
+  oldestExpiry(): number | undefined {
+    return this.count > 0 ? this.expiries[this.head] : undefined;
+  }
+
+  /**
+   * Records an answered message; it replaces the owner's record for the same Message ID. At
+   * capacity the oldest record goes first and its owner is returned (to be forgotten if idle).
+   */
+  add(owner: Owner, messageId: number, code: number, type: number, token: Uint8Array, reply: Uint8Array | undefined, expiresAt: number): Owner | undefined {
+    let evicted: Owner | undefined;
+    if (this.count === this.capacity) evicted = this.evictOldest();
+    else if (this.count === this.allocated) this.grow();
+    const slot = (this.head + this.count) % this.allocated;
+    this.count++;
+    this.owners[slot] = owner;
+    this.messageIds[slot] = messageId;
+    this.kinds[slot] = (code << 2) | type;
+    this.tokenLengths[slot] = token.length;
+    this.tokens.set(token, slot * TOKEN_BYTES);
+    this.expiries[slot] = expiresAt;
+    if (reply === undefined) this.replyLengths[slot] = NO_REPLY;
+    else {
+      this.replyLengths[slot] = reply.length;
+      if (reply.length <= INLINE_REPLY_BYTES) this.inlineReplies.set(reply, slot * INLINE_REPLY_BYTES);
+      else this.longReplies.set(slot, reply);
+    }
+    if (owner.answered.get(messageId) === undefined) this.liveCount++;
+    owner.answered.set(messageId, slot);
+    return evicted;
+  }
+
+  /** The owner's record of a message equal to this one (§4.5: same Message ID, token, code and type), or -1. */
+  find(owner: Owner, messageId: number, code: number, type: number, token: Uint8Array): number {
+    const slot = owner.answered.get(messageId);
+    if (slot === undefined || this.kinds[slot] !== ((code << 2) | type) || this.tokenLengths[slot] !== token.length) return -1;
+    const at = slot * TOKEN_BYTES;
+    for (let i = 0; i < token.length; i++) if (this.tokens[at + i] !== token[i]) return -1;
+    return slot;
+  }
+
+  /** A copy of the reply recorded in `slot` (the datagram may be queued while the ring moves on), or undefined. */
+  reply(slot: number): Buffer | undefined {
+    const length = this.replyLengths[slot]!;
+    if (length === NO_REPLY) return undefined;
+    if (length > INLINE_REPLY_BYTES) return Buffer.from(this.longReplies.get(slot)!);
+    const at = slot * INLINE_REPLY_BYTES;
+    return Buffer.from(this.inlineReplies.subarray(at, at + length));
+  }
+
+  /** Forgets the records expired at `now`, oldest first; `forgotten` hears each owner that lost one. */
+  expire(now: number, forgotten: (owner: Owner) => void): void {
+    while (this.count > 0 && this.expiries[this.head]! <= now) forgotten(this.evictOldest());
+  }
+
+  /** Forgets every record. */
+  clear(): void {
+    while (this.count > 0) this.evictOldest();
+  }
+
+  private evictOldest(): Owner {
+    const slot = this.head;
+    const owner = this.owners[slot]!;
+    const messageId = this.messageIds[slot]!;
+    if (owner.answered.get(messageId) === slot) {
+      owner.answered.delete(messageId);
+      this.liveCount--;
+    }
+    this.owners[slot] = undefined;
+    if (this.replyLengths[slot]! > INLINE_REPLY_BYTES) this.longReplies.delete(slot);
+    this.head = (this.head + 1) % this.allocated;
+    this.count--;
+    return owner;
+  }
+
+  /**
+   * Doubles the arrays (up to the capacity), copying the records in ring order to the start, so
+   * memory follows the load; the owners' indexes are updated for every record that moved.
+   */
+  private grow(): void {
+    const size = Math.min(this.capacity, Math.max(FIRST_ALLOCATION, this.allocated * 2));
+    const owners: (Owner | undefined)[] = new Array(size).fill(undefined);
+    const messageIds = new Uint16Array(size);
+    const kinds = new Uint16Array(size);
+    const tokenLengths = new Uint8Array(size);
+    const tokens = new Uint8Array(size * TOKEN_BYTES);
+    const expiries = new Float64Array(size);
+    const replyLengths = new Int32Array(size);
+    const inlineReplies = new Uint8Array(size * INLINE_REPLY_BYTES);
+    const moved = new Map<number, Uint8Array>();
+    for (let i = 0; i < this.count; i++) {
+      const from = (this.head + i) % this.allocated;
+      const owner = this.owners[from]!;
+      owners[i] = owner;
+      messageIds[i] = this.messageIds[from]!;
+      kinds[i] = this.kinds[from]!;
+      tokenLengths[i] = this.tokenLengths[from]!;
+      tokens.set(this.tokens.subarray(from * TOKEN_BYTES, (from + 1) * TOKEN_BYTES), i * TOKEN_BYTES);
+      expiries[i] = this.expiries[from]!;
+      replyLengths[i] = this.replyLengths[from]!;
+      inlineReplies.set(this.inlineReplies.subarray(from * INLINE_REPLY_BYTES, (from + 1) * INLINE_REPLY_BYTES), i * INLINE_REPLY_BYTES);
+      const long = this.longReplies.get(from);
+      if (long) moved.set(i, long);
+      if (owner.answered.get(messageIds[i]!) === from) owner.answered.set(messageIds[i]!, i);
+    }
+    this.owners = owners;
+    this.messageIds = messageIds;
+    this.kinds = kinds;
+    this.tokenLengths = tokenLengths;
+    this.tokens = tokens;
+    this.expiries = expiries;
+    this.replyLengths = replyLengths;
+    this.inlineReplies = inlineReplies;
+    this.longReplies.clear();
+    for (const [slot, reply] of moved) this.longReplies.set(slot, reply);
+    this.allocated = size;
+    this.head = 0;
+  }
+}
