@@ -278,6 +278,39 @@ test('thousands of answered CONs from several peers: each duplicate gets its own
   assert.equal(endpoint.stats().trackedMessages, 3000);
 });
 
+test('acknowledgeUnansweredAfter: each CON request unanswered for the delay gets its empty ACK on time, one timer for all (§5.2.2)', () => {
+  const { clock, transport, endpoint } = lockstep();
+  endpoint.messaging.acknowledgeUnansweredAfter(100);
+  const exchanges = new Map<number, Parameters<Parameters<CoapEndpoint['setRequestHandler']>[0] & object>[1]>();
+  endpoint.setRequestHandler((request, ex) => void exchanges.set(request.messageId, ex));
+  const answer = (id: number): void =>
+    exchanges.get(id)!.respond({ type: MessageType.ACK, code: ResponseCode.Content, messageId: 0, token: new Uint8Array(0), options: [], payload: Buffer.from(`r${id}`) });
+  transport.deliver(msg({ code: Method.GET, messageId: 1, token: Buffer.from([1]) }));
+  clock.advance(30);
+  transport.deliver(msg({ code: Method.GET, messageId: 2, token: Buffer.from([2]) }));
+  clock.advance(30);
+  transport.deliver(msg({ code: Method.GET, messageId: 3, token: Buffer.from([3]) }));
+  transport.deliver(msg({ type: MessageType.NON, code: Method.GET, messageId: 4, token: Buffer.from([4]) }));
+  answer(2); // piggybacked at 60 ms: no empty ACK for it
+  clock.advance(200);
+  const sent = transport.take().map((s) => [s.at, s.message.type, s.message.code, s.message.messageId]);
+  assert.deepEqual(sent, [
+    [60, MessageType.ACK, ResponseCode.Content, 2],
+    [100, MessageType.ACK, 0, 1],
+    [160, MessageType.ACK, 0, 3],
+  ]);
+  // The responses then go separately, as CONs; a duplicate of an acknowledged request gets the empty ACK again.
+  answer(1);
+  assert.equal(transport.take()[0]!.message.type, MessageType.CON);
+  transport.deliver(msg({ code: Method.GET, messageId: 3, token: Buffer.from([3]) }));
+  assert.deepEqual([...transport.take()[0]!.bytes], [0x60, 0x00, 0x00, 0x03]);
+  // Turned off, a request waits for its handler however long it takes.
+  endpoint.messaging.acknowledgeUnansweredAfter(undefined);
+  transport.deliver(msg({ code: Method.GET, messageId: 5, token: Buffer.from([5]) }));
+  clock.advance(1000);
+  assert.equal(transport.take().filter((s) => s.message.messageId === 5).length, 0);
+});
+
 test('NSTART = 1: a second request to the same peer waits until the first is answered (§4.7)', async () => {
   const { transport, endpoint } = lockstep();
   const first = endpoint.request(get(), PEER);

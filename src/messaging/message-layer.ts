@@ -179,6 +179,9 @@ export class MessageLayer {
   private oldestUnanswered: InboundMessage | undefined;
   private newestUnanswered: InboundMessage | undefined;
   private unansweredCount = 0;
+  /** acknowledgeUnansweredAfter: the delay, and the one timer that serves every unanswered CON request. */
+  private emptyAckDelay: number | undefined;
+  private emptyAckTimer: Timer | undefined;
   private readonly maxTracked: number;
   /** §4.8.2, from the parameters, which do not change. */
   private readonly exchangeLifetime: number;
@@ -265,6 +268,45 @@ export class MessageLayer {
     const reply = encodeEmpty(MessageType.ACK, inbound.message.messageId);
     this.options.send(reply, inbound.peer);
     this.recordAnswer(inbound, reply);
+  }
+
+  /**
+   * §5.2.2: a CON request still unanswered `delayMs` after it arrived gets an empty ACK, so the
+   * client stops retransmitting while a slow handler or an upstream exchange works; its response
+   * then goes separately. One timer serves all of them (the unanswered list is in arrival order),
+   * where a timer per request would cost every request a timer of its own. Undefined turns it off.
+   */
+  acknowledgeUnansweredAfter(delayMs: number | undefined): void {
+    this.emptyAckDelay = delayMs;
+    this.emptyAckTimer?.cancel();
+    this.emptyAckTimer = undefined;
+    this.armEmptyAckTimer();
+  }
+
+  private armEmptyAckTimer(): void {
+    const oldest = this.oldestUnanswered;
+    if (this.emptyAckDelay === undefined || this.emptyAckTimer !== undefined || oldest === undefined || this.closed) return;
+    const due = this.arrivalOf(oldest) + this.emptyAckDelay;
+    this.emptyAckTimer = this.options.scheduler.schedule(due - this.options.scheduler.now(), () => {
+      this.emptyAckTimer = undefined;
+      this.acknowledgeOverdue();
+    });
+  }
+
+  private acknowledgeOverdue(): void {
+    const delay = this.emptyAckDelay;
+    if (delay === undefined) return;
+    const now = this.options.scheduler.now();
+    for (let oldest = this.oldestUnanswered; oldest !== undefined && this.arrivalOf(oldest) + delay <= now; oldest = this.oldestUnanswered) {
+      this.acknowledge(oldest);
+      this.forgetUnanswered(oldest); // acknowledge() records it as answered; this only guarantees progress
+    }
+    this.armEmptyAckTimer();
+  }
+
+  /** Every unanswered record is a CON, whose record lives EXCHANGE_LIFETIME from its arrival. */
+  private arrivalOf(inbound: InboundMessage): number {
+    return inbound.expiresAt - this.exchangeLifetime;
   }
 
   /** Rejects a received CON with RST (§4.2); a NON is just ignored (§4.3). */
@@ -410,6 +452,7 @@ export class MessageLayer {
     else this.oldestUnanswered = inbound;
     this.newestUnanswered = inbound;
     this.unansweredCount++;
+    if (this.emptyAckDelay !== undefined && this.emptyAckTimer === undefined) this.armEmptyAckTimer();
   }
 
   private forgetUnanswered(inbound: InboundMessage): void {
@@ -600,6 +643,7 @@ export class MessageLayer {
     if (this.closed) return;
     this.closed = true;
     this.sweepTimer?.cancel();
+    this.emptyAckTimer?.cancel();
     for (const peer of this.peers.values()) {
       for (const out of [...peer.outgoing.values()]) {
         this.finish(out);
