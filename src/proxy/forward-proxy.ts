@@ -242,17 +242,8 @@ export class ForwardProxy implements ForwardingHandler {
       if (!route.viaProxy) for (const o of upstream.options) if (ADDRESSING.has(o.number)) added.add(o.number);
       layer = upstreamLayer(layerContext, route.viaProxy, added);
     }
-    if (layer || request.context.oscore?.length) {
-      // This proxy is an OSCORE endpoint on a leg: responses it protects must be recognisable (5.02, §2.2).
-      const respond = request.respond;
-      request = {
-        ...request,
-        respond: (response) => {
-          const unknown = response.options.find((o) => optionDefinition(o.number) === undefined);
-          respond(unknown && request.context.oscore?.length ? errorMessage(ResponseCode.BadGateway, `cannot protect the unrecognized option ${unknown.number} in the response`) : response);
-        },
-      };
-    }
+    // This proxy is an OSCORE endpoint on a leg: responses it protects must be recognisable (5.02, §2.2).
+    if (layer || request.context.oscore?.length) request = new RecognisedResponses(request);
 
     const fetching = message.code === Method.GET || message.code === Method.FETCH;
     const observe = fetching ? getUintOption(message, OptionNumber.Observe) : undefined;
@@ -476,6 +467,37 @@ export class ForwardProxy implements ForwardingHandler {
   async close(): Promise<void> {
     await Promise.all([...this.upstreamObservations.values()].map((up) => up.observation.cancel()));
     this.upstreamObservations.clear();
+  }
+}
+
+/**
+ * A ProxiedRequest on a leg where this proxy is an OSCORE endpoint: a response whose options it
+ * would protect for the client must consist of options it recognises (draft-ietf-core-oscore-
+ * capable-proxies §2.2), or the client gets 5.02 instead. Delegates everything else.
+ */
+class RecognisedResponses implements ProxiedRequest {
+  constructor(private readonly inner: ProxiedRequest) {}
+  get message(): CoapMessage {
+    return this.inner.message;
+  }
+  get context(): EndpointContext {
+    return this.inner.context;
+  }
+  respond(response: CoapMessage): void {
+    const unknown = response.options.find((o) => optionDefinition(o.number) === undefined);
+    this.inner.respond(unknown && this.inner.context.oscore?.length ? errorMessage(ResponseCode.BadGateway, `cannot protect the unrecognized option ${unknown.number} in the response`) : response);
+  }
+  observe(path: string): number {
+    return this.inner.observe(path);
+  }
+  stopObserving(path: string): void {
+    this.inner.stopObserving(path);
+  }
+  observing(): string | undefined {
+    return this.inner.observing();
+  }
+  local(consumed: CoapMessage): void {
+    this.inner.local(consumed);
   }
 }
 
