@@ -28,8 +28,8 @@ import { OptionNumber, isUnsafe, optionDefinition } from '../coap/options.js';
 import { parseAbsoluteUri } from '../coap/uri.js';
 import type { CoapClient } from '../client/client.js';
 import { Observation } from '../client/observe.js';
-import type { MessageSecurity } from '../client/security.js';
-import type { CoapEndpoint } from '../exchange/endpoint.js';
+import type { MessageSecurity, ProtectedRequest } from '../client/security.js';
+import type { CoapEndpoint, ReceivedResponse, RequestOptions, ResponseHandler } from '../exchange/endpoint.js';
 import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
 import { operationKey } from '../server/blockwise.js';
 import { conditionalReply } from './cache.js';
@@ -111,6 +111,14 @@ export class ForwardProxy implements ForwardingHandler {
   private readonly timeout: number;
   private readonly hopLimit: number;
   private readonly targets = new TargetMemo();
+  /**
+   * The RequestOptions of every upstream exchange, CON and NON, made once: the endpoint only reads
+   * them, and they differ by nothing but the type.
+   */
+  private readonly confirmable: RequestOptions;
+  private readonly nonConfirmable: RequestOptions;
+  /** `fromOrigin` for the UpstreamExchange objects (one function per proxy, not one per exchange). */
+  private readonly toClient: FromOrigin = (request, response, target, key, settle) => this.fromOrigin(request, response, target, key, settle);
   /** This endpoint's own authority (§2.4 step 4), read once: the transport's address is a system call (getsockname). */
   private self: { scheme: string; port: number; address: string | undefined; aliases: readonly string[] } | undefined;
   /** `passed`: cache misses sent upstream without coalescing, as their key's last response could not be shared (coalescing.ts). */
@@ -122,6 +130,8 @@ export class ForwardProxy implements ForwardingHandler {
   ) {
     this.timeout = options.upstreamTimeout ?? 10_000;
     this.hopLimit = options.defaultHopLimit ?? 16;
+    this.confirmable = { deadline: this.timeout, confirmable: true };
+    this.nonConfirmable = { deadline: this.timeout, confirmable: false };
     this.coalescing = new MissCoalescer(() => server.endpoint.scheduler.now());
     this.routes = new UpstreamRoutes(options.upstream, options.nextHop);
     server.setForwardingHandler(this);
@@ -202,15 +212,23 @@ export class ForwardProxy implements ForwardingHandler {
       if (target.scheme === 'http' || target.scheme === 'https') return this.forwardHttp(request, target);
       return answer(request, ResponseCode.ProxyingNotSupported, `scheme ${target.scheme} is not proxied here`);
     }
-    const badGateway = (error: unknown): void => answer(request, ResponseCode.BadGateway, error instanceof Error ? error.message : String(error));
     let route: UpstreamRoute | Promise<UpstreamRoute>;
     try {
       route = this.routes.route(target, getOption(request.message, OptionNumber.ProxyUri) !== undefined);
     } catch (error) {
-      return badGateway(error);
+      return noRoute(request, error);
     }
-    if (route instanceof Promise) return route.then((r) => this.forwardOn(request, target, hopLimit, r, key), badGateway);
+    if (route instanceof Promise) return this.forwardRouted(request, target, hopLimit, route, key);
     return this.forwardOn(request, target, hopLimit, route, key);
+  }
+
+  /**
+   * `forwardOn` once the route is known. A function of its own because it makes closures: a
+   * function that makes any allocates the variables they share on each call, also on the
+   * synchronous path (a remembered route) that makes none.
+   */
+  private forwardRouted(request: ProxiedRequest, target: Target, hopLimit: number, route: Promise<UpstreamRoute>, key: string | undefined): Promise<void> {
+    return route.then((r) => this.forwardOn(request, target, hopLimit, r, key), (error: unknown) => noRoute(request, error));
   }
 
   private async forwardHttp(request: ProxiedRequest, target: Target): Promise<void> {
@@ -265,10 +283,19 @@ export class ForwardProxy implements ForwardingHandler {
     }
     const waiting = this.coalescing.waitingFor(key);
     if (waiting === undefined) return this.exchange(request, upstream, route, target, layer, key, this.coalescing.lead(key));
+    return this.joinMiss(request, upstream, route, target, layer, key, waiting);
+  }
+
+  /**
+   * A miss that waits for the upstream request another miss on its key leads: answered with its
+   * response when that may be shared, sent upstream on its own otherwise. Not part of `forwardOn`
+   * for the reason given at `forwardRouted` (its closure would cost every miss an allocation).
+   */
+  private joinMiss(request: ProxiedRequest, upstream: CoapMessage, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string, waiting: Promise<CoapMessage | undefined>): Promise<void> {
     return waiting.then((shared) => {
       if (shared === undefined) return this.exchange(request, upstream, route, target, layer, key, undefined);
       this.stats.coalesced++;
-      request.respond(codeClass(shared.code) === 2 ? conditionalReply(message, shared) : shared);
+      request.respond(codeClass(shared.code) === 2 ? conditionalReply(request.message, shared) : shared);
     });
   }
 
@@ -281,33 +308,9 @@ export class ForwardProxy implements ForwardingHandler {
   private exchange(request: ProxiedRequest, upstream: CoapMessage, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string | undefined, settle: SettleMiss | undefined): void {
     this.stats.forwarded++;
     const protectedRequest = layer?.security.protect(upstream);
-    const confirmable = request.message.type !== MessageType.NON;
-    route.endpoint.send(protectedRequest?.message ?? upstream, route.peer, { deadline: this.timeout, confirmable }, {
-      onResponse: ({ message: received }) => {
-        try {
-          if (!protectedRequest) return this.fromOrigin(request, received, target, key, settle);
-          // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
-          const verified = protectedRequest.verify(received, false);
-          const problem = verified instanceof Error ? verified.message
-            : getOption(upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined ? 'the response carries more OSCORE layers than the request'
-            : undefined;
-          if (problem === undefined) return this.fromOrigin(request, verified as CoapMessage, target, key, settle);
-          settle?.(undefined);
-          request.respond(errorMessage(ResponseCode.BadGateway, problem));
-        } catch (error) {
-          // Called from the upstream datagram's callback, outside any promise the server would
-          // catch: a failure here still answers the client (5.00, as the server does for a handler),
-          // and releases the misses waiting for this one (settling twice changes nothing).
-          settle?.(undefined);
-          request.respond(errorMessage(ResponseCode.InternalServerError, `proxy error: ${error instanceof Error ? error.message : String(error)}`));
-        }
-      },
-      onError: (error) => {
-        settle?.(undefined);
-        if (error instanceof TimeoutError) return request.respond(errorMessage(ResponseCode.GatewayTimeout, `no answer from ${target.uri} (${error.message})`));
-        request.respond(errorMessage(ResponseCode.BadGateway, error instanceof CoapRequestError ? error.message : String(error)));
-      },
-    });
+    // A NON goes upstream as a NON, anything else as a CON.
+    const options = request.message.type !== MessageType.NON ? this.confirmable : this.nonConfirmable;
+    route.endpoint.send(protectedRequest?.message ?? upstream, route.peer, options, new UpstreamExchange(this.toClient, request, upstream, target, key, settle, protectedRequest));
   }
 
   /** The origin's response: stored or revalidating (a GET/FETCH, `key`), invalidating (unsafe methods), then forwarded. */
@@ -470,6 +473,54 @@ export class ForwardProxy implements ForwardingHandler {
   }
 }
 
+/** ForwardProxy.fromOrigin: what an upstream exchange hands its origin's response to. */
+type FromOrigin = (request: ProxiedRequest, response: CoapMessage, target: Target, key: string | undefined, settle: SettleMiss | undefined) => void;
+
+/**
+ * The ResponseHandler of one upstream exchange (ForwardProxy.exchange): an object with methods
+ * rather than two closures per exchange, as a proxy makes one for every request it forwards.
+ * `protectedRequest`: the request as this proxy's upstream OSCORE layer protected it, if it did.
+ */
+class UpstreamExchange implements ResponseHandler {
+  constructor(
+    private readonly fromOrigin: FromOrigin,
+    private readonly request: ProxiedRequest,
+    private readonly upstream: CoapMessage,
+    private readonly target: Target,
+    private readonly key: string | undefined,
+    private readonly settle: SettleMiss | undefined,
+    private readonly protectedRequest: ProtectedRequest | undefined,
+  ) {}
+
+  onResponse(response: ReceivedResponse): void {
+    const { request, settle, protectedRequest } = this;
+    const received = response.message;
+    try {
+      if (!protectedRequest) return this.fromOrigin(request, received, this.target, this.key, settle);
+      // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
+      const verified = protectedRequest.verify(received, false);
+      const problem = verified instanceof Error ? verified.message
+        : getOption(this.upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined ? 'the response carries more OSCORE layers than the request'
+        : undefined;
+      if (problem === undefined) return this.fromOrigin(request, verified as CoapMessage, this.target, this.key, settle);
+      settle?.(undefined);
+      request.respond(errorMessage(ResponseCode.BadGateway, problem));
+    } catch (error) {
+      // Called from the upstream datagram's callback, outside any promise the server would
+      // catch: a failure here still answers the client (5.00, as the server does for a handler),
+      // and releases the misses waiting for this one (settling twice changes nothing).
+      settle?.(undefined);
+      request.respond(errorMessage(ResponseCode.InternalServerError, `proxy error: ${error instanceof Error ? error.message : String(error)}`));
+    }
+  }
+
+  onError(error: Error): void {
+    this.settle?.(undefined);
+    if (error instanceof TimeoutError) return this.request.respond(errorMessage(ResponseCode.GatewayTimeout, `no answer from ${this.target.uri} (${error.message})`));
+    this.request.respond(errorMessage(ResponseCode.BadGateway, error instanceof CoapRequestError ? error.message : String(error)));
+  }
+}
+
 /**
  * A ProxiedRequest on a leg where this proxy is an OSCORE endpoint: a response whose options it
  * would protect for the client must consist of options it recognises (draft-ietf-core-oscore-
@@ -525,6 +576,11 @@ function forwardable(response: CoapMessage): CoapMessage {
 /** The proxy's own answer on the downstream leg. */
 function answer(request: ProxiedRequest, code: number, diagnostic?: string, options: CoapMessage['options'] = []): void {
   request.respond({ type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options, payload: diagnostic ? Buffer.from(diagnostic) : EMPTY_BYTES });
+}
+
+/** No route to the target (an unresolvable host, a URI that gives no options): 5.02. */
+function noRoute(request: ProxiedRequest, error: unknown): void {
+  answer(request, ResponseCode.BadGateway, error instanceof Error ? error.message : String(error));
 }
 
 function errorMessage(code: number, diagnostic: string): CoapMessage {
