@@ -19,7 +19,6 @@ import {
   encodeString,
   encodeUint,
   getOption,
-  getUintOption,
   maxAgeOf,
   setOption,
   type CoapMessage,
@@ -156,8 +155,19 @@ export class ForwardProxy implements ForwardingHandler {
     // local request: its proxy-related options are consumed and the §2.4 loop resumes at step 1.
     if (this.identifiesMe(target)) return request.local(consumeProxyOptions(message));
 
+    // One pass over the options for what the checks below and the upstream leg read: the first
+    // Hop-Limit and Observe (as getOption gives them) and the first unrecognized unsafe option.
+    let hopLimitValue: Uint8Array | undefined;
+    let observeValue: Uint8Array | undefined;
+    let unforwardable: number | undefined;
+    for (const o of message.options) {
+      const n = o.number;
+      if (n === OptionNumber.HopLimit) hopLimitValue ??= o.value;
+      else if (n === OptionNumber.Observe) observeValue ??= o.value;
+      else if (unforwardable === undefined && isUnsafe(n) && optionDefinition(n) === undefined) unforwardable = n;
+    }
+
     // RFC 8768 §3: decrement Hop-Limit, or insert it; at 0 the request goes no further.
-    const hopLimitValue = getOption(message, OptionNumber.HopLimit);
     const hopLimit = hopLimitValue === undefined ? this.hopLimit : decodeUint(hopLimitValue);
     if (hopLimitValue !== undefined && hopLimitValue.length !== 1) return answer(request, ResponseCode.BadOption, 'Hop-Limit must be one byte');
     if (hopLimit <= 1) {
@@ -165,13 +175,12 @@ export class ForwardProxy implements ForwardingHandler {
     }
 
     // §5.7.1: unknown unsafe options cannot be forwarded blindly; unknown safe ones are.
-    for (const o of message.options) {
-      if (optionDefinition(o.number) === undefined && isUnsafe(o.number)) {
-        return answer(request, ResponseCode.BadGateway, `cannot forward the unrecognized unsafe option ${o.number}`);
-      }
-    }
+    if (unforwardable !== undefined) return answer(request, ResponseCode.BadGateway, `cannot forward the unrecognized unsafe option ${unforwardable}`);
 
-    const key = this.earlyCacheKey(request, target);
+    // RFC 7641 §2: Observe matters for GET and FETCH only.
+    const fetching = message.code === Method.GET || message.code === Method.FETCH;
+    const observe = fetching && observeValue !== undefined ? decodeUint(observeValue) : undefined;
+    const key = this.earlyCacheKey(request, target, observe);
     if (key !== undefined) {
       const hit = this.options.cache!.lookupFresh!(message, key);
       if (hit) {
@@ -179,7 +188,7 @@ export class ForwardProxy implements ForwardingHandler {
         return request.respond(hit.response);
       }
     }
-    return this.forwardUpstream(request, target, hopLimit, key);
+    return this.forwardUpstream(request, target, hopLimit, key, observe);
   }
 
   /**
@@ -193,11 +202,11 @@ export class ForwardProxy implements ForwardingHandler {
    * Anything else, and every miss, takes the full path, which looks the cache up again (a miss
    * with the same key).
    */
-  private earlyCacheKey(request: ProxiedRequest, target: Target): string | undefined {
+  private earlyCacheKey(request: ProxiedRequest, target: Target, observe: number | undefined): string | undefined {
     const cache = this.options.cache;
     const message = request.message;
     if (cache?.lookupFresh === undefined || (message.code !== Method.GET && message.code !== Method.FETCH)) return undefined;
-    if (getOption(message, OptionNumber.Observe) !== undefined) return undefined;
+    if (observe !== undefined) return undefined;
     if (this.options.upstreamSecurity !== undefined || request.context.oscore?.length) return undefined;
     if (this.options.nextHop === undefined && target.scheme !== 'coap' && target.scheme !== 'coaps') return undefined;
     return cache.cacheKey(message, target.uri);
@@ -205,9 +214,10 @@ export class ForwardProxy implements ForwardingHandler {
 
   /**
    * Everything but a fresh cache hit: the route, the upstream request, then the exchange
-   * (`forwardOn`). `key`: the cache key `forward` looked up already, if it did.
+   * (`forwardOn`). `key`: the cache key `forward` looked up already, if it did; `observe`: the
+   * request's Observe value, for a GET or FETCH that has one.
    */
-  private forwardUpstream(request: ProxiedRequest, target: Target, hopLimit: number, key: string | undefined): void | Promise<void> {
+  private forwardUpstream(request: ProxiedRequest, target: Target, hopLimit: number, key: string | undefined, observe: number | undefined): void | Promise<void> {
     if (this.options.nextHop === undefined && target.scheme !== 'coap' && target.scheme !== 'coaps') {
       if (target.scheme === 'http' || target.scheme === 'https') return this.forwardHttp(request, target);
       return answer(request, ResponseCode.ProxyingNotSupported, `scheme ${target.scheme} is not proxied here`);
@@ -218,8 +228,8 @@ export class ForwardProxy implements ForwardingHandler {
     } catch (error) {
       return noRoute(request, error);
     }
-    if (route instanceof Promise) return this.forwardRouted(request, target, hopLimit, route, key);
-    return this.forwardOn(request, target, hopLimit, route, key);
+    if (route instanceof Promise) return this.forwardRouted(request, target, hopLimit, route, key, observe);
+    return this.forwardOn(request, target, hopLimit, route, key, observe);
   }
 
   /**
@@ -227,8 +237,8 @@ export class ForwardProxy implements ForwardingHandler {
    * function that makes any allocates the variables they share on each call, also on the
    * synchronous path (a remembered route) that makes none.
    */
-  private forwardRouted(request: ProxiedRequest, target: Target, hopLimit: number, route: Promise<UpstreamRoute>, key: string | undefined): Promise<void> {
-    return route.then((r) => this.forwardOn(request, target, hopLimit, r, key), (error: unknown) => noRoute(request, error));
+  private forwardRouted(request: ProxiedRequest, target: Target, hopLimit: number, route: Promise<UpstreamRoute>, key: string | undefined, observe: number | undefined): Promise<void> {
+    return route.then((r) => this.forwardOn(request, target, hopLimit, r, key, observe), (error: unknown) => noRoute(request, error));
   }
 
   private async forwardHttp(request: ProxiedRequest, target: Target): Promise<void> {
@@ -245,8 +255,9 @@ export class ForwardProxy implements ForwardingHandler {
   /**
    * The upstream leg along a known route. Plain GETs and FETCHes that miss the cache take no
    * promise chain of their own here: the exchange's settlement answers the client (`settle`).
+   * `observe`: the Observe value of a GET or FETCH (`forward` read it), which makes it an observation.
    */
-  private forwardOn(request: ProxiedRequest, target: Target, hopLimit: number, route: UpstreamRoute, earlyKey: string | undefined): void | Promise<void> {
+  private forwardOn(request: ProxiedRequest, target: Target, hopLimit: number, route: UpstreamRoute, earlyKey: string | undefined, observe: number | undefined): void | Promise<void> {
     const message = request.message;
     const upstream = upstreamRequest(message, route, hopLimit - 1);
     const { endpoint, peer } = route;
@@ -264,7 +275,6 @@ export class ForwardProxy implements ForwardingHandler {
     if (layer || request.context.oscore?.length) request = new RecognisedResponses(request);
 
     const fetching = message.code === Method.GET || message.code === Method.FETCH;
-    const observe = fetching ? getUintOption(message, OptionNumber.Observe) : undefined;
     if (observe !== undefined) return this.forwardObservation(request, upstream, endpoint, peer, target, observe, layer);
 
     const cache = this.options.cache;
