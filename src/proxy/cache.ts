@@ -320,13 +320,19 @@ export class ResponseCache {
   store(request: CoapMessage, key: string, response: CoapMessage): boolean {
     if (!isCacheableMethod(request.code)) return false;
     if (response.code === ResponseCode.Valid) return this.revalidated(key, response, request) !== undefined;
-    const accept = getUintOption(request, OptionNumber.Accept);
-    const old = this.byKey.get(key)?.get(acceptTag(accept));
-    if (old) this.remove(old);
+    // The entry this response replaces, or removes when it cannot be stored. Looked for only when
+    // the key has entries: a proxy calls this for every miss, most of them (Max-Age 0, an
+    // uncacheable code) with nothing stored under their key.
+    const variants = this.byKey.get(key);
+    if (variants !== undefined) {
+      const old = variants.get(acceptTag(getUintOption(request, OptionNumber.Accept)));
+      if (old) this.remove(old);
+    }
     if (!isCacheableResponseCode(response.code)) return false;
-    if (getOption(request, OptionNumber.Oscore) !== undefined || getOption(response, OptionNumber.Oscore) !== undefined) return false;
     const maxAge = maxAgeOf(response);
     if (maxAge === 0) return false;
+    if (getOption(request, OptionNumber.Oscore) !== undefined || getOption(response, OptionNumber.Oscore) !== undefined) return false;
+    const accept = getUintOption(request, OptionNumber.Accept);
     const stored: CoapMessage = {
       ...blank(response.code),
       type: response.type,

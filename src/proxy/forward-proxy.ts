@@ -19,7 +19,6 @@ import {
   encodeString,
   encodeUint,
   getOption,
-  getUintOption,
   maxAgeOf,
   setOption,
   type CoapMessage,
@@ -28,8 +27,8 @@ import { OptionNumber, isUnsafe, optionDefinition } from '../coap/options.js';
 import { parseAbsoluteUri } from '../coap/uri.js';
 import type { CoapClient } from '../client/client.js';
 import { Observation } from '../client/observe.js';
-import type { MessageSecurity } from '../client/security.js';
-import type { CoapEndpoint } from '../exchange/endpoint.js';
+import type { MessageSecurity, ProtectedRequest } from '../client/security.js';
+import type { CoapEndpoint, ReceivedResponse, RequestOptions, ResponseHandler } from '../exchange/endpoint.js';
 import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
 import { operationKey } from '../server/blockwise.js';
 import { conditionalReply } from './cache.js';
@@ -111,6 +110,14 @@ export class ForwardProxy implements ForwardingHandler {
   private readonly timeout: number;
   private readonly hopLimit: number;
   private readonly targets = new TargetMemo();
+  /**
+   * The RequestOptions of every upstream exchange, CON and NON, made once: the endpoint only reads
+   * them, and they differ by nothing but the type.
+   */
+  private readonly confirmable: RequestOptions;
+  private readonly nonConfirmable: RequestOptions;
+  /** `fromOrigin` for the UpstreamExchange objects (one function per proxy, not one per exchange). */
+  private readonly toClient: FromOrigin = (request, response, target, key, settle) => this.fromOrigin(request, response, target, key, settle);
   /** This endpoint's own authority (§2.4 step 4), read once: the transport's address is a system call (getsockname). */
   private self: { scheme: string; port: number; address: string | undefined; aliases: readonly string[] } | undefined;
   /** `passed`: cache misses sent upstream without coalescing, as their key's last response could not be shared (coalescing.ts). */
@@ -122,6 +129,8 @@ export class ForwardProxy implements ForwardingHandler {
   ) {
     this.timeout = options.upstreamTimeout ?? 10_000;
     this.hopLimit = options.defaultHopLimit ?? 16;
+    this.confirmable = { deadline: this.timeout, confirmable: true };
+    this.nonConfirmable = { deadline: this.timeout, confirmable: false };
     this.coalescing = new MissCoalescer(() => server.endpoint.scheduler.now());
     this.routes = new UpstreamRoutes(options.upstream, options.nextHop);
     server.setForwardingHandler(this);
@@ -146,8 +155,19 @@ export class ForwardProxy implements ForwardingHandler {
     // local request: its proxy-related options are consumed and the §2.4 loop resumes at step 1.
     if (this.identifiesMe(target)) return request.local(consumeProxyOptions(message));
 
+    // One pass over the options for what the checks below and the upstream leg read: the first
+    // Hop-Limit and Observe (as getOption gives them) and the first unrecognized unsafe option.
+    let hopLimitValue: Uint8Array | undefined;
+    let observeValue: Uint8Array | undefined;
+    let unforwardable: number | undefined;
+    for (const o of message.options) {
+      const n = o.number;
+      if (n === OptionNumber.HopLimit) hopLimitValue ??= o.value;
+      else if (n === OptionNumber.Observe) observeValue ??= o.value;
+      else if (unforwardable === undefined && isUnsafe(n) && optionDefinition(n) === undefined) unforwardable = n;
+    }
+
     // RFC 8768 §3: decrement Hop-Limit, or insert it; at 0 the request goes no further.
-    const hopLimitValue = getOption(message, OptionNumber.HopLimit);
     const hopLimit = hopLimitValue === undefined ? this.hopLimit : decodeUint(hopLimitValue);
     if (hopLimitValue !== undefined && hopLimitValue.length !== 1) return answer(request, ResponseCode.BadOption, 'Hop-Limit must be one byte');
     if (hopLimit <= 1) {
@@ -155,13 +175,12 @@ export class ForwardProxy implements ForwardingHandler {
     }
 
     // §5.7.1: unknown unsafe options cannot be forwarded blindly; unknown safe ones are.
-    for (const o of message.options) {
-      if (optionDefinition(o.number) === undefined && isUnsafe(o.number)) {
-        return answer(request, ResponseCode.BadGateway, `cannot forward the unrecognized unsafe option ${o.number}`);
-      }
-    }
+    if (unforwardable !== undefined) return answer(request, ResponseCode.BadGateway, `cannot forward the unrecognized unsafe option ${unforwardable}`);
 
-    const key = this.earlyCacheKey(request, target);
+    // RFC 7641 §2: Observe matters for GET and FETCH only.
+    const fetching = message.code === Method.GET || message.code === Method.FETCH;
+    const observe = fetching && observeValue !== undefined ? decodeUint(observeValue) : undefined;
+    const key = this.earlyCacheKey(request, target, observe);
     if (key !== undefined) {
       const hit = this.options.cache!.lookupFresh!(message, key);
       if (hit) {
@@ -169,7 +188,7 @@ export class ForwardProxy implements ForwardingHandler {
         return request.respond(hit.response);
       }
     }
-    return this.forwardUpstream(request, target, hopLimit, key);
+    return this.forwardUpstream(request, target, hopLimit, key, observe);
   }
 
   /**
@@ -183,11 +202,11 @@ export class ForwardProxy implements ForwardingHandler {
    * Anything else, and every miss, takes the full path, which looks the cache up again (a miss
    * with the same key).
    */
-  private earlyCacheKey(request: ProxiedRequest, target: Target): string | undefined {
+  private earlyCacheKey(request: ProxiedRequest, target: Target, observe: number | undefined): string | undefined {
     const cache = this.options.cache;
     const message = request.message;
     if (cache?.lookupFresh === undefined || (message.code !== Method.GET && message.code !== Method.FETCH)) return undefined;
-    if (getOption(message, OptionNumber.Observe) !== undefined) return undefined;
+    if (observe !== undefined) return undefined;
     if (this.options.upstreamSecurity !== undefined || request.context.oscore?.length) return undefined;
     if (this.options.nextHop === undefined && target.scheme !== 'coap' && target.scheme !== 'coaps') return undefined;
     return cache.cacheKey(message, target.uri);
@@ -195,22 +214,31 @@ export class ForwardProxy implements ForwardingHandler {
 
   /**
    * Everything but a fresh cache hit: the route, the upstream request, then the exchange
-   * (`forwardOn`). `key`: the cache key `forward` looked up already, if it did.
+   * (`forwardOn`). `key`: the cache key `forward` looked up already, if it did; `observe`: the
+   * request's Observe value, for a GET or FETCH that has one.
    */
-  private forwardUpstream(request: ProxiedRequest, target: Target, hopLimit: number, key: string | undefined): void | Promise<void> {
+  private forwardUpstream(request: ProxiedRequest, target: Target, hopLimit: number, key: string | undefined, observe: number | undefined): void | Promise<void> {
     if (this.options.nextHop === undefined && target.scheme !== 'coap' && target.scheme !== 'coaps') {
       if (target.scheme === 'http' || target.scheme === 'https') return this.forwardHttp(request, target);
       return answer(request, ResponseCode.ProxyingNotSupported, `scheme ${target.scheme} is not proxied here`);
     }
-    const badGateway = (error: unknown): void => answer(request, ResponseCode.BadGateway, error instanceof Error ? error.message : String(error));
     let route: UpstreamRoute | Promise<UpstreamRoute>;
     try {
       route = this.routes.route(target, getOption(request.message, OptionNumber.ProxyUri) !== undefined);
     } catch (error) {
-      return badGateway(error);
+      return noRoute(request, error);
     }
-    if (route instanceof Promise) return route.then((r) => this.forwardOn(request, target, hopLimit, r, key), badGateway);
-    return this.forwardOn(request, target, hopLimit, route, key);
+    if (route instanceof Promise) return this.forwardRouted(request, target, hopLimit, route, key, observe);
+    return this.forwardOn(request, target, hopLimit, route, key, observe);
+  }
+
+  /**
+   * `forwardOn` once the route is known. A function of its own because it makes closures: a
+   * function that makes any allocates the variables they share on each call, also on the
+   * synchronous path (a remembered route) that makes none.
+   */
+  private forwardRouted(request: ProxiedRequest, target: Target, hopLimit: number, route: Promise<UpstreamRoute>, key: string | undefined, observe: number | undefined): Promise<void> {
+    return route.then((r) => this.forwardOn(request, target, hopLimit, r, key, observe), (error: unknown) => noRoute(request, error));
   }
 
   private async forwardHttp(request: ProxiedRequest, target: Target): Promise<void> {
@@ -227,8 +255,9 @@ export class ForwardProxy implements ForwardingHandler {
   /**
    * The upstream leg along a known route. Plain GETs and FETCHes that miss the cache take no
    * promise chain of their own here: the exchange's settlement answers the client (`settle`).
+   * `observe`: the Observe value of a GET or FETCH (`forward` read it), which makes it an observation.
    */
-  private forwardOn(request: ProxiedRequest, target: Target, hopLimit: number, route: UpstreamRoute, earlyKey: string | undefined): void | Promise<void> {
+  private forwardOn(request: ProxiedRequest, target: Target, hopLimit: number, route: UpstreamRoute, earlyKey: string | undefined, observe: number | undefined): void | Promise<void> {
     const message = request.message;
     const upstream = upstreamRequest(message, route, hopLimit - 1);
     const { endpoint, peer } = route;
@@ -242,20 +271,10 @@ export class ForwardProxy implements ForwardingHandler {
       if (!route.viaProxy) for (const o of upstream.options) if (ADDRESSING.has(o.number)) added.add(o.number);
       layer = upstreamLayer(layerContext, route.viaProxy, added);
     }
-    if (layer || request.context.oscore?.length) {
-      // This proxy is an OSCORE endpoint on a leg: responses it protects must be recognisable (5.02, §2.2).
-      const respond = request.respond;
-      request = {
-        ...request,
-        respond: (response) => {
-          const unknown = response.options.find((o) => optionDefinition(o.number) === undefined);
-          respond(unknown && request.context.oscore?.length ? errorMessage(ResponseCode.BadGateway, `cannot protect the unrecognized option ${unknown.number} in the response`) : response);
-        },
-      };
-    }
+    // This proxy is an OSCORE endpoint on a leg: responses it protects must be recognisable (5.02, §2.2).
+    if (layer || request.context.oscore?.length) request = new RecognisedResponses(request);
 
     const fetching = message.code === Method.GET || message.code === Method.FETCH;
-    const observe = fetching ? getUintOption(message, OptionNumber.Observe) : undefined;
     if (observe !== undefined) return this.forwardObservation(request, upstream, endpoint, peer, target, observe, layer);
 
     const cache = this.options.cache;
@@ -274,10 +293,19 @@ export class ForwardProxy implements ForwardingHandler {
     }
     const waiting = this.coalescing.waitingFor(key);
     if (waiting === undefined) return this.exchange(request, upstream, route, target, layer, key, this.coalescing.lead(key));
+    return this.joinMiss(request, upstream, route, target, layer, key, waiting);
+  }
+
+  /**
+   * A miss that waits for the upstream request another miss on its key leads: answered with its
+   * response when that may be shared, sent upstream on its own otherwise. Not part of `forwardOn`
+   * for the reason given at `forwardRouted` (its closure would cost every miss an allocation).
+   */
+  private joinMiss(request: ProxiedRequest, upstream: CoapMessage, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string, waiting: Promise<CoapMessage | undefined>): Promise<void> {
     return waiting.then((shared) => {
       if (shared === undefined) return this.exchange(request, upstream, route, target, layer, key, undefined);
       this.stats.coalesced++;
-      request.respond(codeClass(shared.code) === 2 ? conditionalReply(message, shared) : shared);
+      request.respond(codeClass(shared.code) === 2 ? conditionalReply(request.message, shared) : shared);
     });
   }
 
@@ -290,33 +318,9 @@ export class ForwardProxy implements ForwardingHandler {
   private exchange(request: ProxiedRequest, upstream: CoapMessage, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string | undefined, settle: SettleMiss | undefined): void {
     this.stats.forwarded++;
     const protectedRequest = layer?.security.protect(upstream);
-    const confirmable = request.message.type !== MessageType.NON;
-    route.endpoint.send(protectedRequest?.message ?? upstream, route.peer, { deadline: this.timeout, confirmable }, {
-      onResponse: ({ message: received }) => {
-        try {
-          if (!protectedRequest) return this.fromOrigin(request, received, target, key, settle);
-          // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
-          const verified = protectedRequest.verify(received, false);
-          const problem = verified instanceof Error ? verified.message
-            : getOption(upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined ? 'the response carries more OSCORE layers than the request'
-            : undefined;
-          if (problem === undefined) return this.fromOrigin(request, verified as CoapMessage, target, key, settle);
-          settle?.(undefined);
-          request.respond(errorMessage(ResponseCode.BadGateway, problem));
-        } catch (error) {
-          // Called from the upstream datagram's callback, outside any promise the server would
-          // catch: a failure here still answers the client (5.00, as the server does for a handler),
-          // and releases the misses waiting for this one (settling twice changes nothing).
-          settle?.(undefined);
-          request.respond(errorMessage(ResponseCode.InternalServerError, `proxy error: ${error instanceof Error ? error.message : String(error)}`));
-        }
-      },
-      onError: (error) => {
-        settle?.(undefined);
-        if (error instanceof TimeoutError) return request.respond(errorMessage(ResponseCode.GatewayTimeout, `no answer from ${target.uri} (${error.message})`));
-        request.respond(errorMessage(ResponseCode.BadGateway, error instanceof CoapRequestError ? error.message : String(error)));
-      },
-    });
+    // A NON goes upstream as a NON, anything else as a CON.
+    const options = request.message.type !== MessageType.NON ? this.confirmable : this.nonConfirmable;
+    route.endpoint.send(protectedRequest?.message ?? upstream, route.peer, options, new UpstreamExchange(this.toClient, request, upstream, target, key, settle, protectedRequest));
   }
 
   /** The origin's response: stored or revalidating (a GET/FETCH, `key`), invalidating (unsafe methods), then forwarded. */
@@ -479,6 +483,85 @@ export class ForwardProxy implements ForwardingHandler {
   }
 }
 
+/** ForwardProxy.fromOrigin: what an upstream exchange hands its origin's response to. */
+type FromOrigin = (request: ProxiedRequest, response: CoapMessage, target: Target, key: string | undefined, settle: SettleMiss | undefined) => void;
+
+/**
+ * The ResponseHandler of one upstream exchange (ForwardProxy.exchange): an object with methods
+ * rather than two closures per exchange, as a proxy makes one for every request it forwards.
+ * `protectedRequest`: the request as this proxy's upstream OSCORE layer protected it, if it did.
+ */
+class UpstreamExchange implements ResponseHandler {
+  constructor(
+    private readonly fromOrigin: FromOrigin,
+    private readonly request: ProxiedRequest,
+    private readonly upstream: CoapMessage,
+    private readonly target: Target,
+    private readonly key: string | undefined,
+    private readonly settle: SettleMiss | undefined,
+    private readonly protectedRequest: ProtectedRequest | undefined,
+  ) {}
+
+  onResponse(response: ReceivedResponse): void {
+    const { request, settle, protectedRequest } = this;
+    const received = response.message;
+    try {
+      if (!protectedRequest) return this.fromOrigin(request, received, this.target, this.key, settle);
+      // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
+      const verified = protectedRequest.verify(received, false);
+      const problem = verified instanceof Error ? verified.message
+        : getOption(this.upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined ? 'the response carries more OSCORE layers than the request'
+        : undefined;
+      if (problem === undefined) return this.fromOrigin(request, verified as CoapMessage, this.target, this.key, settle);
+      settle?.(undefined);
+      request.respond(errorMessage(ResponseCode.BadGateway, problem));
+    } catch (error) {
+      // Called from the upstream datagram's callback, outside any promise the server would
+      // catch: a failure here still answers the client (5.00, as the server does for a handler),
+      // and releases the misses waiting for this one (settling twice changes nothing).
+      settle?.(undefined);
+      request.respond(errorMessage(ResponseCode.InternalServerError, `proxy error: ${error instanceof Error ? error.message : String(error)}`));
+    }
+  }
+
+  onError(error: Error): void {
+    this.settle?.(undefined);
+    if (error instanceof TimeoutError) return this.request.respond(errorMessage(ResponseCode.GatewayTimeout, `no answer from ${this.target.uri} (${error.message})`));
+    this.request.respond(errorMessage(ResponseCode.BadGateway, error instanceof CoapRequestError ? error.message : String(error)));
+  }
+}
+
+/**
+ * A ProxiedRequest on a leg where this proxy is an OSCORE endpoint: a response whose options it
+ * would protect for the client must consist of options it recognises (draft-ietf-core-oscore-
+ * capable-proxies §2.2), or the client gets 5.02 instead. Delegates everything else.
+ */
+class RecognisedResponses implements ProxiedRequest {
+  constructor(private readonly inner: ProxiedRequest) {}
+  get message(): CoapMessage {
+    return this.inner.message;
+  }
+  get context(): EndpointContext {
+    return this.inner.context;
+  }
+  respond(response: CoapMessage): void {
+    const unknown = response.options.find((o) => optionDefinition(o.number) === undefined);
+    this.inner.respond(unknown && this.inner.context.oscore?.length ? errorMessage(ResponseCode.BadGateway, `cannot protect the unrecognized option ${unknown.number} in the response`) : response);
+  }
+  observe(path: string): number {
+    return this.inner.observe(path);
+  }
+  stopObserving(path: string): void {
+    this.inner.stopObserving(path);
+  }
+  observing(): string | undefined {
+    return this.inner.observing();
+  }
+  local(consumed: CoapMessage): void {
+    this.inner.local(consumed);
+  }
+}
+
 /**
  * RFC 7252 §5.7.2 for a request to be served locally: Proxy-Scheme, Uri-Host and Uri-Port are
  * dropped; a Proxy-Uri is replaced by the Uri-Path and Uri-Query of its URI.
@@ -503,6 +586,11 @@ function forwardable(response: CoapMessage): CoapMessage {
 /** The proxy's own answer on the downstream leg. */
 function answer(request: ProxiedRequest, code: number, diagnostic?: string, options: CoapMessage['options'] = []): void {
   request.respond({ type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options, payload: diagnostic ? Buffer.from(diagnostic) : EMPTY_BYTES });
+}
+
+/** No route to the target (an unresolvable host, a URI that gives no options): 5.02. */
+function noRoute(request: ProxiedRequest, error: unknown): void {
+  answer(request, ResponseCode.BadGateway, error instanceof Error ? error.message : String(error));
 }
 
 function errorMessage(code: number, diagnostic: string): CoapMessage {

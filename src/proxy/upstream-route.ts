@@ -97,8 +97,11 @@ export class UpstreamRoutes {
   }
 }
 
-/** The encoded Hop-Limit values 0–255 (RFC 8768 §3: one byte), made once: option values are never written to. */
-const HOP_LIMIT_VALUES: readonly Uint8Array[] = Array.from({ length: 256 }, (_, n) => encodeUint(n));
+/**
+ * The Hop-Limit options 0–255 (RFC 8768 §3: one byte), made once: option objects and values are
+ * never written to once in a message (the route's addressing options are shared the same way).
+ */
+const HOP_LIMIT_OPTIONS: readonly CoapOption[] = Array.from({ length: 256 }, (_, n) => ({ number: OptionNumber.HopLimit, value: encodeUint(n) }));
 
 /**
  * The upstream copy of a received request: its options less the route's dropped ones, with the
@@ -109,14 +112,22 @@ export function upstreamRequest(message: CoapMessage, route: UpstreamRoute, hopL
   // Merged in: the addressing options (all Uri-*, numbered below Hop-Limit), then Hop-Limit; an
   // added option goes after received ones of the same number.
   const added = route.addressing;
-  const hop: CoapOption = { number: OptionNumber.HopLimit, value: HOP_LIMIT_VALUES[hopLimit] ?? encodeUint(hopLimit) };
-  const options: CoapOption[] = [];
+  const dropped = route.dropped;
+  const hop = HOP_LIMIT_OPTIONS[hopLimit] ?? { number: OptionNumber.HopLimit, value: encodeUint(hopLimit) };
+  const received = message.options;
+  // Counted first so the array is made at its final length: one that grows by push starts with
+  // room for 16 options, more than most requests carry, and this runs for every forwarded request.
+  let count = added.length + 1;
+  for (let i = 0; i < received.length; i++) if (!dropped.has(received[i]!.number)) count++;
+  const options = new Array<CoapOption>(count);
+  let j = 0;
   let k = 0; // the next of added[0..], then hop at k === added.length
-  for (const o of message.options) {
-    for (; k <= added.length && addedAt(added, hop, k).number < o.number; k++) options.push(addedAt(added, hop, k));
-    if (!route.dropped.has(o.number)) options.push(o);
+  for (let i = 0; i < received.length; i++) {
+    const o = received[i]!;
+    for (; k <= added.length && addedAt(added, hop, k).number < o.number; k++) options[j++] = addedAt(added, hop, k);
+    if (!dropped.has(o.number)) options[j++] = o;
   }
-  for (; k <= added.length; k++) options.push(addedAt(added, hop, k));
+  for (; k <= added.length; k++) options[j++] = addedAt(added, hop, k);
   return { type: message.type, code: message.code, messageId: 0, token: EMPTY_BYTES, options, payload: message.payload };
 }
 

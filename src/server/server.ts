@@ -109,7 +109,10 @@ export interface ReverseProxyHandler extends ForwardingHandler {
   claims(message: CoapMessage, context: EndpointContext): boolean;
 }
 
-/** A request handed to the forwarding handler, with the means to answer it on this leg. */
+/**
+ * A request handed to the forwarding handler, with the means to answer it on this leg. Its
+ * functions are methods: call them on the request (`request.respond(r)`), never detached from it.
+ */
 export interface ProxiedRequest {
   readonly message: CoapMessage;
   readonly context: EndpointContext;
@@ -146,6 +149,75 @@ interface Incoming {
   layers?: { removed: ResponseProtector[]; finish: (response: CoapMessage) => CoapMessage };
 }
 
+/** The server's side of the requests it hands to a forwarding handler (see ForwardedRequest). */
+interface ProxyLeg {
+  /** Sends a response on the request's leg (No-Response and the removed OSCORE layers applied). */
+  send(incoming: Incoming, response: CoapMessage): void;
+  /** Resumes the §2.4 loop at step 1 with a request whose proxy-related options were consumed. */
+  resume(incoming: Incoming): void;
+  readonly observations: ObserveRegistry;
+  readonly virtualObservables: ReadonlyMap<string, unknown>;
+}
+
+/**
+ * The ProxiedRequest of one forwarded request. Its behaviour lives in methods on the prototype
+ * rather than in closures per request: a forward proxy builds one of these for every request it
+ * forwards, and six closures each (with the context they share) cost allocation and GC on its
+ * busiest path. Callers use them as methods (`request.respond(r)`), never detached.
+ */
+class ForwardedRequest implements ProxiedRequest {
+  readonly message: CoapMessage;
+  readonly context: EndpointContext;
+  /** Answered, or handed back to the pipeline by `local`: whatever comes later is ignored. */
+  answered = false;
+  /** The empty ACK (§5.2.2), armed by the server once the handler returned without answering. */
+  slow: Timer | undefined = undefined;
+
+  constructor(
+    private readonly leg: ProxyLeg,
+    private readonly incoming: Incoming,
+  ) {
+    this.message = incoming.message;
+    this.context = incoming.context;
+  }
+
+  respond(response: CoapMessage): void {
+    if (this.answered) return;
+    this.answered = true;
+    this.slow?.cancel();
+    this.leg.send(this.incoming, response);
+  }
+
+  observe(path: string): number {
+    const { exchange, context, protect } = this.incoming;
+    this.leg.observations.register(path, exchange.context.peer, exchange.context.peerKey, this.message, context, 'con', protect);
+    return this.leg.observations.currentSequence(path);
+  }
+
+  stopObserving(path: string): void {
+    this.leg.observations.deregister(path, this.incoming.exchange.context.peerKey, this.message.token);
+  }
+
+  observing(): string | undefined {
+    const key = ObserveRegistry.observerKey(this.incoming.exchange.context.peerKey, this.message.token);
+    for (const path of this.leg.virtualObservables.keys()) if (this.leg.observations.observers(path).some((o) => o.key === key)) return path;
+    return undefined;
+  }
+
+  local(consumed: CoapMessage): void {
+    if (this.answered) return;
+    this.answered = true;
+    this.slow?.cancel();
+    const message = this.message;
+    this.leg.resume({ ...this.incoming, message: { ...consumed, type: message.type, messageId: message.messageId, token: message.token } });
+  }
+
+  /** The handler threw or rejected: 5.00, unless it answered already (as for a resource handler, §5.9.3.1). */
+  fail(error: unknown): void {
+    this.respond(toMessage({ code: ResponseCode.InternalServerError, payload: `proxy error: ${error instanceof Error ? error.message : String(error)}`.slice(0, 200) }));
+  }
+}
+
 export class CoapServer {
   readonly router = new Router();
   readonly blockwise: BlockwiseServer;
@@ -161,6 +233,8 @@ export class CoapServer {
   private readonly echoFreshness: EchoFreshness;
   /** Observable paths rendered by code rather than a resource handler (a proxy's upstream state). */
   private readonly virtualObservables = new Map<string, () => CoapMessage>();
+  /** What a ForwardedRequest needs of this server: one object per server, none per request. */
+  private readonly proxyLeg: ProxyLeg;
 
   constructor(
     readonly endpoint: CoapEndpoint,
@@ -178,6 +252,12 @@ export class CoapServer {
     this.observations = new ObserveRegistry(endpoint.messaging, endpoint.scheduler, { ...DEFAULT_OBSERVE_SETTINGS, ...options.observe }, (o) =>
       this.renderForObserver(o),
     );
+    this.proxyLeg = {
+      send: (incoming, response) => this.send(incoming, response),
+      resume: (incoming) => this.removeLayers(incoming),
+      observations: this.observations,
+      virtualObservables: this.virtualObservables,
+    };
     if (options.wellKnownCore !== false) this.router.add(this.wellKnownCoreResource());
     endpoint.setRequestHandler((request, exchange) => this.handle(request, exchange));
   }
@@ -496,43 +576,15 @@ export class CoapServer {
   }
 
   private forward(handler: ForwardingHandler, incoming: Incoming): void {
-    const { exchange, message } = incoming;
-    let answered = false;
-    let slow: Timer | undefined;
-    const request: ProxiedRequest = {
-      message,
-      context: incoming.context,
-      respond: (response) => {
-        if (answered) return;
-        answered = true;
-        slow?.cancel();
-        this.send(incoming, response);
-      },
-      observe: (path) => {
-        this.observations.register(path, exchange.context.peer, exchange.context.peerKey, message, incoming.context, 'con', incoming.protect);
-        return this.observations.currentSequence(path);
-      },
-      stopObserving: (path) => void this.observations.deregister(path, exchange.context.peerKey, message.token),
-      observing: () => {
-        const key = ObserveRegistry.observerKey(exchange.context.peerKey, message.token);
-        for (const path of this.virtualObservables.keys()) if (this.observations.observers(path).some((o) => o.key === key)) return path;
-        return undefined;
-      },
-      local: (consumed) => {
-        if (answered) return;
-        answered = true;
-        slow?.cancel();
-        this.removeLayers({ ...incoming, message: { ...consumed, type: message.type, messageId: message.messageId, token: message.token } });
-      },
-    };
-    const fail = (error: unknown): void => request.respond(toMessage({ code: ResponseCode.InternalServerError, payload: `proxy error: ${error instanceof Error ? error.message : String(error)}`.slice(0, 200) }));
+    const exchange = incoming.exchange;
+    const request = new ForwardedRequest(this.proxyLeg, incoming);
     try {
       const result = handler.forward(request);
       // Most forwarded requests wait for upstream; the empty ACK timer is armed only then.
-      if (!answered && exchange.inbound.confirmable) slow = this.endpoint.scheduler.schedule(this.emptyAckDelay, () => exchange.acknowledge());
-      if (isPromise(result)) result.catch(fail);
+      if (!request.answered && exchange.inbound.confirmable) request.slow = this.endpoint.scheduler.schedule(this.emptyAckDelay, () => exchange.acknowledge());
+      if (isPromise(result)) result.catch((error: unknown) => request.fail(error));
     } catch (error) {
-      fail(error);
+      request.fail(error);
     }
   }
 
