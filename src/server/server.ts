@@ -38,7 +38,6 @@ import { UdpTransport, type UdpTransportOptions } from '../transport/udp.js';
 import { DtlsServerTransport, type DtlsServerTransportOptions } from '../transport/dtls.js';
 import { RealScheduler } from '../util/scheduler.js';
 import type { PeerAddress } from '../transport/transport.js';
-import type { Timer } from '../util/scheduler.js';
 import { BlockwiseServer, DEFAULT_BLOCKWISE_LIMITS, operationKey, type BlockwiseLimits } from './blockwise.js';
 import { EchoFreshness } from './freshness.js';
 import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings, type Observer } from './observe.js';
@@ -170,8 +169,6 @@ class ForwardedRequest implements ProxiedRequest {
   readonly context: EndpointContext;
   /** Answered, or handed back to the pipeline by `local`: whatever comes later is ignored. */
   answered = false;
-  /** The empty ACK (§5.2.2), armed by the server once the handler returned without answering. */
-  slow: Timer | undefined = undefined;
 
   constructor(
     private readonly leg: ProxyLeg,
@@ -184,7 +181,6 @@ class ForwardedRequest implements ProxiedRequest {
   respond(response: CoapMessage): void {
     if (this.answered) return;
     this.answered = true;
-    this.slow?.cancel();
     this.leg.send(this.incoming, response);
   }
 
@@ -207,7 +203,6 @@ class ForwardedRequest implements ProxiedRequest {
   local(consumed: CoapMessage): void {
     if (this.answered) return;
     this.answered = true;
-    this.slow?.cancel();
     const message = this.message;
     this.leg.resume({ ...this.incoming, message: { ...consumed, type: message.type, messageId: message.messageId, token: message.token } });
   }
@@ -222,7 +217,6 @@ export class CoapServer {
   readonly router = new Router();
   readonly blockwise: BlockwiseServer;
   readonly observations: ObserveRegistry;
-  private readonly emptyAckDelay: number;
   private readonly recognized: Set<number>;
   private readonly closeHooks: Array<() => void> = [];
   security: ServerSecurity | undefined;
@@ -240,7 +234,9 @@ export class CoapServer {
     readonly endpoint: CoapEndpoint,
     options: ServerOptions = {},
   ) {
-    this.emptyAckDelay = options.emptyAckDelay ?? 100;
+    // §5.2.2: one timer in the messaging layer acknowledges every CON request a handler (or an
+    // upstream exchange) has not answered within the delay; none per request.
+    endpoint.messaging.acknowledgeUnansweredAfter(options.emptyAckDelay ?? 100);
     this.recognized = new Set([...SERVER_OPTIONS, ...(options.recognizedOptions ?? [])]);
     this.security = options.security;
     this.maxOscoreLayers = options.maxOscoreLayers ?? 4;
@@ -562,26 +558,15 @@ export class CoapServer {
       finish(result);
       return;
     }
-    const slow = exchange.inbound.confirmable ? this.endpoint.scheduler.schedule(this.emptyAckDelay, () => exchange.acknowledge()) : undefined;
-    result.then(
-      (response) => {
-        slow?.cancel();
-        finish(response);
-      },
-      (error: unknown) => {
-        slow?.cancel();
-        this.reply(incoming, internalError(error));
-      },
-    );
+    // A CON still unanswered after emptyAckDelay is acknowledged by the messaging layer (§5.2.2).
+    result.then(finish, (error: unknown) => this.reply(incoming, internalError(error)));
   }
 
   private forward(handler: ForwardingHandler, incoming: Incoming): void {
-    const exchange = incoming.exchange;
     const request = new ForwardedRequest(this.proxyLeg, incoming);
     try {
+      // Most forwarded requests wait for upstream: the messaging layer's empty ACK covers them (§5.2.2).
       const result = handler.forward(request);
-      // Most forwarded requests wait for upstream; the empty ACK timer is armed only then.
-      if (!request.answered && exchange.inbound.confirmable) request.slow = this.endpoint.scheduler.schedule(this.emptyAckDelay, () => exchange.acknowledge());
       if (isPromise(result)) result.catch((error: unknown) => request.fail(error));
     } catch (error) {
       request.fail(error);
