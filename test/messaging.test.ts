@@ -363,6 +363,40 @@ test('a deadline bounds the whole request, retransmissions included', async () =
   assert.equal(transport.take().length, 0, 'no retransmission after the deadline');
 });
 
+test('a deadline longer than the first retransmission timeout ends on time: after retransmissions, after an empty ACK, and in the NSTART queue', async () => {
+  // Its timer is armed lazily (endpoint.ts armDeadline); each way of waiting long must arm it.
+  const failsAt = async (setup: (e: CoapEndpoint, t: FakeTransport) => Promise<unknown>, deadline: number): Promise<number> => {
+    const clock = new FakeScheduler(0);
+    const transport = new FakeTransport(clock);
+    const endpoint = new CoapEndpoint({ transport, scheduler: clock, random: new SeededRandom(3) });
+    const outcome = setup(endpoint, transport).catch((e: unknown) => e);
+    let failedAt = -1;
+    void outcome.then(() => (failedAt = clock.now()));
+    for (let t = 0; t < 20_000 && failedAt < 0; t += 50) {
+      clock.advance(50);
+      await flush();
+    }
+    assert.ok(failedAt >= 0, `no failure within 20 s (deadline ${deadline})`);
+    assert.ok((await outcome) instanceof TimeoutError);
+    assert.ok(failedAt >= deadline && failedAt <= deadline + 50, `failed at ${failedAt}, deadline ${deadline}`);
+    return failedAt;
+  };
+  // Unacknowledged: the CON is retransmitted (first at 2–3 s), the deadline of 7.5 s ends it.
+  await failsAt((e) => e.request(get(), PEER, { deadline: 7500 }), 7500);
+  // Acknowledged by an empty ACK at once, then no response.
+  await failsAt(async (e, t) => {
+    const result = e.request(get(), PEER, { deadline: 5000 });
+    const [sent] = t.take();
+    t.deliver(msg({ type: MessageType.ACK, code: 0, messageId: sent!.message.messageId }));
+    return result;
+  }, 5000);
+  // Waiting behind another request for the NSTART slot the whole time.
+  await failsAt((e) => {
+    void e.request(get(), PEER).catch(() => {});
+    return e.request(get(), PEER, { deadline: 4000 });
+  }, 4000);
+});
+
 test('a response with a critical option this stack does not process (Q-Block2) is rejected, not misread', async () => {
   const { transport, endpoint } = lockstep();
   const pending = endpoint.request(get(), PEER).catch((e: unknown) => e);

@@ -100,6 +100,7 @@ interface PendingEvents {
   ack(pending: PendingRequest, ack: CoapMessage, security: TransportSecurity | undefined): void;
   reset(pending: PendingRequest): void;
   timeout(pending: PendingRequest): void;
+  retransmit(pending: PendingRequest): void;
 }
 
 /**
@@ -109,6 +110,8 @@ interface PendingEvents {
 class PendingRequest implements ConfirmableListener, Startable {
   handle?: OutgoingHandle;
   responseTimer?: Timer;
+  /** When `options.deadline` ends (scheduler time); its timer is armed only once the exchange takes long (armDeadline). */
+  deadlineAt = Infinity;
   deadlineTimer?: Timer;
   holdsSlot = false;
   settled = false;
@@ -136,6 +139,9 @@ class PendingRequest implements ConfirmableListener, Startable {
   onTimeout(): void {
     this.events.timeout(this);
   }
+  onRetransmit(): void {
+    this.events.retransmit(this);
+  }
 }
 
 export class CoapEndpoint {
@@ -153,6 +159,7 @@ export class CoapEndpoint {
     reset: (pending) => this.fail(pending, new ResetError(`${pending.peerKey} rejected the request (RST)`)),
     timeout: (pending) =>
       this.fail(pending, new TimeoutError(`no acknowledgement from ${pending.peerKey} after ${this.parameters.maxRetransmit} retransmissions`)),
+    retransmit: (pending) => this.armDeadline(pending),
   };
   private handler: RequestHandler | undefined;
   private closed = false;
@@ -222,16 +229,29 @@ export class CoapEndpoint {
     const key = peerKey(peer);
     const pending = new PendingRequest(this.pendingEvents, tokenKeyOf(token), key, peer, message, options, handler);
     this.pending.set(pending.tokenKey, pending);
-    if (options.deadline !== undefined) {
-      pending.deadlineTimer = this.scheduler.schedule(options.deadline, () =>
-        this.fail(pending, new TimeoutError(`no response from ${key} within ${Math.round(options.deadline!)} ms`)),
-      );
-    }
     if (options.signal) {
       pending.onAbort = () => this.fail(pending, new CancelledError('request aborted'));
       options.signal.addEventListener('abort', pending.onAbort, { once: true });
     }
+    if (options.deadline !== undefined) pending.deadlineAt = this.scheduler.now() + options.deadline;
     this.gate.acquire(key, pending);
+    // Most exchanges end with a piggybacked response long before their deadline. Its timer is
+    // armed only once the wait gets long — the first retransmission, an empty ACK, a NON waiting
+    // for its response — or now, if the deadline may end before the first retransmission (its
+    // timeout is at most ACK_TIMEOUT × ACK_RANDOM_FACTOR, §4.2) or the request waits for an NSTART
+    // slot (§4.7).
+    if (options.deadline !== undefined && !pending.settled && (!pending.holdsSlot || options.deadline < this.parameters.ackTimeout * this.parameters.ackRandomFactor)) {
+      this.armDeadline(pending);
+    }
+  }
+
+  /** Arms the timer of `options.deadline` (once), failing the request when it ends. */
+  private armDeadline(pending: PendingRequest): void {
+    if (pending.deadlineTimer !== undefined || pending.settled || pending.deadlineAt === Infinity) return;
+    const deadline = pending.options.deadline!;
+    pending.deadlineTimer = this.scheduler.schedule(pending.deadlineAt - this.scheduler.now(), () =>
+      this.fail(pending, new TimeoutError(`no response from ${pending.peerKey} within ${Math.round(deadline)} ms`)),
+    );
   }
 
   /** CoAP ping (§4.3). */
@@ -273,6 +293,7 @@ export class CoapEndpoint {
 
   private armResponseTimer(pending: PendingRequest): void {
     if (pending.settled) return;
+    this.armDeadline(pending);
     const wait = pending.options.responseTimeout ?? maxTransmitWait(this.parameters);
     pending.responseTimer = this.scheduler.schedule(wait, () =>
       this.fail(pending, new TimeoutError(`no response from ${pending.peerKey} within ${Math.round(wait)} ms`)),

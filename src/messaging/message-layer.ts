@@ -24,6 +24,8 @@ export interface ConfirmableListener {
   onReset(): void;
   /** MAX_RETRANSMIT retransmissions went unacknowledged (§4.2). */
   onTimeout(): void;
+  /** The CON is about to be retransmitted (§4.2): the first one tells that this exchange is taking long. */
+  onRetransmit?(retransmission: number): void;
 }
 
 export interface MessagingEvents {
@@ -494,6 +496,7 @@ export class MessageLayer {
     }
     out.retransmissions++;
     this.stats.retransmissions++;
+    out.listener.onRetransmit?.(out.retransmissions);
     out.timeout *= 2; // §4.2: the timeout doubles with each retransmission.
     this.options.send(out.bytes, out.peer.address);
     out.timer = this.options.scheduler.schedule(out.timeout, () => this.onRetransmitTimer(out));
