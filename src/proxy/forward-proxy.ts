@@ -305,7 +305,10 @@ export class ForwardProxy implements ForwardingHandler {
     return waiting.then((shared) => {
       if (shared === undefined) return this.exchange(request, upstream, route, target, layer, key, undefined);
       this.stats.coalesced++;
-      request.respond(codeClass(shared.code) === 2 ? conditionalReply(request.message, shared) : shared);
+      // Every waiter gets its own copy: answering sets the token, type and Message ID of the
+      // message it is given, and the shared response is also the leader's.
+      const own = forwardable(shared);
+      request.respond(codeClass(own.code) === 2 ? conditionalReply(request.message, own) : own);
     });
   }
 
