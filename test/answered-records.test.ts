@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AnsweredRecords, type RecordOwner } from '../src/messaging/answered-records.js';
+import { SeededRandom } from '../src/util/random.js';
 
 const owner = (): RecordOwner => ({ answered: new Map<number, number>() });
 const token = (...bytes: number[]): Uint8Array => Uint8Array.from(bytes);
@@ -92,4 +93,54 @@ test('growing past the first allocation while the ring has wrapped keeps every r
   records.clear();
   assert.equal(records.size, 0);
   assert.ok(peers.every((p) => p.answered.size === 0));
+});
+
+test('against a plain model: random adds, Message ID reuse, expiry, capacity and growth agree on every record (seeded)', () => {
+  interface ModelRecord { owner: number; messageId: number; code: number; type: number; token: Uint8Array; reply: Uint8Array | undefined; expiresAt: number }
+  for (const seed of [1, 2, 3, 4, 5]) {
+    const random = new SeededRandom(seed * 7919);
+    const int = (n: number): number => Math.floor(random.float() * n);
+    const capacity = 300 + int(400);
+    const records = new AnsweredRecords<RecordOwner>(capacity);
+    const owners = [owner(), owner(), owner()];
+    const model: ModelRecord[] = [];
+    let now = 0;
+    const liveOf = (): Map<string, ModelRecord> => {
+      const live = new Map<string, ModelRecord>();
+      for (const r of model) live.set(`${r.owner}|${r.messageId}`, r); // the latest per key
+      return live;
+    };
+    for (let step = 0; step < 3000; step++) {
+      if (int(10) === 0) {
+        now += int(8);
+        records.expire(now, () => {});
+        while (model.length > 0 && model[0]!.expiresAt <= now) model.shift();
+      } else {
+        const r: ModelRecord = {
+          owner: int(3),
+          messageId: int(200), // few IDs: reuse is frequent
+          code: 1 + int(4),
+          type: int(2),
+          token: random.bytes(int(9)),
+          reply: int(5) === 0 ? undefined : random.bytes(1 + int(int(6) === 0 ? 150 : 60)),
+          expiresAt: now + 50 + int(200),
+        };
+        if (model.length === capacity) model.shift();
+        model.push(r);
+        records.add(owners[r.owner]!, r.messageId, r.code, r.type, r.token, r.reply, r.expiresAt);
+      }
+      if (step % 50 !== 0) continue;
+      const live = liveOf();
+      assert.equal(records.size, model.length, `seed ${seed} step ${step}: size`);
+      assert.equal(records.live, live.size, `seed ${seed} step ${step}: live`);
+      for (let o = 0; o < 3; o++) assert.equal(owners[o]!.answered.size, [...live.values()].filter((r) => r.owner === o).length);
+      for (const r of live.values()) {
+        const slot = records.find(owners[r.owner]!, r.messageId, r.code, r.type, r.token);
+        assert.ok(slot >= 0, `seed ${seed} step ${step}: record ${r.owner}|${r.messageId} found`);
+        assert.deepEqual(records.reply(slot), r.reply === undefined ? undefined : Buffer.from(r.reply));
+        const other = Uint8Array.from([...r.token, 0]);
+        assert.equal(records.find(owners[r.owner]!, r.messageId, r.code, r.type, other), -1);
+      }
+    }
+  }
 });
