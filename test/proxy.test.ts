@@ -10,7 +10,7 @@ import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { PLAIN, securedSender, withEchoRetry } from '../src/client/security.js';
 import { addDemoResources } from '../src/demo/resources.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
-import { PASS_FOR } from '../src/proxy/coalescing.js';
+import { MissCoalescer, PASS_FOR } from '../src/proxy/coalescing.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { addReverseProxy } from '../src/proxy/reverse-proxy.js';
 import { ResponseCache } from '../src/proxy/cache.js';
@@ -23,7 +23,7 @@ const PROXY = { address: '10.0.0.3', port: 5683 };
 const PROXY2 = { address: '10.0.0.4', port: 5683 };
 const CLIENT = { address: '10.0.0.2', port: 40000 };
 
-function topology(options: { nextHop?: string; timeout?: number; originSecurity?: OscoreServerSecurity; cache?: boolean | ResponseCache } = {}) {
+function topology(options: { nextHop?: string; timeout?: number; originSecurity?: OscoreServerSecurity; cache?: boolean | ResponseCache; passFor?: number } = {}) {
   const net = new FakeNetwork();
   const origin = new CoapServer(net.endpoint(ORIGIN, {}, 1), options.originSecurity ? { security: options.originSecurity } : {});
   addDemoResources(origin, { tick: false });
@@ -37,6 +37,7 @@ function topology(options: { nextHop?: string; timeout?: number; originSecurity?
     upstream: { endpoint: async () => upstreamEndpoint },
     ...(options.nextHop ? { nextHop: options.nextHop } : {}),
     ...(options.timeout ? { upstreamTimeout: options.timeout } : {}),
+    ...(options.passFor !== undefined ? { passFor: options.passFor } : {}),
     ...(options.cache ? { cache: options.cache === true ? new ResponseCache({ maxBytes: 1 << 20, now: () => net.clock.now() }) : options.cache } : {}),
   });
   const client = net.endpoint(CLIENT, { nstart: 64 }, 2);
@@ -291,8 +292,8 @@ test('coalescing never shares a response that is not fresh on arrival (Max-Age 0
  * A proxy with a cache before an origin whose /now answers with a new reading each time and the
  * Max-Age `setMaxAge` gives (0 at first); four clients at `subnet`.x asking for it.
  */
-function readings(subnet: string, firstSeed: number) {
-  const t = topology({ cache: true });
+function readings(subnet: string, firstSeed: number, passFor?: number) {
+  const t = topology({ cache: true, ...(passFor !== undefined ? { passFor } : {}) });
   let served = 0;
   let maxAge = 0;
   t.origin.resource('/now', { GET: () => ({ code: ResponseCode.Content, maxAge, payload: `reading ${++served}` }) });
@@ -342,6 +343,23 @@ test('hit-for-pass expires after PASS_FOR without requests: concurrent misses co
   assert.equal(served(), 2, 'one upstream request for the four concurrent misses');
   assert.deepEqual(responses.map((m) => decodeString(m.payload)), Array(4).fill('reading 2'));
   assert.deepEqual([t.proxy.stats.passed, t.proxy.stats.coalesced], [0, 3]);
+});
+
+test('passFor: a configured hit-for-pass period ends when set; 0 turns passing off (every miss coalesces)', async () => {
+  const short = readings('10.0.6', 80, 200);
+  await short.getAll();
+  await short.getAll();
+  assert.equal(short.t.proxy.stats.passed, 4, 'passing within 200 ms of the unshareable response');
+  await short.t.net.run(201);
+  short.setMaxAge(30);
+  await short.getAll();
+  assert.deepEqual([short.t.proxy.stats.passed, short.t.proxy.stats.coalesced], [4, 3], 'after 200 ms the misses coalesce again');
+  const never = readings('10.0.7', 90, 0);
+  await never.getAll();
+  await never.getAll();
+  assert.equal(never.t.proxy.stats.passed, 0);
+  assert.equal(never.served(), 8, 'responses with Max-Age 0 are never shared: each waiter still gets its own');
+  assert.throws(() => new MissCoalescer(() => 0, -1), RangeError);
 });
 
 test('upstream requests: addressing and Hop-Limit merged in option order, other options kept (routes remembered)', async () => {

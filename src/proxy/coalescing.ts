@@ -11,14 +11,14 @@
  * on that key go straight upstream for a while, without the bookkeeping of the shared request (a
  * promise, a Map entry and its removal per miss). Passing never serves anything: each passing miss
  * gets its own upstream response. It ends as soon as a fresh response arrives for the key (the
- * cache stores it, and the next misses coalesce again), or PASS_FOR milliseconds after the last
- * response that could not be shared.
+ * cache stores it, and the next misses coalesce again), or `passFor` milliseconds (default PASS_FOR)
+ * after the last response that could not be shared.
  */
 import { getOption, maxAgeOf, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { isCacheableResponseCode } from './cache.js';
 
-/** How long misses on a key pass after the last response for it that could not be shared (ms). */
+/** How long misses on a key pass after the last response for it that could not be shared (ms), by default. */
 export const PASS_FOR = 5_000;
 /** Keys remembered as passing at most; beyond, the memory starts over (coalescing resumes, never wrong). */
 const MAX_PASSING = 4096;
@@ -32,7 +32,13 @@ export class MissCoalescer {
   /** Keys whose misses pass, with the time until when. */
   private readonly passing = new Map<string, number>();
 
-  constructor(private readonly now: () => number) {}
+  /** `passFor`: ms a key passes after its last unshareable response; 0 never passes (every miss coalesces). */
+  constructor(
+    private readonly now: () => number,
+    private readonly passFor = PASS_FOR,
+  ) {
+    if (!(passFor >= 0)) throw new RangeError('passFor must be a non-negative number of milliseconds');
+  }
 
   /** Whether a miss on `key` goes straight upstream (hit-for-pass), without joining or leading a shared request. */
   passes(key: string): boolean {
@@ -72,8 +78,9 @@ export class MissCoalescer {
       if (this.passing.size > 0) this.passing.delete(key);
       return true;
     }
+    if (this.passFor === 0) return false;
     if (this.passing.size >= MAX_PASSING) this.passing.clear();
-    this.passing.set(key, this.now() + PASS_FOR);
+    this.passing.set(key, this.now() + this.passFor);
     return false;
   }
 }

@@ -64,6 +64,12 @@ export interface ForwardProxyOptions {
   cache?: ProxyCache;
   /** Proxy-Scheme http(s): the CoAP→HTTP mapping of RFC 8075 (src/proxy/http-mapping.ts). */
   http?: (request: CoapMessage, target: string) => Promise<CoapMessage>;
+  /**
+   * Milliseconds that cache misses on a key go upstream without coalescing after the key's last
+   * response that could not be shared (hit-for-pass, src/proxy/coalescing.ts). Default 5 s; 0
+   * makes every miss coalesce.
+   */
+  passFor?: number;
   /** Milliseconds an upstream exchange may take before the client gets 5.04. Default 10 s. */
   upstreamTimeout?: number;
   /** Hop-Limit inserted into requests that carry none (RFC 8768 §3). Default 16. */
@@ -131,7 +137,7 @@ export class ForwardProxy implements ForwardingHandler {
     this.hopLimit = options.defaultHopLimit ?? 16;
     this.confirmable = { deadline: this.timeout, confirmable: true };
     this.nonConfirmable = { deadline: this.timeout, confirmable: false };
-    this.coalescing = new MissCoalescer(() => server.endpoint.scheduler.now());
+    this.coalescing = new MissCoalescer(() => server.endpoint.scheduler.now(), options.passFor);
     this.routes = new UpstreamRoutes(options.upstream, options.nextHop);
     server.setForwardingHandler(this);
     server.observations.onPathEmpty = (path) => this.onNoObservers(path);
