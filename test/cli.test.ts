@@ -360,6 +360,23 @@ describe('help, demo, serve', () => {
     }
   });
 
+  test('COMMAND --help / -h: exit 0, that command\'s usage only, whatever else is on the line', async () => {
+    const cases: Array<[string[], string]> = [
+      [['serve', '--help'], 'usage: coapsec serve'],
+      [['get', 'coap://127.0.0.1/x', '-h'], 'usage: coapsec <get|post|put|delete|fetch|patch|ipatch> URI'],
+      [['proxy', '--help'], 'usage: coapsec proxy'],
+      [['observe', '-h'], 'usage: coapsec observe'],
+      [['demo', '--help'], 'usage: coapsec demo'],
+    ];
+    for (const [args, usage] of cases) {
+      const r = await coapsec(args);
+      assert.equal(r.code, 0, args.join(' '));
+      assert.equal(r.stderr, '');
+      assert.ok(r.stdout.startsWith(usage), `${args.join(' ')}: ${r.stdout.slice(0, 80)}`);
+      assert.ok(!r.stdout.includes('exit codes:'), 'one command, not the whole manual');
+    }
+  });
+
   test('demo: exit 0, every exchange shown, no colour when not on a terminal', async () => {
     const r = await coapsec(['demo'], { timeout: 20_000 });
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -371,6 +388,58 @@ describe('help, demo, serve', () => {
     assert.match(r.stdout, /pong in [\d.]+ ms/);
     assert.doesNotMatch(r.stdout, /\x1b\[/);
     assert.doesNotMatch(r.stdout, /✗/);
+  });
+
+  test('serve --dtls-max-sessions / --dtls-stale-after: bad values and missing credentials are usage errors', async () => {
+    const psk = ['--psk-identity', 'cli', '--psk', 'secret'];
+    assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', ...psk, '--dtls-max-sessions', '0']), /--dtls-max-sessions/);
+    assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', ...psk, '--dtls-max-sessions', '2.5']), /--dtls-max-sessions/);
+    assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', ...psk, '--dtls-stale-after=-1']), /--dtls-stale-after/);
+    assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', ...psk, '--dtls-stale-after', 'soon']), /--dtls-stale-after/);
+    assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', '--dtls-max-sessions', '4']), /need DTLS credentials/);
+  });
+
+  test('serve --dtls-max-sessions 1: a second client is turned away while the first session is fresh, and gets the slot once it is stale', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--bind', '127.0.0.1:0', '--psk-identity', 'cli', '--psk', 'secret', '--dtls-max-sessions', '1', '--dtls-stale-after', '0.3'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let stderr = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no "serving on" line within ${RUN_TIMEOUT} ms: ${stderr}`)), RUN_TIMEOUT);
+      child.stderr.on('data', (b: Buffer) => {
+        stderr += b.toString();
+        const m = /^coapsec serving on coaps:\/\/127\.0\.0\.1:(\d+)\n/.exec(stderr);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
+    });
+    const psk = { psk: { identity: 'cli', key: 'secret' } };
+    const a = new CoapClient({ dtls: psk });
+    const b = new CoapClient({ dtls: psk });
+    try {
+      assert.equal((await a.get(`coaps://127.0.0.1:${port}/hello`, { timeout: 5000 })).text(), 'Hello from coapsec');
+      const early = await b.get(`coaps://127.0.0.1:${port}/hello`, { timeout: 150 }).then(
+        () => 'answered',
+        (e: Error) => e.name,
+      );
+      assert.equal(early, 'TimeoutError', 'one session at most: the second client waits while the first is fresh');
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal((await b.get(`coaps://127.0.0.1:${port}/hello`, { timeout: 5000 })).text(), 'Hello from coapsec', 'after 0.3 s idle the slot is given to b');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    assert.equal(await exited, 0);
+    clearTimeout(timer);
+    children.delete(child);
   });
 
   test('serve --bind 127.0.0.1:0 --dir: announces its port, answers, exits 0 on SIGTERM', async () => {

@@ -11,6 +11,23 @@ import { TRUST_ANCHOR_USAGE, trustAnchorCommand } from './trust-anchor-command.j
 
 const METHODS = new Set(['get', 'post', 'put', 'delete', 'fetch', 'patch', 'ipatch']);
 
+const DEMO_USAGE = 'usage: coapsec demo      run a server and a client on loopback and show their exchanges';
+
+/** Each command's own usage, for `coapsec COMMAND --help`. */
+function commandUsage(command: string): string | undefined {
+  if (METHODS.has(command.toLowerCase())) return REQUEST_USAGE;
+  const usages: Record<string, string> = {
+    observe: OBSERVE_USAGE,
+    serve: SERVE_USAGE,
+    proxy: PROXY_USAGE,
+    'attack-proxy': ATTACK_PROXY_USAGE,
+    demo: DEMO_USAGE,
+    'trust-anchor': TRUST_ANCHOR_USAGE,
+    'ta-request': TA_REQUEST_USAGE,
+  };
+  return Object.hasOwn(usages, command) ? usages[command] : undefined;
+}
+
 const USAGE = `coapsec — end-to-end secure CoAP
 
 ${REQUEST_USAGE}
@@ -27,7 +44,7 @@ ${PROXY_USAGE}
 
 ${ATTACK_PROXY_USAGE}
 
-usage: coapsec demo      run a server and a client on loopback and show their exchanges
+${DEMO_USAGE}
 
 exit codes: 0 2.xx response, 2 bad usage, 3 no response (timeout/RST), 4 4.xx, 5 5.xx, 1 other failure`;
 
@@ -37,6 +54,11 @@ export async function main(argv: string[]): Promise<number> {
     if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
       process.stdout.write(USAGE + '\n');
       return command === undefined ? ExitCode.Usage : ExitCode.Ok;
+    }
+    const usage = commandUsage(command);
+    if (usage !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
+      process.stdout.write(usage + '\n');
+      return ExitCode.Ok;
     }
     if (METHODS.has(command.toLowerCase())) return await requestCommand(command, rest);
     if (command === 'observe') return await observeCommand(rest);

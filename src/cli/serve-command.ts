@@ -15,6 +15,10 @@ export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] 
   --bind HOST:PORT   address to listen on (default 127.0.0.1:5683; [::]:5683 for all IPv6);
                      with DTLS credentials it serves coaps:// there (default port 5684)
   --dtls-bind HOST:PORT  serve coaps:// here and plain coap:// on --bind
+  --dtls-max-sessions N  DTLS sessions held at once (default 256); a client beyond them is turned
+                     away unless a session has been idle for --dtls-stale-after
+  --dtls-stale-after S   seconds idle after which a session may be displaced by a new client when
+                     the table is full (default 60; the displaced client gets close_notify)
   --dir DIR          also serve the files below DIR, read-only
   --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
 ${DTLS_USAGE}
@@ -24,11 +28,22 @@ ${OSCORE_USAGE}
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(
     argv,
-    { bind: { type: 'string' }, dir: { type: 'string' }, 'dtls-bind': { type: 'string' }, plugtest: { type: 'boolean' }, ...DTLS_FLAGS, ...OSCORE_FLAGS },
+    {
+      bind: { type: 'string' },
+      dir: { type: 'string' },
+      'dtls-bind': { type: 'string' },
+      'dtls-max-sessions': { type: 'string' },
+      'dtls-stale-after': { type: 'string' },
+      plugtest: { type: 'boolean' },
+      ...DTLS_FLAGS,
+      ...OSCORE_FLAGS,
+    },
     { min: 0, max: 0, names: '' },
   );
   const { dtls, verifier: trustAnchors } = serverDtlsSetup(values);
   if (values['dtls-bind'] !== undefined && !dtls) throw new UsageError('--dtls-bind needs DTLS credentials (--psk-identity/--psk, --rpk or --cert/--key)');
+  const limits = dtlsLimits(values['dtls-max-sessions'], values['dtls-stale-after']);
+  if (Object.keys(limits).length > 0 && !dtls) throw new UsageError('--dtls-max-sessions and --dtls-stale-after need DTLS credentials');
   const plainOnBind = !dtls || values['dtls-bind'] !== undefined;
   const defaultPort = plainOnBind ? 5683 : 5684;
   const bind = parseBind(values.bind ?? `127.0.0.1:${defaultPort}`, { host: '127.0.0.1', port: defaultPort });
@@ -43,7 +58,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   for (const l of listeners) {
     let server: CoapServer;
     try {
-      server = await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
+      server = await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
     } catch (error) {
       await Promise.all(servers.map((s) => s.close()));
       oscore.close();
@@ -65,4 +80,20 @@ export async function serveCommand(argv: string[]): Promise<number> {
   // Writes the exact next Sender Sequence Numbers back, so a clean stop skips none.
   oscore.close();
   return 0;
+}
+
+/** --dtls-max-sessions and --dtls-stale-after as DtlsServerTransport options (only those given). */
+function dtlsLimits(maxSessions: string | undefined, staleAfter: string | undefined): { maxSessions?: number; staleSessionMs?: number } {
+  const limits: { maxSessions?: number; staleSessionMs?: number } = {};
+  if (maxSessions !== undefined) {
+    const n = Number(maxSessions);
+    if (!/^\d+$/.test(maxSessions) || n < 1 || n > 1_000_000) throw new UsageError(`--dtls-max-sessions needs a whole number from 1 to 1000000, got "${maxSessions}"`);
+    limits.maxSessions = n;
+  }
+  if (staleAfter !== undefined) {
+    const seconds = Number(staleAfter);
+    if (staleAfter.trim() === '' || !Number.isFinite(seconds) || seconds < 0 || seconds > 86_400) throw new UsageError(`--dtls-stale-after needs seconds from 0 to 86400, got "${staleAfter}"`);
+    limits.staleSessionMs = seconds * 1000;
+  }
+  return limits;
 }
