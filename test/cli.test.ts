@@ -348,6 +348,30 @@ describe('usage errors: exit 2, one line on stderr', { concurrency: 4 }, () => {
   });
 });
 
+/** Spawns `coapsec serve ARGS` and waits for its "serving on SCHEME://127.0.0.1:PORT" line (bounded by RUN_TIMEOUT). */
+async function startServe(args: string[], scheme: 'coap' | 'coaps'): Promise<{ child: ChildProcess; exited: Promise<number | null>; port: number; stdout: () => string }> {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stderr = '';
+  let stdout = '';
+  child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+  const announced = new RegExp(`^coapsec serving on ${scheme}://127\\.0\\.0\\.1:(\\d+)\\n`);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "serving on" line within ${RUN_TIMEOUT} ms: ${stderr}`)), RUN_TIMEOUT);
+    child.stderr!.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      const m = announced.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
+  });
+  return { child, exited, port, stdout: () => stdout };
+}
+
 describe('help, demo, serve', () => {
   test('--help: exit 0, usage on stdout', async () => {
     for (const flag of ['--help', '-h', 'help']) {
@@ -400,25 +424,7 @@ describe('help, demo, serve', () => {
   });
 
   test('serve --dtls-max-sessions 1: a second client is turned away while the first session is fresh, and gets the slot once it is stale', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--bind', '127.0.0.1:0', '--psk-identity', 'cli', '--psk', 'secret', '--dtls-max-sessions', '1', '--dtls-stale-after', '0.3'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(child);
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    let stderr = '';
-    const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no "serving on" line within ${RUN_TIMEOUT} ms: ${stderr}`)), RUN_TIMEOUT);
-      child.stderr.on('data', (b: Buffer) => {
-        stderr += b.toString();
-        const m = /^coapsec serving on coaps:\/\/127\.0\.0\.1:(\d+)\n/.exec(stderr);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
-    });
+    const { child, exited, port } = await startServe(['--bind', '127.0.0.1:0', '--psk-identity', 'cli', '--psk', 'secret', '--dtls-max-sessions', '1', '--dtls-stale-after', '0.3'], 'coaps');
     const psk = { psk: { identity: 'cli', key: 'secret' } };
     const a = new CoapClient({ dtls: psk });
     const b = new CoapClient({ dtls: psk });
@@ -443,24 +449,7 @@ describe('help, demo, serve', () => {
   });
 
   test('serve --bind 127.0.0.1:0 --dir: announces its port, answers, exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--bind', '127.0.0.1:0', '--dir', join(tmp, 'public')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    let stderr = '';
-    let stdout = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no "serving on" line within ${RUN_TIMEOUT} ms: ${stderr}`)), RUN_TIMEOUT);
-      child.stderr.on('data', (b: Buffer) => {
-        stderr += b.toString();
-        const m = /^coapsec serving on coap:\/\/127\.0\.0\.1:(\d+)\n/.exec(stderr);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
-    });
+    const { child, exited, port, stdout } = await startServe(['--bind', '127.0.0.1:0', '--dir', join(tmp, 'public')], 'coap');
     assert.notEqual(port, 0, 'the real port, not 0');
     const client = new CoapClient();
     try {
@@ -476,7 +465,7 @@ describe('help, demo, serve', () => {
     assert.equal(await exited, 0);
     clearTimeout(timer);
     children.delete(child);
-    assert.equal(stdout, '');
+    assert.equal(stdout(), '');
   });
 });
 
