@@ -349,7 +349,7 @@ describe('usage errors: exit 2, one line on stderr', { concurrency: 4 }, () => {
 });
 
 /** Spawns `coapsec serve ARGS` and waits for its "serving on SCHEME://127.0.0.1:PORT" line (bounded by RUN_TIMEOUT). */
-async function startServe(args: string[], scheme: 'coap' | 'coaps'): Promise<{ child: ChildProcess; exited: Promise<number | null>; port: number; stdout: () => string }> {
+async function startServe(args: string[], scheme: 'coap' | 'coaps'): Promise<{ port: number; stdout: () => string; stop: () => Promise<number | null> }> {
   const child = spawn(process.execPath, [BIN, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -369,7 +369,16 @@ async function startServe(args: string[], scheme: 'coap' | 'coaps'): Promise<{ c
     });
     child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
   });
-  return { child, exited, port, stdout: () => stdout };
+  /** SIGTERM, then the exit code (SIGKILL after 5 s). */
+  const stop = async (): Promise<number | null> => {
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    const code = await exited;
+    clearTimeout(timer);
+    children.delete(child);
+    return code;
+  };
+  return { port, stdout: () => stdout, stop };
 }
 
 describe('help, demo, serve', () => {
@@ -424,7 +433,7 @@ describe('help, demo, serve', () => {
   });
 
   test('serve --dtls-max-sessions 1: a second client is turned away while the first session is fresh, and gets the slot once it is stale', async () => {
-    const { child, exited, port } = await startServe(['--bind', '127.0.0.1:0', '--psk-identity', 'cli', '--psk', 'secret', '--dtls-max-sessions', '1', '--dtls-stale-after', '0.3'], 'coaps');
+    const { stop, port } = await startServe(['--bind', '127.0.0.1:0', '--psk-identity', 'cli', '--psk', 'secret', '--dtls-max-sessions', '1', '--dtls-stale-after', '0.3'], 'coaps');
     const psk = { psk: { identity: 'cli', key: 'secret' } };
     const a = new CoapClient({ dtls: psk });
     const b = new CoapClient({ dtls: psk });
@@ -441,15 +450,11 @@ describe('help, demo, serve', () => {
       await a.close();
       await b.close();
     }
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    assert.equal(await exited, 0);
-    clearTimeout(timer);
-    children.delete(child);
+    assert.equal(await stop(), 0, 'SIGTERM ends serve with exit 0');
   });
 
   test('serve --bind 127.0.0.1:0 --dir: announces its port, answers, exits 0 on SIGTERM', async () => {
-    const { child, exited, port, stdout } = await startServe(['--bind', '127.0.0.1:0', '--dir', join(tmp, 'public')], 'coap');
+    const { stop, port, stdout } = await startServe(['--bind', '127.0.0.1:0', '--dir', join(tmp, 'public')], 'coap');
     assert.notEqual(port, 0, 'the real port, not 0');
     const client = new CoapClient();
     try {
@@ -460,11 +465,7 @@ describe('help, demo, serve', () => {
     } finally {
       await client.close();
     }
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    assert.equal(await exited, 0);
-    clearTimeout(timer);
-    children.delete(child);
+    assert.equal(await stop(), 0, 'SIGTERM ends serve with exit 0');
     assert.equal(stdout(), '');
   });
 });
