@@ -61,7 +61,8 @@ test('records expire oldest first and never before their time; at capacity the o
   const records = new AnsweredRecords<RecordOwner>(3);
   const peer = owner();
   for (let id = 0; id < 3; id++) assert.equal(records.add(peer, id, GET, CON, token(id), Buffer.from([id]), 100 + id), undefined);
-  assert.equal(records.oldestExpiry(), 100);
+  records.expire(99.9, () => assert.fail('nothing has expired yet'));
+  assert.equal(records.size, 3);
   assert.equal(records.add(peer, 3, GET, CON, token(3), Buffer.from([3]), 103), peer, 'the evicted record’s owner');
   assert.equal(records.find(peer, 0, GET, CON, token(0)), -1);
   for (let id = 1; id <= 3; id++) assert.ok(records.find(peer, id, GET, CON, token(id)) >= 0);

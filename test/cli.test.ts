@@ -427,7 +427,7 @@ describe('help, demo, serve', () => {
     const psk = ['--psk-identity', 'cli', '--psk', 'secret'];
     assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', ...psk, '--dtls-max-sessions', '0']), /--dtls-max-sessions/);
     assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', ...psk, '--dtls-max-sessions', '2.5']), /--dtls-max-sessions/);
-    assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', ...psk, '--dtls-stale-after=-1']), /--dtls-stale-after/);
+    assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', ...psk, '--dtls-stale-after', '0']), /--dtls-stale-after/);
     assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', ...psk, '--dtls-stale-after', 'soon']), /--dtls-stale-after/);
     assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', '--dtls-max-sessions', '4']), /need DTLS credentials/);
   });

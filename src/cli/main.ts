@@ -13,19 +13,25 @@ const METHODS = new Set(['get', 'post', 'put', 'delete', 'fetch', 'patch', 'ipat
 
 const DEMO_USAGE = 'usage: coapsec demo      run a server and a client on loopback and show their exchanges';
 
-/** Each command's own usage, for `coapsec COMMAND --help`. */
-function commandUsage(command: string): string | undefined {
-  if (METHODS.has(command.toLowerCase())) return REQUEST_USAGE;
-  const usages: Record<string, string> = {
-    observe: OBSERVE_USAGE,
-    serve: SERVE_USAGE,
-    proxy: PROXY_USAGE,
-    'attack-proxy': ATTACK_PROXY_USAGE,
-    demo: DEMO_USAGE,
-    'trust-anchor': TRUST_ANCHOR_USAGE,
-    'ta-request': TA_REQUEST_USAGE,
+interface Command {
+  /** Printed for `coapsec COMMAND --help`. */
+  usage: string;
+  run(command: string, args: string[]): Promise<number>;
+}
+
+/** The commands by name; the request methods share one. */
+function commandNamed(name: string): Command | undefined {
+  if (METHODS.has(name.toLowerCase())) return { usage: REQUEST_USAGE, run: requestCommand };
+  const commands: Record<string, Command> = {
+    observe: { usage: OBSERVE_USAGE, run: (_, args) => observeCommand(args) },
+    serve: { usage: SERVE_USAGE, run: (_, args) => serveCommand(args) },
+    proxy: { usage: PROXY_USAGE, run: (_, args) => proxyCommand(args) },
+    'attack-proxy': { usage: ATTACK_PROXY_USAGE, run: (_, args) => attackProxyCommand(args) },
+    demo: { usage: DEMO_USAGE, run: (_, args) => demoCommand(args) },
+    'trust-anchor': { usage: TRUST_ANCHOR_USAGE, run: (_, args) => trustAnchorCommand(args) },
+    'ta-request': { usage: TA_REQUEST_USAGE, run: (_, args) => taRequestCommand(args) },
   };
-  return Object.hasOwn(usages, command) ? usages[command] : undefined;
+  return Object.hasOwn(commands, name) ? commands[name] : undefined;
 }
 
 const USAGE = `coapsec — end-to-end secure CoAP
@@ -55,20 +61,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n');
       return command === undefined ? ExitCode.Usage : ExitCode.Ok;
     }
-    const usage = commandUsage(command);
-    if (usage !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
-      process.stdout.write(usage + '\n');
+    const named = commandNamed(command);
+    if (!named) throw new UsageError(`unknown command "${command}" (try coapsec --help)`);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(named.usage + '\n');
       return ExitCode.Ok;
     }
-    if (METHODS.has(command.toLowerCase())) return await requestCommand(command, rest);
-    if (command === 'observe') return await observeCommand(rest);
-    if (command === 'serve') return await serveCommand(rest);
-    if (command === 'proxy') return await proxyCommand(rest);
-    if (command === 'attack-proxy') return await attackProxyCommand(rest);
-    if (command === 'demo') return await demoCommand(rest);
-    if (command === 'trust-anchor') return await trustAnchorCommand(rest);
-    if (command === 'ta-request') return await taRequestCommand(rest);
-    throw new UsageError(`unknown command "${command}" (try coapsec --help)`);
+    return await named.run(command, rest);
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`coapsec: ${error.message}\n`);

@@ -4,7 +4,7 @@ import { addPlugtestResources } from '../demo/plugtest.js';
 import { addDemoResources } from '../demo/resources.js';
 import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
-import { parse, parseBind } from './args.js';
+import { parse, parseBind, parseSeconds } from './args.js';
 import { addRevocationResource } from '../trust-anchor/resource-server-setup.js';
 import { DTLS_FLAGS, DTLS_USAGE, serverDtlsSetup } from './dtls-args.js';
 import { addWhoamiResource } from './dtls-serve.js';
@@ -87,13 +87,10 @@ function dtlsLimits(maxSessions: string | undefined, staleAfter: string | undefi
   const limits: { maxSessions?: number; staleSessionMs?: number } = {};
   if (maxSessions !== undefined) {
     const n = Number(maxSessions);
-    if (!/^\d+$/.test(maxSessions) || n < 1 || n > 1_000_000) throw new UsageError(`--dtls-max-sessions needs a whole number from 1 to 1000000, got "${maxSessions}"`);
+    if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`--dtls-max-sessions needs a positive whole number, got "${maxSessions}"`);
     limits.maxSessions = n;
   }
-  if (staleAfter !== undefined) {
-    const seconds = Number(staleAfter);
-    if (staleAfter.trim() === '' || !Number.isFinite(seconds) || seconds < 0 || seconds > 86_400) throw new UsageError(`--dtls-stale-after needs seconds from 0 to 86400, got "${staleAfter}"`);
-    limits.staleSessionMs = seconds * 1000;
-  }
+  const seconds = parseSeconds(staleAfter, '--dtls-stale-after');
+  if (seconds !== undefined) limits.staleSessionMs = seconds * 1000;
   return limits;
 }

@@ -60,11 +60,6 @@ export class AnsweredRecords<Owner extends RecordOwner> {
     return this.liveCount;
   }
 
-  /** When the oldest record expires, or undefined when there is none. */
-  oldestExpiry(): number | undefined {
-    return this.count > 0 ? this.expiries[this.head] : undefined;
-  }
-
   /**
    * Records an answered message; it replaces the owner's record for the same Message ID. At
    * capacity the oldest record goes first and its owner is returned (to be forgotten if idle).

@@ -24,8 +24,8 @@ export interface ConfirmableListener {
   onReset(): void;
   /** MAX_RETRANSMIT retransmissions went unacknowledged (§4.2). */
   onTimeout(): void;
-  /** The CON is about to be retransmitted (§4.2): the first one tells that this exchange is taking long. */
-  onRetransmit?(retransmission: number): void;
+  /** The CON is about to be retransmitted (§4.2): this exchange is taking long. */
+  onRetransmit?(): void;
 }
 
 export interface MessagingEvents {
@@ -496,7 +496,7 @@ export class MessageLayer {
     }
     out.retransmissions++;
     this.stats.retransmissions++;
-    out.listener.onRetransmit?.(out.retransmissions);
+    out.listener.onRetransmit?.();
     out.timeout *= 2; // §4.2: the timeout doubles with each retransmission.
     this.options.send(out.bytes, out.peer.address);
     out.timer = this.options.scheduler.schedule(out.timeout, () => this.onRetransmitTimer(out));
@@ -628,8 +628,7 @@ export class MessageLayer {
 
   private forgetIfIdle(peer: PeerState): void {
     // Its Message ID counter goes with it only once no ID sent may still be remembered (keepCounter).
-    // A record may outlive its peer's state (one replaced by a reuse of its Message ID is still in
-    // the ring): only the current state for the key is removed.
+    // Only the current state for the key is removed, should a caller hold one already replaced.
     if (!peer.idle || this.peers.get(peer.key) !== peer) return;
     this.peers.delete(peer.key);
     if (this.lastPeer === peer) this.lastPeer = undefined;
