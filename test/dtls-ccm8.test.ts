@@ -50,6 +50,20 @@ test('CCM_8 encrypt matches Node\'s AES-CCM for every sequence number across bat
   }
 });
 
+test('CCM_8 sender: one keystream call serves a batch of consecutive sequence numbers', () => {
+  const counter = countKeystreamCalls();
+  try {
+    const p = createRecordProtection('CCM_8', KEY, IV);
+    const plaintext = Buffer.alloc(30, 7);
+    for (let seq = 0; seq < 16; seq++) assert.deepEqual(p.encrypt(TYPE, VERSION, 1, seq, plaintext), reference(1, seq, plaintext));
+    assert.equal(counter.calls, 1, 'records 0..15 from one batch');
+    assert.deepEqual(p.encrypt(TYPE, VERSION, 1, 16, plaintext), reference(1, 16, plaintext));
+    assert.equal(counter.calls, 2, 'record 16 starts the next batch');
+  } finally {
+    counter.restore();
+  }
+});
+
 test('CCM_8 decrypt: in order, reordered, across batches, any nonce_explicit; forgeries refused', () => {
   const p = createRecordProtection('CCM_8', KEY, IV);
   const order = [...Array.from({ length: 40 }, (_, i) => i), 45, 41, 44, 42, 43, 90, 60, 91];

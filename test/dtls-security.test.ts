@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { AlertDescription, CookieJar, DtlsClient, DtlsServerEngine, handshake, MAX_SEQUENCE, decodeRecords, encodeRecord } from '../src/dtls/index.js';
 import { alertsOf, FakeClock, hasEvent, p256, PEER, pump } from './dtls-helpers.js';
+import { AesCcm } from '../src/crypto/aes-ccm.js';
+import { MAX_CIPHERTEXT } from '../src/dtls/record.js';
 
 const IDENTITY = Buffer.from('id');
 const KEY = Buffer.alloc(16, 0x33);
@@ -58,6 +60,28 @@ test('application data once connected: one record per datagram (fast path) and e
   assert.deepEqual(client.receive(server.send(PEER, Buffer.from('to client'))[0]!).appData.map(String), ['to client']);
   assert.deepEqual(server.receive(view, PEER).appData.map(String), ['view'], 'a Uint8Array, not a Buffer');
   assert.equal(server.connection(PEER)?.state, 'connected');
+});
+
+test('an application_data record over MAX_CIPHERTEXT is dropped before any decryption, on the fast path too (RFC 5246 §6.2.3)', () => {
+  const { server, client } = connectedPair();
+  const [real] = client.send(Buffer.from('x'));
+  const oversize = Buffer.alloc(13 + MAX_CIPHERTEXT + 1, 0x5a);
+  real!.copy(oversize, 0, 0, 11); // type, version, epoch 1 and a fresh sequence number of a real record
+  oversize.writeUInt16BE(MAX_CIPHERTEXT + 1, 11);
+  const original = AesCcm.prototype.openAt;
+  let opened = 0;
+  AesCcm.prototype.openAt = function (this: AesCcm, ...args: Parameters<AesCcm['openAt']>) {
+    opened++;
+    return original.apply(this, args);
+  };
+  try {
+    assert.deepEqual(server.receive(oversize, PEER), { send: [], appData: [], events: [] });
+    assert.equal(opened, 0, 'not decrypted');
+    assert.deepEqual(server.receive(real!, PEER).appData.map(String), ['x'], 'its sequence number was not consumed');
+    assert.equal(opened, 1);
+  } finally {
+    AesCcm.prototype.openAt = original;
+  }
 });
 
 test('unauthenticated epoch-0 alert after the handshake is ignored', () => {

@@ -89,6 +89,7 @@ import {
   DTLS_1_0,
   DTLS_1_2,
   encodeRecord,
+  MAX_CIPHERTEXT,
   MAX_PLAINTEXT,
   MAX_SEQUENCE,
   readSequence,
@@ -519,7 +520,8 @@ export abstract class DtlsConnection {
    */
   private receiveApplicationData(datagram: Uint8Array): Buffer | null | undefined {
     const length = datagram.length - RECORD_HEADER_LENGTH;
-    if (length < 0 || datagram[0] !== ContentType.ApplicationData || ((datagram[11]! << 8) | datagram[12]!) !== length) return undefined;
+    // decodeRecords refuses a fragment over MAX_CIPHERTEXT (§4.1, RFC 5246 §6.2.3) before decrypting; so does this.
+    if (length < 0 || length > MAX_CIPHERTEXT || datagram[0] !== ContentType.ApplicationData || ((datagram[11]! << 8) | datagram[12]!) !== length) return undefined;
     const epoch = (datagram[3]! << 8) | datagram[4]!;
     const protection = this.readProtections[epoch];
     if (epoch !== this.readEpoch || !protection || ((datagram[1]! << 8) | datagram[2]!) !== DTLS_1_2) return undefined;
@@ -1151,7 +1153,6 @@ export class DtlsServerConnection extends DtlsConnection {
   private readonly opts: ServerConnectionOptions;
   /** The peer address key this connection belongs to. */
   readonly peer: string;
-  readonly createdAt: number;
   /** When authenticated traffic last passed, either way (the engine's idle timeout counts from it). */
   lastActivity: number;
   /** Hook of a PskGrant / AuthzGrant, run when the client's Finished has been verified. */
@@ -1161,8 +1162,7 @@ export class DtlsServerConnection extends DtlsConnection {
     super('server', opts);
     this.opts = opts;
     this.peer = peer;
-    this.createdAt = opts.now();
-    this.lastActivity = this.createdAt;
+    this.lastActivity = opts.now();
   }
 
   /** True if `random` is the ClientHello random this connection was created for. */

@@ -54,6 +54,7 @@ export function encodeRecord(r: DtlsRecord): Buffer {
 export function writeRecordHeader(record: Buffer, type: number, version: number, epoch: number, seq: number): Buffer {
   const length = record.length - RECORD_HEADER_LENGTH;
   if (seq < 0 || seq > MAX_SEQUENCE) throw new RangeError('record sequence number out of range');
+  if (epoch < 0 || epoch > 0xffff || version < 0 || version > 0xffff) throw new RangeError('record epoch or version out of range');
   if (length < 0 || length > MAX_CIPHERTEXT) throw new RangeError('record fragment too long');
   record[0] = type;
   record[1] = version >>> 8;
