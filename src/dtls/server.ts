@@ -222,6 +222,8 @@ export class DtlsServerEngine {
     if (!stalest || this.opts.now() - stalest[1].lastActivity < (this.opts.staleAfterMs ?? 60_000)) return false;
     const [peer, conn] = stalest;
     this.connections.delete(peer);
+    // Bounded for a caller that never takes them: the oldest notice is the one to lose.
+    if (this.displaced.length >= this.maxConnections) this.displaced.shift();
     this.displaced.push({ peer, send: conn.close(), closed: true });
     return true;
   }
