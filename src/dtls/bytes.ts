@@ -102,3 +102,8 @@ export function vec(lenBytes: 1 | 2 | 3, data: Uint8Array): Buffer {
   const len = lenBytes === 1 ? u8(data.length) : lenBytes === 2 ? u16(data.length) : u24(data.length);
   return Buffer.concat([len, data]);
 }
+
+/** `data` from `start` on as a Buffer, without copying (a Buffer already is one). */
+export function bufferView(data: Uint8Array, start = 0): Buffer {
+  return Buffer.isBuffer(data) ? (start === 0 ? data : data.subarray(start)) : Buffer.from(data.buffer, data.byteOffset + start, data.byteLength - start);
+}

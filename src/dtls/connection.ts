@@ -23,7 +23,7 @@ import {
   type X509Certificate,
 } from 'node:crypto';
 import { AlertDescription, AlertLevel, alertName, TlsAlertError } from './alerts.js';
-import { DecodeError } from './bytes.js';
+import { DecodeError, bufferView } from './bytes.js';
 import { createRecordProtection, fixedIvLengthOf, keyLengthOf, type RecordProtection } from './cipher.js';
 import { fragmentHandshake, HandshakeReassembler, type HandshakeMessage } from './fragment.js';
 import {
@@ -348,10 +348,6 @@ function computeEcdh(ecdh: ECDH, point: Buffer): Buffer {
 }
 
 /** The bytes of `data` from `start` as a Buffer view (no copy). */
-function bufferView(data: Uint8Array, start: number): Buffer {
-  return Buffer.isBuffer(data) ? data.subarray(start) : Buffer.from(data.buffer, data.byteOffset + start, data.byteLength - start);
-}
-
 export function emptyOutput(): DtlsOutputBuilder {
   return { send: [], appData: [], events: [] };
 }

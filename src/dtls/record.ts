@@ -10,6 +10,8 @@
  *     opaque fragment[DTLSPlaintext.length];
  *   } DTLSPlaintext;
  */
+import { bufferView } from './bytes.js';
+
 export const ContentType = {
   ChangeCipherSpec: 20,
   Alert: 21,
@@ -95,7 +97,7 @@ export function readSequence(buf: Uint8Array, offset: number): number {
  * the remainder of the datagram is discarded, as §4.1.2.7 permits for invalid records.
  */
 export function decodeRecords(datagram: Uint8Array): DtlsRecord[] {
-  const buf = Buffer.isBuffer(datagram) ? datagram : Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+  const buf = bufferView(datagram);
   const out: DtlsRecord[] = [];
   let pos = 0;
   while (buf.length - pos >= RECORD_HEADER_LENGTH) {

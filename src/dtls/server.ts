@@ -24,6 +24,7 @@ import {
   type ClientHello,
 } from './handshake-messages.js';
 import { ContentType, decodeRecords, DTLS_1_0, encodeRecord, RECORD_HEADER_LENGTH } from './record.js';
+import { bufferView } from './bytes.js';
 import type { X509Credentials } from './x509.js';
 
 export interface DtlsServerOptions extends CommonOptions {
@@ -127,7 +128,7 @@ export class DtlsServerEngine {
   /** Processes a datagram from `peer` (an address key such as "127.0.0.1:5684"). Never throws. */
   receive(datagram: Uint8Array, peer: string): DtlsOutput {
     try {
-      const buf = Buffer.isBuffer(datagram) ? datagram : Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+      const buf = bufferView(datagram);
       const existing = this.connections.get(peer);
       const hello = parseInitialClientHello(buf);
       if (hello && !(existing && existing.isSameClientHello(hello.hello.random))) {
