@@ -26,7 +26,7 @@ import {
   type X509Credentials,
 } from '../dtls/index.js';
 import { RealScheduler, type Scheduler, type Timer } from '../util/scheduler.js';
-import { bindSocket, closeAfterPendingSends } from './socket.js';
+import { bindSocket, closeAfterPendingSends, type SocketOptions } from './socket.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress, SessionErrorHandler, TransportSecurity } from './transport.js';
 import { peerKey } from './transport.js';
 
@@ -66,11 +66,8 @@ export interface DtlsServerCredentials {
   requireClientAuth?: boolean;
 }
 
-export interface DtlsTransportOptions {
-  /** Address to bind. Default '127.0.0.1'. */
-  host?: string;
-  /** 0 picks a free port. */
-  port?: number;
+/** The socket's (a client binds '0.0.0.0' unless told otherwise), and the DTLS session's. */
+export interface DtlsTransportOptions extends SocketOptions {
   scheduler?: Scheduler;
   /** Cipher suites in preference order (src/dtls/suites.ts); default: the engine's. */
   cipherSuites?: readonly number[];
@@ -96,8 +93,6 @@ export interface DtlsTransportOptions {
   initialTimeoutMs?: number;
   /** Called for every failed session, in addition to the endpoint's handler. */
   onSessionError?: SessionErrorHandler;
-  receiveBufferSize?: number;
-  sendBufferSize?: number;
 }
 
 export interface DtlsClientTransportOptions extends DtlsTransportOptions, DtlsClientCredentials {
