@@ -102,7 +102,7 @@ function makeAead(
       open(key, nonce, aad, ciphertext) {
         if (key.length !== keyLength || nonce.length !== nonceLength || ciphertext.length < tagLength) return undefined;
         const bodyLength = ciphertext.length - tagLength;
-        const out = ccmFor(key).open(nonce, aad, ciphertext.subarray(0, bodyLength), ciphertext.subarray(bodyLength));
+        const out = ccmFor(key).openAt(nonce, aad, ciphertext, 0, bodyLength);
         return out === undefined ? undefined : plain(out);
       },
     };
