@@ -254,7 +254,7 @@ test('cache: a stale entry is revalidated upstream with its ETag; 2.03 refreshes
   assert.equal(decodeString((await t.net.until(get())).message.payload), 'version 2');
 });
 
-test('cache: a fresh hit is answered while the request is received: no upstream leg, no empty-ACK timer (§5.6, §5.2.1)', async () => {
+test('cache: a fresh hit is answered while the request is received: no upstream leg, no timer of its own (§5.6, §5.2.1)', async () => {
   const t = topology({ cache: true });
   const get = (messageId: number, token: number) =>
     encodeMessage({ ...msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/counted')]), messageId, token: Uint8Array.of(token) });
@@ -271,7 +271,7 @@ test('cache: a fresh hit is answered while the request is received: no upstream 
   assert.deepEqual([sent[0]!.from, sent[0]!.to], [PROXY, CLIENT]);
   assert.deepEqual([sent[0]!.message.type, sent[0]!.message.messageId, sent[0]!.message.code], [MessageType.ACK, 0x101, ResponseCode.Content]);
   assert.equal(decodeString(sent[0]!.message.payload), 'n=1');
-  assert.equal(t.net.clock.pendingTimers(), timers + 1, 'the only new timer delivers the datagram; none waits to send an empty ACK');
+  assert.equal(t.net.clock.pendingTimers(), timers + 1, 'the only new timer delivers the datagram: no upstream exchange, no timer per request');
   await t.net.run(10);
   assert.equal(t.originRequests(), 1);
   assert.deepEqual([t.proxy.stats.cacheHits, t.proxy.stats.forwarded], [1, 1]);

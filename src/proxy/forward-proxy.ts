@@ -145,8 +145,8 @@ export class ForwardProxy implements ForwardingHandler {
 
   /**
    * Checks that need nothing but the request, then a fresh cached response if there is one, all
-   * synchronously: a cache hit is answered before the server arms its empty-ACK timer. Everything
-   * else goes upstream (`forwardUpstream`).
+   * synchronously: a cache hit is answered (piggybacked, §5.2.1) within the request datagram's
+   * callback, before any upstream work. Everything else goes upstream (`forwardUpstream`).
    */
   forward(request: ProxiedRequest): void | Promise<void> {
     const message = request.message;
