@@ -18,7 +18,9 @@
  *                                                                upstream leg (a CoapEndpoint) sends a CON,
  *                                                                answered by a piggybacked 2.05 Max-Age 0
  *                                                                made by copying its Message ID and token
- *                                                                into a template (the origin's share, ≈ 0.2 µs)
+ *                                                                into a template (the origin's share, ≈ 0.2 µs);
+ *                                                                Max-Age 0 puts the key in hit-for-pass after the
+ *                                                                first miss, so misses never coalesce here
  *
  * The requests look like the bench client's: one peer, consecutive Message IDs, random 8-byte tokens
  * (new ones for each lap of the 65,536 Message IDs, so that no request is a duplicate).

@@ -1,4 +1,5 @@
 /** Forward and reverse proxies (RFC 7252 §5.7, RFC 8768, RFC 7641 §5), on a multi-node lockstep network. */
+import { ContentFormat } from '../src/coap/content-format.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Method, ResponseCode } from '../src/coap/codes.js';
@@ -360,6 +361,64 @@ test('passFor: a configured hit-for-pass period ends when set; 0 turns passing o
   assert.equal(never.t.proxy.stats.passed, 0);
   assert.equal(never.served(), 8, 'responses with Max-Age 0 are never shared: each waiter still gets its own');
   assert.throws(() => new MissCoalescer(() => 0, -1), RangeError);
+});
+
+test('a miss whose upstream send throws gets 5.00 and leaves nothing waiting on it: the next miss on the key is answered', async () => {
+  const { t, clients, get } = readings('10.0.8', 100);
+  const send = t.upstreamEndpoint.send.bind(t.upstreamEndpoint);
+  let failing = true;
+  t.upstreamEndpoint.send = (...args: Parameters<typeof send>) => {
+    if (failing) {
+      failing = false;
+      throw new Error('upstream send failed');
+    }
+    return send(...args);
+  };
+  assert.equal((await t.net.until(get(clients[0]!))).message.code, ResponseCode.InternalServerError);
+  const next = await t.net.until(get(clients[1]!), 20_000);
+  assert.equal(decodeString(next.message.payload), 'reading 1');
+});
+
+test('coalescing and hit-for-pass are per Accept variant: concurrent misses with different Accept get their own representation (§5.6)', async () => {
+  const t = topology({ cache: true });
+  let served = 0;
+  t.origin.resource('/fmt', {
+    GET: (req) => (served++, req.accept === ContentFormat.Json ? { code: ResponseCode.Content, contentFormat: ContentFormat.Json, maxAge: 30, payload: '{"v":1}' } : { code: ResponseCode.Content, contentFormat: ContentFormat.TextPlain, maxAge: 30, payload: 'v=1' }),
+  });
+  const clients = [1, 2].map((i) => t.net.endpoint({ address: `10.0.9.${i}`, port: 40000 }, {}, 110 + i));
+  const get = (c: (typeof clients)[number], accept: number) =>
+    securedSender(c, PROXY, PLAIN)(msg(Method.GET, [{ number: OptionNumber.Accept, value: encodeUint(accept) }, proxyUri('coap://10.0.0.1:5683/fmt')]));
+  const [text, json] = await t.net.until(Promise.all([get(clients[0]!, ContentFormat.TextPlain), get(clients[1]!, ContentFormat.Json)]));
+  assert.equal(decodeString(text!.message.payload), 'v=1');
+  assert.equal(decodeString(json!.message.payload), '{"v":1}');
+  assert.equal(served, 2, 'one upstream request per variant');
+  assert.equal(t.proxy.stats.coalesced, 0);
+});
+
+test('a 2.03 that revalidates a stale entry answers the misses waiting for it: no hit-for-pass, one origin request (§5.6.2)', async () => {
+  const t = topology({ cache: true });
+  let requests = 0;
+  t.origin.resource('/doc', {
+    GET: (req) => {
+      requests++;
+      const asked = req.options.some((o) => o.number === OptionNumber.ETag && o.value[0] === 1);
+      return asked ? { code: ResponseCode.Valid, etag: Uint8Array.of(1), maxAge: 5 } : { code: ResponseCode.Content, etag: Uint8Array.of(1), maxAge: 5, payload: 'version 1' };
+    },
+  });
+  const clients = [1, 2, 3].map((i) => t.net.endpoint({ address: `10.0.10.${i}`, port: 40000 }, {}, 120 + i));
+  const get = (c: (typeof clients)[number]) => securedSender(c, PROXY, PLAIN)(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/doc')]));
+  await t.net.until(get(clients[0]!));
+  await t.net.run(6000);
+  const answers = await t.net.until(Promise.all(clients.map(get)));
+  assert.deepEqual(answers.map((r) => decodeString(r.message.payload)), Array(3).fill('version 1'));
+  assert.equal(requests, 2, 'the first request, then one revalidation for the three stale misses');
+  assert.deepEqual([t.proxy.stats.coalesced, t.proxy.stats.passed], [2, 0]);
+});
+
+test('Hop-Limit is checked before the unrecognized unsafe options: a request that is both gets 5.08 (RFC 8768 §3, §5.7.1)', async () => {
+  const t = topology();
+  const r = await t.net.until(t.send(msg(Method.GET, [proxyUri('coap://10.0.0.1:5683/hello'), { number: OptionNumber.HopLimit, value: encodeUint(1) }, { number: 0xff01, value: Uint8Array.of(1) }])));
+  assert.equal(r.message.code, ResponseCode.HopLimitReached);
 });
 
 test('upstream requests: addressing and Hop-Limit merged in option order, other options kept (routes remembered)', async () => {

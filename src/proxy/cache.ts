@@ -340,7 +340,7 @@ export class ResponseCache {
       payload: response.payload,
     };
     const etag = response.code === ResponseCode.Content ? getOption(response, OptionNumber.ETag) : undefined;
-    const id = `${acceptTag(accept)}\u0000${key}`;
+    const id = variantKey(key, accept);
     const size = sizeOf(id, stored);
     if (size > this.maxBytes) return false;
     const entry: Entry = { id, key, target: ResponseCache.targetOf(key), accept, response: stored, expiresAt: this.now() + maxAge * 1000, etag, size };
@@ -462,6 +462,12 @@ export class ResponseCache {
 }
 
 const acceptTag = (accept: number | undefined): string => (accept === undefined ? '-' : String(accept));
+
+/**
+ * One variant of a cache key: the key leaves Accept out, and the cache holds one response per
+ * Accept value under it (§5.6: a stored response is used only for a request it matches).
+ */
+export const variantKey = (key: string, accept: number | undefined): string => `${acceptTag(accept)}\u0000${key}`;
 
 function blank(code: number): CoapMessage {
   return { type: 0, code, messageId: 0, token: EMPTY_BYTES, options: [], payload: EMPTY_BYTES };

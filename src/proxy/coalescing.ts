@@ -86,6 +86,6 @@ export class MissCoalescer {
 }
 
 /** Whether a response may answer another client's identical request (the cache would store it too). */
-export function isShareable(response: CoapMessage): boolean {
+function isShareable(response: CoapMessage): boolean {
   return isCacheableResponseCode(response.code) && maxAgeOf(response) > 0 && getOption(response, OptionNumber.Oscore) === undefined;
 }

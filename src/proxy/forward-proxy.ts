@@ -19,6 +19,7 @@ import {
   encodeString,
   encodeUint,
   getOption,
+  getUintOption,
   maxAgeOf,
   setOption,
   type CoapMessage,
@@ -31,7 +32,7 @@ import type { MessageSecurity, ProtectedRequest } from '../client/security.js';
 import type { CoapEndpoint, ReceivedResponse, RequestOptions, ResponseHandler } from '../exchange/endpoint.js';
 import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
 import { operationKey } from '../server/blockwise.js';
-import { conditionalReply } from './cache.js';
+import { conditionalReply, variantKey } from './cache.js';
 import type { CoapServer, ForwardingHandler, ProxiedRequest } from '../server/server.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { EndpointContext } from '../exchange/context.js';
@@ -99,7 +100,6 @@ export interface ForwardProxyOptions {
 const TRANSPARENT: MessageSecurity = {
   protect: (message) => ({ message, verify: (response) => response, describe: (context) => context, ordersNotifications: false }),
 };
-
 
 interface UpstreamObservation {
   observation: Observation;
@@ -199,8 +199,8 @@ export class ForwardProxy implements ForwardingHandler {
 
   /**
    * The cache key under which a fresh cached answer (RFC 7252 §5.6: served without contacting the
-   * origin) is looked up before
-   * the upstream leg is prepared: no peer resolution, no upstream endpoint, no copy of the request.
+   * origin) is looked up before the upstream leg is prepared: no peer resolution, no upstream
+   * endpoint, no copy of the request.
    * Only for requests whose full path (`forwardUpstream`) would consult the cache with nothing in
    * between that could answer differently: GET/FETCH without Observe (observations go upstream,
    * PR4.1), to a coap/coaps target or through a next hop (http goes to the cross-proxy), and
@@ -253,14 +253,15 @@ export class ForwardProxy implements ForwardingHandler {
     try {
       response = await this.options.http(request.message, target.uri);
     } catch (error) {
-      return answer(request, ResponseCode.BadGateway, error instanceof Error ? error.message : String(error));
+      return noRoute(request, error);
     }
     request.respond(response);
   }
 
   /**
    * The upstream leg along a known route. Plain GETs and FETCHes that miss the cache take no
-   * promise chain of their own here: the exchange's settlement answers the client (`settle`).
+   * promise chain of their own here: the UpstreamExchange answers the client from the upstream
+   * datagram's callback (`settle` only releases the misses coalesced with it).
    * `observe`: the Observe value of a GET or FETCH (`forward` read it), which makes it an observation.
    */
   private forwardOn(request: ProxiedRequest, target: Target, hopLimit: number, route: UpstreamRoute, earlyKey: string | undefined, observe: number | undefined): void | Promise<void> {
@@ -293,12 +294,15 @@ export class ForwardProxy implements ForwardingHandler {
     }
     // §5.6.2: revalidate a stale entry with exactly the ETags the cache names.
     if (hit?.kind === 'stale') setOption(upstream, OptionNumber.ETag, ...hit.etags);
-    if (this.coalescing.passes(key)) {
+    // Misses share an upstream response only within one variant: a request with another Accept
+    // must not get this one's representation.
+    const miss = missKey(key, message);
+    if (this.coalescing.passes(miss)) {
       this.stats.passed++;
       return this.exchange(request, upstream, route, target, layer, key, undefined);
     }
-    const waiting = this.coalescing.waitingFor(key);
-    if (waiting === undefined) return this.exchange(request, upstream, route, target, layer, key, this.coalescing.lead(key));
+    const waiting = this.coalescing.waitingFor(miss);
+    if (waiting === undefined) return this.exchange(request, upstream, route, target, layer, key, this.coalescing.lead(miss));
     return this.joinMiss(request, upstream, route, target, layer, key, waiting);
   }
 
@@ -326,10 +330,16 @@ export class ForwardProxy implements ForwardingHandler {
    */
   private exchange(request: ProxiedRequest, upstream: CoapMessage, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string | undefined, settle: SettleMiss | undefined): void {
     this.stats.forwarded++;
-    const protectedRequest = layer?.security.protect(upstream);
-    // A NON goes upstream as a NON, anything else as a CON.
-    const options = request.message.type !== MessageType.NON ? this.confirmable : this.nonConfirmable;
-    route.endpoint.send(protectedRequest?.message ?? upstream, route.peer, options, new UpstreamExchange(this.toClient, request, upstream, target, key, settle, protectedRequest));
+    try {
+      const protectedRequest = layer?.security.protect(upstream);
+      // A NON goes upstream as a NON, anything else as a CON.
+      const options = request.message.type !== MessageType.NON ? this.confirmable : this.nonConfirmable;
+      route.endpoint.send(protectedRequest?.message ?? upstream, route.peer, options, new UpstreamExchange(this.toClient, request, upstream, target, key, settle, protectedRequest));
+    } catch (error) {
+      // The misses waiting for this one go upstream on their own; the server answers this one 5.00.
+      settle?.(undefined);
+      throw error;
+    }
   }
 
   /** The origin's response: stored or revalidating (a GET/FETCH, `key`), invalidating (unsafe methods), then forwarded. */
@@ -337,20 +347,26 @@ export class ForwardProxy implements ForwardingHandler {
     const message = request.message;
     const cache = this.options.cache;
     if (key !== undefined && cache) {
-      if (settle) settle(response);
-      else this.coalescing.learn(key, response);
       if (response.code === ResponseCode.Valid) {
         // §5.6.2 / §5.9.1.3: a 2.03 refreshes the stored response; the client gets it, or its own
-        // 2.03 when one of its ETags matches (PR2.3).
+        // 2.03 when one of its ETags matches (PR2.3). The misses waiting share the refreshed 2.05.
         const refreshed = cache.revalidated(key, response, message);
+        this.endMiss(key, message, settle, refreshed);
         if (refreshed) return request.respond(conditionalReply(message, refreshed));
       } else {
+        this.endMiss(key, message, settle, response);
         cache.store(message, key, response);
       }
     } else if (cache) {
       cache.afterUnsafe(message, target.uri, response); // §5.9.1: 2.01/2.02/2.04 invalidate
     }
     request.respond(forwardable(response));
+  }
+
+  /** Hands a miss's outcome to the misses waiting for it (`settle`), or teaches the coalescer whether its variant may be shared. */
+  private endMiss(key: string, request: CoapMessage, settle: SettleMiss | undefined, response: CoapMessage | undefined): void {
+    if (settle) settle(response);
+    else if (response) this.coalescing.learn(missKey(key, request), response);
   }
 
   /** §2.4 step 4: does the authority (host and port) of the request URI identify this endpoint? */
@@ -597,11 +613,17 @@ function answer(request: ProxiedRequest, code: number, diagnostic?: string, opti
   request.respond({ type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options, payload: diagnostic ? Buffer.from(diagnostic) : EMPTY_BYTES });
 }
 
-/** No route to the target (an unresolvable host, a URI that gives no options): 5.02. */
+/** No route to the target (an unresolvable host, a URI that gives no options) or an HTTP upstream that failed: 5.02. */
 function noRoute(request: ProxiedRequest, error: unknown): void {
-  answer(request, ResponseCode.BadGateway, error instanceof Error ? error.message : String(error));
+  // Max-Age 0: a cache downstream must not keep the proxy's own failure for the default 60 s.
+  request.respond(errorMessage(ResponseCode.BadGateway, error instanceof Error ? error.message : String(error)));
 }
 
 function errorMessage(code: number, diagnostic: string): CoapMessage {
   return { type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }], payload: Buffer.from(diagnostic.slice(0, 200)) };
+}
+
+/** The coalescer's key of a miss: its cache key's variant for the request's Accept. */
+function missKey(key: string, request: CoapMessage): string {
+  return variantKey(key, getUintOption(request, OptionNumber.Accept));
 }

@@ -17,7 +17,6 @@ import type { PeerAddress } from '../transport/transport.js';
 import { bracket, type Target } from './request-target.js';
 
 export interface UpstreamRoute {
-  readonly scheme: 'coap' | 'coaps';
   readonly peer: PeerAddress;
   readonly endpoint: CoapEndpoint;
   /** The next hop is a proxy: Proxy-Uri / Proxy-Scheme and the Uri-* options travel on unchanged (PR1.1/PR1.2). */
@@ -76,14 +75,14 @@ export class UpstreamRoutes {
       const scheme = next.scheme === 'coaps' ? 'coaps' : 'coap';
       host = next.host;
       const peer = await resolvePeer({ host, port: next.port ?? defaultPort(scheme)! });
-      route = { scheme, peer, endpoint: await this.endpointFor(peer, scheme), viaProxy: true, dropped: TO_PROXY, addressing: [] };
+      route = { peer, endpoint: await this.endpointFor(peer, scheme), viaProxy: true, dropped: TO_PROXY, addressing: [] };
     } else {
       const scheme = target.scheme as 'coap' | 'coaps';
       host = target.host;
       const peer = await resolvePeer({ host, port: target.port });
       // §6.4: Uri-Host and Uri-Port only where they differ from the destination (and, by Proxy-Uri, the path and query).
       const addressing = uriToOptions(key, peer.address, peer.port);
-      route = { scheme, peer, endpoint: await this.endpointFor(peer, scheme), viaProxy: false, dropped: byProxyUri ? TO_ORIGIN_BY_PROXY_URI : TO_ORIGIN, addressing };
+      route = { peer, endpoint: await this.endpointFor(peer, scheme), viaProxy: false, dropped: byProxyUri ? TO_ORIGIN_BY_PROXY_URI : TO_ORIGIN, addressing };
     }
     if (isIP(host)) {
       if (this.memo.size >= this.capacity) this.memo.clear();
