@@ -623,7 +623,12 @@ function errorMessage(code: number, diagnostic: string): CoapMessage {
   return { type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }], payload: Buffer.from(diagnostic.slice(0, 200)) };
 }
 
-/** The coalescer's key of a miss: its cache key's variant for the request's Accept. */
+/**
+ * The coalescer's key of a miss: its cache key's variant for the request's Accept; without Accept
+ * the cache key itself (no string built per miss; a variant key never equals a cache key, which
+ * starts with the method code and a colon).
+ */
 function missKey(key: string, request: CoapMessage): string {
-  return variantKey(key, getUintOption(request, OptionNumber.Accept));
+  const accept = getUintOption(request, OptionNumber.Accept);
+  return accept === undefined ? key : variantKey(key, accept);
 }
