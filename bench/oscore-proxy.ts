@@ -115,7 +115,7 @@ async function serverChild(argv: string[]): Promise<void> {
         : undefined;
     const server = await CoapServer.listen({ host: HOST, port, parameters: { nstart: BENCH_NSTART }, ...(security ? { security } : {}), ...buffers });
     const upstream = new CoapClient({ parameters: { nstart: BENCH_NSTART }, ...buffers });
-    const proxy = new ForwardProxy(server, { upstream, ...(security ? { authorize: allowList([CLIENT_NAME]) } : {}) });
+    const proxy = new ForwardProxy(server, { upstream, allowDestinations: ['127.0.0.1'], ...(security ? { authorize: allowList([CLIENT_NAME]) } : {}) });
     stats = () => ({ type: 'stats', forwarded: proxy.stats.forwarded });
     stop = async () => {
       await proxy.close();

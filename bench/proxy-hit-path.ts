@@ -121,7 +121,7 @@ async function proxy(): Promise<Contender> {
       }),
   };
   const cache = new ResponseCache({ maxBytes: 64 << 20, now: () => performance.now() });
-  new ForwardProxy(server, { upstream: { endpoint: async () => upstream as CoapEndpoint }, cache });
+  new ForwardProxy(server, { upstream: { endpoint: async () => upstream as CoapEndpoint }, allowDestinations: ['127.0.0.1'], cache });
   return { label: 'cache-hit (proxy)', transport, datagrams: requests(proxyRequestOptions(ORIGIN_PORT)), next: 0 };
 }
 
@@ -170,7 +170,7 @@ async function proxied(): Promise<Contender> {
   const origin = new EchoOrigin({ address: '127.0.0.1', port: MISS_PORT });
   const upstream = new CoapEndpoint({ transport: origin, parameters: { nstart: BENCH_NSTART } });
   const cache = new ResponseCache({ maxBytes: 64 << 20, now: () => performance.now() });
-  new ForwardProxy(server, { upstream: { endpoint: async () => upstream }, cache });
+  new ForwardProxy(server, { upstream: { endpoint: async () => upstream }, allowDestinations: ['127.0.0.1'], cache });
   return { label: 'proxied (proxy, cache miss)', transport, datagrams: requests(proxyRequestOptions(MISS_PORT)), next: 0, drain: () => origin.drain() };
 }
 

@@ -76,7 +76,7 @@ async function child(argv: string[]): Promise<void> {
     const server = await CoapServer.listen({ host: HOST, port, parameters: { nstart: BENCH_NSTART }, ...buffers });
     const upstream = new CoapClient({ parameters: { nstart: BENCH_NSTART }, ...buffers });
     const cache = mode === 'cache' ? new ResponseCache({ maxBytes: 64 << 20, now: () => performance.now() }) : undefined;
-    const proxy = new ForwardProxy(server, { upstream, ...(cache ? { cache } : {}) });
+    const proxy = new ForwardProxy(server, { upstream, allowDestinations: ['127.0.0.1'], ...(cache ? { cache } : {}) });
     stats = () => ({ type: 'stats', ...proxy.stats, cacheEntries: cache?.stats().entries ?? 0 });
     stop = async () => {
       await proxy.close();

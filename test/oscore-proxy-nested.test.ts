@@ -86,6 +86,7 @@ function setup(options: { cache?: boolean; aliases?: string[]; proxyContexts?: O
   const up = net.endpoint({ address: P.address, port: 40001 }, { nstart: 64 }, 103);
   const proxy = new ForwardProxy(proxyServer, {
     upstream: { endpoint: async () => up },
+    allowDestinations: ['10.0.0.0/8'], // the fake network's private range (issue 17: refused unless allowed)
     ...(options.cache ? { cache: new ResponseCache({ maxBytes: 1 << 20, now: () => net.clock.now() }) } : {}),
     ...(options.aliases ? { aliases: options.aliases } : {}),
     authorize: (context, message) => {

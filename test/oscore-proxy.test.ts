@@ -80,6 +80,7 @@ function forwardProxy(w: World, name: string, at: { address: string; port: numbe
   const up = w.net.endpoint({ address: at.address, port: 40001 }, { nstart: 64 }, seed + 100);
   const proxy = new ForwardProxy(server, {
     upstream: { endpoint: async () => up },
+    allowDestinations: ['10.0.0.0/8'], // the fake network's private range (issue 17: refused unless allowed)
     ...(options.nextHop ? { nextHop: options.nextHop } : {}),
     ...(options.upstream ? { upstreamSecurity: () => options.upstream } : {}),
     authorize: (context, message) => {

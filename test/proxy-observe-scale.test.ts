@@ -32,7 +32,7 @@ test(`${CLIENTS * PER_CLIENT} observations through the proxy share one upstream 
   origin.resource('/temp', { GET: () => ({ code: ResponseCode.Content, maxAge: 600, payload: String(state) }) }, { observable: true });
   const proxyServer = await CoapServer.listen({ host: '127.0.0.1', port: 0, ...buffers });
   const upstream = new CoapClient(buffers);
-  const proxy = new ForwardProxy(proxyServer, { upstream });
+  const proxy = new ForwardProxy(proxyServer, { upstream, allowDestinations: ['127.0.0.1'] });
   const target = `coap://127.0.0.1:${origin.address().port}/temp`;
   const clients = Array.from({ length: CLIENTS }, () => new CoapClient({ proxy: `coap://127.0.0.1:${proxyServer.address().port}`, ...buffers }));
   t.after(async () => {

@@ -125,6 +125,7 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
   const up = net.endpoint(PUP, { nstart: 64 }, 103);
   new ForwardProxy(proxyServer, {
     upstream: { endpoint: async () => up },
+    allowDestinations: ['10.0.0.0/8'],
     ...(scenario === 'caching' ? { cache: new ResponseCache({ maxBytes: 1 << 20, now: () => net.clock.now() }) } : {}),
   });
 

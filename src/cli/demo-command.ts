@@ -119,7 +119,7 @@ async function proxyDemo(base: string, origin: CoapServer, out: (line: string) =
   addPlugtestResources(origin);
   const proxyServer = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
   const upstream = new CoapClient();
-  const proxy = new ForwardProxy(proxyServer, { upstream, cache: new ResponseCache({ maxBytes: 1 << 20, now: () => proxyServer.endpoint.scheduler.now() }) });
+  const proxy = new ForwardProxy(proxyServer, { upstream, allowDestinations: ['127.0.0.1'], cache: new ResponseCache({ maxBytes: 1 << 20, now: () => proxyServer.endpoint.scheduler.now() }) });
   const proxyUri = `coap://127.0.0.1:${proxyServer.address().port}`;
   const oscore = new OscoreClientSecurity(new OscoreSecurityContext({ masterSecret, senderId: new Uint8Array(0), recipientIds: [Uint8Array.of(1)], name: 'the origin' }, new VolatileSequence()));
   const viaProxy = new CoapClient({ proxy: proxyUri, security: (uri) => (uri.includes('/oscore/') ? oscore : undefined) });

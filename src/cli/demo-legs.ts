@@ -106,6 +106,7 @@ export async function oscoreProxyDemo(out: (line: string) => void, paint: (code:
   const upstream = new CoapClient();
   const proxy = new ForwardProxy(proxyServer, {
     upstream,
+    allowDestinations: ['127.0.0.1'], // the demo's origin is on loopback (issue 17: refused unless allowed)
     authorize: (context, message) => {
       const visible = message.options.filter((o) => o.number !== 9).map((o) => optionName(o.number));
       decrypted.push(`proxy removed the ${layerNames(context).join(' + ')} layer → sees only [${[...new Set(visible)].join(', ')}] and an OSCORE message it cannot open`);

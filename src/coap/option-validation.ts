@@ -27,7 +27,9 @@ export function checkOptions(
       reason = known ? `unsupported critical option ${known.name} (${o.number})` : `unrecognized critical option ${o.number}`;
     }
     else if (!hasValidLength(o.number, o.value.length)) reason = `${optionName(o.number)} has an invalid length (${o.value.length})`;
-    else if (o.number === previousNumber && !optionDefinition(o.number)?.repeatable) reason = `${optionName(o.number)} must not be repeated`;
+    // Repetition is judged for the options this table defines; whether an option it does not
+    // know may repeat is for whoever recognizes it (a proxy forwards unknown Safe-to-Forward ones as they are).
+    else if (o.number === previousNumber && optionDefinition(o.number)?.repeatable === false) reason = `${optionName(o.number)} must not be repeated`;
     previousNumber = o.number;
     if (reason === undefined) {
       cleaned?.push(o);

@@ -24,9 +24,9 @@ import {
   setOption,
   type CoapMessage,
 } from '../coap/message.js';
-import { OptionNumber, isUnsafe, optionDefinition } from '../coap/options.js';
+import { OptionNumber, optionDefinition } from '../coap/options.js';
 import { parseAbsoluteUri } from '../coap/uri.js';
-import type { CoapClient } from '../client/client.js';
+import { resolvePeer, type CoapClient } from '../client/client.js';
 import { Observation } from '../client/observe.js';
 import type { MessageSecurity, ProtectedRequest } from '../client/security.js';
 import type { CoapEndpoint, ReceivedResponse, RequestOptions, ResponseHandler } from '../exchange/endpoint.js';
@@ -38,8 +38,9 @@ import type { PeerAddress } from '../transport/transport.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { upstreamLayer, type UpstreamLayer } from './oscore-proxy.js';
-import { TargetMemo, type Target } from './request-target.js';
+import { TargetMemo, checkProxyRequest, unrecognizedUnsafe, type Target } from './request-target.js';
 import { MissCoalescer, type SettleMiss } from './coalescing.js';
+import { DestinationPolicy, DestinationRefusedError } from './destination-policy.js';
 import { ADDRESSING, UpstreamRoutes, upstreamRequest, type UpstreamRoute } from './upstream-route.js';
 
 /** What the proxy needs from a cache (src/proxy/cache.ts implements it). */
@@ -63,8 +64,12 @@ export interface ForwardProxyOptions {
   /** Forward everything to this proxy instead, keeping Proxy-Uri/Proxy-Scheme (PR1.1/PR1.2). */
   nextHop?: string;
   cache?: ProxyCache;
-  /** Proxy-Scheme http(s): the CoAP→HTTP mapping of RFC 8075 (src/proxy/http-mapping.ts). */
-  http?: (request: CoapMessage, target: string) => Promise<CoapMessage>;
+  /**
+   * Proxy-Scheme http(s): the CoAP→HTTP mapping of RFC 8075 (src/proxy/http-mapping.ts). Without
+   * it such requests get 5.05. Only destinations `allowDestinations` names are reached; `address`
+   * is the one the target's host resolved to and was approved: connect there, not to a new lookup.
+   */
+  http?: (request: CoapMessage, target: string, address: string) => Promise<CoapMessage>;
   /**
    * Milliseconds that cache misses on a key go upstream without coalescing after the key's last
    * response that could not be shared (hit-for-pass, src/proxy/coalescing.ts). Default 5 s; 0
@@ -73,7 +78,14 @@ export interface ForwardProxyOptions {
   passFor?: number;
   /** Milliseconds an upstream exchange may take before the client gets 5.04. Default 10 s. */
   upstreamTimeout?: number;
-  /** Hop-Limit inserted into requests that carry none (RFC 8768 §3). Default 16. */
+  /**
+   * Destinations this proxy may reach besides public CoAP ones (src/proxy/destination-policy.ts):
+   * CIDR networks, addresses and host names. Loopback, private, link-local, multicast and other
+   * special addresses are refused otherwise, and HTTP(S) targets (see `http`) go only to these.
+   * Not consulted for `nextHop`, which the operator chose.
+   */
+  allowDestinations?: readonly string[];
+  /** Hop-Limit inserted into requests that carry none, and the most a request's own is trusted with (RFC 8768 §3). Default 16. */
   defaultHopLimit?: number;
   /** Named in 5.08 diagnostics so a loop can be traced (RFC 8768 §3). */
   name?: string;
@@ -116,6 +128,7 @@ export class ForwardProxy implements ForwardingHandler {
   private readonly timeout: number;
   private readonly hopLimit: number;
   private readonly targets = new TargetMemo();
+  private readonly destinations: DestinationPolicy;
   /**
    * The RequestOptions of every upstream exchange, CON and NON, made once: the endpoint only reads
    * them, and they differ by nothing but the type.
@@ -138,7 +151,8 @@ export class ForwardProxy implements ForwardingHandler {
     this.confirmable = { deadline: this.timeout, confirmable: true };
     this.nonConfirmable = { deadline: this.timeout, confirmable: false };
     this.coalescing = new MissCoalescer(() => server.endpoint.scheduler.now(), options.passFor);
-    this.routes = new UpstreamRoutes(options.upstream, options.nextHop);
+    this.destinations = new DestinationPolicy({ allow: options.allowDestinations ?? [] });
+    this.routes = new UpstreamRoutes(options.upstream, options.nextHop, this.destinations);
     server.setForwardingHandler(this);
     server.observations.onPathEmpty = (path) => this.onNoObservers(path);
   }
@@ -155,33 +169,40 @@ export class ForwardProxy implements ForwardingHandler {
       return answer(request, ResponseCode.Unauthorized, 'not authorized to use this proxy', [{ number: OptionNumber.MaxAge, value: encodeUint(0) }]);
     }
 
+    // RFC 7252 §5.4.1/§5.4.3/§5.4.5, §5.10.2: the server's option checks, before anything reads
+    // an option (the target memo, the cache key, the upstream copy).
+    const checked = checkProxyRequest(message);
+    if ('error' in checked) return answer(request, checked.code, checked.error);
+    message.options = checked.options;
+
     const target = this.targets.resolve(message);
     if ('error' in target) return answer(request, target.code, target.error);
     // §2.4 step 4 / RFC 7252 §5.7.2: a request URI whose authority identifies this endpoint is a
     // local request: its proxy-related options are consumed and the §2.4 loop resumes at step 1.
     if (this.identifiesMe(target)) return request.local(consumeProxyOptions(message));
 
-    // One pass over the options for what the checks below and the upstream leg read: the first
-    // Hop-Limit and Observe (as getOption gives them) and the first unrecognized unsafe option.
+    // One pass over the options for what the checks below and the upstream leg read: Hop-Limit
+    // and Observe (one each at most, checked above).
     let hopLimitValue: Uint8Array | undefined;
     let observeValue: Uint8Array | undefined;
-    let unforwardable: number | undefined;
     for (const o of message.options) {
       const n = o.number;
-      if (n === OptionNumber.HopLimit) hopLimitValue ??= o.value;
-      else if (n === OptionNumber.Observe) observeValue ??= o.value;
-      else if (unforwardable === undefined && isUnsafe(n) && optionDefinition(n) === undefined) unforwardable = n;
+      if (n === OptionNumber.HopLimit) hopLimitValue = o.value;
+      else if (n === OptionNumber.Observe) observeValue = o.value;
     }
 
-    // RFC 8768 §3: decrement Hop-Limit, or insert it; at 0 the request goes no further.
-    const hopLimit = hopLimitValue === undefined ? this.hopLimit : decodeUint(hopLimitValue);
-    if (hopLimitValue !== undefined && hopLimitValue.length !== 1) return answer(request, ResponseCode.BadOption, 'Hop-Limit must be one byte');
+    // RFC 8768 §3: decrement Hop-Limit, or insert it; at 0 the request goes no further. A client's
+    // value is capped at this proxy's own default: a client that starts at 255 would otherwise make
+    // a loop between two proxies (A's next hop B, B's next hop A) cost 255 forwarded requests.
+    const hopLimit = hopLimitValue === undefined ? this.hopLimit : Math.min(decodeUint(hopLimitValue), this.hopLimit);
     if (hopLimit <= 1) {
       return answer(request, ResponseCode.HopLimitReached, this.options.name ?? 'hop limit reached', [{ number: OptionNumber.MaxAge, value: encodeUint(0) }]);
     }
 
-    // §5.7.1: unknown unsafe options cannot be forwarded blindly; unknown safe ones are.
-    if (unforwardable !== undefined) return answer(request, ResponseCode.BadGateway, `cannot forward the unrecognized unsafe option ${unforwardable}`);
+    // §5.7.1: "Unsafe options in a request that are not recognized by the proxy MUST lead to a
+    // 4.02 (Bad Option) response"; unknown Safe-to-Forward ones are forwarded.
+    const unforwardable = unrecognizedUnsafe(message);
+    if (unforwardable !== undefined) return answer(request, ResponseCode.BadOption, `cannot forward the unrecognized unsafe option ${unforwardable}`);
 
     // RFC 7641 §2: Observe matters for GET and FETCH only.
     const fetching = message.code === Method.GET || message.code === Method.FETCH;
@@ -251,7 +272,11 @@ export class ForwardProxy implements ForwardingHandler {
     if (!this.options.http) return answer(request, ResponseCode.ProxyingNotSupported, `no ${target.scheme} upstream here`);
     let response: CoapMessage;
     try {
-      response = await this.options.http(request.message, target.uri);
+      // The address is resolved and judged once, and the HTTP request connects to that address:
+      // a second lookup could answer with another one (DNS rebinding).
+      const { address } = await resolvePeer({ host: target.host, port: target.port });
+      if (!this.destinations.permits('http', target.host, address)) throw new DestinationRefusedError();
+      response = await this.options.http(request.message, target.uri, address);
     } catch (error) {
       return noRoute(request, error);
     }
@@ -613,9 +638,16 @@ function answer(request: ProxiedRequest, code: number, diagnostic?: string, opti
   request.respond({ type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options, payload: diagnostic ? Buffer.from(diagnostic) : EMPTY_BYTES });
 }
 
-/** No route to the target (an unresolvable host, a URI that gives no options) or an HTTP upstream that failed: 5.02. */
+/**
+ * No route to the target (an unresolvable host, a URI that gives no options) or an HTTP upstream
+ * that failed: 5.02. A destination the policy refuses: 5.05, as RFC 7252 §5.7.2 asks of an
+ * endpoint "unwilling or unable to act as proxy for the request URI". Not 4.03 Forbidden: the
+ * refusal concerns the URI, not who asks (a client the proxy refuses as such gets 4.01, see
+ * `authorize`), and no other client or credential would be served that URI either.
+ */
 function noRoute(request: ProxiedRequest, error: unknown): void {
   // Max-Age 0: a cache downstream must not keep the proxy's own failure for the default 60 s.
+  if (error instanceof DestinationRefusedError) return request.respond(errorMessage(ResponseCode.ProxyingNotSupported, error.message));
   request.respond(errorMessage(ResponseCode.BadGateway, error instanceof Error ? error.message : String(error)));
 }
 

@@ -8,7 +8,8 @@
  */
 import { ResponseCode } from '../coap/codes.js';
 import { decodeString, getOption, getStringOptions, getUintOption, type CoapMessage } from '../coap/message.js';
-import { OptionNumber } from '../coap/options.js';
+import { checkOptions } from '../coap/option-validation.js';
+import { OptionNumber, isUnsafe, optionDefinition } from '../coap/options.js';
 import { defaultPort, formatCoapUri, parseAbsoluteUri, type CoapUri } from '../coap/uri.js';
 
 export interface Target {
@@ -49,6 +50,37 @@ export function targetOf(message: CoapMessage): Target | TargetError {
   const path = getStringOptions(message, OptionNumber.UriPath).map(encodeURIComponent).join('/');
   const query = getStringOptions(message, OptionNumber.UriQuery).map(encodeURIComponent).join('&');
   return { uri: `${scheme}://${bracket(hostText)}:${port}/${path}${query ? `?${query}` : ''}`, scheme, host: hostText, port };
+}
+
+/**
+ * The option checks a server applies to every request (RFC 7252 §5.4.1, §5.4.3, §5.4.5; one code
+ * path, src/coap/option-validation.ts), as they apply at a forward proxy, and §5.10.2 for the
+ * naming options. A request that passes has `options` with malformed or supernumerary elective
+ * occurrences removed, as the server removes them; one that does not gets 4.02.
+ *
+ * Every option counts as recognized here: a proxy forwards the unrecognized Safe-to-Forward ones
+ * unchanged (§5.7.1), and the unrecognized Unsafe ones are refused by the caller after Hop-Limit
+ * (RFC 8768 §3). What is checked is the length and repetition of the options the table knows: a
+ * second Proxy-Uri or Uri-Port must not reach the next hop while this proxy (and its cache) read
+ * the first, and a Uri-Path longer than 255 bytes is not a Uri-Path.
+ */
+export function checkProxyRequest(message: CoapMessage): { options: CoapMessage['options'] } | TargetError {
+  const check = checkOptions(message.options, () => true);
+  if (check.criticalProblem) return { error: check.criticalProblem.reason, code: ResponseCode.BadOption };
+  // §5.10.2: Uri-Host, Uri-Port, Uri-Path and Uri-Query "MUST NOT be included in a request
+  // containing the Proxy-Uri Option". A proxy that took Proxy-Uri and dropped them would answer
+  // for a URI that the next hop (which may read them) or a cache (which may key on them) does not.
+  if (getOption(message, OptionNumber.ProxyUri) !== undefined) {
+    const conflicting = check.options.find((o) => o.number === OptionNumber.UriHost || o.number === OptionNumber.UriPort || o.number === OptionNumber.UriPath || o.number === OptionNumber.UriQuery);
+    if (conflicting) return { error: `Proxy-Uri must not come with ${optionDefinition(conflicting.number)!.name} (RFC 7252 §5.10.2)`, code: ResponseCode.BadOption };
+  }
+  return { options: check.options };
+}
+
+/** §5.7.1: the first option the table does not know that is marked Unsafe to forward. */
+export function unrecognizedUnsafe(message: CoapMessage): number | undefined {
+  for (const o of message.options) if (isUnsafe(o.number) && optionDefinition(o.number) === undefined) return o.number;
+  return undefined;
 }
 
 export const bracket = (host: string): string => (host.includes(':') ? `[${host}]` : host);

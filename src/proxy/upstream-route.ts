@@ -15,6 +15,7 @@ import { resolvePeer, type CoapClient } from '../client/client.js';
 import type { CoapEndpoint } from '../exchange/endpoint.js';
 import type { PeerAddress } from '../transport/transport.js';
 import { bracket, type Target } from './request-target.js';
+import { DestinationPolicy, DestinationRefusedError } from './destination-policy.js';
 
 export interface UpstreamRoute {
   readonly peer: PeerAddress;
@@ -47,6 +48,7 @@ export class UpstreamRoutes {
   constructor(
     private readonly upstream: Pick<CoapClient, 'endpoint'>,
     private readonly nextHop: string | undefined,
+    private readonly destinations: DestinationPolicy = new DestinationPolicy(),
     private readonly capacity = 256,
   ) {}
 
@@ -80,6 +82,9 @@ export class UpstreamRoutes {
       const scheme = target.scheme as 'coap' | 'coaps';
       host = target.host;
       const peer = await resolvePeer({ host, port: target.port });
+      // Judged by the address the request will go to, not the name (a name can resolve anywhere);
+      // only permitted routes are remembered.
+      if (!this.destinations.permits('coap', host, peer.address)) throw new DestinationRefusedError();
       // §6.4: Uri-Host and Uri-Port only where they differ from the destination (and, by Proxy-Uri, the path and query).
       const addressing = uriToOptions(key, peer.address, peer.port);
       route = { peer, endpoint: await this.endpointFor(peer, scheme), viaProxy: false, dropped: byProxyUri ? TO_ORIGIN_BY_PROXY_URI : TO_ORIGIN, addressing };
