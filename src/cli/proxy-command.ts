@@ -1,4 +1,7 @@
-/** coapsec proxy --bind HOST:PORT [--forward] [--reverse PREFIX=URI ...] [--next-hop URI] [--cache-mb N] [--http HOST:PORT] */
+/**
+ * coapsec proxy --bind HOST:PORT [--forward] [--reverse PREFIX=URI ...] [--next-hop URI] [--cache-mb N]
+ *   [--allow-destination CIDR|HOST ...] [--http-upstream] [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
+ */
 import { EMPTY_BYTES, MessageType, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { parseAbsoluteUri } from '../coap/uri.js';
@@ -7,6 +10,9 @@ import { ResponseCache } from '../proxy/cache.js';
 import { ForwardProxy } from '../proxy/forward-proxy.js';
 import { coapToHttp, startHttpCrossProxy } from '../proxy/http-cross-proxy.js';
 import { addReverseProxy, parseReverseMapping } from '../proxy/reverse-proxy.js';
+import { checkDestinationEntries } from '../proxy/destination-policy.js';
+import { isWebOrigin } from '../proxy/http-request-policy.js';
+import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
 import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import { checkUri, parse, parseBind } from './args.js';
@@ -23,12 +29,25 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] 
   --reverse PREFIX=URI   serve PREFIX/... from the origin URI (repeatable), e.g. /dev1=coap://10.0.0.7/
   --next-hop URI         send forwarded requests to this proxy, keeping Proxy-Uri/Proxy-Scheme
   --cache-mb N           cache responses in up to N MiB (RFC 7252 §5.6; default 0: no cache)
+  --allow-destination CIDR|HOST
+                         let --forward reach this network, address or host name (repeatable). By
+                         default it reaches public addresses only: loopback, private, link-local
+                         (cloud metadata 169.254.169.254), multicast and reserved ones get 5.05
+  --http-upstream        let --forward serve Proxy-Scheme http/https (CoAP→HTTP), to the
+                         --allow-destination entries only (default: off, 5.05)
   --http HOST:PORT       also serve HTTP→CoAP (RFC 8075): http://HOST:PORT/hc/coap://target/path
+  --http-host NAME       a Host name the HTTP side answers to besides HOST:PORT, localhost and the
+                         bound address (repeatable; others get 421: DNS rebinding)
+  --http-allow-origin ORIGIN
+                         a web origin (e.g. https://app.example) whose pages may send requests
+                         (repeatable; other cross-origin requests get 403)
   --allow NAME           forward only for clients whose OSCORE context (recipient) is NAME; repeatable
                          (draft-ietf-core-oscore-capable-proxies §2.4; 4.01 otherwise). With
                          --credentials, its client contexts add a layer towards matching next hops.
+${SOCKET_USAGE}
 ${DTLS_USAGE}
-${OSCORE_USAGE}`;
+${OSCORE_USAGE}
+  See docs/security.md before exposing a proxy beyond loopback.`;
 
 export async function proxyCommand(argv: string[]): Promise<number> {
   const { values } = parse(
@@ -41,6 +60,11 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       'cache-mb': { type: 'string' },
       http: { type: 'string' },
       allow: { type: 'string', multiple: true },
+      'allow-destination': { type: 'string', multiple: true },
+      'http-upstream': { type: 'boolean' },
+      'http-host': { type: 'string', multiple: true },
+      'http-allow-origin': { type: 'string', multiple: true },
+      ...SOCKET_FLAGS,
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
     },
@@ -59,14 +83,28 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   const cacheMb = values['cache-mb'] === undefined ? 0 : Number(values['cache-mb']);
   if (!(cacheMb >= 0 && cacheMb <= 65536)) throw new UsageError(`--cache-mb needs a size in MiB, got "${values['cache-mb']}"`);
   const httpBind = values.http !== undefined ? parseBind(values.http, { host: '127.0.0.1', port: 8080 }) : undefined;
+  const allowDestinations = values['allow-destination'] ?? [];
+  try {
+    checkDestinationEntries(allowDestinations);
+  } catch (error) {
+    throw new UsageError(`--allow-destination: ${(error as Error).message}`);
+  }
+  if ((allowDestinations.length > 0 || values['http-upstream']) && !values.forward) throw new UsageError('--allow-destination and --http-upstream concern --forward');
+  if (values['http-upstream'] && allowDestinations.length === 0) {
+    throw new UsageError('--http-upstream needs --allow-destination: CoAP→HTTP reaches only the destinations named');
+  }
+  if ((values['http-host'] !== undefined || values['http-allow-origin'] !== undefined) && httpBind === undefined) throw new UsageError('--http-host and --http-allow-origin need --http HOST:PORT');
+  const allowedOrigins = values['http-allow-origin'] ?? [];
+  for (const origin of allowedOrigins) if (!isWebOrigin(origin)) throw new UsageError(`--http-allow-origin needs an origin such as https://app.example:8443, got "${origin}"`);
+  const buffers = socketBuffers(values);
 
   const dtls = clientDtlsCredentials(values);
-  const upstream = new CoapClient(dtls ? { dtls } : {});
+  const upstream = new CoapClient({ ...(dtls ? { dtls } : {}), ...buffers });
   const oscore = serverOscore(values);
   const upstreamContexts = proxyUpstreamContexts(values.credentials);
   let server: CoapServer;
   try {
-    server = await CoapServer.listen({ host: bind.host, port: bind.port, ...(oscore.security ? { security: oscore.security } : {}) });
+    server = await CoapServer.listen({ host: bind.host, port: bind.port, ...buffers, ...(oscore.security ? { security: oscore.security } : {}) });
   } catch (error) {
     oscore.close();
     throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
@@ -77,7 +115,8 @@ export async function proxyCommand(argv: string[]): Promise<number> {
         upstream,
         ...(values['next-hop'] !== undefined ? { nextHop: values['next-hop'] } : {}),
         ...(cacheMb > 0 ? { cache: new ResponseCache({ maxBytes: cacheMb * 1024 * 1024, now }) } : {}),
-        http: httpUpstream,
+        ...(allowDestinations.length > 0 ? { allowDestinations } : {}),
+        ...(values['http-upstream'] ? { http: httpUpstream } : {}),
         name: `coapsec proxy ${bind.host}:${bind.port}`,
         ...(values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {}),
         ...(upstreamContexts.lookup ? { upstreamSecurity: upstreamContexts.lookup } : {}),
@@ -85,7 +124,9 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     : undefined;
   for (const mapping of reverse) addReverseProxy(server, mapping, upstream);
   process.stderr.write(`coapsec proxy on coap://${peerKey(server.address())}${values.forward ? ' (forward)' : ''}${reverse.map((r) => ` ${r.prefix}→${r.target}`).join('')}\n`);
-  const cross = httpBind ? await startHttpCrossProxy({ host: httpBind.host, port: httpBind.port, client: upstream }) : undefined;
+  const cross = httpBind
+    ? await startHttpCrossProxy({ host: httpBind.host, port: httpBind.port, client: upstream, ...(values['http-host'] ? { hostNames: values['http-host'] } : {}), allowedOrigins })
+    : undefined;
   if (cross) process.stderr.write(`coapsec HTTP→CoAP proxy on http://${cross.address().address}:${cross.address().port}/hc/\n`);
 
   await new Promise<void>((resolve) => {
@@ -102,10 +143,10 @@ export async function proxyCommand(argv: string[]): Promise<number> {
 }
 
 /** Proxy-Scheme http(s): RFC 8075's CoAP→HTTP direction. */
-async function httpUpstream(request: CoapMessage, target: string): Promise<CoapMessage> {
+async function httpUpstream(request: CoapMessage, target: string, address: string): Promise<CoapMessage> {
   parseAbsoluteUri(target);
   const options = request.options.filter((o) => ![OptionNumber.ProxyUri, OptionNumber.ProxyScheme, OptionNumber.UriHost, OptionNumber.UriPort, OptionNumber.UriPath, OptionNumber.UriQuery, OptionNumber.HopLimit].includes(o.number as 3));
-  const response = await coapToHttp({ method: request.code, uri: target, options, payload: request.payload });
+  const response = await coapToHttp({ method: request.code, uri: target, options, payload: request.payload, address });
   const message: CoapMessage = { type: MessageType.ACK, code: response.code, messageId: 0, token: EMPTY_BYTES, options: response.options.slice(), payload: response.payload };
   return message;
 }

@@ -10,6 +10,7 @@ import { DTLS_FLAGS, DTLS_USAGE, serverDtlsSetup } from './dtls-args.js';
 import { addWhoamiResource } from './dtls-serve.js';
 import { UsageError } from './errors.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
+import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
 
 export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] [DTLS options]
   --bind HOST:PORT   address to listen on (default 127.0.0.1:5683; [::]:5683 for all IPv6);
@@ -21,6 +22,7 @@ export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] 
                      the table is full (default 60; the displaced client gets close_notify)
   --dir DIR          also serve the files below DIR, read-only
   --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
+${SOCKET_USAGE}
 ${DTLS_USAGE}
 ${OSCORE_USAGE}
   (serve: --trusted-rpk or --ca make client authentication mandatory; /whoami shows the identity)`;
@@ -35,6 +37,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       'dtls-max-sessions': { type: 'string' },
       'dtls-stale-after': { type: 'string' },
       plugtest: { type: 'boolean' },
+      ...SOCKET_FLAGS,
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
     },
@@ -51,6 +54,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (values.dir !== undefined && (!existsSync(values.dir) || !statSync(values.dir).isDirectory())) {
     throw new UsageError(`--dir: "${values.dir}" is not a directory`);
   }
+  const buffers = socketBuffers(values);
   const oscore = serverOscore(values);
   const listeners: Array<{ host: string; port: number; secure: boolean }> = [{ ...bind, secure: !plainOnBind }];
   if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
@@ -58,7 +62,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   for (const l of listeners) {
     let server: CoapServer;
     try {
-      server = await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
+      server = await CoapServer.listen({ host: l.host, port: l.port, ...buffers, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
     } catch (error) {
       await Promise.all(servers.map((s) => s.close()));
       oscore.close();

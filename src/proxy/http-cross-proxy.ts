@@ -10,12 +10,14 @@
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo, type LookupFunction } from 'node:net';
+import type { LookupAddress } from 'node:dns';
 import type { CoapClient } from '../client/client.js';
 import { Method, ResponseCode, codeToString, type Code } from '../coap/codes.js';
 import { EMPTY_BYTES, bytesEqual, createMessage, encodeUint, getOption, getOptions, getStringOptions, getUintOption, maxAgeOf, sortOptions, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { ResponseCache, conditionalReply, isCacheableMethod } from './cache.js';
+import { HttpRequestPolicy } from './http-request-policy.js';
 import { UriError, formatCoapUri, parseCoapUri, type CoapUri } from '../coap/uri.js';
 import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
 import {
@@ -57,6 +59,16 @@ export interface HttpCrossProxyOptions {
   onRequest?: (info: CrossProxyRequestInfo) => void | { status: number; body?: string };
   /** Milliseconds for the whole CoAP exchange (RFC 8075 §8.5); on expiry 504. Default 30 s. */
   timeout?: number;
+  /**
+   * Host names (Host header, without port) this proxy answers to besides IP literals, "localhost"
+   * and `host`; other names get 421, so a DNS-rebinding page cannot use it (http-request-policy.ts).
+   */
+  hostNames?: readonly string[];
+  /**
+   * Web origins whose pages may send state-changing requests and read answers (CORS). Other
+   * browsers' cross-origin POST/PUT/DELETE/... get 403; requests without Origin (not from a browser page) are unaffected.
+   */
+  allowedOrigins?: readonly string[];
   /** Largest HTTP request body; larger ones get 413. Default 1 MiB. */
   maxBodySize?: number;
   /** Forward "application/coap-payload; cf=N" bodies as Content-Format N (RFC 8075 §6.2). */
@@ -89,8 +101,10 @@ const DEFAULT_MAX_BODY = 1 << 20;
 
 export async function startHttpCrossProxy(options: HttpCrossProxyOptions): Promise<HttpCrossProxy> {
   const prefix = options.prefix ?? '/hc/';
+  const bound = options.host ?? '127.0.0.1';
+  const policy = new HttpRequestPolicy({ hostNames: [...(isIP(bound) === 0 ? [bound] : []), ...(options.hostNames ?? [])], allowedOrigins: options.allowedOrigins ?? [] });
   const server = createServer((req, res) => {
-    handle(req, res, options, prefix).catch((e: unknown) => {
+    handle(req, res, options, prefix, policy).catch((e: unknown) => {
       if (!res.headersSent) reply(res, 500, `internal error: ${e instanceof Error ? e.message : String(e)}`);
       else res.destroy();
     });
@@ -150,8 +164,21 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
   return Array.isArray(v) ? v.join(', ') : v;
 };
 
-async function handle(req: IncomingMessage, res: ServerResponse, options: HttpCrossProxyOptions, prefix: string): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, options: HttpCrossProxyOptions, prefix: string, policy: HttpRequestPolicy): Promise<void> {
   const httpMethod = (req.method ?? 'GET').toUpperCase();
+  // Before anything else: which page may make this proxy act (RFC 8075 §10.1 on open HC proxies).
+  const verdict = policy.judge(httpMethod, req.headers);
+  if (verdict.kind === 'refuse') {
+    req.resume();
+    return reply(res, verdict.status, verdict.body, { vary: 'Origin' });
+  }
+  if (verdict.kind === 'preflight') {
+    req.resume();
+    res.writeHead(204, verdict.headers);
+    res.end();
+    return;
+  }
+  for (const [name, value] of Object.entries(verdict.headers)) if (value !== undefined) res.setHeader(name, value);
   const method = httpMethodToCoap(httpMethod);
   if (method === undefined) {
     req.resume();
@@ -344,6 +371,12 @@ export interface CoapToHttpRequest {
   timeout?: number;
   /** Largest HTTP response body accepted; larger ones give 5.02. Default 16 MiB. */
   maxBodySize?: number;
+  /**
+   * Connect to this IP address instead of resolving the URI's host again: the address a
+   * destination policy approved (src/proxy/destination-policy.ts). A second lookup could answer
+   * differently (DNS rebinding). The URI's host still goes in the Host header and TLS SNI.
+   */
+  address?: string;
 }
 
 export interface CoapToHttpResponse {
@@ -376,6 +409,15 @@ function coapResponse(code: Code, payload: Uint8Array, extra: { contentFormat?: 
 }
 
 const diagnostic = (code: Code, text: string): CoapToHttpResponse => coapResponse(code, Buffer.from(text, 'utf8'));
+
+/** A `lookup` for net.connect that answers every name with `address` (Node may ask for one or all addresses). */
+function pinnedLookup(address: string): LookupFunction {
+  const family = isIP(address) === 6 ? 6 : 4;
+  return ((_host: string, options: { all?: boolean }, callback: (error: Error | null, address: string | LookupAddress[], family?: number) => void) => {
+    if (options?.all) callback(null, [{ address, family }]);
+    else callback(null, address, family);
+  }) as unknown as LookupFunction;
+}
 
 /**
  * Performs a CoAP request against an HTTP origin and returns the CoAP response for it. Never
@@ -427,7 +469,8 @@ export function coapToHttp(request: CoapToHttpRequest): Promise<CoapToHttpRespon
       resolve(r);
     };
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(url, { method: httpMethod, headers }, (res) => {
+    const pinned = request.address;
+    const req = send(url, { method: httpMethod, headers, ...(pinned !== undefined ? { lookup: pinnedLookup(pinned) } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
