@@ -167,7 +167,8 @@ test('connection count is bounded; half-open handshakes are evicted first', () =
   assert.equal(server.connectionCount, 3);
   assert.equal(server.connection('p0'), undefined, 'oldest half-open evicted');
   // fill with established connections; a new client is then refused
-  const server2 = new DtlsServerEngine({ now: clock.now, pskStore: () => KEY, maxConnections: 2 });
+  // One PSK identity for every client: its share is the whole table here (the share has its own test).
+  const server2 = new DtlsServerEngine({ now: clock.now, pskStore: () => KEY, maxConnections: 2, maxConnectionsPerIdentity: 2 });
   for (let i = 0; i < 2; i++) {
     const c = new DtlsClient({ now: clock.now, psk: { identity: IDENTITY, key: KEY } });
     pump(c, server2, c.start(), { peer: `q${i}` });

@@ -156,7 +156,8 @@ test('server idle timeout counts from the latest datagram: steady traffic keeps 
 });
 
 test('session bound: the server keeps at most maxSessions sessions', async () => {
-  const s = await pskServer({ maxSessions: 2 });
+  // Every client has the same PSK identity: its share is the whole table here (dtls-identity-share.test.ts).
+  const s = await pskServer({ maxSessions: 2, maxSessionsPerIdentity: 2 });
   const clients = [0, 1, 2, 3].map(() => new CoapClient({ dtls: { psk: PSK } }));
   try {
     // Established sessions are not evicted: the first two succeed, the others get no session.

@@ -18,6 +18,9 @@ export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] 
   --dtls-bind HOST:PORT  serve coaps:// here and plain coap:// on --bind
   --dtls-max-sessions N  DTLS sessions held at once (default 256); a client beyond them is turned
                      away unless a session has been idle for --dtls-stale-after
+  --dtls-max-sessions-per-identity N  DTLS sessions one client identity (PSK identity or key) may
+                     hold (default a quarter of --dtls-max-sessions); beyond it, that identity's
+                     least recently active session is closed
   --dtls-stale-after S   seconds idle after which a session may be displaced by a new client when
                      the table is full (default 60; the displaced client gets close_notify)
   --dir DIR          also serve the files below DIR, read-only
@@ -36,6 +39,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       'dtls-bind': { type: 'string' },
       'dtls-max-sessions': { type: 'string' },
       'dtls-stale-after': { type: 'string' },
+      'dtls-max-sessions-per-identity': { type: 'string' },
       plugtest: { type: 'boolean' },
       ...SOCKET_FLAGS,
       ...DTLS_FLAGS,
@@ -45,8 +49,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   );
   const { dtls, verifier: trustAnchors } = serverDtlsSetup(values);
   if (values['dtls-bind'] !== undefined && !dtls) throw new UsageError('--dtls-bind needs DTLS credentials (--psk-identity/--psk, --rpk or --cert/--key)');
-  const limits = dtlsLimits(values['dtls-max-sessions'], values['dtls-stale-after']);
-  if (Object.keys(limits).length > 0 && !dtls) throw new UsageError('--dtls-max-sessions and --dtls-stale-after need DTLS credentials');
+  const limits = dtlsLimits(values['dtls-max-sessions'], values['dtls-stale-after'], values['dtls-max-sessions-per-identity']);
+  if (Object.keys(limits).length > 0 && !dtls) throw new UsageError('--dtls-max-sessions, --dtls-max-sessions-per-identity and --dtls-stale-after need DTLS credentials');
   const plainOnBind = !dtls || values['dtls-bind'] !== undefined;
   const defaultPort = plainOnBind ? 5683 : 5684;
   const bind = parseBind(values.bind ?? `127.0.0.1:${defaultPort}`, { host: '127.0.0.1', port: defaultPort });
@@ -87,13 +91,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
 }
 
 /** --dtls-max-sessions and --dtls-stale-after as DtlsServerTransport options (only those given). */
-function dtlsLimits(maxSessions: string | undefined, staleAfter: string | undefined): { maxSessions?: number; staleSessionMs?: number } {
-  const limits: { maxSessions?: number; staleSessionMs?: number } = {};
-  if (maxSessions !== undefined) {
-    const n = Number(maxSessions);
-    if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`--dtls-max-sessions needs a positive whole number, got "${maxSessions}"`);
-    limits.maxSessions = n;
-  }
+function dtlsLimits(maxSessions: string | undefined, staleAfter: string | undefined, perIdentity: string | undefined): { maxSessions?: number; staleSessionMs?: number; maxSessionsPerIdentity?: number } {
+  const limits: { maxSessions?: number; staleSessionMs?: number; maxSessionsPerIdentity?: number } = {};
+  const count = (text: string, flag: string): number => {
+    const n = Number(text);
+    if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`${flag} needs a positive whole number, got "${text}"`);
+    return n;
+  };
+  if (maxSessions !== undefined) limits.maxSessions = count(maxSessions, '--dtls-max-sessions');
+  if (perIdentity !== undefined) limits.maxSessionsPerIdentity = count(perIdentity, '--dtls-max-sessions-per-identity');
   const seconds = parseSeconds(staleAfter, '--dtls-stale-after');
   if (seconds !== undefined) limits.staleSessionMs = seconds * 1000;
   return limits;

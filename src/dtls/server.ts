@@ -38,6 +38,15 @@ export interface DtlsServerOptions extends CommonOptions {
   /** Upper bound on concurrent connections (default 256). */
   maxConnections?: number;
   /**
+   * Upper bound on established connections of one client identity (PSK identity, raw public key
+   * or certificate key); default a quarter of maxConnections (at least 1). A handshake that
+   * completes beyond it closes (close_notify) the least recently active other connection of that
+   * identity: one credential holder, however many addresses it uses, can neither fill the table
+   * nor push other identities out, and a client that restarts on a new port still gets in.
+   * Connections without a client identity (no client authentication) are not counted.
+   */
+  maxConnectionsPerIdentity?: number;
+  /**
    * Upper bound on connections still handshaking (default: maxConnections). When reached, the
    * oldest half-open handshake is dropped for a new cookie-verified one.
    */
@@ -96,6 +105,7 @@ export class DtlsServerEngine {
   private readonly connections = new Map<string, DtlsServerConnection>();
   private readonly cookies: CookieJar;
   private readonly maxConnections: number;
+  private readonly maxPerIdentity: number;
   /** close_notify records for connections displaced by newer clients, until the transport takes them. */
   private displaced: PeerDatagrams[] = [];
 
@@ -104,6 +114,7 @@ export class DtlsServerEngine {
     if (opts.x509 && !(opts.x509.certificates?.length && opts.x509.privateKey)) throw new Error('x509 server credentials need certificates and privateKey');
     this.opts = opts;
     this.maxConnections = opts.maxConnections ?? 256;
+    this.maxPerIdentity = Math.max(1, opts.maxConnectionsPerIdentity ?? Math.floor(this.maxConnections / 4));
     this.cookies = new CookieJar({ now: opts.now, rotationMs: opts.cookieRotationMs ?? 60_000, random: opts.random ?? randomBytes });
   }
 
@@ -137,6 +148,7 @@ export class DtlsServerEngine {
       if (!existing) return emptyOutput();
       const out = existing.receive(buf);
       if (out.appData.length > 0 || out.events.length > 0) existing.lastActivity = this.opts.now();
+      if (out.events.some((e) => e.type === 'connected')) this.keepIdentityShare(peer, existing);
       this.reap(peer, existing);
       return out;
     } catch {
@@ -229,6 +241,26 @@ export class DtlsServerEngine {
     return true;
   }
 
+  /**
+   * A connection of `peer` just completed its handshake: if its identity now holds more than its
+   * share of established connections, the least recently active others of that identity go.
+   */
+  private keepIdentityShare(peer: string, conn: DtlsServerConnection): void {
+    const identity = identityKey(conn.peerIdentity);
+    if (identity === undefined) return;
+    const same: Array<[string, DtlsServerConnection]> = [];
+    for (const entry of this.connections) {
+      if (entry[0] !== peer && entry[1].state === 'connected' && identityKey(entry[1].peerIdentity) === identity) same.push(entry);
+    }
+    if (same.length < this.maxPerIdentity) return;
+    same.sort((a, b) => a[1].lastActivity - b[1].lastActivity);
+    for (const [other, c] of same.slice(0, same.length - this.maxPerIdentity + 1)) {
+      this.connections.delete(other);
+      if (this.displaced.length >= this.maxConnections) this.displaced.shift();
+      this.displaced.push({ peer: other, send: c.close(), closed: true });
+    }
+  }
+
   /** The close_notify datagrams of connections displaced since the last call (see staleAfterMs). */
   takeDisplaced(): readonly PeerDatagrams[] {
     if (this.displaced.length === 0) return NONE_DISPLACED;
@@ -293,4 +325,12 @@ export class DtlsServerEngine {
     }
     return out;
   }
+}
+
+/** One string per client identity: the PSK identity, or the public key (RPK, or the certificate's). */
+function identityKey(identity: PeerIdentity | undefined): string | undefined {
+  if (identity === undefined) return undefined;
+  if (identity.type === 'psk') return `psk:${identity.identity.toString('hex')}`;
+  if (identity.type === 'rpk') return `key:${identity.spki.toString('hex')}`;
+  return `key:${(identity.publicKey.export({ type: 'spki', format: 'der' }) as Buffer).toString('hex')}`;
 }

@@ -80,6 +80,11 @@ export interface DtlsTransportOptions extends SocketOptions {
   /** Concurrent handshakes. Client default 16, server default 64. */
   maxHandshakes?: number;
   /**
+   * Server: established sessions one client identity (PSK identity or public key) may hold; a new
+   * one beyond it closes that identity's least recently active session. Default maxSessions / 4.
+   */
+  maxSessionsPerIdentity?: number;
+  /**
    * Server: with maxSessions reached, a session idle this long (ms) makes room for a new client and
    * is closed with close_notify; younger sessions are never displaced. Default 60 s.
    */
@@ -496,6 +501,7 @@ export class DtlsServerTransport extends DtlsTransportBase {
       ...(options.mtu ? { mtu: options.mtu } : {}),
       maxConnections: options.maxSessions ?? 256,
       maxHandshakes: options.maxHandshakes ?? 64,
+      ...(options.maxSessionsPerIdentity !== undefined ? { maxConnectionsPerIdentity: options.maxSessionsPerIdentity } : {}),
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_MS,
       ...(options.staleSessionMs !== undefined ? { staleAfterMs: options.staleSessionMs } : {}),
       ...(options.maxRetransmissions !== undefined ? { maxRetransmissions: options.maxRetransmissions } : {}),
