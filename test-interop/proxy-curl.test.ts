@@ -53,7 +53,7 @@ if (which('curl') === undefined) {
     before(async () => {
       server = await startCoapsecServer();
       client = new CoapClient();
-      proxy = await startHttpCrossProxy({ host: HOST, port: 0, client, timeout: 2_000 });
+      proxy = await startHttpCrossProxy({ host: HOST, port: 0, client, allowDestinations: [HOST], timeout: 2_000 });
       silent = createSocket('udp4');
       await new Promise<void>((resolve) => silent.bind(0, HOST, () => resolve()));
       base = `http://${HOST}:${proxy.address().port}/hc/`;
@@ -124,7 +124,7 @@ if (which('curl') === undefined) {
     before(async () => {
       server = await startLibcoapServer();
       client = new CoapClient();
-      proxy = await startHttpCrossProxy({ host: HOST, port: 0, client, timeout: 3_000 });
+      proxy = await startHttpCrossProxy({ host: HOST, port: 0, client, allowDestinations: [HOST], timeout: 3_000 });
       base = `http://${HOST}:${proxy.address().port}/hc/coap://${HOST}:${server.port}`;
     });
 

@@ -19,7 +19,8 @@ import { PLAIN, securedSender } from '../src/client/security.js';
 import { addDemoResources } from '../src/demo/resources.js';
 import { DestinationPolicy } from '../src/proxy/destination-policy.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
-import { coapToHttp } from '../src/proxy/http-cross-proxy.js';
+import { coapToHttp, startHttpCrossProxy } from '../src/proxy/http-cross-proxy.js';
+import { CoapClient } from '../src/client/client.js';
 import { CoapServer } from '../src/server/server.js';
 import { FakeNetwork } from './support/network.js';
 
@@ -107,6 +108,33 @@ describe('ForwardProxy destinations', () => {
   test('Proxy-Scheme http without an HTTP upstream configured: 5.05', async () => {
     const t = topology(['10.0.0.0/8']);
     assert.equal((await t.get([proxyUri('http://10.0.0.1/secret')])).message.code, ResponseCode.ProxyingNotSupported);
+  });
+});
+
+describe('HTTP→CoAP cross-proxy destinations', () => {
+  test('a loopback CoAP target gets 403 unless allowed, also by a name that resolves there; nothing reaches it', async () => {
+    const origin = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
+    let requests = 0;
+    origin.resource('/x', { GET: () => (requests++, { code: ResponseCode.Content, payload: 'inside' }) });
+    const client = new CoapClient();
+    const closed = await startHttpCrossProxy({ client, timeout: 2000 });
+    const open = await startHttpCrossProxy({ client, timeout: 2000, allowDestinations: ['127.0.0.0/8'] });
+    try {
+      const path = (host: string) => `/hc/coap://${host}:${origin.address().port}/x`;
+      for (const host of ['127.0.0.1', 'localhost']) {
+        const refused = await fetch(`http://127.0.0.1:${closed.address().port}${path(host)}`);
+        assert.equal(refused.status, 403, host);
+      }
+      assert.equal(requests, 0);
+      const served = await fetch(`http://127.0.0.1:${open.address().port}${path('127.0.0.1')}`);
+      assert.equal(served.status, 200);
+      assert.equal(await served.text(), 'inside');
+    } finally {
+      await closed.close();
+      await open.close();
+      await client.close();
+      await origin.close();
+    }
   });
 });
 

@@ -33,7 +33,7 @@ describe('HTTP→CoAP cross-proxy: Host and Origin', () => {
       POST: (r) => (writes.push(r.text()), { code: ResponseCode.Changed }),
     });
     client = new CoapClient();
-    proxy = await startHttpCrossProxy({ host: '127.0.0.1', port: 0, client, timeout: 2000, hostNames: ['proxy.lan'], allowedOrigins: ['https://app.example'] });
+    proxy = await startHttpCrossProxy({ host: '127.0.0.1', port: 0, client, allowDestinations: ['127.0.0.1'], timeout: 2000, hostNames: ['proxy.lan'], allowedOrigins: ['https://app.example'] });
     port = proxy.address().port;
     target = `/hc/coap://127.0.0.1:${coapServer.address().port}/state`;
   });

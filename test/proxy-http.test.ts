@@ -277,7 +277,8 @@ describe('HTTP→CoAP cross-proxy on loopback', () => {
     coapServer.resource('/cbor', { GET: (req) => (req.accept === undefined || req.accept === ContentFormat.Cbor ? { code: ResponseCode.Content, contentFormat: ContentFormat.Cbor, payload: Uint8Array.of(0xa0) } : { code: ResponseCode.NotAcceptable }) });
     coapServer.resource('/q', { GET: (req) => ({ code: ResponseCode.Content, payload: req.query.join('|') }) });
     client = new CoapClient();
-    proxy = await startHttpCrossProxy({ host: '127.0.0.1', port: 0, client, timeout: 1_500, maxBodySize: 2048, onRequest: (info) => void seen.push(info.target) });
+    // The CoAP origins here are on loopback, refused unless allowed (issue 17).
+    proxy = await startHttpCrossProxy({ host: '127.0.0.1', port: 0, client, allowDestinations: ['127.0.0.1'], timeout: 1_500, maxBodySize: 2048, onRequest: (info) => void seen.push(info.target) });
     silent = createSocket('udp4');
     await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', () => resolve()));
     base = `http://127.0.0.1:${proxy.address().port}/hc/`;
@@ -423,7 +424,7 @@ describe('HTTP→CoAP cross-proxy on loopback', () => {
   });
 
   test('onRequest can refuse (access control)', async () => {
-    const guarded = await startHttpCrossProxy({ client, onRequest: (info) => (info.target.includes('/alarm') ? { status: 403, body: 'no' } : undefined) });
+    const guarded = await startHttpCrossProxy({ client, allowDestinations: ['127.0.0.1'], onRequest: (info) => (info.target.includes('/alarm') ? { status: 403, body: 'no' } : undefined) });
     try {
       const port = guarded.address().port;
       assert.equal((await fetch(`http://127.0.0.1:${port}/hc/${origin}/alarm`)).status, 403);
@@ -434,7 +435,7 @@ describe('HTTP→CoAP cross-proxy on loopback', () => {
   });
 
   test('resolveTarget: a null mapping (§5.2) for a reverse-proxy style path', async () => {
-    const reverse = await startHttpCrossProxy({ client, resolveTarget: (req) => (req.url?.startsWith('/dev1/') ? `${origin}/${req.url.slice(6)}` : undefined) });
+    const reverse = await startHttpCrossProxy({ client, allowDestinations: ['127.0.0.1'], resolveTarget: (req) => (req.url?.startsWith('/dev1/') ? `${origin}/${req.url.slice(6)}` : undefined) });
     try {
       const res = await fetch(`http://127.0.0.1:${reverse.address().port}/dev1/hello`);
       assert.equal(await res.text(), 'Hello from coapsec');
@@ -471,7 +472,7 @@ describe('HTTP→CoAP cross-proxy with a cache (RFC 8075 §8.1)', () => {
       },
     });
     client = new CoapClient();
-    proxy = await startHttpCrossProxy({ client, cache, timeout: 2_000 });
+    proxy = await startHttpCrossProxy({ client, allowDestinations: ['127.0.0.1'], cache, timeout: 2_000 });
     url = `http://127.0.0.1:${proxy.address().port}/hc/coap://127.0.0.1:${coapServer.address().port}/counted`;
   });
 

@@ -30,9 +30,10 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] 
   --next-hop URI         send forwarded requests to this proxy, keeping Proxy-Uri/Proxy-Scheme
   --cache-mb N           cache responses in up to N MiB (RFC 7252 §5.6; default 0: no cache)
   --allow-destination CIDR|HOST
-                         let --forward reach this network, address or host name (repeatable). By
-                         default it reaches public addresses only: loopback, private, link-local
-                         (cloud metadata 169.254.169.254), multicast and reserved ones get 5.05
+                         let --forward and --http reach this network, address or host name
+                         (repeatable). By default they reach public addresses only: loopback,
+                         private, link-local (cloud metadata 169.254.169.254), multicast and
+                         reserved ones are refused (CoAP 5.05, HTTP 403)
   --http-upstream        let --forward serve Proxy-Scheme http/https (CoAP→HTTP), to the
                          --allow-destination entries only (default: off, 5.05)
   --http HOST:PORT       also serve HTTP→CoAP (RFC 8075): http://HOST:PORT/hc/coap://target/path
@@ -89,7 +90,8 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError(`--allow-destination: ${(error as Error).message}`);
   }
-  if ((allowDestinations.length > 0 || values['http-upstream']) && !values.forward) throw new UsageError('--allow-destination and --http-upstream concern --forward');
+  if (values['http-upstream'] && !values.forward) throw new UsageError('--http-upstream concerns --forward');
+  if (allowDestinations.length > 0 && !values.forward && httpBind === undefined) throw new UsageError('--allow-destination concerns --forward and --http');
   if (values['http-upstream'] && allowDestinations.length === 0) {
     throw new UsageError('--http-upstream needs --allow-destination: CoAP→HTTP reaches only the destinations named');
   }
@@ -125,7 +127,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   for (const mapping of reverse) addReverseProxy(server, mapping, upstream);
   process.stderr.write(`coapsec proxy on coap://${peerKey(server.address())}${values.forward ? ' (forward)' : ''}${reverse.map((r) => ` ${r.prefix}→${r.target}`).join('')}\n`);
   const cross = httpBind
-    ? await startHttpCrossProxy({ host: httpBind.host, port: httpBind.port, client: upstream, ...(values['http-host'] ? { hostNames: values['http-host'] } : {}), allowedOrigins })
+    ? await startHttpCrossProxy({ host: httpBind.host, port: httpBind.port, client: upstream, allowDestinations, ...(values['http-host'] ? { hostNames: values['http-host'] } : {}), allowedOrigins })
     : undefined;
   if (cross) process.stderr.write(`coapsec HTTP→CoAP proxy on http://${cross.address().address}:${cross.address().port}/hc/\n`);
 

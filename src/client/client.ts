@@ -47,6 +47,12 @@ export interface ClientRequest {
    * (draft-ietf-core-oscore-capable-proxies §2.3; client/route.ts). Overrides the client's `proxy`.
    */
   via?: readonly RouteHop[];
+  /**
+   * Called with the target's host and the address it resolved to, when the request goes to the
+   * target itself (no proxy): throw to refuse it. A gateway's destination policy judges the
+   * address the request is then sent to, not one from a lookup of its own (DNS rebinding).
+   */
+  admit?: (host: string, peer: PeerAddress) => void;
 }
 
 export interface ObserveRequest extends Omit<ClientRequest, 'method' | 'uri' | 'onProgress'>, ObservationSettings {
@@ -177,9 +183,13 @@ export class CoapClient {
    * leg, the message carries the origin's Uri-Path/Uri-Query only, and RouteSecurity adds each
    * hop's options and layer (§2.3); otherwise route() and the end-to-end security as they are.
    */
-  private async routeWith(uriText: string, requestVia: readonly RouteHop[] | undefined, e2e: MessageSecurity): Promise<{ target: Route; security: MessageSecurity }> {
+  private async routeWith(uriText: string, requestVia: readonly RouteHop[] | undefined, e2e: MessageSecurity, admit?: ClientRequest['admit']): Promise<{ target: Route; security: MessageSecurity }> {
     const via = requestVia ?? this.options.via?.(uriText);
-    if (!via || via.length === 0) return { target: await this.route(uriText), security: e2e };
+    if (!via || via.length === 0) {
+      const target = await this.route(uriText);
+      if (admit && target.leg === target.uri) admit(target.uri.host, target.peer);
+      return { target, security: e2e };
+    }
     const uri = parseCoapUri(uriText);
     const security = new RouteSecurity(uri, via, e2e, this.options.route);
     const leg = security.firstHop;
@@ -203,7 +213,7 @@ export class CoapClient {
     const code = typeof request.method === 'number' ? request.method : methodFromName(request.method);
     if (code === undefined) throw new CoapRequestError(`unknown method ${String(request.method)}`);
     const e2e = request.security ?? this.options.security?.(request.uri) ?? PLAIN;
-    const { target, security } = await this.routeWith(request.uri, request.via, e2e);
+    const { target, security } = await this.routeWith(request.uri, request.via, e2e, request.admit);
     const { uri, peer } = target;
     const message = buildRequestMessage(code, uri, peer, request, target.options.slice());
     const endpoint = await this.endpointFor(target.leg, peer);
@@ -241,7 +251,7 @@ export class CoapClient {
   async observe(uri: string, request: ObserveRequest = {}): Promise<Observation> {
     if (this.closed) throw new CoapRequestError('client is closed');
     const e2e = request.security ?? this.options.security?.(uri) ?? PLAIN;
-    const { target, security } = await this.routeWith(uri, request.via, e2e);
+    const { target, security } = await this.routeWith(uri, request.via, e2e, request.admit);
     const { uri: parsed, peer } = target;
     const code = request.method === 'FETCH' ? Method.FETCH : Method.GET;
     const message = buildRequestMessage(code, parsed, peer, request, target.options.slice());

@@ -18,6 +18,8 @@ import { EMPTY_BYTES, bytesEqual, createMessage, encodeUint, getOption, getOptio
 import { OptionNumber } from '../coap/options.js';
 import { ResponseCache, conditionalReply, isCacheableMethod } from './cache.js';
 import { HttpRequestPolicy } from './http-request-policy.js';
+import { DestinationPolicy, DestinationRefusedError } from './destination-policy.js';
+import type { PeerAddress } from '../transport/transport.js';
 import { UriError, formatCoapUri, parseCoapUri, type CoapUri } from '../coap/uri.js';
 import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
 import {
@@ -59,6 +61,13 @@ export interface HttpCrossProxyOptions {
   onRequest?: (info: CrossProxyRequestInfo) => void | { status: number; body?: string };
   /** Milliseconds for the whole CoAP exchange (RFC 8075 §8.5); on expiry 504. Default 30 s. */
   timeout?: number;
+  /**
+   * CoAP destinations besides public addresses (CIDR networks, addresses, host names; see
+   * destination-policy.ts): loopback, private, link-local and other special addresses get 403
+   * unless named here. Judged on the address the client's request goes to. Not applied when the
+   * client sends through a proxy of its own (its `proxy` or `via`): that next hop decides.
+   */
+  allowDestinations?: readonly string[];
   /**
    * Host names (Host header, without port) this proxy answers to besides IP literals, "localhost"
    * and `host`; other names get 421, so a DNS-rebinding page cannot use it (http-request-policy.ts).
@@ -103,8 +112,12 @@ export async function startHttpCrossProxy(options: HttpCrossProxyOptions): Promi
   const prefix = options.prefix ?? '/hc/';
   const bound = options.host ?? '127.0.0.1';
   const policy = new HttpRequestPolicy({ hostNames: [...(isIP(bound) === 0 ? [bound] : []), ...(options.hostNames ?? [])], allowedOrigins: options.allowedOrigins ?? [] });
+  const destinations = new DestinationPolicy({ allow: options.allowDestinations ?? [] });
+  const admit = (host: string, peer: PeerAddress): void => {
+    if (!destinations.permits('coap', host, peer.address)) throw new DestinationRefusedError();
+  };
   const server = createServer((req, res) => {
-    handle(req, res, options, prefix, policy).catch((e: unknown) => {
+    handle(req, res, options, prefix, policy, admit).catch((e: unknown) => {
       if (!res.headersSent) reply(res, 500, `internal error: ${e instanceof Error ? e.message : String(e)}`);
       else res.destroy();
     });
@@ -164,7 +177,7 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
   return Array.isArray(v) ? v.join(', ') : v;
 };
 
-async function handle(req: IncomingMessage, res: ServerResponse, options: HttpCrossProxyOptions, prefix: string, policy: HttpRequestPolicy): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, options: HttpCrossProxyOptions, prefix: string, policy: HttpRequestPolicy, admit: (host: string, peer: PeerAddress) => void): Promise<void> {
   const httpMethod = (req.method ?? 'GET').toUpperCase();
   // Before anything else: which page may make this proxy act (RFC 8075 §10.1 on open HC proxies).
   const verdict = policy.judge(httpMethod, req.headers);
@@ -302,9 +315,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: HttpCr
       ...(accept !== undefined ? { accept } : {}),
       options: upstreamOptions,
       timeout: options.timeout ?? 30_000,
+      admit,
     });
     response = answer.message;
   } catch (e) {
+    if (e instanceof DestinationRefusedError) return reply(res, 403, e.message);
     if (e instanceof TimeoutError) return reply(res, 504, `no response from ${targetText}`);
     if (e instanceof CoapRequestError) return reply(res, 502, `CoAP request to ${targetText} failed: ${e.message}`);
     if (e instanceof UriError) return reply(res, 400, e.message);
