@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DtlsClient, DtlsServerEngine } from '../src/dtls/index.js';
-import { FakeClock, pump } from './dtls-helpers.js';
+import type { KeyObject } from 'node:crypto';
+import { FakeClock, p256, pump } from './dtls-helpers.js';
 
 const KEYS = new Map([
   ['mallory', Buffer.alloc(16, 0x11)],
@@ -63,4 +64,31 @@ test('default share: a quarter of the table', () => {
   const server = new DtlsServerEngine({ now: clock.now, pskStore: (id) => KEYS.get(id.toString()), maxConnections: 8 });
   for (let i = 0; i < 6; i++) connect(clock, server, 'mallory', `m:${i}`);
   assert.equal(server.connectionCount, 2);
+});
+
+test('raw public keys: the key is the identity; clients without client authentication are not counted', () => {
+  const clock = new FakeClock();
+  const serverKey = p256();
+  const mallory = p256();
+  const alice = p256();
+  const trusted = [mallory.publicKey, alice.publicKey];
+  const rpkServer = (requireClientAuth: boolean) =>
+    new DtlsServerEngine({ now: clock.now, rpk: { privateKey: serverKey.privateKey, trustedPeerKeys: trusted }, requireClientAuth, maxConnections: 8, maxConnectionsPerIdentity: 2 });
+  const rpkClient = (key: { privateKey: KeyObject }) => new DtlsClient({ now: clock.now, rpk: { privateKey: key.privateKey, trustedPeerKeys: [serverKey.publicKey] } });
+  const server = rpkServer(true);
+  for (let i = 0; i < 5; i++) {
+    const c = rpkClient(mallory);
+    pump(c, server, c.start(), { peer: `m:${i}` });
+    assert.equal(c.state, 'connected');
+  }
+  const a = rpkClient(alice);
+  pump(a, server, a.start(), { peer: 'a:1' });
+  assert.deepEqual(server.peers().sort(), ['a:1', 'm:3', 'm:4']);
+
+  const anonymous = rpkServer(false);
+  for (let i = 0; i < 5; i++) {
+    const c = rpkClient(mallory);
+    pump(c, anonymous, c.start(), { peer: `x:${i}` });
+  }
+  assert.equal(anonymous.connectionCount, 5, 'no client identity: only the table bounds them');
 });
