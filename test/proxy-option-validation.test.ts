@@ -98,3 +98,15 @@ test('a client Hop-Limit above the proxy default is capped: 255 goes upstream as
   await t.send([proxyUri('coap://10.0.0.1:5683/hello'), uint(OptionNumber.HopLimit, 5)]);
   assert.deepEqual(t.upstream().map((m) => getUintOption(m, OptionNumber.HopLimit)), [15, 4]);
 });
+
+test('a next-hop loop between two proxies ends within the default Hop-Limit, whatever the client asked for (RFC 8768)', async () => {
+  const t = topology({ nextHop: `coap://${PROXY2.address}:${PROXY2.port}` });
+  const second = new CoapServer(t.net.endpoint(PROXY2, {}, 5));
+  const secondUp = t.net.endpoint({ address: PROXY2.address, port: 40002 }, {}, 6);
+  new ForwardProxy(second, { upstream: { endpoint: async () => secondUp }, nextHop: `coap://${PROXY.address}:${PROXY.port}` });
+  const r = await t.send([proxyUri('coap://10.0.0.1:5683/hello'), uint(OptionNumber.HopLimit, 255)]);
+  assert.equal(r.message.code, ResponseCode.HopLimitReached);
+  const forwarded = t.net.log.filter((d) => d.message.code === Method.GET && d.from.port !== CLIENT.port).length;
+  // 255 is treated as 16: the legs carry 15, 14, …, 1, and the hop receiving 1 answers 5.08.
+  assert.equal(forwarded, 15, 'forwarded requests in the loop (255 would make 254)');
+});
