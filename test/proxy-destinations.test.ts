@@ -217,6 +217,44 @@ async function proxiedGet(proxyPort: number, uri: string): Promise<CoapMessage> 
   }
 }
 
+/** Runs `coapsec proxy ARGS` expecting it to stop at once; exit code and stderr. */
+function proxyExit(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'proxy', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    children.add(child);
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`coapsec proxy ${args.join(' ')} still running after 10 s`));
+    }, 10_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+describe('coapsec proxy: destination flags, usage errors', () => {
+  for (const [args, pattern] of [
+    [['--forward', '--http-upstream'], /--http-upstream needs --allow-destination/],
+    [['--forward', '--allow-destination', '10.0.0.0/40'], /--allow-destination: not a CIDR network/],
+    [['--forward', '--allow-destination', 'two words'], /--allow-destination: not an address, CIDR network or host name/],
+    [['--reverse', '/a=coap://127.0.0.1/', '--allow-destination', '10.0.0.0/8'], /--allow-destination concerns --forward and --http/],
+    [['--http', '127.0.0.1:0', '--http-upstream'], /--http-upstream concerns --forward/],
+    [['--forward', '--http-host', 'proxy.lan'], /--http-host and --http-allow-origin need --http/],
+    [['--http', '127.0.0.1:0', '--http-allow-origin', 'https://app.example/path'], /--http-allow-origin needs an origin/],
+  ] as const) {
+    test(args.join(' '), async () => {
+      const r = await proxyExit([...args]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, pattern);
+      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line, no stack trace');
+    });
+  }
+});
+
 describe('coapsec proxy --forward', () => {
   let secretServer: Server;
   let httpRequests = 0;
