@@ -23,7 +23,8 @@ import { allowList } from '../proxy/oscore-proxy.js';
 import { proxyUpstreamContexts } from './via-args.js';
 
 export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] [--reverse PREFIX=URI ...] [--next-hop URI]
-                     [--cache-mb N] [--http HOST:PORT]
+                     [--cache-mb N] [--allow-destination CIDR|HOST ...] [--http-upstream]
+                     [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
   --bind HOST:PORT       CoAP side (default 127.0.0.1:5683)
   --forward              act as a forward proxy (Proxy-Uri / Proxy-Scheme, RFC 7252 §5.7.2)
   --reverse PREFIX=URI   serve PREFIX/... from the origin URI (repeatable), e.g. /dev1=coap://10.0.0.7/
@@ -40,8 +41,9 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] 
   --http-host NAME       a Host name the HTTP side answers to besides HOST:PORT, localhost and the
                          bound address (repeatable; others get 421: DNS rebinding)
   --http-allow-origin ORIGIN
-                         a web origin (e.g. https://app.example) whose pages may send requests
-                         (repeatable; other cross-origin requests get 403)
+                         a web origin (e.g. https://app.example) whose pages may send
+                         state-changing requests and read answers (repeatable; other sites'
+                         pages get 403 for anything but GET/HEAD)
   --allow NAME           forward only for clients whose OSCORE context (recipient) is NAME; repeatable
                          (draft-ietf-core-oscore-capable-proxies §2.4; 4.01 otherwise). With
                          --credentials, its client contexts add a layer towards matching next hops.
