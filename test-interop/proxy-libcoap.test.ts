@@ -20,7 +20,7 @@ if (missing.length > 0) {
   let theirs: Daemon;
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'coapsec-proxy-interop-'));
-    proxy = await startCoapsecProxy(['--forward', '--cache-mb', '4']);
+    proxy = await startCoapsecProxy(['--forward', '--cache-mb', '4', '--allow-destination', HOST]); // loopback origins: refused unless named (docs/security.md)
     ours = await startCoapsecServer();
     theirs = await startLibcoapServer();
   });
