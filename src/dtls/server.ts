@@ -106,6 +106,7 @@ export class DtlsServerEngine {
   private readonly cookies: CookieJar;
   private readonly maxConnections: number;
   private readonly maxPerIdentity: number;
+  private readonly identities = new WeakMap<DtlsServerConnection, string | undefined>();
   /** close_notify records for connections displaced by newer clients, until the transport takes them. */
   private displaced: PeerDatagrams[] = [];
 
@@ -246,11 +247,11 @@ export class DtlsServerEngine {
    * share of established connections, the least recently active others of that identity go.
    */
   private keepIdentityShare(peer: string, conn: DtlsServerConnection): void {
-    const identity = identityKey(conn.peerIdentity);
+    const identity = this.identityOf(conn);
     if (identity === undefined) return;
     const same: Array<[string, DtlsServerConnection]> = [];
     for (const entry of this.connections) {
-      if (entry[0] !== peer && entry[1].state === 'connected' && identityKey(entry[1].peerIdentity) === identity) same.push(entry);
+      if (entry[0] !== peer && entry[1].state === 'connected' && this.identityOf(entry[1]) === identity) same.push(entry);
     }
     if (same.length < this.maxPerIdentity) return;
     same.sort((a, b) => a[1].lastActivity - b[1].lastActivity);
@@ -259,6 +260,14 @@ export class DtlsServerEngine {
       if (this.displaced.length >= this.maxConnections) this.displaced.shift();
       this.displaced.push({ peer: other, send: c.close(), closed: true });
     }
+  }
+
+  /** The identity key of an established connection, computed once (a certificate's key is exported for it). */
+  private identityOf(conn: DtlsServerConnection): string | undefined {
+    if (this.identities.has(conn)) return this.identities.get(conn);
+    const key = identityKey(conn.peerIdentity);
+    this.identities.set(conn, key);
+    return key;
   }
 
   /** The close_notify datagrams of connections displaced since the last call (see staleAfterMs). */
