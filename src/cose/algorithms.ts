@@ -38,7 +38,6 @@ export interface CoseAeadAlgorithm {
 type NodeAead = CipherCCMTypes | CipherGCMTypes | 'chacha20-poly1305';
 
 function makeAead(id: number, name: string, cipher: NodeAead, keyLength: number, nonceLength: number, tagLength: number): CoseAeadAlgorithm {
-  const isCcm = cipher.endsWith('-ccm');
   return {
     id,
     name,
@@ -62,8 +61,8 @@ function makeAead(id: number, name: string, cipher: NodeAead, keyLength: number,
         d.setAuthTag(ciphertext.subarray(bodyLength));
         d.setAAD(aad, { plaintextLength: bodyLength });
         const body = d.update(ciphertext.subarray(0, bodyLength));
-        // CCM verifies in update(); final() would throw on an already-finished CCM decipher.
-        return bytesView(isCcm ? body : Buffer.concat([body, d.final()]));
+        // final() is where every mode, CCM included, rejects a wrong tag (CCM's update() then returns nothing).
+        return bytesView(Buffer.concat([body, d.final()]));
       } catch {
         return undefined;
       }
