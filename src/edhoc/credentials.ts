@@ -190,24 +190,38 @@ export class CredentialStore implements CredentialResolver {
     return { kind: 'x509', cred: encodeCbor(chainDer[0]!), publicKey: leaf.publicKey, subject: leaf.subject, certificates: certs };
   }
 
-  /** Each certificate issued and signed by the next, all valid now, the last by a trust anchor. */
+  /**
+   * Each certificate valid now and issued (name and signature) by the next; intermediates must be
+   * CAs; the last issued by a trust anchor (itself valid now) or byte-equal to one.
+   */
   #validateChain(certs: readonly X509Certificate[]): void {
     const now = this.#now();
+    const validNow = (c: X509Certificate): boolean => now >= Date.parse(c.validFrom) && now <= Date.parse(c.validTo);
     for (const [i, cert] of certs.entries()) {
-      if (now < Date.parse(cert.validFrom) || now > Date.parse(cert.validTo)) throw unspecified('certificate not valid at this time');
+      if (!validNow(cert)) throw unspecified('certificate not valid at this time');
       const issuer = certs[i + 1];
-      if (issuer === undefined) break;
-      if (!issuer.ca || !cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) throw unspecified('certificate chain does not verify');
+      if (issuer !== undefined && !(issuer.ca && issuedBy(cert, issuer))) throw unspecified('certificate chain does not verify');
     }
     const last = certs[certs.length - 1]!;
     const anchored = this.#anchors.some((anchor) =>
       anchor instanceof X509Certificate
-        ? anchor.raw.equals(last.raw) || (anchor.ca && last.checkIssued(anchor) && last.verify(anchor.publicKey))
-        : last.issuer === anchor.subject && last.verify(anchor.publicKey),
+        ? anchor.raw.equals(last.raw) || (anchor.ca && validNow(anchor) && issuedBy(last, anchor))
+        : last.issuer === anchor.subject && verifiesWith(last, anchor.publicKey),
     );
     if (!anchored) throw unspecified('certificate chain does not end at a trust anchor');
   }
 }
+
+/** Node's verify() throws for a key of another type; here that is simply "not signed by". */
+function verifiesWith(cert: X509Certificate, key: KeyObject): boolean {
+  try {
+    return cert.verify(key);
+  } catch {
+    return false;
+  }
+}
+
+const issuedBy = (cert: X509Certificate, issuer: X509Certificate): boolean => cert.checkIssued(issuer) && verifiesWith(cert, issuer.publicKey);
 
 function parseX5chain(value: CborValue): Uint8Array[] {
   if (isBytes(value)) return [value];
