@@ -6,7 +6,8 @@
  * `seal` throws on local misuse (a key or nonce of the wrong length is a bug); `open` never throws
  * and answers undefined for anything wrong, since its input comes from the network.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, type CipherCCMTypes, type CipherGCMTypes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, type CipherGCMTypes } from 'node:crypto';
+import { AesCcm } from '../crypto/aes-ccm.js';
 import { bytesView, concatBytes } from './cbor.js';
 
 export class CoseError extends Error {
@@ -35,21 +36,58 @@ export interface CoseAeadAlgorithm {
   open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array | undefined;
 }
 
-type NodeAead = CipherCCMTypes | CipherGCMTypes | 'chacha20-poly1305';
+type NodeAead = CipherGCMTypes | 'chacha20-poly1305';
 
-function makeAead(id: number, name: string, cipher: NodeAead, keyLength: number, nonceLength: number, tagLength: number): CoseAeadAlgorithm {
+interface KeyedCcm {
+  /** The key bytes the instance was made with: a caller that reuses its key array for another key gets a new instance. */
+  readonly key: Buffer;
+  readonly ccm: AesCcm;
+}
+
+/**
+ * AesCcm instances by key array: a key schedules AES once for its whole life (OSCORE contexts keep
+ * their keys), and a WeakMap lets a dropped key's cipher go with it.
+ */
+function ccmCache(tagLength: number, nonceLength: number): (key: Uint8Array) => AesCcm {
+  const byKey = new WeakMap<Uint8Array, KeyedCcm>();
+  return (key) => {
+    const cached = byKey.get(key);
+    if (cached !== undefined && cached.key.equals(key)) return cached.ccm;
+    const entry = { key: Buffer.from(key), ccm: new AesCcm(key, tagLength, nonceLength) };
+    byKey.set(key, entry);
+    return entry.ccm;
+  };
+}
+
+function makeAead(id: number, name: string, cipher: NodeAead | 'ccm', keyLength: number, nonceLength: number, tagLength: number): CoseAeadAlgorithm {
+  const checkLengths = (key: Uint8Array, nonce: Uint8Array): void => {
+    if (key.length !== keyLength) throw new CoseError(`${name} needs a ${keyLength}-byte key, got ${key.length} bytes`);
+    if (nonce.length !== nonceLength) throw new CoseError(`${name} needs a ${nonceLength}-byte nonce, got ${nonce.length} bytes`);
+  };
+  const base = { id, name, keyLength, nonceLength, tagLength };
+  if (cipher === 'ccm') {
+    // AES-CCM through src/crypto/aes-ccm.ts: one key schedule per key instead of a new CCM context per message.
+    const ccmFor = ccmCache(tagLength, nonceLength);
+    return {
+      ...base,
+      seal(key, nonce, aad, plaintext) {
+        checkLengths(key, nonce);
+        return bytesView(ccmFor(key).seal(nonce, aad, plaintext));
+      },
+      open(key, nonce, aad, ciphertext) {
+        if (key.length !== keyLength || nonce.length !== nonceLength || ciphertext.length < tagLength) return undefined;
+        const out = ccmFor(key).openAt(nonce, aad, ciphertext, 0, ciphertext.length - tagLength);
+        return out === undefined ? undefined : bytesView(out);
+      },
+    };
+  }
   return {
-    id,
-    name,
-    keyLength,
-    nonceLength,
-    tagLength,
+    ...base,
     seal(key, nonce, aad, plaintext) {
-      if (key.length !== keyLength) throw new CoseError(`${name} needs a ${keyLength}-byte key, got ${key.length}`);
-      if (nonce.length !== nonceLength) throw new CoseError(`${name} needs a ${nonceLength}-byte nonce, got ${nonce.length}`);
+      checkLengths(key, nonce);
       // One cast: the createCipheriv overloads differ only in their option types.
-      const c = createCipheriv(cipher as CipherCCMTypes, key, nonce, { authTagLength: tagLength });
-      c.setAAD(aad, { plaintextLength: plaintext.length });
+      const c = createCipheriv(cipher as CipherGCMTypes, key, nonce, { authTagLength: tagLength });
+      c.setAAD(aad);
       const body = Buffer.concat([c.update(plaintext), c.final()]);
       return bytesView(Buffer.concat([body, c.getAuthTag()]));
     },
@@ -57,12 +95,10 @@ function makeAead(id: number, name: string, cipher: NodeAead, keyLength: number,
       if (key.length !== keyLength || nonce.length !== nonceLength || ciphertext.length < tagLength) return undefined;
       const bodyLength = ciphertext.length - tagLength;
       try {
-        const d = createDecipheriv(cipher as CipherCCMTypes, key, nonce, { authTagLength: tagLength });
+        const d = createDecipheriv(cipher as CipherGCMTypes, key, nonce, { authTagLength: tagLength });
         d.setAuthTag(ciphertext.subarray(bodyLength));
-        d.setAAD(aad, { plaintextLength: bodyLength });
-        const body = d.update(ciphertext.subarray(0, bodyLength));
-        // final() is where every mode, CCM included, rejects a wrong tag (CCM's update() then returns nothing).
-        return bytesView(Buffer.concat([body, d.final()]));
+        d.setAAD(aad);
+        return bytesView(Buffer.concat([d.update(ciphertext.subarray(0, bodyLength)), d.final()]));
       } catch {
         return undefined;
       }
@@ -72,14 +108,16 @@ function makeAead(id: number, name: string, cipher: NodeAead, keyLength: number,
 
 // §4.1 (GCM: 96-bit nonce, 128-bit tag), §4.2 (CCM "16" = L of 16 bits → 13-byte nonce, then tag and key bits), §4.3.
 const AEADS: readonly CoseAeadAlgorithm[] = [
-  makeAead(CoseAead.AES_CCM_16_64_128, 'AES-CCM-16-64-128', 'aes-128-ccm', 16, 13, 8),
-  makeAead(CoseAead.AES_CCM_16_64_256, 'AES-CCM-16-64-256', 'aes-256-ccm', 32, 13, 8),
-  makeAead(CoseAead.AES_CCM_16_128_128, 'AES-CCM-16-128-128', 'aes-128-ccm', 16, 13, 16),
+  makeAead(CoseAead.AES_CCM_16_64_128, 'AES-CCM-16-64-128', 'ccm', 16, 13, 8),
+  makeAead(CoseAead.AES_CCM_16_64_256, 'AES-CCM-16-64-256', 'ccm', 32, 13, 8),
+  makeAead(CoseAead.AES_CCM_16_128_128, 'AES-CCM-16-128-128', 'ccm', 16, 13, 16),
   makeAead(CoseAead.A128GCM, 'A128GCM', 'aes-128-gcm', 16, 12, 16),
   makeAead(CoseAead.A192GCM, 'A192GCM', 'aes-192-gcm', 24, 12, 16),
   makeAead(CoseAead.A256GCM, 'A256GCM', 'aes-256-gcm', 32, 12, 16),
   makeAead(CoseAead.CHACHA20_POLY1305, 'ChaCha20/Poly1305', 'chacha20-poly1305', 32, 12, 16),
 ];
+
+export const allCoseAeads = (): readonly CoseAeadAlgorithm[] => AEADS;
 
 export const findCoseAead = (id: number): CoseAeadAlgorithm | undefined => AEADS.find((a) => a.id === id);
 
@@ -168,7 +206,12 @@ function makeHkdf(id: number, name: string, hash: 'sha256' | 'sha384' | 'sha512'
     }
     return concatBytes(...blocks).subarray(0, length);
   };
-  return { id, name, hash, hashLength, extract, expand, derive: (salt, ikm, info, length) => expand(extract(salt, ikm), info, length) };
+    // Extract-and-expand in one native call (empty salt → HashLen zeros, as RFC 5869 §2.2 says).
+  const derive = (salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, length: number): Uint8Array => {
+    if (!Number.isInteger(length) || length < 0 || length > 255 * hashLength) throw new CoseError(`HKDF with ${name} cannot produce ${length} bytes`);
+    return new Uint8Array(hkdfSync(hash, ikm, salt, info, length));
+  };
+  return { id, name, hash, hashLength, extract, expand, derive };
 }
 
 const HKDFS: readonly HkdfByHmac[] = [
