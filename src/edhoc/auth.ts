@@ -5,7 +5,7 @@ import { timingSafeEqual, type KeyObject } from 'node:crypto';
 import { CoseError, concatBytes, ecdhSharedSecret, encodeCbor, keyFitsSignAlg, rawKeyParts, sigStructure1, signBytes, verifyBytes } from '../cose/index.js';
 import { EdhocConfigError, unspecified } from './errors.js';
 import { identifierToCbor, type IdCred } from './identifiers.js';
-import { edhocExtract, edhocKdf, hashLength, KdfLabel } from './key-schedule.js';
+import { edhocExtract, edhocKdf, hashLength } from './key-schedule.js';
 import type { CipherSuite } from './suites.js';
 
 export interface MacInput {
@@ -105,4 +105,3 @@ export function chainPrk(suite: CipherSuite, prk: Uint8Array, saltLabel: number,
   return edhocExtract(suite, salt, staticDhSecretValue);
 }
 
-export { KdfLabel };

@@ -28,7 +28,10 @@ export interface InitiatorConfig {
   readonly peers: CredentialResolver;
   /** |ead_label| values this endpoint understands; an unknown critical item aborts (§3.8). */
   readonly understoodEadLabels?: readonly number[];
-  /** Ephemeral key source (tests inject fixed keys; default: fresh random keys). */
+  /**
+   * Ephemeral key source (tests inject fixed keys; default: fresh random keys). Its curve is not
+   * checked against the suite: RFC 9529 §3.1 itself offers suite 6 with a P-256 G_X.
+   */
   readonly ephemeralKey?: (curve: number) => EcdhKeyPair;
 }
 
