@@ -3,15 +3,13 @@
  * draft-ietf-cose-rfc8152bis-algs §4 and the HKDF algorithms of §5.1 of the same, addressed by
  * their COSE identifier or by the name used in configuration files.
  *
- * Everything is Node's built-in crypto; the AES-CCM algorithms go through crypto/aes-ccm.ts, which
- * keeps one AES key schedule per key instead of a new CCM context per message (one instance per
- * key, found by the key's identity and checked against a copy of its bytes). `seal` throws on
+ * The algorithms themselves live in src/cose/algorithms.ts (shared with EDHOC); AES-CCM goes
+ * through crypto/aes-ccm.ts there, with one AES key schedule per key. `seal` throws on
  * local misuse (wrong key or nonce length:
  * a configuration bug); `open` never throws: any failure — a wrong tag, a truncated ciphertext, a
  * key of the wrong length — is `undefined`, because its input comes from the network.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, type CipherGCMTypes } from 'node:crypto';
-import { AesCcm } from '../crypto/aes-ccm.js';
+import { coseAead, CoseHmac, hkdfByHmac, type CoseAeadAlgorithm } from '../cose/algorithms.js';
 import { OscoreConfigError } from './errors.js';
 
 export interface AeadAlgorithm {
@@ -51,99 +49,39 @@ export const HkdfId = {
 export const DEFAULT_AEAD = AeadId.AES_CCM_16_64_128;
 export const DEFAULT_HKDF = HkdfId.HKDF_SHA_256;
 
-type NodeCipher = 'aes-128-ccm' | 'aes-256-ccm' | CipherGCMTypes | 'chacha20-poly1305';
-
-const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-
-interface KeyedCcm {
-  /** The key bytes the instance was made with: a caller that reuses its key array for another key gets a new instance. */
-  readonly key: Buffer;
-  readonly ccm: AesCcm;
-}
-
 /**
- * AesCcm instances by key array. Contexts hold their derived keys for their whole life, so each
- * key schedules AES once; a WeakMap lets a dropped context's ciphers go with it.
+ * The COSE AEADs (src/cose/algorithms.ts) with OSCORE's ID limit, and local misuse reported as
+ * an OscoreConfigError (a configuration bug here) rather than the COSE layer's CoseError.
  */
-function ccmCache(tagLength: number, nonceLength: number): (key: Uint8Array) => AesCcm {
-  const byKey = new WeakMap<Uint8Array, KeyedCcm>();
-  return (key) => {
-    const cached = byKey.get(key);
-    if (cached !== undefined && cached.key.equals(key)) return cached.ccm;
-    const entry = { key: Buffer.from(key), ccm: new AesCcm(key, tagLength, nonceLength) };
-    byKey.set(key, entry);
-    return entry.ccm;
-  };
-}
-
-function makeAead(
-  id: number,
-  name: string,
-  cipher: NodeCipher,
-  keyLength: number,
-  nonceLength: number,
-  tagLength: number,
-): AeadAlgorithm {
-  const checkLengths = (key: Uint8Array, nonce: Uint8Array): void => {
-    if (key.length !== keyLength) throw new OscoreConfigError(`${name} needs a ${keyLength}-byte key, got ${key.length} bytes`);
-    if (nonce.length !== nonceLength) {
-      throw new OscoreConfigError(`${name} needs a ${nonceLength}-byte nonce, got ${nonce.length} bytes`);
-    }
-  };
-  const base = { id, name, keyLength, nonceLength, tagLength, maxIdLength: nonceLength - 6 };
-  if (cipher.endsWith('-ccm')) {
-    const ccmFor = ccmCache(tagLength, nonceLength);
-    return {
-      ...base,
-      seal(key, nonce, aad, plaintext) {
-        checkLengths(key, nonce);
-        return plain(ccmFor(key).seal(nonce, aad, plaintext));
-      },
-      open(key, nonce, aad, ciphertext) {
-        if (key.length !== keyLength || nonce.length !== nonceLength || ciphertext.length < tagLength) return undefined;
-        const bodyLength = ciphertext.length - tagLength;
-        const out = ccmFor(key).openAt(nonce, aad, ciphertext, 0, bodyLength);
-        return out === undefined ? undefined : plain(out);
-      },
-    };
-  }
+function oscoreAead(aead: CoseAeadAlgorithm): AeadAlgorithm {
+  const { id, name, keyLength, nonceLength, tagLength } = aead;
   return {
-    ...base,
+    id,
+    name,
+    keyLength,
+    nonceLength,
+    tagLength,
+    maxIdLength: nonceLength - 6,
     seal(key, nonce, aad, plaintext) {
-      checkLengths(key, nonce);
-      // The overloads of createCipheriv differ only in the option type; one cast covers all three.
-      const c = createCipheriv(cipher as CipherGCMTypes, key, nonce, { authTagLength: tagLength });
-      c.setAAD(aad);
-      const body = Buffer.concat([c.update(plaintext), c.final()]);
-      return plain(Buffer.concat([body, c.getAuthTag()]));
+      if (key.length !== keyLength) throw new OscoreConfigError(`${name} needs a ${keyLength}-byte key, got ${key.length} bytes`);
+      if (nonce.length !== nonceLength) throw new OscoreConfigError(`${name} needs a ${nonceLength}-byte nonce, got ${nonce.length} bytes`);
+      return aead.seal(key, nonce, aad, plaintext);
     },
-    open(key, nonce, aad, ciphertext) {
-      if (key.length !== keyLength || nonce.length !== nonceLength || ciphertext.length < tagLength) return undefined;
-      try {
-        const bodyLength = ciphertext.length - tagLength;
-        const d = createDecipheriv(cipher as CipherGCMTypes, key, nonce, { authTagLength: tagLength });
-        d.setAuthTag(ciphertext.subarray(bodyLength));
-        d.setAAD(aad);
-        const out = Buffer.concat([d.update(ciphertext.subarray(0, bodyLength)), d.final()]);
-        return plain(out);
-      } catch {
-        return undefined;
-      }
-    },
+    open: (key, nonce, aad, ciphertext) => aead.open(key, nonce, aad, ciphertext),
   };
 }
 
-// draft-ietf-cose-rfc8152bis-algs-11 §4.1 (GCM: 96-bit nonce, 128-bit tag), §4.2 (CCM: the
-// "16" is L = 16 bits, hence a 13-byte nonce; "64"/"128" the tag in bits), §4.3 (ChaCha20/Poly1305).
+// draft-ietf-cose-rfc8152bis-algs-11 §4.1 (GCM), §4.2 (CCM), §4.3 (ChaCha20/Poly1305), in OSCORE's
+// order of preference for listings (the default first).
 const AEADS: readonly AeadAlgorithm[] = [
-  makeAead(AeadId.AES_CCM_16_64_128, 'AES-CCM-16-64-128', 'aes-128-ccm', 16, 13, 8),
-  makeAead(AeadId.AES_CCM_16_64_256, 'AES-CCM-16-64-256', 'aes-256-ccm', 32, 13, 8),
-  makeAead(AeadId.AES_CCM_16_128_128, 'AES-CCM-16-128-128', 'aes-128-ccm', 16, 13, 16),
-  makeAead(AeadId.A128GCM, 'A128GCM', 'aes-128-gcm', 16, 12, 16),
-  makeAead(AeadId.A192GCM, 'A192GCM', 'aes-192-gcm', 24, 12, 16),
-  makeAead(AeadId.A256GCM, 'A256GCM', 'aes-256-gcm', 32, 12, 16),
-  makeAead(AeadId.CHACHA20_POLY1305, 'ChaCha20/Poly1305', 'chacha20-poly1305', 32, 12, 16),
-];
+  AeadId.AES_CCM_16_64_128,
+  AeadId.AES_CCM_16_64_256,
+  AeadId.AES_CCM_16_128_128,
+  AeadId.A128GCM,
+  AeadId.A192GCM,
+  AeadId.A256GCM,
+  AeadId.CHACHA20_POLY1305,
+].map((id) => oscoreAead(coseAead(id)));
 
 export interface HkdfAlgorithm {
   readonly id: number;
@@ -153,16 +91,15 @@ export interface HkdfAlgorithm {
   derive(salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, length: number): Uint8Array;
 }
 
-const makeHkdf = (id: number, name: string, hash: 'sha256' | 'sha512'): HkdfAlgorithm => ({
-  id,
-  name,
-  hash,
-  derive: (salt, ikm, info, length) => new Uint8Array(hkdfSync(hash, ikm, salt, info, length)),
-});
+/** HKDF SHA-256/512 (-10/-11, "direct+HKDF") is the HKDF of the COSE HMAC 256/256 (5) and 512/512 (7). */
+const makeHkdf = (id: number, name: string, hash: 'sha256' | 'sha512', hmacId: number): HkdfAlgorithm => {
+  const hkdf = hkdfByHmac(hmacId);
+  return { id, name, hash, derive: (salt, ikm, info, length) => hkdf.derive(salt, ikm, info, length) };
+};
 
 const HKDFS: readonly HkdfAlgorithm[] = [
-  makeHkdf(HkdfId.HKDF_SHA_256, 'HKDF SHA-256', 'sha256'),
-  makeHkdf(HkdfId.HKDF_SHA_512, 'HKDF SHA-512', 'sha512'),
+  makeHkdf(HkdfId.HKDF_SHA_256, 'HKDF SHA-256', 'sha256', CoseHmac.HMAC_256_256),
+  makeHkdf(HkdfId.HKDF_SHA_512, 'HKDF SHA-512', 'sha512', CoseHmac.HMAC_512_512),
 ];
 
 /**

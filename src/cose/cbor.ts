@@ -1,0 +1,135 @@
+/**
+ * A strict CBOR layer over `cbor2` for COSE and EDHOC.
+ *
+ * Encoding is deterministic (RFC 8949 §4.2.1: preferred serialization, definite lengths, map keys
+ * in bytewise lexicographic order), which is what EDHOC's transcript hashes and COSE's
+ * Sig_structure/Enc_structure need to be reproducible.
+ *
+ * Decoding is for bytes from the network: non-preferred integer or length encodings, indefinite
+ * lengths, duplicate map keys, floats, `undefined` and tags are all refused (RFC 9528 §3.1 and
+ * RFC 9529 §4.3: EDHOC is deterministic CBOR only). Byte strings come back as plain Uint8Array
+ * views, never Node Buffers: cbor2 encodes a Buffer as a tagged object, so a Buffer that slipped
+ * back into an encoder would change the bytes of a hash input.
+ */
+import { decodeSequence, encode, getEncoded, Tag } from 'cbor2';
+
+export class CborError extends Error {
+  override readonly name = 'CborError';
+}
+
+/** What the strict decoder yields: no floats, tags or `undefined`. Maps are always Map. */
+export type CborValue = number | bigint | string | boolean | null | Uint8Array | CborValue[] | Map<CborValue, CborValue>;
+
+const STRICT_DECODE = {
+  requirePreferred: true,
+  rejectStreaming: true,
+  rejectDuplicateKeys: true,
+  rejectFloats: true,
+  rejectUndefined: true,
+  rejectSimple: true,
+  rejectBigInts: true,
+  preferMap: true,
+  ignoreGlobalTags: true,
+  saveOriginal: true,
+  maxDepth: 16,
+} as const;
+
+/** A plain Uint8Array view of any byte array (a Buffer is a Uint8Array subclass that cbor2 tags). */
+export const bytesView = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+/**
+ * The original encoding of each decoded map or array, kept so that a credential carried by value
+ * (a CCS in 'kccs') is hashed with exactly the bytes that were sent.
+ */
+const originalEncodings = new WeakMap<object, Uint8Array>();
+
+function normalize(value: unknown): CborValue {
+  if (value instanceof Uint8Array) return bytesView(value);
+  if (value instanceof Tag) throw new CborError(`CBOR tag ${String(value.tag)} not allowed here`);
+  if (Array.isArray(value)) {
+    const out = value.map(normalize);
+    const raw = getEncoded(value);
+    if (raw !== undefined) originalEncodings.set(out, bytesView(raw));
+    return out;
+  }
+  if (value instanceof Map) {
+    const out = new Map<CborValue, CborValue>();
+    for (const [k, v] of value) out.set(normalize(k), normalize(v));
+    const raw = getEncoded(value);
+    if (raw !== undefined) originalEncodings.set(out, bytesView(raw));
+    return out;
+  }
+  switch (typeof value) {
+    case 'number':
+      if (!Number.isInteger(value)) throw new CborError('floating-point values are not allowed');
+      return value;
+    case 'bigint':
+    case 'string':
+    case 'boolean':
+      return value;
+    default:
+      if (value === null) return null;
+      throw new CborError(`unsupported CBOR value of type ${typeof value}`);
+  }
+}
+
+/**
+ * Decodes a CBOR sequence (RFC 8742) strictly. Throws CborError on any malformed, truncated or
+ * non-deterministic input.
+ */
+export function decodeSequenceStrict(bytes: Uint8Array): CborValue[] {
+  const items: CborValue[] = [];
+  try {
+    for (const item of decodeSequence(bytesView(bytes), STRICT_DECODE)) items.push(normalize(item));
+  } catch (e) {
+    if (e instanceof CborError) throw e;
+    throw new CborError(`invalid CBOR: ${(e as Error).message}`);
+  }
+  return items;
+}
+
+/** Decodes exactly one CBOR data item. */
+export function decodeStrict(bytes: Uint8Array): CborValue {
+  const items = decodeSequenceStrict(bytes);
+  if (items.length !== 1) throw new CborError(`expected one CBOR data item, found ${items.length}`);
+  return items[0]!;
+}
+
+/** The bytes a decoded map or array arrived as (deterministic re-encoding otherwise). */
+export function originalEncoding(value: CborValue): Uint8Array {
+  if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) {
+    const raw = originalEncodings.get(value);
+    if (raw !== undefined) return raw;
+  }
+  return encodeCbor(value);
+}
+
+function prepare(value: unknown): unknown {
+  if (value instanceof Uint8Array) return bytesView(value);
+  if (Array.isArray(value)) return value.map(prepare);
+  if (value instanceof Map) return new Map([...value].map(([k, v]) => [prepare(k), prepare(v)]));
+  return value;
+}
+
+/** Deterministic encoding of one data item. */
+export const encodeCbor = (value: unknown): Uint8Array => bytesView(encode(prepare(value), { cde: true }));
+
+/** A CBOR sequence: the concatenation of each item's deterministic encoding. */
+export const encodeSequence = (...items: unknown[]): Uint8Array => concatBytes(...items.map(encodeCbor));
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+export const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+export const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
+export const isMap = (v: unknown): v is Map<CborValue, CborValue> => v instanceof Map;
+
+export const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+export const fromHex = (hex: string): Uint8Array => bytesView(Buffer.from(hex.replace(/\s+/g, ''), 'hex'));
