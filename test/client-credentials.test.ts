@@ -147,3 +147,31 @@ test('two stores for one sender context at the same time: the second is refused,
   // Once the first is closed, the context opens again.
   openSecurityContext(loadLibcoapConf(conf), { sequenceFile: join(root, 'client-f.seq'), registryDirectory: process.env['COAPSEC_STATE_DIR']! }).close();
 });
+
+test('a counter kept where coapsec cannot see it gets "Replay detected" with how to recover; raising it recovers without restarting the server', async () => {
+  const file = clientFile('client-g.json', `coap://127.0.0.1:${port}/*`);
+  const registered = new CoapClient({ credentials: file });
+  try {
+    assert.equal((await registered.get(`coap://127.0.0.1:${port}/secret`)).status, '2.05 Content');
+  } finally {
+    await registered.close();
+  }
+  // E.g. libcoap's coap-client with its own sequence file: a second counter, starting at 0.
+  const config = loadCredentials(file).oscore[0]!.context;
+  const sequenceFile = join(root, 'elsewhere.seq');
+  const request = async (): Promise<string> => {
+    const opened = openSecurityContext(config, { sequenceFile });
+    const security = new OscoreClientSecurity(opened.context);
+    const client = new CoapClient({ security: () => security });
+    try {
+      return (await client.get(`coap://127.0.0.1:${port}/secret`)).status;
+    } finally {
+      await client.close();
+      opened.close();
+    }
+  };
+  await assert.rejects(request(), (e: unknown) => e instanceof Error && /"Replay detected" — the server has already accepted this sequence number/.test(e.message) && /needs no restart/.test(e.message));
+  // The documented reset: a number above the other counter's.
+  writeFileSync(sequenceFile, '1000000\n');
+  assert.equal(await request(), '2.05 Content');
+});

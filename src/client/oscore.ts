@@ -32,6 +32,20 @@ export function layerOf(security: OscoreSecurityContext): OscoreLayerInfo {
   return layer;
 }
 
+/**
+ * §7.4: "Replay detected" means the server has accepted this Partial IV from this sender before —
+ * for a request just numbered by our own counter, a second counter for the same sender context
+ * was used somewhere. Say so, and how to recover without restarting the server.
+ */
+function replayHint(response: CoapMessage): string {
+  if (response.code !== ResponseCode.Unauthorized || Buffer.from(response.payload).toString('latin1') !== 'Replay detected') return '';
+  return (
+    ' — the server has already accepted this sequence number from this sender context, so its Sender Sequence ' +
+    'Number was also kept elsewhere (another sequence file or state directory, or another program); raise the ' +
+    "context's counter above the other one's (docs/credentials.md, \"Recovering from Replay detected\"); the server needs no restart"
+  );
+}
+
 export interface OscoreClientOptions {
   /**
    * Appendix B.2 step 1 before the first request: "If the client does not have a valid security
@@ -87,7 +101,7 @@ export class OscoreClientSecurity implements MessageSecurity {
     const verify = (response: CoapMessage, notification: boolean): CoapMessage | Error => {
       if (getOption(response, OptionNumber.Oscore) === undefined) {
         const diagnostic = response.payload.length > 0 ? `: ${printablePayload(response.payload)}` : '';
-        return new Error(`unprotected ${codeToString(response.code)}${diagnostic}`);
+        return new Error(`unprotected ${codeToString(response.code)}${diagnostic}${replayHint(response)}`);
       }
       const kidContextField = security.rederivation ? responseKidContext(response) : undefined;
       if (kidContextField !== undefined) {
