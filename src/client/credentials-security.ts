@@ -24,7 +24,7 @@ export class NoSecurityContextError extends CoapRequestError {
   ) {
     super(
       `no OSCORE context in ${file} matches ${uri} (patterns tried: ${patterns.length > 0 ? patterns.join(', ') : 'none'}); ` +
-        'the request was not sent unprotected',
+        'nothing was sent',
     );
     this.name = 'NoSecurityContextError';
   }
