@@ -14,6 +14,7 @@ import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { VerificationError } from '../src/client/security.js';
 import { OscoreSecurityContext, VolatileSequence, type SecurityContextInput } from '../src/oscore/security-context.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
+import { decodeOscoreOption } from '../src/oscore/option.js';
 import { CoapServer } from '../src/server/server.js';
 import { FakeNetwork } from './support/network.js';
 
@@ -33,8 +34,9 @@ const template = (): CoapMessage => ({
   payload: EMPTY_BYTES,
 });
 
-function startServer(net: FakeNetwork, options: { oscore?: { restarted: boolean; sequenceFrom: number } | undefined; seed?: number }) {
-  const security = options.oscore ? new OscoreServerSecurity([new OscoreSecurityContext(SERVER_CONTEXT, new VolatileSequence(options.oscore.sequenceFrom), options.oscore.restarted)]) : undefined;
+function startServer(net: FakeNetwork, options: { oscore?: { restarted: boolean; sequenceFrom: number; rederivation?: boolean } | undefined; seed?: number }) {
+  const context = { ...SERVER_CONTEXT, rederivation: options.oscore?.rederivation ?? false };
+  const security = options.oscore ? new OscoreServerSecurity([new OscoreSecurityContext(context, new VolatileSequence(options.oscore.sequenceFrom), options.oscore.restarted)]) : undefined;
   const server = new CoapServer(net.endpoint(SERVER, {}, options.seed ?? 1), security ? { security } : {});
   let state = 0;
   server.resource('/counter', { GET: () => ({ code: ResponseCode.Content, maxAge: 2, payload: `state ${state}` }) }, { observable: true });
@@ -132,5 +134,18 @@ test('an OSCORE observation registering with a restarted server answers its Echo
   const observation = observe(net);
   assert.equal((await net.until(observation.next(), 5_000)).value!.text(), 'state 0');
   assert.equal(registrations(net).length, 2);
+  await net.until(observation.cancel(), 5_000);
+});
+
+test('an OSCORE observation completes Appendix B.2 started by a restarted server (response #1 with R2), then registers under the third context', async () => {
+  const net = new FakeNetwork();
+  const { change } = startServer(net, { oscore: { restarted: true, sequenceFrom: 0, rederivation: true } });
+  const observation = observe(net, { ...CLIENT_CONTEXT, rederivation: true });
+  assert.equal((await net.until(observation.next(), 5_000)).value!.text(), 'state 0');
+  const [first, second] = registrations(net).map((d) => decodeOscoreOption(getOption(d.message, OptionNumber.Oscore)!));
+  assert.equal(first!.kidContext, undefined, 'an ordinary registration');
+  assert.equal(second!.kidContext?.length, 17, "request #2: R2 || R3 wrapped in a CBOR bstr as 'kid context'");
+  change();
+  assert.equal((await net.until(observation.next(), 5_000)).value!.text(), 'state 1');
   await net.until(observation.cancel(), 5_000);
 });

@@ -122,7 +122,9 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
   /** Returns false to reject (RST) a notification once the observation has ended. */
   private onNotification(received: CoapMessage, receivedContext: EndpointContext): boolean {
     if (this.ended) return false;
-    const verified = this.current?.verify(received, true);
+    // Only Appendix B.2 response #1 carries a 'kid context' in a response: the single response to
+    // a registration, never a notification.
+    const verified = this.current?.verify(received, responseKidContext(received) === undefined);
     // A notification that fails verification is dropped; it does not end the observation (RFC 8613
     // §8.4.2). When it is the registration's own response, register() ends the observation.
     if (verified instanceof Error) this.refused.set(received, verified);
