@@ -162,3 +162,12 @@ test('observe answers the Echo challenge of a restarted server (RFC 8613 Appendi
   assert.match(r.stdout, /^\d{4}-\d\d-\d\dT/);
   assert.match(r.stderr, /^protection: OSCORE kid=02 \(demo-server\)$/m);
 });
+
+test('--help of the client commands names --allow-unprotected and the default state directory', async () => {
+  for (const command of ['get', 'observe']) {
+    const r = await coapsec([command, '--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /--allow-unprotected/);
+    assert.match(r.stdout, /\$COAPSEC_STATE_DIR, else \$XDG_STATE_HOME\/coapsec, else ~\/\.local\/state\/coapsec/);
+  }
+});

@@ -17,14 +17,12 @@ import { loadCredentials } from '../credentials/credentials-file.js';
 import { CredentialsError } from '../credentials/errors.js';
 import { loadLibcoapConf, parseOscoreConfArgument } from '../credentials/libcoap-conf.js';
 import { openSecurityContext, type OpenedContext, type SequencePersistence } from '../credentials/runtime.js';
-import { STATE_DIRECTORY_DESCRIPTION, defaultStateDirectory } from '../credentials/state-directory.js';
+import { defaultStateDirectory } from '../credentials/state-directory.js';
 import type { EndpointContext } from '../exchange/context.js';
 import { OscoreConfigError } from '../oscore/errors.js';
 import { serverCredentials } from '../server/credentials.js';
 import { OscoreServerSecurity } from '../server/oscore.js';
 import { UsageError } from './errors.js';
-
-export { defaultStateDirectory };
 
 export const OSCORE_FLAGS = {
   credentials: { type: 'string' },
@@ -37,9 +35,9 @@ export const CLIENT_OSCORE_FLAGS = {
   'allow-unprotected': { type: 'boolean' },
 } as const;
 
-const STATE_USAGE = `  Sender Sequence Numbers persist in the credentials' stateDirectory, SEQFILE or the state
-  directory (${STATE_DIRECTORY_DESCRIPTION}), where every
-  context is also registered: one counter per context however it is configured`;
+const STATE_USAGE = `  Sender Sequence Numbers persist in the credentials' stateDirectory, in SEQFILE, or in the
+  state directory: $COAPSEC_STATE_DIR, else $XDG_STATE_HOME/coapsec, else ~/.local/state/coapsec,
+  where every context is also registered (one counter per context however it is configured)`;
 
 export const OSCORE_USAGE = `  OSCORE (RFC 8613):
   --credentials FILE      coapsec JSON credentials (contexts by URI; server recipients)

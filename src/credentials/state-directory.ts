@@ -11,6 +11,3 @@ export function defaultStateDirectory(env: NodeJS.ProcessEnv = process.env): str
   if (env['COAPSEC_STATE_DIR']) return env['COAPSEC_STATE_DIR'];
   return join(env['XDG_STATE_HOME'] || join(homedir(), '.local', 'state'), 'coapsec');
 }
-
-/** The text for --help and errors. */
-export const STATE_DIRECTORY_DESCRIPTION = '$COAPSEC_STATE_DIR, else $XDG_STATE_HOME/coapsec, else ~/.local/state/coapsec';
