@@ -23,7 +23,7 @@ export class NoSecurityContextError extends CoapRequestError {
     readonly file: string,
   ) {
     super(
-      `no OSCORE context in ${file} matches ${uri} (patterns tried: ${patterns.length > 0 ? patterns.join(', ') : 'none'}); ` +
+      `no OSCORE context in ${file} matches ${uri} (${patterns.length > 0 ? `patterns tried: ${patterns.join(', ')}` : 'it has no client contexts in "oscore"'}); ` +
         'nothing was sent',
     );
     this.name = 'NoSecurityContextError';
