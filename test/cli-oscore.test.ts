@@ -23,6 +23,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'coapsec');
 const root = mkdtempSync(join(tmpdir(), 'coapsec-cli-oscore-'));
 const STATE = join(root, 'common-state');
+// The in-process server registers its contexts in the common state directory too: this test's own.
+process.env['COAPSEC_STATE_DIR'] = STATE;
 const SECRET = '0102030405060708090a0b0c0d0e0f10';
 
 interface Result {
