@@ -6,7 +6,7 @@ export { encodeMessage, decodeMessage, MessageFormatError } from './coap/codec.j
 export { ContentFormat, contentFormatName, parseContentFormat } from './coap/content-format.js';
 export { parseCoapUri, formatCoapUri, uriToOptions, optionsToUri, UriError, type CoapUri } from './coap/uri.js';
 export { parseLinkFormat, serializeLinks, filterLinks, type Link } from './coap/link-format.js';
-export { CoapClient, request, type ClientRequest, type ClientResponse, type ClientOptions } from './client/client.js';
+export { CoapClient, request, type ClientRequest, type ClientResponse, type ClientOptions, type ObserveRequest } from './client/client.js';
 export { CoapServer, type ServerOptions } from './server/server.js';
 export type { CoapRequest, CoapResponse, Handler, Handlers, ResourceDefinition, LinkAttributes } from './server/resource.js';
 export { CoapEndpoint, ServerExchange, type EndpointOptions, type RequestOptions } from './exchange/endpoint.js';
@@ -15,3 +15,22 @@ export { TimeoutError, ResetError, BadResponseError, CancelledError, CoapRequest
 export { DEFAULT_PARAMETERS, type TransmissionParameters } from './messaging/parameters.js';
 export { UdpTransport } from './transport/udp.js';
 export type { DatagramTransport, PeerAddress, TransportSecurity } from './transport/transport.js';
+// OSCORE (RFC 8613) and credentials: `new CoapClient({ credentials })`, `CoapServer.listen({ credentials })`.
+export { CredentialsError } from './credentials/errors.js';
+export { loadCredentials, parseCredentials, matchClientContext, type Credentials, type ClientOscoreEntry, type ServerRecipient } from './credentials/credentials-file.js';
+export { loadLibcoapConf, parseLibcoapConf, parseOscoreConfArgument } from './credentials/libcoap-conf.js';
+export type { OscoreContextConfig } from './credentials/oscore-params.js';
+export { openSecurityContext, openServerContexts, type OpenedContext, type SequencePersistence } from './credentials/runtime.js';
+export { SequenceNumberStore, SequenceExhaustedError, sequenceFileName } from './credentials/sequence-store.js';
+export { defaultStateDirectory } from './credentials/state-directory.js';
+export { ClientCredentials, NoSecurityContextError, type ClientCredentialsOptions } from './client/credentials-security.js';
+export { OscoreClientSecurity, type OscoreClientOptions } from './client/oscore.js';
+export { PLAIN, VerificationError, type MessageSecurity, type ProtectedRequest } from './client/security.js';
+export { Observation, type ObservationSettings } from './client/observe.js';
+export { RouteSecurity, TooManyLayersError, type RouteHop, type RouteOptions } from './client/route.js';
+export { serverCredentials, type ServerCredentials, type ServerCredentialsOptions } from './server/credentials.js';
+export { OscoreServerSecurity, behindLayer, type OscoreServerOptions, type SourceList } from './server/oscore.js';
+export type { ServerSecurity, UnprotectOutcome, ResponseProtector } from './server/security.js';
+export { OscoreSecurityContext, VolatileSequence, type SecurityContextInput, type SequenceSource } from './oscore/security-context.js';
+export { OscoreConfigError, MalformedOscoreOption, SequenceNumberExhausted } from './oscore/errors.js';
+export type { OscoreLayerInfo } from './exchange/context.js';

@@ -138,7 +138,7 @@ describe('requests', { concurrency: 4 }, () => {
   test('--verbose is the long form of -v', async () => {
     const r = await coapsec(['get', `${base}/nothing`, '--verbose']);
     assert.equal(r.code, 4, r.stderr);
-    assert.equal(r.stderr, '4.04 Not Found\n', 'the code once, not twice');
+    assert.equal(r.stderr, '4.04 Not Found\nprotection: none\n', 'the code once, not twice; then the protection (issue 16 item 1)');
   });
 
   test('--json: one parseable JSON object with code "2.05"', async () => {

@@ -4,7 +4,7 @@ import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
-import { clientOscore, OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
+import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, describeProtection, oscoreRefusal } from './oscore-args.js';
 import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
 import { ExitCode, UsageError, noResponse } from './errors.js';
 import { printVerbose, responseToJson } from './output.js';
@@ -19,7 +19,7 @@ export const OBSERVE_USAGE = `usage: coapsec observe URI [options]     (RFC 7641
   --proxy URI             send the request through this forward proxy (coap://host:port)
 ${VIA_USAGE}
 ${DTLS_USAGE}
-${OSCORE_USAGE}`;
+${CLIENT_OSCORE_USAGE}`;
 
 export async function observeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -33,7 +33,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
       verbose: { type: 'boolean', short: 'v' },
       timeout: { type: 'string' },
       ...DTLS_FLAGS,
-      ...OSCORE_FLAGS,
+      ...CLIENT_OSCORE_FLAGS,
       proxy: { type: 'string' },
       ...VIA_FLAGS,
     },
@@ -60,7 +60,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
   if (proxy !== undefined && values.via?.length) throw new UsageError('use either --proxy or --via, not both');
   const route = clientRoute(values);
   const via = route.via;
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
+  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...oscore.options, ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
   let stopTimer: NodeJS.Timeout | undefined;
   const onSignal = (): void => void observation?.cancel();
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;
@@ -80,6 +80,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
       lastCode = notification.code;
       if (values.verbose) {
         printVerbose(notification);
+        for (const line of describeProtection(notification.context, via)) process.stderr.write(`${line}\n`);
       }
       if (values.json) process.stdout.write(JSON.stringify(responseToJson(notification)) + '\n');
       else process.stdout.write(notification.text() + '\n');
@@ -89,7 +90,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
     const cls = codeClass(lastCode);
     return cls === 4 ? ExitCode.ClientError : cls === 5 ? ExitCode.ServerError : received === 0 ? ExitCode.NoResponse : ExitCode.Ok;
   } catch (error) {
-    return noResponse(error);
+    return oscoreRefusal(error) ?? noResponse(error);
   } finally {
     if (stopTimer) clearTimeout(stopTimer);
     process.off('SIGINT', onSignal);

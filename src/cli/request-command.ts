@@ -5,7 +5,7 @@ import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
-import { clientOscore, OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
+import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, describeProtection, oscoreRefusal } from './oscore-args.js';
 import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
 import { progressBar } from './progress.js';
 import { ExitCode, UsageError, noResponse } from './errors.js';
@@ -25,7 +25,7 @@ export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ip
   --proxy URI             send the request through this forward proxy (coap://host:port)
 ${VIA_USAGE}
 ${DTLS_USAGE}
-${OSCORE_USAGE}`;
+${CLIENT_OSCORE_USAGE}`;
 
 export async function requestCommand(method: string, argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -41,7 +41,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
       verbose: { type: 'boolean', short: 'v' },
       'block-size': { type: 'string', short: 'b' },
       ...DTLS_FLAGS,
-      ...OSCORE_FLAGS,
+      ...CLIENT_OSCORE_FLAGS,
       proxy: { type: 'string' },
       ...VIA_FLAGS,
     },
@@ -77,7 +77,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   if (proxy !== undefined && values.via?.length) throw new UsageError('use either --proxy or --via, not both');
   const route = clientRoute(values);
   const via = route.via;
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
+  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...oscore.options, ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
   const progress = progressBar();
   try {
     const response = await client.request({
@@ -94,6 +94,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
     progress.done();
     if (values.verbose) {
       printVerbose(response);
+      for (const line of describeProtection(response.context, via)) process.stderr.write(`${line}\n`);
     }
     if (values.json) {
       process.stdout.write(JSON.stringify(responseToJson(response)) + '\n');
@@ -106,7 +107,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
     return cls === 2 ? ExitCode.Ok : cls === 4 ? ExitCode.ClientError : cls === 5 ? ExitCode.ServerError : ExitCode.Failure;
   } catch (error) {
     progress.done();
-    return noResponse(error);
+    return oscoreRefusal(error) ?? noResponse(error);
   } finally {
     await client.close();
     oscore.close();

@@ -13,6 +13,7 @@ import type { RouteHop } from '../client/route.js';
 import { loadCredentials, matchClientContext, type Credentials } from '../credentials/credentials-file.js';
 import { CredentialsError } from '../credentials/errors.js';
 import { openSecurityContext, type OpenedContext } from '../credentials/runtime.js';
+import { defaultStateDirectory } from '../credentials/state-directory.js';
 import { parseCoapUri } from '../coap/uri.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { OscoreConfigError } from '../oscore/errors.js';
@@ -68,7 +69,7 @@ export function clientRoute(values: { via?: string[] | undefined; credentials?: 
       if (comma >= 0) throw new UsageError(`--via ${text}: ${file} has no OSCORE context for ${uri}`);
       return hop;
     }
-    const context = guarded(() => openSecurityContext(entry.context, { stateDirectory: credentials.stateDirectory }));
+    const context = guarded(() => openSecurityContext(entry.context, { stateDirectory: credentials.stateDirectory, registryDirectory: defaultStateDirectory() }));
     opened.push(context);
     return { ...hop, context: context.context };
   });
@@ -86,7 +87,7 @@ export function proxyUpstreamContexts(credentialsPath: string | undefined): { lo
       const entry = matchClientContext(credentials, uri);
       if (!entry) return undefined;
       let o = opened.get(entry);
-      if (!o) opened.set(entry, (o = guarded(() => openSecurityContext(entry.context, { stateDirectory: credentials.stateDirectory }))));
+      if (!o) opened.set(entry, (o = guarded(() => openSecurityContext(entry.context, { stateDirectory: credentials.stateDirectory, registryDirectory: defaultStateDirectory() }))));
       return o.context;
     },
     close: () => opened.forEach((o) => o.close()),

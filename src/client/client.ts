@@ -22,6 +22,8 @@ import { blockwiseRequest, type BlockwiseOptions } from './blockwise.js';
 import { Observation, type ObservationSettings } from './observe.js';
 import { PLAIN, securedSender, withEchoRetry, type MessageSecurity } from './security.js';
 import { RouteSecurity, type RouteHop, type RouteOptions } from './route.js';
+import { ClientCredentials } from './credentials-security.js';
+import type { Credentials } from '../credentials/credentials-file.js';
 
 export interface ClientRequest {
   method: MethodName | Lowercase<MethodName> | 'ipatch' | Code;
@@ -42,6 +44,11 @@ export interface ClientRequest {
   onProgress?: (bytes: number, total: number | undefined) => void;
   /** End-to-end protection for this request; by default the client's `security` map decides. */
   security?: MessageSecurity;
+  /**
+   * With `credentials` on the client: send this request as plain CoAP when no context matches it,
+   * instead of refusing it with NoSecurityContextError.
+   */
+  allowUnprotected?: boolean;
   /**
    * A chain of proxies to go through, nearest first, each optionally with its own OSCORE context
    * (draft-ietf-core-oscore-capable-proxies §2.3; client/route.ts). Overrides the client's `proxy`.
@@ -91,6 +98,17 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   sendBufferSize?: number;
   /** Chooses end-to-end protection (OSCORE) by target URI; plain CoAP where it returns undefined. */
   security?: (uri: string) => MessageSecurity | undefined;
+  /**
+   * coapsec JSON credentials (docs/credentials.md), as a path or as loadCredentials() returned
+   * them: each request is protected with the OSCORE context whose `match` pattern fits its URI,
+   * Sender Sequence Numbers persisted (RFC 8613 Appendix B.1.1). A request no pattern matches is
+   * refused with NoSecurityContextError — nothing is sent — unless `allowUnprotected` (here or on
+   * the request). A path is read at construction (CredentialsError when it does not load).
+   * Consulted after `security`.
+   */
+  credentials?: string | Credentials;
+  /** With `credentials`: send requests no context matches as plain CoAP instead of refusing them. */
+  allowUnprotected?: boolean;
   /** Chooses a route of proxies by target URI (see ClientRequest.via). */
   via?: (uri: string) => readonly RouteHop[] | undefined;
   /** Route settings: the OSCORE layer limit (§2.1) and a Hop-Limit for the first proxy (§3). */
@@ -115,9 +133,28 @@ export class CoapClient {
   private readonly block1InFlight = new Map<string, number>();
   /** Parsed request URIs with IP-literal hosts: where to send and the addressing options (bounded). */
   private readonly targets = new Map<string, Route>();
+  /** The OSCORE contexts of `options.credentials`, opened on first use. */
+  private readonly credentials: ClientCredentials | undefined;
 
   constructor(private readonly options: ClientOptions = {}) {
     if (options.blockSize !== undefined) szxForSize(options.blockSize);
+    this.credentials = options.credentials !== undefined ? new ClientCredentials(options.credentials) : undefined;
+  }
+
+  /**
+   * The end-to-end protection of a request: the request's own, the `security` map's, or the
+   * credentials' context for the URI. With credentials, a request that would go out with no OSCORE
+   * layer at all (no context for the URI, none for any proxy on its route) is refused unless
+   * unprotected requests are allowed: a user who gave credentials meant "protect this".
+   */
+  private endToEnd(uri: string, request: Pick<ClientRequest, 'security' | 'via' | 'allowUnprotected'>): MessageSecurity {
+    const chosen = request.security ?? this.options.security?.(uri) ?? this.credentials?.securityFor(uri);
+    if (chosen) return chosen;
+    if (this.credentials && !(request.allowUnprotected ?? this.options.allowUnprotected)) {
+      const via = request.via ?? this.options.via?.(uri);
+      if (!via?.some((hop) => hop.context !== undefined)) throw this.credentials.refusal(uri);
+    }
+    return PLAIN;
   }
 
   /** The endpoint used for IPv4 or IPv6 peers (coap: UDP, coaps: DTLS), created on first use. */
@@ -212,7 +249,7 @@ export class CoapClient {
     if (this.closed) throw new CoapRequestError('client is closed');
     const code = typeof request.method === 'number' ? request.method : methodFromName(request.method);
     if (code === undefined) throw new CoapRequestError(`unknown method ${String(request.method)}`);
-    const e2e = request.security ?? this.options.security?.(request.uri) ?? PLAIN;
+    const e2e = this.endToEnd(request.uri, request);
     const { target, security } = await this.routeWith(request.uri, request.via, e2e, request.admit);
     const { uri, peer } = target;
     const message = buildRequestMessage(code, uri, peer, request, target.options.slice());
@@ -250,7 +287,7 @@ export class CoapClient {
    */
   async observe(uri: string, request: ObserveRequest = {}): Promise<Observation> {
     if (this.closed) throw new CoapRequestError('client is closed');
-    const e2e = request.security ?? this.options.security?.(uri) ?? PLAIN;
+    const e2e = this.endToEnd(uri, request);
     const { target, security } = await this.routeWith(uri, request.via, e2e, request.admit);
     const { uri: parsed, peer } = target;
     const code = request.method === 'FETCH' ? Method.FETCH : Method.GET;
@@ -307,6 +344,7 @@ export class CoapClient {
     const endpoints = [...this.endpoints.values()];
     this.endpoints.clear();
     await Promise.all(endpoints.map(async (e) => (await e.catch(() => undefined))?.close()));
+    this.credentials?.close();
   }
 }
 

@@ -8,8 +8,15 @@
  * - stopping the iteration cancels actively: a GET with Observe 1 and the same token (§3.6); any
  *   notification after that is rejected with RST.
  * A 2.xx response without Observe (the server declined) or any non-2.xx response ends it.
+ *
+ * With end-to-end security (OSCORE), the response to a registration that fails verification — an
+ * unprotected error such as 4.01 "Security context not found", a 4.02 from a server without
+ * OSCORE, a proxy's 5.04 — ends the observation with that error, as a plain request would fail
+ * (securedSender); a later notification that fails verification is only dropped (RFC 8613 §8.4.2).
+ * A 4.01 with Echo (RFC 9175 §2.4; after a server restart, RFC 8613 Appendix B.1.2) or an
+ * Appendix B.2 response #1 is answered, once per registration, by registering again.
  */
-import { codeClass } from '../coap/codes.js';
+import { ResponseCode, codeClass, codeToString } from '../coap/codes.js';
 import { encodeUint, getOption, getUintOption, maxAgeOf, setOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
@@ -18,7 +25,8 @@ import { isNewerNotification } from '../exchange/observe-freshness.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { Timer } from '../util/scheduler.js';
 import { continueBlock2, type BlockwiseOptions } from './blockwise.js';
-import { PLAIN, securedSender, type MessageSecurity, type ProtectedRequest } from './security.js';
+import { PLAIN, VerificationError, securedSender, type MessageSecurity, type ProtectedRequest } from './security.js';
+import { responseKidContext } from '../oscore/rederivation.js';
 import { toClientResponse, type ClientResponse } from './client.js';
 
 export interface ObservationSettings {
@@ -44,6 +52,14 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
   private readonly token: Uint8Array;
   /** The latest registration as sent: notifications are verified against it. */
   private current: ProtectedRequest | undefined;
+  /** Whether the latest registration already answers a challenge (Echo or B.2): at most one retry. */
+  private currentIsRetry = false;
+  /**
+   * Responses the token listener refused for failing verification, with why. The endpoint hands a
+   * registration's response to the listener first and then resolves the request with the same
+   * object, so the registration can tell its own refused response from a dropped notification.
+   */
+  private readonly refused = new WeakMap<CoapMessage, Error>();
 
   constructor(
     private readonly endpoint: CoapEndpoint,
@@ -66,28 +82,58 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
   }
 
   /** The response reaches onNotification through the token listener, in arrival order. */
-  private register(): void {
+  private register(echo?: Uint8Array): void {
+    const message = cloneMessage(this.template);
+    if (echo !== undefined) setOption(message, OptionNumber.Echo, echo);
     // Every registration is a new request: with OSCORE a new Partial IV, to which the following
     // notifications are bound (RFC 8613 §4.1.3.5.1).
-    this.current = this.security.protect(cloneMessage(this.template));
+    const registration = this.security.protect(message);
+    this.current = registration;
     this.endpoint
-      .request(this.current.message, this.peer, {
+      .request(registration.message, this.peer, {
         token: this.token,
         ...(this.settings.timeout !== undefined ? { responseTimeout: this.settings.timeout } : {}),
       })
-      .catch((error: unknown) => this.fail(error as Error));
+      .then(
+        (received) => {
+          const refusal = this.refused.get(received.message);
+          if (refusal === undefined || registration !== this.current) return;
+          this.fail(new VerificationError(`response discarded: ${refusal.message} (${codeToString(received.message.code)} from ${received.context.peerKey})`));
+        },
+        (error: unknown) => this.fail(error as Error),
+      );
+  }
+
+  /**
+   * A challenge to the current registration, answered by registering again (once): a 4.01 with
+   * Echo (RFC 9175 §2.4; RFC 8613 B.1.2), or B.2 response #1 — a verified 4.01 whose OSCORE option
+   * carries a 'kid context', after which the security layer protects with the third context.
+   */
+  private answersChallenge(message: CoapMessage, received: CoapMessage): boolean {
+    if (message.code !== ResponseCode.Unauthorized || this.currentIsRetry) return false;
+    const echo = getOption(message, OptionNumber.Echo);
+    const rederived = message !== received && responseKidContext(received) !== undefined;
+    if (echo === undefined && !rederived) return false;
+    this.currentIsRetry = true;
+    this.register(echo);
+    return true;
   }
 
   /** Returns false to reject (RST) a notification once the observation has ended. */
   private onNotification(received: CoapMessage, receivedContext: EndpointContext): boolean {
     if (this.ended) return false;
-    const verified = this.current?.verify(received, true);
-    // A notification that fails verification is dropped; it does not end the observation (RFC 8613 §8.4.2).
+    // Only Appendix B.2 response #1 carries a 'kid context' in a response: the single response to
+    // a registration, never a notification.
+    const verified = this.current?.verify(received, responseKidContext(received) === undefined);
+    // A notification that fails verification is dropped; it does not end the observation (RFC 8613
+    // §8.4.2). When it is the registration's own response, register() ends the observation.
+    if (verified instanceof Error) this.refused.set(received, verified);
     if (!this.current || verified instanceof Error || verified === undefined) return true;
     const message = verified;
     const context = this.current.describe(receivedContext);
     const sequence = getUintOption(message, OptionNumber.Observe);
     if (codeClass(message.code) !== 2 || sequence === undefined) {
+      if (this.answersChallenge(message, received)) return true;
       // Not (or no longer) observing: deliver this final response and end (§3.2, §4.1).
       this.finishWith({ message, context });
       return true;
@@ -98,6 +144,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     }
     this.freshest = { value: sequence, at: now };
     this.registeredFlag = true;
+    this.currentIsRetry = false;
     const generation = ++this.generation;
     this.armReregistration(message);
     const block2 = getOption(message, OptionNumber.Block2);

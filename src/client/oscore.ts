@@ -14,7 +14,7 @@ import { ResponseCode, codeToString } from '../coap/codes.js';
 import { getOption, printablePayload, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { protectRequest, unprotectResponse } from '../oscore/protect.js';
-import { newB2Nonce, responseKidContext, secondIdContext, thirdIdContext } from '../oscore/rederivation.js';
+import { newB2Nonce, responseKidContext, secondIdContext, thirdIdContext, unwrapB2KidContext, wrapB2KidContext } from '../oscore/rederivation.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { withOscoreLayer, type OscoreLayerInfo } from '../exchange/context.js';
 import type { MessageSecurity, ProtectedRequest } from './security.js';
@@ -30,6 +30,20 @@ export function layerOf(security: OscoreSecurityContext): OscoreLayerInfo {
     layers.set(security, layer);
   }
   return layer;
+}
+
+/**
+ * §7.4: "Replay detected" means the server has accepted this Partial IV from this sender before —
+ * for a request just numbered by our own counter, a second counter for the same sender context
+ * was used somewhere. Say so, and how to recover without restarting the server.
+ */
+function replayHint(response: CoapMessage): string {
+  if (response.code !== ResponseCode.Unauthorized || Buffer.from(response.payload).toString('latin1') !== 'Replay detected') return '';
+  return (
+    ' — the server has already accepted this sequence number from this sender context, so its Sender Sequence ' +
+    'Number was also kept elsewhere (another sequence file or state directory, or another program); raise the ' +
+    "context's counter above the other one's (docs/credentials.md, \"Recovering from Replay detected\"); the server needs no restart"
+  );
 }
 
 export interface OscoreClientOptions {
@@ -78,18 +92,23 @@ export class OscoreClientSecurity implements MessageSecurity {
 
   protect(request: CoapMessage): ProtectedRequest {
     const security = this.#pending ?? this.#current;
-    const { message, binding } = protectRequest(request, security.sender, security.nextSequenceNumber(), {
-      ...(security.idContext ? { kidContext: 'include' as const } : {}),
-    });
+    // Requests #1 and #2 carry ID1 = R1 and ID3 = R2 || R3 "wrapped in a CBOR bstr as 'kid
+    // context'" (B.2 steps 1 and 3); an ordinary request carries its ID Context as it is (§5.1).
+    const kidContext = security === this.#pending && security.idContext ? wrapB2KidContext(security.idContext) : security.idContext ? ('include' as const) : undefined;
+    const { message, binding } = protectRequest(request, security.sender, security.nextSequenceNumber(), kidContext !== undefined ? { kidContext } : {});
     let notificationNumber: number | undefined;
     let requestNonceUsed = false;
     const verify = (response: CoapMessage, notification: boolean): CoapMessage | Error => {
       if (getOption(response, OptionNumber.Oscore) === undefined) {
         const diagnostic = response.payload.length > 0 ? `: ${printablePayload(response.payload)}` : '';
-        return new Error(`unprotected ${codeToString(response.code)}${diagnostic}`);
+        return new Error(`unprotected ${codeToString(response.code)}${diagnostic}${replayHint(response)}`);
       }
-      const r2 = security.rederivation ? responseKidContext(response) : undefined;
-      if (r2 !== undefined) return this.#responseOne(security, response, binding, r2, notification);
+      const kidContextField = security.rederivation ? responseKidContext(response) : undefined;
+      if (kidContextField !== undefined) {
+        const r2 = unwrapB2KidContext(kidContextField);
+        if (r2 === undefined) return new Error("the 'kid context' of Appendix B.2 response #1 is not R2 wrapped in a CBOR bstr");
+        return this.#responseOne(security, response, binding, r2, notification);
+      }
       const result = unprotectResponse(response, security.primaryRecipient.params, binding);
       if (!result.ok) return new Error(`OSCORE verification failed: ${result.reason}`);
       if (notification && binding.observe) {

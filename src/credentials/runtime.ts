@@ -9,10 +9,16 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { OscoreSecurityContext } from '../oscore/security-context.js';
 import type { OscoreContextConfig } from './oscore-params.js';
-import { SequenceNumberStore, sequenceFileName } from './sequence-store.js';
+import { SequenceNumberStore, ensureStateDirectory, sequenceFileName } from './sequence-store.js';
 import type { ServerRecipient } from './credentials-file.js';
 
-export type SequencePersistence = { stateDirectory: string } | { sequenceFile: string };
+/**
+ * Where a context's Sender Sequence Number is kept: a state directory (a file per context named by
+ * its identity) or an explicit file. With `registryDirectory` (normally the common state
+ * directory, defaultStateDirectory()), the context is also registered there, so the same context
+ * configured elsewhere continues the same counter (sequence-store.ts).
+ */
+export type SequencePersistence = ({ stateDirectory: string } | { sequenceFile: string }) & { registryDirectory?: string };
 
 export interface OpenedContext {
   context: OscoreSecurityContext;
@@ -22,9 +28,17 @@ export interface OpenedContext {
 
 export function openSecurityContext(config: OscoreContextConfig, persistence: SequencePersistence, recipientNames?: readonly (string | undefined)[]): OpenedContext {
   const path = 'sequenceFile' in persistence ? persistence.sequenceFile : join(persistence.stateDirectory, sequenceFileName(config));
-  const restarted = existsSync(path);
+  const registry = persistence.registryDirectory;
+  const registered = registry !== undefined ? join(registry, sequenceFileName(config)) : undefined;
+  const restarted = existsSync(path) || (registered !== undefined && existsSync(registered));
   const reserve = { reserve: config.sequenceSaveInterval };
-  const store = 'sequenceFile' in persistence ? SequenceNumberStore.openFile(path, reserve) : SequenceNumberStore.open(persistence.stateDirectory, config, reserve);
+  if ('stateDirectory' in persistence) ensureStateDirectory(persistence.stateDirectory);
+  const store =
+    registry !== undefined
+      ? SequenceNumberStore.openRegistered(path, config, registry, reserve)
+      : 'sequenceFile' in persistence
+        ? SequenceNumberStore.openFile(path, reserve)
+        : SequenceNumberStore.open(persistence.stateDirectory, config, reserve);
   try {
     const context = new OscoreSecurityContext({ ...config, ...(recipientNames ? { recipientNames } : {}) }, store, restarted);
     return { context, close: () => store.close() };

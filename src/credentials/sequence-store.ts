@@ -12,6 +12,14 @@
  *
  * The file is one decimal number and a newline, the format libcoap's coap-client keeps in its
  * `-E conf,seqfile` sequence file, so the two can share one.
+ *
+ * One sender context, one counter: a context configured in two places (a credentials file with its
+ * own state directory, and a libcoap conf with a sequence file) would otherwise get two counters,
+ * and the second would start below numbers the server has already accepted — every request then
+ * fails "Replay detected" until the server's replay window is reset. So a store may name `mirrors`:
+ * the same counter registered by the context's identity (sequenceFileName) in the common state
+ * directory. It is locked with the store, the counter starts above every copy, and every
+ * reservation is written to each.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -34,6 +42,8 @@ export interface SenderContextIdentity {
 export interface SequenceStoreOptions {
   /** B.1.1's K: numbers reserved per durable write. */
   reserve: number;
+  /** Further files holding the same counter (see the module comment); each is locked as `FILE.lock`. */
+  mirrors?: readonly string[];
 }
 
 export class SequenceExhaustedError extends CredentialsError {}
@@ -72,9 +82,11 @@ export class SequenceNumberStore {
   private constructor(
     /** The counter file. */
     readonly path: string,
-    private readonly lock: PidLock,
+    private readonly locks: readonly PidLock[],
     private readonly reserve: number,
     start: number,
+    /** Copies of the counter (the context registry); written with `path`. */
+    readonly mirrors: readonly string[],
   ) {
     this.nextNumber = start;
     this.reservedUpTo = start;
@@ -82,12 +94,18 @@ export class SequenceNumberStore {
 
   /** Opens (creating as needed) the counter of one Sender Context inside `directory`. */
   static open(directory: string, identity: SenderContextIdentity, options: SequenceStoreOptions): SequenceNumberStore {
-    try {
-      mkdirSync(directory, { recursive: true, mode: 0o700 });
-    } catch (error) {
-      throw new CredentialsError(`${directory}: cannot create the state directory: ${(error as Error).message}`, directory);
-    }
+    ensureStateDirectory(directory);
     return SequenceNumberStore.openFile(join(directory, sequenceFileName(identity)), options);
+  }
+
+  /**
+   * Opens the counter of one sender context kept at `path` (a state directory's file or an explicit
+   * sequence file), registered in `registryDirectory` under the context's identity: a second store
+   * for the same context anywhere on this machine then shares that registry entry.
+   */
+  static openRegistered(path: string, identity: SenderContextIdentity, registryDirectory: string, options: SequenceStoreOptions): SequenceNumberStore {
+    ensureStateDirectory(registryDirectory);
+    return SequenceNumberStore.openFile(path, { ...options, mirrors: [...(options.mirrors ?? []), join(registryDirectory, sequenceFileName(identity))] });
   }
 
   /** Opens a counter kept in an explicit file (`--oscore-conf FILE,SEQFILE`); its lock is FILE.lock. */
@@ -97,14 +115,17 @@ export class SequenceNumberStore {
       throw new CredentialsError(`${path}: the reservation size must be a positive integer, got ${reserve}`, path);
     }
     const absolute = resolve(path);
-    const lock = PidLock.acquire(`${absolute}.lock`);
+    const mirrors = [...new Set((options.mirrors ?? []).map((m) => resolve(m)))].filter((m) => m !== absolute);
+    const locks = [PidLock.acquire(`${absolute}.lock`)];
     try {
-      const store = new SequenceNumberStore(absolute, lock, reserve, readPersisted(absolute));
+      for (const mirror of mirrors) locks.push(acquireContextLock(mirror, absolute));
+      const start = Math.max(readPersisted(absolute), ...mirrors.map(readPersisted));
+      const store = new SequenceNumberStore(absolute, locks, reserve, start, mirrors);
       // B.1.1: nothing is handed out before its reservation is durable.
       store.extendReservation();
       return store;
     } catch (error) {
-      lock.release();
+      for (const lock of locks) lock.release();
       throw error;
     }
   }
@@ -144,21 +165,51 @@ export class SequenceNumberStore {
     if (this.closed) return;
     this.closed = true;
     try {
-      if (this.nextNumber < this.reservedUpTo) writeFileDurably(this.path, `${this.nextNumber}\n`);
+      if (this.nextNumber < this.reservedUpTo) for (const file of [this.path, ...this.mirrors]) writeFileDurably(file, `${this.nextNumber}\n`);
     } finally {
-      this.lock.release();
+      for (const lock of this.locks) lock.release();
     }
   }
 
   private extendReservation(): void {
     const target = Math.min(this.nextNumber + this.reserve, MAX_SENDER_SEQUENCE_NUMBER + 1);
     if (target <= this.reservedUpTo) return; // exhausted: next() reports it
-    try {
-      writeFileDurably(this.path, `${target}\n`);
-    } catch (error) {
-      throw new CredentialsError(`${this.path}: cannot persist the sequence number reservation: ${(error as Error).message}`, this.path);
+    for (const file of [this.path, ...this.mirrors]) {
+      try {
+        writeFileDurably(file, `${target}\n`);
+      } catch (error) {
+        throw new CredentialsError(`${file}: cannot persist the sequence number reservation: ${(error as Error).message}`, file);
+      }
     }
     this.reservedUpTo = target;
+  }
+}
+
+/** Creates a state directory (owner-only) if it does not exist. */
+export function ensureStateDirectory(directory: string): void {
+  try {
+    mkdirSync(directory, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new CredentialsError(`${directory}: cannot create the state directory: ${(error as Error).message}`, directory);
+  }
+}
+
+/**
+ * Locks a registry entry: the sender context itself. Held by another store (another process, or
+ * this one through another configuration file), it is refused with what happened and what to do.
+ */
+function acquireContextLock(registryEntry: string, storePath: string): PidLock {
+  try {
+    return PidLock.acquire(`${registryEntry}.lock`);
+  } catch (error) {
+    if (!(error instanceof CredentialsError)) throw error;
+    const reason = error.message.slice(error.message.indexOf(': ') + 2).replace(/\.$/, '');
+    throw new CredentialsError(
+      `${storePath}: this OSCORE sender context is already in use with another sequence number store ` +
+        `(registered as ${registryEntry}: ${reason}). Two counters for one sender would reuse nonces and make ` +
+        'the server refuse requests as replays; use one configuration of this context at a time',
+      storePath,
+    );
   }
 }
 

@@ -64,4 +64,4 @@ export {
   type SecurityContextInput,
   type RecipientState,
 } from './security-context.js';
-export { newB2Nonce, secondIdContext, thirdIdContext, R2Cache } from './rederivation.js';
+export { newB2Nonce, secondIdContext, thirdIdContext, wrapB2KidContext, unwrapB2KidContext, R2Cache } from './rederivation.js';

@@ -73,19 +73,61 @@ export function r2Of(id3: Uint8Array, r2Length = B2_NONCE_LENGTH): Uint8Array | 
 }
 
 /**
+ * B.2 moves R1 (step 1), R2 (step 2) and R2 || R3 (step 3) "wrapped in a CBOR bstr as 'kid
+ * context'": the 'kid context' field of the OSCORE option holds the CBOR encoding of a byte string
+ * (RFC 8949 §3.1, major type 2), while the ID Context the keys are derived from is the value
+ * inside it — ID1 = R1, ID2 = R2 || ID1, ID3 = R2 || R3. An ordinary request (§5.1) carries its
+ * ID Context as it is; only the B.2 messages wrap it. The field is at most 255 bytes (§6.1), so
+ * the head is one byte (length < 24) or two (0x58, length).
+ */
+export function wrapB2KidContext(value: Uint8Array): Uint8Array {
+  if (value.length > 253) throw new RangeError(`a B.2 'kid context' value of ${value.length} bytes does not fit the 255-byte field once wrapped`);
+  const head = value.length < 24 ? [0x40 | value.length] : [0x58, value.length];
+  const out = new Uint8Array(head.length + value.length);
+  out.set(head, 0);
+  out.set(value, head.length);
+  return out;
+}
+
+/**
+ * The value inside a B.2 'kid context', or undefined when the field is not exactly one definite-
+ * length CBOR bstr in preferred encoding (RFC 8949 §4.2.1: the shortest head) — then it is not a
+ * B.2 message.
+ */
+export function unwrapB2KidContext(field: Uint8Array): Uint8Array | undefined {
+  const initial = field[0];
+  if (initial === undefined) return undefined;
+  let length: number;
+  let head: number;
+  if (initial >= 0x40 && initial < 0x58) {
+    length = initial & 0x1f;
+    head = 1;
+  } else if (initial === 0x58 && field.length >= 2 && field[1]! >= 24) {
+    length = field[1]!;
+    head = 2;
+  } else {
+    return undefined;
+  }
+  return field.length === head + length ? field.subarray(head) : undefined;
+}
+
+/**
  * Steps 2–3: response #1 carries "R2 wrapped in a CBOR bstr as 'kid context'". The OSCORE option is
  * Class U and not part of the AAD (§5.4: only request_kid, request_piv and Class I options are), so
  * the 'kid context' is added to an already protected response without touching its ciphertext.
  */
-export function withResponseKidContext(response: CoapMessage, kidContext: Uint8Array): CoapMessage {
+export function withResponseKidContext(response: CoapMessage, r2: Uint8Array): CoapMessage {
   const value = getOption(response, OptionNumber.Oscore);
   if (value === undefined) throw new Error('withResponseKidContext: the response is not OSCORE-protected');
   const decoded = decodeOscoreOption(value);
-  const encoded = encodeOscoreOption({ ...decoded, kidContext });
+  const encoded = encodeOscoreOption({ ...decoded, kidContext: wrapB2KidContext(r2) });
   return { ...response, options: response.options.map((o) => (o.number === OptionNumber.Oscore ? { number: o.number, value: encoded } : o)) };
 }
 
-/** The 'kid context' of a response, when it carries one (a B.2 response #1); undefined otherwise. */
+/**
+ * The 'kid context' field of a response as received (a B.2 response #1 carries one; unwrap it with
+ * unwrapB2KidContext); undefined when there is none.
+ */
 export function responseKidContext(response: CoapMessage): Uint8Array | undefined {
   const value = getOption(response, OptionNumber.Oscore);
   if (value === undefined) return undefined;

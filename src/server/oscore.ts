@@ -15,7 +15,7 @@ import { EMPTY_BYTES, MessageType, encodeUint, getOption, type CoapMessage } fro
 import { OptionNumber } from '../coap/options.js';
 import { decodeOscoreOption } from '../oscore/option.js';
 import { errorResponseParts, protectResponse, unprotectRequest, type RequestBinding, type UnprotectRequestResult } from '../oscore/protect.js';
-import { B2_NONCE_LENGTH, R2Cache, type R2CacheOptions, newB2Nonce, r2Of, secondIdContext, withResponseKidContext } from '../oscore/rederivation.js';
+import { B2_NONCE_LENGTH, R2Cache, type R2CacheOptions, newB2Nonce, r2Of, secondIdContext, unwrapB2KidContext, withResponseKidContext } from '../oscore/rederivation.js';
 import { ContextDirectory, OscoreSecurityContext, type RecipientState } from '../oscore/security-context.js';
 import { withOscoreLayer, type EndpointContext } from '../exchange/context.js';
 import type { ServerSecurity, UnprotectOutcome } from './security.js';
@@ -66,6 +66,13 @@ export class OscoreServerSecurity implements ServerSecurity {
     let found: ReturnType<ContextDirectory['find']>;
     let result = unprotectRequest(request, (kid, kidContext) => {
       found = directory.find(kid, kidContext);
+      // A B.2 request #2 names its ID3 wrapped in a CBOR bstr; once ID3 is in use (step 4 done), a
+      // replay of it must meet that context's replay window, not start another run.
+      if (found === undefined && kidContext !== undefined) {
+        const id3 = unwrapB2KidContext(kidContext);
+        const derived = id3 && directory.find(kid, id3);
+        if (derived && derived.context.origin !== undefined) found = derived;
+      }
       return found?.recipient.params;
     });
     if (!result.ok && found === undefined && result.code === ResponseCode.Unauthorized) {
@@ -73,7 +80,8 @@ export class OscoreServerSecurity implements ServerSecurity {
       if (b2 === undefined) return { ok: false, response: errorMessage(result) };
       if (b2.kind === 'answer') return { ok: false, response: b2.response };
       // Step 4 succeeded: request #2 verified with the third context, which now serves this client.
-      result = b2.result;
+      // Its 'kid context' carried ID3 wrapped; the layer names the ID Context itself.
+      result = { ...b2.result, kidContext: b2.found.context.idContext };
       found = b2.found;
     }
     if (!result.ok) return { ok: false, response: errorMessage(result) };
@@ -111,7 +119,7 @@ export class OscoreServerSecurity implements ServerSecurity {
     const layer = {
       peer: recipient.name,
       kid: recipient.kidHex,
-      ...(result.kidContext ? { kidContext: hex(result.kidContext) } : {}),
+      ...(result.kidContext ? { kidContext: hex(security.idContext ?? result.kidContext) } : {}),
     };
     const verified = result;
     return {
@@ -157,12 +165,13 @@ export class OscoreServerSecurity implements ServerSecurity {
     // = ID3." "Which it has not received before": R2 leaves the cache once a request #2 with it
     // verifies, and a replay then meets the third context's replay window ("The server MUST NOT
     // accept replayed request #2 messages").
-    const r2 = r2Of(kidContext);
+    const wrapped = unwrapB2KidContext(kidContext);
+    const r2 = wrapped && r2Of(wrapped);
     for (const origin of r2 ? origins : []) {
       const key = cacheKey(origin, kid);
       if (!this.r2s.has(key, r2!)) continue;
-      const third = origin.derive(kidContext, kid);
-      const recipient = third.recipient(kid, kidContext)!;
+      const third = origin.derive(wrapped!, kid);
+      const recipient = third.recipient(kid, wrapped)!;
       const result = unprotectRequest(request, () => recipient.params);
       if (!result.ok) {
         // "If verification fails in any step, the endpoint stops processing that message."
@@ -185,14 +194,21 @@ export class OscoreServerSecurity implements ServerSecurity {
     // parameters associated to the received 'kid', then the server generates a random string R2
     // and derives a second security context with ID Context = ID2 = R2 || ID1." With several
     // configured contexts for this kid, each is tried (§3.3: "may need to try multiple times").
+    // ID1 is R1 unwrapped from the CBOR bstr of a client-initiated request #1 (step 1), or — from a
+    // client that has not started B.2 — the ID Context of an ordinary request (§5.1) that this
+    // server has lost, e.g. an ID3 derived before a restart ("the server has lost part of its
+    // security context, e.g., ID Context"). Verification tells which.
+    const candidates = wrapped !== undefined ? [wrapped, kidContext] : [kidContext];
     for (const origin of origins) {
-      const derived = deriveFirst(origin, kid, kidContext);
-      const result = unprotectRequest(request, () => derived);
-      if (!result.ok) {
-        failure = result;
-        continue;
+      for (const id1 of candidates) {
+        const derived = deriveFirst(origin, kid, id1);
+        const result = unprotectRequest(request, () => derived);
+        if (!result.ok) {
+          failure = result;
+          continue;
+        }
+        return { kind: 'answer', response: this.responseOne(origin, origin.recipient(kid)!, kid, id1, result.binding) };
       }
-      return { kind: 'answer', response: this.responseOne(origin, origin.recipient(kid)!, kid, kidContext, result.binding) };
     }
     return failure && !failure.ok ? { kind: 'answer', response: errorMessage(failure) } : undefined;
   }

@@ -38,6 +38,8 @@ import { UdpTransport, type UdpTransportOptions } from '../transport/udp.js';
 import { DtlsServerTransport, type DtlsServerTransportOptions } from '../transport/dtls.js';
 import { RealScheduler } from '../util/scheduler.js';
 import type { PeerAddress } from '../transport/transport.js';
+import type { Credentials } from '../credentials/credentials-file.js';
+import { serverCredentials } from './credentials.js';
 import { BlockwiseServer, DEFAULT_BLOCKWISE_LIMITS, operationKey, type BlockwiseLimits } from './blockwise.js';
 import { EchoFreshness } from './freshness.js';
 import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings, type Observer } from './observe.js';
@@ -265,15 +267,33 @@ export class CoapServer {
       Omit<EndpointOptions, 'transport'> & {
         /** Serve coaps:// (DTLS) with these credentials and limits instead of plain UDP. */
         dtls?: Omit<DtlsServerTransportOptions, 'host' | 'port' | 'scheduler'>;
+        /**
+         * OSCORE from coapsec JSON credentials (docs/credentials.md), a path or loadCredentials()'s
+         * result: its `recipients` are the clients this server accepts; sequence numbers persist
+         * (server/credentials.ts). Instead of `security`. CredentialsError when it does not load.
+         */
+        credentials?: string | Credentials;
       } = {},
   ): Promise<CoapServer> {
-    if (options.dtls) {
-      const scheduler = options.scheduler ?? new RealScheduler();
-      const dtls = await DtlsServerTransport.bind({ ...options, ...options.dtls, scheduler });
-      return new CoapServer(new CoapEndpoint({ ...options, scheduler, transport: dtls }), options);
+    if (options.credentials !== undefined && options.security !== undefined) throw new TypeError('CoapServer.listen: give either credentials or security, not both');
+    const oscore = options.credentials !== undefined ? serverCredentials(options.credentials) : undefined;
+    const settings = oscore ? { ...options, security: oscore.security } : options;
+    let server: CoapServer;
+    try {
+      if (options.dtls) {
+        const scheduler = options.scheduler ?? new RealScheduler();
+        const dtls = await DtlsServerTransport.bind({ ...options, ...options.dtls, scheduler });
+        server = new CoapServer(new CoapEndpoint({ ...options, scheduler, transport: dtls }), settings);
+      } else {
+        const transport = await UdpTransport.bind(options);
+        server = new CoapServer(new CoapEndpoint({ ...options, transport }), settings);
+      }
+    } catch (error) {
+      oscore?.close();
+      throw error;
     }
-    const transport = await UdpTransport.bind(options);
-    return new CoapServer(new CoapEndpoint({ ...options, transport }), options);
+    if (oscore) server.onClose(() => oscore.close());
+    return server;
   }
 
   add(resource: ResourceDefinition): this {
