@@ -12,6 +12,7 @@ import { peerKey } from '../transport/transport.js';
 import { checkUri, parse, parseBind } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { UsageError } from './errors.js';
+import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
 import { allowList } from '../proxy/oscore-proxy.js';
 import { proxyUpstreamContexts } from './via-args.js';
@@ -27,6 +28,7 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] 
   --allow NAME           forward only for clients whose OSCORE context (recipient) is NAME; repeatable
                          (draft-ietf-core-oscore-capable-proxies §2.4; 4.01 otherwise). With
                          --credentials, its client contexts add a layer towards matching next hops.
+${LOG_USAGE}
 ${DTLS_USAGE}
 ${OSCORE_USAGE}`;
 
@@ -41,6 +43,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       'cache-mb': { type: 'string' },
       http: { type: 'string' },
       allow: { type: 'string', multiple: true },
+      ...LOG_FLAGS,
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
     },
@@ -60,6 +63,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   if (!(cacheMb >= 0 && cacheMb <= 65536)) throw new UsageError(`--cache-mb needs a size in MiB, got "${values['cache-mb']}"`);
   const httpBind = values.http !== undefined ? parseBind(values.http, { host: '127.0.0.1', port: 8080 }) : undefined;
 
+  const log = serverLog(values);
   const dtls = clientDtlsCredentials(values);
   const upstream = new CoapClient(dtls ? { dtls } : {});
   const oscore = serverOscore(values);
@@ -69,8 +73,11 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     server = await CoapServer.listen({ host: bind.host, port: bind.port, ...(oscore.security ? { security: oscore.security } : {}) });
   } catch (error) {
     oscore.close();
+    upstreamContexts.close();
+    await upstream.close();
     throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
+  log.attach(server);
   const now = (): number => server.endpoint.scheduler.now();
   const proxy = values.forward
     ? new ForwardProxy(server, {
@@ -84,8 +91,21 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       })
     : undefined;
   for (const mapping of reverse) addReverseProxy(server, mapping, upstream);
+  let cross: Awaited<ReturnType<typeof startHttpCrossProxy>> | undefined;
+  if (httpBind) {
+    try {
+      cross = await startHttpCrossProxy({ host: httpBind.host, port: httpBind.port, client: upstream });
+    } catch (error) {
+      // Not half-configured: without its HTTP side the proxy does not run at all.
+      await proxy?.close();
+      await server.close();
+      await upstream.close();
+      oscore.close();
+      upstreamContexts.close();
+      throw new UsageError(`--http: cannot listen on ${httpBind.host}:${httpBind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
   process.stderr.write(`coapsec proxy on coap://${peerKey(server.address())}${values.forward ? ' (forward)' : ''}${reverse.map((r) => ` ${r.prefix}→${r.target}`).join('')}\n`);
-  const cross = httpBind ? await startHttpCrossProxy({ host: httpBind.host, port: httpBind.port, client: upstream }) : undefined;
   if (cross) process.stderr.write(`coapsec HTTP→CoAP proxy on http://${cross.address().address}:${cross.address().port}/hc/\n`);
 
   await new Promise<void>((resolve) => {

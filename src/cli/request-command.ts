@@ -80,7 +80,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   const dtls = clientDtlsCredentials(values);
   const proxy = values.proxy !== undefined ? checkUri(values.proxy) : undefined;
   if (proxy !== undefined && values.via?.length) throw new UsageError('use either --proxy or --via, not both');
-  requireDtlsFor([proxy ?? uri, ...(values.via ?? []).map((v) => v.split(',')[0])], dtls !== undefined);
+  requireDtlsFor([values.via?.length ? values.via[0]!.split(',')[0] : (proxy ?? uri)], dtls !== undefined);
   const output = openOutput(values);
   const oscore = clientOscore(values);
   const route = clientRoute(values);
