@@ -15,6 +15,7 @@ import { decodeUint } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { addDemoResources } from '../src/demo/resources.js';
 import { CoapServer } from '../src/server/server.js';
+import { progressBar } from '../src/cli/progress.js';
 import { assertUsageError, coapsec, killChildren, ROOT, startDaemon } from './support/cli-harness.js';
 
 let server: CoapServer;
@@ -213,4 +214,22 @@ describe('serve --proxy-name', () => {
       await origin.stop();
     }
   });
+});
+
+test('the block-wise progress bar: only on a terminal, only once a transfer has taken a second', () => {
+  const written: string[] = [];
+  const stream = (isTTY: boolean): NodeJS.WriteStream => ({ isTTY, write: (text: string) => written.push(text) }) as unknown as NodeJS.WriteStream;
+  const quick = progressBar(stream(true));
+  quick.update(512, 8192);
+  quick.done();
+  assert.deepEqual(written, [], 'nothing within the first second');
+  const piped = progressBar(stream(false), 0);
+  piped.update(512, 8192);
+  piped.done();
+  assert.deepEqual(written, [], 'nothing when stderr is not a terminal');
+  const slow = progressBar(stream(true), 0);
+  slow.update(4096, 8192);
+  slow.done();
+  assert.match(written[0]!, /^\r\[#{15} {15}\] 4096\/8192 bytes/);
+  assert.equal(written.at(-1), '\r\x1b[K', 'the line is cleared at the end');
 });

@@ -27,6 +27,9 @@ export function isSecurityFailure(error: unknown): boolean {
   return error instanceof Error && /^No\w*(Oscore|Security)?\w*Context\w*Error$|^OscoreContextNotFound/.test(error.name);
 }
 
+/** Socket errors that mean the peer cannot be reached (an ICMP error surfaced by the OS). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN']);
+
 /**
  * A request that got no usable response: one line on stderr, exit code 6 for a security failure,
  * 3 for anything else that kept the response away. Any other error is rethrown.
@@ -36,8 +39,8 @@ export function noResponse(error: unknown): number {
     process.stderr.write(`coapsec: security failure: ${(error as Error).message}\n`);
     return ExitCode.Security;
   }
-  if (!(error instanceof CoapRequestError)) throw error;
-  process.stderr.write(`coapsec: ${error.message}\n`);
+  if (!(error instanceof CoapRequestError) && !UNREACHABLE.has(String((error as NodeJS.ErrnoException | undefined)?.code))) throw error;
+  process.stderr.write(`coapsec: ${(error as Error).message}\n`);
   return ExitCode.NoResponse;
 }
 
