@@ -4,7 +4,9 @@
  * handshakes and OSCORE failures always, with their reason.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { UdpTransport } from '../src/transport/udp.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -148,6 +150,35 @@ test('proxy -v logs the forwarded requests', async () => {
   } finally {
     await proxy.stop();
     await origin.stop();
+  }
+});
+
+test('trust-anchor -v --log-format json: its requests (identity, oscore) and its decisions', async () => {
+  const dir = join(tmp, 'ta');
+  mkdirSync(dir);
+  const probe = await UdpTransport.bind({ host: '127.0.0.1', port: 0 });
+  const port = probe.localAddress().port;
+  await probe.close();
+  const secret = randomBytes(16).toString('hex');
+  const write = (name: string, value: unknown): string => {
+    writeFileSync(join(dir, name), JSON.stringify(value), { mode: 0o600 });
+    return join(dir, name);
+  };
+  write('ta-credentials.json', { stateDirectory: 'ta-state', recipients: { '01': { name: 'alice', context: { masterSecret: secret, senderId: 'ff' } } } });
+  const alice = write('alice.json', { stateDirectory: 'alice-state', oscore: [{ match: `coap://127.0.0.1:${port}/*`, context: { masterSecret: secret, senderId: '01', recipientId: 'ff' } }] });
+  const config = write('ta.json', { id: 'ta1', bind: `127.0.0.1:${port}`, credentials: 'ta-credentials.json', stateFile: 'ta-counters.json', resourceServers: { rs1: { key: randomBytes(16).toString('hex') } }, policy: { alice: ['rs1'] } });
+  const ta = await startDaemon(['trust-anchor', '--config', config, '-v', '--log-format', 'json'], /trust anchor ta1 serving on coap:\/\/127\.0\.0\.1:(\d+)/);
+  try {
+    const r = await coapsec(['ta-request', '--ta', `coap://127.0.0.1:${port}`, '--rs', 'rs1', '--credentials', alice, '--out', join(dir, 'cred.json')]);
+    assert.equal(r.code, 0, r.stderr);
+    const request = JSON.parse((await ta.waitFor(/\{[^\n]*"path":"\/ta\/dk"[^\n]*"code":"2\.05"[^\n]*\}/))[0]) as Record<string, unknown>;
+    assert.equal(request['identity'], 'alice');
+    assert.equal(request['protection'], 'oscore');
+    assert.equal(request['method'], 'POST');
+    const decision = JSON.parse((await ta.waitFor(/\{[^\n]*"event":"trust-anchor"[^\n]*\}/))[0]) as Record<string, unknown>;
+    assert.match(String(decision['message']), /^ta: .*alice/);
+  } finally {
+    await ta.stop();
   }
 });
 
