@@ -1,4 +1,7 @@
 /** Exit codes of the CLI; documented in the README's exit-code table. */
+import { CoapRequestError, SessionError } from '../exchange/errors.js';
+import { VerificationError } from '../client/security.js';
+
 export const ExitCode = {
   Ok: 0,
   /** An unexpected failure (a bug, or the OS refused a socket). */
@@ -12,9 +15,6 @@ export const ExitCode = {
   /** A security failure: DTLS alert, OSCORE verification, replay, unknown kid, no matching context. */
   Security: 6,
 } as const;
-
-import { CoapRequestError, SessionError } from '../exchange/errors.js';
-import { VerificationError } from '../client/security.js';
 
 /**
  * Errors that mean "the peer (or we) refused on security grounds" rather than "nothing answered".

@@ -1,11 +1,11 @@
 /** The coapsec command line: a thin shell over the library. */
+import { readFileSync } from 'node:fs';
 import { ATTACK_PROXY_USAGE, attackProxyCommand } from './attack-proxy-command.js';
 import { CREDENTIALS_USAGE, credentialsCommand } from './credentials-command.js';
 import { demoCommand } from './demo-command.js';
 import { ExitCode, UsageError, isSecurityFailure } from './errors.js';
 import { OBSERVE_USAGE, observeCommand } from './observe-command.js';
 import { PING_USAGE, pingCommand } from './ping-command.js';
-import { readFileSync } from 'node:fs';
 import { PROXY_USAGE, proxyCommand } from './proxy-command.js';
 import { REQUEST_USAGE, requestCommand } from './request-command.js';
 import { SERVE_USAGE, serveCommand } from './serve-command.js';
