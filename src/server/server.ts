@@ -38,11 +38,13 @@ import { UdpTransport, type UdpTransportOptions } from '../transport/udp.js';
 import { DtlsServerTransport, type DtlsServerTransportOptions } from '../transport/dtls.js';
 import { RealScheduler } from '../util/scheduler.js';
 import type { PeerAddress } from '../transport/transport.js';
-import { parseCoapUri } from '../coap/uri.js';
+import { consumeOwnProxyOptions } from './own-proxy-name.js';
+import { oscoreRefusal, requestLogEntry, type RequestLogger } from './request-log.js';
 import { BlockwiseServer, DEFAULT_BLOCKWISE_LIMITS, operationKey, type BlockwiseLimits } from './blockwise.js';
 import { EchoFreshness } from './freshness.js';
 import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings, type Observer } from './observe.js';
 import type { CoapRequest, CoapResponse, Handler, Handlers, LinkAttributes, ResourceDefinition } from './resource.js';
+export type { RequestLogEntry, RequestLogger } from './request-log.js';
 import { Router, splitPath } from './router.js';
 
 /** Options this server processes itself; anything critical outside this set gets 4.02 (§5.4.1). */
@@ -98,24 +100,6 @@ export interface ServerOptions {
   /** Called once per response sent to a request (see RequestLogEntry); for operators' logs. */
   onRequestLog?: RequestLogger;
 }
-
-/** What a server log line says about one request and the response it got. */
-export interface RequestLogEntry {
-  /** "127.0.0.1:5683" / "[::1]:5683" */
-  readonly peer: string;
-  readonly scheme: 'coap' | 'coaps';
-  /** DTLS identity and the peer names of the OSCORE layers removed, outermost first. */
-  readonly identity: string | undefined;
-  /** "none", "dtls", "oscore", "dtls+oscore" ("oscore×2" for two layers). */
-  readonly protection: string;
-  /** The request as processed (inside the OSCORE layers removed) and the response before protection. */
-  readonly request: CoapMessage;
-  readonly response: CoapMessage;
-  /** Why the OSCORE layer refused the request (RFC 8613 §8.2), when it did. */
-  readonly oscoreFailure?: string;
-}
-
-export type RequestLogger = (entry: RequestLogEntry) => void;
 
 /**
  * A forward proxy (RFC 7252 §5.7): requests carrying Proxy-Uri or Proxy-Scheme go to it instead of
@@ -685,19 +669,8 @@ export class CoapServer {
   private log(request: CoapMessage, context: EndpointContext, response: CoapMessage, oscoreFailure?: string): void {
     const logger = this.onRequestLog;
     if (!logger) return;
-    const names = [...(context.security ? [context.security.identity] : []), ...(context.oscore ?? []).map((layer) => layer.peer)];
-    const layers = context.oscore?.length ?? 0;
-    const kinds = [...(context.scheme === 'coaps' ? ['dtls'] : []), ...(layers > 0 ? [layers > 1 ? `oscore×${layers}` : 'oscore'] : [])];
     try {
-      logger({
-        peer: context.peerKey,
-        scheme: context.scheme,
-        identity: names.length > 0 ? names.join(' ') : undefined,
-        protection: kinds.length > 0 ? kinds.join('+') : 'none',
-        request,
-        response,
-        ...(oscoreFailure !== undefined ? { oscoreFailure } : {}),
-      });
+      logger(requestLogEntry(request, context, response, oscoreFailure));
     } catch (error) {
       process.emitWarning(`coapsec: request logger failed: ${(error as Error).message}`);
     }
@@ -803,45 +776,6 @@ export function toMessage(spec: CoapResponse | { code: number; payload?: string 
   if (full.maxAge !== undefined) addOption(message, OptionNumber.MaxAge, encodeUint(full.maxAge));
   for (const o of spec.options ?? []) addOption(message, o.number, o.value);
   return message;
-}
-
-/**
- * A proxied request that names this server (ServerOptions.proxyNames) with its proxy options
- * consumed as a proxy would (§5.7.2, §6.5): Proxy-Uri becomes Uri-Path and Uri-Query; Proxy-Scheme
- * goes with Uri-Host and Uri-Port. Undefined when it names another endpoint or does not parse.
- */
-function consumeOwnProxyOptions(message: CoapMessage, names: ReadonlySet<string>): CoapMessage | undefined {
-  const proxyUri = getOption(message, OptionNumber.ProxyUri);
-  const isOwnName = (host: string, port: number, explicitPort: boolean): boolean => {
-    const bracketed = host.includes(':') ? `[${host}]` : host;
-    return names.has(bracketed.toLowerCase()) || (explicitPort && names.has(`${bracketed}:${port}`.toLowerCase()));
-  };
-  const kept = message.options.filter((o) => ![OptionNumber.ProxyUri, OptionNumber.ProxyScheme, OptionNumber.UriHost, OptionNumber.UriPort].includes(o.number as 35));
-  if (proxyUri) {
-    let uri;
-    try {
-      uri = parseCoapUri(decodeString(proxyUri));
-    } catch {
-      return undefined;
-    }
-    if (!isOwnName(uri.host, uri.port, uri.explicitPort)) return undefined;
-    const rest = kept.filter((o) => o.number !== OptionNumber.UriPath && o.number !== OptionNumber.UriQuery);
-    const fromUri = [
-      ...uri.path.map((segment) => ({ number: OptionNumber.UriPath, value: encodeString(segment) })),
-      ...uri.query.map((arg) => ({ number: OptionNumber.UriQuery, value: encodeString(arg) })),
-    ];
-    return { ...message, options: [...rest, ...fromUri].sort((a, b) => a.number - b.number) };
-  }
-  const host = getOption(message, OptionNumber.UriHost);
-  // Without Uri-Host the request is for the address it was sent to: this server (§5.10.1).
-  if (host && !isOwnName(decodeString(host).replace(/^\[|\]$/g, ''), getUintOption(message, OptionNumber.UriPort) ?? 0, getOption(message, OptionNumber.UriPort) !== undefined)) return undefined;
-  return { ...message, options: kept };
-}
-
-/** The reason an OSCORE refusal gives: its diagnostic payload (§8.2), or the B.1.2 Echo challenge. */
-function oscoreRefusal(response: CoapMessage): string {
-  if (getOption(response, OptionNumber.Oscore)) return 'Echo challenge after a restart (RFC 8613 Appendix B.1.2)';
-  return response.payload.length > 0 ? decodeString(response.payload) : 'refused';
 }
 
 function internalError(error: unknown): CoapResponse {
