@@ -348,7 +348,7 @@ test('RPK: coapsec get --rpk --trusted-rpk → coap-server-gnutls -M', { timeout
     const r = await coapsec(['get', uri, '--rpk', f('client-rpk.pem'), '--trusted-rpk', f('server-rpk.pem')], { timeout: 20_000 });
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}\n${srv.output()}`);
     const untrusted = await coapsec(['get', uri, '--rpk', f('client-rpk.pem'), '--trusted-rpk', f('other-rpk.pem')], { timeout: 20_000 });
-    assert.equal(untrusted.code, 3);
+    assert.equal(untrusted.code, 6, "a refused handshake is a security failure");
     assert.match(untrusted.stderr, /bad_certificate/);
   } finally {
     await stop(srv.child);
@@ -363,7 +363,7 @@ test('X.509: coapsec get --cert --key --ca → coap-server-openssl -c -j -C', { 
     const r = await coapsec(['get', uri, '--cert', f('client.pem'), '--key', f('client.key'), '--ca', f('ca.pem')], { timeout: 20_000 });
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}\n${srv.output()}`);
     const wrongCa = await coapsec(['get', uri, '--cert', f('client.pem'), '--key', f('client.key'), '--ca', f('other.pem')], { timeout: 20_000 });
-    assert.equal(wrongCa.code, 3);
+    assert.equal(wrongCa.code, 6, "a refused handshake is a security failure");
     assert.match(wrongCa.stderr, /unknown_ca/);
   } finally {
     await stop(srv.child);

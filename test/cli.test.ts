@@ -167,12 +167,13 @@ describe('requests', { concurrency: 4 }, () => {
     assert.equal((JSON.parse(r.stdout) as { code: string }).code, '4.05');
   });
 
-  test('--json with a binary payload gives payloadBase64; without, the raw bytes', async () => {
+  test('--json with a binary payload: "payload" in base64, said by "payloadEncoding"; without --json, the raw bytes', async () => {
     const json = await coapsec(['get', `${base}/binary`, '--json']);
     assert.equal(json.code, 0, json.stderr);
     const parsed = JSON.parse(json.stdout) as Record<string, unknown>;
-    assert.equal(parsed['payloadBase64'], 'AP8BCg==');
-    assert.equal(parsed['payload'], undefined);
+    assert.equal(parsed['payload'], 'AP8BCg==');
+    assert.equal(parsed['payloadEncoding'], 'base64');
+    assert.equal(parsed['payloadBase64'], undefined, 'one field name for the payload');
     const raw = await coapsec(['get', `${base}/binary`]);
     assert.deepEqual([...raw.stdoutBytes], [0, 255, 1, 10]);
   });

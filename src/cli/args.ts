@@ -56,3 +56,10 @@ export function checkUri(uri: string): string {
     throw error;
   }
 }
+
+/** coaps:// without DTLS credentials can never work: say so before touching the network (exit 2). */
+export function requireDtlsFor(uris: ReadonlyArray<string | undefined>, hasDtls: boolean): void {
+  if (hasDtls) return;
+  const secure = uris.find((u) => u !== undefined && /^coaps:/i.test(u));
+  if (secure !== undefined) throw new UsageError(`${secure} needs DTLS credentials (--psk-identity/--psk, --rpk, --cert or --ta-credential)`);
+}

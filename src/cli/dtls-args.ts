@@ -12,6 +12,7 @@ import { parseResourceServerAcl, parseTrustAnchorArgument, TrustAnchorConfigErro
 import { clientCredentialsOf, readTaCredential } from '../trust-anchor/credential-file.js';
 import { resourceServerSetup, type ResourceServerSetup } from '../trust-anchor/resource-server-setup.js';
 import { UsageError } from './errors.js';
+import { parseFlagKey } from '../util/key-text.js';
 
 export const DTLS_FLAGS = {
   'psk-identity': { type: 'string' },
@@ -27,6 +28,7 @@ export const DTLS_FLAGS = {
   'ta-credential': { type: 'string' },
 } as const;
 
+/** The DTLS flags a client takes (get, observe, ping, proxy upstream). */
 export const DTLS_USAGE = `  DTLS (coaps://):
   --psk-identity ID       PSK identity (with --psk)
   --psk KEY               pre-shared key: 0x-prefixed hex, or text
@@ -35,12 +37,22 @@ export const DTLS_USAGE = `  DTLS (coaps://):
   --cert FILE             our certificate chain (PEM, leaf first)
   --key FILE              the private key of --cert (PEM; default: taken from --cert)
   --ca FILE               trusted root certificates (PEM); repeatable
-  --ta-credential FILE    a credential from coapsec ta-request (DerivedKey or AuthorizedPublicKey)
-  serve only (docs/trust-anchor-modes.md):
+  --ta-credential FILE    a credential from coapsec ta-request (DerivedKey or AuthorizedPublicKey)`;
+
+/** The DTLS flags of serve: no --ta-credential, and the trust-anchor ones. */
+export const DTLS_SERVE_USAGE = `  DTLS (coaps://):
+  --psk-identity ID       PSK identity (with --psk)
+  --psk KEY               pre-shared key: 0x-prefixed hex, or text
+  --rpk KEYFILE           our EC P-256 private key (PEM) for raw public key mode
+  --trusted-rpk PUBFILE   a client public key (PEM) to accept; repeatable (makes client keys mandatory)
+  --cert FILE             our certificate chain (PEM, leaf first)
+  --key FILE              the private key of --cert (PEM; default: taken from --cert)
+  --ca FILE               roots for client certificates (PEM); repeatable (makes them mandatory)
   --trust-anchor ID=KEY[,window=N][,keylen=32]  accept DerivedKey identities and MacCerts of this
-                          trust anchor (KEY: 0x-hex K_RS-TA); repeatable; --rpk enables MacCerts
+                          trust anchor (KEY: 0x-hex K_RS-TA, else text); repeatable; --rpk enables MacCerts
   --acl FILE              the resource server's JSON access control list (PSK, RPK, X.509, trust anchors)
-  --ta-window-file FILE   persist the trust anchors' sequence-number windows here`;
+  --ta-window-file FILE   persist the trust anchors' sequence-number windows here
+  (docs/trust-anchor-modes.md)`;
 
 export interface DtlsFlagValues {
   'psk-identity'?: string | undefined;
@@ -56,15 +68,13 @@ export interface DtlsFlagValues {
   'ta-credential'?: string | undefined;
 }
 
-/** "0x…" as hex, anything else as UTF-8 text. */
+/** --psk: "0x…" as hex, anything else as UTF-8 text (the rule of every key flag, util/key-text.ts). */
 export function parsePskKey(text: string): Buffer {
-  if (/^0x/i.test(text)) {
-    const hex = text.slice(2);
-    if (hex.length === 0 || hex.length % 2 !== 0 || !/^[0-9a-f]+$/i.test(hex)) throw new UsageError(`--psk: "${text}" is not valid hex`);
-    return Buffer.from(hex, 'hex');
+  try {
+    return Buffer.from(parseFlagKey(text));
+  } catch (error) {
+    throw new UsageError(`--psk: ${(error as Error).message}`);
   }
-  if (text.length === 0) throw new UsageError('--psk must not be empty');
-  return Buffer.from(text, 'utf8');
 }
 
 function readFlagFile(flag: string, file: string): Buffer {

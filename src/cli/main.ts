@@ -1,8 +1,11 @@
 /** The coapsec command line: a thin shell over the library. */
+import { readFileSync } from 'node:fs';
 import { ATTACK_PROXY_USAGE, attackProxyCommand } from './attack-proxy-command.js';
+import { CREDENTIALS_USAGE, credentialsCommand } from './credentials-command.js';
 import { demoCommand } from './demo-command.js';
-import { ExitCode, UsageError } from './errors.js';
+import { ExitCode, UsageError, isSecurityFailure } from './errors.js';
 import { OBSERVE_USAGE, observeCommand } from './observe-command.js';
+import { PING_USAGE, pingCommand } from './ping-command.js';
 import { PROXY_USAGE, proxyCommand } from './proxy-command.js';
 import { REQUEST_USAGE, requestCommand } from './request-command.js';
 import { SERVE_USAGE, serveCommand } from './serve-command.js';
@@ -24,21 +27,25 @@ function commandNamed(name: string): Command | undefined {
   if (METHODS.has(name.toLowerCase())) return { usage: REQUEST_USAGE, run: requestCommand };
   const commands: Record<string, Command> = {
     observe: { usage: OBSERVE_USAGE, run: (_, args) => observeCommand(args) },
+    ping: { usage: PING_USAGE, run: (_, args) => pingCommand(args) },
     serve: { usage: SERVE_USAGE, run: (_, args) => serveCommand(args) },
     proxy: { usage: PROXY_USAGE, run: (_, args) => proxyCommand(args) },
     'attack-proxy': { usage: ATTACK_PROXY_USAGE, run: (_, args) => attackProxyCommand(args) },
     demo: { usage: DEMO_USAGE, run: (_, args) => demoCommand(args) },
     'trust-anchor': { usage: TRUST_ANCHOR_USAGE, run: (_, args) => trustAnchorCommand(args) },
     'ta-request': { usage: TA_REQUEST_USAGE, run: (_, args) => taRequestCommand(args) },
+    credentials: { usage: CREDENTIALS_USAGE, run: (_, args) => credentialsCommand(args) },
   };
   return Object.hasOwn(commands, name) ? commands[name] : undefined;
 }
 
-const USAGE = `coapsec — end-to-end secure CoAP
+const USAGE = `coapsec — end-to-end secure CoAP     (coapsec --version; coapsec COMMAND --help)
 
 ${REQUEST_USAGE}
 
 ${OBSERVE_USAGE}
+
+${PING_USAGE}
 
 ${SERVE_USAGE}
 
@@ -46,13 +53,22 @@ ${TRUST_ANCHOR_USAGE}
 
 ${TA_REQUEST_USAGE}
 
+${CREDENTIALS_USAGE}
+
 ${PROXY_USAGE}
 
 ${ATTACK_PROXY_USAGE}
 
 ${DEMO_USAGE}
 
-exit codes: 0 2.xx response, 2 bad usage, 3 no response (timeout/RST), 4 4.xx, 5 5.xx, 1 other failure`;
+exit codes: 0 2.xx response, 2 bad usage, 3 no response (timeout/RST/unreachable), 4 4.xx, 5 5.xx,
+            6 security failure (DTLS alert, OSCORE verification, replay, unknown kid), 1 other failure`;
+
+/** The version in the package's package.json (this file runs as dist/src/cli/main.js). */
+function packageVersion(): string {
+  const json = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return String(json.version);
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -60,6 +76,10 @@ export async function main(argv: string[]): Promise<number> {
     if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
       process.stdout.write(USAGE + '\n');
       return command === undefined ? ExitCode.Usage : ExitCode.Ok;
+    }
+    if (command === '--version' || command === '-V' || command === 'version') {
+      process.stdout.write(`coapsec ${packageVersion()}\n`);
+      return ExitCode.Ok;
     }
     const named = commandNamed(command);
     if (!named) throw new UsageError(`unknown command "${command}" (try coapsec --help)`);
@@ -72,6 +92,10 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof UsageError) {
       process.stderr.write(`coapsec: ${error.message}\n`);
       return ExitCode.Usage;
+    }
+    if (isSecurityFailure(error)) {
+      process.stderr.write(`coapsec: security failure: ${(error as Error).message}\n`);
+      return ExitCode.Security;
     }
     process.stderr.write(`coapsec: ${(error as Error).message}\n`);
     return ExitCode.Failure;

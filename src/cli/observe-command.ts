@@ -2,7 +2,7 @@
 import { codeClass } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
-import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
+import { checkUri, parse, parseBlockSize, parseSeconds, requireDtlsFor } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, describeProtection, oscoreRefusal } from './oscore-args.js';
 import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
@@ -58,6 +58,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
   const oscore = clientOscore(values);
   const proxy = values.proxy !== undefined ? checkUri(values.proxy) : undefined;
   if (proxy !== undefined && values.via?.length) throw new UsageError('use either --proxy or --via, not both');
+  requireDtlsFor([values.via?.length ? values.via[0]!.split(',')[0] : (proxy ?? uri)], dtls !== undefined);
   const route = clientRoute(values);
   const via = route.via;
   const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...oscore.options, ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });

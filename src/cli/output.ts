@@ -5,6 +5,7 @@ import { decodeString, decodeUint, type CoapMessage, type CoapOption } from '../
 import { OptionNumber, optionDefinition, optionName } from '../coap/options.js';
 import { decodeBlock, formatBlock } from '../coap/block.js';
 import type { ClientResponse } from '../client/client.js';
+import { decodedPayload } from './present.js';
 
 export function optionValueToText(o: CoapOption): string | number {
   const d = optionDefinition(o.number);
@@ -44,13 +45,18 @@ export function describeWire(wire: CoapMessage): string[] {
   return lines;
 }
 
-export function responseToJson(response: ClientResponse): Record<string, unknown> {
-  const textual = response.contentFormat === undefined ? isUtf8(response.payload) : isTextual(response.contentFormat);
+/**
+ * `--json`: the payload is always "payload" — text when it is UTF-8 text, else base64 with
+ * "payloadEncoding": "base64" — and "decoded" (plus CBOR's "diagnostic") when it is JSON or CBOR.
+ */
+export function responseToJson(response: Pick<ClientResponse, 'code' | 'options' | 'payload' | 'contentFormat' | 'text'>): Record<string, unknown> {
+  const textual = (response.contentFormat === undefined || isTextual(response.contentFormat)) && isUtf8(response.payload);
   return {
     code: codeToDotted(response.code),
     status: codeToString(response.code).slice(5) || codeToDotted(response.code),
     options: response.options.map((o) => ({ number: o.number, name: optionName(o.number), value: optionValueToText(o) })),
-    ...(textual ? { payload: response.text() } : { payloadBase64: response.payload.toString('base64') }),
+    ...(textual ? { payload: response.text() } : { payload: Buffer.from(response.payload).toString('base64'), payloadEncoding: 'base64' }),
+    ...decodedPayload(response.payload, response.contentFormat),
   };
 }
 

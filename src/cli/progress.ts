@@ -1,11 +1,16 @@
-/** A one-line progress bar on stderr for long block-wise transfers, only on a terminal. */
-export function progressBar(stream: NodeJS.WriteStream = process.stderr): { update(bytes: number, total: number | undefined): void; done(): void } {
+/**
+ * A one-line progress bar on stderr for block-wise transfers, only on a terminal and only once a
+ * transfer has taken longer than `after` ms (a quick transfer leaves no trace).
+ */
+export function progressBar(stream: NodeJS.WriteStream = process.stderr, after = 1000): { update(bytes: number, total: number | undefined): void; done(): void } {
   if (!stream.isTTY) return { update() {}, done() {} };
+  const started = Date.now();
   let shown = false;
   let last = 0;
   return {
     update(bytes, total) {
       const now = Date.now();
+      if (now - started < after) return;
       if (now - last < 50 && (total === undefined || bytes < total)) return;
       last = now;
       shown = true;

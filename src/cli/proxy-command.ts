@@ -18,6 +18,7 @@ import { peerKey } from '../transport/transport.js';
 import { checkUri, parse, parseBind } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { UsageError } from './errors.js';
+import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
 import { allowList } from '../proxy/oscore-proxy.js';
 import { proxyUpstreamContexts } from './via-args.js';
@@ -48,6 +49,7 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] 
                          (draft-ietf-core-oscore-capable-proxies §2.4; 4.01 otherwise). With
                          --credentials, its client contexts add a layer towards matching next hops.
 ${SOCKET_USAGE}
+${LOG_USAGE}
 ${DTLS_USAGE}
 ${OSCORE_USAGE}
   See docs/security.md before exposing a proxy beyond loopback.`;
@@ -68,6 +70,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       'http-host': { type: 'string', multiple: true },
       'http-allow-origin': { type: 'string', multiple: true },
       ...SOCKET_FLAGS,
+      ...LOG_FLAGS,
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
     },
@@ -102,6 +105,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   for (const origin of allowedOrigins) if (!isWebOrigin(origin)) throw new UsageError(`--http-allow-origin needs an origin such as https://app.example:8443, got "${origin}"`);
   const buffers = socketBuffers(values);
 
+  const log = serverLog(values);
   const dtls = clientDtlsCredentials(values);
   const upstream = new CoapClient({ ...(dtls ? { dtls } : {}), ...buffers });
   const oscore = serverOscore(values);
@@ -111,8 +115,11 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     server = await CoapServer.listen({ host: bind.host, port: bind.port, ...buffers, ...(oscore.security ? { security: oscore.security } : {}) });
   } catch (error) {
     oscore.close();
+    upstreamContexts.close();
+    await upstream.close();
     throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
+  log.attach(server);
   const now = (): number => server.endpoint.scheduler.now();
   const proxy = values.forward
     ? new ForwardProxy(server, {
@@ -127,10 +134,21 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       })
     : undefined;
   for (const mapping of reverse) addReverseProxy(server, mapping, upstream);
+  let cross: Awaited<ReturnType<typeof startHttpCrossProxy>> | undefined;
+  if (httpBind) {
+    try {
+      cross = await startHttpCrossProxy({ host: httpBind.host, port: httpBind.port, client: upstream, allowDestinations, ...(values['http-host'] ? { hostNames: values['http-host'] } : {}), allowedOrigins });
+    } catch (error) {
+      // Not half-configured: without its HTTP side the proxy does not run at all.
+      await proxy?.close();
+      await server.close();
+      await upstream.close();
+      oscore.close();
+      upstreamContexts.close();
+      throw new UsageError(`--http: cannot listen on ${httpBind.host}:${httpBind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
   process.stderr.write(`coapsec proxy on coap://${peerKey(server.address())}${values.forward ? ' (forward)' : ''}${reverse.map((r) => ` ${r.prefix}→${r.target}`).join('')}\n`);
-  const cross = httpBind
-    ? await startHttpCrossProxy({ host: httpBind.host, port: httpBind.port, client: upstream, allowDestinations, ...(values['http-host'] ? { hostNames: values['http-host'] } : {}), allowedOrigins })
-    : undefined;
   if (cross) process.stderr.write(`coapsec HTTP→CoAP proxy on http://${cross.address().address}:${cross.address().port}/hc/\n`);
 
   await new Promise<void>((resolve) => {

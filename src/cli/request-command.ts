@@ -1,15 +1,16 @@
 /** coapsec get|post|put|delete|fetch|patch|ipatch URI [flags] */
 import { readFileSync } from 'node:fs';
-import { codeClass, codeToString, methodFromName } from '../coap/codes.js';
+import { methodFromName } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
-import { CoapClient } from '../client/client.js';
-import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
+import { CoapClient, type ClientResponse } from '../client/client.js';
+import { checkUri, parse, parseBlockSize, parseSeconds, requireDtlsFor } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, describeProtection, oscoreRefusal } from './oscore-args.js';
 import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
 import { progressBar } from './progress.js';
 import { ExitCode, UsageError, noResponse } from './errors.js';
-import { printVerbose, responseToJson } from './output.js';
+import { exitCodeOf, openOutput, OUTPUT_FLAGS, OUTPUT_USAGE } from './response-output.js';
+import { localBinding, REQUEST_OPTION_FLAGS, REQUEST_OPTION_USAGE, requestOptionSettings } from './request-flags.js';
 
 export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ipatch> URI [options]
   --payload TEXT          request body
@@ -20,8 +21,9 @@ export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ip
   --timeout SECONDS       give up after this long, retransmissions included (default: the RFC 7252
                           retransmission schedule, then 93 s for a separate response)
   -b, --block-size N      block size for block-wise transfers: 16, 32, ..., 1024
-  --json                  print the response as one JSON object
-  -v, --verbose           print code and options to stderr
+  --repeat N              send the request N times, one after the other (exit code: the first failure)
+${REQUEST_OPTION_USAGE}
+${OUTPUT_USAGE}
   --proxy URI             send the request through this forward proxy (coap://host:port)
 ${VIA_USAGE}
 ${DTLS_USAGE}
@@ -37,9 +39,10 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
       accept: { type: 'string' },
       non: { type: 'boolean' },
       timeout: { type: 'string' },
-      json: { type: 'boolean' },
-      verbose: { type: 'boolean', short: 'v' },
       'block-size': { type: 'string', short: 'b' },
+      repeat: { type: 'string' },
+      ...REQUEST_OPTION_FLAGS,
+      ...OUTPUT_FLAGS,
       ...DTLS_FLAGS,
       ...CLIENT_OSCORE_FLAGS,
       proxy: { type: 'string' },
@@ -70,45 +73,60 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   const contentFormat = format('--content-format', values['content-format']);
   const accept = format('--accept', values.accept);
   const timeoutSeconds = parseSeconds(values.timeout, '--timeout');
+  const repeat = values.repeat === undefined ? 1 : Number(values.repeat);
+  if (!(Number.isInteger(repeat) && repeat >= 1 && repeat <= 1_000_000)) throw new UsageError(`--repeat needs a whole number 1..1000000, got "${values.repeat}"`);
+  const extra = requestOptionSettings(values);
 
   const dtls = clientDtlsCredentials(values);
-  const oscore = clientOscore(values);
   const proxy = values.proxy !== undefined ? checkUri(values.proxy) : undefined;
   if (proxy !== undefined && values.via?.length) throw new UsageError('use either --proxy or --via, not both');
+  requireDtlsFor([values.via?.length ? values.via[0]!.split(',')[0] : (proxy ?? uri)], dtls !== undefined);
+  const output = openOutput(values);
+  const oscore = clientOscore(values);
   const route = clientRoute(values);
   const via = route.via;
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...oscore.options, ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
-  const progress = progressBar();
+  const client = new CoapClient({
+    ...(dtls ? { dtls } : {}),
+    ...oscore.options,
+    ...(proxy ? { proxy } : {}),
+    ...(via ? { via: () => via } : {}),
+    ...localBinding(extra.local),
+  });
   try {
-    const response = await client.request({
-      ...(blockSize !== undefined ? { blockSize } : {}),
-      onProgress: (bytes, total) => progress.update(bytes, total),
-      method: code,
-      uri,
-      ...(payload !== undefined ? { payload } : {}),
-      ...(contentFormat !== undefined ? { contentFormat } : {}),
-      ...(accept !== undefined ? { accept } : {}),
-      confirmable: !values.non,
-      ...(timeoutSeconds !== undefined ? { timeout: timeoutSeconds * 1000 } : {}),
-    });
-    progress.done();
-    if (values.verbose) {
-      printVerbose(response);
-      for (const line of describeProtection(response.context, via)) process.stderr.write(`${line}\n`);
+    let exitCode: number = ExitCode.Ok;
+    for (let i = 0; i < repeat; i++) {
+      const progress = progressBar();
+      let response: ClientResponse;
+      try {
+        response = await client.request({
+          ...(blockSize !== undefined ? { blockSize } : {}),
+          onProgress: (bytes, total) => progress.update(bytes, total),
+          method: code,
+          uri,
+          ...(payload !== undefined ? { payload } : {}),
+          ...(contentFormat !== undefined ? { contentFormat } : {}),
+          ...(accept !== undefined ? { accept } : {}),
+          ...(extra.options.length > 0 ? { options: extra.options } : {}),
+          ...(extra.token ? { token: extra.token } : {}),
+          confirmable: !values.non,
+          ...(timeoutSeconds !== undefined ? { timeout: timeoutSeconds * 1000 } : {}),
+        });
+      } catch (error) {
+        progress.done();
+        const failed = oscoreRefusal(error) ?? noResponse(error);
+        if (exitCode === ExitCode.Ok) exitCode = failed;
+        continue;
+      }
+      progress.done();
+      output.verbose(response);
+      if (values.verbose) for (const line of describeProtection(response.context, via)) process.stderr.write(`${line}\n`);
+      output.response(response);
+      const result = exitCodeOf(response.code);
+      if (exitCode === ExitCode.Ok) exitCode = result;
     }
-    if (values.json) {
-      process.stdout.write(JSON.stringify(responseToJson(response)) + '\n');
-    } else if (response.payload.length > 0) {
-      process.stdout.write(response.payload);
-      if (process.stdout.isTTY && response.payload[response.payload.length - 1] !== 0x0a) process.stdout.write('\n');
-    }
-    if (!response.ok && !values.verbose && !values.json) process.stderr.write(`${codeToString(response.code)}\n`);
-    const cls = codeClass(response.code);
-    return cls === 2 ? ExitCode.Ok : cls === 4 ? ExitCode.ClientError : cls === 5 ? ExitCode.ServerError : ExitCode.Failure;
-  } catch (error) {
-    progress.done();
-    return oscoreRefusal(error) ?? noResponse(error);
+    return exitCode;
   } finally {
+    output.close();
     await client.close();
     oscore.close();
     route.close();

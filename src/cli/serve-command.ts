@@ -6,13 +6,14 @@ import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import { parse, parseBind, parseSeconds } from './args.js';
 import { addRevocationResource } from '../trust-anchor/resource-server-setup.js';
-import { DTLS_FLAGS, DTLS_USAGE, serverDtlsSetup } from './dtls-args.js';
+import { DTLS_FLAGS, DTLS_SERVE_USAGE, serverDtlsSetup } from './dtls-args.js';
+import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 import { addWhoamiResource } from './dtls-serve.js';
 import { UsageError } from './errors.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
 import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
 
-export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] [DTLS options]
+export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] [-v|-vv] [DTLS options] [OSCORE options]
   --bind HOST:PORT   address to listen on (default 127.0.0.1:5683; [::]:5683 for all IPv6);
                      with DTLS credentials it serves coaps:// there (default port 5684)
   --dtls-bind HOST:PORT  serve coaps:// here and plain coap:// on --bind
@@ -26,7 +27,11 @@ export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] 
   --dir DIR          also serve the files below DIR, read-only
   --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
 ${SOCKET_USAGE}
-${DTLS_USAGE}
+  --proxy-name NAME  answer proxied requests whose Proxy-Uri (or Uri-Host with Proxy-Scheme) names
+                     NAME as if sent directly, so a proxy chain can end here (libcoap's -P ',NAME');
+                     repeatable. Other proxied requests get 5.05.
+${LOG_USAGE}
+${DTLS_SERVE_USAGE}
 ${OSCORE_USAGE}
   (serve: --trusted-rpk or --ca make client authentication mandatory; /whoami shows the identity)`;
 
@@ -42,6 +47,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
       'dtls-max-sessions-per-identity': { type: 'string' },
       plugtest: { type: 'boolean' },
       ...SOCKET_FLAGS,
+      'proxy-name': { type: 'string', multiple: true },
+      ...LOG_FLAGS,
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
     },
@@ -59,6 +66,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--dir: "${values.dir}" is not a directory`);
   }
   const buffers = socketBuffers(values);
+  const log = serverLog(values);
+  const proxyNames = (values['proxy-name'] ?? []).map((name) => {
+    if (name === '' || /[\s/]/.test(name)) throw new UsageError(`--proxy-name needs a host name or address, got "${name}"`);
+    return name;
+  });
   const oscore = serverOscore(values);
   const listeners: Array<{ host: string; port: number; secure: boolean }> = [{ ...bind, secure: !plainOnBind }];
   if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
@@ -66,13 +78,21 @@ export async function serveCommand(argv: string[]): Promise<number> {
   for (const l of listeners) {
     let server: CoapServer;
     try {
-      server = await CoapServer.listen({ host: l.host, port: l.port, ...buffers, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
+      server = await CoapServer.listen({
+        host: l.host,
+        port: l.port,
+        ...buffers,
+        ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}),
+        ...(oscore.security ? { security: oscore.security } : {}),
+        ...(proxyNames.length > 0 ? { proxyNames } : {}),
+      });
     } catch (error) {
       await Promise.all(servers.map((s) => s.close()));
       oscore.close();
       throw new UsageError(`cannot listen on ${l.host}:${l.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
     servers.push(server);
+    log.attach(server);
     addDemoResources(server, values.dir !== undefined ? { dir: values.dir } : {});
     addWhoamiResource(server);
     if (trustAnchors) addRevocationResource(server, trustAnchors);

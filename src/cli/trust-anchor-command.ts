@@ -12,15 +12,18 @@ import { parseTrustAnchorConfig, TrustAnchorConfigError } from '../trust-anchor/
 import { addTrustAnchorResources, TrustAnchorService, type RevocationSender } from '../trust-anchor/service.js';
 import { parse, parseBind } from './args.js';
 import { UsageError } from './errors.js';
+import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 
-export const TRUST_ANCHOR_USAGE = `usage: coapsec trust-anchor --config FILE [-v]
+export const TRUST_ANCHOR_USAGE = `usage: coapsec trust-anchor --config FILE [-v|-vv] [--log-format text|json]
   serves DerivedKey and AuthorizedPublicKey credentials (POST /ta/dk, /ta/apk) and revocations
   (POST /ta/revoke) over OSCORE to the clients of the config's credentials file, by its policy
-  -v, --verbose           log every decision to stderr`;
+${LOG_USAGE}
+                          (-v also logs every trust-anchor decision)`;
 
 export async function trustAnchorCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { config: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } }, { min: 0, max: 0, names: '' });
+  const { values } = parse(argv, { config: { type: 'string' }, ...LOG_FLAGS }, { min: 0, max: 0, names: '' });
   if (values.config === undefined) throw new UsageError('trust-anchor needs --config FILE');
+  const log = serverLog(values);
   let opened: OpenedContext[];
   let config;
   let lock: PidLock;
@@ -41,7 +44,7 @@ export async function trustAnchorCommand(argv: string[]): Promise<number> {
     throw error;
   }
   const service = new TrustAnchorService(config);
-  if (values.verbose) service.onLog = (line) => process.stderr.write(`ta: ${line}\n`);
+  if (log.level > 0) service.onLog = (line) => log.event('trust-anchor', `ta: ${line}`);
   const sendRevocation: RevocationSender = async (uri, payload, rs) => {
     // coaps:// revocation URIs are reached with a DerivedKey credential the TA issues itself.
     const own = uri.startsWith('coaps:') ? service.ownDerivedKey(rs.name) : undefined;
@@ -63,6 +66,7 @@ export async function trustAnchorCommand(argv: string[]): Promise<number> {
     lock.release();
     throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
+  log.attach(server);
   addTrustAnchorResources(server, service, sendRevocation);
   process.stderr.write(`coapsec trust anchor ${config.id} serving on coap://${peerKey(server.address())}\n`);
   await new Promise<void>((resolve) => {

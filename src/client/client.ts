@@ -35,6 +35,8 @@ export interface ClientRequest {
   options?: CoapOption[];
   /** CON (default) or NON. */
   confirmable?: boolean;
+  /** This token (0..8 bytes) instead of a fresh random one (RFC 7252 §5.3.1); every block of the transfer reuses it. */
+  token?: Uint8Array;
   /** Milliseconds each exchange may take in all, retransmissions included (a block-wise transfer has one per block). */
   timeout?: number;
   signal?: AbortSignal;
@@ -87,6 +89,8 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   /** Local address to bind for IPv4 peers. Default '0.0.0.0' (any), port 0. */
   bindIpv4?: string;
   bindIpv6?: string;
+  /** Local port to bind (both families). Default 0: one the OS picks. */
+  localPort?: number;
   /** Default block size for requests that do not set one. */
   blockSize?: number;
   /** Largest response body reassembled from blocks. Default 16 MiB. */
@@ -168,11 +172,11 @@ export class CoapClient {
           return Promise.reject(new CoapRequestError('coaps:// needs DTLS credentials (psk, rpk, x509 or a trust-anchor credential)'));
         }
         const scheduler = this.options.scheduler ?? new RealScheduler();
-        endpoint = DtlsClientTransport.bind({ ...dtls, host, port: 0, scheduler }).then((transport) => new CoapEndpoint({ ...this.options, scheduler, transport }));
+        endpoint = DtlsClientTransport.bind({ ...dtls, host, port: this.options.localPort ?? 0, scheduler }).then((transport) => new CoapEndpoint({ ...this.options, scheduler, transport }));
       } else {
         endpoint = UdpTransport.bind({
           host,
-          port: 0,
+          port: this.options.localPort ?? 0,
           ...(this.options.receiveBufferSize ? { receiveBufferSize: this.options.receiveBufferSize } : {}),
           ...(this.options.sendBufferSize ? { sendBufferSize: this.options.sendBufferSize } : {}),
         }).then((transport) => new CoapEndpoint({ ...this.options, transport }));
@@ -258,6 +262,7 @@ export class CoapClient {
       confirmable: request.confirmable !== false,
       ...(request.timeout !== undefined ? { responseTimeout: request.timeout, deadline: request.timeout } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
+      ...(request.token ? { token: request.token } : {}),
     };
     const blockwise = this.blockwiseOptions(request);
     const send = withEchoRetry(securedSender(endpoint, peer, security, requestOptions));

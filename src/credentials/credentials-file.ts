@@ -19,6 +19,7 @@ import {
   hkdfAlgorithmId,
   parseHex,
 } from './oscore-params.js';
+import { parseFileKeyString } from '../util/key-text.js';
 import { type UriPattern, parseUriPattern, patternSpecificity, uriMatchesPattern } from './uri-pattern.js';
 
 /** A client context and the request URIs it protects. */
@@ -257,9 +258,13 @@ class Reader {
     return this.fail(path, 'expected bytes: a hex string, {"hex": "..."} or {"ascii": "..."}');
   }
 
+  /** A string of key bytes: hex, "0x" optional (the rule of every key flag and file, util/key-text.ts). */
   private hex(text: string, path: string): Uint8Array {
-    const bytes = parseHex(text);
-    return bytes instanceof Uint8Array ? bytes : this.fail(path, bytes.problem);
+    try {
+      return parseFileKeyString(text);
+    } catch (error) {
+      return this.fail(path, (error as Error).message);
+    }
   }
 
   private algorithm(json: unknown, path: string, kind: 'aead' | 'hkdf'): number {

@@ -40,10 +40,13 @@ import { RealScheduler } from '../util/scheduler.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { Credentials } from '../credentials/credentials-file.js';
 import { serverCredentials } from './credentials.js';
+import { consumeOwnProxyOptions } from './own-proxy-name.js';
+import { oscoreRefusal, requestLogEntry, type RequestLogger } from './request-log.js';
 import { BlockwiseServer, DEFAULT_BLOCKWISE_LIMITS, operationKey, type BlockwiseLimits } from './blockwise.js';
 import { EchoFreshness } from './freshness.js';
 import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings, type Observer } from './observe.js';
 import type { CoapRequest, CoapResponse, Handler, Handlers, LinkAttributes, ResourceDefinition } from './resource.js';
+export type { RequestLogEntry, RequestLogger } from './request-log.js';
 import { Router, splitPath } from './router.js';
 
 /** Options this server processes itself; anything critical outside this set gets 4.02 (§5.4.1). */
@@ -90,6 +93,14 @@ export interface ServerOptions {
    * a request needing more gets 4.01, protected with the layers removed. Default 4.
    */
   maxOscoreLayers?: number;
+  /**
+   * Names (host, or host:port) under which proxied requests are for this server itself: a request
+   * whose Proxy-Uri, or Proxy-Scheme with Uri-Host, names one is served here as if sent directly
+   * (RFC 7252 §5.7.2 lets an endpoint recognise itself; libcoap's `-P ',name'`). Others get 5.05.
+   */
+  proxyNames?: readonly string[];
+  /** Called once per response sent to a request (see RequestLogEntry); for operators' logs. */
+  onRequestLog?: RequestLogger;
 }
 
 /**
@@ -231,6 +242,9 @@ export class CoapServer {
   private readonly virtualObservables = new Map<string, () => CoapMessage>();
   /** What a ForwardedRequest needs of this server: one object per server, none per request. */
   private readonly proxyLeg: ProxyLeg;
+  private readonly proxyNames: ReadonlySet<string>;
+  /** See ServerOptions.onRequestLog; settable after listen(). */
+  onRequestLog: RequestLogger | undefined;
 
   constructor(
     readonly endpoint: CoapEndpoint,
@@ -242,6 +256,8 @@ export class CoapServer {
     this.recognized = new Set([...SERVER_OPTIONS, ...(options.recognizedOptions ?? [])]);
     this.security = options.security;
     this.maxOscoreLayers = options.maxOscoreLayers ?? 4;
+    this.onRequestLog = options.onRequestLog;
+    this.proxyNames = new Set((options.proxyNames ?? []).map((name) => name.toLowerCase()));
     this.echoFreshness = new EchoFreshness(() => endpoint.scheduler.now());
     this.blockwise = new BlockwiseServer(
       { ...DEFAULT_BLOCKWISE_LIMITS, lifetime: exchangeLifetime(endpoint.parameters), ...options.blockwise },
@@ -397,6 +413,7 @@ export class CoapServer {
         const outcome = this.security.unprotect(message, context);
         if (!outcome) break;
         if (!outcome.ok) {
+          this.log(message, context, outcome.response, oscoreRefusal(outcome.response));
           // §2.4 step 6: an OSCORE error, protected over the layers already removed (§2.5).
           exchange.respond(protectAll(outcome.response, 'response'));
           return;
@@ -470,7 +487,8 @@ export class CoapServer {
   }
 
   private process(incoming: Incoming): void {
-    const { message, exchange } = incoming;
+    const { exchange } = incoming;
+    let { message } = incoming;
     if (this.forwarding && (getOption(message, OptionNumber.ProxyUri) || getOption(message, OptionNumber.ProxyScheme))) {
       this.forward(this.forwarding, incoming);
       return;
@@ -486,9 +504,13 @@ export class CoapServer {
     }
     message.options = check.options;
     if (getOption(message, OptionNumber.ProxyUri) || getOption(message, OptionNumber.ProxyScheme)) {
-      // §5.7.2: an endpoint unwilling or unable to act as a forward-proxy answers 5.05.
-      this.reply(incoming, { code: ResponseCode.ProxyingNotSupported, payload: 'this endpoint is not a proxy' });
-      return;
+      const local = this.proxyNames.size > 0 ? consumeOwnProxyOptions(message, this.proxyNames) : undefined;
+      if (!local) {
+        // §5.7.2: an endpoint unwilling or unable to act as a forward-proxy answers 5.05.
+        this.reply(incoming, { code: ResponseCode.ProxyingNotSupported, payload: 'this endpoint is not a proxy' });
+        return;
+      }
+      message = incoming.message = local;
     }
     if (!isKnownMethod(message.code)) {
       // §5.8: an unrecognized or unsupported method code gets 4.05.
@@ -656,11 +678,22 @@ export class CoapServer {
   }
 
   private send(incoming: Incoming, response: CoapMessage): void {
+    this.log(incoming.message, incoming.context, response);
     if (suppressedByNoResponse(incoming.message, response.code)) {
       incoming.exchange.acknowledge(); // a CON still needs its ACK; a NON gets nothing (RFC 7967 §2)
       return;
     }
     incoming.exchange.respond(incoming.protect ? incoming.protect(response, 'response') : response);
+  }
+
+  private log(request: CoapMessage, context: EndpointContext, response: CoapMessage, oscoreFailure?: string): void {
+    const logger = this.onRequestLog;
+    if (!logger) return;
+    try {
+      logger(requestLogEntry(request, context, response, oscoreFailure));
+    } catch (error) {
+      process.emitWarning(`coapsec: request logger failed: ${(error as Error).message}`);
+    }
   }
 
   private wellKnownCoreResource(): ResourceDefinition {

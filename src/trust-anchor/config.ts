@@ -16,6 +16,7 @@ import { isValidId } from './derive.js';
 import { MAX_MAC_LENGTH, MIN_MAC_LENGTH } from './maccert.js';
 import type { TrustAnchorEntry } from './resource-server.js';
 import { DEFAULT_WINDOW, MIN_WINDOW } from './window.js';
+import { parseFileKeyString, parseFlagKey } from '../util/key-text.js';
 
 export class TrustAnchorConfigError extends Error {
   constructor(message: string) {
@@ -48,14 +49,18 @@ class Checker {
     if (!isValidId(s)) this.fail(path, 'must be 1-32 characters of A-Z a-z 0-9 _ : @ -');
     return s;
   }
-  /** "0x…" hex, {"hex": …} or {"ascii": …}. */
+  /** A string (hex, "0x" optional), {"hex": …} or {"ascii": …}: the rule of every key file (util/key-text.ts). */
   key(v: unknown, path: string, min = 16): Buffer {
     let b: Buffer;
-    if (typeof v === 'string' && /^0x([0-9a-f]{2})+$/i.test(v)) b = Buffer.from(v.slice(2), 'hex');
-    else if (typeof v === 'object' && v !== null && typeof (v as Json)['hex'] === 'string' && /^([0-9a-f]{2})+$/i.test((v as Json)['hex'] as string))
-      b = Buffer.from((v as Json)['hex'] as string, 'hex');
-    else if (typeof v === 'object' && v !== null && typeof (v as Json)['ascii'] === 'string') b = Buffer.from((v as Json)['ascii'] as string, 'utf8');
-    else this.fail(path, 'must be "0x…" hex, {"hex": "…"} or {"ascii": "…"}');
+    const hex = typeof v === 'string' ? v : typeof v === 'object' && v !== null && typeof (v as Json)['hex'] === 'string' ? ((v as Json)['hex'] as string) : undefined;
+    if (hex !== undefined) {
+      try {
+        b = Buffer.from(parseFileKeyString(hex));
+      } catch (error) {
+        return this.fail(path, (error as Error).message);
+      }
+    } else if (typeof v === 'object' && v !== null && typeof (v as Json)['ascii'] === 'string') b = Buffer.from((v as Json)['ascii'] as string, 'utf8');
+    else this.fail(path, 'must be hex ("0x" optional), {"hex": "…"} or {"ascii": "…"}');
     if (b.length < min) this.fail(path, `must be at least ${min} bytes`);
     return b;
   }
@@ -193,13 +198,19 @@ export function parseResourceServerAcl(file: string, text?: string): ResourceSer
   return acl;
 }
 
-/** `ID=KEY[,window=N][,keylen=16|32]` (KEY: 0x-hex) from the command line. */
+/** `ID=KEY[,window=N][,keylen=16|32]` from the command line (KEY: 0x-hex, else text, as every key flag). */
 export function parseTrustAnchorArgument(text: string): TrustAnchorEntry {
   const c = new Checker('--trust-anchor');
   const [head, ...opts] = text.split(',');
   const eq = head!.indexOf('=');
   if (eq <= 0) c.fail(text.replace(/=.*/, '=…'), 'expected ID=KEY');
-  const o: Json = { id: head!.slice(0, eq), key: head!.slice(eq + 1) };
+  let key: Uint8Array;
+  try {
+    key = parseFlagKey(head!.slice(eq + 1));
+  } catch (error) {
+    return c.fail(head!.slice(0, eq), (error as Error).message);
+  }
+  const o: Json = { id: head!.slice(0, eq), key: { hex: Buffer.from(key).toString('hex') } };
   for (const opt of opts) {
     const m = /^(window|keylen)=(\d+)$/.exec(opt);
     if (!m) return c.fail(opt, 'expected window=N or keylen=16|32');

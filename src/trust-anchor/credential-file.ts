@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { writeFileDurably } from '../credentials/durable-file.js';
 import { TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 } from '../dtls/suites.js';
 import type { DtlsClientCredentials } from '../transport/dtls.js';
+import { parseFileKeyString } from '../util/key-text.js';
 
 export type TaCredential =
   | { mode: 'DerivedKey'; ta: string; rs: string; sequence: number; identity: string; key: string }
@@ -28,14 +29,20 @@ export function readTaCredential(file: string): TaCredential {
   } catch (e) {
     throw new Error(`${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  if (c?.mode === 'DerivedKey' && typeof c.identity === 'string' && typeof c.key === 'string' && /^([0-9a-f]{2})+$/.test(c.key)) return c;
+  if (c?.mode === 'DerivedKey' && typeof c.identity === 'string' && typeof c.key === 'string') {
+    try {
+      if (parseFileKeyString(c.key).length > 0) return c;
+    } catch (error) {
+      throw new Error(`${file}: key: ${(error as Error).message}`);
+    }
+  }
   if (c?.mode === 'AuthorizedPublicKey' && typeof c.macCert === 'string' && typeof c.privateKey === 'string' && typeof c.serverPublicKey === 'string') return c;
   throw new Error(`${file}: not a trust-anchor credential (mode DerivedKey or AuthorizedPublicKey)`);
 }
 
 /** DTLS client credentials for a TA credential. */
 export function clientCredentialsOf(c: TaCredential): DtlsClientCredentials & { cipherSuites?: readonly number[] } {
-  if (c.mode === 'DerivedKey') return { psk: { identity: c.identity, key: Buffer.from(c.key, 'hex') } };
+  if (c.mode === 'DerivedKey') return { psk: { identity: c.identity, key: Buffer.from(parseFileKeyString(c.key)) } };
   return {
     authz: { certificate: Buffer.from(c.macCert, 'base64'), privateKey: createPrivateKey(c.privateKey), serverPublicKey: createPublicKey(c.serverPublicKey) },
     // AuthorizedPublicKey needs an ECDHE_ECDSA suite (seed 003 §3.2).

@@ -1,0 +1,42 @@
+/** What CoapServer tells its request logger (ServerOptions.onRequestLog) about each response. */
+import { decodeString, getOption, type CoapMessage } from '../coap/message.js';
+import { OptionNumber } from '../coap/options.js';
+import type { EndpointContext } from '../exchange/context.js';
+
+/** What a server log line says about one request and the response it got. */
+export interface RequestLogEntry {
+  /** "127.0.0.1:5683" / "[::1]:5683" */
+  readonly peer: string;
+  readonly scheme: 'coap' | 'coaps';
+  /** DTLS identity and the peer names of the OSCORE layers removed, outermost first. */
+  readonly identity: string | undefined;
+  /** "none", "dtls", "oscore", "dtls+oscore"; "oscore+oscore" for two layers (nested, through a proxy). */
+  readonly protection: string;
+  /** The request as processed (inside the OSCORE layers removed) and the response before protection. */
+  readonly request: CoapMessage;
+  readonly response: CoapMessage;
+  /** Why the OSCORE layer refused the request (RFC 8613 §8.2), when it did. */
+  readonly oscoreFailure?: string;
+}
+
+export type RequestLogger = (entry: RequestLogEntry) => void;
+
+export function requestLogEntry(request: CoapMessage, context: EndpointContext, response: CoapMessage, oscoreFailure: string | undefined): RequestLogEntry {
+  const names = [...(context.security ? [context.security.identity] : []), ...(context.oscore ?? []).map((layer) => layer.peer)];
+  const kinds = [...(context.scheme === 'coaps' ? ['dtls'] : []), ...(context.oscore ?? []).map(() => 'oscore')];
+  return {
+    peer: context.peerKey,
+    scheme: context.scheme,
+    identity: names.length > 0 ? names.join(' ') : undefined,
+    protection: kinds.length > 0 ? kinds.join('+') : 'none',
+    request,
+    response,
+    ...(oscoreFailure !== undefined ? { oscoreFailure } : {}),
+  };
+}
+
+/** The reason an OSCORE refusal gives: its diagnostic payload (§8.2), or the B.1.2 Echo challenge. */
+export function oscoreRefusal(response: CoapMessage): string {
+  if (getOption(response, OptionNumber.Oscore)) return 'Echo challenge after a restart (RFC 8613 Appendix B.1.2)';
+  return response.payload.length > 0 ? decodeString(response.payload) : 'refused';
+}

@@ -1,0 +1,126 @@
+/**
+ * Runs the coapsec command line as a user does: `node bin/coapsec ...` as a child process, with a
+ * bounded run time. Shared by the test/cli*.test.ts files.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (this file runs as dist/test/support/cli-harness.js). */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'coapsec');
+export const RUN_TIMEOUT = 10_000;
+
+export interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stdoutBytes: Buffer;
+  stderr: string;
+  ms: number;
+}
+
+const children = new Set<ChildProcess>();
+
+/** Kills what is still running (call from an after hook). */
+export function killChildren(): void {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+}
+
+/** Runs `node bin/coapsec ARGS`; rejects (after killing it) if it runs longer than `timeout` ms. */
+export function coapsec(args: readonly string[], options: { input?: string; timeout?: number; cwd?: string } = {}): Promise<Result> {
+  const timeout = options.timeout ?? RUN_TIMEOUT;
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    children.add(child);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`coapsec ${args.join(' ')} still running after ${timeout} ms; stderr: ${Buffer.concat(err).toString()}`));
+    }, timeout);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      const stdoutBytes = Buffer.concat(out);
+      resolve({ code, signal, stdout: stdoutBytes.toString(), stdoutBytes, stderr: Buffer.concat(err).toString(), ms: performance.now() - started });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** A usage error: exit 2, nothing on stdout, exactly one line on stderr, no stack trace. */
+export function assertUsageError(r: Result, pattern?: RegExp): void {
+  assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
+  assert.equal(r.stdout, '');
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0]!, /^coapsec: /);
+  assert.doesNotMatch(r.stderr, /\n\s+at |Error:|node:internal/, 'no stack trace');
+  if (pattern) assert.match(lines[0]!, pattern);
+}
+
+export interface Daemon {
+  port: number;
+  /** What the process has written so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves once stderr matches `pattern` (bounded by RUN_TIMEOUT). */
+  waitFor(pattern: RegExp): Promise<RegExpExecArray>;
+  /** SIGTERM, then the exit code (SIGKILL after 5 s). */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Spawns a long-running command (serve, proxy, trust-anchor) and waits for its line
+ * `announce` (a RegExp whose first group is the port) on stderr.
+ */
+export async function startDaemon(args: readonly string[], announce: RegExp, cwd = ROOT): Promise<Daemon> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stderr = '';
+  let stdout = '';
+  const waiters: Array<() => void> = [];
+  child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => {
+    stderr += b.toString();
+    for (const w of waiters.splice(0)) w();
+  });
+  const waitFor = (pattern: RegExp): Promise<RegExpExecArray> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${pattern} on stderr within ${RUN_TIMEOUT} ms: ${stderr}`)), RUN_TIMEOUT);
+      const check = (): void => {
+        const m = pattern.exec(stderr);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m);
+        } else waiters.push(check);
+      };
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`${args[0]} exited with ${code}: ${stderr}`));
+      });
+      check();
+    });
+  const m = await waitFor(announce);
+  const stop = async (): Promise<number | null> => {
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    const code = await exited;
+    clearTimeout(timer);
+    children.delete(child);
+    return code;
+  };
+  return { port: Number(m[1]), stdout: () => stdout, stderr: () => stderr, waitFor, stop };
+}
