@@ -142,7 +142,7 @@ test('serve with DTLS: a refused handshake is logged without -v, with the alert'
 
 test('proxy -v logs the forwarded requests', async () => {
   const origin = await startDaemon(['serve', '--bind', '127.0.0.1:0'], SERVING);
-  const proxy = await startDaemon(['proxy', '--bind', '127.0.0.1:0', '--forward', '-v'], /proxy on coap:\/\/127\.0\.0\.1:(\d+)/);
+  const proxy = await startDaemon(['proxy', '--bind', '127.0.0.1:0', '--forward', '--allow-destination', '127.0.0.1', '-v'], /proxy on coap:\/\/127\.0\.0\.1:(\d+)/);
   try {
     const r = await coapsec(['get', `coap://127.0.0.1:${origin.port}/hello`, '--proxy', `coap://127.0.0.1:${proxy.port}`]);
     assert.equal(r.code, 0, r.stderr);
