@@ -24,7 +24,10 @@ const { report, memory } = await measureMemory(fuzzer, datagrams);
 await fuzzer.close();
 const seconds = (Date.now() - started) / 1000;
 process.stdout.write(`${report.datagrams} datagrams, seed ${seed}, ${seconds.toFixed(1)} s (${Math.round(report.datagrams / seconds)}/s)\n`);
-for (const [cls, n] of Object.entries(report.classes).sort()) process.stdout.write(`  ${String(n).padStart(8)}  ${cls}\n`);
+for (const [cls, n] of Object.entries(report.classes).sort()) {
+  const failed = report.failuresByClass[cls];
+  process.stdout.write(`  ${String(n).padStart(8)}  ${cls}${failed ? `  — ${failed} FAILED` : ''}\n`);
+}
 process.stdout.write(`heap ${mib(memory.heapBefore)} → ${mib(memory.heapAfter)}, RSS ${mib(memory.rssBefore)} → ${mib(memory.rssAfter)}, max deduplication records per server ${report.maxTracked}\n`);
 for (const t of report.thrown) process.stdout.write(`THROWN ${t}\n`);
 for (const f of report.failures) process.stdout.write(`VIOLATION ${f}\n`);
