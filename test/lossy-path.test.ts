@@ -71,17 +71,31 @@ interface Run {
   challenges: number;
 }
 
-async function runThroughRelay(options: { oscore: boolean; requests: number; inFlight: number; seed: number; model: PathModel }): Promise<Run> {
+interface RunOptions {
+  oscore: boolean;
+  requests: number;
+  inFlight: number;
+  seed: number;
+  model: PathModel;
+  /** The handler answers after up to this many ms: past the server's 100 ms, an empty ACK and a separate response (§5.2.2). */
+  handlerDelayMs?: number;
+}
+
+async function runThroughRelay(options: RunOptions): Promise<Run> {
   const net = new FakeNetwork();
   relay(net, options.model, options.seed);
   const executions = new Map<number, number>();
   const serverContexts = [new OscoreSecurityContext(SERVER_CONTEXT, new VolatileSequence())];
-  const server = new CoapServer(net.endpoint(SERVER, {}, options.seed + 1), options.oscore ? { security: new OscoreServerSecurity(serverContexts) } : {});
+  const serverSecurity = new OscoreServerSecurity(serverContexts, { now: () => net.clock.now() });
+  const server = new CoapServer(net.endpoint(SERVER, {}, options.seed + 1), options.oscore ? { security: serverSecurity } : {});
+  const handlerDelay = new SeededRandom(options.seed + 3);
   server.resource('/actuate', {
     POST: (request) => {
       const id = Number(decodeString(request.payload));
       executions.set(id, (executions.get(id) ?? 0) + 1);
-      return { code: ResponseCode.Changed, payload: `done ${id}` };
+      const response = { code: ResponseCode.Changed, payload: `done ${id}` };
+      if (!options.handlerDelayMs) return response;
+      return new Promise((resolve) => net.clock.schedule(handlerDelay.float() * options.handlerDelayMs!, () => resolve(response)));
     },
   });
   const client = net.endpoint(CLIENT, { ackTimeout: 200, nstart: options.inFlight }, options.seed + 2);
@@ -166,6 +180,13 @@ for (const oscore of [false, true]) {
     if (oscore) assert.ok(challenges > 0, 'some requests fell below the replay window');
   });
 }
+
+test('OSCORE through the same path with slow handlers: empty ACKs, separate responses and their retransmissions', async () => {
+  for (const seed of [5, 6]) {
+    const run = await runThroughRelay({ oscore: true, requests: 200, inFlight: 8, seed, model: LOSSY, handlerDelayMs: 300 });
+    assertSound(run, 200);
+  }
+});
 
 /**
  * The same over loopback sockets, through a UDP relay with the same seeded path model (the delays
