@@ -103,18 +103,20 @@ export class Fuzzer {
   }
 
   private one(): void {
-    const c = this.cases.next();
+    let c: Case;
+    try {
+      // A class may deliver an earlier copy while it is generated (deduplication).
+      c = this.cases.next();
+    } catch (error) {
+      return this.thrown('(a first copy)', error, undefined);
+    }
     this.report.datagrams++;
     this.report.classes[c.cls] = (this.report.classes[c.cls] ?? 0) + 1;
     let replies: Uint8Array[];
     try {
       replies = this.deliver(c);
     } catch (error) {
-      this.report.thrownCount++;
-      this.countFailure(c.cls);
-      const where = (error as Error).stack?.split('\n').slice(0, 3).join(' / ') ?? String(error);
-      if (this.report.thrown.length < 20) this.report.thrown.push(`${c.cls} at ${c.target.name}: ${where} — datagram ${Buffer.from(c.datagram).toString('hex')}`);
-      return;
+      return this.thrown(c.cls, error, c);
     }
     const problem = this.check(c, replies);
     if (problem) this.fail(c.cls, `${c.cls} at ${c.target.name}: ${problem} — datagram ${Buffer.from(c.datagram).toString('hex')}, replies [${replies.map((r) => Buffer.from(r).toString('hex')).join(', ')}]`);
@@ -125,6 +127,13 @@ export class Fuzzer {
     this.replies = [];
     c.target.transport.receive(c.datagram, c.peer);
     return this.replies.filter((r) => r.to.address === c.peer.address && r.to.port === c.peer.port).map((r) => r.data);
+  }
+
+  private thrown(cls: string, error: unknown, c: Case | undefined): void {
+    this.report.thrownCount++;
+    this.countFailure(cls);
+    const where = (error as Error).stack?.split('\n').slice(0, 3).join(' / ') ?? String(error);
+    if (this.report.thrown.length < 20) this.report.thrown.push(`${cls}${c ? ` at ${c.target.name}` : ''}: ${where}${c ? ` — datagram ${Buffer.from(c.datagram).toString('hex')}` : ''}`);
   }
 
   private countFailure(cls: string): void {
