@@ -35,7 +35,11 @@ export interface Target {
 export const SERVE: PeerAddress = { address: '10.1.0.1', port: 5683 };
 export const SERVE_OSCORE: PeerAddress = { address: '10.1.0.2', port: 5683 };
 export const PROXY: PeerAddress = { address: '10.1.0.3', port: 5683 };
-export const ORIGIN: PeerAddress = { address: '10.1.0.4', port: 5683 };
+/**
+ * A public-looking address (TEST-NET-1, RFC 5737; the wire is in memory): a forward proxy with a
+ * destination policy (issue 17 item 1) refuses private ranges such as 10/8 unless allowed.
+ */
+export const ORIGIN: PeerAddress = { address: '192.0.2.4', port: 5683 };
 
 /** What a datagram must get back, checked on the replies sent before deliver() returns. */
 export type Expectation =
