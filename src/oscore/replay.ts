@@ -10,6 +10,9 @@
  * After a reboot the window's state is lost (§7.5, Appendix B.1.2): a window made with
  * `{ initialised: false }` (or after `reset()`) accepts nothing until the caller, having verified a
  * request as fresh with an Echo round trip, calls `initialiseAt(thatRequestsSequenceNumber)`.
+ *
+ * 'too-old' means "cannot tell": below the window, or below B.1.2's lower limit, a sequence number
+ * may or may not have been received. 'replayed' means it certainly was.
  */
 import { MAX_SEQUENCE_NUMBER } from './option.js';
 
@@ -22,6 +25,12 @@ export class ReplayWindow {
   #highest = -1;
   /** Bit i set: sequence number highest − i has been accepted. */
   #seen = 0n;
+  /**
+   * Appendix B.1.2's "lower limit of the Replay Window": the sequence number initialiseAt() was
+   * given. Below it, only a request proven fresh (by an Echo value issued since the restart) is
+   * accepted; -1 when there is none.
+   */
+  #lowerLimit = -1;
   readonly #mask: bigint;
 
   constructor(size = 32, options: { initialised?: boolean } = {}) {
@@ -41,37 +50,45 @@ export class ReplayWindow {
     return this.#highest < 0 ? undefined : this.#highest;
   }
 
-  verdict(seq: number): ReplayVerdict {
+  /**
+   * `provenFresh`: the request carried an Echo value this server issued since the window's state
+   * was lost, so the client made it after the restart (RFC 9175 §2.3) and it cannot be a request
+   * from before; only B.1.2's lower limit is waived for it, never the window.
+   */
+  verdict(seq: number, provenFresh = false): ReplayVerdict {
     if (!Number.isSafeInteger(seq) || seq < 0 || seq > MAX_SEQUENCE_NUMBER) return 'invalid';
     if (!this.#initialised) return 'uninitialised';
     if (seq > this.#highest) return 'fresh';
     const offset = this.#highest - seq;
     if (offset >= this.size) return 'too-old';
-    return (this.#seen >> BigInt(offset)) & 1n ? 'replayed' : 'fresh';
+    if ((this.#seen >> BigInt(offset)) & 1n) return 'replayed';
+    return seq < this.#lowerLimit && !provenFresh ? 'too-old' : 'fresh';
   }
 
   /** Whether `seq` would be accepted now (no state change). */
-  check(seq: number): boolean {
-    return this.verdict(seq) === 'fresh';
+  check(seq: number, provenFresh = false): boolean {
+    return this.verdict(seq, provenFresh) === 'fresh';
   }
 
   /** Marks `seq` received if it is acceptable; returns whether it was (false: drop the request). */
-  accept(seq: number): boolean {
-    if (this.verdict(seq) !== 'fresh') return false;
+  accept(seq: number, provenFresh = false): boolean {
+    if (this.verdict(seq, provenFresh) !== 'fresh') return false;
     this.#mark(seq);
     return true;
   }
 
   /**
    * Appendix B.1.2: "the Partial IV of the second request is set as the lower limit of the Replay
-   * Window". `seq` itself counts as received (its request is the one being processed); nothing
-   * at or below it is accepted afterwards.
+   * Window". `seq` itself counts as received (its request is the one being processed); below it,
+   * a request is accepted only when proven fresh (see verdict): after a restart, concurrent
+   * requests of one client carry Echo values too, and reach the server in any order.
    */
   initialiseAt(seq: number): void {
     if (!Number.isSafeInteger(seq) || seq < 0 || seq > MAX_SEQUENCE_NUMBER) throw new RangeError(`invalid sequence number ${seq}`);
     this.#initialised = true;
     this.#highest = seq;
-    this.#seen = this.#mask; // everything in the window below seq counts as seen
+    this.#seen = 1n;
+    this.#lowerLimit = seq;
   }
 
   /** Forgets everything; the window is uninitialised until initialiseAt() (state loss, §7.5). */
@@ -79,6 +96,7 @@ export class ReplayWindow {
     this.#initialised = false;
     this.#highest = -1;
     this.#seen = 0n;
+    this.#lowerLimit = -1;
   }
 
   #mark(seq: number): void {

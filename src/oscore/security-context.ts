@@ -4,7 +4,6 @@
  * serve several recipients (a server configured with several recipient IDs, as libcoap allows):
  * they share the sender key, so they must share the sequence number too.
  */
-import { randomBytes } from 'node:crypto';
 import { deriveContext, equalBytes, type RecipientParams, type SenderParams } from './context.js';
 import { OscoreConfigError } from './errors.js';
 import { ReplayWindow } from './replay.js';
@@ -51,8 +50,12 @@ export interface RecipientState {
   /** The Recipient ID in hex: the kid as endpoint contexts report it. */
   readonly kidHex: string;
   readonly replay: ReplayWindow;
-  /** The Echo value we challenged this recipient with after a restart (Appendix B.1.2). */
-  echoChallenge: Uint8Array | undefined;
+  /**
+   * Echo challenges this recipient's requests below the replay window got (server/oscore.ts):
+   * each costs a Sender Sequence Number, so they are counted per second and bounded. The Echo
+   * values themselves are stateless (MAC'd, RFC 9175 Appendix A), so nothing else is kept.
+   */
+  challenges: { second: number; count: number };
 }
 
 export class OscoreSecurityContext {
@@ -103,7 +106,7 @@ export class OscoreSecurityContext {
       const replay = new ReplayWindow(input.replayWindow ?? 32, { initialised: !(restarted && input.echoOnRestart !== false) });
       const name = input.recipientNames?.[index] ?? input.name ?? `kid ${hex(recipientId) || '(empty)'}`;
       const kidHex = hex(recipientId);
-      this.recipientStates.set(kidHex, { name, params: derived.recipient, kidHex, replay, echoChallenge: undefined });
+      this.recipientStates.set(kidHex, { name, params: derived.recipient, kidHex, replay, challenges: { second: -1, count: 0 } });
     }
     this.sender = sender!;
     this.idContext = input.idContext;
@@ -153,11 +156,6 @@ export class OscoreSecurityContext {
   /** The only recipient of a client context (its server). */
   get primaryRecipient(): RecipientState {
     return this.recipientStates.values().next().value!;
-  }
-
-  /** A fresh, unpredictable Echo value for the B.1.2 challenge (RFC 9175 §2.2: 1–40 bytes). */
-  static newEchoValue(): Uint8Array {
-    return randomBytes(8);
   }
 }
 

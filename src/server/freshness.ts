@@ -43,18 +43,28 @@ export class EchoFreshness {
 
   /** A new Echo value for this requester, time-stamped now. */
   issue(context: EndpointContext): Uint8Array {
-    const timestamp = Buffer.alloc(TIMESTAMP_BYTES);
-    timestamp.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(this.now()))));
-    return Buffer.concat([timestamp, this.mac(timestamp, requesterIdentity(context))]);
+    return this.issueFor(requesterIdentity(context));
   }
 
   /** Whether `echo` was issued by this server to this requester no more than maxAgeMs ago. */
   verify(echo: Uint8Array | undefined, context: EndpointContext, maxAgeMs: number): FreshnessVerdict {
+    return this.verifyFor(echo, requesterIdentity(context), maxAgeMs);
+  }
+
+  /** issue() for a requester named by the caller (e.g. an OSCORE recipient, server/oscore.ts). */
+  issueFor(identity: string): Uint8Array {
+    const timestamp = Buffer.alloc(TIMESTAMP_BYTES);
+    timestamp.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(this.now()))));
+    return Buffer.concat([timestamp, this.mac(timestamp, identity)]);
+  }
+
+  /** verify() for a requester named by the caller. */
+  verifyFor(echo: Uint8Array | undefined, identity: string, maxAgeMs: number): FreshnessVerdict {
     if (echo === undefined) return 'missing';
     if (echo.length !== ECHO_FRESHNESS_SIZE) return 'invalid';
     const value = Buffer.from(echo);
     const timestamp = value.subarray(0, TIMESTAMP_BYTES);
-    if (!timingSafeEqual(value.subarray(TIMESTAMP_BYTES), this.mac(timestamp, requesterIdentity(context)))) return 'invalid';
+    if (!timingSafeEqual(value.subarray(TIMESTAMP_BYTES), this.mac(timestamp, identity))) return 'invalid';
     const age = Math.floor(this.now()) - Number(timestamp.readBigUInt64BE());
     return age >= 0 && age <= maxAgeMs ? 'fresh' : 'stale';
   }

@@ -4,12 +4,25 @@
  * response and notification to it. OSCORE errors go back unprotected with Max-Age 0 (§8.2);
  * everything the application answers, errors included, is protected (§8.3).
  *
+ * Echo challenges (RFC 9175 §2.3): a request whose freshness the replay window cannot vouch for —
+ * any request after a restart (B.1.2), or one whose Partial IV is below the window, which may or
+ * may not have been received before — is not processed and gets a protected 4.01 with an Echo
+ * value. The values are stateless (a timestamp and a MAC bound to the recipient, freshness.ts), so
+ * any recent one is accepted: a replayed request answered with a new challenge cannot invalidate
+ * the value an honest client is about to echo, nor can concurrent requests of one client.
+ *
+ * Below the window is where a lossy path leaves a request that was retransmitted while more than a
+ * window's worth of later requests went through (30 % loss, 8 in flight: a few in 300). It was
+ * never processed (deduplication below answers every copy of a processed one from the cache), so
+ * "Replay detected" would fail an action the client may safely repeat; the challenge makes the
+ * client repeat it with a fresh Partial IV. A Partial IV inside the window that was seen is a
+ * replay for certain: "Replay detected", unprotected, costing nothing.
+ *
  * With `rederivation` set on a configured context, the server also runs Appendix B.2 (see
  * oscore/rederivation.ts): a request whose kid matches but whose 'kid context' is unknown is
  * request #1 (steps 2) or request #2 (step 4) of the protocol. Derived contexts live in memory
  * only; after a restart the client's requests name an unknown kid context again and B.2 reruns.
  */
-import { timingSafeEqual } from 'node:crypto';
 import { ResponseCode } from '../coap/codes.js';
 import { EMPTY_BYTES, MessageType, encodeUint, getOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
@@ -18,6 +31,7 @@ import { errorResponseParts, protectResponse, unprotectRequest, type RequestBind
 import { B2_NONCE_LENGTH, R2Cache, type R2CacheOptions, newB2Nonce, r2Of, secondIdContext, unwrapB2KidContext, withResponseKidContext } from '../oscore/rederivation.js';
 import { ContextDirectory, OscoreSecurityContext, type RecipientState } from '../oscore/security-context.js';
 import { withOscoreLayer, type EndpointContext } from '../exchange/context.js';
+import { EchoFreshness } from './freshness.js';
 import type { ServerSecurity, UnprotectOutcome } from './security.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -33,7 +47,24 @@ export interface OscoreServerOptions {
    * ID name spaces). Requests no list matches use the main contexts.
    */
   sourceLists?: readonly SourceList[];
+  /**
+   * Milliseconds of a monotonic clock, for the age of Echo values. Default `performance.now()`;
+   * lockstep tests pass their fake clock.
+   */
+  now?: () => number;
+  /** How long the Echo value of a challenge is accepted (RFC 9175 §2.3 "recent"). Default 60 s. */
+  echoLifetimeMs?: number;
+  /**
+   * Per recipient and second, how many requests below the replay window get an Echo challenge
+   * (each costs a Sender Sequence Number, as a replay of any old captured request would); beyond
+   * it they get "Replay detected". Challenges after a restart are not counted: refusing those
+   * would let a replaying attacker starve the client again. Default 10.
+   */
+  staleChallengesPerSecond?: number;
 }
+
+const DEFAULT_ECHO_LIFETIME_MS = 60_000;
+const DEFAULT_STALE_CHALLENGES_PER_SECOND = 10;
 
 export interface SourceList {
   match(source: EndpointContext): boolean;
@@ -47,11 +78,20 @@ export class OscoreServerSecurity implements ServerSecurity {
   private readonly directory: ContextDirectory;
   private readonly r2s: R2Cache<string>;
   private readonly sourceLists: ReadonlyArray<{ match: SourceList['match']; directory: ContextDirectory }>;
+  /** Its key is random per instance: values issued before a restart never verify (RFC 9175 §2.4). */
+  private readonly echo: EchoFreshness;
+  private readonly now: () => number;
+  private readonly echoLifetimeMs: number;
+  private readonly staleChallengesPerSecond: number;
 
   constructor(contexts: readonly OscoreSecurityContext[], options: OscoreServerOptions = {}) {
     this.directory = new ContextDirectory(contexts);
     this.r2s = new R2Cache(options.r2Cache);
     this.sourceLists = (options.sourceLists ?? []).map((l) => ({ match: l.match, directory: new ContextDirectory(l.contexts) }));
+    this.now = options.now ?? (() => performance.now());
+    this.echo = new EchoFreshness(this.now);
+    this.echoLifetimeMs = options.echoLifetimeMs ?? DEFAULT_ECHO_LIFETIME_MS;
+    this.staleChallengesPerSecond = options.staleChallengesPerSecond ?? DEFAULT_STALE_CHALLENGES_PER_SECOND;
   }
 
   /** The contexts in use now, configured and derived (B.2), for inspection. */
@@ -86,6 +126,10 @@ export class OscoreServerSecurity implements ServerSecurity {
     }
     if (!result.ok) return { ok: false, response: errorMessage(result) };
     const { context: security, recipient } = found!;
+    const sequenceNumber = result.sequenceNumber;
+    // RFC 9175 §2.3: a request echoing a recent value we issued to this recipient was made after it.
+    const echoed = getOption(result.message, OptionNumber.Echo);
+    const provenFresh = echoed !== undefined && this.echo.verifyFor(echoed, echoIdentity(security, recipient), this.echoLifetimeMs) === 'fresh';
 
     if (!recipient.replay.initialised) {
       if (security.rederivation && security.origin === undefined) {
@@ -94,26 +138,18 @@ export class OscoreServerSecurity implements ServerSecurity {
         // is the one just verified with the existing context, ID1 its ID Context.
         return { ok: false, response: this.responseOne(security, recipient, result.kid, security.idContext, result.binding) };
       }
-      // Appendix B.1.2: after a restart, only a request echoing our challenge sets the window.
-      const echo = getOption(result.message, OptionNumber.Echo);
-      if (!echo || !recipient.echoChallenge || echo.length !== recipient.echoChallenge.length || !timingSafeEqual(echo, recipient.echoChallenge)) {
-        recipient.echoChallenge = OscoreSecurityContext.newEchoValue();
-        const challenge: CoapMessage = {
-          type: MessageType.ACK,
-          code: ResponseCode.Unauthorized,
-          messageId: 0,
-          token: EMPTY_BYTES,
-          options: [{ number: OptionNumber.Echo, value: recipient.echoChallenge }],
-          payload: EMPTY_BYTES,
-        };
-        // "MUST use its Partial IV ... and MUST include the Partial IV in the response".
-        return { ok: false, response: protectResponse(challenge, security.sender, result.binding, { sequenceNumber: security.nextSequenceNumber() }) };
+      // Appendix B.1.2: after a restart, only a request echoing a challenge sets the window.
+      if (!provenFresh) return { ok: false, response: this.challenge(security, recipient, result.binding) };
+      recipient.replay.initialiseAt(sequenceNumber);
+    } else {
+      const verdict = recipient.replay.verdict(sequenceNumber, provenFresh);
+      if (verdict === 'too-old' && this.mayChallengeStale(recipient)) {
+        // Below the window (or B.1.2's lower limit): maybe never received. RFC 9175 §2.3: "the
+        // server MUST NOT process the request further and SHOULD send a 4.01 ... with an Echo option".
+        return { ok: false, response: this.challenge(security, recipient, result.binding) };
       }
-      recipient.replay.initialiseAt(result.sequenceNumber);
-      recipient.echoChallenge = undefined;
-    } else if (!recipient.replay.accept(result.sequenceNumber)) {
-      // §7.4: a Partial IV seen before (or too old for the window).
-      return { ok: false, response: errorMessage({ code: ResponseCode.Unauthorized, reason: 'Replay detected' }) };
+      // §7.4: a Partial IV received before.
+      if (!recipient.replay.accept(sequenceNumber, provenFresh)) return { ok: false, response: errorMessage({ code: ResponseCode.Unauthorized, reason: 'Replay detected' }) };
     }
 
     const layer = {
@@ -135,6 +171,36 @@ export class OscoreServerSecurity implements ServerSecurity {
           kind === 'notification' ? { sequenceNumber: security.nextSequenceNumber() } : {},
         ),
     };
+  }
+
+  /**
+   * A protected 4.01 carrying only an Echo value (B.1.2). The request's nonce cannot serve: a
+   * request with this Partial IV may have been answered with it before (§5), so "the server MUST
+   * use its Partial IV when generating the AEAD nonce and MUST include the Partial IV".
+   */
+  private challenge(security: OscoreSecurityContext, recipient: RecipientState, binding: RequestBinding): CoapMessage {
+    const challenge: CoapMessage = {
+      type: MessageType.ACK,
+      code: ResponseCode.Unauthorized,
+      messageId: 0,
+      token: EMPTY_BYTES,
+      options: [{ number: OptionNumber.Echo, value: this.echo.issueFor(echoIdentity(security, recipient)) }],
+      payload: EMPTY_BYTES,
+    };
+    return protectResponse(challenge, security.sender, binding, { sequenceNumber: security.nextSequenceNumber() });
+  }
+
+  /** Counts a challenge for a request below the window against the recipient's budget for this second. */
+  private mayChallengeStale(recipient: RecipientState): boolean {
+    const second = Math.floor(this.now() / 1000);
+    const budget = recipient.challenges;
+    if (budget.second !== second) {
+      budget.second = second;
+      budget.count = 0;
+    }
+    if (budget.count >= this.staleChallengesPerSecond) return false;
+    budget.count++;
+    return true;
   }
 
   /**
@@ -242,10 +308,22 @@ function deriveFirst(origin: OscoreSecurityContext, kid: Uint8Array, id1: Uint8A
 
 const contextIds = new WeakMap<OscoreSecurityContext, number>();
 let nextContextId = 0;
+function contextId(context: OscoreSecurityContext): number {
+  let id = contextIds.get(context);
+  if (id === undefined) contextIds.set(context, (id = nextContextId++));
+  return id;
+}
+
 function cacheKey(origin: OscoreSecurityContext, kid: Uint8Array): string {
-  let id = contextIds.get(origin);
-  if (id === undefined) contextIds.set(origin, (id = nextContextId++));
-  return `${id}/${hex(kid)}`;
+  return `${contextId(origin)}/${hex(kid)}`;
+}
+
+/**
+ * Whom an Echo value is bound to: one recipient of one context instance (its kid, and through the
+ * instance its ID Context and keys), so a value cannot be moved to another context or recipient.
+ */
+function echoIdentity(context: OscoreSecurityContext, recipient: RecipientState): string {
+  return `oscore-b.1.2\0${contextId(context)}\0${recipient.kidHex}`;
 }
 
 function errorMessage(failure: { code: number; reason: string }): CoapMessage {
