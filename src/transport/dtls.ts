@@ -260,6 +260,14 @@ export class DtlsClientTransport extends DtlsTransportBase {
   private constructor(socket: dgram.Socket, options: DtlsClientTransportOptions) {
     super(socket, options);
     this.clientOptions = options;
+    // Idle, a client's socket must not keep the process alive (transport.ts, setBusy).
+    socket.unref();
+  }
+
+  setBusy(busy: boolean): void {
+    if (this.closed) return;
+    if (busy) this.socket.ref();
+    else this.socket.unref();
   }
 
   static override async bind(options: DtlsClientTransportOptions): Promise<DtlsClientTransport> {
