@@ -36,6 +36,16 @@ test("the README's Library section shows a GET, an Observe, an OSCORE request fr
   assert.match(library, /ESM-only|ES module only/i);
 });
 
+test('the README and docs name specifications by RFC or draft name, not by paths or labels outside the repository', () => {
+  for (const doc of docFiles()) {
+    const text = readFileSync(join(ROOT, doc), 'utf8');
+    for (const pattern of [/shared\//, /\bseeds?\b/i, /\/work\//, /\b00[0-9]_[0-9a-f]{16}\.txt/]) {
+      const hit = pattern.exec(text);
+      assert.equal(hit, null, `${doc}: "${hit?.[0]}" at line ${text.slice(0, hit?.index).split('\n').length}`);
+    }
+  }
+});
+
 describe('the examples compile under strict and run', () => {
   let diagnostics = new Map<string, string[]>();
   let compilerOutput = '';
