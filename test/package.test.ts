@@ -22,6 +22,7 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/dtls': 'DtlsClient',
   'coapsec/credentials': 'parseCredentials',
   'coapsec/trust-anchor': 'deriveKey',
+  'coapsec/proxy': 'ForwardProxy',
 };
 
 interface Ran {
