@@ -88,6 +88,24 @@ test('a GET to a closed port fails at once with UnreachableError, not after 93 s
   }
 });
 
+test('a coaps:// GET to a closed port fails at once with UnreachableError, not after the handshake retransmissions', async () => {
+  const port = await closedPort();
+  const client = new CoapClient({ dtls: { psk: { identity: 'client1', key: 'secretPSK' } } });
+  try {
+    const started = performance.now();
+    const error = await client.get(`coaps://127.0.0.1:${port}/hello`).then(
+      () => assert.fail('a closed port answered'),
+      (e: unknown) => e,
+    );
+    const ms = performance.now() - started;
+    assert.ok(error instanceof UnreachableError, `expected UnreachableError, got ${String(error)}`);
+    assert.match((error as Error).message, /is unreachable: nothing listens on that port/);
+    assert.ok(ms < 1000, `took ${Math.round(ms)} ms`);
+  } finally {
+    await client.close();
+  }
+});
+
 test('after an unreachable port, the same client reaches a server that starts there', async () => {
   const server = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
   server.resource('/hello', { GET: () => ({ code: ResponseCode.Content, payload: 'hi' }) });
