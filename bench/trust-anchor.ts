@@ -1,6 +1,6 @@
 /**
  * Trust-anchor handshake benchmark (issue 9): DerivedKey and AuthorizedPublicKey handshakes per
- * second at the resource server (RS) against plain PSK and RPK handshakes, and the seed's claim
+ * second at the resource server (RS) against plain PSK and RPK handshakes, and the claim of draft-seitz-core-security-modes-00
  * (§3: "the verification of a MAC is also less resource consuming than verifying a digital
  * signature") measured directly.
  *
@@ -392,7 +392,7 @@ function main(): void {
     const op = (name: string): number => median(microOps.get(name)!);
     console.log(
       table([
-        ['claim (seed §3)', 'ratio'],
+        ['claim (draft-seitz-core-security-modes-00 §3)', 'ratio'],
         ['ECDSA verify / MAC check (mac vs ecdsa-verify), speed-up of the MAC', ratio(op('mac'), op('ecdsa-verify'))],
         ['whole MacCert check vs SPKI parse + ECDSA verify (maccert vs ecdsa-verify+spki)', ratio(op('maccert'), op('ecdsa-verify+spki'))],
         ...(microOps.has('x509-chain') ? [['whole MacCert check vs X.509 client-certificate check (maccert vs x509-chain)', ratio(op('maccert'), op('x509-chain'))]] : []),

@@ -11,7 +11,7 @@ export { CoapServer, type ServerOptions } from './server/server.js';
 export type { CoapRequest, CoapResponse, Handler, Handlers, ResourceDefinition, LinkAttributes } from './server/resource.js';
 export { CoapEndpoint, ServerExchange, type EndpointOptions, type RequestOptions } from './exchange/endpoint.js';
 export type { EndpointContext } from './exchange/context.js';
-export { TimeoutError, ResetError, BadResponseError, CancelledError, CoapRequestError } from './exchange/errors.js';
+export { TimeoutError, ResetError, BadResponseError, CancelledError, CoapRequestError, SessionError, UnreachableError } from './exchange/errors.js';
 export { DEFAULT_PARAMETERS, type TransmissionParameters } from './messaging/parameters.js';
 export { UdpTransport } from './transport/udp.js';
 export type { DatagramTransport, PeerAddress, TransportSecurity } from './transport/transport.js';

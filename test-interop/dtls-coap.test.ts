@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
@@ -18,7 +18,7 @@ import { CoapClient } from '../src/client/client.js';
 import { largeText } from '../src/demo/resources.js';
 import { TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_GCM_SHA256 } from '../src/dtls/index.js';
 import { CoapServer } from '../src/server/server.js';
-import { makePki } from '../test/support/pki.js';
+import { PKI_DIR } from '../test/support/pki.js';
 import { COAPSEC, HOST, ROOT, coapsec, run, stop, waitForCoapPing, which } from './support.js';
 
 const ID = 'coapsec-interop';
@@ -31,17 +31,11 @@ const BIN = {
 };
 
 let dir = '';
-let pki = false;
 const f = (name: string): string => join(dir, name);
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'coapsec-dtls-coap-'));
-  try {
-    makePki(dir);
-    pki = true;
-  } catch {
-    pki = false;
-  }
+  cpSync(PKI_DIR, dir, { recursive: true });
   const k = (): string => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'sec1', format: 'pem' }) as string;
   writeFileSync(f('server-rpk.pem'), k(), { mode: 0o600 });
   writeFileSync(f('client-rpk.pem'), k(), { mode: 0o600 });
@@ -79,11 +73,6 @@ function need(t: TestContext, ...bins: Array<string | undefined>): boolean {
     return false;
   }
   return true;
-}
-
-function needPki(t: TestContext): boolean {
-  if (!pki) t.skip('openssl CLI not available to make test certificates');
-  return pki;
 }
 
 /** Two consecutive free UDP ports on loopback (libcoap serves DTLS on port + 1). */
@@ -248,7 +237,7 @@ test('RPK: coap-client-gnutls -M → coapsec serve --rpk --trusted-rpk', { timeo
 });
 
 test('X.509: coap-client-openssl -c -j -C → coapsec serve --cert --key --ca', { timeout: 60_000 }, async (t) => {
-  if (!need(t, BIN.clientOpenssl) || !needPki(t)) return;
+  if (!need(t, BIN.clientOpenssl)) return;
   const srv = await coapsecServe(['--cert', f('server-direct.pem'), '--key', f('server-direct.key'), '--ca', f('ca.pem')]);
   try {
     const r = await libcoapClient(BIN.clientOpenssl!, ['-m', 'get', '-c', f('client.pem'), '-j', f('client.key'), '-C', f('ca.pem'), `coaps://${HOST}:${srv.port}/whoami`]);
@@ -356,7 +345,7 @@ test('RPK: coapsec get --rpk --trusted-rpk → coap-server-gnutls -M', { timeout
 });
 
 test('X.509: coapsec get --cert --key --ca → coap-server-openssl -c -j -C', { timeout: 60_000 }, async (t) => {
-  if (!need(t, BIN.serverOpenssl) || !needPki(t)) return;
+  if (!need(t, BIN.serverOpenssl)) return;
   const srv = await libcoapServe(BIN.serverOpenssl!, ['-c', f('server-direct.pem'), '-j', f('server-direct.key'), '-C', f('ca.pem')]);
   try {
     const uri = `coaps://${HOST}:${srv.port + 1}/time`;

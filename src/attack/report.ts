@@ -1,4 +1,4 @@
-/** Issue 7: the threat catalogue of the seeds and the report table built from actual attack runs. */
+/** Issue 7: the threat catalogue of draft-hartke-core-e2e-security-reqs and the report table built from actual attack runs. */
 import type { AttackOptions } from './attacks.js';
 import { OptionNumber } from '../coap/options.js';
 
@@ -25,7 +25,7 @@ export interface ThreatRow {
   id: string;
   threat: string;
   required: boolean;
-  /** Requirements of the seeds this row tests: R1.x (000 §3.1.4), A1.x / A2.x (002 §2.2). */
+  /** Requirements this row tests: R1.x (draft-hartke-core-e2e-security-reqs-00 §3.1.4), A1.x / A2.x (draft-hartke-core-e2e-security-reqs-03 §2.2). */
   requirements: string[];
   runs: ThreatRun[];
 }
@@ -77,7 +77,7 @@ export const OPEN_ROWS = [
   'R1.10 / R5.7 forward secrecy (T4:1.4, T4:5.3): **open** — needs EDHOC, which is not built; OSCORE with pre-shared master secrets provides none.',
   'Observe under the randomized attack (`fuzz`): the test `randomized: Observe scenario, zero false accepts under OSCORE and nested OSCORE` found a real gap — an attacker who held back the registration\'s first response (it carries no Partial IV) and released it after newer notifications had it accepted. RFC 8613 §4.1.3.5.2 makes that response the oldest; the client (and a route\'s end-to-end layer) now refuse it, and the test asserts zero false accepts.',
   'Request reordering within the freshness window: OSCORE\'s replay window accepts an older, never-delivered request; the Echo policy bounds this to maxAgeMs (10 s for /valve). The randomized test runs /valve with the policy and 11 s between actuations.',
-  'Publish-subscribe rows (000 §3.5, R5.1–R5.7; 002 pub-sub sections): **open** — no broker exists yet; not run.',
+  'Publish-subscribe rows (draft-hartke-core-e2e-security-reqs-00 §3.5, R5.1–R5.7; draft-hartke-core-e2e-security-reqs-03 pub-sub sections): **open** — no broker exists yet; not run.',
 ];
 
 export function renderReport(results: Map<string, Outcome>): string {
@@ -88,7 +88,7 @@ export function renderReport(results: Map<string, Outcome>): string {
     '',
     'Verdicts: **undetected** — an application accepted what the attack produced; **detected** — the attacked message(s) were refused (by whom and how is given) and nothing wrong was accepted; **withheld** — nothing wrong was accepted but an application got no application response (timeout, or an error the proxy produced); **ineffective** — nothing observable changed; **leaked / protected** — passive reading attacks.',
     '',
-    '| Threat | Seed says | Scenario | Attack | no protection | OSCORE (C–S) | nested OSCORE (C–S + C–P) |',
+    '| Threat | draft-hartke-core-e2e-security-reqs says | Scenario | Attack | no protection | OSCORE (C–S) | nested OSCORE (C–S + C–P) |',
     '|---|---|---|---|---|---|---|',
   ];
   const cell = (o: Outcome | undefined) => (o ? `${o.verdict}: ${o.detail.replace(/\|/g, '/').replace(/\n/g, ' ')}` : 'not run');
@@ -98,7 +98,7 @@ export function renderReport(results: Map<string, Outcome>): string {
       lines.push(`| ${row.threat} | ${row.required ? 'REQUIRED' : 'NOT REQUIRED'} | ${run.scenario} | ${run.attack}${opts} | ${cell(results.get(runKey(run, 'none')))} | ${cell(results.get(runKey(run, 'oscore')))} | ${cell(results.get(runKey(run, 'nested')))} |`);
     }
   }
-  lines.push('', '## Requirements → tests', '', 'Each requirement of 000 §3.1.4 (R1.1–R1.9) and 002 §2.2 (A1.1–A1.10, A2.1–A2.6) and the tests in `test/threats.test.ts` that exercise it.', '', '| Requirement | Tests |', '|---|---|');
+  lines.push('', '## Requirements → tests', '', 'Each requirement of draft-hartke-core-e2e-security-reqs-00 §3.1.4 (R1.1–R1.9) and draft-hartke-core-e2e-security-reqs-03 §2.2 (A1.1–A1.10, A2.1–A2.6) and the tests in `test/threats.test.ts` that exercise it.', '', '| Requirement | Tests |', '|---|---|');
   for (const req of REQUIREMENTS) {
     const tests = [...THREAT_ROWS.filter((r) => r.requirements.includes(req)).map(rowTestName), ...EXTRA_TESTS.filter((t) => t.requirements.includes(req)).map((t) => t.name)];
     lines.push(`| ${req} | ${tests.length ? tests.map((t) => `\`${t}\``).join('<br>') : '**no test**'} |`);

@@ -14,7 +14,7 @@ import { CoapEndpoint, type EndpointOptions } from '../exchange/endpoint.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import type { TransmissionParameters } from '../messaging/parameters.js';
 import type { PeerAddress } from '../transport/transport.js';
-import { UdpTransport } from '../transport/udp.js';
+import { UdpClientTransport } from '../transport/udp-client.js';
 import { DtlsClientTransport, type DtlsClientTransportOptions } from '../transport/dtls.js';
 import { RealScheduler } from '../util/scheduler.js';
 import { MAX_SZX, blockSize, encodeBlock, szxForSize } from '../coap/block.js';
@@ -174,7 +174,7 @@ export class CoapClient {
         const scheduler = this.options.scheduler ?? new RealScheduler();
         endpoint = DtlsClientTransport.bind({ ...dtls, host, port: this.options.localPort ?? 0, scheduler }).then((transport) => new CoapEndpoint({ ...this.options, scheduler, transport }));
       } else {
-        endpoint = UdpTransport.bind({
+        endpoint = UdpClientTransport.bind({
           host,
           port: this.options.localPort ?? 0,
           ...(this.options.receiveBufferSize ? { receiveBufferSize: this.options.receiveBufferSize } : {}),

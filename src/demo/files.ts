@@ -5,7 +5,11 @@ import { ResponseCode } from '../coap/codes.js';
 import { ContentFormat } from '../coap/content-format.js';
 import type { CoapResponse, ResourceDefinition } from '../server/resource.js';
 
-const MAX_FILE_SIZE = 1 << 20;
+/**
+ * Largest file served: a representation is read whole into memory and kept while block-wise
+ * transfers of it run (RFC 7959 §2.5), so a folder of large files must not exhaust the server.
+ */
+export const MAX_FILE_SIZE = 1 << 20;
 const MAX_LISTED = 200;
 
 const FORMAT_BY_EXTENSION: Record<string, number> = {
@@ -46,7 +50,12 @@ export function fileResource(dir: string): ResourceDefinition {
       GET: (request) => {
         const file = resolve(request.subPath);
         if (!file) return notFound;
-        if (statSync(file).size > MAX_FILE_SIZE) return { code: ResponseCode.RequestEntityTooLarge, payload: 'file larger than 1 MiB' };
+        // Not 4.13: that is about a request's payload (RFC 7252 §5.9.2.9), and the client can change
+        // nothing in its request to get this file. The limit is the server's own, so a 5.xx
+        // (§5.9.3.1) with a diagnostic payload (§5.5.2).
+        if (statSync(file).size > MAX_FILE_SIZE) {
+          return { code: ResponseCode.InternalServerError, payload: `${request.subPath.join('/')} is larger than the 1 MiB that serve --dir serves` };
+        }
         return { code: ResponseCode.Content, contentFormat: formatOf(file), payload: readFileSync(file) };
       },
     },

@@ -11,11 +11,11 @@ import { OptionNumber, optionDefinition } from '../coap/options.js';
 import { InboundMessage, MessageLayer, type ConfirmableListener, type MessageLayerStats, type OutgoingHandle } from '../messaging/message-layer.js';
 import { maxTransmitWait, withDefaults, type TransmissionParameters } from '../messaging/parameters.js';
 import type { DatagramTransport, PeerAddress, TransportSecurity } from '../transport/transport.js';
-import { peerKey } from '../transport/transport.js';
+import { PeerUnreachableError, peerKey } from '../transport/transport.js';
 import { defaultRandom, type RandomSource } from '../util/random.js';
 import { RealScheduler, type Scheduler, type Timer } from '../util/scheduler.js';
 import type { EndpointContext } from './context.js';
-import { BadResponseError, CancelledError, ResetError, SessionError, TimeoutError } from './errors.js';
+import { BadResponseError, CancelledError, ResetError, SessionError, TimeoutError, UnreachableError } from './errors.js';
 import { NstartGate, type Startable } from './nstart.js';
 
 export interface EndpointOptions {
@@ -163,6 +163,10 @@ export class CoapEndpoint {
   };
   private handler: RequestHandler | undefined;
   private closed = false;
+  /** CoAP pings waiting for their RST. */
+  private pings = 0;
+  /** What the transport was last told (setBusy): does anything wait on the network? */
+  private busy = false;
 
   constructor(private readonly options: EndpointOptions) {
     this.parameters = withDefaults(options.parameters);
@@ -189,12 +193,24 @@ export class CoapEndpoint {
     transport.setSessionErrorHandler?.((peer, error) => this.failPeer(peer, error));
   }
 
-  /** Fails every pending request to `peer` with a SessionError (its secure session failed). */
+  /**
+   * Fails every pending request to `peer`: with an UnreachableError when the network said nobody is
+   * there (ICMP), with a SessionError when its secure session failed.
+   */
   failPeer(peer: PeerAddress, error: Error): void {
     const key = peerKey(peer);
     for (const p of [...this.pending.values()]) {
-      if (p.peerKey === key) this.fail(p, new SessionError(`${this.options.transport.scheme} session with ${key} failed: ${error.message}`));
+      if (p.peerKey !== key) continue;
+      this.fail(p, error instanceof PeerUnreachableError ? new UnreachableError(error.message) : new SessionError(`${this.options.transport.scheme} session with ${key} failed: ${error.message}`));
     }
+  }
+
+  /** Tells a client transport whether anything waits on the network, on each change only. */
+  private updateBusy(): void {
+    const busy = this.pending.size > 0 || this.tokenListeners.size > 0 || this.pings > 0;
+    if (busy === this.busy) return;
+    this.busy = busy;
+    this.options.transport.setBusy?.(busy);
   }
 
   get transport(): DatagramTransport {
@@ -229,6 +245,7 @@ export class CoapEndpoint {
     const key = peerKey(peer);
     const pending = new PendingRequest(this.pendingEvents, tokenKeyOf(token), key, peer, message, options, handler);
     this.pending.set(pending.tokenKey, pending);
+    if (!this.busy) this.updateBusy();
     if (options.signal) {
       pending.onAbort = () => this.fail(pending, new CancelledError('request aborted'));
       options.signal.addEventListener('abort', pending.onAbort, { once: true });
@@ -255,8 +272,15 @@ export class CoapEndpoint {
   }
 
   /** CoAP ping (§4.3). */
-  ping(peer: PeerAddress): Promise<number> {
-    return this.messaging.ping(peer);
+  async ping(peer: PeerAddress): Promise<number> {
+    this.pings++;
+    this.updateBusy();
+    try {
+      return await this.messaging.ping(peer);
+    } finally {
+      this.pings--;
+      this.updateBusy();
+    }
   }
 
   private startRequest(pending: PendingRequest): void {
@@ -308,8 +332,11 @@ export class CoapEndpoint {
     const key = tokenKeyOf(token);
     const entry = { peerKey: peerKey(peer), listener };
     this.tokenListeners.set(key, entry);
+    this.updateBusy();
     return () => {
-      if (this.tokenListeners.get(key) === entry) this.tokenListeners.delete(key);
+      if (this.tokenListeners.get(key) !== entry) return;
+      this.tokenListeners.delete(key);
+      this.updateBusy();
     };
   }
 
@@ -372,6 +399,7 @@ export class CoapEndpoint {
     pending.responseTimer?.cancel();
     pending.deadlineTimer?.cancel();
     this.pending.delete(pending.tokenKey);
+    if (this.pending.size === 0) this.updateBusy();
     if (pending.onAbort) pending.options.signal?.removeEventListener('abort', pending.onAbort);
     this.releaseSlot(pending);
   }

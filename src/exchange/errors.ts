@@ -13,6 +13,8 @@ export class TimeoutError extends CoapRequestError {}
 export class ResetError extends CoapRequestError {}
 /** The response broke a protocol rule (e.g. an unrecognized critical option, §5.4.1). */
 export class BadResponseError extends CoapRequestError {}
+/** The network reported the peer unreachable (ICMP port or host unreachable): nobody will answer. */
+export class UnreachableError extends CoapRequestError {}
 /** The secure session (DTLS) with the peer failed, e.g. its handshake ended with an alert. */
 export class SessionError extends CoapRequestError {}
 /** The request was cancelled by its AbortSignal or because the endpoint closed. */

@@ -28,7 +28,8 @@ import {
 import { RealScheduler, type Scheduler, type Timer } from '../util/scheduler.js';
 import { bindSocket, closeAfterPendingSends, type SocketOptions } from './socket.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress, SessionErrorHandler, TransportSecurity } from './transport.js';
-import { peerKey } from './transport.js';
+import { peerKey, type PeerUnreachableError } from './transport.js';
+import { PeerSockets } from './peer-sockets.js';
 
 export interface DtlsPsk {
   /** Text (UTF-8) or bytes. */
@@ -179,14 +180,16 @@ abstract class DtlsTransportBase implements DatagramTransport {
   ) {
     this.scheduler = options.scheduler ?? new RealScheduler();
     if (options.onSessionError) this.sessionErrorHandlers.push(options.onSessionError);
-    socket.on('message', (data, rinfo) => {
-      try {
-        this.onDatagram(data, { address: rinfo.address, port: rinfo.port });
-      } catch (error) {
-        // Nothing escapes the socket handler (issue 8, robustness).
-        process.emitWarning(`coapsec: DTLS datagram handling failed: ${(error as Error).stack ?? error}`);
-      }
-    });
+    socket.on('message', (data, rinfo) => this.guardedDatagram(data, { address: rinfo.address, port: rinfo.port }));
+  }
+
+  protected guardedDatagram(data: Buffer, peer: PeerAddress): void {
+    try {
+      this.onDatagram(data, peer);
+    } catch (error) {
+      // Nothing escapes the socket handler (issue 8, robustness).
+      process.emitWarning(`coapsec: DTLS datagram handling failed: ${(error as Error).stack ?? error}`);
+    }
   }
 
   protected abstract onDatagram(data: Buffer, peer: PeerAddress): void;
@@ -217,7 +220,7 @@ abstract class DtlsTransportBase implements DatagramTransport {
     }
   }
 
-  protected reportError(error: DtlsSessionError): void {
+  protected reportError(error: DtlsSessionError | PeerUnreachableError): void {
     this.counters.sessionErrors++;
     for (const h of this.sessionErrorHandlers) {
       try {
@@ -261,10 +264,40 @@ export class DtlsClientTransport extends DtlsTransportBase {
   /** Host names of peers (from URIs), for SNI and the certificate host check. */
   private readonly serverNames = new Map<string, string>();
   private readonly clientOptions: DtlsClientTransportOptions;
+  /**
+   * A connected socket per server, so an ICMP port unreachable ends its handshake at once instead
+   * of after every retransmission; unref'd while no request waits (peer-sockets.ts).
+   */
+  private readonly peerSockets: PeerSockets;
 
   private constructor(socket: dgram.Socket, options: DtlsClientTransportOptions) {
     super(socket, options);
     this.clientOptions = options;
+    this.peerSockets = new PeerSockets(
+      socket,
+      {
+        host: options.host ?? '0.0.0.0',
+        ...(options.receiveBufferSize ? { receiveBufferSize: options.receiveBufferSize } : {}),
+        ...(options.sendBufferSize ? { sendBufferSize: options.sendBufferSize } : {}),
+      },
+      {
+        onMessage: (data, peer) => this.guardedDatagram(data, peer),
+        onUnreachable: (peer, error) => {
+          const session = this.sessions.get(peerKey(peer));
+          if (session) this.removeSession(session);
+          this.reportError(error);
+        },
+      },
+    );
+  }
+
+  setBusy(busy: boolean): void {
+    this.peerSockets.setRef(busy);
+  }
+
+  protected override write(datagrams: readonly Buffer[], peer: PeerAddress): void {
+    if (this.closed) return;
+    for (const d of datagrams) this.peerSockets.send(d, peer);
   }
 
   static override async bind(options: DtlsClientTransportOptions): Promise<DtlsClientTransport> {
@@ -455,12 +488,12 @@ export class DtlsClientTransport extends DtlsTransportBase {
     this.reportError(error);
   }
 
-  /** Sends close_notify to every peer and closes the socket. */
+  /** Sends close_notify to every peer and closes the sockets. */
   override async close(): Promise<void> {
     if (this.closed) return;
     for (const s of [...this.sessions.values()]) this.closeSession(s);
     this.closed = true;
-    await this.closeSocket();
+    await this.peerSockets.close();
   }
 }
 

@@ -35,9 +35,29 @@ export interface DatagramTransport {
    * session limits), so requests waiting for that peer can fail at once instead of timing out.
    */
   setSessionErrorHandler?(handler: SessionErrorHandler): void;
+  /**
+   * Client transports: whether a request or an observation waits on the network. While not busy
+   * their sockets are unref'd, so an unclosed client does not keep the process alive; server
+   * transports keep theirs ref'd (a server runs until closed) and need not implement this.
+   */
+  setBusy?(busy: boolean): void;
 }
 
 export type SessionErrorHandler = (peer: PeerAddress, error: Error) => void;
+
+/**
+ * The network said nothing is there: an ICMP port or host unreachable arrived for a datagram to
+ * `peer` (errno ECONNREFUSED, EHOSTUNREACH, ...). Reported through the SessionErrorHandler.
+ */
+export class PeerUnreachableError extends Error {
+  constructor(
+    readonly peer: PeerAddress,
+    readonly code: string,
+  ) {
+    super(code === 'ECONNREFUSED' ? `${peerKey(peer)} is unreachable: nothing listens on that port (ICMP port unreachable)` : `${peerKey(peer)} is unreachable (${code})`);
+    this.name = 'PeerUnreachableError';
+  }
+}
 
 /** "127.0.0.1:5683" or "[::1]:5683": the key under which per-peer state is kept. */
 export function peerKey(peer: PeerAddress): string {

@@ -1,0 +1,10 @@
+/**
+ * Proxies, importable as `coapsec/proxy`: forward (RFC 7252 §5.7, RFC 8768 Hop-Limit, caching
+ * §5.6), reverse, HTTP→CoAP cross-proxy (RFC 8075) and the OSCORE-capable proxy pieces
+ * (draft-ietf-core-oscore-capable-proxies). Each is installed on a CoapServer.
+ */
+export { ForwardProxy, type ForwardProxyOptions, type ProxyCache } from './forward-proxy.js';
+export { ResponseCache, type CacheOptions, type CacheStats } from './cache.js';
+export { addReverseProxy, parseReverseMapping, type ReverseMapping } from './reverse-proxy.js';
+export { OscoreReverseProxy, allowList, type ForwardPolicy, type OscoreReverseMapping, type OscoreReverseProxyOptions } from './oscore-proxy.js';
+export { startHttpCrossProxy, type HttpCrossProxy, type HttpCrossProxyOptions } from './http-cross-proxy.js';

@@ -1,0 +1,126 @@
+/**
+ * The code samples of the README and docs/, kept as files under examples/ (the docs include them
+ * verbatim), and how to run each one and what it must print. Shared by test/docs-samples.test.ts
+ * (in this repository) and test/package.test.ts (from an installed tarball).
+ */
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const EXAMPLES_DIR = join(ROOT, 'examples');
+
+export interface ExampleRun {
+  /** Writes the files the example reads into its working directory; returns its environment. */
+  setup?(cwd: string): Promise<Record<string, string>>;
+  /** What it prints on stdout. */
+  stdout: RegExp;
+}
+
+/** A loopback UDP port nothing listens on right now (bound once, then closed). */
+async function freePort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  const { port } = socket.address();
+  await new Promise<void>((r) => socket.close(() => r()));
+  return port;
+}
+
+const SECRET = '0102030405060708090a0b0c0d0e0f10';
+const SALT = '9e7ca92223786340';
+
+/** A matching pair: the client (Sender ID 01) is "alice" on the server, whose Sender ID is empty. */
+async function writeCredentials(cwd: string): Promise<Record<string, string>> {
+  const port = await freePort();
+  const client = { oscore: [{ match: `coap://127.0.0.1:${port}/*`, context: { masterSecret: SECRET, masterSalt: SALT, senderId: '01', recipientId: '' } }] };
+  const server = { recipients: { '01': { name: 'alice', context: { masterSecret: SECRET, masterSalt: SALT, senderId: '' } } } };
+  writeFileSync(join(cwd, 'client.json'), JSON.stringify(client, null, 2));
+  writeFileSync(join(cwd, 'server.json'), JSON.stringify(server, null, 2));
+  return { COAP_PORT: String(port) };
+}
+
+export const EXAMPLES: Record<string, ExampleRun> = {
+  'get.ts': { stdout: /^2\.05 Content 21\.5\n$/ },
+  'observe.ts': { stdout: /^20\n21\n22\n$/ },
+  'oscore.ts': { setup: writeCredentials, stdout: /^2\.05 Content hello alice\n$/ },
+  'dtls.ts': { stdout: /^2\.05 Content client1 TLS_PSK_WITH_AES_128_CCM_8\n$/ },
+  'commonjs.cjs': { stdout: /^2\.05 Content hi\n$/ },
+  'trust-anchor.ts': { stdout: /^2\.05 Content DK\.ta1\.alice\.1\.[0-9a-f]{32}\n$/ },
+};
+
+/** The files of examples/ that are samples (not its tsconfig). */
+export function exampleFiles(): string[] {
+  return readdirSync(EXAMPLES_DIR).filter((f) => /\.(ts|cjs|mjs|js)$/.test(f)).sort();
+}
+
+export interface DocSample {
+  doc: string;
+  line: number;
+  /** The example file named by the `<!-- example: examples/NAME -->` line before the block. */
+  example: string | undefined;
+  code: string;
+}
+
+const FENCE = /^```(ts|typescript|js|javascript|cjs|mjs)\s*$/;
+const MARKER = /^<!-- example: (examples\/[\w.-]+) -->$/;
+
+/** The TypeScript and JavaScript blocks of a markdown file (path relative to ROOT). */
+export function docSamples(doc: string): DocSample[] {
+  const lines = readFileSync(join(ROOT, doc), 'utf8').split('\n');
+  const samples: DocSample[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!FENCE.test(lines[i]!)) continue;
+    const end = lines.indexOf('```', i + 1);
+    if (end < 0) throw new Error(`${doc}:${i + 1}: code block never closed`);
+    let before = i - 1;
+    while (before >= 0 && lines[before]!.trim() === '') before--;
+    const marker = before >= 0 ? MARKER.exec(lines[before]!.trim()) : null;
+    samples.push({ doc, line: i + 1, example: marker?.[1], code: lines.slice(i + 1, end).join('\n') });
+    i = end;
+  }
+  return samples;
+}
+
+/** README.md and every markdown file under docs/. */
+export function docFiles(): string[] {
+  return ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+}
+
+export interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node file` in `cwd`; kills it after `limit` ms. */
+export function runNode(file: string, cwd: string, env: Record<string, string>, limit = 15_000): Promise<Finished> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [file], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      stderr += `\n(killed after ${limit} ms)`;
+    }, limit);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+}
+
+/** tsc's diagnostics (`--pretty false`), by file name relative to the project. */
+export function diagnosticsByFile(output: string): Map<string, string[]> {
+  const byFile = new Map<string, string[]>();
+  for (const line of output.split('\n')) {
+    const m = /^(.+?)\(\d+,\d+\): error /.exec(line);
+    if (!m) continue;
+    const file = m[1]!.replace(/\\/g, '/').split('/').pop()!;
+    byFile.set(file, [...(byFile.get(file) ?? []), line]);
+  }
+  return byFile;
+}
