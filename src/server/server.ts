@@ -28,7 +28,7 @@ import {
   type CoapMessage,
   type CoapOption,
 } from '../coap/message.js';
-import { checkOptions } from '../coap/option-validation.js';
+import { checkOptions, checkOptionsAmong } from '../coap/option-validation.js';
 import { OptionNumber, isCritical, optionDefinition } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { ResponseProtector, ServerSecurity } from './security.js';
@@ -67,6 +67,9 @@ const SERVER_OPTIONS = new Set<number>([
   OptionNumber.NoResponse,
   OptionNumber.RequestTag,
 ]);
+
+/** Outer options of an OSCORE message that the server reads before decrypting it (§8.2, §8.2.1). */
+const OUTER_OPTIONS_READ_BEFORE_DECRYPTION: ReadonlySet<number> = new Set([OptionNumber.Oscore, OptionNumber.Block2, OptionNumber.Block1, OptionNumber.Size1]);
 
 export interface ServerOptions {
   /**
@@ -338,7 +341,38 @@ export class CoapServer {
 
   private handle(received: CoapMessage, exchange: ServerExchange): void {
     const incoming: Incoming = { message: received, exchange, context: exchange.context, protect: undefined };
+    try {
+      this.start(incoming);
+    } catch (error) {
+      this.failSafe(incoming, error);
+    }
+  }
+
+  /**
+   * The last line of defence: whatever a datagram makes the pipeline throw is answered 5.00 (once,
+   * without a stack trace, §5.5.2) instead of unwinding into the transport. Reaching it is a bug —
+   * the fuzz tests assert that no input does.
+   */
+  private failSafe(incoming: Incoming, error: unknown): void {
+    if (incoming.exchange.inbound.responded) return;
+    try {
+      incoming.exchange.respond(toMessage(internalError(error)));
+    } catch {
+      incoming.exchange.reject();
+    }
+  }
+
+  private start(incoming: Incoming): void {
+    const { message: received, exchange } = incoming;
     if (this.security && getOption(received, OptionNumber.Oscore)) {
+      // The outer options read before decryption are checked first (RFC 7252 §5.4.3/§5.4.5; RFC
+      // 8613 §2: the OSCORE option is 0-255 bytes long); nobody needs a key to send them.
+      const outerCheck = checkOptionsAmong(received.options, OUTER_OPTIONS_READ_BEFORE_DECRYPTION);
+      if (outerCheck.criticalProblem) {
+        this.badOption(incoming, outerCheck.criticalProblem.reason);
+        return;
+      }
+      received.options = outerCheck.options;
       // RFC 8613 §8.2.1: outer Block options first, until the whole OSCORE message is here.
       const outer = this.outerBlockwise(received, exchange);
       if (!outer) return;
@@ -461,7 +495,7 @@ export class CoapServer {
     }
     const check = checkOptions(message.options, (n) => this.recognized.has(n) || (optionDefinition(n) !== undefined && !isCritical(n)));
     if (check.criticalProblem) {
-      this.reply(incoming, { code: ResponseCode.BadOption, payload: check.criticalProblem.reason });
+      this.badOption(incoming, check.criticalProblem.reason);
       return;
     }
     message.options = check.options;
@@ -559,7 +593,21 @@ export class CoapServer {
       return;
     }
     // A CON still unanswered after emptyAckDelay is acknowledged by the messaging layer (§5.2.2).
-    result.then(finish, (error: unknown) => this.reply(incoming, internalError(error)));
+    result.then(finish, (error: unknown) => this.reply(incoming, internalError(error))).catch((error: unknown) => this.failSafe(incoming, error));
+  }
+
+  /**
+   * RFC 7252 §5.4.1: an unrecognized critical option — or one §5.4.3 (wrong length) and §5.4.5
+   * (repeated) say to treat like one — gets 4.02 in a Confirmable request, but "that occur in a
+   * Non-confirmable message MUST cause the message to be rejected (Section 4.3)": silently ignored
+   * (§4.3 allows an RST, which this server does not send, as for its other rejected NONs).
+   */
+  private badOption(incoming: Incoming, reason: string): void {
+    if (incoming.message.type !== MessageType.CON) {
+      incoming.exchange.reject();
+      return;
+    }
+    this.reply(incoming, { code: ResponseCode.BadOption, payload: reason });
   }
 
   private forward(handler: ForwardingHandler, incoming: Incoming): void {
