@@ -465,7 +465,7 @@ export class CoapServer {
     let message = received;
     let control: Uint8Array | undefined;
     if (block1) {
-      const outcome = this.blockwise.receiveBlock1(operationKey(exchange.context.peerKey, received, false), block1, received.payload, undefined, getUintOption(received, OptionNumber.Size1));
+      const outcome = this.blockwise.receiveBlock1(exchange.context.peerKey, operationKey(exchange.context.peerKey, received, false), block1, received.payload, undefined, getUintOption(received, OptionNumber.Size1));
       if (outcome.kind !== 'complete') {
         exchange.respond(toMessage(outcome.response));
         return undefined;
@@ -478,7 +478,7 @@ export class CoapServer {
       message,
       finish: (response) => {
         if (control) setOption(response, OptionNumber.Block1, control);
-        return block2 ? this.blockwise.sliceBlock2(key, response, { num: 0, more: false, szx: block2.szx }) : response;
+        return block2 ? this.blockwise.sliceBlock2(exchange.context.peerKey, key, response, { num: 0, more: false, szx: block2.szx }) : response;
       },
     };
   }
@@ -550,6 +550,7 @@ export class CoapServer {
     let block1Control: Uint8Array | undefined;
     if (block1) {
       const outcome = this.blockwise.receiveBlock1(
+        exchange.context.peerKey,
         operationKey(exchange.context.peerKey, message, false),
         block1,
         message.payload,
@@ -579,7 +580,7 @@ export class CoapServer {
       const response = this.toResponse(message, spec);
       if (block1Control) setOption(response, OptionNumber.Block1, block1Control);
       this.observeStep(match.resource, () => normalizePath(match.resource.path, match.subPath), incoming, response);
-      this.send(incoming, this.blockwise.sliceBlock2(representationKey, response, block2));
+      this.send(incoming, this.blockwise.sliceBlock2(exchange.context.peerKey, representationKey, response, block2));
     };
     let result: CoapResponse | Promise<CoapResponse>;
     try {
@@ -660,7 +661,7 @@ export class CoapServer {
     const response = this.toResponse(request, spec);
     const block2 = optionalBlockOrUndefined(request, OptionNumber.Block2);
     const key = operationKey(observer.peerKey, request, request.code === Method.FETCH);
-    return this.blockwise.sliceBlock2(key, response, block2 ? { num: 0, more: false, szx: block2.szx } : undefined);
+    return this.blockwise.sliceBlock2(observer.peerKey, key, response, block2 ? { num: 0, more: false, szx: block2.szx } : undefined);
   }
 
   /** The handler's response as a message, with the §5.10.4 Accept check applied. */
