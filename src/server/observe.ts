@@ -24,12 +24,21 @@ export interface ObserveSettings {
   conInterval: number;
   maxNonInRow: number;
   confirmDelay: number;
+  /**
+   * Observers kept at once, all resources and peers together. A registration past it is answered
+   * without being kept — the response carries no Observe option (RFC 7641 §4.1). Default 10,000.
+   */
+  maxObservers: number;
+  /** Observers of one peer (endpoint: address and port), likewise. Default 256. */
+  maxObserversPerPeer: number;
 }
 
 export const DEFAULT_OBSERVE_SETTINGS: ObserveSettings = {
   conInterval: 24 * 3600_000,
   maxNonInRow: 20,
   confirmDelay: 5_000,
+  maxObservers: 10_000,
+  maxObserversPerPeer: 256,
 };
 
 export class Observer {
@@ -70,6 +79,9 @@ export class ObserveRegistry {
   private readonly byPath = new Map<string, Map<string, Observer>>();
   private readonly sequence = new Map<string, number>();
   private readonly peers = new Map<string, { outstanding: number; waiting: Observer[] }>();
+  /** Observers per peer key, for maxObserversPerPeer; peers with none have no entry. */
+  private readonly perPeer = new Map<string, number>();
+  private total = 0;
 
   /** Called when the last observer of a path leaves (a proxy then ends its upstream observation). */
   onPathEmpty: ((path: string) => void) | undefined;
@@ -90,7 +102,12 @@ export class ObserveRegistry {
     return this.sequence.get(path) ?? 0;
   }
 
-  /** Adds or replaces (§4.1: same endpoint and token) an observer. */
+  /**
+   * Adds or replaces (§4.1: same endpoint and token) an observer. Undefined when a new one would
+   * pass maxObservers or maxObserversPerPeer: "the server MAY ... add the client to the list of
+   * observers" (§4.1) — the caller answers without an Observe option. `unlimited` skips the
+   * limits (a proxy's observers, whose ProxiedRequest.observe cannot refuse); they still count.
+   */
   register(
     path: string,
     peer: PeerAddress,
@@ -99,14 +116,10 @@ export class ObserveRegistry {
     context: EndpointContext,
     type: 'con' | 'non',
     protect?: ResponseProtector,
-  ): Observer {
+    unlimited = false,
+  ): Observer | undefined {
     const key = ObserveRegistry.observerKey(peerKey, request.token);
-    let observers = this.byPath.get(path);
-    if (!observers) {
-      observers = new Map();
-      this.byPath.set(path, observers);
-    }
-    const existing = observers.get(key);
+    const existing = this.byPath.get(path)?.get(key);
     if (existing) {
       existing.request = request;
       existing.context = context;
@@ -114,8 +127,17 @@ export class ObserveRegistry {
       existing.protect = protect;
       return existing;
     }
+    const ofPeer = this.perPeer.get(peerKey) ?? 0;
+    if (!unlimited && (this.total >= this.settings.maxObservers || ofPeer >= this.settings.maxObserversPerPeer)) return undefined;
+    let observers = this.byPath.get(path);
+    if (!observers) {
+      observers = new Map();
+      this.byPath.set(path, observers);
+    }
     const observer = new Observer(key, path, peer, peerKey, request.token, request, context, type, this.scheduler.now(), protect);
     observers.set(key, observer);
+    this.perPeer.set(peerKey, ofPeer + 1);
+    this.total++;
     return observer;
   }
 
@@ -133,9 +155,12 @@ export class ObserveRegistry {
 
   count(path?: string): number {
     if (path !== undefined) return this.byPath.get(path)?.size ?? 0;
-    let n = 0;
-    for (const m of this.byPath.values()) n += m.size;
-    return n;
+    return this.total;
+  }
+
+  /** Observers of one peer (its endpoint key). */
+  countOf(peerKey: string): number {
+    return this.perPeer.get(peerKey) ?? 0;
   }
 
   /** The resource changed: every observer gets the new state (or the newest, if busy). */
@@ -251,7 +276,13 @@ export class ObserveRegistry {
     observer.removed = true;
     observer.confirmTimer?.cancel();
     const observers = this.byPath.get(observer.path);
-    observers?.delete(observer.key);
+    if (observers?.get(observer.key) === observer) {
+      observers.delete(observer.key);
+      this.total--;
+      const ofPeer = (this.perPeer.get(observer.peerKey) ?? 1) - 1;
+      if (ofPeer > 0) this.perPeer.set(observer.peerKey, ofPeer);
+      else this.perPeer.delete(observer.peerKey);
+    }
     if (observers?.size === 0) {
       this.byPath.delete(observer.path);
       this.onPathEmpty?.(observer.path);
@@ -271,5 +302,7 @@ export class ObserveRegistry {
     for (const observers of this.byPath.values()) for (const o of observers.values()) o.confirmTimer?.cancel();
     this.byPath.clear();
     this.peers.clear();
+    this.perPeer.clear();
+    this.total = 0;
   }
 }

@@ -189,7 +189,7 @@ class ForwardedRequest implements ProxiedRequest {
 
   observe(path: string): number {
     const { exchange, context, protect } = this.incoming;
-    this.leg.observations.register(path, exchange.context.peer, exchange.context.peerKey, this.message, context, 'con', protect);
+    this.leg.observations.register(path, exchange.context.peer, exchange.context.peerKey, this.message, context, 'con', protect, true);
     return this.leg.observations.currentSequence(path);
   }
 
@@ -634,7 +634,9 @@ export class CoapServer {
     }
     if (observe !== 0) return;
     const type = typeof resource.observable === 'object' ? resource.observable.notifications : 'con';
-    this.observations.register(path, exchange.context.peer, exchange.context.peerKey, request, incoming.context, type, incoming.protect);
+    const observer = this.observations.register(path, exchange.context.peer, exchange.context.peerKey, request, incoming.context, type, incoming.protect);
+    // Past the observer limits: a plain response, no Observe option — not registered (§4.1).
+    if (!observer) return;
     setOption(response, OptionNumber.Observe, encodeUint(this.observations.currentSequence(path)));
   }
 
