@@ -12,7 +12,8 @@
  * timed-out CON removes the observer (§3.6, §4.5).
  */
 import { ResponseCode, codeClass } from '../coap/codes.js';
-import { MessageType, encodeUint, setOption, tokenToHex, type CoapMessage } from '../coap/message.js';
+import { decodeMessage, encodeMessage } from '../coap/codec.js';
+import { MessageType, encodeUint, setOption, sortOptions, tokenToHex, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { ResponseProtector } from './security.js';
@@ -53,15 +54,21 @@ export class Observer {
   lastConAt: number;
   lastSentSequence = -1;
   confirmTimer: Timer | undefined;
+  /**
+   * The registration request as one small encoded buffer: a decoded message is an object per
+   * option plus a view per value, token and payload — and the views keep the whole datagram they
+   * came from alive. Decoding it again per notification costs less than keeping it decoded for
+   * every observer (issue 17 item 7: an observer is held for a 20-byte request).
+   */
+  private encodedRequest: Buffer;
+  readonly token: Uint8Array;
 
   constructor(
     readonly key: string,
     readonly path: string,
     readonly peer: PeerAddress,
     readonly peerKey: string,
-    readonly token: Uint8Array,
-    /** The registration request, re-rendered on every change. */
-    public request: CoapMessage,
+    request: CoapMessage,
     public context: EndpointContext,
     public type: 'con' | 'non',
     now: number,
@@ -69,7 +76,22 @@ export class Observer {
     public protect: ResponseProtector | undefined,
   ) {
     this.lastConAt = now;
+    this.encodedRequest = encodeRequest(request);
+    this.token = Uint8Array.from(request.token);
   }
+
+  /** The registration request, re-rendered on every change (a fresh copy on each read). */
+  get request(): CoapMessage {
+    return decodeMessage(this.encodedRequest);
+  }
+
+  set request(request: CoapMessage) {
+    this.encodedRequest = encodeRequest(request);
+  }
+}
+
+function encodeRequest(request: CoapMessage): Buffer {
+  return encodeMessage({ ...request, options: sortOptions([...request.options]) });
 }
 
 /** Renders the current state for an observer: the response a GET now would get (Block2-sliced). */
@@ -134,7 +156,7 @@ export class ObserveRegistry {
       observers = new Map();
       this.byPath.set(path, observers);
     }
-    const observer = new Observer(key, path, peer, peerKey, request.token, request, context, type, this.scheduler.now(), protect);
+    const observer = new Observer(key, path, peer, peerKey, request, context, type, this.scheduler.now(), protect);
     observers.set(key, observer);
     this.perPeer.set(peerKey, ofPeer + 1);
     this.total++;
