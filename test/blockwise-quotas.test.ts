@@ -58,6 +58,19 @@ test('item 5: past its count quota a peer loses its least recently active upload
   assert.equal(s.server.blockwise.stats().reassemblies, 1);
 });
 
+test('item 5: hostile uploads from many source ports, each within its quota, fill the pool: a legitimate upload displaces the least recently active one', () => {
+  const s = server({ blockwise: { maxOperations: 64, reassemblyBudget: 4096 } });
+  for (let port = 0; port < 200; port++) s.block1({ ...HOSTILE, port: 50000 + port }, 1, 0, true, sixteen('x'));
+  assert.equal(s.server.blockwise.stats().reassemblies, 64);
+  assert.equal(s.block1(HONEST, 1, 0, true, sixteen('a')).code, ResponseCode.Continue);
+  for (let port = 200; port < 230; port++) s.block1({ ...HOSTILE, port: 50000 + port }, 1, 0, true, sixteen('x'));
+  assert.equal(s.block1(HONEST, 1, 1, true, sixteen('b')).code, ResponseCode.Continue, 'still there: 30 newer uploads displaced older hostile ones');
+  // Bytes: a block that does not fit the pool makes room the same way.
+  for (let n = 2; n < 256; n++) assert.equal(s.block1(HONEST, 1, n, true, sixteen('c')).code, ResponseCode.Continue);
+  assert.ok(s.server.blockwise.stats().reassembledBytes <= 4096);
+  assert.equal(s.block1(HONEST, 1, 256, false, Buffer.from('!')).code, ResponseCode.RequestEntityTooLarge, 'past the whole pool: 4.13');
+});
+
 test("item 5: past its byte quota a peer's other uploads make room; one upload alone past it gets 4.13", () => {
   const s = server({ blockwise: { peerReassemblyBudget: 64, maxBodySize: 1024 } });
   s.block1(HOSTILE, 1, 0, true, sixteen('a'));

@@ -20,9 +20,9 @@ import { OptionNumber, isCritical, isNoCacheKey } from '../coap/options.js';
 export interface BlockwiseLimits {
   /** Largest request body reassembled, bytes. Default 4 MiB. */
   maxBodySize: number;
-  /** All partial bodies together, bytes. Default 64 MiB. */
+  /** All partial bodies together, bytes. Default 64 MiB. When full, the least recently active ones go. */
   reassemblyBudget: number;
-  /** Concurrent Block1 operations. Default 1024. */
+  /** Concurrent Block1 operations. Default 1024. When full, the least recently active one goes. */
   maxOperations: number;
   /**
    * Concurrent Block1 operations of one peer. A peer starting one more gives up its least recently
@@ -179,7 +179,7 @@ export class BlockwiseServer {
       // peer's abandoned (or hostile) transfers never reach into what other peers need.
       const share = this.reassemblyShares.of(peer);
       while (share.entries.size >= this.limits.maxOperationsPerPeer) this.drop(share.entries.keys().next().value!);
-      if (this.reassemblies.size >= this.limits.maxOperations || this.reassembledBytes + payload.length > this.limits.reassemblyBudget) {
+      if (!this.makeRoom(1, payload.length, undefined)) {
         this.reassemblyShares.release(share);
         return { kind: 'error', response: { code: ResponseCode.ServiceUnavailable, payload: 'too many block-wise transfers in progress', options: [{ number: OptionNumber.MaxAge, value: encodeUint(5) }] } };
       }
@@ -202,7 +202,7 @@ export class BlockwiseServer {
       if (share.bytes + payload.length <= this.limits.peerReassemblyBudget) break;
       if (other !== op) this.drop(other.key);
     }
-    if (this.reassembledBytes + payload.length > this.limits.reassemblyBudget || share.bytes + payload.length > this.limits.peerReassemblyBudget) {
+    if (!this.makeRoom(0, payload.length, op) || share.bytes + payload.length > this.limits.peerReassemblyBudget) {
       this.drop(key);
       return { kind: 'error', response: { code: ResponseCode.RequestEntityTooLarge, payload: 'no room for more request bodies now', options: [{ number: OptionNumber.Block1, value: control(false) }] } };
     }
@@ -222,6 +222,22 @@ export class BlockwiseServer {
     const body = Buffer.concat(op.chunks, op.length);
     this.drop(key);
     return { kind: 'complete', body, block1: control(false) };
+  }
+
+  /**
+   * Room in the shared pool for `operations` more operations and `bytes` more bytes. When it is
+   * full, the least recently active uploads of any peer (other than `keep`) make room: an upload
+   * in progress sends a block every round trip, so what goes is what was abandoned — where a 5.03
+   * would let anyone holding the pool (many source ports, each within its quota) lock every other
+   * client out for EXCHANGE_LIFETIME. False only if the request alone exceeds the pool.
+   */
+  private makeRoom(operations: number, bytes: number, keep: Reassembly | undefined): boolean {
+    const full = (): boolean => this.reassemblies.size + operations > this.limits.maxOperations || this.reassembledBytes + bytes > this.limits.reassemblyBudget;
+    for (const oldest of this.reassemblies.values()) {
+      if (!full()) return true;
+      if (oldest !== keep) this.drop(oldest.key);
+    }
+    return !full();
   }
 
   /**
