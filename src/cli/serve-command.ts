@@ -2,7 +2,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { addPlugtestResources } from '../demo/plugtest.js';
 import { addDemoResources } from '../demo/resources.js';
-import { CoapServer } from '../server/server.js';
+import { CoapServer, type ServerOptions } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import { parse, parseBind, parseSeconds } from './args.js';
 import { addRevocationResource } from '../trust-anchor/resource-server-setup.js';
@@ -19,6 +19,9 @@ export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] 
                      away unless a session has been idle for --dtls-stale-after
   --dtls-stale-after S   seconds idle after which a session may be displaced by a new client when
                      the table is full (default 60; the displaced client gets close_notify)
+  --max-observers N  Observe registrations kept at once (default 10000); --max-observers-per-peer N
+                     per client endpoint (default 256); past them requests are answered unobserved
+  --max-uploads-per-peer N  concurrent block-wise uploads per client endpoint (default 8)
   --dir DIR          also serve the files below DIR, read-only
   --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
 ${DTLS_USAGE}
@@ -35,6 +38,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
       'dtls-max-sessions': { type: 'string' },
       'dtls-stale-after': { type: 'string' },
       plugtest: { type: 'boolean' },
+      'max-observers': { type: 'string' },
+      'max-observers-per-peer': { type: 'string' },
+      'max-uploads-per-peer': { type: 'string' },
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
     },
@@ -51,6 +57,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (values.dir !== undefined && (!existsSync(values.dir) || !statSync(values.dir).isDirectory())) {
     throw new UsageError(`--dir: "${values.dir}" is not a directory`);
   }
+  const stateLimits = serverStateLimits(values);
   const oscore = serverOscore(values);
   const listeners: Array<{ host: string; port: number; secure: boolean }> = [{ ...bind, secure: !plainOnBind }];
   if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
@@ -58,7 +65,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   for (const l of listeners) {
     let server: CoapServer;
     try {
-      server = await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
+      server = await CoapServer.listen({ host: l.host, port: l.port, ...stateLimits, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
     } catch (error) {
       await Promise.all(servers.map((s) => s.close()));
       oscore.close();
@@ -93,4 +100,22 @@ function dtlsLimits(maxSessions: string | undefined, staleAfter: string | undefi
   const seconds = parseSeconds(staleAfter, '--dtls-stale-after');
   if (seconds !== undefined) limits.staleSessionMs = seconds * 1000;
   return limits;
+}
+
+/** --max-observers, --max-observers-per-peer and --max-uploads-per-peer as server options (docs/security.md "## Limits"). */
+function serverStateLimits(values: Record<string, unknown>): Pick<ServerOptions, 'observe' | 'blockwise'> {
+  const count = (flag: string): number | undefined => {
+    const text = values[flag] as string | undefined;
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`--${flag} needs a positive whole number, got "${text}"`);
+    return n;
+  };
+  const maxObservers = count('max-observers');
+  const maxObserversPerPeer = count('max-observers-per-peer');
+  const maxOperationsPerPeer = count('max-uploads-per-peer');
+  return {
+    observe: { ...(maxObservers !== undefined ? { maxObservers } : {}), ...(maxObserversPerPeer !== undefined ? { maxObserversPerPeer } : {}) },
+    blockwise: maxOperationsPerPeer !== undefined ? { maxOperationsPerPeer } : {},
+  };
 }
