@@ -126,8 +126,9 @@ export class ObserveRegistry {
 
   /**
    * Adds or replaces (§4.1: same endpoint and token) an observer. Undefined when a new one would
-   * pass maxObservers or maxObserversPerPeer: "the server MAY ... add the client to the list of
-   * observers" (§4.1) — the caller answers without an Observe option. `unlimited` skips the
+   * pass maxObservers or maxObserversPerPeer: a server "unable or unwilling to add a new entry ...
+   * MAY silently ignore the registration request and process the GET request as usual. The
+   * resulting response MUST NOT include an Observe Option" (§4.1). `unlimited` skips the
    * limits (a proxy's observers, whose ProxiedRequest.observe cannot refuse); they still count.
    */
   register(
