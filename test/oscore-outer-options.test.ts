@@ -83,3 +83,10 @@ test('outer Block1 on a real protected request still works after validation, Uri
   const [reply] = s.h.transport.take();
   assert.equal(reply?.message.code, ResponseCode.Changed);
 });
+
+test('an outer Size1 of the wrong length is elective: ignored (RFC 7252 §5.4.3, RFC 7959 §4: 0-4 bytes), not read as a huge size', () => {
+  const s = oscoreServer();
+  s.h.transport.deliver(msg({ code: Method.POST, messageId: 500, token: Uint8Array.of(5), options: [OSCORE, opt(OptionNumber.Block1, Uint8Array.of(0x08)), opt(OptionNumber.Size1, Buffer.alloc(5, 0xff))], payload: Buffer.alloc(16, 0x61) }));
+  const [reply] = s.h.transport.take();
+  assert.equal(reply?.message.code, ResponseCode.Continue);
+});
