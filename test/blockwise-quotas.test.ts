@@ -104,3 +104,13 @@ test("item 6: one peer's many representations do not evict another peer's (its l
   assert.equal(decodeBlock(getOption(second, OptionNumber.Block2)!).num, 1);
   assert.deepEqual(Buffer.from(getOption(second, OptionNumber.ETag)!), Buffer.from(etag), 'block 1 comes from the same representation as block 0');
 });
+
+test('a quota of one holds: the eviction that empties a peer\'s share does not let its next entries escape the count', () => {
+  const s = server({ blockwise: { maxOperationsPerPeer: 1, maxRepresentationsPerPeer: 1 } });
+  for (const tag of [1, 2, 3, 4]) assert.equal(s.block1(HOSTILE, tag, 0, true, sixteen('x')).code, ResponseCode.Continue);
+  assert.equal(s.server.blockwise.stats().reassemblies, 1);
+  assert.equal(s.block1(HOSTILE, 4, 1, false, Buffer.from('!')).code, ResponseCode.Changed);
+  for (let i = 0; i < 4; i++) s.send(HOSTILE, Method.GET, [opt(OptionNumber.UriPath, 'changing'), opt(OptionNumber.UriQuery, `n=${i}`)]);
+  assert.equal(s.server.blockwise.stats().representations, 1);
+  assert.equal(s.server.blockwise.stats().peers, 1);
+});

@@ -123,6 +123,11 @@ class PeerShares<T> {
     return share;
   }
 
+  /** The peer's share if it holds anything; evict through this, then take `of` — an emptied share is released. */
+  peek(peer: string): PeerShare<T> | undefined {
+    return this.byPeer.get(peer);
+  }
+
   release(share: PeerShare<T>): void {
     if (share.entries.size === 0 && this.byPeer.get(share.peer) === share) this.byPeer.delete(share.peer);
   }
@@ -177,12 +182,13 @@ export class BlockwiseServer {
       if (!block.more) return { kind: 'complete', body: Buffer.from(payload), block1: control(false) };
       // The peer's own quota first: past it, its least recently active upload makes room, so one
       // peer's abandoned (or hostile) transfers never reach into what other peers need.
-      const share = this.reassemblyShares.of(peer);
-      while (share.entries.size >= this.limits.maxOperationsPerPeer) this.drop(share.entries.keys().next().value!);
+      const own = this.reassemblyShares.peek(peer);
+      while (own && own.entries.size >= this.limits.maxOperationsPerPeer) this.drop(own.entries.keys().next().value!);
       if (!this.makeRoom(1, payload.length, undefined)) {
-        this.reassemblyShares.release(share);
         return { kind: 'error', response: { code: ResponseCode.ServiceUnavailable, payload: 'too many block-wise transfers in progress', options: [{ number: OptionNumber.MaxAge, value: encodeUint(5) }] } };
       }
+      // Taken after the evictions: one that emptied the peer's share released it.
+      const share = this.reassemblyShares.of(peer);
       op = { key, peer: share, chunks: [], length: 0, contentFormat, expiresAt: 0 };
       this.reassemblies.set(key, op);
       share.entries.set(key, op);
@@ -301,13 +307,15 @@ export class BlockwiseServer {
     this.forget(key);
     const size = response.payload.length;
     if (size > this.limits.peerRepresentationBudget || size > this.limits.representationBudget) return;
-    const share = this.representationShares.of(peer);
-    while (share.entries.size > 0 && (share.entries.size >= this.limits.maxRepresentationsPerPeer || share.bytes + size > this.limits.peerRepresentationBudget)) {
-      this.forget(share.entries.keys().next().value!);
+    const own = this.representationShares.peek(peer);
+    while (own && own.entries.size > 0 && (own.entries.size >= this.limits.maxRepresentationsPerPeer || own.bytes + size > this.limits.peerRepresentationBudget)) {
+      this.forget(own.entries.keys().next().value!);
     }
     while (this.representations.size > 0 && (this.representations.size >= this.limits.maxRepresentations || this.representedBytes + size > this.limits.representationBudget)) {
       this.forget(this.representations.keys().next().value!);
     }
+    // Taken after the evictions: one that emptied the peer's share released it.
+    const share = this.representationShares.of(peer);
     const representation: Representation = {
       key,
       peer: share,
