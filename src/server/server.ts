@@ -342,7 +342,7 @@ export class CoapServer {
   private handle(received: CoapMessage, exchange: ServerExchange): void {
     const incoming: Incoming = { message: received, exchange, context: exchange.context, protect: undefined };
     try {
-      this.start(incoming);
+      this.handleUnguarded(incoming);
     } catch (error) {
       this.failSafe(incoming, error);
     }
@@ -362,7 +362,7 @@ export class CoapServer {
     }
   }
 
-  private start(incoming: Incoming): void {
+  private handleUnguarded(incoming: Incoming): void {
     const { message: received, exchange } = incoming;
     if (this.security && getOption(received, OptionNumber.Oscore)) {
       // The outer options read before decryption are checked first (RFC 7252 §5.4.3/§5.4.5; RFC
