@@ -171,16 +171,21 @@ test('Request-Tag keeps two concurrent Block1 operations of one endpoint apart (
   assert.deepEqual(s.bodies.map((b) => b.toString()), ['a'.repeat(16) + 'A', 'b'.repeat(16) + 'B']);
 });
 
-test('reassembly state expires after its lifetime and is bounded in number', () => {
+test('reassembly state expires after its lifetime and is bounded in number: when full, the least recently active upload goes', () => {
   const s = rawServer({ blockwise: { lifetime: 10_000, maxOperations: 2 } });
   s.block(0, true, 0, body(16));
   s.clock.advance(10_001);
   assert.equal(s.block(1, false, 0, body(3)).code, ResponseCode.RequestEntityIncomplete);
   assert.equal(s.server.blockwise.stats().reassemblies, 0);
-  s.block(0, true, 0, body(16), [opt(OptionNumber.RequestTag, Buffer.from([1]))]);
-  s.block(0, true, 0, body(16), [opt(OptionNumber.RequestTag, Buffer.from([2]))]);
-  const third = s.block(0, true, 0, body(16), [opt(OptionNumber.RequestTag, Buffer.from([3]))]);
-  assert.equal(third.code, ResponseCode.ServiceUnavailable);
+  const tag = (n: number) => [opt(OptionNumber.RequestTag, Buffer.from([n]))];
+  s.block(0, true, 0, body(16), tag(1));
+  s.block(0, true, 0, body(16), tag(2));
+  assert.equal(s.block(1, true, 0, body(16), tag(1)).code, ResponseCode.Continue, 'upload 1 is active again');
+  const third = s.block(0, true, 0, body(16), tag(3));
+  assert.equal(third.code, ResponseCode.Continue, 'a new upload displaces the least recently active one (2), no 5.03');
+  assert.equal(s.server.blockwise.stats().reassemblies, 2);
+  assert.equal(s.block(1, false, 0, body(3), tag(2)).code, ResponseCode.RequestEntityIncomplete);
+  assert.equal(s.block(2, false, 0, body(3), tag(1)).code, ResponseCode.Changed);
 });
 
 test('SZX 7 in a request → 4.00; a Block2 number beyond the end → 4.02', () => {

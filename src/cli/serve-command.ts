@@ -2,7 +2,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { addPlugtestResources } from '../demo/plugtest.js';
 import { addDemoResources } from '../demo/resources.js';
-import { CoapServer } from '../server/server.js';
+import { CoapServer, type ServerOptions } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import { parse, parseBind, parseSeconds } from './args.js';
 import { addRevocationResource } from '../trust-anchor/resource-server-setup.js';
@@ -24,6 +24,9 @@ export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] 
                      least recently active session is closed
   --dtls-stale-after S   seconds idle after which a session may be displaced by a new client when
                      the table is full (default 60; the displaced client gets close_notify)
+  --max-observers N  Observe registrations kept at once (default 10000); --max-observers-per-peer N
+                     per client endpoint (default 256); past them requests are answered unobserved
+  --max-uploads-per-peer N  concurrent block-wise uploads per client endpoint (default 8)
   --dir DIR          also serve the files below DIR, read-only
   --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
 ${SOCKET_USAGE}
@@ -49,6 +52,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ...SOCKET_FLAGS,
       'proxy-name': { type: 'string', multiple: true },
       ...LOG_FLAGS,
+      'max-observers': { type: 'string' },
+      'max-observers-per-peer': { type: 'string' },
+      'max-uploads-per-peer': { type: 'string' },
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
     },
@@ -71,6 +77,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     if (name === '' || /[\s/]/.test(name)) throw new UsageError(`--proxy-name needs a host name or address, got "${name}"`);
     return name;
   });
+  const stateLimits = serverStateLimits(values);
   const oscore = serverOscore(values);
   const listeners: Array<{ host: string; port: number; secure: boolean }> = [{ ...bind, secure: !plainOnBind }];
   if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
@@ -82,6 +89,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         host: l.host,
         port: l.port,
         ...buffers,
+        ...stateLimits,
         ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}),
         ...(oscore.security ? { security: oscore.security } : {}),
         ...(proxyNames.length > 0 ? { proxyNames } : {}),
@@ -123,4 +131,22 @@ function dtlsLimits(maxSessions: string | undefined, staleAfter: string | undefi
   const seconds = parseSeconds(staleAfter, '--dtls-stale-after');
   if (seconds !== undefined) limits.staleSessionMs = seconds * 1000;
   return limits;
+}
+
+/** --max-observers, --max-observers-per-peer and --max-uploads-per-peer as server options (docs/security.md "## Limits"). */
+function serverStateLimits(values: Record<string, unknown>): Pick<ServerOptions, 'observe' | 'blockwise'> {
+  const count = (flag: string): number | undefined => {
+    const text = values[flag] as string | undefined;
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`--${flag} needs a positive whole number, got "${text}"`);
+    return n;
+  };
+  const maxObservers = count('max-observers');
+  const maxObserversPerPeer = count('max-observers-per-peer');
+  const maxOperationsPerPeer = count('max-uploads-per-peer');
+  return {
+    observe: { ...(maxObservers !== undefined ? { maxObservers } : {}), ...(maxObserversPerPeer !== undefined ? { maxObserversPerPeer } : {}) },
+    blockwise: maxOperationsPerPeer !== undefined ? { maxOperationsPerPeer } : {},
+  };
 }

@@ -40,3 +40,18 @@ export function checkOptions(
   }
   return { options: cleaned ?? (options as CoapOption[]) };
 }
+
+/**
+ * checkOptions restricted to the occurrences of `numbers`; every other option passes unchecked.
+ * For the options a layer reads before the full check can run (the outer Block1/Block2/Size1 and
+ * OSCORE options of a protected request, RFC 8613 §8.2, read before decryption). Elective problems
+ * among them are removed from the returned options, as checkOptions does.
+ */
+export function checkOptionsAmong(options: readonly CoapOption[], numbers: ReadonlySet<number>): OptionCheck {
+  const among = options.filter((o) => numbers.has(o.number));
+  const check = checkOptions(among, () => true);
+  if (check.criticalProblem) return { criticalProblem: check.criticalProblem, options: [...options] };
+  if (check.options.length === among.length) return { options: options as CoapOption[] };
+  const kept = new Set(check.options);
+  return { options: options.filter((o) => !numbers.has(o.number) || kept.has(o)) };
+}

@@ -140,15 +140,27 @@ function valveResource(): ResourceDefinition {
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-/** RFC 7396 JSON Merge Patch. */
+type JsonObject = { [key: string]: Json };
+
+/**
+ * RFC 7396 JSON Merge Patch. Every object it builds has a null prototype: member names such as
+ * "__proto__", "constructor" or "prototype" are plain data, so a patch can neither replace the
+ * document's prototype (`result["__proto__"] = …` on an ordinary object would) nor read inherited
+ * members as if they were the document's.
+ */
 function mergePatch(target: Json, patch: Json): Json {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const result: { [key: string]: Json } = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
+  const result: JsonObject = Object.create(null) as JsonObject;
+  if (isJsonObject(target)) for (const [key, value] of Object.entries(target)) result[key] = value;
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete result[key];
-    else result[key] = mergePatch(result[key] ?? null, value);
+    else result[key] = mergePatch(Object.hasOwn(result, key) ? result[key]! : null, value);
   }
   return result;
+}
+
+function isJsonObject(value: Json): value is JsonObject {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 /**
@@ -157,7 +169,7 @@ function mergePatch(target: Json, patch: Json): Json {
  * updates (4.12), a read-only key gives 4.09 Conflict, a patch leaving a non-object gives 4.22.
  */
 function configResource(): ResourceDefinition {
-  let config: { [key: string]: Json } = { id: 'coapsec-demo', interval: 10, unit: 'celsius' };
+  let config = mergePatch(null, { id: 'coapsec-demo', interval: 10, unit: 'celsius' }) as JsonObject;
   let version = 1;
   const etag = (): Uint8Array => Uint8Array.of(version >> 8, version & 0xff);
   const read = (): CoapResponse => ({ code: ResponseCode.Content, contentFormat: ContentFormat.Json, etag: etag(), payload: JSON.stringify(config) });
@@ -176,11 +188,11 @@ function configResource(): ResourceDefinition {
     } catch {
       return { code: ResponseCode.BadRequest, payload: 'patch is not valid JSON' };
     }
-    if (document !== null && typeof document === 'object' && !Array.isArray(document) && 'id' in document) {
+    if (isJsonObject(document) && Object.hasOwn(document, 'id')) {
       return { code: ResponseCode.Conflict, payload: '"id" is read-only' };
     }
     const next = mergePatch(config, document);
-    if (next === null || typeof next !== 'object' || Array.isArray(next)) {
+    if (!isJsonObject(next)) {
       return { code: ResponseCode.UnprocessableEntity, payload: 'the patched configuration must stay a JSON object' };
     }
     config = next;
@@ -204,7 +216,7 @@ function configResource(): ResourceDefinition {
           return { code: ResponseCode.BadRequest, payload: 'FETCH body is not valid JSON' };
         }
         if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) return { code: ResponseCode.BadRequest, payload: 'FETCH body must be a JSON array of keys' };
-        const selected = Object.fromEntries(keys.filter((k) => k in config).map((k) => [k, config[k]!]));
+        const selected = Object.fromEntries(keys.filter((k) => Object.hasOwn(config, k)).map((k) => [k, config[k]!]));
         return { code: ResponseCode.Content, contentFormat: ContentFormat.Json, payload: JSON.stringify(selected) };
       },
       PATCH: patch,

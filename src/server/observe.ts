@@ -12,7 +12,8 @@
  * timed-out CON removes the observer (§3.6, §4.5).
  */
 import { ResponseCode, codeClass } from '../coap/codes.js';
-import { MessageType, encodeUint, setOption, tokenToHex, type CoapMessage } from '../coap/message.js';
+import { decodeMessage, encodeMessage } from '../coap/codec.js';
+import { MessageType, encodeUint, setOption, sortOptions, tokenToHex, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { ResponseProtector } from './security.js';
@@ -24,12 +25,21 @@ export interface ObserveSettings {
   conInterval: number;
   maxNonInRow: number;
   confirmDelay: number;
+  /**
+   * Observers kept at once, all resources and peers together. A registration past it is answered
+   * without being kept — the response carries no Observe option (RFC 7641 §4.1). Default 10,000.
+   */
+  maxObservers: number;
+  /** Observers of one peer (endpoint: address and port), likewise. Default 256. */
+  maxObserversPerPeer: number;
 }
 
 export const DEFAULT_OBSERVE_SETTINGS: ObserveSettings = {
   conInterval: 24 * 3600_000,
   maxNonInRow: 20,
   confirmDelay: 5_000,
+  maxObservers: 10_000,
+  maxObserversPerPeer: 256,
 };
 
 export class Observer {
@@ -44,15 +54,21 @@ export class Observer {
   lastConAt: number;
   lastSentSequence = -1;
   confirmTimer: Timer | undefined;
+  /**
+   * The registration request as one small encoded buffer: a decoded message is an object per
+   * option plus a view per value, token and payload — and the views keep the whole datagram they
+   * came from alive. Decoding it again per notification costs less than keeping it decoded for
+   * every observer (issue 17 item 7: an observer is held for a 20-byte request).
+   */
+  private encodedRequest: Buffer;
+  readonly token: Uint8Array;
 
   constructor(
     readonly key: string,
     readonly path: string,
     readonly peer: PeerAddress,
     readonly peerKey: string,
-    readonly token: Uint8Array,
-    /** The registration request, re-rendered on every change. */
-    public request: CoapMessage,
+    request: CoapMessage,
     public context: EndpointContext,
     public type: 'con' | 'non',
     now: number,
@@ -60,7 +76,22 @@ export class Observer {
     public protect: ResponseProtector | undefined,
   ) {
     this.lastConAt = now;
+    this.encodedRequest = encodeRequest(request);
+    this.token = Uint8Array.from(request.token);
   }
+
+  /** The registration request, re-rendered on every change (a fresh copy on each read). */
+  get request(): CoapMessage {
+    return decodeMessage(this.encodedRequest);
+  }
+
+  set request(request: CoapMessage) {
+    this.encodedRequest = encodeRequest(request);
+  }
+}
+
+function encodeRequest(request: CoapMessage): Buffer {
+  return encodeMessage({ ...request, options: sortOptions([...request.options]) });
 }
 
 /** Renders the current state for an observer: the response a GET now would get (Block2-sliced). */
@@ -70,6 +101,9 @@ export class ObserveRegistry {
   private readonly byPath = new Map<string, Map<string, Observer>>();
   private readonly sequence = new Map<string, number>();
   private readonly peers = new Map<string, { outstanding: number; waiting: Observer[] }>();
+  /** Observers per peer key, for maxObserversPerPeer; peers with none have no entry. */
+  private readonly perPeer = new Map<string, number>();
+  private total = 0;
 
   /** Called when the last observer of a path leaves (a proxy then ends its upstream observation). */
   onPathEmpty: ((path: string) => void) | undefined;
@@ -90,7 +124,13 @@ export class ObserveRegistry {
     return this.sequence.get(path) ?? 0;
   }
 
-  /** Adds or replaces (§4.1: same endpoint and token) an observer. */
+  /**
+   * Adds or replaces (§4.1: same endpoint and token) an observer. Undefined when a new one would
+   * pass maxObservers or maxObserversPerPeer: a server "unable or unwilling to add a new entry ...
+   * MAY silently ignore the registration request and process the GET request as usual. The
+   * resulting response MUST NOT include an Observe Option" (§4.1). `unlimited` skips the
+   * limits (a proxy's observers, whose ProxiedRequest.observe cannot refuse); they still count.
+   */
   register(
     path: string,
     peer: PeerAddress,
@@ -99,14 +139,10 @@ export class ObserveRegistry {
     context: EndpointContext,
     type: 'con' | 'non',
     protect?: ResponseProtector,
-  ): Observer {
+    unlimited = false,
+  ): Observer | undefined {
     const key = ObserveRegistry.observerKey(peerKey, request.token);
-    let observers = this.byPath.get(path);
-    if (!observers) {
-      observers = new Map();
-      this.byPath.set(path, observers);
-    }
-    const existing = observers.get(key);
+    const existing = this.byPath.get(path)?.get(key);
     if (existing) {
       existing.request = request;
       existing.context = context;
@@ -114,8 +150,17 @@ export class ObserveRegistry {
       existing.protect = protect;
       return existing;
     }
-    const observer = new Observer(key, path, peer, peerKey, request.token, request, context, type, this.scheduler.now(), protect);
+    const ofPeer = this.perPeer.get(peerKey) ?? 0;
+    if (!unlimited && (this.total >= this.settings.maxObservers || ofPeer >= this.settings.maxObserversPerPeer)) return undefined;
+    let observers = this.byPath.get(path);
+    if (!observers) {
+      observers = new Map();
+      this.byPath.set(path, observers);
+    }
+    const observer = new Observer(key, path, peer, peerKey, request, context, type, this.scheduler.now(), protect);
     observers.set(key, observer);
+    this.perPeer.set(peerKey, ofPeer + 1);
+    this.total++;
     return observer;
   }
 
@@ -133,9 +178,12 @@ export class ObserveRegistry {
 
   count(path?: string): number {
     if (path !== undefined) return this.byPath.get(path)?.size ?? 0;
-    let n = 0;
-    for (const m of this.byPath.values()) n += m.size;
-    return n;
+    return this.total;
+  }
+
+  /** Observers of one peer (its endpoint key). */
+  countOf(peerKey: string): number {
+    return this.perPeer.get(peerKey) ?? 0;
   }
 
   /** The resource changed: every observer gets the new state (or the newest, if busy). */
@@ -251,7 +299,13 @@ export class ObserveRegistry {
     observer.removed = true;
     observer.confirmTimer?.cancel();
     const observers = this.byPath.get(observer.path);
-    observers?.delete(observer.key);
+    if (observers?.get(observer.key) === observer) {
+      observers.delete(observer.key);
+      this.total--;
+      const ofPeer = (this.perPeer.get(observer.peerKey) ?? 1) - 1;
+      if (ofPeer > 0) this.perPeer.set(observer.peerKey, ofPeer);
+      else this.perPeer.delete(observer.peerKey);
+    }
     if (observers?.size === 0) {
       this.byPath.delete(observer.path);
       this.onPathEmpty?.(observer.path);
@@ -271,5 +325,7 @@ export class ObserveRegistry {
     for (const observers of this.byPath.values()) for (const o of observers.values()) o.confirmTimer?.cancel();
     this.byPath.clear();
     this.peers.clear();
+    this.perPeer.clear();
+    this.total = 0;
   }
 }

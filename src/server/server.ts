@@ -28,7 +28,7 @@ import {
   type CoapMessage,
   type CoapOption,
 } from '../coap/message.js';
-import { checkOptions } from '../coap/option-validation.js';
+import { checkOptions, checkOptionsAmong } from '../coap/option-validation.js';
 import { OptionNumber, isCritical, optionDefinition } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { ResponseProtector, ServerSecurity } from './security.js';
@@ -72,6 +72,9 @@ const SERVER_OPTIONS = new Set<number>([
   OptionNumber.NoResponse,
   OptionNumber.RequestTag,
 ]);
+
+/** Outer options of an OSCORE message that the server reads before decrypting it (§8.2, §8.2.1). */
+const OUTER_OPTIONS_READ_BEFORE_DECRYPTION: ReadonlySet<number> = new Set([OptionNumber.Oscore, OptionNumber.Block2, OptionNumber.Block1, OptionNumber.Size1]);
 
 export interface ServerOptions {
   /**
@@ -199,7 +202,7 @@ class ForwardedRequest implements ProxiedRequest {
 
   observe(path: string): number {
     const { exchange, context, protect } = this.incoming;
-    this.leg.observations.register(path, exchange.context.peer, exchange.context.peerKey, this.message, context, 'con', protect);
+    this.leg.observations.register(path, exchange.context.peer, exchange.context.peerKey, this.message, context, 'con', protect, true);
     return this.leg.observations.currentSequence(path);
   }
 
@@ -374,7 +377,38 @@ export class CoapServer {
 
   private handle(received: CoapMessage, exchange: ServerExchange): void {
     const incoming: Incoming = { message: received, exchange, context: exchange.context, protect: undefined };
+    try {
+      this.handleUnguarded(incoming);
+    } catch (error) {
+      this.failSafe(incoming, error);
+    }
+  }
+
+  /**
+   * The last line of defence: whatever a datagram makes the pipeline throw is answered 5.00 (once,
+   * without a stack trace, §5.5.2) instead of unwinding into the transport. Reaching it is a bug —
+   * the fuzz tests assert that no input does.
+   */
+  private failSafe(incoming: Incoming, error: unknown): void {
+    if (incoming.exchange.inbound.responded) return;
+    try {
+      incoming.exchange.respond(toMessage(internalError(error)));
+    } catch {
+      incoming.exchange.reject();
+    }
+  }
+
+  private handleUnguarded(incoming: Incoming): void {
+    const { message: received, exchange } = incoming;
     if (this.security && getOption(received, OptionNumber.Oscore)) {
+      // The outer options read before decryption are checked first (RFC 7252 §5.4.3/§5.4.5; RFC
+      // 8613 §2: the OSCORE option is 0-255 bytes long); nobody needs a key to send them.
+      const outerCheck = checkOptionsAmong(received.options, OUTER_OPTIONS_READ_BEFORE_DECRYPTION);
+      if (outerCheck.criticalProblem) {
+        this.badOption(incoming, outerCheck.criticalProblem.reason);
+        return;
+      }
+      received.options = outerCheck.options;
       // RFC 8613 §8.2.1: outer Block options first, until the whole OSCORE message is here.
       const outer = this.outerBlockwise(received, exchange);
       if (!outer) return;
@@ -468,7 +502,7 @@ export class CoapServer {
     let message = received;
     let control: Uint8Array | undefined;
     if (block1) {
-      const outcome = this.blockwise.receiveBlock1(operationKey(exchange.context.peerKey, received, false), block1, received.payload, undefined, getUintOption(received, OptionNumber.Size1));
+      const outcome = this.blockwise.receiveBlock1(exchange.context.peerKey, operationKey(exchange.context.peerKey, received, false), block1, received.payload, undefined, getUintOption(received, OptionNumber.Size1));
       if (outcome.kind !== 'complete') {
         exchange.respond(toMessage(outcome.response));
         return undefined;
@@ -481,7 +515,7 @@ export class CoapServer {
       message,
       finish: (response) => {
         if (control) setOption(response, OptionNumber.Block1, control);
-        return block2 ? this.blockwise.sliceBlock2(key, response, { num: 0, more: false, szx: block2.szx }) : response;
+        return block2 ? this.blockwise.sliceBlock2(exchange.context.peerKey, key, response, { num: 0, more: false, szx: block2.szx }) : response;
       },
     };
   }
@@ -499,7 +533,7 @@ export class CoapServer {
     }
     const check = checkOptions(message.options, (n) => this.recognized.has(n) || (optionDefinition(n) !== undefined && !isCritical(n)));
     if (check.criticalProblem) {
-      this.reply(incoming, { code: ResponseCode.BadOption, payload: check.criticalProblem.reason });
+      this.badOption(incoming, check.criticalProblem.reason);
       return;
     }
     message.options = check.options;
@@ -558,6 +592,7 @@ export class CoapServer {
     let block1Control: Uint8Array | undefined;
     if (block1) {
       const outcome = this.blockwise.receiveBlock1(
+        exchange.context.peerKey,
         operationKey(exchange.context.peerKey, message, false),
         block1,
         message.payload,
@@ -587,7 +622,7 @@ export class CoapServer {
       const response = this.toResponse(message, spec);
       if (block1Control) setOption(response, OptionNumber.Block1, block1Control);
       this.observeStep(match.resource, () => normalizePath(match.resource.path, match.subPath), incoming, response);
-      this.send(incoming, this.blockwise.sliceBlock2(representationKey, response, block2));
+      this.send(incoming, this.blockwise.sliceBlock2(exchange.context.peerKey, representationKey, response, block2));
     };
     let result: CoapResponse | Promise<CoapResponse>;
     try {
@@ -601,7 +636,21 @@ export class CoapServer {
       return;
     }
     // A CON still unanswered after emptyAckDelay is acknowledged by the messaging layer (§5.2.2).
-    result.then(finish, (error: unknown) => this.reply(incoming, internalError(error)));
+    result.then(finish, (error: unknown) => this.reply(incoming, internalError(error))).catch((error: unknown) => this.failSafe(incoming, error));
+  }
+
+  /**
+   * RFC 7252 §5.4.1: an unrecognized critical option — or one §5.4.3 (wrong length) and §5.4.5
+   * (repeated) say to treat like one — gets 4.02 in a Confirmable request, but "that occur in a
+   * Non-confirmable message MUST cause the message to be rejected (Section 4.3)": silently ignored
+   * (§4.3 allows an RST, which this server does not send, as for its other rejected NONs).
+   */
+  private badOption(incoming: Incoming, reason: string): void {
+    if (incoming.message.type !== MessageType.CON) {
+      incoming.exchange.reject();
+      return;
+    }
+    this.reply(incoming, { code: ResponseCode.BadOption, payload: reason });
   }
 
   private forward(handler: ForwardingHandler, incoming: Incoming): void {
@@ -627,7 +676,9 @@ export class CoapServer {
     }
     if (observe !== 0) return;
     const type = typeof resource.observable === 'object' ? resource.observable.notifications : 'con';
-    this.observations.register(path, exchange.context.peer, exchange.context.peerKey, request, incoming.context, type, incoming.protect);
+    const observer = this.observations.register(path, exchange.context.peer, exchange.context.peerKey, request, incoming.context, type, incoming.protect);
+    // Past the observer limits: a plain response, no Observe option — not registered (§4.1).
+    if (!observer) return;
     setOption(response, OptionNumber.Observe, encodeUint(this.observations.currentSequence(path)));
   }
 
@@ -654,7 +705,7 @@ export class CoapServer {
     const response = this.toResponse(request, spec);
     const block2 = optionalBlockOrUndefined(request, OptionNumber.Block2);
     const key = operationKey(observer.peerKey, request, request.code === Method.FETCH);
-    return this.blockwise.sliceBlock2(key, response, block2 ? { num: 0, more: false, szx: block2.szx } : undefined);
+    return this.blockwise.sliceBlock2(observer.peerKey, key, response, block2 ? { num: 0, more: false, szx: block2.szx } : undefined);
   }
 
   /** The handler's response as a message, with the §5.10.4 Accept check applied. */
