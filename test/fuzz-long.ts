@@ -1,6 +1,5 @@
 /**
- * `npm run fuzz`: the fuzz of test/fuzz.test.ts at length — 1,000,000 datagrams by default, with
- * the edge cases other branches of issue 17 fix (FuzzOptions.otherBranchFixes). Usage:
+ * `npm run fuzz`: the fuzz of test/fuzz.test.ts at length — 1,000,000 datagrams by default. Usage:
  *   node dist/test/fuzz-long.js [DATAGRAMS] [SEED]
  * Prints the classes, any violations and the memory before and after; exits 1 on a violation,
  * an escaped exception or heap growth beyond the bound.
@@ -19,7 +18,7 @@ if (!(Number.isInteger(datagrams) && datagrams >= 10_000) || !Number.isInteger(s
 }
 const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
 const started = Date.now();
-const fuzzer = new Fuzzer(seed, { otherBranchFixes: true });
+const fuzzer = new Fuzzer(seed);
 const { report, memory } = await measureMemory(fuzzer, datagrams);
 await fuzzer.close();
 const seconds = (Date.now() - started) / 1000;

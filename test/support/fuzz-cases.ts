@@ -5,9 +5,9 @@
  * classes — random bytes, mutated and randomly optioned messages — that may get anything but must
  * not make the target throw.
  */
-import { decodeMessage, encodeMessage } from '../../src/coap/codec.js';
+import { encodeMessage } from '../../src/coap/codec.js';
 import { Method, ResponseCode } from '../../src/coap/codes.js';
-import { EMPTY_BYTES, MessageType, encodeString, encodeUint, getOption, sortOptions, type CoapMessage, type CoapOption } from '../../src/coap/message.js';
+import { EMPTY_BYTES, MessageType, encodeString, encodeUint, sortOptions, type CoapMessage, type CoapOption } from '../../src/coap/message.js';
 import { OptionNumber } from '../../src/coap/options.js';
 import { OscoreClientSecurity } from '../../src/client/oscore.js';
 import type { ProtectedRequest } from '../../src/client/security.js';
@@ -64,17 +64,6 @@ export interface Case {
   expect: Expectation;
 }
 
-export interface FuzzOptions {
-  /**
-   * Also check the edge cases that other branches of issue 17 fix: OSCORE requests with outer
-   * Block1/Block2 values over 3 bytes, which must get 4.02 (item 4, h17-server: they reach
-   * encodeBlock and throw here), and a request with an unrecognized unsafe option at a proxy, which
-   * "MUST lead to a 4.02 (Bad Option)" (RFC 7252 §5.7.1; item 3, h17-proxy: 5.02 here). Off in the
-   * suite until those branches are merged; `npm run fuzz` turns it on.
-   */
-  otherBranchFixes?: boolean;
-}
-
 /**
  * Oracle peers are per class and get sequential Message IDs, so no two oracle datagrams of one
  * peer are ever duplicates (§4.5) of each other; chaos peers are separate and may collide freely.
@@ -118,15 +107,11 @@ export class CaseGenerator {
   constructor(
     private readonly random: Prng,
     private readonly targets: Record<TargetName, Target>,
-    private readonly options: FuzzOptions,
     private readonly deliver: (c: Case) => Uint8Array[],
   ) {}
 
-  /** The next case; OSCORE requests with over-long outer Block options only when the options allow them. */
   next(): Case {
-    let c = this.generate();
-    while (!this.options.otherBranchFixes && c.target.name === 'serve-oscore' && hasLongOuterBlock(c.datagram)) c = this.generate();
-    return c;
+    return this.generate();
   }
 
   private generate(): Case {
@@ -248,7 +233,7 @@ export class CaseGenerator {
         return send('OSCORE tampered', { ...p.message, payload }, { kind: 'response', code: ResponseCode.BadRequest });
       }
       case 6: // The resource policy: the plugtest resources need OSCORE.
-        if (this.options.otherBranchFixes && r.chance(0.5)) {
+        if (r.chance(0.5)) {
           // RFC 7959 §2.2, RFC 7252 §5.4.3: an outer Block option of 4+ bytes is a bad critical option: 4.02.
           const p = protect(inner(Method.POST, ['oscore', 'hello', '6'], r.bytes(8)));
           const block = opt(r.pick([OptionNumber.Block1, OptionNumber.Block2]), r.bytes(4 + r.int(4)));
@@ -278,10 +263,7 @@ export class CaseGenerator {
       case 4: // RFC 8768 §3: Hop-Limit 1 cannot be forwarded.
         return this.request('Hop-Limit 1', target, { code: Method.GET, options: [opt(OptionNumber.ProxyUri, `${origin}/hello`), opt(OptionNumber.HopLimit, 1)] }, { kind: 'response', code: ResponseCode.HopLimitReached });
       case 5: // §5.7.1: "Unsafe options in a request that are not recognized by the proxy MUST lead to a 4.02".
-        if (this.options.otherBranchFixes) {
-          return this.request('unknown unsafe option', target, { code: Method.GET, options: [opt(OptionNumber.ProxyUri, `${origin}/hello`), opt(r.pick([2050, 4098, 65002]), r.bytes(2))] }, { kind: 'response', code: ResponseCode.BadOption });
-        }
-        return this.request('bad Proxy-Uri', target, { code: Method.GET, options: [opt(OptionNumber.ProxyUri, 'coap://[::1/x')] }, { kind: 'response', code: ResponseCode.BadOption });
+        return this.request('unknown unsafe option', target, { code: Method.GET, options: [opt(OptionNumber.ProxyUri, `${origin}/hello`), opt(r.pick([2050, 4098, 65002]), r.bytes(2))] }, { kind: 'response', code: ResponseCode.BadOption });
       default: // Proxy-Scheme without Uri-Host names no target.
         return this.request('Proxy-Scheme without host', target, { code: Method.GET, options: [opt(OptionNumber.ProxyScheme, 'coap'), ...path('hello')] }, { kind: 'response', code: ResponseCode.BadRequest });
     }
@@ -339,13 +321,3 @@ export class CaseGenerator {
     }
   }}
 
-/** An OSCORE message with a Block1 or Block2 option longer than its 3-byte maximum (RFC 7959 §2.2). */
-function hasLongOuterBlock(datagram: Uint8Array): boolean {
-  let message: CoapMessage;
-  try {
-    message = decodeMessage(datagram);
-  } catch {
-    return false;
-  }
-  return getOption(message, OptionNumber.Oscore) !== undefined && message.options.some((o) => (o.number === OptionNumber.Block1 || o.number === OptionNumber.Block2) && o.value.length > 3);
-}

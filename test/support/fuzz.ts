@@ -19,10 +19,9 @@ import { ForwardProxy } from '../../src/proxy/forward-proxy.js';
 import { OscoreServerSecurity } from '../../src/server/oscore.js';
 import { CoapServer } from '../../src/server/server.js';
 import type { PeerAddress } from '../../src/transport/transport.js';
-import { CaseGenerator, ORIGIN, PROXY, SERVE, SERVE_OSCORE, SERVER_CONTEXTS, type Case, type Expectation, type FuzzOptions, type Target, type TargetName } from './fuzz-cases.js';
+import { CaseGenerator, ORIGIN, PROXY, SERVE, SERVE_OSCORE, SERVER_CONTEXTS, type Case, type Expectation, type Target, type TargetName } from './fuzz-cases.js';
 import { Prng, Wire, key, type WireTransport } from './fuzz-wire.js';
 
-export type { FuzzOptions } from './fuzz-cases.js';
 
 export interface FuzzReport {
   datagrams: number;
@@ -49,10 +48,7 @@ export class Fuzzer {
   private readonly eventually = new Map<string, { expect: Extract<Expectation, { kind: 'eventually' }>; cls: string; at: number }>();
   readonly report: FuzzReport = { datagrams: 0, classes: {}, failures: [], failureCount: 0, failuresByClass: {}, thrown: [], thrownCount: 0, unanswered: 0, maxTracked: 0 };
 
-  constructor(
-    seed: number,
-    options: FuzzOptions = {},
-  ) {
+  constructor(seed: number) {
     const wire = this.wire;
     wire.onReply = (data, to) => this.onReply(data, to);
     const serve = new CoapServer(wire.endpoint(SERVE, seed + 1));
@@ -72,7 +68,7 @@ export class Fuzzer {
       'serve-oscore': { name: 'serve-oscore', server: serveOscore, transport: transportOf(serveOscore) },
       proxy: { name: 'proxy', server: proxyServer, transport: transportOf(proxyServer) },
     };
-    this.cases = new CaseGenerator(new Prng(seed), this.targets, options, (c) => this.deliver(c));
+    this.cases = new CaseGenerator(new Prng(seed), this.targets, (c) => this.deliver(c));
   }
 
   /** Runs `count` datagrams, spread over the targets; `clockStepMs` of fake time pass per datagram. */
