@@ -124,7 +124,7 @@ test('after an unreachable port, the same client reaches a server that starts th
 test('a forward proxy answers 5.02 at once when its origin port is unreachable', async () => {
   const proxyServer = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
   const upstream = new CoapClient();
-  proxyServer.setForwardingHandler(new ForwardProxy(proxyServer, { upstream }));
+  proxyServer.setForwardingHandler(new ForwardProxy(proxyServer, { upstream, allowDestinations: ['127.0.0.1'] }));
   const client = new CoapClient({ proxy: `coap://127.0.0.1:${proxyServer.address().port}` });
   const port = await closedPort();
   try {

@@ -23,6 +23,8 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/credentials': 'parseCredentials',
   'coapsec/trust-anchor': 'deriveKey',
   'coapsec/proxy': 'ForwardProxy',
+  'coapsec/cose': 'encodeCcs',
+  'coapsec/edhoc': 'EdhocInitiator',
 };
 
 interface Ran {

@@ -177,6 +177,8 @@ export class CoapClient {
         endpoint = UdpClientTransport.bind({
           host,
           port: this.options.localPort ?? 0,
+          // A chosen local port is where every request must come from: no per-peer sockets then.
+          ...(this.options.localPort ? { maxPeerSockets: 0 } : {}),
           ...(this.options.receiveBufferSize ? { receiveBufferSize: this.options.receiveBufferSize } : {}),
           ...(this.options.sendBufferSize ? { sendBufferSize: this.options.sendBufferSize } : {}),
         }).then((transport) => new CoapEndpoint({ ...this.options, transport }));

@@ -47,6 +47,7 @@ export const EXAMPLES: Record<string, ExampleRun> = {
   'oscore.ts': { setup: writeCredentials, stdout: /^2\.05 Content hello alice\n$/ },
   'dtls.ts': { stdout: /^2\.05 Content client1 TLS_PSK_WITH_AES_128_CCM_8\n$/ },
   'commonjs.cjs': { stdout: /^2\.05 Content hi\n$/ },
+  'edhoc.ts': { stdout: /^client 27 37 16\n$/ },
   'trust-anchor.ts': { stdout: /^2\.05 Content DK\.ta1\.alice\.1\.[0-9a-f]{32}\n$/ },
 };
 
