@@ -16,7 +16,7 @@ import { MessageType, encodeUint, setOption, tokenToHex, type CoapMessage } from
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { ResponseProtector } from './security.js';
-import type { MessageLayer } from '../messaging/message-layer.js';
+import type { Carrier } from '../messaging/carrier.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { Scheduler, Timer } from '../util/scheduler.js';
 
@@ -75,7 +75,7 @@ export class ObserveRegistry {
   onPathEmpty: ((path: string) => void) | undefined;
 
   constructor(
-    private readonly messaging: MessageLayer,
+    private readonly messaging: Carrier,
     private readonly scheduler: Scheduler,
     private readonly settings: ObserveSettings,
     private readonly render: Renderer,

@@ -236,7 +236,7 @@ export class CoapServer {
   ) {
     // §5.2.2: one timer in the messaging layer acknowledges every CON request a handler (or an
     // upstream exchange) has not answered within the delay; none per request.
-    endpoint.messaging.acknowledgeUnansweredAfter(options.emptyAckDelay ?? 100);
+    endpoint.carrier.acknowledgeUnansweredAfter(options.emptyAckDelay ?? 100);
     this.recognized = new Set([...SERVER_OPTIONS, ...(options.recognizedOptions ?? [])]);
     this.security = options.security;
     this.maxOscoreLayers = options.maxOscoreLayers ?? 4;
@@ -245,7 +245,7 @@ export class CoapServer {
       { ...DEFAULT_BLOCKWISE_LIMITS, lifetime: exchangeLifetime(endpoint.parameters), ...options.blockwise },
       () => endpoint.scheduler.now(),
     );
-    this.observations = new ObserveRegistry(endpoint.messaging, endpoint.scheduler, { ...DEFAULT_OBSERVE_SETTINGS, ...options.observe }, (o) =>
+    this.observations = new ObserveRegistry(endpoint.carrier, endpoint.scheduler, { ...DEFAULT_OBSERVE_SETTINGS, ...options.observe }, (o) =>
       this.renderForObserver(o),
     );
     this.proxyLeg = {
