@@ -120,6 +120,13 @@ export class ObserveRegistry {
   }
 
   /** Removes the observer of `path` with this endpoint and token, if any (Observe 1, §3.6). */
+  /** Ends every observation of `peerKey`: its connection closed (RFC 8323 §7.4), so no notification can reach it. */
+  removePeer(peerKey: string): void {
+    for (const observers of [...this.byPath.values()]) {
+      for (const observer of [...observers.values()]) if (observer.peerKey === peerKey) this.remove(observer);
+    }
+  }
+
   deregister(path: string, peerKey: string, token: Uint8Array): boolean {
     const observer = this.byPath.get(path)?.get(ObserveRegistry.observerKey(peerKey, token));
     if (!observer) return false;
@@ -155,7 +162,10 @@ export class ObserveRegistry {
     }
     observer.pending = false;
     const now = this.scheduler.now();
+    // RFC 8323 §7.2: over a reliable carrier there is no CON or NON; every notification is sent
+    // the one way the carrier has, and it reports delivery at once.
     const confirmable =
+      this.messaging.reliable ||
       forceConfirmable ||
       observer.type === 'con' ||
       observer.nonInRow >= this.settings.maxNonInRow ||

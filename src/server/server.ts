@@ -37,7 +37,8 @@ import { exchangeLifetime } from '../messaging/parameters.js';
 import { UdpTransport, type UdpTransportOptions } from '../transport/udp.js';
 import { DtlsServerTransport, type DtlsServerTransportOptions } from '../transport/dtls.js';
 import { RealScheduler } from '../util/scheduler.js';
-import type { PeerAddress } from '../transport/transport.js';
+import type { PeerAddress, StreamScheme } from '../transport/transport.js';
+import { openTransport, type TransportOptions } from '../transport/schemes.js';
 import { BlockwiseServer, DEFAULT_BLOCKWISE_LIMITS, operationKey, type BlockwiseLimits } from './blockwise.js';
 import { EchoFreshness } from './freshness.js';
 import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings, type Observer } from './observe.js';
@@ -256,6 +257,7 @@ export class CoapServer {
     };
     if (options.wellKnownCore !== false) this.router.add(this.wellKnownCoreResource());
     endpoint.setRequestHandler((request, exchange) => this.handle(request, exchange));
+    endpoint.addPeerClosedListener((peerKey) => this.observations.removePeer(peerKey));
   }
 
   /** Binds a UDP socket and serves on it. */
@@ -265,8 +267,16 @@ export class CoapServer {
       Omit<EndpointOptions, 'transport'> & {
         /** Serve coaps:// (DTLS) with these credentials and limits instead of plain UDP. */
         dtls?: Omit<DtlsServerTransportOptions, 'host' | 'port' | 'scheduler'>;
+        /** Serve CoAP over TCP, TLS or WebSockets (RFC 8323) instead of UDP; TLS and WS settings below. */
+        scheme?: StreamScheme;
+        tls?: TransportOptions['tls'];
+        ws?: TransportOptions['ws'];
       } = {},
   ): Promise<CoapServer> {
+    if (options.scheme !== undefined) {
+      const transport = await openTransport(options.scheme, 'server', { host: options.host, port: options.port ?? 0, tls: options.tls, ws: options.ws });
+      return new CoapServer(new CoapEndpoint({ ...options, transport }), options);
+    }
     if (options.dtls) {
       const scheduler = options.scheduler ?? new RealScheduler();
       const dtls = await DtlsServerTransport.bind({ ...options, ...options.dtls, scheduler });
