@@ -117,7 +117,7 @@ export class FrameDecoder {
     const lenNibble = head[0]! >> 4;
     const tokenLength = head[0]! & 0x0f;
     const extended = lenNibble < 13 ? 0 : lenNibble === 13 ? 1 : lenNibble === 14 ? 2 : 4;
-    if (head.length < 1 + extended + 1) return undefined;
+    if (head.length < 1 + extended) return undefined;
     let length: number;
     if (extended === 0) length = lenNibble;
     else if (extended === 1) length = head[1]! + LEN_8_OFFSET;
