@@ -35,6 +35,10 @@ export interface WsTransportOptions {
 
 class WsLink implements StreamLink {
   readonly framing = 'websocket' as const;
+  /** Messages that arrive before setHandlers (a client's link is handed over a promise later): `ws` would drop them. */
+  private early: Uint8Array[] | undefined = [];
+  private handlers: { data(data: Uint8Array): void; closed(error: Error | undefined): void } | undefined;
+  private closedWith: { error: Error | undefined } | undefined;
 
   constructor(
     private readonly socket: WebSocket,
@@ -43,6 +47,21 @@ class WsLink implements StreamLink {
   ) {
     socket.on('error', () => {
       /* reported through 'close' */
+    });
+    socket.on('message', (data: RawData, isBinary: boolean) => {
+      if (!isBinary) {
+        // §4.2: CoAP travels in binary frames only.
+        socket.close(1003, 'CoAP over WebSockets uses binary messages');
+        return;
+      }
+      const bytes = toBytes(data);
+      if (this.handlers) this.handlers.data(bytes);
+      else if (this.early && this.early.length < 64) this.early.push(bytes);
+    });
+    socket.on('close', (code: number) => {
+      const error = code === 1000 || code === 1005 ? undefined : new Error(`WebSocket closed with code ${code}`);
+      if (this.handlers) this.handlers.closed(error);
+      else this.closedWith = { error };
     });
   }
 
@@ -56,16 +75,11 @@ class WsLink implements StreamLink {
   }
 
   setHandlers(handlers: { data(data: Uint8Array): void; closed(error: Error | undefined): void }): void {
-    this.socket.on('message', (data: RawData, isBinary: boolean) => {
-      if (!isBinary) {
-        // §4.2: CoAP travels in binary frames only.
-        this.socket.close(1003, 'CoAP over WebSockets uses binary messages');
-        return;
-      }
-      handlers.data(toBytes(data));
-    });
-    this.socket.on('close', (code: number) => handlers.closed(code === 1000 || code === 1005 ? undefined : new Error(`WebSocket closed with code ${code}`)));
-    if (this.socket.readyState === WebSocket.CLOSED) queueMicrotask(() => handlers.closed(undefined));
+    this.handlers = handlers;
+    const early = this.early ?? [];
+    this.early = undefined;
+    for (const bytes of early) handlers.data(bytes);
+    if (this.closedWith) handlers.closed(this.closedWith.error);
   }
 }
 
