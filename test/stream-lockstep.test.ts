@@ -306,3 +306,17 @@ test('§3.2 a message split across reads is delivered once complete', () => {
   assert.equal(p.b.received.length, 1);
   assert.equal(p.b.received[0]!.payload.length, 400);
 });
+
+test('§5.4 a Pong without a token (libcoap 4.3.1) answers the oldest outstanding Ping', async () => {
+  const p = pair();
+  p.a.connection.start();
+  p.b.connection.start();
+  p.deliver();
+  const first = p.a.connection.ping();
+  const second = p.a.connection.ping();
+  p.clock.advance(3);
+  p.a.connection.receiveBytes(encodeFrame(createMessage({ code: SignalCode.Pong }), 'length'));
+  assert.equal(await first, 3);
+  p.deliver();
+  assert.equal(await second, 3);
+});

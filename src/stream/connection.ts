@@ -281,7 +281,10 @@ export class StreamConnection {
       }
       case SignalCode.Pong: {
         parsePingOrPong(message);
-        const key = Buffer.from(message.token).toString('hex');
+        // §5.4 says the Pong repeats the Ping's token. libcoap 4.3.1 sends its Pong with no token;
+        // the stream is ordered and Pings are answered in order, so such a Pong answers the oldest.
+        let key = Buffer.from(message.token).toString('hex');
+        if (message.token.length === 0 && !this.pings.has(key)) key = this.pings.keys().next().value ?? key;
         const ping = this.pings.get(key);
         if (!ping) return;
         this.pings.delete(key);
