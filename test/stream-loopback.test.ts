@@ -1,5 +1,6 @@
 /** GET, PUT, Observe and block-wise between our client and server over real loopback TCP and WebSockets (RFC 8323). */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { CoapClient } from '../src/client/client.js';
 import { ResponseCode } from '../src/coap/codes.js';
@@ -101,3 +102,53 @@ for (const scheme of ['coap+tcp', 'coap+ws'] as const) {
     }
   });
 }
+
+const fixture = (name: string): Buffer => readFileSync(new URL(`../../test/fixtures/tls/${name}`, import.meta.url));
+
+test('coaps+tcp with certificates: the client checks the server certificate and the context names it', async () => {
+  const server = await CoapServer.listen({ scheme: 'coaps+tcp', host: '127.0.0.1', port: 0, tls: { cert: fixture('server.pem'), key: fixture('server.key') } });
+  server.resource('hello', { GET: () => ({ code: ResponseCode.Content, payload: 'secure' }) });
+  const trusting = new CoapClient({ tls: { ca: fixture('ca.pem') } });
+  const untrusting = new CoapClient();
+  try {
+    const response = await trusting.get(`coaps+tcp://127.0.0.1:${server.address().port}/hello`);
+    assert.equal(response.text(), 'secure');
+    assert.equal(response.context.security?.kind, 'tls');
+    assert.equal(response.context.security?.identity, 'CN=localhost');
+    await assert.rejects(untrusting.get(`coaps+tcp://127.0.0.1:${server.address().port}/hello`), /certificate/);
+  } finally {
+    await trusting.close();
+    await untrusting.close();
+    await server.close();
+  }
+});
+
+test('coaps+tcp with TLS-PSK: the handler sees the PSK identity; a wrong key gets no answer', async () => {
+  const key = Buffer.from('0123456789abcdef');
+  const server = await CoapServer.listen({ scheme: 'coaps+tcp', host: '127.0.0.1', port: 0, tls: { psk: new Map([['client-1', key]]) } });
+  server.resource('whoami', { GET: (request) => ({ code: ResponseCode.Content, payload: `${request.context.security?.mode}:${request.context.security?.identity}` }) });
+  const good = new CoapClient({ tls: { psk: { identity: 'client-1', key } } });
+  const bad = new CoapClient({ tls: { psk: { identity: 'client-1', key: Buffer.from('not the right key') } } });
+  try {
+    assert.equal((await good.get(`coaps+tcp://127.0.0.1:${server.address().port}/whoami`)).text(), 'psk:client-1');
+    await assert.rejects(bad.get(`coaps+tcp://127.0.0.1:${server.address().port}/whoami`));
+  } finally {
+    await good.close();
+    await bad.close();
+    await server.close();
+  }
+});
+
+test('coaps+ws: WebSockets over TLS with certificates', async () => {
+  const server = await CoapServer.listen({ scheme: 'coaps+ws', host: '127.0.0.1', port: 0, tls: { cert: fixture('server.pem'), key: fixture('server.key') } });
+  server.resource('hello', { GET: () => ({ code: ResponseCode.Content, payload: 'wss' }) });
+  const client = new CoapClient({ tls: { ca: fixture('ca.pem') } });
+  try {
+    const response = await client.get(`coaps+ws://127.0.0.1:${server.address().port}/hello`);
+    assert.equal(response.text(), 'wss');
+    assert.equal(response.context.scheme, 'coaps+ws');
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});

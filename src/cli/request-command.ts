@@ -1,4 +1,5 @@
 /** coapsec get|post|put|delete|fetch|patch|ipatch URI [flags] */
+import { tlsClientOptions } from './tls-args.js';
 import { readFileSync } from 'node:fs';
 import { codeClass, codeToString, methodFromName } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
@@ -77,7 +78,8 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   if (proxy !== undefined && values.via?.length) throw new UsageError('use either --proxy or --via, not both');
   const route = clientRoute(values);
   const via = route.via;
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
+  const tls = tlsClientOptions(values, dtls?.psk);
+  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(tls ? { tls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
   const progress = progressBar();
   try {
     const response = await client.request({
