@@ -215,6 +215,13 @@ export class CoapEndpoint {
   }
 
   private readonly peerClosedListeners = new Set<(peerKey: string) => void>();
+  private readonly busyChecks = new Set<(peerKey: string) => boolean>();
+
+  /** Adds a check that keeps stream connections to a peer alive while it says so (a server's observations). */
+  addPeerBusyCheck(check: (peerKey: string) => boolean): () => void {
+    this.busyChecks.add(check);
+    return () => this.busyChecks.delete(check);
+  }
 
   /**
    * Hears every peer whose connection ended (stream carriers; RFC 8323 §3.4: its observations end
@@ -235,6 +242,7 @@ export class CoapEndpoint {
   private peerBusy(key: string): boolean {
     for (const p of this.pending.values()) if (p.peerKey === key) return true;
     for (const entry of this.tokenListeners.values()) if (entry.peerKey === key) return true;
+    for (const check of this.busyChecks) if (check(key)) return true;
     return false;
   }
 

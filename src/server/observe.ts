@@ -68,6 +68,8 @@ export type Renderer = (observer: Observer) => CoapMessage | Promise<CoapMessage
 
 export class ObserveRegistry {
   private readonly byPath = new Map<string, Map<string, Observer>>();
+  /** Observations per peer, for `observes` (stream connections are kept while a peer observes). */
+  private readonly observerCounts = new Map<string, number>();
   private readonly sequence = new Map<string, number>();
   private readonly peers = new Map<string, { outstanding: number; waiting: Observer[] }>();
 
@@ -116,16 +118,24 @@ export class ObserveRegistry {
     }
     const observer = new Observer(key, path, peer, peerKey, request.token, request, context, type, this.scheduler.now(), protect);
     observers.set(key, observer);
+    this.observerCounts.set(peerKey, (this.observerCounts.get(peerKey) ?? 0) + 1);
     return observer;
   }
 
-  /** Removes the observer of `path` with this endpoint and token, if any (Observe 1, §3.6). */
+  /** Whether `peerKey` observes anything (a stream connection to it is then kept, not idled out). */
+  observes(peerKey: string): boolean {
+    return this.observerCounts.has(peerKey);
+  }
+
   /** Ends every observation of `peerKey`: its connection closed (RFC 8323 §7.4), so no notification can reach it. */
   removePeer(peerKey: string): void {
+    if (!this.observerCounts.has(peerKey)) return;
     for (const observers of [...this.byPath.values()]) {
       for (const observer of [...observers.values()]) if (observer.peerKey === peerKey) this.remove(observer);
     }
   }
+
+  /** Removes the observer of `path` with this endpoint and token, if any (Observe 1, §3.6). */
 
   deregister(path: string, peerKey: string, token: Uint8Array): boolean {
     const observer = this.byPath.get(path)?.get(ObserveRegistry.observerKey(peerKey, token));
@@ -260,6 +270,9 @@ export class ObserveRegistry {
     if (observer.removed) return;
     observer.removed = true;
     observer.confirmTimer?.cancel();
+    const count = (this.observerCounts.get(observer.peerKey) ?? 1) - 1;
+    if (count > 0) this.observerCounts.set(observer.peerKey, count);
+    else this.observerCounts.delete(observer.peerKey);
     const observers = this.byPath.get(observer.path);
     observers?.delete(observer.key);
     if (observers?.size === 0) {

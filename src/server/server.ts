@@ -258,6 +258,7 @@ export class CoapServer {
     if (options.wellKnownCore !== false) this.router.add(this.wellKnownCoreResource());
     endpoint.setRequestHandler((request, exchange) => this.handle(request, exchange));
     endpoint.addPeerClosedListener((peerKey) => this.observations.removePeer(peerKey));
+    endpoint.addPeerBusyCheck((peerKey) => this.observations.observes(peerKey));
   }
 
   /** Binds a UDP socket and serves on it. */

@@ -188,7 +188,12 @@ export class StreamCarrier implements Carrier {
         );
       }
     }
-    if (entry.releasedByPeer && entry.unanswered === 0) entry.connection?.end();
+    if (entry.releasedByPeer && entry.unanswered === 0 && !this.hasPendingRequests(entry)) entry.connection?.end();
+  }
+
+  /** Requests we sent on `entry` still waiting for their response (the endpoint's view, through peerBusy). */
+  private hasPendingRequests(entry: PeerConnection): boolean {
+    return this.options.events.peerBusy?.(entry.key) ?? false;
   }
 
   acknowledge(inbound: Inbound): void {
@@ -279,9 +284,11 @@ export class StreamCarrier implements Carrier {
       {
         onMessage: (message) => this.onMessage(entry, message),
         onRelease: () => {
+          // §5.5: answer what the peer asked before closing; our own requests on it may finish too.
+          // New exchanges with this peer open a new connection.
           entry.releasedByPeer = true;
           if (this.connections.get(entry.key) === entry) this.connections.delete(entry.key);
-          if (entry.unanswered === 0) connection.end();
+          if (entry.unanswered === 0 && !this.hasPendingRequests(entry)) connection.end();
         },
         onClosed: (error) => this.onClosed(entry, error),
       },
@@ -317,15 +324,22 @@ export class StreamCarrier implements Carrier {
     // Codes of the reserved classes 1 and 6: nothing defined to do with them.
   }
 
-  /** One timer per connection: keep-alive Ping while busy (§7.3), Release once idle (§5.5). */
-  private armTimer(entry: PeerConnection): void {
+  /**
+   * One timer per connection: keep-alive Ping while busy (§7.3), Release once idle (§5.5). Each
+   * check schedules the next at the moment its rule could next apply, always in the future.
+   */
+  private armTimer(entry: PeerConnection, delay = Math.min(this.idleTimeout, this.keepAliveInterval)): void {
     const connection = entry.connection!;
-    const step = Math.min(this.idleTimeout, this.keepAliveInterval);
-    const due = Math.max(0, connection.lastActivity + step - this.options.scheduler.now());
-    entry.timer = this.options.scheduler.schedule(due, () => {
+    const scheduler = this.options.scheduler;
+    entry.timer = scheduler.schedule(delay, () => {
       if (!connection.open) return;
-      const quiet = this.options.scheduler.now() - connection.lastActivity;
+      const now = scheduler.now();
+      const quiet = now - connection.lastActivity;
       const busy = entry.unanswered > 0 || (this.options.events.peerBusy?.(entry.key) ?? false);
+      if (entry.releasedByPeer && !busy) {
+        connection.end();
+        return;
+      }
       if (busy && quiet >= this.keepAliveInterval) {
         connection.ping().catch(() => connection.abort('no Pong to a keep-alive Ping'));
       } else if (!busy && quiet >= this.idleTimeout) {
@@ -333,7 +347,8 @@ export class StreamCarrier implements Carrier {
         connection.release('idle');
         return;
       }
-      this.armTimer(entry);
+      const next = connection.lastActivity + (busy ? this.keepAliveInterval : this.idleTimeout) - scheduler.now();
+      this.armTimer(entry, next > 0 ? next : Math.min(this.idleTimeout, this.keepAliveInterval));
     });
   }
 
@@ -344,10 +359,11 @@ export class StreamCarrier implements Carrier {
     this.live.delete(entry);
     if (this.connections.get(entry.key) === entry) this.connections.delete(entry.key);
     const why = error ?? new StreamClosedError('the connection closed');
+    // The endpoint first, so its requests fail as a failed session of this peer (SessionError).
+    this.options.events.onPeerClosed?.(entry.peer, entry.key, why);
     const waiting = entry.waiting;
     entry.waiting = [];
     for (const w of waiting) fail(w.listener, why);
-    this.options.events.onPeerClosed?.(entry.peer, entry.key, error ?? why);
   }
 }
 
