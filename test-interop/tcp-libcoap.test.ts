@@ -13,7 +13,7 @@ import { after, describe, test } from 'node:test';
 import { CoapClient } from '../src/client/client.js';
 import { ResponseCode } from '../src/coap/codes.js';
 import { CoapServer } from '../src/server/server.js';
-import { HOST, ROOT, freePort, parsePdus, run, stop, which } from './support.js';
+import { HOST, ROOT, coapsec, freePort, parsePdus, run, startCoapsecServer, stop, which } from './support.js';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'tls');
 const CA = join(FIXTURES, 'ca.pem');
@@ -102,6 +102,31 @@ async function libcoapServer(variant: 'notls' | 'openssl'): Promise<{ tcpPort: n
 function defineTests(): void {
   after(async () => {
     await Promise.all([...children].map(stop));
+  });
+
+  describe('coapsec serve --tcp/--tls, and the CLI client', () => {
+    test('libcoap clients reach `coapsec serve` over coap+tcp and coaps+tcp; `coapsec get` over coap+tcp and coap+ws', async () => {
+      const daemon = await startCoapsecServer(['--tcp', '0', '--ws', '0', '--tls', '0', '--cert', CERT, '--key', KEY, '--dtls-bind', `${HOST}:0`]);
+      try {
+        const tcp = await daemon.waitForOutput(/coap\+tcp:\/\/\S+/);
+        const tls = await daemon.waitForOutput(/coaps\+tcp:\/\/\S+/);
+        const ws = await daemon.waitForOutput(/coap\+ws:\/\/\S+/);
+        const plain = await libcoapClient('notls', [`${tcp}/hello`]);
+        assert.equal(plain.responses.at(-1)?.code, '2.05', plain.stdout);
+        const secure = await libcoapClient('openssl', [`${tls}/hello`]);
+        assert.equal(secure.responses.at(-1)?.code, '2.05', secure.stdout);
+        const large = await coapsec(['get', '-b', '64', `${ws}/large`]);
+        assert.equal(large.code, 0, large.stderr);
+        assert.equal(large.stdout.length, 8192);
+        const viaTls = await coapsec(['get', `${tls}/hello`, '--ca', CA]);
+        assert.equal(viaTls.code, 0, viaTls.stderr);
+        const untrusted = await coapsec(['get', `${tls}/hello`]);
+        assert.notEqual(untrusted.code, 0, 'without --ca the server certificate is not trusted');
+        assert.match(untrusted.stderr, /certificate/);
+      } finally {
+        await stop(daemon.child);
+      }
+    });
   });
 
   for (const [scheme, variant] of [['coap+tcp', 'notls'], ['coaps+tcp', 'openssl']] as const) {
