@@ -73,6 +73,8 @@ class PeerConnection {
   connection: StreamConnection | undefined;
   /** Messages for a connection still being opened (TCP/TLS/WS handshake). */
   waiting: Waiting[] = [];
+  /** Pings waiting for the connection to open. */
+  attachWaiters: Array<{ resolve(): void; reject(error: Error): void }> = [];
   /** Requests received and not yet answered: a Release from the peer waits for them (§5.5). */
   unanswered = 0;
   releasedByPeer = false;
@@ -210,23 +212,13 @@ export class StreamCarrier implements Carrier {
   }
 
   async ping(peer: PeerAddress): Promise<number> {
+    if (this.closed) throw new StreamClosedError('the carrier is closed');
     const key = peerKey(peer);
     const entry = this.connections.get(key) ?? this.openConnection(peer, key);
-    if (entry.connection === undefined) await this.whenAttached(entry);
+    if (entry.connection === undefined) {
+      await new Promise<void>((resolve, reject) => entry.attachWaiters.push({ resolve, reject }));
+    }
     return entry.connection!.ping();
-  }
-
-  private whenAttached(entry: PeerConnection): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      // A ping waits like a request; Empty (0.00) is never sent, so the marker code is safe.
-      const marker = createMessage({ code: 0 });
-      const handle = new Handle();
-      entry.waiting.push({
-        message: marker,
-        handle,
-        listener: { onAck: () => resolve(), onReset: () => reject(new StreamClosedError('connection failed')), onTimeout() {}, onError: reject },
-      });
-    });
   }
 
   getStats(): CarrierStats {
@@ -303,10 +295,8 @@ export class StreamCarrier implements Carrier {
     connection.start();
     const waiting = entry.waiting;
     entry.waiting = [];
-    for (const w of waiting) {
-      if (w.message.code === 0) w.listener?.onAck(DELIVERED);
-      else this.write(entry, w.message, w.listener, w.handle);
-    }
+    for (const w of waiting) this.write(entry, w.message, w.listener, w.handle);
+    for (const waiter of entry.attachWaiters.splice(0)) waiter.resolve();
     this.armTimer(entry);
   }
 
@@ -364,6 +354,7 @@ export class StreamCarrier implements Carrier {
     const waiting = entry.waiting;
     entry.waiting = [];
     for (const w of waiting) fail(w.listener, why);
+    for (const waiter of entry.attachWaiters.splice(0)) waiter.reject(why);
   }
 }
 
