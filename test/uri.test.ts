@@ -121,13 +121,24 @@ test('fragments are rejected (§6.4 step 4)', () => {
   assertUriError('coap://h/#', /fragment/);
 });
 
-test('schemes other than coap and coaps, and relative references, are rejected (§6.4 steps 1, 3)', () => {
+test('schemes other than the CoAP ones, and relative references, are rejected (§6.4 steps 1, 3)', () => {
   assertUriError('http://h/p', /unsupported URI scheme "http"/);
-  assertUriError('coap+tcp://h/p', /unsupported URI scheme "coap\+tcp"/);
+  assertUriError('coap+sms://h/p', /unsupported URI scheme "coap\+sms"/);
   assertUriError('/sensors/temp', /not an absolute URI/);
   assertUriError('h/sensors', /not an absolute URI/);
   assertUriError('coap:/sensors', /no authority/);
   assertUriError('coap:sensors', /no authority/);
+});
+
+test('RFC 8323 §8: coap+tcp, coaps+tcp, coap+ws and coaps+ws parse, with their default ports', () => {
+  for (const [uri, port] of [['coap+tcp://h/a', 5683], ['coaps+tcp://h/a', 5684], ['coap+ws://h/a', 80], ['coaps+ws://h/a', 443]] as const) {
+    const parsed = parseCoapUri(uri);
+    assert.equal(parsed.scheme, uri.slice(0, uri.indexOf(':')));
+    assert.equal(parsed.port, port);
+    assert.equal(parsed.explicitPort, false);
+    assert.deepEqual(parsed.path, ['a']);
+  }
+  assert.equal(parseCoapUri('coap+ws://h:8080/.well-known/core').port, 8080);
 });
 
 test('missing or malformed hosts are rejected (§6.1)', () => {

@@ -1,4 +1,5 @@
 /** coapsec observe URI [--count N] [--duration S] [--json] */
+import { tlsClientOptions } from './tls-args.js';
 import { codeClass } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
@@ -61,7 +62,8 @@ export async function observeCommand(argv: string[]): Promise<number> {
   requireDtlsFor([values.via?.length ? values.via[0]!.split(',')[0] : (proxy ?? uri)], dtls !== undefined);
   const route = clientRoute(values);
   const via = route.via;
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...oscore.options, ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
+  const tls = tlsClientOptions(values, dtls?.psk);
+  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(tls ? { tls } : {}), ...oscore.options, ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
   let stopTimer: NodeJS.Timeout | undefined;
   const onSignal = (): void => void observation?.cancel();
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;

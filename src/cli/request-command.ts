@@ -1,4 +1,5 @@
 /** coapsec get|post|put|delete|fetch|patch|ipatch URI [flags] */
+import { tlsClientOptions } from './tls-args.js';
 import { readFileSync } from 'node:fs';
 import { methodFromName } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
@@ -85,8 +86,10 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   const oscore = clientOscore(values);
   const route = clientRoute(values);
   const via = route.via;
+  const tls = tlsClientOptions(values, dtls?.psk);
   const client = new CoapClient({
     ...(dtls ? { dtls } : {}),
+    ...(tls ? { tls } : {}),
     ...oscore.options,
     ...(proxy ? { proxy } : {}),
     ...(via ? { via: () => via } : {}),

@@ -1,9 +1,10 @@
-/** coapsec serve [--bind HOST:PORT] [--dir DIR] [--plugtest] [DTLS flags [--dtls-bind HOST:PORT]] [OSCORE flags] */
+/** coapsec serve [--bind HOST:PORT] [--tcp PORT] [--tls PORT] [--ws PORT] [--dir DIR] [--plugtest] [DTLS flags [--dtls-bind HOST:PORT]] [OSCORE flags] */
 import { existsSync, statSync } from 'node:fs';
 import { addPlugtestResources } from '../demo/plugtest.js';
 import { addDemoResources } from '../demo/resources.js';
 import { CoapServer, type ServerOptions } from '../server/server.js';
-import { peerKey } from '../transport/transport.js';
+import { peerKey, type StreamScheme } from '../transport/transport.js';
+import { tlsServerOptions } from './tls-args.js';
 import { parse, parseBind, parseSeconds } from './args.js';
 import { addRevocationResource } from '../trust-anchor/resource-server-setup.js';
 import { DTLS_FLAGS, DTLS_SERVE_USAGE, serverDtlsSetup } from './dtls-args.js';
@@ -27,6 +28,10 @@ export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] 
   --max-observers N  Observe registrations kept at once (default 10000); --max-observers-per-peer N
                      per client endpoint (default 256); past them requests are answered unobserved
   --max-uploads-per-peer N  concurrent block-wise uploads per client endpoint (default 8)
+  --tcp [HOST:]PORT  also serve coap+tcp:// (RFC 8323) there (host: that of --bind)
+  --tls [HOST:]PORT  also serve coaps+tcp:// there: TLS with --cert/--key (PEM; --ca makes client
+                     certificates mandatory) or TLS-PSK with --psk-identity/--psk (TLS 1.2)
+  --ws [HOST:]PORT   also serve coap+ws:// there (WebSocket endpoint /.well-known/coap)
   --dir DIR          also serve the files below DIR, read-only
   --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
 ${SOCKET_USAGE}
@@ -55,6 +60,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
       'max-observers': { type: 'string' },
       'max-observers-per-peer': { type: 'string' },
       'max-uploads-per-peer': { type: 'string' },
+      tcp: { type: 'string' },
+      tls: { type: 'string' },
+      ws: { type: 'string' },
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
     },
@@ -79,21 +87,31 @@ export async function serveCommand(argv: string[]): Promise<number> {
   });
   const stateLimits = serverStateLimits(values);
   const oscore = serverOscore(values);
-  const listeners: Array<{ host: string; port: number; secure: boolean }> = [{ ...bind, secure: !plainOnBind }];
+  const listeners: Array<{ host: string; port: number; secure: boolean; scheme?: StreamScheme }> = [{ ...bind, secure: !plainOnBind }];
   if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
+  const streamBind = (flag: string, text: string): { host: string; port: number } => {
+    const b = parseBind(/^\d+$/.test(text) ? `${bind.host.includes(':') ? `[${bind.host}]` : bind.host}:${text}` : text, bind);
+    if (b.port === 0 && !/:0$/.test(text) && text !== '0') throw new UsageError(`${flag} needs a port`);
+    return b;
+  };
+  if (values.tcp !== undefined) listeners.push({ ...streamBind('--tcp', values.tcp), secure: false, scheme: 'coap+tcp' });
+  if (values.ws !== undefined) listeners.push({ ...streamBind('--ws', values.ws), secure: false, scheme: 'coap+ws' });
+  const cliPsk = dtls?.psk !== undefined && typeof dtls.psk !== 'function' && !Array.isArray(dtls.psk) ? dtls.psk : undefined;
+  const tls = values.tls !== undefined ? tlsServerOptions(values, cliPsk) : undefined;
+  if (values.tls !== undefined) listeners.push({ ...streamBind('--tls', values.tls), secure: true, scheme: 'coaps+tcp' });
   const servers: CoapServer[] = [];
   for (const l of listeners) {
     let server: CoapServer;
     try {
-      server = await CoapServer.listen({
-        host: l.host,
-        port: l.port,
+      const common = {
         ...buffers,
         ...stateLimits,
-        ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}),
         ...(oscore.security ? { security: oscore.security } : {}),
         ...(proxyNames.length > 0 ? { proxyNames } : {}),
-      });
+      };
+      server = l.scheme
+        ? await CoapServer.listen({ scheme: l.scheme, host: l.host, port: l.port, ...(tls ? { tls } : {}), ...common })
+        : await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}), ...common });
     } catch (error) {
       await Promise.all(servers.map((s) => s.close()));
       oscore.close();
@@ -105,7 +123,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     addWhoamiResource(server);
     if (trustAnchors) addRevocationResource(server, trustAnchors);
     if (values.plugtest) addPlugtestResources(server);
-    process.stderr.write(`coapsec serving on ${l.secure ? 'coaps' : 'coap'}://${peerKey(server.address())}\n`);
+    process.stderr.write(`coapsec serving on ${l.scheme ?? (l.secure ? 'coaps' : 'coap')}://${peerKey(server.address())}\n`);
   }
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();

@@ -11,7 +11,7 @@ import { codeToDotted, isRequestCode, methodName } from '../coap/codes.js';
 import { getStringOptions, MessageType, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { CoapServer, RequestLogEntry } from '../server/server.js';
-import { peerKey } from '../transport/transport.js';
+import { isStreamTransport, peerKey } from '../transport/transport.js';
 import { UsageError } from './errors.js';
 import { describeOption, optionValueToText } from './output.js';
 import { optionName } from '../coap/options.js';
@@ -72,7 +72,8 @@ export function serverLog(values: LogFlagValues, stream: NodeJS.WritableStream =
     level,
     attach(server) {
       server.onRequestLog = request;
-      server.endpoint.transport.setSessionErrorHandler?.((peer, error) => {
+      const transport = server.endpoint.transport;
+      if (!isStreamTransport(transport)) transport.setSessionErrorHandler?.((peer, error) => {
         const alert = (error as { alert?: unknown }).alert;
         emit('dtls-refused', `${peerKey(peer)} DTLS handshake refused: ${error.message}`, { peer: peerKey(peer), reason: error.message, ...(typeof alert === 'string' ? { alert } : {}) });
       });

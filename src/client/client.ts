@@ -24,6 +24,7 @@ import { PLAIN, securedSender, withEchoRetry, type MessageSecurity } from './sec
 import { RouteSecurity, type RouteHop, type RouteOptions } from './route.js';
 import { ClientCredentials } from './credentials-security.js';
 import type { Credentials } from '../credentials/credentials-file.js';
+import { isStreamScheme, openTransport, type TransportOptions } from '../transport/schemes.js';
 
 export interface ClientRequest {
   method: MethodName | Lowercase<MethodName> | 'ipatch' | Code;
@@ -119,6 +120,10 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   route?: RouteOptions;
   /** DTLS credentials and limits for coaps:// URIs (psk, rpk and/or x509; see transport/dtls.ts). */
   dtls?: Omit<DtlsClientTransportOptions, 'host' | 'port' | 'scheduler'>;
+  /** coaps+tcp:// (and coaps+ws://) trust anchors, client certificate or TLS-PSK (transport/tls.ts). */
+  tls?: TransportOptions['tls'];
+  /** coap+ws:// and coaps+ws:// settings (transport/ws.ts). */
+  ws?: TransportOptions['ws'];
 }
 
 /**
@@ -162,8 +167,14 @@ export class CoapClient {
   }
 
   /** The endpoint used for IPv4 or IPv6 peers (coap: UDP, coaps: DTLS), created on first use. */
-  endpoint(family: 4 | 6, scheme: 'coap' | 'coaps' = 'coap'): Promise<CoapEndpoint> {
+  endpoint(family: 4 | 6, scheme: CoapUri['scheme'] = 'coap'): Promise<CoapEndpoint> {
     let endpoint = this.endpoints.get(`${scheme}${family}`);
+    if (!endpoint && isStreamScheme(scheme)) {
+      // RFC 8323: one carrier per scheme, holding a connection per peer of either family.
+      const transportOptions = { tls: this.options.tls, ws: this.options.ws };
+      endpoint = openTransport(scheme, 'client', transportOptions).then((transport) => new CoapEndpoint({ ...this.options, transport }));
+      this.endpoints.set(`${scheme}${family}`, endpoint);
+    }
     if (!endpoint) {
       const host = family === 6 ? (this.options.bindIpv6 ?? '::') : (this.options.bindIpv4 ?? '0.0.0.0');
       if (scheme === 'coaps') {
@@ -247,7 +258,7 @@ export class CoapClient {
   /** The endpoint for a URI's scheme and peer; for coaps, the transport learns the host name to check. */
   private async endpointFor(uri: CoapUri, peer: PeerAddress): Promise<CoapEndpoint> {
     const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4, uri.scheme);
-    if (endpoint.transport instanceof DtlsClientTransport) endpoint.transport.setServerName(peer, uri.host);
+    if (endpoint.transport instanceof DtlsClientTransport || isStreamScheme(uri.scheme)) endpoint.setServerName(peer, uri.host);
     return endpoint;
   }
 

@@ -17,15 +17,18 @@ export const blockSize = (szx: number): number => 1 << (szx + 4);
 
 export class BlockOptionError extends Error {}
 
-export function decodeBlock(bytes: Uint8Array): BlockValue {
+/** RFC 8323 §6: SZX 7 marks a BERT option, legal only over a reliable transport where both sides offered BERT. */
+export const BERT_SZX = 7;
+
+export function decodeBlock(bytes: Uint8Array, options: { bert?: boolean } = {}): BlockValue {
   const v = decodeUint(bytes);
   const szx = v & 7;
-  if (szx === 7) throw new BlockOptionError('block size exponent 7 is reserved (RFC 7959 §2.2)');
+  if (szx === BERT_SZX && !options.bert) throw new BlockOptionError('block size exponent 7 is reserved (RFC 7959 §2.2)');
   return { num: Math.floor(v / 16), more: (v & 8) !== 0, szx };
 }
 
-export function encodeBlock(block: BlockValue): Uint8Array {
-  if (block.szx < 0 || block.szx > MAX_SZX) throw new RangeError(`SZX out of range: ${block.szx}`);
+export function encodeBlock(block: BlockValue, options: { bert?: boolean } = {}): Uint8Array {
+  if (block.szx < 0 || block.szx > (options.bert ? BERT_SZX : MAX_SZX)) throw new RangeError(`SZX out of range: ${block.szx}`);
   if (block.num < 0 || block.num > MAX_BLOCK_NUM) throw new RangeError(`block number out of range: ${block.num}`);
   return encodeUint(block.num * 16 + (block.more ? 8 : 0) + block.szx);
 }

@@ -17,7 +17,9 @@ export class UriError extends Error {
   }
 }
 
-export type CoapScheme = 'coap' | 'coaps';
+/** RFC 7252 §6 and RFC 8323 §8 (CoAP over TCP, TLS and WebSockets). */
+export type CoapScheme = 'coap' | 'coaps' | 'coap+tcp' | 'coaps+tcp' | 'coap+ws' | 'coaps+ws';
+const COAP_SCHEMES: ReadonlySet<string> = new Set<CoapScheme>(['coap', 'coaps', 'coap+tcp', 'coaps+tcp', 'coap+ws', 'coaps+ws']);
 
 export interface CoapUri {
   scheme: CoapScheme;
@@ -301,8 +303,8 @@ function composeUri(
 }
 
 function checkScheme(scheme: string): CoapScheme {
-  if (scheme !== 'coap' && scheme !== 'coaps') throw new UriError(`unsupported URI scheme "${scheme}": expected coap or coaps`);
-  return scheme;
+  if (!COAP_SCHEMES.has(scheme)) throw new UriError(`unsupported URI scheme "${scheme}": expected coap, coaps, coap+tcp, coaps+tcp, coap+ws or coaps+ws`);
+  return scheme as CoapScheme;
 }
 
 function checkPort(port: number): number {

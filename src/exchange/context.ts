@@ -1,4 +1,4 @@
-import type { PeerAddress, TransportSecurity } from '../transport/transport.js';
+import type { PeerAddress, TransportScheme, TransportSecurity } from '../transport/transport.js';
 
 /**
  * Who sent a message and how it was protected (architecture rule 5). Handlers authorize on this,
@@ -8,7 +8,7 @@ export interface EndpointContext {
   readonly peer: PeerAddress;
   /** "127.0.0.1:5683" / "[::1]:5683" */
   readonly peerKey: string;
-  readonly scheme: 'coap' | 'coaps';
+  readonly scheme: TransportScheme;
   /** DTLS identity when the datagram arrived over DTLS. */
   readonly security?: TransportSecurity;
   /** The OSCORE layers removed from the message, outermost first (RFC 8613; nested per the proxies draft). */

@@ -8,10 +8,11 @@ import { isEmptyCode, isResponseCode } from '../coap/codes.js';
 import { bytesEqual, type CoapMessage } from '../coap/message.js';
 import { checkOptions } from '../coap/option-validation.js';
 import { OptionNumber, optionDefinition } from '../coap/options.js';
-import { InboundMessage, MessageLayer, type ConfirmableListener, type MessageLayerStats, type OutgoingHandle } from '../messaging/message-layer.js';
+import type { Carrier, CarrierEvents, CarrierStats, ConfirmableListener, Inbound, OutgoingHandle } from '../messaging/carrier.js';
+import { MessageLayer } from '../messaging/message-layer.js';
 import { maxTransmitWait, withDefaults, type TransmissionParameters } from '../messaging/parameters.js';
-import type { DatagramTransport, PeerAddress, TransportSecurity } from '../transport/transport.js';
-import { PeerUnreachableError, peerKey } from '../transport/transport.js';
+import { StreamCarrier, type StreamCarrierOptions } from '../stream/carrier.js';
+import { isStreamTransport, PeerUnreachableError, peerKey, type AnyTransport, type PeerAddress, type TransportSecurity } from '../transport/transport.js';
 import { defaultRandom, type RandomSource } from '../util/random.js';
 import { RealScheduler, type Scheduler, type Timer } from '../util/scheduler.js';
 import type { EndpointContext } from './context.js';
@@ -19,7 +20,10 @@ import { BadResponseError, CancelledError, ResetError, SessionError, TimeoutErro
 import { NstartGate, type Startable } from './nstart.js';
 
 export interface EndpointOptions {
-  transport: DatagramTransport;
+  /** A datagram transport (UDP, DTLS: carried by MessageLayer) or a stream transport (TCP, TLS, WebSockets: carried by StreamCarrier). */
+  transport: AnyTransport;
+  /** Connection settings when `transport` is a stream transport (RFC 8323 CSM values, idle and keep-alive times). */
+  stream?: Pick<StreamCarrierOptions, 'settings' | 'idleTimeout' | 'keepAliveInterval' | 'maxConnections'>;
   parameters?: Partial<TransmissionParameters>;
   scheduler?: Scheduler;
   random?: RandomSource;
@@ -64,8 +68,8 @@ export interface ResponseHandler {
 /** A received request and the means to answer it, once (or repeatedly, for Observe). */
 export class ServerExchange {
   constructor(
-    private readonly messaging: MessageLayer,
-    readonly inbound: InboundMessage,
+    private readonly messaging: Carrier,
+    readonly inbound: Inbound,
     readonly context: EndpointContext,
   ) {}
 
@@ -78,7 +82,7 @@ export class ServerExchange {
   }
 
   /** Piggybacked if the CON is still unacknowledged, separate otherwise (§5.2). Token is copied. */
-  respond(response: CoapMessage, separate?: Parameters<MessageLayer['respond']>[2]): void {
+  respond(response: CoapMessage, separate?: Parameters<Carrier['respond']>[2]): void {
     response.token = this.inbound.message.token;
     this.messaging.respond(this.inbound, response, separate);
   }
@@ -101,6 +105,7 @@ interface PendingEvents {
   reset(pending: PendingRequest): void;
   timeout(pending: PendingRequest): void;
   retransmit(pending: PendingRequest): void;
+  error(pending: PendingRequest, error: Error): void;
 }
 
 /**
@@ -142,10 +147,14 @@ class PendingRequest implements ConfirmableListener, Startable {
   onRetransmit(): void {
     this.events.retransmit(this);
   }
+  onError(error: Error): void {
+    this.events.error(this, error);
+  }
 }
 
 export class CoapEndpoint {
-  readonly messaging: MessageLayer;
+  /** What carries this endpoint's messages: MessageLayer over UDP/DTLS, StreamCarrier over TCP/TLS/WebSockets. */
+  readonly carrier: Carrier;
   readonly scheduler: Scheduler;
   readonly parameters: TransmissionParameters;
   private readonly random: RandomSource;
@@ -160,6 +169,7 @@ export class CoapEndpoint {
     timeout: (pending) =>
       this.fail(pending, new TimeoutError(`no acknowledgement from ${pending.peerKey} after ${this.parameters.maxRetransmit} retransmissions`)),
     retransmit: (pending) => this.armDeadline(pending),
+    error: (pending, error) => this.fail(pending, error),
   };
   private handler: RequestHandler | undefined;
   private closed = false;
@@ -178,19 +188,72 @@ export class CoapEndpoint {
     }
     this.gate = new NstartGate(this.parameters.nstart);
     const transport = options.transport;
-    this.messaging = new MessageLayer({
-      parameters: this.parameters,
-      scheduler: this.scheduler,
-      random: this.random,
-      send: (data, peer) => transport.send(data, peer),
-      maxTrackedMessages: options.maxTrackedMessages,
-      events: {
-        onRequest: (request, inbound) => this.onRequest(request, inbound),
-        onSeparateResponse: (response, inbound) => this.onSeparateResponse(response, inbound),
-      },
-    });
-    transport.setHandler((data, peer, security) => this.messaging.receive(data, peer, security));
-    transport.setSessionErrorHandler?.((peer, error) => this.failPeer(peer, error));
+    const events: CarrierEvents = {
+      onRequest: (request, inbound) => this.onRequest(request, inbound),
+      onSeparateResponse: (response, inbound) => this.onSeparateResponse(response, inbound),
+      onPeerClosed: (peer, _key, error) => this.onPeerClosed(peer, error ?? new Error('the connection closed')),
+      peerBusy: (key) => this.peerBusy(key),
+    };
+    if (isStreamTransport(transport)) {
+      this.carrier = new StreamCarrier({ ...options.stream, transport, scheduler: this.scheduler, parameters: this.parameters, events });
+    } else {
+      const messaging = new MessageLayer({
+        parameters: this.parameters,
+        scheduler: this.scheduler,
+        random: this.random,
+        send: (data, peer) => transport.send(data, peer),
+        maxTrackedMessages: options.maxTrackedMessages,
+        events,
+      });
+      this.carrier = messaging;
+      transport.setHandler((data, peer, security) => messaging.receive(data, peer, security));
+      transport.setSessionErrorHandler?.((peer, error) => this.failPeer(peer, error));
+    }
+  }
+
+  /** The UDP/DTLS messaging layer (tests and tools that feed it datagrams); throws over a stream transport. */
+  get messaging(): MessageLayer {
+    if (!(this.carrier instanceof MessageLayer)) throw new TypeError(`a ${this.options.transport.scheme} endpoint has no datagram messaging layer`);
+    return this.carrier;
+  }
+
+  private readonly peerClosedListeners = new Set<(peerKey: string) => void>();
+  private readonly busyChecks = new Set<(peerKey: string) => boolean>();
+
+  /** Adds a check that keeps stream connections to a peer alive while it says so (a server's observations). */
+  addPeerBusyCheck(check: (peerKey: string) => boolean): () => void {
+    this.busyChecks.add(check);
+    return () => this.busyChecks.delete(check);
+  }
+
+  /**
+   * Hears every peer whose connection ended (stream carriers; RFC 8323 §3.4: its observations end
+   * with it, §7.4). Returns the function that unregisters the listener.
+   */
+  addPeerClosedListener(listener: (peerKey: string) => void): () => void {
+    this.peerClosedListeners.add(listener);
+    return () => this.peerClosedListeners.delete(listener);
+  }
+
+  private onPeerClosed(peer: PeerAddress, error: Error): void {
+    this.failPeer(peer, error);
+    const key = peerKey(peer);
+    for (const listener of [...this.peerClosedListeners]) listener(key);
+  }
+
+  /** Whether a request or an observation still waits on `key` (a stream connection to it is kept alive). */
+  private peerBusy(key: string): boolean {
+    for (const p of this.pending.values()) if (p.peerKey === key) return true;
+    for (const entry of this.tokenListeners.values()) if (entry.peerKey === key) return true;
+    for (const check of this.busyChecks) if (check(key)) return true;
+    return false;
+  }
+
+  /** The host name to check and present when connecting to `peer` (DTLS or TLS server name, WebSocket Host). */
+  setServerName(peer: PeerAddress, host: string): void {
+    const transport = this.options.transport as { setServerName?(peer: PeerAddress, host: string): void };
+    transport.setServerName?.(peer, host);
+    if (this.carrier instanceof StreamCarrier) this.carrier.setServerName(peer, host);
   }
 
   /**
@@ -210,10 +273,10 @@ export class CoapEndpoint {
     const busy = this.pending.size > 0 || this.tokenListeners.size > 0 || this.pings > 0;
     if (busy === this.busy) return;
     this.busy = busy;
-    this.options.transport.setBusy?.(busy);
+    (this.options.transport as { setBusy?(busy: boolean): void }).setBusy?.(busy);
   }
 
-  get transport(): DatagramTransport {
+  get transport(): AnyTransport {
     return this.options.transport;
   }
 
@@ -276,7 +339,7 @@ export class CoapEndpoint {
     this.pings++;
     this.updateBusy();
     try {
-      return await this.messaging.ping(peer);
+      return await this.carrier.ping(peer);
     } finally {
       this.pings--;
       this.updateBusy();
@@ -291,10 +354,10 @@ export class CoapEndpoint {
     }
     try {
       if (pending.options.confirmable === false) {
-        this.messaging.sendNonConfirmable(pending.message, pending.peer);
+        this.carrier.sendNonConfirmable(pending.message, pending.peer);
         this.armResponseTimer(pending);
       } else {
-        pending.handle = this.messaging.sendConfirmable(pending.message, pending.peer, pending);
+        pending.handle = this.carrier.sendConfirmable(pending.message, pending.peer, pending);
       }
     } catch (error) {
       this.fail(pending, error as Error);
@@ -349,7 +412,7 @@ export class CoapEndpoint {
     }
   }
 
-  private onSeparateResponse(response: CoapMessage, inbound: InboundMessage): boolean {
+  private onSeparateResponse(response: CoapMessage, inbound: Inbound): boolean {
     if (!isResponseCode(response.code)) return false;
     const key = tokenKeyOf(response.token);
     const pending = this.pending.get(key);
@@ -410,8 +473,8 @@ export class CoapEndpoint {
     this.gate.release(pending.peerKey);
   }
 
-  private onRequest(request: CoapMessage, inbound: InboundMessage): void {
-    const exchange = new ServerExchange(this.messaging, inbound, this.contextFor(inbound.peer, inbound));
+  private onRequest(request: CoapMessage, inbound: Inbound): void {
+    const exchange = new ServerExchange(this.carrier, inbound, this.contextFor(inbound.peer, inbound));
     if (!this.handler) {
       // §4.2/§4.3: nobody here serves requests — reject.
       exchange.reject();
@@ -425,7 +488,7 @@ export class CoapEndpoint {
    * (`...(sec ? { security: sec } : {})`) takes V8's slow path, ≈ 0.7 µs per message on Node 20
    * (as withOscoreLayer in context.ts explains), and gives the contexts two shapes.
    */
-  private contextFor(peer: PeerAddress, inbound: InboundMessage | undefined, security?: TransportSecurity): EndpointContext {
+  private contextFor(peer: PeerAddress, inbound: Inbound | undefined, security?: TransportSecurity): EndpointContext {
     return {
       peer,
       peerKey: inbound?.peerKey ?? peerKey(peer),
@@ -434,8 +497,8 @@ export class CoapEndpoint {
     };
   }
 
-  stats(): MessageLayerStats & { pendingRequests: number } {
-    return { ...this.messaging.getStats(), pendingRequests: this.pending.size };
+  stats(): CarrierStats & { pendingRequests: number } {
+    return { ...this.carrier.getStats(), pendingRequests: this.pending.size };
   }
 
   async close(): Promise<void> {
@@ -443,7 +506,7 @@ export class CoapEndpoint {
     this.closed = true;
     for (const p of [...this.pending.values()]) this.fail(p, new CancelledError('endpoint closed'));
     this.tokenListeners.clear();
-    this.messaging.close();
+    this.carrier.close();
     await this.options.transport.close();
   }
 }

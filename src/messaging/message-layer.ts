@@ -15,18 +15,10 @@ import { peerKey } from '../transport/transport.js';
 import type { RandomSource } from '../util/random.js';
 import type { Scheduler, Timer } from '../util/scheduler.js';
 import { AnsweredRecords } from './answered-records.js';
+import type { Carrier, CarrierStats, ConfirmableListener, OutgoingHandle } from './carrier.js';
 import { exchangeLifetime, nonLifetime, type TransmissionParameters } from './parameters.js';
 
-export interface ConfirmableListener {
-  /** An ACK arrived: empty, or with a piggybacked response; `security` as the transport reported it. */
-  onAck(ack: CoapMessage, security?: TransportSecurity): void;
-  /** The peer rejected the message with RST (§4.2). */
-  onReset(): void;
-  /** MAX_RETRANSMIT retransmissions went unacknowledged (§4.2). */
-  onTimeout(): void;
-  /** The CON is about to be retransmitted (§4.2): this exchange is taking long. */
-  onRetransmit?(): void;
-}
+export type { ConfirmableListener, OutgoingHandle } from './carrier.js';
 
 export interface MessagingEvents {
   /** A request that is not a duplicate. Answer with respond(); acknowledge() for slow handlers. */
@@ -87,12 +79,6 @@ class OutgoingConfirmable implements OutgoingHandle {
   }
 }
 
-export interface OutgoingHandle {
-  readonly messageId: number;
-  /** Stops retransmitting; a later ACK or RST is ignored. */
-  cancel(): void;
-}
-
 /** A NON we sent whose RST someone wants to hear about within NON_LIFETIME (e.g. an Observe notification). */
 class NonListener {
   constructor(
@@ -151,16 +137,11 @@ export interface MessageLayerOptions {
   maxTrackedMessages?: number;
 }
 
-export interface MessageLayerStats {
-  peers: number;
-  outstandingConfirmables: number;
-  trackedMessages: number;
-  retransmissions: number;
-  duplicates: number;
-  formatErrors: number;
-}
+export type MessageLayerStats = CarrierStats;
 
-export class MessageLayer {
+/** The carrier for UDP and DTLS (see carrier.ts). */
+export class MessageLayer implements Carrier {
+  readonly reliable = false;
   private readonly peers = new Map<string, PeerState>();
   /**
    * The peer of the latest lookup: most datagrams come from (and go to) the same peer as the one

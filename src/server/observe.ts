@@ -17,7 +17,7 @@ import { MessageType, encodeUint, setOption, sortOptions, tokenToHex, type CoapM
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { ResponseProtector } from './security.js';
-import type { MessageLayer } from '../messaging/message-layer.js';
+import type { Carrier } from '../messaging/carrier.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { Scheduler, Timer } from '../util/scheduler.js';
 
@@ -109,7 +109,7 @@ export class ObserveRegistry {
   onPathEmpty: ((path: string) => void) | undefined;
 
   constructor(
-    private readonly messaging: MessageLayer,
+    private readonly messaging: Carrier,
     private readonly scheduler: Scheduler,
     private readonly settings: ObserveSettings,
     private readonly render: Renderer,
@@ -164,7 +164,21 @@ export class ObserveRegistry {
     return observer;
   }
 
+  /** Whether `peerKey` observes anything (a stream connection to it is then kept, not idled out). */
+  observes(peerKey: string): boolean {
+    return this.perPeer.has(peerKey);
+  }
+
+  /** Ends every observation of `peerKey`: its connection closed (RFC 8323 §7.4), so no notification can reach it. */
+  removePeer(peerKey: string): void {
+    if (!this.perPeer.has(peerKey)) return;
+    for (const observers of [...this.byPath.values()]) {
+      for (const observer of [...observers.values()]) if (observer.peerKey === peerKey) this.remove(observer);
+    }
+  }
+
   /** Removes the observer of `path` with this endpoint and token, if any (Observe 1, §3.6). */
+
   deregister(path: string, peerKey: string, token: Uint8Array): boolean {
     const observer = this.byPath.get(path)?.get(ObserveRegistry.observerKey(peerKey, token));
     if (!observer) return false;
@@ -203,7 +217,10 @@ export class ObserveRegistry {
     }
     observer.pending = false;
     const now = this.scheduler.now();
+    // RFC 8323 §7.2: over a reliable carrier there is no CON or NON; every notification is sent
+    // the one way the carrier has, and it reports delivery at once.
     const confirmable =
+      this.messaging.reliable ||
       forceConfirmable ||
       observer.type === 'con' ||
       observer.nonInRow >= this.settings.maxNonInRow ||

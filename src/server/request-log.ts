@@ -2,12 +2,13 @@
 import { decodeString, getOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
+import type { TransportScheme } from '../transport/transport.js';
 
 /** What a server log line says about one request and the response it got. */
 export interface RequestLogEntry {
   /** "127.0.0.1:5683" / "[::1]:5683" */
   readonly peer: string;
-  readonly scheme: 'coap' | 'coaps';
+  readonly scheme: TransportScheme;
   /** DTLS identity and the peer names of the OSCORE layers removed, outermost first. */
   readonly identity: string | undefined;
   /** "none", "dtls", "oscore", "dtls+oscore"; "oscore+oscore" for two layers (nested, through a proxy). */
@@ -23,7 +24,7 @@ export type RequestLogger = (entry: RequestLogEntry) => void;
 
 export function requestLogEntry(request: CoapMessage, context: EndpointContext, response: CoapMessage, oscoreFailure: string | undefined): RequestLogEntry {
   const names = [...(context.security ? [context.security.identity] : []), ...(context.oscore ?? []).map((layer) => layer.peer)];
-  const kinds = [...(context.scheme === 'coaps' ? ['dtls'] : []), ...(context.oscore ?? []).map(() => 'oscore')];
+  const kinds = [...(context.scheme === 'coaps' ? ['dtls'] : context.scheme === 'coaps+tcp' || context.scheme === 'coaps+ws' ? ['tls'] : []), ...(context.oscore ?? []).map(() => 'oscore')];
   return {
     peer: context.peerKey,
     scheme: context.scheme,

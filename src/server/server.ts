@@ -37,7 +37,8 @@ import { exchangeLifetime } from '../messaging/parameters.js';
 import { UdpTransport, type UdpTransportOptions } from '../transport/udp.js';
 import { DtlsServerTransport, type DtlsServerTransportOptions } from '../transport/dtls.js';
 import { RealScheduler } from '../util/scheduler.js';
-import type { PeerAddress } from '../transport/transport.js';
+import type { PeerAddress, StreamScheme } from '../transport/transport.js';
+import { openTransport, type TransportOptions } from '../transport/schemes.js';
 import type { Credentials } from '../credentials/credentials-file.js';
 import { serverCredentials } from './credentials.js';
 import { consumeOwnProxyOptions } from './own-proxy-name.js';
@@ -255,7 +256,7 @@ export class CoapServer {
   ) {
     // §5.2.2: one timer in the messaging layer acknowledges every CON request a handler (or an
     // upstream exchange) has not answered within the delay; none per request.
-    endpoint.messaging.acknowledgeUnansweredAfter(options.emptyAckDelay ?? 100);
+    endpoint.carrier.acknowledgeUnansweredAfter(options.emptyAckDelay ?? 100);
     this.recognized = new Set([...SERVER_OPTIONS, ...(options.recognizedOptions ?? [])]);
     this.security = options.security;
     this.maxOscoreLayers = options.maxOscoreLayers ?? 4;
@@ -266,7 +267,7 @@ export class CoapServer {
       { ...DEFAULT_BLOCKWISE_LIMITS, lifetime: exchangeLifetime(endpoint.parameters), ...options.blockwise },
       () => endpoint.scheduler.now(),
     );
-    this.observations = new ObserveRegistry(endpoint.messaging, endpoint.scheduler, { ...DEFAULT_OBSERVE_SETTINGS, ...options.observe }, (o) =>
+    this.observations = new ObserveRegistry(endpoint.carrier, endpoint.scheduler, { ...DEFAULT_OBSERVE_SETTINGS, ...options.observe }, (o) =>
       this.renderForObserver(o),
     );
     this.proxyLeg = {
@@ -277,6 +278,8 @@ export class CoapServer {
     };
     if (options.wellKnownCore !== false) this.router.add(this.wellKnownCoreResource());
     endpoint.setRequestHandler((request, exchange) => this.handle(request, exchange));
+    endpoint.addPeerClosedListener((peerKey) => this.observations.removePeer(peerKey));
+    endpoint.addPeerBusyCheck((peerKey) => this.observations.observes(peerKey));
   }
 
   /** Binds a UDP socket and serves on it. */
@@ -292,6 +295,10 @@ export class CoapServer {
          * (server/credentials.ts). Instead of `security`. CredentialsError when it does not load.
          */
         credentials?: string | Credentials;
+        /** Serve CoAP over TCP, TLS or WebSockets (RFC 8323) instead of UDP; TLS and WS settings below. */
+        scheme?: StreamScheme;
+        tls?: TransportOptions['tls'];
+        ws?: TransportOptions['ws'];
       } = {},
   ): Promise<CoapServer> {
     if (options.credentials !== undefined && options.security !== undefined) throw new TypeError('CoapServer.listen: give either credentials or security, not both');
@@ -299,7 +306,10 @@ export class CoapServer {
     const settings = oscore ? { ...options, security: oscore.security } : options;
     let server: CoapServer;
     try {
-      if (options.dtls) {
+      if (options.scheme !== undefined) {
+        const transport = await openTransport(options.scheme, 'server', { host: options.host, port: options.port ?? 0, tls: options.tls, ws: options.ws });
+        server = new CoapServer(new CoapEndpoint({ ...options, transport }), settings);
+      } else if (options.dtls) {
         const scheduler = options.scheduler ?? new RealScheduler();
         const dtls = await DtlsServerTransport.bind({ ...options, ...options.dtls, scheduler });
         server = new CoapServer(new CoapEndpoint({ ...options, scheduler, transport: dtls }), settings);

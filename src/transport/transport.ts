@@ -8,9 +8,9 @@ export interface PeerAddress {
   readonly port: number;
 }
 
-/** How a datagram was secured below CoAP; absent for plain UDP. */
+/** How a datagram (DTLS) or connection (TLS, RFC 8323 §9) was secured below CoAP; absent for plain UDP, TCP and WS. */
 export interface TransportSecurity {
-  readonly kind: 'dtls';
+  readonly kind: 'dtls' | 'tls';
   /**
    * The authenticated peer: the PSK identity (UTF-8), for a raw public key the SHA-256 hash of its
    * SubjectPublicKeyInfo (hex), for a certificate its subject ("CN=..., O=...").
@@ -58,6 +58,41 @@ export class PeerUnreachableError extends Error {
     this.name = 'PeerUnreachableError';
   }
 }
+
+/** The URI schemes of the carriers (RFC 7252 §6, RFC 8323 §8). */
+export type TransportScheme = 'coap' | 'coaps' | 'coap+tcp' | 'coaps+tcp' | 'coap+ws' | 'coaps+ws';
+export type StreamScheme = 'coap+tcp' | 'coaps+tcp' | 'coap+ws' | 'coaps+ws';
+
+/**
+ * One connection of a stream transport (TCP, TLS, WebSocket). `length` framing is RFC 8323 §3.2
+ * over a byte stream; `websocket` framing is §4.2, where each write is one WebSocket message.
+ */
+export interface StreamLink {
+  readonly peer: PeerAddress;
+  readonly framing: 'length' | 'websocket';
+  readonly security: TransportSecurity | undefined;
+  write(data: Uint8Array): void;
+  /** Graceful close once queued writes are out. */
+  end(): void;
+  /** Exactly one set of handlers; `closed` is called once. */
+  setHandlers(handlers: { data(data: Uint8Array): void; closed(error: Error | undefined): void }): void;
+}
+
+/** What the stream carrier needs from TCP, TLS or WebSockets (src/transport/tcp.ts, tls.ts, ws.ts). */
+export interface StreamTransport {
+  readonly scheme: StreamScheme;
+  /** Opens a connection; `serverName` is the URI host, for TLS certificate checks and the WebSocket Host header. */
+  connect(peer: PeerAddress, serverName?: string): Promise<StreamLink>;
+  /** Connections peers open to us (a listening transport); a client-only transport never calls it. */
+  setAcceptHandler(handler: (link: StreamLink) => void): void;
+  localAddress(): PeerAddress;
+  close(): Promise<void>;
+}
+
+export type AnyTransport = DatagramTransport | StreamTransport;
+
+export const isStreamTransport = (transport: AnyTransport): transport is StreamTransport =>
+  typeof (transport as Partial<StreamTransport>).connect === 'function';
 
 /** "127.0.0.1:5683" or "[::1]:5683": the key under which per-peer state is kept. */
 export function peerKey(peer: PeerAddress): string {
