@@ -14,12 +14,19 @@ import { fromHex, toHex } from '../src/cose/cbor.js';
 import { GroupContextStore, GroupSecurityContext } from '../src/group-oscore/context.js';
 import { DEFAULT_GROUP_ALGORITHMS, GroupManager, applyRekey, contextFromMemberFile } from '../src/group-oscore/manager.js';
 import {
+  type GroupRequestBinding,
   protectGroupRequest,
   protectGroupResponse,
   unprotectGroupRequest,
   unprotectGroupResponse,
 } from '../src/group-oscore/protect.js';
 import { GroupResponseTracker } from '../src/group-oscore/responses.js';
+import { aadArray, countersignStructure, encStructure } from '../src/group-oscore/aad.js';
+import { deriveEndpointKey, groupNonce, signatureKeystream } from '../src/group-oscore/common.js';
+import { encodeGroupOscoreOption } from '../src/group-oscore/option.js';
+import { encodePlaintext } from '../src/oscore/protect.js';
+import { signBytes } from '../src/cose/sign.js';
+import { concatBytes } from '../src/cose/cbor.js';
 
 const SERVERS = ['s1', 's2', 's3'] as const;
 
@@ -45,6 +52,28 @@ const answer = (request: CoapMessage, text: string): CoapMessage =>
 
 const byGid = (context: GroupSecurityContext) => (gid: Uint8Array): GroupSecurityContext | undefined =>
   toHex(gid) === toHex(context.gid) ? context : undefined;
+
+/**
+ * The strongest forgery a member can make in group mode: it knows every group key, so it encrypts
+ * with the victim's Sender Key and puts the victim's own credential in the external_aad; only the
+ * countersignature, made with the forger's private key, can give it away.
+ */
+function forgeGroupResponse(forger: GroupSecurityContext, victimId: Uint8Array, victimCredential: Uint8Array, binding: GroupRequestBinding, payload: string, token: Uint8Array): CoapMessage {
+  const common = forger.common;
+  const optionValue = encodeGroupOscoreOption({ group: true, kid: victimId });
+  const aad = aadArray({ algorithms: common.algorithms, requestKid: binding.kid, requestPiv: binding.piv, classIOptions: new Uint8Array(0), requestKidContext: binding.kidContext, oscoreOption: optionValue, senderCredential: victimCredential, gmCredential: common.gmCredential });
+  const aead = common.groupEncryption!;
+  const ciphertext = aead.seal(deriveEndpointKey(common, victimId), groupNonce(common, aead.nonceLength, binding.kid, binding.piv), encStructure(aad), encodePlaintext(ResponseCode.Content, [], encodeString(payload)));
+  const signature = signBytes(common.algorithms.signature!, forger.own!.privateKey, countersignStructure(aad, ciphertext));
+  const keystream = signatureKeystream(common, binding.piv, binding.kid, forger.gid, false, signature.length);
+  return createMessage({
+    type: MessageType.NON,
+    code: ResponseCode.Changed,
+    token,
+    options: [{ number: OptionNumber.Oscore, value: optionValue }],
+    payload: concatBytes(ciphertext, signature.map((b, i) => b ^ keystream[i]!)),
+  });
+}
 
 const text = (m: CoapMessage): string => Buffer.from(m.payload).toString();
 
@@ -100,16 +129,14 @@ for (const [label, signature] of [['EdDSA/Ed25519', CoseSignAlg.EdDSA], ['ECDSA/
     test('source authentication: a response one member forges in another member\'s name is refused', () => {
       const group = makeGroup(signature);
       const { message, binding } = protectGroupRequest(getRequest('light'), group.client, { mode: 'group' });
-      const s2File = group.gm.memberFile('s2');
-      const s3Id = fromHex(group.gm.memberFile('s3').senderId);
-      // s2 knows every group key (it is a member) and claims s3's Sender ID; only s3's private key is missing.
-      const forger = contextFromMemberFile({ ...s2File, senderId: toHex(s3Id) });
-      const verified = unprotectGroupRequest(message, byGid(forger));
-      assert.ok(verified.ok);
-      const forged = protectGroupResponse(answer(verified.message, 'off, says s3'), forger, verified.binding);
+      const s3File = group.gm.memberFile('s3');
+      const forged = forgeGroupResponse(group.servers.get('s2')!, fromHex(s3File.senderId), fromHex(s3File.credential), binding, 'off, says s3', message.token);
       const opened = unprotectGroupResponse(forged, group.client, binding);
       assert.equal(opened.ok, false);
       assert.equal(opened.ok ? '' : opened.reason, 'Decryption failed');
+      // The same forgery signed with s3's own key would pass: what refuses it is the signature alone.
+      const s3 = contextFromMemberFile(s3File);
+      assert.ok(unprotectGroupResponse(forgeGroupResponse(s3, s3.senderId!, fromHex(s3File.credential), binding, 'on', message.token), group.client, binding).ok);
       // The genuine s3 answer still verifies after the forgery was refused.
       const genuine = serveAll(group, message);
       assert.ok(unprotectGroupResponse(genuine.get('s3')!, group.client, binding).ok, 's3\'s own response verifies');
