@@ -21,6 +21,7 @@ import {
   unprotectGroupResponse,
 } from '../src/group-oscore/protect.js';
 import { GroupResponseTracker } from '../src/group-oscore/responses.js';
+import { REQUEST_HASH_OPTION, protectDeterministicRequest, unprotectDeterministicRequest } from '../src/group-oscore/deterministic.js';
 import { aadArray, countersignStructure, encStructure } from '../src/group-oscore/aad.js';
 import { deriveEndpointKey, groupNonce, signatureKeystream } from '../src/group-oscore/common.js';
 import { encodeGroupOscoreOption } from '../src/group-oscore/option.js';
@@ -177,6 +178,33 @@ for (const [label, signature] of [['EdDSA/Ed25519', CoseSignAlg.EdDSA], ['ECDSA/
       assert.equal(forgerView.ok, false, 's1 cannot even read it under s2\'s Sender ID');
       const fake = protectGroupResponse(answer(verified.message, 'fake'), forger, verified.binding, { includeKid: true });
       assert.equal(unprotectGroupResponse(fake, group.client, binding).ok, false);
+    });
+
+    test('cacheable-oscore §3.4.5: one deterministic request, three servers, group-mode responses bound by the Request-Hash', () => {
+      const group = makeGroup(signature);
+      const deterministic = { senderId: Uint8Array.of(0xdc), hash: -16 };
+      const first = protectDeterministicRequest(getRequest('light'), group.client, deterministic);
+      const second = protectDeterministicRequest(getRequest('light'), group.client, deterministic);
+      assert.equal(toHex(first.message.payload), toHex(second.message.payload), 'equal requests, equal bytes (cacheable)');
+      const classI = [{ number: REQUEST_HASH_OPTION, value: first.requestHash }];
+      for (const [name, server] of group.servers) {
+        const verified = unprotectDeterministicRequest(first.message, server, deterministic);
+        assert.ok(verified.ok, `${name}: ${verified.ok ? '' : verified.reason}`);
+        const response = protectGroupResponse(
+          { ...answer(verified.message, name), options: [{ number: REQUEST_HASH_OPTION, value: verified.requestHash }] },
+          server,
+          verified.binding,
+          { mode: 'group', freshPartialIv: true, classIOptions: [REQUEST_HASH_OPTION], outerCode: ResponseCode.Content, outerMaxAge: 60 },
+        );
+        assert.equal(response.options.some((o) => o.number === REQUEST_HASH_OPTION), false, 'Request-Hash elided');
+        const opened = unprotectGroupResponse(response, group.client, first.binding, { classIOptions: classI });
+        assert.ok(opened.ok, `${name}: ${opened.ok ? '' : opened.reason}`);
+        assert.equal(text(opened.message), name);
+      }
+      // A non-safe method is refused even when authentic (§3.4.3).
+      const post = protectDeterministicRequest({ ...getRequest('light'), code: Method.POST }, group.client, deterministic);
+      const refused = unprotectDeterministicRequest(post.message, group.servers.get('s1')!, deterministic);
+      assert.equal(refused.ok ? 0 : refused.code, ResponseCode.Unauthorized);
     });
 
     test('rekeying after a removal: the removed member cannot read traffic any more, the others go on', () => {

@@ -11,7 +11,6 @@
  * Signature Encryption Key (§4.2); the payload is ciphertext || encrypted signature. Pairwise
  * mode (§8): the AEAD Algorithm with pairwise keys from static-static ECDH (§2.5).
  */
-import { encodeMessage } from '../coap/codec.js';
 import { Method, ResponseCode } from '../coap/codes.js';
 import { type CoapMessage, type CoapOption, EMPTY_BYTES, encodeUint, getOptions, hasOption, sortOptions } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
@@ -316,9 +315,10 @@ export function acceptEchoedRequest(result: Extract<UnprotectGroupRequestResult,
   const { recipient } = result;
   const echo = getOptions(result.message, OptionNumber.Echo)[0];
   if (recipient.echoChallenge === undefined || echo === undefined || !Buffer.from(echo).equals(Buffer.from(recipient.echoChallenge))) return false;
-  if (recipient.replay.initialised) return recipient.replay.accept(result.sequenceNumber);
-  recipient.replay.initialiseAt(result.sequenceNumber);
   recipient.echoChallenge = undefined;
+  // §9: with a valid window, unprotectGroupRequest already decided fresh or replay by it.
+  if (result.freshness === 'fresh') return true;
+  recipient.replay.initialiseAt(result.sequenceNumber);
   return true;
 }
 
@@ -466,6 +466,3 @@ export function unprotectGroupResponse(
   const base = { ok: true as const, message, kid: Uint8Array.from(kid), mode, recipient };
   return piv === undefined ? base : { ...base, sequenceNumber: decodePartialIv(piv) };
 }
-
-/** Encoded bytes of a message, for tests and callers that compare wire forms. */
-export const encodeGroupMessage = (message: CoapMessage): Uint8Array => new Uint8Array(encodeMessage(message));
