@@ -177,3 +177,36 @@ test('§7.3: a response from a newer context than the request carries the new Gi
   assert.ok(unprotectGroupResponse(response, a1, binding).ok);
   assert.equal(unprotectGroupResponse(response, a, binding).ok, false, 'not with the old one');
 });
+
+test('malformed and mutated messages never throw: every failure is an answer', () => {
+  const gm = smallGroup();
+  const a = contextFromMemberFile(gm.memberFile('a'));
+  const server = contextFromMemberFile(gm.memberFile('server'));
+  let seed = 0x2545f491;
+  const random = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const mutate = (bytes: Uint8Array): Uint8Array => {
+    const out = Uint8Array.from(bytes.subarray(0, random(bytes.length + 2)));
+    if (out.length > 0) out[random(out.length)] ^= 1 << random(8);
+    return out;
+  };
+  for (const mode of ['group', 'pairwise'] as const) {
+    const { message, binding } = protectGroupRequest(request(), a, mode === 'group' ? { mode } : { mode, recipientId: server.senderId! });
+    const oscore = message.options.find((o) => o.number === OptionNumber.Oscore)!.value;
+    const verified = unprotectGroupRequest(message, () => server);
+    assert.ok(verified.ok);
+    const response = protectGroupResponse(createMessage({ type: MessageType.NON, code: ResponseCode.Content, token: message.token }), server, verified.binding, { freshPartialIv: true });
+    const responseOption = response.options.find((o) => o.number === OptionNumber.Oscore)!.value;
+    for (let i = 0; i < 150; i += 1) {
+      const badRequest = { ...message, payload: mutate(message.payload), options: [{ number: OptionNumber.Oscore, value: i % 2 ? mutate(oscore) : oscore }] };
+      const r = unprotectGroupRequest(badRequest, () => server);
+      assert.equal(r.ok, false);
+      const badResponse = { ...response, payload: mutate(response.payload), options: [{ number: OptionNumber.Oscore, value: i % 2 ? mutate(responseOption) : responseOption }] };
+      assert.equal(unprotectGroupResponse(badResponse, a, binding).ok, false);
+    }
+  }
+});
