@@ -194,14 +194,15 @@ export function decodePlaintext(plaintext: Uint8Array): { code: number; options:
 
 // --- option split and merge ----------------------------------------------------------------
 
-type Role = 'request' | 'response';
+export type Role = 'request' | 'response';
 
-interface Split {
+export interface Split {
   inner: CoapOption[];
   outer: CoapOption[];
 }
 
-function splitOptions(msg: CoapMessage, classOf: ClassOf, role: Role): Split {
+/** Exported for Group OSCORE (src/group-oscore), which splits options the same way (§4.1). */
+export function splitOptions(msg: CoapMessage, classOf: ClassOf, role: Role): Split {
   const inner: CoapOption[] = [];
   const outer: CoapOption[] = [];
   for (const o of msg.options) {
@@ -284,7 +285,7 @@ function recomposeProxyUri(base: Uint8Array, path: Uint8Array[], query: Uint8Arr
  * option number present Inner replaces any Outer instance (only possible with a caller's classOf
  * that made a Class U option Inner, as nested layers do).
  */
-function mergeOptions(outerMsg: CoapMessage, innerOptions: CoapOption[], classOf: ClassOf, role: Role): CoapOption[] {
+export function mergeOptions(outerMsg: CoapMessage, innerOptions: CoapOption[], classOf: ClassOf, role: Role): CoapOption[] {
   const innerNumbers = new Set(innerOptions.map((o) => o.number));
   const kept = outerMsg.options.filter(
     (o) => o.number !== OptionNumber.Oscore && !innerNumbers.has(o.number) && classOf(o.number, outerMsg) === 'U',
@@ -302,7 +303,7 @@ function mergeOptions(outerMsg: CoapMessage, innerOptions: CoapOption[], classOf
   return sortOptions([...kept, ...inner]);
 }
 
-function withOscoreOption(outer: CoapOption[], value: Uint8Array, extra: CoapOption[] = []): CoapOption[] {
+export function withOscoreOption(outer: CoapOption[], value: Uint8Array, extra: CoapOption[] = []): CoapOption[] {
   return sortOptions([...outer, ...extra, { number: OptionNumber.Oscore, value }]);
 }
 

@@ -1,0 +1,138 @@
+/**
+ * Deterministic requests (draft-ietf-core-cacheable-oscore §3): a request protected in the
+ * pairwise mode by the group's Deterministic Client, with a key derived from the hash of the
+ * request itself, so equal requests give equal bytes a proxy can cache. Responses are protected
+ * in group mode with the Request-Hash option as Class I (§3.4.4).
+ */
+import { Method, ResponseCode } from '../coap/codes.js';
+import { type CoapMessage, EMPTY_BYTES, getOptions, hasOption } from '../coap/message.js';
+import { OptionNumber } from '../coap/options.js';
+import { coseHash } from '../cose/algorithms.js';
+import { concatBytes } from '../cose/cbor.js';
+import { MalformedOscoreOption, OscoreConfigError } from '../oscore/errors.js';
+import { decodePlaintext, defaultClassOf, encodePlaintext, mergeOptions, splitOptions, withOscoreOption, type ClassOf } from '../oscore/protect.js';
+import { aadArray, encStructure } from './aad.js';
+import { deriveEndpointKey, derivePairwiseKey, groupNonce } from './common.js';
+import type { GroupSecurityContext } from './context.js';
+import { decodeGroupOscoreOption, encodeGroupOscoreOption } from './option.js';
+import type { GroupRequestBinding } from './protect.js';
+
+/** Request-Hash: "TBD548" in the draft, its suggested number; experimental until IANA assigns it. */
+export const REQUEST_HASH_OPTION = 548;
+
+/** §3.4.1: what every member knows about the group's Deterministic Client. */
+export interface DeterministicClient {
+  readonly senderId: Uint8Array;
+  /** COSE hash id, e.g. -16 for SHA-256. */
+  readonly hash: number;
+}
+
+/** Request-Hash is Class U in requests (§3.3): it must be readable before decryption. */
+const requestClassOf: ClassOf = (n, m) => (n === REQUEST_HASH_OPTION ? 'U' : defaultClassOf(n, m));
+
+const ZERO_PIV = Uint8Array.of(0);
+
+interface Derived {
+  readonly optionValue: Uint8Array;
+  readonly aad: Uint8Array;
+  readonly senderKey: Uint8Array;
+}
+
+function derive(context: GroupSecurityContext, client: DeterministicClient): Derived {
+  const { common } = context;
+  if (!common.pairwiseMode) throw new OscoreConfigError('deterministic requests need the pairwise mode (§3.4.2)');
+  const optionValue = encodeGroupOscoreOption({ group: false, piv: ZERO_PIV, kidContext: context.gid, kid: client.senderId });
+  // §3.4.2 step 1: Partial IV 0 and an empty sender_cred.
+  const aad = aadArray({
+    algorithms: common.algorithms,
+    requestKid: client.senderId,
+    requestPiv: ZERO_PIV,
+    classIOptions: EMPTY_BYTES,
+    requestKidContext: context.gid,
+    oscoreOption: optionValue,
+    senderCredential: EMPTY_BYTES,
+    gmCredential: common.gmCredential,
+  });
+  return { optionValue, aad, senderKey: deriveEndpointKey(common, client.senderId) };
+}
+
+/** §3.4.2 step 2: H = Hash(Sender Key || aad_array || plaintext). */
+const requestHash = (client: DeterministicClient, d: Derived, plaintext: Uint8Array): Uint8Array =>
+  coseHash(client.hash).digest(concatBytes(d.senderKey, d.aad, plaintext));
+
+/** §3.4.2: the Deterministic Request for `request` (a safe request: GET or FETCH). */
+export function protectDeterministicRequest(
+  request: CoapMessage,
+  context: GroupSecurityContext,
+  client: DeterministicClient,
+): { message: CoapMessage; binding: GroupRequestBinding; requestHash: Uint8Array } {
+  const d = derive(context, client);
+  const { inner, outer } = splitOptions(request, requestClassOf, 'request');
+  const plaintext = encodePlaintext(request.code, inner, request.payload);
+  const hash = requestHash(client, d, plaintext);
+  // Step 3: K = HKDF(Sender Key, H, info with the Deterministic Client's Sender ID).
+  const key = derivePairwiseKey(context.common, d.senderKey, hash, client.senderId);
+  const aead = context.common.pairwiseAead!;
+  const ciphertext = aead.seal(key, groupNonce(context.common, aead.nonceLength, client.senderId, ZERO_PIV), encStructure(d.aad), plaintext);
+  const observe = hasOption({ options: inner }, OptionNumber.Observe);
+  return {
+    message: {
+      type: request.type,
+      code: Method.FETCH, // step 8
+      messageId: request.messageId,
+      token: request.token,
+      options: withOscoreOption(outer, d.optionValue, [{ number: REQUEST_HASH_OPTION, value: hash }]),
+      payload: ciphertext,
+    },
+    binding: { kid: Uint8Array.from(client.senderId), piv: ZERO_PIV, kidContext: Uint8Array.from(context.gid), mode: 'pairwise', observe },
+    requestHash: hash,
+  };
+}
+
+export type UnprotectDeterministicResult =
+  | { ok: true; message: CoapMessage; binding: GroupRequestBinding; requestHash: Uint8Array }
+  | { ok: false; code: number; reason: string };
+
+/** §3.4.3, for a request already recognised as deterministic (Request-Hash present, kid = the Deterministic Client's). No replay window: safe requests only. */
+export function unprotectDeterministicRequest(request: CoapMessage, context: GroupSecurityContext, client: DeterministicClient): UnprotectDeterministicResult {
+  const oscore = getOptions(request, OptionNumber.Oscore);
+  const hashes = getOptions(request, REQUEST_HASH_OPTION);
+  if (oscore.length !== 1 || hashes.length !== 1 || request.payload.length === 0) return { ok: false, code: ResponseCode.BadOption, reason: 'Not a deterministic request' };
+  let cose;
+  try {
+    cose = decodeGroupOscoreOption(oscore[0]!);
+  } catch (e) {
+    if (e instanceof MalformedOscoreOption) return { ok: false, code: ResponseCode.BadOption, reason: `Failed to decode COSE: ${e.message}` };
+    throw e;
+  }
+  const isDeterministic = !cose.group && cose.kid !== undefined && Buffer.from(cose.kid).equals(Buffer.from(client.senderId))
+    && cose.piv !== undefined && cose.piv.length === 1 && cose.piv[0] === 0
+    && cose.kidContext !== undefined && Buffer.from(cose.kidContext).equals(Buffer.from(context.gid));
+  if (!isDeterministic) return { ok: false, code: ResponseCode.BadOption, reason: 'Not a deterministic request' };
+  const d = derive(context, client);
+  if (!Buffer.from(d.optionValue).equals(Buffer.from(oscore[0]!))) return { ok: false, code: ResponseCode.BadOption, reason: 'Not a deterministic request' };
+  const hash = hashes[0]!;
+  const key = derivePairwiseKey(context.common, d.senderKey, hash, client.senderId);
+  const aead = context.common.pairwiseAead!;
+  const plaintext = aead.open(key, groupNonce(context.common, aead.nonceLength, client.senderId, ZERO_PIV), encStructure(d.aad), request.payload);
+  const inner = plaintext === undefined ? undefined : decodePlaintext(plaintext);
+  if (plaintext === undefined || inner === undefined) return { ok: false, code: ResponseCode.BadRequest, reason: 'Decryption failed' };
+  // §3.4.3: the hash is recomputed, so a guessed tag cannot poison caches.
+  if (!Buffer.from(requestHash(client, d, plaintext)).equals(Buffer.from(hash))) return { ok: false, code: ResponseCode.BadRequest, reason: 'Decryption failed' };
+  // §3.4.3: only requests without side effects; the answer is a protected 4.01.
+  if (inner.code !== Method.GET && inner.code !== Method.FETCH) return { ok: false, code: ResponseCode.Unauthorized, reason: 'Deterministic request with side effects' };
+  const message: CoapMessage = {
+    type: request.type,
+    code: inner.code,
+    messageId: request.messageId,
+    token: request.token,
+    options: mergeOptions(request, inner.options, requestClassOf, 'request'),
+    payload: inner.payload,
+  };
+  return {
+    ok: true,
+    message,
+    binding: { kid: Uint8Array.from(client.senderId), piv: ZERO_PIV, kidContext: Uint8Array.from(context.gid), mode: 'pairwise', observe: hasOption({ options: inner.options }, OptionNumber.Observe) },
+    requestHash: Uint8Array.from(hash),
+  };
+}
