@@ -4,6 +4,7 @@ import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { clientOscore, OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
 import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
 import { ExitCode, UsageError, noResponse } from './errors.js';
@@ -19,7 +20,8 @@ export const OBSERVE_USAGE = `usage: coapsec observe URI [options]     (RFC 7641
   --proxy URI             send the request through this forward proxy (coap://host:port)
 ${VIA_USAGE}
 ${DTLS_USAGE}
-${OSCORE_USAGE}`;
+${OSCORE_USAGE}
+${KEY_EXPORT_USAGE}`;
 
 export async function observeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -34,6 +36,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
+      ...KEY_EXPORT_FLAGS,
       proxy: { type: 'string' },
       ...VIA_FLAGS,
     },
@@ -60,7 +63,10 @@ export async function observeCommand(argv: string[]): Promise<number> {
   if (proxy !== undefined && values.via?.length) throw new UsageError('use either --proxy or --via, not both');
   const route = clientRoute(values);
   const via = route.via;
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
+  const keys = keyExport(values);
+  for (const hop of via ?? []) if (hop.context) keys.context(hop.context, 'client');
+  const security = keys.clientSecurity(oscore.security);
+  const client = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(security ? { security } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
   let stopTimer: NodeJS.Timeout | undefined;
   const onSignal = (): void => void observation?.cancel();
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;

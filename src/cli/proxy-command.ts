@@ -11,6 +11,7 @@ import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import { checkUri, parse, parseBind } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { UsageError } from './errors.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
 import { allowList } from '../proxy/oscore-proxy.js';
@@ -28,7 +29,8 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] 
                          (draft-ietf-core-oscore-capable-proxies §2.4; 4.01 otherwise). With
                          --credentials, its client contexts add a layer towards matching next hops.
 ${DTLS_USAGE}
-${OSCORE_USAGE}`;
+${OSCORE_USAGE}
+${KEY_EXPORT_USAGE}`;
 
 export async function proxyCommand(argv: string[]): Promise<number> {
   const { values } = parse(
@@ -43,6 +45,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       allow: { type: 'string', multiple: true },
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
+      ...KEY_EXPORT_FLAGS,
     },
     { min: 0, max: 0, names: '' },
   );
@@ -61,9 +64,17 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   const httpBind = values.http !== undefined ? parseBind(values.http, { host: '127.0.0.1', port: 8080 }) : undefined;
 
   const dtls = clientDtlsCredentials(values);
-  const upstream = new CoapClient(dtls ? { dtls } : {});
+  const keys = keyExport(values);
+  const upstream = new CoapClient(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {});
   const oscore = serverOscore(values);
+  for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const upstreamContexts = proxyUpstreamContexts(values.credentials);
+  const upstreamLookup = upstreamContexts.lookup;
+  const exportedUpstream = upstreamLookup && ((target: { uri: string }) => {
+    const context = upstreamLookup(target);
+    if (context) keys.context(context, 'client');
+    return context;
+  });
   let server: CoapServer;
   try {
     server = await CoapServer.listen({ host: bind.host, port: bind.port, ...(oscore.security ? { security: oscore.security } : {}) });
@@ -80,7 +91,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
         http: httpUpstream,
         name: `coapsec proxy ${bind.host}:${bind.port}`,
         ...(values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {}),
-        ...(upstreamContexts.lookup ? { upstreamSecurity: upstreamContexts.lookup } : {}),
+        ...(exportedUpstream ? { upstreamSecurity: exportedUpstream } : {}),
       })
     : undefined;
   for (const mapping of reverse) addReverseProxy(server, mapping, upstream);

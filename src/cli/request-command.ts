@@ -5,6 +5,7 @@ import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
 import { checkUri, parse, parseBlockSize, parseSeconds } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { clientOscore, OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
 import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
 import { progressBar } from './progress.js';
@@ -25,7 +26,8 @@ export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ip
   --proxy URI             send the request through this forward proxy (coap://host:port)
 ${VIA_USAGE}
 ${DTLS_USAGE}
-${OSCORE_USAGE}`;
+${OSCORE_USAGE}
+${KEY_EXPORT_USAGE}`;
 
 export async function requestCommand(method: string, argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -42,6 +44,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
       'block-size': { type: 'string', short: 'b' },
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
+      ...KEY_EXPORT_FLAGS,
       proxy: { type: 'string' },
       ...VIA_FLAGS,
     },
@@ -77,7 +80,10 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   if (proxy !== undefined && values.via?.length) throw new UsageError('use either --proxy or --via, not both');
   const route = clientRoute(values);
   const via = route.via;
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
+  const keys = keyExport(values);
+  for (const hop of via ?? []) if (hop.context) keys.context(hop.context, 'client');
+  const security = keys.clientSecurity(oscore.security);
+  const client = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(security ? { security } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
   const progress = progressBar();
   try {
     const response = await client.request({

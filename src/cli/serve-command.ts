@@ -7,6 +7,7 @@ import { peerKey } from '../transport/transport.js';
 import { parse, parseBind, parseSeconds } from './args.js';
 import { addRevocationResource } from '../trust-anchor/resource-server-setup.js';
 import { DTLS_FLAGS, DTLS_USAGE, serverDtlsSetup } from './dtls-args.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { addWhoamiResource } from './dtls-serve.js';
 import { UsageError } from './errors.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
@@ -23,6 +24,7 @@ export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] 
   --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
 ${DTLS_USAGE}
 ${OSCORE_USAGE}
+${KEY_EXPORT_USAGE}
   (serve: --trusted-rpk or --ca make client authentication mandatory; /whoami shows the identity)`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -37,6 +39,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       plugtest: { type: 'boolean' },
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
+      ...KEY_EXPORT_FLAGS,
     },
     { min: 0, max: 0, names: '' },
   );
@@ -52,13 +55,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--dir: "${values.dir}" is not a directory`);
   }
   const oscore = serverOscore(values);
+  const keys = keyExport(values);
+  for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const listeners: Array<{ host: string; port: number; secure: boolean }> = [{ ...bind, secure: !plainOnBind }];
   if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
   const servers: CoapServer[] = [];
   for (const l of listeners) {
     let server: CoapServer;
     try {
-      server = await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
+      server = await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits, ...keys.dtls } } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
     } catch (error) {
       await Promise.all(servers.map((s) => s.close()));
       oscore.close();
