@@ -41,8 +41,11 @@ export interface TraceRun {
   contexts: { endToEnd: { client: OscoreSecurityContext; server: OscoreSecurityContext }; toProxy: { client: OscoreSecurityContext; proxy: OscoreSecurityContext } };
 }
 
+export type TraceNode = 'client' | 'proxy' | 'server';
+
 export interface TraceOptions {
-  onSecret?: (secret: DtlsSessionSecret) => void;
+  /** Every DTLS session secret, with the node that derived it (both ends report each session). */
+  onSecret?: (secret: DtlsSessionSecret, node: TraceNode) => void;
   /** The request's path on the origin (default "hello"). */
   path?: string;
   timeoutMs?: number;
@@ -58,22 +61,23 @@ function contextPair(name: string, clientId: number, serverId: number): { client
 
 export async function runTrace(options: TraceOptions = {}): Promise<TraceRun> {
   const path = options.path ?? 'hello';
-  const onSecret = options.onSecret ? { onSecret: options.onSecret } : {};
+  const report = options.onSecret;
+  const secretsOf = (node: TraceNode) => (report ? { onSecret: (s: DtlsSessionSecret) => report(s, node) } : {});
   const endToEnd = contextPair('C-S', 0x5f, 0x01);
   const hop = contextPair('C-P', 0x20, 0x02);
   const toProxy = { client: hop.client, proxy: hop.server };
   const pskCP = { identity: 'client', key: randomBytes(16) };
   const pskPS = { identity: 'proxy', key: randomBytes(16) };
 
-  const origin = await CoapServer.listen({ host: '127.0.0.1', port: 0, dtls: { psk: pskPS, ...onSecret }, security: new OscoreServerSecurity([endToEnd.server]) });
+  const origin = await CoapServer.listen({ host: '127.0.0.1', port: 0, dtls: { psk: pskPS, ...secretsOf('server') }, security: new OscoreServerSecurity([endToEnd.server]) });
   const opened: { close(): void | Promise<void> }[] = [origin];
   try {
     origin.resource(`/${path}`, { GET: () => ({ code: ResponseCode.Content, payload: `${path} from the origin` }) });
     const tapPS = await UdpTap.start(origin.address(), { client: TRACE_NODES.proxyUpstream, server: TRACE_NODES.server });
     opened.push(tapPS);
-    const proxyServer = await CoapServer.listen({ host: '127.0.0.1', port: 0, dtls: { psk: pskCP, ...onSecret }, security: new OscoreServerSecurity([toProxy.proxy]) });
+    const proxyServer = await CoapServer.listen({ host: '127.0.0.1', port: 0, dtls: { psk: pskCP, ...secretsOf('proxy') }, security: new OscoreServerSecurity([toProxy.proxy]) });
     opened.push(proxyServer);
-    const upstream = new CoapClient({ dtls: { psk: pskPS, ...onSecret } });
+    const upstream = new CoapClient({ dtls: { psk: pskPS, ...secretsOf('proxy') } });
     opened.push(upstream);
     new ForwardProxy(proxyServer, { upstream });
     const tapCP = await UdpTap.start(proxyServer.address(), { client: TRACE_NODES.client, server: TRACE_NODES.proxy });
@@ -81,7 +85,7 @@ export async function runTrace(options: TraceOptions = {}): Promise<TraceRun> {
 
     const endToEndSecurity = new OscoreClientSecurity(endToEnd.client);
     const client = new CoapClient({
-      dtls: { psk: pskCP, ...onSecret },
+      dtls: { psk: pskCP, ...secretsOf('client') },
       security: () => endToEndSecurity,
       via: () => [{ uri: `coaps://127.0.0.1:${tapCP.address.port}`, context: toProxy.client }],
     });
