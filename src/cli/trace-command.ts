@@ -1,5 +1,5 @@
 /** coapsec trace [--pcap DIR] — the per-hop report of issue 28 (src/trace). */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WiresharkOscoreExport } from '../oscore/wireshark-export.js';
 import { hopReport, renderHopReport, type NodeSecrets } from '../trace/hop-report.js';
@@ -23,8 +23,11 @@ export async function traceCommand(argv: string[]): Promise<number> {
   const dir = values.pcap;
   if (dir !== undefined) {
     try {
-      mkdirSync(dir, { recursive: true });
+      // Not { recursive: true }: Node's recursive mkdir can spin forever under /proc.
+      if (!existsSync(dir)) mkdirSync(dir);
+      if (!statSync(dir).isDirectory()) throw new UsageError(`--pcap: "${dir}" is not a directory`);
     } catch (error) {
+      if (error instanceof UsageError) throw error;
       throw new UsageError(`--pcap: cannot create "${dir}": ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
   }
