@@ -6,14 +6,19 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { createAttack, Interceptor, type AttackOptions, type Datagram } from '../src/attack/attacks.js';
-import { renderReport, runKey, THREAT_ROWS, type Outcome, type Protection, type Scenario, type ThreatRow } from '../src/attack/report.js';
+import { createAttack, Interceptor, type AttackOptions, type Datagram, type Emission } from '../src/attack/attacks.js';
+import { RecordInterceptor } from '../src/attack/record-attacks.js';
+import { END_TO_END, PROTECTIONS, renderReport, runKey, THREAT_ROWS, type Outcome, type Protection, type Scenario, type ThreatRow } from '../src/attack/report.js';
+import { decodeMessage } from '../src/coap/codec.js';
+import type { TransmissionParameters } from '../src/messaging/parameters.js';
+import type { DatagramHandler, DatagramTransport, PeerAddress, TransportSecurity } from '../src/transport/transport.js';
+import { DtlsLinkTransport, DtlsWire } from './threat-dtls.js';
 import { Observation } from '../src/client/observe.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { RouteSecurity } from '../src/client/route.js';
 import { PLAIN, securedSender, withEchoRetry, type MessageSecurity, type ProtectedRequest } from '../src/client/security.js';
 import { VerificationError } from '../src/client/security.js';
-import type { CoapEndpoint } from '../src/exchange/endpoint.js';
+import { CoapEndpoint } from '../src/exchange/endpoint.js';
 import { encodeMessage } from '../src/coap/codec.js';
 import { Method, ResponseCode } from '../src/coap/codes.js';
 import { EMPTY_BYTES, MessageType, encodeString, getOption, printablePayload, type CoapMessage, type CoapOption } from '../src/coap/message.js';
@@ -74,13 +79,27 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
   const cs2 = pair('C2-S', 0x60, 0x03);
   const cp = pair('C-P', 0x20, 0x02);
   const cp2 = pair('C2-P', 0x21, 0x04);
+  const endToEnd = END_TO_END.includes(protection);
+  // Hop-by-hop DTLS: every hop a DTLS session on an in-memory wire; the adversary is P itself
+  // (acting on the plaintext between its two sessions) or, for dtls-outsider, on the P–S wire.
+  const wire = protection.startsWith('dtls') ? new DtlsWire(net.clock) : undefined;
+  const links: { name: string; link: DtlsLinkTransport }[] = [];
+  const endpointAt = (address: PeerAddress, role: 'client' | 'server', parameters: Partial<TransmissionParameters>, seed: number, transport?: DatagramTransport): CoapEndpoint => {
+    if (!wire) return net.endpoint(address, parameters, seed);
+    if (!transport) {
+      const link = new DtlsLinkTransport(wire, address, role);
+      links.push({ name: same(address, S) ? 'server' : same(address, P) ? 'proxy' : 'client', link });
+      transport = link;
+    }
+    return new CoapEndpoint({ transport, scheduler: net.clock, random: new SeededRandom(seed), parameters });
+  };
   const state = { alarm: 1, valve: 'closed', executed: [] as { payload: string; at: number; method: string }[], forged: [] as string[] };
   // What the origin itself answered (its application and its OSCORE layer), and what it refused.
   const originCodes = new Set<number>();
   const serverDetections: string[] = [];
   const echoRequests = new Set<string>();
   let originSecurity: OscoreServerSecurity | undefined;
-  if (protection !== 'none') {
+  if (endToEnd) {
     originSecurity = new OscoreServerSecurity([cs.receiver, cs2.receiver]);
     const unprotect = originSecurity.unprotect.bind(originSecurity);
     originSecurity.unprotect = (request, context) => {
@@ -104,7 +123,7 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
       return outcome;
     };
   }
-  const origin = new CoapServer(net.endpoint(S, {}, 1), originSecurity ? { security: originSecurity } : {});
+  const origin = new CoapServer(endpointAt(S, 'server', {}, 1), originSecurity ? { security: originSecurity } : {});
   const forged = (what: string) => () => {
     state.forged.push(what);
     return { code: ResponseCode.Changed, payload: 'forged accepted' };
@@ -121,8 +140,25 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
     DELETE: forged('DELETE /valve'),
   }, freshness ? { freshness: { maxAgeMs: 10_000 } } : {});
   for (const p of ['/valve2']) origin.resource(p, { GET: forged(`GET ${p}`), PUT: forged(`PUT ${p}`) });
-  const proxyServer = new CoapServer(net.endpoint(P, {}, 3), protection === 'nested' ? { security: new OscoreServerSecurity([cp.receiver, cp2.receiver]) } : {});
-  const up = net.endpoint(PUP, { nstart: 64 }, 103);
+  const proxyServer = new CoapServer(endpointAt(P, 'server', {}, 3), protection === 'nested' ? { security: new OscoreServerSecurity([cp.receiver, cp2.receiver]) } : {});
+  // Under DTLS, P's upstream endpoint sends through the adversary's hook before its DTLS client
+  // encrypts, and receives through it after decryption: the malicious code inside P.
+  let upHandler: DatagramHandler = () => {};
+  const upLink = wire ? new DtlsLinkTransport(wire, PUP, 'client') : undefined;
+  if (upLink) links.push({ name: 'proxy', link: upLink });
+  let upSecurity: TransportSecurity | undefined;
+  const upTransport: DatagramTransport | undefined = upLink && {
+    scheme: 'coaps',
+    localAddress: () => PUP,
+    close: () => Promise.resolve(),
+    setHandler: (h) => void (upHandler = h),
+    send: (data, peer) => onDtlsLeg({ from: PUP, to: peer, message: decodeMessage(Buffer.from(data)) }),
+  };
+  upLink?.setHandler((data, from, security) => {
+    upSecurity = security;
+    onDtlsLeg({ from, to: PUP, message: decodeMessage(data) });
+  });
+  const up = endpointAt(PUP, 'client', { nstart: 64 }, 103, upTransport);
   new ForwardProxy(proxyServer, {
     upstream: { endpoint: async () => up },
     allowDestinations: ['10.0.0.0/8'],
@@ -140,9 +176,37 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
     if (same(d.from, PUP) && getOption(d.message, OptionNumber.Echo) !== undefined) echoRequests.add(hex(d.message.token));
     if (same(d.from, S) && d.message.code >= 0x40) {
       originCodes.add(d.message.code);
-      if (protection === 'none' && echoRequests.has(hex(d.message.token)) && d.message.code === ResponseCode.Unauthorized && getOption(d.message, OptionNumber.Echo) !== undefined) serverDetections.push('server: Echo freshness check refused the request (4.01 + new Echo), valve unchanged');
+      if (!endToEnd && echoRequests.has(hex(d.message.token)) && d.message.code === ResponseCode.Unauthorized && getOption(d.message, OptionNumber.Echo) !== undefined) serverDetections.push('server: Echo freshness check refused the request (4.01 + new Echo), valve unchanged');
     }
   };
+  const insideAdversary = protection !== 'dtls-outsider';
+  /** The adversary at P acts on a datagram of its upstream leg; true when it replaced it. */
+  const attackOnLeg = (d: Datagram, deliver: (e: Emission) => void): boolean => {
+    const out = insideAdversary ? interceptor.intercept(d) : [{ ...d, delayMs: 0 }];
+    const unchanged = out.length === 1 && out[0]!.message === d.message && out[0]!.delayMs === 0 && same(out[0]!.to, d.to);
+    if (unchanged) {
+      onUpstream(d);
+      return false;
+    }
+    if (out.length === 0) attackMessages++;
+    for (const e of out) {
+      if (e.message !== d.message || e.delayMs !== 0) attackMessages++;
+      net.clock.schedule(e.delayMs, () => deliver(e));
+    }
+    return true;
+  };
+  const toLeg = (e: Emission) => {
+    onUpstream(e);
+    sendOnLeg(e);
+  };
+  const sendOnLeg = (e: Datagram) => {
+    const bytes = encodeMessage(e.message);
+    if (same(e.to, PUP)) upHandler(bytes, e.from, upSecurity);
+    else upLink!.send(bytes, e.to);
+  };
+  function onDtlsLeg(d: Datagram): void {
+    if (!attackOnLeg(d, toLeg)) sendOnLeg(d);
+  }
   net.mutate = (d) => {
     const onLeg = (same(d.from, PUP) && same(d.to, S)) || (same(d.from, S) && same(d.to, PUP));
     if (!onLeg) return undefined;
@@ -150,27 +214,29 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
       onUpstream(d);
       return undefined;
     }
-    const out = interceptor.intercept(d);
-    const unchanged = out.length === 1 && out[0]!.message === d.message && out[0]!.delayMs === 0 && same(out[0]!.to, d.to);
-    if (unchanged) {
-      onUpstream(d);
-      return undefined;
-    }
-    dropThis = true;
-    if (out.length === 0) attackMessages++;
-    for (const e of out) {
-      if (e.message !== d.message || e.delayMs !== 0) attackMessages++;
-      net.clock.schedule(e.delayMs, () => {
-        bypass = true;
-        try {
-          net.carry(e.from, e.to, encodeMessage(e.message));
-        } finally {
-          bypass = false;
-        }
-      });
-    }
+    dropThis = attackOnLeg(d, (e) => {
+      bypass = true;
+      try {
+        net.carry(e.from, e.to, encodeMessage(e.message));
+      } finally {
+        bypass = false;
+      }
+    });
     return undefined;
   };
+  // The outsider: the same attack, on the records of the P–S wire.
+  if (wire && !insideAdversary) {
+    const records = new RecordInterceptor(attackName, options.attack ?? {}, new SeededRandom(seed), () => net.clock.now());
+    wire.tap = (w) => {
+      const direction = same(w.from, PUP) && same(w.to, S) ? 'request' : same(w.from, S) && same(w.to, PUP) ? 'response' : undefined;
+      if (!direction) return undefined;
+      const out = records.intercept({ direction, bytes: w.bytes });
+      if (!out) return undefined;
+      if (out.length === 0) attackMessages++;
+      for (const e of out) if (e.bytes !== w.bytes || e.delayMs !== 0) attackMessages++;
+      return out;
+    };
+  }
   net.drop = () => {
     const d = dropThis;
     dropThis = false;
@@ -202,9 +268,9 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
   });
   const target = (p: string) => parseCoapUri(`coap://${S.address}:${S.port}/${p}`);
   const routeFor = (p: string, second = false) =>
-    recording(new RouteSecurity(target(p), [{ uri: `coap://${P.address}:${P.port}`, ...(protection === 'nested' ? { context: (second ? cp2 : cp).sender } : {}) }], protection === 'none' ? PLAIN : new OscoreClientSecurity((second ? cs2 : cs).sender)));
-  const clientA = net.endpoint(C, { nstart: 64 }, 2);
-  const clientB = net.endpoint(C2, { nstart: 64 }, 4);
+    recording(new RouteSecurity(target(p), [{ uri: `${wire ? 'coaps' : 'coap'}://${P.address}:${P.port}`, ...(protection === 'nested' ? { context: (second ? cp2 : cp).sender } : {}) }], !endToEnd ? PLAIN : new OscoreClientSecurity((second ? cs2 : cs).sender)));
+  const clientA = endpointAt(C, 'client', { nstart: 64 }, 2);
+  const clientB = endpointAt(C2, 'client', { nstart: 64 }, 4);
   const errors: string[] = [];
   const wrong: string[] = [];
   /** Sends; returns the application response the client accepted, or undefined (an error, recorded). */
@@ -236,6 +302,16 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
     for (const value of ['open', 'close']) {
       await put(value);
       await net.run(5_000);
+    }
+    if (!insideAdversary) {
+      // The outsider sees only the records of the P–S wire.
+      const records = wire!.log.filter((w) => same(w.from, PUP) && same(w.to, S) && w.bytes[0] === 23);
+      if (attackName === 'eavesdrop') {
+        const learned = ['open', 'close', 'valve'].filter((w) => records.some((r) => r.bytes.includes(w)));
+        return { verdict: learned.length ? 'leaked' : 'protected', detail: learned.length ? `the on-path attacker read ${learned.join(', ')}` : 'the on-path attacker saw only DTLS records (ciphertext)', attackMessages };
+      }
+      const sizes = records.slice(0, 2).map((r) => r.bytes.length);
+      return { verdict: sizes[0] !== sizes[1] ? 'leaked' : 'protected', detail: `record sizes ${sizes.join(' vs ')} bytes for "open" vs "close"`, attackMessages };
     }
     const requests = upstream.filter((d) => same(d.from, PUP) && d.message.code !== 0);
     if (attackName === 'eavesdrop') {
@@ -319,7 +395,8 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
   if (state.forged.length) wrong.push(`server executed forged ${state.forged[0]}`);
 
   if (wrong.length) return { verdict: 'undetected', detail: wrong[0]!, attackMessages };
-  const detections = [...new Set([...serverDetections, ...clientDetections])];
+  const dtlsDetections = links.filter((l) => l.link.refused > 0).map((l) => `${l.name}: DTLS record layer discarded ${l.link.refused} record(s) (authentication or replay check)`);
+  const detections = [...new Set([...dtlsDetections, ...serverDetections, ...clientDetections])];
   const denial = [...new Set([...proxyErrors, ...errors.map((e) => (/time|deadline|no answer|settled/i.test(e) ? 'client: no response (timeout)' : `client: ${brief(e)}`))])];
   if (detections.length) return { verdict: 'detected', detail: [...detections.slice(0, 3), ...denial.slice(0, 1)].join('; '), attackMessages };
   if (denial.length) return { verdict: 'withheld', detail: `no application response: ${denial.slice(0, 2).join('; ')}`, attackMessages };
@@ -327,7 +404,6 @@ export async function runCase(scenario: Scenario, protection: Protection, attack
 }
 
 export const SCENARIOS: Scenario[] = ['alarm', 'valve', 'observe', 'caching'];
-export const PROTECTIONS: Protection[] = ['none', 'oscore', 'nested'];
 
 export async function runRow(row: ThreatRow): Promise<Map<string, RunResult>> {
   const results = new Map<string, RunResult>();

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { EXTRA_TESTS, rowTestName, runKey, THREAT_ROWS, type Scenario } from '../src/attack/report.js';
+import { END_TO_END, EXTRA_TESTS, PROTECTIONS, rowTestName, runKey, THREAT_ROWS, type Scenario } from '../src/attack/report.js';
 import type { CaseOptions, RunResult } from './threat-report.js';
 
 /**
@@ -27,7 +27,8 @@ const runRow = async (_row: unknown) => {
   return new Map(Object.entries(await matrix));
 };
 
-const PROTECTED = ['oscore', 'nested'] as const;
+/** Every column with an end-to-end OSCORE layer (C–S), hop-by-hop DTLS underneath or not. */
+const PROTECTED = END_TO_END;
 /** Rows whose attack has no effect on the upstream leg even without protection (reported as is). */
 const NOT_EFFECTIVE_WITHOUT_PROTECTION = new Set(['token', 'delay-policy']);
 
@@ -37,7 +38,7 @@ for (const row of THREAT_ROWS) {
     for (const run of row.runs) {
       const none = results.get(runKey(run, 'none'))!;
       const passive = run.attack === 'eavesdrop' || run.attack === 'traffic-analysis';
-      if (!passive) for (const p of ['none', ...PROTECTED] as const) assert.ok(results.get(runKey(run, p))!.attackMessages > 0, `${run.scenario} ${p}: the attack acted`);
+      if (!passive) for (const p of PROTECTIONS) assert.ok(results.get(runKey(run, p))!.attackMessages > 0, `${run.scenario} ${p}: the attack acted`);
       if (row.id === 'delay-no-policy') {
         // The other direction of the delay result: OSCORE alone does not stop a late actuation.
         for (const p of ['none', ...PROTECTED] as const) assert.equal(results.get(runKey(run, p))!.verdict, 'undetected');
@@ -101,4 +102,47 @@ test(EXTRA_TESTS[0]!.name, async () => {
 test('randomized: Observe scenario, zero false accepts under OSCORE and nested OSCORE', async () => {
   const { falseAccepts } = await fuzz(['observe']);
   assert.deepEqual(falseAccepts, []);
+});
+
+// Issue 28, the seeds' point (000 §1–§2, 002 §1): hop-by-hop DTLS puts the proxy inside both
+// sessions, so everything it does succeeds exactly as if there were no protection at all.
+test('hop-by-hop DTLS: the proxy reads and forges as without protection (every verdict equals the unprotected one)', async () => {
+  const results = await runRow(undefined);
+  let forgeries = 0;
+  for (const row of THREAT_ROWS) {
+    for (const run of row.runs) {
+      const none = results.get(runKey(run, 'none'))!;
+      const dtls = results.get(runKey(run, 'dtls'))!;
+      assert.equal(dtls.verdict, none.verdict, `${row.id} ${run.scenario} ${run.attack}: under DTLS ${dtls.verdict} — ${dtls.detail}; unprotected ${none.verdict} — ${none.detail}`);
+      assert.doesNotMatch(dtls.detail, /DTLS record layer/, `${row.id}: the proxy's own changes never reach a DTLS check`);
+      if (dtls.verdict === 'undetected' && row.required) forgeries++;
+    }
+  }
+  assert.ok(forgeries >= 20, `only ${forgeries} REQUIRED runs with the proxy's modification accepted under DTLS`);
+  const eavesdrop = THREAT_ROWS.find((r) => r.id === 'eavesdrop')!.runs[0]!;
+  assert.equal(results.get(runKey(eavesdrop, 'dtls'))!.verdict, 'leaked');
+  assert.match(results.get(runKey(eavesdrop, 'dtls'))!.detail, /P read "open", "close", "valve"/);
+});
+
+// What DTLS does stop: the same attacks by someone on the P–S wire who is not the proxy.
+test('hop-by-hop DTLS: an on-path attacker outside the proxy is stopped by the record layer (except delay and traffic analysis)', async () => {
+  const results = await runRow(undefined);
+  let recordLayer = 0;
+  for (const row of THREAT_ROWS) {
+    for (const run of row.runs) {
+      const r = results.get(runKey(run, 'dtls-outsider'))!;
+      if (row.id === 'delay-no-policy') {
+        // A held-back genuine record is still accepted late: DTLS has no freshness either.
+        assert.equal(r.verdict, 'undetected', r.detail);
+        continue;
+      }
+      if (run.attack === 'traffic-analysis') {
+        assert.equal(r.verdict, 'leaked', r.detail);
+        continue;
+      }
+      assert.ok(!['undetected', 'leaked'].includes(r.verdict), `${row.id} ${run.scenario} ${run.attack} outside P: ${r.verdict} — ${r.detail}`);
+      if (/DTLS record layer discarded/.test(r.detail)) recordLayer++;
+    }
+  }
+  assert.ok(recordLayer >= 20, `the DTLS record layer refused records in only ${recordLayer} runs`);
 });

@@ -3,7 +3,16 @@ import type { AttackOptions } from './attacks.js';
 import { OptionNumber } from '../coap/options.js';
 
 export type Scenario = 'alarm' | 'valve' | 'observe' | 'caching';
-export type Protection = 'none' | 'oscore' | 'nested';
+/**
+ * Where the protection is, and (for hop-by-hop DTLS) where the adversary is: `dtls` — DTLS (PSK)
+ * on C–P and on P–S, the adversary is the proxy P (inside both sessions); `dtls-outsider` — the
+ * same hops, the adversary is on the P–S wire outside P; `dtls-oscore` — those DTLS hops plus
+ * OSCORE C–S end to end, the adversary is P.
+ */
+export type Protection = 'none' | 'oscore' | 'nested' | 'dtls' | 'dtls-outsider' | 'dtls-oscore';
+export const PROTECTIONS: Protection[] = ['none', 'oscore', 'nested', 'dtls', 'dtls-outsider', 'dtls-oscore'];
+/** The protections with an end-to-end OSCORE layer between C and S. */
+export const END_TO_END: Protection[] = ['oscore', 'nested', 'dtls-oscore'];
 export interface Outcome {
   /**
    * undetected: an application accepted what the attack produced (wrong data, a forged, late or
@@ -86,16 +95,18 @@ export function renderReport(results: Map<string, Outcome>): string {
     '',
     'The adversary is the forward proxy P, attacking on its upstream leg after removing its own C–P layer (`src/attack/attacks.ts`, the same code `coapsec attack-proxy` runs). Every cell is computed by running the attack on the lockstep network (test/threat-report.ts); nothing in this table is written by hand.',
     '',
+    'The DTLS columns run the same scenarios with DTLS 1.2 (PSK) on each hop, C–P and P–S, on the same lockstep network (test/threat-dtls.ts drives the project\'s DTLS engine over an in-memory wire). **DTLS hop-by-hop, adversary P**: P terminates both sessions, so it attacks the plaintext between them exactly as in the unprotected column — this is the point of draft-hartke-core-e2e-security-reqs (-00 §1–§2, -03 §1): hop-by-hop security does not protect against the proxy. **DTLS hop-by-hop, adversary on the P–S wire**: an on-path attacker outside P, who sees only DTLS records, plays each attack on the records instead (`src/attack/record-attacks.ts`: flip ciphertext bits, drop, delay, reorder, replay a genuine record, inject a forged one); this is what DTLS does stop. **DTLS hop-by-hop + OSCORE C–S, adversary P**: both layers, the proxy again the adversary.',
+    '',
     'Verdicts: **undetected** — an application accepted what the attack produced; **detected** — the attacked message(s) were refused (by whom and how is given) and nothing wrong was accepted; **withheld** — nothing wrong was accepted but an application got no application response (timeout, or an error the proxy produced); **ineffective** — nothing observable changed; **leaked / protected** — passive reading attacks.',
     '',
-    '| Threat | draft-hartke-core-e2e-security-reqs says | Scenario | Attack | no protection | OSCORE (C–S) | nested OSCORE (C–S + C–P) |',
-    '|---|---|---|---|---|---|---|',
+    '| Threat | draft-hartke-core-e2e-security-reqs says | Scenario | Attack | no protection | OSCORE (C–S) | nested OSCORE (C–S + C–P) | DTLS hop-by-hop (C–P, P–S); adversary P | DTLS hop-by-hop; adversary on the P–S wire, outside P | DTLS hop-by-hop + OSCORE (C–S); adversary P |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   const cell = (o: Outcome | undefined) => (o ? `${o.verdict}: ${o.detail.replace(/\|/g, '/').replace(/\n/g, ' ')}` : 'not run');
   for (const row of THREAT_ROWS) {
     for (const run of row.runs) {
       const opts = run.options && Object.keys(run.options).length ? ` ${JSON.stringify(run.options)}` : '';
-      lines.push(`| ${row.threat} | ${row.required ? 'REQUIRED' : 'NOT REQUIRED'} | ${run.scenario} | ${run.attack}${opts} | ${cell(results.get(runKey(run, 'none')))} | ${cell(results.get(runKey(run, 'oscore')))} | ${cell(results.get(runKey(run, 'nested')))} |`);
+      lines.push(`| ${row.threat} | ${row.required ? 'REQUIRED' : 'NOT REQUIRED'} | ${run.scenario} | ${run.attack}${opts} | ${PROTECTIONS.map((p) => cell(results.get(runKey(run, p)))).join(' | ')} |`);
     }
   }
   lines.push('', '## Requirements → tests', '', 'Each requirement of draft-hartke-core-e2e-security-reqs-00 §3.1.4 (R1.1–R1.9) and draft-hartke-core-e2e-security-reqs-03 §2.2 (A1.1–A1.10, A2.1–A2.6) and the tests in `test/threats.test.ts` that exercise it.', '', '| Requirement | Tests |', '|---|---|');

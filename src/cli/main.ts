@@ -11,6 +11,7 @@ import { REQUEST_USAGE, requestCommand } from './request-command.js';
 import { SERVE_USAGE, serveCommand } from './serve-command.js';
 import { TA_REQUEST_USAGE, taRequestCommand } from './ta-request-command.js';
 import { TRUST_ANCHOR_USAGE, trustAnchorCommand } from './trust-anchor-command.js';
+import { TRACE_USAGE, traceCommand } from './trace-command.js';
 
 const METHODS = new Set(['get', 'post', 'put', 'delete', 'fetch', 'patch', 'ipatch']);
 
@@ -35,6 +36,7 @@ function commandNamed(name: string): Command | undefined {
     'trust-anchor': { usage: TRUST_ANCHOR_USAGE, run: (_, args) => trustAnchorCommand(args) },
     'ta-request': { usage: TA_REQUEST_USAGE, run: (_, args) => taRequestCommand(args) },
     credentials: { usage: CREDENTIALS_USAGE, run: (_, args) => credentialsCommand(args) },
+    trace: { usage: TRACE_USAGE, run: (_, args) => traceCommand(args) },
   };
   return Object.hasOwn(commands, name) ? commands[name] : undefined;
 }
@@ -60,6 +62,8 @@ ${PROXY_USAGE}
 ${ATTACK_PROXY_USAGE}
 
 ${DEMO_USAGE}
+
+${TRACE_USAGE}
 
 exit codes: 0 2.xx response, 2 bad usage, 3 no response (timeout/RST/unreachable), 4 4.xx, 5 5.xx,
             6 security failure (DTLS alert, OSCORE verification, replay, unknown kid), 1 other failure`;

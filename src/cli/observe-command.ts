@@ -6,6 +6,7 @@ import { CoapClient } from '../client/client.js';
 import { checkUri, parse, parseBlockSize, parseSeconds, requireDtlsFor } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, describeProtection, oscoreRefusal } from './oscore-args.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
 import { ExitCode, UsageError, noResponse } from './errors.js';
 import { printVerbose, responseToJson } from './output.js';
@@ -20,7 +21,8 @@ export const OBSERVE_USAGE = `usage: coapsec observe URI [options]     (RFC 7641
   --proxy URI             send the request through this forward proxy (coap://host:port)
 ${VIA_USAGE}
 ${DTLS_USAGE}
-${CLIENT_OSCORE_USAGE}`;
+${CLIENT_OSCORE_USAGE}
+${KEY_EXPORT_USAGE}`;
 
 export async function observeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -35,6 +37,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       ...DTLS_FLAGS,
       ...CLIENT_OSCORE_FLAGS,
+      ...KEY_EXPORT_FLAGS,
       proxy: { type: 'string' },
       ...VIA_FLAGS,
     },
@@ -62,8 +65,12 @@ export async function observeCommand(argv: string[]): Promise<number> {
   requireDtlsFor([values.via?.length ? values.via[0]!.split(',')[0] : (proxy ?? uri)], dtls !== undefined);
   const route = clientRoute(values);
   const via = route.via;
+  const keys = keyExport(values);
+  for (const hop of via ?? []) if (hop.context) keys.context(hop.context, 'client');
+  // Only with --oscore-export: a map that reports each context it hands out (the credentials stay the fallback that refuses unmatched URIs).
+  const exported = values['oscore-export'] !== undefined ? keys.clientSecurity(oscore.security) : undefined;
   const tls = tlsClientOptions(values, dtls?.psk);
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...(tls ? { tls } : {}), ...oscore.options, ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
+  const client = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(tls ? { tls } : {}), ...oscore.options, ...(exported ? { security: exported } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
   let stopTimer: NodeJS.Timeout | undefined;
   const onSignal = (): void => void observation?.cancel();
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;

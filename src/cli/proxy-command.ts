@@ -17,6 +17,7 @@ import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import { checkUri, parse, parseBind } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { UsageError } from './errors.js';
 import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
@@ -52,7 +53,8 @@ ${SOCKET_USAGE}
 ${LOG_USAGE}
 ${DTLS_USAGE}
 ${OSCORE_USAGE}
-  See docs/security.md before exposing a proxy beyond loopback.`;
+  See docs/security.md before exposing a proxy beyond loopback.
+${KEY_EXPORT_USAGE}`;
 
 export async function proxyCommand(argv: string[]): Promise<number> {
   const { values } = parse(
@@ -73,6 +75,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       ...LOG_FLAGS,
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
+      ...KEY_EXPORT_FLAGS,
     },
     { min: 0, max: 0, names: '' },
   );
@@ -107,9 +110,17 @@ export async function proxyCommand(argv: string[]): Promise<number> {
 
   const log = serverLog(values);
   const dtls = clientDtlsCredentials(values);
-  const upstream = new CoapClient({ ...(dtls ? { dtls } : {}), ...buffers });
+  const keys = keyExport(values);
+  const upstream = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...buffers });
   const oscore = serverOscore(values);
+  for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const upstreamContexts = proxyUpstreamContexts(values.credentials);
+  const upstreamLookup = upstreamContexts.lookup;
+  const exportedUpstream = upstreamLookup && ((target: { uri: string }) => {
+    const context = upstreamLookup(target);
+    if (context) keys.context(context, 'client');
+    return context;
+  });
   let server: CoapServer;
   try {
     server = await CoapServer.listen({ host: bind.host, port: bind.port, ...buffers, ...(oscore.security ? { security: oscore.security } : {}) });
@@ -130,7 +141,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
         ...(values['http-upstream'] ? { http: httpUpstream } : {}),
         name: `coapsec proxy ${bind.host}:${bind.port}`,
         ...(values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {}),
-        ...(upstreamContexts.lookup ? { upstreamSecurity: upstreamContexts.lookup } : {}),
+        ...(exportedUpstream ? { upstreamSecurity: exportedUpstream } : {}),
       })
     : undefined;
   for (const mapping of reverse) addReverseProxy(server, mapping, upstream);

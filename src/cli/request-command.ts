@@ -7,6 +7,7 @@ import { CoapClient, type ClientResponse } from '../client/client.js';
 import { checkUri, parse, parseBlockSize, parseSeconds, requireDtlsFor } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, describeProtection, oscoreRefusal } from './oscore-args.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
 import { progressBar } from './progress.js';
 import { ExitCode, UsageError, noResponse } from './errors.js';
@@ -28,7 +29,8 @@ ${OUTPUT_USAGE}
   --proxy URI             send the request through this forward proxy (coap://host:port)
 ${VIA_USAGE}
 ${DTLS_USAGE}
-${CLIENT_OSCORE_USAGE}`;
+${CLIENT_OSCORE_USAGE}
+${KEY_EXPORT_USAGE}`;
 
 export async function requestCommand(method: string, argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -46,6 +48,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
       ...OUTPUT_FLAGS,
       ...DTLS_FLAGS,
       ...CLIENT_OSCORE_FLAGS,
+      ...KEY_EXPORT_FLAGS,
       proxy: { type: 'string' },
       ...VIA_FLAGS,
     },
@@ -86,11 +89,16 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   const oscore = clientOscore(values);
   const route = clientRoute(values);
   const via = route.via;
+  const keys = keyExport(values);
+  for (const hop of via ?? []) if (hop.context) keys.context(hop.context, 'client');
+  // Only with --oscore-export: a map that reports each context it hands out (the credentials stay the fallback that refuses unmatched URIs).
+  const exported = values['oscore-export'] !== undefined ? keys.clientSecurity(oscore.security) : undefined;
   const tls = tlsClientOptions(values, dtls?.psk);
   const client = new CoapClient({
-    ...(dtls ? { dtls } : {}),
+    ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}),
     ...(tls ? { tls } : {}),
     ...oscore.options,
+    ...(exported ? { security: exported } : {}),
     ...(proxy ? { proxy } : {}),
     ...(via ? { via: () => via } : {}),
     ...localBinding(extra.local),

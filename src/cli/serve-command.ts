@@ -9,6 +9,7 @@ import { parse, parseBind, parseSeconds } from './args.js';
 import { addRevocationResource } from '../trust-anchor/resource-server-setup.js';
 import { DTLS_FLAGS, DTLS_SERVE_USAGE, serverDtlsSetup } from './dtls-args.js';
 import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { addWhoamiResource } from './dtls-serve.js';
 import { UsageError } from './errors.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
@@ -41,6 +42,7 @@ ${SOCKET_USAGE}
 ${LOG_USAGE}
 ${DTLS_SERVE_USAGE}
 ${OSCORE_USAGE}
+${KEY_EXPORT_USAGE}
   (serve: --trusted-rpk or --ca make client authentication mandatory; /whoami shows the identity)`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -65,6 +67,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ws: { type: 'string' },
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
+      ...KEY_EXPORT_FLAGS,
     },
     { min: 0, max: 0, names: '' },
   );
@@ -87,6 +90,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   });
   const stateLimits = serverStateLimits(values);
   const oscore = serverOscore(values);
+  const keys = keyExport(values);
+  for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const listeners: Array<{ host: string; port: number; secure: boolean; scheme?: StreamScheme }> = [{ ...bind, secure: !plainOnBind }];
   if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
   const streamBind = (flag: string, text: string): { host: string; port: number } => {
@@ -111,7 +116,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       };
       server = l.scheme
         ? await CoapServer.listen({ scheme: l.scheme, host: l.host, port: l.port, ...(tls ? { tls } : {}), ...common })
-        : await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits } } : {}), ...common });
+        : await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits, ...keys.dtls } } : {}), ...common });
     } catch (error) {
       await Promise.all(servers.map((s) => s.close()));
       oscore.close();

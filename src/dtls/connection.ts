@@ -220,6 +220,18 @@ export interface CommonOptions {
   alertOnHandshakeAuthFailure?: boolean;
   /** Wall clock (ms since the epoch) for certificate validity periods. Default Date.now. */
   wallClock?: () => number;
+  /**
+   * Debugging only (issue 28): receives the session's client random and master secret once they
+   * are derived, so that the caller can write an NSS key log for Wireshark. The engine does no I/O;
+   * the caller decides where the secret goes (and must never put it in a log).
+   */
+  onSecret?: (secret: DtlsSessionSecret) => void;
+}
+
+/** What a key log line for DTLS 1.2 needs: "CLIENT_RANDOM <client random> <master secret>". */
+export interface DtlsSessionSecret {
+  clientRandom: Buffer;
+  masterSecret: Buffer;
 }
 
 export interface DtlsClientOptions extends CommonOptions {
@@ -399,6 +411,7 @@ export abstract class DtlsConnection {
   protected serverCertType: number = CertificateType.X509;
   protected clientCertType: number = CertificateType.X509;
   protected readonly wallClock: () => number;
+  private readonly onSecret: ((secret: DtlsSessionSecret) => void) | undefined;
 
   // Flights and retransmission
   private flight: FlightItem[] = [];
@@ -421,6 +434,7 @@ export abstract class DtlsConnection {
     this.requireEms = opts.requireExtendedMasterSecret ?? true;
     this.alertOnHandshakeAuthFailure = opts.alertOnHandshakeAuthFailure ?? true;
     this.wallClock = opts.wallClock ?? Date.now;
+    this.onSecret = opts.onSecret;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -820,6 +834,8 @@ export abstract class DtlsConnection {
       ? extendedMasterSecret(premaster, sha256(this.transcript))
       : masterSecret(premaster, this.clientRandom, this.serverRandom);
     premaster.fill(0);
+    // Copies: the callback may keep them, and must never see buffers the engine later wipes.
+    this.onSecret?.({ clientRandom: Buffer.from(this.clientRandom), masterSecret: Buffer.from(this.master) });
     const kb = keyBlock(this.master, this.clientRandom, this.serverRandom, keyLengthOf(suite.aead), fixedIvLengthOf(suite.aead));
     const clientProt = createRecordProtection(suite.aead, kb.clientWriteKey, kb.clientWriteIv);
     const serverProt = createRecordProtection(suite.aead, kb.serverWriteKey, kb.serverWriteIv);

@@ -24,6 +24,7 @@ export {
   type ConnectionState,
   type DtlsClientOptions,
   type DtlsEvent,
+  type DtlsSessionSecret,
   type DtlsOutput,
   type PeerIdentity,
   type PskCredentials,

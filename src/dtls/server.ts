@@ -189,6 +189,7 @@ export class DtlsServerEngine {
       maxTimeoutMs: this.opts.maxTimeoutMs,
       maxRetransmissions: this.opts.maxRetransmissions,
       requireExtendedMasterSecret: this.opts.requireExtendedMasterSecret,
+      onSecret: this.opts.onSecret,
       alertOnHandshakeAuthFailure: this.opts.alertOnHandshakeAuthFailure,
       pskStore: this.opts.pskStore,
       identityHint: this.opts.identityHint,

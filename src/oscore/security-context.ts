@@ -112,6 +112,15 @@ export class OscoreSecurityContext {
     this.idContext = input.idContext;
   }
 
+  /**
+   * Debugging only (issue 28, `--oscore-export`): a copy of the input parameters, master secret
+   * included, for a Wireshark context file. Nothing else may call this; never log the result.
+   */
+  exportParameters(): Readonly<SecurityContextInput> {
+    const i = this.#input;
+    return { ...i, masterSecret: Uint8Array.from(i.masterSecret), recipientIds: i.recipientIds.map((r) => Uint8Array.from(r)) };
+  }
+
   /** The next Sender Sequence Number; never returns one twice (§7.2). */
   nextSequenceNumber(): number {
     return this.sequence.next();

@@ -18,6 +18,7 @@ import {
   DtlsServerEngine,
   type DtlsConnection,
   type DtlsEvent,
+  type DtlsSessionSecret,
   type PeerIdentity,
   type AuthzClientCredentials,
   type AuthzServerCredentials,
@@ -99,6 +100,8 @@ export interface DtlsTransportOptions extends SocketOptions {
   initialTimeoutMs?: number;
   /** Called for every failed session, in addition to the endpoint's handler. */
   onSessionError?: SessionErrorHandler;
+  /** Debugging only: each session's secrets, for an NSS key log (src/trace/keylog.ts). Never log them. */
+  onSecret?: (secret: DtlsSessionSecret) => void;
 }
 
 export interface DtlsClientTransportOptions extends DtlsTransportOptions, DtlsClientCredentials {
@@ -385,6 +388,7 @@ export class DtlsClientTransport extends DtlsTransportBase {
         ...(o.mtu ? { mtu: o.mtu } : {}),
         maxRetransmissions: o.maxRetransmissions ?? 4,
         ...(o.initialTimeoutMs ? { initialTimeoutMs: o.initialTimeoutMs } : {}),
+        ...(o.onSecret ? { onSecret: o.onSecret } : {}),
       });
     } catch (error) {
       const e = new DtlsSessionError(`cannot start DTLS: ${(error as Error).message}`, peer);
@@ -530,6 +534,7 @@ export class DtlsServerTransport extends DtlsTransportBase {
       ...(options.authz ? { authz: options.authz } : {}),
       ...(options.x509 ? { x509: options.x509 } : {}),
       requireClientAuth,
+      ...(options.onSecret ? { onSecret: options.onSecret } : {}),
       ...(options.cipherSuites ? { cipherSuites: options.cipherSuites } : {}),
       ...(options.mtu ? { mtu: options.mtu } : {}),
       maxConnections: options.maxSessions ?? 256,
