@@ -1,9 +1,9 @@
 /**
  * The server's inbound path as an ordered list of stages (docs/architecture.md, "The processing
- * order is a contract"), in the style of Californium's layer stack: a request goes up the list
- * (`receive`), and an answer goes back down through the stages below the one that answered
- * (`respond`), so a stage that wraps the response path (protection, block-wise slicing,
- * No-Response) sees every answer given above it and none given below it.
+ * order is a contract"), in the style of Californium's layer stack: a request goes along the list
+ * (`receive`), and an answer goes back through the stages before the one that answered
+ * (`respond`, last to first), so a stage that wraps the response path (protection, block-wise
+ * slicing, No-Response) sees every answer given after it and none given before it.
  *
  * The list itself is in stages/index.ts. Nothing here allocates per request beyond the
  * InboundRequest: stages are objects made once per server, called as methods.
@@ -46,7 +46,7 @@ export class StagePipeline {
     throw new Error('no server stage answered the request');
   }
 
-  /** The answer of the stage the request is at, through the response side of the stages below it. */
+  /** The answer of the stage the request is at, through the response side of the stages before it. */
   answer(request: InboundRequest, response: CoapMessage): void {
     const stages = this.stages;
     let outgoing: CoapMessage | undefined = response;

@@ -43,16 +43,27 @@ export interface ServerParts {
 export function serverStages(parts: ServerParts): ServerStage[] {
   const oscoreLayers = new OscoreLayers(parts.settings, parts.proxies, parts.log);
   return [
-    new OuterBlockwise(parts.settings, parts.blockwise, parts.log), // RFC 8613 §8.2.1: outer Block1/Block2 of an OSCORE message
-    oscoreLayers, //                                                     oscore-capable-proxies §2.4 steps 5–6; out: §2.5 protection
-    new NoResponse(), //                                                 out: RFC 7967
-    new RequestLogging(parts.log), //                                    out: ServerOptions.onRequestLog
-    new ProxyClaim(parts.proxies, parts.observations, parts.virtualObservables, oscoreLayers), // §2.4 steps 1–4
-    new OptionChecks(parts.recognized, parts.proxyNames), //             RFC 7252 §5.4 4.02, §5.7.2 5.05, §5.8 4.05, RFC 7959 SZX 4.00
-    new Route(parts.router, parts.echoFreshness), //                     4.04, requireOscore 4.01, 4.05, RFC 9175 Echo 4.01
-    new Block2(parts.blockwise), //                                      in: later blocks from the store; out: slicing (RFC 7959 §2.4)
-    new ObserveStage(parts.observations), //                             out: RFC 7641 §4.1 (de)registration
-    new Block1Reassembly(parts.blockwise), //                            in: 2.31/4.08/4.13 (RFC 7959 §2.5); out: Block1 echoed
-    new HandlerStage(), //                                               the resource; out: its response, Accept checked (4.06)
+    // RFC 8613 §8.2.1: outer Block1/Block2 of an OSCORE message. Out: outer Block1 echo, Block2 slicing.
+    new OuterBlockwise(parts.settings, parts.blockwise, parts.log),
+    // oscore-capable-proxies §2.4 steps 5–6 (§2.1 limit). Out: the removed layers back on (§2.5).
+    oscoreLayers,
+    // Out: RFC 7967 No-Response.
+    new NoResponse(),
+    // Out: ServerOptions.onRequestLog.
+    new RequestLogging(parts.log),
+    // §2.4 steps 1–4: the forward proxy, a reverse proxy; step 4's local request resumes at oscoreLayers.
+    new ProxyClaim(parts.proxies, parts.observations, parts.virtualObservables, oscoreLayers),
+    // RFC 7252 §5.4 (4.02), §5.7.2 (5.05), §5.8 (4.05), RFC 7959 §2.2 (SZX 7: 4.00).
+    new OptionChecks(parts.recognized, parts.proxyNames),
+    // 4.04, requireOscore (4.01), 4.05, RFC 9175 Echo freshness (4.01).
+    new Route(parts.router, parts.echoFreshness),
+    // RFC 7959 §2.4: later blocks from the stored representation. Out: slicing.
+    new Block2(parts.blockwise),
+    // Out: RFC 7641 §4.1 (de)registration.
+    new ObserveStage(parts.observations),
+    // RFC 7959 §2.5 reassembly (2.31/4.08/4.13). Out: Block1 echoed.
+    new Block1Reassembly(parts.blockwise),
+    // The resource handler; its response with the §5.10.4 Accept check (4.06).
+    new HandlerStage(),
   ];
 }
