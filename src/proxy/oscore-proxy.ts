@@ -3,8 +3,8 @@
  * OSCORE endpoint towards its clients, other proxies and servers.
  *
  * The pieces, and where the §2.4 incoming loop (Appendix D) runs:
- * - CoapServer.handle (server/server.ts) removes OSCORE layers for as long as the request carries
- *   no proxy-related options (step 1/2), is not claimed by a reverse proxy (step 3) and still
+ * - The server stage server/stages/oscore-layers.ts removes OSCORE layers for as long as the request carries
+ *   no proxy-related options (step 1/2), is not claimed by a reverse proxy (step 3, server/stages/proxy-claim.ts) and still
  *   carries OSCORE (steps 5–6), up to `maxOscoreLayers` (§2.1: 4.01 beyond). Errors, and every
  *   response, are protected with the layers removed, in reverse order (§2.5).
  * - Step 4, "is it acceptable to forward": ForwardProxyOptions.authorize / OscoreReverseProxy's

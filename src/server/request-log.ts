@@ -41,3 +41,25 @@ export function oscoreRefusal(response: CoapMessage): string {
   if (getOption(response, OptionNumber.Oscore)) return 'Echo challenge after a restart (RFC 8613 Appendix B.1.2)';
   return response.payload.length > 0 ? decodeString(response.payload) : 'refused';
 }
+
+/**
+ * The server's request logger (ServerOptions.onRequestLog), settable after listen(). A logger
+ * that throws costs a warning, never the response.
+ */
+export class RequestLog {
+  logger: RequestLogger | undefined;
+
+  constructor(logger?: RequestLogger) {
+    this.logger = logger;
+  }
+
+  record(request: CoapMessage, context: EndpointContext, response: CoapMessage, oscoreFailure?: string): void {
+    const logger = this.logger;
+    if (!logger) return;
+    try {
+      logger(requestLogEntry(request, context, response, oscoreFailure));
+    } catch (error) {
+      process.emitWarning(`coapsec: request logger failed: ${(error as Error).message}`);
+    }
+  }
+}

@@ -54,3 +54,8 @@ export class Router {
     return [...this.exact.values(), ...this.subtrees.map((s) => s.resource)];
   }
 }
+
+/** "/a/b" for a resource path and the segments below it: the key observations are kept under. */
+export function normalizePath(path: string, subPath: readonly string[] = []): string {
+  return '/' + [...splitPath(path), ...subPath].join('/');
+}

@@ -1,0 +1,41 @@
+/** The CoapRequest a resource handler sees, and the handler a request's method selects. */
+import { methodName, type Code } from '../coap/codes.js';
+import { MessageType, decodeString, getOption, getStringOptions, getUintOption, type CoapMessage } from '../coap/message.js';
+import { OptionNumber } from '../coap/options.js';
+import type { EndpointContext } from '../exchange/context.js';
+import type { CoapRequest, Handler, Handlers } from './resource.js';
+
+export function handlerFor(handlers: Handlers, code: Code): Handler | undefined {
+  const name = methodName(code).toUpperCase() as keyof Handlers;
+  return handlers[name];
+}
+
+export function buildRequest(
+  message: CoapMessage,
+  body: Uint8Array,
+  path: readonly string[],
+  subPath: readonly string[],
+  context: EndpointContext,
+  notification = false,
+): CoapRequest {
+  const options = message.options;
+  const view = { options };
+  const payload = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return {
+    method: message.code,
+    methodName: methodName(message.code),
+    path,
+    subPath,
+    query: getStringOptions(view, OptionNumber.UriQuery),
+    options,
+    payload,
+    contentFormat: getUintOption(view, OptionNumber.ContentFormat),
+    accept: getUintOption(view, OptionNumber.Accept),
+    confirmable: message.type === MessageType.CON,
+    notification,
+    context,
+    message,
+    option: (number) => getOption(view, number),
+    text: () => decodeString(payload),
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * The incoming loop of draft-ietf-core-oscore-capable-proxies §2.4 (Appendix D), steps 5–6 and
+ * §2.1's limit, with §2.5 on the way out. While the request carries an OSCORE option and no proxy
+ * here claims it (steps 1–3, ProxyHandlers.claimant: checked before each layer, so a layer meant
+ * for the origin behind a proxy is forwarded, not decrypted), remove one layer with the context
+ * its kid names (RFC 8613 §8.2) and loop; each layer's protector is kept. Every answer given
+ * after this stage — errors included, and the OSCORE errors of this stage itself — is protected
+ * with the layers removed, in reverse order (§2.5); notifications get the same layers (§8.3.1).
+ *
+ * Step 4's way back to step 1 (a proxied request naming this endpoint) re-enters this stage with
+ * the consumed request and the layers removed so far (stages/proxy-claim.ts).
+ */
+import { ResponseCode } from '../../coap/codes.js';
+import { encodeUint, getOption, type CoapMessage } from '../../coap/message.js';
+import { OptionNumber } from '../../coap/options.js';
+import type { RequestLog } from '../request-log.js';
+import { oscoreRefusal } from '../request-log.js';
+import { toMessage } from '../response.js';
+import type { ResponseProtector, ServerSecurity } from '../security.js';
+import { DONE, PASS, type InboundRequest, type ServerStage, type StageVerdict } from '../stage.js';
+import type { ProxyHandlers } from './proxy-claim.js';
+
+export interface OscoreLayerSettings {
+  readonly security: ServerSecurity | undefined;
+  /** §2.1: the most layers removed from one request; a request needing more gets 4.01. */
+  readonly maxOscoreLayers: number;
+}
+
+export class OscoreLayers implements ServerStage {
+  readonly name = 'oscore-layers';
+
+  constructor(
+    private readonly settings: OscoreLayerSettings,
+    private readonly proxies: ProxyHandlers,
+    private readonly log: RequestLog,
+  ) {}
+
+  receive(request: InboundRequest): StageVerdict {
+    const security = this.settings.security;
+    if (security === undefined || getOption(request.message, OptionNumber.Oscore) === undefined) return PASS;
+    const received = request.message;
+    let message = received;
+    let context = request.context;
+    while (getOption(message, OptionNumber.Oscore) && this.proxies.claimant(message, context) === undefined) {
+      const removed = (request.removedLayers ??= []);
+      if (removed.length >= this.settings.maxOscoreLayers) {
+        // §2.1: beyond the limit, no further OSCORE processing; 4.01 over the layers removed.
+        request.answer(protectWith(removed, toMessage({ code: ResponseCode.Unauthorized, payload: 'too many OSCORE layers', options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }] }), 'response'));
+        return DONE;
+      }
+      const outcome = security.unprotect(message, context);
+      if (!outcome) break;
+      if (!outcome.ok) {
+        this.log.record(message, context, outcome.response, oscoreRefusal(outcome.response));
+        // §2.4 step 6: an OSCORE error, protected over the layers already removed (§2.5).
+        request.answer(protectWith(removed, outcome.response, 'response'));
+        return DONE;
+      }
+      message = { ...outcome.inner, type: received.type, messageId: received.messageId, token: received.token };
+      context = outcome.context;
+      removed.push(outcome.protect);
+    }
+    const removed = request.removedLayers;
+    if (removed !== undefined && removed.length > 0) {
+      request.message = message;
+      request.context = context;
+      request.protect = (response, kind) => protectWith(removed, response, kind);
+    }
+    return PASS;
+  }
+
+  respond(request: InboundRequest, response: CoapMessage): CoapMessage {
+    const removed = request.removedLayers;
+    return removed !== undefined && removed.length > 0 ? protectWith(removed, response, 'response') : response;
+  }
+}
+
+/** §2.5: the layers removed, applied in reverse order (the innermost, removed last, first). */
+function protectWith(removed: readonly ResponseProtector[], response: CoapMessage, kind: 'response' | 'notification'): CoapMessage {
+  let r = response;
+  for (let i = removed.length - 1; i >= 0; i--) r = removed[i]!(r, kind);
+  return r;
+}

@@ -1,0 +1,19 @@
+/** Every answer given past the OSCORE layers, logged with the request as processed (ServerOptions.onRequestLog). */
+import type { CoapMessage } from '../../coap/message.js';
+import type { RequestLog } from '../request-log.js';
+import { PASS, type InboundRequest, type ServerStage, type StageVerdict } from '../stage.js';
+
+export class RequestLogging implements ServerStage {
+  readonly name = 'request-log';
+
+  constructor(private readonly log: RequestLog) {}
+
+  receive(): StageVerdict {
+    return PASS;
+  }
+
+  respond(request: InboundRequest, response: CoapMessage): CoapMessage {
+    this.log.record(request.message, request.context, response);
+    return response;
+  }
+}
