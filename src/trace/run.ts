@@ -79,7 +79,7 @@ export async function runTrace(options: TraceOptions = {}): Promise<TraceRun> {
     opened.push(proxyServer);
     const upstream = new CoapClient({ dtls: { psk: pskPS, ...secretsOf('proxy') } });
     opened.push(upstream);
-    new ForwardProxy(proxyServer, { upstream });
+    new ForwardProxy(proxyServer, { upstream, allowDestinations: ['127.0.0.1'] }); // the trace's origin is on loopback
     const tapCP = await UdpTap.start(proxyServer.address(), { client: TRACE_NODES.client, server: TRACE_NODES.proxy });
     opened.push(tapCP);
 
