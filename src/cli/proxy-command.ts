@@ -9,7 +9,7 @@ import { CoapClient } from '../client/client.js';
 import { ResponseCache } from '../proxy/cache.js';
 import { ForwardProxy } from '../proxy/forward-proxy.js';
 import { coapToHttp, startHttpCrossProxy } from '../proxy/http-cross-proxy.js';
-import { addReverseProxy, parseReverseMapping } from '../proxy/reverse-proxy.js';
+import { ReverseProxy, parseReverseMapping } from '../proxy/reverse-proxy.js';
 import { checkDestinationEntries } from '../proxy/destination-policy.js';
 import { isWebOrigin } from '../proxy/http-request-policy.js';
 import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
@@ -126,7 +126,9 @@ export async function proxyCommand(argv: string[]): Promise<number> {
         ...(upstreamContexts.lookup ? { upstreamSecurity: upstreamContexts.lookup } : {}),
       })
     : undefined;
-  for (const mapping of reverse) addReverseProxy(server, mapping, upstream);
+  const reverseProxy = reverse.length > 0
+    ? new ReverseProxy(server, { upstream, mappings: reverse, ...(values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {}) })
+    : undefined;
   process.stderr.write(`coapsec proxy on coap://${peerKey(server.address())}${values.forward ? ' (forward)' : ''}${reverse.map((r) => ` ${r.prefix}→${r.target}`).join('')}\n`);
   const cross = httpBind
     ? await startHttpCrossProxy({ host: httpBind.host, port: httpBind.port, client: upstream, allowDestinations, ...(values['http-host'] ? { hostNames: values['http-host'] } : {}), allowedOrigins })
@@ -139,6 +141,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   });
   await cross?.close();
   await proxy?.close();
+  await reverseProxy?.close();
   await server.close();
   await upstream.close();
   oscore.close();
