@@ -28,6 +28,8 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] 
   --bind HOST:PORT       CoAP side (default 127.0.0.1:5683)
   --forward              act as a forward proxy (Proxy-Uri / Proxy-Scheme, RFC 7252 §5.7.2)
   --reverse PREFIX=URI   serve PREFIX/... from the origin URI (repeatable), e.g. /dev1=coap://10.0.0.7/
+                         (block-wise, Observe and end-to-end OSCORE pass through; PREFIX/.well-known/core
+                         lists the origin's links under PREFIX)
   --next-hop URI         send forwarded requests to this proxy, keeping Proxy-Uri/Proxy-Scheme
   --cache-mb N           cache responses in up to N MiB (RFC 7252 §5.6; default 0: no cache)
   --allow-destination CIDR|HOST
@@ -44,7 +46,7 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] 
                          a web origin (e.g. https://app.example) whose pages may send
                          state-changing requests and read answers (repeatable; other sites'
                          pages get 403 for anything but GET/HEAD)
-  --allow NAME           forward only for clients whose OSCORE context (recipient) is NAME; repeatable
+  --allow NAME           forward (and reverse-proxy) only for clients whose OSCORE context (recipient) is NAME; repeatable
                          (draft-ietf-core-oscore-capable-proxies §2.4; 4.01 otherwise). With
                          --credentials, its client contexts add a layer towards matching next hops.
 ${SOCKET_USAGE}
