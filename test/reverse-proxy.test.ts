@@ -178,3 +178,27 @@ test('an unknown unsafe option gets 4.02 and SZX 7 gets 4.00 from the proxy, not
   assert.equal((await w.net.until(w.sender()(szx7))).message.code, ResponseCode.BadRequest);
   assert.equal(w.leg(PROXY, ORIGIN).length, 0);
 });
+
+test('Observe of a large resource: notifications carry block 0 in the client\'s size, the rest by GET (RFC 7959 §2.6)', async () => {
+  const w = world();
+  let version = 0;
+  const big = () => Buffer.alloc(300, 65 + version);
+  w.origin.resource('/big', { GET: () => ({ code: ResponseCode.Content, payload: big() }) }, { observable: true });
+  const registration = msg(Method.GET, [...path('dev1', 'big'), { number: OptionNumber.Block2, value: Uint8Array.of(0x02) }]);
+  const observation = new Observation(w.client, PROXY, registration, { szx: 2, maxBodySize: 1 << 20, maxRestarts: 0 });
+  const first = await w.net.until(observation.next());
+  assert.deepEqual(first.value!.payload, big());
+  for (let i = 1; i <= 2; i++) {
+    version = i;
+    w.origin.changed('/big');
+    const next = await w.net.until(observation.next());
+    assert.deepEqual(next.value!.payload, big(), `notification ${i} whole`);
+  }
+  const notifications = w.leg(PROXY, CLIENT).filter((m) => getOption(m, OptionNumber.Observe) !== undefined);
+  assert.equal(notifications.length, 3);
+  for (const n of notifications) {
+    assert.equal(n.payload.length, 64, 'block 0 only, in the registration\'s block size');
+    assert.deepEqual(readBlockOption(n, OptionNumber.Block2), { num: 0, more: true, szx: 2 });
+  }
+  await w.net.until(observation.cancel());
+});

@@ -13,6 +13,7 @@ import type { CoapEndpoint } from '../exchange/endpoint.js';
 import { TimeoutError } from '../exchange/errors.js';
 import { operationKey } from '../server/blockwise.js';
 import type { CoapServer, ProxiedRequest } from '../server/server.js';
+import type { Observer } from '../server/observe.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { UpstreamLayer } from './oscore-proxy.js';
 
@@ -47,13 +48,15 @@ export class ObserveRelay {
   /**
    * `label` keeps the virtual paths of two relays on one server apart; `plainly` answers a request
    * that carries Observe but starts no observation (a deregistration of nothing, Observe values
-   * other than 0); `onStart` counts upstream observations.
+   * other than 0); `onStart` counts upstream observations; `finish` completes each notification for
+   * its observer (the reverse proxy cuts block 0 in the observer's block size, RFC 7959 §2.6).
    */
   constructor(
     private readonly server: CoapServer,
     private readonly label: string,
     private readonly timeout: number,
     private readonly onStart: () => void = () => {},
+    private readonly finish: (notification: CoapMessage, observer: Observer) => CoapMessage = (notification) => notification,
   ) {
     // One hook per registry: a second relay on the same server (a forward and a reverse proxy)
     // chains to the first instead of replacing it.
@@ -115,7 +118,7 @@ export class ObserveRelay {
     const up: UpstreamObservation = { observation, latest: undefined, receivedAt: 0, ended: false, ready: new Promise((resolve) => (firstArrived = resolve)) };
     this.upstreamObservations.set(path, up);
     this.onStart();
-    this.server.addVirtualObservable(path, () => this.render(up));
+    this.server.addVirtualObservable(path, (observer) => this.finish(this.render(up), observer));
     void (async () => {
       try {
         for await (const notification of observation) {

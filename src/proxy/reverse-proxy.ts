@@ -86,7 +86,20 @@ export class ReverseProxy implements ReverseProxyHandler {
   ) {
     this.timeout = options.timeout ?? 10_000;
     this.mounts = options.mappings.map((m) => ({ ...m, base: parseCoapUri(m.target), segments: (m.prefix ?? '').split('/').filter((s) => s !== '') }));
-    this.relay = new ObserveRelay(server, 'reverse', this.timeout);
+    // A notification larger than the observer's block size carries block 0 only, cut from a stored
+    // copy its follow-up GETs are served from (RFC 7959 §2.6); a protected one is passed whole,
+    // as the client's outer block-wise cannot complete a notification.
+    this.relay = new ObserveRelay(server, 'reverse', this.timeout, undefined, (notification, observer) => {
+      if (getOption(notification, OptionNumber.Oscore) !== undefined) return notification;
+      let block2: BlockValue | undefined;
+      try {
+        block2 = readBlockOption(observer.request, OptionNumber.Block2);
+      } catch {
+        block2 = undefined; // refused with 4.00 at registration; never here
+      }
+      const key = operationKey(observer.peerKey, observer.request, observer.request.code === Method.FETCH);
+      return server.blockwise.sliceBlock2(key, notification, block2 ? { num: 0, more: false, szx: block2.szx } : undefined);
+    });
     server.setReverseProxyHandler(this);
     // The proxy's own /.well-known/core names each mount, not the origin behind it (whose address
     // is this deployment's business); the mount's own listing is at PREFIX/.well-known/core.

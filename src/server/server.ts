@@ -226,7 +226,7 @@ export class CoapServer {
   /** Stateless Echo values for resources with a freshness policy (RFC 9175 §2.3). */
   private readonly echoFreshness: EchoFreshness;
   /** Observable paths rendered by code rather than a resource handler (a proxy's upstream state). */
-  private readonly virtualObservables = new Map<string, () => CoapMessage>();
+  private readonly virtualObservables = new Map<string, (observer: Observer) => CoapMessage>();
   /** What a ForwardedRequest needs of this server: one object per server, none per request. */
   private readonly proxyLeg: ProxyLeg;
 
@@ -310,8 +310,9 @@ export class CoapServer {
   /**
    * An observable whose notifications are rendered by `render` (e.g. a proxy's latest upstream
    * notification). Observers register through ProxiedRequest.observe; call changed(path) on updates.
+   * `render` gets the observer, so it can cut block 0 in that observer's size (RFC 7959 §2.6).
    */
-  addVirtualObservable(path: string, render: () => CoapMessage): void {
+  addVirtualObservable(path: string, render: (observer: Observer) => CoapMessage): void {
     this.virtualObservables.set(path, render);
   }
 
@@ -593,7 +594,7 @@ export class CoapServer {
   private async renderForObserver(observer: Observer): Promise<CoapMessage> {
     const request = observer.request;
     const virtual = this.virtualObservables.get(observer.path);
-    if (virtual) return virtual();
+    if (virtual) return virtual(observer);
     if (getOption(request, OptionNumber.ProxyUri) || getOption(request, OptionNumber.ProxyScheme)) {
       // A proxied observation whose upstream is gone: the observation ends (RFC 7641 §3.2).
       return toMessage({ code: ResponseCode.ServiceUnavailable, payload: 'upstream observation ended' });
