@@ -128,6 +128,7 @@ test('the proxy\'s own OSCORE layer towards the origin, with block-wise on both 
   const w = world({ originSecurity: new OscoreServerSecurity([ps.receiver]), mapping: { context: ps.sender } });
   const get = await w.net.until(blockwiseRequest(w.sender(), msg(Method.GET, path('dev1', 'large')), { szx: 1, maxBodySize: 1 << 20, maxRestarts: 0 }));
   assert.equal(decodeString(get.message.payload), largeText());
+  assert.equal(w.leg(PROXY, ORIGIN).length, 8, 'the GET went upstream in the origin\'s 1024-byte blocks, not the client\'s 32-byte ones');
   const post = await w.net.until(blockwiseRequest(w.sender(), msg(Method.POST, path('dev1', 'echo'), BODY), { szx: 3, maxBodySize: 1 << 20, maxRestarts: 0 }));
   assert.deepEqual(Buffer.from(post.message.payload), BODY);
   assert.ok(w.leg(PROXY, ORIGIN).every((m) => getOption(m, OptionNumber.Oscore) !== undefined), 'every upstream request protected with P–S');
