@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -147,4 +149,44 @@ test('/dev1/.well-known/core: the origin links carry the mount prefix; the proxy
   const own = await coapsec(['get', `${proxyBase}/.well-known/core`]);
   assert.equal(own.code, 0, own.stderr);
   assert.ok(parseLinkFormat(own.stdout).some((l) => l.href === '/dev1'), own.stdout);
+});
+
+describe('end-to-end OSCORE through the reverse proxy (--via coap://PROXY/PREFIX, --oscore-conf)', () => {
+  let dir: string;
+  let secureOrigin: string;
+  let via: string;
+  const conf = (sender: string, recipient: string) => `master_secret,hex,"0102030405060708090a0b0c0d0e0f10"\nmaster_salt,hex,"9e7ca92223786340"\nsender_id,hex,"${sender}"\nrecipient_id,hex,"${recipient}"\n`;
+  const client = (): string[] => ['--via', via, '--oscore-conf', `${join(dir, 'client.conf')},${join(dir, 'client.seq')}`];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'coapsec-reverse-oscore-'));
+    writeFileSync(join(dir, 'server.conf'), conf('', '01'));
+    writeFileSync(join(dir, 'client.conf'), conf('01', ''));
+    const serve = start(['serve', '--bind', '127.0.0.1:0', '--oscore-conf', `${join(dir, 'server.conf')},${join(dir, 'server.seq')}`]);
+    let serveText = '';
+    serve.stderr!.on('data', (b: Buffer) => (serveText += b.toString()));
+    serve.stdout!.on('data', (b: Buffer) => (serveText += b.toString()));
+    await eventually(() => /serving on coap:\/\/127\.0\.0\.1:\d+/.test(serveText), 10_000, 'the OSCORE origin prints its address');
+    const originPort = /serving on coap:\/\/127\.0\.0\.1:(\d+)/.exec(serveText)![1];
+    secureOrigin = `coap://127.0.0.1:${originPort}`;
+    const secureProxy = start(['proxy', '--bind', '127.0.0.1:0', '--reverse', `/sec=${secureOrigin}/`]);
+    let proxyText = '';
+    secureProxy.stderr!.on('data', (b: Buffer) => (proxyText += b.toString()));
+    await eventually(() => /coapsec proxy on coap:\/\/127\.0\.0\.1:\d+/.test(proxyText), 10_000, 'the proxy prints its address');
+    via = `coap://127.0.0.1:${/coapsec proxy on coap:\/\/127\.0\.0\.1:(\d+)/.exec(proxyText)![1]}/sec`;
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('an 8 KiB GET at 64-byte blocks, a 3000-byte POST, and Observe arrive whole, protected end to end', async () => {
+    const get = await coapsec(['get', `${secureOrigin}/large`, '-b', '64', ...client()]);
+    assert.equal(get.code, 0, get.stderr);
+    assert.equal(get.stdout, largeText());
+    const body = 'x'.repeat(3000);
+    const post = await coapsec(['post', `${secureOrigin}/echo`, '--payload', body, '-b', '64', ...client()]);
+    assert.equal(post.code, 0, post.stderr);
+    assert.equal(post.stdout, body);
+    const observed = await coapsec(['observe', `${secureOrigin}/time`, '--count', '2', ...client()]);
+    assert.equal(observed.code, 0, observed.stderr);
+    assert.equal(observed.stdout.trim().split('\n').length, 2, observed.stdout);
+  });
 });
