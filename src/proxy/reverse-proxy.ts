@@ -28,11 +28,12 @@ import { resolvePeer, type CoapClient } from '../client/client.js';
 import { blockwiseRequest, type SendRequest } from '../client/blockwise.js';
 import { securedSender } from '../client/security.js';
 import type { EndpointContext } from '../exchange/context.js';
-import type { RequestOptions } from '../exchange/endpoint.js';
+import type { CoapEndpoint, RequestOptions } from '../exchange/endpoint.js';
 import { TimeoutError } from '../exchange/errors.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { operationKey } from '../server/blockwise.js';
 import { toMessage, type CoapServer, type ProxiedRequest, type ReverseProxyHandler } from '../server/server.js';
+import type { PeerAddress } from '../transport/transport.js';
 import { ObserveRelay, errorMessage, forwardable } from './observe-relay.js';
 import { upstreamLayer, type ForwardPolicy, type UpstreamLayer } from './oscore-proxy.js';
 import { unrecognizedUnsafe } from './request-target.js';
@@ -174,7 +175,8 @@ export class ReverseProxy implements ReverseProxyHandler {
     }
     const request = new SlicedResponses(proxied, (response) => {
       if (block1Control) setOption(response, OptionNumber.Block1, block1Control);
-      return blockwise.sliceBlock2(representation, response, block2);
+      // Errors (the proxy's own 5.0x, the origin's 4.xx) are answers to the whole request, not blocks.
+      return codeClass(response.code) === 2 ? blockwise.sliceBlock2(representation, response, block2) : response;
     });
 
     const path = getStringOptions(message, OptionNumber.UriPath).slice(mount.segments.length);
@@ -227,7 +229,7 @@ export class ReverseProxy implements ReverseProxyHandler {
   }
 
   /** The whole upstream exchange, block-wise as the origin needs, through this proxy's layer if any. */
-  private async exchange(upstream: CoapMessage, endpoint: Awaited<ReturnType<ReverseProxyOptions['upstream']['endpoint']>>, peer: { address: string; port: number }, layer: UpstreamLayer | undefined, respond: (response: CoapMessage | Error) => void, target: string): Promise<void> {
+  private async exchange(upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, layer: UpstreamLayer | undefined, respond: (response: CoapMessage | Error) => void, target: string): Promise<void> {
     const options: RequestOptions = { deadline: this.timeout, confirmable: upstream.type === MessageType.CON };
     const send: SendRequest = layer ? securedSender(endpoint, peer, layer.security, options) : (m) => endpoint.request(m, peer, options);
     try {
