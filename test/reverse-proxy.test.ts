@@ -203,3 +203,16 @@ test('Observe of a large resource: notifications carry block 0 in the client\'s 
   }
   await w.net.until(observation.cancel());
 });
+
+test('two clients posting at once: distinct Request-Tags upstream keep their bodies apart (RFC 9175 §3.4)', async () => {
+  const w = world();
+  const other = w.net.endpoint({ address: '10.0.0.9', port: 40000 }, {}, 9);
+  const otherBody = Buffer.from(BODY.map((b) => b + 1));
+  const post = (endpoint: typeof w.client, body: Buffer) =>
+    blockwiseRequest(securedSender(endpoint, PROXY, PLAIN), msg(Method.POST, path('dev1', 'echo'), body), { szx: 0, maxBodySize: 1 << 20, maxRestarts: 0 });
+  const [a, b] = await w.net.until(Promise.all([post(w.client, BODY), post(other, otherBody)]));
+  assert.deepEqual(Buffer.from(a.message.payload), BODY);
+  assert.deepEqual(Buffer.from(b.message.payload), otherBody);
+  const tags = new Set(w.leg(PROXY, ORIGIN).filter((m) => getOption(m, OptionNumber.Block1) !== undefined).map((m) => Buffer.from(getOption(m, OptionNumber.RequestTag) ?? EMPTY_BYTES).toString('hex')));
+  assert.equal(tags.size, 2, 'one operation without a tag, the concurrent one with its own');
+});

@@ -34,6 +34,7 @@ import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { operationKey } from '../server/blockwise.js';
 import { toMessage, type CoapServer, type ProxiedRequest, type ReverseProxyHandler } from '../server/server.js';
 import type { PeerAddress } from '../transport/transport.js';
+import { defaultRandom } from '../util/random.js';
 import { ObserveRelay, errorMessage, forwardable } from './observe-relay.js';
 import { upstreamLayer, type ForwardPolicy, type UpstreamLayer } from './oscore-proxy.js';
 import { unrecognizedUnsafe } from './request-target.js';
@@ -80,6 +81,8 @@ export class ReverseProxy implements ReverseProxyHandler {
   private readonly mounts: Mount[];
   private readonly relay: ObserveRelay;
   private readonly timeout: number;
+  /** Block1 operations in progress per upstream resource, to pick distinct Request-Tags. */
+  private readonly block1InFlight = new Map<string, number>();
 
   constructor(
     private readonly server: CoapServer,
@@ -232,8 +235,18 @@ export class ReverseProxy implements ReverseProxyHandler {
   private async exchange(upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, layer: UpstreamLayer | undefined, respond: (response: CoapMessage | Error) => void, target: string): Promise<void> {
     const options: RequestOptions = { deadline: this.timeout, confirmable: upstream.type === MessageType.CON };
     const send: SendRequest = layer ? securedSender(endpoint, peer, layer.security, options) : (m) => endpoint.request(m, peer, options);
+    // RFC 9175 §3.4: concurrent Block1 operations towards one resource (several clients posting
+    // through this proxy, all from its one upstream endpoint) need distinct Request-Tags, or the
+    // origin assembles their blocks into one body; the first goes without, as the client does.
+    const operation = upstream.payload.length > 1024 ? `${peer.address}|${peer.port}|${upstream.code}|${target}` : undefined;
+    const concurrent = operation === undefined ? 0 : (this.block1InFlight.get(operation) ?? 0);
+    if (operation !== undefined) this.block1InFlight.set(operation, concurrent + 1);
     try {
-      const { message: response } = await blockwiseRequest(send, upstream, { maxBodySize: this.server.blockwise.limits.maxBodySize, maxRestarts: 2 });
+      const { message: response } = await blockwiseRequest(send, upstream, {
+        maxBodySize: this.server.blockwise.limits.maxBodySize,
+        maxRestarts: 2,
+        ...(concurrent > 0 ? { requestTag: defaultRandom.bytes(4) } : {}),
+      });
       if (layer && getOption(upstream, OptionNumber.Oscore) === undefined && getOption(response, OptionNumber.Oscore) !== undefined) {
         return respond(new Error('the response carries more OSCORE layers than the request'));
       }
@@ -242,6 +255,12 @@ export class ReverseProxy implements ReverseProxyHandler {
     } catch (error) {
       const code = error instanceof TimeoutError ? ResponseCode.GatewayTimeout : ResponseCode.BadGateway;
       respond(errorMessage(code, `${target}: ${(error as Error).message}`));
+    } finally {
+      if (operation !== undefined) {
+        const left = (this.block1InFlight.get(operation) ?? 1) - 1;
+        if (left > 0) this.block1InFlight.set(operation, left);
+        else this.block1InFlight.delete(operation);
+      }
     }
   }
 
