@@ -17,7 +17,8 @@ import { PLAIN, securedSender, type MessageSecurity } from '../src/client/securi
 import type { EndpointContext } from '../src/exchange/context.js';
 import { OscoreSecurityContext } from '../src/oscore/security-context.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
-import { OscoreReverseProxy, allowList, type ForwardPolicy } from '../src/proxy/oscore-proxy.js';
+import { allowList, type ForwardPolicy } from '../src/proxy/oscore-proxy.js';
+import { ReverseProxy } from '../src/proxy/reverse-proxy.js';
 import { OscoreServerSecurity, behindLayer, type SourceList } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
 import { FakeNetwork, type Delivery } from './support/network.js';
@@ -209,7 +210,7 @@ test('B.7 (reverse proxy, C–P, P–S): claimed by Uri-Host once the C–P laye
   const proxyServer = new CoapServer(w.net.endpoint(P1, {}, 3), { security: new OscoreServerSecurity([cp.receiver]) });
   const up = w.net.endpoint({ address: P1.address, port: 40001 }, {}, 103);
   const seen: string[][] = [];
-  new OscoreReverseProxy(proxyServer, {
+  new ReverseProxy(proxyServer, {
     upstream: { endpoint: async () => up },
     mappings: [{ host: 'dev.example', target: uriOf(S), context: ps.sender }],
     authorize: (context) => (seen.push(names(context)), true),
@@ -238,7 +239,7 @@ test('B.8 (reverse proxy, C–S, C–P, P–S): the prefix is inside C–P, the 
   const proxyServer = new CoapServer(w.net.endpoint(P1, {}, 3), { security: new OscoreServerSecurity([cp.receiver]) });
   const up = w.net.endpoint({ address: P1.address, port: 40001 }, {}, 103);
   const seen: CoapMessage[] = [];
-  new OscoreReverseProxy(proxyServer, {
+  new ReverseProxy(proxyServer, {
     upstream: { endpoint: async () => up },
     mappings: [{ prefix: '/dev1', target: uriOf(S), context: ps.sender }],
     authorize: (_c, m) => (seen.push(m), true),

@@ -9,7 +9,7 @@ import { CoapClient } from '../client/client.js';
 import { ResponseCache } from '../proxy/cache.js';
 import { ForwardProxy } from '../proxy/forward-proxy.js';
 import { coapToHttp, startHttpCrossProxy } from '../proxy/http-cross-proxy.js';
-import { addReverseProxy, parseReverseMapping } from '../proxy/reverse-proxy.js';
+import { ReverseProxy, parseReverseMapping } from '../proxy/reverse-proxy.js';
 import { checkDestinationEntries } from '../proxy/destination-policy.js';
 import { isWebOrigin } from '../proxy/http-request-policy.js';
 import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
@@ -30,6 +30,8 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] 
   --bind HOST:PORT       CoAP side (default 127.0.0.1:5683)
   --forward              act as a forward proxy (Proxy-Uri / Proxy-Scheme, RFC 7252 §5.7.2)
   --reverse PREFIX=URI   serve PREFIX/... from the origin URI (repeatable), e.g. /dev1=coap://10.0.0.7/
+                         (block-wise, Observe and end-to-end OSCORE pass through; PREFIX/.well-known/core
+                         lists the origin's links under PREFIX)
   --next-hop URI         send forwarded requests to this proxy, keeping Proxy-Uri/Proxy-Scheme
   --cache-mb N           cache responses in up to N MiB (RFC 7252 §5.6; default 0: no cache)
   --allow-destination CIDR|HOST
@@ -46,7 +48,7 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] 
                          a web origin (e.g. https://app.example) whose pages may send
                          state-changing requests and read answers (repeatable; other sites'
                          pages get 403 for anything but GET/HEAD)
-  --allow NAME           forward only for clients whose OSCORE context (recipient) is NAME; repeatable
+  --allow NAME           forward (and reverse-proxy) only for clients whose OSCORE context (recipient) is NAME; repeatable
                          (draft-ietf-core-oscore-capable-proxies §2.4; 4.01 otherwise). With
                          --credentials, its client contexts add a layer towards matching next hops.
 ${SOCKET_USAGE}
@@ -144,7 +146,9 @@ export async function proxyCommand(argv: string[]): Promise<number> {
         ...(exportedUpstream ? { upstreamSecurity: exportedUpstream } : {}),
       })
     : undefined;
-  for (const mapping of reverse) addReverseProxy(server, mapping, upstream);
+  const reverseProxy = reverse.length > 0
+    ? new ReverseProxy(server, { upstream, mappings: reverse, ...(values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {}) })
+    : undefined;
   let cross: Awaited<ReturnType<typeof startHttpCrossProxy>> | undefined;
   if (httpBind) {
     try {
@@ -152,6 +156,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     } catch (error) {
       // Not half-configured: without its HTTP side the proxy does not run at all.
       await proxy?.close();
+      await reverseProxy?.close();
       await server.close();
       await upstream.close();
       oscore.close();
@@ -168,6 +173,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   });
   await cross?.close();
   await proxy?.close();
+  await reverseProxy?.close();
   await server.close();
   await upstream.close();
   oscore.close();

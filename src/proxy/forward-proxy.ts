@@ -20,18 +20,15 @@ import {
   encodeUint,
   getOption,
   getUintOption,
-  maxAgeOf,
   setOption,
   type CoapMessage,
 } from '../coap/message.js';
 import { OptionNumber, optionDefinition } from '../coap/options.js';
 import { parseAbsoluteUri } from '../coap/uri.js';
 import { resolvePeer, type CoapClient } from '../client/client.js';
-import { Observation } from '../client/observe.js';
-import type { MessageSecurity, ProtectedRequest } from '../client/security.js';
+import type { ProtectedRequest } from '../client/security.js';
 import type { CoapEndpoint, ReceivedResponse, RequestOptions, ResponseHandler } from '../exchange/endpoint.js';
 import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
-import { operationKey } from '../server/blockwise.js';
 import { conditionalReply, variantKey } from './cache.js';
 import type { CoapServer, ForwardingHandler, ProxiedRequest } from '../server/server.js';
 import type { PeerAddress } from '../transport/transport.js';
@@ -42,6 +39,7 @@ import { TargetMemo, checkProxyRequest, unrecognizedUnsafe, type Target } from '
 import { MissCoalescer, type SettleMiss } from './coalescing.js';
 import { DestinationPolicy, DestinationRefusedError } from './destination-policy.js';
 import { ADDRESSING, UpstreamRoutes, upstreamRequest, type UpstreamRoute } from './upstream-route.js';
+import { ObserveRelay, errorMessage, forwardable } from './observe-relay.js';
 
 /** What the proxy needs from a cache (src/proxy/cache.ts implements it). */
 export interface ProxyCache {
@@ -108,21 +106,8 @@ export interface ForwardProxyOptions {
   aliases?: readonly string[];
 }
 
-/** A proxy cannot verify end-to-end protection; it passes responses on as they are. */
-const TRANSPARENT: MessageSecurity = {
-  protect: (message) => ({ message, verify: (response) => response, describe: (context) => context, ordersNotifications: false }),
-};
-
-interface UpstreamObservation {
-  observation: Observation;
-  latest: CoapMessage | undefined;
-  receivedAt: number;
-  ended: boolean;
-  ready: Promise<void>;
-}
-
 export class ForwardProxy implements ForwardingHandler {
-  private readonly upstreamObservations = new Map<string, UpstreamObservation>();
+  private readonly observeRelay: ObserveRelay;
   private readonly coalescing: MissCoalescer;
   private readonly routes: UpstreamRoutes;
   private readonly timeout: number;
@@ -154,7 +139,7 @@ export class ForwardProxy implements ForwardingHandler {
     this.destinations = new DestinationPolicy({ allow: options.allowDestinations ?? [] });
     this.routes = new UpstreamRoutes(options.upstream, options.nextHop, this.destinations);
     server.setForwardingHandler(this);
-    server.observations.onPathEmpty = (path) => this.onNoObservers(path);
+    this.observeRelay = new ObserveRelay(server, 'proxy', this.timeout, () => this.stats.upstreamObservations++);
   }
 
   /**
@@ -416,42 +401,11 @@ export class ForwardProxy implements ForwardingHandler {
 
   /**
    * PR4.1/PR4.2 (RFC 7641 §5): one upstream observation per target serves every client; each client
-   * is an observer of a virtual resource at this proxy with its own Observe sequence.
+   * is an observer of a virtual resource at this proxy with its own Observe sequence (observe-relay.ts).
    */
-  private async forwardObservation(request: ProxiedRequest, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, target: Target, observe: number, layer?: UpstreamLayer): Promise<void> {
-    const path = `proxy:${operationKey(`${peer.address}|${peer.port}`, upstream, upstream.code === Method.FETCH)}|${target.uri}`;
-    if (observe === 1 && getOption(upstream, OptionNumber.Oscore) !== undefined) {
-      // An end-to-end protected deregistration is a new request (new Partial IV), so it does not
-      // name the registration's path. Its observation was this client's alone (the path includes
-      // the end-to-end OSCORE option): the deregistration itself goes upstream with the upstream
-      // observation's token, so the origin deregisters too (RFC 7641 §3.6), and its answer comes back.
-      const registered = request.observing();
-      const up = registered === undefined ? undefined : this.upstreamObservations.get(registered);
-      if (registered !== undefined && up && this.server.observations.count(registered) === 1) {
-        this.upstreamObservations.delete(registered);
-        this.server.removeVirtualObservable(registered);
-        request.stopObserving(registered);
-        try {
-          const response = await up.observation.cancelWith(upstream);
-          return request.respond(response instanceof Error ? errorMessage(ResponseCode.BadGateway, response.message) : forwardable(response));
-        } catch (error) {
-          return request.respond(errorMessage(error instanceof TimeoutError ? ResponseCode.GatewayTimeout : ResponseCode.BadGateway, `${target.uri}: ${(error as Error).message}`));
-        }
-      }
-    }
-    if (observe === 1) request.stopObserving(path);
-    let up = this.upstreamObservations.get(path);
-    if (!up) {
-      if (observe !== 0) return this.forwardPlainly(request, upstream, endpoint, peer, target, layer);
-      up = this.startUpstream(path, upstream, endpoint, peer, layer);
-    }
-    await up.ready;
-    if (!up.latest) return request.respond(errorMessage(ResponseCode.GatewayTimeout, `no answer from ${target.uri}`));
-    const latest = this.render(up);
-    if (observe === 0 && !up.ended && getOption(up.latest, OptionNumber.Observe) !== undefined) {
-      setOption(latest, OptionNumber.Observe, encodeUint(request.observe(path)));
-    }
-    request.respond(latest);
+  private forwardObservation(request: ProxiedRequest, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, target: Target, observe: number, layer?: UpstreamLayer): Promise<void> {
+    const leg = { upstream, endpoint, peer, target: target.uri, ...(layer ? { layer } : {}) };
+    return this.observeRelay.relay(request, leg, observe, () => this.forwardPlainly(request, upstream, endpoint, peer, target, layer));
   }
 
   private async forwardPlainly(request: ProxiedRequest, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, target: Target, layer?: UpstreamLayer): Promise<void> {
@@ -466,70 +420,13 @@ export class ForwardProxy implements ForwardingHandler {
     }
   }
 
-  private startUpstream(path: string, upstream: CoapMessage, endpoint: CoapEndpoint, peer: PeerAddress, layer?: UpstreamLayer): UpstreamObservation {
-    // An OSCORE registration must not be re-sent by the proxy: the server would see a replay
-    // (RFC 8613 §4.1.3.5.1); the client re-registers end to end instead.
-    const protectedEndToEnd = getOption(upstream, OptionNumber.Oscore) !== undefined;
-    const observation = new Observation(endpoint, peer, upstream, { maxBodySize: 1 << 20, maxRestarts: 0 }, {
-      timeout: this.timeout,
-      ...(protectedEndToEnd ? { reregisterDelay: () => 365 * 24 * 3600_000 } : {}),
-    }, layer?.security ?? TRANSPARENT);
-    let firstArrived: () => void = () => {};
-    const up: UpstreamObservation = { observation, latest: undefined, receivedAt: 0, ended: false, ready: new Promise((resolve) => (firstArrived = resolve)) };
-    this.upstreamObservations.set(path, up);
-    this.stats.upstreamObservations++;
-    this.server.addVirtualObservable(path, () => this.render(up));
-    void (async () => {
-      try {
-        for await (const notification of observation) {
-          // With an upstream layer, the notification as it is once that layer is removed (§2.6).
-          up.latest = layer ? notification.message : (notification.wire ?? notification.message);
-          up.receivedAt = this.server.endpoint.scheduler.now();
-          firstArrived();
-          this.server.observations.changed(path);
-        }
-      } catch (error) {
-        up.latest ??= errorMessage(error instanceof TimeoutError ? ResponseCode.GatewayTimeout : ResponseCode.BadGateway, (error as Error).message);
-      }
-      // The upstream observation ended: observers get its final response, which ends theirs.
-      up.ended = true;
-      firstArrived();
-      if (up.latest && codeClass(up.latest.code) === 2) up.latest = errorMessage(ResponseCode.ServiceUnavailable, 'upstream observation ended');
-      this.server.observations.changed(path);
-      this.upstreamObservations.delete(path);
-      this.server.removeVirtualObservable(path);
-    })();
-    return up;
-  }
-
-  /** The latest upstream representation, Max-Age reduced by its age here (RFC 7641 §5). */
-  private render(up: UpstreamObservation): CoapMessage {
-    const latest = up.latest!;
-    const message: CoapMessage = { ...latest, type: MessageType.ACK, options: latest.options.filter((o) => o.number !== OptionNumber.Observe) };
-    if (codeClass(latest.code) === 2 && getOption(latest, OptionNumber.Oscore) === undefined) {
-      const age = Math.floor((this.server.endpoint.scheduler.now() - up.receivedAt) / 1000);
-      setOption(message, OptionNumber.MaxAge, encodeUint(Math.max(0, maxAgeOf(latest) - age)));
-    }
-    return message;
-  }
-
-  /** PR4.1: the upstream observation ends when the last client leaves. */
-  private onNoObservers(path: string): void {
-    const up = this.upstreamObservations.get(path);
-    if (!up) return;
-    this.upstreamObservations.delete(path);
-    this.server.removeVirtualObservable(path);
-    void up.observation.cancel();
-  }
-
   /** Upstream observations in progress (for tests and stats). */
   get activeUpstreamObservations(): number {
-    return this.upstreamObservations.size;
+    return this.observeRelay.active;
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.upstreamObservations.values()].map((up) => up.observation.cancel()));
-    this.upstreamObservations.clear();
+    await this.observeRelay.close();
   }
 }
 
@@ -628,11 +525,6 @@ function consumeProxyOptions(message: CoapMessage): CoapMessage {
   return consumed;
 }
 
-/** PR1.3: the response as the origin sent it, on this leg. */
-function forwardable(response: CoapMessage): CoapMessage {
-  return { type: MessageType.ACK, code: response.code, messageId: 0, token: EMPTY_BYTES, options: response.options.slice(), payload: response.payload };
-}
-
 /** The proxy's own answer on the downstream leg. */
 function answer(request: ProxiedRequest, code: number, diagnostic?: string, options: CoapMessage['options'] = []): void {
   request.respond({ type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options, payload: diagnostic ? Buffer.from(diagnostic) : EMPTY_BYTES });
@@ -651,9 +543,6 @@ function noRoute(request: ProxiedRequest, error: unknown): void {
   request.respond(errorMessage(ResponseCode.BadGateway, error instanceof Error ? error.message : String(error)));
 }
 
-function errorMessage(code: number, diagnostic: string): CoapMessage {
-  return { type: MessageType.ACK, code, messageId: 0, token: EMPTY_BYTES, options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }], payload: Buffer.from(diagnostic.slice(0, 200)) };
-}
 
 /**
  * The coalescer's key of a miss: its cache key's variant for the request's Accept; without Accept

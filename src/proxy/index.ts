@@ -5,6 +5,6 @@
  */
 export { ForwardProxy, type ForwardProxyOptions, type ProxyCache } from './forward-proxy.js';
 export { ResponseCache, type CacheOptions, type CacheStats } from './cache.js';
-export { addReverseProxy, parseReverseMapping, type ReverseMapping } from './reverse-proxy.js';
-export { OscoreReverseProxy, allowList, type ForwardPolicy, type OscoreReverseMapping, type OscoreReverseProxyOptions } from './oscore-proxy.js';
+export { ReverseProxy, addReverseProxy, parseReverseMapping, type ReverseMapping, type ReverseProxyOptions } from './reverse-proxy.js';
+export { allowList, type ForwardPolicy } from './oscore-proxy.js';
 export { startHttpCrossProxy, type HttpCrossProxy, type HttpCrossProxyOptions } from './http-cross-proxy.js';

@@ -22,7 +22,7 @@ import { serverCredentials } from './credentials.js';
 import { RequestLog, type RequestLogger } from './request-log.js';
 import { BlockwiseServer, DEFAULT_BLOCKWISE_LIMITS, type BlockwiseLimits } from './blockwise.js';
 import { EchoFreshness } from './freshness.js';
-import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings } from './observe.js';
+import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings, type Observer } from './observe.js';
 import type { Handlers, LinkAttributes, ResourceDefinition } from './resource.js';
 import { answerFailSafe } from './response.js';
 import { Router, normalizePath } from './router.js';
@@ -242,8 +242,9 @@ export class CoapServer {
   /**
    * An observable whose notifications are rendered by `render` (e.g. a proxy's latest upstream
    * notification). Observers register through ProxiedRequest.observe; call changed(path) on updates.
+   * `render` gets the observer, so it can cut block 0 in that observer's size (RFC 7959 §2.6).
    */
-  addVirtualObservable(path: string, render: () => CoapMessage): void {
+  addVirtualObservable(path: string, render: (observer: Observer) => CoapMessage): void {
     this.virtualObservables.set(path, render);
   }
 

@@ -49,7 +49,7 @@ export class ObserveStage implements ServerStage {
 export async function renderNotification(observer: Observer, router: Router, virtualObservables: VirtualObservables, blockwise: BlockwiseServer): Promise<CoapMessage> {
   const request = observer.request;
   const virtual = virtualObservables.get(observer.path);
-  if (virtual) return virtual();
+  if (virtual) return virtual(observer);
   if (getOption(request, OptionNumber.ProxyUri) || getOption(request, OptionNumber.ProxyScheme)) {
     // A proxied observation whose upstream is gone: the observation ends (RFC 7641 §3.2).
     return toMessage({ code: ResponseCode.ServiceUnavailable, payload: 'upstream observation ended' });

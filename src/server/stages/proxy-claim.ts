@@ -10,6 +10,7 @@ import { ResponseCode } from '../../coap/codes.js';
 import { getOption, type CoapMessage } from '../../coap/message.js';
 import { OptionNumber } from '../../coap/options.js';
 import type { EndpointContext } from '../../exchange/context.js';
+import type { Observer } from '../observe.js';
 import { ObserveRegistry } from '../observe.js';
 import { isPromise, toMessage } from '../response.js';
 import { DONE, PASS, type InboundRequest, type ServerStage, type StageVerdict } from '../stage.js';
@@ -75,7 +76,7 @@ export class ProxyHandlers {
 }
 
 /** Observable paths rendered by code rather than a resource handler (a proxy's upstream state). */
-export type VirtualObservables = Map<string, () => CoapMessage>;
+export type VirtualObservables = Map<string, (observer: Observer) => CoapMessage>;
 
 export class ProxyClaim implements ServerStage {
   readonly name = 'proxy-claim';
