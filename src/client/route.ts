@@ -22,14 +22,15 @@
  * the end-to-end security verifies what remains; with plain end-to-end security, a response still
  * carrying OSCORE after the expected layers is rejected.
  */
-import { encodeString, encodeUint, getOption, sortOptions, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { encodeUint, getOption, sortOptions, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
-import { defaultPort, parseCoapUri, uriToOptions, type CoapUri } from '../coap/uri.js';
+import { parseCoapUri, uriToOptions, type CoapUri } from '../coap/uri.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import { escalatingClassOf, pathConsumers, type NodeKind } from '../oscore/escalation.js';
 import type { ClassOf } from '../oscore/protect.js';
 import { requesterFor } from '../oscore/requester.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
+import { proxySchemeAddressing } from './addressing.js';
 import { protectWith } from './oscore.js';
 import { PLAIN, type MessageSecurity, type ProtectedRequest } from './security.js';
 
@@ -70,16 +71,6 @@ export class OscoreLayer implements MessageSecurity {
   protect(request: CoapMessage): ProtectedRequest {
     return protectWith(requesterFor(this.context), request, this.classOf);
   }
-}
-
-/** Options naming `target` for a forward proxy: Proxy-Scheme, Uri-Host, Uri-Port when not the default. */
-export function forwardAddressing(target: CoapUri): CoapOption[] {
-  const options: CoapOption[] = [
-    { number: OptionNumber.ProxyScheme, value: encodeString(target.scheme) },
-    { number: OptionNumber.UriHost, value: encodeString(target.host.includes(':') ? `[${target.host}]` : target.host) },
-  ];
-  if (target.port !== defaultPort(target.scheme)) options.push({ number: OptionNumber.UriPort, value: encodeUint(target.port) });
-  return options;
 }
 
 interface PlannedHop {
@@ -126,7 +117,7 @@ export class RouteSecurity implements MessageSecurity {
         const own = uriToOptions(uri, i === 1 ? uri.host : undefined, i === 1 ? uri.port : undefined);
         added.push(...own.filter((o) => o.number === OptionNumber.UriPath || (i === 1 && (o.number === OptionNumber.UriHost || o.number === OptionNumber.UriPort))));
       } else if (next === undefined || next.hop.context !== undefined || next.hop.kind === 'reverse') {
-        added.push(...forwardAddressing(next === undefined ? this.target : next.uri));
+        added.push(...proxySchemeAddressing(next === undefined ? this.target : next.uri, uri.port, false));
       }
       if (i === 1 && this.options.hopLimit !== undefined) added.push({ number: OptionNumber.HopLimit, value: encodeUint(this.options.hopLimit) });
       for (const o of added) {
