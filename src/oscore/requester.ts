@@ -154,7 +154,7 @@ export class OscoreExchange {
     const security = this.security;
     if (getOption(response, OptionNumber.Oscore) === undefined) {
       const diagnostic = response.payload.length > 0 ? `: ${printablePayload(response.payload)}` : '';
-      return new Error(`unprotected ${codeToString(response.code)}${diagnostic}${replayHint(response)} (expected OSCORE with context ${security.name})`);
+      return new Error(`unprotected ${codeToString(response.code)}${diagnostic}${replayHint(response)}`);
     }
     const kidContextField = security.rederivation ? responseKidContext(response) : undefined;
     if (kidContextField !== undefined) {
@@ -164,7 +164,7 @@ export class OscoreExchange {
       return this.requester.responseOne(security, response, this.binding, r2);
     }
     const result = unprotectResponse(response, security.primaryRecipient.params, this.binding);
-    if (!result.ok) return new Error(`OSCORE verification failed (context ${security.name}): ${result.reason}`);
+    if (!result.ok) return new Error(`OSCORE verification failed: ${result.reason}`);
     if (notification && this.binding.observe) {
       const refusal = this.#orderNotification(result.sequenceNumber);
       if (refusal !== undefined) return refusal;
@@ -176,7 +176,7 @@ export class OscoreExchange {
   /** §7.4.1 and §8.4.2: Partial IVs only grow; the request nonce may serve one response only. */
   #orderNotification(sequenceNumber: number | undefined): Error | undefined {
     if (sequenceNumber === undefined) {
-      if (this.#requestNonceUsed) return new Error('a second response without Partial IV (RFC 8613 §8.4.2)');
+      if (this.#requestNonceUsed) return new Error('a second response without Partial IV');
       // §4.1.3.5.2: "the notification without Partial IV is considered the oldest" — once a
       // notification with a Partial IV was accepted, it can only be a delayed first response.
       if (this.#notificationNumber !== undefined) return new Error('a response without Partial IV after newer notifications (the oldest, RFC 8613 §4.1.3.5.2)');
@@ -184,7 +184,7 @@ export class OscoreExchange {
       return undefined;
     }
     if (this.#notificationNumber !== undefined && sequenceNumber <= this.#notificationNumber) {
-      return new Error(`notification replayed or reordered (Partial IV ${sequenceNumber}, RFC 8613 §7.4.1)`);
+      return new Error(`notification replayed or reordered (Partial IV ${sequenceNumber})`); // §7.4.1
     }
     this.#notificationNumber = sequenceNumber;
     return undefined;
