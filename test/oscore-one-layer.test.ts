@@ -19,8 +19,9 @@ import { parseCoapUri as parse } from '../src/coap/uri.js';
 import { blockwiseRequest } from '../src/client/blockwise.js';
 import { Observation } from '../src/client/observe.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
-import { RouteSecurity } from '../src/client/route.js';
+import { OscoreLayer, RouteSecurity } from '../src/client/route.js';
 import { PLAIN, securedSender, withEchoRetry, type MessageSecurity } from '../src/client/security.js';
+import { protectResponse, unprotectRequest } from '../src/oscore/protect.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
@@ -196,4 +197,24 @@ test("Echo on the remaining blocks of a block-wise notification: the block is as
   assert.equal(first.value!.text(), body.toString(), 'completed from both blocks');
   assert.deepEqual(blockRequests, [{ num: 1, echo: false }, { num: 1, echo: true }]);
   await net.until(observation.cancel(), 5_000);
+});
+
+// --- where the two former copies differed -------------------------------------------------------
+
+test("§8.4.2 'If the request was an Observe registration': a route's layer no longer applies the Notification Number to a non-Observe request's response", () => {
+  // The route layer's former copy ordered any response handed to it as a notification; the
+  // end-to-end copy (and RFC 8613 §8.4.2) only those to an Observe registration. A response to a
+  // non-Observe request is bound to its request alone (the exchange layer accepts one).
+  const cp = pair('C-P', 0x20, 0x02);
+  const server = cp.receiver();
+  const layer = new OscoreLayer(cp.sender);
+  const verifyTwice = (request: CoapMessage): Array<boolean> => {
+    const sent = layer.protect(request);
+    const unprotected = unprotectRequest(sent.message, () => server.primaryRecipient.params);
+    assert.ok(unprotected.ok);
+    const answer = (n: number) => protectResponse(msg(ResponseCode.Content, request.options.some((o) => o.number === OptionNumber.Observe) ? [{ number: OptionNumber.Observe, value: EMPTY_BYTES }] : []), server.sender, unprotected.binding, { sequenceNumber: n });
+    return [5, 3].map((n) => !(sent.verify({ ...answer(n), token: EMPTY_BYTES }, true) instanceof Error));
+  };
+  assert.deepEqual(verifyTwice(msg(Method.GET, path('alarm'))), [true, true], 'no Notification Number for a non-Observe request');
+  assert.deepEqual(verifyTwice(msg(Method.GET, [{ number: OptionNumber.Observe, value: EMPTY_BYTES }, ...path('alarm')])), [true, false], 'an Observe registration: Partial IV 3 after 5 is refused (§7.4.1)');
 });
