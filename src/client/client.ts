@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { Method, codeToString, isSuccessCode, methodFromName, type Code, type MethodName } from '../coap/codes.js';
 import { EMPTY_BYTES, MessageType, addOption, sortOptions, decodeString, encodeString, encodeUint, getUintOption, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
-import { parseCoapUri, uriToOptions, type CoapUri } from '../coap/uri.js';
+import { parseCoapUri, type CoapUri } from '../coap/uri.js';
 import type { EndpointContext } from '../exchange/context.js';
 import { CoapEndpoint, type EndpointOptions } from '../exchange/endpoint.js';
 import { CoapRequestError } from '../exchange/errors.js';
@@ -21,6 +21,7 @@ import { MAX_SZX, blockSize, encodeBlock, szxForSize } from '../coap/block.js';
 import { blockwiseRequest, type BlockwiseOptions } from './blockwise.js';
 import { Observation, type ObservationSettings } from './observe.js';
 import { PLAIN, securedSender, withEchoRetry, type MessageSecurity } from './security.js';
+import { directAddressing, proxySchemeAddressing } from './addressing.js';
 import { RouteSecurity, type RouteHop, type RouteOptions } from './route.js';
 import { ClientCredentials } from './credentials-security.js';
 import type { Credentials } from '../credentials/credentials-file.js';
@@ -201,8 +202,8 @@ export class CoapClient {
 
   /**
    * Where a request for `uriText` goes: straight to its host, or to the forward proxy with
-   * Proxy-Scheme, Uri-Host and Uri-Port naming the target (RFC 7252 §5.7.2, §6.4). The Proxy-Scheme
-   * form keeps Uri-Path and Uri-Query separate, so OSCORE can encrypt them (RFC 8613 §4.1.3.3).
+   * Proxy-Scheme, Uri-Host and Uri-Port naming the target (RFC 7252 §5.7.2, §6.4; the options come
+   * from addressing.ts, as a route's and a forward proxy's do).
    */
   private async route(uriText: string): Promise<Route> {
     const cached = this.targets.get(uriText);
@@ -211,18 +212,12 @@ export class CoapClient {
     let route: Route;
     if (this.options.proxy === undefined) {
       const peer = await resolvePeer(uri);
-      route = { uri, leg: uri, peer, options: uriToOptions(uri, peer.address, peer.port) };
+      route = { uri, leg: uri, peer, options: directAddressing(uri, peer) };
     } else {
       const proxy = parseCoapUri(this.options.proxy);
       const peer = await resolvePeer(proxy);
-      const options: CoapOption[] = [
-        { number: OptionNumber.UriHost, value: encodeString(uri.host.includes(':') ? `[${uri.host}]` : uri.host) },
-        ...(uri.explicitPort && uri.port !== (uri.scheme === 'coaps' ? 5684 : 5683) ? [{ number: OptionNumber.UriPort, value: encodeUint(uri.port) }] : []),
-        ...uri.path.map((segment) => ({ number: OptionNumber.UriPath, value: encodeString(segment) })),
-        ...uri.query.map((arg) => ({ number: OptionNumber.UriQuery, value: encodeString(arg) })),
-        { number: OptionNumber.ProxyScheme, value: encodeString(uri.scheme) },
-      ];
-      route = { uri, leg: proxy, peer, options: sortOptions(options) };
+      const options = proxySchemeAddressing(uri, peer.port, true);
+      route = { uri, leg: proxy, peer, options };
     }
     // IP literals only: a host name is looked up again for every request (its address may change).
     if (isIP(uri.host) && (this.options.proxy === undefined || isIP(route.leg.host))) {
@@ -407,7 +402,7 @@ export function buildRequestMessage(
     code,
     messageId: 0,
     token: EMPTY_BYTES,
-    options: uriOptions ?? uriToOptions(uri, peer.address, peer.port),
+    options: uriOptions ?? directAddressing(uri, peer),
     payload: typeof request.payload === 'string' ? encodeString(request.payload) : (request.payload ?? EMPTY_BYTES),
   };
   if (request.contentFormat !== undefined) addOption(message, OptionNumber.ContentFormat, encodeUint(request.contentFormat));

@@ -16,7 +16,7 @@
  * A 4.01 with Echo (RFC 9175 §2.4; after a server restart, RFC 8613 Appendix B.1.2) or an
  * Appendix B.2 response #1 is answered, once per registration, by registering again.
  */
-import { ResponseCode, codeClass, codeToString } from '../coap/codes.js';
+import { codeClass, codeToString } from '../coap/codes.js';
 import { encodeUint, getOption, getUintOption, maxAgeOf, setOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
@@ -25,8 +25,9 @@ import { isNewerNotification } from '../exchange/observe-freshness.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { Timer } from '../util/scheduler.js';
 import { continueBlock2, type BlockwiseOptions } from './blockwise.js';
-import { PLAIN, VerificationError, securedSender, type MessageSecurity, type ProtectedRequest } from './security.js';
+import { PLAIN, VerificationError, securedSender, withEchoRetry, type MessageSecurity, type ProtectedRequest } from './security.js';
 import { responseKidContext } from '../oscore/rederivation.js';
+import { echoChallengeRetry, isRederivationChallenge } from '../oscore/requester.js';
 import { toClientResponse, type ClientResponse } from './client.js';
 
 export interface ObservationSettings {
@@ -110,12 +111,13 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
    * carries a 'kid context', after which the security layer protects with the third context.
    */
   private answersChallenge(message: CoapMessage, received: CoapMessage): boolean {
-    if (message.code !== ResponseCode.Unauthorized || this.currentIsRetry) return false;
-    const echo = getOption(message, OptionNumber.Echo);
-    const rederived = message !== received && responseKidContext(received) !== undefined;
-    if (echo === undefined && !rederived) return false;
+    if (this.currentIsRetry) return false;
+    // The same rules as every other request's (oscore/requester.ts): an Echo value, or the same
+    // registration once more under the third B.2 context.
+    const echoed = echoChallengeRetry(this.template, message);
+    if (echoed === undefined && !isRederivationChallenge(message, received)) return false;
     this.currentIsRetry = true;
-    this.register(echo);
+    this.register(echoed === undefined ? undefined : getOption(echoed, OptionNumber.Echo));
     return true;
   }
 
@@ -153,7 +155,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
       return true;
     }
     // Only block 0 came with the notification; fetch the rest as plain GETs (RFC 7959 §2.6).
-    continueBlock2(securedSender(this.endpoint, this.peer, this.security), this.template, { message, context }, this.blockwise).then(
+    continueBlock2(withEchoRetry(securedSender(this.endpoint, this.peer, this.security)), this.template, { message, context }, this.blockwise).then(
       (whole) => {
         if (generation === this.generation && !this.ended) this.push(toClientResponse(whole.message, whole.context));
       },

@@ -22,16 +22,16 @@
  * the end-to-end security verifies what remains; with plain end-to-end security, a response still
  * carrying OSCORE after the expected layers is rejected.
  */
-import { codeToString } from '../coap/codes.js';
-import { encodeString, printablePayload, encodeUint, getOption, sortOptions, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { encodeUint, getOption, sortOptions, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
-import { defaultPort, parseCoapUri, uriToOptions, type CoapUri } from '../coap/uri.js';
-import { withOscoreLayer } from '../exchange/context.js';
+import { parseCoapUri, uriToOptions, type CoapUri } from '../coap/uri.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import { escalatingClassOf, pathConsumers, type NodeKind } from '../oscore/escalation.js';
-import { protectRequest, unprotectResponse, type ClassOf } from '../oscore/protect.js';
+import type { ClassOf } from '../oscore/protect.js';
+import { requesterFor } from '../oscore/requester.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
-import { layerOf } from './oscore.js';
+import { proxySchemeAddressing } from './addressing.js';
+import { protectWith } from './oscore.js';
 import { PLAIN, type MessageSecurity, type ProtectedRequest } from './security.js';
 
 
@@ -57,9 +57,10 @@ export const DEFAULT_MAX_LAYERS = 4;
 export class TooManyLayersError extends CoapRequestError {}
 
 /**
- * One OSCORE layer with a chosen classOf: protectRequest/unprotectResponse with the Notification
- * Number rules of RFC 8613 §7.4.1 and draft §2.6.1 (at most one response without Partial IV from
- * this source per request; Partial IVs only grow).
+ * One OSCORE layer with a chosen classOf (§2.2), for a hop of a route or a proxy's upstream leg:
+ * the client's one OSCORE path (oscore.ts protectWith, over src/oscore/requester.ts), so a layer
+ * verifies responses and orders notifications exactly as end-to-end OSCORE does (RFC 8613 §7.4.1,
+ * §8.4.2; draft §2.6.1 per layer). The context's requester is shared by every layer built on it.
  */
 export class OscoreLayer implements MessageSecurity {
   constructor(
@@ -68,49 +69,8 @@ export class OscoreLayer implements MessageSecurity {
   ) {}
 
   protect(request: CoapMessage): ProtectedRequest {
-    const context = this.context;
-    const { message, binding } = protectRequest(request, context.sender, context.nextSequenceNumber(), {
-      ...(context.idContext ? { kidContext: 'include' as const } : {}),
-      ...(this.classOf ? { classOf: this.classOf } : {}),
-    });
-    let newest: number | undefined;
-    let withoutPiv = false;
-    return {
-      message,
-      ordersNotifications: true,
-      verify: (response, notification) => {
-        if (getOption(response, OptionNumber.Oscore) === undefined) {
-          const diagnostic = response.payload.length > 0 ? `: ${printablePayload(response.payload)}` : '';
-          return new Error(`unprotected ${codeToString(response.code)} from the OSCORE endpoint of context ${context.name}${diagnostic}`);
-        }
-        const result = unprotectResponse(response, context.primaryRecipient.params, binding);
-        if (!result.ok) return new Error(`OSCORE verification with context ${context.name} failed: ${result.reason}`);
-        if (notification) {
-          if (result.sequenceNumber === undefined) {
-            if (withoutPiv) return new Error('a second response without Partial IV (draft-ietf-core-oscore-capable-proxies §2.6.1)');
-            // RFC 8613 §4.1.3.5.2: a response without Partial IV is the oldest; after a newer one it is stale.
-            if (newest !== undefined) return new Error('a response without Partial IV after newer notifications (RFC 8613 §4.1.3.5.2)');
-            withoutPiv = true;
-          } else {
-            if (newest !== undefined && result.sequenceNumber <= newest) return new Error(`response replayed or reordered (Partial IV ${result.sequenceNumber})`);
-            newest = result.sequenceNumber;
-          }
-        }
-        return result.message;
-      },
-      describe: (ctx) => withOscoreLayer(ctx, layerOf(context)),
-    };
+    return protectWith(requesterFor(this.context), request, this.classOf);
   }
-}
-
-/** Options naming `target` for a forward proxy: Proxy-Scheme, Uri-Host, Uri-Port when not the default. */
-export function forwardAddressing(target: CoapUri): CoapOption[] {
-  const options: CoapOption[] = [
-    { number: OptionNumber.ProxyScheme, value: encodeString(target.scheme) },
-    { number: OptionNumber.UriHost, value: encodeString(target.host.includes(':') ? `[${target.host}]` : target.host) },
-  ];
-  if (target.port !== defaultPort(target.scheme)) options.push({ number: OptionNumber.UriPort, value: encodeUint(target.port) });
-  return options;
 }
 
 interface PlannedHop {
@@ -157,7 +117,7 @@ export class RouteSecurity implements MessageSecurity {
         const own = uriToOptions(uri, i === 1 ? uri.host : undefined, i === 1 ? uri.port : undefined);
         added.push(...own.filter((o) => o.number === OptionNumber.UriPath || (i === 1 && (o.number === OptionNumber.UriHost || o.number === OptionNumber.UriPort))));
       } else if (next === undefined || next.hop.context !== undefined || next.hop.kind === 'reverse') {
-        added.push(...forwardAddressing(next === undefined ? this.target : next.uri));
+        added.push(...proxySchemeAddressing(next === undefined ? this.target : next.uri, uri.port, false));
       }
       if (i === 1 && this.options.hopLimit !== undefined) added.push({ number: OptionNumber.HopLimit, value: encodeUint(this.options.hopLimit) });
       for (const o of added) {

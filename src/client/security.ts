@@ -4,14 +4,14 @@
  * (RFC 8613 §7.1 message binding). Block-wise and Observe run on top, on the inner messages, so
  * block-wise is inner (§4.1.3.4.1) and notifications are verified one by one (§8.4.2).
  */
-import { ResponseCode, codeToString } from '../coap/codes.js';
+import { codeToString } from '../coap/codes.js';
 import { getOption, setOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { CoapEndpoint, ReceivedResponse, RequestOptions } from '../exchange/endpoint.js';
 import { encodeBlock } from '../coap/block.js';
 import { CoapRequestError } from '../exchange/errors.js';
-import { responseKidContext } from '../oscore/rederivation.js';
+import { echoChallengeRetry, isRederivationChallenge } from '../oscore/requester.js';
 import type { PeerAddress } from '../transport/transport.js';
 import { continueBlock2, type SendRequest } from './blockwise.js';
 
@@ -80,10 +80,11 @@ export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, securit
 }
 
 /**
- * RFC 9175 §2.3–§2.4: a 4.01 carrying Echo asks for the request again with that Echo value, to
- * prove freshness (or, after a server restart, to re-initialise its replay window, RFC 8613 B.1.2).
- * The request is repeated once, automatically. Includes withRederivationRetry, so a client built
- * on withEchoRetry also completes RFC 8613 Appendix B.2 without further wiring.
+ * The retries the security layer owns, for every kind of request sent through `send` (a request,
+ * each block of a block-wise transfer, a notification's remaining blocks): a 4.01 with Echo (RFC
+ * 9175 §2.3–§2.4; after a server restart, RFC 8613 Appendix B.1.2) and Appendix B.2 response #1
+ * are each answered by sending the request once more (the rules: oscore/requester.ts). An
+ * observation answers the same challenges to its registration with the same rules (observe.ts).
  */
 export function withEchoRetry(send: SendRequest): SendRequest {
   return withRederivationRetry(echoRetryOnly(send));
@@ -91,26 +92,20 @@ export function withEchoRetry(send: SendRequest): SendRequest {
 
 /**
  * RFC 8613 Appendix B.2 step 3: a verified, OSCORE-protected 4.01 whose OSCORE option carries a
- * 'kid context' (R2) is response #1; the security layer (OscoreClientSecurity) has then derived
- * the third context, and "the client makes a request protected with a third security context" —
- * the same request again, once, automatically. Request #2 "can be an ordinary request"; the
- * application sees its response.
+ * 'kid context' (R2) is response #1; the requester has then derived the third context, and the
+ * same request goes out again, once. The application sees the response to request #2.
  */
 export function withRederivationRetry(send: SendRequest): SendRequest {
   return async (message) => {
     const first = await send(message);
-    if (first.message.code !== ResponseCode.Unauthorized || first.wire === undefined || responseKidContext(first.wire) === undefined) return first;
-    return send(message);
+    return isRederivationChallenge(first.message, first.wire) ? send(message) : first;
   };
 }
 
 function echoRetryOnly(send: SendRequest): SendRequest {
   return async (message) => {
     const first = await send(message);
-    const echo = getOption(first.message, OptionNumber.Echo);
-    if (first.message.code !== ResponseCode.Unauthorized || echo === undefined || getOption(message, OptionNumber.Echo) !== undefined) return first;
-    const again: CoapMessage = { ...message, options: message.options.slice() };
-    setOption(again, OptionNumber.Echo, echo);
-    return send(again);
+    const again = echoChallengeRetry(message, first.message);
+    return again === undefined ? first : send(again);
   };
 }

@@ -10,7 +10,8 @@
 import { isIP } from 'node:net';
 import { EMPTY_BYTES, encodeUint, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
-import { defaultPort, parseAbsoluteUri, uriToOptions } from '../coap/uri.js';
+import { defaultPort, parseAbsoluteUri } from '../coap/uri.js';
+import { directAddressing } from '../client/addressing.js';
 import { resolvePeer, type CoapClient } from '../client/client.js';
 import type { CoapEndpoint } from '../exchange/endpoint.js';
 import type { PeerAddress } from '../transport/transport.js';
@@ -86,7 +87,7 @@ export class UpstreamRoutes {
       // only permitted routes are remembered.
       if (!this.destinations.permits('coap', host, peer.address)) throw new DestinationRefusedError();
       // §6.4: Uri-Host and Uri-Port only where they differ from the destination (and, by Proxy-Uri, the path and query).
-      const addressing = uriToOptions(key, peer.address, peer.port);
+      const addressing = directAddressing(key, peer);
       route = { peer, endpoint: await this.endpointFor(peer, scheme), viaProxy: false, dropped: byProxyUri ? TO_ORIGIN_BY_PROXY_URI : TO_ORIGIN, addressing };
     }
     if (isIP(host)) {
