@@ -4,75 +4,18 @@
  * stdout and stderr, and that usage errors are one line without a stack trace.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { CoapClient } from '../src/client/client.js';
 import { ResponseCode } from '../src/coap/codes.js';
 import { ContentFormat } from '../src/coap/content-format.js';
 import { addDemoResources, largeText } from '../src/demo/resources.js';
 import { CoapServer } from '../src/server/server.js';
-
-/** The repository root (this file runs as dist/test/cli.test.js). */
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'bin', 'coapsec');
-const RUN_TIMEOUT = 10_000;
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stdoutBytes: Buffer;
-  stderr: string;
-  ms: number;
-}
-
-const children = new Set<ChildProcess>();
-
-/** Runs `node bin/coapsec ARGS`; rejects (after killing it) if it runs longer than `timeout` ms. */
-function coapsec(args: readonly string[], options: { input?: string; timeout?: number } = {}): Promise<Result> {
-  const timeout = options.timeout ?? RUN_TIMEOUT;
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    children.add(child);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`coapsec ${args.join(' ')} still running after ${timeout} ms; stderr: ${Buffer.concat(err).toString()}`));
-    }, timeout);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      const stdoutBytes = Buffer.concat(out);
-      resolve({ code, signal, stdout: stdoutBytes.toString(), stdoutBytes, stderr: Buffer.concat(err).toString(), ms: performance.now() - started });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-/** A usage error: exit 2, nothing on stdout, exactly one line on stderr, no stack trace. */
-function assertUsageError(r: Result, pattern?: RegExp): void {
-  assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
-  assert.equal(r.stdout, '');
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^coapsec: /);
-  assert.doesNotMatch(r.stderr, /\n\s+at |Error:|node:internal/, 'no stack trace');
-  if (pattern) assert.match(lines[0]!, pattern);
-}
+import { BIN, ROOT, RUN_TIMEOUT, assertUsageError, children, coapsec, killChildren } from './support/cli-harness.js';
 
 let server: CoapServer;
 let base: string;
@@ -94,7 +37,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  killChildren();
   await server.close();
   rmSync(tmp, { recursive: true, force: true });
 });

@@ -149,18 +149,21 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   const reverseProxy = reverse.length > 0
     ? new ReverseProxy(server, { upstream, mappings: reverse, ...(values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {}) })
     : undefined;
+  const closeProxies = async (): Promise<void> => {
+    await proxy?.close();
+    await reverseProxy?.close();
+    await server.close();
+    await upstream.close();
+    oscore.close();
+    upstreamContexts.close();
+  };
   let cross: Awaited<ReturnType<typeof startHttpCrossProxy>> | undefined;
   if (httpBind) {
     try {
       cross = await startHttpCrossProxy({ host: httpBind.host, port: httpBind.port, client: upstream, allowDestinations, ...(values['http-host'] ? { hostNames: values['http-host'] } : {}), allowedOrigins });
     } catch (error) {
       // Not half-configured: without its HTTP side the proxy does not run at all.
-      await proxy?.close();
-      await reverseProxy?.close();
-      await server.close();
-      await upstream.close();
-      oscore.close();
-      upstreamContexts.close();
+      await closeProxies();
       throw new UsageError(`--http: cannot listen on ${httpBind.host}:${httpBind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
   }
@@ -172,12 +175,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => resolve());
   });
   await cross?.close();
-  await proxy?.close();
-  await reverseProxy?.close();
-  await server.close();
-  await upstream.close();
-  oscore.close();
-  upstreamContexts.close();
+  await closeProxies();
   return 0;
 }
 

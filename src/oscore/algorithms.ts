@@ -9,7 +9,7 @@
  * a configuration bug); `open` never throws: any failure — a wrong tag, a truncated ciphertext, a
  * key of the wrong length — is `undefined`, because its input comes from the network.
  */
-import { coseAead, CoseHmac, hkdfByHmac, type CoseAeadAlgorithm } from '../cose/algorithms.js';
+import { coseAead, CoseAead, CoseHmac, hkdfByHmac, type CoseAeadAlgorithm } from '../cose/algorithms.js';
 import { OscoreConfigError } from './errors.js';
 
 export interface AeadAlgorithm {
@@ -30,15 +30,8 @@ export interface AeadAlgorithm {
   open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array | undefined;
 }
 
-export const AeadId = {
-  A128GCM: 1,
-  A192GCM: 2,
-  A256GCM: 3,
-  AES_CCM_16_64_128: 10,
-  AES_CCM_16_64_256: 11,
-  CHACHA20_POLY1305: 24,
-  AES_CCM_16_128_128: 30,
-} as const;
+/** The COSE AEAD identifiers (draft-ietf-cose-rfc8152bis-algs), as src/cose names them. */
+export const AeadId = CoseAead;
 
 export const HkdfId = {
   HKDF_SHA_256: -10,

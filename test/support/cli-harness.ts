@@ -21,7 +21,8 @@ export interface Result {
   ms: number;
 }
 
-const children = new Set<ChildProcess>();
+/** Every child a test spawned, killed by killChildren(). */
+export const children = new Set<ChildProcess>();
 
 /** Kills what is still running (call from an after hook). */
 export function killChildren(): void {
