@@ -621,7 +621,7 @@ export class CoapServer {
     const finish = (spec: CoapResponse): void => {
       const response = this.toResponse(message, spec);
       if (block1Control) setOption(response, OptionNumber.Block1, block1Control);
-      this.observeStep(match.resource, () => normalizePath(match.resource.path, match.subPath), incoming, response);
+      this.observeStep(match.resource, () => normalizePath(match.resource.path, match.subPath), incoming, response, spec.unobserved === true);
       this.send(incoming, this.blockwise.sliceBlock2(exchange.context.peerKey, representationKey, response, block2));
     };
     let result: CoapResponse | Promise<CoapResponse>;
@@ -665,12 +665,12 @@ export class CoapServer {
   }
 
   /** RFC 7641 §4.1: register on Observe 0, deregister on Observe 1, for GET and FETCH. */
-  private observeStep(resource: ResourceDefinition, pathOf: () => string, incoming: Incoming, response: CoapMessage): void {
+  private observeStep(resource: ResourceDefinition, pathOf: () => string, incoming: Incoming, response: CoapMessage, unobserved = false): void {
     const { message: request, exchange } = incoming;
     const observe = getUintOption(request, OptionNumber.Observe);
     if (observe === undefined || (request.code !== Method.GET && request.code !== Method.FETCH)) return;
     const path = pathOf();
-    if (observe === 1 || !resource.observable || codeClass(response.code) !== 2 || getOption(request, OptionNumber.Block1)) {
+    if (observe === 1 || unobserved || !resource.observable || codeClass(response.code) !== 2 || getOption(request, OptionNumber.Block1)) {
       this.observations.deregister(path, exchange.context.peerKey, request.token);
       return;
     }
