@@ -95,8 +95,10 @@ export class PubSubBroker {
   private readonly authorize: BrokerAuthorizer;
   private readonly now: () => number;
   /** Observers told to leave after max-subscribers shrank: their next rendering is a final 4.04. */
-  private readonly evicted = new Set<string>();
+  private readonly evicted = new Map<string, string>();
   private expiryTimer: Timer | undefined;
+  /** Wall-clock ms of the earliest expiration-date: requests before it skip the expiry scan. */
+  private nextExpiry = Infinity;
 
   constructor(
     private readonly server: CoapServer,
@@ -359,11 +361,16 @@ export class PubSubBroker {
 
   /** §2.5.3: decreasing max-subscribers unsubscribes the newest subscribers with a final 4.04. */
   private shedSubscribers(topic: Topic): void {
-    const observers = this.server.observations.observers(this.dataPath(topic)).filter((o) => !this.evicted.has(o.key));
+    const path = this.dataPath(topic);
+    // Forget evictions whose observers left before their final 4.04 was rendered (RST, timeout).
+    for (const [key, evictedFrom] of this.evicted) {
+      if (!this.server.observations.observers(evictedFrom).some((o) => o.key === key)) this.evicted.delete(key);
+    }
+    const observers = this.server.observations.observers(path).filter((o) => !this.evicted.has(o.key));
     const excess = observers.length - (topic.properties.maxSubscribers ?? Infinity);
-    for (const observer of observers.slice(observers.length - Math.max(0, excess))) {
-      if (excess <= 0) break;
-      this.evicted.add(observer.key);
+    if (excess <= 0) return;
+    for (const observer of observers.slice(observers.length - excess)) {
+      this.evicted.set(observer.key, path);
       this.server.observations.renotify(observer);
     }
   }
@@ -410,9 +417,11 @@ export class PubSubBroker {
   /** §2.2.1: a topic past its expiration-date is deleted as by DELETE (§2.5.5). */
   private expire(): void {
     const now = this.now();
+    if (now < this.nextExpiry) return;
     for (const topic of [...this.store.topics()]) {
       if (topic.properties.expirationDate !== undefined && topic.properties.expirationDate * 1000 <= now) this.removeTopic(topic);
     }
+    this.scheduleExpiry();
   }
 
   private scheduleExpiry(): void {
@@ -420,12 +429,13 @@ export class PubSubBroker {
     this.expiryTimer = undefined;
     let next = Infinity;
     for (const topic of this.store.topics()) if (topic.properties.expirationDate !== undefined) next = Math.min(next, topic.properties.expirationDate * 1000);
+    this.nextExpiry = next;
     if (next === Infinity) return;
     const delay = Math.min(Math.max(0, next - this.now()), MAX_EXPIRY_TIMER_MS);
     this.expiryTimer = this.server.endpoint.scheduler.schedule(delay, () => {
       this.expiryTimer = undefined;
+      this.nextExpiry = -Infinity; // a timer past MAX_EXPIRY_TIMER_MS fires early: scan anyway
       this.expire();
-      this.scheduleExpiry();
     });
   }
 
