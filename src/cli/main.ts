@@ -1,6 +1,9 @@
 /** The coapsec command line: a thin shell over the library. */
 import { readFileSync } from 'node:fs';
 import { ATTACK_PROXY_USAGE, attackProxyCommand } from './attack-proxy-command.js';
+import { BROKER_USAGE, brokerCommand } from './broker-command.js';
+import { PUBLISH_USAGE, publishCommand } from './publish-command.js';
+import { SUBSCRIBE_USAGE, subscribeCommand } from './subscribe-command.js';
 import { CREDENTIALS_USAGE, credentialsCommand } from './credentials-command.js';
 import { demoCommand } from './demo-command.js';
 import { ExitCode, UsageError, isSecurityFailure } from './errors.js';
@@ -37,6 +40,9 @@ function commandNamed(name: string): Command | undefined {
     'ta-request': { usage: TA_REQUEST_USAGE, run: (_, args) => taRequestCommand(args) },
     credentials: { usage: CREDENTIALS_USAGE, run: (_, args) => credentialsCommand(args) },
     trace: { usage: TRACE_USAGE, run: (_, args) => traceCommand(args) },
+    broker: { usage: BROKER_USAGE, run: (_, args) => brokerCommand(args) },
+    publish: { usage: PUBLISH_USAGE, run: (_, args) => publishCommand(args) },
+    subscribe: { usage: SUBSCRIBE_USAGE, run: (_, args) => subscribeCommand(args) },
   };
   return Object.hasOwn(commands, name) ? commands[name] : undefined;
 }
@@ -64,6 +70,12 @@ ${ATTACK_PROXY_USAGE}
 ${DEMO_USAGE}
 
 ${TRACE_USAGE}
+
+${BROKER_USAGE}
+
+${PUBLISH_USAGE}
+
+${SUBSCRIBE_USAGE}
 
 exit codes: 0 2.xx response, 2 bad usage, 3 no response (timeout/RST/unreachable), 4 4.xx, 5 5.xx,
             6 security failure (DTLS alert, OSCORE verification, replay, unknown kid), 1 other failure`;

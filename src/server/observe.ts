@@ -333,6 +333,14 @@ export class ObserveRegistry {
     }
   }
 
+  /**
+   * Sends this observer the current state now, as CON: when the resource renders a final non-2.xx
+   * for it (a pub-sub topic shedding subscribers past its max-subscribers), that ends it (§3.2).
+   */
+  renotify(observer: Observer): void {
+    void this.notify(observer, true);
+  }
+
   /** Ends every observation of `path` with the given final response (e.g. 4.04 when it is removed). */
   endAll(path: string): void {
     for (const observer of this.observers(path)) void this.notify(observer, true);

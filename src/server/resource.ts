@@ -35,6 +35,12 @@ export interface CoapResponse {
   maxAge?: number;
   etag?: Uint8Array;
   options?: CoapOption[];
+  /**
+   * Answer a GET/FETCH with Observe 0 without registering the requester, so the response carries
+   * no Observe option (RFC 7641 §4.1: a server unwilling to add an entry, e.g. a pub-sub topic at
+   * its max-subscribers).
+   */
+  unobserved?: boolean;
 }
 
 export type Handler = (request: CoapRequest) => CoapResponse | Promise<CoapResponse>;

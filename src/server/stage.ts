@@ -100,6 +100,8 @@ export class InboundRequest {
   block1Control: Uint8Array | undefined = undefined;
   /** Set by the handler stage on the resource's own response (not its 5.00): what Observe and Block2 act on. */
   representation = false;
+  /** The handler answered without registering an observer (`CoapResponse.unobserved`, RFC 7641 §4.1). */
+  unobserved = false;
 
   constructor(
     readonly pipeline: StagePipeline,

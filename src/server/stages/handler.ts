@@ -38,5 +38,6 @@ export class HandlerStage implements ServerStage {
 function finish(request: InboundRequest, spec: CoapResponse): void {
   const response = toResponse(request.message, spec);
   request.representation = true;
+  request.unobserved = spec.unobserved === true;
   request.answer(response);
 }

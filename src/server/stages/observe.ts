@@ -32,7 +32,7 @@ export class ObserveStage implements ServerStage {
     const observe = getUintOption(message, OptionNumber.Observe);
     if (observe === undefined || (message.code !== Method.GET && message.code !== Method.FETCH)) return response;
     const path = normalizePath(resource.path, request.subPath);
-    if (observe === 1 || !resource.observable || codeClass(response.code) !== 2 || getOption(message, OptionNumber.Block1)) {
+    if (observe === 1 || request.unobserved || !resource.observable || codeClass(response.code) !== 2 || getOption(message, OptionNumber.Block1)) {
       this.observations.deregister(path, exchange.context.peerKey, message.token);
       return response;
     }

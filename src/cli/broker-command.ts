@@ -1,0 +1,93 @@
+/** coapsec broker [--bind HOST:PORT] [--state FILE] [limits]: a pub-sub broker (draft-ietf-core-coap-pubsub). */
+import { PubSubBroker } from '../broker/broker.js';
+import { DEFAULT_BROKER_LIMITS, type BrokerLimits } from '../broker/limits.js';
+import { loadTopicAcl, topicAclAuthorizer } from '../broker/topic-acl.js';
+import { CoapServer } from '../server/server.js';
+import { peerKey } from '../transport/transport.js';
+import { parse, parseBind } from './args.js';
+import { DTLS_FLAGS, DTLS_SERVE_USAGE, serverDtlsSetup } from './dtls-args.js';
+import { UsageError } from './errors.js';
+import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
+
+const D = DEFAULT_BROKER_LIMITS;
+export const BROKER_USAGE = `usage: coapsec broker [--bind HOST:PORT] [--state FILE] [limits] [DTLS options] [OSCORE options]   (pub-sub broker, docs/pubsub.md)
+  --bind HOST:PORT        address to listen on (default 127.0.0.1:5683, or :5684 for coaps:// with DTLS
+                          credentials); topics at /ps
+  --state FILE            keep topics (configuration and latest publication) in FILE across restarts
+  --topic-acl FILE        who may create, list, publish, subscribe and manage which topic, by DTLS/OSCORE
+                          identity (JSON, default deny; docs/pubsub.md); without it everyone may everything
+  --max-topics N          topics held at once (default ${D.maxTopics})
+  --max-topics-per-client N  topics one client may create (default ${D.maxTopicsPerClient})
+  --max-publication-size N   bytes of one publication (default ${D.maxPublicationSize})
+  --max-subscribers N     subscribers of one topic at most (default ${D.maxSubscribersPerTopic})
+  --publish-rate N        publications per second per client (default ${D.publicationsPerSecond}); --publish-burst N (default ${D.publicationBurst})
+${DTLS_SERVE_USAGE}
+${OSCORE_USAGE}`;
+
+const LIMIT_FLAGS: ReadonlyArray<[string, keyof BrokerLimits]> = [
+  ['max-topics', 'maxTopics'],
+  ['max-topics-per-client', 'maxTopicsPerClient'],
+  ['max-publication-size', 'maxPublicationSize'],
+  ['max-subscribers', 'maxSubscribersPerTopic'],
+  ['publish-rate', 'publicationsPerSecond'],
+  ['publish-burst', 'publicationBurst'],
+];
+
+export async function brokerCommand(argv: string[]): Promise<number> {
+  const { values } = parse(
+    argv,
+    {
+      bind: { type: 'string' },
+      state: { type: 'string' },
+      'topic-acl': { type: 'string' },
+      ...Object.fromEntries(LIMIT_FLAGS.map(([flag]) => [flag, { type: 'string' as const }])),
+      ...DTLS_FLAGS,
+      ...OSCORE_FLAGS,
+    },
+    { min: 0, max: 0, names: '' },
+  );
+  // Hop-by-hop protection between clients and the broker (issue 23 item 4); the publications stay opaque.
+  const { dtls } = serverDtlsSetup(values);
+  const defaultPort = dtls ? 5684 : 5683;
+  const bind = parseBind(values.bind ?? `127.0.0.1:${defaultPort}`, { host: '127.0.0.1', port: defaultPort });
+  const limits: Partial<BrokerLimits> = {};
+  for (const [flag, name] of LIMIT_FLAGS) {
+    const text = (values as Record<string, string | undefined>)[flag];
+    if (text === undefined) continue;
+    const n = Number(text);
+    if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`--${flag} needs a positive whole number, got "${text}"`);
+    limits[name] = n;
+  }
+  let authorize;
+  try {
+    authorize = values['topic-acl'] !== undefined ? topicAclAuthorizer(loadTopicAcl(values['topic-acl'])) : undefined;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const oscore = serverOscore(values);
+  let server: CoapServer;
+  try {
+    server = await CoapServer.listen({ host: bind.host, port: bind.port, ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
+  } catch (error) {
+    oscore.close();
+    throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let broker: PubSubBroker;
+  try {
+    broker = new PubSubBroker(server, { limits, ...(values.state !== undefined ? { stateFile: values.state } : {}), ...(authorize ? { authorize } : {}) });
+  } catch (error) {
+    await server.close();
+    oscore.close();
+    throw new UsageError((error as Error).message);
+  }
+  process.stderr.write(`coapsec broker on ${dtls ? 'coaps' : 'coap'}://${peerKey(server.address())}/ps (${broker.store.size} topics)\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  // Closing the server closes the broker, which writes its pending state.
+  await server.close();
+  // Writes the exact next Sender Sequence Numbers back, so a clean stop skips none.
+  oscore.close();
+  return 0;
+}

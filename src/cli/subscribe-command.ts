@@ -1,0 +1,69 @@
+/** coapsec subscribe URI [--count N] [--duration S] [--json]: prints each publication as it arrives. */
+import { codeClass, codeToString } from '../coap/codes.js';
+import { getUintOption } from '../coap/message.js';
+import { OptionNumber } from '../coap/options.js';
+import { CoapClient } from '../client/client.js';
+import { checkUri, parse, parseSeconds, requireDtlsFor } from './args.js';
+import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
+import { ExitCode, noResponse, UsageError } from './errors.js';
+import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, oscoreRefusal } from './oscore-args.js';
+import { responseToJson } from './output.js';
+
+export const SUBSCRIBE_USAGE = `usage: coapsec subscribe URI [options]   (pub-sub: Observe the topic-data URI; one line per publication)
+  --count N               stop after N publications (the current one counts)
+  --duration SECONDS      stop after this long
+  --json                  one JSON object per publication (payload, contentFormat, observe)
+${DTLS_USAGE}
+${CLIENT_OSCORE_USAGE}`;
+
+export async function subscribeCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    { count: { type: 'string' }, duration: { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' }, ...DTLS_FLAGS, ...CLIENT_OSCORE_FLAGS },
+    { min: 1, max: 1, names: 'URI' },
+  );
+  const uri = checkUri(positionals[0]!);
+  const count = values.count === undefined ? undefined : Number(values.count);
+  if (count !== undefined && !(Number.isInteger(count) && count > 0)) throw new UsageError(`--count needs a positive whole number, got "${values.count}"`);
+  const duration = parseSeconds(values.duration, '--duration');
+  const timeout = parseSeconds(values.timeout, '--timeout');
+  const dtls = clientDtlsCredentials(values);
+  requireDtlsFor([uri], dtls !== undefined);
+  const oscore = clientOscore(values);
+  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...oscore.options });
+  let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;
+  const stop = (): void => void observation?.cancel();
+  let stopTimer: NodeJS.Timeout | undefined;
+  try {
+    observation = await client.observe(uri, timeout !== undefined ? { timeout: timeout * 1000 } : {});
+    if (duration !== undefined) stopTimer = setTimeout(stop, duration * 1000);
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    let received = 0;
+    for await (const n of observation) {
+      if (codeClass(n.code) !== 2) {
+        // §3.2.2/§3.2.4: 4.04 before the first publication, or as the last word when the topic-data goes.
+        process.stderr.write(`coapsec: ${received === 0 ? 'cannot subscribe' : 'subscription ended'}: ${codeToString(n.code)}${n.payload.length ? ` (${n.text()})` : ''}\n`);
+        return codeClass(n.code) === 4 ? ExitCode.ClientError : ExitCode.ServerError;
+      }
+      if (received === 0 && !observation.registered) process.stderr.write('coapsec: the broker did not accept the subscription (no Observe option; max-subscribers?)\n');
+      received++;
+      if (values.json) {
+        const observe = getUintOption(n.message, OptionNumber.Observe);
+        process.stdout.write(JSON.stringify({ ...responseToJson(n), contentFormat: n.contentFormat ?? null, observe: observe ?? null }) + '\n');
+      } else process.stdout.write(n.text() + '\n');
+      if (count !== undefined && received >= count) break;
+      if (!observation.registered) break;
+    }
+    return received > 0 ? ExitCode.Ok : ExitCode.NoResponse;
+  } catch (error) {
+    return oscoreRefusal(error) ?? noResponse(error);
+  } finally {
+    if (stopTimer) clearTimeout(stopTimer);
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await observation?.cancel();
+    await client.close();
+    oscore.close();
+  }
+}
