@@ -34,10 +34,10 @@ if (which('coap-client-notls') === undefined) {
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  describe('coap-client-notls GET /dev1/large (8192 bytes) through the reverse proxy', { concurrency: 2 }, () => {
+  describe('coap-client-notls GET /dev1/large (8192 bytes) through the reverse proxy', { concurrency: 1 }, () => {
     for (const size of BLOCK_SIZES) {
       test(`-b ${size}`, async () => {
-        const r = await libcoapClient(['-b', String(size), `${base}/large`], { tmpDir: tmp, waitSeconds: 10, timeout: 20_000 });
+        const r = await libcoapClient(['-b', String(size), `${base}/large`], { tmpDir: tmp, waitSeconds: 20, timeout: 30_000 });
         assert.equal(r.responseCode, '2.05', `${r.stdout.slice(-2000)}\nproxy: ${proxy.output()}`);
         assert.equal(r.body.length, 8192, `got ${r.body.length} bytes`);
         assert.equal(r.body, largeText());
@@ -45,13 +45,13 @@ if (which('coap-client-notls') === undefined) {
     }
   });
 
-  describe('coap-client-notls POST 3000 bytes to /dev1/echo through the reverse proxy', { concurrency: 2 }, () => {
+  describe('coap-client-notls POST 3000 bytes to /dev1/echo through the reverse proxy', { concurrency: 1 }, () => {
     const body = Array.from({ length: 3000 }, (_, i) => String.fromCharCode(65 + ((i * 11) % 26))).join('');
     for (const size of BLOCK_SIZES) {
       test(`-b ${size}`, async () => {
         const file = join(tmp, `post-${size}`);
         writeFileSync(file, body);
-        const r = await libcoapClient(['-m', 'post', '-f', file, '-b', String(size), `${base}/echo`], { tmpDir: tmp, waitSeconds: 10, timeout: 20_000 });
+        const r = await libcoapClient(['-m', 'post', '-f', file, '-b', String(size), `${base}/echo`], { tmpDir: tmp, waitSeconds: 20, timeout: 30_000 });
         assert.equal(r.responseCode, '2.04', `${r.stdout.slice(-2000)}\nproxy: ${proxy.output()}`);
         assert.equal(r.body, body, `echoed ${r.body.length} bytes`);
       });
