@@ -121,12 +121,20 @@ test('§4.3.4: a repeated divergent message with the same nonce keeps PENDING; a
   assert.ok(again.ok);
   assert.deepEqual(again.events, [{ type: 'send-convergent' }], 'stays in PENDING, no abort');
   assert.equal(newAfterFirst, '01');
+  // A third divergent message with the first nonce is held back by the network.
+  const withheld = client.session.protectRequest(request('.well-known/kudos'));
   // Now the client gives up and starts over with a new nonce: the server aborts its CTX_NEW.
   client.session.abandon();
   const c = client.session.protectRequest(request('.well-known/kudos'), { startKudos: true });
   const fresh = server.session.unprotectRequest(c.message);
   assert.ok(fresh.ok);
   assert.ok(fresh.events.some((e) => e.type === 'aborted'));
+  // The held-back message arrives late: its nonce was superseded, so it is refused instead of
+  // aborting the execution again (authentic, fresh Partial IV, but from a pair the peer deleted).
+  const lateOld = server.session.unprotectRequest(withheld.message);
+  assert.equal(lateOld.ok, false);
+  assert.match(!lateOld.ok ? lateOld.reason : '', /stale/);
+  assert.deepEqual(lateOld.events, []);
   const answer = server.session.protectResponse(response(fresh.message), fresh.request);
   assert.ok(client.session.unprotectResponse(answer.message, c.outgoing).ok);
   roundTrip(client, server, 'after');

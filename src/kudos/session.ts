@@ -417,11 +417,23 @@ export class KudosSession {
     }
     if (this.#state === 'PENDING') {
       const pending = this.#pending!;
-      if (noFs !== pending.noForwardSecrecy || !samePair(normalised(peerPair), normalised(pending.peerPair))) {
-        return { ok: false, code: UNAUTHORIZED, reason: 'convergent message for another KUDOS execution' };
+      if (noFs === pending.noForwardSecrecy && samePair(normalised(peerPair), normalised(pending.peerPair))) {
+        const r = verify(this.#next!, 'next', this.#next!.replay);
+        if (r.ok) this.#complete(events);
+        return r;
       }
-      const r = verify(this.#next!, 'next', this.#next!.replay);
-      if (r.ok) this.#complete(events);
+      // A convergent message built on our pair and a peer pair other than the one our CTX_NEW used:
+      // the peer lost the divergent message we answered (it rebooted in BUSY) and answered an
+      // earlier one of ours. Its CTX_NEW holds our pair, so it verifies only if the peer took our
+      // nonce: that is key confirmation of that CTX_NEW, never used by us for sending. Without
+      // this, both peers would wait in PENDING for each other (see docs/kudos.md).
+      const material = updateCtx(pairInput(normalised(pending.ownPair)), pairInput(normalised(peerPair)), this.#ctxIn(noFs));
+      const candidate = this.#live({ ...material, reservedUpTo: 0 }, false);
+      const r = verify(candidate, 'next', candidate.replay);
+      if (!r.ok) return { ok: false, code: UNAUTHORIZED, reason: 'convergent message for another KUDOS execution' };
+      this.#pending = { next: { ...material, reservedUpTo: 0 }, ownPair: pending.ownPair, peerPair, noForwardSecrecy: noFs, preserveObservations: this.#preserveDecision(pending.ownPair, peerPair) };
+      this.#next = candidate;
+      this.#complete(events);
       return r;
     }
     // BUSY (10): CTX_NEW = updateCtx(X1 | N1, X2 | N2, CTX_IN); key confirmation on success.
