@@ -317,3 +317,27 @@ function readState(peer: Peer): string {
   const dir = peer.config.directory;
   return readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => readFileSync(`${dir}/${f}`, 'utf8')).join('\n');
 }
+
+test('two PENDING peers on different CTX_NEWs (the responder rebooted in BUSY) converge on the one holding both current nonces', (t) => {
+  const { client, server, ledger } = pair(t);
+  const fromServer = server.session.protectRequest(request('.well-known/kudos'), { startKudos: true }); // held by the network
+  server.crash(); // the server's nonce S2 is gone with its memory
+  const fromClient = client.session.protectRequest(request('.well-known/kudos'), { startKudos: true });
+  const atServer = server.session.unprotectRequest(fromClient.message);
+  assert.ok(atServer.ok);
+  const convergent = server.session.protectResponse(response(atServer.message), atServer.request); // CTX_NEW = f(P1, S1)
+  const atClient = client.session.unprotectRequest(fromServer.message); // the late S2: the client goes to f(P1, S2)
+  assert.ok(atClient.ok);
+  assert.equal(client.session.state, 'PENDING');
+  assert.equal(server.session.state, 'PENDING');
+  // The client's convergent answer to S2 finds no listener at the server (it forgot that request).
+  client.session.protectResponse(response(atClient.message), atClient.request);
+  // The server's convergent response built on P1 and S1 confirms f(P1, S1) at the client.
+  const back = client.session.unprotectResponse(convergent.message, fromClient.outgoing);
+  assert.ok(back.ok, !back.ok ? back.reason : '');
+  assert.equal(client.session.state, 'IDLE');
+  roundTrip(client, server, 'confirm');
+  assert.equal(server.session.state, 'IDLE');
+  assert.ok(sameContext(client.session, server.session));
+  assert.deepEqual(ledger.reused, []);
+});
