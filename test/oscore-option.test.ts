@@ -74,7 +74,9 @@ test('kid flag with nothing after it is the empty kid; kid context of length 0',
 const MALFORMED: [string, string, RegExp][] = [
   ['29 01', 'reserved bit 5', /reserved OSCORE flag bits/],
   ['41 01', 'reserved bit 6', /reserved OSCORE flag bits/],
-  ['81 01', 'reserved bit 7', /reserved OSCORE flag bits/],
+  // Bit 0 (0x80) is KUDOS's Extension-1 flag now (draft-ietf-core-oscore-key-update §4.1): the second
+  // flag byte here sets 'd' and Partial IV length 1, and the Partial IV is missing.
+  ['81 01', 'Extension-1 flag, truncated', /truncated Partial IV/],
   ['00', 'flag byte 0x00 not sent as empty', /empty option value/],
   ['06 010203040506', 'PIV length 6', /reserved Partial IV length 6/],
   ['0f 01020304050607', 'PIV length 7 with kid', /reserved Partial IV length 7/],

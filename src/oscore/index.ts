@@ -29,6 +29,8 @@ export {
 export { OscoreConfigError, MalformedOscoreOption, SequenceNumberExhausted, OscoreProtectError } from './errors.js';
 export {
   type OscoreOptionValue,
+  type KudosOptionFields,
+  KUDOS_X_RESERVED,
   MAX_SEQUENCE_NUMBER,
   encodeOscoreOption,
   decodeOscoreOption,

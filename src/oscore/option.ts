@@ -6,6 +6,10 @@
  *   |0 0 0|h|k|  n  |       Partial IV (if any) ...
  *   +-+-+-+-+-+-+-+-+--------------------------------------
  *   | s (if any) | kid context (if any) | kid (if any) ... |
+ *
+ * extended by KUDOS (draft-ietf-core-oscore-key-update §4.1, Figure 1): flag bit 0 (0x80,
+ * "Extension-1") announces a second flag byte, whose least significant bit 'd' announces the fields
+ * 'x' (0|z|b|p|m) and 'nonce' (m+1 bytes) between the kid context and the kid.
  */
 import { MalformedOscoreOption, SequenceNumberExhausted } from './errors.js';
 
@@ -16,6 +20,16 @@ export interface OscoreOptionValue {
   kid?: Uint8Array;
   /** 'kid context' (0–255 bytes). */
   kidContext?: Uint8Array;
+  /** The KUDOS fields (flag 'd' set); their presence makes the message a "KUDOS message" (§4.1). */
+  kudos?: KudosOptionFields;
+}
+
+/** KUDOS §4.1: the 'x' byte and the 'nonce' it announces. */
+export interface KudosOptionFields {
+  /** The 'x' byte: 0|z|b|p|m; its most significant bit is reserved and must be 0. */
+  x: number;
+  /** 1 to 16 bytes; its length is m + 1. */
+  nonce: Uint8Array;
 }
 
 /** §7.2.1: the Sender Sequence Number "SHALL be less than 2^40". */
@@ -24,7 +38,19 @@ export const MAX_SEQUENCE_NUMBER = 2 ** 40 - 1;
 const FLAG_H = 0x10;
 const FLAG_K = 0x08;
 const PIV_MASK = 0x07;
-const RESERVED = 0xe0;
+const RESERVED = 0x60;
+/** KUDOS §4.1: "Extension-1 Flag", bit 0 of the first byte, announces flag bits 8-15. */
+const FLAG_EXTENSION_1 = 0x80;
+/** KUDOS §4.1: the Nonce Flag 'd', bit 15 (the least significant bit of the second byte). */
+const FLAG_D = 0x01;
+/**
+ * Second byte: bit 8 is Extension-2 (a third flag byte, for which nothing is defined, §8.1) and
+ * bits 9-14 are unassigned; either set means a format we cannot parse, so it is refused like
+ * RFC 8613 §6.1's reserved bits.
+ */
+const RESERVED_2 = 0xfe;
+/** KUDOS §4.1: the reserved most significant bit of 'x'. */
+export const KUDOS_X_RESERVED = 0x80;
 
 export function encodeOscoreOption(value: OscoreOptionValue): Uint8Array {
   const piv = value.piv;
@@ -33,13 +59,17 @@ export function encodeOscoreOption(value: OscoreOptionValue): Uint8Array {
   }
   const ctx = value.kidContext;
   if (ctx !== undefined && ctx.length > 255) throw new RangeError(`kid context longer than 255 bytes (${ctx.length})`);
-  const flags = (piv?.length ?? 0) | (value.kid !== undefined ? FLAG_K : 0) | (ctx !== undefined ? FLAG_H : 0);
+  const kudos = value.kudos;
+  if (kudos !== undefined) checkKudosFields(kudos, RangeError);
+  const flags = (piv?.length ?? 0) | (value.kid !== undefined ? FLAG_K : 0) | (ctx !== undefined ? FLAG_H : 0) | (kudos ? FLAG_EXTENSION_1 : 0);
   // §2: "If the OSCORE flag bits are all zero (0x00), the option value SHALL be empty."
   if (flags === 0) return new Uint8Array(0);
-  const length = 1 + (piv?.length ?? 0) + (ctx !== undefined ? 1 + ctx.length : 0) + (value.kid?.length ?? 0);
+  const kudosLength = kudos ? 1 + 1 + kudos.nonce.length : 0;
+  const length = 1 + (piv?.length ?? 0) + (ctx !== undefined ? 1 + ctx.length : 0) + kudosLength + (value.kid?.length ?? 0);
   const out = new Uint8Array(length);
   let pos = 0;
   out[pos++] = flags;
+  if (kudos) out[pos++] = FLAG_D;
   if (piv !== undefined) {
     out.set(piv, pos);
     pos += piv.length;
@@ -48,6 +78,11 @@ export function encodeOscoreOption(value: OscoreOptionValue): Uint8Array {
     out[pos++] = ctx.length;
     out.set(ctx, pos);
     pos += ctx.length;
+  }
+  if (kudos) {
+    out[pos++] = kudos.x;
+    out.set(kudos.nonce, pos);
+    pos += kudos.nonce.length;
   }
   if (value.kid !== undefined) out.set(value.kid, pos);
   return out;
@@ -63,6 +98,15 @@ export function decodeOscoreOption(bytes: Uint8Array): OscoreOptionValue {
   const n = flags & PIV_MASK;
   if (n > 5) throw new MalformedOscoreOption(`reserved Partial IV length ${n} (RFC 8613 §6.1)`);
   let pos = 1;
+  let nonceFlag = false;
+  if ((flags & FLAG_EXTENSION_1) !== 0) {
+    if (bytes.length < 2) throw new MalformedOscoreOption('Extension-1 flag set but no second flag byte (KUDOS §4.1)');
+    const flags2 = bytes[pos++]!;
+    if ((flags2 & RESERVED_2) !== 0) {
+      throw new MalformedOscoreOption(`reserved OSCORE flag bits set in the second flag byte (0x${flags2.toString(16).padStart(2, '0')})`);
+    }
+    nonceFlag = (flags2 & FLAG_D) !== 0;
+  }
   const out: OscoreOptionValue = {};
   if (n > 0) {
     if (pos + n > bytes.length) throw new MalformedOscoreOption(`truncated Partial IV (${n} bytes announced)`);
@@ -81,6 +125,16 @@ export function decodeOscoreOption(bytes: Uint8Array): OscoreOptionValue {
     out.kidContext = bytes.subarray(pos, pos + s);
     pos += s;
   }
+  if (nonceFlag) {
+    if (pos >= bytes.length) throw new MalformedOscoreOption("flag 'd' set but no 'x' byte (KUDOS §4.1)");
+    const x = bytes[pos++]!;
+    // KUDOS §4.1: a set reserved bit of 'x' makes the message malformed (RFC 8613 §8.2 item 2 / §8.4 item 2).
+    if ((x & KUDOS_X_RESERVED) !== 0) throw new MalformedOscoreOption(`reserved bit set in the KUDOS 'x' byte (0x${x.toString(16).padStart(2, '0')})`);
+    const size = (x & 0x0f) + 1;
+    if (pos + size > bytes.length) throw new MalformedOscoreOption(`truncated KUDOS nonce (${size} bytes announced)`);
+    out.kudos = { x, nonce: bytes.subarray(pos, pos + size) };
+    pos += size;
+  }
   if ((flags & FLAG_K) !== 0) {
     // §6.1: "The remaining bytes encode the value of the 'kid'".
     out.kid = bytes.subarray(pos);
@@ -88,6 +142,13 @@ export function decodeOscoreOption(bytes: Uint8Array): OscoreOptionValue {
     throw new MalformedOscoreOption(`${bytes.length - pos} trailing bytes in the OSCORE option without the kid flag`);
   }
   return out;
+}
+
+function checkKudosFields(fields: KudosOptionFields, error: new (message: string) => Error): void {
+  const { x, nonce } = fields;
+  if (!Number.isInteger(x) || x < 0 || x > 0xff) throw new error(`KUDOS 'x' must be one byte, not ${x}`);
+  if ((x & KUDOS_X_RESERVED) !== 0) throw new error("the reserved bit of the KUDOS 'x' byte must be 0 (KUDOS §4.1)");
+  if (nonce.length !== (x & 0x0f) + 1) throw new error(`KUDOS nonce of ${nonce.length} bytes does not match m = ${x & 0x0f} in 'x'`);
 }
 
 /** §5 / §6.1: the sequence number in the fewest bytes, 0 as the single byte 0x00. */

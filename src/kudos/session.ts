@@ -1,0 +1,651 @@
+/**
+ * The KUDOS exchange with one peer (draft-ietf-core-oscore-key-update §4.3, Appendix B), sans-IO:
+ * the caller hands it every CoAP message to protect or unprotect for this peer and acts on the
+ * returned events. States IDLE (00), BUSY (10: we offered a nonce) and PENDING (11); the BUSY (01)
+ * of §4.3.2 lasts no longer than the call that received the divergent message, because entering
+ * it obliges the next message to be convergent, so the session derives CTX_NEW and moves to
+ * PENDING at once (the caller gets `send-convergent`). Pre-IDLE is the clean-up inside the
+ * transition to IDLE.
+ *
+ * Both flows work: a divergent message may be a request (the forward flow, Appendix A.1) or a
+ * response (the reverse flow, A.2), from either peer.
+ *
+ * Nonces: every message this session protects carries its own Partial IV, responses included
+ * (RFC 8613 §8.3 step 3's second alternative, which §3 of the draft makes mandatory whenever the
+ * response's context differs from the request's). So every AEAD nonce is (Sender ID, own Sender
+ * Sequence Number) under one sender key, and no nonce depends on what the peer sent.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { CoapMessage } from '../coap/message.js';
+import { OptionNumber } from '../coap/options.js';
+import { type DerivedContext, nonce as aeadNonce } from '../oscore/context.js';
+import { MalformedOscoreOption } from '../oscore/errors.js';
+import { type OscoreOptionValue, decodeOscoreOption, encodeOscoreOption, encodePartialIv } from '../oscore/option.js';
+import { type RequestBinding, protectRequest, protectResponse, unprotectRequest, unprotectResponse } from '../oscore/protect.js';
+import { ReplayWindow } from '../oscore/replay.js';
+import type { KudosRecord, KudosStorage, PeerCapability, PersistedContext, SecretPair } from './persistence.js';
+import {
+  type ContextMaterial,
+  type NoncePair,
+  X_Z,
+  deriveKeys,
+  pairInput,
+  parseXByte,
+  samePair,
+  splitMasterSalt,
+  updateCtx,
+  xByte,
+} from './update-ctx.js';
+
+export type KudosState = 'IDLE' | 'BUSY' | 'PENDING';
+
+export type KudosEvent =
+  | { type: 'state'; from: KudosState; to: KudosState }
+  /** Entering BUSY (01) obliges the next outgoing message to this peer to be convergent (§4.3.3.4). */
+  | { type: 'send-convergent' }
+  /** Key confirmation; `preserveObservations` false: terminate every observation with the peer (§4.3.5, §4.5). */
+  | { type: 'completed'; preserveObservations: boolean; noForwardSecrecy: boolean }
+  /** An execution was abandoned (§4.3.3.5 steps "Abort the ongoing KUDOS execution"). */
+  | { type: 'aborted'; reason: string };
+
+export interface KudosSessionOptions {
+  /** Sender ID, Recipient ID, ID Context and algorithms: what KUDOS never changes (§4). */
+  identity: Omit<ContextMaterial, 'masterSecret' | 'masterSalt'>;
+  storage: KudosStorage;
+  /** B.1.1's K: Sender Sequence Numbers reserved per durable write. Default 64. */
+  reserve?: number;
+  /** Nonce length in bytes (§4.3.1 recommends 8). */
+  nonceLength?: number;
+  /** The 'b' bit we send (§4.5). Default false. */
+  preserveObservations?: boolean;
+  /** §4.5.1 steps 1-3: the Partial IVs of our ongoing Observe registrations with the peer. */
+  observationPartialIvs?: () => readonly number[];
+  /** §4.6: keep CTX_OLD this long after key confirmation, for late incoming non KUDOS messages. */
+  retainOldMs?: number;
+  now?: () => number;
+  random?: (length: number) => Uint8Array;
+  /** Accounting of AEAD encryptions (key usage limits, tests): a key fingerprint and the nonce. */
+  onEncrypt?: (keyFingerprint: string, nonce: Uint8Array) => void;
+  replayWindow?: number;
+}
+
+/** What a verified request is bound to: give it back to protectResponse. */
+export interface IncomingRequest {
+  readonly binding: RequestBinding;
+  /** Which context verified it (its response may need another, §3). */
+  readonly via: 'current' | 'next' | 'retained' | 'temp';
+}
+
+/** What a protected request is bound to: give it back to unprotectResponse. */
+export interface OutgoingRequest {
+  readonly binding: RequestBinding;
+}
+
+export type UnprotectedRequest =
+  | { ok: true; message: CoapMessage; request: IncomingRequest; kudos: boolean; events: KudosEvent[] }
+  | { ok: false; code: number; reason: string; events: KudosEvent[] };
+
+export type UnprotectedResponse =
+  | { ok: true; message: CoapMessage; kudos: boolean; events: KudosEvent[] }
+  | { ok: false; reason: string; events: KudosEvent[] };
+
+/** A context in use: its material, keys, sequence numbers and request replay window. */
+interface LiveContext {
+  material: ContextMaterial;
+  keys: DerivedContext;
+  /** Persisted contexts: numbers below reservedUpTo are on disk (B.1.1); temporary ones: volatile. */
+  nextSequence: number;
+  reservedUpTo: number;
+  persisted: boolean;
+  replay: ReplayWindow;
+}
+
+const BAD_OPTION = 0x82;
+const UNAUTHORIZED = 0x81;
+/** Bounded memory for the peer's CTX_TEMPs a hostile peer could make us derive. */
+const MAX_PEER_TEMPS = 4;
+const MAX_SEQUENCE = 2 ** 40 - 1;
+
+export class KudosSession {
+  readonly #o: Required<Pick<KudosSessionOptions, 'reserve' | 'nonceLength' | 'preserveObservations' | 'retainOldMs' | 'replayWindow'>> & KudosSessionOptions;
+  readonly #storage: KudosStorage;
+  #current!: LiveContext;
+  /** CTX_NEW while PENDING. */
+  #next: LiveContext | undefined;
+  #pending: KudosRecord['pending'];
+  /** Our (X, nonce) offered in a divergent message, bound to #tempIn (§4.3.1); never persisted. */
+  #ownPair: NoncePair | undefined;
+  /** Our CTX_TEMP (volatile sequence numbers, §4.4.1). */
+  #temp: LiveContext | undefined;
+  #tempNoFs = false;
+  /** The peer's CTX_TEMPs seen in this execution, by pair: their replay windows. */
+  #peerTemps = new Map<string, ReplayWindow>();
+  #retained: (SecretPair & { until: number; live: LiveContext }) | undefined;
+  #bootstrap: SecretPair | undefined;
+  #peerCapability: PeerCapability;
+  /**
+   * The peer's pairs this execution has moved past (bounded): a divergent message carrying one is
+   * a replay from earlier in the execution, since a peer never returns to a deleted pair (§4.3.1).
+   */
+  #supersededPeerPairs = new Set<string>();
+  #state: KudosState = 'IDLE';
+
+  private constructor(options: KudosSessionOptions, record: KudosRecord) {
+    this.#o = { reserve: 64, nonceLength: 8, preserveObservations: false, retainOldMs: 0, replayWindow: 32, ...options };
+    if (this.#o.nonceLength < 1 || this.#o.nonceLength > 16) throw new RangeError('KUDOS nonce length must be 1-16 bytes');
+    this.#storage = options.storage;
+    this.#bootstrap = record.bootstrap;
+    this.#peerCapability = record.peerCapability;
+    // Startup (§4.3.3.1): resume from disk. CTX_TEMPs and our pair were never written, so they are
+    // gone (Pre-IDLE step 1). A persisted PENDING resumes as PENDING — CTX_NEW is on disk with its
+    // reservation, and the peer may still be in BUSY waiting for our convergent message (see docs/kudos.md).
+    this.#current = this.#live(record.current, true);
+    this.#pending = record.pending;
+    if (record.pending) {
+      this.#next = this.#live(record.pending.next, true);
+      this.#state = 'PENDING';
+    }
+    if (record.retained && record.retained.until > this.#now()) {
+      this.#retained = { ...record.retained, live: this.#live({ ...record.retained, reservedUpTo: 0 }, false) };
+    }
+    // Every sequence number below a reservation may have been used before the crash.
+    this.#persist();
+  }
+
+  /**
+   * Opens the session from its storage. `initial` provisions a context never seen before (a
+   * pre-shared or EDHOC-derived context, with optional no-FS bootstrap material); it is ignored
+   * when the storage already holds a record (the Latest material wins over the provisioned one).
+   */
+  static open(options: KudosSessionOptions, initial?: { masterSecret: Uint8Array; masterSalt?: Uint8Array; bootstrap?: SecretPair; peerCapability?: PeerCapability }): KudosSession {
+    let record = options.storage.read();
+    if (!record) {
+      if (!initial) throw new Error('no KUDOS state stored and no initial context given');
+      record = {
+        current: { masterSecret: initial.masterSecret, masterSalt: initial.masterSalt ?? new Uint8Array(0), reservedUpTo: 0 },
+        ...(initial.bootstrap ? { bootstrap: initial.bootstrap } : {}),
+        peerCapability: initial.peerCapability ?? 'unknown',
+      };
+    }
+    return new KudosSession(options, record);
+  }
+
+  get state(): KudosState {
+    return this.#state;
+  }
+
+  /** §4.3.7: while true, the caller must not start other exchanges with this peer. */
+  get holdsTraffic(): boolean {
+    return this.#state !== 'IDLE';
+  }
+
+  /** The established context's secrets (for comparison in tests and diagnostics; never log them). */
+  get currentSecrets(): SecretPair {
+    return { masterSecret: this.#current.material.masterSecret, masterSalt: this.#current.material.masterSalt };
+  }
+
+  get peerCapability(): PeerCapability {
+    return this.#peerCapability;
+  }
+
+  /** §4.6: the policy's time is up, or the old Recipient Key reached its usage limits. */
+  dropRetainedContext(): void {
+    if (!this.#retained) return;
+    this.#retained = undefined;
+    this.#persist();
+  }
+
+  /**
+   * Gives up an execution this peer started (BUSY) whose answer never came: our pair and CTX_TEMP
+   * are deleted and CTX_OLD stays (a clean abort). A PENDING execution cannot be given up this way:
+   * the peer may already be using CTX_NEW, so only a message from the peer ends it (§4.3.3.5).
+   */
+  abandon(): KudosEvent[] {
+    const events: KudosEvent[] = [];
+    if (this.#state !== 'BUSY') return events;
+    this.#ownPair = undefined;
+    this.#temp = undefined;
+    events.push({ type: 'aborted', reason: 'no answer to our divergent message' });
+    this.#moveTo('IDLE', events);
+    return events;
+  }
+
+  // --- outgoing ------------------------------------------------------------------------------
+
+  /**
+   * Protects a request. `startKudos` (only when no other exchange with the peer is outstanding,
+   * §4.3.7) makes it divergent when IDLE. In BUSY every message is divergent, in PENDING
+   * convergent: no non KUDOS message leaves while an update runs (§4.3.2).
+   */
+  protectRequest(request: CoapMessage, options: { startKudos?: boolean } = {}): { message: CoapMessage; outgoing: OutgoingRequest; events: KudosEvent[] } {
+    const events: KudosEvent[] = [];
+    const { context, kudos } = this.#outgoingContext(options.startKudos ?? false, events);
+    const sequence = this.#nextSequence(context);
+    const { message, binding } = protectRequest(request, context.keys.sender, sequence);
+    this.#audit(context, sequence);
+    return { message: kudos ? withKudosFields(message, kudos) : message, outgoing: { binding }, events };
+  }
+
+  /** Protects a response to a verified request; `startKudos` as for requests (the reverse flow, A.2). */
+  protectResponse(response: CoapMessage, request: IncomingRequest, options: { startKudos?: boolean } = {}): { message: CoapMessage; events: KudosEvent[] } {
+    const events: KudosEvent[] = [];
+    const { context, kudos } = this.#outgoingContext(options.startKudos ?? false, events);
+    const sequence = this.#nextSequence(context);
+    const message = protectResponse(response, context.keys.sender, request.binding, { sequenceNumber: sequence });
+    this.#audit(context, sequence);
+    return { message: kudos ? withKudosFields(message, kudos) : message, events };
+  }
+
+  #outgoingContext(start: boolean, events: KudosEvent[]): { context: LiveContext; kudos?: { x: number; nonce: Uint8Array } } {
+    if (this.#state === 'PENDING') {
+      const pending = this.#pending!;
+      const x = (pending.ownPair.x & ~X_Z) | X_Z;
+      return { context: this.#next!, kudos: { x, nonce: pending.ownPair.nonce } };
+    }
+    if (this.#state === 'IDLE' && !start) return { context: this.#current };
+    // Sending a divergent message: IDLE → BUSY (10), or stay in BUSY with the same CTX_TEMP.
+    const noFs = this.#peerCapability === 'non-capable';
+    if (this.#temp === undefined || this.#tempNoFs !== noFs || this.#temp.nextSequence > MAX_SEQUENCE) {
+      // §4.3.3.4: a new (X, nonce) pair and a new CTX_TEMP when there is none or it is used up.
+      const nonce = this.#random(this.#o.nonceLength);
+      this.#ownPair = { x: xByte({ convergent: false, preserveObservations: this.#o.preserveObservations, noForwardSecrecy: noFs }, nonce.length), nonce };
+      this.#tempNoFs = noFs;
+      this.#temp = this.#live({ ...temporaryContext(this.#ownPair, this.#ctxIn(noFs)), reservedUpTo: 0 }, false);
+    }
+    this.#moveTo('BUSY', events);
+    return { context: this.#temp, kudos: this.#ownPair! };
+  }
+
+  // --- incoming ------------------------------------------------------------------------------
+
+  unprotectRequest(request: CoapMessage): UnprotectedRequest {
+    const events: KudosEvent[] = [];
+    const option = readOption(request);
+    if (!option.ok) return { ok: false, code: BAD_OPTION, reason: option.reason, events };
+    const attempt = (context: LiveContext, via: IncomingRequest['via'], replay: ReplayWindow) => {
+      const result = unprotectRequest(request, (kid) => (equal(kid, context.keys.recipientId) ? context.keys.recipient : undefined));
+      if (!result.ok) return result;
+      // §7.4: the replay window of the context that verified it.
+      if (replay.verdict(result.sequenceNumber) !== 'fresh') return { ok: false as const, code: UNAUTHORIZED, reason: 'Replay detected' };
+      replay.accept(result.sequenceNumber);
+      return { ...result, via };
+    };
+    const verified = this.#receive(option.value, events, (context, via, replay) => {
+      const r = attempt(context, via, replay);
+      return r.ok ? { ok: true, value: r } : { ok: false, reason: r.reason, code: r.code };
+    });
+    if (!verified.ok) return { ok: false, code: verified.code ?? UNAUTHORIZED, reason: verified.reason, events };
+    const { value } = verified;
+    return { ok: true, message: value.message, request: { binding: value.binding, via: value.via }, kudos: option.value.kudos !== undefined, events };
+  }
+
+  unprotectResponse(response: CoapMessage, outgoing: OutgoingRequest): UnprotectedResponse {
+    const events: KudosEvent[] = [];
+    const option = readOption(response);
+    if (!option.ok) return { ok: false, reason: option.reason, events };
+    // Responses carry their own Partial IV here; those without one were protected with the
+    // request's nonce, which only a non-KUDOS peer does and only under the request's context.
+    const verified = this.#receive(option.value, events, (context, _via, replay) => {
+      const r = unprotectResponse(response, context.keys.recipient, outgoing.binding);
+      if (!r.ok) return { ok: false, reason: r.reason };
+      if (r.sequenceNumber !== undefined) {
+        // A duplicate of an already verified response under the same key: refused like a replayed request.
+        if (replay.verdict(r.sequenceNumber) !== 'fresh') return { ok: false, reason: 'Replay detected' };
+        replay.accept(r.sequenceNumber);
+      }
+      return { ok: true, value: r };
+    });
+    if (!verified.ok) return { ok: false, reason: verified.reason, events };
+    return { ok: true, message: verified.value.message, kudos: option.value.kudos !== undefined, events };
+  }
+
+  /**
+   * The KUDOS state machine on reception (§4.3.3), shared by requests and responses: `verify`
+   * tries one context and reports success; state moves only after successful verification.
+   */
+  #receive<T>(
+    option: OscoreOptionValue,
+    events: KudosEvent[],
+    verify: (context: LiveContext, via: IncomingRequest['via'], replay: ReplayWindow) => { ok: true; value: T } | { ok: false; reason: string; code?: number },
+  ): { ok: true; value: T } | { ok: false; reason: string; code?: number } {
+    const kudos = option.kudos;
+    if (kudos === undefined) return this.#receiveNonKudos(events, verify);
+    const bits = parseXByte(kudos.x);
+    const peerPair: NoncePair = { x: kudos.x, nonce: Uint8Array.from(kudos.nonce) };
+    // §4.4.2: a CAPABLE peer known to be CAPABLE "MUST ignore the message for the sake of KUDOS
+    // processing" when 'p' is 1; it cannot be verified otherwise (its CTX_IN is the bootstrap one).
+    if (bits.noForwardSecrecy && this.#peerCapability === 'capable') return { ok: false, code: UNAUTHORIZED, reason: 'no-FS KUDOS message from a peer known to be CAPABLE (downgrade refused)' };
+    if (bits.noForwardSecrecy && !this.#bootstrap) return { ok: false, code: UNAUTHORIZED, reason: 'no-FS KUDOS message but no bootstrap material' };
+    const result = bits.convergent ? this.#receiveConvergent(peerPair, bits.noForwardSecrecy, events, verify) : this.#receiveDivergent(peerPair, bits.noForwardSecrecy, events, verify);
+    if (result.ok && this.#peerCapability === 'unknown' && !bits.noForwardSecrecy) {
+      // §4.4.2: a peer that sent 'p' = 0 is CAPABLE; store it so a downgrade is refused from now on.
+      this.#peerCapability = 'capable';
+      this.#persist();
+    }
+    return result;
+  }
+
+  #receiveNonKudos<T>(events: KudosEvent[], verify: (c: LiveContext, via: IncomingRequest['via'], r: ReplayWindow) => { ok: true; value: T } | { ok: false; reason: string; code?: number }) {
+    if (this.#state === 'PENDING') {
+      const r = verify(this.#next!, 'next', this.#next!.replay);
+      if (r.ok) {
+        // §4.3.3.5: a non KUDOS message protected with the latest CTX_NEW is key confirmation.
+        this.#complete(events);
+        return r;
+      }
+    }
+    const r = verify(this.#current, 'current', this.#current.replay);
+    if (r.ok || !this.#retained) return r;
+    if (this.#retained.until <= this.#now()) {
+      this.dropRetainedContext();
+      return r;
+    }
+    // §4.6: CTX_NEW first, then CTX_OLD, for non KUDOS messages only.
+    return verify(this.#retained.live, 'retained', this.#retained.live.replay);
+  }
+
+  #receiveDivergent<T>(
+    peerPair: NoncePair,
+    noFs: boolean,
+    events: KudosEvent[],
+    verify: (c: LiveContext, via: IncomingRequest['via'], r: ReplayWindow) => { ok: true; value: T } | { ok: false; reason: string; code?: number },
+  ): { ok: true; value: T } | { ok: false; reason: string; code?: number } {
+    // CTX_TEMP = updateCtx(X2 | N2, 0x, CTX_IN) (§4.3.1) with CTX_IN = CTX_OLD (FS) or CTX_BOOTSTRAP (no-FS).
+    if (this.#supersededPeerPairs.has(pairKey(peerPair))) return { ok: false, code: UNAUTHORIZED, reason: 'stale KUDOS divergent message (a nonce the peer has moved past)' };
+    const tryFrom = (ctxIn: ContextMaterial) => {
+      const temp = this.#live({ ...temporaryContext(peerPair, ctxIn), reservedUpTo: 0 }, false);
+      const key = `${noFs ? 'p' : 'f'}${pairKey(peerPair)}`;
+      const replay = this.#peerTemps.get(key) ?? new ReplayWindow(this.#o.replayWindow);
+      const r = verify(temp, 'temp', replay);
+      if (r.ok) {
+        if (this.#peerTemps.size >= MAX_PEER_TEMPS && !this.#peerTemps.has(key)) this.#peerTemps.delete(this.#peerTemps.keys().next().value!);
+        this.#peerTemps.set(key, replay);
+      }
+      return r;
+    };
+    if (this.#state === 'PENDING') {
+      const pending = this.#pending!;
+      // CTX_IN of this execution: CTX_OLD, or the bootstrap context in no-FS mode.
+      const r = tryFrom(this.#ctxIn(noFs));
+      if (r.ok) {
+        // §4.3.4: the same (X, nonce) as the divergent message that got us here: stay in PENDING.
+        // (The peer's pair is also the other half of CTX_NEW's Master Salt, so this survives a reboot.)
+        if (noFs === pending.noForwardSecrecy && samePair(normalised(peerPair), normalised(this.#peerHalfOfSalt() ?? pending.peerPair))) {
+          events.push({ type: 'send-convergent' });
+          return r;
+        }
+        // §4.3.3.5, first case: delete CTX_NEW and our pair, abort, enter BUSY on this message.
+        this.#supersede(pending.peerPair);
+        this.#abort('divergent message with a new nonce from CTX_OLD', events);
+        this.#enterPendingFrom(peerPair, noFs, events);
+        return r;
+      }
+      if (!noFs) {
+        // Second case: the peer completed and started over from CTX_NEW, which becomes CTX_OLD.
+        const fromNew = tryFrom(this.#next!.material);
+        if (fromNew.ok) {
+          this.#current = this.#next!;
+          this.#next = undefined;
+          this.#pending = undefined;
+          this.#retained = undefined;
+          this.#ownPair = undefined;
+          this.#temp = undefined;
+          this.#peerTemps.clear();
+          events.push({ type: 'aborted', reason: 'divergent message protected from CTX_NEW: CTX_NEW becomes CTX_OLD' });
+          this.#enterPendingFrom(peerPair, false, events);
+          return fromNew;
+        }
+      }
+      return r;
+    }
+    // IDLE or BUSY (10). KUDOS messages never use a retained CTX_OLD (§4.6).
+    const r = tryFrom(this.#ctxIn(noFs));
+    if (!r.ok) return r;
+    this.#enterPendingFrom(peerPair, noFs, events);
+    return r;
+  }
+
+  #receiveConvergent<T>(
+    peerPair: NoncePair,
+    noFs: boolean,
+    events: KudosEvent[],
+    verify: (c: LiveContext, via: IncomingRequest['via'], r: ReplayWindow) => { ok: true; value: T } | { ok: false; reason: string; code?: number },
+  ): { ok: true; value: T } | { ok: false; reason: string; code?: number } {
+    if (this.#state === 'IDLE') {
+      // §4.3.3.3: ignored for KUDOS, processed as a CoAP message (a late duplicate under CTX_NEW).
+      return verify(this.#current, 'current', this.#current.replay);
+    }
+    if (this.#state === 'PENDING') {
+      const pending = this.#pending!;
+      if (noFs === pending.noForwardSecrecy && samePair(normalised(peerPair), normalised(pending.peerPair))) {
+        const r = verify(this.#next!, 'next', this.#next!.replay);
+        if (r.ok) this.#complete(events);
+        return r;
+      }
+      // A convergent message built on our pair and a peer pair other than the one our CTX_NEW used:
+      // the peer lost the divergent message we answered (it rebooted in BUSY) and answered an
+      // earlier one of ours. Its CTX_NEW holds our pair, so it verifies only if the peer took our
+      // nonce: that is key confirmation of that CTX_NEW, never used by us for sending. Without
+      // this, both peers would wait in PENDING for each other (see docs/kudos.md).
+      const material = updateCtx(pairInput(normalised(pending.ownPair)), pairInput(normalised(peerPair)), this.#ctxIn(noFs));
+      const candidate = this.#live({ ...material, reservedUpTo: 0 }, false);
+      const r = verify(candidate, 'next', candidate.replay);
+      if (!r.ok) return { ok: false, code: UNAUTHORIZED, reason: 'convergent message for another KUDOS execution' };
+      this.#pending = { next: { ...material, reservedUpTo: 0 }, ownPair: pending.ownPair, peerPair, noForwardSecrecy: noFs, preserveObservations: this.#preserveDecision(pending.ownPair, peerPair) };
+      this.#next = candidate;
+      this.#complete(events);
+      return r;
+    }
+    // BUSY (10): CTX_NEW = updateCtx(X1 | N1, X2 | N2, CTX_IN); key confirmation on success.
+    if (!this.#ownPair || noFs !== this.#tempNoFs) return { ok: false, code: UNAUTHORIZED, reason: 'convergent message that answers no divergent message of ours' };
+    const ownPair = this.#ownPair;
+    const material = updateCtx(pairInput(normalised(ownPair)), pairInput(normalised(peerPair)), this.#ctxIn(noFs));
+    const candidate = this.#live({ ...material, reservedUpTo: 0 }, false);
+    const r = verify(candidate, 'next', candidate.replay);
+    if (!r.ok) return r;
+    this.#pending = {
+      next: { ...material, reservedUpTo: 0 },
+      ownPair,
+      peerPair,
+      noForwardSecrecy: noFs,
+      preserveObservations: this.#preserveDecision(ownPair, peerPair),
+    };
+    this.#next = candidate;
+    this.#complete(events);
+    return r;
+  }
+
+  /** Received a verified divergent message: BUSY (01 or 11), send convergent, PENDING (§4.3.3.4). */
+  #enterPendingFrom(peerPair: NoncePair, noFs: boolean, events: KudosEvent[]): void {
+    this.#moveTo('BUSY', events);
+    // §4.3.1: reuse our pair if it is bound to the same CTX_IN, else generate one.
+    let ownPair = this.#ownPair;
+    if (!ownPair || this.#tempNoFs !== noFs) {
+      const nonce = this.#random(this.#o.nonceLength);
+      // §4.5.1: "If a peer receives a KUDOS message with the bit 'b' set to 0, then the peer MUST set to 0 the bit 'b'".
+      const preserve = this.#o.preserveObservations && parseXByte(peerPair.x).preserveObservations;
+      ownPair = { x: xByte({ convergent: false, preserveObservations: preserve, noForwardSecrecy: noFs }, nonce.length), nonce };
+      this.#ownPair = ownPair;
+      this.#tempNoFs = noFs;
+      this.#temp = undefined; // a CTX_TEMP from an older pair is of no use any more
+    }
+    const material = updateCtx(pairInput(normalised(ownPair)), pairInput(normalised(peerPair)), this.#ctxIn(noFs));
+    const preserve = this.#preserveDecision(ownPair, peerPair);
+    const start = preserve ? this.#observationStart() : 0;
+    this.#pending = { next: { ...material, reservedUpTo: start }, ownPair, peerPair, noForwardSecrecy: noFs, preserveObservations: preserve };
+    this.#next = this.#live(this.#pending.next, true);
+    // CTX_NEW and its reservation reach the disk before the convergent message can be protected (§4.3).
+    this.#persist();
+    this.#moveTo('PENDING', events);
+    events.push({ type: 'send-convergent' });
+  }
+
+  /** Key confirmation and the Pre-IDLE stage (§4.3.3.2; Step A of §4.4.2 is implicit: CTX_BOOTSTRAP is never kept derived). */
+  #complete(events: KudosEvent[]): void {
+    const pending = this.#pending!;
+    const old = this.#current;
+    let next = this.#next!;
+    if (!next.persisted) {
+      // Initiator side: CTX_NEW was derived on receiving the convergent message.
+      const start = pending.preserveObservations ? this.#observationStart() : 0;
+      next = this.#live({ ...next.material, reservedUpTo: start }, true);
+      next.replay = this.#next!.replay;
+    }
+    this.#current = next;
+    this.#next = undefined;
+    this.#pending = undefined;
+    this.#temp = undefined;
+    this.#ownPair = undefined;
+    this.#peerTemps.clear();
+    this.#supersededPeerPairs.clear();
+    this.#retained = this.#o.retainOldMs > 0
+      ? { masterSecret: old.material.masterSecret, masterSalt: old.material.masterSalt, until: this.#now() + this.#o.retainOldMs, live: old }
+      : undefined;
+    this.#persist();
+    this.#moveTo('IDLE', events);
+    events.push({ type: 'completed', preserveObservations: pending.preserveObservations, noForwardSecrecy: pending.noForwardSecrecy });
+  }
+
+  #supersede(pair: NoncePair): void {
+    if (this.#supersededPeerPairs.size >= MAX_PEER_TEMPS * 4) this.#supersededPeerPairs.delete(this.#supersededPeerPairs.values().next().value!);
+    this.#supersededPeerPairs.add(pairKey(pair));
+  }
+
+  #abort(reason: string, events: KudosEvent[]): void {
+    this.#next = undefined;
+    this.#pending = undefined;
+    this.#ownPair = undefined;
+    this.#temp = undefined;
+    this.#persist();
+    events.push({ type: 'aborted', reason });
+  }
+
+  // --- helpers -------------------------------------------------------------------------------
+
+  /** §4.5.1: observations survive only if every 'b' exchanged was 1. */
+  #preserveDecision(ownPair: NoncePair, peerPair: NoncePair): boolean {
+    return parseXByte(ownPair.x).preserveObservations && parseXByte(peerPair.x).preserveObservations;
+  }
+
+  /** §4.5.1 step 4: Sender Sequence Number PIV* + 1. */
+  #observationStart(): number {
+    const pivs = this.#o.observationPartialIvs?.() ?? [];
+    return pivs.length === 0 ? 0 : Math.max(...pivs) + 1;
+  }
+
+  /** The peer's half of CTX_NEW's Master Salt (§4.3.4 step 1). */
+  #peerHalfOfSalt(): NoncePair | undefined {
+    const halves = splitMasterSalt(this.#next!.material.masterSalt);
+    const own = normalised(this.#pending!.ownPair);
+    if (!halves) return undefined;
+    if (samePair(halves[0], own)) return halves[1];
+    if (samePair(halves[1], own)) return halves[0];
+    return undefined;
+  }
+
+  /** §4.4.2: CTX_IN is CTX_OLD in FS mode, CTX_BOOTSTRAP in no-FS mode. */
+  #ctxIn(noFs: boolean): ContextMaterial {
+    if (!noFs) return this.#current.material;
+    const b = this.#bootstrap;
+    if (!b) throw new Error('no-FS mode needs Bootstrap Master Secret and Salt (§4.4.1)');
+    return { ...this.#o.identity, masterSecret: b.masterSecret, masterSalt: b.masterSalt };
+  }
+
+  #live(secrets: PersistedContext, persisted: boolean): LiveContext {
+    const material: ContextMaterial = { ...this.#o.identity, masterSecret: secrets.masterSecret, masterSalt: secrets.masterSalt };
+    return {
+      material,
+      keys: deriveKeys(material),
+      nextSequence: secrets.reservedUpTo,
+      reservedUpTo: secrets.reservedUpTo,
+      persisted,
+      replay: new ReplayWindow(this.#o.replayWindow),
+    };
+  }
+
+  #nextSequence(context: LiveContext): number {
+    const n = context.nextSequence;
+    if (n > MAX_SEQUENCE) throw new Error('Sender Sequence Number space of this context is used up; run KUDOS');
+    if (context.persisted && n >= context.reservedUpTo) {
+      context.reservedUpTo = n + this.#o.reserve;
+      this.#persist();
+    }
+    context.nextSequence = n + 1;
+    return n;
+  }
+
+  #persist(): void {
+    const snapshot = (c: LiveContext): PersistedContext => {
+      // On the way in (construction), reservations are raised past every possibly used number.
+      if (c.reservedUpTo <= c.nextSequence) c.reservedUpTo = c.nextSequence + this.#o.reserve;
+      return { masterSecret: c.material.masterSecret, masterSalt: c.material.masterSalt, reservedUpTo: c.reservedUpTo };
+    };
+    const record: KudosRecord = { current: snapshot(this.#current), peerCapability: this.#peerCapability };
+    if (this.#pending && this.#next) record.pending = { ...this.#pending, next: snapshot(this.#next) };
+    if (this.#retained) record.retained = { masterSecret: this.#retained.masterSecret, masterSalt: this.#retained.masterSalt, until: this.#retained.until };
+    if (this.#bootstrap) record.bootstrap = this.#bootstrap;
+    this.#storage.write(record);
+  }
+
+  #moveTo(to: KudosState, events: KudosEvent[]): void {
+    if (this.#state === to) return;
+    events.push({ type: 'state', from: this.#state, to });
+    this.#state = to;
+  }
+
+  #audit(context: LiveContext, sequence: number): void {
+    if (!this.#o.onEncrypt) return;
+    const keys = context.keys;
+    this.#o.onEncrypt(fingerprint(keys.senderKey), aeadNonce(keys.commonIv, keys.senderId, encodePartialIv(sequence)));
+  }
+
+  #random(length: number): Uint8Array {
+    return this.#o.random ? this.#o.random(length) : Uint8Array.from(randomBytes(length));
+  }
+
+  #now(): number {
+    return this.#o.now ? this.#o.now() : Date.now();
+  }
+}
+
+/** §4.3.1: CTX_TEMP = updateCtx(X | N, 0x, CTX_IN), from the pair of a divergent message. */
+function temporaryContext(pair: NoncePair, ctxIn: ContextMaterial): ContextMaterial {
+  return updateCtx(pairInput(pair), new Uint8Array(0), ctxIn);
+}
+
+const pairKey = (pair: NoncePair): string => `${(pair.x & ~X_Z).toString(16)}:${Buffer.from(pair.nonce).toString('hex')}`;
+
+/** The X byte as it enters updateCtx for CTX_NEW: the z bit cleared (see docs/kudos.md). */
+function normalised(pair: NoncePair): NoncePair {
+  return { x: pair.x & ~X_Z, nonce: pair.nonce };
+}
+
+function readOption(message: CoapMessage): { ok: true; value: OscoreOptionValue } | { ok: false; reason: string } {
+  const values = message.options.filter((o) => o.number === OptionNumber.Oscore);
+  if (values.length !== 1) return { ok: false, reason: values.length === 0 ? 'Missing OSCORE option' : 'Failed to decode COSE: repeated OSCORE option' };
+  try {
+    return { ok: true, value: decodeOscoreOption(values[0]!.value) };
+  } catch (e) {
+    if (e instanceof MalformedOscoreOption) return { ok: false, reason: `Failed to decode COSE: ${e.message}` };
+    throw e;
+  }
+}
+
+/** Adds 'x' and 'nonce' to a protected message's OSCORE option (the option is not in the AAD, RFC 8613 §5.4). */
+function withKudosFields(message: CoapMessage, kudos: { x: number; nonce: Uint8Array }): CoapMessage {
+  return {
+    ...message,
+    options: message.options.map((o) => {
+      if (o.number !== OptionNumber.Oscore) return o;
+      const value = decodeOscoreOption(o.value);
+      return { number: o.number, value: encodeOscoreOption({ ...value, kudos }) };
+    }),
+  };
+}
+
+function fingerprint(key: Uint8Array): string {
+  // Not the key: a one-way digest, so accounting never exposes it.
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}
+
+const equal = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
