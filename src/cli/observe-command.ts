@@ -1,5 +1,5 @@
-/** coapsec observe URI [--count N] [--duration S] [--json] */
-import { tlsClientOptions } from './tls-args.js';
+/** coapsec observe URI [--count N] [--duration S] [the request and output flags of get] */
+import { TLS_CLIENT_USAGE, tlsClientOptions } from './tls-args.js';
 import { codeClass } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
@@ -9,18 +9,22 @@ import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, describeProtect
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { clientRoute, VIA_FLAGS, VIA_USAGE } from './via-args.js';
 import { ExitCode, UsageError, noResponse } from './errors.js';
-import { printVerbose, responseToJson } from './output.js';
+import { openOutput, OUTPUT_FLAGS, OUTPUT_USAGE } from './response-output.js';
+import { localBinding, REQUEST_OPTION_FLAGS, REQUEST_OPTION_USAGE, requestOptionSettings } from './request-flags.js';
 
 export const OBSERVE_USAGE = `usage: coapsec observe URI [options]     (RFC 7641; stops actively with Observe 1)
   --count N               stop after N notifications (the first response counts)
   --duration SECONDS      stop after this long
   --accept N|NAME         preferred Content-Format
+  --timeout SECONDS       give up on the registration (or a renewal) after this long
   -b, --block-size N      block size for notifications larger than one block
-  --json                  one JSON object per notification
-  -v, --verbose           code and options of each notification on stderr
+${REQUEST_OPTION_USAGE}
+${OUTPUT_USAGE}
+                          (each notification ends with a line break; -o FILE gets every one)
   --proxy URI             send the request through this forward proxy (coap://host:port)
 ${VIA_USAGE}
 ${DTLS_USAGE}
+${TLS_CLIENT_USAGE}
 ${CLIENT_OSCORE_USAGE}
 ${KEY_EXPORT_USAGE}`;
 
@@ -32,9 +36,9 @@ export async function observeCommand(argv: string[]): Promise<number> {
       duration: { type: 'string' },
       accept: { type: 'string' },
       'block-size': { type: 'string', short: 'b' },
-      json: { type: 'boolean' },
-      verbose: { type: 'boolean', short: 'v' },
       timeout: { type: 'string' },
+      ...REQUEST_OPTION_FLAGS,
+      ...OUTPUT_FLAGS,
       ...DTLS_FLAGS,
       ...CLIENT_OSCORE_FLAGS,
       ...KEY_EXPORT_FLAGS,
@@ -57,6 +61,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
       throw new UsageError(`--accept: ${(error as Error).message}`);
     }
   }
+  const extra = requestOptionSettings(values);
 
   const dtls = clientDtlsCredentials(values);
   const oscore = clientOscore(values);
@@ -65,12 +70,13 @@ export async function observeCommand(argv: string[]): Promise<number> {
   requireDtlsFor([values.via?.length ? values.via[0]!.split(',')[0] : (proxy ?? uri)], dtls !== undefined);
   const route = clientRoute(values);
   const via = route.via;
+  const output = openOutput(values, { linePerResponse: true });
   const keys = keyExport(values);
   for (const hop of via ?? []) if (hop.context) keys.context(hop.context, 'client');
   // Only with --oscore-export: a map that reports each context it hands out (the credentials stay the fallback that refuses unmatched URIs).
   const exported = values['oscore-export'] !== undefined ? keys.clientSecurity(oscore.security) : undefined;
   const tls = tlsClientOptions(values, dtls?.psk);
-  const client = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(tls ? { tls } : {}), ...oscore.options, ...(exported ? { security: exported } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}) });
+  const client = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(tls ? { tls } : {}), ...oscore.options, ...(exported ? { security: exported } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}), ...localBinding(extra.local) });
   let stopTimer: NodeJS.Timeout | undefined;
   const onSignal = (): void => void observation?.cancel();
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;
@@ -78,6 +84,8 @@ export async function observeCommand(argv: string[]): Promise<number> {
     observation = await client.observe(uri, {
       ...(accept !== undefined ? { accept } : {}),
       ...(blockSize !== undefined ? { blockSize } : {}),
+      ...(extra.options.length > 0 ? { options: extra.options } : {}),
+      ...(extra.token ? { token: extra.token } : {}),
       ...(timeout !== undefined ? { timeout: timeout * 1000 } : {}),
     });
     if (duration !== undefined) stopTimer = setTimeout(() => void observation?.cancel(), duration * 1000);
@@ -88,12 +96,9 @@ export async function observeCommand(argv: string[]): Promise<number> {
     for await (const notification of observation) {
       received++;
       lastCode = notification.code;
-      if (values.verbose) {
-        printVerbose(notification);
-        for (const line of describeProtection(notification.context, via)) process.stderr.write(`${line}\n`);
-      }
-      if (values.json) process.stdout.write(JSON.stringify(responseToJson(notification)) + '\n');
-      else process.stdout.write(notification.text() + '\n');
+      output.verbose(notification);
+      if (values.verbose) for (const line of describeProtection(notification.context, via)) process.stderr.write(`${line}\n`);
+      output.response(notification);
       if (count !== undefined && received >= count) break;
     }
     if (!observation.registered && codeClass(lastCode) === 2) process.stderr.write('coapsec: the server did not accept the observation (no Observe option in its response)\n');
@@ -106,6 +111,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await observation?.cancel();
+    output.close();
     await client.close();
     oscore.close();
     route.close();

@@ -1,5 +1,5 @@
 /** coapsec get|post|put|delete|fetch|patch|ipatch URI [flags] */
-import { tlsClientOptions } from './tls-args.js';
+import { TLS_CLIENT_USAGE, tlsClientOptions } from './tls-args.js';
 import { readFileSync } from 'node:fs';
 import { methodFromName } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
@@ -29,6 +29,7 @@ ${OUTPUT_USAGE}
   --proxy URI             send the request through this forward proxy (coap://host:port)
 ${VIA_USAGE}
 ${DTLS_USAGE}
+${TLS_CLIENT_USAGE}
 ${CLIENT_OSCORE_USAGE}
 ${KEY_EXPORT_USAGE}`;
 

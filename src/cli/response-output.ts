@@ -51,8 +51,16 @@ export function exitCodeOf(code: number): number {
   return cls === 2 ? ExitCode.Ok : cls === 4 ? ExitCode.ClientError : cls === 5 ? ExitCode.ServerError : ExitCode.Failure;
 }
 
+export interface OutputSettings {
+  /**
+   * A stream of responses (observe): each raw payload ends with a line break, also in a file or a
+   * pipe, so one notification never runs into the next.
+   */
+  linePerResponse?: boolean;
+}
+
 /** Opens -o FILE up front, so a bad path is a usage error before anything is sent. */
-export function openOutput(values: OutputFlagValues): Output {
+export function openOutput(values: OutputFlagValues, settings: OutputSettings = {}): Output {
   if (values.pretty && values.raw) throw new UsageError('use either --pretty or --raw, not both');
   let fd = 1;
   if (values.output !== undefined && values.output !== '-') {
@@ -88,9 +96,9 @@ export function openOutput(values: OutputFlagValues): Output {
         if (shown !== undefined) write(shown + '\n');
         else {
           write(response.payload);
-          if (toTerminal && response.payload[response.payload.length - 1] !== 0x0a) write('\n');
+          if ((toTerminal || settings.linePerResponse) && response.payload[response.payload.length - 1] !== 0x0a) write('\n');
         }
-      }
+      } else if (settings.linePerResponse) write('\n');
       if (!response.ok && !values.verbose && !values.json) process.stderr.write(`${codeToString(response.code)}\n`);
     },
     close() {

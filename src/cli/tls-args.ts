@@ -6,6 +6,10 @@ import { readFileSync } from 'node:fs';
 import type { TransportOptions } from '../transport/schemes.js';
 import { UsageError } from './errors.js';
 
+/** How a client's DTLS flags serve TLS too: shown in get's and observe's usage. */
+export const TLS_CLIENT_USAGE = `  TLS (coaps+tcp://, coaps+ws://): the same flags; --ca roots for the server certificate,
+                          --cert/--key to present one, --psk-identity/--psk for TLS-PSK (TLS 1.2)`;
+
 type TlsFlagValues = { cert?: string | undefined; key?: string | undefined; ca?: string[] | undefined };
 type Psk = { identity: string | Uint8Array; key: string | Uint8Array };
 

@@ -36,6 +36,8 @@ export interface ObservationSettings {
   /** Notifications kept while the consumer is busy; the oldest are dropped beyond it. Default 64. */
   maxQueued?: number;
   timeout?: number;
+  /** This token (0..8 bytes) for the registration and its notifications instead of a fresh random one. */
+  token?: Uint8Array;
 }
 
 export class Observation implements AsyncIterableIterator<ClientResponse> {
@@ -71,7 +73,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     private readonly settings: ObservationSettings = {},
     private readonly security: MessageSecurity = PLAIN,
   ) {
-    this.token = endpoint.newToken();
+    this.token = settings.token ?? endpoint.newToken();
     setOption(template, OptionNumber.Observe, encodeUint(0));
     this.unlisten = endpoint.listen(this.token, peer, (response, context) => this.onNotification(response, context));
     this.register();
