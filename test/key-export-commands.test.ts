@@ -89,6 +89,39 @@ test('trust-anchor and ta-request: --oscore-export writes the context between th
   assertWarned('ta-request', requested.stderr, ['--oscore-export'], [secret]);
 });
 
+test('trust-anchor --keylog: the DTLS session of a revocation it sends to a resource server', async () => {
+  const ta = join(dir, 'ta-revoke');
+  mkdirSync(ta);
+  const secret = randomBytes(16).toString('hex');
+  const rsKey = randomBytes(16).toString('hex');
+  const write = (name: string, value: unknown): string => {
+    writeFileSync(join(ta, name), JSON.stringify(value), { mode: 0o600 });
+    return join(ta, name);
+  };
+  const rs = await startDaemon(['serve', '--bind', '127.0.0.1:0', '--trust-anchor', `ta1=0x${rsKey}`, '--keylog', join(ta, 'rs.keylog')], /^coapsec serving on coaps:\/\/127\.0\.0\.1:(\d+)$/m);
+  let revoked;
+  let anchor;
+  try {
+    write('ta-credentials.json', { stateDirectory: 'ta-state', recipients: { '01': { name: 'admin', context: { masterSecret: secret, senderId: 'ff' } } } });
+    const resourceServers = { rs1: { key: rsKey, revocationUri: `coaps://127.0.0.1:${rs.port}/ta/revoke` } };
+    const config = write('ta.json', { id: 'ta1', bind: '127.0.0.1:0', credentials: 'ta-credentials.json', stateFile: 'ta-counters.json', resourceServers, policy: { admin: ['rs1'] }, administrators: ['admin'] });
+    anchor = await startDaemon(['trust-anchor', '--config', config, '--keylog', join(ta, 'anchor.keylog')], /trust anchor ta1 serving on coap:\/\/127\.0\.0\.1:(\d+)/);
+    const admin = write('admin.json', { stateDirectory: 'admin-state', oscore: [{ match: `coap://127.0.0.1:${anchor.port}/*`, context: { masterSecret: secret, senderId: '01', recipientId: 'ff' } }] });
+    const issued = await coapsec(['ta-request', '--ta', `coap://127.0.0.1:${anchor.port}`, '--rs', 'rs1', '--credentials', admin, '--out', join(ta, 'cred.json')]);
+    assert.equal(issued.code, 0, issued.stderr);
+    const sequence = /sequence (\d+)/.exec(issued.stdout)![1]!;
+    revoked = await coapsec(['ta-request', '--ta', `coap://127.0.0.1:${anchor.port}`, '--rs', 'rs1', '--credentials', admin, '--revoke', sequence]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+  } finally {
+    await anchor?.stop();
+    await rs.stop();
+  }
+  const session = keylogLines(join(ta, 'anchor.keylog'));
+  assert.equal(session.length, 1, 'one DTLS session: the revocation');
+  assert.deepEqual(keylogLines(join(ta, 'rs.keylog')), session, 'the resource server logs the same session');
+  assertWarned('trust-anchor', anchor.stderr(), ['--keylog'], [secret, rsKey, session[0]!.split(' ')[2]!]);
+});
+
 test('demo --oscore-export writes every context it runs: the end-to-end one through the caching proxy and both layers of the nested one', async () => {
   const ctx = join(dir, 'demo.ctx');
   const r = await coapsec(['demo', '--oscore-export', ctx], { timeout: 60_000 });
@@ -103,4 +136,13 @@ test('demo --oscore-export writes every context it runs: the end-to-end one thro
   }
   assert.doesNotMatch(r.stderr, /not exported/, 'every context is one Wireshark can use');
   assertWarned('demo', r.stderr, ['--oscore-export'], []);
+});
+
+test('--help of each of these commands lists --keylog and --oscore-export', async () => {
+  for (const command of ['broker', 'publish', 'subscribe', 'trust-anchor', 'ta-request', 'demo']) {
+    const r = await coapsec([command, '--help']);
+    assert.equal(r.code, 0, command);
+    assert.match(r.stdout, /--keylog FILE/, command);
+    assert.match(r.stdout, /--oscore-export FILE/, command);
+  }
 });
