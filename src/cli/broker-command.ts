@@ -7,6 +7,7 @@ import { peerKey } from '../transport/transport.js';
 import { parse, parseBind } from './args.js';
 import { DTLS_FLAGS, DTLS_SERVE_USAGE, serverDtlsSetup } from './dtls-args.js';
 import { UsageError } from './errors.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
 
 const D = DEFAULT_BROKER_LIMITS;
@@ -22,7 +23,8 @@ export const BROKER_USAGE = `usage: coapsec broker [--bind HOST:PORT] [--state F
   --max-subscribers N     subscribers of one topic at most (default ${D.maxSubscribersPerTopic})
   --publish-rate N        publications per second per client (default ${D.publicationsPerSecond}); --publish-burst N (default ${D.publicationBurst})
 ${DTLS_SERVE_USAGE}
-${OSCORE_USAGE}`;
+${OSCORE_USAGE}
+${KEY_EXPORT_USAGE}`;
 
 const LIMIT_FLAGS: ReadonlyArray<[string, keyof BrokerLimits]> = [
   ['max-topics', 'maxTopics'],
@@ -43,6 +45,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       ...Object.fromEntries(LIMIT_FLAGS.map(([flag]) => [flag, { type: 'string' as const }])),
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
+      ...KEY_EXPORT_FLAGS,
     },
     { min: 0, max: 0, names: '' },
   );
@@ -64,10 +67,12 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  const keys = keyExport(values);
   const oscore = serverOscore(values);
+  for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   let server: CoapServer;
   try {
-    server = await CoapServer.listen({ host: bind.host, port: bind.port, ...(dtls ? { dtls } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
+    server = await CoapServer.listen({ host: bind.host, port: bind.port, ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(oscore.security ? { security: oscore.security } : {}) });
   } catch (error) {
     oscore.close();
     throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);

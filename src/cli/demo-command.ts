@@ -8,6 +8,7 @@ import { addDemoResources } from '../demo/resources.js';
 import { CoapServer } from '../server/server.js';
 import { parse } from './args.js';
 import { oscoreProxyDemo } from './demo-legs.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport, type KeyExport } from './keylog-args.js';
 import { randomBytes } from 'node:crypto';
 import { OscoreClientSecurity } from '../client/oscore.js';
 import { addPlugtestResources } from '../demo/plugtest.js';
@@ -19,8 +20,13 @@ import { OscoreServerSecurity } from '../server/oscore.js';
 const useColor = process.stdout.isTTY && !process.env['NO_COLOR'];
 const paint = (code: string, text: string): string => (useColor ? `\x1b[${code}m${text}\x1b[0m` : text);
 
+export const DEMO_USAGE = `usage: coapsec demo      run a server and a client on loopback and show their exchanges
+${KEY_EXPORT_USAGE}
+                          (the demo runs no DTLS: --keylog stays empty; its OSCORE keys are fresh per run)`;
+
 export async function demoCommand(argv: string[]): Promise<number> {
-  parse(argv, {}, { min: 0, max: 0, names: '' });
+  const { values } = parse(argv, { ...KEY_EXPORT_FLAGS }, { min: 0, max: 0, names: '' });
+  const keys = keyExport(values);
   const server = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
   addDemoResources(server);
   const base = `coap://127.0.0.1:${server.address().port}`;
@@ -82,8 +88,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     out(`${paint('36', '→')} GET ${base}/time  Observe: 1 (deregistered)`);
     out('');
 
-    await proxyDemo(base, server, out);
-    await oscoreProxyDemo(out, paint);
+    await proxyDemo(base, server, out, keys);
+    await oscoreProxyDemo(out, paint, keys);
 
     const rtt = await client.ping(base);
     out(paint('2', '# CoAP ping (Empty CON answered by RST, §4.3)'));
@@ -113,15 +119,17 @@ function describe(response: ClientResponse): string {
  * request the proxy forwards without being able to read it. The OSCORE keys are random per run,
  * so no (key, nonce) pair of one run can ever meet another's.
  */
-async function proxyDemo(base: string, origin: CoapServer, out: (line: string) => void): Promise<void> {
+async function proxyDemo(base: string, origin: CoapServer, out: (line: string) => void, keys: KeyExport): Promise<void> {
   const masterSecret = randomBytes(16);
-  origin.security = new OscoreServerSecurity([new OscoreSecurityContext({ masterSecret, senderId: Uint8Array.of(1), recipientIds: [new Uint8Array(0)], name: 'demo-client' }, new VolatileSequence())]);
+  // The client's Sender ID is 0x00, not empty: Wireshark (--oscore-export) cannot use an empty one.
+  origin.security = new OscoreServerSecurity([new OscoreSecurityContext({ masterSecret, senderId: Uint8Array.of(1), recipientIds: [Uint8Array.of(0)], name: 'demo-client' }, new VolatileSequence())]);
   addPlugtestResources(origin);
   const proxyServer = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
   const upstream = new CoapClient();
   const proxy = new ForwardProxy(proxyServer, { upstream, allowDestinations: ['127.0.0.1'], cache: new ResponseCache({ maxBytes: 1 << 20, now: () => proxyServer.endpoint.scheduler.now() }) });
   const proxyUri = `coap://127.0.0.1:${proxyServer.address().port}`;
-  const oscore = new OscoreClientSecurity(new OscoreSecurityContext({ masterSecret, senderId: new Uint8Array(0), recipientIds: [Uint8Array.of(1)], name: 'the origin' }, new VolatileSequence()));
+  const oscore = new OscoreClientSecurity(new OscoreSecurityContext({ masterSecret, senderId: Uint8Array.of(0), recipientIds: [Uint8Array.of(1)], name: 'the origin' }, new VolatileSequence()));
+  keys.context(oscore.context, 'client');
   const viaProxy = new CoapClient({ proxy: proxyUri, security: (uri) => (uri.includes('/oscore/') ? oscore : undefined) });
   try {
     out(paint('1', `Through a forward proxy with a cache on ${proxyUri} (RFC 7252 §5.7, §5.6)`));

@@ -17,6 +17,7 @@ import { OscoreSecurityContext, VolatileSequence } from '../oscore/security-cont
 import { ForwardProxy } from '../proxy/forward-proxy.js';
 import { OscoreServerSecurity } from '../server/oscore.js';
 import { CoapServer } from '../server/server.js';
+import type { KeyExport } from './keylog-args.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress } from '../transport/transport.js';
 import { UdpTransport } from '../transport/udp.js';
 
@@ -66,9 +67,12 @@ function describeOuter(m: CoapMessage): string {
 
 const layerNames = (context: EndpointContext): string[] => (context.oscore ?? []).map((l) => l.peer);
 
-export async function oscoreProxyDemo(out: (line: string) => void, paint: (code: string, text: string) => string): Promise<void> {
+export async function oscoreProxyDemo(out: (line: string) => void, paint: (code: string, text: string) => string, keys: KeyExport): Promise<void> {
   const cs = contextPair('client↔server', 0x5f, 0x01);
   const cp = contextPair('client↔proxy', 0x20, 0x02);
+  // Both layers, so Wireshark can open the outer (client↔proxy) and then the inner (client↔server) one.
+  keys.context(cs.client, 'client');
+  keys.context(cp.client, 'client');
   const captures: Capture[] = [];
   const decrypted: string[] = [];
   let originPort = 0;

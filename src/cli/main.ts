@@ -5,7 +5,7 @@ import { BROKER_USAGE, brokerCommand } from './broker-command.js';
 import { PUBLISH_USAGE, publishCommand } from './publish-command.js';
 import { SUBSCRIBE_USAGE, subscribeCommand } from './subscribe-command.js';
 import { CREDENTIALS_USAGE, credentialsCommand } from './credentials-command.js';
-import { demoCommand } from './demo-command.js';
+import { DEMO_USAGE, demoCommand } from './demo-command.js';
 import { ExitCode, UsageError, isSecurityFailure } from './errors.js';
 import { OBSERVE_USAGE, observeCommand } from './observe-command.js';
 import { PING_USAGE, pingCommand } from './ping-command.js';
@@ -18,7 +18,6 @@ import { TRACE_USAGE, traceCommand } from './trace-command.js';
 
 const METHODS = new Set(['get', 'post', 'put', 'delete', 'fetch', 'patch', 'ipatch']);
 
-const DEMO_USAGE = 'usage: coapsec demo      run a server and a client on loopback and show their exchanges';
 
 interface Command {
   /** Printed for `coapsec COMMAND --help`. */

@@ -7,6 +7,7 @@ import { parseContentFormat } from '../coap/content-format.js';
 import { checkUri, parse, parseSeconds, requireDtlsFor } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { ExitCode, noResponse, UsageError } from './errors.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, oscoreRefusal } from './oscore-args.js';
 import { exitCodeOf } from './response-output.js';
 
@@ -17,7 +18,8 @@ export const PUBLISH_USAGE = `usage: coapsec publish URI (--payload TEXT | --pay
                           (its URI is printed on stderr)
   --timeout SECONDS       give up on each request after this long
 ${DTLS_USAGE}
-${CLIENT_OSCORE_USAGE}`;
+${CLIENT_OSCORE_USAGE}
+${KEY_EXPORT_USAGE}`;
 
 export async function publishCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -30,6 +32,7 @@ export async function publishCommand(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       ...DTLS_FLAGS,
       ...CLIENT_OSCORE_FLAGS,
+      ...KEY_EXPORT_FLAGS,
     },
     { min: 1, max: 1, names: 'URI' },
   );
@@ -55,8 +58,11 @@ export async function publishCommand(argv: string[]): Promise<number> {
   const timeout = parseSeconds(values.timeout, '--timeout');
   const dtls = clientDtlsCredentials(values);
   requireDtlsFor([uri], dtls !== undefined);
+  const keys = keyExport(values);
   const oscore = clientOscore(values);
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...oscore.options });
+  // Only with --oscore-export: a map that reports each context it hands out.
+  const exported = values['oscore-export'] !== undefined ? keys.clientSecurity(oscore.security) : undefined;
+  const client = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...oscore.options, ...(exported ? { security: exported } : {}) });
   const common = timeout !== undefined ? { timeout: timeout * 1000 } : {};
   try {
     let target = uri;

@@ -6,6 +6,7 @@ import { CoapClient } from '../client/client.js';
 import { checkUri, parse, parseSeconds, requireDtlsFor } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { ExitCode, noResponse, UsageError } from './errors.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, oscoreRefusal } from './oscore-args.js';
 import { responseToJson } from './output.js';
 
@@ -14,12 +15,13 @@ export const SUBSCRIBE_USAGE = `usage: coapsec subscribe URI [options]   (pub-su
   --duration SECONDS      stop after this long
   --json                  one JSON object per publication (payload, contentFormat, observe)
 ${DTLS_USAGE}
-${CLIENT_OSCORE_USAGE}`;
+${CLIENT_OSCORE_USAGE}
+${KEY_EXPORT_USAGE}`;
 
 export async function subscribeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    { count: { type: 'string' }, duration: { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' }, ...DTLS_FLAGS, ...CLIENT_OSCORE_FLAGS },
+    { count: { type: 'string' }, duration: { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' }, ...DTLS_FLAGS, ...CLIENT_OSCORE_FLAGS, ...KEY_EXPORT_FLAGS },
     { min: 1, max: 1, names: 'URI' },
   );
   const uri = checkUri(positionals[0]!);
@@ -29,8 +31,11 @@ export async function subscribeCommand(argv: string[]): Promise<number> {
   const timeout = parseSeconds(values.timeout, '--timeout');
   const dtls = clientDtlsCredentials(values);
   requireDtlsFor([uri], dtls !== undefined);
+  const keys = keyExport(values);
   const oscore = clientOscore(values);
-  const client = new CoapClient({ ...(dtls ? { dtls } : {}), ...oscore.options });
+  // Only with --oscore-export: a map that reports each context it hands out.
+  const exported = values['oscore-export'] !== undefined ? keys.clientSecurity(oscore.security) : undefined;
+  const client = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...oscore.options, ...(exported ? { security: exported } : {}) });
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;
   const stop = (): void => void observation?.cancel();
   let stopTimer: NodeJS.Timeout | undefined;

@@ -11,6 +11,7 @@ import { ContentFormat } from '../coap/content-format.js';
 import { writeTaCredential, type TaCredential } from '../trust-anchor/credential-file.js';
 import { checkUri, parse } from './args.js';
 import { ExitCode, UsageError, noResponse } from './errors.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { clientOscore } from './oscore-args.js';
 
 export const TA_REQUEST_USAGE = `usage: coapsec ta-request --ta URI --rs NAME --credentials FILE --out FILE [--mode dk|apk] [--key KEYFILE]
@@ -21,7 +22,8 @@ export const TA_REQUEST_USAGE = `usage: coapsec ta-request --ta URI --rs NAME --
   --out FILE              where to write the credential (mode 0600); use with --ta-credential
   --mode dk|apk           DerivedKey (default) or AuthorizedPublicKey
   --key KEYFILE           apk: our EC P-256 private key (PEM); default: a new key, stored in --out
-  --revoke SEQ            ask the trust anchor to revoke sequence number SEQ at NAME (administrators)`;
+  --revoke SEQ            ask the trust anchor to revoke sequence number SEQ at NAME (administrators)
+${KEY_EXPORT_USAGE}`;
 
 function privateKeyOf(file: string): KeyObject {
   let k: KeyObject;
@@ -45,6 +47,7 @@ export async function taRequestCommand(argv: string[]): Promise<number> {
       mode: { type: 'string' },
       key: { type: 'string' },
       revoke: { type: 'string' },
+      ...KEY_EXPORT_FLAGS,
     },
     { min: 0, max: 0, names: '' },
   );
@@ -71,13 +74,14 @@ export async function taRequestCommand(argv: string[]): Promise<number> {
       path = '/ta/dk';
     }
   }
+  const keys = keyExport(values);
   const oscore = clientOscore({ credentials: values.credentials });
   const uri = base + path;
   if (!oscore.security?.(uri)) {
     oscore.close();
     throw new UsageError(`--credentials: no OSCORE context matches ${uri}`);
   }
-  const client = new CoapClient({ security: oscore.security });
+  const client = new CoapClient({ security: keys.clientSecurity(oscore.security) });
   try {
     const response = await client.request({ method: 'POST', uri, payload: JSON.stringify(body), contentFormat: ContentFormat.Json, timeout: 20_000 });
     if (!response.ok) {

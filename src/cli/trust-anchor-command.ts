@@ -12,18 +12,21 @@ import { parseTrustAnchorConfig, TrustAnchorConfigError } from '../trust-anchor/
 import { addTrustAnchorResources, TrustAnchorService, type RevocationSender } from '../trust-anchor/service.js';
 import { parse, parseBind } from './args.js';
 import { UsageError } from './errors.js';
+import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 
 export const TRUST_ANCHOR_USAGE = `usage: coapsec trust-anchor --config FILE [-v|-vv] [--log-format text|json]
   serves DerivedKey and AuthorizedPublicKey credentials (POST /ta/dk, /ta/apk) and revocations
   (POST /ta/revoke) over OSCORE to the clients of the config's credentials file, by its policy
 ${LOG_USAGE}
-                          (-v also logs every trust-anchor decision)`;
+                          (-v also logs every trust-anchor decision)
+${KEY_EXPORT_USAGE}`;
 
 export async function trustAnchorCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { config: { type: 'string' }, ...LOG_FLAGS }, { min: 0, max: 0, names: '' });
+  const { values } = parse(argv, { config: { type: 'string' }, ...LOG_FLAGS, ...KEY_EXPORT_FLAGS }, { min: 0, max: 0, names: '' });
   if (values.config === undefined) throw new UsageError('trust-anchor needs --config FILE');
   const log = serverLog(values);
+  const keys = keyExport(values);
   let opened: OpenedContext[];
   let config;
   let lock: PidLock;
@@ -43,12 +46,13 @@ export async function trustAnchorCommand(argv: string[]): Promise<number> {
     if (error instanceof TrustAnchorConfigError || error instanceof CredentialsError) throw new UsageError(error.message);
     throw error;
   }
+  for (const o of opened) keys.context(o.context, 'server');
   const service = new TrustAnchorService(config);
   if (log.level > 0) service.onLog = (line) => log.event('trust-anchor', `ta: ${line}`);
   const sendRevocation: RevocationSender = async (uri, payload, rs) => {
     // coaps:// revocation URIs are reached with a DerivedKey credential the TA issues itself.
     const own = uri.startsWith('coaps:') ? service.ownDerivedKey(rs.name) : undefined;
-    const client = new CoapClient(own ? { dtls: { psk: { identity: own.identity, key: own.key } } } : {});
+    const client = new CoapClient(own ? { dtls: { psk: { identity: own.identity, key: own.key }, ...keys.dtls } } : {});
     try {
       const response = await client.request({ method: 'POST', uri, payload, contentFormat: ContentFormat.OctetStream, timeout: 10_000 });
       if (!response.ok) throw new Error(`${response.status}: ${response.text()}`);
