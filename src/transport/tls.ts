@@ -4,9 +4,7 @@
  * Framing and signalling live in src/stream/; this file only makes authenticated sockets.
  */
 import { createServer, connect, type ConnectionOptions, type PSKCallbackNegotation, type Server, type TLSSocket, type TlsOptions } from 'node:tls';
-import type { Socket } from 'node:net';
-import { SocketLink, socketPeer } from './stream-socket.js';
-import { listen, serverAddress } from './tcp.js';
+import { SocketStreamTransport, listen } from './stream-socket.js';
 import type { PeerAddress, StreamLink, StreamTransport, TransportSecurity } from './transport.js';
 
 /** RFC 8323 §11.7: the ALPN protocol identifier of CoAP over TLS. */
@@ -37,73 +35,30 @@ export interface TlsTransportOptions {
   connectTimeout?: number;
 }
 
-export class TlsTransport implements StreamTransport {
+export class TlsTransport extends SocketStreamTransport implements StreamTransport {
   readonly scheme = 'coaps+tcp' as const;
-  private acceptHandler: ((link: StreamLink) => void) | undefined;
-  private readonly sockets = new Set<Socket>();
 
   private constructor(
-    private readonly server: Server | undefined,
+    server: Server | undefined,
     private readonly options: TlsTransportOptions,
   ) {
-    server?.on('secureConnection', (socket) => this.onSecureConnection(socket));
+    super(server, options.connectTimeout ?? 10_000);
+    server?.on('secureConnection', (socket) => this.accepted(socket, securityOf(socket, undefined)));
     // A failed handshake is the client's problem, not a reason to stop serving.
     server?.on('tlsClientError', (_error, socket) => socket.destroy());
   }
 
-  static async bind(options: TlsTransportOptions = {}): Promise<TlsTransport> {
+  static override async bind(options: TlsTransportOptions = {}): Promise<TlsTransport> {
     if (options.port === undefined) return new TlsTransport(undefined, options);
     const server = createServer(serverOptions(options));
     await listen(server as unknown as import('node:net').Server, options.port, options.host ?? '127.0.0.1');
     return new TlsTransport(server, options);
   }
 
-  private onSecureConnection(socket: TLSSocket): void {
-    const peer = socketPeer(socket);
-    if (!peer || !this.acceptHandler) {
-      socket.destroy();
-      return;
-    }
-    this.track(socket);
-    this.acceptHandler(new SocketLink(socket, peer, securityOf(socket, undefined)));
-  }
-
-  private track(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-  }
-
   connect(peer: PeerAddress, serverName?: string): Promise<StreamLink> {
-    return new Promise<StreamLink>((resolve, reject) => {
-      const socket = connect({ ...clientOptions(this.options, serverName), host: peer.address, port: peer.port });
-      this.track(socket);
-      const timer = setTimeout(() => socket.destroy(new Error(`TLS connection to ${peer.address}:${peer.port} timed out`)), this.options.connectTimeout ?? 10_000);
-      const onError = (error: Error): void => {
-        clearTimeout(timer);
-        reject(error);
-      };
-      socket.once('error', onError);
-      socket.once('secureConnect', () => {
-        clearTimeout(timer);
-        socket.removeListener('error', onError);
-        const identity = this.options.psk && !(this.options.psk instanceof Map) ? (this.options.psk as TlsPsk).identity : undefined;
-        resolve(new SocketLink(socket, peer, securityOf(socket, identity)));
-      });
-    });
-  }
-
-  setAcceptHandler(handler: (link: StreamLink) => void): void {
-    this.acceptHandler = handler;
-  }
-
-  localAddress(): PeerAddress {
-    return serverAddress(this.server);
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-    if (this.server) await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    const socket = connect({ ...clientOptions(this.options, serverName), host: peer.address, port: peer.port });
+    const identity = this.options.psk && !(this.options.psk instanceof Map) ? (this.options.psk as TlsPsk).identity : undefined;
+    return this.opened(socket, peer, 'secureConnect', 'TLS', () => securityOf(socket, identity));
   }
 }
 

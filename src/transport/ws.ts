@@ -9,7 +9,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { socketPeer } from './stream-socket.js';
-import { listen, serverAddress } from './tcp.js';
+import { listen, serverAddress } from './stream-socket.js';
 import type { PeerAddress, StreamLink, StreamTransport, TransportSecurity } from './transport.js';
 
 /** RFC 8323 §8.3: the well-known path of the CoAP WebSocket endpoint. */
