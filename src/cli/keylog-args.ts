@@ -4,7 +4,10 @@
  * UAT) and are off by default; turning either on prints a loud warning on stderr. The secrets go
  * only to the named files, never to a log or to stdout/stderr.
  */
+import type { ClientOptions } from '../client/client.js';
 import type { MessageSecurity } from '../client/security.js';
+import type { DtlsClientCredentials } from '../transport/dtls.js';
+import type { ClientOscore } from './oscore-args.js';
 import { OscoreClientSecurity } from '../client/oscore.js';
 import type { DtlsSessionSecret } from '../dtls/index.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
@@ -33,6 +36,12 @@ export interface KeyExport {
   context(context: OscoreSecurityContext, role: 'client' | 'server'): void;
   /** Wraps a client's per-URI security so that every OSCORE context it uses is exported. */
   clientSecurity<T extends ((uri: string) => MessageSecurity | undefined) | undefined>(security: T): T;
+  /**
+   * A client command's DTLS and OSCORE options with the exports wired in: the key log on the DTLS
+   * sessions and, with --oscore-export, a security map reporting each context it hands out (the
+   * credentials stay the fallback that refuses unmatched URIs).
+   */
+  clientOptions(dtls: DtlsClientCredentials | undefined, oscore: ClientOscore): Pick<ClientOptions, 'dtls' | 'credentials' | 'security' | 'allowUnprotected'>;
 }
 
 export function keyExport(values: KeyExportFlagValues, stderr: (line: string) => void = (l) => process.stderr.write(l + '\n')): KeyExport {
@@ -50,17 +59,23 @@ export function keyExport(values: KeyExportFlagValues, stderr: (line: string) =>
   const keylog = open('--keylog', values.keylog, (p) => new KeyLogFile(p));
   const oscore = open('--oscore-export', values['oscore-export'], (p) => new WiresharkOscoreExport(p, (reason) => stderr(`--oscore-export: not exported: ${reason}`)));
   const context = (c: OscoreSecurityContext, role: 'client' | 'server'): void => oscore?.add(c, role);
+  const dtls = keylog ? { onSecret: keylog.onSecret } : {};
+  const clientSecurity = <T extends ((uri: string) => MessageSecurity | undefined) | undefined>(security: T): T => {
+    if (!oscore || !security) return security;
+    const wrapped = (uri: string): MessageSecurity | undefined => {
+      const s = security(uri);
+      if (s instanceof OscoreClientSecurity) context(s.context, 'client');
+      return s;
+    };
+    return wrapped as T;
+  };
   return {
-    dtls: keylog ? { onSecret: keylog.onSecret } : {},
+    dtls,
     context,
-    clientSecurity: <T extends ((uri: string) => MessageSecurity | undefined) | undefined>(security: T): T => {
-      if (!oscore || !security) return security;
-      const wrapped = (uri: string): MessageSecurity | undefined => {
-        const s = security(uri);
-        if (s instanceof OscoreClientSecurity) context(s.context, 'client');
-        return s;
-      };
-      return wrapped as T;
+    clientSecurity,
+    clientOptions: (credentials, client) => {
+      const exported = oscore ? clientSecurity(client.security) : undefined;
+      return { ...(credentials ? { dtls: { ...credentials, ...dtls } } : {}), ...client.options, ...(exported ? { security: exported } : {}) };
     },
   };
 }

@@ -73,10 +73,8 @@ export async function observeCommand(argv: string[]): Promise<number> {
   const output = openOutput(values, { linePerResponse: true });
   const keys = keyExport(values);
   for (const hop of via ?? []) if (hop.context) keys.context(hop.context, 'client');
-  // Only with --oscore-export: a map that reports each context it hands out (the credentials stay the fallback that refuses unmatched URIs).
-  const exported = values['oscore-export'] !== undefined ? keys.clientSecurity(oscore.security) : undefined;
   const tls = tlsClientOptions(values, dtls?.psk);
-  const client = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(tls ? { tls } : {}), ...oscore.options, ...(exported ? { security: exported } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}), ...localBinding(extra.local) });
+  const client = new CoapClient({ ...keys.clientOptions(dtls, oscore), ...(tls ? { tls } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}), ...localBinding(extra.local) });
   let stopTimer: NodeJS.Timeout | undefined;
   const onSignal = (): void => void observation?.cancel();
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;

@@ -60,9 +60,7 @@ export async function publishCommand(argv: string[]): Promise<number> {
   requireDtlsFor([uri], dtls !== undefined);
   const keys = keyExport(values);
   const oscore = clientOscore(values);
-  // Only with --oscore-export: a map that reports each context it hands out.
-  const exported = values['oscore-export'] !== undefined ? keys.clientSecurity(oscore.security) : undefined;
-  const client = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...oscore.options, ...(exported ? { security: exported } : {}) });
+  const client = new CoapClient(keys.clientOptions(dtls, oscore));
   const common = timeout !== undefined ? { timeout: timeout * 1000 } : {};
   try {
     let target = uri;

@@ -92,14 +92,10 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   const via = route.via;
   const keys = keyExport(values);
   for (const hop of via ?? []) if (hop.context) keys.context(hop.context, 'client');
-  // Only with --oscore-export: a map that reports each context it hands out (the credentials stay the fallback that refuses unmatched URIs).
-  const exported = values['oscore-export'] !== undefined ? keys.clientSecurity(oscore.security) : undefined;
   const tls = tlsClientOptions(values, dtls?.psk);
   const client = new CoapClient({
-    ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}),
+    ...keys.clientOptions(dtls, oscore),
     ...(tls ? { tls } : {}),
-    ...oscore.options,
-    ...(exported ? { security: exported } : {}),
     ...(proxy ? { proxy } : {}),
     ...(via ? { via: () => via } : {}),
     ...localBinding(extra.local),

@@ -33,9 +33,7 @@ export async function subscribeCommand(argv: string[]): Promise<number> {
   requireDtlsFor([uri], dtls !== undefined);
   const keys = keyExport(values);
   const oscore = clientOscore(values);
-  // Only with --oscore-export: a map that reports each context it hands out.
-  const exported = values['oscore-export'] !== undefined ? keys.clientSecurity(oscore.security) : undefined;
-  const client = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...oscore.options, ...(exported ? { security: exported } : {}) });
+  const client = new CoapClient(keys.clientOptions(dtls, oscore));
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;
   const stop = (): void => void observation?.cancel();
   let stopTimer: NodeJS.Timeout | undefined;
