@@ -30,7 +30,7 @@ import type { ProtectedRequest } from '../client/security.js';
 import type { CoapEndpoint, ReceivedResponse, RequestOptions, ResponseHandler } from '../exchange/endpoint.js';
 import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
 import { conditionalReply, variantKey } from './cache.js';
-import type { CoapServer, ForwardingHandler, ProxiedRequest } from '../server/server.js';
+import { ProxiedRequestThrough, type CoapServer, type ForwardingHandler, type ProxiedRequest } from '../server/server.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
@@ -289,7 +289,7 @@ export class ForwardProxy implements ForwardingHandler {
       layer = upstreamLayer(layerContext, route.viaProxy, added);
     }
     // This proxy is an OSCORE endpoint on a leg: responses it protects must be recognisable (5.02, §2.2).
-    if (layer || request.context.oscore?.length) request = new RecognisedResponses(request);
+    if (layer || request.context.oscore?.length) request = new ProxiedRequestThrough(request, recognisedOnly);
 
     const fetching = message.code === Method.GET || message.code === Method.FETCH;
     if (observe !== undefined) return this.forwardObservation(request, upstream, endpoint, peer, target, observe, layer);
@@ -483,30 +483,9 @@ class UpstreamExchange implements ResponseHandler {
  * would protect for the client must consist of options it recognises (draft-ietf-core-oscore-
  * capable-proxies §2.2), or the client gets 5.02 instead. Delegates everything else.
  */
-class RecognisedResponses implements ProxiedRequest {
-  constructor(private readonly inner: ProxiedRequest) {}
-  get message(): CoapMessage {
-    return this.inner.message;
-  }
-  get context(): EndpointContext {
-    return this.inner.context;
-  }
-  respond(response: CoapMessage): void {
-    const unknown = response.options.find((o) => optionDefinition(o.number) === undefined);
-    this.inner.respond(unknown && this.inner.context.oscore?.length ? errorMessage(ResponseCode.BadGateway, `cannot protect the unrecognized option ${unknown.number} in the response`) : response);
-  }
-  observe(path: string): number {
-    return this.inner.observe(path);
-  }
-  stopObserving(path: string): void {
-    this.inner.stopObserving(path);
-  }
-  observing(): string | undefined {
-    return this.inner.observing();
-  }
-  local(consumed: CoapMessage): void {
-    this.inner.local(consumed);
-  }
+function recognisedOnly(response: CoapMessage, inner: ProxiedRequest): CoapMessage {
+  const unknown = response.options.find((o) => optionDefinition(o.number) === undefined);
+  return unknown && inner.context.oscore?.length ? errorMessage(ResponseCode.BadGateway, `cannot protect the unrecognized option ${unknown.number} in the response`) : response;
 }
 
 /**

@@ -27,12 +27,11 @@ import { formatCoapUri, parseCoapUri, uriToOptions, type CoapUri } from '../coap
 import { resolvePeer, type CoapClient } from '../client/client.js';
 import { blockwiseRequest, type SendRequest } from '../client/blockwise.js';
 import { securedSender } from '../client/security.js';
-import type { EndpointContext } from '../exchange/context.js';
 import type { CoapEndpoint, RequestOptions } from '../exchange/endpoint.js';
 import { TimeoutError } from '../exchange/errors.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { operationKey } from '../server/blockwise.js';
-import { toMessage, type CoapServer, type ProxiedRequest, type ReverseProxyHandler } from '../server/server.js';
+import { ProxiedRequestThrough, toMessage, type CoapServer, type ProxiedRequest, type ReverseProxyHandler } from '../server/server.js';
 import type { PeerAddress } from '../transport/transport.js';
 import { defaultRandom } from '../util/random.js';
 import { ObserveRelay, errorMessage, forwardable } from './observe-relay.js';
@@ -176,7 +175,8 @@ export class ReverseProxy implements ReverseProxyHandler {
       body = outcome.body;
       block1Control = outcome.block1;
     }
-    const request = new SlicedResponses(proxied, (response) => {
+    // This leg's block-wise finishing: the Block1 control of a reassembled request, Block2 slices.
+    const request = new ProxiedRequestThrough(proxied, (response) => {
       if (block1Control) setOption(response, OptionNumber.Block1, block1Control);
       // Errors (the proxy's own 5.0x, the origin's 4.xx) are answers to the whole request, not blocks.
       return codeClass(response.code) === 2 ? blockwise.sliceBlock2(peerKey, representation, response, block2) : response;
@@ -333,37 +333,6 @@ function mountedLinks(response: CoapMessage, mount: Mount): CoapMessage {
   return { ...response, payload: encodeString(serializeLinks(rewritten)) };
 }
 
-/**
- * A ProxiedRequest whose answers get this leg's block-wise finishing (the Block1 control of a
- * reassembled request, Block2 slices from the stored representation); delegates everything else.
- */
-class SlicedResponses implements ProxiedRequest {
-  constructor(
-    private readonly inner: ProxiedRequest,
-    private readonly finish: (response: CoapMessage) => CoapMessage,
-  ) {}
-  get message(): CoapMessage {
-    return this.inner.message;
-  }
-  get context(): EndpointContext {
-    return this.inner.context;
-  }
-  respond(response: CoapMessage): void {
-    this.inner.respond(this.finish(response));
-  }
-  observe(path: string): number {
-    return this.inner.observe(path);
-  }
-  stopObserving(path: string): void {
-    this.inner.stopObserving(path);
-  }
-  observing(): string | undefined {
-    return this.inner.observing();
-  }
-  local(consumed: CoapMessage): void {
-    this.inner.local(consumed);
-  }
-}
 
 
 function answer(request: ProxiedRequest, code: number, diagnostic: string): void {

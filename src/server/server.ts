@@ -34,6 +34,7 @@ import { ProxyHandlers, type ForwardingHandler, type ReverseProxyHandler, type V
 import { resourceLinks, wellKnownCoreResource } from './well-known-core.js';
 export type { RequestLogEntry, RequestLogger } from './request-log.js';
 export type { ForwardingHandler, ProxiedRequest, ReverseProxyHandler } from './stages/proxy-claim.js';
+export { ProxiedRequestThrough } from './stages/proxy-claim.js';
 export type { InboundRequest, ServerStage } from './stage.js';
 export { toMessage } from './response.js';
 

@@ -63,6 +63,38 @@ export interface ProxiedRequest {
   local(consumed: CoapMessage): void;
 }
 
+/**
+ * A ProxiedRequest whose responses pass through `finish` first (a proxy's own rule for what it
+ * sends back on this leg); everything else is the wrapped request's.
+ */
+export class ProxiedRequestThrough implements ProxiedRequest {
+  constructor(
+    private readonly inner: ProxiedRequest,
+    private readonly finish: (response: CoapMessage, inner: ProxiedRequest) => CoapMessage,
+  ) {}
+  get message(): CoapMessage {
+    return this.inner.message;
+  }
+  get context(): EndpointContext {
+    return this.inner.context;
+  }
+  respond(response: CoapMessage): void {
+    this.inner.respond(this.finish(response, this.inner));
+  }
+  observe(path: string): number {
+    return this.inner.observe(path);
+  }
+  stopObserving(path: string): void {
+    this.inner.stopObserving(path);
+  }
+  observing(): string | undefined {
+    return this.inner.observing();
+  }
+  local(consumed: CoapMessage): void {
+    this.inner.local(consumed);
+  }
+}
+
 /** The proxies installed on a server (CoapServer.setForwardingHandler / setReverseProxyHandler). */
 export class ProxyHandlers {
   forwarding: ForwardingHandler | undefined = undefined;
