@@ -31,6 +31,7 @@ import type { CoapEndpoint, ReceivedResponse, RequestOptions, ResponseHandler } 
 import { CoapRequestError, TimeoutError } from '../exchange/errors.js';
 import { conditionalReply, variantKey } from './cache.js';
 import { ProxiedRequestThrough, type CoapServer, type ForwardingHandler, type ProxiedRequest } from '../server/server.js';
+import { isTransportScheme } from '../transport/schemes.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
@@ -57,7 +58,12 @@ export interface ProxyCache {
 }
 
 export interface ForwardProxyOptions {
-  /** Upstream legs, coap:// and coaps:// (a CoapClient, with its DTLS credentials). */
+  /**
+   * Upstream legs (a CoapClient, with its DTLS and TLS credentials): the target's scheme picks the
+   * transport (coap, coaps, coap+tcp, coaps+tcp, coap+ws, coaps+ws; transport/schemes.ts), whatever
+   * carried the request to this proxy. UDP legs are CON with retransmission; a stream leg reuses
+   * one connection per peer, closed with the client.
+   */
   upstream: Pick<CoapClient, 'endpoint'>;
   /** Forward everything to this proxy instead, keeping Proxy-Uri/Proxy-Scheme (PR1.1/PR1.2). */
   nextHop?: string;
@@ -209,7 +215,7 @@ export class ForwardProxy implements ForwardingHandler {
    * endpoint, no copy of the request.
    * Only for requests whose full path (`forwardUpstream`) would consult the cache with nothing in
    * between that could answer differently: GET/FETCH without Observe (observations go upstream,
-   * PR4.1), to a coap/coaps target or through a next hop (http goes to the cross-proxy), and
+   * PR4.1), to a CoAP target (any carrier's scheme) or through a next hop (http goes to the cross-proxy), and
    * no OSCORE layer of this proxy on either leg (§2.2 checks the options it protects or answers).
    * Anything else, and every miss, takes the full path, which looks the cache up again (a miss
    * with the same key).
@@ -220,7 +226,7 @@ export class ForwardProxy implements ForwardingHandler {
     if (cache?.lookupFresh === undefined || (message.code !== Method.GET && message.code !== Method.FETCH)) return undefined;
     if (observe !== undefined) return undefined;
     if (this.options.upstreamSecurity !== undefined || request.context.oscore?.length) return undefined;
-    if (this.options.nextHop === undefined && target.scheme !== 'coap' && target.scheme !== 'coaps') return undefined;
+    if (this.options.nextHop === undefined && !isTransportScheme(target.scheme)) return undefined;
     return cache.cacheKey(message, target.uri);
   }
 
@@ -230,7 +236,7 @@ export class ForwardProxy implements ForwardingHandler {
    * request's Observe value, for a GET or FETCH that has one.
    */
   private forwardUpstream(request: ProxiedRequest, target: Target, hopLimit: number, key: string | undefined, observe: number | undefined): void | Promise<void> {
-    if (this.options.nextHop === undefined && target.scheme !== 'coap' && target.scheme !== 'coaps') {
+    if (this.options.nextHop === undefined && !isTransportScheme(target.scheme)) {
       if (target.scheme === 'http' || target.scheme === 'https') return this.forwardHttp(request, target);
       return answer(request, ResponseCode.ProxyingNotSupported, `scheme ${target.scheme} is not proxied here`);
     }

@@ -11,6 +11,7 @@ import { decodeString, getOption, getStringOptions, getUintOption, type CoapMess
 import { checkOptions } from '../coap/option-validation.js';
 import { OptionNumber, isUnsafe, optionDefinition } from '../coap/options.js';
 import { defaultPort, formatCoapUri, parseAbsoluteUri, type CoapUri } from '../coap/uri.js';
+import { isTransportScheme } from '../transport/schemes.js';
 
 export interface Target {
   /** Absolute URI of the target as far as the request reveals it (OSCORE may hide the path). */
@@ -33,7 +34,7 @@ export function targetOf(message: CoapMessage): Target | TargetError {
       const uri = parseAbsoluteUri(decodeString(proxyUri));
       const port = uri.port ?? defaultPort(uri.scheme);
       if (port === undefined) return { error: `no default port for scheme ${uri.scheme}`, code: ResponseCode.ProxyingNotSupported };
-      const canonical = uri.scheme === 'coap' || uri.scheme === 'coaps'
+      const canonical = isTransportScheme(uri.scheme)
         ? formatCoapUri({ scheme: uri.scheme, host: uri.host, port, explicitPort: true, path: uri.path, query: uri.query } as CoapUri)
         : decodeString(proxyUri);
       return { uri: canonical, scheme: uri.scheme, host: uri.host, port };

@@ -14,7 +14,8 @@ import { defaultPort, parseAbsoluteUri } from '../coap/uri.js';
 import { directAddressing } from '../client/addressing.js';
 import { resolvePeer, type CoapClient } from '../client/client.js';
 import type { CoapEndpoint } from '../exchange/endpoint.js';
-import type { PeerAddress } from '../transport/transport.js';
+import { isStreamScheme, isTransportScheme } from '../transport/schemes.js';
+import type { PeerAddress, TransportScheme } from '../transport/transport.js';
 import { bracket, type Target } from './request-target.js';
 import { DestinationPolicy, DestinationRefusedError } from './destination-policy.js';
 
@@ -54,7 +55,9 @@ export class UpstreamRoutes {
   ) {}
 
   /**
-   * The route of a coap/coaps target (or any target, with a next hop). `byProxyUri`: the request
+   * The route of a target with a CoAP scheme of any carrier (or any target, with a next hop): the
+   * upstream leg takes the transport the target's scheme names in the one scheme table, whatever
+   * carried the request here (RFC 8323 §8; a proxy that changes transport). `byProxyUri`: the request
    * named its target with Proxy-Uri. Synchronous when remembered; rejects (or throws) with the
    * reason a route cannot be had (an unresolvable host, a URI that gives no options).
    */
@@ -75,12 +78,12 @@ export class UpstreamRoutes {
     let host: string;
     if (this.nextHop !== undefined) {
       const next = parseAbsoluteUri(this.nextHop);
-      const scheme = next.scheme === 'coaps' ? 'coaps' : 'coap';
+      const scheme = isTransportScheme(next.scheme) ? next.scheme : 'coap';
       host = next.host;
       const peer = await resolvePeer({ host, port: next.port ?? defaultPort(scheme)! });
-      route = { peer, endpoint: await this.endpointFor(peer, scheme), viaProxy: true, dropped: TO_PROXY, addressing: [] };
+      route = { peer, endpoint: await this.endpointFor(peer, scheme, host), viaProxy: true, dropped: TO_PROXY, addressing: [] };
     } else {
-      const scheme = target.scheme as 'coap' | 'coaps';
+      const scheme = target.scheme as TransportScheme;
       host = target.host;
       const peer = await resolvePeer({ host, port: target.port });
       // Judged by the address the request will go to, not the name (a name can resolve anywhere);
@@ -88,7 +91,7 @@ export class UpstreamRoutes {
       if (!this.destinations.permits('coap', host, peer.address)) throw new DestinationRefusedError();
       // §6.4: Uri-Host and Uri-Port only where they differ from the destination (and, by Proxy-Uri, the path and query).
       const addressing = directAddressing(key, peer);
-      route = { peer, endpoint: await this.endpointFor(peer, scheme), viaProxy: false, dropped: byProxyUri ? TO_ORIGIN_BY_PROXY_URI : TO_ORIGIN, addressing };
+      route = { peer, endpoint: await this.endpointFor(peer, scheme, host), viaProxy: false, dropped: byProxyUri ? TO_ORIGIN_BY_PROXY_URI : TO_ORIGIN, addressing };
     }
     if (isIP(host)) {
       if (this.memo.size >= this.capacity) this.memo.clear();
@@ -97,8 +100,16 @@ export class UpstreamRoutes {
     return route;
   }
 
-  private endpointFor(peer: PeerAddress, scheme: 'coap' | 'coaps'): Promise<CoapEndpoint> {
-    return this.upstream.endpoint(peer.address.includes(':') ? 6 : 4, scheme);
+  /**
+   * The upstream client's endpoint for `scheme`: over UDP one per address family, over a stream one
+   * carrier holding a connection per peer, opened by the first request and reused by every later one.
+   * A stream connection learns the URI's host: TLS checks the certificate against it, and it is the
+   * WebSocket Host header.
+   */
+  private async endpointFor(peer: PeerAddress, scheme: TransportScheme, host: string): Promise<CoapEndpoint> {
+    const endpoint = await this.upstream.endpoint(peer.address.includes(':') ? 6 : 4, scheme);
+    if (isStreamScheme(scheme)) endpoint.setServerName(peer, host);
+    return endpoint;
   }
 }
 
