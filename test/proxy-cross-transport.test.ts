@@ -18,6 +18,7 @@ import { OptionNumber } from '../src/coap/options.js';
 import type { EndpointContext } from '../src/exchange/context.js';
 import { ForwardProxy, type ForwardProxyOptions } from '../src/proxy/forward-proxy.js';
 import { allowList } from '../src/proxy/oscore-proxy.js';
+import { ReverseProxy } from '../src/proxy/reverse-proxy.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
 import type { ServerSecurity } from '../src/server/security.js';
@@ -239,6 +240,44 @@ test('coaps+tcp as a Proxy-Scheme is refused with 5.02 when the proxy has no TLS
     await client.close();
     await p.close();
     await o.server.close();
+  }
+});
+
+test('a reverse proxy on coap+ws mounting a UDP origin and a coap+tcp origin: block-wise and Observe on both', async () => {
+  const udp = await origin();
+  const tcp = await origin('coap+tcp');
+  const server = await CoapServer.listen({ scheme: 'coap+ws', host: LOCAL, port: 0 });
+  const upstream = new CoapClient();
+  const proxy = new ReverseProxy(server, {
+    upstream,
+    mappings: [
+      { prefix: '/udp', target: `coap://${LOCAL}:${udp.port}/` },
+      { prefix: '/tcp', target: `coap+tcp://${LOCAL}:${tcp.port}/` },
+    ],
+  });
+  const client = new CoapClient();
+  try {
+    for (const [prefix, o] of [['udp', udp], ['tcp', tcp]] as const) {
+      const base = `coap+ws://${LOCAL}:${server.address().port}/${prefix}`;
+      const big = await client.get(`${base}/big`, { blockSize: 256 });
+      assert.ok(big.payload.equals(BIG), `${prefix}: 8 KiB whole`);
+      assert.equal((await client.put(`${base}/store`, `via ${prefix}`)).status, '2.04 Changed');
+      assert.equal(o.state.stored, `via ${prefix}`);
+      const observation = await client.observe(`${base}/counter`);
+      const first = (await observation.next()).value!.text();
+      o.tick();
+      assert.deepEqual([first, (await observation.next()).value!.text()], ['count 0', 'count 1']);
+      await observation.cancel();
+      await until(() => o.server.observations.count('/counter') === 0, `${prefix}: the origin's observation ends`);
+    }
+    assert.equal(tcp.server.endpoint.carrier.getStats().peers, 1, 'one connection to the coap+tcp origin');
+  } finally {
+    await client.close();
+    await proxy.close();
+    await server.close();
+    await upstream.close();
+    await udp.server.close();
+    await tcp.server.close();
   }
 });
 

@@ -1,6 +1,11 @@
 /**
- * coapsec proxy --bind HOST:PORT [--forward] [--reverse PREFIX=URI ...] [--next-hop URI] [--cache-mb N]
- *   [--allow-destination CIDR|HOST ...] [--http-upstream] [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
+ * coapsec proxy --bind HOST:PORT [--tcp PORT] [--tls PORT] [--ws PORT] [--forward] [--reverse PREFIX=URI ...]
+ *   [--next-hop URI] [--cache-mb N] [--allow-destination CIDR|HOST ...] [--http-upstream]
+ *   [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
+ *
+ * Every listener (UDP on --bind, and the stream ones) gets its own ForwardProxy / ReverseProxy on
+ * its own CoapServer; they share the upstream client (one connection per upstream peer over a
+ * stream, RFC 8323) and the cache. The upstream leg's transport is the target's scheme's.
  */
 import { EMPTY_BYTES, MessageType, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
@@ -15,6 +20,8 @@ import { isWebOrigin } from '../proxy/http-request-policy.js';
 import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
 import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
+import { STREAM_LISTEN_FLAGS, STREAM_LISTEN_USAGE, streamListeners } from './listen-args.js';
+import { tlsClientOptions, tlsServerOptions } from './tls-args.js';
 import { checkUri, parse, parseBind } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
@@ -24,10 +31,16 @@ import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
 import { allowList } from '../proxy/oscore-proxy.js';
 import { proxyUpstreamContexts } from './via-args.js';
 
-export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--forward] [--reverse PREFIX=URI ...] [--next-hop URI]
-                     [--cache-mb N] [--allow-destination CIDR|HOST ...] [--http-upstream]
+export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--tcp PORT] [--tls PORT] [--ws PORT] [--forward]
+                     [--reverse PREFIX=URI ...] [--next-hop URI] [--cache-mb N]
+                     [--allow-destination CIDR|HOST ...] [--http-upstream]
                      [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
-  --bind HOST:PORT       CoAP side (default 127.0.0.1:5683)
+  --bind HOST:PORT       CoAP side over UDP (default 127.0.0.1:5683)
+${STREAM_LISTEN_USAGE}
+                         Requests go upstream over the transport of the target's scheme (coap,
+                         coaps, coap+tcp, coaps+tcp, coap+ws, coaps+ws), whatever they came on.
+                         --ca, --cert/--key and --psk-identity/--psk also serve coaps+tcp:// and
+                         coaps+ws:// targets (--cert without --ca: only the --tls listener's)
   --forward              act as a forward proxy (Proxy-Uri / Proxy-Scheme, RFC 7252 §5.7.2)
   --reverse PREFIX=URI   serve PREFIX/... from the origin URI (repeatable), e.g. /dev1=coap://10.0.0.7/
                          (block-wise, Observe and end-to-end OSCORE pass through; PREFIX/.well-known/core
@@ -73,6 +86,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       'http-upstream': { type: 'boolean' },
       'http-host': { type: 'string', multiple: true },
       'http-allow-origin': { type: 'string', multiple: true },
+      ...STREAM_LISTEN_FLAGS,
       ...SOCKET_FLAGS,
       ...LOG_FLAGS,
       ...DTLS_FLAGS,
@@ -110,10 +124,18 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   for (const origin of allowedOrigins) if (!isWebOrigin(origin)) throw new UsageError(`--http-allow-origin needs an origin such as https://app.example:8443, got "${origin}"`);
   const buffers = socketBuffers(values);
 
+  const streams = streamListeners(values, bind);
+
   const log = serverLog(values);
-  const dtls = clientDtlsCredentials(values);
+  // --cert/--key without --ca name the --tls listener's certificate only: as an upstream client
+  // the proxy could not check a server with them.
+  const listenerOnlyCert = values.tls !== undefined && values.cert !== undefined && !(values.ca?.length);
+  const upstreamValues = listenerOnlyCert ? { ...values, cert: undefined, key: undefined } : values;
+  const dtls = clientDtlsCredentials(upstreamValues);
+  const tlsListener = values.tls !== undefined ? tlsServerOptions(values, dtls?.psk) : undefined;
+  const tlsUpstream = tlsClientOptions(upstreamValues, dtls?.psk);
   const keys = keyExport(values);
-  const upstream = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...buffers });
+  const upstream = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(tlsUpstream ? { tls: tlsUpstream } : {}), ...buffers });
   const oscore = serverOscore(values);
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const upstreamContexts = proxyUpstreamContexts(values.credentials);
@@ -123,39 +145,50 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     if (context) keys.context(context, 'client');
     return context;
   });
-  let server: CoapServer;
-  try {
-    server = await CoapServer.listen({ host: bind.host, port: bind.port, ...buffers, ...(oscore.security ? { security: oscore.security } : {}) });
-  } catch (error) {
+  const servers: CoapServer[] = [];
+  const closeAll = async (): Promise<void> => {
+    await Promise.all(servers.map((s) => s.close()));
+    await upstream.close();
     oscore.close();
     upstreamContexts.close();
-    await upstream.close();
-    throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  };
+  const security = oscore.security ? { security: oscore.security } : {};
+  for (const l of [{ scheme: 'coap' as const, ...bind }, ...streams]) {
+    try {
+      servers.push(
+        l.scheme === 'coap'
+          ? await CoapServer.listen({ host: l.host, port: l.port, ...buffers, ...security })
+          : await CoapServer.listen({ scheme: l.scheme, host: l.host, port: l.port, ...(tlsListener ? { tls: tlsListener } : {}), ...security }),
+      );
+    } catch (error) {
+      await closeAll();
+      throw new UsageError(`cannot listen on ${l.host}:${l.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
   }
-  log.attach(server);
-  const now = (): number => server.endpoint.scheduler.now();
-  const proxy = values.forward
-    ? new ForwardProxy(server, {
-        upstream,
-        ...(values['next-hop'] !== undefined ? { nextHop: values['next-hop'] } : {}),
-        ...(cacheMb > 0 ? { cache: new ResponseCache({ maxBytes: cacheMb * 1024 * 1024, now }) } : {}),
-        ...(allowDestinations.length > 0 ? { allowDestinations } : {}),
-        ...(values['http-upstream'] ? { http: httpUpstream } : {}),
-        name: `coapsec proxy ${bind.host}:${bind.port}`,
-        ...(values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {}),
-        ...(exportedUpstream ? { upstreamSecurity: exportedUpstream } : {}),
-      })
-    : undefined;
-  const reverseProxy = reverse.length > 0
-    ? new ReverseProxy(server, { upstream, mappings: reverse, ...(values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {}) })
-    : undefined;
+  const cache = cacheMb > 0 ? new ResponseCache({ maxBytes: cacheMb * 1024 * 1024, now: () => servers[0]!.endpoint.scheduler.now() }) : undefined;
+  const authorize = values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {};
+  const proxies: Array<{ close(): Promise<void> }> = [];
+  for (const server of servers) {
+    log.attach(server);
+    if (values.forward) {
+      proxies.push(
+        new ForwardProxy(server, {
+          upstream,
+          ...(values['next-hop'] !== undefined ? { nextHop: values['next-hop'] } : {}),
+          ...(cache ? { cache } : {}),
+          ...(allowDestinations.length > 0 ? { allowDestinations } : {}),
+          ...(values['http-upstream'] ? { http: httpUpstream } : {}),
+          name: `coapsec proxy ${bind.host}:${bind.port}`,
+          ...authorize,
+          ...(exportedUpstream ? { upstreamSecurity: exportedUpstream } : {}),
+        }),
+      );
+    }
+    if (reverse.length > 0) proxies.push(new ReverseProxy(server, { upstream, mappings: reverse, ...authorize }));
+  }
   const closeProxies = async (): Promise<void> => {
-    await proxy?.close();
-    await reverseProxy?.close();
-    await server.close();
-    await upstream.close();
-    oscore.close();
-    upstreamContexts.close();
+    await Promise.all(proxies.map((p) => p.close()));
+    await closeAll();
   };
   let cross: Awaited<ReturnType<typeof startHttpCrossProxy>> | undefined;
   if (httpBind) {
@@ -167,7 +200,8 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       throw new UsageError(`--http: cannot listen on ${httpBind.host}:${httpBind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
   }
-  process.stderr.write(`coapsec proxy on coap://${peerKey(server.address())}${values.forward ? ' (forward)' : ''}${reverse.map((r) => ` ${r.prefix}→${r.target}`).join('')}\n`);
+  const roles = `${values.forward ? ' (forward)' : ''}${reverse.map((r) => ` ${r.prefix}→${r.target}`).join('')}`;
+  for (const server of servers) process.stderr.write(`coapsec proxy on ${server.endpoint.transport.scheme}://${peerKey(server.address())}${roles}\n`);
   if (cross) process.stderr.write(`coapsec HTTP→CoAP proxy on http://${cross.address().address}:${cross.address().port}/hc/\n`);
 
   await new Promise<void>((resolve) => {

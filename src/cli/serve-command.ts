@@ -5,6 +5,7 @@ import { addDemoResources } from '../demo/resources.js';
 import { CoapServer, type ServerOptions } from '../server/server.js';
 import { peerKey, type StreamScheme } from '../transport/transport.js';
 import { tlsServerOptions } from './tls-args.js';
+import { STREAM_LISTEN_FLAGS, STREAM_LISTEN_USAGE, streamListeners } from './listen-args.js';
 import { parse, parseBind, parseSeconds } from './args.js';
 import { addRevocationResource } from '../trust-anchor/resource-server-setup.js';
 import { DTLS_FLAGS, DTLS_SERVE_USAGE, serverDtlsSetup } from './dtls-args.js';
@@ -29,10 +30,7 @@ export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] 
   --max-observers N  Observe registrations kept at once (default 10000); --max-observers-per-peer N
                      per client endpoint (default 256); past them requests are answered unobserved
   --max-uploads-per-peer N  concurrent block-wise uploads per client endpoint (default 8)
-  --tcp [HOST:]PORT  also serve coap+tcp:// (RFC 8323) there (host: that of --bind)
-  --tls [HOST:]PORT  also serve coaps+tcp:// there: TLS with --cert/--key (PEM; --ca makes client
-                     certificates mandatory) or TLS-PSK with --psk-identity/--psk (TLS 1.2)
-  --ws [HOST:]PORT   also serve coap+ws:// there (WebSocket endpoint /.well-known/coap)
+${STREAM_LISTEN_USAGE}
   --dir DIR          also serve the files below DIR, read-only
   --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
 ${SOCKET_USAGE}
@@ -62,9 +60,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       'max-observers': { type: 'string' },
       'max-observers-per-peer': { type: 'string' },
       'max-uploads-per-peer': { type: 'string' },
-      tcp: { type: 'string' },
-      tls: { type: 'string' },
-      ws: { type: 'string' },
+      ...STREAM_LISTEN_FLAGS,
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
       ...KEY_EXPORT_FLAGS,
@@ -94,16 +90,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const listeners: Array<{ host: string; port: number; secure: boolean; scheme?: StreamScheme }> = [{ ...bind, secure: !plainOnBind }];
   if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
-  const streamBind = (flag: string, text: string): { host: string; port: number } => {
-    const b = parseBind(/^\d+$/.test(text) ? `${bind.host.includes(':') ? `[${bind.host}]` : bind.host}:${text}` : text, bind);
-    if (b.port === 0 && !/:0$/.test(text) && text !== '0') throw new UsageError(`${flag} needs a port`);
-    return b;
-  };
-  if (values.tcp !== undefined) listeners.push({ ...streamBind('--tcp', values.tcp), secure: false, scheme: 'coap+tcp' });
-  if (values.ws !== undefined) listeners.push({ ...streamBind('--ws', values.ws), secure: false, scheme: 'coap+ws' });
+  for (const l of streamListeners(values, bind)) listeners.push({ ...l, secure: l.scheme === 'coaps+tcp' });
   const cliPsk = dtls?.psk !== undefined && typeof dtls.psk !== 'function' && !Array.isArray(dtls.psk) ? dtls.psk : undefined;
   const tls = values.tls !== undefined ? tlsServerOptions(values, cliPsk) : undefined;
-  if (values.tls !== undefined) listeners.push({ ...streamBind('--tls', values.tls), secure: true, scheme: 'coaps+tcp' });
   const servers: CoapServer[] = [];
   for (const l of listeners) {
     let server: CoapServer;

@@ -37,6 +37,7 @@ import { defaultRandom } from '../util/random.js';
 import { ObserveRelay, errorMessage, forwardable } from './observe-relay.js';
 import { upstreamLayer, type ForwardPolicy, type UpstreamLayer } from './oscore-proxy.js';
 import { unrecognizedUnsafe } from './request-target.js';
+import { upstreamEndpoint } from './upstream-route.js';
 
 export interface ReverseMapping {
   /** Claim requests whose first Uri-Path segments are this prefix ("/dev1"; Appendix B.8). */
@@ -50,7 +51,7 @@ export interface ReverseMapping {
 }
 
 export interface ReverseProxyOptions {
-  /** Upstream legs (a CoapClient, with its DTLS credentials for coaps:// origins). */
+  /** Upstream legs (a CoapClient, with its DTLS and TLS credentials): an origin's scheme picks its transport (coap+tcp, coap+ws, ...). */
   upstream: Pick<CoapClient, 'endpoint'>;
   mappings: readonly ReverseMapping[];
   /** draft-ietf-core-oscore-capable-proxies §2.4 step 4 (see oscore-proxy.ts allowList). Default: every request. */
@@ -209,7 +210,7 @@ export class ReverseProxy implements ReverseProxyHandler {
     }
     let endpoint;
     try {
-      endpoint = await this.options.upstream.endpoint(peer.address.includes(':') ? 6 : 4, uri.scheme);
+      endpoint = await upstreamEndpoint(this.options.upstream, peer, uri.scheme, uri.host);
     } catch (error) {
       return answer(request, ResponseCode.BadGateway, (error as Error).message);
     }

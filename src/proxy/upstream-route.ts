@@ -100,17 +100,21 @@ export class UpstreamRoutes {
     return route;
   }
 
-  /**
-   * The upstream client's endpoint for `scheme`: over UDP one per address family, over a stream one
-   * carrier holding a connection per peer, opened by the first request and reused by every later one.
-   * A stream connection learns the URI's host: TLS checks the certificate against it, and it is the
-   * WebSocket Host header.
-   */
-  private async endpointFor(peer: PeerAddress, scheme: TransportScheme, host: string): Promise<CoapEndpoint> {
-    const endpoint = await this.upstream.endpoint(peer.address.includes(':') ? 6 : 4, scheme);
-    if (isStreamScheme(scheme)) endpoint.setServerName(peer, host);
-    return endpoint;
+  private endpointFor(peer: PeerAddress, scheme: TransportScheme, host: string): Promise<CoapEndpoint> {
+    return upstreamEndpoint(this.upstream, peer, scheme, host);
   }
+}
+
+/**
+ * A proxy's endpoint towards `peer` for `scheme` (forward and reverse proxies alike): over UDP one
+ * per address family, over a stream one carrier holding a connection per peer, opened by the first
+ * request and reused by every later one, closed with the client. A stream connection learns the
+ * URI's host: TLS checks the certificate against it, and it is the WebSocket Host header.
+ */
+export async function upstreamEndpoint(upstream: Pick<CoapClient, 'endpoint'>, peer: PeerAddress, scheme: TransportScheme, host: string): Promise<CoapEndpoint> {
+  const endpoint = await upstream.endpoint(peer.address.includes(':') ? 6 : 4, scheme);
+  if (isStreamScheme(scheme)) endpoint.setServerName(peer, host);
+  return endpoint;
 }
 
 /**
