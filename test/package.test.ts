@@ -26,6 +26,9 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/cose': 'encodeCcs',
   'coapsec/edhoc': 'EdhocInitiator',
   'coapsec/group-oscore': 'GroupManager',
+  'coapsec/kudos': 'updateCtx',
+  'coapsec/broker': 'PubSubBroker',
+  'coapsec/transport': 'openTransport',
 };
 
 interface Ran {

@@ -1,5 +1,6 @@
 /** Credentials: OSCORE context configuration (JSON and libcoap formats) and durable sequence numbers. */
 export { CredentialsError } from './errors.js';
+export { writeFileDurably } from './durable-file.js';
 export {
   type OscoreContextConfig,
   type ContextProblem,

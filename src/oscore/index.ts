@@ -67,3 +67,4 @@ export {
   type RecipientState,
 } from './security-context.js';
 export { newB2Nonce, secondIdContext, thirdIdContext, wrapB2KidContext, unwrapB2KidContext, R2Cache } from './rederivation.js';
+export { escalate, escalatingClassOf, pathConsumers, isOuterOnly, knowledgeOf, UnrecognizedOptionError, type Escalation, type NodeKind, type OptionKnowledge, type PathView } from './escalation.js';

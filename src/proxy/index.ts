@@ -7,4 +7,5 @@ export { ForwardProxy, type ForwardProxyOptions, type ProxyCache } from './forwa
 export { ResponseCache, type CacheOptions, type CacheStats } from './cache.js';
 export { ReverseProxy, addReverseProxy, parseReverseMapping, type ReverseMapping, type ReverseProxyOptions } from './reverse-proxy.js';
 export { allowList, type ForwardPolicy } from './oscore-proxy.js';
+export type { ProxiedRequest, ForwardingHandler, ReverseProxyHandler } from '../server/server.js';
 export { startHttpCrossProxy, type HttpCrossProxy, type HttpCrossProxyOptions } from './http-cross-proxy.js';
