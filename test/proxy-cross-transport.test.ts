@@ -19,6 +19,7 @@ import type { EndpointContext } from '../src/exchange/context.js';
 import { ForwardProxy, type ForwardProxyOptions } from '../src/proxy/forward-proxy.js';
 import { allowList } from '../src/proxy/oscore-proxy.js';
 import { ReverseProxy } from '../src/proxy/reverse-proxy.js';
+import { startHttpCrossProxy } from '../src/proxy/http-cross-proxy.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
 import type { ServerSecurity } from '../src/server/security.js';
@@ -278,6 +279,29 @@ test('a reverse proxy on coap+ws mounting a UDP origin and a coap+tcp origin: bl
     await upstream.close();
     await udp.server.close();
     await tcp.server.close();
+  }
+});
+
+test('the HTTP→CoAP cross-proxy reaches coap+tcp and coap+ws origins (RFC 8075 §5.3 with the RFC 8323 §8 schemes); coap still works', async () => {
+  const tcp = await origin('coap+tcp');
+  const ws = await origin('coap+ws');
+  const udp = await origin();
+  const client = new CoapClient();
+  const http = await startHttpCrossProxy({ client, allowDestinations: [LOCAL] });
+  try {
+    for (const [scheme, o] of [['coap+tcp', tcp], ['coap+ws', ws], ['coap', udp]] as const) {
+      const reply = await fetch(`http://${LOCAL}:${http.address().port}/hc/${scheme}://${LOCAL}:${o.port}/hello`);
+      assert.equal(reply.status, 200, scheme);
+      assert.equal(await reply.text(), 'hello', scheme);
+    }
+    const big = await fetch(`http://${LOCAL}:${http.address().port}/hc/coap+tcp://${LOCAL}:${tcp.port}/big`);
+    assert.ok(Buffer.from(await big.arrayBuffer()).equals(BIG));
+  } finally {
+    await http.close();
+    await client.close();
+    await tcp.server.close();
+    await ws.server.close();
+    await udp.server.close();
   }
 });
 

@@ -29,15 +29,17 @@ export class MappingError extends Error {
  * (and a percent-encoded ":" before the port) in the authority are reverted (§5.3.2); the rest is
  * the CoAP URI verbatim and is decoded once by parseCoapUri. Returns undefined when the path is
  * not below `prefix`; throws MappingError(400) for a missing scheme (§5.3.1) or a bad URI.
+ * Besides coap and coaps (§5.3.1), the schemes of CoAP over TCP, TLS and WebSockets (RFC 8323 §8)
+ * name targets too: the CoAP client reaches each over its own carrier.
  */
 export function extractTargetUri(requestTarget: string, prefix = '/hc/'): CoapUri | undefined {
   if (!requestTarget.startsWith(prefix)) return undefined;
   let text = requestTarget.slice(prefix.length);
   // A client may percent-encode the whole scheme delimiter ("coap%3A//").
-  text = text.replace(/^(coaps?)%3a/i, '$1:');
-  const scheme = /^(coaps?):\/\//i.exec(text);
+  text = text.replace(/^(coaps?(?:\+tcp|\+ws)?)%3a/i, '$1:');
+  const scheme = /^(coaps?(?:\+tcp|\+ws)?):\/\//i.exec(text);
   if (!scheme) {
-    throw new MappingError(400, `the Target CoAP URI needs a coap:// or coaps:// scheme (RFC 8075 §5.3.1): ${JSON.stringify(text.slice(0, 100))}`);
+    throw new MappingError(400, `the Target CoAP URI needs a coap, coaps, coap+tcp, coaps+tcp, coap+ws or coaps+ws scheme (RFC 8075 §5.3.1, RFC 8323 §8): ${JSON.stringify(text.slice(0, 100))}`);
   }
   const start = scheme[0].length;
   const end = text.slice(start).search(/[/?]/);
@@ -55,7 +57,7 @@ export function extractTargetUri(requestTarget: string, prefix = '/hc/'): CoapUr
 /** §5.3: the Hosting HTTP URI path for a CoAP URI (brackets percent-encoded, §5.3.2). */
 export function hostingPath(target: CoapUri | string, prefix = '/hc/'): string {
   const text = typeof target === 'string' ? target : formatCoapUri(target);
-  const m = /^(coaps?:\/\/)([^/?]*)(.*)$/i.exec(text);
+  const m = /^(coaps?(?:\+tcp|\+ws)?:\/\/)([^/?]*)(.*)$/i.exec(text);
   if (!m) return `${prefix}${text}`;
   return `${prefix}${m[1]}${m[2]!.replace(/\[/g, '%5B').replace(/\]/g, '%5D')}${m[3]}`;
 }

@@ -50,6 +50,7 @@ export const EXAMPLES: Record<string, ExampleRun> = {
   'edhoc.ts': { stdout: /^client 27 37 16\n$/ },
   'group-oscore.ts': { stdout: /^s1: on\ns2: on\ns3: on\n$/ },
   'reverse-proxy.ts': { stdout: /^2\.05 Content 21\.5\n$/ },
+  'cross-transport-proxy.ts': { stdout: /^2\.05 Content 21\.5 \(stream → datagram\)\n$/ },
   'trust-anchor.ts': { stdout: /^2\.05 Content DK\.ta1\.alice\.1\.[0-9a-f]{32}\n$/ },
 };
 
