@@ -5,6 +5,8 @@
  * processes are spawned CLIs on 127.0.0.1 port 0.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, assertUsageError, coapsec, killChildren, startDaemon, type Daemon } from './support/cli-harness.js';
@@ -68,6 +70,34 @@ describe('coapsec proxy over coap+tcp, coap+ws and coaps+tcp', () => {
     const r = await coapsec(['get', `coap+tcp://127.0.0.1:${tcpOrigin.port}/hello`, '--proxy', `coap://127.0.0.1:${ports.coap}`]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'Hello from coapsec');
+  });
+});
+
+describe('coapsec proxy: end-to-end OSCORE from a coap+ws client to a UDP origin', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coapsec-proxy-ws-'));
+  const secret = '0102030405060708090a0b0c0d0e0f10';
+  let origin: Daemon;
+  let proxy: Daemon;
+  before(async () => {
+    process.env['COAPSEC_STATE_DIR'] = join(dir, 'state');
+    const server = { recipients: { '01': { name: 'alice', context: { masterSecret: secret, senderId: '' } } } };
+    writeFileSync(join(dir, 'server.json'), JSON.stringify(server));
+    origin = await startDaemon(['serve', '--bind', '127.0.0.1:0', '--credentials', join(dir, 'server.json')], /serving on coap:\/\/127\.0\.0\.1:(\d+)/);
+    const client = { oscore: [{ match: `coap://127.0.0.1:${origin.port}/*`, context: { masterSecret: secret, senderId: '01', recipientId: '' } }] };
+    writeFileSync(join(dir, 'client.json'), JSON.stringify(client));
+    proxy = await startDaemon(['proxy', '--forward', '--bind', '127.0.0.1:0', '--ws', '0', '--allow-destination', '127.0.0.1'], /proxy on coap\+ws:\/\/127\.0\.0\.1:(\d+)/);
+  });
+  after(async () => {
+    await proxy?.stop();
+    await origin?.stop();
+    killChildren();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('get --proxy coap+ws:// --credentials: the origin authenticated the client by its OSCORE context', async () => {
+    const r = await coapsec(['get', `coap://127.0.0.1:${origin.port}/whoami`, '--proxy', `coap+ws://127.0.0.1:${proxy.port}`, '--credentials', join(dir, 'client.json')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'coap anonymous oscore alice');
   });
 });
 
