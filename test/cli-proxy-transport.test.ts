@@ -66,6 +66,24 @@ describe('coapsec proxy over coap+tcp, coap+ws and coaps+tcp', () => {
     });
   }
 
+  test('a --tls listener with TLS-PSK: a client with the same PSK goes through it, one with another key does not', async () => {
+    const pskProxy = await startDaemon(
+      ['proxy', '--forward', '--bind', '127.0.0.1:0', '--tls', '0', '--psk-identity', 'gateway', '--psk', 'proxy-secret-key', '--allow-destination', '127.0.0.1'],
+      /proxy on coaps\+tcp:\/\/127\.0\.0\.1:(\d+)/,
+    );
+    try {
+      const via = ['--proxy', `coaps+tcp://127.0.0.1:${pskProxy.port}`, '--psk-identity', 'gateway'];
+      const good = await coapsec(['get', `coap://127.0.0.1:${origin.port}/hello`, ...via, '--psk', 'proxy-secret-key']);
+      assert.equal(good.code, 0, good.stderr);
+      assert.equal(good.stdout, 'Hello from coapsec');
+      const bad = await coapsec(['get', `coap://127.0.0.1:${origin.port}/hello`, ...via, '--psk', 'another-key-entirely', '--timeout', '3'], { timeout: 15_000 });
+      assert.notEqual(bad.code, 0);
+      assert.equal(bad.stdout, '');
+    } finally {
+      await pskProxy.stop();
+    }
+  });
+
   test('a UDP client reaches a coap+tcp origin through the proxy (Proxy-Scheme coap+tcp)', async () => {
     const r = await coapsec(['get', `coap+tcp://127.0.0.1:${tcpOrigin.port}/hello`, '--proxy', `coap://127.0.0.1:${ports.coap}`]);
     assert.equal(r.code, 0, r.stderr);
