@@ -13,7 +13,7 @@ import { CoapServer, toMessage } from '../src/server/server.js';
 import { DONE, PASS, type InboundRequest, type ServerStage, type StageVerdict } from '../src/server/stage.js';
 import { lockstep, msg, opt } from './support/lockstep.js';
 
-const STANDARD_ORDER = ['outer-blockwise', 'oscore-layers', 'no-response', 'request-log', 'proxy-claim', 'option-checks', 'route', 'block2', 'observe', 'block1', 'handler'];
+const STANDARD_ORDER = ['outer-blockwise', 'edhoc-combined', 'oscore-layers', 'no-response', 'request-log', 'proxy-claim', 'option-checks', 'route', 'block2', 'observe', 'block1', 'handler'];
 
 test('the stages run in the documented order: outer block-wise, the §2.4 OSCORE loop, proxy claim, option checks, route, … handler', () => {
   const server = new CoapServer(lockstep().endpoint);
