@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { encodeMessage } from '../src/coap/codec.js';
 import { Method, ResponseCode } from '../src/coap/codes.js';
 import { ContentFormat } from '../src/coap/content-format.js';
 import { EMPTY_BYTES, MessageType, encodeString, getOption, type CoapMessage } from '../src/coap/message.js';
@@ -106,6 +107,29 @@ describe('EDHOC over CoAP, then OSCORE', () => {
     const message3Post = sequential.net.log.filter((d) => d.message.code === Method.POST)[1]!.message;
     assert.equal(third.payload[0]! >> 5, 2, 'EDHOC_MSG_3 is a CBOR byte string');
     assert.ok(message3Post.payload.length > 1);
+  });
+
+  it('an EDHOC option with a value is still the EDHOC option: the value is ignored (RFC 9668 §3.1)', async () => {
+    const s = setup(3, 2);
+    s.net.mutate = (d) => {
+      if (getOption(d.message, OptionNumber.Edhoc) === undefined) return undefined;
+      const options = d.message.options.map((o) => (o.number === OptionNumber.Edhoc ? { number: o.number, value: Uint8Array.of(0x2a) } : o));
+      return Buffer.from(encodeMessage({ ...d.message, options }));
+    };
+    const response = await s.net.until(s.send(get('hello')));
+    assert.equal(response.message.code, ResponseCode.Content);
+    assert.equal(carried(s.net), 4);
+  });
+
+  it('a repeated EDHOC option is refused before any EDHOC work: 4.02 (it "MUST occur at most once", RFC 9668 §3.1)', async () => {
+    const s = setup(3, 2);
+    s.net.mutate = (d) => {
+      if (getOption(d.message, OptionNumber.Edhoc) === undefined) return undefined;
+      const options = [...d.message.options, { number: OptionNumber.Edhoc, value: EMPTY_BYTES }].sort((a, b) => a.number - b.number);
+      return Buffer.from(encodeMessage({ ...d.message, options }));
+    };
+    await assert.rejects(s.net.until(s.send(get('hello'))), /4\.02/);
+    assert.equal(s.edhoc.contexts.length, 0);
   });
 
   it('message_4 when the application profile sends it: message_3 alone, message_4 verified, then OSCORE', async () => {
