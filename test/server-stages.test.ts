@@ -63,7 +63,7 @@ function serverWithGate() {
 
 test('a test-only stage inserted after route runs at its place', () => {
   const s = serverWithGate();
-  assert.deepEqual(s.server.pipeline.stages.map((x) => x.name), [...STANDARD_ORDER.slice(0, 7), 'test-gate', ...STANDARD_ORDER.slice(7)]);
+  assert.deepEqual(s.server.pipeline.stages.map((x) => x.name), [...STANDARD_ORDER.slice(0, 8), 'test-gate', ...STANDARD_ORDER.slice(8)]);
 
   // Stages before it answer first: an unknown path (route, 4.04), a bad critical option (option checks, 4.02).
   assert.equal(s.send([opt(OptionNumber.UriPath, 'nowhere')])[0]?.code, ResponseCode.NotFound);
