@@ -206,6 +206,33 @@ describe('EDHOC over CoAP, then OSCORE', () => {
   });
 });
 
+describe('the reverse message flow (RFC 9528 App. A.2.2): the server is the Initiator', () => {
+  it('an empty POST brings message_1, C_I || message_2 brings message_3; then OSCORE with the server as Initiator', async () => {
+    const net = new FakeNetwork();
+    const peers = edhocPeers(3, 2, { names: ['server', 'client'] });
+    const { edhoc } = startServer(net, { initiator: peers.initiator, responder: edhocPeers(3, 2).responder }, { initiator: peers.initiator });
+    const endpoint = net.endpoint(CLIENT, {}, 2);
+    const security = new EdhocClientSecurity({ responder: peers.responder, post: postOverEndpoint(endpoint, SERVER) });
+    const response = await net.until(withEchoRetry(securedSender(endpoint, SERVER, security))(get('hello')));
+    assert.equal(Buffer.from(response.message.payload).toString(), 'hello client');
+    assert.equal(response.context.oscore?.[0]?.peer, 'server');
+    const datagrams = net.log.filter((d) => d.message.code !== 0);
+    assert.equal(datagrams.length, 6);
+    assert.equal(datagrams[0]!.message.payload.length, 0, 'the empty POST');
+    assert.equal(getOption(datagrams[0]!.message, OptionNumber.ContentFormat), undefined);
+    assert.equal(getOption(datagrams[1]!.message, OptionNumber.ContentFormat)?.[0], ContentFormat.EdhocCborSeq);
+    // A.1 with the roles swapped: the server (Initiator) sends with C_R, the client's identifier.
+    assert.deepEqual(edhoc.contexts[0]!.sender.senderId, security.context!.primaryRecipient.params.recipientId);
+    assert.equal(edhoc.sessionCount, 0);
+  });
+
+  it('a server without an Initiator configuration refuses the empty POST (4.15: it is no EDHOC message)', async () => {
+    const s = setup(3, 2);
+    const reply = await s.net.until(s.post(EMPTY_BYTES));
+    assert.equal(reply.code, ResponseCode.UnsupportedContentFormat);
+  });
+});
+
 describe('the EDHOC resource refuses bad input with EDHOC errors and bounds its state', () => {
   const post = (s: ReturnType<typeof setup>, payload: Uint8Array) => s.net.until(s.post(payload));
   const message1 = (s: ReturnType<typeof setup>, connectionId = Uint8Array.of(0x01)) => new EdhocInitiator(s.peers.initiator).prepareMessage1({ connectionId });

@@ -30,17 +30,26 @@ import { protectWith } from '../client/oscore.js';
 import { MAX_UNFRAGMENTED_SIZE, type MessageSecurity, type ProtectedRequest } from '../client/security.js';
 import { EdhocPeerError, parseErrorMessage } from '../edhoc/errors.js';
 import type { InitiatorConfig } from '../edhoc/initiator.js';
+import { EdhocResponder, type ResponderConfig } from '../edhoc/responder.js';
+import { findCipherSuite } from '../edhoc/suites.js';
 import type { EdhocSession } from '../edhoc/session.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import { OscoreRequester } from '../oscore/requester.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { exchangeMessages12, expectChanged, type EdhocPost } from './handshake.js';
-import { ConnectionIdentifiers, edhocOscoreContext, type EdhocContextOptions } from './oscore-context.js';
+import { ConnectionIdentifiers, edhocOscoreContext, maxOscoreIdLength, type EdhocContextOptions } from './oscore-context.js';
 import { combinePayload, prefixWithIdentifier } from './transfer.js';
 
 export interface EdhocClientOptions extends EdhocContextOptions {
-  /** Method, suites, own credential and trusted peers (src/edhoc/credentials.ts). */
-  readonly initiator: InitiatorConfig;
+  /** Method, suites, own credential and trusted peers (src/edhoc/credentials.ts): this client is the Initiator. */
+  readonly initiator?: InitiatorConfig;
+  /**
+   * Instead of `initiator`: the reverse message flow (RFC 9528 App. A.2.2), this client being the
+   * Responder — it protects the client's identity against passive attackers only, the server's
+   * against active ones (choose by whose identity matters more, §9). No combined request (RFC 9668
+   * §3 applies to the forward flow) and no message_4.
+   */
+  readonly responder?: ResponderConfig;
   /** How EDHOC messages reach the server's EDHOC resource (postOverClient, postOverEndpoint). */
   readonly post: EdhocPost;
   /** Send message_3 with the first OSCORE request (RFC 9668). Default true, unless `message4`. */
@@ -71,7 +80,8 @@ interface Established {
   readonly session: EdhocSession;
   readonly context: OscoreSecurityContext;
   readonly requester: OscoreRequester;
-  readonly connectionIdI: Uint8Array;
+  /** Our connection identifier: C_I, or C_R in the reverse flow; the context's Recipient ID. */
+  readonly ownConnectionId: Uint8Array;
   /** message_3 while the server has not received it. */
   message3: Uint8Array | undefined;
   /** Settles when the outstanding combined request (or message_3 POST) has an outcome. */
@@ -97,6 +107,7 @@ export class EdhocClientSecurity implements MessageSecurity {
   readonly #sending = new WeakMap<CoapMessage, Sending>();
 
   constructor(options: EdhocClientOptions) {
+    if ((options.initiator === undefined) === (options.responder === undefined)) throw new TypeError('EdhocClientSecurity needs either initiator or responder');
     this.#options = options;
     this.#ids = options.connectionIds ?? new ConnectionIdentifiers();
   }
@@ -251,9 +262,10 @@ export class EdhocClientSecurity implements MessageSecurity {
 
   async #run(): Promise<Established> {
     const options = this.#options;
+    if (options.responder !== undefined) return this.#runReverse(options.responder);
     const connectionIdI = this.#ids.allocate(MAX_CONNECTION_ID);
     try {
-      const processed = await exchangeMessages12(options.initiator, options.post, connectionIdI);
+      const processed = await exchangeMessages12(options.initiator!, options.post, connectionIdI);
       this.#handshakes++;
       const { state, message: message3 } = processed.prepareMessage3();
       let session: EdhocSession;
@@ -267,9 +279,27 @@ export class EdhocClientSecurity implements MessageSecurity {
         pending = message3;
       }
       const context = edhocOscoreContext(session, options);
-      return { session, context, requester: new OscoreRequester(context), connectionIdI, message3: pending, delivering: undefined };
+      return { session, context, requester: new OscoreRequester(context), ownConnectionId: connectionIdI, message3: pending, delivering: undefined };
     } catch (error) {
       this.#ids.release(connectionIdI);
+      throw error;
+    }
+  }
+
+  /** A.2.2: an empty POST brings message_1; C_I || message_2 brings message_3. */
+  async #runReverse(config: ResponderConfig): Promise<Established> {
+    const message1 = expectChanged(await this.#options.post(EMPTY_BYTES), 'the request for message_1');
+    const processed = new EdhocResponder(config).processMessage1(message1);
+    const connectionIdR = this.#ids.allocate(maxOscoreIdLength({ suite: findCipherSuite(processed.suite)! }), processed.connectionIdI);
+    try {
+      const { state, message: message2 } = processed.prepareMessage2({ connectionId: connectionIdR });
+      const reply = await this.#options.post(prefixWithIdentifier(processed.connectionIdI, message2));
+      const session = state.processMessage3(expectChanged(reply, 'message_2')).complete();
+      this.#handshakes++;
+      const context = edhocOscoreContext(session, this.#options);
+      return { session, context, requester: new OscoreRequester(context), ownConnectionId: connectionIdR, message3: undefined, delivering: undefined };
+    } catch (error) {
+      this.#ids.release(connectionIdR);
       throw error;
     }
   }
@@ -277,7 +307,7 @@ export class EdhocClientSecurity implements MessageSecurity {
   #drop(established: Established): void {
     if (this.#current !== established) return;
     this.#current = undefined;
-    this.#ids.release(established.connectionIdI);
+    this.#ids.release(established.ownConnectionId);
   }
 }
 

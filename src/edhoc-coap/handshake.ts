@@ -35,7 +35,9 @@ export class EdhocTransferError extends CoapRequestError {}
 export function postOverClient(client: CoapClient, origin: string, path = EDHOC_PATH): EdhocPost {
   const uri = origin.replace(/\/+$/, '') + path;
   return async (payload) => {
-    const response = await client.request({ method: 'POST', uri, payload, contentFormat: ContentFormat.CidEdhocCborSeq, security: PLAIN, allowUnprotected: true });
+    // An empty POST (the reverse flow's first request, A.2.2) has no Content-Format.
+    const contentFormat = payload.length > 0 ? { contentFormat: ContentFormat.CidEdhocCborSeq } : {};
+    const response = await client.request({ method: 'POST', uri, payload, ...contentFormat, security: PLAIN, allowUnprotected: true });
     return { code: response.code, payload: response.payload, contentFormat: response.contentFormat };
   };
 }
@@ -52,7 +54,7 @@ export function postOverEndpoint(endpoint: CoapEndpoint, peer: PeerAddress, path
       code: Method.POST,
       messageId: 0,
       token: EMPTY_BYTES,
-      options: [...pathOptions, { number: OptionNumber.ContentFormat, value: encodeUint(ContentFormat.CidEdhocCborSeq) }],
+      options: payload.length > 0 ? [...pathOptions, { number: OptionNumber.ContentFormat, value: encodeUint(ContentFormat.CidEdhocCborSeq) }] : pathOptions,
       payload,
     };
     const { message: response } = await endpoint.request(message, peer, options);

@@ -15,13 +15,17 @@ export interface EdhocPeers {
   readonly responder: ResponderConfig;
 }
 
-/** A client ("client", kid 0x0a) and a server ("server", kid 0x0b) that trust each other's CCS. */
-export function edhocPeers(method: EdhocMethod, suite: number, options: { responderSuites?: number[]; initiatorSuites?: number[] } = {}): EdhocPeers {
+/**
+ * An Initiator ("client", kid 0x0a) and a Responder ("server", kid 0x0b) that trust each other's
+ * CCS; `names` swaps the subjects for the reverse flow, where the server is the Initiator.
+ */
+export function edhocPeers(method: EdhocMethod, suite: number, options: { responderSuites?: number[]; initiatorSuites?: number[]; names?: [string, string] } = {}): EdhocPeers {
+  const [nameI, nameR] = options.names ?? ['client', 'server'];
   const keys = KEYS[suite]!;
   const initiatorKey = method === 2 || method === 3 ? keys.dh() : keys.sign();
   const responderKey = method === 1 || method === 3 ? keys.dh() : keys.sign();
-  const ccsI = encodeCcs({ sub: 'client', coseKey: coseKeyFromKeyObject(initiatorKey, { kid: Uint8Array.of(0x0a) }) });
-  const ccsR = encodeCcs({ sub: 'server', coseKey: coseKeyFromKeyObject(responderKey, { kid: Uint8Array.of(0x0b) }) });
+  const ccsI = encodeCcs({ sub: nameI, coseKey: coseKeyFromKeyObject(initiatorKey, { kid: Uint8Array.of(0x0a) }) });
+  const ccsR = encodeCcs({ sub: nameR, coseKey: coseKeyFromKeyObject(responderKey, { kid: Uint8Array.of(0x0b) }) });
   return {
     initiator: { method, suites: options.initiatorSuites ?? [suite], credential: ccsCredential(ccsI, initiatorKey), peers: new CredentialStore().addCcs(ccsR) },
     responder: { suites: options.responderSuites ?? [suite], credentials: [ccsCredential(ccsR, responderKey)], peers: new CredentialStore().addCcs(ccsI) },
