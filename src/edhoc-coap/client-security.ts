@@ -156,8 +156,7 @@ export class EdhocClientSecurity implements MessageSecurity {
           const peerError = parseErrorMessage(failure.payload);
           throw new EdhocRequestError(`EDHOC with the server failed: ${peerError.message}`, peerError);
         }
-        if (failure !== undefined && !retried) return run(inner, true);
-        throw error;
+        if (failure === undefined || retried) throw error;
       } finally {
         this.#sending.delete(inner);
         if (sending.combined) {
@@ -165,6 +164,8 @@ export class EdhocClientSecurity implements MessageSecurity {
           sending.settle();
         }
       }
+      // The server could not use the context: once more, under a new session.
+      return run(inner, true);
     };
     return (inner) => run(inner, false);
   }
