@@ -62,8 +62,8 @@ const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byt
 /**
  * Connection identifiers in use by one endpoint (RFC 9668 §4.1.1/§4.1.2): a new one is neither an
  * identifier of a current EDHOC session nor a Recipient ID of a current OSCORE context without ID
- * Context, nor a value the caller excludes (the peer's C_I). One-byte identifiers first (they
- * travel as one-byte CBOR ints, §3.3.2), longer ones once those are taken.
+ * Context, nor a value the caller excludes (the peer's C_I). Random, and short first: one byte,
+ * then two once sixteen tries found no free one-byte value, and so on.
  */
 export class ConnectionIdentifiers {
   readonly #inUse = new Set<string>();

@@ -116,7 +116,7 @@ export class EdhocServer implements ServerSecurity {
     return edhoc;
   }
 
-  /** Sessions waiting for message_3. */
+  /** Sessions waiting for the client's next message (message_3, or message_2 in the reverse flow). */
   get sessionCount(): number {
     return this.#sessions.size;
   }
