@@ -11,6 +11,7 @@ import { Method, ResponseCode } from '../src/coap/codes.js';
 import { ContentFormat } from '../src/coap/content-format.js';
 import { EMPTY_BYTES, MessageType, encodeString, getOption, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
+import { blockwiseRequest } from '../src/client/blockwise.js';
 import { securedSender, withEchoRetry } from '../src/client/security.js';
 import { concatBytes } from '../src/cose/index.js';
 import { EdhocInitiator, EdhocPeerError, parseErrorMessage } from '../src/edhoc/index.js';
@@ -130,6 +131,20 @@ describe('EDHOC over CoAP, then OSCORE', () => {
     };
     await assert.rejects(s.net.until(s.send(get('hello'))), /4\.02/);
     assert.equal(s.edhoc.contexts.length, 0);
+  });
+
+  it('a first request sent block-wise (inner Block1): only block 0 carries message_3 (RFC 9668 §3.2.2 A)', async () => {
+    const s = setup(3, 2);
+    const body = 'x'.repeat(300);
+    const response = await s.net.until(blockwiseRequest(s.send, request(Method.POST, 'echo', body), { szx: 2, maxBodySize: 4096, maxRestarts: 0 }));
+    assert.equal(Buffer.from(response.message.payload).toString(), body);
+    const requests = s.net.log.filter((d) => d.message.code === Method.POST && getOption(d.message, OptionNumber.Oscore) !== undefined);
+    assert.ok(requests.length >= 5, 'five inner blocks of 64 bytes');
+    assert.deepEqual(
+      requests.map((d) => getOption(d.message, OptionNumber.Edhoc) !== undefined),
+      requests.map((_, i) => i === 0),
+    );
+    assert.equal(s.security.handshakes, 1);
   });
 
   it('message_4 when the application profile sends it: message_3 alone, message_4 verified, then OSCORE', async () => {
