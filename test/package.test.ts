@@ -25,6 +25,7 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/proxy': 'ForwardProxy',
   'coapsec/cose': 'encodeCcs',
   'coapsec/edhoc': 'EdhocInitiator',
+  'coapsec/edhoc-coap': 'EdhocServer',
   'coapsec/group-oscore': 'GroupManager',
   'coapsec/kudos': 'updateCtx',
   'coapsec/broker': 'PubSubBroker',

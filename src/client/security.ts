@@ -34,6 +34,12 @@ export interface ProtectedRequest {
 
 export interface MessageSecurity {
   protect(request: CoapMessage): ProtectedRequest;
+  /**
+   * For security that is set up with the peer first (EDHOC, src/edhoc-coap/): wraps each exchange
+   * of securedSender, so it can run a handshake before protecting and repeat the exchange once
+   * after setting up again (a lost context).
+   */
+  around?(exchange: SendRequest): SendRequest;
 }
 
 /** No end-to-end protection. A response carrying OSCORE cannot be read here and is refused. */
@@ -62,7 +68,7 @@ export const MAX_UNFRAGMENTED_SIZE = 64 * 1024;
  */
 export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, security: MessageSecurity, options: RequestOptions = {}, outerSzx?: number): SendRequest {
   const send = (m: CoapMessage): Promise<ReceivedResponse> => endpoint.request(m, peer, options);
-  return async (inner) => {
+  const exchange: SendRequest = async (inner) => {
     const protectedRequest = security.protect(inner);
     if (outerSzx !== undefined) setOption(protectedRequest.message, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: outerSzx }));
     let received = await send(protectedRequest.message);
@@ -77,6 +83,7 @@ export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, securit
       ...(verified !== received.message ? { wire: received.message } : {}),
     };
   };
+  return security.around ? security.around(exchange) : exchange;
 }
 
 /**

@@ -84,7 +84,9 @@ const DEFINITIONS: OptionDefinition[] = [
   def(N.Accept, 'Accept', 'uint', 0, 2, false, 'E', 'RFC 7252'),
   def(N.QBlock1, 'Q-Block1', 'uint', 0, 3, false, 'EU', 'RFC 9177'),
   def(N.LocationQuery, 'Location-Query', 'string', 0, 255, true, 'E', 'RFC 7252'),
-  def(N.Edhoc, 'EDHOC', 'empty', 0, 0, false, 'U', 'RFC 9668'),
+  // RFC 9668 §3.1: "MUST be empty. If any value is sent, the recipient MUST ignore it" — so a
+  // value is no reason to refuse the option (no length check beyond the codec's).
+  def(N.Edhoc, 'EDHOC', 'empty', 0, 65535, false, 'U', 'RFC 9668'),
   def(N.Block2, 'Block2', 'uint', 0, 3, false, 'EU', 'RFC 7959'),
   def(N.Block1, 'Block1', 'uint', 0, 3, false, 'EU', 'RFC 7959'),
   def(N.Size2, 'Size2', 'uint', 0, 4, false, 'EU', 'RFC 7959'),

@@ -36,6 +36,12 @@ export const AeadId = CoseAead;
 export const HkdfId = {
   HKDF_SHA_256: -10,
   HKDF_SHA_512: -11,
+  /**
+   * COSE has no "direct+HKDF-SHA-384"; the HKDF with HMAC 384/384 is named by that HMAC's id, as
+   * RFC 9203 and Group OSCORE name HKDFs. EDHOC suite 24's application hash is SHA-384 (RFC 9528
+   * App. A.1: "the HKDF Algorithm SHALL be the one based on the application hash algorithm").
+   */
+  HKDF_SHA_384: CoseHmac.HMAC_384_384,
 } as const;
 
 /** RFC 8613 §3.2: the defaults when not preestablished. */
@@ -79,13 +85,13 @@ const AEADS: readonly AeadAlgorithm[] = [
 export interface HkdfAlgorithm {
   readonly id: number;
   readonly name: string;
-  readonly hash: 'sha256' | 'sha512';
+  readonly hash: 'sha256' | 'sha384' | 'sha512';
   /** HKDF-Extract-and-Expand (RFC 5869); an empty salt means HashLen zero bytes (RFC 8613 §3.2.1). */
   derive(salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, length: number): Uint8Array;
 }
 
 /** HKDF SHA-256/512 (-10/-11, "direct+HKDF") is the HKDF of the COSE HMAC 256/256 (5) and 512/512 (7). */
-const makeHkdf = (id: number, name: string, hash: 'sha256' | 'sha512', hmacId: number): HkdfAlgorithm => {
+const makeHkdf = (id: number, name: string, hash: HkdfAlgorithm['hash'], hmacId: number): HkdfAlgorithm => {
   const hkdf = hkdfByHmac(hmacId);
   return { id, name, hash, derive: (salt, ikm, info, length) => hkdf.derive(salt, ikm, info, length) };
 };
@@ -93,6 +99,7 @@ const makeHkdf = (id: number, name: string, hash: 'sha256' | 'sha512', hmacId: n
 const HKDFS: readonly HkdfAlgorithm[] = [
   makeHkdf(HkdfId.HKDF_SHA_256, 'HKDF SHA-256', 'sha256', CoseHmac.HMAC_256_256),
   makeHkdf(HkdfId.HKDF_SHA_512, 'HKDF SHA-512', 'sha512', CoseHmac.HMAC_512_512),
+  makeHkdf(HkdfId.HKDF_SHA_384, 'HKDF SHA-384', 'sha384', CoseHmac.HMAC_384_384),
 ];
 
 /**

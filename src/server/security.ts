@@ -14,7 +14,16 @@ export type UnprotectOutcome =
   /** The answer to send as is: an unprotected OSCORE error (§8.2) or a protected Echo challenge (B.1.2). */
   | { ok: false; response: CoapMessage };
 
+/** RFC 9668 §3.3.1: the request rebuilt for OSCORE (steps 1–7), or the answer to send as is. */
+export type EdhocCompletion = { ok: true; request: CoapMessage } | { ok: false; response: CoapMessage };
+
 export interface ServerSecurity {
   /** Undefined when the request carries no protection this layer handles. */
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined;
+  /**
+   * A request with the EDHOC option (RFC 9668 §3.3.1, stages/edhoc-combined.ts): finish the EDHOC
+   * session whose message_3 leads the payload, install its OSCORE context, and return the OSCORE
+   * request that remains. Absent on a security without EDHOC (src/edhoc-coap/ implements it).
+   */
+  completeEdhoc?(request: CoapMessage, context: EndpointContext): EdhocCompletion;
 }

@@ -48,6 +48,7 @@ export const EXAMPLES: Record<string, ExampleRun> = {
   'dtls.ts': { stdout: /^2\.05 Content client1 TLS_PSK_WITH_AES_128_CCM_8\n$/ },
   'commonjs.cjs': { stdout: /^2\.05 Content hi\n$/ },
   'edhoc.ts': { stdout: /^client 27 37 16\n$/ },
+  'edhoc-coap.ts': { stdout: /^2\.05 Content hello client\nEDHOC sessions: 1, server contexts: 1\n$/ },
   'group-oscore.ts': { stdout: /^s1: on\ns2: on\ns3: on\n$/ },
   'reverse-proxy.ts': { stdout: /^2\.05 Content 21\.5\n$/ },
   'cross-transport-proxy.ts': { stdout: /^2\.05 Content 21\.5 \(stream → datagram\)\n$/ },

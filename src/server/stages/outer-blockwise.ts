@@ -17,8 +17,11 @@ import type { ServerSecurity } from '../security.js';
 import { DONE, PASS, type InboundRequest, type ServerStage, type StageVerdict } from '../stage.js';
 import { suppressedByNoResponse } from './no-response.js';
 
-/** Outer options of an OSCORE message that the server reads before decrypting it (§8.2, §8.2.1). */
-const OUTER_OPTIONS_READ_BEFORE_DECRYPTION: ReadonlySet<number> = new Set([OptionNumber.Oscore, OptionNumber.Block2, OptionNumber.Block1, OptionNumber.Size1]);
+/**
+ * Outer options of an OSCORE message that the server reads before decrypting it (§8.2, §8.2.1;
+ * EDHOC: RFC 9668 §3.3.1, stages/edhoc-combined.ts, after outer Block1 reassembly, §3.3.2).
+ */
+const OUTER_OPTIONS_READ_BEFORE_DECRYPTION: ReadonlySet<number> = new Set([OptionNumber.Oscore, OptionNumber.Edhoc, OptionNumber.Block2, OptionNumber.Block1, OptionNumber.Size1]);
 
 export class OuterBlockwise implements ServerStage {
   readonly name = 'outer-blockwise';
