@@ -15,6 +15,7 @@ import {
   checkOscoreContext,
   parseHex,
 } from './oscore-params.js';
+import { readEdhocSection, type EdhocCredentials } from './edhoc-entries.js';
 import { JsonFields } from './json-fields.js';
 import { type UriPattern, parseUriPattern, patternSpecificity, uriMatchesPattern } from './uri-pattern.js';
 
@@ -41,11 +42,13 @@ export interface Credentials {
   stateDirectory: string;
   oscore: ClientOscoreEntry[];
   recipients: ServerRecipient[];
-  /** Things that were read but not applied (e.g. the reserved "dtls" section). */
+  /** EDHOC identity, suites, methods and trusted peers (the "edhoc" section), when given. */
+  edhoc?: EdhocCredentials;
+  /** Things that were read but not applied (e.g. the reserved "dtls" section), or that deserve a look. */
   warnings: string[];
 }
 
-const TOP_LEVEL_FIELDS = ['$comment', 'stateDirectory', 'oscore', 'recipients', 'dtls'];
+const TOP_LEVEL_FIELDS = ['$comment', 'stateDirectory', 'oscore', 'recipients', 'dtls', 'edhoc'];
 const CLIENT_ENTRY_FIELDS = ['$comment', 'match', 'context'];
 const RECIPIENT_FIELDS = ['$comment', 'name', 'context'];
 const CONTEXT_FIELDS = [
@@ -140,11 +143,13 @@ class Reader extends JsonFields {
       this.object(top.dtls, 'dtls');
       this.warnings.push(`${this.file}: dtls: reserved for DTLS credentials; this version does not read it yet`);
     }
+    const edhoc = top.edhoc === undefined ? undefined : readEdhocSection(this, top.edhoc, dirname(this.file));
     return {
       file: this.file,
       stateDirectory: resolve(dirname(this.file), stateDirectory),
       oscore,
       recipients,
+      ...(edhoc !== undefined ? { edhoc } : {}),
       warnings: this.warnings,
     };
   }

@@ -36,3 +36,10 @@ export {
   SequenceNumberStore,
   sequenceFileName,
 } from './sequence-store.js';
+export {
+  type EdhocCredentials,
+  type EdhocPeerEntry,
+  type IdCredForm,
+  edhocInitiatorConfig,
+  edhocResponderConfig,
+} from './edhoc-entries.js';
