@@ -88,7 +88,7 @@ export const rowTestName = (row: ThreatRow) => `threat row ${row.id}: ${row.thre
 export const runKey = (run: ThreatRun, protection: Protection) => `${run.scenario}|${run.attack}|${run.freshness ? 1 : 0}|${JSON.stringify(run.options ?? {})}|${protection}`;
 
 export const OPEN_ROWS = [
-  'R5.7 forward secrecy for publish-subscribe (T4:5.3): **open** — the broker\'s contexts are still pre-shared; R1.10 (client–server) is shown above with EDHOC.',
+  'R5.7 forward secrecy for publish-subscribe (T4:5.3): **open** — not run (see the publish-subscribe rows below); R1.10 (client–server) is shown above with EDHOC.',
   'Observe under the randomized attack (`fuzz`): the test `randomized: Observe scenario, zero false accepts under OSCORE and nested OSCORE` found a real gap — an attacker who held back the registration\'s first response (it carries no Partial IV) and released it after newer notifications had it accepted. RFC 8613 §4.1.3.5.2 makes that response the oldest; the client (and a route\'s end-to-end layer) now refuse it, and the test asserts zero false accepts.',
   'Request reordering within the freshness window: OSCORE\'s replay window accepts an older, never-delivered request; the Echo policy bounds this to maxAgeMs (10 s for /valve). The randomized test runs /valve with the policy and 11 s between actuations.',
   'Publish-subscribe rows (draft-hartke-core-e2e-security-reqs-00 §3.5, R5.1–R5.7; draft-hartke-core-e2e-security-reqs-03 pub-sub sections): **open** — no broker exists yet; not run.',
