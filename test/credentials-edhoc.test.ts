@@ -5,7 +5,7 @@
  * field named, and no key material in any message.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import { coseKeyFromKeyObject, encodeCcs, toHex } from '../src/cose/index.js';
 import { CredentialsError, edhocInitiatorConfig, edhocResponderConfig, parseCredentials, type EdhocCredentials } from '../src/credentials/index.js';
 import { CredentialStore, EdhocError, EdhocInitiator, EdhocResponder, type EdhocSession } from '../src/edhoc/index.js';
+import { generateEdhocIdentity } from '../src/credentials/edhoc-keygen.js';
 import { X509_FIXTURES as F } from './edhoc-x509-fixtures.js';
+import { ROOT } from './support/cli-harness.js';
 
 let dir: string;
 const secrets: string[] = [];
@@ -203,4 +205,33 @@ describe('EDHOC entries: every bad value names the entry and the field, and no k
       for (const secret of secrets) assert.ok(!error.message.includes(secret), 'no key material in the message');
     });
   }
+});
+
+describe('docs/credentials.md', () => {
+  it('its edhoc-client.json and edhoc-server.json, with keys made as `coapsec keygen` makes them, run EDHOC', () => {
+    const doc = readFileSync(join(ROOT, 'docs', 'credentials.md'), 'utf8');
+    const block = (name: string): string => {
+      const m = new RegExp('`' + name.replace('.', '\\.') + '`:\\n\\n```json\\n([\\s\\S]*?)\\n```').exec(doc);
+      assert.ok(m, `docs/credentials.md shows ${name}`);
+      return m[1]!;
+    };
+    const docDir = mkdtempSync(join(tmpdir(), 'coapsec-edhoc-doc-'));
+    try {
+      for (const name of ['sensor', 'gateway']) {
+        const identity = generateEdhocIdentity('x25519', name, randomBytes(2));
+        writeFileSync(join(docDir, `${name}.key`), identity.privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+        writeFileSync(join(docDir, `${name}.ccs`), identity.ccs);
+      }
+      writeFileSync(join(docDir, 'operators-ca.pem'), F.root.cert);
+      const client = parseCredentials(block('edhoc-client.json'), join(docDir, 'edhoc-client.json'));
+      const server = parseCredentials(block('edhoc-server.json'), join(docDir, 'edhoc-server.json'));
+      assert.deepEqual([...client.warnings, ...server.warnings], []);
+      const sessions = handshake(client.edhoc!, server.edhoc!, 'coap://127.0.0.1/sensors/temp');
+      assert.equal(sessions.server.peer.grant?.name, 'sensor');
+      assert.equal(CredentialStore.allows(sessions.server.peer, 'coap://127.0.0.1/sensors/temp'), true);
+      assert.equal(CredentialStore.allows(sessions.server.peer, 'coap://127.0.0.1/config'), false);
+    } finally {
+      rmSync(docDir, { recursive: true, force: true });
+    }
+  });
 });
