@@ -83,6 +83,13 @@ before(() => {
     secrets.push(F[name].key.split('\n')[1]!);
   }
   writeFileSync(join(dir, 'garbage.bin'), 'not a key or certificate');
+  // The same x with the other y: (x, p − y) is another P-256 public key.
+  const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  writeKey('ec.key', ec);
+  const point = coseKeyFromKeyObject(ec);
+  const p256 = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;
+  const mirroredY = Buffer.from((p256 - BigInt(`0x${toHex(point.y as Uint8Array)}`)).toString(16).padStart(64, '0'), 'hex');
+  writeFileSync(join(dir, 'ec-mirror.ccs'), encodeCcs({ sub: 'mirror', coseKey: { ...point, y: new Uint8Array(mirroredY) } }));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -111,6 +118,7 @@ describe('EDHOC entries in credentials.json', () => {
     const client = load(clientJson({ privateKey: 'signer.key', ccs: 'signer.ccs', idCred: 'kccs' }, { suites: [4, 0], methods: [1, 0] }));
     assert.deepEqual([...client.suites], [4, 0]);
     assert.equal(edhocInitiatorConfig(client, 'coap://h/').method, 1);
+    assert.deepEqual(edhocResponderConfig(client).methods, [0], 'a signature key cannot be the static-DH Responder of method 1');
     assert.equal(client.own.idCred.map.has(14), true);
     const inline = load({ edhoc: { identity: { privateKey: 'client.key', ccs: 'client.ccs' }, peers: [{ name: 'signer', ccs: { hex: readHex('signer.ccs') }, resources: ['/*'] }] } });
     assert.equal(inline.peerEntries[0]!.trustedBy, 'ccs');
@@ -159,6 +167,7 @@ describe('EDHOC entries: every bad value names the entry and the field, and no k
     ['ccs not a claims set', () => clientJson({ ccs: 'garbage.bin' }), /edhoc\.identity\.ccs: not a CWT Claims Set/],
     ['inline ccs not hex', () => clientJson({ ccs: { hex: 'zz' } }), /edhoc\.identity\.ccs\.hex: /],
     ['ccs of another key', () => clientJson({ ccs: 'server.ccs' }), /edhoc\.identity\.ccs: does not hold the public key of edhoc\.identity\.privateKey/],
+    ['ccs with the same x but the other y', () => clientJson({ privateKey: 'ec.key', ccs: 'ec-mirror.ccs' }), /edhoc\.identity\.ccs: does not hold the public key/],
     ['certificate of another key', () => ({ edhoc: { identity: { privateKey: 'initiator.key', certificate: 'responder.pem' } } }), /edhoc\.identity\.certificate: does not hold the public key/],
     ['certificate not a certificate', () => ({ edhoc: { identity: { privateKey: 'initiator.key', certificate: 'garbage.bin' } } }), /edhoc\.identity\.certificate: not an X\.509 certificate/],
     ['chain with a CCS', () => clientJson({ chain: ['root.pem'] }), /edhoc\.identity\.chain: only with "certificate"/],

@@ -60,9 +60,15 @@ export function edhocInitiatorConfig(edhoc: EdhocCredentials, uri: string): Init
   return { method, suites, credential: edhoc.own, peers: edhoc.peers.forResource(uri) };
 }
 
-/** The Responder's configuration; the resource is checked per request with CredentialStore.allows. */
+/**
+ * The Responder's configuration: the methods in which its key can take the Responder's part. The
+ * resource is checked per request with CredentialStore.allows.
+ */
 export function edhocResponderConfig(edhoc: EdhocCredentials): ResponderConfig {
-  return { suites: edhoc.suites, methods: edhoc.methods, credentials: [edhoc.own], peers: edhoc.peers };
+  const key = edhoc.own.privateKey;
+  const methods = edhoc.methods.filter((m) => edhoc.suites.some((s) => ownKeyFits(findCipherSuite(s)!, responderUsesStaticDh(m), key)));
+  if (methods.length === 0) throw new RangeError('no configured method lets this key act as EDHOC Responder');
+  return { suites: edhoc.suites, methods, credentials: [edhoc.own], peers: edhoc.peers };
 }
 
 /** Reads the `edhoc` section; `directory` anchors relative file names. */
@@ -252,10 +258,12 @@ class EdhocSectionReader {
 
 const isPem = (bytes: Buffer): boolean => bytes.subarray(0, 64).toString('latin1').includes('-----BEGIN');
 
-/** Compares the public parts only (the CCS never holds 'd'). */
+/** Compares the public parts only (the CCS never holds 'd'); an EC2 y, when the CCS gives it, must match too. */
 function samePublicKey(claims: CwtClaimsSet, key: KeyObject): boolean {
   const own = coseKeyFromKeyObject(key);
-  return own.crv === claims.coseKey.crv && toHex(own.x) === toHex(claims.coseKey.x);
+  const { y } = claims.coseKey;
+  const sameY = !(y instanceof Uint8Array) || (own.y instanceof Uint8Array && toHex(own.y) === toHex(y));
+  return own.crv === claims.coseKey.crv && toHex(own.x) === toHex(claims.coseKey.x) && sameY;
 }
 
 /** Whether the key can act as Initiator or Responder in one of the methods with this suite. */
