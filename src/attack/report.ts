@@ -1,5 +1,6 @@
 /** Issue 7: the threat catalogue of draft-hartke-core-e2e-security-reqs and the report table built from actual attack runs. */
 import type { AttackOptions } from './attacks.js';
+import type { Decryption, ForwardSecrecyReport } from './forward-secrecy.js';
 import { OptionNumber } from '../coap/options.js';
 
 export type Scenario = 'alarm' | 'valve' | 'observe' | 'caching';
@@ -67,14 +68,18 @@ export const THREAT_ROWS: ThreatRow[] = [
   { id: 'traffic-analysis', threat: 'Threat 6: Traffic Analysis — T4:1.3 (NR1.3)', required: false, requirements: [], runs: runs('traffic-analysis', ['valve']) },
 ];
 
-/** Tests (test/threats.test.ts) that cover requirements besides the per-row tests. */
+/** The test (test/threat-forward-secrecy.test.ts) behind the forward-secrecy section. */
+export const FORWARD_SECRECY_TEST = 'forward secrecy: a recorded EDHOC run + OSCORE exchange does not decrypt with both long-term keys, and does with the session key';
+
+/** Tests (test/threats.test.ts, test/threat-forward-secrecy.test.ts) that cover requirements besides the per-row tests. */
 export const EXTRA_TESTS: { name: string; requirements: string[] }[] = [
   { name: 'randomized: zero false accepts over >= 10,000 attack messages under OSCORE and nested OSCORE; the same attacks succeed without protection', requirements: ['R1.1', 'R1.2', 'R1.3', 'R1.4', 'R1.5', 'R1.6', 'R1.7', 'R1.9', 'A1.2', 'A1.4', 'A1.6', 'A1.7', 'A1.8', 'A2.1', 'A2.3', 'A2.4'] },
   { name: 'delay on /valve: undetected without the freshness policy, detected by the server Echo check with it', requirements: ['A1.5'] },
+  { name: FORWARD_SECRECY_TEST, requirements: ['R1.10'] },
 ];
 
 export const REQUIREMENTS = [
-  ...Array.from({ length: 9 }, (_, i) => `R1.${i + 1}`),
+  ...Array.from({ length: 10 }, (_, i) => `R1.${i + 1}`),
   ...Array.from({ length: 10 }, (_, i) => `A1.${i + 1}`),
   ...Array.from({ length: 6 }, (_, i) => `A2.${i + 1}`),
 ];
@@ -83,13 +88,41 @@ export const rowTestName = (row: ThreatRow) => `threat row ${row.id}: ${row.thre
 export const runKey = (run: ThreatRun, protection: Protection) => `${run.scenario}|${run.attack}|${run.freshness ? 1 : 0}|${JSON.stringify(run.options ?? {})}|${protection}`;
 
 export const OPEN_ROWS = [
-  'R1.10 / R5.7 forward secrecy (T4:1.4, T4:5.3): **open** — needs EDHOC, which is not built; OSCORE with pre-shared master secrets provides none.',
+  'R5.7 forward secrecy for publish-subscribe (T4:5.3): **open** — not run (see the publish-subscribe rows below); R1.10 (client–server) is shown above with EDHOC.',
   'Observe under the randomized attack (`fuzz`): the test `randomized: Observe scenario, zero false accepts under OSCORE and nested OSCORE` found a real gap — an attacker who held back the registration\'s first response (it carries no Partial IV) and released it after newer notifications had it accepted. RFC 8613 §4.1.3.5.2 makes that response the oldest; the client (and a route\'s end-to-end layer) now refuse it, and the test asserts zero false accepts.',
   'Request reordering within the freshness window: OSCORE\'s replay window accepts an older, never-delivered request; the Echo policy bounds this to maxAgeMs (10 s for /valve). The randomized test runs /valve with the policy and 11 s between actuations.',
   'Publish-subscribe rows (draft-hartke-core-e2e-security-reqs-00 §3.5, R5.1–R5.7; draft-hartke-core-e2e-security-reqs-03 pub-sub sections): **open** — no broker exists yet; not run.',
 ];
 
-export function renderReport(results: Map<string, Outcome>): string {
+const describeDecryption = (d: Decryption): string => (d.ok ? `decrypted: ${d.request} → "${d.response}"` : `failed: ${d.failedAt}`);
+
+/** R1.10 from actual runs: what a recorder with both long-term keys, or with the session key, can read. */
+function forwardSecrecySection(report: ForwardSecrecyReport | undefined): string[] {
+  const lines = [
+    '',
+    '## Forward secrecy (R1.10)',
+    '',
+    `A passive attacker records an EDHOC run (RFC 9528) and one OSCORE request and response under the context it derived (App. A.1); the endpoints then throw the session away, and the attacker obtains both parties\' long-term private keys. It recomputes everything it can — every Diffie-Hellman value of a long-term key with each public key on the wire or in the credentials, tried as G_XY, then the key schedule through PRK_3e2m (with G_RX) and PRK_4e3m (with G_IY) — and tries to decrypt (\`src/attack/forward-secrecy.ts\`, run in process; test: \`${FORWARD_SECRECY_TEST}\`). The same code decrypts with the session key PRK_out, and with the real G_XY (the control that it is a working decryptor). Every cell is computed by a run.`,
+    '',
+    '| Protection | with both long-term private keys | with the session key (PRK_out) | control: with the ephemeral secret G_XY |',
+    '|---|---|---|---|',
+  ];
+  if (report === undefined) return [...lines, '| — | not run | not run | not run |'];
+  for (const run of report.runs) {
+    const failed = run.withLongTermKeys.filter((a) => !a.result.ok);
+    const leaked = run.withLongTermKeys.find((a) => a.result.ok);
+    const stages = [...new Set(failed.map((a) => (a.result.ok ? '' : a.result.failedAt)))].join('; ');
+    const longTerm = leaked
+      ? `leaked: ${leaked.label}: ${describeDecryption(leaked.result)}`
+      : `protected: ${run.withLongTermKeys.length} attempt(s) (${run.withLongTermKeys.map((a) => a.label).join(', ')}), each failed: ${stages}`;
+    lines.push(`| EDHOC method ${run.method}, suite ${run.suite} + OSCORE | ${longTerm} | ${describeDecryption(run.withSessionKey)} | ${describeDecryption(run.control)} |`);
+  }
+  const pre = report.preShared;
+  lines.push(`| OSCORE, pre-shared master secret (baseline) | ${pre.ok ? `leaked: the master secret is the long-term key: ${describeDecryption(pre)}` : `protected: ${describeDecryption(pre)}`} | (the same key) | — |`);
+  return lines;
+}
+
+export function renderReport(results: Map<string, Outcome>, forwardSecrecy?: ForwardSecrecyReport): string {
   const lines = [
     '# Threat model: outcomes of the attack suite (generated by `npm run threats`)',
     '',
@@ -109,7 +142,8 @@ export function renderReport(results: Map<string, Outcome>): string {
       lines.push(`| ${row.threat} | ${row.required ? 'REQUIRED' : 'NOT REQUIRED'} | ${run.scenario} | ${run.attack}${opts} | ${PROTECTIONS.map((p) => cell(results.get(runKey(run, p)))).join(' | ')} |`);
     }
   }
-  lines.push('', '## Requirements → tests', '', 'Each requirement of draft-hartke-core-e2e-security-reqs-00 §3.1.4 (R1.1–R1.9) and draft-hartke-core-e2e-security-reqs-03 §2.2 (A1.1–A1.10, A2.1–A2.6) and the tests in `test/threats.test.ts` that exercise it.', '', '| Requirement | Tests |', '|---|---|');
+  lines.push(...forwardSecrecySection(forwardSecrecy));
+  lines.push('', '## Requirements → tests', '', 'Each requirement of draft-hartke-core-e2e-security-reqs-00 §3.1.4 (R1.1–R1.10) and draft-hartke-core-e2e-security-reqs-03 §2.2 (A1.1–A1.10, A2.1–A2.6) and the tests in `test/threats.test.ts` and `test/threat-forward-secrecy.test.ts` that exercise it.', '', '| Requirement | Tests |', '|---|---|');
   for (const req of REQUIREMENTS) {
     const tests = [...THREAT_ROWS.filter((r) => r.requirements.includes(req)).map(rowTestName), ...EXTRA_TESTS.filter((t) => t.requirements.includes(req)).map((t) => t.name)];
     lines.push(`| ${req} | ${tests.length ? tests.map((t) => `\`${t}\``).join('<br>') : '**no test**'} |`);

@@ -6,6 +6,7 @@ import { PUBLISH_USAGE, publishCommand } from './publish-command.js';
 import { SUBSCRIBE_USAGE, subscribeCommand } from './subscribe-command.js';
 import { CREDENTIALS_USAGE, credentialsCommand } from './credentials-command.js';
 import { DEMO_USAGE, demoCommand } from './demo-command.js';
+import { KEYGEN_USAGE, keygenCommand } from './keygen-command.js';
 import { ExitCode, UsageError, isSecurityFailure } from './errors.js';
 import { OBSERVE_USAGE, observeCommand } from './observe-command.js';
 import { PING_USAGE, pingCommand } from './ping-command.js';
@@ -38,6 +39,7 @@ function commandNamed(name: string): Command | undefined {
     'trust-anchor': { usage: TRUST_ANCHOR_USAGE, run: (_, args) => trustAnchorCommand(args) },
     'ta-request': { usage: TA_REQUEST_USAGE, run: (_, args) => taRequestCommand(args) },
     credentials: { usage: CREDENTIALS_USAGE, run: (_, args) => credentialsCommand(args) },
+    keygen: { usage: KEYGEN_USAGE, run: (_, args) => keygenCommand(args) },
     trace: { usage: TRACE_USAGE, run: (_, args) => traceCommand(args) },
     broker: { usage: BROKER_USAGE, run: (_, args) => brokerCommand(args) },
     publish: { usage: PUBLISH_USAGE, run: (_, args) => publishCommand(args) },
@@ -61,6 +63,8 @@ ${TRUST_ANCHOR_USAGE}
 ${TA_REQUEST_USAGE}
 
 ${CREDENTIALS_USAGE}
+
+${KEYGEN_USAGE}
 
 ${PROXY_USAGE}
 

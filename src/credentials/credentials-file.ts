@@ -11,15 +11,12 @@ import { CredentialsError } from './errors.js';
 import {
   type OscoreContextConfig,
   OSCORE_DEFAULTS,
-  aeadAlgorithmId,
   bytesToHex,
   checkOscoreContext,
-  describeKnownAeadAlgorithms,
-  describeKnownHkdfAlgorithms,
-  hkdfAlgorithmId,
   parseHex,
 } from './oscore-params.js';
-import { parseFileKeyString } from '../util/key-text.js';
+import { readEdhocSection, type EdhocCredentials } from './edhoc-entries.js';
+import { JsonFields } from './json-fields.js';
 import { type UriPattern, parseUriPattern, patternSpecificity, uriMatchesPattern } from './uri-pattern.js';
 
 /** A client context and the request URIs it protects. */
@@ -45,11 +42,13 @@ export interface Credentials {
   stateDirectory: string;
   oscore: ClientOscoreEntry[];
   recipients: ServerRecipient[];
-  /** Things that were read but not applied (e.g. the reserved "dtls" section). */
+  /** EDHOC identity, suites, methods and trusted peers (the "edhoc" section), when given. */
+  edhoc?: EdhocCredentials;
+  /** Things that were read but not applied (e.g. the reserved "dtls" section), or that deserve a look. */
   warnings: string[];
 }
 
-const TOP_LEVEL_FIELDS = ['$comment', 'stateDirectory', 'oscore', 'recipients', 'dtls'];
+const TOP_LEVEL_FIELDS = ['$comment', 'stateDirectory', 'oscore', 'recipients', 'dtls', 'edhoc'];
 const CLIENT_ENTRY_FIELDS = ['$comment', 'match', 'context'];
 const RECIPIENT_FIELDS = ['$comment', 'name', 'context'];
 const CONTEXT_FIELDS = [
@@ -109,13 +108,7 @@ export function findServerRecipient(credentials: Credentials, recipientId: Uint8
   return credentials.recipients.find((recipient) => bytesToHex(recipient.recipientId) === key);
 }
 
-type JsonObject = Record<string, unknown>;
-
-class Reader {
-  private readonly warnings: string[] = [];
-
-  constructor(private readonly file: string) {}
-
+class Reader extends JsonFields {
   credentials(json: unknown): Credentials {
     const top = this.object(json, '(top level)', TOP_LEVEL_FIELDS);
     const stateDirectory = top.stateDirectory === undefined ? 'state' : this.string(top.stateDirectory, 'stateDirectory');
@@ -150,11 +143,13 @@ class Reader {
       this.object(top.dtls, 'dtls');
       this.warnings.push(`${this.file}: dtls: reserved for DTLS credentials; this version does not read it yet`);
     }
+    const edhoc = top.edhoc === undefined ? undefined : readEdhocSection(this, top.edhoc, dirname(this.file));
     return {
       file: this.file,
       stateDirectory: resolve(dirname(this.file), stateDirectory),
       oscore,
       recipients,
+      ...(edhoc !== undefined ? { edhoc } : {}),
       warnings: this.warnings,
     };
   }
@@ -237,77 +232,6 @@ class Reader {
       this.fail(field === '' ? path.slice(0, path.lastIndexOf('.')) : `${path}.${field}`, problem.message);
     }
     return config;
-  }
-
-  // --- typed field readers ----------------------------------------------------------------------
-
-  private bytes(json: unknown, path: string): Uint8Array {
-    if (typeof json === 'string') return this.hex(json, path);
-    if (json !== null && typeof json === 'object' && !Array.isArray(json)) {
-      const keys = Object.keys(json);
-      const form = json as JsonObject;
-      if (keys.length === 1 && typeof form.hex === 'string') return this.hex(form.hex, `${path}.hex`);
-      if (keys.length === 1 && typeof form.ascii === 'string') {
-        const text = form.ascii;
-        for (let i = 0; i < text.length; i++) {
-          if (text.charCodeAt(i) > 0x7e) this.fail(`${path}.ascii`, `has a non-ASCII character at position ${i + 1}`);
-        }
-        return new Uint8Array(Buffer.from(text, 'latin1'));
-      }
-    }
-    return this.fail(path, 'expected bytes: a hex string, {"hex": "..."} or {"ascii": "..."}');
-  }
-
-  /** A string of key bytes: hex, "0x" optional (the rule of every key flag and file, util/key-text.ts). */
-  private hex(text: string, path: string): Uint8Array {
-    try {
-      return parseFileKeyString(text);
-    } catch (error) {
-      return this.fail(path, (error as Error).message);
-    }
-  }
-
-  private algorithm(json: unknown, path: string, kind: 'aead' | 'hkdf'): number {
-    if (typeof json !== 'string' && typeof json !== 'number') this.fail(path, 'expected an algorithm name or COSE id');
-    const id = kind === 'aead' ? aeadAlgorithmId(json as string | number) : hkdfAlgorithmId(json as string | number);
-    if (id === undefined) {
-      const known = kind === 'aead' ? describeKnownAeadAlgorithms() : describeKnownHkdfAlgorithms();
-      this.fail(path, `unknown ${kind === 'aead' ? 'AEAD' : 'HKDF'} algorithm ${JSON.stringify(json)}; known: ${known}`);
-    }
-    return id!;
-  }
-
-  private integer(json: unknown, path: string): number {
-    return typeof json === 'number' && Number.isSafeInteger(json) ? json : this.fail(path, 'expected an integer');
-  }
-
-  private boolean(json: unknown, path: string): boolean {
-    return typeof json === 'boolean' ? json : this.fail(path, 'expected true or false');
-  }
-
-  private string(json: unknown, path: string): string {
-    return typeof json === 'string' ? json : this.fail(path, 'expected a string');
-  }
-
-  private array(json: unknown, path: string): unknown[] {
-    return Array.isArray(json) ? json : this.fail(path, 'expected an array');
-  }
-
-  private object(json: unknown, path: string, allowedFields?: readonly string[]): JsonObject {
-    if (json === null || typeof json !== 'object' || Array.isArray(json)) return this.fail(path, 'expected an object');
-    if (allowedFields) {
-      for (const key of Object.keys(json)) {
-        if (!allowedFields.includes(key)) {
-          const prefix = path === '(top level)' ? '' : `${path}.`;
-          this.fail(`${prefix}${key}`, `unknown field; expected one of ${allowedFields.filter((f) => f !== '$comment').join(', ')}`);
-        }
-      }
-    }
-    return json as JsonObject;
-  }
-
-  private fail(path: string, message: string): never {
-    throw new CredentialsError(`${this.file}: ${path}: ${message}`, this.file, undefined, path);
   }
 }
 

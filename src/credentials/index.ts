@@ -37,3 +37,10 @@ export {
   SequenceNumberStore,
   sequenceFileName,
 } from './sequence-store.js';
+export {
+  type EdhocCredentials,
+  type EdhocPeerEntry,
+  type IdCredForm,
+  edhocInitiatorConfig,
+  edhocResponderConfig,
+} from './edhoc-entries.js';

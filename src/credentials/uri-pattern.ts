@@ -7,6 +7,7 @@
 import { parseAbsoluteUri } from '../coap/uri.js';
 
 export interface UriPattern {
+  /** '' in a path-only resource pattern (parseResourcePattern): any scheme, host and port. */
   scheme: string;
   host: string;
   port: number | undefined;
@@ -35,6 +36,16 @@ export function parseUriPattern(pattern: string): UriPattern {
   return { scheme: split.scheme, host: split.host, port: split.port, pathPrefix: normalisedRest(split.rest), wildcard };
 }
 
+/**
+ * A resource pattern: an absolute URI pattern as above, or a path pattern such as "/sensors/*"
+ * that matches that path on any origin (a server often does not know every name it is reached by).
+ */
+export function parseResourcePattern(pattern: string): UriPattern {
+  if (!pattern.startsWith('/')) return parseUriPattern(pattern);
+  const path = parseUriPattern(`coap://localhost${pattern}`);
+  return { ...path, scheme: '', host: '', port: undefined };
+}
+
 export function uriMatchesPattern(uri: string, pattern: UriPattern): boolean {
   let split: SplitUri;
   try {
@@ -42,7 +53,8 @@ export function uriMatchesPattern(uri: string, pattern: UriPattern): boolean {
   } catch {
     return false;
   }
-  if (split.scheme !== pattern.scheme || split.host !== pattern.host || split.port !== pattern.port) return false;
+  const anyOrigin = pattern.scheme === '';
+  if (!anyOrigin && (split.scheme !== pattern.scheme || split.host !== pattern.host || split.port !== pattern.port)) return false;
   const rest = normalisedRest(split.rest);
   return pattern.wildcard ? rest.startsWith(pattern.pathPrefix) : rest === pattern.pathPrefix;
 }

@@ -64,6 +64,17 @@ export interface PeerCredential {
   readonly claims?: CwtClaimsSet;
   /** End-entity first, up to the certificate issued by the trust anchor. */
   readonly certificates?: readonly X509Certificate[];
+  /** What the configuration that trusted this credential (its CCS, pinned certificate or issuer) grants it. */
+  readonly grant?: PeerGrant;
+}
+
+/**
+ * Authorization attached to a trusted credential or issuer: a name the application sees and the
+ * resources (request URIs) the peer may be part of. The store does not interpret resources.
+ */
+export interface PeerGrant {
+  readonly name: string;
+  allows(resource: string): boolean;
 }
 
 /**
@@ -92,6 +103,9 @@ export class CredentialStore implements CredentialResolver {
   readonly #ccs = new Set<string>();
   readonly #certificatesByHash = new Map<string, Uint8Array>();
   readonly #anchors: TrustAnchor[];
+  /** By hex of the CCS or certificate DER, and by trust anchor. */
+  readonly #grants = new Map<string, PeerGrant>();
+  readonly #anchorGrants = new Map<TrustAnchor, PeerGrant>();
   readonly #now: () => number;
   readonly #allow: (peer: PeerCredential) => boolean;
 
@@ -102,9 +116,10 @@ export class CredentialStore implements CredentialResolver {
   }
 
   /** Trusts a CCS; referenced by `kid` (default: its COSE_Key kid) or by value. kids must be unique here. */
-  addCcs(ccs: Uint8Array, kid?: Uint8Array): this {
+  addCcs(ccs: Uint8Array, kid?: Uint8Array, grant?: PeerGrant): this {
     const claims = parseCcs(ccs);
     this.#ccs.add(toHex(claims.encoded));
+    if (grant !== undefined) this.#grants.set(toHex(claims.encoded), grant);
     const k = kid ?? claims.coseKey.kid;
     if (k !== undefined) {
       const key = toHex(k);
@@ -121,8 +136,18 @@ export class CredentialStore implements CredentialResolver {
     return this;
   }
 
-  addTrustAnchor(anchor: TrustAnchor): this {
+  /** Trusts exactly this certificate (found by x5t or sent in x5chain), whoever issued it. */
+  pinCertificate(der: Uint8Array, grant?: PeerGrant): this {
+    const certificate = new X509Certificate(Buffer.from(der));
+    this.addCertificate(der);
+    if (grant !== undefined) this.#grants.set(toHex(der), grant);
+    return this.addTrustAnchor(certificate);
+  }
+
+  /** Trusts every certificate chain this anchor issued; `grant` applies to all of them. */
+  addTrustAnchor(anchor: TrustAnchor, grant?: PeerGrant): this {
     this.#anchors.push(anchor);
+    if (grant !== undefined) this.#anchorGrants.set(anchor, grant);
     return this;
   }
 
@@ -130,6 +155,25 @@ export class CredentialStore implements CredentialResolver {
     const peer = this.#find(idCred);
     if (peer !== undefined && !this.#allow(peer)) throw unspecified('credential not authorized');
     return peer;
+  }
+
+  /**
+   * A resolver for a run that is about `resource` (the request URI it protects): a known peer
+   * whose grant does not allow the resource is refused with error 1, as `allow` refusals are.
+   */
+  forResource(resource: string): CredentialResolver {
+    return {
+      resolve: (idCred) => {
+        const peer = this.resolve(idCred);
+        if (peer !== undefined && !CredentialStore.allows(peer, resource)) throw unspecified('credential not authorized for this resource');
+        return peer;
+      },
+    };
+  }
+
+  /** Whether an authenticated peer may take part in a request for `resource`; a peer without a grant may not. */
+  static allows(peer: PeerCredential, resource: string): boolean {
+    return peer.grant !== undefined && peer.grant.allows(resource);
   }
 
   #find(idCred: IdCred): PeerCredential | undefined {
@@ -147,7 +191,7 @@ export class CredentialStore implements CredentialResolver {
     if (kid !== undefined) {
       if (!isBytes(kid)) throw unspecified('kid must be a byte string');
       const claims = this.#byKid.get(toHex(kid));
-      return claims === undefined ? undefined : ccsPeer(claims);
+      return claims === undefined ? undefined : this.#ccsPeer(claims);
     }
     // §6.4: error 3 is for unknown credentials of a supported kind, not for unsupported kinds.
     throw unspecified('unsupported ID_CRED type');
@@ -161,7 +205,7 @@ export class CredentialStore implements CredentialResolver {
       if (e instanceof CoseError) throw unspecified(`invalid CCS: ${e.message}`);
       throw e;
     }
-    return this.#ccs.has(toHex(claims.encoded)) ? ccsPeer(claims) : undefined;
+    return this.#ccs.has(toHex(claims.encoded)) ? this.#ccsPeer(claims) : undefined;
   }
 
   #byThumbprint(x5t: CborValue): Uint8Array | undefined {
@@ -185,16 +229,23 @@ export class CredentialStore implements CredentialResolver {
     } catch {
       throw unspecified('invalid X.509 certificate');
     }
-    this.#validateChain(certs);
+    const anchor = this.#validateChain(certs);
     const leaf = certs[0]!;
-    return { kind: 'x509', cred: encodeCbor(chainDer[0]!), publicKey: leaf.publicKey, subject: leaf.subject, certificates: certs };
+    const grant = this.#grants.get(toHex(chainDer[0]!)) ?? this.#anchorGrants.get(anchor);
+    return { kind: 'x509', cred: encodeCbor(chainDer[0]!), publicKey: leaf.publicKey, subject: leaf.subject, certificates: certs, ...(grant !== undefined ? { grant } : {}) };
+  }
+
+  #ccsPeer(claims: CwtClaimsSet): PeerCredential {
+    const peer = ccsPeer(claims);
+    const grant = this.#grants.get(toHex(claims.encoded));
+    return grant === undefined ? peer : { ...peer, grant };
   }
 
   /**
    * Each certificate valid now and issued (name and signature) by the next; intermediates must be
-   * CAs; the last issued by a trust anchor (itself valid now) or byte-equal to one.
+   * CAs; the last issued by a trust anchor (itself valid now) or byte-equal to one. Returns the anchor.
    */
-  #validateChain(certs: readonly X509Certificate[]): void {
+  #validateChain(certs: readonly X509Certificate[]): TrustAnchor {
     const now = this.#now();
     const validNow = (c: X509Certificate): boolean => now >= Date.parse(c.validFrom) && now <= Date.parse(c.validTo);
     for (const [i, cert] of certs.entries()) {
@@ -203,12 +254,14 @@ export class CredentialStore implements CredentialResolver {
       if (issuer !== undefined && !(issuer.ca && issuedBy(cert, issuer))) throw unspecified('certificate chain does not verify');
     }
     const last = certs[certs.length - 1]!;
-    const anchored = this.#anchors.some((anchor) =>
-      anchor instanceof X509Certificate
-        ? anchor.raw.equals(last.raw) || (anchor.ca && validNow(anchor) && issuedBy(last, anchor))
-        : last.issuer === anchor.subject && verifiesWith(last, anchor.publicKey),
-    );
-    if (!anchored) throw unspecified('certificate chain does not end at a trust anchor');
+    // A pinned certificate (byte-equal) is preferred over an issuer, so its own grant applies.
+    const anchor =
+      this.#anchors.find((a) => a instanceof X509Certificate && a.raw.equals(last.raw)) ??
+      this.#anchors.find((a) =>
+        a instanceof X509Certificate ? a.ca && validNow(a) && issuedBy(last, a) : last.issuer === a.subject && verifiesWith(last, a.publicKey),
+      );
+    if (anchor === undefined) throw unspecified('certificate chain does not end at a trust anchor');
+    return anchor;
   }
 }
 

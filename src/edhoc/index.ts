@@ -10,6 +10,7 @@ export {
   type CredentialStoreOptions,
   type OwnCredential,
   type PeerCredential,
+  type PeerGrant,
   type TrustAnchor,
 } from './credentials.js';
 export { EdhocError, EdhocPeerError, EdhocStateError, EdhocConfigError, EdhocErrorCode, parseErrorMessage } from './errors.js';
