@@ -8,7 +8,7 @@
  * (SP 800-56A §5.6.2.3) and, for X25519/X448, a low-order point (an all-zero shared secret,
  * RFC 7748 §6).
  */
-import { createECDH, ECDH, diffieHellman, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createECDH, ECDH, diffieHellman, randomBytes } from 'node:crypto';
 import { CoseError } from './algorithms.js';
 import { bytesView, concatBytes } from './cbor.js';
 import { CoseCurve, curveInfo, okpPrivateKey, okpPublicKey, rawKeyParts } from './key.js';
@@ -52,8 +52,13 @@ export function ecdhKeyPairFromPrivate(crv: number, privateKey: Uint8Array): Ecd
 export function generateEcdhKeyPair(crv: number): EcdhKeyPair {
   const info = requireEcdhCurve(crv);
   if (info.openssl !== undefined) {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: info.openssl });
-    return ecdhKeyPairFromPrivate(crv, rawKeyParts(privateKey).d!);
+    const ecdh = createECDH(info.openssl);
+    ecdh.generateKeys();
+    // getPrivateKey drops leading zero bytes; COSE_Key 'd' keeps the full length.
+    const scalar = new Uint8Array(info.coordinateLength);
+    const raw = ecdh.getPrivateKey();
+    scalar.set(raw, info.coordinateLength - raw.length);
+    return { crv, privateKey: scalar, publicKey: bytesView(ecdh.getPublicKey(null, 'compressed')).subarray(1) };
   }
   return ecdhKeyPairFromPrivate(crv, bytesView(randomBytes(info.coordinateLength)));
 }

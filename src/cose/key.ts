@@ -1,11 +1,10 @@
 /**
  * COSE_Key (draft-ietf-cose-rfc8152bis-struct-13 §7, algs-11 §7) for OKP and EC2 keys, to and from
- * Node KeyObjects. Raw OKP keys become KeyObjects through their fixed PKCS#8/SPKI DER prefixes
- * (RFC 8410), EC2 keys through JWK.
+ * Node KeyObjects. Raw OKP and EC2 keys become KeyObjects through JWK (RFC 8037 for OKP).
  */
 import { createECDH, ECDH, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { CoseError } from './algorithms.js';
-import { bytesView, concatBytes, fromHex, isBytes, isInt, type CborValue } from './cbor.js';
+import { bytesView, concatBytes, isBytes, isInt, type CborValue } from './cbor.js';
 
 export const CoseKty = { OKP: 1, EC2: 2, Symmetric: 4 } as const;
 
@@ -32,9 +31,6 @@ interface CurveInfo {
   /** Name in JWK / Node's asymmetricKeyDetails. */
   readonly jwk: string;
   readonly coordinateLength: number;
-  /** DER prefixes for raw OKP keys (RFC 8410). */
-  readonly pkcs8Prefix?: string;
-  readonly spkiPrefix?: string;
   /** OpenSSL curve name for EC2 keys. */
   readonly openssl?: string;
 }
@@ -43,10 +39,10 @@ const CURVES: readonly CurveInfo[] = [
   { crv: CoseCurve.P256, kty: CoseKty.EC2, jwk: 'P-256', coordinateLength: 32, openssl: 'prime256v1' },
   { crv: CoseCurve.P384, kty: CoseKty.EC2, jwk: 'P-384', coordinateLength: 48, openssl: 'secp384r1' },
   { crv: CoseCurve.P521, kty: CoseKty.EC2, jwk: 'P-521', coordinateLength: 66, openssl: 'secp521r1' },
-  { crv: CoseCurve.X25519, kty: CoseKty.OKP, jwk: 'X25519', coordinateLength: 32, pkcs8Prefix: '302e020100300506032b656e04220420', spkiPrefix: '302a300506032b656e032100' },
-  { crv: CoseCurve.X448, kty: CoseKty.OKP, jwk: 'X448', coordinateLength: 56, pkcs8Prefix: '3046020100300506032b656f043a0438', spkiPrefix: '3042300506032b656f033900' },
-  { crv: CoseCurve.Ed25519, kty: CoseKty.OKP, jwk: 'Ed25519', coordinateLength: 32, pkcs8Prefix: '302e020100300506032b657004220420', spkiPrefix: '302a300506032b6570032100' },
-  { crv: CoseCurve.Ed448, kty: CoseKty.OKP, jwk: 'Ed448', coordinateLength: 57, pkcs8Prefix: '3047020100300506032b6571043b0439', spkiPrefix: '3043300506032b6571033a00' },
+  { crv: CoseCurve.X25519, kty: CoseKty.OKP, jwk: 'X25519', coordinateLength: 32 },
+  { crv: CoseCurve.X448, kty: CoseKty.OKP, jwk: 'X448', coordinateLength: 56 },
+  { crv: CoseCurve.Ed25519, kty: CoseKty.OKP, jwk: 'Ed25519', coordinateLength: 32 },
+  { crv: CoseCurve.Ed448, kty: CoseKty.OKP, jwk: 'Ed448', coordinateLength: 57 },
 ];
 
 export function curveInfo(crv: number): CurveInfo {
@@ -74,17 +70,20 @@ function ec2FromPrivate(info: CurveInfo, d: Uint8Array): { x: Uint8Array; y: Uin
 /** A raw OKP private key (seed or scalar) as a KeyObject. */
 export function okpPrivateKey(crv: number, d: Uint8Array): KeyObject {
   const info = curveInfo(crv);
-  if (info.pkcs8Prefix === undefined) throw new CoseError(`curve ${crv} is not an OKP curve`);
+  if (info.kty !== CoseKty.OKP) throw new CoseError(`curve ${crv} is not an OKP curve`);
   requireLength('OKP private key', d, info.coordinateLength);
-  return createPrivateKey({ key: Buffer.from(concatBytes(fromHex(info.pkcs8Prefix), d)), format: 'der', type: 'pkcs8' });
+  // JWK, not PKCS#8 DER: OpenSSL 3 runs its whole decoder chain for DER (about 10× slower per
+  // import, the largest cost of an EDHOC handshake). For an OKP private JWK Node builds the key
+  // from 'd' alone and derives the public part; 'x' only has to be a string.
+  return createPrivateKey({ key: { kty: 'OKP', crv: info.jwk, d: b64url(d), x: '' }, format: 'jwk' });
 }
 
 /** A raw OKP public key as a KeyObject. */
 export function okpPublicKey(crv: number, x: Uint8Array): KeyObject {
   const info = curveInfo(crv);
-  if (info.spkiPrefix === undefined) throw new CoseError(`curve ${crv} is not an OKP curve`);
+  if (info.kty !== CoseKty.OKP) throw new CoseError(`curve ${crv} is not an OKP curve`);
   requireLength('OKP public key', x, info.coordinateLength);
-  return createPublicKey({ key: Buffer.from(concatBytes(fromHex(info.spkiPrefix), x)), format: 'der', type: 'spki' });
+  return createPublicKey({ key: { kty: 'OKP', crv: info.jwk, x: b64url(x) }, format: 'jwk' });
 }
 
 /** An EC2 private key from its scalar alone (the public point is computed). */
