@@ -58,6 +58,11 @@ export interface ClientJob {
   burnMicros?: number;
   /** coapsec plain only: send every request through the forward proxy at 127.0.0.1:proxyPort (bench/proxy.ts). */
   proxyPort?: number;
+  /** coapsec: the path to GET (default /bench) and the payload length a good response has (default 20). */
+  path?: string;
+  payloadLength?: number;
+  /** coapsec plain only: the URI scheme, for CoAP over TCP (bench/transports.ts); default coap. */
+  scheme?: 'coap' | 'coap+tcp';
 }
 
 /**

@@ -4,7 +4,7 @@
  * processes, a fresh client child per measurement, rounds in rotating order, medians, CPU time of
  * the server from /proc — factored out so each benchmark file stays small.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -127,15 +127,31 @@ export function runMain(main: () => Promise<void>): void {
     });
 }
 
-/** Forks a child and resolves with its first IPC message of the wanted type, or rejects after `timeoutMs`. */
+/** Kills `child` (SIGKILL) if it is still running when the benchmark exits. */
+export function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/**
+ * Forks a child and resolves with its first IPC message of the wanted type, or rejects after `timeoutMs`.
+ * `pin` (e.g. ['taskset', '-c', '0']) runs the child under that command, which execs Node: the IPC
+ * channel's descriptor and environment pass through exec.
+ */
 export function forkAndAwait<T extends { type: string }>(
   script: string,
   args: string[],
   type: T['type'],
   timeoutMs: number,
   keepAlive: boolean,
+  pin: readonly string[] = [],
 ): Promise<{ child: ChildProcess; message: T }> {
-  const child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+  const stdio: ['ignore', 'inherit', 'inherit', 'ipc'] = ['ignore', 'inherit', 'inherit', 'ipc'];
+  const child =
+    pin.length > 0
+      ? spawn(pin[0]!, [...pin.slice(1), process.execPath, ...process.execArgv, script, ...args], { stdio, serialization: 'json' })
+      : fork(script, args, { stdio, serialization: 'json' });
   children.add(child);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
