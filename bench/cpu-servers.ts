@@ -22,6 +22,8 @@ export interface RunningServer {
   pid: number;
   /** Milliseconds from spawn to the first answer (load time, for many contexts). */
   readyMs: number;
+  /** Requests the server logged as refused so far (OSCORE failures of `coapsec serve`). */
+  refusals(): number;
   /** Stops the process and removes nothing: scratch files live in the load generator's directory. */
   stop(): Promise<void>;
 }
@@ -68,7 +70,7 @@ const probe = (messageId: number, code: number = Method.GET, payload?: string): 
   return encodeMessage(message);
 };
 
-async function started(child: ChildProcess, port: number, readyTimeoutMs: number): Promise<RunningServer> {
+async function started({ child, refusals }: ReturnType<typeof startServerProcess>, port: number, readyTimeoutMs: number): Promise<RunningServer> {
   const t0 = performance.now();
   try {
     await awaitResponse(port, probe(0x5a5a), child, readyTimeoutMs);
@@ -76,7 +78,7 @@ async function started(child: ChildProcess, port: number, readyTimeoutMs: number
     await stopServerProcess(child);
     throw error;
   }
-  return { child, pid: child.pid!, readyMs: performance.now() - t0, stop: () => stopServerProcess(child) };
+  return { child, pid: child.pid!, readyMs: performance.now() - t0, refusals, stop: () => stopServerProcess(child) };
 }
 
 /** `coapsec serve` on 127.0.0.1:port with 1 MiB socket buffers; OSCORE when `credentials` is given. */
@@ -84,15 +86,13 @@ export function startCoapsecServe(pin: Pinning, port: number, scratch: string, c
   const stateDir = mkdtempSync(join(scratch, 'registry-'));
   const command = [process.execPath, here('../../bin/coapsec'), 'serve', '--bind', `127.0.0.1:${port}`, '--socket-buffer', '1M'];
   if (credentials !== undefined) command.push('--credentials', credentials);
-  const child = startServerProcess(pin, command, { ...process.env, COAPSEC_STATE_DIR: stateDir });
-  return started(child, port, readyTimeoutMs);
+  return started(startServerProcess(pin, command, { ...process.env, COAPSEC_STATE_DIR: stateDir }), port, readyTimeoutMs);
 }
 
 /** libcoap's coap-server-notls with /hello created by a PUT (its default socket buffers: it has no option). */
 export async function startLibcoap(pin: Pinning, port: number): Promise<RunningServer> {
-  const child = startServerProcess(pin, ['coap-server-notls', '-A', '127.0.0.1', '-p', String(port), '-d', '4', '-v', '0']);
-  const server = await started(child, port, 10_000);
-  const created = await awaitResponse(port, probe(0x5a5b, Method.PUT, HELLO), child, 5000);
+  const server = await started(startServerProcess(pin, ['coap-server-notls', '-A', '127.0.0.1', '-p', String(port), '-d', '4', '-v', '0']), port, 10_000);
+  const created = await awaitResponse(port, probe(0x5a5b, Method.PUT, HELLO), server.child, 5000);
   // 2.01 Created (or 2.04 Changed when it already existed).
   if (created[1] !== 0x41 && created[1] !== 0x44) {
     await server.stop();

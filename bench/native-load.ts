@@ -16,7 +16,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { encodeMessage } from '../src/coap/codec.js';
 import { Method } from '../src/coap/codes.js';
 import { MessageType, type CoapMessage } from '../src/coap/message.js';
@@ -83,9 +83,11 @@ export function buildLoadGenerator(): string {
   return binary;
 }
 
-/** A scratch file in the generator's directory (removed on exit with it). */
+/** The generator's temporary directory, for scratch files (removed on exit with it). */
+export const scratchDir = (binary: string): string => dirname(binary);
+
 export function scratchFile(binary: string, name: string, data: Uint8Array): string {
-  const path = join(binary, '..', name);
+  const path = join(scratchDir(binary), name);
   writeFileSync(path, data);
   return path;
 }
@@ -175,10 +177,29 @@ export function runLoad(
   });
 }
 
-/** Starts a server process (pinned), tracked so it dies with the benchmark. */
-export function startServerProcess(pin: Pinning, command: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+/**
+ * Starts a server process (pinned), tracked so it dies with the benchmark. Its stderr is passed
+ * through, and lines matching `refusal` are counted instead (`coapsec serve` logs every refused
+ * OSCORE request, and an OSCORE refusal travels as an outer 2.04 the generator cannot tell apart).
+ */
+export function startServerProcess(pin: Pinning, command: string[], env: NodeJS.ProcessEnv = process.env, refusal = /OSCORE refused/): { child: ChildProcess; refusals: () => number } {
   const full = [...pin.server, ...command];
-  return track(spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'ignore', 'inherit'], env }));
+  const child = track(spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env }));
+  let refusals = 0;
+  let first: string | undefined;
+  let partial = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    const lines = (partial + d.toString('utf8')).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      if (!refusal.test(line)) process.stderr.write(`${line}\n`);
+      else if (refusals++ === 0) first = line;
+    }
+  });
+  child.once('exit', () => {
+    if (first !== undefined) console.error(`server ${full.join(' ')}: ${refusals} refused requests, the first: ${first}`);
+  });
+  return { child, refusals: () => refusals };
 }
 
 /**
@@ -192,13 +213,13 @@ export async function awaitResponse(port: number, request: Buffer, server: Child
   try {
     return await new Promise<Buffer>((resolve, reject) => {
       const started = Date.now();
-      const exited = (): void => reject(new Error(`server on port ${port} exited (${server.exitCode ?? server.signalCode}) before answering`));
-      server.once('exit', exited);
       const done = (action: () => void): void => {
         clearInterval(timer);
         server.off('exit', exited);
         action();
       };
+      const exited = (): void => done(() => reject(new Error(`server on port ${port} exited (${server.exitCode ?? server.signalCode}) before answering`)));
+      server.once('exit', exited);
       socket.on('message', (msg) => {
         if (msg.length >= 4 && msg.readUInt16BE(2) === request.readUInt16BE(2)) done(() => resolve(msg));
       });

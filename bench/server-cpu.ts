@@ -10,7 +10,7 @@
  * flight: plain against coap-server-notls, OSCORE against `coapsec serve` with OSCORE, printed
  * next to the coapsec server's figure.
  *
- *   node dist/bench/server-cpu.js                 # 3 rounds, about 4 minutes
+ *   node dist/bench/server-cpu.js                 # 3 rounds, about 5 minutes
  *   node dist/bench/server-cpu.js --quick         # 1 short round
  *   node dist/bench/server-cpu.js --rounds 5 --no-client --json out.json
  */
@@ -27,6 +27,7 @@ import {
   pinning,
   requestFile,
   runLoad,
+  scratchDir,
   scratchFile,
   type LoadResult,
   type Pinning,
@@ -65,7 +66,7 @@ function parseArgs(argv: string[]): Settings {
   const extra = { concurrencies: [1, 32, 256], clientConcurrencies: [32, 256], client: true, json: undefined as string | undefined };
   const common = parseCommonArgs(
     argv,
-    { quick: false, rounds: 3, warmupMs: 1000, durationMs: 2500, portBase: 47_510, socketBuffer: 1 << 20 },
+    { quick: false, rounds: 3, warmupMs: 2000, durationMs: 2500, portBase: 47_510, socketBuffer: 1 << 20 },
     { rounds: 1, warmupMs: 500, durationMs: 1000 },
     USAGE,
     (arg, value) => {
@@ -83,6 +84,8 @@ function parseArgs(argv: string[]): Settings {
 interface ServerResult extends LoadResult {
   server: ServerName;
   round: number;
+  /** Requests the server refused (OSCORE), logged by it during this measurement. */
+  refused: number;
 }
 
 interface ClientRun {
@@ -101,7 +104,6 @@ class Bench {
   readonly binary = buildLoadGenerator();
   readonly pin: Pinning = pinning();
   readonly plainRequests = scratchFile(this.binary, 'plain.req', requestFile([getRequest(HELLO_PATH)]));
-  readonly credentials = writeServerCredentials(`${this.binary}/..`, [BENCH_RECIPIENT]);
   readonly pool = new OscoreRequestPool(
     new OscoreSecurityContext(
       { masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: Buffer.alloc(0), recipientIds: [Buffer.from('01', 'hex')] },
@@ -118,12 +120,13 @@ class Bench {
   }
 
   start(server: ServerName): Promise<RunningServer> {
-    const scratch = `${this.binary}/..`;
+    const scratch = scratchDir(this.binary);
     switch (server) {
       case 'coapsec':
         return startCoapsecServe(this.pin, this.port(server), scratch);
       case 'coapsec OSCORE':
-        return startCoapsecServe(this.pin, this.port(server), scratch, this.credentials);
+        // Fresh state per start: a context that resumes would challenge with Echo (Appendix B.1.2).
+        return startCoapsecServe(this.pin, this.port(server), scratch, writeServerCredentials(scratch, [BENCH_RECIPIENT]));
       case 'libcoap':
         return startLibcoap(this.pin, this.port(server));
       case 'dgram echo':
@@ -190,14 +193,14 @@ function logLoad(r: ServerResult, rounds: number): void {
   console.error(
     `round ${r.round + 1}/${rounds}  ${r.server.padEnd(14)} ${String(r.inFlight).padStart(3)} in flight  ${fmt(x.rps).padStart(6)} resp/s  server ${fmt(x.serverMicros, 1)} µs/resp` +
       `  generator ${fmt(x.generatorMicros, 1)} µs/resp (${fmt(100 * x.generatorLoad)} % of a core)` +
-      (r.errors || r.lost ? `  errors ${r.errors} lost ${r.lost}` : ''),
+      (r.errors || r.lost || r.refused ? `  errors ${r.errors} lost ${r.lost} refused ${r.refused}` : ''),
   );
 }
 
 // --- report ----------------------------------------------------------------------------------
 
 function serverTable(results: readonly ServerResult[], s: Settings): string {
-  const rows = [['in flight', 'server', 'CPU µs/response (median)', '(min–max)', 'responses/s', 'load gen µs/response', 'load gen % of a core (max)', 'non-2.xx', 'lost']];
+  const rows = [['in flight', 'server', 'CPU µs/response (median)', '(min–max)', 'responses/s', 'load gen µs/response', 'load gen % of a core (max)', 'non-2.xx or refused', 'lost']];
   for (const c of s.concurrencies) {
     for (const server of SERVERS) {
       const rs = results.filter((r) => r.server === server && r.inFlight === c);
@@ -212,7 +215,7 @@ function serverTable(results: readonly ServerResult[], s: Settings): string {
         fmt(median(xs.map((x) => x.rps))),
         fmt(median(xs.map((x) => x.generatorMicros)), 1),
         fmt(100 * Math.max(...xs.map((x) => x.generatorLoad))),
-        String(rs.reduce((a, r) => a + r.errors, 0)),
+        String(rs.reduce((a, r) => a + r.errors + r.refused, 0)),
         String(rs.reduce((a, r) => a + r.lost, 0)),
       ]);
     }
@@ -305,7 +308,9 @@ async function main(): Promise<void> {
       const running = await bench.start(server);
       try {
         for (const inFlight of s.concurrencies) {
-          const r: ServerResult = { ...(await bench.load(server, running, inFlight)), server, round };
+          const refused0 = running.refusals();
+          const load = await bench.load(server, running, inFlight);
+          const r: ServerResult = { ...load, server, round, refused: running.refusals() - refused0 };
           results.push(r);
           logLoad(r, s.rounds);
         }
