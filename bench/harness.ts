@@ -251,6 +251,8 @@ export interface GetContender {
   burnMicros?: number;
   /** Where server.js and client.js come from (another tree, for --variant); default this tree's. */
   benchDir?: string;
+  /** coapsec plain: CoAP over TCP (RFC 8323) instead of UDP. */
+  scheme?: 'coap' | 'coap+tcp';
 }
 
 /** `round` is set by runGetRounds (0-based); a single measurement has none. */
@@ -279,7 +281,7 @@ export function perRoundRatio(
 export async function startGetServers(contenders: readonly GetContender[], socketBuffer: number): Promise<Map<string, ChildProcess>> {
   const servers = new Map<string, ChildProcess>();
   for (const c of contenders) {
-    const { child } = await forkAndAwait<ServerReady>(join(c.benchDir ?? here('.'), 'server.js'), [c.impl, String(c.port), String(socketBuffer), c.variant], 'ready', 10_000, true);
+    const { child } = await forkAndAwait<ServerReady>(join(c.benchDir ?? here('.'), 'server.js'), [c.impl, String(c.port), String(socketBuffer), c.variant, ...(c.scheme ? [c.scheme] : [])], 'ready', 10_000, true);
     servers.set(c.label, child);
   }
   return servers;
@@ -303,6 +305,7 @@ export async function measureGet(c: GetContender, server: ChildProcess, s: Commo
     variant: c.variant,
     sequenceStart: sequenceStart(),
     ...(c.burnMicros ? { burnMicros: c.burnMicros } : {}),
+    ...(c.scheme ? { scheme: c.scheme } : {}),
   };
   const cpu0 = processCpuMicros(server.pid);
   const limit = job.warmupMs + job.durationMs + job.drainMs + 10_000;
