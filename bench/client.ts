@@ -10,6 +10,7 @@ import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { floorOf } from './aead-floor.js';
+import { processCpuMicros } from './harness.js';
 import {
   BENCH_NSTART,
   DTLS_PSK,
@@ -212,6 +213,19 @@ async function run(job: ClientJob): Promise<ClientResult> {
   const recorder = new Recorder();
   const cpu0 = process.cpuUsage();
   let totalCompleted = 0;
+  // The steady-state window, from timers (warm-up and JIT excluded): completions and CPU between them.
+  let window: ClientResult['window'];
+  const serverCpu = (): number => (job.serverPid !== undefined ? processCpuMicros(job.serverPid) : NaN);
+  let opened: { completed: number; client: NodeJS.CpuUsage; server: number } | undefined;
+  const closeWindow = (): void => {
+    if (!opened || window) return;
+    const client = process.cpuUsage(opened.client);
+    window = { completed: totalCompleted - opened.completed, clientCpuMicros: client.user + client.system, serverCpuMicros: serverCpu() - opened.server };
+  };
+  setTimeout(() => {
+    opened = { completed: totalCompleted, client: process.cpuUsage(), server: serverCpu() };
+    setTimeout(closeWindow, job.durationMs);
+  }, job.warmupMs);
   const t0 = performance.now();
   recorder.start = t0 + job.warmupMs;
   recorder.end = recorder.start + job.durationMs;
@@ -259,6 +273,7 @@ async function run(job: ClientJob): Promise<ClientResult> {
     };
     if (inFlight === 0) onIdle();
   });
+  closeWindow(); // if the last request finished before the window's timer fired
   const abandoned = inFlight;
   const cpu = process.cpuUsage(cpu0);
   const retransmissions = driver.retransmissions();
@@ -282,6 +297,7 @@ async function run(job: ClientJob): Promise<ClientResult> {
     totalCompleted,
     clientCpuMicros: cpu.user + cpu.system,
     clientSystemMicros: cpu.system,
+    ...(window ? { window } : {}),
     ...(firstError !== undefined ? { firstError } : {}),
   };
 }

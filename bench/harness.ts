@@ -231,7 +231,7 @@ export function variantTable(
   concurrencies: readonly number[],
   cpuPerRequest: (label: string, concurrency: number) => number,
 ): string {
-  const rows = [['in flight', 'this tree', 'variant', 'req/s this/variant (per-round median)', 'CPU/req variant/this (client+server)']];
+  const rows = [['in flight', 'this tree', 'variant', 'req/s this/variant (per-round median)', 'CPU/req variant/this (all its processes)']];
   for (const c of concurrencies) {
     for (const [ours, theirs] of pairs) {
       rows.push([String(c), ours, theirs, fmt(perRoundRatio(results, ours, theirs, c), 2) + '×', ratio(cpuPerRequest(theirs, c), cpuPerRequest(ours, c))]);

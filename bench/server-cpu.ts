@@ -8,7 +8,8 @@
  *
  * Then the coapsec *client*'s cost (bench/client.js, pinned to the load core) at 32 and 256 in
  * flight: plain against coap-server-notls, OSCORE against `coapsec serve` with OSCORE, printed
- * next to the coapsec server's figure.
+ * next to the coapsec server's figure; client and server CPU over the client's measurement window
+ * only (ClientResult.window), as the server's is under native load.
  *
  *   node dist/bench/server-cpu.js                 # 3 rounds, about 5 minutes
  *   node dist/bench/server-cpu.js --quick         # 1 short round
@@ -18,7 +19,7 @@ import { writeFileSync } from 'node:fs';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { median, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, type ClientJob, type ClientResult } from './common.js';
 import { BENCH_RECIPIENT, HELLO, HELLO_PATH, startCoapsecServe, startDgramEcho, startLibcoap, writeServerCredentials, type RunningServer } from './cpu-servers.js';
-import { environment, fmt, forkAndAwait, here, parseCommonArgs, processCpuMicros, ratio, runMain, table } from './harness.js';
+import { environment, fmt, forkAndAwait, here, parseCommonArgs, ratio, runMain, table } from './harness.js';
 import {
   buildLoadGenerator,
   getRequest,
@@ -170,17 +171,18 @@ class Bench {
       sequenceStart: this.pool.skip(50_000_000),
       path: HELLO_PATH,
       payloadLength: HELLO.length,
+      serverPid: running.pid,
     };
-    const cpu0 = processCpuMicros(running.pid);
     const limit = job.warmupMs + job.durationMs + job.drainMs + 10_000;
     const { message } = await forkAndAwait<ClientResult>(here('client.js'), [JSON.stringify(job)], 'result', limit, false, this.pin.load);
-    const serverCpu = processCpuMicros(running.pid) - cpu0;
+    // The steady-state window, as for the server under native load: warm-up and JIT excluded.
+    const w = message.window;
     return {
       flavour,
       concurrency,
       round,
-      clientMicros: message.clientCpuMicros / message.totalCompleted,
-      serverMicros: serverCpu / message.totalCompleted,
+      clientMicros: w ? w.clientCpuMicros / w.completed : NaN,
+      serverMicros: w ? w.serverCpuMicros / w.completed : NaN,
       rps: message.rps,
       errors: message.errors + message.abandoned,
       ...(message.firstError !== undefined ? { firstError: message.firstError } : {}),
