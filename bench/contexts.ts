@@ -242,7 +242,8 @@ async function main(): Promise<void> {
       const { child, message } = await forkAndAwait<{ type: 'ready'; createMs: number }>(here('contexts.js'), ['serve', String(s.portBase), String(count)], 'ready', 600_000, true, pin.server);
       try {
         const rssBytes = rssOf(child.pid!);
-        let poolSize = Math.ceil((rates.get(count) ?? 20_000) * ((s.warmupMs + s.durationMs) / 1000) * 1.5) + 64;
+        // Sized for at least 20k responses/s: a slow earlier round must not starve a faster one.
+        let poolSize = Math.ceil(Math.max(rates.get(count) ?? 0, 20_000) * ((s.warmupMs + s.durationMs) / 1000) * 1.5) + 64;
         for (let attempt = 0; ; attempt++) {
           const requests = scratchFile(binary, 'contexts.req', requestFile(pool.requests(HELLO_PATH, poolSize)));
           // No request is given up on before the window ends: with a scan per lookup, 100k contexts answer slowly.
