@@ -10,6 +10,7 @@ import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { floorOf } from './aead-floor.js';
+import { processCpuMicros } from './harness.js';
 import {
   BENCH_NSTART,
   DTLS_PSK,
@@ -50,7 +51,13 @@ function burn(micros: number): void {
   }
 }
 
-async function coapsecDriver(port: number, socketBuffer: number, variant: Variant, sequenceStart: number, proxyPort?: number, burnMicros = 0): Promise<Driver> {
+interface Target {
+  path: string;
+  payloadLength: number;
+  scheme: 'coap' | 'coap+tcp' | 'coaps';
+}
+
+async function coapsecDriver(port: number, socketBuffer: number, variant: Variant, sequenceStart: number, target: Target, proxyPort?: number, burnMicros = 0): Promise<Driver> {
   const buffers = socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {};
   // OSCORE: one security context and one sequence for the whole process, returned for every URI.
   const oscore =
@@ -71,9 +78,10 @@ async function coapsecDriver(port: number, socketBuffer: number, variant: Varian
     ...(variant === 'dtls-rpk' ? { dtls: { rpk: benchRpk('client'), ...buffers } } : {}),
   });
   const floor = floorOf(variant, 'client');
-  const scheme = variant === 'dtls' || variant === 'dtls-rpk' ? 'coaps' : 'coap';
-  const uri = `${scheme}://${HOST}:${port}/bench`;
-  const endpoint = await client.endpoint(4, scheme);
+  const scheme = variant === 'dtls' || variant === 'dtls-rpk' ? 'coaps' : target.scheme;
+  const uri = `${scheme}://${HOST}:${port}${target.path}`;
+  // Over TCP there are no retransmissions to count (RFC 8323 §2: reliability is the connection's).
+  const endpoint = scheme === 'coap+tcp' ? undefined : await client.endpoint(4, scheme);
   return {
     send(done) {
       if (burnMicros > 0) burn(burnMicros);
@@ -81,7 +89,7 @@ async function coapsecDriver(port: number, socketBuffer: number, variant: Varian
       client.get(uri).then(
         (r) => {
           floor?.open();
-          const ok = r.code === 69 && r.payload.length === PAYLOAD.length;
+          const ok = r.code === 69 && r.payload.length === target.payloadLength;
           if (!ok) firstError ??= `response ${r.code >> 5}.${String(r.code & 31).padStart(2, '0')} ${Buffer.from(r.payload).toString('utf8', 0, 80)}`;
           done(ok);
         },
@@ -91,7 +99,7 @@ async function coapsecDriver(port: number, socketBuffer: number, variant: Varian
         },
       );
     },
-    retransmissions: () => endpoint.stats().retransmissions,
+    retransmissions: () => endpoint?.stats().retransmissions ?? 0,
     close: () => client.close(),
   };
 }
@@ -192,11 +200,32 @@ async function run(job: ClientJob): Promise<ClientResult> {
     job.impl === 'raw'
       ? await rawDriver(job.port, job.concurrency, job.socketBuffer)
       : job.impl === 'coapsec'
-        ? await coapsecDriver(job.port, job.socketBuffer, job.variant ?? 'plain', job.sequenceStart ?? 0, job.proxyPort, job.burnMicros)
+        ? await coapsecDriver(
+            job.port,
+            job.socketBuffer,
+            job.variant ?? 'plain',
+            job.sequenceStart ?? 0,
+            { path: job.path ?? '/bench', payloadLength: job.payloadLength ?? PAYLOAD.length, scheme: job.scheme ?? 'coap' },
+            job.proxyPort,
+            job.burnMicros,
+          )
         : await nodeCoapDriver(job.port, job.socketBuffer);
   const recorder = new Recorder();
   const cpu0 = process.cpuUsage();
   let totalCompleted = 0;
+  // The steady-state window, from timers (warm-up and JIT excluded): completions and CPU between them.
+  let window: ClientResult['window'];
+  const serverCpu = (): number => (job.serverPid !== undefined ? processCpuMicros(job.serverPid) : NaN);
+  let opened: { completed: number; client: NodeJS.CpuUsage; server: number } | undefined;
+  const closeWindow = (): void => {
+    if (!opened || window) return;
+    const client = process.cpuUsage(opened.client);
+    window = { completed: totalCompleted - opened.completed, clientCpuMicros: client.user + client.system, serverCpuMicros: serverCpu() - opened.server };
+  };
+  setTimeout(() => {
+    opened = { completed: totalCompleted, client: process.cpuUsage(), server: serverCpu() };
+    setTimeout(closeWindow, job.durationMs);
+  }, job.warmupMs);
   const t0 = performance.now();
   recorder.start = t0 + job.warmupMs;
   recorder.end = recorder.start + job.durationMs;
@@ -244,6 +273,7 @@ async function run(job: ClientJob): Promise<ClientResult> {
     };
     if (inFlight === 0) onIdle();
   });
+  closeWindow(); // if the last request finished before the window's timer fired
   const abandoned = inFlight;
   const cpu = process.cpuUsage(cpu0);
   const retransmissions = driver.retransmissions();
@@ -267,6 +297,7 @@ async function run(job: ClientJob): Promise<ClientResult> {
     totalCompleted,
     clientCpuMicros: cpu.user + cpu.system,
     clientSystemMicros: cpu.system,
+    ...(window ? { window } : {}),
     ...(firstError !== undefined ? { firstError } : {}),
   };
 }

@@ -58,6 +58,13 @@ export interface ClientJob {
   burnMicros?: number;
   /** coapsec plain only: send every request through the forward proxy at 127.0.0.1:proxyPort (bench/proxy.ts). */
   proxyPort?: number;
+  /** coapsec: the path to GET (default /bench) and the payload length a good response has (default 20). */
+  path?: string;
+  payloadLength?: number;
+  /** coapsec plain only: the URI scheme, for CoAP over TCP (bench/transports.ts); default coap. */
+  scheme?: 'coap' | 'coap+tcp';
+  /** When set, the client also reads this process's CPU time (/proc) at the window's edges (bench/server-cpu.ts). */
+  serverPid?: number;
 }
 
 /**
@@ -140,6 +147,11 @@ export interface ClientResult {
   firstError?: string;
   /** Filled in by the orchestrator: UDP receive-buffer drops on the host during the run (Linux). */
   rcvbufDrops?: number;
+  /**
+   * Steady state: requests completed between the two timer callbacks that open and close the
+   * measurement window, the client's CPU time between them, and (with job.serverPid) the server's.
+   */
+  window?: { completed: number; clientCpuMicros: number; serverCpuMicros: number };
 }
 
 /** Nearest-rank percentile of an ascending-sorted sample. */

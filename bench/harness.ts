@@ -4,10 +4,11 @@
  * processes, a fresh client child per measurement, rounds in rotating order, medians, CPU time of
  * the server from /proc — factored out so each benchmark file stays small.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median, type ClientJob, type ClientResult, type Impl, type ServerReady, type Variant } from './common.js';
 
@@ -127,15 +128,31 @@ export function runMain(main: () => Promise<void>): void {
     });
 }
 
-/** Forks a child and resolves with its first IPC message of the wanted type, or rejects after `timeoutMs`. */
+/** Kills `child` (SIGKILL) if it is still running when the benchmark exits. */
+export function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/**
+ * Forks a child and resolves with its first IPC message of the wanted type, or rejects after `timeoutMs`.
+ * `pin` (e.g. ['taskset', '-c', '0']) runs the child under that command, which execs Node: the IPC
+ * channel's descriptor and environment pass through exec.
+ */
 export function forkAndAwait<T extends { type: string }>(
   script: string,
   args: string[],
   type: T['type'],
   timeoutMs: number,
   keepAlive: boolean,
+  pin: readonly string[] = [],
 ): Promise<{ child: ChildProcess; message: T }> {
-  const child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+  const stdio: ['ignore', 'inherit', 'inherit', 'ipc'] = ['ignore', 'inherit', 'inherit', 'ipc'];
+  const child =
+    pin.length > 0
+      ? spawn(pin[0]!, [...pin.slice(1), process.execPath, ...process.execArgv, script, ...args], { stdio, serialization: 'json' })
+      : fork(script, args, { stdio, serialization: 'json' });
   children.add(child);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -188,6 +205,41 @@ export function processCpuMicros(pid: number | undefined): number {
 
 export const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 
+/** Another tree's compiled benchmark (`--variant LABEL=DIR`): its children run that tree's coapsec. */
+export interface TreeVariant {
+  label: string;
+  /** DIR/dist/bench, holding that tree's server.js, client.js and the other children. */
+  benchDir: string;
+}
+
+export function parseVariant(arg: string): TreeVariant {
+  const eq = arg.indexOf('=');
+  if (eq <= 0) throw new Error(`--variant wants LABEL=DIR, got ${arg}`);
+  const benchDir = join(resolvePath(arg.slice(eq + 1)), 'dist', 'bench');
+  if (!existsSync(join(benchDir, 'server.js'))) throw new Error(`${benchDir}/server.js not found (compile that tree first)`);
+  return { label: arg.slice(0, eq), benchDir };
+}
+
+/**
+ * A/B rows: for each pair (this tree's label, the variant's label) and concurrency, the median over
+ * rounds of the req/s ratio, and the ratio of CPU per request (variant ÷ this: above 1 means this
+ * tree is cheaper).
+ */
+export function variantTable(
+  results: ReadonlyArray<{ label: string; concurrency: number; round?: number; rps: number }>,
+  pairs: ReadonlyArray<readonly [string, string]>,
+  concurrencies: readonly number[],
+  cpuPerRequest: (label: string, concurrency: number) => number,
+): string {
+  const rows = [['in flight', 'this tree', 'variant', 'req/s this/variant (per-round median)', 'CPU/req variant/this (all its processes)']];
+  for (const c of concurrencies) {
+    for (const [ours, theirs] of pairs) {
+      rows.push([String(c), ours, theirs, fmt(perRoundRatio(results, ours, theirs, c), 2) + '×', ratio(cpuPerRequest(theirs, c), cpuPerRequest(ours, c))]);
+    }
+  }
+  return table(rows);
+}
+
 // --- the GET benchmark's server and client children, for coapsec variants --------------------
 
 export interface GetContender {
@@ -197,6 +249,10 @@ export interface GetContender {
   port: number;
   /** See ClientJob.burnMicros. */
   burnMicros?: number;
+  /** Where server.js and client.js come from (another tree, for --variant); default this tree's. */
+  benchDir?: string;
+  /** coapsec plain: CoAP over TCP (RFC 8323) instead of UDP. */
+  scheme?: 'coap' | 'coap+tcp';
 }
 
 /** `round` is set by runGetRounds (0-based); a single measurement has none. */
@@ -225,7 +281,7 @@ export function perRoundRatio(
 export async function startGetServers(contenders: readonly GetContender[], socketBuffer: number): Promise<Map<string, ChildProcess>> {
   const servers = new Map<string, ChildProcess>();
   for (const c of contenders) {
-    const { child } = await forkAndAwait<ServerReady>(here('server.js'), [c.impl, String(c.port), String(socketBuffer), c.variant], 'ready', 10_000, true);
+    const { child } = await forkAndAwait<ServerReady>(join(c.benchDir ?? here('.'), 'server.js'), [c.impl, String(c.port), String(socketBuffer), c.variant, ...(c.scheme ? [c.scheme] : [])], 'ready', 10_000, true);
     servers.set(c.label, child);
   }
   return servers;
@@ -249,10 +305,11 @@ export async function measureGet(c: GetContender, server: ChildProcess, s: Commo
     variant: c.variant,
     sequenceStart: sequenceStart(),
     ...(c.burnMicros ? { burnMicros: c.burnMicros } : {}),
+    ...(c.scheme ? { scheme: c.scheme } : {}),
   };
   const cpu0 = processCpuMicros(server.pid);
   const limit = job.warmupMs + job.durationMs + job.drainMs + 10_000;
-  const { message } = await forkAndAwait<ClientResult>(here('client.js'), [JSON.stringify(job)], 'result', limit, false);
+  const { message } = await forkAndAwait<ClientResult>(join(c.benchDir ?? here('.'), 'client.js'), [JSON.stringify(job)], 'result', limit, false);
   message.serverCpuMicros = processCpuMicros(server.pid) - cpu0;
   return { ...message, label: c.label };
 }

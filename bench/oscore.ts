@@ -36,10 +36,14 @@ import {
   summarizeGet,
   table,
   type GetContender,
+  parseVariant,
+  type TreeVariant,
+  variantTable,
 } from './harness.js';
 
 const USAGE = `usage: node dist/bench/oscore.js [--quick] [--rounds N] [--duration MS] [--warmup MS]
-       [--concurrency 1,256] [--micro-ms MS] [--port-base P (default 47330)] [--socket-buffer BYTES]`;
+       [--concurrency 1,256] [--micro-ms MS] [--port-base P (default 47330)] [--socket-buffer BYTES]
+       [--variant LABEL=DIR (another tree's plain and OSCORE contenders, interleaved; repeatable)]`;
 
 const TARGETS: Record<number, number> = { 1: 0.95, 256: 0.8 };
 
@@ -101,6 +105,7 @@ function micro(ms: number, rounds: number): MicroResult[] {
 async function main(): Promise<void> {
   let concurrencies = [1, 256];
   let microMs = 1000;
+  const variants: TreeVariant[] = [];
   const s = parseCommonArgs(
     process.argv.slice(2),
     { quick: false, rounds: 5, warmupMs: 500, durationMs: 2500, portBase: 47_330, socketBuffer: 1 << 20 },
@@ -109,6 +114,7 @@ async function main(): Promise<void> {
     (arg, value) => {
       if (arg === '--concurrency') concurrencies = value().split(',').map(Number);
       else if (arg === '--micro-ms') microMs = Number(value());
+      else if (arg === '--variant') variants.push(parseVariant(value()));
       else return false;
       return true;
     },
@@ -118,7 +124,8 @@ async function main(): Promise<void> {
   const describe = [
     environment(),
     `OSCORE GET (AES-CCM-16-64-128, HKDF-SHA-256, 1-byte/empty IDs, server replay window ${OSCORE_REPLAY_WINDOW}) vs plain CoAP GET; coapsec ↔ coapsec, loopback, ports ${s.portBase}–${s.portBase + 3}, NSTART 256 on both sides`,
-    `${s.rounds} rounds × in-flight {${concurrencies.join(', ')}} × {plain, oscore, aead floor, aead floor batched}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured; micro-benchmarks ${s.rounds} rounds × ${microMs} ms`,
+    ...variants.map((v) => `variant ${v.label}: plain and oscore from ${v.benchDir}`),
+    `${s.rounds} rounds × in-flight {${concurrencies.join(', ')}} × {plain, oscore, aead floor, aead floor batched${variants.map((v) => `, ${v.label} plain, ${v.label} oscore`).join('')}}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured; micro-benchmarks ${s.rounds} rounds × ${microMs} ms`,
   ];
   for (const line of describe) console.error(line);
 
@@ -128,6 +135,13 @@ async function main(): Promise<void> {
     { label: 'aead floor', impl: 'coapsec', variant: 'aead-floor', port: s.portBase + 2 },
     { label: 'floor batched', impl: 'coapsec', variant: 'aead-floor-batched', port: s.portBase + 3 },
   ];
+  variants.forEach((v, i) => {
+    const port = s.portBase + 4 + 2 * i;
+    contenders.push(
+      { label: `${v.label} plain`, impl: 'coapsec', variant: 'plain', port, benchDir: v.benchDir },
+      { label: `${v.label} oscore`, impl: 'coapsec', variant: 'oscore', port: port + 1, benchDir: v.benchDir },
+    );
+  });
   const servers = await startGetServers(contenders, s.socketBuffer);
   const results = await runGetRounds(contenders, servers, s, concurrencies);
 
@@ -137,7 +151,7 @@ async function main(): Promise<void> {
   console.log('');
   for (const line of describe) console.log(line);
   console.log(`total time ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
-  console.log(getTable(results, ['plain', 'oscore', 'aead floor', 'floor batched'], concurrencies));
+  console.log(getTable(results, contenders.map((c) => c.label), concurrencies));
   console.log('');
   const ratios: string[][] = [
     ['in flight', 'target', 'oscore/plain req/s', 'met?', 'oscore/plain per round', 'oscore/plain by CPU (client+server)', 'aead floor/plain req/s', 'per round', 'aead floor/plain by CPU', 'floor batched/plain req/s', 'per round', 'floor batched/plain by CPU'],
@@ -163,8 +177,32 @@ async function main(): Promise<void> {
       ratio(perRoundRatio(results, 'floor batched', 'plain', c), 1),
       ratio((p?.clientCpu ?? NaN) + (p?.serverCpu ?? NaN), (b?.clientCpu ?? NaN) + (b?.serverCpu ?? NaN)),
     ]);
+    // The same OSCORE/plain ratio for each variant tree (the floors run from this tree only).
+    for (const v of variants) {
+      const vp = summarizeGet(results, `${v.label} plain`, c);
+      const vo = summarizeGet(results, `${v.label} oscore`, c);
+      const vr = (vo?.rps ?? NaN) / (vp?.rps ?? NaN);
+      ratios.push([
+        `${c} (${v.label})`,
+        target === undefined ? '-' : `≥ ${target.toFixed(2)}×`,
+        ratio(vo?.rps ?? NaN, vp?.rps ?? NaN),
+        target === undefined ? '-' : met(vr, target),
+        ratio(perRoundRatio(results, `${v.label} oscore`, `${v.label} plain`, c), 1),
+        ratio((vp?.clientCpu ?? NaN) + (vp?.serverCpu ?? NaN), (vo?.clientCpu ?? NaN) + (vo?.serverCpu ?? NaN)),
+        ...new Array<string>(6).fill('-'),
+      ]);
+    }
   }
   console.log(table(ratios));
+  if (variants.length > 0) {
+    const cpu = (label: string, c: number): number => {
+      const x = summarizeGet(results, label, c);
+      return (x?.clientCpu ?? NaN) + (x?.serverCpu ?? NaN);
+    };
+    const pairs = variants.flatMap((v) => [['plain', `${v.label} plain`], ['oscore', `${v.label} oscore`]] as const);
+    console.log('');
+    console.log(variantTable(results, pairs, concurrencies, cpu));
+  }
   console.log('');
   const rows: string[][] = [['operation (in process)', 'ops/s (median)', 'ops/s (min–max)', 'CPU µs/op', 'vs raw AES-CCM']];
   microResults.forEach((m, i) => {

@@ -37,12 +37,13 @@ import { CoapServer } from '../src/server/server.js';
 import { BENCH_NSTART, PAYLOAD, type ClientJob, type ClientResult } from './common.js';
 import { ask, processSystemMicros, profileSummary, serveChildControl } from './child-control.js';
 import { busiestCpu, perRequest, perRoundRatio, summarizeProxied, totalCpu, type ProxiedResult } from './proxy-results.js';
-import { environment, fmt, forkAndAwait, here, met, parseCommonArgs, processCpuMicros, ratio, runMain, table } from './harness.js';
+import { environment, fmt, forkAndAwait, here, met, parseCommonArgs, parseVariant, processCpuMicros, ratio, runMain, table, variantTable, type TreeVariant } from './harness.js';
 
 const HOST = '127.0.0.1';
 const USAGE = `usage: node dist/bench/proxy.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--concurrency 32]
        [--contenders direct,proxied,cache-hit,proxied-nocache] [--port-base P (default 47360)]
-       [--socket-buffer BYTES] [--profile DIR]`;
+       [--socket-buffer BYTES] [--profile DIR]
+       [--variant LABEL=DIR (another tree's origins, proxies and client, interleaved; repeatable)]`;
 
 const LABELS = ['direct', 'proxied', 'cache-hit', 'proxied-nocache'] as const;
 type Label = (typeof LABELS)[number];
@@ -93,7 +94,12 @@ async function child(argv: string[]): Promise<void> {
 // --- orchestrator ------------------------------------------------------------------------------
 
 interface Contender {
-  label: Label;
+  /** A Label, prefixed with the variant's label for another tree's contenders. */
+  label: string;
+  /** The Label whose setup this is. */
+  kind: Label;
+  /** Where client.js comes from. */
+  benchDir: string;
   /** The origin's port: the URI's authority. */
   originPort: number;
   origin: ChildProcess;
@@ -102,7 +108,7 @@ interface Contender {
 }
 
 interface Result extends ProxiedResult {
-  label: Label;
+  label: string;
   /** The kernel part of proxyCpuMicros (socket system calls, loopback delivery). */
   proxySystemMicros: number;
   /** Proxy counters over the client's run (whole run, warm-up included). */
@@ -131,7 +137,7 @@ async function measure(c: Contender, s: ReturnType<typeof parseCommonArgs>, conc
   const proxy0 = c.proxy ? processCpuMicros(c.proxy.pid) : NaN;
   const proxySys0 = c.proxy ? processSystemMicros(c.proxy.pid) : NaN;
   const limit = job.warmupMs + job.durationMs + job.drainMs + 10_000;
-  const { message } = await forkAndAwait<ClientResult>(here('client.js'), [JSON.stringify(job)], 'result', limit, false);
+  const { message } = await forkAndAwait<ClientResult>(path.join(c.benchDir, 'client.js'), [JSON.stringify(job)], 'result', limit, false);
   const originCpuMicros = processCpuMicros(c.origin.pid) - origin0;
   const proxyCpuMicros = c.proxy ? processCpuMicros(c.proxy.pid) - proxy0 : NaN;
   const proxySystemMicros = c.proxy ? processSystemMicros(c.proxy.pid) - proxySys0 : NaN;
@@ -164,6 +170,7 @@ async function main(): Promise<void> {
   let concurrencies = [32];
   let labels: Label[] = [...LABELS];
   let profileDir: string | undefined;
+  const variants: TreeVariant[] = [];
   const s = parseCommonArgs(
     process.argv.slice(2),
     { quick: false, rounds: 5, warmupMs: 500, durationMs: 2500, portBase: 47_360, socketBuffer: 1 << 20 },
@@ -175,6 +182,7 @@ async function main(): Promise<void> {
         labels = value().split(',') as Label[];
         for (const l of labels) if (!(LABELS as readonly string[]).includes(l)) throw new Error(`unknown contender ${l} (${LABELS.join(', ')})`);
       } else if (arg === '--profile') profileDir = path.resolve(value());
+      else if (arg === '--variant') variants.push(parseVariant(value()));
       else return false;
       return true;
     },
@@ -186,24 +194,35 @@ async function main(): Promise<void> {
     environment(),
     `CON GET /bench (20-byte 2.05), coapsec client → [coapsec ForwardProxy] → coapsec origin, loopback; origins ${ports.origin0} (Max-Age 0) and ${ports.origin60} (Max-Age 60), ` +
       `proxy ${ports.proxy} (ResponseCache 64 MiB), proxy without cache ${ports.proxyNoCache}; NSTART 256 everywhere, socket buffers ${s.socketBuffer} B`,
-    `${s.rounds} rounds × in-flight {${concurrencies.join(', ')}} × {${labels.join(', ')}}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured`,
+    ...variants.map((v, i) => `variant ${v.label}: origins, proxies and client from ${v.benchDir}, ports ${s.portBase + 4 * (i + 1)}–${s.portBase + 4 * (i + 1) + 3}`),
+    `${s.rounds} rounds × in-flight {${concurrencies.join(', ')}} × {${labels.join(', ')}}${variants.length > 0 ? ` × {this tree, ${variants.map((v) => v.label).join(', ')}}` : ''}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured`,
   ];
   for (const line of describe) console.error(line);
 
-  const self = here('proxy.js');
-  const start = async (args: string[]): Promise<ChildProcess> => (await forkAndAwait<{ type: 'ready' }>(self, ['child', ...args], 'ready', 10_000, true)).child;
   const buf = String(s.socketBuffer);
-  const origin0 = await start(['origin', String(ports.origin0), '0', buf]);
-  const origin60 = labels.includes('cache-hit') ? await start(['origin', String(ports.origin60), '60', buf]) : origin0;
-  const proxy = labels.some((l) => l === 'proxied' || l === 'cache-hit') ? await start(['proxy', String(ports.proxy), 'cache', buf]) : undefined;
-  const proxyNoCache = labels.includes('proxied-nocache') ? await start(['proxy', String(ports.proxyNoCache), 'nocache', buf]) : undefined;
-  const all: Record<Label, Contender> = {
-    direct: { label: 'direct', originPort: ports.origin0, origin: origin0 },
-    proxied: { label: 'proxied', originPort: ports.origin0, origin: origin0, proxyPort: ports.proxy, proxy: proxy! },
-    'cache-hit': { label: 'cache-hit', originPort: ports.origin60, origin: origin60, proxyPort: ports.proxy, proxy: proxy! },
-    'proxied-nocache': { label: 'proxied-nocache', originPort: ports.origin0, origin: origin0, proxyPort: ports.proxyNoCache, proxy: proxyNoCache! },
+  /** One tree's origins and proxies (from its compiled proxy.js), on four ports from `base`. */
+  const setUp = async (benchDir: string, prefix: string, base: number): Promise<Record<Label, Contender>> => {
+    const start = async (args: string[]): Promise<ChildProcess> =>
+      (await forkAndAwait<{ type: 'ready' }>(path.join(benchDir, 'proxy.js'), ['child', ...args], 'ready', 10_000, true)).child;
+    const p = { origin0: base, origin60: base + 1, proxy: base + 2, proxyNoCache: base + 3 };
+    const origin0 = await start(['origin', String(p.origin0), '0', buf]);
+    const origin60 = labels.includes('cache-hit') ? await start(['origin', String(p.origin60), '60', buf]) : origin0;
+    const proxy = labels.some((l) => l === 'proxied' || l === 'cache-hit') ? await start(['proxy', String(p.proxy), 'cache', buf]) : undefined;
+    const proxyNoCache = labels.includes('proxied-nocache') ? await start(['proxy', String(p.proxyNoCache), 'nocache', buf]) : undefined;
+    const contender = (kind: Label, c: Omit<Contender, 'label' | 'kind' | 'benchDir'>): Contender => ({ label: `${prefix}${kind}`, kind, benchDir, ...c });
+    return {
+      direct: contender('direct', { originPort: p.origin0, origin: origin0 }),
+      proxied: contender('proxied', { originPort: p.origin0, origin: origin0, proxyPort: p.proxy, proxy: proxy! }),
+      'cache-hit': contender('cache-hit', { originPort: p.origin60, origin: origin60, proxyPort: p.proxy, proxy: proxy! }),
+      'proxied-nocache': contender('proxied-nocache', { originPort: p.origin0, origin: origin0, proxyPort: p.proxyNoCache, proxy: proxyNoCache! }),
+    };
   };
+  const all = await setUp(here('.'), '', ports.origin0);
   const contenders = labels.map((l) => all[l]);
+  for (const [i, v] of variants.entries()) {
+    const theirs = await setUp(v.benchDir, `${v.label} `, s.portBase + 4 * (i + 1));
+    contenders.push(...labels.map((l) => theirs[l]));
+  }
 
   const results: Result[] = [];
   let order = 0;
@@ -248,7 +267,7 @@ async function main(): Promise<void> {
     ['in flight', 'path', 'req/s (median)', 'req/s (min–max)', 'p50 ms', 'p99 ms', 'CPU µs/req client', 'CPU µs/req proxy', 'proxy sys %', 'CPU µs/req origin', 'CPU µs/req total', 'upstream/req', 'errors', 'retx'],
   ];
   for (const c of concurrencies) {
-    for (const label of labels) {
+    for (const { label } of contenders) {
       const x = summarizeProxied(results, label, c);
       if (!x) continue;
       rows.push([
@@ -273,25 +292,34 @@ async function main(): Promise<void> {
   console.log('');
   const ratios: string[][] = [['in flight', 'vs direct', 'target', 'req/s ratio (medians)', 'met?', 'per-round req/s ratio (median)', 'by total CPU (2 shared cores)', 'by busiest process (a core each)']];
   for (const c of concurrencies) {
-    const d = summarizeProxied(results, 'direct', c);
-    for (const label of labels) {
-      if (label === 'direct') continue;
+    for (const { label, kind, benchDir } of contenders) {
+      if (kind === 'direct') continue;
+      const direct = contenders.find((d) => d.kind === 'direct' && d.benchDir === benchDir)!.label;
+      const d = summarizeProxied(results, direct, c);
       const x = summarizeProxied(results, label, c);
       if (!d || !x) continue;
-      const target = TARGETS[label];
+      const target = TARGETS[kind];
       ratios.push([
         String(c),
         label,
         target === undefined ? '-' : `≥ ${target.toFixed(2)}×`,
         ratio(x.rps, d.rps),
         target === undefined ? '-' : met(x.rps / d.rps, target),
-        fmt(perRoundRatio(results, label, 'direct', c), 2) + '×',
+        fmt(perRoundRatio(results, label, direct, c), 2) + '×',
         ratio(totalCpu(d), totalCpu(x)),
         ratio(busiestCpu(d), busiestCpu(x)),
       ]);
     }
   }
   console.log(table(ratios));
+  if (variants.length > 0) {
+    const pairs = variants.flatMap((v) => labels.map((l) => [l, `${v.label} ${l}`] as const));
+    console.log('');
+    console.log(variantTable(results, pairs, concurrencies, (label, c) => {
+      const x = summarizeProxied(results, label, c);
+      return x ? totalCpu(x) : NaN;
+    }));
+  }
   for (const p of profiles) console.log(`\n${p}`);
 }
 

@@ -52,10 +52,11 @@ async function startRaw(port: number, socketBuffer: number): Promise<() => Promi
   return () => new Promise<void>((resolve) => socket.close(() => resolve()));
 }
 
-async function startCoapsec(port: number, socketBuffer: number, variant: Variant): Promise<() => Promise<void>> {
+async function startCoapsec(port: number, socketBuffer: number, variant: Variant, scheme: 'coap' | 'coap+tcp'): Promise<() => Promise<void>> {
   const buffers = socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {};
   const server = await CoapServer.listen({
     host: HOST,
+    ...(scheme === 'coap+tcp' ? { scheme } : {}),
     port,
     parameters: { nstart: BENCH_NSTART },
     ...buffers,
@@ -117,15 +118,15 @@ async function startNodeCoap(port: number, socketBuffer: number): Promise<() => 
 }
 
 async function main(): Promise<void> {
-  const [implArg, portArg, bufferArg, variantArg = 'plain'] = process.argv.slice(2);
+  const [implArg, portArg, bufferArg, variantArg = 'plain', schemeArg = 'coap'] = process.argv.slice(2);
   const port = Number(portArg);
   const socketBuffer = Number(bufferArg ?? 0);
-  if (!implArg || !isImpl(implArg) || !Number.isInteger(port) || port <= 0 || port > 0xffff || !(socketBuffer >= 0) || !isVariant(variantArg)) {
-    throw new Error('usage: server.js <raw|coapsec|node-coap> <port> [socket buffer bytes, 0 = OS default] [plain|oscore|dtls|dtls-rpk|aead-floor|record-floor (coapsec)]');
+  if (!implArg || !isImpl(implArg) || !Number.isInteger(port) || port <= 0 || port > 0xffff || !(socketBuffer >= 0) || !isVariant(variantArg) || (schemeArg !== 'coap' && schemeArg !== 'coap+tcp')) {
+    throw new Error('usage: server.js <raw|coapsec|node-coap> <port> [socket buffer bytes, 0 = OS default] [plain|oscore|dtls|dtls-rpk|aead-floor|record-floor (coapsec)] [coap|coap+tcp (coapsec)]');
   }
   const impl: Impl = implArg;
   const stop =
-    impl === 'raw' ? await startRaw(port, socketBuffer) : impl === 'coapsec' ? await startCoapsec(port, socketBuffer, variantArg) : await startNodeCoap(port, socketBuffer);
+    impl === 'raw' ? await startRaw(port, socketBuffer) : impl === 'coapsec' ? await startCoapsec(port, socketBuffer, variantArg, schemeArg) : await startNodeCoap(port, socketBuffer);
   const shutdown = (): void => {
     // Bounded: whatever close() does, the process is gone within a second.
     setTimeout(() => process.exit(0), 1000).unref();

@@ -1,0 +1,351 @@
+/**
+ * Server CPU per response under a native load generator (issue 21): `coapsec serve` plain and with
+ * OSCORE, Debian's libcoap `coap-server-notls` and a Node `dgram` CoAP echo, started one after
+ * another, each pinned to one core while bench/native/coap-load.c (built here with `cc`) drives it
+ * from the other with 1, 32 and 256 confirmable GETs in flight. CPU time per response is read from
+ * /proc for the server process over the measurement window — far steadier on a shared machine than
+ * throughput — and the generator reports its own CPU to show it is not the bottleneck.
+ *
+ * Then the coapsec *client*'s cost (bench/client.js, pinned to the load core) at 32 and 256 in
+ * flight: plain against coap-server-notls, OSCORE against `coapsec serve` with OSCORE, printed
+ * next to the coapsec server's figure; client and server CPU over the client's measurement window
+ * only (ClientResult.window), as the server's is under native load.
+ *
+ *   node dist/bench/server-cpu.js                 # 3 rounds, about 5 minutes
+ *   node dist/bench/server-cpu.js --quick         # 1 short round
+ *   node dist/bench/server-cpu.js --rounds 5 --no-client --json out.json
+ */
+import { writeFileSync } from 'node:fs';
+import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
+import { median, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, type ClientJob, type ClientResult } from './common.js';
+import { BENCH_RECIPIENT, HELLO, HELLO_PATH, startCoapsecServe, startDgramEcho, startLibcoap, writeServerCredentials, type RunningServer } from './cpu-servers.js';
+import { environment, fmt, forkAndAwait, here, parseCommonArgs, ratio, runMain, table } from './harness.js';
+import {
+  buildLoadGenerator,
+  getRequest,
+  OscoreRequestPool,
+  perResponse,
+  pinning,
+  requestFile,
+  runLoad,
+  scratchDir,
+  scratchFile,
+  type LoadResult,
+  type Pinning,
+} from './native-load.js';
+
+const SERVERS = ['coapsec', 'coapsec OSCORE', 'libcoap', 'dgram echo'] as const;
+type ServerName = (typeof SERVERS)[number];
+
+const USAGE = `usage: node dist/bench/server-cpu.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--port-base P]
+       [--concurrency 1,32,256] [--client-concurrency 32,256] [--no-client] [--json FILE]`;
+
+/** Issue 21's targets at 32 in flight. */
+const PLAIN_VS_LIBCOAP_MAX = 1.0;
+const OSCORE_OVERHEAD_MAX_MICROS = 10;
+const CLIENT_VS_SERVER_MAX = 1.0;
+
+interface Settings {
+  rounds: number;
+  warmupMs: number;
+  durationMs: number;
+  portBase: number;
+  concurrencies: number[];
+  clientConcurrencies: number[];
+  client: boolean;
+  json: string | undefined;
+}
+
+const list = (v: string): number[] =>
+  v.split(',').map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 1 || n > 4096) throw new Error(`bad concurrency ${x}`);
+    return n;
+  });
+
+function parseArgs(argv: string[]): Settings {
+  const extra = { concurrencies: [1, 32, 256], clientConcurrencies: [32, 256], client: true, json: undefined as string | undefined };
+  const common = parseCommonArgs(
+    argv,
+    { quick: false, rounds: 3, warmupMs: 2000, durationMs: 2500, portBase: 47_510, socketBuffer: 1 << 20 },
+    { rounds: 1, warmupMs: 500, durationMs: 1000 },
+    USAGE,
+    (arg, value) => {
+      if (arg === '--concurrency') extra.concurrencies = list(value());
+      else if (arg === '--client-concurrency') extra.clientConcurrencies = list(value());
+      else if (arg === '--no-client') extra.client = false;
+      else if (arg === '--json') extra.json = value();
+      else return false;
+      return true;
+    },
+  );
+  return { ...common, ...extra };
+}
+
+interface ServerResult extends LoadResult {
+  server: ServerName;
+  round: number;
+  /** Requests the server refused (OSCORE), logged by it during this measurement. */
+  refused: number;
+}
+
+interface ClientRun {
+  flavour: 'plain' | 'OSCORE';
+  concurrency: number;
+  round: number;
+  clientMicros: number;
+  serverMicros: number;
+  rps: number;
+  errors: number;
+  firstError?: string;
+}
+
+/** Everything one run keeps between measurements: the generator, its files, the OSCORE counter. */
+class Bench {
+  readonly binary = buildLoadGenerator();
+  readonly pin: Pinning = pinning();
+  readonly plainRequests = scratchFile(this.binary, 'plain.req', requestFile([getRequest(HELLO_PATH)]));
+  readonly pool = new OscoreRequestPool(
+    new OscoreSecurityContext(
+      { masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: Buffer.alloc(0), recipientIds: [Buffer.from('01', 'hex')] },
+      new VolatileSequence(),
+    ).sender,
+  );
+  /** The highest OSCORE rate seen per in-flight count, to size the next pool. */
+  private readonly oscoreRate = new Map<number, number>();
+
+  constructor(readonly s: Settings) {}
+
+  port(server: ServerName): number {
+    return this.s.portBase + SERVERS.indexOf(server);
+  }
+
+  start(server: ServerName): Promise<RunningServer> {
+    const scratch = scratchDir(this.binary);
+    switch (server) {
+      case 'coapsec':
+        return startCoapsecServe(this.pin, this.port(server), scratch);
+      case 'coapsec OSCORE':
+        // Fresh state per start: a context that resumes would challenge with Echo (Appendix B.1.2).
+        return startCoapsecServe(this.pin, this.port(server), scratch, writeServerCredentials(scratch, [BENCH_RECIPIENT]));
+      case 'libcoap':
+        return startLibcoap(this.pin, this.port(server));
+      case 'dgram echo':
+        return startDgramEcho(this.pin, this.port(server));
+    }
+  }
+
+  /**
+   * One measurement. OSCORE gets a pool of fresh requests sized from the best rate seen so far
+   * (50 % spare); if it still runs dry, the measurement is repeated with a pool twice as large.
+   */
+  async load(server: ServerName, running: RunningServer, inFlight: number): Promise<LoadResult> {
+    const oscore = server === 'coapsec OSCORE';
+    const windowSeconds = (this.s.warmupMs + this.s.durationMs) / 1000;
+    let poolSize = Math.ceil((this.oscoreRate.get(inFlight) ?? 40_000) * windowSeconds * 1.5) + 2 * inFlight;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const requests = oscore ? scratchFile(this.binary, 'oscore.req', requestFile(this.pool.requests(HELLO_PATH, poolSize))) : this.plainRequests;
+      const r = await runLoad(this.binary, this.pin, { port: this.port(server), inFlight, warmupMs: this.s.warmupMs, durationMs: this.s.durationMs, requests, serverPid: running.pid });
+      if (!r.exhausted) {
+        if (oscore) this.oscoreRate.set(inFlight, Math.max(this.oscoreRate.get(inFlight) ?? 0, r.responses / r.seconds));
+        return r;
+      }
+      poolSize *= 2;
+    }
+    throw new Error(`${server}: the OSCORE request pool ran dry three times at ${inFlight} in flight`);
+  }
+
+  /** The coapsec client (bench/client.js) pinned to the load core, against `running`. */
+  async client(flavour: ClientRun['flavour'], running: RunningServer, port: number, concurrency: number, round: number): Promise<ClientRun> {
+    const job: ClientJob = {
+      impl: 'coapsec',
+      port,
+      concurrency,
+      warmupMs: this.s.warmupMs,
+      durationMs: this.s.durationMs,
+      maxRequests: 50_000_000,
+      drainMs: 3000,
+      socketBuffer: 1 << 20,
+      variant: flavour === 'OSCORE' ? 'oscore' : 'plain',
+      // Its Partial IVs come after every one the generator has used and before any it will use.
+      sequenceStart: this.pool.skip(50_000_000),
+      path: HELLO_PATH,
+      payloadLength: HELLO.length,
+      serverPid: running.pid,
+    };
+    const limit = job.warmupMs + job.durationMs + job.drainMs + 10_000;
+    const { message } = await forkAndAwait<ClientResult>(here('client.js'), [JSON.stringify(job)], 'result', limit, false, this.pin.load);
+    // The steady-state window, as for the server under native load: warm-up and JIT excluded.
+    const w = message.window;
+    return {
+      flavour,
+      concurrency,
+      round,
+      clientMicros: w ? w.clientCpuMicros / w.completed : NaN,
+      serverMicros: w ? w.serverCpuMicros / w.completed : NaN,
+      rps: message.rps,
+      errors: message.errors + message.abandoned,
+      ...(message.firstError !== undefined ? { firstError: message.firstError } : {}),
+    };
+  }
+}
+
+function logLoad(r: ServerResult, rounds: number): void {
+  const x = perResponse(r);
+  console.error(
+    `round ${r.round + 1}/${rounds}  ${r.server.padEnd(14)} ${String(r.inFlight).padStart(3)} in flight  ${fmt(x.rps).padStart(6)} resp/s  server ${fmt(x.serverMicros, 1)} µs/resp` +
+      `  generator ${fmt(x.generatorMicros, 1)} µs/resp (${fmt(100 * x.generatorLoad)} % of a core)` +
+      (r.errors || r.lost || r.refused ? `  errors ${r.errors} lost ${r.lost} refused ${r.refused}` : ''),
+  );
+}
+
+// --- report ----------------------------------------------------------------------------------
+
+function serverTable(results: readonly ServerResult[], s: Settings): string {
+  const rows = [['in flight', 'server', 'CPU µs/response (median)', '(min–max)', 'responses/s', 'load gen µs/response', 'load gen % of a core (max)', 'non-2.xx or refused', 'lost']];
+  for (const c of s.concurrencies) {
+    for (const server of SERVERS) {
+      const rs = results.filter((r) => r.server === server && r.inFlight === c);
+      if (rs.length === 0) continue;
+      const xs = rs.map(perResponse);
+      const micros = xs.map((x) => x.serverMicros);
+      rows.push([
+        String(c),
+        server,
+        fmt(median(micros), 1),
+        `${fmt(Math.min(...micros), 1)}–${fmt(Math.max(...micros), 1)}`,
+        fmt(median(xs.map((x) => x.rps))),
+        fmt(median(xs.map((x) => x.generatorMicros)), 1),
+        fmt(100 * Math.max(...xs.map((x) => x.generatorLoad))),
+        String(rs.reduce((a, r) => a + r.errors + r.refused, 0)),
+        String(rs.reduce((a, r) => a + r.lost, 0)),
+      ]);
+    }
+  }
+  return table(rows);
+}
+
+/** Median over rounds of f(a's result, b's result) in the same round. */
+function perRound(results: readonly ServerResult[], a: ServerName, b: ServerName, c: number, f: (a: number, b: number) => number): number {
+  const values: number[] = [];
+  for (const r of results) {
+    if (r.server !== a || r.inFlight !== c) continue;
+    const other = results.find((x) => x.server === b && x.inFlight === c && x.round === r.round);
+    if (other) values.push(f(perResponse(r).serverMicros, perResponse(other).serverMicros));
+  }
+  return median(values);
+}
+
+function ratioTable(results: readonly ServerResult[], s: Settings): string {
+  const rows = [
+    ['in flight', 'coapsec/libcoap', `met? (≤ ${PLAIN_VS_LIBCOAP_MAX.toFixed(1)}× at 32)`, 'coapsec/dgram echo', 'libcoap/dgram echo', 'OSCORE − plain µs', `met? (≤ ${OSCORE_OVERHEAD_MAX_MICROS} µs at 32)`, 'OSCORE/libcoap'],
+  ];
+  const divide = (a: number, b: number): number => a / b;
+  for (const c of s.concurrencies) {
+    const vsLibcoap = perRound(results, 'coapsec', 'libcoap', c, divide);
+    const overhead = perRound(results, 'coapsec OSCORE', 'coapsec', c, (a, b) => a - b);
+    rows.push([
+      String(c),
+      fmt(vsLibcoap, 2) + '×',
+      c !== 32 || !Number.isFinite(vsLibcoap) ? '-' : vsLibcoap <= PLAIN_VS_LIBCOAP_MAX ? 'yes' : 'NO',
+      fmt(perRound(results, 'coapsec', 'dgram echo', c, divide), 2) + '×',
+      fmt(perRound(results, 'libcoap', 'dgram echo', c, divide), 2) + '×',
+      fmt(overhead, 1),
+      c !== 32 || !Number.isFinite(overhead) ? '-' : overhead <= OSCORE_OVERHEAD_MAX_MICROS ? 'yes' : 'NO',
+      fmt(perRound(results, 'coapsec OSCORE', 'libcoap', c, divide), 2) + '×',
+    ]);
+  }
+  return table(rows);
+}
+
+function clientTable(runs: readonly ClientRun[], results: readonly ServerResult[], s: Settings): string {
+  const rows = [
+    ['in flight', 'coapsec client', 'against', 'client CPU µs/request', 'that server µs/request', 'req/s', 'coapsec server µs/response (native load)', 'client/server', `met? (≤ ${CLIENT_VS_SERVER_MAX.toFixed(1)}×)`, 'errors'],
+  ];
+  for (const c of s.clientConcurrencies) {
+    for (const flavour of ['plain', 'OSCORE'] as const) {
+      const rs = runs.filter((r) => r.flavour === flavour && r.concurrency === c);
+      if (rs.length === 0) continue;
+      const ours: ServerName = flavour === 'OSCORE' ? 'coapsec OSCORE' : 'coapsec';
+      const serverMicros = median(results.filter((r) => r.server === ours && r.inFlight === c).map((r) => perResponse(r).serverMicros));
+      const clientMicros = median(rs.map((r) => r.clientMicros));
+      const vs = clientMicros / serverMicros;
+      rows.push([
+        String(c),
+        flavour,
+        flavour === 'OSCORE' ? 'coapsec serve (OSCORE)' : 'coap-server-notls',
+        fmt(clientMicros, 1),
+        fmt(median(rs.map((r) => r.serverMicros)), 1),
+        fmt(median(rs.map((r) => r.rps))),
+        fmt(serverMicros, 1),
+        ratio(clientMicros, serverMicros),
+        Number.isFinite(vs) ? (vs <= CLIENT_VS_SERVER_MAX ? 'yes' : 'NO') : '-',
+        String(rs.reduce((a, r) => a + r.errors, 0)),
+      ]);
+    }
+  }
+  return table(rows);
+}
+
+// --- main ------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const s = parseArgs(process.argv.slice(2));
+  const started = performance.now();
+  const bench = new Bench(s);
+  const describe = [
+    environment(),
+    `confirmable GET ${HELLO_PATH} → 2.05 "${HELLO}" (18 bytes), 127.0.0.1 ports ${s.portBase}–${s.portBase + SERVERS.length - 1}; native load generator bench/native/coap-load.c (cc -O2), 1 MiB socket buffers`,
+    bench.pin.describe,
+    `${s.rounds} rounds × {${SERVERS.join(', ')}} (started one after another, order rotating) × in flight {${s.concurrencies.join(', ')}}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured; CPU of the server process from /proc over the window`,
+    ...(s.client ? [`coapsec client (bench/client.js) at {${s.clientConcurrencies.join(', ')}} in flight: plain against coap-server-notls, OSCORE against coapsec serve`] : []),
+  ];
+  for (const line of describe) console.error(line);
+
+  const results: ServerResult[] = [];
+  const clientRuns: ClientRun[] = [];
+  for (let round = 0; round < s.rounds; round++) {
+    const order = SERVERS.map((_, i) => SERVERS[(i + round) % SERVERS.length]!);
+    for (const server of order) {
+      const running = await bench.start(server);
+      try {
+        for (const inFlight of s.concurrencies) {
+          const refused0 = running.refusals();
+          const load = await bench.load(server, running, inFlight);
+          const r: ServerResult = { ...load, server, round, refused: running.refusals() - refused0 };
+          results.push(r);
+          logLoad(r, s.rounds);
+        }
+        if (s.client && (server === 'libcoap' || server === 'coapsec OSCORE')) {
+          for (const c of s.clientConcurrencies) {
+            const run = await bench.client(server === 'libcoap' ? 'plain' : 'OSCORE', running, bench.port(server), c, round);
+            clientRuns.push(run);
+            console.error(
+              `round ${round + 1}/${s.rounds}  coapsec client ${run.flavour.padEnd(6)} → ${server.padEnd(14)} ${String(c).padStart(3)} in flight  ${fmt(run.rps).padStart(6)} req/s` +
+                `  client ${fmt(run.clientMicros, 1)} µs/req  server ${fmt(run.serverMicros, 1)} µs/req${run.errors ? `  errors ${run.errors} (${run.firstError ?? '?'})` : ''}`,
+            );
+          }
+        }
+      } finally {
+        await running.stop();
+      }
+    }
+  }
+
+  console.log('');
+  for (const line of describe) console.log(line);
+  console.log(`total time ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  console.log(serverTable(results, s));
+  console.log('');
+  console.log(ratioTable(results, s));
+  if (s.client) {
+    console.log('');
+    console.log(clientTable(clientRuns, results, s));
+  }
+  if (s.json) {
+    writeFileSync(s.json, JSON.stringify({ settings: s, environment: describe, results, clientRuns }, null, 2) + '\n');
+    console.log(`\nraw results written to ${s.json}`);
+  }
+}
+
+runMain(main);
