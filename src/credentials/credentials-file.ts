@@ -20,6 +20,8 @@ import {
   parseHex,
 } from './oscore-params.js';
 import { parseFileKeyString } from '../util/key-text.js';
+import type { GroupMemberFile } from '../group-oscore/manager.js';
+import { checkMemberFile } from '../group-oscore/member-file.js';
 import { type UriPattern, parseUriPattern, patternSpecificity, uriMatchesPattern } from './uri-pattern.js';
 
 /** A client context and the request URIs it protects. */
@@ -45,11 +47,13 @@ export interface Credentials {
   stateDirectory: string;
   oscore: ClientOscoreEntry[];
   recipients: ServerRecipient[];
+  /** Group OSCORE memberships: member files as the Group Manager issued them (docs/group-oscore.md). */
+  groups: GroupMemberFile[];
   /** Things that were read but not applied (e.g. the reserved "dtls" section). */
   warnings: string[];
 }
 
-const TOP_LEVEL_FIELDS = ['$comment', 'stateDirectory', 'oscore', 'recipients', 'dtls'];
+const TOP_LEVEL_FIELDS = ['$comment', 'stateDirectory', 'oscore', 'recipients', 'groups', 'dtls'];
 const CLIENT_ENTRY_FIELDS = ['$comment', 'match', 'context'];
 const RECIPIENT_FIELDS = ['$comment', 'name', 'context'];
 const CONTEXT_FIELDS = [
@@ -155,6 +159,7 @@ class Reader {
       stateDirectory: resolve(dirname(this.file), stateDirectory),
       oscore,
       recipients,
+      groups: top.groups === undefined ? [] : this.array(top.groups, 'groups').map((entry, i) => checkMemberFile(entry, `groups[${i}]`, (path, message) => this.fail(path, message))),
       warnings: this.warnings,
     };
   }

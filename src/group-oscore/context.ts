@@ -36,6 +36,12 @@ export interface GroupContextInput extends GroupCommonInput {
   readonly maxRecipients?: number;
   /** First Sender Sequence Number (default 0); persistent numbering is the holder's business. */
   readonly sequenceStart?: number;
+  /**
+   * Where Sender Sequence Numbers come from when they must outlive the process (a durable store,
+   * RFC 8613 Appendix B.1.1): a member restarted with the same keys must never reuse a nonce.
+   * Default: a counter in memory from `sequenceStart`.
+   */
+  readonly sequenceSource?: { next(): number };
 }
 
 export interface GroupRecipientContext {
@@ -112,7 +118,7 @@ export class GroupSecurityContext {
   /** The next Sender Sequence Number (§2.5.3: one space for both modes). */
   nextSequenceNumber(): number {
     if (this.senderId === undefined) throw new OscoreConfigError('a silent server has no Sender Context');
-    const n = this.#nextSequence;
+    const n = this.input.sequenceSource !== undefined ? this.input.sequenceSource.next() : this.#nextSequence;
     if (n > MAX_SEQUENCE_NUMBER) throw new SequenceNumberExhausted(n);
     this.#nextSequence = n + 1;
     return n;
