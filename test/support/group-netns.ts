@@ -73,9 +73,9 @@ export class GroupNet {
     return host;
   }
 
-  /** `coapsec ARGS` inside the host's namespace, running until stopped (a server). */
-  start(host: string, args: readonly string[]): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', this.host(host).ns, process.execPath, CLI, ...args], { env: { ...process.env, COAPSEC_STATE_DIR: join(this.stateDir, host) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `coapsec ARGS` (or another Node script) inside the host's namespace, running until stopped (a server). */
+  start(host: string, args: readonly string[], script = CLI): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', this.host(host).ns, process.execPath, script, ...args], { env: { ...process.env, COAPSEC_STATE_DIR: join(this.stateDir, host) }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.#children.add(child);
     const limit = setTimeout(() => child.kill('SIGKILL'), CHILD_LIMIT_MS * 4);
     limit.unref();
@@ -87,8 +87,8 @@ export class GroupNet {
   }
 
   /** Starts a server and resolves once it says it serves (its stderr names the address). */
-  async serve(host: string, args: readonly string[]): Promise<ChildProcess> {
-    const child = this.start(host, ['serve', ...args]);
+  async serve(host: string, args: readonly string[], script?: string): Promise<ChildProcess> {
+    const child = script === undefined ? this.start(host, ['serve', ...args]) : this.start(host, args, script);
     let stderr = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`server on ${host} did not start: ${stderr}`)), 10_000);
@@ -108,8 +108,8 @@ export class GroupNet {
   }
 
   /** `coapsec ARGS` inside the host's namespace, to completion. */
-  run(host: string, args: readonly string[]): Promise<RunResult> {
-    const child = this.start(host, args);
+  run(host: string, args: readonly string[], script?: string): Promise<RunResult> {
+    const child = this.start(host, args, script);
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -118,24 +118,6 @@ export class GroupNet {
       const limit = setTimeout(() => child.kill('SIGKILL'), CHILD_LIMIT_MS);
       child.on('close', (code) => {
         clearTimeout(limit);
-        resolve({ code, stdout, stderr });
-      });
-    });
-  }
-
-  /** A Node script (compiled test fixture) inside the host's namespace, to completion. */
-  node(host: string, script: string, args: readonly string[]): Promise<RunResult> {
-    const child = spawn('ip', ['netns', 'exec', this.host(host).ns, process.execPath, script, ...args], { env: { ...process.env, COAPSEC_STATE_DIR: join(this.stateDir, host) }, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.#children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    return new Promise((resolve) => {
-      const limit = setTimeout(() => child.kill('SIGKILL'), CHILD_LIMIT_MS);
-      child.on('close', (code) => {
-        clearTimeout(limit);
-        this.#children.delete(child);
         resolve({ code, stdout, stderr });
       });
     });
