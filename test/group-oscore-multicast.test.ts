@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { GroupNet } from './support/group-netns.js';
 import { runCli } from './support/group-cli.js';
 
@@ -27,6 +28,8 @@ describe('Group OSCORE over IP multicast: 1 client, 3 servers, and a forging mem
   const state = join(dir, 'lights.json');
   const file = (name: string): string => join(dir, `${name}.json`);
   const members = new Map<string, MemberFile>();
+  const servers = new Map<string, ChildProcess>();
+  const serveArgs = (s: string): string[] => ['--bind', `${net.host(s).v4}:${PORT}`, '--group', file(s), '--leisure', '0.3'];
 
   before(async () => {
     assert.equal((await runCli(['group', 'create', state, '--name', 'lights', '--address', `224.0.1.187:${PORT}`])).code, 0);
@@ -38,7 +41,7 @@ describe('Group OSCORE over IP multicast: 1 client, 3 servers, and a forging mem
       members.set(name, JSON.parse(readFileSync(file(name), 'utf8')) as MemberFile);
     }
     net = new GroupNet(['c', ...SERVERS, 'f']);
-    for (const s of SERVERS) await net.serve(s, ['--bind', `${net.host(s).v4}:${PORT}`, '--group', file(s), '--leisure', '0.3']);
+    for (const s of SERVERS) servers.set(s, await net.serve(s, serveArgs(s)));
   });
 
   after(async () => {
@@ -88,5 +91,21 @@ describe('Group OSCORE over IP multicast: 1 client, 3 servers, and a forging mem
     } finally {
       forger.kill('SIGTERM');
     }
+  });
+
+  test('a restarted server lost its replay windows: it challenges the client with Echo (§9), the client repeats to it alone', async () => {
+    const old = servers.get('s1')!;
+    await new Promise<void>((resolve) => {
+      old.once('exit', () => resolve());
+      old.kill('SIGTERM');
+    });
+    servers.set('s1', await net.serve('s1', serveArgs('s1')));
+    const result = await net.run('c', ['get', 'coap://lights/whoami', '--group', file('client'), '--timeout', '2']);
+    assert.equal(result.code, 0, result.stderr);
+    // s1's 2.05 answers the repeated request, sent to s1 alone in the pairwise mode with the Echo value.
+    assert.deepEqual(
+      result.stdout.trim().split('\n').sort(),
+      [`${label('s1', 'pairwise')}: 2.05 Content coap anonymous oscore client`, ...['s2', 's3'].map((s) => `${label(s, 'group')}: 2.05 Content coap anonymous oscore client`)].sort(),
+    );
   });
 });

@@ -42,6 +42,12 @@ export interface GroupContextInput extends GroupCommonInput {
    * Default: a counter in memory from `sequenceStart`.
    */
   readonly sequenceSource?: { next(): number };
+  /**
+   * This member ran before and did not keep its replay windows (a restart): every Recipient
+   * Context starts with an invalid window, so a member's first request is challenged with Echo
+   * instead of trusted (§2.6.1.2, §9; RFC 8613 Appendix B.1.2).
+   */
+  readonly replayWindowsLost?: boolean;
 }
 
 export interface GroupRecipientContext {
@@ -150,7 +156,7 @@ export class GroupSecurityContext {
       recipientId: Uint8Array.from(kid),
       recipientKey: deriveEndpointKey(this.common, kid),
       credential,
-      replay: new ReplayWindow(this.input.replayWindow ?? 32, { initialised: !this.#deletedVerified }),
+      replay: new ReplayWindow(this.input.replayWindow ?? 32, { initialised: !this.#deletedVerified && this.input.replayWindowsLost !== true }),
       verified: false,
       echoChallenge: undefined,
     };

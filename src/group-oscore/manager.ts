@@ -245,7 +245,7 @@ export class GroupManager {
 /** A member's context from its file. */
 export function contextFromMemberFile(
   file: GroupMemberFile,
-  options: { maxRecipients?: number; replayWindow?: number; sequenceSource?: { next(): number } } = {},
+  options: { maxRecipients?: number; replayWindow?: number; sequenceSource?: { next(): number }; replayWindowsLost?: boolean } = {},
 ): GroupSecurityContext {
   if (file.version !== 1) throw new OscoreConfigError(`unsupported group member file version ${String(file.version)}`);
   if (file.privateKey === undefined) throw new OscoreConfigError(`the member file of group ${file.group} has no private key: add it from the member's own key store`);

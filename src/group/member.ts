@@ -3,10 +3,11 @@
  * (RFC 8613 Appendix B.1.1, as for OSCORE): a client or server restarted with the same file
  * continues above every number it used, so no AEAD nonce is ever used twice.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fromHex } from '../cose/cbor.js';
 import { CredentialsError } from '../credentials/errors.js';
-import { SequenceNumberStore } from '../credentials/sequence-store.js';
+import { SequenceNumberStore, sequenceFileName } from '../credentials/sequence-store.js';
 import type { GroupSecurityContext } from '../group-oscore/context.js';
 import { type GroupMemberFile, contextFromMemberFile } from '../group-oscore/manager.js';
 import { checkMemberFile } from '../group-oscore/member-file.js';
@@ -34,14 +35,17 @@ export function readMemberFile(path: string): GroupMemberFile {
   });
 }
 
+/**
+ * The member's context; its Sender Sequence Numbers continue from the counter in `stateDirectory`.
+ * A counter that already exists means this member ran before: the replay windows of that run are
+ * gone, so its Recipient Contexts start invalid and challenge a first request with Echo (§9).
+ */
 export function openGroupMember(file: GroupMemberFile, stateDirectory: string): OpenedGroupMember {
-  const store = SequenceNumberStore.open(
-    stateDirectory,
-    { masterSecret: fromHex(file.masterSecret), masterSalt: fromHex(file.masterSalt), idContext: fromHex(file.gid), senderId: fromHex(file.senderId) },
-    { reserve: SEQUENCE_RESERVE },
-  );
+  const identity = { masterSecret: fromHex(file.masterSecret), masterSalt: fromHex(file.masterSalt), idContext: fromHex(file.gid), senderId: fromHex(file.senderId) };
+  const ranBefore = existsSync(join(stateDirectory, sequenceFileName(identity)));
+  const store = SequenceNumberStore.open(stateDirectory, identity, { reserve: SEQUENCE_RESERVE });
   try {
-    const context = contextFromMemberFile(file, { sequenceSource: store });
+    const context = contextFromMemberFile(file, { sequenceSource: store, replayWindowsLost: ranBefore });
     return { file, context, close: () => store.close() };
   } catch (error) {
     store.close();
