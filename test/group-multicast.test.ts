@@ -10,6 +10,7 @@ import { GroupNet } from './support/group-netns.js';
 
 const PORT = 5799;
 const SERVERS = ['s1', 's2', 's3'];
+const FIXTURE = new URL('./support/group-fixture.js', import.meta.url).pathname;
 
 describe('CoAP over IP multicast, 1 client and 3 servers in network namespaces', () => {
   let net: GroupNet;
@@ -40,6 +41,12 @@ describe('CoAP over IP multicast, 1 client and 3 servers in network namespaces',
     assert.equal(group.code, 3, group.stderr);
     const unicast = await net.run('c', ['get', `coap://${net.host('s1').v4}:${PORT}/nowhere`, '--timeout', '2']);
     assert.equal(unicast.code, 4, unicast.stderr);
+  });
+
+  test('a CON sent to the group gets nothing back: no ACK, no RST, no response (RFC 7252 §8.1)', async () => {
+    const result = await net.run('c', ['con', '224.0.1.187', String(PORT)], FIXTURE);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), { datagrams: 0 });
   });
 
   test('Observe of a group: notifications from every server', async () => {

@@ -9,6 +9,7 @@ import { codeToString, methodFromName } from '../coap/codes.js';
 import { type CoapUri, parseCoapUri } from '../coap/uri.js';
 import { loadCredentials } from '../credentials/credentials-file.js';
 import { defaultStateDirectory } from '../credentials/state-directory.js';
+import { CredentialsError } from '../credentials/errors.js';
 import type { GroupMemberFile } from '../group-oscore/manager.js';
 import { GroupClient, describeOrigin, type GroupResponse } from '../group/group-client.js';
 import { openGroupMember, readMemberFile, type OpenedGroupMember } from '../group/member.js';
@@ -132,6 +133,15 @@ export async function groupRequestCommand(method: string, argv: string[]): Promi
 }
 
 function memberFileFor(uri: CoapUri, groupFile: string | undefined, credentialsFile: string | undefined): GroupMemberFile | undefined {
+  try {
+    return findMemberFile(uri, groupFile, credentialsFile);
+  } catch (error) {
+    if (error instanceof CredentialsError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+function findMemberFile(uri: CoapUri, groupFile: string | undefined, credentialsFile: string | undefined): GroupMemberFile | undefined {
   if (groupFile !== undefined) return readMemberFile(groupFile);
   if (credentialsFile === undefined) return undefined;
   const groups = loadCredentials(credentialsFile).groups;
