@@ -25,6 +25,7 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/proxy': 'ForwardProxy',
   'coapsec/cose': 'encodeCcs',
   'coapsec/edhoc': 'EdhocInitiator',
+  'coapsec/group': 'GroupClient',
   'coapsec/group-oscore': 'GroupManager',
 };
 
