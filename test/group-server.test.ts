@@ -18,10 +18,10 @@ import { lockstep, msg, opt } from './support/lockstep.js';
 
 const LEISURE = 1000;
 
-function groupServer(contexts?: GroupContextStore) {
+function groupServer(contexts?: GroupContextStore, maxDelayedAnswers?: number) {
   const h = lockstep();
   const membership = { receivingGroupDatagram: false };
-  const server = new CoapServer(h.endpoint, { group: { membership, leisureMs: LEISURE, ...(contexts ? { contexts } : {}) } });
+  const server = new CoapServer(h.endpoint, { group: { membership, leisureMs: LEISURE, ...(contexts ? { contexts } : {}), ...(maxDelayedAnswers !== undefined ? { maxDelayedAnswers } : {}) } });
   server.resource('/light', { GET: () => ({ code: ResponseCode.Content, payload: 'on' }) });
   const toGroup = (data: Uint8Array): void => {
     membership.receivingGroupDatagram = true;
@@ -45,6 +45,16 @@ test('a group request is answered after a random Leisure; a unicast one at once'
   assert.deepEqual(h.transport.take().map((d) => d.message.code), [ResponseCode.Content]);
   h.transport.deliver(get('light'));
   assert.deepEqual(h.transport.take().map((d) => d.message.code), [ResponseCode.Content]);
+});
+
+test('answers waiting for their Leisure are bounded: past the bound, group requests go unanswered', () => {
+  const { h, toGroup } = groupServer(undefined, 3);
+  for (let i = 0; i < 5; i++) toGroup(get('light'));
+  h.clock.advance(LEISURE);
+  assert.equal(h.transport.take().length, 3);
+  toGroup(get('light'));
+  h.clock.advance(LEISURE);
+  assert.equal(h.transport.take().length, 1, 'the bound frees up as answers go out');
 });
 
 test('errors to a group request are suppressed (§3.1.2), also when an unauthenticated client asks for them with No-Response (§6.5)', () => {

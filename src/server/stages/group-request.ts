@@ -32,10 +32,14 @@ export interface GroupServing {
   readonly contexts?: GroupContextStore;
   /** Upper bound of the random delay before answering a group request (ms). Default per §3.6.1. */
   readonly leisureMs?: number;
+  /** Answers held back for their Leisure at once; past it, answers to further group requests are dropped. Default 1024. */
+  readonly maxDelayedAnswers?: number;
 }
 
 export class GroupRequests implements ServerStage {
   readonly name = 'group-request';
+  /** Answers waiting for their Leisure: bounded, since anyone can send group requests. */
+  #delayed = 0;
 
   constructor(
     private readonly serving: GroupServing | undefined,
@@ -53,9 +57,13 @@ export class GroupRequests implements ServerStage {
     if (suppressedForGroup(request, response)) return undefined;
     const leisure = this.serving?.leisureMs ?? this.#defaultLeisure(request);
     if (leisure <= 0) return response;
+    // A server that stays silent is within §3.1.2 (it MAY suppress): better than holding unbounded state.
+    if (this.#delayed >= (this.serving?.maxDelayedAnswers ?? 1024)) return undefined;
     // Answer later, from this stage: the stages before it (Group OSCORE protection) run then.
     const index = request.pipeline.indexOf(this);
+    this.#delayed += 1;
     this.scheduler.schedule(this.random() * leisure, () => {
+      this.#delayed -= 1;
       request.stage = index;
       request.answer(response);
     });
