@@ -96,3 +96,21 @@ test('Group OSCORE: a group-mode request is verified and answered protected afte
   assert.equal(refusal?.message.code, ResponseCode.Unauthorized);
   assert.equal(Buffer.from(refusal!.message.payload).toString(), 'Replay detected');
 });
+
+test('a removed member cannot inject after the rekey: its requests under the old Gid find no context', () => {
+  const gm = GroupManager.create({ name: 'lights' });
+  for (const name of ['client', 's1', 'gone']) gm.addMember(name);
+  const gone = contextFromMemberFile(gm.memberFile('gone'));
+  gm.removeMember('gone');
+  const store = new GroupContextStore();
+  store.install('lights', contextFromMemberFile(gm.memberFile('s1')));
+  const { h, toGroup } = groupServer(store);
+  const { message } = protectGroupRequest(decodeMessage(get('light')), gone, { mode: 'group' });
+  toGroup(encodeMessage(message));
+  h.clock.advance(LEISURE);
+  assert.deepEqual(h.transport.take(), [], 'to the group: dropped silently');
+  h.transport.deliver(encodeMessage({ ...message, messageId: mid++ }));
+  const [refusal] = h.transport.take();
+  assert.equal(refusal?.message.code, ResponseCode.Unauthorized);
+  assert.equal(Buffer.from(refusal!.message.payload).toString(), 'Security context not found');
+});

@@ -41,13 +41,15 @@ export class GroupOscore implements ServerStage {
     if (contexts === undefined) return PASS;
     const option = getOption(request.message, OptionNumber.Oscore);
     if (option === undefined) return PASS;
-    let kidContext: Uint8Array | undefined;
+    let decoded: ReturnType<typeof decodeGroupOscoreOption>;
     try {
-      kidContext = decodeGroupOscoreOption(option).kidContext;
+      decoded = decodeGroupOscoreOption(option);
     } catch {
       return PASS; // not ours to judge: plain OSCORE (stages/oscore-layers.ts) answers malformed options
     }
-    if (kidContext === undefined || contexts.findByGid(kidContext) === undefined) return PASS;
+    // Ours: the group mode (the Group Flag, §4.1) whatever its Gid — an unknown or retired one is
+    // refused here (a removed member after the rekey) — and the pairwise mode of a group we know.
+    if (decoded.kidContext === undefined || (!decoded.group && contexts.findByGid(decoded.kidContext) === undefined)) return PASS;
     const viaGroup = this.serving?.membership?.receivingGroupDatagram === true;
     const received = request.message;
     const result = unprotectGroupRequest(received, (gid) => contexts.findByGid(gid));
