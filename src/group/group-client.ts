@@ -71,7 +71,8 @@ export class GroupResponseStream implements AsyncIterable<GroupResponse> {
 
   /** @internal */
   push(response: GroupResponse): void {
-    if (this.#ended) return;
+    // Unread responses are bounded: a flood under one token must not grow the queue without end.
+    if (this.#ended || this.#queue.length >= MAX_QUEUED_RESPONSES) return;
     this.#queue.push(response);
     this.#wake();
   }
@@ -127,8 +128,22 @@ export class GroupResponseStream implements AsyncIterable<GroupResponse> {
 
 /** Bounds what a flood of bad responses can make a stream keep. */
 const MAX_REFUSALS_KEPT = 64;
+const MAX_QUEUED_RESPONSES = 4096;
 /** §3.1.5: a fresh token per group request; tokens are never reused. 8 bytes make a repeat improbable. */
 const TOKEN_LENGTH = 8;
+
+/** One call's stream, and the servers already asked again with an Echo value (§9). */
+interface ExchangeState {
+  readonly stream: GroupResponseStream;
+  readonly echoed: Set<string>;
+}
+
+/** A request as sent: what to repeat it from, and its call's state. */
+interface SentRequest {
+  readonly plain: CoapMessage;
+  readonly security: GroupRequest['security'];
+  readonly state: ExchangeState;
+}
 
 export class GroupClient {
   readonly #transport: DatagramTransport;
@@ -201,7 +216,7 @@ export class GroupClient {
     stream.onEnd(() => {
       if (this.#streams.size === 0) this.#transport.setBusy?.(false);
     });
-    this.#send(plain, destination, request.security, stream);
+    this.#send(plain, destination, request.security, { stream, echoed: new Set() });
     if (request.signal !== undefined) {
       if (request.signal.aborted) stream.cancel();
       const abort = (): void => stream.cancel();
@@ -211,14 +226,15 @@ export class GroupClient {
     return stream;
   }
 
-  /** Sends `plain` (protected when `security` says so) under a fresh token whose responses go to `stream`. */
-  #send(plain: CoapMessage, destination: PeerAddress, security: GroupRequest['security'], stream: GroupResponseStream): void {
+  /** Sends `plain` (protected when `security` says so) under a fresh token whose responses go to the exchange's stream. */
+  #send(plain: CoapMessage, destination: PeerAddress, security: GroupRequest['security'], exchangeOf: ExchangeState): void {
+    const { stream } = exchangeOf;
     if (stream.ended) return;
     const token = this.#freshToken();
     const message: CoapMessage = { ...plain, token, options: [...plain.options] };
     let exchange: ProtectedGroupExchange | undefined;
     if (security !== undefined) exchange = protectForGroup(security.context, message, security.target ?? { mode: 'group' });
-    const stop = this.#matcher.listen(token, (response, origin) => this.#receive(response, origin, exchange, { plain, security, stream }));
+    const stop = this.#matcher.listen(token, (response, origin) => this.#receive(response, origin, exchange, { plain, security, state: exchangeOf }));
     stream.onEnd(stop);
     // §3.1.1 (RFC 7252 §8.1): requests to a group are NON; so is every request here.
     this.#messaging.sendNonConfirmable(exchange?.message ?? message, destination);
@@ -228,9 +244,9 @@ export class GroupClient {
     response: CoapMessage,
     origin: PeerAddress,
     exchange: ProtectedGroupExchange | undefined,
-    request: { plain: CoapMessage; security: GroupRequest['security']; stream: GroupResponseStream },
+    request: SentRequest,
   ): boolean {
-    const { stream } = request;
+    const { stream } = request.state;
     if (stream.ended) return false;
     if (exchange === undefined) {
       stream.push({ origin, message: response, code: response.code, payload: response.payload, member: undefined });
@@ -243,7 +259,7 @@ export class GroupClient {
       return true;
     }
     const echo = getOption(verified.message, OptionNumber.Echo);
-    if (verified.message.code === ResponseCode.Unauthorized && echo !== undefined) {
+    if (verified.message.code === ResponseCode.Unauthorized && echo !== undefined && !request.state.echoed.has(verified.member.senderId)) {
       // §9: this server's replay window for us is not valid yet (it joined or rebooted after us);
       // repeat the request to it alone with the Echo value, and collect that answer instead.
       this.#repeatWithEcho(request, origin, echo, verified.member.senderId);
@@ -253,14 +269,16 @@ export class GroupClient {
     return true;
   }
 
-  #repeatWithEcho(request: { plain: CoapMessage; security: GroupRequest['security']; stream: GroupResponseStream }, origin: PeerAddress, echo: Uint8Array, senderId: string): void {
+  #repeatWithEcho(request: SentRequest, origin: PeerAddress, echo: Uint8Array, senderId: string): void {
+    // Once per server: a second challenge is its answer, not a reason to loop.
+    request.state.echoed.add(senderId);
     const security = request.security!;
     const context = security.context;
     const plain: CoapMessage = { ...request.plain, options: [...request.plain.options] };
     addOption(plain, OptionNumber.Echo, echo);
     // To one server, the pairwise mode is the one meant for it (§8); the group mode where the group has no pairwise mode.
     const target: GroupRequestTarget = context.common.pairwiseMode ? { mode: 'pairwise', recipientId: Uint8Array.from(Buffer.from(senderId, 'hex')) } : { mode: 'group' };
-    this.#send(plain, origin, { context, target }, request.stream);
+    this.#send(plain, origin, { context, target }, request.state);
   }
 
   #freshToken(): Uint8Array {
