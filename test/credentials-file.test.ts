@@ -147,7 +147,7 @@ test('errors: top level and structure', () => {
     (error: unknown) => error instanceof CredentialsError && /^\S+:1:\d+: not valid JSON: /.test(error.message) && !error.message.includes('0102030405'),
   );
   assertFileError([], '(top level)', /expected an object/);
-  assertFileError({ oscores: [] }, 'oscores', /unknown field; expected one of stateDirectory, oscore, recipients, dtls/);
+  assertFileError({ oscores: [] }, 'oscores', /unknown field; expected one of stateDirectory, oscore, recipients, groups, dtls/);
   assertFileError({ stateDirectory: 5 }, 'stateDirectory', /expected a string/);
   assertFileError({ stateDirectory: '' }, 'stateDirectory', /must not be empty/);
   assertFileError({ oscore: {} }, 'oscore', /expected an array/);

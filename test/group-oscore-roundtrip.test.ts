@@ -14,20 +14,14 @@ import { fromHex, toHex } from '../src/cose/cbor.js';
 import { GroupContextStore, GroupSecurityContext } from '../src/group-oscore/context.js';
 import { DEFAULT_GROUP_ALGORITHMS, GroupManager, applyRekey, contextFromMemberFile } from '../src/group-oscore/manager.js';
 import {
-  type GroupRequestBinding,
   protectGroupRequest,
   protectGroupResponse,
   unprotectGroupRequest,
   unprotectGroupResponse,
 } from '../src/group-oscore/protect.js';
 import { GroupResponseTracker } from '../src/group-oscore/responses.js';
+import { forgeGroupResponse } from './support/group-forge.js';
 import { REQUEST_HASH_OPTION, protectDeterministicRequest, unprotectDeterministicRequest } from '../src/group-oscore/deterministic.js';
-import { aadArray, countersignStructure, encStructure } from '../src/group-oscore/aad.js';
-import { deriveEndpointKey, groupNonce, signatureKeystream } from '../src/group-oscore/common.js';
-import { encodeGroupOscoreOption } from '../src/group-oscore/option.js';
-import { encodePlaintext } from '../src/oscore/protect.js';
-import { signBytes } from '../src/cose/sign.js';
-import { concatBytes } from '../src/cose/cbor.js';
 
 const SERVERS = ['s1', 's2', 's3'] as const;
 
@@ -53,28 +47,6 @@ const answer = (request: CoapMessage, text: string): CoapMessage =>
 
 const byGid = (context: GroupSecurityContext) => (gid: Uint8Array): GroupSecurityContext | undefined =>
   toHex(gid) === toHex(context.gid) ? context : undefined;
-
-/**
- * The strongest forgery a member can make in group mode: it knows every group key, so it encrypts
- * with the victim's Sender Key and puts the victim's own credential in the external_aad; only the
- * countersignature, made with the forger's private key, can give it away.
- */
-function forgeGroupResponse(forger: GroupSecurityContext, victimId: Uint8Array, victimCredential: Uint8Array, binding: GroupRequestBinding, payload: string, token: Uint8Array): CoapMessage {
-  const common = forger.common;
-  const optionValue = encodeGroupOscoreOption({ group: true, kid: victimId });
-  const aad = aadArray({ algorithms: common.algorithms, requestKid: binding.kid, requestPiv: binding.piv, classIOptions: new Uint8Array(0), requestKidContext: binding.kidContext, oscoreOption: optionValue, senderCredential: victimCredential, gmCredential: common.gmCredential });
-  const aead = common.groupEncryption!;
-  const ciphertext = aead.seal(deriveEndpointKey(common, victimId), groupNonce(common, aead.nonceLength, binding.kid, binding.piv), encStructure(aad), encodePlaintext(ResponseCode.Content, [], encodeString(payload)));
-  const signature = signBytes(common.algorithms.signature!, forger.own!.privateKey, countersignStructure(aad, ciphertext));
-  const keystream = signatureKeystream(common, binding.piv, binding.kid, forger.gid, false, signature.length);
-  return createMessage({
-    type: MessageType.NON,
-    code: ResponseCode.Changed,
-    token,
-    options: [{ number: OptionNumber.Oscore, value: optionValue }],
-    payload: concatBytes(ciphertext, signature.map((b, i) => b ^ keystream[i]!)),
-  });
-}
 
 const text = (m: CoapMessage): string => Buffer.from(m.payload).toString();
 

@@ -26,6 +26,7 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/cose': 'encodeCcs',
   'coapsec/edhoc': 'EdhocInitiator',
   'coapsec/edhoc-coap': 'EdhocServer',
+  'coapsec/group': 'GroupClient',
   'coapsec/group-oscore': 'GroupManager',
   'coapsec/kudos': 'updateCtx',
   'coapsec/broker': 'PubSubBroker',

@@ -16,6 +16,8 @@ import { SERVE_USAGE, serveCommand } from './serve-command.js';
 import { TA_REQUEST_USAGE, taRequestCommand } from './ta-request-command.js';
 import { TRUST_ANCHOR_USAGE, trustAnchorCommand } from './trust-anchor-command.js';
 import { TRACE_USAGE, traceCommand } from './trace-command.js';
+import { GROUP_USAGE, groupCommand } from './group-command.js';
+import { GROUP_REQUEST_USAGE, groupRequestCommand, isGroupRequest } from './group-request-command.js';
 
 const METHODS = new Set(['get', 'post', 'put', 'delete', 'fetch', 'patch', 'ipatch']);
 
@@ -28,7 +30,7 @@ interface Command {
 
 /** The commands by name; the request methods share one. */
 function commandNamed(name: string): Command | undefined {
-  if (METHODS.has(name.toLowerCase())) return { usage: REQUEST_USAGE, run: requestCommand };
+  if (METHODS.has(name.toLowerCase())) return { usage: `${REQUEST_USAGE}\n${GROUP_REQUEST_USAGE}`, run: (method, args) => (isGroupRequest(args) ? groupRequestCommand(method, args) : requestCommand(method, args)) };
   const commands: Record<string, Command> = {
     observe: { usage: OBSERVE_USAGE, run: (_, args) => observeCommand(args) },
     ping: { usage: PING_USAGE, run: (_, args) => pingCommand(args) },
@@ -44,6 +46,7 @@ function commandNamed(name: string): Command | undefined {
     broker: { usage: BROKER_USAGE, run: (_, args) => brokerCommand(args) },
     publish: { usage: PUBLISH_USAGE, run: (_, args) => publishCommand(args) },
     subscribe: { usage: SUBSCRIBE_USAGE, run: (_, args) => subscribeCommand(args) },
+    group: { usage: GROUP_USAGE, run: (_, args) => groupCommand(args) },
   };
   return Object.hasOwn(commands, name) ? commands[name] : undefined;
 }
@@ -51,6 +54,7 @@ function commandNamed(name: string): Command | undefined {
 const USAGE = `coapsec — end-to-end secure CoAP     (coapsec --version; coapsec COMMAND --help)
 
 ${REQUEST_USAGE}
+${GROUP_REQUEST_USAGE}
 
 ${OBSERVE_USAGE}
 
@@ -79,6 +83,8 @@ ${BROKER_USAGE}
 ${PUBLISH_USAGE}
 
 ${SUBSCRIBE_USAGE}
+
+${GROUP_USAGE}
 
 exit codes: 0 2.xx response, 2 bad usage, 3 no response (timeout/RST/unreachable), 4 4.xx, 5 5.xx,
             6 security failure (DTLS alert, OSCORE verification, replay, unknown kid), 1 other failure`;

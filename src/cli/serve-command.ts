@@ -15,6 +15,7 @@ import { addWhoamiResource } from './dtls-serve.js';
 import { UsageError } from './errors.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
 import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
+import { GROUP_SERVE_FLAGS, GROUP_SERVE_USAGE, listenGroup, wantsGroup } from './group-serve.js';
 
 export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] [-v|-vv] [DTLS options] [OSCORE options]
   --bind HOST:PORT   address to listen on (default 127.0.0.1:5683; [::]:5683 for all IPv6);
@@ -41,6 +42,7 @@ ${LOG_USAGE}
 ${DTLS_SERVE_USAGE}
 ${OSCORE_USAGE}
 ${KEY_EXPORT_USAGE}
+${GROUP_SERVE_USAGE}
   (serve: --trusted-rpk or --ca make client authentication mandatory; /whoami shows the identity)`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -64,6 +66,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
       ...KEY_EXPORT_FLAGS,
+      ...GROUP_SERVE_FLAGS,
     },
     { min: 0, max: 0, names: '' },
   );
@@ -105,10 +108,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
       };
       server = l.scheme
         ? await CoapServer.listen({ scheme: l.scheme, host: l.host, port: l.port, ...(tls ? { tls } : {}), ...common })
+        : !l.secure && wantsGroup(values)
+          ? await listenGroup(values, l, common)
         : await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits, ...keys.dtls } } : {}), ...common });
     } catch (error) {
       await Promise.all(servers.map((s) => s.close()));
       oscore.close();
+      if (error instanceof UsageError) throw error;
       throw new UsageError(`cannot listen on ${l.host}:${l.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
     servers.push(server);

@@ -17,6 +17,9 @@ import {
 } from './oscore-params.js';
 import { readEdhocSection, type EdhocCredentials } from './edhoc-entries.js';
 import { JsonFields } from './json-fields.js';
+import { parseFileKeyString } from '../util/key-text.js';
+import type { GroupMemberFile } from '../group-oscore/manager.js';
+import { checkMemberFile } from '../group-oscore/member-file.js';
 import { type UriPattern, parseUriPattern, patternSpecificity, uriMatchesPattern } from './uri-pattern.js';
 
 /** A client context and the request URIs it protects. */
@@ -44,11 +47,13 @@ export interface Credentials {
   recipients: ServerRecipient[];
   /** EDHOC identity, suites, methods and trusted peers (the "edhoc" section), when given. */
   edhoc?: EdhocCredentials;
+  /** Group OSCORE memberships: member files as the Group Manager issued them (docs/group-oscore.md). */
+  groups: GroupMemberFile[];
   /** Things that were read but not applied (e.g. the reserved "dtls" section), or that deserve a look. */
   warnings: string[];
 }
 
-const TOP_LEVEL_FIELDS = ['$comment', 'stateDirectory', 'oscore', 'recipients', 'dtls', 'edhoc'];
+const TOP_LEVEL_FIELDS = ['$comment', 'stateDirectory', 'oscore', 'recipients', 'groups', 'dtls', 'edhoc'];
 const CLIENT_ENTRY_FIELDS = ['$comment', 'match', 'context'];
 const RECIPIENT_FIELDS = ['$comment', 'name', 'context'];
 const CONTEXT_FIELDS = [
@@ -150,6 +155,7 @@ class Reader extends JsonFields {
       oscore,
       recipients,
       ...(edhoc !== undefined ? { edhoc } : {}),
+      groups: top.groups === undefined ? [] : this.array(top.groups, 'groups').map((entry, i) => checkMemberFile(entry, `groups[${i}]`, (path, message) => this.fail(path, message))),
       warnings: this.warnings,
     };
   }

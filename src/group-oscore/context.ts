@@ -36,6 +36,18 @@ export interface GroupContextInput extends GroupCommonInput {
   readonly maxRecipients?: number;
   /** First Sender Sequence Number (default 0); persistent numbering is the holder's business. */
   readonly sequenceStart?: number;
+  /**
+   * Where Sender Sequence Numbers come from when they must outlive the process (a durable store,
+   * RFC 8613 Appendix B.1.1): a member restarted with the same keys must never reuse a nonce.
+   * Default: a counter in memory from `sequenceStart`.
+   */
+  readonly sequenceSource?: { next(): number };
+  /**
+   * This member ran before and did not keep its replay windows (a restart): every Recipient
+   * Context starts with an invalid window, so a member's first request is challenged with Echo
+   * instead of trusted (§2.6.1.2, §9; RFC 8613 Appendix B.1.2).
+   */
+  readonly replayWindowsLost?: boolean;
 }
 
 export interface GroupRecipientContext {
@@ -112,7 +124,7 @@ export class GroupSecurityContext {
   /** The next Sender Sequence Number (§2.5.3: one space for both modes). */
   nextSequenceNumber(): number {
     if (this.senderId === undefined) throw new OscoreConfigError('a silent server has no Sender Context');
-    const n = this.#nextSequence;
+    const n = this.input.sequenceSource !== undefined ? this.input.sequenceSource.next() : this.#nextSequence;
     if (n > MAX_SEQUENCE_NUMBER) throw new SequenceNumberExhausted(n);
     this.#nextSequence = n + 1;
     return n;
@@ -144,7 +156,7 @@ export class GroupSecurityContext {
       recipientId: Uint8Array.from(kid),
       recipientKey: deriveEndpointKey(this.common, kid),
       credential,
-      replay: new ReplayWindow(this.input.replayWindow ?? 32, { initialised: !this.#deletedVerified }),
+      replay: new ReplayWindow(this.input.replayWindow ?? 32, { initialised: !this.#deletedVerified && this.input.replayWindowsLost !== true }),
       verified: false,
       echoChallenge: undefined,
     };

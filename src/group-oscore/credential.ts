@@ -25,6 +25,15 @@ export function parseAuthCredential(bytes: Uint8Array): AuthCredential {
   return { bytes: Uint8Array.from(bytes), coseKey: ccs.coseKey, publicKey: coseKeyToPublicKey(ccs.coseKey) };
 }
 
+/** The 'sub' claim of a CCS (a member's name, as the Group Manager wrote it), if it has one. */
+export function credentialSubject(ccs: Uint8Array): string | undefined {
+  try {
+    return parseCcs(ccs).sub;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The endpoint's own credential and the private key that goes with it. */
 export interface OwnCredential extends AuthCredential {
   /** The COSE_Key 'd': an Ed25519 seed or a P-256 scalar. Never logged. */

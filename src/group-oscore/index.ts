@@ -23,7 +23,8 @@ export {
   GroupContextStore,
   GroupSecurityContext,
 } from './context.js';
-export { type AuthCredential, type OwnCredential, ownCredential, parseAuthCredential, staticSharedSecret } from './credential.js';
+export { type AuthCredential, type OwnCredential, credentialSubject, ownCredential, parseAuthCredential, staticSharedSecret } from './credential.js';
+export { type FieldFailure, checkMemberFile } from './member-file.js';
 export {
   type DeterministicClient,
   type UnprotectDeterministicResult,

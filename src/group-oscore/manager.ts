@@ -46,6 +46,8 @@ export interface GroupManagerState {
   usedSenderIds: string[];
   /** Every Gid the group has had. */
   usedGids: string[];
+  /** The CoAP group's IP multicast address and port ("224.0.1.187:5683", "[ff05::fd]:5683"), if the group has one (groupcomm-bis §2.2.1.1). */
+  address?: string;
 }
 
 /** What a member needs to join (§12.1): its own Sender Context, the GM's credential, the other members. */
@@ -62,6 +64,8 @@ export interface GroupMemberFile {
   privateKey?: string;
   gmCredential: string;
   members: { senderId: string; credential: string }[];
+  /** The group's IP multicast address and port, when the Group Manager set one. */
+  address?: string;
 }
 
 /** §12.2 step 3: what every remaining member receives when the group is rekeyed. */
@@ -95,7 +99,7 @@ export class GroupManager {
   }
 
   /** A new group: random Gid (`gidLength` bytes, default 4), 16-byte Master Secret, 8-byte Master Salt, and the GM's own key pair and CCS. */
-  static create(options: { name: string; algorithms?: GroupAlgorithms; gidLength?: number }): GroupManager {
+  static create(options: { name: string; algorithms?: GroupAlgorithms; gidLength?: number; address?: string }): GroupManager {
     const algorithms = options.algorithms ?? DEFAULT_GROUP_ALGORITHMS;
     const gm = keyPairFor(algorithms.signature);
     const gidLength = options.gidLength ?? 4;
@@ -113,6 +117,7 @@ export class GroupManager {
       members: [],
       usedSenderIds: [],
       usedGids: [gid],
+      ...(options.address !== undefined ? { address: options.address } : {}),
     };
     // Fail now, not at the first member, on algorithms the core cannot use.
     deriveCommonContext({ masterSecret: fromHex(state.masterSecret), gid: fromHex(gid), algorithms, gmCredential: fromHex(state.gm.credential) });
@@ -187,6 +192,7 @@ export class GroupManager {
       ...(me.privateKey !== undefined ? { privateKey: me.privateKey } : {}),
       gmCredential: s.gm.credential,
       members: s.members.filter((m) => m !== me).map((m) => ({ senderId: m.senderId, credential: m.credential })),
+      ...(s.address !== undefined ? { address: s.address } : {}),
     };
   }
 
@@ -237,7 +243,10 @@ export class GroupManager {
 }
 
 /** A member's context from its file. */
-export function contextFromMemberFile(file: GroupMemberFile, options: { maxRecipients?: number; replayWindow?: number } = {}): GroupSecurityContext {
+export function contextFromMemberFile(
+  file: GroupMemberFile,
+  options: { maxRecipients?: number; replayWindow?: number; sequenceSource?: { next(): number }; replayWindowsLost?: boolean } = {},
+): GroupSecurityContext {
   if (file.version !== 1) throw new OscoreConfigError(`unsupported group member file version ${String(file.version)}`);
   if (file.privateKey === undefined) throw new OscoreConfigError(`the member file of group ${file.group} has no private key: add it from the member's own key store`);
   return new GroupSecurityContext({

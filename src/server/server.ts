@@ -29,6 +29,8 @@ import { Router, normalizePath } from './router.js';
 import type { ServerSecurity } from './security.js';
 import { InboundRequest, StagePipeline, type ServerStage } from './stage.js';
 import { serverStages } from './stages/index.js';
+import type { GroupServing } from './stages/group-request.js';
+import { defaultRandom } from '../util/random.js';
 import { renderNotification } from './stages/observe.js';
 import { ProxyHandlers, type ForwardingHandler, type ReverseProxyHandler, type VirtualObservables } from './stages/proxy-claim.js';
 import { resourceLinks, wellKnownCoreResource } from './well-known-core.js';
@@ -95,6 +97,8 @@ export interface ServerOptions {
    * plug-in or a test at its place. Default: the list as it is.
    */
   stages?: (standard: readonly ServerStage[]) => readonly ServerStage[];
+  /** CoAP group communication (stages/group-request.ts): the joined group, Group OSCORE contexts, Leisure. */
+  group?: GroupServing;
 }
 
 export class CoapServer {
@@ -140,6 +144,9 @@ export class CoapServer {
       echoFreshness: new EchoFreshness(() => endpoint.scheduler.now()),
       recognized: new Set([...SERVER_OPTIONS, ...(options.recognizedOptions ?? [])]),
       proxyNames: new Set((options.proxyNames ?? []).map((name) => name.toLowerCase())),
+      group: options.group,
+      scheduler: endpoint.scheduler,
+      random: defaultRandom,
     });
     this.pipeline = new StagePipeline(options.stages ? options.stages(standard) : standard);
     if (options.wellKnownCore !== false) this.router.add(wellKnownCoreResource(() => this.links()));

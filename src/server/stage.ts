@@ -98,6 +98,12 @@ export class InboundRequest {
   // Block1 reassembly (stages/block1.ts)
   payload: Uint8Array | undefined = undefined;
   block1Control: Uint8Array | undefined = undefined;
+  // CoAP group communication (stages/group-request.ts, stages/group-oscore.ts)
+  /** The request came to an IP multicast group address. */
+  viaGroup = false;
+  /** Group OSCORE protection of the answers, and the mode the request used. */
+  groupProtect: ResponseProtector | undefined = undefined;
+  groupMode: 'group' | 'pairwise' | undefined = undefined;
   /** Set by the handler stage on the resource's own response (not its 5.00): what Observe and Block2 act on. */
   representation = false;
   /** The handler answered without registering an observer (`CoapResponse.unobserved`, RFC 7641 §4.1). */

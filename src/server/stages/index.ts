@@ -11,9 +11,13 @@ import type { ObserveRegistry } from '../observe.js';
 import type { RequestLog } from '../request-log.js';
 import type { Router } from '../router.js';
 import type { ServerStage } from '../stage.js';
+import type { RandomSource } from '../../util/random.js';
+import type { Scheduler } from '../../util/scheduler.js';
 import { Block1Reassembly } from './block1.js';
 import { Block2 } from './block2.js';
 import { EdhocCombined } from './edhoc-combined.js';
+import { GroupOscore } from './group-oscore.js';
+import { GroupRequests, type GroupServing } from './group-request.js';
 import { HandlerStage } from './handler.js';
 import { NoResponse } from './no-response.js';
 import { ObserveStage } from './observe.js';
@@ -39,6 +43,10 @@ export interface ServerParts {
   readonly recognized: ReadonlySet<number>;
   /** Names under which proxied requests are for this server itself (ServerOptions.proxyNames). */
   readonly proxyNames: ReadonlySet<string>;
+  /** CoAP group communication: the joined group, Group OSCORE contexts, Leisure (ServerOptions.group). */
+  readonly group: GroupServing | undefined;
+  readonly scheduler: Scheduler;
+  readonly random: RandomSource;
 }
 
 export function serverStages(parts: ServerParts): ServerStage[] {
@@ -48,6 +56,10 @@ export function serverStages(parts: ServerParts): ServerStage[] {
     new OuterBlockwise(parts.settings, parts.blockwise, parts.log),
     // RFC 9668 §3.3.1: an EDHOC + OSCORE request completes EDHOC (EDHOC error, unprotected) and goes on as OSCORE.
     new EdhocCombined(parts.settings, parts.proxies),
+    // Group OSCORE §7.2/§8.4 (verified, Echo §9). Out: §7.3/§8.5 protection.
+    new GroupOscore(parts.group, parts.random, parts.log),
+    // groupcomm-bis §3.1: marks group requests. Out: §3.1.2 suppression, RFC 7252 §8.2 Leisure.
+    new GroupRequests(parts.group, parts.scheduler, () => parts.random.float()),
     // oscore-capable-proxies §2.4 steps 5–6 (§2.1 limit). Out: the removed layers back on (§2.5).
     oscoreLayers,
     // Out: RFC 7967 No-Response.

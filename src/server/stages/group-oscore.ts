@@ -1,0 +1,83 @@
+/**
+ * Group OSCORE on the server (draft-ietf-core-oscore-groupcomm §7.2, §8.4; §7.3, §8.5 on the way
+ * out): a request whose 'kid context' names one of this server's groups is verified in the group
+ * mode (countersignature) or the pairwise mode, by the Recipient Context of its Sender ID (created
+ * on the fly for a member the Group Manager vouched for, with its own replay window); every answer
+ * given after this stage is protected for it, notifications with a fresh Partial IV.
+ *
+ * A request that fails and came to the group address is dropped silently (groupcomm-bis §3.1.2:
+ * errors to group requests are suppressed); one sent to this server alone gets the error
+ * unprotected (Max-Age 0), as for OSCORE (RFC 8613 §8.2). A member whose replay window is not
+ * valid yet gets a protected 4.01 with Echo (§9), and its request is not delivered.
+ */
+import { ResponseCode } from '../../coap/codes.js';
+import { encodeUint, getOption, type CoapMessage } from '../../coap/message.js';
+import { OptionNumber } from '../../coap/options.js';
+import { toHex } from '../../cose/cbor.js';
+import { withOscoreLayer } from '../../exchange/context.js';
+import { decodeGroupOscoreOption } from '../../group-oscore/option.js';
+import { credentialSubject } from '../../group-oscore/credential.js';
+import { acceptEchoedRequest, protectGroupResponse, unprotectGroupRequest } from '../../group-oscore/protect.js';
+import type { RandomSource } from '../../util/random.js';
+import type { RequestLog } from '../request-log.js';
+import { toMessage } from '../response.js';
+import { DONE, PASS, type InboundRequest, type ServerStage, type StageVerdict } from '../stage.js';
+import type { GroupServing } from './group-request.js';
+
+/** RFC 9175 §2.2.1: an Echo value of 8 random bytes. */
+const ECHO_LENGTH = 8;
+
+export class GroupOscore implements ServerStage {
+  readonly name = 'group-oscore';
+
+  constructor(
+    private readonly serving: GroupServing | undefined,
+    private readonly random: RandomSource,
+    private readonly log: RequestLog,
+  ) {}
+
+  receive(request: InboundRequest): StageVerdict {
+    const contexts = this.serving?.contexts;
+    if (contexts === undefined) return PASS;
+    const option = getOption(request.message, OptionNumber.Oscore);
+    if (option === undefined) return PASS;
+    let decoded: ReturnType<typeof decodeGroupOscoreOption>;
+    try {
+      decoded = decodeGroupOscoreOption(option);
+    } catch {
+      return PASS; // not ours to judge: plain OSCORE (stages/oscore-layers.ts) answers malformed options
+    }
+    // Ours: the group mode (the Group Flag, §4.1) whatever its Gid — an unknown or retired one is
+    // refused here (a removed member after the rekey) — and the pairwise mode of a group we know.
+    if (decoded.kidContext === undefined || (!decoded.group && contexts.findByGid(decoded.kidContext) === undefined)) return PASS;
+    const viaGroup = this.serving?.membership?.receivingGroupDatagram === true;
+    const received = request.message;
+    const result = unprotectGroupRequest(received, (gid) => contexts.findByGid(gid));
+    if (!result.ok) {
+      const refusal = toMessage({ code: result.code, payload: result.reason, options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }] });
+      this.log.record(received, request.context, refusal, `Group OSCORE: ${result.reason}`);
+      if (!viaGroup) request.answer(refusal);
+      return DONE;
+    }
+    request.groupMode = result.mode;
+    const protect = (response: CoapMessage, kind: 'response' | 'notification'): CoapMessage =>
+      protectGroupResponse(response, result.context, result.binding, { freshPartialIv: kind === 'notification' });
+    request.groupProtect = protect;
+    if (result.freshness === 'unverified' && !acceptEchoedRequest(result)) {
+      const echo = this.random.bytes(ECHO_LENGTH);
+      result.recipient.echoChallenge = echo;
+      const challenge = toMessage({ code: ResponseCode.Unauthorized, options: [{ number: OptionNumber.Echo, value: echo }] });
+      request.answer(protect(challenge, 'response'));
+      return DONE;
+    }
+    if (result.freshness === 'fresh' && getOption(result.message, OptionNumber.Echo) !== undefined) acceptEchoedRequest(result);
+    request.message = { ...result.message, type: received.type, messageId: received.messageId, token: received.token };
+    request.context = withOscoreLayer(request.context, { peer: credentialSubject(result.recipient.credential.bytes) ?? toHex(result.binding.kid), kid: toHex(result.binding.kid), kidContext: toHex(result.binding.kidContext) });
+    request.protect = protect;
+    return PASS;
+  }
+
+  respond(request: InboundRequest, response: CoapMessage): CoapMessage {
+    return request.groupProtect !== undefined ? request.groupProtect(response, 'response') : response;
+  }
+}
