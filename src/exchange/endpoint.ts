@@ -18,6 +18,8 @@ import { RealScheduler, type Scheduler, type Timer } from '../util/scheduler.js'
 import type { EndpointContext } from './context.js';
 import { BadResponseError, CancelledError, ResetError, SessionError, TimeoutError, UnreachableError } from './errors.js';
 import { NstartGate, type Startable } from './nstart.js';
+import { tokenAndPeer, type PeerRef, type ResponseMatcher } from './matcher.js';
+import { ResponseStream, type StreamHost, type StreamOptions } from './response-stream.js';
 
 export interface EndpointOptions {
   /** A datagram transport (UDP, DTLS: carried by MessageLayer) or a stream transport (TCP, TLS, WebSockets: carried by StreamCarrier). */
@@ -45,10 +47,15 @@ export interface RequestOptions {
    * which must repeat the registration's token (RFC 7641 §3.3.1, §3.6).
    */
   token?: Uint8Array;
+  /** Which responses answer the request once the token matched. Default: token and peer (§5.3.2; exchange/matcher.ts). */
+  matcher?: ResponseMatcher;
 }
 
-/** Receives every response carrying a registered token once no request is waiting for it. */
-export type TokenListener = (response: CoapMessage, context: EndpointContext) => boolean;
+/** A response stream's token registration: the stream, and who it listens to. */
+interface TokenEntry {
+  readonly stream: ResponseStream;
+  readonly peerKey: string;
+}
 
 export interface ReceivedResponse {
   message: CoapMessage;
@@ -112,7 +119,7 @@ interface PendingEvents {
  * A request until its response: also the NSTART gate's waiter and the messaging layer's listener
  * for its CON, so a request needs no closures of its own for either.
  */
-class PendingRequest implements ConfirmableListener, Startable {
+class PendingRequest implements ConfirmableListener, Startable, PeerRef {
   handle?: OutgoingHandle;
   responseTimer?: Timer;
   /** When `options.deadline` ends (scheduler time); its timer is armed only once the exchange takes long (armDeadline). */
@@ -160,7 +167,9 @@ export class CoapEndpoint {
   private readonly random: RandomSource;
   private readonly tokenLength: number;
   private readonly pending = new Map<string, PendingRequest>();
-  private readonly tokenListeners = new Map<string, { peerKey: string; listener: TokenListener }>();
+  /** Response streams that take more than one response, by token (observations, group requests). */
+  private readonly tokenListeners = new Map<string, TokenEntry>();
+  private readonly streamHost: StreamHost;
   private readonly gate: NstartGate;
   private readonly pendingEvents: PendingEvents = {
     start: (pending) => this.startRequest(pending),
@@ -187,6 +196,15 @@ export class CoapEndpoint {
       throw new RangeError('tokenLength must be 1..8');
     }
     this.gate = new NstartGate(this.parameters.nstart);
+    this.streamHost = {
+      scheduler: this.scheduler,
+      send: (message, peer, options, handler) => this.send(message, peer, options, handler),
+      listen: (stream) => this.listenStream(stream),
+      abandon: (token) => {
+        const pending = this.pending.get(tokenKeyOf(token));
+        if (pending) this.fail(pending, new CancelledError('the response stream was closed'));
+      },
+    };
     const transport = options.transport;
     const events: CarrierEvents = {
       onRequest: (request, inbound) => this.onRequest(request, inbound),
@@ -238,6 +256,12 @@ export class CoapEndpoint {
   private onPeerClosed(peer: PeerAddress, error: Error): void {
     this.failPeer(peer, error);
     const key = peerKey(peer);
+    // RFC 8323 §7.4: an observation lives on its connection; the streams bound to this peer end.
+    for (const entry of [...this.tokenListeners.values()]) {
+      if (entry.stream.matcher.endsWithPeer(entry.stream, key)) {
+        entry.stream.peerClosed(new SessionError(`the ${this.options.transport.scheme} connection to ${key} closed: ${error.message}`));
+      }
+    }
     for (const listener of [...this.peerClosedListeners]) listener(key);
   }
 
@@ -286,10 +310,48 @@ export class CoapEndpoint {
 
   /**
    * Sends a request (code, options, payload taken from `message`; token and Message ID assigned)
-   * and resolves with the first response.
+   * and resolves with the first response: the first of its response stream (`stream`).
    */
   request(message: CoapMessage, peer: PeerAddress, options: RequestOptions = {}): Promise<ReceivedResponse> {
-    return new Promise<ReceivedResponse>((resolve, reject) => this.send(message, peer, options, { onResponse: resolve, onError: reject }));
+    return this.stream(message, peer, options).first();
+  }
+
+  /**
+   * Sends a request and returns its responses as a stream (exchange/response-stream.ts): one by
+   * default, more with `maxResponses` (an observation, a group request with `tokenFromAnyPeer`),
+   * bounded by `lifetime`. Iterate it; stopping the iteration drops its state.
+   */
+  stream(message: CoapMessage, peer: PeerAddress, options: RequestOptions & StreamOptions = {}): ResponseStream {
+    const stream = this.openStream(peer, options);
+    if (!stream.ended) stream.send(message, options);
+    return stream;
+  }
+
+  /**
+   * A response stream under `options.token` (or a fresh token) with no request sent yet: the
+   * caller sends on it (`ResponseStream.send`), more than once where the protocol repeats a
+   * request under one token (an observation's re-registration, RFC 7641 §3.3.1).
+   */
+  openStream(peer: PeerAddress, options: StreamOptions & { token?: Uint8Array } = {}): ResponseStream {
+    const token = options.token ?? this.newToken();
+    const stream = new ResponseStream(this.streamHost, token, peer, peerKey(peer), options);
+    if (this.closed) stream.endpointClosed();
+    return stream;
+  }
+
+  private listenStream(stream: ResponseStream): () => void {
+    const key = tokenKeyOf(stream.token);
+    const entry: TokenEntry = { stream, peerKey: stream.peerKey };
+    const previous = this.tokenListeners.get(key);
+    this.tokenListeners.set(key, entry);
+    // One stream per token: a new one under the same token (an observation renewed) replaces it.
+    previous?.stream.close();
+    this.updateBusy();
+    return () => {
+      if (this.tokenListeners.get(key) !== entry) return;
+      this.tokenListeners.delete(key);
+      this.updateBusy();
+    };
   }
 
   /**
@@ -387,22 +449,6 @@ export class CoapEndpoint {
     );
   }
 
-  /**
-   * Keeps a token alive beyond its first response (Observe notifications, RFC 7641 §3.2). The
-   * listener returns false to reject a response (RST). Returns the function that unregisters it.
-   */
-  listen(token: Uint8Array, peer: PeerAddress, listener: TokenListener): () => void {
-    const key = tokenKeyOf(token);
-    const entry = { peerKey: peerKey(peer), listener };
-    this.tokenListeners.set(key, entry);
-    this.updateBusy();
-    return () => {
-      if (this.tokenListeners.get(key) !== entry) return;
-      this.tokenListeners.delete(key);
-      this.updateBusy();
-    };
-  }
-
   /** A fresh random token, unused by any pending request or listener. */
   newToken(): Uint8Array {
     for (;;) {
@@ -418,15 +464,16 @@ export class CoapEndpoint {
     const pending = this.pending.get(key);
     if (!pending) {
       const entry = this.tokenListeners.get(key);
-      // §5.3.2: the token and the source endpoint must both match.
-      if (!entry || entry.peerKey !== inbound.peerKey) return false;
+      // §5.3.2: the token and the source endpoint must both match (or what the stream's matcher says).
+      if (!entry || !entry.stream.matcher.matches(entry.stream, inbound)) return false;
       const check = checkOptions(response.options, isRecognizedInResponse);
       if (check.criticalProblem) return false;
       response.options = check.options;
-      return entry.listener(response, this.contextFor(inbound.peer, inbound));
+      return entry.stream.accept(response, this.contextFor(inbound.peer, inbound), undefined);
     }
-    // §5.3.2: the token and the source endpoint must both match the request.
-    if (pending.peerKey !== inbound.peerKey) return false;
+    // §5.3.2: the token and the source endpoint must both match the request (or its matcher).
+    const matcher = pending.options.matcher;
+    if (matcher === undefined || matcher === tokenAndPeer ? pending.peerKey !== inbound.peerKey : !matcher.matches(pending, inbound)) return false;
     // A separate response proves the request arrived, even if its empty ACK was lost (§5.2.2).
     pending.handle?.cancel();
     return this.deliver(pending, response, this.contextFor(inbound.peer, inbound));
@@ -444,7 +491,7 @@ export class CoapEndpoint {
     this.settle(pending);
     // A listener on this token (an observation) sees the response first and in arrival order,
     // so a notification overtaking the registration response cannot reorder them.
-    this.tokenListeners.get(pending.tokenKey)?.listener(response, context);
+    this.tokenListeners.get(pending.tokenKey)?.stream.accept(response, context, pending.message);
     pending.handler.onResponse({ message: response, context });
     return true;
   }
@@ -505,6 +552,7 @@ export class CoapEndpoint {
     if (this.closed) return;
     this.closed = true;
     for (const p of [...this.pending.values()]) this.fail(p, new CancelledError('endpoint closed'));
+    for (const entry of [...this.tokenListeners.values()]) entry.stream.endpointClosed();
     this.tokenListeners.clear();
     this.carrier.close();
     await this.options.transport.close();
