@@ -103,6 +103,15 @@ export class ServerExchange {
   reject(): void {
     this.messaging.reject(this.inbound);
   }
+
+  /**
+   * The payload of one BERT block (RFC 8323 §6) to the requester, when its connection allows BERT
+   * (both CSMs offered Block-Wise-Transfer and room for it, §5.3.2); undefined otherwise — always
+   * over UDP and DTLS, where SZX 7 stays reserved.
+   */
+  get bertPayloadLimit(): number | undefined {
+    return this.messaging instanceof StreamCarrier ? this.messaging.bertPayloadLimit(this.inbound.peer) : undefined;
+  }
 }
 
 /** What a pending request reports to its endpoint (one object per endpoint, not per request). */
@@ -271,6 +280,23 @@ export class CoapEndpoint {
     for (const entry of this.tokenListeners.values()) if (entry.peerKey === key) return true;
     for (const check of this.busyChecks) if (check(key)) return true;
     return false;
+  }
+
+  /**
+   * The payload of one BERT block to `peer` (RFC 8323 §6), leaving `overhead` bytes for the rest of
+   * the message, when the connection to it allows BERT; undefined otherwise (UDP, DTLS, no
+   * connection yet, or a side that did not offer it).
+   */
+  bertPayloadLimit(peer: PeerAddress, overhead?: number): number | undefined {
+    return this.carrier instanceof StreamCarrier ? this.carrier.bertPayloadLimit(peer, overhead) : undefined;
+  }
+
+  /**
+   * Resolves once a stream connection to `peer` is open and has the peer's CSM (RFC 8323 §3.3);
+   * at once over UDP and DTLS. Rejects when the connection cannot be opened.
+   */
+  connected(peer: PeerAddress): Promise<void> {
+    return this.carrier instanceof StreamCarrier ? this.carrier.connected(peer) : Promise.resolve();
   }
 
   /** The host name to check and present when connecting to `peer` (DTLS or TLS server name, WebSocket Host). */
