@@ -318,12 +318,7 @@ export class BlockwiseServer {
   private cut(response: CoapMessage, body: Buffer, num: number, szx: number): CoapMessage {
     const size = blockSize(szx);
     const start = num * size;
-    if (start >= body.length && !(start === 0 && body.length === 0)) {
-      response.code = ResponseCode.BadOption;
-      response.options = [];
-      response.payload = Buffer.from(`block ${num} lies beyond the ${body.length}-byte representation`);
-      return response;
-    }
+    if (start >= body.length && !(start === 0 && body.length === 0)) return beyondTheEnd(response, num, body.length);
     const more = start + size < body.length;
     response.payload = body.subarray(start, start + size);
     setOption(response, OptionNumber.Block2, encodeBlock({ num, more, szx }));
@@ -334,12 +329,7 @@ export class BlockwiseServer {
 
   /** The BERT block of `body` at unit `num` (RFC 8323 §6.1, Figure 13): as many whole 1024-byte units as `limit` allows. */
   private cutBert(response: CoapMessage, body: Buffer, num: number, limit: number): CoapMessage {
-    if (num * BERT_UNIT >= body.length && !(num === 0 && body.length === 0)) {
-      response.code = ResponseCode.BadOption;
-      response.options = [];
-      response.payload = Buffer.from(`block ${num} lies beyond the ${body.length}-byte representation`);
-      return response;
-    }
+    if (num * BERT_UNIT >= body.length && !(num === 0 && body.length === 0)) return beyondTheEnd(response, num, body.length);
     const { block, payload } = sliceBert(body, num, limit);
     response.payload = payload;
     setOption(response, OptionNumber.Block2, encodeBlock(block, { bert: true }));
@@ -423,6 +413,14 @@ export class BlockwiseServer {
       peers: Math.max(this.reassemblyShares.size, this.representationShares.size),
     };
   }
+}
+
+/** The answer to a Block2 request for a block past the end of the representation: 4.02 Bad Option, plain or BERT alike. */
+function beyondTheEnd(response: CoapMessage, num: number, length: number): CoapMessage {
+  response.code = ResponseCode.BadOption;
+  response.options = [];
+  response.payload = Buffer.from(`block ${num} lies beyond the ${length}-byte representation`);
+  return response;
 }
 
 /** A 4-byte entity-tag derived from the representation, for responses whose handler set none. */
