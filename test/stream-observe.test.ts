@@ -15,6 +15,8 @@ import { OptionNumber } from '../src/coap/options.js';
 import { CoapEndpoint, type ServerExchange } from '../src/exchange/endpoint.js';
 import { SessionError } from '../src/exchange/errors.js';
 import { CoapServer } from '../src/server/server.js';
+import { encodeFrame } from '../src/stream/frame.js';
+import { abortMessage, releaseMessage } from '../src/stream/signals.js';
 import { FakeScheduler } from '../src/util/scheduler.js';
 import { MemoryNet, MemoryTransport } from './support/memory-stream.js';
 
@@ -95,6 +97,24 @@ test('§7.4: the connection closes — the client observation ends with a Sessio
   assert.equal(s.server.observations.count('/counter'), 0, 'the server dropped the observer with the connection');
   assert.equal(s.client.stats().pendingRequests, 0);
 });
+
+for (const [signal, make] of [
+  ['Abort', () => abortMessage('going away')],
+  ['Release', () => releaseMessage('going away')],
+] as const) {
+  test(`§7.4: the server sends ${signal} and closes — the client's observation ends with a SessionError`, async () => {
+    const s = setup();
+    const observation = new Observation(s.client, SERVER, observeCounter(), BLOCKWISE);
+    await s.settle();
+    assert.equal((await observation.next()).value!.text(), '0');
+    const next = outcomeOf(observation.next());
+    s.net.links[1]!.write(encodeFrame(make(), 'websocket'));
+    s.net.links[1]!.end();
+    await s.settle();
+    assert.ok(next.error instanceof SessionError, `a SessionError, got ${String(next.error)}`);
+    assert.equal(s.server.observations.count('/counter'), 0);
+  });
+}
 
 test('§7.4 with reregisterOnClose: the client registers again on a new connection and notifications continue', async () => {
   const s = setup();
