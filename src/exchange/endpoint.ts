@@ -146,6 +146,8 @@ class PendingRequest implements ConfirmableListener, Startable, PeerRef {
     readonly message: CoapMessage,
     readonly options: RequestOptions,
     readonly handler: ResponseHandler,
+    /** Undefined for the default, token and peer (§5.3.2), checked inline. */
+    readonly matcher: ResponseMatcher | undefined,
   ) {}
 
   start(): void {
@@ -207,7 +209,7 @@ export class CoapEndpoint {
     this.gate = new NstartGate(this.parameters.nstart);
     this.streamHost = {
       scheduler: this.scheduler,
-      send: (message, peer, options, handler) => this.send(message, peer, options, handler),
+      send: (message, peer, options, handler, token, matcher) => this.sendUnder(message, peer, options, handler, token, matcher),
       listen: (stream) => this.listenStream(stream),
       abandon: (token) => {
         const pending = this.pending.get(tokenKeyOf(token));
@@ -386,15 +388,20 @@ export class CoapEndpoint {
    * answers from there, with no promise and no microtask per exchange.
    */
   send(message: CoapMessage, peer: PeerAddress, options: RequestOptions, handler: ResponseHandler): void {
+    this.sendUnder(message, peer, options, handler, options.token, options.matcher);
+  }
+
+  /** `send` with the token and matcher given apart from the options (a response stream's), so no options object is copied per request. */
+  private sendUnder(message: CoapMessage, peer: PeerAddress, options: RequestOptions, handler: ResponseHandler, chosenToken: Uint8Array | undefined, matcher: ResponseMatcher | undefined): void {
     if (this.closed) return handler.onError(new CancelledError('endpoint is closed'));
     if (options.signal?.aborted) return handler.onError(new CancelledError('request aborted'));
-    const token = options.token ?? this.newToken();
-    if (options.token && this.pending.has(tokenKeyOf(token))) {
+    const token = chosenToken ?? this.newToken();
+    if (chosenToken && this.pending.has(tokenKeyOf(token))) {
       return handler.onError(new CancelledError('a request with this token is still waiting for its response'));
     }
     message.token = token;
     const key = peerKey(peer);
-    const pending = new PendingRequest(this.pendingEvents, tokenKeyOf(token), key, peer, message, options, handler);
+    const pending = new PendingRequest(this.pendingEvents, tokenKeyOf(token), key, peer, message, options, handler, matcher === tokenAndPeer ? undefined : matcher);
     this.pending.set(pending.tokenKey, pending);
     if (!this.busy) this.updateBusy();
     if (options.signal) {
@@ -498,8 +505,8 @@ export class CoapEndpoint {
       return entry.stream.accept(response, this.contextFor(inbound.peer, inbound), undefined);
     }
     // §5.3.2: the token and the source endpoint must both match the request (or its matcher).
-    const matcher = pending.options.matcher;
-    if (matcher === undefined || matcher === tokenAndPeer ? pending.peerKey !== inbound.peerKey : !matcher.matches(pending, inbound)) return false;
+    const matcher = pending.matcher;
+    if (matcher === undefined ? pending.peerKey !== inbound.peerKey : !matcher.matches(pending, inbound)) return false;
     // A separate response proves the request arrived, even if its empty ACK was lost (§5.2.2).
     pending.handle?.cancel();
     return this.deliver(pending, response, this.contextFor(inbound.peer, inbound));

@@ -43,7 +43,8 @@ export interface StreamResponse extends ReceivedResponse {
 /** What a stream needs of its endpoint (CoapEndpoint implements it privately). */
 export interface StreamHost {
   readonly scheduler: Scheduler;
-  send(message: CoapMessage, peer: PeerAddress, options: RequestOptions, handler: ResponseHandler): void;
+  /** Sends under `token` with `matcher`, whatever `options` say of either. */
+  send(message: CoapMessage, peer: PeerAddress, options: RequestOptions, handler: ResponseHandler, token: Uint8Array, matcher: ResponseMatcher): void;
   /** Registers `stream` for every response under its token; returns the function that unregisters it. */
   listen(stream: ResponseStream): () => void;
   /** Drops the request waiting under `token`, if any, without reporting to its handler. */
@@ -123,7 +124,7 @@ export class ResponseStream implements AsyncIterableIterator<StreamResponse>, Re
   send(message: CoapMessage, options: RequestOptions = {}): void {
     if (this.endedFlag) throw new CancelledError('the response stream has ended');
     this.sending++;
-    this.host.send(message, this.peer, Object.assign({}, options, { token: this.token, matcher: this.matcher }), this);
+    this.host.send(message, this.peer, options, this, this.token, this.matcher);
   }
 
   // --- ResponseHandler: the outcome of each request sent on the stream ------------------------
