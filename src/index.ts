@@ -12,6 +12,8 @@ export type { CoapRequest, CoapResponse, Handler, Handlers, ResourceDefinition, 
 export { CoapEndpoint, ServerExchange, type EndpointOptions, type RequestOptions } from './exchange/endpoint.js';
 export type { EndpointContext } from './exchange/context.js';
 export { TimeoutError, ResetError, BadResponseError, CancelledError, CoapRequestError, SessionError, UnreachableError } from './exchange/errors.js';
+export { ResponseStream, type StreamConsumer, type StreamOptions, type StreamResponse } from './exchange/response-stream.js';
+export { tokenAndPeer, tokenFromAnyPeer, type PeerRef, type ResponseMatcher } from './exchange/matcher.js';
 export { DEFAULT_PARAMETERS, type TransmissionParameters } from './messaging/parameters.js';
 export { UdpTransport } from './transport/udp.js';
 export type { DatagramTransport, PeerAddress, TransportSecurity } from './transport/transport.js';

@@ -3,13 +3,19 @@
  * the server asks for, §2.5, and retrying with the smaller size a 4.13 hints at, §2.9.3); large
  * responses are reassembled from Block2 blocks, checking block numbers, Content-Format and ETag
  * (§2.4) and restarting a GET/FETCH whose representation changed mid-transfer.
+ *
+ * BERT (RFC 8323 §6): over a connection that allows it (`options.bert`) and when the caller chose
+ * no block size, a body goes in BERT blocks (SZX 7, as many 1024-byte units as the peer's
+ * Max-Message-Size allows; NUM counts units), later Block2 requests ask for BERT blocks, and BERT
+ * responses are reassembled by units. A server that answers with another SZX is followed.
  */
-import { blockSize, encodeBlock, readBlockOption, type BlockOptionError, type BlockValue } from '../coap/block.js';
+import { BERT_SZX, MAX_SZX, blockSize, blockUnit, encodeBlock, readBlockOption, type BlockOptionError, type BlockValue } from '../coap/block.js';
 import { Method, ResponseCode, codeClass } from '../coap/codes.js';
 import { bytesEqual, encodeUint, getOption, getUintOption, removeOption, setOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { ReceivedResponse } from '../exchange/endpoint.js';
 import { BadResponseError } from '../exchange/errors.js';
+import { BERT_UNIT, sliceBert } from '../stream/bert.js';
 
 export interface BlockwiseOptions {
   /** SZX for Block1 and for early Block2 negotiation; undefined leaves Block2 size to the server. */
@@ -20,6 +26,13 @@ export interface BlockwiseOptions {
   maxRestarts: number;
   onProgress?: (bytes: number, total: number | undefined) => void;
   requestTag?: Uint8Array;
+  /**
+   * The payload of one BERT block to the peer once its connection is up, when that connection
+   * allows BERT (RFC 8323 §6); undefined otherwise (UDP, DTLS, a peer without BERT). Consulted
+   * only when `szx` is undefined, before a transfer chooses its block size: a block size never
+   * grows mid-transfer (libcoap drops such a block).
+   */
+  bert?: () => Promise<number | undefined>;
 }
 
 export type SendRequest = (message: CoapMessage) => Promise<ReceivedResponse>;
@@ -30,9 +43,9 @@ function cloneRequest(template: CoapMessage): CoapMessage {
   return { ...template, options: template.options.slice() };
 }
 
-function readBlock(message: CoapMessage, number: number): BlockValue | undefined {
+function readBlock(message: CoapMessage, number: number, bert = false): BlockValue | undefined {
   try {
-    return readBlockOption(message, number);
+    return readBlockOption(message, number, { bert });
   } catch (error) {
     throw new BadResponseError(`response carries an invalid ${number === OptionNumber.Block1 ? 'Block1' : 'Block2'} option: ${(error as BlockOptionError).message}`);
   }
@@ -49,35 +62,53 @@ export async function blockwiseRequest(send: SendRequest, template: CoapMessage,
   }
 
   if (options.requestTag) setOption(template, OptionNumber.RequestTag, options.requestTag);
-  // Bounded: every round trip moves the offset forward, or lowers SZX (at most 6 times).
-  for (let restarts = 0; restarts <= 6; restarts++) {
+  // BERT only where the caller left the size to us; off for good once the server declines it.
+  let bertDeclined = options.szx !== undefined || options.bert === undefined;
+  // Bounded: every round trip moves the offset forward, or lowers SZX (at most 6 times, plus once
+  // leaving BERT).
+  for (let restarts = 0; restarts <= 7; restarts++) {
     let offset = 0;
     let response: ReceivedResponse | undefined;
     let smaller = false;
+    // Chosen once per attempt, from block 0: BERT blocks all the way, or plain ones.
+    let bertLimit = bertDeclined || szx !== MAX_SZX ? undefined : await options.bert?.();
     while (offset < body.length) {
-      const size = blockSize(szx);
-      const more = offset + size < body.length;
+      const { block, payload } = bertLimit !== undefined ? sliceBert(body, offset / BERT_UNIT, bertLimit) : plainBlock(body, offset, szx);
       const message = cloneRequest(template);
-      message.payload = body.subarray(offset, offset + size);
-      setOption(message, OptionNumber.Block1, encodeBlock({ num: offset / size, more, szx }));
+      message.payload = payload;
+      setOption(message, OptionNumber.Block1, encodeBlock(block, { bert: block.szx === BERT_SZX }));
       if (offset === 0) setOption(message, OptionNumber.Size1, encodeUint(body.length));
-      if (!more && options.szx !== undefined) setOption(message, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: options.szx }));
+      if (!block.more && options.szx !== undefined) setOption(message, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: options.szx }));
       response = await send(message);
-      const control = readBlock(response.message, OptionNumber.Block1);
-      if (response.message.code === ResponseCode.RequestEntityTooLarge && control && control.szx < szx) {
-        szx = control.szx; // §2.9.3: a hint to try a smaller block size
+      const control = readBlock(response.message, OptionNumber.Block1, block.szx === BERT_SZX);
+      if (response.message.code === ResponseCode.RequestEntityTooLarge && control && control.szx < block.szx) {
+        // §2.9.3: a hint to try a smaller block size (a BERT block: go back to plain blocks).
+        if (block.szx === BERT_SZX) bertDeclined = true;
+        szx = Math.min(control.szx, szx);
         smaller = true;
         break;
       }
       if (codeClass(response.message.code) !== 2) return response; // 4.08, 4.13, 5.xx, ...: the final answer
-      offset += message.payload.length;
+      offset += payload.length;
       options.onProgress?.(offset, body.length);
+      // RFC 8323 §6: a server may answer a BERT block with another SZX — plain blocks from here
+      // (SZX 6 offsets are whole 1024-byte units, so the transfer goes on where it is).
+      if (block.szx === BERT_SZX && control && control.szx !== BERT_SZX) {
+        bertDeclined = true;
+        bertLimit = undefined;
+      }
       // §2.5: heed the server's preference for a smaller size; offsets stay multiples of it.
       if (control && control.szx < szx) szx = control.szx;
     }
     if (!smaller) return continueBlock2(send, withoutBody(template), response!, options);
   }
   throw new BadResponseError('the server kept asking for smaller blocks');
+}
+
+/** The plain (RFC 7959) Block1 block of `body` at byte `offset`. */
+function plainBlock(body: Uint8Array, offset: number, szx: number): { block: BlockValue; payload: Uint8Array } {
+  const size = blockSize(szx);
+  return { block: { num: offset / size, more: offset + size < body.length, szx }, payload: body.subarray(offset, offset + size) };
 }
 
 /** Later requests of a Block2 transfer repeat the request without Block1 and (except FETCH) without body (§2.7). */
@@ -95,9 +126,11 @@ function withoutBody(template: CoapMessage): CoapMessage {
  */
 export async function continueBlock2(send: SendRequest, template: CoapMessage, first: ReceivedResponse, options: BlockwiseOptions): Promise<ReceivedResponse> {
   const restartable = template.code === Method.GET || template.code === Method.FETCH;
+  // A BERT Block2 (SZX 7) is legal only on a connection that allows BERT (RFC 8323 §6).
+  const bert = (await options.bert?.()) !== undefined;
   let head = first;
   for (let restart = 0; ; restart++) {
-    const block = readBlock(head.message, OptionNumber.Block2);
+    const block = readBlock(head.message, OptionNumber.Block2, bert);
     if (!block || !block.more || codeClass(head.message.code) !== 2) return stripBlock2(head, head.message.payload);
     if (block.num !== 0) throw new BadResponseError(`expected block 0 first, got block ${block.num}`);
     const result = await fetchRemainingBlocks(send, template, head, block, options);
@@ -108,7 +141,7 @@ export async function continueBlock2(send: SendRequest, template: CoapMessage, f
     // §2.4: the representation changed; fetch it again from block 0.
     const again = cloneRequest(template);
     removeOption(again, OptionNumber.Observe);
-    setOption(again, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: block.szx }));
+    setOption(again, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: block.szx }, { bert }));
     head = await send(again);
   }
 }
@@ -130,24 +163,29 @@ async function fetchRemainingBlocks(
   options.onProgress?.(received, total);
   const follow = cloneRequest(template);
   removeOption(follow, OptionNumber.Observe);
+  const bert = (await options.bert?.()) !== undefined;
   // Bounded by the body limit: each round trip adds a non-empty block or ends the loop.
   for (;;) {
-    const size = blockSize(szx);
-    const num = received / size;
+    const num = received / blockUnit(szx);
     if (!Number.isInteger(num)) throw new BadResponseError('block size changed to one that does not divide the received length');
+    // RFC 8323 §6: where the connection allows BERT and the caller chose no size, ask for BERT
+    // blocks (control usage: read as SZX 6, plus the capability to take several).
+    const asked = bert && options.szx === undefined && szx === MAX_SZX ? BERT_SZX : szx;
     const request = cloneRequest(follow);
-    setOption(request, OptionNumber.Block2, encodeBlock({ num, more: false, szx }));
+    setOption(request, OptionNumber.Block2, encodeBlock({ num, more: false, szx: asked }, { bert }));
     const response = await send(request);
     if (codeClass(response.message.code) !== 2) return response;
-    const block = readBlock(response.message, OptionNumber.Block2);
+    const block = readBlock(response.message, OptionNumber.Block2, bert);
     if (!block) throw new BadResponseError(`response to block ${num} carries no Block2 option`);
     const responseEtag = getOption(response.message, OptionNumber.ETag);
     if ((etag === undefined) !== (responseEtag === undefined) || (etag && responseEtag && !bytesEqual(etag, responseEtag))) return 'changed';
     if (getUintOption(response.message, OptionNumber.ContentFormat) !== format) {
       throw new BadResponseError('Content-Format changed during the block-wise transfer');
     }
-    if (block.num * blockSize(block.szx) !== received) throw new BadResponseError(`asked for the block at offset ${received}, got block ${block.num}/${blockSize(block.szx)}`);
-    if (block.more && response.message.payload.length !== blockSize(block.szx)) throw new BadResponseError(`block ${block.num} is shorter than its size`);
+    if (block.num * blockUnit(block.szx) !== received) throw new BadResponseError(`asked for the block at offset ${received}, got block ${block.num}/${blockUnit(block.szx)}`);
+    const length = response.message.payload.length;
+    // §6: a non-final BERT block carries whole 1024-byte units; a plain one exactly its size.
+    if (block.more && (block.szx === BERT_SZX ? length % BERT_UNIT !== 0 : length !== blockSize(block.szx))) throw new BadResponseError(`block ${block.num} is shorter than its size`);
     if (response.message.payload.length === 0 && block.more) throw new BadResponseError('empty block with more to come');
     chunks.push(response.message.payload);
     received += response.message.payload.length;

@@ -136,6 +136,9 @@ function requestOf(method: Code, uri: string, options: Omit<ClientRequest, 'meth
   return Object.assign({}, options, payload === undefined ? { method, uri } : { method, uri, payload });
 }
 
+/** Bytes of a BERT message besides its payload and request options: header, token, Block/Size options, an OSCORE layer. */
+const BERT_OVERHEAD = 128;
+
 export class CoapClient {
   private readonly endpoints = new Map<string, Promise<CoapEndpoint>>();
   private closed = false;
@@ -272,7 +275,7 @@ export class CoapClient {
       ...(request.signal ? { signal: request.signal } : {}),
       ...(request.token ? { token: request.token } : {}),
     };
-    const blockwise = this.blockwiseOptions(request);
+    const blockwise = this.blockwiseOptions(request, endpoint, peer, message);
     const send = withEchoRetry(securedSender(endpoint, peer, security, requestOptions));
     if (message.payload.length <= blockSize(blockwise.szx ?? MAX_SZX)) {
       const received = await blockwiseRequest(send, message, blockwise);
@@ -306,19 +309,27 @@ export class CoapClient {
     const code = request.method === 'FETCH' ? Method.FETCH : Method.GET;
     const message = buildRequestMessage(code, parsed, peer, request, target.options.slice());
     const endpoint = await this.endpointFor(target.leg, peer);
-    const blockwise = this.blockwiseOptions(request);
+    const blockwise = this.blockwiseOptions(request, endpoint, peer, message);
     if (blockwise.szx !== undefined) message.options.push({ number: OptionNumber.Block2, value: encodeBlock({ num: 0, more: false, szx: blockwise.szx }) });
     message.options = sortOptions(message.options);
     return new Observation(endpoint, peer, message, blockwise, request, security);
   }
 
-  private blockwiseOptions(request: Pick<ClientRequest, 'blockSize' | 'onProgress'>): BlockwiseOptions {
+  /**
+   * The block-wise settings of a request. Over a stream transport whose connection allows BERT
+   * (RFC 8323 §6) and with no block size chosen, blocks are BERT blocks as large as the peer's
+   * Max-Message-Size allows after the request's own options (and room for an OSCORE layer).
+   */
+  private blockwiseOptions(request: Pick<ClientRequest, 'blockSize' | 'onProgress'>, endpoint: CoapEndpoint, peer: PeerAddress, message: CoapMessage): BlockwiseOptions {
     const size = request.blockSize ?? this.options.blockSize;
+    const overhead = isStreamScheme(endpoint.transport.scheme) ? BERT_OVERHEAD + message.options.reduce((sum, o) => sum + o.value.length + 5, 0) : 0;
     return {
       ...(size !== undefined ? { szx: szxForSize(size) } : {}),
       maxBodySize: this.options.maxBodySize ?? 16 << 20,
       maxRestarts: 3,
       ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+      // A connection that cannot open gives no BERT; the request itself then reports why.
+      ...(overhead > 0 ? { bert: () => endpoint.connected(peer).then(() => endpoint.bertPayloadLimit(peer, overhead), () => undefined) } : {}),
     };
   }
 

@@ -9,6 +9,14 @@
  *   notification after that is rejected with RST.
  * A 2.xx response without Observe (the server declined) or any non-2.xx response ends it.
  *
+ * The registration and its notifications are one response stream of the exchange layer
+ * (exchange/response-stream.ts): this class iterates it, verifies and orders what it yields, and
+ * ends it (dropping the token) when the observation ends. Over a reliable transport (RFC 8323 §7)
+ * notifications are neither CON nor NON, arrive in order (the Observe value is ignored, §7.1), the
+ * connection's keep-alive Ping replaces re-registration (§7.3), and a connection that closes ends
+ * the observation with a SessionError (§7.4) — or, with `reregisterOnClose`, registers again on a
+ * new connection, a bounded number of times.
+ *
  * With end-to-end security (OSCORE), the response to a registration that fails verification — an
  * unprotected error such as 4.01 "Security context not found", a 4.02 from a server without
  * OSCORE, a proxy's 5.04 — ends the observation with that error, as a plain request would fail
@@ -21,6 +29,8 @@ import { encodeUint, getOption, getUintOption, maxAgeOf, setOption, type CoapMes
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { CoapEndpoint, ReceivedResponse } from '../exchange/endpoint.js';
+import { SessionError } from '../exchange/errors.js';
+import type { ResponseStream, StreamResponse } from '../exchange/response-stream.js';
 import { isNewerNotification } from '../exchange/observe-freshness.js';
 import type { PeerAddress } from '../transport/transport.js';
 import type { Timer } from '../util/scheduler.js';
@@ -38,6 +48,16 @@ export interface ObservationSettings {
   timeout?: number;
   /** This token (0..8 bytes) for the registration and its notifications instead of a fresh random one. */
   token?: Uint8Array;
+  /** The observation ends after this many notifications (the registration's response included). Default: no limit. */
+  maxNotifications?: number;
+  /** The observation ends this many ms after it began (failing with TimeoutError if nothing came). Default: no limit. */
+  duration?: number;
+  /**
+   * Over a reliable transport (coap+tcp, coap+ws, ...): when the connection closes, register again
+   * on a new connection up to this many times in a row before ending with the SessionError (RFC
+   * 8323 §7.4 ends the observation with its connection). Default 0.
+   */
+  reregisterOnClose?: number;
 }
 
 export class Observation implements AsyncIterableIterator<ClientResponse> {
@@ -49,7 +69,10 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
   /** Bumped per accepted notification, so a slow block-wise completion of an older one is discarded. */
   private generation = 0;
   private reregisterTimer: Timer | undefined;
-  private unlisten: (() => void) | undefined;
+  /** The registration's responses and notifications: the exchange layer's response stream under `token`. */
+  private stream: ResponseStream;
+  /** Re-registrations after a closed connection left (reregisterOnClose). */
+  private renewalsLeft: number;
   private registeredFlag = false;
   private cancelling: Promise<void> | undefined;
   private readonly token: Uint8Array;
@@ -57,12 +80,6 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
   private current: ProtectedRequest | undefined;
   /** Whether the latest registration already answers a challenge (Echo or B.2): at most one retry. */
   private currentIsRetry = false;
-  /**
-   * Responses the token listener refused for failing verification, with why. The endpoint hands a
-   * registration's response to the listener first and then resolves the request with the same
-   * object, so the registration can tell its own refused response from a dropped notification.
-   */
-  private readonly refused = new WeakMap<CoapMessage, Error>();
 
   constructor(
     private readonly endpoint: CoapEndpoint,
@@ -74,9 +91,48 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     private readonly security: MessageSecurity = PLAIN,
   ) {
     this.token = settings.token ?? endpoint.newToken();
+    this.renewalsLeft = settings.reregisterOnClose ?? 0;
     setOption(template, OptionNumber.Observe, encodeUint(0));
-    this.unlisten = endpoint.listen(this.token, peer, (response, context) => this.onNotification(response, context));
+    this.stream = this.openStream();
     this.register();
+  }
+
+  private openStream(): ResponseStream {
+    const stream = this.endpoint.openStream(this.peer, {
+      token: this.token,
+      maxResponses: this.settings.maxNotifications ?? Infinity,
+      ...(this.settings.duration !== undefined ? { lifetime: this.settings.duration } : {}),
+      maxQueued: this.settings.maxQueued ?? 64,
+    });
+    this.consume(stream);
+    return stream;
+  }
+
+  /**
+   * Takes the stream's responses as they arrive (StreamConsumer): §3.4 freshness is judged on
+   * arrival, and a notification after the end is rejected within its datagram's callback. The
+   * stream's end (or error) ends the observation, unless it is renewed on a new connection.
+   */
+  private consume(stream: ResponseStream): void {
+    stream.consume({
+      onResponse: (item) => {
+        if (stream === this.stream) this.onNotification(item);
+      },
+      onEnd: (error) => {
+        if (stream !== this.stream) return;
+        if (error === undefined) return this.end();
+        if (error instanceof SessionError && this.renewalsLeft > 0 && this.registeredFlag && !this.ended && this.endpoint.carrier.reliable) {
+          // The connection closed (RFC 8323 §7.4): register again on a new one, as asked.
+          this.renewalsLeft--;
+          this.freshest = undefined;
+          this.currentIsRetry = false;
+          this.stream = this.openStream();
+          this.register();
+          return;
+        }
+        this.fail(error);
+      },
+    });
   }
 
   /** True once the server confirmed the registration with an Observe option. */
@@ -92,19 +148,11 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     // notifications are bound (RFC 8613 §4.1.3.5.1).
     const registration = this.security.protect(message);
     this.current = registration;
-    this.endpoint
-      .request(registration.message, this.peer, {
-        token: this.token,
-        ...(this.settings.timeout !== undefined ? { responseTimeout: this.settings.timeout } : {}),
-      })
-      .then(
-        (received) => {
-          const refusal = this.refused.get(received.message);
-          if (refusal === undefined || registration !== this.current) return;
-          this.fail(new VerificationError(`response discarded: ${refusal.message} (${codeToString(received.message.code)} from ${received.context.peerKey})`));
-        },
-        (error: unknown) => this.fail(error as Error),
-      );
+    try {
+      this.stream.send(registration.message, this.settings.timeout !== undefined ? { responseTimeout: this.settings.timeout } : {});
+    } catch (error) {
+      this.fail(error as Error);
+    }
   }
 
   /**
@@ -123,28 +171,36 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     return true;
   }
 
-  /** Returns false to reject (RST) a notification once the observation has ended. */
-  private onNotification(received: CoapMessage, receivedContext: EndpointContext): boolean {
-    if (this.ended) return false;
+  /** One response of the stream: the registration's, or a notification. */
+  private onNotification(item: StreamResponse): void {
+    if (this.ended) return;
+    const received = item.message;
+    const receivedContext: EndpointContext = item.context;
     // Only Appendix B.2 response #1 carries a 'kid context' in a response: the single response to
     // a registration, never a notification.
     const verified = this.current?.verify(received, responseKidContext(received) === undefined);
     // A notification that fails verification is dropped; it does not end the observation (RFC 8613
-    // §8.4.2). When it is the registration's own response, register() ends the observation.
-    if (verified instanceof Error) this.refused.set(received, verified);
-    if (!this.current || verified instanceof Error || verified === undefined) return true;
+    // §8.4.2). The current registration's own response failing it does.
+    if (verified instanceof Error && this.current !== undefined && item.answers === this.current.message) {
+      this.fail(new VerificationError(`response discarded: ${verified.message} (${codeToString(received.code)} from ${receivedContext.peerKey})`));
+      return;
+    }
+    if (!this.current || verified instanceof Error || verified === undefined) return;
     const message = verified;
     const context = this.current.describe(receivedContext);
     const sequence = getUintOption(message, OptionNumber.Observe);
     if (codeClass(message.code) !== 2 || sequence === undefined) {
-      if (this.answersChallenge(message, received)) return true;
+      if (this.answersChallenge(message, received)) return;
       // Not (or no longer) observing: deliver this final response and end (§3.2, §4.1).
       this.finishWith({ message, context });
-      return true;
+      return;
     }
     const now = this.endpoint.scheduler.now();
-    if (!this.current.ordersNotifications && this.freshest && !isNewerNotification(this.freshest.value, this.freshest.at, sequence, now)) {
-      return true; // §3.4: older than what we have; acknowledged but not delivered
+    // RFC 8323 §7.1: over a reliable transport notifications arrive in order and the Observe value
+    // MUST be ignored on reception; over UDP, §3.4 of RFC 7641 drops the older ones.
+    const ordered = this.current.ordersNotifications || this.endpoint.carrier.reliable;
+    if (!ordered && this.freshest && !isNewerNotification(this.freshest.value, this.freshest.at, sequence, now)) {
+      return; // §3.4: older than what we have; acknowledged but not delivered
     }
     this.freshest = { value: sequence, at: now };
     this.registeredFlag = true;
@@ -154,7 +210,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     const block2 = getOption(message, OptionNumber.Block2);
     if (block2 === undefined || (block2[block2.length - 1]! & 0x08) === 0) {
       this.push(toClientResponse(message, context, message !== received ? received : undefined));
-      return true;
+      return;
     }
     // Only block 0 came with the notification; fetch the rest as plain GETs (RFC 7959 §2.6).
     continueBlock2(withEchoRetry(securedSender(this.endpoint, this.peer, this.security)), this.template, { message, context }, this.blockwise).then(
@@ -163,11 +219,13 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
       },
       (error: unknown) => this.fail(error as Error),
     );
-    return true;
   }
 
   private armReregistration(message: CoapMessage): void {
     this.reregisterTimer?.cancel();
+    // RFC 8323 §7.3: over a reliable transport the connection's keep-alive Ping checks the
+    // observation's health; a new GET per observation is not needed.
+    if (this.endpoint.carrier.reliable) return;
     const extra = this.settings.reregisterDelay?.() ?? 5000 + Math.random() * 10_000;
     this.reregisterTimer = this.endpoint.scheduler.schedule(maxAgeOf(message) * 1000 + extra, () => {
       // Max-Age ran out with nothing newer: renew the registration with the same token (§3.3.1).
@@ -202,8 +260,7 @@ export class Observation implements AsyncIterableIterator<ClientResponse> {
     if (this.ended) return;
     this.ended = true;
     this.reregisterTimer?.cancel();
-    this.unlisten?.();
-    this.unlisten = undefined;
+    this.stream.close();
     if (this.waiter && this.queue.length === 0) {
       const { resolve, reject } = this.waiter;
       this.waiter = undefined;

@@ -47,8 +47,14 @@ export const blockOffset = (block: BlockValue): number => block.num * blockSize(
 /** "2/1/64" as RFC 7959 writes blocks in its figures. */
 export const formatBlock = (b: BlockValue): string => `${b.num}/${b.more ? 1 : 0}/${blockSize(b.szx)}`;
 
-/** The message's Block1 or Block2 option, undefined when absent; throws BlockOptionError for SZX 7. */
-export function readBlockOption(message: Pick<CoapMessage, 'options'>, number: number): BlockValue | undefined {
+/** The message's Block1 or Block2 option, undefined when absent; throws BlockOptionError for SZX 7 unless BERT is allowed. */
+export function readBlockOption(message: Pick<CoapMessage, 'options'>, number: number, options?: { bert?: boolean }): BlockValue | undefined {
   const value = getOption(message, number);
-  return value === undefined ? undefined : decodeBlock(value);
+  return value === undefined ? undefined : decodeBlock(value, options);
 }
+
+/**
+ * The bytes one NUM stands for: the block size, or for a BERT block (SZX 7) the 1024-byte unit
+ * its NUM counts (RFC 8323 §6: a BERT option is read as SZX 6, its payload several such blocks).
+ */
+export const blockUnit = (szx: number): number => (szx === BERT_SZX ? 1024 : blockSize(szx));

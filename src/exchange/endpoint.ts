@@ -18,6 +18,8 @@ import { RealScheduler, type Scheduler, type Timer } from '../util/scheduler.js'
 import type { EndpointContext } from './context.js';
 import { BadResponseError, CancelledError, ResetError, SessionError, TimeoutError, UnreachableError } from './errors.js';
 import { NstartGate, type Startable } from './nstart.js';
+import { tokenAndPeer, type PeerRef, type ResponseMatcher } from './matcher.js';
+import { ResponseStream, type StreamHost, type StreamOptions } from './response-stream.js';
 
 export interface EndpointOptions {
   /** A datagram transport (UDP, DTLS: carried by MessageLayer) or a stream transport (TCP, TLS, WebSockets: carried by StreamCarrier). */
@@ -45,10 +47,15 @@ export interface RequestOptions {
    * which must repeat the registration's token (RFC 7641 §3.3.1, §3.6).
    */
   token?: Uint8Array;
+  /** Which responses answer the request once the token matched. Default: token and peer (§5.3.2; exchange/matcher.ts). */
+  matcher?: ResponseMatcher;
 }
 
-/** Receives every response carrying a registered token once no request is waiting for it. */
-export type TokenListener = (response: CoapMessage, context: EndpointContext) => boolean;
+/** A response stream's token registration: the stream, and who it listens to. */
+interface TokenEntry {
+  readonly stream: ResponseStream;
+  readonly peerKey: string;
+}
 
 export interface ReceivedResponse {
   message: CoapMessage;
@@ -96,6 +103,15 @@ export class ServerExchange {
   reject(): void {
     this.messaging.reject(this.inbound);
   }
+
+  /**
+   * The payload of one BERT block (RFC 8323 §6) to the requester, when its connection allows BERT
+   * (both CSMs offered Block-Wise-Transfer and room for it, §5.3.2); undefined otherwise — always
+   * over UDP and DTLS, where SZX 7 stays reserved.
+   */
+  get bertPayloadLimit(): number | undefined {
+    return this.messaging instanceof StreamCarrier ? this.messaging.bertPayloadLimit(this.inbound.peer) : undefined;
+  }
 }
 
 /** What a pending request reports to its endpoint (one object per endpoint, not per request). */
@@ -112,7 +128,7 @@ interface PendingEvents {
  * A request until its response: also the NSTART gate's waiter and the messaging layer's listener
  * for its CON, so a request needs no closures of its own for either.
  */
-class PendingRequest implements ConfirmableListener, Startable {
+class PendingRequest implements ConfirmableListener, Startable, PeerRef {
   handle?: OutgoingHandle;
   responseTimer?: Timer;
   /** When `options.deadline` ends (scheduler time); its timer is armed only once the exchange takes long (armDeadline). */
@@ -130,6 +146,8 @@ class PendingRequest implements ConfirmableListener, Startable {
     readonly message: CoapMessage,
     readonly options: RequestOptions,
     readonly handler: ResponseHandler,
+    /** Undefined for the default, token and peer (§5.3.2), checked inline. */
+    readonly matcher: ResponseMatcher | undefined,
   ) {}
 
   start(): void {
@@ -160,7 +178,9 @@ export class CoapEndpoint {
   private readonly random: RandomSource;
   private readonly tokenLength: number;
   private readonly pending = new Map<string, PendingRequest>();
-  private readonly tokenListeners = new Map<string, { peerKey: string; listener: TokenListener }>();
+  /** Response streams that take more than one response, by token (observations, group requests). */
+  private readonly tokenListeners = new Map<string, TokenEntry>();
+  private readonly streamHost: StreamHost;
   private readonly gate: NstartGate;
   private readonly pendingEvents: PendingEvents = {
     start: (pending) => this.startRequest(pending),
@@ -187,6 +207,15 @@ export class CoapEndpoint {
       throw new RangeError('tokenLength must be 1..8');
     }
     this.gate = new NstartGate(this.parameters.nstart);
+    this.streamHost = {
+      scheduler: this.scheduler,
+      send: (message, peer, options, handler, token, matcher) => this.sendUnder(message, peer, options, handler, token, matcher),
+      listen: (stream) => this.listenStream(stream),
+      abandon: (token) => {
+        const pending = this.pending.get(tokenKeyOf(token));
+        if (pending) this.fail(pending, new CancelledError('the response stream was closed'));
+      },
+    };
     const transport = options.transport;
     const events: CarrierEvents = {
       onRequest: (request, inbound) => this.onRequest(request, inbound),
@@ -238,6 +267,12 @@ export class CoapEndpoint {
   private onPeerClosed(peer: PeerAddress, error: Error): void {
     this.failPeer(peer, error);
     const key = peerKey(peer);
+    // RFC 8323 §7.4: an observation lives on its connection; the streams bound to this peer end.
+    for (const entry of [...this.tokenListeners.values()]) {
+      if (entry.stream.matcher.endsWithPeer(entry.stream, key)) {
+        entry.stream.peerClosed(new SessionError(`the ${this.options.transport.scheme} connection to ${key} closed: ${error.message}`));
+      }
+    }
     for (const listener of [...this.peerClosedListeners]) listener(key);
   }
 
@@ -247,6 +282,23 @@ export class CoapEndpoint {
     for (const entry of this.tokenListeners.values()) if (entry.peerKey === key) return true;
     for (const check of this.busyChecks) if (check(key)) return true;
     return false;
+  }
+
+  /**
+   * The payload of one BERT block to `peer` (RFC 8323 §6), leaving `overhead` bytes for the rest of
+   * the message, when the connection to it allows BERT; undefined otherwise (UDP, DTLS, no
+   * connection yet, or a side that did not offer it).
+   */
+  bertPayloadLimit(peer: PeerAddress, overhead?: number): number | undefined {
+    return this.carrier instanceof StreamCarrier ? this.carrier.bertPayloadLimit(peer, overhead) : undefined;
+  }
+
+  /**
+   * Resolves once a stream connection to `peer` is open and has the peer's CSM (RFC 8323 §3.3);
+   * at once over UDP and DTLS. Rejects when the connection cannot be opened.
+   */
+  connected(peer: PeerAddress): Promise<void> {
+    return this.carrier instanceof StreamCarrier ? this.carrier.connected(peer) : Promise.resolve();
   }
 
   /** The host name to check and present when connecting to `peer` (DTLS or TLS server name, WebSocket Host). */
@@ -286,10 +338,48 @@ export class CoapEndpoint {
 
   /**
    * Sends a request (code, options, payload taken from `message`; token and Message ID assigned)
-   * and resolves with the first response.
+   * and resolves with the first response: the first of its response stream (`stream`).
    */
   request(message: CoapMessage, peer: PeerAddress, options: RequestOptions = {}): Promise<ReceivedResponse> {
-    return new Promise<ReceivedResponse>((resolve, reject) => this.send(message, peer, options, { onResponse: resolve, onError: reject }));
+    return this.stream(message, peer, options).first();
+  }
+
+  /**
+   * Sends a request and returns its responses as a stream (exchange/response-stream.ts): one by
+   * default, more with `maxResponses` (an observation, a group request with `tokenFromAnyPeer`),
+   * bounded by `lifetime`. Iterate it; stopping the iteration drops its state.
+   */
+  stream(message: CoapMessage, peer: PeerAddress, options: RequestOptions & StreamOptions = {}): ResponseStream {
+    const stream = this.openStream(peer, options);
+    if (!stream.ended) stream.send(message, options);
+    return stream;
+  }
+
+  /**
+   * A response stream under `options.token` (or a fresh token) with no request sent yet: the
+   * caller sends on it (`ResponseStream.send`), more than once where the protocol repeats a
+   * request under one token (an observation's re-registration, RFC 7641 §3.3.1).
+   */
+  openStream(peer: PeerAddress, options: StreamOptions & { token?: Uint8Array } = {}): ResponseStream {
+    const token = options.token ?? this.newToken();
+    const stream = new ResponseStream(this.streamHost, token, peer, peerKey(peer), options);
+    if (this.closed) stream.endpointClosed();
+    return stream;
+  }
+
+  private listenStream(stream: ResponseStream): () => void {
+    const key = tokenKeyOf(stream.token);
+    const entry: TokenEntry = { stream, peerKey: stream.peerKey };
+    const previous = this.tokenListeners.get(key);
+    this.tokenListeners.set(key, entry);
+    // One stream per token: a new one under the same token (an observation renewed) replaces it.
+    previous?.stream.close();
+    this.updateBusy();
+    return () => {
+      if (this.tokenListeners.get(key) !== entry) return;
+      this.tokenListeners.delete(key);
+      this.updateBusy();
+    };
   }
 
   /**
@@ -298,15 +388,20 @@ export class CoapEndpoint {
    * answers from there, with no promise and no microtask per exchange.
    */
   send(message: CoapMessage, peer: PeerAddress, options: RequestOptions, handler: ResponseHandler): void {
+    this.sendUnder(message, peer, options, handler, options.token, options.matcher);
+  }
+
+  /** `send` with the token and matcher given apart from the options (a response stream's), so no options object is copied per request. */
+  private sendUnder(message: CoapMessage, peer: PeerAddress, options: RequestOptions, handler: ResponseHandler, chosenToken: Uint8Array | undefined, matcher: ResponseMatcher | undefined): void {
     if (this.closed) return handler.onError(new CancelledError('endpoint is closed'));
     if (options.signal?.aborted) return handler.onError(new CancelledError('request aborted'));
-    const token = options.token ?? this.newToken();
-    if (options.token && this.pending.has(tokenKeyOf(token))) {
+    const token = chosenToken ?? this.newToken();
+    if (chosenToken && this.pending.has(tokenKeyOf(token))) {
       return handler.onError(new CancelledError('a request with this token is still waiting for its response'));
     }
     message.token = token;
     const key = peerKey(peer);
-    const pending = new PendingRequest(this.pendingEvents, tokenKeyOf(token), key, peer, message, options, handler);
+    const pending = new PendingRequest(this.pendingEvents, tokenKeyOf(token), key, peer, message, options, handler, matcher === tokenAndPeer ? undefined : matcher);
     this.pending.set(pending.tokenKey, pending);
     if (!this.busy) this.updateBusy();
     if (options.signal) {
@@ -387,22 +482,6 @@ export class CoapEndpoint {
     );
   }
 
-  /**
-   * Keeps a token alive beyond its first response (Observe notifications, RFC 7641 §3.2). The
-   * listener returns false to reject a response (RST). Returns the function that unregisters it.
-   */
-  listen(token: Uint8Array, peer: PeerAddress, listener: TokenListener): () => void {
-    const key = tokenKeyOf(token);
-    const entry = { peerKey: peerKey(peer), listener };
-    this.tokenListeners.set(key, entry);
-    this.updateBusy();
-    return () => {
-      if (this.tokenListeners.get(key) !== entry) return;
-      this.tokenListeners.delete(key);
-      this.updateBusy();
-    };
-  }
-
   /** A fresh random token, unused by any pending request or listener. */
   newToken(): Uint8Array {
     for (;;) {
@@ -418,15 +497,16 @@ export class CoapEndpoint {
     const pending = this.pending.get(key);
     if (!pending) {
       const entry = this.tokenListeners.get(key);
-      // §5.3.2: the token and the source endpoint must both match.
-      if (!entry || entry.peerKey !== inbound.peerKey) return false;
+      // §5.3.2: the token and the source endpoint must both match (or what the stream's matcher says).
+      if (!entry || !entry.stream.matcher.matches(entry.stream, inbound)) return false;
       const check = checkOptions(response.options, isRecognizedInResponse);
       if (check.criticalProblem) return false;
       response.options = check.options;
-      return entry.listener(response, this.contextFor(inbound.peer, inbound));
+      return entry.stream.accept(response, this.contextFor(inbound.peer, inbound), undefined);
     }
-    // §5.3.2: the token and the source endpoint must both match the request.
-    if (pending.peerKey !== inbound.peerKey) return false;
+    // §5.3.2: the token and the source endpoint must both match the request (or its matcher).
+    const matcher = pending.matcher;
+    if (matcher === undefined ? pending.peerKey !== inbound.peerKey : !matcher.matches(pending, inbound)) return false;
     // A separate response proves the request arrived, even if its empty ACK was lost (§5.2.2).
     pending.handle?.cancel();
     return this.deliver(pending, response, this.contextFor(inbound.peer, inbound));
@@ -444,7 +524,7 @@ export class CoapEndpoint {
     this.settle(pending);
     // A listener on this token (an observation) sees the response first and in arrival order,
     // so a notification overtaking the registration response cannot reorder them.
-    this.tokenListeners.get(pending.tokenKey)?.listener(response, context);
+    this.tokenListeners.get(pending.tokenKey)?.stream.accept(response, context, pending.message);
     pending.handler.onResponse({ message: response, context });
     return true;
   }
@@ -505,6 +585,7 @@ export class CoapEndpoint {
     if (this.closed) return;
     this.closed = true;
     for (const p of [...this.pending.values()]) this.fail(p, new CancelledError('endpoint closed'));
+    for (const entry of [...this.tokenListeners.values()]) entry.stream.endpointClosed();
     this.tokenListeners.clear();
     this.carrier.close();
     await this.options.transport.close();

@@ -5,12 +5,19 @@
  * gaps and 4.13 with Size1 beyond the limit. Block2: large representations are sliced; blocks after
  * the first come from a short-lived copy of the representation so a changing resource still yields
  * consistent blocks (§2.4), and every sliced response carries an ETag.
+ *
+ * BERT (RFC 8323 §6): where the requester's connection allows it (the caller passes the payload
+ * limit of one BERT block), a Block1 with SZX 7 is reassembled by 1024-byte units, and a response
+ * is cut into BERT blocks — asked for with SZX 7, or unasked when the request named no block size
+ * and the server prefers 1024-byte blocks — each as many whole units as the peer's
+ * Max-Message-Size allows (stream/bert.ts). Without that limit (UDP, DTLS) nothing here uses SZX 7.
  */
 import { createHash } from 'node:crypto';
-import { blockSize, encodeBlock, type BlockValue } from '../coap/block.js';
+import { BERT_SZX, MAX_SZX, blockSize, blockUnit, encodeBlock, type BlockValue } from '../coap/block.js';
 import { ResponseCode } from '../coap/codes.js';
 import { encodeUint, getOption, setOption, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber, isCritical, isNoCacheKey } from '../coap/options.js';
+import { BERT_UNIT, sliceBert } from '../stream/bert.js';
 
 /**
  * Everything here is state a peer makes the server allocate, so everything is bounded twice: in
@@ -156,8 +163,11 @@ export class BlockwiseServer {
    */
   receiveBlock1(peer: string, key: string, block: BlockValue, payload: Uint8Array, contentFormat: number | undefined, size1: number | undefined): Block1Outcome {
     this.expire();
-    const szx = Math.min(block.szx, this.limits.preferredSzx);
-    const control = (more: boolean): Uint8Array => encodeBlock({ num: block.num, more, szx });
+    // A BERT block (only here if the connection allows BERT) is acknowledged as BERT (§6.2, Figure 14).
+    const bert = block.szx === BERT_SZX;
+    const szx = bert ? BERT_SZX : Math.min(block.szx, this.limits.preferredSzx);
+    const unit = blockUnit(block.szx);
+    const control = (more: boolean): Uint8Array => encodeBlock({ num: block.num, more, szx }, { bert });
     const tooLarge = (): Block1Outcome => {
       this.drop(key);
       return {
@@ -170,7 +180,10 @@ export class BlockwiseServer {
       response: { code: ResponseCode.RequestEntityIncomplete, payload: reason, options: [{ number: OptionNumber.Block1, value: control(false) }] },
     });
 
-    if (block.more && payload.length !== blockSize(block.szx)) {
+    if (bert && block.more && (payload.length === 0 || payload.length % BERT_UNIT !== 0)) {
+      return { kind: 'error', response: { code: ResponseCode.BadRequest, payload: `BERT block ${block.num} carries ${payload.length} bytes, not whole 1024-byte units (RFC 8323 §6)`, options: [] } };
+    }
+    if (!bert && block.more && payload.length !== blockSize(block.szx)) {
       return { kind: 'error', response: { code: ResponseCode.BadRequest, payload: `block ${block.num} carries ${payload.length} bytes, not ${blockSize(block.szx)} (RFC 7959 §2.3)`, options: [] } };
     }
     if (size1 !== undefined && size1 > this.limits.maxBodySize) return tooLarge();
@@ -194,8 +207,8 @@ export class BlockwiseServer {
       share.entries.set(key, op);
     } else if (!op) {
       return incomplete(`block ${block.num} arrived without the blocks before it`);
-    } else if (op.length !== block.num * blockSize(block.szx)) {
-      return incomplete(`expected the block at offset ${op.length}, got block ${block.num} of size ${blockSize(block.szx)}`);
+    } else if (op.length !== block.num * unit) {
+      return incomplete(`expected the block at offset ${op.length}, got block ${block.num} of size ${unit}`);
     } else if (op.contentFormat !== contentFormat) {
       // §2.3: blocks with mismatching Content-Format MUST NOT be assembled into one request.
       this.drop(key);
@@ -248,9 +261,21 @@ export class BlockwiseServer {
 
   /**
    * Slices `response` when its payload exceeds the block size, or when the client asked for a
-   * specific block. Returns the response to send (mutated in place).
+   * specific block. Returns the response to send (mutated in place). `bertLimit`: the payload of
+   * one BERT block, when the requester's connection allows BERT.
    */
-  sliceBlock2(peer: string, key: string | (() => string), response: CoapMessage, requested: BlockValue | undefined): CoapMessage {
+  sliceBlock2(peer: string, key: string | (() => string), response: CoapMessage, requested: BlockValue | undefined, bertLimit?: number): CoapMessage {
+    if (this.usesBert(requested, bertLimit)) {
+      const num = requested?.num ?? 0;
+      if (response.payload.length <= bertLimit && num === 0) {
+        if (requested) setOption(response, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: BERT_SZX }, { bert: true }));
+        return response;
+      }
+      const etag = getOption(response, OptionNumber.ETag) ?? weakEtag(response.payload);
+      if (!getOption(response, OptionNumber.ETag)) setOption(response, OptionNumber.ETag, etag);
+      this.remember(peer, typeof key === 'string' ? key : key(), response, etag);
+      return this.cutBert(response, Buffer.from(response.payload), num, bertLimit);
+    }
     const szx = Math.min(requested?.szx ?? this.limits.preferredSzx, this.limits.preferredSzx);
     const size = blockSize(szx);
     const num = requested?.num ?? 0;
@@ -264,8 +289,17 @@ export class BlockwiseServer {
     return this.cut(response, Buffer.from(response.payload), num, szx);
   }
 
+  /**
+   * BERT for this response: the connection allows it, and the request asked for it (SZX 7) or
+   * named no block size while this server prefers the largest blocks.
+   */
+  private usesBert(requested: BlockValue | undefined, bertLimit: number | undefined): bertLimit is number {
+    if (bertLimit === undefined) return false;
+    return requested === undefined ? this.limits.preferredSzx === MAX_SZX : requested.szx === BERT_SZX;
+  }
+
   /** A later block from the stored representation, if it is still here (§2.4). */
-  servedFromStore(key: string, requested: BlockValue, template: CoapMessage): CoapMessage | undefined {
+  servedFromStore(key: string, requested: BlockValue, template: CoapMessage, bertLimit?: number): CoapMessage | undefined {
     const stored = this.representations.get(key);
     if (!stored || stored.expiresAt < this.now()) return undefined;
     stored.expiresAt = this.now() + this.limits.lifetime;
@@ -276,6 +310,7 @@ export class BlockwiseServer {
     stored.peer.entries.set(key, stored);
     template.code = stored.code;
     template.options = stored.options.map((o) => o);
+    if (this.usesBert(requested, bertLimit)) return this.cutBert(template, stored.payload, requested.num, bertLimit);
     const szx = Math.min(requested.szx, this.limits.preferredSzx);
     return this.cut(template, stored.payload, requested.num, szx);
   }
@@ -283,16 +318,21 @@ export class BlockwiseServer {
   private cut(response: CoapMessage, body: Buffer, num: number, szx: number): CoapMessage {
     const size = blockSize(szx);
     const start = num * size;
-    if (start >= body.length && !(start === 0 && body.length === 0)) {
-      response.code = ResponseCode.BadOption;
-      response.options = [];
-      response.payload = Buffer.from(`block ${num} lies beyond the ${body.length}-byte representation`);
-      return response;
-    }
+    if (start >= body.length && !(start === 0 && body.length === 0)) return beyondTheEnd(response, num, body.length);
     const more = start + size < body.length;
     response.payload = body.subarray(start, start + size);
     setOption(response, OptionNumber.Block2, encodeBlock({ num, more, szx }));
     // §4: the size indication goes with the first block.
+    if (num === 0) setOption(response, OptionNumber.Size2, encodeUint(body.length));
+    return response;
+  }
+
+  /** The BERT block of `body` at unit `num` (RFC 8323 §6.1, Figure 13): as many whole 1024-byte units as `limit` allows. */
+  private cutBert(response: CoapMessage, body: Buffer, num: number, limit: number): CoapMessage {
+    if (num * BERT_UNIT >= body.length && !(num === 0 && body.length === 0)) return beyondTheEnd(response, num, body.length);
+    const { block, payload } = sliceBert(body, num, limit);
+    response.payload = payload;
+    setOption(response, OptionNumber.Block2, encodeBlock(block, { bert: true }));
     if (num === 0) setOption(response, OptionNumber.Size2, encodeUint(body.length));
     return response;
   }
@@ -373,6 +413,14 @@ export class BlockwiseServer {
       peers: Math.max(this.reassemblyShares.size, this.representationShares.size),
     };
   }
+}
+
+/** The answer to a Block2 request for a block past the end of the representation: 4.02 Bad Option, plain or BERT alike. */
+function beyondTheEnd(response: CoapMessage, num: number, length: number): CoapMessage {
+  response.code = ResponseCode.BadOption;
+  response.options = [];
+  response.payload = Buffer.from(`block ${num} lies beyond the ${length}-byte representation`);
+  return response;
 }
 
 /** A 4-byte entity-tag derived from the representation, for responses whose handler set none. */

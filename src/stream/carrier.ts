@@ -12,6 +12,7 @@ import type { TransmissionParameters } from '../messaging/parameters.js';
 import { peerKey, type PeerAddress, type StreamLink, type StreamTransport, type TransportSecurity } from '../transport/transport.js';
 import type { Scheduler, Timer } from '../util/scheduler.js';
 import { MessageTooLargeError, StreamClosedError, StreamConnection, type StreamSettings } from './connection.js';
+import { bertPayloadLimit } from './bert.js';
 
 export interface StreamCarrierOptions {
   transport: StreamTransport;
@@ -75,6 +76,8 @@ class PeerConnection {
   waiting: Waiting[] = [];
   /** Pings waiting for the connection to open. */
   attachWaiters: Array<{ resolve(): void; reject(error: Error): void }> = [];
+  /** Callers of connected() waiting for the peer's CSM. */
+  readyWaiters: Array<{ resolve(): void; reject(error: Error): void }> = [];
   /** Requests received and not yet answered: a Release from the peer waits for them (§5.5). */
   unanswered = 0;
   releasedByPeer = false;
@@ -125,6 +128,28 @@ export class StreamCarrier implements Carrier {
   /** Whether both sides of the connection to `peer` offered BERT (RFC 8323 §5.3.2, §6). */
   bertAllowed(peer: PeerAddress): boolean {
     return this.connections.get(peerKey(peer))?.connection?.bertAllowed ?? false;
+  }
+
+  /**
+   * The payload of one BERT block to `peer` (whole 1024-byte units within its Max-Message-Size,
+   * `overhead` bytes left for the rest of the message), or undefined when that connection does
+   * not allow BERT (not open yet, or a side did not offer it).
+   */
+  bertPayloadLimit(peer: PeerAddress, overhead?: number): number | undefined {
+    const connection = this.connections.get(peerKey(peer))?.connection;
+    return connection?.ready && connection.bertAllowed ? bertPayloadLimit(connection.peerMaxMessage, overhead) : undefined;
+  }
+
+  /**
+   * Resolves once the connection to `peer` (opened now if need be) has the peer's CSM (§3.3), so
+   * its Max-Message-Size and BERT are known before a transfer chooses its block size.
+   */
+  connected(peer: PeerAddress): Promise<void> {
+    if (this.closed) return Promise.reject(new StreamClosedError('the carrier is closed'));
+    const key = peerKey(peer);
+    const entry = this.connections.get(key) ?? this.openConnection(peer, key);
+    if (entry.connection?.ready) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => entry.readyWaiters.push({ resolve, reject }));
   }
 
   sendConfirmable(message: CoapMessage, peer: PeerAddress, listener: ConfirmableListener): OutgoingHandle {
@@ -275,6 +300,9 @@ export class StreamCarrier implements Carrier {
       { write: (frame) => link.write(frame), end: () => link.end() },
       {
         onMessage: (message) => this.onMessage(entry, message),
+        onReady: () => {
+          for (const waiter of entry.readyWaiters.splice(0)) waiter.resolve();
+        },
         onRelease: () => {
           // §5.5: answer what the peer asked before closing; our own requests on it may finish too.
           // New exchanges with this peer open a new connection.
@@ -355,6 +383,7 @@ export class StreamCarrier implements Carrier {
     entry.waiting = [];
     for (const w of waiting) fail(w.listener, why);
     for (const waiter of entry.attachWaiters.splice(0)) waiter.reject(why);
+    for (const waiter of entry.readyWaiters.splice(0)) waiter.reject(why);
   }
 }
 

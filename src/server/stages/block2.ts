@@ -17,7 +17,7 @@ export class Block2 implements ServerStage {
   receive(request: InboundRequest): StageVerdict {
     const block2 = request.block2;
     if (block2 && block2.num > 0 && !request.block1) {
-      const stored = this.blockwise.servedFromStore(representationKey(request), block2, emptyResponse());
+      const stored = this.blockwise.servedFromStore(representationKey(request), block2, emptyResponse(), request.exchange.bertPayloadLimit);
       if (stored) {
         request.answer(stored);
         return DONE;
@@ -29,7 +29,8 @@ export class Block2 implements ServerStage {
   respond(request: InboundRequest, response: CoapMessage): CoapMessage {
     if (!request.representation) return response;
     // The key is built only when the response is large enough to be stored.
-    return this.blockwise.sliceBlock2(request.exchange.context.peerKey, () => representationKey(request), response, request.block2);
+    // BERT where the requester's connection allows it (RFC 8323 §6; never over UDP).
+    return this.blockwise.sliceBlock2(request.exchange.context.peerKey, () => representationKey(request), response, request.block2, request.exchange.bertPayloadLimit);
   }
 }
 

@@ -52,8 +52,10 @@ export class OptionChecks implements ServerStage {
       return DONE;
     }
     try {
-      request.block1 = readBlockOption(message, OptionNumber.Block1);
-      request.block2 = readBlockOption(message, OptionNumber.Block2);
+      // SZX 7 is a BERT option where the connection allows BERT (RFC 8323 §6), reserved elsewhere.
+      const bert = { bert: request.exchange.bertPayloadLimit !== undefined };
+      request.block1 = readBlockOption(message, OptionNumber.Block1, bert);
+      request.block2 = readBlockOption(message, OptionNumber.Block2, bert);
     } catch (error) {
       // RFC 7959 §2.2: SZX 7 in a request MUST lead to 4.00.
       request.answer(toMessage({ code: ResponseCode.BadRequest, payload: (error as Error).message }));
