@@ -17,7 +17,6 @@ import {
 } from './oscore-params.js';
 import { readEdhocSection, type EdhocCredentials } from './edhoc-entries.js';
 import { JsonFields } from './json-fields.js';
-import { parseFileKeyString } from '../util/key-text.js';
 import type { GroupMemberFile } from '../group-oscore/manager.js';
 import { checkMemberFile } from '../group-oscore/member-file.js';
 import { type UriPattern, parseUriPattern, patternSpecificity, uriMatchesPattern } from './uri-pattern.js';
