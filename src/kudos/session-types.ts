@@ -53,5 +53,5 @@ export type UnprotectedRequest =
   | { ok: false; code: number; reason: string; events: KudosEvent[] };
 
 export type UnprotectedResponse =
-  | { ok: true; message: CoapMessage; kudos: boolean; events: KudosEvent[] }
+  | { ok: true; message: CoapMessage; /** The response's own Partial IV, when it had one. */ sequenceNumber?: number; kudos: boolean; events: KudosEvent[] }
   | { ok: false; reason: string; events: KudosEvent[] };

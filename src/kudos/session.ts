@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import type { CoapMessage } from '../coap/message.js';
 import { type DerivedContext, nonce as aeadNonce } from '../oscore/context.js';
 import { type OscoreOptionValue, encodePartialIv } from '../oscore/option.js';
-import { protectRequest, protectResponse, unprotectRequest, unprotectResponse } from '../oscore/protect.js';
+import { type ClassOf, protectRequest, protectResponse, unprotectRequest, unprotectResponse } from '../oscore/protect.js';
 import { ReplayWindow } from '../oscore/replay.js';
 import { equal, fingerprint, normalised, pairKey, readOption, temporaryContext, withKudosFields } from './messages.js';
 import type { KudosRecord, KudosStorage, PeerCapability, PersistedContext, SecretPair } from './persistence.js';
@@ -106,13 +106,18 @@ export class KudosSession {
    * Opens the session from its storage. `initial` provisions a context never seen before (a
    * pre-shared or EDHOC-derived context, with optional no-FS bootstrap material); it is ignored
    * when the storage already holds a record (the Latest material wins over the provisioned one).
+   * `firstSequenceNumber`: where the provisioned context's Sender Sequence Numbers resume, when it
+   * was used before KUDOS took it over (its own sequence store's next number).
    */
-  static open(options: KudosSessionOptions, initial?: { masterSecret: Uint8Array; masterSalt?: Uint8Array; bootstrap?: SecretPair; peerCapability?: PeerCapability }): KudosSession {
+  static open(
+    options: KudosSessionOptions,
+    initial?: { masterSecret: Uint8Array; masterSalt?: Uint8Array; bootstrap?: SecretPair; peerCapability?: PeerCapability; firstSequenceNumber?: number },
+  ): KudosSession {
     let record = options.storage.read();
     if (!record) {
       if (!initial) throw new Error('no KUDOS state stored and no initial context given');
       record = {
-        current: { masterSecret: initial.masterSecret, masterSalt: initial.masterSalt ?? new Uint8Array(0), reservedUpTo: 0 },
+        current: { masterSecret: initial.masterSecret, masterSalt: initial.masterSalt ?? new Uint8Array(0), reservedUpTo: initial.firstSequenceNumber ?? 0 },
         ...(initial.bootstrap ? { bootstrap: initial.bootstrap } : {}),
         peerCapability: initial.peerCapability ?? 'unknown',
       };
@@ -167,11 +172,15 @@ export class KudosSession {
    * §4.3.7) makes it divergent when IDLE. In BUSY every message is divergent, in PENDING
    * convergent: no non KUDOS message leaves while an update runs (§4.3.2).
    */
-  protectRequest(request: CoapMessage, options: { startKudos?: boolean } = {}): { message: CoapMessage; outgoing: OutgoingRequest; events: KudosEvent[] } {
+  protectRequest(request: CoapMessage, options: { startKudos?: boolean; classOf?: ClassOf } = {}): { message: CoapMessage; outgoing: OutgoingRequest; events: KudosEvent[] } {
     const events: KudosEvent[] = [];
     const { context, kudos } = this.#outgoingContext(options.startKudos ?? false, events);
     const sequence = this.#nextSequence(context);
-    const { message, binding } = protectRequest(request, context.keys.sender, sequence);
+    const { message, binding } = protectRequest(request, context.keys.sender, sequence, {
+      // §5.1 of RFC 8613: a context with an ID Context names it in every request (KUDOS keeps it, §4).
+      ...(this.#o.identity.idContext !== undefined ? { kidContext: 'include' as const } : {}),
+      ...(options.classOf ? { classOf: options.classOf } : {}),
+    });
     this.#audit(context, sequence);
     return { message: kudos ? withKudosFields(message, kudos) : message, outgoing: { binding }, events };
   }
@@ -246,7 +255,8 @@ export class KudosSession {
       return { ok: true, value: r };
     });
     if (!verified.ok) return { ok: false, reason: verified.reason, events };
-    return { ok: true, message: verified.value.message, kudos: option.value.kudos !== undefined, events };
+    const { message, sequenceNumber } = verified.value;
+    return { ok: true, message, ...(sequenceNumber !== undefined ? { sequenceNumber } : {}), kudos: option.value.kudos !== undefined, events };
   }
 
   /**

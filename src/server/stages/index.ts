@@ -14,6 +14,7 @@ import type { ServerStage } from '../stage.js';
 import { Block1Reassembly } from './block1.js';
 import { Block2 } from './block2.js';
 import { HandlerStage } from './handler.js';
+import { KudosGate } from './kudos-gate.js';
 import { NoResponse } from './no-response.js';
 import { ObserveStage } from './observe.js';
 import { OptionChecks } from './option-checks.js';
@@ -45,6 +46,8 @@ export function serverStages(parts: ServerParts): ServerStage[] {
   return [
     // RFC 8613 §8.2.1: outer Block1/Block2 of an OSCORE message. Out: outer Block1 echo, Block2 slicing.
     new OuterBlockwise(parts.settings, parts.blockwise, parts.log),
+    // KUDOS §4.3.7: a peer's requests wait while an update this server started with it runs.
+    new KudosGate(parts.settings),
     // oscore-capable-proxies §2.4 steps 5–6 (§2.1 limit). Out: the removed layers back on (§2.5).
     oscoreLayers,
     // Out: RFC 7967 No-Response.
