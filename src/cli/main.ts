@@ -11,6 +11,7 @@ import { OBSERVE_USAGE, observeCommand } from './observe-command.js';
 import { PING_USAGE, pingCommand } from './ping-command.js';
 import { PROXY_USAGE, proxyCommand } from './proxy-command.js';
 import { REQUEST_USAGE, requestCommand } from './request-command.js';
+import { REKEY_USAGE, rekeyCommand } from './rekey-command.js';
 import { SERVE_USAGE, serveCommand } from './serve-command.js';
 import { TA_REQUEST_USAGE, taRequestCommand } from './ta-request-command.js';
 import { TRUST_ANCHOR_USAGE, trustAnchorCommand } from './trust-anchor-command.js';
@@ -42,6 +43,7 @@ function commandNamed(name: string): Command | undefined {
     broker: { usage: BROKER_USAGE, run: (_, args) => brokerCommand(args) },
     publish: { usage: PUBLISH_USAGE, run: (_, args) => publishCommand(args) },
     subscribe: { usage: SUBSCRIBE_USAGE, run: (_, args) => subscribeCommand(args) },
+    rekey: { usage: REKEY_USAGE, run: (_, args) => rekeyCommand(args) },
   };
   return Object.hasOwn(commands, name) ? commands[name] : undefined;
 }
@@ -71,6 +73,8 @@ ${DEMO_USAGE}
 ${TRACE_USAGE}
 
 ${BROKER_USAGE}
+
+${REKEY_USAGE}
 
 ${PUBLISH_USAGE}
 

@@ -139,6 +139,11 @@ export class KudosSession {
     return { masterSecret: this.#current.material.masterSecret, masterSalt: this.#current.material.masterSalt };
   }
 
+  /** The IDs, ID Context and algorithms: what KUDOS never changes (§4). */
+  get identity(): KudosSessionOptions['identity'] {
+    return this.#o.identity;
+  }
+
   get peerCapability(): PeerCapability {
     return this.#peerCapability;
   }
