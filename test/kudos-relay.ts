@@ -13,28 +13,31 @@ export class UdpRelay {
   readonly datagrams: Datagram[] = [];
   /** Delay applied to server → client datagrams, in ms. */
   delayToClient = 0;
+  /** Decides, per datagram, whether it goes on (it is recorded either way). */
+  pass: (datagram: Datagram) => boolean = () => true;
+  /** Where the server is (it may come back on another port after a restart). */
+  server: { address: string; port: number };
   #socket: Socket;
   #upstream: Socket;
   #client: { address: string; port: number } | undefined;
   #closed = false;
 
-  private constructor(
-    socket: Socket,
-    upstream: Socket,
-    readonly server: { address: string; port: number },
-  ) {
+  private constructor(socket: Socket, upstream: Socket, server: { address: string; port: number }) {
+    this.server = server;
     this.#socket = socket;
     this.#upstream = upstream;
     socket.on('message', (data, rinfo) => {
       if (this.#closed) return;
       this.#client = { address: rinfo.address, port: rinfo.port };
-      this.datagrams.push({ from: 'client', data });
-      upstream.send(data, server.port, server.address);
+      const datagram: Datagram = { from: 'client', data };
+      this.datagrams.push(datagram);
+      if (this.pass(datagram)) upstream.send(data, this.server.port, this.server.address);
     });
     upstream.on('message', (data) => {
-      this.datagrams.push({ from: 'server', data });
+      const datagram: Datagram = { from: 'server', data };
+      this.datagrams.push(datagram);
       const client = this.#client;
-      if (!client) return;
+      if (!client || !this.pass(datagram)) return;
       const forward = () => {
         if (!this.#closed) socket.send(data, client.port, client.address);
       };

@@ -34,7 +34,7 @@ function identityOf(config: OscoreContextConfig, recipientId: Uint8Array): Ident
 export function openKudosSession(config: OscoreContextConfig, recipientId: Uint8Array, stateDirectory: string, context: OscoreSecurityContext): KudosSession {
   const identity = identityOf(config, recipientId);
   return KudosSession.open(
-    { identity, storage: new KudosFileStorage(kudosDirectory(stateDirectory), identity), reserve: config.sequenceSaveInterval, replayWindow: config.replayWindow },
+    { identity, storage: new KudosFileStorage(kudosDirectory(stateDirectory), identity), reserve: config.sequenceSaveInterval, replayWindow: config.replayWindow, peerKeepsQuiet: true },
     { masterSecret: config.masterSecret, masterSalt: config.masterSalt, firstSequenceNumber: context.nextSequenceNumber() },
   );
 }

@@ -34,6 +34,13 @@ export interface KudosSessionOptions {
   /** Accounting of AEAD encryptions (key usage limits, tests): a key fingerprint and the nonce. */
   onEncrypt?: (keyFingerprint: string, nonce: Uint8Array) => void;
   replayWindow?: number;
+  /**
+   * The peer keeps §4.3.7 — no non KUDOS message while an execution runs — as this stack's gate
+   * does: then a fresh non KUDOS message under CTX_OLD while PENDING means the peer left the
+   * execution, and it is aborted on CTX_OLD. Without it (default) such a message may be one that
+   * was in transit, and PENDING stays.
+   */
+  peerKeepsQuiet?: boolean;
 }
 
 /** What a verified request is bound to: give it back to protectResponse. */

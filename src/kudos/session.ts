@@ -300,6 +300,13 @@ export class KudosSession {
       }
     }
     const r = verify(this.#current, 'current', this.#current.replay);
+    if (r.ok && this.#state === 'PENDING' && this.#o.peerKeepsQuiet) {
+      // The peer sent a fresh non KUDOS message under CTX_OLD. A peer that keeps §4.3.7 sends none
+      // while an execution runs, so it is not in this one any more (it rebooted in BUSY, or gave
+      // up on it). Staying PENDING would answer it under a CTX_NEW it cannot have, for ever.
+      this.#abort('non KUDOS message from the peer under CTX_OLD: it left this execution', events);
+      this.#moveTo('IDLE', events);
+    }
     if (r.ok || !this.#retained) return r;
     if (this.#retained.until <= this.#now()) {
       this.dropRetainedContext();
