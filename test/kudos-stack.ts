@@ -18,6 +18,8 @@ export interface StackOptions {
   clientPolicy?: { maxMessages?: number };
   /** The client's NSTART (requests in flight to the server at once). Default 1. */
   nstart?: number;
+  /** Send every request through this forward proxy. */
+  proxy?: string;
 }
 
 export interface Stack {
@@ -72,7 +74,7 @@ export async function kudosStack(options: StackOptions = {}): Promise<Stack> {
   // names the peer and its algorithms for the client's layers.
   const context = new OscoreSecurityContext({ masterSecret: MASTER_SECRET, masterSalt: MASTER_SALT, senderId: CLIENT_IDENTITY.senderId, recipientIds: [CLIENT_IDENTITY.recipientId], name: 'server' }, new VolatileSequence());
   const security = new OscoreClientSecurity(context);
-  const client = new CoapClient({ security: () => security, parameters: { nstart: options.nstart ?? 1 } });
+  const client = new CoapClient({ security: () => security, parameters: { nstart: options.nstart ?? 1 }, ...(options.proxy ? { proxy: options.proxy } : {}) });
   const peer = new KudosClientPeer(clientSession, security.requester, {
     send: (s) => {
       log.push('kudos request');
