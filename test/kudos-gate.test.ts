@@ -113,3 +113,18 @@ test('rekey() with an exchange that never ends fails clearly and keeps CTX_OLD',
     await s.close();
   }
 });
+
+test('the client policy: after maxMessages requests the next one waits for an update it starts itself', async () => {
+  const s = await kudosStack({ clientPolicy: { maxMessages: 3 } });
+  try {
+    const initial = hex(s.clientSession.currentSecrets.masterSecret);
+    for (let i = 0; i < 3; i++) await s.client.request({ method: 'POST', uri: `${s.base}/echo`, payload: `m${i}` });
+    assert.equal(hex(s.clientSession.currentSecrets.masterSecret), initial);
+    assert.equal((await s.client.request({ method: 'POST', uri: `${s.base}/echo`, payload: 'm3' })).payload.toString(), 'm3');
+    assert.deepEqual(s.log, ['echo m0', 'echo m1', 'echo m2', 'kudos request', 'echo m3']);
+    assert.notEqual(hex(s.clientSession.currentSecrets.masterSecret), initial);
+    assert.ok(sameContext(s.clientSession, s.serverSession));
+  } finally {
+    await s.close();
+  }
+});
