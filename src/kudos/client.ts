@@ -87,7 +87,10 @@ export class KudosClientPeer implements RequesterKeyUpdate {
   }
 
   admit(): Promise<() => void> {
-    if (!this.gate.closed && this.#policy.due()) void this.rekey().catch(() => undefined);
+    if (!this.gate.closed && this.#policy.due()) {
+      // A failed update (a peer without KUDOS, a lost answer) is tried again after another period.
+      void this.rekey().catch(() => this.#policy.reset());
+    }
     return this.gate.admit();
   }
 
@@ -151,8 +154,13 @@ export class KudosClientPeer implements RequesterKeyUpdate {
     }
   }
 
+  /**
+   * The update is over on our side: IDLE, or PENDING after a convergent request that got no answer
+   * — every message we send in PENDING is convergent (CTX_NEW), so traffic may go and its answer
+   * completes the update. BUSY is abandoned before this.
+   */
   #release(): void {
-    if (this.session.state === 'IDLE') this.gate.open();
+    if (this.session.state !== 'BUSY') this.gate.open();
   }
 
   /** Protection for our own KUDOS messages: the requester's path, without the gate (they are the update). */

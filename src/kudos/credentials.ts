@@ -22,6 +22,12 @@ export const kudosDirectory = (stateDirectory: string): string => join(stateDire
 
 type Identity = Omit<ContextMaterial, 'masterSecret' | 'masterSalt'>;
 
+/**
+ * §4.6: CTX_OLD stays usable for incoming non-KUDOS messages this long after an update — as long
+ * as the server's gate holds a request sent under it before the client learnt of the update.
+ */
+const RETAIN_OLD_MS = 10_000;
+
 function identityOf(config: OscoreContextConfig, recipientId: Uint8Array): Identity {
   return { senderId: config.senderId, recipientId, aead: config.aead, hkdf: config.hkdf, ...(config.idContext ? { idContext: config.idContext } : {}) };
 }
@@ -34,7 +40,7 @@ function identityOf(config: OscoreContextConfig, recipientId: Uint8Array): Ident
 export function openKudosSession(config: OscoreContextConfig, recipientId: Uint8Array, stateDirectory: string, context: OscoreSecurityContext): KudosSession {
   const identity = identityOf(config, recipientId);
   return KudosSession.open(
-    { identity, storage: new KudosFileStorage(kudosDirectory(stateDirectory), identity), reserve: config.sequenceSaveInterval, replayWindow: config.replayWindow, peerKeepsQuiet: true },
+    { identity, storage: new KudosFileStorage(kudosDirectory(stateDirectory), identity), reserve: config.sequenceSaveInterval, replayWindow: config.replayWindow, peerKeepsQuiet: true, retainOldMs: RETAIN_OLD_MS },
     { masterSecret: config.masterSecret, masterSalt: config.masterSalt, firstSequenceNumber: context.nextSequenceNumber() },
   );
 }
