@@ -341,3 +341,31 @@ test('two PENDING peers on different CTX_NEWs (the responder rebooted in BUSY) c
   assert.ok(sameContext(client.session, server.session));
   assert.deepEqual(ledger.reused, []);
 });
+
+test('a peer that keeps §4.3.7 and comes back under CTX_OLD (it crashed in BUSY) makes a PENDING responder abort on CTX_OLD', (t) => {
+  for (const peerKeepsQuiet of [true, false]) {
+    const { client, server, ledger } = pair(t, { server: { options: { peerKeepsQuiet } } });
+    const divergent = client.session.protectRequest(request('.well-known/kudos'), { startKudos: true });
+    const received = server.session.unprotectRequest(divergent.message);
+    assert.ok(received.ok);
+    server.session.protectResponse(response(received.message), received.request); // the convergent response, lost
+    assert.equal(server.session.state, 'PENDING');
+    client.crash(); // BUSY and its nonce are gone: the client is IDLE on CTX_OLD
+    const sent = client.session.protectRequest(request('app'));
+    const atServer = server.session.unprotectRequest(sent.message);
+    assert.ok(atServer.ok);
+    const answer = server.session.protectResponse(response(atServer.message, 'hello'), atServer.request);
+    const back = client.session.unprotectResponse(answer.message, sent.outgoing);
+    if (peerKeepsQuiet) {
+      assert.ok(back.ok, 'answered under CTX_OLD');
+      assert.equal(server.session.state, 'IDLE');
+      assert.ok(sameContext(client.session, server.session));
+      assert.ok(atServer.events.some((e) => e.type === 'aborted'));
+    } else {
+      // Without the assumption the responder stays PENDING and answers under a CTX_NEW the client lacks.
+      assert.equal(back.ok, false);
+      assert.equal(server.session.state, 'PENDING');
+    }
+    assert.deepEqual(ledger.reused, []);
+  }
+});

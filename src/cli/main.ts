@@ -12,6 +12,7 @@ import { OBSERVE_USAGE, observeCommand } from './observe-command.js';
 import { PING_USAGE, pingCommand } from './ping-command.js';
 import { PROXY_USAGE, proxyCommand } from './proxy-command.js';
 import { REQUEST_USAGE, requestCommand } from './request-command.js';
+import { REKEY_USAGE, rekeyCommand } from './rekey-command.js';
 import { SERVE_USAGE, serveCommand } from './serve-command.js';
 import { TA_REQUEST_USAGE, taRequestCommand } from './ta-request-command.js';
 import { TRUST_ANCHOR_USAGE, trustAnchorCommand } from './trust-anchor-command.js';
@@ -47,6 +48,7 @@ function commandNamed(name: string): Command | undefined {
     publish: { usage: PUBLISH_USAGE, run: (_, args) => publishCommand(args) },
     subscribe: { usage: SUBSCRIBE_USAGE, run: (_, args) => subscribeCommand(args) },
     group: { usage: GROUP_USAGE, run: (_, args) => groupCommand(args) },
+    rekey: { usage: REKEY_USAGE, run: (_, args) => rekeyCommand(args) },
   };
   return Object.hasOwn(commands, name) ? commands[name] : undefined;
 }
@@ -79,6 +81,8 @@ ${DEMO_USAGE}
 ${TRACE_USAGE}
 
 ${BROKER_USAGE}
+
+${REKEY_USAGE}
 
 ${PUBLISH_USAGE}
 

@@ -22,6 +22,9 @@ import type { EndpointContext } from '../exchange/context.js';
 import { OscoreConfigError } from '../oscore/errors.js';
 import { serverCredentials } from '../server/credentials.js';
 import { OscoreServerSecurity } from '../server/oscore.js';
+import type { ServerSecurity } from '../server/security.js';
+import type { KudosServerSecurity } from '../kudos/server.js';
+import type { KudosEvent } from '../kudos/session-types.js';
 import { UsageError } from './errors.js';
 
 export const OSCORE_FLAGS = {
@@ -142,10 +145,13 @@ export function describeProtection(context: EndpointContext, via: readonly Route
 
 export interface ServerOscore {
   security: OscoreServerSecurity | undefined;
+  /** What the server unprotects with: `security`, or the KUDOS peers in front of it. */
+  protection: ServerSecurity | undefined;
+  kudos: KudosServerSecurity | undefined;
   close(): void;
 }
 
-export function serverOscore(values: OscoreFlagValues): ServerOscore {
+export function serverOscore(values: OscoreFlagValues, onKudosEvent?: (peer: string, event: KudosEvent) => void): ServerOscore {
   if (values.credentials !== undefined && values['oscore-conf'] !== undefined) throw new UsageError('use either --credentials or --oscore-conf, not both');
   return asUsageError(() => {
     let opened: OpenedContext[] = [];
@@ -153,11 +159,9 @@ export function serverOscore(values: OscoreFlagValues): ServerOscore {
       const { confPath, persistence } = confPersistence(values['oscore-conf']);
       opened = [openSecurityContext(loadLibcoapConf(confPath), persistence)];
     } else if (values.credentials !== undefined) {
-      return serverCredentials(values.credentials);
+      return serverCredentials(values.credentials, onKudosEvent ? { onKudosEvent } : {});
     }
-    return {
-      security: opened.length > 0 ? new OscoreServerSecurity(opened.map((o) => o.context)) : undefined,
-      close: () => opened.forEach((o) => o.close()),
-    };
+    const security = opened.length > 0 ? new OscoreServerSecurity(opened.map((o) => o.context)) : undefined;
+    return { security, protection: security, kudos: undefined, close: () => opened.forEach((o) => o.close()) };
   });
 }

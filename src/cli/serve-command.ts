@@ -13,6 +13,8 @@ import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { addWhoamiResource } from './dtls-serve.js';
 import { UsageError } from './errors.js';
+import { describeKudosEvent } from '../kudos/describe.js';
+import { kudosResource } from '../kudos/well-known.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
 import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
 import { GROUP_SERVE_FLAGS, GROUP_SERVE_USAGE, listenGroup, wantsGroup } from './group-serve.js';
@@ -88,7 +90,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return name;
   });
   const stateLimits = serverStateLimits(values);
-  const oscore = serverOscore(values);
+  const oscore = serverOscore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined);
   const keys = keyExport(values);
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const listeners: Array<{ host: string; port: number; secure: boolean; scheme?: StreamScheme }> = [{ ...bind, secure: !plainOnBind }];
@@ -103,7 +105,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       const common = {
         ...buffers,
         ...stateLimits,
-        ...(oscore.security ? { security: oscore.security } : {}),
+        ...(oscore.protection ? { security: oscore.protection } : {}),
         ...(proxyNames.length > 0 ? { proxyNames } : {}),
       };
       server = l.scheme
@@ -121,6 +123,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     log.attach(server);
     addDemoResources(server, values.dir !== undefined ? { dir: values.dir } : {});
     addWhoamiResource(server);
+    if (oscore.kudos) server.add(kudosResource());
     if (trustAnchors) addRevocationResource(server, trustAnchors);
     if (values.plugtest) addPlugtestResources(server);
     process.stderr.write(`coapsec serving on ${l.scheme ?? (l.secure ? 'coaps' : 'coap')}://${peerKey(server.address())}\n`);

@@ -24,6 +24,8 @@ import { PLAIN, securedSender, withEchoRetry, type MessageSecurity } from './sec
 import { directAddressing, proxySchemeAddressing } from './addressing.js';
 import { RouteSecurity, type RouteHop, type RouteOptions } from './route.js';
 import { ClientCredentials } from './credentials-security.js';
+import type { KudosEvent } from '../kudos/session-types.js';
+import { KUDOS_RESOURCE_PATH } from '../kudos/well-known.js';
 import type { Credentials } from '../credentials/credentials-file.js';
 import { isStreamScheme, openTransport, type TransportOptions } from '../transport/schemes.js';
 
@@ -115,6 +117,8 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   credentials?: string | Credentials;
   /** With `credentials`: send requests no context matches as plain CoAP instead of refusing them. */
   allowUnprotected?: boolean;
+  /** With `credentials`: the KUDOS events of contexts with a `kudos` entry (state changes, completed updates; never keys). */
+  onKudosEvent?: (event: KudosEvent) => void;
   /** Chooses a route of proxies by target URI (see ClientRequest.via). */
   via?: (uri: string) => readonly RouteHop[] | undefined;
   /** Route settings: the OSCORE layer limit (§2.1) and a Hop-Limit for the first proxy (§3). */
@@ -151,7 +155,16 @@ export class CoapClient {
 
   constructor(private readonly options: ClientOptions = {}) {
     if (options.blockSize !== undefined) szxForSize(options.blockSize);
-    this.credentials = options.credentials !== undefined ? new ClientCredentials(options.credentials) : undefined;
+    this.credentials =
+      options.credentials !== undefined
+        ? new ClientCredentials(options.credentials, {
+            // KUDOS requests of a context's own (a policy's update, the reverse flow's convergent request).
+            kudos: {
+              send: (origin) => (security) => this.request({ method: 'POST', uri: `${origin}${KUDOS_RESOURCE_PATH}`, security }),
+              ...(options.onKudosEvent ? { onEvent: options.onKudosEvent } : {}),
+            },
+          })
+        : undefined;
   }
 
   /**

@@ -12,7 +12,18 @@ import { loadCredentials, matchClientContext, type ClientOscoreEntry, type Crede
 import { openSecurityContext, type OpenedContext } from '../credentials/runtime.js';
 import { defaultStateDirectory } from '../credentials/state-directory.js';
 import { CoapRequestError } from '../exchange/errors.js';
+import type { KudosClientPeer, SendKudosRequest } from '../kudos/client.js';
+import { attachKudosClient } from '../kudos/credentials.js';
+import type { KudosEvent } from '../kudos/session-types.js';
+import { parseCoapUri } from '../coap/uri.js';
 import { OscoreClientSecurity } from './oscore.js';
+
+/** scheme://host:port of a request URI: where its KUDOS requests go (/.well-known/kudos). */
+function originOf(uri: string): string {
+  const u = parseCoapUri(uri);
+  const host = u.host.includes(':') ? `[${u.host}]` : u.host;
+  return `${u.scheme}://${host}:${u.port}`;
+}
 
 /** A request the client would have to send without OSCORE although it was given credentials; nothing was sent. */
 export class NoSecurityContextError extends CoapRequestError {
@@ -36,17 +47,24 @@ export interface ClientCredentialsOptions {
    * configured. Default: the common state directory (defaultStateDirectory()).
    */
   registryDirectory?: string;
+  /**
+   * For contexts with a `kudos` entry: how a KUDOS request reaches the origin (scheme://host:port)
+   * of the URI the context was first opened for, and who hears the update's events (`-v`).
+   */
+  kudos?: { send: (origin: string) => SendKudosRequest; onEvent?: (event: KudosEvent) => void };
 }
 
 export class ClientCredentials {
   readonly credentials: Credentials;
   private readonly registryDirectory: string;
-  private readonly opened = new Map<ClientOscoreEntry, { opened: OpenedContext; security: OscoreClientSecurity }>();
+  private readonly opened = new Map<ClientOscoreEntry, { opened: OpenedContext; security: OscoreClientSecurity; kudos?: KudosClientPeer }>();
+  private readonly kudos: ClientCredentialsOptions['kudos'];
 
   /** Loads `source` when it is a path; throws CredentialsError for a file that does not load. */
   constructor(source: string | Credentials, options: ClientCredentialsOptions = {}) {
     this.credentials = typeof source === 'string' ? loadCredentials(source) : source;
     this.registryDirectory = options.registryDirectory ?? defaultStateDirectory();
+    this.kudos = options.kudos;
   }
 
   /** The `match` patterns of the file's client contexts. */
@@ -65,10 +83,23 @@ export class ClientCredentials {
     let found = this.opened.get(entry);
     if (!found) {
       const opened = openSecurityContext(entry.context, { stateDirectory: this.credentials.stateDirectory, registryDirectory: this.registryDirectory });
-      found = { opened, security: new OscoreClientSecurity(opened.context) };
+      const security = new OscoreClientSecurity(opened.context);
+      found = { opened, security };
+      if (entry.context.kudos !== undefined) {
+        const origin = originOf(uri);
+        const send = this.kudos?.send(origin) ?? (() => Promise.reject(new Error('this client cannot send KUDOS requests')));
+        found.kudos = attachKudosClient(entry.context, this.credentials.stateDirectory, security.requester, { send, ...(this.kudos?.onEvent ? { onEvent: this.kudos.onEvent } : {}) });
+      }
       this.opened.set(entry, found);
     }
     return found.security;
+  }
+
+  /** The KUDOS peer of the context that protects `uri` (opening it), when its entry has `kudos`. */
+  kudosPeerFor(uri: string): KudosClientPeer | undefined {
+    const entry = matchClientContext(this.credentials, uri);
+    if (!entry || !this.securityFor(uri)) return undefined;
+    return this.opened.get(entry)?.kudos;
   }
 
   /** The refusal for a URI no pattern matches. */

@@ -78,4 +78,8 @@ export class OscoreClientSecurity implements MessageSecurity {
   protect(request: CoapMessage): ProtectedRequest {
     return protectWith(this.requester, request);
   }
+
+  admit(): Promise<() => void> {
+    return this.requester.admit();
+  }
 }

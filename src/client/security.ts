@@ -40,6 +40,8 @@ export interface MessageSecurity {
    * after setting up again (a lost context).
    */
   around?(exchange: SendRequest): SendRequest;
+  /** Resolves when a request may go out (a KUDOS update holds them, src/kudos/gate.ts), with the function that ends its exchange. */
+  admit?(): Promise<() => void>;
 }
 
 /** No end-to-end protection. A response carrying OSCORE cannot be read here and is refused. */
@@ -69,13 +71,21 @@ export const MAX_UNFRAGMENTED_SIZE = 64 * 1024;
 export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, security: MessageSecurity, options: RequestOptions = {}, outerSzx?: number): SendRequest {
   const send = (m: CoapMessage): Promise<ReceivedResponse> => endpoint.request(m, peer, options);
   const exchange: SendRequest = async (inner) => {
-    const protectedRequest = security.protect(inner);
-    if (outerSzx !== undefined) setOption(protectedRequest.message, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: outerSzx }));
-    let received = await send(protectedRequest.message);
-    if (getOption(received.message, OptionNumber.Oscore) !== undefined && getOption(received.message, OptionNumber.Block2) !== undefined) {
-      received = await continueBlock2(send, protectedRequest.message, received, { maxBodySize: MAX_UNFRAGMENTED_SIZE, maxRestarts: 0 });
+    const release = security.admit ? await security.admit() : undefined;
+    let received: ReceivedResponse;
+    let verified: CoapMessage | Error;
+    let protectedRequest: ProtectedRequest;
+    try {
+      protectedRequest = security.protect(inner);
+      if (outerSzx !== undefined) setOption(protectedRequest.message, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: outerSzx }));
+      received = await send(protectedRequest.message);
+      if (getOption(received.message, OptionNumber.Oscore) !== undefined && getOption(received.message, OptionNumber.Block2) !== undefined) {
+        received = await continueBlock2(send, protectedRequest.message, received, { maxBodySize: MAX_UNFRAGMENTED_SIZE, maxRestarts: 0 });
+      }
+      verified = protectedRequest.verify(received.message, false);
+    } finally {
+      release?.();
     }
-    const verified = protectedRequest.verify(received.message, false);
     if (verified instanceof Error) throw new VerificationError(`response discarded: ${verified.message} (${codeToString(received.message.code)} from ${received.context.peerKey})`);
     return {
       message: { ...verified, token: received.message.token, messageId: received.message.messageId, type: received.message.type },

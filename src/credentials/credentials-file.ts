@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { CredentialsError } from './errors.js';
 import {
+  type KudosContextConfig,
   type OscoreContextConfig,
   OSCORE_DEFAULTS,
   bytesToHex,
@@ -70,7 +71,9 @@ const CONTEXT_FIELDS = [
   'rederivation',
   'sequenceSaveInterval',
   'name',
+  'kudos',
 ];
+const KUDOS_FIELDS = ['$comment', 'maxMessages', 'maxAgeSeconds'];
 
 /** Reads and validates a credentials file. Throws CredentialsError. */
 export function loadCredentials(path: string): Credentials {
@@ -225,6 +228,7 @@ class Reader extends JsonFields {
     };
     if (ctx.idContext !== undefined) config.idContext = this.bytes(ctx.idContext, `${path}.idContext`);
     if (ctx.name !== undefined) config.name = this.string(ctx.name, `${path}.name`);
+    if (ctx.kudos !== undefined) config.kudos = this.kudos(ctx.kudos, `${path}.kudos`);
 
     const [problem] = checkOscoreContext(config);
     if (problem !== undefined) {
@@ -235,6 +239,18 @@ class Reader extends JsonFields {
         else field = problem.index === undefined ? 'recipientIds' : `recipientIds[${problem.index}]`;
       }
       this.fail(field === '' ? path.slice(0, path.lastIndexOf('.')) : `${path}.${field}`, problem.message);
+    }
+    return config;
+  }
+
+  private kudos(json: unknown, path: string): KudosContextConfig {
+    const entry = this.object(json, path, KUDOS_FIELDS);
+    const config: KudosContextConfig = {};
+    for (const field of ['maxMessages', 'maxAgeSeconds'] as const) {
+      if (entry[field] === undefined) continue;
+      const value = this.integer(entry[field], `${path}.${field}`);
+      if (value < 1) this.fail(`${path}.${field}`, 'must be at least 1');
+      config[field] = value;
     }
     return config;
   }

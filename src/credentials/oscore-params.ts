@@ -29,6 +29,20 @@ export interface OscoreContextConfig {
   sequenceSaveInterval: number;
   /** A peer name the application authorizes on (e.g. the server's name for a recipient). */
   name?: string;
+  /** KUDOS key update (draft-ietf-core-oscore-key-update) for this context, and when to start one on our own. */
+  kudos?: KudosContextConfig;
+}
+
+/**
+ * The `kudos` entry of a context: present means the context is updated with KUDOS (its state then
+ * lives in a KUDOS record in the state directory, src/kudos/persistence.ts). The limits start an
+ * update on our own; the AEAD's usage limit always applies (src/kudos/policy.ts).
+ */
+export interface KudosContextConfig {
+  /** Start an update after this many messages protected with one context. */
+  maxMessages?: number;
+  /** Start an update when a context has been in use this many seconds. */
+  maxAgeSeconds?: number;
 }
 
 export const OSCORE_DEFAULTS = {

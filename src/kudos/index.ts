@@ -29,3 +29,9 @@ export {
   type UnprotectedResponse,
   KudosSession,
 } from './session.js';
+export { PeerGate, KudosGateError, type PeerGateOptions } from './gate.js';
+export { KudosPolicy, type KudosPolicySettings, aeadMessageLimit } from './policy.js';
+export { KudosClientPeer, type KudosClientOptions, type SendKudosRequest } from './client.js';
+export { KudosServerSecurity, type KudosServerOptions, type KudosServerPeerConfig } from './server.js';
+export { kudosResource, KUDOS_RESOURCE_PATH, KUDOS_RESOURCE_TYPE } from './well-known.js';
+export { describeKudosEvent, describeKudosContext } from './describe.js';

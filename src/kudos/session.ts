@@ -15,15 +15,15 @@
  * response's context differs from the request's). So every AEAD nonce is (Sender ID, own Sender
  * Sequence Number) under one sender key, and no nonce depends on what the peer sent.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { CoapMessage } from '../coap/message.js';
-import { OptionNumber } from '../coap/options.js';
 import { type DerivedContext, nonce as aeadNonce } from '../oscore/context.js';
-import { MalformedOscoreOption } from '../oscore/errors.js';
-import { type OscoreOptionValue, decodeOscoreOption, encodeOscoreOption, encodePartialIv } from '../oscore/option.js';
-import { type RequestBinding, protectRequest, protectResponse, unprotectRequest, unprotectResponse } from '../oscore/protect.js';
+import { type OscoreOptionValue, encodePartialIv } from '../oscore/option.js';
+import { type ClassOf, protectRequest, protectResponse, unprotectRequest, unprotectResponse } from '../oscore/protect.js';
 import { ReplayWindow } from '../oscore/replay.js';
+import { equal, fingerprint, normalised, pairKey, readOption, temporaryContext, withKudosFields } from './messages.js';
 import type { KudosRecord, KudosStorage, PeerCapability, PersistedContext, SecretPair } from './persistence.js';
+import type { IncomingRequest, KudosEvent, KudosSessionOptions, KudosState, OutgoingRequest, UnprotectedRequest, UnprotectedResponse } from './session-types.js';
 import {
   type ContextMaterial,
   type NoncePair,
@@ -37,57 +37,7 @@ import {
   xByte,
 } from './update-ctx.js';
 
-export type KudosState = 'IDLE' | 'BUSY' | 'PENDING';
-
-export type KudosEvent =
-  | { type: 'state'; from: KudosState; to: KudosState }
-  /** Entering BUSY (01) obliges the next outgoing message to this peer to be convergent (§4.3.3.4). */
-  | { type: 'send-convergent' }
-  /** Key confirmation; `preserveObservations` false: terminate every observation with the peer (§4.3.5, §4.5). */
-  | { type: 'completed'; preserveObservations: boolean; noForwardSecrecy: boolean }
-  /** An execution was abandoned (§4.3.3.5 steps "Abort the ongoing KUDOS execution"). */
-  | { type: 'aborted'; reason: string };
-
-export interface KudosSessionOptions {
-  /** Sender ID, Recipient ID, ID Context and algorithms: what KUDOS never changes (§4). */
-  identity: Omit<ContextMaterial, 'masterSecret' | 'masterSalt'>;
-  storage: KudosStorage;
-  /** B.1.1's K: Sender Sequence Numbers reserved per durable write. Default 64. */
-  reserve?: number;
-  /** Nonce length in bytes (§4.3.1 recommends 8). */
-  nonceLength?: number;
-  /** The 'b' bit we send (§4.5). Default false. */
-  preserveObservations?: boolean;
-  /** §4.5.1 steps 1-3: the Partial IVs of our ongoing Observe registrations with the peer. */
-  observationPartialIvs?: () => readonly number[];
-  /** §4.6: keep CTX_OLD this long after key confirmation, for late incoming non KUDOS messages. */
-  retainOldMs?: number;
-  now?: () => number;
-  random?: (length: number) => Uint8Array;
-  /** Accounting of AEAD encryptions (key usage limits, tests): a key fingerprint and the nonce. */
-  onEncrypt?: (keyFingerprint: string, nonce: Uint8Array) => void;
-  replayWindow?: number;
-}
-
-/** What a verified request is bound to: give it back to protectResponse. */
-export interface IncomingRequest {
-  readonly binding: RequestBinding;
-  /** Which context verified it (its response may need another, §3). */
-  readonly via: 'current' | 'next' | 'retained' | 'temp';
-}
-
-/** What a protected request is bound to: give it back to unprotectResponse. */
-export interface OutgoingRequest {
-  readonly binding: RequestBinding;
-}
-
-export type UnprotectedRequest =
-  | { ok: true; message: CoapMessage; request: IncomingRequest; kudos: boolean; events: KudosEvent[] }
-  | { ok: false; code: number; reason: string; events: KudosEvent[] };
-
-export type UnprotectedResponse =
-  | { ok: true; message: CoapMessage; kudos: boolean; events: KudosEvent[] }
-  | { ok: false; reason: string; events: KudosEvent[] };
+export type { IncomingRequest, KudosEvent, KudosSessionOptions, KudosState, OutgoingRequest, UnprotectedRequest, UnprotectedResponse } from './session-types.js';
 
 /** A context in use: its material, keys, sequence numbers and request replay window. */
 interface LiveContext {
@@ -156,13 +106,18 @@ export class KudosSession {
    * Opens the session from its storage. `initial` provisions a context never seen before (a
    * pre-shared or EDHOC-derived context, with optional no-FS bootstrap material); it is ignored
    * when the storage already holds a record (the Latest material wins over the provisioned one).
+   * `firstSequenceNumber`: where the provisioned context's Sender Sequence Numbers resume, when it
+   * was used before KUDOS took it over (its own sequence store's next number).
    */
-  static open(options: KudosSessionOptions, initial?: { masterSecret: Uint8Array; masterSalt?: Uint8Array; bootstrap?: SecretPair; peerCapability?: PeerCapability }): KudosSession {
+  static open(
+    options: KudosSessionOptions,
+    initial?: { masterSecret: Uint8Array; masterSalt?: Uint8Array; bootstrap?: SecretPair; peerCapability?: PeerCapability; firstSequenceNumber?: number },
+  ): KudosSession {
     let record = options.storage.read();
     if (!record) {
       if (!initial) throw new Error('no KUDOS state stored and no initial context given');
       record = {
-        current: { masterSecret: initial.masterSecret, masterSalt: initial.masterSalt ?? new Uint8Array(0), reservedUpTo: 0 },
+        current: { masterSecret: initial.masterSecret, masterSalt: initial.masterSalt ?? new Uint8Array(0), reservedUpTo: initial.firstSequenceNumber ?? 0 },
         ...(initial.bootstrap ? { bootstrap: initial.bootstrap } : {}),
         peerCapability: initial.peerCapability ?? 'unknown',
       };
@@ -182,6 +137,11 @@ export class KudosSession {
   /** The established context's secrets (for comparison in tests and diagnostics; never log them). */
   get currentSecrets(): SecretPair {
     return { masterSecret: this.#current.material.masterSecret, masterSalt: this.#current.material.masterSalt };
+  }
+
+  /** The IDs, ID Context and algorithms: what KUDOS never changes (§4). */
+  get identity(): KudosSessionOptions['identity'] {
+    return this.#o.identity;
   }
 
   get peerCapability(): PeerCapability {
@@ -217,11 +177,15 @@ export class KudosSession {
    * §4.3.7) makes it divergent when IDLE. In BUSY every message is divergent, in PENDING
    * convergent: no non KUDOS message leaves while an update runs (§4.3.2).
    */
-  protectRequest(request: CoapMessage, options: { startKudos?: boolean } = {}): { message: CoapMessage; outgoing: OutgoingRequest; events: KudosEvent[] } {
+  protectRequest(request: CoapMessage, options: { startKudos?: boolean; classOf?: ClassOf } = {}): { message: CoapMessage; outgoing: OutgoingRequest; events: KudosEvent[] } {
     const events: KudosEvent[] = [];
     const { context, kudos } = this.#outgoingContext(options.startKudos ?? false, events);
     const sequence = this.#nextSequence(context);
-    const { message, binding } = protectRequest(request, context.keys.sender, sequence);
+    const { message, binding } = protectRequest(request, context.keys.sender, sequence, {
+      // §5.1 of RFC 8613: a context with an ID Context names it in every request (KUDOS keeps it, §4).
+      ...(this.#o.identity.idContext !== undefined ? { kidContext: 'include' as const } : {}),
+      ...(options.classOf ? { classOf: options.classOf } : {}),
+    });
     this.#audit(context, sequence);
     return { message: kudos ? withKudosFields(message, kudos) : message, outgoing: { binding }, events };
   }
@@ -296,7 +260,8 @@ export class KudosSession {
       return { ok: true, value: r };
     });
     if (!verified.ok) return { ok: false, reason: verified.reason, events };
-    return { ok: true, message: verified.value.message, kudos: option.value.kudos !== undefined, events };
+    const { message, sequenceNumber } = verified.value;
+    return { ok: true, message, ...(sequenceNumber !== undefined ? { sequenceNumber } : {}), kudos: option.value.kudos !== undefined, events };
   }
 
   /**
@@ -335,6 +300,13 @@ export class KudosSession {
       }
     }
     const r = verify(this.#current, 'current', this.#current.replay);
+    if (r.ok && this.#state === 'PENDING' && this.#o.peerKeepsQuiet) {
+      // The peer sent a fresh non KUDOS message under CTX_OLD. A peer that keeps §4.3.7 sends none
+      // while an execution runs, so it is not in this one any more (it rebooted in BUSY, or gave
+      // up on it). Staying PENDING would answer it under a CTX_NEW it cannot have, for ever.
+      this.#abort('non KUDOS message from the peer under CTX_OLD: it left this execution', events);
+      this.#moveTo('IDLE', events);
+    }
     if (r.ok || !this.#retained) return r;
     if (this.#retained.until <= this.#now()) {
       this.dropRetainedContext();
@@ -607,45 +579,3 @@ export class KudosSession {
     return this.#o.now ? this.#o.now() : Date.now();
   }
 }
-
-/** §4.3.1: CTX_TEMP = updateCtx(X | N, 0x, CTX_IN), from the pair of a divergent message. */
-function temporaryContext(pair: NoncePair, ctxIn: ContextMaterial): ContextMaterial {
-  return updateCtx(pairInput(pair), new Uint8Array(0), ctxIn);
-}
-
-const pairKey = (pair: NoncePair): string => `${(pair.x & ~X_Z).toString(16)}:${Buffer.from(pair.nonce).toString('hex')}`;
-
-/** The X byte as it enters updateCtx for CTX_NEW: the z bit cleared (see docs/kudos.md). */
-function normalised(pair: NoncePair): NoncePair {
-  return { x: pair.x & ~X_Z, nonce: pair.nonce };
-}
-
-function readOption(message: CoapMessage): { ok: true; value: OscoreOptionValue } | { ok: false; reason: string } {
-  const values = message.options.filter((o) => o.number === OptionNumber.Oscore);
-  if (values.length !== 1) return { ok: false, reason: values.length === 0 ? 'Missing OSCORE option' : 'Failed to decode COSE: repeated OSCORE option' };
-  try {
-    return { ok: true, value: decodeOscoreOption(values[0]!.value) };
-  } catch (e) {
-    if (e instanceof MalformedOscoreOption) return { ok: false, reason: `Failed to decode COSE: ${e.message}` };
-    throw e;
-  }
-}
-
-/** Adds 'x' and 'nonce' to a protected message's OSCORE option (the option is not in the AAD, RFC 8613 §5.4). */
-function withKudosFields(message: CoapMessage, kudos: { x: number; nonce: Uint8Array }): CoapMessage {
-  return {
-    ...message,
-    options: message.options.map((o) => {
-      if (o.number !== OptionNumber.Oscore) return o;
-      const value = decodeOscoreOption(o.value);
-      return { number: o.number, value: encodeOscoreOption({ ...value, kudos }) };
-    }),
-  };
-}
-
-function fingerprint(key: Uint8Array): string {
-  // Not the key: a one-way digest, so accounting never exposes it.
-  return createHash('sha256').update(key).digest('hex').slice(0, 16);
-}
-
-const equal = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;

@@ -47,8 +47,22 @@ function replayHint(response: CoapMessage): string {
   );
 }
 
+/**
+ * A key update that takes over a context's requests (KUDOS, src/kudos/client.ts): it protects them
+ * with its own keys and sequence numbers, and holds them while an update runs (§4.3.7 of
+ * draft-ietf-core-oscore-key-update).
+ */
+export interface RequesterKeyUpdate {
+  protect(requester: OscoreRequester, request: CoapMessage, classOf?: ClassOf): OscoreExchange;
+  /** Resolves when a request may go out, with the function to call when its exchange ends. */
+  admit(): Promise<() => void>;
+}
+
+const admitted: Promise<() => void> = Promise.resolve(() => undefined);
+
 /** Requests to one OSCORE peer (a server, or a proxy for its layer) through one security context. */
 export class OscoreRequester {
+  keyUpdate: RequesterKeyUpdate | undefined;
   #current: OscoreSecurityContext;
   /**
    * B.2: the context requests go out with while the protocol runs — the first (ID1 = R1, step 1)
@@ -82,8 +96,14 @@ export class OscoreRequester {
     this.#pending = this.#current.derive(newB2Nonce());
   }
 
+  /** Resolves when a request may be protected (see RequesterKeyUpdate.admit). */
+  admit(): Promise<() => void> {
+    return this.keyUpdate ? this.keyUpdate.admit() : admitted;
+  }
+
   /** §8.1 with a fresh Partial IV; `classOf` chooses the option classes of this layer (§2.2 of the proxies draft). */
   protect(request: CoapMessage, classOf?: ClassOf): OscoreExchange {
+    if (this.keyUpdate) return this.keyUpdate.protect(this, request, classOf);
     const security = this.#pending ?? this.#current;
     // Requests #1 and #2 carry ID1 = R1 and ID3 = R2 || R3 "wrapped in a CBOR bstr as 'kid
     // context'" (B.2 steps 1 and 3); an ordinary request carries its ID Context as it is (§5.1).
@@ -136,7 +156,7 @@ export class OscoreExchange {
   #requestNonceUsed = false;
 
   constructor(
-    private readonly requester: OscoreRequester,
+    protected readonly requester: OscoreRequester,
     /** The security context that protected the request (and verifies its responses). */
     readonly security: OscoreSecurityContext,
     /** What goes on the wire. */
@@ -166,7 +186,7 @@ export class OscoreExchange {
     const result = unprotectResponse(response, security.primaryRecipient.params, this.binding);
     if (!result.ok) return new Error(`OSCORE verification failed: ${result.reason}`);
     if (notification && this.binding.observe) {
-      const refusal = this.#orderNotification(result.sequenceNumber);
+      const refusal = this.orderNotification(result.sequenceNumber);
       if (refusal !== undefined) return refusal;
     }
     this.requester.adoptIfPending(security);
@@ -174,7 +194,7 @@ export class OscoreExchange {
   }
 
   /** §7.4.1 and §8.4.2: Partial IVs only grow; the request nonce may serve one response only. */
-  #orderNotification(sequenceNumber: number | undefined): Error | undefined {
+  protected orderNotification(sequenceNumber: number | undefined): Error | undefined {
     if (sequenceNumber === undefined) {
       if (this.#requestNonceUsed) return new Error('a second response without Partial IV');
       // §4.1.3.5.2: "the notification without Partial IV is considered the oldest" — once a

@@ -7,12 +7,23 @@
  */
 import { loadCredentials, type Credentials } from '../credentials/credentials-file.js';
 import { CredentialsError } from '../credentials/errors.js';
-import { openServerContexts } from '../credentials/runtime.js';
+import { openServerContexts, type OpenedContext } from '../credentials/runtime.js';
+import { kudosServerPeer } from '../kudos/credentials.js';
+import { KudosServerSecurity } from '../kudos/server.js';
+import type { KudosEvent } from '../kudos/session-types.js';
+import type { ServerSecurity } from './security.js';
 import { defaultStateDirectory } from '../credentials/state-directory.js';
 import { OscoreServerSecurity, type OscoreServerOptions } from './oscore.js';
 
 export interface ServerCredentials {
   security: OscoreServerSecurity;
+  /**
+   * What the server unprotects with: `security`, or — when recipients have a `kudos` entry — a
+   * KudosServerSecurity that serves those and hands the others to `security`.
+   */
+  protection: ServerSecurity;
+  /** The KUDOS peers, when any recipient has a `kudos` entry. */
+  kudos: KudosServerSecurity | undefined;
   /** Writes the exact next sequence numbers back and releases the contexts' locks. */
   close(): void;
 }
@@ -20,6 +31,8 @@ export interface ServerCredentials {
 export interface ServerCredentialsOptions extends OscoreServerOptions {
   /** Where every context is also registered. Default: the common state directory. */
   registryDirectory?: string;
+  /** The KUDOS events of recipients with a `kudos` entry (never keys). */
+  onKudosEvent?: (peer: string, event: KudosEvent) => void;
 }
 
 /** Throws CredentialsError when the file does not load, has no recipients, or a context is in use elsewhere. */
@@ -30,11 +43,31 @@ export function serverCredentials(source: string | Credentials, options: ServerC
     stateDirectory: credentials.stateDirectory,
     registryDirectory: options.registryDirectory ?? defaultStateDirectory(),
   });
-  return {
-    security: new OscoreServerSecurity(
-      opened.map((o) => o.context),
-      options,
-    ),
-    close: () => opened.forEach((o) => o.close()),
-  };
+  const security = new OscoreServerSecurity(
+    opened.map((o) => o.context),
+    options,
+  );
+  let kudos: KudosServerSecurity | undefined;
+  try {
+    kudos = kudosRecipients(credentials, opened, security, options);
+  } catch (error) {
+    opened.forEach((o) => o.close());
+    throw error;
+  }
+  return { security, protection: kudos ?? security, kudos, close: () => opened.forEach((o) => o.close()) };
+}
+
+/** The recipients with a `kudos` entry, each alone on its context (a shared sender key would be updated twice). */
+function kudosRecipients(credentials: Credentials, opened: readonly OpenedContext[], fallback: OscoreServerSecurity, options: ServerCredentialsOptions): KudosServerSecurity | undefined {
+  const peers = [];
+  for (const recipient of credentials.recipients) {
+    if (recipient.context.kudos === undefined) continue;
+    const context = opened.find((o) => o.context.recipient(recipient.recipientId) !== undefined)!.context;
+    if (context.recipientIds.length > 1) {
+      throw new CredentialsError(`${credentials.file}: recipient ${recipient.name} has "kudos" but shares its sender context with other recipients; KUDOS needs a context of its own`, credentials.file);
+    }
+    peers.push(kudosServerPeer(recipient.context, recipient.recipientId, recipient.name, credentials.stateDirectory, context));
+  }
+  if (peers.length === 0) return undefined;
+  return new KudosServerSecurity(peers, { fallback, ...(options.onKudosEvent ? { onEvent: options.onKudosEvent } : {}) });
 }

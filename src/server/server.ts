@@ -27,6 +27,7 @@ import type { Handlers, LinkAttributes, ResourceDefinition } from './resource.js
 import { answerFailSafe } from './response.js';
 import { Router, normalizePath } from './router.js';
 import type { ServerSecurity } from './security.js';
+import { kudosResource } from '../kudos/well-known.js';
 import { InboundRequest, StagePipeline, type ServerStage } from './stage.js';
 import { serverStages } from './stages/index.js';
 import type { GroupServing } from './stages/group-request.js';
@@ -194,7 +195,7 @@ export class CoapServer {
   ): Promise<CoapServer> {
     if (options.credentials !== undefined && options.security !== undefined) throw new TypeError('CoapServer.listen: give either credentials or security, not both');
     const oscore = options.credentials !== undefined ? serverCredentials(options.credentials) : undefined;
-    const settings = oscore ? { ...options, security: oscore.security } : options;
+    const settings = oscore ? { ...options, security: oscore.protection } : options;
     let server: CoapServer;
     try {
       if (options.scheme !== undefined) {
@@ -213,6 +214,7 @@ export class CoapServer {
       throw error;
     }
     if (oscore) server.onClose(() => oscore.close());
+    if (oscore?.kudos) server.add(kudosResource());
     return server;
   }
 

@@ -19,6 +19,7 @@ import { EdhocCombined } from './edhoc-combined.js';
 import { GroupOscore } from './group-oscore.js';
 import { GroupRequests, type GroupServing } from './group-request.js';
 import { HandlerStage } from './handler.js';
+import { KudosGate } from './kudos-gate.js';
 import { NoResponse } from './no-response.js';
 import { ObserveStage } from './observe.js';
 import { OptionChecks } from './option-checks.js';
@@ -60,6 +61,8 @@ export function serverStages(parts: ServerParts): ServerStage[] {
     new GroupOscore(parts.group, parts.random, parts.log),
     // groupcomm-bis §3.1: marks group requests. Out: §3.1.2 suppression, RFC 7252 §8.2 Leisure.
     new GroupRequests(parts.group, parts.scheduler, () => parts.random.float()),
+    // KUDOS §4.3.7: a peer's requests wait while an update this server started with it runs.
+    new KudosGate(parts.settings),
     // oscore-capable-proxies §2.4 steps 5–6 (§2.1 limit). Out: the removed layers back on (§2.5).
     oscoreLayers,
     // Out: RFC 7967 No-Response.
