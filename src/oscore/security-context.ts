@@ -11,6 +11,12 @@ import { ReplayWindow } from './replay.js';
 /** Where Sender Sequence Numbers come from. Persistent in production (Appendix B.1.1). */
 export interface SequenceSource {
   next(): number;
+  /**
+   * Called when the context is about to verify its first request: a source that persists lazily
+   * must make its state durable now, so that after a restart the context counts as restarted (its
+   * replay windows then start uninitialised, Appendix B.1.2) even if it never sent a number.
+   */
+  prepare?(): void;
 }
 
 /** Volatile numbering from a start value: for tests, never for a context that outlives the process. */
@@ -72,6 +78,12 @@ interface ContextOptions {
 }
 const sharedOptions = new Map<string, ContextOptions>();
 function optionsOf(input: SecurityContextInput): ContextOptions {
+  const last = lastOptions;
+  if (last && last.aead === input.aead && last.hkdf === input.hkdf && last.replayWindow === input.replayWindow && last.echoOnRestart === input.echoOnRestart) return last;
+  return (lastOptions = sharedOptionsOf(input));
+}
+let lastOptions: ContextOptions | undefined;
+function sharedOptionsOf(input: SecurityContextInput): ContextOptions {
   const key = `${input.aead}/${input.hkdf}/${input.replayWindow}/${input.echoOnRestart}`;
   let options = sharedOptions.get(key);
   if (options === undefined) {
@@ -81,22 +93,16 @@ function optionsOf(input: SecurityContextInput): ContextOptions {
   return options;
 }
 
-/** What a recipient makes on its first request; an idle recipient holds none of it. */
-interface RecipientInUse {
-  readonly params: RecipientParams;
-  readonly replay: ReplayWindow;
-  readonly challenges: { second: number; count: number };
-}
-
 /**
  * One recipient of a context. A server may hold a context per device (issue 21: 100,000 of them),
  * most idle, so everything but the Recipient ID (kept as the binary string ContextDirectory keys
- * on) is made on first use: the keys (three HKDF runs), the replay window and the challenge
- * budget. It is also the directory's entry for its kid (`context`, `recipient`).
+ * on) is made on first use: the keys (three HKDF runs) when a request names the kid, the replay
+ * window and challenge budget once one verifies (a forged request costs no state beyond the keys).
+ * It is also the directory's entry for its kid (`context`, `recipient`).
  */
 class Recipient implements RecipientState {
-  #inUse: RecipientInUse | undefined;
-  #recipientId: Uint8Array | undefined;
+  #params: RecipientParams | undefined;
+  #verified: { readonly replay: ReplayWindow; readonly challenges: { second: number; count: number } } | undefined;
 
   constructor(
     readonly context: OscoreSecurityContext,
@@ -114,7 +120,7 @@ class Recipient implements RecipientState {
   }
 
   get recipientId(): Uint8Array {
-    return (this.#recipientId ??= keyBytes(this.kidKey));
+    return keyBytes(this.kidKey);
   }
 
   get kidHex(): string {
@@ -122,27 +128,26 @@ class Recipient implements RecipientState {
   }
 
   get params(): RecipientParams {
-    return this.inUse.params;
+    return (this.#params ??= this.context.derivedFor(this.recipientId).recipient);
   }
 
   get replay(): ReplayWindow {
-    return this.inUse.replay;
+    return this.verified.replay;
   }
 
   get challenges(): { second: number; count: number } {
-    return this.inUse.challenges;
+    return this.verified.challenges;
   }
 
-  private get inUse(): RecipientInUse {
-    return (this.#inUse ??= { params: this.context.derivedFor(this.recipientId).recipient, replay: this.context.newReplayWindow(), challenges: { second: -1, count: 0 } });
+  private get verified(): { readonly replay: ReplayWindow; readonly challenges: { second: number; count: number } } {
+    return (this.#verified ??= { replay: this.context.newReplayWindow(), challenges: { second: -1, count: 0 } });
   }
 }
 
 export class OscoreSecurityContext {
   /** Appendix B.2 is enabled for this context (and those derived from it). */
   readonly rederivation: boolean;
-  /** Whether this context resumed from earlier state (see the constructor). */
-  readonly restarted: boolean;
+  #restarted: boolean | (() => boolean);
   /**
    * The configured context this one was derived from by Appendix B.2 (undefined for a configured
    * context). All contexts derived from one origin share its input parameters (Master Secret,
@@ -167,17 +172,18 @@ export class OscoreSecurityContext {
 
   /**
    * `restarted`: the sequence source resumed from earlier state, so requests this context accepted
-   * before may come again; with echoOnRestart the replay windows start uninitialised (B.1.2).
+   * before may come again; with echoOnRestart the replay windows start uninitialised (B.1.2). A
+   * function is asked when first needed (a server with a context per device tells lazily).
    * Every parameter is checked here; the keys are derived when first needed.
    */
   constructor(
     input: SecurityContextInput,
     private readonly sequence: SequenceSource,
-    restarted = false,
+    restarted: boolean | (() => boolean) = false,
     origin?: OscoreSecurityContext,
   ) {
     this.rederivation = input.rederivation ?? false;
-    this.restarted = restarted;
+    this.#restarted = restarted;
     this.origin = origin;
     if (input.recipientIds.length === 0) throw new OscoreConfigError('a security context needs at least one recipient ID');
     if (input.replayWindow !== undefined) new ReplayWindow(input.replayWindow); // refuses a bad size now, not at the first request
@@ -189,10 +195,26 @@ export class OscoreSecurityContext {
     this.#name = input.name;
     this.#recipientNames = input.recipientNames && [...input.recipientNames];
     const recipients = input.recipientIds.map((recipientId, index) => {
-      checkContextParams({ ...this.paramsFor(recipientId), masterSecret: input.masterSecret });
+      checkContextParams({ masterSecret: input.masterSecret, senderId: input.senderId, recipientId, aead: input.aead, hkdf: input.hkdf });
       return new Recipient(this, bytesKey(recipientId), input.recipientNames?.[index] ?? input.name);
     });
     this.#recipients = recipients.length === 1 ? recipients[0]! : recipients;
+  }
+
+  /** Whether this context resumed from earlier state (see the constructor). */
+  get restarted(): boolean {
+    const r = this.#restarted;
+    return typeof r === 'boolean' ? r : (this.#restarted = r());
+  }
+
+  /** What makes this context's Sender Context distinct (§3.3): for its sequence number file. */
+  senderIdentity(): { masterSecret: Uint8Array; masterSalt?: Uint8Array; idContext?: Uint8Array; senderId: Uint8Array } {
+    return {
+      masterSecret: keyBytes(this.#masterSecret),
+      ...(this.#masterSalt !== undefined ? { masterSalt: keyBytes(this.#masterSalt) } : {}),
+      ...(this.#idContext ? { idContext: this.#idContext } : {}),
+      senderId: keyBytes(this.#senderId),
+    };
   }
 
   get idContext(): Uint8Array | undefined {
@@ -218,7 +240,9 @@ export class OscoreSecurityContext {
   /** @internal A recipient's replay window, made on its first request. */
   newReplayWindow(): ReplayWindow {
     const options = this.#options;
-    return new ReplayWindow(options.replayWindow ?? 32, { initialised: !(this.restarted && options.echoOnRestart !== false) });
+    const initialised = !(this.restarted && options.echoOnRestart !== false);
+    this.sequence.prepare?.();
+    return new ReplayWindow(options.replayWindow ?? 32, { initialised });
   }
 
   private paramsFor(recipientId: Uint8Array): ContextParams {
