@@ -49,6 +49,13 @@ export interface SecurityContextInput {
   rederivation?: boolean;
 }
 
+export interface ChallengeBudget {
+  second: number;
+  count: number;
+  accepted: number;
+  acceptedBefore: number;
+}
+
 export interface RecipientState {
   /** The authenticated peer's name, for authorization. */
   readonly name: string;
@@ -59,11 +66,12 @@ export interface RecipientState {
   readonly kidHex: string;
   readonly replay: ReplayWindow;
   /**
-   * Echo challenges this recipient's requests below the replay window got (server/oscore.ts):
-   * each costs a Sender Sequence Number, so they are counted per second and bounded. The Echo
-   * values themselves are stateless (MAC'd, RFC 9175 Appendix A), so nothing else is kept.
+   * Echo challenges this recipient's requests below the replay window got in `second`
+   * (server/oscore.ts): each costs a Sender Sequence Number, so they are counted per second and
+   * bounded by the requests accepted from it in this second and the one before. The Echo values
+   * themselves are stateless (MAC'd, RFC 9175 Appendix A), so nothing else is kept.
    */
-  challenges: { second: number; count: number };
+  readonly challenges: ChallengeBudget;
 }
 
 /**
@@ -102,7 +110,7 @@ function sharedOptionsOf(input: SecurityContextInput): ContextOptions {
  */
 class Recipient implements RecipientState {
   #params: RecipientParams | undefined;
-  #verified: { readonly replay: ReplayWindow; readonly challenges: { second: number; count: number } } | undefined;
+  #verified: { readonly replay: ReplayWindow; readonly challenges: ChallengeBudget } | undefined;
 
   constructor(
     readonly context: OscoreSecurityContext,
@@ -135,12 +143,12 @@ class Recipient implements RecipientState {
     return this.verified.replay;
   }
 
-  get challenges(): { second: number; count: number } {
+  get challenges(): ChallengeBudget {
     return this.verified.challenges;
   }
 
-  private get verified(): { readonly replay: ReplayWindow; readonly challenges: { second: number; count: number } } {
-    return (this.#verified ??= { replay: this.context.newReplayWindow(), challenges: { second: -1, count: 0 } });
+  private get verified(): { readonly replay: ReplayWindow; readonly challenges: ChallengeBudget } {
+    return (this.#verified ??= { replay: this.context.newReplayWindow(), challenges: { second: -1, count: 0, accepted: 0, acceptedBefore: 0 } });
   }
 }
 
