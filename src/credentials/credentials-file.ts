@@ -138,7 +138,7 @@ class Reader extends JsonFields {
         if (key === '$comment') continue;
         const path = `recipients[${JSON.stringify(key)}]`;
         const recipient = this.recipient(key, value, path);
-        const normalised = bytesToHex(recipient.recipientId);
+        const normalised = key.toLowerCase(); // the ID in hex (recipient() parsed it)
         const earlier = seenIds.get(normalised);
         if (earlier !== undefined) this.fail(path, `the same recipient ID as ${earlier}`);
         seenIds.set(normalised, path);

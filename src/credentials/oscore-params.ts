@@ -56,6 +56,7 @@ export const OSCORE_DEFAULTS = {
 } as const;
 
 import { allAeadAlgorithms, allHkdfAlgorithms, findAeadAlgorithm, findHkdfAlgorithm } from '../oscore/algorithms.js';
+import { equalBytes } from '../oscore/context.js';
 
 /** Upper bounds we accept; beyond them a value is almost certainly a typo. */
 export const MAX_REPLAY_WINDOW = 65536;
@@ -107,7 +108,8 @@ export function checkOscoreContext(config: OscoreContextConfig): ContextProblem[
   if (config.recipientIds.length === 0) {
     problems.push({ field: 'recipientIds', message: 'at least one recipient ID is required (RFC 8613 §3.2)' });
   }
-  const seen = new Set<string>();
+  // Checked for every recipient of a server with a context per device: no Set or hex for one ID.
+  const seen = config.recipientIds.length > 1 ? new Set<string>() : undefined;
   config.recipientIds.forEach((id, index) => {
     if (id.length > idLimit) {
       problems.push({
@@ -116,12 +118,14 @@ export function checkOscoreContext(config: OscoreContextConfig): ContextProblem[
         message: `the recipient ID is ${id.length} bytes; at most ${idLimit} with this AEAD (RFC 8613 §3.3)`,
       });
     }
-    const key = bytesToHex(id);
-    if (seen.has(key)) problems.push({ field: 'recipientIds', index, message: 'the recipient ID is listed twice' });
-    seen.add(key);
+    if (seen !== undefined) {
+      const key = bytesToHex(id);
+      if (seen.has(key)) problems.push({ field: 'recipientIds', index, message: 'the recipient ID is listed twice' });
+      seen.add(key);
+    }
     // §3.3: the pair (ID Context, Sender ID) must be unique under one master secret and salt, and
     // our own Recipient ID is the peer's Sender ID: equal IDs would give both directions one key.
-    if (key === bytesToHex(config.senderId)) {
+    if (equalBytes(id, config.senderId)) {
       problems.push({ field: 'recipientIds', index, message: 'the recipient ID equals the sender ID, so both directions would share one key (RFC 8613 §3.3)' });
     }
   });

@@ -5,9 +5,10 @@
  * Recipients that share a sender (same master secret, salt, ID Context and Sender ID) share one
  * context and one sequence number: two counters for one key would repeat nonces.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { OscoreSecurityContext } from '../oscore/security-context.js';
+import { equalBytes } from '../oscore/context.js';
+import { OscoreSecurityContext, bytesKey, type SecurityContextInput, type SequenceSource } from '../oscore/security-context.js';
 import type { OscoreContextConfig } from './oscore-params.js';
 import { SequenceNumberStore, ensureStateDirectory, sequenceFileName } from './sequence-store.js';
 import type { ServerRecipient } from './credentials-file.js';
@@ -27,18 +28,10 @@ export interface OpenedContext {
 }
 
 export function openSecurityContext(config: OscoreContextConfig, persistence: SequencePersistence, recipientNames?: readonly (string | undefined)[]): OpenedContext {
-  const path = 'sequenceFile' in persistence ? persistence.sequenceFile : join(persistence.stateDirectory, sequenceFileName(config));
+  const fileName = sequenceFileName(config);
   const registry = persistence.registryDirectory;
-  const registered = registry !== undefined ? join(registry, sequenceFileName(config)) : undefined;
-  const restarted = existsSync(path) || (registered !== undefined && existsSync(registered));
-  const reserve = { reserve: config.sequenceSaveInterval };
-  if ('stateDirectory' in persistence) ensureStateDirectory(persistence.stateDirectory);
-  const store =
-    registry !== undefined
-      ? SequenceNumberStore.openRegistered(path, config, registry, reserve)
-      : 'sequenceFile' in persistence
-        ? SequenceNumberStore.openFile(path, reserve)
-        : SequenceNumberStore.open(persistence.stateDirectory, config, reserve);
+  const restarted = existsSync(counterPath(persistence, fileName)) || (registry !== undefined && existsSync(join(registry, fileName)));
+  const store = openStore(persistence, fileName, config.sequenceSaveInterval);
   try {
     const context = new OscoreSecurityContext({ ...config, ...(recipientNames ? { recipientNames } : {}) }, store, restarted);
     return { context, close: () => store.close() };
@@ -48,22 +41,117 @@ export function openSecurityContext(config: OscoreContextConfig, persistence: Se
   }
 }
 
-/** The server's contexts: recipients grouped by the sender they share. */
+function counterPath(persistence: SequencePersistence, fileName: string): string {
+  return 'sequenceFile' in persistence ? persistence.sequenceFile : join(persistence.stateDirectory, fileName);
+}
+
+/** Opens the counter named `fileName` (sequenceFileName of its context), registered if asked. */
+function openStore(persistence: SequencePersistence, fileName: string, reserve: number): SequenceNumberStore {
+  if ('stateDirectory' in persistence) ensureStateDirectory(persistence.stateDirectory);
+  const path = counterPath(persistence, fileName);
+  const registry = persistence.registryDirectory;
+  if (registry === undefined) return SequenceNumberStore.openFile(path, { reserve });
+  ensureStateDirectory(registry);
+  return SequenceNumberStore.openFile(path, { reserve, mirrors: [join(registry, fileName)] });
+}
+
+/**
+ * A server context's counter, opened (locked, reservation written and fsync'd) when the context
+ * verifies its first request (prepare) or needs its first number, not at start-up: opening each of
+ * a server's contexts — one per device, 100,000 in issue 21 — cost two lock files and two fsync'd
+ * writes per context (1,000 contexts: 2.8 s). Opened before the first request is accepted, the file
+ * still tells a restart that the context was in use, so its replay windows start uninitialised
+ * (Appendix B.1.2). The lock conflict a second process using the same context meets is reported
+ * at that first request (a CredentialsError, which the server answers 5.00) rather than at
+ * start-up; a number is still never handed out before its reservation is durable (B.1.1). Its file name (two SHA-256 runs)
+ * is also worked out on first use, and whether the file exists (the context resumes) is looked up
+ * in one listing of each directory, made at start-up.
+ */
+class DeferredSequenceStore implements SequenceSource {
+  #store: SequenceNumberStore | undefined;
+  #fileName: string | undefined;
+  /** Set once the context is made: the counter is named by the context's identity. */
+  context: OscoreSecurityContext | undefined;
+
+  constructor(
+    private readonly persistence: SequencePersistence,
+    private readonly reserve: number,
+    private readonly listed: { inState: Set<string> | undefined; inRegistry: Set<string> | undefined },
+  ) {}
+
+  next(): number {
+    return this.opened().next();
+  }
+
+  /** The context is about to accept its first request: from now on a restart must know (B.1.2). */
+  prepare(): void {
+    this.opened();
+  }
+
+  /** Whether the counter exists from an earlier run. */
+  resumes(): boolean {
+    const { inState, inRegistry } = this.listed;
+    const name = this.fileName;
+    return (inState ? inState.has(name) : existsSync(counterPath(this.persistence, name))) || inRegistry?.has(name) === true;
+  }
+
+  close(): void {
+    this.#store?.close();
+  }
+
+  private opened(): SequenceNumberStore {
+    return (this.#store ??= openStore(this.persistence, this.fileName, this.reserve));
+  }
+
+  private get fileName(): string {
+    return (this.#fileName ??= sequenceFileName(this.context!.senderIdentity()));
+  }
+}
+
+/** The server's contexts: recipients grouped by the sender they share; counters opened on first use. */
 export function openServerContexts(recipients: readonly ServerRecipient[], persistence: SequencePersistence): OpenedContext[] {
   const groups = new Map<string, ServerRecipient[]>();
   for (const recipient of recipients) {
-    const key = sequenceFileName(recipient.context);
-    groups.set(key, [...(groups.get(key) ?? []), recipient]);
+    const key = senderKey(recipient.context);
+    const group = groups.get(key);
+    if (group) group.push(recipient);
+    else groups.set(key, [recipient]);
   }
+  const listed = {
+    inState: 'stateDirectory' in persistence ? listFiles(persistence.stateDirectory) : undefined,
+    inRegistry: persistence.registryDirectory !== undefined ? listFiles(persistence.registryDirectory) : undefined,
+  };
   const opened: OpenedContext[] = [];
-  try {
-    for (const group of groups.values()) {
-      const config: OscoreContextConfig = { ...group[0]!.context, recipientIds: group.map((r) => r.recipientId) };
-      opened.push(openSecurityContext(config, persistence, group.map((r) => r.name)));
-    }
-  } catch (error) {
-    for (const o of opened) o.close();
-    throw error;
+  for (const group of groups.values()) {
+    const store = new DeferredSequenceStore(persistence, group[0]!.context.sequenceSaveInterval, listed);
+    const context = new OscoreSecurityContext(contextInput(group), store, () => store.resumes());
+    store.context = context;
+    opened.push({ context, close: () => store.close() });
   }
   return opened;
+}
+
+/** The fields sequenceFileName hashes, as one unambiguous string (lengths first): equal iff the names are. */
+function senderKey(c: OscoreContextConfig): string {
+  const fields = [c.masterSecret, c.masterSalt ?? new Uint8Array(0), c.idContext, c.senderId]; // an absent salt is the empty one (§3.2)
+  let key = '';
+  for (const f of fields) key += f === undefined ? '-' : `${f.length}:${bytesKey(f)}`;
+  return key;
+}
+
+/** One context's input for recipients sharing a sender; a lone recipient's own config as it is. */
+function contextInput(group: readonly ServerRecipient[]): SecurityContextInput {
+  const first = group[0]!;
+  const own = first.context;
+  if (group.length === 1 && own.name === first.name && own.recipientIds.length === 1 && equalBytes(own.recipientIds[0]!, first.recipientId)) return own;
+  return { ...own, recipientIds: group.map((r) => r.recipientId), recipientNames: group.map((r) => r.name) };
+}
+
+function listFiles(directory: string): Set<string> {
+  try {
+    return new Set(readdirSync(directory));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
+    throw error;
+  }
 }

@@ -22,7 +22,7 @@
  * reservation is written to each.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { CredentialsError } from './errors.js';
 import { writeFileDurably } from './durable-file.js';
@@ -55,21 +55,28 @@ export class SequenceExhaustedError extends CredentialsError {}
  * bits of the result; nothing in the name reveals the secret.
  */
 export function sequenceFileName(identity: SenderContextIdentity): string {
-  const hash = createHash('sha256');
-  const field = (bytes: Uint8Array | undefined): void => {
+  // One buffer hashed at once: a server loads a context per device (issue 21), and two incremental
+  // Hash objects per context cost more than the hashing.
+  const fields = [sha256(identity.masterSecret), identity.masterSalt ?? new Uint8Array(0), identity.idContext, identity.senderId];
+  const input = Buffer.allocUnsafe(NAME_PREFIX.length + fields.reduce((n, f) => n + 5 + (f?.length ?? 0), 0));
+  let at = NAME_PREFIX.copy(input, 0);
+  for (const bytes of fields) {
     // Length-prefixed, with absent distinct from empty (an absent ID Context is not an empty one).
-    const header = Buffer.alloc(5);
-    header.writeUInt8(bytes === undefined ? 0 : 1, 0);
-    header.writeUInt32BE(bytes?.length ?? 0, 1);
-    hash.update(header);
-    if (bytes) hash.update(bytes);
-  };
-  hash.update('coapsec sender sequence number v1\0');
-  field(createHash('sha256').update(identity.masterSecret).digest());
-  field(identity.masterSalt ?? new Uint8Array(0));
-  field(identity.idContext);
-  field(identity.senderId);
-  return `sender-${hash.digest('hex').slice(0, 32)}.ssn`;
+    at = input.writeUInt8(bytes === undefined ? 0 : 1, at);
+    at = input.writeUInt32BE(bytes?.length ?? 0, at);
+    if (bytes) {
+      input.set(bytes, at);
+      at += bytes.length;
+    }
+  }
+  return `sender-${sha256(input).toString('hex').slice(0, 32)}.ssn`;
+}
+
+const NAME_PREFIX = Buffer.from('coapsec sender sequence number v1\0');
+
+/** crypto.hash (one call, no Hash object) where Node has it (20.12+), else createHash. */
+function sha256(data: Uint8Array): Buffer {
+  return typeof hash === 'function' ? hash('sha256', data, 'buffer') : createHash('sha256').update(data).digest();
 }
 
 export class SequenceNumberStore {

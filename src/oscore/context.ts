@@ -71,9 +71,13 @@ function checkId(what: string, id: Uint8Array, alg: AeadAlgorithm): void {
   }
 }
 
-export function deriveContext(params: ContextParams): DerivedContext {
+/**
+ * Every check deriveContext makes, without deriving: a context that holds its keys back until
+ * first use (security-context.ts) still refuses bad parameters when it is made.
+ */
+export function checkContextParams(params: ContextParams): void {
   const alg = aeadAlgorithm(params.aead ?? DEFAULT_AEAD);
-  const hkdf = hkdfAlgorithm(params.hkdf ?? DEFAULT_HKDF);
+  hkdfAlgorithm(params.hkdf ?? DEFAULT_HKDF);
   if (!(params.masterSecret instanceof Uint8Array) || params.masterSecret.length === 0) {
     throw new OscoreConfigError('OSCORE Master Secret is missing or empty (RFC 8613 §3.2)');
   }
@@ -84,6 +88,12 @@ export function deriveContext(params: ContextParams): DerivedContext {
   if (equalBytes(params.senderId, params.recipientId)) {
     throw new OscoreConfigError('OSCORE Sender ID and Recipient ID must differ (RFC 8613 §3.3)');
   }
+}
+
+export function deriveContext(params: ContextParams): DerivedContext {
+  checkContextParams(params);
+  const alg = aeadAlgorithm(params.aead ?? DEFAULT_AEAD);
+  const hkdf = hkdfAlgorithm(params.hkdf ?? DEFAULT_HKDF);
   const salt = params.masterSalt ?? new Uint8Array(0);
   const idContext = params.idContext === undefined ? undefined : copy(params.idContext);
   const derive = (id: Uint8Array, type: 'Key' | 'IV', length: number): Uint8Array =>

@@ -29,7 +29,7 @@ import {
 import { OptionNumber, type OscoreClass, oscoreClassOf } from '../coap/options.js';
 import { parseAbsoluteUri } from '../coap/uri.js';
 import { aeadAlgorithm } from './algorithms.js';
-import { type RecipientParams, type SenderParams, nonce } from './context.js';
+import { type RecipientParams, type SenderParams, equalBytes, nonce } from './context.js';
 import { MalformedOscoreOption, OscoreConfigError, OscoreProtectError } from './errors.js';
 import { type OscoreOptionValue, decodeOscoreOption, decodePartialIv, encodeOscoreOption, encodePartialIv } from './option.js';
 
@@ -48,6 +48,13 @@ export interface RequestBinding {
   piv: Uint8Array;
   /** Whether the request carried Observe; when false, a response with inner Observe is refused (§4.1.3.5.2). */
   observe?: boolean;
+  /**
+   * What verifying the request computed and a response reuses when protected with the same
+   * context (issue 21: no second AAD encoding or nonce per response): the AAD for `aead` (§5.4:
+   * a response's AAD is built from the request's kid and Partial IV), and the request's nonce,
+   * built with `commonIv` (§8.3 step 3's first alternative uses exactly that nonce).
+   */
+  verified?: { readonly aead: number; readonly aad: Uint8Array; readonly commonIv: Uint8Array; readonly nonce: Uint8Array };
 }
 
 export interface ProtectRequestOptions {
@@ -393,12 +400,9 @@ export function unprotectRequest(
     throw new OscoreConfigError(`Recipient ID of ${recipient.recipientId.length} bytes is too long for ${alg.name}`);
   }
   // §8.2 step 5: the nonce from the Recipient ID (= the client's Sender ID), Common IV and Partial IV.
-  const plaintext = alg.open(
-    recipient.recipientKey,
-    nonce(recipient.commonIv, recipient.recipientId, pivCopy),
-    additionalData(alg.id, kidCopy, pivCopy),
-    request.payload,
-  );
+  const requestNonce = nonce(recipient.commonIv, recipient.recipientId, pivCopy);
+  const aad = additionalData(alg.id, kidCopy, pivCopy);
+  const plaintext = alg.open(recipient.recipientKey, requestNonce, aad, request.payload);
   if (plaintext === undefined) return { ok: false, code: BAD_REQUEST, reason: 'Decryption failed' };
   const inner = decodePlaintext(plaintext);
   // Authentic, yet not a message body: only a broken peer sends this. Not a COSE decoding failure.
@@ -413,7 +417,13 @@ export function unprotectRequest(
     options: mergeOptions(request, inner.options, classOf, 'request'),
     payload: inner.payload,
   };
-  const binding: RequestBinding = { kid: kidCopy, piv: pivCopy, observe: hasOption({ options: inner.options }, OptionNumber.Observe) };
+  const binding: RequestBinding = {
+    kid: kidCopy,
+    piv: pivCopy,
+    observe: hasOption({ options: inner.options }, OptionNumber.Observe),
+    // The nonce a response computes from the kid is this one when the kid is the Recipient ID.
+    ...(equalBytes(recipient.recipientId, kidCopy) ? { verified: { aead: alg.id, aad, commonIv: recipient.commonIv, nonce: requestNonce } } : {}),
+  };
   return {
     ok: true,
     message,
@@ -439,7 +449,8 @@ export function protectResponse(
   const { inner, outer } = splitOptions(response, classOf, 'response');
   const observe = hasOption(response, OptionNumber.Observe);
   const plaintext = encodePlaintext(response.code, inner, response.payload);
-  const aad = additionalData(alg.id, binding.kid, binding.piv);
+  const verified = binding.verified;
+  const aad = verified !== undefined && verified.aead === alg.id ? verified.aad : additionalData(alg.id, binding.kid, binding.piv);
   let aeadNonce: Uint8Array;
   let optionValue: Uint8Array;
   if (options.sequenceNumber !== undefined) {
@@ -450,7 +461,7 @@ export function protectResponse(
   } else {
     // §8.3 step 3, first alternative: the request's nonce (built from the request's kid and
     // Partial IV, §5.2); the Partial IV "MUST NOT be included", so the option value is empty.
-    aeadNonce = nonce(sender.commonIv, binding.kid, binding.piv);
+    aeadNonce = verified !== undefined && equalBytes(verified.commonIv, sender.commonIv) ? verified.nonce : nonce(sender.commonIv, binding.kid, binding.piv);
     optionValue = new Uint8Array(0);
   }
   const ciphertext = alg.seal(sender.senderKey, aeadNonce, aad, plaintext);

@@ -4,13 +4,19 @@
  * serve several recipients (a server configured with several recipient IDs, as libcoap allows):
  * they share the sender key, so they must share the sequence number too.
  */
-import { deriveContext, equalBytes, type RecipientParams, type SenderParams } from './context.js';
+import { checkContextParams, deriveContext, equalBytes, type ContextParams, type DerivedContext, type RecipientParams, type SenderParams } from './context.js';
 import { OscoreConfigError } from './errors.js';
 import { ReplayWindow } from './replay.js';
 
 /** Where Sender Sequence Numbers come from. Persistent in production (Appendix B.1.1). */
 export interface SequenceSource {
   next(): number;
+  /**
+   * Called when the context is about to verify its first request: a source that persists lazily
+   * must make its state durable now, so that after a restart the context counts as restarted (its
+   * replay windows then start uninitialised, Appendix B.1.2) even if it never sent a number.
+   */
+  prepare?(): void;
 }
 
 /** Volatile numbering from a start value: for tests, never for a context that outlives the process. */
@@ -43,73 +49,240 @@ export interface SecurityContextInput {
   rederivation?: boolean;
 }
 
+export interface ChallengeBudget {
+  second: number;
+  count: number;
+  accepted: number;
+  acceptedBefore: number;
+}
+
 export interface RecipientState {
   /** The authenticated peer's name, for authorization. */
   readonly name: string;
   readonly params: RecipientParams;
+  /** The Recipient ID (the kid of requests it verifies), without deriving the keys. */
+  readonly recipientId: Uint8Array;
   /** The Recipient ID in hex: the kid as endpoint contexts report it. */
   readonly kidHex: string;
   readonly replay: ReplayWindow;
   /**
-   * Echo challenges this recipient's requests below the replay window got (server/oscore.ts):
-   * each costs a Sender Sequence Number, so they are counted per second and bounded. The Echo
-   * values themselves are stateless (MAC'd, RFC 9175 Appendix A), so nothing else is kept.
+   * Echo challenges this recipient's requests below the replay window got in `second`
+   * (server/oscore.ts): each costs a Sender Sequence Number, so they are counted per second and
+   * bounded by the requests accepted from it in this second and the one before. The Echo values
+   * themselves are stateless (MAC'd, RFC 9175 Appendix A), so nothing else is kept.
    */
-  challenges: { second: number; count: number };
+  readonly challenges: ChallengeBudget;
+}
+
+/**
+ * The options of a context that are not bytes, shared by every context with the same values (a
+ * server with a context per device has a handful of distinct ones).
+ */
+interface ContextOptions {
+  readonly aead: number | undefined;
+  readonly hkdf: number | undefined;
+  readonly replayWindow: number | undefined;
+  readonly echoOnRestart: boolean | undefined;
+}
+const sharedOptions = new Map<string, ContextOptions>();
+function optionsOf(input: SecurityContextInput): ContextOptions {
+  const last = lastOptions;
+  if (last && last.aead === input.aead && last.hkdf === input.hkdf && last.replayWindow === input.replayWindow && last.echoOnRestart === input.echoOnRestart) return last;
+  return (lastOptions = sharedOptionsOf(input));
+}
+let lastOptions: ContextOptions | undefined;
+function sharedOptionsOf(input: SecurityContextInput): ContextOptions {
+  const key = `${input.aead}/${input.hkdf}/${input.replayWindow}/${input.echoOnRestart}`;
+  let options = sharedOptions.get(key);
+  if (options === undefined) {
+    options = Object.freeze({ aead: input.aead, hkdf: input.hkdf, replayWindow: input.replayWindow, echoOnRestart: input.echoOnRestart });
+    sharedOptions.set(key, options);
+  }
+  return options;
+}
+
+/**
+ * One recipient of a context. A server may hold a context per device (issue 21: 100,000 of them),
+ * most idle, so everything but the Recipient ID (kept as the binary string ContextDirectory keys
+ * on) is made on first use: the keys (three HKDF runs) when a request names the kid, the replay
+ * window and challenge budget once one verifies (a forged request costs no state beyond the keys).
+ * It is also the directory's entry for its kid (`context`, `recipient`).
+ */
+class Recipient implements RecipientState {
+  #params: RecipientParams | undefined;
+  #verified: { readonly replay: ReplayWindow; readonly challenges: ChallengeBudget } | undefined;
+
+  constructor(
+    readonly context: OscoreSecurityContext,
+    /** The Recipient ID as a binary string (bytesKey). */
+    readonly kidKey: string,
+    private readonly configuredName: string | undefined,
+  ) {}
+
+  get recipient(): RecipientState {
+    return this;
+  }
+
+  get name(): string {
+    return this.configuredName ?? `kid ${this.kidHex || '(empty)'}`;
+  }
+
+  get recipientId(): Uint8Array {
+    return keyBytes(this.kidKey);
+  }
+
+  get kidHex(): string {
+    return Buffer.from(this.kidKey, 'latin1').toString('hex');
+  }
+
+  get params(): RecipientParams {
+    return (this.#params ??= this.context.derivedFor(this.recipientId).recipient);
+  }
+
+  get replay(): ReplayWindow {
+    return this.verified.replay;
+  }
+
+  get challenges(): ChallengeBudget {
+    return this.verified.challenges;
+  }
+
+  private get verified(): { readonly replay: ReplayWindow; readonly challenges: ChallengeBudget } {
+    return (this.#verified ??= { replay: this.context.newReplayWindow(), challenges: { second: -1, count: 0, accepted: 0, acceptedBefore: 0 } });
+  }
 }
 
 export class OscoreSecurityContext {
-  readonly name: string;
-  readonly sender: SenderParams;
-  readonly idContext: Uint8Array | undefined;
   /** Appendix B.2 is enabled for this context (and those derived from it). */
   readonly rederivation: boolean;
-  /** Whether this context resumed from earlier state (see the constructor). */
-  readonly restarted: boolean;
+  #restarted: boolean | (() => boolean);
   /**
    * The configured context this one was derived from by Appendix B.2 (undefined for a configured
    * context). All contexts derived from one origin share its input parameters (Master Secret,
    * Master Salt, Sender/Recipient IDs, algorithms) and differ only in the ID Context.
    */
   readonly origin: OscoreSecurityContext | undefined;
-  private readonly recipientStates = new Map<string, RecipientState>();
-  readonly #input: SecurityContextInput;
+  /**
+   * The input byte strings as binary strings (bytesKey): immutable, so no defensive copies, and
+   * about a sixth of a Uint8Array's heap. Keys are derived from them on first use.
+   */
+  readonly #masterSecret: string;
+  readonly #masterSalt: string | undefined;
+  readonly #senderId: string;
+  readonly #idContext: Uint8Array | undefined;
+  readonly #options: ContextOptions;
+  readonly #name: string | undefined;
+  /** The recipients in configuration order; nearly always one. */
+  readonly #recipients: Recipient | readonly Recipient[];
+  readonly #recipientNames: readonly (string | undefined)[] | undefined;
+  /** Derived on first use (see Recipient). */
+  #sender: SenderParams | undefined;
 
   /**
    * `restarted`: the sequence source resumed from earlier state, so requests this context accepted
-   * before may come again; with echoOnRestart the replay windows start uninitialised (B.1.2).
+   * before may come again; with echoOnRestart the replay windows start uninitialised (B.1.2). A
+   * function is asked when first needed (a server with a context per device tells lazily).
+   * Every parameter is checked here; the keys are derived when first needed.
    */
   constructor(
     input: SecurityContextInput,
     private readonly sequence: SequenceSource,
-    restarted = false,
+    restarted: boolean | (() => boolean) = false,
     origin?: OscoreSecurityContext,
   ) {
-    this.#input = { ...input, recipientIds: [...input.recipientIds], ...(input.recipientNames ? { recipientNames: [...input.recipientNames] } : {}) };
     this.rederivation = input.rederivation ?? false;
-    this.restarted = restarted;
+    this.#restarted = restarted;
     this.origin = origin;
     if (input.recipientIds.length === 0) throw new OscoreConfigError('a security context needs at least one recipient ID');
-    let sender: SenderParams | undefined;
-    this.name = input.name ?? `kid ${hex(input.recipientIds[0]!) || '(empty)'}`;
-    for (const [index, recipientId] of input.recipientIds.entries()) {
-      const derived = deriveContext({
-        masterSecret: input.masterSecret,
-        ...(input.masterSalt ? { masterSalt: input.masterSalt } : {}),
-        ...(input.idContext ? { idContext: input.idContext } : {}),
-        senderId: input.senderId,
-        recipientId,
-        ...(input.aead !== undefined ? { aead: input.aead } : {}),
-        ...(input.hkdf !== undefined ? { hkdf: input.hkdf } : {}),
-      });
-      sender ??= derived.sender;
-      const replay = new ReplayWindow(input.replayWindow ?? 32, { initialised: !(restarted && input.echoOnRestart !== false) });
-      const name = input.recipientNames?.[index] ?? input.name ?? `kid ${hex(recipientId) || '(empty)'}`;
-      const kidHex = hex(recipientId);
-      this.recipientStates.set(kidHex, { name, params: derived.recipient, kidHex, replay, challenges: { second: -1, count: 0 } });
-    }
-    this.sender = sender!;
-    this.idContext = input.idContext;
+    if (input.replayWindow !== undefined) new ReplayWindow(input.replayWindow); // refuses a bad size now, not at the first request
+    this.#masterSecret = bytesKey(input.masterSecret);
+    this.#masterSalt = input.masterSalt && bytesKey(input.masterSalt);
+    this.#senderId = bytesKey(input.senderId);
+    this.#idContext = input.idContext && Uint8Array.from(input.idContext);
+    this.#options = optionsOf(input);
+    this.#name = input.name;
+    this.#recipientNames = input.recipientNames && [...input.recipientNames];
+    const recipients = input.recipientIds.map((recipientId, index) => {
+      checkContextParams({ masterSecret: input.masterSecret, senderId: input.senderId, recipientId, aead: input.aead, hkdf: input.hkdf });
+      return new Recipient(this, bytesKey(recipientId), input.recipientNames?.[index] ?? input.name);
+    });
+    this.#recipients = recipients.length === 1 ? recipients[0]! : recipients;
+  }
+
+  /** Whether this context resumed from earlier state (see the constructor). */
+  get restarted(): boolean {
+    const r = this.#restarted;
+    return typeof r === 'boolean' ? r : (this.#restarted = r());
+  }
+
+  /** What makes this context's Sender Context distinct (§3.3): for its sequence number file. */
+  senderIdentity(): { masterSecret: Uint8Array; masterSalt?: Uint8Array; idContext?: Uint8Array; senderId: Uint8Array } {
+    return {
+      masterSecret: keyBytes(this.#masterSecret),
+      ...(this.#masterSalt !== undefined ? { masterSalt: keyBytes(this.#masterSalt) } : {}),
+      ...(this.#idContext ? { idContext: this.#idContext } : {}),
+      senderId: keyBytes(this.#senderId),
+    };
+  }
+
+  get idContext(): Uint8Array | undefined {
+    return this.#idContext;
+  }
+
+  get name(): string {
+    return this.#name ?? `kid ${this.primaryRecipient.kidHex || '(empty)'}`;
+  }
+
+  /** The Sender Context (and the Common Context parts it uses), derived on first use. */
+  get sender(): SenderParams {
+    return (this.#sender ??= this.derivedFor(this.primaryRecipient.recipientId).sender);
+  }
+
+  /** @internal The §3.2 derivation for one recipient; a Recipient calls it once. */
+  derivedFor(recipientId: Uint8Array): DerivedContext {
+    const derived = deriveContext(this.paramsFor(recipientId));
+    this.#sender ??= derived.sender;
+    return derived;
+  }
+
+  /** @internal A recipient's replay window, made on its first request. */
+  newReplayWindow(): ReplayWindow {
+    const options = this.#options;
+    const initialised = !(this.restarted && options.echoOnRestart !== false);
+    this.sequence.prepare?.();
+    return new ReplayWindow(options.replayWindow ?? 32, { initialised });
+  }
+
+  private paramsFor(recipientId: Uint8Array): ContextParams {
+    const options = this.#options;
+    return {
+      masterSecret: keyBytes(this.#masterSecret),
+      ...(this.#masterSalt !== undefined ? { masterSalt: keyBytes(this.#masterSalt) } : {}),
+      ...(this.#idContext ? { idContext: this.#idContext } : {}),
+      senderId: keyBytes(this.#senderId),
+      recipientId,
+      ...(options.aead !== undefined ? { aead: options.aead } : {}),
+      ...(options.hkdf !== undefined ? { hkdf: options.hkdf } : {}),
+    };
+  }
+
+  /** The input parameters, rebuilt (fresh copies). */
+  private input(): SecurityContextInput {
+    const o = this.#options;
+    return {
+      masterSecret: keyBytes(this.#masterSecret),
+      ...(this.#masterSalt !== undefined ? { masterSalt: keyBytes(this.#masterSalt) } : {}),
+      ...(this.#idContext ? { idContext: Uint8Array.from(this.#idContext) } : {}),
+      senderId: keyBytes(this.#senderId),
+      recipientIds: this.recipientIds,
+      ...(o.aead !== undefined ? { aead: o.aead } : {}),
+      ...(o.hkdf !== undefined ? { hkdf: o.hkdf } : {}),
+      ...(o.replayWindow !== undefined ? { replayWindow: o.replayWindow } : {}),
+      ...(o.echoOnRestart !== undefined ? { echoOnRestart: o.echoOnRestart } : {}),
+      ...(this.#name !== undefined ? { name: this.#name } : {}),
+      ...(this.#recipientNames ? { recipientNames: [...this.#recipientNames] } : {}),
+      ...(this.rederivation ? { rederivation: true } : {}),
+    };
   }
 
   /**
@@ -117,8 +290,7 @@ export class OscoreSecurityContext {
    * included, for a Wireshark context file. Nothing else may call this; never log the result.
    */
   exportParameters(): Readonly<SecurityContextInput> {
-    const i = this.#input;
-    return { ...i, masterSecret: Uint8Array.from(i.masterSecret), recipientIds: i.recipientIds.map((r) => Uint8Array.from(r)) };
+    return this.input();
   }
 
   /** The next Sender Sequence Number; never returns one twice (§7.2). */
@@ -127,13 +299,21 @@ export class OscoreSecurityContext {
   }
 
   recipient(kid: Uint8Array, kidContext?: Uint8Array): RecipientState | undefined {
-    if (kidContext !== undefined && !(this.idContext && equalBytes(kidContext, this.idContext))) return undefined;
-    return this.recipientStates.get(hex(kid));
+    if (kidContext !== undefined && !(this.#idContext && equalBytes(kidContext, this.#idContext))) return undefined;
+    const key = bytesKey(kid);
+    for (const r of this.recipients) if (r.kidKey === key) return r;
+    return undefined;
   }
 
-  /** The Recipient IDs of this context. */
+  /** The Recipient IDs of this context (fresh copies). */
   get recipientIds(): Uint8Array[] {
-    return [...this.recipientStates.values()].map((r) => r.params.recipientId);
+    return this.recipients.map((r) => keyBytes(r.kidKey));
+  }
+
+  /** @internal Every recipient; each is also ContextDirectory's entry for its kid. */
+  get recipients(): readonly Recipient[] {
+    const r = this.#recipients;
+    return r instanceof Recipient ? [r] : r;
   }
 
   /**
@@ -148,59 +328,84 @@ export class OscoreSecurityContext {
    */
   derive(idContext: Uint8Array, recipientId?: Uint8Array): OscoreSecurityContext {
     const base = this.origin ?? this;
-    const input = base.#input;
+    const input = base.input();
     let recipientIds = input.recipientIds;
     let recipientNames = input.recipientNames;
     if (recipientId !== undefined) {
-      const state = base.recipientStates.get(hex(recipientId));
+      const state = base.recipient(recipientId);
       if (!state) throw new OscoreConfigError(`no recipient ${hex(recipientId) || '(empty)'} in context ${base.name}`);
       recipientIds = [recipientId];
       recipientNames = [state.name];
     }
-    const derived: SecurityContextInput = { ...input, idContext: Uint8Array.from(idContext), recipientIds, ...(recipientNames ? { recipientNames } : {}) };
+    const derived: SecurityContextInput = { ...input, idContext, recipientIds, ...(recipientNames ? { recipientNames } : {}) };
     // restarted = false: fresh keys, nothing was accepted with them before; no Echo needed.
     return new OscoreSecurityContext(derived, new VolatileSequence(0), false, base);
   }
 
   /** The only recipient of a client context (its server). */
   get primaryRecipient(): RecipientState {
-    return this.recipientStates.values().next().value!;
+    const r = this.#recipients;
+    return r instanceof Recipient ? r : r[0]!;
   }
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
+/** What ContextDirectory.find returns: the recipient itself, which knows its context (no allocation per find). */
+export interface DirectoryEntry {
+  readonly context: OscoreSecurityContext;
+  readonly recipient: RecipientState;
+}
+
+type Bucket = DirectoryEntry | DirectoryEntry[];
+
 /**
  * Finds the context and recipient for a request's kid (and kid context) among many contexts.
  * Configured contexts come first, in order; contexts derived by Appendix B.2 are added after them
  * and replace, for their one client (kid), the context they were derived from.
+ *
+ * A server may hold a context per device, so finding one costs the same with one context as with
+ * 100,000 (issue 21): two hash maps, keyed by the kid, and by the kid with the ID Context, as
+ * binary strings (no hex per lookup). A bucket is the entries for one key in directory order,
+ * nearly always one; a kid several contexts share (without a kid context to tell them apart) is
+ * served by the first, as a scan in order would.
  */
 export class ContextDirectory {
-  private readonly contexts: OscoreSecurityContext[];
-  /** Per configured context, the kids (hex) it no longer serves because B.2 replaced it for them. */
-  private readonly retired = new Map<OscoreSecurityContext, Set<string>>();
+  /** Contexts in use, in directory order: configured (all kept, even retired for some kid), then derived. */
+  private readonly configured: readonly OscoreSecurityContext[];
+  private readonly derived = new Set<OscoreSecurityContext>();
+  private readonly byKid = new Map<string, Bucket>();
+  private readonly byKidAndIdContext = new Map<string, Bucket>();
+  /** Configured contexts allowing B.2, by kid; a context retired for a kid stays here. */
+  private readonly origins = new Map<string, OscoreSecurityContext[]>();
 
   constructor(contexts: readonly OscoreSecurityContext[]) {
-    this.contexts = [...contexts];
+    this.configured = [...contexts];
+    for (const context of contexts) {
+      this.add(context);
+      if (context.origin !== undefined || !context.rederivation) continue;
+      for (const r of context.recipients) {
+        const key = r.kidKey;
+        const list = this.origins.get(key);
+        if (list) list.push(context);
+        else this.origins.set(key, [context]);
+      }
+    }
   }
 
-  find(kid: Uint8Array, kidContext: Uint8Array | undefined): { context: OscoreSecurityContext; recipient: RecipientState } | undefined {
-    for (const context of this.contexts) {
-      if (this.retired.get(context)?.has(hex(kid))) continue;
-      const recipient = context.recipient(kid, kidContext);
-      if (recipient) return { context, recipient };
-    }
-    return undefined;
+  find(kid: Uint8Array, kidContext: Uint8Array | undefined): DirectoryEntry | undefined {
+    const bucket = kidContext === undefined ? this.byKid.get(bytesKey(kid)) : this.byKidAndIdContext.get(kidAndIdContextKey(kid, kidContext));
+    return bucket === undefined ? undefined : Array.isArray(bucket) ? bucket[0] : bucket;
   }
 
   /** The configured contexts with this kid that allow Appendix B.2 (retired ones included). */
   rederivationOrigins(kid: Uint8Array): OscoreSecurityContext[] {
-    return this.contexts.filter((c) => c.origin === undefined && c.rederivation && c.recipient(kid) !== undefined);
+    return [...(this.origins.get(bytesKey(kid)) ?? [])];
   }
 
   /** The contexts currently in use (configured and derived). */
   get all(): readonly OscoreSecurityContext[] {
-    return this.contexts;
+    return [...this.configured, ...this.derived];
   }
 
   /**
@@ -212,14 +417,66 @@ export class ContextDirectory {
   replace(kid: Uint8Array, replacement: OscoreSecurityContext): void {
     const origin = replacement.origin;
     if (origin === undefined) throw new OscoreConfigError('only a derived context replaces another');
-    const key = hex(kid);
-    for (let i = this.contexts.length - 1; i >= 0; i--) {
-      const c = this.contexts[i]!;
-      if (c.origin === origin && c.recipient(kid) !== undefined) this.contexts.splice(i, 1);
+    // Everything serving this kid that came from `origin`: the origin itself (retired for this kid
+    // only) and earlier derived contexts (dropped: each was derived for this one kid).
+    for (const { context } of bucketEntries(this.byKid.get(bytesKey(kid)))) {
+      if (context === origin) {
+        this.unindex(context, kid);
+      } else if (context.origin === origin) {
+        for (const r of context.recipients) this.unindex(context, r.recipientId);
+        this.derived.delete(context);
+      }
     }
-    let retired = this.retired.get(origin);
-    if (!retired) this.retired.set(origin, (retired = new Set()));
-    retired.add(key);
-    this.contexts.push(replacement);
+    this.add(replacement);
+    this.derived.add(replacement);
   }
+
+  private add(context: OscoreSecurityContext): void {
+    for (const entry of context.recipients) {
+      push(this.byKid, entry.kidKey, entry);
+      if (context.idContext !== undefined) push(this.byKidAndIdContext, kidAndIdContextKey(entry.recipientId, context.idContext), entry);
+    }
+  }
+
+  /** Stops `context` serving `kid`. */
+  private unindex(context: OscoreSecurityContext, kid: Uint8Array): void {
+    remove(this.byKid, bytesKey(kid), context);
+    if (context.idContext !== undefined) remove(this.byKidAndIdContext, kidAndIdContextKey(kid, context.idContext), context);
+  }
+}
+
+function bucketEntries(bucket: Bucket | undefined): DirectoryEntry[] {
+  return bucket === undefined ? [] : Array.isArray(bucket) ? [...bucket] : [bucket];
+}
+
+function push(map: Map<string, Bucket>, key: string, entry: DirectoryEntry): void {
+  const bucket = map.get(key);
+  if (bucket === undefined) map.set(key, entry);
+  else if (Array.isArray(bucket)) bucket.push(entry);
+  else map.set(key, [bucket, entry]);
+}
+
+function remove(map: Map<string, Bucket>, key: string, context: OscoreSecurityContext): void {
+  const rest = bucketEntries(map.get(key)).filter((e) => e.context !== context);
+  if (rest.length === 0) map.delete(key);
+  else map.set(key, rest.length === 1 ? rest[0]! : rest);
+}
+
+/** The bytes as a string of char codes 0-255: a Map key with no encoding pass (no hex). */
+export function bytesKey(bytes: Uint8Array): string {
+  if (bytes.length > 16) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  let key = '';
+  for (let i = 0; i < bytes.length; i++) key += String.fromCharCode(bytes[i]!);
+  return key;
+}
+
+function keyBytes(key: string): Uint8Array {
+  const bytes = new Uint8Array(key.length);
+  for (let i = 0; i < key.length; i++) bytes[i] = key.charCodeAt(i);
+  return bytes;
+}
+
+/** Unambiguous: the kid's length first (a kid is at most nonce length − 6 bytes, §3.3). */
+function kidAndIdContextKey(kid: Uint8Array, idContext: Uint8Array): string {
+  return String.fromCharCode(kid.length) + bytesKey(kid) + bytesKey(idContext);
 }

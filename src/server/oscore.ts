@@ -18,6 +18,19 @@
  * client repeat it with a fresh Partial IV. A Partial IV inside the window that was seen is a
  * replay for certain: "Replay detected", unprotected, costing nothing.
  *
+ * How many such challenges a recipient gets per second (issue 21): a client with 256 requests in
+ * flight whose burst of requests a full receive queue dropped retransmits them all 2–3 s later,
+ * tens of thousands of Partial IVs behind, within the same second. A flat budget (10 per second)
+ * answered the rest "Replay detected" although RFC 8613 §7.4 makes that the answer for a Partial
+ * IV that "has [been] received before" — these were never received, only no longer tellable (the
+ * window of §3.2.2, 32 by default, cannot span a retransmission timeout at thousands of requests
+ * per second, and no bitmap per recipient could at any rate). So the budget follows the
+ * recipient's own traffic: at least `staleChallengesPerSecond`, and as many as it had requests
+ * accepted in this and the previous second. A replaying attacker still cannot make this server
+ * spend more Sender Sequence Numbers (or responses) on challenges than the honest client spends on
+ * requests, and a request below the window beyond the budget gets a 4.01 that does not claim a
+ * replay ("Replay window exceeded").
+ *
  * With `rederivation` set on a configured context, the server also runs Appendix B.2 (see
  * oscore/rederivation.ts): a request whose kid matches but whose 'kid context' is unknown is
  * request #1 (steps 2) or request #2 (step 4) of the protocol. Derived contexts live in memory
@@ -55,9 +68,11 @@ export interface OscoreServerOptions {
   /** How long the Echo value of a challenge is accepted (RFC 9175 §2.3 "recent"). Default 60 s. */
   echoLifetimeMs?: number;
   /**
-   * Per recipient and second, how many requests below the replay window get an Echo challenge
-   * (each costs a Sender Sequence Number, as a replay of any old captured request would); beyond
-   * it they get "Replay detected". Challenges after a restart are not counted: refusing those
+   * Per recipient and second, how many requests below the replay window get an Echo challenge at
+   * least (each costs a Sender Sequence Number, as a replay of any old captured request would);
+   * the budget grows to the number of fresh requests the recipient made in this and the previous
+   * second, so a busy client's losses are all challenged (see the module comment). Beyond it they
+   * get 4.01 "Replay window exceeded". Challenges after a restart are not counted: refusing those
    * would let a replaying attacker starve the client again. Default 10.
    */
   staleChallengesPerSecond?: number;
@@ -148,8 +163,10 @@ export class OscoreServerSecurity implements ServerSecurity {
         // server MUST NOT process the request further and SHOULD send a 4.01 ... with an Echo option".
         return { ok: false, response: this.challenge(security, recipient, result.binding) };
       }
+      if (verdict === 'too-old') return { ok: false, response: errorMessage({ code: ResponseCode.Unauthorized, reason: 'Replay window exceeded' }) };
       // §7.4: a Partial IV received before.
       if (!recipient.replay.accept(sequenceNumber, provenFresh)) return { ok: false, response: errorMessage({ code: ResponseCode.Unauthorized, reason: 'Replay detected' }) };
+      this.countAccepted(recipient);
     }
 
     const layer = {
@@ -192,15 +209,27 @@ export class OscoreServerSecurity implements ServerSecurity {
 
   /** Counts a challenge for a request below the window against the recipient's budget for this second. */
   private mayChallengeStale(recipient: RecipientState): boolean {
+    const budget = this.budgetNow(recipient);
+    if (budget.count >= Math.max(this.staleChallengesPerSecond, budget.accepted + budget.acceptedBefore)) return false;
+    budget.count++;
+    return true;
+  }
+
+  private countAccepted(recipient: RecipientState): void {
+    this.budgetNow(recipient).accepted++;
+  }
+
+  /** The recipient's counters, moved on to the current second. */
+  private budgetNow(recipient: RecipientState): RecipientState['challenges'] {
     const second = Math.floor(this.now() / 1000);
     const budget = recipient.challenges;
     if (budget.second !== second) {
-      budget.second = second;
+      budget.acceptedBefore = budget.second === second - 1 ? budget.accepted : 0;
+      budget.accepted = 0;
       budget.count = 0;
+      budget.second = second;
     }
-    if (budget.count >= this.staleChallengesPerSecond) return false;
-    budget.count++;
-    return true;
+    return budget;
   }
 
   /**

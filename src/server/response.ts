@@ -14,13 +14,39 @@ export function toMessage(spec: CoapResponse | { code: number; payload?: string 
     messageId: 0,
     token: EMPTY_BYTES,
     options: [],
-    payload: typeof spec.payload === 'string' ? encodeString(spec.payload) : (spec.payload ?? EMPTY_BYTES),
+    payload: typeof spec.payload === 'string' ? stringPayload(spec.payload) : (spec.payload ?? EMPTY_BYTES),
   };
   if (full.etag) addOption(message, OptionNumber.ETag, full.etag);
-  if (full.contentFormat !== undefined) addOption(message, OptionNumber.ContentFormat, encodeUint(full.contentFormat));
-  if (full.maxAge !== undefined) addOption(message, OptionNumber.MaxAge, encodeUint(full.maxAge));
+  if (full.contentFormat !== undefined) addOption(message, OptionNumber.ContentFormat, uintValue(full.contentFormat));
+  if (full.maxAge !== undefined) addOption(message, OptionNumber.MaxAge, uintValue(full.maxAge));
   for (const o of spec.options ?? []) addOption(message, o.number, o.value);
   return message;
+}
+
+/**
+ * Handlers mostly answer a few constant strings ("Hello from coapsec"): their UTF-8 bytes are kept
+ * (short strings only, a bounded set, emptied when full) instead of a TextEncoder pass per response
+ * (issue 21's profile). Message bytes are never written in place downstream (codec, OSCORE and the
+ * dedup cache copy), so one Uint8Array may serve many responses.
+ */
+const PAYLOAD_CACHE_ENTRIES = 256;
+const PAYLOAD_CACHE_MAX_LENGTH = 128;
+const encodedPayloads = new Map<string, Uint8Array>();
+function stringPayload(text: string): Uint8Array {
+  if (text.length > PAYLOAD_CACHE_MAX_LENGTH) return encodeString(text);
+  let bytes = encodedPayloads.get(text);
+  if (bytes === undefined) {
+    if (encodedPayloads.size >= PAYLOAD_CACHE_ENTRIES) encodedPayloads.clear();
+    encodedPayloads.set(text, (bytes = encodeString(text)));
+  }
+  return bytes;
+}
+
+/** Content-Format and Max-Age values below 256 (nearly all), encoded once. */
+const smallUints: Uint8Array[] = [];
+function uintValue(value: number): Uint8Array {
+  if (!(Number.isInteger(value) && value >= 0 && value < 256)) return encodeUint(value);
+  return (smallUints[value] ??= encodeUint(value));
 }
 
 export function internalError(error: unknown): CoapResponse {
