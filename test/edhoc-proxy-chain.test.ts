@@ -14,7 +14,6 @@ import { after, describe, it } from 'node:test';
 import { CoapClient } from '../src/client/client.js';
 import type { RouteHop } from '../src/client/route.js';
 import { ResponseCode } from '../src/coap/codes.js';
-import { decodeMessage } from '../src/coap/codec.js';
 import { getOption, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { parseCoapUri } from '../src/coap/uri.js';
@@ -24,7 +23,7 @@ import { EdhocClient, EdhocServer } from '../src/edhoc-coap/index.js';
 import { decodeOscoreOption } from '../src/oscore/option.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { CoapServer } from '../src/server/server.js';
-import { carried, udpRelay, type Relay } from './support/relays.js';
+import { carried, requestsCarried, responsesCarried, udpRelay, type Relay } from './support/relays.js';
 
 const closers: Array<() => Promise<void> | void> = [];
 after(async () => {
@@ -40,16 +39,6 @@ function party(name: string, kid: number) {
   return { ccs, credential: ccsCredential(ccs, key) };
 }
 
-const requestsOn = (relay: Relay): CoapMessage[] =>
-  relay.passed
-    .filter((m) => m.direction === 'to-server')
-    .map((m) => decodeMessage(m.bytes))
-    .filter((m) => m.code >= 1 && m.code < 32); // requests, not the ACKs of separate responses
-const responsesOn = (relay: Relay): CoapMessage[] =>
-  relay.passed
-    .filter((m) => m.direction === 'to-client')
-    .map((m) => decodeMessage(m.bytes))
-    .filter((m) => m.code >= 64);
 const kidOf = (m: CoapMessage): string | undefined => {
   const option = getOption(m, OptionNumber.Oscore);
   const kid = option && decodeOscoreOption(option).kid;
@@ -125,7 +114,7 @@ describe('EDHOC with OSCORE-capable proxies', () => {
       t.edhocServers.map((s) => s.contexts.length),
       [1, 1],
     );
-    const [toProxy, toServer] = t.relays.map(requestsOn) as [CoapMessage[], CoapMessage[]];
+    const [toProxy, toServer] = t.relays.map(requestsCarried) as [CoapMessage[], CoapMessage[]];
     assert.equal(toProxy.length, 3, 'B.5: message_1, COMB_REQ for P carrying message_1 for S, COMB_REQ for S');
     assert.equal(toServer.length, 2, 'message_1 for S, then the COMB_REQ for S');
     assert.equal(getOption(toProxy[0]!, OptionNumber.ProxyScheme), undefined, "the proxy's own EDHOC resource: no proxy options");
@@ -139,7 +128,7 @@ describe('EDHOC with OSCORE-capable proxies', () => {
     const t = await chain(1, false);
     const response = await t.coap.get(`${t.origin}/alarm_status`);
     assert.equal(response.text(), `${SECRET} (for client)`);
-    const [toProxy, toServer] = t.relays.map(requestsOn) as [CoapMessage[], CoapMessage[]];
+    const [toProxy, toServer] = t.relays.map(requestsCarried) as [CoapMessage[], CoapMessage[]];
     assert.equal(toProxy.length, 5, 'B.4: message_1, message_3, then message_1, message_3 for S and the GET under C–P');
     assert.equal(toServer.length, 3);
     assert.equal(
@@ -155,7 +144,7 @@ describe('EDHOC with OSCORE-capable proxies', () => {
     // Leg C–P1: message_1 for P1; COMB_REQ for P1 + message_1 for P2; COMB_REQ for P2 + message_1
     // for S; COMB_REQ for S (the GET). Each run is completed in the message that starts the next,
     // and the EDHOC option is outer exactly on the leg to the node that consumes it.
-    const edhocOuter = t.relays.map((r) => requestsOn(r).map((m) => getOption(m, OptionNumber.Edhoc) !== undefined));
+    const edhocOuter = t.relays.map((r) => requestsCarried(r).map((m) => getOption(m, OptionNumber.Edhoc) !== undefined));
     assert.deepEqual(edhocOuter, [
       [false, true, false, false],
       [false, true, false],
@@ -177,8 +166,8 @@ describe('EDHOC with OSCORE-capable proxies', () => {
     );
 
     // What each leg may see.
-    const requests = t.relays.map(requestsOn);
-    const responses = t.relays.map(responsesOn);
+    const requests = t.relays.map(requestsCarried);
+    const responses = t.relays.map(responsesCarried);
     const kids = t.uris.map((uri) => Buffer.from(t.edhocClient.securityFor(uri)!.context!.sender.senderId).toString('hex'));
     for (let leg = 0; leg < 3; leg++) {
       assert.equal(requests[leg]!.length, 1);

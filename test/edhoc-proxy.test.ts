@@ -9,14 +9,13 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { CoapClient } from '../src/client/client.js';
 import { ResponseCode } from '../src/coap/codes.js';
-import { decodeMessage } from '../src/coap/codec.js';
 import { getOption } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { EdhocClient, EdhocServer } from '../src/edhoc-coap/index.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { CoapServer } from '../src/server/server.js';
 import { edhocPeers } from './support/edhoc-peers.js';
-import { carried, udpRelay, type Relay } from './support/relays.js';
+import { carried, requestsCarried, udpRelay } from './support/relays.js';
 
 const closers: Array<() => Promise<void> | void> = [];
 after(async () => {
@@ -24,11 +23,6 @@ after(async () => {
 });
 
 const SECRET = 'reading 21.5 C, valve open';
-
-const requestsOn = (relay: Relay) => relay.passed
-    .filter((m) => m.direction === 'to-server')
-    .map((m) => decodeMessage(m.bytes))
-    .filter((m) => m.code >= 1 && m.code < 32); // requests (not the ACKs of separate responses)
 
 describe('EDHOC through an untrusted forward proxy', () => {
   it('EDHOC and the combined request pass the proxy, which forwards the EDHOC option and reads nothing', async () => {
@@ -60,8 +54,8 @@ describe('EDHOC through an untrusted forward proxy', () => {
     assert.equal(edhocServer.contexts.length, 1);
 
     // Leg client→proxy: message_1 (Proxy-Scheme), then the combined request; the same two upstream.
-    const fromClient = requestsOn(clientLeg);
-    const toOrigin = requestsOn(originLeg);
+    const fromClient = requestsCarried(clientLeg);
+    const toOrigin = requestsCarried(originLeg);
     assert.equal(fromClient.length, 2, 'message_1, then the EDHOC + OSCORE request: no separate message_3 POST');
     assert.equal(toOrigin.length, 2);
     assert.ok(getOption(fromClient[0]!, OptionNumber.ProxyScheme), 'the EDHOC POST is addressed to the origin through the proxy');
