@@ -51,7 +51,7 @@ const contains = (haystack: Uint8Array, needle: Uint8Array): boolean => Buffer.f
  * EDHOC credentials only; the client's route names each proxy by its relay, with the layer EDHOC
  * makes for it.
  */
-async function chain(proxyCount: number, combined: boolean) {
+async function chain(proxyCount: number, combined: boolean, maxContexts?: number) {
   const client = party('client', 0x0a);
   const names = [...Array.from({ length: proxyCount }, (_, i) => `proxy-${i + 1}`), 'server'];
   const nodes = names.map((name, i) => ({ name, ...party(name, i + 1) }));
@@ -66,7 +66,7 @@ async function chain(proxyCount: number, combined: boolean) {
   for (let i = nodes.length - 1; i >= 0; i--) {
     const server = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
     closers.push(() => server.close());
-    const edhoc = EdhocServer.attach(server, { responder: { suites: [2], credentials: [nodes[i]!.credential], peers: new CredentialStore().addCcs(client.ccs) } });
+    const edhoc = EdhocServer.attach(server, { responder: { suites: [2], credentials: [nodes[i]!.credential], peers: new CredentialStore().addCcs(client.ccs) }, ...(maxContexts !== undefined ? { maxContexts } : {}) });
     if (i === nodes.length - 1) {
       server.resource('/alarm_status', { GET: (request) => ({ code: ResponseCode.Content, payload: `${SECRET} (for ${request.context.oscore?.at(-1)?.peer})` }) });
     } else {
@@ -96,7 +96,7 @@ async function chain(proxyCount: number, combined: boolean) {
   closers.push(() => coap.close());
   const edhocClient = new EdhocClient(coap, { initiator, combined });
   const hops: RouteHop[] = uris.slice(0, -1).map((uri) => ({ uri, security: edhocClient.securityFor(uri)! }));
-  return { coap, edhocClient, edhocServers, relays, uris, origin };
+  return { coap, edhocClient, edhocServers, relays, uris, origin, initiator };
 }
 
 describe('EDHOC with OSCORE-capable proxies', () => {
@@ -189,5 +189,22 @@ describe('EDHOC with OSCORE-capable proxies', () => {
     }
     const visible = lastRequest.options.map((o) => o.number).filter((n) => n !== OptionNumber.UriHost && n !== OptionNumber.UriPort);
     assert.deepEqual(visible, [OptionNumber.Oscore, OptionNumber.HopLimit], 'last leg: the OSCORE option, the Hop-Limit the proxies count down (RFC 8768) and the ciphertext');
+  });
+
+  it('a proxy that lost the C–P context: the client runs EDHOC with it again and repeats the request once', async () => {
+    // One context per node: another client's EDHOC run with the proxy evicts ours.
+    const t = await chain(1, true, 1);
+    assert.equal((await t.coap.get(`${t.origin}/alarm_status`)).text(), `${SECRET} (for client)`);
+    const proxySecurity = t.edhocClient.securityFor(t.uris[0]!)!;
+    const before = proxySecurity.context!;
+    const other = new CoapClient({ bindIpv4: '127.0.0.1' });
+    closers.push(() => other.close());
+    await new EdhocClient(other, { initiator: t.initiator }).securityFor(t.uris[0]!)!.establish();
+
+    const response = await t.coap.get(`${t.origin}/alarm_status`);
+    assert.equal(response.text(), `${SECRET} (for client)`);
+    assert.equal(proxySecurity.handshakes, 2, 'a second EDHOC run with the proxy');
+    assert.notEqual(proxySecurity.context, before);
+    assert.equal(t.edhocClient.securityFor(t.origin)!.handshakes, 1, 'the end-to-end context with the server is kept');
   });
 });
