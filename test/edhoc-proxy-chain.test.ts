@@ -19,7 +19,7 @@ import { OptionNumber } from '../src/coap/options.js';
 import { parseCoapUri } from '../src/coap/uri.js';
 import { coseKeyFromKeyObject, encodeCcs } from '../src/cose/index.js';
 import { ccsCredential, CredentialStore, type InitiatorConfig } from '../src/edhoc/index.js';
-import { EdhocClient, EdhocServer } from '../src/edhoc-coap/index.js';
+import { EdhocClient, EdhocRequestError, EdhocServer } from '../src/edhoc-coap/index.js';
 import { decodeOscoreOption } from '../src/oscore/option.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { CoapServer } from '../src/server/server.js';
@@ -51,7 +51,7 @@ const contains = (haystack: Uint8Array, needle: Uint8Array): boolean => Buffer.f
  * EDHOC credentials only; the client's route names each proxy by its relay, with the layer EDHOC
  * makes for it.
  */
-async function chain(proxyCount: number, combined: boolean, maxContexts?: number) {
+async function chain(proxyCount: number, combined: boolean, options: { maxContexts?: number; distrustAt?: number } = {}) {
   const client = party('client', 0x0a);
   const names = [...Array.from({ length: proxyCount }, (_, i) => `proxy-${i + 1}`), 'server'];
   const nodes = names.map((name, i) => ({ name, ...party(name, i + 1) }));
@@ -66,7 +66,7 @@ async function chain(proxyCount: number, combined: boolean, maxContexts?: number
   for (let i = nodes.length - 1; i >= 0; i--) {
     const server = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
     closers.push(() => server.close());
-    const edhoc = EdhocServer.attach(server, { responder: { suites: [2], credentials: [nodes[i]!.credential], peers: new CredentialStore().addCcs(client.ccs) }, ...(maxContexts !== undefined ? { maxContexts } : {}) });
+    const edhoc = EdhocServer.attach(server, { responder: { suites: [2], credentials: [nodes[i]!.credential], peers: i === options.distrustAt ? new CredentialStore() : new CredentialStore().addCcs(client.ccs) }, ...(options.maxContexts !== undefined ? { maxContexts: options.maxContexts } : {}) });
     if (i === nodes.length - 1) {
       server.resource('/alarm_status', { GET: (request) => ({ code: ResponseCode.Content, payload: `${SECRET} (for ${request.context.oscore?.at(-1)?.peer})` }) });
     } else {
@@ -193,7 +193,7 @@ describe('EDHOC with OSCORE-capable proxies', () => {
 
   it('a proxy that lost the C–P context: the client runs EDHOC with it again and repeats the request once', async () => {
     // One context per node: another client's EDHOC run with the proxy evicts ours.
-    const t = await chain(1, true, 1);
+    const t = await chain(1, true, { maxContexts: 1 });
     assert.equal((await t.coap.get(`${t.origin}/alarm_status`)).text(), `${SECRET} (for client)`);
     const proxySecurity = t.edhocClient.securityFor(t.uris[0]!)!;
     const before = proxySecurity.context!;
@@ -206,5 +206,20 @@ describe('EDHOC with OSCORE-capable proxies', () => {
     assert.equal(proxySecurity.handshakes, 2, 'a second EDHOC run with the proxy');
     assert.notEqual(proxySecurity.context, before);
     assert.equal(t.edhocClient.securityFor(t.origin)!.handshakes, 1, 'the end-to-end context with the server is kept');
+  });
+
+  it("a proxy in the middle refuses the client's credential: its EDHOC error comes back through the first proxy's layer", async () => {
+    const t = await chain(2, true, { distrustAt: 1 });
+    await assert.rejects(t.coap.get(`${t.origin}/alarm_status`), (e: unknown) => {
+      assert.ok(e instanceof EdhocRequestError, String(e));
+      assert.ok(e.peerError !== undefined, "proxy-2's EDHOC error message, read by the client");
+      return true;
+    });
+    assert.deepEqual(
+      t.edhocServers.map((s) => s.contexts.length),
+      [1, 0, 0],
+      'no context with proxy-2, and the server never reached',
+    );
+    assert.equal(requestsCarried(t.relays[2]!).length, 0);
   });
 });
