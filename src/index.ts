@@ -29,7 +29,7 @@ export { ClientCredentials, NoSecurityContextError, type ClientCredentialsOption
 export { OscoreClientSecurity, type OscoreClientOptions } from './client/oscore.js';
 export { PLAIN, VerificationError, type MessageSecurity, type ProtectedRequest } from './client/security.js';
 export { Observation, type ObservationSettings } from './client/observe.js';
-export { RouteSecurity, OscoreLayer, TooManyLayersError, type RouteHop, type RouteOptions } from './client/route.js';
+export { RouteSecurity, OscoreLayer, TooManyLayersError, type RouteHop, type RouteOptions, type HopSecurity } from './client/route.js';
 export { serverCredentials, type ServerCredentials, type ServerCredentialsOptions } from './server/credentials.js';
 export { OscoreServerSecurity, behindLayer, type OscoreServerOptions, type SourceList } from './server/oscore.js';
 export type { ServerSecurity, UnprotectOutcome, ResponseProtector } from './server/security.js';

@@ -22,7 +22,7 @@ import { blockwiseRequest, type BlockwiseOptions } from './blockwise.js';
 import { Observation, type ObservationSettings } from './observe.js';
 import { PLAIN, securedSender, withEchoRetry, type MessageSecurity } from './security.js';
 import { directAddressing, proxySchemeAddressing } from './addressing.js';
-import { RouteSecurity, type RouteHop, type RouteOptions } from './route.js';
+import { RouteSecurity, hasLayer, type RouteHop, type RouteOptions } from './route.js';
 import { ClientCredentials } from './credentials-security.js';
 import type { KudosEvent } from '../kudos/session-types.js';
 import { KUDOS_RESOURCE_PATH } from '../kudos/well-known.js';
@@ -178,7 +178,7 @@ export class CoapClient {
     if (chosen) return chosen;
     if (this.credentials && !(request.allowUnprotected ?? this.options.allowUnprotected)) {
       const via = request.via ?? this.options.via?.(uri);
-      if (!via?.some((hop) => hop.context !== undefined)) throw this.credentials.refusal(uri);
+      if (!via?.some(hasLayer)) throw this.credentials.refusal(uri);
     }
     return PLAIN;
   }

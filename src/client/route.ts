@@ -18,6 +18,13 @@
  * contexts share one set of proxy-related options: the earlier one must be configured to forward
  * via the later one (its next hop), as Proxy1 in Appendix B.6 does.
  *
+ * A hop's context may also be made on demand (EDHOC, src/edhoc-coap/): its `security` then runs
+ * the handshake in `around` and applies the layer with this route's classOf. `around` goes from
+ * the origin inwards (end to end first, then hop k … hop 1): the handshake of hop i travels
+ * through hops 1…i-1 as a request of its own, and may carry the message_3 of hop i-1 (RFC 9668
+ * combined request; draft Appendix B.5), so an outer hop must not be holding that message_3 for
+ * this request while an inner one is still being set up.
+ *
  * Incoming (§2.6): the layers are removed in reverse order of their application (hop 1 first), and
  * the end-to-end security verifies what remains; with plain end-to-end security, a response still
  * carrying OSCORE after the expected layers is rejected.
@@ -33,6 +40,7 @@ import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { proxySchemeAddressing } from './addressing.js';
 import { protectWith } from './oscore.js';
 import { PLAIN, type MessageSecurity, type ProtectedRequest } from './security.js';
+import type { SendRequest } from './blockwise.js';
 
 
 export interface RouteHop {
@@ -40,9 +48,25 @@ export interface RouteHop {
   uri: string;
   /** The OSCORE context this client shares with the proxy (one layer for it). */
   context?: OscoreSecurityContext;
+  /** Instead of `context`: a layer whose context is made on demand (EdhocClientSecurity). */
+  security?: HopSecurity;
   /** Default 'forward'. */
   kind?: 'forward' | 'reverse';
 }
+
+/** One hop's OSCORE layer when its context is set up with the proxy first (EDHOC). */
+export interface HopSecurity {
+  /**
+   * Applies the layer to `message` with the route's `classOf`; `exchange` is the request this
+   * route's `around` saw (what `around` prepared the layer for).
+   */
+  protectLayer(message: CoapMessage, classOf: ClassOf, exchange: CoapMessage): ProtectedRequest;
+  /** As MessageSecurity.around: sets the context up before the exchange. */
+  around?(exchange: SendRequest): SendRequest;
+}
+
+/** Whether a hop adds an OSCORE layer of its own. */
+export const hasLayer = (hop: RouteHop): boolean => hop.context !== undefined || hop.security !== undefined;
 
 export interface RouteOptions {
   /** §2.1: the most OSCORE layers applied to one request; beyond it the request is not sent. Default 4. */
@@ -91,7 +115,7 @@ export class RouteSecurity implements MessageSecurity {
   ) {
     this.hops = hops.map((hop) => ({ hop, uri: parseCoapUri(hop.uri) }));
     this.maxLayers = options.maxLayers ?? DEFAULT_MAX_LAYERS;
-    const layers = hops.filter((h) => h.context).length;
+    const layers = hops.filter(hasLayer).length;
     if (layers > this.maxLayers) throw new TooManyLayersError(`the route needs ${layers} OSCORE layers for its proxies, more than the limit of ${this.maxLayers} (draft-ietf-core-oscore-capable-proxies §2.1)`);
   }
 
@@ -116,7 +140,7 @@ export class RouteSecurity implements MessageSecurity {
         // The reverse proxy's own resource: its path prefix (before the origin's own Uri-Path).
         const own = uriToOptions(uri, i === 1 ? uri.host : undefined, i === 1 ? uri.port : undefined);
         added.push(...own.filter((o) => o.number === OptionNumber.UriPath || (i === 1 && (o.number === OptionNumber.UriHost || o.number === OptionNumber.UriPort))));
-      } else if (next === undefined || next.hop.context !== undefined || next.hop.kind === 'reverse') {
+      } else if (next === undefined || hasLayer(next.hop) || next.hop.kind === 'reverse') {
         added.push(...proxySchemeAddressing(next === undefined ? this.target : next.uri, uri.port, false));
       }
       if (i === 1 && this.options.hopLimit !== undefined) added.push({ number: OptionNumber.HopLimit, value: encodeUint(this.options.hopLimit) });
@@ -126,7 +150,7 @@ export class RouteSecurity implements MessageSecurity {
         }
       }
       message = { ...message, options: sortOptions([...added, ...message.options]) };
-      if (!hop.context) continue;
+      if (!hasLayer(hop)) continue;
       if (++layers > this.maxLayers) throw new TooManyLayersError(`more than ${this.maxLayers} OSCORE layers (draft-ietf-core-oscore-capable-proxies §2.1); the request was not sent`);
       const addedNumbers = new Set(added.map((o) => o.number));
       const position = i;
@@ -135,7 +159,11 @@ export class RouteSecurity implements MessageSecurity {
         // What was added for this hop is consumed by it; the rest as the path's node kinds say.
         consumers: (n, m) => (n !== OptionNumber.HopLimit && addedNumbers.has(n) ? [position] : defaults(n, m)),
       });
-      const layer = new OscoreLayer(hop.context, classOf).protect(message);
+      // A combined request's EDHOC option (RFC 9668 §3.1, Class U) is put outside the layer of the
+      // node that consumes it (hop i's security, or the end-to-end one). For every layer before
+      // that node, §2.2 gives Class E whoever the consumer is: step 4 → 6 → 8, X being the next
+      // hop (position 1) or the next hop not being the option's consumer (Appendix B.5).
+      const layer = hop.security !== undefined ? hop.security.protectLayer(message, classOf, request) : new OscoreLayer(hop.context!, classOf).protect(message);
       applied.unshift(layer);
       message = layer.message;
     }
@@ -154,5 +182,12 @@ export class RouteSecurity implements MessageSecurity {
       },
       describe: (context) => e2e.describe(applied.reduce((ctx, layer) => layer.describe(ctx), context)),
     };
+  }
+
+  /** Sets up the layers made on demand, from the origin inwards (see the module comment). */
+  around(exchange: SendRequest): SendRequest {
+    let wrapped = exchange;
+    for (const { hop } of this.hops) if (hop.security?.around !== undefined) wrapped = hop.security.around(wrapped);
+    return this.endToEnd.around !== undefined ? this.endToEnd.around(wrapped) : wrapped;
   }
 }

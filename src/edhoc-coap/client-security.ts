@@ -27,6 +27,7 @@ import { OptionNumber } from '../coap/options.js';
 import { readBlockOption } from '../coap/block.js';
 import type { SendRequest } from '../client/blockwise.js';
 import { protectWith } from '../client/oscore.js';
+import type { HopSecurity } from '../client/route.js';
 import { MAX_UNFRAGMENTED_SIZE, type MessageSecurity, type ProtectedRequest } from '../client/security.js';
 import { EdhocPeerError, parseErrorMessage } from '../edhoc/errors.js';
 import type { InitiatorConfig } from '../edhoc/initiator.js';
@@ -36,6 +37,7 @@ import type { EdhocSession } from '../edhoc/session.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import { OscoreRequester } from '../oscore/requester.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
+import type { ClassOf } from '../oscore/protect.js';
 import { exchangeMessages12, expectChanged, type EdhocPost } from './handshake.js';
 import { ConnectionIdentifiers, edhocOscoreContext, maxOscoreIdLength, type EdhocContextOptions } from './oscore-context.js';
 import { combinePayload, prefixWithIdentifier } from './transfer.js';
@@ -97,7 +99,7 @@ interface Sending {
   failure?: CoapMessage;
 }
 
-export class EdhocClientSecurity implements MessageSecurity {
+export class EdhocClientSecurity implements MessageSecurity, HopSecurity {
   readonly #options: EdhocClientOptions;
   readonly #ids: ConnectionIdentifiers;
   #current: Established | undefined;
@@ -171,12 +173,26 @@ export class EdhocClientSecurity implements MessageSecurity {
   }
 
   protect(request: CoapMessage): ProtectedRequest {
-    const sending = this.#sending.get(request);
+    return this.#protect(request, request);
+  }
+
+  /**
+   * As one hop's layer of a route (client/route.ts): `message` is what the layers nearer the
+   * origin made of `exchange`, the request `around` prepared; a combined request's EDHOC option
+   * stays outside this layer, the hop consuming it (RFC 9668 §3.1; draft-ietf-core-oscore-capable-
+   * proxies Appendix B.5).
+   */
+  protectLayer(message: CoapMessage, classOf: ClassOf, exchange: CoapMessage): ProtectedRequest {
+    return this.#protect(message, exchange, classOf);
+  }
+
+  #protect(request: CoapMessage, exchange: CoapMessage, classOf?: ClassOf): ProtectedRequest {
+    const sending = this.#sending.get(exchange);
     const established = sending?.established ?? this.#current;
     if (established === undefined || (established.message3 !== undefined && sending?.combined !== true)) {
       throw new EdhocRequestError('no EDHOC session with this server yet: call establish() first');
     }
-    const inner = protectWith(established.requester, request);
+    const inner = protectWith(established.requester, request, classOf);
     let message = inner.message;
     if (sending?.combined === true) {
       // RFC 9668 §3.2.1 steps 3–5: COMB_PAYLOAD, and the (empty) EDHOC option; C_R is the kid.

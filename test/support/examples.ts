@@ -49,6 +49,7 @@ export const EXAMPLES: Record<string, ExampleRun> = {
   'commonjs.cjs': { stdout: /^2\.05 Content hi\n$/ },
   'edhoc.ts': { stdout: /^client 27 37 16\n$/ },
   'edhoc-coap.ts': { stdout: /^2\.05 Content hello client\nEDHOC sessions: 1, server contexts: 1\n$/ },
+  'edhoc-proxies.ts': { stdout: /^2\.05 Content 0\nproxy-1 > proxy-2 > server\n$/ },
   'group-oscore.ts': { stdout: /^s1: on\ns2: on\ns3: on\n$/ },
   'reverse-proxy.ts': { stdout: /^2\.05 Content 21\.5\n$/ },
   'cross-transport-proxy.ts': { stdout: /^2\.05 Content 21\.5 \(stream → datagram\)\n$/ },

@@ -5,6 +5,8 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { WebSocket, WebSocketServer } from 'ws';
+import { decodeMessage } from '../../src/coap/codec.js';
+import type { CoapMessage } from '../../src/coap/message.js';
 
 export type Direction = 'to-server' | 'to-client';
 
@@ -99,3 +101,11 @@ export function carried(relay: Relay, text: string): boolean {
   const needle = Buffer.from(text);
   return relay.passed.some((m) => m.bytes.includes(needle));
 }
+
+/** The CoAP requests a UDP relay passed towards the server (not the ACKs of separate responses), decoded. */
+export const requestsCarried = (relay: Relay): CoapMessage[] => carriedMessages(relay, 'to-server').filter((m) => m.code >= 1 && m.code < 32);
+
+/** The CoAP responses a UDP relay passed towards the client, decoded. */
+export const responsesCarried = (relay: Relay): CoapMessage[] => carriedMessages(relay, 'to-client').filter((m) => m.code >= 64);
+
+const carriedMessages = (relay: Relay, direction: Direction): CoapMessage[] => relay.passed.filter((m) => m.direction === direction).map((m) => decodeMessage(m.bytes));
