@@ -26,6 +26,7 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/cose': 'encodeCcs',
   'coapsec/edhoc': 'EdhocInitiator',
   'coapsec/group-oscore': 'GroupManager',
+  'coapsec/pubsub-protection': 'PublicationVerifier',
 };
 
 interface Ran {
