@@ -3,15 +3,13 @@
  * and each requirement R5.1–R5.7 violated once and detected.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { decodeStrict, encodeCbor, isMap } from '../src/cose/cbor.js';
-import { decodeEncrypt0, encodeEncrypt0, encrypt0 } from '../src/cose/encrypt.js';
-import { signBytes } from '../src/cose/sign.js';
-import { nonce } from '../src/oscore/context.js';
+import { decodeEncrypt0, encodeEncrypt0 } from '../src/cose/encrypt.js';
+import { forgePublication, PUBSUB_THREAT_ROWS, runPubSubThreat } from '../src/attack/pubsub-attacks.js';
 import {
   addMember,
   createTopicGroup,
@@ -150,18 +148,7 @@ describe('each requirement violated is detected', () => {
     const { state, pub, sub } = group();
     addMember(state, 'colluder', 'subscriber');
     const colluder = issue(state, 'colluder');
-    const own = generateKeyPairSync('ed25519').privateKey;
-    // The colluder encrypts validly under the group key and signs with the only key it has.
-    const forge = (senderId: Uint8Array): Uint8Array => {
-      const g = colluder.groupKey;
-      const bodyProtected = encodeCbor(new Map([[1, g.alg]]));
-      const signProtected = encodeCbor(new Map([[1, colluder.signAlg]]));
-      const piv = Uint8Array.of(9);
-      const aad = encodeCbor(['coapsec pubsub binding', KITCHEN.topicDataPath, KITCHEN.contentFormat]);
-      const ciphertext = encrypt0(g.alg, g.key, nonce(g.baseIv, senderId, piv), text('open the door'), bodyProtected, aad);
-      const signature = signBytes(colluder.signAlg, own, encodeCbor(['CounterSignature', bodyProtected, signProtected, aad, ciphertext]));
-      return encodeEncrypt0({ protectedHeader: bodyProtected, unprotectedHeader: new Map<never, never>([[4 as never, g.gid as never], [6 as never, piv as never], [11 as never, [signProtected, new Map([[4, senderId]]), signature] as never]]), ciphertext });
-    };
+    const forge = (senderId: Uint8Array): Uint8Array => forgePublication(colluder, senderId, 9, text('open the door'), KITCHEN);
     assert.equal(refusal(new PublicationVerifier(sub), forge(pub.senderId!)), 'bad-signature');
     assert.equal(refusal(new PublicationVerifier(sub), forge(Uint8Array.of(0x42))), 'unauthorized-publisher');
   });
@@ -235,4 +222,24 @@ describe('the publisher never reuses a nonce (Appendix B.1.1 counter)', () => {
     assert.ok(renewed.ok && renewed.sequenceNumber === 0);
     third.close();
   });
+});
+
+describe('pub-sub threat rows: the adversarial broker against protected publications, the unprotected broker as baseline', () => {
+  for (const row of PUBSUB_THREAT_ROWS) {
+    test(`pub-sub threat row ${row.id}: ${row.threat}`, () => {
+      const baseline = runPubSubThreat(row, 'none');
+      const protectedOutcome = runPubSubThreat(row, 'protected');
+      if (row.id === 'eavesdrop') {
+        assert.equal(baseline.verdict, 'leaked', baseline.detail);
+        assert.equal(protectedOutcome.verdict, 'protected', protectedOutcome.detail);
+      } else if (row.required) {
+        assert.equal(baseline.verdict, 'undetected', `the attack works without protection: ${baseline.detail}`);
+        assert.equal(protectedOutcome.verdict, 'detected', protectedOutcome.detail);
+      } else {
+        // NR5.4/NR5.5: shown as undetected, honestly, with and without protection.
+        assert.equal(baseline.verdict, 'undetected', baseline.detail);
+        assert.equal(protectedOutcome.verdict, 'undetected', protectedOutcome.detail);
+      }
+    });
+  }
 });

@@ -1,6 +1,7 @@
 /** Issue 7: the threat catalogue of draft-hartke-core-e2e-security-reqs and the report table built from actual attack runs. */
 import type { AttackOptions } from './attacks.js';
 import { OptionNumber } from '../coap/options.js';
+import { renderPubSubReport } from './pubsub-attacks.js';
 
 export type Scenario = 'alarm' | 'valve' | 'observe' | 'caching';
 /**
@@ -86,7 +87,7 @@ export const OPEN_ROWS = [
   'R1.10 / R5.7 forward secrecy (T4:1.4, T4:5.3): **open** — needs EDHOC, which is not built; OSCORE with pre-shared master secrets provides none.',
   'Observe under the randomized attack (`fuzz`): the test `randomized: Observe scenario, zero false accepts under OSCORE and nested OSCORE` found a real gap — an attacker who held back the registration\'s first response (it carries no Partial IV) and released it after newer notifications had it accepted. RFC 8613 §4.1.3.5.2 makes that response the oldest; the client (and a route\'s end-to-end layer) now refuse it, and the test asserts zero false accepts.',
   'Request reordering within the freshness window: OSCORE\'s replay window accepts an older, never-delivered request; the Echo policy bounds this to maxAgeMs (10 s for /valve). The randomized test runs /valve with the policy and 11 s between actuations.',
-  'Publish-subscribe rows (draft-hartke-core-e2e-security-reqs-00 §3.5, R5.1–R5.7; draft-hartke-core-e2e-security-reqs-03 pub-sub sections): **open** — no broker exists yet; not run.',
+  'Publish-subscribe (draft-hartke-core-e2e-security-reqs-00 §3.5): R5.1–R5.6 are run in the table above. R5.7 is partial: the topic key is rekeyed when a member leaves and on a schedule, and retired generations are refused, but the group key comes from the offline key distribution, not from an ephemeral exchange. The broker is modelled on the bytes it stores and serves; the three-process run over UDP (test/pubsub-protect-cli.test.ts) checks its storage and traffic for the plaintext.',
 ];
 
 export function renderReport(results: Map<string, Outcome>): string {
@@ -109,6 +110,7 @@ export function renderReport(results: Map<string, Outcome>): string {
       lines.push(`| ${row.threat} | ${row.required ? 'REQUIRED' : 'NOT REQUIRED'} | ${run.scenario} | ${run.attack}${opts} | ${PROTECTIONS.map((p) => cell(results.get(runKey(run, p)))).join(' | ')} |`);
     }
   }
+  lines.push('', renderPubSubReport());
   lines.push('', '## Requirements → tests', '', 'Each requirement of draft-hartke-core-e2e-security-reqs-00 §3.1.4 (R1.1–R1.9) and draft-hartke-core-e2e-security-reqs-03 §2.2 (A1.1–A1.10, A2.1–A2.6) and the tests in `test/threats.test.ts` that exercise it.', '', '| Requirement | Tests |', '|---|---|');
   for (const req of REQUIREMENTS) {
     const tests = [...THREAT_ROWS.filter((r) => r.requirements.includes(req)).map(rowTestName), ...EXTRA_TESTS.filter((t) => t.requirements.includes(req)).map((t) => t.name)];
