@@ -173,3 +173,19 @@ test('a publication the broker makes up, a subscriber\'s key used to publish and
   assert.equal(member.stdout, 'after rekey\n');
   assert.equal(await broker.stop(), 0);
 });
+
+test('pubsub-keys: clear errors for a wrong subcommand, an unknown member, an existing state file and a broken key file', async () => {
+  const wrong = await coapsec(['pubsub-keys', 'frobnicate', file('kdc.json')]);
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.stderr, /unknown subcommand "frobnicate"/);
+  const nobody = await coapsec(['pubsub-keys', 'issue', file('kdc.json'), 'nobody', file('nobody.json')]);
+  assert.equal(nobody.code, 1);
+  assert.equal(nobody.stderr, 'coapsec: "nobody" is not a member of "kitchen"\n');
+  const again = await coapsec(['pubsub-keys', 'create', file('kdc.json'), '--topic', 'kitchen']);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /exists/);
+  const broken = await coapsec(['subscribe', 'coap://127.0.0.1:9/ps/data/x', '--protect', file('kdc.json')]);
+  assert.equal(broken.code, 2);
+  assert.match(broken.stderr, /--protect .*format must be "coapsec-pubsub-keys\/1"/);
+  assert.doesNotMatch(broken.stderr + nobody.stderr + wrong.stderr, /\n\s+at /, 'no stack trace');
+});
