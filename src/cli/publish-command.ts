@@ -65,7 +65,8 @@ export async function publishCommand(argv: string[]): Promise<number> {
   const dtls = clientDtlsCredentials(values);
   requireDtlsFor([uri], dtls !== undefined);
   const keys = keyExport(values);
-  const protection = values.protect === undefined ? undefined : PublisherSession.open(loadKeyFile(values.protect, 'publisher'), defaultStateDirectory());
+  const keyMaterial = values.protect === undefined ? undefined : loadKeyFile(values.protect, 'publisher');
+  let protection: PublisherSession | undefined;
   const oscore = clientOscore(values);
   const client = new CoapClient(keys.clientOptions(dtls, oscore));
   const common = timeout !== undefined ? { timeout: timeout * 1000 } : {};
@@ -92,6 +93,8 @@ export async function publishCommand(argv: string[]): Promise<number> {
       process.stderr.write(`topic-data: ${target}\n`);
     }
     // The topic-data path and the Content-Format are bound into the object (R5.2, R5.3).
+    // Opened only now: its counter is locked against a concurrent publisher with the same key file.
+    if (keyMaterial !== undefined) protection = PublisherSession.open(keyMaterial, defaultStateDirectory());
     const body = protection === undefined ? payload : protection.protect(payload, { topicDataPath: new URL(target).pathname, contentFormat });
     const response = await client.put(target, body, { ...common, ...(contentFormat !== undefined ? { contentFormat } : {}) });
     process.stdout.write(`${codeToString(response.code)}\n`);

@@ -9,7 +9,7 @@
  * structures as hex CBOR, so an online Group Manager can hand out the same content later.
  */
 import type { KeyObject } from 'node:crypto';
-import { findCoseAead, CoseAead, CoseError } from '../cose/algorithms.js';
+import { findCoseAead, CoseAead } from '../cose/algorithms.js';
 import { decodeStrict, encodeCbor, fromHex, isBytes, isInt, isMap, toHex, type CborValue } from '../cose/cbor.js';
 import { coseKeyToPrivateKey, coseKeyToPublicKey, parseCoseKey } from '../cose/key.js';
 import { CoseSignAlg, keyFitsSignAlg } from '../cose/sign.js';
@@ -167,8 +167,7 @@ export function parseKeyMaterial(text: string): TopicKeyMaterial {
   try {
     groupKey = decodeGroupKey(hexField(f.group_key, 'group_key'), f.num, f.exp as number | undefined);
   } catch (error) {
-    if (error instanceof CoseError || error instanceof Error) throw new PubSubKeyError(error.message);
-    throw error;
+    throw error instanceof PubSubKeyError ? error : new PubSubKeyError((error as Error).message);
   }
   if (!Array.isArray(f.creds)) throw new PubSubKeyError('creds must be an array');
   const publishers = f.creds.map((c: unknown, i) => {
