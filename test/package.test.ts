@@ -31,6 +31,7 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/kudos': 'updateCtx',
   'coapsec/broker': 'PubSubBroker',
   'coapsec/transport': 'openTransport',
+  'coapsec/pubsub-protection': 'PublicationVerifier',
 };
 
 interface Ran {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ATTACK_PROXY_USAGE, attackProxyCommand } from './attack-proxy-command.js';
 import { BROKER_USAGE, brokerCommand } from './broker-command.js';
 import { PUBLISH_USAGE, publishCommand } from './publish-command.js';
+import { PUBSUB_KEYS_USAGE, pubsubKeysCommand } from './pubsub-keys-command.js';
 import { SUBSCRIBE_USAGE, subscribeCommand } from './subscribe-command.js';
 import { CREDENTIALS_USAGE, credentialsCommand } from './credentials-command.js';
 import { DEMO_USAGE, demoCommand } from './demo-command.js';
@@ -49,6 +50,7 @@ function commandNamed(name: string): Command | undefined {
     subscribe: { usage: SUBSCRIBE_USAGE, run: (_, args) => subscribeCommand(args) },
     group: { usage: GROUP_USAGE, run: (_, args) => groupCommand(args) },
     rekey: { usage: REKEY_USAGE, run: (_, args) => rekeyCommand(args) },
+    'pubsub-keys': { usage: PUBSUB_KEYS_USAGE, run: (_, args) => pubsubKeysCommand(args) },
   };
   return Object.hasOwn(commands, name) ? commands[name] : undefined;
 }
@@ -89,6 +91,8 @@ ${PUBLISH_USAGE}
 ${SUBSCRIBE_USAGE}
 
 ${GROUP_USAGE}
+
+${PUBSUB_KEYS_USAGE}
 
 exit codes: 0 2.xx response, 2 bad usage, 3 no response (timeout/RST/unreachable), 4 4.xx, 5 5.xx,
             6 security failure (DTLS alert, OSCORE verification, replay, unknown kid), 1 other failure`;

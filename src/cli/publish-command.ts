@@ -1,5 +1,8 @@
 /** coapsec publish URI (--payload TEXT | --payload-file FILE) [--content-format N] [--create-topic NAME] */
 import { readFileSync } from 'node:fs';
+import { defaultStateDirectory } from '../credentials/state-directory.js';
+import { PublisherSession } from '../pubsub-protection/publisher-session.js';
+import { loadKeyFile, protectionRefusal } from './protect-args.js';
 import { decodeTopicProperties, encodeTopicProperties, PUBSUB_CONTENT_FORMAT, TopicPropertyError } from '../broker/topic-properties.js';
 import { CoapClient } from '../client/client.js';
 import { codeToString } from '../coap/codes.js';
@@ -17,6 +20,8 @@ export const PUBLISH_USAGE = `usage: coapsec publish URI (--payload TEXT | --pay
   --create-topic NAME     first create topic NAME in the collection URI, then publish to its topic-data
                           (its URI is printed on stderr)
   --timeout SECONDS       give up on each request after this long
+  --protect KEYFILE       publish end-to-end protected (encrypted with the topic's group key, signed with
+                          this publisher's key; see coapsec pubsub-keys); the broker cannot read or forge it
 ${DTLS_USAGE}
 ${CLIENT_OSCORE_USAGE}
 ${KEY_EXPORT_USAGE}`;
@@ -30,6 +35,7 @@ export async function publishCommand(argv: string[]): Promise<number> {
       'content-format': { type: 'string' },
       'create-topic': { type: 'string' },
       timeout: { type: 'string' },
+      protect: { type: 'string' },
       ...DTLS_FLAGS,
       ...CLIENT_OSCORE_FLAGS,
       ...KEY_EXPORT_FLAGS,
@@ -59,6 +65,8 @@ export async function publishCommand(argv: string[]): Promise<number> {
   const dtls = clientDtlsCredentials(values);
   requireDtlsFor([uri], dtls !== undefined);
   const keys = keyExport(values);
+  const keyMaterial = values.protect === undefined ? undefined : loadKeyFile(values.protect, 'publisher');
+  let protection: PublisherSession | undefined;
   const oscore = clientOscore(values);
   const client = new CoapClient(keys.clientOptions(dtls, oscore));
   const common = timeout !== undefined ? { timeout: timeout * 1000 } : {};
@@ -84,14 +92,19 @@ export async function publishCommand(argv: string[]): Promise<number> {
       target = new URL(topicData, uri).toString();
       process.stderr.write(`topic-data: ${target}\n`);
     }
-    const response = await client.put(target, payload, { ...common, ...(contentFormat !== undefined ? { contentFormat } : {}) });
+    // The topic-data path and the Content-Format are bound into the object (R5.2, R5.3).
+    // Opened only now: its counter is locked against a concurrent publisher with the same key file.
+    if (keyMaterial !== undefined) protection = PublisherSession.open(keyMaterial, defaultStateDirectory());
+    const body = protection === undefined ? payload : protection.protect(payload, { topicDataPath: new URL(target).pathname, contentFormat });
+    const response = await client.put(target, body, { ...common, ...(contentFormat !== undefined ? { contentFormat } : {}) });
     process.stdout.write(`${codeToString(response.code)}\n`);
     if (!response.ok && response.payload.length > 0) process.stderr.write(`coapsec: ${response.text()}\n`);
     return exitCodeOf(response.code);
   } catch (error) {
-    return oscoreRefusal(error) ?? noResponse(error);
+    return protectionRefusal(error) ?? oscoreRefusal(error) ?? noResponse(error);
   } finally {
     await client.close();
     oscore.close();
+    protection?.close();
   }
 }

@@ -9,11 +9,16 @@ import { ExitCode, noResponse, UsageError } from './errors.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, oscoreRefusal } from './oscore-args.js';
 import { responseToJson } from './output.js';
+import { PublicationVerifier } from '../pubsub-protection/publication.js';
+import { loadKeyFile } from './protect-args.js';
 
 export const SUBSCRIBE_USAGE = `usage: coapsec subscribe URI [options]   (pub-sub: Observe the topic-data URI; one line per publication)
   --count N               stop after N publications (the current one counts)
   --duration SECONDS      stop after this long
   --json                  one JSON object per publication (payload, contentFormat, observe)
+  --protect KEYFILE       verify and decrypt each publication with this subscriber's key file (coapsec
+                          pubsub-keys): authorized publisher, this topic and Content-Format, never older
+                          than one already shown; a refused one is reported on stderr with the reason
 ${DTLS_USAGE}
 ${CLIENT_OSCORE_USAGE}
 ${KEY_EXPORT_USAGE}`;
@@ -21,7 +26,7 @@ ${KEY_EXPORT_USAGE}`;
 export async function subscribeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    { count: { type: 'string' }, duration: { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' }, ...DTLS_FLAGS, ...CLIENT_OSCORE_FLAGS, ...KEY_EXPORT_FLAGS },
+    { count: { type: 'string' }, duration: { type: 'string' }, json: { type: 'boolean' }, protect: { type: 'string' }, timeout: { type: 'string' }, ...DTLS_FLAGS, ...CLIENT_OSCORE_FLAGS, ...KEY_EXPORT_FLAGS },
     { min: 1, max: 1, names: 'URI' },
   );
   const uri = checkUri(positionals[0]!);
@@ -29,6 +34,8 @@ export async function subscribeCommand(argv: string[]): Promise<number> {
   if (count !== undefined && !(Number.isInteger(count) && count > 0)) throw new UsageError(`--count needs a positive whole number, got "${values.count}"`);
   const duration = parseSeconds(values.duration, '--duration');
   const timeout = parseSeconds(values.timeout, '--timeout');
+  const verifier = values.protect === undefined ? undefined : new PublicationVerifier(loadKeyFile(values.protect, 'subscriber'));
+  const topicDataPath = new URL(uri).pathname;
   const dtls = clientDtlsCredentials(values);
   requireDtlsFor([uri], dtls !== undefined);
   const keys = keyExport(values);
@@ -43,6 +50,7 @@ export async function subscribeCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     let received = 0;
+    let refused = 0;
     for await (const n of observation) {
       if (codeClass(n.code) !== 2) {
         // §3.2.2/§3.2.4: 4.04 before the first publication, or as the last word when the topic-data goes.
@@ -50,14 +58,30 @@ export async function subscribeCommand(argv: string[]): Promise<number> {
         return codeClass(n.code) === 4 ? ExitCode.ClientError : ExitCode.ServerError;
       }
       if (received === 0 && !observation.registered) process.stderr.write('coapsec: the broker did not accept the subscription (no Observe option; max-subscribers?)\n');
+      let payload = n.payload;
+      let origin: { publisher: string; sequenceNumber: number } | undefined;
+      if (verifier !== undefined) {
+        const verdict = verifier.verify(n.payload, { topicDataPath, contentFormat: n.contentFormat });
+        if (!verdict.ok) {
+          refused++;
+          process.stderr.write(`coapsec: refused a publication (${verdict.reason}): ${verdict.detail}\n`);
+          if (!observation.registered) break;
+          continue;
+        }
+        payload = Buffer.from(verdict.plaintext.buffer, verdict.plaintext.byteOffset, verdict.plaintext.byteLength);
+        origin = { publisher: Buffer.from(verdict.publisher).toString('hex'), sequenceNumber: verdict.sequenceNumber };
+      }
       received++;
       if (values.json) {
         const observe = getUintOption(n.message, OptionNumber.Observe);
-        process.stdout.write(JSON.stringify({ ...responseToJson(n), contentFormat: n.contentFormat ?? null, observe: observe ?? null }) + '\n');
-      } else process.stdout.write(n.text() + '\n');
+        const plain = { code: n.code, options: n.options, payload, contentFormat: n.contentFormat, text: () => payload.toString('utf8') };
+        const shown = { ...responseToJson(plain), contentFormat: n.contentFormat ?? null, observe: observe ?? null, ...(origin !== undefined ? { verified: origin } : {}) };
+        process.stdout.write(JSON.stringify(shown) + '\n');
+      } else process.stdout.write(payload.toString('utf8') + '\n');
       if (count !== undefined && received >= count) break;
       if (!observation.registered) break;
     }
+    if (refused > 0) return ExitCode.Security;
     return received > 0 ? ExitCode.Ok : ExitCode.NoResponse;
   } catch (error) {
     return oscoreRefusal(error) ?? noResponse(error);
