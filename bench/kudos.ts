@@ -18,7 +18,6 @@
  *
  *   node dist/bench/kudos.js [--quick] [--rounds N] [--runs N]
  */
-import { createSocket, type Socket } from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,60 +34,25 @@ import { kudosResource } from '../src/kudos/well-known.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { CoapServer } from '../src/server/server.js';
 import { median, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET } from './common.js';
+import { countingRelay } from './counting-relay.js';
 import { edhocCredentials } from './edhoc-credentials.js';
 import { environment, fmt, parseCommonArgs, runMain, table } from './harness.js';
 
 const USAGE = 'usage: node dist/bench/kudos.js [--quick] [--rounds N] [--runs N]';
 const WARMUP_RUNS = 3;
 
-/** Forwards one client's datagrams to a server and back, counting them. */
-class CountingRelay {
-  datagrams = 0;
-  #client: { address: string; port: number } | undefined;
-
-  private constructor(
-    readonly front: Socket,
-    readonly back: Socket,
-    server: { address: string; port: number },
-  ) {
-    front.on('message', (data, from) => {
-      this.#client = { address: from.address, port: from.port };
-      this.datagrams++;
-      back.send(data, server.port, server.address);
-    });
-    back.on('message', (data) => {
-      this.datagrams++;
-      if (this.#client) front.send(data, this.#client.port, this.#client.address);
-    });
-  }
-
-  static async start(server: { address: string; port: number }): Promise<CountingRelay> {
-    const bind = () => new Promise<Socket>((resolve) => {
-      const socket = createSocket('udp4');
-      socket.bind(0, '127.0.0.1', () => resolve(socket));
-    });
-    return new CountingRelay(await bind(), await bind(), server);
-  }
-
-  get uri(): string {
-    return `coap://127.0.0.1:${this.front.address().port}`;
-  }
-
-  close(): void {
-    this.front.close();
-    this.back.close();
-  }
-}
+type Relay = Awaited<ReturnType<typeof countingRelay>>;
+const uriOf = (relay: Relay): string => `coap://127.0.0.1:${relay.port}`;
 
 /** Milliseconds and datagrams of one operation. */
-async function measure(relay: CountingRelay, op: () => Promise<unknown>): Promise<{ ms: number; datagrams: number }> {
-  const before = relay.datagrams;
+async function measure(relay: Relay, op: () => Promise<unknown>): Promise<{ ms: number; datagrams: number }> {
+  const before = relay.count();
   const start = performance.now();
   await op();
   const ms = performance.now() - start;
   // Let a trailing datagram (an ACK) land before the count is read.
   await new Promise((resolve) => setImmediate(resolve));
-  return { ms, datagrams: relay.datagrams - before };
+  return { ms, datagrams: relay.count() - before };
 }
 
 type Identity = Omit<ContextMaterial, 'masterSecret' | 'masterSalt'>;
@@ -103,12 +67,13 @@ async function kudosPair(directory: string) {
   const server = await CoapServer.listen({ host: '127.0.0.1', port: 0, security: new KudosServerSecurity([{ name: 'client', session: serverSession, recipientId: CLIENT.senderId }]) });
   server.add(kudosResource());
   server.resource('/echo', { POST: (r) => ({ code: ResponseCode.Changed, payload: r.payload }) }, { requireOscore: true });
-  const relay = await CountingRelay.start(server.address());
+  const relay = await countingRelay(server.address().port);
+  const origin = uriOf(relay);
   const context = new OscoreSecurityContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: CLIENT.senderId, recipientIds: [CLIENT.recipientId], name: 'server' }, new VolatileSequence());
   const security = new OscoreClientSecurity(context);
   const client = new CoapClient({ bindIpv4: '127.0.0.1', security: () => security });
-  const peer = new KudosClientPeer(clientSession, security.requester, { send: (s) => client.request({ method: 'POST', uri: `${relay.uri}/.well-known/kudos`, security: s }) });
-  const echo = () => client.request({ method: 'POST', uri: `${relay.uri}/echo`, payload: 'ping' });
+  const peer = new KudosClientPeer(clientSession, security.requester, { send: (s) => client.request({ method: 'POST', uri: `${origin}/.well-known/kudos`, security: s }) });
+  const echo = () => client.request({ method: 'POST', uri: `${origin}/echo`, payload: 'ping' });
   return {
     relay,
     peer,
@@ -127,11 +92,12 @@ async function edhocPair(method: EdhocMethod, suite: number) {
   const server = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
   server.resource('/hello', { GET: () => ({ code: ResponseCode.Content, payload: 'hello' }) });
   EdhocServer.attach(server, { responder });
-  const relay = await CountingRelay.start(server.address());
+  const relay = await countingRelay(server.address().port);
+  const origin = uriOf(relay);
   const client = new CoapClient({ bindIpv4: '127.0.0.1' });
   // A new EdhocClient has no session with the server: the next use runs EDHOC from message_1.
-  const fresh = () => new EdhocClient(client, { initiator }).securityFor(relay.uri)!;
-  const get = (security: ReturnType<typeof fresh>) => client.request({ method: 'GET', uri: `${relay.uri}/hello`, security });
+  const fresh = () => new EdhocClient(client, { initiator }).securityFor(origin)!;
+  const get = (security: ReturnType<typeof fresh>) => client.request({ method: 'GET', uri: `${origin}/hello`, security });
   return {
     relay,
     establish: () => fresh().establish(),
