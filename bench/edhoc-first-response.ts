@@ -10,13 +10,12 @@
  *
  *   node dist/bench/edhoc-first-response.js [--quick] [--rounds N]
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { CoapClient, CoapServer, ResponseCode } from '../src/index.js';
-import { coseKeyFromKeyObject, encodeCcs } from '../src/cose/index.js';
-import { ccsCredential, CredentialStore, type EdhocMethod } from '../src/edhoc/index.js';
+import type { EdhocMethod } from '../src/edhoc/index.js';
 import { EdhocClient, EdhocServer } from '../src/edhoc-coap/index.js';
 import { median } from './common.js';
+import { countingRelay } from './counting-relay.js';
+import { edhocCredentials } from './edhoc-credentials.js';
 import { environment, fmt, runMain, table } from './harness.js';
 
 const CASES: readonly { method: EdhocMethod; suite: number }[] = [
@@ -24,42 +23,16 @@ const CASES: readonly { method: EdhocMethod; suite: number }[] = [
   { method: 0, suite: 0 },
 ];
 
-function longTermKey(suite: number, staticDh: boolean): KeyObject {
-  if (suite === 0) return staticDh ? generateKeyPairSync('x25519').privateKey : generateKeyPairSync('ed25519').privateKey;
-  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
-}
-
-/** A one-client UDP relay that counts the datagrams it passes, both ways. */
-async function countingRelay(serverPort: number): Promise<{ port: number; count: () => number; reset: () => void; close: () => void }> {
-  const socket: Socket = createSocket('udp4');
-  let client: RemoteInfo | undefined;
-  let count = 0;
-  socket.on('message', (msg, from) => {
-    count++;
-    if (from.port === serverPort) {
-      if (client !== undefined) socket.send(msg, client.port, client.address);
-    } else {
-      client = from;
-      socket.send(msg, serverPort, '127.0.0.1');
-    }
-  });
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  return { port: socket.address().port, count: () => count, reset: () => { count = 0; }, close: () => socket.close() };
-}
-
 interface Sample {
   readonly ms: number;
   readonly datagrams: number;
 }
 
 async function firstResponse(method: EdhocMethod, suite: number, combined: boolean, samples: number): Promise<Sample[]> {
-  const keyC = longTermKey(suite, method === 3);
-  const keyS = longTermKey(suite, method === 3);
-  const ccsC = encodeCcs({ sub: 'client', coseKey: coseKeyFromKeyObject(keyC, { kid: Uint8Array.of(0x0a) }) });
-  const ccsS = encodeCcs({ sub: 'server', coseKey: coseKeyFromKeyObject(keyS, { kid: Uint8Array.of(0x0b) }) });
+  const { initiator, responder } = edhocCredentials(method, suite);
   const server = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
   server.resource('/temp', { GET: () => ({ code: ResponseCode.Content, payload: '21.5' }) }, { requireOscore: true });
-  EdhocServer.attach(server, { responder: { suites: [suite], methods: [method], credentials: [ccsCredential(ccsS, keyS)], peers: new CredentialStore().addCcs(ccsC) } });
+  EdhocServer.attach(server, { responder });
   const relay = await countingRelay(server.address().port);
   const origin = `coap://127.0.0.1:${relay.port}`;
   const out: Sample[] = [];
@@ -68,7 +41,7 @@ async function firstResponse(method: EdhocMethod, suite: number, combined: boole
       const client: CoapClient = new CoapClient({ security: (uri) => edhoc.securityFor(uri) });
       const edhoc = new EdhocClient(client, {
         combined,
-        initiator: { method, suites: [suite], credential: ccsCredential(ccsC, keyC), peers: new CredentialStore().addCcs(ccsS) },
+        initiator,
       });
       relay.reset();
       const start = process.hrtime.bigint();

@@ -13,9 +13,8 @@
  *
  *   node dist/bench/edhoc.js [--quick] [--rounds N] [--duration MS]
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { coseKeyFromKeyObject, encodeCcs } from '../src/cose/index.js';
-import { ccsCredential, CredentialStore, EdhocInitiator, EdhocResponder, type EdhocMethod, type InitiatorConfig, type ResponderConfig } from '../src/edhoc/index.js';
+import { EdhocInitiator, EdhocResponder, type EdhocMethod } from '../src/edhoc/index.js';
+import { edhocCredentials } from './edhoc-credentials.js';
 import { median } from './common.js';
 import { DTLS_HANDSHAKE_MODES, dtlsHandshakeInMemory } from './dtls-handshake.js';
 import { environment, fmt, parseCommonArgs, runMain, runMicroCases, table } from './harness.js';
@@ -29,20 +28,9 @@ const EDHOC_CASES: readonly { method: EdhocMethod; suite: number }[] = [
   { method: 3, suite: 2 },
 ];
 
-function longTermKey(suite: number, staticDh: boolean): KeyObject {
-  if (suite === 0) return staticDh ? generateKeyPairSync('x25519').privateKey : generateKeyPairSync('ed25519').privateKey;
-  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
-}
-
 /** A client–server pair of configurations; each call of the returned op runs one full handshake. */
 function edhocHandshake(method: EdhocMethod, suite: number): () => void {
-  const staticDh = method === 3;
-  const keyI = longTermKey(suite, staticDh);
-  const keyR = longTermKey(suite, staticDh);
-  const ccsI = encodeCcs({ sub: 'client', coseKey: coseKeyFromKeyObject(keyI, { kid: Uint8Array.of(0x0a) }) });
-  const ccsR = encodeCcs({ sub: 'server', coseKey: coseKeyFromKeyObject(keyR, { kid: Uint8Array.of(0x0b) }) });
-  const initiator: InitiatorConfig = { method, suites: [suite], credential: ccsCredential(ccsI, keyI), peers: new CredentialStore().addCcs(ccsR) };
-  const responder: ResponderConfig = { suites: [suite], methods: [method], credentials: [ccsCredential(ccsR, keyR)], peers: new CredentialStore().addCcs(ccsI) };
+  const { initiator, responder } = edhocCredentials(method, suite);
   const C_I = Uint8Array.of(0x37);
   const C_R = Uint8Array.of(0x27);
   return () => {
