@@ -4,7 +4,8 @@
  * with Ed25519 keys, CCS credentials by kid), the combined request and --no-combined, the server's
  * per-peer grants (4.03), a client the server does not trust (exit 6, the EDHOC error named, nothing
  * sent unprotected), a server restart (the next get runs EDHOC again), and -v's report of the
- * messages and identifiers without any key.
+ * messages and identifiers without any key. `coapsec proxy --credentials` is an EDHOC responder for
+ * its own OSCORE layer (the client–proxy context of a route), with the same grants.
  */
 import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
@@ -12,7 +13,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { CoapClient } from '../src/client/client.js';
 import { coseKeyFromKeyObject, toHex } from '../src/cose/index.js';
+import { edhocInitiatorConfig, loadCredentials } from '../src/credentials/index.js';
+import { EdhocClientSecurity, postOverClient } from '../src/edhoc-coap/index.js';
 import { coapsec, killChildren, startDaemon, type Daemon } from './support/cli-harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coapsec-cli-edhoc-'));
@@ -168,4 +172,30 @@ test('after a server restart the next get runs EDHOC again and works', async () 
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'coap anonymous edhoc alice');
   assert.match(r.stderr, /^EDHOC message_1 /m);
+});
+
+test('proxy --credentials: the client–proxy layer of a route made by EDHOC, the origin reached; outside the grant 4.03', async () => {
+  const origin = await startDaemon(['serve', '--bind', '127.0.0.1:0'], SERVING);
+  const proxy = await startDaemon(['proxy', '--bind', '127.0.0.1:0', '--forward', '--allow-destination', '127.0.0.1', '--credentials', files.gateway!, '-v'], /proxy on coap:\/\/127\.0\.0\.1:(\d+)/);
+  const client = new CoapClient();
+  try {
+    const proxyUri = `coap://127.0.0.1:${proxy.port}`;
+    const hop = async (name: string) => {
+      const edhoc = new EdhocClientSecurity({ initiator: edhocInitiatorConfig(loadCredentials(files[name]!).edhoc!, proxyUri), post: postOverClient(client, proxyUri), combined: false });
+      return { uri: proxyUri, context: await edhoc.establish() };
+    };
+    const alice = await client.request({ method: 'GET', uri: url(origin, '/whoami'), via: [await hop('alice')] });
+    assert.equal(alice.code, 0x45, alice.text());
+    assert.equal(alice.text(), 'coap anonymous', 'the origin saw a plain request from the proxy');
+    assert.deepEqual(alice.context.oscore?.map((layer) => layer.peer), ['gateway'], 'the response came back under the EDHOC-made proxy layer');
+    await proxy.waitFor(/EDHOC with alice: method 3/);
+    // Bob may use /whoami only (a path pattern: on any origin, the proxied one too).
+    const bob = await client.request({ method: 'GET', uri: url(origin, '/time'), via: [await hop('bob')] });
+    assert.equal(bob.code, 0x83, bob.text());
+    assert.match(bob.text(), /edhoc bob is not granted this resource/);
+  } finally {
+    await client.close();
+    await proxy.stop();
+    await origin.stop();
+  }
 });
