@@ -1,4 +1,4 @@
-/** /whoami tells a client how the server authenticated it: DTLS identity and OSCORE layers. */
+/** /whoami tells a client how the server authenticated it: DTLS identity, OSCORE layers and EDHOC peers. */
 import { ResponseCode } from '../coap/codes.js';
 import { ContentFormat } from '../coap/content-format.js';
 import type { CoapServer } from '../server/server.js';
@@ -15,7 +15,8 @@ export function addWhoamiResource(server: CoapServer): void {
           contentFormat: ContentFormat.TextPlain,
           payload:
             (s ? `${req.context.scheme} ${s.mode} ${s.identity} ${s.cipherSuite}` : `${req.context.scheme} anonymous`) +
-            (req.context.oscore ?? []).map((layer) => ` oscore ${layer.peer}`).join(''),
+            // An EDHOC-made context names its peer "edhoc NAME" (cli/edhoc-serve.ts).
+            (req.context.oscore ?? []).map((layer) => (layer.peer.startsWith('edhoc ') ? ` ${layer.peer}` : ` oscore ${layer.peer}`)).join(''),
         };
       },
     },

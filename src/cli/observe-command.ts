@@ -75,10 +75,12 @@ export async function observeCommand(argv: string[]): Promise<number> {
   for (const hop of via ?? []) if (hop.context) keys.context(hop.context, 'client');
   const tls = tlsClientOptions(values, dtls?.psk);
   const client = new CoapClient({ ...keys.clientOptions(dtls, oscore), ...(tls ? { tls } : {}), ...(proxy ? { proxy } : {}), ...(via ? { via: () => via } : {}), ...localBinding(extra.local) });
+  oscore.attach(client);
   let stopTimer: NodeJS.Timeout | undefined;
   const onSignal = (): void => void observation?.cancel();
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;
   try {
+    await oscore.establish(uri);
     observation = await client.observe(uri, {
       ...(accept !== undefined ? { accept } : {}),
       ...(blockSize !== undefined ? { blockSize } : {}),

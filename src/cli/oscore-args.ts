@@ -9,11 +9,12 @@
  * The client side is the library's: CoapClient's `credentials` option.
  */
 import { ClientCredentials, NoSecurityContextError } from '../client/credentials-security.js';
-import type { ClientOptions } from '../client/client.js';
+import type { ClientOptions, CoapClient } from '../client/client.js';
 import type { RouteHop } from '../client/route.js';
 import { OscoreClientSecurity } from '../client/oscore.js';
 import type { MessageSecurity } from '../client/security.js';
-import { loadCredentials } from '../credentials/credentials-file.js';
+import { loadCredentials, matchClientContext } from '../credentials/credentials-file.js';
+import type { EdhocCredentials } from '../credentials/edhoc-entries.js';
 import { CredentialsError } from '../credentials/errors.js';
 import { loadLibcoapConf, parseOscoreConfArgument } from '../credentials/libcoap-conf.js';
 import { openSecurityContext, type OpenedContext, type SequencePersistence } from '../credentials/runtime.js';
@@ -25,6 +26,7 @@ import { OscoreServerSecurity } from '../server/oscore.js';
 import type { ServerSecurity } from '../server/security.js';
 import type { KudosServerSecurity } from '../kudos/server.js';
 import type { KudosEvent } from '../kudos/session-types.js';
+import { EdhocFailure, ClientEdhoc } from './edhoc-client.js';
 import { UsageError } from './errors.js';
 
 export const OSCORE_FLAGS = {
@@ -32,10 +34,11 @@ export const OSCORE_FLAGS = {
   'oscore-conf': { type: 'string' },
 } as const;
 
-/** The client commands' flags: OSCORE_FLAGS and the opt-out from refusing unprotected requests. */
+/** The client commands' flags: OSCORE_FLAGS, the opt-out from refusing unprotected requests, and EDHOC's message_3 on its own. */
 export const CLIENT_OSCORE_FLAGS = {
   ...OSCORE_FLAGS,
   'allow-unprotected': { type: 'boolean' },
+  'no-combined': { type: 'boolean' },
 } as const;
 
 const STATE_USAGE = `  Sender Sequence Numbers persist in the credentials' stateDirectory, in SEQFILE, or in the
@@ -51,6 +54,11 @@ export const CLIENT_OSCORE_USAGE = `  OSCORE (RFC 8613):
   --credentials FILE      coapsec JSON credentials: the context whose pattern matches the URI; a
                           request no pattern matches is refused (exit 6), nothing is sent
   --allow-unprotected     with --credentials: send requests no context matches as plain CoAP
+                          With an "edhoc" section, a URI an edhoc.peers entry's resources match
+                          gets its context by EDHOC (RFC 9528) first; a failed EDHOC fails the
+                          request (exit 6), it is never sent unprotected
+  --no-combined           send EDHOC message_3 in its own POST, not inside the first OSCORE
+                          request (RFC 9668)
   --oscore-conf FILE[,SEQFILE]  libcoap coap-oscore-conf(5) file, optional sequence-number file
 ${STATE_USAGE}`;
 
@@ -64,6 +72,9 @@ export interface OscoreFlagValues {
   credentials?: string | undefined;
   'oscore-conf'?: string | undefined;
   'allow-unprotected'?: boolean | undefined;
+  'no-combined'?: boolean | undefined;
+  /** -v: the EDHOC messages and the contexts' identifiers on stderr. */
+  verbose?: boolean | boolean[] | undefined;
 }
 
 /** Configuration problems become usage errors: one line naming the file and the problem. */
@@ -87,29 +98,44 @@ export interface ClientOscore {
   options: Pick<ClientOptions, 'credentials' | 'security' | 'allowUnprotected'>;
   /** The protection for a URI, for commands that check before sending (ta-request). */
   security: ((uri: string) => MessageSecurity | undefined) | undefined;
+  /** The client the requests go through: it also carries the EDHOC messages. Call once it exists. */
+  attach(client: CoapClient): void;
+  /** Runs EDHOC for `uri` now when it needs it; before an observation, whose registration cannot wait for it. */
+  establish(uri: string): Promise<void>;
   close(): void;
 }
 
 export function clientOscore(values: OscoreFlagValues): ClientOscore {
   if (values.credentials !== undefined && values['oscore-conf'] !== undefined) throw new UsageError('use either --credentials or --oscore-conf, not both');
   if (values['allow-unprotected'] && values.credentials === undefined) throw new UsageError('--allow-unprotected goes with --credentials');
+  if (values['no-combined'] && values.credentials === undefined) throw new UsageError('--no-combined goes with --credentials (an "edhoc" section)');
+  const unchanged = { attach: () => {}, establish: async () => {} };
   return asUsageError(() => {
     if (values['oscore-conf'] !== undefined) {
       const { confPath, persistence } = confPersistence(values['oscore-conf']);
       const context = openSecurityContext(loadLibcoapConf(confPath), persistence);
       const security = new OscoreClientSecurity(context.context);
-      return { options: { security: () => security }, security: () => security, close: () => context.close() };
+      return { options: { security: () => security }, security: () => security, close: () => context.close(), ...unchanged };
     }
     if (values.credentials !== undefined) {
       const credentials = loadCredentials(values.credentials);
       let own: ClientCredentials | undefined;
+      const log = values.verbose ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
+      const edhoc = credentials.edhoc && new ClientEdhoc(credentials.edhoc, { combined: !values['no-combined'], ...(log ? { log } : {}) });
+      // A context the file configures wins over EDHOC for the same URI; the client's credentials
+      // option then protects with it (or refuses, when neither applies).
+      const edhocFor = edhoc && ((uri: string) => (matchClientContext(credentials, uri) === undefined ? edhoc.securityFor(uri) : undefined));
       return {
-        options: { credentials, ...(values['allow-unprotected'] ? { allowUnprotected: true } : {}) },
-        security: (uri) => asUsageError(() => (own ??= new ClientCredentials(credentials)).securityFor(uri)),
+        options: { credentials, ...(edhocFor ? { security: edhocFor } : {}), ...(values['allow-unprotected'] ? { allowUnprotected: true } : {}) },
+        security: (uri) => asUsageError(() => (own ??= new ClientCredentials(credentials)).securityFor(uri) ?? edhocFor?.(uri)),
+        attach: (client) => edhoc?.attach(client),
+        establish: async (uri) => {
+          if (edhocFor?.(uri) !== undefined) await edhoc!.establish(uri);
+        },
         close: () => own?.close(),
       };
     }
-    return { options: {}, security: undefined, close: () => {} };
+    return { options: {}, security: undefined, close: () => {}, ...unchanged };
   });
 }
 
@@ -119,6 +145,10 @@ export function clientOscore(values: OscoreFlagValues): ClientOscore {
  * Undefined for anything else.
  */
 export function oscoreRefusal(error: unknown): number | undefined {
+  if (error instanceof EdhocFailure) {
+    process.stderr.write(`coapsec: ${error.message}\n`);
+    return EXIT_SECURITY_FAILURE;
+  }
   if (error instanceof NoSecurityContextError) {
     process.stderr.write(`coapsec: ${error.message} (--allow-unprotected sends it as plain CoAP)\n`);
     return EXIT_SECURITY_FAILURE;
@@ -148,6 +178,8 @@ export interface ServerOscore {
   /** What the server unprotects with: `security`, or the KUDOS peers in front of it. */
   protection: ServerSecurity | undefined;
   kudos: KudosServerSecurity | undefined;
+  /** The credentials' `edhoc` section: each listener answers EDHOC with it (attachEdhocResponder). */
+  edhoc?: EdhocCredentials;
   close(): void;
 }
 
@@ -159,7 +191,10 @@ export function serverOscore(values: OscoreFlagValues, onKudosEvent?: (peer: str
       const { confPath, persistence } = confPersistence(values['oscore-conf']);
       opened = [openSecurityContext(loadLibcoapConf(confPath), persistence)];
     } else if (values.credentials !== undefined) {
-      return serverCredentials(values.credentials, onKudosEvent ? { onKudosEvent } : {});
+      const credentials = loadCredentials(values.credentials);
+      // A file with only an "edhoc" section serves EDHOC-made contexts and no configured ones.
+      if (credentials.edhoc !== undefined && credentials.recipients.length === 0) return { security: undefined, protection: undefined, kudos: undefined, edhoc: credentials.edhoc, close: () => {} };
+      return { ...serverCredentials(credentials, onKudosEvent ? { onKudosEvent } : {}), ...(credentials.edhoc !== undefined ? { edhoc: credentials.edhoc } : {}) };
     }
     const security = opened.length > 0 ? new OscoreServerSecurity(opened.map((o) => o.context)) : undefined;
     return { security, protection: security, kudos: undefined, close: () => opened.forEach((o) => o.close()) };

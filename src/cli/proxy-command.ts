@@ -25,6 +25,7 @@ import { tlsClientOptions, tlsServerOptions } from './tls-args.js';
 import { checkUri, parse, parseBind } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
+import { attachEdhocResponder } from './edhoc-serve.js';
 import { UsageError } from './errors.js';
 import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
@@ -63,7 +64,9 @@ ${STREAM_LISTEN_USAGE}
                          pages get 403 for anything but GET/HEAD)
   --allow NAME           forward (and reverse-proxy) only for clients whose OSCORE context (recipient) is NAME; repeatable
                          (draft-ietf-core-oscore-capable-proxies §2.4; 4.01 otherwise). With
-                         --credentials, its client contexts add a layer towards matching next hops.
+                         --credentials, its client contexts add a layer towards matching next hops,
+                         and its "edhoc" section makes the proxy an EDHOC responder: contexts for
+                         its own layer, each client limited to its edhoc.peers resources (4.03)
 ${SOCKET_USAGE}
 ${LOG_USAGE}
 ${DTLS_USAGE}
@@ -168,8 +171,11 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   const cache = cacheMb > 0 ? new ResponseCache({ maxBytes: cacheMb * 1024 * 1024, now: () => servers[0]!.endpoint.scheduler.now() }) : undefined;
   const authorize = values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {};
   const proxies: Array<{ close(): Promise<void> }> = [];
+  const edhocLog = values.verbose?.length ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
   for (const server of servers) {
     log.attach(server);
+    // The proxy's own OSCORE layer (the client–proxy context of a nested route) may come from EDHOC.
+    if (oscore.edhoc) attachEdhocResponder(server, oscore.edhoc, edhocLog);
     if (values.forward) {
       proxies.push(
         new ForwardProxy(server, {

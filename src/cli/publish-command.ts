@@ -69,6 +69,7 @@ export async function publishCommand(argv: string[]): Promise<number> {
   let protection: PublisherSession | undefined;
   const oscore = clientOscore(values);
   const client = new CoapClient(keys.clientOptions(dtls, oscore));
+  oscore.attach(client);
   const common = timeout !== undefined ? { timeout: timeout * 1000 } : {};
   try {
     let target = uri;

@@ -100,6 +100,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
     ...(via ? { via: () => via } : {}),
     ...localBinding(extra.local),
   });
+  oscore.attach(client);
   try {
     let exitCode: number = ExitCode.Ok;
     for (let i = 0; i < repeat; i++) {

@@ -12,6 +12,7 @@ import { DTLS_FLAGS, DTLS_SERVE_USAGE, serverDtlsSetup } from './dtls-args.js';
 import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { addWhoamiResource } from './dtls-serve.js';
+import { attachEdhocResponder } from './edhoc-serve.js';
 import { UsageError } from './errors.js';
 import { describeKudosEvent } from '../kudos/describe.js';
 import { kudosResource } from '../kudos/well-known.js';
@@ -45,7 +46,9 @@ ${DTLS_SERVE_USAGE}
 ${OSCORE_USAGE}
 ${KEY_EXPORT_USAGE}
 ${GROUP_SERVE_USAGE}
-  (serve: --trusted-rpk or --ca make client authentication mandatory; /whoami shows the identity)`;
+  (serve: --trusted-rpk or --ca make client authentication mandatory; /whoami shows the identity)
+  (serve: a credentials file with an "edhoc" section answers EDHOC on /.well-known/edhoc; a client
+   may use only the resources its edhoc.peers entry grants (4.03 otherwise); -v logs each context)`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(
@@ -91,6 +94,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   });
   const stateLimits = serverStateLimits(values);
   const oscore = serverOscore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined);
+  const edhocLog = values.verbose?.length ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
   const keys = keyExport(values);
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const listeners: Array<{ host: string; port: number; secure: boolean; scheme?: StreamScheme }> = [{ ...bind, secure: !plainOnBind }];
@@ -124,6 +128,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     addDemoResources(server, values.dir !== undefined ? { dir: values.dir } : {});
     addWhoamiResource(server);
     if (oscore.kudos) server.add(kudosResource());
+    if (oscore.edhoc) attachEdhocResponder(server, oscore.edhoc, edhocLog);
     if (trustAnchors) addRevocationResource(server, trustAnchors);
     if (values.plugtest) addPlugtestResources(server);
     process.stderr.write(`coapsec serving on ${l.scheme ?? (l.secure ? 'coaps' : 'coap')}://${peerKey(server.address())}\n`);

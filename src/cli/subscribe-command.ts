@@ -41,10 +41,12 @@ export async function subscribeCommand(argv: string[]): Promise<number> {
   const keys = keyExport(values);
   const oscore = clientOscore(values);
   const client = new CoapClient(keys.clientOptions(dtls, oscore));
+  oscore.attach(client);
   let observation: Awaited<ReturnType<CoapClient['observe']>> | undefined;
   const stop = (): void => void observation?.cancel();
   let stopTimer: NodeJS.Timeout | undefined;
   try {
+    await oscore.establish(uri);
     observation = await client.observe(uri, timeout !== undefined ? { timeout: timeout * 1000 } : {});
     if (duration !== undefined) stopTimer = setTimeout(stop, duration * 1000);
     process.once('SIGINT', stop);

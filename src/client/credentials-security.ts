@@ -32,10 +32,12 @@ export class NoSecurityContextError extends CoapRequestError {
     /** The `match` patterns that were tried, as written in the file. */
     readonly patterns: readonly string[],
     readonly file: string,
+    /** The file also has an `edhoc` section, none of whose peers' resources match `uri`. */
+    readonly edhocSection = false,
   ) {
     super(
-      `no OSCORE context in ${file} matches ${uri} (${patterns.length > 0 ? `patterns tried: ${patterns.join(', ')}` : 'it has no client contexts in "oscore"'}); ` +
-        'nothing was sent',
+      `no OSCORE context in ${file} matches ${uri} (${patterns.length > 0 ? `patterns tried: ${patterns.join(', ')}` : 'it has no client contexts in "oscore"'}` +
+        `${edhocSection ? '; no edhoc.peers entry has a resource matching it' : ''}); nothing was sent`,
     );
     this.name = 'NoSecurityContextError';
   }
@@ -104,7 +106,7 @@ export class ClientCredentials {
 
   /** The refusal for a URI no pattern matches. */
   refusal(uri: string): NoSecurityContextError {
-    return new NoSecurityContextError(uri, this.patterns, this.credentials.file);
+    return new NoSecurityContextError(uri, this.patterns, this.credentials.file, this.credentials.edhoc !== undefined);
   }
 
   /** Writes the exact next sequence numbers back and releases the contexts' locks. */

@@ -34,6 +34,8 @@ export interface EdhocPeerEntry {
   readonly trustedBy: 'ccs' | 'certificate' | 'issuer';
   /** The resource patterns as written. */
   readonly resources: readonly string[];
+  /** The same patterns as the CredentialStore's grant for this peer. */
+  readonly grant: PeerGrant;
 }
 
 export interface EdhocCredentials {
@@ -50,6 +52,14 @@ const SECTION_FIELDS = ['$comment', 'identity', 'suites', 'methods', 'peers'];
 const IDENTITY_FIELDS = ['$comment', 'privateKey', 'ccs', 'certificate', 'chain', 'idCred', 'kid'];
 const PEER_FIELDS = ['$comment', 'name', 'ccs', 'kid', 'certificate', 'issuer', 'resources'];
 const ID_CRED_FORMS: readonly IdCredForm[] = ['kid', 'kccs', 'x5t', 'x5chain'];
+
+/**
+ * The trusted peers whose resources match `uri`: a client runs EDHOC for a request when one does
+ * (the server must then be one of them, edhocInitiatorConfig), and refuses to send it unprotected.
+ */
+export function edhocPeersFor(edhoc: EdhocCredentials, uri: string): EdhocPeerEntry[] {
+  return edhoc.peerEntries.filter((entry) => entry.grant.allows(uri));
+}
 
 /** The Initiator's configuration for a request to `uri`: only peers granted that resource are accepted. */
 export function edhocInitiatorConfig(edhoc: EdhocCredentials, uri: string): InitiatorConfig {
@@ -167,7 +177,7 @@ class EdhocSectionReader {
       if (!anchor.ca) f.fail(`${path}.issuer`, 'is not a CA certificate (basicConstraints cA is not set); trust a single peer with "certificate" instead');
       store.addTrustAnchor(anchor, grant);
     }
-    return { name, trustedBy, resources: written };
+    return { name, trustedBy, resources: written, grant };
   }
 
   private suites(json: unknown, methods: readonly EdhocMethod[], key: KeyObject): number[] {

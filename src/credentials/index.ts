@@ -42,5 +42,6 @@ export {
   type EdhocPeerEntry,
   type IdCredForm,
   edhocInitiatorConfig,
+  edhocPeersFor,
   edhocResponderConfig,
 } from './edhoc-entries.js';

@@ -8,6 +8,7 @@ import { createSocket } from 'node:dgram';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateEdhocIdentity } from '../../src/credentials/edhoc-keygen.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const EXAMPLES_DIR = join(ROOT, 'examples');
@@ -41,6 +42,24 @@ async function writeCredentials(cwd: string): Promise<Record<string, string>> {
   return { COAP_PORT: String(port) };
 }
 
+/** Two EDHOC identities as `coapsec keygen` writes them, each trusting the other (docs/credentials.md). */
+async function writeEdhocIdentities(cwd: string): Promise<Record<string, string>> {
+  const pair = [
+    ['gateway', 'alice'],
+    ['alice', 'gateway'],
+  ] as const;
+  pair.forEach(([name], i) => {
+    const identity = generateEdhocIdentity('p-256', name, Uint8Array.of(i + 1));
+    writeFileSync(join(cwd, `${name}.key`), identity.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, { mode: 0o600 });
+    writeFileSync(join(cwd, `${name}.ccs`), identity.ccs);
+  });
+  for (const [name, peer] of pair) {
+    const edhoc = { identity: { privateKey: `${name}.key`, ccs: `${name}.ccs`, idCred: 'kid' }, peers: [{ name: peer, ccs: `${peer}.ccs`, resources: ['/*'] }] };
+    writeFileSync(join(cwd, `${name}.json`), JSON.stringify({ edhoc }, null, 2));
+  }
+  return {};
+}
+
 export const EXAMPLES: Record<string, ExampleRun> = {
   'get.ts': { stdout: /^2\.05 Content 21\.5\n$/ },
   'observe.ts': { stdout: /^20\n21\n22\n$/ },
@@ -48,6 +67,7 @@ export const EXAMPLES: Record<string, ExampleRun> = {
   'dtls.ts': { stdout: /^2\.05 Content client1 TLS_PSK_WITH_AES_128_CCM_8\n$/ },
   'commonjs.cjs': { stdout: /^2\.05 Content hi\n$/ },
   'edhoc.ts': { stdout: /^client 27 37 16\n$/ },
+  'edhoc-credentials.ts': { setup: writeEdhocIdentities, stdout: /^2\.05 Content hello alice\n$/ },
   'edhoc-coap.ts': { stdout: /^2\.05 Content hello client\nEDHOC sessions: 1, server contexts: 1\n$/ },
   'edhoc-proxies.ts': { stdout: /^2\.05 Content 0\nproxy-1 > proxy-2 > server\n$/ },
   'group-oscore.ts': { stdout: /^s1: on\ns2: on\ns3: on\n$/ },
