@@ -20,7 +20,7 @@ import {
   unprotectGroupResponse,
 } from '../src/group-oscore/protect.js';
 import { GroupResponseTracker } from '../src/group-oscore/responses.js';
-import { forgeGroupResponse } from './support/group-forge.js';
+import { forgeGroupResponse } from '../src/attack/group-forge.js';
 import { REQUEST_HASH_OPTION, protectDeterministicRequest, unprotectDeterministicRequest } from '../src/group-oscore/deterministic.js';
 
 const SERVERS = ['s1', 's2', 's3'] as const;

@@ -19,7 +19,7 @@ import { OptionNumber } from '../../src/coap/options.js';
 import { fromHex } from '../../src/cose/cbor.js';
 import { contextFromMemberFile, type GroupMemberFile } from '../../src/group-oscore/manager.js';
 import { protectGroupRequest, unprotectGroupRequest, unprotectGroupResponse } from '../../src/group-oscore/protect.js';
-import { forgeGroupResponse } from './group-forge.js';
+import { forgeGroupResponse } from '../../src/attack/group-forge.js';
 import { defaultStateDirectory } from '../../src/credentials/state-directory.js';
 import { openGroupMember, readMemberFile } from '../../src/group/member.js';
 

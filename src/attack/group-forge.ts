@@ -1,15 +1,15 @@
-/** A group member's forgery of another member's response (source-authentication tests). */
-import { ResponseCode } from '../../src/coap/codes.js';
-import { type CoapMessage, MessageType, createMessage, encodeString } from '../../src/coap/message.js';
-import { OptionNumber } from '../../src/coap/options.js';
-import { concatBytes } from '../../src/cose/cbor.js';
-import { signBytes } from '../../src/cose/sign.js';
-import { aadArray, countersignStructure, encStructure } from '../../src/group-oscore/aad.js';
-import { deriveEndpointKey, groupNonce, signatureKeystream } from '../../src/group-oscore/common.js';
-import type { GroupSecurityContext } from '../../src/group-oscore/context.js';
-import { encodeGroupOscoreOption } from '../../src/group-oscore/option.js';
-import type { GroupRequestBinding } from '../../src/group-oscore/protect.js';
-import { encodePlaintext } from '../../src/oscore/protect.js';
+/** TEST TOOL. A group member's forgery of another member's response (source-authentication tests and the group threat rows). */
+import { ResponseCode } from '../coap/codes.js';
+import { type CoapMessage, MessageType, createMessage, encodeString } from '../coap/message.js';
+import { OptionNumber } from '../coap/options.js';
+import { concatBytes } from '../cose/cbor.js';
+import { signBytes } from '../cose/sign.js';
+import { aadArray, countersignStructure, encStructure } from '../group-oscore/aad.js';
+import { deriveEndpointKey, groupNonce, signatureKeystream } from '../group-oscore/common.js';
+import type { GroupSecurityContext } from '../group-oscore/context.js';
+import { encodeGroupOscoreOption } from '../group-oscore/option.js';
+import type { GroupRequestBinding } from '../group-oscore/protect.js';
+import { encodePlaintext } from '../oscore/protect.js';
 
 /**
  * The strongest forgery a member can make in group mode: it knows every group key, so it encrypts
