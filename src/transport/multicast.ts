@@ -12,6 +12,7 @@ import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import { bindSocket, closeAfterPendingSends } from './socket.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress } from './transport.js';
+import { UdpTransport } from './udp.js';
 
 /** IPv4 "All CoAP Nodes" (RFC 7252 §12.8). */
 export const ALL_COAP_NODES_IPV4 = '224.0.1.187';
@@ -140,22 +141,8 @@ export interface MulticastClientOptions {
  * A client's transport for group requests: one unconnected socket, so that responses from any
  * server (and any port, §3.1.4) reach it; group requests leave on the chosen interface.
  */
-export class MulticastClientTransport implements DatagramTransport {
-  readonly scheme = 'coap' as const;
-  private handler: DatagramHandler = () => {};
-  private closed = false;
-
-  private constructor(private readonly socket: dgram.Socket) {
-    socket.on('message', (data, rinfo) => {
-      try {
-        this.handler(data, { address: rinfo.address, port: rinfo.port }, undefined);
-      } catch (error) {
-        process.emitWarning(`coapsec: datagram handler failed: ${(error as Error).stack ?? error}`);
-      }
-    });
-  }
-
-  static async bind(options: MulticastClientOptions): Promise<MulticastClientTransport> {
+export class MulticastClientTransport extends UdpTransport {
+  static override async bind(options: MulticastClientOptions): Promise<MulticastClientTransport> {
     const socket = await bindSocket({ host: options.host, port: options.port ?? 0 });
     const v6 = isIP(options.host) === 6;
     try {
@@ -172,28 +159,9 @@ export class MulticastClientTransport implements DatagramTransport {
     return new MulticastClientTransport(socket);
   }
 
-  setHandler(handler: DatagramHandler): void {
-    this.handler = handler;
-  }
-
+  /** Unlike a server's UDP socket, a client's must not keep the process alive while idle. */
   setBusy(busy: boolean): void {
     if (busy) this.socket.ref();
     else this.socket.unref();
-  }
-
-  send(data: Uint8Array, peer: PeerAddress): void {
-    if (this.closed) return;
-    this.socket.send(data, peer.port, peer.address);
-  }
-
-  localAddress(): PeerAddress {
-    const a = this.socket.address();
-    return { address: a.address, port: a.port };
-  }
-
-  close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    this.closed = true;
-    return closeAfterPendingSends(this.socket);
   }
 }

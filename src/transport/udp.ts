@@ -10,7 +10,8 @@ export class UdpTransport implements DatagramTransport {
   private handler: DatagramHandler = () => {};
   private closed = false;
 
-  private constructor(private readonly socket: dgram.Socket) {
+  /** Over an already bound socket (a subclass may set socket options first, e.g. multicast.ts). */
+  protected constructor(protected readonly socket: dgram.Socket) {
     socket.on('message', (data, rinfo) => {
       try {
         this.handler(data, { address: rinfo.address, port: rinfo.port }, undefined);
