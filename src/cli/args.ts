@@ -28,6 +28,13 @@ export function parseSeconds(text: string | undefined, flag: string): number | u
   return value;
 }
 
+export function parseCount(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!(Number.isInteger(value) && value > 0)) throw new UsageError(`${flag} needs a positive whole number, got "${text}"`);
+  return value;
+}
+
 /** "HOST:PORT", "[v6]:PORT", "HOST" or ":PORT". */
 export function parseBind(text: string, defaults: { host: string; port: number }): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]*))(?::(\d+))?$/.exec(text);

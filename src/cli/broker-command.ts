@@ -4,7 +4,7 @@ import { DEFAULT_BROKER_LIMITS, type BrokerLimits } from '../broker/limits.js';
 import { loadTopicAcl, topicAclAuthorizer } from '../broker/topic-acl.js';
 import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
-import { parse, parseBind } from './args.js';
+import { parse, parseBind, parseCount } from './args.js';
 import { DTLS_FLAGS, DTLS_SERVE_USAGE, serverDtlsSetup } from './dtls-args.js';
 import { UsageError } from './errors.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
@@ -55,11 +55,8 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   const bind = parseBind(values.bind ?? `127.0.0.1:${defaultPort}`, { host: '127.0.0.1', port: defaultPort });
   const limits: Partial<BrokerLimits> = {};
   for (const [flag, name] of LIMIT_FLAGS) {
-    const text = (values as Record<string, string | undefined>)[flag];
-    if (text === undefined) continue;
-    const n = Number(text);
-    if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`--${flag} needs a positive whole number, got "${text}"`);
-    limits[name] = n;
+    const n = parseCount((values as Record<string, string | undefined>)[flag], `--${flag}`);
+    if (n !== undefined) limits[name] = n;
   }
   let authorize;
   try {

@@ -3,7 +3,7 @@ import { TLS_CLIENT_USAGE, tlsClientOptions } from './tls-args.js';
 import { codeClass } from '../coap/codes.js';
 import { parseContentFormat } from '../coap/content-format.js';
 import { CoapClient } from '../client/client.js';
-import { checkUri, parse, parseBlockSize, parseSeconds, requireDtlsFor } from './args.js';
+import { checkUri, parse, parseBlockSize, parseCount, parseSeconds, requireDtlsFor } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, describeProtection, oscoreRefusal } from './oscore-args.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
@@ -48,8 +48,7 @@ export async function observeCommand(argv: string[]): Promise<number> {
     { min: 1, max: 1, names: 'URI' },
   );
   const uri = checkUri(positionals[0]!);
-  const count = values.count === undefined ? undefined : Number(values.count);
-  if (count !== undefined && !(Number.isInteger(count) && count > 0)) throw new UsageError(`--count needs a positive whole number, got "${values.count}"`);
+  const count = parseCount(values.count, '--count');
   const duration = parseSeconds(values.duration, '--duration');
   const timeout = parseSeconds(values.timeout, '--timeout');
   const blockSize = parseBlockSize(values['block-size']);

@@ -6,7 +6,7 @@ import { CoapServer, type ServerOptions } from '../server/server.js';
 import { peerKey, type StreamScheme } from '../transport/transport.js';
 import { tlsServerOptions } from './tls-args.js';
 import { STREAM_LISTEN_FLAGS, STREAM_LISTEN_USAGE, streamListeners } from './listen-args.js';
-import { parse, parseBind, parseSeconds } from './args.js';
+import { parse, parseBind, parseCount, parseSeconds } from './args.js';
 import { addRevocationResource } from '../trust-anchor/resource-server-setup.js';
 import { DTLS_FLAGS, DTLS_SERVE_USAGE, serverDtlsSetup } from './dtls-args.js';
 import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
@@ -147,13 +147,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
 /** --dtls-max-sessions and --dtls-stale-after as DtlsServerTransport options (only those given). */
 function dtlsLimits(maxSessions: string | undefined, staleAfter: string | undefined, perIdentity: string | undefined): { maxSessions?: number; staleSessionMs?: number; maxSessionsPerIdentity?: number } {
   const limits: { maxSessions?: number; staleSessionMs?: number; maxSessionsPerIdentity?: number } = {};
-  const count = (text: string, flag: string): number => {
-    const n = Number(text);
-    if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`${flag} needs a positive whole number, got "${text}"`);
-    return n;
-  };
-  if (maxSessions !== undefined) limits.maxSessions = count(maxSessions, '--dtls-max-sessions');
-  if (perIdentity !== undefined) limits.maxSessionsPerIdentity = count(perIdentity, '--dtls-max-sessions-per-identity');
+  const max = parseCount(maxSessions, '--dtls-max-sessions');
+  if (max !== undefined) limits.maxSessions = max;
+  const perPeer = parseCount(perIdentity, '--dtls-max-sessions-per-identity');
+  if (perPeer !== undefined) limits.maxSessionsPerIdentity = perPeer;
   const seconds = parseSeconds(staleAfter, '--dtls-stale-after');
   if (seconds !== undefined) limits.staleSessionMs = seconds * 1000;
   return limits;
@@ -161,13 +158,7 @@ function dtlsLimits(maxSessions: string | undefined, staleAfter: string | undefi
 
 /** --max-observers, --max-observers-per-peer and --max-uploads-per-peer as server options (docs/security.md "## Limits"). */
 function serverStateLimits(values: Record<string, unknown>): Pick<ServerOptions, 'observe' | 'blockwise'> {
-  const count = (flag: string): number | undefined => {
-    const text = values[flag] as string | undefined;
-    if (text === undefined) return undefined;
-    const n = Number(text);
-    if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`--${flag} needs a positive whole number, got "${text}"`);
-    return n;
-  };
+  const count = (flag: string): number | undefined => parseCount(values[flag] as string | undefined, `--${flag}`);
   const maxObservers = count('max-observers');
   const maxObserversPerPeer = count('max-observers-per-peer');
   const maxOperationsPerPeer = count('max-uploads-per-peer');

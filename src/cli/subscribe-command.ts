@@ -3,9 +3,9 @@ import { codeClass, codeToString } from '../coap/codes.js';
 import { getUintOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { CoapClient } from '../client/client.js';
-import { checkUri, parse, parseSeconds, requireDtlsFor } from './args.js';
+import { checkUri, parse, parseCount, parseSeconds, requireDtlsFor } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
-import { ExitCode, noResponse, UsageError } from './errors.js';
+import { ExitCode, noResponse } from './errors.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { CLIENT_OSCORE_FLAGS, CLIENT_OSCORE_USAGE, clientOscore, oscoreRefusal } from './oscore-args.js';
 import { responseToJson } from './output.js';
@@ -30,8 +30,7 @@ export async function subscribeCommand(argv: string[]): Promise<number> {
     { min: 1, max: 1, names: 'URI' },
   );
   const uri = checkUri(positionals[0]!);
-  const count = values.count === undefined ? undefined : Number(values.count);
-  if (count !== undefined && !(Number.isInteger(count) && count > 0)) throw new UsageError(`--count needs a positive whole number, got "${values.count}"`);
+  const count = parseCount(values.count, '--count');
   const duration = parseSeconds(values.duration, '--duration');
   const timeout = parseSeconds(values.timeout, '--timeout');
   const verifier = values.protect === undefined ? undefined : new PublicationVerifier(loadKeyFile(values.protect, 'subscriber'));
