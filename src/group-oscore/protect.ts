@@ -11,7 +11,7 @@
  * Signature Encryption Key (§4.2); the payload is ciphertext || encrypted signature. Pairwise
  * mode (§8): the AEAD Algorithm with pairwise keys from static-static ECDH (§2.5).
  */
-import { Method, ResponseCode } from '../coap/codes.js';
+import { ResponseCode } from '../coap/codes.js';
 import { type CoapMessage, type CoapOption, EMPTY_BYTES, encodeUint, getOptions, hasOption, sortOptions } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { CoseError } from '../cose/algorithms.js';
@@ -19,7 +19,7 @@ import { concatBytes } from '../cose/cbor.js';
 import { signBytes, signatureLength, verifyBytes } from '../cose/sign.js';
 import { MalformedOscoreOption, OscoreConfigError, OscoreProtectError } from '../oscore/errors.js';
 import { decodePartialIv, encodePartialIv } from '../oscore/option.js';
-import { type ClassOf, decodePlaintext, defaultClassOf, encodePlaintext, mergeOptions, splitOptions, withOscoreOption } from '../oscore/protect.js';
+import { type ClassOf, decodePlaintext, defaultClassOf, encodePlaintext, mergeOptions, outerRequest, splitOptions, withOscoreOption } from '../oscore/protect.js';
 import { aadArray, countersignStructure, encStructure } from './aad.js';
 import { groupNonce, signatureKeystream } from './common.js';
 import type { GroupRecipientContext, GroupSecurityContext } from './context.js';
@@ -201,14 +201,7 @@ export function protectGroupRequest(
   });
   const payload = seal({ context, mode: target.mode, key, id: kid, piv, idContext: kidContext, aad, isRequest: true }, encodePlaintext(request.code, inner, request.payload));
   return {
-    message: {
-      type: request.type,
-      code: observe ? Method.FETCH : Method.POST,
-      messageId: request.messageId,
-      token: request.token,
-      options: withOscoreOption(outer, optionValue),
-      payload,
-    },
+    message: outerRequest(request, outer, optionValue, payload),
     binding: { kid, piv, kidContext, mode: target.mode, observe, ...(target.mode === 'pairwise' ? { pairwiseTo: Uint8Array.from(target.recipientId) } : {}) },
   };
 }

@@ -317,6 +317,21 @@ export function withOscoreOption(outer: CoapOption[], value: Uint8Array, extra: 
 // --- requests ------------------------------------------------------------------------------
 
 /** §8.1. Throws SequenceNumberExhausted past 2^40-1, OscoreConfigError/OscoreProtectError on misuse. */
+/**
+ * The outer request of an OSCORE message: Outer Code POST (§4.2), FETCH for a request with Observe
+ * (§4.1.3.5); the type, Message ID and token of the original; its outer options and the option.
+ */
+export function outerRequest(request: CoapMessage, outer: CoapOption[], optionValue: Uint8Array, payload: Uint8Array): CoapMessage {
+  return {
+    type: request.type,
+    code: hasOption(request, OptionNumber.Observe) ? Method.FETCH : Method.POST,
+    messageId: request.messageId,
+    token: request.token,
+    options: withOscoreOption(outer, optionValue),
+    payload,
+  };
+}
+
 export function protectRequest(
   request: CoapMessage,
   sender: SenderParams,
@@ -343,15 +358,7 @@ export function protectRequest(
   const ciphertext = alg.seal(sender.senderKey, nonce(sender.commonIv, kid, piv), aad, plaintext);
   const optionValue = encodeOscoreOption(kidContext === undefined ? { piv, kid } : { piv, kid, kidContext });
   return {
-    message: {
-      type: request.type,
-      // §4.2: Outer Code POST; §4.1.3.5: FETCH for a request with Observe.
-      code: observe ? Method.FETCH : Method.POST,
-      messageId: request.messageId,
-      token: request.token,
-      options: withOscoreOption(outer, optionValue),
-      payload: ciphertext,
-    },
+    message: outerRequest(request, outer, optionValue, ciphertext),
     binding: { kid, piv, observe },
   };
 }
