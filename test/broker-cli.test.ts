@@ -4,39 +4,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { spawn } from 'node:child_process';
-import { assertUsageError, BIN, coapsec, killChildren, ROOT, RUN_TIMEOUT, startDaemon } from './support/cli-harness.js';
+import { assertUsageError, coapsec, killChildren, startDaemon, watchedProcess } from './support/cli-harness.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'coapsec-broker-cli-'));
 after(() => {
   killChildren();
   rmSync(folder, { recursive: true, force: true });
 });
-
-/** A spawned `coapsec subscribe`: resolves `firstLine` once it printed a line, `done` when it exits (both bounded). */
-function subscribeProcess(args: string[]): { firstLine: Promise<void>; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let seen: () => void = () => undefined;
-  const firstLine = new Promise<void>((resolve, reject) => {
-    seen = resolve;
-    setTimeout(() => reject(new Error(`subscriber printed nothing within ${RUN_TIMEOUT} ms; stderr: ${stderr}`)), RUN_TIMEOUT).unref();
-  });
-  child.stdout.on('data', (b: Buffer) => {
-    stdout += b.toString();
-    if (stdout.includes('\n')) seen();
-  });
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 3 * RUN_TIMEOUT);
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  return { firstLine, done };
-}
 
 const ANNOUNCE = /coapsec broker on coap:\/\/127\.0\.0\.1:(\d+)\/ps/;
 
@@ -52,7 +26,7 @@ test('publish --create-topic, subscribe --json prints every publication in order
 
   // One publisher, three subscribers and the broker, each its own process. A subscriber's first
   // line (the current publication) shows it is registered; only then is the next one published.
-  const subscribers = [0, 1, 2].map(() => subscribeProcess(['subscribe', topicData, '--json', '--count', '4']));
+  const subscribers = [0, 1, 2].map(() => watchedProcess(['subscribe', topicData, '--json', '--count', '4']));
   await Promise.all(subscribers.map((s) => s.firstLine));
   for (const text of ['second', 'third', 'fourth']) {
     const r = await coapsec(['publish', topicData, '--payload', text, '--content-format', '0']);

@@ -4,13 +4,12 @@
  * all reaching the broker through an in-test UDP relay that records every datagram.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BIN, coapsec, killChildren, ROOT, RUN_TIMEOUT, startDaemon, type Daemon } from './support/cli-harness.js';
+import { coapsec, killChildren, startDaemon, watchedProcess, type Daemon } from './support/cli-harness.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'coapsec-pubsub-protect-'));
 // The publisher's durable sequence counter lives here (children inherit the environment).
@@ -51,30 +50,7 @@ class RecordingRelay {
 }
 
 function subscriber(keyFile: string, uri: string, count: number) {
-  const child = spawn(process.execPath, [BIN, 'subscribe', uri, '--json', '--count', String(count), '--protect', keyFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let seen: () => void = () => undefined;
-  const firstLine = new Promise<void>((resolve, reject) => {
-    seen = resolve;
-    setTimeout(() => reject(new Error(`subscriber printed nothing within ${RUN_TIMEOUT} ms; stderr: ${stderr}`)), RUN_TIMEOUT).unref();
-  });
-  child.stdout.on('data', (b: Buffer) => {
-    stdout += b.toString();
-    if (stdout.includes('\n')) seen();
-  });
-  child.stderr.on('data', (b: Buffer) => {
-    stderr += b.toString();
-    if (stderr.includes('\n')) seen();
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), 3 * RUN_TIMEOUT);
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  return { firstLine, done, stderr: () => stderr };
+  return watchedProcess(['subscribe', uri, '--json', '--count', String(count), '--protect', keyFile], { lineOnStderr: true });
 }
 
 async function ok(args: string[]): Promise<string> {

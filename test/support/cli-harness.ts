@@ -125,3 +125,39 @@ export async function startDaemon(args: readonly string[], announce: RegExp, cwd
   };
   return { port: Number(m[1]), stdout: () => stdout, stderr: () => stderr, waitFor, stop };
 }
+
+export interface WatchedProcess {
+  /** Settles once the process printed its first line (on stdout, or also stderr with `lineOnStderr`), or rejects after RUN_TIMEOUT. */
+  firstLine: Promise<void>;
+  /** Settles when it exits; it is killed after 3 × RUN_TIMEOUT. */
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  stderr: () => string;
+}
+
+/** A spawned `coapsec ARGS` that runs for a while (subscribe, observe): bounded in time, its output collected. */
+export function watchedProcess(args: readonly string[], options: { lineOnStderr?: boolean } = {}): WatchedProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let seen: () => void = () => undefined;
+  const firstLine = new Promise<void>((resolve, reject) => {
+    seen = resolve;
+    setTimeout(() => reject(new Error(`coapsec ${args[0]} printed nothing within ${RUN_TIMEOUT} ms; stderr: ${stderr}`)), RUN_TIMEOUT).unref();
+  });
+  child.stdout.on('data', (b: Buffer) => {
+    stdout += b.toString();
+    if (stdout.includes('\n')) seen();
+  });
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+    if (options.lineOnStderr === true && stderr.includes('\n')) seen();
+  });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 3 * RUN_TIMEOUT);
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.once('close', (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+  return { firstLine, done, stderr: () => stderr };
+}
