@@ -15,6 +15,7 @@ import { ReplayWindow } from '../oscore/replay.js';
 import { SequenceNumberExhausted } from '../oscore/errors.js';
 import { deriveCommonContext, deriveEndpointKey, derivePairwiseKey, pairwiseIkm, type GroupCommonContext, type GroupCommonInput } from './common.js';
 import { credentialFitsSignature, ownCredential, parseAuthCredential, staticSharedSecret, type AuthCredential, type OwnCredential } from './credential.js';
+import type { DeterministicClient } from './deterministic.js';
 
 export interface GroupMemberInfo {
   readonly senderId: Uint8Array;
@@ -48,6 +49,11 @@ export interface GroupContextInput extends GroupCommonInput {
    * instead of trusted (§2.6.1.2, §9; RFC 8613 Appendix B.1.2).
    */
   readonly replayWindowsLost?: boolean;
+  /**
+   * The group's Deterministic Client (draft-ietf-core-cacheable-oscore §3.4.1), when the Group
+   * Manager named one: its Sender ID is immutable across rekeying, so `rekeyed()` keeps it.
+   */
+  readonly deterministicClient?: DeterministicClient;
 }
 
 export interface GroupRecipientContext {

@@ -91,7 +91,8 @@ export function protectDeterministicRequest(
 
 export type UnprotectDeterministicResult =
   | { ok: true; message: CoapMessage; binding: GroupRequestBinding; requestHash: Uint8Array }
-  | { ok: false; code: number; reason: string };
+  /** `binding` and `requestHash` come with the 4.01 for a request with side effects, which is answered protected (§3.4.3). */
+  | { ok: false; code: number; reason: string; binding?: GroupRequestBinding; requestHash?: Uint8Array };
 
 /** §3.4.3, for a request already recognised as deterministic (Request-Hash present, kid = the Deterministic Client's). No replay window: safe requests only. */
 export function unprotectDeterministicRequest(request: CoapMessage, context: GroupSecurityContext, client: DeterministicClient): UnprotectDeterministicResult {
@@ -120,7 +121,8 @@ export function unprotectDeterministicRequest(request: CoapMessage, context: Gro
   // §3.4.3: the hash is recomputed, so a guessed tag cannot poison caches.
   if (!Buffer.from(requestHash(client, d, plaintext)).equals(Buffer.from(hash))) return { ok: false, code: ResponseCode.BadRequest, reason: 'Decryption failed' };
   // §3.4.3: only requests without side effects; the answer is a protected 4.01.
-  if (inner.code !== Method.GET && inner.code !== Method.FETCH) return { ok: false, code: ResponseCode.Unauthorized, reason: 'Deterministic request with side effects' };
+  const binding: GroupRequestBinding = { kid: Uint8Array.from(client.senderId), piv: ZERO_PIV, kidContext: Uint8Array.from(context.gid), mode: 'pairwise', observe: hasOption({ options: inner.options }, OptionNumber.Observe) };
+  if (inner.code !== Method.GET && inner.code !== Method.FETCH) return { ok: false, code: ResponseCode.Unauthorized, reason: 'Deterministic request with side effects', binding, requestHash: Uint8Array.from(hash) };
   const message: CoapMessage = {
     type: request.type,
     code: inner.code,
@@ -132,7 +134,7 @@ export function unprotectDeterministicRequest(request: CoapMessage, context: Gro
   return {
     ok: true,
     message,
-    binding: { kid: Uint8Array.from(client.senderId), piv: ZERO_PIV, kidContext: Uint8Array.from(context.gid), mode: 'pairwise', observe: hasOption({ options: inner.options }, OptionNumber.Observe) },
+    binding,
     requestHash: Uint8Array.from(hash),
   };
 }

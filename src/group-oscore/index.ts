@@ -33,6 +33,7 @@ export {
   unprotectDeterministicRequest,
 } from './deterministic.js';
 export {
+  type DeterministicClientRecord,
   type GroupManagerState,
   type GroupMemberFile,
   type GroupRekey,
@@ -60,3 +61,11 @@ export {
   unprotectGroupResponse,
 } from './protect.js';
 export { GroupResponseTracker } from './responses.js';
+export {
+  type DeterministicRequesterOptions,
+  type VerifiedDeterministicResponse,
+  DeterministicExchange,
+  DeterministicRequester,
+  deterministicClientFor,
+  protectDeterministicResponse,
+} from './deterministic-exchange.js';

@@ -16,9 +16,13 @@ import { encodeCcs } from '../cose/cwt.js';
 import { CoseCurve, CoseKty, rawKeyParts, type CoseKey } from '../cose/key.js';
 import { CoseSignAlg } from '../cose/sign.js';
 import { OscoreConfigError } from '../oscore/errors.js';
+import { coseHash } from '../cose/algorithms.js';
 import { deriveCommonContext, type GroupAlgorithms } from './common.js';
 import { GroupSecurityContext } from './context.js';
 import { credentialFitsSignature, parseAuthCredential } from './credential.js';
+
+/** COSE SHA-256, the hash of the draft's examples (App. F.1). */
+const SHA_256 = -16;
 
 export const DEFAULT_GROUP_ALGORITHMS: GroupAlgorithms = { aead: 10, hkdf: 5, groupEncryption: 10, signature: CoseSignAlg.EdDSA, pairwiseKeyAgreement: -27 };
 
@@ -48,6 +52,15 @@ export interface GroupManagerState {
   usedGids: string[];
   /** The CoAP group's IP multicast address and port ("224.0.1.187:5683", "[ff05::fd]:5683"), if the group has one (groupcomm-bis §2.2.1.1). */
   address?: string;
+  /** The Deterministic Client (cacheable-oscore §3.4.1): its Sender ID (hex) and COSE hash algorithm. */
+  deterministicClient?: DeterministicClientRecord;
+}
+
+/** cacheable-oscore §4 'det_senderId' and 'det_hash_alg', as the member file carries them. */
+export interface DeterministicClientRecord {
+  senderId: string;
+  /** COSE algorithm id of the hash, -16 for SHA-256. */
+  hash: number;
 }
 
 /** What a member needs to join (§12.1): its own Sender Context, the GM's credential, the other members. */
@@ -66,6 +79,8 @@ export interface GroupMemberFile {
   members: { senderId: string; credential: string }[];
   /** The group's IP multicast address and port, when the Group Manager set one. */
   address?: string;
+  /** The group's Deterministic Client, when the Group Manager named one (cacheable-oscore §3.4.1). */
+  deterministicClient?: DeterministicClientRecord;
 }
 
 /** §12.2 step 3: what every remaining member receives when the group is rekeyed. */
@@ -193,7 +208,23 @@ export class GroupManager {
       gmCredential: s.gm.credential,
       members: s.members.filter((m) => m !== me).map((m) => ({ senderId: m.senderId, credential: m.credential })),
       ...(s.address !== undefined ? { address: s.address } : {}),
+      ...(s.deterministicClient !== undefined ? { deterministicClient: { ...s.deterministicClient } } : {}),
     };
+  }
+
+  /**
+   * cacheable-oscore §1.2, §3.4.1: sets up the group's Deterministic Client — a fictitious member
+   * with a Sender ID of its own and no key pair — once; its Sender ID never changes, also across
+   * rekeying, and is never given to a member. Member files issued after this carry it.
+   */
+  addDeterministicClient(hash: number = SHA_256): DeterministicClientRecord {
+    const s = this.#state;
+    if (s.deterministicClient !== undefined) throw new OscoreConfigError(`group ${s.name} already has a Deterministic Client (Sender ID ${s.deterministicClient.senderId || '(empty)'})`);
+    coseHash(hash); // fails on a hash the core cannot compute
+    const senderId = this.#freshSenderId();
+    s.deterministicClient = { senderId, hash };
+    s.usedSenderIds.push(senderId);
+    return { ...s.deterministicClient };
   }
 
   /** §12.2: "MUST rekey the group without undue delay when one or more endpoints leave". */
@@ -215,12 +246,13 @@ export class GroupManager {
     s.masterSalt = toHex(randomBytes(8));
     // §12.2.1.2: under the new Gid, current members keep their IDs and nothing else is used yet.
     s.usedSenderIds = s.members.map((m) => m.senderId);
+    if (s.deterministicClient !== undefined) s.usedSenderIds.push(s.deterministicClient.senderId);
     return { group: s.name, gid: s.gid, keyGeneration: s.keyGeneration, masterSecret: s.masterSecret, masterSalt: s.masterSalt, staleSenderIds: [...staleSenderIds] };
   }
 
   #freshSenderId(): string {
     const s = this.#state;
-    const taken = new Set([...s.usedSenderIds, ...s.members.map((m) => m.senderId)]);
+    const taken = new Set([...s.usedSenderIds, ...s.members.map((m) => m.senderId), ...(s.deterministicClient !== undefined ? [s.deterministicClient.senderId] : [])]);
     const maxLength = deriveCommonContext({ masterSecret: fromHex(s.masterSecret), gid: fromHex(s.gid), algorithms: s.algorithms, gmCredential: fromHex(s.gm.credential) }).maxIdLength;
     // Shortest IDs first (they cost bytes in every message): 1 byte, then 2, ...
     for (let length = 1; length <= Math.min(maxLength, 3); length += 1) {
@@ -259,6 +291,7 @@ export function contextFromMemberFile(
     senderId: fromHex(file.senderId),
     ownCredential: { credential: fromHex(file.credential), privateKey: fromHex(file.privateKey) },
     members: file.members.map((m) => ({ senderId: fromHex(m.senderId), credential: fromHex(m.credential) })),
+    ...(file.deterministicClient !== undefined ? { deterministicClient: { senderId: fromHex(file.deterministicClient.senderId), hash: file.deterministicClient.hash } } : {}),
     ...options,
   });
 }

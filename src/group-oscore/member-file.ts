@@ -8,7 +8,7 @@ import type { GroupMemberFile } from './manager.js';
 
 export type FieldFailure = (path: string, message: string) => never;
 
-const FIELDS = ['$comment', 'version', 'group', 'gid', 'keyGeneration', 'masterSecret', 'masterSalt', 'algorithms', 'senderId', 'credential', 'privateKey', 'gmCredential', 'members', 'address'];
+const FIELDS = ['$comment', 'version', 'group', 'gid', 'keyGeneration', 'masterSecret', 'masterSalt', 'algorithms', 'senderId', 'credential', 'privateKey', 'gmCredential', 'members', 'address', 'deterministicClient'];
 const ALGORITHM_FIELDS = ['aead', 'hkdf', 'groupEncryption', 'signature', 'pairwiseKeyAgreement'];
 const HEX = /^(?:[0-9a-fA-F]{2})*$/;
 
@@ -40,6 +40,13 @@ export function checkMemberFile(json: unknown, path: string, fail: FieldFailure)
     return { senderId: hex(member.senderId, `${where}.senderId`, true), credential: hex(member.credential, `${where}.credential`, false) };
   });
   const address = o.address === undefined ? undefined : text('address');
+  let deterministicClient: GroupMemberFile['deterministicClient'];
+  if (o.deterministicClient !== undefined) {
+    const where = at('deterministicClient');
+    const d = object(o.deterministicClient, where, ['senderId', 'hash'], fail);
+    if (typeof d.hash !== 'number' || !Number.isInteger(d.hash)) fail(`${where}.hash`, 'must be a COSE algorithm number');
+    deterministicClient = { senderId: hex(d.senderId, `${where}.senderId`, true), hash: d.hash as number };
+  }
   return {
     version: 1,
     group: text('group'),
@@ -54,6 +61,7 @@ export function checkMemberFile(json: unknown, path: string, fail: FieldFailure)
     gmCredential: hex(o.gmCredential, at('gmCredential'), false),
     members,
     ...(address !== undefined ? { address } : {}),
+    ...(deterministicClient !== undefined ? { deterministicClient } : {}),
   };
 }
 

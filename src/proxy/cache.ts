@@ -23,7 +23,9 @@
  * GET and FETCH are stored: the payload of POST/PUT/PATCH is not part of a Cache-Key, so a stored
  * response to one would be served for another body, and unsafe requests must reach the origin.
  * Never stored: Max-Age 0; any request or response carrying an OSCORE option (end-to-end
- * protected, outer Max-Age 0, RFC 8613 §4.1.3.1 — not served from cache to another client).
+ * protected, outer Max-Age 0, RFC 8613 §4.1.3.1 — not served from cache to another client),
+ * except the responses to Deterministic Requests (protected-cache.ts: draft-ietf-core-
+ * cacheable-oscore, whose protected responses are made to be served to every member that asks).
  * Responses a proxy generates itself (5.02/5.04 after an upstream failure) must not be passed to
  * `store`: they are not the origin's answer.
  */
@@ -43,6 +45,7 @@ import {
 } from '../coap/message.js';
 import { OptionNumber, isNoCacheKey, isUnsafe } from '../coap/options.js';
 import { UriError, formatCoapUri, parseCoapUri } from '../coap/uri.js';
+import { cacheableProtection, storableProtection } from './protected-cache.js';
 
 export interface CacheOptions {
   /** Memory budget in bytes (payloads + options + per-entry overhead). */
@@ -240,8 +243,9 @@ export class ResponseCache {
   }
 
   lookup(request: CoapMessage, key: string): LookupResult {
-    // Not cacheable at all (not counted as a miss): unsafe methods, OSCORE-protected requests.
-    if (!isCacheableMethod(request.code) || getOption(request, OptionNumber.Oscore) !== undefined) return undefined;
+    // Not cacheable at all (not counted as a miss): unsafe methods, OSCORE-protected requests
+    // other than Deterministic Requests.
+    if (!isCacheableMethod(request.code) || !cacheableProtection(request)) return undefined;
     const variants = this.byKey.get(key);
     if (!variants) {
       this.counters.misses++;
@@ -279,7 +283,7 @@ export class ResponseCache {
    * ask this before it builds the upstream request, and call `lookup` when it gets undefined.
    */
   lookupFresh(request: CoapMessage, key: string): { kind: 'fresh' | 'valid'; response: CoapMessage } | undefined {
-    if (!isCacheableMethod(request.code) || getOption(request, OptionNumber.Oscore) !== undefined) return undefined;
+    if (!isCacheableMethod(request.code) || !cacheableProtection(request)) return undefined;
     const variants = this.byKey.get(key);
     if (!variants) return undefined;
     const now = this.now();
@@ -331,7 +335,7 @@ export class ResponseCache {
     if (!isCacheableResponseCode(response.code)) return false;
     const maxAge = maxAgeOf(response);
     if (maxAge === 0) return false;
-    if (getOption(request, OptionNumber.Oscore) !== undefined || getOption(response, OptionNumber.Oscore) !== undefined) return false;
+    if (!storableProtection(request, response)) return false;
     const accept = getUintOption(request, OptionNumber.Accept);
     const stored: CoapMessage = {
       ...blank(response.code),

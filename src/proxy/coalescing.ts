@@ -5,8 +5,8 @@
  *
  * Only a response that is fresh on arrival may answer the requests that waited for it (RFC 7252
  * §5.6.1: a response with Max-Age 0 cannot be reused; as RFC 9111 §4 has it for collapsed HTTP
- * requests). A resource whose responses are never fresh (Max-Age 0, OSCORE-protected, an
- * uncacheable code) gains nothing from coalescing: every waiter goes upstream on its own afterwards.
+ * requests). A resource whose responses are never fresh (Max-Age 0, OSCORE-protected other than
+ * to Deterministic Requests, an uncacheable code) gains nothing from coalescing: every waiter goes upstream on its own afterwards.
  * So, as HTTP caches do with "hit-for-pass", once such a response came back for a key, later misses
  * on that key go straight upstream for a while, without the bookkeeping of the shared request (a
  * promise, a Map entry and its removal per miss). Passing never serves anything: each passing miss
@@ -17,6 +17,7 @@
 import { getOption, maxAgeOf, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { isCacheableResponseCode } from './cache.js';
+import { isDeterministicRequest } from './protected-cache.js';
 
 /** How long misses on a key pass after the last response for it that could not be shared (ms), by default. */
 export const PASS_FOR = 5_000;
@@ -58,23 +59,24 @@ export class MissCoalescer {
    * Makes this miss the one whose upstream request others wait for. The returned function must be
    * called once with the upstream response, or with undefined when the request failed.
    */
-  lead(key: string): SettleMiss {
+  lead(key: string, request?: CoapMessage): SettleMiss {
     let resolve!: (response: CoapMessage | undefined) => void;
     const shared = new Promise<CoapMessage | undefined>((r) => (resolve = r));
     this.inflight.set(key, shared);
     return (response) => {
       if (this.inflight.get(key) === shared) this.inflight.delete(key);
-      resolve(response !== undefined && this.learn(key, response) ? response : undefined);
+      resolve(response !== undefined && this.learn(key, response, request) ? response : undefined);
     };
   }
 
   /**
    * Learns from an upstream response for `key` whether the next misses should coalesce; returns
    * whether it may answer other requests. A passing miss reports its response here too, which is
-   * how a resource that starts sending fresh responses ends its passing.
+   * how a resource that starts sending fresh responses ends its passing. `request`: the miss's
+   * request, which says whether a protected response may be shared (a Deterministic Request's).
    */
-  learn(key: string, response: CoapMessage): boolean {
-    if (isShareable(response)) {
+  learn(key: string, response: CoapMessage, request?: CoapMessage): boolean {
+    if (isShareable(response, request !== undefined && isDeterministicRequest(request))) {
       if (this.passing.size > 0) this.passing.delete(key);
       return true;
     }
@@ -85,7 +87,11 @@ export class MissCoalescer {
   }
 }
 
-/** Whether a response may answer another client's identical request (the cache would store it too). */
-function isShareable(response: CoapMessage): boolean {
-  return isCacheableResponseCode(response.code) && maxAgeOf(response) > 0 && getOption(response, OptionNumber.Oscore) === undefined;
+/**
+ * Whether a response may answer another client's identical request (the cache would store it
+ * too). A response with OSCORE may only when the misses were Deterministic Requests (`protectedShareable`,
+ * protected-cache.ts): their protected response is the same for every member of the group.
+ */
+function isShareable(response: CoapMessage, protectedShareable: boolean): boolean {
+  return isCacheableResponseCode(response.code) && maxAgeOf(response) > 0 && (protectedShareable || getOption(response, OptionNumber.Oscore) === undefined);
 }

@@ -38,6 +38,7 @@ import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { upstreamLayer, type UpstreamLayer } from './oscore-proxy.js';
 import { TargetMemo, checkProxyRequest, unrecognizedUnsafe, type Target } from './request-target.js';
 import { MissCoalescer, type SettleMiss } from './coalescing.js';
+import { cacheableProtection } from './protected-cache.js';
 import { DestinationPolicy, DestinationRefusedError } from './destination-policy.js';
 import { ADDRESSING, UpstreamRoutes, upstreamRequest, type UpstreamRoute } from './upstream-route.js';
 import { ObserveRelay, errorMessage, forwardable } from './observe-relay.js';
@@ -301,7 +302,8 @@ export class ForwardProxy implements ForwardingHandler {
     if (observe !== undefined) return this.forwardObservation(request, upstream, endpoint, peer, target, observe, layer);
 
     const cache = this.options.cache;
-    if (!cache || !fetching) return this.exchange(request, upstream, route, target, layer, undefined, undefined);
+    // OSCORE-protected requests other than Deterministic Requests pass uncached (protected-cache.ts).
+    if (!cache || !fetching || !cacheableProtection(message)) return this.exchange(request, upstream, route, target, layer, undefined, undefined);
     const key = earlyKey ?? cache.cacheKey(message, target.uri);
     const hit = cache.lookup(message, key);
     if (hit && hit.kind !== 'stale') {
@@ -318,7 +320,7 @@ export class ForwardProxy implements ForwardingHandler {
       return this.exchange(request, upstream, route, target, layer, key, undefined);
     }
     const waiting = this.coalescing.waitingFor(miss);
-    if (waiting === undefined) return this.exchange(request, upstream, route, target, layer, key, this.coalescing.lead(miss));
+    if (waiting === undefined) return this.exchange(request, upstream, route, target, layer, key, this.coalescing.lead(miss, message));
     return this.joinMiss(request, upstream, route, target, layer, key, waiting);
   }
 
@@ -382,7 +384,7 @@ export class ForwardProxy implements ForwardingHandler {
   /** Hands a miss's outcome to the misses waiting for it (`settle`), or teaches the coalescer whether its variant may be shared. */
   private endMiss(key: string, request: CoapMessage, settle: SettleMiss | undefined, response: CoapMessage | undefined): void {
     if (settle) settle(response);
-    else if (response) this.coalescing.learn(missKey(key, request), response);
+    else if (response) this.coalescing.learn(missKey(key, request), response, request);
   }
 
   /** §2.4 step 4: does the authority (host and port) of the request URI identify this endpoint? */

@@ -80,6 +80,13 @@ export interface ResourceDefinition extends LinkAttributes {
    * Mitigates the delay attack on actuation (seed 002 §2.1.1.2). See server/freshness.ts.
    */
   freshness?: { maxAgeMs: number; methods?: readonly MethodName[] };
+  /**
+   * Serve Deterministic Requests of a group (draft-ietf-core-cacheable-oscore §3.4.3): requests
+   * any group member can make identically and a proxy can cache, with no source authentication
+   * and no replay check — so only for a resource whose GET/FETCH has no side effects and whose
+   * representation every group member may read. Others answer them with a protected 4.01.
+   */
+  deterministic?: boolean;
   /** For subtree resources: the links below it to advertise. */
   listLinks?: () => Array<{ path: string } & LinkAttributes>;
 }

@@ -223,7 +223,7 @@ export class CoapServer {
     return this;
   }
 
-  resource(path: string, handlers: Handlers, attributes: LinkAttributes & Pick<ResourceDefinition, 'observable' | 'requireOscore' | 'freshness'> = {}): this {
+  resource(path: string, handlers: Handlers, attributes: LinkAttributes & Pick<ResourceDefinition, 'observable' | 'requireOscore' | 'freshness' | 'deterministic'> = {}): this {
     return this.add({ path, handlers, ...attributes });
   }
 

@@ -104,6 +104,8 @@ export class InboundRequest {
   /** Group OSCORE protection of the answers, and the mode the request used. */
   groupProtect: ResponseProtector | undefined = undefined;
   groupMode: 'group' | 'pairwise' | undefined = undefined;
+  /** A Deterministic Request (cacheable-oscore §3.4.3): only resources marked `deterministic` serve it. */
+  deterministic = false;
   /** Set by the handler stage on the resource's own response (not its 5.00): what Observe and Block2 act on. */
   representation = false;
   /** The handler answered without registering an observer (`CoapResponse.unobserved`, RFC 7641 §4.1). */

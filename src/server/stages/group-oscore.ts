@@ -18,6 +18,9 @@ import { withOscoreLayer } from '../../exchange/context.js';
 import { decodeGroupOscoreOption } from '../../group-oscore/option.js';
 import { credentialSubject } from '../../group-oscore/credential.js';
 import { acceptEchoedRequest, protectGroupResponse, unprotectGroupRequest } from '../../group-oscore/protect.js';
+import type { GroupSecurityContext } from '../../group-oscore/context.js';
+import { type DeterministicClient, unprotectDeterministicRequest } from '../../group-oscore/deterministic.js';
+import { deterministicClientFor, protectDeterministicResponse } from '../../group-oscore/deterministic-exchange.js';
 import type { RandomSource } from '../../util/random.js';
 import type { RequestLog } from '../request-log.js';
 import { toMessage } from '../response.js';
@@ -51,6 +54,8 @@ export class GroupOscore implements ServerStage {
     // refused here (a removed member after the rekey) — and the pairwise mode of a group we know.
     if (decoded.kidContext === undefined || (!decoded.group && contexts.findByGid(decoded.kidContext) === undefined)) return PASS;
     const viaGroup = this.serving?.membership?.receivingGroupDatagram === true;
+    const deterministic = deterministicClientFor(request.message, decoded, (gid) => contexts.findByGid(gid));
+    if (deterministic !== undefined) return this.#deterministic(request, deterministic.context, deterministic.client, viaGroup);
     const received = request.message;
     const result = unprotectGroupRequest(received, (gid) => contexts.findByGid(gid));
     if (!result.ok) {
@@ -74,6 +79,29 @@ export class GroupOscore implements ServerStage {
     request.message = { ...result.message, type: received.type, messageId: received.messageId, token: received.token };
     request.context = withOscoreLayer(request.context, { peer: credentialSubject(result.recipient.credential.bytes) ?? toHex(result.binding.kid), kid: toHex(result.binding.kid), kidContext: toHex(result.binding.kidContext) });
     request.protect = protect;
+    return PASS;
+  }
+
+  /** cacheable-oscore §3.4.3: the Deterministic Client's request, with no replay window; the route stage checks the resource. */
+  #deterministic(request: InboundRequest, context: GroupSecurityContext, client: DeterministicClient, viaGroup: boolean): StageVerdict {
+    const received = request.message;
+    const result = unprotectDeterministicRequest(received, context, client);
+    if (!result.ok) {
+      const refusal = toMessage({ code: result.code, payload: result.reason, options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }] });
+      this.log.record(received, request.context, refusal, `Deterministic Request: ${result.reason}`);
+      if (viaGroup) return DONE;
+      // A request with side effects gets a protected 4.01; a failed decryption, an unprotected 4.00.
+      request.answer(result.binding !== undefined && result.requestHash !== undefined ? protectDeterministicResponse(toMessage({ code: result.code, payload: result.reason }), context, result.binding, result.requestHash) : refusal);
+      return DONE;
+    }
+    const { binding, requestHash } = result;
+    const protect = (response: CoapMessage): CoapMessage => protectDeterministicResponse(response, context, binding, requestHash);
+    request.groupMode = 'pairwise';
+    request.groupProtect = protect;
+    request.protect = protect;
+    request.deterministic = true;
+    request.message = { ...result.message, type: received.type, messageId: received.messageId, token: received.token };
+    request.context = withOscoreLayer(request.context, { peer: 'deterministic client', kid: toHex(binding.kid), kidContext: toHex(binding.kidContext) });
     return PASS;
   }
 

@@ -40,6 +40,11 @@ export class Route implements ServerStage {
       request.answer(toMessage({ code: ResponseCode.Unauthorized, payload: 'OSCORE required' }));
       return DONE;
     }
+    if (request.deterministic && resource.deterministic !== true) {
+      // cacheable-oscore §3.4.3: a resource not marked safe for them refuses, protected.
+      request.answer(toMessage({ code: ResponseCode.Unauthorized, payload: 'Deterministic Requests not served here' }));
+      return DONE;
+    }
     const handler = handlerFor(resource.handlers, message.code);
     if (!handler) {
       request.answer(toMessage({ code: ResponseCode.MethodNotAllowed }));
