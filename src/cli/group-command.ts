@@ -1,5 +1,5 @@
 /**
- * coapsec group create|add|remove|rekey|issue|show: the offline Group Manager
+ * coapsec group create|add|remove|rekey|issue|deterministic|show: the offline Group Manager
  * (draft-ietf-core-oscore-groupcomm §12 lets "some tool performing the tasks of the Group Manager"
  * configure the members), over src/group-oscore/manager.ts. The state file holds every secret of
  * the group and is written readable by its owner only.
@@ -20,6 +20,9 @@ export const GROUP_USAGE = `usage: coapsec group create STATE --name NAME [--add
        coapsec group issue STATE MEMBER [-o FILE]  the member's file (its context, the Group
                                              Manager's credential, the other members): for
                                              serve --group, get --group, or "groups" in --credentials
+       coapsec group deterministic STATE     name the group's Deterministic Client (cacheable
+                                             OSCORE): its own Sender ID, in every member file
+                                             issued after; for get --deterministic
        coapsec group show STATE              name, address, Gid, key generation, members
   STATE is the Group Manager's JSON state (secrets: keep it like a key file); the offline Group
   Manager of Group OSCORE §12. After remove or rekey, issue the members' files again.
@@ -95,14 +98,23 @@ function run(sub: string, statePath: string, member: string | undefined, values:
       }
       return 0;
     }
+    case 'deterministic': {
+      if (member !== undefined) throw new UsageError(`unexpected argument "${member}"`);
+      const gm = load(statePath);
+      const client = gm.addDeterministicClient();
+      save(statePath, gm);
+      process.stdout.write(`${gm.name}: Deterministic Client with Sender ID ${client.senderId || '(empty)'}, hash SHA-256; issue the members' files again\n`);
+      return 0;
+    }
     case 'show': {
       const state = load(statePath).toJSON();
       process.stdout.write(`group ${state.name}${state.address !== undefined ? ` at ${state.address}` : ''}: Gid ${state.gid}, key generation ${state.keyGeneration}\n`);
+      if (state.deterministicClient !== undefined) process.stdout.write(`  (Deterministic Client): Sender ID ${state.deterministicClient.senderId || '(empty)'}\n`);
       for (const m of state.members) process.stdout.write(`  ${m.name}: Sender ID ${m.senderId || '(empty)'}\n`);
       return 0;
     }
     default:
-      throw new UsageError(`unknown group subcommand "${sub}" (create, add, remove, rekey, issue, show)`);
+      throw new UsageError(`unknown group subcommand "${sub}" (create, add, remove, rekey, issue, deterministic, show)`);
   }
 }
 

@@ -16,6 +16,7 @@ import { openGroupMember, readMemberFile, type OpenedGroupMember } from '../grou
 import { MulticastClientTransport, isMulticastAddress } from '../transport/multicast.js';
 import { peerKey } from '../transport/transport.js';
 import { parse, parseBind, parseSeconds } from './args.js';
+import { DETERMINISTIC_USAGE, deterministicRequestCommand, isDeterministicRequest } from './deterministic-command.js';
 import { ExitCode, UsageError } from './errors.js';
 import { isUtf8 } from './output.js';
 
@@ -26,7 +27,8 @@ export const GROUP_REQUEST_USAGE = `  CoAP groups (URI host an IP multicast addr
   --pairwise SENDER_ID    protect in the pairwise mode for the member with this Sender ID (hex)
   --observe               Observe the resource at every server (groupcomm-bis §3.7) until --timeout
   --local ADDR[:PORT]     send from this unicast address (its interface carries IPv4 group requests)
-  --interface NAME        IPv6: the interface group requests leave on (e.g. eth0)`;
+  --interface NAME        IPv6: the interface group requests leave on (e.g. eth0)
+${DETERMINISTIC_USAGE}`;
 
 /** Whether `argv` (after the method) is a request to a group: a multicast URI, --group, or a URI naming a group in --credentials. */
 export function isGroupRequest(argv: readonly string[]): boolean {
@@ -38,7 +40,7 @@ export function isGroupRequest(argv: readonly string[]): boolean {
   } catch {
     return false;
   }
-  if (isMulticastAddress(host) || argv.includes('--group')) return true;
+  if (isMulticastAddress(host) || argv.includes('--group') || isDeterministicRequest(argv)) return true;
   const at = argv.indexOf('--credentials');
   if (at < 0 || isIP(host) !== 0 || argv[at + 1] === undefined) return false;
   try {
@@ -59,6 +61,8 @@ export function parseGroupAddress(text: string, flag: string, defaultPort = 5683
 }
 
 export async function groupRequestCommand(method: string, argv: string[]): Promise<number> {
+  // A Deterministic Request goes to one server (or a proxy), as its own command.
+  if (isDeterministicRequest(argv)) return deterministicRequestCommand(method, argv);
   const { values, positionals } = parse(
     argv,
     {
