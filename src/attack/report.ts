@@ -4,6 +4,7 @@ import type { Decryption, ForwardSecrecyReport } from './forward-secrecy.js';
 import type { KudosThreatRow } from './kudos-threats.js';
 import { OptionNumber } from '../coap/options.js';
 import { renderPubSubReport } from './pubsub-attacks.js';
+import { renderCacheableThreats, runCacheableThreats } from './cacheable-threats.js';
 
 export type Scenario = 'alarm' | 'valve' | 'observe' | 'caching';
 /**
@@ -168,6 +169,7 @@ export function renderReport(results: Map<string, Outcome>, forwardSecrecy?: For
   lines.push(...forwardSecrecySection(forwardSecrecy));
   lines.push(...kudosSection(kudos));
   lines.push('', renderPubSubReport());
+  lines.push(...renderCacheableThreats(runCacheableThreats()));
   lines.push('', '## Requirements → tests', '', 'Each requirement of draft-hartke-core-e2e-security-reqs-00 §3.1.4 (R1.1–R1.10) and draft-hartke-core-e2e-security-reqs-03 §2.2 (A1.1–A1.10, A2.1–A2.6) and the tests in `test/threats.test.ts`, `test/threat-forward-secrecy.test.ts` and `test/threat-kudos.test.ts` that exercise it.', '', '| Requirement | Tests |', '|---|---|');
   for (const req of REQUIREMENTS) {
     const tests = [...THREAT_ROWS.filter((r) => r.requirements.includes(req)).map(rowTestName), ...EXTRA_TESTS.filter((t) => t.requirements.includes(req)).map((t) => t.name)];
