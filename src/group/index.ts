@@ -1,10 +1,12 @@
 /**
  * CoAP group communication (draft-ietf-core-groupcomm-bis) for applications: the group client
- * with its response streams, Group OSCORE exchanges, member files with durable sequence numbers,
+ * with its response streams, Group OSCORE exchanges, Deterministic Requests (cacheable OSCORE, as
+ * a client's MessageSecurity), member files with durable sequence numbers,
  * and the multicast transports the client and a group server (ServerOptions.group) run on.
  */
 export { GroupClient, GroupResponseStream, describeOrigin, isGroupUri, type GroupClientOptions, type GroupRefusal, type GroupRequest, type GroupResponse } from './group-client.js';
 export { ProtectedGroupExchange, protectForGroup, type GroupMemberLabel, type VerifiedGroupResponse } from './group-security.js';
+export { DeterministicClientSecurity, type DeterministicSecurityOptions } from '../client/deterministic.js';
 export { openGroupMember, readMemberFile, type OpenedGroupMember } from './member.js';
 export { TokenMatcher, type GroupResponseListener } from './token-matcher.js';
 export {

@@ -5,6 +5,7 @@
  */
 export { ForwardProxy, type ForwardProxyOptions, type ProxyCache } from './forward-proxy.js';
 export { ResponseCache, type CacheOptions, type CacheStats } from './cache.js';
+export { isDeterministicRequest } from './protected-cache.js';
 export { ReverseProxy, addReverseProxy, parseReverseMapping, type ReverseMapping, type ReverseProxyOptions } from './reverse-proxy.js';
 export { allowList, type ForwardPolicy } from './oscore-proxy.js';
 export type { ProxiedRequest, ForwardingHandler, ReverseProxyHandler } from '../server/server.js';
