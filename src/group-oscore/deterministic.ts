@@ -4,6 +4,7 @@
  * request itself, so equal requests give equal bytes a proxy can cache. Responses are protected
  * in group mode with the Request-Hash option as Class I (§3.4.4).
  */
+import { timingSafeEqual } from 'node:crypto';
 import { Method, ResponseCode } from '../coap/codes.js';
 import { type CoapMessage, EMPTY_BYTES, getOptions, hasOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
@@ -119,7 +120,9 @@ export function unprotectDeterministicRequest(request: CoapMessage, context: Gro
   const inner = plaintext === undefined ? undefined : decodePlaintext(plaintext);
   if (plaintext === undefined || inner === undefined) return { ok: false, code: ResponseCode.BadRequest, reason: 'Decryption failed' };
   // §3.4.3: the hash is recomputed, so a guessed tag cannot poison caches.
-  if (!Buffer.from(requestHash(client, d, plaintext)).equals(Buffer.from(hash))) return { ok: false, code: ResponseCode.BadRequest, reason: 'Decryption failed' };
+  // Compared in constant time: it stands in for the authentication of the request's content.
+  const recomputed = requestHash(client, d, plaintext);
+  if (recomputed.length !== hash.length || !timingSafeEqual(recomputed, hash)) return { ok: false, code: ResponseCode.BadRequest, reason: 'Decryption failed' };
   // §3.4.3: only requests without side effects; the answer is a protected 4.01.
   const binding: GroupRequestBinding = { kid: Uint8Array.from(client.senderId), piv: ZERO_PIV, kidContext: Uint8Array.from(context.gid), mode: 'pairwise', observe: hasOption({ options: inner.options }, OptionNumber.Observe) };
   if (inner.code !== Method.GET && inner.code !== Method.FETCH) return { ok: false, code: ResponseCode.Unauthorized, reason: 'Deterministic request with side effects', binding, requestHash: Uint8Array.from(hash) };
