@@ -9,6 +9,11 @@
  * errors to group requests are suppressed); one sent to this server alone gets the error
  * unprotected (Max-Age 0), as for OSCORE (RFC 8613 §8.2). A member whose replay window is not
  * valid yet gets a protected 4.01 with Echo (§9), and its request is not delivered.
+ *
+ * A Deterministic Request (draft-ietf-core-cacheable-oscore §3.4.3: the kid of the group's
+ * Deterministic Client and a Request-Hash) is verified with the key derived from its hash and no
+ * replay window; the route stage lets only resources marked `deterministic` serve it, and the
+ * answers are protected to be cacheable (§3.4.4, group-oscore/deterministic-exchange.ts).
  */
 import { ResponseCode } from '../../coap/codes.js';
 import { encodeUint, getOption, type CoapMessage } from '../../coap/message.js';
