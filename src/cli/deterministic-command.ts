@@ -23,7 +23,7 @@ export const DETERMINISTIC_USAGE = `  Cacheable OSCORE (Deterministic Requests, 
   --server-id HEX         the Sender ID of the server: responses signed by another member are refused`;
 
 /** Whether `argv` (after the method) asks for a Deterministic Request. */
-export const isDeterministicRequest = (argv: readonly string[]): boolean => argv.includes('--deterministic');
+export const asksForDeterministic = (argv: readonly string[]): boolean => argv.includes('--deterministic');
 
 export async function deterministicRequestCommand(method: string, argv: string[]): Promise<number> {
   const { values, positionals } = parse(

@@ -16,7 +16,7 @@ import { openGroupMember, readMemberFile, type OpenedGroupMember } from '../grou
 import { MulticastClientTransport, isMulticastAddress } from '../transport/multicast.js';
 import { peerKey } from '../transport/transport.js';
 import { parse, parseBind, parseSeconds } from './args.js';
-import { DETERMINISTIC_USAGE, deterministicRequestCommand, isDeterministicRequest } from './deterministic-command.js';
+import { DETERMINISTIC_USAGE, asksForDeterministic, deterministicRequestCommand } from './deterministic-command.js';
 import { ExitCode, UsageError } from './errors.js';
 import { isUtf8 } from './output.js';
 
@@ -40,7 +40,7 @@ export function isGroupRequest(argv: readonly string[]): boolean {
   } catch {
     return false;
   }
-  if (isMulticastAddress(host) || argv.includes('--group') || isDeterministicRequest(argv)) return true;
+  if (isMulticastAddress(host) || argv.includes('--group') || asksForDeterministic(argv)) return true;
   const at = argv.indexOf('--credentials');
   if (at < 0 || isIP(host) !== 0 || argv[at + 1] === undefined) return false;
   try {
@@ -62,7 +62,7 @@ export function parseGroupAddress(text: string, flag: string, defaultPort = 5683
 
 export async function groupRequestCommand(method: string, argv: string[]): Promise<number> {
   // A Deterministic Request goes to one server (or a proxy), as its own command.
-  if (isDeterministicRequest(argv)) return deterministicRequestCommand(method, argv);
+  if (asksForDeterministic(argv)) return deterministicRequestCommand(method, argv);
   const { values, positionals } = parse(
     argv,
     {
