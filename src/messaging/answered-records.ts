@@ -97,12 +97,12 @@ export class AnsweredRecords<Owner extends RecordOwner> {
   }
 
   /** A copy of the reply recorded in `slot` (the datagram may be queued while the ring moves on), or undefined. */
-  reply(slot: number): Buffer | undefined {
+  reply(slot: number): Uint8Array | undefined {
     const length = this.replyLengths[slot]!;
     if (length === NO_REPLY) return undefined;
-    if (length > INLINE_REPLY_BYTES) return Buffer.from(this.longReplies.get(slot)!);
+    if (length > INLINE_REPLY_BYTES) return this.longReplies.get(slot)!.slice();
     const at = slot * INLINE_REPLY_BYTES;
-    return Buffer.from(this.inlineReplies.subarray(at, at + length));
+    return this.inlineReplies.slice(at, at + length);
   }
 
   /** Forgets the records expired at `now`, oldest first; `forgotten` hears each owner that lost one. */

@@ -17,9 +17,11 @@
  * Sans-IO: messages in, messages (or an Error saying why a response is discarded) out.
  */
 import { ResponseCode, codeToString } from '../coap/codes.js';
-import { getOption, printablePayload, setOption, type CoapMessage } from '../coap/message.js';
+import { getOption, printablePayload, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { protectRequest, unprotectResponse, type ClassOf, type RequestBinding } from './protect.js';
+
+export { echoChallengeRetry } from './echo-challenge.js';
 import { newB2Nonce, responseKidContext, secondIdContext, thirdIdContext, unwrapB2KidContext, wrapB2KidContext } from './rederivation.js';
 import type { OscoreSecurityContext } from './security-context.js';
 
@@ -209,21 +211,6 @@ export class OscoreExchange {
     this.#notificationNumber = sequenceNumber;
     return undefined;
   }
-}
-
-/**
- * RFC 9175 §2.3–§2.4: a verified 4.01 carrying Echo asks for the request again with that Echo
- * value, to prove freshness or, after a server restart, to re-initialise its replay window (RFC
- * 8613 Appendix B.1.2). Returns that request, or undefined when `response` is no such challenge or
- * `request` already answered one (one retry).
- */
-export function echoChallengeRetry(request: CoapMessage, response: CoapMessage): CoapMessage | undefined {
-  if (response.code !== ResponseCode.Unauthorized) return undefined;
-  const echo = getOption(response, OptionNumber.Echo);
-  if (echo === undefined || getOption(request, OptionNumber.Echo) !== undefined) return undefined;
-  const again: CoapMessage = { ...request, options: request.options.slice() };
-  setOption(again, OptionNumber.Echo, echo);
-  return again;
 }
 
 /**
