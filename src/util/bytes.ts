@@ -6,6 +6,7 @@
  */
 interface NodeBufferApi {
   allocUnsafe(size: number): Uint8Array;
+  from(bytes: Uint8Array): Uint8Array;
   concat(list: readonly Uint8Array[], totalLength: number): Uint8Array;
 }
 
@@ -13,6 +14,9 @@ const nodeBuffer = (globalThis as { Buffer?: NodeBufferApi }).Buffer;
 
 /** `size` bytes whose content the caller overwrites entirely (not zero-filled in Node). */
 export const allocBytes: (size: number) => Uint8Array = nodeBuffer ? (size) => nodeBuffer.allocUnsafe(size) : (size) => new Uint8Array(size);
+
+/** A copy of the bytes (a Buffer in Node). */
+export const copyBytes: (bytes: Uint8Array) => Uint8Array = nodeBuffer ? (bytes) => nodeBuffer.from(bytes) : (bytes) => bytes.slice();
 
 /** The chunks back to back in a new array (`totalLength` is their summed length). */
 export const joinBytes: (chunks: readonly Uint8Array[], totalLength: number) => Uint8Array = nodeBuffer
