@@ -21,9 +21,11 @@ import { getOption, printablePayload, type CoapMessage } from '../coap/message.j
 import { OptionNumber } from '../coap/options.js';
 import { protectRequest, unprotectResponse, type ClassOf, type RequestBinding } from './protect.js';
 
-export { echoChallengeRetry } from './echo-challenge.js';
 import { newB2Nonce, responseKidContext, secondIdContext, thirdIdContext, unwrapB2KidContext, wrapB2KidContext } from './rederivation.js';
 import type { OscoreSecurityContext } from './security-context.js';
+import { NotificationOrder } from './notification-order.js';
+
+export { echoChallengeRetry } from './echo-challenge.js';
 
 export interface OscoreRequesterOptions {
   /**
@@ -152,10 +154,7 @@ export class OscoreRequester {
  * for an Observe registration, the Notification Number (§7.4.1).
  */
 export class OscoreExchange {
-  /** §4.1.3.5.2: the largest Partial IV of the notifications accepted so far. */
-  #notificationNumber: number | undefined;
-  /** §8.4.2: "the AEAD nonce from the request was already used once". */
-  #requestNonceUsed = false;
+  readonly #notifications = new NotificationOrder();
 
   constructor(
     protected readonly requester: OscoreRequester,
@@ -197,19 +196,7 @@ export class OscoreExchange {
 
   /** §7.4.1 and §8.4.2: Partial IVs only grow; the request nonce may serve one response only. */
   protected orderNotification(sequenceNumber: number | undefined): Error | undefined {
-    if (sequenceNumber === undefined) {
-      if (this.#requestNonceUsed) return new Error('a second response without Partial IV');
-      // §4.1.3.5.2: "the notification without Partial IV is considered the oldest" — once a
-      // notification with a Partial IV was accepted, it can only be a delayed first response.
-      if (this.#notificationNumber !== undefined) return new Error('a response without Partial IV after newer notifications (the oldest, RFC 8613 §4.1.3.5.2)');
-      this.#requestNonceUsed = true;
-      return undefined;
-    }
-    if (this.#notificationNumber !== undefined && sequenceNumber <= this.#notificationNumber) {
-      return new Error(`notification replayed or reordered (Partial IV ${sequenceNumber})`); // §7.4.1
-    }
-    this.#notificationNumber = sequenceNumber;
-    return undefined;
+    return this.#notifications.accept(sequenceNumber);
   }
 }
 

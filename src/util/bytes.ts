@@ -44,3 +44,12 @@ export function bytesToLatin1(bytes: Uint8Array): string {
   for (let i = 0; i < bytes.length; i++) out += String.fromCharCode(bytes[i]!);
   return out;
 }
+
+/** The bytes of an even number of hex digits (whitespace ignored), or undefined when it is not one. */
+export function hexToBytes(text: string): Uint8Array | undefined {
+  const digits = text.replace(/\s+/g, '');
+  if (digits.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(digits)) return undefined;
+  const out = new Uint8Array(digits.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(digits.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
