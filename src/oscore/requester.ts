@@ -20,7 +20,6 @@ import { ResponseCode, codeToString } from '../coap/codes.js';
 import { getOption, printablePayload, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { protectRequest, unprotectResponse, type ClassOf, type RequestBinding } from './protect.js';
-
 import { newB2Nonce, responseKidContext, secondIdContext, thirdIdContext, unwrapB2KidContext, wrapB2KidContext } from './rederivation.js';
 import type { OscoreSecurityContext } from './security-context.js';
 import { NotificationOrder } from './notification-order.js';
