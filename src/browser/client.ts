@@ -14,6 +14,7 @@ import { Method, codeToString } from '../coap/codes.js';
 import { decodeString, encodeUint, getOption, setOption, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { parseCoapUri, uriToOptions } from '../coap/uri.js';
+import { proxySchemeAddressing } from '../client/addressing.js';
 import { blockwiseRequest, type SendRequest } from '../client/blockwise.js';
 import { CoapEndpoint } from '../exchange/endpoint.js';
 import type { DerivedContext } from '../oscore/context.js';
@@ -35,8 +36,15 @@ export interface BrowserOscore {
 }
 
 export interface BrowserClientOptions {
-  /** The server (or the proxy in front of it): coap+ws://host:port or coaps+ws://host:port. */
+  /** The server, or the forward proxy in front of it: coap+ws://host:port or coaps+ws://host:port. */
   server: string;
+  /**
+   * The origin server behind a forward proxy at `server` (e.g. coap://192.0.2.7:5683 behind
+   * `coapsec proxy --forward --ws PORT`): requests then name it with Proxy-Scheme, Uri-Host and
+   * Uri-Port (RFC 7252 §5.10.2), which OSCORE leaves readable to the proxy (Class U, RFC 8613
+   * §4.1.3.3) while Uri-Path and the rest stay encrypted.
+   */
+  origin?: string;
   /** End-to-end protection; without it requests go in the clear (and protected answers are refused). */
   oscore?: BrowserOscore;
   /** ms from a request to its response, retransmissions and block-wise steps each. Default 30 s. */
@@ -55,7 +63,7 @@ export interface RequestParams {
 
 export interface BrowserResponse {
   code: number;
-  /** "2.05" etc. */
+  /** "2.05 Content" etc. */
   status: string;
   payload: Uint8Array;
   text: string;
@@ -75,6 +83,7 @@ export class BrowserCoapClient {
   readonly #peer: PeerAddress;
   readonly #serverName: string;
   readonly #uriBase: string;
+  readonly #origin: string | undefined;
   readonly #oscore: BrowserOscore | undefined;
   readonly #timeout: number;
   readonly #maxBodySize: number;
@@ -86,6 +95,8 @@ export class BrowserCoapClient {
     this.#serverName = uri.host;
     this.#uriBase = `${uri.scheme}://${uri.host.includes(':') ? `[${uri.host}]` : uri.host}:${uri.port}`;
     this.#oscore = options.oscore;
+    if (options.origin !== undefined) parseCoapUri(options.origin); // refuses a bad URI now, not at the first request
+    this.#origin = options.origin?.replace(/\/+$/, '');
     this.#timeout = options.requestTimeout ?? 30_000;
     this.#maxBodySize = options.maxBodySize ?? 1 << 20;
     const transport = new BrowserWsTransport({ secure: uri.scheme === 'coaps+ws', ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}) });
@@ -157,7 +168,11 @@ export class BrowserCoapClient {
   }
 
   #message(method: number, path: string, params: RequestParams): CoapMessage {
-    const options: CoapOption[] = uriToOptions(`${this.#uriBase}${path.startsWith('/') ? path : `/${path}`}`, this.#serverName, this.#peer.port);
+    const resource = path.startsWith('/') ? path : `/${path}`;
+    const options: CoapOption[] =
+      this.#origin === undefined
+        ? uriToOptions(`${this.#uriBase}${resource}`, this.#serverName, this.#peer.port)
+        : proxySchemeAddressing(parseCoapUri(`${this.#origin}${resource}`), this.#peer.port, true);
     if (params.contentFormat !== undefined) options.push({ number: OptionNumber.ContentFormat, value: encodeUint(params.contentFormat) });
     const payload = typeof params.payload === 'string' ? new TextEncoder().encode(params.payload) : (params.payload ?? new Uint8Array(0));
     options.sort((a, b) => a.number - b.number);
