@@ -1,12 +1,15 @@
 /**
  * CoAP group communication (draft-ietf-core-groupcomm-bis) for applications: the group client
  * with its response streams, Group OSCORE exchanges, member files with durable sequence numbers,
- * and the multicast transports the client and a group server (ServerOptions.group) run on.
+ * the multicast transports the client and a group server (ServerOptions.group) run on, and group
+ * requests through a proxy (draft-ietf-core-groupcomm-proxy: GroupProxyClient, Reply-From).
  */
 export { GroupClient, GroupResponseStream, describeOrigin, isGroupUri, type GroupClientOptions, type GroupRefusal, type GroupRequest, type GroupResponse } from './group-client.js';
 export { ProtectedGroupExchange, protectForGroup, type GroupMemberLabel, type VerifiedGroupResponse } from './group-security.js';
 export { openGroupMember, readMemberFile, type OpenedGroupMember } from './member.js';
 export { TokenMatcher, type GroupResponseListener } from './token-matcher.js';
+export { GroupProxyClient, type GroupProxyClientOptions, type ProxiedGroupRequest } from './proxy-client.js';
+export { decodeReplyFrom, encodeReplyFrom, ReplyFromError, type ReplyFrom } from './reply-from.js';
 export {
   ALL_COAP_NODES_IPV4,
   ALL_COAP_NODES_IPV6,
