@@ -4,7 +4,7 @@
  * options (§2, §3, §7.3), Reply-From's CRIs, the proxy's checks in their order (§5.2.1: 4.01, then
  * 4.00 with Multicast-Timeout 0), relaying "as they come" with Reply-From and a Partial IV of the
  * proxy's own per response, its bounds (timeout, responses, relays), the client's RST and the Early
- * Stop Request (§5.2.3), and the reverse proxy's group mount (§6).
+ * Stop Request (§5.2.3), the reverse proxy's group mount (§6) and the cache with Group-ETag (§7).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -22,6 +22,7 @@ import { GroupClient, type GroupResponse } from '../src/group/group-client.js';
 import { GroupProxyClient } from '../src/group/proxy-client.js';
 import { ReplyFromError, decodeReplyFrom, encodeReplyFrom } from '../src/group/reply-from.js';
 import { decodeOscoreOption, decodePartialIv } from '../src/oscore/option.js';
+import { GroupResponseCache } from '../src/proxy/group-cache.js';
 import { GroupForwardProxy, GroupReverseProxy, parseGroupMount } from '../src/proxy/group-proxy.js';
 import { GroupRelay, groupAllowList, type GroupRelayOptions } from '../src/proxy/group-relay.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
@@ -110,8 +111,8 @@ class FakeGroup implements DatagramTransport {
   }
 }
 
-function setup(options: { delays?: number[][]; relay?: Partial<GroupRelayOptions>; allow?: string[] } = {}) {
-  const net = new FakeNetwork();
+function setup(options: { delays?: number[][]; relay?: Partial<GroupRelayOptions>; allow?: string[]; net?: FakeNetwork } = {}) {
+  const net = options.net ?? new FakeNetwork();
   const gm = GroupManager.create({ name: 'lights' });
   for (const name of ['client', 's1', 's2', 's3']) gm.addMember(name);
   const delays = options.delays ?? [[5], [10], [15]];
@@ -267,4 +268,46 @@ test('§6 reverse proxy: a path prefix stands for the group; without Multicast-T
   const revealed = await requestWithoutTimeout(t, `coap://${P.address}:${P.port}/status`, { uri: `coap://${P.address}:${P.port}/all-lights`, kind: 'reverse', context: t.alice.sender });
   assert.equal(revealed.code, ResponseCode.BadRequest);
   assert.deepEqual(getOption(revealed, OptionNumber.MulticastTimeout), new Uint8Array(0));
+});
+
+test('§7: responses cached per server; a complete set answers alone with Group-ETag, revalidated with one 2.03; protected responses are never cached', async () => {
+  const members = ['10.0.1.1:5683', '10.0.1.2:5683', '10.0.1.3:5683'];
+  let known: string[] | undefined = [...members, '10.0.1.4:5683'];
+  const net = new FakeNetwork();
+  const cache = new GroupResponseCache({ members: () => known, now: () => net.clock.now() });
+  const t = setup({ net, relay: { cache } });
+  const get = (options: CoapOption[] = []) => collect(t.net, t.client().request({ uri: `${GROUP}/lights`, timeout: 3000, options }), 5000);
+  const summary = (rs: GroupResponse[]) => rs.map((r) => `${r.origin.address} ${r.code === ResponseCode.Content ? '2.05' : r.code} ${Buffer.from(r.payload).toString()}`).sort();
+
+  const first = await get();
+  assert.deepEqual(summary(first), [1, 2, 3].map((i) => `10.0.1.${i} 2.05 s${i} read: (plain)`));
+  assert.equal(getOption(first[0]!.message, OptionNumber.GroupETag), undefined);
+  // A fourth member the proxy knows of never answered: J is not complete, the request goes to the group (§7.1).
+  await get();
+  assert.equal(t.group.sent.length, 2);
+
+  known = members;
+  const cached = await get();
+  assert.equal(t.group.sent.length, 2, 'answered from the cache alone');
+  assert.deepEqual(summary(cached), summary(first), 'each cached response still names its server (Reply-From stored with it)');
+  const etags = cached.map((r) => Buffer.from(getOption(r.message, OptionNumber.GroupETag)!).toString('hex'));
+  assert.equal(new Set(etags).size, 1, 'one entity-tag for the set J');
+  for (const r of cached) assert.ok(Number(getOption(r.message, OptionNumber.MaxAge)?.[0] ?? 60) <= 60);
+
+  // §7.3: the client names J's entity-tag: one 2.03 with it, no payload.
+  const valid = await get([{ number: OptionNumber.GroupETag, value: Buffer.from(etags[0]!, 'hex') }]);
+  assert.deepEqual(valid.map((r) => [`${r.origin.address}:${r.origin.port}`, r.code, r.payload.length, Buffer.from(getOption(r.message, OptionNumber.GroupETag)!).toString('hex')]), [[`${P.address}:${P.port}`, ResponseCode.Valid, 0, etags[0]]]);
+  // A stale entity-tag: the set again, with the current one.
+  assert.equal((await get([{ number: OptionNumber.GroupETag, value: Uint8Array.of(1, 2, 3) }])).length, 3);
+  assert.equal(t.group.sent.length, 2);
+
+  // Freshness ends with Max-Age (60 s by default): the group is asked again.
+  await t.net.run(61_000);
+  await get();
+  assert.equal(t.group.sent.length, 3);
+
+  // Under Group OSCORE each response answers one request only (§7.4): never stored, never served.
+  await collect(t.net, t.client().request({ uri: `${GROUP}/lights`, timeout: 3000, security: { context: t.member } }), 5000);
+  await collect(t.net, t.client().request({ uri: `${GROUP}/lights`, timeout: 3000, security: { context: t.member } }), 5000);
+  assert.equal(t.group.sent.length, 5);
 });

@@ -18,7 +18,7 @@
  * the timeout (`maxTimeout`) and how long a group observation is relayed (`maxObservation`).
  */
 import { Method, ResponseCode, codeClass } from '../coap/codes.js';
-import { decodeString, decodeUint, encodeString, getOption, setOption, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { EMPTY_BYTES, MessageType, decodeString, decodeUint, encodeString, getOption, getOptions, setOption, type CoapMessage, type CoapOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { parseAbsoluteUri } from '../coap/uri.js';
 import type { EndpointContext } from '../exchange/context.js';
@@ -27,6 +27,7 @@ import { encodeReplyFrom } from '../group/reply-from.js';
 import type { CoapServer, ProxiedRequest } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import type { Scheduler } from '../util/scheduler.js';
+import type { CompleteSet, GroupResponseCache } from './group-cache.js';
 import { errorMessage, forwardable } from './observe-relay.js';
 import { bracket, type Target } from './request-target.js';
 
@@ -52,6 +53,8 @@ export interface GroupRelayOptions {
    * interested"). Default: CON for notifications, NON otherwise.
    */
   confirmable?: boolean;
+  /** §7: responses cached per server; a complete set answers alone, with Group-ETag (group-cache.ts). */
+  cache?: GroupResponseCache;
 }
 
 /** One relay in progress, found again by the client's endpoint and token (Early Stop Request, §5.1.3). */
@@ -110,8 +113,8 @@ export class GroupRelay {
   readonly #options: GroupRelayOptions;
   readonly #scheduler: Scheduler;
   readonly #relays = new Map<string, Relay>();
-  /** Requests relayed, responses relayed, and refusals (4.01, 4.00, 5.03), for tests and logs. */
-  readonly stats = { relayed: 0, responses: 0, unauthorized: 0, noTimeout: 0, busy: 0 };
+  /** Requests relayed, responses relayed, refusals (4.01, 4.00, 5.03) and requests answered from the cache, for tests and logs. */
+  readonly stats = { relayed: 0, responses: 0, unauthorized: 0, noTimeout: 0, busy: 0, fromCache: 0 };
 
   constructor(server: CoapServer, options: GroupRelayOptions) {
     this.#server = server;
@@ -144,8 +147,8 @@ export class GroupRelay {
       setOption(refusal, OptionNumber.MulticastTimeout, new Uint8Array(0));
       return request.respond(refusal);
     }
-    const key = relayKey(request.peer, message.token);
-    if (this.#relays.size >= (this.#options.maxRelays ?? 64) || this.#relays.has(key)) {
+    const relayId = relayKey(request.peer, message.token);
+    if (this.#relays.size >= (this.#options.maxRelays ?? 64) || this.#relays.has(relayId)) {
       this.stats.busy++;
       return request.respond(errorMessage(ResponseCode.ServiceUnavailable, 'too many group requests in progress'));
     }
@@ -162,13 +165,36 @@ export class GroupRelay {
       options: upstreamOptions(message),
       payload: message.payload,
     };
+    const cache = this.#options.cache;
+    const cacheKey = cache !== undefined && fetching && !observe && seconds > 0 ? cache.key(group, message.code, upstream.options, message.payload) : undefined;
+    if (cacheKey !== undefined && this.#fromCache(request, cache!.complete(cacheKey, group))) return;
     this.stats.relayed++;
     // §5.2.1 step 5–6: sent once; with T' = 0 every response is ignored.
     const stream = observe ? client.observe(upstream) : client.request({ ...upstream, timeout: seconds * 1000 });
     if (seconds === 0) return stream.cancel();
-    this.#relays.set(key, { stream });
-    stream.onEnd(() => this.#relays.delete(key));
-    void this.#forward(request, stream, seconds, observe);
+    this.#relays.set(relayId, { stream });
+    stream.onEnd(() => this.#relays.delete(relayId));
+    void this.#forward(request, stream, seconds, observe, cacheKey);
+  }
+
+  /**
+   * §7.1/§7.3: a complete set J answers the request without the group: one 2.03 with J's
+   * Group-ETag when the client named it, else every cached response with it. False: go to the group.
+   */
+  #fromCache(request: ProxiedRequest, set: CompleteSet | undefined): boolean {
+    if (set === undefined) return false;
+    this.stats.fromCache++;
+    const named = getOptions(request.message, OptionNumber.GroupETag);
+    if (named.some((etag) => Buffer.compare(etag, set.etag) === 0)) {
+      request.respond({ type: MessageType.ACK, code: ResponseCode.Valid, messageId: 0, token: EMPTY_BYTES, options: [{ number: OptionNumber.GroupETag, value: set.etag }], payload: EMPTY_BYTES });
+      return true;
+    }
+    set.responses.forEach((response, i) => {
+      // "MUST NOT include more than one Group-ETag Option".
+      setOption(response, OptionNumber.GroupETag, set.etag);
+      this.#respond(request, response, i === 0, false, () => {});
+    });
+    return true;
   }
 
   /** §5.1.3 / §5.2.3 Early Stop Request: ends the relay of this client's request under `token`. */
@@ -189,7 +215,7 @@ export class GroupRelay {
   }
 
   /** §5.4.1: every response, as it comes, with Reply-From; the timeout ends it (§5.4.2: not an observation that started). */
-  async #forward(request: ProxiedRequest, stream: GroupResponseStream, seconds: number, observe: boolean): Promise<void> {
+  async #forward(request: ProxiedRequest, stream: GroupResponseStream, seconds: number, observe: boolean, key: string | undefined): Promise<void> {
     let relayed = 0;
     let observing = false;
     const maxResponses = this.#options.maxResponses ?? 64;
@@ -203,7 +229,10 @@ export class GroupRelay {
     });
     for await (const response of stream) {
       if (observe && codeClass(response.code) === 2 && getOption(response.message, OptionNumber.Observe) !== undefined) observing = true;
-      this.#respond(request, withReplyFrom(response), relayed === 0, observe, () => stream.cancel());
+      const relayedResponse = withReplyFrom(response);
+      // §5.4.1 step 1: stored with Reply-From, so a response served from the cache still names its server.
+      if (key !== undefined) this.#options.cache!.store(key, response.origin, relayedResponse);
+      this.#respond(request, relayedResponse, relayed === 0, observe, () => stream.cancel());
       this.stats.responses++;
       relayed++;
       if (!observe && relayed >= maxResponses) stream.cancel();

@@ -11,3 +11,4 @@ export type { ProxiedRequest, ForwardingHandler, ReverseProxyHandler } from '../
 export { startHttpCrossProxy, type HttpCrossProxy, type HttpCrossProxyOptions } from './http-cross-proxy.js';
 export { GroupRelay, groupAllowList, type GroupPolicy, type GroupRelayOptions } from './group-relay.js';
 export { GroupForwardProxy, GroupReverseProxy, parseGroupMount, type GroupMount } from './group-proxy.js';
+export { GroupResponseCache, type CompleteSet, type GroupCacheOptions } from './group-cache.js';
