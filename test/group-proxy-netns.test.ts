@@ -3,7 +3,7 @@
  * processes in network namespaces: the flow of the OSCORE-capable-proxies use case (client →
  * OSCORE client–proxy + Group OSCORE client–servers → proxy → IP multicast to 3 servers → 3
  * responses back, each with Reply-From), a client the proxy does not allow (4.01), Observe of the
- * group through the proxy, and a capture of every leg at the proxy (tshark on its interface)
+ * group through the proxy, the proxy's cache of a group's responses (§7), and a capture of every leg at the proxy (tshark on its interface)
  * showing that neither the request's nor the responses' plaintext ever reached it.
  */
 import { after, before, describe, test } from 'node:test';
@@ -102,7 +102,8 @@ describe('group requests through a proxy: OSCORE to the proxy, Group OSCORE to 3
       writeFileSync(file(name), JSON.stringify({ oscore: [{ match: `${proxyUri()}/*`, context: { masterSecret: SECRET, senderId, recipientId: '02', name: 'proxy' } }] }));
     }
     for (const s of SERVERS) await net.serve(s, ['--bind', `${net.host(s).v4}:${PORT}`, '--group', file(s), '--leisure', '0.3']);
-    proxy = net.start('p', ['proxy', '--bind', `${net.host('p').v4}:${PROXY_PORT}`, '--credentials', file('proxy-oscore'), '--group', 'alice']);
+    const memberAddresses = SERVERS.map((s) => `${net.host(s).v4}:${PORT}`).join(',');
+    proxy = net.start('p', ['proxy', '--bind', `${net.host('p').v4}:${PROXY_PORT}`, '--credentials', file('proxy-oscore'), '--group', 'alice', '--group-cache', `${GROUP}=${memberAddresses}`]);
     await started(proxy, /coapsec proxy on/);
   });
 
@@ -179,6 +180,24 @@ describe('group requests through a proxy: OSCORE to the proxy, Group OSCORE to 3
     assert.equal(anonymous.code, 4, anonymous.stderr);
     assert.match(anonymous.stdout, /4\.01 Unauthorized not allowed/);
   }
+
+  test('§7: with every member known (--group-cache), a repeated plain GET is answered from the proxy\'s cache, each response still naming its server', async () => {
+    const get = (): Promise<{ code: number | null; stdout: string; stderr: string }> => net.run('c', ['get', `coap://${GROUP}/hello`, '--via', `${proxyUri()},${file('alice')}`, '--timeout', '2']);
+    const first = await get();
+    assert.equal(first.code, 0, first.stderr);
+    const lines = first.stdout.trim().split('\n').sort();
+    assert.deepEqual(lines, SERVERS.map((s) => `${net.host(s).v4}:${PORT}: 2.05 Content Hello from coapsec`).sort());
+    const capture = await Capture.start(join(dir, 'cached.pcap'), net.host('p').ns);
+    let second;
+    try {
+      second = await get();
+    } finally {
+      await capture.stop();
+    }
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(second.stdout.trim().split('\n').sort(), lines);
+    assert.deepEqual(capture.legs().filter((l) => l.endsWith('224.0.1.187')), [], 'the group was not asked again');
+  });
 
   test('Observe of the group through the proxy: each server\'s notifications relayed with Reply-From', async () => {
     const result = await net.run('c', ['get', `coap://${GROUP}/time`, ...viaAlice(), '--observe', '--timeout', '3.5']);

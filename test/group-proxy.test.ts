@@ -311,3 +311,18 @@ test('§7: responses cached per server; a complete set answers alone with Group-
   await collect(t.net, t.client().request({ uri: `${GROUP}/lights`, timeout: 3000, security: { context: t.member } }), 5000);
   assert.equal(t.group.sent.length, 5);
 });
+
+test('the command line refuses what it cannot do, before any socket: two proxies for a group request, a mount or cache without an allow-list', async () => {
+  const { runCli } = await import('./support/group-cli.js');
+  const twice = await runCli(['get', `${GROUP}/x`, '--via', 'coap://192.0.2.5', '--via', 'coap://192.0.2.6']);
+  assert.equal(twice.code, 2, twice.stderr);
+  assert.match(twice.stderr, /one proxy \(--via once\)/);
+  for (const flags of [['--group-mount', `/lights=${GROUP}`], ['--group-cache', '224.0.1.187:5683=192.0.2.11:5683']]) {
+    const refused = await runCli(['proxy', '--bind', '127.0.0.1:0', ...flags]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /need --group NAME/);
+  }
+  const badMount = await runCli(['proxy', '--bind', '127.0.0.1:0', '--group', 'alice', '--group-mount', '/x=coap://192.0.2.1']);
+  assert.match(badMount.stderr, /not a coap:\/\/ URI of an IP multicast group/);
+  assert.doesNotMatch(badMount.stderr + twice.stderr, /\n\s+at /, 'no stack trace');
+});

@@ -2,7 +2,7 @@
  * coapsec proxy --bind HOST:PORT [--tcp PORT] [--tls PORT] [--ws PORT] [--forward] [--reverse PREFIX=URI ...]
  *   [--next-hop URI] [--cache-mb N] [--allow-destination CIDR|HOST ...] [--http-upstream]
  *   [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
- *   [--group NAME[=GROUP] ... [--group-mount PREFIX=GROUP ...]]
+ *   [--group NAME[=GROUP] ... [--group-mount PREFIX=GROUP ...] [--group-cache GROUP=MEMBER,... ...]]
  *
  * Every listener (UDP on --bind, and the stream ones) gets its own ForwardProxy / ReverseProxy on
  * its own CoapServer; they share the upstream client (one connection per upstream peer over a
@@ -34,14 +34,16 @@ import { allowList } from '../proxy/oscore-proxy.js';
 import { proxyUpstreamContexts } from './via-args.js';
 import { GroupClient } from '../group/group-client.js';
 import { GroupForwardProxy, GroupReverseProxy, parseGroupMount, type GroupMount } from '../proxy/group-proxy.js';
-import { GroupRelay, groupAllowList } from '../proxy/group-relay.js';
+import { GroupResponseCache } from '../proxy/group-cache.js';
+import { GroupRelay, groupAllowList, normaliseGroup } from '../proxy/group-relay.js';
 import { MulticastClientTransport } from '../transport/multicast.js';
 
 export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--tcp PORT] [--tls PORT] [--ws PORT] [--forward]
                      [--reverse PREFIX=URI ...] [--next-hop URI] [--cache-mb N]
                      [--allow-destination CIDR|HOST ...] [--http-upstream]
                      [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
-                     [--group NAME[=GROUP] ... [--group-mount PREFIX=GROUP ...]]
+                     [--group NAME[=GROUP] ... [--group-mount PREFIX=GROUP ...]
+                     [--group-cache GROUP=MEMBER,MEMBER... ...]]
   --bind HOST:PORT       CoAP side over UDP (default 127.0.0.1:5683)
 ${STREAM_LISTEN_USAGE}
                          Requests go upstream over the transport of the target's scheme (coap,
@@ -81,6 +83,10 @@ ${STREAM_LISTEN_USAGE}
   --group-mount PREFIX=GROUP
                          reverse: requests under the path PREFIX (/lights) or to the Uri-Host PREFIX
                          (lights.example) go to the group coap://ADDR:PORT (repeatable; needs --group)
+  --group-cache GROUP=MEMBER,MEMBER...
+                         cache each member's responses to requests for GROUP (ADDR:PORT; its members
+                         ADDR:PORT as they are now); when all are fresh, a request is answered from
+                         the cache with Group-ETag, or with one 2.03 when it names that Group-ETag
 ${SOCKET_USAGE}
 ${LOG_USAGE}
 ${DTLS_USAGE}
@@ -101,6 +107,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       allow: { type: 'string', multiple: true },
       group: { type: 'string', multiple: true },
       'group-mount': { type: 'string', multiple: true },
+      'group-cache': { type: 'string', multiple: true },
       'allow-destination': { type: 'string', multiple: true },
       'http-upstream': { type: 'boolean' },
       'http-host': { type: 'string', multiple: true },
@@ -130,7 +137,21 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       throw new UsageError(`--group-mount: ${(error as Error).message}`);
     }
   });
-  if (groupMounts.length > 0 && groupAllowed.length === 0) throw new UsageError('--group-mount needs --group NAME: the clients allowed to reach the group');
+  const groupMembers = new Map<string, string[]>();
+  for (const text of values['group-cache'] ?? []) {
+    const at = text.indexOf('=');
+    const members = text.slice(at + 1).split(',').filter((m) => m !== '');
+    try {
+      if (at <= 0 || members.length === 0) throw new Error(`needs GROUP=MEMBER,MEMBER..., got "${text}"`);
+      groupMembers.set(normaliseGroup(text.slice(0, at)), members.map((m) => {
+        const member = parseBind(m, { host: '', port: 5683 });
+        return peerKey({ address: member.host, port: member.port });
+      }));
+    } catch (error) {
+      throw new UsageError(`--group-cache: ${(error as Error).message}`);
+    }
+  }
+  if ((groupMounts.length > 0 || groupMembers.size > 0) && groupAllowed.length === 0) throw new UsageError('--group-mount and --group-cache need --group NAME: the clients allowed to reach the group');
   if (!values.forward && reverse.length === 0 && values.http === undefined && groupAllowed.length === 0) throw new UsageError('give --forward, --reverse PREFIX=URI, --group NAME or --http HOST:PORT');
   if (values['next-hop'] !== undefined) checkUri(values['next-hop']);
   const cacheMb = values['cache-mb'] === undefined ? 0 : Number(values['cache-mb']);
@@ -230,7 +251,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     const reverseProxy = reverse.length > 0 ? new ReverseProxy(server, { upstream, mappings: reverse, ...authorize }) : undefined;
     if (reverseProxy) proxies.push(reverseProxy);
     if (groupTransport !== undefined && server.endpoint.transport.scheme === 'coap') {
-      proxies.push(groupRelaying(server, groupTransport, groupAllowed, groupMounts, forward, reverseProxy));
+      proxies.push(groupRelaying(server, groupTransport, { allowed: groupAllowed, mounts: groupMounts, members: groupMembers }, forward, reverseProxy));
     }
   }
   const closeProxies = async (): Promise<void> => {
@@ -273,12 +294,20 @@ async function httpUpstream(request: CoapMessage, target: string, address: strin
  * --group: group relaying in front of the server's forward and reverse proxies (a request to a
  * multicast address, or under a --group-mount, is relayed; anything else goes on to them).
  */
-function groupRelaying(server: CoapServer, transport: MulticastClientTransport, allowed: readonly string[], mounts: readonly GroupMount[], forward: ForwardProxy | undefined, reverse: ReverseProxy | undefined): { close(): Promise<void> } {
-  const client = new GroupClient({ transport, scheduler: server.endpoint.scheduler });
+function groupRelaying(
+  server: CoapServer,
+  transport: MulticastClientTransport,
+  config: { allowed: readonly string[]; mounts: readonly GroupMount[]; members: ReadonlyMap<string, readonly string[]> },
+  forward: ForwardProxy | undefined,
+  reverse: ReverseProxy | undefined,
+): { close(): Promise<void> } {
+  const scheduler = server.endpoint.scheduler;
+  const client = new GroupClient({ transport, scheduler });
   const v6 = transport.localAddress().address.includes(':');
-  const relay = new GroupRelay(server, { groups: (target) => (target.host.includes(':') === v6 ? client : undefined), authorize: groupAllowList(allowed) });
+  const cache = config.members.size > 0 ? { cache: new GroupResponseCache({ members: (group) => config.members.get(normaliseGroup(group)), now: () => scheduler.now() }) } : {};
+  const relay = new GroupRelay(server, { groups: (target) => (target.host.includes(':') === v6 ? client : undefined), authorize: groupAllowList(config.allowed), ...cache });
   new GroupForwardProxy(server, relay, forward);
-  new GroupReverseProxy(server, relay, mounts, reverse);
+  new GroupReverseProxy(server, relay, config.mounts, reverse);
   return {
     close: async () => {
       await relay.close();

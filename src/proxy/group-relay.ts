@@ -91,7 +91,7 @@ export function groupAllowList(entries: Iterable<string>): GroupPolicy {
 }
 
 /** "coap://ADDR:PORT", "ADDR:PORT" or "[V6]:PORT" as "coap://ADDR:PORT" with the address canonical. */
-function normaliseGroup(text: string): string {
+export function normaliseGroup(text: string): string {
   const uri = parseAbsoluteUri(text.includes('://') ? text : `coap://${text}`);
   return `coap://${bracket(uri.host.toLowerCase())}:${uri.port ?? 5683}`;
 }
