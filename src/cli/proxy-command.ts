@@ -152,7 +152,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     }
   }
   if ((groupMounts.length > 0 || groupMembers.size > 0) && groupAllowed.length === 0) throw new UsageError('--group-mount and --group-cache need --group NAME: the clients allowed to reach the group');
-  if (!values.forward && reverse.length === 0 && values.http === undefined && groupAllowed.length === 0) throw new UsageError('give --forward, --reverse PREFIX=URI, --group NAME or --http HOST:PORT');
+  if (!values.forward && reverse.length === 0 && values.http === undefined && groupAllowed.length === 0) throw new UsageError('give --forward, --reverse PREFIX=URI or --http HOST:PORT (or --group NAME)');
   if (values['next-hop'] !== undefined) checkUri(values['next-hop']);
   const cacheMb = values['cache-mb'] === undefined ? 0 : Number(values['cache-mb']);
   if (!(cacheMb >= 0 && cacheMb <= 65536)) throw new UsageError(`--cache-mb needs a size in MiB, got "${values['cache-mb']}"`);
