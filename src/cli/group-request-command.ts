@@ -19,6 +19,9 @@ import { parse, parseBind, parseSeconds } from './args.js';
 import { DETERMINISTIC_USAGE, asksForDeterministic, deterministicRequestCommand } from './deterministic-command.js';
 import { ExitCode, UsageError } from './errors.js';
 import { isUtf8 } from './output.js';
+import { CoapClient } from '../client/client.js';
+import { GroupProxyClient } from '../group/proxy-client.js';
+import { clientRoute, VIA_FLAGS } from './via-args.js';
 
 export const GROUP_REQUEST_USAGE = `  CoAP groups (URI host an IP multicast address, or a group name from --credentials):
   coapsec get coap://224.0.1.187:PORT/PATH [--group FILE | --credentials FILE] [--pairwise ID]
@@ -28,6 +31,12 @@ export const GROUP_REQUEST_USAGE = `  CoAP groups (URI host an IP multicast addr
   --observe               Observe the resource at every server (groupcomm-bis §3.7) until --timeout
   --local ADDR[:PORT]     send from this unicast address (its interface carries IPv4 group requests)
   --interface NAME        IPv6: the interface group requests leave on (e.g. eth0)
+  --via PROXY[,CREDENTIALS]
+                          through a proxy that relays group requests (draft-ietf-core-groupcomm-proxy):
+                          one unicast request to PROXY with Multicast-Timeout (--timeout less half a
+                          second); each answer is labelled with the server Reply-From names. The
+                          OSCORE context for PROXY (in CREDENTIALS or --credentials) authenticates
+                          this client to the proxy; Group OSCORE (--group) stays end to end
 ${DETERMINISTIC_USAGE}`;
 
 /** Whether `argv` (after the method) is a request to a group: a multicast URI, --group, or a URI naming a group in --credentials. */
@@ -76,6 +85,7 @@ export async function groupRequestCommand(method: string, argv: string[]): Promi
       interface: { type: 'string' },
       json: { type: 'boolean' },
       non: { type: 'boolean' },
+      ...VIA_FLAGS,
     },
     { min: 1, max: 1, names: 'URI' },
   );
@@ -103,10 +113,12 @@ export async function groupRequestCommand(method: string, argv: string[]): Promi
   const local = values.local !== undefined ? parseBind(values.local, { host: v6 ? '::' : '0.0.0.0', port: 0 }) : { host: v6 ? '::' : '0.0.0.0', port: 0 };
   if ((isIP(local.host) === 6) !== v6) throw new UsageError(`--local ${local.host} is not of the group's IP version`);
 
+  if (values.via !== undefined && (values.via.length !== 1 || values.local !== undefined || values.interface !== undefined)) {
+    throw new UsageError('a group request goes through one proxy (--via once), which chooses the interface itself (no --local, --interface)');
+  }
   let member: OpenedGroupMember | undefined;
   if (file !== undefined) member = openGroupMember(file, defaultStateDirectory());
-  const transport = await MulticastClientTransport.bind({ host: local.host, port: local.port, ...(values.interface !== undefined ? { interfaceName: values.interface } : {}) });
-  const client = new GroupClient({ transport });
+  const client = values.via !== undefined ? await proxiedGroupClient(values.via, values.credentials) : await directGroupClient(local, values.interface);
   try {
     const request = {
       uri: formatUri(uri),
@@ -133,6 +145,37 @@ export async function groupRequestCommand(method: string, argv: string[]): Promi
   } finally {
     await client.close();
     member?.close();
+  }
+}
+
+type GroupSender = Pick<GroupClient, 'request' | 'observe' | 'close'>;
+
+async function directGroupClient(local: { host: string; port: number }, interfaceName: string | undefined): Promise<GroupSender> {
+  const transport = await MulticastClientTransport.bind({ host: local.host, port: local.port, ...(interfaceName !== undefined ? { interfaceName } : {}) });
+  return new GroupClient({ transport });
+}
+
+/** --via: the group's answers relayed by a proxy, over the OSCORE context this client shares with it. */
+async function proxiedGroupClient(via: string[], credentials: string | undefined): Promise<GroupSender> {
+  const route = clientRoute({ via, credentials });
+  const hop = route.via![0]!;
+  const proxy = parseCoapUri(hop.uri);
+  const unicast = new CoapClient();
+  try {
+    const endpoint = await unicast.endpoint(isIP(proxy.host) === 6 ? 6 : 4, proxy.scheme);
+    const client = new GroupProxyClient({ endpoint, proxy: hop });
+    return {
+      request: (request) => client.request(request),
+      observe: (request) => client.observe(request),
+      close: async () => {
+        await unicast.close();
+        route.close();
+      },
+    };
+  } catch (error) {
+    route.close();
+    await unicast.close();
+    throw error;
   }
 }
 

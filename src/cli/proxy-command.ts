@@ -2,6 +2,7 @@
  * coapsec proxy --bind HOST:PORT [--tcp PORT] [--tls PORT] [--ws PORT] [--forward] [--reverse PREFIX=URI ...]
  *   [--next-hop URI] [--cache-mb N] [--allow-destination CIDR|HOST ...] [--http-upstream]
  *   [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
+ *   [--group NAME[=GROUP] ... [--group-mount PREFIX=GROUP ...] [--group-cache GROUP=MEMBER,... ...]]
  *
  * Every listener (UDP on --bind, and the stream ones) gets its own ForwardProxy / ReverseProxy on
  * its own CoapServer; they share the upstream client (one connection per upstream peer over a
@@ -31,11 +32,18 @@ import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
 import { allowList } from '../proxy/oscore-proxy.js';
 import { proxyUpstreamContexts } from './via-args.js';
+import { GroupClient } from '../group/group-client.js';
+import { GroupForwardProxy, GroupReverseProxy, parseGroupMount, type GroupMount } from '../proxy/group-proxy.js';
+import { GroupResponseCache } from '../proxy/group-cache.js';
+import { GroupRelay, groupAllowList, normaliseGroup } from '../proxy/group-relay.js';
+import { MulticastClientTransport } from '../transport/multicast.js';
 
 export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--tcp PORT] [--tls PORT] [--ws PORT] [--forward]
                      [--reverse PREFIX=URI ...] [--next-hop URI] [--cache-mb N]
                      [--allow-destination CIDR|HOST ...] [--http-upstream]
                      [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
+                     [--group NAME[=GROUP] ... [--group-mount PREFIX=GROUP ...]
+                     [--group-cache GROUP=MEMBER,MEMBER... ...]]
   --bind HOST:PORT       CoAP side over UDP (default 127.0.0.1:5683)
 ${STREAM_LISTEN_USAGE}
                          Requests go upstream over the transport of the target's scheme (coap,
@@ -67,6 +75,18 @@ ${STREAM_LISTEN_USAGE}
                          --credentials, its client contexts add a layer towards matching next hops,
                          and its "edhoc" section makes the proxy an EDHOC responder: contexts for
                          its own layer, each client limited to its edhoc.peers resources (4.03)
+  --group NAME[=GROUP]   relay requests aimed at IP multicast groups (draft-ietf-core-groupcomm-proxy)
+                         for the client whose OSCORE context (recipient) is NAME — to any group, or
+                         only to GROUP (ADDR:PORT) — repeatable; other clients get 4.01, a request
+                         without Multicast-Timeout 4.00. Every server's response goes back with
+                         Reply-From; Group OSCORE inside passes unread
+  --group-mount PREFIX=GROUP
+                         reverse: requests under the path PREFIX (/lights) or to the Uri-Host PREFIX
+                         (lights.example) go to the group coap://ADDR:PORT (repeatable; needs --group)
+  --group-cache GROUP=MEMBER,MEMBER...
+                         cache each member's responses to requests for GROUP (ADDR:PORT; its members
+                         ADDR:PORT as they are now); when all are fresh, a request is answered from
+                         the cache with Group-ETag, or with one 2.03 when it names that Group-ETag
 ${SOCKET_USAGE}
 ${LOG_USAGE}
 ${DTLS_USAGE}
@@ -85,6 +105,9 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       'cache-mb': { type: 'string' },
       http: { type: 'string' },
       allow: { type: 'string', multiple: true },
+      group: { type: 'string', multiple: true },
+      'group-mount': { type: 'string', multiple: true },
+      'group-cache': { type: 'string', multiple: true },
       'allow-destination': { type: 'string', multiple: true },
       'http-upstream': { type: 'boolean' },
       'http-host': { type: 'string', multiple: true },
@@ -106,7 +129,30 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       throw new UsageError((error as Error).message);
     }
   });
-  if (!values.forward && reverse.length === 0 && values.http === undefined) throw new UsageError('give --forward, --reverse PREFIX=URI or --http HOST:PORT');
+  const groupAllowed = values.group ?? [];
+  const groupMounts = (values['group-mount'] ?? []).map((text) => {
+    try {
+      return parseGroupMount(text);
+    } catch (error) {
+      throw new UsageError(`--group-mount: ${(error as Error).message}`);
+    }
+  });
+  const groupMembers = new Map<string, string[]>();
+  for (const text of values['group-cache'] ?? []) {
+    const at = text.indexOf('=');
+    const members = text.slice(at + 1).split(',').filter((m) => m !== '');
+    try {
+      if (at <= 0 || members.length === 0) throw new Error(`needs GROUP=MEMBER,MEMBER..., got "${text}"`);
+      groupMembers.set(normaliseGroup(text.slice(0, at)), members.map((m) => {
+        const member = parseBind(m, { host: '', port: 5683 });
+        return peerKey({ address: member.host, port: member.port });
+      }));
+    } catch (error) {
+      throw new UsageError(`--group-cache: ${(error as Error).message}`);
+    }
+  }
+  if ((groupMounts.length > 0 || groupMembers.size > 0) && groupAllowed.length === 0) throw new UsageError('--group-mount and --group-cache need --group NAME: the clients allowed to reach the group');
+  if (!values.forward && reverse.length === 0 && values.http === undefined && groupAllowed.length === 0) throw new UsageError('give --forward, --reverse PREFIX=URI or --http HOST:PORT (or --group NAME)');
   if (values['next-hop'] !== undefined) checkUri(values['next-hop']);
   const cacheMb = values['cache-mb'] === undefined ? 0 : Number(values['cache-mb']);
   if (!(cacheMb >= 0 && cacheMb <= 65536)) throw new UsageError(`--cache-mb needs a size in MiB, got "${values['cache-mb']}"`);
@@ -168,6 +214,17 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       throw new UsageError(`cannot listen on ${l.host}:${l.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
   }
+  // The group leg leaves from the bound address's interface (its IP version: groups of the other get 5.05).
+  let groupTransport: MulticastClientTransport | undefined;
+  if (groupAllowed.length > 0) {
+    const host = bind.host;
+    try {
+      groupTransport = await MulticastClientTransport.bind({ host, port: 0 });
+    } catch (error) {
+      await closeAll();
+      throw new UsageError(`--group: cannot open the group socket on ${host}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
   const cache = cacheMb > 0 ? new ResponseCache({ maxBytes: cacheMb * 1024 * 1024, now: () => servers[0]!.endpoint.scheduler.now() }) : undefined;
   const authorize = values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {};
   const proxies: Array<{ close(): Promise<void> }> = [];
@@ -176,9 +233,10 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     log.attach(server);
     // The proxy's own OSCORE layer (the client–proxy context of a nested route) may come from EDHOC.
     if (oscore.edhoc) attachEdhocResponder(server, oscore.edhoc, edhocLog);
+    let forward: ForwardProxy | undefined;
     if (values.forward) {
       proxies.push(
-        new ForwardProxy(server, {
+        forward = new ForwardProxy(server, {
           upstream,
           ...(values['next-hop'] !== undefined ? { nextHop: values['next-hop'] } : {}),
           ...(cache ? { cache } : {}),
@@ -190,7 +248,11 @@ export async function proxyCommand(argv: string[]): Promise<number> {
         }),
       );
     }
-    if (reverse.length > 0) proxies.push(new ReverseProxy(server, { upstream, mappings: reverse, ...authorize }));
+    const reverseProxy = reverse.length > 0 ? new ReverseProxy(server, { upstream, mappings: reverse, ...authorize }) : undefined;
+    if (reverseProxy) proxies.push(reverseProxy);
+    if (groupTransport !== undefined && server.endpoint.transport.scheme === 'coap') {
+      proxies.push(groupRelaying(server, groupTransport, { allowed: groupAllowed, mounts: groupMounts, members: groupMembers }, forward, reverseProxy));
+    }
   }
   const closeProxies = async (): Promise<void> => {
     await Promise.all(proxies.map((p) => p.close()));
@@ -206,7 +268,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       throw new UsageError(`--http: cannot listen on ${httpBind.host}:${httpBind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
   }
-  const roles = `${values.forward ? ' (forward)' : ''}${reverse.map((r) => ` ${r.prefix}→${r.target}`).join('')}`;
+  const roles = `${values.forward ? ' (forward)' : ''}${groupAllowed.length > 0 ? ' (group)' : ''}${groupMounts.map((m) => ` ${m.prefix ? `/${m.prefix.join('/')}` : m.host}→${m.group}`).join('')}${reverse.map((r) => ` ${r.prefix}→${r.target}`).join('')}`;
   for (const server of servers) process.stderr.write(`coapsec proxy on ${server.endpoint.transport.scheme}://${peerKey(server.address())}${roles}\n`);
   if (cross) process.stderr.write(`coapsec HTTP→CoAP proxy on http://${cross.address().address}:${cross.address().port}/hc/\n`);
 
@@ -226,4 +288,30 @@ async function httpUpstream(request: CoapMessage, target: string, address: strin
   const response = await coapToHttp({ method: request.code, uri: target, options, payload: request.payload, address });
   const message: CoapMessage = { type: MessageType.ACK, code: response.code, messageId: 0, token: EMPTY_BYTES, options: response.options.slice(), payload: response.payload };
   return message;
+}
+
+/**
+ * --group: group relaying in front of the server's forward and reverse proxies (a request to a
+ * multicast address, or under a --group-mount, is relayed; anything else goes on to them).
+ */
+function groupRelaying(
+  server: CoapServer,
+  transport: MulticastClientTransport,
+  config: { allowed: readonly string[]; mounts: readonly GroupMount[]; members: ReadonlyMap<string, readonly string[]> },
+  forward: ForwardProxy | undefined,
+  reverse: ReverseProxy | undefined,
+): { close(): Promise<void> } {
+  const scheduler = server.endpoint.scheduler;
+  const client = new GroupClient({ transport, scheduler });
+  const v6 = transport.localAddress().address.includes(':');
+  const cache = config.members.size > 0 ? { cache: new GroupResponseCache({ members: (group) => config.members.get(normaliseGroup(group)), now: () => scheduler.now() }) } : {};
+  const relay = new GroupRelay(server, { groups: (target) => (target.host.includes(':') === v6 ? client : undefined), authorize: groupAllowList(config.allowed), ...cache });
+  new GroupForwardProxy(server, relay, forward);
+  new GroupReverseProxy(server, relay, config.mounts, reverse);
+  return {
+    close: async () => {
+      await relay.close();
+      await client.close();
+    },
+  };
 }

@@ -27,6 +27,8 @@ export interface OptionDefinition {
 
 export const OptionNumber = {
   IfMatch: 1,
+  /** draft-ietf-core-groupcomm-proxy §2 (TBD2, suggested 2): experimental until IANA assigns it. */
+  MulticastTimeout: 2,
   UriHost: 3,
   ETag: 4,
   IfNoneMatch: 5,
@@ -44,12 +46,16 @@ export const OptionNumber = {
   LocationQuery: 20,
   Edhoc: 21,
   Block2: 23,
+  /** draft-ietf-core-groupcomm-proxy §7.3 (TBD24, suggested 24): experimental. */
+  GroupETag: 24,
   Block1: 27,
   Size2: 28,
   QBlock2: 31,
   ProxyUri: 35,
   ProxyScheme: 39,
   Size1: 60,
+  /** draft-ietf-core-groupcomm-proxy §3 (TBD248, suggested 248): experimental. */
+  ReplyFrom: 248,
   Echo: 252,
   NoResponse: 258,
   RequestTag: 292,
@@ -69,6 +75,9 @@ const def = (
 const N = OptionNumber;
 const DEFINITIONS: OptionDefinition[] = [
   def(N.IfMatch, 'If-Match', 'opaque', 0, 8, true, 'E', 'RFC 7252'),
+  // draft-ietf-core-groupcomm-proxy §2: elective, unsafe, uint 0–4 bytes, class U (a proxy reads
+  // and removes it even under Group OSCORE; the client–proxy layer encrypts it, §10.2).
+  def(N.MulticastTimeout, 'Multicast-Timeout', 'uint', 0, 4, false, 'U', 'draft-ietf-core-groupcomm-proxy'),
   def(N.UriHost, 'Uri-Host', 'string', 1, 255, false, 'U', 'RFC 7252'),
   def(N.ETag, 'ETag', 'opaque', 1, 8, true, 'E', 'RFC 7252'),
   def(N.IfNoneMatch, 'If-None-Match', 'empty', 0, 0, false, 'E', 'RFC 7252'),
@@ -88,6 +97,9 @@ const DEFINITIONS: OptionDefinition[] = [
   // value is no reason to refuse the option (no length check beyond the codec's).
   def(N.Edhoc, 'EDHOC', 'empty', 0, 65535, false, 'U', 'RFC 9668'),
   def(N.Block2, 'Block2', 'uint', 0, 3, false, 'EU', 'RFC 7959'),
+  // §7.3: "the same properties of the ETag Option" (1–8 bytes, repeatable), safe, part of the
+  // cache key, class U (the proxy answers it).
+  def(N.GroupETag, 'Group-ETag', 'opaque', 1, 8, true, 'U', 'draft-ietf-core-groupcomm-proxy'),
   def(N.Block1, 'Block1', 'uint', 0, 3, false, 'EU', 'RFC 7959'),
   def(N.Size2, 'Size2', 'uint', 0, 4, false, 'EU', 'RFC 7959'),
   def(N.QBlock2, 'Q-Block2', 'uint', 0, 3, false, 'EU', 'RFC 9177'),
@@ -96,6 +108,9 @@ const DEFINITIONS: OptionDefinition[] = [
   def(N.Size1, 'Size1', 'uint', 0, 4, false, 'EU', 'RFC 7252'),
   // RFC 9175 §2.2.1/§3.2.1: Echo and Request-Tag are class E between endpoints; an outer copy exists
   // only when a proxy uses them on its own hop, which the protecting layer decides.
+  // §3: responses only, safe, not repeatable, a CBOR sequence of one or two CRIs (5–1034 bytes;
+  // src/group/reply-from.ts), class U (the proxy adds it to a response protected end to end).
+  def(N.ReplyFrom, 'Reply-From', 'opaque', 5, 1034, false, 'U', 'draft-ietf-core-groupcomm-proxy'),
   def(N.Echo, 'Echo', 'opaque', 1, 40, false, 'E', 'RFC 9175'),
   def(N.NoResponse, 'No-Response', 'uint', 0, 1, false, 'EU', 'RFC 7967'),
   def(N.RequestTag, 'Request-Tag', 'opaque', 0, 8, true, 'E', 'RFC 9175'),

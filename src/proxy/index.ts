@@ -10,3 +10,6 @@ export { ReverseProxy, addReverseProxy, parseReverseMapping, type ReverseMapping
 export { allowList, type ForwardPolicy } from './oscore-proxy.js';
 export type { ProxiedRequest, ForwardingHandler, ReverseProxyHandler } from '../server/server.js';
 export { startHttpCrossProxy, type HttpCrossProxy, type HttpCrossProxyOptions } from './http-cross-proxy.js';
+export { GroupRelay, groupAllowList, type GroupPolicy, type GroupRelayOptions } from './group-relay.js';
+export { GroupForwardProxy, GroupReverseProxy, parseGroupMount, type GroupMount } from './group-proxy.js';
+export { GroupResponseCache, type CompleteSet, type GroupCacheOptions } from './group-cache.js';

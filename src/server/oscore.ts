@@ -44,6 +44,7 @@ import { errorResponseParts, protectResponse, unprotectRequest, type RequestBind
 import { B2_NONCE_LENGTH, R2Cache, type R2CacheOptions, newB2Nonce, r2Of, secondIdContext, unwrapB2KidContext, withResponseKidContext } from '../oscore/rederivation.js';
 import { ContextDirectory, OscoreSecurityContext, type RecipientState } from '../oscore/security-context.js';
 import { withOscoreLayer, type EndpointContext } from '../exchange/context.js';
+import { escalatingClassOf } from '../oscore/escalation.js';
 import { EchoFreshness } from './freshness.js';
 import type { ServerSecurity, UnprotectOutcome } from './security.js';
 
@@ -88,6 +89,14 @@ export interface SourceList {
 
 /** §2.4.1 helper: a source whose outermost removed OSCORE layer was authenticated as `peer` (e.g. a reverse proxy). */
 export const behindLayer = (peer: string) => (source: EndpointContext): boolean => source.oscore?.some((l) => l.peer === peer) === true;
+
+/**
+ * A response goes to the next hop, which removes this layer (draft-ietf-core-oscore-capable-proxies
+ * §2.2 for X at position 1): every outer-only option in it — those a proxy adds to a response, such
+ * as Reply-From and Group-ETag (draft-ietf-core-groupcomm-proxy §10.3/§10.4: integrity and
+ * confidentiality on the client–proxy leg) — is Class E in this layer.
+ */
+const NEXT_HOP_RESPONSE = escalatingClassOf({ x: 1, consumers: () => [] });
 
 export class OscoreServerSecurity implements ServerSecurity {
   private readonly directory: ContextDirectory;
@@ -185,7 +194,7 @@ export class OscoreServerSecurity implements ServerSecurity {
           security.sender,
           verified.binding,
           // §8.3.1: every notification after the first carries a fresh Partial IV.
-          kind === 'notification' ? { sequenceNumber: security.nextSequenceNumber() } : {},
+          kind === 'notification' ? { sequenceNumber: security.nextSequenceNumber(), classOf: NEXT_HOP_RESPONSE } : { classOf: NEXT_HOP_RESPONSE },
         ),
     };
   }

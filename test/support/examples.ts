@@ -72,6 +72,7 @@ export const EXAMPLES: Record<string, ExampleRun> = {
   'edhoc-proxies.ts': { stdout: /^2\.05 Content 0\nproxy-1 > proxy-2 > server\n$/ },
   'group-oscore.ts': { stdout: /^s1: on\ns2: on\ns3: on\n$/ },
   'cacheable-oscore.ts': { stdout: /^c1: firmware v1 \(request 1\)\nc2: firmware v1 \(request 1\)\nc3: firmware v1 \(request 1\)\norigin requests: 1, cache hits: 2\n$/ },
+  'group-proxy.ts': { stdout: /^s1: on \(signed by s1, relayed from server 1\)\ns2: on \(signed by s2, relayed from server 2\)\ns3: on \(signed by s3, relayed from server 3\)\n$/ },
   'reverse-proxy.ts': { stdout: /^2\.05 Content 21\.5\n$/ },
   'cross-transport-proxy.ts': { stdout: /^2\.05 Content 21\.5 \(stream → datagram\)\n$/ },
   'trust-anchor.ts': { stdout: /^2\.05 Content DK\.ta1\.alice\.1\.[0-9a-f]{32}\n$/ },

@@ -10,6 +10,7 @@ import { ResponseCode } from '../../coap/codes.js';
 import { getOption, type CoapMessage } from '../../coap/message.js';
 import { OptionNumber } from '../../coap/options.js';
 import type { EndpointContext } from '../../exchange/context.js';
+import type { PeerAddress } from '../../transport/transport.js';
 import type { Observer } from '../observe.js';
 import { ObserveRegistry } from '../observe.js';
 import { isPromise, toMessage } from '../response.js';
@@ -61,6 +62,15 @@ export interface ProxiedRequest {
    * removed, then the application), keeping the layers removed so far for the response.
    */
   local(consumed: CoapMessage): void;
+  /** The requester's address, where further responses to this request go (`protectAgain`). */
+  readonly peer: PeerAddress;
+  /**
+   * A further response to this request, beside the one `respond` sends (draft-ietf-core-groupcomm-
+   * proxy §5.4.1: one per server of a group, "as they come"), for the caller to send to `peer`: the
+   * request's token, protected over the layers removed with a fresh Partial IV each (oscore-capable-
+   * proxies §2.5.1; as notifications are, RFC 8613 §8.3.1). Unprotected without OSCORE.
+   */
+  protectAgain(response: CoapMessage): CoapMessage;
 }
 
 /**
@@ -92,6 +102,12 @@ export class ProxiedRequestThrough implements ProxiedRequest {
   }
   local(consumed: CoapMessage): void {
     this.inner.local(consumed);
+  }
+  get peer(): PeerAddress {
+    return this.inner.peer;
+  }
+  protectAgain(response: CoapMessage): CoapMessage {
+    return this.inner.protectAgain(this.finish(response, this.inner));
   }
 }
 
@@ -191,6 +207,17 @@ class ForwardedRequest implements ProxiedRequest {
     if (this.answered) return;
     this.answered = true;
     this.stage.resume(this.request, consumed);
+  }
+
+  get peer(): PeerAddress {
+    return this.request.exchange.context.peer;
+  }
+
+  protectAgain(response: CoapMessage): CoapMessage {
+    const protect = this.request.protect;
+    const message = protect !== undefined ? protect(response, 'notification') : { ...response };
+    message.token = this.message.token;
+    return message;
   }
 
   /** The handler threw or rejected: 5.00, unless it answered already (as for a resource handler, §5.9.3.1). */
