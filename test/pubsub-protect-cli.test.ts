@@ -125,6 +125,9 @@ test('pubsub-keys: clear errors for a wrong subcommand, an unknown member, an ex
   const nobody = await coapsec(['pubsub-keys', 'issue', file('kdc.json'), 'nobody', file('nobody.json')]);
   assert.equal(nobody.code, 1);
   assert.equal(nobody.stderr, 'coapsec: "nobody" is not a member of "kitchen"\n');
+  const noEpoch = await coapsec(['pubsub-keys', 'create', file('epoch.json'), '--topic', 'kitchen', '--epoch', '0']);
+  assert.equal(noEpoch.code, 2);
+  assert.match(noEpoch.stderr, /--epoch needs a positive whole number, got "0"/);
   const again = await coapsec(['pubsub-keys', 'create', file('kdc.json'), '--topic', 'kitchen']);
   assert.equal(again.code, 2);
   assert.match(again.stderr, /exists/);
