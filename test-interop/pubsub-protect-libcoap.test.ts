@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { COAPSEC, coapsec, HOST, startLibcoapServer, stopAll, which } from './support.js';
 import { spawn } from 'node:child_process';
+import { issueTopicKeys } from '../test/support/pubsub-keys.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'coapsec-pubsub-libcoap-'));
 process.env['COAPSEC_STATE_DIR'] = join(folder, 'state');
@@ -28,10 +29,7 @@ async function ok(args: string[]): Promise<void> {
 
 test('publish --protect / subscribe --protect through libcoap coap-server -d: every publication verified, in order; the server holds ciphertext only', async () => {
   assert.ok(which('coap-server-notls'), "coap-server-notls not on PATH: install Debian's libcoap3-bin");
-  await ok(['pubsub-keys', 'create', file('kdc.json'), '--topic', 'kitchen']);
-  await ok(['pubsub-keys', 'add-publisher', file('kdc.json'), 'sensor']);
-  await ok(['pubsub-keys', 'add-subscriber', file('kdc.json'), 'display']);
-  for (const name of ['sensor', 'display']) await ok(['pubsub-keys', 'issue', file('kdc.json'), name, file(`${name}.json`)]);
+  await issueTopicKeys(coapsec, file('kdc.json'), 'sensor', ['display'], (name) => file(`${name}.json`));
   const server = await startLibcoapServer(['-d', '4']);
   const uri = `coap://${HOST}:${server.port}/ps/data/kitchen`;
   // libcoap's dynamic resources keep the payload but not the Content-Format, so none is sent (the binding then names none).

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { coapsec, killChildren, startDaemon, watchedProcess, type Daemon } from './support/cli-harness.js';
+import { issueTopicKeys } from './support/pubsub-keys.js';
 import { RecordingRelay } from './support/recording-relay.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'coapsec-pubsub-hop-'));
@@ -31,11 +32,6 @@ function writeClientCredentials(name: keyof typeof OSCORE_CLIENTS, port: number)
   return path;
 }
 
-async function ok(args: string[]): Promise<void> {
-  const r = await coapsec(args);
-  assert.equal(r.code, 0, `coapsec ${args.join(' ')}: ${r.stderr}`);
-}
-
 let broker: Daemon;
 let coapPort: number;
 let coapsPort: number;
@@ -43,10 +39,7 @@ let oscoreLeg: RecordingRelay;
 let dtlsLeg: RecordingRelay;
 
 before(async () => {
-  await ok(['pubsub-keys', 'create', file('kdc.json'), '--topic', 'kitchen']);
-  await ok(['pubsub-keys', 'add-publisher', file('kdc.json'), 'sensor']);
-  for (const name of ['d1', 'd2', 'd3']) await ok(['pubsub-keys', 'add-subscriber', file('kdc.json'), name]);
-  for (const name of ['sensor', 'd1', 'd2', 'd3']) await ok(['pubsub-keys', 'issue', file('kdc.json'), name, file(`${name}-e2e.json`)]);
+  await issueTopicKeys(coapsec, file('kdc.json'), 'sensor', ['d1', 'd2', 'd3'], (name) => file(`${name}-e2e.json`));
   writeFileSync(file('broker-oscore.json'), JSON.stringify({
     stateDirectory: join(folder, 'broker-seq'),
     recipients: Object.fromEntries(Object.entries(OSCORE_CLIENTS).map(([name, id]) => [id, { name, context: { masterSecret: { hex: secrets[name] }, senderId: '' } }])),

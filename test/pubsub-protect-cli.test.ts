@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { coapsec, killChildren, startDaemon, watchedProcess, type Daemon } from './support/cli-harness.js';
+import { issueTopicKeys } from './support/pubsub-keys.js';
 import { RecordingRelay } from './support/recording-relay.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'coapsec-pubsub-protect-'));
@@ -32,10 +33,7 @@ let relay: RecordingRelay;
 let relayPort: number;
 
 before(async () => {
-  await ok(['pubsub-keys', 'create', file('kdc.json'), '--topic', 'kitchen']);
-  await ok(['pubsub-keys', 'add-publisher', file('kdc.json'), 'sensor']);
-  for (const name of ['d1', 'd2', 'd3']) await ok(['pubsub-keys', 'add-subscriber', file('kdc.json'), name]);
-  for (const name of ['sensor', 'd1', 'd2', 'd3']) await ok(['pubsub-keys', 'issue', file('kdc.json'), name, file(`${name}.json`)]);
+  await issueTopicKeys(coapsec, file('kdc.json'), 'sensor', ['d1', 'd2', 'd3'], (name) => file(`${name}.json`));
   broker = await startDaemon(['broker', '--bind', '127.0.0.1:0', '--state', file('broker.json')], ANNOUNCE);
   relay = new RecordingRelay(broker.port);
   relayPort = await relay.start();
