@@ -226,7 +226,7 @@ export function renderPubSubNetworkReport(results: ReadonlyMap<string, Outcome> 
   const lines = [
     '### The same threats over the network',
     '',
-    `A real \`PubSubBroker\` on a UDP socket; the publisher and the subscriber are \`CoapClient\`s that reach it over loopback through an \`AttackRelay\` (\`src/attack/relay.ts\`) playing the adversarial broker on the notifications it serves: it rewrites publication 1 (or 2 for the replay), takes the publication it moves from the broker's own store, forges with a colluding subscriber's key file, drops, holds back each publication ${DELAY_MS} ms, and records every datagram it forwards (\`src/attack/pubsub-network-attacks.ts\`, test: test/pubsub-network-threats.test.ts). Verdicts by the same rule as above.`,
+    `A real \`PubSubBroker\` on a UDP socket; the publisher and the subscriber are \`CoapClient\`s that reach it over loopback through the attack relay (\`src/attack/relay.ts\`, as \`coapsec attack-proxy\` runs it) playing the adversarial broker on the notifications it serves: it rewrites publication 1 (or 2 for the replay), takes the publication it moves from the broker's own store, forges with a colluding subscriber's key file, drops, holds back each publication ${DELAY_MS} ms, and records every datagram it forwards (\`src/attack/pubsub-network-attacks.ts\`, test: test/pubsub-network-threats.test.ts). Verdicts by the same rule as above.`,
     '',
     '| Threat | draft-hartke-core-e2e-security-reqs says | Requirements | no protection (broker on UDP) | protected publications (broker on UDP) |',
     '|---|---|---|---|---|',
