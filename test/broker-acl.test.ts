@@ -20,7 +20,7 @@ after(async () => {
   rmSync(folder, { recursive: true, force: true });
 });
 
-test('ACL: create, publish, subscribe and manage by identity; default deny; the creator manages its topic', async () => {
+test('ACL: create, publish, subscribe and manage by identity; default deny (4.01 to a client known only by its address); the creator manages its topic', async () => {
   const file = join(folder, 'acl.json');
   writeFileSync(file, JSON.stringify({
     create: ['address:127.0.0.1'],
@@ -34,17 +34,17 @@ test('ACL: create, publish, subscribe and manage by identity; default deny; the 
   closers.push(() => server.close(), () => publisher.close(), () => subscriber.close());
   const base = `coap://127.0.0.1:${server.address().port}`;
   const body = (name: string) => encodeTopicProperties({ topicName: name, resourceType: 'core.ps.data' });
-  assert.equal((await subscriber.post(`${base}/ps`, body('nope'), { contentFormat: PUBSUB_CONTENT_FORMAT })).code, ResponseCode.Forbidden, 'not in create');
+  assert.equal((await subscriber.post(`${base}/ps`, body('nope'), { contentFormat: PUBSUB_CONTENT_FORMAT })).code, ResponseCode.Unauthorized, 'not in create');
   const created = await publisher.post(`${base}/ps`, body('kitchen'), { contentFormat: PUBSUB_CONTENT_FORMAT });
   assert.equal(created.code, ResponseCode.Created);
   const data = `${base}${decodeTopicProperties(created.payload).topicData}`;
-  assert.equal((await subscriber.put(data, 'forged')).code, ResponseCode.Forbidden, 'a subscriber may not publish');
+  assert.equal((await subscriber.put(data, 'forged')).code, ResponseCode.Unauthorized, 'a subscriber may not publish');
   assert.equal((await publisher.put(data, 'real')).code, ResponseCode.Created);
   assert.equal((await subscriber.get(data)).text(), 'real');
-  assert.equal((await publisher.get(data)).code, ResponseCode.Forbidden, 'the publisher is not a subscriber of kitchen');
+  assert.equal((await publisher.get(data)).code, ResponseCode.Unauthorized, 'the publisher is not a subscriber of kitchen');
   const config = `${base}/${(await subscriber.get(`${base}/ps`)).text().match(/<\/(ps\/[0-9a-f]{8})>/)![1]}`;
-  assert.equal((await subscriber.delete(config)).code, ResponseCode.Forbidden, 'only the creator (or manage) may delete');
-  assert.equal((await subscriber.delete(data)).code, ResponseCode.Forbidden, 'deleting topic-data needs publish');
+  assert.equal((await subscriber.delete(config)).code, ResponseCode.Unauthorized, 'only the creator (or manage) may delete');
+  assert.equal((await subscriber.delete(data)).code, ResponseCode.Unauthorized, 'deleting topic-data needs publish');
   assert.equal((await publisher.get(config)).code, ResponseCode.Content, 'the creator manages its topic');
   assert.equal((await publisher.delete(config)).code, ResponseCode.Deleted);
 });

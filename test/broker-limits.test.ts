@@ -95,7 +95,7 @@ test('rate limiting (§3.4): 4.29 with Max-Age when a client publishes too fast'
   assert.equal((await client.get(data)).text(), '2', 'the refused publication was not stored');
 });
 
-test('authorization hook: the broker asks with the operation, topic and identity; false is 4.03', async () => {
+test('authorization hook: the broker asks with the operation, topic and identity; false is 4.01 for a client no OSCORE or DTLS authenticated', async () => {
   const asked: string[] = [];
   const { base, client } = await startBroker({
     authorize: ({ operation, topic, identity }) => {
@@ -106,11 +106,11 @@ test('authorization hook: the broker asks with the operation, topic and identity
   const { properties } = await create(client, base, { topicName: 'read-only', resourceType: 'core.ps.data', topicContentFormat: 0, initialize: Buffer.from('init') });
   const data = `${base}${properties!.topicData}`;
   const put = await client.put(data, 'x', { contentFormat: 0 });
-  assert.equal(put.code, ResponseCode.Forbidden);
-  assert.match(put.text(), /address:127\.0\.0\.1 may not publish on topic "read-only"/);
+  assert.equal(put.code, ResponseCode.Unauthorized);
+  assert.match(put.text(), /address:127\.0\.0\.1 may not publish on topic "read-only": authenticate \(OSCORE or DTLS\) first/);
   assert.equal((await client.get(data)).text(), 'init');
   const o = await client.observe(data);
-  assert.equal((await o.next()).value!.code, ResponseCode.Forbidden);
+  assert.equal((await o.next()).value!.code, ResponseCode.Unauthorized);
   await o.cancel();
   assert.deepEqual(asked, ['create - address:127.0.0.1', 'publish read-only address:127.0.0.1', 'read-data read-only address:127.0.0.1', 'subscribe read-only address:127.0.0.1']);
 });

@@ -4,50 +4,19 @@
  * all reaching the broker through an in-test UDP relay that records every datagram.
  */
 import assert from 'node:assert/strict';
-import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { coapsec, killChildren, startDaemon, watchedProcess, type Daemon } from './support/cli-harness.js';
+import { issueTopicKeys } from './support/pubsub-keys.js';
+import { RecordingRelay } from './support/recording-relay.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'coapsec-pubsub-protect-'));
 // The publisher's durable sequence counter lives here (children inherit the environment).
 process.env['COAPSEC_STATE_DIR'] = join(folder, 'state');
 const file = (name: string): string => join(folder, name);
 const ANNOUNCE = /coapsec broker on coap:\/\/127\.0\.0\.1:(\d+)\/ps/;
-
-/** Forwards datagrams between clients and the broker, one upstream socket per client, keeping a copy of each. */
-class RecordingRelay {
-  readonly datagrams: Buffer[] = [];
-  readonly #front = createSocket('udp4');
-  readonly #back = new Map<string, Socket>();
-  constructor(private readonly upstreamPort: number) {}
-
-  async start(): Promise<number> {
-    await new Promise<void>((resolve) => this.#front.bind(0, '127.0.0.1', resolve));
-    this.#front.on('message', (data, from) => {
-      this.datagrams.push(data);
-      const key = `${from.address}:${from.port}`;
-      let back = this.#back.get(key);
-      if (back === undefined) {
-        back = createSocket('udp4');
-        back.on('message', (reply) => {
-          this.datagrams.push(reply);
-          this.#front.send(reply, from.port, from.address);
-        });
-        this.#back.set(key, back);
-      }
-      back.send(data, this.upstreamPort, '127.0.0.1');
-    });
-    return this.#front.address().port;
-  }
-
-  close(): void {
-    this.#front.close();
-    for (const s of this.#back.values()) s.close();
-  }
-}
 
 function subscriber(keyFile: string, uri: string, count: number) {
   return watchedProcess(['subscribe', uri, '--json', '--count', String(count), '--protect', keyFile], { lineOnStderr: true });
@@ -64,10 +33,7 @@ let relay: RecordingRelay;
 let relayPort: number;
 
 before(async () => {
-  await ok(['pubsub-keys', 'create', file('kdc.json'), '--topic', 'kitchen']);
-  await ok(['pubsub-keys', 'add-publisher', file('kdc.json'), 'sensor']);
-  for (const name of ['d1', 'd2', 'd3']) await ok(['pubsub-keys', 'add-subscriber', file('kdc.json'), name]);
-  for (const name of ['sensor', 'd1', 'd2', 'd3']) await ok(['pubsub-keys', 'issue', file('kdc.json'), name, file(`${name}.json`)]);
+  await issueTopicKeys(coapsec, file('kdc.json'), 'sensor', ['d1', 'd2', 'd3'], (name) => file(`${name}.json`));
   broker = await startDaemon(['broker', '--bind', '127.0.0.1:0', '--state', file('broker.json')], ANNOUNCE);
   relay = new RecordingRelay(broker.port);
   relayPort = await relay.start();
@@ -157,6 +123,9 @@ test('pubsub-keys: clear errors for a wrong subcommand, an unknown member, an ex
   const nobody = await coapsec(['pubsub-keys', 'issue', file('kdc.json'), 'nobody', file('nobody.json')]);
   assert.equal(nobody.code, 1);
   assert.equal(nobody.stderr, 'coapsec: "nobody" is not a member of "kitchen"\n');
+  const noEpoch = await coapsec(['pubsub-keys', 'create', file('epoch.json'), '--topic', 'kitchen', '--epoch', '0']);
+  assert.equal(noEpoch.code, 2);
+  assert.match(noEpoch.stderr, /--epoch needs a positive whole number, got "0"/);
   const again = await coapsec(['pubsub-keys', 'create', file('kdc.json'), '--topic', 'kitchen']);
   assert.equal(again.code, 2);
   assert.match(again.stderr, /exists/);

@@ -10,6 +10,7 @@ import { after, describe, test } from 'node:test';
 import { decodeStrict, encodeCbor, isMap } from '../src/cose/cbor.js';
 import { decodeEncrypt0, encodeEncrypt0 } from '../src/cose/encrypt.js';
 import { forgePublication, PUBSUB_THREAT_ROWS, runPubSubThreat } from '../src/attack/pubsub-attacks.js';
+import { assertPubSubRow } from './support/pubsub-threats.js';
 import {
   addMember,
   createTopicGroup,
@@ -224,22 +225,73 @@ describe('the publisher never reuses a nonce (Appendix B.1.1 counter)', () => {
   });
 });
 
+describe('R5.7: scheduled rekeying by key epochs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pubsub-epochs-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const EPOCH = 60;
+  const refusedAt = (v: PublicationVerifier, bytes: Uint8Array, now: number): string => {
+    const verdict = v.verify(bytes, KITCHEN, now);
+    return verdict.ok ? 'accepted' : verdict.reason;
+  };
+
+  test('after an epoch the publisher uses the next key (a new Gid, numbers from 0); subscribers follow; the old epoch is then refused as retired', () => {
+    const start = 1_700_000_000_000;
+    const state = createTopicGroup('kitchen', { epochSeconds: EPOCH, now: start });
+    addMember(state, 'sensor', 'publisher');
+    addMember(state, 'display', 'subscriber');
+    const issueAt = (name: string): TopicKeyMaterial => parseKeyMaterial(serializeKeyMaterial(issueKeyMaterial(state, name, start)));
+    const session = PublisherSession.open(issueAt('sensor'), dir, start);
+    const verifier = new PublicationVerifier(issueAt('display'));
+    const gidOf = (bytes: Uint8Array): string => Buffer.from((decodeEncrypt0(bytes).unprotectedHeader.get(4) as Uint8Array)).toString('hex');
+    const inEpoch0 = session.protect(text('epoch 0'), KITCHEN, start + 1000);
+    const lateInEpoch0 = session.protect(text('epoch 0, held back'), KITCHEN, start + 2000);
+    const inEpoch1 = session.protect(text('epoch 1'), KITCHEN, start + (EPOCH + 1) * 1000);
+    session.close();
+    assert.notEqual(gidOf(inEpoch1), gidOf(inEpoch0), 'the next epoch has its own key and Gid');
+    const first = verifier.verify(inEpoch0, KITCHEN, start + 1500);
+    assert.ok(first.ok && first.sequenceNumber === 0);
+    const next = verifier.verify(inEpoch1, KITCHEN, start + (EPOCH + 2) * 1000);
+    assert.ok(next.ok && next.sequenceNumber === 0 && Buffer.from(next.plaintext).toString() === 'epoch 1', JSON.stringify(next));
+    assert.equal(refusedAt(verifier, lateInEpoch0, start + (EPOCH + 3) * 1000), 'retired-group-key', 'the older epoch is gone once the next began');
+  });
+
+  test('a member issued its key file in a later epoch cannot read earlier epochs; a removed member cannot read the next generation\'s epochs', () => {
+    const start = 1_700_000_000_000;
+    const state = createTopicGroup('kitchen', { epochSeconds: EPOCH, now: start });
+    addMember(state, 'sensor', 'publisher');
+    addMember(state, 'display', 'subscriber');
+    const sensor = issueKeyMaterial(state, 'sensor', start);
+    const early = protectPublication(publisherOf(sensor), 0, text('before the newcomer'), KITCHEN, start);
+    addMember(state, 'newcomer', 'subscriber');
+    const later = start + 5 * EPOCH * 1000;
+    const newcomer = parseKeyMaterial(serializeKeyMaterial(issueKeyMaterial(state, 'newcomer', later)));
+    assert.equal(newcomer.epochs?.start, start / 1000 + 5 * EPOCH, 'issued with the current epoch');
+    assert.equal(refusedAt(new PublicationVerifier(newcomer), early, later), 'unknown-group-key');
+    const leaver = issueKeyMaterial(state, 'display', later);
+    removeMember(state, 'display', later);
+    const after = issueKeyMaterial(state, 'sensor', later);
+    const next = PublisherSession.open(after, dir, later);
+    const published = next.protect(text('after removal'), KITCHEN, later + 2 * EPOCH * 1000);
+    next.close();
+    assert.equal(refusedAt(new PublicationVerifier(leaver), published, later + 2 * EPOCH * 1000), 'unknown-group-key', 'stepping the old generation forward never reaches the new one');
+    assert.ok(new PublicationVerifier(issueKeyMaterial(state, 'newcomer', later)).verify(published, KITCHEN, later + 2 * EPOCH * 1000).ok);
+  });
+
+  test('the epoch fields are checked in key files and KDC state', () => {
+    const state = createTopicGroup('kitchen', { epochSeconds: EPOCH });
+    addMember(state, 'display', 'subscriber');
+    const file = JSON.parse(serializeKeyMaterial(issueKeyMaterial(state, 'display'))) as Record<string, unknown>;
+    assert.throws(() => parseKeyMaterial(JSON.stringify({ ...file, epoch_lifetime: undefined })), /epoch_start and epoch_lifetime go together/);
+    assert.throws(() => parseKeyMaterial(JSON.stringify({ ...file, epoch_lifetime: 0 })), /epoch_lifetime at least 1/);
+    assert.throws(() => parseKdcState(JSON.stringify({ ...state, epoch_start: undefined })), /go together/);
+    assert.throws(() => createTopicGroup('x', { epochSeconds: 1.5 }), /epoch lifetime must be a positive/);
+  });
+});
+
 describe('pub-sub threat rows: the adversarial broker against protected publications, the unprotected broker as baseline', () => {
   for (const row of PUBSUB_THREAT_ROWS) {
     test(`pub-sub threat row ${row.id}: ${row.threat}`, () => {
-      const baseline = runPubSubThreat(row, 'none');
-      const protectedOutcome = runPubSubThreat(row, 'protected');
-      if (row.id === 'eavesdrop') {
-        assert.equal(baseline.verdict, 'leaked', baseline.detail);
-        assert.equal(protectedOutcome.verdict, 'protected', protectedOutcome.detail);
-      } else if (row.required) {
-        assert.equal(baseline.verdict, 'undetected', `the attack works without protection: ${baseline.detail}`);
-        assert.equal(protectedOutcome.verdict, 'detected', protectedOutcome.detail);
-      } else {
-        // NR5.4/NR5.5: shown as undetected, honestly, with and without protection.
-        assert.equal(baseline.verdict, 'undetected', baseline.detail);
-        assert.equal(protectedOutcome.verdict, 'undetected', protectedOutcome.detail);
-      }
+      assertPubSubRow(row, runPubSubThreat(row, 'none'), runPubSubThreat(row, 'protected'));
     });
   }
 });

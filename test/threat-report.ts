@@ -11,6 +11,7 @@ import { RecordInterceptor } from '../src/attack/record-attacks.js';
 import { runForwardSecrecyMatrix } from '../src/attack/forward-secrecy.js';
 import { runKudosThreats } from '../src/attack/kudos-threats.js';
 import { renderGroupThreats, runGroupThreats } from '../src/attack/group-threats.js';
+import { runPubSubNetworkThreats } from '../src/attack/pubsub-network-attacks.js';
 import { END_TO_END, PROTECTIONS, renderReport, runKey, THREAT_ROWS, type Outcome, type Protection, type Scenario, type ThreatRow } from '../src/attack/report.js';
 import { decodeMessage } from '../src/coap/codec.js';
 import type { TransmissionParameters } from '../src/messaging/parameters.js';
@@ -440,7 +441,7 @@ export async function runMatrix(): Promise<Map<string, RunResult>> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const results = await runMatrix();
-  const report = [renderReport(results, runForwardSecrecyMatrix(), runKudosThreats()), ...renderGroupThreats(runGroupThreats())].join('\n');
+  const report = [renderReport(results, runForwardSecrecyMatrix(), runKudosThreats(), await runPubSubNetworkThreats()), ...renderGroupThreats(runGroupThreats())].join('\n');
   process.stdout.write(report + '\n');
   mkdirSync('docs', { recursive: true });
   writeFileSync('docs/threat-model.md', report + '\n');

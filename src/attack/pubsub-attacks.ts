@@ -53,7 +53,9 @@ export function forgePublication(colluder: TopicKeyMaterial, senderId: Uint8Arra
 }
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
-const PLAINTEXTS = ['t=0', 't=1', 't=2'];
+/** What the publisher publishes to the kitchen topic, in order; the garage topic gets GARAGE_PLAINTEXT. */
+export const PLAINTEXTS = ['t=0', 't=1', 't=2'];
+export const GARAGE_PLAINTEXT = 'door=open';
 
 /** Runs one row under one protection: what the kitchen subscriber accepted, judged against what was published. */
 export function runPubSubThreat(row: PubSubThreatRow, protection: PubSubProtection): Outcome {
@@ -69,11 +71,11 @@ export function runPubSubThreat(row: PubSubThreatRow, protection: PubSubProtecti
     contentFormat: binding.contentFormat,
   });
   const kitchen = PLAINTEXTS.map((p) => publish(p, KITCHEN));
-  const garage = publish('door=open', GARAGE);
+  const garage = publish(GARAGE_PLAINTEXT, GARAGE);
 
   if (row.id === 'eavesdrop') {
     const stored = Buffer.concat([...kitchen, garage].map((s) => s.body));
-    const read = [...PLAINTEXTS, 'door=open'].filter((p) => stored.includes(Buffer.from(p)));
+    const read = [...PLAINTEXTS, GARAGE_PLAINTEXT].filter((p) => stored.includes(Buffer.from(p)));
     return read.length > 0 ? { verdict: 'leaked', detail: `the broker's store holds ${read.map((r) => `"${r}"`).join(', ')}` } : { verdict: 'protected', detail: 'the broker stores only ciphertext' };
   }
 
@@ -81,7 +83,7 @@ export function runPubSubThreat(row: PubSubThreatRow, protection: PubSubProtecti
   switch (row.id) {
     case 'modify-payload': {
       const body = Uint8Array.from(kitchen[1]!.body);
-      body[body.length - 1]! ^= 1;
+      body[body.length - 1]! ^= 0x08;
       served = [kitchen[0]!, { ...kitchen[1]!, body }, kitchen[2]!];
       break;
     }
@@ -125,7 +127,21 @@ export function runPubSubThreat(row: PubSubThreatRow, protection: PubSubProtecti
     if (verdict.ok) accepted.push({ plaintext: Buffer.from(verdict.plaintext).toString(), contentFormat: s.contentFormat });
     else refusals.push(verdict.reason);
   }
-  // Wrong: anything not published to this topic in this format, or not newer than what came before.
+  return judgeSubscriber(row, accepted, refusals);
+}
+
+/** A publication the subscriber's application took: its plaintext and the Content-Format it came with. */
+export interface AcceptedPublication {
+  readonly plaintext: string;
+  readonly contentFormat: number | undefined;
+}
+
+/**
+ * The verdict from what the kitchen subscriber accepted and refused, when "t=0", "t=1", "t=2" were
+ * published in Content-Format 0. Wrong: anything not published to this topic in this format, or
+ * not newer than what came before. `lateness` says how late the delay row's publications came.
+ */
+export function judgeSubscriber(row: PubSubThreatRow, accepted: readonly AcceptedPublication[], refusals: readonly string[], lateness = 'late'): Outcome {
   const wrong = accepted.filter((a, i) => {
     const index = PLAINTEXTS.indexOf(a.plaintext);
     return index < 0 || a.contentFormat !== KITCHEN.contentFormat || accepted.slice(0, i).some((b) => PLAINTEXTS.indexOf(b.plaintext) >= index);
@@ -134,12 +150,12 @@ export function runPubSubThreat(row: PubSubThreatRow, protection: PubSubProtecti
   if (wrong.length > 0) return { verdict: 'undetected', detail: `subscriber accepted ${shown}` };
   if (refusals.length > 0) return { verdict: 'detected', detail: `subscriber refused ${refusals.join(', ')}; accepted ${shown}` };
   if (row.id === 'drop') return { verdict: 'undetected', detail: `subscriber accepted ${shown}; the missing "t=1" is not reported (NR5.4)` };
-  if (row.id === 'delay') return { verdict: 'undetected', detail: `subscriber accepted ${shown}, late; lateness is not visible (NR5.5)` };
+  if (row.id === 'delay') return { verdict: 'undetected', detail: `subscriber accepted ${shown}, ${lateness}; lateness is not visible (NR5.5)` };
   return { verdict: 'ineffective', detail: `subscriber accepted ${shown}` };
 }
 
-/** The pub-sub table for docs/threat-model.md. */
-export function renderPubSubReport(): string {
+/** The pub-sub tables for docs/threat-model.md: the in-process model, then `network` (the same rows over UDP, pubsub-network-attacks.ts). */
+export function renderPubSubReport(network: string): string {
   const lines = [
     '## Publish-subscribe: the broker as adversary',
     '',
@@ -155,5 +171,6 @@ export function renderPubSubReport(): string {
     });
     lines.push(`| ${row.threat} | ${row.required ? 'REQUIRED' : 'NOT REQUIRED'} | ${row.requirements.join(', ') || '—'} | ${cells.join(' | ')} |`);
   }
+  lines.push('', network);
   return lines.join('\n');
 }

@@ -8,7 +8,9 @@
  * Publications are opaque: stored as received and returned with the Content-Format they came with,
  * so an end-to-end protected publication (issue 23 item 2) passes through unread. Every operation
  * goes through `authorize` with the requester's authenticated identity (DTLS, OSCORE), the hook
- * for per-topic ACLs (item 3). Notifications are Non-confirmable ("mostly NON", §3.2.3): each
+ * for per-topic ACLs (item 3). One broker can serve on several servers (`serveOn`: a plain/OSCORE
+ * listener and a DTLS one, say): they share the topics, and a publication reaches the subscribers
+ * of every listener. Notifications are Non-confirmable ("mostly NON", §3.2.3): each
  * publication is rendered and sent to every subscriber as it arrives, in order; the registry
  * still sends a CON from time to time (RFC 7641 §4.5).
  */
@@ -19,11 +21,11 @@ import { filterLinks, serializeLinks, type Link } from '../coap/link-format.js';
 import { encodeString, encodeUint } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
-import { ObserveRegistry } from '../server/observe.js';
+import { ObserveRegistry, type Observer } from '../server/observe.js';
 import type { CoapRequest, CoapResponse } from '../server/resource.js';
 import type { CoapServer } from '../server/server.js';
-import type { Timer } from '../util/scheduler.js';
-import { clientIdentity, DEFAULT_BROKER_LIMITS, PublicationRateLimiter, type BrokerLimits } from './limits.js';
+import type { Scheduler, Timer } from '../util/scheduler.js';
+import { clientIdentity, DEFAULT_BROKER_LIMITS, isAuthenticated, PublicationRateLimiter, type BrokerLimits } from './limits.js';
 import {
   CBOR_CONTENT_FORMAT,
   decodePropertyKeyList,
@@ -50,7 +52,12 @@ export interface AuthorizationRequest {
   readonly context: EndpointContext;
 }
 
-/** True to allow; false gets 4.03 (§2.4.3, §2.5.1: "such as 4.03 Forbidden"). */
+/**
+ * True to allow. False gets 4.03 (§2.4.3, §2.5.1: "such as 4.03 Forbidden") when the client was
+ * authenticated (OSCORE, DTLS), and 4.01 when it was not: RFC 7252 §5.9.2.2, it "SHOULD NOT repeat
+ * the request without first improving its authentication status" (ACE's Unauthorized Resource
+ * Request, RFC 9200 §5.2, answers the same).
+ */
 export type BrokerAuthorizer = (request: AuthorizationRequest) => boolean;
 
 export interface BrokerOptions {
@@ -94,23 +101,41 @@ export class PubSubBroker {
   private readonly rate: PublicationRateLimiter;
   private readonly authorize: BrokerAuthorizer;
   private readonly now: () => number;
-  /** Observers told to leave after max-subscribers shrank: their next rendering is a final 4.04. */
-  private readonly evicted = new Map<string, string>();
+  /** The servers the broker's resources are on; the first one's scheduler runs its timers. */
+  private readonly servers: CoapServer[] = [];
+  /**
+   * Observers told to leave after max-subscribers shrank: their next rendering is a final 4.04.
+   * Keyed by observerKey within one server, since two listeners may see the same client address.
+   */
+  private readonly evicted = new Map<CoapServer, Map<string, string>>();
+  private readonly scheduler: Scheduler;
   private expiryTimer: Timer | undefined;
   /** Wall-clock ms of the earliest expiration-date: requests before it skip the expiry scan. */
   private nextExpiry = Infinity;
 
   constructor(
-    private readonly server: CoapServer,
+    server: CoapServer,
     options: BrokerOptions = {},
   ) {
     this.base = '/' + (options.path ?? '/ps').replace(/^\/+|\/+$/g, '');
     this.limits = { ...DEFAULT_BROKER_LIMITS, ...options.limits };
     this.now = options.now ?? Date.now;
-    const scheduler = server.endpoint.scheduler;
+    const scheduler = (this.scheduler = server.endpoint.scheduler);
     this.rate = new PublicationRateLimiter(this.limits.publicationsPerSecond, this.limits.publicationBurst, () => scheduler.now());
     this.authorize = options.authorize ?? (() => true);
     this.store = new TopicStore(options.stateFile ? { file: options.stateFile, flushDelayMs: options.flushDelayMs ?? 50, scheduler } : undefined);
+    this.serveOn(server);
+    server.onClose(() => this.close());
+    this.scheduleExpiry();
+  }
+
+  /**
+   * Serves the same topics on another server too (a DTLS listener beside the plain/OSCORE one):
+   * clients of either may publish and subscribe, and every subscriber gets every publication.
+   */
+  serveOn(server: CoapServer): void {
+    this.servers.push(server);
+    this.evicted.set(server, new Map());
     const guard = (handler: (request: CoapRequest) => CoapResponse) => (request: CoapRequest): CoapResponse => {
       try {
         this.expire();
@@ -142,13 +167,11 @@ export class PubSubBroker {
       observable: { notifications: 'non' },
       handlers: {
         PUT: guard((r) => this.publish(r)),
-        GET: guard((r) => this.readData(r)),
+        GET: guard((r) => this.readData(r, server)),
         DELETE: guard((r) => this.deleteData(r)),
       },
       listLinks: () => this.dataLinks(),
     });
-    server.onClose(() => this.close());
-    this.scheduleExpiry();
   }
 
   /** Writes pending state and stops the expiry timer (runs when the server closes). */
@@ -275,16 +298,16 @@ export class PubSubBroker {
     const first = topic.publication === undefined;
     this.checkedPublication(topic, request.payload, request.contentFormat);
     this.store.changed();
-    this.server.changed(this.dataPath(topic));
+    for (const server of this.servers) server.changed(this.dataPath(topic));
     return { code: first ? ResponseCode.Created : ResponseCode.Changed };
   }
 
   /** §3.3 read and §3.2.2 subscribe: 4.04 until the topic is FULLY CREATED. */
-  private readData(request: CoapRequest): CoapResponse {
+  private readData(request: CoapRequest, server: CoapServer): CoapResponse {
     const topic = this.store.byTopicDataId(request.subPath.length === 1 ? request.subPath[0]! : '');
     const observerKey = ObserveRegistry.observerKey(request.context.peerKey, request.message.token);
     if (request.notification) {
-      if (this.evicted.delete(observerKey)) return { code: ResponseCode.NotFound, payload: 'unsubscribed: the topic allows fewer subscribers now' };
+      if (this.evicted.get(server)!.delete(observerKey)) return { code: ResponseCode.NotFound, payload: 'unsubscribed: the topic allows fewer subscribers now' };
     } else {
       if (!topic) refuse(ResponseCode.NotFound, 'no such topic-data resource');
       this.check(registers(request) ? 'subscribe' : 'read-data', topic, request);
@@ -292,7 +315,7 @@ export class PubSubBroker {
     if (!topic?.publication) return { code: ResponseCode.NotFound, payload: topic ? 'nothing published yet (topic half created)' : 'no such topic-data resource' };
     const response: CoapResponse = { code: ResponseCode.Content, payload: topic.publication.payload };
     if (topic.publication.contentFormat !== undefined) response.contentFormat = topic.publication.contentFormat;
-    if (!request.notification && registers(request) && this.atSubscriberLimit(topic, observerKey)) {
+    if (!request.notification && registers(request) && this.atSubscriberLimit(topic, server, observerKey)) {
       // §3.2.2 / RFC 7641 §4.1: served, but not registered; no Observe option tells the client so.
       response.unobserved = true;
     }
@@ -306,7 +329,7 @@ export class PubSubBroker {
     if (!topic.publication) refuse(ResponseCode.NotFound, 'nothing published (topic half created)');
     topic.publication = undefined;
     this.store.changed();
-    this.server.observations.endAll(this.dataPath(topic));
+    for (const server of this.servers) server.observations.endAll(this.dataPath(topic));
     return { code: ResponseCode.Deleted };
   }
 
@@ -314,7 +337,10 @@ export class PubSubBroker {
 
   private check(operation: BrokerOperation, topic: Topic | undefined, request: CoapRequest): void {
     const identity = clientIdentity(request.context);
-    if (!this.authorize({ operation, topic, identity, context: request.context })) refuse(ResponseCode.Forbidden, `${identity} may not ${operation}${topic ? ` on topic "${topic.properties.topicName}"` : ''}`);
+    if (this.authorize({ operation, topic, identity, context: request.context })) return;
+    const why = `${identity} may not ${operation}${topic ? ` on topic "${topic.properties.topicName}"` : ''}`;
+    if (isAuthenticated(request.context)) refuse(ResponseCode.Forbidden, why);
+    refuse(ResponseCode.Unauthorized, `${why}: authenticate (OSCORE or DTLS) first`);
   }
 
   private requireFormat(request: CoapRequest, format: number): void {
@@ -362,23 +388,29 @@ export class PubSubBroker {
   /** §2.5.3: decreasing max-subscribers unsubscribes the newest subscribers with a final 4.04. */
   private shedSubscribers(topic: Topic): void {
     const path = this.dataPath(topic);
-    // Forget evictions whose observers left before their final 4.04 was rendered (RST, timeout).
-    for (const [key, evictedFrom] of this.evicted) {
-      if (!this.server.observations.observers(evictedFrom).some((o) => o.key === key)) this.evicted.delete(key);
+    const subscribers: Array<{ server: CoapServer; observer: Observer }> = [];
+    for (const server of this.servers) {
+      const evicted = this.evicted.get(server)!;
+      // Forget evictions whose observers left before their final 4.04 was rendered (RST, timeout).
+      for (const [key, evictedFrom] of evicted) {
+        if (!server.observations.observers(evictedFrom).some((o) => o.key === key)) evicted.delete(key);
+      }
+      for (const observer of server.observations.observers(path)) if (!evicted.has(observer.key)) subscribers.push({ server, observer });
     }
-    const observers = this.server.observations.observers(path).filter((o) => !this.evicted.has(o.key));
-    const excess = observers.length - (topic.properties.maxSubscribers ?? Infinity);
+    const excess = subscribers.length - (topic.properties.maxSubscribers ?? Infinity);
     if (excess <= 0) return;
-    for (const observer of observers.slice(observers.length - excess)) {
-      this.evicted.set(observer.key, path);
-      this.server.observations.renotify(observer);
+    // Newest within each listener's registration order; the last listener's count as newest.
+    for (const { server, observer } of subscribers.slice(subscribers.length - excess)) {
+      this.evicted.get(server)!.set(observer.key, path);
+      server.observations.renotify(observer);
     }
   }
 
-  private atSubscriberLimit(topic: Topic, observerKey: string): boolean {
-    const observers = this.server.observations.observers(this.dataPath(topic));
-    if (observers.some((o) => o.key === observerKey)) return false; // a re-registration (RFC 7641 §4.1)
-    return observers.length >= (topic.properties.maxSubscribers ?? Infinity);
+  private atSubscriberLimit(topic: Topic, server: CoapServer, observerKey: string): boolean {
+    const path = this.dataPath(topic);
+    if (server.observations.observers(path).some((o) => o.key === observerKey)) return false; // a re-registration (RFC 7641 §4.1)
+    const subscribers = this.servers.reduce((n, s) => n + s.observations.observers(path).length, 0);
+    return subscribers >= (topic.properties.maxSubscribers ?? Infinity);
   }
 
   /** Sets a topic's publication after the topic's checks: size (4.13) and Content-Format (4.15). */
@@ -411,7 +443,7 @@ export class PubSubBroker {
   private removeTopic(topic: Topic): void {
     this.store.remove(topic);
     // The topic is gone, so the rendering each subscriber now gets is a final 4.04 (§2.5.5).
-    this.server.observations.endAll(this.dataPath(topic));
+    for (const server of this.servers) server.observations.endAll(this.dataPath(topic));
   }
 
   /** §2.2.1: a topic past its expiration-date is deleted as by DELETE (§2.5.5). */
@@ -432,7 +464,7 @@ export class PubSubBroker {
     this.nextExpiry = next;
     if (next === Infinity) return;
     const delay = Math.min(Math.max(0, next - this.now()), MAX_EXPIRY_TIMER_MS);
-    this.expiryTimer = this.server.endpoint.scheduler.schedule(delay, () => {
+    this.expiryTimer = this.scheduler.schedule(delay, () => {
       this.expiryTimer = undefined;
       this.nextExpiry = -Infinity; // a timer past MAX_EXPIRY_TIMER_MS fires early: scan anyway
       this.expire();

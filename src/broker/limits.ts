@@ -43,6 +43,9 @@ export function clientIdentity(context: EndpointContext): string {
   return `address:${context.peer.address}`;
 }
 
+/** True when OSCORE or DTLS authenticated the client (its identity is not just an address). */
+export const isAuthenticated = (context: EndpointContext): boolean => (context.oscore !== undefined && context.oscore.length > 0) || context.security !== undefined;
+
 /** Token buckets per client; the least recently used client is forgotten past `maxClients`. */
 export class PublicationRateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();

@@ -17,9 +17,9 @@ export function loadKeyFile(path: string, role: 'publisher' | 'subscriber'): Top
   return material;
 }
 
-/** A publisher that cannot protect (key generation expired, counter exhausted or locked): one line, exit 6. */
+/** A publisher that cannot protect (key generation expired, key file too many epochs old, counter exhausted or locked): one line, exit 6. */
 export function protectionRefusal(error: unknown): number | undefined {
-  if (!(error instanceof PublicationError || error instanceof CredentialsError)) return undefined;
+  if (!(error instanceof PublicationError || error instanceof CredentialsError || error instanceof PubSubKeyError)) return undefined;
   process.stderr.write(`coapsec: cannot protect the publication: ${error.message}\n`);
   return ExitCode.Security;
 }

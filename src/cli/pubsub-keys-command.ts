@@ -17,12 +17,15 @@ import {
   serializeKeyMaterial,
   type KdcState,
 } from '../pubsub-protection/index.js';
-import { parse } from './args.js';
+import { parse, parseCount } from './args.js';
 import { ExitCode, UsageError } from './errors.js';
 
 export const PUBSUB_KEYS_USAGE = `usage: coapsec pubsub-keys SUBCOMMAND STATE ...   (offline key distribution for protected publications)
-  create STATE --topic NAME [--aead A128GCM|AES-CCM-16-64-128|...] [--sign-alg EdDSA|ES256] [--lifetime SECONDS]
-                          a new security group for one topic (STATE is written owner-only; keep it secret)
+  create STATE --topic NAME [--aead A128GCM|AES-CCM-16-64-128|...] [--sign-alg EdDSA|ES256] [--lifetime SECONDS] [--epoch SECONDS]
+                          a new security group for one topic (STATE is written owner-only; keep it secret);
+                          --lifetime: each generation expires; --epoch: every SECONDS publishers and
+                          subscribers step to a new key derived one way from the last (forward secrecy
+                          on a schedule, nothing to redistribute)
   add-publisher STATE NAME   a publisher: a Sender ID and a signing key pair
   add-subscriber STATE NAME  a subscriber
   remove STATE NAME       remove a member and rekey (what follows is unreadable with its old keys)
@@ -63,14 +66,15 @@ export async function pubsubKeysCommand(argv: string[]): Promise<number> {
   try {
     switch (sub) {
       case 'create': {
-        const { values, positionals } = parse(rest, { topic: { type: 'string' }, aead: { type: 'string' }, 'sign-alg': { type: 'string' }, lifetime: { type: 'string' } }, { min: 1, max: 1, names: 'STATE' });
+        const { values, positionals } = parse(rest, { topic: { type: 'string' }, aead: { type: 'string' }, 'sign-alg': { type: 'string' }, lifetime: { type: 'string' }, epoch: { type: 'string' } }, { min: 1, max: 1, names: 'STATE' });
         if (values.topic === undefined) throw new UsageError('create needs --topic NAME');
         const path = positionals[0]!;
         if (existsSync(path)) throw new UsageError(`${path} exists: a new group gets a new state file`);
-        const lifetime = values.lifetime === undefined ? undefined : Number(values.lifetime);
+        const lifetime = parseCount(values.lifetime, '--lifetime');
+        const epoch = parseCount(values.epoch, '--epoch');
         const aead = named(AEADS, values.aead, '--aead');
         const signAlg = named(SIGN_ALGS, values['sign-alg'], '--sign-alg');
-        saveState(path, createTopicGroup(values.topic, { ...(aead !== undefined ? { aead } : {}), ...(signAlg !== undefined ? { signAlg } : {}), ...(lifetime !== undefined ? { lifetimeSeconds: lifetime } : {}) }));
+        saveState(path, createTopicGroup(values.topic, { ...(aead !== undefined ? { aead } : {}), ...(signAlg !== undefined ? { signAlg } : {}), ...(lifetime !== undefined ? { lifetimeSeconds: lifetime } : {}), ...(epoch !== undefined ? { epochSeconds: epoch } : {}) }));
         process.stdout.write(`created the security group of topic "${values.topic}" in ${path}\n`);
         return ExitCode.Ok;
       }

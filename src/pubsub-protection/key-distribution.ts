@@ -6,7 +6,9 @@
  * Rekeying (RFC 9594 §6, profile §5) makes a new generation: new key, new Base IV, new Gid, version
  * + 1, the old Gid listed as retired. It happens when a member is removed (so a departed member
  * cannot read what follows, R5.7) and whenever the operator runs it (on a schedule: a generation
- * can also carry an expiry, `exp`, after which publishers and subscribers refuse it).
+ * can also carry an expiry, `exp`, after which publishers and subscribers refuse it). With key
+ * epochs (`epoch_lifetime`, key-epochs.ts) the members also step to a new key by themselves every
+ * epoch, with nothing redistributed; a key file is issued with the current epoch's key.
  *
  * The state holds the publishers' private signing keys, since this tool creates them: it is as
  * secret as every key file it issues (written owner-only). An online Group Manager would instead
@@ -17,6 +19,7 @@ import { coseAead, findCoseAead } from '../cose/algorithms.js';
 import { bytesView, decodeStrict, encodeCbor, fromHex, toHex } from '../cose/cbor.js';
 import { coseKeyFromKeyObject, coseKeyToPrivateKey, encodeCoseKey, parseCoseKey } from '../cose/key.js';
 import { CoseSignAlg } from '../cose/sign.js';
+import { EpochKeyHolder, epochIndex, type KeyEpochs } from './key-epochs.js';
 import { DEFAULT_AEAD, DEFAULT_SIGN_ALG, decodeGroupKey, encodeGroupKey, parsePublisherCredential, PubSubKeyError, type GroupKey, type TopicKeyMaterial } from './key-material.js';
 
 export const PUBSUB_KDC_FORMAT = 'coapsec-pubsub-kdc/1';
@@ -41,6 +44,9 @@ export interface KdcState {
   exp?: number;
   /** Seconds each generation lives, when set at creation; a rekeying sets the next `exp` from it. */
   lifetime?: number;
+  /** Scheduled rekeying by key epochs: seconds per epoch, and when the current generation's epoch 0 began. */
+  epoch_lifetime?: number;
+  epoch_start?: number;
   retired_gids: string[];
   /** Sender IDs are never handed out twice (§4.1.2 asks only: not since the last rekeying). */
   next_sender_id: number;
@@ -53,14 +59,16 @@ function newGroupKey(alg: number, num: number, lifetime: number | undefined, now
   return { alg, gid: bytesView(randomBytes(GID_LENGTH)), key: bytesView(randomBytes(aead.keyLength)), baseIv: bytesView(randomBytes(aead.nonceLength)), num, ...(exp !== undefined ? { exp } : {}) };
 }
 
-export function createTopicGroup(topic: string, options: { aead?: number; signAlg?: number; lifetimeSeconds?: number; now?: number } = {}): KdcState {
+export function createTopicGroup(topic: string, options: { aead?: number; signAlg?: number; lifetimeSeconds?: number; epochSeconds?: number; now?: number } = {}): KdcState {
   const aead = options.aead ?? DEFAULT_AEAD;
   const a = findCoseAead(aead);
   if (a === undefined || a.nonceLength < 7) throw new PubSubKeyError(`AEAD ${aead} cannot be used: the profile's nonce needs at least 7 bytes (§6.2)`);
   const signAlg = options.signAlg ?? DEFAULT_SIGN_ALG;
   if (signAlg !== CoseSignAlg.EdDSA && signAlg !== CoseSignAlg.ES256) throw new PubSubKeyError('the signature algorithm must be EdDSA (Ed25519) or ES256');
   if (options.lifetimeSeconds !== undefined && !(Number.isInteger(options.lifetimeSeconds) && options.lifetimeSeconds > 0)) throw new PubSubKeyError('the lifetime must be a positive number of seconds');
-  const groupKey = newGroupKey(aead, 1, options.lifetimeSeconds, options.now ?? Date.now());
+  if (options.epochSeconds !== undefined && !(Number.isInteger(options.epochSeconds) && options.epochSeconds > 0)) throw new PubSubKeyError('the epoch lifetime must be a positive number of seconds');
+  const now = options.now ?? Date.now();
+  const groupKey = newGroupKey(aead, 1, options.lifetimeSeconds, now);
   return {
     format: PUBSUB_KDC_FORMAT,
     topic,
@@ -69,6 +77,7 @@ export function createTopicGroup(topic: string, options: { aead?: number; signAl
     group_key: toHex(encodeGroupKey(groupKey)),
     ...(groupKey.exp !== undefined ? { exp: groupKey.exp } : {}),
     ...(options.lifetimeSeconds !== undefined ? { lifetime: options.lifetimeSeconds } : {}),
+    ...(options.epochSeconds !== undefined ? { epoch_lifetime: options.epochSeconds, epoch_start: Math.floor(now / 1000) } : {}),
     retired_gids: [],
     next_sender_id: 0,
     members: {},
@@ -110,6 +119,7 @@ export function rekey(state: KdcState, now = Date.now()): void {
   state.group_key = toHex(encodeGroupKey(next));
   if (next.exp !== undefined) state.exp = next.exp;
   else delete state.exp;
+  if (state.epoch_lifetime !== undefined) state.epoch_start = Math.floor(now / 1000);
 }
 
 /** Removes a member and rekeys, so what is published after cannot be read with what it held (R5.7). */
@@ -119,20 +129,31 @@ export function removeMember(state: KdcState, name: string, now = Date.now()): v
   rekey(state, now);
 }
 
-export function issueKeyMaterial(state: KdcState, name: string): TopicKeyMaterial {
+/** One member's key material: with key epochs, the current epoch's key (not the earlier ones). */
+export function issueKeyMaterial(state: KdcState, name: string, now = Date.now()): TopicKeyMaterial {
   const member = Object.hasOwn(state.members, name) ? state.members[name] : undefined;
   if (member === undefined) throw new PubSubKeyError(`"${name}" is not a member of "${state.topic}"`);
   const publishers = Object.values(state.members)
     .filter((m) => m.roles.includes('publisher'))
     .map((m) => parsePublisherCredential(fromHex(m.sender_id!), fromHex(m.cred!), state.sign_alg));
+  let groupKey = currentGroupKey(state);
+  let epochs: { epochs: KeyEpochs } | undefined;
+  if (state.epoch_lifetime !== undefined && state.epoch_start !== undefined) {
+    const generation = { start: state.epoch_start, lifetime: state.epoch_lifetime };
+    const index = epochIndex(generation, now);
+    const holder = new EpochKeyHolder(groupKey, generation);
+    groupKey = holder.current(now);
+    epochs = { epochs: { start: generation.start + index * generation.lifetime, lifetime: generation.lifetime } };
+  }
   const base = {
     topic: state.topic,
     member: name,
     roles: [...member.roles],
     signAlg: state.sign_alg,
-    groupKey: currentGroupKey(state),
+    groupKey,
     publishers,
     retiredGids: state.retired_gids.map(fromHex),
+    ...epochs,
   };
   if (!member.roles.includes('publisher')) return base;
   const signingKeyEncoded = fromHex(member.signing_key!);
@@ -152,6 +173,9 @@ export function parseKdcState(text: string): KdcState {
     throw new PubSubKeyError('missing or mistyped fields (topic, num, group_key, sign_alg, next_sender_id, retired_gids, members)');
   }
   const state = s as KdcState;
+  if ((s.epoch_lifetime === undefined) !== (s.epoch_start === undefined) || (s.epoch_lifetime !== undefined && !(Number.isInteger(s.epoch_lifetime) && s.epoch_lifetime > 0 && Number.isInteger(s.epoch_start)))) {
+    throw new PubSubKeyError('epoch_lifetime (positive seconds) and epoch_start (seconds) go together');
+  }
   currentGroupKey(state);
   return state;
 }

@@ -13,6 +13,7 @@ import { findCoseAead, CoseAead } from '../cose/algorithms.js';
 import { decodeStrict, encodeCbor, fromHex, isBytes, isInt, isMap, toHex, type CborValue } from '../cose/cbor.js';
 import { coseKeyToPrivateKey, coseKeyToPublicKey, parseCoseKey } from '../cose/key.js';
 import { CoseSignAlg, keyFitsSignAlg } from '../cose/sign.js';
+import type { KeyEpochs } from './key-epochs.js';
 
 export const PUBSUB_KEYS_FORMAT = 'coapsec-pubsub-keys/1';
 
@@ -57,6 +58,8 @@ export interface TopicKeyMaterial {
   readonly publishers: readonly PublisherCredential[];
   /** Gids of retired generations: an object under one of them is refused as retired, not as unknown. */
   readonly retiredGids: readonly Uint8Array[];
+  /** Scheduled rekeying (key-epochs.ts): `groupKey` is the key of the epoch that began at `start`. */
+  readonly epochs?: KeyEpochs;
   /** Publisher only: its Sender ID (RFC 9594 'group_SenderId') and signing key. */
   readonly senderId?: Uint8Array;
   readonly signingKey?: KeyObject;
@@ -116,6 +119,9 @@ interface MemberKeyFile {
   group_key: string;
   creds: { peer_identifier: string; cred: string }[];
   retired_gids: string[];
+  /** coapsec extension (key-epochs.ts): when group_key's epoch began, and the epochs' lifetime, in seconds. */
+  epoch_start?: number;
+  epoch_lifetime?: number;
   group_SenderId?: string;
   signing_key?: string;
 }
@@ -132,6 +138,7 @@ export function serializeKeyMaterial(m: TopicKeyMaterial): string {
     group_key: toHex(encodeGroupKey(m.groupKey)),
     creds: m.publishers.map((p) => ({ peer_identifier: toHex(p.senderId), cred: toHex(p.encoded) })),
     retired_gids: m.retiredGids.map(toHex),
+    ...(m.epochs !== undefined ? { epoch_start: m.epochs.start, epoch_lifetime: m.epochs.lifetime } : {}),
     ...(m.senderId !== undefined ? { group_SenderId: toHex(m.senderId) } : {}),
     ...(m.signingKeyEncoded !== undefined ? { signing_key: toHex(m.signingKeyEncoded) } : {}),
   };
@@ -182,7 +189,12 @@ export function parseKeyMaterial(text: string): TopicKeyMaterial {
   if (isPublisher !== (f.group_SenderId !== undefined) || isPublisher !== (f.signing_key !== undefined)) {
     throw new PubSubKeyError('a publisher key file has group_SenderId and signing_key; a subscriber key file has neither');
   }
-  const base = { topic: f.topic, member: f.member, roles: roles as ('publisher' | 'subscriber')[], signAlg: f.sign_alg as number, groupKey, publishers, retiredGids };
+  if ((f.epoch_start === undefined) !== (f.epoch_lifetime === undefined)) throw new PubSubKeyError('epoch_start and epoch_lifetime go together');
+  if (f.epoch_start !== undefined && (!isInt(f.epoch_start) || !isInt(f.epoch_lifetime) || (f.epoch_lifetime as number) < 1)) {
+    throw new PubSubKeyError('epoch_start and epoch_lifetime must be whole seconds (epoch_lifetime at least 1)');
+  }
+  const epochs = f.epoch_start !== undefined ? { epochs: { start: f.epoch_start as number, lifetime: f.epoch_lifetime as number } } : {};
+  const base = { topic: f.topic, member: f.member, roles: roles as ('publisher' | 'subscriber')[], signAlg: f.sign_alg as number, groupKey, publishers, retiredGids, ...epochs };
   if (!isPublisher) return base;
   const senderId = hexField(f.group_SenderId, 'group_SenderId');
   const signingKeyEncoded = hexField(f.signing_key, 'signing_key');

@@ -20,7 +20,8 @@ import { signBytes, verifyBytes } from '../cose/sign.js';
 import { nonce as oscoreNonce, equalBytes } from '../oscore/context.js';
 import { decodePartialIv, encodePartialIv, MAX_SEQUENCE_NUMBER } from '../oscore/option.js';
 import { ReplayWindow } from '../oscore/replay.js';
-import type { GroupKey, PublisherCredential, TopicKeyMaterial } from './key-material.js';
+import { EpochKeyHolder } from './key-epochs.js';
+import { PubSubKeyError, type GroupKey, type PublisherCredential, type TopicKeyMaterial } from './key-material.js';
 
 /** COSE header labels (RFC 9052 §3.1, RFC 9338 §5). */
 const Header = { alg: 1, kid: 4, partialIv: 6, countersignatureV2: 11 } as const;
@@ -105,30 +106,52 @@ export type FreshnessPolicy = 'never-older' | 'window';
 export class PublicationVerifier {
   readonly #material: TopicKeyMaterial;
   readonly #policy: FreshnessPolicy;
+  readonly #windowSize: number;
+  readonly #keys: EpochKeyHolder;
+  /** The key the windows are for: a new epoch's key restarts every publisher's numbers at 0 (§6.1). */
+  #windowsKey: GroupKey | undefined;
   /** One per publisher of the key material: bounded by its credential list, not by what arrives. */
   readonly #windows = new Map<string, ReplayWindow>();
 
   constructor(material: TopicKeyMaterial, options: { policy?: FreshnessPolicy; windowSize?: number } = {}) {
     this.#material = material;
     this.#policy = options.policy ?? 'never-older';
-    for (const p of material.publishers) this.#windows.set(toHex(p.senderId), new ReplayWindow(options.windowSize ?? 32));
+    this.#windowSize = options.windowSize ?? 32;
+    this.#keys = new EpochKeyHolder(material.groupKey, material.epochs);
+  }
+
+  /** The publishers' windows under `key`, new ones when the epoch moved on (later epochs are newer, R5.4). */
+  #windowsFor(key: GroupKey): Map<string, ReplayWindow> {
+    if (this.#windowsKey !== key) {
+      this.#windowsKey = key;
+      for (const p of this.#material.publishers) this.#windows.set(toHex(p.senderId), new ReplayWindow(this.#windowSize));
+    }
+    return this.#windows;
   }
 
   verify(bytes: Uint8Array, binding: TopicBinding | undefined, now = Date.now()): Verdict {
     const refuse = (reason: RefusalReason, detail: string): Verdict => ({ ok: false, reason, detail });
     const parsed = parsePublication(bytes);
     if (typeof parsed === 'string') return refuse('malformed', parsed);
-    const { groupKey, retiredGids, publishers, signAlg } = this.#material;
-    if (!equalBytes(parsed.gid, groupKey.gid)) {
-      return retiredGids.some((g) => equalBytes(g, parsed.gid))
-        ? refuse('retired-group-key', `group key ${toHex(parsed.gid)} is retired (rekeyed); the current one is ${toHex(groupKey.gid)}`)
+    const { retiredGids, publishers, signAlg } = this.#material;
+    let groupKey: GroupKey | undefined;
+    try {
+      groupKey = this.#keys.find(parsed.gid, now);
+    } catch (error) {
+      if (!(error instanceof PubSubKeyError)) throw error;
+      return refuse('expired-group-key', error.message);
+    }
+    if (groupKey === undefined) {
+      const current = this.#keys.current(now).gid;
+      return retiredGids.some((g) => equalBytes(g, parsed.gid)) || this.#keys.isRetired(parsed.gid)
+        ? refuse('retired-group-key', `group key ${toHex(parsed.gid)} is retired (rekeyed, or its epoch is over); the current one is ${toHex(current)}`)
         : refuse('unknown-group-key', `no group key ${toHex(parsed.gid)} for topic "${this.#material.topic}"`);
     }
     if (groupKey.exp !== undefined && now >= groupKey.exp * 1000) return refuse('expired-group-key', `group key ${groupKey.num} expired; get the new key material`);
     if (parsed.bodyAlg !== groupKey.alg || parsed.signAlg !== signAlg) return refuse('malformed', 'algorithms differ from the group\'s');
     const publisher: PublisherCredential | undefined = publishers.find((p) => equalBytes(p.senderId, parsed.senderId));
     if (publisher === undefined) return refuse('unauthorized-publisher', `Sender ID ${toHex(parsed.senderId)} is not an authorized publisher of "${this.#material.topic}" (R5.1)`);
-    const window = this.#windows.get(toHex(publisher.senderId))!;
+    const window = this.#windowsFor(groupKey).get(toHex(publisher.senderId))!;
     const sequenceNumber = decodePartialIv(parsed.piv);
     const fresh = (): boolean => window.check(sequenceNumber) && (this.#policy === 'window' || window.highest === undefined || sequenceNumber > window.highest);
     if (!fresh()) {
