@@ -163,11 +163,18 @@ export class KudosClientPeer implements RequesterKeyUpdate {
     if (this.session.state !== 'BUSY') this.gate.open();
   }
 
-  /** Protection for our own KUDOS messages: the requester's path, without the gate (they are the update). */
+  /**
+   * Protection for our own KUDOS messages: the requester's path, without the gate (they are the
+   * update). Only the first protection starts the update: the same request repeated for a B.1.2
+   * Echo challenge goes out divergent again while we are BUSY (the session makes it so), but not
+   * once the challenge itself — a convergent response — completed the update.
+   */
   #kudosSecurity(startKudos: boolean): MessageSecurity {
+    let start = startKudos;
     return {
       protect: (request) => {
-        this.#startKudos = startKudos;
+        this.#startKudos = start;
+        start = false;
         return protectWith(this.#requester, request);
       },
     };

@@ -24,6 +24,7 @@ export {
   type KudosEvent,
   type KudosSessionOptions,
   type IncomingRequest,
+  type ChallengeHandle,
   type OutgoingRequest,
   type UnprotectedRequest,
   type UnprotectedResponse,
