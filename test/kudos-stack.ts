@@ -20,6 +20,8 @@ export interface StackOptions {
   nstart?: number;
   /** Send every request through this forward proxy. */
   proxy?: string;
+  /** Where the server's provisioned context resumes its Sender Sequence Numbers (a context used before). */
+  serverFirstSequence?: number;
 }
 
 export interface Stack {
@@ -54,7 +56,7 @@ export async function kudosStack(options: StackOptions = {}): Promise<Stack> {
   const initial = { masterSecret: MASTER_SECRET, masterSalt: MASTER_SALT };
   const clientSession = KudosSession.open({ identity: CLIENT_IDENTITY, storage: new KudosFileStorage(`${directory.path}/client`, CLIENT_IDENTITY), onEncrypt: ledger.record }, initial);
   const startServer = async () => {
-    const serverSession = KudosSession.open({ identity: SERVER_IDENTITY, storage: new KudosFileStorage(`${directory.path}/server`, SERVER_IDENTITY), onEncrypt: ledger.record, retainOldMs: 5000 }, initial);
+    const serverSession = KudosSession.open({ identity: SERVER_IDENTITY, storage: new KudosFileStorage(`${directory.path}/server`, SERVER_IDENTITY), onEncrypt: ledger.record, retainOldMs: 5000 }, { ...initial, ...(options.serverFirstSequence !== undefined ? { firstSequenceNumber: options.serverFirstSequence } : {}) });
     const serverSecurity = new KudosServerSecurity(
       [{ name: 'client', session: serverSession, recipientId: CLIENT_IDENTITY.senderId, ...(options.serverPolicy ? { policy: options.serverPolicy } : {}) }],
       { onEvent: (_peer, e) => serverEvents.push(e), ...options.server },

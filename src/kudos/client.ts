@@ -87,9 +87,9 @@ export class KudosClientPeer implements RequesterKeyUpdate {
   }
 
   admit(): Promise<() => void> {
-    if (!this.gate.closed && this.#policy.due()) {
+    if (!this.gate.closed && this.#policy.due(this.session.sentWithCurrent)) {
       // A failed update (a peer without KUDOS, a lost answer) is tried again after another period.
-      void this.rekey().catch(() => this.#policy.reset());
+      void this.rekey().catch(() => this.#policy.postpone(this.session.sentWithCurrent));
     }
     return this.gate.admit();
   }
@@ -98,7 +98,6 @@ export class KudosClientPeer implements RequesterKeyUpdate {
     const startKudos = this.#startKudos;
     this.#startKudos = false;
     const { message, outgoing, events } = this.session.protectRequest(request, { startKudos, ...(classOf ? { classOf } : {}) });
-    this.#policy.count();
     this.handle(events);
     return new KudosExchange(requester, message, outgoing, this);
   }

@@ -133,11 +133,10 @@ export class KudosServerSecurity implements ServerSecurity {
       inner: result.message,
       context: withOscoreLayer(context, layer),
       protect: (response) => {
-        if (session.state === 'IDLE' && peer.policy.due()) peer.startNext = true;
+        if (session.state === 'IDLE' && peer.policy.due(session.sentWithCurrent)) peer.startNext = true;
         const startKudos = peer.startNext && session.state === 'IDLE';
         peer.startNext = false;
         const out = session.protectResponse(response, incoming, { startKudos });
-        peer.policy.count();
         this.#handle(peer, out.events);
         return out.message;
       },
@@ -148,6 +147,7 @@ export class KudosServerSecurity implements ServerSecurity {
     for (const event of events) {
       this.#options.onEvent?.(peer.config.name, event);
       if (event.type === 'completed') peer.policy.reset();
+      if (event.type === 'aborted') peer.policy.postpone(peer.config.session.sentWithCurrent);
     }
     const session = peer.config.session;
     if (session.state === 'BUSY' && !peer.gate.closed) {

@@ -166,6 +166,15 @@ export class KudosSession {
     return this.#o.identity;
   }
 
+  /**
+   * The encryptions under the current Sender Key so far, for the key-usage policy (policy.ts): its
+   * next Sender Sequence Number (every message protected here has its own Partial IV). After a
+   * restart it is the reservation, at most `reserve` above the true count.
+   */
+  get sentWithCurrent(): number {
+    return this.#current.nextSequence;
+  }
+
   get peerCapability(): PeerCapability {
     return this.#peerCapability;
   }
