@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,6 +99,7 @@ async function world(name: string, serverKudos: Record<string, number> = {}) {
       relay.server = { address: '127.0.0.1', port: server.port };
     },
     client: (args: readonly string[]) => Child.start([...args, '--credentials', clientFile]),
+    serverPort: () => server.port,
     async get(): Promise<void> {
       const r = await coapsec(['get', `${base}/hello`, '--credentials', clientFile], { timeout: 15_000 });
       snapshot();
@@ -196,5 +198,44 @@ test('client killed in PENDING (its convergent request lost): it resumes PENDING
   await w.get();
   await w.server().waitFor(/kudos client: update completed/);
   await w.get();
+  await w.finish();
+});
+
+/** Sends `data` straight to the server from a fresh socket, as an attacker replaying it; resolves with the socket's port once an answer came. */
+async function replayTo(port: number, data: Buffer): Promise<number> {
+  const socket = createSocket('udp4');
+  try {
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no answer to the replayed request within 5 s')), 5000);
+      socket.once('message', () => (clearTimeout(timer), resolve()));
+      socket.send(data, port, '127.0.0.1');
+    });
+    return socket.address().port;
+  } finally {
+    socket.close();
+  }
+}
+
+test('a request captured before kill -9 of the server and replayed after its restart is refused with an Echo challenge (RFC 8613 B.1.2); the client carries on', async () => {
+  const w = await world('replay-after-restart');
+  try {
+    await w.get();
+    await w.rekey();
+    await w.get();
+    const captured = w.relay.datagrams.filter((d) => d.from === 'client').at(-1)!;
+    await w.server().kill9();
+    await w.restartServer();
+    const attacker = await replayTo(w.serverPort(), captured.data);
+    // Never processed: the server logs the challenge for the attacker's address, no handler answer.
+    await w.server().waitFor(new RegExp(`127\\.0\\.0\\.1:${attacker} .*(OSCORE refused: Echo challenge|GET /hello 2\\.05)`));
+    assert.match(w.server().stderr, new RegExp(`127\\.0\\.0\\.1:${attacker} .*OSCORE refused: Echo challenge`));
+    assert.doesNotMatch(w.server().stderr, new RegExp(`127\\.0\\.0\\.1:${attacker} client oscore GET /hello 2\\.05`));
+    await w.get();
+    assert.match(w.server().stderr, /client oscore GET \/hello 2\.05/, 'the legitimate client was served after its Echo round trip');
+  } catch (error) {
+    w.relay.close();
+    throw error;
+  }
   await w.finish();
 });

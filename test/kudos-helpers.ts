@@ -2,10 +2,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CoapMessage } from '../src/coap/message.js';
-import { MessageType } from '../src/coap/message.js';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { getOption, MessageType, sortOptions, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
-import { type ContextMaterial, type KudosEvent, KudosFileStorage, KudosSession, type KudosSessionOptions, type PeerCapability, type SecretPair } from '../src/kudos/index.js';
+import { type ChallengeHandle, type ContextMaterial, type KudosEvent, KudosFileStorage, KudosSession, type KudosSessionOptions, type OutgoingRequest, type PeerCapability, type SecretPair, type UnprotectedRequest } from '../src/kudos/index.js';
 
 export const MASTER_SECRET = Uint8Array.from(Buffer.from('0102030405060708090a0b0c0d0e0f10', 'hex'));
 export const MASTER_SALT = Uint8Array.from(Buffer.from('9e7ca92223786340', 'hex'));
@@ -39,11 +40,32 @@ export interface PeerConfig {
 export class Peer {
   session!: KudosSession;
   events: KudosEvent[] = [];
+  /** The Echo values this peer issued since it booted (RFC 8613 B.1.2 challenges); a crash forgets them. */
+  #issued = new Set<string>();
   constructor(readonly config: PeerConfig) {
     this.boot();
   }
 
+  /** unprotectRequest, with the freshness proof of an Echo value this peer issued since it booted. */
+  unprotectRequest(message: CoapMessage): UnprotectedRequest {
+    return this.session.unprotectRequest(message, {
+      provenFresh: (inner) => {
+        const echo = getOption(inner, OptionNumber.Echo);
+        return echo !== undefined && this.#issued.has(hex(echo));
+      },
+    });
+  }
+
+  /** The protected 4.01 with a new Echo value for a request refused with `challenge`. */
+  challenge(request: ChallengeHandle): CoapMessage {
+    const echo = Uint8Array.from(randomBytes(8));
+    this.#issued.add(hex(echo));
+    const challenge: CoapMessage = { type: MessageType.ACK, code: 0x81, messageId: 0, token: new Uint8Array(0), options: [{ number: OptionNumber.Echo, value: echo }], payload: new Uint8Array(0) };
+    return this.session.protectChallenge(challenge, request).message;
+  }
+
   boot(): void {
+    this.#issued = new Set();
     const { identity, directory, ledger, options, initial, random } = this.config;
     this.session = KudosSession.open(
       { identity, storage: new KudosFileStorage(directory, identity), reserve: 4, onEncrypt: ledger.record, ...(random ? { random } : {}), ...options },
@@ -89,3 +111,33 @@ export const text = (m: CoapMessage): string => new TextDecoder().decode(m.paylo
 export const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 export const sameContext = (a: KudosSession, b: KudosSession): boolean =>
   hex(a.currentSecrets.masterSecret) === hex(b.currentSecrets.masterSecret) && hex(a.currentSecrets.masterSalt) === hex(b.currentSecrets.masterSalt);
+
+/** `request` with an Echo option carrying `echo` (RFC 9175 §2.3: the answer to a challenge). */
+export function withEcho(request: CoapMessage, echo: Uint8Array): CoapMessage {
+  return { ...request, options: sortOptions([...request.options.filter((o) => o.number !== OptionNumber.Echo), { number: OptionNumber.Echo, value: echo }]) };
+}
+
+/** A 4.01 carrying Echo: the B.1.2 challenge, once verified. */
+export const echoOf = (response: CoapMessage): Uint8Array | undefined => (response.code === 0x81 ? getOption(response, OptionNumber.Echo) : undefined);
+
+/**
+ * `from` sends `message` to `to`; if `to` restarted and challenges it (RFC 8613 B.1.2), `from`
+ * verifies the 4.01, repeats the request with its Echo value, and `to` unprotects that.
+ */
+export function sendRequest(from: Peer, to: Peer, message: CoapMessage, startKudos = false): { sent: { message: CoapMessage; outgoing: OutgoingRequest }; received: UnprotectedRequest; challenged: boolean } {
+  let sent = from.session.protectRequest(message, { startKudos });
+  from.note(sent.events);
+  let received = to.unprotectRequest(sent.message);
+  to.note(received.events);
+  if (received.ok || received.challenge === undefined) return { sent, received, challenged: false };
+  const back = from.session.unprotectResponse(to.challenge(received.challenge), sent.outgoing);
+  from.note(back.events);
+  assert.ok(back.ok, `the challenge did not verify: ${!back.ok && back.reason}`);
+  const echo = echoOf(back.message);
+  assert.ok(echo, 'the challenge is a 4.01 with Echo');
+  sent = from.session.protectRequest(withEcho(message, echo));
+  from.note(sent.events);
+  received = to.unprotectRequest(sent.message);
+  to.note(received.events);
+  return { sent, received, challenged: true };
+}

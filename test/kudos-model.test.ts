@@ -14,9 +14,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { CoapMessage } from '../src/coap/message.js';
+import { getOption, type CoapMessage } from '../src/coap/message.js';
+import { OptionNumber } from '../src/coap/options.js';
 import type { IncomingRequest, OutgoingRequest } from '../src/kudos/index.js';
-import { CLIENT_IDENTITY, NonceLedger, Peer, SERVER_IDENTITY, hex, request, response, sameContext, tempDirectory } from './kudos-helpers.js';
+import { CLIENT_IDENTITY, NonceLedger, Peer, SERVER_IDENTITY, echoOf, hex, request, response, sameContext, tempDirectory, withEcho } from './kudos-helpers.js';
 
 type Action =
   | { kind: 'send'; from: 'client' | 'server'; start: boolean }
@@ -45,8 +46,8 @@ interface InFlight {
 class World {
   readonly ledger = new NonceLedger();
   readonly peers: Record<'client' | 'server', Peer>;
-  /** Per requester, the requests it still expects a response to, by token (lost on a crash). */
-  readonly outstanding: Record<'client' | 'server', Map<string, OutgoingRequest>> = { client: new Map(), server: new Map() };
+  /** Per requester, the requests it still expects a response to, by token (lost on a crash), with the request to repeat for an Echo challenge. */
+  readonly outstanding: Record<'client' | 'server', Map<string, { outgoing: OutgoingRequest; request: CoapMessage }>> = { client: new Map(), server: new Map() };
   network: InFlight[] = [];
   readonly removers: (() => void)[] = [];
   readonly initial: string;
@@ -70,15 +71,20 @@ class World {
     const session = this.peers[from].session;
     // §4.3.7: before a KUDOS message, no outstanding interactions: the requester frees its tokens.
     if (start || session.holdsTraffic) this.outstanding[from].clear();
-    const sent = session.protectRequest(request(start ? '.well-known/kudos' : 'app'), { startKudos: start });
-    this.outstanding[from].set(hex(sent.message.token), sent.outgoing);
+    this.push(from, request(start ? '.well-known/kudos' : 'app'), start);
+  }
+
+  push(from: 'client' | 'server', message: CoapMessage, start: boolean): void {
+    const sent = this.peers[from].session.protectRequest(message, { startKudos: start });
+    this.outstanding[from].set(hex(sent.message.token), { outgoing: sent.outgoing, request: message });
     this.network.push({ to: this.other(from), type: 'request', message: sent.message });
   }
 
-  /** Returns whether the request verified. */
+  /** Returns whether the request verified. A peer that restarted answers its first request per context with an Echo challenge (B.1.2). */
   deliverRequest(item: InFlight, startInResponse: boolean): boolean {
     const peer = this.peers[item.to];
-    const received = peer.session.unprotectRequest(item.message);
+    const received = peer.unprotectRequest(item.message);
+    if (!received.ok && received.challenge) this.network.push({ to: this.other(item.to), type: 'response', message: { ...peer.challenge(received.challenge), token: item.message.token } });
     if (!received.ok) return false;
     this.respond(item.to, received.message, received.request, startInResponse);
     return true;
@@ -89,12 +95,16 @@ class World {
     this.network.push({ to: this.other(who), type: 'response', message: answer.message });
   }
 
+  /** Returns whether the response verified; a verified Echo challenge makes its requester repeat the request with the value (RFC 9175 §2.3). */
   deliverResponse(item: InFlight): boolean {
-    const outgoing = this.outstanding[item.to].get(hex(item.message.token));
-    if (!outgoing) return false;
-    const back = this.peers[item.to].session.unprotectResponse(item.message, outgoing);
-    if (back.ok) this.outstanding[item.to].delete(hex(item.message.token));
-    return back.ok;
+    const waiting = this.outstanding[item.to].get(hex(item.message.token));
+    if (!waiting) return false;
+    const back = this.peers[item.to].session.unprotectResponse(item.message, waiting.outgoing);
+    if (!back.ok) return false;
+    this.outstanding[item.to].delete(hex(item.message.token));
+    const echo = echoOf(back.message);
+    if (echo !== undefined && getOption(waiting.request, OptionNumber.Echo) === undefined) this.push(item.to, withEcho(waiting.request, echo), false);
+    return true;
   }
 
   apply(a: Action): void {
@@ -125,13 +135,18 @@ class World {
     }
   }
 
-  /** One exchange over a reliable network, both messages delivered at once. */
+  /** One exchange over a reliable network, both messages delivered at once (and, after a restart, the Echo round trip before it). */
   exchange(from: 'client' | 'server', start: boolean): boolean {
     this.network = [];
     this.send(from, start);
-    const req = this.network.pop()!;
-    if (!this.deliverRequest(req, false)) return false;
-    return this.deliverResponse(this.network.pop()!);
+    for (let round = 0; round < 2; round++) {
+      const verified = this.deliverRequest(this.network.pop()!, false);
+      const answer = this.network.pop();
+      if (answer === undefined || !this.deliverResponse(answer)) return false;
+      if (verified) return true;
+      if (this.network.length === 0) return false;
+    }
+    return false;
   }
 
   settled(): boolean {

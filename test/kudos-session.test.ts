@@ -14,7 +14,7 @@ import { decodeOscoreOption, decodePartialIv } from '../src/oscore/index.js';
 import { parseXByte, updateCtx } from '../src/kudos/index.js';
 import {
   BOOTSTRAP, CLIENT_IDENTITY, MASTER_SECRET, MASTER_SALT, NonceLedger, Peer, type PeerConfig, SERVER_IDENTITY,
-  hex, request, response, sameContext, tempDirectory, text,
+  hex, request, response, sameContext, sendRequest, tempDirectory, text,
 } from './kudos-helpers.js';
 
 function pair(t: { after: (fn: () => void) => void }, options: { client?: Partial<PeerConfig>; server?: Partial<PeerConfig> } = {}) {
@@ -38,10 +38,8 @@ const piv = (m: CoapMessage): number | undefined => {
 
 /** client → server request, server → client response; returns both sides' results. */
 function roundTrip(client: Peer, server: Peer, path: string, opts: { clientStarts?: boolean; serverStarts?: boolean } = {}) {
-  const sent = client.session.protectRequest(request(path, `to ${path}`), { startKudos: opts.clientStarts ?? false });
-  client.note(sent.events);
-  const received = server.session.unprotectRequest(sent.message);
-  server.note(received.events);
+  // A peer that restarted first answers with a B.1.2 Echo challenge (sendRequest takes that round trip).
+  const { sent, received } = sendRequest(client, server, request(path, `to ${path}`), opts.clientStarts ?? false);
   assert.ok(received.ok, `server refused: ${!received.ok && received.reason}`);
   const answer = server.session.protectResponse(response(received.message, `from ${path}`), received.request, { startKudos: opts.serverStarts ?? false });
   server.note(answer.events);
@@ -322,9 +320,9 @@ test('two PENDING peers on different CTX_NEWs (the responder rebooted in BUSY) c
   const { client, server, ledger } = pair(t);
   const fromServer = server.session.protectRequest(request('.well-known/kudos'), { startKudos: true }); // held by the network
   server.crash(); // the server's nonce S2 is gone with its memory
-  const fromClient = client.session.protectRequest(request('.well-known/kudos'), { startKudos: true });
-  const atServer = server.session.unprotectRequest(fromClient.message);
-  assert.ok(atServer.ok);
+  // The rebooted server challenges the divergent request first (B.1.2); the client, still BUSY, repeats it with the same nonce.
+  const { sent: fromClient, received: atServer, challenged } = sendRequest(client, server, request('.well-known/kudos'), true);
+  assert.ok(challenged && atServer.ok);
   const convergent = server.session.protectResponse(response(atServer.message), atServer.request); // CTX_NEW = f(P1, S1)
   const atClient = client.session.unprotectRequest(fromServer.message); // the late S2: the client goes to f(P1, S2)
   assert.ok(atClient.ok);

@@ -20,6 +20,8 @@ export interface StackOptions {
   nstart?: number;
   /** Send every request through this forward proxy. */
   proxy?: string;
+  /** Where the server's provisioned context resumes its Sender Sequence Numbers (a context used before). */
+  serverFirstSequence?: number;
 }
 
 export interface Stack {
@@ -37,6 +39,11 @@ export interface Stack {
   log: string[];
   /** Every datagram between client and server (the client talks to the server through it). */
   relay: UdpRelay;
+  /**
+   * A server restart: the server process's memory is gone (its session, replay windows, Echo key);
+   * it comes back from its KUDOS record on a new port, and the relay forwards there.
+   */
+  restartServer(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,28 +54,32 @@ export async function kudosStack(options: StackOptions = {}): Promise<Stack> {
   const serverEvents: KudosEvent[] = [];
   const log: string[] = [];
   const initial = { masterSecret: MASTER_SECRET, masterSalt: MASTER_SALT };
-  const serverSession = KudosSession.open({ identity: SERVER_IDENTITY, storage: new KudosFileStorage(`${directory.path}/server`, SERVER_IDENTITY), onEncrypt: ledger.record, retainOldMs: 5000 }, initial);
   const clientSession = KudosSession.open({ identity: CLIENT_IDENTITY, storage: new KudosFileStorage(`${directory.path}/client`, CLIENT_IDENTITY), onEncrypt: ledger.record }, initial);
-  const serverSecurity = new KudosServerSecurity(
-    [{ name: 'client', session: serverSession, recipientId: CLIENT_IDENTITY.senderId, ...(options.serverPolicy ? { policy: options.serverPolicy } : {}) }],
-    { onEvent: (_peer, e) => serverEvents.push(e), ...options.server },
-  );
-  const server = await CoapServer.listen({ host: '127.0.0.1', port: 0, security: serverSecurity });
-  server.add(kudosResource());
-  server.resource('/echo', { POST: (r) => (log.push(`echo ${r.payload.toString()}`), { code: ResponseCode.Changed, payload: r.payload }) }, { requireOscore: true });
-  server.resource(
-    '/slow',
-    {
-      GET: async () => {
-        log.push('slow start');
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        log.push('slow end');
-        return { code: ResponseCode.Content, payload: 'slow' };
+  const startServer = async () => {
+    const serverSession = KudosSession.open({ identity: SERVER_IDENTITY, storage: new KudosFileStorage(`${directory.path}/server`, SERVER_IDENTITY), onEncrypt: ledger.record, retainOldMs: 5000 }, { ...initial, ...(options.serverFirstSequence !== undefined ? { firstSequenceNumber: options.serverFirstSequence } : {}) });
+    const serverSecurity = new KudosServerSecurity(
+      [{ name: 'client', session: serverSession, recipientId: CLIENT_IDENTITY.senderId, ...(options.serverPolicy ? { policy: options.serverPolicy } : {}) }],
+      { onEvent: (_peer, e) => serverEvents.push(e), ...options.server },
+    );
+    const server = await CoapServer.listen({ host: '127.0.0.1', port: 0, security: serverSecurity });
+    server.add(kudosResource());
+    server.resource('/echo', { POST: (r) => (log.push(`echo ${r.payload.toString()}`), { code: ResponseCode.Changed, payload: r.payload }) }, { requireOscore: true });
+    server.resource(
+      '/slow',
+      {
+        GET: async () => {
+          log.push('slow start');
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          log.push('slow end');
+          return { code: ResponseCode.Content, payload: 'slow' };
+        },
       },
-    },
-    { requireOscore: true },
-  );
-  const relay = await UdpRelay.start(server.address());
+      { requireOscore: true },
+    );
+    return { server, serverSecurity, serverSession };
+  };
+  const first = await startServer();
+  const relay = await UdpRelay.start(first.server.address());
   const base = `coap://127.0.0.1:${relay.port}`;
   // The requester's own context is never used for protection once the session takes over; it
   // names the peer and its algorithms for the client's layers.
@@ -84,24 +95,28 @@ export async function kudosStack(options: StackOptions = {}): Promise<Stack> {
     ...(options.clientPolicy ? { policy: options.clientPolicy } : {}),
     ...options.client,
   });
-  return {
+  const stack: Stack = {
     client,
-    server,
-    serverSecurity,
+    ...first,
     peer,
     clientSession,
-    serverSession,
     base,
     ledger,
     clientEvents,
     serverEvents,
     log,
     relay,
+    restartServer: async () => {
+      await stack.server.close();
+      Object.assign(stack, await startServer());
+      relay.server = stack.server.address();
+    },
     close: async () => {
       await client.close();
       relay.close();
-      await server.close();
+      await stack.server.close();
       directory.remove();
     },
   };
+  return stack;
 }

@@ -13,14 +13,24 @@
  *   from its current context only (§4.3.1: updateCtx(X1, N1, CTX_OLD) with CTX_OLD the context in
  *   use), so it is refused just the same.
  *
- * The baseline of each row is the same message at a server that never retired CTX_OLD (it still has
- * it as its context): there it is accepted and the server moves to PENDING with a context derived
- * from material the attacker holds — what retirement prevents. Computed by a run like the rest.
+ * - a request replayed after a server restart: a request under a KUDOS context, captured before the
+ *   server restarted from its KUDOS record, is sent again after it. The record keeps no replay
+ *   window, so the server answers the first request under each context with a B.1.2 Echo
+ *   challenge (RFC 8613 Appendix B.1.2) instead of processing it.
+ *
+ * The baseline of the first two rows is the same message at a server that never retired CTX_OLD
+ * (it still has it as its context): there it is accepted and the server moves to PENDING with a
+ * context derived from material the attacker holds — what retirement prevents. The baseline of the
+ * restart row is the same bytes at a server with the same context and no memory of them — what a
+ * restart amounts to without B.1.2. Computed by a run like the rest.
  */
 import { decodeMessage, encodeMessage } from '../coap/codec.js';
 import { Method, ResponseCode } from '../coap/codes.js';
-import { encodeString, MessageType, type CoapMessage } from '../coap/message.js';
+import { encodeString, getOption, MessageType, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
+import { decodeOscoreOption } from '../oscore/option.js';
+import { echoChallenge } from '../server/oscore.js';
+import type { ChallengeHandle } from '../kudos/session-types.js';
 import { fingerprint } from '../kudos/messages.js';
 import type { KudosRecord, KudosStorage } from '../kudos/persistence.js';
 import { KudosSession, type KudosSessionOptions } from '../kudos/session.js';
@@ -37,6 +47,8 @@ export interface KudosThreatRow {
   readonly attack: string;
   readonly protection: string;
   readonly outcome: KudosAttackOutcome;
+  /** What the baseline server is. */
+  readonly baselineServer: string;
   readonly baseline: KudosAttackOutcome;
 }
 
@@ -107,7 +119,17 @@ function deliver(server: KudosSession, bytes: Uint8Array, refusedMeans: string):
   const where = `state ${before.state} → ${after.state}, context ${before.context} → ${after.context}`;
   if (result.ok) return { verdict: 'undetected', detail: `accepted as a ${result.kudos ? 'KUDOS' : 'non KUDOS'} request (via ${result.request.via}); ${where}` };
   if (moved) return { verdict: 'undetected', detail: `refused (${codeText(result.code)} ${result.reason}) but the server moved: ${where}` };
-  return { verdict: 'detected', detail: `server: refused with ${codeText(result.code)} (${result.reason}) — ${refusedMeans}; ${where}` };
+  // A challenge is answered with a protected 4.01 carrying Echo: the request itself is not processed.
+  const answer = result.challenge ? `, answered with ${echoChallengeOf(server, result.challenge)}` : '';
+  return { verdict: 'detected', detail: `server: refused with ${codeText(result.code)} (${result.reason})${answer} — ${refusedMeans}; ${where}` };
+}
+
+/** Protects the B.1.2 challenge as KudosServerSecurity does and says what it is, as the client reads it. */
+function echoChallengeOf(server: KudosSession, challenge: ChallengeHandle): string {
+  const echo = Uint8Array.from({ length: 16 }, (_, i) => i);
+  const protectedChallenge = server.protectChallenge(echoChallenge(echo), challenge).message;
+  const options = decodeOscoreOption(getOption(protectedChallenge, OptionNumber.Oscore)!);
+  return `a protected response (outer ${codeText(protectedChallenge.code)}, its own Partial IV ${options.piv === undefined ? 'missing' : 'present'}) holding a 4.01 with Echo (RFC 8613 B.1.2)`;
 }
 
 export const KUDOS_REPLAY_THREAT = 'KUDOS: a replayed divergent message (request #1 of an update, replayed after the update)';
@@ -125,6 +147,7 @@ export function runKudosReplay(): KudosThreatRow {
     attack: 'an on-path attacker captures divergent request #1 of a client-initiated forward-message update and sends it again once the update completed (CTX_OLD still retained for late non KUDOS messages, §4.6)',
     protection: 'KUDOS + OSCORE: CTX_TEMP = updateCtx(X1, N1, current context) (§4.3.1), CTX_OLD retired as a KUDOS input at key confirmation (§4.3.5)',
     outcome,
+    baselineServer: 'a server that kept CTX_OLD',
     baseline,
   };
 }
@@ -144,10 +167,35 @@ export function runKudosStaleContext(): KudosThreatRow {
     attack: 'after an update, a peer holding the retired CTX_OLD starts a fresh KUDOS execution from it (new N1), inside the server\'s §4.6 retention window for CTX_OLD',
     protection: 'KUDOS + OSCORE: a KUDOS message is only ever verified under CTX_TEMP from the current context (§4.3.1), never from a retained one',
     outcome,
+    baselineServer: 'a server that kept CTX_OLD',
+    baseline,
+  };
+}
+
+export const KUDOS_RESTART_THREAT = 'KUDOS: a request replayed after the server restarted from its KUDOS record';
+
+export function runKudosRestartReplay(): KudosThreatRow {
+  const client = open(CLIENT);
+  const storage = new MemoryStorage();
+  const server = KudosSession.open({ identity: SERVER, storage, retainOldMs: RETAIN_OLD_MS }, CTX_OLD);
+  update(client, server);
+  const captured = exchange(client, server, 'valve/open', false);
+  // The restart: the process's memory is gone; the session comes back from its record.
+  const restarted = KudosSession.open({ identity: SERVER, storage, retainOldMs: RETAIN_OLD_MS });
+  const outcome = deliver(restarted, captured, 'no replay window survives a restart, so the request is not processed until one echoing the challenge sets the window');
+  // Baseline: the same context at a server with no memory of the request, which is what a restart is without B.1.2.
+  const unaware = KudosSession.open({ identity: SERVER, storage: new MemoryStorage(), retainOldMs: RETAIN_OLD_MS }, server.currentSecrets);
+  const baseline = deliver(unaware, captured, 'unexpected at a server with no memory of it');
+  return {
+    threat: KUDOS_RESTART_THREAT,
+    attack: 'an on-path attacker records a request (POST /valve/open) under the context an update established, and sends it again once the server restarted from its KUDOS record',
+    protection: 'KUDOS + OSCORE: RFC 8613 Appendix B.1.2 on every context resumed from the record — the first request under each gets a protected 4.01 with Echo, only a request echoing it sets the replay window',
+    outcome,
+    baselineServer: 'a server with the same context and no memory of the request',
     baseline,
   };
 }
 
 export function runKudosThreats(): KudosThreatRow[] {
-  return [runKudosReplay(), runKudosStaleContext()];
+  return [runKudosReplay(), runKudosStaleContext(), runKudosRestartReplay()];
 }

@@ -76,7 +76,7 @@ export const THREAT_ROWS: ThreatRow[] = [
 export const FORWARD_SECRECY_TEST = 'forward secrecy: a recorded EDHOC run + OSCORE exchange does not decrypt with both long-term keys, and does with the session key';
 
 /** The test (test/threat-kudos.test.ts) behind the KUDOS section. */
-export const KUDOS_THREATS_TEST = 'KUDOS: a replayed divergent message and a KUDOS message from a stale context are refused, and the server does not move';
+export const KUDOS_THREATS_TEST = 'KUDOS: a replayed divergent message, a KUDOS message from a stale context and a request replayed after a restart are refused, and the server does not move';
 
 /** Tests (test/threats.test.ts, test/threat-forward-secrecy.test.ts, test/threat-kudos.test.ts) that cover requirements besides the per-row tests. */
 export const EXTRA_TESTS: { name: string; requirements: string[] }[] = [
@@ -136,14 +136,14 @@ function kudosSection(rows: readonly KudosThreatRow[] | undefined): string[] {
     '',
     '## Key update (KUDOS, draft-ietf-core-oscore-key-update)',
     '',
-    `Attacks on the key update itself, run in process on the sans-IO \`KudosSession\` with every message encoded to its bytes and decoded again, as an on-path attacker handles them (\`src/attack/kudos-threats.ts\`; test: \`${KUDOS_THREATS_TEST}\`; the same refusals over loopback UDP in test/kudos-wire-replay.test.ts). The baseline is the same message at a server that never retired CTX_OLD, still using it as its context — there is no unprotected baseline, since a KUDOS message only exists under OSCORE. Every cell is computed by a run.`,
+    `Attacks on the key update itself and on contexts that run it, run in process on the sans-IO \`KudosSession\` with every message encoded to its bytes and decoded again, as an on-path attacker handles them (\`src/attack/kudos-threats.ts\`; test: \`${KUDOS_THREATS_TEST}\`; the same refusals over loopback UDP in test/kudos-wire-replay.test.ts and test/kudos-restart-replay.test.ts, and across kill -9 in test/kudos-crash.test.ts). The baseline is the same message at the server the row names: one that never retired CTX_OLD, still using it as its context, or one with the same context and no memory of the message — there is no unprotected baseline, since a KUDOS context only exists under OSCORE. Every cell is computed by a run.`,
     '',
-    '| Threat | Attack | Protection | Outcome | Baseline: server that kept CTX_OLD |',
+    '| Threat | Attack | Protection | Outcome | Baseline |',
     '|---|---|---|---|---|',
   ];
   if (rows === undefined) return [...lines, '| — | not run | not run | not run | not run |'];
   const cell = (o: KudosThreatRow['outcome']) => `${o.verdict}: ${o.detail.replace(/\|/g, '/')}`;
-  for (const row of rows) lines.push(`| ${row.threat} | ${row.attack} | ${row.protection} | ${cell(row.outcome)} | ${cell(row.baseline)} |`);
+  for (const row of rows) lines.push(`| ${row.threat} | ${row.attack} | ${row.protection} | ${cell(row.outcome)} | ${row.baselineServer}: ${cell(row.baseline)} |`);
   return lines;
 }
 

@@ -184,6 +184,27 @@ export class RouteSecurity implements MessageSecurity {
     };
   }
 
+  /**
+   * draft-ietf-core-oscore-key-update §4.3.7 on every layer of the route: while a KUDOS update runs
+   * on the end-to-end context or on a hop's context (a KudosClientPeer on its requester), the
+   * request waits in that peer's gate like a direct one, and counts as in flight on each layer
+   * until its exchange ends. Layers without an update admit at once.
+   */
+  async admit(): Promise<() => void> {
+    const releases: (() => void)[] = [];
+    const release = (): void => {
+      for (const r of releases.splice(0)) r();
+    };
+    try {
+      for (const { hop } of this.hops) if (hop.context !== undefined) releases.push(await requesterFor(hop.context).admit());
+      if (this.endToEnd.admit !== undefined) releases.push(await this.endToEnd.admit());
+    } catch (error) {
+      release();
+      throw error;
+    }
+    return release;
+  }
+
   /** Sets up the layers made on demand, from the origin inwards (see the module comment). */
   around(exchange: SendRequest): SendRequest {
     let wrapped = exchange;

@@ -87,9 +87,9 @@ export class KudosClientPeer implements RequesterKeyUpdate {
   }
 
   admit(): Promise<() => void> {
-    if (!this.gate.closed && this.#policy.due()) {
+    if (!this.gate.closed && this.#policy.due(this.session.sentWithCurrent)) {
       // A failed update (a peer without KUDOS, a lost answer) is tried again after another period.
-      void this.rekey().catch(() => this.#policy.reset());
+      void this.rekey().catch(() => this.#policy.postpone(this.session.sentWithCurrent));
     }
     return this.gate.admit();
   }
@@ -98,7 +98,6 @@ export class KudosClientPeer implements RequesterKeyUpdate {
     const startKudos = this.#startKudos;
     this.#startKudos = false;
     const { message, outgoing, events } = this.session.protectRequest(request, { startKudos, ...(classOf ? { classOf } : {}) });
-    this.#policy.count();
     this.handle(events);
     return new KudosExchange(requester, message, outgoing, this);
   }
@@ -163,11 +162,18 @@ export class KudosClientPeer implements RequesterKeyUpdate {
     if (this.session.state !== 'BUSY') this.gate.open();
   }
 
-  /** Protection for our own KUDOS messages: the requester's path, without the gate (they are the update). */
+  /**
+   * Protection for our own KUDOS messages: the requester's path, without the gate (they are the
+   * update). Only the first protection starts the update: the same request repeated for a B.1.2
+   * Echo challenge goes out divergent again while we are BUSY (the session makes it so), but not
+   * once the challenge itself — a convergent response — completed the update.
+   */
   #kudosSecurity(startKudos: boolean): MessageSecurity {
+    let start = startKudos;
     return {
       protect: (request) => {
-        this.#startKudos = startKudos;
+        this.#startKudos = start;
+        start = false;
         return protectWith(this.#requester, request);
       },
     };

@@ -41,7 +41,8 @@ export function openKudosSession(config: OscoreContextConfig, recipientId: Uint8
   const identity = identityOf(config, recipientId);
   return KudosSession.open(
     { identity, storage: new KudosFileStorage(kudosDirectory(stateDirectory), identity), reserve: config.sequenceSaveInterval, replayWindow: config.replayWindow, peerKeepsQuiet: true, retainOldMs: RETAIN_OLD_MS },
-    { masterSecret: config.masterSecret, masterSalt: config.masterSalt, firstSequenceNumber: context.nextSequenceNumber() },
+    // `restarted`: the context's own sequence file existed, so an earlier process used it (B.1.2).
+    { masterSecret: config.masterSecret, masterSalt: config.masterSalt, firstSequenceNumber: context.nextSequenceNumber(), restarted: context.restarted },
   );
 }
 

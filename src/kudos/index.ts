@@ -24,6 +24,7 @@ export {
   type KudosEvent,
   type KudosSessionOptions,
   type IncomingRequest,
+  type ChallengeHandle,
   type OutgoingRequest,
   type UnprotectedRequest,
   type UnprotectedResponse,
@@ -35,3 +36,4 @@ export { KudosClientPeer, type KudosClientOptions, type SendKudosRequest } from 
 export { KudosServerSecurity, type KudosServerOptions, type KudosServerPeerConfig } from './server.js';
 export { kudosResource, KUDOS_RESOURCE_PATH, KUDOS_RESOURCE_TYPE } from './well-known.js';
 export { describeKudosEvent, describeKudosContext } from './describe.js';
+export { KUDOS_EAD_LABEL, type KudosSupport, kudosEadAsk, kudosEad2, kudosEad3, readKudosEad, peerCapabilityOf } from './edhoc-ead.js';

@@ -11,12 +11,20 @@
  *   requests are held by the kudos-gate stage (server/stages/kudos-gate.ts, §4.3.7), in a bounded
  *   queue, and released when the update completes or — after `busyTimeoutMs` without an answer —
  *   is abandoned on CTX_OLD.
+ *
+ * After a restart (a session resumed from its record) no peer context's replay window is known:
+ * RFC 8613 Appendix B.1.2, as OscoreServerSecurity does for plain contexts — the first request
+ * under each is answered with a protected 4.01 carrying an Echo value (stateless, keyed per
+ * instance, so values from before the restart never verify: RFC 9175 §2.4) and never reaches a
+ * handler; the client repeats it with the value, which sets the window.
  */
 import { EMPTY_BYTES, MessageType, getOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { withOscoreLayer, type EndpointContext } from '../exchange/context.js';
 import { decodeOscoreOption } from '../oscore/option.js';
 import { errorResponseParts } from '../oscore/protect.js';
+import { EchoFreshness } from '../server/freshness.js';
+import { echoChallenge } from '../server/oscore.js';
 import type { ServerSecurity, UnprotectOutcome } from '../server/security.js';
 import { PeerGate } from './gate.js';
 import { KudosPolicy, type KudosPolicySettings } from './policy.js';
@@ -41,6 +49,8 @@ export interface KudosServerOptions {
   holdTimeoutMs?: number;
   /** An update we started (BUSY) that got no convergent request in this time is abandoned. Default 30 s. */
   busyTimeoutMs?: number;
+  /** How long the Echo value of a B.1.2 challenge is accepted. Default 60 s. */
+  echoLifetimeMs?: number;
   onEvent?: (peer: string, event: KudosEvent) => void;
 }
 
@@ -64,6 +74,8 @@ class ServerPeer {
 export class KudosServerSecurity implements ServerSecurity {
   readonly #peers = new Map<string, ServerPeer>();
   readonly #options: KudosServerOptions;
+  /** Its key is random per instance: values issued before a restart never verify (RFC 9175 §2.4). */
+  readonly #echo = new EchoFreshness(() => performance.now());
 
   constructor(peers: readonly KudosServerPeerConfig[], options: KudosServerOptions = {}) {
     this.#options = options;
@@ -102,8 +114,17 @@ export class KudosServerSecurity implements ServerSecurity {
     const peer = option?.kid === undefined ? undefined : this.#peers.get(hex(option.kid));
     if (peer === undefined) return this.#options.fallback?.unprotect(message, context);
     const session = peer.config.session;
-    const result = session.unprotectRequest(message);
+    const echoIdentity = `kudos-b.1.2\0${hex(peer.config.recipientId)}`;
+    const lifetime = this.#options.echoLifetimeMs ?? 60_000;
+    const result = session.unprotectRequest(message, {
+      provenFresh: (inner) => this.#echo.verifyFor(getOption(inner, OptionNumber.Echo), echoIdentity, lifetime) === 'fresh',
+    });
     this.#handle(peer, result.events);
+    if (!result.ok && result.challenge) {
+      const challenge = session.protectChallenge(echoChallenge(this.#echo.issueFor(echoIdentity)), result.challenge);
+      this.#handle(peer, challenge.events);
+      return { ok: false, response: challenge.message };
+    }
     if (!result.ok) return { ok: false, response: { type: MessageType.ACK, messageId: 0, token: EMPTY_BYTES, ...errorResponseParts(result) } };
     const incoming = result.request;
     const layer = { peer: peer.config.name, kid: hex(peer.config.recipientId) };
@@ -112,11 +133,10 @@ export class KudosServerSecurity implements ServerSecurity {
       inner: result.message,
       context: withOscoreLayer(context, layer),
       protect: (response) => {
-        if (session.state === 'IDLE' && peer.policy.due()) peer.startNext = true;
+        if (session.state === 'IDLE' && peer.policy.due(session.sentWithCurrent)) peer.startNext = true;
         const startKudos = peer.startNext && session.state === 'IDLE';
         peer.startNext = false;
         const out = session.protectResponse(response, incoming, { startKudos });
-        peer.policy.count();
         this.#handle(peer, out.events);
         return out.message;
       },
@@ -127,6 +147,7 @@ export class KudosServerSecurity implements ServerSecurity {
     for (const event of events) {
       this.#options.onEvent?.(peer.config.name, event);
       if (event.type === 'completed') peer.policy.reset();
+      if (event.type === 'aborted') peer.policy.postpone(peer.config.session.sentWithCurrent);
     }
     const session = peer.config.session;
     if (session.state === 'BUSY' && !peer.gate.closed) {

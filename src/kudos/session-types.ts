@@ -57,7 +57,24 @@ export interface OutgoingRequest {
 
 export type UnprotectedRequest =
   | { ok: true; message: CoapMessage; request: IncomingRequest; kudos: boolean; events: KudosEvent[] }
-  | { ok: false; code: number; reason: string; events: KudosEvent[] };
+  | {
+      ok: false;
+      code: number;
+      reason: string;
+      events: KudosEvent[];
+      /**
+       * The request decrypted, but under a context whose replay window is not set since the
+       * restart (RFC 8613 Appendix B.1.2): answer it with `protectChallenge` (a 4.01 with Echo)
+       * and do not process it.
+       */
+      challenge?: ChallengeHandle;
+    };
+
+/** A request refused for a B.1.2 Echo challenge: give it to protectChallenge. */
+export interface ChallengeHandle extends IncomingRequest {
+  /** The request came under CTX_NEW, or a CTX_TEMP derived from it: its sender holds CTX_NEW. */
+  readonly peerHoldsNew: boolean;
+}
 
 export type UnprotectedResponse =
   | { ok: true; message: CoapMessage; /** The response's own Partial IV, when it had one. */ sequenceNumber?: number; kudos: boolean; events: KudosEvent[] }

@@ -23,7 +23,7 @@ import { type ClassOf, protectRequest, protectResponse, unprotectRequest, unprot
 import { ReplayWindow } from '../oscore/replay.js';
 import { equal, fingerprint, normalised, pairKey, readOption, temporaryContext, withKudosFields } from './messages.js';
 import type { KudosRecord, KudosStorage, PeerCapability, PersistedContext, SecretPair } from './persistence.js';
-import type { IncomingRequest, KudosEvent, KudosSessionOptions, KudosState, OutgoingRequest, UnprotectedRequest, UnprotectedResponse } from './session-types.js';
+import type { ChallengeHandle, IncomingRequest, KudosEvent, KudosSessionOptions, KudosState, OutgoingRequest, UnprotectedRequest, UnprotectedResponse } from './session-types.js';
 import {
   type ContextMaterial,
   type NoncePair,
@@ -37,7 +37,7 @@ import {
   xByte,
 } from './update-ctx.js';
 
-export type { IncomingRequest, KudosEvent, KudosSessionOptions, KudosState, OutgoingRequest, UnprotectedRequest, UnprotectedResponse } from './session-types.js';
+export type { ChallengeHandle, IncomingRequest, KudosEvent, KudosSessionOptions, KudosState, OutgoingRequest, UnprotectedRequest, UnprotectedResponse } from './session-types.js';
 
 /** A context in use: its material, keys, sequence numbers and request replay window. */
 interface LiveContext {
@@ -47,8 +47,19 @@ interface LiveContext {
   nextSequence: number;
   reservedUpTo: number;
   persisted: boolean;
+  /**
+   * The context existed before this session was opened (read from storage, or provisioned as a
+   * context already in use): messages under it, or under a CTX_TEMP derived from it, may have been
+   * accepted by an earlier process, so its replay windows start uninitialised (RFC 8613 B.1.2).
+   */
+  restored: boolean;
   replay: ReplayWindow;
 }
+
+/** What `verify` (one context tried by #receive) reports. `challenge`: it decrypted, but its freshness is unknown (B.1.2). */
+type Verified<T> = { ok: true; value: T } | { ok: false; reason: string; code?: number; challenge?: ChallengeHandle };
+type VerifiedRequest = Extract<ReturnType<typeof unprotectRequest>, { ok: true }> & { via: IncomingRequest['via'] };
+type Verify<T> = (context: LiveContext, via: IncomingRequest['via'], replay: ReplayWindow) => Verified<T>;
 
 const BAD_OPTION = 0x82;
 const UNAUTHORIZED = 0x81;
@@ -79,24 +90,27 @@ export class KudosSession {
    */
   #supersededPeerPairs = new Set<string>();
   #state: KudosState = 'IDLE';
+  /** The bootstrap context (no-FS mode) existed before this session was opened. */
+  readonly #restored: boolean;
 
-  private constructor(options: KudosSessionOptions, record: KudosRecord) {
+  private constructor(options: KudosSessionOptions, record: KudosRecord, restored: boolean) {
     this.#o = { reserve: 64, nonceLength: 8, preserveObservations: false, retainOldMs: 0, replayWindow: 32, ...options };
     if (this.#o.nonceLength < 1 || this.#o.nonceLength > 16) throw new RangeError('KUDOS nonce length must be 1-16 bytes');
     this.#storage = options.storage;
     this.#bootstrap = record.bootstrap;
     this.#peerCapability = record.peerCapability;
+    this.#restored = restored;
     // Startup (§4.3.3.1): resume from disk. CTX_TEMPs and our pair were never written, so they are
     // gone (Pre-IDLE step 1). A persisted PENDING resumes as PENDING — CTX_NEW is on disk with its
     // reservation, and the peer may still be in BUSY waiting for our convergent message (see docs/kudos.md).
-    this.#current = this.#live(record.current, true);
+    this.#current = this.#live(record.current, true, restored);
     this.#pending = record.pending;
     if (record.pending) {
-      this.#next = this.#live(record.pending.next, true);
+      this.#next = this.#live(record.pending.next, true, restored);
       this.#state = 'PENDING';
     }
     if (record.retained && record.retained.until > this.#now()) {
-      this.#retained = { ...record.retained, live: this.#live({ ...record.retained, reservedUpTo: 0 }, false) };
+      this.#retained = { ...record.retained, live: this.#live({ ...record.retained, reservedUpTo: 0 }, false, restored) };
     }
     // Every sequence number below a reservation may have been used before the crash.
     this.#persist();
@@ -107,13 +121,21 @@ export class KudosSession {
    * pre-shared or EDHOC-derived context, with optional no-FS bootstrap material); it is ignored
    * when the storage already holds a record (the Latest material wins over the provisioned one).
    * `firstSequenceNumber`: where the provisioned context's Sender Sequence Numbers resume, when it
-   * was used before KUDOS took it over (its own sequence store's next number).
+   * was used before KUDOS took it over (its own sequence store's next number); `restarted`: that
+   * context was used before (by an earlier process), so its requests may come again.
+   *
+   * RFC 8613 Appendix B.1.2: every context that existed before this call — a record read from
+   * storage, or a provisioned context marked `restarted` — starts with uninitialised replay
+   * windows. The first request verified under each is not processed: unprotectRequest returns a
+   * `challenge` to answer with a 4.01 carrying Echo, and only a request that proves its freshness
+   * (`provenFresh`, the echoed value) sets the window.
    */
   static open(
     options: KudosSessionOptions,
-    initial?: { masterSecret: Uint8Array; masterSalt?: Uint8Array; bootstrap?: SecretPair; peerCapability?: PeerCapability; firstSequenceNumber?: number },
+    initial?: { masterSecret: Uint8Array; masterSalt?: Uint8Array; bootstrap?: SecretPair; peerCapability?: PeerCapability; firstSequenceNumber?: number; restarted?: boolean },
   ): KudosSession {
     let record = options.storage.read();
+    const restored = record !== undefined || initial?.restarted === true;
     if (!record) {
       if (!initial) throw new Error('no KUDOS state stored and no initial context given');
       record = {
@@ -122,7 +144,7 @@ export class KudosSession {
         peerCapability: initial.peerCapability ?? 'unknown',
       };
     }
-    return new KudosSession(options, record);
+    return new KudosSession(options, record, restored);
   }
 
   get state(): KudosState {
@@ -142,6 +164,15 @@ export class KudosSession {
   /** The IDs, ID Context and algorithms: what KUDOS never changes (§4). */
   get identity(): KudosSessionOptions['identity'] {
     return this.#o.identity;
+  }
+
+  /**
+   * The encryptions under the current Sender Key so far, for the key-usage policy (policy.ts): its
+   * next Sender Sequence Number (every message protected here has its own Partial IV). After a
+   * restart it is the reservation, at most `reserve` above the true count.
+   */
+  get sentWithCurrent(): number {
+    return this.#current.nextSequence;
   }
 
   get peerCapability(): PeerCapability {
@@ -200,6 +231,25 @@ export class KudosSession {
     return { message: kudos ? withKudosFields(message, kudos) : message, events };
   }
 
+  /**
+   * The 4.01 Echo challenge of RFC 8613 Appendix B.1.2 for a request unprotectRequest refused with
+   * `challenge`. It is protected like any response (own Partial IV, §8.3; the B.1.2 text: "The
+   * server MUST use its Partial IV"), except in PENDING for a request whose sender does not hold
+   * CTX_NEW (it came under CTX_OLD, or a CTX_TEMP derived from it): that sender left the
+   * execution or started another one, and could not read a convergent answer under CTX_NEW, so
+   * the challenge goes under CTX_OLD. It carries no application data, and the state does not move
+   * until the echoed request arrives (§4.3.2's "MUST NOT send non KUDOS messages" in PENDING is
+   * kept for everything else).
+   */
+  protectChallenge(challenge: CoapMessage, request: ChallengeHandle): { message: CoapMessage; events: KudosEvent[] } {
+    if (this.#state !== 'PENDING' || request.peerHoldsNew) return this.protectResponse(challenge, request);
+    const context = this.#current;
+    const sequence = this.#nextSequence(context);
+    const message = protectResponse(challenge, context.keys.sender, request.binding, { sequenceNumber: sequence });
+    this.#audit(context, sequence);
+    return { message, events: [] };
+  }
+
   #outgoingContext(start: boolean, events: KudosEvent[]): { context: LiveContext; kudos?: { x: number; nonce: Uint8Array } } {
     if (this.#state === 'PENDING') {
       const pending = this.#pending!;
@@ -222,23 +272,34 @@ export class KudosSession {
 
   // --- incoming ------------------------------------------------------------------------------
 
-  unprotectRequest(request: CoapMessage): UnprotectedRequest {
+  /**
+   * `provenFresh` (RFC 8613 Appendix B.1.2, RFC 9175 §2.3): whether the decrypted request carries
+   * an Echo value the caller issued since this session was opened. It is asked only for a request
+   * under a context whose replay window is not set yet (or below its B.1.2 lower limit); without
+   * it, such a request is refused with `challenge`, its handle for `protectChallenge`.
+   */
+  unprotectRequest(request: CoapMessage, options: { provenFresh?: (inner: CoapMessage) => boolean } = {}): UnprotectedRequest {
     const events: KudosEvent[] = [];
     const option = readOption(request);
     if (!option.ok) return { ok: false, code: BAD_OPTION, reason: option.reason, events };
-    const attempt = (context: LiveContext, via: IncomingRequest['via'], replay: ReplayWindow) => {
-      const result = unprotectRequest(request, (kid) => (equal(kid, context.keys.recipientId) ? context.keys.recipient : undefined));
-      if (!result.ok) return result;
-      // §7.4: the replay window of the context that verified it.
-      if (replay.verdict(result.sequenceNumber) !== 'fresh') return { ok: false as const, code: UNAUTHORIZED, reason: 'Replay detected' };
-      replay.accept(result.sequenceNumber);
-      return { ...result, via };
-    };
-    const verified = this.#receive(option.value, events, (context, via, replay) => {
-      const r = attempt(context, via, replay);
-      return r.ok ? { ok: true, value: r } : { ok: false, reason: r.reason, code: r.code };
+    const verified = this.#receive(option.value, events, (context, via, replay): Verified<VerifiedRequest> => {
+      const r = unprotectRequest(request, (kid) => (equal(kid, context.keys.recipientId) ? context.keys.recipient : undefined));
+      if (!r.ok) return { ok: false, reason: r.reason, code: r.code };
+      const proven = (): boolean => options.provenFresh?.(r.message) === true;
+      if (!replay.initialised) {
+        // B.1.2: "the first time after booting, the server receives an OSCORE request, the server
+        // responds with an OSCORE protected 4.01 (Unauthorized), containing only the Echo option";
+        // "If the server ... can verify a second OSCORE request as fresh, then the Partial IV of
+        // the second request is set as the lower limit of the Replay Window".
+        if (!proven()) return { ok: false, code: UNAUTHORIZED, reason: 'freshness unknown since the restart (RFC 8613 Appendix B.1.2)', challenge: { binding: r.binding, via, peerHoldsNew: via === 'next' } };
+        replay.initialiseAt(r.sequenceNumber);
+      } else if (!replay.accept(r.sequenceNumber, replay.verdict(r.sequenceNumber) === 'too-old' && proven())) {
+        // §7.4: the replay window of the context that verified it.
+        return { ok: false, code: UNAUTHORIZED, reason: 'Replay detected' };
+      }
+      return { ok: true, value: { ...r, via } };
     });
-    if (!verified.ok) return { ok: false, code: verified.code ?? UNAUTHORIZED, reason: verified.reason, events };
+    if (!verified.ok) return { ok: false, code: verified.code ?? UNAUTHORIZED, reason: verified.reason, events, ...(verified.challenge ? { challenge: verified.challenge } : {}) };
     const { value } = verified;
     return { ok: true, message: value.message, request: { binding: value.binding, via: value.via }, kudos: option.value.kudos !== undefined, events };
   }
@@ -249,13 +310,18 @@ export class KudosSession {
     if (!option.ok) return { ok: false, reason: option.reason, events };
     // Responses carry their own Partial IV here; those without one were protected with the
     // request's nonce, which only a non-KUDOS peer does and only under the request's context.
-    const verified = this.#receive(option.value, events, (context, _via, replay) => {
+    const verified = this.#receive(option.value, events, (context, _via, replay): Verified<Extract<ReturnType<typeof unprotectResponse>, { ok: true }>> => {
       const r = unprotectResponse(response, context.keys.recipient, outgoing.binding);
       if (!r.ok) return { ok: false, reason: r.reason };
-      if (r.sequenceNumber !== undefined) {
+      if (r.sequenceNumber === undefined) return { ok: true, value: r };
+      if (!replay.initialised) {
+        // A response answers a request made since this session was opened, so the peer protected
+        // it after every message it sent before: its Partial IV is a lower limit (B.1.2) no
+        // earlier message of the peer can pass.
+        replay.initialiseAt(r.sequenceNumber);
+      } else if (!replay.accept(r.sequenceNumber)) {
         // A duplicate of an already verified response under the same key: refused like a replayed request.
-        if (replay.verdict(r.sequenceNumber) !== 'fresh') return { ok: false, reason: 'Replay detected' };
-        replay.accept(r.sequenceNumber);
+        return { ok: false, reason: 'Replay detected' };
       }
       return { ok: true, value: r };
     });
@@ -271,8 +337,8 @@ export class KudosSession {
   #receive<T>(
     option: OscoreOptionValue,
     events: KudosEvent[],
-    verify: (context: LiveContext, via: IncomingRequest['via'], replay: ReplayWindow) => { ok: true; value: T } | { ok: false; reason: string; code?: number },
-  ): { ok: true; value: T } | { ok: false; reason: string; code?: number } {
+    verify: Verify<T>,
+  ): Verified<T> {
     const kudos = option.kudos;
     if (kudos === undefined) return this.#receiveNonKudos(events, verify);
     const bits = parseXByte(kudos.x);
@@ -290,7 +356,7 @@ export class KudosSession {
     return result;
   }
 
-  #receiveNonKudos<T>(events: KudosEvent[], verify: (c: LiveContext, via: IncomingRequest['via'], r: ReplayWindow) => { ok: true; value: T } | { ok: false; reason: string; code?: number }) {
+  #receiveNonKudos<T>(events: KudosEvent[], verify: Verify<T>): Verified<T> {
     if (this.#state === 'PENDING') {
       const r = verify(this.#next!, 'next', this.#next!.replay);
       if (r.ok) {
@@ -298,8 +364,10 @@ export class KudosSession {
         this.#complete(events);
         return r;
       }
+      if (!r.ok && r.challenge) return r;
     }
     const r = verify(this.#current, 'current', this.#current.replay);
+    if (!r.ok && r.challenge) return r;
     if (r.ok && this.#state === 'PENDING' && this.#o.peerKeepsQuiet) {
       // The peer sent a fresh non KUDOS message under CTX_OLD. A peer that keeps §4.3.7 sends none
       // while an execution runs, so it is not in this one any more (it rebooted in BUSY, or gave
@@ -320,14 +388,16 @@ export class KudosSession {
     peerPair: NoncePair,
     noFs: boolean,
     events: KudosEvent[],
-    verify: (c: LiveContext, via: IncomingRequest['via'], r: ReplayWindow) => { ok: true; value: T } | { ok: false; reason: string; code?: number },
-  ): { ok: true; value: T } | { ok: false; reason: string; code?: number } {
+    verify: Verify<T>,
+  ): Verified<T> {
     // CTX_TEMP = updateCtx(X2 | N2, 0x, CTX_IN) (§4.3.1) with CTX_IN = CTX_OLD (FS) or CTX_BOOTSTRAP (no-FS).
     if (this.#supersededPeerPairs.has(pairKey(peerPair))) return { ok: false, code: UNAUTHORIZED, reason: 'stale KUDOS divergent message (a nonce the peer has moved past)' };
-    const tryFrom = (ctxIn: ContextMaterial) => {
+    // `restored`: CTX_IN existed before this session was opened, so this CTX_TEMP may have verified
+    // messages in an earlier process (B.1.2): a pair not seen since starts with an uninitialised window.
+    const tryFrom = (ctxIn: ContextMaterial, restored: boolean) => {
       const temp = this.#live({ ...temporaryContext(peerPair, ctxIn), reservedUpTo: 0 }, false);
       const key = `${noFs ? 'p' : 'f'}${pairKey(peerPair)}`;
-      const replay = this.#peerTemps.get(key) ?? new ReplayWindow(this.#o.replayWindow);
+      const replay = this.#peerTemps.get(key) ?? new ReplayWindow(this.#o.replayWindow, { initialised: !restored });
       const r = verify(temp, 'temp', replay);
       if (r.ok) {
         if (this.#peerTemps.size >= MAX_PEER_TEMPS && !this.#peerTemps.has(key)) this.#peerTemps.delete(this.#peerTemps.keys().next().value!);
@@ -338,7 +408,8 @@ export class KudosSession {
     if (this.#state === 'PENDING') {
       const pending = this.#pending!;
       // CTX_IN of this execution: CTX_OLD, or the bootstrap context in no-FS mode.
-      const r = tryFrom(this.#ctxIn(noFs));
+      const r = tryFrom(this.#ctxIn(noFs), this.#ctxInRestored(noFs));
+      if (!r.ok && r.challenge) return r;
       if (r.ok) {
         // §4.3.4: the same (X, nonce) as the divergent message that got us here: stay in PENDING.
         // (The peer's pair is also the other half of CTX_NEW's Master Salt, so this survives a reboot.)
@@ -354,7 +425,8 @@ export class KudosSession {
       }
       if (!noFs) {
         // Second case: the peer completed and started over from CTX_NEW, which becomes CTX_OLD.
-        const fromNew = tryFrom(this.#next!.material);
+        const fromNew = tryFrom(this.#next!.material, this.#next!.restored);
+        if (!fromNew.ok && fromNew.challenge) return { ...fromNew, challenge: { ...fromNew.challenge, peerHoldsNew: true } };
         if (fromNew.ok) {
           this.#current = this.#next!;
           this.#next = undefined;
@@ -371,7 +443,7 @@ export class KudosSession {
       return r;
     }
     // IDLE or BUSY (10). KUDOS messages never use a retained CTX_OLD (§4.6).
-    const r = tryFrom(this.#ctxIn(noFs));
+    const r = tryFrom(this.#ctxIn(noFs), this.#ctxInRestored(noFs));
     if (!r.ok) return r;
     this.#enterPendingFrom(peerPair, noFs, events);
     return r;
@@ -381,8 +453,8 @@ export class KudosSession {
     peerPair: NoncePair,
     noFs: boolean,
     events: KudosEvent[],
-    verify: (c: LiveContext, via: IncomingRequest['via'], r: ReplayWindow) => { ok: true; value: T } | { ok: false; reason: string; code?: number },
-  ): { ok: true; value: T } | { ok: false; reason: string; code?: number } {
+    verify: Verify<T>,
+  ): Verified<T> {
     if (this.#state === 'IDLE') {
       // §4.3.3.3: ignored for KUDOS, processed as a CoAP message (a late duplicate under CTX_NEW).
       return verify(this.#current, 'current', this.#current.replay);
@@ -523,7 +595,12 @@ export class KudosSession {
     return { ...this.#o.identity, masterSecret: b.masterSecret, masterSalt: b.masterSalt };
   }
 
-  #live(secrets: PersistedContext, persisted: boolean): LiveContext {
+  /** Whether #ctxIn(noFs) existed before this session was opened. */
+  #ctxInRestored(noFs: boolean): boolean {
+    return noFs ? this.#restored : this.#current.restored;
+  }
+
+  #live(secrets: PersistedContext, persisted: boolean, restored = false): LiveContext {
     const material: ContextMaterial = { ...this.#o.identity, masterSecret: secrets.masterSecret, masterSalt: secrets.masterSalt };
     return {
       material,
@@ -531,7 +608,8 @@ export class KudosSession {
       nextSequence: secrets.reservedUpTo,
       reservedUpTo: secrets.reservedUpTo,
       persisted,
-      replay: new ReplayWindow(this.#o.replayWindow),
+      restored,
+      replay: new ReplayWindow(this.#o.replayWindow, { initialised: !restored }),
     };
   }
 

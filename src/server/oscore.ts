@@ -205,14 +205,7 @@ export class OscoreServerSecurity implements ServerSecurity {
    * use its Partial IV when generating the AEAD nonce and MUST include the Partial IV".
    */
   private challenge(security: OscoreSecurityContext, recipient: RecipientState, binding: RequestBinding): CoapMessage {
-    const challenge: CoapMessage = {
-      type: MessageType.ACK,
-      code: ResponseCode.Unauthorized,
-      messageId: 0,
-      token: EMPTY_BYTES,
-      options: [{ number: OptionNumber.Echo, value: this.echo.issueFor(echoIdentity(security, recipient)) }],
-      payload: EMPTY_BYTES,
-    };
+    const challenge = echoChallenge(this.echo.issueFor(echoIdentity(security, recipient)));
     return protectResponse(challenge, security.sender, binding, { sequenceNumber: security.nextSequenceNumber() });
   }
 
@@ -337,6 +330,11 @@ export class OscoreServerSecurity implements ServerSecurity {
     const unauthorized: CoapMessage = { type: MessageType.ACK, code: ResponseCode.Unauthorized, messageId: 0, token: EMPTY_BYTES, options: [], payload: EMPTY_BYTES };
     return withResponseKidContext(protectResponse(unauthorized, second.sender, binding), r2);
   }
+}
+
+/** The inner response of a B.1.2 challenge: a 4.01 "containing only the Echo option ... and no diagnostic payload". */
+export function echoChallenge(echo: Uint8Array): CoapMessage {
+  return { type: MessageType.ACK, code: ResponseCode.Unauthorized, messageId: 0, token: EMPTY_BYTES, options: [{ number: OptionNumber.Echo, value: echo }], payload: EMPTY_BYTES };
 }
 
 /** Step 2's "first security context": ID Context = ID1, only the Recipient Context is needed. */
