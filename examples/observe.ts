@@ -6,15 +6,12 @@ server.resource('/temp', { GET: () => ({ code: ResponseCode.Content, payload: St
 
 const client = new CoapClient();
 const observation = await client.observe(`coap://127.0.0.1:${server.address().port}/temp`);
-const warming = setInterval(() => {
-  temperature++;
-  server.changed('/temp'); // notifies every observer (RFC 7641 §4.2)
-}, 100);
 let received = 0;
 for await (const notification of observation) {
   console.log(notification.text()); // 20, then 21, 22
   if (++received === 3) break; // leaving the loop deregisters (RFC 7641 §3.6)
+  temperature++;
+  server.changed('/temp'); // notifies every observer (RFC 7641 §4.2)
 }
-clearInterval(warming);
 await client.close();
 await server.close();
