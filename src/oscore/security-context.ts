@@ -374,6 +374,8 @@ export class ContextDirectory {
   /** Contexts in use, in directory order: configured (all kept, even retired for some kid), then derived. */
   private readonly configured: readonly OscoreSecurityContext[];
   private readonly derived = new Set<OscoreSecurityContext>();
+  /** Contexts added after construction (fetched from a context store on first use, src/store/). */
+  private readonly inserted: OscoreSecurityContext[] = [];
   private readonly byKid = new Map<string, Bucket>();
   private readonly byKidAndIdContext = new Map<string, Bucket>();
   /** Configured contexts allowing B.2, by kid; a context retired for a kid stays here. */
@@ -403,9 +405,15 @@ export class ContextDirectory {
     return [...(this.origins.get(bytesKey(kid)) ?? [])];
   }
 
-  /** The contexts currently in use (configured and derived). */
+  /** The contexts currently in use (configured, inserted and derived). */
   get all(): readonly OscoreSecurityContext[] {
-    return [...this.configured, ...this.derived];
+    return [...this.configured, ...this.inserted, ...this.derived];
+  }
+
+  /** Serves `context` from now on, after the configured ones (a context fetched from a store). */
+  insert(context: OscoreSecurityContext): void {
+    this.inserted.push(context);
+    this.add(context);
   }
 
   /**
