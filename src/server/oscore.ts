@@ -225,14 +225,21 @@ export class OscoreServerSecurity implements ServerSecurity {
       ok: true,
       inner: verified.message,
       context: withOscoreLayer(context, layer),
-      protect: (response, kind) =>
-        protectResponse(
-          response,
-          security.sender,
-          verified.binding,
-          // §8.3.1: every notification after the first carries a fresh Partial IV.
-          kind === 'notification' ? { sequenceNumber: security.nextSequenceNumber() } : {},
-        ),
+      protect: (response, kind) => {
+        // §8.3.1: every notification after the first carries a fresh Partial IV.
+        let fresh: { sequenceNumber: number } | Record<string, never> = {};
+        if (kind === 'notification') {
+          try {
+            fresh = { sequenceNumber: security.nextSequenceNumber() };
+          } catch (error) {
+            // No reserved number (the context store is slow or down): never a guess. The 5.03
+            // ends the observation; the client registers again (RFC 7641 §3.3.1).
+            if (error instanceof StoreError) return storeUnavailable();
+            throw error;
+          }
+        }
+        return protectResponse(response, security.sender, verified.binding, fresh);
+      },
     };
   }
 

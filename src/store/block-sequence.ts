@@ -2,7 +2,8 @@
  * Sender Sequence Numbers from a context store's block reservations (RFC 8613 Appendix B.1.1):
  * the node holds a block [n, n+K) that the store reserved durably for it, hands out numbers from
  * it synchronously (protecting a message cannot wait for a network), and reserves the next block
- * in the background when a quarter of the current one is left. It never hands out a number it has
+ * in the background when half of the current one is left (a burst of up to K/2 numbers — notifications
+ * to many observers at once — then finds the next block there). It never hands out a number it has
  * not reserved: when the block is used up before the next reservation arrived (the store is slow
  * or down), next() throws a StoreError and the server answers 5.03 — never a guess.
  *
@@ -34,7 +35,7 @@ export class BlockSequence implements SequenceSource {
   ) {
     if (!Number.isSafeInteger(blockSize) || blockSize < 1) throw new RangeError(`the reservation block size must be a positive integer, got ${blockSize}`);
     this.#sender = sender;
-    this.#lowWater = Math.floor(blockSize / 4);
+    this.#lowWater = Math.ceil(blockSize / 2);
   }
 
   get sender(): string {
