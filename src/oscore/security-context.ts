@@ -17,6 +17,11 @@ export interface SequenceSource {
    * replay windows then start uninitialised, Appendix B.1.2) even if it never sent a number.
    */
   prepare?(): void;
+  /**
+   * Undefined when a number can be handed out now; else a promise settled when one can (a source
+   * reserving numbers from a shared store, src/store/block-sequence.ts), rejected when it cannot.
+   */
+  ready?(): Promise<void> | undefined;
 }
 
 /** Volatile numbering from a start value: for tests, never for a context that outlives the process. */
@@ -291,6 +296,11 @@ export class OscoreSecurityContext {
    */
   exportParameters(): Readonly<SecurityContextInput> {
     return this.input();
+  }
+
+  /** Undefined when nextSequenceNumber() can answer now; else what it waits for (SequenceSource.ready). */
+  sequenceReady(): Promise<void> | undefined {
+    return this.sequence.ready?.();
   }
 
   /** The next Sender Sequence Number; never returns one twice (§7.2). */

@@ -143,8 +143,14 @@ export class OscoreServerSecurity implements ServerSecurity {
     if (kid === undefined) return undefined;
     const found = this.directory.find(kid, kidContext);
     if (found !== undefined) {
-      const reserving = source!.ready(found.context);
-      return reserving && settled(reserving);
+      const reserving = found.context.sequenceReady();
+      if (reserving === undefined) return undefined;
+      return settled(
+        reserving.catch((error: Error) => {
+          source!.onError?.(error);
+          throw error;
+        }),
+      );
     }
     const loading = source!.lookup(kid, kidContext);
     if (loading === undefined) return undefined; // known absent: unprotect answers 4.01

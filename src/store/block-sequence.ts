@@ -11,8 +11,8 @@
  * never use one number: the (key, nonce) pairs of the context's sender stay unique across the farm.
  * The rest of a node's block is lost when it stops (B.1.1's price for writing once per K).
  */
-import { SequenceExhaustedError } from '../credentials/sequence-store.js';
-import type { SequenceSource } from '../oscore/security-context.js';
+import { SequenceExhaustedError, sequenceFileName } from '../credentials/sequence-store.js';
+import type { OscoreSecurityContext, SequenceSource } from '../oscore/security-context.js';
 import { StoreError, type ContextStore, type ReservedBlock } from './types.js';
 
 export class BlockSequence implements SequenceSource {
@@ -23,24 +23,33 @@ export class BlockSequence implements SequenceSource {
   #reserving: Promise<void> | undefined;
   /** Why the last reservation failed, for the error of a next() that has nothing to hand out. */
   #failure: Error | undefined;
-  readonly #lowWater: number;
-  /** sequenceFileName of the sender (the counter's name in the store), worked out on first use: two SHA-256 runs per context a node may never serve. */
-  #sender: string | (() => string);
+  /**
+   * sequenceFileName of the sender (the counter's name in the store), or the context to work it
+   * out from on first use: two SHA-256 runs per context a node may never serve. A node may hold
+   * 100,000 of these, so there is no closure and nothing precomputed per object.
+   */
+  #sender: string | OscoreSecurityContext | undefined;
 
   constructor(
     private readonly store: ContextStore,
-    sender: string | (() => string),
+    /** The sender's name; or undefined, and the context is given to `of` once made. */
+    sender: string | undefined,
     /** B.1.1's K: numbers per reservation. */
     readonly blockSize: number,
   ) {
     if (!Number.isSafeInteger(blockSize) || blockSize < 1) throw new RangeError(`the reservation block size must be a positive integer, got ${blockSize}`);
     this.#sender = sender;
-    this.#lowWater = Math.ceil(blockSize / 2);
+  }
+
+  /** Names the counter by this context's sender identity (when the constructor was given no name). */
+  of(context: OscoreSecurityContext): void {
+    this.#sender ??= context;
   }
 
   get sender(): string {
     const s = this.#sender;
-    return typeof s === 'string' ? s : (this.#sender = s());
+    if (s === undefined) throw new TypeError('BlockSequence: no sender name and no context');
+    return typeof s === 'string' ? s : (this.#sender = sequenceFileName(s.senderIdentity()));
   }
 
   next(): number {
@@ -57,7 +66,7 @@ export class BlockSequence implements SequenceSource {
       this.#end = ahead.end;
     }
     const number = this.#next++;
-    if (this.#end - this.#next <= this.#lowWater) this.reserveAhead();
+    if (this.#end - this.#next <= this.blockSize / 2) this.reserveAhead();
     return number;
   }
 

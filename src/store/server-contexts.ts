@@ -17,7 +17,6 @@
  *
  * Its Sender Sequence Numbers come from the store's block reservations (block-sequence.ts).
  */
-import { sequenceFileName } from '../credentials/sequence-store.js';
 import { OscoreSecurityContext } from '../oscore/security-context.js';
 import { BlockSequence } from './block-sequence.js';
 import { contextSlot } from './records.js';
@@ -31,8 +30,8 @@ export interface ContextSource {
    * Rejects with a StoreError when the store cannot answer.
    */
   lookup(kid: Uint8Array, kidContext: Uint8Array | undefined): Promise<OscoreSecurityContext | undefined> | undefined;
-  /** Undefined when `context` has a Sender Sequence Number ready; else the reservation to wait for. */
-  ready(context: OscoreSecurityContext): Promise<void> | undefined;
+  /** Told each failure of a reservation a request waited for (the server logs it). */
+  onError?(error: Error): void;
 }
 
 export interface StoreContextsOptions {
@@ -51,7 +50,6 @@ export interface StoreContextsOptions {
 export class StoreContexts implements ContextSource {
   readonly #negative = new Map<string, number>();
   readonly #loading = new Map<string, Promise<OscoreSecurityContext | undefined>>();
-  readonly #sequences = new WeakMap<OscoreSecurityContext, BlockSequence>();
   readonly #negativeCacheSize: number;
   readonly #negativeCacheMs: number;
   readonly #maxLookups: number;
@@ -99,19 +97,17 @@ export class StoreContexts implements ContextSource {
     return loading;
   }
 
-  ready(context: OscoreSecurityContext): Promise<void> | undefined {
-    const waiting = this.#sequences.get(context)?.ready();
-    return waiting?.catch((error: Error) => this.failed(error));
+  onError(error: Error): void {
+    this.#onError?.(error);
   }
 
   /** The run-time context of a stored one, numbering from the store's reservations. */
   contextOf(record: StoredContext): OscoreSecurityContext {
     const config = record.context;
-    let context: OscoreSecurityContext | undefined;
-    const sequence = new BlockSequence(this.store, () => sequenceFileName(context!.senderIdentity()), config.sequenceSaveInterval);
+    const sequence = new BlockSequence(this.store, undefined, config.sequenceSaveInterval);
     // restarted = true and echoOnRestart: B.1.2's Echo before this node trusts any Partial IV.
-    context = new OscoreSecurityContext({ ...config, name: record.name, echoOnRestart: true }, sequence, true);
-    this.#sequences.set(context, sequence);
+    const context = new OscoreSecurityContext({ ...config, name: record.name, echoOnRestart: true }, sequence, true);
+    sequence.of(context);
     return context;
   }
 
