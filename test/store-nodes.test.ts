@@ -26,6 +26,7 @@ import { RedisContextStore } from '../src/store/redis-store.js';
 import { StoreContexts } from '../src/store/server-contexts.js';
 import type { ContextStore, StoredContext } from '../src/store/types.js';
 import { TestRedis } from './store-redis-server.js';
+import { recordingRelay } from './store-relay.js';
 
 const redisReady = TestRedis.start();
 after(async () => (await redisReady).stop());
@@ -134,7 +135,7 @@ test('a request captured on node A and replayed to node B is refused with an Ech
   const response = await c.post(`coap://127.0.0.1:${relay.port}/act`, 'open the door');
   assert.equal(response.status, '2.04 Changed');
   assert.deepEqual(a.handled, ['open the door']);
-  const captured = relay.fromClient.at(-1)!; // the request that echoed A's challenge and was run
+  const captured = relay.log.filter((e) => e.fromClient).at(-1)!.datagram; // the request that echoed A's challenge and was run
 
   const onB = await sendRaw(b.server.address().port, captured);
   assert.equal(b.handled.length, 0, 'B did not run the replayed request');
@@ -183,23 +184,6 @@ test('Redis down: 5.03 with a diagnostic and the node lives; Redis back: served 
   assert.deepEqual(a.handled, ['before', 'held', 'after']);
 });
 
-/** A UDP relay in front of `port` that records every datagram from the client. */
-async function recordingRelay(port: number): Promise<{ port: number; fromClient: Buffer[]; close(): void }> {
-  const socket = createSocket('udp4');
-  const fromClient: Buffer[] = [];
-  let client: { address: string; port: number } | undefined;
-  socket.on('message', (data, from) => {
-    if (from.port === port) {
-      if (client) socket.send(data, client.port, client.address);
-      return;
-    }
-    client = { address: from.address, port: from.port };
-    fromClient.push(Buffer.from(data));
-    socket.send(data, port, '127.0.0.1');
-  });
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
-  return { port: socket.address().port, fromClient, close: () => socket.close() };
-}
 
 /** Sends `datagram` from a fresh socket (an attacker's) and returns the answer. */
 async function sendRaw(port: number, datagram: Buffer): Promise<ReturnType<typeof decodeMessage>> {

@@ -9,7 +9,6 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +22,7 @@ import { decodeOscoreOption } from '../src/oscore/option.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { coapsec, killChildren, startDaemon } from './support/cli-harness.js';
 import { TestRedis } from './store-redis-server.js';
+import { recordingRelay } from './store-relay.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'coapsec-two-nodes-'));
 const redisReady = TestRedis.start();
@@ -98,22 +98,3 @@ test('two serve --store processes on one Redis never reuse a (key, nonce) pair f
   assert.ok(ownPartialIvs >= 24, `the nodes used ${ownPartialIvs} Partial IVs of their own: more than one block of 8 each`);
   for (const node of nodes) assert.doesNotMatch(node.stderr(), /context store|Error/);
 });
-
-/** A UDP relay in front of `port`, recording what the client sent and what the server answered. */
-async function recordingRelay(port: number): Promise<{ port: number; log: Array<{ fromClient: boolean; datagram: Buffer }>; close(): void }> {
-  const socket = createSocket('udp4');
-  const log: Array<{ fromClient: boolean; datagram: Buffer }> = [];
-  let client: { address: string; port: number } | undefined;
-  socket.on('message', (data, from) => {
-    if (from.port === port) {
-      log.push({ fromClient: false, datagram: Buffer.from(data) });
-      if (client) socket.send(data, client.port, client.address);
-      return;
-    }
-    client = { address: from.address, port: from.port };
-    log.push({ fromClient: true, datagram: Buffer.from(data) });
-    socket.send(data, port, '127.0.0.1');
-  });
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
-  return { port: socket.address().port, log, close: () => socket.close() };
-}
