@@ -36,4 +36,6 @@ test('bad usage and an unusable store: one line, exit 2, no stack trace', async 
   const down = await coapsec(['serve', '--bind', '127.0.0.1:0', '--store', 'redis://127.0.0.1:1'], { timeout: 15_000 });
   assertUsageError(down, /--store: redis:\/\/127\.0\.0\.1:1: connect failed/);
   assertUsageError(await coapsec(['serve', '--store', directory, '--credentials', 'x.json']), /either --store or --credentials/);
+  const proxyDown = await coapsec(['proxy', '--forward', '--bind', '127.0.0.1:0', '--store', 'redis://127.0.0.1:1'], { timeout: 15_000 });
+  assertUsageError(proxyDown, /--store: redis:\/\/127\.0\.0\.1:1: connect failed/);
 });

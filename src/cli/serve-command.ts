@@ -16,8 +16,8 @@ import { attachEdhocResponder } from './edhoc-serve.js';
 import { UsageError } from './errors.js';
 import { describeKudosEvent } from '../kudos/describe.js';
 import { kudosResource } from '../kudos/well-known.js';
-import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
-import { storeServerSecurity } from './store-command.js';
+import { OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
+import { STORE_FLAGS, STORE_FLAG_USAGE, serverOscoreOrStore } from './store-command.js';
 import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
 import { GROUP_SERVE_FLAGS, GROUP_SERVE_USAGE, listenGroup, wantsGroup } from './group-serve.js';
 
@@ -38,9 +38,7 @@ export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] 
 ${STREAM_LISTEN_USAGE}
   --dir DIR          also serve the files below DIR, read-only
   --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
-  --store LOCATION   OSCORE contexts and sequence number reservations from a context store shared
-                     by several servers: redis://HOST:PORT[/DB] or a folder (coapsec store put
-                     provisions devices; instead of --credentials/--oscore-conf; docs/scale-out.md)
+${STORE_FLAG_USAGE}
 ${SOCKET_USAGE}
   --proxy-name NAME  answer proxied requests whose Proxy-Uri (or Uri-Host with Proxy-Scheme) names
                      NAME as if sent directly, so a proxy chain can end here (libcoap's -P ',NAME');
@@ -65,7 +63,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       'dtls-stale-after': { type: 'string' },
       'dtls-max-sessions-per-identity': { type: 'string' },
       plugtest: { type: 'boolean' },
-      store: { type: 'string' },
+      ...STORE_FLAGS,
       ...SOCKET_FLAGS,
       'proxy-name': { type: 'string', multiple: true },
       ...LOG_FLAGS,
@@ -98,11 +96,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return name;
   });
   const stateLimits = serverStateLimits(values);
-  if (values.store !== undefined && (values.credentials !== undefined || values['oscore-conf'] !== undefined)) throw new UsageError('use either --store or --credentials/--oscore-conf, not both');
-  const stored = values.store !== undefined ? await storeServerSecurity(values.store, (line) => void process.stderr.write(`${line}\n`)) : undefined;
-  const oscore = stored
-    ? { security: stored.security, protection: stored.security, kudos: undefined, edhoc: undefined, close: () => void stored.close() }
-    : serverOscore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined);
+  const oscore = await serverOscoreOrStore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined);
   const edhocLog = values.verbose?.length ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
   const keys = keyExport(values);
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');

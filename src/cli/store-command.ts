@@ -12,6 +12,8 @@ import { openContextStore } from '../store/open.js';
 import { StoreContexts } from '../store/server-contexts.js';
 import { StoreError, type ContextStore } from '../store/types.js';
 import { parse } from './args.js';
+import { serverOscore, type OscoreFlagValues, type ServerOscore } from './oscore-args.js';
+import type { KudosEvent } from '../kudos/session-types.js';
 import { ExitCode, UsageError } from './errors.js';
 
 export const STORE_USAGE = `usage: coapsec store put --store LOCATION --credentials FILE [--recipient KID] [--expires S]
@@ -136,4 +138,18 @@ export async function storeServerSecurity(location: string, log: (line: string) 
   };
   const security = new OscoreServerSecurity([], { contextSource: new StoreContexts(store, { onError }) });
   return { security, close: () => store.close() };
+}
+
+/** The `--store` flag of serve and proxy. */
+export const STORE_FLAGS = { store: { type: 'string' } } as const;
+export const STORE_FLAG_USAGE = `  --store LOCATION   OSCORE contexts and sequence number reservations from a context store shared
+                     by several servers: redis://HOST:PORT[/DB] or a folder (coapsec store put
+                     provisions devices; instead of --credentials/--oscore-conf; docs/scale-out.md)`;
+
+/** The server's OSCORE protection: from `--store` when given, else from --credentials/--oscore-conf (serverOscore). */
+export async function serverOscoreOrStore(values: OscoreFlagValues & { store?: string | undefined }, onKudosEvent?: (peer: string, event: KudosEvent) => void): Promise<ServerOscore> {
+  if (values.store === undefined) return serverOscore(values, onKudosEvent);
+  if (values.credentials !== undefined || values['oscore-conf'] !== undefined) throw new UsageError('use either --store or --credentials/--oscore-conf, not both');
+  const stored = await storeServerSecurity(values.store, (line) => void process.stderr.write(`${line}\n`));
+  return { security: stored.security, protection: stored.security, kudos: undefined, close: () => void stored.close() };
 }
