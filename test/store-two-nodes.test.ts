@@ -97,4 +97,5 @@ test('two serve --store processes on one Redis never reuse a (key, nonce) pair f
   }
   assert.ok(ownPartialIvs >= 24, `the nodes used ${ownPartialIvs} Partial IVs of their own: more than one block of 8 each`);
   for (const node of nodes) assert.doesNotMatch(node.stderr(), /context store|Error/);
+  assert.deepEqual(await Promise.all(nodes.map((n) => n.stop())), [0, 0], 'SIGTERM ends both nodes cleanly, their store connections closed');
 });
