@@ -15,6 +15,7 @@ import { PROXY_USAGE, proxyCommand } from './proxy-command.js';
 import { REQUEST_USAGE, requestCommand } from './request-command.js';
 import { REKEY_USAGE, rekeyCommand } from './rekey-command.js';
 import { SERVE_USAGE, serveCommand } from './serve-command.js';
+import { STORE_USAGE, storeCommand } from './store-command.js';
 import { TA_REQUEST_USAGE, taRequestCommand } from './ta-request-command.js';
 import { TRUST_ANCHOR_USAGE, trustAnchorCommand } from './trust-anchor-command.js';
 import { TRACE_USAGE, traceCommand } from './trace-command.js';
@@ -43,6 +44,7 @@ function commandNamed(name: string): Command | undefined {
     'trust-anchor': { usage: TRUST_ANCHOR_USAGE, run: (_, args) => trustAnchorCommand(args) },
     'ta-request': { usage: TA_REQUEST_USAGE, run: (_, args) => taRequestCommand(args) },
     credentials: { usage: CREDENTIALS_USAGE, run: (_, args) => credentialsCommand(args) },
+    store: { usage: STORE_USAGE, run: (_, args) => storeCommand(args) },
     keygen: { usage: KEYGEN_USAGE, run: (_, args) => keygenCommand(args) },
     trace: { usage: TRACE_USAGE, run: (_, args) => traceCommand(args) },
     broker: { usage: BROKER_USAGE, run: (_, args) => brokerCommand(args) },
@@ -71,6 +73,8 @@ ${TRUST_ANCHOR_USAGE}
 ${TA_REQUEST_USAGE}
 
 ${CREDENTIALS_USAGE}
+
+${STORE_USAGE}
 
 ${KEYGEN_USAGE}
 

@@ -29,7 +29,8 @@ import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js'
 import { attachEdhocResponder } from './edhoc-serve.js';
 import { UsageError } from './errors.js';
 import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
-import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
+import { OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
+import { STORE_FLAGS, STORE_FLAG_USAGE, serverOscoreOrStore } from './store-command.js';
 import { allowList } from '../proxy/oscore-proxy.js';
 import { proxyUpstreamContexts } from './via-args.js';
 import { GroupClient } from '../group/group-client.js';
@@ -91,6 +92,7 @@ ${SOCKET_USAGE}
 ${LOG_USAGE}
 ${DTLS_USAGE}
 ${OSCORE_USAGE}
+${STORE_FLAG_USAGE}
   See docs/security.md before exposing a proxy beyond loopback.
 ${KEY_EXPORT_USAGE}`;
 
@@ -117,6 +119,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       ...LOG_FLAGS,
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
+      ...STORE_FLAGS,
       ...KEY_EXPORT_FLAGS,
     },
     { min: 0, max: 0, names: '' },
@@ -185,7 +188,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   const tlsUpstream = tlsClientOptions(upstreamValues, dtls?.psk);
   const keys = keyExport(values);
   const upstream = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(tlsUpstream ? { tls: tlsUpstream } : {}), ...buffers });
-  const oscore = serverOscore(values);
+  const oscore = await serverOscoreOrStore(values);
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const upstreamContexts = proxyUpstreamContexts(values.credentials);
   const upstreamLookup = upstreamContexts.lookup;

@@ -16,7 +16,8 @@ import { attachEdhocResponder } from './edhoc-serve.js';
 import { UsageError } from './errors.js';
 import { describeKudosEvent } from '../kudos/describe.js';
 import { kudosResource } from '../kudos/well-known.js';
-import { OSCORE_FLAGS, OSCORE_USAGE, serverOscore } from './oscore-args.js';
+import { OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
+import { STORE_FLAGS, STORE_FLAG_USAGE, serverOscoreOrStore } from './store-command.js';
 import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
 import { GROUP_SERVE_FLAGS, GROUP_SERVE_USAGE, listenGroup, wantsGroup } from './group-serve.js';
 
@@ -37,6 +38,7 @@ export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] 
 ${STREAM_LISTEN_USAGE}
   --dir DIR          also serve the files below DIR, read-only
   --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
+${STORE_FLAG_USAGE}
 ${SOCKET_USAGE}
   --proxy-name NAME  answer proxied requests whose Proxy-Uri (or Uri-Host with Proxy-Scheme) names
                      NAME as if sent directly, so a proxy chain can end here (libcoap's -P ',NAME');
@@ -61,6 +63,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       'dtls-stale-after': { type: 'string' },
       'dtls-max-sessions-per-identity': { type: 'string' },
       plugtest: { type: 'boolean' },
+      ...STORE_FLAGS,
       ...SOCKET_FLAGS,
       'proxy-name': { type: 'string', multiple: true },
       ...LOG_FLAGS,
@@ -93,7 +96,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return name;
   });
   const stateLimits = serverStateLimits(values);
-  const oscore = serverOscore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined);
+  const oscore = await serverOscoreOrStore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined);
   const edhocLog = values.verbose?.length ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
   const keys = keyExport(values);
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');

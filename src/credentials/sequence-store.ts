@@ -221,7 +221,7 @@ function acquireContextLock(registryEntry: string, storePath: string): PidLock {
 }
 
 /** The stored reservation, or 0 for a context never used (RFC 8613 §3.2.2: it starts at 0). */
-function readPersisted(path: string): number {
+export function readPersisted(path: string): number {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -17,6 +17,11 @@ export interface SequenceSource {
    * replay windows then start uninitialised, Appendix B.1.2) even if it never sent a number.
    */
   prepare?(): void;
+  /**
+   * Undefined when a number can be handed out now; else a promise settled when one can (a source
+   * reserving numbers from a shared store, src/store/block-sequence.ts), rejected when it cannot.
+   */
+  ready?(): Promise<void> | undefined;
 }
 
 /** Volatile numbering from a start value: for tests, never for a context that outlives the process. */
@@ -293,6 +298,11 @@ export class OscoreSecurityContext {
     return this.input();
   }
 
+  /** Undefined when nextSequenceNumber() can answer now; else what it waits for (SequenceSource.ready). */
+  sequenceReady(): Promise<void> | undefined {
+    return this.sequence.ready?.();
+  }
+
   /** The next Sender Sequence Number; never returns one twice (§7.2). */
   nextSequenceNumber(): number {
     return this.sequence.next();
@@ -374,6 +384,8 @@ export class ContextDirectory {
   /** Contexts in use, in directory order: configured (all kept, even retired for some kid), then derived. */
   private readonly configured: readonly OscoreSecurityContext[];
   private readonly derived = new Set<OscoreSecurityContext>();
+  /** Contexts added after construction (fetched from a context store on first use, src/store/). */
+  private readonly inserted: OscoreSecurityContext[] = [];
   private readonly byKid = new Map<string, Bucket>();
   private readonly byKidAndIdContext = new Map<string, Bucket>();
   /** Configured contexts allowing B.2, by kid; a context retired for a kid stays here. */
@@ -403,9 +415,15 @@ export class ContextDirectory {
     return [...(this.origins.get(bytesKey(kid)) ?? [])];
   }
 
-  /** The contexts currently in use (configured and derived). */
+  /** The contexts currently in use (configured, inserted and derived). */
   get all(): readonly OscoreSecurityContext[] {
-    return [...this.configured, ...this.derived];
+    return [...this.configured, ...this.inserted, ...this.derived];
+  }
+
+  /** Serves `context` from now on, after the configured ones (a context fetched from a store). */
+  insert(context: OscoreSecurityContext): void {
+    this.inserted.push(context);
+    this.add(context);
   }
 
   /**

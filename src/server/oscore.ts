@@ -46,6 +46,8 @@ import { ContextDirectory, OscoreSecurityContext, type RecipientState } from '..
 import { withOscoreLayer, type EndpointContext } from '../exchange/context.js';
 import { escalatingClassOf } from '../oscore/escalation.js';
 import { EchoFreshness } from './freshness.js';
+import type { ContextSource } from '../store/server-contexts.js';
+import { StoreError } from '../store/types.js';
 import type { ServerSecurity, UnprotectOutcome } from './security.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -77,6 +79,12 @@ export interface OscoreServerOptions {
    * would let a replaying attacker starve the client again. Default 10.
    */
   staleChallengesPerSecond?: number;
+  /**
+   * Contexts kept in a context store (issue 26, src/store/): a kid not held here is looked up there
+   * before the request is unprotected, and a context's Sender Sequence Numbers come from the
+   * store's reservations. While the store cannot answer, requests get 5.03.
+   */
+  contextSource?: ContextSource;
 }
 
 const DEFAULT_ECHO_LIFETIME_MS = 60_000;
@@ -107,6 +115,7 @@ export class OscoreServerSecurity implements ServerSecurity {
   private readonly now: () => number;
   private readonly echoLifetimeMs: number;
   private readonly staleChallengesPerSecond: number;
+  private readonly contextSource: ContextSource | undefined;
 
   constructor(contexts: readonly OscoreSecurityContext[], options: OscoreServerOptions = {}) {
     this.directory = new ContextDirectory(contexts);
@@ -116,6 +125,49 @@ export class OscoreServerSecurity implements ServerSecurity {
     this.echo = new EchoFreshness(this.now);
     this.echoLifetimeMs = options.echoLifetimeMs ?? DEFAULT_ECHO_LIFETIME_MS;
     this.staleChallengesPerSecond = options.staleChallengesPerSecond ?? DEFAULT_STALE_CHALLENGES_PER_SECOND;
+    this.contextSource = options.contextSource;
+  }
+
+  /** Serves a context made after start-up (one fetched or preloaded from a context store). */
+  install(context: OscoreSecurityContext): void {
+    this.directory.insert(context);
+  }
+
+  /**
+   * With a context source: a kid not held here is fetched first, and a context without a reserved
+   * Sender Sequence Number waits for its reservation (the Echo challenge of a first request needs
+   * one). Requests under a §2.4.1 source list use configured contexts only.
+   */
+  prepare(request: CoapMessage, context: EndpointContext): Promise<CoapMessage | undefined> | undefined {
+    const source = this.contextSource;
+    const option = source && getOption(request, OptionNumber.Oscore);
+    if (option === undefined || this.sourceLists.some((l) => l.match(context))) return undefined;
+    let kid: Uint8Array | undefined;
+    let kidContext: Uint8Array | undefined;
+    try {
+      ({ kid, kidContext } = decodeOscoreOption(option));
+    } catch {
+      return undefined; // unprotect answers it
+    }
+    if (kid === undefined) return undefined;
+    const found = this.directory.find(kid, kidContext);
+    if (found !== undefined) {
+      const reserving = found.context.sequenceReady();
+      if (reserving === undefined) return undefined;
+      return settled(
+        reserving.catch((error: Error) => {
+          source!.onError?.(error);
+          throw error;
+        }),
+      );
+    }
+    const loading = source!.lookup(kid, kidContext);
+    if (loading === undefined) return undefined; // known absent: unprotect answers 4.01
+    return settled(
+      loading.then((loaded) => {
+        if (loaded !== undefined && this.directory.find(kid, kidContext) === undefined) this.directory.insert(loaded);
+      }),
+    );
   }
 
   /** The contexts in use now, configured and derived (B.2), for inspection. */
@@ -188,14 +240,21 @@ export class OscoreServerSecurity implements ServerSecurity {
       ok: true,
       inner: verified.message,
       context: withOscoreLayer(context, layer),
-      protect: (response, kind) =>
-        protectResponse(
-          response,
-          security.sender,
-          verified.binding,
-          // §8.3.1: every notification after the first carries a fresh Partial IV.
-          kind === 'notification' ? { sequenceNumber: security.nextSequenceNumber(), classOf: NEXT_HOP_RESPONSE } : { classOf: NEXT_HOP_RESPONSE },
-        ),
+      protect: (response, kind) => {
+        // §8.3.1: every notification after the first carries a fresh Partial IV.
+        let fresh: { sequenceNumber?: number; classOf: typeof NEXT_HOP_RESPONSE } = { classOf: NEXT_HOP_RESPONSE };
+        if (kind === 'notification') {
+          try {
+            fresh = { sequenceNumber: security.nextSequenceNumber(), classOf: NEXT_HOP_RESPONSE };
+          } catch (error) {
+            // No reserved number (the context store is slow or down): never a guess. The 5.03
+            // ends the observation; the client registers again (RFC 7641 §3.3.1).
+            if (error instanceof StoreError) return storeUnavailable();
+            throw error;
+          }
+        }
+        return protectResponse(response, security.sender, verified.binding, fresh);
+      },
     };
   }
 
@@ -206,7 +265,14 @@ export class OscoreServerSecurity implements ServerSecurity {
    */
   private challenge(security: OscoreSecurityContext, recipient: RecipientState, binding: RequestBinding): CoapMessage {
     const challenge = echoChallenge(this.echo.issueFor(echoIdentity(security, recipient)));
-    return protectResponse(challenge, security.sender, binding, { sequenceNumber: security.nextSequenceNumber() });
+    let sequenceNumber: number;
+    try {
+      sequenceNumber = security.nextSequenceNumber();
+    } catch (error) {
+      if (error instanceof StoreError) return storeUnavailable();
+      throw error;
+    }
+    return protectResponse(challenge, security.sender, binding, { sequenceNumber });
   }
 
   /** Counts a challenge for a request below the window against the recipient's budget for this second. */
@@ -360,6 +426,19 @@ function cacheKey(origin: OscoreSecurityContext, kid: Uint8Array): string {
  */
 function echoIdentity(context: OscoreSecurityContext, recipient: RecipientState): string {
   return `oscore-b.1.2\0${contextId(context)}\0${recipient.kidHex}`;
+}
+
+/** Settles undefined when `waiting` succeeds, else with the 5.03 to send (the store's details go to its onError, not to the client). */
+function settled(waiting: Promise<unknown>): Promise<CoapMessage | undefined> {
+  return waiting.then(
+    () => undefined,
+    () => storeUnavailable(),
+  );
+}
+
+/** The store cannot answer now: 5.03, and Max-Age 0 — retrying soon may succeed. */
+function storeUnavailable(): CoapMessage {
+  return errorMessage({ code: ResponseCode.ServiceUnavailable, reason: 'OSCORE context store unavailable' });
 }
 
 function errorMessage(failure: { code: number; reason: string }): CoapMessage {

@@ -21,6 +21,13 @@ export interface ServerSecurity {
   /** Undefined when the request carries no protection this layer handles. */
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined;
   /**
+   * Asked before `unprotect`: undefined when unprotect can run now; else what it must wait for —
+   * a context fetched from a shared store, a Sender Sequence Number block being reserved (issue
+   * 26, src/store/). The promise never rejects: it settles undefined (go on, unprotect then runs)
+   * or with the answer to send as is (5.03 when the store is unavailable).
+   */
+  prepare?(request: CoapMessage, context: EndpointContext): Promise<CoapMessage | undefined> | undefined;
+  /**
    * A request with the EDHOC option (RFC 9668 §3.3.1, stages/edhoc-combined.ts): finish the EDHOC
    * session whose message_3 leads the payload, install its OSCORE context, and return the OSCORE
    * request that remains. Absent on a security without EDHOC (src/edhoc-coap/ implements it).

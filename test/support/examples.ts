@@ -64,6 +64,7 @@ export const EXAMPLES: Record<string, ExampleRun> = {
   'get.ts': { stdout: /^2\.05 Content 21\.5\n$/ },
   'observe.ts': { stdout: /^20\n21\n22\n$/ },
   'oscore.ts': { setup: writeCredentials, stdout: /^2\.05 Content hello alice\n$/ },
+  'context-store.ts': { setup: writeCredentials, stdout: /^2\.05 Content hello alice\n$/ },
   'dtls.ts': { stdout: /^2\.05 Content client1 TLS_PSK_WITH_AES_128_CCM_8\n$/ },
   'commonjs.cjs': { stdout: /^2\.05 Content hi\n$/ },
   'edhoc.ts': { stdout: /^client 27 37 16\n$/ },

@@ -15,7 +15,8 @@ import { encodeUint, getOption, type CoapMessage } from '../../coap/message.js';
 import { OptionNumber } from '../../coap/options.js';
 import type { RequestLog } from '../request-log.js';
 import { oscoreRefusal } from '../request-log.js';
-import { toMessage } from '../response.js';
+import { answerFailSafe, toMessage } from '../response.js';
+import type { EndpointContext } from '../../exchange/context.js';
 import type { ResponseProtector, ServerSecurity } from '../security.js';
 import { DONE, PASS, type InboundRequest, type ServerStage, type StageVerdict } from '../stage.js';
 import type { ProxyHandlers } from './proxy-claim.js';
@@ -48,6 +49,14 @@ export class OscoreLayers implements ServerStage {
         request.answer(protectWith(removed, toMessage({ code: ResponseCode.Unauthorized, payload: 'too many OSCORE layers', options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }] }), 'response'));
         return DONE;
       }
+      const waiting = security.prepare?.(message, context);
+      if (waiting !== undefined) {
+        // The layers removed so far stay on the request; this stage resumes with what is left.
+        request.message = message;
+        request.context = context;
+        void waiting.then((answer) => this.resume(request, message, context, answer));
+        return DONE;
+      }
       const outcome = security.unprotect(message, context);
       if (!outcome) break;
       if (!outcome.ok) {
@@ -67,6 +76,20 @@ export class OscoreLayers implements ServerStage {
       request.protect = (response, kind) => protectWith(removed, response, kind);
     }
     return PASS;
+  }
+
+  /** After ServerSecurity.prepare: answer as told, or run this stage (and those after it) again. */
+  private resume(request: InboundRequest, message: CoapMessage, context: EndpointContext, answer: CoapMessage | undefined): void {
+    try {
+      if (answer === undefined) {
+        request.pipeline.run(request, request.stage);
+        return;
+      }
+      this.log.record(message, context, answer, oscoreRefusal(answer));
+      request.answer(protectWith(request.removedLayers ?? [], answer, 'response'));
+    } catch (error) {
+      answerFailSafe(request.exchange, error);
+    }
   }
 
   respond(request: InboundRequest, response: CoapMessage): CoapMessage {
