@@ -100,7 +100,7 @@ test('a client discovers the audience from the hints, gets a token, posts it and
   assert.equal(response.text(), 'initial');
   assert.equal(response.context.oscore?.length, 1, 'the response was verified with OSCORE');
   const who = await client.request({ method: 'GET', uri: `${rsOrigin}/whoami`, security: ace });
-  assert.match(who.text(), /^ace 01 read$/, 'the handler sees the token\'s scope in the endpoint context');
+  assert.match(who.text(), /^ace 01 read,write$/, 'the handler sees the token\'s scope in the endpoint context');
 });
 
 test('scope too narrow: a token for "read" gets 4.05 on PUT; another resource\'s scope 4.03', async () => {

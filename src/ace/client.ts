@@ -11,8 +11,8 @@
  *    (new nonces, a new context) or, if the RS refuses that token, gets a new one; then the request
  *    is sent once more;
  *  - when no audience is configured: a GET to the target without protection brings the RS's AS
- *    Request Creation Hints (RFC 9200 §5.3), whose audience and scope it asks for. The hints' AS is
- *    only used when it is the configured one: a client asks no AS it was not told to trust.
+ *    Request Creation Hints (RFC 9200 §5.3), whose audience it asks for. The hints' AS is only
+ *    noted: a client asks no AS it was not told to trust.
  *
  * `updateAccess` asks for new rights on the same Input Material (§3.1 req_cnf.kid) and posts the
  * token over the existing context (§4.1): no new keys.
@@ -25,15 +25,17 @@ import { OptionNumber } from '../coap/options.js';
 import type { ClientRequest, ClientResponse } from '../client/client.js';
 import type { SendRequest } from '../client/blockwise.js';
 import { OscoreClientSecurity } from '../client/oscore.js';
-import { PLAIN, type MessageSecurity, type ProtectedRequest } from '../client/security.js';
-import { CoapRequestError } from '../exchange/errors.js';
+import { PLAIN, VerificationError, type MessageSecurity, type ProtectedRequest } from '../client/security.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { AceErrorCode, AceFormatError, AceParam, asIntMap, Cnf, CreationHint, decodeAceMap, encodeAceMap, optionalInt, optionalText, requiredBytes } from './ace-cbor.js';
 import { newNonce, profileContext } from './oscore-profile.js';
 import { parseOscoreInput, type OscoreInputMaterial } from './token.js';
 
-/** A token request or post that failed; the message says which and why (never a key). */
-export class AceClientError extends CoapRequestError {}
+/**
+ * A token request or post that was refused; the message says which and why (never a key). A
+ * security failure like a response that fails verification (the CLI's exit code 6).
+ */
+export class AceClientError extends VerificationError {}
 
 export interface AceClientOptions {
   /** Carries the token request and the token post (a CoapClient). */
@@ -46,7 +48,7 @@ export interface AceClientOptions {
   readonly rsOrigin: string;
   /** The audience to ask for; default the one the RS's Creation Hints name. */
   readonly audience?: string;
-  /** The scope to ask for (space-separated tokens); default the hints', else what the AS grants. */
+  /** The scope to ask for (space-separated tokens); default what the AS grants this client. */
   readonly scope?: string;
   /** Seconds since the epoch; default the system clock. */
   readonly now?: () => number;
@@ -193,7 +195,9 @@ export class AceClientSecurity implements MessageSecurity {
     if (as !== undefined && as !== this.#options.asUri) this.#options.log?.(`the RS names the AS ${as}; asking the configured ${this.#options.asUri}`);
     this.#audience = optionalText(hints, CreationHint.audience, 'audience');
     if (this.#audience === undefined) throw new AceClientError('the RS\'s AS Request Creation Hints name no audience');
-    this.#scope ??= optionalText(hints, CreationHint.scope, 'scope');
+    // The hints' scope is what this one request needs (the probe's: a GET); a token should serve
+    // the requests that follow too, so without a configured scope the client asks for what the
+    // AS grants it (RFC 9200 §5.3: the scope element is only "suggested").
   }
 
   async #requestToken(scope: string | undefined, materialId?: Uint8Array): Promise<Token> {
