@@ -191,3 +191,24 @@ test('the granted scope narrows to what the client may have, and says so', () =>
   assert.equal(map.get(AceParam.scope), 'read');
   assert.equal(decodeStrict(encodeCbor(map.get(AceParam.scope))), 'read');
 });
+
+test('coap_edhoc_oscore: the token carries the client\'s registered EDHOC credential (cnf.kccs), no OSCORE material', () => {
+  const ccs = encodeCbor(new Map<number, unknown>([[2, 'client3'], [8, new Map([[1, new Map<number, unknown>([[1, 2], [-1, 1], [-2, fromHex('aa'.repeat(32))]])]])]]));
+  const as = new AuthorizationServer({
+    audiences: [{ name: 'edhoc-rs', key: RS_KEY, scopes: ['read'], profile: 'coap_edhoc_oscore' }],
+    clients: [
+      { name: 'client3', grants: new Map([['edhoc-rs', ['read']]]), edhocCredential: ccs },
+      { name: 'client4', grants: new Map([['edhoc-rs', ['read']]]) },
+    ],
+    state: new MemoryAsState(),
+  });
+  const response = as.token('client3', encodeAceMap([[AceParam.audience, 'edhoc-rs']]));
+  assert.equal(response.code, ResponseCode.Created);
+  const map = decodeAceMap(response.payload);
+  assert.equal(map.get(AceParam.ace_profile), AceProfile.coap_edhoc_oscore);
+  assert.equal(map.has(AceParam.cnf), false);
+  assert.deepEqual(openToken(map.get(AceParam.access_token) as Uint8Array, () => RS_KEY).cnf, { kccs: ccs });
+  assert.equal(errorOf(as.token('client4', encodeAceMap([[AceParam.audience, 'edhoc-rs']])).payload), AceErrorCode.unsupported_pop_key);
+  const other = new Map([[14, new Map([[2, 'someone else']])]]);
+  assert.equal(errorOf(as.token('client3', encodeAceMap([[AceParam.audience, 'edhoc-rs'], [AceParam.req_cnf, other]])).payload), AceErrorCode.unsupported_pop_key);
+});
