@@ -224,3 +224,13 @@ test('docs/ace.md: every shell and config block is its examples/ file, and the w
   }
 });
 
+
+test('usage errors: as without --config or --credentials, a bad --ace file, ACE flags without --ace-as', async () => {
+  const { assertUsageError } = await import('./support/cli-harness.js');
+  assertUsageError(await coapsec(['as', '--credentials', join(dir, 'as-credentials.json')]), /--config/);
+  assertUsageError(await coapsec(['as', '--config', join(dir, 'as.json')]), /--credentials/);
+  writeFileSync(join(dir, 'bad-rs.json'), JSON.stringify({ audience: 'sensor', tokenKey: { kid: '01', key: '00' }, resources: {} }));
+  assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', '--ace', join(dir, 'bad-rs.json')]), /"tokenKey"\.key must be 16 bytes/);
+  assertUsageError(await coapsec(['serve', '--bind', '127.0.0.1:0', '--ace', join(dir, 'missing.json')]), /cannot read/);
+  assertUsageError(await coapsec(['get', 'coap://127.0.0.1:9/x', '--ace-scope', 'read']), /--ace-as/);
+});

@@ -31,16 +31,19 @@ export interface AceClientFlagValues {
   verbose?: boolean | boolean[] | undefined;
 }
 
-/** The ACE security for requests to `uri`, or undefined without --ace-as. Call once the client exists. */
-export function aceSecurity(values: AceClientFlagValues, uri: string, client: CoapClient): AceClientSecurity | undefined {
+/**
+ * The flags checked now; the ACE security for requests to `uri` made by the function returned,
+ * once the client exists (undefined without --ace-as).
+ */
+export function aceSecurity(values: AceClientFlagValues, uri: string): (client: CoapClient) => AceClientSecurity | undefined {
   const asUri = values['ace-as'];
   if (asUri === undefined) {
     if (values['ace-audience'] !== undefined || values['ace-scope'] !== undefined) throw new UsageError('--ace-audience and --ace-scope go with --ace-as');
-    return undefined;
+    return () => undefined;
   }
   checkUri(asUri);
   const target = new URL(uri);
-  return new AceClientSecurity({
+  return (client) => new AceClientSecurity({
     client,
     asUri,
     rsOrigin: `${target.protocol}//${target.host}`,

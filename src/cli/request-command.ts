@@ -91,6 +91,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   requireDtlsFor([values.via?.length ? values.via[0]!.split(',')[0] : (proxy ?? uri)], dtls !== undefined);
   const output = openOutput(values);
   const oscore = clientOscore(values);
+  const aceFor = aceSecurity(values, uri);
   const route = clientRoute(values);
   const via = route.via;
   const keys = keyExport(values);
@@ -104,7 +105,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
     ...localBinding(extra.local),
   });
   oscore.attach(client);
-  const ace = aceSecurity(values, uri, client);
+  const ace = aceFor(client);
   try {
     let exitCode: number = ExitCode.Ok;
     for (let i = 0; i < repeat; i++) {
