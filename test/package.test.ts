@@ -34,6 +34,7 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/pubsub-protection': 'PublicationVerifier',
   'coapsec/browser': 'BrowserCoapClient',
   'coapsec/store': 'openContextStore',
+  'coapsec/ace': 'sealToken',
 };
 
 interface Ran {

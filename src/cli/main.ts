@@ -1,5 +1,6 @@
 /** The coapsec command line: a thin shell over the library. */
 import { readFileSync } from 'node:fs';
+import { AS_USAGE, asCommand } from './as-command.js';
 import { ATTACK_PROXY_USAGE, attackProxyCommand } from './attack-proxy-command.js';
 import { BROKER_USAGE, brokerCommand } from './broker-command.js';
 import { PUBLISH_USAGE, publishCommand } from './publish-command.js';
@@ -43,6 +44,7 @@ function commandNamed(name: string): Command | undefined {
     demo: { usage: DEMO_USAGE, run: (_, args) => demoCommand(args) },
     'trust-anchor': { usage: TRUST_ANCHOR_USAGE, run: (_, args) => trustAnchorCommand(args) },
     'ta-request': { usage: TA_REQUEST_USAGE, run: (_, args) => taRequestCommand(args) },
+    as: { usage: AS_USAGE, run: (_, args) => asCommand(args) },
     credentials: { usage: CREDENTIALS_USAGE, run: (_, args) => credentialsCommand(args) },
     store: { usage: STORE_USAGE, run: (_, args) => storeCommand(args) },
     keygen: { usage: KEYGEN_USAGE, run: (_, args) => keygenCommand(args) },
@@ -71,6 +73,8 @@ ${SERVE_USAGE}
 ${TRUST_ANCHOR_USAGE}
 
 ${TA_REQUEST_USAGE}
+
+${AS_USAGE}
 
 ${CREDENTIALS_USAGE}
 

@@ -13,6 +13,7 @@ import { progressBar } from './progress.js';
 import { ExitCode, UsageError, noResponse } from './errors.js';
 import { exitCodeOf, openOutput, OUTPUT_FLAGS, OUTPUT_USAGE } from './response-output.js';
 import { localBinding, REQUEST_OPTION_FLAGS, REQUEST_OPTION_USAGE, requestOptionSettings } from './request-flags.js';
+import { ACE_CLIENT_FLAGS, ACE_CLIENT_USAGE, aceSecurity } from './ace-client-args.js';
 
 export const REQUEST_USAGE = `usage: coapsec <get|post|put|delete|fetch|patch|ipatch> URI [options]
   --payload TEXT          request body
@@ -31,6 +32,7 @@ ${VIA_USAGE}
 ${DTLS_USAGE}
 ${TLS_CLIENT_USAGE}
 ${CLIENT_OSCORE_USAGE}
+${ACE_CLIENT_USAGE}
 ${KEY_EXPORT_USAGE}`;
 
 export async function requestCommand(method: string, argv: string[]): Promise<number> {
@@ -49,6 +51,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
       ...OUTPUT_FLAGS,
       ...DTLS_FLAGS,
       ...CLIENT_OSCORE_FLAGS,
+      ...ACE_CLIENT_FLAGS,
       ...KEY_EXPORT_FLAGS,
       proxy: { type: 'string' },
       ...VIA_FLAGS,
@@ -88,6 +91,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
   requireDtlsFor([values.via?.length ? values.via[0]!.split(',')[0] : (proxy ?? uri)], dtls !== undefined);
   const output = openOutput(values);
   const oscore = clientOscore(values);
+  const aceFor = aceSecurity(values, uri);
   const route = clientRoute(values);
   const via = route.via;
   const keys = keyExport(values);
@@ -101,6 +105,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
     ...localBinding(extra.local),
   });
   oscore.attach(client);
+  const ace = aceFor(client);
   try {
     let exitCode: number = ExitCode.Ok;
     for (let i = 0; i < repeat; i++) {
@@ -118,6 +123,7 @@ export async function requestCommand(method: string, argv: string[]): Promise<nu
           ...(extra.options.length > 0 ? { options: extra.options } : {}),
           ...(extra.token ? { token: extra.token } : {}),
           confirmable: !values.non,
+          ...(ace ? { security: ace } : {}),
           ...(timeoutSeconds !== undefined ? { timeout: timeoutSeconds * 1000 } : {}),
         });
       } catch (error) {

@@ -13,6 +13,7 @@ import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { addWhoamiResource } from './dtls-serve.js';
 import { attachEdhocResponder } from './edhoc-serve.js';
+import { ACE_SERVE_USAGE, attachAceResourceServer, loadAceServeConfig } from './ace-serve.js';
 import { UsageError } from './errors.js';
 import { describeKudosEvent } from '../kudos/describe.js';
 import { kudosResource } from '../kudos/well-known.js';
@@ -48,6 +49,7 @@ ${DTLS_SERVE_USAGE}
 ${OSCORE_USAGE}
 ${KEY_EXPORT_USAGE}
 ${GROUP_SERVE_USAGE}
+${ACE_SERVE_USAGE}
   (serve: --trusted-rpk or --ca make client authentication mandatory; /whoami shows the identity)
   (serve: a credentials file with an "edhoc" section answers EDHOC on /.well-known/edhoc; a client
    may use only the resources its edhoc.peers entry grants (4.03 otherwise); -v logs each context)`;
@@ -75,6 +77,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ...OSCORE_FLAGS,
       ...KEY_EXPORT_FLAGS,
       ...GROUP_SERVE_FLAGS,
+      ace: { type: 'string' },
     },
     { min: 0, max: 0, names: '' },
   );
@@ -99,6 +102,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const oscore = await serverOscoreOrStore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined);
   const edhocLog = values.verbose?.length ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
   const keys = keyExport(values);
+  const ace = loadAceServeConfig(values.ace);
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const listeners: Array<{ host: string; port: number; secure: boolean; scheme?: StreamScheme }> = [{ ...bind, secure: !plainOnBind }];
   if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
@@ -134,6 +138,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
     if (oscore.edhoc) attachEdhocResponder(server, oscore.edhoc, edhocLog);
     if (trustAnchors) addRevocationResource(server, trustAnchors);
     if (values.plugtest) addPlugtestResources(server);
+    if (ace) {
+      try {
+        attachAceResourceServer(server, ace, edhocLog);
+      } catch (error) {
+        await Promise.all(servers.map((s) => s.close()));
+        oscore.close();
+        throw error;
+      }
+    }
     process.stderr.write(`coapsec serving on ${l.scheme ?? (l.secure ? 'coaps' : 'coap')}://${peerKey(server.address())}\n`);
   }
   await new Promise<void>((resolve) => {

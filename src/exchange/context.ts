@@ -13,6 +13,11 @@ export interface EndpointContext {
   readonly security?: TransportSecurity;
   /** The OSCORE layers removed from the message, outermost first (RFC 8613; nested per the proxies draft). */
   readonly oscore?: readonly OscoreLayerInfo[];
+  /**
+   * The scope tokens of the access token bound to the OSCORE context that verified the request
+   * (ACE, RFC 9203 §4.4; set by src/ace/). Undefined when no token authorizes the peer.
+   */
+  readonly scope?: readonly string[];
 }
 
 /** One verified OSCORE layer: which security context authenticated the peer. */

@@ -25,7 +25,7 @@ import { EchoFreshness } from './freshness.js';
 import { DEFAULT_OBSERVE_SETTINGS, ObserveRegistry, type ObserveSettings, type Observer } from './observe.js';
 import type { Handlers, LinkAttributes, ResourceDefinition } from './resource.js';
 import { answerFailSafe } from './response.js';
-import { Router, normalizePath } from './router.js';
+import { Router, normalizePath, splitPath } from './router.js';
 import type { ServerSecurity } from './security.js';
 import { kudosResource } from '../kudos/well-known.js';
 import { InboundRequest, StagePipeline, type ServerStage } from './stage.js';
@@ -225,6 +225,12 @@ export class CoapServer {
 
   resource(path: string, handlers: Handlers, attributes: LinkAttributes & Pick<ResourceDefinition, 'observable' | 'requireOscore' | 'freshness' | 'deterministic'> = {}): this {
     return this.add({ path, handlers, ...attributes });
+  }
+
+  /** The resource registered at exactly `path`, e.g. to wrap its handlers (src/ace/ guards them by scope). */
+  resourceAt(path: string): ResourceDefinition | undefined {
+    const resource = this.router.match(splitPath(path))?.resource;
+    return resource !== undefined && normalizePath(resource.path) === normalizePath(path) ? resource : undefined;
   }
 
   /** Removes a resource; its observers get a final 4.04 (RFC 7641 §3.2). */

@@ -1,0 +1,154 @@
+/**
+ * The JSON configurations of the `as` command and of `serve --ace` (docs/ace.md):
+ *
+ * AS:  {"issuer": "as", "audiences": {"NAME": {"kid": HEX, "key": HEX, "scopes": [..],
+ *       "lifetime": S, "profile": "coap_oscore" | "coap_edhoc_oscore"}},
+ *       "clients": {"NAME": {"grants": {"AUDIENCE": [SCOPE, ..]}, "edhocCredential": HEX}}}
+ *      Client names are the names the AS's OSCORE credentials give the clients' contexts.
+ * RS:  {"audience": "NAME", "as": "coap://…/token", "tokenKey": {"kid": HEX, "key": HEX},
+ *       "resources": {"/path": {"GET": SCOPE, "PUT": SCOPE}}, "maxTokens": N, "issuer": "as"}
+ *
+ * Keys are hex strings ("0x" optional), as everywhere in coapsec's files (util/key-text.ts).
+ * Every problem is an AceConfigError naming the file and the field, never the key's text.
+ */
+import { readFileSync } from 'node:fs';
+import { Method, type MethodName } from '../coap/codes.js';
+import { parseHexDigits } from '../util/key-text.js';
+import type { AceProfileName, AudienceEntry, ClientEntry } from './authorization-server.js';
+import type { ScopeRequirements } from './scope-guard.js';
+import type { TokenKey } from './token.js';
+
+export class AceConfigError extends Error {
+  override readonly name = 'AceConfigError';
+}
+
+export interface AsConfig {
+  readonly issuer: string;
+  readonly audiences: AudienceEntry[];
+  readonly clients: ClientEntry[];
+}
+
+export interface RsConfig {
+  readonly audience: string;
+  readonly asUri?: string;
+  readonly issuer?: string;
+  readonly tokenKey: TokenKey;
+  readonly resources: ReadonlyMap<string, ScopeRequirements>;
+  readonly maxTokens?: number;
+}
+
+type Json = Record<string, unknown>;
+
+function readJson(file: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new AceConfigError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (!isObject(value)) throw new Error('not a JSON object');
+    return value;
+  } catch (e) {
+    throw new AceConfigError(`${file}: ${(e as Error).message}`);
+  }
+}
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+class Fields {
+  constructor(private readonly file: string) {}
+  fail(where: string, what: string): never {
+    throw new AceConfigError(`${this.file}: ${where} ${what}`);
+  }
+  object(v: unknown, where: string): Json {
+    return isObject(v) ? v : this.fail(where, 'must be an object');
+  }
+  text(v: unknown, where: string): string {
+    return typeof v === 'string' && v.length > 0 ? v : this.fail(where, 'must be a non-empty string');
+  }
+  hex(v: unknown, where: string): Uint8Array {
+    if (typeof v !== 'string') this.fail(where, 'must be a hex string');
+    try {
+      return parseHexDigits(v);
+    } catch (e) {
+      return this.fail(where, `: ${(e as Error).message}`);
+    }
+  }
+  count(v: unknown, where: string): number {
+    return Number.isSafeInteger(v) && (v as number) > 0 ? (v as number) : this.fail(where, 'must be a positive whole number');
+  }
+  scopes(v: unknown, where: string): string[] {
+    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || s === '' || s.includes(' '))) this.fail(where, 'must be a list of scope tokens (no spaces)');
+    return v as string[];
+  }
+  key(v: unknown, where: string): TokenKey {
+    const o = this.object(v, where);
+    const key = this.hex(o['key'], `${where}.key`);
+    if (key.length !== 16) this.fail(`${where}.key`, 'must be 16 bytes (AES-CCM-16-64-128)');
+    return { kid: this.hex(o['kid'], `${where}.kid`), key };
+  }
+}
+
+const PROFILES: readonly AceProfileName[] = ['coap_oscore', 'coap_edhoc_oscore'];
+
+export function loadAsConfig(file: string): AsConfig {
+  const json = readJson(file);
+  const f = new Fields(file);
+  const issuer = json['issuer'] === undefined ? 'as' : f.text(json['issuer'], '"issuer"');
+  const audiences = Object.entries(f.object(json['audiences'], '"audiences"')).map(([name, value]): AudienceEntry => {
+    const where = `audiences.${name}`;
+    const o = f.object(value, where);
+    const profile = o['profile'] ?? 'coap_oscore';
+    if (!PROFILES.includes(profile as AceProfileName)) f.fail(`${where}.profile`, `must be one of ${PROFILES.join(', ')}`);
+    return {
+      name,
+      key: f.key(o, where),
+      scopes: f.scopes(o['scopes'], `${where}.scopes`),
+      profile: profile as AceProfileName,
+      ...(o['lifetime'] !== undefined ? { lifetimeSeconds: f.count(o['lifetime'], `${where}.lifetime`) } : {}),
+    };
+  });
+  if (audiences.length === 0) f.fail('"audiences"', 'names no resource server');
+  const clients = Object.entries(f.object(json['clients'], '"clients"')).map(([name, value]): ClientEntry => {
+    const where = `clients.${name}`;
+    const o = f.object(value, where);
+    const grants = new Map<string, string[]>();
+    for (const [audience, scopes] of Object.entries(f.object(o['grants'], `${where}.grants`))) {
+      const known = audiences.find((a) => a.name === audience) ?? f.fail(`${where}.grants.${audience}`, 'names no audience of this AS');
+      const list = f.scopes(scopes, `${where}.grants.${audience}`);
+      const unknown = list.filter((s) => !known.scopes.includes(s));
+      if (unknown.length > 0) f.fail(`${where}.grants.${audience}`, `has scopes ${audience} does not have: ${unknown.join(' ')}`);
+      grants.set(audience, list);
+    }
+    return { name, grants, ...(o['edhocCredential'] !== undefined ? { edhocCredential: f.hex(o['edhocCredential'], `${where}.edhocCredential`) } : {}) };
+  });
+  return { issuer, audiences, clients };
+}
+
+export function loadRsConfig(file: string): RsConfig {
+  const json = readJson(file);
+  const f = new Fields(file);
+  const resources = new Map<string, ScopeRequirements>();
+  for (const [path, value] of Object.entries(f.object(json['resources'], '"resources"'))) {
+    if (!path.startsWith('/')) f.fail(`resources."${path}"`, 'must be a path starting with /');
+    const required: ScopeRequirements = {};
+    for (const [method, scope] of Object.entries(f.object(value, `resources."${path}"`))) {
+      if (!(method in Method)) f.fail(`resources."${path}".${method}`, 'is no CoAP method');
+      required[method as MethodName] = f.scopes([scope], `resources."${path}".${method}`)[0]!;
+    }
+    resources.set(path, required);
+  }
+  return {
+    audience: f.text(json['audience'], '"audience"'),
+    tokenKey: f.key(json['tokenKey'], '"tokenKey"'),
+    resources,
+    ...(json['as'] !== undefined ? { asUri: f.text(json['as'], '"as"') } : {}),
+    ...(json['issuer'] !== undefined ? { issuer: f.text(json['issuer'], '"issuer"') } : {}),
+    ...(json['maxTokens'] !== undefined ? { maxTokens: f.count(json['maxTokens'], '"maxTokens"') } : {}),
+  };
+}
+
+/** Every scope token the RS's resources name: the scopes it recognizes in tokens. */
+export const knownScopes = (config: RsConfig): string[] => [...new Set([...config.resources.values()].flatMap((r) => Object.values(r)))];

@@ -1,0 +1,40 @@
+/**
+ * `serve --ace FILE`: the server is an ACE resource server with the OSCORE profile (RFC 9203):
+ * /authz-info takes access tokens from the config's AS, and each resource the config lists
+ * demands, per method, a scope token of the client's token (docs/ace.md).
+ */
+import { AceConfigError, knownScopes, loadRsConfig, type RsConfig } from '../ace/config.js';
+import { AceResourceServer } from '../ace/resource-server.js';
+import type { CoapServer } from '../server/server.js';
+import { UsageError } from './errors.js';
+
+export const ACE_SERVE_USAGE = `  --ace FILE         an ACE resource server (RFC 9203): POST /authz-info takes tokens of the AS in
+                     FILE, whose "resources" demand a scope per method (4.01 with AS Request
+                     Creation Hints without a token, 4.03/4.05 outside its scope)`;
+
+export function loadAceServeConfig(file: string | undefined): RsConfig | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return loadRsConfig(file);
+  } catch (error) {
+    if (error instanceof AceConfigError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/** Call after every resource is added and every other security is in place. */
+export function attachAceResourceServer(server: CoapServer, config: RsConfig, log?: (line: string) => void): AceResourceServer {
+  const rs = AceResourceServer.attach(server, {
+    audiences: [config.audience],
+    tokenKeys: [config.tokenKey],
+    scopes: knownScopes(config),
+    ...(config.asUri !== undefined ? { asUri: config.asUri } : {}),
+    ...(config.issuer !== undefined ? { issuer: config.issuer } : {}),
+    ...(config.maxTokens !== undefined ? { maxTokens: config.maxTokens } : {}),
+    ...(log ? { log } : {}),
+  });
+  for (const [path, required] of config.resources) {
+    if (!rs.protectResource(server, path, required)) throw new UsageError(`--ace: no resource at ${path} to protect`);
+  }
+  return rs;
+}
