@@ -32,6 +32,7 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/broker': 'PubSubBroker',
   'coapsec/transport': 'openTransport',
   'coapsec/pubsub-protection': 'PublicationVerifier',
+  'coapsec/browser': 'BrowserCoapClient',
 };
 
 interface Ran {

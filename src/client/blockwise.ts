@@ -16,6 +16,7 @@ import { OptionNumber } from '../coap/options.js';
 import type { ReceivedResponse } from '../exchange/endpoint.js';
 import { BadResponseError } from '../exchange/errors.js';
 import { BERT_UNIT, sliceBert } from '../stream/bert.js';
+import { joinBytes } from '../util/bytes.js';
 
 export interface BlockwiseOptions {
   /** SZX for Block1 and for early Block2 negotiation; undefined leaves Block2 size to the server. */
@@ -192,7 +193,7 @@ async function fetchRemainingBlocks(
     if (received > options.maxBodySize) throw new BadResponseError(`response body exceeds the limit of ${options.maxBodySize} bytes`);
     options.onProgress?.(received, total);
     szx = block.szx;
-    if (!block.more) return stripBlock2(head, Buffer.concat(chunks, received));
+    if (!block.more) return stripBlock2(head, joinBytes(chunks, received));
   }
 }
 

@@ -3,6 +3,7 @@
  * extensions), 0xFF payload marker, payload. Pure functions; no I/O.
  */
 import { MessageType, type CoapMessage, type CoapOption, EMPTY_BYTES } from './message.js';
+import { allocBytes } from '../util/bytes.js';
 
 export type FormatErrorKind =
   /** §3: "Messages with unknown version numbers MUST be silently ignored." */
@@ -29,7 +30,10 @@ function extendedLength(value: number): number {
   return value < 13 ? 0 : value < 269 ? 1 : 2;
 }
 
-/** Encodes a message. Options must be sorted (createMessage/addOption keep them so). */
+/**
+ * Encodes a message. Options must be sorted (createMessage/addOption keep them so). A Buffer in
+ * Node; in the browser build (no Buffer) the same bytes as a plain Uint8Array.
+ */
 export function encodeMessage(msg: CoapMessage): Buffer {
   const tokenLength = msg.token.length;
   if (tokenLength > 8) throw new RangeError(`token longer than 8 bytes (${tokenLength})`);
@@ -48,7 +52,7 @@ export function encodeMessage(msg: CoapMessage): Buffer {
   }
   if (msg.payload.length > 0) size += 1 + msg.payload.length;
 
-  const out = Buffer.allocUnsafe(size);
+  const out = allocBytes(size);
   out[0] = (COAP_VERSION << 6) | (msg.type << 4) | tokenLength;
   out[1] = msg.code;
   out[2] = (msg.messageId >>> 8) & 0xff;
@@ -66,13 +70,13 @@ export function encodeMessage(msg: CoapMessage): Buffer {
     out[headerPos] = (deltaNibble << 4) | lengthNibble;
     if (deltaNibble === 13) out[pos++] = delta - 13;
     else if (deltaNibble === 14) {
-      out.writeUInt16BE(delta - 269, pos);
-      pos += 2;
+      out[pos++] = (delta - 269) >> 8;
+      out[pos++] = (delta - 269) & 0xff;
     }
     if (lengthNibble === 13) out[pos++] = length - 13;
     else if (lengthNibble === 14) {
-      out.writeUInt16BE(length - 269, pos);
-      pos += 2;
+      out[pos++] = (length - 269) >> 8;
+      out[pos++] = (length - 269) & 0xff;
     }
     out.set(o.value, pos);
     pos += length;
@@ -82,7 +86,7 @@ export function encodeMessage(msg: CoapMessage): Buffer {
     out[pos++] = PAYLOAD_MARKER;
     out.set(msg.payload, pos);
   }
-  return out;
+  return out as Buffer;
 }
 
 /**
@@ -161,11 +165,12 @@ export function tryDecodeMessage(data: Uint8Array): CoapMessage | MessageFormatE
 }
 
 /** An Empty ACK or RST (§4.1) for the given Message ID. */
+/** A Buffer in Node, a Uint8Array in the browser build (as encodeMessage). */
 export function encodeEmpty(type: MessageType, messageId: number): Buffer {
-  const out = Buffer.allocUnsafe(4);
+  const out = allocBytes(4);
   out[0] = (COAP_VERSION << 6) | (type << 4);
   out[1] = 0;
   out[2] = (messageId >>> 8) & 0xff;
   out[3] = messageId & 0xff;
-  return out;
+  return out as Buffer;
 }

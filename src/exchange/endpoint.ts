@@ -20,6 +20,7 @@ import { BadResponseError, CancelledError, ResetError, SessionError, TimeoutErro
 import { NstartGate, type Startable } from './nstart.js';
 import { tokenAndPeer, type PeerRef, type ResponseMatcher } from './matcher.js';
 import { ResponseStream, type StreamHost, type StreamOptions } from './response-stream.js';
+import { bytesToLatin1 } from '../util/bytes.js';
 
 export interface EndpointOptions {
   /** A datagram transport (UDP, DTLS: carried by MessageLayer) or a stream transport (TCP, TLS, WebSockets: carried by StreamCarrier). */
@@ -600,4 +601,4 @@ export class CoapEndpoint {
 const UNPROCESSED_RESPONSE_OPTIONS = new Set<number>([OptionNumber.Edhoc, OptionNumber.QBlock1, OptionNumber.QBlock2]);
 const isRecognizedInResponse = (n: number): boolean => optionDefinition(n) !== undefined && !UNPROCESSED_RESPONSE_OPTIONS.has(n);
 
-const tokenKeyOf = (token: Uint8Array): string => Buffer.from(token.buffer, token.byteOffset, token.byteLength).toString('latin1');
+const tokenKeyOf = bytesToLatin1;

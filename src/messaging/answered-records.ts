@@ -15,6 +15,7 @@
  * EXCHANGE_LIFETIME − NON_LIFETIME after it, or earlier only when the capacity is reached (the
  * oldest go first, as §4.5 permits: deduplication is best effort within memory bounds).
  */
+import { copyBytes } from '../util/bytes.js';
 
 /** What holds records: a peer, with its Message ID → slot index. */
 export interface RecordOwner {
@@ -100,9 +101,9 @@ export class AnsweredRecords<Owner extends RecordOwner> {
   reply(slot: number): Buffer | undefined {
     const length = this.replyLengths[slot]!;
     if (length === NO_REPLY) return undefined;
-    if (length > INLINE_REPLY_BYTES) return Buffer.from(this.longReplies.get(slot)!);
+    if (length > INLINE_REPLY_BYTES) return copyBytes(this.longReplies.get(slot)!) as Buffer;
     const at = slot * INLINE_REPLY_BYTES;
-    return Buffer.from(this.inlineReplies.subarray(at, at + length));
+    return copyBytes(this.inlineReplies.subarray(at, at + length)) as Buffer;
   }
 
   /** Forgets the records expired at `now`, oldest first; `forgotten` hears each owner that lost one. */

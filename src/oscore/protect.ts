@@ -1,5 +1,7 @@
 /**
- * OSCORE message protection (RFC 8613 §4, §5, §6, §8) as pure transforms of CoapMessage values.
+ * OSCORE message protection (RFC 8613 §4, §5, §6, §8) as pure transforms of CoapMessage values,
+ * with Node's synchronous AEADs (oscore/algorithms.ts). The rules before and after the AEAD call
+ * are cose-object.ts's, shared with the browser build's asynchronous WebCrypto path.
  *
  * - Nothing here performs I/O or keeps state: the caller supplies the sequence number, keeps the
  *   request binding (§8: the association Token → {context, request kid and Partial IV}) and runs
@@ -12,326 +14,54 @@
  *   so it and its ciphertext payload end up inside the outer layer's ciphertext. RFC 8613 §4.1.3.7
  *   ("Nested use of OSCORE is not supported") is the rule this draft updates.
  */
-import { encode } from 'cbor2';
-import { decodeMessage, encodeMessage } from '../coap/codec.js';
-import { Method, ResponseCode } from '../coap/codes.js';
-import {
-  type CoapMessage,
-  type CoapOption,
-  EMPTY_BYTES,
-  decodeString,
-  encodeString,
-  encodeUint,
-  getOptions,
-  hasOption,
-  sortOptions,
-} from '../coap/message.js';
-import { OptionNumber, type OscoreClass, oscoreClassOf } from '../coap/options.js';
-import { parseAbsoluteUri } from '../coap/uri.js';
+import type { CoapMessage } from '../coap/message.js';
 import { aeadAlgorithm } from './algorithms.js';
-import { type RecipientParams, type SenderParams, equalBytes, nonce } from './context.js';
-import { MalformedOscoreOption, OscoreConfigError, OscoreProtectError } from './errors.js';
-import { type OscoreOptionValue, decodeOscoreOption, decodePartialIv, encodeOscoreOption, encodePartialIv } from './option.js';
+import type { RecipientParams, SenderParams } from './context.js';
+import {
+  type ProtectRequestOptions,
+  type ProtectResponseOptions,
+  type RequestBinding,
+  type UnprotectOptions,
+  type UnprotectRequestResult,
+  type UnprotectResponseOptions,
+  type UnprotectResponseResult,
+  openedRequest,
+  openedResponse,
+  requestToOpen,
+  requestToSeal,
+  responseToOpen,
+  responseToSeal,
+  sealedRequest,
+  sealedResponse,
+} from './cose-object.js';
 
-export type ClassOf = (optionNumber: number, message: CoapMessage) => OscoreClass;
-
-/**
- * Figure 5 via the options table, unknown options Class E (§4.1), and — for nesting — the OSCORE
- * option of an inner layer Class E. (The table lists OSCORE as U: that is the option a layer adds
- * itself, which never goes through classOf.)
- */
-export const defaultClassOf: ClassOf = (n) => (n === OptionNumber.Oscore ? 'E' : oscoreClassOf(n));
-
-/** What a response is bound to (§5.4 request_kid / request_piv; §7.1). */
-export interface RequestBinding {
-  kid: Uint8Array;
-  piv: Uint8Array;
-  /** Whether the request carried Observe; when false, a response with inner Observe is refused (§4.1.3.5.2). */
-  observe?: boolean;
-  /**
-   * What verifying the request computed and a response reuses when protected with the same
-   * context (issue 21: no second AAD encoding or nonce per response): the AAD for `aead` (§5.4:
-   * a response's AAD is built from the request's kid and Partial IV), and the request's nonce,
-   * built with `commonIv` (§8.3 step 3's first alternative uses exactly that nonce).
-   */
-  verified?: { readonly aead: number; readonly aad: Uint8Array; readonly commonIv: Uint8Array; readonly nonce: Uint8Array };
-}
-
-export interface ProtectRequestOptions {
-  /** Send 'kid context' (§5.1): the given bytes, or 'include' for the sender's idContext. */
-  kidContext?: Uint8Array | 'include';
-  classOf?: ClassOf;
-}
-
-export interface ProtectResponseOptions {
-  /**
-   * Use a fresh Partial IV from this Sender Sequence Number (and include it) instead of the
-   * request's nonce. Required for every notification but possibly the first (§4.1.3.5.2, §8.3.1),
-   * and for the Echo response of Appendix B.1.2.
-   */
-  sequenceNumber?: number;
-  classOf?: ClassOf;
-  /** Add an Outer Max-Age with this value (§4.1.3.1: 0 keeps proxies from caching notifications). */
-  outerMaxAge?: number;
-}
-
-export interface UnprotectOptions {
-  /** Which outer options survive (§8.2/§8.4 step 1 discard all Class E options). Default defaultClassOf. */
-  classOf?: ClassOf;
-}
-
-export interface UnprotectResponseOptions extends UnprotectOptions {
-  /**
-   * §4.1.3.5.2: the Inner Observe of a notification is empty; the client "MAY set the Observe option
-   * value to the three least significant bytes of the Partial IV". Default true, so the RFC 7641
-   * freshness ordering of the decrypted notifications follows the Partial IVs.
-   */
-  observeFromPartialIv?: boolean;
-}
-
-export type UnprotectRequestResult =
-  | {
-      ok: true;
-      /** The inner request with the surviving outer (Class U) options merged back (§8.2 step 7). */
-      message: CoapMessage;
-      binding: RequestBinding;
-      kid: Uint8Array;
-      kidContext: Uint8Array | undefined;
-      /** The Partial IV as a number: check and update the replay window with it before acting. */
-      sequenceNumber: number;
-      recipient: RecipientParams;
-    }
-  | { ok: false; /** 4.00, 4.01 or 4.02 (§8.2) */ code: number; reason: string };
-
-export type UnprotectResponseResult =
-  | { ok: true; message: CoapMessage; /** Present when the response carried a Partial IV. */ sequenceNumber?: number }
-  | { ok: false; reason: string };
-
-const BAD_REQUEST = ResponseCode.BadRequest;
-const UNAUTHORIZED = ResponseCode.Unauthorized;
-const BAD_OPTION = ResponseCode.BadOption;
-const CHANGED = ResponseCode.Changed;
-const CONTENT = ResponseCode.Content;
-
-// --- COSE pieces ---------------------------------------------------------------------------
-
-/** A plain Uint8Array copy: cbor2 encodes a Buffer as an object, not as a bstr. */
-const bstr = (b: Uint8Array): Uint8Array => new Uint8Array(b);
-
-/**
- * §5.4: external_aad = bstr .cbor [ oscore_version: 1, [ alg_aead ], request_kid, request_piv,
- * options ]. `options` holds the Class I options, of which none are defined (§4.1.2): empty.
- * Returned is the encoded aad_array (the bytes the bstr wraps).
- */
-export function externalAad(aead: number, requestKid: Uint8Array, requestPiv: Uint8Array, classIOptions: Uint8Array = EMPTY_BYTES): Uint8Array {
-  // Every message builds this; a general CBOR encoder costs more than the AEAD itself here.
-  // The structure is fixed, so it is written directly in deterministic CBOR (RFC 8949 §4.2);
-  // anything outside the small cases goes through cbor2 (test/oscore-aad.test.ts compares both).
-  if (aead < 0 || aead > 255 || requestKid.length > 0xffff || requestPiv.length > 0xffff || classIOptions.length > 0xffff) {
-    return encode([1, [aead], bstr(requestKid), bstr(requestPiv), bstr(classIOptions)]);
-  }
-  const out = new Uint8Array(3 + (aead < 24 ? 1 : 2) + bstrSize(requestKid) + bstrSize(requestPiv) + bstrSize(classIOptions));
-  out[0] = 0x85; // array(5)
-  out[1] = 0x01; // oscore_version 1
-  out[2] = 0x81; // array(1)
-  let pos = 3;
-  if (aead < 24) out[pos++] = aead;
-  else {
-    out[pos++] = 0x18;
-    out[pos++] = aead;
-  }
-  pos = writeBstr(out, pos, requestKid);
-  pos = writeBstr(out, pos, requestPiv);
-  writeBstr(out, pos, classIOptions);
-  return out;
-}
-
-const ENCRYPT0 = Uint8Array.of(0x83, 0x68, 0x45, 0x6e, 0x63, 0x72, 0x79, 0x70, 0x74, 0x30, 0x40); // ["Encrypt0", h'', ...
-
-/** §5.4 / RFC 8152 §5.3: AAD = Enc_structure = [ "Encrypt0", h'', external_aad ]. */
-export function additionalData(aead: number, requestKid: Uint8Array, requestPiv: Uint8Array): Uint8Array {
-  const aad = externalAad(aead, requestKid, requestPiv);
-  if (aad.length > 0xffff) return encode(['Encrypt0', new Uint8Array(0), aad]);
-  const out = new Uint8Array(ENCRYPT0.length + bstrSize(aad));
-  out.set(ENCRYPT0, 0);
-  writeBstr(out, ENCRYPT0.length, aad);
-  return out;
-}
-
-/** Bytes of a CBOR byte string (major type 2) of up to 65535 bytes. */
-const bstrSize = (b: Uint8Array): number => b.length + (b.length < 24 ? 1 : b.length < 256 ? 2 : 3);
-
-function writeBstr(out: Uint8Array, pos: number, b: Uint8Array): number {
-  if (b.length < 24) out[pos++] = 0x40 | b.length;
-  else if (b.length < 256) {
-    out[pos++] = 0x58;
-    out[pos++] = b.length;
-  } else {
-    out[pos++] = 0x59;
-    out[pos++] = b.length >> 8;
-    out[pos++] = b.length & 0xff;
-  }
-  out.set(b, pos);
-  return pos + b.length;
-}
-
-/** §5.3: Code || Class E options (deltas among themselves) || 0xFF || payload, when there is one. */
-export function encodePlaintext(code: number, options: CoapOption[], payload: Uint8Array): Uint8Array {
-  const encoded = encodeMessage({ type: 0, code, messageId: 0, token: EMPTY_BYTES, options, payload });
-  const out = new Uint8Array(encoded.length - 3);
-  out[0] = code;
-  out.set(encoded.subarray(4), 1);
-  return out;
-}
-
-/** The inverse of encodePlaintext; undefined when the plaintext is not a well-formed message body. */
-export function decodePlaintext(plaintext: Uint8Array): { code: number; options: CoapOption[]; payload: Uint8Array } | undefined {
-  if (plaintext.length < 1 || plaintext[0] === 0) return undefined;
-  const data = new Uint8Array(plaintext.length + 3);
-  data[0] = 0x40; // version 1, CON, no token
-  data[1] = plaintext[0]!;
-  data.set(plaintext.subarray(1), 4);
-  try {
-    const m = decodeMessage(data);
-    return { code: m.code, options: m.options, payload: m.payload };
-  } catch {
-    return undefined;
-  }
-}
-
-// --- option split and merge ----------------------------------------------------------------
-
-export type Role = 'request' | 'response';
-
-export interface Split {
-  inner: CoapOption[];
-  outer: CoapOption[];
-}
-
-/** Exported for Group OSCORE (src/group-oscore), which splits options the same way (§4.1). */
-export function splitOptions(msg: CoapMessage, classOf: ClassOf, role: Role): Split {
-  const inner: CoapOption[] = [];
-  const outer: CoapOption[] = [];
-  for (const o of msg.options) {
-    const cls = classOf(o.number, msg);
-    if (o.number === OptionNumber.Oscore && cls === 'U') {
-      // Two OSCORE options in one message would not be decodable (it is not repeatable, §2).
-      throw new OscoreProtectError('the OSCORE option of an inner layer cannot be Class U: it must be encrypted by the outer layer');
-    }
-    if (cls === 'U') {
-      if (o.number === OptionNumber.ProxyUri && role === 'request') decomposeProxyUri(o.value, inner, outer);
-      else outer.push(o);
-    } else if (cls === 'E') {
-      inner.push(o);
-    } else if (o.number === OptionNumber.Observe) {
-      // §4.1.3.5: Inner Observe protects the value end to end, Outer Observe lets proxies forward.
-      // §4.1.3.5.1: in requests both carry the original value (0 register, 1 cancel).
-      // §4.1.3.5.2: in notifications the Inner value MUST be empty; the Outer MAY be the original.
-      inner.push(role === 'request' ? o : { number: o.number, value: EMPTY_BYTES });
-      outer.push(o);
-    } else {
-      // The other Class E+U options go Inner when present in the message to protect: Max-Age
-      // (§4.1.3.1: the Outer one is only for OSCORE error responses, see outerMaxAge), Block1/2
-      // and Size1/2 (§4.1.3.4.1: Outer Block options are added by proxies, or by the caller with
-      // classOf → 'U'), No-Response (§4.1.3.6: "If used, No-Response MUST be Inner").
-      inner.push(o);
-    }
-  }
-  return { inner: sortOptions(inner), outer };
-}
-
-/**
- * §4.1.3.3: Proxy-Uri is decomposed (RFC 7252 §6.4); Uri-Path and Uri-Query go Inner and the
- * Outer Proxy-Uri keeps scheme and authority only: "coap://example.com/resource?q=1" becomes
- * Outer Proxy-Uri "coap://example.com", Inner Uri-Path "resource", Uri-Query "q=1". The authority
- * is kept as written (host and port), which is the same resource as the RFC's §6.5 composition.
- */
-function decomposeProxyUri(value: Uint8Array, inner: CoapOption[], outer: CoapOption[]): void {
-  const text = decodeString(value);
-  let uri;
-  try {
-    uri = parseAbsoluteUri(text);
-  } catch (e) {
-    throw new OscoreProtectError(`cannot decompose Proxy-Uri ${JSON.stringify(text)} (RFC 8613 §4.1.3.3): ${(e as Error).message}`);
-  }
-  const afterScheme = text.indexOf('//') + 2;
-  const end = text.slice(afterScheme).search(/[/?]/);
-  const base = end < 0 ? text : text.slice(0, afterScheme + end);
-  outer.push({ number: OptionNumber.ProxyUri, value: encodeString(base) });
-  for (const segment of uri.path) inner.push({ number: OptionNumber.UriPath, value: encodeString(segment) });
-  for (const arg of uri.query) inner.push({ number: OptionNumber.UriQuery, value: encodeString(arg) });
-}
-
-const UNRESERVED = /[A-Za-z0-9\-._~]/;
-const SEGMENT_EXTRA = "!$&'()*+,;=:@";
-const QUERY_EXTRA = "!$'()*+,;=:@/?";
-
-function percentEncode(bytes: Uint8Array, extra: string): string {
-  let out = '';
-  for (const b of bytes) {
-    const c = String.fromCharCode(b);
-    if (b < 0x80 && (UNRESERVED.test(c) || extra.includes(c))) out += c;
-    else out += `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
-
-/** The inverse of decomposeProxyUri, so the receiver sees the Proxy-Uri the sender wrote. */
-function recomposeProxyUri(base: Uint8Array, path: Uint8Array[], query: Uint8Array[]): Uint8Array {
-  let text = decodeString(base);
-  for (const segment of path) text += `/${percentEncode(segment, SEGMENT_EXTRA)}`;
-  query.forEach((arg, i) => {
-    text += `${i === 0 ? '?' : '&'}${percentEncode(arg, QUERY_EXTRA)}`;
-  });
-  return encodeString(text);
-}
-
-/**
- * §8.2/§8.4 steps 1 and 7: the outer options that are not Class E survive (Class U, e.g. Uri-Host,
- * Proxy-Scheme, Hop-Limit); the outer OSCORE option is removed; every Inner option is added. An
- * option number present Inner replaces any Outer instance (only possible with a caller's classOf
- * that made a Class U option Inner, as nested layers do).
- */
-export function mergeOptions(outerMsg: CoapMessage, innerOptions: CoapOption[], classOf: ClassOf, role: Role): CoapOption[] {
-  const innerNumbers = new Set(innerOptions.map((o) => o.number));
-  const kept = outerMsg.options.filter(
-    (o) => o.number !== OptionNumber.Oscore && !innerNumbers.has(o.number) && classOf(o.number, outerMsg) === 'U',
-  );
-  let inner = innerOptions;
-  const proxyUri = kept.find((o) => o.number === OptionNumber.ProxyUri);
-  if (role === 'request' && proxyUri !== undefined && (innerNumbers.has(OptionNumber.UriPath) || innerNumbers.has(OptionNumber.UriQuery))) {
-    const path = getOptions({ options: innerOptions }, OptionNumber.UriPath);
-    const query = getOptions({ options: innerOptions }, OptionNumber.UriQuery);
-    const full = recomposeProxyUri(proxyUri.value, path, query);
-    inner = innerOptions.filter((o) => o.number !== OptionNumber.UriPath && o.number !== OptionNumber.UriQuery);
-    const i = kept.indexOf(proxyUri);
-    kept[i] = { number: OptionNumber.ProxyUri, value: full };
-  }
-  return sortOptions([...kept, ...inner]);
-}
-
-export function withOscoreOption(outer: CoapOption[], value: Uint8Array, extra: CoapOption[] = []): CoapOption[] {
-  return sortOptions([...outer, ...extra, { number: OptionNumber.Oscore, value }]);
-}
-
-// --- requests ------------------------------------------------------------------------------
+export {
+  type AeadParameters,
+  type ClassOf,
+  type OpenInput,
+  type ProtectRequestOptions,
+  type ProtectResponseOptions,
+  type RequestBinding,
+  type Role,
+  type SealInput,
+  type Split,
+  type UnprotectOptions,
+  type UnprotectRequestResult,
+  type UnprotectResponseOptions,
+  type UnprotectResponseResult,
+  additionalData,
+  decodePlaintext,
+  defaultClassOf,
+  encodePlaintext,
+  errorResponseParts,
+  externalAad,
+  mergeOptions,
+  outerRequest,
+  splitOptions,
+  withOscoreOption,
+} from './cose-object.js';
 
 /** §8.1. Throws SequenceNumberExhausted past 2^40-1, OscoreConfigError/OscoreProtectError on misuse. */
-/**
- * The outer request of an OSCORE message: Outer Code POST (§4.2), FETCH for a request with Observe
- * (§4.1.3.5); the type, Message ID and token of the original; its outer options and the option.
- */
-export function outerRequest(request: CoapMessage, outer: CoapOption[], optionValue: Uint8Array, payload: Uint8Array): CoapMessage {
-  return {
-    type: request.type,
-    code: hasOption(request, OptionNumber.Observe) ? Method.FETCH : Method.POST,
-    messageId: request.messageId,
-    token: request.token,
-    options: withOscoreOption(outer, optionValue),
-    payload,
-  };
-}
-
 export function protectRequest(
   request: CoapMessage,
   sender: SenderParams,
@@ -339,46 +69,8 @@ export function protectRequest(
   options: ProtectRequestOptions = {},
 ): { message: CoapMessage; binding: RequestBinding } {
   const alg = aeadAlgorithm(sender.aead);
-  const classOf = options.classOf ?? defaultClassOf;
-  const piv = encodePartialIv(sequenceNumber);
-  // The context's own array (never mutated): the binding keeps it for the response's AAD.
-  const kid = sender.senderId;
-  let kidContext: Uint8Array | undefined;
-  if (options.kidContext === 'include') {
-    if (sender.idContext === undefined) throw new OscoreConfigError("kidContext 'include' needs a sender idContext");
-    kidContext = bstr(sender.idContext);
-  } else if (options.kidContext !== undefined) {
-    kidContext = bstr(options.kidContext);
-  }
-
-  const { inner, outer } = splitOptions(request, classOf, 'request');
-  const observe = hasOption(request, OptionNumber.Observe);
-  const plaintext = encodePlaintext(request.code, inner, request.payload);
-  const aad = additionalData(alg.id, kid, piv);
-  const ciphertext = alg.seal(sender.senderKey, nonce(sender.commonIv, kid, piv), aad, plaintext);
-  const optionValue = encodeOscoreOption(kidContext === undefined ? { piv, kid } : { piv, kid, kidContext });
-  return {
-    message: outerRequest(request, outer, optionValue, ciphertext),
-    binding: { kid, piv, observe },
-  };
-}
-
-type Decompressed = { ok: true; cose: OscoreOptionValue } | { ok: false; reason: string };
-
-/** §2 and §6: exactly one OSCORE option, well formed, and a payload. */
-function decompress(msg: CoapMessage): Decompressed {
-  const values = getOptions(msg, OptionNumber.Oscore);
-  if (values.length === 0) return { ok: false, reason: 'Missing OSCORE option' };
-  if (values.length > 1) return { ok: false, reason: 'Failed to decode COSE: repeated OSCORE option' };
-  // §2: "An endpoint receiving a CoAP message without payload that also contains an OSCORE option
-  // SHALL treat it as malformed and reject it."
-  if (msg.payload.length === 0) return { ok: false, reason: 'Failed to decode COSE: no payload' };
-  try {
-    return { ok: true, cose: decodeOscoreOption(values[0]!) };
-  } catch (e) {
-    if (e instanceof MalformedOscoreOption) return { ok: false, reason: `Failed to decode COSE: ${e.message}` };
-    throw e;
-  }
+  const parts = requestToSeal(request, sender, sequenceNumber, options);
+  return sealedRequest(parts, alg.seal(parts.key, parts.nonce, parts.aad, parts.plaintext));
 }
 
 /**
@@ -390,59 +82,10 @@ export function unprotectRequest(
   findRecipient: (kid: Uint8Array, kidContext: Uint8Array | undefined) => RecipientParams | undefined,
   options: UnprotectOptions = {},
 ): UnprotectRequestResult {
-  const d = decompress(request);
-  if (!d.ok) return { ok: false, code: BAD_OPTION, reason: d.reason };
-  const { piv, kid, kidContext } = d.cose;
-  // §5: 'Partial IV' and 'kid' "SHALL be present in requests".
-  if (piv === undefined) return { ok: false, code: BAD_OPTION, reason: 'Failed to decode COSE: request without Partial IV' };
-  if (kid === undefined) return { ok: false, code: BAD_OPTION, reason: 'Failed to decode COSE: request without kid' };
-  const kidCopy = bstr(kid);
-  const pivCopy = bstr(piv);
-  const contextCopy = kidContext === undefined ? undefined : bstr(kidContext);
-  const recipient = findRecipient(kidCopy, contextCopy);
-  if (recipient === undefined) return { ok: false, code: UNAUTHORIZED, reason: 'Security context not found' };
-
-  const alg = aeadAlgorithm(recipient.aead);
-  if (recipient.recipientId.length > alg.maxIdLength) {
-    throw new OscoreConfigError(`Recipient ID of ${recipient.recipientId.length} bytes is too long for ${alg.name}`);
-  }
-  // §8.2 step 5: the nonce from the Recipient ID (= the client's Sender ID), Common IV and Partial IV.
-  const requestNonce = nonce(recipient.commonIv, recipient.recipientId, pivCopy);
-  const aad = additionalData(alg.id, kidCopy, pivCopy);
-  const plaintext = alg.open(recipient.recipientKey, requestNonce, aad, request.payload);
-  if (plaintext === undefined) return { ok: false, code: BAD_REQUEST, reason: 'Decryption failed' };
-  const inner = decodePlaintext(plaintext);
-  // Authentic, yet not a message body: only a broken peer sends this. Not a COSE decoding failure.
-  if (inner === undefined) return { ok: false, code: BAD_REQUEST, reason: 'Malformed inner message' };
-
-  const classOf = options.classOf ?? defaultClassOf;
-  const message: CoapMessage = {
-    type: request.type,
-    code: inner.code,
-    messageId: request.messageId,
-    token: request.token,
-    options: mergeOptions(request, inner.options, classOf, 'request'),
-    payload: inner.payload,
-  };
-  const binding: RequestBinding = {
-    kid: kidCopy,
-    piv: pivCopy,
-    observe: hasOption({ options: inner.options }, OptionNumber.Observe),
-    // The nonce a response computes from the kid is this one when the kid is the Recipient ID.
-    ...(equalBytes(recipient.recipientId, kidCopy) ? { verified: { aead: alg.id, aad, commonIv: recipient.commonIv, nonce: requestNonce } } : {}),
-  };
-  return {
-    ok: true,
-    message,
-    binding,
-    kid: kidCopy,
-    kidContext: contextCopy,
-    sequenceNumber: decodePartialIv(pivCopy),
-    recipient,
-  };
+  const parts = requestToOpen(request, findRecipient, aeadAlgorithm);
+  if (!parts.ok) return parts;
+  return openedRequest(parts, aeadAlgorithm(parts.aead).open(parts.key, parts.nonce, parts.aad, parts.ciphertext), options);
 }
-
-// --- responses -----------------------------------------------------------------------------
 
 /** §8.3 (with §8.3.1 for Observe). Throws SequenceNumberExhausted / OscoreConfigError on misuse. */
 export function protectResponse(
@@ -452,40 +95,8 @@ export function protectResponse(
   options: ProtectResponseOptions = {},
 ): CoapMessage {
   const alg = aeadAlgorithm(sender.aead);
-  const classOf = options.classOf ?? defaultClassOf;
-  const { inner, outer } = splitOptions(response, classOf, 'response');
-  const observe = hasOption(response, OptionNumber.Observe);
-  const plaintext = encodePlaintext(response.code, inner, response.payload);
-  const verified = binding.verified;
-  const aad = verified !== undefined && verified.aead === alg.id ? verified.aad : additionalData(alg.id, binding.kid, binding.piv);
-  let aeadNonce: Uint8Array;
-  let optionValue: Uint8Array;
-  if (options.sequenceNumber !== undefined) {
-    // §8.3 step 3, second alternative: own Partial IV, which "MUST be included in the message".
-    const piv = encodePartialIv(options.sequenceNumber);
-    aeadNonce = nonce(sender.commonIv, sender.senderId, piv);
-    optionValue = encodeOscoreOption({ piv });
-  } else {
-    // §8.3 step 3, first alternative: the request's nonce (built from the request's kid and
-    // Partial IV, §5.2); the Partial IV "MUST NOT be included", so the option value is empty.
-    aeadNonce = verified !== undefined && equalBytes(verified.commonIv, sender.commonIv) ? verified.nonce : nonce(sender.commonIv, binding.kid, binding.piv);
-    optionValue = new Uint8Array(0);
-  }
-  const ciphertext = alg.seal(sender.senderKey, aeadNonce, aad, plaintext);
-  const extra: CoapOption[] = [];
-  if (options.outerMaxAge !== undefined) {
-    if (outer.some((o) => o.number === OptionNumber.MaxAge)) throw new OscoreProtectError('outerMaxAge given and Max-Age classified as Class U');
-    extra.push({ number: OptionNumber.MaxAge, value: encodeUint(options.outerMaxAge) });
-  }
-  return {
-    type: response.type,
-    // §4.2: Outer Code 2.04 (Changed); §4.1.3.5: 2.05 (Content) for a response with Observe.
-    code: observe ? CONTENT : CHANGED,
-    messageId: response.messageId,
-    token: response.token,
-    options: withOscoreOption(outer, optionValue, extra),
-    payload: ciphertext,
-  };
+  const parts = responseToSeal(response, sender, binding, options);
+  return sealedResponse(parts, alg.seal(parts.key, parts.nonce, parts.aad, parts.plaintext));
 }
 
 /** §8.4 (with §8.4.2's Observe checks that need no state). Notification-number replay checks are the caller's (§7.4.1). */
@@ -495,52 +106,8 @@ export function unprotectResponse(
   binding: RequestBinding,
   options: UnprotectResponseOptions = {},
 ): UnprotectResponseResult {
-  const d = decompress(response);
-  if (!d.ok) return { ok: false, reason: d.reason };
-  // A 'kid' or 'kid context' in a response (Group OSCORE, Appendix B.2) does not change which
-  // context verifies it here: the one bound to the Token, which the caller passed.
-  const { piv } = d.cose;
   const alg = aeadAlgorithm(recipient.aead);
-  const aeadNonce = piv === undefined
-    ? nonce(recipient.commonIv, binding.kid, binding.piv) // §8.4 step 4: the request's nonce
-    : nonce(recipient.commonIv, recipient.recipientId, piv);
-  const plaintext = alg.open(recipient.recipientKey, aeadNonce, additionalData(alg.id, binding.kid, binding.piv), response.payload);
-  if (plaintext === undefined) return { ok: false, reason: 'Decryption failed' };
-  const inner = decodePlaintext(plaintext);
-  if (inner === undefined) return { ok: false, reason: 'Malformed inner message' };
-
-  let innerOptions = inner.options;
-  const sequenceNumber = piv === undefined ? undefined : decodePartialIv(piv);
-  if (hasOption({ options: innerOptions }, OptionNumber.Observe)) {
-    // §4.1.3.5.2: "If the client receives a response to a non-Observe request with an Inner
-    // Observe option, then it stops processing the message".
-    if (binding.observe === false) return { ok: false, reason: 'Inner Observe in a response to a non-Observe request' };
-    if (sequenceNumber !== undefined && (options.observeFromPartialIv ?? true)) {
-      const value = encodeUint(sequenceNumber % 0x1000000);
-      innerOptions = innerOptions.map((o) => (o.number === OptionNumber.Observe ? { number: o.number, value } : o));
-    }
-  }
-  const classOf = options.classOf ?? defaultClassOf;
-  const message: CoapMessage = {
-    type: response.type,
-    code: inner.code,
-    messageId: response.messageId,
-    token: response.token,
-    options: mergeOptions(response, innerOptions, classOf, 'response'),
-    payload: inner.payload,
-  };
-  return sequenceNumber === undefined ? { ok: true, message } : { ok: true, message, sequenceNumber };
-}
-
-/**
- * The parts of the unprotected error response to a request that failed verification (§8.2: "sent
- * as simple CoAP responses, without OSCORE processing"): the code, an Outer Max-Age 0 so
- * OSCORE-unaware caches do not keep it (§4.1.3.1), and the reason as diagnostic payload.
- */
-export function errorResponseParts(failure: { code: number; reason: string }): Pick<CoapMessage, 'code' | 'options' | 'payload'> {
-  return {
-    code: failure.code,
-    options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }],
-    payload: encodeString(failure.reason),
-  };
+  const parts = responseToOpen(response, recipient, binding);
+  if (!parts.ok) return parts;
+  return openedResponse(parts, alg.open(parts.key, parts.nonce, parts.aad, parts.ciphertext), binding, options);
 }

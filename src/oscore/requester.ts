@@ -17,11 +17,14 @@
  * Sans-IO: messages in, messages (or an Error saying why a response is discarded) out.
  */
 import { ResponseCode, codeToString } from '../coap/codes.js';
-import { getOption, printablePayload, setOption, type CoapMessage } from '../coap/message.js';
+import { getOption, printablePayload, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { protectRequest, unprotectResponse, type ClassOf, type RequestBinding } from './protect.js';
 import { newB2Nonce, responseKidContext, secondIdContext, thirdIdContext, unwrapB2KidContext, wrapB2KidContext } from './rederivation.js';
 import type { OscoreSecurityContext } from './security-context.js';
+import { NotificationOrder } from './notification-order.js';
+
+export { echoChallengeRetry } from './echo-challenge.js';
 
 export interface OscoreRequesterOptions {
   /**
@@ -150,10 +153,7 @@ export class OscoreRequester {
  * for an Observe registration, the Notification Number (§7.4.1).
  */
 export class OscoreExchange {
-  /** §4.1.3.5.2: the largest Partial IV of the notifications accepted so far. */
-  #notificationNumber: number | undefined;
-  /** §8.4.2: "the AEAD nonce from the request was already used once". */
-  #requestNonceUsed = false;
+  readonly #notifications = new NotificationOrder();
 
   constructor(
     protected readonly requester: OscoreRequester,
@@ -195,35 +195,8 @@ export class OscoreExchange {
 
   /** §7.4.1 and §8.4.2: Partial IVs only grow; the request nonce may serve one response only. */
   protected orderNotification(sequenceNumber: number | undefined): Error | undefined {
-    if (sequenceNumber === undefined) {
-      if (this.#requestNonceUsed) return new Error('a second response without Partial IV');
-      // §4.1.3.5.2: "the notification without Partial IV is considered the oldest" — once a
-      // notification with a Partial IV was accepted, it can only be a delayed first response.
-      if (this.#notificationNumber !== undefined) return new Error('a response without Partial IV after newer notifications (the oldest, RFC 8613 §4.1.3.5.2)');
-      this.#requestNonceUsed = true;
-      return undefined;
-    }
-    if (this.#notificationNumber !== undefined && sequenceNumber <= this.#notificationNumber) {
-      return new Error(`notification replayed or reordered (Partial IV ${sequenceNumber})`); // §7.4.1
-    }
-    this.#notificationNumber = sequenceNumber;
-    return undefined;
+    return this.#notifications.accept(sequenceNumber);
   }
-}
-
-/**
- * RFC 9175 §2.3–§2.4: a verified 4.01 carrying Echo asks for the request again with that Echo
- * value, to prove freshness or, after a server restart, to re-initialise its replay window (RFC
- * 8613 Appendix B.1.2). Returns that request, or undefined when `response` is no such challenge or
- * `request` already answered one (one retry).
- */
-export function echoChallengeRetry(request: CoapMessage, response: CoapMessage): CoapMessage | undefined {
-  if (response.code !== ResponseCode.Unauthorized) return undefined;
-  const echo = getOption(response, OptionNumber.Echo);
-  if (echo === undefined || getOption(request, OptionNumber.Echo) !== undefined) return undefined;
-  const again: CoapMessage = { ...request, options: request.options.slice() };
-  setOption(again, OptionNumber.Echo, echo);
-  return again;
 }
 
 /**

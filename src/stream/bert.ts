@@ -6,6 +6,7 @@
  * reassembler; the carrier decides whether BERT is allowed (StreamConnection.bertAllowed).
  */
 import { BERT_SZX, type BlockValue } from '../coap/block.js';
+import { joinBytes } from '../util/bytes.js';
 
 /** The unit of a BERT block (§6: "multiple 1024-byte blocks"). */
 export const BERT_UNIT = 1024;
@@ -63,6 +64,6 @@ export class BertAssembler {
     this.received += payload.length;
     if (block.more) return undefined;
     this.done = true;
-    return Buffer.concat(this.parts, this.received);
+    return joinBytes(this.parts, this.received);
   }
 }

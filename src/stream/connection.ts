@@ -23,6 +23,7 @@ import {
   pongMessage,
   releaseMessage,
 } from './signals.js';
+import { bytesToHex } from '../util/bytes.js';
 
 /** What the connection needs from its socket. */
 export interface StreamIo {
@@ -167,9 +168,9 @@ export class StreamConnection {
   /** Ping (§5.4); resolves with the round-trip time in ms when the Pong arrives. */
   ping(custody = false): Promise<number> {
     if (this.state === 'closed') return Promise.reject(new StreamClosedError('the connection is closed'));
-    const token = Buffer.alloc(2);
-    token.writeUInt16BE(this.nextPingToken++ & 0xffff);
-    const key = token.toString('hex');
+    const sequence = this.nextPingToken++ & 0xffff;
+    const token = Uint8Array.of(sequence >> 8, sequence & 0xff);
+    const key = bytesToHex(token);
     return new Promise<number>((resolve, reject) => {
       const timer = this.scheduler.schedule(this.settings.pingTimeout, () => {
         this.pings.delete(key);
@@ -283,7 +284,7 @@ export class StreamConnection {
         parsePingOrPong(message);
         // §5.4 says the Pong repeats the Ping's token. libcoap 4.3.1 sends its Pong with no token;
         // the stream is ordered and Pings are answered in order, so such a Pong answers the oldest.
-        let key = Buffer.from(message.token).toString('hex');
+        let key = bytesToHex(message.token);
         if (message.token.length === 0 && !this.pings.has(key)) key = this.pings.keys().next().value ?? key;
         const ping = this.pings.get(key);
         if (!ping) return;

@@ -11,6 +11,7 @@
  */
 import { MessageFormatError, decodeMessage, encodeMessage } from '../coap/codec.js';
 import { MessageType, type CoapMessage } from '../coap/message.js';
+import { allocBytes, joinBytes } from '../util/bytes.js';
 
 export type Framing = 'length' | 'websocket';
 
@@ -29,13 +30,14 @@ function extendedLengthBytes(length: number): number {
 }
 
 /** Encodes one message for a stream carrier. Type and Message ID are not sent (§3.2). */
+/** A Buffer in Node, a Uint8Array in the browser build (as encodeMessage). */
 export function encodeFrame(message: CoapMessage, framing: Framing): Buffer {
   const datagram = encodeMessage(message);
   const tokenLength = message.token.length;
   const body = datagram.subarray(4 + tokenLength);
   const length = framing === 'length' ? body.length : 0;
   const extended = extendedLengthBytes(length);
-  const out = Buffer.allocUnsafe(1 + extended + 1 + tokenLength + body.length);
+  const out = allocBytes(1 + extended + 1 + tokenLength + body.length);
   let pos = 1;
   if (extended === 0) out[0] = (length << 4) | tokenLength;
   else if (extended === 1) {
@@ -43,16 +45,20 @@ export function encodeFrame(message: CoapMessage, framing: Framing): Buffer {
     out[pos++] = length - LEN_8_OFFSET;
   } else if (extended === 2) {
     out[0] = (14 << 4) | tokenLength;
-    out.writeUInt16BE(length - LEN_16_OFFSET, pos);
-    pos += 2;
+    const value = length - LEN_16_OFFSET;
+    out[pos++] = value >> 8;
+    out[pos++] = value & 0xff;
   } else {
     out[0] = (15 << 4) | tokenLength;
-    out.writeUInt32BE(length - LEN_32_OFFSET, pos);
-    pos += 4;
+    const value = length - LEN_32_OFFSET;
+    out[pos++] = value >>> 24;
+    out[pos++] = (value >>> 16) & 0xff;
+    out[pos++] = (value >>> 8) & 0xff;
+    out[pos++] = value & 0xff;
   }
   out[pos++] = message.code;
-  datagram.copy(out, pos, 4);
-  return out;
+  out.set(datagram.subarray(4), pos);
+  return out as Buffer;
 }
 
 /**
@@ -65,7 +71,7 @@ function decodeBody(tokenLength: number, code: number, rest: Uint8Array): CoapMe
     // RFC 7252 §4.1 as RFC 8323 §3.4 keeps it: an Empty message is the bare header.
     throw new MessageFormatError('empty message with token, options or payload', 'format');
   }
-  const datagram = Buffer.allocUnsafe(4 + rest.length);
+  const datagram = allocBytes(4 + rest.length);
   datagram[0] = 0x40 | tokenLength;
   datagram[1] = code;
   datagram[2] = 0;
@@ -89,14 +95,14 @@ export function decodeWebSocketFrame(data: Uint8Array): CoapMessage {
  * cannot make us hold more than one message of our own advertised size.
  */
 export class FrameDecoder {
-  private buffered: Buffer[] = [];
+  private buffered: Uint8Array[] = [];
   private bufferedLength = 0;
 
   constructor(private readonly maxMessageSize: number) {}
 
   /** Appends bytes and returns every message completed by them. Throws MessageFormatError on a bad frame. */
   push(data: Uint8Array): CoapMessage[] {
-    this.buffered.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    this.buffered.push(data);
     this.bufferedLength += data.byteLength;
     const messages: CoapMessage[] = [];
     for (;;) {
@@ -121,8 +127,8 @@ export class FrameDecoder {
     let length: number;
     if (extended === 0) length = lenNibble;
     else if (extended === 1) length = head[1]! + LEN_8_OFFSET;
-    else if (extended === 2) length = head.readUInt16BE(1) + LEN_16_OFFSET;
-    else length = head.readUInt32BE(1) + LEN_32_OFFSET;
+    else if (extended === 2) length = ((head[1]! << 8) | head[2]!) + LEN_16_OFFSET;
+    else length = (head[1]! * 0x1000000 + ((head[2]! << 16) | (head[3]! << 8) | head[4]!)) + LEN_32_OFFSET;
     if (tokenLength > 8) throw new MessageFormatError(`reserved token length ${tokenLength}`, 'format');
     const total = 1 + extended + 1 + tokenLength + length;
     if (total > this.maxMessageSize) {
@@ -134,14 +140,14 @@ export class FrameDecoder {
   }
 
   /** The first `n` buffered bytes (n ≤ bufferedLength), joining chunks only as far as needed. */
-  private peek(n: number): Buffer {
+  private peek(n: number): Uint8Array {
     const first = this.buffered[0]!;
     if (first.length >= n) return first.subarray(0, n);
-    return Buffer.concat(this.buffered, this.bufferedLength).subarray(0, n);
+    return joinBytes(this.buffered, this.bufferedLength).subarray(0, n);
   }
 
-  private take(n: number): Buffer {
-    const joined = this.buffered.length === 1 ? this.buffered[0]! : Buffer.concat(this.buffered, this.bufferedLength);
+  private take(n: number): Uint8Array {
+    const joined = this.buffered.length === 1 ? this.buffered[0]! : joinBytes(this.buffered, this.bufferedLength);
     const frame = joined.subarray(0, n);
     const rest = joined.subarray(n);
     this.buffered = rest.length > 0 ? [rest] : [];

@@ -3,7 +3,7 @@
  * code (§5.2): option 2 is Max-Message-Size in a CSM, Custody in a Ping, Alternative-Address in a
  * Release and Bad-CSM-Option in an Abort.
  */
-import { EMPTY_BYTES, createMessage, decodeUint, encodeString, encodeUint, type CoapMessage } from '../coap/message.js';
+import { EMPTY_BYTES, createMessage, decodeString, decodeUint, encodeString, encodeUint, type CoapMessage } from '../coap/message.js';
 
 export const SignalCode = {
   Csm: (7 << 5) | 1,
@@ -107,7 +107,7 @@ export function parseRelease(message: CoapMessage): { alternativeAddresses: stri
   const alternativeAddresses: string[] = [];
   let holdOffSeconds: number | undefined;
   for (const option of message.options) {
-    if (option.number === ReleaseOption.AlternativeAddress) alternativeAddresses.push(Buffer.from(option.value).toString('utf8'));
+    if (option.number === ReleaseOption.AlternativeAddress) alternativeAddresses.push(decodeString(option.value));
     else if (option.number === ReleaseOption.HoldOff) holdOffSeconds = decodeUint(option.value);
   }
   return holdOffSeconds === undefined ? { alternativeAddresses } : { alternativeAddresses, holdOffSeconds };

@@ -3,7 +3,12 @@
  * (RFC 9175 §4.2 asks for unpredictable tokens); a pool amortises the crypto call over many tokens.
  * Tests inject a deterministic source.
  */
-import { randomFillSync } from 'node:crypto';
+// The Web Crypto API's CSPRNG: global in Node >= 19 and in browsers, so the browser build
+// (src/browser/) shares this source. One call fills at most 65536 bytes (its quota).
+const fill = <T extends Uint8Array>(bytes: T): T => {
+  for (let at = 0; at < bytes.length; at += 65536) globalThis.crypto.getRandomValues(bytes.subarray(at, at + 65536));
+  return bytes;
+};
 
 export interface RandomSource {
   /** Fresh random bytes (a new array each call). */
@@ -15,14 +20,14 @@ export interface RandomSource {
 const POOL_SIZE = 4096;
 
 export class CryptoRandom implements RandomSource {
-  private pool = Buffer.allocUnsafe(POOL_SIZE);
+  private pool = new Uint8Array(0);
   private offset = POOL_SIZE;
 
   bytes(n: number): Uint8Array {
-    if (n > POOL_SIZE) return randomFillSync(Buffer.allocUnsafe(n));
+    if (n > POOL_SIZE) return fill(new Uint8Array(n));
     if (this.offset + n > POOL_SIZE) {
       // Refill into a new buffer: handed-out slices must never change underneath their holders.
-      this.pool = randomFillSync(Buffer.allocUnsafe(POOL_SIZE));
+      this.pool = fill(new Uint8Array(POOL_SIZE));
       this.offset = 0;
     }
     const out = this.pool.subarray(this.offset, this.offset + n);

@@ -122,7 +122,7 @@ const before = (a: HeapTimer, b: HeapTimer): boolean => a.at < b.at || (a.at ===
 /** Real time: performance.now() and a single unref'd setTimeout for the earliest due timer. */
 export class RealScheduler implements Scheduler {
   private readonly heap = new TimerHeap();
-  private hostTimer: NodeJS.Timeout | undefined;
+  private hostTimer: ReturnType<typeof setTimeout> | undefined;
   private hostTimerAt = Infinity;
 
   now(): number {
@@ -139,7 +139,8 @@ export class RealScheduler implements Scheduler {
     if (this.hostTimer) clearTimeout(this.hostTimer);
     this.hostTimerAt = at;
     this.hostTimer = setTimeout(() => this.fire(), Math.max(0, Math.ceil(at - this.now())));
-    this.hostTimer.unref();
+    // Node: the timer alone does not keep the process alive. A browser's timer id is a number.
+    (this.hostTimer as { unref?: () => void }).unref?.();
   }
 
   private fire(): void {
@@ -199,6 +200,9 @@ function runGuarded(callback: () => void): void {
   try {
     callback();
   } catch (error) {
-    process.emitWarning(`coapsec: timer callback failed: ${(error as Error).stack ?? error}`);
+    const warning = `coapsec: timer callback failed: ${(error as Error).stack ?? error}`;
+    const host = (globalThis as { process?: { emitWarning(text: string): void } }).process;
+    if (host) host.emitWarning(warning);
+    else console.warn(warning);
   }
 }
