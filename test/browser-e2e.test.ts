@@ -49,13 +49,14 @@ before(async () => {
   const client = JSON.parse(readFileSync(join(work, 'creds', 'client.json'), 'utf8')) as { oscore: Array<{ context: Record<string, string> }> };
   credentials = client.oscore[0]!.context;
   server = await startDaemon(['serve', '--bind', '127.0.0.1:0', '--credentials', join(work, 'creds', 'server.json')], /serving on coap:\/\/127\.0\.0\.1:(\d+)/);
-  proxy = await startDaemon(['proxy', '--forward', '--bind', '127.0.0.1:0', '--ws', '0', '--allow-destination', '127.0.0.1'], /proxy on coap:\/\/127\.0\.0\.1:(\d+)/);
-  wsPort = Number((await proxy.waitFor(/proxy on coap\+ws:\/\/127\.0\.0\.1:(\d+) \(forward\)/))[1]);
   const bundle = await bundleBrowser();
   site = await servePages({
     '/': { type: 'text/html', body: '<!doctype html><meta charset="utf-8"><title>coapsec end to end</title>' },
     '/coapsec.js': { type: 'text/javascript', body: bundle.text },
   });
+  // The page's origin is another port than the proxy's: it must be on the proxy's --ws-origin list.
+  proxy = await startDaemon(['proxy', '--forward', '--bind', '127.0.0.1:0', '--ws', '0', '--ws-origin', site.origin, '--allow-destination', '127.0.0.1'], /proxy on coap:\/\/127\.0\.0\.1:(\d+)/);
+  wsPort = Number((await proxy.waitFor(/proxy on coap\+ws:\/\/127\.0\.0\.1:(\d+) \(forward\)/))[1]);
   browser = await launchChromium();
   await browser.page.goto(`${site.origin}/`);
 });

@@ -3,6 +3,7 @@
  *   [--next-hop URI] [--cache-mb N] [--allow-destination CIDR|HOST ...] [--http-upstream]
  *   [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
  *   [--group NAME[=GROUP] ... [--group-mount PREFIX=GROUP ...] [--group-cache GROUP=MEMBER,... ...]]
+ *   [--ws-origin ORIGIN ...] [--ws-max-connections N] [--ws-rate N] [--web DIR]
  *
  * Every listener (UDP on --bind, and the stream ones) gets its own ForwardProxy / ReverseProxy on
  * its own CoapServer; they share the upstream client (one connection per upstream peer over a
@@ -38,6 +39,9 @@ import { GroupForwardProxy, GroupReverseProxy, parseGroupMount, type GroupMount 
 import { GroupResponseCache } from '../proxy/group-cache.js';
 import { GroupRelay, groupAllowList, normaliseGroup } from '../proxy/group-relay.js';
 import { MulticastClientTransport } from '../transport/multicast.js';
+import { WsGuard } from '../proxy/ws-guard.js';
+import { staticFiles } from '../proxy/ws-static.js';
+import type { PeerAddress } from '../transport/transport.js';
 
 export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--tcp PORT] [--tls PORT] [--ws PORT] [--forward]
                      [--reverse PREFIX=URI ...] [--next-hop URI] [--cache-mb N]
@@ -45,12 +49,21 @@ export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--tcp PORT]
                      [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
                      [--group NAME[=GROUP] ... [--group-mount PREFIX=GROUP ...]
                      [--group-cache GROUP=MEMBER,MEMBER... ...]]
+                     [--ws-origin ORIGIN ...] [--ws-max-connections N] [--ws-rate N] [--web DIR]
   --bind HOST:PORT       CoAP side over UDP (default 127.0.0.1:5683)
 ${STREAM_LISTEN_USAGE}
                          Requests go upstream over the transport of the target's scheme (coap,
                          coaps, coap+tcp, coaps+tcp, coap+ws, coaps+ws), whatever they came on.
                          --ca, --cert/--key and --psk-identity/--psk also serve coaps+tcp:// and
                          coaps+ws:// targets (--cert without --ca: only the --tls listener's)
+  --ws-origin ORIGIN     a web origin (e.g. https://app.example) whose pages may open --ws connections
+                         (repeatable); the proxy's own (--web) is always allowed, other pages get 403.
+                         Programs that send no Origin are admitted
+  --ws-max-connections N at most N --ws connections at once (default 64; then HTTP 503)
+  --ws-rate N            at most N CoAP messages per second per --ws connection, bursts of N
+                         (default 200; more closes it with 1008)
+  --web DIR              serve the files in DIR (GET only, no traversal) on the --ws port, e.g. the
+                         demo page web/ with the browser bundle
   --forward              act as a forward proxy (Proxy-Uri / Proxy-Scheme, RFC 7252 §5.7.2)
   --reverse PREFIX=URI   serve PREFIX/... from the origin URI (repeatable), e.g. /dev1=coap://10.0.0.7/
                          (block-wise, Observe and end-to-end OSCORE pass through; PREFIX/.well-known/core
@@ -114,6 +127,10 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       'http-upstream': { type: 'boolean' },
       'http-host': { type: 'string', multiple: true },
       'http-allow-origin': { type: 'string', multiple: true },
+      'ws-origin': { type: 'string', multiple: true },
+      'ws-max-connections': { type: 'string' },
+      'ws-rate': { type: 'string' },
+      web: { type: 'string' },
       ...STREAM_LISTEN_FLAGS,
       ...SOCKET_FLAGS,
       ...LOG_FLAGS,
@@ -175,6 +192,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   const allowedOrigins = values['http-allow-origin'] ?? [];
   for (const origin of allowedOrigins) if (!isWebOrigin(origin)) throw new UsageError(`--http-allow-origin needs an origin such as https://app.example:8443, got "${origin}"`);
   const buffers = socketBuffers(values);
+  const browserSide = wsBrowserSide(values);
 
   const streams = streamListeners(values, bind);
 
@@ -210,7 +228,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       servers.push(
         l.scheme === 'coap'
           ? await CoapServer.listen({ host: l.host, port: l.port, ...buffers, ...security })
-          : await CoapServer.listen({ scheme: l.scheme, host: l.host, port: l.port, ...(tlsListener ? { tls: tlsListener } : {}), ...security }),
+          : await CoapServer.listen({ scheme: l.scheme, host: l.host, port: l.port, ...(tlsListener ? { tls: tlsListener } : {}), ...(l.scheme === 'coap+ws' ? { ws: browserSide.ws } : {}), ...security }),
       );
     } catch (error) {
       await closeAll();
@@ -272,7 +290,14 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     }
   }
   const roles = `${values.forward ? ' (forward)' : ''}${groupAllowed.length > 0 ? ' (group)' : ''}${groupMounts.map((m) => ` ${m.prefix ? `/${m.prefix.join('/')}` : m.host}→${m.group}`).join('')}${reverse.map((r) => ` ${r.prefix}→${r.target}`).join('')}`;
-  for (const server of servers) process.stderr.write(`coapsec proxy on ${server.endpoint.transport.scheme}://${peerKey(server.address())}${roles}\n`);
+  for (const server of servers) {
+    const scheme = server.endpoint.transport.scheme;
+    process.stderr.write(`coapsec proxy on ${scheme}://${peerKey(server.address())}${roles}\n`);
+    if (scheme !== 'coap+ws') continue;
+    const origins = ownOrigins(server.address());
+    for (const origin of origins) browserSide.guard.allowOrigin(origin);
+    if (values.web !== undefined) process.stderr.write(`coapsec proxy: web page on ${origins[0]}/\n`);
+  }
   if (cross) process.stderr.write(`coapsec HTTP→CoAP proxy on http://${cross.address().address}:${cross.address().port}/hc/\n`);
 
   await new Promise<void>((resolve) => {
@@ -317,4 +342,37 @@ function groupRelaying(
       await client.close();
     },
   };
+/** --ws-origin, --ws-max-connections, --ws-rate and --web: what the coap+ws listener admits and serves. */
+function wsBrowserSide(values: { ws?: string | undefined; 'ws-origin'?: string[] | undefined; 'ws-max-connections'?: string | undefined; 'ws-rate'?: string | undefined; web?: string | undefined }) {
+  const given = ['ws-origin', 'ws-max-connections', 'ws-rate', 'web'].filter((name) => values[name as keyof typeof values] !== undefined);
+  if (values.ws === undefined && given.length > 0) throw new UsageError(`--${given[0]} needs --ws PORT`);
+  const origins = values['ws-origin'] ?? [];
+  for (const origin of origins) if (!isWebOrigin(origin)) throw new UsageError(`--ws-origin needs an origin such as https://app.example:8443, got "${origin}"`);
+  const maxConnections = positiveInteger('--ws-max-connections', values['ws-max-connections'], 64);
+  const messagesPerSecond = positiveInteger('--ws-rate', values['ws-rate'], 200);
+  const guard = new WsGuard({ allowedOrigins: origins, maxConnections, messagesPerSecond });
+  let httpRequests: ReturnType<typeof staticFiles> | undefined;
+  if (values.web !== undefined) {
+    try {
+      httpRequests = staticFiles(values.web);
+    } catch (error) {
+      throw new UsageError(`--web: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? `no directory ${values.web}` : (error as Error).message}`);
+    }
+  }
+  return { guard, ws: { guard, ...(httpRequests ? { httpRequests } : {}) } };
+}
+
+function positiveInteger(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new UsageError(`${flag} needs a whole number from 1 to 1000000, got "${text}"`);
+  return n;
+}
+
+/** The origins of a page served on the --ws port itself. */
+function ownOrigins(address: PeerAddress): string[] {
+  const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+  const origins = [`http://${host}:${address.port}`];
+  if (address.address === '127.0.0.1' || address.address === '::1') origins.push(`http://localhost:${address.port}`);
+  return origins;
 }

@@ -6,7 +6,7 @@
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, RequestListener } from 'node:http';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { socketPeer } from './stream-socket.js';
 import { listen, serverAddress } from './stream-socket.js';
@@ -31,6 +31,29 @@ export interface WsTransportOptions {
   /** Largest WebSocket message accepted; larger ones close the connection. Default 1 MiB. */
   maxPayload?: number;
   connectTimeout?: number;
+  /** Server: who may open a connection and how much each may send (the proxy's browser side, src/proxy/ws-guard.ts). */
+  guard?: WsConnectionGuard;
+  /** Server: plain HTTP requests on the same port (default: 426 naming the CoAP endpoint). */
+  httpRequests?: RequestListener;
+}
+
+/** A refusal: an HTTP status at the handshake, or a WebSocket close code (RFC 6455 §7.4) afterwards. */
+export interface WsRefusal {
+  code: number;
+  reason: string;
+}
+
+export interface WsConnectionGuard {
+  /** At the upgrade request, before any WebSocket exists: undefined admits. */
+  admit(request: IncomingMessage): WsRefusal | undefined;
+  /** Once open: a per-connection gate, or a close refusal (e.g. the limit filled up meanwhile). */
+  open(): WsConnectionGate | WsRefusal;
+}
+
+export interface WsConnectionGate {
+  /** Each incoming message: undefined lets it through, a refusal closes the connection with it. */
+  message(): WsRefusal | undefined;
+  closed(): void;
 }
 
 class WsLink implements StreamLink {
@@ -44,6 +67,7 @@ class WsLink implements StreamLink {
     private readonly socket: WebSocket,
     readonly peer: PeerAddress,
     readonly security: TransportSecurity | undefined,
+    gate?: WsConnectionGate,
   ) {
     socket.on('error', () => {
       /* reported through 'close' */
@@ -52,6 +76,11 @@ class WsLink implements StreamLink {
       if (!isBinary) {
         // §4.2: CoAP travels in binary frames only.
         socket.close(1003, 'CoAP over WebSockets uses binary messages');
+        return;
+      }
+      const refusal = gate?.message();
+      if (refusal) {
+        socket.close(refusal.code, refusal.reason);
         return;
       }
       const bytes = toBytes(data);
@@ -106,10 +135,10 @@ export class WsTransport implements StreamTransport {
   static async bind(options: WsTransportOptions = {}): Promise<WsTransport> {
     if (options.port === undefined) return new WsTransport(undefined, undefined, options);
     const http = options.secure
-      ? createHttpsServer({ cert: options.cert, key: options.key })
-      : createHttpServer((_request, response) => {
+      ? createHttpsServer({ cert: options.cert, key: options.key }, options.httpRequests)
+      : createHttpServer(options.httpRequests ?? ((_request, response) => {
           response.writeHead(426, { 'Content-Type': 'text/plain' }).end('CoAP over WebSockets: connect to /.well-known/coap\n');
-        });
+        }));
     const wss = new WebSocketServer({
       server: http,
       path: COAP_WS_PATH,
@@ -117,6 +146,7 @@ export class WsTransport implements StreamTransport {
       perMessageDeflate: false,
       // §4.1: the client MUST offer "coap"; a client that does not is refused.
       handleProtocols: (protocols: Set<string>) => (protocols.has(COAP_WS_PROTOCOL) ? COAP_WS_PROTOCOL : false),
+      ...(options.guard ? { verifyClient: verifyWith(options.guard) } : {}),
     });
     await listen(http as unknown as import('node:net').Server, options.port, options.host ?? '127.0.0.1');
     return new WsTransport(http, wss, options);
@@ -128,8 +158,14 @@ export class WsTransport implements StreamTransport {
       socket.terminate();
       return;
     }
+    const gate = this.options.guard?.open();
+    if (gate && 'code' in gate) {
+      socket.close(gate.code, gate.reason);
+      return;
+    }
     this.track(socket);
-    this.acceptHandler(new WsLink(socket, peer, this.options.secure ? tlsSecurity(request) : undefined));
+    if (gate) socket.on('close', () => gate.closed());
+    this.acceptHandler(new WsLink(socket, peer, this.options.secure ? tlsSecurity(request) : undefined, gate));
   }
 
   private track(socket: WebSocket): void {
@@ -186,6 +222,14 @@ export class WsTransport implements StreamTransport {
       await new Promise<void>((resolve) => this.http!.close(() => resolve()));
     }
   }
+}
+
+function verifyWith(guard: WsConnectionGuard) {
+  return (info: { req: IncomingMessage }, done: (admitted: boolean, code?: number, reason?: string) => void): void => {
+    const refusal = guard.admit(info.req);
+    if (refusal) done(false, refusal.code, refusal.reason);
+    else done(true);
+  };
 }
 
 function tlsSecurity(request: IncomingMessage): TransportSecurity | undefined {
