@@ -74,15 +74,28 @@ export function encodeMessage(msg: CoapMessage): Buffer {
       out.writeUInt16BE(length - 269, pos);
       pos += 2;
     }
-    out.set(o.value, pos);
+    copyBytes(o.value, out, pos);
     pos += length;
     previous = o.number;
   }
   if (msg.payload.length > 0) {
     out[pos++] = PAYLOAD_MARKER;
-    out.set(msg.payload, pos);
+    copyBytes(msg.payload, out, pos);
   }
   return out;
+}
+
+/**
+ * `from` into `to` at `at`: a byte loop for the short values most options and payloads are, where
+ * TypedArray.set's argument checks cost more than the copy; set() for longer ones.
+ */
+function copyBytes(from: Uint8Array, to: Uint8Array, at: number): void {
+  const n = from.length;
+  if (n > 32) {
+    to.set(from, at);
+    return;
+  }
+  for (let i = 0; i < n; i++) to[at + i] = from[i]!;
 }
 
 /**

@@ -197,6 +197,9 @@ export class CoapEndpoint {
   private pings = 0;
   /** What the transport was last told (setBusy): does anything wait on the network? */
   private busy = false;
+  /** The latest token newToken() made, and its key: the request it is for needs the key too. */
+  private lastToken: Uint8Array | undefined;
+  private lastTokenKey = '';
 
   constructor(private readonly options: EndpointOptions) {
     this.parameters = withDefaults(options.parameters);
@@ -341,7 +344,9 @@ export class CoapEndpoint {
    * and resolves with the first response: the first of its response stream (`stream`).
    */
   request(message: CoapMessage, peer: PeerAddress, options: RequestOptions = {}): Promise<ReceivedResponse> {
-    return this.stream(message, peer, options).first();
+    // What stream(...).first() gives, without a stream object, its queue and its own promise per
+    // request: the pending request settles this promise directly.
+    return new Promise((resolve, reject) => this.sendUnder(message, peer, options, { onResponse: resolve, onError: reject }, options.token, options.matcher));
   }
 
   /**
@@ -396,12 +401,13 @@ export class CoapEndpoint {
     if (this.closed) return handler.onError(new CancelledError('endpoint is closed'));
     if (options.signal?.aborted) return handler.onError(new CancelledError('request aborted'));
     const token = chosenToken ?? this.newToken();
-    if (chosenToken && this.pending.has(tokenKeyOf(token))) {
+    const tokenKey = token === this.lastToken ? this.lastTokenKey : tokenKeyOf(token);
+    if (chosenToken && this.pending.has(tokenKey)) {
       return handler.onError(new CancelledError('a request with this token is still waiting for its response'));
     }
     message.token = token;
     const key = peerKey(peer);
-    const pending = new PendingRequest(this.pendingEvents, tokenKeyOf(token), key, peer, message, options, handler, matcher === tokenAndPeer ? undefined : matcher);
+    const pending = new PendingRequest(this.pendingEvents, tokenKey, key, peer, message, options, handler, matcher === tokenAndPeer ? undefined : matcher);
     this.pending.set(pending.tokenKey, pending);
     if (!this.busy) this.updateBusy();
     if (options.signal) {
@@ -487,7 +493,10 @@ export class CoapEndpoint {
     for (;;) {
       const token = this.random.bytes(this.tokenLength);
       const key = tokenKeyOf(token);
-      if (!this.pending.has(key) && !this.tokenListeners.has(key)) return token;
+      if (this.pending.has(key) || this.tokenListeners.has(key)) continue;
+      this.lastToken = token;
+      this.lastTokenKey = key;
+      return token;
     }
   }
 
@@ -600,4 +609,13 @@ export class CoapEndpoint {
 const UNPROCESSED_RESPONSE_OPTIONS = new Set<number>([OptionNumber.Edhoc, OptionNumber.QBlock1, OptionNumber.QBlock2]);
 const isRecognizedInResponse = (n: number): boolean => optionDefinition(n) !== undefined && !UNPROCESSED_RESPONSE_OPTIONS.has(n);
 
-const tokenKeyOf = (token: Uint8Array): string => Buffer.from(token.buffer, token.byteOffset, token.byteLength).toString('latin1');
+/**
+ * A token as a Map key: one char per byte. Built by hand because Buffer's latin1 toString costs a
+ * Buffer object and a native call, about twice this for the ≤ 8 bytes of a token, and a request
+ * needs its key more than once.
+ */
+function tokenKeyOf(token: Uint8Array): string {
+  let key = '';
+  for (let i = 0; i < token.length; i++) key += String.fromCharCode(token[i]!);
+  return key;
+}

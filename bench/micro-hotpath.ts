@@ -1,0 +1,291 @@
+/**
+ * The hot paths of issue 21 without sockets: a coapsec client and a coapsec server in one process,
+ * joined by an in-memory datagram pair, so the CPU they cost is JavaScript (and Node's crypto for
+ * OSCORE) and not the kernel's per-datagram work. The socket figures are bench/server-cpu.ts's;
+ * this one is for A/B of a change to our own code, which the socket benchmark cannot resolve on a
+ * shared machine.
+ *
+ * A closed loop keeps `inFlight` GETs of /hello outstanding (each response starts the next
+ * request). Datagrams are queued and delivered in batches from a macrotask, so each side's work
+ * runs apart: the server's (delivery to its endpoint until its answers are queued; it answers
+ * synchronously) is the process's CPU time across each batch (process.cpuUsage, so other tenants
+ * of a shared machine do not count), and the client's is the rest of the process's CPU time. `--server-only` instead feeds the server prepared request datagrams
+ * (plain: one encoding with the Message ID and token patched; OSCORE: a pool protected beforehand
+ * with fresh sequence numbers) and measures its CPU alone.
+ *
+ * `--client-only` answers the plain client's requests with a canned response instead of a server.
+ * For instruction counts on a shared machine, run a mode twice under
+ * `valgrind --tool=cachegrind --cache-sim=no --smc-check=all-non-file` with the same `--warmup`
+ * and two `--requests` values: the difference of the two totals over the difference of the
+ * requests is the instructions per request, start-up and warm-up cancelled.
+ *
+ *   node dist/bench/micro-hotpath.js [--requests N] [--warmup N] [--in-flight 32,256] [--variants plain,oscore] [--rounds R] [--server-only | --client-only]
+ */
+import { CoapClient } from '../src/client/client.js';
+import { OscoreClientSecurity } from '../src/client/oscore.js';
+import { encodeMessage } from '../src/coap/codec.js';
+import { Method, ResponseCode } from '../src/coap/codes.js';
+import { ContentFormat } from '../src/coap/content-format.js';
+import { MessageType, type CoapMessage } from '../src/coap/message.js';
+import { OptionNumber } from '../src/coap/options.js';
+import { CoapEndpoint } from '../src/exchange/endpoint.js';
+import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
+import { protectRequest } from '../src/oscore/protect.js';
+import { OscoreServerSecurity } from '../src/server/oscore.js';
+import { CoapServer } from '../src/server/server.js';
+import type { DatagramHandler, DatagramTransport, PeerAddress } from '../src/transport/transport.js';
+import { OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET } from './common.js';
+
+type Variant = 'plain' | 'oscore';
+
+const SERVER_ADDRESS: PeerAddress = { address: '127.0.0.1', port: 5683 };
+const CLIENT_ADDRESS: PeerAddress = { address: '127.0.0.1', port: 40000 };
+const CLIENT_ID = Buffer.alloc(0);
+const SERVER_ID = Buffer.from('01', 'hex');
+
+/** The server side of the pair: a DatagramTransport whose sends are queued for the client. */
+class QueueTransport implements DatagramTransport {
+  readonly scheme = 'coap' as const;
+  handler: DatagramHandler = () => {};
+  readonly outbox: Uint8Array[] = [];
+  setHandler(handler: DatagramHandler): void {
+    this.handler = handler;
+  }
+  send(data: Uint8Array): void {
+    this.outbox.push(data);
+  }
+  localAddress(): PeerAddress {
+    return SERVER_ADDRESS;
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function serverContext(): OscoreSecurityContext {
+  return new OscoreSecurityContext(
+    { masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: SERVER_ID, recipientIds: [CLIENT_ID], replayWindow: 4096 },
+    new VolatileSequence(),
+  );
+}
+
+function makeServer(variant: Variant): { server: CoapServer; transport: QueueTransport } {
+  const transport = new QueueTransport();
+  const endpoint = new CoapEndpoint({ transport, parameters: { nstart: 1024 } });
+  const server = new CoapServer(endpoint, variant === 'oscore' ? { security: new OscoreServerSecurity([serverContext()]) } : {});
+  // The demo's /hello (src/demo/resources.ts): a constant text.
+  server.resource('/hello', { GET: () => ({ code: ResponseCode.Content, contentFormat: ContentFormat.TextPlain, payload: 'Hello from coapsec' }) });
+  return { server, transport };
+}
+
+const cpuMicros = (since: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(since);
+  return u.user + u.system;
+};
+
+const macrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+interface PairResult {
+  variant: Variant;
+  inFlight: number;
+  requests: number;
+  clientMicros: number;
+  serverMicros: number;
+}
+
+/** Client and server in one process, `requests` GETs with `inFlight` outstanding. */
+async function runPair(variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
+  const { server, transport } = makeServer(variant);
+  const clientSecurity =
+    variant === 'oscore'
+      ? new OscoreClientSecurity(
+          new OscoreSecurityContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: CLIENT_ID, recipientIds: [SERVER_ID] }, new VolatileSequence()),
+        )
+      : undefined;
+  const client = new CoapClient({ parameters: { nstart: 1024 }, ...(clientSecurity ? { security: () => clientSecurity } : {}) });
+  const endpoint = await client.endpoint(4);
+  const toServer: Uint8Array[] = [];
+  // The client's datagrams go to the queue instead of its socket.
+  (endpoint.transport as { send(data: Uint8Array, peer: PeerAddress): void }).send = (data) => {
+    toServer.push(data);
+  };
+  const uri = `coap://${SERVER_ADDRESS.address}:${SERVER_ADDRESS.port}/hello`;
+  let started = 0;
+  let finished = 0;
+  let failed = 0;
+  let serverMicros = 0;
+  let done: () => void = () => {};
+  const allDone = new Promise<void>((resolve) => (done = resolve));
+  const next = (): void => {
+    if (started >= requests) return;
+    started++;
+    client.get(uri).then(
+      (r) => {
+        if (r.code !== ResponseCode.Content) failed++;
+        if (++finished === requests) done();
+        else next();
+      },
+      () => {
+        failed++;
+        if (++finished === requests) done();
+        else next();
+      },
+    );
+  };
+  let running = true;
+  const pump = async (): Promise<void> => {
+    while (running) {
+      await macrotask();
+      const before = process.cpuUsage();
+      for (const datagram of toServer.splice(0)) transport.handler(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength), CLIENT_ADDRESS, undefined);
+      serverMicros += cpuMicros(before);
+      for (const datagram of transport.outbox.splice(0)) endpoint.messaging.receive(datagram, SERVER_ADDRESS);
+    }
+  };
+  const cpu = process.cpuUsage();
+  const pumping = pump();
+  for (let i = 0; i < inFlight; i++) next();
+  await allDone;
+  const total = cpuMicros(cpu);
+  running = false;
+  await pumping;
+  await client.close();
+  await server.close();
+  if (failed > 0) throw new Error(`${failed} of ${requests} requests failed`);
+  return { variant, inFlight, requests, clientMicros: (total - serverMicros) / requests, serverMicros: serverMicros / requests };
+}
+
+/** The server alone: prepared request datagrams in batches of `inFlight`, answers dropped. */
+async function runServerOnly(variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
+  const { server, transport } = makeServer(variant);
+  const template: CoapMessage = {
+    type: MessageType.CON,
+    code: Method.GET,
+    messageId: 0,
+    token: new Uint8Array(8),
+    options: [{ number: OptionNumber.UriPath, value: Buffer.from('hello') }],
+    payload: new Uint8Array(0),
+  };
+  let datagrams: Buffer[];
+  if (variant === 'oscore') {
+    const sender = new OscoreSecurityContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: CLIENT_ID, recipientIds: [SERVER_ID] }, new VolatileSequence());
+    const params = sender.sender;
+    datagrams = Array.from({ length: requests }, (_, i) => encodeMessage(protectRequest(template, params, i).message));
+  } else {
+    const one = encodeMessage(template);
+    datagrams = Array.from({ length: requests }, () => Buffer.from(one));
+  }
+  for (let i = 0; i < requests; i++) {
+    const d = datagrams[i]!;
+    d.writeUInt16BE(i & 0xffff, 2);
+    d.writeUInt32BE(i, 4);
+  }
+  const cpu = process.cpuUsage();
+  for (let i = 0; i < requests; i += inFlight) {
+    const end = Math.min(requests, i + inFlight);
+    for (let j = i; j < end; j++) transport.handler(datagrams[j]!, CLIENT_ADDRESS, undefined);
+    transport.outbox.length = 0;
+    await macrotask();
+  }
+  const total = cpuMicros(cpu);
+  await server.close();
+  return { variant, inFlight, requests, clientMicros: NaN, serverMicros: total / requests };
+}
+
+/**
+ * The plain client alone: its requests answered by a canned piggybacked 2.05 with their Message ID
+ * and token copied in (a few byte copies per request, the same in every tree compared).
+ */
+async function runClientOnly(_variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
+  const client = new CoapClient({ parameters: { nstart: 1024 } });
+  const endpoint = await client.endpoint(4);
+  const answer = encodeMessage({
+    type: MessageType.ACK,
+    code: ResponseCode.Content,
+    messageId: 0,
+    token: new Uint8Array(8),
+    options: [{ number: OptionNumber.ContentFormat, value: new Uint8Array(0) }],
+    payload: Buffer.from('Hello from coapsec'),
+  });
+  const toServer: Uint8Array[] = [];
+  (endpoint.transport as { send(data: Uint8Array, peer: PeerAddress): void }).send = (data) => {
+    toServer.push(data);
+  };
+  const uri = `coap://${SERVER_ADDRESS.address}:${SERVER_ADDRESS.port}/hello`;
+  let started = 0;
+  let finished = 0;
+  let done: () => void = () => {};
+  const allDone = new Promise<void>((resolve) => (done = resolve));
+  const next = (): void => {
+    if (started >= requests) return;
+    started++;
+    void client.get(uri).then(() => {
+      if (++finished === requests) done();
+      else next();
+    });
+  };
+  let running = true;
+  const pump = async (): Promise<void> => {
+    while (running) {
+      await macrotask();
+      for (const request of toServer.splice(0)) {
+        const reply = Buffer.from(answer);
+        reply[2] = request[2]!;
+        reply[3] = request[3]!;
+        for (let i = 0; i < 8; i++) reply[4 + i] = request[4 + i]!;
+        endpoint.messaging.receive(reply, SERVER_ADDRESS);
+      }
+    }
+  };
+  const cpu = process.cpuUsage();
+  const pumping = pump();
+  for (let i = 0; i < inFlight; i++) next();
+  await allDone;
+  const total = cpuMicros(cpu);
+  running = false;
+  await pumping;
+  await client.close();
+  return { variant: 'plain', inFlight, requests, clientMicros: total / requests, serverMicros: NaN };
+}
+
+function parseArgs(argv: string[]): { requests: number; warmup: number; inFlight: number[]; variants: Variant[]; rounds: number; serverOnly: boolean; clientOnly: boolean } {
+  const settings = { requests: 100_000, warmup: 20_000, inFlight: [32, 256], variants: ['plain', 'oscore'] as Variant[], rounds: 3, serverOnly: false, clientOnly: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--requests') settings.requests = Number(value());
+    else if (a === '--in-flight') settings.inFlight = value().split(',').map(Number);
+    else if (a === '--variants') settings.variants = value().split(',') as Variant[];
+    else if (a === '--rounds') settings.rounds = Number(value());
+    else if (a === '--server-only') settings.serverOnly = true;
+    else if (a === '--client-only') settings.clientOnly = true;
+    else if (a === '--warmup') settings.warmup = Number(value());
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return settings;
+}
+
+async function main(): Promise<void> {
+  const s = parseArgs(process.argv.slice(2));
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  for (const variant of s.variants) {
+    for (const inFlight of s.inFlight) {
+      const rounds: PairResult[] = [];
+      const run = s.serverOnly ? runServerOnly : s.clientOnly ? runClientOnly : runPair;
+      // A first run warms the JIT; it is not counted.
+      if (s.warmup > 0) await run(variant, inFlight, s.warmup);
+      for (let r = 0; r < s.rounds; r++) rounds.push(await run(variant, inFlight, s.requests));
+      const server = median(rounds.map((r) => r.serverMicros));
+      const client = median(rounds.map((r) => r.clientMicros));
+      const perRound = rounds.map((r) => (s.serverOnly ? r.serverMicros.toFixed(2) : s.clientOnly ? r.clientMicros.toFixed(2) : `${r.serverMicros.toFixed(2)}/${r.clientMicros.toFixed(2)}`)).join(' ');
+      const figures = s.serverOnly ? `server ${server.toFixed(2)} µs` : s.clientOnly ? `client ${client.toFixed(2)} µs` : `server ${server.toFixed(2)} µs, client ${client.toFixed(2)} µs, client/server ${(client / server).toFixed(2)}×`;
+      console.log(`${variant.padEnd(6)} ${String(inFlight).padStart(4)} in flight: ${figures} per request (rounds: ${perRound})`);
+    }
+  }
+}
+
+await main();
