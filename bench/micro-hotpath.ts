@@ -7,19 +7,21 @@
  *
  * A closed loop keeps `inFlight` GETs of /hello outstanding (each response starts the next
  * request). Datagrams are queued and delivered in batches from a macrotask, so each side's work
- * runs apart: the server's (delivery to its endpoint until its answers are queued; it answers
- * synchronously) is the process's CPU time across each batch (process.cpuUsage, so other tenants
- * of a shared machine do not count), and the client's is the rest of the process's CPU time. `--server-only` instead feeds the server prepared request datagrams
+ * runs apart. The process's CPU time (process.cpuUsage, so other tenants of a shared machine do
+ * not count) is split by the share of the wall time spent delivering to the server (until its
+ * answers are queued; it answers synchronously): a tenant's preemption falls on either side in
+ * proportion to its time, and cpuUsage itself costs several µs a call, too much to call per batch. `--server-only` instead feeds the server prepared request datagrams
  * (plain: one encoding with the Message ID and token patched; OSCORE: a pool protected beforehand
  * with fresh sequence numbers) and measures its CPU alone.
  *
- * `--client-only` answers the plain client's requests with a canned response instead of a server.
+ * `--client-only` answers the plain client's requests with a canned response instead of a server;
+ * `--aead-floor` times bench/aead-floor.ts's per-side AEAD work alone (OSCORE's floor).
  * For instruction counts on a shared machine, run a mode twice under
  * `valgrind --tool=cachegrind --cache-sim=no --smc-check=all-non-file` with the same `--warmup`
  * and two `--requests` values: the difference of the two totals over the difference of the
  * requests is the instructions per request, start-up and warm-up cancelled.
  *
- *   node dist/bench/micro-hotpath.js [--requests N] [--warmup N] [--in-flight 32,256] [--variants plain,oscore] [--rounds R] [--server-only | --client-only]
+ *   node dist/bench/micro-hotpath.js [--requests N] [--warmup N] [--in-flight 32,256] [--variants plain,oscore] [--rounds R] [--server-only | --client-only | --aead-floor]
  */
 import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
@@ -34,6 +36,7 @@ import { protectRequest } from '../src/oscore/protect.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress } from '../src/transport/transport.js';
+import { OscoreAeadFloor } from './aead-floor.js';
 import { OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET } from './common.js';
 
 type Variant = 'plain' | 'oscore';
@@ -113,7 +116,7 @@ async function runPair(variant: Variant, inFlight: number, requests: number): Pr
   let started = 0;
   let finished = 0;
   let failed = 0;
-  let serverMicros = 0;
+  let serverWall = 0;
   let done: () => void = () => {};
   const allDone = new Promise<void>((resolve) => (done = resolve));
   const next = (): void => {
@@ -136,23 +139,25 @@ async function runPair(variant: Variant, inFlight: number, requests: number): Pr
   const pump = async (): Promise<void> => {
     while (running) {
       await macrotask();
-      const before = process.cpuUsage();
+      const before = performance.now();
       for (const datagram of toServer.splice(0)) transport.handler(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength), CLIENT_ADDRESS, undefined);
-      serverMicros += cpuMicros(before);
+      serverWall += performance.now() - before;
       for (const datagram of transport.outbox.splice(0)) endpoint.messaging.receive(datagram, SERVER_ADDRESS);
     }
   };
   const cpu = process.cpuUsage();
+  const wall = performance.now();
   const pumping = pump();
   for (let i = 0; i < inFlight; i++) next();
   await allDone;
   const total = cpuMicros(cpu);
+  const serverShare = serverWall / (performance.now() - wall);
   running = false;
   await pumping;
   await client.close();
   await server.close();
   if (failed > 0) throw new Error(`${failed} of ${requests} requests failed`);
-  return { variant, inFlight, requests, clientMicros: (total - serverMicros) / requests, serverMicros: serverMicros / requests };
+  return { variant, inFlight, requests, clientMicros: (total * (1 - serverShare)) / requests, serverMicros: (total * serverShare) / requests };
 }
 
 /** The server alone: prepared request datagrams in batches of `inFlight`, answers dropped. */
@@ -248,8 +253,28 @@ async function runClientOnly(_variant: Variant, inFlight: number, requests: numb
   return { variant: 'plain', inFlight, requests, clientMicros: total / requests, serverMicros: NaN };
 }
 
-function parseArgs(argv: string[]): { requests: number; warmup: number; inFlight: number[]; variants: Variant[]; rounds: number; serverOnly: boolean; clientOnly: boolean } {
-  const settings = { requests: 100_000, warmup: 20_000, inFlight: [32, 256], variants: ['plain', 'oscore'] as Variant[], rounds: 3, serverOnly: false, clientOnly: false };
+/**
+ * The AEAD floor (bench/aead-floor.ts) in this process: per request, what OSCORE's AEAD alone costs
+ * each side (the server opens a request and seals a response, the client the other way round),
+ * for `floor + our JS` beside the OSCORE figures above.
+ */
+function aeadFloor(requests: number): { server: number; client: number } {
+  const perSide = (side: 'server' | 'client'): number => {
+    const floor = new OscoreAeadFloor(side);
+    const cpu = process.cpuUsage();
+    for (let i = 0; i < requests; i++) {
+      floor.open();
+      floor.seal();
+    }
+    return cpuMicros(cpu) / requests;
+  };
+  perSide('server');
+  perSide('client');
+  return { server: perSide('server'), client: perSide('client') };
+}
+
+function parseArgs(argv: string[]): { requests: number; warmup: number; inFlight: number[]; variants: Variant[]; rounds: number; serverOnly: boolean; clientOnly: boolean; aeadFloor: boolean } {
+  const settings = { requests: 100_000, warmup: 20_000, inFlight: [32, 256], variants: ['plain', 'oscore'] as Variant[], rounds: 3, serverOnly: false, clientOnly: false, aeadFloor: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -263,6 +288,7 @@ function parseArgs(argv: string[]): { requests: number; warmup: number; inFlight
     else if (a === '--rounds') settings.rounds = Number(value());
     else if (a === '--server-only') settings.serverOnly = true;
     else if (a === '--client-only') settings.clientOnly = true;
+    else if (a === '--aead-floor') settings.aeadFloor = true;
     else if (a === '--warmup') settings.warmup = Number(value());
     else throw new Error(`unknown argument ${a}`);
   }
@@ -272,6 +298,13 @@ function parseArgs(argv: string[]): { requests: number; warmup: number; inFlight
 async function main(): Promise<void> {
   const s = parseArgs(process.argv.slice(2));
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  if (s.aeadFloor) {
+    const rounds = Array.from({ length: s.rounds }, () => aeadFloor(s.requests));
+    const server = median(rounds.map((r) => r.server));
+    const client = median(rounds.map((r) => r.client));
+    console.log(`aead floor: server ${server.toFixed(2)} µs, client ${client.toFixed(2)} µs per request (rounds: ${rounds.map((r) => `${r.server.toFixed(2)}/${r.client.toFixed(2)}`).join(' ')})`);
+    return;
+  }
   for (const variant of s.variants) {
     for (const inFlight of s.inFlight) {
       const rounds: PairResult[] = [];

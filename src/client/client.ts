@@ -486,7 +486,7 @@ export function toClientResponse(message: CoapMessage, context: EndpointContext,
     contentFormat: getUintOption(message, OptionNumber.ContentFormat),
     message,
     context,
-    ...(wire ? { wire } : {}),
+    wire,
     text: () => decodeString(payload),
   };
 }
