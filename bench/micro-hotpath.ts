@@ -16,10 +16,9 @@
  *
  * `--client-only` answers the plain client's requests with a canned response instead of a server;
  * `--aead-floor` times bench/aead-floor.ts's per-side AEAD work alone (OSCORE's floor).
- * For instruction counts on a shared machine, run a mode twice under
- * `valgrind --tool=cachegrind --cache-sim=no --smc-check=all-non-file` with the same `--warmup`
- * and two `--requests` values: the difference of the two totals over the difference of the
- * requests is the instructions per request, start-up and warm-up cancelled.
+ * (Instruction counts were tried instead of CPU time: this VM's `perf` has no instruction counter,
+ * and cachegrind counts V8's compiler and GC threads too, whose work depends on timing; see
+ * BENCHMARKS.md.)
  *
  *   node dist/bench/micro-hotpath.js [--requests N] [--warmup N] [--in-flight 32,256] [--variants plain,oscore] [--rounds R] [--server-only | --client-only | --aead-floor]
  */
@@ -31,6 +30,7 @@ import { ContentFormat } from '../src/coap/content-format.js';
 import { MessageType, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { CoapEndpoint } from '../src/exchange/endpoint.js';
+import type { MessageLayer } from '../src/messaging/message-layer.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { protectRequest } from '../src/oscore/protect.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
@@ -96,16 +96,12 @@ interface PairResult {
   serverMicros: number;
 }
 
-/** Client and server in one process, `requests` GETs with `inFlight` outstanding. */
-async function runPair(variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
-  const { server, transport } = makeServer(variant);
-  const clientSecurity =
-    variant === 'oscore'
-      ? new OscoreClientSecurity(
-          new OscoreSecurityContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: CLIENT_ID, recipientIds: [SERVER_ID] }, new VolatileSequence()),
-        )
-      : undefined;
-  const client = new CoapClient({ parameters: { nstart: 1024 }, ...(clientSecurity ? { security: () => clientSecurity } : {}) });
+/**
+ * `requests` GETs of /hello from `client` with `inFlight` outstanding, its datagrams queued instead
+ * of sent; from a macrotask, `exchange` gets each batch and delivers the answers to the client's
+ * messaging layer. Returns the process's CPU and wall time over the loop.
+ */
+async function closedLoop(client: CoapClient, inFlight: number, requests: number, exchange: (batch: Uint8Array[], messaging: MessageLayer) => void): Promise<{ cpuMicros: number; wallMs: number }> {
   const endpoint = await client.endpoint(4);
   const toServer: Uint8Array[] = [];
   // The client's datagrams go to the queue instead of its socket.
@@ -116,33 +112,23 @@ async function runPair(variant: Variant, inFlight: number, requests: number): Pr
   let started = 0;
   let finished = 0;
   let failed = 0;
-  let serverWall = 0;
   let done: () => void = () => {};
   const allDone = new Promise<void>((resolve) => (done = resolve));
+  const settled = (ok: boolean): void => {
+    if (!ok) failed++;
+    if (++finished === requests) done();
+    else next();
+  };
   const next = (): void => {
     if (started >= requests) return;
     started++;
-    client.get(uri).then(
-      (r) => {
-        if (r.code !== ResponseCode.Content) failed++;
-        if (++finished === requests) done();
-        else next();
-      },
-      () => {
-        failed++;
-        if (++finished === requests) done();
-        else next();
-      },
-    );
+    client.get(uri).then((r) => settled(r.code === ResponseCode.Content), () => settled(false));
   };
   let running = true;
   const pump = async (): Promise<void> => {
     while (running) {
       await macrotask();
-      const before = performance.now();
-      for (const datagram of toServer.splice(0)) transport.handler(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength), CLIENT_ADDRESS, undefined);
-      serverWall += performance.now() - before;
-      for (const datagram of transport.outbox.splice(0)) endpoint.messaging.receive(datagram, SERVER_ADDRESS);
+      exchange(toServer.splice(0), endpoint.messaging);
     }
   };
   const cpu = process.cpuUsage();
@@ -150,13 +136,33 @@ async function runPair(variant: Variant, inFlight: number, requests: number): Pr
   const pumping = pump();
   for (let i = 0; i < inFlight; i++) next();
   await allDone;
-  const total = cpuMicros(cpu);
-  const serverShare = serverWall / (performance.now() - wall);
+  const result = { cpuMicros: cpuMicros(cpu), wallMs: performance.now() - wall };
   running = false;
   await pumping;
   await client.close();
-  await server.close();
   if (failed > 0) throw new Error(`${failed} of ${requests} requests failed`);
+  return result;
+}
+
+/** Client and server in one process, `requests` GETs with `inFlight` outstanding. */
+async function runPair(variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
+  const { server, transport } = makeServer(variant);
+  const clientSecurity =
+    variant === 'oscore'
+      ? new OscoreClientSecurity(
+          new OscoreSecurityContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: CLIENT_ID, recipientIds: [SERVER_ID] }, new VolatileSequence()),
+        )
+      : undefined;
+  const client = new CoapClient({ parameters: { nstart: 1024 }, ...(clientSecurity ? { security: () => clientSecurity } : {}) });
+  let serverWall = 0;
+  const { cpuMicros: total, wallMs } = await closedLoop(client, inFlight, requests, (batch, messaging) => {
+    const before = performance.now();
+    for (const datagram of batch) transport.handler(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength), CLIENT_ADDRESS, undefined);
+    serverWall += performance.now() - before;
+    for (const datagram of transport.outbox.splice(0)) messaging.receive(datagram, SERVER_ADDRESS);
+  });
+  await server.close();
+  const serverShare = serverWall / wallMs;
   return { variant, inFlight, requests, clientMicros: (total * (1 - serverShare)) / requests, serverMicros: (total * serverShare) / requests };
 }
 
@@ -202,8 +208,6 @@ async function runServerOnly(variant: Variant, inFlight: number, requests: numbe
  * and token copied in (a few byte copies per request, the same in every tree compared).
  */
 async function runClientOnly(_variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
-  const client = new CoapClient({ parameters: { nstart: 1024 } });
-  const endpoint = await client.endpoint(4);
   const answer = encodeMessage({
     type: MessageType.ACK,
     code: ResponseCode.Content,
@@ -212,44 +216,15 @@ async function runClientOnly(_variant: Variant, inFlight: number, requests: numb
     options: [{ number: OptionNumber.ContentFormat, value: new Uint8Array(0) }],
     payload: Buffer.from('Hello from coapsec'),
   });
-  const toServer: Uint8Array[] = [];
-  (endpoint.transport as { send(data: Uint8Array, peer: PeerAddress): void }).send = (data) => {
-    toServer.push(data);
-  };
-  const uri = `coap://${SERVER_ADDRESS.address}:${SERVER_ADDRESS.port}/hello`;
-  let started = 0;
-  let finished = 0;
-  let done: () => void = () => {};
-  const allDone = new Promise<void>((resolve) => (done = resolve));
-  const next = (): void => {
-    if (started >= requests) return;
-    started++;
-    void client.get(uri).then(() => {
-      if (++finished === requests) done();
-      else next();
-    });
-  };
-  let running = true;
-  const pump = async (): Promise<void> => {
-    while (running) {
-      await macrotask();
-      for (const request of toServer.splice(0)) {
-        const reply = Buffer.from(answer);
-        reply[2] = request[2]!;
-        reply[3] = request[3]!;
-        for (let i = 0; i < 8; i++) reply[4 + i] = request[4 + i]!;
-        endpoint.messaging.receive(reply, SERVER_ADDRESS);
-      }
+  const { cpuMicros: total } = await closedLoop(new CoapClient({ parameters: { nstart: 1024 } }), inFlight, requests, (batch, messaging) => {
+    for (const request of batch) {
+      const reply = Buffer.from(answer);
+      reply[2] = request[2]!;
+      reply[3] = request[3]!;
+      for (let i = 0; i < 8; i++) reply[4 + i] = request[4 + i]!;
+      messaging.receive(reply, SERVER_ADDRESS);
     }
-  };
-  const cpu = process.cpuUsage();
-  const pumping = pump();
-  for (let i = 0; i < inFlight; i++) next();
-  await allDone;
-  const total = cpuMicros(cpu);
-  running = false;
-  await pumping;
-  await client.close();
+  });
   return { variant: 'plain', inFlight, requests, clientMicros: total / requests, serverMicros: NaN };
 }
 
