@@ -24,7 +24,7 @@ import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import { STREAM_LISTEN_FLAGS, STREAM_LISTEN_USAGE, streamListeners } from './listen-args.js';
 import { tlsClientOptions, tlsServerOptions } from './tls-args.js';
-import { checkUri, parse, parseBind } from './args.js';
+import { checkUri, parse, parseBind, parseCount } from './args.js';
 import { clientDtlsCredentials, DTLS_FLAGS, DTLS_USAGE } from './dtls-args.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { attachEdhocResponder } from './edhoc-serve.js';
@@ -342,14 +342,16 @@ function groupRelaying(
       await client.close();
     },
   };
+}
+
 /** --ws-origin, --ws-max-connections, --ws-rate and --web: what the coap+ws listener admits and serves. */
 function wsBrowserSide(values: { ws?: string | undefined; 'ws-origin'?: string[] | undefined; 'ws-max-connections'?: string | undefined; 'ws-rate'?: string | undefined; web?: string | undefined }) {
   const given = ['ws-origin', 'ws-max-connections', 'ws-rate', 'web'].filter((name) => values[name as keyof typeof values] !== undefined);
   if (values.ws === undefined && given.length > 0) throw new UsageError(`--${given[0]} needs --ws PORT`);
   const origins = values['ws-origin'] ?? [];
   for (const origin of origins) if (!isWebOrigin(origin)) throw new UsageError(`--ws-origin needs an origin such as https://app.example:8443, got "${origin}"`);
-  const maxConnections = positiveInteger('--ws-max-connections', values['ws-max-connections'], 64);
-  const messagesPerSecond = positiveInteger('--ws-rate', values['ws-rate'], 200);
+  const maxConnections = parseCount(values['ws-max-connections'], '--ws-max-connections') ?? 64;
+  const messagesPerSecond = parseCount(values['ws-rate'], '--ws-rate') ?? 200;
   const guard = new WsGuard({ allowedOrigins: origins, maxConnections, messagesPerSecond });
   let httpRequests: ReturnType<typeof staticFiles> | undefined;
   if (values.web !== undefined) {
@@ -360,13 +362,6 @@ function wsBrowserSide(values: { ws?: string | undefined; 'ws-origin'?: string[]
     }
   }
   return { guard, ws: { guard, ...(httpRequests ? { httpRequests } : {}) } };
-}
-
-function positiveInteger(flag: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new UsageError(`${flag} needs a whole number from 1 to 1000000, got "${text}"`);
-  return n;
 }
 
 /** The origins of a page served on the --ws port itself. */

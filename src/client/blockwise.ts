@@ -59,7 +59,11 @@ export async function blockwiseRequest(send: SendRequest, template: CoapMessage,
   if (body.length <= blockSize(szx)) {
     const first = cloneRequest(template);
     if (options.szx !== undefined) setOption(first, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: options.szx }));
-    return continueBlock2(send, template, await send(first), options);
+    const response = await send(first);
+    // Most responses come whole: no Block2 transfer to continue (continueBlock2 would return the
+    // same), so no further async step for them.
+    if (getOption(response.message, OptionNumber.Block2) === undefined) return stripBlock2(response, response.message.payload);
+    return continueBlock2(send, template, response, options);
   }
 
   if (options.requestTag) setOption(template, OptionNumber.RequestTag, options.requestTag);
@@ -199,6 +203,7 @@ async function fetchRemainingBlocks(
 
 /** The first response's options (minus Block2/Size2) with the whole body. */
 function stripBlock2(head: ReceivedResponse, body: Uint8Array): ReceivedResponse {
+  if (body === head.message.payload && getOption(head.message, OptionNumber.Block2) === undefined && getOption(head.message, OptionNumber.Size2) === undefined) return head;
   const message: CoapMessage = { ...head.message, options: head.message.options.filter((o) => o.number !== OptionNumber.Block2 && o.number !== OptionNumber.Size2), payload: body };
   return { ...head, message };
 }

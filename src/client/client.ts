@@ -10,7 +10,7 @@ import { EMPTY_BYTES, MessageType, addOption, sortOptions, decodeString, encodeS
 import { OptionNumber } from '../coap/options.js';
 import { parseCoapUri, type CoapUri } from '../coap/uri.js';
 import type { EndpointContext } from '../exchange/context.js';
-import { CoapEndpoint, type EndpointOptions } from '../exchange/endpoint.js';
+import { CoapEndpoint, type EndpointOptions, type RequestOptions } from '../exchange/endpoint.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import type { TransmissionParameters } from '../messaging/parameters.js';
 import type { PeerAddress } from '../transport/transport.js';
@@ -20,7 +20,7 @@ import { RealScheduler } from '../util/scheduler.js';
 import { MAX_SZX, blockSize, encodeBlock, szxForSize } from '../coap/block.js';
 import { blockwiseRequest, type BlockwiseOptions } from './blockwise.js';
 import { Observation, type ObservationSettings } from './observe.js';
-import { PLAIN, securedSender, withEchoRetry, type MessageSecurity } from './security.js';
+import { PLAIN, securedSender, withEchoOnlyRetry, withEchoRetry, type MessageSecurity } from './security.js';
 import { directAddressing, proxySchemeAddressing } from './addressing.js';
 import { RouteSecurity, hasLayer, type RouteHop, type RouteOptions } from './route.js';
 import { ClientCredentials } from './credentials-security.js';
@@ -152,6 +152,9 @@ export class CoapClient {
   private readonly targets = new Map<string, Route>();
   /** The OSCORE contexts of `options.credentials`, opened on first use. */
   private readonly credentials: ClientCredentials | undefined;
+  /** The coap:// endpoints once open (`endpoints` holds their promises), for requests that need not wait. */
+  private openUdp4: CoapEndpoint | undefined;
+  private openUdp6: CoapEndpoint | undefined;
 
   constructor(private readonly options: ClientOptions = {}) {
     if (options.blockSize !== undefined) szxForSize(options.blockSize);
@@ -248,13 +251,18 @@ export class CoapClient {
    * leg, the message carries the origin's Uri-Path/Uri-Query only, and RouteSecurity adds each
    * hop's options and layer (§2.3); otherwise route() and the end-to-end security as they are.
    */
-  private async routeWith(uriText: string, requestVia: readonly RouteHop[] | undefined, e2e: MessageSecurity, admit?: ClientRequest['admit']): Promise<{ target: Route; security: MessageSecurity }> {
+  private routeWith(uriText: string, requestVia: readonly RouteHop[] | undefined, e2e: MessageSecurity, admit?: ClientRequest['admit']): Routed | Promise<Routed> {
     const via = requestVia ?? this.options.via?.(uriText);
     if (!via || via.length === 0) {
-      const target = await this.route(uriText);
-      if (admit && target.leg === target.uri) admit(target.uri.host, target.peer);
-      return { target, security: e2e };
+      // A URI routed before is routed at once: no promise and no await per request.
+      const cached = this.targets.get(uriText);
+      if (cached !== undefined) return admitted(cached, e2e, admit);
+      return this.route(uriText).then((target) => admitted(target, e2e, admit));
     }
+    return this.routeVia(uriText, via, e2e);
+  }
+
+  private async routeVia(uriText: string, via: readonly RouteHop[], e2e: MessageSecurity): Promise<Routed> {
     const uri = parseCoapUri(uriText);
     const security = new RouteSecurity(uri, via, e2e, this.options.route);
     const leg = security.firstHop;
@@ -266,11 +274,23 @@ export class CoapClient {
     return { target: { uri, leg, peer, options }, security };
   }
 
-  /** The endpoint for a URI's scheme and peer; for coaps, the transport learns the host name to check. */
-  private async endpointFor(uri: CoapUri, peer: PeerAddress): Promise<CoapEndpoint> {
-    const endpoint = await this.endpoint(isIP(peer.address) === 6 ? 6 : 4, uri.scheme);
-    if (endpoint.transport instanceof DtlsClientTransport || isStreamScheme(uri.scheme)) endpoint.setServerName(peer, uri.host);
-    return endpoint;
+  /**
+   * The endpoint for a URI's scheme and peer; for coaps, the transport learns the host name to
+   * check. A coap:// endpoint already open is returned at once (no await per request).
+   */
+  private endpointFor(uri: CoapUri, peer: PeerAddress): CoapEndpoint | Promise<CoapEndpoint> {
+    if (uri.scheme === 'coap') {
+      const open = isIP(peer.address) === 6 ? this.openUdp6 : this.openUdp4;
+      if (open !== undefined) return open;
+    }
+    return this.endpoint(isIP(peer.address) === 6 ? 6 : 4, uri.scheme).then((endpoint) => {
+      if (endpoint.transport instanceof DtlsClientTransport || isStreamScheme(uri.scheme)) endpoint.setServerName(peer, uri.host);
+      else if (uri.scheme === 'coap' && !this.closed) {
+        if (isIP(peer.address) === 6) this.openUdp6 = endpoint;
+        else this.openUdp4 = endpoint;
+      }
+      return endpoint;
+    });
   }
 
   async request(request: ClientRequest): Promise<ClientResponse> {
@@ -278,18 +298,24 @@ export class CoapClient {
     const code = typeof request.method === 'number' ? request.method : methodFromName(request.method);
     if (code === undefined) throw new CoapRequestError(`unknown method ${String(request.method)}`);
     const e2e = this.endToEnd(request.uri, request);
-    const { target, security } = await this.routeWith(request.uri, request.via, e2e, request.admit);
+    const routed = this.routeWith(request.uri, request.via, e2e, request.admit);
+    const { target, security } = routed instanceof Promise ? await routed : routed;
     const { uri, peer } = target;
     const message = buildRequestMessage(code, uri, peer, request, target.options.slice());
-    const endpoint = await this.endpointFor(target.leg, peer);
-    const requestOptions = {
+    const opened = this.endpointFor(target.leg, peer);
+    const endpoint = opened instanceof Promise ? await opened : opened;
+    // One object shape whatever is set (a conditional spread takes V8's slow path, see requestOf).
+    const requestOptions: RequestOptions = {
       confirmable: request.confirmable !== false,
-      ...(request.timeout !== undefined ? { responseTimeout: request.timeout, deadline: request.timeout } : {}),
-      ...(request.signal ? { signal: request.signal } : {}),
-      ...(request.token ? { token: request.token } : {}),
+      responseTimeout: request.timeout,
+      deadline: request.timeout,
+      signal: request.signal,
+      token: request.token,
     };
     const blockwise = this.blockwiseOptions(request, endpoint, peer, message);
-    const send = withEchoRetry(securedSender(endpoint, peer, security, requestOptions));
+    const sender = securedSender(endpoint, peer, security, requestOptions);
+    // Plain CoAP has no Appendix B.2 to retry; a 4.01 with Echo still is (RFC 9175 §2.4).
+    const send = security === PLAIN ? withEchoOnlyRetry(sender) : withEchoRetry(sender);
     if (message.payload.length <= blockSize(blockwise.szx ?? MAX_SZX)) {
       const received = await blockwiseRequest(send, message, blockwise);
       return toClientResponse(received.message, received.context, received.wire);
@@ -336,13 +362,14 @@ export class CoapClient {
   private blockwiseOptions(request: Pick<ClientRequest, 'blockSize' | 'onProgress'>, endpoint: CoapEndpoint, peer: PeerAddress, message: CoapMessage): BlockwiseOptions {
     const size = request.blockSize ?? this.options.blockSize;
     const overhead = isStreamScheme(endpoint.transport.scheme) ? BERT_OVERHEAD + message.options.reduce((sum, o) => sum + o.value.length + 5, 0) : 0;
+    // One object shape whatever is set (a conditional spread takes V8's slow path, see requestOf).
     return {
-      ...(size !== undefined ? { szx: szxForSize(size) } : {}),
+      szx: size !== undefined ? szxForSize(size) : undefined,
       maxBodySize: this.options.maxBodySize ?? 16 << 20,
       maxRestarts: 3,
-      ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+      onProgress: request.onProgress,
       // A connection that cannot open gives no BERT; the request itself then reports why.
-      ...(overhead > 0 ? { bert: () => endpoint.connected(peer).then(() => endpoint.bertPayloadLimit(peer, overhead), () => undefined) } : {}),
+      bert: overhead > 0 ? () => endpoint.connected(peer).then(() => endpoint.bertPayloadLimit(peer, overhead), () => undefined) : undefined,
     };
   }
 
@@ -378,6 +405,7 @@ export class CoapClient {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.openUdp4 = this.openUdp6 = undefined;
     const endpoints = [...this.endpoints.values()];
     this.endpoints.clear();
     await Promise.all(endpoints.map(async (e) => (await e.catch(() => undefined))?.close()));
@@ -393,6 +421,18 @@ export async function request(req: ClientRequest & { client?: ClientOptions }): 
   } finally {
     await client.close();
   }
+}
+
+/** A request's route and the end-to-end security it goes with. */
+interface Routed {
+  target: Route;
+  security: MessageSecurity;
+}
+
+/** A direct route, after the caller's `admit` check of the address it goes to (ClientRequest.admit). */
+function admitted(target: Route, security: MessageSecurity, admit: ClientRequest['admit']): Routed {
+  if (admit && target.leg === target.uri) admit(target.uri.host, target.peer);
+  return { target, security };
 }
 
 interface Route {
@@ -446,7 +486,7 @@ export function toClientResponse(message: CoapMessage, context: EndpointContext,
     contentFormat: getUintOption(message, OptionNumber.ContentFormat),
     message,
     context,
-    ...(wire ? { wire } : {}),
+    wire,
     text: () => decodeString(payload),
   };
 }

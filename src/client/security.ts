@@ -44,14 +44,14 @@ export interface MessageSecurity {
   admit?(): Promise<() => void>;
 }
 
+const plainVerify = (response: CoapMessage): CoapMessage | Error =>
+  getOption(response, OptionNumber.Oscore) === undefined ? response : new Error('the response is protected with OSCORE, but no security context is configured for this URI');
+
 /** No end-to-end protection. A response carrying OSCORE cannot be read here and is refused. */
 export const PLAIN: MessageSecurity = {
   protect: (message) => ({
     message,
-    verify: (response) =>
-      getOption(response, OptionNumber.Oscore) === undefined
-        ? response
-        : new Error('the response is protected with OSCORE, but no security context is configured for this URI'),
+    verify: plainVerify,
     describe: (context) => context,
     ordersNotifications: false,
   }),
@@ -59,6 +59,17 @@ export const PLAIN: MessageSecurity = {
 
 /** Thrown when a response fails end-to-end verification; the response is discarded. */
 export class VerificationError extends CoapRequestError {}
+
+function discarded(reason: Error, received: ReceivedResponse): VerificationError {
+  return new VerificationError(`response discarded: ${reason.message} (${codeToString(received.message.code)} from ${received.context.peerKey})`);
+}
+
+/** securedSender's check of a plain exchange's response (PLAIN's verify). */
+function refuseProtected(received: ReceivedResponse): ReceivedResponse {
+  const verified = plainVerify(received.message);
+  if (verified instanceof Error) throw discarded(verified, received);
+  return received;
+}
 
 /** The largest protected message reassembled from outer blocks (RFC 8613 §4.1.3.4.2 MAX_UNFRAGMENTED_SIZE). */
 export const MAX_UNFRAGMENTED_SIZE = 64 * 1024;
@@ -69,6 +80,9 @@ export const MAX_UNFRAGMENTED_SIZE = 64 * 1024;
  * (§8.4.1); `outerSzx` asks for such blocks (early negotiation on the outer message).
  */
 export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, security: MessageSecurity, options: RequestOptions = {}, outerSzx?: number): SendRequest {
+  // Plain CoAP: nothing to protect and the response is its own inner message; only a protected
+  // one is refused, as PLAIN.verify does. No protect object, closures or message copy per request.
+  if (security === PLAIN && outerSzx === undefined) return (m) => endpoint.request(m, peer, options).then(refuseProtected);
   const send = (m: CoapMessage): Promise<ReceivedResponse> => endpoint.request(m, peer, options);
   const exchange: SendRequest = async (inner) => {
     const release = security.admit ? await security.admit() : undefined;
@@ -86,11 +100,12 @@ export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, securit
     } finally {
       release?.();
     }
-    if (verified instanceof Error) throw new VerificationError(`response discarded: ${verified.message} (${codeToString(received.message.code)} from ${received.context.peerKey})`);
+    if (verified instanceof Error) throw discarded(verified, received);
     return {
       message: { ...verified, token: received.message.token, messageId: received.message.messageId, type: received.message.type },
       context: protectedRequest.describe(received.context),
-      ...(verified !== received.message ? { wire: received.message } : {}),
+      // Undefined rather than a conditional spread (V8's slow path, see exchange/context.ts).
+      wire: verified !== received.message ? received.message : undefined,
     };
   };
   return security.around ? security.around(exchange) : exchange;
@@ -104,7 +119,7 @@ export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, securit
  * observation answers the same challenges to its registration with the same rules (observe.ts).
  */
 export function withEchoRetry(send: SendRequest): SendRequest {
-  return withRederivationRetry(echoRetryOnly(send));
+  return withRederivationRetry(withEchoOnlyRetry(send));
 }
 
 /**
@@ -119,7 +134,11 @@ export function withRederivationRetry(send: SendRequest): SendRequest {
   };
 }
 
-function echoRetryOnly(send: SendRequest): SendRequest {
+/**
+ * withEchoRetry without the Appendix B.2 retry: for plain CoAP, whose responses are never OSCORE
+ * responses (a 4.01 with Echo, RFC 9175 §2.4, is still answered once).
+ */
+export function withEchoOnlyRetry(send: SendRequest): SendRequest {
   return async (message) => {
     const first = await send(message);
     const again = echoChallengeRetry(message, first.message);

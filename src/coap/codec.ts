@@ -37,9 +37,32 @@ function extendedLength(value: number): number {
 export function encodeMessage(msg: CoapMessage): Buffer {
   const tokenLength = msg.token.length;
   if (tokenLength > 8) throw new RangeError(`token longer than 8 bytes (${tokenLength})`);
-  let size = 4 + tokenLength;
+  const out = allocBytes(4 + tokenLength + bodySize(msg.options, msg.payload));
+  out[0] = (COAP_VERSION << 6) | (msg.type << 4) | tokenLength;
+  out[1] = msg.code;
+  out[2] = (msg.messageId >>> 8) & 0xff;
+  out[3] = msg.messageId & 0xff;
+  let pos = 4;
+  for (let i = 0; i < tokenLength; i++) out[pos++] = msg.token[i]!;
+  writeBody(out, pos, msg.options, msg.payload);
+  return out as Buffer;
+}
+
+/**
+ * A message's code, options and payload marker with payload, without header and token: the
+ * plaintext of OSCORE (RFC 8613 §5.3) and of Group OSCORE, written straight into one array.
+ */
+export function encodeCodeAndBody(code: number, options: readonly CoapOption[], payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + bodySize(options, payload));
+  out[0] = code;
+  writeBody(out, 1, options, payload);
+  return out;
+}
+
+/** Bytes of the options (sorted, checked here) and of the payload with its marker. */
+function bodySize(options: readonly CoapOption[], payload: Uint8Array): number {
+  let size = 0;
   let previous = 0;
-  const options = msg.options;
   for (let i = 0; i < options.length; i++) {
     const o = options[i]!;
     const delta = o.number - previous;
@@ -50,16 +73,12 @@ export function encodeMessage(msg: CoapMessage): Buffer {
     size += 1 + extendedLength(delta) + extendedLength(length) + length;
     previous = o.number;
   }
-  if (msg.payload.length > 0) size += 1 + msg.payload.length;
+  return payload.length > 0 ? size + 1 + payload.length : size;
+}
 
-  const out = allocBytes(size);
-  out[0] = (COAP_VERSION << 6) | (msg.type << 4) | tokenLength;
-  out[1] = msg.code;
-  out[2] = (msg.messageId >>> 8) & 0xff;
-  out[3] = msg.messageId & 0xff;
-  let pos = 4;
-  for (let i = 0; i < tokenLength; i++) out[pos++] = msg.token[i]!;
-  previous = 0;
+function writeBody(out: Uint8Array, at: number, options: readonly CoapOption[], payload: Uint8Array): void {
+  let pos = at;
+  let previous = 0;
   for (let i = 0; i < options.length; i++) {
     const o = options[i]!;
     const delta = o.number - previous;
@@ -70,23 +89,35 @@ export function encodeMessage(msg: CoapMessage): Buffer {
     out[headerPos] = (deltaNibble << 4) | lengthNibble;
     if (deltaNibble === 13) out[pos++] = delta - 13;
     else if (deltaNibble === 14) {
-      out[pos++] = (delta - 269) >> 8;
+      out[pos++] = (delta - 269) >>> 8;
       out[pos++] = (delta - 269) & 0xff;
     }
     if (lengthNibble === 13) out[pos++] = length - 13;
     else if (lengthNibble === 14) {
-      out[pos++] = (length - 269) >> 8;
+      out[pos++] = (length - 269) >>> 8;
       out[pos++] = (length - 269) & 0xff;
     }
-    out.set(o.value, pos);
+    copyBytes(o.value, out, pos);
     pos += length;
     previous = o.number;
   }
-  if (msg.payload.length > 0) {
+  if (payload.length > 0) {
     out[pos++] = PAYLOAD_MARKER;
-    out.set(msg.payload, pos);
+    copyBytes(payload, out, pos);
   }
-  return out as Buffer;
+}
+
+/**
+ * `from` into `to` at `at`: a byte loop for the short values most options and payloads are, where
+ * TypedArray.set's argument checks cost more than the copy; set() for longer ones.
+ */
+function copyBytes(from: Uint8Array, to: Uint8Array, at: number): void {
+  const n = from.length;
+  if (n > 32) {
+    to.set(from, at);
+    return;
+  }
+  for (let i = 0; i < n; i++) to[at + i] = from[i]!;
 }
 
 /**
@@ -112,16 +143,33 @@ export function decodeMessage(data: Uint8Array): CoapMessage {
   if (4 + tokenLength > data.length) throw new MessageFormatError('truncated token', 'format', header);
   const token = tokenLength === 0 ? EMPTY_BYTES : data.subarray(4, 4 + tokenLength);
 
-  const options: CoapOption[] = [];
-  let pos = 4 + tokenLength;
+  const message: CoapMessage = { type, code, messageId, token, options: [], payload: EMPTY_BYTES };
+  readBody(data, 4 + tokenLength, message, header);
+  return message;
+}
+
+/**
+ * Options and payload from `start` to the end of `data` (§3), values as views into `data`: the
+ * part after the token of a message, or after the code of an OSCORE plaintext (RFC 8613 §5.3).
+ * Throws MessageFormatError.
+ */
+export function decodeBody(data: Uint8Array, start: number): { options: CoapOption[]; payload: Uint8Array } {
+  const body = { options: [] as CoapOption[], payload: EMPTY_BYTES };
+  readBody(data, start, body);
+  return body;
+}
+
+/** decodeBody into `into` (its options array is appended to), so a decoded message is one object. */
+function readBody(data: Uint8Array, start: number, into: { options: CoapOption[]; payload: Uint8Array }, header?: { type: MessageType; messageId: number }): void {
+  const options = into.options;
+  let pos = start;
   let number = 0;
-  let payload = EMPTY_BYTES;
   while (pos < data.length) {
     const byte = data[pos++]!;
     if (byte === PAYLOAD_MARKER) {
       // §3: a marker followed by a zero-length payload MUST be processed as a format error.
       if (pos === data.length) throw new MessageFormatError('payload marker with empty payload', 'format', header);
-      payload = data.subarray(pos);
+      into.payload = data.subarray(pos);
       break;
     }
     let delta = byte >> 4;
@@ -151,7 +199,6 @@ export function decodeMessage(data: Uint8Array): CoapMessage {
     options.push({ number, value: data.subarray(pos, pos + length) });
     pos += length;
   }
-  return { type, code, messageId, token, options, payload };
 }
 
 /** Decodes, returning the error instead of throwing (for socket handlers). */

@@ -198,6 +198,9 @@ export class CoapEndpoint {
   private pings = 0;
   /** What the transport was last told (setBusy): does anything wait on the network? */
   private busy = false;
+  /** The latest token newToken() made, and its key: the request it is for needs the key too. */
+  private lastToken: Uint8Array | undefined;
+  private lastTokenKey = '';
 
   constructor(private readonly options: EndpointOptions) {
     this.parameters = withDefaults(options.parameters);
@@ -342,7 +345,9 @@ export class CoapEndpoint {
    * and resolves with the first response: the first of its response stream (`stream`).
    */
   request(message: CoapMessage, peer: PeerAddress, options: RequestOptions = {}): Promise<ReceivedResponse> {
-    return this.stream(message, peer, options).first();
+    // What stream(...).first() gives, without a stream object, its queue and its own promise per
+    // request: the pending request settles this promise directly.
+    return new Promise((resolve, reject) => this.sendUnder(message, peer, options, { onResponse: resolve, onError: reject }, options.token, options.matcher));
   }
 
   /**
@@ -397,12 +402,13 @@ export class CoapEndpoint {
     if (this.closed) return handler.onError(new CancelledError('endpoint is closed'));
     if (options.signal?.aborted) return handler.onError(new CancelledError('request aborted'));
     const token = chosenToken ?? this.newToken();
-    if (chosenToken && this.pending.has(tokenKeyOf(token))) {
+    const tokenKey = token === this.lastToken ? this.lastTokenKey : tokenKeyOf(token);
+    if (chosenToken && this.pending.has(tokenKey)) {
       return handler.onError(new CancelledError('a request with this token is still waiting for its response'));
     }
     message.token = token;
     const key = peerKey(peer);
-    const pending = new PendingRequest(this.pendingEvents, tokenKeyOf(token), key, peer, message, options, handler, matcher === tokenAndPeer ? undefined : matcher);
+    const pending = new PendingRequest(this.pendingEvents, tokenKey, key, peer, message, options, handler, matcher === tokenAndPeer ? undefined : matcher);
     this.pending.set(pending.tokenKey, pending);
     if (!this.busy) this.updateBusy();
     if (options.signal) {
@@ -488,7 +494,10 @@ export class CoapEndpoint {
     for (;;) {
       const token = this.random.bytes(this.tokenLength);
       const key = tokenKeyOf(token);
-      if (!this.pending.has(key) && !this.tokenListeners.has(key)) return token;
+      if (this.pending.has(key) || this.tokenListeners.has(key)) continue;
+      this.lastToken = token;
+      this.lastTokenKey = key;
+      return token;
     }
   }
 

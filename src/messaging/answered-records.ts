@@ -133,45 +133,45 @@ export class AnsweredRecords<Owner extends RecordOwner> {
 
   /**
    * Doubles the arrays (up to the capacity), copying the records in ring order to the start, so
-   * memory follows the load; the owners' indexes are updated for every record that moved.
+   * memory follows the load. It runs only when the ring is full, so the records are the slots from
+   * the head to the end and then those before it: two bulk copies per array. The owners' indexes
+   * change only for records that moved, i.e. only when the head was not at slot 0 (after expiries).
    */
   private grow(): void {
     const size = Math.min(this.capacity, Math.max(FIRST_ALLOCATION, this.allocated * 2));
+    const head = this.head;
+    const end = this.allocated;
     const owners: (Owner | undefined)[] = new Array(size).fill(undefined);
-    const messageIds = new Uint16Array(size);
-    const kinds = new Uint16Array(size);
-    const tokenLengths = new Uint8Array(size);
-    const tokens = new Uint8Array(size * TOKEN_BYTES);
-    const expiries = new Float64Array(size);
-    const replyLengths = new Int32Array(size);
-    const inlineReplies = new Uint8Array(size * INLINE_REPLY_BYTES);
-    const moved = new Map<number, Uint8Array>();
-    for (let i = 0; i < this.count; i++) {
-      const from = (this.head + i) % this.allocated;
-      const owner = this.owners[from]!;
-      owners[i] = owner;
-      messageIds[i] = this.messageIds[from]!;
-      kinds[i] = this.kinds[from]!;
-      tokenLengths[i] = this.tokenLengths[from]!;
-      tokens.set(this.tokens.subarray(from * TOKEN_BYTES, (from + 1) * TOKEN_BYTES), i * TOKEN_BYTES);
-      expiries[i] = this.expiries[from]!;
-      replyLengths[i] = this.replyLengths[from]!;
-      inlineReplies.set(this.inlineReplies.subarray(from * INLINE_REPLY_BYTES, (from + 1) * INLINE_REPLY_BYTES), i * INLINE_REPLY_BYTES);
-      const long = this.longReplies.get(from);
-      if (long) moved.set(i, long);
-      if (owner.answered.get(messageIds[i]!) === from) owner.answered.set(messageIds[i]!, i);
+    for (let i = 0; i < this.count; i++) owners[i] = this.owners[(head + i) % end];
+    const messageIds = ringToStart(this.messageIds, new Uint16Array(size), head, end, 1);
+    this.kinds = ringToStart(this.kinds, new Uint16Array(size), head, end, 1);
+    this.tokenLengths = ringToStart(this.tokenLengths, new Uint8Array(size), head, end, 1);
+    this.tokens = ringToStart(this.tokens, new Uint8Array(size * TOKEN_BYTES), head, end, TOKEN_BYTES);
+    this.expiries = ringToStart(this.expiries, new Float64Array(size), head, end, 1);
+    this.replyLengths = ringToStart(this.replyLengths, new Int32Array(size), head, end, 1);
+    this.inlineReplies = ringToStart(this.inlineReplies, new Uint8Array(size * INLINE_REPLY_BYTES), head, end, INLINE_REPLY_BYTES);
+    if (head !== 0) {
+      const moved = [...this.longReplies].map(([slot, reply]) => [(slot - head + end) % end, reply] as const);
+      this.longReplies.clear();
+      for (const [slot, reply] of moved) this.longReplies.set(slot, reply);
+      for (let i = 0; i < this.count; i++) {
+        const from = (head + i) % end;
+        const owner = owners[i]!;
+        if (owner.answered.get(messageIds[i]!) === from) owner.answered.set(messageIds[i]!, i);
+      }
     }
     this.owners = owners;
     this.messageIds = messageIds;
-    this.kinds = kinds;
-    this.tokenLengths = tokenLengths;
-    this.tokens = tokens;
-    this.expiries = expiries;
-    this.replyLengths = replyLengths;
-    this.inlineReplies = inlineReplies;
-    this.longReplies.clear();
-    for (const [slot, reply] of moved) this.longReplies.set(slot, reply);
     this.allocated = size;
     this.head = 0;
   }
+}
+
+type NumberArray = Uint8Array | Uint16Array | Int32Array | Float64Array;
+
+/** A full ring's `from` (records of `width` elements, slots head..end-1 then 0..head-1) copied in that order to the start of `to`. */
+function ringToStart<T extends NumberArray>(from: T, to: T, head: number, end: number, width: number): T {
+  to.set(from.subarray(head * width, end * width), 0);
+  to.set(from.subarray(0, head * width), (end - head) * width);
+  return to;
 }

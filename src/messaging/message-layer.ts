@@ -41,6 +41,12 @@ export class InboundMessage {
   responded = false;
   /** In its peer's unanswered records (`PeerState.unanswered`) and the layer's list of them. */
   unanswered = false;
+  /**
+   * Being handed to the layer above (a CON): most are answered before that call returns, so a CON
+   * joins the unanswered records only after it, if still unanswered — a Map entry and a list link
+   * made and undone per request saved. No datagram is read meanwhile, so no duplicate can miss it.
+   */
+  delivering = false;
   /** @internal The layer's list of unanswered CONs, oldest first (one lifetime, so also expiry order). */
   older: InboundMessage | undefined;
   /** @internal */
@@ -110,6 +116,8 @@ export class PeerState {
   idsInUse = false;
   /** When its queued expiry entry is due (idsInUseUntil when queued; later sends move idsInUseUntil only). */
   idsCheckAt = 0;
+  /** CONs of this peer being delivered (InboundMessage.delivering): in no record yet, but the state must stay. */
+  delivering = 0;
 
   constructor(
     readonly key: string,
@@ -120,7 +128,7 @@ export class PeerState {
   }
 
   get idle(): boolean {
-    return this.outgoing.size === 0 && this.unanswered.size === 0 && this.answered.size === 0 && this.nonListeners.size === 0 && !this.idsInUse;
+    return this.outgoing.size === 0 && this.unanswered.size === 0 && this.answered.size === 0 && this.nonListeners.size === 0 && !this.idsInUse && this.delivering === 0;
   }
 }
 
@@ -405,12 +413,26 @@ export class MessageLayer implements Carrier {
     if (unanswered !== undefined) this.forgetUnanswered(unanswered);
     const expiresAt = this.options.scheduler.now() + (confirmable ? this.exchangeLifetime : this.nonLifetime);
     const inbound = new InboundMessage(message, state.address, state.key, security, expiresAt, state);
+    if (!this.sweepTimer) this.scheduleSweep();
     // A NON is never acknowledged, and its duplicates are ignored whatever became of it: its
     // record is complete on arrival. A CON's waits for its ACK or RST.
-    if (confirmable) this.rememberUnanswered(inbound);
-    else this.recordAnswer(inbound, undefined);
-    if (!this.sweepTimer) this.scheduleSweep();
+    if (!confirmable) this.recordAnswer(inbound, undefined);
+    else {
+      inbound.delivering = true;
+      state.delivering++;
+    }
+    try {
+      this.deliver(message, inbound, confirmable);
+    } finally {
+      if (confirmable) {
+        inbound.delivering = false;
+        state.delivering--;
+        if (!inbound.acknowledged) this.rememberUnanswered(inbound);
+      }
+    }
+  }
 
+  private deliver(message: CoapMessage, inbound: InboundMessage, confirmable: boolean): void {
     if (isRequestCode(message.code)) {
       this.options.events.onRequest(message, inbound);
       return;
@@ -421,7 +443,7 @@ export class MessageLayer implements Carrier {
     else if (confirmable) this.reject(inbound);
     else {
       // §4.3: a NON may be rejected with RST too; RFC 7641 §3.6 relies on it for unwanted notifications.
-      this.options.send(encodeEmpty(MessageType.RST, messageId), peer);
+      this.options.send(encodeEmpty(MessageType.RST, message.messageId), inbound.peer);
     }
   }
 
@@ -459,8 +481,8 @@ export class MessageLayer implements Carrier {
   private recordAnswer(inbound: InboundMessage, reply: Uint8Array | undefined): void {
     const m = inbound.message;
     if (m.type === MessageType.CON) {
-      if (!inbound.unanswered) return;
-      this.forgetUnanswered(inbound);
+      if (inbound.unanswered) this.forgetUnanswered(inbound);
+      else if (!inbound.delivering) return;
     }
     const evicted = this.answered.add(inbound.owner, m.messageId, m.code, m.type, m.token, reply, inbound.expiresAt);
     if (evicted) this.forgetIfIdle(evicted);

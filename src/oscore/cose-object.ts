@@ -11,7 +11,7 @@
  * halves for received messages answer `{ ok: false }`.
  */
 import { encode } from 'cbor2';
-import { decodeMessage, encodeMessage } from '../coap/codec.js';
+import { decodeBody, encodeCodeAndBody } from '../coap/codec.js';
 import { Method, ResponseCode } from '../coap/codes.js';
 import {
   type CoapMessage,
@@ -148,6 +148,27 @@ const ENCRYPT0 = Uint8Array.of(0x83, 0x68, 0x45, 0x6e, 0x63, 0x72, 0x79, 0x70, 0
 
 /** §5.4 / RFC 8152 §5.3: AAD = Enc_structure = [ "Encrypt0", h'', external_aad ]. */
 export function additionalData(aead: number, requestKid: Uint8Array, requestPiv: Uint8Array): Uint8Array {
+  if (aead >= 0 && aead < 24 && requestKid.length < 24 && requestPiv.length < 24) {
+    // The common case, written at once (no external_aad array to wrap): external_aad is then
+    // 0x85 0x01 0x81 alg bstr(kid) bstr(piv) 0x40, 7 bytes besides kid and Partial IV.
+    const inner = 7 + requestKid.length + requestPiv.length;
+    const out = new Uint8Array(ENCRYPT0.length + (inner < 24 ? 1 : 2) + inner);
+    out.set(ENCRYPT0, 0);
+    let pos = ENCRYPT0.length;
+    if (inner < 24) out[pos++] = 0x40 | inner;
+    else {
+      out[pos++] = 0x58;
+      out[pos++] = inner;
+    }
+    out[pos++] = 0x85; // array(5)
+    out[pos++] = 0x01; // oscore_version 1
+    out[pos++] = 0x81; // array(1)
+    out[pos++] = aead;
+    pos = writeBstr(out, pos, requestKid);
+    pos = writeBstr(out, pos, requestPiv);
+    out[pos] = 0x40; // no Class I options
+    return out;
+  }
   const aad = externalAad(aead, requestKid, requestPiv);
   if (aad.length > 0xffff) return encode(['Encrypt0', new Uint8Array(0), aad]);
   const out = new Uint8Array(ENCRYPT0.length + bstrSize(aad));
@@ -175,23 +196,17 @@ function writeBstr(out: Uint8Array, pos: number, b: Uint8Array): number {
 
 /** §5.3: Code || Class E options (deltas among themselves) || 0xFF || payload, when there is one. */
 export function encodePlaintext(code: number, options: CoapOption[], payload: Uint8Array): Uint8Array {
-  const encoded = encodeMessage({ type: 0, code, messageId: 0, token: EMPTY_BYTES, options, payload });
-  const out = new Uint8Array(encoded.length - 3);
-  out[0] = code;
-  out.set(encoded.subarray(4), 1);
-  return out;
+  return encodeCodeAndBody(code, options, payload);
 }
 
 /** The inverse of encodePlaintext; undefined when the plaintext is not a well-formed message body. */
 export function decodePlaintext(plaintext: Uint8Array): { code: number; options: CoapOption[]; payload: Uint8Array } | undefined {
+  // Code 0 is an Empty message, which has no body to protect (RFC 7252 §4.1).
   if (plaintext.length < 1 || plaintext[0] === 0) return undefined;
-  const data = new Uint8Array(plaintext.length + 3);
-  data[0] = 0x40; // version 1, CON, no token
-  data[1] = plaintext[0]!;
-  data.set(plaintext.subarray(1), 4);
   try {
-    const m = decodeMessage(data);
-    return { code: m.code, options: m.options, payload: m.payload };
+    // Over a Uint8Array view: the inner values stay Uint8Arrays (not Buffers) whatever AES returned.
+    const { options, payload } = decodeBody(new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength), 1);
+    return { code: plaintext[0]!, options, payload };
   } catch {
     return undefined;
   }
@@ -291,6 +306,10 @@ function recomposeProxyUri(base: Uint8Array, path: Uint8Array[], query: Uint8Arr
  * that made a Class U option Inner, as nested layers do).
  */
 export function mergeOptions(outerMsg: CoapMessage, innerOptions: CoapOption[], classOf: ClassOf, role: Role): CoapOption[] {
+  // Most protected messages carry no outer option but OSCORE itself: the inner ones, as decoded
+  // (in order), are the result.
+  const outerOptions = outerMsg.options;
+  if (outerOptions.length === 1 && outerOptions[0]!.number === OptionNumber.Oscore) return sortOptions(innerOptions);
   const innerNumbers = new Set(innerOptions.map((o) => o.number));
   const kept = outerMsg.options.filter(
     (o) => o.number !== OptionNumber.Oscore && !innerNumbers.has(o.number) && classOf(o.number, outerMsg) === 'U',
@@ -473,7 +492,8 @@ export function openedRequest(parts: RequestToOpen & { ok: true }, plaintext: Ui
     piv,
     observe: hasOption({ options: inner.options }, OptionNumber.Observe),
     // The nonce a response computes from the kid is this one when the kid is the Recipient ID.
-    ...(equalBytes(recipient.recipientId, kid) ? { verified: { aead: parts.aead, aad: parts.aad, commonIv: recipient.commonIv, nonce: parts.nonce } } : {}),
+    // (Undefined rather than a conditional spread: V8's slow path, ≈ 0.7 µs, see exchange/context.ts.)
+    verified: equalBytes(recipient.recipientId, kid) ? { aead: parts.aead, aad: parts.aad, commonIv: recipient.commonIv, nonce: parts.nonce } : undefined,
   };
   return { ok: true, message, binding, kid, kidContext: parts.kidContext, sequenceNumber: decodePartialIv(piv), recipient };
 }

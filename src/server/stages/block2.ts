@@ -3,6 +3,7 @@
  * from; on the way out, a large response of the handler is cut into blocks (and stored for the
  * later ones). The handler's own 5.00 goes out as it is.
  */
+import { blockSize } from '../../coap/block.js';
 import { Method } from '../../coap/codes.js';
 import type { CoapMessage } from '../../coap/message.js';
 import { operationKey, type BlockwiseServer } from '../blockwise.js';
@@ -28,9 +29,13 @@ export class Block2 implements ServerStage {
 
   respond(request: InboundRequest, response: CoapMessage): CoapMessage {
     if (!request.representation) return response;
-    // The key is built only when the response is large enough to be stored.
     // BERT where the requester's connection allows it (RFC 8323 §6; never over UDP).
-    return this.blockwise.sliceBlock2(request.exchange.context.peerKey, () => representationKey(request), response, request.block2, request.exchange.bertPayloadLimit);
+    const bertLimit = request.exchange.bertPayloadLimit;
+    // Most answers asked for no block and fit one: nothing to cut or store (sliceBlock2 would
+    // return them as they are), so no key closure and no call per response.
+    if (request.block2 === undefined && bertLimit === undefined && response.payload.length <= blockSize(this.blockwise.limits.preferredSzx)) return response;
+    // The key is built only when the response is large enough to be stored.
+    return this.blockwise.sliceBlock2(request.exchange.context.peerKey, () => representationKey(request), response, request.block2, bertLimit);
   }
 }
 

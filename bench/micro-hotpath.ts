@@ -1,0 +1,299 @@
+/**
+ * The hot paths of issue 21 without sockets: a coapsec client and a coapsec server in one process,
+ * joined by an in-memory datagram pair, so the CPU they cost is JavaScript (and Node's crypto for
+ * OSCORE) and not the kernel's per-datagram work. The socket figures are bench/server-cpu.ts's;
+ * this one is for A/B of a change to our own code, which the socket benchmark cannot resolve on a
+ * shared machine.
+ *
+ * A closed loop keeps `inFlight` GETs of /hello outstanding (each response starts the next
+ * request). Datagrams are queued and delivered in batches from a macrotask, so each side's work
+ * runs apart. The process's CPU time (process.cpuUsage, so other tenants of a shared machine do
+ * not count) is split by the share of the wall time spent delivering to the server (until its
+ * answers are queued; it answers synchronously): a tenant's preemption falls on either side in
+ * proportion to its time, and cpuUsage itself costs several µs a call, too much to call per batch. `--server-only` instead feeds the server prepared request datagrams
+ * (plain: one encoding with the Message ID and token patched; OSCORE: a pool protected beforehand
+ * with fresh sequence numbers) and measures its CPU alone.
+ *
+ * `--client-only` answers the plain client's requests with a canned response instead of a server;
+ * `--aead-floor` times bench/aead-floor.ts's per-side AEAD work alone (OSCORE's floor).
+ * (Instruction counts were tried instead of CPU time: this VM's `perf` has no instruction counter,
+ * and cachegrind counts V8's compiler and GC threads too, whose work depends on timing; see
+ * BENCHMARKS.md.)
+ *
+ *   node dist/bench/micro-hotpath.js [--requests N] [--warmup N] [--in-flight 32,256] [--variants plain,oscore] [--rounds R] [--server-only | --client-only | --aead-floor]
+ */
+import { CoapClient } from '../src/client/client.js';
+import { OscoreClientSecurity } from '../src/client/oscore.js';
+import { encodeMessage } from '../src/coap/codec.js';
+import { Method, ResponseCode } from '../src/coap/codes.js';
+import { ContentFormat } from '../src/coap/content-format.js';
+import { MessageType, type CoapMessage } from '../src/coap/message.js';
+import { OptionNumber } from '../src/coap/options.js';
+import { CoapEndpoint } from '../src/exchange/endpoint.js';
+import type { MessageLayer } from '../src/messaging/message-layer.js';
+import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
+import { protectRequest } from '../src/oscore/protect.js';
+import { OscoreServerSecurity } from '../src/server/oscore.js';
+import { CoapServer } from '../src/server/server.js';
+import type { DatagramHandler, DatagramTransport, PeerAddress } from '../src/transport/transport.js';
+import { OscoreAeadFloor } from './aead-floor.js';
+import { OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET } from './common.js';
+
+type Variant = 'plain' | 'oscore';
+
+const SERVER_ADDRESS: PeerAddress = { address: '127.0.0.1', port: 5683 };
+const CLIENT_ADDRESS: PeerAddress = { address: '127.0.0.1', port: 40000 };
+const CLIENT_ID = Buffer.alloc(0);
+const SERVER_ID = Buffer.from('01', 'hex');
+
+/** The server side of the pair: a DatagramTransport whose sends are queued for the client. */
+class QueueTransport implements DatagramTransport {
+  readonly scheme = 'coap' as const;
+  handler: DatagramHandler = () => {};
+  readonly outbox: Uint8Array[] = [];
+  setHandler(handler: DatagramHandler): void {
+    this.handler = handler;
+  }
+  send(data: Uint8Array): void {
+    this.outbox.push(data);
+  }
+  localAddress(): PeerAddress {
+    return SERVER_ADDRESS;
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function serverContext(): OscoreSecurityContext {
+  return new OscoreSecurityContext(
+    { masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: SERVER_ID, recipientIds: [CLIENT_ID], replayWindow: 4096 },
+    new VolatileSequence(),
+  );
+}
+
+function makeServer(variant: Variant): { server: CoapServer; transport: QueueTransport } {
+  const transport = new QueueTransport();
+  const endpoint = new CoapEndpoint({ transport, parameters: { nstart: 1024 } });
+  const server = new CoapServer(endpoint, variant === 'oscore' ? { security: new OscoreServerSecurity([serverContext()]) } : {});
+  // The demo's /hello (src/demo/resources.ts): a constant text.
+  server.resource('/hello', { GET: () => ({ code: ResponseCode.Content, contentFormat: ContentFormat.TextPlain, payload: 'Hello from coapsec' }) });
+  return { server, transport };
+}
+
+const cpuMicros = (since: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(since);
+  return u.user + u.system;
+};
+
+const macrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+interface PairResult {
+  variant: Variant;
+  inFlight: number;
+  requests: number;
+  clientMicros: number;
+  serverMicros: number;
+}
+
+/**
+ * `requests` GETs of /hello from `client` with `inFlight` outstanding, its datagrams queued instead
+ * of sent; from a macrotask, `exchange` gets each batch and delivers the answers to the client's
+ * messaging layer. Returns the process's CPU and wall time over the loop.
+ */
+async function closedLoop(client: CoapClient, inFlight: number, requests: number, exchange: (batch: Uint8Array[], messaging: MessageLayer) => void): Promise<{ cpuMicros: number; wallMs: number }> {
+  const endpoint = await client.endpoint(4);
+  const toServer: Uint8Array[] = [];
+  // The client's datagrams go to the queue instead of its socket.
+  (endpoint.transport as { send(data: Uint8Array, peer: PeerAddress): void }).send = (data) => {
+    toServer.push(data);
+  };
+  const uri = `coap://${SERVER_ADDRESS.address}:${SERVER_ADDRESS.port}/hello`;
+  let started = 0;
+  let finished = 0;
+  let failed = 0;
+  let done: () => void = () => {};
+  const allDone = new Promise<void>((resolve) => (done = resolve));
+  const settled = (ok: boolean): void => {
+    if (!ok) failed++;
+    if (++finished === requests) done();
+    else next();
+  };
+  const next = (): void => {
+    if (started >= requests) return;
+    started++;
+    client.get(uri).then((r) => settled(r.code === ResponseCode.Content), () => settled(false));
+  };
+  let running = true;
+  const pump = async (): Promise<void> => {
+    while (running) {
+      await macrotask();
+      exchange(toServer.splice(0), endpoint.messaging);
+    }
+  };
+  const cpu = process.cpuUsage();
+  const wall = performance.now();
+  const pumping = pump();
+  for (let i = 0; i < inFlight; i++) next();
+  await allDone;
+  const result = { cpuMicros: cpuMicros(cpu), wallMs: performance.now() - wall };
+  running = false;
+  await pumping;
+  await client.close();
+  if (failed > 0) throw new Error(`${failed} of ${requests} requests failed`);
+  return result;
+}
+
+/** Client and server in one process, `requests` GETs with `inFlight` outstanding. */
+async function runPair(variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
+  const { server, transport } = makeServer(variant);
+  const clientSecurity =
+    variant === 'oscore'
+      ? new OscoreClientSecurity(
+          new OscoreSecurityContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: CLIENT_ID, recipientIds: [SERVER_ID] }, new VolatileSequence()),
+        )
+      : undefined;
+  const client = new CoapClient({ parameters: { nstart: 1024 }, ...(clientSecurity ? { security: () => clientSecurity } : {}) });
+  let serverWall = 0;
+  const { cpuMicros: total, wallMs } = await closedLoop(client, inFlight, requests, (batch, messaging) => {
+    const before = performance.now();
+    for (const datagram of batch) transport.handler(Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength), CLIENT_ADDRESS, undefined);
+    serverWall += performance.now() - before;
+    for (const datagram of transport.outbox.splice(0)) messaging.receive(datagram, SERVER_ADDRESS);
+  });
+  await server.close();
+  const serverShare = serverWall / wallMs;
+  return { variant, inFlight, requests, clientMicros: (total * (1 - serverShare)) / requests, serverMicros: (total * serverShare) / requests };
+}
+
+/** The server alone: prepared request datagrams in batches of `inFlight`, answers dropped. */
+async function runServerOnly(variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
+  const { server, transport } = makeServer(variant);
+  const template: CoapMessage = {
+    type: MessageType.CON,
+    code: Method.GET,
+    messageId: 0,
+    token: new Uint8Array(8),
+    options: [{ number: OptionNumber.UriPath, value: Buffer.from('hello') }],
+    payload: new Uint8Array(0),
+  };
+  let datagrams: Buffer[];
+  if (variant === 'oscore') {
+    const sender = new OscoreSecurityContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: CLIENT_ID, recipientIds: [SERVER_ID] }, new VolatileSequence());
+    const params = sender.sender;
+    datagrams = Array.from({ length: requests }, (_, i) => encodeMessage(protectRequest(template, params, i).message));
+  } else {
+    const one = encodeMessage(template);
+    datagrams = Array.from({ length: requests }, () => Buffer.from(one));
+  }
+  for (let i = 0; i < requests; i++) {
+    const d = datagrams[i]!;
+    d.writeUInt16BE(i & 0xffff, 2);
+    d.writeUInt32BE(i, 4);
+  }
+  const cpu = process.cpuUsage();
+  for (let i = 0; i < requests; i += inFlight) {
+    const end = Math.min(requests, i + inFlight);
+    for (let j = i; j < end; j++) transport.handler(datagrams[j]!, CLIENT_ADDRESS, undefined);
+    transport.outbox.length = 0;
+    await macrotask();
+  }
+  const total = cpuMicros(cpu);
+  await server.close();
+  return { variant, inFlight, requests, clientMicros: NaN, serverMicros: total / requests };
+}
+
+/**
+ * The plain client alone: its requests answered by a canned piggybacked 2.05 with their Message ID
+ * and token copied in (a few byte copies per request, the same in every tree compared).
+ */
+async function runClientOnly(_variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
+  const answer = encodeMessage({
+    type: MessageType.ACK,
+    code: ResponseCode.Content,
+    messageId: 0,
+    token: new Uint8Array(8),
+    options: [{ number: OptionNumber.ContentFormat, value: new Uint8Array(0) }],
+    payload: Buffer.from('Hello from coapsec'),
+  });
+  const { cpuMicros: total } = await closedLoop(new CoapClient({ parameters: { nstart: 1024 } }), inFlight, requests, (batch, messaging) => {
+    for (const request of batch) {
+      const reply = Buffer.from(answer);
+      reply[2] = request[2]!;
+      reply[3] = request[3]!;
+      for (let i = 0; i < 8; i++) reply[4 + i] = request[4 + i]!;
+      messaging.receive(reply, SERVER_ADDRESS);
+    }
+  });
+  return { variant: 'plain', inFlight, requests, clientMicros: total / requests, serverMicros: NaN };
+}
+
+/**
+ * The AEAD floor (bench/aead-floor.ts) in this process: per request, what OSCORE's AEAD alone costs
+ * each side (the server opens a request and seals a response, the client the other way round),
+ * for `floor + our JS` beside the OSCORE figures above.
+ */
+function aeadFloor(requests: number): { server: number; client: number } {
+  const perSide = (side: 'server' | 'client'): number => {
+    const floor = new OscoreAeadFloor(side);
+    const cpu = process.cpuUsage();
+    for (let i = 0; i < requests; i++) {
+      floor.open();
+      floor.seal();
+    }
+    return cpuMicros(cpu) / requests;
+  };
+  perSide('server');
+  perSide('client');
+  return { server: perSide('server'), client: perSide('client') };
+}
+
+function parseArgs(argv: string[]): { requests: number; warmup: number; inFlight: number[]; variants: Variant[]; rounds: number; serverOnly: boolean; clientOnly: boolean; aeadFloor: boolean } {
+  const settings = { requests: 100_000, warmup: 20_000, inFlight: [32, 256], variants: ['plain', 'oscore'] as Variant[], rounds: 3, serverOnly: false, clientOnly: false, aeadFloor: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--requests') settings.requests = Number(value());
+    else if (a === '--in-flight') settings.inFlight = value().split(',').map(Number);
+    else if (a === '--variants') settings.variants = value().split(',') as Variant[];
+    else if (a === '--rounds') settings.rounds = Number(value());
+    else if (a === '--server-only') settings.serverOnly = true;
+    else if (a === '--client-only') settings.clientOnly = true;
+    else if (a === '--aead-floor') settings.aeadFloor = true;
+    else if (a === '--warmup') settings.warmup = Number(value());
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return settings;
+}
+
+async function main(): Promise<void> {
+  const s = parseArgs(process.argv.slice(2));
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  if (s.aeadFloor) {
+    const rounds = Array.from({ length: s.rounds }, () => aeadFloor(s.requests));
+    const server = median(rounds.map((r) => r.server));
+    const client = median(rounds.map((r) => r.client));
+    console.log(`aead floor: server ${server.toFixed(2)} µs, client ${client.toFixed(2)} µs per request (rounds: ${rounds.map((r) => `${r.server.toFixed(2)}/${r.client.toFixed(2)}`).join(' ')})`);
+    return;
+  }
+  for (const variant of s.variants) {
+    for (const inFlight of s.inFlight) {
+      const rounds: PairResult[] = [];
+      const run = s.serverOnly ? runServerOnly : s.clientOnly ? runClientOnly : runPair;
+      // A first run warms the JIT; it is not counted.
+      if (s.warmup > 0) await run(variant, inFlight, s.warmup);
+      for (let r = 0; r < s.rounds; r++) rounds.push(await run(variant, inFlight, s.requests));
+      const server = median(rounds.map((r) => r.serverMicros));
+      const client = median(rounds.map((r) => r.clientMicros));
+      const perRound = rounds.map((r) => (s.serverOnly ? r.serverMicros.toFixed(2) : s.clientOnly ? r.clientMicros.toFixed(2) : `${r.serverMicros.toFixed(2)}/${r.clientMicros.toFixed(2)}`)).join(' ');
+      const figures = s.serverOnly ? `server ${server.toFixed(2)} µs` : s.clientOnly ? `client ${client.toFixed(2)} µs` : `server ${server.toFixed(2)} µs, client ${client.toFixed(2)} µs, client/server ${(client / server).toFixed(2)}×`;
+      console.log(`${variant.padEnd(6)} ${String(inFlight).padStart(4)} in flight: ${figures} per request (rounds: ${perRound})`);
+    }
+  }
+}
+
+await main();
