@@ -143,8 +143,8 @@ test('--web: files under DIR with their content types; traversal, symlinks out, 
 
 test('flags: --ws-origin needs an origin, limits need whole numbers, --web needs a directory, all need --ws', async () => {
   assertUsageError(await coapsec(['proxy', '--forward', '--bind', '127.0.0.1:0', '--ws', '0', '--ws-origin', 'app.example']), /--ws-origin needs an origin/);
-  assertUsageError(await coapsec(['proxy', '--forward', '--bind', '127.0.0.1:0', '--ws', '0', '--ws-rate', '0']), /--ws-rate needs a whole number/);
-  assertUsageError(await coapsec(['proxy', '--forward', '--bind', '127.0.0.1:0', '--ws', '0', '--ws-max-connections', 'many']), /--ws-max-connections needs a whole number/);
+  assertUsageError(await coapsec(['proxy', '--forward', '--bind', '127.0.0.1:0', '--ws', '0', '--ws-rate', '0']), /--ws-rate needs a positive whole number/);
+  assertUsageError(await coapsec(['proxy', '--forward', '--bind', '127.0.0.1:0', '--ws', '0', '--ws-max-connections', 'many']), /--ws-max-connections needs a positive whole number/);
   assertUsageError(await coapsec(['proxy', '--forward', '--bind', '127.0.0.1:0', '--ws', '0', '--web', join(work, 'nowhere')]), /--web: no directory/);
   assertUsageError(await coapsec(['proxy', '--forward', '--bind', '127.0.0.1:0', '--web', work]), /--web needs --ws PORT/);
 });
