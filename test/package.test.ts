@@ -33,6 +33,7 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/transport': 'openTransport',
   'coapsec/pubsub-protection': 'PublicationVerifier',
   'coapsec/store': 'openContextStore',
+  'coapsec/metrics': 'ServerMetrics',
 };
 
 interface Ran {
