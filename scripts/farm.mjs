@@ -77,6 +77,10 @@ class FarmNode {
     this.args = ['serve', '--bind', `127.0.0.1:${port}`, '--store', storeUrl, ...(metricsPort !== undefined ? ['--metrics', `127.0.0.1:${metricsPort}`] : []), ...extraArgs];
   }
 
+  get pid() {
+    return this.running ? this.#child.pid : undefined;
+  }
+
   get running() {
     return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
   }
@@ -156,6 +160,9 @@ async function startNginx(directory, listen, hashKey, nodePorts) {
   }
   return {
     config: file,
+    get pid() {
+      return child.exitCode === null ? child.pid : undefined;
+    },
     errorLog: () => readIfThere(join(directory, 'error.log')),
     // SIGQUIT: graceful shutdown of master and workers.
     stop: async () => {

@@ -15,64 +15,34 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { decodeMessage } from '../src/coap/codec.js';
 import { ResponseCode } from '../src/coap/codes.js';
 import { getOption, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
-import { loadCredentials } from '../src/credentials/credentials-file.js';
 import { decodeOscoreOption } from '../src/oscore/option.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
-import { ROOT, coapsec } from './support/cli-harness.js';
+import { provisionDevices, startFarm } from './farm-devices.js';
 import { auditNonces, recordingRelay, type RecordingRelay } from './store-relay.js';
 
 const RUN_SECONDS = Number(process.env['COAPSEC_FARM_SECONDS'] ?? 60);
 const CLIENTS = 20;
 const NODES = 3;
 
-interface FarmNode {
-  port: number;
-  kill(signal: string): Promise<unknown>;
-  restart(): Promise<void>;
-}
-interface Farm {
-  port: number;
-  redisUrl: string;
-  nodes: FarmNode[];
-  balancer: { errorLog(): string };
-  stop(): Promise<void>;
-}
-type StartFarm = (options: { nodes: number; hashKey: string }) => Promise<Farm>;
-
 const directory = mkdtempSync(join(tmpdir(), 'coapsec-farm-test-'));
 process.env['COAPSEC_STATE_DIR'] = directory;
 after(() => rmSync(directory, { recursive: true, force: true }));
 
 test(`farm: 3 nodes behind nginx, 20 OSCORE clients for ${RUN_SECONDS} s, a node SIGKILLed and restarted`, { timeout: (RUN_SECONDS + 120) * 1000 }, async (t) => {
-  const { startFarm } = (await import(pathToFileURL(join(ROOT, 'scripts', 'farm.mjs')).href)) as { startFarm: StartFarm };
   // Every client here shares 127.0.0.1, so the balancer hashes address and port (each client's relay has its own).
   const farm = await startFarm({ nodes: NODES, hashKey: '$remote_addr:$remote_port' });
   t.after(() => farm.stop());
 
-  // 20 devices in one server credentials file, provisioned with one `coapsec store put`.
-  const recipients: Record<string, { name: string; context: Record<string, string> }> = {};
-  const credentials = Array.from({ length: CLIENTS }, (_, i) => {
-    const context = { masterSecret: randomBytes(16).toString('hex'), masterSalt: randomBytes(8).toString('hex'), senderId: randomBytes(4).toString('hex') };
-    recipients[context.senderId] = { name: `sensor-${i}`, context: { masterSecret: context.masterSecret, masterSalt: context.masterSalt, senderId: '' } };
-    const file = join(directory, `client-${i}.json`);
-    writeFileSync(file, JSON.stringify({ oscore: [{ match: 'coap://127.0.0.1/*', context: { ...context, recipientId: '', name: 'server' } }] }));
-    return loadCredentials(file).oscore[0]!.context;
-  });
-  const serverFile = join(directory, 'server.json');
-  writeFileSync(serverFile, JSON.stringify({ recipients }));
-  const put = await coapsec(['store', 'put', '--store', farm.redisUrl, '--credentials', serverFile], { timeout: 30_000 });
-  assert.equal(put.code, 0, put.stderr);
+  const credentials = await provisionDevices(directory, farm.redisUrl, CLIENTS);
 
   const relays: RecordingRelay[] = await Promise.all(credentials.map(() => recordingRelay(farm.port)));
   t.after(() => relays.forEach((r) => r.close()));
