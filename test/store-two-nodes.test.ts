@@ -14,15 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
-import { decodeMessage } from '../src/coap/codec.js';
-import { MessageType, getOption } from '../src/coap/message.js';
-import { OptionNumber } from '../src/coap/options.js';
 import { loadCredentials } from '../src/credentials/credentials-file.js';
-import { decodeOscoreOption } from '../src/oscore/option.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { coapsec, killChildren, startDaemon } from './support/cli-harness.js';
 import { TestRedis } from './store-redis-server.js';
-import { recordingRelay } from './store-relay.js';
+import { auditNonces, recordingRelay } from './store-relay.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'coapsec-two-nodes-'));
 const redisReady = TestRedis.start();
@@ -65,36 +61,10 @@ test('two serve --store processes on one Redis never reuse a (key, nonce) pair f
   await new Promise((r) => setTimeout(r, 3500));
   await Promise.all(observations.map((o) => o.cancel()));
 
+  // One context on both nodes: one map of nonces across both relays, each walked in its own arrival order.
   const ciphertextByNonce = new Map<string, string>();
   let ownPartialIvs = 0;
-  for (const relay of relays) {
-    // In arrival order: a token may be used again once its exchange is over.
-    const requestPiv = new Map<string, string>();
-    for (const { fromClient, datagram } of relay.log) {
-      const message = decodeMessage(datagram);
-      const option = getOption(message, OptionNumber.Oscore);
-      if (!option || message.type === MessageType.RST) continue;
-      const token = Buffer.from(message.token).toString('hex');
-      const piv = decodeOscoreOption(option).piv;
-      if (fromClient) {
-        if (message.code !== 0) requestPiv.set(token, Buffer.from(piv!).toString('hex'));
-        continue;
-      }
-      let nonce: string;
-      if (piv) {
-        nonce = `server ${Buffer.from(piv).toString('hex')}`;
-        ownPartialIvs++;
-      } else {
-        const fromRequest = requestPiv.get(token);
-        assert.ok(fromRequest !== undefined, 'every response without a Partial IV answers a recorded request');
-        nonce = `client ${fromRequest}`;
-      }
-      const ciphertext = Buffer.from(message.payload).toString('hex');
-      const earlier = ciphertextByNonce.get(nonce);
-      assert.ok(earlier === undefined || earlier === ciphertext, `nonce ${nonce} protected two different messages`);
-      ciphertextByNonce.set(nonce, ciphertext);
-    }
-  }
+  for (const relay of relays) ownPartialIvs += auditNonces(relay.log, ciphertextByNonce);
   assert.ok(ownPartialIvs >= 24, `the nodes used ${ownPartialIvs} Partial IVs of their own: more than one block of 8 each`);
   for (const node of nodes) assert.doesNotMatch(node.stderr(), /context store|Error/);
   assert.deepEqual(await Promise.all(nodes.map((n) => n.stop())), [0, 0], 'SIGTERM ends both nodes cleanly, their store connections closed');
