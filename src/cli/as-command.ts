@@ -9,11 +9,10 @@ import { loadCredentials } from '../credentials/credentials-file.js';
 import { CredentialsError } from '../credentials/errors.js';
 import { PidLock } from '../credentials/pid-lock.js';
 import { openServerContexts, type OpenedContext } from '../credentials/runtime.js';
-import { OscoreServerSecurity } from '../server/oscore.js';
-import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import { parse, parseBind } from './args.js';
 import { UsageError } from './errors.js';
+import { listenOscoreOnly } from './oscore-listen.js';
 import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 
 export const AS_USAGE = `usage: coapsec as --config FILE --credentials FILE [--bind HOST:PORT] [-v|-vv]
@@ -57,14 +56,7 @@ export async function asCommand(argv: string[]): Promise<number> {
     throw error;
   }
   if (log.level > 0) as.onDecision = (line) => log.event('as', `as: ${line}`);
-  let server: CoapServer;
-  try {
-    server = await CoapServer.listen({ host: bind.host, port: bind.port, security: new OscoreServerSecurity(opened.map((o) => o.context)) });
-  } catch (error) {
-    opened.forEach((o) => o.close());
-    lock.release();
-    throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
+  const server = await listenOscoreOnly(bind, opened, lock);
   log.attach(server);
   bindAuthorizationServer(server, as);
   process.stderr.write(`coapsec authorization server serving on coap://${peerKey(server.address())}\n`);

@@ -5,13 +5,12 @@ import { loadCredentials } from '../credentials/credentials-file.js';
 import { CredentialsError } from '../credentials/errors.js';
 import { PidLock } from '../credentials/pid-lock.js';
 import { openServerContexts, type OpenedContext } from '../credentials/runtime.js';
-import { OscoreServerSecurity } from '../server/oscore.js';
-import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
 import { parseTrustAnchorConfig, TrustAnchorConfigError } from '../trust-anchor/config.js';
 import { addTrustAnchorResources, TrustAnchorService, type RevocationSender } from '../trust-anchor/service.js';
 import { parse, parseBind } from './args.js';
 import { UsageError } from './errors.js';
+import { listenOscoreOnly } from './oscore-listen.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 
@@ -62,14 +61,7 @@ export async function trustAnchorCommand(argv: string[]): Promise<number> {
     }
   };
   const bind = parseBind(config.bind, { host: '127.0.0.1', port: 5690 });
-  let server: CoapServer;
-  try {
-    server = await CoapServer.listen({ host: bind.host, port: bind.port, security: new OscoreServerSecurity(opened.map((o) => o.context)) });
-  } catch (error) {
-    opened.forEach((o) => o.close());
-    lock.release();
-    throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
+  const server = await listenOscoreOnly(bind, opened, lock);
   log.attach(server);
   addTrustAnchorResources(server, service, sendRevocation);
   process.stderr.write(`coapsec trust anchor ${config.id} serving on coap://${peerKey(server.address())}\n`);
