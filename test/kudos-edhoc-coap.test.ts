@@ -11,8 +11,9 @@ import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { ResponseCode } from '../src/coap/codes.js';
 import type { EdhocSession } from '../src/edhoc/session.js';
-import { EdhocClientSecurity, EdhocServer, postOverClient, type EdhocServerOptions } from '../src/edhoc-coap/index.js';
-import { KudosClientPeer, KudosFileStorage, KudosServerSecurity, kudosResource, kudosSessionForEdhoc, type KudosSession, type KudosSupport } from '../src/kudos/index.js';
+import { EdhocInitiator, type EadItem } from '../src/edhoc/index.js';
+import { EdhocClientSecurity, EdhocServer, postOverClient, prefixNewSession, type EdhocServerOptions } from '../src/edhoc-coap/index.js';
+import { KUDOS_EAD_LABEL, KudosClientPeer, KudosFileStorage, kudosEadAsk, readKudosEad, KudosServerSecurity, kudosResource, kudosSessionForEdhoc, type KudosSession, type KudosSupport } from '../src/kudos/index.js';
 import type { OscoreSecurityContext } from '../src/oscore/security-context.js';
 import { CoapServer } from '../src/server/server.js';
 import { tempDirectory } from './kudos-helpers.js';
@@ -121,6 +122,24 @@ describe('KUDOS support signalled in EDHOC over CoAP (§4.8)', () => {
     const { security, established } = await setUp(undefined, 'full');
     assert.equal(security.peerKudos, undefined);
     assert.equal(established[0]!.peerKudos, 'none');
+  });
+
+  it('a message_1 whose KUDOS_EAD is not ASK: the server ignores it and says nothing in message_2; an unknown non-critical item is ignored too', async () => {
+    const dir = tempDirectory('kudos-edhoc-coap');
+    closers.push(dir.remove);
+    const peers = edhocPeers(3, 2);
+    const { origin } = await serve(peers, 'full', dir.path);
+    const coap = new CoapClient({ bindIpv4: '127.0.0.1' });
+    closers.push(() => coap.close());
+    const message2Items = async (ead: EadItem[]) => {
+      const { state, message } = new EdhocInitiator(peers.initiator).prepareMessage1({ connectionId: Uint8Array.of(0x21), ead });
+      const reply = await postOverClient(coap, origin)(prefixNewSession(message));
+      assert.equal(reply.code, ResponseCode.Changed);
+      return state.processMessage2(reply.payload).ead2;
+    };
+    const unknown: EadItem = { label: 40_000, value: Uint8Array.of(1, 2) };
+    assert.deepEqual(await message2Items([{ label: KUDOS_EAD_LABEL, value: Uint8Array.of(0x01) }, unknown]), [], '§4.8: FULL in message_1 is ignored, and no KUDOS_EAD follows');
+    assert.equal(readKudosEad(await message2Items([unknown, kudosEadAsk()]), 2), 'full', 'ASK beside an unknown non-critical item is answered');
   });
 
   it('reverse flow (A.2.2): the server asks in message_1, the client answers in message_2, the server in message_3', async () => {

@@ -35,7 +35,7 @@ import { EdhocResponder, type ResponderConfig } from '../edhoc/responder.js';
 import { findCipherSuite } from '../edhoc/suites.js';
 import type { EdhocSession } from '../edhoc/session.js';
 import { CoapRequestError } from '../exchange/errors.js';
-import { answerOf, kudosEad2, kudosEad3, kudosEadAsk, type KudosSupport } from '../kudos/edhoc-ead.js';
+import { answerOf, kudosEad2After, kudosEad3, kudosEadAsk, type KudosSupport } from '../kudos/edhoc-ead.js';
 import { OscoreRequester } from '../oscore/requester.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import type { ClassOf } from '../oscore/protect.js';
@@ -330,7 +330,7 @@ export class EdhocClientSecurity implements MessageSecurity, HopSecurity {
     const connectionIdR = this.#ids.allocate(maxOscoreIdLength({ suite: findCipherSuite(processed.suite)! }), processed.connectionIdI);
     try {
       const own = this.#options.kudos;
-      const { state, message: message2 } = processed.prepareMessage2({ connectionId: connectionIdR, ...(own !== undefined ? { ead: kudosEad2(own) } : {}) });
+      const { state, message: message2 } = processed.prepareMessage2({ connectionId: connectionIdR, ...(own !== undefined ? { ead: kudosEad2After(processed.ead1, own) } : {}) });
       const reply = await this.#options.post(prefixWithIdentifier(processed.connectionIdI, message2));
       const processed3 = state.processMessage3(expectChanged(reply, 'message_2'));
       const session = processed3.complete();

@@ -26,7 +26,7 @@ import { EdhocResponder, type ResponderConfig, type ResponderWaitM3 } from '../e
 import type { EdhocSession } from '../edhoc/session.js';
 import { findCipherSuite } from '../edhoc/suites.js';
 import type { EndpointContext } from '../exchange/context.js';
-import { answerOf, kudosEad2, kudosEad3, kudosEadAsk, type KudosSupport } from '../kudos/edhoc-ead.js';
+import { answerOf, kudosEad2After, kudosEad3, kudosEadAsk, type KudosSupport } from '../kudos/edhoc-ead.js';
 import { decodeOscoreOption } from '../oscore/option.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import type { CoapRequest, CoapResponse } from '../server/resource.js';
@@ -218,7 +218,7 @@ export class EdhocServer implements ServerSecurity {
     let prepared;
     try {
       const own = this.#options.kudos;
-      prepared = processed.prepareMessage2({ connectionId, ...(own !== undefined ? { ead: kudosEad2(own) } : {}) });
+      prepared = processed.prepareMessage2({ connectionId, ...(own !== undefined ? { ead: kudosEad2After(processed.ead1, own) } : {}) });
     } catch (e) {
       this.#ids.release(connectionId);
       throw e;

@@ -35,6 +35,16 @@ export function kudosEad2(own: KudosSupport): EadItem[] {
 }
 
 /**
+ * message_2 after message_1's `ead1`: our support, unless message_1 carried a KUDOS_EAD other than
+ * ASK — §4.8: such an item is silently ignored "and does not include a KUDOS_EAD item in the next
+ * EDHOC message".
+ */
+export function kudosEad2After(ead1: readonly EadItem[], own: KudosSupport): EadItem[] {
+  const malformed = ead1.some((i) => i.label === KUDOS_EAD_LABEL) && readKudosEad(ead1, 1) === undefined;
+  return malformed ? [] : kudosEad2(own);
+}
+
+/**
  * message_3: our support when message_2 said FULL or PART ("SHOULD"); nothing after NONE ("MUST
  * NOT") or when message_2 said nothing.
  */
