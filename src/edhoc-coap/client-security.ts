@@ -35,6 +35,7 @@ import { EdhocResponder, type ResponderConfig } from '../edhoc/responder.js';
 import { findCipherSuite } from '../edhoc/suites.js';
 import type { EdhocSession } from '../edhoc/session.js';
 import { CoapRequestError } from '../exchange/errors.js';
+import { answerOf, kudosEad2After, kudosEad3, kudosEadAsk, type KudosSupport } from '../kudos/edhoc-ead.js';
 import { OscoreRequester } from '../oscore/requester.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import type { ClassOf } from '../oscore/protect.js';
@@ -60,6 +61,12 @@ export interface EdhocClientOptions extends EdhocContextOptions {
   readonly message4?: boolean;
   /** C_I values in use by this client, shared by its sessions with all servers (RFC 9668 §4.1.1). */
   readonly connectionIds?: ConnectionIdentifiers;
+  /**
+   * Our KUDOS support, signalled in EDHOC (draft-ietf-core-oscore-key-update §4.8): as Initiator we
+   * ask in message_1 and answer in message_3; in the reverse flow we answer when asked. The
+   * server's answer is `peerKudos`. Without it, no KUDOS_EAD item is sent.
+   */
+  readonly kudos?: KudosSupport;
 }
 
 /** A request failed because EDHOC failed; `peerError` is the server's EDHOC error, when it sent one. */
@@ -84,6 +91,8 @@ interface Established {
   readonly requester: OscoreRequester;
   /** Our connection identifier: C_I, or C_R in the reverse flow; the context's Recipient ID. */
   readonly ownConnectionId: Uint8Array;
+  /** What the server signalled of its KUDOS support (§4.8), when we signal ours. */
+  readonly peerKudos: KudosSupport | undefined;
   /** message_3 while the server has not received it. */
   message3: Uint8Array | undefined;
   /** Settles when the outstanding combined request (or message_3 POST) has an outcome. */
@@ -122,6 +131,15 @@ export class EdhocClientSecurity implements MessageSecurity, HopSecurity {
   /** The EDHOC session behind it: the server's authenticated credential is `session.peer`. */
   get session(): EdhocSession | undefined {
     return this.#current?.session;
+  }
+
+  /**
+   * The server's KUDOS support as it signalled it in this EDHOC session (§4.8; NONE when it said
+   * nothing), with `kudos` set; kudosSessionForEdhoc (src/kudos/edhoc-ead.ts) provisions the KUDOS
+   * session of the context with it.
+   */
+  get peerKudos(): KudosSupport | undefined {
+    return this.#current?.peerKudos;
   }
 
   /** EDHOC sessions run so far (message_1 sent and message_2 verified). */
@@ -282,9 +300,11 @@ export class EdhocClientSecurity implements MessageSecurity, HopSecurity {
     if (options.responder !== undefined) return this.#runReverse(options.responder);
     const connectionIdI = this.#ids.allocate(MAX_CONNECTION_ID);
     try {
-      const processed = await exchangeMessages12(options.initiator!, options.post, connectionIdI);
+      const own = options.kudos;
+      const processed = await exchangeMessages12(options.initiator!, options.post, connectionIdI, own !== undefined ? [kudosEadAsk()] : []);
       this.#handshakes++;
-      const { state, message: message3 } = processed.prepareMessage3();
+      const peerKudos = own !== undefined ? answerOf(processed.ead2, 2) : undefined;
+      const { state, message: message3 } = processed.prepareMessage3(own !== undefined ? { ead: kudosEad3(own, peerKudos) } : {});
       let session: EdhocSession;
       let pending: Uint8Array | undefined;
       if (options.message4 === true) {
@@ -296,7 +316,7 @@ export class EdhocClientSecurity implements MessageSecurity, HopSecurity {
         pending = message3;
       }
       const context = edhocOscoreContext(session, options);
-      return { session, context, requester: new OscoreRequester(context), ownConnectionId: connectionIdI, message3: pending, delivering: undefined };
+      return { session, context, requester: new OscoreRequester(context), ownConnectionId: connectionIdI, peerKudos, message3: pending, delivering: undefined };
     } catch (error) {
       this.#ids.release(connectionIdI);
       throw error;
@@ -309,12 +329,15 @@ export class EdhocClientSecurity implements MessageSecurity, HopSecurity {
     const processed = new EdhocResponder(config).processMessage1(message1);
     const connectionIdR = this.#ids.allocate(maxOscoreIdLength({ suite: findCipherSuite(processed.suite)! }), processed.connectionIdI);
     try {
-      const { state, message: message2 } = processed.prepareMessage2({ connectionId: connectionIdR });
+      const own = this.#options.kudos;
+      const { state, message: message2 } = processed.prepareMessage2({ connectionId: connectionIdR, ...(own !== undefined ? { ead: kudosEad2After(processed.ead1, own) } : {}) });
       const reply = await this.#options.post(prefixWithIdentifier(processed.connectionIdI, message2));
-      const session = state.processMessage3(expectChanged(reply, 'message_2')).complete();
+      const processed3 = state.processMessage3(expectChanged(reply, 'message_2'));
+      const session = processed3.complete();
       this.#handshakes++;
       const context = edhocOscoreContext(session, this.#options);
-      return { session, context, requester: new OscoreRequester(context), ownConnectionId: connectionIdR, message3: undefined, delivering: undefined };
+      const peerKudos = own !== undefined ? answerOf(processed3.ead3, 3) : undefined;
+      return { session, context, requester: new OscoreRequester(context), ownConnectionId: connectionIdR, peerKudos, message3: undefined, delivering: undefined };
     } catch (error) {
       this.#ids.release(connectionIdR);
       throw error;

@@ -11,6 +11,7 @@ import { ContentFormat } from '../coap/content-format.js';
 import { Method, ResponseCode, codeToString } from '../coap/codes.js';
 import { EMPTY_BYTES, MessageType, contentFormatOf, encodeString, encodeUint, printablePayload, type CoapOption } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
+import type { EadItem } from '../edhoc/ead.js';
 import { EdhocPeerError, parseErrorMessage } from '../edhoc/errors.js';
 import { EdhocInitiator, type InitiatorConfig, type InitiatorProcessedM2 } from '../edhoc/initiator.js';
 import type { CoapEndpoint, RequestOptions } from '../exchange/endpoint.js';
@@ -74,10 +75,10 @@ export function expectChanged(reply: EdhocReply, what: string): Uint8Array {
  * message_1 and message_2 (§5.2, §5.3), with the one retry of §6.3.1 when the Responder refuses
  * the selected suite (error 2 with SUITES_R).
  */
-export async function exchangeMessages12(config: InitiatorConfig, post: EdhocPost, connectionIdI: Uint8Array): Promise<InitiatorProcessedM2> {
+export async function exchangeMessages12(config: InitiatorConfig, post: EdhocPost, connectionIdI: Uint8Array, ead1: readonly EadItem[] = []): Promise<InitiatorProcessedM2> {
   let initiator = new EdhocInitiator(config);
   for (let attempt = 0; ; attempt++) {
-    const { state, message } = initiator.prepareMessage1({ connectionId: connectionIdI });
+    const { state, message } = initiator.prepareMessage1({ connectionId: connectionIdI, ead: ead1 });
     try {
       return state.processMessage2(expectChanged(await post(prefixNewSession(message)), 'message_1'));
     } catch (e) {

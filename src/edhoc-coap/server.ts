@@ -26,6 +26,7 @@ import { EdhocResponder, type ResponderConfig, type ResponderWaitM3 } from '../e
 import type { EdhocSession } from '../edhoc/session.js';
 import { findCipherSuite } from '../edhoc/suites.js';
 import type { EndpointContext } from '../exchange/context.js';
+import { answerOf, kudosEad2After, kudosEad3, kudosEadAsk, type KudosSupport } from '../kudos/edhoc-ead.js';
 import { decodeOscoreOption } from '../oscore/option.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import type { CoapRequest, CoapResponse } from '../server/resource.js';
@@ -58,8 +59,18 @@ export interface EdhocServerOptions extends EdhocContextOptions {
   readonly message4?: boolean;
   /** The resource path. Default /.well-known/edhoc. */
   readonly path?: string;
-  /** Called with each session completed and the OSCORE context installed for it. */
-  readonly onEstablished?: (session: EdhocSession, context: OscoreSecurityContext) => void;
+  /**
+   * Our KUDOS support, signalled in EDHOC (draft-ietf-core-oscore-key-update §4.8): as Responder we
+   * answer in message_2 (asked or not) and read the client's answer in message_3; as Initiator of
+   * the reverse flow we ask in message_1 and answer in message_3. Without it, no KUDOS_EAD item.
+   */
+  readonly kudos?: KudosSupport;
+  /**
+   * Called with each session completed, the OSCORE context installed for it and, with `kudos`, the
+   * client's KUDOS support (NONE when it said nothing) to provision its KUDOS session with
+   * (kudosSessionForEdhoc, src/kudos/edhoc-ead.ts).
+   */
+  readonly onEstablished?: (session: EdhocSession, context: OscoreSecurityContext, peerKudos: KudosSupport | undefined) => void;
 }
 
 /** A session waiting for the client: message_3 (forward flow) or message_2 (reverse flow); keyed by our identifier. */
@@ -206,7 +217,8 @@ export class EdhocServer implements ServerSecurity {
     const connectionId = this.#ids.allocate(longest, processed.connectionIdI);
     let prepared;
     try {
-      prepared = processed.prepareMessage2({ connectionId });
+      const own = this.#options.kudos;
+      prepared = processed.prepareMessage2({ connectionId, ...(own !== undefined ? { ead: kudosEad2After(processed.ead1, own) } : {}) });
     } catch (e) {
       this.#ids.release(connectionId);
       throw e;
@@ -230,7 +242,7 @@ export class EdhocServer implements ServerSecurity {
     let message4: Uint8Array | undefined;
     if (!combined && this.#options.message4 === true) ({ session: edhoc, message: message4 } = processed.prepareMessage4());
     else edhoc = processed.complete();
-    this.#establish(edhoc);
+    this.#establish(edhoc, this.#options.kudos !== undefined ? answerOf(processed.ead3, 3) : undefined);
     return message4 !== undefined ? { message4 } : {};
   }
 
@@ -240,7 +252,7 @@ export class EdhocServer implements ServerSecurity {
     const initiator = new EdhocInitiator(config);
     const suite = findCipherSuite(config.selectedSuite ?? config.suites[0]!)!;
     const connectionId = this.#ids.allocate(maxOscoreIdLength({ suite }));
-    const { state, message } = initiator.prepareMessage1({ connectionId });
+    const { state, message } = initiator.prepareMessage1({ connectionId, ...(this.#options.kudos !== undefined ? { ead: [kudosEadAsk()] } : {}) });
     this.#keep({ connectionId, message1Key: '', sent: message, state });
     return { code: ResponseCode.Changed, payload: message, contentFormat: ContentFormat.EdhocCborSeq };
   }
@@ -250,15 +262,17 @@ export class EdhocServer implements ServerSecurity {
     // RFC 9668 §3: the combined request exists in the forward flow only.
     if (combined) throw unspecified('no forward-flow EDHOC session with this connection identifier');
     const processed = state.processMessage2(message2);
-    const { state: sent, message } = processed.prepareMessage3();
-    this.#establish(sent.complete());
+    const own = this.#options.kudos;
+    const peerKudos = own !== undefined ? answerOf(processed.ead2, 2) : undefined;
+    const { state: sent, message } = processed.prepareMessage3(own !== undefined ? { ead: kudosEad3(own, peerKudos) } : {});
+    this.#establish(sent.complete(), peerKudos);
     return { message3: message };
   }
 
-  #establish(edhoc: EdhocSession): void {
+  #establish(edhoc: EdhocSession, peerKudos: KudosSupport | undefined): void {
     const context = edhocOscoreContext(edhoc, this.#options);
     this.#install(context);
-    this.#options.onEstablished?.(edhoc, context);
+    this.#options.onEstablished?.(edhoc, context, peerKudos);
   }
 
   #keep(entry: Omit<PendingSession, 'timer'>): void {

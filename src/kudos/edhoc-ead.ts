@@ -11,7 +11,11 @@
  * of the EDHOC EAD registry (0–65535, RFC 9528 §10.5), so it collides with no registered item.
  */
 import type { EadItem } from '../edhoc/ead.js';
-import type { PeerCapability } from './persistence.js';
+import type { EdhocSession } from '../edhoc/session.js';
+import { oscoreHkdfFor } from '../edhoc-coap/oscore-context.js';
+import type { KudosStorage, PeerCapability } from './persistence.js';
+import { KudosSession } from './session.js';
+import type { KudosSessionOptions } from './session-types.js';
 
 export const KUDOS_EAD_LABEL = 65536;
 
@@ -28,6 +32,16 @@ export function kudosEadAsk(): EadItem {
 /** message_2: our support, whether asked ("MUST") or not ("MAY"). */
 export function kudosEad2(own: KudosSupport): EadItem[] {
   return [{ label: KUDOS_EAD_LABEL, value: Uint8Array.of(VALUE[own]) }];
+}
+
+/**
+ * message_2 after message_1's `ead1`: our support, unless message_1 carried a KUDOS_EAD other than
+ * ASK — §4.8: such an item is silently ignored "and does not include a KUDOS_EAD item in the next
+ * EDHOC message".
+ */
+export function kudosEad2After(ead1: readonly EadItem[], own: KudosSupport): EadItem[] {
+  const malformed = ead1.some((i) => i.label === KUDOS_EAD_LABEL) && readKudosEad(ead1, 1) === undefined;
+  return malformed ? [] : kudosEad2(own);
 }
 
 /**
@@ -56,4 +70,29 @@ export function readKudosEad(items: readonly EadItem[], message: 1 | 2 | 3 | 4):
 /** §4.4.2: the capability to provision the KUDOS session of an EDHOC-derived context with; undefined for NONE (no KUDOS with this peer). */
 export function peerCapabilityOf(support: KudosSupport): PeerCapability | undefined {
   return support === 'full' ? 'capable' : support === 'part' ? 'non-capable' : undefined;
+}
+
+/**
+ * What a peer that signals its own support records from the other's message_2 or message_3: the
+ * answer, and NONE when there was none (a peer that does not know KUDOS_EAD ignores the
+ * non-critical item, §4.8; an Initiator says nothing after NONE).
+ */
+export const answerOf = (items: readonly EadItem[], message: 2 | 3): KudosSupport => (readKudosEad(items, message) as KudosSupport | undefined) ?? 'none';
+
+/**
+ * The KUDOS session of the OSCORE context EDHOC `session` established (the same Master Secret,
+ * Salt, IDs and algorithms as edhocOscoreContext), provisioned with the capability the peer
+ * signalled (§4.4.2, §4.8). Undefined when the peer said NONE: KUDOS is not run with that peer,
+ * by policy — it would answer a KUDOS request as an ordinary one it cannot process.
+ */
+export function kudosSessionForEdhoc(
+  session: EdhocSession,
+  peer: KudosSupport,
+  options: Omit<KudosSessionOptions, 'identity' | 'storage'> & { storage: (identity: KudosSessionOptions['identity']) => KudosStorage },
+): KudosSession | undefined {
+  const peerCapability = peerCapabilityOf(peer);
+  if (peerCapability === undefined) return undefined;
+  const params = session.oscore();
+  const identity = { senderId: params.senderId, recipientId: params.recipientId, aead: params.aeadAlgorithm, hkdf: oscoreHkdfFor(params.hashAlgorithm) };
+  return KudosSession.open({ ...options, identity, storage: options.storage(identity) }, { masterSecret: params.masterSecret, masterSalt: params.masterSalt, peerCapability });
 }
