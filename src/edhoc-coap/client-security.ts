@@ -135,7 +135,7 @@ export class EdhocClientSecurity implements MessageSecurity, HopSecurity {
 
   /**
    * The server's KUDOS support as it signalled it in this EDHOC session (§4.8; NONE when it said
-   * nothing), with `kudos` set; kudosSessionForEdhoc (src/kudos/edhoc-ead.ts) provisions the KUDOS
+   * nothing), with `kudos` set; kudosSessionForEdhoc (kudos-session.ts) provisions the KUDOS
    * session of the context with it.
    */
   get peerKudos(): KudosSupport | undefined {

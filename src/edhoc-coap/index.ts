@@ -8,3 +8,4 @@ export { EdhocClient, type EdhocClientConfig } from './origins.js';
 export { postOverClient, postOverEndpoint, exchangeMessages12, EdhocTransferError, type EdhocPost, type EdhocReply } from './handshake.js';
 export { edhocOscoreContext, oscoreHkdfFor, ConnectionIdentifiers, type EdhocContextOptions } from './oscore-context.js';
 export { EDHOC_PATH, EDHOC_RESOURCE_TYPE, splitPrefixed, splitCombinedPayload, combinePayload, prefixNewSession, prefixWithIdentifier, edhocErrorResponse } from './transfer.js';
+export { kudosSessionForEdhoc } from './kudos-session.js';

@@ -68,7 +68,7 @@ export interface EdhocServerOptions extends EdhocContextOptions {
   /**
    * Called with each session completed, the OSCORE context installed for it and, with `kudos`, the
    * client's KUDOS support (NONE when it said nothing) to provision its KUDOS session with
-   * (kudosSessionForEdhoc, src/kudos/edhoc-ead.ts).
+   * (kudosSessionForEdhoc, kudos-session.ts).
    */
   readonly onEstablished?: (session: EdhocSession, context: OscoreSecurityContext, peerKudos: KudosSupport | undefined) => void;
 }

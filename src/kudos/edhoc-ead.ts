@@ -11,11 +11,7 @@
  * of the EDHOC EAD registry (0–65535, RFC 9528 §10.5), so it collides with no registered item.
  */
 import type { EadItem } from '../edhoc/ead.js';
-import type { EdhocSession } from '../edhoc/session.js';
-import { oscoreHkdfFor } from '../edhoc-coap/oscore-context.js';
-import type { KudosStorage, PeerCapability } from './persistence.js';
-import { KudosSession } from './session.js';
-import type { KudosSessionOptions } from './session-types.js';
+import type { PeerCapability } from './persistence.js';
 
 export const KUDOS_EAD_LABEL = 65536;
 
@@ -78,21 +74,3 @@ export function peerCapabilityOf(support: KudosSupport): PeerCapability | undefi
  * non-critical item, §4.8; an Initiator says nothing after NONE).
  */
 export const answerOf = (items: readonly EadItem[], message: 2 | 3): KudosSupport => (readKudosEad(items, message) as KudosSupport | undefined) ?? 'none';
-
-/**
- * The KUDOS session of the OSCORE context EDHOC `session` established (the same Master Secret,
- * Salt, IDs and algorithms as edhocOscoreContext), provisioned with the capability the peer
- * signalled (§4.4.2, §4.8). Undefined when the peer said NONE: KUDOS is not run with that peer,
- * by policy — it would answer a KUDOS request as an ordinary one it cannot process.
- */
-export function kudosSessionForEdhoc(
-  session: EdhocSession,
-  peer: KudosSupport,
-  options: Omit<KudosSessionOptions, 'identity' | 'storage'> & { storage: (identity: KudosSessionOptions['identity']) => KudosStorage },
-): KudosSession | undefined {
-  const peerCapability = peerCapabilityOf(peer);
-  if (peerCapability === undefined) return undefined;
-  const params = session.oscore();
-  const identity = { senderId: params.senderId, recipientId: params.recipientId, aead: params.aeadAlgorithm, hkdf: oscoreHkdfFor(params.hashAlgorithm) };
-  return KudosSession.open({ ...options, identity, storage: options.storage(identity) }, { masterSecret: params.masterSecret, masterSalt: params.masterSalt, peerCapability });
-}

@@ -36,4 +36,4 @@ export { KudosClientPeer, type KudosClientOptions, type SendKudosRequest } from 
 export { KudosServerSecurity, type KudosServerOptions, type KudosServerPeerConfig } from './server.js';
 export { kudosResource, KUDOS_RESOURCE_PATH, KUDOS_RESOURCE_TYPE } from './well-known.js';
 export { describeKudosEvent, describeKudosContext } from './describe.js';
-export { KUDOS_EAD_LABEL, type KudosSupport, kudosEadAsk, kudosEad2, kudosEad2After, kudosEad3, readKudosEad, answerOf, peerCapabilityOf, kudosSessionForEdhoc } from './edhoc-ead.js';
+export { KUDOS_EAD_LABEL, type KudosSupport, kudosEadAsk, kudosEad2, kudosEad2After, kudosEad3, readKudosEad, answerOf, peerCapabilityOf } from './edhoc-ead.js';
