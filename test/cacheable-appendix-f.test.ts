@@ -10,23 +10,15 @@ import { test } from 'node:test';
 import { createHash } from 'node:crypto';
 import { decodeMessage, encodeMessage } from '../src/coap/codec.js';
 import { ResponseCode } from '../src/coap/codes.js';
-import { fromHex, toHex } from '../src/cose/cbor.js';
+import { toHex } from '../src/cose/cbor.js';
 import { GroupContextStore, GroupSecurityContext } from '../src/group-oscore/context.js';
 import { REQUEST_HASH_OPTION } from '../src/group-oscore/deterministic.js';
 import { DeterministicRequester, protectDeterministicResponse } from '../src/group-oscore/deterministic-exchange.js';
 import { deriveCommonContext, deriveEndpointKey } from '../src/group-oscore/common.js';
 import { CoapServer } from '../src/server/server.js';
 import { FakeNetwork } from './support/network.js';
-import { APPENDIX_F } from './group-oscore-vectors.js';
+import { F1, F2, F3, v } from './support/appendix-f.js';
 
-const F1 = APPENDIX_F['F.1']!;
-const F2 = APPENDIX_F['F.2']!;
-const F3 = APPENDIX_F['F.3']!;
-const v = (section: Readonly<Record<string, string>>, label: string): Uint8Array => {
-  const hex = section[label];
-  assert.ok(hex !== undefined, `vector "${label}" was generated`);
-  return fromHex(hex);
-};
 const ALGORITHMS = { aead: 10, hkdf: 5, groupEncryption: 10, signature: -8, pairwiseKeyAgreement: -27 } as const;
 const COMMON = {
   masterSecret: v(F1, 'Master Secret'),

@@ -20,16 +20,8 @@ import { decodeGroupOscoreOption, encodeGroupOscoreOption } from '../src/group-o
 import { encodeClassIOptions, protectGroupResponse, unprotectGroupResponse } from '../src/group-oscore/protect.js';
 import { signBytes } from '../src/cose/sign.js';
 import { okpPrivateKey } from '../src/cose/key.js';
-import { APPENDIX_F } from './group-oscore-vectors.js';
+import { F1, F2, F3, v } from './support/appendix-f.js';
 
-const F1 = APPENDIX_F['F.1']!;
-const F2 = APPENDIX_F['F.2']!;
-const F3 = APPENDIX_F['F.3']!;
-const v = (section: Readonly<Record<string, string>>, label: string): Uint8Array => {
-  const hex = section[label];
-  assert.ok(hex !== undefined, `vector "${label}" was generated`);
-  return fromHex(hex);
-};
 const eq = (actual: Uint8Array, expected: Uint8Array, what: string): void => assert.equal(toHex(actual), toHex(expected), what);
 
 const SERVER_CCS = v(F1, "Server's authentication credential as CCS (serialization)");
