@@ -13,6 +13,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileDurably } from '../credentials/durable-file.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 export interface IssuedMaterial {
   readonly client: string;
@@ -27,7 +28,6 @@ export interface AsState {
   materialOwner(id: Uint8Array): IssuedMaterial | undefined;
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const DEFAULT_MAX_MATERIALS = 4096;
 
 /** Memory only: for tests and for an AS whose tokens need not outlive it. */

@@ -30,6 +30,7 @@ import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { AceErrorCode, AceFormatError, AceParam, asIntMap, Cnf, CreationHint, decodeAceMap, encodeAceMap, optionalInt, optionalText, requiredBytes } from './ace-cbor.js';
 import { newNonce, profileContext } from './oscore-profile.js';
 import { parseOscoreInput, type OscoreInputMaterial } from './token.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 /**
  * A token request or post that was refused; the message says which and why (never a key). A
@@ -68,7 +69,6 @@ interface Session {
   readonly oscore: OscoreClientSecurity;
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const AUTHZ_INFO = '/authz-info';
 
 export class AceClientSecurity implements MessageSecurity {

@@ -42,6 +42,7 @@ import { AceFormatError, AceParam, CreationHint, decodeAceMap, encodeAceMap, req
 import { guardHandlers, type ScopeRequirements } from './scope-guard.js';
 import { newNonce, OscoreProfileError, profileContext } from './oscore-profile.js';
 import { checkClaims, openToken, TokenError, type AccessTokenClaims, type OscoreInputMaterial, type TokenKey } from './token.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 export const AUTHZ_INFO_PATH = '/authz-info';
 
@@ -85,7 +86,6 @@ interface StoredToken {
   pending: BoundContext | undefined;
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 export class AceResourceServer implements ServerSecurity {
   readonly #options: AceResourceServerOptions;

@@ -13,6 +13,7 @@ import { formatLibcoapConf } from '../credentials/libcoap-conf.js';
 import { OSCORE_DEFAULTS, type OscoreContextConfig } from '../credentials/oscore-params.js';
 import { parse } from './args.js';
 import { ExitCode, UsageError } from './errors.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 export const CREDENTIALS_USAGE = `usage: coapsec credentials new --peer NAME [--out-dir DIR] [--match URI] [--force]
   writes a matching OSCORE pair with a fresh random master secret (files mode 0600):
@@ -25,7 +26,6 @@ export const CREDENTIALS_USAGE = `usage: coapsec credentials new --peer NAME [--
   --force                 overwrite existing files
   Sequence numbers persist in DIR/client-state and DIR/server-state (RFC 8613 Appendix B.1.1).`;
 
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
 export async function credentialsCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(

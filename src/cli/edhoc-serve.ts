@@ -20,11 +20,11 @@ import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { toMessage } from '../server/response.js';
 import type { EdhocCompletion, ServerSecurity, UnprotectOutcome } from '../server/security.js';
 import type { CoapServer } from '../server/server.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 /** EDHOC-made contexts a server keeps, and so the peers remembered for them (EdhocServer's default). */
 const MAX_CONTEXTS = 1024;
 
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const shown = (bytes: Uint8Array): string => (bytes.length === 0 ? '(empty)' : hex(bytes));
 
 /** Serves EDHOC on `server` in front of the security it has; `log` (-v) gets one line per context made. */

@@ -15,6 +15,7 @@ import { parse } from './args.js';
 import { serverOscore, type OscoreFlagValues, type ServerOscore } from './oscore-args.js';
 import type { KudosEvent } from '../kudos/session-types.js';
 import { ExitCode, UsageError } from './errors.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 export const STORE_USAGE = `usage: coapsec store put --store LOCATION --credentials FILE [--recipient KID] [--expires S]
        coapsec store list --store LOCATION
@@ -24,7 +25,6 @@ export const STORE_USAGE = `usage: coapsec store put --store LOCATION --credenti
   found by its kid), or only the one whose kid is KID (hex); --expires forgets them after S
   seconds. list prints kid, ID Context and name of each stored context (never keys).`;
 
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
 export async function storeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(

@@ -17,8 +17,8 @@ import type { ClassOf } from '../oscore/protect.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { withOscoreLayer, type EndpointContext, type OscoreLayerInfo } from '../exchange/context.js';
 import type { MessageSecurity, ProtectedRequest } from './security.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /** What a verified response's endpoint context says about a context's layer: the same for every response, so made once. */
 const layers = new WeakMap<OscoreSecurityContext, OscoreLayerInfo>();

@@ -57,6 +57,7 @@ export const OSCORE_DEFAULTS = {
 
 import { allAeadAlgorithms, allHkdfAlgorithms, findAeadAlgorithm, findHkdfAlgorithm } from '../oscore/algorithms.js';
 import { equalBytes } from '../oscore/context.js';
+import { bytesToHex } from '../util/bytes.js';
 
 /** Upper bounds we accept; beyond them a value is almost certainly a typo. */
 export const MAX_REPLAY_WINDOW = 65536;
@@ -158,9 +159,7 @@ export function parseHex(text: string): Uint8Array | { problem: string } {
   return new Uint8Array(Buffer.from(text, 'hex'));
 }
 
-export function bytesToHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
-}
+export { bytesToHex };
 
 /** Printable ASCII without the double quote, so it can be written back quoted. */
 export function isPrintableAscii(bytes: Uint8Array): boolean {

@@ -9,6 +9,7 @@ import { EdhocConfigError } from '../edhoc/errors.js';
 import type { EdhocSession } from '../edhoc/session.js';
 import { aeadAlgorithm, HkdfId } from '../oscore/algorithms.js';
 import { OscoreSecurityContext, VolatileSequence, type SequenceSource } from '../oscore/security-context.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 export interface EdhocContextOptions {
   /**
@@ -57,7 +58,6 @@ export function edhocOscoreContext(session: EdhocSession, options: EdhocContextO
   );
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 /**
  * Connection identifiers in use by one endpoint (RFC 9668 §4.1.1/§4.1.2): a new one is neither an

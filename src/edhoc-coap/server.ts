@@ -37,6 +37,7 @@ import type { CoapServer } from '../server/server.js';
 import type { Scheduler, Timer } from '../util/scheduler.js';
 import { ConnectionIdentifiers, edhocOscoreContext, maxOscoreIdLength, type EdhocContextOptions } from './oscore-context.js';
 import { EDHOC_PATH, EDHOC_RESOURCE_TYPE, edhocErrorResponse, splitCombinedPayload, splitPrefixed } from './transfer.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 export interface EdhocServerOptions extends EdhocContextOptions {
   /** Suites, methods, own credentials and the trusted peers (src/edhoc/credentials.ts). */
@@ -89,7 +90,6 @@ interface InstalledContext {
   readonly security: OscoreServerSecurity;
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 export class EdhocServer implements ServerSecurity {
   readonly #options: EdhocServerOptions;

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { KudosSession } from './session.js';
 import type { KudosEvent } from './session-types.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 export function describeKudosEvent(peer: string, event: KudosEvent): string {
   switch (event.type) {
@@ -28,4 +29,3 @@ export function describeKudosContext(session: KudosSession): string {
   return `Sender ID ${hex(senderId) || '(empty)'}, Recipient ID ${hex(recipientId) || '(empty)'} (unchanged: KUDOS keeps the IDs), context ${tag}`;
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');

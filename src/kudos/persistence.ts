@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileDurably } from '../credentials/durable-file.js';
 import type { ContextMaterial, NoncePair } from './update-ctx.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 export type PeerCapability = 'unknown' | 'capable' | 'non-capable';
 
@@ -93,7 +94,6 @@ function identityString(id: ContextIdentity): string {
   return [hex(id.senderId), hex(id.recipientId), id.idContext === undefined ? '-' : hex(id.idContext), id.aead, id.hkdf].join('/');
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 const unhex = (s: unknown): Uint8Array => {
   if (typeof s !== 'string' || !/^([0-9a-f]{2})*$/.test(s)) throw new Error('KUDOS state: malformed byte string');
   return Uint8Array.from(Buffer.from(s, 'hex'));

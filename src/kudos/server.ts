@@ -30,6 +30,7 @@ import { PeerGate } from './gate.js';
 import { KudosPolicy, type KudosPolicySettings } from './policy.js';
 import type { KudosSession } from './session.js';
 import type { KudosEvent } from './session-types.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 export interface KudosServerPeerConfig {
   /** The peer name handlers authorize on (the OSCORE layer's `peer`). */
@@ -178,4 +179,3 @@ function oscoreOption(message: CoapMessage): ReturnType<typeof decodeOscoreOptio
   }
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');

@@ -7,6 +7,7 @@
 import { checkContextParams, deriveContext, equalBytes, type ContextParams, type DerivedContext, type RecipientParams, type SenderParams } from './context.js';
 import { OscoreConfigError } from './errors.js';
 import { ReplayWindow } from './replay.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 /** Where Sender Sequence Numbers come from. Persistent in production (Appendix B.1.1). */
 export interface SequenceSource {
@@ -359,7 +360,6 @@ export class OscoreSecurityContext {
   }
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 /** What ContextDirectory.find returns: the recipient itself, which knows its context (no allocation per find). */
 export interface DirectoryEntry {

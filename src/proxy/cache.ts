@@ -46,6 +46,7 @@ import {
 import { OptionNumber, isNoCacheKey, isUnsafe } from '../coap/options.js';
 import { UriError, formatCoapUri, parseCoapUri } from '../coap/uri.js';
 import { cacheableProtection, storableProtection } from './protected-cache.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 export interface CacheOptions {
   /** Memory budget in bytes (payloads + options + per-entry overhead). */
@@ -130,7 +131,6 @@ const PLAIN_KEY_MEMO = 1024;
 /** Length-prefixed target so no target text can collide with the option part. */
 const composeKey = (code: number, target: string, options: string, payload: string): string => `${code}:${target.length}:${target}|${options}|${payload}`;
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 export const isCacheableMethod = (code: number): boolean => code === Method.GET || code === Method.FETCH;
 

@@ -49,8 +49,8 @@ import { EchoFreshness } from './freshness.js';
 import type { ContextSource } from '../store/server-contexts.js';
 import { StoreError } from '../store/types.js';
 import type { ServerSecurity, UnprotectOutcome } from './security.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /**
  * The layer a request without 'kid context' names: the same for every request of a recipient, so

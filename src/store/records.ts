@@ -7,8 +7,8 @@
 import { parseCredentials } from '../credentials/credentials-file.js';
 import { CredentialsError } from '../credentials/errors.js';
 import { StoreError, type StoredContext } from './types.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 
 /** The record as the JSON text of a one-recipient credentials file. */
 export function encodeStoredContext(record: StoredContext): string {

@@ -17,6 +17,7 @@ import { decodeOscoreOption } from '../oscore/option.js';
 import { unprotectRequest } from '../oscore/protect.js';
 import { OscoreSecurityContext, VolatileSequence } from '../oscore/security-context.js';
 import type { TraceLeg, TraceNode, TraceRun } from './run.js';
+import { bytesToHex as hex } from '../util/bytes.js';
 
 const HANDSHAKE = 22;
 const APPLICATION_DATA = 23;
@@ -42,7 +43,6 @@ export interface LegReport {
   layers: { layer: string; readableBy: TraceNode[]; reveals: string }[];
 }
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 function describeRequest(m: CoapMessage): string {
   const parts = [`code ${m.code >> 5}.${String(m.code & 31).padStart(2, '0')}`];
