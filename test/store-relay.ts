@@ -48,11 +48,18 @@ export function auditNonces(log: RecordingRelay['log'], ciphertextByNonce = new 
     if (!option || message.type === MessageType.RST) continue;
     const token = Buffer.from(message.token).toString('hex');
     const piv = decodeOscoreOption(option).piv;
+    let nonce: string;
     if (fromClient) {
-      if (message.code !== 0) requestPiv.set(token, Buffer.from(piv!).toString('hex'));
+      if (message.code === 0) continue;
+      // The client's own nonces (its Sender Key): a retransmission repeats the same bytes, anything else must not.
+      requestPiv.set(token, Buffer.from(piv!).toString('hex'));
+      nonce = `request ${requestPiv.get(token)}`;
+      const earlier = ciphertextByNonce.get(nonce);
+      const ciphertext = Buffer.from(message.payload).toString('hex');
+      assert.ok(earlier === undefined || earlier === ciphertext, `nonce ${nonce} protected two different messages`);
+      ciphertextByNonce.set(nonce, ciphertext);
       continue;
     }
-    let nonce: string;
     if (piv) {
       nonce = `server ${Buffer.from(piv).toString('hex')}`;
       ownPartialIvs++;
