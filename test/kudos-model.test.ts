@@ -234,3 +234,36 @@ test('a crash of either peer after every single step of a forward and a reverse 
     }
   }
 });
+
+test('a restarted PENDING peer challenged by a divergent request from CTX_NEW answers under CTX_NEW as a non KUDOS message, and both settle', () => {
+  // The counterexample fast-check found (seed -2102177759): the server completes with the
+  // restarted client's convergent answer and starts again from CTX_NEW; the client, still PENDING
+  // from disk, must adopt CTX_NEW as CTX_OLD (§4.3.3.5) before its B.1.2 challenge, or the server,
+  // BUSY in its new execution, reads the challenge as a convergent answer it cannot verify.
+  const script: Action[] = [
+    { kind: 'send', from: 'server', start: true },
+    { kind: 'deliver-request', to: 'client', pick: 0, duplicate: false, startInResponse: false },
+    { kind: 'crash', who: 'client' },
+    { kind: 'deliver-response', to: 'server', pick: 0, duplicate: false },
+    { kind: 'send', from: 'server', start: true },
+    { kind: 'deliver-request', to: 'client', pick: 0, duplicate: false, startInResponse: false },
+  ];
+  const world = new World();
+  const take = (to: 'client' | 'server', type: InFlight['type']): InFlight => {
+    const index = world.network.findIndex((m) => m.to === to && m.type === type);
+    assert.ok(index >= 0, `a ${type} for the ${to} is in flight`);
+    return world.network.splice(index, 1)[0]!;
+  };
+  try {
+    for (const a of script) world.apply(a);
+    assert.equal(world.peers.client.session.state, 'IDLE', 'the client adopted CTX_NEW before challenging');
+    assert.ok(world.deliverResponse(take('server', 'response')), 'the server verifies the challenge under its CTX_OLD');
+    assert.ok(world.deliverRequest(take('client', 'request'), false), 'the echoed divergent request is accepted');
+    assert.ok(world.deliverResponse(take('server', 'response')), 'the convergent answer completes the server');
+    assert.ok(world.exchange('client', false));
+    assert.ok(world.settled());
+    assert.deepEqual(world.ledger.reused, []);
+  } finally {
+    for (const remove of world.removers) remove();
+  }
+});

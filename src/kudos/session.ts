@@ -426,16 +426,19 @@ export class KudosSession {
       if (!noFs) {
         // Second case: the peer completed and started over from CTX_NEW, which becomes CTX_OLD.
         const fromNew = tryFrom(this.#next!.material, this.#next!.restored);
-        if (!fromNew.ok && fromNew.challenge) return { ...fromNew, challenge: { ...fromNew.challenge, peerHoldsNew: true } };
+        if (!fromNew.ok && fromNew.challenge) {
+          // It decrypted under a CTX_TEMP from CTX_NEW, which only a peer that derived CTX_NEW can
+          // do, so steps 1-4 of this case hold whatever its freshness; step 5 (BUSY on this
+          // message) waits for the echoed request. The challenge then goes out as a non KUDOS
+          // message under the peer's CTX_OLD: a convergent one would tell the peer, now BUSY in its
+          // own execution, that we answered it (found by the KUDOS model test).
+          this.#adoptNewAsOld(events);
+          this.#persist();
+          this.#moveTo('IDLE', events);
+          return fromNew;
+        }
         if (fromNew.ok) {
-          this.#current = this.#next!;
-          this.#next = undefined;
-          this.#pending = undefined;
-          this.#retained = undefined;
-          this.#ownPair = undefined;
-          this.#temp = undefined;
-          this.#peerTemps.clear();
-          events.push({ type: 'aborted', reason: 'divergent message protected from CTX_NEW: CTX_NEW becomes CTX_OLD' });
+          this.#adoptNewAsOld(events);
           this.#enterPendingFrom(peerPair, false, events);
           return fromNew;
         }
@@ -548,6 +551,18 @@ export class KudosSession {
     this.#persist();
     this.#moveTo('IDLE', events);
     events.push({ type: 'completed', preserveObservations: pending.preserveObservations, noForwardSecrecy: pending.noForwardSecrecy });
+  }
+
+  /** §4.3.3.5, divergent message from a CTX_TEMP derived from CTX_NEW, steps 1-4. */
+  #adoptNewAsOld(events: KudosEvent[]): void {
+    this.#current = this.#next!;
+    this.#next = undefined;
+    this.#pending = undefined;
+    this.#retained = undefined;
+    this.#ownPair = undefined;
+    this.#temp = undefined;
+    this.#peerTemps.clear();
+    events.push({ type: 'aborted', reason: 'divergent message protected from CTX_NEW: CTX_NEW becomes CTX_OLD' });
   }
 
   #supersede(pair: NoncePair): void {
