@@ -28,10 +28,29 @@ export const AceParam = {
   nonce2: 42,
   ace_client_recipientid: 43,
   ace_server_recipientid: 44,
+  /**
+   * draft-ietf-ace-edhoc-oscore-profile §3.4, §14.3: "TBD (value between 1 and 255)"; 49 stands in
+   * (47 and 48 are the values key-groupcomm-oscore suggests for its own parameters).
+   */
+  edhoc_info: 49,
 } as const;
 
 /** RFC 8392 §4 claim keys, with scope (RFC 9200 §5.10: 9) and exi (RFC 9200 §5.10.3: 40). */
-export const Claim = { iss: 1, sub: 2, aud: 3, exp: 4, nbf: 5, iat: 6, cti: 7, cnf: 8, scope: 9, exi: 40 } as const;
+export const Claim = {
+  iss: 1, sub: 2, aud: 3, exp: 4, nbf: 5, iat: 6, cti: 7, cnf: 8, scope: 9, exi: 40,
+  /** draft-ietf-ace-edhoc-oscore-profile §14.5: "TBD (value between 1 and 255)"; 49 stands in, as for the parameter. */
+  edhoc_info: 49,
+} as const;
+
+/** draft-ietf-ace-edhoc-oscore-profile §3.4 Table 1: the EDHOC_Information labels. */
+export const EdhocInfo = { session_id: 0, methods: 1, cipher_suites: 2, message_4: 3, comb_req: 4, uri_path: 5 } as const;
+
+/**
+ * draft-ietf-ace-edhoc-oscore-profile §4.1: the EAD item ACE-OAuth Access Token, "TBD (value
+ * between 24 and 255)"; 24, the value of the draft's own example, stands in. Always sent critical
+ * (-24): an RS that does not understand it aborts the session.
+ */
+export const ACCESS_TOKEN_EAD_LABEL = 24;
 
 /**
  * RFC 8747 §3.1 confirmation methods, with osc (RFC 9203 §9.6: 4). kccs (a CWT Claims Set holding

@@ -11,13 +11,14 @@
  *    different authorized clients"), in the token and in the response's cnf; with req_cnf.kid an
  *    update of access rights bound to Input Material issued to this client before (§3.1, §3.2);
  *  - coap_edhoc_oscore (draft-ietf-ace-edhoc-oscore-profile): the client's EDHOC credential from
- *    the configuration in the token's cnf (kccs).
+ *    the configuration in the token's cnf (kccs), a token series (edhoc_info.session_id) and the
+ *    RS's credential in the response (rs_cnf); with edhoc_info an update of access rights (§3.1).
  * Errors: RFC 9200 §5.8.3, 4.00 with {error, error_description}; invalid_client is 4.01.
  */
 import { randomBytes } from 'node:crypto';
 import { ResponseCode } from '../coap/codes.js';
 import { coseAead } from '../cose/algorithms.js';
-import { encodeCbor, isBytes } from '../cose/cbor.js';
+import { decodeStrict, encodeCbor, isBytes } from '../cose/cbor.js';
 import { equalBytes } from '../oscore/context.js';
 import {
   AceErrorCode,
@@ -37,7 +38,7 @@ import {
   type AceMap,
 } from './ace-cbor.js';
 import type { AsState } from './as-state.js';
-import { encodeOscoreInput, sealToken, type AccessTokenClaims, type Confirmation, type TokenKey } from './token.js';
+import { encodeEdhocInfo, encodeOscoreInput, parseEdhocInfo, sealToken, type AccessTokenClaims, type Confirmation, type EdhocInformation, type TokenKey } from './token.js';
 
 export type AceProfileName = 'coap_oscore' | 'coap_edhoc_oscore';
 
@@ -52,6 +53,8 @@ export interface AudienceEntry {
   readonly profile: AceProfileName;
   /** Token lifetime; default 3600 s. */
   readonly lifetimeSeconds?: number;
+  /** coap_edhoc_oscore: the RS's EDHOC authentication credential (an encoded CCS), sent to clients as rs_cnf. */
+  readonly edhocCredential?: Uint8Array;
   /** The OSCORE AEAD for contexts with this RS; default AES-CCM-16-64-128 (sent only when not the default). */
   readonly oscoreAlg?: number;
 }
@@ -157,6 +160,7 @@ export class AuthorizationServer {
       scope: scope.join(' '),
       cti: uintBytes(number),
       cnf: confirmation.token,
+      ...(confirmation.edhocInfo !== undefined ? { edhocInfo: confirmation.edhocInfo } : {}),
     };
     const accessToken = sealToken(claims, audience.key, this.#random);
     this.onDecision?.(`issued token ${number} to ${client.name} for ${audience.name} (scope "${claims.scope}", ${audience.profile}, expires in ${lifetime} s)`);
@@ -167,7 +171,7 @@ export class AuthorizationServer {
       [AceParam.ace_profile, AceProfile[audience.profile]],
       // RFC 6749 §5.1: scope is returned when it differs from the one requested.
       ...(requested === undefined || scopeTokens(requested).join(' ') !== claims.scope ? [[AceParam.scope, claims.scope] as const] : []),
-      ...(confirmation.response !== undefined ? [[AceParam.cnf, confirmation.response] as const] : []),
+      ...confirmation.response,
     ]);
   }
 
@@ -187,19 +191,15 @@ export class AuthorizationServer {
     return granted;
   }
 
-  /** The token's cnf and the response's (absent for an update of access rights, RFC 9203 §3.2). */
-  #confirmation(request: AceMap, client: ClientEntry, audience: AudienceEntry): { token: Confirmation; response?: Map<number, unknown> } {
+  /**
+   * The token's cnf (and, EDHOC profile, its edhoc_info) and what the response carries besides the
+   * token: cnf.osc (RFC 9203 §3.2; absent for an update of access rights), or edhoc_info and
+   * rs_cnf for the first token of an EDHOC token series (draft-ietf-ace-edhoc-oscore-profile §3.3).
+   */
+  #confirmation(request: AceMap, client: ClientEntry, audience: AudienceEntry): { token: Confirmation; edhocInfo?: EdhocInformation; response: Array<readonly [number, unknown]> } {
     const reqCnf = request.get(AceParam.req_cnf);
-    if (audience.profile === 'coap_edhoc_oscore') {
-      if (client.edhocCredential === undefined) throw new TokenRequestError('unsupported_pop_key', `no EDHOC credential is registered for ${client.name}`);
-      if (reqCnf !== undefined) {
-        // The client may state its credential; it must be the one registered for it.
-        const kccs = asIntMap(reqCnf, 'req_cnf').get(Cnf.kccs);
-        if (kccs === undefined) throw new TokenRequestError('unsupported_pop_key', 'coap_edhoc_oscore takes req_cnf with kccs only');
-        if (!equalBytes(encodeCbor(kccs), client.edhocCredential)) throw new TokenRequestError('unsupported_pop_key', 'req_cnf names another credential than the one registered for this client');
-      }
-      return { token: { kccs: client.edhocCredential } };
-    }
+    if (audience.profile === 'coap_edhoc_oscore') return this.#edhocConfirmation(request, client, audience);
+    if (request.has(AceParam.edhoc_info)) throw new TokenRequestError('invalid_request', 'edhoc_info belongs to the EDHOC and OSCORE profile');
     if (reqCnf !== undefined) {
       const map = asIntMap(reqCnf, 'req_cnf');
       const kid = map.get(Cnf.kid);
@@ -207,7 +207,7 @@ export class AuthorizationServer {
       const owner = this.#options.state.materialOwner(kid);
       // RFC 9203 §3.1: "If that is not the case, the client-to-AS request MUST be declined with the error code invalid_request".
       if (owner === undefined || owner.client !== client.name || owner.audience !== audience.name) throw new TokenRequestError('invalid_request', 'req_cnf.kid names no OSCORE Input Material issued to this client for this audience');
-      return { token: { kid } };
+      return { token: { kid }, response: [] };
     }
     const alg = audience.oscoreAlg ?? DEFAULT_OSCORE_ALG;
     const id = uintBytes(this.#options.state.nextTokenNumber());
@@ -217,7 +217,39 @@ export class AuthorizationServer {
       ms: Uint8Array.from(this.#random(Math.max(16, coseAead(alg).keyLength))),
       ...(alg !== DEFAULT_OSCORE_ALG ? { alg } : {}),
     };
-    return { token: { osc: material }, response: new Map([[Cnf.osc, encodeOscoreInput(material)]]) };
+    return { token: { osc: material }, response: [[AceParam.cnf, new Map([[Cnf.osc, encodeOscoreInput(material)]])]] };
+  }
+
+  /**
+   * draft-ietf-ace-edhoc-oscore-profile §3.1–§3.3. The first token of a series: cnf is the client's
+   * registered credential (a req_cnf must name that one: the AS has its proof of possession from the
+   * registration, §3.1), a new session_id, and in the response edhoc_info and the RS's credential
+   * (rs_cnf, by value). An update of access rights names the series' session_id in edhoc_info and
+   * no req_cnf; its response has neither edhoc_info nor rs_cnf (§3.3.3), and never a cnf (§3.3).
+   */
+  #edhocConfirmation(request: AceMap, client: ClientEntry, audience: AudienceEntry): { token: Confirmation; edhocInfo: EdhocInformation; response: Array<readonly [number, unknown]> } {
+    if (client.edhocCredential === undefined) throw new TokenRequestError('unsupported_pop_key', `no EDHOC credential is registered for ${client.name}`);
+    const reqCnf = request.get(AceParam.req_cnf);
+    if (request.has(AceParam.edhoc_info)) {
+      // §3.1: "This POST request MUST NOT include the "req_cnf" parameter."
+      if (reqCnf !== undefined) throw new TokenRequestError('invalid_request', 'an update of access rights has edhoc_info and no req_cnf');
+      const { sessionId } = parseEdhocInfo(request.get(AceParam.edhoc_info), 'edhoc_info');
+      const owner = this.#options.state.materialOwner(sessionId);
+      // §3.1: "If that is not the case, the Client-to-AS request MUST be declined with the error code invalid_request".
+      if (owner === undefined || owner.client !== client.name || owner.audience !== audience.name) throw new TokenRequestError('invalid_request', 'edhoc_info.session_id names no token series of this client for this audience');
+      return { token: { kccs: client.edhocCredential }, edhocInfo: { sessionId }, response: [] };
+    }
+    if (reqCnf !== undefined) {
+      const kccs = asIntMap(reqCnf, 'req_cnf').get(Cnf.kccs);
+      if (kccs === undefined) throw new TokenRequestError('unsupported_pop_key', 'coap_edhoc_oscore takes req_cnf with kccs only');
+      if (!equalBytes(encodeCbor(kccs), client.edhocCredential)) throw new TokenRequestError('unsupported_pop_key', 'req_cnf names another credential than the one registered for this client');
+    }
+    const sessionId = uintBytes(this.#options.state.nextTokenNumber());
+    this.#options.state.recordMaterial(sessionId, { client: client.name, audience: audience.name });
+    const edhocInfo = { sessionId };
+    const response: Array<readonly [number, unknown]> = [[AceParam.edhoc_info, encodeEdhocInfo(edhocInfo)]];
+    if (audience.edhocCredential !== undefined) response.push([AceParam.rs_cnf, new Map([[Cnf.kccs, decodeStrict(audience.edhocCredential)]])]);
+    return { token: { kccs: client.edhocCredential }, edhocInfo, response };
   }
 }
 

@@ -27,7 +27,7 @@ import type { SendRequest } from '../client/blockwise.js';
 import { OscoreClientSecurity } from '../client/oscore.js';
 import { PLAIN, VerificationError, type MessageSecurity, type ProtectedRequest } from '../client/security.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
-import { AceErrorCode, AceFormatError, AceParam, asIntMap, Cnf, CreationHint, decodeAceMap, encodeAceMap, optionalInt, optionalText, requiredBytes } from './ace-cbor.js';
+import { AceErrorCode, AceFormatError, AceParam, asIntMap, Cnf, CreationHint, decodeAceMap, encodeAceMap, optionalInt, optionalText, requiredBytes, type AceMap } from './ace-cbor.js';
 import { newNonce, profileContext } from './oscore-profile.js';
 import { parseOscoreInput, type OscoreInputMaterial } from './token.js';
 import { bytesToHex as hex } from '../util/bytes.js';
@@ -177,43 +177,21 @@ export class AceClientSecurity implements MessageSecurity {
     return session;
   }
 
-  /** RFC 9200 §5.2/§5.3: an unprotected GET of the target for the RS's AS Request Creation Hints. */
   async #discover(exchange: SendRequest, inner: CoapMessage): Promise<void> {
-    const probe: CoapMessage = { ...inner, code: Method.GET, payload: EMPTY_BYTES, options: inner.options.filter((o) => o.number === OptionNumber.UriHost || o.number === OptionNumber.UriPort || o.number === OptionNumber.UriPath || o.number === OptionNumber.UriQuery) };
     this.#discovering = true;
-    let response: CoapMessage;
     try {
-      response = (await exchange(probe)).message;
+      this.#audience = await discoverAudience(exchange, inner, this.#options);
     } finally {
       this.#discovering = false;
     }
-    if (response.code !== ResponseCode.Unauthorized || getUintOption(response, OptionNumber.ContentFormat) !== ContentFormat.AceCbor) {
-      throw new AceClientError(`the RS sent no AS Request Creation Hints (${codeToString(response.code)}): name the audience`);
-    }
-    const hints = decodeAceMap(response.payload);
-    const as = optionalText(hints, CreationHint.AS, 'AS');
-    if (as !== undefined && as !== this.#options.asUri) this.#options.log?.(`the RS names the AS ${as}; asking the configured ${this.#options.asUri}`);
-    this.#audience = optionalText(hints, CreationHint.audience, 'audience');
-    if (this.#audience === undefined) throw new AceClientError('the RS\'s AS Request Creation Hints name no audience');
-    // The hints' scope is what this one request needs (the probe's: a GET); a token should serve
-    // the requests that follow too, so without a configured scope the client asks for what the
-    // AS grants it (RFC 9200 §5.3: the scope element is only "suggested").
   }
 
   async #requestToken(scope: string | undefined, materialId?: Uint8Array): Promise<Token> {
     const request: Array<readonly [number, unknown]> = [[AceParam.audience, this.#audience!]];
     if (scope !== undefined) request.push([AceParam.scope, scope]);
     if (materialId !== undefined) request.push([AceParam.req_cnf, new Map([[Cnf.kid, materialId]])]);
-    const response = await this.#options.client.request({
-      method: 'POST',
-      uri: this.#options.asUri,
-      payload: encodeAceMap(request),
-      contentFormat: ContentFormat.AceCbor,
-      ...(this.#options.asSecurity ? { security: this.#options.asSecurity } : {}),
-    });
-    if (response.code !== ResponseCode.Created) throw new AceClientError(`the AS refused the token request: ${describeAceError(response)}`);
+    const map = await postTokenRequest(this.#options, request);
     try {
-      const map = decodeAceMap(response.payload);
       const bytes = requiredBytes(map, AceParam.access_token, 'access_token');
       const expiresIn = optionalInt(map, AceParam.expires_in, 'expires_in');
       const cnf = map.get(AceParam.cnf);
@@ -268,6 +246,45 @@ export class AceClientSecurity implements MessageSecurity {
   }
 }
 
+/**
+ * RFC 9200 §5.2/§5.3: an unprotected GET of the target (the caller's security sends it plain) for
+ * the RS's AS Request Creation Hints; their audience. The hints' AS is only noted: a client asks
+ * no AS it was not told to trust.
+ */
+export async function discoverAudience(exchange: SendRequest, inner: CoapMessage, options: Pick<AceClientOptions, 'asUri' | 'log'>): Promise<string> {
+  const probe: CoapMessage = { ...inner, code: Method.GET, payload: EMPTY_BYTES, options: inner.options.filter((o) => o.number === OptionNumber.UriHost || o.number === OptionNumber.UriPort || o.number === OptionNumber.UriPath || o.number === OptionNumber.UriQuery) };
+  const response = (await exchange(probe)).message;
+  if (response.code !== ResponseCode.Unauthorized || getUintOption(response, OptionNumber.ContentFormat) !== ContentFormat.AceCbor) {
+    throw new AceClientError(`the RS sent no AS Request Creation Hints (${codeToString(response.code)}): name the audience`);
+  }
+  const hints = decodeAceMap(response.payload);
+  const as = optionalText(hints, CreationHint.AS, 'AS');
+  if (as !== undefined && as !== options.asUri) options.log?.(`the RS names the AS ${as}; asking the configured ${options.asUri}`);
+  const audience = optionalText(hints, CreationHint.audience, 'audience');
+  if (audience === undefined) throw new AceClientError('the RS\'s AS Request Creation Hints name no audience');
+  // The hints' scope is what this one request needs (the probe's: a GET); a token should serve
+  // the requests that follow too, so without a configured scope the client asks for what the
+  // AS grants it (RFC 9200 §5.3: the scope element is only "suggested").
+  return audience;
+}
+
+/** POST /token (RFC 9200 §5.8.1) over the client's channel to the AS; the 2.01's ace+cbor map, or AceClientError naming the AS's error. */
+export async function postTokenRequest(options: Pick<AceClientOptions, 'client' | 'asUri' | 'asSecurity'>, request: ReadonlyArray<readonly [number, unknown]>): Promise<AceMap> {
+  const response = await options.client.request({
+    method: 'POST',
+    uri: options.asUri,
+    payload: encodeAceMap(request),
+    contentFormat: ContentFormat.AceCbor,
+    ...(options.asSecurity ? { security: options.asSecurity } : {}),
+  });
+  if (response.code !== ResponseCode.Created) throw new AceClientError(`the AS refused the token request: ${describeAceError(response)}`);
+  try {
+    return decodeAceMap(response.payload);
+  } catch (e) {
+    throw new AceClientError(`the AS's response: ${(e as Error).message}`);
+  }
+}
+
 const ERROR_NAMES = new Map<number, string>(Object.entries(AceErrorCode).map(([name, code]) => [code, name]));
 
 /** An RFC 9200 §5.8.3 error as "4.00 Bad Request: invalid_scope (description)". */
@@ -283,7 +300,7 @@ function describeAceError(response: ClientResponse): string {
   }
 }
 
-function describe(response: ClientResponse): string {
+export function describe(response: ClientResponse): string {
   const text = response.payload.length > 0 && response.contentFormat !== ContentFormat.AceCbor ? `: ${response.text()}` : '';
   return `${response.status}${text}`;
 }

@@ -2,7 +2,7 @@
  * The JSON configurations of the `as` command and of `serve --ace` (docs/ace.md):
  *
  * AS:  {"issuer": "as", "audiences": {"NAME": {"kid": HEX, "key": HEX, "scopes": [..],
- *       "lifetime": S, "profile": "coap_oscore" | "coap_edhoc_oscore"}},
+ *       "lifetime": S, "profile": "coap_oscore" | "coap_edhoc_oscore", "edhocCredential": HEX}},
  *       "clients": {"NAME": {"grants": {"AUDIENCE": [SCOPE, ..]}, "edhocCredential": HEX}}}
  *      Client names are the names the AS's OSCORE credentials give the clients' contexts.
  * RS:  {"audience": "NAME", "as": "coap://…/token", "tokenKey": {"kid": HEX, "key": HEX},
@@ -13,6 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Method, type MethodName } from '../coap/codes.js';
+import { parseCcs } from '../cose/index.js';
 import { parseHexDigits } from '../util/key-text.js';
 import type { AceProfileName, AudienceEntry, ClientEntry } from './authorization-server.js';
 import type { ScopeRequirements } from './scope-guard.js';
@@ -76,6 +77,15 @@ class Fields {
       return this.fail(where, `: ${(e as Error).message}`);
     }
   }
+  /** An EDHOC credential: a CWT Claims Set with a COSE_Key (RFC 9528 §3.5.2), in deterministic CBOR. */
+  ccs(v: unknown, where: string): Uint8Array {
+    const bytes = this.hex(v, where);
+    try {
+      return parseCcs(bytes).encoded;
+    } catch (e) {
+      return this.fail(where, `is no CCS with a COSE_Key: ${(e as Error).message}`);
+    }
+  }
   count(v: unknown, where: string): number {
     return Number.isSafeInteger(v) && (v as number) > 0 ? (v as number) : this.fail(where, 'must be a positive whole number');
   }
@@ -108,6 +118,7 @@ export function loadAsConfig(file: string): AsConfig {
       scopes: f.scopes(o['scopes'], `${where}.scopes`),
       profile: profile as AceProfileName,
       ...(o['lifetime'] !== undefined ? { lifetimeSeconds: f.count(o['lifetime'], `${where}.lifetime`) } : {}),
+      ...(o['edhocCredential'] !== undefined ? { edhocCredential: f.ccs(o['edhocCredential'], `${where}.edhocCredential`) } : {}),
     };
   });
   if (audiences.length === 0) f.fail('"audiences"', 'names no resource server');
@@ -122,7 +133,7 @@ export function loadAsConfig(file: string): AsConfig {
       if (unknown.length > 0) f.fail(`${where}.grants.${audience}`, `has scopes ${audience} does not have: ${unknown.join(' ')}`);
       grants.set(audience, list);
     }
-    return { name, grants, ...(o['edhocCredential'] !== undefined ? { edhocCredential: f.hex(o['edhocCredential'], `${where}.edhocCredential`) } : {}) };
+    return { name, grants, ...(o['edhocCredential'] !== undefined ? { edhocCredential: f.ccs(o['edhocCredential'], `${where}.edhocCredential`) } : {}) };
   });
   return { issuer, audiences, clients };
 }

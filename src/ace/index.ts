@@ -9,3 +9,5 @@ export * from './oscore-profile.js';
 export * from './resource-server.js';
 export * from './scope-guard.js';
 export * from './token.js';
+export * from './edhoc-client.js';
+export * from './edhoc-tokens.js';

@@ -36,9 +36,12 @@ import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { OscoreServerSecurity } from '../server/oscore.js';
 import type { CoapRequest, CoapResponse, Handlers } from '../server/resource.js';
 import { toMessage } from '../server/response.js';
-import type { ServerSecurity, UnprotectOutcome } from '../server/security.js';
+import type { EdhocCompletion, ServerSecurity, UnprotectOutcome } from '../server/security.js';
+import type { ResponderConfig } from '../edhoc/responder.js';
+import { EdhocServer } from '../edhoc-coap/server.js';
+import { EdhocTokens } from './edhoc-tokens.js';
 import type { CoapServer } from '../server/server.js';
-import { AceFormatError, AceParam, CreationHint, decodeAceMap, encodeAceMap, requiredBytes, scopeTokens } from './ace-cbor.js';
+import { ACCESS_TOKEN_EAD_LABEL, AceFormatError, AceParam, CreationHint, decodeAceMap, encodeAceMap, requiredBytes, scopeTokens } from './ace-cbor.js';
 import { guardHandlers, type ScopeRequirements } from './scope-guard.js';
 import { newNonce, OscoreProfileError, profileContext } from './oscore-profile.js';
 import { checkClaims, openToken, TokenError, type AccessTokenClaims, type OscoreInputMaterial, type TokenKey } from './token.js';
@@ -65,6 +68,19 @@ export interface AceResourceServerOptions {
   readonly monotonicNow?: () => number;
   /** One line per token accepted or refused and per context made or dropped (never a key). */
   readonly log?: (line: string) => void;
+  /**
+   * The EDHOC and OSCORE profile too (draft-ietf-ace-edhoc-oscore-profile, edhoc-tokens.ts): the
+   * RS's own EDHOC credential (AUTH_CRED_RS), suites and methods; the Initiators' credentials come
+   * from tokens. `attach` then serves /.well-known/edhoc.
+   */
+  readonly edhoc?: AceEdhocOptions;
+}
+
+export interface AceEdhocOptions {
+  readonly responder: Omit<ResponderConfig, 'peers' | 'understoodEadLabels'>;
+  /** EDHOC sessions waiting for message_3 (EdhocServer's default: 64). */
+  readonly maxSessions?: number;
+  readonly sessionLifetimeMs?: number;
 }
 
 /** One OSCORE context made from a token: its RS-side Recipient ID indexes it. */
@@ -95,6 +111,10 @@ export class AceResourceServer implements ServerSecurity {
   readonly #ids: ConnectionIdentifiers;
   readonly #knownScopes: ReadonlySet<string>;
   readonly #now: () => number;
+  /** The EDHOC profile's tokens, when `fallback` is the EdhocServer `attach` made for it. */
+  readonly #edhoc: EdhocTokens | undefined;
+  /** RFC 9668: the combined request goes to the EDHOC server behind this security. */
+  readonly completeEdhoc?: (request: CoapMessage, context: EndpointContext) => EdhocCompletion;
 
   constructor(options: AceResourceServerOptions, fallback?: ServerSecurity) {
     this.#options = options;
@@ -102,25 +122,57 @@ export class AceResourceServer implements ServerSecurity {
     this.#knownScopes = new Set(options.scopes);
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
     const configured = fallback instanceof OscoreServerSecurity ? fallback : undefined;
+    const edhocServer = fallback instanceof EdhocServer ? fallback : undefined;
     // §4.2: "The RS makes sure that ID2 does not collide with any of its Recipient IDs."
     this.#ids = new ConnectionIdentifiers(() => [
-      ...[...this.#byRecipient.values()].map((b) => b.context.primaryRecipient.params.recipientId),
+      ...this.#tokenRecipientIds(),
       ...(configured?.contexts ?? []).flatMap((c) => c.recipientIds),
+      ...(edhocServer?.contexts ?? []).map((c) => c.primaryRecipient.params.recipientId),
     ]);
+    const complete = fallback?.completeEdhoc;
+    if (complete !== undefined) this.completeEdhoc = (request, context) => complete.call(fallback, request, context);
+    this.#edhoc =
+      options.edhoc !== undefined && edhocServer !== undefined
+        ? new EdhocTokens({
+            validToken: (token) => this.#validToken(token),
+            expired: (claims) => claims.exp !== undefined && claims.exp <= this.#now(),
+            maxTokens: options.maxTokens ?? 64,
+            dropContext: (context) => edhocServer.dropContext(context),
+            ...(options.log ? { log: options.log } : {}),
+          })
+        : undefined;
   }
 
-  /** Serves /authz-info on `server` and puts this security in front of the one it had. */
+  /**
+   * Serves /authz-info on `server` and puts this security in front of the one it had; with
+   * `edhoc`, also EDHOC on /.well-known/edhoc, its Initiators authenticated by their tokens.
+   */
   static attach(server: CoapServer, options: AceResourceServerOptions): AceResourceServer {
-    const rs = new AceResourceServer({ monotonicNow: () => server.endpoint.scheduler.now(), ...options }, server.security);
+    if (options.edhoc !== undefined) {
+      const tokens = (): EdhocTokens => rs.#edhoc!;
+      EdhocServer.attach(server, {
+        responder: { ...options.edhoc.responder, peers: { resolve: (idCred) => tokens().resolver.resolve(idCred) }, understoodEadLabels: [ACCESS_TOKEN_EAD_LABEL] },
+        authorize: (peer, ead3) => tokens().authorize(peer, ead3),
+        onEstablished: (session, context) => tokens().established(session, context),
+        alsoInUse: () => rs.#tokenRecipientIds(),
+        ...(options.edhoc.maxSessions !== undefined ? { maxSessions: options.edhoc.maxSessions } : {}),
+        ...(options.edhoc.sessionLifetimeMs !== undefined ? { sessionLifetimeMs: options.edhoc.sessionLifetimeMs } : {}),
+      });
+    }
+    const rs: AceResourceServer = new AceResourceServer({ monotonicNow: () => server.endpoint.scheduler.now(), ...options }, server.security);
     server.security = rs;
     // RFC 9200 §5.10.1.2: "it SHOULD NOT be possible to perform GET, DELETE, or PUT on the authz-info endpoint".
     server.resource(AUTHZ_INFO_PATH, { POST: (request) => rs.authzInfo(request) }, { ct: ContentFormat.AceCbor });
     return rs;
   }
 
-  /** Tokens held now. */
+  /** Tokens held now (both profiles). */
   get tokenCount(): number {
-    return this.#tokens.size;
+    return this.#tokens.size + (this.#edhoc?.size ?? 0);
+  }
+
+  #tokenRecipientIds(): Uint8Array[] {
+    return [...this.#byRecipient.values()].map((b) => b.context.primaryRecipient.params.recipientId);
   }
 
   /** The OSCORE contexts made from tokens, in use or waiting to replace one. */
@@ -154,10 +206,17 @@ export class AceResourceServer implements ServerSecurity {
     return true;
   }
 
-  /** POST /authz-info: a new token (unprotected, §4.1) or an update of access rights (protected, §4.2). */
+  /**
+   * POST /authz-info: a new token (unprotected, §4.1) or an update of access rights (protected,
+   * §4.2) in application/ace+cbor; with the EDHOC profile, a bare token in application/cwt — posted
+   * before EDHOC (RFC 9200 §5.10.1) or, over its context, an update of access rights
+   * (draft-ietf-ace-edhoc-oscore-profile §4.6.1).
+   */
   authzInfo(request: CoapRequest): CoapResponse {
-    if (request.contentFormat !== ContentFormat.AceCbor) return { code: ResponseCode.UnsupportedContentFormat, payload: 'authz-info takes application/ace+cbor' };
+    const edhoc = this.#edhoc !== undefined && request.contentFormat === ContentFormat.Cwt;
+    if (request.contentFormat !== ContentFormat.AceCbor && !edhoc) return { code: ResponseCode.UnsupportedContentFormat, payload: this.#edhoc ? 'authz-info takes application/ace+cbor or application/cwt' : 'authz-info takes application/ace+cbor' };
     try {
+      if (edhoc) return this.#edhocToken(request);
       const bound = this.#boundOf(request.context);
       if (request.context.oscore !== undefined) return this.#updateRights(bound, request.payload);
       return this.#newToken(request.payload);
@@ -172,8 +231,9 @@ export class AceResourceServer implements ServerSecurity {
   }
 
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined {
-    const bound = this.#boundByKid(request);
-    if (bound === undefined) return this.#fallback.unprotect(request, context);
+    const kid = requestKid(request);
+    const bound = kid === undefined ? undefined : this.#byRecipient.get(kid);
+    if (bound === undefined) return this.#unprotectEdhoc(kid, request, context);
     const token = bound.token;
     if (token.claims.exp !== undefined && token.claims.exp <= this.#now()) {
       // §4.3 and §6: the context goes with its token; the answer is an unprotected 4.01, with the
@@ -185,6 +245,33 @@ export class AceResourceServer implements ServerSecurity {
     if (outcome === undefined || !outcome.ok) return outcome;
     if (token.pending === bound) this.#promote(token, bound);
     return { ...outcome, context: Object.assign({}, outcome.context, { scope: token.scope }) };
+  }
+
+  /** A request on an EDHOC profile context: checked against its token like the RFC 9203 ones (§4.9, §4.10). */
+  #unprotectEdhoc(kid: string | undefined, request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined {
+    const series = kid === undefined ? undefined : this.#edhoc?.byRecipient(kid);
+    if (series === undefined) return this.#fallback.unprotect(request, context);
+    if (series.claims.exp !== undefined && series.claims.exp <= this.#now()) {
+      this.#edhoc!.forget(series, 'expired');
+      return { ok: false, response: toMessage(this.creationHints()) };
+    }
+    const outcome = this.#fallback.unprotect(request, context);
+    if (outcome === undefined || !outcome.ok) return outcome;
+    return { ...outcome, context: Object.assign({}, outcome.context, { scope: series.scope }) };
+  }
+
+  #edhocToken(request: CoapRequest): CoapResponse {
+    const claims = this.#validToken(request.payload);
+    if (request.context.oscore === undefined) {
+      this.#edhoc!.upload(claims);
+      return { code: ResponseCode.Created };
+    }
+    const layer = request.context.oscore.at(-1)!;
+    const series = this.#edhoc!.byRecipient(layer.kid);
+    // §4.6.2: "if any validation fails, RS MUST respond with a 4.01 (Unauthorized) error response".
+    if (series === undefined || series.context?.name !== layer.peer) throw new TokenError(ResponseCode.Unauthorized, 'an update of access rights must come over a context made by EDHOC with a token');
+    this.#edhoc!.update(series, claims);
+    return { code: ResponseCode.Created };
   }
 
   #newToken(payload: Uint8Array): CoapResponse {
@@ -294,22 +381,23 @@ export class AceResourceServer implements ServerSecurity {
     this.#ids.release(bound.context.primaryRecipient.params.recipientId);
   }
 
-  #boundByKid(request: CoapMessage): BoundContext | undefined {
-    const option = getOption(request, OptionNumber.Oscore);
-    if (option === undefined) return undefined;
-    try {
-      const { kid } = decodeOscoreOption(option);
-      return kid === undefined ? undefined : this.#byRecipient.get(hex(kid));
-    } catch {
-      return undefined; // a malformed option: the fallback gives RFC 8613 §8.2's answer
-    }
-  }
-
   /** The token context whose layer verified this request (the innermost one), if any. */
   #boundOf(context: EndpointContext): BoundContext | undefined {
     const layer = context.oscore?.at(-1);
     const bound = layer && this.#byRecipient.get(layer.kid);
     return bound !== undefined && bound.context.name === layer!.peer ? bound : undefined;
+  }
+}
+
+/** The kid (hex) of a request's OSCORE option; undefined without one, or for a malformed option (the fallback gives RFC 8613 §8.2's answer). */
+function requestKid(request: CoapMessage): string | undefined {
+  const option = getOption(request, OptionNumber.Oscore);
+  if (option === undefined) return undefined;
+  try {
+    const { kid } = decodeOscoreOption(option);
+    return kid === undefined ? undefined : hex(kid);
+  } catch {
+    return undefined;
   }
 }
 

@@ -23,6 +23,7 @@ import {
   asIntMap,
   Claim,
   Cnf,
+  EdhocInfo,
   encodeOrderedMap,
   OscoreInput,
   optionalBytes,
@@ -65,6 +66,21 @@ export interface AccessTokenClaims {
   /** The AS's token identifier (RFC 8392 §3.1.7). */
   readonly cti?: Uint8Array;
   readonly cnf: Confirmation;
+  /** EDHOC and OSCORE profile (§3.3.1): the token series this token belongs to. */
+  readonly edhocInfo?: EdhocInformation;
+}
+
+/** draft-ietf-ace-edhoc-oscore-profile §3.4: what this library reads and writes of EDHOC_Information. */
+export interface EdhocInformation {
+  /** The token series (§3.2). */
+  readonly sessionId: Uint8Array;
+}
+
+export const encodeEdhocInfo = (info: EdhocInformation): Map<number, CborValue> => new Map([[EdhocInfo.session_id, info.sessionId]]);
+
+/** EDHOC_Information with its session_id; the other (non-prescriptive or unused) fields are ignored. */
+export function parseEdhocInfo(value: CborValue | undefined, what: string): EdhocInformation {
+  return { sessionId: requiredBytes(asIntMap(value, what), EdhocInfo.session_id, `${what}.session_id`) };
 }
 
 /** A key the AS shares with one RS to protect its tokens (RFC 9203 §7: used for nothing else). */
@@ -172,6 +188,7 @@ export function encodeClaims(claims: AccessTokenClaims): Uint8Array {
   entries.push([Claim.scope, claims.scope]);
   if (claims.cti !== undefined) entries.push([Claim.cti, claims.cti]);
   entries.push([Claim.cnf, encodeConfirmation(claims.cnf)]);
+  if (claims.edhocInfo !== undefined) entries.push([Claim.edhoc_info, encodeEdhocInfo(claims.edhocInfo)]);
   return encodeOrderedMap(entries);
 }
 
@@ -192,6 +209,7 @@ export function parseClaims(bytes: Uint8Array): AccessTokenClaims {
   const iat = optionalInt(map, Claim.iat, 'iat');
   const exp = optionalInt(map, Claim.exp, 'exp');
   const cti = optionalBytes(map, Claim.cti, 'cti');
+  const edhocInfo = map.has(Claim.edhoc_info) ? parseEdhocInfo(map.get(Claim.edhoc_info), 'edhoc_info') : undefined;
   return {
     aud,
     scope,
@@ -201,6 +219,7 @@ export function parseClaims(bytes: Uint8Array): AccessTokenClaims {
     ...(iat !== undefined ? { iat } : {}),
     ...(exp !== undefined ? { exp } : {}),
     ...(cti !== undefined ? { cti } : {}),
+    ...(edhocInfo !== undefined ? { edhocInfo } : {}),
   };
 }
 

@@ -20,6 +20,8 @@ import { ContentFormat } from '../coap/content-format.js';
 import { ResponseCode } from '../coap/codes.js';
 import { getOption, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
+import type { PeerCredential } from '../edhoc/credentials.js';
+import type { EadItem } from '../edhoc/ead.js';
 import { EdhocConfigError, EdhocError, unspecified } from '../edhoc/errors.js';
 import { EdhocInitiator, type InitiatorConfig, type InitiatorWaitM2 } from '../edhoc/initiator.js';
 import { EdhocResponder, type ResponderConfig, type ResponderWaitM3 } from '../edhoc/responder.js';
@@ -72,6 +74,14 @@ export interface EdhocServerOptions extends EdhocContextOptions {
    * (kudosSessionForEdhoc, kudos-session.ts).
    */
   readonly onEstablished?: (session: EdhocSession, context: OscoreSecurityContext, peerKudos: KudosSupport | undefined) => void;
+  /**
+   * Asked once message_3 has verified (the Initiator's credential authenticated, EAD_3 decrypted)
+   * and before the session completes; an EdhocError thrown here ends the session with that error
+   * and no context is made (the ACE EDHOC profile checks the access token of EAD_3 here).
+   */
+  readonly authorize?: (peer: PeerCredential, ead3: readonly EadItem[]) => void;
+  /** Recipient IDs of contexts made elsewhere on this server (ACE's), which C_R must not take either. */
+  readonly alsoInUse?: () => Iterable<Uint8Array>;
 }
 
 /** A session waiting for the client: message_3 (forward flow) or message_2 (reverse flow); keyed by our identifier. */
@@ -112,6 +122,7 @@ export class EdhocServer implements ServerSecurity {
     this.#ids = new ConnectionIdentifiers(() => [
       ...[...this.#contexts.values()].map((c) => c.context.primaryRecipient.params.recipientId),
       ...(configured?.contexts ?? []).filter((c) => c.idContext === undefined).flatMap((c) => c.recipientIds),
+      ...(options.alsoInUse?.() ?? []),
     ]);
   }
 
@@ -201,6 +212,13 @@ export class EdhocServer implements ServerSecurity {
     return (installed?.security ?? this.#fallback).unprotect(request, context);
   }
 
+  /** Forgets an EDHOC-made context (its client gets 4.01 and runs EDHOC again); false if it was not installed here. */
+  dropContext(context: OscoreSecurityContext): boolean {
+    const kid = hex(context.primaryRecipient.params.recipientId);
+    if (this.#contexts.get(kid)?.context !== context) return false;
+    return this.#contexts.delete(kid);
+  }
+
   /** Drops every waiting session (their timers included). */
   close(): void {
     for (const session of [...this.#sessions.values()]) this.#endSession(session);
@@ -238,6 +256,7 @@ export class EdhocServer implements ServerSecurity {
     if (!('processMessage3' in session.state)) return this.#reverseMessage2(session.state, message3, combined);
     if (combined && this.#options.message4 === true) throw unspecified('this application profile sends message_4; the EDHOC + OSCORE request does not apply');
     const processed = session.state.processMessage3(message3);
+    this.#options.authorize?.(processed.peer, processed.ead3);
     let edhoc: EdhocSession;
     let message4: Uint8Array | undefined;
     if (!combined && this.#options.message4 === true) ({ session: edhoc, message: message4 } = processed.prepareMessage4());
