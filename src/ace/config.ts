@@ -2,8 +2,9 @@
  * The JSON configurations of the `as` command and of `serve --ace` (docs/ace.md):
  *
  * AS:  {"issuer": "as", "audiences": {"NAME": {"kid": HEX, "key": HEX, "scopes": [..],
- *       "lifetime": S, "profile": "coap_oscore" | "coap_edhoc_oscore", "edhocCredential": HEX}},
- *       "clients": {"NAME": {"grants": {"AUDIENCE": [SCOPE, ..]}, "edhocCredential": HEX}}}
+ *       "lifetime": S, "profile": "coap_oscore" | "coap_edhoc_oscore", "edhocCredential": HEX | FILE}},
+ *       "clients": {"NAME": {"grants": {"AUDIENCE": [SCOPE, ..]}, "edhocCredential": HEX | FILE}}}
+ *      edhocCredential: an EDHOC CCS, hex or a file of its bytes (the RS's is sent as rs_cnf).
  *      Client names are the names the AS's OSCORE credentials give the clients' contexts.
  * RS:  {"audience": "NAME", "as": "coap://…/token", "tokenKey": {"kid": HEX, "key": HEX},
  *       "resources": {"/path": {"GET": SCOPE, "PUT": SCOPE}}, "maxTokens": N, "issuer": "as"}
@@ -12,6 +13,7 @@
  * Every problem is an AceConfigError naming the file and the field, never the key's text.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Method, type MethodName } from '../coap/codes.js';
 import { parseCcs } from '../cose/index.js';
 import { parseHexDigits } from '../util/key-text.js';
@@ -59,9 +61,9 @@ function readJson(file: string): Json {
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 class Fields {
-  constructor(private readonly file: string) {}
+  constructor(private readonly file_: string) {}
   fail(where: string, what: string): never {
-    throw new AceConfigError(`${this.file}: ${where} ${what}`);
+    throw new AceConfigError(`${this.file_}: ${where} ${what}`);
   }
   object(v: unknown, where: string): Json {
     return isObject(v) ? v : this.fail(where, 'must be an object');
@@ -77,13 +79,23 @@ class Fields {
       return this.fail(where, `: ${(e as Error).message}`);
     }
   }
-  /** An EDHOC credential: a CWT Claims Set with a COSE_Key (RFC 9528 §3.5.2), in deterministic CBOR. */
+  /**
+   * An EDHOC credential: a CWT Claims Set with a COSE_Key (RFC 9528 §3.5.2), as hex or as the name
+   * of a file holding its CBOR bytes (`coapsec keygen`'s NAME.ccs), relative to the config's folder.
+   */
   ccs(v: unknown, where: string): Uint8Array {
-    const bytes = this.hex(v, where);
+    const bytes = typeof v === 'string' && !/^(0x)?[0-9a-fA-F]+$/.test(v) ? this.file(v, where) : this.hex(v, where);
     try {
       return parseCcs(bytes).encoded;
     } catch (e) {
       return this.fail(where, `is no CCS with a COSE_Key: ${(e as Error).message}`);
+    }
+  }
+  file(name: string, where: string): Uint8Array {
+    try {
+      return Uint8Array.from(readFileSync(resolve(dirname(this.file_), name)));
+    } catch (e) {
+      return this.fail(where, `: cannot read ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   }
   count(v: unknown, where: string): number {

@@ -1,16 +1,20 @@
 /**
  * `serve --ace FILE`: the server is an ACE resource server with the OSCORE profile (RFC 9203):
  * /authz-info takes access tokens from the config's AS, and each resource the config lists
- * demands, per method, a scope token of the client's token (docs/ace.md).
+ * demands, per method, a scope token of the client's token (docs/ace.md). With the credentials'
+ * EDHOC identity, also the EDHOC and OSCORE profile (draft-ietf-ace-edhoc-oscore-profile).
  */
 import { AceConfigError, knownScopes, loadRsConfig, type RsConfig } from '../ace/config.js';
 import { AceResourceServer } from '../ace/resource-server.js';
+import { edhocResponderConfig, type EdhocCredentials } from '../credentials/edhoc-entries.js';
 import type { CoapServer } from '../server/server.js';
 import { UsageError } from './errors.js';
 
 export const ACE_SERVE_USAGE = `  --ace FILE         an ACE resource server (RFC 9203): POST /authz-info takes tokens of the AS in
                      FILE, whose "resources" demand a scope per method (4.01 with AS Request
-                     Creation Hints without a token, 4.03/4.05 outside its scope)`;
+                     Creation Hints without a token, 4.03/4.05 outside its scope). With an
+                     "edhoc" identity in --credentials, also the EDHOC and OSCORE profile: EDHOC
+                     on /.well-known/edhoc with clients whose token names their credential`;
 
 export function loadAceServeConfig(file: string | undefined): RsConfig | undefined {
   if (file === undefined) return undefined;
@@ -23,8 +27,16 @@ export function loadAceServeConfig(file: string | undefined): RsConfig | undefin
 }
 
 /** Call after every resource is added and every other security is in place. */
-export function attachAceResourceServer(server: CoapServer, config: RsConfig, log?: (line: string) => void): AceResourceServer {
+export function attachAceResourceServer(server: CoapServer, config: RsConfig, log?: (line: string) => void, edhoc?: EdhocCredentials): AceResourceServer {
+  let responder;
+  try {
+    responder = edhoc && edhocResponderConfig(edhoc);
+  } catch (error) {
+    throw new UsageError(`--credentials: ${(error as Error).message}`);
+  }
   const rs = AceResourceServer.attach(server, {
+    // The EDHOC identity only: the peers are whoever a token names (edhoc.peers do not apply here).
+    ...(responder ? { edhoc: { responder: { suites: responder.suites, credentials: responder.credentials, ...(responder.methods ? { methods: responder.methods } : {}) } } } : {}),
     audiences: [config.audience],
     tokenKeys: [config.tokenKey],
     scopes: knownScopes(config),

@@ -160,12 +160,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     addDemoResources(server, values.dir !== undefined ? { dir: values.dir } : {});
     addWhoamiResource(server);
     if (oscore.kudos) server.add(kudosResource());
-    if (oscore.edhoc) attachEdhocResponder(server, oscore.edhoc, edhocLog);
+    // With --ace the EDHOC identity serves the ACE EDHOC profile (attachAceResourceServer below).
+    if (oscore.edhoc && !ace) attachEdhocResponder(server, oscore.edhoc, edhocLog);
     if (trustAnchors) addRevocationResource(server, trustAnchors);
     if (values.plugtest) addPlugtestResources(server);
     if (ace) {
       try {
-        attachAceResourceServer(server, ace, edhocLog);
+        attachAceResourceServer(server, ace, edhocLog, oscore.edhoc);
       } catch (error) {
         await Promise.all(servers.map((s) => s.close()));
         oscore.close();
