@@ -33,12 +33,13 @@ import {
   optionalInt,
   optionalScope,
   optionalText,
+  requiredBytes,
   scopeTokens,
   type AceErrorName,
   type AceMap,
 } from './ace-cbor.js';
 import type { AsState } from './as-state.js';
-import { encodeEdhocInfo, encodeOscoreInput, parseEdhocInfo, sealToken, type AccessTokenClaims, type Confirmation, type EdhocInformation, type TokenKey } from './token.js';
+import { checkClaims, encodeClaims, encodeEdhocInfo, encodeOscoreInput, openToken, parseEdhocInfo, sealToken, TokenError, type AccessTokenClaims, type Confirmation, type EdhocInformation, type TokenKey } from './token.js';
 
 export type AceProfileName = 'coap_oscore' | 'coap_edhoc_oscore';
 
@@ -129,6 +130,40 @@ export class AuthorizationServer {
       if (e instanceof AceFormatError) return errorResponse('invalid_request', e.message);
       throw e;
     }
+  }
+
+  /**
+   * POST /introspect (RFC 9200 §5.9). `rs`: the name the secure channel authenticated, which must
+   * be an audience of this AS ("The AS MUST verify that the RS is authorized to perform
+   * introspection", §5.9.1: an RS may introspect the tokens issued for it, and no others). A token
+   * that does not open with that audience's key, is expired or names another audience is inactive
+   * (§5.9.2: {active: false}, nothing else about it); an active one comes with its claims.
+   */
+  introspect(rs: string | undefined, payload: Uint8Array): AceResponse {
+    const audience = rs === undefined ? undefined : this.#audiences.get(rs);
+    if (audience === undefined) return errorResponse('invalid_client', rs === undefined ? 'introspection needs an authenticated resource server' : `"${rs}" is no resource server of this AS`);
+    let token: Uint8Array;
+    try {
+      token = requiredBytes(decodeAceMap(payload), AceParam.token, 'token');
+    } catch (e) {
+      if (e instanceof AceFormatError) return errorResponse('invalid_request', e.message);
+      throw e;
+    }
+    const inactive = { code: ResponseCode.Created, payload: encodeAceMap([[AceParam.active, false]]) };
+    let claims: AccessTokenClaims;
+    try {
+      claims = openToken(token, (kid) => (equalBytes(kid, audience.key.kid) ? audience.key : undefined));
+      checkClaims(claims, { audiences: [audience.name], now: this.#now(), ...(this.#options.issuer !== undefined ? { issuer: this.#options.issuer } : {}) });
+    } catch (e) {
+      if (!(e instanceof TokenError)) throw e;
+      this.onDecision?.(`introspection by ${audience.name}: inactive (${e.message})`);
+      return inactive;
+    }
+    this.onDecision?.(`introspection by ${audience.name}: active (scope "${scopeTokens(claims.scope).join(' ')}")`);
+    // §5.9.2: the response "MAY contain" the token's claims, with the claims' CBOR abbreviations.
+    const response = asIntMap(decodeStrict(encodeClaims(claims)), 'the claims');
+    response.set(AceParam.active, true);
+    return { code: ResponseCode.Created, payload: encodeCbor(response) };
   }
 
   #token(clientName: string | undefined, payload: Uint8Array): Uint8Array {

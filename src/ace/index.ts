@@ -11,3 +11,4 @@ export * from './scope-guard.js';
 export * from './token.js';
 export * from './edhoc-client.js';
 export * from './edhoc-tokens.js';
+export * from './introspection.js';

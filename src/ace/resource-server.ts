@@ -40,6 +40,7 @@ import type { EdhocCompletion, ServerSecurity, UnprotectOutcome } from '../serve
 import type { ResponderConfig } from '../edhoc/responder.js';
 import { EdhocServer } from '../edhoc-coap/server.js';
 import { EdhocTokens } from './edhoc-tokens.js';
+import { Introspection, type IntrospectionOptions } from './introspection.js';
 import type { CoapServer } from '../server/server.js';
 import { ACCESS_TOKEN_EAD_LABEL, AceFormatError, AceParam, CreationHint, decodeAceMap, encodeAceMap, requiredBytes, scopeTokens } from './ace-cbor.js';
 import { guardHandlers, type ScopeRequirements } from './scope-guard.js';
@@ -74,6 +75,8 @@ export interface AceResourceServerOptions {
    * from tokens. `attach` then serves /.well-known/edhoc.
    */
   readonly edhoc?: AceEdhocOptions;
+  /** RFC 9200 §5.9: the AS's introspection endpoint, asked about posted tokens this RS cannot open. */
+  readonly introspection?: IntrospectionOptions;
 }
 
 export interface AceEdhocOptions {
@@ -113,6 +116,7 @@ export class AceResourceServer implements ServerSecurity {
   readonly #now: () => number;
   /** The EDHOC profile's tokens, when `fallback` is the EdhocServer `attach` made for it. */
   readonly #edhoc: EdhocTokens | undefined;
+  readonly #introspection: Introspection | undefined;
   /** RFC 9668: the combined request goes to the EDHOC server behind this security. */
   readonly completeEdhoc?: (request: CoapMessage, context: EndpointContext) => EdhocCompletion;
 
@@ -129,6 +133,7 @@ export class AceResourceServer implements ServerSecurity {
       ...(configured?.contexts ?? []).flatMap((c) => c.recipientIds),
       ...(edhocServer?.contexts ?? []).map((c) => c.primaryRecipient.params.recipientId),
     ]);
+    this.#introspection = options.introspection && new Introspection(options.introspection);
     const complete = fallback?.completeEdhoc;
     if (complete !== undefined) this.completeEdhoc = (request, context) => complete.call(fallback, request, context);
     this.#edhoc =
@@ -212,14 +217,14 @@ export class AceResourceServer implements ServerSecurity {
    * before EDHOC (RFC 9200 §5.10.1) or, over its context, an update of access rights
    * (draft-ietf-ace-edhoc-oscore-profile §4.6.1).
    */
-  authzInfo(request: CoapRequest): CoapResponse {
+  async authzInfo(request: CoapRequest): Promise<CoapResponse> {
     const edhoc = this.#edhoc !== undefined && request.contentFormat === ContentFormat.Cwt;
     if (request.contentFormat !== ContentFormat.AceCbor && !edhoc) return { code: ResponseCode.UnsupportedContentFormat, payload: this.#edhoc ? 'authz-info takes application/ace+cbor or application/cwt' : 'authz-info takes application/ace+cbor' };
     try {
-      if (edhoc) return this.#edhocToken(request);
+      if (edhoc) return await this.#edhocToken(request);
       const bound = this.#boundOf(request.context);
-      if (request.context.oscore !== undefined) return this.#updateRights(bound, request.payload);
-      return this.#newToken(request.payload);
+      if (request.context.oscore !== undefined) return await this.#updateRights(bound, request.payload);
+      return await this.#newToken(request.payload);
     } catch (e) {
       if (e instanceof TokenError) {
         this.#options.log?.(`token refused: ${e.message}`);
@@ -260,8 +265,8 @@ export class AceResourceServer implements ServerSecurity {
     return { ...outcome, context: Object.assign({}, outcome.context, { scope: series.scope }) };
   }
 
-  #edhocToken(request: CoapRequest): CoapResponse {
-    const claims = this.#validToken(request.payload);
+  async #edhocToken(request: CoapRequest): Promise<CoapResponse> {
+    const claims = await this.#claimsOf(request.payload);
     if (request.context.oscore === undefined) {
       this.#edhoc!.upload(claims);
       return { code: ResponseCode.Created };
@@ -274,9 +279,9 @@ export class AceResourceServer implements ServerSecurity {
     return { code: ResponseCode.Created };
   }
 
-  #newToken(payload: Uint8Array): CoapResponse {
+  async #newToken(payload: Uint8Array): Promise<CoapResponse> {
     const map = decodeAceMap(payload);
-    const claims = this.#validToken(requiredBytes(map, AceParam.access_token, 'access_token'));
+    const claims = await this.#claimsOf(requiredBytes(map, AceParam.access_token, 'access_token'));
     // §4.1.1, §4.1.2: both MUST be sent with a token that is not an update of access rights.
     const nonce1 = requiredBytes(map, AceParam.nonce1, 'nonce1');
     const clientId = requiredBytes(map, AceParam.ace_client_recipientid, 'ace_client_recipientid');
@@ -313,9 +318,9 @@ export class AceResourceServer implements ServerSecurity {
    * protected with the same security context, with no payload. If any verification fails, the RS
    * MUST respond with a 4.01".
    */
-  #updateRights(bound: BoundContext | undefined, payload: Uint8Array): CoapResponse {
+  async #updateRights(bound: BoundContext | undefined, payload: Uint8Array): Promise<CoapResponse> {
     if (bound === undefined) throw new TokenError(ResponseCode.Unauthorized, 'an update of access rights must come over a context made from a token');
-    const claims = this.#validToken(requiredBytes(decodeAceMap(payload), AceParam.access_token, 'access_token'));
+    const claims = await this.#claimsOf(requiredBytes(decodeAceMap(payload), AceParam.access_token, 'access_token'));
     if (!('kid' in claims.cnf) || hex(claims.cnf.kid) !== bound.token.materialKey) throw new TokenError(ResponseCode.Unauthorized, 'the new token names another OSCORE Input Material');
     bound.token.claims = claims;
     bound.token.scope = scopeTokens(claims.scope);
@@ -323,9 +328,32 @@ export class AceResourceServer implements ServerSecurity {
     return { code: ResponseCode.Created };
   }
 
+  /** A token's claims, opened with the RS's own keys (the EDHOC profile's EAD_3 tokens: no introspection there, EDHOC cannot wait). */
   #validToken(token: Uint8Array): AccessTokenClaims {
-    const keys = this.#options.tokenKeys;
-    const claims = openToken(token, (kid) => keys.find((k) => hex(k.kid) === hex(kid)));
+    return this.#checked(openToken(token, (kid) => this.#keyFor(kid)));
+  }
+
+  /**
+   * A posted token's claims: opened with the RS's keys or, when it cannot open it (no key for its
+   * kid, or it does not decrypt: 4.01) and introspection is configured, as the AS describes it
+   * (RFC 9200 §5.9, §5.10.1.1: "the RS ... can use introspection"). Then checked as ever.
+   */
+  async #claimsOf(token: Uint8Array): Promise<AccessTokenClaims> {
+    let claims: AccessTokenClaims;
+    try {
+      claims = openToken(token, (kid) => this.#keyFor(kid));
+    } catch (e) {
+      if (this.#introspection === undefined || !(e instanceof TokenError) || e.code !== ResponseCode.Unauthorized) throw e;
+      claims = await this.#introspection.claims(token);
+    }
+    return this.#checked(claims);
+  }
+
+  #keyFor(kid: Uint8Array): TokenKey | undefined {
+    return this.#options.tokenKeys.find((k) => hex(k.kid) === hex(kid));
+  }
+
+  #checked(claims: AccessTokenClaims): AccessTokenClaims {
     checkClaims(claims, {
       audiences: this.#options.audiences,
       now: this.#now(),
