@@ -23,6 +23,11 @@
  * "stores only one token per proof-of-possession key"), each with its context and at most one
  * context waiting to replace it; beyond that the least recently posted token goes (its client
  * gets 4.01 and posts it again, §4.1 "an RS may delete a stored access token ... at any time").
+ *
+ * With `edhoc`, the same server also takes tokens of the EDHOC and OSCORE profile: `attach` puts
+ * an EdhocServer behind this security whose Initiators are authenticated by their tokens
+ * (edhoc-tokens.ts), and the contexts EDHOC makes carry their token's scope exactly as above.
+ * With `introspection`, a posted token the RS cannot open is described by the AS (RFC 9200 §5.9).
  */
 import { ContentFormat } from '../coap/content-format.js';
 import { ResponseCode } from '../coap/codes.js';
