@@ -265,6 +265,15 @@ test('update of access rights (§4.6): a token of the same series posted over th
   assert.equal((await client.request({ method: 'PUT', uri: `${rsOrigin}/value`, payload: 'updated', security: ace })).code, ResponseCode.Changed);
   assert.equal(ace.context, context);
   assert.equal(ace.handshakes, 1);
+  // The RS loses the context (eight uploaded tokens evict the series, maxTokens 8): the client
+  // reruns EDHOC presenting the latest token of its series, so the updated rights stay.
+  for (let i = 0; i < 8; i++) {
+    const upload = await newClient().request({ method: 'POST', uri: `${rsOrigin}/authz-info`, payload: (await fetchToken(bobChannel.client, bob.ccs)).token, contentFormat: ContentFormat.Cwt, security: PLAIN });
+    assert.equal(upload.code, ResponseCode.Created);
+  }
+  assert.ok(rsLog.some((line) => /evicted/.test(line)));
+  assert.equal((await client.request({ method: 'PUT', uri: `${rsOrigin}/value`, payload: 'after rerun', security: ace })).code, ResponseCode.Changed);
+  assert.equal(ace.handshakes, 2);
   // A token of another series posted over this context is refused with 4.01 (§4.6.2).
   const { token } = await fetchToken(aliceChannel.client, alice.ccs, 'read write');
   const response = await client.request({ method: 'POST', uri: `${rsOrigin}/authz-info`, payload: token, contentFormat: ContentFormat.Cwt, security: ace });

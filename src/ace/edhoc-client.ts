@@ -25,6 +25,7 @@ import type { SendRequest } from '../client/blockwise.js';
 import { PLAIN, type MessageSecurity, type ProtectedRequest } from '../client/security.js';
 import { decodeStrict, encodeCbor, parseCcs } from '../cose/index.js';
 import { ccsCredential, CredentialStore, type OwnCredential } from '../edhoc/credentials.js';
+import type { EadItem } from '../edhoc/ead.js';
 import type { EdhocMethod } from '../edhoc/state.js';
 import { EdhocClientSecurity, EdhocRequestError } from '../edhoc-coap/client-security.js';
 import { postOverClient } from '../edhoc-coap/handshake.js';
@@ -172,11 +173,16 @@ export class AceEdhocClientSecurity implements MessageSecurity {
     const own = this.#options.identity;
     // AUTH_CRED_C by value: the RS may not hold it yet (the token in EAD_3 is what binds it, §4.2).
     const credential = ccsCredential(this.#ownCcs, own.credential.privateKey, { byValue: true });
-    const edhoc = new EdhocClientSecurity({
+    const edhoc: EdhocClientSecurity = new EdhocClientSecurity({
       initiator: { method: own.method, suites: own.suites, credential, peers: new CredentialStore().addCcs(series.rsCredential) },
       post: postOverClient(this.#options.client, this.#options.rsOrigin),
       combined: this.#options.combined ?? true,
-      ead3: [{ label: -ACCESS_TOKEN_EAD_LABEL, value: token.bytes }],
+      // The session's current token: after an update of access rights, a rerun of EDHOC (the RS
+      // lost the context) presents the latest token of the series, not the first.
+      ead3: (): EadItem[] => {
+        const current = this.#session;
+        return [{ label: -ACCESS_TOKEN_EAD_LABEL, value: (current !== undefined && current.edhoc === edhoc ? current.token : token).bytes }];
+      },
     });
     const session = { token, edhoc };
     this.#session = session;

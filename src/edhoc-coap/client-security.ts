@@ -68,8 +68,8 @@ export interface EdhocClientOptions extends EdhocContextOptions {
    * server's answer is `peerKudos`. Without it, no KUDOS_EAD item is sent.
    */
   readonly kudos?: KudosSupport;
-  /** More EAD_3 items to send (forward flow), e.g. the ACE access token (draft-ietf-ace-edhoc-oscore-profile §4.1). */
-  readonly ead3?: readonly EadItem[];
+  /** More EAD_3 items to send (forward flow), e.g. the ACE access token (draft-ietf-ace-edhoc-oscore-profile §4.1); a function is asked at each run. */
+  readonly ead3?: readonly EadItem[] | (() => readonly EadItem[]);
 }
 
 /** A request failed because EDHOC failed; `peerError` is the server's EDHOC error, when it sent one. */
@@ -307,7 +307,7 @@ export class EdhocClientSecurity implements MessageSecurity, HopSecurity {
       const processed = await exchangeMessages12(options.initiator!, options.post, connectionIdI, own !== undefined ? [kudosEadAsk()] : []);
       this.#handshakes++;
       const peerKudos = own !== undefined ? answerOf(processed.ead2, 2) : undefined;
-      const { state, message: message3 } = processed.prepareMessage3({ ead: [...(own !== undefined ? kudosEad3(own, peerKudos) : []), ...(options.ead3 ?? [])] });
+      const { state, message: message3 } = processed.prepareMessage3({ ead: [...(own !== undefined ? kudosEad3(own, peerKudos) : []), ...(typeof options.ead3 === 'function' ? options.ead3() : (options.ead3 ?? []))] });
       let session: EdhocSession;
       let pending: Uint8Array | undefined;
       if (options.message4 === true) {
