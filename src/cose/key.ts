@@ -6,10 +6,9 @@ import { createECDH, ECDH, createPrivateKey, createPublicKey, type KeyObject } f
 import { CoseError } from './algorithms.js';
 import { bytesView, concatBytes, isBytes, isInt, type CborValue } from './cbor.js';
 
-export const CoseKty = { OKP: 1, EC2: 2, Symmetric: 4 } as const;
+import { CoseCurve, CoseKty } from './ids.js';
 
-/** COSE elliptic curves (algs-11 §7.1). */
-export const CoseCurve = { P256: 1, P384: 2, P521: 3, X25519: 4, X448: 5, Ed25519: 6, Ed448: 7 } as const;
+export { CoseCurve, CoseKty };
 
 /** COSE_Key labels (struct-13 §7.1, algs-11 §7.1/7.2). */
 export const CoseKeyLabel = { kty: 1, kid: 2, alg: 3, crv: -1, x: -2, y: -3, d: -4 } as const;
