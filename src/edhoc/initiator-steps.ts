@@ -10,12 +10,12 @@ import { chainPrkStep, checkOwnKey, ecdhStep, makeSignatureOrMacStep, staticDhPr
 import { allowedSignatureOrMacLengths, resolvePeer, xor, type PeerResolver } from './common.js';
 import { call, sameBytes, type Awaitable, type EdhocCrypto, type Step } from './crypto.js';
 import { parseEad, type EadItem } from './ead.js';
-import { EdhocPeerError, unspecified } from './errors.js';
+import { EdhocConfigError, EdhocPeerError, unspecified } from './errors.js';
 import type { IdCred } from './identifiers.js';
 import { decodeMessage, encodeEad, encodeMessage1, encodePlaintext, parseMessage2, parsePlaintext2, parseSingleCiphertext } from './messages.js';
 import { extractStep, hashLength, KdfLabel, kdfStep, transcriptHash2Step, transcriptHashNextStep } from './schedule.js';
 import { initiatorUsesStaticDh, responderUsesStaticDh, type EdhocMethod } from './state.js';
-import type { CipherSuite } from './suites.js';
+import { findCipherSuite, type CipherSuite } from './suites.js';
 
 /** This endpoint's credential: CRED_x, ID_CRED_x and a private key of the provider's kind. */
 export interface OwnCredentialCore {
@@ -64,6 +64,27 @@ export interface SentM3Core<P extends PeerCore> {
   readonly prk4e3m: Uint8Array;
   readonly th4: Uint8Array;
   readonly prkOut: Uint8Array;
+}
+
+/** The selected suite and SUITES_I of a configuration (§5.2.2); throws EdhocConfigError. */
+export function selectSuite(config: { readonly suites: readonly number[]; readonly selectedSuite?: number }): { suite: CipherSuite; suitesI: number[] } {
+  const selected = config.selectedSuite ?? config.suites[0];
+  const at = selected === undefined ? -1 : config.suites.indexOf(selected);
+  if (at < 0) throw new EdhocConfigError('the selected suite must be one of the supported suites');
+  const suite = findCipherSuite(selected!);
+  if (suite === undefined) throw new EdhocConfigError(`cipher suite ${selected} is not supported`);
+  return { suite, suitesI: config.suites.slice(0, at + 1) };
+}
+
+/**
+ * After error code 2 (§6.3.1): the configuration selecting its most preferred suite among SUITES_R.
+ * The preference order is unchanged, so SUITES_I keeps every suite preferred over it.
+ */
+export function selectAfterSuitesRejected<C extends { readonly suites: readonly number[] }>(config: C, error: EdhocPeerError): C & { selectedSuite: number } {
+  const offered = error.suitesR ?? [];
+  const choice = config.suites.find((s) => offered.includes(s) && findCipherSuite(s) !== undefined);
+  if (error.code !== 2 || choice === undefined) throw new EdhocConfigError('no cipher suite in common with the Responder');
+  return { ...config, selectedSuite: choice };
 }
 
 /** message_1 (§5.2.2) with a fresh (or injected) ephemeral key. */

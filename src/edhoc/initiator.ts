@@ -11,12 +11,12 @@ import type { EcdhKeyPair } from '../cose/ecdh.js';
 import type { CredentialResolver, OwnCredential, PeerCredential } from './credentials.js';
 import { runSync } from './crypto.js';
 import type { EadItem } from './ead.js';
-import { EdhocConfigError, EdhocPeerError } from './errors.js';
-import { message1Step, prepareMessage3Step, processMessage2Step, processMessage4Step, type ProcessedM2Core, type SentM3Core, type WaitM2Core } from './initiator-steps.js';
+import type { EdhocPeerError } from './errors.js';
+import { message1Step, selectAfterSuitesRejected, selectSuite, prepareMessage3Step, processMessage2Step, processMessage4Step, type ProcessedM2Core, type SentM3Core, type WaitM2Core } from './initiator-steps.js';
 import { NODE_EDHOC_CRYPTO as node } from './node-crypto.js';
 import { EdhocSession } from './session.js';
 import { SingleUseState, type EdhocMethod } from './state.js';
-import { findCipherSuite, type CipherSuite } from './suites.js';
+import type { CipherSuite } from './suites.js';
 
 export interface InitiatorConfig {
   readonly method: EdhocMethod;
@@ -33,27 +33,6 @@ export interface InitiatorConfig {
    * checked against the suite: RFC 9529 §3.1 itself offers suite 6 with a P-256 G_X.
    */
   readonly ephemeralKey?: (curve: number) => EcdhKeyPair;
-}
-
-/** The selected suite and SUITES_I of a configuration (§5.2.2); throws EdhocConfigError. */
-export function selectSuite(config: { readonly suites: readonly number[]; readonly selectedSuite?: number }): { suite: CipherSuite; suitesI: number[] } {
-  const selected = config.selectedSuite ?? config.suites[0];
-  const at = selected === undefined ? -1 : config.suites.indexOf(selected);
-  if (at < 0) throw new EdhocConfigError('the selected suite must be one of the supported suites');
-  const suite = findCipherSuite(selected!);
-  if (suite === undefined) throw new EdhocConfigError(`cipher suite ${selected} is not supported`);
-  return { suite, suitesI: config.suites.slice(0, at + 1) };
-}
-
-/**
- * After error code 2 (§6.3.1): the configuration selecting its most preferred suite among SUITES_R.
- * The preference order is unchanged, so SUITES_I keeps every suite preferred over it.
- */
-export function selectAfterSuitesRejected<C extends { readonly suites: readonly number[] }>(config: C, error: EdhocPeerError): C & { selectedSuite: number } {
-  const offered = error.suitesR ?? [];
-  const choice = config.suites.find((s) => offered.includes(s) && findCipherSuite(s) !== undefined);
-  if (error.code !== 2 || choice === undefined) throw new EdhocConfigError('no cipher suite in common with the Responder');
-  return { ...config, selectedSuite: choice };
 }
 
 export class EdhocInitiator extends SingleUseState {
