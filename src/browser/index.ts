@@ -40,3 +40,4 @@ export { WEB_EDHOC_CRYPTO, p256Point, webEcdhKeyPair, type WebPrivateKey, type W
 export { EdhocError, EdhocPeerError, EdhocStateError, EdhocConfigError } from '../edhoc/errors.js';
 export { idCredKid, idCredKccs, idCredX5t, type IdCred } from '../edhoc/identifiers.js';
 export { CoseCurve, CoseSignAlg, CoseAead } from '../cose/ids.js';
+export { edhocOverCoap, type EdhocOverCoapOptions, type EdhocOverCoapResult } from './edhoc-client.js';
