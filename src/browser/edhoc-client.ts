@@ -8,6 +8,7 @@
  */
 import { ContentFormat } from '../coap/content-format.js';
 import { ResponseCode } from '../coap/codes.js';
+import { contentFormatOf } from '../coap/message.js';
 import type { ReservationStorage } from '../credentials/indexeddb-sequence-store.js';
 import { CoseHash } from '../cose/ids.js';
 import { parseErrorMessage } from '../edhoc/errors.js';
@@ -41,7 +42,7 @@ export interface EdhocOverCoapResult {
 /** A response to an EDHOC POST: 2.04 with the next message, or an EDHOC error message (App. A.2.3). */
 function expectChanged(response: BrowserResponse, what: string): Uint8Array {
   if (response.code === ResponseCode.Changed) return response.payload;
-  if (response.payload.length > 0 && response.payload[0]! < 0x40) throw parseErrorMessage(response.payload);
+  if (contentFormatOf(response.message) === ContentFormat.EdhocCborSeq) throw parseErrorMessage(response.payload);
   throw new Error(`${what} was answered ${response.status}`);
 }
 

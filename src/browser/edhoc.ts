@@ -12,7 +12,7 @@ import { CoseHash } from '../cose/ids.js';
 import { parseCcs, type CwtClaimsSet } from '../cose/cwt.js';
 import { runAsync } from '../edhoc/crypto.js';
 import type { EadItem } from '../edhoc/ead.js';
-import type { EdhocPeerError } from '../edhoc/errors.js';
+import { unspecified, type EdhocPeerError } from '../edhoc/errors.js';
 import { idCredKccs, idCredKid, IdCredLabel, idCredX5t, type IdCred } from '../edhoc/identifiers.js';
 import {
   message1Step,
@@ -117,7 +117,7 @@ export async function x509Peer(der: Uint8Array, publicKey: WebPublicKey, subject
   };
 }
 
-/** The names an ID_CRED_x gives its credential (none for a kind the page cannot pin: error 1, §6.4). */
+/** The names an ID_CRED_x gives its credential (none for a kind the page cannot pin). */
 function namesIn(idCred: IdCred): string[] {
   const { map } = idCred;
   const kid = map.get(IdCredLabel.kid);
@@ -132,11 +132,21 @@ function namesIn(idCred: IdCred): string[] {
   return [];
 }
 
-/** A resolver over pinned credentials: an unknown one is undefined (the core answers error 3). */
+/**
+ * A resolver over pinned credentials: an unknown one is undefined (the core answers error 3); a
+ * kind of ID_CRED the page cannot pin is error 1 (§6.4: error 3 is for unknown credentials of a
+ * supported kind).
+ */
 export function pinnedPeers(peers: readonly BrowserPeerCredential[]): { resolve(idCred: IdCred): BrowserPeerCredential | undefined } {
   const byName = new Map<string, BrowserPeerCredential>();
   for (const p of peers) for (const name of p.names) byName.set(name, p);
-  return { resolve: (idCred) => namesIn(idCred).map((n) => byName.get(n)).find((p) => p !== undefined) };
+  return {
+    resolve: (idCred) => {
+      const names = namesIn(idCred);
+      if (names.length === 0) throw unspecified('unsupported ID_CRED type');
+      return names.map((n) => byName.get(n)).find((p) => p !== undefined);
+    },
+  };
 }
 
 type PeerResolverOf = InitiatorCoreConfig<BrowserPeerCredential>['peers'];

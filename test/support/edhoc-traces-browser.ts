@@ -5,8 +5,9 @@
  * (§2: method 0, suite 0, Ed25519 certificates by x5t) and trace 2 (§3: method 3, suite 2 after
  * error 2, P-256 CCS by kid) run with the traces' ephemeral keys, every message, PRK_out,
  * PRK_exporter, the OSCORE parameters and the key update compared byte for byte; the §4 invalid
- * message_1s must each be refused with error 1. Only the trace data is imported: everything else is
- * the module under test.
+ * message_1s must each be refused with error 1. Then two round trips with fresh ephemeral keys
+ * (ES256 and Ed25519 signing, which the traces' methods leave partly unexercised). Only the trace
+ * data is imported: everything else is the module under test.
  */
 import type * as Browser from '../../src/browser/index.js';
 import { TRACES } from '../edhoc-trace-vectors.js';
@@ -140,6 +141,54 @@ export async function checkRfc9529(api: Api): Promise<VectorResult[]> {
     const is = await i3.processMessage4(m4);
     await sessions(expect, is, rs, { out: '3.7', oscore: '3.8', update: '3.9' });
   });
+
+  // Not traces: both roles in this runtime with fresh ephemeral keys (Web Crypto's generateKey),
+  // signatures made and checked here — ES256 (suite 2, the trace 2 keys as signing keys) and
+  // Ed25519 (suite 0, the trace 1 certificates).
+  await check('round trip, method 0, suite 2 (ES256, P-256 ECDH), fresh ephemeral keys', async () => {
+    const credR = v('3.4', 'CRED_R (CBOR Data Item)');
+    const credI = v('3.5', 'CRED_I (CBOR Data Item)');
+    const initiator = new api.BrowserEdhocInitiator({
+      method: 0,
+      suites: [2],
+      credential: api.ccsOwnCredential(credI, { crv: api.CoseCurve.P256, d: v('3.5', 'SK_I (Raw Value)') }),
+      peers: api.pinnedPeers([api.ccsPeer(credR)]),
+    });
+    const responder = new api.BrowserEdhocResponder({
+      suites: [2],
+      credentials: [api.ccsOwnCredential(credR, { crv: api.CoseCurve.P256, d: v('3.4', 'SK_R (Raw Value)') })],
+      peers: api.pinnedPeers([api.ccsPeer(credI)]),
+    });
+    await roundTrip(initiator, responder, credR, credI);
+  });
+
+  await check('round trip, method 0, suite 0 (Ed25519, X25519), fresh ephemeral keys', async () => {
+    const certR = api.hexToBytes(vector('2.2', 'CRED_R (Raw Value)'))!;
+    const certI = api.hexToBytes(vector('2.3', 'CRED_I (Raw Value)'))!;
+    const initiator = new api.BrowserEdhocInitiator({
+      method: 0,
+      suites: [0],
+      credential: await api.x509OwnCredential(certI, { crv: api.CoseCurve.Ed25519, d: v('2.3', 'SK_I (Raw Value)') }),
+      peers: api.pinnedPeers([await api.x509Peer(certR, { crv: api.CoseCurve.Ed25519, x: v('2.2', 'PK_R (Raw Value)') })]),
+    });
+    const responder = new api.BrowserEdhocResponder({
+      suites: [0],
+      credentials: [await api.x509OwnCredential(certR, { crv: api.CoseCurve.Ed25519, d: v('2.2', 'SK_R (Raw Value)') })],
+      peers: api.pinnedPeers([await api.x509Peer(certI, { crv: api.CoseCurve.Ed25519, x: v('2.3', 'PK_I (Raw Value)') })]),
+    });
+    await roundTrip(initiator, responder, api.hexToBytes(vector('2.2', 'CRED_R (CBOR Data Item)'))!, api.hexToBytes(vector('2.3', 'CRED_I (CBOR Data Item)'))!);
+  });
+
+  async function roundTrip(initiator: Browser.BrowserEdhocInitiator, responder: Browser.BrowserEdhocResponder, credR: Uint8Array, credI: Uint8Array): Promise<void> {
+    const { state: i1, message: m1 } = await initiator.prepareMessage1({ connectionId: Uint8Array.of(0x0a) });
+    const { state: r2, message: m2 } = await (await responder.processMessage1(m1)).prepareMessage2({ connectionId: Uint8Array.of(0x0b) });
+    const { state: i3, message: m3 } = await (await i1.processMessage2(m2)).prepareMessage3();
+    const rs = await (await r2.processMessage3(m3)).complete();
+    const is = await i3.complete();
+    const [a, b] = [await is.oscore(), await rs.oscore()];
+    if (api.bytesToHex(a.masterSecret) !== api.bytesToHex(b.masterSecret) || api.bytesToHex(a.masterSalt) !== api.bytesToHex(b.masterSalt)) throw new Error('the two sides derived different OSCORE keys');
+    if (api.bytesToHex(is.peer.cred) !== api.bytesToHex(credR) || api.bytesToHex(rs.peer.cred) !== api.bytesToHex(credI)) throw new Error('a side authenticated the wrong credential');
+  }
 
   const invalidMessage1: [string, number[]][] = [
     ['4.1.1', [2]],
