@@ -1,7 +1,7 @@
 /**
  * The browser build inside a real headless Chromium (Debian's chromium through playwright-core,
- * test/support/chromium.ts): the RFC 8613 Appendix C vectors run by the bundled
- * dist/browser/coapsec.js with Chromium's Web Crypto, and the IndexedDB sequence store keeps its
+ * test/support/chromium.ts): the RFC 8613 Appendix C vectors and the RFC 9529 EDHOC traces run by
+ * the bundled dist/browser/coapsec.js with Chromium's Web Crypto, and the IndexedDB sequence store keeps its
  * Appendix B.1.1 promise across a page reload (no number handed out twice).
  */
 import assert from 'node:assert/strict';
@@ -25,19 +25,33 @@ checkAppendixC(coapsec).then(
 );
 </script>`;
 
+const EDHOC_PAGE = `<!doctype html><meta charset="utf-8"><title>coapsec RFC 9529</title>
+<script type="module">
+import * as coapsec from '/coapsec.js';
+import { checkRfc9529 } from '/rfc9529.js';
+checkRfc9529(coapsec).then(
+  (results) => { window.__results = { userAgent: navigator.userAgent, results }; },
+  (error) => { window.__results = { userAgent: navigator.userAgent, results: [{ name: 'the page', ok: false, detail: String(error) }] }; },
+);
+</script>`;
+
 let site: Awaited<ReturnType<typeof servePages>>;
 let browser: HeadlessChromium;
 
 before(async () => {
   const bundle = await bundleBrowser();
   assert.equal(bundle.usesBuffer, false);
-  const vectors = await esbuild.build({ entryPoints: [join(ROOT, 'test', 'support', 'oscore-appendix-c.ts')], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent' });
+  const bundleSupport = (file: string) => esbuild.build({ entryPoints: [join(ROOT, 'test', 'support', file)], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent' });
+  const vectors = await bundleSupport('oscore-appendix-c.ts');
+  const traces = await bundleSupport('edhoc-traces-browser.ts');
   const js = 'text/javascript';
   site = await servePages({
     '/': { type: 'text/html', body: VECTORS_PAGE },
     '/blank.html': { type: 'text/html', body: '<!doctype html><meta charset="utf-8"><title>coapsec</title>' },
     '/coapsec.js': { type: js, body: bundle.text },
     '/appendix-c.js': { type: js, body: vectors.outputFiles[0]!.text },
+    '/edhoc.html': { type: 'text/html', body: EDHOC_PAGE },
+    '/rfc9529.js': { type: js, body: traces.outputFiles[0]!.text },
   });
   browser = await launchChromium();
 });
@@ -49,6 +63,13 @@ after(async () => {
 
 test('RFC 8613 Appendix C vectors pass inside headless Chromium with its Web Crypto', async () => {
   const { userAgent, results } = await pageResults<{ userAgent: string; results: VectorResult[] }>(browser, `${site.origin}/`);
+  assert.match(userAgent, /HeadlessChrome\/\d+/, 'not headless Chromium');
+  assert.equal(results.length, 15, JSON.stringify(results));
+  for (const r of results) assert.ok(r.ok, `${r.name}: ${r.detail}`);
+});
+
+test('RFC 9529 EDHOC traces pass inside headless Chromium with its Web Crypto, byte for byte, both roles', async () => {
+  const { userAgent, results } = await pageResults<{ userAgent: string; results: VectorResult[] }>(browser, `${site.origin}/edhoc.html`);
   assert.match(userAgent, /HeadlessChrome\/\d+/, 'not headless Chromium');
   assert.equal(results.length, 15, JSON.stringify(results));
   for (const r of results) assert.ok(r.ok, `${r.name}: ${r.detail}`);

@@ -1,7 +1,11 @@
-// The demo page's script. Its OSCORE context comes from the URL fragment (never sent to any
-// server): #context=<the "context" object of a coapsec client credentials file, as JSON, URI-encoded>
-// &device=coap://HOST:PORT (the device behind the proxy), and &run=1 runs every action once.
-import { BrowserCoapClient, openOscore, bytesToHex } from './coapsec.js';
+// The demo page's script. Its security comes from the URL fragment (never sent to any server):
+// either #context=<the "context" object of a coapsec client credentials file, as JSON, URI-encoded>
+// (a configured OSCORE context), or #edhoc=<{"ccs": hex, "key": hex, "peer": hex} as JSON,
+// URI-encoded> (EDHOC mode: this page's CCS and raw private key and the device's CCS, as `coapsec
+// keygen` makes them; method 3 with suite 2 by default, "method"/"suite" to change), then
+// &device=coap://HOST:PORT (the device behind the proxy). &run=1 runs every action once,
+// &run=read,valve the ones named.
+import { BrowserCoapClient, openOscore, bytesToHex, hexToBytes, edhocOverCoap, ccsOwnCredential, ccsPeer, pinnedPeers, CoseCurve } from './coapsec.js';
 
 const params = new URLSearchParams(location.hash.slice(1));
 const status = document.getElementById('status');
@@ -38,12 +42,42 @@ function row(action, decrypted) {
 const result = { actions: [], error: undefined, done: false };
 window.coapsecDemo = result;
 
+/**
+ * EDHOC mode: the handshake through the proxy (message_1 and message_2 in the clear, as EDHOC
+ * sends them; message_3 inside the first OSCORE request, RFC 9668), then the App. A.1 context.
+ */
+async function runEdhoc(identity, device) {
+  const suite = identity.suite ?? 2;
+  const crv = suite === 0 || suite === 1 ? (identity.method === 0 ? CoseCurve.Ed25519 : CoseCurve.X25519) : CoseCurve.P256;
+  const plain = new BrowserCoapClient({ server: `coap+ws://${location.host}`, origin: device, WebSocket: RecordingWebSocket });
+  try {
+    const connectionId = crypto.getRandomValues(new Uint8Array(1));
+    const edhoc = await edhocOverCoap(
+      plain,
+      { method: identity.method ?? 3, suites: [suite], credential: ccsOwnCredential(hexToBytes(identity.ccs), { crv, d: hexToBytes(identity.key) }), peers: pinnedPeers([ccsPeer(hexToBytes(identity.peer))]) },
+      { connectionId, combined: true },
+    );
+    const { senderId, recipientId } = edhoc.oscore.context;
+    const peer = edhoc.session.peer;
+    row(
+      'EDHOC message_1, message_2',
+      `authenticated the device${peer.subject ? ` "${peer.subject}"` : ''} (CCS ${bytesToHex(peer.cred).slice(0, 16)}…); OSCORE Sender ID ${bytesToHex(senderId)}, Recipient ID ${bytesToHex(recipientId)}; message_3 goes with the first request, the keys never leave this page`,
+    );
+    result.actions.push({ action: 'edhoc', status: 'ok', text: bytesToHex(peer.cred) });
+    return edhoc;
+  } finally {
+    await plain.close();
+  }
+}
+
 async function start() {
   const context = params.get('context');
+  const edhocIdentity = params.get('edhoc');
   const device = params.get('device');
-  if (!context || !device) throw new Error('open this page with #context=...&device=coap://HOST:PORT');
-  const oscore = await openOscore(JSON.parse(context));
-  const client = new BrowserCoapClient({ server: `coap+ws://${location.host}`, origin: device, oscore, WebSocket: RecordingWebSocket });
+  if ((!context && !edhocIdentity) || !device) throw new Error('open this page with #context=...&device=coap://HOST:PORT or #edhoc=...&device=coap://HOST:PORT');
+  const edhoc = edhocIdentity ? await runEdhoc(JSON.parse(edhocIdentity), device) : undefined;
+  const oscore = edhoc ? edhoc.oscore : await openOscore(JSON.parse(context));
+  const client = new BrowserCoapClient({ server: `coap+ws://${location.host}`, origin: device, oscore, WebSocket: RecordingWebSocket, ...(edhoc?.message3 ? { edhocMessage3: edhoc.message3 } : {}) });
   const actions = {
     read: async () => {
       const r = await client.get('/hello');
@@ -71,8 +105,9 @@ async function start() {
   for (const [id, action] of Object.entries(actions)) {
     document.getElementById(id).addEventListener('click', () => run(action));
   }
-  if (params.get('run') === '1') {
-    for (const action of Object.values(actions)) await run(action);
+  const chosen = params.get('run');
+  if (chosen) {
+    for (const [id, action] of Object.entries(actions)) if (chosen === '1' || chosen.split(',').includes(id)) await run(action);
     result.done = true;
   }
 }

@@ -11,12 +11,14 @@
  * messages (§4.1.3.4.1); notifications are verified one by one and must grow in Partial IV (§7.4.1).
  */
 import { Method, codeToString } from '../coap/codes.js';
-import { decodeString, encodeUint, getOption, setOption, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { contentFormatOf, decodeString, encodeUint, getOption, setOption, type CoapMessage, type CoapOption } from '../coap/message.js';
+import { ContentFormat } from '../coap/content-format.js';
 import { OptionNumber } from '../coap/options.js';
 import { parseCoapUri, uriToOptions } from '../coap/uri.js';
 import { proxySchemeAddressing } from '../client/addressing.js';
 import { blockwiseRequest, type SendRequest } from '../client/blockwise.js';
 import { CoapEndpoint } from '../exchange/endpoint.js';
+import { parseErrorMessage } from '../edhoc/errors.js';
 import type { DerivedContext } from '../oscore/context.js';
 import type { RequestBinding } from '../oscore/cose-object.js';
 import { echoChallengeRetry } from '../oscore/echo-challenge.js';
@@ -47,6 +49,12 @@ export interface BrowserClientOptions {
   origin?: string;
   /** End-to-end protection; without it requests go in the clear (and protected answers are refused). */
   oscore?: BrowserOscore;
+  /**
+   * EDHOC message_3 to send with the first OSCORE request, which becomes the EDHOC + OSCORE
+   * request of RFC 9668 §3.2.1 (EDHOC option, payload EDHOC_MSG_3 | OSCORE_PAYLOAD);
+   * edhocOverCoap with `combined` gives it.
+   */
+  edhocMessage3?: Uint8Array;
   /** ms from a request to its response, retransmissions and block-wise steps each. Default 30 s. */
   requestTimeout?: number;
   /** The largest response body reassembled from blocks. Default 1 MiB. */
@@ -85,6 +93,7 @@ export class BrowserCoapClient {
   readonly #uriBase: string;
   readonly #origin: string | undefined;
   readonly #oscore: BrowserOscore | undefined;
+  #edhocMessage3: Uint8Array | undefined;
   readonly #timeout: number;
   readonly #maxBodySize: number;
 
@@ -95,6 +104,7 @@ export class BrowserCoapClient {
     this.#serverName = uri.host;
     this.#uriBase = `${uri.scheme}://${uri.host.includes(':') ? `[${uri.host}]` : uri.host}:${uri.port}`;
     this.#oscore = options.oscore;
+    this.#edhocMessage3 = options.edhocMessage3;
     if (options.origin !== undefined) parseCoapUri(options.origin); // refuses a bad URI now, not at the first request
     this.#origin = options.origin?.replace(/\/+$/, '');
     this.#timeout = options.requestTimeout ?? 30_000;
@@ -209,9 +219,30 @@ export class BrowserCoapClient {
     }
     const partialIv = await oscore.sequence.next();
     const { context } = oscore;
-    const { message, binding } = await protectRequestAsync(inner, context.sender, partialIv, context.idContext ? { kidContext: 'include' } : {});
+    const { message: protectedMessage, binding } = await protectRequestAsync(inner, context.sender, partialIv, context.idContext ? { kidContext: 'include' } : {});
+    const message = this.#withEdhocMessage3(protectedMessage);
     this.onSend?.(message, partialIv);
-    return { message, verify: (response, order) => verifyResponse(response, context, binding, order) };
+    const carriedMessage3 = message !== protectedMessage;
+    return {
+      message,
+      verify: async (response, order) => {
+        // RFC 9668 §3.3.1 / RFC 9528 App. A.2.3: EDHOC failing at message_3 is answered unprotected with the EDHOC error message.
+        if (carriedMessage3 && getOption(response, OptionNumber.Oscore) === undefined && contentFormatOf(response) === ContentFormat.EdhocCborSeq) throw parseErrorMessage(response.payload);
+        return verifyResponse(response, context, binding, order);
+      },
+    };
+  }
+
+  /** RFC 9668 §3.2.1: the first OSCORE request carries message_3 once, with the EDHOC option (§3.1, empty). */
+  #withEdhocMessage3(message: CoapMessage): CoapMessage {
+    const message3 = this.#edhocMessage3;
+    if (message3 === undefined) return message;
+    this.#edhocMessage3 = undefined;
+    const payload = new Uint8Array(message3.length + message.payload.length);
+    payload.set(message3);
+    payload.set(message.payload, message3.length);
+    const options = [...message.options, { number: OptionNumber.Edhoc, value: new Uint8Array(0) }].sort((a, b) => a.number - b.number);
+    return { ...message, options, payload };
   }
 }
 

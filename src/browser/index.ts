@@ -1,8 +1,8 @@
 /**
  * coapsec/browser: the client side of coapsec for web pages — CoAP messages, CoAP over
- * WebSockets with the browser's WebSocket, the exchange layer, block-wise, and OSCORE with Web
- * Crypto and IndexedDB-durable sequence numbers. No Node built-ins and no Buffer on this path
- * (test/browser-bundle.test.ts bundles it for the browser and checks); bundled as
+ * WebSockets with the browser's WebSocket, the exchange layer, block-wise, OSCORE with Web
+ * Crypto and IndexedDB-durable sequence numbers, and EDHOC with Web Crypto. No Node built-ins
+ * and no Buffer on this path (test/browser-bundle.test.ts bundles it for the browser and checks); bundled as
  * dist/browser/coapsec.js (scripts/build-browser.mjs). See docs/browser.md.
  */
 export { type CoapMessage, type CoapOption, MessageType, createMessage, encodeString, decodeString, encodeUint, decodeUint, getOption, setOption } from '../coap/message.js';
@@ -21,3 +21,23 @@ export { contextParamsOf, openOscore, type OscoreCredentialsObject, type OpenOsc
 export { IndexedDbReservations, ReservedSequence, senderKeyName, type ReservationStorage } from '../credentials/indexeddb-sequence-store.js';
 export { WEB_AEADS, WEB_HKDFS, type AsyncAead, type AsyncHkdf } from '../crypto/web-crypto.js';
 export { bytesToHex, hexToBytes } from '../util/bytes.js';
+export {
+  BrowserEdhocInitiator,
+  BrowserEdhocResponder,
+  BrowserEdhocSession,
+  ccsOwnCredential,
+  ccsPeer,
+  pinnedPeers,
+  x509OwnCredential,
+  x509Peer,
+  x5tOf,
+  type BrowserInitiatorConfig,
+  type BrowserOwnCredential,
+  type BrowserPeerCredential,
+  type BrowserResponderConfig,
+} from './edhoc.js';
+export { WEB_EDHOC_CRYPTO, p256Point, webEcdhKeyPair, type WebPrivateKey, type WebPublicKey } from './edhoc-crypto.js';
+export { EdhocError, EdhocPeerError, EdhocStateError, EdhocConfigError } from '../edhoc/errors.js';
+export { idCredKid, idCredKccs, idCredX5t, type IdCred } from '../edhoc/identifiers.js';
+export { CoseCurve, CoseSignAlg, CoseAead } from '../cose/ids.js';
+export { edhocOverCoap, type EdhocOverCoapOptions, type EdhocOverCoapResult } from './edhoc-client.js';

@@ -9,20 +9,10 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, type CipherGCMTypes } from 'node:crypto';
 import { AesCcm } from '../crypto/aes-ccm.js';
 import { bytesView, concatBytes } from './cbor.js';
+import { CoseError } from './error.js';
+import { CoseAead, CoseHash, CoseHmac } from './ids.js';
 
-export class CoseError extends Error {
-  override readonly name = 'CoseError';
-}
-
-export const CoseAead = {
-  A128GCM: 1,
-  A192GCM: 2,
-  A256GCM: 3,
-  AES_CCM_16_64_128: 10,
-  AES_CCM_16_64_256: 11,
-  CHACHA20_POLY1305: 24,
-  AES_CCM_16_128_128: 30,
-} as const;
+export { CoseError, CoseAead, CoseHash, CoseHmac };
 
 export interface CoseAeadAlgorithm {
   readonly id: number;
@@ -127,15 +117,6 @@ export function coseAead(id: number): CoseAeadAlgorithm {
   return a;
 }
 
-/** COSE hash algorithm ids (RFC 9054 §2). */
-export const CoseHash = {
-  SHA_256_64: -15,
-  SHA_256: -16,
-  SHA_384: -43,
-  SHA_512: -44,
-  SHAKE256: -45,
-} as const;
-
 export interface CoseHashAlgorithm {
   readonly id: number;
   readonly name: string;
@@ -164,13 +145,6 @@ export function coseHash(id: number): CoseHashAlgorithm {
   if (h === undefined) throw new CoseError(`unsupported COSE hash algorithm ${id}`);
   return h;
 }
-
-/** HMAC algorithm ids (algs §3.1) naming the HKDF that uses that HMAC. */
-export const CoseHmac = {
-  HMAC_256_256: 5,
-  HMAC_384_384: 6,
-  HMAC_512_512: 7,
-} as const;
 
 export interface HkdfByHmac {
   /** The HMAC id (5, 6, 7). */

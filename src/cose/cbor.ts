@@ -34,6 +34,13 @@ const STRICT_DECODE = {
   maxDepth: 16,
 } as const;
 
+/** Bytewise lexicographic order (RFC 8949 §4.2.1's key order); no Buffer, so the browser build can encode maps. */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i += 1) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
 /** A plain Uint8Array view of any byte array (a Buffer is a Uint8Array subclass that cbor2 tags). */
 export const bytesView = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 
@@ -200,7 +207,7 @@ class DeterministicWriter {
 
   #map(map: Map<unknown, unknown>): void {
     const entries = [...map].map(([k, v]) => [encodeCbor(k), v] as const);
-    entries.sort(([a], [b]) => Buffer.compare(a, b));
+    entries.sort(([a], [b]) => compareBytes(a, b));
     this.#head(5, entries.length);
     for (const [key, v] of entries) {
       this.#bytes(key);

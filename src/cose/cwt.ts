@@ -2,9 +2,9 @@
  * CWT Claims Sets (RFC 8392 §3) with a proof-of-possession key (RFC 8747 §3.1: cnf → COSE_Key),
  * as EDHOC's 'kccs' credentials use them (RFC 9528 §3.5.2).
  */
-import { CoseError } from './algorithms.js';
+import { CoseError } from './error.js';
 import { decodeStrict, encodeCbor, isInt, isMap, originalEncoding, type CborValue } from './cbor.js';
-import { encodeCoseKey, parseCoseKey, type CoseKey } from './key.js';
+import { encodeCoseKey, parseCoseKey, type CoseKey } from './cose-key.js';
 
 /** RFC 8392 §4 claim keys, and cnf (RFC 8747 §3.1) with its COSE_Key member. */
 export const CwtClaim = { iss: 1, sub: 2, aud: 3, exp: 4, nbf: 5, iat: 6, cti: 7, cnf: 8 } as const;

@@ -3,10 +3,9 @@
  */
 import { coseAead, CoseError } from './algorithms.js';
 import { decodeStrict, encodeCbor, isBytes, isMap, type CborValue } from './cbor.js';
+import { encStructure0 } from './structures.js';
 
-/** Enc_structure for COSE_Encrypt0: ["Encrypt0", protected (bstr), external_aad (bstr)]. */
-export const encStructure0 = (protectedHeader: Uint8Array, externalAad: Uint8Array): Uint8Array =>
-  encodeCbor(['Encrypt0', protectedHeader, externalAad]);
+export { encStructure0 };
 
 /** The COSE_Encrypt0 'ciphertext' (with tag) of `plaintext`. */
 export function encrypt0(alg: number, key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array, protectedHeader: Uint8Array, externalAad: Uint8Array): Uint8Array {

@@ -6,8 +6,10 @@
 import { sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { CoseError } from './algorithms.js';
 import { bytesView, decodeStrict, encodeCbor, isBytes, isMap, type CborValue } from './cbor.js';
+import { CoseSignAlg } from './ids.js';
+import { sigStructure1 } from './structures.js';
 
-export const CoseSignAlg = { ES256: -7, EdDSA: -8, ES384: -35, ES512: -36, Ed25519: -19, Ed448: -53 } as const;
+export { CoseSignAlg, sigStructure1 };
 
 interface SignAlgInfo {
   readonly id: number;
@@ -76,13 +78,6 @@ export function verifyBytes(alg: number, publicKey: KeyObject, data: Uint8Array,
     return false;
   }
 }
-
-/**
- * Sig_structure for COSE_Sign1 (struct-13 §4.4):
- * ["Signature1", body_protected (bstr), external_aad (bstr), payload (bstr)].
- */
-export const sigStructure1 = (protectedHeader: Uint8Array, externalAad: Uint8Array, payload: Uint8Array): Uint8Array =>
-  encodeCbor(['Signature1', protectedHeader, externalAad, payload]);
 
 export interface CoseSign1 {
   /** The serialized protected header map (bstr contents). */

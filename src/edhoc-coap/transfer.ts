@@ -6,7 +6,7 @@
  */
 import { ContentFormat } from '../coap/content-format.js';
 import { ResponseCode } from '../coap/codes.js';
-import { concatBytes, CborError, decodeStrict, encodeCbor, isBytes } from '../cose/index.js';
+import { concatBytes, CborError, decodeStrict, encodeCbor, isBytes } from '../cose/cbor.js';
 import { EdhocError, unspecified } from '../edhoc/errors.js';
 import { identifierFromCbor, identifierToCbor } from '../edhoc/identifiers.js';
 

@@ -1,9 +1,8 @@
 /** Small pieces both roles use. */
 import { EdhocError, unspecified } from './errors.js';
-import type { CredentialResolver, PeerCredential } from './credentials.js';
 import type { IdCred } from './identifiers.js';
 import type { CipherSuite } from './suites.js';
-import { CoseSignAlg } from '../cose/index.js';
+import { CoseSignAlg } from '../cose/ids.js';
 
 /** Signature_or_MAC lengths a peer may send: the static-DH MAC length, or the suite's signature length(s). */
 export function allowedSignatureOrMacLengths(suite: CipherSuite, staticDh: boolean): number[] {
@@ -18,9 +17,14 @@ export function allowedSignatureOrMacLengths(suite: CipherSuite, staticDh: boole
   }
 }
 
+/** Answers who an ID_CRED_x names (CredentialResolver in Node, the browser build's own). */
+export interface PeerResolver<P> {
+  resolve(idCred: IdCred): P | undefined;
+}
+
 /** The peer's credential; unknown → error 3 (§6.4), invalid or refused → error 1. */
-export function resolvePeer(resolver: CredentialResolver, idCred: IdCred): PeerCredential {
-  let peer: PeerCredential | undefined;
+export function resolvePeer<P>(resolver: PeerResolver<P>, idCred: IdCred): P {
+  let peer: P | undefined;
   try {
     peer = resolver.resolve(idCred);
   } catch (e) {

@@ -3,7 +3,7 @@
  * padding (§3.8.1), dropped on receipt. A negative label is critical: one this endpoint does not
  * understand aborts the session with an error (§3.8).
  */
-import { isBytes, isInt, type CborValue } from '../cose/index.js';
+import { isBytes, isInt, type CborValue } from '../cose/cbor.js';
 import { unspecified } from './errors.js';
 
 export interface EadItem {

@@ -8,7 +8,7 @@
  * - EdhocStateError: a state object was used twice (each step consumes its state).
  * - EdhocConfigError: a local misconfiguration (a key that does not fit the method or suite).
  */
-import { CborError, decodeSequenceStrict, encodeSequence, isInt } from '../cose/index.js';
+import { CborError, decodeSequenceStrict, encodeSequence, isInt } from '../cose/cbor.js';
 
 export const EdhocErrorCode = {
   /** Reserved for success; never sent (§6.1). */

@@ -6,7 +6,7 @@
  * strict: a bstr h'0e' where 0x0e is required is refused (RFC 9529 §4.1.2, §4.1.7), and so is the
  * map {4: kid} where the compact form applies (§4.1.6).
  */
-import { decodeStrict, encodeCbor, isBytes, isInt, isMap, originalEncoding, type CborValue } from '../cose/index.js';
+import { decodeStrict, encodeCbor, isBytes, isInt, isMap, originalEncoding, type CborValue } from '../cose/cbor.js';
 import { unspecified } from './errors.js';
 
 const isOneByteInt = (b: number): boolean => b <= 0x17 || (b >= 0x20 && b <= 0x37);

@@ -1,50 +1,28 @@
 /**
- * The EDHOC key schedule (RFC 9528 §4): EDHOC_Extract/Expand/KDF for the SHA-2 suites, transcript
- * hashes and the exporter. Pure functions of a suite.
+ * The EDHOC key schedule (RFC 9528 §4) with Node's crypto, synchronously: the steps of
+ * schedule.ts run by runSync. Pure functions of a suite.
  */
-import { coseHash, encodeCbor, encodeSequence, concatBytes } from '../cose/index.js';
+import { runSync } from './crypto.js';
+import { NODE_EDHOC_CRYPTO as node } from './node-crypto.js';
+import { extractStep, hashStep, kdfStep, prkExporterStep, transcriptHash2Step, transcriptHashNextStep } from './schedule.js';
 import type { CipherSuite } from './suites.js';
 
-/** EDHOC_KDF info labels (§4.1.2 Figure 8, §4.2.1, App. H). */
-export const KdfLabel = {
-  KEYSTREAM_2: 0,
-  SALT_3E2M: 1,
-  MAC_2: 2,
-  K_3: 3,
-  IV_3: 4,
-  SALT_4E3M: 5,
-  MAC_3: 6,
-  PRK_OUT: 7,
-  K_4: 8,
-  IV_4: 9,
-  PRK_EXPORTER: 10,
-  KEY_UPDATE: 11,
-} as const;
+export { ExporterLabel, hashLength, kdfInfo, KdfLabel } from './schedule.js';
 
-/** EDHOC_Exporter labels for OSCORE (App. A.1). */
-export const ExporterLabel = { OSCORE_MASTER_SECRET: 0, OSCORE_MASTER_SALT: 1 } as const;
-
-export const hashOf = (suite: CipherSuite, data: Uint8Array): Uint8Array => coseHash(suite.hash).digest(data);
-
-export const hashLength = (suite: CipherSuite): number => suite.hkdf.hashLength;
+export const hashOf = (suite: CipherSuite, data: Uint8Array): Uint8Array => runSync(hashStep(node, suite, data));
 
 /** EDHOC_Extract (§4.1.1): HKDF-Extract for the SHA-2 suites. */
-export const edhocExtract = (suite: CipherSuite, salt: Uint8Array, ikm: Uint8Array): Uint8Array => suite.hkdf.extract(salt, ikm);
-
-/** info = (info_label: int, context: bstr, length: uint) as a CBOR sequence (§4.1.2). */
-export const kdfInfo = (label: number, context: Uint8Array, length: number): Uint8Array => encodeSequence(label, context, length);
+export const edhocExtract = (suite: CipherSuite, salt: Uint8Array, ikm: Uint8Array): Uint8Array => runSync(extractStep(node, suite, salt, ikm));
 
 /** EDHOC_KDF(PRK, info_label, context, length) = EDHOC_Expand(PRK, info, length). */
 export const edhocKdf = (suite: CipherSuite, prk: Uint8Array, label: number, context: Uint8Array, length: number): Uint8Array =>
-  suite.hkdf.expand(prk, kdfInfo(label, context, length), length);
+  runSync(kdfStep(node, suite, prk, label, context, length));
 
-/** TH_2 = H(G_Y, H(message_1)) over a CBOR sequence of two bstr (§5.3.2). */
-export const transcriptHash2 = (suite: CipherSuite, gY: Uint8Array, message1: Uint8Array): Uint8Array =>
-  hashOf(suite, encodeSequence(gY, hashOf(suite, message1)));
+/** TH_2 = H(G_Y, H(message_1)) (§5.3.2). */
+export const transcriptHash2 = (suite: CipherSuite, gY: Uint8Array, message1: Uint8Array): Uint8Array => runSync(transcriptHash2Step(node, suite, gY, message1));
 
-/** TH_3 = H(TH_2, PLAINTEXT_2, CRED_R) and TH_4 = H(TH_3, PLAINTEXT_3, CRED_I): TH as bstr, the rest as raw CBOR. */
+/** TH_3 and TH_4 (§5.3.2, §5.4.2). */
 export const transcriptHashNext = (suite: CipherSuite, previous: Uint8Array, plaintext: Uint8Array, cred: Uint8Array): Uint8Array =>
-  hashOf(suite, concatBytes(encodeCbor(previous), plaintext, cred));
+  runSync(transcriptHashNextStep(node, suite, previous, plaintext, cred));
 
-export const prkExporterFrom = (suite: CipherSuite, prkOut: Uint8Array): Uint8Array =>
-  edhocKdf(suite, prkOut, KdfLabel.PRK_EXPORTER, new Uint8Array(0), hashLength(suite));
+export const prkExporterFrom = (suite: CipherSuite, prkOut: Uint8Array): Uint8Array => runSync(prkExporterStep(node, suite, prkOut));

@@ -3,7 +3,7 @@
  * Each parser throws EdhocError (code 1) for anything that is not exactly the specified CBOR
  * sequence — RFC 9529 §4 lists examples of what must be refused.
  */
-import { CborError, decodeSequenceStrict, encodeSequence, isBytes, isInt, type CborValue } from '../cose/index.js';
+import { CborError, decodeSequenceStrict, encodeSequence, isBytes, isInt, type CborValue } from '../cose/cbor.js';
 import { parseEad, eadToCbor, type EadItem } from './ead.js';
 import { EdhocPeerError, parseErrorMessage, parseSuites, unspecified, encodeSuites } from './errors.js';
 import { idCredFromPlaintext, idCredToPlaintext, identifierFromCbor, identifierToCbor, type IdCred } from './identifiers.js';

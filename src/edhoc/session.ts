@@ -1,24 +1,17 @@
 /**
  * A completed EDHOC session: PRK_out, the exporter (§4.2.1), EDHOC_KeyUpdate (App. H) and the
- * OSCORE Security Context parameters (App. A.1).
+ * OSCORE Security Context parameters (App. A.1), with Node's crypto (session-steps.ts).
  */
-import { coseAead } from '../cose/index.js';
+import { runSync } from './crypto.js';
 import type { EadItem } from './ead.js';
-import { edhocKdf, ExporterLabel, hashLength, KdfLabel, prkExporterFrom } from './key-schedule.js';
+import { prkExporterFrom } from './key-schedule.js';
 import type { PeerCredential } from './credentials.js';
+import { NODE_EDHOC_CRYPTO as node } from './node-crypto.js';
+import { exporterStep, keyUpdateStep, oscoreParametersStep, type OscoreParameters } from './session-steps.js';
 import type { EdhocMethod } from './state.js';
 import type { CipherSuite } from './suites.js';
 
-export interface OscoreParameters {
-  readonly masterSecret: Uint8Array;
-  readonly masterSalt: Uint8Array;
-  readonly senderId: Uint8Array;
-  readonly recipientId: Uint8Array;
-  /** COSE id of the application AEAD. */
-  readonly aeadAlgorithm: number;
-  /** COSE id of the application hash; OSCORE's HKDF is the HKDF with this hash. */
-  readonly hashAlgorithm: number;
-}
+export type { OscoreParameters };
 
 export class EdhocSession {
   readonly role: 'initiator' | 'responder';
@@ -65,32 +58,18 @@ export class EdhocSession {
 
   /** EDHOC_Exporter(label, context, length) = EDHOC_KDF(PRK_exporter, label, context, length). */
   exporter(label: number, context: Uint8Array, length: number): Uint8Array {
-    if (!Number.isSafeInteger(label) || label < 0) throw new RangeError('exporter label must be a uint');
-    return edhocKdf(this.suite, this.#prkExporter, label, context, length);
+    return runSync(exporterStep(node, this.suite, this.#prkExporter, label, context, length));
   }
 
   /** EDHOC_KeyUpdate(context) (App. H): PRK_out = EDHOC_KDF(PRK_out, 11, context, hash_length), PRK_exporter anew. */
   keyUpdate(context: Uint8Array): void {
-    this.#prkOut = edhocKdf(this.suite, this.#prkOut, KdfLabel.KEY_UPDATE, context, hashLength(this.suite));
-    this.#prkExporter = prkExporterFrom(this.suite, this.#prkOut);
+    const next = runSync(keyUpdateStep(node, this.suite, this.#prkOut, context));
+    this.#prkOut = next.prkOut;
+    this.#prkExporter = next.prkExporter;
   }
 
-  /**
-   * App. A.1: Master Secret/Salt from the exporter (labels 0 and 1, context h''), the application
-   * AEAD and hash of the suite, and the IDs of §3.3.3: the Initiator sends with C_R and receives
-   * with C_I, the Responder the other way round.
-   */
+  /** App. A.1: the OSCORE Security Context parameters. */
   oscore(options: { keyLength?: number; saltLength?: number } = {}): OscoreParameters {
-    const keyLength = options.keyLength ?? coseAead(this.suite.appAead).keyLength;
-    const empty = new Uint8Array(0);
-    const initiator = this.role === 'initiator';
-    return {
-      masterSecret: this.exporter(ExporterLabel.OSCORE_MASTER_SECRET, empty, keyLength),
-      masterSalt: this.exporter(ExporterLabel.OSCORE_MASTER_SALT, empty, options.saltLength ?? 8),
-      senderId: initiator ? this.connectionIdR : this.connectionIdI,
-      recipientId: initiator ? this.connectionIdI : this.connectionIdR,
-      aeadAlgorithm: this.suite.appAead,
-      hashAlgorithm: this.suite.appHash,
-    };
+    return runSync(oscoreParametersStep(node, { role: this.role, suite: this.suite, connectionIdI: this.connectionIdI, connectionIdR: this.connectionIdR, prkExporter: this.#prkExporter }, options));
   }
 }

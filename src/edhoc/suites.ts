@@ -5,7 +5,7 @@
  * EDHOC_Expand are KMAC256 (§4.1.1, §4.1.2), built on cSHAKE256, which Node's crypto does not
  * offer. Suites 0–6 and 24 use only Node primitives.
  */
-import { CoseAead, CoseCurve, CoseHash, CoseHmac, CoseSignAlg, hkdfByHmac, type HkdfByHmac } from '../cose/index.js';
+import { CoseAead, CoseCurve, CoseHash, CoseSignAlg } from '../cose/ids.js';
 
 export interface CipherSuite {
   readonly id: number;
@@ -13,7 +13,8 @@ export interface CipherSuite {
   readonly aead: number;
   /** EDHOC hash (COSE id); EDHOC_Extract/Expand are the HKDF with the matching HMAC. */
   readonly hash: number;
-  readonly hkdf: HkdfByHmac;
+  /** Its output length, bytes. */
+  readonly hashLength: number;
   /** EDHOC MAC length for static-DH authentication, bytes. */
   readonly macLength: number;
   /** ECDH curve (COSE crv). */
@@ -24,14 +25,11 @@ export interface CipherSuite {
   readonly appHash: number;
 }
 
-const sha256 = hkdfByHmac(CoseHmac.HMAC_256_256);
-const sha384 = hkdfByHmac(CoseHmac.HMAC_384_384);
-
 const suite = (id: number, aead: number, macLength: number, curve: number, signature: number, appAead: number, hash: number = CoseHash.SHA_256): CipherSuite => ({
   id,
   aead,
   hash,
-  hkdf: hash === CoseHash.SHA_384 ? sha384 : sha256,
+  hashLength: hash === CoseHash.SHA_384 ? 48 : 32,
   macLength,
   curve,
   signature,

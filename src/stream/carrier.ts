@@ -316,11 +316,16 @@ export class StreamCarrier implements Carrier {
       this.options.settings,
     );
     entry.connection = connection;
+    // Our CSM and its timer before the handlers: setHandlers may hand over at once what the peer sent
+    // while the link was on its way here (a WebSocket client's link comes a promise after 'open').
+    // The other way round, a flushed CSM would open the connection before the timer is armed, and
+    // that timer would abort it 10 s later; and an answer to a flushed request would precede our
+    // CSM, which must be the first message (RFC 8323 §3.3).
+    connection.start();
     link.setHandlers({
       data: link.framing === 'length' ? (data) => connection.receiveBytes(data) : (data) => connection.receiveFrame(data),
       closed: (error) => connection.transportClosed(error),
     });
-    connection.start();
     const waiting = entry.waiting;
     entry.waiting = [];
     for (const w of waiting) this.write(entry, w.message, w.listener, w.handle);
