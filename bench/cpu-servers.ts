@@ -88,15 +88,18 @@ async function started({ child, refusals }: ReturnType<typeof startServerProcess
   return { child, pid: child.pid!, readyMs: performance.now() - t0, refusals, stop: () => stopServerProcess(child) };
 }
 
+/** This tree's CLI; `--variant` benchmarks run another tree's (DIR/bin/coapsec). */
+export const COAPSEC_BIN = here('../../bin/coapsec');
+
 /** `coapsec serve` on 127.0.0.1:port with 1 MiB socket buffers; OSCORE when `credentials` is given. */
-export function startCoapsecServe(pin: Pinning, port: number, scratch: string, credentials?: string, readyTimeoutMs = 20_000): Promise<RunningServer> {
-  return startCoapsec(pin, port, scratch, ['serve', ...(credentials !== undefined ? ['--credentials', credentials] : [])], readyTimeoutMs);
+export function startCoapsecServe(pin: Pinning, port: number, scratch: string, credentials?: string, readyTimeoutMs = 20_000, bin = COAPSEC_BIN): Promise<RunningServer> {
+  return startCoapsec(pin, port, scratch, ['serve', ...(credentials !== undefined ? ['--credentials', credentials] : [])], readyTimeoutMs, bin);
 }
 
-/** The coapsec CLI with `args`, bound to 127.0.0.1:port with 1 MiB socket buffers and state of its own. */
-function startCoapsec(pin: Pinning, port: number, scratch: string, args: readonly string[], readyTimeoutMs: number): Promise<RunningServer> {
+/** The coapsec CLI `bin` with `args`, bound to 127.0.0.1:port with 1 MiB socket buffers and state of its own. */
+function startCoapsec(pin: Pinning, port: number, scratch: string, args: readonly string[], readyTimeoutMs: number, bin: string): Promise<RunningServer> {
   const stateDir = mkdtempSync(join(scratch, 'registry-'));
-  const command = [process.execPath, here('../../bin/coapsec'), ...args, '--bind', `127.0.0.1:${port}`, '--socket-buffer', '1M'];
+  const command = [process.execPath, bin, ...args, '--bind', `127.0.0.1:${port}`, '--socket-buffer', '1M'];
   return started(startServerProcess(pin, command, { ...process.env, COAPSEC_STATE_DIR: stateDir }), port, readyTimeoutMs);
 }
 
@@ -106,10 +109,10 @@ function startCoapsec(pin: Pinning, port: number, scratch: string, args: readonl
  * clients named in `allow` (draft-ietf-core-oscore-capable-proxies §2.4 step 4). Ready when it
  * answers a GET of its own /hello (whatever the code).
  */
-export function startCoapsecProxy(pin: Pinning, port: number, scratch: string, credentials?: { file: string; allow: readonly string[] }, readyTimeoutMs = 20_000): Promise<RunningServer> {
+export function startCoapsecProxy(pin: Pinning, port: number, scratch: string, credentials?: { file: string; allow: readonly string[] }, readyTimeoutMs = 20_000, bin = COAPSEC_BIN): Promise<RunningServer> {
   const args = ['proxy', '--forward', '--allow-destination', '127.0.0.1'];
   if (credentials !== undefined) args.push('--credentials', credentials.file, ...credentials.allow.flatMap((name) => ['--allow', name]));
-  return startCoapsec(pin, port, scratch, args, readyTimeoutMs);
+  return startCoapsec(pin, port, scratch, args, readyTimeoutMs, bin);
 }
 
 /** libcoap's coap-server-notls with /hello created by a PUT (its default socket buffers: it has no option). */

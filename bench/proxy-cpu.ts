@@ -24,8 +24,11 @@
  *   node dist/bench/proxy-cpu.js                  # 3 rounds, about 2 minutes
  *   node dist/bench/proxy-cpu.js --quick          # 1 short round
  *   node dist/bench/proxy-cpu.js --rounds 5 --concurrency 32,256 --json out.json
+ *   node dist/bench/proxy-cpu.js --variant base=../other-tree   # A/B: that tree's compiled CLI as
+ *                                 # proxy and origin too, interleaved; CPU ratios other/this per round
  */
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { RouteSecurity } from '../src/client/route.js';
 import type { ProtectedRequest } from '../src/client/security.js';
@@ -35,8 +38,8 @@ import { OptionNumber } from '../src/coap/options.js';
 import { parseCoapUri } from '../src/coap/uri.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { median, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET } from './common.js';
-import { BENCH_RECIPIENT, HELLO, HELLO_PATH, recipientName, startCoapsecProxy, startCoapsecServe, writeServerCredentials, type BenchRecipient, type RunningServer } from './cpu-servers.js';
-import { environment, fmt, parseCommonArgs, runMain, table } from './harness.js';
+import { BENCH_RECIPIENT, COAPSEC_BIN, HELLO, HELLO_PATH, recipientName, startCoapsecProxy, startCoapsecServe, writeServerCredentials, type BenchRecipient, type RunningServer } from './cpu-servers.js';
+import { environment, fmt, parseCommonArgs, parseVariant, runMain, table } from './harness.js';
 import { awaitResponse, buildLoadGenerator, getRequest, perResponse, pinning, requestFile, runLoad, scratchDir, scratchFile, type LoadResult, type Pinning } from './native-load.js';
 
 const VARIANTS = ['plain (Proxy-Uri)', 'plain (Proxy-Scheme)', 'OSCORE, two layers'] as const;
@@ -46,7 +49,7 @@ type Variant = (typeof VARIANTS)[number];
 const PROXY_VS_SERVER_MAX = 2.2;
 
 const USAGE = `usage: node dist/bench/proxy-cpu.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--port-base P (default 47560)]
-       [--concurrency 32] [--variants plain-uri,plain-scheme,oscore] [--json FILE]`;
+       [--concurrency 32] [--variants plain-uri,plain-scheme,oscore] [--variant LABEL=DIR ...] [--json FILE]`;
 
 const VARIANT_ARGS: Record<string, Variant> = { 'plain-uri': 'plain (Proxy-Uri)', 'plain-scheme': 'plain (Proxy-Scheme)', oscore: 'OSCORE, two layers' };
 
@@ -60,7 +63,14 @@ const CLIENT_PROXY: BenchRecipient & { masterSecret: Buffer; masterSalt: Buffer 
   masterSalt: Buffer.from('5a5a5a5a5a5a5a5a', 'hex'),
 };
 
+/** A coapsec tree whose CLI plays proxy and origin: this one, or a `--variant`. */
+interface Tree {
+  label: string;
+  bin: string;
+}
+
 interface Settings {
+  trees: Tree[];
   rounds: number;
   warmupMs: number;
   durationMs: number;
@@ -71,7 +81,7 @@ interface Settings {
 }
 
 function parseArgs(argv: string[]): Settings {
-  const extra = { concurrencies: [32], variants: [...VARIANTS] as Variant[], json: undefined as string | undefined };
+  const extra = { concurrencies: [32], variants: [...VARIANTS] as Variant[], json: undefined as string | undefined, trees: [{ label: 'this', bin: COAPSEC_BIN }] as Tree[] };
   const common = parseCommonArgs(
     argv,
     { quick: false, rounds: 3, warmupMs: 2000, durationMs: 2500, portBase: 47_560, socketBuffer: 1 << 20 },
@@ -90,6 +100,10 @@ function parseArgs(argv: string[]): Settings {
           if (v === undefined) throw new Error(`--variants: unknown ${x} (${Object.keys(VARIANT_ARGS).join(', ')})`);
           return v;
         });
+      } else if (arg === '--variant') {
+        const { label, benchDir } = parseVariant(value());
+        if (extra.trees.some((t) => t.label === label)) throw new Error(`--variant: the label ${label} is taken`);
+        extra.trees.push({ label, bin: join(benchDir, '..', '..', 'bin', 'coapsec') });
       } else if (arg === '--json') extra.json = value();
       else return false;
       return true;
@@ -99,6 +113,7 @@ function parseArgs(argv: string[]): Settings {
 }
 
 interface Measurement extends LoadResult {
+  tree: string;
   variant: Variant;
   round: number;
   /** Requests the proxy or the origin logged as refused (OSCORE) during this measurement. */
@@ -175,14 +190,14 @@ class Bench {
     for (let i = 0; i < count; i++) yield this.protectedRequest().message;
   }
 
-  async start(variant: Variant): Promise<Setup> {
+  async start(variant: Variant, tree: Tree): Promise<Setup> {
     const scratch = scratchDir(this.binary);
     const oscore = variant === 'OSCORE, two layers';
     // Fresh state per start: a context that resumes would challenge with Echo (Appendix B.1.2).
-    const origin = await startCoapsecServe(this.originPin, this.originPort, scratch, oscore ? writeServerCredentials(scratch, [BENCH_RECIPIENT]) : undefined);
+    const origin = await startCoapsecServe(this.originPin, this.originPort, scratch, oscore ? writeServerCredentials(scratch, [BENCH_RECIPIENT]) : undefined, 20_000, tree.bin);
     let proxy: RunningServer;
     try {
-      proxy = await startCoapsecProxy(this.pin, this.proxyPort, scratch, oscore ? { file: writeServerCredentials(scratch, [CLIENT_PROXY]), allow: [recipientName(CLIENT_PROXY)] } : undefined);
+      proxy = await startCoapsecProxy(this.pin, this.proxyPort, scratch, oscore ? { file: writeServerCredentials(scratch, [CLIENT_PROXY]), allow: [recipientName(CLIENT_PROXY)] } : undefined, 20_000, tree.bin);
     } catch (error) {
       await origin.stop();
       throw error;
@@ -246,31 +261,58 @@ function log(r: Measurement, rounds: number): void {
   const x = perRequest(r);
   const g = perResponse(r);
   console.error(
-    `round ${r.round + 1}/${rounds}  ${r.variant.padEnd(20)} ${String(r.inFlight).padStart(3)} in flight  ${fmt(g.rps).padStart(6)} req/s  proxy ${fmt(x.proxyMicros, 1)} µs/req` +
+    `round ${r.round + 1}/${rounds}  ${r.tree.padEnd(6)} ${r.variant.padEnd(20)} ${String(r.inFlight).padStart(3)} in flight  ${fmt(g.rps).padStart(6)} req/s  proxy ${fmt(x.proxyMicros, 1)} µs/req` +
       `  origin ${fmt(x.originMicros, 1)} µs/resp  ${fmt(x.ratio, 2)}×  generator ${fmt(100 * g.generatorLoad)} % of a core` +
       (r.errors || r.lost || r.refused || r.stale ? `  errors ${r.errors} lost ${r.lost} stale ${r.stale} refused ${r.refused}` : ''),
   );
 }
 
 function report(results: readonly Measurement[], s: Settings): string {
-  const rows = [['in flight', 'variant', 'proxy CPU µs/forwarded request', 'origin CPU µs/response', 'proxy ÷ origin (per round)', `met? (≤ ${PROXY_VS_SERVER_MAX}×)`, 'req/s', 'load gen % of a core (max)', 'non-2.xx, refused, lost']];
+  const rows = [['in flight', 'tree', 'variant', 'proxy CPU µs/forwarded request', 'origin CPU µs/response', 'proxy ÷ origin (per round)', `met? (≤ ${PROXY_VS_SERVER_MAX}×)`, 'req/s', 'load gen % of a core (max)', 'non-2.xx, refused, lost']];
   for (const c of s.concurrencies) {
     for (const variant of s.variants) {
-      const rs = results.filter((r) => r.variant === variant && r.inFlight === c);
-      if (rs.length === 0) continue;
-      const xs = rs.map(perRequest);
-      const ratio = median(xs.map((x) => x.ratio));
-      rows.push([
-        String(c),
-        variant,
-        fmt(median(xs.map((x) => x.proxyMicros)), 1),
-        fmt(median(xs.map((x) => x.originMicros)), 1),
-        `${fmt(ratio, 2)}× (${xs.map((x) => fmt(x.ratio, 2)).join(' / ')})`,
-        Number.isFinite(ratio) ? (ratio <= PROXY_VS_SERVER_MAX ? 'yes' : 'NO') : '-',
-        fmt(median(rs.map((r) => perResponse(r).rps))),
-        fmt(100 * Math.max(...rs.map((r) => perResponse(r).generatorLoad))),
-        String(rs.reduce((a, r) => a + r.errors + r.refused + r.lost, 0)),
-      ]);
+      for (const tree of s.trees) {
+        const rs = results.filter((r) => r.variant === variant && r.inFlight === c && r.tree === tree.label);
+        if (rs.length === 0) continue;
+        const xs = rs.map(perRequest);
+        const ratio = median(xs.map((x) => x.ratio));
+        rows.push([
+          String(c),
+          tree.label,
+          variant,
+          fmt(median(xs.map((x) => x.proxyMicros)), 1),
+          fmt(median(xs.map((x) => x.originMicros)), 1),
+          `${fmt(ratio, 2)}× (${xs.map((x) => fmt(x.ratio, 2)).join(' / ')})`,
+          Number.isFinite(ratio) ? (ratio <= PROXY_VS_SERVER_MAX ? 'yes' : 'NO') : '-',
+          fmt(median(rs.map((r) => perResponse(r).rps))),
+          fmt(100 * Math.max(...rs.map((r) => perResponse(r).generatorLoad))),
+          String(rs.reduce((a, r) => a + r.errors + r.refused + r.lost, 0)),
+        ]);
+      }
+    }
+  }
+  return table(rows);
+}
+
+/** Each `--variant` tree against this one: CPU per request other/this within a round (above 1: this tree is cheaper), median over rounds. */
+function variantReport(results: readonly Measurement[], s: Settings): string {
+  const rows = [['in flight', 'variant', 'tree', 'proxy CPU/request tree/this (per round)', 'origin CPU/response tree/this (per round)']];
+  const [ours, ...others] = s.trees;
+  for (const c of s.concurrencies) {
+    for (const variant of s.variants) {
+      for (const other of others) {
+        const proxy: number[] = [];
+        const origin: number[] = [];
+        for (const r of results) {
+          if (r.tree !== other.label || r.variant !== variant || r.inFlight !== c) continue;
+          const mine = results.find((x) => x.tree === ours!.label && x.variant === variant && x.inFlight === c && x.round === r.round);
+          if (!mine) continue;
+          proxy.push(perRequest(r).proxyMicros / perRequest(mine).proxyMicros);
+          origin.push(perRequest(r).originMicros / perRequest(mine).originMicros);
+        }
+        const each = (xs: number[]): string => `${fmt(median(xs), 2)}× (${xs.map((x) => fmt(x, 2)).join(' / ')})`;
+        rows.push([String(c), variant, other.label, each(proxy), each(origin)]);
+      }
     }
   }
   return table(rows);
@@ -284,20 +326,22 @@ async function main(): Promise<void> {
     environment(),
     `confirmable GET ${bench.originUri} → 2.05 "${HELLO}" through coapsec proxy --forward (127.0.0.1:${bench.proxyPort}, no cache) to coapsec serve; native load generator bench/native/coap-load.c (cc -O2), 1 MiB socket buffers`,
     bench.pin.describe.replace('server pinned to CPU 1', 'proxy pinned to CPU 1').replace('load generator (and clients) to CPU 0', 'origin and load generator to CPU 0'),
-    `${s.rounds} rounds × {${s.variants.join(', ')}} (order rotating) × in flight {${s.concurrencies.join(', ')}}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured; CPU of proxy and origin from /proc over the window`,
+    ...s.trees.slice(1).map((t) => `variant ${t.label}: ${t.bin} as proxy and origin`),
+    `${s.rounds} rounds × {${s.variants.join(', ')}} × trees {${s.trees.map((t) => t.label).join(', ')}} (order rotating) × in flight {${s.concurrencies.join(', ')}}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured; CPU of proxy and origin from /proc over the window`,
   ];
   for (const line of describe) console.error(line);
 
   const results: Measurement[] = [];
   for (let round = 0; round < s.rounds; round++) {
-    const order = s.variants.map((_, i) => s.variants[(i + round) % s.variants.length]!);
-    for (const variant of order) {
-      const setup = await bench.start(variant);
+    const cases = s.variants.flatMap((variant) => s.trees.map((tree) => ({ variant, tree })));
+    const order = cases.map((_, i) => cases[(i + round) % cases.length]!);
+    for (const { variant, tree } of order) {
+      const setup = await bench.start(variant, tree);
       try {
         for (const inFlight of s.concurrencies) {
           const refused0 = setup.proxy.refusals() + setup.origin.refusals();
           const load = await bench.load(variant, setup, inFlight);
-          const r: Measurement = { ...load, variant, round, refused: setup.proxy.refusals() + setup.origin.refusals() - refused0 };
+          const r: Measurement = { ...load, tree: tree.label, variant, round, refused: setup.proxy.refusals() + setup.origin.refusals() - refused0 };
           results.push(r);
           log(r, s.rounds);
         }
@@ -311,6 +355,10 @@ async function main(): Promise<void> {
   for (const line of describe) console.log(line);
   console.log(`total time ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   console.log(report(results, s));
+  if (s.trees.length > 1) {
+    console.log('');
+    console.log(variantReport(results, s));
+  }
   if (s.json) {
     writeFileSync(s.json, JSON.stringify({ settings: s, environment: describe, results }, null, 2) + '\n');
     console.log(`\nraw results written to ${s.json}`);
