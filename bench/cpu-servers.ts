@@ -106,13 +106,20 @@ function startCoapsec(pin: Pinning, port: number, scratch: string, args: readonl
 /**
  * `coapsec proxy --forward` on 127.0.0.1:port with 1 MiB socket buffers, allowed to reach
  * 127.0.0.1, no cache; with `credentials`, an OSCORE-capable proxy forwarding only for the
- * clients named in `allow` (draft-ietf-core-oscore-capable-proxies §2.4 step 4). Ready when it
- * answers a GET of its own /hello (whatever the code).
+ * clients named in `allow` (draft-ietf-core-oscore-capable-proxies §2.4 step 4); `nstart` other
+ * than 1 (the CLI's default) as `--nstart`. Ready when it answers a GET of its own /hello (whatever the code).
  */
-export function startCoapsecProxy(pin: Pinning, port: number, scratch: string, credentials?: { file: string; allow: readonly string[] }, readyTimeoutMs = 20_000, bin = COAPSEC_BIN): Promise<RunningServer> {
+export function startCoapsecProxy(
+  pin: Pinning,
+  port: number,
+  scratch: string,
+  options: { credentials?: string; allow?: readonly string[]; nstart?: number; bin?: string } = {},
+): Promise<RunningServer> {
   const args = ['proxy', '--forward', '--allow-destination', '127.0.0.1'];
-  if (credentials !== undefined) args.push('--credentials', credentials.file, ...credentials.allow.flatMap((name) => ['--allow', name]));
-  return startCoapsec(pin, port, scratch, args, readyTimeoutMs, bin);
+  if (options.credentials !== undefined) args.push('--credentials', options.credentials);
+  for (const name of options.allow ?? []) args.push('--allow', name);
+  if (options.nstart !== undefined && options.nstart !== 1) args.push('--nstart', String(options.nstart));
+  return startCoapsec(pin, port, scratch, args, 20_000, options.bin ?? COAPSEC_BIN);
 }
 
 /** libcoap's coap-server-notls with /hello created by a PUT (its default socket buffers: it has no option). */

@@ -49,7 +49,7 @@ type Variant = (typeof VARIANTS)[number];
 const PROXY_VS_SERVER_MAX = 2.2;
 
 const USAGE = `usage: node dist/bench/proxy-cpu.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--port-base P (default 47560)]
-       [--concurrency 32] [--variants plain-uri,plain-scheme,oscore] [--variant LABEL=DIR ...] [--json FILE]`;
+       [--concurrency 32] [--nstart N] [--variants plain-uri,plain-scheme,oscore] [--variant LABEL=DIR ...] [--json FILE]`;
 
 const VARIANT_ARGS: Record<string, Variant> = { 'plain-uri': 'plain (Proxy-Uri)', 'plain-scheme': 'plain (Proxy-Scheme)', oscore: 'OSCORE, two layers' };
 
@@ -76,12 +76,14 @@ interface Settings {
   durationMs: number;
   portBase: number;
   concurrencies: number[];
+  /** `coapsec proxy --nstart`: upstream requests outstanding to the origin (1, the CLI's default, passes no flag). */
+  nstart: number;
   variants: Variant[];
   json: string | undefined;
 }
 
 function parseArgs(argv: string[]): Settings {
-  const extra = { concurrencies: [32], variants: [...VARIANTS] as Variant[], json: undefined as string | undefined, trees: [{ label: 'this', bin: COAPSEC_BIN }] as Tree[] };
+  const extra = { nstart: 1, concurrencies: [32], variants: [...VARIANTS] as Variant[], json: undefined as string | undefined, trees: [{ label: 'this', bin: COAPSEC_BIN }] as Tree[] };
   const common = parseCommonArgs(
     argv,
     { quick: false, rounds: 3, warmupMs: 2000, durationMs: 2500, portBase: 47_560, socketBuffer: 1 << 20 },
@@ -94,6 +96,9 @@ function parseArgs(argv: string[]): Settings {
           if (!Number.isInteger(n) || n < 1 || n > 4096) throw new Error(`bad concurrency ${x}`);
           return n;
         });
+      } else if (arg === '--nstart') {
+        extra.nstart = Number(value());
+        if (!Number.isInteger(extra.nstart) || extra.nstart < 1 || extra.nstart > 4096) throw new Error('--nstart needs a whole number from 1 to 4096');
       } else if (arg === '--variants') {
         extra.variants = value().split(',').map((x) => {
           const v = VARIANT_ARGS[x];
@@ -116,15 +121,24 @@ interface Measurement extends LoadResult {
   tree: string;
   variant: Variant;
   round: number;
-  /** Requests the proxy or the origin logged as refused (OSCORE) during this measurement. */
+  /** Requests the proxy or the origin logged as refused (OSCORE) during this measurement and the direct one. */
   refused: number;
+  /** Right after: the generator against the origin alone, as many in flight (the server's own cost). */
+  direct: LoadResult;
 }
 
-const perRequest = (r: Measurement): { proxyMicros: number; originMicros: number; ratio: number } => {
+/**
+ * CPU µs per request of the proxy, of the origin behind it, and of the origin driven directly, and
+ * the proxy's against each. The upstream leg has at most NSTART (1, RFC 7252 §4.7) requests
+ * outstanding, so the origin behind the proxy serves one at a time and pays a wake-up per
+ * request; driven directly it has as many in flight as the proxy: the figure to hold the proxy to.
+ */
+const perRequest = (r: Measurement): { proxyMicros: number; originMicros: number; directMicros: number; ratio: number; ratioDirect: number } => {
   const [proxy = -1, origin = -1] = r.processCpuMicros;
   const proxyMicros = proxy >= 0 && r.responses > 0 ? proxy / r.responses : NaN;
   const originMicros = origin >= 0 && r.responses > 0 ? origin / r.responses : NaN;
-  return { proxyMicros, originMicros, ratio: proxyMicros / originMicros };
+  const directMicros = perResponse(r.direct).serverMicros;
+  return { proxyMicros, originMicros, directMicros, ratio: proxyMicros / originMicros, ratioDirect: proxyMicros / directMicros };
 };
 
 /** The proxy, its origin, and the requests that go through them. */
@@ -144,8 +158,11 @@ class Bench {
   readonly originUri: string;
   /** Both layers' Sender Sequence Numbers only go up for the whole run: every start of proxy and origin begins with fresh replay state. */
   private readonly route: RouteSecurity;
-  private readonly oscoreRate = new Map<number, number>();
-  private readonly plainFiles: Record<'plain (Proxy-Uri)' | 'plain (Proxy-Scheme)', string>;
+  /** The end-to-end layer alone, for the origin measured directly (its Sequence Numbers shared with the route's). */
+  private readonly endToEnd: OscoreClientSecurity;
+  /** The highest OSCORE rate seen per path and in-flight count, to size the next pool. */
+  private readonly oscoreRate = new Map<string, number>();
+  private readonly plainFiles: Record<'plain (Proxy-Uri)' | 'plain (Proxy-Scheme)' | 'direct', string>;
 
   constructor(readonly s: Settings) {
     this.proxyPort = s.portBase;
@@ -159,10 +176,12 @@ class Bench {
       { masterSecret: CLIENT_PROXY.masterSecret, masterSalt: CLIENT_PROXY.masterSalt, senderId: Buffer.from(CLIENT_PROXY.recipientIdHex, 'hex'), recipientIds: [Buffer.from(CLIENT_PROXY.senderIdHex!, 'hex')] },
       new VolatileSequence(),
     );
-    this.route = new RouteSecurity(parseCoapUri(this.originUri), [{ uri: `coap://127.0.0.1:${this.proxyPort}`, context: clientProxy }], new OscoreClientSecurity(endToEnd));
+    this.endToEnd = new OscoreClientSecurity(endToEnd);
+    this.route = new RouteSecurity(parseCoapUri(this.originUri), [{ uri: `coap://127.0.0.1:${this.proxyPort}`, context: clientProxy }], this.endToEnd);
     this.plainFiles = {
       'plain (Proxy-Uri)': scratchFile(this.binary, 'proxy-uri.req', requestFile([this.plainRequest('uri')])),
       'plain (Proxy-Scheme)': scratchFile(this.binary, 'proxy-scheme.req', requestFile([this.plainRequest('scheme')])),
+      direct: scratchFile(this.binary, 'direct.req', requestFile([getRequest(HELLO_PATH)])),
     };
   }
 
@@ -186,8 +205,9 @@ class Bench {
     return this.route.protect(getRequest(HELLO_PATH));
   }
 
-  *protectedRequests(count: number): Generator<CoapMessage> {
-    for (let i = 0; i < count; i++) yield this.protectedRequest().message;
+  /** `count` requests with both layers, or (`direct`) the end-to-end layer alone, for the origin. */
+  *protectedRequests(count: number, direct: boolean): Generator<CoapMessage> {
+    for (let i = 0; i < count; i++) yield (direct ? this.endToEnd : this.route).protect(getRequest(HELLO_PATH)).message;
   }
 
   async start(variant: Variant, tree: Tree): Promise<Setup> {
@@ -197,7 +217,8 @@ class Bench {
     const origin = await startCoapsecServe(this.originPin, this.originPort, scratch, oscore ? writeServerCredentials(scratch, [BENCH_RECIPIENT]) : undefined, 20_000, tree.bin);
     let proxy: RunningServer;
     try {
-      proxy = await startCoapsecProxy(this.pin, this.proxyPort, scratch, oscore ? { file: writeServerCredentials(scratch, [CLIENT_PROXY]), allow: [recipientName(CLIENT_PROXY)] } : undefined, 20_000, tree.bin);
+      const layer = oscore ? { credentials: writeServerCredentials(scratch, [CLIENT_PROXY]), allow: [recipientName(CLIENT_PROXY)] } : {};
+      proxy = await startCoapsecProxy(this.pin, this.proxyPort, scratch, { ...layer, nstart: this.s.nstart, bin: tree.bin });
     } catch (error) {
       await origin.stop();
       throw error;
@@ -237,18 +258,25 @@ class Bench {
   }
 
   /**
-   * One measurement. OSCORE gets a pool of fresh requests sized from the best rate seen so far
-   * (50 % spare); if it still runs dry, the measurement is repeated with a pool twice as large.
+   * One measurement: through the proxy, or (`direct`) the origin alone, the generator sending to
+   * it what the proxy would (the server's own cost at the same number in flight). OSCORE gets a
+   * pool of fresh requests sized from the best rate seen so far (50 % spare); if it still runs
+   * dry, the measurement is repeated with a pool twice as large.
    */
-  async load(variant: Variant, setup: Setup, inFlight: number): Promise<LoadResult> {
+  async load(variant: Variant, setup: Setup, inFlight: number, direct: boolean): Promise<LoadResult> {
     const oscore = variant === 'OSCORE, two layers';
+    const rateKey = `${direct} ${inFlight}`;
     const windowSeconds = (this.s.warmupMs + this.s.durationMs) / 1000;
-    let poolSize = Math.ceil((this.oscoreRate.get(inFlight) ?? 8000) * windowSeconds * 1.5) + 2 * inFlight;
+    let poolSize = Math.ceil((this.oscoreRate.get(rateKey) ?? 8000) * windowSeconds * 1.5) + 2 * inFlight;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const requests = oscore ? scratchFile(this.binary, 'proxy-oscore.req', requestFile(this.protectedRequests(poolSize))) : this.plainFiles[variant as keyof Bench['plainFiles']];
-      const r = await runLoad(this.binary, this.pin, { port: this.proxyPort, inFlight, warmupMs: this.s.warmupMs, durationMs: this.s.durationMs, requests, serverPid: [setup.proxy.pid, setup.origin.pid] });
+      const requests = oscore
+        ? scratchFile(this.binary, 'proxy-oscore.req', requestFile(this.protectedRequests(poolSize, direct)))
+        : this.plainFiles[direct ? 'direct' : (variant as 'plain (Proxy-Uri)' | 'plain (Proxy-Scheme)')];
+      const port = direct ? this.originPort : this.proxyPort;
+      const serverPid = direct ? [setup.origin.pid] : [setup.proxy.pid, setup.origin.pid];
+      const r = await runLoad(this.binary, this.pin, { port, inFlight, warmupMs: this.s.warmupMs, durationMs: this.s.durationMs, requests, serverPid });
       if (!r.exhausted) {
-        if (oscore) this.oscoreRate.set(inFlight, Math.max(this.oscoreRate.get(inFlight) ?? 0, r.responses / r.seconds));
+        if (oscore) this.oscoreRate.set(rateKey, Math.max(this.oscoreRate.get(rateKey) ?? 0, r.responses / r.seconds));
         return r;
       }
       poolSize *= 2;
@@ -262,31 +290,38 @@ function log(r: Measurement, rounds: number): void {
   const g = perResponse(r);
   console.error(
     `round ${r.round + 1}/${rounds}  ${r.tree.padEnd(6)} ${r.variant.padEnd(20)} ${String(r.inFlight).padStart(3)} in flight  ${fmt(g.rps).padStart(6)} req/s  proxy ${fmt(x.proxyMicros, 1)} µs/req` +
-      `  origin ${fmt(x.originMicros, 1)} µs/resp  ${fmt(x.ratio, 2)}×  generator ${fmt(100 * g.generatorLoad)} % of a core` +
-      (r.errors || r.lost || r.refused || r.stale ? `  errors ${r.errors} lost ${r.lost} stale ${r.stale} refused ${r.refused}` : ''),
+      `  origin ${fmt(x.originMicros, 1)} µs/resp (${fmt(x.ratio, 2)}×), directly ${fmt(x.directMicros, 1)} (${fmt(x.ratioDirect, 2)}×)  generator ${fmt(100 * g.generatorLoad)} % of a core` +
+      (r.errors || r.lost || r.refused || r.stale || r.direct.errors || r.direct.lost ? `  errors ${r.errors}+${r.direct.errors} lost ${r.lost}+${r.direct.lost} stale ${r.stale} refused ${r.refused}` : ''),
   );
 }
 
+/** A ratio's median over rounds, and each round's. */
+const each = (xs: readonly number[]): string => `${fmt(median(xs), 2)}× (${xs.map((x) => fmt(x, 2)).join(' / ')})`;
+
 function report(results: readonly Measurement[], s: Settings): string {
-  const rows = [['in flight', 'tree', 'variant', 'proxy CPU µs/forwarded request', 'origin CPU µs/response', 'proxy ÷ origin (per round)', `met? (≤ ${PROXY_VS_SERVER_MAX}×)`, 'req/s', 'load gen % of a core (max)', 'non-2.xx, refused, lost']];
+  const rows = [
+    ['in flight', 'tree', 'variant', 'proxy CPU µs/forwarded request', 'origin behind it µs/response', 'origin directly µs/response', 'proxy ÷ origin behind it (per round)', 'proxy ÷ origin directly (per round)', `met? (≤ ${PROXY_VS_SERVER_MAX}×, both)`, 'req/s through the proxy', 'load gen % of a core (max)', 'non-2.xx, refused, lost'],
+  ];
   for (const c of s.concurrencies) {
     for (const variant of s.variants) {
       for (const tree of s.trees) {
         const rs = results.filter((r) => r.variant === variant && r.inFlight === c && r.tree === tree.label);
         if (rs.length === 0) continue;
         const xs = rs.map(perRequest);
-        const ratio = median(xs.map((x) => x.ratio));
+        const worst = Math.max(median(xs.map((x) => x.ratio)), median(xs.map((x) => x.ratioDirect)));
         rows.push([
           String(c),
           tree.label,
           variant,
           fmt(median(xs.map((x) => x.proxyMicros)), 1),
           fmt(median(xs.map((x) => x.originMicros)), 1),
-          `${fmt(ratio, 2)}× (${xs.map((x) => fmt(x.ratio, 2)).join(' / ')})`,
-          Number.isFinite(ratio) ? (ratio <= PROXY_VS_SERVER_MAX ? 'yes' : 'NO') : '-',
+          fmt(median(xs.map((x) => x.directMicros)), 1),
+          each(xs.map((x) => x.ratio)),
+          each(xs.map((x) => x.ratioDirect)),
+          Number.isFinite(worst) ? (worst <= PROXY_VS_SERVER_MAX ? 'yes' : 'NO') : '-',
           fmt(median(rs.map((r) => perResponse(r).rps))),
-          fmt(100 * Math.max(...rs.map((r) => perResponse(r).generatorLoad))),
-          String(rs.reduce((a, r) => a + r.errors + r.refused + r.lost, 0)),
+          fmt(100 * Math.max(...rs.flatMap((r) => [perResponse(r).generatorLoad, perResponse(r.direct).generatorLoad]))),
+          String(rs.reduce((a, r) => a + r.errors + r.refused + r.lost + r.direct.errors + r.direct.lost, 0)),
         ]);
       }
     }
@@ -296,22 +331,23 @@ function report(results: readonly Measurement[], s: Settings): string {
 
 /** Each `--variant` tree against this one: CPU per request other/this within a round (above 1: this tree is cheaper), median over rounds. */
 function variantReport(results: readonly Measurement[], s: Settings): string {
-  const rows = [['in flight', 'variant', 'tree', 'proxy CPU/request tree/this (per round)', 'origin CPU/response tree/this (per round)']];
+  const rows = [['in flight', 'variant', 'tree', 'proxy CPU/request tree/this (per round)', 'origin behind it tree/this (per round)', 'origin directly tree/this (per round)']];
   const [ours, ...others] = s.trees;
   for (const c of s.concurrencies) {
     for (const variant of s.variants) {
       for (const other of others) {
         const proxy: number[] = [];
         const origin: number[] = [];
+        const direct: number[] = [];
         for (const r of results) {
           if (r.tree !== other.label || r.variant !== variant || r.inFlight !== c) continue;
           const mine = results.find((x) => x.tree === ours!.label && x.variant === variant && x.inFlight === c && x.round === r.round);
           if (!mine) continue;
           proxy.push(perRequest(r).proxyMicros / perRequest(mine).proxyMicros);
           origin.push(perRequest(r).originMicros / perRequest(mine).originMicros);
+          direct.push(perRequest(r).directMicros / perRequest(mine).directMicros);
         }
-        const each = (xs: number[]): string => `${fmt(median(xs), 2)}× (${xs.map((x) => fmt(x, 2)).join(' / ')})`;
-        rows.push([String(c), variant, other.label, each(proxy), each(origin)]);
+        rows.push([String(c), variant, other.label, each(proxy), each(origin), each(direct)]);
       }
     }
   }
@@ -324,7 +360,7 @@ async function main(): Promise<void> {
   const bench = new Bench(s);
   const describe = [
     environment(),
-    `confirmable GET ${bench.originUri} → 2.05 "${HELLO}" through coapsec proxy --forward (127.0.0.1:${bench.proxyPort}, no cache) to coapsec serve; native load generator bench/native/coap-load.c (cc -O2), 1 MiB socket buffers`,
+    `confirmable GET ${bench.originUri} → 2.05 "${HELLO}" through coapsec proxy --forward (127.0.0.1:${bench.proxyPort}, no cache, NSTART ${s.nstart}) to coapsec serve; native load generator bench/native/coap-load.c (cc -O2), 1 MiB socket buffers`,
     bench.pin.describe.replace('server pinned to CPU 1', 'proxy pinned to CPU 1').replace('load generator (and clients) to CPU 0', 'origin and load generator to CPU 0'),
     ...s.trees.slice(1).map((t) => `variant ${t.label}: ${t.bin} as proxy and origin`),
     `${s.rounds} rounds × {${s.variants.join(', ')}} × trees {${s.trees.map((t) => t.label).join(', ')}} (order rotating) × in flight {${s.concurrencies.join(', ')}}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured; CPU of proxy and origin from /proc over the window`,
@@ -340,8 +376,9 @@ async function main(): Promise<void> {
       try {
         for (const inFlight of s.concurrencies) {
           const refused0 = setup.proxy.refusals() + setup.origin.refusals();
-          const load = await bench.load(variant, setup, inFlight);
-          const r: Measurement = { ...load, tree: tree.label, variant, round, refused: setup.proxy.refusals() + setup.origin.refusals() - refused0 };
+          const load = await bench.load(variant, setup, inFlight, false);
+          const direct = await bench.load(variant, setup, inFlight, true);
+          const r: Measurement = { ...load, direct, tree: tree.label, variant, round, refused: setup.proxy.refusals() + setup.origin.refusals() - refused0 };
           results.push(r);
           log(r, s.rounds);
         }
