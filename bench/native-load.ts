@@ -42,6 +42,9 @@ export interface LoadResult {
   lost: number;
   stale: number;
   sendFailures: number;
+  /** Empty ACKs received, and responses that came separately in a CON of their own (acknowledged). */
+  emptyAcks: number;
+  separate: number;
   exhausted: boolean;
   recordsUsed: number;
 }

@@ -291,6 +291,7 @@ function log(r: Measurement, rounds: number): void {
   console.error(
     `round ${r.round + 1}/${rounds}  ${r.tree.padEnd(6)} ${r.variant.padEnd(20)} ${String(r.inFlight).padStart(3)} in flight  ${fmt(g.rps).padStart(6)} req/s  proxy ${fmt(x.proxyMicros, 1)} µs/req` +
       `  origin ${fmt(x.originMicros, 1)} µs/resp (${fmt(x.ratio, 2)}×), directly ${fmt(x.directMicros, 1)} (${fmt(x.ratioDirect, 2)}×)  generator ${fmt(100 * g.generatorLoad)} % of a core` +
+      (r.separate ? `  ${r.separate} answered separately` : '') +
       (r.errors || r.lost || r.refused || r.stale || r.direct.errors || r.direct.lost ? `  errors ${r.errors}+${r.direct.errors} lost ${r.lost}+${r.direct.lost} stale ${r.stale} refused ${r.refused}` : ''),
   );
 }
@@ -300,7 +301,7 @@ const each = (xs: readonly number[]): string => `${fmt(median(xs), 2)}× (${xs.m
 
 function report(results: readonly Measurement[], s: Settings): string {
   const rows = [
-    ['in flight', 'tree', 'variant', 'proxy CPU µs/forwarded request', 'origin behind it µs/response', 'origin directly µs/response', 'proxy ÷ origin behind it (per round)', 'proxy ÷ origin directly (per round)', `met? (≤ ${PROXY_VS_SERVER_MAX}×, both)`, 'req/s through the proxy', 'load gen % of a core (max)', 'non-2.xx, refused, lost'],
+    ['in flight', 'tree', 'variant', 'proxy CPU µs/forwarded request', 'origin behind it µs/response', 'origin directly µs/response', 'proxy ÷ origin behind it (per round)', 'proxy ÷ origin directly (per round)', `met? (≤ ${PROXY_VS_SERVER_MAX}×, both)`, 'req/s through the proxy', 'load gen % of a core (max)', 'answered separately', 'non-2.xx, refused, lost'],
   ];
   for (const c of s.concurrencies) {
     for (const variant of s.variants) {
@@ -321,6 +322,7 @@ function report(results: readonly Measurement[], s: Settings): string {
           Number.isFinite(worst) ? (worst <= PROXY_VS_SERVER_MAX ? 'yes' : 'NO') : '-',
           fmt(median(rs.map((r) => perResponse(r).rps))),
           fmt(100 * Math.max(...rs.flatMap((r) => [perResponse(r).generatorLoad, perResponse(r.direct).generatorLoad]))),
+          String(rs.reduce((a, r) => a + r.separate, 0)),
           String(rs.reduce((a, r) => a + r.errors + r.refused + r.lost + r.direct.errors + r.direct.lost, 0)),
         ]);
       }

@@ -17,7 +17,9 @@
  * stays valid. One record is reused for every request (plain CoAP); several are each sent once, in
  * order (OSCORE: every record carries its own Partial IV, and a Partial IV must never be sent
  * twice, so the generator never retransmits: a request unanswered after TIMEOUT_MS (default 1000)
- * is counted as lost and its slot sends the next record). When the records run out, no more
+ * is counted as lost and its slot sends the next record). A response that comes separately (an
+ * empty ACK first, then a CON: a proxy whose upstream leg queues) is acknowledged and counted;
+ * "emptyAcks" and "separate" say how often. When the records run out, no more
  * requests are sent and the result says "exhausted": the caller retries with a larger pool.
  *
  * Every loop is bounded by the clock: the process ends at warm-up + duration (+ 100 ms).
@@ -149,7 +151,7 @@ int main(int argc, char **argv) {
   uint8_t out[MAX_MESSAGE], in[2048];
   uint16_t next_mid = (uint16_t)(getpid() * 7919);
   int exhausted = 0;
-  long responses = 0, errors = 0, lost = 0, stale = 0, send_failures = 0;
+  long responses = 0, errors = 0, lost = 0, stale = 0, send_failures = 0, empty_acks = 0, separate = 0;
   long window_responses = -1;
   double start = now_ms(), window_start = start + warmup, window_end = window_start + duration;
   double cpu0 = 0, cpu1 = 0, measured_at0 = 0, measured_at1 = 0;
@@ -189,6 +191,10 @@ int main(int argc, char **argv) {
     for (;;) {
       ssize_t n = recv(fd, in, sizeof in, MSG_DONTWAIT);
       if (n < 0) break;
+      if (n == 4 && in[0] == 0x60 && in[1] == 0) {
+        empty_acks++; /* the request was acknowledged; its separate response follows */
+        continue;
+      }
       if (n < 8 || (in[0] >> 6) != 1 || (in[0] & 0x0f) != 4) {
         stale++;
         continue;
@@ -197,7 +203,17 @@ int main(int argc, char **argv) {
       uint16_t mid = (uint16_t)(in[2] << 8 | in[3]);
       int i = in[4] << 8 | in[5];
       uint16_t generation = (uint16_t)(in[6] << 8 | in[7]);
-      if (i >= in_flight || !slots[i].busy || slots[i].generation != generation || slots[i].mid != mid || type != 2) {
+      if (type == 0) {
+        /* A separate response (RFC 7252 §5.2.2) comes in a CON of its own, with the server's
+           Message ID: acknowledged (also a duplicate, whose ACK was lost), matched by token alone. */
+        uint8_t ack[4] = {0x60, 0, in[2], in[3]};
+        send(fd, ack, sizeof ack, 0);
+        if (i < in_flight && slots[i].busy && slots[i].generation == generation) separate++;
+        else {
+          stale++;
+          continue;
+        }
+      } else if (i >= in_flight || !slots[i].busy || slots[i].generation != generation || slots[i].mid != mid || type != 2) {
         stale++; /* a late answer to a request given up on, or not ours */
         continue;
       }
@@ -235,7 +251,7 @@ int main(int argc, char **argv) {
   printf("{\"inFlight\":%d,\"responses\":%ld,\"seconds\":%.6f,\"generatorCpuMicros\":%.0f,\"serverCpuMicros\":%.0f,\"processCpuMicros\":[",
          in_flight, window_responses, seconds, cpu1 - cpu0, used[0]);
   for (int k = 0; k < process_count; k++) printf("%s%.0f", k ? "," : "", used[k]);
-  printf("],\"errors\":%ld,\"lost\":%ld,\"stale\":%ld,\"sendFailures\":%ld,\"exhausted\":%s,\"recordsUsed\":%zu}\n", errors, lost, stale,
-         send_failures, exhausted ? "true" : "false", reuse ? (size_t)0 : next_record);
+  printf("],\"errors\":%ld,\"lost\":%ld,\"stale\":%ld,\"sendFailures\":%ld,\"emptyAcks\":%ld,\"separate\":%ld,\"exhausted\":%s,\"recordsUsed\":%zu}\n",
+         errors, lost, stale, send_failures, empty_acks, separate, exhausted ? "true" : "false", reuse ? (size_t)0 : next_record);
   return 0;
 }
