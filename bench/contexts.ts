@@ -84,8 +84,9 @@ async function serveChild(port: number, count: number): Promise<void> {
 interface InProcessResult {
   type: 'in-process';
   count: number;
-  /** Creating the contexts in memory. */
+  /** Creating the contexts in memory, wall clock and CPU. */
   createMs: number;
+  createCpuMs: number;
   /** Loading them from a credentials file (serverCredentials), wall clock and CPU; NaN above --store-max. */
   loadMs: number;
   loadCpuMs: number;
@@ -115,8 +116,11 @@ function inProcess(file: string | undefined, count: number, registry: string, lo
   gc();
   const before = process.memoryUsage();
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const contexts = deviceContexts(count);
   const createMs = performance.now() - t0;
+  const createCpu = process.cpuUsage(cpu0);
+  const createCpuMs = (createCpu.user + createCpu.system) / 1000;
   gc();
   const after = process.memoryUsage();
   const directory = new ContextDirectory(contexts);
@@ -146,6 +150,7 @@ function inProcess(file: string | undefined, count: number, registry: string, lo
     type: 'in-process',
     count,
     createMs,
+    createCpuMs,
     loadMs,
     loadCpuMs,
     heapBytes: after.heapUsed - before.heapUsed,
@@ -247,7 +252,7 @@ async function main(): Promise<void> {
       const r = await runChild(file, count, mkdtempSync(join(scratch, 'registry-')), lookupMs);
       inProcessResults.push(r);
       console.error(
-        `round ${round + 1}/${s.rounds}  ${String(count).padStart(6)} contexts  create ${fmt(r.createMs)} ms  load from file ${fmt(r.loadMs)} ms (CPU ${fmt(r.loadCpuMs)} ms)  heap +${fmt(r.heapBytes / 2 ** 20, 1)} MiB  rss +${fmt(r.rssBytes / 2 ** 20, 1)} MiB` +
+        `round ${round + 1}/${s.rounds}  ${String(count).padStart(6)} contexts  create ${fmt(r.createMs)} ms (CPU ${fmt(r.createCpuMs)} ms)  load from file ${fmt(r.loadMs)} ms (CPU ${fmt(r.loadCpuMs)} ms)  heap +${fmt(r.heapBytes / 2 ** 20, 1)} MiB  rss +${fmt(r.rssBytes / 2 ** 20, 1)} MiB` +
           `  find ${fmt(r.findLastMicros, 2)} µs (last) ${fmt(r.findRandomMicros, 2)} µs (random)`,
       );
       if (!server) continue;
@@ -293,7 +298,7 @@ async function main(): Promise<void> {
     const micros = median(ms.map((m) => m.micros));
     rows.push([
       String(count),
-      fmt(median(rs.map((r) => r.createMs))),
+      `${fmt(median(rs.map((r) => r.createMs)))} (CPU ${fmt(median(rs.map((r) => r.createCpuMs)))})`,
       count <= storeMax ? `${fmt(median(rs.map((r) => r.loadMs)))} (CPU ${fmt(median(rs.map((r) => r.loadCpuMs)))})` : 'not run',
       fmt(median(rs.map((r) => r.heapBytes)) / 2 ** 20, 1),
       fmt(median(rs.map((r) => r.rssBytes)) / 2 ** 20, 1),
@@ -327,7 +332,11 @@ async function main(): Promise<void> {
         verdict(Number.isFinite(vsSmallest) ? vsSmallest <= 1 + TARGET.cpuWithin : undefined),
       ],
       [`heap ≤ ${TARGET.heapMiB} MiB`, fmt(median(big.map((r) => r.heapBytes)) / 2 ** 20, 1) + ' MiB', verdict(median(big.map((r) => r.heapBytes)) / 2 ** 20 <= TARGET.heapMiB)],
-      [`creating (in memory) ≤ ${TARGET.loadSeconds} s`, fmt(median(big.map((r) => r.createMs)) / 1000, 2) + ' s', verdict(median(big.map((r) => r.createMs)) / 1000 <= TARGET.loadSeconds)],
+      [
+        `creating (in memory) ≤ ${TARGET.loadSeconds} s`,
+        `${fmt(median(big.map((r) => r.createMs)) / 1000, 2)} s (CPU ${fmt(median(big.map((r) => r.createCpuMs)) / 1000, 2)} s)`,
+        verdict(median(big.map((r) => r.createMs)) / 1000 <= TARGET.loadSeconds),
+      ],
       [
         `loading from a credentials file ≤ ${TARGET.loadSeconds} s`,
         largest <= storeMax ? `${fmt(median(big.map((r) => r.loadMs)) / 1000, 2)} s (CPU ${fmt(median(big.map((r) => r.loadCpuMs)) / 1000, 2)} s)` : `not run (above --store-max ${storeMax})`,
