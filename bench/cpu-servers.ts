@@ -7,7 +7,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { encodeMessage } from '../src/coap/codec.js';
 import { Method } from '../src/coap/codes.js';
 import { OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, OSCORE_REPLAY_WINDOW } from './common.js';
@@ -32,6 +32,10 @@ export interface RunningServer {
 export interface BenchRecipient {
   recipientIdHex: string;
   masterSecretHex: string;
+  /** The server's own Sender ID towards this client; default 01. */
+  senderIdHex?: string;
+  /** Default the benchmarks' OSCORE_MASTER_SALT. */
+  masterSaltHex?: string;
 }
 
 /** The one client the server benchmark's OSCORE requests come from (Sender ID empty, as in bench/client.ts). */
@@ -46,21 +50,24 @@ export function writeServerCredentials(dir: string, recipients: readonly BenchRe
   const entries: Record<string, unknown> = {};
   for (const r of recipients) {
     entries[r.recipientIdHex] = {
-      name: `device-${r.recipientIdHex || 'empty'}`,
+      name: recipientName(r),
       context: {
         masterSecret: { hex: r.masterSecretHex },
-        masterSalt: { hex: OSCORE_MASTER_SALT.toString('hex') },
-        senderId: '01',
+        masterSalt: { hex: r.masterSaltHex ?? OSCORE_MASTER_SALT.toString('hex') },
+        senderId: r.senderIdHex ?? '01',
         replayWindow: OSCORE_REPLAY_WINDOW,
         echoOnRestart: false,
       },
     };
   }
   const stateDirectory = mkdtempSync(join(dir, 'state-'));
-  const file = join(dir, `server-${recipients.length}.json`);
+  const file = join(dir, `server-${recipients.length}-${basename(stateDirectory)}.json`);
   writeFileSync(file, JSON.stringify({ stateDirectory, recipients: entries }));
   return file;
 }
+
+/** The name a credentials file of writeServerCredentials gives the recipient (for `--allow`). */
+export const recipientName = (r: BenchRecipient): string => `device-${r.recipientIdHex || 'empty'}`;
 
 const probe = (messageId: number, code: number = Method.GET, payload?: string): Buffer => {
   const message = getRequest(HELLO_PATH);
@@ -81,12 +88,38 @@ async function started({ child, refusals }: ReturnType<typeof startServerProcess
   return { child, pid: child.pid!, readyMs: performance.now() - t0, refusals, stop: () => stopServerProcess(child) };
 }
 
+/** This tree's CLI; `--variant` benchmarks run another tree's (DIR/bin/coapsec). */
+export const COAPSEC_BIN = here('../../bin/coapsec');
+
 /** `coapsec serve` on 127.0.0.1:port with 1 MiB socket buffers; OSCORE when `credentials` is given. */
-export function startCoapsecServe(pin: Pinning, port: number, scratch: string, credentials?: string, readyTimeoutMs = 20_000): Promise<RunningServer> {
+export function startCoapsecServe(pin: Pinning, port: number, scratch: string, credentials?: string, readyTimeoutMs = 20_000, bin = COAPSEC_BIN): Promise<RunningServer> {
+  return startCoapsec(pin, port, scratch, ['serve', ...(credentials !== undefined ? ['--credentials', credentials] : [])], readyTimeoutMs, bin);
+}
+
+/** The coapsec CLI `bin` with `args`, bound to 127.0.0.1:port with 1 MiB socket buffers and state of its own. */
+function startCoapsec(pin: Pinning, port: number, scratch: string, args: readonly string[], readyTimeoutMs: number, bin: string): Promise<RunningServer> {
   const stateDir = mkdtempSync(join(scratch, 'registry-'));
-  const command = [process.execPath, here('../../bin/coapsec'), 'serve', '--bind', `127.0.0.1:${port}`, '--socket-buffer', '1M'];
-  if (credentials !== undefined) command.push('--credentials', credentials);
+  const command = [process.execPath, bin, ...args, '--bind', `127.0.0.1:${port}`, '--socket-buffer', '1M'];
   return started(startServerProcess(pin, command, { ...process.env, COAPSEC_STATE_DIR: stateDir }), port, readyTimeoutMs);
+}
+
+/**
+ * `coapsec proxy --forward` on 127.0.0.1:port with 1 MiB socket buffers, allowed to reach
+ * 127.0.0.1, no cache; with `credentials`, an OSCORE-capable proxy forwarding only for the
+ * clients named in `allow` (draft-ietf-core-oscore-capable-proxies §2.4 step 4); `nstart` other
+ * than 1 (the CLI's default) as `--nstart`. Ready when it answers a GET of its own /hello (whatever the code).
+ */
+export function startCoapsecProxy(
+  pin: Pinning,
+  port: number,
+  scratch: string,
+  options: { credentials?: string; allow?: readonly string[]; nstart?: number; bin?: string } = {},
+): Promise<RunningServer> {
+  const args = ['proxy', '--forward', '--allow-destination', '127.0.0.1'];
+  if (options.credentials !== undefined) args.push('--credentials', options.credentials);
+  for (const name of options.allow ?? []) args.push('--allow', name);
+  if (options.nstart !== undefined && options.nstart !== 1) args.push('--nstart', String(options.nstart));
+  return startCoapsec(pin, port, scratch, args, 20_000, options.bin ?? COAPSEC_BIN);
 }
 
 /** libcoap's coap-server-notls with /hello created by a PUT (its default socket buffers: it has no option). */

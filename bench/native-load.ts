@@ -3,7 +3,7 @@
  * system C compiler, the requests it sends (one plain GET reused, or a pool of OSCORE-protected
  * GETs each sent once), pinning server and load to separate cores, and starting and stopping
  * server processes that are not Node children of ours (coapsec serve, libcoap's coap-server).
- * Used by bench/server-cpu.ts and bench/contexts.ts.
+ * Used by bench/server-cpu.ts, bench/contexts.ts and bench/proxy-cpu.ts.
  *
  * Why OSCORE requests are precomputed here rather than sealed in C: the generator then does the
  * same cheap work (copy, patch MID and token, send) for plain and OSCORE, so its own CPU stays far
@@ -34,12 +34,17 @@ export interface LoadResult {
   generatorCpuMicros: number;
   /** The server process's CPU over the window; -1 if /proc could not be read. */
   serverCpuMicros: number;
+  /** Each process of `serverPid` (the server first), as `serverCpuMicros`. */
+  processCpuMicros: number[];
   /** Responses that were not 2.xx (counted in `responses` too). */
   errors: number;
   /** Requests unanswered after the timeout (each replaced by a new one). */
   lost: number;
   stale: number;
   sendFailures: number;
+  /** Empty ACKs received, and responses that came separately in a CON of their own (acknowledged). */
+  emptyAcks: number;
+  separate: number;
   exhausted: boolean;
   recordsUsed: number;
 }
@@ -147,7 +152,8 @@ export class OscoreRequestPool {
 export function runLoad(
   binary: string,
   pin: Pinning,
-  options: { port: number; inFlight: number; warmupMs: number; durationMs: number; requests: string; serverPid: number; timeoutMs?: number },
+  /** `serverPid`: the server, or the processes whose CPU to read (a proxy, then its origin). */
+  options: { port: number; inFlight: number; warmupMs: number; durationMs: number; requests: string; serverPid: number | readonly number[]; timeoutMs?: number },
 ): Promise<LoadResult> {
   const args = [
     String(options.port),
@@ -155,7 +161,7 @@ export function runLoad(
     String(options.warmupMs),
     String(options.durationMs),
     options.requests,
-    String(options.serverPid),
+    typeof options.serverPid === 'number' ? String(options.serverPid) : options.serverPid.join(','),
     String(options.timeoutMs ?? 1000),
   ];
   const command = [...pin.load, binary, ...args];

@@ -527,6 +527,7 @@ describe('coapsec proxy: usage errors', () => {
     [['proxy', '--reverse', 'nonsense'], /--reverse needs PREFIX=URI/],
     [['proxy', '--forward', '--cache-mb', 'lots'], /--cache-mb needs a size in MiB/],
     [['proxy', '--forward', '--next-hop', 'http://x/'], /bad URI/],
+    [['proxy', '--forward', '--nstart', '0'], /--nstart needs a positive whole number/],
     [['get', 'coap://127.0.0.1/x', '--proxy', 'nope'], /bad URI/],
   ] as const) {
     test(args.join(' '), async () => {

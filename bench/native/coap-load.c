@@ -1,12 +1,14 @@
 /*
  * coap-load: a native CoAP load generator for bench/server-cpu.ts.
  *
- *   coap-load PORT IN_FLIGHT WARMUP_MS DURATION_MS REQUEST_FILE SERVER_PID [TIMEOUT_MS]
+ *   coap-load PORT IN_FLIGHT WARMUP_MS DURATION_MS REQUEST_FILE SERVER_PID[,PID...] [TIMEOUT_MS]
  *
  * Keeps IN_FLIGHT confirmable requests outstanding to 127.0.0.1:PORT (closed loop: each response
  * starts the next request), matches each response to its request by token and Message ID, and
  * after the warm-up measures for DURATION_MS: responses received, its own CPU time (getrusage) and
  * the server's CPU time (utime + stime of /proc/SERVER_PID/stat), both read at the window's edges.
+ * SERVER_PID may list more processes, comma-separated (a proxy, then its origin): the first is
+ * "serverCpuMicros", every one is in "processCpuMicros", in order.
  * Prints one JSON line on stdout.
  *
  * REQUEST_FILE holds requests as records of a 2-byte big-endian length and the encoded CoAP
@@ -15,7 +17,9 @@
  * stays valid. One record is reused for every request (plain CoAP); several are each sent once, in
  * order (OSCORE: every record carries its own Partial IV, and a Partial IV must never be sent
  * twice, so the generator never retransmits: a request unanswered after TIMEOUT_MS (default 1000)
- * is counted as lost and its slot sends the next record). When the records run out, no more
+ * is counted as lost and its slot sends the next record). A response that comes separately (an
+ * empty ACK first, then a CON: a proxy whose upstream leg queues) is acknowledged and counted;
+ * "emptyAcks" and "separate" say how often. When the records run out, no more
  * requests are sent and the result says "exhausted": the caller retries with a larger pool.
  *
  * Every loop is bounded by the clock: the process ends at warm-up + duration (+ 100 ms).
@@ -36,6 +40,7 @@
 
 #define MAX_IN_FLIGHT 4096
 #define MAX_MESSAGE 1152
+#define MAX_PROCESSES 4
 
 struct slot {
   int busy;
@@ -106,15 +111,21 @@ static int load_records(const char *path) {
 
 int main(int argc, char **argv) {
   if (argc < 7) {
-    fprintf(stderr, "usage: coap-load PORT IN_FLIGHT WARMUP_MS DURATION_MS REQUEST_FILE SERVER_PID [TIMEOUT_MS]\n");
+    fprintf(stderr, "usage: coap-load PORT IN_FLIGHT WARMUP_MS DURATION_MS REQUEST_FILE SERVER_PID[,PID...] [TIMEOUT_MS]\n");
     return 2;
   }
   int port = atoi(argv[1]);
   int in_flight = atoi(argv[2]);
   double warmup = atof(argv[3]), duration = atof(argv[4]);
-  long server_pid = atol(argv[6]);
+  long pids[MAX_PROCESSES];
+  int process_count = 0;
+  for (char *at = argv[6]; *at && process_count < MAX_PROCESSES;) {
+    char *end;
+    pids[process_count++] = strtol(at, &end, 10);
+    at = *end == ',' ? end + 1 : end + strlen(end);
+  }
   double timeout = argc > 7 ? atof(argv[7]) : 1000;
-  if (port <= 0 || port > 65535 || in_flight < 1 || in_flight > MAX_IN_FLIGHT || duration <= 0) {
+  if (process_count == 0 || port <= 0 || port > 65535 || in_flight < 1 || in_flight > MAX_IN_FLIGHT || duration <= 0) {
     fprintf(stderr, "coap-load: bad arguments\n");
     return 2;
   }
@@ -140,10 +151,11 @@ int main(int argc, char **argv) {
   uint8_t out[MAX_MESSAGE], in[2048];
   uint16_t next_mid = (uint16_t)(getpid() * 7919);
   int exhausted = 0;
-  long responses = 0, errors = 0, lost = 0, stale = 0, send_failures = 0;
+  long responses = 0, errors = 0, lost = 0, stale = 0, send_failures = 0, empty_acks = 0, separate = 0;
   long window_responses = -1;
   double start = now_ms(), window_start = start + warmup, window_end = window_start + duration;
-  double cpu0 = 0, server0 = 0, cpu1 = 0, server1 = 0, measured_at0 = 0, measured_at1 = 0;
+  double cpu0 = 0, cpu1 = 0, measured_at0 = 0, measured_at1 = 0;
+  double server0[MAX_PROCESSES], server1[MAX_PROCESSES];
   int phase = 0; /* 0 warm-up, 1 measuring, 2 done */
 
   /* Sends the next request on slot i; returns 0 when there is none left to send. */
@@ -179,6 +191,10 @@ int main(int argc, char **argv) {
     for (;;) {
       ssize_t n = recv(fd, in, sizeof in, MSG_DONTWAIT);
       if (n < 0) break;
+      if (n == 4 && in[0] == 0x60 && in[1] == 0) {
+        empty_acks++; /* the request was acknowledged; its separate response follows */
+        continue;
+      }
       if (n < 8 || (in[0] >> 6) != 1 || (in[0] & 0x0f) != 4) {
         stale++;
         continue;
@@ -187,7 +203,17 @@ int main(int argc, char **argv) {
       uint16_t mid = (uint16_t)(in[2] << 8 | in[3]);
       int i = in[4] << 8 | in[5];
       uint16_t generation = (uint16_t)(in[6] << 8 | in[7]);
-      if (i >= in_flight || !slots[i].busy || slots[i].generation != generation || slots[i].mid != mid || type != 2) {
+      if (type == 0) {
+        /* A separate response (RFC 7252 §5.2.2) comes in a CON of its own, with the server's
+           Message ID: acknowledged (also a duplicate, whose ACK was lost), matched by token alone. */
+        uint8_t ack[4] = {0x60, 0, in[2], in[3]};
+        send(fd, ack, sizeof ack, 0);
+        if (i < in_flight && slots[i].busy && slots[i].generation == generation) separate++;
+        else {
+          stale++;
+          continue;
+        }
+      } else if (i >= in_flight || !slots[i].busy || slots[i].generation != generation || slots[i].mid != mid || type != 2) {
         stale++; /* a late answer to a request given up on, or not ours */
         continue;
       }
@@ -198,13 +224,13 @@ int main(int argc, char **argv) {
     double t = now_ms();
     if (phase == 0 && t >= window_start) {
       cpu0 = own_cpu_us();
-      server0 = process_cpu_us(server_pid);
+      for (int k = 0; k < process_count; k++) server0[k] = process_cpu_us(pids[k]);
       window_responses = responses;
       measured_at0 = t;
       phase = 1;
     } else if (phase == 1 && t >= window_end) {
       cpu1 = own_cpu_us();
-      server1 = process_cpu_us(server_pid);
+      for (int k = 0; k < process_count; k++) server1[k] = process_cpu_us(pids[k]);
       window_responses = responses - window_responses;
       measured_at1 = t;
       phase = 2;
@@ -220,9 +246,12 @@ int main(int argc, char **argv) {
     }
   }
   double seconds = (measured_at1 - measured_at0) / 1e3;
-  printf("{\"inFlight\":%d,\"responses\":%ld,\"seconds\":%.6f,\"generatorCpuMicros\":%.0f,\"serverCpuMicros\":%.0f,"
-         "\"errors\":%ld,\"lost\":%ld,\"stale\":%ld,\"sendFailures\":%ld,\"exhausted\":%s,\"recordsUsed\":%zu}\n",
-         in_flight, window_responses, seconds, cpu1 - cpu0, server0 < 0 || server1 < 0 ? -1.0 : server1 - server0, errors, lost,
-         stale, send_failures, exhausted ? "true" : "false", reuse ? (size_t)0 : next_record);
+  double used[MAX_PROCESSES];
+  for (int k = 0; k < process_count; k++) used[k] = server0[k] < 0 || server1[k] < 0 ? -1.0 : server1[k] - server0[k];
+  printf("{\"inFlight\":%d,\"responses\":%ld,\"seconds\":%.6f,\"generatorCpuMicros\":%.0f,\"serverCpuMicros\":%.0f,\"processCpuMicros\":[",
+         in_flight, window_responses, seconds, cpu1 - cpu0, used[0]);
+  for (int k = 0; k < process_count; k++) printf("%s%.0f", k ? "," : "", used[k]);
+  printf("],\"errors\":%ld,\"lost\":%ld,\"stale\":%ld,\"sendFailures\":%ld,\"emptyAcks\":%ld,\"separate\":%ld,\"exhausted\":%s,\"recordsUsed\":%zu}\n",
+         errors, lost, stale, send_failures, empty_acks, separate, exhausted ? "true" : "false", reuse ? (size_t)0 : next_record);
   return 0;
 }

@@ -1,6 +1,6 @@
 /**
  * coapsec proxy --bind HOST:PORT [--tcp PORT] [--tls PORT] [--ws PORT] [--forward] [--reverse PREFIX=URI ...]
- *   [--next-hop URI] [--cache-mb N] [--allow-destination CIDR|HOST ...] [--http-upstream]
+ *   [--next-hop URI] [--nstart N] [--cache-mb N] [--allow-destination CIDR|HOST ...] [--http-upstream]
  *   [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
  *   [--group NAME[=GROUP] ... [--group-mount PREFIX=GROUP ...] [--group-cache GROUP=MEMBER,... ...]]
  *   [--ws-origin ORIGIN ...] [--ws-max-connections N] [--ws-rate N] [--web DIR]
@@ -44,7 +44,7 @@ import { staticFiles } from '../proxy/ws-static.js';
 import type { PeerAddress } from '../transport/transport.js';
 
 export const PROXY_USAGE = `usage: coapsec proxy [--bind HOST:PORT] [--tcp PORT] [--tls PORT] [--ws PORT] [--forward]
-                     [--reverse PREFIX=URI ...] [--next-hop URI] [--cache-mb N]
+                     [--reverse PREFIX=URI ...] [--next-hop URI] [--nstart N] [--cache-mb N]
                      [--allow-destination CIDR|HOST ...] [--http-upstream]
                      [--http HOST:PORT [--http-host NAME ...] [--http-allow-origin ORIGIN ...]]
                      [--group NAME[=GROUP] ... [--group-mount PREFIX=GROUP ...]
@@ -69,6 +69,9 @@ ${STREAM_LISTEN_USAGE}
                          (block-wise, Observe and end-to-end OSCORE pass through; PREFIX/.well-known/core
                          lists the origin's links under PREFIX)
   --next-hop URI         send forwarded requests to this proxy, keeping Proxy-Uri/Proxy-Scheme
+  --nstart N             at most N requests outstanding to each upstream server (RFC 7252 §4.7 NSTART;
+                         default 1). More is the operator's decision (§4.8.1): only towards servers
+                         whose path cannot congest, e.g. on this host or its LAN
   --cache-mb N           cache responses in up to N MiB (RFC 7252 §5.6; default 0: no cache)
   --allow-destination CIDR|HOST
                          let --forward and --http reach this network, address or host name
@@ -117,6 +120,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       forward: { type: 'boolean' },
       reverse: { type: 'string', multiple: true },
       'next-hop': { type: 'string' },
+      nstart: { type: 'string' },
       'cache-mb': { type: 'string' },
       http: { type: 'string' },
       allow: { type: 'string', multiple: true },
@@ -192,6 +196,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   const allowedOrigins = values['http-allow-origin'] ?? [];
   for (const origin of allowedOrigins) if (!isWebOrigin(origin)) throw new UsageError(`--http-allow-origin needs an origin such as https://app.example:8443, got "${origin}"`);
   const buffers = socketBuffers(values);
+  const nstart = parseCount(values.nstart, '--nstart');
   const browserSide = wsBrowserSide(values);
 
   const streams = streamListeners(values, bind);
@@ -205,7 +210,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   const tlsListener = values.tls !== undefined ? tlsServerOptions(values, dtls?.psk) : undefined;
   const tlsUpstream = tlsClientOptions(upstreamValues, dtls?.psk);
   const keys = keyExport(values);
-  const upstream = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(tlsUpstream ? { tls: tlsUpstream } : {}), ...buffers });
+  const upstream = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(tlsUpstream ? { tls: tlsUpstream } : {}), ...buffers, ...(nstart !== undefined ? { parameters: { nstart } } : {}) });
   const oscore = await serverOscoreOrStore(values);
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const upstreamContexts = proxyUpstreamContexts(values.credentials);

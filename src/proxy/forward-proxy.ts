@@ -23,7 +23,7 @@ import {
   setOption,
   type CoapMessage,
 } from '../coap/message.js';
-import { OptionNumber, optionDefinition } from '../coap/options.js';
+import { OptionNumber, isUnsafe, optionDefinition } from '../coap/options.js';
 import { parseAbsoluteUri } from '../coap/uri.js';
 import { resolvePeer, type CoapClient } from '../client/client.js';
 import type { ProtectedRequest } from '../client/security.js';
@@ -36,7 +36,7 @@ import type { PeerAddress } from '../transport/transport.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { upstreamLayer, type UpstreamLayer } from './oscore-proxy.js';
-import { TargetMemo, checkProxyRequest, unrecognizedUnsafe, type Target } from './request-target.js';
+import { TargetMemo, checkProxyRequest, type Target } from './request-target.js';
 import { MissCoalescer, type SettleMiss } from './coalescing.js';
 import { cacheableProtection } from './protected-cache.js';
 import { DestinationPolicy, DestinationRefusedError } from './destination-policy.js';
@@ -174,13 +174,15 @@ export class ForwardProxy implements ForwardingHandler {
     if (this.identifiesMe(target)) return request.local(consumeProxyOptions(message));
 
     // One pass over the options for what the checks below and the upstream leg read: Hop-Limit
-    // and Observe (one each at most, checked above).
+    // and Observe (one each at most, checked above), and the first unrecognized Unsafe option.
     let hopLimitValue: Uint8Array | undefined;
     let observeValue: Uint8Array | undefined;
+    let unforwardable: number | undefined;
     for (const o of message.options) {
       const n = o.number;
       if (n === OptionNumber.HopLimit) hopLimitValue = o.value;
       else if (n === OptionNumber.Observe) observeValue = o.value;
+      else if (unforwardable === undefined && isUnsafe(n) && optionDefinition(n) === undefined) unforwardable = n;
     }
 
     // RFC 8768 §3: decrement Hop-Limit, or insert it; at 0 the request goes no further. A client's
@@ -193,7 +195,6 @@ export class ForwardProxy implements ForwardingHandler {
 
     // §5.7.1: "Unsafe options in a request that are not recognized by the proxy MUST lead to a
     // 4.02 (Bad Option) response"; unknown Safe-to-Forward ones are forwarded.
-    const unforwardable = unrecognizedUnsafe(message);
     if (unforwardable !== undefined) return answer(request, ResponseCode.BadOption, `cannot forward the unrecognized unsafe option ${unforwardable}`);
 
     // RFC 7641 §2: Observe matters for GET and FETCH only.
