@@ -10,6 +10,8 @@ import { ROOT, coapsec } from './support/cli-harness.js';
 
 export interface FarmNode {
   port: number;
+  /** With `metrics`: the node's HTTP port for /metrics and /health. */
+  metricsPort: number | undefined;
   readonly pid: number | undefined;
   kill(signal: string): Promise<unknown>;
   restart(): Promise<void>;
@@ -23,8 +25,15 @@ export interface Farm {
 }
 
 /** scripts/farm.mjs, loaded from the repository root (it is plain JavaScript, outside dist/). */
-export async function startFarm(options: { nodes: number; hashKey: string }): Promise<Farm> {
-  const farm = (await import(pathToFileURL(join(ROOT, 'scripts', 'farm.mjs')).href)) as { startFarm(options: { nodes: number; hashKey: string }): Promise<Farm> };
+export interface FarmOptions {
+  nodes: number;
+  /** nginx's hash key; scripts/farm.mjs defaults to deploy/nginx-coap.conf's $remote_addr. */
+  hashKey?: string;
+  metrics?: boolean;
+}
+
+export async function startFarm(options: FarmOptions): Promise<Farm> {
+  const farm = (await import(pathToFileURL(join(ROOT, 'scripts', 'farm.mjs')).href)) as { startFarm(options: FarmOptions): Promise<Farm> };
   return farm.startFarm(options);
 }
 

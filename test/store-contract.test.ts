@@ -68,6 +68,16 @@ for (const [kind, makeSubject] of Object.entries(subjects)) {
       return store;
     };
 
+    test('onlyIfAbsent writes into an empty slot only, and says whether it wrote', async (t) => {
+      const s = await fresh();
+      t.after(() => s.close());
+      assert.equal(await s.putContext(record(5, 'first'), { onlyIfAbsent: true }), true);
+      assert.equal(await s.putContext(record(5, 'second'), { onlyIfAbsent: true }), false);
+      assert.equal((await s.findContext(new Uint8Array([5])))?.name, 'first');
+      assert.equal(await s.putContext(record(5, 'replaced')), true);
+      assert.equal((await s.findContext(new Uint8Array([5])))?.name, 'replaced');
+    });
+
     test('a context is found by its kid and ID Context, and by nothing else', async (t) => {
       const s = await fresh();
       t.after(() => s.close());

@@ -9,6 +9,8 @@ import { decodeOscoreOption } from '../src/oscore/option.js';
 export interface RecordingRelay {
   port: number;
   log: Array<{ fromClient: boolean; datagram: Buffer }>;
+  /** Sends the client's datagrams to another node from now on (a failover without a balancer). */
+  retarget(port: number): void;
   close(): void;
 }
 
@@ -16,18 +18,19 @@ export async function recordingRelay(port: number): Promise<RecordingRelay> {
   const socket = createSocket('udp4');
   const log: RecordingRelay['log'] = [];
   let client: { address: string; port: number } | undefined;
+  let target = port;
   socket.on('message', (data, from) => {
-    if (from.port === port) {
+    if (from.port === target) {
       log.push({ fromClient: false, datagram: Buffer.from(data) });
       if (client) socket.send(data, client.port, client.address);
       return;
     }
     client = { address: from.address, port: from.port };
     log.push({ fromClient: true, datagram: Buffer.from(data) });
-    socket.send(data, port, '127.0.0.1');
+    socket.send(data, target, '127.0.0.1');
   });
   await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
-  return { port: socket.address().port, log, close: () => socket.close() };
+  return { port: socket.address().port, log, retarget: (p) => (target = p), close: () => socket.close() };
 }
 
 /**

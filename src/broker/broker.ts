@@ -39,7 +39,7 @@ import {
   type PartialTopicProperties,
   type TopicProperties,
 } from './topic-properties.js';
-import { TopicStore, type Topic } from './topic-store.js';
+import { TopicStore, type Topic, type TopicStateBlob } from './topic-store.js';
 
 export type BrokerOperation = 'list' | 'create' | 'read' | 'update' | 'delete' | 'publish' | 'read-data' | 'subscribe' | 'delete-data';
 
@@ -66,6 +66,11 @@ export interface BrokerOptions {
   limits?: Partial<BrokerLimits>;
   /** Keep topics (configuration and latest publication) in this JSON file across restarts. */
   stateFile?: string;
+  /**
+   * Instead of `stateFile`: the same state as a blob in a context store (openStateBlob,
+   * src/store/state-blob.ts), so that a broker started on another node starts from it.
+   */
+  state?: TopicStateBlob;
   /** Changes are written at most this long after they happen (and on close). Default 50 ms. */
   flushDelayMs?: number;
   authorize?: BrokerAuthorizer;
@@ -123,7 +128,10 @@ export class PubSubBroker {
     const scheduler = (this.scheduler = server.endpoint.scheduler);
     this.rate = new PublicationRateLimiter(this.limits.publicationsPerSecond, this.limits.publicationBurst, () => scheduler.now());
     this.authorize = options.authorize ?? (() => true);
-    this.store = new TopicStore(options.stateFile ? { file: options.stateFile, flushDelayMs: options.flushDelayMs ?? 50, scheduler } : undefined);
+    const flushDelayMs = options.flushDelayMs ?? 50;
+    this.store = new TopicStore(
+      options.state ? { blob: options.state, flushDelayMs, scheduler } : options.stateFile ? { file: options.stateFile, flushDelayMs, scheduler } : undefined,
+    );
     this.serveOn(server);
     server.onClose(() => this.close());
     this.scheduleExpiry();

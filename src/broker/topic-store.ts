@@ -10,6 +10,8 @@
  * fsync, rename, fsync the folder: credentials/durable-file.ts). Changes are coalesced for
  * `flushDelayMs` so a busy topic does not cost an fsync per publication; close() writes what is
  * pending. A crash can thus lose at most the last `flushDelayMs` of changes, never corrupt the file.
+ * Or the same JSON as a state blob in a context store (src/store/state-blob.ts, issue 26), so that a
+ * broker started on another node starts from it.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileDurably } from '../credentials/durable-file.js';
@@ -51,6 +53,19 @@ interface StoredTopic {
 
 const STATE_VERSION = 1;
 
+/** The state as a blob in a context store (StateBlob, src/store/state-blob.ts): read when opened, written in the background. */
+export interface TopicStateBlob {
+  readonly description: string;
+  readonly initial: Uint8Array | undefined;
+  write(data: Uint8Array): void;
+}
+
+/** Where the state goes: a file, or a blob in a context store. */
+export type TopicPersistence = ({ file: string } | { blob: TopicStateBlob }) & {
+  flushDelayMs: number;
+  scheduler: Scheduler;
+};
+
 export class TopicStore {
   private readonly byId = new Map<string, Topic>();
   private readonly byDataId = new Map<string, Topic>();
@@ -58,9 +73,16 @@ export class TopicStore {
   private flushTimer: Timer | undefined;
 
   constructor(
-    private readonly persistence: { file: string; flushDelayMs: number; scheduler: Scheduler } | undefined,
+    private readonly persistence: TopicPersistence | undefined,
   ) {
-    if (persistence && existsSync(persistence.file)) for (const topic of readState(persistence.file)) this.insert(topic);
+    let saved: { text: string; where: string } | undefined;
+    if (persistence && 'blob' in persistence) {
+      const initial = persistence.blob.initial;
+      if (initial !== undefined) saved = { text: Buffer.from(initial).toString('utf8'), where: persistence.blob.description };
+    } else if (persistence && existsSync(persistence.file)) {
+      saved = { text: readText(persistence.file), where: persistence.file };
+    }
+    if (saved) for (const topic of parseState(saved.text, saved.where)) this.insert(topic);
   }
 
   get size(): number {
@@ -118,7 +140,9 @@ export class TopicStore {
     this.flushTimer?.cancel();
     this.flushTimer = undefined;
     const stored: StoredTopic[] = [...this.byId.values()].map(toStored);
-    writeFileDurably(this.persistence.file, JSON.stringify({ version: STATE_VERSION, topics: stored }) + '\n');
+    const text = JSON.stringify({ version: STATE_VERSION, topics: stored }) + '\n';
+    if ('blob' in this.persistence) this.persistence.blob.write(new TextEncoder().encode(text));
+    else writeFileDurably(this.persistence.file, text);
   }
 
   close(): void {
@@ -152,14 +176,22 @@ function toStored(topic: Topic): StoredTopic {
 
 const SEGMENT = /^[A-Za-z0-9._~-]{1,64}$/;
 
-/** Reads and checks a state file; anything malformed is a BrokerStateError naming the file. */
-function readState(file: string): Topic[] {
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new BrokerStateError(`broker state ${file}: cannot read it (${(error as Error).message})`);
+  }
+}
+
+/** Checks a saved state; anything malformed is a BrokerStateError naming where it came from. */
+function parseState(text: string, where: string): Topic[] {
   const fail = (why: string): never => {
-    throw new BrokerStateError(`broker state ${file}: ${why}`);
+    throw new BrokerStateError(`broker state ${where}: ${why}`);
   };
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (error) {
     return fail(`cannot read it (${(error as Error).message})`);
   }

@@ -32,6 +32,7 @@ import { UsageError } from './errors.js';
 import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 import { OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
 import { STORE_FLAGS, STORE_FLAG_USAGE, serverOscoreOrStore } from './store-command.js';
+import { METRICS_FLAGS, METRICS_FLAG_USAGE, metricsFromFlag, type MetricsPort } from './metrics-flag.js';
 import { allowList } from '../proxy/oscore-proxy.js';
 import { proxyUpstreamContexts } from './via-args.js';
 import { GroupClient } from '../group/group-client.js';
@@ -109,6 +110,8 @@ ${LOG_USAGE}
 ${DTLS_USAGE}
 ${OSCORE_USAGE}
 ${STORE_FLAG_USAGE}
+${METRICS_FLAG_USAGE}
+                     and this node's cache (entries, bytes, hits, misses: each proxy node has its own)
   See docs/security.md before exposing a proxy beyond loopback.
 ${KEY_EXPORT_USAGE}`;
 
@@ -141,6 +144,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
       ...STORE_FLAGS,
+      ...METRICS_FLAGS,
       ...KEY_EXPORT_FLAGS,
     },
     { min: 0, max: 0, names: '' },
@@ -211,7 +215,9 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   const tlsUpstream = tlsClientOptions(upstreamValues, dtls?.psk);
   const keys = keyExport(values);
   const upstream = new CoapClient({ ...(dtls ? { dtls: { ...dtls, ...keys.dtls } } : {}), ...(tlsUpstream ? { tls: tlsUpstream } : {}), ...buffers, ...(nstart !== undefined ? { parameters: { nstart } } : {}) });
-  const oscore = await serverOscoreOrStore(values);
+  const metricsFlag = metricsFromFlag(values.metrics);
+  const oscore = await serverOscoreOrStore(values, undefined, metricsFlag?.metrics);
+  let metrics: MetricsPort | undefined;
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const upstreamContexts = proxyUpstreamContexts(values.credentials);
   const upstreamLookup = upstreamContexts.lookup;
@@ -222,6 +228,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   });
   const servers: CoapServer[] = [];
   const closeAll = async (): Promise<void> => {
+    await metrics?.close();
     await Promise.all(servers.map((s) => s.close()));
     await upstream.close();
     oscore.close();
@@ -252,6 +259,16 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     }
   }
   const cache = cacheMb > 0 ? new ResponseCache({ maxBytes: cacheMb * 1024 * 1024, now: () => servers[0]!.endpoint.scheduler.now() }) : undefined;
+  if (metricsFlag) {
+    try {
+      metrics = await metricsFlag.listen();
+    } catch (error) {
+      await closeAll();
+      throw error;
+    }
+    for (const server of servers) metrics.attach(server);
+    metrics.attachContexts(() => oscore.security?.contexts.length ?? 0);
+  }
   const authorize = values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {};
   const proxies: Array<{ close(): Promise<void> }> = [];
   const edhocLog = values.verbose?.length ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
@@ -280,6 +297,11 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       proxies.push(groupRelaying(server, groupTransport, { allowed: groupAllowed, mounts: groupMounts, members: groupMembers }, forward, reverseProxy));
     }
   }
+  const forwardProxies = proxies.filter((p): p is ForwardProxy => p instanceof ForwardProxy);
+  metrics?.attachProxy(
+    () => forwardProxies.reduce((sum, p) => ({ forwarded: sum.forwarded + p.stats.forwarded, coalesced: sum.coalesced + p.stats.coalesced }), { forwarded: 0, coalesced: 0 }),
+    cache && (() => cache.stats()),
+  );
   const closeProxies = async (): Promise<void> => {
     await Promise.all(proxies.map((p) => p.close()));
     await closeAll();

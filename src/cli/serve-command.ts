@@ -20,7 +20,7 @@ import { kudosResource } from '../kudos/well-known.js';
 import { OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
 import { STORE_FLAGS, STORE_FLAG_USAGE, serverOscoreOrStore } from './store-command.js';
 import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
-import { ServerMetrics, listenMetrics } from '../metrics/index.js';
+import { METRICS_FLAGS, METRICS_FLAG_USAGE, metricsFromFlag, type MetricsPort } from './metrics-flag.js';
 import { GROUP_SERVE_FLAGS, GROUP_SERVE_USAGE, listenGroup, wantsGroup } from './group-serve.js';
 
 export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] [-v|-vv] [DTLS options] [OSCORE options]
@@ -42,8 +42,7 @@ ${STREAM_LISTEN_USAGE}
   --plugtest         also serve the OSCORE test specification's resources (/oscore/...)
 ${STORE_FLAG_USAGE}
 ${SOCKET_USAGE}
-  --metrics HOST:PORT  serve GET /metrics (Prometheus text: requests, OSCORE refusals by reason,
-                     replays, Echo challenges) and GET /health over HTTP there, e.g. 127.0.0.1:9464
+${METRICS_FLAG_USAGE}
   --proxy-name NAME  answer proxied requests whose Proxy-Uri (or Uri-Host with Proxy-Scheme) names
                      NAME as if sent directly, so a proxy chain can end here (libcoap's -P ',NAME');
                      repeatable. Other proxied requests get 5.05.
@@ -68,7 +67,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       'dtls-stale-after': { type: 'string' },
       'dtls-max-sessions-per-identity': { type: 'string' },
       plugtest: { type: 'boolean' },
-      metrics: { type: 'string' },
+      ...METRICS_FLAGS,
       ...STORE_FLAGS,
       ...SOCKET_FLAGS,
       'proxy-name': { type: 'string', multiple: true },
@@ -103,8 +102,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return name;
   });
   const stateLimits = serverStateLimits(values);
-  const metricsBind = values.metrics !== undefined ? parseBind(values.metrics, { host: '127.0.0.1', port: 9464 }) : undefined;
-  const oscore = await serverOscoreOrStore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined);
+  const metricsFlag = metricsFromFlag(values.metrics);
+  const oscore = await serverOscoreOrStore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined, metricsFlag?.metrics);
   const edhocLog = values.verbose?.length ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
   const keys = keyExport(values);
   const ace = loadAceServeConfig(values.ace);
@@ -115,17 +114,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const cliPsk = dtls?.psk !== undefined && typeof dtls.psk !== 'function' && !Array.isArray(dtls.psk) ? dtls.psk : undefined;
   const tls = values.tls !== undefined ? tlsServerOptions(values, cliPsk) : undefined;
   const servers: CoapServer[] = [];
-  const metrics = metricsBind ? new ServerMetrics() : undefined;
-  let metricsServer: Awaited<ReturnType<typeof listenMetrics>> | undefined;
-  if (metrics && metricsBind) {
+  let metrics: MetricsPort | undefined;
+  if (metricsFlag) {
     try {
-      metricsServer = await listenMetrics(metrics, metricsBind.host, metricsBind.port);
+      metrics = await metricsFlag.listen();
     } catch (error) {
       oscore.close();
-      throw new UsageError(`--metrics: cannot listen on ${metricsBind.host}:${metricsBind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      throw error;
     }
-    const address = metricsServer.address() as { address: string; port: number };
-    process.stderr.write(`coapsec metrics on http://${address.address}:${address.port}/metrics\n`);
+    metrics.attachContexts(() => oscore.security?.contexts.length ?? 0);
   }
   for (const l of listeners) {
     let server: CoapServer;
@@ -143,20 +140,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
         : await CoapServer.listen({ host: l.host, port: l.port, ...(l.secure && dtls ? { dtls: { ...dtls, ...limits, ...keys.dtls } } : {}), ...common });
     } catch (error) {
       await Promise.all(servers.map((s) => s.close()));
-      metricsServer?.close();
+      await metrics?.close();
       oscore.close();
       if (error instanceof UsageError) throw error;
       throw new UsageError(`cannot listen on ${l.host}:${l.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
     servers.push(server);
     log.attach(server);
-    if (metrics) {
-      const logged = server.onRequestLog;
-      server.onRequestLog = (entry) => {
-        logged?.(entry);
-        metrics.record(entry);
-      };
-    }
+    metrics?.attach(server);
     addDemoResources(server, values.dir !== undefined ? { dir: values.dir } : {});
     addWhoamiResource(server);
     if (oscore.kudos) server.add(kudosResource());
@@ -181,7 +172,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
   });
   await Promise.all(servers.map((s) => s.close()));
-  await new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined)));
+  await metrics?.close();
   // Writes the exact next Sender Sequence Numbers back, so a clean stop skips none.
   oscore.close();
   return 0;

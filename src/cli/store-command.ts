@@ -8,6 +8,7 @@
 import { loadCredentials } from '../credentials/credentials-file.js';
 import { CredentialsError } from '../credentials/errors.js';
 import { OscoreServerSecurity } from '../server/oscore.js';
+import { MeteredStore, type ServerMetrics } from '../metrics/index.js';
 import { openContextStore } from '../store/open.js';
 import { StoreContexts } from '../store/server-contexts.js';
 import { StoreError, type ContextStore } from '../store/types.js';
@@ -116,10 +117,11 @@ function hexFlag(text: string | undefined, flag: string): Uint8Array | undefined
  * Sequence Numbers come from the store's reservations. Store failures are answered 5.03; the
  * details go to `log`, at most one line a second.
  */
-export async function storeServerSecurity(location: string, log: (line: string) => void): Promise<{ security: OscoreServerSecurity; close(): Promise<void> }> {
+export async function storeServerSecurity(location: string, log: (line: string) => void, metrics?: ServerMetrics): Promise<{ security: OscoreServerSecurity; close(): Promise<void> }> {
   let store: ContextStore;
   try {
     store = await openContextStore(location);
+    if (metrics !== undefined) store = new MeteredStore(store, metrics);
   } catch (error) {
     if (error instanceof StoreError) throw new UsageError(`--store: ${error.message}`);
     throw error;
@@ -147,9 +149,9 @@ export const STORE_FLAG_USAGE = `  --store LOCATION   OSCORE contexts and sequen
                      provisions devices; instead of --credentials/--oscore-conf; docs/scale-out.md)`;
 
 /** The server's OSCORE protection: from `--store` when given, else from --credentials/--oscore-conf (serverOscore). */
-export async function serverOscoreOrStore(values: OscoreFlagValues & { store?: string | undefined }, onKudosEvent?: (peer: string, event: KudosEvent) => void): Promise<ServerOscore> {
+export async function serverOscoreOrStore(values: OscoreFlagValues & { store?: string | undefined }, onKudosEvent?: (peer: string, event: KudosEvent) => void, metrics?: ServerMetrics): Promise<ServerOscore> {
   if (values.store === undefined) return serverOscore(values, onKudosEvent);
   if (values.credentials !== undefined || values['oscore-conf'] !== undefined) throw new UsageError('use either --store or --credentials/--oscore-conf, not both');
-  const stored = await storeServerSecurity(values.store, (line) => void process.stderr.write(`${line}\n`));
+  const stored = await storeServerSecurity(values.store, (line) => void process.stderr.write(`${line}\n`), metrics);
   return { security: stored.security, protection: stored.security, kudos: undefined, close: () => void stored.close() };
 }

@@ -2,7 +2,8 @@
  * EDHOC over CoAP (RFC 9528 App. A.2) and the EDHOC + OSCORE request (RFC 9668): the server's
  * EDHOC resource and contexts, the client's on-demand EDHOC, and the wire helpers.
  */
-export { EdhocServer, type EdhocServerOptions } from './server.js';
+export { EdhocServer, type EdhocServerOptions, type SharedEdhocContexts } from './server.js';
+export { StoredEdhocContexts, type StoredEdhocContextsOptions } from './stored-contexts.js';
 export { EdhocClientSecurity, EdhocRequestError, type EdhocClientOptions } from './client-security.js';
 export { EdhocClient, type EdhocClientConfig } from './origins.js';
 export { postOverClient, postOverEndpoint, exchangeMessages12, EdhocTransferError, type EdhocPost, type EdhocReply } from './handshake.js';

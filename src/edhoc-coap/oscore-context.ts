@@ -39,25 +39,26 @@ export const maxOscoreIdLength = (session: Pick<EdhocSession, 'suite'>): number 
  * credential's subject, else the peer's connection identifier.
  */
 export function edhocOscoreContext(session: EdhocSession, options: EdhocContextOptions = {}): OscoreSecurityContext {
+  return new OscoreSecurityContext(edhocOscoreParameters(session, options), options.sequence?.(session) ?? new VolatileSequence(0));
+}
+
+/** The parameters edhocOscoreContext makes its context from (a context store writes them for other nodes). */
+export function edhocOscoreParameters(session: EdhocSession, options: Pick<EdhocContextOptions, 'replayWindow'> = {}) {
   const params = session.oscore();
   const longest = maxOscoreIdLength(session);
   if (params.senderId.length > longest || params.recipientId.length > longest) throw new EdhocConfigError(`a connection identifier is longer than the ${longest} bytes an OSCORE ID may have with this suite`);
   const name = session.peer.subject ?? `edhoc ${Buffer.from(params.senderId).toString('hex')}`;
-  return new OscoreSecurityContext(
-    {
-      masterSecret: params.masterSecret,
-      masterSalt: params.masterSalt,
-      senderId: params.senderId,
-      recipientIds: [params.recipientId],
-      aead: params.aeadAlgorithm,
-      hkdf: oscoreHkdfFor(params.hashAlgorithm),
-      name,
-      ...(options.replayWindow !== undefined ? { replayWindow: options.replayWindow } : {}),
-    },
-    options.sequence?.(session) ?? new VolatileSequence(0),
-  );
+  return {
+    masterSecret: params.masterSecret,
+    masterSalt: params.masterSalt,
+    senderId: params.senderId,
+    recipientIds: [params.recipientId],
+    aead: params.aeadAlgorithm,
+    hkdf: oscoreHkdfFor(params.hashAlgorithm),
+    name,
+    ...(options.replayWindow !== undefined ? { replayWindow: options.replayWindow } : {}),
+  };
 }
-
 
 /**
  * Connection identifiers in use by one endpoint (RFC 9668 §4.1.1/§4.1.2): a new one is neither an
@@ -70,11 +71,12 @@ export class ConnectionIdentifiers {
 
   constructor(private readonly alsoInUse: () => Iterable<Uint8Array> = () => []) {}
 
-  allocate(maxLength: number, exclude?: Uint8Array): Uint8Array {
+  /** `minLength` above 1 when identifiers must be unlikely to meet those other endpoints choose (nodes sharing a context store). */
+  allocate(maxLength: number, exclude?: Uint8Array, minLength = 1): Uint8Array {
     const taken = new Set(this.#inUse);
     for (const id of this.alsoInUse()) taken.add(hex(id));
     if (exclude !== undefined) taken.add(hex(exclude));
-    for (let length = 1; length <= maxLength; length++) {
+    for (let length = Math.min(minLength, maxLength); length <= maxLength; length++) {
       for (let attempt = 0; attempt < 16; attempt++) {
         const candidate = Uint8Array.from(randomBytes(length));
         if (!taken.has(hex(candidate))) {

@@ -30,7 +30,7 @@ import { findCipherSuite } from '../edhoc/suites.js';
 import type { EndpointContext } from '../exchange/context.js';
 import { answerOf, kudosEad2After, kudosEad3, kudosEadAsk, type KudosSupport } from '../kudos/edhoc-ead.js';
 import { decodeOscoreOption } from '../oscore/option.js';
-import type { OscoreSecurityContext } from '../oscore/security-context.js';
+import type { OscoreSecurityContext, SequenceSource } from '../oscore/security-context.js';
 import type { CoapRequest, CoapResponse } from '../server/resource.js';
 import { OscoreServerSecurity } from '../server/oscore.js';
 import { toMessage } from '../server/response.js';
@@ -82,6 +82,22 @@ export interface EdhocServerOptions extends EdhocContextOptions {
   readonly authorize?: (peer: PeerCredential, ead3: readonly EadItem[]) => void;
   /** Recipient IDs of contexts made elsewhere on this server (ACE's), which C_R must not take either. */
   readonly alsoInUse?: () => Iterable<Uint8Array>;
+  /**
+   * Server nodes sharing a context store (issue 26, StoredEdhocContexts): each context made is
+   * numbered by `sequenceFor` (reservations no other node overlaps) and handed to `publish`, so
+   * that another node serves its client when this one dies. Our connection identifiers (the
+   * contexts' Recipient IDs) are then random at the longest length the suite allows, so that nodes
+   * choosing them independently do not meet (RFC 9668 §4.1.2 per node becomes "per farm").
+   */
+  readonly sharedContexts?: SharedEdhocContexts;
+}
+
+/** Where EDHOC-made contexts go so that other server nodes find them (stored-contexts.ts). */
+export interface SharedEdhocContexts {
+  /** The Sender Sequence Numbers of the session's context: never one another node uses. */
+  sequenceFor(session: EdhocSession): SequenceSource;
+  /** Called once per context made, after it is installed here. */
+  publish(session: EdhocSession, context: OscoreSecurityContext): void;
 }
 
 /** A session waiting for the client: message_3 (forward flow) or message_2 (reverse flow); keyed by our identifier. */
@@ -199,17 +215,15 @@ export class EdhocServer implements ServerSecurity {
     return { ok: true, request: { ...request, payload: parts.oscorePayload, options: request.options.filter((o) => o.number !== OptionNumber.Edhoc) } };
   }
 
+  /** A kid none of our EDHOC contexts has may be one the fallback fetches from a context store first. */
+  prepare(request: CoapMessage, context: EndpointContext): Promise<CoapMessage | undefined> | undefined {
+    if (getOption(request, OptionNumber.Oscore) === undefined || this.#installedFor(request) !== undefined) return undefined;
+    return this.#fallback.prepare?.(request, context);
+  }
+
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined {
-    const option = getOption(request, OptionNumber.Oscore);
-    if (option === undefined) return undefined;
-    let installed: InstalledContext | undefined;
-    try {
-      const { kid, kidContext } = decodeOscoreOption(option);
-      if (kid !== undefined && kidContext === undefined) installed = this.#contexts.get(hex(kid));
-    } catch {
-      // A malformed option: the fallback gives RFC 8613 §8.2's answer.
-    }
-    return (installed?.security ?? this.#fallback).unprotect(request, context);
+    if (getOption(request, OptionNumber.Oscore) === undefined) return undefined;
+    return (this.#installedFor(request)?.security ?? this.#fallback).unprotect(request, context);
   }
 
   /** Forgets an EDHOC-made context (its client gets 4.01 and runs EDHOC again); false if it was not installed here. */
@@ -232,7 +246,7 @@ export class EdhocServer implements ServerSecurity {
     const processed = new EdhocResponder(this.#options.responder).processMessage1(message1);
     const longest = maxOscoreIdLength({ suite: findCipherSuite(processed.suite)! });
     if (processed.connectionIdI.length > longest) throw unspecified(`C_I is longer than the ${longest} bytes of an OSCORE Recipient ID`);
-    const connectionId = this.#ids.allocate(longest, processed.connectionIdI);
+    const connectionId = this.#ids.allocate(longest, processed.connectionIdI, this.#shortestConnectionId(longest));
     let prepared;
     try {
       const own = this.#options.kudos;
@@ -270,7 +284,8 @@ export class EdhocServer implements ServerSecurity {
     if (this.#sessions.size >= (this.#options.maxSessions ?? 64)) throw new ServerBusy('too many EDHOC sessions in progress');
     const initiator = new EdhocInitiator(config);
     const suite = findCipherSuite(config.selectedSuite ?? config.suites[0]!)!;
-    const connectionId = this.#ids.allocate(maxOscoreIdLength({ suite }));
+    const longest = maxOscoreIdLength({ suite });
+    const connectionId = this.#ids.allocate(longest, undefined, this.#shortestConnectionId(longest));
     const { state, message } = initiator.prepareMessage1({ connectionId, ...(this.#options.kudos !== undefined ? { ead: [kudosEadAsk()] } : {}) });
     this.#keep({ connectionId, message1Key: '', sent: message, state });
     return { code: ResponseCode.Changed, payload: message, contentFormat: ContentFormat.EdhocCborSeq };
@@ -288,9 +303,24 @@ export class EdhocServer implements ServerSecurity {
     return { message3: message };
   }
 
+  #installedFor(request: CoapMessage): InstalledContext | undefined {
+    try {
+      const { kid, kidContext } = decodeOscoreOption(getOption(request, OptionNumber.Oscore)!);
+      return kid !== undefined && kidContext === undefined ? this.#contexts.get(hex(kid)) : undefined;
+    } catch {
+      return undefined; // A malformed option: the fallback gives RFC 8613 §8.2's answer.
+    }
+  }
+
+  #shortestConnectionId(longest: number): number {
+    return this.#options.sharedContexts !== undefined ? longest : 1;
+  }
+
   #establish(edhoc: EdhocSession, peerKudos: KudosSupport | undefined): void {
-    const context = edhocOscoreContext(edhoc, this.#options);
+    const shared = this.#options.sharedContexts;
+    const context = edhocOscoreContext(edhoc, shared !== undefined ? { ...this.#options, sequence: (session) => shared.sequenceFor(session) } : this.#options);
     this.#install(context);
+    shared?.publish(edhoc, context);
     this.#options.onEstablished?.(edhoc, context, peerKudos);
   }
 

@@ -42,11 +42,15 @@ export class FileContextStore implements ContextStore {
     }
   }
 
-  async putContext(record: StoredContext, options: PutContextOptions = {}): Promise<void> {
+  async putContext(record: StoredContext, options: PutContextOptions = {}): Promise<boolean> {
     this.checkOpen();
+    const path = this.contextPath(storedKid(record), record.context.idContext);
+    // One process per file store: nothing writes between this read and the write below.
+    if (options.onlyIfAbsent && this.readContext(path) !== undefined) return false;
     const envelope: { expiresAt?: number; record: unknown } = { record: JSON.parse(encodeStoredContext(record)) };
     if (options.expiresInSeconds !== undefined) envelope.expiresAt = this.#now() + options.expiresInSeconds * 1000;
-    this.write(this.contextPath(storedKid(record), record.context.idContext), JSON.stringify(envelope));
+    this.write(path, JSON.stringify(envelope));
+    return true;
   }
 
   async findContext(kid: Uint8Array, idContext?: Uint8Array): Promise<StoredContext | undefined> {

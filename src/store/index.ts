@@ -6,3 +6,4 @@ export { openContextStore } from './open.js';
 export { BlockSequence } from './block-sequence.js';
 export { StoreContexts, type ContextSource, type StoreContextsOptions } from './server-contexts.js';
 export { encodeStoredContext, decodeStoredContext } from './records.js';
+export { openStateBlob, type StateBlob } from './state-blob.js';

@@ -32,7 +32,7 @@ interface RedisCommands {
   readonly isReady: boolean;
   configGet(pattern: string): Promise<Record<string, string>>;
   get(key: string): Promise<string | null>;
-  set(key: string, value: string | Buffer, options?: { EX: number }): Promise<unknown>;
+  set(key: string, value: string | Buffer, options?: { EX?: number; NX?: boolean }): Promise<string | null>;
   del(key: string): Promise<number>;
   mGet(keys: string[]): Promise<Array<string | null>>;
   incrBy(key: string, increment: number): Promise<number>;
@@ -94,11 +94,13 @@ export class RedisContextStore implements ContextStore {
     return store;
   }
 
-  async putContext(record: StoredContext, options: PutContextOptions = {}): Promise<void> {
+  async putContext(record: StoredContext, options: PutContextOptions = {}): Promise<boolean> {
     const key = contextKey(storedKid(record), record.context.idContext);
     const text = encodeStoredContext(record);
     const ttl = options.expiresInSeconds;
-    await this.run('SET', () => (ttl !== undefined ? this.client.set(key, text, { EX: Math.max(1, Math.ceil(ttl)) }) : this.client.set(key, text)));
+    const set = { ...(ttl !== undefined ? { EX: Math.max(1, Math.ceil(ttl)) } : {}), ...(options.onlyIfAbsent ? { NX: true } : {}) };
+    // SET … NX answers null when the key exists.
+    return (await this.run('SET', () => this.client.set(key, text, set))) !== null;
   }
 
   async findContext(kid: Uint8Array, idContext?: Uint8Array): Promise<StoredContext | undefined> {

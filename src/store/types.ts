@@ -34,14 +34,16 @@ export interface PutContextOptions {
    * session). Default: kept until deleted.
    */
   expiresInSeconds?: number;
+  /** Write only if the slot is empty (two nodes choosing one kid by chance). Default false. */
+  onlyIfAbsent?: boolean;
 }
 
 export interface ContextStore {
   /** Names the store in diagnostics (`redis://127.0.0.1:6379/0`, `file store DIR`); never a password. */
   readonly description: string;
 
-  /** Adds or replaces the context for (its Recipient ID, its ID Context). */
-  putContext(record: StoredContext, options?: PutContextOptions): Promise<void>;
+  /** Adds or replaces the context for (its Recipient ID, its ID Context); false when `onlyIfAbsent` found one there. */
+  putContext(record: StoredContext, options?: PutContextOptions): Promise<boolean>;
   /**
    * The context whose Recipient ID is `kid` and whose ID Context is `idContext` (absent: the one
    * stored without an ID Context); undefined when there is none.
