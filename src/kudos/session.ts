@@ -439,6 +439,10 @@ export class KudosSession {
   ): Verified<T> {
     // CTX_TEMP = updateCtx(X2 | N2, 0x, CTX_IN) (§4.3.1) with CTX_IN = CTX_OLD (FS) or CTX_BOOTSTRAP (no-FS).
     if (this.#supersededPeerPairs.has(pairKey(peerPair))) return { ok: false, code: UNAUTHORIZED, reason: 'stale KUDOS divergent message (a nonce the peer has moved past)' };
+    // No-FS mode: the execution that made the current context took the peer's nonce from a
+    // message that still decrypts (CTX_BOOTSTRAP never changes, §4.4.2); the nonce is in the
+    // current Master Salt, so a replay of it is recognised without storing anything.
+    if (noFs && this.#inCurrentSalt(peerPair)) return { ok: false, code: UNAUTHORIZED, reason: 'stale KUDOS divergent message (its nonce made the current context, no-FS mode)' };
     // `restored`: CTX_IN existed before this session was opened, so this CTX_TEMP may have verified
     // messages in an earlier process (B.1.2): a pair not seen since starts with an uninitialised window.
     const tryFrom = (ctxIn: ContextMaterial, restored: boolean) => {
@@ -590,7 +594,7 @@ export class KudosSession {
     this.#pending = undefined;
     this.#temp = undefined;
     this.#ownPair = undefined;
-    this.#peerTemps.clear();
+    this.#forgetPeerTemps();
     this.#supersededPeerPairs.clear();
     // §4.6: never retain a CTX_OLD whose Recipient Key reached its limits.
     this.#retained = this.#o.retainOldMs > 0 && !old.failures.reached
@@ -609,7 +613,7 @@ export class KudosSession {
     this.#retained = undefined;
     this.#ownPair = undefined;
     this.#temp = undefined;
-    this.#peerTemps.clear();
+    this.#forgetPeerTemps();
     events.push({ type: 'aborted', reason: 'divergent message protected from CTX_NEW: CTX_NEW becomes CTX_OLD' });
   }
 
@@ -650,6 +654,21 @@ export class KudosSession {
     return undefined;
   }
 
+  /**
+   * Pre-IDLE deletes the CTX_TEMPs (§4.3.3.2). Their replay windows go with those from CTX_OLD,
+   * whose messages no longer decrypt; those from CTX_BOOTSTRAP stay (bounded, MAX_PEER_TEMPS), as
+   * their messages still decrypt in the next no-FS execution: a recent replay is refused by its window.
+   */
+  #forgetPeerTemps(): void {
+    for (const key of [...this.#peerTemps.keys()]) if (key.startsWith('f')) this.#peerTemps.delete(key);
+  }
+
+  /** Whether the peer's pair is one of the two the current Master Salt was built from (§4.2: X_N). */
+  #inCurrentSalt(peerPair: NoncePair): boolean {
+    const halves = splitMasterSalt(this.#current.material.masterSalt);
+    return halves !== undefined && halves.some((half) => samePair(normalised(half), normalised(peerPair)));
+  }
+
   /** §4.4.2: CTX_IN is CTX_OLD in FS mode, CTX_BOOTSTRAP in no-FS mode. */
   #ctxIn(noFs: boolean): ContextMaterial {
     if (!noFs) return this.#current.material;
@@ -659,7 +678,15 @@ export class KudosSession {
   }
 
   /** Whether #ctxIn(noFs) existed before this session was opened. */
+  /**
+   * Whether CTX_TEMPs derived from #ctxIn(noFs) may have verified messages this session no longer
+   * tracks. CTX_OLD: if it was read from storage (B.1.2). CTX_BOOTSTRAP: always — it is CTX_IN of
+   * every no-FS execution with the peer (§4.4.2), so a divergent message recorded in any earlier
+   * one still decrypts, and a new pair's window starts uninitialised: the first divergent request
+   * with it is challenged (B.1.2) before the state moves, which a replay cannot answer.
+   */
   #ctxInRestored(noFs: boolean): boolean {
+    if (noFs) return true;
     return noFs ? this.#restored : this.#current.restored;
   }
 
