@@ -91,6 +91,21 @@ export class KudosServerSecurity implements ServerSecurity {
     }
   }
 
+  /** A peer whose context was made after the server started (an EDHOC-derived one, §4.8); replaces one with the same Recipient ID. */
+  addPeer(config: KudosServerPeerConfig): void {
+    this.removePeer(config.recipientId);
+    this.#peers.set(hex(config.recipientId), new ServerPeer(config, this.#options));
+  }
+
+  /** Forgets the peer with this Recipient ID (its context was dropped); its held requests are released. */
+  removePeer(recipientId: Uint8Array): void {
+    const peer = this.#peers.get(hex(recipientId));
+    if (peer === undefined) return;
+    clearTimeout(peer.busyTimer);
+    peer.gate.open();
+    this.#peers.delete(hex(recipientId));
+  }
+
   /** The session of a peer, by name. */
   session(name: string): KudosSession | undefined {
     return this.#byName(name)?.config.session;
