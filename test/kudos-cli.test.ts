@@ -117,6 +117,12 @@ test('--kudos-ead: get offers KUDOS in EDHOC and both sides log the answer; coap
     assert.match(rekey.stdout, /^key updated with coap:\/\/127\.0\.0\.1:\d+\/ \(EDHOC context\): Sender ID [0-9a-f]+, Recipient ID [0-9a-f]+ \(unchanged: KUDOS keeps the IDs\), context [0-9a-f]{12}\n$/);
     assert.match(rekey.stderr, /IDLE -> BUSY[\s\S]*update completed \(FS mode, observations ended\)/);
     await serve.waitFor(/kudos edhoc alice: IDLE -> BUSY[\s\S]*kudos edhoc alice: BUSY -> PENDING[\s\S]*kudos edhoc alice: PENDING -> IDLE/);
+    // The records of EDHOC-derived contexts live as long as the contexts: the server's two (the get's
+    // and the rekey's EDHOC) stay, the rekey process deleted its own when it ended.
+    const records = readdirSync(join(root, 'common-state', 'kudos-edhoc'));
+    assert.equal(records.length, 2, records.join(', '));
+    const secret = (JSON.parse(readFileSync(join(root, 'common-state', 'kudos-edhoc', records[0]!), 'utf8')) as { record: { current: { masterSecret: string } } }).record.current.masterSecret;
+    assert.ok(![rekey.stdout, rekey.stderr, serve.stderr()].some((text) => text.includes(secret)), 'no key in the output');
     // Without --kudos-ead the same client offers nothing, and the server runs no KUDOS for it.
     const plain = await coapsec(['get', `${base}/whoami`, '--credentials', files.client, '-v']);
     assert.equal(plain.code, 0, plain.stderr);

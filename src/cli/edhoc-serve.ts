@@ -37,7 +37,11 @@ const MAX_CONTEXTS = 1024;
 
 const shown = (bytes: Uint8Array): string => (bytes.length === 0 ? '(empty)' : hex(bytes));
 
-/** KUDOS on EDHOC-made contexts: where their KUDOS records go, and the `-v` lines. */
+/**
+ * KUDOS on EDHOC-made contexts: where their KUDOS records go, and the `-v` lines. The contexts
+ * live in memory, so their records are deleted with them (replaced, evicted) and the caller clears
+ * the directory when the server starts: a peer running EDHOC again and again leaves no files behind.
+ */
 export interface EdhocKudos {
   stateDirectory: string;
   onEvent?: (peer: string, event: KudosEvent) => void;
@@ -54,8 +58,9 @@ export function attachEdhocResponder(server: CoapServer, edhoc: EdhocCredentials
       grants!.remember(session, context);
       log?.(`${describeSession(session, context)}${peerKudos !== undefined ? `; KUDOS support of the peer: ${peerKudos.toUpperCase()}` : ''}`);
       // §4.8: NONE (or nothing) from the peer gives no session, and KUDOS is not run with it.
-      const kudosSession = kudos && peerKudos && kudosSessionForEdhoc(session, peerKudos, { storage: (identity) => new KudosFileStorage(kudos.stateDirectory, identity), peerKeepsQuiet: true });
-      if (kudosSession) grants!.runKudos(`edhoc ${peerName(session.peer)}`, kudosSession, context);
+      let storage: KudosFileStorage | undefined;
+      const kudosSession = kudos && peerKudos && kudosSessionForEdhoc(session, peerKudos, { storage: (identity) => (storage = new KudosFileStorage(kudos.stateDirectory, identity)), peerKeepsQuiet: true });
+      if (kudosSession) grants!.runKudos(`edhoc ${peerName(session.peer)}`, kudosSession, context, storage!);
     },
   });
   if (kudos) server.add(kudosResource());
@@ -78,6 +83,8 @@ function describeSession(session: EdhocSession, context: OscoreSecurityContext):
 class EdhocGrants implements ServerSecurity {
   /** The authenticated peer per EDHOC context, by its Recipient ID (C_R): bounded like the contexts. */
   readonly #peers = new Map<string, PeerCredential>();
+  /** The KUDOS records of the contexts that run KUDOS, by Recipient ID. */
+  readonly #kudosRecords = new Map<string, KudosFileStorage>();
 
   constructor(
     private readonly edhoc: EdhocServer,
@@ -89,18 +96,26 @@ class EdhocGrants implements ServerSecurity {
     const recipientId = context.primaryRecipient.params.recipientId;
     const kid = hex(recipientId);
     this.#peers.delete(kid);
-    this.kudos?.removePeer(recipientId); // a new context under this kid: a KUDOS session of the old one is void
+    this.#stopKudos(kid); // a new context under this kid: a KUDOS session of the old one is void
     this.#peers.set(kid, session.peer);
     while (this.#peers.size > MAX_CONTEXTS) {
       const oldest = this.#peers.keys().next().value!;
       this.#peers.delete(oldest);
-      this.kudos?.removePeer(Uint8Array.from(Buffer.from(oldest, 'hex')));
+      this.#stopKudos(oldest);
     }
   }
 
   /** The context's requests go through its KUDOS session from now on. */
-  runKudos(name: string, session: KudosSession, context: OscoreSecurityContext): void {
-    this.kudos?.addPeer({ name, session, recipientId: context.primaryRecipient.params.recipientId, aead: context.sender.aead });
+  runKudos(name: string, session: KudosSession, context: OscoreSecurityContext, record: KudosFileStorage): void {
+    const recipientId = context.primaryRecipient.params.recipientId;
+    this.kudos?.addPeer({ name, session, recipientId, aead: context.sender.aead });
+    this.#kudosRecords.set(hex(recipientId), record);
+  }
+
+  #stopKudos(kid: string): void {
+    this.kudos?.removePeer(Uint8Array.from(Buffer.from(kid, 'hex')));
+    this.#kudosRecords.get(kid)?.remove();
+    this.#kudosRecords.delete(kid);
   }
 
   /** §4.3.7 for the kudos-gate stage: requests held while an update the server started runs. */
@@ -116,7 +131,7 @@ class EdhocGrants implements ServerSecurity {
     const peer = this.#edhocPeer(request);
     const outcome = this.kudos?.unprotect(request, context) ?? this.edhoc.unprotect(request, context);
     if (peer === undefined || outcome === undefined || !outcome.ok) return outcome;
-    const name = `edhoc ${peer.grant?.name ?? peer.subject ?? 'unnamed'}`;
+    const name = `edhoc ${peerName(peer)}`;
     const uri = this.#requestUri(outcome.inner, context);
     if (uri === undefined || !CredentialStore.allows(peer, uri)) {
       const refusal = toMessage({ code: ResponseCode.Forbidden, payload: `${name} is not granted this resource` });

@@ -92,11 +92,12 @@ async function rekeyOverEdhoc(uri: string, edhocCredentials: EdhocCredentials, v
   const edhoc = new ClientEdhoc(edhocCredentials, { combined: false, kudos: 'full', ...(log ? { log } : {}) });
   edhoc.attach(client);
   const origin = originOf(uri);
+  let record: KudosFileStorage | undefined;
   try {
     await edhoc.establish(uri);
     const made = edhoc.established(uri)!;
     const session = kudosSessionForEdhoc(made.session, made.peerKudos ?? 'none', {
-      storage: (identity) => new KudosFileStorage(join(defaultStateDirectory(), 'kudos'), identity),
+      storage: (identity) => (record = new KudosFileStorage(join(defaultStateDirectory(), 'kudos-edhoc'), identity)),
       peerKeepsQuiet: true,
     });
     if (session === undefined) {
@@ -114,6 +115,7 @@ async function rekeyOverEdhoc(uri: string, edhocCredentials: EdhocCredentials, v
     process.stderr.write(`coapsec: KUDOS update with ${uri} failed: ${(error as Error).message}\n`);
     return error instanceof CoapRequestError && /timeout|no response|unreachable/i.test((error as Error).message) ? ExitCode.NoResponse : ExitCode.Security;
   } finally {
+    record?.remove(); // the EDHOC-derived context ends with this process, and its record with it
     await client.close();
   }
 }

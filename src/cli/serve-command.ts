@@ -1,5 +1,5 @@
 /** coapsec serve [--bind HOST:PORT] [--tcp PORT] [--tls PORT] [--ws PORT] [--dir DIR] [--plugtest] [DTLS flags [--dtls-bind HOST:PORT]] [OSCORE flags] */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultStateDirectory } from '../credentials/state-directory.js';
 import { addPlugtestResources } from '../demo/plugtest.js';
@@ -117,7 +117,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     oscore.close();
     throw new UsageError('--kudos-ead goes with --credentials whose file has an "edhoc" section');
   }
-  const edhocKudos = values['kudos-ead'] ? { stateDirectory: join(defaultStateDirectory(), 'kudos'), ...(values.verbose?.length ? { onEvent: (peer: string, event: KudosEvent) => void process.stderr.write(`${describeKudosEvent(peer, event)}\n`) } : {}) } : undefined;
+  // EDHOC-made contexts do not outlive the process: neither do the KUDOS records of the last run.
+  const edhocKudosDirectory = join(defaultStateDirectory(), 'kudos-edhoc');
+  if (values['kudos-ead']) rmSync(edhocKudosDirectory, { recursive: true, force: true });
+  const edhocKudos = values['kudos-ead'] ? { stateDirectory: edhocKudosDirectory, ...(values.verbose?.length ? { onEvent: (peer: string, event: KudosEvent) => void process.stderr.write(`${describeKudosEvent(peer, event)}\n`) } : {}) } : undefined;
   const keys = keyExport(values);
   const ace = loadAceServeConfig(values.ace);
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');

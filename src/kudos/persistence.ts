@@ -15,7 +15,7 @@
  * fresh (§4.4.1: "the OSCORE Master Secret and Master Salt from such temporary Security Contexts
  * are not stored on disk").
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileDurably } from '../credentials/durable-file.js';
@@ -85,6 +85,11 @@ export class KudosFileStorage implements KudosStorage {
     const json = JSON.parse(text) as { identity?: string; record?: unknown };
     if (json.identity !== this.#identity) throw new Error(`${this.path}: KUDOS state of another context`);
     return fromJson(json.record);
+  }
+
+  /** Deletes the record: its context is gone (an EDHOC-derived context that did not outlive its process or was replaced). */
+  remove(): void {
+    rmSync(this.path, { force: true });
   }
 
   write(record: KudosRecord): void {
