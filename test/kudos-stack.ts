@@ -22,6 +22,8 @@ export interface StackOptions {
   proxy?: string;
   /** Where the server's provisioned context resumes its Sender Sequence Numbers (a context used before). */
   serverFirstSequence?: number;
+  /** The server session's integrity limit (failed decryptions under its Recipient Key). */
+  serverIntegrityLimit?: number;
 }
 
 export interface Stack {
@@ -56,7 +58,7 @@ export async function kudosStack(options: StackOptions = {}): Promise<Stack> {
   const initial = { masterSecret: MASTER_SECRET, masterSalt: MASTER_SALT };
   const clientSession = KudosSession.open({ identity: CLIENT_IDENTITY, storage: new KudosFileStorage(`${directory.path}/client`, CLIENT_IDENTITY), onEncrypt: ledger.record }, initial);
   const startServer = async () => {
-    const serverSession = KudosSession.open({ identity: SERVER_IDENTITY, storage: new KudosFileStorage(`${directory.path}/server`, SERVER_IDENTITY), onEncrypt: ledger.record, retainOldMs: 5000 }, { ...initial, ...(options.serverFirstSequence !== undefined ? { firstSequenceNumber: options.serverFirstSequence } : {}) });
+    const serverSession = KudosSession.open({ identity: SERVER_IDENTITY, storage: new KudosFileStorage(`${directory.path}/server`, SERVER_IDENTITY), onEncrypt: ledger.record, retainOldMs: 5000, ...(options.serverIntegrityLimit !== undefined ? { integrityLimit: options.serverIntegrityLimit } : {}) }, { ...initial, ...(options.serverFirstSequence !== undefined ? { firstSequenceNumber: options.serverFirstSequence } : {}) });
     const serverSecurity = new KudosServerSecurity(
       [{ name: 'client', session: serverSession, recipientId: CLIENT_IDENTITY.senderId, ...(options.serverPolicy ? { policy: options.serverPolicy } : {}) }],
       { onEvent: (_peer, e) => serverEvents.push(e), ...options.server },

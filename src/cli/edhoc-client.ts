@@ -22,6 +22,14 @@ import { EdhocTransferError, postOverClient, type EdhocPost } from '../edhoc-coa
 import { ConnectionIdentifiers } from '../edhoc-coap/oscore-context.js';
 import { EDHOC_PATH, splitCombinedPayload, splitPrefixed } from '../edhoc-coap/transfer.js';
 import { CoapRequestError } from '../exchange/errors.js';
+import type { KudosSupport } from '../kudos/edhoc-ead.js';
+import type { OscoreSecurityContext } from '../oscore/security-context.js';
+
+/** scheme://host:port of a CoAP URI: one EDHOC session per server. */
+export function originOf(uri: string): string {
+  const { scheme, host, port } = parseCoapUri(uri);
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
 
 /** A request that was not sent (or not answered) because EDHOC with its server failed. */
 export class EdhocFailure extends CoapRequestError {
@@ -39,6 +47,8 @@ export interface ClientEdhocOptions {
   readonly combined: boolean;
   /** -v: one line per EDHOC message and per context made. */
   readonly log?: (line: string) => void;
+  /** --kudos-ead: offer KUDOS in EDHOC's EAD (draft-ietf-core-oscore-key-update §4.8) with this support of ours. */
+  readonly kudos?: KudosSupport;
 }
 
 const hex = (bytes: Uint8Array): string => (bytes.length === 0 ? '(empty)' : Buffer.from(bytes).toString('hex'));
@@ -71,17 +81,28 @@ export class ClientEdhoc {
    */
   securityFor(uri: string): MessageSecurity | undefined {
     if (!this.covers(uri)) return undefined;
-    const { scheme, host, port } = parseCoapUri(uri);
-    const origin = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const origin = originOf(uri);
     let security = this.#servers.get(origin);
     if (security === undefined) {
       if (this.#client === undefined) throw new Error('ClientEdhoc.attach(client) must come before the first request');
       const post = reportedPost(postOverClient(this.#client, origin, EDHOC_PATH), origin, this.#options.log);
-      const inner = new EdhocClientSecurity({ initiator: edhocInitiatorConfig(this.#edhoc, uri), post, combined: this.#options.combined, connectionIds: this.#connectionIds });
+      const inner = new EdhocClientSecurity({
+        initiator: edhocInitiatorConfig(this.#edhoc, uri),
+        post,
+        combined: this.#options.combined,
+        connectionIds: this.#connectionIds,
+        ...(this.#options.kudos !== undefined ? { kudos: this.#options.kudos } : {}),
+      });
       security = new ReportedEdhocSecurity(inner, origin, this.#options.log);
       this.#servers.set(origin, security);
     }
     return security;
+  }
+
+  /** What EDHOC with `uri`'s server made, once it ran: the session, its OSCORE context and the peer's KUDOS support (with `kudos`). */
+  established(uri: string): { session: EdhocSession; context: OscoreSecurityContext; peerKudos: KudosSupport | undefined } | undefined {
+    const security = this.securityFor(uri);
+    return security instanceof ReportedEdhocSecurity ? security.established : undefined;
   }
 
   /** Runs EDHOC for `uri` now if it needs it: an observation's registration is protected without `around`. */
@@ -100,6 +121,11 @@ class ReportedEdhocSecurity implements MessageSecurity {
     private readonly origin: string,
     private readonly log: ((line: string) => void) | undefined,
   ) {}
+
+  get established(): { session: EdhocSession; context: OscoreSecurityContext; peerKudos: KudosSupport | undefined } | undefined {
+    const { session, context } = this.inner;
+    return session === undefined || context === undefined ? undefined : { session, context, peerKudos: this.inner.peerKudos };
+  }
 
   async establish(): Promise<void> {
     try {
@@ -141,6 +167,7 @@ class ReportedEdhocSecurity implements MessageSecurity {
     this.log(`EDHOC with ${this.origin} (${peer}): method ${session.method}, cipher suite ${session.suite.id}, C_I ${hex(session.connectionIdI)}, C_R ${hex(session.connectionIdR)}`);
     const params = context.primaryRecipient.params;
     this.log(`OSCORE context from EDHOC: Sender ID ${hex(context.sender.senderId)}, Recipient ID ${hex(params.recipientId)}`);
+    if (this.inner.peerKudos !== undefined) this.log(`KUDOS support of ${this.origin} (EDHOC EAD, §4.8): ${this.inner.peerKudos.toUpperCase()}`);
   }
 
   /** EDHOC's own errors become an EdhocFailure naming the server; anything else passes as it is. */

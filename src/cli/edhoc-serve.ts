@@ -5,6 +5,10 @@
  * (edhoc.peers[].resources, CredentialStore.allows): outside it, a protected 4.03 and the handler
  * never runs. Inside it, the handler sees the peer as the layer's name `edhoc NAME`, NAME the
  * peers entry's — so it never collides with an OSCORE recipient's name.
+ *
+ * With --kudos-ead (`kudos`), EDHOC offers KUDOS in its EAD (draft-ietf-core-oscore-key-update
+ * §4.8), and a context made with a peer that supports it runs KUDOS (a KudosServerSecurity peer,
+ * its state in the state directory): its requests, KUDOS or not, are still checked against the grant.
  */
 import { ResponseCode } from '../coap/codes.js';
 import { decodeString, getOption, type CoapMessage } from '../coap/message.js';
@@ -20,6 +24,12 @@ import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { toMessage } from '../server/response.js';
 import type { EdhocCompletion, ServerSecurity, UnprotectOutcome } from '../server/security.js';
 import type { CoapServer } from '../server/server.js';
+import { kudosSessionForEdhoc } from '../edhoc-coap/kudos-session.js';
+import { KudosFileStorage } from '../kudos/persistence.js';
+import { KudosServerSecurity } from '../kudos/server.js';
+import type { KudosSession } from '../kudos/session.js';
+import type { KudosEvent } from '../kudos/session-types.js';
+import { kudosResource } from '../kudos/well-known.js';
 import { bytesToHex as hex } from '../util/bytes.js';
 
 /** EDHOC-made contexts a server keeps, and so the peers remembered for them (EdhocServer's default). */
@@ -27,24 +37,42 @@ const MAX_CONTEXTS = 1024;
 
 const shown = (bytes: Uint8Array): string => (bytes.length === 0 ? '(empty)' : hex(bytes));
 
+/**
+ * KUDOS on EDHOC-made contexts: where their KUDOS records go, and the `-v` lines. The contexts
+ * live in memory, so their records are deleted with them (replaced, evicted) and the caller clears
+ * the directory when the server starts: a peer running EDHOC again and again leaves no files behind.
+ */
+export interface EdhocKudos {
+  stateDirectory: string;
+  onEvent?: (peer: string, event: KudosEvent) => void;
+}
+
 /** Serves EDHOC on `server` in front of the security it has; `log` (-v) gets one line per context made. */
-export function attachEdhocResponder(server: CoapServer, edhoc: EdhocCredentials, log?: (line: string) => void): EdhocServer {
+export function attachEdhocResponder(server: CoapServer, edhoc: EdhocCredentials, log?: (line: string) => void, kudos?: EdhocKudos): EdhocServer {
   let grants: EdhocGrants | undefined;
   const responder = EdhocServer.attach(server, {
     responder: edhocResponderConfig(edhoc),
     maxContexts: MAX_CONTEXTS,
-    onEstablished: (session, context) => {
+    ...(kudos ? { kudos: 'full' as const } : {}),
+    onEstablished: (session, context, peerKudos) => {
       grants!.remember(session, context);
-      log?.(describeSession(session, context));
+      log?.(`${describeSession(session, context)}${peerKudos !== undefined ? `; KUDOS support of the peer: ${peerKudos.toUpperCase()}` : ''}`);
+      // §4.8: NONE (or nothing) from the peer gives no session, and KUDOS is not run with it.
+      let storage: KudosFileStorage | undefined;
+      const kudosSession = kudos && peerKudos && kudosSessionForEdhoc(session, peerKudos, { storage: (identity) => (storage = new KudosFileStorage(kudos.stateDirectory, identity)), peerKeepsQuiet: true });
+      if (kudosSession) grants!.runKudos(`edhoc ${peerName(session.peer)}`, kudosSession, context, storage!);
     },
   });
-  grants = new EdhocGrants(responder, server);
+  if (kudos) server.add(kudosResource());
+  grants = new EdhocGrants(responder, server, kudos && new KudosServerSecurity([], { ...(kudos.onEvent ? { onEvent: kudos.onEvent } : {}) }));
   server.security = grants;
   return responder;
 }
 
+const peerName = (peer: PeerCredential): string => peer.grant?.name ?? peer.subject ?? 'unnamed';
+
 function describeSession(session: EdhocSession, context: OscoreSecurityContext): string {
-  const peer = session.peer.grant?.name ?? session.peer.subject ?? 'unnamed';
+  const peer = peerName(session.peer);
   return (
     `EDHOC with ${peer}: method ${session.method}, cipher suite ${session.suite.id}, C_I ${shown(session.connectionIdI)}, C_R ${shown(session.connectionIdR)}; ` +
     `OSCORE Sender ID ${shown(context.sender.senderId)}, Recipient ID ${shown(context.primaryRecipient.params.recipientId)}`
@@ -55,17 +83,44 @@ function describeSession(session: EdhocSession, context: OscoreSecurityContext):
 class EdhocGrants implements ServerSecurity {
   /** The authenticated peer per EDHOC context, by its Recipient ID (C_R): bounded like the contexts. */
   readonly #peers = new Map<string, PeerCredential>();
+  /** The KUDOS records of the contexts that run KUDOS, by Recipient ID. */
+  readonly #kudosRecords = new Map<string, KudosFileStorage>();
 
   constructor(
     private readonly edhoc: EdhocServer,
     private readonly server: CoapServer,
+    private readonly kudos: KudosServerSecurity | undefined,
   ) {}
 
   remember(session: EdhocSession, context: OscoreSecurityContext): void {
-    const kid = hex(context.primaryRecipient.params.recipientId);
+    const recipientId = context.primaryRecipient.params.recipientId;
+    const kid = hex(recipientId);
     this.#peers.delete(kid);
+    this.#stopKudos(kid); // a new context under this kid: a KUDOS session of the old one is void
     this.#peers.set(kid, session.peer);
-    while (this.#peers.size > MAX_CONTEXTS) this.#peers.delete(this.#peers.keys().next().value!);
+    while (this.#peers.size > MAX_CONTEXTS) {
+      const oldest = this.#peers.keys().next().value!;
+      this.#peers.delete(oldest);
+      this.#stopKudos(oldest);
+    }
+  }
+
+  /** The context's requests go through its KUDOS session from now on. */
+  runKudos(name: string, session: KudosSession, context: OscoreSecurityContext, record: KudosFileStorage): void {
+    const recipientId = context.primaryRecipient.params.recipientId;
+    this.kudos?.addPeer({ name, session, recipientId, aead: context.sender.aead });
+    this.#kudosRecords.set(hex(recipientId), record);
+  }
+
+  #stopKudos(kid: string): void {
+    this.kudos?.removePeer(Uint8Array.from(Buffer.from(kid, 'hex')));
+    this.#kudosRecords.get(kid)?.remove();
+    this.#kudosRecords.delete(kid);
+  }
+
+  /** §4.3.7 for the kudos-gate stage: requests held while an update the server started runs. */
+  holdFor(message: CoapMessage): Promise<void> | undefined {
+    return this.kudos?.holdFor(message);
   }
 
   completeEdhoc(request: CoapMessage): EdhocCompletion {
@@ -74,9 +129,9 @@ class EdhocGrants implements ServerSecurity {
 
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined {
     const peer = this.#edhocPeer(request);
-    const outcome = this.edhoc.unprotect(request, context);
+    const outcome = this.kudos?.unprotect(request, context) ?? this.edhoc.unprotect(request, context);
     if (peer === undefined || outcome === undefined || !outcome.ok) return outcome;
-    const name = `edhoc ${peer.grant?.name ?? peer.subject ?? 'unnamed'}`;
+    const name = `edhoc ${peerName(peer)}`;
     const uri = this.#requestUri(outcome.inner, context);
     if (uri === undefined || !CredentialStore.allows(peer, uri)) {
       const refusal = toMessage({ code: ResponseCode.Forbidden, payload: `${name} is not granted this resource` });

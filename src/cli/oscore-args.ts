@@ -39,6 +39,7 @@ export const CLIENT_OSCORE_FLAGS = {
   ...OSCORE_FLAGS,
   'allow-unprotected': { type: 'boolean' },
   'no-combined': { type: 'boolean' },
+  'kudos-ead': { type: 'boolean' },
 } as const;
 
 const STATE_USAGE = `  Sender Sequence Numbers persist in the credentials' stateDirectory, in SEQFILE, or in the
@@ -59,6 +60,8 @@ export const CLIENT_OSCORE_USAGE = `  OSCORE (RFC 8613):
                           request (exit 6), it is never sent unprotected
   --no-combined           send EDHOC message_3 in its own POST, not inside the first OSCORE
                           request (RFC 9668)
+  --kudos-ead             offer KUDOS key update in EDHOC's EAD (draft-ietf-core-oscore-key-update
+                          §4.8); -v shows the server's answer
   --oscore-conf FILE[,SEQFILE]  libcoap coap-oscore-conf(5) file, optional sequence-number file
 ${STATE_USAGE}`;
 
@@ -73,6 +76,7 @@ export interface OscoreFlagValues {
   'oscore-conf'?: string | undefined;
   'allow-unprotected'?: boolean | undefined;
   'no-combined'?: boolean | undefined;
+  'kudos-ead'?: boolean | undefined;
   /** -v: the EDHOC messages and the contexts' identifiers on stderr. */
   verbose?: boolean | boolean[] | undefined;
 }
@@ -109,6 +113,7 @@ export function clientOscore(values: OscoreFlagValues): ClientOscore {
   if (values.credentials !== undefined && values['oscore-conf'] !== undefined) throw new UsageError('use either --credentials or --oscore-conf, not both');
   if (values['allow-unprotected'] && values.credentials === undefined) throw new UsageError('--allow-unprotected goes with --credentials');
   if (values['no-combined'] && values.credentials === undefined) throw new UsageError('--no-combined goes with --credentials (an "edhoc" section)');
+  if (values['kudos-ead'] && values.credentials === undefined) throw new UsageError('--kudos-ead goes with --credentials (an "edhoc" section)');
   const unchanged = { attach: () => {}, establish: async () => {} };
   return asUsageError(() => {
     if (values['oscore-conf'] !== undefined) {
@@ -121,7 +126,7 @@ export function clientOscore(values: OscoreFlagValues): ClientOscore {
       const credentials = loadCredentials(values.credentials);
       let own: ClientCredentials | undefined;
       const log = values.verbose ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
-      const edhoc = credentials.edhoc && new ClientEdhoc(credentials.edhoc, { combined: !values['no-combined'], ...(log ? { log } : {}) });
+      const edhoc = credentials.edhoc && new ClientEdhoc(credentials.edhoc, { combined: !values['no-combined'], ...(log ? { log } : {}), ...(values['kudos-ead'] ? { kudos: 'full' as const } : {}) });
       // A context the file configures wins over EDHOC for the same URI; the client's credentials
       // option then protects with it (or refuses, when neither applies).
       const edhocFor = edhoc && ((uri: string) => (matchClientContext(credentials, uri) === undefined ? edhoc.securityFor(uri) : undefined));

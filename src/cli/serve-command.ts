@@ -1,5 +1,7 @@
 /** coapsec serve [--bind HOST:PORT] [--tcp PORT] [--tls PORT] [--ws PORT] [--dir DIR] [--plugtest] [DTLS flags [--dtls-bind HOST:PORT]] [OSCORE flags] */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultStateDirectory } from '../credentials/state-directory.js';
 import { addPlugtestResources } from '../demo/plugtest.js';
 import { addDemoResources } from '../demo/resources.js';
 import { CoapServer, type ServerOptions } from '../server/server.js';
@@ -16,6 +18,7 @@ import { attachEdhocResponder } from './edhoc-serve.js';
 import { ACE_SERVE_USAGE, attachAceResourceServer, loadAceServeConfig } from './ace-serve.js';
 import { UsageError } from './errors.js';
 import { describeKudosEvent } from '../kudos/describe.js';
+import type { KudosEvent } from '../kudos/session-types.js';
 import { kudosResource } from '../kudos/well-known.js';
 import { OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
 import { STORE_FLAGS, STORE_FLAG_USAGE, serverOscoreOrStore } from './store-command.js';
@@ -54,7 +57,10 @@ ${GROUP_SERVE_USAGE}
 ${ACE_SERVE_USAGE}
   (serve: --trusted-rpk or --ca make client authentication mandatory; /whoami shows the identity)
   (serve: a credentials file with an "edhoc" section answers EDHOC on /.well-known/edhoc; a client
-   may use only the resources its edhoc.peers entry grants (4.03 otherwise); -v logs each context)`;
+   may use only the resources its edhoc.peers entry grants (4.03 otherwise); -v logs each context)
+  --kudos-ead             with an "edhoc" section: offer KUDOS key update in EDHOC's EAD
+                          (draft-ietf-core-oscore-key-update §4.8); contexts made with a peer that
+                          supports it run KUDOS (/.well-known/kudos, state in the state directory)`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(
@@ -81,6 +87,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ...KEY_EXPORT_FLAGS,
       ...GROUP_SERVE_FLAGS,
       ace: { type: 'string' },
+      'kudos-ead': { type: 'boolean' },
     },
     { min: 0, max: 0, names: '' },
   );
@@ -105,8 +112,17 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const metricsFlag = metricsFromFlag(values.metrics);
   const oscore = await serverOscoreOrStore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined, metricsFlag?.metrics);
   const edhocLog = values.verbose?.length ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
+  if (values['kudos-ead'] && !oscore.edhoc) {
+    oscore.close();
+    throw new UsageError('--kudos-ead goes with --credentials whose file has an "edhoc" section');
+  }
+  // EDHOC-made contexts do not outlive the process: neither do the KUDOS records of the last run.
+  const edhocKudosDirectory = join(defaultStateDirectory(), 'kudos-edhoc');
+  if (values['kudos-ead']) rmSync(edhocKudosDirectory, { recursive: true, force: true });
+  const edhocKudos = values['kudos-ead'] ? { stateDirectory: edhocKudosDirectory, ...(values.verbose?.length ? { onEvent: (peer: string, event: KudosEvent) => void process.stderr.write(`${describeKudosEvent(peer, event)}\n`) } : {}) } : undefined;
   const keys = keyExport(values);
   const ace = loadAceServeConfig(values.ace);
+  if (ace && values['kudos-ead']) throw new UsageError('--kudos-ead is not supported with --ace: the ACE EDHOC profile runs its own responder');
   for (const context of oscore.security?.contexts ?? []) keys.context(context, 'server');
   const listeners: Array<{ host: string; port: number; secure: boolean; scheme?: StreamScheme }> = [{ ...bind, secure: !plainOnBind }];
   if (dtlsBind) listeners.push({ ...dtlsBind, secure: true });
@@ -152,7 +168,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     addWhoamiResource(server);
     if (oscore.kudos) server.add(kudosResource());
     // With --ace the EDHOC identity serves the ACE EDHOC profile (attachAceResourceServer below).
-    if (oscore.edhoc && !ace) attachEdhocResponder(server, oscore.edhoc, edhocLog);
+    if (oscore.edhoc && !ace) attachEdhocResponder(server, oscore.edhoc, edhocLog, edhocKudos);
     if (trustAnchors) addRevocationResource(server, trustAnchors);
     if (values.plugtest) addPlugtestResources(server);
     if (ace) {

@@ -87,7 +87,8 @@ export class KudosClientPeer implements RequesterKeyUpdate {
   }
 
   admit(): Promise<() => void> {
-    if (!this.gate.closed && this.#policy.due(this.session.sentWithCurrent)) {
+    // The integrity limit of our Recipient Key (responses refused under it) is a hard limit, too (§4.3).
+    if (!this.gate.closed && (this.session.integrityLimitReached || this.#policy.due(this.session.sentWithCurrent))) {
       // A failed update (a peer without KUDOS, a lost answer) is tried again after another period.
       void this.rekey().catch(() => this.#policy.postpone(this.session.sentWithCurrent));
     }

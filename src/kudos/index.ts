@@ -31,7 +31,7 @@ export {
   KudosSession,
 } from './session.js';
 export { PeerGate, KudosGateError, type PeerGateOptions } from './gate.js';
-export { KudosPolicy, type KudosPolicySettings, aeadMessageLimit } from './policy.js';
+export { KudosPolicy, type KudosPolicySettings, aeadMessageLimit, aeadIntegrityLimit } from './policy.js';
 export { KudosClientPeer, type KudosClientOptions, type SendKudosRequest } from './client.js';
 export { KudosServerSecurity, type KudosServerOptions, type KudosServerPeerConfig } from './server.js';
 export { kudosResource, KUDOS_RESOURCE_PATH, KUDOS_RESOURCE_TYPE } from './well-known.js';

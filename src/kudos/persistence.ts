@@ -15,7 +15,7 @@
  * fresh (§4.4.1: "the OSCORE Master Secret and Master Salt from such temporary Security Contexts
  * are not stored on disk").
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileDurably } from '../credentials/durable-file.js';
@@ -32,6 +32,8 @@ export interface SecretPair {
 export interface PersistedContext extends SecretPair {
   /** Every Sender Sequence Number handed out for this context is below this (B.1.1). */
   reservedUpTo: number;
+  /** An upper bound of the failed decryptions under its Recipient Key (integrity.ts); absent: none. */
+  failedDecryptions?: number;
 }
 
 export interface PersistedPending {
@@ -85,6 +87,11 @@ export class KudosFileStorage implements KudosStorage {
     return fromJson(json.record);
   }
 
+  /** Deletes the record: its context is gone (an EDHOC-derived context that did not outlive its process or was replaced). */
+  remove(): void {
+    rmSync(this.path, { force: true });
+  }
+
   write(record: KudosRecord): void {
     writeFileDurably(this.path, `${JSON.stringify({ version: 1, identity: this.#identity, record: toJson(record) })}\n`);
   }
@@ -107,7 +114,7 @@ type Json = Record<string, unknown>;
 
 function toJson(r: KudosRecord): Json {
   const secrets = (s: SecretPair): Json => ({ masterSecret: hex(s.masterSecret), masterSalt: hex(s.masterSalt) });
-  const context = (c: PersistedContext): Json => ({ ...secrets(c), reservedUpTo: c.reservedUpTo });
+  const context = (c: PersistedContext): Json => ({ ...secrets(c), reservedUpTo: c.reservedUpTo, ...(c.failedDecryptions ? { failedDecryptions: c.failedDecryptions } : {}) });
   const pair = (p: NoncePair): Json => ({ x: p.x, nonce: hex(p.nonce) });
   return {
     current: context(r.current),
@@ -131,7 +138,10 @@ function toJson(r: KudosRecord): Json {
 function fromJson(value: unknown): KudosRecord {
   const o = value as Json;
   const secrets = (s: unknown): SecretPair => ({ masterSecret: unhex((s as Json).masterSecret), masterSalt: unhex((s as Json).masterSalt) });
-  const context = (c: unknown): PersistedContext => ({ ...secrets(c), reservedUpTo: count((c as Json).reservedUpTo) });
+  const context = (c: unknown): PersistedContext => {
+    const failed = (c as Json).failedDecryptions;
+    return { ...secrets(c), reservedUpTo: count((c as Json).reservedUpTo), ...(failed !== undefined ? { failedDecryptions: count(failed) } : {}) };
+  };
   const pair = (p: unknown): NoncePair => ({ x: count((p as Json).x), nonce: unhex((p as Json).nonce) });
   const capability = o.peerCapability;
   if (capability !== 'unknown' && capability !== 'capable' && capability !== 'non-capable') throw new Error('KUDOS state: malformed peer capability');

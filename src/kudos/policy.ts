@@ -90,3 +90,35 @@ export class KudosPolicy {
     this.#since = this.#now();
   }
 }
+
+/**
+ * The integrity limit v: failed decryptions under one Recipient Key after which the key is no
+ * longer used (integrity.ts). From the COSE algorithms specification (draft-ietf-cose-rfc8152bis-algs-11):
+ * - AES-GCM (1, 2, 3): 2^36 (§4.1.1, "the number of failed message decryptions should be limited to 2^36");
+ * - AES-CCM with a 128-bit tag (30–33): 2^23 (§4.2.1, "If the number of failed decryptions exceeds
+ *   2^23 then a rekeying operation should occur");
+ * - AES-CCM with a 64-bit tag (10–13): §4.2.1 gives none ("significantly smaller"); we take 2^14,
+ *   the v of draft-ietf-core-oscore-key-limits for these algorithms (as for q above);
+ * - ChaCha20/Poly1305 (24): 2^36 (§4.3.1, the same text as AES-GCM's);
+ * - any other algorithm: the smallest of these, 2^14.
+ * Unlike q, v is not reached by our own traffic, so it applies as it is, not at 90 %.
+ */
+const V_LIMITS = new Map<number, number>([
+  [1, 2 ** 36],
+  [2, 2 ** 36],
+  [3, 2 ** 36],
+  [10, 2 ** 14],
+  [11, 2 ** 14],
+  [12, 2 ** 14],
+  [13, 2 ** 14],
+  [30, 2 ** 23],
+  [31, 2 ** 23],
+  [32, 2 ** 23],
+  [33, 2 ** 23],
+  [24, 2 ** 36],
+]);
+const SMALLEST_INTEGRITY_LIMIT = 2 ** 14;
+
+export function aeadIntegrityLimit(aead: number): number {
+  return V_LIMITS.get(aead) ?? SMALLEST_INTEGRITY_LIMIT;
+}

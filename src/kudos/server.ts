@@ -12,6 +12,10 @@
  *   queue, and released when the update completes or — after `busyTimeoutMs` without an answer —
  *   is abandoned on CTX_OLD.
  *
+ * A peer whose requests failed decryption up to the integrity limit of its key (integrity.ts)
+ * gets no request processed under that key any more: its next verified request is answered with
+ * a divergent 4.01 Echo challenge, which starts the update; the repeated request goes under CTX_NEW.
+ *
  * After a restart (a session resumed from its record) no peer context's replay window is known:
  * RFC 8613 Appendix B.1.2, as OscoreServerSecurity does for plain contexts — the first request
  * under each is answered with a protected 4.01 carrying an Echo value (stateless, keyed per
@@ -87,6 +91,21 @@ export class KudosServerSecurity implements ServerSecurity {
     }
   }
 
+  /** A peer whose context was made after the server started (an EDHOC-derived one, §4.8); replaces one with the same Recipient ID. */
+  addPeer(config: KudosServerPeerConfig): void {
+    this.removePeer(config.recipientId);
+    this.#peers.set(hex(config.recipientId), new ServerPeer(config, this.#options));
+  }
+
+  /** Forgets the peer with this Recipient ID (its context was dropped); its held requests are released. */
+  removePeer(recipientId: Uint8Array): void {
+    const peer = this.#peers.get(hex(recipientId));
+    if (peer === undefined) return;
+    clearTimeout(peer.busyTimer);
+    peer.gate.open();
+    this.#peers.delete(hex(recipientId));
+  }
+
   /** The session of a peer, by name. */
   session(name: string): KudosSession | undefined {
     return this.#byName(name)?.config.session;
@@ -125,6 +144,14 @@ export class KudosServerSecurity implements ServerSecurity {
       const challenge = session.protectChallenge(echoChallenge(this.#echo.issueFor(echoIdentity)), result.challenge);
       this.#handle(peer, challenge.events);
       return { ok: false, response: challenge.message };
+    }
+    if (!result.ok && result.keyUpdate) {
+      // The peer's Sender Key is past our integrity limit (§4.3): its request is not processed,
+      // and the answer starts the update (A.2) — divergent, or convergent if one already runs. It
+      // is a 4.01 with Echo, which the client repeats (RFC 9175 §2.3) once the update is done.
+      const answer = session.protectResponse(echoChallenge(this.#echo.issueFor(echoIdentity)), result.keyUpdate, { startKudos: true });
+      this.#handle(peer, answer.events);
+      return { ok: false, response: answer.message };
     }
     if (!result.ok) return { ok: false, response: { type: MessageType.ACK, messageId: 0, token: EMPTY_BYTES, ...errorResponseParts(result) } };
     const incoming = result.request;

@@ -35,6 +35,11 @@ export interface KudosSessionOptions {
   onEncrypt?: (keyFingerprint: string, nonce: Uint8Array) => void;
   replayWindow?: number;
   /**
+   * Failed decryptions under the current Recipient Key after which it is refused (§4.3's hard
+   * limits). Default: the AEAD's integrity limit (policy.ts aeadIntegrityLimit).
+   */
+  integrityLimit?: number;
+  /**
    * The peer keeps §4.3.7 — no non KUDOS message while an execution runs — as this stack's gate
    * does: then a fresh non KUDOS message under CTX_OLD while PENDING means the peer left the
    * execution, and it is aborted on CTX_OLD. Without it (default) such a message may be one that
@@ -68,6 +73,13 @@ export type UnprotectedRequest =
        * and do not process it.
        */
       challenge?: ChallengeHandle;
+      /**
+       * The request verified under a Recipient Key past its integrity limit: it is not processed
+       * (§4.3: no application data under that key), but it authenticates the peer, so answer it
+       * with a KUDOS message — `protectResponse(challenge, keyUpdate, { startKudos: true })`, the
+       * reverse flow of A.2 — to replace the key.
+       */
+      keyUpdate?: IncomingRequest;
     };
 
 /** A request refused for a B.1.2 Echo challenge: give it to protectChallenge. */

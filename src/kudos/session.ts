@@ -21,7 +21,9 @@ import { type DerivedContext, nonce as aeadNonce } from '../oscore/context.js';
 import { type OscoreOptionValue, encodePartialIv } from '../oscore/option.js';
 import { type ClassOf, protectRequest, protectResponse, unprotectRequest, unprotectResponse } from '../oscore/protect.js';
 import { ReplayWindow } from '../oscore/replay.js';
+import { FailedDecryptions } from './integrity.js';
 import { equal, fingerprint, normalised, pairKey, readOption, temporaryContext, withKudosFields } from './messages.js';
+import { aeadIntegrityLimit } from './policy.js';
 import type { KudosRecord, KudosStorage, PeerCapability, PersistedContext, SecretPair } from './persistence.js';
 import type { ChallengeHandle, IncomingRequest, KudosEvent, KudosSessionOptions, KudosState, OutgoingRequest, UnprotectedRequest, UnprotectedResponse } from './session-types.js';
 import {
@@ -54,10 +56,16 @@ interface LiveContext {
    */
   restored: boolean;
   replay: ReplayWindow;
+  /** Failed decryptions under its Recipient Key (the integrity limit, integrity.ts). */
+  failures: FailedDecryptions;
 }
 
-/** What `verify` (one context tried by #receive) reports. `challenge`: it decrypted, but its freshness is unknown (B.1.2). */
-type Verified<T> = { ok: true; value: T } | { ok: false; reason: string; code?: number; challenge?: ChallengeHandle };
+/**
+ * What `verify` (one context tried by #receive) reports. `challenge`: it decrypted, but its
+ * freshness is unknown (B.1.2); `forged`: the AEAD refused it (counted against the integrity
+ * limit); `keyUpdate`: it verified under a Recipient Key past that limit.
+ */
+type Verified<T> = { ok: true; value: T } | { ok: false; reason: string; code?: number; challenge?: ChallengeHandle; forged?: boolean; keyUpdate?: IncomingRequest };
 type VerifiedRequest = Extract<ReturnType<typeof unprotectRequest>, { ok: true }> & { via: IncomingRequest['via'] };
 type Verify<T> = (context: LiveContext, via: IncomingRequest['via'], replay: ReplayWindow) => Verified<T>;
 
@@ -66,6 +74,9 @@ const UNAUTHORIZED = 0x81;
 /** Bounded memory for the peer's CTX_TEMPs a hostile peer could make us derive. */
 const MAX_PEER_TEMPS = 4;
 const MAX_SEQUENCE = 2 ** 40 - 1;
+/** unprotectRequest/unprotectResponse's reason when the AEAD refused the ciphertext (a forgery, or another key). */
+const DECRYPTION_FAILED = 'Decryption failed';
+const INTEGRITY_LIMIT_REACHED = 'the integrity limit of this Recipient Key is reached (failed decryptions, §4.3 hard limit): a key update is needed';
 
 export class KudosSession {
   readonly #o: Required<Pick<KudosSessionOptions, 'reserve' | 'nonceLength' | 'preserveObservations' | 'retainOldMs' | 'replayWindow'>> & KudosSessionOptions;
@@ -173,6 +184,19 @@ export class KudosSession {
    */
   get sentWithCurrent(): number {
     return this.#current.nextSequence;
+  }
+
+  /** Failed decryptions under the current Recipient Key (after a restart: the persisted bound). */
+  get failedDecryptions(): number {
+    return this.#current.failures.count;
+  }
+
+  /**
+   * The current Recipient Key reached its integrity limit: non KUDOS messages under it are refused
+   * until a KUDOS update replaces it (§4.3), which the caller starts.
+   */
+  get integrityLimitReached(): boolean {
+    return this.#current.failures.reached;
   }
 
   get peerCapability(): PeerCapability {
@@ -284,7 +308,7 @@ export class KudosSession {
     if (!option.ok) return { ok: false, code: BAD_OPTION, reason: option.reason, events };
     const verified = this.#receive(option.value, events, (context, via, replay): Verified<VerifiedRequest> => {
       const r = unprotectRequest(request, (kid) => (equal(kid, context.keys.recipientId) ? context.keys.recipient : undefined));
-      if (!r.ok) return { ok: false, reason: r.reason, code: r.code };
+      if (!r.ok) return { ok: false, reason: r.reason, code: r.code, forged: r.reason === DECRYPTION_FAILED };
       const proven = (): boolean => options.provenFresh?.(r.message) === true;
       if (!replay.initialised) {
         // B.1.2: "the first time after booting, the server receives an OSCORE request, the server
@@ -297,9 +321,19 @@ export class KudosSession {
         // §7.4: the replay window of the context that verified it.
         return { ok: false, code: UNAUTHORIZED, reason: 'Replay detected' };
       }
+      if (context.failures.reached) return { ok: false, code: UNAUTHORIZED, reason: INTEGRITY_LIMIT_REACHED, keyUpdate: { binding: r.binding, via } };
       return { ok: true, value: { ...r, via } };
     });
-    if (!verified.ok) return { ok: false, code: verified.code ?? UNAUTHORIZED, reason: verified.reason, events, ...(verified.challenge ? { challenge: verified.challenge } : {}) };
+    if (!verified.ok) {
+      return {
+        ok: false,
+        code: verified.code ?? UNAUTHORIZED,
+        reason: verified.reason,
+        events,
+        ...(verified.challenge ? { challenge: verified.challenge } : {}),
+        ...(verified.keyUpdate ? { keyUpdate: verified.keyUpdate } : {}),
+      };
+    }
     const { value } = verified;
     return { ok: true, message: value.message, request: { binding: value.binding, via: value.via }, kudos: option.value.kudos !== undefined, events };
   }
@@ -312,7 +346,8 @@ export class KudosSession {
     // request's nonce, which only a non-KUDOS peer does and only under the request's context.
     const verified = this.#receive(option.value, events, (context, _via, replay): Verified<Extract<ReturnType<typeof unprotectResponse>, { ok: true }>> => {
       const r = unprotectResponse(response, context.keys.recipient, outgoing.binding);
-      if (!r.ok) return { ok: false, reason: r.reason };
+      if (!r.ok) return { ok: false, reason: r.reason, forged: r.reason === DECRYPTION_FAILED };
+      if (context.failures.reached) return { ok: false, reason: INTEGRITY_LIMIT_REACHED };
       if (r.sequenceNumber === undefined) return { ok: true, value: r };
       if (!replay.initialised) {
         // A response answers a request made since this session was opened, so the peer protected
@@ -334,11 +369,23 @@ export class KudosSession {
    * The KUDOS state machine on reception (§4.3.3), shared by requests and responses: `verify`
    * tries one context and reports success; state moves only after successful verification.
    */
-  #receive<T>(
-    option: OscoreOptionValue,
-    events: KudosEvent[],
-    verify: Verify<T>,
-  ): Verified<T> {
+  #receive<T>(option: OscoreOptionValue, events: KudosEvent[], verify: Verify<T>): Verified<T> {
+    // A message no context verified, refused by the AEAD under the current Recipient Key, counts
+    // against that key's integrity limit. One that another context verified (a late message
+    // under a retained CTX_OLD, CTX_NEW in PENDING) is no forgery, and CTX_TEMPs are keyed by the
+    // sender's nonce, so a forgery stream never accumulates on one of them.
+    const current = this.#current;
+    let forgedUnderCurrent = false;
+    const result = this.#receiveOnce(option, events, (context, via, replay) => {
+      const r = verify(context, via, replay);
+      if (!r.ok && r.forged && context === current) forgedUnderCurrent = true;
+      return r;
+    });
+    if (!result.ok && !result.challenge && forgedUnderCurrent && current.failures.record()) this.#persist();
+    return result;
+  }
+
+  #receiveOnce<T>(option: OscoreOptionValue, events: KudosEvent[], verify: Verify<T>): Verified<T> {
     const kudos = option.kudos;
     if (kudos === undefined) return this.#receiveNonKudos(events, verify);
     const bits = parseXByte(kudos.x);
@@ -392,6 +439,10 @@ export class KudosSession {
   ): Verified<T> {
     // CTX_TEMP = updateCtx(X2 | N2, 0x, CTX_IN) (§4.3.1) with CTX_IN = CTX_OLD (FS) or CTX_BOOTSTRAP (no-FS).
     if (this.#supersededPeerPairs.has(pairKey(peerPair))) return { ok: false, code: UNAUTHORIZED, reason: 'stale KUDOS divergent message (a nonce the peer has moved past)' };
+    // No-FS mode: the execution that made the current context took the peer's nonce from a
+    // message that still decrypts (CTX_BOOTSTRAP never changes, §4.4.2); the nonce is in the
+    // current Master Salt, so a replay of it is recognised without storing anything.
+    if (noFs && this.#inCurrentSalt(peerPair)) return { ok: false, code: UNAUTHORIZED, reason: 'stale KUDOS divergent message (its nonce made the current context, no-FS mode)' };
     // `restored`: CTX_IN existed before this session was opened, so this CTX_TEMP may have verified
     // messages in an earlier process (B.1.2): a pair not seen since starts with an uninitialised window.
     const tryFrom = (ctxIn: ContextMaterial, restored: boolean) => {
@@ -543,9 +594,10 @@ export class KudosSession {
     this.#pending = undefined;
     this.#temp = undefined;
     this.#ownPair = undefined;
-    this.#peerTemps.clear();
+    this.#forgetPeerTemps();
     this.#supersededPeerPairs.clear();
-    this.#retained = this.#o.retainOldMs > 0
+    // §4.6: never retain a CTX_OLD whose Recipient Key reached its limits.
+    this.#retained = this.#o.retainOldMs > 0 && !old.failures.reached
       ? { masterSecret: old.material.masterSecret, masterSalt: old.material.masterSalt, until: this.#now() + this.#o.retainOldMs, live: old }
       : undefined;
     this.#persist();
@@ -561,7 +613,7 @@ export class KudosSession {
     this.#retained = undefined;
     this.#ownPair = undefined;
     this.#temp = undefined;
-    this.#peerTemps.clear();
+    this.#forgetPeerTemps();
     events.push({ type: 'aborted', reason: 'divergent message protected from CTX_NEW: CTX_NEW becomes CTX_OLD' });
   }
 
@@ -602,6 +654,21 @@ export class KudosSession {
     return undefined;
   }
 
+  /**
+   * Pre-IDLE deletes the CTX_TEMPs (§4.3.3.2). Their replay windows go with those from CTX_OLD,
+   * whose messages no longer decrypt; those from CTX_BOOTSTRAP stay (bounded, MAX_PEER_TEMPS), as
+   * their messages still decrypt in the next no-FS execution: a recent replay is refused by its window.
+   */
+  #forgetPeerTemps(): void {
+    for (const key of [...this.#peerTemps.keys()]) if (key.startsWith('f')) this.#peerTemps.delete(key);
+  }
+
+  /** Whether the peer's pair is one of the two the current Master Salt was built from (§4.2: X_N). */
+  #inCurrentSalt(peerPair: NoncePair): boolean {
+    const halves = splitMasterSalt(this.#current.material.masterSalt);
+    return halves !== undefined && halves.some((half) => samePair(normalised(half), normalised(peerPair)));
+  }
+
   /** §4.4.2: CTX_IN is CTX_OLD in FS mode, CTX_BOOTSTRAP in no-FS mode. */
   #ctxIn(noFs: boolean): ContextMaterial {
     if (!noFs) return this.#current.material;
@@ -611,7 +678,15 @@ export class KudosSession {
   }
 
   /** Whether #ctxIn(noFs) existed before this session was opened. */
+  /**
+   * Whether CTX_TEMPs derived from #ctxIn(noFs) may have verified messages this session no longer
+   * tracks. CTX_OLD: if it was read from storage (B.1.2). CTX_BOOTSTRAP: always — it is CTX_IN of
+   * every no-FS execution with the peer (§4.4.2), so a divergent message recorded in any earlier
+   * one still decrypts, and a new pair's window starts uninitialised: the first divergent request
+   * with it is challenged (B.1.2) before the state moves, which a replay cannot answer.
+   */
   #ctxInRestored(noFs: boolean): boolean {
+    if (noFs) return true;
     return noFs ? this.#restored : this.#current.restored;
   }
 
@@ -625,6 +700,7 @@ export class KudosSession {
       persisted,
       restored,
       replay: new ReplayWindow(this.#o.replayWindow, { initialised: !restored }),
+      failures: new FailedDecryptions(this.#o.integrityLimit ?? aeadIntegrityLimit(this.#o.identity.aead), secrets.failedDecryptions ?? 0),
     };
   }
 
@@ -643,7 +719,8 @@ export class KudosSession {
     const snapshot = (c: LiveContext): PersistedContext => {
       // On the way in (construction), reservations are raised past every possibly used number.
       if (c.reservedUpTo <= c.nextSequence) c.reservedUpTo = c.nextSequence + this.#o.reserve;
-      return { masterSecret: c.material.masterSecret, masterSalt: c.material.masterSalt, reservedUpTo: c.reservedUpTo };
+      const failed = c.failures.persistedUpTo;
+      return { masterSecret: c.material.masterSecret, masterSalt: c.material.masterSalt, reservedUpTo: c.reservedUpTo, ...(failed > 0 ? { failedDecryptions: failed } : {}) };
     };
     const record: KudosRecord = { current: snapshot(this.#current), peerCapability: this.#peerCapability };
     if (this.#pending && this.#next) record.pending = { ...this.#pending, next: snapshot(this.#next) };
