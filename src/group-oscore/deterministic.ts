@@ -6,7 +6,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Method, ResponseCode } from '../coap/codes.js';
-import { type CoapMessage, EMPTY_BYTES, getOptions, hasOption } from '../coap/message.js';
+import { type CoapMessage, type CoapOption, EMPTY_BYTES, encodeUint, getOption, getOptions, hasOption, sortOptions } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { coseHash } from '../cose/algorithms.js';
 import { concatBytes } from '../cose/cbor.js';
@@ -61,28 +61,48 @@ function derive(context: GroupSecurityContext, client: DeterministicClient): Der
 const requestHash = (client: DeterministicClient, d: Derived, plaintext: Uint8Array): Uint8Array =>
   coseHash(client.hash).digest(concatBytes(d.senderKey, d.aad, plaintext));
 
-/** §3.4.2: the Deterministic Request for `request` (a safe request: GET or FETCH). */
+export interface DeterministicRequestOptions {
+  /**
+   * §3.1, §3.4.2 step 5: an Inner Observe 0 even when no observation is intended, so that
+   * observations and plain reads of a resource are one request (one cache entry at a proxy).
+   */
+  innerObserve?: boolean;
+}
+
+/**
+ * §3.4.2: the Deterministic Request for `request` (a safe request: GET or FETCH). An Observe
+ * option in `request` is the Outer Observe (step 7: register 0, deregister 1) and makes the Inner
+ * Observe 0 (step 5): the inner one is part of the hash, so it never changes between the
+ * registration, its renewals and its deregistration — they are one Deterministic Request, which a
+ * proxy aggregates; the Outer value alone says what the client wants of the observation.
+ */
 export function protectDeterministicRequest(
   request: CoapMessage,
   context: GroupSecurityContext,
   client: DeterministicClient,
+  options: DeterministicRequestOptions = {},
 ): { message: CoapMessage; binding: GroupRequestBinding; requestHash: Uint8Array } {
   const d = derive(context, client);
-  const { inner, outer } = splitOptions(request, requestClassOf, 'request');
+  const outerObserve = getOption(request, OptionNumber.Observe);
+  const withoutObserve: CoapMessage = outerObserve === undefined ? request : { ...request, options: request.options.filter((o) => o.number !== OptionNumber.Observe) };
+  const { inner: split, outer } = splitOptions(withoutObserve, requestClassOf, 'request');
+  const observe = outerObserve !== undefined || options.innerObserve === true;
+  const inner = observe ? sortOptions([...split, { number: OptionNumber.Observe, value: encodeUint(0) }]) : split;
   const plaintext = encodePlaintext(request.code, inner, request.payload);
   const hash = requestHash(client, d, plaintext);
   // Step 3: K = HKDF(Sender Key, H, info with the Deterministic Client's Sender ID).
   const key = derivePairwiseKey(context.common, d.senderKey, hash, client.senderId);
   const aead = context.common.pairwiseAead!;
   const ciphertext = aead.seal(key, groupNonce(context.common, aead.nonceLength, client.senderId, ZERO_PIV), encStructure(d.aad), plaintext);
-  const observe = hasOption({ options: inner }, OptionNumber.Observe);
+  const extra: CoapOption[] = [{ number: REQUEST_HASH_OPTION, value: hash }];
+  if (outerObserve !== undefined) extra.push({ number: OptionNumber.Observe, value: outerObserve });
   return {
     message: {
       type: request.type,
       code: Method.FETCH, // step 8
       messageId: request.messageId,
       token: request.token,
-      options: withOscoreOption(outer, d.optionValue, [{ number: REQUEST_HASH_OPTION, value: hash }]),
+      options: withOscoreOption(outer, d.optionValue, extra),
       payload: ciphertext,
     },
     binding: { kid: Uint8Array.from(client.senderId), piv: ZERO_PIV, kidContext: Uint8Array.from(context.gid), mode: 'pairwise', observe },
@@ -126,12 +146,17 @@ export function unprotectDeterministicRequest(request: CoapMessage, context: Gro
   // §3.4.3: only requests without side effects; the answer is a protected 4.01.
   const binding: GroupRequestBinding = { kid: Uint8Array.from(client.senderId), piv: ZERO_PIV, kidContext: Uint8Array.from(context.gid), mode: 'pairwise', observe: hasOption({ options: inner.options }, OptionNumber.Observe) };
   if (inner.code !== Method.GET && inner.code !== Method.FETCH) return { ok: false, code: ResponseCode.Unauthorized, reason: 'Deterministic request with side effects', binding, requestHash: Uint8Array.from(hash) };
+  // The Inner Observe is 0 whatever the client intends (§3.1): the Outer Observe, when present,
+  // says whether this is a registration (0) or a deregistration (1); without one the request is no
+  // observation (§3.4.4 step 8) and reaches the handler without Observe.
+  const outerObserve = getOption(request, OptionNumber.Observe);
+  const merged = mergeOptions(request, inner.options, requestClassOf, 'request').filter((o) => o.number !== OptionNumber.Observe);
   const message: CoapMessage = {
     type: request.type,
     code: inner.code,
     messageId: request.messageId,
     token: request.token,
-    options: mergeOptions(request, inner.options, requestClassOf, 'request'),
+    options: outerObserve === undefined ? merged : sortOptions([...merged, { number: OptionNumber.Observe, value: outerObserve }]),
     payload: inner.payload,
   };
   return {

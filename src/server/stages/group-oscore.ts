@@ -15,7 +15,7 @@
  * replay window; the route stage lets only resources marked `deterministic` serve it, and the
  * answers are protected to be cacheable (§3.4.4, group-oscore/deterministic-exchange.ts).
  */
-import { ResponseCode } from '../../coap/codes.js';
+import { ResponseCode, codeClass } from '../../coap/codes.js';
 import { encodeUint, getOption, type CoapMessage } from '../../coap/message.js';
 import { OptionNumber } from '../../coap/options.js';
 import { toHex } from '../../cose/cbor.js';
@@ -100,7 +100,11 @@ export class GroupOscore implements ServerStage {
       return DONE;
     }
     const { binding, requestHash } = result;
-    const protect = (response: CoapMessage): CoapMessage => protectDeterministicResponse(response, context, binding, requestHash);
+    // §3.4.4 steps 3 and 8: an Inner Observe without an Outer one asks no observation, but an
+    // observable resource's success says, with an Inner Observe only, that it could be observed.
+    const innerObserveOnly = binding.observe && getOption(received, OptionNumber.Observe) === undefined;
+    const protect = (response: CoapMessage): CoapMessage =>
+      protectDeterministicResponse(response, context, binding, requestHash, { innerObserveOnly: innerObserveOnly && request.resource?.observable !== undefined && request.resource.observable !== false && codeClass(response.code) === 2 });
     request.groupMode = 'pairwise';
     request.groupProtect = protect;
     request.protect = protect;
