@@ -19,7 +19,7 @@ import { decodeGroupOscoreOption, encodeGroupOscoreOption } from './option.js';
 import type { GroupRequestBinding } from './protect.js';
 
 /** Request-Hash: "TBD548" in the draft, its suggested number; experimental until IANA assigns it. */
-export const REQUEST_HASH_OPTION = 548;
+export const REQUEST_HASH_OPTION = OptionNumber.RequestHash;
 
 /** §3.4.1: what every member knows about the group's Deterministic Client. */
 export interface DeterministicClient {
