@@ -21,7 +21,7 @@ import { OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
 import { STORE_FLAGS, STORE_FLAG_USAGE, serverOscoreOrStore } from './store-command.js';
 import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
 import { ServerMetrics, listenMetrics } from '../metrics/index.js';
-import { GROUP_SERVE_FLAGS, GROUP_SERVE_USAGE, listenGroup, wantsGroup } from './group-serve.js';
+import { GROUP_SERVE_FLAGS, GROUP_SERVE_USAGE, checkDeterministicPaths, listenGroup, markDeterministic, wantsGroup } from './group-serve.js';
 
 export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] [-v|-vv] [DTLS options] [OSCORE options]
   --bind HOST:PORT   address to listen on (default 127.0.0.1:5683; [::]:5683 for all IPv6);
@@ -103,6 +103,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return name;
   });
   const stateLimits = serverStateLimits(values);
+  const deterministic = checkDeterministicPaths(values);
   const metricsBind = values.metrics !== undefined ? parseBind(values.metrics, { host: '127.0.0.1', port: 9464 }) : undefined;
   const oscore = await serverOscoreOrStore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined);
   const edhocLog = values.verbose?.length ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
@@ -159,6 +160,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
     }
     addDemoResources(server, values.dir !== undefined ? { dir: values.dir } : {});
     addWhoamiResource(server);
+    try {
+      markDeterministic(server, deterministic);
+    } catch (error) {
+      await Promise.all(servers.map((s) => s.close()));
+      metricsServer?.close();
+      oscore.close();
+      throw error;
+    }
     if (oscore.kudos) server.add(kudosResource());
     if (oscore.edhoc) attachEdhocResponder(server, oscore.edhoc, edhocLog);
     if (trustAnchors) addRevocationResource(server, trustAnchors);
