@@ -90,6 +90,8 @@ export interface DeterministicRequesterOptions {
    * requests of Appendix F); an observation's requests carry it anyway.
    */
   innerObserve?: boolean;
+  /** Appendix A: pad every request's plaintext to exactly this many bytes (a length the group agreed on). */
+  padTo?: number;
 }
 
 export type VerifiedDeterministicResponse =
@@ -148,6 +150,7 @@ export class DeterministicRequester {
   readonly #now: () => number;
   readonly #maxTracked: number;
   readonly #innerObserve: boolean;
+  readonly #padTo: number | undefined;
   /** Insertion order is recency order: the first record goes when the map is full. */
   readonly #freshness = new Map<string, Freshness>();
 
@@ -161,6 +164,7 @@ export class DeterministicRequester {
     this.#now = options.now ?? Date.now;
     this.#maxTracked = options.maxTracked ?? DEFAULT_MAX_TRACKED;
     this.#innerObserve = options.innerObserve ?? false;
+    this.#padTo = options.padTo;
   }
 
   /**
@@ -170,7 +174,7 @@ export class DeterministicRequester {
    */
   protect(request: CoapMessage, server?: Uint8Array): DeterministicExchange {
     if (request.code !== Method.GET && request.code !== Method.FETCH) throw new OscoreConfigError('a Deterministic Request must be safe: GET or FETCH (cacheable-oscore §3.4.3)');
-    const { message, binding, requestHash } = protectDeterministicRequest(request, this.context, this.client, { innerObserve: this.#innerObserve });
+    const { message, binding, requestHash } = protectDeterministicRequest(request, this.context, this.client, { innerObserve: this.#innerObserve, ...(this.#padTo !== undefined ? { padTo: this.#padTo } : {}) });
     return new DeterministicExchange(this, message, server === undefined ? binding : { ...binding, pairwiseTo: Uint8Array.from(server) }, requestHash);
   }
 

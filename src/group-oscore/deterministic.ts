@@ -61,7 +61,36 @@ function derive(context: GroupSecurityContext, client: DeterministicClient): Der
 const requestHash = (client: DeterministicClient, d: Derived, plaintext: Uint8Array): Uint8Array =>
   coseHash(client.hash).digest(concatBytes(d.senderKey, d.aad, plaintext));
 
+/**
+ * Appendix A: Padding options (Class E, repeatable) that bring `inner` to a COSE plaintext of
+ * exactly `length` bytes, so Deterministic Requests of one class have one ciphertext length (§3.1:
+ * the length is agreed among the users of the group context). Padding is the highest option
+ * number, so the first one costs 3 bytes (1 + 2 of extended delta) and a second one 1 more; a
+ * value past 12 (268) bytes costs 1 (2) more for its length.
+ */
+function paddedInner(code: number, inner: CoapOption[], payload: Uint8Array, length: number): CoapOption[] {
+  const unpadded = encodePlaintext(code, inner, payload).length;
+  const need = length - unpadded;
+  if (need === 0) return inner;
+  if (need < 0) throw new OscoreConfigError(`the request needs ${unpadded} bytes of plaintext, more than the agreed padding length ${length} (cacheable-oscore Appendix A)`);
+  const cost = (value: number, first: boolean): number => (first ? 3 : 1) + (value < 13 ? 0 : value < 269 ? 1 : 2) + value;
+  const fill = (total: number, first: boolean): number | undefined => {
+    for (const value of [total - (first ? 3 : 1), total - (first ? 4 : 2), total - (first ? 5 : 3)]) if (value >= 0 && cost(value, first) === total) return value;
+    return undefined;
+  };
+  // One option where a value length fits; else an empty one (3 bytes) and a second one for the rest.
+  const single = fill(need, true);
+  const second = single === undefined ? fill(need - 3, false) : undefined;
+  const values = single !== undefined ? [single] : second !== undefined ? [0, second] : undefined;
+  if (values === undefined) throw new OscoreConfigError(`cannot pad ${unpadded} bytes of plaintext to exactly ${length}: a Padding option takes at least 3 (cacheable-oscore Appendix A)`);
+  const padded = sortOptions([...inner, ...values.map((n) => ({ number: OptionNumber.Padding, value: new Uint8Array(n) }))]);
+  if (encodePlaintext(code, padded, payload).length !== length) throw new OscoreConfigError(`cannot pad the request to exactly ${length} bytes of plaintext (an option above Padding's number)`);
+  return padded;
+}
+
 export interface DeterministicRequestOptions {
+  /** Appendix A: pad the COSE plaintext to exactly this many bytes with Padding options (Class E, all-zero). */
+  padTo?: number;
   /**
    * §3.1, §3.4.2 step 5: an Inner Observe 0 even when no observation is intended, so that
    * observations and plain reads of a resource are one request (one cache entry at a proxy).
@@ -87,7 +116,8 @@ export function protectDeterministicRequest(
   const withoutObserve: CoapMessage = outerObserve === undefined ? request : { ...request, options: request.options.filter((o) => o.number !== OptionNumber.Observe) };
   const { inner: split, outer } = splitOptions(withoutObserve, requestClassOf, 'request');
   const observe = outerObserve !== undefined || options.innerObserve === true;
-  const inner = observe ? sortOptions([...split, { number: OptionNumber.Observe, value: encodeUint(0) }]) : split;
+  const observed = observe ? sortOptions([...split, { number: OptionNumber.Observe, value: encodeUint(0) }]) : split;
+  const inner = options.padTo === undefined ? observed : paddedInner(request.code, observed, request.payload, options.padTo);
   const plaintext = encodePlaintext(request.code, inner, request.payload);
   const hash = requestHash(client, d, plaintext);
   // Step 3: K = HKDF(Sender Key, H, info with the Deterministic Client's Sender ID).
@@ -150,7 +180,8 @@ export function unprotectDeterministicRequest(request: CoapMessage, context: Gro
   // says whether this is a registration (0) or a deregistration (1); without one the request is no
   // observation (§3.4.4 step 8) and reaches the handler without Observe.
   const outerObserve = getOption(request, OptionNumber.Observe);
-  const merged = mergeOptions(request, inner.options, requestClassOf, 'request').filter((o) => o.number !== OptionNumber.Observe);
+  // Appendix A.2: a Padding option is ignored — dropped here, so no handler sees it.
+  const merged = mergeOptions(request, inner.options, requestClassOf, 'request').filter((o) => o.number !== OptionNumber.Observe && o.number !== OptionNumber.Padding);
   const message: CoapMessage = {
     type: request.type,
     code: inner.code,
