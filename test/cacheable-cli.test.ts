@@ -17,11 +17,15 @@ import { ResponseCache } from '../src/proxy/cache.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { CoapServer } from '../src/server/server.js';
 import { runCli } from './support/group-cli.js';
+import { killChildren, startDaemon } from './support/cli-harness.js';
 
 describe('coapsec group deterministic, get --deterministic', () => {
   const dir = mkdtempSync(join(tmpdir(), 'coapsec-cacheable-cli-'));
   const state = join(dir, 'fw.json');
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => {
+    killChildren();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   test('the Group Manager names the Deterministic Client once; its Sender ID is never a member\'s and survives rekeying', async () => {
     assert.equal((await runCli(['group', 'create', state, '--name', 'fw'])).code, 0);
@@ -76,6 +80,25 @@ describe('coapsec group deterministic, get --deterministic', () => {
     }
   });
 
+  test('serve --deterministic PATH serves Deterministic Requests on that resource alone; get --deterministic reads it', async () => {
+    const originFile = JSON.parse(readFileSync(join(dir, 'origin.json'), 'utf8')) as GroupMemberFile;
+    process.env.COAPSEC_STATE_DIR = join(dir, 'serve-state'); // the origin's Sender Sequence Numbers
+    const server = await startDaemon(['serve', '--bind', '127.0.0.1:0', '--group', join(dir, 'origin.json'), '--deterministic', '/hello', '--deterministic', '/valve'], /serving on coap:\/\/127\.0\.0\.1:(\d+)/);
+    try {
+      assert.match(server.stderr(), /note: \/valve also accepts PUT; Deterministic Requests reach only its GET and FETCH/);
+      const base = `coap://127.0.0.1:${server.port}`;
+      const hello = await runCli(['get', `${base}/hello`, '--deterministic', '--group', join(dir, 'c1.json'), '--server-id', originFile.senderId]);
+      assert.equal(hello.code, 0, hello.stderr);
+      assert.equal(hello.stdout, 'Hello from coapsec', 'the verified payload');
+      // /time is not marked: the origin refuses it with a protected 4.01, which the member verifies.
+      const time = await runCli(['get', `${base}/time`, '--deterministic', '--group', join(dir, 'c2.json'), '--server-id', originFile.senderId]);
+      assert.notEqual(time.code, 0);
+      assert.match(time.stderr + time.stdout, /4\.01.*Deterministic Requests not served here/s);
+    } finally {
+      await server.stop();
+    }
+  });
+
   test('bad input is a usage error (exit 2)', async () => {
     const bare = GroupManager.create({ name: 'bare' });
     bare.addMember('m');
@@ -87,6 +110,9 @@ describe('coapsec group deterministic, get --deterministic', () => {
       [['get', 'coap://127.0.0.1:9/fw', '--deterministic', '--group', join(dir, 'c1.json'), '--server-id', 'xyz'], /--server-id needs a Sender ID in hex/],
       [['get', 'coap://127.0.0.1:9/fw', '--deterministic', '--group', join(dir, 'c1.json'), '--proxy', 'nonsense'], /bad --proxy "nonsense"/],
       [['get', 'coap://127.0.0.1:9/fw', '--deterministic', '--group', join(dir, 'missing.json')], /missing\.json/],
+      [['serve', '--bind', '127.0.0.1:0', '--deterministic', '/hello'], /--deterministic needs --group FILE/],
+      [['serve', '--bind', '127.0.0.1:0', '--group', join(dir, 'origin.json'), '--deterministic', 'hello'], /needs a resource path such as \/hello, got "hello"/],
+      [['serve', '--bind', '127.0.0.1:0', '--group', join(dir, 'origin.json'), '--deterministic', '/nothing'], /--deterministic \/nothing: no resource at that path here/],
     ];
     for (const [args, message] of cases) {
       const result = await runCli(args);

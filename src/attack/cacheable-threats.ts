@@ -10,14 +10,16 @@
  *    client already got a newer one;
  *  - stale replay to a client with no history (what cacheable OSCORE cannot tell, §6);
  *  - an altered cached response;
- *  - a cached response served for a different request.
+ *  - a cached response served for a different request;
+ *  - an older notification relayed again to an observer (cacheable-oscore §3.1: observers of /fw
+ *    share one upstream observation at the proxy, which numbers each client's notifications itself).
  *
  * In process on the sans-IO cores — the proxy's real ResponseCache on an injected clock, the
  * origin handling encoded datagrams as the server's group-oscore stage does — no sockets.
  */
 import { decodeMessage, encodeMessage } from '../coap/codec.js';
 import { Method, ResponseCode } from '../coap/codes.js';
-import { type CoapMessage, MessageType, createMessage, encodeString, encodeUint, getOption, getStringOptions } from '../coap/message.js';
+import { type CoapMessage, type CoapOption, MessageType, createMessage, decodeUint, encodeString, encodeUint, getOption, getStringOptions } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
 import { GroupContextStore, type GroupSecurityContext } from '../group-oscore/context.js';
 import { unprotectDeterministicRequest } from '../group-oscore/deterministic.js';
@@ -41,7 +43,7 @@ export interface CacheThreatRow {
   readonly outcomes: Readonly<Record<CacheProtection, CacheThreatOutcome>>;
 }
 
-export const CACHEABLE_THREATS_TEST = 'cacheable OSCORE threat rows: a stale, altered or misdirected cached response is refused; staleness towards a client with no history is not';
+export const CACHEABLE_THREATS_TEST = 'cacheable OSCORE threat rows: a stale, altered or misdirected cached response, or an older notification, is refused; staleness towards a client with no history is not';
 
 const TARGET = 'coap://origin.example/';
 const MAX_AGE = 10;
@@ -80,12 +82,14 @@ class Origin {
   #answer(request: CoapMessage): CoapMessage {
     const path = getStringOptions(request, OptionNumber.UriPath).join('/');
     const payload = path === 'fw' ? this.firmware : path === 'config' ? 'mode=auto' : '';
+    // An observation (Outer Observe 0): each rendering is a notification numbered by the origin.
+    const observe = getOption(request, OptionNumber.Observe) !== undefined ? [{ number: OptionNumber.Observe, value: encodeUint(this.requests) }] : [];
     return createMessage({
       type: MessageType.ACK,
       code: payload === '' ? ResponseCode.NotFound : ResponseCode.Content,
       messageId: request.messageId,
       token: request.token,
-      options: [{ number: OptionNumber.MaxAge, value: encodeUint(MAX_AGE) }],
+      options: [...observe, { number: OptionNumber.MaxAge, value: encodeUint(MAX_AGE) }],
       payload: encodeString(payload),
     });
   }
@@ -95,6 +99,8 @@ class Origin {
 class Client {
   readonly #requester: DeterministicRequester | undefined;
   #pending: DeterministicExchange | undefined;
+  /** The Observe number of the newest notification a plain client accepted (RFC 7641 §3.4, without the 128 s wrap). */
+  #newestObserve = -1;
 
   constructor(
     readonly name: ClientName,
@@ -104,8 +110,10 @@ class Client {
     this.#requester = context === undefined ? undefined : new DeterministicRequester(context, { now });
   }
 
-  request(path: string): Uint8Array {
-    const plain = createMessage({ type: MessageType.CON, code: Method.GET, messageId: nextMessageId++, token: Uint8Array.of(nextMessageId & 0xff), options: [{ number: OptionNumber.UriPath, value: encodeString(path) }] });
+  request(path: string, observe = false): Uint8Array {
+    const options: CoapOption[] = [{ number: OptionNumber.UriPath, value: encodeString(path) }];
+    if (observe) options.unshift({ number: OptionNumber.Observe, value: encodeUint(0) });
+    const plain = createMessage({ type: MessageType.CON, code: Method.GET, messageId: nextMessageId++, token: Uint8Array.of(nextMessageId & 0xff), options });
     if (this.#requester === undefined) return encodeMessage(plain);
     this.#pending = this.#requester.protect(plain);
     return encodeMessage(this.#pending.message);
@@ -113,7 +121,16 @@ class Client {
 
   receive(bytes: Uint8Array): Reception {
     const response = decodeMessage(bytes);
-    if (this.#pending === undefined) return response.code === ResponseCode.Content ? { accepted: true, text: Buffer.from(response.payload).toString() } : { accepted: false, reason: 'not 2.05' };
+    if (this.#pending === undefined) {
+      if (response.code !== ResponseCode.Content) return { accepted: false, reason: 'not 2.05' };
+      const observe = getOption(response, OptionNumber.Observe);
+      if (observe !== undefined) {
+        const value = decodeUint(observe);
+        if (value <= this.#newestObserve) return { accepted: false, reason: `Observe ${value} is not newer than ${this.#newestObserve}` };
+        this.#newestObserve = value;
+      }
+      return { accepted: true, text: Buffer.from(response.payload).toString() };
+    }
     const verified = this.#pending.verify(response);
     return verified.ok ? { accepted: true, text: Buffer.from(verified.message.payload).toString() } : { accepted: false, reason: verified.reason };
   }
@@ -209,11 +226,29 @@ function wrongRequest(protection: CacheProtection): CacheThreatOutcome {
   return judged([reception], `c2 asked for /config and got the cached response to /fw: ${describe('c2', reception)}`);
 }
 
+function notificationRollback(protection: CacheProtection): CacheThreatOutcome {
+  const w = new World(protection);
+  const c1 = w.clients.get('c1')!;
+  const registration = c1.request('fw', true);
+  const n1 = w.origin.serve(registration);
+  w.now = 2_000;
+  w.origin.firmware = 'firmware v2';
+  const n2 = w.origin.serve(registration);
+  for (const honest of [c1.receive(n1), c1.receive(n2)]) if (!honest.accepted) throw new Error(`an honest notification was refused: ${honest.reason}`);
+  w.now = 3_000;
+  // The proxy relays v1 once more, under the next Observe number of its own (RFC 7641 §5: it numbers each client's notifications).
+  const first = decodeMessage(n1);
+  const replayed = encodeMessage({ ...first, options: first.options.map((o) => (o.number === OptionNumber.Observe ? { number: o.number, value: encodeUint(3) } : o)) });
+  const rolledBack = c1.receive(replayed);
+  return judged([rolledBack], `c1 observes /fw and got v1 and v2; at 3 s the proxy relays v1 again as Observe 3: ${describe('c1', rolledBack)}`);
+}
+
 const ATTACKS: ReadonlyArray<{ id: string; threat: string; attack: string; run: (p: CacheProtection) => CacheThreatOutcome }> = [
   { id: 'cache-stale-replay', threat: 'Stale replay of a cached response', attack: 'the proxy serves /fw v1 after its Max-Age, and after the client already got v2', run: staleReplay },
   { id: 'cache-stale-newcomer', threat: 'Stale replay to a client with no history', attack: 'the proxy serves an expired /fw to a client that never read it', run: staleToNewcomer },
   { id: 'cache-altered', threat: 'Altered cached response', attack: 'the proxy changes the payload of its cached response', run: altered },
   { id: 'cache-wrong-request', threat: 'Cached response served for a different request', attack: 'the proxy answers a request for /config with its cached /fw', run: wrongRequest },
+  { id: 'cache-notification-rollback', threat: 'Older notification relayed to an observer', attack: 'the proxy aggregating the observations of /fw relays an older notification again, newly numbered', run: notificationRollback },
 ];
 
 export function runCacheableThreats(): CacheThreatRow[] {

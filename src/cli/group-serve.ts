@@ -19,6 +19,7 @@ export const GROUP_SERVE_FLAGS = {
   'group-address': { type: 'string' },
   'group-interface': { type: 'string' },
   leisure: { type: 'string' },
+  deterministic: { type: 'string', multiple: true },
 } as const;
 
 export const GROUP_SERVE_USAGE = `  CoAP groups (groupcomm-bis; --bind must then be this host's unicast address on the group's network):
@@ -27,13 +28,17 @@ export const GROUP_SERVE_USAGE = `  CoAP groups (groupcomm-bis; --bind must then
                          224.0.1.187 or ff05::fd — All CoAP Nodes — at the --bind port)
   --group-interface NAME IPv6: the interface to join on (e.g. eth0)
   --leisure SECONDS      longest random wait before answering a group request (default 5; with
-                         Group OSCORE 20, or 13 for a pairwise-only group: groupcomm-bis §3.6.1)`;
+                         Group OSCORE 20, or 13 for a pairwise-only group: groupcomm-bis §3.6.1)
+  --deterministic PATH   serve the group's Deterministic Requests (cacheable OSCORE) on the resource
+                         PATH, e.g. /hello: only for a resource whose GET has no side effects and that
+                         every group member may read; repeatable; needs --group (others answer 4.01)`;
 
 export interface GroupServeValues {
   group?: string | undefined;
   'group-address'?: string | undefined;
   'group-interface'?: string | undefined;
   leisure?: string | undefined;
+  deterministic?: string[] | undefined;
 }
 
 export const wantsGroup = (values: GroupServeValues): boolean => values.group !== undefined || values['group-address'] !== undefined;
@@ -73,4 +78,28 @@ export async function listenGroup(values: GroupServeValues, bind: { host: string
   if (member !== undefined) server.onClose(() => member.close());
   process.stderr.write(`coapsec joined group ${group.address}${member !== undefined ? ` (${member.file.group}, Sender ID ${member.file.senderId})` : ''}\n`);
   return server;
+}
+
+/**
+ * --deterministic PATH: marks the resources at these paths safe for Deterministic Requests
+ * (draft-ietf-core-cacheable-oscore §3.4.3, §6: per resource, side-effect free, readable by every
+ * member — ResourceDefinition.deterministic). Checked before anything listens.
+ */
+export function checkDeterministicPaths(values: GroupServeValues): readonly string[] {
+  const paths = values.deterministic ?? [];
+  if (paths.length > 0 && values.group === undefined) throw new UsageError('--deterministic needs --group FILE: Deterministic Requests come from the members of a Group OSCORE group');
+  for (const path of paths) if (!path.startsWith('/')) throw new UsageError(`--deterministic needs a resource path such as /hello, got "${path}"`);
+  return paths;
+}
+
+/** Marks the resources (served already) at `paths`; one that is not there is a usage error. */
+export function markDeterministic(server: CoapServer, paths: readonly string[]): void {
+  for (const path of paths) {
+    const resource = server.resourceAt(path);
+    if (resource === undefined) throw new UsageError(`--deterministic ${path}: no resource at that path here`);
+    const unsafe = (['POST', 'PUT', 'DELETE', 'PATCH', 'IPATCH'] as const).filter((method) => resource.handlers[method] !== undefined);
+    // Only GET and FETCH reach it as Deterministic Requests (the server refuses the others, §3.4.3).
+    if (unsafe.length > 0) process.stderr.write(`coapsec: note: ${path} also accepts ${unsafe.join(', ')}; Deterministic Requests reach only its GET and FETCH\n`);
+    resource.deterministic = true;
+  }
 }

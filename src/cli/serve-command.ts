@@ -24,7 +24,7 @@ import { OSCORE_FLAGS, OSCORE_USAGE } from './oscore-args.js';
 import { STORE_FLAGS, STORE_FLAG_USAGE, serverOscoreOrStore } from './store-command.js';
 import { SOCKET_FLAGS, SOCKET_USAGE, socketBuffers } from './socket-args.js';
 import { METRICS_FLAGS, METRICS_FLAG_USAGE, metricsFromFlag, type MetricsPort } from './metrics-flag.js';
-import { GROUP_SERVE_FLAGS, GROUP_SERVE_USAGE, listenGroup, wantsGroup } from './group-serve.js';
+import { GROUP_SERVE_FLAGS, GROUP_SERVE_USAGE, checkDeterministicPaths, listenGroup, markDeterministic, wantsGroup } from './group-serve.js';
 
 export const SERVE_USAGE = `usage: coapsec serve [--bind HOST:PORT] [--dir DIR] [-v|-vv] [DTLS options] [OSCORE options]
   --bind HOST:PORT   address to listen on (default 127.0.0.1:5683; [::]:5683 for all IPv6);
@@ -109,8 +109,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return name;
   });
   const stateLimits = serverStateLimits(values);
+  const deterministic = checkDeterministicPaths(values);
   const metricsFlag = metricsFromFlag(values.metrics);
-  const oscore = await serverOscoreOrStore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}\n`) : undefined, metricsFlag?.metrics);
+  const oscore = await serverOscoreOrStore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}
+`) : undefined, metricsFlag?.metrics);
   const edhocLog = values.verbose?.length ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
   if (values['kudos-ead'] && !oscore.edhoc) {
     oscore.close();
@@ -166,6 +168,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
     metrics?.attach(server);
     addDemoResources(server, values.dir !== undefined ? { dir: values.dir } : {});
     addWhoamiResource(server);
+    try {
+      markDeterministic(server, deterministic);
+    } catch (error) {
+      await Promise.all(servers.map((s) => s.close()));
+      await metrics?.close();
+      oscore.close();
+      throw error;
+    }
     if (oscore.kudos) server.add(kudosResource());
     // With --ace the EDHOC identity serves the ACE EDHOC profile (attachAceResourceServer below).
     if (oscore.edhoc && !ace) attachEdhocResponder(server, oscore.edhoc, edhocLog, edhocKudos);

@@ -4,8 +4,10 @@
  * every member asking for the same thing sends the same bytes and a proxy can answer all of them
  * from one cached response; each response is verified end to end by the rules of
  * group-oscore/deterministic-exchange.ts (the server's signature, the Request-Hash binding, and
- * freshness against what this client already accepted). Observe is not offered: a cache serves
- * the aggregation of notifications through the inner Observe option, which is not built here.
+ * freshness against what this client already accepted). Observations too (§3.1): an observation's
+ * requests carry an Inner Observe 0 and the Outer Observe registers or deregisters, so observers of
+ * one resource send one request and a caching proxy keeps one upstream observation for all of them
+ * (`innerObserve` gives plain reads the same Inner Observe, hence the same request).
  */
 import type { CoapMessage } from '../coap/message.js';
 import { toHex } from '../cose/cbor.js';
@@ -34,8 +36,9 @@ export class DeterministicClientSecurity implements MessageSecurity {
     let signer: Uint8Array | undefined;
     return {
       message: exchange.message,
-      verify: (response, notification) => {
-        if (notification) return new Error('Observe of a Deterministic Request is not supported');
+      // Notifications are verified one by one like any response: the signature, the Request-Hash,
+      // and a Partial IV never older than one accepted before (group-oscore/deterministic-exchange.ts).
+      verify: (response) => {
         const result = exchange.verify(response);
         if (!result.ok) return new Error(result.reason);
         signer = result.kid;

@@ -59,6 +59,10 @@ export const OptionNumber = {
   Echo: 252,
   NoResponse: 258,
   RequestTag: 292,
+  /** draft-ietf-core-cacheable-oscore §3.3 (TBD548, suggested 548): experimental. */
+  RequestHash: 548,
+  /** draft-ietf-core-cacheable-oscore Appendix A.1 (TBD64988, suggested 64988): experimental. */
+  Padding: 64988,
 } as const;
 
 const def = (
@@ -114,6 +118,12 @@ const DEFINITIONS: OptionDefinition[] = [
   def(N.Echo, 'Echo', 'opaque', 1, 40, false, 'E', 'RFC 9175'),
   def(N.NoResponse, 'No-Response', 'uint', 0, 1, false, 'EU', 'RFC 7967'),
   def(N.RequestTag, 'Request-Tag', 'opaque', 0, 8, true, 'E', 'RFC 9175'),
+  // cacheable-oscore §3.3: elective, safe, part of the cache key, not repeatable, any length (here
+  // up to the longest hash supported, SHA-512's 64 bytes). Class U in requests (read before the
+  // Deterministic Request is decrypted); in responses Class I, which the group layer handles itself.
+  def(N.RequestHash, 'Request-Hash', 'opaque', 0, 64, false, 'U', 'draft-ietf-core-cacheable-oscore'),
+  // Appendix A.1: elective, safe, NoCacheKey, repeatable, any length, Class E.
+  def(N.Padding, 'Padding', 'opaque', 0, 65535, true, 'E', 'draft-ietf-core-cacheable-oscore'),
 ];
 
 const BY_NUMBER = new Map<number, OptionDefinition>(DEFINITIONS.map((d) => [d.number, d]));

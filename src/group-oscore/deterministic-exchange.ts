@@ -11,7 +11,8 @@
  * Sans-IO: the clock is injected; nothing here sends a message.
  */
 import { Method, ResponseCode } from '../coap/codes.js';
-import { getOption, getUintOption, type CoapMessage } from '../coap/message.js';
+import { getOption, getUintOption, sortOptions, type CoapMessage } from '../coap/message.js';
+import { defaultClassOf } from '../oscore/protect.js';
 import { OptionNumber } from '../coap/options.js';
 import { toHex } from '../cose/cbor.js';
 import { OscoreConfigError } from '../oscore/errors.js';
@@ -52,18 +53,29 @@ export function deterministicClientFor(
  * IV (the request had no replay check), the Request-Hash as a Class I option elided from the wire,
  * outer code 2.05 and outer Max-Age equal to the inner one (default 60).
  */
-export function protectDeterministicResponse(response: CoapMessage, context: GroupSecurityContext, binding: GroupRequestBinding, requestHash: Uint8Array): CoapMessage {
+export function protectDeterministicResponse(
+  response: CoapMessage,
+  context: GroupSecurityContext,
+  binding: GroupRequestBinding,
+  requestHash: Uint8Array,
+  options: { innerObserveOnly?: boolean } = {},
+): CoapMessage {
   const innerMaxAge = getUintOption(response, OptionNumber.MaxAge);
   // Step 1: an inner Max-Age 0 is not allowed. A resource that says "do not reuse" keeps that
   // meaning on the outer Max-Age (0: no cache stores it), and the inner one is dropped.
-  const options = response.options.filter((o) => o.number !== REQUEST_HASH_OPTION && !(innerMaxAge === 0 && o.number === OptionNumber.MaxAge));
-  options.push({ number: REQUEST_HASH_OPTION, value: requestHash }); // step 2
-  return protectGroupResponse({ ...response, options }, context, binding, {
+  const kept = response.options.filter((o) => o.number !== REQUEST_HASH_OPTION && !(innerMaxAge === 0 && o.number === OptionNumber.MaxAge));
+  kept.push({ number: REQUEST_HASH_OPTION, value: requestHash }); // step 2
+  // Steps 3 and 8: to a request with an Inner Observe and no Outer one, an observable resource's
+  // response carries an Inner Observe (empty, as a notification's, RFC 8613 §4.1.3.5.2) and no Outer one.
+  const innerObserveOnly = options.innerObserveOnly === true && !kept.some((o) => o.number === OptionNumber.Observe);
+  if (innerObserveOnly) kept.push({ number: OptionNumber.Observe, value: new Uint8Array(0) });
+  return protectGroupResponse({ ...response, options: kept }, context, binding, {
     mode: 'group', // step 4
     freshPartialIv: true, // step 5
     classIOptions: [REQUEST_HASH_OPTION], // steps 4 and 7: Class I, then elided
     outerCode: ResponseCode.Content, // step 6
     outerMaxAge: innerMaxAge ?? DEFAULT_MAX_AGE, // step 9
+    ...(innerObserveOnly ? { classOf: (n: number, m: CoapMessage) => (n === OptionNumber.Observe ? 'E' : defaultClassOf(n, m)) } : {}),
   });
 }
 
@@ -72,6 +84,14 @@ export interface DeterministicRequesterOptions {
   now?: () => number;
   /** Freshness records kept at most (default 1024). */
   maxTracked?: number;
+  /**
+   * §3.1: every request carries an Inner Observe 0, so that observers and plain readers of a
+   * resource send one Deterministic Request (one cache entry at a proxy). Default false (as the
+   * requests of Appendix F); an observation's requests carry it anyway.
+   */
+  innerObserve?: boolean;
+  /** Appendix A: pad every request's plaintext to exactly this many bytes (a length the group agreed on). */
+  padTo?: number;
 }
 
 export type VerifiedDeterministicResponse =
@@ -109,7 +129,13 @@ export class DeterministicExchange {
     if (result.mode !== 'group' || result.sequenceNumber === undefined) return { ok: false, reason: 'response to a Deterministic Request not in the group mode with a Partial IV (§3.4.4 steps 4–5)' };
     const stale = this.requester.judgeFreshness(this.requestHash, result.kid, result.sequenceNumber, getUintOption(result.message, OptionNumber.MaxAge) ?? DEFAULT_MAX_AGE);
     if (stale !== undefined) return { ok: false, reason: stale };
-    const message = { ...result.message, options: result.message.options.filter((o) => o.number !== REQUEST_HASH_OPTION) };
+    // Step 4: the Inner Observe is ignored (it is 0 in every request, §3.1). What observes is the
+    // Outer Observe: a notification carries the sequence of whoever sent it (the server, or a
+    // proxy's own per client, RFC 7641 §5); its order end to end is the Partial IV's, checked above.
+    const outerObserve = getOption(this.message, OptionNumber.Observe) !== undefined ? getOption(response, OptionNumber.Observe) : undefined;
+    const options = result.message.options.filter((o) => o.number !== REQUEST_HASH_OPTION && o.number !== OptionNumber.Observe);
+    if (outerObserve !== undefined) options.push({ number: OptionNumber.Observe, value: outerObserve });
+    const message = { ...result.message, options: sortOptions(options) };
     return { ok: true, message, kid: result.kid, sequenceNumber: result.sequenceNumber };
   }
 }
@@ -123,6 +149,8 @@ export class DeterministicRequester {
   readonly client: DeterministicClient;
   readonly #now: () => number;
   readonly #maxTracked: number;
+  readonly #innerObserve: boolean;
+  readonly #padTo: number | undefined;
   /** Insertion order is recency order: the first record goes when the map is full. */
   readonly #freshness = new Map<string, Freshness>();
 
@@ -135,6 +163,8 @@ export class DeterministicRequester {
     this.client = client;
     this.#now = options.now ?? Date.now;
     this.#maxTracked = options.maxTracked ?? DEFAULT_MAX_TRACKED;
+    this.#innerObserve = options.innerObserve ?? false;
+    this.#padTo = options.padTo;
   }
 
   /**
@@ -144,7 +174,7 @@ export class DeterministicRequester {
    */
   protect(request: CoapMessage, server?: Uint8Array): DeterministicExchange {
     if (request.code !== Method.GET && request.code !== Method.FETCH) throw new OscoreConfigError('a Deterministic Request must be safe: GET or FETCH (cacheable-oscore §3.4.3)');
-    const { message, binding, requestHash } = protectDeterministicRequest(request, this.context, this.client);
+    const { message, binding, requestHash } = protectDeterministicRequest(request, this.context, this.client, { innerObserve: this.#innerObserve, ...(this.#padTo !== undefined ? { padTo: this.#padTo } : {}) });
     return new DeterministicExchange(this, message, server === undefined ? binding : { ...binding, pairwiseTo: Uint8Array.from(server) }, requestHash);
   }
 

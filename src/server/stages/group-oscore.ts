@@ -15,11 +15,11 @@
  * replay window; the route stage lets only resources marked `deterministic` serve it, and the
  * answers are protected to be cacheable (§3.4.4, group-oscore/deterministic-exchange.ts).
  */
-import { ResponseCode } from '../../coap/codes.js';
+import { ResponseCode, codeClass } from '../../coap/codes.js';
 import { encodeUint, getOption, type CoapMessage } from '../../coap/message.js';
 import { OptionNumber } from '../../coap/options.js';
 import { toHex } from '../../cose/cbor.js';
-import { withOscoreLayer } from '../../exchange/context.js';
+import { withOscoreLayer, type EndpointContext } from '../../exchange/context.js';
 import { decodeGroupOscoreOption } from '../../group-oscore/option.js';
 import { credentialSubject } from '../../group-oscore/credential.js';
 import { acceptEchoedRequest, protectGroupResponse, unprotectGroupRequest } from '../../group-oscore/protect.js';
@@ -28,12 +28,19 @@ import { type DeterministicClient, unprotectDeterministicRequest } from '../../g
 import { deterministicClientFor, protectDeterministicResponse } from '../../group-oscore/deterministic-exchange.js';
 import type { RandomSource } from '../../util/random.js';
 import type { RequestLog } from '../request-log.js';
+import type { ResponseProtector } from '../security.js';
 import { toMessage } from '../response.js';
 import { DONE, PASS, type InboundRequest, type ServerStage, type StageVerdict } from '../stage.js';
 import type { GroupServing } from './group-request.js';
 
 /** RFC 9175 §2.2.1: an Echo value of 8 random bytes. */
 const ECHO_LENGTH = 8;
+
+/** What removing a Group OSCORE layer gave (GroupOscore.removeLayer). */
+export type GroupLayerOutcome =
+  | { ok: true; inner: CoapMessage; context: EndpointContext; protect: ResponseProtector; mode: 'group' | 'pairwise'; deterministic: boolean }
+  /** `response`: what to send as is; undefined for a request to the group address (errors suppressed). */
+  | { ok: false; response: CoapMessage | undefined };
 
 export class GroupOscore implements ServerStage {
   readonly name = 'group-oscore';
@@ -45,69 +52,95 @@ export class GroupOscore implements ServerStage {
   ) {}
 
   receive(request: InboundRequest): StageVerdict {
+    const outcome = this.removeLayer(request, request.message, request.context);
+    if (outcome === undefined) return PASS;
+    if (!outcome.ok) {
+      if (outcome.response !== undefined) request.answer(outcome.response);
+      return DONE;
+    }
+    request.groupMode = outcome.mode;
+    request.groupProtect = outcome.protect;
+    request.protect = outcome.protect;
+    request.deterministic = outcome.deterministic;
+    request.message = outcome.inner;
+    request.context = outcome.context;
+    return PASS;
+  }
+
+  /**
+   * Removes the Group OSCORE layer of `message` (the request as it is now: the received one here,
+   * or what the §2.4 loop of stages/oscore-layers.ts left after removing OSCORE layers around it —
+   * a Deterministic Request behind an OSCORE-capable proxy's own layer). Undefined when it carries
+   * no Group OSCORE of this server's groups. A refusal carries the answer to send as is (protected
+   * where the group layer allows: an Echo challenge, a Deterministic Request with side effects),
+   * or none when the request came to the group address (errors suppressed).
+   */
+  removeLayer(request: InboundRequest, message: CoapMessage, context: EndpointContext): GroupLayerOutcome | undefined {
     const contexts = this.serving?.contexts;
-    if (contexts === undefined) return PASS;
-    const option = getOption(request.message, OptionNumber.Oscore);
-    if (option === undefined) return PASS;
+    if (contexts === undefined) return undefined;
+    const option = getOption(message, OptionNumber.Oscore);
+    if (option === undefined) return undefined;
     let decoded: ReturnType<typeof decodeGroupOscoreOption>;
     try {
       decoded = decodeGroupOscoreOption(option);
     } catch {
-      return PASS; // not ours to judge: plain OSCORE (stages/oscore-layers.ts) answers malformed options
+      return undefined; // not ours to judge: plain OSCORE (stages/oscore-layers.ts) answers malformed options
     }
     // Ours: the group mode (the Group Flag, §4.1) whatever its Gid — an unknown or retired one is
     // refused here (a removed member after the rekey) — and the pairwise mode of a group we know.
-    if (decoded.kidContext === undefined || (!decoded.group && contexts.findByGid(decoded.kidContext) === undefined)) return PASS;
+    if (decoded.kidContext === undefined || (!decoded.group && contexts.findByGid(decoded.kidContext) === undefined)) return undefined;
     const viaGroup = this.serving?.membership?.receivingGroupDatagram === true;
-    const deterministic = deterministicClientFor(request.message, decoded, (gid) => contexts.findByGid(gid));
-    if (deterministic !== undefined) return this.#deterministic(request, deterministic.context, deterministic.client, viaGroup);
-    const received = request.message;
-    const result = unprotectGroupRequest(received, (gid) => contexts.findByGid(gid));
+    const deterministic = deterministicClientFor(message, decoded, (gid) => contexts.findByGid(gid));
+    if (deterministic !== undefined) return this.#deterministic(request, message, context, deterministic.context, deterministic.client, viaGroup);
+    const result = unprotectGroupRequest(message, (gid) => contexts.findByGid(gid));
     if (!result.ok) {
       const refusal = toMessage({ code: result.code, payload: result.reason, options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }] });
-      this.log.record(received, request.context, refusal, `Group OSCORE: ${result.reason}`);
-      if (!viaGroup) request.answer(refusal);
-      return DONE;
+      this.log.record(message, context, refusal, `Group OSCORE: ${result.reason}`);
+      return { ok: false, response: viaGroup ? undefined : refusal };
     }
-    request.groupMode = result.mode;
     const protect = (response: CoapMessage, kind: 'response' | 'notification'): CoapMessage =>
       protectGroupResponse(response, result.context, result.binding, { freshPartialIv: kind === 'notification' });
-    request.groupProtect = protect;
     if (result.freshness === 'unverified' && !acceptEchoedRequest(result)) {
       const echo = this.random.bytes(ECHO_LENGTH);
       result.recipient.echoChallenge = echo;
       const challenge = toMessage({ code: ResponseCode.Unauthorized, options: [{ number: OptionNumber.Echo, value: echo }] });
-      request.answer(protect(challenge, 'response'));
-      return DONE;
+      return { ok: false, response: protect(challenge, 'response') };
     }
     if (result.freshness === 'fresh' && getOption(result.message, OptionNumber.Echo) !== undefined) acceptEchoedRequest(result);
-    request.message = { ...result.message, type: received.type, messageId: received.messageId, token: received.token };
-    request.context = withOscoreLayer(request.context, { peer: credentialSubject(result.recipient.credential.bytes) ?? toHex(result.binding.kid), kid: toHex(result.binding.kid), kidContext: toHex(result.binding.kidContext) });
-    request.protect = protect;
-    return PASS;
+    return {
+      ok: true,
+      inner: { ...result.message, type: message.type, messageId: message.messageId, token: message.token },
+      context: withOscoreLayer(context, { peer: credentialSubject(result.recipient.credential.bytes) ?? toHex(result.binding.kid), kid: toHex(result.binding.kid), kidContext: toHex(result.binding.kidContext) }),
+      protect,
+      mode: result.mode,
+      deterministic: false,
+    };
   }
 
   /** cacheable-oscore §3.4.3: the Deterministic Client's request, with no replay window; the route stage checks the resource. */
-  #deterministic(request: InboundRequest, context: GroupSecurityContext, client: DeterministicClient, viaGroup: boolean): StageVerdict {
-    const received = request.message;
+  #deterministic(request: InboundRequest, received: CoapMessage, endpointContext: EndpointContext, context: GroupSecurityContext, client: DeterministicClient, viaGroup: boolean): GroupLayerOutcome {
     const result = unprotectDeterministicRequest(received, context, client);
     if (!result.ok) {
       const refusal = toMessage({ code: result.code, payload: result.reason, options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }] });
-      this.log.record(received, request.context, refusal, `Deterministic Request: ${result.reason}`);
-      if (viaGroup) return DONE;
+      this.log.record(received, endpointContext, refusal, `Deterministic Request: ${result.reason}`);
+      if (viaGroup) return { ok: false, response: undefined };
       // A request with side effects gets a protected 4.01; a failed decryption, an unprotected 4.00.
-      request.answer(result.binding !== undefined && result.requestHash !== undefined ? protectDeterministicResponse(toMessage({ code: result.code, payload: result.reason }), context, result.binding, result.requestHash) : refusal);
-      return DONE;
+      return { ok: false, response: result.binding !== undefined && result.requestHash !== undefined ? protectDeterministicResponse(toMessage({ code: result.code, payload: result.reason }), context, result.binding, result.requestHash) : refusal };
     }
     const { binding, requestHash } = result;
-    const protect = (response: CoapMessage): CoapMessage => protectDeterministicResponse(response, context, binding, requestHash);
-    request.groupMode = 'pairwise';
-    request.groupProtect = protect;
-    request.protect = protect;
-    request.deterministic = true;
-    request.message = { ...result.message, type: received.type, messageId: received.messageId, token: received.token };
-    request.context = withOscoreLayer(request.context, { peer: 'deterministic client', kid: toHex(binding.kid), kidContext: toHex(binding.kidContext) });
-    return PASS;
+    // §3.4.4 steps 3 and 8: an Inner Observe without an Outer one asks no observation, but an
+    // observable resource's success says, with an Inner Observe only, that it could be observed.
+    const innerObserveOnly = binding.observe && getOption(received, OptionNumber.Observe) === undefined;
+    const protect = (response: CoapMessage): CoapMessage =>
+      protectDeterministicResponse(response, context, binding, requestHash, { innerObserveOnly: innerObserveOnly && request.resource?.observable !== undefined && request.resource.observable !== false && codeClass(response.code) === 2 });
+    return {
+      ok: true,
+      inner: { ...result.message, type: received.type, messageId: received.messageId, token: received.token },
+      context: withOscoreLayer(endpointContext, { peer: 'deterministic client', kid: toHex(binding.kid), kidContext: toHex(binding.kidContext) }),
+      protect,
+      mode: 'pairwise',
+      deterministic: true,
+    };
   }
 
   respond(request: InboundRequest, response: CoapMessage): CoapMessage {

@@ -51,14 +51,15 @@ export interface ServerParts {
 }
 
 export function serverStages(parts: ServerParts): ServerStage[] {
-  const oscoreLayers = new OscoreLayers(parts.settings, parts.proxies, parts.log);
+  const groupOscore = new GroupOscore(parts.group, parts.random, parts.log);
+  const oscoreLayers = new OscoreLayers(parts.settings, parts.proxies, parts.log, (request, message, context) => groupOscore.removeLayer(request, message, context));
   return [
     // RFC 8613 §8.2.1: outer Block1/Block2 of an OSCORE message. Out: outer Block1 echo, Block2 slicing.
     new OuterBlockwise(parts.settings, parts.blockwise, parts.log),
     // RFC 9668 §3.3.1: an EDHOC + OSCORE request completes EDHOC (EDHOC error, unprotected) and goes on as OSCORE.
     new EdhocCombined(parts.settings, parts.proxies),
     // Group OSCORE §7.2/§8.4 (verified, Echo §9). Out: §7.3/§8.5 protection.
-    new GroupOscore(parts.group, parts.random, parts.log),
+    groupOscore,
     // groupcomm-bis §3.1: marks group requests. Out: §3.1.2 suppression, RFC 7252 §8.2 Leisure.
     new GroupRequests(parts.group, parts.scheduler, () => parts.random.float()),
     // KUDOS §4.3.7: a peer's requests wait while an update this server started with it runs.

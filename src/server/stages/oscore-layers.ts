@@ -19,6 +19,7 @@ import { answerFailSafe, toMessage } from '../response.js';
 import type { EndpointContext } from '../../exchange/context.js';
 import type { ResponseProtector, ServerSecurity } from '../security.js';
 import { DONE, PASS, type InboundRequest, type ServerStage, type StageVerdict } from '../stage.js';
+import type { GroupLayerOutcome } from './group-oscore.js';
 import type { ProxyHandlers } from './proxy-claim.js';
 
 export interface OscoreLayerSettings {
@@ -30,10 +31,16 @@ export interface OscoreLayerSettings {
 export class OscoreLayers implements ServerStage {
   readonly name = 'oscore-layers';
 
+  /**
+   * `nestedGroup`: a Group OSCORE layer inside the layers removed here — a Deterministic Request
+   * (or any Group OSCORE request) that an OSCORE-capable proxy protected once more for this server
+   * (§2.3) — removed by the group stage's rules and then protected first on the way out (§2.5).
+   */
   constructor(
     private readonly settings: OscoreLayerSettings,
     private readonly proxies: ProxyHandlers,
     private readonly log: RequestLog,
+    private readonly nestedGroup?: (request: InboundRequest, message: CoapMessage, context: EndpointContext) => GroupLayerOutcome | undefined,
   ) {}
 
   receive(request: InboundRequest): StageVerdict {
@@ -49,7 +56,14 @@ export class OscoreLayers implements ServerStage {
         request.answer(protectWith(removed, toMessage({ code: ResponseCode.Unauthorized, payload: 'too many OSCORE layers', options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }] }), 'response'));
         return DONE;
       }
-      const waiting = security.prepare?.(message, context);
+      const grouped = removed.length > 0 ? this.nestedGroup?.(request, message, context) : undefined;
+      if (grouped !== undefined && !grouped.ok) {
+        if (grouped.response === undefined) return (request.exchange.acknowledge(), DONE);
+        request.answer(protectWith(removed, grouped.response, 'response'));
+        return DONE;
+      }
+      if (grouped !== undefined) request.deterministic = grouped.deterministic;
+      const waiting = grouped === undefined ? security.prepare?.(message, context) : undefined;
       if (waiting !== undefined) {
         // The layers removed so far stay on the request; this stage resumes with what is left.
         request.message = message;
@@ -57,7 +71,7 @@ export class OscoreLayers implements ServerStage {
         void waiting.then((answer) => this.resume(request, message, context, answer));
         return DONE;
       }
-      const outcome = security.unprotect(message, context);
+      const outcome = grouped ?? security.unprotect(message, context);
       if (!outcome) break;
       if (!outcome.ok) {
         this.log.record(message, context, outcome.response, oscoreRefusal(outcome.response));
