@@ -4,3 +4,4 @@ export * from './member-client.js';
 export * from './online-manager.js';
 export * from './parameters.js';
 export * from './resources.js';
+export * from './config.js';
