@@ -1,74 +1,73 @@
 /**
- * The Group Manager through the command line: `coapsec group create` (the offline tool's state),
- * `coapsec as` and `coapsec group-manager` (taking that state over), then `coapsec group join`
- * writes a member file the Group OSCORE tools accept; a client the AS grants no role in the group
- * gets no token (exit 6). The Group Manager's own 4.03s are in group-manager.test.ts.
+ * The Group Manager through the command line: the docs/group-manager.md walkthrough run as written
+ * (its ports replaced by free ones) — `coapsec group create` (the offline tool's state), `coapsec
+ * as`, `coapsec group-manager` taking that state over, and two `coapsec group join` — then the
+ * member files it wrote are checked as the Group OSCORE tools read them. The Group Manager's
+ * refusals (4.03, 4.00) are in group-manager.test.ts.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { checkMemberFile } from '../src/group-oscore/member-file.js';
 import { contextFromMemberFile } from '../src/group-oscore/manager.js';
-import { coapsec, killChildren, startDaemon, type Daemon } from './support/cli-harness.js';
+import { BIN, ROOT, assertUsageError, coapsec, killChildren } from './support/cli-harness.js';
 
-const GM_KEY = 'a0a1a2a3a4a5a6a7a8a9aaabacadaeaf';
-const dir = mkdtempSync(join(tmpdir(), 'coapsec-gm-cli-'));
-const env = process.env;
-let as: Daemon;
-let gm: Daemon;
-const secrets = { alice: '0a'.repeat(16), eve: '0e'.repeat(16) };
-const ids = { alice: 'a1', eve: 'e1' };
+const work = mkdtempSync(join(tmpdir(), 'coapsec-gm-walkthrough-'));
 
-before(async () => {
-  process.env['COAPSEC_STATE_DIR'] = join(dir, 'state');
-  assert.equal((await coapsec(['group', 'create', join(dir, 'lights.json'), '--name', 'lights'])).code, 0);
-  assert.equal((await coapsec(['group', 'create', join(dir, 'doors.json'), '--name', 'doors'])).code, 0);
-  writeFileSync(
-    join(dir, 'as.json'),
-    JSON.stringify({
-      issuer: 'as',
-      audiences: { gm: { kid: '09', key: GM_KEY, scopeFormat: 'aif-oscore-group', scopes: ['lights:requester', 'lights:responder', 'doors:requester'] } },
-      clients: { alice: { grants: { gm: ['lights:requester', 'lights:responder'] } }, eve: { grants: { gm: ['doors:requester'] } } },
-    }),
-  );
-  const recipients = Object.fromEntries(Object.entries(ids).map(([name, id]) => [id, { name, context: { masterSecret: secrets[name as keyof typeof secrets], senderId: '' } }]));
-  writeFileSync(join(dir, 'as-credentials.json'), JSON.stringify({ recipients }));
-  as = await startDaemon(['as', '--config', join(dir, 'as.json'), '--credentials', join(dir, 'as-credentials.json'), '--bind', '127.0.0.1:0'], /serving on coap:\/\/127\.0\.0\.1:(\d+)/);
-  for (const name of ['alice', 'eve'] as const) {
-    writeFileSync(join(dir, `${name}.json`), JSON.stringify({ oscore: [{ match: `coap://127.0.0.1:${as.port}/*`, context: { masterSecret: secrets[name], senderId: ids[name], recipientId: '' } }] }));
-  }
-  writeFileSync(join(dir, 'gm.json'), JSON.stringify({ audience: 'gm', as: `coap://127.0.0.1:${as.port}/token`, issuer: 'as', tokenKey: { kid: '09', key: GM_KEY }, state: 'gm-state.json', import: ['lights.json', 'doors.json'] }));
-  gm = await startDaemon(['group-manager', '--config', join(dir, 'gm.json'), '--bind', '127.0.0.1:0', '-v'], /serving on coap:\/\/127\.0\.0\.1:(\d+)/);
-});
-
-after(async () => {
-  await gm?.stop();
-  await as?.stop();
+after(() => {
   killChildren();
-  process.env = env;
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
 });
 
-const joinArgs = (name: string, group: string): string[] => ['group', 'join', group, '--gm', `coap://127.0.0.1:${gm.port}`, '--ace-as', `coap://127.0.0.1:${as.port}/token`, '--credentials', join(dir, `${name}.json`), '-o', join(dir, `${name}-${group}.json`)];
+async function freePort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  const { port } = socket.address();
+  await new Promise<void>((r) => socket.close(() => r()));
+  return port;
+}
 
-test('group join: a token from the AS, the join, and a member file for the Group OSCORE tools', async () => {
-  const r = await coapsec(joinArgs('alice', 'lights'));
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^joined lights as m1: Sender ID [0-9a-f]+, key generation 0; member file written to /);
-  const file = checkMemberFile(JSON.parse(readFileSync(join(dir, 'alice-lights.json'), 'utf8')), 'alice-lights.json', (path, message) => assert.fail(`${path} ${message}`));
-  const offline = JSON.parse(readFileSync(join(dir, 'lights.json'), 'utf8')) as { gid: string; masterSecret: string };
-  assert.equal(file.gid, offline.gid, 'the group the offline tool created');
-  assert.equal(file.masterSecret, offline.masterSecret);
-  assert.ok(contextFromMemberFile(file).senderId !== undefined);
-  assert.ok(existsSync(join(dir, 'gm-state.json')), 'the Group Manager persisted its state');
-  assert.match(readFileSync(join(dir, 'gm-state.json'), 'utf8'), /"m1"/);
+// The walkthrough's own files, and the clients' contexts with the AS from docs/ace.md.
+const FILES = { 'gm-as.json': 'gm-as.json', 'gm-config.json': 'gm-config.json', 'gm-walkthrough.sh': 'walkthrough.sh', 'ace-as-credentials.json': 'as-credentials.json', 'ace-alice.json': 'alice.json', 'ace-bob.json': 'bob.json' };
+
+test('docs/group-manager.md: its shell and config blocks are the examples/ files, and the walkthrough runs', async () => {
+  const doc = readFileSync(join(ROOT, 'docs', 'group-manager.md'), 'utf8');
+  for (const file of ['gm-as.json', 'gm-config.json', 'gm-walkthrough.sh']) {
+    const text = readFileSync(join(ROOT, 'examples', file), 'utf8').trimEnd();
+    assert.ok(doc.includes(`<!-- example: examples/${file} -->\n\`\`\`${file.endsWith('.sh') ? 'sh' : 'json'}\n${text}\n\`\`\``), `docs/group-manager.md shows examples/${file} verbatim`);
+  }
+  const [asPort, gmPort] = [await freePort(), await freePort()];
+  const ported = (text: string): string => text.replaceAll('127.0.0.1:5688', `127.0.0.1:${asPort}`).replaceAll('127.0.0.1:5689', `127.0.0.1:${gmPort}`);
+  for (const [from, to] of Object.entries(FILES)) writeFileSync(join(work, to), ported(readFileSync(join(ROOT, 'examples', from), 'utf8')));
+  mkdirSync(join(work, 'bin'));
+  writeFileSync(join(work, 'bin', 'coapsec'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
+  const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile('bash', ['-c', '. ./walkthrough.sh; status=$?; kill %1 %2; wait; exit $status'], { cwd: work, timeout: 60_000, env: { ...process.env, PATH: `${join(work, 'bin')}:${process.env['PATH']}`, COAPSEC_STATE_DIR: join(work, 'state') } }, (error, stdout, stderr) =>
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /joined lights as m1: Sender ID [0-9a-f]+, key generation 0; member file written to alice-lights\.json\njoined lights as m2: Sender ID [0-9a-f]+, key generation 0; member file written to bob-lights\.json/);
+  assert.match(result.stderr, /group-manager: ace [0-9a-f]+ joined lights as m2 \(responder\)/, 'group-manager -v logs the joins');
+
+  const offline = JSON.parse(readFileSync(join(work, 'lights.json'), 'utf8')) as { gid: string; masterSecret: string };
+  const files = ['alice', 'bob'].map((name) => checkMemberFile(JSON.parse(readFileSync(join(work, `${name}-lights.json`), 'utf8')), `${name}-lights.json`, (path, message) => assert.fail(`${path} ${message}`)));
+  for (const file of files) {
+    assert.equal(file.gid, offline.gid, 'the group the offline tool created');
+    assert.equal(file.masterSecret, offline.masterSecret);
+    assert.ok(contextFromMemberFile(file).senderId !== undefined);
+  }
+  assert.equal(files[1]!.members.length, 1, "bob's file has alice's credential");
+  assert.ok(existsSync(join(work, 'gm-state.json')), 'the Group Manager persisted its state');
 });
 
-test('group join for a group the AS grants no role in: exit 6 and the AS\'s invalid_scope', async () => {
-  const r = await coapsec(joinArgs('eve', 'lights'));
-  assert.equal(r.code, 6, r.stderr);
-  assert.match(r.stderr, /the AS refused the token request: 4\.00 Bad Request: invalid_scope/);
-  assert.ok(!existsSync(join(dir, 'eve-lights.json')));
+test('group-manager and group join usage errors', async () => {
+  assertUsageError(await coapsec(['group-manager']), /--config/);
+  writeFileSync(join(work, 'bad-gm.json'), JSON.stringify({ audience: 'gm', tokenKey: { kid: '01', key: '00' }, state: 's.json' }));
+  assertUsageError(await coapsec(['group-manager', '--config', join(work, 'bad-gm.json')]), /"tokenKey\.key" must be 16 bytes/);
+  assertUsageError(await coapsec(['group', 'join', 'lights', '--ace-as', 'coap://127.0.0.1:9/token']), /--gm/);
 });

@@ -4,8 +4,11 @@
  * member joins a group through it with a token from the AS and gets its member file
  * (docs/group-manager.md). Thin shells over src/group-manager/.
  */
+import { AceClientError } from '../ace/client.js';
 import { CoapClient } from '../client/client.js';
 import { writeFileDurably } from '../credentials/durable-file.js';
+import { CredentialsError } from '../credentials/errors.js';
+import { PidLock } from '../credentials/pid-lock.js';
 import { GroupJoinError, GroupMembership } from '../group-manager/member-client.js';
 import { GroupManagerConfigError, loadGroupManagerConfig, openGroupManager } from '../group-manager/config.js';
 import { attachGroupManager } from '../group-manager/resources.js';
@@ -40,14 +43,24 @@ export async function groupManagerCommand(argv: string[]): Promise<number> {
   const log = serverLog(values);
   let config;
   let manager;
+  let lock: PidLock | undefined;
   try {
     config = loadGroupManagerConfig(values.config);
+    // One process per state file: two would assign the same Sender IDs.
+    lock = PidLock.acquire(`${config.statePath}.lock`);
     manager = openGroupManager(config, log.level > 0 ? { log: (line) => log.event('gm', `group-manager: ${line}`) } : {});
   } catch (error) {
-    if (error instanceof GroupManagerConfigError || error instanceof OscoreConfigError) throw new UsageError(error.message);
+    lock?.release();
+    if (error instanceof GroupManagerConfigError || error instanceof OscoreConfigError || error instanceof CredentialsError) throw new UsageError(error.message);
     throw error;
   }
-  const server = await CoapServer.listen(bind);
+  let server: CoapServer;
+  try {
+    server = await CoapServer.listen(bind);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   log.attach(server);
   attachGroupManager(server, manager, {
     audiences: [config.audience],
@@ -62,6 +75,7 @@ export async function groupManagerCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', resolve);
   });
   await server.close();
+  lock.release();
   return 0;
 }
 
@@ -105,7 +119,7 @@ export async function groupJoinCommand(argv: string[]): Promise<number> {
     process.stdout.write(`joined ${group} as ${membership.node}: Sender ID ${file.senderId || '(empty)'}, key generation ${file.keyGeneration}; member file written to ${values.output}\n`);
     return 0;
   } catch (error) {
-    if (error instanceof GroupJoinError || (error as Error).name === 'AceClientError') {
+    if (error instanceof GroupJoinError || error instanceof AceClientError) {
       process.stderr.write(`coapsec: ${(error as Error).message}\n`);
       return EXIT_SECURITY_FAILURE;
     }
