@@ -6,10 +6,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ResponseCode } from '../src/coap/codes.js';
-import { decodeStrict, fromHex, toHex } from '../src/cose/cbor.js';
+import { decodeStrict, encodeCbor, fromHex, toHex } from '../src/cose/cbor.js';
+import { encodeCcs } from '../src/cose/cwt.js';
+import { signBytes } from '../src/cose/sign.js';
+import { ownCredential } from '../src/group-oscore/credential.js';
 import { AceFormatError } from '../src/ace/ace-cbor.js';
 import { SCOPE_FORMATS } from '../src/ace/scope-format.js';
-import { DEFAULT_GROUP_ALGORITHMS, GroupManager } from '../src/group-oscore/manager.js';
+import { DEFAULT_GROUP_ALGORITHMS, GroupManager, keyPairFor } from '../src/group-oscore/manager.js';
 import { clientPopInput, decodeKeyMaterial, encodeKeyMaterial, kdcPopInput, OnlineGroupManager, GroupParam } from '../src/group-manager/index.js';
 
 const AIF = SCOPE_FORMATS['aif-oscore-group']!;
@@ -50,4 +53,29 @@ test('an empty Join Request gets 4.00 ace-groupcomm+cbor with sign_info and a ne
   assert.equal((map.get(GroupParam.kdcchallenge) as Uint8Array).length, 8);
   assert.equal(gm.join({ id: 'ace 02', scope: ['doors:requester'] }, 'lights', new Uint8Array(0)).code, ResponseCode.Forbidden);
   assert.equal(gm.keyMaterial({ id: 'ace 01', scope: ['lights:requester'] }, 'lights').code, ResponseCode.Forbidden, 'not a member yet');
+});
+
+test('a join with a valid proof of possession: 2.01 with Location-Path; a wrong one error 3; past maxNodes 5.03 error 4', () => {
+  const gm = OnlineGroupManager.fromOfflineStates([GroupManager.create({ name: 'lights' }).toJSON()], { maxNodes: 1 });
+  const scope = AIF.encode(['lights:requester']) as Uint8Array;
+  const joinAs = (id: string, forge = false) => {
+    const client = { id, scope: ['lights:requester'] };
+    const challenge = decodeStrict(gm.join(client, 'lights', new Uint8Array(0)).payload as Uint8Array) as Map<number, unknown>;
+    const pair = keyPairFor(-8);
+    const credential = encodeCcs({ sub: id, coseKey: pair.coseKey });
+    const nC = fromHex('0102030405060708');
+    const evidence = signBytes(-8, ownCredential(credential, pair.privateKey).privateKey, clientPopInput(scope, challenge.get(GroupParam.kdcchallenge) as Uint8Array, nC));
+    if (forge) evidence[0]! ^= 1;
+    const request = new Map<number, unknown>([[GroupParam.scope, scope], [GroupParam.cnonce, nC], [GroupParam.client_cred, credential], [GroupParam.client_cred_verify, evidence]]);
+    return gm.join(client, 'lights', encodeCbor(request));
+  };
+  const forged = joinAs('ace 01', true);
+  assert.equal(forged.code, ResponseCode.BadRequest);
+  assert.deepEqual((decodeStrict(forged.payload as Uint8Array) as Map<number, Map<number, number>>).get(0)?.get(0), 3);
+  const joined = joinAs('ace 01');
+  assert.equal(joined.code, ResponseCode.Created);
+  assert.deepEqual(joined.options?.map((o) => Buffer.from(o.value).toString()), ['ace-group', 'lights', 'nodes', 'm1']);
+  const full = joinAs('ace 02');
+  assert.equal(full.code, ResponseCode.ServiceUnavailable);
+  assert.deepEqual((decodeStrict(full.payload as Uint8Array) as Map<number, Map<number, number>>).get(0)?.get(0), 4);
 });

@@ -12,7 +12,8 @@
  * goes to the members through Observe on /ace-group/GROUPNAME; `onRekey` tells the binding).
  *
  * Bounded state a client can make us allocate: one pending 'kdcchallenge' per client identity, at
- * most MAX_CHALLENGES (the oldest forgotten first); nodes only for clients a token admits.
+ * most MAX_CHALLENGES (the oldest forgotten first); nodes only for clients a token admits, one per
+ * token and at most `maxNodes` per group.
  */
 import { randomBytes } from 'node:crypto';
 import { ResponseCode } from '../coap/codes.js';
@@ -55,6 +56,8 @@ export interface OnlineGroupManagerOptions {
   readonly random?: (n: number) => Uint8Array;
   /** The 'exi' of the keying material: seconds the members may use it before checking again. Default 86400. */
   readonly keyLifetime?: number;
+  /** Members per group at most (each token a client gets can join once); past it a join gets 5.03. Default 1024. */
+  readonly maxNodes?: number;
   /** Called after every change of the state (to persist it). */
   readonly onChange?: (state: OnlineGroupManagerState) => void;
   /** One line per join, leave, removal and rekey (never a key). */
@@ -173,6 +176,7 @@ export class OnlineGroupManager {
     // A current member joining again gets a new Sender ID (§6.3): its old node goes, which rekeys.
     const previous = [...group.nodes].find(([, r]) => r.client === client.id)?.[0];
     if (previous !== undefined) this.#removeNode(group, previous, 're-joined');
+    if (group.nodes.size >= (this.#options.maxNodes ?? 1024)) return problem(ResponseCode.ServiceUnavailable, GroupError.noNodeIdentifiers, `${groupName} has its maximum of members`);
     const node = `m${this.#nextNode}`;
     this.#nextNode += 1;
     let senderId: string;
