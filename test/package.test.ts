@@ -35,6 +35,7 @@ const SUBPATHS: Record<string, string> = {
   'coapsec/browser': 'BrowserCoapClient',
   'coapsec/store': 'openContextStore',
   'coapsec/ace': 'sealToken',
+  'coapsec/group-manager': 'OnlineGroupManager',
   'coapsec/metrics': 'ServerMetrics',
 };
 

@@ -34,11 +34,11 @@ import {
   optionalScope,
   optionalText,
   requiredBytes,
-  scopeTokens,
   type AceErrorName,
   type AceMap,
 } from './ace-cbor.js';
 import type { AsState } from './as-state.js';
+import { describeScope, TEXT_SCOPES, type ScopeFormat } from './scope-format.js';
 import { checkClaims, encodeClaims, encodeEdhocInfo, encodeOscoreInput, openToken, parseEdhocInfo, sealToken, TokenError, type AccessTokenClaims, type Confirmation, type EdhocInformation, type TokenKey } from './token.js';
 
 export type AceProfileName = 'coap_oscore' | 'coap_edhoc_oscore';
@@ -58,6 +58,8 @@ export interface AudienceEntry {
   readonly edhocCredential?: Uint8Array;
   /** The OSCORE AEAD for contexts with this RS; default AES-CCM-16-64-128 (sent only when not the default). */
   readonly oscoreAlg?: number;
+  /** How this RS writes scopes (scope-format.ts); default text tokens. A Group Manager takes AIF. */
+  readonly scopeFormat?: ScopeFormat;
 }
 
 export interface ClientEntry {
@@ -159,7 +161,7 @@ export class AuthorizationServer {
       this.onDecision?.(`introspection by ${audience.name}: inactive (${e.message})`);
       return inactive;
     }
-    this.onDecision?.(`introspection by ${audience.name}: active (scope "${scopeTokens(claims.scope).join(' ')}")`);
+    this.onDecision?.(`introspection by ${audience.name}: active (scope "${describeScope(claims.scope)}")`);
     // §5.9.2: the response "MAY contain" the token's claims, with the claims' CBOR abbreviations.
     const response = asIntMap(decodeStrict(encodeClaims(claims)), 'the claims');
     response.set(AceParam.active, true);
@@ -181,7 +183,8 @@ export class AuthorizationServer {
     const profile = request.get(AceParam.ace_profile);
     // §5.8.4.3: null asks the AS to name the profile; a number must be the audience's.
     if (profile !== undefined && profile !== null && profile !== AceProfile[audience.profile]) throw new TokenRequestError('incompatible_ace_profiles', `${audience.name} uses ${audience.profile}`);
-    const scope = this.#grantedScope(request, audience, allowed);
+    const format = audience.scopeFormat ?? TEXT_SCOPES;
+    const scope = this.#grantedScope(request, audience, allowed, format);
     const confirmation = this.#confirmation(request, client, audience);
 
     const number = this.#options.state.nextTokenNumber();
@@ -192,20 +195,20 @@ export class AuthorizationServer {
       aud: audience.name,
       iat: now,
       exp: now + lifetime,
-      scope: scope.join(' '),
+      scope: format.encode(scope),
       cti: uintBytes(number),
       cnf: confirmation.token,
       ...(confirmation.edhocInfo !== undefined ? { edhocInfo: confirmation.edhocInfo } : {}),
     };
     const accessToken = sealToken(claims, audience.key, this.#random);
-    this.onDecision?.(`issued token ${number} to ${client.name} for ${audience.name} (scope "${claims.scope}", ${audience.profile}, expires in ${lifetime} s)`);
+    this.onDecision?.(`issued token ${number} to ${client.name} for ${audience.name} (scope "${scope.join(' ')}" as ${describeScope(claims.scope)}, ${audience.profile}, expires in ${lifetime} s)`);
     const requested = optionalScope(request, AceParam.scope);
     return encodeAceMap([
       [AceParam.access_token, accessToken],
       [AceParam.expires_in, lifetime],
       [AceParam.ace_profile, AceProfile[audience.profile]],
       // RFC 6749 §5.1: scope is returned when it differs from the one requested.
-      ...(requested === undefined || scopeTokens(requested).join(' ') !== claims.scope ? [[AceParam.scope, claims.scope] as const] : []),
+      ...(requested === undefined || format.tokens(requested).join(' ') !== scope.join(' ') ? [[AceParam.scope, claims.scope] as const] : []),
       ...confirmation.response,
     ]);
   }
@@ -215,10 +218,10 @@ export class AuthorizationServer {
    * none were requested (RFC 6749 §3.3: the AS may fall back to a default). A requested token
    * this audience does not know, or a request granting nothing, is invalid_scope.
    */
-  #grantedScope(request: AceMap, audience: AudienceEntry, allowed: readonly string[]): string[] {
+  #grantedScope(request: AceMap, audience: AudienceEntry, allowed: readonly string[], format: ScopeFormat): string[] {
     const requested = optionalScope(request, AceParam.scope);
     if (requested === undefined) return [...allowed];
-    const tokens = scopeTokens(requested);
+    const tokens = format.tokens(requested);
     const unknown = tokens.filter((t) => !audience.scopes.includes(t));
     if (unknown.length > 0) throw new TokenRequestError('invalid_scope', `${audience.name} has no scope ${unknown.join(' ')}`);
     const granted = tokens.filter((t) => allowed.includes(t));

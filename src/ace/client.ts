@@ -27,7 +27,8 @@ import type { SendRequest } from '../client/blockwise.js';
 import { OscoreClientSecurity } from '../client/oscore.js';
 import { PLAIN, VerificationError, type MessageSecurity, type ProtectedRequest } from '../client/security.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
-import { AceErrorCode, AceFormatError, AceParam, asIntMap, Cnf, CreationHint, decodeAceMap, encodeAceMap, optionalInt, optionalText, requiredBytes, type AceMap } from './ace-cbor.js';
+import { AceErrorCode, AceFormatError, AceParam, asIntMap, Cnf, CreationHint, decodeAceMap, encodeAceMap, optionalInt, optionalScope, optionalText, requiredBytes, type AceMap, type Scope } from './ace-cbor.js';
+import { describeScope } from './scope-format.js';
 import { newNonce, profileContext } from './oscore-profile.js';
 import { parseOscoreInput, type OscoreInputMaterial } from './token.js';
 import { bytesToHex as hex } from '../util/bytes.js';
@@ -49,8 +50,8 @@ export interface AceClientOptions {
   readonly rsOrigin: string;
   /** The audience to ask for; default the one the RS's Creation Hints name. */
   readonly audience?: string;
-  /** The scope to ask for (space-separated tokens); default what the AS grants this client. */
-  readonly scope?: string;
+  /** The scope to ask for (space-separated tokens, or bytes such as an AIF scope); default what the AS grants this client. */
+  readonly scope?: Scope;
   /** Seconds since the epoch; default the system clock. */
   readonly now?: () => number;
   /** One line per token obtained and per context made (never a key). */
@@ -61,7 +62,7 @@ interface Token {
   readonly bytes: Uint8Array;
   readonly material: OscoreInputMaterial;
   readonly expiresAt: number;
-  readonly scope: string | undefined;
+  readonly scope: Scope | undefined;
 }
 
 interface Session {
@@ -75,7 +76,7 @@ export class AceClientSecurity implements MessageSecurity {
   readonly #options: AceClientOptions;
   readonly #now: () => number;
   #audience: string | undefined;
-  #scope: string | undefined;
+  #scope: Scope | undefined;
   #token: Token | undefined;
   #session: Session | undefined;
   #establishing: Promise<Session> | undefined;
@@ -96,7 +97,7 @@ export class AceClientSecurity implements MessageSecurity {
   }
 
   /** The scope of the current token as the AS granted it (undefined: as requested). */
-  get grantedScope(): string | undefined {
+  get grantedScope(): Scope | undefined {
     return this.#token?.scope;
   }
 
@@ -186,7 +187,7 @@ export class AceClientSecurity implements MessageSecurity {
     }
   }
 
-  async #requestToken(scope: string | undefined, materialId?: Uint8Array): Promise<Token> {
+  async #requestToken(scope: Scope | undefined, materialId?: Uint8Array): Promise<Token> {
     const request: Array<readonly [number, unknown]> = [[AceParam.audience, this.#audience!]];
     if (scope !== undefined) request.push([AceParam.scope, scope]);
     if (materialId !== undefined) request.push([AceParam.req_cnf, new Map([[Cnf.kid, materialId]])]);
@@ -197,9 +198,9 @@ export class AceClientSecurity implements MessageSecurity {
       const cnf = map.get(AceParam.cnf);
       const material = cnf === undefined ? undefined : parseOscoreInput(asIntMap(cnf, 'cnf').get(Cnf.osc));
       if (material === undefined && materialId === undefined) throw new AceFormatError('the response has no OSCORE_Input_Material');
-      const granted = optionalText(map, AceParam.scope, 'scope') ?? scope;
+      const granted = optionalScope(map, AceParam.scope) ?? scope;
       const expiresAt = this.#now() + (expiresIn ?? 3600);
-      this.#options.log?.(`token from ${this.#options.asUri} for ${this.#audience} (scope "${granted ?? ''}", expires in ${expiresIn ?? 3600} s)`);
+      this.#options.log?.(`token from ${this.#options.asUri} for ${this.#audience} (scope "${granted === undefined ? '' : describeScope(granted)}", expires in ${expiresIn ?? 3600} s)`);
       const token: Token = { bytes, material: material ?? this.#token!.material, expiresAt, scope: granted };
       if (materialId === undefined) this.#token = token;
       return token;

@@ -2,7 +2,8 @@
  * The JSON configurations of the `as` command and of `serve --ace` (docs/ace.md):
  *
  * AS:  {"issuer": "as", "audiences": {"NAME": {"kid": HEX, "key": HEX, "scopes": [..],
- *       "lifetime": S, "profile": "coap_oscore" | "coap_edhoc_oscore", "edhocCredential": HEX | FILE}},
+ *       "lifetime": S, "profile": "coap_oscore" | "coap_edhoc_oscore", "edhocCredential": HEX | FILE,
+ *       "scopeFormat": "text" | "aif-oscore-group"}},
  *       "clients": {"NAME": {"grants": {"AUDIENCE": [SCOPE, ..]}, "edhocCredential": HEX | FILE}}}
  *      edhocCredential: an EDHOC CCS, hex or a file of its bytes (the RS's is sent as rs_cnf).
  *      Client names are the names the AS's OSCORE credentials give the clients' contexts.
@@ -18,6 +19,7 @@ import { Method, type MethodName } from '../coap/codes.js';
 import { parseCcs } from '../cose/index.js';
 import { parseHexDigits } from '../util/key-text.js';
 import type { AceProfileName, AudienceEntry, ClientEntry } from './authorization-server.js';
+import { SCOPE_FORMATS } from './scope-format.js';
 import type { ScopeRequirements } from './scope-guard.js';
 import type { TokenKey } from './token.js';
 
@@ -124,11 +126,20 @@ export function loadAsConfig(file: string): AsConfig {
     const o = f.object(value, where);
     const profile = o['profile'] ?? 'coap_oscore';
     if (!PROFILES.includes(profile as AceProfileName)) f.fail(`${where}.profile`, `must be one of ${PROFILES.join(', ')}`);
+    const formatName = o['scopeFormat'] ?? 'text';
+    const scopeFormat = SCOPE_FORMATS[formatName as string] ?? f.fail(`${where}.scopeFormat`, `must be one of ${Object.keys(SCOPE_FORMATS).join(', ')}`);
+    const scopes = f.scopes(o['scopes'], `${where}.scopes`);
+    try {
+      scopeFormat.encode(scopes);
+    } catch (e) {
+      f.fail(`${where}.scopes`, `do not fit scopeFormat ${String(formatName)}: ${(e as Error).message}`);
+    }
     return {
       name,
       key: f.key(o, where),
-      scopes: f.scopes(o['scopes'], `${where}.scopes`),
+      scopes,
       profile: profile as AceProfileName,
+      ...(formatName !== 'text' ? { scopeFormat } : {}),
       ...(o['lifetime'] !== undefined ? { lifetimeSeconds: f.count(o['lifetime'], `${where}.lifetime`) } : {}),
       ...(o['edhocCredential'] !== undefined ? { edhocCredential: f.ccs(o['edhocCredential'], `${where}.edhocCredential`) } : {}),
     };

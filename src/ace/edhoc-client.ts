@@ -31,7 +31,8 @@ import { EdhocClientSecurity, EdhocRequestError } from '../edhoc-coap/client-sec
 import { postOverClient } from '../edhoc-coap/handshake.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { bytesToHex as hex } from '../util/bytes.js';
-import { ACCESS_TOKEN_EAD_LABEL, AceFormatError, AceParam, AceProfile, asIntMap, Cnf, optionalInt, optionalText, requiredBytes, type AceMap } from './ace-cbor.js';
+import { ACCESS_TOKEN_EAD_LABEL, AceFormatError, AceParam, AceProfile, asIntMap, Cnf, optionalInt, optionalScope, requiredBytes, type AceMap, type Scope } from './ace-cbor.js';
+import { describeScope } from './scope-format.js';
 import { AceClientError, describe, discoverAudience, postTokenRequest, type AceClientOptions } from './client.js';
 import { encodeEdhocInfo, parseEdhocInfo } from './token.js';
 
@@ -53,7 +54,7 @@ export interface AceEdhocClientOptions extends Omit<AceClientOptions, 'client'> 
 interface EdhocToken {
   readonly bytes: Uint8Array;
   readonly expiresAt: number;
-  readonly scope: string | undefined;
+  readonly scope: Scope | undefined;
 }
 
 /** A token series (§3.2) as the client keeps it: its session_id and the RS's credential from the series' first response. */
@@ -74,7 +75,7 @@ export class AceEdhocClientSecurity implements MessageSecurity {
   readonly #now: () => number;
   readonly #ownCcs: Uint8Array;
   #audience: string | undefined;
-  #scope: string | undefined;
+  #scope: Scope | undefined;
   #series: Series | undefined;
   #session: Session | undefined;
   #establishing: Promise<Session> | undefined;
@@ -98,7 +99,7 @@ export class AceEdhocClientSecurity implements MessageSecurity {
   }
 
   /** The scope of the current token as the AS granted it (undefined: as requested). */
-  get grantedScope(): string | undefined {
+  get grantedScope(): Scope | undefined {
     return this.#session?.token.scope;
   }
 
@@ -131,7 +132,7 @@ export class AceEdhocClientSecurity implements MessageSecurity {
   }
 
   /** §3.1/§4.6: a new token for `scope` in the same series, posted to /authz-info over the context; the context stays. */
-  async updateAccess(scope: string): Promise<void> {
+  async updateAccess(scope: Scope): Promise<void> {
     const session = this.#session;
     const series = this.#series;
     if (session === undefined || series === undefined || session.edhoc.context === undefined) throw new AceClientError('no context with the RS yet: send a request first');
@@ -198,7 +199,7 @@ export class AceEdhocClientSecurity implements MessageSecurity {
    * A token: the first of a new series (req_cnf with our CCS; the response's edhoc_info and
    * rs_cnf start the series), or with `series` the next of that one (§3.1: edhoc_info, no req_cnf).
    */
-  async #requestToken(scope: string | undefined, series?: Series): Promise<EdhocToken> {
+  async #requestToken(scope: Scope | undefined, series?: Series): Promise<EdhocToken> {
     const request: Array<readonly [number, unknown]> = [[AceParam.audience, this.#audience!]];
     if (scope !== undefined) request.push([AceParam.scope, scope]);
     request.push(series !== undefined ? [AceParam.edhoc_info, encodeEdhocInfo({ sessionId: series.sessionId })] : [AceParam.req_cnf, new Map([[Cnf.kccs, decodeStrict(this.#ownCcs)]])]);
@@ -209,8 +210,8 @@ export class AceEdhocClientSecurity implements MessageSecurity {
       if (profile !== undefined && profile !== AceProfile.coap_edhoc_oscore) throw new AceFormatError(`the AS issued a token of another profile (${String(profile)})`);
       if (series === undefined) this.#series = this.#newSeries(map);
       const expiresIn = optionalInt(map, AceParam.expires_in, 'expires_in') ?? 3600;
-      const granted = optionalText(map, AceParam.scope, 'scope') ?? scope;
-      this.#options.log?.(`token from ${this.#options.asUri} for ${this.#audience} (scope "${granted ?? ''}", series ${hex(this.#series!.sessionId)}, expires in ${expiresIn} s)`);
+      const granted = optionalScope(map, AceParam.scope) ?? scope;
+      this.#options.log?.(`token from ${this.#options.asUri} for ${this.#audience} (scope "${granted === undefined ? '' : describeScope(granted)}", series ${hex(this.#series!.sessionId)}, expires in ${expiresIn} s)`);
       return { bytes, expiresAt: this.#now() + expiresIn, scope: granted };
     } catch (e) {
       if (e instanceof AceFormatError) throw new AceClientError(`the AS's response: ${e.message}`);

@@ -31,7 +31,8 @@ import type { EdhocSession } from '../edhoc/session.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { ResponseCode } from '../coap/codes.js';
 import { bytesToHex as hex } from '../util/bytes.js';
-import { ACCESS_TOKEN_EAD_LABEL, scopeTokens } from './ace-cbor.js';
+import { ACCESS_TOKEN_EAD_LABEL } from './ace-cbor.js';
+import type { ScopeFormat } from './scope-format.js';
 import { TokenError, type AccessTokenClaims } from './token.js';
 
 /** One token series as the RS keeps it: the latest token and the context of the latest EDHOC session. */
@@ -50,6 +51,8 @@ export interface EdhocTokensOptions {
   /** Whether a stored token has expired by the RS's clock. */
   readonly expired: (claims: AccessTokenClaims) => boolean;
   readonly maxTokens: number;
+  /** How tokens write their scope (the RS's scope-format.ts entry). */
+  readonly scopeFormat: ScopeFormat;
   /** Forgets a context this table no longer binds (EdhocServer.dropContext). */
   readonly dropContext: (context: OscoreSecurityContext) => void;
   readonly log?: (line: string) => void;
@@ -160,7 +163,7 @@ export class EdhocTokens {
       throw new TokenError(ResponseCode.Unauthorized, 'the new token is not of this context\'s token series');
     }
     series.claims = claims;
-    series.scope = scopeTokens(claims.scope);
+    series.scope = this.#options.scopeFormat.tokens(claims.scope);
     this.#options.log?.(`access rights of ${series.context?.name ?? series.key} updated: scope "${series.scope.join(' ')}"`);
   }
 
@@ -181,11 +184,11 @@ export class EdhocTokens {
     let series = this.#series.get(key);
     if (series === undefined) {
       while (this.#series.size >= this.#options.maxTokens) this.forget(this.#series.values().next().value!, 'evicted: token storage full');
-      series = { key, credential, claims, scope: scopeTokens(claims.scope), context: undefined };
+      series = { key, credential, claims, scope: this.#options.scopeFormat.tokens(claims.scope), context: undefined };
     } else {
       this.#series.delete(key); // re-inserted below: the most recently used goes last
       series.claims = claims;
-      series.scope = scopeTokens(claims.scope);
+      series.scope = this.#options.scopeFormat.tokens(claims.scope);
     }
     this.#series.set(key, series);
     return series;

@@ -7,6 +7,7 @@ export * from './client.js';
 export * from './config.js';
 export * from './oscore-profile.js';
 export * from './resource-server.js';
+export * from './scope-format.js';
 export * from './scope-guard.js';
 export * from './token.js';
 export * from './edhoc-client.js';

@@ -47,7 +47,8 @@ import { EdhocServer } from '../edhoc-coap/server.js';
 import { EdhocTokens } from './edhoc-tokens.js';
 import { Introspection, type IntrospectionOptions } from './introspection.js';
 import type { CoapServer } from '../server/server.js';
-import { ACCESS_TOKEN_EAD_LABEL, AceFormatError, AceParam, CreationHint, decodeAceMap, encodeAceMap, requiredBytes, scopeTokens } from './ace-cbor.js';
+import { ACCESS_TOKEN_EAD_LABEL, AceFormatError, AceParam, CreationHint, decodeAceMap, encodeAceMap, requiredBytes } from './ace-cbor.js';
+import { TEXT_SCOPES, type ScopeFormat } from './scope-format.js';
 import { guardHandlers, type ScopeRequirements } from './scope-guard.js';
 import { newNonce, OscoreProfileError, profileContext } from './oscore-profile.js';
 import { checkClaims, openToken, TokenError, type AccessTokenClaims, type OscoreInputMaterial, type TokenKey } from './token.js';
@@ -62,6 +63,8 @@ export interface AceResourceServerOptions {
   readonly tokenKeys: readonly TokenKey[];
   /** Every scope token this RS understands; a token with another is refused (RFC 9200 §5.10.1.1). */
   readonly scopes: readonly string[];
+  /** How tokens write their scope (scope-format.ts); default text tokens. */
+  readonly scopeFormat?: ScopeFormat;
   /** The AS's token endpoint, sent in AS Request Creation Hints (RFC 9200 §5.3). */
   readonly asUri?: string;
   /** The iss tokens must carry, when they carry one. */
@@ -124,9 +127,11 @@ export class AceResourceServer implements ServerSecurity {
   readonly #introspection: Introspection | undefined;
   /** RFC 9668: the combined request goes to the EDHOC server behind this security. */
   readonly completeEdhoc?: (request: CoapMessage, context: EndpointContext) => EdhocCompletion;
+  readonly #scopeFormat: ScopeFormat;
 
   constructor(options: AceResourceServerOptions, fallback?: ServerSecurity) {
     this.#options = options;
+    this.#scopeFormat = options.scopeFormat ?? TEXT_SCOPES;
     this.#fallback = fallback ?? new OscoreServerSecurity([]);
     this.#knownScopes = new Set(options.scopes);
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
@@ -147,6 +152,7 @@ export class AceResourceServer implements ServerSecurity {
             validToken: (token) => this.#validToken(token),
             expired: (claims) => claims.exp !== undefined && claims.exp <= this.#now(),
             maxTokens: options.maxTokens ?? 64,
+            scopeFormat: this.#scopeFormat,
             dropContext: (context) => edhocServer.dropContext(context),
             ...(options.log ? { log: options.log } : {}),
           })
@@ -328,7 +334,7 @@ export class AceResourceServer implements ServerSecurity {
     const claims = await this.#claimsOf(requiredBytes(decodeAceMap(payload), AceParam.access_token, 'access_token'));
     if (!('kid' in claims.cnf) || hex(claims.cnf.kid) !== bound.token.materialKey) throw new TokenError(ResponseCode.Unauthorized, 'the new token names another OSCORE Input Material');
     bound.token.claims = claims;
-    bound.token.scope = scopeTokens(claims.scope);
+    bound.token.scope = this.#scopeFormat.tokens(claims.scope);
     this.#options.log?.(`access rights of ${bound.context.name} updated: scope "${bound.token.scope.join(' ')}"`);
     return { code: ResponseCode.Created };
   }
@@ -363,6 +369,7 @@ export class AceResourceServer implements ServerSecurity {
       audiences: this.#options.audiences,
       now: this.#now(),
       knownScopes: this.#knownScopes,
+      scopeFormat: this.#scopeFormat,
       ...(this.#options.issuer !== undefined ? { issuer: this.#options.issuer } : {}),
     });
     return claims;
@@ -373,12 +380,12 @@ export class AceResourceServer implements ServerSecurity {
     let token = this.#tokens.get(materialKey);
     if (token === undefined || !sameMaterial(token.material, material)) {
       if (token !== undefined) this.#forget(token, 'replaced by another token with its id');
-      token = { materialKey, material, claims, scope: scopeTokens(claims.scope), current: undefined, pending: undefined };
+      token = { materialKey, material, claims, scope: this.#scopeFormat.tokens(claims.scope), current: undefined, pending: undefined };
       while (this.#tokens.size >= (this.#options.maxTokens ?? 64)) this.#forget(this.#tokens.values().next().value!, 'evicted: token storage full');
     } else {
       this.#tokens.delete(materialKey); // re-inserted below: the most recently posted goes last
       token.claims = claims;
-      token.scope = scopeTokens(claims.scope);
+      token.scope = this.#scopeFormat.tokens(claims.scope);
     }
     this.#tokens.set(materialKey, token);
     const monotonicNow = this.#options.monotonicNow;

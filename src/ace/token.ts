@@ -31,10 +31,10 @@ import {
   optionalScope,
   optionalText,
   requiredBytes,
-  scopeTokens,
   type AceMap,
   type Scope,
 } from './ace-cbor.js';
+import { TEXT_SCOPES, type ScopeFormat } from './scope-format.js';
 
 /** RFC 9203 §3.2.1: the input to an OSCORE Security Context. Only `id` and `ms` are mandatory in this profile. */
 export interface OscoreInputMaterial {
@@ -287,6 +287,8 @@ export interface ClaimExpectations {
   readonly issuer?: string;
   /** Scope tokens this RS recognizes; a token with another is refused (4.00). */
   readonly knownScopes?: ReadonlySet<string>;
+  /** How the token's scope is written (scope-format.ts); default text tokens. */
+  readonly scopeFormat?: ScopeFormat;
 }
 
 /** RFC 9200 §5.10.1.1: "Errors are returned when claim checks fail, in the order of priority of this list". */
@@ -294,6 +296,6 @@ export function checkClaims(claims: AccessTokenClaims, expect: ClaimExpectations
   if (claims.iss !== undefined && expect.issuer !== undefined && claims.iss !== expect.issuer) throw new TokenError(ResponseCode.Unauthorized, `the token was issued by "${claims.iss}", not this server's AS`);
   if (claims.exp !== undefined && claims.exp <= expect.now) throw new TokenError(ResponseCode.Unauthorized, 'the access token has expired');
   if (!expect.audiences.includes(claims.aud)) throw new TokenError(ResponseCode.Forbidden, `the access token is for the audience "${claims.aud}"`);
-  const unknown = expect.knownScopes && scopeTokens(claims.scope).filter((t) => !expect.knownScopes!.has(t));
+  const unknown = expect.knownScopes && (expect.scopeFormat ?? TEXT_SCOPES).tokens(claims.scope).filter((t) => !expect.knownScopes!.has(t));
   if (unknown && unknown.length > 0) throw new TokenError(ResponseCode.BadRequest, `unknown scope ${unknown.join(' ')}`);
 }

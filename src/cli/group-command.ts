@@ -12,6 +12,7 @@ import { OscoreConfigError } from '../oscore/errors.js';
 import { parse } from './args.js';
 import { UsageError } from './errors.js';
 import { parseGroupAddress } from './group-request-command.js';
+import { GROUP_JOIN_USAGE, groupJoinCommand } from './group-manager-command.js';
 
 export const GROUP_USAGE = `usage: coapsec group create STATE --name NAME [--address ADDR:PORT] [--signature eddsa|es256]
        coapsec group add STATE MEMBER        add a member: fresh Sender ID, key pair and CCS
@@ -26,9 +27,12 @@ export const GROUP_USAGE = `usage: coapsec group create STATE --name NAME [--add
        coapsec group show STATE              name, address, Gid, key generation, members
   STATE is the Group Manager's JSON state (secrets: keep it like a key file); the offline Group
   Manager of Group OSCORE §12. After remove or rekey, issue the members' files again.
-  --address ADDR:PORT   the group's IP multicast address (e.g. 224.0.1.187:5683, [ff05::fd]:5683)`;
+  --address ADDR:PORT   the group's IP multicast address (e.g. 224.0.1.187:5683, [ff05::fd]:5683)
+${GROUP_JOIN_USAGE.replace('usage: ', '       ')}`;
 
 export async function groupCommand(argv: string[]): Promise<number> {
+  // join talks to an online Group Manager instead of editing a STATE file (group-manager-command.ts).
+  if (argv[0] === 'join') return groupJoinCommand(argv.slice(1));
   const { values, positionals } = parse(
     argv,
     {

@@ -1,6 +1,7 @@
 /** The coapsec command line: a thin shell over the library. */
 import { readFileSync } from 'node:fs';
 import { AS_USAGE, asCommand } from './as-command.js';
+import { GROUP_MANAGER_USAGE, groupManagerCommand } from './group-manager-command.js';
 import { ATTACK_PROXY_USAGE, attackProxyCommand } from './attack-proxy-command.js';
 import { BROKER_USAGE, brokerCommand } from './broker-command.js';
 import { PUBLISH_USAGE, publishCommand } from './publish-command.js';
@@ -53,6 +54,7 @@ function commandNamed(name: string): Command | undefined {
     publish: { usage: PUBLISH_USAGE, run: (_, args) => publishCommand(args) },
     subscribe: { usage: SUBSCRIBE_USAGE, run: (_, args) => subscribeCommand(args) },
     group: { usage: GROUP_USAGE, run: (_, args) => groupCommand(args) },
+    'group-manager': { usage: GROUP_MANAGER_USAGE, run: (_, args) => groupManagerCommand(args) },
     rekey: { usage: REKEY_USAGE, run: (_, args) => rekeyCommand(args) },
     'pubsub-keys': { usage: PUBSUB_KEYS_USAGE, run: (_, args) => pubsubKeysCommand(args) },
   };

@@ -93,7 +93,8 @@ export interface GroupRekey {
   staleSenderIds: string[];
 }
 
-function keyPairFor(signature: number | undefined): { coseKey: CoseKey; privateKey: Uint8Array } {
+/** A key pair for the group's Signature Algorithm: the COSE_Key and the private bytes (exported for the online Group Manager's joining members). */
+export function keyPairFor(signature: number | undefined): { coseKey: CoseKey; privateKey: Uint8Array } {
   if (signature === CoseSignAlg.ES256) {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const jwk = privateKey.export({ format: 'jwk' }) as { x: string; y: string; d: string };

@@ -76,6 +76,7 @@ export const EXAMPLES: Record<string, ExampleRun> = {
   'group-proxy.ts': { stdout: /^s1: on \(signed by s1, relayed from server 1\)\ns2: on \(signed by s2, relayed from server 2\)\ns3: on \(signed by s3, relayed from server 3\)\n$/ },
   'reverse-proxy.ts': { stdout: /^2\.05 Content 21\.5\n$/ },
   'cross-transport-proxy.ts': { stdout: /^2\.05 Content 21\.5 \(stream → datagram\)\n$/ },
+  'group-manager.ts': { stdout: /^bob reads alice: true, carol reads alice: true\nkey generation 1: bob reads alice: true, carol reads alice: false\n$/ },
   'trust-anchor.ts': { stdout: /^2\.05 Content DK\.ta1\.alice\.1\.[0-9a-f]{32}\n$/ },
 };
 

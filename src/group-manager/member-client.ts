@@ -1,0 +1,247 @@
+/**
+ * The joining node's side (RFC 9594 §4.3.1.1, draft-ietf-ace-key-groupcomm-oscore §6.1, §6.4): get
+ * an access token for the group's scope from the AS and post it to the Group Manager (the ACE
+ * OSCORE profile, src/ace/client.ts), learn N_S and the group's signature algorithm from the 4.00
+ * an empty Join Request brings (§6.2), prove possession of the member's private key, and turn the
+ * Join Response into the member file the Group OSCORE tools use (src/group-oscore/manager.ts).
+ * Afterwards: fetch the current keying material and credentials, observe the keying material to
+ * learn of rekeys, and leave.
+ */
+import { randomBytes } from 'node:crypto';
+import { ResponseCode } from '../coap/codes.js';
+import { OptionNumber } from '../coap/options.js';
+import { decodeStrict, encodeCbor, isBytes, isInt, toHex, type CborValue } from '../cose/cbor.js';
+import { encodeCcs } from '../cose/cwt.js';
+import { signBytes, verifyBytes } from '../cose/sign.js';
+import { AceClientSecurity } from '../ace/client.js';
+import { aifScopeFormat, GROUP_OSCORE_ROLES } from '../ace/scope-format.js';
+import type { ClientRequest, ClientResponse, ObserveRequest } from '../client/client.js';
+import type { Observation } from '../client/observe.js';
+import { VerificationError, type MessageSecurity } from '../client/security.js';
+import { ownCredential, parseAuthCredential } from '../group-oscore/credential.js';
+import { keyPairFor, type GroupMemberFile } from '../group-oscore/manager.js';
+import { clientPopInput, decodeKeyMaterial, kdcPopInput, signatureFromSignInfo, type GroupKeyMaterial } from './key-material.js';
+import { ACE_GROUPCOMM_CBOR, describeProblem, GroupParam } from './parameters.js';
+import { ContentFormat } from '../coap/content-format.js';
+import { ACE_GROUP_PATH } from './resources.js';
+
+/** A join, a refresh or a leave that failed; the message says where and why (never a key). */
+export class GroupJoinError extends VerificationError {}
+
+export interface JoinGroupOptions {
+  /** Carries every request (a CoapClient). */
+  readonly client: { request(request: ClientRequest): Promise<ClientResponse>; observe(uri: string, request?: ObserveRequest): Promise<Observation> };
+  /** The Group Manager, scheme://host:port. */
+  readonly gmOrigin: string;
+  /** The AS's token endpoint. */
+  readonly asUri: string;
+  /** Protection towards the AS; default the client's own for asUri. */
+  readonly asSecurity?: MessageSecurity;
+  /** The Group Manager's audience at the AS; default the one its AS Request Creation Hints name. */
+  readonly audience?: string;
+  readonly group: string;
+  /** Default requester and responder. */
+  readonly roles?: readonly string[];
+  /** The member's CCS and private key; default a new key pair for the group's Signature Algorithm. */
+  readonly ownCredential?: { readonly credential: Uint8Array; readonly privateKey: Uint8Array };
+  /** The 'sub' of a CCS made here. */
+  readonly name?: string;
+  readonly log?: (line: string) => void;
+}
+
+const GROUP_SCOPES = aifScopeFormat(GROUP_OSCORE_ROLES);
+
+export class GroupMembership {
+  #file: GroupMemberFile;
+
+  private constructor(
+    readonly options: JoinGroupOptions,
+    readonly security: AceClientSecurity,
+    /** NODENAME, from the Join Response's Location-Path. */
+    readonly node: string,
+    file: GroupMemberFile,
+  ) {
+    this.#file = file;
+  }
+
+  /** The member file as of the latest join, refresh or notification. */
+  get file(): GroupMemberFile {
+    return structuredClone(this.#file);
+  }
+
+  static async join(options: JoinGroupOptions): Promise<GroupMembership> {
+    const roles = options.roles ?? ['requester', 'responder'];
+    const scope = GROUP_SCOPES.encode(roles.map((role) => `${options.group}:${role}`)) as Uint8Array;
+    const security = new AceClientSecurity({
+      client: options.client,
+      asUri: options.asUri,
+      rsOrigin: options.gmOrigin,
+      scope,
+      ...(options.asSecurity !== undefined ? { asSecurity: options.asSecurity } : {}),
+      ...(options.audience !== undefined ? { audience: options.audience } : {}),
+      ...(options.log !== undefined ? { log: options.log } : {}),
+    });
+    const uri = `${options.gmOrigin}${ACE_GROUP_PATH}/${options.group}`;
+    // §6.2: an empty Join Request brings sign_info and a kdcchallenge (N_S, §6.1.1).
+    const probe = await options.client.request({ method: 'POST', uri, security });
+    if (probe.code !== ResponseCode.BadRequest) throw new GroupJoinError(`the Group Manager refused to join ${options.group}: ${describe(probe)}`);
+    const hints = asMap(probe.payload, 'the 4.00 to the empty Join Request');
+    const nS = hints.get(GroupParam.kdcchallenge);
+    const signature = signatureFromSignInfo(hints.get(GroupParam.sign_info), options.group);
+    if (!isBytes(nS) || signature === undefined) throw new GroupJoinError('the Group Manager sent no kdcchallenge or sign_info');
+    const own = options.ownCredential ?? newCredential(signature, options.name ?? `member of ${options.group}`);
+    const mine = ownCredential(own.credential, own.privateKey);
+    const nC = Uint8Array.from(randomBytes(8));
+    const request = new Map<number, unknown>([
+      [GroupParam.scope, scope],
+      [GroupParam.get_creds, null],
+      [GroupParam.client_cred, own.credential],
+      [GroupParam.cnonce, nC],
+      [GroupParam.client_cred_verify, signBytes(signature, mine.privateKey, clientPopInput(scope, nS, nC))],
+    ]);
+    const response = await options.client.request({ method: 'POST', uri, payload: encodeCbor(request), contentFormat: ACE_GROUPCOMM_CBOR, security });
+    if (response.code !== ResponseCode.Created && response.code !== ResponseCode.Changed) throw new GroupJoinError(`the Join Request to ${options.group} was refused: ${describe(response)}`);
+    const body = asMap(response.payload, 'the Join Response');
+    const gmCredential = body.get(GroupParam.kdc_cred);
+    const nKdc = body.get(GroupParam.kdc_nonce);
+    const evidence = body.get(GroupParam.kdc_cred_verify);
+    if (!isBytes(gmCredential) || !isBytes(nKdc) || !isBytes(evidence)) throw new GroupJoinError('the Join Response lacks kdc_cred, kdc_nonce or kdc_cred_verify');
+    // RFC 9594 §4.3.1: "considers the group joining unsuccessful in case of failed verification".
+    if (!verifyBytes(signature, parseAuthCredential(gmCredential).publicKey, kdcPopInput(nC, nKdc), evidence)) throw new GroupJoinError("the Group Manager's proof of possession (kdc_cred_verify) does not verify");
+    const material = keyMaterialOf(body);
+    if (material.senderId === undefined) throw new GroupJoinError('the Join Response assigns no Sender ID');
+    const node = locationNode(response);
+    const file: GroupMemberFile = {
+      version: 1,
+      group: options.group,
+      gid: material.gid,
+      keyGeneration: numOf(body),
+      masterSecret: material.masterSecret,
+      masterSalt: material.masterSalt,
+      algorithms: material.algorithms,
+      senderId: material.senderId,
+      credential: toHex(own.credential),
+      privateKey: toHex(own.privateKey),
+      gmCredential: toHex(gmCredential),
+      members: membersOf(body),
+    };
+    options.log?.(`joined ${options.group} as ${node}: Sender ID ${material.senderId || '(empty)'}, Gid ${material.gid}, key generation ${file.keyGeneration}`);
+    return new GroupMembership(options, security, node, file);
+  }
+
+  /** GET the keying material (RFC 9594 §4.3.2) and the members' credentials (§4.4.2): the member file now. */
+  async refresh(): Promise<GroupMemberFile> {
+    await this.#apply(await this.#get(''));
+    return this.file;
+  }
+
+  /**
+   * Observes the group's keying material (RFC 9594 §6): each notification with a new version
+   * refreshes the credentials and calls `onUpdate` with the new member file; an error notification
+   * (this member was removed: 4.03) calls `onEnd` with it. Returns the observation to cancel.
+   */
+  async watch(onUpdate: (file: GroupMemberFile) => void, onEnd?: (why: string) => void): Promise<Observation> {
+    const observation = await this.options.client.observe(this.#uri(''), { security: this.security });
+    void (async () => {
+      try {
+        for await (const notification of observation) {
+          if (notification.code !== ResponseCode.Content) {
+            onEnd?.(describe(notification));
+            return;
+          }
+          const num = numOf(asMap(notification.payload, 'a notification'));
+          if (num === this.#file.keyGeneration) continue;
+          await this.#apply(notification);
+          onUpdate(this.file);
+        }
+        onEnd?.('the observation ended');
+      } catch (error) {
+        onEnd?.((error as Error).message);
+      }
+    })();
+    return observation;
+  }
+
+  /** DELETE /ace-group/GROUPNAME/nodes/NODENAME (RFC 9594 §4.8.3). */
+  async leave(): Promise<void> {
+    const response = await this.options.client.request({ method: 'DELETE', uri: this.#uri(`/nodes/${this.node}`), security: this.security });
+    if (response.code !== ResponseCode.Deleted) throw new GroupJoinError(`leaving ${this.options.group} was refused: ${describe(response)}`);
+  }
+
+  async #apply(keyResponse: ClientResponse): Promise<void> {
+    const body = asMap(keyResponse.payload, 'the keying material');
+    const material = keyMaterialOf(body);
+    const creds = asMap((await this.#get('/creds')).payload, 'the credentials');
+    const mine = this.#file.senderId;
+    this.#file = {
+      ...this.#file,
+      gid: material.gid,
+      keyGeneration: numOf(body),
+      masterSecret: material.masterSecret,
+      masterSalt: material.masterSalt,
+      algorithms: material.algorithms,
+      members: membersOf(creds).filter((m) => m.senderId !== mine),
+    };
+    this.options.log?.(`${this.options.group}: keying material version ${this.#file.keyGeneration}, Gid ${material.gid}, ${this.#file.members.length} other members`);
+  }
+
+  async #get(suffix: string): Promise<ClientResponse> {
+    const response = await this.options.client.request({ method: 'GET', uri: this.#uri(suffix), security: this.security });
+    if (response.code !== ResponseCode.Content) throw new GroupJoinError(`GET ${ACE_GROUP_PATH}/${this.options.group}${suffix} was refused: ${describe(response)}`);
+    return response;
+  }
+
+  #uri(suffix: string): string {
+    return `${this.options.gmOrigin}${ACE_GROUP_PATH}/${this.options.group}${suffix}`;
+  }
+}
+
+function newCredential(signature: number, name: string): { credential: Uint8Array; privateKey: Uint8Array } {
+  const pair = keyPairFor(signature);
+  return { credential: encodeCcs({ sub: name, coseKey: pair.coseKey }), privateKey: pair.privateKey };
+}
+
+function asMap(payload: Uint8Array, what: string): Map<CborValue, CborValue> {
+  let value: CborValue;
+  try {
+    value = decodeStrict(payload);
+  } catch {
+    throw new GroupJoinError(`${what} is not CBOR`);
+  }
+  if (!(value instanceof Map)) throw new GroupJoinError(`${what} is not a CBOR map`);
+  return value;
+}
+
+function keyMaterialOf(body: Map<CborValue, CborValue>): GroupKeyMaterial {
+  try {
+    return decodeKeyMaterial(body.get(GroupParam.key));
+  } catch (e) {
+    throw new GroupJoinError((e as Error).message);
+  }
+}
+
+function numOf(body: Map<CborValue, CborValue>): number {
+  const num = body.get(GroupParam.num);
+  if (!isInt(num) || num < 0) throw new GroupJoinError("the response's 'num' is not a version number");
+  return num;
+}
+
+/** creds with peer_identifiers (RFC 9594 §4.3.1): the other members' Sender IDs and credentials. */
+function membersOf(body: Map<CborValue, CborValue>): GroupMemberFile['members'] {
+  const creds = body.get(GroupParam.creds) ?? [];
+  const ids = body.get(GroupParam.peer_identifiers) ?? [];
+  if (!Array.isArray(creds) || !Array.isArray(ids) || creds.length !== ids.length || ![...creds, ...ids].every(isBytes)) throw new GroupJoinError('creds and peer_identifiers do not match');
+  return creds.map((credential, i) => ({ senderId: toHex(ids[i] as Uint8Array), credential: toHex(credential as Uint8Array) }));
+}
+
+function locationNode(response: ClientResponse): string {
+  const path = response.options.filter((o) => o.number === OptionNumber.LocationPath).map((o) => new TextDecoder().decode(o.value));
+  if (path.length !== 4 || path[0] !== 'ace-group' || path[2] !== 'nodes') throw new GroupJoinError(`the Join Response's Location-Path is /${path.join('/')}, not /ace-group/GROUPNAME/nodes/NODENAME`);
+  return path[3]!;
+}
+
+function describe(response: ClientResponse): string {
+  if (response.contentFormat === ContentFormat.ConciseProblemDetailsCbor) return `${response.status}: ${describeProblem(response.payload, decodeStrict) ?? 'problem details'}`;
+  const text = response.payload.length > 0 && response.contentFormat === undefined ? `: ${response.text()}` : '';
+  return `${response.status}${text}`;
+}

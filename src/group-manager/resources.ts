@@ -1,0 +1,73 @@
+/**
+ * The Group Manager on a CoapServer: an ACE resource server (src/ace/: /authz-info, tokens whose
+ * AIF scope names groups and roles, OSCORE contexts from the RFC 9203 profile) in front of the
+ * RFC 9594 §4 interface of each group, answered by OnlineGroupManager:
+ *
+ *   /ace-group/GROUPNAME               POST join, GET keying material (observable: rekeys notify)
+ *   /ace-group/GROUPNAME/creds         GET the members' credentials
+ *   /ace-group/GROUPNAME/num           GET the keying material's version
+ *   /ace-group/GROUPNAME/nodes/NODE    GET own keying material with Sender ID, DELETE leave
+ *
+ * Every one of them takes only requests an access token's context verified (RFC 9594 §4.1.2:
+ * without one, 4.01 with the AS Request Creation Hints).
+ */
+import { ResponseCode } from '../coap/codes.js';
+import { AceResourceServer, type AceResourceServerOptions } from '../ace/resource-server.js';
+import { SCOPE_FORMATS } from '../ace/scope-format.js';
+import type { CoapRequest, CoapResponse, Handler } from '../server/resource.js';
+import type { CoapServer } from '../server/server.js';
+import type { GroupClient, OnlineGroupManager } from './online-manager.js';
+import { ACE_GROUPCOMM_CBOR } from './parameters.js';
+
+export type GroupManagerAceOptions = Omit<AceResourceServerOptions, 'scopes' | 'scopeFormat'>;
+
+export interface AttachedGroupManager {
+  readonly manager: OnlineGroupManager;
+  readonly resourceServer: AceResourceServer;
+}
+
+export const ACE_GROUP_PATH = '/ace-group';
+
+/** Serves `manager`'s groups on `server` behind an ACE resource server (AIF scopes, key-groupcomm-oscore §3). */
+export function attachGroupManager(server: CoapServer, manager: OnlineGroupManager, ace: GroupManagerAceOptions): AttachedGroupManager {
+  const resourceServer = AceResourceServer.attach(server, { ...ace, scopes: manager.scopeTokens, scopeFormat: SCOPE_FORMATS['aif-oscore-group']! });
+  const guarded = (handler: (client: GroupClient, request: CoapRequest) => CoapResponse): Handler => (request) => {
+    const client = clientOf(request);
+    return client === undefined ? resourceServer.creationHints() : handler(client, request);
+  };
+  for (const group of manager.groupNames) {
+    const base = `${ACE_GROUP_PATH}/${group}`;
+    server.resource(
+      base,
+      {
+        POST: guarded((client, request) => manager.join(client, group, request.payload)),
+        GET: guarded((client) => manager.keyMaterial(client, group)),
+      },
+      { observable: true, ct: ACE_GROUPCOMM_CBOR, rt: 'core.osc.gm' },
+    );
+    server.resource(`${base}/creds`, { GET: guarded((client) => manager.credentials(client, group)) }, { ct: ACE_GROUPCOMM_CBOR });
+    server.resource(`${base}/num`, { GET: guarded((client) => manager.version(client, group)) }, { ct: ACE_GROUPCOMM_CBOR });
+    server.add({
+      path: `${base}/nodes`,
+      subtree: true,
+      hidden: true,
+      handlers: {
+        GET: guarded((client, request) => (request.subPath.length === 1 ? manager.nodeMaterial(client, group, request.subPath[0]!) : notFound)),
+        DELETE: guarded((client, request) => (request.subPath.length === 1 ? manager.leave(client, group, request.subPath[0]!) : notFound)),
+      },
+    });
+  }
+  // RFC 9594 §6: members observing the group's resource learn of each rekey.
+  manager.onRekey = (group) => server.changed(`${ACE_GROUP_PATH}/${group}`);
+  return { manager, resourceServer };
+}
+
+const notFound: CoapResponse = { code: ResponseCode.NotFound };
+
+/** The client as its token's OSCORE context names it; undefined for a request no token context verified. */
+function clientOf(request: CoapRequest): GroupClient | undefined {
+  const scope = request.context.scope;
+  const layer = request.context.oscore?.at(-1);
+  return scope === undefined || layer === undefined ? undefined : { id: layer.peer, scope };
+}
+
