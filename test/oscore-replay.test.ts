@@ -87,3 +87,55 @@ test('matches a model (property): accepted iff never accepted before and within 
     }),
   );
 });
+
+test('matches a model at every window size up to 4096, with jumps, restarts and Sender Sequence Numbers near 2^40 (property)', () => {
+  const MAX = 2 ** 40 - 1;
+  const step = fc.oneof(
+    fc.record({ kind: fc.constant('accept' as const), delta: fc.integer({ min: -5000, max: 5000 }) }),
+    fc.record({ kind: fc.constant('fresh' as const), delta: fc.integer({ min: -5000, max: 5000 }) }),
+    fc.record({ kind: fc.constant('restart' as const), delta: fc.integer({ min: -3, max: 3 }) }),
+  );
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 4096 }), fc.boolean(), fc.array(step, { maxLength: 150 }), (size, nearTop, steps) => {
+      const base = nearTop ? MAX - 20_000 : 0;
+      const w = new ReplayWindow(size);
+      let accepted = new Set<number>();
+      let max = -1;
+      let lowerLimit = -1;
+      let cursor = base + 10_000;
+      for (const { kind, delta } of steps) {
+        const seq = Math.min(MAX, Math.max(0, cursor + delta));
+        if (kind === 'restart') {
+          // Appendix B.1.2: after a restart the window starts at a request proven fresh.
+          w.initialiseAt(seq);
+          accepted = new Set([seq]);
+          max = lowerLimit = seq;
+          continue;
+        }
+        const provenFresh = kind === 'fresh';
+        const inWindow = seq > max || max - seq < size;
+        const expected = !accepted.has(seq) && inWindow && (seq >= lowerLimit || provenFresh);
+        assert.equal(w.accept(seq, provenFresh), expected, `size ${size}, seq ${seq}, highest ${max}`);
+        if (expected) {
+          accepted.add(seq);
+          max = Math.max(max, seq);
+          cursor = seq;
+        }
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('a number one ring length above an accepted one is not taken for a replay once the window moved past it in small steps', () => {
+  // The window keeps its bits in a ring of 32·ceil(size/32) bits: 0 and 32 share a bit at size 32,
+  // 5 and 133 at size 100 (a ring of 128).
+  const w32 = new ReplayWindow(32);
+  for (const s of [0, 20, 40]) assert.ok(w32.accept(s));
+  assert.equal(w32.verdict(32), 'fresh');
+  assert.ok(w32.accept(32));
+  const w100 = new ReplayWindow(100);
+  for (const s of [5, 60, 120, 130]) assert.ok(w100.accept(s));
+  assert.ok(w100.accept(133));
+  assert.equal(w100.accept(133), false, 'and once accepted it is a replay');
+});

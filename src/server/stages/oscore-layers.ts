@@ -50,7 +50,8 @@ export class OscoreLayers implements ServerStage {
     let message = received;
     let context = request.context;
     while (getOption(message, OptionNumber.Oscore) && this.proxies.claimant(message, context) === undefined) {
-      const removed = (request.removedLayers ??= []);
+      // `new Array`, not `[]`: see the note at the end of this file.
+      const removed = (request.removedLayers ??= new Array<ResponseProtector>());
       if (removed.length >= this.settings.maxOscoreLayers) {
         // §2.1: beyond the limit, no further OSCORE processing; 4.01 over the layers removed.
         request.answer(protectWith(removed, toMessage({ code: ResponseCode.Unauthorized, payload: 'too many OSCORE layers', options: [{ number: OptionNumber.MaxAge, value: encodeUint(0) }] }), 'response'));
@@ -118,3 +119,12 @@ function protectWith(removed: readonly ResponseProtector[], response: CoapMessag
   for (let i = removed.length - 1; i >= 0; i--) r = removed[i]!(r, kind);
   return r;
 }
+
+/*
+ * The list of removed layers is made by `new Array` rather than an array literal (issue 21): it
+ * lives until the response is protected, and V8's allocation-site pretenuring, having seen such
+ * lists survive a young-generation GC under load, allocated every later one in the old generation,
+ * where each kept its request's young objects (the protectors, the request, the exchange) alive
+ * through every scavenge — about 1.4 KB promoted per OSCORE request (see BENCHMARKS.md, issue 21,
+ * third pass). oscore/cose-object.ts's UnprotectedRequest says the same of the verified request.
+ */
