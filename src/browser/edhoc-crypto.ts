@@ -9,6 +9,7 @@
  * sends only the x-coordinate of a P-256 key (RFC 9528 §3.7); the point is rebuilt with an even y,
  * which gives the same ECDH secret as the odd one, and a P-256 x off the curve is refused here.
  */
+import { concatBytes } from '../cose/cbor.js';
 import { CoseError } from '../cose/error.js';
 import { CoseCurve, CoseHash, CoseSignAlg } from '../cose/ids.js';
 import { WEB_AEADS } from '../crypto/web-crypto.js';
@@ -69,16 +70,6 @@ function aead(alg: number): (typeof WEB_AEADS)[number] {
   return a;
 }
 
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
-
 async function hmac(hash: string, key: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
   const k = await subtle().importKey('raw', key.slice(), { name: 'HMAC', hash }, false, ['sign']);
   return new Uint8Array(await subtle().sign({ name: 'HMAC' }, k, data.slice()));
@@ -105,7 +96,7 @@ function fromBase64Url(text: string): Uint8Array {
 
 const importPrivate = (crv: number, d: Uint8Array, algorithm: object, usage: string): Promise<unknown> => {
   if (d.length !== 32) throw new CoseError(`a private key on curve ${crv} must be 32 bytes, got ${d.length}`);
-  return subtle().importKey('pkcs8', concat(PKCS8_PREFIX.get(crv)!, d), algorithm, false, [usage]);
+  return subtle().importKey('pkcs8', concatBytes(PKCS8_PREFIX.get(crv)!, d), algorithm, false, [usage]);
 };
 
 // P-256 (SEC 2 §2.4.2): y² = x³ − 3x + b over GF(p), p ≡ 3 (mod 4) so a square root is a power.
@@ -143,7 +134,7 @@ export function p256Point(x: Uint8Array): Uint8Array {
   let y = modPow(rhs, (P256_P + 1n) / 4n, P256_P);
   if ((y * y) % P256_P !== rhs) throw new CoseError('ECDH public key is not a point on the curve');
   if ((y & 1n) === 1n) y = P256_P - y;
-  return concat(Uint8Array.of(0x04), x, fromBig(y, 32));
+  return concatBytes(Uint8Array.of(0x04), x, fromBig(y, 32));
 }
 
 function checkPublicKey(crv: number, publicKey: Uint8Array): void {
@@ -187,7 +178,7 @@ async function generateEphemeral(crv: number): Promise<{ crv: number; privateKey
 export async function webEcdhKeyPair(crv: number, privateKey: Uint8Array): Promise<{ crv: number; privateKey: Uint8Array; publicKey: Uint8Array }> {
   if (crv !== CoseCurve.P256 && crv !== CoseCurve.X25519) throw new CoseError(`ECDH on COSE curve ${crv} is not available with Web Crypto here`);
   if (privateKey.length !== 32) throw new CoseError(`a private key on curve ${crv} must be 32 bytes, got ${privateKey.length}`);
-  const key = await subtle().importKey('pkcs8', concat(PKCS8_PREFIX.get(crv)!, privateKey), ECDH_ALGORITHM(crv), true, ['deriveBits']);
+  const key = await subtle().importKey('pkcs8', concatBytes(PKCS8_PREFIX.get(crv)!, privateKey), ECDH_ALGORITHM(crv), true, ['deriveBits']);
   const jwk = await subtle().exportKey('jwk', key);
   if (jwk.x === undefined) throw new CoseError('Web Crypto exported no public key');
   return { crv, privateKey, publicKey: fromBase64Url(jwk.x) };
@@ -213,7 +204,7 @@ export const WEB_EDHOC_CRYPTO: EdhocCrypto = {
     const out = new Uint8Array(Math.ceil(length / hashLength) * hashLength);
     let previous: Uint8Array = new Uint8Array(0);
     for (let i = 1; (i - 1) * hashLength < length; i += 1) {
-      previous = await hmac(name, prk, concat(previous, info, Uint8Array.of(i)));
+      previous = await hmac(name, prk, concatBytes(previous, info, Uint8Array.of(i)));
       out.set(previous, (i - 1) * hashLength);
     }
     return out.subarray(0, length);
@@ -234,7 +225,7 @@ export const WEB_EDHOC_CRYPTO: EdhocCrypto = {
     try {
       const algorithm = isPublic(publicKey) ? signatureAlgorithm(alg, publicKey.crv) : undefined;
       if (algorithm === undefined || !isPublic(publicKey) || signature.length !== 64) return false;
-      const raw = publicKey.crv === CoseCurve.P256 ? (publicKey.y !== undefined ? concat(Uint8Array.of(0x04), publicKey.x, publicKey.y) : p256Point(publicKey.x)) : publicKey.x.slice();
+      const raw = publicKey.crv === CoseCurve.P256 ? (publicKey.y !== undefined ? concatBytes(Uint8Array.of(0x04), publicKey.x, publicKey.y) : p256Point(publicKey.x)) : publicKey.x.slice();
       const key = await subtle().importKey('raw', raw, algorithm.key, false, ['verify']);
       return await subtle().verify(algorithm.sign, key, signature.slice(), data.slice());
     } catch {
