@@ -6,9 +6,7 @@
  * docs/ace.md walkthrough, run as written (its ports replaced by free ones).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createSocket } from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -22,7 +20,7 @@ import { AceParam, decodeAceMap, encodeAceMap } from '../src/ace/ace-cbor.js';
 import { AceClientSecurity } from '../src/ace/client.js';
 import { sealToken } from '../src/ace/token.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
-import { BIN, ROOT, coapsec, killChildren, startDaemon, type Daemon } from './support/cli-harness.js';
+import { ROOT, coapsec, freeUdpPort, killChildren, runWalkthrough, startDaemon, type Daemon } from './support/cli-harness.js';
 
 const RS_KEY = 'c0ffee00112233445566778899aabbcc';
 const LIFETIME = 3;
@@ -180,14 +178,6 @@ test('an expired token: 4.01 at authz-info, and 4.01 unprotected on a context ma
   assert.equal((await coap.request({ method: 'GET', uri: `${rsUri}/hello`, security })).code, ResponseCode.Content);
 });
 
-/** A loopback UDP port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
-  const { port } = socket.address();
-  await new Promise<void>((r) => socket.close(() => r()));
-  return port;
-}
 
 test('docs/ace.md: every shell and config block is its examples/ file, and the walkthrough runs', async () => {
   const doc = readFileSync(join(ROOT, 'docs', 'ace.md'), 'utf8').split('\n');
@@ -204,16 +194,10 @@ test('docs/ace.md: every shell and config block is its examples/ file, and the w
 
   const work = mkdtempSync(join(tmpdir(), 'coapsec-ace-walkthrough-'));
   try {
-    const [asPort, rsPort] = [await freePort(), await freePort()];
+    const [asPort, rsPort] = [await freeUdpPort(), await freeUdpPort()];
     const ported = (text: string): string => text.replaceAll('127.0.0.1:5688', `127.0.0.1:${asPort}`).replaceAll('127.0.0.1:5683', `127.0.0.1:${rsPort}`);
     for (const file of files) writeFileSync(join(work, file.replace(/^ace-/, '')), ported(readFileSync(join(ROOT, 'examples', file), 'utf8')));
-    mkdirSync(join(work, 'bin'));
-    writeFileSync(join(work, 'bin', 'coapsec'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
-    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      execFile('bash', ['-c', '. ./walkthrough.sh; status=$?; kill %1 %2; wait; exit $status'], { cwd: work, timeout: 60_000, env: { ...process.env, PATH: `${join(work, 'bin')}:${process.env['PATH']}`, COAPSEC_STATE_DIR: join(work, 'state') } }, (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-    });
+    const result = await runWalkthrough(work);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /9: "read"/);
     assert.match(result.stdout, /Hello from coapsec/);

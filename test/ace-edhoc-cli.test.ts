@@ -6,21 +6,12 @@
  * refused (scope too narrow), and a client without a token gets the hints.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { BIN, ROOT } from './support/cli-harness.js';
+import { ROOT, freeUdpPort, runWalkthrough } from './support/cli-harness.js';
 
-async function freePort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
-  const { port } = socket.address();
-  await new Promise<void>((r) => socket.close(() => r()));
-  return port;
-}
 
 /** The example files docs/ace.md shows, by marker. */
 function shownExamples(): Map<string, string> {
@@ -50,18 +41,12 @@ test('docs/ace.md, EDHOC and OSCORE profile: the blocks are the examples/ files,
 
   const work = mkdtempSync(join(tmpdir(), 'coapsec-ace-edhoc-walkthrough-'));
   try {
-    const [asPort, rsPort] = [await freePort(), await freePort()];
+    const [asPort, rsPort] = [await freeUdpPort(), await freeUdpPort()];
     const ported = (text: string): string => text.replaceAll('127.0.0.1:5688', `127.0.0.1:${asPort}`).replaceAll('127.0.0.1:5683', `127.0.0.1:${rsPort}`);
     for (const [file, name] of Object.entries(files)) writeFileSync(join(work, name), ported(readFileSync(join(ROOT, 'examples', file), 'utf8')));
     // Without a token first (after the walkthrough's own commands): the hints.
     writeFileSync(join(work, 'walkthrough.sh'), `${readFileSync(join(work, 'walkthrough.sh'), 'utf8')}\ncoapsec get coap://127.0.0.1:${rsPort}/hello --pretty\n`);
-    mkdirSync(join(work, 'bin'));
-    writeFileSync(join(work, 'bin', 'coapsec'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
-    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      execFile('bash', ['-c', '. ./walkthrough.sh; kill %1 %2; wait; exit 0'], { cwd: work, timeout: 60_000, env: { ...process.env, PATH: `${join(work, 'bin')}:${process.env['PATH']}`, COAPSEC_STATE_DIR: join(work, 'state') } }, (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-    });
+    const result = await runWalkthrough(work, '. ./walkthrough.sh; kill %1 %2; wait; exit 0');
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /Hello from coapsec/, 'alice reads');
     assert.match(result.stderr, /ace: token from .* for sensor .*series/, 'alice -v: the token of a series');

@@ -12,8 +12,7 @@ import { loadCredentials } from '../src/credentials/credentials-file.js';
 import { loadLibcoapConf } from '../src/credentials/libcoap-conf.js';
 import { parseTrustAnchorArgument } from '../src/trust-anchor/config.js';
 import { KeyTextError, parseFileKeyString, parseFlagKey, parseKeyBytes } from '../src/util/key-text.js';
-import { UdpTransport } from '../src/transport/udp.js';
-import { assertUsageError, coapsec, killChildren, ROOT, startDaemon } from './support/cli-harness.js';
+import { assertUsageError, coapsec, freeUdpPort, killChildren, ROOT, startDaemon } from './support/cli-harness.js';
 
 let tmp: string;
 before(() => {
@@ -24,20 +23,12 @@ after(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-/** A loopback UDP port free a moment ago (for a --match that must name the server's port up front). */
-async function freePort(): Promise<number> {
-  const probe = await UdpTransport.bind({ host: '127.0.0.1', port: 0 });
-  const port = probe.localAddress().port;
-  await probe.close();
-  return port;
-}
-
 const SERVING = /serving on coap:\/\/127\.0\.0\.1:(\d+)/;
 
 describe('credentials new', () => {
   test('writes client.json, server.json and client.conf (mode 0600) that work together at once', async () => {
     const dir = join(tmp, 'pair');
-    const port = await freePort();
+    const port = await freeUdpPort();
     const made = await coapsec(['credentials', 'new', '--peer', 'alice', '--out-dir', dir, '--match', `coap://127.0.0.1:${port}/*`]);
     assert.equal(made.code, 0, made.stderr);
     assert.match(made.stdout, /^wrote .*client\.json, .*server\.json and .*client\.conf for peer alice/);
@@ -68,7 +59,7 @@ describe('credentials new', () => {
 
   test('the libcoap twin client.conf works with --oscore-conf', async () => {
     const dir = join(tmp, 'twin');
-    const port = await freePort();
+    const port = await freeUdpPort();
     assert.equal((await coapsec(['credentials', 'new', '--peer', 'bob', '--out-dir', dir, '--match', `coap://127.0.0.1:${port}/*`])).code, 0);
     const serve = await startDaemon(['serve', '--bind', `127.0.0.1:${port}`, '--plugtest', '--credentials', join(dir, 'server.json')], SERVING);
     try {
@@ -108,7 +99,7 @@ test('docs/credentials.md: its client.json and server.json are a working pair', 
   };
   const dir = join(tmp, 'docs');
   mkdirSync(dir);
-  const port = await freePort();
+  const port = await freeUdpPort();
   const client = JSON.parse(block('client.json')) as { oscore: Array<{ match: string }> };
   assert.equal(client.oscore[0]!.match, 'coap://127.0.0.1/*');
   // The doc's pattern names the default port; the test's server cannot have it.

@@ -6,15 +6,13 @@
  * refusals (4.03, 4.00) are in group-manager.test.ts.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { checkMemberFile } from '../src/group-oscore/member-file.js';
 import { contextFromMemberFile } from '../src/group-oscore/manager.js';
-import { BIN, ROOT, assertUsageError, coapsec, killChildren } from './support/cli-harness.js';
+import { ROOT, assertUsageError, coapsec, freeUdpPort, killChildren, runWalkthrough } from './support/cli-harness.js';
 
 const work = mkdtempSync(join(tmpdir(), 'coapsec-gm-walkthrough-'));
 
@@ -23,13 +21,6 @@ after(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
-  const { port } = socket.address();
-  await new Promise<void>((r) => socket.close(() => r()));
-  return port;
-}
 
 // The walkthrough's own files, and the clients' contexts with the AS from docs/ace.md.
 const FILES = { 'gm-as.json': 'gm-as.json', 'gm-config.json': 'gm-config.json', 'gm-walkthrough.sh': 'walkthrough.sh', 'ace-as-credentials.json': 'as-credentials.json', 'ace-alice.json': 'alice.json', 'ace-bob.json': 'bob.json' };
@@ -40,16 +31,10 @@ test('docs/group-manager.md: its shell and config blocks are the examples/ files
     const text = readFileSync(join(ROOT, 'examples', file), 'utf8').trimEnd();
     assert.ok(doc.includes(`<!-- example: examples/${file} -->\n\`\`\`${file.endsWith('.sh') ? 'sh' : 'json'}\n${text}\n\`\`\``), `docs/group-manager.md shows examples/${file} verbatim`);
   }
-  const [asPort, gmPort] = [await freePort(), await freePort()];
+  const [asPort, gmPort] = [await freeUdpPort(), await freeUdpPort()];
   const ported = (text: string): string => text.replaceAll('127.0.0.1:5688', `127.0.0.1:${asPort}`).replaceAll('127.0.0.1:5689', `127.0.0.1:${gmPort}`);
   for (const [from, to] of Object.entries(FILES)) writeFileSync(join(work, to), ported(readFileSync(join(ROOT, 'examples', from), 'utf8')));
-  mkdirSync(join(work, 'bin'));
-  writeFileSync(join(work, 'bin', 'coapsec'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
-  const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile('bash', ['-c', '. ./walkthrough.sh; status=$?; kill %1 %2; wait; exit $status'], { cwd: work, timeout: 60_000, env: { ...process.env, PATH: `${join(work, 'bin')}:${process.env['PATH']}`, COAPSEC_STATE_DIR: join(work, 'state') } }, (error, stdout, stderr) =>
-      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+  const result = await runWalkthrough(work);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /joined lights as m1: Sender ID [0-9a-f]+, key generation 0; member file written to alice-lights\.json\njoined lights as m2: Sender ID [0-9a-f]+, key generation 0; member file written to bob-lights\.json/);
   assert.match(result.stderr, /group-manager: ace [0-9a-f]+ joined lights as m2 \(responder\)/, 'group-manager -v logs the joins');

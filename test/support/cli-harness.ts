@@ -3,7 +3,9 @@
  * bounded run time. Shared by the test/cli*.test.ts files.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -160,4 +162,28 @@ export function watchedProcess(args: readonly string[], options: { lineOnStderr?
     }),
   );
   return { firstLine, done, stderr: () => stderr };
+}
+
+/** A loopback UDP port nothing listens on right now (bound once, then closed). */
+export async function freeUdpPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  const { port } = socket.address();
+  await new Promise<void>((r) => socket.close(() => r()));
+  return port;
+}
+
+/**
+ * Runs a docs walkthrough as its reader would, in `work` (the walkthrough's files already there):
+ * `coapsec` on PATH is this checkout's CLI, state goes to `work/state`, and `script` (by default:
+ * source walkthrough.sh, stop its two background servers, exit with its status) runs under bash.
+ */
+export function runWalkthrough(work: string, script = '. ./walkthrough.sh; status=$?; kill %1 %2; wait; exit $status'): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  mkdirSync(join(work, 'bin'));
+  writeFileSync(join(work, 'bin', 'coapsec'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
+  return new Promise((resolve) => {
+    execFile('bash', ['-c', script], { cwd: work, timeout: 60_000, env: { ...process.env, PATH: `${join(work, 'bin')}:${process.env['PATH']}`, COAPSEC_STATE_DIR: join(work, 'state') } }, (error, stdout, stderr) =>
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }

@@ -4,10 +4,10 @@
  * (in this repository) and test/package.test.ts (from an installed tarball).
  */
 import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freeUdpPort } from './cli-harness.js';
 import { generateEdhocIdentity } from '../../src/credentials/edhoc-keygen.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -20,21 +20,13 @@ export interface ExampleRun {
   stdout: RegExp;
 }
 
-/** A loopback UDP port nothing listens on right now (bound once, then closed). */
-async function freePort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
-  const { port } = socket.address();
-  await new Promise<void>((r) => socket.close(() => r()));
-  return port;
-}
 
 const SECRET = '0102030405060708090a0b0c0d0e0f10';
 const SALT = '9e7ca92223786340';
 
 /** A matching pair: the client (Sender ID 01) is "alice" on the server, whose Sender ID is empty. */
 async function writeCredentials(cwd: string): Promise<Record<string, string>> {
-  const port = await freePort();
+  const port = await freeUdpPort();
   const client = { oscore: [{ match: `coap://127.0.0.1:${port}/*`, context: { masterSecret: SECRET, masterSalt: SALT, senderId: '01', recipientId: '' } }] };
   const server = { recipients: { '01': { name: 'alice', context: { masterSecret: SECRET, masterSalt: SALT, senderId: '' } } } };
   writeFileSync(join(cwd, 'client.json'), JSON.stringify(client, null, 2));
