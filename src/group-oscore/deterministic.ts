@@ -11,7 +11,7 @@ import { OptionNumber } from '../coap/options.js';
 import { coseHash } from '../cose/algorithms.js';
 import { concatBytes } from '../cose/cbor.js';
 import { MalformedOscoreOption, OscoreConfigError } from '../oscore/errors.js';
-import { decodePlaintext, defaultClassOf, encodePlaintext, mergeOptions, splitOptions, withOscoreOption, type ClassOf } from '../oscore/protect.js';
+import { DECRYPTION_FAILED, decodePlaintext, defaultClassOf, encodePlaintext, mergeOptions, splitOptions, withOscoreOption, type ClassOf } from '../oscore/protect.js';
 import { aadArray, encStructure } from './aad.js';
 import { deriveEndpointKey, derivePairwiseKey, groupNonce } from './common.js';
 import type { GroupSecurityContext } from './context.js';
@@ -168,11 +168,11 @@ export function unprotectDeterministicRequest(request: CoapMessage, context: Gro
   const aead = context.common.pairwiseAead!;
   const plaintext = aead.open(key, groupNonce(context.common, aead.nonceLength, client.senderId, ZERO_PIV), encStructure(d.aad), request.payload);
   const inner = plaintext === undefined ? undefined : decodePlaintext(plaintext);
-  if (plaintext === undefined || inner === undefined) return { ok: false, code: ResponseCode.BadRequest, reason: 'Decryption failed' };
+  if (plaintext === undefined || inner === undefined) return { ok: false, code: ResponseCode.BadRequest, reason: DECRYPTION_FAILED };
   // §3.4.3: the hash is recomputed, so a guessed tag cannot poison caches.
   // Compared in constant time: it stands in for the authentication of the request's content.
   const recomputed = requestHash(client, d, plaintext);
-  if (recomputed.length !== hash.length || !timingSafeEqual(recomputed, hash)) return { ok: false, code: ResponseCode.BadRequest, reason: 'Decryption failed' };
+  if (recomputed.length !== hash.length || !timingSafeEqual(recomputed, hash)) return { ok: false, code: ResponseCode.BadRequest, reason: DECRYPTION_FAILED };
   // §3.4.3: only requests without side effects; the answer is a protected 4.01.
   const binding: GroupRequestBinding = { kid: Uint8Array.from(client.senderId), piv: ZERO_PIV, kidContext: Uint8Array.from(context.gid), mode: 'pairwise', observe: hasOption({ options: inner.options }, OptionNumber.Observe) };
   if (inner.code !== Method.GET && inner.code !== Method.FETCH) return { ok: false, code: ResponseCode.Unauthorized, reason: 'Deterministic request with side effects', binding, requestHash: Uint8Array.from(hash) };

@@ -19,7 +19,7 @@ import { concatBytes } from '../cose/cbor.js';
 import { signBytes, signatureLength, verifyBytes } from '../cose/sign.js';
 import { MalformedOscoreOption, OscoreConfigError, OscoreProtectError } from '../oscore/errors.js';
 import { decodePartialIv, encodePartialIv } from '../oscore/option.js';
-import { type ClassOf, decodePlaintext, defaultClassOf, encodePlaintext, mergeOptions, outerRequest, splitOptions, withOscoreOption } from '../oscore/protect.js';
+import { type ClassOf, DECRYPTION_FAILED, decodePlaintext, defaultClassOf, encodePlaintext, mergeOptions, outerRequest, splitOptions, withOscoreOption } from '../oscore/protect.js';
 import { aadArray, countersignStructure, encStructure } from './aad.js';
 import { groupNonce, signatureKeystream } from './common.js';
 import type { GroupRecipientContext, GroupSecurityContext } from './context.js';
@@ -84,8 +84,6 @@ export type UnprotectGroupRequestResult =
 export type UnprotectGroupResponseResult =
   | { ok: true; message: CoapMessage; kid: Uint8Array; mode: GroupMode; sequenceNumber?: number; recipient: GroupRecipientContext }
   | { ok: false; reason: string };
-
-const DECRYPTION_FAILED = 'Decryption failed';
 
 // --- sealing and opening ---------------------------------------------------------------------
 

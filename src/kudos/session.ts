@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import type { CoapMessage } from '../coap/message.js';
 import { type DerivedContext, nonce as aeadNonce } from '../oscore/context.js';
 import { type OscoreOptionValue, encodePartialIv } from '../oscore/option.js';
-import { type ClassOf, protectRequest, protectResponse, unprotectRequest, unprotectResponse } from '../oscore/protect.js';
+import { type ClassOf, DECRYPTION_FAILED, protectRequest, protectResponse, unprotectRequest, unprotectResponse } from '../oscore/protect.js';
 import { ReplayWindow } from '../oscore/replay.js';
 import { FailedDecryptions } from './integrity.js';
 import { equal, fingerprint, normalised, pairKey, readOption, temporaryContext, withKudosFields } from './messages.js';
@@ -74,8 +74,6 @@ const UNAUTHORIZED = 0x81;
 /** Bounded memory for the peer's CTX_TEMPs a hostile peer could make us derive. */
 const MAX_PEER_TEMPS = 4;
 const MAX_SEQUENCE = 2 ** 40 - 1;
-/** unprotectRequest/unprotectResponse's reason when the AEAD refused the ciphertext (a forgery, or another key). */
-const DECRYPTION_FAILED = 'Decryption failed';
 const INTEGRITY_LIMIT_REACHED = 'the integrity limit of this Recipient Key is reached (failed decryptions, §4.3 hard limit): a key update is needed';
 
 export class KudosSession {

@@ -38,6 +38,9 @@ export type ClassOf = (optionNumber: number, message: CoapMessage) => OscoreClas
  * option of an inner layer Class E. (The table lists OSCORE as U: that is the option a layer adds
  * itself, which never goes through classOf.)
  */
+/** The reason of an unprotect result whose AEAD refused the ciphertext (a forgery, or another key): KUDOS counts these against the integrity limit. */
+export const DECRYPTION_FAILED = 'Decryption failed';
+
 export const defaultClassOf: ClassOf = (n) => (n === OptionNumber.Oscore ? 'E' : oscoreClassOf(n));
 
 /** What a response is bound to (§5.4 request_kid / request_piv; §7.1). */
@@ -473,7 +476,7 @@ export function requestToOpen(
 
 /** §8.2 steps 6–7 after the AEAD (`plaintext` undefined: it did not authenticate). */
 export function openedRequest(parts: RequestToOpen & { ok: true }, plaintext: Uint8Array | undefined, options: UnprotectOptions = {}): UnprotectRequestResult {
-  if (plaintext === undefined) return { ok: false, code: BAD_REQUEST, reason: 'Decryption failed' };
+  if (plaintext === undefined) return { ok: false, code: BAD_REQUEST, reason: DECRYPTION_FAILED };
   const inner = decodePlaintext(plaintext);
   // Authentic, yet not a message body: only a broken peer sends this. Not a COSE decoding failure.
   if (inner === undefined) return { ok: false, code: BAD_REQUEST, reason: 'Malformed inner message' };
@@ -613,7 +616,7 @@ export function openedResponse(
   binding: RequestBinding,
   options: UnprotectResponseOptions = {},
 ): UnprotectResponseResult {
-  if (plaintext === undefined) return { ok: false, reason: 'Decryption failed' };
+  if (plaintext === undefined) return { ok: false, reason: DECRYPTION_FAILED };
   const inner = decodePlaintext(plaintext);
   if (inner === undefined) return { ok: false, reason: 'Malformed inner message' };
   const { response, piv } = parts;

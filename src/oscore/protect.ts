@@ -49,6 +49,7 @@ export {
   type UnprotectRequestResult,
   type UnprotectResponseOptions,
   type UnprotectResponseResult,
+  DECRYPTION_FAILED,
   additionalData,
   decodePlaintext,
   defaultClassOf,
