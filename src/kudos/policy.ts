@@ -11,8 +11,8 @@
  *
  * The limits (q, encryptions per key) are those of draft-ietf-core-oscore-key-limits §2.1.1, which
  * the KUDOS draft names as the hard limits (§1, §2, §4.3). That draft is not among the
- * specifications we hold; we read its §2.1.1 in the CoRE WG's repository (core-wg/oscore-key-limits,
- * December 2026). It targets an integrity and confidentiality advantage of at most 2^-64 and
+ * specifications we hold; we read §2.1.1 in the editor's copy in the CoRE WG's repository
+ * (core-wg/oscore-key-limits). It targets an integrity and confidentiality advantage of at most 2^-64 and
  * recommends (q, v, l) = (2^20, 2^20, 2^10 blocks) for AES-CCM with a 128-bit tag (30–33),
  * AES-GCM (1, 2, 3) and ChaCha20/Poly1305 (24), and (2^20, 2^14, 2^8 blocks) for AES-CCM with a
  * 64-bit tag (10–13; 10 is OSCORE's mandatory algorithm). So q is 2^20 for every algorithm, and
