@@ -3,21 +3,27 @@
  * before a credential leaves (counters.ts). One contract for the three places reservations live —
  * the TA's state file (the default), the file context store and Redis — and the farm case: two TA
  * nodes sharing Redis never issue one number twice, not across a TA restart and not across a Redis
- * SIGKILL and restart (the append-only file, fsync'd on every write, holds every reservation).
+ * SIGKILL and restart (the append-only file, fsync'd on every write, holds every reservation);
+ * and `coapsec trust-anchor` with `"store"` in ta.json, two processes on one Redis.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CoapClient } from '../src/client/client.js';
+import { ContentFormat } from '../src/coap/content-format.js';
 import { FileContextStore } from '../src/store/file-store.js';
 import { RedisContextStore } from '../src/store/redis-store.js';
 import { parseTrustAnchorConfig, type TrustAnchorConfig } from '../src/trust-anchor/config.js';
 import { CounterBlocks, SequenceExhaustedError, StateFileCounters, StoreCounters, keyId, type CounterReservations } from '../src/trust-anchor/counters.js';
 import { TrustAnchorError, TrustAnchorService } from '../src/trust-anchor/service.js';
 import { TestRedis } from './store-redis-server.js';
+import { killChildren, startDaemon, type Daemon } from './support/cli-harness.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'coapsec-ta-store-'));
+process.env['COAPSEC_STATE_DIR'] = join(directory, 'state');
 const redisReady = TestRedis.start();
 after(async () => {
   await (await redisReady).stop();
@@ -168,4 +174,43 @@ test('two TA nodes sharing Redis never issue one number twice, across a TA resta
   } finally {
     await fresh.close();
   }
+});
+
+test('coapsec trust-anchor with "store" in ta.json: two processes share the counters in Redis', { timeout: 30_000 }, async (t) => {
+  const redis = await redisReady;
+  const folder = mkdtempSync(join(directory, 'cli-'));
+  const write = (name: string, value: unknown): string => {
+    writeFileSync(join(folder, name), JSON.stringify(value), { mode: 0o600 });
+    return join(folder, name);
+  };
+  // Each node its own OSCORE context with the client: two processes must not share a Sender Key.
+  const secrets = [randomBytes(16).toString('hex'), randomBytes(16).toString('hex')];
+  const nodes: Daemon[] = [];
+  t.after(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    killChildren();
+  });
+  await Promise.all(
+    secrets.map(async (secret, i) => {
+      write(`ta-credentials-${i}.json`, { stateDirectory: `ta-state-${i}`, recipients: { '01': { name: 'alice', context: { masterSecret: secret, senderId: 'ff' } } } });
+      const config = write(`ta-${i}.json`, { id: 'ta1', bind: '127.0.0.1:0', credentials: `ta-credentials-${i}.json`, store: `${redis.url}/14`, resourceServers: { rs1: { key: KEY.toString('hex') } }, policy: { alice: ['rs1'] } });
+      nodes[i] = await startDaemon(['trust-anchor', '--config', config], /trust anchor ta1 serving on coap:\/\/127\.0\.0\.1:(\d+)/);
+    }),
+  );
+  const alice = write('alice.json', {
+    stateDirectory: 'alice-state',
+    oscore: nodes.map((node, i) => ({ match: `coap://127.0.0.1:${node.port}/*`, context: { masterSecret: secrets[i], senderId: '01', recipientId: 'ff' } })),
+  });
+  const client = new CoapClient({ credentials: alice });
+  t.after(() => client.close());
+  const issue = async (node: Daemon): Promise<number> => {
+    const response = await client.post(`coap://127.0.0.1:${node.port}/ta/dk`, JSON.stringify({ rs: 'rs1' }), { contentFormat: ContentFormat.Json });
+    assert.equal(response.status, '2.05 Content', response.text());
+    return (JSON.parse(response.text()) as { sequence: number }).sequence;
+  };
+  const issued = [];
+  for (let i = 0; i < 3; i++) issued.push(...(await Promise.all(nodes.map(issue))));
+  assert.equal(new Set(issued).size, issued.length, `numbers ${issued} all different`);
+  assert.deepEqual([...issued].sort((x, y) => x - y).slice(0, 3), [1, 2, 3], 'the first node to reserve numbers from 1');
+  assert.ok(Math.max(...issued) >= 17, 'the other node from its own block (reservationBlock 16)');
 });
