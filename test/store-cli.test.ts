@@ -35,7 +35,9 @@ test('bad usage and an unusable store: one line, exit 2, no stack trace', async 
   // Nothing listens on port 1: the store names itself and the reason.
   const down = await coapsec(['serve', '--bind', '127.0.0.1:0', '--store', 'redis://127.0.0.1:1'], { timeout: 15_000 });
   assertUsageError(down, /--store: redis:\/\/127\.0\.0\.1:1: connect failed/);
-  assertUsageError(await coapsec(['serve', '--store', directory, '--credentials', 'x.json']), /either --store or --credentials/);
+  // With --store, --credentials is for an "edhoc" section only (test/store-edhoc-cli.test.ts); a missing file is named.
+  assertUsageError(await coapsec(['serve', '--store', directory, '--credentials', 'x.json']), /x\.json: cannot read the credentials file/);
+  assertUsageError(await coapsec(['serve', '--store', directory, '--oscore-conf', 'x.conf']), /either --store or --oscore-conf/);
   const proxyDown = await coapsec(['proxy', '--forward', '--bind', '127.0.0.1:0', '--store', 'redis://127.0.0.1:1'], { timeout: 15_000 });
   assertUsageError(proxyDown, /--store: redis:\/\/127\.0\.0\.1:1: connect failed/);
 });

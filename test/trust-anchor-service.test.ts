@@ -16,13 +16,13 @@ import { spkiOf } from '../src/dtls/connection.js';
 import { CoapServer } from '../src/server/server.js';
 import { addWhoamiResource } from '../src/cli/dtls-serve.js';
 import { parseResourceServerAcl, parseTrustAnchorArgument, parseTrustAnchorConfig, TrustAnchorConfigError, type TrustAnchorConfig } from '../src/trust-anchor/config.js';
-import { keyId, SequenceCounters } from '../src/trust-anchor/counters.js';
 import { clientCredentialsOf } from '../src/trust-anchor/credential-file.js';
 import { deriveKey, parseNonce } from '../src/trust-anchor/derive.js';
 import { decodeMacCert, macMatches } from '../src/trust-anchor/maccert.js';
 import { addRevocationResource, resourceServerSetup } from '../src/trust-anchor/resource-server-setup.js';
 import { TrustAnchorVerifier } from '../src/trust-anchor/resource-server.js';
 import { TrustAnchorError, TrustAnchorService } from '../src/trust-anchor/service.js';
+import { CounterBlocks, StateFileCounters, keyId } from '../src/trust-anchor/counters.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coapsec-ta-unit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -49,9 +49,9 @@ function config(extra: Record<string, unknown> = {}): TrustAnchorConfig {
 }
 
 describe('trust-anchor service', () => {
-  it('issues DK credentials the RS derives identically, refuses clients outside the policy', () => {
+  it('issues DK credentials the RS derives identically, refuses clients outside the policy', async () => {
     const ta = new TrustAnchorService(config());
-    const c = ta.derivedKey('alice', 'rs1');
+    const c = await ta.derivedKey('alice', 'rs1');
     assert.equal(c.sequence, 1);
     const nonce = parseNonce(c.identity)!;
     assert.deepEqual({ ta: nonce.taId, client: nonce.clientId, seq: nonce.sequence }, { ta: 'ta1', client: 'alice', seq: 1 });
@@ -59,66 +59,74 @@ describe('trust-anchor service', () => {
     assert.ok(c.key.equals(deriveKey(K, c.identity)));
     const rs = new TrustAnchorVerifier([{ id: 'ta1', key: K }]);
     assert.ok(Buffer.from(rs.dkGrant(Buffer.from(c.identity))!.key).equals(c.key));
-    assert.throws(() => ta.derivedKey('alice', 'rs2'), (e: TrustAnchorError) => e.kind === 'forbidden');
-    assert.throws(() => ta.derivedKey('mallory', 'rs1'), (e: TrustAnchorError) => e.kind === 'forbidden');
-    assert.equal(ta.derivedKey('carol', 'rs2').sequence, 1); // counters are per RS
-    assert.equal(ta.derivedKey('carol', 'rs1').sequence, 2);
+    await assert.rejects(ta.derivedKey('alice', 'rs2'), (e: TrustAnchorError) => e.kind === 'forbidden');
+    await assert.rejects(ta.derivedKey('mallory', 'rs1'), (e: TrustAnchorError) => e.kind === 'forbidden');
+    assert.equal((await ta.derivedKey('carol', 'rs2')).sequence, 1); // counters are per RS
+    assert.equal((await ta.derivedKey('carol', 'rs1')).sequence, 2);
   });
-  it('never reuses a sequence number, also after a restart', () => {
-    const cfg = config();
+  it('never reuses a sequence number, also after a restart; a block of them is durable before the first is used', async () => {
+    const cfg = config({ reservationBlock: 4 });
     const a = new TrustAnchorService(cfg);
-    const seen = new Set([1, 2, 3].map(() => a.derivedKey('alice', 'rs1').sequence));
+    const first = [];
+    for (let i = 0; i < 3; i++) first.push((await a.derivedKey('alice', 'rs1')).sequence);
+    assert.deepEqual(first, [1, 2, 3]);
+    // The block [1, 4] was on disk before number 1 left, and [5, 8] was reserved ahead once half of
+    // it was used; a restart skips what is unused of both.
+    assert.equal(JSON.parse(readFileSync(cfg.stateFile!, 'utf8')).rs1.last, 8);
     const b = new TrustAnchorService(cfg); // a new process reading the same state file
-    for (let i = 0; i < 3; i++) {
-      const s = b.derivedKey('alice', 'rs1').sequence;
-      assert.ok(!seen.has(s));
-      seen.add(s);
-    }
-    assert.deepEqual([...seen], [1, 2, 3, 4, 5, 6]);
-    assert.equal(JSON.parse(readFileSync(cfg.stateFile, 'utf8')).rs1.last, 6);
+    const second = [];
+    for (let i = 0; i < 3; i++) second.push((await b.derivedKey('alice', 'rs1')).sequence);
+    assert.deepEqual(second, [9, 10, 11]);
   });
-  it('reports exhaustion instead of wrapping', () => {
+  it('reports exhaustion instead of wrapping', async () => {
     const cfg = config();
-    writeFileSync(cfg.stateFile, JSON.stringify({ rs1: { last: 0xfffffffe, keyId: keyId(K) } }));
+    writeFileSync(cfg.stateFile!, JSON.stringify({ rs1: { last: 0xfffffffe, keyId: keyId(K) } }));
     const ta = new TrustAnchorService(cfg);
-    assert.equal(ta.derivedKey('alice', 'rs1').sequence, 0xffffffff);
-    assert.throws(() => ta.derivedKey('alice', 'rs1'), (e: TrustAnchorError) => e.kind === 'exhausted' && /exhausted/.test(e.message));
-    assert.throws(() => ta.authzCertificate('alice', 'rs1', spkiOf(rsKey.publicKey)), (e: TrustAnchorError) => e.kind === 'exhausted');
+    assert.equal((await ta.derivedKey('alice', 'rs1')).sequence, 0xffffffff);
+    await assert.rejects(ta.derivedKey('alice', 'rs1'), (e: TrustAnchorError) => e.kind === 'exhausted' && /exhausted/.test(e.message));
+    await assert.rejects(ta.authzCertificate('alice', 'rs1', spkiOf(rsKey.publicKey)), (e: TrustAnchorError) => e.kind === 'exhausted');
+    assert.equal(JSON.parse(readFileSync(cfg.stateFile!, 'utf8')).rs1.last, 0xffffffff, 'no number past 2^32 - 1 is ever reserved');
     assert.ok(ta.log.includes('exhausted rs1'));
   });
-  it('a new K_RS-TA is a new association: the counter starts again', () => {
-    const counters = new SequenceCounters(join(dir, 'rotate.json'));
-    assert.equal(counters.next('rs', K), 1);
-    assert.equal(counters.next('rs', K), 2);
-    assert.equal(counters.next('rs', Buffer.alloc(32, 1)), 1);
+  it('a new K_RS-TA is a new association: the counter starts again', async () => {
+    const counters = new CounterBlocks(new StateFileCounters(join(dir, 'rotate.json')), 16);
+    assert.equal(await counters.next('rs', K), 1);
+    assert.equal(await counters.next('rs', K), 2);
+    assert.equal(await counters.next('rs', Buffer.alloc(32, 1)), 1);
   });
-  it('keysWithoutZeroBytes redraws the random part; randomNonce false gives the bare nonce', () => {
+  it('keysWithoutZeroBytes redraws the random part; randomNonce false gives the bare nonce', async () => {
     let calls = 0;
     // A random source whose first draws give keys with zero bytes is retried.
-    const ta = new TrustAnchorService(config(), (len) => Buffer.alloc(len, ++calls));
-    for (let i = 0; i < 50; i++) assert.ok(!ta.derivedKey('alice', 'rs1').key.includes(0));
+    const ta = new TrustAnchorService(config(), { random: (len) => Buffer.alloc(len, ++calls) });
+    for (let i = 0; i < 50; i++) assert.ok(!(await ta.derivedKey('alice', 'rs1')).key.includes(0));
     const plain = new TrustAnchorService(config({ randomNonce: false, keysWithoutZeroBytes: false }));
-    assert.equal(plain.derivedKey('alice', 'rs1').identity, 'DK.ta1.alice.1');
+    assert.equal((await plain.derivedKey('alice', 'rs1')).identity, 'DK.ta1.alice.1');
     assert.throws(() => config({ randomNonce: false }), TrustAnchorConfigError);
   });
-  it('issues MacCerts over the client key that verify under K_RS-TA, and hands out the RS key', () => {
+  it('issues MacCerts over the client key that verify under K_RS-TA, and hands out the RS key', async () => {
     const ta = new TrustAnchorService(config({ macLength: 16 }));
     const client = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const c = ta.authzCertificate('alice', 'rs1', spkiOf(client.publicKey));
+    const c = await ta.authzCertificate('alice', 'rs1', spkiOf(client.publicKey));
     const m = decodeMacCert(c.macCert);
     assert.equal(m.macLength, 16);
     assert.ok(macMatches(K, m));
     assert.ok(m.spki.equals(spkiOf(client.publicKey)));
     assert.equal(c.serverPublicKeyPem, rsKey.publicKey.export({ type: 'spki', format: 'pem' }));
-    assert.throws(() => ta.authzCertificate('alice', 'rs1', Buffer.from('not a key')), (e: TrustAnchorError) => e.kind === 'bad-request');
-    assert.throws(() => ta.authzCertificate('carol', 'rs2', spkiOf(client.publicKey)), (e: TrustAnchorError) => e.kind === 'unavailable'); // rs2 has no publicKey
+    await assert.rejects(ta.authzCertificate('alice', 'rs1', Buffer.from('not a key')), (e: TrustAnchorError) => e.kind === 'bad-request');
+    await assert.rejects(ta.authzCertificate('carol', 'rs2', spkiOf(client.publicKey)), (e: TrustAnchorError) => e.kind === 'unavailable'); // rs2 has no publicKey
   });
-  it('revocations: administrators only, issued numbers only; the RS applies them', () => {
-    const ta = new TrustAnchorService(config());
-    const c = ta.derivedKey('alice', 'rs1');
-    assert.throws(() => ta.revocation('alice', 'rs1', c.sequence), (e: TrustAnchorError) => e.kind === 'forbidden');
-    assert.throws(() => ta.revocation('admin', 'rs1', c.sequence + 1), (e: TrustAnchorError) => e.kind === 'bad-request');
-    const { payload } = ta.revocation('admin', 'rs1', c.sequence);
+  it('revocations: administrators only, issued numbers only; the RS applies them', async () => {
+    const cfg = config();
+    const ta = new TrustAnchorService(cfg);
+    const c = await ta.derivedKey('alice', 'rs1');
+    await assert.rejects(ta.revocation('alice', 'rs1', c.sequence), (e: TrustAnchorError) => e.kind === 'forbidden');
+    // Reserved, but still held by this TA unissued: not revocable.
+    await assert.rejects(ta.revocation('admin', 'rs1', c.sequence + 1), (e: TrustAnchorError) => e.kind === 'bad-request');
+    // Beyond every reservation: not revocable either, also by a TA restarted on the same state.
+    const restarted = new TrustAnchorService(cfg);
+    await assert.rejects(restarted.revocation('admin', 'rs1', 1000), (e: TrustAnchorError) => e.kind === 'bad-request');
+    assert.ok((await restarted.revocation('admin', 'rs1', c.sequence)).payload.length > 0, 'the restarted TA knows the number was issued');
+    const { payload } = await ta.revocation('admin', 'rs1', c.sequence);
     const rs = new TrustAnchorVerifier([{ id: 'ta1', key: K }]);
     assert.equal(rs.handleRevocation(payload), 'revoked');
     assert.throws(() => rs.dkGrant(Buffer.from(c.identity)), /already used or revoked/);
@@ -164,12 +172,12 @@ describe('configuration files', () => {
     assert.throws(() => parseTrustAnchorArgument('ta1=0x00'), /at least 16 bytes/);
     assert.throws(() => parseTrustAnchorArgument(`ta1=0x${K.toString('hex')},size=3`), TrustAnchorConfigError);
   });
-  it('RS windows survive a restart: a nonce used before the restart is still refused', () => {
+  it('RS windows survive a restart: a nonce used before the restart is still refused', async () => {
     const windowFile = join(dir, 'rs-win.json');
     const anchors = [{ id: 'ta1', key: K }];
     const first = resourceServerSetup(undefined, undefined, anchors, { windowFile });
     const ta = new TrustAnchorService(config());
-    const c = ta.derivedKey('alice', 'rs1');
+    const c = await ta.derivedKey('alice', 'rs1');
     first.verifier!.dkGrant(Buffer.from(c.identity))!.onHandshakeSuccess!();
     const second = resourceServerSetup(undefined, undefined, anchors, { windowFile });
     assert.throws(() => second.verifier!.dkGrant(Buffer.from(c.identity)), /already used/);
@@ -196,12 +204,12 @@ describe('through the UDP transports (CoapServer / CoapClient)', () => {
       }
     };
     try {
-      const dk = ta.derivedKey('alice', 'rs1');
+      const dk = await ta.derivedKey('alice', 'rs1');
       const dkCred = clientCredentialsOf({ mode: 'DerivedKey', ta: 'ta1', rs: 'rs1', sequence: dk.sequence, identity: dk.identity, key: dk.key.toString('hex') });
       assert.match(await useOnce(dkCred), /^coaps psk DK\.ta1\.alice\.1\./);
       assert.match(await useOnce(dkCred), /unknown_psk_identity/);
       const clientKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-      const apk = ta.authzCertificate('alice', 'rs1', spkiOf(clientKey.publicKey));
+      const apk = await ta.authzCertificate('alice', 'rs1', spkiOf(clientKey.publicKey));
       const apkCred = clientCredentialsOf({
         mode: 'AuthorizedPublicKey',
         ta: 'ta1',

@@ -15,7 +15,7 @@ export function addWhoamiResource(server: CoapServer): void {
           contentFormat: ContentFormat.TextPlain,
           payload:
             (s ? `${req.context.scheme} ${s.mode} ${s.identity} ${s.cipherSuite}` : `${req.context.scheme} anonymous`) +
-            // An EDHOC-made context names its peer "edhoc NAME" (cli/edhoc-serve.ts).
+            // An EDHOC-made context names its peer "edhoc NAME" (edhoc-coap/responder.ts).
             (req.context.oscore ?? []).map((layer) => (layer.peer.startsWith('edhoc ') ? ` ${layer.peer}` : ` oscore ${layer.peer}`)).join(''),
         };
       },

@@ -9,12 +9,12 @@ import { UsageError } from './errors.js';
  * A server on `bind` whose every request must be OSCORE under one of `opened`. When it cannot
  * listen, the contexts and the state lock are given back before the usage error, so nothing stays held.
  */
-export async function listenOscoreOnly(bind: { host: string; port: number }, opened: readonly OpenedContext[], lock: PidLock): Promise<CoapServer> {
+export async function listenOscoreOnly(bind: { host: string; port: number }, opened: readonly OpenedContext[], lock: PidLock | undefined): Promise<CoapServer> {
   try {
     return await CoapServer.listen({ host: bind.host, port: bind.port, security: new OscoreServerSecurity(opened.map((o) => o.context)) });
   } catch (error) {
     opened.forEach((o) => o.close());
-    lock.release();
+    lock?.release();
     throw new UsageError(`cannot listen on ${bind.host}:${bind.port}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
 }

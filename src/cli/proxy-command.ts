@@ -275,7 +275,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   for (const server of servers) {
     log.attach(server);
     // The proxy's own OSCORE layer (the client–proxy context of a nested route) may come from EDHOC.
-    if (oscore.edhoc) attachEdhocResponder(server, oscore.edhoc, edhocLog);
+    if (oscore.edhoc) attachEdhocResponder(server, oscore.edhoc, edhocLog, undefined, oscore.edhocStore);
     let forward: ForwardProxy | undefined;
     if (values.forward) {
       proxies.push(

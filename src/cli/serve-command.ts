@@ -114,9 +114,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const oscore = await serverOscoreOrStore(values, (values.verbose?.length ?? 0) > 0 ? (peer, event) => process.stderr.write(`${describeKudosEvent(peer, event)}
 `) : undefined, metricsFlag?.metrics);
   const edhocLog = values.verbose?.length ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
-  if (values['kudos-ead'] && !oscore.edhoc) {
+  if (values['kudos-ead'] && (!oscore.edhoc || oscore.edhocStore)) {
     oscore.close();
-    throw new UsageError('--kudos-ead goes with --credentials whose file has an "edhoc" section');
+    throw new UsageError(oscore.edhocStore ? '--kudos-ead is not combined with --store yet (KUDOS state is per node)' : '--kudos-ead goes with --credentials whose file has an "edhoc" section');
   }
   // EDHOC-made contexts do not outlive the process: neither do the KUDOS records of the last run.
   const edhocKudosDirectory = join(defaultStateDirectory(), 'kudos-edhoc');
@@ -178,7 +178,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     }
     if (oscore.kudos) server.add(kudosResource());
     // With --ace the EDHOC identity serves the ACE EDHOC profile (attachAceResourceServer below).
-    if (oscore.edhoc && !ace) attachEdhocResponder(server, oscore.edhoc, edhocLog, edhocKudos);
+    if (oscore.edhoc && !ace) attachEdhocResponder(server, oscore.edhoc, edhocLog, edhocKudos, oscore.edhocStore);
     if (trustAnchors) addRevocationResource(server, trustAnchors);
     if (values.plugtest) addPlugtestResources(server);
     if (ace) {

@@ -6,6 +6,7 @@
  * sees them at the device's next request.
  */
 import { loadCredentials } from '../credentials/credentials-file.js';
+import type { EdhocCredentials } from '../credentials/edhoc-entries.js';
 import { CredentialsError } from '../credentials/errors.js';
 import { OscoreServerSecurity } from '../server/oscore.js';
 import { MeteredStore, type ServerMetrics } from '../metrics/index.js';
@@ -117,7 +118,7 @@ function hexFlag(text: string | undefined, flag: string): Uint8Array | undefined
  * Sequence Numbers come from the store's reservations. Store failures are answered 5.03; the
  * details go to `log`, at most one line a second.
  */
-export async function storeServerSecurity(location: string, log: (line: string) => void, metrics?: ServerMetrics): Promise<{ security: OscoreServerSecurity; close(): Promise<void> }> {
+export async function storeServerSecurity(location: string, log: (line: string) => void, metrics?: ServerMetrics): Promise<{ security: OscoreServerSecurity; store: ContextStore; onError: (error: Error) => void; close(): Promise<void> }> {
   let store: ContextStore;
   try {
     store = await openContextStore(location);
@@ -139,19 +140,51 @@ export async function storeServerSecurity(location: string, log: (line: string) 
     lastLine = now;
   };
   const security = new OscoreServerSecurity([], { contextSource: new StoreContexts(store, { onError }) });
-  return { security, close: () => store.close() };
+  return { security, store, onError, close: () => store.close() };
 }
 
 /** The `--store` flag of serve and proxy. */
 export const STORE_FLAGS = { store: { type: 'string' } } as const;
 export const STORE_FLAG_USAGE = `  --store LOCATION   OSCORE contexts and sequence number reservations from a context store shared
                      by several servers: redis://HOST:PORT[/DB] or a folder (coapsec store put
-                     provisions devices; instead of --credentials/--oscore-conf; docs/scale-out.md)`;
+                     provisions devices; instead of --oscore-conf, and of --credentials but for
+                     its "edhoc" section, whose contexts then go to the store; docs/scale-out.md)`;
 
-/** The server's OSCORE protection: from `--store` when given, else from --credentials/--oscore-conf (serverOscore). */
-export async function serverOscoreOrStore(values: OscoreFlagValues & { store?: string | undefined }, onKudosEvent?: (peer: string, event: KudosEvent) => void, metrics?: ServerMetrics): Promise<ServerOscore> {
+/**
+ * The server's OSCORE protection: from `--store` when given, else from --credentials/--oscore-conf
+ * (serverOscore). With `--store`, --credentials may carry an `edhoc` section only: the EDHOC
+ * responder then shares the contexts it makes through the store (`edhocStore`), so that another
+ * node serves their clients after a failover (docs/scale-out.md).
+ */
+export async function serverOscoreOrStore(
+  values: OscoreFlagValues & { store?: string | undefined },
+  onKudosEvent?: (peer: string, event: KudosEvent) => void,
+  metrics?: ServerMetrics,
+): Promise<ServerOscore & { edhocStore?: { store: ContextStore; onError: (error: Error) => void } }> {
   if (values.store === undefined) return serverOscore(values, onKudosEvent);
-  if (values.credentials !== undefined || values['oscore-conf'] !== undefined) throw new UsageError('use either --store or --credentials/--oscore-conf, not both');
+  if (values['oscore-conf'] !== undefined) throw new UsageError('use either --store or --oscore-conf, not both');
+  const edhoc = values.credentials !== undefined ? edhocSectionOnly(values.credentials) : undefined;
   const stored = await storeServerSecurity(values.store, (line) => void process.stderr.write(`${line}\n`), metrics);
-  return { security: stored.security, protection: stored.security, kudos: undefined, close: () => void stored.close() };
+  return {
+    security: stored.security,
+    protection: stored.security,
+    kudos: undefined,
+    ...(edhoc ? { edhoc, edhocStore: { store: stored.store, onError: stored.onError } } : {}),
+    close: () => void stored.close(),
+  };
+}
+
+/** The `edhoc` section of a credentials file given with --store: its OSCORE contexts belong in the store. */
+function edhocSectionOnly(file: string): EdhocCredentials {
+  let credentials;
+  try {
+    credentials = loadCredentials(file);
+  } catch (error) {
+    if (error instanceof CredentialsError) throw new UsageError(error.message);
+    throw error;
+  }
+  if (credentials.edhoc === undefined || credentials.recipients.length > 0 || credentials.oscore.length > 0) {
+    throw new UsageError(`${file}: with --store, --credentials may carry an "edhoc" section only (provision OSCORE contexts with coapsec store put)`);
+  }
+  return credentials.edhoc;
 }

@@ -7,7 +7,10 @@ import { PidLock } from '../credentials/pid-lock.js';
 import { openServerContexts, type OpenedContext } from '../credentials/runtime.js';
 import { peerKey } from '../transport/transport.js';
 import { parseTrustAnchorConfig, TrustAnchorConfigError } from '../trust-anchor/config.js';
+import { StoreCounters } from '../trust-anchor/counters.js';
 import { addTrustAnchorResources, TrustAnchorService, type RevocationSender } from '../trust-anchor/service.js';
+import { openContextStore } from '../store/open.js';
+import { StoreError } from '../store/types.js';
 import { parse, parseBind } from './args.js';
 import { UsageError } from './errors.js';
 import { listenOscoreOnly } from './oscore-listen.js';
@@ -28,17 +31,17 @@ export async function trustAnchorCommand(argv: string[]): Promise<number> {
   const keys = keyExport(values);
   let opened: OpenedContext[];
   let config;
-  let lock: PidLock;
+  let lock: PidLock | undefined;
   try {
     config = parseTrustAnchorConfig(values.config);
     const credentials = loadCredentials(config.credentials);
     if (credentials.recipients.length === 0) throw new UsageError(`${config.credentials}: no "recipients" (the trust anchor's clients)`);
-    // One process per counter file: two would issue the same sequence numbers.
-    lock = PidLock.acquire(`${config.stateFile}.lock`);
+    // One process per counter file: two would issue the same sequence numbers. A store is shared.
+    if (config.stateFile !== undefined) lock = PidLock.acquire(`${config.stateFile}.lock`);
     try {
       opened = openServerContexts(credentials.recipients, { stateDirectory: credentials.stateDirectory });
     } catch (error) {
-      lock.release();
+      lock?.release();
       throw error;
     }
   } catch (error) {
@@ -46,11 +49,21 @@ export async function trustAnchorCommand(argv: string[]): Promise<number> {
     throw error;
   }
   for (const o of opened) keys.context(o.context, 'server');
-  const service = new TrustAnchorService(config);
+  let counters: StoreCounters | undefined;
+  if (config.store !== undefined) {
+    try {
+      counters = new StoreCounters(await openContextStore(config.store), config.id);
+    } catch (error) {
+      opened.forEach((o) => o.close());
+      if (error instanceof StoreError) throw new UsageError(`${values.config}: store: ${error.message}`);
+      throw error;
+    }
+  }
+  const service = new TrustAnchorService(config, counters ? { counters } : {});
   if (log.level > 0) service.onLog = (line) => log.event('trust-anchor', `ta: ${line}`);
   const sendRevocation: RevocationSender = async (uri, payload, rs) => {
     // coaps:// revocation URIs are reached with a DerivedKey credential the TA issues itself.
-    const own = uri.startsWith('coaps:') ? service.ownDerivedKey(rs.name) : undefined;
+    const own = uri.startsWith('coaps:') ? await service.ownDerivedKey(rs.name) : undefined;
     const client = new CoapClient(own ? { dtls: { psk: { identity: own.identity, key: own.key }, ...keys.dtls } } : {});
     try {
       const response = await client.request({ method: 'POST', uri, payload, contentFormat: ContentFormat.OctetStream, timeout: 10_000 });
@@ -72,6 +85,7 @@ export async function trustAnchorCommand(argv: string[]): Promise<number> {
   });
   await server.close();
   opened.forEach((o) => o.close());
-  lock.release();
+  await service.close();
+  lock?.release();
   return 0;
 }

@@ -4,6 +4,7 @@
  */
 export { EdhocServer, type EdhocServerOptions, type SharedEdhocContexts } from './server.js';
 export { StoredEdhocContexts, type StoredEdhocContextsOptions } from './stored-contexts.js';
+export { attachEdhocResponder, type EdhocResponder, type EdhocResponderOptions, type EdhocKudos } from './responder.js';
 export { EdhocClientSecurity, EdhocRequestError, type EdhocClientOptions } from './client-security.js';
 export { EdhocClient, type EdhocClientConfig } from './origins.js';
 export { postOverClient, postOverEndpoint, exchangeMessages12, EdhocTransferError, type EdhocPost, type EdhocReply } from './handshake.js';

@@ -36,6 +36,11 @@ export interface StoredEdhocContextsOptions {
   readonly replayWindow?: number;
   /** Told each failed write or reservation (the context then stays on this node only). */
   readonly onError?: (error: Error) => void;
+  /**
+   * The peer name stored with a context, which handlers on the other nodes see. Default the
+   * context's own name (the peer's subject); attachEdhocResponder stores `edhoc NAME`, NAME its grant.
+   */
+  readonly nameOf?: (session: EdhocSession, context: OscoreSecurityContext) => string;
 }
 
 export class StoredEdhocContexts implements SharedEdhocContexts {
@@ -45,6 +50,7 @@ export class StoredEdhocContexts implements SharedEdhocContexts {
   readonly #blockSize: number;
   readonly #replayWindow: number;
   readonly #onError: (error: Error) => void;
+  readonly #nameOf: (session: EdhocSession, context: OscoreSecurityContext) => string;
 
   constructor(
     readonly store: ContextStore,
@@ -54,6 +60,7 @@ export class StoredEdhocContexts implements SharedEdhocContexts {
     this.#blockSize = options.blockSize ?? OSCORE_DEFAULTS.sequenceSaveInterval;
     this.#replayWindow = options.replayWindow ?? OSCORE_DEFAULTS.replayWindow;
     this.#onError = options.onError ?? (() => undefined);
+    this.#nameOf = options.nameOf ?? ((_session, context) => context.name);
   }
 
   sequenceFor(session: EdhocSession): BlockSequence {
@@ -73,7 +80,7 @@ export class StoredEdhocContexts implements SharedEdhocContexts {
     }
     const { name: _derivedName, ...parameters } = edhocOscoreParameters(session);
     const record = {
-      name: context.name,
+      name: this.#nameOf(session, context),
       context: { ...OSCORE_DEFAULTS, ...parameters, replayWindow: this.#replayWindow, sequenceSaveInterval: this.#blockSize },
     };
     const kid = parameters.recipientIds[0]!;

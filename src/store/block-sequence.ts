@@ -31,7 +31,8 @@ export class BlockSequence implements SequenceSource {
   #sender: string | OscoreSecurityContext | undefined;
 
   constructor(
-    private readonly store: ContextStore,
+    /** A context store, or anything else that reserves blocks durably (the trust anchor's counters). */
+    private readonly store: Pick<ContextStore, 'description' | 'reserve'>,
     /** The sender's name; or undefined, and the context is given to `of` once made. */
     sender: string | undefined,
     /** B.1.1's K: numbers per reservation. */
@@ -73,6 +74,12 @@ export class BlockSequence implements SequenceSource {
   /** Numbers that can be handed out now without waiting. */
   get available(): number {
     return this.#end - this.#next + (this.#ahead ? this.#ahead.end - this.#ahead.start : 0);
+  }
+
+  /** Whether `number` is reserved for this node and not handed out yet. */
+  holds(number: number): boolean {
+    const ahead = this.#ahead;
+    return (number >= this.#next && number < this.#end) || (ahead !== undefined && number >= ahead.start && number < ahead.end);
   }
 
   /** Undefined when a number can be handed out now; else the reservation that makes one available (rejects with its failure). */

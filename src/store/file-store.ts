@@ -18,7 +18,8 @@ import { MAX_SENDER_SEQUENCE_NUMBER, SequenceExhaustedError, readPersisted } fro
 import { contextSlot, decodeStoredContext, encodeStoredContext, storedKid } from './records.js';
 import { StoreError, checkStateName, type ContextStore, type PutContextOptions, type ReservedBlock, type StoredContext } from './types.js';
 
-const SENDER_NAME = /^sender-[0-9a-f]{32}\.ssn$/;
+/** An OSCORE sender's counter (sequenceFileName) or a trust anchor's (trust-anchor/counters.ts). */
+const SENDER_NAME = /^(sender-[0-9a-f]{32}\.ssn|ta-[0-9a-f]{32}\.ctr)$/;
 
 export class FileContextStore implements ContextStore {
   readonly description: string;

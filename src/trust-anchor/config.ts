@@ -27,6 +27,9 @@ export class TrustAnchorConfigError extends Error {
 
 type Json = Record<string, unknown>;
 
+/** Sequence numbers a TA reserves at a time: one durable write (fsync, or a Redis round trip) per 16 credentials. */
+const DEFAULT_RESERVATION_BLOCK = 16;
+
 class Checker {
   readonly dir: string;
   constructor(readonly file: string) {
@@ -238,8 +241,12 @@ export interface TrustAnchorConfig {
   bind: string;
   /** OSCORE credentials file (recipients = the TA's clients; their names are the C_ids). */
   credentials: string;
-  /** Persisted sequence counters. */
-  stateFile: string;
+  /** Persisted sequence counters (one TA process); absent when `store` holds them. */
+  stateFile?: string;
+  /** A context store for the counters (redis://… shared by several TA nodes, or a folder): instead of stateFile. */
+  store?: string;
+  /** Sequence numbers reserved at a time (counters.ts). Default 16. */
+  reservationBlock: number;
   /** Add a random part to DK nonces (§5). Default true. */
   randomNonce: boolean;
   /**
@@ -262,6 +269,8 @@ export function parseTrustAnchorConfig(file: string, text?: string): TrustAnchor
     'bind',
     'credentials',
     'stateFile',
+    'store',
+    'reservationBlock',
     'randomNonce',
     'keysWithoutZeroBytes',
     'macLength',
@@ -273,7 +282,7 @@ export function parseTrustAnchorConfig(file: string, text?: string): TrustAnchor
     id: c.id(o['id'], '$.id'),
     bind: o['bind'] === undefined ? '127.0.0.1:5690' : c.string(o['bind'], '$.bind'),
     credentials: c.path(o['credentials'], '$.credentials'),
-    stateFile: c.path(o['stateFile'], '$.stateFile'),
+    reservationBlock: o['reservationBlock'] === undefined ? DEFAULT_RESERVATION_BLOCK : c.int(o['reservationBlock'], '$.reservationBlock', 1, 65_536),
     randomNonce: o['randomNonce'] === undefined ? true : c.bool(o['randomNonce'], '$.randomNonce'),
     keysWithoutZeroBytes: o['keysWithoutZeroBytes'] === undefined ? true : c.bool(o['keysWithoutZeroBytes'], '$.keysWithoutZeroBytes'),
     macLength: o['macLength'] === undefined ? MAX_MAC_LENGTH : c.int(o['macLength'], '$.macLength', MIN_MAC_LENGTH, MAX_MAC_LENGTH),
@@ -281,6 +290,14 @@ export function parseTrustAnchorConfig(file: string, text?: string): TrustAnchor
     policy: new Map(),
     administrators: new Set(),
   };
+  if (o['store'] !== undefined) {
+    const store = c.string(o['store'], '$.store');
+    // A folder is relative to this file, like every other path in it; a redis:// URL is not a path.
+    cfg.store = /^rediss?:\/\//i.test(store) ? store : c.path(store, '$.store');
+    if (o['stateFile'] !== undefined) c.fail('$.stateFile', 'goes without "store" (the counters are in the store)');
+  } else {
+    cfg.stateFile = c.path(o['stateFile'], '$.stateFile');
+  }
   if (cfg.keysWithoutZeroBytes && !cfg.randomNonce) c.fail('$.keysWithoutZeroBytes', 'needs randomNonce (the random part is what gets redrawn)');
   const rss = c.object(o['resourceServers'], '$.resourceServers', Object.keys((o['resourceServers'] as Json) ?? {}));
   for (const [name, v] of Object.entries(rss)) {

@@ -5,7 +5,7 @@ export { MacAlgorithm, encodeMacCert, decodeMacCert, issueMacCert, macMatches, c
 export { encodeRevocation, decodeRevocation, revocationMacValid, REVOCATION_PATH } from './revocation.js';
 export { TrustAnchorVerifier, type TrustAnchorEntry, type TrustAnchorVerifierOptions, type RejectReason } from './resource-server.js';
 export { parseResourceServerAcl, parseTrustAnchorConfig, parseTrustAnchorArgument, TrustAnchorConfigError, type ResourceServerAcl, type TrustAnchorConfig } from './config.js';
-export { SequenceCounters, SequenceExhaustedError, keyId } from './counters.js';
-export { TrustAnchorService, TrustAnchorError, addTrustAnchorResources, type DerivedKeyCredential, type AuthzCredential } from './service.js';
+export { CounterBlocks, StateFileCounters, StoreCounters, SequenceExhaustedError, keyId, type CounterReservations } from './counters.js';
+export { TrustAnchorService, TrustAnchorError, addTrustAnchorResources, type TrustAnchorServiceOptions, type DerivedKeyCredential, type AuthzCredential } from './service.js';
 export { resourceServerSetup, addRevocationResource } from './resource-server-setup.js';
 export { readTaCredential, writeTaCredential, clientCredentialsOf, type TaCredential } from './credential-file.js';

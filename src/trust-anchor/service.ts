@@ -5,7 +5,9 @@
  *  - an AuthorizedPublicKey credential (§3): a MacCert for the client's key and the RS's key;
  * and sends revocations to resource servers (§2.4).
  *
- * `TrustAnchorService` is the logic (no I/O besides the counter file); `addTrustAnchorResources`
+ * `TrustAnchorService` is the logic (no I/O besides its counter reservations, counters.ts: a number
+ * is durable in the state file or the context store before the credential carrying it leaves);
+ * `addTrustAnchorResources`
  * binds it to CoAP resources that accept only OSCORE-protected requests: the OSCORE recipient's
  * name is the authenticated client name (C_id).
  *
@@ -14,7 +16,7 @@
  *   POST /ta/apk    {"rs": NAME, "spki": B64}   → {"ta", "rs", "sequence", "macCert" (b64), "serverPublicKey" (PEM)}
  *   POST /ta/revoke {"rs": NAME, "sequence": N} → {"rs", "sequence", "result"}   (administrators only)
  * Errors: 4.00 malformed, 4.01 not OSCORE, 4.03 not authorized by the policy, 4.04 unknown RS,
- * 5.03 sequence numbers exhausted, 5.02 the RS did not accept a revocation.
+ * 5.03 sequence numbers exhausted or their store unavailable, 5.02 the RS did not accept a revocation.
  */
 import { randomBytes } from 'node:crypto';
 import { ResponseCode } from '../coap/codes.js';
@@ -23,14 +25,14 @@ import type { CoapRequest, CoapResponse } from '../server/resource.js';
 import type { CoapServer } from '../server/server.js';
 import { parseP256Spki, spkiOf } from '../dtls/connection.js';
 import type { ResourceServerEntry, TrustAnchorConfig } from './config.js';
-import { SequenceCounters, SequenceExhaustedError } from './counters.js';
+import { CounterBlocks, SequenceExhaustedError, StateFileCounters, type CounterReservations } from './counters.js';
 import { deriveKey, formatNonce, isValidId } from './derive.js';
 import { encodeMacCert, issueMacCert } from './maccert.js';
 import { encodeRevocation } from './revocation.js';
 
 export class TrustAnchorError extends Error {
   constructor(
-    readonly kind: 'bad-request' | 'forbidden' | 'unknown-rs' | 'exhausted' | 'unavailable',
+    readonly kind: 'bad-request' | 'forbidden' | 'unknown-rs' | 'exhausted' | 'unavailable' | 'store-unavailable',
     message: string,
   ) {
     super(message);
@@ -57,8 +59,16 @@ export interface AuthzCredential {
 
 export type RevocationSender = (uri: string, payload: Buffer, rs: ResourceServerEntry) => Promise<string>;
 
+export interface TrustAnchorServiceOptions {
+  /** Where counter reservations are made durable. Default: the config's `stateFile` (StateFileCounters). */
+  counters?: CounterReservations;
+  /** Random bytes for DK nonces. Default crypto.randomBytes. */
+  random?: (n: number) => Buffer;
+}
+
 export class TrustAnchorService {
-  readonly counters: SequenceCounters;
+  readonly counters: CounterBlocks;
+  private readonly random: (n: number) => Buffer;
   /** Audit trail: every decision (tests and -v output read it). */
   readonly log: string[] = [];
   /** Called with every audit line as it happens. */
@@ -70,10 +80,18 @@ export class TrustAnchorService {
   }
 
   constructor(
-    readonly config: Pick<TrustAnchorConfig, 'id' | 'stateFile' | 'randomNonce' | 'keysWithoutZeroBytes' | 'macLength' | 'resourceServers' | 'policy' | 'administrators'>,
-    private readonly random: (n: number) => Buffer = randomBytes,
+    readonly config: Pick<TrustAnchorConfig, 'id' | 'stateFile' | 'reservationBlock' | 'randomNonce' | 'keysWithoutZeroBytes' | 'macLength' | 'resourceServers' | 'policy' | 'administrators'>,
+    options: TrustAnchorServiceOptions = {},
   ) {
-    this.counters = new SequenceCounters(config.stateFile);
+    this.random = options.random ?? randomBytes;
+    const reservations = options.counters ?? (config.stateFile !== undefined ? new StateFileCounters(config.stateFile) : undefined);
+    if (reservations === undefined) throw new TypeError('a trust anchor needs a stateFile or counter reservations in a context store');
+    this.counters = new CounterBlocks(reservations, config.reservationBlock);
+  }
+
+  /** Closes the counter reservations (a context store's connection). */
+  close(): Promise<void> {
+    return this.counters.close();
   }
 
   private authorize(client: string, rsName: string): ResourceServerEntry {
@@ -87,27 +105,33 @@ export class TrustAnchorService {
     return rs;
   }
 
-  private nextSequence(rs: ResourceServerEntry): number {
+  private async nextSequence(rs: ResourceServerEntry): Promise<number> {
     try {
-      return this.counters.next(rs.name, rs.key);
+      return await this.counters.next(rs.name, rs.key);
     } catch (e) {
-      if (e instanceof SequenceExhaustedError) {
-        this.note(`exhausted ${rs.name}`);
-        throw new TrustAnchorError('exhausted', e.message);
-      }
-      throw e;
+      throw this.counterFailure(rs, e);
     }
   }
 
+  private counterFailure(rs: ResourceServerEntry, e: unknown): Error {
+    if (e instanceof SequenceExhaustedError) {
+      this.note(`exhausted ${rs.name}`);
+      return new TrustAnchorError('exhausted', e.message);
+    }
+    // The store's own message names it and why; the client learns only that it is unavailable.
+    this.note(`counter reservation for ${rs.name} failed: ${(e as Error).message}`);
+    return new TrustAnchorError('store-unavailable', `sequence numbers for "${rs.name}" cannot be reserved now; try again later`);
+  }
+
   /** §2.1/§2.2: a nonce and K_RS-C for `client` at `rsName`. */
-  derivedKey(client: string, rsName: string): DerivedKeyCredential {
+  async derivedKey(client: string, rsName: string): Promise<DerivedKeyCredential> {
     const rs = this.authorize(client, rsName);
     if (!isValidId(client)) throw new TrustAnchorError('forbidden', `client name "${client}" cannot be a DK C_id (1-32 of A-Z a-z 0-9 _ : @ -)`);
     return this.issueDk(client, rs);
   }
 
-  private issueDk(client: string, rs: ResourceServerEntry): DerivedKeyCredential {
-    const sequence = this.nextSequence(rs);
+  private async issueDk(client: string, rs: ResourceServerEntry): Promise<DerivedKeyCredential> {
+    const sequence = await this.nextSequence(rs);
     for (;;) {
       const random = this.config.randomNonce ? this.random(16).toString('hex') : undefined;
       const identity = formatNonce({ taId: this.config.id, clientId: client, sequence, ...(random ? { random } : {}) });
@@ -123,33 +147,38 @@ export class TrustAnchorService {
    * A DerivedKey credential for the TA itself (C_id = TA_id), used to reach a coaps:// revocation
    * URI. Not subject to the client policy.
    */
-  ownDerivedKey(rsName: string): DerivedKeyCredential {
+  async ownDerivedKey(rsName: string): Promise<DerivedKeyCredential> {
     const rs = this.config.resourceServers.get(rsName);
     if (!rs) throw new TrustAnchorError('unknown-rs', `unknown resource server "${rsName}"`);
     return this.issueDk(this.config.id, rs);
   }
 
   /** §3: a MacCert for the client's P-256 key at `rsName`, with the RS's public key. */
-  authzCertificate(client: string, rsName: string, spki: Buffer): AuthzCredential {
+  async authzCertificate(client: string, rsName: string, spki: Buffer): Promise<AuthzCredential> {
     const rs = this.authorize(client, rsName);
     if (!rs.publicKey) throw new TrustAnchorError('unavailable', `resource server "${rs.name}" has no publicKey configured for the AuthorizedPublicKey mode`);
     if (!parseP256Spki(spki)) throw new TrustAnchorError('bad-request', 'spki must be an EC P-256 SubjectPublicKeyInfo');
-    const sequence = this.nextSequence(rs);
+    const sequence = await this.nextSequence(rs);
     const macCert = encodeMacCert(issueMacCert(rs.key, spki, this.config.id, sequence, this.config.macLength));
     this.note(`issued MacCert ${rs.name} seq ${sequence} to ${client}`);
     return { ta: this.config.id, rs: rs.name, sequence, macCert, serverPublicKeyPem: rs.publicKey.export({ type: 'spki', format: 'pem' }).toString() };
   }
 
   /** The revocation message for `sequence` at `rsName` (the caller delivers it). */
-  revocation(client: string, rsName: string, sequence: number): { rs: ResourceServerEntry; payload: Buffer } {
+  async revocation(client: string, rsName: string, sequence: number): Promise<{ rs: ResourceServerEntry; payload: Buffer }> {
     if (!this.config.administrators.has(client)) {
       this.note(`refused revocation by ${client}`);
       throw new TrustAnchorError('forbidden', `client "${client}" may not revoke`);
     }
     const rs = this.config.resourceServers.get(rsName);
     if (!rs) throw new TrustAnchorError('unknown-rs', `unknown resource server "${rsName}"`);
-    if (!Number.isInteger(sequence) || sequence < 1 || sequence > this.counters.last(rs.name, rs.key))
-      throw new TrustAnchorError('bad-request', `sequence ${sequence} was not issued for "${rsName}"`);
+    let issued: boolean;
+    try {
+      issued = await this.counters.mayHaveIssued(rs.name, rs.key, sequence);
+    } catch (e) {
+      throw this.counterFailure(rs, e);
+    }
+    if (!issued) throw new TrustAnchorError('bad-request', `sequence ${sequence} was not issued for "${rsName}"`);
     this.note(`revoking ${rs.name} seq ${sequence} (by ${client})`);
     return { rs, payload: encodeRevocation(rs.key, this.config.id, sequence) };
   }
@@ -161,6 +190,7 @@ const CODE: Record<TrustAnchorError['kind'], number> = {
   'unknown-rs': ResponseCode.NotFound,
   exhausted: ResponseCode.ServiceUnavailable,
   unavailable: ResponseCode.BadGateway,
+  'store-unavailable': ResponseCode.ServiceUnavailable,
 };
 
 function json(code: number, body: unknown): CoapResponse {
@@ -198,9 +228,9 @@ export function addTrustAnchorResources(server: CoapServer, service: TrustAnchor
   server.resource(
     '/ta/dk',
     {
-      POST: (req) => {
+      POST: async (req) => {
         try {
-          const c = service.derivedKey(client(req), rsName(body(req)));
+          const c = await service.derivedKey(client(req), rsName(body(req)));
           return json(ResponseCode.Content, { ta: c.ta, rs: c.rs, sequence: c.sequence, identity: c.identity, key: c.key.toString('hex') });
         } catch (e) {
           return fail(e);
@@ -212,11 +242,11 @@ export function addTrustAnchorResources(server: CoapServer, service: TrustAnchor
   server.resource(
     '/ta/apk',
     {
-      POST: (req) => {
+      POST: async (req) => {
         try {
           const b = body(req);
           if (typeof b['spki'] !== 'string') throw new TrustAnchorError('bad-request', '"spki" must be base64 DER');
-          const c = service.authzCertificate(client(req), rsName(b), Buffer.from(b['spki'], 'base64'));
+          const c = await service.authzCertificate(client(req), rsName(b), Buffer.from(b['spki'], 'base64'));
           return json(ResponseCode.Content, { ta: c.ta, rs: c.rs, sequence: c.sequence, macCert: c.macCert.toString('base64'), serverPublicKey: c.serverPublicKeyPem });
         } catch (e) {
           return fail(e);
@@ -232,7 +262,7 @@ export function addTrustAnchorResources(server: CoapServer, service: TrustAnchor
         try {
           const b = body(req);
           if (typeof b['sequence'] !== 'number') throw new TrustAnchorError('bad-request', '"sequence" must be a number');
-          const { rs, payload } = service.revocation(client(req), rsName(b), b['sequence']);
+          const { rs, payload } = await service.revocation(client(req), rsName(b), b['sequence']);
           if (!rs.revocationUri) throw new TrustAnchorError('unavailable', `resource server "${rs.name}" has no revocationUri`);
           let result: string;
           try {
