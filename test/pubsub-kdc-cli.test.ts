@@ -5,7 +5,7 @@
  * KDC removes is told so, and the publication after the rekey is refused by it and read by the other.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -24,7 +24,7 @@ import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
 import { peerKey } from '../src/transport/transport.js';
-import { assertUsageError, coapsec, killChildren, watchedProcess } from './support/cli-harness.js';
+import { ROOT, assertUsageError, coapsec, freeUdpPort, killChildren, runWalkthrough, watchedProcess } from './support/cli-harness.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'coapsec-pubsub-kdc-cli-'));
 process.env['COAPSEC_STATE_DIR'] = join(folder, 'state');
@@ -108,8 +108,29 @@ test('publish and subscribe with keys from the KDC; a removed subscriber cannot 
   assert.equal(removed.code, 6);
 });
 
-test('--kdc goes with --ace-as and not with --protect; a topic URI that is not /ace-group/TOPIC is a usage error', async () => {
+test('--kdc goes with --ace-as; a topic URI that is not /ace-group/TOPIC is a usage error', async () => {
   assertUsageError(await coapsec(['publish', topicData, '--payload', 'x', '--kdc', kdcUri]), /--ace-as/);
-  assertUsageError(await coapsec(['subscribe', topicData, '--kdc', kdcUri, '--ace-as', asUri, '--protect', join(folder, 'none.json')]), /either --protect/);
   assertUsageError(await coapsec(['subscribe', topicData, '--kdc', `${kdcUri}/creds`, '--ace-as', asUri]), /ace-group\/TOPIC/);
+});
+
+// The walkthrough's own files, and the clients' contexts with the AS from docs/ace.md.
+const FILES = { 'kdc-as.json': 'kdc-as.json', 'kdc-config.json': 'kdc-config.json', 'kdc-walkthrough.sh': 'walkthrough.sh', 'ace-as-credentials.json': 'as-credentials.json', 'ace-alice.json': 'alice.json', 'ace-bob.json': 'bob.json' };
+
+test('docs/pubsub.md: the KDC walkthrough is the examples/ files and runs (coapsec as, kdc, broker, publish --kdc, subscribe --kdc)', async () => {
+  const doc = readFileSync(join(ROOT, 'docs', 'pubsub.md'), 'utf8');
+  for (const file of ['kdc-as.json', 'kdc-config.json', 'kdc-walkthrough.sh']) {
+    const text = readFileSync(join(ROOT, 'examples', file), 'utf8').trimEnd();
+    assert.ok(doc.includes(`<!-- example: examples/${file} -->\n\`\`\`${file.endsWith('.sh') ? 'sh' : 'json'}\n${text}\n\`\`\``), `docs/pubsub.md shows examples/${file} verbatim`);
+  }
+  const work = join(folder, 'walkthrough');
+  mkdirSync(work);
+  const ports = { '5688': await freeUdpPort(), '5690': await freeUdpPort(), '5691': await freeUdpPort() };
+  const ported = (text: string): string => Object.entries(ports).reduce((t, [from, to]) => t.replaceAll(`127.0.0.1:${from}`, `127.0.0.1:${to}`), text);
+  for (const [from, to] of Object.entries(FILES)) writeFileSync(join(work, to), ported(readFileSync(join(ROOT, 'examples', from), 'utf8')));
+  const result = await runWalkthrough(work, '. ./walkthrough.sh; status=$?; kill %1 %2 %3; wait; exit $status');
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /\n21\.5\n$/, "bob's subscription printed alice's publication");
+  assert.match(result.stderr, /kdc: ace [0-9a-f]+ joined topic group kitchen as n1 \(publisher\), Sender ID 00/, 'kdc -v logs the joins');
+  assert.match(result.stderr, /joined topic group kitchen as n2 \(subscriber\)/);
+  assert.ok(existsSync(join(work, 'kdc-state.json')), 'the KDC persisted its state');
 });

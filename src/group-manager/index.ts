@@ -9,3 +9,4 @@ export * from './pubsub-parameters.js';
 export * from './topic-groups.js';
 export * from './topic-member.js';
 export * from './topic-resources.js';
+export * from './topic-config.js';
