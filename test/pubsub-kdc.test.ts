@@ -7,7 +7,7 @@
  * token for another topic and of a subscriber asking to publish.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -23,7 +23,7 @@ import { AceClientSecurity } from '../src/ace/client.js';
 import { SCOPE_FORMATS } from '../src/ace/scope-format.js';
 import { PubSubBroker } from '../src/broker/broker.js';
 import { decodeTopicProperties, encodeTopicProperties, PUBSUB_CONTENT_FORMAT } from '../src/broker/topic-properties.js';
-import { attachTopicKdc, GroupJoinError, GroupParam, PubSubKeyParam, TopicKdc, TopicMembership, type TopicRole } from '../src/group-manager/index.js';
+import { attachTopicKdc, GroupJoinError, GroupManagerConfigError, openTopicKdc, GroupParam, PubSubKeyParam, TopicKdc, TopicMembership, type TopicRole } from '../src/group-manager/index.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { PublicationVerifier } from '../src/pubsub-protection/publication.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
@@ -232,8 +232,15 @@ test("a publisher's Join Response: key with group_SenderId, sign_alg and kccs; a
   assert.equal(forged.contentFormat, ContentFormat.ConciseProblemDetailsCbor);
 });
 
-test('the KDC state is persisted and a KDC made from it carries on', () => {
+test('the KDC state is persisted and a KDC made from it carries on; a damaged state file is a clear error', () => {
   const again = new TopicKdc(structuredClone(kdc.toJSON()));
   assert.deepEqual(again.nodes('kitchen').sort(), kdc.nodes('kitchen').sort());
   assert.equal(again.keyVersion('kitchen'), 1);
+  const config = { audience: 'kdc', tokenKey: KDC_KEY, statePath: join(stateDirectory, 'kdc-state.json'), topics: ['kitchen'] };
+  assert.deepEqual(openTopicKdc(config).topicNames, ['kitchen'], 'made on the first start');
+  assert.equal(openTopicKdc(config).keyVersion('kitchen'), 0, 'read back from its state file');
+  for (const damaged of ['{', JSON.stringify({ version: 1, nextNode: 1, topics: [{ group: {} }] }), JSON.stringify({ version: 1, nextNode: 1, topics: [{ group: { format: 'x' }, clients: {} }] })]) {
+    writeFileSync(config.statePath, damaged);
+    assert.throws(() => openTopicKdc(config), GroupManagerConfigError);
+  }
 });

@@ -81,6 +81,7 @@ export class TopicKdc {
     this.#random = options.random ?? randomBytes;
     this.#nextNode = state.nextNode;
     for (const t of state.topics) {
+      if (typeof t !== 'object' || t === null || typeof t.clients !== 'object' || t.clients === null) throw new OscoreConfigError('each topic of a KDC state has a group and its clients');
       const group = parseKdcState(JSON.stringify(t.group));
       this.#topics.set(group.topic, { group, clients: new Map(Object.entries(t.clients)) });
     }

@@ -155,13 +155,11 @@ export class TopicMembership {
         let first = true;
         for await (const notification of observation) {
           if (notification.code !== ResponseCode.Content) return end(describeGroupResponse(notification));
-          // The first answer is the registration's: the material we already hold, or newer.
-          if (first && numOf(asMap(notification.payload, 'a notification')) === this.#material.groupKey.num) {
-            first = false;
-            continue;
-          }
+          const held = this.#material.groupKey.num;
+          const material = await this.refresh();
+          // The first answer is the registration's: an update only if the material moved on since the join.
+          if (!first || material.groupKey.num !== held) onUpdate?.(material);
           first = false;
-          onUpdate?.(await this.refresh());
         }
         end('the observation ended');
       } catch (error) {
