@@ -191,6 +191,16 @@ test('a subscriber removed by the KDC: the others follow the rekey, the next pub
   assert.equal(verdict.ok, false);
 });
 
+test('a publisher that joins later: the subscriber following the KDC knows it at its first publication', async () => {
+  const second = await joinTopic('sensor', ['publisher']);
+  assert.notDeepEqual(second.material.senderId, members.sensor!.material.senderId, 'a Sender ID of its own');
+  // Published at once: the subscriber's refresh on the KDC's notification may still be under way.
+  await publish(second, 'from the second sensor');
+  const [displayRead] = await Promise.all(subscriptions.map((s) => s.next()));
+  assert.equal(displayRead, 'from the second sensor');
+  assert.equal(members.display!.material.publishers.length, 2);
+});
+
 test('a token for another topic gets 4.03; a subscriber asking to join as publisher gets 4.03 (RFC 9594 §4.3.1)', async () => {
   // mallory's token is for garage: joining kitchen is forbidden, and so is reading its keys.
   const client = coapClient();
@@ -221,7 +231,7 @@ test("a publisher's Join Response: key with group_SenderId, sign_alg and kccs; a
   assert.equal(key.get(PubSubKeyParam.cred_fmt), 14);
   assert.equal(key.get(PubSubKeyParam.sign_alg), -8);
   assert.deepEqual((key.get(PubSubKeyParam.group_key) as Map<number, unknown>).get(1), 4, 'a symmetric COSE_Key');
-  assert.equal((body.get(GroupParam.creds) as unknown[]).length, 1, 'the one publisher');
+  assert.equal((body.get(GroupParam.creds) as unknown[]).length, 2, 'the two publishers, no subscriber');
   // A PoP that does not verify is 4.00 with error 3 (RFC 9594 §4.3.1).
   const pub = { id: 'forger', scope: ['kitchen:publish'] };
   const probe = kdc.join(pub, 'kitchen', new Uint8Array(0));

@@ -52,7 +52,9 @@ export class TopicMembership {
   #material: TopicKeyMaterial;
   #verifier: PublicationVerifier | undefined;
   #publisher: PublisherSession | undefined;
-  #lastRefresh = -Infinity;
+  /** When a refusal last made us ask the KDC (watch notifications do not count: the KDC sends those). */
+  #lastCuringRefresh = -Infinity;
+  #refreshing: Promise<TopicKeyMaterial> | undefined;
   #ended: string | undefined;
 
   private constructor(
@@ -124,8 +126,13 @@ export class TopicMembership {
   }
 
   /** GET this node's keying material (§4.2.1, with a publisher's Sender ID) and the publishers' credentials. */
-  async refresh(): Promise<TopicKeyMaterial> {
-    this.#lastRefresh = Date.now();
+  refresh(): Promise<TopicKeyMaterial> {
+    // One at a time: a notification's refresh and a refusal's share the answer.
+    this.#refreshing ??= this.#refresh().finally(() => (this.#refreshing = undefined));
+    return this.#refreshing;
+  }
+
+  async #refresh(): Promise<TopicKeyMaterial> {
     const key = await this.#get(`/nodes/${this.node}`);
     const creds = await this.#get('/creds');
     const previous = this.#material;
@@ -172,15 +179,23 @@ export class TopicMembership {
   /**
    * Verifies and decrypts a publication with the current material. A refusal that newer material
    * could cure (an unknown group key: a rekey not yet observed; an unknown publisher: one that
-   * joined since) refreshes once and tries again, at most once per `refreshIntervalMs`.
+   * joined since) waits for a refresh under way, then asks the KDC itself at most once per
+   * `refreshIntervalMs` (so forged publications cannot make us flood the KDC), and tries again.
    */
   async verify(bytes: Uint8Array, binding: TopicBinding | undefined): Promise<Verdict> {
     if (!this.#material.roles.includes('subscriber')) throw new PubSubKeyError(`${this.node} is not a subscriber of "${this.options.topic}"`);
     this.#verifier ??= new PublicationVerifier(this.#material);
-    const verdict = this.#verifier.verify(bytes, binding);
-    const curable = !verdict.ok && (verdict.reason === 'unknown-group-key' || verdict.reason === 'unauthorized-publisher');
-    if (!curable || this.#ended !== undefined || Date.now() - this.#lastRefresh < (this.options.refreshIntervalMs ?? 1000)) return verdict;
+    const curable = (v: Verdict): boolean => !v.ok && (v.reason === 'unknown-group-key' || v.reason === 'unauthorized-publisher');
+    let verdict = this.#verifier.verify(bytes, binding);
+    if (!curable(verdict) || this.#ended !== undefined) return verdict;
     try {
+      if (this.#refreshing !== undefined) {
+        await this.#refreshing;
+        verdict = this.#verifier.verify(bytes, binding);
+        if (!curable(verdict)) return verdict;
+      }
+      if (Date.now() - this.#lastCuringRefresh < (this.options.refreshIntervalMs ?? 1000)) return verdict;
+      this.#lastCuringRefresh = Date.now();
       await this.refresh();
     } catch (error) {
       if (!(error instanceof GroupJoinError)) throw error;
