@@ -145,6 +145,24 @@ describe('each requirement violated is detected', () => {
     assert.ok(v.verify(protectPublication(publisherOf(pub), 1, text('y'), KITCHEN), KITCHEN).ok);
   });
 
+  test('R5.4 across new key material (a KDC refresh): same key keeps every window, a new publisher is admitted, a new key restarts them', () => {
+    const { state, pub, sub } = group();
+    const v = new PublicationVerifier(sub);
+    const first = protectPublication(publisherOf(pub), 3, text('t=3'), KITCHEN);
+    assert.ok(v.verify(first, KITCHEN).ok);
+    addMember(state, 'second', 'publisher');
+    const second = issue(state, 'second');
+    assert.equal(refusal(v, protectPublication(publisherOf(second), 0, text('s'), KITCHEN)), 'unauthorized-publisher');
+    v.updateMaterial(issue(state, 'display'));
+    assert.equal(refusal(v, first), 'replayed-or-older', 'the same group key: what was accepted stays accepted once');
+    assert.ok(v.verify(protectPublication(publisherOf(second), 0, text('s'), KITCHEN), KITCHEN).ok, 'the new publisher is known');
+    rekey(state);
+    v.updateMaterial(issue(state, 'display'));
+    assert.ok(v.verify(protectPublication(publisherOf(issue(state, 'sensor')), 0, text('t=0'), KITCHEN), KITCHEN).ok, 'a new key: numbers start at 0 again');
+    assert.equal(refusal(v, first), 'retired-group-key');
+    assert.throws(() => v.updateMaterial({ ...issue(state, 'display'), topic: 'garage' }), /cannot replace/);
+  });
+
   test('R5.1/R5.6: a subscriber holding the group key cannot forge a publication, neither as the publisher nor as itself', () => {
     const { state, pub, sub } = group();
     addMember(state, 'colluder', 'subscriber');

@@ -6,7 +6,9 @@
  *  - AIF (RFC 9237): a byte string wrapping the CBOR array [* [Toid, Tperm]], Toid a text string
  *    and Tperm a bit set of named permissions. The ACE Group Manager's scope (RFC 9594 §3.1 with
  *    draft-ietf-ace-key-groupcomm-oscore §3, AIF-OSCORE-GROUPCOMM: Toid the group name, Tperm the
- *    roles, bit X set for role X) is one. Its scope tokens are "NAME:ROLE", one per role.
+ *    roles, bit X set for role X) is one. Its scope tokens are "NAME:ROLE", one per role. The
+ *    pub-sub profile's scope (draft-ietf-ace-coap-pubsub-profile §3.4.1, AIF-PUBSUB-GROUPCOMM:
+ *    Toid a topic or its security group, Tperm the operations) is another: "TOPIC:publish".
  */
 import { CborError, decodeStrict, encodeCbor, isBytes, isInt } from '../cose/cbor.js';
 import { AceFormatError, scopeTokens, type Scope } from './ace-cbor.js';
@@ -26,6 +28,13 @@ export const TEXT_SCOPES: ScopeFormat = {
 
 /** draft-ietf-ace-key-groupcomm-oscore §3, Table 1: the Group OSCORE roles and their bit numbers (0 is reserved). */
 export const GROUP_OSCORE_ROLES: Readonly<Record<string, number>> = { requester: 1, responder: 2, monitor: 3, verifier: 4 };
+
+/**
+ * draft-ietf-ace-coap-pubsub-profile §3.4.1, Figure 6: the pub-sub permissions and their bit
+ * numbers. Admin (0) is left unnamed: "the scope entries MUST have the least significant bit of
+ * Tperm set to 0", so a scope with it becomes the token "NAME:bit0", which nothing grants.
+ */
+export const PUBSUB_PERMISSIONS: Readonly<Record<string, number>> = { appgroup: 1, publish: 2, read: 3, delete: 4 };
 
 /** "NAME:ROLE" — a group name is a URI path segment and may hold ':', a role name never does. */
 export function splitScopeToken(token: string): { name: string; role: string } | undefined {
@@ -77,6 +86,7 @@ export function aifScopeFormat(roles: Readonly<Record<string, number>>): ScopeFo
 export const SCOPE_FORMATS: Readonly<Record<string, ScopeFormat>> = {
   text: TEXT_SCOPES,
   'aif-oscore-group': aifScopeFormat(GROUP_OSCORE_ROLES),
+  'aif-pubsub': aifScopeFormat(PUBSUB_PERMISSIONS),
 };
 
 /** A scope for a log line: text as is, a byte scope as hex. */

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { AS_USAGE, asCommand } from './as-command.js';
 import { GROUP_MANAGER_USAGE, groupManagerCommand } from './group-manager-command.js';
+import { KDC_USAGE, kdcCommand } from './kdc-command.js';
 import { ATTACK_PROXY_USAGE, attackProxyCommand } from './attack-proxy-command.js';
 import { BROKER_USAGE, brokerCommand } from './broker-command.js';
 import { PUBLISH_USAGE, publishCommand } from './publish-command.js';
@@ -55,6 +56,7 @@ function commandNamed(name: string): Command | undefined {
     subscribe: { usage: SUBSCRIBE_USAGE, run: (_, args) => subscribeCommand(args) },
     group: { usage: GROUP_USAGE, run: (_, args) => groupCommand(args) },
     'group-manager': { usage: GROUP_MANAGER_USAGE, run: (_, args) => groupManagerCommand(args) },
+    kdc: { usage: KDC_USAGE, run: (_, args) => kdcCommand(args) },
     rekey: { usage: REKEY_USAGE, run: (_, args) => rekeyCommand(args) },
     'pubsub-keys': { usage: PUBSUB_KEYS_USAGE, run: (_, args) => pubsubKeysCommand(args) },
   };
@@ -103,6 +105,8 @@ ${SUBSCRIBE_USAGE}
 ${GROUP_USAGE}
 
 ${PUBSUB_KEYS_USAGE}
+
+${KDC_USAGE}
 
 exit codes: 0 2.xx response, 2 bad usage, 3 no response (timeout/RST/unreachable), 4 4.xx, 5 5.xx,
             6 security failure (DTLS alert, OSCORE verification, replay, unknown kid), 1 other failure`;

@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { defaultStateDirectory } from '../credentials/state-directory.js';
 import { PublisherSession } from '../pubsub-protection/publisher-session.js';
-import { loadKeyFile, protectionRefusal } from './protect-args.js';
+import { TopicMembership } from '../group-manager/topic-member.js';
+import { kdcRefusal, kdcTopic, loadKeyFile, protectionRefusal } from './protect-args.js';
 import { decodeTopicProperties, encodeTopicProperties, PUBSUB_CONTENT_FORMAT, TopicPropertyError } from '../broker/topic-properties.js';
 import { CoapClient } from '../client/client.js';
 import { codeToString } from '../coap/codes.js';
@@ -22,6 +23,9 @@ export const PUBLISH_USAGE = `usage: coapsec publish URI (--payload TEXT | --pay
   --timeout SECONDS       give up on each request after this long
   --protect KEYFILE       publish end-to-end protected (encrypted with the topic's group key, signed with
                           this publisher's key; see coapsec pubsub-keys); the broker cannot read or forge it
+  --kdc URI --ace-as URI  publish end-to-end protected with the topic's keys from the KDC instead: a token
+                          from the AS (OSCORE to it from --credentials), then a join of the topic's group
+                          URI (coap://HOST:PORT/ace-group/TOPIC) as publisher with a new key pair
 ${DTLS_USAGE}
 ${CLIENT_OSCORE_USAGE}
 ${KEY_EXPORT_USAGE}`;
@@ -36,6 +40,8 @@ export async function publishCommand(argv: string[]): Promise<number> {
       'create-topic': { type: 'string' },
       timeout: { type: 'string' },
       protect: { type: 'string' },
+      kdc: { type: 'string' },
+      'ace-as': { type: 'string' },
       ...DTLS_FLAGS,
       ...CLIENT_OSCORE_FLAGS,
       ...KEY_EXPORT_FLAGS,
@@ -65,8 +71,12 @@ export async function publishCommand(argv: string[]): Promise<number> {
   const dtls = clientDtlsCredentials(values);
   requireDtlsFor([uri], dtls !== undefined);
   const keys = keyExport(values);
+  if (values.protect !== undefined && values.kdc !== undefined) throw new UsageError('use either --protect KEYFILE or --kdc URI, not both');
+  if (values['ace-as'] !== undefined && values.kdc === undefined) throw new UsageError('--ace-as goes with --kdc URI');
   const keyMaterial = values.protect === undefined ? undefined : loadKeyFile(values.protect, 'publisher');
+  const kdc = values.kdc === undefined ? undefined : kdcTopic(values.kdc, values['ace-as']);
   let protection: PublisherSession | undefined;
+  let membership: TopicMembership | undefined;
   const oscore = clientOscore(values);
   const client = new CoapClient(keys.clientOptions(dtls, oscore));
   oscore.attach(client);
@@ -96,16 +106,19 @@ export async function publishCommand(argv: string[]): Promise<number> {
     // The topic-data path and the Content-Format are bound into the object (R5.2, R5.3).
     // Opened only now: its counter is locked against a concurrent publisher with the same key file.
     if (keyMaterial !== undefined) protection = PublisherSession.open(keyMaterial, defaultStateDirectory());
-    const body = protection === undefined ? payload : protection.protect(payload, { topicDataPath: new URL(target).pathname, contentFormat });
+    if (kdc !== undefined) membership = await TopicMembership.join({ client, ...kdc, roles: ['publisher'], stateDirectory: defaultStateDirectory() });
+    const binding = { topicDataPath: new URL(target).pathname, contentFormat };
+    const body = protection?.protect(payload, binding) ?? membership?.protect(payload, binding) ?? payload;
     const response = await client.put(target, body, { ...common, ...(contentFormat !== undefined ? { contentFormat } : {}) });
     process.stdout.write(`${codeToString(response.code)}\n`);
     if (!response.ok && response.payload.length > 0) process.stderr.write(`coapsec: ${response.text()}\n`);
     return exitCodeOf(response.code);
   } catch (error) {
-    return protectionRefusal(error) ?? oscoreRefusal(error) ?? noResponse(error);
+    return protectionRefusal(error) ?? kdcRefusal(error) ?? oscoreRefusal(error) ?? noResponse(error);
   } finally {
     await client.close();
     oscore.close();
     protection?.close();
+    membership?.close();
   }
 }

@@ -5,3 +5,8 @@ export * from './online-manager.js';
 export * from './parameters.js';
 export * from './resources.js';
 export * from './config.js';
+export * from './pubsub-parameters.js';
+export * from './topic-groups.js';
+export * from './topic-member.js';
+export * from './topic-resources.js';
+export * from './topic-config.js';

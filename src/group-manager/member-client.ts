@@ -196,12 +196,12 @@ export class GroupMembership {
   }
 }
 
-function newCredential(signature: number, name: string): { credential: Uint8Array; privateKey: Uint8Array } {
+export function newCredential(signature: number, name: string): { credential: Uint8Array; privateKey: Uint8Array } {
   const pair = keyPairFor(signature);
   return { credential: encodeCcs({ sub: name, coseKey: pair.coseKey }), privateKey: pair.privateKey };
 }
 
-function asMap(payload: Uint8Array, what: string): Map<CborValue, CborValue> {
+export function asMap(payload: Uint8Array, what: string): Map<CborValue, CborValue> {
   let value: CborValue;
   try {
     value = decodeStrict(payload);
@@ -220,7 +220,7 @@ function keyMaterialOf(body: Map<CborValue, CborValue>): GroupKeyMaterial {
   }
 }
 
-function numOf(body: Map<CborValue, CborValue>): number {
+export function numOf(body: Map<CborValue, CborValue>): number {
   const num = body.get(GroupParam.num);
   if (!isInt(num) || num < 0) throw new GroupJoinError("the response's 'num' is not a version number");
   return num;
@@ -234,7 +234,7 @@ function membersOf(body: Map<CborValue, CborValue>): GroupMemberFile['members'] 
   return creds.map((credential, i) => ({ senderId: toHex(ids[i] as Uint8Array), credential: toHex(credential as Uint8Array) }));
 }
 
-function locationNode(response: ClientResponse): string {
+export function locationNode(response: ClientResponse): string {
   const path = response.options.filter((o) => o.number === OptionNumber.LocationPath).map((o) => new TextDecoder().decode(o.value));
   if (path.length !== 4 || path[0] !== 'ace-group' || path[2] !== 'nodes') throw new GroupJoinError(`the Join Response's Location-Path is /${path.join('/')}, not /ace-group/GROUPNAME/nodes/NODENAME`);
   return path[3]!;
@@ -245,3 +245,6 @@ function describe(response: ClientResponse): string {
   const text = response.payload.length > 0 && response.contentFormat === undefined ? `: ${response.text()}` : '';
   return `${response.status}${text}`;
 }
+
+/** A refusal's code and reason for an error message (the topic KDC's member uses it too). */
+export const describeGroupResponse = describe;

@@ -383,9 +383,9 @@ function roleNames(roles: number): string {
   return Object.entries(GROUP_OSCORE_ROLES).filter(([, b]) => (roles & bit(b)) !== 0).map(([name]) => name).join('+');
 }
 
-const forbidden = (detail: string): CoapResponse => ({ code: ResponseCode.Forbidden, payload: detail, maxAge: 0 });
+export const forbidden = (detail: string): CoapResponse => ({ code: ResponseCode.Forbidden, payload: detail, maxAge: 0 });
 
-function decodeMap(payload: Uint8Array): Map<CborValue, CborValue> | undefined {
+export function decodeMap(payload: Uint8Array): Map<CborValue, CborValue> | undefined {
   if (payload.length === 0) return undefined;
   try {
     const value = decodeStrict(payload);

@@ -65,7 +65,7 @@ export function attachGroupManager(server: CoapServer, manager: OnlineGroupManag
 const notFound: CoapResponse = { code: ResponseCode.NotFound };
 
 /** The client as its token's OSCORE context names it; undefined for a request no token context verified. */
-function clientOf(request: CoapRequest): GroupClient | undefined {
+export function clientOf(request: CoapRequest): GroupClient | undefined {
   const scope = request.context.scope;
   const layer = request.context.oscore?.at(-1);
   return scope === undefined || layer === undefined ? undefined : { id: layer.peer, scope };

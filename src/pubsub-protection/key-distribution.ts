@@ -59,7 +59,11 @@ function newGroupKey(alg: number, num: number, lifetime: number | undefined, now
   return { alg, gid: bytesView(randomBytes(GID_LENGTH)), key: bytesView(randomBytes(aead.keyLength)), baseIv: bytesView(randomBytes(aead.nonceLength)), num, ...(exp !== undefined ? { exp } : {}) };
 }
 
-export function createTopicGroup(topic: string, options: { aead?: number; signAlg?: number; lifetimeSeconds?: number; epochSeconds?: number; now?: number } = {}): KdcState {
+/**
+ * A new topic group. `initialVersion` is the first key's 'num': 1 for the offline tool's files (as
+ * before), 0 for the online KDC (profile §4.1.2, REQ16: "MUST be set to 0 upon creating the group").
+ */
+export function createTopicGroup(topic: string, options: { aead?: number; signAlg?: number; lifetimeSeconds?: number; epochSeconds?: number; now?: number; initialVersion?: number } = {}): KdcState {
   const aead = options.aead ?? DEFAULT_AEAD;
   const a = findCoseAead(aead);
   if (a === undefined || a.nonceLength < 7) throw new PubSubKeyError(`AEAD ${aead} cannot be used: the profile's nonce needs at least 7 bytes (§6.2)`);
@@ -68,12 +72,12 @@ export function createTopicGroup(topic: string, options: { aead?: number; signAl
   if (options.lifetimeSeconds !== undefined && !(Number.isInteger(options.lifetimeSeconds) && options.lifetimeSeconds > 0)) throw new PubSubKeyError('the lifetime must be a positive number of seconds');
   if (options.epochSeconds !== undefined && !(Number.isInteger(options.epochSeconds) && options.epochSeconds > 0)) throw new PubSubKeyError('the epoch lifetime must be a positive number of seconds');
   const now = options.now ?? Date.now();
-  const groupKey = newGroupKey(aead, 1, options.lifetimeSeconds, now);
+  const groupKey = newGroupKey(aead, options.initialVersion ?? 1, options.lifetimeSeconds, now);
   return {
     format: PUBSUB_KDC_FORMAT,
     topic,
     sign_alg: signAlg,
-    num: 1,
+    num: groupKey.num,
     group_key: toHex(encodeGroupKey(groupKey)),
     ...(groupKey.exp !== undefined ? { exp: groupKey.exp } : {}),
     ...(options.lifetimeSeconds !== undefined ? { lifetime: options.lifetimeSeconds } : {}),
@@ -83,8 +87,6 @@ export function createTopicGroup(topic: string, options: { aead?: number; signAl
     members: {},
   };
 }
-
-const currentGroupKey = (state: KdcState): GroupKey => decodeGroupKey(fromHex(state.group_key), state.num, state.exp);
 
 /** The shortest byte string for n (0 is one zero byte), like a Partial IV. */
 function senderIdFor(n: number): Uint8Array {
@@ -96,14 +98,24 @@ function senderIdFor(n: number): Uint8Array {
   return Uint8Array.from(bytes);
 }
 
+/** A Sender ID never handed out in this group (§4.1.2: at most the AEAD nonce length - 6 bytes). */
+export function assignSenderId(state: KdcState): Uint8Array {
+  const senderId = senderIdFor(state.next_sender_id);
+  if (senderId.length > coseAead(currentGroupKey(state).alg).nonceLength - 6) throw new PubSubKeyError('no Sender IDs left for this AEAD: create a new group');
+  state.next_sender_id += 1;
+  return senderId;
+}
+
+/** The group key as it is now (the current generation; key epochs are not stepped here). */
+export const currentGroupKey = (state: KdcState): GroupKey => decodeGroupKey(fromHex(state.group_key), state.num, state.exp);
+
 export function addMember(state: KdcState, name: string, role: MemberRole): void {
   if (!/^[\w.@:-]{1,64}$/.test(name)) throw new PubSubKeyError(`member name "${name}": use 1-64 letters, digits and . _ - @ :`);
   const member = (state.members[name] ??= { roles: [] });
   if (member.roles.includes(role)) throw new PubSubKeyError(`"${name}" is already a ${role} of "${state.topic}"`);
   member.roles.push(role);
   if (role !== 'publisher') return;
-  const senderId = senderIdFor(state.next_sender_id++);
-  if (senderId.length > coseAead(currentGroupKey(state).alg).nonceLength - 6) throw new PubSubKeyError('no Sender IDs left for this AEAD: create a new group');
+  const senderId = assignSenderId(state);
   const pair = state.sign_alg === CoseSignAlg.ES256 ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }) : generateKeyPairSync('ed25519');
   member.sender_id = toHex(senderId);
   member.cred = toHex(encodeCbor(encodeCoseKey(coseKeyFromKeyObject(pair.publicKey))));

@@ -13,6 +13,7 @@ import { findCoseAead, CoseAead } from '../cose/algorithms.js';
 import { decodeStrict, encodeCbor, fromHex, isBytes, isInt, isMap, toHex, type CborValue } from '../cose/cbor.js';
 import { coseKeyToPrivateKey, coseKeyToPublicKey, parseCoseKey } from '../cose/key.js';
 import { CoseSignAlg, keyFitsSignAlg } from '../cose/sign.js';
+import { CwtClaim, parseCcsValue } from '../cose/cwt.js';
 import type { KeyEpochs } from './key-epochs.js';
 
 export const PUBSUB_KEYS_FORMAT = 'coapsec-pubsub-keys/1';
@@ -96,10 +97,15 @@ export function decodeGroupKey(bytes: Uint8Array, num: number, exp: number | und
   return { alg, gid, key, baseIv, num, ...(exp !== undefined ? { exp } : {}) };
 }
 
+/**
+ * A publisher's credential: a COSE_Key (the offline tool's key files) or a CWT Claims Set carrying
+ * one in cnf (RFC 8392, cred_fmt kccs: what the online KDC distributes, profile §4.1.2).
+ */
 export function parsePublisherCredential(senderId: Uint8Array, encoded: Uint8Array, signAlg: number): PublisherCredential {
   let publicKey: KeyObject;
   try {
-    publicKey = coseKeyToPublicKey(parseCoseKey(decodeStrict(encoded)));
+    const value = decodeStrict(encoded);
+    publicKey = coseKeyToPublicKey(isMap(value) && value.has(CwtClaim.cnf) ? parseCcsValue(value).coseKey : parseCoseKey(value));
   } catch (error) {
     throw new PubSubKeyError(`credential of publisher ${toHex(senderId)}: ${(error as Error).message}`);
   }

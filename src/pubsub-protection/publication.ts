@@ -104,10 +104,10 @@ export type FreshnessPolicy = 'never-older' | 'window';
 
 /** A subscriber's verification state for one topic: its key material and a window per publisher. */
 export class PublicationVerifier {
-  readonly #material: TopicKeyMaterial;
+  #material: TopicKeyMaterial;
   readonly #policy: FreshnessPolicy;
   readonly #windowSize: number;
-  readonly #keys: EpochKeyHolder;
+  #keys: EpochKeyHolder;
   /** The key the windows are for: a new epoch's key restarts every publisher's numbers at 0 (§6.1). */
   #windowsKey: GroupKey | undefined;
   /** One per publisher of the key material: bounded by its credential list, not by what arrives. */
@@ -118,6 +118,27 @@ export class PublicationVerifier {
     this.#policy = options.policy ?? 'never-older';
     this.#windowSize = options.windowSize ?? 32;
     this.#keys = new EpochKeyHolder(material.groupKey, material.epochs);
+  }
+
+  /**
+   * New key material for the same topic (a KDC's rekey or an updated list of publishers, RFC 9594
+   * §6). Under the same group key every publisher keeps its window, so nothing it already accepted
+   * is accepted again (R5.4); a new publisher gets a fresh one. A new group key restarts every
+   * window (its numbers start at 0, §6.1), and the old key is gone: what it protected is refused.
+   */
+  updateMaterial(material: TopicKeyMaterial): void {
+    if (material.topic !== this.#material.topic) throw new PubSubKeyError(`key material for "${material.topic}" cannot replace that of "${this.#material.topic}"`);
+    const sameKey = equalBytes(material.groupKey.gid, this.#material.groupKey.gid) && equalBytes(material.groupKey.key, this.#material.groupKey.key);
+    this.#material = material;
+    if (!sameKey) {
+      this.#keys = new EpochKeyHolder(material.groupKey, material.epochs);
+      this.#windowsKey = undefined;
+      this.#windows.clear();
+      return;
+    }
+    const current = new Set(material.publishers.map((p) => toHex(p.senderId)));
+    for (const id of [...this.#windows.keys()]) if (!current.has(id)) this.#windows.delete(id);
+    if (this.#windowsKey !== undefined) for (const id of current) if (!this.#windows.has(id)) this.#windows.set(id, new ReplayWindow(this.#windowSize));
   }
 
   /** The publishers' windows under `key`, new ones when the epoch moved on (later epochs are newer, R5.4). */
