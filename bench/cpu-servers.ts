@@ -1,8 +1,9 @@
 /**
  * The servers bench/server-cpu.ts and bench/contexts.ts put under native load, each started as its
  * own process pinned to the server core: `coapsec serve` (the CLI, as a user runs it; plain or with
- * OSCORE credentials), Debian's libcoap `coap-server-notls`, and the Node `dgram` CoAP echo
- * (bench/coap-echo.ts). Every one answers GET /hello with a piggybacked 2.05 and the 18 bytes
+ * OSCORE credentials), Debian's libcoap `coap-server-notls`, the Node `dgram` CoAP echo
+ * (bench/coap-echo.ts) and the bench-only minimal CoAP responder (bench/coap-minimal.ts). Every
+ * one answers GET /hello with a piggybacked 2.05 and the 18 bytes
  * "Hello from coapsec" (libcoap's copy is PUT there first: `-d` lets a client create resources).
  */
 import type { ChildProcess } from 'node:child_process';
@@ -137,4 +138,9 @@ export async function startLibcoap(pin: Pinning, port: number): Promise<RunningS
 /** The Node dgram CoAP echo (bench/coap-echo.ts). */
 export function startDgramEcho(pin: Pinning, port: number): Promise<RunningServer> {
   return started(startServerProcess(pin, [process.execPath, here('coap-echo.js'), String(port), HELLO]), port, 10_000);
+}
+
+/** The bench-only minimal CoAP responder (bench/coap-minimal.ts) on coapsec's own socket layer. */
+export function startMinimalCoap(pin: Pinning, port: number): Promise<RunningServer> {
+  return started(startServerProcess(pin, [process.execPath, here('coap-minimal.js'), String(port), HELLO]), port, 10_000);
 }

@@ -20,8 +20,18 @@
  * and cachegrind counts V8's compiler and GC threads too, whose work depends on timing; see
  * BENCHMARKS.md.)
  *
- *   node dist/bench/micro-hotpath.js [--requests N] [--warmup N] [--in-flight 32,256] [--variants plain,oscore] [--rounds R] [--server-only | --client-only | --aead-floor]
+ * `--server-only --tree base=DIR` (repeatable) is an A/B of the server alone against other trees
+ * (DIR: a checkout with `dist/src` compiled): each round runs this tree and every other tree in a
+ * child process of its own, one after another in rotating order, each child warmed up as above
+ * and measuring one round; the figures are per tree, and each other tree's ratio to this one per
+ * round. The other trees' server modules are imported from DIR/dist/src (same module paths since
+ * before issue 21), the request datagrams are this tree's encoding (the same bytes).
+ *
+ *   node dist/bench/micro-hotpath.js [--requests N] [--warmup N] [--in-flight 32,256] [--variants plain,oscore] [--rounds R] [--server-only [--tree LABEL=DIR]... | --client-only | --aead-floor]
  */
+import { execFileSync } from 'node:child_process';
+import { resolve as resolvePath } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { encodeMessage } from '../src/coap/codec.js';
@@ -72,8 +82,24 @@ function serverContext(): OscoreSecurityContext {
   );
 }
 
+/** The server's classes: this tree's, or another tree's (`--tree`) for an A/B of the server alone. */
+interface ServerModules {
+  CoapServer: typeof CoapServer;
+  CoapEndpoint: typeof CoapEndpoint;
+  OscoreServerSecurity: typeof OscoreServerSecurity;
+}
+
+let serverModules: ServerModules = { CoapServer, CoapEndpoint, OscoreServerSecurity };
+
+async function importTree(dir: string): Promise<ServerModules> {
+  const load = (path: string): Promise<Record<string, unknown>> => import(pathToFileURL(resolvePath(dir, 'dist/src', path)).href) as Promise<Record<string, unknown>>;
+  const [server, endpoint, oscore] = await Promise.all([load('server/server.js'), load('exchange/endpoint.js'), load('server/oscore.js')]);
+  return { CoapServer: server.CoapServer as typeof CoapServer, CoapEndpoint: endpoint.CoapEndpoint as typeof CoapEndpoint, OscoreServerSecurity: oscore.OscoreServerSecurity as typeof OscoreServerSecurity };
+}
+
 function makeServer(variant: Variant): { server: CoapServer; transport: QueueTransport } {
   const transport = new QueueTransport();
+  const { CoapServer, CoapEndpoint, OscoreServerSecurity } = serverModules;
   const endpoint = new CoapEndpoint({ transport, parameters: { nstart: 1024 } });
   const server = new CoapServer(endpoint, variant === 'oscore' ? { security: new OscoreServerSecurity([serverContext()]) } : {});
   // The demo's /hello (src/demo/resources.ts): a constant text.
@@ -248,8 +274,23 @@ function aeadFloor(requests: number): { server: number; client: number } {
   return { server: perSide('server'), client: perSide('client') };
 }
 
-function parseArgs(argv: string[]): { requests: number; warmup: number; inFlight: number[]; variants: Variant[]; rounds: number; serverOnly: boolean; clientOnly: boolean; aeadFloor: boolean } {
-  const settings = { requests: 100_000, warmup: 20_000, inFlight: [32, 256], variants: ['plain', 'oscore'] as Variant[], rounds: 3, serverOnly: false, clientOnly: false, aeadFloor: false };
+interface Settings {
+  requests: number;
+  warmup: number;
+  inFlight: number[];
+  variants: Variant[];
+  rounds: number;
+  serverOnly: boolean;
+  clientOnly: boolean;
+  aeadFloor: boolean;
+  /** Other trees to compare the server alone with (`--tree LABEL=DIR`). */
+  trees: Array<{ label: string; dir: string }>;
+  /** Child of an A/B run: the tree whose server this process measures, and one JSON line out. */
+  load: string | undefined;
+}
+
+function parseArgs(argv: string[]): Settings {
+  const settings: Settings = { requests: 100_000, warmup: 20_000, inFlight: [32, 256], variants: ['plain', 'oscore'], rounds: 3, serverOnly: false, clientOnly: false, aeadFloor: false, trees: [], load: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -265,14 +306,56 @@ function parseArgs(argv: string[]): { requests: number; warmup: number; inFlight
     else if (a === '--client-only') settings.clientOnly = true;
     else if (a === '--aead-floor') settings.aeadFloor = true;
     else if (a === '--warmup') settings.warmup = Number(value());
+    else if (a === '--tree') {
+      const v = value();
+      const eq = v.indexOf('=');
+      if (eq <= 0) throw new Error(`--tree wants LABEL=DIR, got ${v}`);
+      settings.trees.push({ label: v.slice(0, eq), dir: resolvePath(v.slice(eq + 1)) });
+    } else if (a === '--load') settings.load = value();
     else throw new Error(`unknown argument ${a}`);
   }
+  if (settings.trees.length > 0 && !settings.serverOnly) throw new Error('--tree compares the server alone: give --server-only too');
   return settings;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/**
+ * The A/B of the server alone: per round, per variant and in-flight count, one child per tree
+ * (this one first in round 1, rotating after), each warming up and measuring one round.
+ */
+function compareTrees(s: Settings): void {
+  const script = fileURLToPath(import.meta.url);
+  const trees = [{ label: 'this', dir: resolvePath(fileURLToPath(new URL('../..', import.meta.url))) }, ...s.trees];
+  for (const variant of s.variants) {
+    for (const inFlight of s.inFlight) {
+      const perTree = new Map<string, number[]>(trees.map((t) => [t.label, []]));
+      for (let r = 0; r < s.rounds; r++) {
+        for (let k = 0; k < trees.length; k++) {
+          const tree = trees[(r + k) % trees.length]!;
+          const args = [...process.execArgv, script, '--server-only', '--variants', variant, '--in-flight', String(inFlight), '--rounds', '1', '--requests', String(s.requests), '--warmup', String(s.warmup), '--load', tree.dir];
+          const out = execFileSync(process.execPath, args, { encoding: 'utf8' });
+          perTree.get(tree.label)!.push((JSON.parse(out.trim().split('\n').pop()!) as { serverMicros: number }).serverMicros);
+        }
+      }
+      const mine = perTree.get('this')!;
+      const lines = trees.map((t) => {
+        const xs = perTree.get(t.label)!;
+        const ratios = xs.map((x, i) => x / mine[i]!);
+        return `  ${t.label.padEnd(10)} ${median(xs).toFixed(2)} µs (rounds: ${xs.map((x) => x.toFixed(2)).join(' ')})${t.label === 'this' ? '' : `, ÷ this ${median(ratios).toFixed(3)}× (rounds: ${ratios.map((x) => x.toFixed(3)).join(' ')})`}`;
+      });
+      console.log(`${variant} ${inFlight} in flight, server alone, CPU per request:\n${lines.join('\n')}`);
+    }
+  }
 }
 
 async function main(): Promise<void> {
   const s = parseArgs(process.argv.slice(2));
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  if (s.trees.length > 0) {
+    compareTrees(s);
+    return;
+  }
+  if (s.load !== undefined) serverModules = await importTree(s.load);
   if (s.aeadFloor) {
     const rounds = Array.from({ length: s.rounds }, () => aeadFloor(s.requests));
     const server = median(rounds.map((r) => r.server));
@@ -289,6 +372,10 @@ async function main(): Promise<void> {
       for (let r = 0; r < s.rounds; r++) rounds.push(await run(variant, inFlight, s.requests));
       const server = median(rounds.map((r) => r.serverMicros));
       const client = median(rounds.map((r) => r.clientMicros));
+      if (s.load !== undefined) {
+        console.log(JSON.stringify({ variant, inFlight, serverMicros: server }));
+        continue;
+      }
       const perRound = rounds.map((r) => (s.serverOnly ? r.serverMicros.toFixed(2) : s.clientOnly ? r.clientMicros.toFixed(2) : `${r.serverMicros.toFixed(2)}/${r.clientMicros.toFixed(2)}`)).join(' ');
       const figures = s.serverOnly ? `server ${server.toFixed(2)} µs` : s.clientOnly ? `client ${client.toFixed(2)} µs` : `server ${server.toFixed(2)} µs, client ${client.toFixed(2)} µs, client/server ${(client / server).toFixed(2)}×`;
       console.log(`${variant.padEnd(6)} ${String(inFlight).padStart(4)} in flight: ${figures} per request (rounds: ${perRound})`);

@@ -1,6 +1,7 @@
 /**
  * Server CPU per response under a native load generator (issue 21): `coapsec serve` plain and with
- * OSCORE, Debian's libcoap `coap-server-notls` and a Node `dgram` CoAP echo, started one after
+ * OSCORE, Debian's libcoap `coap-server-notls`, a Node `dgram` CoAP echo and the bench-only minimal
+ * CoAP responder on coapsec's socket layer (bench/coap-minimal.ts), started one after
  * another, each pinned to one core while bench/native/coap-load.c (built here with `cc`) drives it
  * from the other with 1, 32 and 256 confirmable GETs in flight. CPU time per response is read from
  * /proc for the server process over the measurement window — far steadier on a shared machine than
@@ -14,11 +15,13 @@
  *   node dist/bench/server-cpu.js                 # 3 rounds, about 5 minutes
  *   node dist/bench/server-cpu.js --quick         # 1 short round
  *   node dist/bench/server-cpu.js --rounds 5 --no-client --json out.json
+ *   node dist/bench/server-cpu.js --servers coapsec,minimal --variant base=DIR   # A/B: DIR's `coapsec serve` too
  */
 import { writeFileSync } from 'node:fs';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { median, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, type ClientJob, type ClientResult } from './common.js';
-import { BENCH_RECIPIENT, HELLO, HELLO_PATH, startCoapsecServe, startDgramEcho, startLibcoap, writeServerCredentials, type RunningServer } from './cpu-servers.js';
+import { resolve as resolvePath } from 'node:path';
+import { BENCH_RECIPIENT, HELLO, HELLO_PATH, startCoapsecServe, startDgramEcho, startLibcoap, startMinimalCoap, writeServerCredentials, type RunningServer } from './cpu-servers.js';
 import { environment, fmt, forkAndAwait, here, parseCommonArgs, ratio, runMain, table } from './harness.js';
 import {
   buildLoadGenerator,
@@ -34,11 +37,16 @@ import {
   type Pinning,
 } from './native-load.js';
 
-const SERVERS = ['coapsec', 'coapsec OSCORE', 'libcoap', 'dgram echo'] as const;
-type ServerName = (typeof SERVERS)[number];
+/** 'minimal CoAP' is bench/coap-minimal.ts: a floor, not a server (see there). */
+const STANDARD_SERVERS = ['coapsec', 'coapsec OSCORE', 'libcoap', 'dgram echo', 'minimal CoAP'] as const;
+/** A standard server, or `coapsec LABEL`: another tree's `coapsec serve` (plain), from `--variant LABEL=DIR`. */
+type ServerName = string;
+/** `--servers` names: the first word of each standard server, or `oscore` for coapsec OSCORE. */
+const SERVER_KEYS: Record<string, (typeof STANDARD_SERVERS)[number]> = { coapsec: 'coapsec', oscore: 'coapsec OSCORE', libcoap: 'libcoap', echo: 'dgram echo', minimal: 'minimal CoAP' };
 
 const USAGE = `usage: node dist/bench/server-cpu.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--port-base P]
-       [--concurrency 1,32,256] [--client-concurrency 32,256] [--no-client] [--json FILE]`;
+       [--concurrency 1,32,256] [--client-concurrency 32,256] [--no-client] [--json FILE]
+       [--servers coapsec,oscore,libcoap,echo,minimal] [--variant LABEL=DIR (DIR's coapsec serve, plain; repeatable)]`;
 
 /** Issue 21's targets at 32 in flight. */
 const PLAIN_VS_LIBCOAP_MAX = 1.0;
@@ -54,6 +62,10 @@ interface Settings {
   clientConcurrencies: number[];
   client: boolean;
   json: string | undefined;
+  /** The servers measured, in their order of round 1 (rotating after). */
+  servers: ServerName[];
+  /** `coapsec LABEL` → DIR/bin/coapsec. */
+  variants: Map<ServerName, string>;
 }
 
 const list = (v: string): number[] =>
@@ -64,7 +76,7 @@ const list = (v: string): number[] =>
   });
 
 function parseArgs(argv: string[]): Settings {
-  const extra = { concurrencies: [1, 32, 256], clientConcurrencies: [32, 256], client: true, json: undefined as string | undefined };
+  const extra = { concurrencies: [1, 32, 256], clientConcurrencies: [32, 256], client: true, json: undefined as string | undefined, servers: [...STANDARD_SERVERS] as ServerName[], variants: new Map<ServerName, string>() };
   const common = parseCommonArgs(
     argv,
     { quick: false, rounds: 3, warmupMs: 2000, durationMs: 2500, portBase: 47_510, socketBuffer: 1 << 20 },
@@ -75,10 +87,22 @@ function parseArgs(argv: string[]): Settings {
       else if (arg === '--client-concurrency') extra.clientConcurrencies = list(value());
       else if (arg === '--no-client') extra.client = false;
       else if (arg === '--json') extra.json = value();
-      else return false;
+      else if (arg === '--servers') {
+        extra.servers = value().split(',').map((key) => {
+          const server = SERVER_KEYS[key];
+          if (server === undefined) throw new Error(`unknown server ${key}\n${USAGE}`);
+          return server;
+        });
+      } else if (arg === '--variant') {
+        const v = value();
+        const eq = v.indexOf('=');
+        if (eq <= 0) throw new Error(`--variant wants LABEL=DIR, got ${v}`);
+        extra.variants.set(`coapsec ${v.slice(0, eq)}`, resolvePath(v.slice(eq + 1), 'bin/coapsec'));
+      } else return false;
       return true;
     },
   );
+  extra.servers.push(...extra.variants.keys());
   return { ...common, ...extra };
 }
 
@@ -117,11 +141,13 @@ class Bench {
   constructor(readonly s: Settings) {}
 
   port(server: ServerName): number {
-    return this.s.portBase + SERVERS.indexOf(server);
+    return this.s.portBase + this.s.servers.indexOf(server);
   }
 
   start(server: ServerName): Promise<RunningServer> {
     const scratch = scratchDir(this.binary);
+    const variantBin = this.s.variants.get(server);
+    if (variantBin !== undefined) return startCoapsecServe(this.pin, this.port(server), scratch, undefined, 20_000, variantBin);
     switch (server) {
       case 'coapsec':
         return startCoapsecServe(this.pin, this.port(server), scratch);
@@ -132,6 +158,10 @@ class Bench {
         return startLibcoap(this.pin, this.port(server));
       case 'dgram echo':
         return startDgramEcho(this.pin, this.port(server));
+      case 'minimal CoAP':
+        return startMinimalCoap(this.pin, this.port(server));
+      default:
+        throw new Error(`unknown server ${server}`);
     }
   }
 
@@ -204,7 +234,7 @@ function logLoad(r: ServerResult, rounds: number): void {
 function serverTable(results: readonly ServerResult[], s: Settings): string {
   const rows = [['in flight', 'server', 'CPU µs/response (median)', '(min–max)', 'responses/s', 'load gen µs/response', 'load gen % of a core (max)', 'non-2.xx or refused', 'lost']];
   for (const c of s.concurrencies) {
-    for (const server of SERVERS) {
+    for (const server of s.servers) {
       const rs = results.filter((r) => r.server === server && r.inFlight === c);
       if (rs.length === 0) continue;
       const xs = rs.map(perResponse);
@@ -238,7 +268,19 @@ function perRound(results: readonly ServerResult[], a: ServerName, b: ServerName
 
 function ratioTable(results: readonly ServerResult[], s: Settings): string {
   const rows = [
-    ['in flight', 'coapsec/libcoap', `met? (≤ ${PLAIN_VS_LIBCOAP_MAX.toFixed(1)}× at 32)`, 'coapsec/dgram echo', 'libcoap/dgram echo', 'OSCORE − plain µs', `met? (≤ ${OSCORE_OVERHEAD_MAX_MICROS} µs at 32)`, 'OSCORE/libcoap'],
+    [
+      'in flight',
+      'coapsec/libcoap',
+      `met? (≤ ${PLAIN_VS_LIBCOAP_MAX.toFixed(1)}× at 32)`,
+      'coapsec/dgram echo',
+      'libcoap/dgram echo',
+      'coapsec − minimal CoAP µs',
+      'minimal CoAP/libcoap',
+      'OSCORE − plain µs',
+      `met? (≤ ${OSCORE_OVERHEAD_MAX_MICROS} µs at 32)`,
+      'OSCORE/libcoap',
+      ...[...s.variants.keys()].map((v) => `${v}/coapsec`),
+    ],
   ];
   const divide = (a: number, b: number): number => a / b;
   for (const c of s.concurrencies) {
@@ -250,9 +292,12 @@ function ratioTable(results: readonly ServerResult[], s: Settings): string {
       c !== 32 || !Number.isFinite(vsLibcoap) ? '-' : vsLibcoap <= PLAIN_VS_LIBCOAP_MAX ? 'yes' : 'NO',
       fmt(perRound(results, 'coapsec', 'dgram echo', c, divide), 2) + '×',
       fmt(perRound(results, 'libcoap', 'dgram echo', c, divide), 2) + '×',
+      fmt(perRound(results, 'coapsec', 'minimal CoAP', c, (a, b) => a - b), 1),
+      fmt(perRound(results, 'minimal CoAP', 'libcoap', c, divide), 2) + '×',
       fmt(overhead, 1),
       c !== 32 || !Number.isFinite(overhead) ? '-' : overhead <= OSCORE_OVERHEAD_MAX_MICROS ? 'yes' : 'NO',
       fmt(perRound(results, 'coapsec OSCORE', 'libcoap', c, divide), 2) + '×',
+      ...[...s.variants.keys()].map((v) => fmt(perRound(results, v, 'coapsec', c, divide), 3) + '×'),
     ]);
   }
   return table(rows);
@@ -295,9 +340,10 @@ async function main(): Promise<void> {
   const bench = new Bench(s);
   const describe = [
     environment(),
-    `confirmable GET ${HELLO_PATH} → 2.05 "${HELLO}" (18 bytes), 127.0.0.1 ports ${s.portBase}–${s.portBase + SERVERS.length - 1}; native load generator bench/native/coap-load.c (cc -O2), 1 MiB socket buffers`,
+    `confirmable GET ${HELLO_PATH} → 2.05 "${HELLO}" (18 bytes), 127.0.0.1 ports ${s.portBase}–${s.portBase + s.servers.length - 1}; native load generator bench/native/coap-load.c (cc -O2), 1 MiB socket buffers`,
     bench.pin.describe,
-    `${s.rounds} rounds × {${SERVERS.join(', ')}} (started one after another, order rotating) × in flight {${s.concurrencies.join(', ')}}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured; CPU of the server process from /proc over the window`,
+    ...[...s.variants].map(([server, bin]) => `${server}: ${bin} serve`),
+    `${s.rounds} rounds × {${s.servers.join(', ')}} (started one after another, order rotating) × in flight {${s.concurrencies.join(', ')}}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured; CPU of the server process from /proc over the window`,
     ...(s.client ? [`coapsec client (bench/client.js) at {${s.clientConcurrencies.join(', ')}} in flight: plain against coap-server-notls, OSCORE against coapsec serve`] : []),
   ];
   for (const line of describe) console.error(line);
@@ -305,7 +351,7 @@ async function main(): Promise<void> {
   const results: ServerResult[] = [];
   const clientRuns: ClientRun[] = [];
   for (let round = 0; round < s.rounds; round++) {
-    const order = SERVERS.map((_, i) => SERVERS[(i + round) % SERVERS.length]!);
+    const order = s.servers.map((_, i) => s.servers[(i + round) % s.servers.length]!);
     for (const server of order) {
       const running = await bench.start(server);
       try {

@@ -4,6 +4,7 @@ import { decodeMessage, encodeEmpty, encodeMessage, MessageFormatError, tryDecod
 import {
   addOption,
   createMessage,
+  decodeString,
   decodeUint,
   encodeString,
   encodeUint,
@@ -316,4 +317,35 @@ test('printablePayload: diagnostic text quoted, anything else (control character
   assert.equal(printablePayload(Buffer.from('abcdefgh'), 4), '"abcd…"');
   assert.equal(printablePayload(Uint8Array.of(0xff, 0xfe, 0xfd, 0xfc, 0xfb), 4), '0xfffe… (5 bytes)');
   assert.equal(printablePayload(new Uint8Array(0)), '""');
+});
+
+test('decodeString reads every short and long value as UTF-8 does (ASCII by a loop, the rest by TextDecoder, BOM and bad bytes included)', () => {
+  const reference = new TextDecoder('utf-8', { fatal: false });
+  const samples: Uint8Array[] = [
+    new Uint8Array(0),
+    encodeString('hello'),
+    encodeString('grüße/温度'),
+    Uint8Array.of(0xef, 0xbb, 0xbf, 0x61), // a BOM, which TextDecoder drops
+    Uint8Array.of(0x61, 0xff, 0x62), // an invalid byte: U+FFFD
+    Uint8Array.of(0x00, 0x7f, 0x41),
+    encodeString('x'.repeat(33)),
+  ];
+  let seed = 21;
+  const next = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256;
+  for (let i = 0; i < 500; i++) samples.push(Uint8Array.from({ length: next() % 40 }, () => (i % 2 === 0 ? next() & 0x7f : next())));
+  for (const bytes of samples) assert.equal(decodeString(bytes), reference.decode(bytes), `bytes ${Buffer.from(bytes).toString('hex')}`);
+});
+
+test('addOption keeps options sorted by number and repeated options in insertion order, whether it appends or inserts', () => {
+  const message = { options: [] as { number: number; value: Uint8Array }[] };
+  const added: Array<[number, number]> = [];
+  let seed = 7;
+  for (let i = 0; i < 200; i++) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    const number = [1, 4, 11, 12, 14, 60][seed % 6]!;
+    addOption(message, number, Uint8Array.of(i & 0xff));
+    added.push([number, i & 0xff]);
+  }
+  const expected = added.map(([number, v], index) => ({ number, v, index })).sort((a, b) => a.number - b.number || a.index - b.index);
+  assert.deepEqual(message.options.map((o) => [o.number, o.value[0]]), expected.map((e) => [e.number, e.v]));
 });

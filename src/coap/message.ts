@@ -73,7 +73,19 @@ export function decodeUint(bytes: Uint8Array): number {
 const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
 const utf8Encoder = new TextEncoder();
 export const encodeString = (s: string): Uint8Array => utf8Encoder.encode(s);
-export const decodeString = (b: Uint8Array): string => utf8Decoder.decode(b);
+/** Below this length an all-ASCII value is read by a loop: TextDecoder's call costs more than the bytes (issue 21, Uri-Path). */
+const SHORT_ASCII = 32;
+export function decodeString(b: Uint8Array): string {
+  const n = b.length;
+  if (n > SHORT_ASCII) return utf8Decoder.decode(b);
+  let text = '';
+  for (let i = 0; i < n; i++) {
+    const byte = b[i]!;
+    if (byte >= 0x80) return utf8Decoder.decode(b);
+    text += String.fromCharCode(byte);
+  }
+  return text;
+}
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -135,9 +147,15 @@ export function removeOption(msg: Pick<CoapMessage, 'options'>, number: number):
 
 /** Inserts after any existing instances of the same number, keeping the list sorted. */
 export function addOption(msg: Pick<CoapMessage, 'options'>, number: number, value: Uint8Array): void {
-  let i = msg.options.length;
-  while (i > 0 && msg.options[i - 1]!.number > number) i--;
-  msg.options.splice(i, 0, { number, value });
+  const options = msg.options;
+  let i = options.length;
+  // Options are mostly added in order (a response's Content-Format, then Max-Age): a push, no splice.
+  if (i === 0 || options[i - 1]!.number <= number) {
+    options.push({ number, value });
+    return;
+  }
+  while (i > 0 && options[i - 1]!.number > number) i--;
+  options.splice(i, 0, { number, value });
 }
 
 /** Replaces every instance of the option with the given values (none removes it). */

@@ -69,19 +69,28 @@ export class AnsweredRecords<Owner extends RecordOwner> {
     let evicted: Owner | undefined;
     if (this.count === this.capacity) evicted = this.evictOldest();
     else if (this.count === this.allocated) this.grow();
-    const slot = (this.head + this.count) % this.allocated;
+    let slot = this.head + this.count;
+    if (slot >= this.allocated) slot -= this.allocated;
     this.count++;
     this.owners[slot] = owner;
     this.messageIds[slot] = messageId;
     this.kinds[slot] = (code << 2) | type;
     this.tokenLengths[slot] = token.length;
-    this.tokens.set(token, slot * TOKEN_BYTES);
+    // Byte loops: a token (≤ 8 bytes) and a short reply cost less copied by hand than through
+    // TypedArray#set's argument checks, which ran once or twice per answered message (issue 21).
+    const tokens = this.tokens;
+    const tokenAt = slot * TOKEN_BYTES;
+    for (let i = 0; i < token.length; i++) tokens[tokenAt + i] = token[i]!;
     this.expiries[slot] = expiresAt;
     if (reply === undefined) this.replyLengths[slot] = NO_REPLY;
     else {
-      this.replyLengths[slot] = reply.length;
-      if (reply.length <= INLINE_REPLY_BYTES) this.inlineReplies.set(reply, slot * INLINE_REPLY_BYTES);
-      else this.longReplies.set(slot, reply);
+      const length = reply.length;
+      this.replyLengths[slot] = length;
+      if (length <= INLINE_REPLY_BYTES) {
+        const replies = this.inlineReplies;
+        const replyAt = slot * INLINE_REPLY_BYTES;
+        for (let i = 0; i < length; i++) replies[replyAt + i] = reply[i]!;
+      } else this.longReplies.set(slot, reply);
     }
     if (owner.answered.get(messageId) === undefined) this.liveCount++;
     owner.answered.set(messageId, slot);
@@ -126,7 +135,7 @@ export class AnsweredRecords<Owner extends RecordOwner> {
     }
     this.owners[slot] = undefined;
     if (this.replyLengths[slot]! > INLINE_REPLY_BYTES) this.longReplies.delete(slot);
-    this.head = (this.head + 1) % this.allocated;
+    this.head = slot + 1 === this.allocated ? 0 : slot + 1;
     this.count--;
     return owner;
   }

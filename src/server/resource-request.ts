@@ -10,6 +10,8 @@ export function handlerFor(handlers: Handlers, code: Code): Handler | undefined 
   return handlers[name];
 }
 
+const EMPTY_PAYLOAD = Buffer.alloc(0);
+
 /** The query of the many requests without Uri-Query: one frozen array instead of two new ones each. */
 const NO_QUERY: readonly string[] = Object.freeze([]);
 
@@ -23,7 +25,8 @@ export function buildRequest(
 ): CoapRequest {
   const options = message.options;
   const view = { options };
-  const payload = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  // Most requests (GETs) have no body: one shared empty Buffer, which nothing can write into.
+  const payload = body.length === 0 ? EMPTY_PAYLOAD : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   return {
     method: message.code,
     methodName: methodName(message.code),

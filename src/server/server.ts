@@ -163,6 +163,7 @@ export class CoapServer {
 
   set security(security: ServerSecurity | undefined) {
     this.settings.security = security;
+    this.pipeline.reconfigured();
   }
 
   /** See ServerOptions.onRequestLog; settable after listen(). */
@@ -248,11 +249,13 @@ export class CoapServer {
   /** Installs a forward proxy: requests with Proxy-Uri/Proxy-Scheme go to it (RFC 7252 §5.7.2). */
   setForwardingHandler(handler: ForwardingHandler | undefined): void {
     this.proxies.forwarding = handler;
+    this.pipeline.reconfigured();
   }
 
   /** Installs a reverse proxy that claims requests by their URI (see ReverseProxyHandler). */
   setReverseProxyHandler(handler: ReverseProxyHandler | undefined): void {
     this.proxies.reverse = handler;
+    this.pipeline.reconfigured();
   }
 
   /**

@@ -6,7 +6,8 @@
  * slicing, No-Response) sees every answer given after it and none given before it.
  *
  * The list itself is in stages/index.ts. Nothing here allocates per request beyond the
- * InboundRequest: stages are objects made once per server, called as methods.
+ * InboundRequest: stages are objects made once per server, called as methods, and a stage that
+ * can do nothing under the server's configuration is not called at all (StagePlan).
  */
 import type { BlockValue } from '../coap/block.js';
 import type { CoapMessage } from '../coap/message.js';
@@ -30,15 +31,67 @@ export interface ServerStage {
    * undefined when nothing is to be sent (the CON still gets its empty ACK, RFC 7967 §2).
    */
   respond?(request: InboundRequest, response: CoapMessage): CoapMessage | undefined;
+  /**
+   * Whether `receive` can do anything for the server as it is configured now (its security, its
+   * proxies, its group, its request logger): false when it would only return PASS. A stage that
+   * cannot is not on a request's path at all (StagePlan). Absent: always.
+   */
+  receives?(): boolean;
+  /** The same for `respond`: false when it would return every response unchanged. Absent: whenever `respond` exists. */
+  responds?(): boolean;
+}
+
+/**
+ * The stages a request actually visits, made from the list and the server's configuration when a
+ * request arrives after the configuration changed (StagePipeline.reconfigured): a stage that can
+ * do nothing under that configuration (OSCORE without security, a proxy claim without a proxy, the
+ * request log without a logger, the group stages outside a group) costs a request nothing, not a
+ * call each way. A request keeps the plan it arrived with until it is answered, so a change made
+ * meanwhile (`CoapServer.security = …`) never gives it a response side its way in did not have.
+ * Indexes are those of the full list: `InboundRequest.stage`, `run(request, from)` and `indexOf`
+ * mean the same with or without the plan.
+ */
+export class StagePlan {
+  /** Indexes of the stages whose `receive` runs, in order. */
+  readonly receiving: readonly number[];
+  /** Indexes of the stages whose `respond` runs, in list order (run last to first). */
+  readonly responding: readonly number[];
+
+  constructor(stages: readonly ServerStage[]) {
+    const receiving: number[] = [];
+    const responding: number[] = [];
+    stages.forEach((stage, i) => {
+      if (stage.receives?.() !== false) receiving.push(i);
+      if (stage.respond !== undefined && stage.responds?.() !== false) responding.push(i);
+    });
+    this.receiving = receiving;
+    this.responding = responding;
+  }
 }
 
 export class StagePipeline {
+  private plan: StagePlan | undefined;
+
   constructor(readonly stages: readonly ServerStage[]) {}
+
+  /** The plan for a request arriving now (StagePlan), made again after the configuration changed. */
+  currentPlan(): StagePlan {
+    return (this.plan ??= new StagePlan(this.stages));
+  }
+
+  /** The server's configuration changed (security, proxies, request logger): later requests get a new plan. */
+  reconfigured(): void {
+    this.plan = undefined;
+  }
 
   /** Runs the request through the stages from `from` (0: a request just received) until one takes it. */
   run(request: InboundRequest, from = 0): void {
     const stages = this.stages;
-    for (let i = from; i < stages.length; i++) {
+    const receiving = request.plan.receiving;
+    let k = 0;
+    while (k < receiving.length && receiving[k]! < from) k++;
+    for (; k < receiving.length; k++) {
+      const i = receiving[k]!;
       request.stage = i;
       if (stages[i]!.receive(request) === DONE) return;
     }
@@ -49,11 +102,13 @@ export class StagePipeline {
   /** The answer of the stage the request is at, through the response side of the stages before it. */
   answer(request: InboundRequest, response: CoapMessage): void {
     const stages = this.stages;
+    const responding = request.plan.responding;
+    const at = request.stage;
     let outgoing: CoapMessage | undefined = response;
-    for (let i = request.stage - 1; i >= 0; i--) {
-      const stage = stages[i]!;
-      if (stage.respond === undefined) continue;
-      outgoing = stage.respond(request, outgoing);
+    for (let k = responding.length - 1; k >= 0; k--) {
+      const i = responding[k]!;
+      if (i >= at) continue;
+      outgoing = stages[i]!.respond!(request, outgoing);
       if (outgoing === undefined) {
         request.exchange.acknowledge(); // a CON still needs its ACK; a NON gets nothing
         return;
@@ -111,12 +166,17 @@ export class InboundRequest {
   /** The handler answered without registering an observer (`CoapResponse.unobserved`, RFC 7641 §4.1). */
   unobserved = false;
 
+  /** The stages this request visits (StagePlan), fixed when it arrives. */
+  readonly plan: StagePlan;
+
   constructor(
     readonly pipeline: StagePipeline,
     public message: CoapMessage,
     readonly exchange: ServerExchange,
     public context: EndpointContext,
-  ) {}
+  ) {
+    this.plan = pipeline.currentPlan();
+  }
 
   /** Answers from the current stage (see StagePipeline.answer). */
   answer(response: CoapMessage): void {

@@ -51,6 +51,16 @@ export class GroupOscore implements ServerStage {
     private readonly log: RequestLog,
   ) {}
 
+  /** Only a server with Group OSCORE contexts has a layer to remove (removeLayer is undefined without). */
+  receives(): boolean {
+    return this.serving?.contexts !== undefined;
+  }
+
+  /** groupProtect is set only by this stage's receive. */
+  responds(): boolean {
+    return this.serving?.contexts !== undefined;
+  }
+
   receive(request: InboundRequest): StageVerdict {
     const outcome = this.removeLayer(request, request.message, request.context);
     if (outcome === undefined) return PASS;

@@ -47,6 +47,15 @@ export class GroupRequests implements ServerStage {
     private readonly random: () => number,
   ) {}
 
+  /** Without a joined group no request comes via a group address, and viaGroup stays false. */
+  receives(): boolean {
+    return this.serving?.membership !== undefined;
+  }
+
+  responds(): boolean {
+    return this.serving?.membership !== undefined;
+  }
+
   receive(request: InboundRequest): StageVerdict {
     if (this.serving?.membership?.receivingGroupDatagram === true) request.viaGroup = true;
     return PASS;

@@ -24,6 +24,11 @@ export class KudosGate implements ServerStage {
 
   constructor(private readonly settings: OscoreLayerSettings) {}
 
+  /** Only a security that can hold requests (KUDOS) makes any wait. */
+  receives(): boolean {
+    return isHolder(this.settings.security);
+  }
+
   receive(request: InboundRequest): StageVerdict {
     const security = this.settings.security;
     const held = isHolder(security) ? security.holdFor(request.message) : undefined;

@@ -11,6 +11,10 @@ export class NoResponse implements ServerStage {
     return PASS;
   }
 
+  receives(): boolean {
+    return false;
+  }
+
   respond(request: InboundRequest, response: CoapMessage): CoapMessage | undefined {
     return suppressedByNoResponse(request.message, response.code) ? undefined : response;
   }

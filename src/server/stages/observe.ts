@@ -25,6 +25,10 @@ export class ObserveStage implements ServerStage {
     return PASS;
   }
 
+  receives(): boolean {
+    return false;
+  }
+
   respond(request: InboundRequest, response: CoapMessage): CoapMessage {
     const resource = request.resource;
     if (!request.representation || resource === undefined) return response;

@@ -43,6 +43,15 @@ export class OscoreLayers implements ServerStage {
     private readonly nestedGroup?: (request: InboundRequest, message: CoapMessage, context: EndpointContext) => GroupLayerOutcome | undefined,
   ) {}
 
+  /** Without security no layer is removed here, and none is put back (StagePlan). */
+  receives(): boolean {
+    return this.settings.security !== undefined;
+  }
+
+  responds(): boolean {
+    return this.settings.security !== undefined;
+  }
+
   receive(request: InboundRequest): StageVerdict {
     const security = this.settings.security;
     if (security === undefined || getOption(request.message, OptionNumber.Oscore) === undefined) return PASS;

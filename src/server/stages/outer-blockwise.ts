@@ -32,6 +32,16 @@ export class OuterBlockwise implements ServerStage {
     private readonly log: RequestLog,
   ) {}
 
+  /** Only an OSCORE message is read here, and only a server with security removes its layer. */
+  receives(): boolean {
+    return this.settings.security !== undefined;
+  }
+
+  /** Acts only on a request whose OSCORE layers the oscore-layers stage tried to remove. */
+  responds(): boolean {
+    return this.settings.security !== undefined;
+  }
+
   receive(request: InboundRequest): StageVerdict {
     const received = request.message;
     if (this.settings.security === undefined || getOption(received, OptionNumber.Oscore) === undefined) return PASS;

@@ -139,6 +139,11 @@ export class ProxyClaim implements ServerStage {
     private readonly stepOne: ServerStage,
   ) {}
 
+  /** Only a server with a forward or reverse proxy installed has anyone to claim a request. */
+  receives(): boolean {
+    return this.proxies.forwarding !== undefined || this.proxies.reverse !== undefined;
+  }
+
   receive(request: InboundRequest): StageVerdict {
     const handler = this.proxies.claimant(request.message, request.context);
     if (handler === undefined) return PASS;

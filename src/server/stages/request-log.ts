@@ -12,6 +12,13 @@ export class RequestLogging implements ServerStage {
     return PASS;
   }
 
+  receives(): boolean {
+    return false;
+  }
+
+  // Its response side stays on every path: a logger set while a request is being handled logs
+  // that request's answer too (RequestLog.record returns at once without one).
+
   respond(request: InboundRequest, response: CoapMessage): CoapMessage {
     this.log.record(request.message, request.context, response);
     return response;
