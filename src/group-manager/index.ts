@@ -5,3 +5,4 @@ export * from './online-manager.js';
 export * from './parameters.js';
 export * from './resources.js';
 export * from './config.js';
+export * from './admin.js';

@@ -133,6 +133,11 @@ export class OnlineGroupManager {
     return this.#groups.get(group)?.manager.keyGeneration;
   }
 
+  /** The group's current Gid (its OSCORE ID Context, hex; public: every message carries it). */
+  gid(group: string): string | undefined {
+    return this.#groups.get(group)?.manager.gid;
+  }
+
   /**
    * POST /ace-group/GROUPNAME: the Join Request (RFC 9594 §4.3.1, key-groupcomm-oscore §6.2). An
    * empty or malformed request gets 4.00 with sign_info and a new kdcchallenge (§6.2, OPT4), which
