@@ -1,19 +1,20 @@
 /**
- * The Group Manager's /kdc-cred (RFC 9594 §4.5, key-groupcomm-oscore §8.1, §9.5) and /stale-sids
- * (key-groupcomm-oscore §7.1, §8.4, §11.3.1) on the sans-IO core: who may ask, what the answer
- * proves, and the 4.00/4.03 of the specs; and that attachGroupManager serves both.
+ * The Group Manager's /kdc-cred (RFC 9594 §4.5, key-groupcomm-oscore §8.1, §9.5), /stale-sids
+ * (key-groupcomm-oscore §7.1, §8.4, §11.3.1) and /verif-data (§8.3, §9.6) on the sans-IO core: who may ask, what the answer
+ * proves, and the 4.00/4.03 of the specs; and that attachGroupManager serves them.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ResponseCode } from '../src/coap/codes.js';
 import { ContentFormat } from '../src/coap/content-format.js';
-import { decodeStrict, encodeCbor, fromHex, toHex } from '../src/cose/cbor.js';
+import { decodeStrict, encodeCbor, fromHex, toHex, type CborValue } from '../src/cose/cbor.js';
+import { deriveCommonContext } from '../src/group-oscore/common.js';
 import { encodeCcs } from '../src/cose/cwt.js';
 import { signBytes, verifyBytes } from '../src/cose/sign.js';
 import { ownCredential, parseAuthCredential } from '../src/group-oscore/credential.js';
 import { SCOPE_FORMATS } from '../src/ace/scope-format.js';
 import { GroupManager, keyPairFor } from '../src/group-oscore/manager.js';
-import { attachGroupManager, clientPopInput, GroupError, GroupInput, GroupParam, kdcPopInput, OnlineGroupManager, type GroupClient } from '../src/group-manager/index.js';
+import { attachGroupManager, clientPopInput, decodeKeyMaterial, GroupError, GroupInput, GroupParam, kdcPopInput, OnlineGroupManager, type GroupClient } from '../src/group-manager/index.js';
 import type { CoapResponse } from '../src/server/resource.js';
 import { CoapServer } from '../src/server/server.js';
 
@@ -110,13 +111,37 @@ test('FETCH /stale-sids: the Sender IDs that went stale since version V; V >= cu
   assert.equal(tooOld.payload, undefined);
 });
 
-test('attachGroupManager serves /kdc-cred (GET, FETCH) and /stale-sids (FETCH) for each group', async () => {
+test('GET /verif-data: a signature verifier gets what verifies group-mode signatures, never the Master Secret; members 4.03 error 8', () => {
+  const gm = OnlineGroupManager.fromOfflineStates([GroupManager.create({ name: 'lights' }).toJSON()]);
+  const node = join(gm, MEMBER('ace 01'), fromHex('0101010101010101'));
+  const answer = gm.verificationData(VERIFIER, 'lights');
+  assert.equal(answer.code, ResponseCode.Content);
+  assert.equal(answer.contentFormat, 261);
+  const map = body(answer);
+  assert.deepEqual([...map.keys()].sort((a, b) => a - b), [GroupParam.gkty, GroupParam.key, GroupParam.num, GroupParam.ace_groupcomm_profile, GroupParam.exi, GroupParam.sign_enc_key]);
+  const key = map.get(GroupParam.key) as Map<number, unknown>;
+  // §9.6: hkdf, contextId, cred_fmt, gp_enc_alg, sign_alg, sign_params, and alg, ecdh_alg (this group also has the pairwise mode).
+  assert.deepEqual([...key.keys()].sort((a, b) => a - b), [GroupInput.hkdf, GroupInput.alg, GroupInput.contextId, GroupInput.cred_fmt, GroupInput.gp_enc_alg, GroupInput.sign_alg, GroupInput.sign_params, GroupInput.ecdh_alg]);
+  // The Signature Encryption Key is the one a member derives from the keying material (Group OSCORE §2.1.9).
+  const memberKey = body(gm.nodeMaterial(MEMBER('ace 01'), 'lights', node)).get(GroupParam.key) as Map<number, unknown>;
+  assert.deepEqual(key.get(GroupInput.contextId), memberKey.get(GroupInput.contextId));
+  const material = decodeKeyMaterial(memberKey as Map<number, CborValue>);
+  const common = deriveCommonContext({ masterSecret: fromHex(material.masterSecret), masterSalt: fromHex(material.masterSalt), gid: fromHex(material.gid), algorithms: material.algorithms, gmCredential: new Uint8Array(0) });
+  assert.deepEqual(map.get(GroupParam.sign_enc_key), common.signatureEncryptionKey);
+  const member = gm.verificationData(MEMBER('ace 01'), 'lights');
+  assert.equal(member.code, ResponseCode.Forbidden);
+  assert.equal(errorId(member), GroupError.onlyVerifiers);
+  assert.equal(gm.verificationData({ id: 'x', scope: undefined }, 'lights').code, ResponseCode.Unauthorized);
+});
+
+test('attachGroupManager serves /kdc-cred (GET, FETCH), /verif-data (GET) and /stale-sids (FETCH) for each group', async () => {
   const server = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
   try {
     attachGroupManager(server, OnlineGroupManager.fromOfflineStates([GroupManager.create({ name: 'lights' }).toJSON()]), { audiences: ['gm'], tokenKeys: [] });
     const paths = server.links().map((l) => l.href);
     assert.ok(paths.includes('/ace-group/lights/kdc-cred'));
     assert.ok(paths.includes('/ace-group/lights/stale-sids'));
+    assert.ok(paths.includes('/ace-group/lights/verif-data'));
   } finally {
     await server.close();
   }

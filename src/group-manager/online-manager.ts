@@ -26,7 +26,8 @@ import { credentialFitsSignature, ownCredential, parseAuthCredential } from '../
 import { GroupManager, type GroupManagerState } from '../group-oscore/manager.js';
 import { OscoreConfigError } from '../oscore/errors.js';
 import type { CoapResponse } from '../server/resource.js';
-import { clientPopInput, encodeKeyMaterial, kdcPopInput, signInfo } from './key-material.js';
+import { deriveCommonContext } from '../group-oscore/common.js';
+import { clientPopInput, encodeKeyMaterial, kdcPopInput, signInfo, verifierKeyMaterial } from './key-material.js';
 import { recordRekey, staleSince, type StaleSet } from './stale-sender-ids.js';
 import { ACE_GROUPCOMM_CBOR, badRequestMap, COAP_GROUP_OSCORE_APP, GROUP_OSCORE_KEY_TYPE, GroupError, GroupParam, GroupPolicy, problem } from './parameters.js';
 
@@ -284,16 +285,32 @@ export class OnlineGroupManager {
    * token does not make it a verifier of the group, gets 4.03 error 8.
    */
   kdcCredentialForVerifier(client: GroupClient, groupName: string, payload: Uint8Array): CoapResponse {
-    const group = this.#groups.get(groupName);
-    if (group === undefined) return { code: ResponseCode.NotFound, payload: `no group ${groupName}` };
-    const granted = grantedRoles(client, groupName);
-    if (granted === undefined) return { code: ResponseCode.Unauthorized, payload: 'no access token' };
-    const member = [...group.nodes.values()].some((r) => r.client === client.id);
-    if (member || (granted & bit(ROLE.verifier)) === 0) return problem(ResponseCode.Forbidden, GroupError.onlyVerifiers, `only signature verifiers of ${groupName} FETCH its kdc-cred`);
-    if (group.manager.toJSON().algorithms.signature === undefined) return problem(ResponseCode.BadRequest, GroupError.signaturesNotUsed, `${groupName} uses no signatures`);
+    const found = this.#verifier(client, groupName);
+    if ('code' in found) return found;
     const nC = decodeMap(payload)?.get(GroupParam.cnonce);
     if (!isBytes(nC) || nC.length === 0) return { code: ResponseCode.BadRequest, payload: 'the request needs a cnonce', maxAge: 0 };
-    return this.#answer(ResponseCode.Content, this.#kdcProof(group, nC));
+    return this.#answer(ResponseCode.Content, this.#kdcProof(found.group, nC));
+  }
+
+  /**
+   * GET /ace-group/GROUPNAME/verif-data (key-groupcomm-oscore §8.3.1, §9.6): what an external
+   * signature verifier needs besides the credentials — the algorithms, the Gid, the version and the
+   * Signature Encryption Key (Group OSCORE §2.1.9), never the Master Secret. Verifiers only
+   * (error 8), groups with signatures only (error 7).
+   */
+  verificationData(client: GroupClient, groupName: string): CoapResponse {
+    const found = this.#verifier(client, groupName);
+    if ('code' in found) return found;
+    const s = found.group.manager.toJSON();
+    const common = deriveCommonContext({ masterSecret: fromHex(s.masterSecret), masterSalt: fromHex(s.masterSalt), gid: fromHex(s.gid), algorithms: s.algorithms, gmCredential: fromHex(s.gm.credential) });
+    return this.#answer(ResponseCode.Content, [
+      [GroupParam.gkty, GROUP_OSCORE_KEY_TYPE],
+      [GroupParam.key, verifierKeyMaterial({ gid: s.gid, masterSecret: s.masterSecret, masterSalt: s.masterSalt, algorithms: s.algorithms })],
+      [GroupParam.num, s.keyGeneration],
+      [GroupParam.ace_groupcomm_profile, COAP_GROUP_OSCORE_APP],
+      [GroupParam.exi, this.#keyLifetime()],
+      [GroupParam.sign_enc_key, common.signatureEncryptionKey!],
+    ]);
   }
 
   /**
@@ -384,6 +401,18 @@ export class OnlineGroupManager {
     // RFC 9594 §4.3.2: a client that is not a current member gets 4.03 with error 0.
     if (node === undefined) return problem(ResponseCode.Forbidden, GroupError.onlyMembers, `not a member of ${groupName}`);
     return { group, node };
+  }
+
+  /** key-groupcomm-oscore §8.1.1, §8.3.1: a signature verifier of the group — not a member (error 8) — of a group that signs (error 7). */
+  #verifier(client: GroupClient, groupName: string): { group: Group } | CoapResponse {
+    const group = this.#groups.get(groupName);
+    if (group === undefined) return { code: ResponseCode.NotFound, payload: `no group ${groupName}` };
+    const granted = grantedRoles(client, groupName);
+    if (granted === undefined) return { code: ResponseCode.Unauthorized, payload: 'no access token' };
+    const member = [...group.nodes.values()].some((r) => r.client === client.id);
+    if (member || (granted & bit(ROLE.verifier)) === 0) return problem(ResponseCode.Forbidden, GroupError.onlyVerifiers, `operation permitted only to signature verifiers of ${groupName}`);
+    if (group.manager.toJSON().algorithms.signature === undefined) return problem(ResponseCode.BadRequest, GroupError.signaturesNotUsed, `${groupName} uses no signatures`);
+    return { group };
   }
 
   #ownNode(client: GroupClient, groupName: string, node: string): { group: Group } | CoapResponse {
