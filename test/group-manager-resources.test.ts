@@ -132,6 +132,11 @@ test('GET /verif-data: a signature verifier gets what verifies group-mode signat
   assert.equal(member.code, ResponseCode.Forbidden);
   assert.equal(errorId(member), GroupError.onlyVerifiers);
   assert.equal(gm.verificationData({ id: 'x', scope: undefined }, 'lights').code, ResponseCode.Unauthorized);
+  // Table 2: a verifier also reads the members' credentials (§9.3); a client with neither role does not.
+  const creds = gm.credentials(VERIFIER, 'lights');
+  assert.equal(creds.code, ResponseCode.Content);
+  assert.equal((body(creds).get(GroupParam.creds) as unknown[]).length, 1);
+  assert.equal(errorId(gm.credentials(MEMBER('ace 09'), 'lights')), GroupError.onlyMembers);
 });
 
 test('attachGroupManager serves /kdc-cred (GET, FETCH), /verif-data (GET) and /stale-sids (FETCH) for each group', async () => {

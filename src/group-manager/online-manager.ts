@@ -239,10 +239,14 @@ export class OnlineGroupManager {
     ]);
   }
 
-  /** GET /ace-group/GROUPNAME/creds (RFC 9594 §4.4.2): every member's credential, role and Sender ID. */
+  /**
+   * GET /ace-group/GROUPNAME/creds (RFC 9594 §4.4.2): every member's credential, role and Sender
+   * ID; for members, and for signature verifiers (key-groupcomm-oscore §8.5 Table 2, §9.3).
+   */
   credentials(client: GroupClient, groupName: string): CoapResponse {
-    const found = this.#member(client, groupName);
-    if ('code' in found) return found;
+    const member = this.#member(client, groupName);
+    const found = 'code' in member ? this.#verifier(client, groupName) : member;
+    if ('code' in found) return member as CoapResponse;
     return this.#answer(ResponseCode.Content, [...this.#credentialEntries(found.group, undefined), [GroupParam.num, found.group.manager.keyGeneration]]);
   }
 
