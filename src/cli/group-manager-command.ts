@@ -11,7 +11,7 @@ import { CredentialsError } from '../credentials/errors.js';
 import { PidLock } from '../credentials/pid-lock.js';
 import { GroupJoinError, GroupMembership } from '../group-manager/member-client.js';
 import { GroupManagerConfigError, loadGroupManagerConfig, openGroupManager } from '../group-manager/config.js';
-import { AdminInbox, GroupManagerAdminError, requestAdmin } from '../group-manager/admin.js';
+import { AdminInbox, adminInboxOf, GroupManagerAdminError, requestAdmin } from '../group-manager/admin.js';
 import { attachGroupManager } from '../group-manager/resources.js';
 import { OscoreConfigError } from '../oscore/errors.js';
 import { CoapServer } from '../server/server.js';
@@ -76,7 +76,14 @@ export async function groupManagerCommand(argv: string[]): Promise<number> {
     ...(config.issuer !== undefined ? { issuer: config.issuer } : {}),
     ...(log.level > 0 ? { log: (line: string) => log.event('ace', `ace: ${line}`) } : {}),
   });
-  const inbox = AdminInbox.open(config.statePath, manager);
+  let inbox: AdminInbox;
+  try {
+    inbox = AdminInbox.open(config.statePath, manager);
+  } catch (error) {
+    await server.close();
+    lock.release();
+    throw new UsageError(`cannot open the admin inbox ${adminInboxOf(config.statePath)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
   process.stderr.write(`coapsec group manager of ${manager.groupNames.join(', ')} serving on coap://${peerKey(server.address())}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
