@@ -10,3 +10,5 @@ for i in $(seq 50); do coapsec ping coap://127.0.0.1:5688 && coapsec ping coap:/
 coapsec group join lights --gm coap://127.0.0.1:5689 --ace-as coap://127.0.0.1:5688/token --credentials alice.json -o alice-lights.json
 coapsec group join lights --gm coap://127.0.0.1:5689 --ace-as coap://127.0.0.1:5688/token --credentials bob.json --roles responder -o bob-lights.json
 
+# The administrator removes bob (node m2): the running Group Manager rekeys the group at once.
+coapsec group-manager remove --config gm-config.json --group lights --member m2

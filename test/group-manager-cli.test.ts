@@ -2,16 +2,23 @@
  * The Group Manager through the command line: the docs/group-manager.md walkthrough run as written
  * (its ports replaced by free ones) — `coapsec group create` (the offline tool's state), `coapsec
  * as`, `coapsec group-manager` taking that state over, and two `coapsec group join` — then the
- * member files it wrote are checked as the Group OSCORE tools read them. The Group Manager's
- * refusals (4.03, 4.00) are in group-manager.test.ts.
+ * member files it wrote are checked as the Group OSCORE tools read them; last `coapsec
+ * group-manager remove` takes bob out of the running Group Manager, and bob's member file no
+ * longer reads the group's next message. The Group Manager's refusals (4.03, 4.00) are in
+ * group-manager.test.ts.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { createMessage, MessageType } from '../src/coap/message.js';
+import { Method } from '../src/coap/codes.js';
+import type { OnlineGroupManagerState } from '../src/group-manager/online-manager.js';
+import type { GroupSecurityContext } from '../src/group-oscore/context.js';
 import { checkMemberFile } from '../src/group-oscore/member-file.js';
-import { contextFromMemberFile } from '../src/group-oscore/manager.js';
+import { contextFromMemberFile, type GroupMemberFile } from '../src/group-oscore/manager.js';
+import { protectGroupRequest, unprotectGroupRequest } from '../src/group-oscore/protect.js';
 import { ROOT, assertUsageError, coapsec, freeUdpPort, killChildren, runWalkthrough } from './support/cli-harness.js';
 
 const work = mkdtempSync(join(tmpdir(), 'coapsec-gm-walkthrough-'));
@@ -48,11 +55,40 @@ test('docs/group-manager.md: its shell and config blocks are the examples/ files
   }
   assert.equal(files[1]!.members.length, 1, "bob's file has alice's credential");
   assert.ok(existsSync(join(work, 'gm-state.json')), 'the Group Manager persisted its state');
+
+  // The walkthrough's last step: the administrator removed bob from the running Group Manager.
+  assert.match(result.stdout, /removed m2 from lights: key generation 1, Gid [0-9a-f]+ \(the running Group Manager rekeyed it\)\n$/);
+  assert.match(result.stderr, /group-manager: lights: m2 removed by the Group Manager; new Gid [0-9a-f]+, key generation 1/);
+  const state = JSON.parse(readFileSync(join(work, 'gm-state.json'), 'utf8')) as OnlineGroupManagerState;
+  const lights = state.groups[0]!;
+  assert.deepEqual(Object.keys(lights.nodes), ['m1'], 'bob is no member any more');
+  assert.equal(lights.manager.keyGeneration, 1);
+  assert.notEqual(lights.manager.gid, offline.gid);
+  // Alice's next message, under the keying material the Group Manager now hands out.
+  const [aliceFile, bobFile] = files as [GroupMemberFile, GroupMemberFile];
+  const rekeyed = (file: GroupMemberFile): GroupSecurityContext => contextFromMemberFile({ ...file, gid: lights.manager.gid, keyGeneration: 1, masterSecret: lights.manager.masterSecret, masterSalt: lights.manager.masterSalt });
+  assert.equal(reads(contextFromMemberFile(aliceFile), contextFromMemberFile(bobFile)), true, 'before: bob read alice');
+  assert.equal(reads(rekeyed(aliceFile), rekeyed(bobFile)), true, 'the new material reads the next message');
+  assert.equal(reads(rekeyed(aliceFile), contextFromMemberFile(bobFile)), false, "bob's member file does not");
 });
+
+/** Whether `reader` can unprotect a group-mode request `sender` protected (its context used whatever the Gid says). */
+function reads(sender: GroupSecurityContext, reader: GroupSecurityContext): boolean {
+  const request = createMessage({ type: MessageType.NON, code: Method.GET, messageId: 1, token: Uint8Array.of(1) });
+  const { message } = protectGroupRequest(request, sender, { mode: 'group' });
+  return unprotectGroupRequest(message, () => reader).ok;
+}
 
 test('group-manager and group join usage errors', async () => {
   assertUsageError(await coapsec(['group-manager']), /--config/);
   writeFileSync(join(work, 'bad-gm.json'), JSON.stringify({ audience: 'gm', tokenKey: { kid: '01', key: '00' }, state: 's.json' }));
   assertUsageError(await coapsec(['group-manager', '--config', join(work, 'bad-gm.json')]), /"tokenKey\.key" must be 16 bytes/);
   assertUsageError(await coapsec(['group', 'join', 'lights', '--ace-as', 'coap://127.0.0.1:9/token']), /--gm/);
+  assertUsageError(await coapsec(['group-manager', 'remove', '--config', join(work, 'gm-config.json'), '--group', 'lights']), /--member NODE/);
+  // No Group Manager runs now: the command changes the state file itself, and names what exists.
+  assertUsageError(await coapsec(['group-manager', 'remove', '--config', join(work, 'gm-config.json'), '--group', 'lights', '--member', 'm9']), /group lights has no node m9 \(its members: m1\)/);
+  assertUsageError(await coapsec(['group-manager', 'remove', '--config', join(work, 'gm-config.json'), '--group', 'doors', '--member', 'm1']), /groups: lights/);
+  const direct = await coapsec(['group-manager', 'remove', '--config', join(work, 'gm-config.json'), '--group', 'lights', '--member', 'm1']);
+  assert.equal(direct.code, 0, direct.stderr);
+  assert.match(direct.stdout, /^removed m1 from lights: key generation 2, Gid [0-9a-f]+ \(no Group Manager runs: its state file was changed\)\n$/);
 });

@@ -8,7 +8,11 @@
  *      edhocCredential: an EDHOC CCS, hex or a file of its bytes (the RS's is sent as rs_cnf).
  *      Client names are the names the AS's OSCORE credentials give the clients' contexts.
  * RS:  {"audience": "NAME", "as": "coap://…/token", "tokenKey": {"kid": HEX, "key": HEX},
- *       "resources": {"/path": {"GET": SCOPE, "PUT": SCOPE}}, "maxTokens": N, "issuer": "as"}
+ *       "resources": {"/path": {"GET": SCOPE, "PUT": SCOPE}}, "maxTokens": N, "issuer": "as",
+ *       "introspect": {"uri": "coap://…/introspect", "credentials": FILE}}
+ *      introspect: tokens the RS cannot open are sent to the AS (RFC 9200 §5.9), protected with the
+ *      OSCORE context for that URI in the client credentials FILE (relative to this file); with it,
+ *      tokenKey may be left out (then every token is introspected).
  *
  * Keys are hex strings ("0x" optional), as everywhere in coapsec's files (util/key-text.ts).
  * Every problem is an AceConfigError naming the file and the field, never the key's text.
@@ -37,7 +41,10 @@ export interface RsConfig {
   readonly audience: string;
   readonly asUri?: string;
   readonly issuer?: string;
-  readonly tokenKey: TokenKey;
+  /** The key the AS seals this RS's tokens with; absent only with `introspection`. */
+  readonly tokenKey?: TokenKey;
+  /** RFC 9200 §5.9: the AS's introspection endpoint, and the credentials file whose context protects requests to it. */
+  readonly introspection?: { readonly uri: string; readonly credentials: string };
   readonly resources: ReadonlyMap<string, ScopeRequirements>;
   readonly maxTokens?: number;
 }
@@ -174,9 +181,15 @@ export function loadRsConfig(file: string): RsConfig {
     }
     resources.set(path, required);
   }
+  let introspection: RsConfig['introspection'];
+  if (json['introspect'] !== undefined) {
+    const o = f.object(json['introspect'], '"introspect"');
+    introspection = { uri: f.text(o['uri'], 'introspect.uri'), credentials: resolve(dirname(file), f.text(o['credentials'], 'introspect.credentials')) };
+  }
   return {
     audience: f.text(json['audience'], '"audience"'),
-    tokenKey: f.key(json['tokenKey'], '"tokenKey"'),
+    ...(json['tokenKey'] !== undefined || introspection === undefined ? { tokenKey: f.key(json['tokenKey'], '"tokenKey"') } : {}),
+    ...(introspection !== undefined ? { introspection } : {}),
     resources,
     ...(json['as'] !== undefined ? { asUri: f.text(json['as'], '"as"') } : {}),
     ...(json['issuer'] !== undefined ? { issuer: f.text(json['issuer'], '"issuer"') } : {}),

@@ -11,16 +11,18 @@ import { CredentialsError } from '../credentials/errors.js';
 import { PidLock } from '../credentials/pid-lock.js';
 import { GroupJoinError, GroupMembership } from '../group-manager/member-client.js';
 import { GroupManagerConfigError, loadGroupManagerConfig, openGroupManager } from '../group-manager/config.js';
+import { AdminInbox, adminInboxOf, GroupManagerAdminError, requestAdmin } from '../group-manager/admin.js';
 import { attachGroupManager } from '../group-manager/resources.js';
 import { OscoreConfigError } from '../oscore/errors.js';
 import { CoapServer } from '../server/server.js';
 import { peerKey } from '../transport/transport.js';
-import { checkUri, parse, parseBind } from './args.js';
+import { checkUri, parse, parseBind, parseSeconds } from './args.js';
 import { UsageError } from './errors.js';
 import { EXIT_SECURITY_FAILURE, clientOscore } from './oscore-args.js';
 import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 
 export const GROUP_MANAGER_USAGE = `usage: coapsec group-manager --config FILE [--bind HOST:PORT] [-v|-vv]
+       coapsec group-manager remove --config FILE --group NAME --member NODE [--timeout S]
   the online Group Manager of Group OSCORE groups (RFC 9594, draft-ietf-ace-key-groupcomm-oscore):
   an ACE resource server (tokens with the groups' AIF scope posted to /authz-info, OSCORE profile)
   serving /ace-group/GROUPNAME: join (POST), keying material (GET, observable: rekeys notify),
@@ -28,7 +30,11 @@ export const GROUP_MANAGER_USAGE = `usage: coapsec group-manager --config FILE [
   --config FILE       audience, AS, token key, state file, offline group states to import
   --bind HOST:PORT    address to listen on (default 127.0.0.1:5689)
 ${LOG_USAGE}
-                          (-v also logs every join, leave and rekey)`;
+                          (-v also logs every join, leave and rekey)
+  remove: the administrator removes member NODE (its node name, e.g. m2) from group NAME (RFC 9594
+  §5) and the group is rekeyed; asks the Group Manager running on the config's state file through
+  its admin inbox (STATE.admin, only its own user can write there), or changes the state file
+  when none runs. --timeout: seconds to wait for the running Group Manager (default 5)`;
 
 export const GROUP_JOIN_USAGE = `usage: coapsec group join GROUP --gm URI --ace-as URI --credentials FILE -o FILE
                          [--roles requester,responder] [--audience NAME] [--name NAME] [-v]
@@ -37,6 +43,7 @@ export const GROUP_JOIN_USAGE = `usage: coapsec group join GROUP --gm URI --ace-
   member file written to -o (for serve --group, get --group, or "groups" in --credentials)`;
 
 export async function groupManagerCommand(argv: string[]): Promise<number> {
+  if (argv[0] === 'remove') return groupManagerRemoveCommand(argv.slice(1));
   const { values } = parse(argv, { config: { type: 'string' }, bind: { type: 'string' }, ...LOG_FLAGS }, { min: 0, max: 0, names: '' });
   if (values.config === undefined) throw new UsageError('group-manager needs --config FILE');
   const bind = parseBind(values.bind ?? '127.0.0.1:5689', { host: '127.0.0.1', port: 5689 });
@@ -69,13 +76,42 @@ export async function groupManagerCommand(argv: string[]): Promise<number> {
     ...(config.issuer !== undefined ? { issuer: config.issuer } : {}),
     ...(log.level > 0 ? { log: (line: string) => log.event('ace', `ace: ${line}`) } : {}),
   });
+  let inbox: AdminInbox;
+  try {
+    inbox = AdminInbox.open(config.statePath, manager);
+  } catch (error) {
+    await server.close();
+    lock.release();
+    throw new UsageError(`cannot open the admin inbox ${adminInboxOf(config.statePath)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
   process.stderr.write(`coapsec group manager of ${manager.groupNames.join(', ')} serving on coap://${peerKey(server.address())}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  inbox.close();
   await server.close();
   lock.release();
+  return 0;
+}
+
+/** coapsec group-manager remove: an administrator's removal (RFC 9594 §5), see admin.ts. */
+async function groupManagerRemoveCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { config: { type: 'string' }, group: { type: 'string' }, member: { type: 'string' }, timeout: { type: 'string' } }, { min: 0, max: 0, names: '' });
+  if (values.config === undefined || values.group === undefined || values.member === undefined) throw new UsageError('group-manager remove needs --config FILE, --group NAME and --member NODE');
+  const timeoutMs = values.timeout === undefined ? undefined : parseSeconds(values.timeout, '--timeout')! * 1000;
+  let result;
+  try {
+    const config = loadGroupManagerConfig(values.config);
+    result = await requestAdmin(config, { op: 'remove', group: values.group, node: values.member }, timeoutMs !== undefined ? { timeoutMs } : {});
+  } catch (error) {
+    if (error instanceof GroupManagerConfigError || error instanceof GroupManagerAdminError || error instanceof OscoreConfigError || error instanceof CredentialsError) throw new UsageError(error.message);
+    throw error;
+  }
+  // No such group or node: a wrong argument, said in one line.
+  if (!result.ok) throw new UsageError(result.error);
+  const where = result.running ? 'the running Group Manager rekeyed it' : 'no Group Manager runs: its state file was changed';
+  process.stdout.write(`removed ${result.node} from ${result.group}: key generation ${result.keyGeneration}, Gid ${result.gid} (${where})\n`);
   return 0;
 }
 

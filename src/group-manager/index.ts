@@ -10,3 +10,4 @@ export * from './topic-groups.js';
 export * from './topic-member.js';
 export * from './topic-resources.js';
 export * from './topic-config.js';
+export * from './admin.js';

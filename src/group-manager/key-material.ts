@@ -59,6 +59,17 @@ export function encodeKeyMaterial(m: GroupKeyMaterial): Map<number, CborValue> {
   return map;
 }
 
+/**
+ * key-groupcomm-oscore §9.6: the 'key' of a Signature Verification Data Response — hkdf,
+ * contextId, cred_fmt, gp_enc_alg, sign_alg, sign_params, and alg and ecdh_alg unless the group is
+ * signature-only. Never the Master Secret or Salt: a verifier verifies, it does not decrypt.
+ */
+export function verifierKeyMaterial(m: GroupKeyMaterial): Map<number, CborValue> {
+  const full = encodeKeyMaterial(m);
+  const kept = [GroupInput.hkdf, GroupInput.contextId, GroupInput.cred_fmt, GroupInput.gp_enc_alg, GroupInput.sign_alg, GroupInput.sign_params, GroupInput.alg, GroupInput.ecdh_alg];
+  return new Map([...full].filter(([label]) => (kept as number[]).includes(label)));
+}
+
 export function decodeKeyMaterial(value: CborValue | undefined): GroupKeyMaterial {
   if (!(value instanceof Map)) throw new KeyMaterialError("'key' is not a Group_OSCORE_Input_Material map");
   const bytes = (label: number, what: string, required: boolean): string | undefined => {

@@ -18,14 +18,17 @@
 import { randomBytes } from 'node:crypto';
 import { ResponseCode } from '../coap/codes.js';
 import { OptionNumber } from '../coap/options.js';
-import { decodeStrict, encodeCbor, fromHex, isBytes, type CborValue } from '../cose/cbor.js';
+import { ContentFormat } from '../coap/content-format.js';
+import { decodeStrict, encodeCbor, fromHex, isBytes, isInt, toHex, type CborValue } from '../cose/cbor.js';
 import { signBytes, verifyBytes } from '../cose/sign.js';
 import { aifScopeFormat, GROUP_OSCORE_ROLES, splitScopeToken } from '../ace/scope-format.js';
 import { credentialFitsSignature, ownCredential, parseAuthCredential } from '../group-oscore/credential.js';
 import { GroupManager, type GroupManagerState } from '../group-oscore/manager.js';
 import { OscoreConfigError } from '../oscore/errors.js';
 import type { CoapResponse } from '../server/resource.js';
-import { clientPopInput, encodeKeyMaterial, kdcPopInput, signInfo } from './key-material.js';
+import { deriveCommonContext } from '../group-oscore/common.js';
+import { clientPopInput, encodeKeyMaterial, kdcPopInput, signInfo, verifierKeyMaterial } from './key-material.js';
+import { recordRekey, staleSince, type StaleSet } from './stale-sender-ids.js';
 import { ACE_GROUPCOMM_CBOR, badRequestMap, COAP_GROUP_OSCORE_APP, GROUP_OSCORE_KEY_TYPE, GroupError, GroupParam, GroupPolicy, problem } from './parameters.js';
 
 /** The requesting client as the ACE resource server authenticated it. */
@@ -41,13 +44,15 @@ interface NodeRecord {
   client?: string;
   /** The roles as key-groupcomm-oscore §3's Tperm bit set. */
   roles: number;
+  /** N_C of its latest Join Request, hex: RFC 9594 §4.5.1's 'clientchallenge' for /kdc-cred. */
+  clientChallenge?: string;
 }
 
-/** The whole persisted state: the groups (offline Group Manager states) and their nodes. */
+/** The whole persisted state: the groups (offline Group Manager states), their nodes and stale Sender IDs. */
 export interface OnlineGroupManagerState {
   version: 1;
   nextNode: number;
-  groups: Array<{ manager: GroupManagerState; nodes: Record<string, NodeRecord> }>;
+  groups: Array<{ manager: GroupManagerState; nodes: Record<string, NodeRecord>; stale?: StaleSet[] }>;
 }
 
 export interface OnlineGroupManagerOptions {
@@ -67,6 +72,7 @@ export interface OnlineGroupManagerOptions {
 interface Group {
   readonly manager: GroupManager;
   readonly nodes: Map<string, NodeRecord>;
+  readonly stale: StaleSet[];
 }
 
 const MAX_CHALLENGES = 256;
@@ -93,7 +99,8 @@ export class OnlineGroupManager {
       const nodes = new Map(Object.entries(g.nodes).map(([name, record]) => [name, { ...record }]));
       // Members the offline tool added are nodes too (no client: only an administrator removes them).
       for (const member of manager.memberNames) if (!nodes.has(member)) nodes.set(member, { roles: bit(ROLE.requester) | bit(ROLE.responder) });
-      this.#groups.set(manager.name, { manager, nodes });
+      const stale = g.stale?.map((set) => ({ num: set.num, senderIds: [...set.senderIds] })) ?? [{ num: manager.keyGeneration, senderIds: [] }];
+      this.#groups.set(manager.name, { manager, nodes, stale });
     }
   }
 
@@ -111,7 +118,11 @@ export class OnlineGroupManager {
     return {
       version: 1,
       nextNode: this.#nextNode,
-      groups: [...this.#groups.values()].map((g) => ({ manager: g.manager.toJSON(), nodes: Object.fromEntries([...g.nodes].map(([n, r]) => [n, { ...r }])) })),
+      groups: [...this.#groups.values()].map((g) => ({
+        manager: g.manager.toJSON(),
+        nodes: Object.fromEntries([...g.nodes].map(([n, r]) => [n, { ...r }])),
+        stale: g.stale.map((set) => ({ num: set.num, senderIds: [...set.senderIds] })),
+      })),
     };
   }
 
@@ -131,6 +142,11 @@ export class OnlineGroupManager {
 
   keyGeneration(group: string): number | undefined {
     return this.#groups.get(group)?.manager.keyGeneration;
+  }
+
+  /** The group's current Gid (its OSCORE ID Context, hex; public: every message carries it). */
+  gid(group: string): string | undefined {
+    return this.#groups.get(group)?.manager.gid;
   }
 
   /**
@@ -186,12 +202,10 @@ export class OnlineGroupManager {
       if (e instanceof OscoreConfigError) return problem(ResponseCode.ServiceUnavailable, GroupError.noNodeIdentifiers, e.message);
       throw e;
     }
-    group.nodes.set(node, { client: client.id, roles: wanted });
+    group.nodes.set(node, { client: client.id, roles: wanted, clientChallenge: toHex(nC) });
     this.#options.log?.(`${client.id} joined ${groupName} as ${node} (${roleNames(wanted)}), Sender ID ${senderId || '(empty)'}`);
     this.#changed();
 
-    const nKdc = Uint8Array.from(this.#random(8));
-    const own = ownCredential(fromHex(state.gm.credential), fromHex(state.gm.privateKey));
     const creds = request.has(GroupParam.get_creds) ? this.#credentialEntries(group, node) : undefined;
     const body = new Map<number, unknown>([
       [GroupParam.gkty, GROUP_OSCORE_KEY_TYPE],
@@ -201,9 +215,7 @@ export class OnlineGroupManager {
       [GroupParam.exi, this.#keyLifetime()],
       ...(creds !== undefined ? creds : []),
       [GroupParam.group_policies, new Map([[GroupPolicy.keyUpdateCheckInterval, 3600], [GroupPolicy.expirationDelta, 0]])],
-      [GroupParam.kdc_cred, fromHex(state.gm.credential)],
-      [GroupParam.kdc_nonce, nKdc],
-      [GroupParam.kdc_cred_verify, signBytes(signature, own.privateKey, kdcPopInput(nC, nKdc))],
+      ...this.#kdcProof(group, nC),
     ]);
     return {
       code: previous !== undefined ? ResponseCode.Changed : ResponseCode.Created,
@@ -227,10 +239,14 @@ export class OnlineGroupManager {
     ]);
   }
 
-  /** GET /ace-group/GROUPNAME/creds (RFC 9594 §4.4.2): every member's credential, role and Sender ID. */
+  /**
+   * GET /ace-group/GROUPNAME/creds (RFC 9594 §4.4.2): every member's credential, role and Sender
+   * ID; for members, and for signature verifiers (key-groupcomm-oscore §8.5 Table 2, §9.3).
+   */
   credentials(client: GroupClient, groupName: string): CoapResponse {
-    const found = this.#member(client, groupName);
-    if ('code' in found) return found;
+    const member = this.#member(client, groupName);
+    const found = 'code' in member ? this.#verifier(client, groupName) : member;
+    if ('code' in found) return member as CoapResponse;
     return this.#answer(ResponseCode.Content, [...this.#credentialEntries(found.group, undefined), [GroupParam.num, found.group.manager.keyGeneration]]);
   }
 
@@ -254,6 +270,75 @@ export class OnlineGroupManager {
     ]);
   }
 
+  /**
+   * GET /ace-group/GROUPNAME/kdc-cred (RFC 9594 §4.5.1, key-groupcomm-oscore §9.5.1): the Group
+   * Manager's credential, a new N_KDC and its signature over N_C | N_KDC, N_C the member's
+   * 'cnonce' of its latest Join Request. Members only (error 0).
+   */
+  kdcCredential(client: GroupClient, groupName: string): CoapResponse {
+    const found = this.#member(client, groupName);
+    if ('code' in found) return found;
+    const nC = found.group.nodes.get(found.node)?.clientChallenge;
+    if (nC === undefined) return { code: ResponseCode.BadRequest, payload: 'no Join Request N_C is stored for this member: join again', maxAge: 0 };
+    return this.#answer(ResponseCode.Content, this.#kdcProof(found.group, fromHex(nC)));
+  }
+
+  /**
+   * FETCH /ace-group/GROUPNAME/kdc-cred (key-groupcomm-oscore §8.1.1, §9.5.2): the same for a
+   * signature verifier, over the fresh N_C in its request's 'cnonce'. A member, or a client whose
+   * token does not make it a verifier of the group, gets 4.03 error 8.
+   */
+  kdcCredentialForVerifier(client: GroupClient, groupName: string, payload: Uint8Array): CoapResponse {
+    const found = this.#verifier(client, groupName);
+    if ('code' in found) return found;
+    const nC = decodeMap(payload)?.get(GroupParam.cnonce);
+    if (!isBytes(nC) || nC.length === 0) return { code: ResponseCode.BadRequest, payload: 'the request needs a cnonce', maxAge: 0 };
+    return this.#answer(ResponseCode.Content, this.#kdcProof(found.group, nC));
+  }
+
+  /**
+   * GET /ace-group/GROUPNAME/verif-data (key-groupcomm-oscore §8.3.1, §9.6): what an external
+   * signature verifier needs besides the credentials — the algorithms, the Gid, the version and the
+   * Signature Encryption Key (Group OSCORE §2.1.9), never the Master Secret. Verifiers only
+   * (error 8), groups with signatures only (error 7).
+   */
+  verificationData(client: GroupClient, groupName: string): CoapResponse {
+    const found = this.#verifier(client, groupName);
+    if ('code' in found) return found;
+    const s = found.group.manager.toJSON();
+    const common = deriveCommonContext({ masterSecret: fromHex(s.masterSecret), masterSalt: fromHex(s.masterSalt), gid: fromHex(s.gid), algorithms: s.algorithms, gmCredential: fromHex(s.gm.credential) });
+    return this.#answer(ResponseCode.Content, [
+      [GroupParam.gkty, GROUP_OSCORE_KEY_TYPE],
+      [GroupParam.key, verifierKeyMaterial({ gid: s.gid, masterSecret: s.masterSecret, masterSalt: s.masterSalt, algorithms: s.algorithms })],
+      [GroupParam.num, s.keyGeneration],
+      [GroupParam.ace_groupcomm_profile, COAP_GROUP_OSCORE_APP],
+      [GroupParam.exi, this.#keyLifetime()],
+      [GroupParam.sign_enc_key, common.signatureEncryptionKey!],
+    ]);
+  }
+
+  /**
+   * FETCH /ace-group/GROUPNAME/stale-sids (key-groupcomm-oscore §8.4.1, §11.3.1): the Sender IDs
+   * that went stale since the member's version V of the keying material (payload: V as a CBOR
+   * unsigned integer); no payload when the Group Manager no longer keeps that many sets.
+   */
+  staleSenderIds(client: GroupClient, groupName: string, payload: Uint8Array): CoapResponse {
+    const found = this.#member(client, groupName);
+    if ('code' in found) return found;
+    let v: CborValue;
+    try {
+      v = decodeStrict(payload);
+    } catch {
+      return { code: ResponseCode.BadRequest, payload: 'the payload must be the version as a CBOR unsigned integer', maxAge: 0 };
+    }
+    const current = found.group.manager.keyGeneration;
+    if (!isInt(v) || v < 0) return { code: ResponseCode.BadRequest, payload: 'the payload must be the version as a CBOR unsigned integer', maxAge: 0 };
+    if (v >= current) return { code: ResponseCode.BadRequest, payload: `version ${v} is not older than the current ${current}`, maxAge: 0 };
+    const ids = staleSince(found.group.stale, v, current);
+    if (ids === undefined) return { code: ResponseCode.Content, maxAge: 0 };
+    return { code: ResponseCode.Content, contentFormat: ContentFormat.Cbor, payload: encodeCbor(ids.map(fromHex)), maxAge: 0 };
+  }
+
   /** DELETE /ace-group/GROUPNAME/nodes/NODENAME (RFC 9594 §4.8.3): leave the group; the group is rekeyed. */
   leave(client: GroupClient, groupName: string, node: string): CoapResponse {
     const found = this.#ownNode(client, groupName, node);
@@ -273,14 +358,19 @@ export class OnlineGroupManager {
   rekey(groupName: string): void {
     const group = this.#groups.get(groupName);
     if (group === undefined) throw new OscoreConfigError(`no group ${groupName}`);
+    const from = group.manager.keyGeneration;
     group.manager.rekey();
+    recordRekey(group.stale, from, [], group.manager.keyGeneration);
     this.#rekeyed(group, 'rekeyed');
   }
 
   #removeNode(group: Group, node: string, why: string): void {
     group.nodes.delete(node);
     // §12.2: "MUST rekey the group without undue delay when one or more endpoints leave".
-    group.manager.removeMember(node);
+    const from = group.manager.keyGeneration;
+    const rekey = group.manager.removeMember(node);
+    // key-groupcomm-oscore §7.1: its Sender ID goes stale under the version it was used in.
+    recordRekey(group.stale, from, rekey.staleSenderIds, rekey.keyGeneration);
     this.#rekeyed(group, `${node} ${why}`);
   }
 
@@ -317,12 +407,36 @@ export class OnlineGroupManager {
     return { group, node };
   }
 
+  /** key-groupcomm-oscore §8.1.1, §8.3.1: a signature verifier of the group — not a member (error 8) — of a group that signs (error 7). */
+  #verifier(client: GroupClient, groupName: string): { group: Group } | CoapResponse {
+    const group = this.#groups.get(groupName);
+    if (group === undefined) return { code: ResponseCode.NotFound, payload: `no group ${groupName}` };
+    const granted = grantedRoles(client, groupName);
+    if (granted === undefined) return { code: ResponseCode.Unauthorized, payload: 'no access token' };
+    const member = [...group.nodes.values()].some((r) => r.client === client.id);
+    if (member || (granted & bit(ROLE.verifier)) === 0) return problem(ResponseCode.Forbidden, GroupError.onlyVerifiers, `operation permitted only to signature verifiers of ${groupName}`);
+    if (group.manager.toJSON().algorithms.signature === undefined) return problem(ResponseCode.BadRequest, GroupError.signaturesNotUsed, `${groupName} uses no signatures`);
+    return { group };
+  }
+
   #ownNode(client: GroupClient, groupName: string, node: string): { group: Group } | CoapResponse {
     const found = this.#member(client, groupName);
     if ('code' in found) return found;
     // RFC 9594 §4.8.1: only the node itself; another member's node is 4.03 (error 0 is for non-members).
     if (found.node !== node) return found.group.nodes.has(node) ? forbidden(`${node} is another member`) : { code: ResponseCode.NotFound, payload: `no node ${node}` };
     return { group: found.group };
+  }
+
+  /** 'kdc_cred', a new 'kdc_nonce' N_KDC, and 'kdc_cred_verify': the signature over N_C | N_KDC (RFC 9594 §4.3.1, key-groupcomm-oscore §6.3). */
+  #kdcProof(group: Group, nC: Uint8Array): Array<readonly [number, unknown]> {
+    const state = group.manager.toJSON();
+    const nKdc = Uint8Array.from(this.#random(8));
+    const own = ownCredential(fromHex(state.gm.credential), fromHex(state.gm.privateKey));
+    return [
+      [GroupParam.kdc_cred, fromHex(state.gm.credential)],
+      [GroupParam.kdc_nonce, nKdc],
+      [GroupParam.kdc_cred_verify, signBytes(state.algorithms.signature!, own.privateKey, kdcPopInput(nC, nKdc))],
+    ];
   }
 
   #challengeAnswer(client: GroupClient, group: Group, why: string): CoapResponse {

@@ -1,27 +1,44 @@
 /**
- * The wire vocabulary of the Group Manager: the ACE Groupcomm parameters (RFC 9594 §8 and
- * draft-ietf-ace-key-groupcomm-oscore §12), the Group_OSCORE_Input_Material labels (RFC 9203 §3.2.1
- * extended by key-groupcomm-oscore §17.6), error identifiers (RFC 9594 §9, key-groupcomm-oscore
- * §13) and the concise problem details of RFC 9594 §4.1.2 / RFC 9290.
+ * The wire vocabulary of the Group Manager, every code point in one place with the table it comes
+ * from (pinned against those tables by test/group-manager-codepoints.test.ts):
  *
- * Values the drafts leave "TBD": Content-Format application/ace-groupcomm+cbor is 261 and the
- * Custom Problem Detail key 'ace-groupcomm-error' is 0 (the values RFC 9594 registered); the key
- * type Group_OSCORE_Input_Material object and the profile coap_group_oscore_app use their
- * suggested value 1.
+ *  - ACE Groupcomm parameters: RFC 9594 §8 Figure 42 (registry §11.7), and key-groupcomm-oscore
+ *    §12 Table 3 (group_senderId, ecdh_info, kdc_dh_creds, sign_enc_key, stale_node_ids: §17.3
+ *    "suggested" values, used as they are);
+ *  - error identifiers: RFC 9594 §9 Figure 43 (registry §11.12), key-groupcomm-oscore §13 Table 4
+ *    (7–9, §17.11 suggested);
+ *  - Group_OSCORE_Input_Material labels: RFC 9203 §3.2.1 Table 1, key-groupcomm-oscore §17.6
+ *    (7–13 suggested);
+ *  - group policies: RFC 9594 §4.3.1 Figure 13. No 'rekeying_scheme' is sent: key-groupcomm-oscore
+ *    OPT9 makes Point-to-Point (RFC 9594 Figure 14, value 0) the default, and it is ours (§6.1);
+ *  - the concise problem details of RFC 9594 §4.1.2: 'detail' is RFC 9290's standard key -2.
+ *
+ * Values the drafts leave "TBD", and what stands in for them:
+ *  - Content-Format application/ace-groupcomm+cbor (RFC 9594 §11.2 "ID: TBD"): 261, the number
+ *    key-groupcomm-oscore's own examples print ("Content-Format: 261 (application/ace-groupcomm+cbor)");
+ *  - the Custom Problem Detail key 'ace-groupcomm-error' (RFC 9594 §11.6 "Key Value: TBD", Figure 6
+ *    prints "TBD"): 0, the first value of that registry;
+ *  - key type Group_OSCORE_Input_Material object (key-groupcomm-oscore §17.4 GROUPCOMM_KEY_TBD)
+ *    and profile coap_group_oscore_app (§17.5 PROFILE_TBD): their suggested value 1.
+ * The group roles (key-groupcomm-oscore §3 Table 1) are GROUP_OSCORE_ROLES in src/ace/scope-format.ts.
  */
 import { ResponseCode } from '../coap/codes.js';
 import { ContentFormat } from '../coap/content-format.js';
 import { encodeCbor } from '../cose/cbor.js';
 import type { CoapResponse } from '../server/resource.js';
 
-/** RFC 9594 §8 Table 3, with ecdh_info/kdc_dh_creds/stale_node_ids of key-groupcomm-oscore §12. */
+/** RFC 9594 §8 Figure 42, with key-groupcomm-oscore §12 Table 3. */
 export const GroupParam = {
   gid: 0,
   gname: 1,
+  guri: 2,
   scope: 3,
   get_creds: 4,
   client_cred: 5,
   cnonce: 6,
+  client_cred_verify: 24,
+  creds_repo: 25,
+  control_uri: 26,
   gkty: 7,
   key: 8,
   num: 9,
@@ -35,10 +52,15 @@ export const GroupParam = {
   kdc_cred: 17,
   kdc_nonce: 18,
   kdc_cred_verify: 19,
-  client_cred_verify: 24,
+  rekeying_scheme: 20,
+  mgt_key_material: 27,
+  control_group_uri: 28,
   sign_info: 29,
   kdcchallenge: 30,
+  group_senderId: 21,
   ecdh_info: 31,
+  kdc_dh_creds: 32,
+  sign_enc_key: 33,
   stale_node_ids: 34,
 } as const;
 
@@ -63,14 +85,16 @@ export const GROUP_OSCORE_KEY_TYPE = 1;
 export const COAP_GROUP_OSCORE_APP = 1;
 /** COSE header parameter kccs (RFC 9528 §10.6): the credential format CWT Claims Set. */
 export const CRED_FMT_KCCS = 14;
-/** RFC 9594 §11.10: group policies "Key Update Check Interval" and "Expiration Delta". */
-export const GroupPolicy = { keyUpdateCheckInterval: 1, expirationDelta: 2 } as const;
+/** RFC 9594 §4.3.1 Figure 13. */
+export const GroupPolicy = { sequenceNumberSynchronization: 0, keyUpdateCheckInterval: 1, expirationDelta: 2 } as const;
 
 export const ACE_GROUPCOMM_CBOR = 261;
-const ACE_GROUPCOMM_ERROR = 0;
-const PROBLEM_DETAIL = -2;
+/** RFC 9290 §2 'detail' (-2), and RFC 9594 §4.1.2's Custom Problem Detail 'ace-groupcomm-error' (TBD; 0 stands in). */
+export const ProblemDetailKey = { detail: -2, aceGroupcommError: 0 } as const;
+/** RFC 9594 §4.1.2: the 'error-id' field inside 'ace-groupcomm-error'. */
+const ERROR_ID = 0;
 
-/** RFC 9594 §9 and key-groupcomm-oscore §13. */
+/** RFC 9594 §9 Figure 43 and key-groupcomm-oscore §13 Table 4. */
 export const GroupError = {
   onlyMembers: 0,
   inconsistentRoles: 1,
@@ -79,6 +103,9 @@ export const GroupError = {
   noNodeIdentifiers: 4,
   membershipTerminated: 5,
   groupDeleted: 6,
+  signaturesNotUsed: 7,
+  onlyVerifiers: 8,
+  groupNotActive: 9,
 } as const;
 
 /** RFC 9594 §4.1.2: application/concise-problem-details+cbor with 'ace-groupcomm-error' {error-id} and 'detail'. */
@@ -86,7 +113,7 @@ export function problem(code: number, errorId: number, detail: string): CoapResp
   return {
     code,
     contentFormat: ContentFormat.ConciseProblemDetailsCbor,
-    payload: encodeCbor(new Map<number, unknown>([[PROBLEM_DETAIL, detail], [ACE_GROUPCOMM_ERROR, new Map([[0, errorId]])]])),
+    payload: encodeCbor(new Map<number, unknown>([[ProblemDetailKey.detail, detail], [ProblemDetailKey.aceGroupcommError, new Map([[ERROR_ID, errorId]])]])),
     maxAge: 0,
   };
 }
@@ -101,9 +128,9 @@ export function describeProblem(payload: Uint8Array, decode: (bytes: Uint8Array)
   try {
     const map = decode(payload);
     if (!(map instanceof Map)) return undefined;
-    const entry = map.get(ACE_GROUPCOMM_ERROR) as unknown;
-    const id = entry instanceof Map ? entry.get(0) : undefined;
-    const detail = map.get(PROBLEM_DETAIL);
+    const entry = map.get(ProblemDetailKey.aceGroupcommError) as unknown;
+    const id = entry instanceof Map ? entry.get(ERROR_ID) : undefined;
+    const detail = map.get(ProblemDetailKey.detail);
     return `${id !== undefined ? `error ${String(id)}` : 'no error id'}${typeof detail === 'string' ? ` (${detail})` : ''}`;
   } catch {
     return undefined;

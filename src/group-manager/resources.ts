@@ -7,11 +7,15 @@
  *   /ace-group/GROUPNAME/creds         GET the members' credentials
  *   /ace-group/GROUPNAME/num           GET the keying material's version
  *   /ace-group/GROUPNAME/nodes/NODE    GET own keying material with Sender ID, DELETE leave
+ *   /ace-group/GROUPNAME/kdc-cred      GET (members) and FETCH (signature verifiers): the GM's credential with PoP
+ *   /ace-group/GROUPNAME/verif-data    GET (signature verifiers): algorithms, Gid, Signature Encryption Key
+ *   /ace-group/GROUPNAME/stale-sids    FETCH the Sender IDs gone stale since a version (key-groupcomm-oscore §11.3.1)
  *
  * Every one of them takes only requests an access token's context verified (RFC 9594 §4.1.2:
  * without one, 4.01 with the AS Request Creation Hints).
  */
 import { ResponseCode } from '../coap/codes.js';
+import { ContentFormat } from '../coap/content-format.js';
 import { AceResourceServer, type AceResourceServerOptions } from '../ace/resource-server.js';
 import { SCOPE_FORMATS } from '../ace/scope-format.js';
 import type { CoapRequest, CoapResponse, Handler } from '../server/resource.js';
@@ -47,6 +51,13 @@ export function attachGroupManager(server: CoapServer, manager: OnlineGroupManag
     );
     server.resource(`${base}/creds`, { GET: guarded((client) => manager.credentials(client, group)) }, { ct: ACE_GROUPCOMM_CBOR });
     server.resource(`${base}/num`, { GET: guarded((client) => manager.version(client, group)) }, { ct: ACE_GROUPCOMM_CBOR });
+    server.resource(
+      `${base}/kdc-cred`,
+      { GET: guarded((client) => manager.kdcCredential(client, group)), FETCH: guarded((client, request) => manager.kdcCredentialForVerifier(client, group, request.payload)) },
+      { ct: ACE_GROUPCOMM_CBOR },
+    );
+    server.resource(`${base}/verif-data`, { GET: guarded((client) => manager.verificationData(client, group)) }, { ct: ACE_GROUPCOMM_CBOR });
+    server.resource(`${base}/stale-sids`, { FETCH: guarded((client, request) => manager.staleSenderIds(client, group, request.payload)) }, { ct: ContentFormat.Cbor });
     server.add({
       path: `${base}/nodes`,
       subtree: true,
