@@ -513,11 +513,15 @@ function requestMessage(code: Code, uri: CoapUri, peer: PeerAddress, request: Re
 /** The response a request resolves with. */
 const clientResponseOf = (received: ReceivedResponse): ClientResponse => toClientResponse(received.message, received.context, received.wire);
 
+/** codeToString of each code (0..255), made on first use: a response's status is one of few strings. */
+const statusTexts: Array<string | undefined> = new Array<string | undefined>(256).fill(undefined);
+const statusOf = (code: Code): string => (statusTexts[code & 0xff] ??= codeToString(code & 0xff));
+
 export function toClientResponse(message: CoapMessage, context: EndpointContext, wire?: CoapMessage): ClientResponse {
   const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
   return {
     code: message.code,
-    status: codeToString(message.code),
+    status: statusOf(message.code),
     ok: isSuccessCode(message.code),
     options: message.options,
     payload,
