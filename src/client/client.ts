@@ -286,7 +286,8 @@ export class CoapClient {
    */
   private endpointFor(uri: CoapUri, peer: PeerAddress): CoapEndpoint | Promise<CoapEndpoint> {
     if (uri.scheme === 'coap') {
-      const open = isIP(peer.address) === 6 ? this.openUdp6 : this.openUdp4;
+      // A resolved peer's address is an IP literal: only IPv6 ones hold a colon (no isIP per request).
+      const open = peer.address.includes(':') ? this.openUdp6 : this.openUdp4;
       if (open !== undefined) return open;
     }
     return this.endpoint(isIP(peer.address) === 6 ? 6 : 4, uri.scheme).then((endpoint) => {

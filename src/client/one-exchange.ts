@@ -53,7 +53,11 @@ const then = <T, U>(value: T | Promise<T>, next: (value: T) => U | Promise<U>): 
 
 /** One request and its outcome: the endpoint's response handler, so no closures per request. */
 class OneExchange<T> implements ResponseHandler {
-  /** What the layers would have sent: a copy of the template (blockwise.ts's first request). */
+  /**
+   * What the layers send (blockwise.ts's first request), or the template itself when that would be
+   * an unchanged copy: the template is this request's own (client.ts builds one per request) and
+   * what follows only copies it (Echo, Block2), so the token and Message ID sending gives it do not matter.
+   */
   private readonly request: CoapMessage;
   private readonly protectedRequest: ProtectedRequest | undefined;
 
@@ -68,7 +72,7 @@ class OneExchange<T> implements ResponseHandler {
     private readonly resolve: (value: T | Promise<T>) => void,
     private readonly reject: (error: unknown) => void,
   ) {
-    this.request = firstRequest(template, blockwise);
+    this.request = blockwise.szx === undefined ? template : firstRequest(template, blockwise);
     // Plain CoAP: the request is its own wire message (securedSender's plain path).
     this.protectedRequest = security === PLAIN ? undefined : security.protect(this.request);
     endpoint.send(this.protectedRequest?.message ?? this.request, peer, options, this);

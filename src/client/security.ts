@@ -84,8 +84,11 @@ export function refuseProtected(received: ReceivedResponse): ReceivedResponse {
 export function verifiedResponse(protectedRequest: ProtectedRequest, received: ReceivedResponse): ReceivedResponse {
   const verified = protectedRequest.verify(received.message, false);
   if (verified instanceof Error) throw discarded(verified, received);
+  const outer = received.message;
+  // OSCORE's inner response already carries the outer token, Message ID and type (a new object): no copy then.
+  const same = verified !== outer && verified.token === outer.token && verified.messageId === outer.messageId && verified.type === outer.type;
   return {
-    message: { ...verified, token: received.message.token, messageId: received.message.messageId, type: received.message.type },
+    message: same ? verified : { ...verified, token: outer.token, messageId: outer.messageId, type: outer.type },
     context: protectedRequest.describe(received.context),
     // Undefined rather than a conditional spread (V8's slow path, see exchange/context.ts).
     wire: verified !== received.message ? received.message : undefined,
