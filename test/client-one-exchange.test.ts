@@ -45,7 +45,7 @@ function oscoreAnswer(serverContext: OscoreSecurityContext, request: CoapMessage
 }
 
 async function harness(security?: OscoreClientSecurity, serverContext?: OscoreSecurityContext): Promise<Harness> {
-  const client = new CoapClient({ bindIpv4: '127.0.0.1', ...(security ? { security: () => security } : {}) });
+  const client = new CoapClient({ bindIpv4: '127.0.0.1', parameters: { nstart: 4 }, ...(security ? { security: () => security } : {}) });
   const endpoint = await client.endpoint(4);
   // The "server" is the client's own address: nothing is sent there, the datagrams are captured.
   const server: PeerAddress = endpoint.transport.localAddress();
