@@ -14,7 +14,8 @@
  * (plain: one encoding with the Message ID and token patched; OSCORE: a pool protected beforehand
  * with fresh sequence numbers) and measures its CPU alone.
  *
- * `--client-only` answers the plain client's requests with a canned response instead of a server;
+ * `--client-only` answers the client's requests with canned responses instead of a server (OSCORE:
+ * protected beforehand, one per sequence number);
  * `--aead-floor` times bench/aead-floor.ts's per-side AEAD work alone (OSCORE's floor).
  * (Instruction counts were tried instead of CPU time: this VM's `perf` has no instruction counter,
  * and cachegrind counts V8's compiler and GC threads too, whose work depends on timing; see
@@ -42,7 +43,7 @@ import { OptionNumber } from '../src/coap/options.js';
 import { CoapEndpoint } from '../src/exchange/endpoint.js';
 import type { MessageLayer } from '../src/messaging/message-layer.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
-import { protectRequest } from '../src/oscore/protect.js';
+import { protectRequest, protectResponse, unprotectRequest } from '../src/oscore/protect.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress } from '../src/transport/transport.js';
@@ -230,30 +231,63 @@ async function runServerOnly(variant: Variant, inFlight: number, requests: numbe
 }
 
 /**
- * The plain client alone: its requests answered by a canned piggybacked 2.05 with their Message ID
- * and token copied in (a few byte copies per request, the same in every tree compared).
+ * The client alone: its requests answered by canned piggybacked 2.05s with their Message ID and
+ * token copied in (a few byte copies per request, the same in every tree compared). OSCORE: the
+ * answers are protected beforehand (answersFor), one per Sender Sequence Number, and the client's
+ * context starts at 0 and sends in order, so the n-th request gets the answer bound to it.
  */
-async function runClientOnly(_variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
-  const answer = encodeMessage({
-    type: MessageType.ACK,
-    code: ResponseCode.Content,
-    messageId: 0,
-    token: new Uint8Array(8),
-    options: [{ number: OptionNumber.ContentFormat, value: new Uint8Array(0) }],
-    payload: Buffer.from('Hello from coapsec'),
-  });
-  const { cpuMicros: total } = await closedLoop(new CoapClient({ parameters: { nstart: 1024 } }), inFlight, requests, (batch, messaging) => {
+async function runClientOnly(variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
+  const answers = variant === 'oscore' ? oscoreAnswers(requests) : [PLAIN_ANSWER];
+  const security = variant === 'oscore' ? new OscoreClientSecurity(new OscoreSecurityContext(clientContextInput(), new VolatileSequence())) : undefined;
+  const client = new CoapClient({ parameters: { nstart: 1024 }, ...(security ? { security: () => security } : {}) });
+  let answered = 0;
+  const { cpuMicros: total } = await closedLoop(client, inFlight, requests, (batch, messaging) => {
     for (const request of batch) {
-      const reply = Buffer.from(answer);
+      const reply = Buffer.from(answers[answers.length === 1 ? 0 : answered++]!);
       reply[2] = request[2]!;
       reply[3] = request[3]!;
       for (let i = 0; i < 8; i++) reply[4 + i] = request[4 + i]!;
       messaging.receive(reply, SERVER_ADDRESS);
     }
   });
-  return { variant: 'plain', inFlight, requests, clientMicros: total / requests, serverMicros: NaN };
+  return { variant, inFlight, requests, clientMicros: total / requests, serverMicros: NaN };
 }
 
+/** The demo's answer to GET /hello, with an 8-byte token to patch. */
+const HELLO_ANSWER: CoapMessage = {
+  type: MessageType.ACK,
+  code: ResponseCode.Content,
+  messageId: 0,
+  token: new Uint8Array(8),
+  options: [{ number: OptionNumber.ContentFormat, value: new Uint8Array(0) }],
+  payload: Buffer.from('Hello from coapsec'),
+};
+const PLAIN_ANSWER = encodeMessage(HELLO_ANSWER);
+
+const clientContextInput = (): ConstructorParameters<typeof OscoreSecurityContext>[0] => ({
+  masterSecret: OSCORE_MASTER_SECRET,
+  masterSalt: OSCORE_MASTER_SALT,
+  senderId: CLIENT_ID,
+  recipientIds: [SERVER_ID],
+});
+
+/** The server's protected answers to the client's requests with Partial IVs 0..count-1 (made once per count, outside the measurement). */
+const oscoreAnswerSets = new Map<number, Uint8Array[]>();
+function oscoreAnswers(count: number): Uint8Array[] {
+  let answers = oscoreAnswerSets.get(count);
+  if (answers) return answers;
+  const client = new OscoreSecurityContext(clientContextInput(), new VolatileSequence());
+  const server = serverContext();
+  const request: CoapMessage = { type: MessageType.CON, code: Method.GET, messageId: 0, token: new Uint8Array(8), options: [{ number: OptionNumber.UriPath, value: Buffer.from('hello') }], payload: new Uint8Array(0) };
+  answers = [];
+  for (let sequenceNumber = 0; sequenceNumber < count; sequenceNumber++) {
+    const opened = unprotectRequest(protectRequest(request, client.sender, sequenceNumber).message, () => server.primaryRecipient.params);
+    if (!opened.ok) throw new Error(`cannot open the request with Partial IV ${sequenceNumber}: ${opened.reason}`);
+    answers.push(encodeMessage(protectResponse(HELLO_ANSWER, server.sender, opened.binding)));
+  }
+  oscoreAnswerSets.set(count, answers);
+  return answers;
+}
 /**
  * The AEAD floor (bench/aead-floor.ts) in this process: per request, what OSCORE's AEAD alone costs
  * each side (the server opens a request and seals a response, the client the other way round),

@@ -57,13 +57,8 @@ export async function blockwiseRequest(send: SendRequest, template: CoapMessage,
   let szx = options.szx ?? DEFAULT_SZX;
   const body = template.payload;
   if (body.length <= blockSize(szx)) {
-    const first = cloneRequest(template);
-    if (options.szx !== undefined) setOption(first, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: options.szx }));
-    const response = await send(first);
-    // Most responses come whole: no Block2 transfer to continue (continueBlock2 would return the
-    // same), so no further async step for them.
-    if (getOption(response.message, OptionNumber.Block2) === undefined) return stripBlock2(response, response.message.payload);
-    return continueBlock2(send, template, response, options);
+    const first = firstRequest(template, options);
+    return afterFirstBlock(send, template, await send(first), options);
   }
 
   if (options.requestTag) setOption(template, OptionNumber.RequestTag, options.requestTag);
@@ -108,6 +103,30 @@ export async function blockwiseRequest(send: SendRequest, template: CoapMessage,
     if (!smaller) return continueBlock2(send, withoutBody(template), response!, options);
   }
   throw new BadResponseError('the server kept asking for smaller blocks');
+}
+
+/** The request of a body that fits one message: `template`, asking for Block2's size when one was chosen (early negotiation, §2.4). */
+export function firstRequest(template: CoapMessage, options: Pick<BlockwiseOptions, 'szx'>): CoapMessage {
+  const first = cloneRequest(template);
+  if (options.szx !== undefined) setOption(first, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: options.szx }));
+  return first;
+}
+
+/**
+ * The response to a request whose body went in one message (`template`'s), once its first response
+ * is in: that response, or the rest of its Block2 transfer.
+ */
+export function afterFirstBlock(send: SendRequest, template: CoapMessage, response: ReceivedResponse, options: BlockwiseOptions): ReceivedResponse | Promise<ReceivedResponse> {
+  return wholeResponse(response) ?? continueBlock2(send, template, response, options);
+}
+
+/**
+ * `response` as the whole response when it carries no Block2 option, undefined when a Block2
+ * transfer follows. Most responses come whole: no transfer to continue (continueBlock2 would
+ * return the same), so no further async step for them.
+ */
+export function wholeResponse(response: ReceivedResponse): ReceivedResponse | undefined {
+  return getOption(response.message, OptionNumber.Block2) === undefined ? stripBlock2(response, response.message.payload) : undefined;
 }
 
 /** The plain (RFC 7959) Block1 block of `body` at byte `offset`. */

@@ -10,7 +10,7 @@ import { EMPTY_BYTES, MessageType, addOption, sortOptions, decodeString, encodeS
 import { OptionNumber } from '../coap/options.js';
 import { parseCoapUri, type CoapUri } from '../coap/uri.js';
 import type { EndpointContext } from '../exchange/context.js';
-import { CoapEndpoint, type EndpointOptions, type RequestOptions } from '../exchange/endpoint.js';
+import { CoapEndpoint, type EndpointOptions, type ReceivedResponse, type RequestOptions } from '../exchange/endpoint.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import type { TransmissionParameters } from '../messaging/parameters.js';
 import type { PeerAddress } from '../transport/transport.js';
@@ -18,7 +18,8 @@ import { UdpClientTransport } from '../transport/udp-client.js';
 import { DtlsClientTransport, type DtlsClientTransportOptions } from '../transport/dtls.js';
 import { RealScheduler } from '../util/scheduler.js';
 import { MAX_SZX, blockSize, encodeBlock, szxForSize } from '../coap/block.js';
-import { blockwiseRequest, type BlockwiseOptions } from './blockwise.js';
+import { blockwiseRequest, type BlockwiseOptions, type SendRequest } from './blockwise.js';
+import { exchangeOnce, sendsAtOnce } from './one-exchange.js';
 import { Observation, type ObservationSettings } from './observe.js';
 import { PLAIN, securedSender, withEchoOnlyRetry, withEchoRetry, type MessageSecurity } from './security.js';
 import { directAddressing, proxySchemeAddressing } from './addressing.js';
@@ -131,13 +132,18 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   ws?: TransportOptions['ws'];
 }
 
+/** A request's settings besides its method, URI and payload (ClientRequest's, or a convenience method's options). */
+type RequestSettings = Omit<ClientRequest, 'method' | 'uri' | 'payload'>;
+
+/** The options of a convenience method called without any. */
+const NO_SETTINGS: Omit<ClientRequest, 'method' | 'uri'> = Object.freeze({});
+
 /**
- * A request from a convenience method's arguments. Object.assign rather than
- * `{ ...options, method, uri }`: a spread that adds properties its source lacks takes a slow path
- * in V8 (Node 20), ≈ 1 µs per request with any option set.
+ * A convenience method's payload: its argument, or else one its options carry (as a merged
+ * `{ ...options, method, uri, payload }` request would have had, before the options were passed on as they are).
  */
-function requestOf(method: Code, uri: string, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'>, payload?: string | Uint8Array): ClientRequest {
-  return Object.assign({}, options, payload === undefined ? { method, uri } : { method, uri, payload });
+function payloadOf(payload: string | Uint8Array | undefined, options: RequestSettings): ClientRequest['payload'] {
+  return payload !== undefined ? payload : (options as ClientRequest).payload;
 }
 
 /** Bytes of a BERT message besides its payload and request options: header, token, Block/Size options, an OSCORE layer. */
@@ -280,7 +286,8 @@ export class CoapClient {
    */
   private endpointFor(uri: CoapUri, peer: PeerAddress): CoapEndpoint | Promise<CoapEndpoint> {
     if (uri.scheme === 'coap') {
-      const open = isIP(peer.address) === 6 ? this.openUdp6 : this.openUdp4;
+      // A resolved peer's address is an IP literal: only IPv6 ones hold a colon (no isIP per request).
+      const open = peer.address.includes(':') ? this.openUdp6 : this.openUdp4;
       if (open !== undefined) return open;
     }
     return this.endpoint(isIP(peer.address) === 6 ? 6 : 4, uri.scheme).then((endpoint) => {
@@ -293,18 +300,40 @@ export class CoapClient {
     });
   }
 
-  async request(request: ClientRequest): Promise<ClientResponse> {
-    if (this.closed) throw new CoapRequestError('client is closed');
-    const code = typeof request.method === 'number' ? request.method : methodFromName(request.method);
-    if (code === undefined) throw new CoapRequestError(`unknown method ${String(request.method)}`);
-    const e2e = this.endToEnd(request.uri, request);
-    const routed = this.routeWith(request.uri, request.via, e2e, request.admit);
-    const { target, security } = routed instanceof Promise ? await routed : routed;
+  request(request: ClientRequest): Promise<ClientResponse> {
+    return this.start(request.method, request.uri, request.payload, request);
+  }
+
+  /**
+   * A request from its parts (the convenience methods pass their options object as it is: no
+   * merged copy per request). Settles one promise when the route and endpoint are known and the
+   * exchange needs no set-up (one-exchange.ts); anything that must wait goes on asynchronously.
+   */
+  private start(method: ClientRequest['method'], uriText: string, payload: ClientRequest['payload'], request: RequestSettings): Promise<ClientResponse> {
+    try {
+      if (this.closed) throw new CoapRequestError('client is closed');
+      const code = typeof method === 'number' ? method : methodFromName(method);
+      if (code === undefined) throw new CoapRequestError(`unknown method ${String(method)}`);
+      const e2e = this.endToEnd(uriText, request);
+      const routed = this.routeWith(uriText, request.via, e2e, request.admit);
+      if (routed instanceof Promise) return routed.then((r) => this.routed(code, uriText, payload, request, r));
+      return this.routed(code, uriText, payload, request, routed);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** start() once the request's route is known; throws what the request cannot survive (start turns it into a rejection). */
+  private routed(code: Code, uriText: string, payload: ClientRequest['payload'], request: RequestSettings, { target, security }: Routed): Promise<ClientResponse> {
     const { uri, peer } = target;
-    const message = buildRequestMessage(code, uri, peer, request, target.options.slice());
+    const message = requestMessage(code, uri, peer, request, payload, target.options.slice());
     const opened = this.endpointFor(target.leg, peer);
-    const endpoint = opened instanceof Promise ? await opened : opened;
-    // One object shape whatever is set (a conditional spread takes V8's slow path, see requestOf).
+    if (opened instanceof Promise) return opened.then((endpoint) => this.sendOn(endpoint, code, uriText, peer, request, security, message));
+    return this.sendOn(opened, code, uriText, peer, request, security, message);
+  }
+
+  private sendOn(endpoint: CoapEndpoint, code: Code, uriText: string, peer: PeerAddress, request: RequestSettings, security: MessageSecurity, message: CoapMessage): Promise<ClientResponse> {
+    // One object shape whatever is set (a conditional spread takes V8's slow path, see exchange/context.ts).
     const requestOptions: RequestOptions = {
       confirmable: request.confirmable !== false,
       responseTimeout: request.timeout,
@@ -313,22 +342,25 @@ export class CoapClient {
       token: request.token,
     };
     const blockwise = this.blockwiseOptions(request, endpoint, peer, message);
+    const oneMessage = message.payload.length <= blockSize(blockwise.szx ?? MAX_SZX);
+    if (oneMessage && sendsAtOnce(security)) return exchangeOnce(endpoint, peer, security, requestOptions, message, blockwise, clientResponseOf);
     const sender = securedSender(endpoint, peer, security, requestOptions);
     // Plain CoAP has no Appendix B.2 to retry; a 4.01 with Echo still is (RFC 9175 §2.4).
     const send = security === PLAIN ? withEchoOnlyRetry(sender) : withEchoRetry(sender);
-    if (message.payload.length <= blockSize(blockwise.szx ?? MAX_SZX)) {
-      const received = await blockwiseRequest(send, message, blockwise);
-      return toClientResponse(received.message, received.context, received.wire);
-    }
-    // A Block1 operation: the first to a target may go without Request-Tag; concurrent ones need
-    // distinct values (RFC 9175 §3.4).
-    const operation = `${peer.address}|${peer.port}|${code}|${request.uri}`;
+    if (oneMessage) return blockwiseRequest(send, message, blockwise).then(clientResponseOf);
+    return this.block1Transfer(send, message, blockwise, `${peer.address}|${peer.port}|${code}|${uriText}`);
+  }
+
+  /**
+   * A Block1 operation: the first to a target may go without Request-Tag; concurrent ones need
+   * distinct values (RFC 9175 §3.4).
+   */
+  private async block1Transfer(send: SendRequest, message: CoapMessage, blockwise: BlockwiseOptions, operation: string): Promise<ClientResponse> {
     const concurrent = this.block1InFlight.get(operation) ?? 0;
     if (concurrent > 0) blockwise.requestTag = defaultRandom.bytes(4);
     this.block1InFlight.set(operation, concurrent + 1);
     try {
-      const received = await blockwiseRequest(send, message, blockwise);
-      return toClientResponse(received.message, received.context, received.wire);
+      return clientResponseOf(await blockwiseRequest(send, message, blockwise));
     } finally {
       const left = (this.block1InFlight.get(operation) ?? 1) - 1;
       if (left > 0) this.block1InFlight.set(operation, left);
@@ -362,7 +394,7 @@ export class CoapClient {
   private blockwiseOptions(request: Pick<ClientRequest, 'blockSize' | 'onProgress'>, endpoint: CoapEndpoint, peer: PeerAddress, message: CoapMessage): BlockwiseOptions {
     const size = request.blockSize ?? this.options.blockSize;
     const overhead = isStreamScheme(endpoint.transport.scheme) ? BERT_OVERHEAD + message.options.reduce((sum, o) => sum + o.value.length + 5, 0) : 0;
-    // One object shape whatever is set (a conditional spread takes V8's slow path, see requestOf).
+    // One object shape whatever is set (a conditional spread takes V8's slow path, see exchange/context.ts).
     return {
       szx: size !== undefined ? szxForSize(size) : undefined,
       maxBodySize: this.options.maxBodySize ?? 16 << 20,
@@ -373,26 +405,26 @@ export class CoapClient {
     };
   }
 
-  get(uri: string, options: Omit<ClientRequest, 'method' | 'uri'> = {}): Promise<ClientResponse> {
-    return this.request(requestOf(Method.GET, uri, options));
+  get(uri: string, options: Omit<ClientRequest, 'method' | 'uri'> = NO_SETTINGS): Promise<ClientResponse> {
+    return this.start(Method.GET, uri, options.payload, options);
   }
-  post(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
-    return this.request(requestOf(Method.POST, uri, options, payload));
+  post(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = NO_SETTINGS): Promise<ClientResponse> {
+    return this.start(Method.POST, uri, payloadOf(payload, options), options);
   }
-  put(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
-    return this.request(requestOf(Method.PUT, uri, options, payload));
+  put(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = NO_SETTINGS): Promise<ClientResponse> {
+    return this.start(Method.PUT, uri, payloadOf(payload, options), options);
   }
-  delete(uri: string, options: Omit<ClientRequest, 'method' | 'uri'> = {}): Promise<ClientResponse> {
-    return this.request(requestOf(Method.DELETE, uri, options));
+  delete(uri: string, options: Omit<ClientRequest, 'method' | 'uri'> = NO_SETTINGS): Promise<ClientResponse> {
+    return this.start(Method.DELETE, uri, options.payload, options);
   }
-  fetch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
-    return this.request(requestOf(Method.FETCH, uri, options, payload));
+  fetch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = NO_SETTINGS): Promise<ClientResponse> {
+    return this.start(Method.FETCH, uri, payloadOf(payload, options), options);
   }
-  patch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
-    return this.request(requestOf(Method.PATCH, uri, options, payload));
+  patch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = NO_SETTINGS): Promise<ClientResponse> {
+    return this.start(Method.PATCH, uri, payloadOf(payload, options), options);
   }
-  ipatch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = {}): Promise<ClientResponse> {
-    return this.request(requestOf(Method.IPATCH, uri, options, payload));
+  ipatch(uri: string, payload?: string | Uint8Array, options: Omit<ClientRequest, 'method' | 'uri' | 'payload'> = NO_SETTINGS): Promise<ClientResponse> {
+    return this.start(Method.IPATCH, uri, payloadOf(payload, options), options);
   }
 
   /** CoAP ping (§4.3) to the URI's host and port; resolves with the round-trip time in ms. */
@@ -461,13 +493,17 @@ export function buildRequestMessage(
   request: Omit<ClientRequest, 'method' | 'uri'>,
   uriOptions?: CoapOption[],
 ): CoapMessage {
+  return requestMessage(code, uri, peer, request, request.payload, uriOptions);
+}
+
+function requestMessage(code: Code, uri: CoapUri, peer: PeerAddress, request: RequestSettings, payload: ClientRequest['payload'], uriOptions?: CoapOption[]): CoapMessage {
   const message: CoapMessage = {
     type: request.confirmable === false ? MessageType.NON : MessageType.CON,
     code,
     messageId: 0,
     token: EMPTY_BYTES,
     options: uriOptions ?? directAddressing(uri, peer),
-    payload: typeof request.payload === 'string' ? encodeString(request.payload) : (request.payload ?? EMPTY_BYTES),
+    payload: typeof payload === 'string' ? encodeString(payload) : (payload ?? EMPTY_BYTES),
   };
   if (request.contentFormat !== undefined) addOption(message, OptionNumber.ContentFormat, encodeUint(request.contentFormat));
   if (request.accept !== undefined) addOption(message, OptionNumber.Accept, encodeUint(request.accept));
@@ -475,11 +511,18 @@ export function buildRequestMessage(
   return message;
 }
 
+/** The response a request resolves with. */
+const clientResponseOf = (received: ReceivedResponse): ClientResponse => toClientResponse(received.message, received.context, received.wire);
+
+/** codeToString of each code (0..255), made on first use: a response's status is one of few strings. */
+const statusTexts: Array<string | undefined> = new Array<string | undefined>(256).fill(undefined);
+const statusOf = (code: Code): string => (statusTexts[code & 0xff] ??= codeToString(code & 0xff));
+
 export function toClientResponse(message: CoapMessage, context: EndpointContext, wire?: CoapMessage): ClientResponse {
   const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
   return {
     code: message.code,
-    status: codeToString(message.code),
+    status: statusOf(message.code),
     ok: isSuccessCode(message.code),
     options: message.options,
     payload,

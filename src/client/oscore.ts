@@ -82,4 +82,9 @@ export class OscoreClientSecurity implements MessageSecurity {
   admit(): Promise<() => void> {
     return this.requester.admit();
   }
+
+  /** No key update holds requests (OscoreRequester.admit then admits at once, with nothing to end). */
+  admitsNow(): boolean {
+    return this.requester.keyUpdate === undefined;
+  }
 }

@@ -42,6 +42,12 @@ export interface MessageSecurity {
   around?(exchange: SendRequest): SendRequest;
   /** Resolves when a request may go out (a KUDOS update holds them, src/kudos/gate.ts), with the function that ends its exchange. */
   admit?(): Promise<() => void>;
+  /**
+   * True when `admit()` would let a request out at once with nothing to end afterwards (no update
+   * holds requests): the client then sends it without awaiting `admit()` (one promise per request
+   * fewer). A security with `admit` and without this method is always awaited.
+   */
+  admitsNow?(): boolean;
 }
 
 const plainVerify = (response: CoapMessage): CoapMessage | Error =>
@@ -65,10 +71,33 @@ function discarded(reason: Error, received: ReceivedResponse): VerificationError
 }
 
 /** securedSender's check of a plain exchange's response (PLAIN's verify). */
-function refuseProtected(received: ReceivedResponse): ReceivedResponse {
+export function refuseProtected(received: ReceivedResponse): ReceivedResponse {
   const verified = plainVerify(received.message);
   if (verified instanceof Error) throw discarded(verified, received);
   return received;
+}
+
+/**
+ * The response to `protectedRequest` as securedSender returns it: verified (§8.4) and carrying the
+ * outer message's token, Message ID and type. Throws a VerificationError when it must be discarded.
+ */
+export function verifiedResponse(protectedRequest: ProtectedRequest, received: ReceivedResponse): ReceivedResponse {
+  const verified = protectedRequest.verify(received.message, false);
+  if (verified instanceof Error) throw discarded(verified, received);
+  const outer = received.message;
+  // OSCORE's inner response already carries the outer token, Message ID and type (a new object): no copy then.
+  const same = verified !== outer && verified.token === outer.token && verified.messageId === outer.messageId && verified.type === outer.type;
+  return {
+    message: same ? verified : { ...verified, token: outer.token, messageId: outer.messageId, type: outer.type },
+    context: protectedRequest.describe(received.context),
+    // Undefined rather than a conditional spread (V8's slow path, see exchange/context.ts).
+    wire: verified !== received.message ? received.message : undefined,
+  };
+}
+
+/** Whether a protected response came in outer Block2 blocks, to be reassembled before it is verified (§8.4.1). */
+export function isOuterBlockwise(response: CoapMessage): boolean {
+  return getOption(response, OptionNumber.Oscore) !== undefined && getOption(response, OptionNumber.Block2) !== undefined;
 }
 
 /** The largest protected message reassembled from outer blocks (RFC 8613 §4.1.3.4.2 MAX_UNFRAGMENTED_SIZE). */
@@ -87,28 +116,24 @@ export function securedSender(endpoint: CoapEndpoint, peer: PeerAddress, securit
   const exchange: SendRequest = async (inner) => {
     const release = security.admit ? await security.admit() : undefined;
     let received: ReceivedResponse;
-    let verified: CoapMessage | Error;
     let protectedRequest: ProtectedRequest;
     try {
       protectedRequest = security.protect(inner);
       if (outerSzx !== undefined) setOption(protectedRequest.message, OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: outerSzx }));
       received = await send(protectedRequest.message);
-      if (getOption(received.message, OptionNumber.Oscore) !== undefined && getOption(received.message, OptionNumber.Block2) !== undefined) {
-        received = await continueBlock2(send, protectedRequest.message, received, { maxBodySize: MAX_UNFRAGMENTED_SIZE, maxRestarts: 0 });
-      }
-      verified = protectedRequest.verify(received.message, false);
+      if (isOuterBlockwise(received.message)) received = await reassembleOuter(send, protectedRequest.message, received);
+      // Verified before the exchange ends (release), as the update that admitted it expects.
+      return verifiedResponse(protectedRequest, received);
     } finally {
       release?.();
     }
-    if (verified instanceof Error) throw discarded(verified, received);
-    return {
-      message: { ...verified, token: received.message.token, messageId: received.message.messageId, type: received.message.type },
-      context: protectedRequest.describe(received.context),
-      // Undefined rather than a conditional spread (V8's slow path, see exchange/context.ts).
-      wire: verified !== received.message ? received.message : undefined,
-    };
   };
   return security.around ? security.around(exchange) : exchange;
+}
+
+/** §8.4.1: the whole protected response, from outer Block2 blocks (no restarts: the protected request is never repeated). */
+export function reassembleOuter(send: SendRequest, outerRequest: CoapMessage, first: ReceivedResponse): Promise<ReceivedResponse> {
+  return continueBlock2(send, outerRequest, first, { maxBodySize: MAX_UNFRAGMENTED_SIZE, maxRestarts: 0 });
 }
 
 /**
@@ -128,10 +153,12 @@ export function withEchoRetry(send: SendRequest): SendRequest {
  * same request goes out again, once. The application sees the response to request #2.
  */
 export function withRederivationRetry(send: SendRequest): SendRequest {
-  return async (message) => {
-    const first = await send(message);
-    return isRederivationChallenge(first.message, first.wire) ? send(message) : first;
-  };
+  return (message) => send(message).then((first) => rederivationFollowUp(send, message, first));
+}
+
+/** withRederivationRetry's step after the first response: `first` itself, or request #2's response. */
+export function rederivationFollowUp(send: SendRequest, message: CoapMessage, first: ReceivedResponse): ReceivedResponse | Promise<ReceivedResponse> {
+  return isRederivationChallenge(first.message, first.wire) ? send(message) : first;
 }
 
 /**
@@ -139,9 +166,11 @@ export function withRederivationRetry(send: SendRequest): SendRequest {
  * responses (a 4.01 with Echo, RFC 9175 §2.4, is still answered once).
  */
 export function withEchoOnlyRetry(send: SendRequest): SendRequest {
-  return async (message) => {
-    const first = await send(message);
-    const again = echoChallengeRetry(message, first.message);
-    return again === undefined ? first : send(again);
-  };
+  return (message) => send(message).then((first) => echoFollowUp(send, message, first));
+}
+
+/** withEchoOnlyRetry's step after the first response: `first` itself, or the response to the request repeated with Echo. */
+export function echoFollowUp(send: SendRequest, message: CoapMessage, first: ReceivedResponse): ReceivedResponse | Promise<ReceivedResponse> {
+  const again = echoChallengeRetry(message, first.message);
+  return again === undefined ? first : send(again);
 }
