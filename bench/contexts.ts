@@ -4,7 +4,7 @@
  * secret and 4-byte Sender ID (so each is a context of its own, not one context with many
  * recipients):
  *
- * - in a child process (node --expose-gc): the contexts created in memory (key derivation, no
+ * - in a child process (node --expose-gc): the contexts created in memory (in a ContextTable, as serverCredentials holds them; no
  *   persistence), heap and RSS growth after GC, and `ContextDirectory.find` alone per lookup — for
  *   the last device (the far end of a scan) and for devices drawn at random; and, up to
  *   --store-max contexts (default 100,000), the same contexts loaded from a credentials file as
@@ -26,6 +26,7 @@ import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ContextTable } from '../src/oscore/context-table.js';
 import { ContextDirectory, OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { serverCredentials } from '../src/server/credentials.js';
 import { ResponseCode } from '../src/coap/codes.js';
@@ -51,27 +52,28 @@ function device(i: number): BenchRecipient {
 
 const devices = (n: number): BenchRecipient[] => Array.from({ length: n }, (_, i) => device(i));
 
-/** The server's contexts for `count` devices, in memory (what serverCredentials derives, minus the sequence stores). */
-function deviceContexts(count: number): OscoreSecurityContext[] {
-  return devices(count).map(
-    (d) =>
-      new OscoreSecurityContext(
-        {
-          masterSecret: Buffer.from(d.masterSecretHex, 'hex'),
-          masterSalt: OSCORE_MASTER_SALT,
-          senderId: Buffer.from('01', 'hex'),
-          recipientIds: [Buffer.from(d.recipientIdHex, 'hex')],
-          replayWindow: OSCORE_REPLAY_WINDOW,
-        },
-        new VolatileSequence(),
-      ),
-  );
+/**
+ * The server's contexts for `count` devices, in memory, as serverCredentials now holds them: in a
+ * ContextTable (bytes until a request names one), minus the sequence stores.
+ */
+function deviceContexts(count: number): ContextTable {
+  const table = new ContextTable();
+  for (const d of devices(count)) {
+    table.add({
+      masterSecret: Buffer.from(d.masterSecretHex, 'hex'),
+      masterSalt: OSCORE_MASTER_SALT,
+      senderId: Buffer.from('01', 'hex'),
+      recipientIds: [Buffer.from(d.recipientIdHex, 'hex')],
+      replayWindow: OSCORE_REPLAY_WINDOW,
+    });
+  }
+  return table;
 }
 
 /** `contexts.js serve PORT COUNT`: a CoapServer answering GET /hello, OSCORE with COUNT device contexts. */
 async function serveChild(port: number, count: number): Promise<void> {
   const t0 = performance.now();
-  const security = new OscoreServerSecurity(deviceContexts(count));
+  const security = new OscoreServerSecurity([], { table: deviceContexts(count) });
   const createMs = performance.now() - t0;
   const server = await CoapServer.listen({ host: '127.0.0.1', port, security, receiveBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
   server.resource(HELLO_PATH, { GET: () => ({ code: ResponseCode.Content, payload: HELLO }) }, { requireOscore: true });
@@ -123,7 +125,7 @@ function inProcess(file: string | undefined, count: number, registry: string, lo
   const createCpuMs = (createCpu.user + createCpu.system) / 1000;
   gc();
   const after = process.memoryUsage();
-  const directory = new ContextDirectory(contexts);
+  const directory = new ContextDirectory([], contexts);
   const ids = devices(count).map((d) => Buffer.from(d.recipientIdHex, 'hex'));
   const last = ids[count - 1]!;
   const find = (kid: Uint8Array): void => {
@@ -143,7 +145,7 @@ function inProcess(file: string | undefined, count: number, registry: string, lo
     loadMs = performance.now() - t1;
     const cpu = process.cpuUsage(cpu1);
     loadCpuMs = (cpu.user + cpu.system) / 1000;
-    if (loaded.security.contexts.length !== count) throw new Error(`loaded ${loaded.security.contexts.length} contexts, wanted ${count}`);
+    if (loaded.security.contextCount !== count) throw new Error(`loaded ${loaded.security.contextCount} contexts, wanted ${count}`);
     loaded.close();
   }
   return {
@@ -153,7 +155,8 @@ function inProcess(file: string | undefined, count: number, registry: string, lo
     createCpuMs,
     loadMs,
     loadCpuMs,
-    heapBytes: after.heapUsed - before.heapUsed,
+    // The table's bytes are ArrayBuffers outside V8's heap: counted too.
+    heapBytes: after.heapUsed + after.external - before.heapUsed - before.external,
     rssBytes: after.rss - before.rss,
     findLastMicros,
     findRandomMicros,

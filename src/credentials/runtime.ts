@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { equalBytes } from '../oscore/context.js';
 import { OscoreSecurityContext, bytesKey, type SecurityContextInput, type SequenceSource } from '../oscore/security-context.js';
 import type { OscoreContextConfig } from './oscore-params.js';
-import { SequenceNumberStore, ensureStateDirectory, sequenceFileName } from './sequence-store.js';
+import { SequenceNumberStore, ensureStateDirectory, sequenceFileName, type SenderContextIdentity } from './sequence-store.js';
+import { ContextTable } from '../oscore/context-table.js';
 import type { ServerRecipient } from './credentials-file.js';
 
 /**
@@ -70,13 +71,13 @@ function openStore(persistence: SequencePersistence, fileName: string, reserve: 
 class DeferredSequenceStore implements SequenceSource {
   #store: SequenceNumberStore | undefined;
   #fileName: string | undefined;
-  /** Set once the context is made: the counter is named by the context's identity. */
-  context: OscoreSecurityContext | undefined;
 
   constructor(
     private readonly persistence: SequencePersistence,
     private readonly reserve: number,
-    private readonly listed: { inState: Set<string> | undefined; inRegistry: Set<string> | undefined },
+    private readonly listed: Listing,
+    /** The context's identity, which names the counter; asked on first use. */
+    private readonly identity: () => SenderContextIdentity,
   ) {}
 
   next(): number {
@@ -104,12 +105,67 @@ class DeferredSequenceStore implements SequenceSource {
   }
 
   private get fileName(): string {
-    return (this.#fileName ??= sequenceFileName(this.context!.senderIdentity()));
+    return (this.#fileName ??= sequenceFileName(this.identity()));
   }
 }
 
 /** The server's contexts: recipients grouped by the sender they share; counters opened on first use. */
 export function openServerContexts(recipients: readonly ServerRecipient[], persistence: SequencePersistence): OpenedContext[] {
+  const groups = groupBySender(recipients);
+  const listed = listing(persistence);
+  const opened: OpenedContext[] = [];
+  for (const group of groups.values()) {
+    let context: OscoreSecurityContext | undefined;
+    const store = new DeferredSequenceStore(persistence, group[0]!.context.sequenceSaveInterval, listed, () => context!.senderIdentity());
+    context = new OscoreSecurityContext(contextInput(group), store, () => store.resumes());
+    opened.push({ context, close: () => store.close() });
+  }
+  return opened;
+}
+
+export interface OpenedTable {
+  table: ContextTable;
+  /** Writes the exact next sequence numbers of the contexts used back and releases their locks. */
+  close(): void;
+}
+
+/**
+ * The server's contexts as openServerContexts makes them, kept as bytes in a ContextTable until a
+ * request names them (issue 21: a context per device). Each entry's counter is a
+ * DeferredSequenceStore made when the entry is first materialised and kept for the table's life,
+ * so the store is opened at most once. Contexts that run Appendix B.2 cannot be table entries.
+ */
+export function openServerTable(recipients: readonly ServerRecipient[], persistence: SequencePersistence, options: { active?: number } = {}): OpenedTable {
+  const listed = listing(persistence);
+  const stores: DeferredSequenceStore[] = [];
+  const groups = groupBySender(recipients);
+  const reserves = new Uint32Array(groups.size);
+  const table = new ContextTable({
+    ...options,
+    sequences: {
+      source(entry, identity) {
+        const store = new DeferredSequenceStore(persistence, reserves[entry]!, listed, identity);
+        stores.push(store);
+        return store;
+      },
+      resumes: (entry, identity) => new DeferredSequenceStore(persistence, reserves[entry]!, listed, identity).resumes(),
+    },
+  });
+  for (const group of groups.values()) reserves[table.add(contextInput(group))] = group[0]!.context.sequenceSaveInterval;
+  return { table, close: () => stores.forEach((s) => s.close()) };
+}
+
+type Listing = { inState: Set<string> | undefined; inRegistry: Set<string> | undefined };
+
+function listing(persistence: SequencePersistence): Listing {
+  return {
+    inState: 'stateDirectory' in persistence ? listFiles(persistence.stateDirectory) : undefined,
+    inRegistry: persistence.registryDirectory !== undefined ? listFiles(persistence.registryDirectory) : undefined,
+  };
+}
+
+/** Recipients grouped by the sender they share (one context, one counter each), in file order. */
+function groupBySender(recipients: readonly ServerRecipient[]): Map<string, ServerRecipient[]> {
   const groups = new Map<string, ServerRecipient[]>();
   for (const recipient of recipients) {
     const key = senderKey(recipient.context);
@@ -117,18 +173,7 @@ export function openServerContexts(recipients: readonly ServerRecipient[], persi
     if (group) group.push(recipient);
     else groups.set(key, [recipient]);
   }
-  const listed = {
-    inState: 'stateDirectory' in persistence ? listFiles(persistence.stateDirectory) : undefined,
-    inRegistry: persistence.registryDirectory !== undefined ? listFiles(persistence.registryDirectory) : undefined,
-  };
-  const opened: OpenedContext[] = [];
-  for (const group of groups.values()) {
-    const store = new DeferredSequenceStore(persistence, group[0]!.context.sequenceSaveInterval, listed);
-    const context = new OscoreSecurityContext(contextInput(group), store, () => store.resumes());
-    store.context = context;
-    opened.push({ context, close: () => store.close() });
-  }
-  return opened;
+  return groups;
 }
 
 /** The fields sequenceFileName hashes, as one unambiguous string (lengths first): equal iff the names are. */

@@ -68,3 +68,4 @@ export {
 } from './security-context.js';
 export { newB2Nonce, secondIdContext, thirdIdContext, wrapB2KidContext, unwrapB2KidContext, R2Cache } from './rederivation.js';
 export { escalate, escalatingClassOf, pathConsumers, isOuterOnly, knowledgeOf, UnrecognizedOptionError, type Escalation, type NodeKind, type OptionKnowledge, type PathView } from './escalation.js';
+export { ContextTable, volatileSequences, type ContextTableOptions, type SenderIdentity, type TableSequences } from './context-table.js';

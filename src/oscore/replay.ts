@@ -98,6 +98,27 @@ export class ReplayWindow {
     this.#lowerLimit = seq;
   }
 
+  /**
+   * @internal The whole state as numbers and the bit ring's words, so a context kept as bytes while
+   * idle (context-table.ts) can put the window away and bring it back exactly: §7.4's "replay
+   * protection" must not change because a device's context was out of memory for a while.
+   */
+  saveTo(header: Float64Array, at: number, words: Uint32Array, wordsAt: number): void {
+    header[at] = this.#initialised ? 1 : 0;
+    header[at + 1] = this.#highest;
+    header[at + 2] = this.#lowerLimit;
+    words.set(this.#ring, wordsAt);
+  }
+
+  /** @internal A window of `size` with the state saveTo() wrote. */
+  static restoreFrom(size: number, header: Float64Array, at: number, words: Uint32Array, wordsAt: number): ReplayWindow {
+    const window = new ReplayWindow(size, { initialised: header[at] === 1 });
+    window.#highest = header[at + 1]!;
+    window.#lowerLimit = header[at + 2]!;
+    window.#ring.set(words.subarray(wordsAt, wordsAt + window.#ring.length));
+    return window;
+  }
+
   /** Forgets everything; the window is uninitialised until initialiseAt() (state loss, §7.5). */
   reset(): void {
     this.#initialised = false;

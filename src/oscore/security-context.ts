@@ -8,6 +8,7 @@ import { checkContextParams, deriveContext, equalBytes, type ContextParams, type
 import { OscoreConfigError } from './errors.js';
 import { ReplayWindow } from './replay.js';
 import { bytesToHex as hex } from '../util/bytes.js';
+import type { ContextTable } from './context-table.js';
 
 /** Where Sender Sequence Numbers come from. Persistent in production (Appendix B.1.1). */
 export interface SequenceSource {
@@ -116,7 +117,7 @@ function sharedOptionsOf(input: SecurityContextInput): ContextOptions {
  */
 class Recipient implements RecipientState {
   #params: RecipientParams | undefined;
-  #verified: { readonly replay: ReplayWindow; readonly challenges: ChallengeBudget } | undefined;
+  #verified: VerifiedState | undefined;
 
   constructor(
     readonly context: OscoreSecurityContext,
@@ -153,9 +154,25 @@ class Recipient implements RecipientState {
     return this.verified.challenges;
   }
 
-  private get verified(): { readonly replay: ReplayWindow; readonly challenges: ChallengeBudget } {
+  private get verified(): VerifiedState {
     return (this.#verified ??= { replay: this.context.newReplayWindow(), challenges: { second: -1, count: 0, accepted: 0, acceptedBefore: 0 } });
   }
+
+  /** @internal The replay window and challenge budget, if a request was verified yet (context-table.ts puts them away). */
+  get verifiedState(): VerifiedState | undefined {
+    return this.#verified;
+  }
+
+  /** @internal Brings back what verifiedState gave, before any request is verified with this object. */
+  restoreVerified(state: VerifiedState): void {
+    this.#verified = state;
+  }
+}
+
+/** @internal What a recipient keeps once a request was verified. */
+export interface VerifiedState {
+  readonly replay: ReplayWindow;
+  readonly challenges: ChallengeBudget;
 }
 
 export class OscoreSecurityContext {
@@ -391,7 +408,14 @@ export class ContextDirectory {
   /** Configured contexts allowing B.2, by kid; a context retired for a kid stays here. */
   private readonly origins = new Map<string, OscoreSecurityContext[]>();
 
-  constructor(contexts: readonly OscoreSecurityContext[]) {
+  /**
+   * `table`: idle contexts kept as bytes (context-table.ts), consulted after the contexts here: a
+   * server with a context per device passes them there, not as objects.
+   */
+  constructor(
+    contexts: readonly OscoreSecurityContext[],
+    private readonly table?: ContextTable,
+  ) {
     this.configured = [...contexts];
     for (const context of contexts) {
       this.add(context);
@@ -407,7 +431,13 @@ export class ContextDirectory {
 
   find(kid: Uint8Array, kidContext: Uint8Array | undefined): DirectoryEntry | undefined {
     const bucket = kidContext === undefined ? this.byKid.get(bytesKey(kid)) : this.byKidAndIdContext.get(kidAndIdContextKey(kid, kidContext));
-    return bucket === undefined ? undefined : Array.isArray(bucket) ? bucket[0] : bucket;
+    if (bucket === undefined) return this.table?.find(kid, kidContext);
+    return Array.isArray(bucket) ? bucket[0] : bucket;
+  }
+
+  /** How many contexts serve requests: those here and those in the table, idle or not. */
+  get size(): number {
+    return this.configured.length + this.inserted.length + this.derived.size + (this.table?.size ?? 0);
   }
 
   /** The configured contexts with this kid that allow Appendix B.2 (retired ones included). */
@@ -415,9 +445,9 @@ export class ContextDirectory {
     return [...(this.origins.get(bytesKey(kid)) ?? [])];
   }
 
-  /** The contexts currently in use (configured, inserted and derived). */
+  /** The contexts currently in use (configured, inserted and derived) and those of the table materialised now. */
   get all(): readonly OscoreSecurityContext[] {
-    return [...this.configured, ...this.inserted, ...this.derived];
+    return [...this.configured, ...this.inserted, ...this.derived, ...(this.table?.active ?? [])];
   }
 
   /** Serves `context` from now on, after the configured ones (a context fetched from a store). */

@@ -7,7 +7,7 @@
  */
 import { loadCredentials, type Credentials } from '../credentials/credentials-file.js';
 import { CredentialsError } from '../credentials/errors.js';
-import { openServerContexts, type OpenedContext } from '../credentials/runtime.js';
+import { openServerContexts, openServerTable, type OpenedContext } from '../credentials/runtime.js';
 import { kudosServerPeer } from '../kudos/credentials.js';
 import { KudosServerSecurity } from '../kudos/server.js';
 import type { KudosEvent } from '../kudos/session-types.js';
@@ -39,10 +39,15 @@ export interface ServerCredentialsOptions extends OscoreServerOptions {
 export function serverCredentials(source: string | Credentials, options: ServerCredentialsOptions = {}): ServerCredentials {
   const credentials = typeof source === 'string' ? loadCredentials(source) : source;
   if (credentials.recipients.length === 0) throw new CredentialsError(`${credentials.file}: no "recipients" for a server`, credentials.file);
-  const opened = openServerContexts(credentials.recipients, {
-    stateDirectory: credentials.stateDirectory,
-    registryDirectory: options.registryDirectory ?? defaultStateDirectory(),
-  });
+  const persistence = { stateDirectory: credentials.stateDirectory, registryDirectory: options.registryDirectory ?? defaultStateDirectory() };
+  // A context per device (issue 21): idle contexts as bytes, unless one needs to be an object
+  // (KUDOS updates it in place; Appendix B.2 replaces it per client).
+  if (credentials.recipients.every((r) => r.context.kudos === undefined && !r.context.rederivation)) {
+    const { table, close } = openServerTable(credentials.recipients, persistence);
+    const security = new OscoreServerSecurity([], { ...options, table });
+    return { security, protection: security, kudos: undefined, close };
+  }
+  const opened = openServerContexts(credentials.recipients, persistence);
   const security = new OscoreServerSecurity(
     opened.map((o) => o.context),
     options,

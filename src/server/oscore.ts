@@ -43,6 +43,7 @@ import { decodeOscoreOption } from '../oscore/option.js';
 import { errorResponseParts, protectResponse, unprotectRequest, type RequestBinding, type UnprotectRequestResult } from '../oscore/protect.js';
 import { B2_NONCE_LENGTH, R2Cache, type R2CacheOptions, newB2Nonce, r2Of, secondIdContext, unwrapB2KidContext, withResponseKidContext } from '../oscore/rederivation.js';
 import { ContextDirectory, OscoreSecurityContext, type RecipientState } from '../oscore/security-context.js';
+import type { ContextTable } from '../oscore/context-table.js';
 import { withOscoreLayer, type EndpointContext, type OscoreLayerInfo } from '../exchange/context.js';
 import { escalatingClassOf } from '../oscore/escalation.js';
 import { EchoFreshness } from './freshness.js';
@@ -96,6 +97,11 @@ export interface OscoreServerOptions {
    * store's reservations. While the store cannot answer, requests get 5.03.
    */
   contextSource?: ContextSource;
+  /**
+   * Idle contexts kept as bytes, materialised on use (issue 21: a context per device; see
+   * oscore/context-table.ts). Consulted after `contexts`.
+   */
+  table?: ContextTable;
 }
 
 const DEFAULT_ECHO_LIFETIME_MS = 60_000;
@@ -129,7 +135,7 @@ export class OscoreServerSecurity implements ServerSecurity {
   private readonly contextSource: ContextSource | undefined;
 
   constructor(contexts: readonly OscoreSecurityContext[], options: OscoreServerOptions = {}) {
-    this.directory = new ContextDirectory(contexts);
+    this.directory = new ContextDirectory(contexts, options.table);
     this.r2s = new R2Cache(options.r2Cache);
     this.sourceLists = (options.sourceLists ?? []).map((l) => ({ match: l.match, directory: new ContextDirectory(l.contexts) }));
     this.now = options.now ?? (() => performance.now());
@@ -181,9 +187,14 @@ export class OscoreServerSecurity implements ServerSecurity {
     );
   }
 
-  /** The contexts in use now, configured and derived (B.2), for inspection. */
+  /** The contexts in use now, configured and derived (B.2), and those of `table` materialised now, for inspection. */
   get contexts(): readonly OscoreSecurityContext[] {
     return this.directory.all;
+  }
+
+  /** How many contexts serve requests, the table's idle ones included. */
+  get contextCount(): number {
+    return this.directory.size;
   }
 
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined {

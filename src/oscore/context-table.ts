@@ -1,0 +1,451 @@
+/**
+ * A server's idle OSCORE contexts as bytes (issue 21, "Many peers"): one context per device,
+ * 100,000 devices, most of them silent at any moment. As objects, every context is several heap
+ * objects (the context, its recipient, its byte strings, its sequence source) that V8 marks on
+ * every major GC — and creating them all at start-up taught V8's allocation-site pretenuring that
+ * the server's objects live long, so from then on a request's objects were allocated in the old
+ * generation and kept its young objects alive through every scavenge (BENCHMARKS.md, h21-contexts).
+ *
+ * Here an idle context is a few dozen bytes in one growable buffer and a few slots of typed
+ * arrays: no JS object per context. A request's kid is found through an open-addressing hash
+ * table (typed arrays too) that compares the kid's bytes in place. The first request that names a
+ * context makes a full OscoreSecurityContext of it ("materialises" it), which stays in a bounded
+ * LRU of active contexts; the least recently used one is put away when the LRU is full.
+ *
+ * What must survive being put away, exactly (RFC 8613):
+ * - the Sender Sequence Number (§7.2.1, Appendix B.1.1): never put away at all — each entry gets
+ *   one SequenceSource for the table's whole life, shared by every object made of the entry, so a
+ *   number can never be handed out twice, even by an evicted object an in-flight response still
+ *   holds;
+ * - the replay window and the Echo challenge budget of each recipient (§7.4, Appendix B.1.2): copied
+ *   into a per-window-size slab on eviction and restored into the next object, so a request
+ *   accepted before eviction is still a replay after it, and a window initialised by an Echo round
+ *   trip stays initialised;
+ * - whether the context resumed from earlier state (B.1.2's "restarted"): decided once per entry.
+ *
+ * Keys are derived again when an evicted context comes back (three HKDF runs): the LRU is sized so
+ * that this is rare for a device that is active.
+ */
+import { checkContextParams } from './context.js';
+import { OscoreConfigError } from './errors.js';
+import { ReplayWindow } from './replay.js';
+import { OscoreSecurityContext, VolatileSequence, type DirectoryEntry, type SecurityContextInput, type SequenceSource } from './security-context.js';
+
+/** What the table asks about each entry's Sender Sequence Numbers. */
+export interface TableSequences {
+  /** The entry's number source, asked once for the table's life (see the module comment). */
+  source(entry: number, identity: () => SenderIdentity): SequenceSource;
+  /** Whether the entry's numbering resumes from earlier state (Appendix B.1.2); asked at most once. */
+  resumes(entry: number, identity: () => SenderIdentity): boolean;
+}
+
+export interface SenderIdentity {
+  masterSecret: Uint8Array;
+  masterSalt?: Uint8Array;
+  idContext?: Uint8Array;
+  senderId: Uint8Array;
+}
+
+/** Volatile numbering from 0, never resumed: for contexts that do not outlive the process (tests, benchmarks). */
+export const volatileSequences: TableSequences = {
+  source: () => new VolatileSequence(0),
+  resumes: () => false,
+};
+
+export interface ContextTableOptions {
+  /** How many contexts are kept materialised at once (the LRU). Default 1024. */
+  active?: number;
+  sequences?: TableSequences;
+}
+
+const DEFAULT_ACTIVE = 1024;
+
+// Per entry, Int32 fields (offsets into the byte slab; -1: absent).
+const E_SECRET = 0;
+const E_SECRET_LEN = 1;
+const E_SALT = 2;
+const E_SALT_LEN = 3;
+const E_ID_CONTEXT = 4;
+const E_ID_CONTEXT_LEN = 5;
+const E_SENDER = 6;
+const E_SENDER_LEN = 7;
+const E_FIRST_RECIPIENT = 8;
+const E_RECIPIENTS = 9;
+const E_OPTIONS = 10;
+const E_NAME = 11;
+const E_NAME_LEN = 12;
+/** -1 not asked yet, 0 fresh, 1 resumed (B.1.2). */
+const E_RESTARTED = 13;
+/** 1 when the input named recipients one by one (recipientNames). */
+const E_PER_RECIPIENT_NAMES = 14;
+const ENTRY_FIELDS = 15;
+
+// Per recipient, Int32 fields.
+const R_ENTRY = 0;
+const R_KID = 1;
+const R_KID_LEN = 2;
+const R_NAME = 3;
+const R_NAME_LEN = 4;
+/** Its slot in the dormant slab of its window size, once it was put away verified; else -1. */
+const R_DORMANT = 5;
+const RECIPIENT_FIELDS = 6;
+
+interface Options {
+  readonly aead: number | undefined;
+  readonly hkdf: number | undefined;
+  readonly replayWindow: number | undefined;
+  readonly echoOnRestart: boolean | undefined;
+}
+
+/**
+ * Saved replay windows and challenge budgets of one window size: per slot, 8 doubles (window:
+ * initialised, highest, lower limit; budget: second, count, accepted, accepted before) and the
+ * window's bit ring.
+ */
+class DormantSlab {
+  header = new Float64Array(0);
+  words = new Uint32Array(0);
+  used = 0;
+  readonly wordsPerSlot: number;
+
+  constructor(readonly windowSize: number) {
+    this.wordsPerSlot = Math.ceil(windowSize / 32);
+  }
+
+  allocate(): number {
+    if (this.used * 8 === this.header.length) {
+      const slots = Math.max(16, this.used * 2);
+      const header = new Float64Array(slots * 8);
+      header.set(this.header);
+      const words = new Uint32Array(slots * this.wordsPerSlot);
+      words.set(this.words);
+      this.header = header;
+      this.words = words;
+    }
+    return this.used++;
+  }
+}
+
+export class ContextTable {
+  #bytes = new Uint8Array(4096);
+  #byteCount = 0;
+  #entries = new Int32Array(ENTRY_FIELDS * 64);
+  #entryCount = 0;
+  #recipients = new Int32Array(RECIPIENT_FIELDS * 64);
+  #recipientCount = 0;
+  /** Open addressing, linear probing: recipient index + 1, 0 empty. By kid, and by kid and ID Context. */
+  #byKid = new Int32Array(128);
+  #byKidAndIdContext = new Int32Array(128);
+  #keyed = 0;
+  readonly #options: Options[] = [];
+  readonly #optionIndex = new Map<string, number>();
+  readonly #dormant = new Map<number, DormantSlab>();
+  /** Materialised contexts by entry, least recently used first. */
+  readonly #active = new Map<number, OscoreSecurityContext>();
+  #lastEntry = -1;
+  /** Each entry's one number source, made when the entry is first materialised. */
+  readonly #sources = new Map<number, SequenceSource>();
+  readonly #capacity: number;
+  readonly #sequences: TableSequences;
+
+  constructor(options: ContextTableOptions = {}) {
+    const active = options.active ?? DEFAULT_ACTIVE;
+    if (!Number.isInteger(active) || active < 1) throw new RangeError(`a context table keeps at least one context active, not ${active}`);
+    this.#capacity = active;
+    this.#sequences = options.sequences ?? volatileSequences;
+  }
+
+  /** The number of contexts held. */
+  get size(): number {
+    return this.#entryCount;
+  }
+
+  /** The contexts materialised now, least recently used first. */
+  get active(): readonly OscoreSecurityContext[] {
+    return [...this.#active.values()];
+  }
+
+  /**
+   * Adds a context, checked as OscoreSecurityContext checks it; returns its entry number. Contexts
+   * that run Appendix B.2 are refused: their derived contexts replace them per client, which needs
+   * them as objects (ContextDirectory).
+   */
+  add(input: SecurityContextInput): number {
+    if (input.recipientIds.length === 0) throw new OscoreConfigError('a security context needs at least one recipient ID');
+    if (input.rederivation) throw new OscoreConfigError('a context table holds no context that runs Appendix B.2; pass it as an OscoreSecurityContext');
+    if (input.replayWindow !== undefined) new ReplayWindow(input.replayWindow); // refuses a bad size now
+    for (const recipientId of input.recipientIds) checkContextParams({ masterSecret: input.masterSecret, senderId: input.senderId, recipientId, aead: input.aead, hkdf: input.hkdf });
+    const entry = this.#entryCount;
+    if ((entry + 1) * ENTRY_FIELDS > this.#entries.length) this.#entries = grown(this.#entries, this.#entries.length * 2);
+    const e = entry * ENTRY_FIELDS;
+    const fields = this.#entries;
+    [fields[e + E_SECRET], fields[e + E_SECRET_LEN]] = this.#store(input.masterSecret);
+    [fields[e + E_SALT], fields[e + E_SALT_LEN]] = this.#store(input.masterSalt);
+    [fields[e + E_ID_CONTEXT], fields[e + E_ID_CONTEXT_LEN]] = this.#store(input.idContext);
+    [fields[e + E_SENDER], fields[e + E_SENDER_LEN]] = this.#store(input.senderId);
+    [fields[e + E_NAME], fields[e + E_NAME_LEN]] = this.#store(input.name === undefined ? undefined : encoder.encode(input.name));
+    fields[e + E_OPTIONS] = this.#optionsOf(input);
+    fields[e + E_RESTARTED] = -1;
+    fields[e + E_PER_RECIPIENT_NAMES] = input.recipientNames ? 1 : 0;
+    fields[e + E_FIRST_RECIPIENT] = this.#recipientCount;
+    fields[e + E_RECIPIENTS] = input.recipientIds.length;
+    this.#entryCount++;
+    input.recipientIds.forEach((kid, i) => {
+      const name = input.recipientNames?.[i];
+      this.#addRecipient(entry, kid, name === undefined ? undefined : encoder.encode(name), input.idContext !== undefined);
+    });
+    return entry;
+  }
+
+  /**
+   * The recipient a request's kid (and kid context) names, materialising its context if it is
+   * idle. Among entries sharing a kid, the first added serves, as in ContextDirectory.
+   */
+  find(kid: Uint8Array, kidContext: Uint8Array | undefined): DirectoryEntry | undefined {
+    const r = kidContext === undefined ? this.#lookup(this.#byKid, kid, undefined) : this.#lookup(this.#byKidAndIdContext, kid, kidContext);
+    if (r < 0) return undefined;
+    const base = r * RECIPIENT_FIELDS;
+    const entry = this.#recipients[base + R_ENTRY]!;
+    const context = this.#activate(entry);
+    return context.recipients[r - this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]!];
+  }
+
+  /** The entry's context, materialised and marked most recently used. */
+  #activate(entry: number): OscoreSecurityContext {
+    const active = this.#active;
+    let context = active.get(entry);
+    if (context !== undefined) {
+      if (this.#lastEntry !== entry) {
+        // Most recently used last: a Map iterates in insertion order.
+        active.delete(entry);
+        active.set(entry, context);
+        this.#lastEntry = entry;
+      }
+      return context;
+    }
+    context = this.#materialise(entry);
+    active.set(entry, context);
+    this.#lastEntry = entry;
+    if (active.size > this.#capacity) {
+      const [oldest, evicted] = active.entries().next().value as [number, OscoreSecurityContext];
+      active.delete(oldest);
+      this.#putAway(oldest, evicted);
+    }
+    return context;
+  }
+
+  #materialise(entry: number): OscoreSecurityContext {
+    const e = entry * ENTRY_FIELDS;
+    const fields = this.#entries;
+    const options = this.#options[fields[e + E_OPTIONS]!]!;
+    const first = fields[e + E_FIRST_RECIPIENT]!;
+    const count = fields[e + E_RECIPIENTS]!;
+    const recipientIds: Uint8Array[] = [];
+    const recipientNames: (string | undefined)[] = [];
+    for (let r = first; r < first + count; r++) {
+      const base = r * RECIPIENT_FIELDS;
+      recipientIds.push(this.#read(this.#recipients[base + R_KID]!, this.#recipients[base + R_KID_LEN]!)!);
+      recipientNames.push(this.#text(this.#recipients[base + R_NAME]!, this.#recipients[base + R_NAME_LEN]!));
+    }
+    const name = this.#text(fields[e + E_NAME]!, fields[e + E_NAME_LEN]!);
+    const masterSalt = this.#read(fields[e + E_SALT]!, fields[e + E_SALT_LEN]!);
+    const idContext = this.#read(fields[e + E_ID_CONTEXT]!, fields[e + E_ID_CONTEXT_LEN]!);
+    const input: SecurityContextInput = {
+      masterSecret: this.#read(fields[e + E_SECRET]!, fields[e + E_SECRET_LEN]!)!,
+      ...(masterSalt ? { masterSalt } : {}),
+      ...(idContext ? { idContext } : {}),
+      senderId: this.#read(fields[e + E_SENDER]!, fields[e + E_SENDER_LEN]!)!,
+      recipientIds,
+      ...(options.aead !== undefined ? { aead: options.aead } : {}),
+      ...(options.hkdf !== undefined ? { hkdf: options.hkdf } : {}),
+      ...(options.replayWindow !== undefined ? { replayWindow: options.replayWindow } : {}),
+      ...(options.echoOnRestart !== undefined ? { echoOnRestart: options.echoOnRestart } : {}),
+      ...(name !== undefined ? { name } : {}),
+      ...(fields[e + E_PER_RECIPIENT_NAMES] === 1 ? { recipientNames } : {}),
+    };
+    let source = this.#sources.get(entry);
+    if (source === undefined) this.#sources.set(entry, (source = this.#sequences.source(entry, () => this.#identity(entry))));
+    const context = new OscoreSecurityContext(input, source, () => this.#restarted(entry));
+    const recipients = context.recipients;
+    for (let i = 0; i < count; i++) {
+      const slot = this.#recipients[(first + i) * RECIPIENT_FIELDS + R_DORMANT]!;
+      if (slot >= 0) recipients[i]!.restoreVerified(this.#restore(options.replayWindow ?? 32, slot));
+    }
+    return context;
+  }
+
+  /** Copies what the evicted context's recipients verified into the dormant slab (see the module comment). */
+  #putAway(entry: number, context: OscoreSecurityContext): void {
+    const first = this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]!;
+    context.recipients.forEach((recipient, i) => {
+      const state = recipient.verifiedState;
+      if (state === undefined) return;
+      const base = (first + i) * RECIPIENT_FIELDS;
+      const slab = this.#slab(state.replay.size);
+      let slot = this.#recipients[base + R_DORMANT]!;
+      if (slot < 0) this.#recipients[base + R_DORMANT] = slot = slab.allocate();
+      const h = slot * 8;
+      state.replay.saveTo(slab.header, h, slab.words, slot * slab.wordsPerSlot);
+      const budget = state.challenges;
+      slab.header[h + 3] = budget.second;
+      slab.header[h + 4] = budget.count;
+      slab.header[h + 5] = budget.accepted;
+      slab.header[h + 6] = budget.acceptedBefore;
+    });
+  }
+
+  #restore(windowSize: number, slot: number): { replay: ReplayWindow; challenges: { second: number; count: number; accepted: number; acceptedBefore: number } } {
+    const slab = this.#slab(windowSize);
+    const h = slot * 8;
+    const header = slab.header;
+    return {
+      replay: ReplayWindow.restoreFrom(windowSize, header, h, slab.words, slot * slab.wordsPerSlot),
+      challenges: { second: header[h + 3]!, count: header[h + 4]!, accepted: header[h + 5]!, acceptedBefore: header[h + 6]! },
+    };
+  }
+
+  #slab(windowSize: number): DormantSlab {
+    let slab = this.#dormant.get(windowSize);
+    if (slab === undefined) this.#dormant.set(windowSize, (slab = new DormantSlab(windowSize)));
+    return slab;
+  }
+
+  #restarted(entry: number): boolean {
+    const at = entry * ENTRY_FIELDS + E_RESTARTED;
+    if (this.#entries[at] === -1) this.#entries[at] = this.#sequences.resumes(entry, () => this.#identity(entry)) ? 1 : 0;
+    return this.#entries[at] === 1;
+  }
+
+  #identity(entry: number): SenderIdentity {
+    const e = entry * ENTRY_FIELDS;
+    const f = this.#entries;
+    const masterSalt = this.#read(f[e + E_SALT]!, f[e + E_SALT_LEN]!);
+    const idContext = this.#read(f[e + E_ID_CONTEXT]!, f[e + E_ID_CONTEXT_LEN]!);
+    return {
+      masterSecret: this.#read(f[e + E_SECRET]!, f[e + E_SECRET_LEN]!)!,
+      ...(masterSalt ? { masterSalt } : {}),
+      ...(idContext ? { idContext } : {}),
+      senderId: this.#read(f[e + E_SENDER]!, f[e + E_SENDER_LEN]!)!,
+    };
+  }
+
+  #optionsOf(input: SecurityContextInput): number {
+    const key = `${input.aead}/${input.hkdf}/${input.replayWindow}/${input.echoOnRestart}`;
+    let index = this.#optionIndex.get(key);
+    if (index === undefined) {
+      index = this.#options.push({ aead: input.aead, hkdf: input.hkdf, replayWindow: input.replayWindow, echoOnRestart: input.echoOnRestart }) - 1;
+      this.#optionIndex.set(key, index);
+    }
+    return index;
+  }
+
+  /** Appends bytes to the slab: [offset, length], or [-1, 0] for absent. */
+  #store(bytes: Uint8Array | undefined): [number, number] {
+    if (bytes === undefined) return [-1, 0];
+    if (this.#byteCount + bytes.length > this.#bytes.length) {
+      const larger = new Uint8Array(Math.max(this.#bytes.length * 2, this.#byteCount + bytes.length));
+      larger.set(this.#bytes.subarray(0, this.#byteCount));
+      this.#bytes = larger;
+    }
+    this.#bytes.set(bytes, this.#byteCount);
+    const at = this.#byteCount;
+    this.#byteCount += bytes.length;
+    return [at, bytes.length];
+  }
+
+  /** A fresh copy of stored bytes; undefined for absent. */
+  #read(at: number, length: number): Uint8Array | undefined {
+    return at < 0 ? undefined : this.#bytes.slice(at, at + length);
+  }
+
+  #text(at: number, length: number): string | undefined {
+    return at < 0 ? undefined : decoder.decode(this.#bytes.subarray(at, at + length));
+  }
+
+  #addRecipient(entry: number, kid: Uint8Array, name: Uint8Array | undefined, withIdContext: boolean): void {
+    const r = this.#recipientCount++;
+    if (this.#recipientCount * RECIPIENT_FIELDS > this.#recipients.length) this.#recipients = grown(this.#recipients, this.#recipients.length * 2);
+    const base = r * RECIPIENT_FIELDS;
+    const fields = this.#recipients;
+    fields[base + R_ENTRY] = entry;
+    [fields[base + R_KID], fields[base + R_KID_LEN]] = this.#store(kid);
+    [fields[base + R_NAME], fields[base + R_NAME_LEN]] = this.#store(name);
+    fields[base + R_DORMANT] = -1;
+    // Kept at most half full, so a probe ends soon at an empty slot.
+    if ((this.#keyed + 1) * 2 > this.#byKid.length) this.#rehash(this.#byKid.length * 2);
+    this.#keyed++;
+    this.#insert(this.#byKid, this.#hashOf(r, false), r);
+    if (withIdContext) this.#insert(this.#byKidAndIdContext, this.#hashOf(r, true), r);
+  }
+
+  /** The table at `slots` slots, recipients inserted again in order (so the first added still comes first on a probe). */
+  #rehash(slots: number): void {
+    this.#byKid = new Int32Array(slots);
+    this.#byKidAndIdContext = new Int32Array(slots);
+    for (let r = 0; r < this.#recipientCount - 1; r++) {
+      this.#insert(this.#byKid, this.#hashOf(r, false), r);
+      const entry = this.#recipients[r * RECIPIENT_FIELDS + R_ENTRY]!;
+      if (this.#entries[entry * ENTRY_FIELDS + E_ID_CONTEXT]! >= 0) this.#insert(this.#byKidAndIdContext, this.#hashOf(r, true), r);
+    }
+  }
+
+  #insert(slots: Int32Array, hash: number, r: number): void {
+    const mask = slots.length - 1;
+    let i = hash & mask;
+    while (slots[i] !== 0) i = (i + 1) & mask;
+    slots[i] = r + 1;
+  }
+
+  #hashOf(r: number, withIdContext: boolean): number {
+    const base = r * RECIPIENT_FIELDS;
+    const at = this.#recipients[base + R_KID]!;
+    let hash = fnv(this.#bytes, at, at + this.#recipients[base + R_KID_LEN]!, FNV_OFFSET);
+    if (withIdContext) {
+      const e = this.#recipients[base + R_ENTRY]! * ENTRY_FIELDS;
+      const idAt = this.#entries[e + E_ID_CONTEXT]!;
+      hash = fnv(this.#bytes, idAt, idAt + this.#entries[e + E_ID_CONTEXT_LEN]!, Math.imul(hash ^ 0xff, FNV_PRIME));
+    }
+    return hash;
+  }
+
+  /** The first recipient whose kid (and ID Context) are these bytes; -1 when none. */
+  #lookup(slots: Int32Array, kid: Uint8Array, idContext: Uint8Array | undefined): number {
+    let hash = fnv(kid, 0, kid.length, FNV_OFFSET);
+    if (idContext !== undefined) hash = fnv(idContext, 0, idContext.length, Math.imul(hash ^ 0xff, FNV_PRIME));
+    const mask = slots.length - 1;
+    const recipients = this.#recipients;
+    for (let i = hash & mask; slots[i] !== 0; i = (i + 1) & mask) {
+      const r = slots[i]! - 1;
+      const base = r * RECIPIENT_FIELDS;
+      if (!this.#equal(recipients[base + R_KID]!, recipients[base + R_KID_LEN]!, kid)) continue;
+      if (idContext === undefined) return r;
+      const e = recipients[base + R_ENTRY]! * ENTRY_FIELDS;
+      if (this.#equal(this.#entries[e + E_ID_CONTEXT]!, this.#entries[e + E_ID_CONTEXT_LEN]!, idContext)) return r;
+    }
+    return -1;
+  }
+
+  #equal(at: number, length: number, bytes: Uint8Array): boolean {
+    if (at < 0 || length !== bytes.length) return false;
+    const stored = this.#bytes;
+    for (let i = 0; i < length; i++) if (stored[at + i] !== bytes[i]) return false;
+    return true;
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+function fnv(bytes: Uint8Array, from: number, to: number, seed: number): number {
+  let hash = seed;
+  for (let i = from; i < to; i++) hash = Math.imul(hash ^ bytes[i]!, FNV_PRIME);
+  return hash >>> 0;
+}
+
+function grown(array: Int32Array<ArrayBuffer>, length: number): Int32Array<ArrayBuffer> {
+  const larger = new Int32Array(length);
+  larger.set(array);
+  return larger;
+}

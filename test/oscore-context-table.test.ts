@@ -1,0 +1,148 @@
+/**
+ * Issue 21: a server's idle contexts kept as bytes (ContextTable) and materialised on use in a
+ * small LRU behave exactly as the same contexts held as objects: the same recipient for every kid,
+ * the same replay verdicts (RFC 8613 §7.4) and B.1.2 state across eviction, the same challenge
+ * budgets, and Sender Sequence Numbers that never repeat (§7.2.1), even from an evicted object a
+ * response in flight still holds.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Method, ResponseCode } from '../src/coap/codes.js';
+import { MessageType, type CoapMessage } from '../src/coap/message.js';
+import { OptionNumber } from '../src/coap/options.js';
+import { ContextTable } from '../src/oscore/context-table.js';
+import { protectRequest } from '../src/oscore/protect.js';
+import { ContextDirectory, OscoreSecurityContext, VolatileSequence, type DirectoryEntry, type SecurityContextInput } from '../src/oscore/security-context.js';
+import { OscoreServerSecurity } from '../src/server/oscore.js';
+import type { EndpointContext } from '../src/exchange/context.js';
+
+/** A small deterministic generator (the model test must fail the same way every time). */
+function random(seed: number): (n: number) => number {
+  let s = seed >>> 0;
+  return (n) => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % n;
+  };
+}
+
+const DEVICES = 40;
+
+/** Device i: its own secret; some with an ID Context, windows of 32 or 64, every third one resumed (B.1.2). */
+function deviceInput(i: number): SecurityContextInput {
+  return {
+    masterSecret: Uint8Array.of(0x5a, i, 1, 2, 3, 4, 5, 6),
+    senderId: Uint8Array.of(0xee),
+    recipientIds: i % 7 === 3 ? [Uint8Array.of(i), Uint8Array.of(i, 0x99)] : [Uint8Array.of(i)],
+    ...(i % 5 === 0 ? { idContext: Uint8Array.of(0xc0, i) } : {}),
+    replayWindow: i % 2 === 0 ? 32 : 64,
+    ...(i % 4 === 1 ? { name: `device-${i}` } : {}),
+  };
+}
+const resumed = (i: number): boolean => i % 3 === 0;
+
+function objects(): ContextDirectory {
+  return new ContextDirectory(Array.from({ length: DEVICES }, (_, i) => new OscoreSecurityContext(deviceInput(i), new VolatileSequence(), resumed(i))));
+}
+
+function table(active: number): ContextDirectory {
+  const t = new ContextTable({ active, sequences: { source: () => new VolatileSequence(), resumes: (entry) => resumed(entry) } });
+  for (let i = 0; i < DEVICES; i++) assert.equal(t.add(deviceInput(i)), i);
+  return new ContextDirectory([], t);
+}
+
+/** What a step observes of a recipient, compared between the two directories. */
+function observe(entry: DirectoryEntry | undefined): unknown {
+  if (entry === undefined) return undefined;
+  const { recipient, context } = entry;
+  return { name: recipient.name, kid: recipient.kidHex, idContext: context.idContext && [...context.idContext], key: [...recipient.params.recipientKey] };
+}
+
+test('model: random requests from 40 devices through a table of 3 active contexts match the same contexts as objects', () => {
+  const next = random(21);
+  const model = objects();
+  const subject = table(3);
+  const highest = new Array<number>(DEVICES).fill(0);
+  for (let step = 0; step < 3000; step++) {
+    const device = next(DEVICES + 2); // two kids no device has
+    const input = device < DEVICES ? deviceInput(device) : undefined;
+    const kid = input ? input.recipientIds[next(input.recipientIds.length)]! : Uint8Array.of(0x77, device);
+    const kidContext = input?.idContext && next(2) === 0 ? input.idContext : undefined;
+    const a = model.find(kid, kidContext);
+    const b = subject.find(kid, kidContext);
+    assert.deepEqual(observe(b), observe(a), `step ${step}: find`);
+    if (a === undefined || b === undefined) continue;
+    const action = next(10);
+    if (action < 2) {
+      assert.equal(b.context.nextSequenceNumber(), a.context.nextSequenceNumber(), `step ${step}: sequence number`);
+      continue;
+    }
+    // A Partial IV: mostly new, sometimes a replay or one far below the window.
+    const seq = action < 7 ? (highest[device] += 1 + next(3)) : Math.max(0, highest[device]! - next(80));
+    const proven = next(8) === 0;
+    const [ra, rb] = [a.recipient, b.recipient];
+    assert.equal(rb.replay.initialised, ra.replay.initialised, `step ${step}: initialised`);
+    if (!ra.replay.initialised) {
+      // B.1.2: the request that echoed the challenge sets the window's lower limit.
+      if (proven) {
+        ra.replay.initialiseAt(seq);
+        rb.replay.initialiseAt(seq);
+      }
+      continue;
+    }
+    assert.equal(rb.replay.verdict(seq, proven), ra.replay.verdict(seq, proven), `step ${step}: verdict for ${seq}`);
+    const accepted = ra.replay.accept(seq, proven);
+    assert.equal(rb.replay.accept(seq, proven), accepted, `step ${step}: accept ${seq}`);
+    if (accepted) {
+      ra.challenges.accepted++;
+      rb.challenges.accepted++;
+    } else {
+      ra.challenges.count++;
+      rb.challenges.count++;
+    }
+    assert.deepEqual({ ...rb.challenges }, { ...ra.challenges }, `step ${step}: challenge budget`);
+  }
+});
+
+test('an evicted context a response still holds draws from the same sequence as its successor: no number twice', () => {
+  const directory = table(1);
+  const held = directory.find(Uint8Array.of(1), undefined)!.context;
+  const numbers = [held.nextSequenceNumber()];
+  directory.find(Uint8Array.of(2), undefined); // evicts device 1
+  const again = directory.find(Uint8Array.of(1), undefined)!.context;
+  assert.notEqual(again, held, 'device 1 was materialised anew');
+  for (let i = 0; i < 5; i++) numbers.push(held.nextSequenceNumber(), again.nextSequenceNumber());
+  assert.deepEqual(numbers, Array.from({ length: 11 }, (_, i) => i));
+});
+
+test('a table refuses what an object context refuses, and contexts that run Appendix B.2', () => {
+  const t = new ContextTable();
+  assert.throws(() => t.add({ ...deviceInput(1), recipientIds: [] }), /at least one recipient/);
+  assert.throws(() => t.add({ ...deviceInput(1), replayWindow: 0 }), /replay window/);
+  assert.throws(() => t.add({ ...deviceInput(1), rederivation: true }), /Appendix B.2/);
+  assert.throws(() => new ContextTable({ active: 0 }), RangeError);
+  assert.equal(t.size, 0);
+});
+
+const source: EndpointContext = { peer: { address: '127.0.0.1', port: 40000 }, peerKey: '127.0.0.1:40000', scheme: 'coap' } as EndpointContext;
+
+function get(client: OscoreSecurityContext, seq: number): CoapMessage {
+  const request: CoapMessage = { type: MessageType.CON, code: Method.GET, messageId: seq, token: Uint8Array.of(seq), options: [{ number: OptionNumber.UriPath, value: Buffer.from('hello') }], payload: new Uint8Array(0) };
+  return protectRequest(request, client.sender, seq).message;
+}
+
+test('the server: a request accepted before its context was put away is still a replay after', () => {
+  const t = new ContextTable({ active: 2 });
+  for (let i = 0; i < 5; i++) t.add({ masterSecret: Uint8Array.of(i, 9, 9, 9), senderId: new Uint8Array(0), recipientIds: [Uint8Array.of(i)] });
+  const server = new OscoreServerSecurity([], { table: t });
+  const client = (i: number) => new OscoreSecurityContext({ masterSecret: Uint8Array.of(i, 9, 9, 9), senderId: Uint8Array.of(i), recipientIds: [new Uint8Array(0)] }, new VolatileSequence());
+  const first = get(client(0), 7);
+  assert.equal(server.unprotect(first, source)?.ok, true);
+  for (let i = 1; i < 5; i++) assert.equal(server.unprotect(get(client(i), 1), source)?.ok, true, `device ${i}`);
+  assert.equal(t.active.length, 2, 'device 0 was put away');
+  const replay = server.unprotect(first, source);
+  assert.equal(replay?.ok, false);
+  assert.equal(replay!.ok === false && replay!.response.code, ResponseCode.Unauthorized);
+  assert.match(Buffer.from(replay!.ok === false ? replay!.response.payload : []).toString(), /Replay detected/);
+  assert.equal(server.unprotect(get(client(0), 8), source)?.ok, true, 'the next request is fresh');
+  assert.equal(server.contextCount, 5);
+});
