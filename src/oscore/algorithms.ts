@@ -127,9 +127,12 @@ export const allHkdfAlgorithms = (): readonly HkdfAlgorithm[] => HKDFS;
 export const findAeadAlgorithm = (key: number | string): AeadAlgorithm | undefined => lookup(AEADS, key);
 export const findHkdfAlgorithm = (key: number | string): HkdfAlgorithm | undefined => lookup(HKDFS, key);
 
+/** By COSE id without a search: every OSCORE message looks its context's algorithm up (issue 21). */
+const AEAD_BY_ID = new Map(AEADS.map((a) => [a.id, a]));
+
 /** As findAeadAlgorithm, but an unknown algorithm is an OscoreConfigError. */
 export function aeadAlgorithm(key: number | string): AeadAlgorithm {
-  const a = findAeadAlgorithm(key);
+  const a = (typeof key === 'number' ? AEAD_BY_ID.get(key) : undefined) ?? findAeadAlgorithm(key);
   if (a === undefined) {
     throw new OscoreConfigError(
       `unknown OSCORE AEAD algorithm ${JSON.stringify(key)}; supported: ${AEADS.map((x) => `${x.name} (${x.id})`).join(', ')}`,
