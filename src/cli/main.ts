@@ -18,6 +18,7 @@ import { PROXY_USAGE, proxyCommand } from './proxy-command.js';
 import { REQUEST_USAGE, requestCommand } from './request-command.js';
 import { REKEY_USAGE, rekeyCommand } from './rekey-command.js';
 import { SERVE_USAGE, serveCommand } from './serve-command.js';
+import { tuneForServing } from './long-running.js';
 import { STORE_USAGE, storeCommand } from './store-command.js';
 import { TA_REQUEST_USAGE, taRequestCommand } from './ta-request-command.js';
 import { TRUST_ANCHOR_USAGE, trustAnchorCommand } from './trust-anchor-command.js';
@@ -40,8 +41,8 @@ function commandNamed(name: string): Command | undefined {
   const commands: Record<string, Command> = {
     observe: { usage: OBSERVE_USAGE, run: (_, args) => observeCommand(args) },
     ping: { usage: PING_USAGE, run: (_, args) => pingCommand(args) },
-    serve: { usage: SERVE_USAGE, run: (_, args) => serveCommand(args) },
-    proxy: { usage: PROXY_USAGE, run: (_, args) => proxyCommand(args) },
+    serve: { usage: SERVE_USAGE, run: (_, args) => (tuneForServing(), serveCommand(args)) },
+    proxy: { usage: PROXY_USAGE, run: (_, args) => (tuneForServing(), proxyCommand(args)) },
     'attack-proxy': { usage: ATTACK_PROXY_USAGE, run: (_, args) => attackProxyCommand(args) },
     demo: { usage: DEMO_USAGE, run: (_, args) => demoCommand(args) },
     'trust-anchor': { usage: TRUST_ANCHOR_USAGE, run: (_, args) => trustAnchorCommand(args) },

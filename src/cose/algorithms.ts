@@ -20,11 +20,18 @@ export interface CoseAeadAlgorithm {
   readonly keyLength: number;
   readonly nonceLength: number;
   readonly tagLength: number;
-  /** ciphertext || tag. */
-  seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
-  /** The plaintext, or undefined on any failure (never throws). */
-  open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array | undefined;
+  /**
+   * ciphertext || tag. `partialIv`: the number in the nonce's last 5 bytes (RFC 8613 §5.2), when
+   * the nonce is built that way; AES-CCM then computes the keystreams of the following Partial IVs'
+   * nonces in the same AES call (AesCcm.keystreamAhead). The output is the same either way.
+   */
+  seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, partialIv?: number): Uint8Array;
+  /** The plaintext, or undefined on any failure (never throws). `partialIv` as for seal. */
+  open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, partialIv?: number): Uint8Array | undefined;
 }
+
+/** RFC 8613 §5.2: the Partial IV fills the nonce's last 5 bytes. */
+const PARTIAL_IV_BYTES = 5;
 
 type NodeAead = CipherGCMTypes | 'chacha20-poly1305';
 
@@ -60,13 +67,16 @@ function makeAead(id: number, name: string, cipher: NodeAead | 'ccm', keyLength:
     const ccmFor = ccmCache(tagLength, nonceLength);
     return {
       ...base,
-      seal(key, nonce, aad, plaintext) {
+      seal(key, nonce, aad, plaintext, partialIv) {
         checkLengths(key, nonce);
-        return bytesView(ccmFor(key).seal(nonce, aad, plaintext));
+        const ccm = ccmFor(key);
+        return bytesView(ccm.seal(nonce, aad, plaintext, partialIv === undefined ? undefined : ccm.keystreamAhead(nonce, partialIv, PARTIAL_IV_BYTES, plaintext.length)));
       },
-      open(key, nonce, aad, ciphertext) {
+      open(key, nonce, aad, ciphertext, partialIv) {
         if (key.length !== keyLength || nonce.length !== nonceLength || ciphertext.length < tagLength) return undefined;
-        const out = ccmFor(key).openAt(nonce, aad, ciphertext, 0, ciphertext.length - tagLength);
+        const ccm = ccmFor(key);
+        const n = ciphertext.length - tagLength;
+        const out = ccm.openAt(nonce, aad, ciphertext, 0, n, partialIv === undefined ? undefined : ccm.keystreamAhead(nonce, partialIv, PARTIAL_IV_BYTES, n));
         return out === undefined ? undefined : bytesView(out);
       },
     };

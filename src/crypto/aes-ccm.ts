@@ -54,6 +54,10 @@ export class AesCcm {
   #scratch: Buffer = Buffer.alloc(8 * BLOCK);
   /** Views of the scratch buffer's first 16·i bytes, by i: `update` takes exactly the bytes to process. */
   #scratchViews: Buffer[] = [];
+  /** Keystreams of the nonces after a counted one (keystreamAhead), while this instance holds a batch slot. */
+  #ahead: AheadBatch | undefined;
+  /** What keystreamAhead returns, updated in place: sealInto and open read it at once. */
+  readonly #aheadSlice = new MutableSlice();
 
   constructor(key: Uint8Array, tagLength: number, nonceLength: number) {
     if (key.length !== 16 && key.length !== 24 && key.length !== 32) throw new RangeError(`AES-CCM needs a 16-, 24- or 32-byte key, got ${key.length} bytes`);
@@ -71,11 +75,79 @@ export class AesCcm {
     this.#ecb.setAutoPadding(false);
   }
 
-  /** ciphertext || tag. Throws RangeError on a nonce of the wrong length or an oversized message. */
-  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Buffer {
+  /** ciphertext || tag. Throws RangeError on a nonce of the wrong length or an oversized message. `keystream` as for sealInto. */
+  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, keystream?: KeystreamSlice): Buffer {
     const out = Buffer.allocUnsafe(plaintext.length + this.tagLength);
-    this.sealInto(out, 0, nonce, aad, plaintext);
+    this.sealInto(out, 0, nonce, aad, plaintext, keystream);
     return out;
+  }
+
+  /**
+   * The keystream of `nonce` for a message of `length` bytes, from a batch computed together with
+   * the keystreams of the nonces that follow it, or undefined when the message is too long to
+   * batch. For nonces that end in a counter: the last `counterBytes` bytes of `nonce` are a fixed
+   * mask XOR `counter` (big-endian), as RFC 8613 §5.2's nonces hold the Partial IV, so the next
+   * messages' nonces are the same with counter + 1, + 2, ... A miss (no batch, another key's
+   * counter range, a nonce not predicted) computes a batch from this nonce on: one AES call for
+   * AHEAD nonces instead of one per message (each call costs ≈ 1 µs however few its blocks).
+   *
+   * A keystream is a function of the key and the nonce alone, and it is found by comparing the
+   * whole nonce with the one it was computed for, so a wrong `counter` only costs a miss; the
+   * ciphertext is the same as without a batch. Precomputing does not make a nonce seal twice: that
+   * stays the caller's rule (OSCORE's sequence numbers and replay window). The returned slice is
+   * reused by the next call.
+   */
+  keystreamAhead(nonce: Uint8Array, counter: number, counterBytes: number, length: number): KeystreamSlice | undefined {
+    const blocks = 1 + Math.ceil(length / BLOCK);
+    if (blocks > AHEAD_MAX_BLOCKS || nonce.length !== this.nonceLength || counterBytes < 1 || counterBytes > 6 || counterBytes > this.nonceLength) return undefined;
+    if (!Number.isSafeInteger(counter) || counter < 0) return undefined;
+    let batch = this.#ahead;
+    let k = batch === undefined ? -1 : counter - batch.first;
+    if (batch === undefined || k < 0 || k >= AHEAD || batch.blocks < blocks || !batch.holds(k, nonce)) {
+      batch = this.#computeAhead(nonce, counter, counterBytes, Math.max(blocks, AHEAD_MIN_BLOCKS));
+      k = 0;
+    }
+    const slice = this.#aheadSlice;
+    slice.bytes = batch.streams;
+    slice.at = k * batch.blocks * BLOCK;
+    slice.length = batch.blocks * BLOCK;
+    return slice;
+  }
+
+  /** A new batch: the nonces of counter, counter + 1, ... and their keystreams, in this instance's slot. */
+  #computeAhead(nonce: Uint8Array, counter: number, counterBytes: number, blocks: number): AheadBatch {
+    const n = this.nonceLength;
+    const nonces = new Uint8Array(AHEAD * n);
+    for (let k = 0; k < AHEAD; k++) {
+      const at = k * n;
+      for (let i = 0; i < n; i++) nonces[at + i] = nonce[i]!;
+      // The counter field: mask XOR counter, so XOR-ing in counter XOR (counter + k) gives mask XOR (counter + k).
+      let from = counter;
+      let to = counter + k;
+      for (let i = 0; i < counterBytes; i++) {
+        nonces[at + n - 1 - i]! ^= (from % 256) ^ (to % 256);
+        from = Math.floor(from / 256);
+        to = Math.floor(to / 256);
+      }
+    }
+    const batch = new AheadBatch(counter, blocks, nonces, this.keystreams(nonces, blocks), n);
+    if (this.#ahead === undefined) AesCcm.#takeSlot(this);
+    this.#ahead = batch;
+    return batch;
+  }
+
+  /**
+   * Batches are bounded across all instances (a server may hold a key per device): the AHEAD_SLOTS
+   * instances that computed a batch most recently keep theirs; taking a slot drops the oldest
+   * holder's batch (it computes a new one on its next counted message).
+   */
+  static #slots: (AesCcm | undefined)[] = [];
+  static #nextSlot = 0;
+  static #takeSlot(instance: AesCcm): void {
+    const evicted = AesCcm.#slots[AesCcm.#nextSlot];
+    if (evicted !== undefined) evicted.#ahead = undefined;
+    AesCcm.#slots[AesCcm.#nextSlot] = instance;
+    AesCcm.#nextSlot = (AesCcm.#nextSlot + 1) % AHEAD_SLOTS;
   }
 
   /**
@@ -255,6 +327,39 @@ export class AesCcm {
 }
 
 const roundUp = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
+
+/** Nonces per keystreamAhead batch: one AES call per AHEAD counted messages of a key. */
+const AHEAD = 16;
+/** A batch's keystream blocks per nonce at least (S_0 and 48 bytes of message) and at most (240 bytes). */
+const AHEAD_MIN_BLOCKS = 4;
+const AHEAD_MAX_BLOCKS = 16;
+/** Instances holding a batch at once (≈ 1.2 KB each at 4 blocks): bounded whatever the number of keys. */
+const AHEAD_SLOTS = 256;
+
+/** The keystreams of AHEAD consecutive counted nonces from `first`. */
+class AheadBatch {
+  constructor(
+    readonly first: number,
+    readonly blocks: number,
+    readonly nonces: Uint8Array,
+    readonly streams: Buffer,
+    readonly nonceLength: number,
+  ) {}
+
+  /** Whether the k-th nonce of the batch is `nonce`, compared from its end (where nonces of a batch differ). */
+  holds(k: number, nonce: Uint8Array): boolean {
+    const n = this.nonceLength;
+    const at = k * n;
+    for (let i = n - 1; i >= 0; i--) if (this.nonces[at + i] !== nonce[i]) return false;
+    return true;
+  }
+}
+
+class MutableSlice implements KeystreamSlice {
+  bytes: Uint8Array = new Uint8Array(0);
+  at = 0;
+  length = 0;
+}
 
 /** Writes `value` big-endian in the `bytes` bytes ending at `last` (every byte: the buffer is reused). */
 function writeLength(buffer: Buffer, last: number, bytes: number, value: number): void {

@@ -24,10 +24,14 @@ export interface AeadAlgorithm {
   readonly tagLength: number;
   /** The longest Sender/Recipient ID this algorithm allows: nonce length − 6 (§3.3, §5.2). */
   readonly maxIdLength: number;
-  /** ciphertext || tag. Throws on a key or nonce of the wrong length. */
-  seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
-  /** The plaintext, or undefined when anything is wrong (never throws). */
-  open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array | undefined;
+  /**
+   * ciphertext || tag. Throws on a key or nonce of the wrong length. `partialIv`: the Partial IV
+   * the nonce was built from (§5.2), which lets AES-CCM compute the next ones' keystreams in the
+   * same AES call (src/crypto/aes-ccm.ts keystreamAhead); same output either way.
+   */
+  seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, partialIv?: number): Uint8Array;
+  /** The plaintext, or undefined when anything is wrong (never throws). `partialIv` as for seal. */
+  open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, partialIv?: number): Uint8Array | undefined;
 }
 
 /** The COSE AEAD identifiers (draft-ietf-cose-rfc8152bis-algs), as src/cose names them. */
@@ -61,12 +65,12 @@ function oscoreAead(aead: CoseAeadAlgorithm): AeadAlgorithm {
     nonceLength,
     tagLength,
     maxIdLength: nonceLength - 6,
-    seal(key, nonce, aad, plaintext) {
+    seal(key, nonce, aad, plaintext, partialIv) {
       if (key.length !== keyLength) throw new OscoreConfigError(`${name} needs a ${keyLength}-byte key, got ${key.length} bytes`);
       if (nonce.length !== nonceLength) throw new OscoreConfigError(`${name} needs a ${nonceLength}-byte nonce, got ${nonce.length} bytes`);
-      return aead.seal(key, nonce, aad, plaintext);
+      return aead.seal(key, nonce, aad, plaintext, partialIv);
     },
-    open: (key, nonce, aad, ciphertext) => aead.open(key, nonce, aad, ciphertext),
+    open: (key, nonce, aad, ciphertext, partialIv) => aead.open(key, nonce, aad, ciphertext, partialIv),
   };
 }
 
@@ -123,9 +127,12 @@ export const allHkdfAlgorithms = (): readonly HkdfAlgorithm[] => HKDFS;
 export const findAeadAlgorithm = (key: number | string): AeadAlgorithm | undefined => lookup(AEADS, key);
 export const findHkdfAlgorithm = (key: number | string): HkdfAlgorithm | undefined => lookup(HKDFS, key);
 
+/** By COSE id without a search: every OSCORE message looks its context's algorithm up (issue 21). */
+const AEAD_BY_ID = new Map(AEADS.map((a) => [a.id, a]));
+
 /** As findAeadAlgorithm, but an unknown algorithm is an OscoreConfigError. */
 export function aeadAlgorithm(key: number | string): AeadAlgorithm {
-  const a = findAeadAlgorithm(key);
+  const a = (typeof key === 'number' ? AEAD_BY_ID.get(key) : undefined) ?? findAeadAlgorithm(key);
   if (a === undefined) {
     throw new OscoreConfigError(
       `unknown OSCORE AEAD algorithm ${JSON.stringify(key)}; supported: ${AEADS.map((x) => `${x.name} (${x.id})`).join(', ')}`,

@@ -207,8 +207,10 @@ export function decodePlaintext(plaintext: Uint8Array): { code: number; options:
   // Code 0 is an Empty message, which has no body to protect (RFC 7252 §4.1).
   if (plaintext.length < 1 || plaintext[0] === 0) return undefined;
   try {
-    // Over a Uint8Array view: the inner values stay Uint8Arrays (not Buffers) whatever AES returned.
-    const { options, payload } = decodeBody(new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength), 1);
+    // Over a Uint8Array view: the inner values stay Uint8Arrays (not Buffers) whatever AES returned
+    // (Node's AEAD path gives one already).
+    const bytes = Object.getPrototypeOf(plaintext) === Uint8Array.prototype ? plaintext : new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
+    const { options, payload } = decodeBody(bytes, 1);
     return { code: plaintext[0]!, options, payload };
   } catch {
     return undefined;
@@ -330,9 +332,26 @@ export function mergeOptions(outerMsg: CoapMessage, innerOptions: CoapOption[], 
   return sortOptions([...kept, ...inner]);
 }
 
-export function withOscoreOption(outer: CoapOption[], value: Uint8Array, extra: CoapOption[] = []): CoapOption[] {
-  return sortOptions([...outer, ...extra, { number: OptionNumber.Oscore, value }]);
+/** The outer options and the OSCORE option (and `extra`), sorted; stable, so repeated options keep their order. */
+export function withOscoreOption(outer: readonly CoapOption[], value: Uint8Array, extra: readonly CoapOption[] = NO_OPTIONS): CoapOption[] {
+  const option = { number: OptionNumber.Oscore, value };
+  if (extra.length > 0) return sortOptions([...outer, ...extra, option]);
+  // The OSCORE option goes before the first outer option numbered above it, in one pass (the
+  // outer options are sorted: sortOptions below only checks, and the option's number is unique).
+  const out: CoapOption[] = [];
+  let placed = false;
+  for (const o of outer) {
+    if (!placed && o.number > OptionNumber.Oscore) {
+      out.push(option);
+      placed = true;
+    }
+    out.push(o);
+  }
+  if (!placed) out.push(option);
+  return sortOptions(out);
 }
+
+const NO_OPTIONS: readonly CoapOption[] = Object.freeze([]);
 
 /**
  * The outer request of an OSCORE message: Outer Code POST (§4.2), FETCH for a request with Observe
@@ -349,20 +368,26 @@ export function outerRequest(request: CoapMessage, outer: CoapOption[], optionVa
   };
 }
 
-type Decompressed = { ok: true; cose: OscoreOptionValue } | { ok: false; reason: string };
-
-/** §2 and §6: exactly one OSCORE option, well formed, and a payload. */
-function decompress(msg: CoapMessage): Decompressed {
-  const values = getOptions(msg, OptionNumber.Oscore);
-  if (values.length === 0) return { ok: false, reason: 'Missing OSCORE option' };
-  if (values.length > 1) return { ok: false, reason: 'Failed to decode COSE: repeated OSCORE option' };
+/**
+ * §2 and §6: exactly one OSCORE option, well formed, and a payload; else the reason it is not.
+ * (One pass over the sorted options and no wrapper object: this runs for every message.)
+ */
+function decompress(msg: CoapMessage): OscoreOptionValue | string {
+  let value: Uint8Array | undefined;
+  for (const o of msg.options) {
+    if (o.number === OptionNumber.Oscore) {
+      if (value !== undefined) return 'Failed to decode COSE: repeated OSCORE option';
+      value = o.value;
+    } else if (o.number > OptionNumber.Oscore) break;
+  }
+  if (value === undefined) return 'Missing OSCORE option';
   // §2: "An endpoint receiving a CoAP message without payload that also contains an OSCORE option
   // SHALL treat it as malformed and reject it."
-  if (msg.payload.length === 0) return { ok: false, reason: 'Failed to decode COSE: no payload' };
+  if (msg.payload.length === 0) return 'Failed to decode COSE: no payload';
   try {
-    return { ok: true, cose: decodeOscoreOption(values[0]!) };
+    return decodeOscoreOption(value);
   } catch (e) {
-    if (e instanceof MalformedOscoreOption) return { ok: false, reason: `Failed to decode COSE: ${e.message}` };
+    if (e instanceof MalformedOscoreOption) return `Failed to decode COSE: ${e.message}`;
     throw e;
   }
 }
@@ -381,6 +406,8 @@ export interface AeadParameters {
 export interface SealInput {
   readonly key: Uint8Array;
   readonly nonce: Uint8Array;
+  /** The Partial IV the nonce holds, as a number (§5.2): AES-CCM computes the next ones' keystreams with it (oscore/algorithms.ts). */
+  readonly partialIv: number;
   readonly aad: Uint8Array;
   readonly plaintext: Uint8Array;
 }
@@ -389,6 +416,8 @@ export interface SealInput {
 export interface OpenInput {
   readonly key: Uint8Array;
   readonly nonce: Uint8Array;
+  /** As SealInput's. */
+  readonly partialIv: number;
   readonly aad: Uint8Array;
   readonly ciphertext: Uint8Array;
 }
@@ -422,6 +451,7 @@ export function requestToSeal(request: CoapMessage, sender: SenderParams, sequen
     binding: { kid, piv, observe },
     key: sender.senderKey,
     nonce: nonce(sender.commonIv, kid, piv),
+    partialIv: sequenceNumber,
     aad: additionalData(sender.aead, kid, piv),
     plaintext: encodePlaintext(request.code, inner, request.payload),
   };
@@ -442,9 +472,9 @@ export function requestToOpen(
   findRecipient: (kid: Uint8Array, kidContext: Uint8Array | undefined) => RecipientParams | undefined,
   algorithm: (id: number) => AeadParameters,
 ): RequestToOpen {
-  const d = decompress(request);
-  if (!d.ok) return { ok: false, code: BAD_OPTION, reason: d.reason };
-  const { piv, kid, kidContext } = d.cose;
+  const cose = decompress(request);
+  if (typeof cose === 'string') return { ok: false, code: BAD_OPTION, reason: cose };
+  const { piv, kid, kidContext } = cose;
   // §5: 'Partial IV' and 'kid' "SHALL be present in requests".
   if (piv === undefined) return { ok: false, code: BAD_OPTION, reason: 'Failed to decode COSE: request without Partial IV' };
   if (kid === undefined) return { ok: false, code: BAD_OPTION, reason: 'Failed to decode COSE: request without kid' };
@@ -469,6 +499,7 @@ export function requestToOpen(
     key: recipient.recipientKey,
     // §8.2 step 5: the nonce from the Recipient ID (= the client's Sender ID), Common IV and Partial IV.
     nonce: nonce(recipient.commonIv, recipient.recipientId, pivCopy),
+    partialIv: decodePartialIv(pivCopy),
     aad: additionalData(alg.id, kidCopy, pivCopy),
     ciphertext: request.payload,
   };
@@ -492,8 +523,8 @@ export function openedRequest(parts: RequestToOpen & { ok: true }, plaintext: Ui
   };
   // The nonce a response computes from the kid is this one when the kid is the Recipient ID.
   const verified = equalBytes(recipient.recipientId, kid) ? new VerifiedRequestCrypto(parts.aead, parts.aad, recipient.commonIv, parts.nonce) : undefined;
-  const binding = new VerifiedBinding(kid, piv, hasOption({ options: inner.options }, OptionNumber.Observe), verified);
-  return new UnprotectedRequest(message, binding, kid, parts.kidContext, decodePartialIv(piv), recipient);
+  const binding = new VerifiedBinding(kid, piv, hasOption(inner, OptionNumber.Observe), verified);
+  return new UnprotectedRequest(message, binding, kid, parts.kidContext, parts.partialIv, recipient);
 }
 
 /*
@@ -542,7 +573,7 @@ export interface ResponseToSeal extends SealInput {
   readonly response: CoapMessage;
   readonly outer: CoapOption[];
   readonly optionValue: Uint8Array;
-  readonly extra: CoapOption[];
+  readonly extra: readonly CoapOption[];
 }
 
 /** §8.3 (with §8.3.1 for Observe) up to the AEAD. Throws SequenceNumberExhausted / OscoreProtectError on misuse. */
@@ -554,23 +585,26 @@ export function responseToSeal(response: CoapMessage, sender: SenderParams, bind
   const aad = verified !== undefined && verified.aead === sender.aead ? verified.aad : additionalData(sender.aead, binding.kid, binding.piv);
   let aeadNonce: Uint8Array;
   let optionValue: Uint8Array;
+  let partialIv: number;
   if (options.sequenceNumber !== undefined) {
     // §8.3 step 3, second alternative: own Partial IV, which "MUST be included in the message".
     const piv = encodePartialIv(options.sequenceNumber);
     aeadNonce = nonce(sender.commonIv, sender.senderId, piv);
     optionValue = encodeOscoreOption({ piv });
+    partialIv = options.sequenceNumber;
   } else {
     // §8.3 step 3, first alternative: the request's nonce (built from the request's kid and
     // Partial IV, §5.2); the Partial IV "MUST NOT be included", so the option value is empty.
     aeadNonce = verified !== undefined && equalBytes(verified.commonIv, sender.commonIv) ? verified.nonce : nonce(sender.commonIv, binding.kid, binding.piv);
-    optionValue = new Uint8Array(0);
+    optionValue = EMPTY_BYTES;
+    partialIv = decodePartialIv(binding.piv);
   }
-  const extra: CoapOption[] = [];
+  let extra = NO_OPTIONS;
   if (options.outerMaxAge !== undefined) {
     if (outer.some((o) => o.number === OptionNumber.MaxAge)) throw new OscoreProtectError('outerMaxAge given and Max-Age classified as Class U');
-    extra.push({ number: OptionNumber.MaxAge, value: encodeUint(options.outerMaxAge) });
+    extra = [{ number: OptionNumber.MaxAge, value: encodeUint(options.outerMaxAge) }];
   }
-  return { response, outer, optionValue, extra, key: sender.senderKey, nonce: aeadNonce, aad, plaintext };
+  return { response, outer, optionValue, extra, key: sender.senderKey, nonce: aeadNonce, partialIv, aad, plaintext };
 }
 
 /** §8.3 after the AEAD: the protected response. */
@@ -591,11 +625,11 @@ export type ResponseToOpen = ({ ok: true; readonly response: CoapMessage; readon
 
 /** §8.4 steps 1–5 up to the AEAD: the response is verified against the request's `binding`. */
 export function responseToOpen(response: CoapMessage, recipient: RecipientParams, binding: RequestBinding): ResponseToOpen {
-  const d = decompress(response);
-  if (!d.ok) return { ok: false, reason: d.reason };
+  const cose = decompress(response);
+  if (typeof cose === 'string') return { ok: false, reason: cose };
   // A 'kid' or 'kid context' in a response (Group OSCORE, Appendix B.2) does not change which
   // context verifies it here: the one bound to the Token, which the caller passed.
-  const { piv } = d.cose;
+  const { piv } = cose;
   return {
     ok: true,
     response,
@@ -604,6 +638,7 @@ export function responseToOpen(response: CoapMessage, recipient: RecipientParams
     nonce: piv === undefined
       ? nonce(recipient.commonIv, binding.kid, binding.piv) // §8.4 step 4: the request's nonce
       : nonce(recipient.commonIv, recipient.recipientId, piv),
+    partialIv: decodePartialIv(piv ?? binding.piv),
     aad: additionalData(recipient.aead, binding.kid, binding.piv),
     ciphertext: response.payload,
   };
@@ -622,7 +657,7 @@ export function openedResponse(
   const { response, piv } = parts;
   let innerOptions = inner.options;
   const sequenceNumber = piv === undefined ? undefined : decodePartialIv(piv);
-  if (hasOption({ options: innerOptions }, OptionNumber.Observe)) {
+  if (hasOption(inner, OptionNumber.Observe)) {
     // §4.1.3.5.2: "If the client receives a response to a non-Observe request with an Inner
     // Observe option, then it stops processing the message".
     if (binding.observe === false) return { ok: false, reason: 'Inner Observe in a response to a non-Observe request' };

@@ -71,7 +71,7 @@ export function protectRequest(
 ): { message: CoapMessage; binding: RequestBinding } {
   const alg = aeadAlgorithm(sender.aead);
   const parts = requestToSeal(request, sender, sequenceNumber, options);
-  return sealedRequest(parts, alg.seal(parts.key, parts.nonce, parts.aad, parts.plaintext));
+  return sealedRequest(parts, alg.seal(parts.key, parts.nonce, parts.aad, parts.plaintext, parts.partialIv));
 }
 
 /**
@@ -85,7 +85,7 @@ export function unprotectRequest(
 ): UnprotectRequestResult {
   const parts = requestToOpen(request, findRecipient, aeadAlgorithm);
   if (!parts.ok) return parts;
-  return openedRequest(parts, aeadAlgorithm(parts.aead).open(parts.key, parts.nonce, parts.aad, parts.ciphertext), options);
+  return openedRequest(parts, aeadAlgorithm(parts.aead).open(parts.key, parts.nonce, parts.aad, parts.ciphertext, parts.partialIv), options);
 }
 
 /** §8.3 (with §8.3.1 for Observe). Throws SequenceNumberExhausted / OscoreConfigError on misuse. */
@@ -97,7 +97,7 @@ export function protectResponse(
 ): CoapMessage {
   const alg = aeadAlgorithm(sender.aead);
   const parts = responseToSeal(response, sender, binding, options);
-  return sealedResponse(parts, alg.seal(parts.key, parts.nonce, parts.aad, parts.plaintext));
+  return sealedResponse(parts, alg.seal(parts.key, parts.nonce, parts.aad, parts.plaintext, parts.partialIv));
 }
 
 /** §8.4 (with §8.4.2's Observe checks that need no state). Notification-number replay checks are the caller's (§7.4.1). */
@@ -110,5 +110,5 @@ export function unprotectResponse(
   const alg = aeadAlgorithm(recipient.aead);
   const parts = responseToOpen(response, recipient, binding);
   if (!parts.ok) return parts;
-  return openedResponse(parts, alg.open(parts.key, parts.nonce, parts.aad, parts.ciphertext), binding, options);
+  return openedResponse(parts, alg.open(parts.key, parts.nonce, parts.aad, parts.ciphertext, parts.partialIv), binding, options);
 }

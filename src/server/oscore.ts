@@ -122,6 +122,8 @@ export const behindLayer = (peer: string) => (source: EndpointContext): boolean 
  * confidentiality on the client–proxy leg) — is Class E in this layer.
  */
 const NEXT_HOP_RESPONSE = escalatingClassOf({ x: 1, consumers: () => [] });
+/** A response's protection options: the same for every response (no object per response). */
+const RESPONSE_PROTECTION = Object.freeze({ classOf: NEXT_HOP_RESPONSE });
 
 export class OscoreServerSecurity implements ServerSecurity {
   private readonly directory: ContextDirectory;
@@ -200,7 +202,7 @@ export class OscoreServerSecurity implements ServerSecurity {
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined {
     if (getOption(request, OptionNumber.Oscore) === undefined) return undefined;
     // §2.4.1: the list is chosen by the source before any context is looked up.
-    const directory = this.sourceLists.find((l) => l.match(context))?.directory ?? this.directory;
+    const directory = this.sourceLists.length === 0 ? this.directory : (this.sourceLists.find((l) => l.match(context))?.directory ?? this.directory);
     let found: ReturnType<ContextDirectory['find']>;
     let result = unprotectRequest(request, (kid, kidContext) => {
       found = directory.find(kid, kidContext);
@@ -260,7 +262,7 @@ export class OscoreServerSecurity implements ServerSecurity {
       context: withOscoreLayer(context, layer),
       protect: (response, kind) => {
         // §8.3.1: every notification after the first carries a fresh Partial IV.
-        let fresh: { sequenceNumber?: number; classOf: typeof NEXT_HOP_RESPONSE } = { classOf: NEXT_HOP_RESPONSE };
+        let fresh: { sequenceNumber?: number; classOf: typeof NEXT_HOP_RESPONSE } = RESPONSE_PROTECTION;
         if (kind === 'notification') {
           try {
             fresh = { sequenceNumber: security.nextSequenceNumber(), classOf: NEXT_HOP_RESPONSE };
