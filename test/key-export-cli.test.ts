@@ -74,3 +74,15 @@ test('serve and get with --keylog and --oscore-export: matching key logs, matchi
   assert.deepEqual(uatLines(join(dir, 'client.ctx')), expected);
   assert.deepEqual(uatLines(join(dir, 'server.ctx')), expected, 'the server writes its context from the client\'s point of view');
 });
+
+test('serve --credentials with --oscore-export writes out every configured context at start-up (contexts kept as objects, not idle bytes)', async () => {
+  const credentials = { stateDirectory: 'creds-state', recipients: { '01': { name: 'alice', context: { masterSecret: SECRET, masterSalt: '9e7ca92223786340', senderId: '02' } } } };
+  writeFileSync(join(dir, 'server.json'), JSON.stringify(credentials), { mode: 0o600 });
+  const server = spawnCoapsec(['serve', '--bind', '127.0.0.1:0', '--credentials', join(dir, 'server.json'), '--oscore-export', join(dir, 'creds-server.ctx')]);
+  const deadline = Date.now() + TIMEOUT;
+  while (!/serving on coap:\/\/127\.0\.0\.1:\d+/.test(server.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  server.child.kill('SIGTERM');
+  await server.exit;
+  assert.match(server.stderr(), /serving on coap:\/\/127\.0\.0\.1:\d+/, `serve started: ${server.stderr()}`);
+  assert.deepEqual(uatLines(join(dir, 'creds-server.ctx')), [`"01","02","${SECRET}","9e7ca92223786340","","AES-CCM-16-64-128 (CCM*)"`]);
+});

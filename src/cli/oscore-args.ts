@@ -77,6 +77,8 @@ export interface OscoreFlagValues {
   'allow-unprotected'?: boolean | undefined;
   'no-combined'?: boolean | undefined;
   'kudos-ead'?: boolean | undefined;
+  /** --oscore-export FILE: the server's contexts are written out at start-up, so they must all be objects. */
+  'oscore-export'?: string | undefined;
   /** -v: the EDHOC messages and the contexts' identifiers on stderr. */
   verbose?: boolean | boolean[] | undefined;
 }
@@ -199,7 +201,7 @@ export function serverOscore(values: OscoreFlagValues, onKudosEvent?: (peer: str
       const credentials = loadCredentials(values.credentials);
       // A file with only an "edhoc" section serves EDHOC-made contexts and no configured ones.
       if (credentials.edhoc !== undefined && credentials.recipients.length === 0) return { security: undefined, protection: undefined, kudos: undefined, edhoc: credentials.edhoc, close: () => {} };
-      return { ...serverCredentials(credentials, onKudosEvent ? { onKudosEvent } : {}), ...(credentials.edhoc !== undefined ? { edhoc: credentials.edhoc } : {}) };
+      return { ...serverCredentials(credentials, { ...(onKudosEvent ? { onKudosEvent } : {}), ...(values['oscore-export'] !== undefined ? { contextsAsObjects: true } : {}) }), ...(credentials.edhoc !== undefined ? { edhoc: credentials.edhoc } : {}) };
     }
     const security = opened.length > 0 ? new OscoreServerSecurity(opened.map((o) => o.context)) : undefined;
     return { security, protection: security, kudos: undefined, close: () => opened.forEach((o) => o.close()) };

@@ -267,7 +267,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       throw error;
     }
     for (const server of servers) metrics.attach(server);
-    metrics.attachContexts(() => oscore.security?.contexts.length ?? 0);
+    metrics.attachContexts(() => oscore.security?.contextCount ?? 0);
   }
   const authorize = values.allow && values.allow.length > 0 ? { authorize: allowList(values.allow) } : {};
   const proxies: Array<{ close(): Promise<void> }> = [];

@@ -140,7 +140,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       oscore.close();
       throw error;
     }
-    metrics.attachContexts(() => oscore.security?.contexts.length ?? 0);
+    metrics.attachContexts(() => oscore.security?.contextCount ?? 0);
   }
   for (const l of listeners) {
     let server: CoapServer;

@@ -33,6 +33,11 @@ export interface ServerCredentialsOptions extends OscoreServerOptions {
   registryDirectory?: string;
   /** The KUDOS events of recipients with a `kudos` entry (never keys). */
   onKudosEvent?: (peer: string, event: KudosEvent) => void;
+  /**
+   * Every context an object from the start, listed by `security.contexts` (what --oscore-export
+   * writes out at start-up), instead of idle contexts kept as bytes in a ContextTable.
+   */
+  contextsAsObjects?: boolean;
 }
 
 /** Throws CredentialsError when the file does not load, has no recipients, or a context is in use elsewhere. */
@@ -42,7 +47,7 @@ export function serverCredentials(source: string | Credentials, options: ServerC
   const persistence = { stateDirectory: credentials.stateDirectory, registryDirectory: options.registryDirectory ?? defaultStateDirectory() };
   // A context per device (issue 21): idle contexts as bytes, unless one needs to be an object
   // (KUDOS updates it in place; Appendix B.2 replaces it per client).
-  if (credentials.recipients.every((r) => r.context.kudos === undefined && !r.context.rederivation)) {
+  if (!options.contextsAsObjects && credentials.recipients.every((r) => r.context.kudos === undefined && !r.context.rederivation)) {
     const { table, close } = openServerTable(credentials.recipients, persistence);
     const security = new OscoreServerSecurity([], { ...options, table });
     return { security, protection: security, kudos: undefined, close };
