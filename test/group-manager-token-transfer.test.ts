@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { CoapClient, type ClientRequest } from '../src/client/client.js';
+import { CoapClient, type ClientRequest, type ClientResponse } from '../src/client/client.js';
+import { decodeAceMap, encodeAceMap } from '../src/ace/ace-cbor.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { isBytes, fromHex } from '../src/cose/cbor.js';
 import { MemoryAsState } from '../src/ace/as-state.js';
@@ -81,15 +82,25 @@ after(async () => {
   await Promise.all([asServer.close(), gmServer.close(), kdcServer.close()]);
 });
 
-/** A CoapClient that records "METHOD /path" of every request it carries. */
-function countingClient(): { client: CoapClient; requests: string[] } {
+/**
+ * A CoapClient that records "METHOD /path" of every request it carries; with `olderKdc`, it takes
+ * kdcchallenge and sign_info out of Token Transfer Responses, as from a KDC that sends neither.
+ */
+function countingClient(olderKdc = false): { client: CoapClient; requests: string[] } {
   const client = new CoapClient();
   closers.push(() => client.close());
   const requests: string[] = [];
   const request = client.request.bind(client);
   client.request = (r: ClientRequest) => {
-    requests.push(`${r.method ?? 'GET'} ${new URL(r.uri).pathname}`);
-    return request(r);
+    const path = new URL(r.uri).pathname;
+    requests.push(`${r.method ?? 'GET'} ${path}`);
+    if (!olderKdc || path !== '/authz-info') return request(r);
+    return request(r).then((response) => {
+      const map = decodeAceMap(response.payload);
+      map.delete(TokenTransferParam.kdcchallenge);
+      map.delete(TokenTransferParam.sign_info);
+      return Object.assign(Object.create(Object.getPrototypeOf(response) as object) as ClientResponse, response, { payload: encodeAceMap(map) });
+    });
   };
   return { client, requests };
 }
@@ -141,4 +152,11 @@ test('a publisher joins the KDC with exactly one Join Request, using the Token T
   closers.push(() => membership.close());
   assert.ok(membership.material.senderId !== undefined);
   assert.deepEqual(requests.filter((r) => r === 'POST /ace-group/kitchen'), ['POST /ace-group/kitchen']);
+});
+
+test('from a Token Transfer Response without kdcchallenge (an older KDC), a member learns N_S from the empty-join probe and joins', async () => {
+  const { client, requests } = countingClient(true);
+  const membership = await GroupMembership.join({ client, gmOrigin, asUri, asSecurity: new OscoreClientSecurity(toAs.bob.client), group: 'lights', name: 'bob' });
+  assert.ok(membership.node.length > 0);
+  assert.deepEqual(requests.filter((r) => r === 'POST /ace-group/lights'), ['POST /ace-group/lights', 'POST /ace-group/lights'], 'the probe, then the Join Request');
 });
