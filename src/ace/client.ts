@@ -56,6 +56,8 @@ export interface AceClientOptions {
   readonly now?: () => number;
   /** One line per token obtained and per context made (never a key). */
   readonly log?: (line: string) => void;
+  /** More parameters for the Token Transfer Request (RFC 9594 §3.3: a KDC's 'sign_info'). */
+  readonly tokenTransferRequest?: ReadonlyArray<readonly [number, unknown]>;
 }
 
 interface Token {
@@ -68,6 +70,8 @@ interface Token {
 interface Session {
   readonly token: Token;
   readonly oscore: OscoreClientSecurity;
+  /** The Token Transfer Response's map (RFC 9594 §3.3: a KDC's 'kdcchallenge', 'sign_info'). */
+  readonly transfer: AceMap;
 }
 
 const AUTHZ_INFO = '/authz-info';
@@ -96,6 +100,20 @@ export class AceClientSecurity implements MessageSecurity {
     return this.#session?.oscore.context;
   }
 
+  /**
+   * Gets the token and the context now rather than at the first request, and returns the Token
+   * Transfer Response's map: a KDC puts 'kdcchallenge' and 'sign_info' there (RFC 9594 §3.3)
+   * for the Join Request that follows. Without an audience, an unprotected GET of `targetUri`
+   * brings the RS's AS Request Creation Hints first.
+   */
+  async establish(targetUri: string): Promise<AceMap> {
+    await this.#ready(async () => {
+      const hints = await this.#options.client.request({ method: 'GET', uri: targetUri, security: PLAIN });
+      this.#audience = audienceOfHints(hints.code, hints.contentFormat, hints.payload, this.#options);
+    });
+    return this.#session!.transfer;
+  }
+
   /** The scope of the current token as the AS granted it (undefined: as requested). */
   get grantedScope(): Scope | undefined {
     return this.#token?.scope;
@@ -118,7 +136,8 @@ export class AceClientSecurity implements MessageSecurity {
 
   around(exchange: SendRequest): SendRequest {
     return async (inner) => {
-      await this.#ready(exchange, inner);
+      const discover = (): Promise<void> => this.#discover(exchange, inner);
+      await this.#ready(discover);
       try {
         return await exchange(inner);
       } catch (error) {
@@ -126,7 +145,7 @@ export class AceClientSecurity implements MessageSecurity {
         this.#refused.delete(inner);
         // §6: the RS refused the context; a new one (from the same token while it is valid), once.
         this.#session = undefined;
-        await this.#ready(exchange, inner);
+        await this.#ready(discover);
         return exchange(inner);
       }
     };
@@ -147,22 +166,23 @@ export class AceClientSecurity implements MessageSecurity {
     if (response.code !== ResponseCode.Created) throw new AceClientError(`the RS refused the update of access rights: ${describe(response)}`);
     this.#scope = scope;
     this.#token = { ...token, material: session.token.material };
-    this.#session = { token: this.#token, oscore: session.oscore };
+    this.#session = { token: this.#token, oscore: session.oscore, transfer: session.transfer };
   }
 
-  async #ready(exchange: SendRequest, inner: CoapMessage): Promise<void> {
+  /** `discover` finds the audience when none is known yet. */
+  async #ready(discover: () => Promise<void>): Promise<void> {
     if (this.#session !== undefined && this.#session.token.expiresAt > this.#now()) return;
     if (this.#session !== undefined) {
       this.#options.log?.('the access token has expired: a new one');
       this.#session = undefined;
       this.#token = undefined;
     }
-    this.#establishing ??= this.#establish(exchange, inner).finally(() => (this.#establishing = undefined));
+    this.#establishing ??= this.#establish(discover).finally(() => (this.#establishing = undefined));
     await this.#establishing;
   }
 
-  async #establish(exchange: SendRequest, inner: CoapMessage): Promise<Session> {
-    if (this.#audience === undefined) await this.#discover(exchange, inner);
+  async #establish(discover: () => Promise<void>): Promise<Session> {
+    if (this.#audience === undefined) await discover();
     let token = this.#token !== undefined && this.#token.expiresAt > this.#now() ? this.#token : undefined;
     const reposting = token !== undefined;
     token ??= await this.#requestToken(this.#scope);
@@ -221,6 +241,7 @@ export class AceClientSecurity implements MessageSecurity {
         [AceParam.access_token, token.bytes],
         [AceParam.nonce1, nonce1],
         [AceParam.ace_client_recipientid, clientId],
+        ...(this.#options.tokenTransferRequest ?? []),
       ]),
       contentFormat: ContentFormat.AceCbor,
       security: PLAIN,
@@ -228,8 +249,9 @@ export class AceClientSecurity implements MessageSecurity {
     if (response.code !== ResponseCode.Created) throw new AceClientError(`the RS refused the access token: ${describe(response)}`);
     let nonce2: Uint8Array;
     let serverId: Uint8Array;
+    let map: AceMap;
     try {
-      const map = decodeAceMap(response.payload);
+      map = decodeAceMap(response.payload);
       nonce2 = requiredBytes(map, AceParam.nonce2, 'nonce2');
       serverId = requiredBytes(map, AceParam.ace_server_recipientid, 'ace_server_recipientid');
     } catch (e) {
@@ -243,7 +265,7 @@ export class AceClientSecurity implements MessageSecurity {
       throw new AceClientError(`no context with the RS: ${(e as Error).message}`);
     }
     this.#options.log?.(`OSCORE context with ${this.#audience}: Sender ID ${hex(serverId)}, Recipient ID ${hex(clientId)}`);
-    return { token, oscore: new OscoreClientSecurity(context) };
+    return { token, oscore: new OscoreClientSecurity(context), transfer: map };
   }
 }
 
@@ -255,10 +277,15 @@ export class AceClientSecurity implements MessageSecurity {
 export async function discoverAudience(exchange: SendRequest, inner: CoapMessage, options: Pick<AceClientOptions, 'asUri' | 'log'>): Promise<string> {
   const probe: CoapMessage = { ...inner, code: Method.GET, payload: EMPTY_BYTES, options: inner.options.filter((o) => o.number === OptionNumber.UriHost || o.number === OptionNumber.UriPort || o.number === OptionNumber.UriPath || o.number === OptionNumber.UriQuery) };
   const response = (await exchange(probe)).message;
-  if (response.code !== ResponseCode.Unauthorized || getUintOption(response, OptionNumber.ContentFormat) !== ContentFormat.AceCbor) {
-    throw new AceClientError(`the RS sent no AS Request Creation Hints (${codeToString(response.code)}): name the audience`);
+  return audienceOfHints(response.code, getUintOption(response, OptionNumber.ContentFormat), response.payload, options);
+}
+
+/** The audience an RS's AS Request Creation Hints (RFC 9200 §5.3) name; AceClientError for any other answer. */
+function audienceOfHints(code: number, contentFormat: number | undefined, payload: Uint8Array, options: Pick<AceClientOptions, 'asUri' | 'log'>): string {
+  if (code !== ResponseCode.Unauthorized || contentFormat !== ContentFormat.AceCbor) {
+    throw new AceClientError(`the RS sent no AS Request Creation Hints (${codeToString(code)}): name the audience`);
   }
-  const hints = decodeAceMap(response.payload);
+  const hints = decodeAceMap(payload);
   const as = optionalText(hints, CreationHint.AS, 'AS');
   if (as !== undefined && as !== options.asUri) options.log?.(`the RS names the AS ${as}; asking the configured ${options.asUri}`);
   const audience = optionalText(hints, CreationHint.audience, 'audience');

@@ -47,7 +47,7 @@ import { EdhocServer } from '../edhoc-coap/server.js';
 import { EdhocTokens } from './edhoc-tokens.js';
 import { Introspection, type IntrospectionOptions } from './introspection.js';
 import type { CoapServer } from '../server/server.js';
-import { ACCESS_TOKEN_EAD_LABEL, AceFormatError, AceParam, CreationHint, decodeAceMap, encodeAceMap, requiredBytes } from './ace-cbor.js';
+import { ACCESS_TOKEN_EAD_LABEL, AceFormatError, AceParam, CreationHint, decodeAceMap, encodeAceMap, requiredBytes, type AceMap } from './ace-cbor.js';
 import { TEXT_SCOPES, type ScopeFormat } from './scope-format.js';
 import { guardHandlers, type ScopeRequirements } from './scope-guard.js';
 import { newNonce, OscoreProfileError, profileContext } from './oscore-profile.js';
@@ -85,6 +85,13 @@ export interface AceResourceServerOptions {
   readonly edhoc?: AceEdhocOptions;
   /** RFC 9200 §5.9: the AS's introspection endpoint, asked about posted tokens this RS cannot open. */
   readonly introspection?: IntrospectionOptions;
+  /**
+   * More entries for the Token Transfer Response (the 2.01 to an unprotected POST /authz-info):
+   * RFC 9594 §3.3 has a KDC add 'kdcchallenge' and 'sign_info' there. `peer` is the name of the
+   * context the client's later requests verify with (their `context.oscore` peer), `scope` the
+   * token's scope tokens, `request` the posted map (its 'sign_info' asks for sign_info).
+   */
+  readonly tokenTransfer?: (peer: string, scope: readonly string[], request: AceMap) => ReadonlyArray<readonly [number, unknown]>;
 }
 
 export interface AceEdhocOptions {
@@ -312,10 +319,13 @@ export class AceResourceServer implements ServerSecurity {
       throw e;
     }
     this.#install(claims, material, context);
+    const extra = this.#options.tokenTransfer?.(name, this.#scopeFormat.tokens(claims.scope), map) ?? [];
     return {
       code: ResponseCode.Created,
       contentFormat: ContentFormat.AceCbor,
       payload: encodeAceMap([
+        // The profile's own parameters win: a hook cannot replace the nonce or the Recipient ID.
+        ...extra.filter(([label]) => label !== AceParam.nonce2 && label !== AceParam.ace_server_recipientid),
         [AceParam.nonce2, nonce2],
         [AceParam.ace_server_recipientid, serverId],
       ]),

@@ -1,8 +1,9 @@
 /**
  * The joining node's side (RFC 9594 §4.3.1.1, draft-ietf-ace-key-groupcomm-oscore §6.1, §6.4): get
  * an access token for the group's scope from the AS and post it to the Group Manager (the ACE
- * OSCORE profile, src/ace/client.ts), learn N_S and the group's signature algorithm from the 4.00
- * an empty Join Request brings (§6.2), prove possession of the member's private key, and turn the
+ * OSCORE profile, src/ace/client.ts), learn N_S and the group's signature algorithm from the Token
+ * Transfer Response (RFC 9594 §3.3; from the 4.00 an empty Join Request brings, §6.2, only when
+ * an older Group Manager left them out), prove possession of the member's private key, and turn the
  * Join Response into the member file the Group OSCORE tools use (src/group-oscore/manager.ts).
  * Afterwards: fetch the current keying material and credentials, observe the keying material to
  * learn of rekeys, and leave.
@@ -21,7 +22,7 @@ import { VerificationError, type MessageSecurity } from '../client/security.js';
 import { ownCredential, parseAuthCredential } from '../group-oscore/credential.js';
 import { keyPairFor, type GroupMemberFile } from '../group-oscore/manager.js';
 import { clientPopInput, decodeKeyMaterial, kdcPopInput, signatureFromSignInfo, type GroupKeyMaterial } from './key-material.js';
-import { ACE_GROUPCOMM_CBOR, describeProblem, GroupParam } from './parameters.js';
+import { ACE_GROUPCOMM_CBOR, describeProblem, GroupParam, TokenTransferParam } from './parameters.js';
 import { ContentFormat } from '../coap/content-format.js';
 import { ACE_GROUP_PATH } from './resources.js';
 
@@ -77,29 +78,28 @@ export class GroupMembership {
       asUri: options.asUri,
       rsOrigin: options.gmOrigin,
       scope,
+      tokenTransferRequest: SIGN_INFO_REQUEST,
       ...(options.asSecurity !== undefined ? { asSecurity: options.asSecurity } : {}),
       ...(options.audience !== undefined ? { audience: options.audience } : {}),
       ...(options.log !== undefined ? { log: options.log } : {}),
     });
     const uri = `${options.gmOrigin}${ACE_GROUP_PATH}/${options.group}`;
-    // §6.2: an empty Join Request brings sign_info and a kdcchallenge (N_S, §6.1.1).
-    const probe = await options.client.request({ method: 'POST', uri, security });
-    if (probe.code !== ResponseCode.BadRequest) throw new GroupJoinError(`the Group Manager refused to join ${options.group}: ${describe(probe)}`);
-    const hints = asMap(probe.payload, 'the 4.00 to the empty Join Request');
-    const nS = hints.get(GroupParam.kdcchallenge);
-    const signature = signatureFromSignInfo(hints.get(GroupParam.sign_info), options.group);
-    if (!isBytes(nS) || signature === undefined) throw new GroupJoinError('the Group Manager sent no kdcchallenge or sign_info');
-    const own = options.ownCredential ?? newCredential(signature, options.name ?? `member of ${options.group}`);
-    const mine = ownCredential(own.credential, own.privateKey);
     const nC = Uint8Array.from(randomBytes(8));
-    const request = new Map<number, unknown>([
-      [GroupParam.scope, scope],
-      [GroupParam.get_creds, null],
-      [GroupParam.client_cred, own.credential],
-      [GroupParam.cnonce, nC],
-      [GroupParam.client_cred_verify, signBytes(signature, mine.privateKey, clientPopInput(scope, nS, nC))],
-    ]);
-    const response = await options.client.request({ method: 'POST', uri, payload: encodeCbor(request), contentFormat: ACE_GROUPCOMM_CBOR, security });
+    let signature = 0;
+    let own: { readonly credential: Uint8Array; readonly privateKey: Uint8Array } | undefined;
+    const response = await postProvenJoin(options.client, uri, security, options.group, 'the Group Manager', (challenge) => {
+      signature = challenge.signature;
+      own ??= options.ownCredential ?? newCredential(signature, options.name ?? `member of ${options.group}`);
+      const mine = ownCredential(own.credential, own.privateKey);
+      return new Map<number, unknown>([
+        [GroupParam.scope, scope],
+        [GroupParam.get_creds, null],
+        [GroupParam.client_cred, own.credential],
+        [GroupParam.cnonce, nC],
+        [GroupParam.client_cred_verify, signBytes(signature, mine.privateKey, clientPopInput(scope, challenge.nS, nC))],
+      ]);
+    });
+    if (own === undefined) throw new GroupJoinError('no Join Request was sent');
     if (response.code !== ResponseCode.Created && response.code !== ResponseCode.Changed) throw new GroupJoinError(`the Join Request to ${options.group} was refused: ${describe(response)}`);
     const body = asMap(response.payload, 'the Join Response');
     const gmCredential = body.get(GroupParam.kdc_cred);
@@ -194,6 +194,55 @@ export class GroupMembership {
   #uri(suffix: string): string {
     return `${this.options.gmOrigin}${ACE_GROUP_PATH}/${this.options.group}${suffix}`;
   }
+}
+
+/** Asks the KDC for 'sign_info' in the Token Transfer Response (RFC 9594 §3.3: the value is null). */
+export const SIGN_INFO_REQUEST: ReadonlyArray<readonly [number, unknown]> = [[TokenTransferParam.sign_info, null]];
+
+/** N_S and the group's Signature Algorithm: what a Join Request's proof of possession needs. */
+export interface JoinChallenge {
+  readonly nS: Uint8Array;
+  readonly signature: number;
+}
+
+function challengeIn(map: Map<CborValue, CborValue>, nsLabel: number, signInfoLabel: number, group: string): JoinChallenge | undefined {
+  const nS = map.get(nsLabel);
+  const signature = signatureFromSignInfo(map.get(signInfoLabel), group);
+  return isBytes(nS) && signature !== undefined ? { nS, signature } : undefined;
+}
+
+/**
+ * Posts a Join Request with proof of possession over N_S (RFC 9594 §4.3.1). N_S and sign_info
+ * come from the Token Transfer Response (§3.3); when it lacked them (an older KDC), from the 4.00
+ * an empty Join Request brings; and a join refused with a 4.00 that carries a new kdcchallenge
+ * (§4.3.1.1: the KDC no longer held ours) is sent once more with it.
+ */
+export async function postProvenJoin(
+  client: JoinGroupOptions['client'],
+  uri: string,
+  security: AceClientSecurity,
+  group: string,
+  kdc: string,
+  build: (challenge: JoinChallenge) => Map<number, unknown>,
+): Promise<ClientResponse> {
+  const transfer = await security.establish(uri);
+  let challenge = challengeIn(transfer, TokenTransferParam.kdcchallenge, TokenTransferParam.sign_info, group);
+  if (challenge === undefined) {
+    const probe = await client.request({ method: 'POST', uri, security });
+    if (probe.code !== ResponseCode.BadRequest) throw new GroupJoinError(`${kdc} refused to join ${group}: ${describe(probe)}`);
+    challenge = challengeIn(asMap(probe.payload, 'the 4.00 to the empty Join Request'), GroupParam.kdcchallenge, GroupParam.sign_info, group);
+    if (challenge === undefined) throw new GroupJoinError(`${kdc} sent no kdcchallenge or sign_info`);
+  }
+  const post = (c: JoinChallenge): Promise<ClientResponse> => client.request({ method: 'POST', uri, payload: encodeCbor(build(c)), contentFormat: ACE_GROUPCOMM_CBOR, security });
+  const response = await post(challenge);
+  if (response.code !== ResponseCode.BadRequest || response.contentFormat !== ACE_GROUPCOMM_CBOR) return response;
+  let fresh: JoinChallenge | undefined;
+  try {
+    fresh = challengeIn(asMap(response.payload, 'the 4.00 to the Join Request'), GroupParam.kdcchallenge, GroupParam.sign_info, group);
+  } catch {
+    return response;
+  }
+  return fresh === undefined ? response : post(fresh);
 }
 
 export function newCredential(signature: number, name: string): { credential: Uint8Array; privateKey: Uint8Array } {

@@ -29,7 +29,7 @@ import type { CoapResponse } from '../server/resource.js';
 import { deriveCommonContext } from '../group-oscore/common.js';
 import { clientPopInput, encodeKeyMaterial, kdcPopInput, signInfo, verifierKeyMaterial } from './key-material.js';
 import { recordRekey, staleSince, type StaleSet } from './stale-sender-ids.js';
-import { ACE_GROUPCOMM_CBOR, badRequestMap, COAP_GROUP_OSCORE_APP, GROUP_OSCORE_KEY_TYPE, GroupError, GroupParam, GroupPolicy, problem } from './parameters.js';
+import { ACE_GROUPCOMM_CBOR, badRequestMap, COAP_GROUP_OSCORE_APP, GROUP_OSCORE_KEY_TYPE, GroupError, GroupParam, GroupPolicy, problem, TokenTransferParam } from './parameters.js';
 
 /** The requesting client as the ACE resource server authenticated it. */
 export interface GroupClient {
@@ -439,11 +439,35 @@ export class OnlineGroupManager {
     ];
   }
 
-  #challengeAnswer(client: GroupClient, group: Group, why: string): CoapResponse {
+  /**
+   * The Token Transfer Response's additions (RFC 9594 §3.3, key-groupcomm-oscore §6.1): a new
+   * 'kdcchallenge' N_S, kept for the client's Join Request, when the token grants a role that
+   * joins with a credential (requester, responder; a monitor's does not), and 'sign_info' for the
+   * token's groups when the client asked for it.
+   */
+  tokenTransfer(clientId: string, scope: readonly string[], wantsSignInfo: boolean): Array<readonly [number, unknown]> {
+    const groups = [...new Set(scope.map((token) => splitScopeToken(token)?.name))].flatMap((name) => {
+      const group = name === undefined ? undefined : this.#groups.get(name);
+      return group === undefined ? [] : [group];
+    });
+    const entries: Array<readonly [number, unknown]> = [];
+    if (wantsSignInfo && groups.length > 0) entries.push([TokenTransferParam.sign_info, groups.flatMap((g) => signInfo(g.manager.name, g.manager.toJSON().algorithms.signature!))]);
+    const credentialRoles = bit(ROLE.requester) | bit(ROLE.responder);
+    if (groups.some((g) => ((grantedRoles({ id: clientId, scope }, g.manager.name) ?? 0) & credentialRoles) !== 0)) entries.push([TokenTransferParam.kdcchallenge, this.#newChallenge(clientId)]);
+    return entries;
+  }
+
+  /** A new N_S for the client, replacing its earlier one (RFC 9594 §3.3: kept until its Join Request). */
+  #newChallenge(clientId: string): Uint8Array {
     const challenge = Uint8Array.from(this.#random(8));
-    this.#challenges.delete(client.id);
+    this.#challenges.delete(clientId);
     while (this.#challenges.size >= MAX_CHALLENGES) this.#challenges.delete(this.#challenges.keys().next().value!);
-    this.#challenges.set(client.id, challenge);
+    this.#challenges.set(clientId, challenge);
+    return challenge;
+  }
+
+  #challengeAnswer(client: GroupClient, group: Group, why: string): CoapResponse {
+    const challenge = this.#newChallenge(client.id);
     const signature = group.manager.toJSON().algorithms.signature!;
     this.#options.log?.(`join of ${group.manager.name} by ${client.id} refused with a new kdcchallenge: ${why}`);
     return badRequestMap([[GroupParam.sign_info, signInfo(group.manager.name, signature)], [GroupParam.kdcchallenge, challenge]]);

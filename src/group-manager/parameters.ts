@@ -64,6 +64,14 @@ export const GroupParam = {
   stale_node_ids: 34,
 } as const;
 
+/**
+ * The same two parameters in the Token Transfer Request and Response (ace+cbor maps, RFC 9594
+ * §3.3): labels of the "OAuth Parameters CBOR Mappings" registry, "TBD" in RFC 9594 §11.4; 45 and
+ * 46 stand in (the values that registry gives them, next to key-groupcomm-oscore's suggested 47
+ * for ecdh_info).
+ */
+export const TokenTransferParam = { sign_info: 45, kdcchallenge: 46 } as const;
+
 /** RFC 9203 Table 1 and key-groupcomm-oscore §17.6 (suggested labels). */
 export const GroupInput = {
   ms: 2,

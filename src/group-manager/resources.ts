@@ -21,7 +21,7 @@ import { SCOPE_FORMATS } from '../ace/scope-format.js';
 import type { CoapRequest, CoapResponse, Handler } from '../server/resource.js';
 import type { CoapServer } from '../server/server.js';
 import type { GroupClient, OnlineGroupManager } from './online-manager.js';
-import { ACE_GROUPCOMM_CBOR } from './parameters.js';
+import { ACE_GROUPCOMM_CBOR, TokenTransferParam } from './parameters.js';
 
 export type GroupManagerAceOptions = Omit<AceResourceServerOptions, 'scopes' | 'scopeFormat'>;
 
@@ -34,7 +34,12 @@ export const ACE_GROUP_PATH = '/ace-group';
 
 /** Serves `manager`'s groups on `server` behind an ACE resource server (AIF scopes, key-groupcomm-oscore §3). */
 export function attachGroupManager(server: CoapServer, manager: OnlineGroupManager, ace: GroupManagerAceOptions): AttachedGroupManager {
-  const resourceServer = AceResourceServer.attach(server, { ...ace, scopes: manager.scopeTokens, scopeFormat: SCOPE_FORMATS['aif-oscore-group']! });
+  const resourceServer = AceResourceServer.attach(server, {
+    ...ace,
+    scopes: manager.scopeTokens,
+    scopeFormat: SCOPE_FORMATS['aif-oscore-group']!,
+    tokenTransfer: (peer, scope, request) => manager.tokenTransfer(peer, scope, request.has(TokenTransferParam.sign_info)),
+  });
   const guarded = (handler: (client: GroupClient, request: CoapRequest) => CoapResponse): Handler => (request) => {
     const client = clientOf(request);
     return client === undefined ? resourceServer.creationHints() : handler(client, request);

@@ -29,7 +29,7 @@ import { PubSubKeyError } from '../pubsub-protection/key-material.js';
 import type { CoapResponse } from '../server/resource.js';
 import { clientPopInput, signInfo } from './key-material.js';
 import { decodeMap, forbidden, type GroupClient } from './online-manager.js';
-import { ACE_GROUPCOMM_CBOR, badRequestMap, GroupError, GroupParam, problem } from './parameters.js';
+import { ACE_GROUPCOMM_CBOR, badRequestMap, GroupError, GroupParam, problem, TokenTransferParam } from './parameters.js';
 import { COAP_GROUP_PUBSUB_APP, encodeTopicKey, GROUP_PUBSUB_KEY_TYPE } from './pubsub-parameters.js';
 
 /** The persisted state: each topic's KDC state and which client each node is. */
@@ -296,11 +296,34 @@ export class TopicKdc {
     return { topic: found.topic };
   }
 
-  #challengeAnswer(client: GroupClient, topic: Topic, why: string): CoapResponse {
+  /**
+   * The Token Transfer Response's additions (RFC 9594 §3.3, pubsub profile §3.6: "the KDC MUST
+   * include the 'kdcchallenge' parameter" for a publisher): a new N_S, kept for the Join Request,
+   * when the token grants publish in a topic (a subscriber joins without a credential), and
+   * 'sign_info' for the token's topics when the client asked for it.
+   */
+  tokenTransfer(clientId: string, scope: readonly string[], wantsSignInfo: boolean): Array<readonly [number, unknown]> {
+    const topics = [...new Set(scope.map((token) => splitScopeToken(token)?.name))].flatMap((name) => {
+      const topic = name === undefined ? undefined : this.#topics.get(name);
+      return topic === undefined ? [] : [topic];
+    });
+    const entries: Array<readonly [number, unknown]> = [];
+    if (wantsSignInfo && topics.length > 0) entries.push([TokenTransferParam.sign_info, topics.flatMap((t) => signInfo(t.group.topic, t.group.sign_alg))]);
+    if (topics.some((t) => ((grantedPermissions({ id: clientId, scope }, t.group.topic) ?? 0) & PUBLISH) !== 0)) entries.push([TokenTransferParam.kdcchallenge, this.#newChallenge(clientId)]);
+    return entries;
+  }
+
+  /** A new N_S for the client, replacing its earlier one (RFC 9594 §3.3: kept until its Join Request). */
+  #newChallenge(clientId: string): Uint8Array {
     const challenge = Uint8Array.from(this.#random(8));
-    this.#challenges.delete(client.id);
+    this.#challenges.delete(clientId);
     while (this.#challenges.size >= MAX_CHALLENGES) this.#challenges.delete(this.#challenges.keys().next().value!);
-    this.#challenges.set(client.id, challenge);
+    this.#challenges.set(clientId, challenge);
+    return challenge;
+  }
+
+  #challengeAnswer(client: GroupClient, topic: Topic, why: string): CoapResponse {
+    const challenge = this.#newChallenge(client.id);
     this.#options.log?.(`join of topic group ${topic.group.topic} by ${client.id} refused with a new kdcchallenge: ${why}`);
     return badRequestMap([[GroupParam.sign_info, signInfo(topic.group.topic, topic.group.sign_alg)], [GroupParam.kdcchallenge, challenge]]);
   }

@@ -2,8 +2,8 @@
  * A publisher's or subscriber's side of the pub-sub profile's KDC (draft-ietf-ace-coap-pubsub-profile
  * §3, §4): an access token for the topic's security group from the AS (AIF-PUBSUB-GROUPCOMM scope,
  * posted to the KDC by the ACE OSCORE profile, src/ace/client.ts), the Join Request (a publisher
- * first learns N_S and the signature algorithm from the 4.00 an empty Join Request brings, §4.1.3,
- * and proves possession of a key pair made here), and the topic's key material as the
+ * learns N_S and the signature algorithm from the Token Transfer Response, §3.6 — from the 4.00 an
+ * empty Join Request brings, §4.1.3, only when an older KDC left them out — and proves possession of a key pair made here), and the topic's key material as the
  * pubsub-protection layer uses it (TopicKeyMaterial). Afterwards: observe the keying material
  * and follow each rekey (RFC 9594 §6), verify publications with the current material, protect
  * publications with a Sender Sequence Number counter per group key, leave.
@@ -23,8 +23,8 @@ import { ownCredential } from '../group-oscore/credential.js';
 import { parsePublisherCredential, PubSubKeyError, type PublisherCredential, type TopicKeyMaterial } from '../pubsub-protection/key-material.js';
 import { PublicationVerifier, type TopicBinding, type Verdict } from '../pubsub-protection/publication.js';
 import { PublisherSession } from '../pubsub-protection/publisher-session.js';
-import { clientPopInput, signatureFromSignInfo } from './key-material.js';
-import { asMap, describeGroupResponse, GroupJoinError, locationNode, newCredential, numOf, type JoinGroupOptions } from './member-client.js';
+import { clientPopInput } from './key-material.js';
+import { asMap, describeGroupResponse, GroupJoinError, locationNode, newCredential, numOf, postProvenJoin, SIGN_INFO_REQUEST, type JoinChallenge, type JoinGroupOptions } from './member-client.js';
 import { ACE_GROUPCOMM_CBOR, GroupParam } from './parameters.js';
 import { decodeTopicKey } from './pubsub-parameters.js';
 import { ACE_GROUP_PATH } from './resources.js';
@@ -88,6 +88,7 @@ export class TopicMembership {
       asUri: options.asUri,
       rsOrigin: options.kdcOrigin,
       scope,
+      ...(publisher ? { tokenTransferRequest: SIGN_INFO_REQUEST } : {}),
       ...(options.asSecurity !== undefined ? { asSecurity: options.asSecurity } : {}),
       ...(options.audience !== undefined ? { audience: options.audience } : {}),
       ...(options.log !== undefined ? { log: options.log } : {}),
@@ -97,22 +98,21 @@ export class TopicMembership {
     // §4.1.1: get_creds only for a (non-publishing) subscriber; a publisher's PoP below.
     if (!publisher) request.set(GroupParam.get_creds, null);
     let signingKey: KeyObject | undefined;
-    if (publisher) {
-      // §4.1.3: an empty Join Request brings sign_info and a kdcchallenge (N_S).
-      const probe = await options.client.request({ method: 'POST', uri, security });
-      if (probe.code !== ResponseCode.BadRequest) throw new GroupJoinError(`the KDC refused to join ${topic}: ${describeGroupResponse(probe)}`);
-      const hints = asMap(probe.payload, 'the 4.00 to the empty Join Request');
-      const nS = hints.get(GroupParam.kdcchallenge);
-      const signature = signatureFromSignInfo(hints.get(GroupParam.sign_info), topic);
-      if (!isBytes(nS) || signature === undefined) throw new GroupJoinError('the KDC sent no kdcchallenge or sign_info');
-      const own = options.ownCredential ?? newCredential(signature, options.name ?? `publisher of ${topic}`);
+    let own: { readonly credential: Uint8Array; readonly privateKey: Uint8Array } | undefined;
+    // §3.6: the Token Transfer Response brings a publisher's N_S and sign_info; postProvenJoin falls back to §4.1.3's empty Join Request.
+    const proven = (challenge: JoinChallenge): Map<number, unknown> => {
+      own ??= options.ownCredential ?? newCredential(challenge.signature, options.name ?? `publisher of ${topic}`);
       const mine = ownCredential(own.credential, own.privateKey);
       signingKey = mine.privateKey;
-      request.set(GroupParam.client_cred, own.credential);
       // §4.1.1.2: sign scope | N_S | N_C.
-      request.set(GroupParam.client_cred_verify, signBytes(signature, mine.privateKey, clientPopInput(scope, nS, request.get(GroupParam.cnonce) as Uint8Array)));
-    }
-    const response = await options.client.request({ method: 'POST', uri, payload: encodeCbor(request), contentFormat: ACE_GROUPCOMM_CBOR, security });
+      const signed = new Map(request);
+      signed.set(GroupParam.client_cred, own.credential);
+      signed.set(GroupParam.client_cred_verify, signBytes(challenge.signature, mine.privateKey, clientPopInput(scope, challenge.nS, request.get(GroupParam.cnonce) as Uint8Array)));
+      return signed;
+    };
+    const response = publisher
+      ? await postProvenJoin(options.client, uri, security, topic, 'the KDC', proven)
+      : await options.client.request({ method: 'POST', uri, payload: encodeCbor(request), contentFormat: ACE_GROUPCOMM_CBOR, security });
     if (response.code !== ResponseCode.Created && response.code !== ResponseCode.Changed) throw new GroupJoinError(`the Join Request to ${topic} was refused: ${describeGroupResponse(response)}`);
     const body = asMap(response.payload, 'the Join Response');
     const node = locationNode(response);

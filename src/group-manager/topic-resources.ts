@@ -17,7 +17,7 @@ import { SCOPE_FORMATS } from '../ace/scope-format.js';
 import type { CoapRequest, CoapResponse, Handler } from '../server/resource.js';
 import type { CoapServer } from '../server/server.js';
 import type { GroupClient } from './online-manager.js';
-import { ACE_GROUPCOMM_CBOR } from './parameters.js';
+import { ACE_GROUPCOMM_CBOR, TokenTransferParam } from './parameters.js';
 import { PUBSUB_GM_RESOURCE_TYPE } from './pubsub-parameters.js';
 import { ACE_GROUP_PATH, clientOf, type GroupManagerAceOptions } from './resources.js';
 import type { TopicKdc } from './topic-groups.js';
@@ -29,7 +29,12 @@ export interface AttachedTopicKdc {
 
 /** Serves `kdc`'s topic groups on `server` behind an ACE resource server with pub-sub AIF scopes. */
 export function attachTopicKdc(server: CoapServer, kdc: TopicKdc, ace: GroupManagerAceOptions): AttachedTopicKdc {
-  const resourceServer = AceResourceServer.attach(server, { ...ace, scopes: kdc.scopeTokens, scopeFormat: SCOPE_FORMATS['aif-pubsub']! });
+  const resourceServer = AceResourceServer.attach(server, {
+    ...ace,
+    scopes: kdc.scopeTokens,
+    scopeFormat: SCOPE_FORMATS['aif-pubsub']!,
+    tokenTransfer: (peer, scope, request) => kdc.tokenTransfer(peer, scope, request.has(TokenTransferParam.sign_info)),
+  });
   const guarded = (handler: (client: GroupClient, request: CoapRequest) => CoapResponse): Handler => (request) => {
     const client = clientOf(request);
     return client === undefined ? resourceServer.creationHints() : handler(client, request);
