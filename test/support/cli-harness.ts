@@ -139,6 +139,8 @@ export interface WatchedProcess {
 /** A spawned `coapsec ARGS` that runs for a while (subscribe, observe): bounded in time, its output collected. */
 export function watchedProcess(args: readonly string[], options: { lineOnStderr?: boolean } = {}): WatchedProcess {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  // killChildren() stops it too: a test that ends it early must not wait for the 3 × RUN_TIMEOUT killer.
+  children.add(child);
   let stdout = '';
   let stderr = '';
   let seen: () => void = () => undefined;
@@ -158,6 +160,7 @@ export function watchedProcess(args: readonly string[], options: { lineOnStderr?
   const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
     child.once('close', (code) => {
       clearTimeout(killer);
+      children.delete(child);
       resolve({ code, stdout, stderr });
     }),
   );
