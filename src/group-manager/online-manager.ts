@@ -12,7 +12,7 @@
  * goes to the members through Observe on /ace-group/GROUPNAME; `onRekey` tells the binding).
  *
  * Bounded state a client can make us allocate: one pending 'kdcchallenge' per client identity, at
- * most MAX_CHALLENGES (the oldest forgotten first); nodes only for clients a token admits, one per
+ * most 256 (kdc-challenges.ts: the oldest forgotten first); nodes only for clients a token admits, one per
  * token and at most `maxNodes` per group.
  */
 import { randomBytes } from 'node:crypto';
@@ -28,8 +28,9 @@ import { OscoreConfigError } from '../oscore/errors.js';
 import type { CoapResponse } from '../server/resource.js';
 import { deriveCommonContext } from '../group-oscore/common.js';
 import { clientPopInput, encodeKeyMaterial, kdcPopInput, signInfo, verifierKeyMaterial } from './key-material.js';
+import { KdcChallenges, tokenTransferEntries } from './kdc-challenges.js';
 import { recordRekey, staleSince, type StaleSet } from './stale-sender-ids.js';
-import { ACE_GROUPCOMM_CBOR, badRequestMap, COAP_GROUP_OSCORE_APP, GROUP_OSCORE_KEY_TYPE, GroupError, GroupParam, GroupPolicy, problem, TokenTransferParam } from './parameters.js';
+import { ACE_GROUPCOMM_CBOR, badRequestMap, COAP_GROUP_OSCORE_APP, GROUP_OSCORE_KEY_TYPE, GroupError, GroupParam, GroupPolicy, problem } from './parameters.js';
 
 /** The requesting client as the ACE resource server authenticated it. */
 export interface GroupClient {
@@ -75,14 +76,13 @@ interface Group {
   readonly stale: StaleSet[];
 }
 
-const MAX_CHALLENGES = 256;
 const GROUP_SCOPES = aifScopeFormat(GROUP_OSCORE_ROLES);
 const ROLE = GROUP_OSCORE_ROLES as { requester: number; responder: number; monitor: number; verifier: number };
 const bit = (role: number): number => 1 << role;
 
 export class OnlineGroupManager {
   readonly #groups = new Map<string, Group>();
-  readonly #challenges = new Map<string, Uint8Array>();
+  readonly #challenges: KdcChallenges;
   readonly #options: OnlineGroupManagerOptions;
   readonly #random: (n: number) => Uint8Array;
   #nextNode: number;
@@ -93,6 +93,7 @@ export class OnlineGroupManager {
     if (state.version !== 1) throw new OscoreConfigError(`unsupported online Group Manager state version ${String(state.version)}`);
     this.#options = options;
     this.#random = options.random ?? randomBytes;
+    this.#challenges = new KdcChallenges(this.#random);
     this.#nextNode = state.nextNode;
     for (const g of state.groups) {
       const manager = GroupManager.fromJSON(g.manager);
@@ -187,7 +188,7 @@ export class OnlineGroupManager {
       return problem(ResponseCode.BadRequest, GroupError.incompatibleCredential, `client_cred is not a CCS with a key for Signature Algorithm ${signature}`);
     }
     if (!verifyBytes(signature, publicKey, clientPopInput(scope, nS, nC), evidence)) return problem(ResponseCode.BadRequest, GroupError.invalidPop, 'client_cred_verify does not verify');
-    this.#challenges.delete(client.id);
+    this.#challenges.forget(client.id);
 
     // A current member joining again gets a new Sender ID (§6.3): its old node goes, which rekeys.
     const previous = [...group.nodes].find(([, r]) => r.client === client.id)?.[0];
@@ -450,24 +451,18 @@ export class OnlineGroupManager {
       const group = name === undefined ? undefined : this.#groups.get(name);
       return group === undefined ? [] : [group];
     });
-    const entries: Array<readonly [number, unknown]> = [];
-    if (wantsSignInfo && groups.length > 0) entries.push([TokenTransferParam.sign_info, groups.flatMap((g) => signInfo(g.manager.name, g.manager.toJSON().algorithms.signature!))]);
     const credentialRoles = bit(ROLE.requester) | bit(ROLE.responder);
-    if (groups.some((g) => ((grantedRoles({ id: clientId, scope }, g.manager.name) ?? 0) & credentialRoles) !== 0)) entries.push([TokenTransferParam.kdcchallenge, this.#newChallenge(clientId)]);
-    return entries;
-  }
-
-  /** A new N_S for the client, replacing its earlier one (RFC 9594 §3.3: kept until its Join Request). */
-  #newChallenge(clientId: string): Uint8Array {
-    const challenge = Uint8Array.from(this.#random(8));
-    this.#challenges.delete(clientId);
-    while (this.#challenges.size >= MAX_CHALLENGES) this.#challenges.delete(this.#challenges.keys().next().value!);
-    this.#challenges.set(clientId, challenge);
-    return challenge;
+    return tokenTransferEntries({
+      groups,
+      wantsSignInfo,
+      signInfoOf: (g) => signInfo(g.manager.name, g.manager.toJSON().algorithms.signature!),
+      joinsWithCredential: (g) => ((grantedRoles({ id: clientId, scope }, g.manager.name) ?? 0) & credentialRoles) !== 0,
+      issueChallenge: () => this.#challenges.issue(clientId),
+    });
   }
 
   #challengeAnswer(client: GroupClient, group: Group, why: string): CoapResponse {
-    const challenge = this.#newChallenge(client.id);
+    const challenge = this.#challenges.issue(client.id);
     const signature = group.manager.toJSON().algorithms.signature!;
     this.#options.log?.(`join of ${group.manager.name} by ${client.id} refused with a new kdcchallenge: ${why}`);
     return badRequestMap([[GroupParam.sign_info, signInfo(group.manager.name, signature)], [GroupParam.kdcchallenge, challenge]]);

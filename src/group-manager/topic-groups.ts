@@ -13,7 +13,7 @@
  * new Gid, version + 1, Sender IDs kept), so a removed subscriber cannot read what follows (R5.7).
  *
  * Bounded state a client can make us allocate: one pending 'kdcchallenge' per client identity (at
- * most MAX_CHALLENGES, the oldest forgotten first); one node per client identity and topic, at most
+ * most 256, kdc-challenges.ts, the oldest forgotten first); one node per client identity and topic, at most
  * `maxNodes` per topic.
  */
 import { randomBytes } from 'node:crypto';
@@ -28,8 +28,9 @@ import { assignSenderId, createTopicGroup, currentGroupKey, parseKdcState, rekey
 import { PubSubKeyError } from '../pubsub-protection/key-material.js';
 import type { CoapResponse } from '../server/resource.js';
 import { clientPopInput, signInfo } from './key-material.js';
+import { KdcChallenges, tokenTransferEntries } from './kdc-challenges.js';
 import { decodeMap, forbidden, type GroupClient } from './online-manager.js';
-import { ACE_GROUPCOMM_CBOR, badRequestMap, GroupError, GroupParam, problem, TokenTransferParam } from './parameters.js';
+import { ACE_GROUPCOMM_CBOR, badRequestMap, GroupError, GroupParam, problem } from './parameters.js';
 import { COAP_GROUP_PUBSUB_APP, encodeTopicKey, GROUP_PUBSUB_KEY_TYPE } from './pubsub-parameters.js';
 
 /** The persisted state: each topic's KDC state and which client each node is. */
@@ -57,7 +58,6 @@ interface Topic {
   readonly clients: Map<string, string>;
 }
 
-const MAX_CHALLENGES = 256;
 const PUBSUB_SCOPES = aifScopeFormat(PUBSUB_PERMISSIONS);
 const PERM = PUBSUB_PERMISSIONS as { appgroup: number; publish: number; read: number; delete: number };
 const bit = (permission: number): number => 1 << permission;
@@ -66,7 +66,7 @@ const READ = bit(PERM.read);
 
 export class TopicKdc {
   readonly #topics = new Map<string, Topic>();
-  readonly #challenges = new Map<string, Uint8Array>();
+  readonly #challenges: KdcChallenges;
   readonly #options: TopicKdcOptions;
   readonly #random: (n: number) => Uint8Array;
   #nextNode: number;
@@ -79,6 +79,7 @@ export class TopicKdc {
     if (state.version !== 1 || !Array.isArray(state.topics)) throw new OscoreConfigError('not a topic KDC state (version 1)');
     this.#options = options;
     this.#random = options.random ?? randomBytes;
+    this.#challenges = new KdcChallenges(this.#random);
     this.#nextNode = state.nextNode;
     for (const t of state.topics) {
       if (typeof t !== 'object' || t === null || typeof t.clients !== 'object' || t.clients === null) throw new OscoreConfigError('each topic of a KDC state has a group and its clients');
@@ -251,7 +252,7 @@ export class TopicKdc {
       return problem(ResponseCode.BadRequest, GroupError.incompatibleCredential, `client_cred is not a CCS with a key for signature algorithm ${signAlg}`);
     }
     if (!verifyBytes(signAlg, publicKey, clientPopInput(scope, nS, nC), evidence)) return problem(ResponseCode.BadRequest, GroupError.invalidPop, 'client_cred_verify does not verify');
-    this.#challenges.delete(client.id);
+    this.#challenges.forget(client.id);
     return credential;
   }
 
@@ -307,23 +308,17 @@ export class TopicKdc {
       const topic = name === undefined ? undefined : this.#topics.get(name);
       return topic === undefined ? [] : [topic];
     });
-    const entries: Array<readonly [number, unknown]> = [];
-    if (wantsSignInfo && topics.length > 0) entries.push([TokenTransferParam.sign_info, topics.flatMap((t) => signInfo(t.group.topic, t.group.sign_alg))]);
-    if (topics.some((t) => ((grantedPermissions({ id: clientId, scope }, t.group.topic) ?? 0) & PUBLISH) !== 0)) entries.push([TokenTransferParam.kdcchallenge, this.#newChallenge(clientId)]);
-    return entries;
-  }
-
-  /** A new N_S for the client, replacing its earlier one (RFC 9594 §3.3: kept until its Join Request). */
-  #newChallenge(clientId: string): Uint8Array {
-    const challenge = Uint8Array.from(this.#random(8));
-    this.#challenges.delete(clientId);
-    while (this.#challenges.size >= MAX_CHALLENGES) this.#challenges.delete(this.#challenges.keys().next().value!);
-    this.#challenges.set(clientId, challenge);
-    return challenge;
+    return tokenTransferEntries({
+      groups: topics,
+      wantsSignInfo,
+      signInfoOf: (t) => signInfo(t.group.topic, t.group.sign_alg),
+      joinsWithCredential: (t) => ((grantedPermissions({ id: clientId, scope }, t.group.topic) ?? 0) & PUBLISH) !== 0,
+      issueChallenge: () => this.#challenges.issue(clientId),
+    });
   }
 
   #challengeAnswer(client: GroupClient, topic: Topic, why: string): CoapResponse {
-    const challenge = this.#newChallenge(client.id);
+    const challenge = this.#challenges.issue(client.id);
     this.#options.log?.(`join of topic group ${topic.group.topic} by ${client.id} refused with a new kdcchallenge: ${why}`);
     return badRequestMap([[GroupParam.sign_info, signInfo(topic.group.topic, topic.group.sign_alg)], [GroupParam.kdcchallenge, challenge]]);
   }
