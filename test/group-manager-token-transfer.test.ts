@@ -46,6 +46,7 @@ let kdcServer: CoapServer;
 let asUri: string;
 let gmOrigin: string;
 let kdcOrigin: string;
+let gm: OnlineGroupManager;
 const closers: Array<() => Promise<void> | void> = [];
 
 before(async () => {
@@ -70,7 +71,8 @@ before(async () => {
   const ace = { tokenKeys: [GM_KEY, KDC_KEY], asUri, issuer: 'as' };
 
   gmServer = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
-  attachGroupManager(gmServer, OnlineGroupManager.fromOfflineStates([GroupManager.create({ name: 'lights' }).toJSON()]), { ...ace, audiences: ['gm'] });
+  gm = OnlineGroupManager.fromOfflineStates([GroupManager.create({ name: 'lights' }).toJSON()]);
+  attachGroupManager(gmServer, gm, { ...ace, audiences: ['gm'] });
   gmOrigin = `coap://${peerKey(gmServer.address())}`;
   kdcServer = await CoapServer.listen({ host: '127.0.0.1', port: 0 });
   attachTopicKdc(kdcServer, TopicKdc.create(['kitchen']), { ...ace, audiences: ['kdc'] });
@@ -86,7 +88,7 @@ after(async () => {
  * A CoapClient that records "METHOD /path" of every request it carries; with `olderKdc`, it takes
  * kdcchallenge and sign_info out of Token Transfer Responses, as from a KDC that sends neither.
  */
-function countingClient(olderKdc = false): { client: CoapClient; requests: string[] } {
+function countingClient(olderKdc = false, afterTokenTransfer?: () => void): { client: CoapClient; requests: string[] } {
   const client = new CoapClient();
   closers.push(() => client.close());
   const requests: string[] = [];
@@ -94,6 +96,7 @@ function countingClient(olderKdc = false): { client: CoapClient; requests: strin
   client.request = (r: ClientRequest) => {
     const path = new URL(r.uri).pathname;
     requests.push(`${r.method ?? 'GET'} ${path}`);
+    if (afterTokenTransfer !== undefined && path === '/authz-info') return request(r).then((response) => (afterTokenTransfer(), response));
     if (!olderKdc || path !== '/authz-info') return request(r);
     return request(r).then((response) => {
       const map = decodeAceMap(response.payload);
@@ -159,4 +162,15 @@ test('from a Token Transfer Response without kdcchallenge (an older KDC), a memb
   const membership = await GroupMembership.join({ client, gmOrigin, asUri, asSecurity: new OscoreClientSecurity(toAs.bob.client), group: 'lights', name: 'bob' });
   assert.ok(membership.node.length > 0);
   assert.deepEqual(requests.filter((r) => r === 'POST /ace-group/lights'), ['POST /ace-group/lights', 'POST /ace-group/lights'], 'the probe, then the Join Request');
+});
+
+test('a Group Manager that no longer holds the N_S of the Token Transfer Response answers the Join Request with a 4.00 and a new kdcchallenge; the member joins with that (RFC 9594 §4.3.1.1)', async () => {
+  // 256 other clients' challenges push this one's out of the bounded store (kdc-challenges.ts).
+  const forget = (): void => {
+    for (let i = 0; i < 256; i++) gm.tokenTransfer(`filler ${i}`, ['lights:requester'], false);
+  };
+  const { client, requests } = countingClient(false, forget);
+  const membership = await GroupMembership.join({ client, gmOrigin, asUri, asSecurity: new OscoreClientSecurity(toAs.alice.client), group: 'lights', name: 'alice' });
+  assert.ok(membership.node.length > 0);
+  assert.deepEqual(requests.filter((r) => r === 'POST /ace-group/lights'), ['POST /ace-group/lights', 'POST /ace-group/lights'], 'the refused Join Request, then the one with the new N_S');
 });
