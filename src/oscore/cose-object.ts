@@ -204,14 +204,19 @@ export function encodePlaintext(code: number, options: CoapOption[], payload: Ui
 
 /** The inverse of encodePlaintext; undefined when the plaintext is not a well-formed message body. */
 export function decodePlaintext(plaintext: Uint8Array): { code: number; options: CoapOption[]; payload: Uint8Array } | undefined {
+  const body = decodeInnerBody(plaintext);
+  return body === undefined ? undefined : { code: plaintext[0]!, options: body.options, payload: body.payload };
+}
+
+/** The options and payload after the plaintext's Code (its first byte); undefined when it is not a well-formed message body. */
+function decodeInnerBody(plaintext: Uint8Array): ReturnType<typeof decodeBody> | undefined {
   // Code 0 is an Empty message, which has no body to protect (RFC 7252 §4.1).
   if (plaintext.length < 1 || plaintext[0] === 0) return undefined;
   try {
     // Over a Uint8Array view: the inner values stay Uint8Arrays (not Buffers) whatever AES returned
     // (Node's AEAD path gives one already).
     const bytes = Object.getPrototypeOf(plaintext) === Uint8Array.prototype ? plaintext : new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
-    const { options, payload } = decodeBody(bytes, 1);
-    return { code: plaintext[0]!, options, payload };
+    return decodeBody(bytes, 1);
   } catch {
     return undefined;
   }
@@ -558,14 +563,15 @@ class RequestOpening implements OpenInput {
 /** §8.2 steps 6–7 after the AEAD (`plaintext` undefined: it did not authenticate). */
 export function openedRequest(parts: RequestToOpen & { ok: true }, plaintext: Uint8Array | undefined, options: UnprotectOptions = {}): UnprotectRequestResult {
   if (plaintext === undefined) return { ok: false, code: BAD_REQUEST, reason: DECRYPTION_FAILED };
-  const inner = decodePlaintext(plaintext);
+  const { request, recipient, kid, piv } = parts;
+  // The inner message is built directly from decodePlaintext's checks (no intermediate object).
+  const inner = decodeInnerBody(plaintext);
   // Authentic, yet not a message body: only a broken peer sends this. Not a COSE decoding failure.
   if (inner === undefined) return { ok: false, code: BAD_REQUEST, reason: 'Malformed inner message' };
-  const { request, recipient, kid, piv } = parts;
   const classOf = options.classOf ?? defaultClassOf;
   const message: CoapMessage = {
     type: request.type,
-    code: inner.code,
+    code: plaintext[0]!,
     messageId: request.messageId,
     token: request.token,
     options: mergeOptions(request, inner.options, classOf, 'request'),
