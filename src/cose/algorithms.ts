@@ -65,10 +65,7 @@ function makeAead(id: number, name: string, cipher: NodeAead | 'ccm', keyLength:
       seal(key, nonce, aad, plaintext, partialIv) {
         checkLengths(key, nonce);
         const ccm = ccmFor(key);
-        // A plain Uint8Array sealed into directly: no Buffer and view of it per message.
-        const out = new Uint8Array(plaintext.length + tagLength);
-        ccm.sealInto(out, 0, nonce, aad, plaintext, partialIv === undefined ? undefined : ccm.keystreamAhead(nonce, partialIv, PARTIAL_IV_BYTES, plaintext.length));
-        return out;
+        return ccm.sealBytes(nonce, aad, plaintext, partialIv === undefined ? undefined : ccm.keystreamAhead(nonce, partialIv, PARTIAL_IV_BYTES, plaintext.length));
       },
       open(key, nonce, aad, ciphertext, partialIv) {
         if (key.length !== keyLength || nonce.length !== nonceLength || ciphertext.length < tagLength) return undefined;

@@ -203,13 +203,19 @@ export class AesCcm {
   }
 
   /**
-   * openAt() with the plaintext in a plain Uint8Array of its own (not a Buffer): for callers that
-   * hand it on as a Uint8Array (COSE, OSCORE), which would otherwise make a view of the Buffer per
-   * message (issue 21). A small one lives on V8's heap, with no backing store of its own.
+   * openAt() with the plaintext in a plain Uint8Array (not a Buffer), for callers that hand it on
+   * as one (COSE, OSCORE), which would otherwise make a view of the Buffer per message (issue 21).
    */
   openAtBytes(nonce: Uint8Array, aad: Uint8Array, data: Uint8Array, at: number, length: number, keystream?: KeystreamSlice): Uint8Array | undefined {
     if (at < 0 || length < 0 || at + length + this.tagLength > data.length) return undefined;
-    return this.#open(nonce, aad, data, at, length, data, at + length, keystream, new Uint8Array(length));
+    return this.#open(nonce, aad, data, at, length, data, at + length, keystream, pooledBytes(length));
+  }
+
+  /** seal() into a plain Uint8Array (not a Buffer), as openAtBytes. */
+  sealBytes(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, keystream?: KeystreamSlice): Uint8Array {
+    const out = pooledBytes(plaintext.length + this.tagLength);
+    this.sealInto(out, 0, nonce, aad, plaintext, keystream);
+    return out;
   }
 
   /** `plaintext`: n bytes to decrypt into, handed out only when the tag matches. */
@@ -353,6 +359,28 @@ export class AesCcm {
 }
 
 const roundUp = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
+
+/**
+ * Plain Uint8Arrays for sealBytes/openAtBytes: views of a shared 8 KiB ArrayBuffer handed out in
+ * turn, as Buffer.allocUnsafe does for Buffers (one object per message; the pool is replaced, not
+ * reused, when full, so no two views overlap). Not `new Uint8Array(n)`: V8 keeps a small one on
+ * its heap, and the first view of it (each option value the inner message decodes) moves its bytes
+ * to a backing store of their own — measured slower than the Buffer and view it replaced.
+ */
+const POOL_BYTES = 8192;
+let pool = new ArrayBuffer(POOL_BYTES);
+let poolAt = 0;
+function pooledBytes(length: number): Uint8Array {
+  if (length > POOL_BYTES >>> 2) return new Uint8Array(length);
+  if (poolAt + length > POOL_BYTES) {
+    pool = new ArrayBuffer(POOL_BYTES);
+    poolAt = 0;
+  }
+  const out = new Uint8Array(pool, poolAt, length);
+  // 8-byte aligned, as Buffer's pool.
+  poolAt += (length + 7) & ~7;
+  return out;
+}
 
 /** Nonces per keystreamAhead batch: one AES call per AHEAD counted messages of a key. */
 const AHEAD = 16;
