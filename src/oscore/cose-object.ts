@@ -414,6 +414,8 @@ const REQUEST_LAYOUT = new OscoreOptionLayout();
 
 /** `length` bytes of `from` at `at`, in an array of their own (a small one on V8's heap, no backing store). */
 function copyOf(from: Uint8Array, at: number, length: number): Uint8Array {
+  // The empty kid (an empty Sender ID, §3.3) is common: no bytes to keep, no array per request.
+  if (length === 0) return EMPTY_BYTES;
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) out[i] = from[at + i]!;
   return out;
@@ -635,7 +637,16 @@ export interface ResponseToSeal extends SealInput {
 /** §8.3 (with §8.3.1 for Observe) up to the AEAD. Throws SequenceNumberExhausted / OscoreProtectError on misuse. */
 export function responseToSeal(response: CoapMessage, sender: SenderParams, binding: RequestBinding, options: ProtectResponseOptions = {}): ResponseToSeal {
   const classOf = options.classOf ?? defaultClassOf;
-  const { inner, outer } = splitOptions(response, classOf, 'response');
+  // Most responses carry only Class E options (Content-Format, ...): they are the inner options
+  // as they are, with no split into new arrays (issue 21).
+  let inner: CoapOption[];
+  let outer: CoapOption[];
+  if (onlyClassE(response, classOf)) {
+    inner = sortOptions(response.options);
+    outer = [];
+  } else {
+    ({ inner, outer } = splitOptions(response, classOf, 'response'));
+  }
   const plaintext = encodePlaintext(response.code, inner, response.payload);
   const verified = binding.verified;
   const aad = verified !== undefined && verified.aead === sender.aead ? verified.aad : additionalData(sender.aead, binding.kid, binding.piv);
@@ -661,6 +672,12 @@ export function responseToSeal(response: CoapMessage, sender: SenderParams, bind
     extra = [{ number: OptionNumber.MaxAge, value: encodeUint(options.outerMaxAge) }];
   }
   return new ResponseSealing(response, outer, optionValue, extra, sender.senderKey, aeadNonce, partialIv, aad, plaintext);
+}
+
+/** Whether splitOptions would put every option of `msg` inner, as it is (Class E, §4.1). */
+function onlyClassE(msg: CoapMessage, classOf: ClassOf): boolean {
+  for (const o of msg.options) if (classOf(o.number, msg) !== 'E') return false;
+  return true;
 }
 
 /** responseToSeal's answer: a class, as RequestOpening. */
