@@ -144,3 +144,8 @@ export function startDgramEcho(pin: Pinning, port: number): Promise<RunningServe
 export function startMinimalCoap(pin: Pinning, port: number): Promise<RunningServer> {
   return started(startServerProcess(pin, [process.execPath, here('coap-minimal.js'), String(port), HELLO]), port, 10_000);
 }
+
+/** bench/coap-minimal-oscore.ts: the minimal responder plus OSCORE's AEAD work (answers BENCH_RECIPIENT's requests). */
+export function startMinimalOscore(pin: Pinning, port: number): Promise<RunningServer> {
+  return started(startServerProcess(pin, [process.execPath, here('coap-minimal-oscore.js'), String(port), HELLO]), port, 10_000);
+}

@@ -21,7 +21,7 @@ import { writeFileSync } from 'node:fs';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { median, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, type ClientJob, type ClientResult } from './common.js';
 import { resolve as resolvePath } from 'node:path';
-import { BENCH_RECIPIENT, HELLO, HELLO_PATH, startCoapsecServe, startDgramEcho, startLibcoap, startMinimalCoap, writeServerCredentials, type RunningServer } from './cpu-servers.js';
+import { BENCH_RECIPIENT, HELLO, HELLO_PATH, startCoapsecServe, startDgramEcho, startLibcoap, startMinimalCoap, startMinimalOscore, writeServerCredentials, type RunningServer } from './cpu-servers.js';
 import { environment, fmt, forkAndAwait, here, parseCommonArgs, ratio, runMain, table } from './harness.js';
 import {
   buildLoadGenerator,
@@ -37,16 +37,17 @@ import {
   type Pinning,
 } from './native-load.js';
 
-/** 'minimal CoAP' is bench/coap-minimal.ts: a floor, not a server (see there). */
+/** 'minimal CoAP' is bench/coap-minimal.ts: a floor, not a server (see there); 'minimal OSCORE' (bench/coap-minimal-oscore.ts, only when named in --servers) the same with OSCORE's AEAD work. */
 const STANDARD_SERVERS = ['coapsec', 'coapsec OSCORE', 'libcoap', 'dgram echo', 'minimal CoAP'] as const;
+const MINIMAL_OSCORE = 'minimal OSCORE';
 /** A standard server, or `coapsec LABEL`: another tree's `coapsec serve` (plain), from `--variant LABEL=DIR`. */
 type ServerName = string;
 /** `--servers` names: the first word of each standard server, or `oscore` for coapsec OSCORE. */
-const SERVER_KEYS: Record<string, (typeof STANDARD_SERVERS)[number]> = { coapsec: 'coapsec', oscore: 'coapsec OSCORE', libcoap: 'libcoap', echo: 'dgram echo', minimal: 'minimal CoAP' };
+const SERVER_KEYS: Record<string, ServerName> = { coapsec: 'coapsec', oscore: 'coapsec OSCORE', libcoap: 'libcoap', echo: 'dgram echo', minimal: 'minimal CoAP', 'minimal-oscore': MINIMAL_OSCORE };
 
 const USAGE = `usage: node dist/bench/server-cpu.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--port-base P]
        [--concurrency 1,32,256] [--client-concurrency 32,256] [--no-client] [--json FILE]
-       [--servers coapsec,oscore,libcoap,echo,minimal] [--variant LABEL=DIR (DIR's coapsec serve, plain; repeatable)]`;
+       [--servers coapsec,oscore,libcoap,echo,minimal,minimal-oscore] [--variant LABEL=DIR (DIR's coapsec serve, plain; repeatable)]`;
 
 /** Issue 21's targets at 32 in flight. */
 const PLAIN_VS_LIBCOAP_MAX = 1.0;
@@ -160,6 +161,8 @@ class Bench {
         return startDgramEcho(this.pin, this.port(server));
       case 'minimal CoAP':
         return startMinimalCoap(this.pin, this.port(server));
+      case MINIMAL_OSCORE:
+        return startMinimalOscore(this.pin, this.port(server));
       default:
         throw new Error(`unknown server ${server}`);
     }
@@ -170,7 +173,7 @@ class Bench {
    * (50 % spare); if it still runs dry, the measurement is repeated with a pool twice as large.
    */
   async load(server: ServerName, running: RunningServer, inFlight: number): Promise<LoadResult> {
-    const oscore = server === 'coapsec OSCORE';
+    const oscore = server === 'coapsec OSCORE' || server === MINIMAL_OSCORE;
     const windowSeconds = (this.s.warmupMs + this.s.durationMs) / 1000;
     let poolSize = Math.ceil((this.oscoreRate.get(inFlight) ?? 40_000) * windowSeconds * 1.5) + 2 * inFlight;
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -266,6 +269,17 @@ function perRound(results: readonly ServerResult[], a: ServerName, b: ServerName
   return median(values);
 }
 
+/** Median over rounds of (coapsec OSCORE − coapsec) − (minimal OSCORE − minimal CoAP): coapsec's own OSCORE cost above the AEAD floor. */
+function perRoundOf4(results: readonly ServerResult[], c: number): number {
+  const at = (server: ServerName, round: number): number => {
+    const r = results.find((x) => x.server === server && x.inFlight === c && x.round === round);
+    return r === undefined ? NaN : perResponse(r).serverMicros;
+  };
+  const rounds = [...new Set(results.map((r) => r.round))];
+  const values = rounds.map((k) => at('coapsec OSCORE', k) - at('coapsec', k) - (at(MINIMAL_OSCORE, k) - at('minimal CoAP', k))).filter(Number.isFinite);
+  return median(values);
+}
+
 function ratioTable(results: readonly ServerResult[], s: Settings): string {
   const rows = [
     [
@@ -279,6 +293,8 @@ function ratioTable(results: readonly ServerResult[], s: Settings): string {
       'OSCORE − plain µs',
       `met? (≤ ${OSCORE_OVERHEAD_MAX_MICROS} µs at 32)`,
       'OSCORE/libcoap',
+      'minimal OSCORE − minimal CoAP µs',
+      'OSCORE − plain above it µs',
       ...[...s.variants.keys()].map((v) => `${v}/coapsec`),
     ],
   ];
@@ -297,6 +313,8 @@ function ratioTable(results: readonly ServerResult[], s: Settings): string {
       fmt(overhead, 1),
       c !== 32 || !Number.isFinite(overhead) ? '-' : overhead <= OSCORE_OVERHEAD_MAX_MICROS ? 'yes' : 'NO',
       fmt(perRound(results, 'coapsec OSCORE', 'libcoap', c, divide), 2) + '×',
+      fmt(perRound(results, MINIMAL_OSCORE, 'minimal CoAP', c, (a, b) => a - b), 1),
+      fmt(perRoundOf4(results, c), 1),
       ...[...s.variants.keys()].map((v) => fmt(perRound(results, v, 'coapsec', c, divide), 3) + '×'),
     ]);
   }

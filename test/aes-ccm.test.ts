@@ -177,3 +177,42 @@ test('keystream at an offset of a batch, and openAt: the nonce\'s own part only,
   assert.equal(ccm.openAt(nonces.subarray(0, 12), aad, sealed, 0, 4), undefined, 'wrong split');
   assert.equal(ccm.openAt(nonces.subarray(0, 12), aad, sealed, 0, 5, { bytes: streams, at: blocks * 16, length: blocks * 16 }), undefined, 'the other nonce\'s stream');
 });
+
+test('sealBytes and openAtBytes: plain Uint8Arrays with the bytes of seal and openAt, each its own bytes after later calls', () => {
+  const key = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
+  const ccm = new AesCcm(key, 8, 13);
+  const aad = Buffer.from('a0a1a2', 'hex');
+  const kept: Array<{ sealed: Uint8Array; opened: Uint8Array; plaintext: Buffer }> = [];
+  // Enough messages to run through several of the shared 8 KiB areas the results are views of.
+  for (let i = 0; i < 1500; i++) {
+    const nonce = Buffer.alloc(13, i & 0xff);
+    nonce.writeUInt32BE(i, 9);
+    const plaintext = Buffer.alloc(1 + (i % 40), i & 0xff);
+    const sealed = ccm.sealBytes(nonce, aad, plaintext);
+    assert.equal(Object.getPrototypeOf(sealed), Uint8Array.prototype);
+    assert.deepEqual(Buffer.from(sealed), nodeSeal(key, nonce, aad, plaintext, 8));
+    const opened = ccm.openAtBytes(nonce, aad, sealed, 0, plaintext.length);
+    assert.ok(opened !== undefined);
+    assert.equal(Object.getPrototypeOf(opened), Uint8Array.prototype);
+    kept.push({ sealed, opened, plaintext });
+  }
+  for (const [i, { sealed, opened, plaintext }] of kept.entries()) {
+    const nonce = Buffer.alloc(13, i & 0xff);
+    nonce.writeUInt32BE(i, 9);
+    assert.deepEqual(Buffer.from(opened), plaintext, `message ${i}'s plaintext kept its bytes`);
+    assert.deepEqual(Buffer.from(sealed), nodeSeal(key, nonce, aad, plaintext, 8), `message ${i}'s ciphertext kept its bytes`);
+  }
+  const tampered = ccm.sealBytes(Buffer.alloc(13), aad, Buffer.from('x'));
+  tampered[0]! ^= 1;
+  assert.equal(ccm.openAtBytes(Buffer.alloc(13), aad, tampered, 0, 1), undefined);
+});
+
+test('usesKey: the bytes decide, so a key array overwritten with another key is not the same key', () => {
+  const key = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
+  const ccm = new AesCcm(key, 8, 13);
+  assert.equal(ccm.usesKey(key), true);
+  assert.equal(ccm.usesKey(Buffer.from(key)), true);
+  key[15] ^= 1;
+  assert.equal(ccm.usesKey(key), false, 'the instance kept a copy of the key it was made with');
+  assert.equal(ccm.usesKey(key.subarray(0, 8)), false);
+});

@@ -58,6 +58,20 @@ describe('AEAD registry', () => {
       assert.throws(() => a.seal(key.subarray(1), nonce, aad, new Uint8Array(0)), CoseError);
     });
   }
+
+  it('AES-CCM: a key array overwritten with another key seals and opens under the new key (its cached cipher is not reused)', () => {
+    const a = coseAead(CoseAead.AES_CCM_16_64_128);
+    const key = new Uint8Array(16).fill(7);
+    const nonce = new Uint8Array(13).fill(3);
+    const plaintext = Uint8Array.of(9, 8, 7, 6);
+    const underFirst = a.seal(key, nonce, new Uint8Array(0), plaintext);
+    key.fill(8);
+    const underSecond = a.seal(key, nonce, new Uint8Array(0), plaintext);
+    assert.deepEqual(underSecond, a.seal(new Uint8Array(16).fill(8), nonce, new Uint8Array(0), plaintext));
+    assert.notDeepEqual(underSecond, underFirst);
+    assert.equal(a.open(key, nonce, new Uint8Array(0), underFirst), undefined);
+    assert.deepEqual(a.open(key, nonce, new Uint8Array(0), underSecond), plaintext);
+  });
 });
 
 describe('hash and HKDF by HMAC id', () => {

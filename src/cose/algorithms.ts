@@ -35,24 +35,19 @@ const PARTIAL_IV_BYTES = 5;
 
 type NodeAead = CipherGCMTypes | 'chacha20-poly1305';
 
-interface KeyedCcm {
-  /** The key bytes the instance was made with: a caller that reuses its key array for another key gets a new instance. */
-  readonly key: Buffer;
-  readonly ccm: AesCcm;
-}
-
 /**
  * AesCcm instances by key array: a key schedules AES once for its whole life (OSCORE contexts keep
- * their keys), and a WeakMap lets a dropped key's cipher go with it.
+ * their keys), and a WeakMap lets a dropped key's cipher go with it. A caller that reuses its key
+ * array for another key gets a new instance (AesCcm.usesKey compares the bytes).
  */
 function ccmCache(tagLength: number, nonceLength: number): (key: Uint8Array) => AesCcm {
-  const byKey = new WeakMap<Uint8Array, KeyedCcm>();
+  const byKey = new WeakMap<Uint8Array, AesCcm>();
   return (key) => {
     const cached = byKey.get(key);
-    if (cached !== undefined && cached.key.equals(key)) return cached.ccm;
-    const entry = { key: Buffer.from(key), ccm: new AesCcm(key, tagLength, nonceLength) };
-    byKey.set(key, entry);
-    return entry.ccm;
+    if (cached !== undefined && cached.usesKey(key)) return cached;
+    const ccm = new AesCcm(key, tagLength, nonceLength);
+    byKey.set(key, ccm);
+    return ccm;
   };
 }
 
@@ -70,14 +65,13 @@ function makeAead(id: number, name: string, cipher: NodeAead | 'ccm', keyLength:
       seal(key, nonce, aad, plaintext, partialIv) {
         checkLengths(key, nonce);
         const ccm = ccmFor(key);
-        return bytesView(ccm.seal(nonce, aad, plaintext, partialIv === undefined ? undefined : ccm.keystreamAhead(nonce, partialIv, PARTIAL_IV_BYTES, plaintext.length)));
+        return ccm.sealBytes(nonce, aad, plaintext, partialIv === undefined ? undefined : ccm.keystreamAhead(nonce, partialIv, PARTIAL_IV_BYTES, plaintext.length));
       },
       open(key, nonce, aad, ciphertext, partialIv) {
         if (key.length !== keyLength || nonce.length !== nonceLength || ciphertext.length < tagLength) return undefined;
         const ccm = ccmFor(key);
         const n = ciphertext.length - tagLength;
-        const out = ccm.openAt(nonce, aad, ciphertext, 0, n, partialIv === undefined ? undefined : ccm.keystreamAhead(nonce, partialIv, PARTIAL_IV_BYTES, n));
-        return out === undefined ? undefined : bytesView(out);
+        return ccm.openAtBytes(nonce, aad, ciphertext, 0, n, partialIv === undefined ? undefined : ccm.keystreamAhead(nonce, partialIv, PARTIAL_IV_BYTES, n));
       },
     };
   }

@@ -40,6 +40,8 @@ export class AesCcm {
   /** L: bytes of the message-length field and of the counter (RFC 3610 §2). */
   readonly #lengthBytes: number;
   readonly #maxPlaintext: number;
+  /** A copy of the key, for usesKey. */
+  readonly #key: Uint8Array;
   readonly #cbc: Cipher;
   readonly #ecb: Cipher;
   /** The CBC encryptor's chaining value: the last block it output (initially the IV, zero), at #chainAt. */
@@ -68,11 +70,24 @@ export class AesCcm {
     this.#lengthBytes = 15 - nonceLength;
     // 2^(8L) − 1, capped well below 2^53 (L ≥ 7 allows more than any datagram anyway).
     this.#maxPlaintext = this.#lengthBytes >= 6 ? 2 ** 48 - 1 : 2 ** (8 * this.#lengthBytes) - 1;
+    this.#key = new Uint8Array(key);
     const bits = key.length * 8;
     this.#cbc = createCipheriv(`aes-${bits}-cbc`, key, this.#chain);
     this.#cbc.setAutoPadding(false);
     this.#ecb = createCipheriv(`aes-${bits}-ecb`, key, null);
     this.#ecb.setAutoPadding(false);
+  }
+
+  /**
+   * Whether this instance was made with `key`'s bytes. In JavaScript: `Buffer.equals` is a native
+   * call that cost ≈ 0.25 µs per OSCORE message under load (issue 21), more than these 16–32
+   * bytes compared here. Both are keys this process holds, so no peer can time the loop.
+   */
+  usesKey(key: Uint8Array): boolean {
+    const own = this.#key;
+    if (own.length !== key.length) return false;
+    for (let i = 0; i < own.length; i++) if (own[i] !== key[i]) return false;
+    return true;
   }
 
   /** ciphertext || tag. Throws RangeError on a nonce of the wrong length or an oversized message. `keystream` as for sealInto. */
@@ -175,7 +190,7 @@ export class AesCcm {
    */
   open(nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, keystream?: KeystreamSlice): Buffer | undefined {
     if (tag.length !== this.tagLength) return undefined;
-    return this.#open(nonce, aad, ciphertext, 0, ciphertext.length, tag, 0, keystream);
+    return this.#open(nonce, aad, ciphertext, 0, ciphertext.length, tag, 0, keystream, Buffer.allocUnsafe(ciphertext.length));
   }
 
   /**
@@ -184,10 +199,27 @@ export class AesCcm {
    */
   openAt(nonce: Uint8Array, aad: Uint8Array, data: Uint8Array, at: number, length: number, keystream?: KeystreamSlice): Buffer | undefined {
     if (at < 0 || length < 0 || at + length + this.tagLength > data.length) return undefined;
-    return this.#open(nonce, aad, data, at, length, data, at + length, keystream);
+    return this.#open(nonce, aad, data, at, length, data, at + length, keystream, Buffer.allocUnsafe(length));
   }
 
-  #open(
+  /**
+   * openAt() with the plaintext in a plain Uint8Array (not a Buffer), for callers that hand it on
+   * as one (COSE, OSCORE), which would otherwise make a view of the Buffer per message (issue 21).
+   */
+  openAtBytes(nonce: Uint8Array, aad: Uint8Array, data: Uint8Array, at: number, length: number, keystream?: KeystreamSlice): Uint8Array | undefined {
+    if (at < 0 || length < 0 || at + length + this.tagLength > data.length) return undefined;
+    return this.#open(nonce, aad, data, at, length, data, at + length, keystream, pooledBytes(length));
+  }
+
+  /** seal() into a plain Uint8Array (not a Buffer), as openAtBytes. */
+  sealBytes(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, keystream?: KeystreamSlice): Uint8Array {
+    const out = pooledBytes(plaintext.length + this.tagLength);
+    this.sealInto(out, 0, nonce, aad, plaintext, keystream);
+    return out;
+  }
+
+  /** `plaintext`: n bytes to decrypt into, handed out only when the tag matches. */
+  #open<T extends Uint8Array>(
     nonce: Uint8Array,
     aad: Uint8Array,
     source: Uint8Array,
@@ -196,11 +228,11 @@ export class AesCcm {
     tag: Uint8Array,
     tagAt: number,
     keystream: KeystreamSlice | undefined,
-  ): Buffer | undefined {
+    plaintext: T,
+  ): T | undefined {
     if (nonce.length !== this.nonceLength || n > this.#maxPlaintext) return undefined;
     const stream = this.#streamFor(nonce, n, keystream);
     const from = this.#streamAt;
-    const plaintext = Buffer.allocUnsafe(n);
     for (let i = 0; i < n; i++) plaintext[i] = source[at + i]! ^ stream[from + BLOCK + i]!;
     const mac = this.#cbcMac(nonce, aad, plaintext);
     const macAt = this.#chainAt;
@@ -327,6 +359,28 @@ export class AesCcm {
 }
 
 const roundUp = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
+
+/**
+ * Plain Uint8Arrays for sealBytes/openAtBytes: views of a shared 8 KiB ArrayBuffer handed out in
+ * turn, as Buffer.allocUnsafe does for Buffers (one object per message; the pool is replaced, not
+ * reused, when full, so no two views overlap). Not `new Uint8Array(n)`: V8 keeps a small one on
+ * its heap, and the first view of it (each option value the inner message decodes) moves its bytes
+ * to a backing store of their own — measured slower than the Buffer and view it replaced.
+ */
+const POOL_BYTES = 8192;
+let pool = new ArrayBuffer(POOL_BYTES);
+let poolAt = 0;
+function pooledBytes(length: number): Uint8Array {
+  if (length > POOL_BYTES >>> 2) return new Uint8Array(length);
+  if (poolAt + length > POOL_BYTES) {
+    pool = new ArrayBuffer(POOL_BYTES);
+    poolAt = 0;
+  }
+  const out = new Uint8Array(pool, poolAt, length);
+  // 8-byte aligned, as Buffer's pool.
+  poolAt += (length + 7) & ~7;
+  return out;
+}
 
 /** Nonces per keystreamAhead batch: one AES call per AHEAD counted messages of a key. */
 const AHEAD = 16;

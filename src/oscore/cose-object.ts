@@ -29,7 +29,7 @@ import { parseAbsoluteUri } from '../coap/uri.js';
 import type { RecipientParams, SenderParams } from './context.js';
 import { equalBytes, nonce } from './context-rules.js';
 import { MalformedOscoreOption, OscoreConfigError, OscoreProtectError } from './errors.js';
-import { type OscoreOptionValue, decodeOscoreOption, decodePartialIv, encodeOscoreOption, encodePartialIv } from './option.js';
+import { OscoreOptionLayout, type OscoreOptionValue, decodeOscoreOption, decodePartialIv, encodeOscoreOption, encodePartialIv, parseOscoreOption } from './option.js';
 
 export type ClassOf = (optionNumber: number, message: CoapMessage) => OscoreClass;
 
@@ -204,14 +204,19 @@ export function encodePlaintext(code: number, options: CoapOption[], payload: Ui
 
 /** The inverse of encodePlaintext; undefined when the plaintext is not a well-formed message body. */
 export function decodePlaintext(plaintext: Uint8Array): { code: number; options: CoapOption[]; payload: Uint8Array } | undefined {
+  const body = decodeInnerBody(plaintext);
+  return body === undefined ? undefined : { code: plaintext[0]!, options: body.options, payload: body.payload };
+}
+
+/** The options and payload after the plaintext's Code (its first byte); undefined when it is not a well-formed message body. */
+function decodeInnerBody(plaintext: Uint8Array): ReturnType<typeof decodeBody> | undefined {
   // Code 0 is an Empty message, which has no body to protect (RFC 7252 §4.1).
   if (plaintext.length < 1 || plaintext[0] === 0) return undefined;
   try {
     // Over a Uint8Array view: the inner values stay Uint8Arrays (not Buffers) whatever AES returned
     // (Node's AEAD path gives one already).
     const bytes = Object.getPrototypeOf(plaintext) === Uint8Array.prototype ? plaintext : new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
-    const { options, payload } = decodeBody(bytes, 1);
-    return { code: plaintext[0]!, options, payload };
+    return decodeBody(bytes, 1);
   } catch {
     return undefined;
   }
@@ -369,10 +374,10 @@ export function outerRequest(request: CoapMessage, outer: CoapOption[], optionVa
 }
 
 /**
- * §2 and §6: exactly one OSCORE option, well formed, and a payload; else the reason it is not.
+ * §2: exactly one OSCORE option and a payload: the option's value, else the reason it is not.
  * (One pass over the sorted options and no wrapper object: this runs for every message.)
  */
-function decompress(msg: CoapMessage): OscoreOptionValue | string {
+function oscoreOptionValue(msg: CoapMessage): Uint8Array | string {
   let value: Uint8Array | undefined;
   for (const o of msg.options) {
     if (o.number === OptionNumber.Oscore) {
@@ -384,12 +389,36 @@ function decompress(msg: CoapMessage): OscoreOptionValue | string {
   // §2: "An endpoint receiving a CoAP message without payload that also contains an OSCORE option
   // SHALL treat it as malformed and reject it."
   if (msg.payload.length === 0) return 'Failed to decode COSE: no payload';
+  return value;
+}
+
+/** The reason a well-placed OSCORE option does not decode (§6). */
+function malformed(e: unknown): string {
+  if (e instanceof MalformedOscoreOption) return `Failed to decode COSE: ${e.message}`;
+  throw e;
+}
+
+/** §2 and §6: exactly one OSCORE option, well formed, and a payload; else the reason it is not. */
+function decompress(msg: CoapMessage): OscoreOptionValue | string {
+  const value = oscoreOptionValue(msg);
+  if (typeof value === 'string') return value;
   try {
     return decodeOscoreOption(value);
   } catch (e) {
-    if (e instanceof MalformedOscoreOption) return `Failed to decode COSE: ${e.message}`;
-    throw e;
+    return malformed(e);
   }
+}
+
+/** A received request's OSCORE option layout: read at once by requestToOpen, which runs to its end before another can. */
+const REQUEST_LAYOUT = new OscoreOptionLayout();
+
+/** `length` bytes of `from` at `at`, in an array of their own (a small one on V8's heap, no backing store). */
+function copyOf(from: Uint8Array, at: number, length: number): Uint8Array {
+  // The empty kid (an empty Sender ID, §3.3) is common: no bytes to keep, no array per request.
+  if (length === 0) return EMPTY_BYTES;
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = from[at + i]!;
+  return out;
 }
 
 // --- the transforms around the AEAD ------------------------------------------------------------
@@ -472,15 +501,21 @@ export function requestToOpen(
   findRecipient: (kid: Uint8Array, kidContext: Uint8Array | undefined) => RecipientParams | undefined,
   algorithm: (id: number) => AeadParameters,
 ): RequestToOpen {
-  const cose = decompress(request);
-  if (typeof cose === 'string') return { ok: false, code: BAD_OPTION, reason: cose };
-  const { piv, kid, kidContext } = cose;
+  const value = oscoreOptionValue(request);
+  if (typeof value === 'string') return { ok: false, code: BAD_OPTION, reason: value };
+  const layout = REQUEST_LAYOUT;
+  try {
+    parseOscoreOption(value, layout);
+  } catch (e) {
+    return { ok: false, code: BAD_OPTION, reason: malformed(e) };
+  }
   // §5: 'Partial IV' and 'kid' "SHALL be present in requests".
-  if (piv === undefined) return { ok: false, code: BAD_OPTION, reason: 'Failed to decode COSE: request without Partial IV' };
-  if (kid === undefined) return { ok: false, code: BAD_OPTION, reason: 'Failed to decode COSE: request without kid' };
-  const kidCopy = bstr(kid);
-  const pivCopy = bstr(piv);
-  const contextCopy = kidContext === undefined ? undefined : bstr(kidContext);
+  if (layout.pivLength < 0) return { ok: false, code: BAD_OPTION, reason: 'Failed to decode COSE: request without Partial IV' };
+  if (layout.kidLength < 0) return { ok: false, code: BAD_OPTION, reason: 'Failed to decode COSE: request without kid' };
+  // Copies, not views: the binding keeps them past this datagram (and no Buffer view per field).
+  const kidCopy = copyOf(value, layout.kidAt, layout.kidLength);
+  const pivCopy = copyOf(value, layout.pivAt, layout.pivLength);
+  const contextCopy = layout.kidContextLength < 0 ? undefined : copyOf(value, layout.kidContextAt, layout.kidContextLength);
   const recipient = findRecipient(kidCopy, contextCopy);
   if (recipient === undefined) return { ok: false, code: UNAUTHORIZED, reason: 'Security context not found' };
 
@@ -488,34 +523,57 @@ export function requestToOpen(
   if (recipient.recipientId.length > alg.maxIdLength) {
     throw new OscoreConfigError(`Recipient ID of ${recipient.recipientId.length} bytes is too long for ${alg.name}`);
   }
-  return {
-    ok: true,
+  return new RequestOpening(
     request,
-    kid: kidCopy,
-    piv: pivCopy,
-    kidContext: contextCopy,
+    kidCopy,
+    pivCopy,
+    contextCopy,
     recipient,
-    aead: alg.id,
-    key: recipient.recipientKey,
+    alg.id,
     // §8.2 step 5: the nonce from the Recipient ID (= the client's Sender ID), Common IV and Partial IV.
-    nonce: nonce(recipient.commonIv, recipient.recipientId, pivCopy),
-    partialIv: decodePartialIv(pivCopy),
-    aad: additionalData(alg.id, kidCopy, pivCopy),
-    ciphertext: request.payload,
-  };
+    nonce(recipient.commonIv, recipient.recipientId, pivCopy),
+    decodePartialIv(pivCopy),
+    additionalData(alg.id, kidCopy, pivCopy),
+  );
+}
+
+/**
+ * requestToOpen's answer for a request it can open: a class, not an object literal, as the
+ * verified request's objects below (issue 21: no literal site on the request path for V8 to
+ * pretenure, and one shape).
+ */
+class RequestOpening implements OpenInput {
+  readonly ok = true as const;
+  readonly key: Uint8Array;
+  readonly ciphertext: Uint8Array;
+  constructor(
+    readonly request: CoapMessage,
+    readonly kid: Uint8Array,
+    readonly piv: Uint8Array,
+    readonly kidContext: Uint8Array | undefined,
+    readonly recipient: RecipientParams,
+    readonly aead: number,
+    readonly nonce: Uint8Array,
+    readonly partialIv: number,
+    readonly aad: Uint8Array,
+  ) {
+    this.key = recipient.recipientKey;
+    this.ciphertext = request.payload;
+  }
 }
 
 /** §8.2 steps 6–7 after the AEAD (`plaintext` undefined: it did not authenticate). */
 export function openedRequest(parts: RequestToOpen & { ok: true }, plaintext: Uint8Array | undefined, options: UnprotectOptions = {}): UnprotectRequestResult {
   if (plaintext === undefined) return { ok: false, code: BAD_REQUEST, reason: DECRYPTION_FAILED };
-  const inner = decodePlaintext(plaintext);
+  const { request, recipient, kid, piv } = parts;
+  // The inner message is built directly from decodePlaintext's checks (no intermediate object).
+  const inner = decodeInnerBody(plaintext);
   // Authentic, yet not a message body: only a broken peer sends this. Not a COSE decoding failure.
   if (inner === undefined) return { ok: false, code: BAD_REQUEST, reason: 'Malformed inner message' };
-  const { request, recipient, kid, piv } = parts;
   const classOf = options.classOf ?? defaultClassOf;
   const message: CoapMessage = {
     type: request.type,
-    code: inner.code,
+    code: plaintext[0]!,
     messageId: request.messageId,
     token: request.token,
     options: mergeOptions(request, inner.options, classOf, 'request'),
@@ -579,7 +637,16 @@ export interface ResponseToSeal extends SealInput {
 /** §8.3 (with §8.3.1 for Observe) up to the AEAD. Throws SequenceNumberExhausted / OscoreProtectError on misuse. */
 export function responseToSeal(response: CoapMessage, sender: SenderParams, binding: RequestBinding, options: ProtectResponseOptions = {}): ResponseToSeal {
   const classOf = options.classOf ?? defaultClassOf;
-  const { inner, outer } = splitOptions(response, classOf, 'response');
+  // Most responses carry only Class E options (Content-Format, ...): they are the inner options
+  // as they are, with no split into new arrays (issue 21).
+  let inner: CoapOption[];
+  let outer: CoapOption[];
+  if (onlyClassE(response, classOf)) {
+    inner = sortOptions(response.options);
+    outer = [];
+  } else {
+    ({ inner, outer } = splitOptions(response, classOf, 'response'));
+  }
   const plaintext = encodePlaintext(response.code, inner, response.payload);
   const verified = binding.verified;
   const aad = verified !== undefined && verified.aead === sender.aead ? verified.aad : additionalData(sender.aead, binding.kid, binding.piv);
@@ -604,7 +671,28 @@ export function responseToSeal(response: CoapMessage, sender: SenderParams, bind
     if (outer.some((o) => o.number === OptionNumber.MaxAge)) throw new OscoreProtectError('outerMaxAge given and Max-Age classified as Class U');
     extra = [{ number: OptionNumber.MaxAge, value: encodeUint(options.outerMaxAge) }];
   }
-  return { response, outer, optionValue, extra, key: sender.senderKey, nonce: aeadNonce, partialIv, aad, plaintext };
+  return new ResponseSealing(response, outer, optionValue, extra, sender.senderKey, aeadNonce, partialIv, aad, plaintext);
+}
+
+/** Whether splitOptions would put every option of `msg` inner, as it is (Class E, §4.1). */
+function onlyClassE(msg: CoapMessage, classOf: ClassOf): boolean {
+  for (const o of msg.options) if (classOf(o.number, msg) !== 'E') return false;
+  return true;
+}
+
+/** responseToSeal's answer: a class, as RequestOpening. */
+class ResponseSealing implements ResponseToSeal {
+  constructor(
+    readonly response: CoapMessage,
+    readonly outer: CoapOption[],
+    readonly optionValue: Uint8Array,
+    readonly extra: readonly CoapOption[],
+    readonly key: Uint8Array,
+    readonly nonce: Uint8Array,
+    readonly partialIv: number,
+    readonly aad: Uint8Array,
+    readonly plaintext: Uint8Array,
+  ) {}
 }
 
 /** §8.3 after the AEAD: the protected response. */

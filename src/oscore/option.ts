@@ -88,9 +88,28 @@ export function encodeOscoreOption(value: OscoreOptionValue): Uint8Array {
   return out;
 }
 
-/** Throws MalformedOscoreOption; never anything else. The returned fields are views into `bytes`. */
-export function decodeOscoreOption(bytes: Uint8Array): OscoreOptionValue {
-  if (bytes.length === 0) return {};
+/**
+ * Where the fields of an OSCORE option value lie in it (offsets; a length −1: absent). Filled by
+ * parseOscoreOption, so that a receiver can copy the fields it keeps without views of the value
+ * (a view of a Buffer costs more than copying a few bytes, issue 21).
+ */
+export class OscoreOptionLayout {
+  pivAt = 0;
+  pivLength = -1;
+  kidContextAt = 0;
+  kidContextLength = -1;
+  /** The KUDOS 'x' byte (when kudosNonceLength ≥ 0) and the nonce after it. */
+  kudosX = 0;
+  kudosNonceAt = 0;
+  kudosNonceLength = -1;
+  kidAt = 0;
+  kidLength = -1;
+}
+
+/** Fills `into` with the layout of `bytes` (every field set). Throws MalformedOscoreOption; never anything else. */
+export function parseOscoreOption(bytes: Uint8Array, into: OscoreOptionLayout): void {
+  into.pivLength = into.kidContextLength = into.kudosNonceLength = into.kidLength = -1;
+  if (bytes.length === 0) return;
   const flags = bytes[0]!;
   // §6.1: reserved bits set → "the message is considered to be malformed and decompression fails".
   if ((flags & RESERVED) !== 0) throw new MalformedOscoreOption(`reserved OSCORE flag bits set (0x${flags.toString(16).padStart(2, '0')})`);
@@ -107,22 +126,22 @@ export function decodeOscoreOption(bytes: Uint8Array): OscoreOptionValue {
     }
     nonceFlag = (flags2 & FLAG_D) !== 0;
   }
-  const out: OscoreOptionValue = {};
   if (n > 0) {
     if (pos + n > bytes.length) throw new MalformedOscoreOption(`truncated Partial IV (${n} bytes announced)`);
-    const piv = bytes.subarray(pos, pos + n);
     // §5: "All leading bytes of value zero SHALL be removed when encoding the Partial IV, except
     // in the case of Partial IV value 0". A non-minimal encoding would name the same nonce as the
     // minimal one; it can only come from a non-conforming sender, so it is refused.
-    if (n > 1 && piv[0] === 0) throw new MalformedOscoreOption('Partial IV has a leading zero byte (RFC 8613 §5)');
-    out.piv = piv;
+    if (n > 1 && bytes[pos] === 0) throw new MalformedOscoreOption('Partial IV has a leading zero byte (RFC 8613 §5)');
+    into.pivAt = pos;
+    into.pivLength = n;
     pos += n;
   }
   if ((flags & FLAG_H) !== 0) {
     if (pos >= bytes.length) throw new MalformedOscoreOption('kid context flag set but no kid context length');
     const s = bytes[pos++]!;
     if (pos + s > bytes.length) throw new MalformedOscoreOption(`truncated kid context (${s} bytes announced)`);
-    out.kidContext = bytes.subarray(pos, pos + s);
+    into.kidContextAt = pos;
+    into.kidContextLength = s;
     pos += s;
   }
   if (nonceFlag) {
@@ -132,15 +151,32 @@ export function decodeOscoreOption(bytes: Uint8Array): OscoreOptionValue {
     if ((x & KUDOS_X_RESERVED) !== 0) throw new MalformedOscoreOption(`reserved bit set in the KUDOS 'x' byte (0x${x.toString(16).padStart(2, '0')})`);
     const size = (x & 0x0f) + 1;
     if (pos + size > bytes.length) throw new MalformedOscoreOption(`truncated KUDOS nonce (${size} bytes announced)`);
-    out.kudos = { x, nonce: bytes.subarray(pos, pos + size) };
+    into.kudosX = x;
+    into.kudosNonceAt = pos;
+    into.kudosNonceLength = size;
     pos += size;
   }
   if ((flags & FLAG_K) !== 0) {
     // §6.1: "The remaining bytes encode the value of the 'kid'".
-    out.kid = bytes.subarray(pos);
+    into.kidAt = pos;
+    into.kidLength = bytes.length - pos;
   } else if (pos !== bytes.length) {
     throw new MalformedOscoreOption(`${bytes.length - pos} trailing bytes in the OSCORE option without the kid flag`);
   }
+}
+
+/** decodeOscoreOption's layout: it is read at once, before anything else can parse. */
+const LAYOUT = new OscoreOptionLayout();
+
+/** Throws MalformedOscoreOption; never anything else. The returned fields are views into `bytes`. */
+export function decodeOscoreOption(bytes: Uint8Array): OscoreOptionValue {
+  const l = LAYOUT;
+  parseOscoreOption(bytes, l);
+  const out: OscoreOptionValue = {};
+  if (l.pivLength >= 0) out.piv = bytes.subarray(l.pivAt, l.pivAt + l.pivLength);
+  if (l.kidContextLength >= 0) out.kidContext = bytes.subarray(l.kidContextAt, l.kidContextAt + l.kidContextLength);
+  if (l.kudosNonceLength >= 0) out.kudos = { x: l.kudosX, nonce: bytes.subarray(l.kudosNonceAt, l.kudosNonceAt + l.kudosNonceLength) };
+  if (l.kidLength >= 0) out.kid = bytes.subarray(l.kidAt, l.kidAt + l.kidLength);
   return out;
 }
 

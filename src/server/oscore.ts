@@ -58,6 +58,8 @@ import { bytesToHex as hex } from '../util/bytes.js';
  * made once (issue 21: an object with a conditional spread per request took V8's slow path).
  */
 const plainLayers = new WeakMap<RecipientState, OscoreLayerInfo>();
+type Found = NonNullable<ReturnType<ContextDirectory['find']>>;
+
 function layerWithoutKidContext(recipient: RecipientState): OscoreLayerInfo {
   let layer = plainLayers.get(recipient);
   if (layer === undefined) plainLayers.set(recipient, (layer = { peer: recipient.name, kid: recipient.kidHex }));
@@ -199,22 +201,35 @@ export class OscoreServerSecurity implements ServerSecurity {
     return this.directory.size;
   }
 
+  /**
+   * unprotectRequest's lookup, made once (not a closure per request, issue 21): it runs within
+   * unprotect, which sets `lookupIn` before and reads `lookedUp` after.
+   */
+  private lookupIn: ContextDirectory | undefined;
+  private lookedUp: Found | undefined;
+  private readonly findRecipient = (kid: Uint8Array, kidContext: Uint8Array | undefined): RecipientState['params'] | undefined => {
+    const directory = this.lookupIn!;
+    let found = directory.find(kid, kidContext);
+    // A B.2 request #2 names its ID3 wrapped in a CBOR bstr; once ID3 is in use (step 4 done), a
+    // replay of it must meet that context's replay window, not start another run.
+    if (found === undefined && kidContext !== undefined) {
+      const id3 = unwrapB2KidContext(kidContext);
+      const derived = id3 && directory.find(kid, id3);
+      if (derived && derived.context.origin !== undefined) found = derived;
+    }
+    this.lookedUp = found;
+    return found?.recipient.params;
+  };
+
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined {
     if (getOption(request, OptionNumber.Oscore) === undefined) return undefined;
     // §2.4.1: the list is chosen by the source before any context is looked up.
     const directory = this.sourceLists.length === 0 ? this.directory : (this.sourceLists.find((l) => l.match(context))?.directory ?? this.directory);
-    let found: ReturnType<ContextDirectory['find']>;
-    let result = unprotectRequest(request, (kid, kidContext) => {
-      found = directory.find(kid, kidContext);
-      // A B.2 request #2 names its ID3 wrapped in a CBOR bstr; once ID3 is in use (step 4 done), a
-      // replay of it must meet that context's replay window, not start another run.
-      if (found === undefined && kidContext !== undefined) {
-        const id3 = unwrapB2KidContext(kidContext);
-        const derived = id3 && directory.find(kid, id3);
-        if (derived && derived.context.origin !== undefined) found = derived;
-      }
-      return found?.recipient.params;
-    });
+    this.lookupIn = directory;
+    this.lookedUp = undefined;
+    let result = unprotectRequest(request, this.findRecipient);
+    let found = this.lookedUp as Found | undefined;
+    this.lookedUp = undefined;
     if (!result.ok && found === undefined && result.code === ResponseCode.Unauthorized) {
       const b2 = this.rederivation(request, directory);
       if (b2 === undefined) return { ok: false, response: errorMessage(result) };

@@ -99,7 +99,8 @@ export class OscoreLayers implements ServerStage {
     if (removed !== undefined && removed.length > 0) {
       request.message = message;
       request.context = context;
-      request.protect = (response, kind) => protectWith(removed, response, kind);
+      // One layer (the usual case) is its own protector: no closure per request (issue 21).
+      request.protect = removed.length === 1 ? removed[0] : (response, kind) => protectWith(removed, response, kind);
     }
     return PASS;
   }
