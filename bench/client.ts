@@ -10,6 +10,7 @@ import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { floorOf } from './aead-floor.js';
+import { minimalCoapClient } from './coap-minimal-client.js';
 import { processCpuMicros } from './harness.js';
 import {
   BENCH_NSTART,
@@ -199,7 +200,9 @@ async function run(job: ClientJob): Promise<ClientResult> {
   const driver =
     job.impl === 'raw'
       ? await rawDriver(job.port, job.concurrency, job.socketBuffer)
-      : job.impl === 'coapsec'
+      : job.impl === 'coapsec' && job.minimalClient
+        ? await minimalCoapClient(job.port, job.concurrency, job.socketBuffer, job.path ?? '/bench', job.payloadLength ?? PAYLOAD.length)
+        : job.impl === 'coapsec'
         ? await coapsecDriver(
             job.port,
             job.socketBuffer,

@@ -63,6 +63,8 @@ export interface ClientJob {
   payloadLength?: number;
   /** coapsec plain only: the URI scheme, for CoAP over TCP (bench/transports.ts); default coap. */
   scheme?: 'coap' | 'coap+tcp';
+  /** coapsec plain only: bench/coap-minimal-client.ts's floor instead of the coapsec client (bench/server-cpu.ts). */
+  minimalClient?: boolean;
   /** When set, the client also reads this process's CPU time (/proc) at the window's edges (bench/server-cpu.ts). */
   serverPid?: number;
 }

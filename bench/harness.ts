@@ -83,6 +83,13 @@ export function parseCommonArgs(
   return s;
 }
 
+/** `LABEL=DIR` of an A/B option (`--tree`, `--variant`): the label and DIR resolved. */
+export function labelledDir(value: string, flag: string): { label: string; dir: string } {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new Error(`${flag} wants LABEL=DIR, got ${value}`);
+  return { label: value.slice(0, eq), dir: resolvePath(value.slice(eq + 1)) };
+}
+
 export function environment(): string {
   let rev = 'commit unknown';
   try {

@@ -49,6 +49,7 @@ import { CoapServer } from '../src/server/server.js';
 import type { DatagramHandler, DatagramTransport, PeerAddress } from '../src/transport/transport.js';
 import { OscoreAeadFloor } from './aead-floor.js';
 import { OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET } from './common.js';
+import { labelledDir } from './harness.js';
 
 type Variant = 'plain' | 'oscore';
 
@@ -340,12 +341,8 @@ function parseArgs(argv: string[]): Settings {
     else if (a === '--client-only') settings.clientOnly = true;
     else if (a === '--aead-floor') settings.aeadFloor = true;
     else if (a === '--warmup') settings.warmup = Number(value());
-    else if (a === '--tree') {
-      const v = value();
-      const eq = v.indexOf('=');
-      if (eq <= 0) throw new Error(`--tree wants LABEL=DIR, got ${v}`);
-      settings.trees.push({ label: v.slice(0, eq), dir: resolvePath(v.slice(eq + 1)) });
-    } else if (a === '--load') settings.load = value();
+    else if (a === '--tree') settings.trees.push(labelledDir(value(), a));
+    else if (a === '--load') settings.load = value();
     else throw new Error(`unknown argument ${a}`);
   }
   if (settings.trees.length > 0 && !settings.serverOnly) throw new Error('--tree compares the server alone: give --server-only too');

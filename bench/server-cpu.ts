@@ -10,7 +10,10 @@
  * Then the coapsec *client*'s cost (bench/client.js, pinned to the load core) at 32 and 256 in
  * flight: plain against coap-server-notls, OSCORE against `coapsec serve` with OSCORE, printed
  * next to the coapsec server's figure; client and server CPU over the client's measurement window
- * only (ClientResult.window), as the server's is under native load.
+ * only (ClientResult.window), as the server's is under native load. Before the plain client, the
+ * bench-only minimal CoAP client (bench/coap-minimal-client.ts, a floor on coapsec's client socket
+ * layer) against the same coap-server-notls: the client's figure less the floor's is what
+ * coapsec's client layers cost.
  *
  *   node dist/bench/server-cpu.js                 # 3 rounds, about 5 minutes
  *   node dist/bench/server-cpu.js --quick         # 1 short round
@@ -115,7 +118,8 @@ interface ServerResult extends LoadResult {
 }
 
 interface ClientRun {
-  flavour: 'plain' | 'OSCORE';
+  /** 'floor': bench/coap-minimal-client.ts, plain, against coap-server-notls. */
+  flavour: 'floor' | 'plain' | 'OSCORE';
   concurrency: number;
   round: number;
   clientMicros: number;
@@ -200,6 +204,7 @@ class Bench {
       drainMs: 3000,
       socketBuffer: 1 << 20,
       variant: flavour === 'OSCORE' ? 'oscore' : 'plain',
+      minimalClient: flavour === 'floor',
       // Its Partial IVs come after every one the generator has used and before any it will use.
       sequenceStart: this.pool.skip(50_000_000),
       path: HELLO_PATH,
@@ -321,28 +326,53 @@ function ratioTable(results: readonly ServerResult[], s: Settings): string {
   return table(rows);
 }
 
+/**
+ * The client rows: the minimal client (floor), the coapsec client plain and OSCORE; each against the
+ * coapsec server's own figure under native load (the target), and the plain client's excess over
+ * the floor measured against the same server in the same round (coapsec's client layers).
+ */
 function clientTable(runs: readonly ClientRun[], results: readonly ServerResult[], s: Settings): string {
   const rows = [
-    ['in flight', 'coapsec client', 'against', 'client CPU µs/request', 'that server µs/request', 'req/s', 'coapsec server µs/response (native load)', 'client/server', `met? (≤ ${CLIENT_VS_SERVER_MAX.toFixed(1)}×)`, 'errors'],
+    [
+      'in flight',
+      'client',
+      'against',
+      'client CPU µs/request',
+      '(min–max)',
+      'that server µs/request',
+      'req/s',
+      'coapsec server µs/response (native load)',
+      'client/server',
+      `met? (≤ ${CLIENT_VS_SERVER_MAX.toFixed(1)}×)`,
+      'client − floor µs (per round, median)',
+      'errors',
+    ],
   ];
   for (const c of s.clientConcurrencies) {
-    for (const flavour of ['plain', 'OSCORE'] as const) {
+    for (const flavour of ['floor', 'plain', 'OSCORE'] as const) {
       const rs = runs.filter((r) => r.flavour === flavour && r.concurrency === c);
       if (rs.length === 0) continue;
       const ours: ServerName = flavour === 'OSCORE' ? 'coapsec OSCORE' : 'coapsec';
       const serverMicros = median(results.filter((r) => r.server === ours && r.inFlight === c).map((r) => perResponse(r).serverMicros));
-      const clientMicros = median(rs.map((r) => r.clientMicros));
+      const micros = rs.map((r) => r.clientMicros);
+      const clientMicros = median(micros);
       const vs = clientMicros / serverMicros;
+      const aboveFloor = rs.flatMap((r) => {
+        const floor = runs.find((f) => f.flavour === 'floor' && f.concurrency === c && f.round === r.round);
+        return floor === undefined ? [] : [r.clientMicros - floor.clientMicros];
+      });
       rows.push([
         String(c),
-        flavour,
+        flavour === 'floor' ? 'minimal (floor)' : `coapsec ${flavour}`,
         flavour === 'OSCORE' ? 'coapsec serve (OSCORE)' : 'coap-server-notls',
         fmt(clientMicros, 1),
+        `${fmt(Math.min(...micros), 1)}–${fmt(Math.max(...micros), 1)}`,
         fmt(median(rs.map((r) => r.serverMicros)), 1),
         fmt(median(rs.map((r) => r.rps))),
         fmt(serverMicros, 1),
         ratio(clientMicros, serverMicros),
-        Number.isFinite(vs) ? (vs <= CLIENT_VS_SERVER_MAX ? 'yes' : 'NO') : '-',
+        flavour === 'floor' || !Number.isFinite(vs) ? '-' : vs <= CLIENT_VS_SERVER_MAX ? 'yes' : 'NO',
+        flavour === 'floor' || aboveFloor.length === 0 ? '-' : fmt(median(aboveFloor), 1),
         String(rs.reduce((a, r) => a + r.errors, 0)),
       ]);
     }
@@ -362,7 +392,7 @@ async function main(): Promise<void> {
     bench.pin.describe,
     ...[...s.variants].map(([server, bin]) => `${server}: ${bin} serve`),
     `${s.rounds} rounds × {${s.servers.join(', ')}} (started one after another, order rotating) × in flight {${s.concurrencies.join(', ')}}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured; CPU of the server process from /proc over the window`,
-    ...(s.client ? [`coapsec client (bench/client.js) at {${s.clientConcurrencies.join(', ')}} in flight: plain against coap-server-notls, OSCORE against coapsec serve`] : []),
+    ...(s.client ? [`clients (bench/client.js) at {${s.clientConcurrencies.join(', ')}} in flight: the minimal client (floor) and coapsec plain against coap-server-notls, coapsec OSCORE against coapsec serve`] : []),
   ];
   for (const line of describe) console.error(line);
 
@@ -382,12 +412,14 @@ async function main(): Promise<void> {
         }
         if (s.client && (server === 'libcoap' || server === 'coapsec OSCORE')) {
           for (const c of s.clientConcurrencies) {
-            const run = await bench.client(server === 'libcoap' ? 'plain' : 'OSCORE', running, bench.port(server), c, round);
-            clientRuns.push(run);
-            console.error(
-              `round ${round + 1}/${s.rounds}  coapsec client ${run.flavour.padEnd(6)} → ${server.padEnd(14)} ${String(c).padStart(3)} in flight  ${fmt(run.rps).padStart(6)} req/s` +
-                `  client ${fmt(run.clientMicros, 1)} µs/req  server ${fmt(run.serverMicros, 1)} µs/req${run.errors ? `  errors ${run.errors} (${run.firstError ?? '?'})` : ''}`,
-            );
+            for (const flavour of server === 'libcoap' ? (['floor', 'plain'] as const) : (['OSCORE'] as const)) {
+              const run = await bench.client(flavour, running, bench.port(server), c, round);
+              clientRuns.push(run);
+              console.error(
+                `round ${round + 1}/${s.rounds}  ${run.flavour === 'floor' ? 'minimal client ' : 'coapsec client '}${run.flavour.padEnd(6)} → ${server.padEnd(14)} ${String(c).padStart(3)} in flight  ${fmt(run.rps).padStart(6)} req/s` +
+                  `  client ${fmt(run.clientMicros, 1)} µs/req  server ${fmt(run.serverMicros, 1)} µs/req${run.errors ? `  errors ${run.errors} (${run.firstError ?? '?'})` : ''}`,
+              );
+            }
           }
         }
       } finally {

@@ -519,7 +519,9 @@ const statusTexts: Array<string | undefined> = new Array<string | undefined>(256
 const statusOf = (code: Code): string => (statusTexts[code & 0xff] ??= codeToString(code & 0xff));
 
 export function toClientResponse(message: CoapMessage, context: EndpointContext, wire?: CoapMessage): ClientResponse {
-  const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
+  // A payload decoded from a received datagram is already a Buffer view: no second view of it.
+  const p = message.payload;
+  const payload = Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength);
   return {
     code: message.code,
     status: statusOf(message.code),

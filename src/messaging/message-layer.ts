@@ -17,6 +17,7 @@ import type { Scheduler, Timer } from '../util/scheduler.js';
 import { AnsweredRecords } from './answered-records.js';
 import type { Carrier, CarrierStats, ConfirmableListener, OutgoingHandle } from './carrier.js';
 import { exchangeLifetime, nonLifetime, type TransmissionParameters } from './parameters.js';
+import { RetransmissionWheel, type WheelEntry } from './retransmission-wheel.js';
 
 export type { ConfirmableListener, OutgoingHandle } from './carrier.js';
 
@@ -66,18 +67,27 @@ export class InboundMessage {
   }
 }
 
-class OutgoingConfirmable implements OutgoingHandle {
+/**
+ * A CON we sent, until its ACK, RST or timeout. It waits for its first timeout in the layer's
+ * RetransmissionWheel (no timer of its own); only one that outlives ACK_TIMEOUT gets `timer`.
+ */
+class OutgoingConfirmable implements OutgoingHandle, WheelEntry {
   retransmissions = 0;
   timer: Timer | undefined;
   done = false;
+  older: WheelEntry | undefined = undefined;
+  newer: WheelEntry | undefined = undefined;
+  inWheel = false;
 
   constructor(
     readonly peer: PeerState,
     readonly messageId: number,
     readonly bytes: Buffer,
+    /** Until the next retransmission (§4.2): the initial timeout, doubled at each retransmission. */
     public timeout: number,
     readonly listener: ConfirmableListener,
     private readonly layer: MessageLayer,
+    readonly sentAt: number,
   ) {}
 
   cancel(): void {
@@ -179,12 +189,15 @@ export class MessageLayer implements Carrier {
   private readonly nonLifetime: number;
   private readonly stats = { retransmissions: 0, duplicates: 0, formatErrors: 0 };
   private closed = false;
+  /** Outgoing CONs waiting for their first timeout, one timer for all (retransmission-wheel.ts). */
+  private readonly firstTimeouts: RetransmissionWheel<OutgoingConfirmable>;
 
   constructor(private readonly options: MessageLayerOptions) {
     this.maxTracked = options.maxTrackedMessages ?? 100_000;
     this.answered = new AnsweredRecords(this.maxTracked);
     this.exchangeLifetime = exchangeLifetime(options.parameters);
     this.nonLifetime = nonLifetime(options.parameters);
+    this.firstTimeouts = new RetransmissionWheel(options.scheduler, options.parameters.ackTimeout, (out, now) => this.armOwnTimer(out, now));
   }
 
   get parameters(): TransmissionParameters {
@@ -196,27 +209,31 @@ export class MessageLayer implements Carrier {
   /** Sends a CON with a fresh Message ID and retransmits it until ACK, RST or timeout. */
   sendConfirmable(message: CoapMessage, peer: PeerAddress, listener: ConfirmableListener): OutgoingHandle {
     const state = this.peerState(peer);
+    // One clock read per CON: the Message ID's lifetime and the retransmission wheel's send time.
+    const now = this.options.scheduler.now();
     message.type = MessageType.CON;
-    message.messageId = this.allocateMessageId(state);
+    message.messageId = this.allocateMessageId(state, now);
     const bytes = encodeMessage(message);
     const p = this.options.parameters;
     // §4.2: initial timeout random in [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR].
     const timeout = p.ackTimeout * (1 + (p.ackRandomFactor - 1) * this.options.random.float());
-    const out = new OutgoingConfirmable(state, message.messageId, bytes, timeout, listener, this);
+    const out = new OutgoingConfirmable(state, message.messageId, bytes, timeout, listener, this, now);
     state.outgoing.set(out.messageId, out);
     this.options.send(bytes, state.address);
-    out.timer = this.options.scheduler.schedule(timeout, () => this.onRetransmitTimer(out));
+    // Its first timeout is watched by the wheel; a timer of its own only if it outlives ACK_TIMEOUT.
+    if (!out.done) this.firstTimeouts.add(out);
     return out;
   }
 
   /** Sends a NON with a fresh Message ID; `onReset` hears a RST for it within NON_LIFETIME. */
   sendNonConfirmable(message: CoapMessage, peer: PeerAddress, onReset?: () => void): number {
     const state = this.peerState(peer);
+    const now = this.options.scheduler.now();
     message.type = MessageType.NON;
-    message.messageId = this.allocateMessageId(state);
+    message.messageId = this.allocateMessageId(state, now);
     this.options.send(encodeMessage(message), state.address);
     if (onReset) {
-      const listener = new NonListener(state, message.messageId, onReset, this.options.scheduler.now() + this.nonLifetime);
+      const listener = new NonListener(state, message.messageId, onReset, now + this.nonLifetime);
       state.nonListeners.set(message.messageId, listener);
       this.track(listener);
     }
@@ -490,6 +507,11 @@ export class MessageLayer implements Carrier {
 
   // --- retransmission --------------------------------------------------------------------
 
+  /** A CON the wheel saw outlive ACK_TIMEOUT: its first retransmission at its exact time (§4.2). */
+  private armOwnTimer(out: OutgoingConfirmable, now: number): void {
+    out.timer = this.options.scheduler.schedule(out.sentAt + out.timeout - now, () => this.onRetransmitTimer(out));
+  }
+
   private onRetransmitTimer(out: OutgoingConfirmable): void {
     if (out.done) return;
     if (out.retransmissions >= this.options.parameters.maxRetransmit) {
@@ -512,6 +534,7 @@ export class MessageLayer implements Carrier {
 
   private finish(out: OutgoingConfirmable): void {
     out.done = true;
+    this.firstTimeouts.remove(out);
     out.timer?.cancel();
     out.peer.outgoing.delete(out.messageId);
     this.forgetIfIdle(out.peer);
@@ -538,13 +561,14 @@ export class MessageLayer implements Carrier {
     return state;
   }
 
-  private allocateMessageId(state: PeerState): number {
+  /** `now`: the scheduler's time of the send, which the caller has read anyway. */
+  private allocateMessageId(state: PeerState, now: number): number {
     // Sequential per peer from a random start (§4.4); skip IDs still awaiting an ACK.
     for (let attempts = 0; attempts < 0x10000; attempts++) {
       const id = state.nextMessageId;
       state.nextMessageId = (id + 1) & 0xffff;
       if (!state.outgoing.has(id)) {
-        this.keepCounter(state);
+        this.keepCounter(state, now);
         return id;
       }
     }
@@ -558,8 +582,8 @@ export class MessageLayer implements Carrier {
    * that one's reply replayed and never be processed. So the peer's state, with its counter, stays
    * until EXCHANGE_LIFETIME after the latest ID sent; a counter started afresh could repeat one.
    */
-  private keepCounter(state: PeerState): void {
-    state.idsInUseUntil = this.options.scheduler.now() + this.exchangeLifetime;
+  private keepCounter(state: PeerState, now: number): void {
+    state.idsInUseUntil = now + this.exchangeLifetime;
     if (state.idsInUse) return; // its expiry entry is queued; the sweep re-queues it until then
     state.idsInUse = true;
     state.idsCheckAt = state.idsInUseUntil;
@@ -649,6 +673,7 @@ export class MessageLayer implements Carrier {
     this.closed = true;
     this.sweepTimer?.cancel();
     this.emptyAckTimer?.cancel();
+    this.firstTimeouts.clear();
     for (const peer of this.peers.values()) {
       for (const out of [...peer.outgoing.values()]) {
         this.finish(out);

@@ -54,6 +54,14 @@ export class PeerSockets {
   private readonly maxPeerSockets: number;
   private referenced = false;
   private closed = false;
+  /**
+   * The peer of the latest send and its socket: most datagrams go to the peer of the one before,
+   * and comparing address and port costs less than building its key and a Map lookup per datagram.
+   * Always an entry of `peers` (cleared when that entry goes).
+   */
+  private lastAddress = '';
+  private lastPort = -1;
+  private lastSocket: PeerSocket | undefined;
 
   constructor(
     /** For peers beyond maxPeerSockets, host names, or peers whose socket could not be made. */
@@ -77,8 +85,14 @@ export class PeerSockets {
 
   send(data: Uint8Array, peer: PeerAddress): void {
     if (this.closed) return;
-    const key = peerKey(peer);
-    const connected = this.peers.get(key) ?? this.connect(key, peer);
+    let connected = this.lastSocket;
+    if (connected === undefined || peer.port !== this.lastPort || peer.address !== this.lastAddress) {
+      const key = peerKey(peer);
+      connected = this.peers.get(key) ?? this.connect(key, peer);
+      this.lastSocket = connected;
+      this.lastAddress = peer.address;
+      this.lastPort = peer.port;
+    }
     if (!connected) {
       this.shared.send(data, peer.port, peer.address);
     } else if (connected.queue) {
@@ -94,6 +108,7 @@ export class PeerSockets {
     this.closed = true;
     const sockets = [...this.sockets()];
     this.peers.clear();
+    this.lastSocket = undefined;
     await Promise.all(sockets.map((socket) => closeAfterPendingSends(socket)));
   }
 
@@ -111,13 +126,17 @@ export class PeerSockets {
     const entry: PeerSocket = { socket, queue: [] };
     this.peers.set(key, entry);
     if (!this.referenced) socket.unref();
-    socket.on('message', (data, rinfo) => this.events.onMessage(data, { address: rinfo.address, port: rinfo.port }));
+    // A connected socket hears its peer only: every datagram is from the address it was connected
+    // to, so one object stands for it instead of one per datagram.
+    const source: PeerAddress = { address: peer.address, port: peer.port };
+    socket.on('message', (data) => this.events.onMessage(data, source));
     socket.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code && UNREACHABLE_CODES.has(error.code)) this.events.onUnreachable(peer, new PeerUnreachableError(peer, error.code));
     });
     const onSetupError = (): void => {
       // No socket of its own (out of descriptors, say): this peer goes through the shared one.
       if (this.peers.get(key) === entry) this.peers.delete(key);
+      if (this.lastSocket === entry) this.lastSocket = undefined;
       const queued = entry.queue ?? [];
       entry.queue = undefined;
       socket.close();
