@@ -23,10 +23,14 @@
  *   trip stays initialised;
  * - whether the context resumed from earlier state (B.1.2's "restarted"): decided once per entry.
  *
- * Keys are derived again when an evicted context comes back (three HKDF runs): the LRU is sized so
- * that this is rare for a device that is active.
+ * Keys (Sender Key, Common IV, each Recipient Key) are kept in the table once derived (45 bytes
+ * for the default AEAD) and handed to every later object of the entry, so a device that comes back
+ * after being put away costs no HKDF run (three per context). They were in memory anyway, as part
+ * of the context; like the master secret they are never logged.
  */
+import { DEFAULT_AEAD, DEFAULT_HKDF } from './algorithms.js';
 import { checkContextParams } from './context.js';
+import { assembleContext } from './context-rules.js';
 import { OscoreConfigError } from './errors.js';
 import { ReplayWindow } from './replay.js';
 import { OscoreSecurityContext, VolatileSequence, type DirectoryEntry, type SecurityContextInput, type SequenceSource } from './security-context.js';
@@ -80,7 +84,11 @@ const E_NAME_LEN = 12;
 const E_RESTARTED = 13;
 /** 1 when the input named recipients one by one (recipientNames). */
 const E_PER_RECIPIENT_NAMES = 14;
-const ENTRY_FIELDS = 15;
+/** The derived Sender Key and Common IV, once an object of the entry derived them: offset (-1: not yet) and lengths. */
+const E_KEYS = 15;
+const E_KEY_LEN = 16;
+const E_IV_LEN = 17;
+const ENTRY_FIELDS = 18;
 
 // Per recipient, Int32 fields.
 const R_ENTRY = 0;
@@ -90,7 +98,9 @@ const R_NAME = 3;
 const R_NAME_LEN = 4;
 /** Its slot in the dormant slab of its window size, once it was put away verified; else -1. */
 const R_DORMANT = 5;
-const RECIPIENT_FIELDS = 6;
+/** The derived Recipient Key's offset (length E_KEY_LEN), once derived; else -1. */
+const R_KEY = 6;
+const RECIPIENT_FIELDS = 7;
 
 interface Options {
   readonly aead: number | undefined;
@@ -152,6 +162,8 @@ export class ContextTable {
   readonly #sequences: TableSequences;
   /** Replay window sizes already checked (a ReplayWindow made per entry only to check its size cost 1 µs each at load). */
   readonly #checkedWindows = new Set<number>();
+  /** Where #storeAt puts an offset and length nobody keeps in place. */
+  readonly #scratch = new Int32Array(2);
 
   constructor(options: ContextTableOptions = {}) {
     const active = options.active ?? DEFAULT_ACTIVE;
@@ -208,6 +220,7 @@ export class ContextTable {
     fields[e + E_PER_RECIPIENT_NAMES] = input.recipientNames ? 1 : 0;
     fields[e + E_FIRST_RECIPIENT] = this.#recipientCount;
     fields[e + E_RECIPIENTS] = recipientIds.length;
+    fields[e + E_KEYS] = -1;
     this.#entryCount++;
     const names = input.recipientNames;
     for (let i = 0; i < recipientIds.length; i++) this.#addRecipient(entry, recipientIds[i]!, names?.[i], input.idContext !== undefined);
@@ -288,11 +301,52 @@ export class ContextTable {
       const slot = this.#recipients[(first + i) * RECIPIENT_FIELDS + R_DORMANT]!;
       if (slot >= 0) recipients[i]!.restoreVerified(this.#restore(options.replayWindow ?? 32, slot));
     }
+    if (fields[e + E_KEYS]! >= 0) this.#adoptKeys(entry, context, input, options);
     return context;
+  }
+
+  /** Hands the keys derived by an earlier object of the entry to the new one (see the module comment). */
+  #adoptKeys(entry: number, context: OscoreSecurityContext, input: SecurityContextInput, options: Options): void {
+    const e = entry * ENTRY_FIELDS;
+    const fields = this.#entries;
+    const keys = fields[e + E_KEYS]!;
+    const keyLength = fields[e + E_KEY_LEN]!;
+    const senderKey = this.#read(keys, keyLength)!;
+    const commonIv = this.#read(keys + keyLength, fields[e + E_IV_LEN]!)!;
+    const shape = { aead: options.aead ?? DEFAULT_AEAD, hkdf: options.hkdf ?? DEFAULT_HKDF, senderId: input.senderId, idContext: input.idContext };
+    context.adoptSender(assembleContext({ ...shape, recipientId: input.recipientIds[0]! }, senderKey, senderKey, commonIv).sender);
+    const first = fields[e + E_FIRST_RECIPIENT]!;
+    context.recipients.forEach((recipient, i) => {
+      const at = this.#recipients[(first + i) * RECIPIENT_FIELDS + R_KEY]!;
+      if (at < 0) return;
+      recipient.adoptParams(assembleContext({ ...shape, recipientId: input.recipientIds[i]! }, senderKey, this.#read(at, keyLength)!, commonIv).recipient);
+    });
+  }
+
+  /** Keeps the keys the evicted object derived, each once for the table's life (see the module comment). */
+  #keepKeys(entry: number, context: OscoreSecurityContext): void {
+    const e = entry * ENTRY_FIELDS;
+    const sender = context.derivedSender;
+    if (sender === undefined) return;
+    const fields = this.#entries;
+    if (fields[e + E_KEYS]! < 0) {
+      this.#storeAt(fields, e + E_KEYS, sender.senderKey);
+      fields[e + E_IV_LEN] = sender.commonIv.length;
+      this.#storeAt(this.#scratch, 0, sender.commonIv);
+    }
+    const first = fields[e + E_FIRST_RECIPIENT]!;
+    context.recipients.forEach((recipient, i) => {
+      const at = (first + i) * RECIPIENT_FIELDS + R_KEY;
+      const params = recipient.derivedParams;
+      if (params === undefined || this.#recipients[at]! >= 0) return;
+      this.#storeAt(this.#scratch, 0, params.recipientKey);
+      this.#recipients[at] = this.#scratch[0]!;
+    });
   }
 
   /** Copies what the evicted context's recipients verified into the dormant slab (see the module comment). */
   #putAway(entry: number, context: OscoreSecurityContext): void {
+    this.#keepKeys(entry, context);
     const first = this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]!;
     context.recipients.forEach((recipient, i) => {
       const state = recipient.verifiedState;
@@ -412,6 +466,7 @@ export class ContextTable {
     const fields = this.#recipients;
     fields[base + R_ENTRY] = entry;
     fields[base + R_DORMANT] = -1;
+    fields[base + R_KEY] = -1;
     // Kept at most half full, so a probe ends soon at an empty slot.
     if ((this.#keyed + 1) * 2 > this.#byKid.length) this.#rehash(slotsFor(this.#keyed + 1));
     this.#keyed++;
