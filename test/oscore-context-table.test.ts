@@ -19,7 +19,12 @@ import { findHkdfAlgorithm, HkdfId } from '../src/oscore/algorithms.js';
 import { ContextTable } from '../src/oscore/context-table.js';
 import { protectRequest } from '../src/oscore/protect.js';
 import { ContextDirectory, OscoreSecurityContext, VolatileSequence, type DirectoryEntry, type SecurityContextInput } from '../src/oscore/security-context.js';
+import { securedSender, withEchoRetry } from '../src/client/security.js';
+import { EdhocClientSecurity, EdhocServer, postOverEndpoint } from '../src/edhoc-coap/index.js';
 import { serverCredentials } from '../src/server/credentials.js';
+import { CoapServer } from '../src/server/server.js';
+import { edhocPeers } from './support/edhoc-peers.js';
+import { FakeNetwork } from './support/network.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import type { EndpointContext } from '../src/exchange/context.js';
 
@@ -206,4 +211,22 @@ test('serverCredentials({ activeContexts }) and serve --active-contexts size the
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('EDHOC never picks as C_R the kid of an idle context in the table: with all one-byte kids there, C_R is two bytes long', async () => {
+  const net = new FakeNetwork();
+  const server = { address: '10.0.0.1', port: 5683 };
+  const peers = edhocPeers(3, 2);
+  const t = new ContextTable({ active: 1 });
+  for (let i = 0; i < 256; i++) t.add({ masterSecret: Uint8Array.of(0x5a, i, 1, 2), senderId: Uint8Array.of(1, 2, 3), recipientIds: [Uint8Array.of(i)] });
+  const coap = new CoapServer(net.endpoint(server, {}, 1), { security: new OscoreServerSecurity([], { table: t }) });
+  coap.resource('/hello', { GET: () => ({ code: ResponseCode.Content, payload: 'hello' }) });
+  const edhoc = EdhocServer.attach(coap, { responder: peers.responder });
+  const endpoint = net.endpoint({ address: '10.0.0.2', port: 40000 }, {}, 2);
+  const security = new EdhocClientSecurity({ initiator: peers.initiator, post: postOverEndpoint(endpoint, server) });
+  const hello: CoapMessage = { type: MessageType.CON, code: Method.GET, messageId: 0, token: new Uint8Array(0), options: [{ number: OptionNumber.UriPath, value: Buffer.from('hello') }], payload: new Uint8Array(0) };
+  const response = await net.until(withEchoRetry(securedSender(endpoint, server, security))(hello));
+  assert.equal(response.message.code, ResponseCode.Content);
+  assert.equal(edhoc.contexts[0]!.primaryRecipient.params.recipientId.length, 2);
+  assert.equal(t.active.length, 0, 'asking about the kids materialised none of the idle contexts');
 });

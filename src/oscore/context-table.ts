@@ -240,6 +240,11 @@ export class ContextTable {
     return context.recipients[r - this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]!];
   }
 
+  /** Whether a recipient has this kid (with or without an ID Context), without materialising anything. */
+  has(kid: Uint8Array): boolean {
+    return this.#lookup(this.#byKid, kid, undefined) >= 0;
+  }
+
   /** The entry's context, materialised and marked most recently used. */
   #activate(entry: number): OscoreSecurityContext {
     const active = this.#active;

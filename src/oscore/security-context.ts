@@ -455,6 +455,11 @@ export class ContextDirectory {
     return Array.isArray(bucket) ? bucket[0] : bucket;
   }
 
+  /** Whether a request with this kid and no kid context would find a context here (the table's idle ones included); nothing is materialised. */
+  hasKid(kid: Uint8Array): boolean {
+    return this.byKid.has(bytesKey(kid)) || (this.table?.has(kid) ?? false);
+  }
+
   /** How many contexts serve requests: those here and those in the table, idle or not. */
   get size(): number {
     return this.configured.length + this.inserted.length + this.derived.size + (this.table?.size ?? 0);
