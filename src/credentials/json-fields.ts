@@ -25,10 +25,10 @@ export class JsonFields {
   bytes(json: unknown, path: string): Uint8Array {
     if (typeof json === 'string') return this.hex(json, path);
     if (json !== null && typeof json === 'object' && !Array.isArray(json)) {
-      const keys = Object.keys(json);
       const form = json as JsonObject;
-      if (keys.length === 1 && typeof form.hex === 'string') return this.hex(form.hex, `${path}.hex`);
-      if (keys.length === 1 && typeof form.ascii === 'string') {
+      const single = hasOneField(form);
+      if (single && typeof form.hex === 'string') return this.hex(form.hex, `${path}.hex`);
+      if (single && typeof form.ascii === 'string') {
         const text = form.ascii;
         for (let i = 0; i < text.length; i++) {
           if (text.charCodeAt(i) > 0x7e) this.fail(`${path}.ascii`, `has a non-ASCII character at position ${i + 1}`);
@@ -99,7 +99,8 @@ export class JsonFields {
   object(json: unknown, path: string, allowedFields?: readonly string[]): JsonObject {
     if (json === null || typeof json !== 'object' || Array.isArray(json)) return this.fail(path, 'expected an object');
     if (allowedFields) {
-      for (const key of Object.keys(json)) {
+      // for-in, not Object.keys: no array per object (a credentials file may hold 100,000 recipients).
+      for (const key in json) {
         if (!allowedFields.includes(key)) {
           const prefix = path === '(top level)' ? '' : `${path}.`;
           this.fail(`${prefix}${key}`, `unknown field; expected one of ${allowedFields.filter((f) => f !== '$comment').join(', ')}`);
@@ -115,6 +116,13 @@ export class JsonFields {
 }
 
 const CHUNK_BYTES = 16384;
+
+/** Exactly one own field (a parsed JSON object has no inherited enumerable ones). */
+function hasOneField(object: JsonObject): boolean {
+  let count = 0;
+  for (const _field in object) if (++count > 1) return false;
+  return count === 1;
+}
 
 function hexDigit(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;

@@ -198,18 +198,21 @@ function groupBySender(recipients: readonly ServerRecipient[]): ServerRecipient[
 
 const EMPTY = new Uint8Array(0);
 
-/** The fields sequenceFileName hashes: an absent salt is the empty one (§3.2); an absent ID Context is not an empty one. */
+/**
+ * The fields sequenceFileName hashes: an absent salt is the empty one (§3.2); an absent ID Context
+ * is not an empty one. 30 bits, so that the Map keys are small integers, not a heap number each.
+ */
 function senderHash(c: OscoreContextConfig): number {
-  let hash = 0x811c9dc5;
-  for (const field of [c.masterSecret, c.masterSalt ?? EMPTY, c.idContext, c.senderId]) {
-    if (field === undefined) {
-      hash = Math.imul(hash ^ 0x100, 0x01000193);
-      continue;
-    }
-    hash = Math.imul(hash ^ (0x200 + field.length), 0x01000193);
-    for (let i = 0; i < field.length; i++) hash = Math.imul(hash ^ field[i]!, 0x01000193);
-  }
-  return hash >>> 0;
+  let hash = mix(0x811c9dc5, c.masterSecret);
+  hash = mix(hash, c.masterSalt ?? EMPTY);
+  hash = c.idContext === undefined ? Math.imul(hash ^ 0x100, 0x01000193) : mix(hash, c.idContext);
+  return (mix(hash, c.senderId) >>> 2) & 0x3fffffff;
+}
+
+function mix(hash: number, field: Uint8Array): number {
+  hash = Math.imul(hash ^ (0x200 + field.length), 0x01000193);
+  for (let i = 0; i < field.length; i++) hash = Math.imul(hash ^ field[i]!, 0x01000193);
+  return hash;
 }
 
 function sameSender(a: OscoreContextConfig, b: OscoreContextConfig): boolean {
