@@ -12,16 +12,25 @@
  * 32 per macrotask, no sockets), in a child per count and round, the counts alternating: CPU µs per
  * request, and the time V8 spent in scavenges and in mark-compact (PerformanceObserver 'gc').
  *
- * The server holds the contexts as OscoreSecurityContext objects (`objects`) or in a ContextTable
- * (`table`), the layouts interleaved in each round.
+ * The server holds the contexts as OscoreSecurityContext objects (`objects`), in a ContextTable
+ * (`table`, LRU of 1,024 active contexts) or in a ContextTable whose LRU holds every device
+ * (`table-all`), the layouts interleaved in each round.
  *
- *   node dist/bench/micro-contexts.js --server [--counts 1,100000] [--layouts objects,table] [--rounds 3] [--requests 300000]
+ * `base` (with `--base DIR`): the `table` layout with the server and table of another tree's dist/.
+ *
+ * `--from` says which devices the requests come from (issue 21: many active devices, so the LRU
+ * is exceeded): `one` (the last device; default), `uniform:N` (uniformly from N devices spread
+ * over all of them), `hot:N` (90 % from N hot devices, 10 % uniformly from all). With 1 context
+ * every request comes from that one device, the baseline. The requests are made in the parent
+ * and handed to the child in a file, so the child holds no client context.
+ *
+ *   node dist/bench/micro-contexts.js --server [--counts 1,100000] [--layouts objects,table] [--rounds 3] [--requests 300000] [--from one,uniform:10000,hot:1000]
  */
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { encodeMessage } from '../src/coap/codec.js';
 import { Method, ResponseCode } from '../src/coap/codes.js';
@@ -77,10 +86,20 @@ export function makeDeviceContexts(count: number): OscoreSecurityContext[] {
 
 /** The same contexts as makeDeviceContexts, kept as bytes until used (oscore/context-table.ts). */
 export function makeDeviceTable(count: number, active?: number): ContextTable {
+  return fillDeviceTable(new ContextTable(active === undefined ? {} : { active }), count);
+}
+
+function fillDeviceTable<T extends Pick<ContextTable, 'add'>>(table: T, count: number): T {
   const senderId = new Uint8Array(0);
-  const table = new ContextTable(active === undefined ? {} : { active });
   for (let i = 0; i < count; i++) table.add({ masterSecret: deviceSecret(i), senderId, recipientIds: [deviceKid(i)], name: `device-${i}` });
   return table;
+}
+
+/** What the `base` layout takes from another tree's dist/ (the same public shapes). */
+async function baseLibrary(tree: string): Promise<{ ContextTable: typeof ContextTable; OscoreServerSecurity: typeof OscoreServerSecurity; CoapServer: typeof CoapServer; CoapEndpoint: typeof CoapEndpoint }> {
+  const load = (path: string): Promise<Record<string, unknown>> => import(pathToFileURL(join(tree, 'dist', path)).href) as Promise<Record<string, unknown>>;
+  const [table, oscore, server, endpoint] = await Promise.all([load('src/oscore/context-table.js'), load('src/server/oscore.js'), load('src/server/server.js'), load('src/exchange/endpoint.js')]);
+  return { ContextTable: table.ContextTable, OscoreServerSecurity: oscore.OscoreServerSecurity, CoapServer: server.CoapServer, CoapEndpoint: endpoint.CoapEndpoint } as never;
 }
 
 /** CPU µs per find over `lookups` kids spread evenly across the directory. */
@@ -136,12 +155,14 @@ function measure(count: number, load: boolean): ContextCountResult {
 
 // --- the server's CPU per response with `count` idle contexts (--server) -------------------------
 
-/** How the server holds its contexts: as OscoreSecurityContext objects, or in a ContextTable. */
-export type Layout = 'objects' | 'table';
+/** How the server holds its contexts: as OscoreSecurityContext objects, or in a ContextTable (LRU of 1,024, or of every device). */
+export type Layout = 'objects' | 'table' | 'table-all' | 'base';
 
 export interface ServerCostResult {
   count: number;
   layout: Layout;
+  /** Which devices the requests came from (--from). */
+  from: string;
   /** CPU µs per request (the whole process: V8's GC threads included). */
   micros: number;
   /** Milliseconds of GC per 1,000 requests, by kind (PerformanceObserver: main-thread pauses). */
@@ -170,35 +191,83 @@ class DroppingTransport implements DatagramTransport {
   }
 }
 
-/** `requests` OSCORE GETs of /hello from device `device`, encoded one after another in one buffer (no object per request). */
-function deviceRequests(device: number, requests: number): { bytes: Buffer; ends: Uint32Array } {
-  const client = new OscoreSecurityContext({ masterSecret: deviceSecret(device), senderId: deviceKid(device), recipientIds: [new Uint8Array(0)] }, new VolatileSequence());
+/** The device of each request: `from` as --from describes it, over `count` devices (seeded, the same every run). */
+export function requestDevices(from: string, count: number, requests: number): Uint32Array {
+  const devices = new Uint32Array(requests);
+  if (count === 1 || from === 'one') return devices.fill(count - 1);
+  const [kind, n] = from.split(':');
+  const spread = Math.min(count, Number(n));
+  if (!(spread >= 1) || (kind !== 'uniform' && kind !== 'hot')) throw new Error(`--from: one, uniform:N or hot:N, not ${from}`);
+  let seed = 0x2545f491;
+  const next = (m: number): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % m);
+  // The N devices spread evenly over all of them (kids far apart in the hash as in the file).
+  const pick = (k: number): number => Math.floor((k * count) / spread);
+  // Each of the N once first, inside the warm-up: what is measured is devices coming back, not their first request.
+  for (let i = 0; i < Math.min(spread, requests); i++) devices[i] = pick(i);
+  for (let i = spread; i < requests; i++) devices[i] = kind === 'uniform' || next(10) < 9 ? pick(next(spread)) : next(count);
+  return devices;
+}
+
+/** Requests before the measured window: every spread device once, then 20,000 more (at most half of them all). */
+const warmupOf = (from: string, requests: number): number => Math.min(requests >>> 1, 20_000 + (from === 'one' ? 0 : Number(from.split(':')[1])));
+
+/** OSCORE GETs of /hello, request i from device `devices[i]`, each device counting its own Partial IVs, encoded one after another in one buffer (no object per request). */
+function deviceRequests(devices: Uint32Array): { bytes: Buffer; ends: Uint32Array } {
+  const clients = new Map<number, { sender: OscoreSecurityContext['sender']; seq: number }>();
   const template = { type: MessageType.CON, code: Method.GET, messageId: 0, token: new Uint8Array(8), options: [{ number: OptionNumber.UriPath, value: Buffer.from('hello') }], payload: new Uint8Array(0) };
-  const first = encodeMessage(protectRequest(template, client.sender, 0).message);
-  const bytes = Buffer.alloc((first.length + 8) * requests);
+  const requests = devices.length;
+  const chunks: Buffer[] = [];
   const ends = new Uint32Array(requests);
   let at = 0;
   for (let i = 0; i < requests; i++) {
-    const d = encodeMessage(protectRequest(template, client.sender, i).message);
+    const device = devices[i]!;
+    let client = clients.get(device);
+    if (client === undefined) {
+      const context = new OscoreSecurityContext({ masterSecret: deviceSecret(device), senderId: deviceKid(device), recipientIds: [new Uint8Array(0)] }, new VolatileSequence());
+      clients.set(device, (client = { sender: context.sender, seq: 0 }));
+    }
+    const d = encodeMessage(protectRequest(template, client.sender, client.seq++).message);
     d.writeUInt16BE(i & 0xffff, 2);
     d.writeUInt32BE(i, 4);
-    at += d.copy(bytes, at);
+    chunks.push(d);
+    at += d.length;
     ends[i] = at;
   }
-  return { bytes, ends };
+  return { bytes: Buffer.concat(chunks), ends };
+}
+
+/** The requests in a file for the child: their count, the ends, then the bytes. */
+function writeRequests(file: string, { bytes, ends }: { bytes: Buffer; ends: Uint32Array }): void {
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(ends.length);
+  writeFileSync(file, Buffer.concat([head, Buffer.from(ends.buffer, ends.byteOffset, ends.byteLength), bytes]));
+}
+
+function readRequests(file: string): { bytes: Buffer; ends: Uint32Array } {
+  const all = readFileSync(file);
+  const n = all.readUInt32LE(0);
+  const ends = new Uint32Array(n);
+  Buffer.from(ends.buffer).set(all.subarray(4, 4 + 4 * n));
+  return { bytes: all.subarray(4 + 4 * n), ends };
 }
 
 const macrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-async function serverCost(count: number, requests: number, layout: Layout): Promise<ServerCostResult> {
+async function serverCost(count: number, requestFile: string, layout: Layout, from: string): Promise<ServerCostResult> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run with --expose-gc');
   const transport = new DroppingTransport();
-  const security = layout === 'table' ? new OscoreServerSecurity([], { table: makeDeviceTable(count) }) : new OscoreServerSecurity(makeDeviceContexts(count));
-  const server = new CoapServer(new CoapEndpoint({ transport, parameters: { nstart: 1024 } }), { security });
+  // `base`: the server and its table from another tree (--base DIR, its compiled dist/), for an A/B in one run.
+  const lib = layout === 'base' ? await baseLibrary(process.env.COAPSEC_BASE_TREE!) : { ContextTable, OscoreServerSecurity, CoapServer, CoapEndpoint };
+  const security =
+    layout === 'objects'
+      ? new OscoreServerSecurity(makeDeviceContexts(count))
+      : new lib.OscoreServerSecurity([], { table: fillDeviceTable(new lib.ContextTable(layout === 'table-all' ? { active: count } : {}), count) });
+  const server = new lib.CoapServer(new lib.CoapEndpoint({ transport, parameters: { nstart: 1024 } }), { security });
   server.resource('/hello', { GET: () => ({ code: ResponseCode.Content, payload: 'Hello from coapsec' }) });
-  const { bytes, ends } = deviceRequests(count - 1, requests);
-  const warmup = Math.min(20_000, requests >>> 2);
+  const { bytes, ends } = readRequests(requestFile);
+  const requests = ends.length;
+  const warmup = warmupOf(from, requests);
   // Each 65,536 requests come from another port: a Message ID seen again from the same endpoint
   // within EXCHANGE_LIFETIME is a duplicate the message layer answers from its cache.
   const peers = Array.from({ length: Math.ceil(requests / 65_536) }, (_, i) => ({ address: '127.0.0.1', port: 40_000 + i }));
@@ -231,7 +300,7 @@ async function serverCost(count: number, requests: number, layout: Layout): Prom
   const measured = requests - warmup;
   if (transport.answers !== requests) throw new Error(`${transport.answers} answers to ${requests} requests`);
   await server.close();
-  return { count, layout, micros: (used.user + used.system) / measured, scavengeMsPerK: (scavenge * 1000) / measured, markCompactMsPerK: (markCompact * 1000) / measured, markCompacts, heapMB };
+  return { count, layout, from, micros: (used.user + used.system) / measured, scavengeMsPerK: (scavenge * 1000) / measured, markCompactMsPerK: (markCompact * 1000) / measured, markCompacts, heapMB };
 }
 
 function forkChild<T>(args: string[]): Promise<T> {
@@ -242,27 +311,42 @@ function forkChild<T>(args: string[]): Promise<T> {
   });
 }
 
-async function serverMain(counts: number[], layouts: Layout[], rounds: number, requests: number): Promise<void> {
+async function serverMain(counts: number[], layouts: Layout[], rounds: number, requests: number, spreads: string[]): Promise<void> {
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const cases = layouts.flatMap((layout) => counts.map((count) => ({ layout, count })));
-  const results: ServerCostResult[][] = cases.map(() => []);
-  for (let round = 0; round < rounds; round++) {
-    for (let c = 0; c < cases.length; c++) {
-      const r = await forkChild<ServerCostResult>(['--server-child', String(cases[c]!.count), String(requests), cases[c]!.layout]);
-      results[c]!.push(r);
-      console.error(`round ${round + 1}/${rounds} ${r.layout} ${r.count} contexts: ${r.micros.toFixed(2)} µs/request, scavenge ${r.scavengeMsPerK.toFixed(2)} ms/1k, mark-compact ${r.markCompactMsPerK.toFixed(2)} ms/1k (${r.markCompacts}), heap ${r.heapMB.toFixed(1)} MB`);
+  // The 1-context baseline once per layout; every spread at every other count.
+  const cases = layouts.flatMap((layout) => counts.flatMap((count) => (count === 1 ? [{ layout, count, from: 'one' }] : spreads.map((from) => ({ layout, count, from })))));
+  const scratch = mkdtempSync(join(tmpdir(), 'coapsec-micro-contexts-'));
+  const files = new Map<string, string>();
+  try {
+    for (const { count, from } of cases) {
+      const key = `${count}-${from}`;
+      if (files.has(key)) continue;
+      const file = join(scratch, `${key.replace(':', '_')}.req`);
+      writeRequests(file, deviceRequests(requestDevices(from, count, requests)));
+      files.set(key, file);
     }
+    const results: ServerCostResult[][] = cases.map(() => []);
+    for (let round = 0; round < rounds; round++) {
+      for (let c = 0; c < cases.length; c++) {
+        const { count, layout, from } = cases[c]!;
+        const r = await forkChild<ServerCostResult>(['--server-child', String(count), files.get(`${count}-${from}`)!, layout, from]);
+        results[c]!.push(r);
+        console.error(`round ${round + 1}/${rounds} ${r.layout} ${r.count} contexts from ${r.from}: ${r.micros.toFixed(2)} µs/request, scavenge ${r.scavengeMsPerK.toFixed(2)} ms/1k, mark-compact ${r.markCompactMsPerK.toFixed(2)} ms/1k (${r.markCompacts}), heap ${r.heapMB.toFixed(1)} MB`);
+      }
+    }
+    console.log('layout | contexts | requests from | CPU µs per request (median; rounds) | vs the layout’s first count, per round | scavenge ms per 1k requests | mark-compact ms per 1k (count) | heap MB');
+    cases.forEach(({ layout, count, from }, c) => {
+      const rs = results[c]!;
+      const baseline = results[cases.findIndex((x) => x.layout === layout)]!;
+      const ratios = rs.map((r, i) => r.micros / baseline[i]!.micros);
+      console.log(
+        `${layout} | ${count} | ${from} | ${median(rs.map((r) => r.micros)).toFixed(2)} (${rs.map((r) => r.micros.toFixed(2)).join(' / ')}) | ${median(ratios).toFixed(3)}× (${ratios.map((x) => x.toFixed(3)).join(' / ')})` +
+          ` | ${median(rs.map((r) => r.scavengeMsPerK)).toFixed(2)} | ${median(rs.map((r) => r.markCompactMsPerK)).toFixed(2)} (${median(rs.map((r) => r.markCompacts))}) | ${median(rs.map((r) => r.heapMB)).toFixed(1)}`,
+      );
+    });
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
-  console.log('layout | contexts | CPU µs per request (median; rounds) | vs the layout’s first count, per round | scavenge ms per 1k requests | mark-compact ms per 1k (count) | heap MB');
-  cases.forEach(({ layout, count }, c) => {
-    const rs = results[c]!;
-    const baseline = results[cases.findIndex((x) => x.layout === layout)]!;
-    const ratios = rs.map((r, i) => r.micros / baseline[i]!.micros);
-    console.log(
-      `${layout} | ${count} | ${median(rs.map((r) => r.micros)).toFixed(2)} (${rs.map((r) => r.micros.toFixed(2)).join(' / ')}) | ${median(ratios).toFixed(3)}× (${ratios.map((x) => x.toFixed(3)).join(' / ')})` +
-        ` | ${median(rs.map((r) => r.scavengeMsPerK)).toFixed(2)} | ${median(rs.map((r) => r.markCompactMsPerK)).toFixed(2)} (${median(rs.map((r) => r.markCompacts))}) | ${median(rs.map((r) => r.heapMB)).toFixed(1)}`,
-    );
-  });
 }
 
 async function main(): Promise<void> {
@@ -272,7 +356,7 @@ async function main(): Promise<void> {
     return;
   }
   if (args[0] === '--server-child') {
-    const result = await serverCost(Number(args[1]), Number(args[2]), (args[3] ?? 'table') as Layout);
+    const result = await serverCost(Number(args[1]), args[2]!, (args[3] ?? 'table') as Layout, args[4] ?? 'one');
     if (process.send) process.send(result, () => process.exit(0));
     else console.log(JSON.stringify(result)); // run alone, e.g. under --trace-gc-nvp
     return;
@@ -280,7 +364,13 @@ async function main(): Promise<void> {
   const option = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
   if (args.includes('--server')) {
     const layouts = (option('--layouts') ?? 'objects,table').split(',') as Layout[];
-    await serverMain((option('--counts') ?? '1,100000').split(',').map(Number), layouts, Number(option('--rounds') ?? 3), Number(option('--requests') ?? 300_000));
+    const spreads = (option('--from') ?? 'one').split(',');
+    const base = option('--base');
+    if (layouts.includes('base')) {
+      if (base === undefined) throw new Error('the base layout needs --base DIR (a tree with a compiled dist/)');
+      process.env.COAPSEC_BASE_TREE = base; // the children inherit it
+    }
+    await serverMain((option('--counts') ?? '1,100000').split(',').map(Number), layouts, Number(option('--rounds') ?? 3), Number(option('--requests') ?? 300_000), spreads);
     return;
   }
   const countsArg = args.indexOf('--counts');

@@ -6,13 +6,25 @@
  * response in flight still holds.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { UsageError } from '../src/cli/errors.js';
+import { serverOscore } from '../src/cli/oscore-args.js';
 import { Method, ResponseCode } from '../src/coap/codes.js';
 import { MessageType, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
+import { findHkdfAlgorithm, HkdfId } from '../src/oscore/algorithms.js';
 import { ContextTable } from '../src/oscore/context-table.js';
 import { protectRequest } from '../src/oscore/protect.js';
 import { ContextDirectory, OscoreSecurityContext, VolatileSequence, type DirectoryEntry, type SecurityContextInput } from '../src/oscore/security-context.js';
+import { securedSender, withEchoRetry } from '../src/client/security.js';
+import { EdhocClientSecurity, EdhocServer, postOverEndpoint } from '../src/edhoc-coap/index.js';
+import { serverCredentials } from '../src/server/credentials.js';
+import { CoapServer } from '../src/server/server.js';
+import { edhocPeers } from './support/edhoc-peers.js';
+import { FakeNetwork } from './support/network.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import type { EndpointContext } from '../src/exchange/context.js';
 
@@ -54,7 +66,17 @@ function table(active: number): ContextDirectory {
 function observe(entry: DirectoryEntry | undefined): unknown {
   if (entry === undefined) return undefined;
   const { recipient, context } = entry;
-  return { name: recipient.name, kid: recipient.kidHex, idContext: context.idContext && [...context.idContext], key: [...recipient.params.recipientKey] };
+  // As a server uses them: the Recipient Key to verify the request, then the Sender Key to answer.
+  const params = recipient.params;
+  const sender = context.sender;
+  return {
+    name: recipient.name,
+    kid: recipient.kidHex,
+    idContext: context.idContext && [...context.idContext],
+    key: [...params.recipientKey],
+    iv: [...params.commonIv],
+    sender: { id: [...sender.senderId], key: [...sender.senderKey], iv: [...sender.commonIv], aead: sender.aead, idContext: sender.idContext && [...sender.idContext] },
+  };
 }
 
 test('model: random requests from 40 devices through a table of 3 active contexts match the same contexts as objects', () => {
@@ -114,6 +136,26 @@ test('an evicted context a response still holds draws from the same sequence as 
   assert.deepEqual(numbers, Array.from({ length: 11 }, (_, i) => i));
 });
 
+test('a device that comes back after its context was put away derives no key again (its keys stay in the table)', () => {
+  const hkdf = findHkdfAlgorithm(HkdfId.HKDF_SHA_256)!;
+  const derive = hkdf.derive;
+  let runs = 0;
+  hkdf.derive = (...args) => (runs++, derive(...args));
+  try {
+    const directory = table(1);
+    const keysOf = (kid: number): unknown => observe(directory.find(Uint8Array.of(kid), undefined));
+    const first = keysOf(1);
+    assert.equal(runs, 3, 'Sender Key, Recipient Key and Common IV derived once');
+    keysOf(2); // puts device 1 away
+    assert.equal(runs, 6);
+    assert.deepEqual(keysOf(1), first, 'device 1 has its keys back');
+    keysOf(2);
+    assert.equal(runs, 6, 'no HKDF run for a device that came back');
+  } finally {
+    hkdf.derive = derive;
+  }
+});
+
 test('a table refuses what an object context refuses, and contexts that run Appendix B.2', () => {
   const t = new ContextTable();
   assert.throws(() => t.add({ ...deviceInput(1), recipientIds: [] }), /at least one recipient/);
@@ -145,4 +187,46 @@ test('the server: a request accepted before its context was put away is still a 
   assert.match(Buffer.from(replay!.ok === false ? replay!.response.payload : []).toString(), /Replay detected/);
   assert.equal(server.unprotect(get(client(0), 8), source)?.ok, true, 'the next request is fresh');
   assert.equal(server.contextCount, 5);
+});
+
+test('serverCredentials({ activeContexts }) and serve --active-contexts size the LRU of a credentials file\'s recipients', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coapsec-active-'));
+  try {
+    const recipients = Object.fromEntries(
+      Array.from({ length: 5 }, (_, i) => [`0${i}`, { name: `device-${i}`, context: { masterSecret: `5a0${i}01020304`, senderId: '', echoOnRestart: false } }]),
+    );
+    const file = join(dir, 'server.json');
+    writeFileSync(file, JSON.stringify({ stateDirectory: 'state', recipients }));
+    const loaded = serverCredentials(file, { registryDirectory: join(dir, 'registry'), activeContexts: 2 });
+    try {
+      const client = (i: number) => new OscoreSecurityContext({ masterSecret: Uint8Array.of(0x5a, i, 1, 2, 3, 4), senderId: Uint8Array.of(i), recipientIds: [new Uint8Array(0)] }, new VolatileSequence());
+      for (let i = 0; i < 5; i++) assert.equal(loaded.security.unprotect(get(client(i), 1), source)?.ok, true, `device ${i}`);
+      assert.equal(loaded.security.contexts.length, 2, 'two contexts ready, the others put away');
+      assert.equal(loaded.security.contextCount, 5);
+    } finally {
+      loaded.close();
+    }
+    assert.throws(() => serverOscore({ credentials: file, 'active-contexts': '0' }), UsageError);
+    assert.throws(() => serverOscore({ 'active-contexts': '8' }), /--active-contexts goes with --credentials/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('EDHOC never picks as C_R the kid of an idle context in the table: with all one-byte kids there, C_R is two bytes long', async () => {
+  const net = new FakeNetwork();
+  const server = { address: '10.0.0.1', port: 5683 };
+  const peers = edhocPeers(3, 2);
+  const t = new ContextTable({ active: 1 });
+  for (let i = 0; i < 256; i++) t.add({ masterSecret: Uint8Array.of(0x5a, i, 1, 2), senderId: Uint8Array.of(1, 2, 3), recipientIds: [Uint8Array.of(i)] });
+  const coap = new CoapServer(net.endpoint(server, {}, 1), { security: new OscoreServerSecurity([], { table: t }) });
+  coap.resource('/hello', { GET: () => ({ code: ResponseCode.Content, payload: 'hello' }) });
+  const edhoc = EdhocServer.attach(coap, { responder: peers.responder });
+  const endpoint = net.endpoint({ address: '10.0.0.2', port: 40000 }, {}, 2);
+  const security = new EdhocClientSecurity({ initiator: peers.initiator, post: postOverEndpoint(endpoint, server) });
+  const hello: CoapMessage = { type: MessageType.CON, code: Method.GET, messageId: 0, token: new Uint8Array(0), options: [{ number: OptionNumber.UriPath, value: Buffer.from('hello') }], payload: new Uint8Array(0) };
+  const response = await net.until(withEchoRetry(securedSender(endpoint, server, security))(hello));
+  assert.equal(response.message.code, ResponseCode.Content);
+  assert.equal(edhoc.contexts[0]!.primaryRecipient.params.recipientId.length, 2);
+  assert.equal(t.active.length, 0, 'asking about the kids materialised none of the idle contexts');
 });

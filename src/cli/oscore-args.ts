@@ -27,6 +27,7 @@ import type { ServerSecurity } from '../server/security.js';
 import type { KudosServerSecurity } from '../kudos/server.js';
 import type { KudosEvent } from '../kudos/session-types.js';
 import { EdhocFailure, ClientEdhoc } from './edhoc-client.js';
+import { parseCount } from './args.js';
 import { UsageError } from './errors.js';
 
 export const OSCORE_FLAGS = {
@@ -77,6 +78,8 @@ export interface OscoreFlagValues {
   'allow-unprotected'?: boolean | undefined;
   'no-combined'?: boolean | undefined;
   'kudos-ead'?: boolean | undefined;
+  /** serve --active-contexts N: the LRU of materialised contexts of a credentials file's recipients. */
+  'active-contexts'?: string | undefined;
   /** --oscore-export FILE: the server's contexts are written out at start-up, so they must all be objects. */
   'oscore-export'?: string | undefined;
   /** -v: the EDHOC messages and the contexts' identifiers on stderr. */
@@ -192,6 +195,8 @@ export interface ServerOscore {
 
 export function serverOscore(values: OscoreFlagValues, onKudosEvent?: (peer: string, event: KudosEvent) => void): ServerOscore {
   if (values.credentials !== undefined && values['oscore-conf'] !== undefined) throw new UsageError('use either --credentials or --oscore-conf, not both');
+  const activeContexts = parseCount(values['active-contexts'], '--active-contexts');
+  if (activeContexts !== undefined && values.credentials === undefined) throw new UsageError('--active-contexts goes with --credentials (its "recipients")');
   return asUsageError(() => {
     let opened: OpenedContext[] = [];
     if (values['oscore-conf'] !== undefined) {
@@ -201,7 +206,12 @@ export function serverOscore(values: OscoreFlagValues, onKudosEvent?: (peer: str
       const credentials = loadCredentials(values.credentials);
       // A file with only an "edhoc" section serves EDHOC-made contexts and no configured ones.
       if (credentials.edhoc !== undefined && credentials.recipients.length === 0) return { security: undefined, protection: undefined, kudos: undefined, edhoc: credentials.edhoc, close: () => {} };
-      return { ...serverCredentials(credentials, { ...(onKudosEvent ? { onKudosEvent } : {}), ...(values['oscore-export'] !== undefined ? { contextsAsObjects: true } : {}) }), ...(credentials.edhoc !== undefined ? { edhoc: credentials.edhoc } : {}) };
+      const options = {
+        ...(onKudosEvent ? { onKudosEvent } : {}),
+        ...(values['oscore-export'] !== undefined ? { contextsAsObjects: true } : {}),
+        ...(activeContexts !== undefined ? { activeContexts } : {}),
+      };
+      return { ...serverCredentials(credentials, options), ...(credentials.edhoc !== undefined ? { edhoc: credentials.edhoc } : {}) };
     }
     const security = opened.length > 0 ? new OscoreServerSecurity(opened.map((o) => o.context)) : undefined;
     return { security, protection: security, kudos: undefined, close: () => opened.forEach((o) => o.close()) };

@@ -52,6 +52,9 @@ ${METRICS_FLAG_USAGE}
 ${LOG_USAGE}
 ${DTLS_SERVE_USAGE}
 ${OSCORE_USAGE}
+  --active-contexts N  with --credentials: how many of its recipients' contexts are kept ready at
+                     once (default 1024); a device beyond them is made again from its bytes at its
+                     next request, its keys kept (a context per device: docs/credentials.md)
 ${KEY_EXPORT_USAGE}
 ${GROUP_SERVE_USAGE}
 ${ACE_SERVE_USAGE}
@@ -84,6 +87,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ...STREAM_LISTEN_FLAGS,
       ...DTLS_FLAGS,
       ...OSCORE_FLAGS,
+      'active-contexts': { type: 'string' },
       ...KEY_EXPORT_FLAGS,
       ...GROUP_SERVE_FLAGS,
       ace: { type: 'string' },

@@ -162,6 +162,7 @@ export async function serverOscoreOrStore(
   metrics?: ServerMetrics,
 ): Promise<ServerOscore & { edhocStore?: { store: ContextStore; onError: (error: Error) => void } }> {
   if (values.store === undefined) return serverOscore(values, onKudosEvent);
+  if (values['active-contexts'] !== undefined) throw new UsageError('--active-contexts goes with --credentials (its "recipients"), not --store');
   if (values['oscore-conf'] !== undefined) throw new UsageError('use either --store or --oscore-conf, not both');
   const edhoc = values.credentials !== undefined ? edhocSectionOnly(values.credentials) : undefined;
   const stored = await storeServerSecurity(values.store, (line) => void process.stderr.write(`${line}\n`), metrics);

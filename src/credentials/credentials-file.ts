@@ -133,15 +133,16 @@ class Reader extends JsonFields {
     const recipients: ServerRecipient[] = [];
     if (top.recipients !== undefined) {
       const byId = this.object(top.recipients, 'recipients');
+      /** Each recipient ID in lower-case hex → the key that gave it (its path is made only for an error). */
       const seenIds = new Map<string, string>();
-      for (const [key, value] of Object.entries(byId)) {
+      for (const key in byId) {
         if (key === '$comment') continue;
-        const path = `recipients[${JSON.stringify(key)}]`;
-        const recipient = this.recipient(key, value, path);
+        const path = recipientPath(key);
+        const recipient = this.recipient(key, byId[key], path);
         const normalised = key.toLowerCase(); // the ID in hex (recipient() parsed it)
         const earlier = seenIds.get(normalised);
-        if (earlier !== undefined) this.fail(path, `the same recipient ID as ${earlier}`);
-        seenIds.set(normalised, path);
+        if (earlier !== undefined) this.fail(path, `the same recipient ID as ${recipientPath(earlier)}`);
+        seenIds.set(normalised, key);
         recipients.push(recipient);
       }
     }
@@ -177,7 +178,7 @@ class Reader extends JsonFields {
   }
 
   private recipient(key: string, json: unknown, path: string): ServerRecipient {
-    const recipientId = parseHex(key);
+    const recipientId = this.plainHex(key) ?? parseHex(key);
     if (!(recipientId instanceof Uint8Array)) {
       return this.fail(path, `the key must be the recipient ID in hex ("" for the empty ID): ${recipientId.problem}`);
     }
@@ -255,6 +256,8 @@ class Reader extends JsonFields {
     return config;
   }
 }
+
+const recipientPath = (key: string): string => `recipients[${JSON.stringify(key)}]`;
 
 /**
  * Where JSON.parse failed, as "line:column", and why, without quoting the text: V8's message can

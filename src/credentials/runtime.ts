@@ -8,7 +8,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { equalBytes } from '../oscore/context.js';
-import { OscoreSecurityContext, bytesKey, type SecurityContextInput, type SequenceSource } from '../oscore/security-context.js';
+import { OscoreSecurityContext, type SecurityContextInput, type SequenceSource } from '../oscore/security-context.js';
 import type { OscoreContextConfig } from './oscore-params.js';
 import { SequenceNumberStore, ensureStateDirectory, sequenceFileName, type SenderContextIdentity } from './sequence-store.js';
 import { ContextTable } from '../oscore/context-table.js';
@@ -114,7 +114,7 @@ export function openServerContexts(recipients: readonly ServerRecipient[], persi
   const groups = groupBySender(recipients);
   const listed = listing(persistence);
   const opened: OpenedContext[] = [];
-  for (const group of groups.values()) {
+  for (const group of groups) {
     let context: OscoreSecurityContext | undefined;
     const store = new DeferredSequenceStore(persistence, group[0]!.context.sequenceSaveInterval, listed, () => context!.senderIdentity());
     context = new OscoreSecurityContext(contextInput(group), store, () => store.resumes());
@@ -139,9 +139,10 @@ export function openServerTable(recipients: readonly ServerRecipient[], persiste
   const listed = listing(persistence);
   const stores: DeferredSequenceStore[] = [];
   const groups = groupBySender(recipients);
-  const reserves = new Uint32Array(groups.size);
+  const reserves = new Uint32Array(groups.length);
   const table = new ContextTable({
     ...options,
+    expected: groups.length,
     sequences: {
       source(entry, identity) {
         const store = new DeferredSequenceStore(persistence, reserves[entry]!, listed, identity);
@@ -151,7 +152,7 @@ export function openServerTable(recipients: readonly ServerRecipient[], persiste
       resumes: (entry, identity) => new DeferredSequenceStore(persistence, reserves[entry]!, listed, identity).resumes(),
     },
   });
-  for (const group of groups.values()) reserves[table.add(contextInput(group))] = group[0]!.context.sequenceSaveInterval;
+  for (const group of groups) reserves[table.add(contextInput(group))] = group[0]!.context.sequenceSaveInterval;
   return { table, close: () => stores.forEach((s) => s.close()) };
 }
 
@@ -164,24 +165,64 @@ function listing(persistence: SequencePersistence): Listing {
   };
 }
 
-/** Recipients grouped by the sender they share (one context, one counter each), in file order. */
-function groupBySender(recipients: readonly ServerRecipient[]): Map<string, ServerRecipient[]> {
-  const groups = new Map<string, ServerRecipient[]>();
+/**
+ * Recipients grouped by the sender they share (one context, one counter each), in file order.
+ * Grouped by a hash of the fields sequenceFileName hashes and compared byte by byte on a match: a
+ * string key per recipient (built a character at a time) was a tenth of loading 100,000 of them.
+ */
+function groupBySender(recipients: readonly ServerRecipient[]): ServerRecipient[][] {
+  const groups: ServerRecipient[][] = [];
+  /** Group index + 1 of the first group with a hash; later groups with the same hash chain through `collided`. */
+  const byHash = new Map<number, number>();
+  const collided: number[] = [];
   for (const recipient of recipients) {
-    const key = senderKey(recipient.context);
-    const group = groups.get(key);
-    if (group) group.push(recipient);
-    else groups.set(key, [recipient]);
+    const hash = senderHash(recipient.context);
+    let g = (byHash.get(hash) ?? 0) - 1;
+    while (g >= 0 && !sameSender(groups[g]![0]!.context, recipient.context)) g = (collided[g] ?? 0) - 1;
+    if (g >= 0) {
+      groups[g]!.push(recipient);
+      continue;
+    }
+    const index = groups.push([recipient]) - 1;
+    const first = byHash.get(hash);
+    if (first === undefined) byHash.set(hash, index + 1);
+    else {
+      // Appended to the chain's end, so the chain stays in file order.
+      let last = first - 1;
+      while (collided[last] !== undefined) last = collided[last]! - 1;
+      collided[last] = index + 1;
+    }
   }
   return groups;
 }
 
-/** The fields sequenceFileName hashes, as one unambiguous string (lengths first): equal iff the names are. */
-function senderKey(c: OscoreContextConfig): string {
-  const fields = [c.masterSecret, c.masterSalt ?? new Uint8Array(0), c.idContext, c.senderId]; // an absent salt is the empty one (§3.2)
-  let key = '';
-  for (const f of fields) key += f === undefined ? '-' : `${f.length}:${bytesKey(f)}`;
-  return key;
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The fields sequenceFileName hashes: an absent salt is the empty one (§3.2); an absent ID Context
+ * is not an empty one. 30 bits, so that the Map keys are small integers, not a heap number each.
+ */
+function senderHash(c: OscoreContextConfig): number {
+  let hash = mix(0x811c9dc5, c.masterSecret);
+  hash = mix(hash, c.masterSalt ?? EMPTY);
+  hash = c.idContext === undefined ? Math.imul(hash ^ 0x100, 0x01000193) : mix(hash, c.idContext);
+  return (mix(hash, c.senderId) >>> 2) & 0x3fffffff;
+}
+
+function mix(hash: number, field: Uint8Array): number {
+  hash = Math.imul(hash ^ (0x200 + field.length), 0x01000193);
+  for (let i = 0; i < field.length; i++) hash = Math.imul(hash ^ field[i]!, 0x01000193);
+  return hash;
+}
+
+function sameSender(a: OscoreContextConfig, b: OscoreContextConfig): boolean {
+  if ((a.idContext === undefined) !== (b.idContext === undefined)) return false;
+  return (
+    equalBytes(a.masterSecret, b.masterSecret) &&
+    equalBytes(a.masterSalt ?? EMPTY, b.masterSalt ?? EMPTY) &&
+    (a.idContext === undefined || equalBytes(a.idContext, b.idContext!)) &&
+    equalBytes(a.senderId, b.senderId)
+  );
 }
 
 /** One context's input for recipients sharing a sender; a lone recipient's own config as it is. */

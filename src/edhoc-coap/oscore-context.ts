@@ -69,7 +69,15 @@ export function edhocOscoreParameters(session: EdhocSession, options: Pick<Edhoc
 export class ConnectionIdentifiers {
   readonly #inUse = new Set<string>();
 
-  constructor(private readonly alsoInUse: () => Iterable<Uint8Array> = () => []) {}
+  /**
+   * `alsoInUse`: identifiers listed per allocation (a few); `isTaken`: a question asked per
+   * candidate, for identifiers too many to list — a server's configured contexts, one per device
+   * (issue 21), which a list made per handshake would walk and hex-encode every time.
+   */
+  constructor(
+    private readonly alsoInUse: () => Iterable<Uint8Array> = () => [],
+    private readonly isTaken: (id: Uint8Array) => boolean = () => false,
+  ) {}
 
   /** `minLength` above 1 when identifiers must be unlikely to meet those other endpoints choose (nodes sharing a context store). */
   allocate(maxLength: number, exclude?: Uint8Array, minLength = 1): Uint8Array {
@@ -79,7 +87,7 @@ export class ConnectionIdentifiers {
     for (let length = Math.min(minLength, maxLength); length <= maxLength; length++) {
       for (let attempt = 0; attempt < 16; attempt++) {
         const candidate = Uint8Array.from(randomBytes(length));
-        if (!taken.has(hex(candidate))) {
+        if (!taken.has(hex(candidate)) && !this.isTaken(candidate)) {
           this.#inUse.add(hex(candidate));
           return candidate;
         }

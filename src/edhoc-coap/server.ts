@@ -135,11 +135,12 @@ export class EdhocServer implements ServerSecurity {
     this.#scheduler = scheduler;
     this.#fallback = fallback ?? new OscoreServerSecurity([]);
     const configured = fallback instanceof OscoreServerSecurity ? fallback : undefined;
-    this.#ids = new ConnectionIdentifiers(() => [
-      ...[...this.#contexts.values()].map((c) => c.context.primaryRecipient.params.recipientId),
-      ...(configured?.contexts ?? []).filter((c) => c.idContext === undefined).flatMap((c) => c.recipientIds),
-      ...(options.alsoInUse?.() ?? []),
-    ]);
+    // Asked per candidate, not listed per handshake: the configured contexts may be one per device
+    // (issue 21), most of them idle in a ContextTable, which `contexts` does not list.
+    this.#ids = new ConnectionIdentifiers(
+      () => options.alsoInUse?.() ?? [],
+      (id) => this.#contexts.has(hex(id)) || (configured?.hasKid(id) ?? false),
+    );
   }
 
   /**

@@ -91,7 +91,7 @@ export function derivationPlan(params: ContextParams, alg: AeadShape, hkdf: numb
 }
 
 /** The context from a plan and its three HKDF outputs. */
-export function assembleContext(plan: DerivationPlan, senderKey: Uint8Array, recipientKey: Uint8Array, commonIv: Uint8Array): DerivedContext {
+export function assembleContext(plan: Pick<DerivationPlan, 'aead' | 'hkdf' | 'senderId' | 'recipientId' | 'idContext'>, senderKey: Uint8Array, recipientKey: Uint8Array, commonIv: Uint8Array): DerivedContext {
   const { aead, hkdf, senderId, recipientId, idContext } = plan;
   const common = idContext === undefined ? {} : { idContext };
   return {

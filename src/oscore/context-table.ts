@@ -23,10 +23,14 @@
  *   trip stays initialised;
  * - whether the context resumed from earlier state (B.1.2's "restarted"): decided once per entry.
  *
- * Keys are derived again when an evicted context comes back (three HKDF runs): the LRU is sized so
- * that this is rare for a device that is active.
+ * Keys (Sender Key, Common IV, each Recipient Key) are kept in the table once derived (45 bytes
+ * for the default AEAD) and handed to every later object of the entry, so a device that comes back
+ * after being put away costs no HKDF run (three per context). They were in memory anyway, as part
+ * of the context; like the master secret they are never logged.
  */
+import { DEFAULT_AEAD, DEFAULT_HKDF } from './algorithms.js';
 import { checkContextParams } from './context.js';
+import { assembleContext } from './context-rules.js';
 import { OscoreConfigError } from './errors.js';
 import { ReplayWindow } from './replay.js';
 import { OscoreSecurityContext, VolatileSequence, type DirectoryEntry, type SecurityContextInput, type SequenceSource } from './security-context.js';
@@ -56,6 +60,8 @@ export interface ContextTableOptions {
   /** How many contexts are kept materialised at once (the LRU). Default 1024. */
   active?: number;
   sequences?: TableSequences;
+  /** How many entries (and recipients) are about to be added: the arrays and hash are sized once, not grown. */
+  expected?: number;
 }
 
 const DEFAULT_ACTIVE = 1024;
@@ -78,7 +84,11 @@ const E_NAME_LEN = 12;
 const E_RESTARTED = 13;
 /** 1 when the input named recipients one by one (recipientNames). */
 const E_PER_RECIPIENT_NAMES = 14;
-const ENTRY_FIELDS = 15;
+/** The derived Sender Key and Common IV, once an object of the entry derived them: offset (-1: not yet) and lengths. */
+const E_KEYS = 15;
+const E_KEY_LEN = 16;
+const E_IV_LEN = 17;
+const ENTRY_FIELDS = 18;
 
 // Per recipient, Int32 fields.
 const R_ENTRY = 0;
@@ -88,7 +98,9 @@ const R_NAME = 3;
 const R_NAME_LEN = 4;
 /** Its slot in the dormant slab of its window size, once it was put away verified; else -1. */
 const R_DORMANT = 5;
-const RECIPIENT_FIELDS = 6;
+/** The derived Recipient Key's offset (length E_KEY_LEN), once derived; else -1. */
+const R_KEY = 6;
+const RECIPIENT_FIELDS = 7;
 
 interface Options {
   readonly aead: number | undefined;
@@ -139,6 +151,7 @@ export class ContextTable {
   #keyed = 0;
   readonly #options: Options[] = [];
   readonly #optionIndex = new Map<string, number>();
+  #lastOptions = -1;
   readonly #dormant = new Map<number, DormantSlab>();
   /** Materialised contexts by entry, least recently used first. */
   readonly #active = new Map<number, OscoreSecurityContext>();
@@ -147,12 +160,25 @@ export class ContextTable {
   readonly #sources = new Map<number, SequenceSource>();
   readonly #capacity: number;
   readonly #sequences: TableSequences;
+  /** Replay window sizes already checked (a ReplayWindow made per entry only to check its size cost 1 µs each at load). */
+  readonly #checkedWindows = new Set<number>();
+  /** Where #storeAt puts an offset and length nobody keeps in place. */
+  readonly #scratch = new Int32Array(2);
 
   constructor(options: ContextTableOptions = {}) {
     const active = options.active ?? DEFAULT_ACTIVE;
     if (!Number.isInteger(active) || active < 1) throw new RangeError(`a context table keeps at least one context active, not ${active}`);
     this.#capacity = active;
     this.#sequences = options.sequences ?? volatileSequences;
+    const expected = options.expected ?? 0;
+    if (expected > 64) {
+      // Loading a credentials file of N devices: no growth copies and no rehash on the way.
+      this.#entries = new Int32Array(ENTRY_FIELDS * expected);
+      this.#recipients = new Int32Array(RECIPIENT_FIELDS * expected);
+      this.#byKid = new Int32Array(slotsFor(expected));
+      this.#byKidAndIdContext = new Int32Array(slotsFor(expected));
+      this.#bytes = new Uint8Array(expected * 64);
+    }
   }
 
   /** The number of contexts held. */
@@ -171,29 +197,33 @@ export class ContextTable {
    * them as objects (ContextDirectory).
    */
   add(input: SecurityContextInput): number {
-    if (input.recipientIds.length === 0) throw new OscoreConfigError('a security context needs at least one recipient ID');
+    const recipientIds = input.recipientIds;
+    if (recipientIds.length === 0) throw new OscoreConfigError('a security context needs at least one recipient ID');
     if (input.rederivation) throw new OscoreConfigError('a context table holds no context that runs Appendix B.2; pass it as an OscoreSecurityContext');
-    if (input.replayWindow !== undefined) new ReplayWindow(input.replayWindow); // refuses a bad size now
-    for (const recipientId of input.recipientIds) checkContextParams({ masterSecret: input.masterSecret, senderId: input.senderId, recipientId, aead: input.aead, hkdf: input.hkdf });
+    const windowSize = input.replayWindow;
+    if (windowSize !== undefined && !this.#checkedWindows.has(windowSize)) {
+      new ReplayWindow(windowSize); // refuses a bad size now
+      this.#checkedWindows.add(windowSize);
+    }
+    for (const recipientId of recipientIds) checkContextParams({ masterSecret: input.masterSecret, senderId: input.senderId, recipientId, aead: input.aead, hkdf: input.hkdf });
     const entry = this.#entryCount;
     if ((entry + 1) * ENTRY_FIELDS > this.#entries.length) this.#entries = grown(this.#entries, this.#entries.length * 2);
     const e = entry * ENTRY_FIELDS;
+    this.#storeAt(this.#entries, e + E_SECRET, input.masterSecret);
+    this.#storeAt(this.#entries, e + E_SALT, input.masterSalt);
+    this.#storeAt(this.#entries, e + E_ID_CONTEXT, input.idContext);
+    this.#storeAt(this.#entries, e + E_SENDER, input.senderId);
+    this.#storeTextAt(this.#entries, e + E_NAME, input.name);
     const fields = this.#entries;
-    [fields[e + E_SECRET], fields[e + E_SECRET_LEN]] = this.#store(input.masterSecret);
-    [fields[e + E_SALT], fields[e + E_SALT_LEN]] = this.#store(input.masterSalt);
-    [fields[e + E_ID_CONTEXT], fields[e + E_ID_CONTEXT_LEN]] = this.#store(input.idContext);
-    [fields[e + E_SENDER], fields[e + E_SENDER_LEN]] = this.#store(input.senderId);
-    [fields[e + E_NAME], fields[e + E_NAME_LEN]] = this.#store(input.name === undefined ? undefined : encoder.encode(input.name));
     fields[e + E_OPTIONS] = this.#optionsOf(input);
     fields[e + E_RESTARTED] = -1;
     fields[e + E_PER_RECIPIENT_NAMES] = input.recipientNames ? 1 : 0;
     fields[e + E_FIRST_RECIPIENT] = this.#recipientCount;
-    fields[e + E_RECIPIENTS] = input.recipientIds.length;
+    fields[e + E_RECIPIENTS] = recipientIds.length;
+    fields[e + E_KEYS] = -1;
     this.#entryCount++;
-    input.recipientIds.forEach((kid, i) => {
-      const name = input.recipientNames?.[i];
-      this.#addRecipient(entry, kid, name === undefined ? undefined : encoder.encode(name), input.idContext !== undefined);
-    });
+    const names = input.recipientNames;
+    for (let i = 0; i < recipientIds.length; i++) this.#addRecipient(entry, recipientIds[i]!, names?.[i], input.idContext !== undefined);
     return entry;
   }
 
@@ -208,6 +238,11 @@ export class ContextTable {
     const entry = this.#recipients[base + R_ENTRY]!;
     const context = this.#activate(entry);
     return context.recipients[r - this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]!];
+  }
+
+  /** Whether a recipient has this kid (with or without an ID Context), without materialising anything. */
+  has(kid: Uint8Array): boolean {
+    return this.#lookup(this.#byKid, kid, undefined) >= 0;
   }
 
   /** The entry's context, materialised and marked most recently used. */
@@ -271,11 +306,52 @@ export class ContextTable {
       const slot = this.#recipients[(first + i) * RECIPIENT_FIELDS + R_DORMANT]!;
       if (slot >= 0) recipients[i]!.restoreVerified(this.#restore(options.replayWindow ?? 32, slot));
     }
+    if (fields[e + E_KEYS]! >= 0) this.#adoptKeys(entry, context, input, options);
     return context;
+  }
+
+  /** Hands the keys derived by an earlier object of the entry to the new one (see the module comment). */
+  #adoptKeys(entry: number, context: OscoreSecurityContext, input: SecurityContextInput, options: Options): void {
+    const e = entry * ENTRY_FIELDS;
+    const fields = this.#entries;
+    const keys = fields[e + E_KEYS]!;
+    const keyLength = fields[e + E_KEY_LEN]!;
+    const senderKey = this.#read(keys, keyLength)!;
+    const commonIv = this.#read(keys + keyLength, fields[e + E_IV_LEN]!)!;
+    const shape = { aead: options.aead ?? DEFAULT_AEAD, hkdf: options.hkdf ?? DEFAULT_HKDF, senderId: input.senderId, idContext: input.idContext };
+    context.adoptSender(assembleContext({ ...shape, recipientId: input.recipientIds[0]! }, senderKey, senderKey, commonIv).sender);
+    const first = fields[e + E_FIRST_RECIPIENT]!;
+    context.recipients.forEach((recipient, i) => {
+      const at = this.#recipients[(first + i) * RECIPIENT_FIELDS + R_KEY]!;
+      if (at < 0) return;
+      recipient.adoptParams(assembleContext({ ...shape, recipientId: input.recipientIds[i]! }, senderKey, this.#read(at, keyLength)!, commonIv).recipient);
+    });
+  }
+
+  /** Keeps the keys the evicted object derived, each once for the table's life (see the module comment). */
+  #keepKeys(entry: number, context: OscoreSecurityContext): void {
+    const e = entry * ENTRY_FIELDS;
+    const sender = context.derivedSender;
+    if (sender === undefined) return;
+    const fields = this.#entries;
+    if (fields[e + E_KEYS]! < 0) {
+      this.#storeAt(fields, e + E_KEYS, sender.senderKey);
+      fields[e + E_IV_LEN] = sender.commonIv.length;
+      this.#storeAt(this.#scratch, 0, sender.commonIv);
+    }
+    const first = fields[e + E_FIRST_RECIPIENT]!;
+    context.recipients.forEach((recipient, i) => {
+      const at = (first + i) * RECIPIENT_FIELDS + R_KEY;
+      const params = recipient.derivedParams;
+      if (params === undefined || this.#recipients[at]! >= 0) return;
+      this.#storeAt(this.#scratch, 0, params.recipientKey);
+      this.#recipients[at] = this.#scratch[0]!;
+    });
   }
 
   /** Copies what the evicted context's recipients verified into the dormant slab (see the module comment). */
   #putAway(entry: number, context: OscoreSecurityContext): void {
+    this.#keepKeys(entry, context);
     const first = this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]!;
     context.recipients.forEach((recipient, i) => {
       const state = recipient.verifiedState;
@@ -330,27 +406,51 @@ export class ContextTable {
   }
 
   #optionsOf(input: SecurityContextInput): number {
+    const last = this.#options[this.#lastOptions];
+    // Nearly every entry of a credentials file has the options of the one before it: no key string then.
+    if (last !== undefined && last.aead === input.aead && last.hkdf === input.hkdf && last.replayWindow === input.replayWindow && last.echoOnRestart === input.echoOnRestart) return this.#lastOptions;
     const key = `${input.aead}/${input.hkdf}/${input.replayWindow}/${input.echoOnRestart}`;
     let index = this.#optionIndex.get(key);
     if (index === undefined) {
       index = this.#options.push({ aead: input.aead, hkdf: input.hkdf, replayWindow: input.replayWindow, echoOnRestart: input.echoOnRestart }) - 1;
       this.#optionIndex.set(key, index);
     }
-    return index;
+    return (this.#lastOptions = index);
   }
 
-  /** Appends bytes to the slab: [offset, length], or [-1, 0] for absent. */
-  #store(bytes: Uint8Array | undefined): [number, number] {
-    if (bytes === undefined) return [-1, 0];
-    if (this.#byteCount + bytes.length > this.#bytes.length) {
-      const larger = new Uint8Array(Math.max(this.#bytes.length * 2, this.#byteCount + bytes.length));
-      larger.set(this.#bytes.subarray(0, this.#byteCount));
-      this.#bytes = larger;
+  /** Appends bytes to the slab; their offset and length go to fields[at] and fields[at + 1] (-1 and 0 for absent). */
+  #storeAt(fields: Int32Array, at: number, bytes: Uint8Array | undefined): void {
+    if (bytes === undefined) {
+      fields[at] = -1;
+      fields[at + 1] = 0;
+      return;
     }
+    this.#reserve(bytes.length);
     this.#bytes.set(bytes, this.#byteCount);
-    const at = this.#byteCount;
+    fields[at] = this.#byteCount;
+    fields[at + 1] = bytes.length;
     this.#byteCount += bytes.length;
-    return [at, bytes.length];
+  }
+
+  /** As #storeAt, the text as UTF-8 (written in place: no Uint8Array per name). */
+  #storeTextAt(fields: Int32Array, at: number, text: string | undefined): void {
+    if (text === undefined) {
+      fields[at] = -1;
+      fields[at + 1] = 0;
+      return;
+    }
+    this.#reserve(text.length * 3);
+    const { written } = encoder.encodeInto(text, this.#bytes.subarray(this.#byteCount));
+    fields[at] = this.#byteCount;
+    fields[at + 1] = written;
+    this.#byteCount += written;
+  }
+
+  #reserve(length: number): void {
+    if (this.#byteCount + length <= this.#bytes.length) return;
+    const larger = new Uint8Array(Math.max(this.#bytes.length * 2, this.#byteCount + length));
+    larger.set(this.#bytes.subarray(0, this.#byteCount));
+    this.#bytes = larger;
   }
 
   /** A fresh copy of stored bytes; undefined for absent. */
@@ -362,17 +462,18 @@ export class ContextTable {
     return at < 0 ? undefined : decoder.decode(this.#bytes.subarray(at, at + length));
   }
 
-  #addRecipient(entry: number, kid: Uint8Array, name: Uint8Array | undefined, withIdContext: boolean): void {
+  #addRecipient(entry: number, kid: Uint8Array, name: string | undefined, withIdContext: boolean): void {
     const r = this.#recipientCount++;
     if (this.#recipientCount * RECIPIENT_FIELDS > this.#recipients.length) this.#recipients = grown(this.#recipients, this.#recipients.length * 2);
     const base = r * RECIPIENT_FIELDS;
+    this.#storeAt(this.#recipients, base + R_KID, kid);
+    this.#storeTextAt(this.#recipients, base + R_NAME, name);
     const fields = this.#recipients;
     fields[base + R_ENTRY] = entry;
-    [fields[base + R_KID], fields[base + R_KID_LEN]] = this.#store(kid);
-    [fields[base + R_NAME], fields[base + R_NAME_LEN]] = this.#store(name);
     fields[base + R_DORMANT] = -1;
+    fields[base + R_KEY] = -1;
     // Kept at most half full, so a probe ends soon at an empty slot.
-    if ((this.#keyed + 1) * 2 > this.#byKid.length) this.#rehash(this.#byKid.length * 2);
+    if ((this.#keyed + 1) * 2 > this.#byKid.length) this.#rehash(slotsFor(this.#keyed + 1));
     this.#keyed++;
     this.#insert(this.#byKid, this.#hashOf(r, false), r);
     if (withIdContext) this.#insert(this.#byKidAndIdContext, this.#hashOf(r, true), r);
@@ -442,6 +543,13 @@ function fnv(bytes: Uint8Array, from: number, to: number, seed: number): number 
   let hash = seed;
   for (let i = from; i < to; i++) hash = Math.imul(hash ^ bytes[i]!, FNV_PRIME);
   return hash >>> 0;
+}
+
+/** Hash slots for n keys: a power of two, at most half full. */
+function slotsFor(n: number): number {
+  let slots = 128;
+  while (slots < n * 2) slots *= 2;
+  return slots;
 }
 
 function grown(array: Int32Array<ArrayBuffer>, length: number): Int32Array<ArrayBuffer> {

@@ -167,6 +167,16 @@ class Recipient implements RecipientState {
   restoreVerified(state: VerifiedState): void {
     this.#verified = state;
   }
+
+  /** @internal The keys, if they were derived (context-table.ts keeps them for the next object of the same entry). */
+  get derivedParams(): RecipientParams | undefined {
+    return this.#params;
+  }
+
+  /** @internal Keys derived earlier from the same input (context-table.ts): this object derives none. */
+  adoptParams(params: RecipientParams): void {
+    this.#params = params;
+  }
 }
 
 /** @internal What a recipient keeps once a request was verified. */
@@ -259,6 +269,16 @@ export class OscoreSecurityContext {
   /** The Sender Context (and the Common Context parts it uses), derived on first use. */
   get sender(): SenderParams {
     return (this.#sender ??= this.derivedFor(this.primaryRecipient.recipientId).sender);
+  }
+
+  /** @internal The Sender Context, if it was derived (context-table.ts keeps its keys). */
+  get derivedSender(): SenderParams | undefined {
+    return this.#sender;
+  }
+
+  /** @internal A Sender Context derived earlier from the same input (context-table.ts): this object derives none. */
+  adoptSender(sender: SenderParams): void {
+    this.#sender = sender;
   }
 
   /** @internal The §3.2 derivation for one recipient; a Recipient calls it once. */
@@ -433,6 +453,11 @@ export class ContextDirectory {
     const bucket = kidContext === undefined ? this.byKid.get(bytesKey(kid)) : this.byKidAndIdContext.get(kidAndIdContextKey(kid, kidContext));
     if (bucket === undefined) return this.table?.find(kid, kidContext);
     return Array.isArray(bucket) ? bucket[0] : bucket;
+  }
+
+  /** Whether a request with this kid and no kid context would find a context here (the table's idle ones included); nothing is materialised. */
+  hasKid(kid: Uint8Array): boolean {
+    return this.byKid.has(bytesKey(kid)) || (this.table?.has(kid) ?? false);
   }
 
   /** How many contexts serve requests: those here and those in the table, idle or not. */

@@ -38,6 +38,13 @@ export interface ServerCredentialsOptions extends OscoreServerOptions {
    * writes out at start-up), instead of idle contexts kept as bytes in a ContextTable.
    */
   contextsAsObjects?: boolean;
+  /**
+   * How many of the idle contexts are kept materialised at once (the ContextTable's LRU; default
+   * 1024). A device beyond them is made again from bytes at its next request (no key derivation:
+   * its keys stay in the table), so this trades a few KiB of heap per active device against a few
+   * µs per request from a device that was put away.
+   */
+  activeContexts?: number;
 }
 
 /** Throws CredentialsError when the file does not load, has no recipients, or a context is in use elsewhere. */
@@ -48,7 +55,7 @@ export function serverCredentials(source: string | Credentials, options: ServerC
   // A context per device (issue 21): idle contexts as bytes, unless one needs to be an object
   // (KUDOS updates it in place; Appendix B.2 replaces it per client).
   if (!options.contextsAsObjects && credentials.recipients.every((r) => r.context.kudos === undefined && !r.context.rederivation)) {
-    const { table, close } = openServerTable(credentials.recipients, persistence);
+    const { table, close } = openServerTable(credentials.recipients, persistence, options.activeContexts !== undefined ? { active: options.activeContexts } : {});
     const security = new OscoreServerSecurity([], { ...options, table });
     return { security, protection: security, kudos: undefined, close };
   }

@@ -196,6 +196,11 @@ export class OscoreServerSecurity implements ServerSecurity {
     return this.directory.all;
   }
 
+  /** Whether a request with this kid and no kid context finds one of these contexts (a table's idle ones included): EDHOC's C_R must not be such a kid. */
+  hasKid(kid: Uint8Array): boolean {
+    return this.directory.hasKid(kid);
+  }
+
   /** How many contexts serve requests, the table's idle ones included. */
   get contextCount(): number {
     return this.directory.size;
