@@ -55,7 +55,9 @@ export class JsonFields {
     const length = text.length >> 1;
     if ((text.length & 1) !== 0 || length > CHUNK_BYTES) return undefined;
     if (this.#chunkUsed + length > this.#chunk.length) {
-      this.#chunk = new Uint8Array(CHUNK_BYTES);
+      // Chunks grow from small: a reader that decodes a few values (one context from a store, of
+      // which a node may hold 100,000) must not pin 16 KiB behind each.
+      this.#chunk = new Uint8Array(Math.min(CHUNK_BYTES, Math.max(FIRST_CHUNK_BYTES, length, 2 * this.#chunk.length)));
       this.#chunkUsed = 0;
     }
     const chunk = this.#chunk;
@@ -116,6 +118,7 @@ export class JsonFields {
 }
 
 const CHUNK_BYTES = 16384;
+const FIRST_CHUNK_BYTES = 64;
 
 /** Exactly one own field (a parsed JSON object has no inherited enumerable ones). */
 function hasOneField(object: JsonObject): boolean {
