@@ -11,6 +11,7 @@ import { Method, ResponseCode } from '../src/coap/codes.js';
 import { MessageType, encodeUint, type CoapOption } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { CoapServer, type RequestLogEntry } from '../src/server/server.js';
+import { requestLogEntry } from '../src/server/request-log.js';
 import type { CoapRequest } from '../src/server/resource.js';
 import { flush, lockstep, msg, opt } from './support/lockstep.js';
 import { MessageLayer } from '../src/messaging/message-layer.js';
@@ -208,4 +209,17 @@ test('a duplicate CON of a request the fast path answered gets the same ACK repl
   assert.equal(first!.message.type, MessageType.ACK);
   assert.equal((h.endpoint.carrier as MessageLayer).getStats().duplicates, 1);
   await s.close();
+});
+
+test('the request log entry of an unprotected request is the same object the general case builds', () => {
+  const request = { type: MessageType.CON, code: Method.GET, messageId: 1, token: Uint8Array.of(1), options: [], payload: new Uint8Array(0) };
+  const response = { ...request, code: ResponseCode.Content };
+  const peer = { address: '192.0.2.1', port: 5683 };
+  for (const [scheme, protection] of [['coap', 'none'], ['coap+tcp', 'none'], ['coaps+tcp', 'tls'], ['coaps+ws', 'tls'], ['coaps', 'dtls']] as const) {
+    const entry = requestLogEntry(request, { peer, peerKey: '192.0.2.1:5683', scheme, security: undefined }, response, undefined);
+    assert.deepEqual(entry, { peer: '192.0.2.1:5683', scheme, identity: undefined, protection, request, response });
+    assert.deepEqual(Object.keys(entry), ['peer', 'scheme', 'identity', 'protection', 'request', 'response']);
+  }
+  const refused = requestLogEntry(request, { peer, peerKey: '192.0.2.1:5683', scheme: 'coap', security: undefined }, response, 'replayed');
+  assert.deepEqual(refused, { peer: '192.0.2.1:5683', scheme: 'coap', identity: undefined, protection: 'none', request, response, oscoreFailure: 'replayed' });
 });
