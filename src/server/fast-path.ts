@@ -151,7 +151,9 @@ export class FastPath {
 
   /** The request as the stages would have left it at the handler stage, for the layered response side. */
   private layered(message: CoapMessage, exchange: ServerExchange, resource: ResourceDefinition, handler: Handler, path: readonly string[], subPath: readonly string[]): InboundRequest {
-    const request = new InboundRequest(this.parts.pipeline, message, exchange, exchange.context);
+    // The plan checked on arrival: a handler that changed the configuration (`server.security = …`)
+    // gives this request no response side its way in did not have (stage.ts, StagePlan).
+    const request = new InboundRequest(this.parts.pipeline, message, exchange, exchange.context, this.checkedPlan);
     request.stage = this.handlerIndex;
     request.resource = resource;
     request.handler = handler;
