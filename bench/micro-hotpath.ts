@@ -28,7 +28,7 @@
  * round. The other trees' server modules are imported from DIR/dist/src (same module paths since
  * before issue 21), the request datagrams are this tree's encoding (the same bytes).
  *
- *   node dist/bench/micro-hotpath.js [--requests N] [--warmup N] [--in-flight 32,256] [--variants plain,oscore] [--rounds R] [--server-only [--tree LABEL=DIR]... | --client-only | --aead-floor]
+ *   node dist/bench/micro-hotpath.js [--requests N] [--warmup N] [--in-flight 32,256] [--variants plain,oscore,layered] [--rounds R] [--server-only [--tree LABEL=DIR]... | --client-only | --aead-floor]
  */
 import { execFileSync } from 'node:child_process';
 import { resolve as resolvePath } from 'node:path';
@@ -51,7 +51,8 @@ import { OscoreAeadFloor } from './aead-floor.js';
 import { OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET } from './common.js';
 import { labelledDir } from './harness.js';
 
-type Variant = 'plain' | 'oscore';
+/** `layered`: plain with the server's fast path off (`fastPath: false`), every request through the stages. */
+type Variant = 'plain' | 'oscore' | 'layered';
 
 const SERVER_ADDRESS: PeerAddress = { address: '127.0.0.1', port: 5683 };
 const CLIENT_ADDRESS: PeerAddress = { address: '127.0.0.1', port: 40000 };
@@ -103,7 +104,7 @@ function makeServer(variant: Variant): { server: CoapServer; transport: QueueTra
   const transport = new QueueTransport();
   const { CoapServer, CoapEndpoint, OscoreServerSecurity } = serverModules;
   const endpoint = new CoapEndpoint({ transport, parameters: { nstart: 1024 } });
-  const server = new CoapServer(endpoint, variant === 'oscore' ? { security: new OscoreServerSecurity([serverContext()]) } : {});
+  const server = new CoapServer(endpoint, variant === 'oscore' ? { security: new OscoreServerSecurity([serverContext()]) } : variant === 'layered' ? { fastPath: false } : {});
   // The demo's /hello (src/demo/resources.ts): a constant text.
   server.resource('/hello', { GET: () => ({ code: ResponseCode.Content, contentFormat: ContentFormat.TextPlain, payload: 'Hello from coapsec' }) });
   return { server, transport };
@@ -394,13 +395,22 @@ async function main(): Promise<void> {
     console.log(`aead floor: server ${server.toFixed(2)} µs, client ${client.toFixed(2)} µs per request (rounds: ${rounds.map((r) => `${r.server.toFixed(2)}/${r.client.toFixed(2)}`).join(' ')})`);
     return;
   }
+  const run = s.serverOnly ? runServerOnly : s.clientOnly ? runClientOnly : runPair;
+  // The variants' rounds alternate (plain, layered, plain, …), so a change of the machine's load
+  // falls on all of them; a first run of each warms the JIT and is not counted.
+  const results = new Map<string, PairResult[]>();
+  for (const inFlight of s.inFlight) {
+    for (const variant of s.variants) if (s.warmup > 0) await run(variant, inFlight, s.warmup);
+    for (let r = 0; r < s.rounds; r++) {
+      for (const variant of s.variants) {
+        const key = `${variant} ${inFlight}`;
+        results.set(key, [...(results.get(key) ?? []), await run(variant, inFlight, s.requests)]);
+      }
+    }
+  }
   for (const variant of s.variants) {
     for (const inFlight of s.inFlight) {
-      const rounds: PairResult[] = [];
-      const run = s.serverOnly ? runServerOnly : s.clientOnly ? runClientOnly : runPair;
-      // A first run warms the JIT; it is not counted.
-      if (s.warmup > 0) await run(variant, inFlight, s.warmup);
-      for (let r = 0; r < s.rounds; r++) rounds.push(await run(variant, inFlight, s.requests));
+      const rounds = results.get(`${variant} ${inFlight}`)!;
       const server = median(rounds.map((r) => r.serverMicros));
       const client = median(rounds.map((r) => r.clientMicros));
       if (s.load !== undefined) {
@@ -409,7 +419,7 @@ async function main(): Promise<void> {
       }
       const perRound = rounds.map((r) => (s.serverOnly ? r.serverMicros.toFixed(2) : s.clientOnly ? r.clientMicros.toFixed(2) : `${r.serverMicros.toFixed(2)}/${r.clientMicros.toFixed(2)}`)).join(' ');
       const figures = s.serverOnly ? `server ${server.toFixed(2)} µs` : s.clientOnly ? `client ${client.toFixed(2)} µs` : `server ${server.toFixed(2)} µs, client ${client.toFixed(2)} µs, client/server ${(client / server).toFixed(2)}×`;
-      console.log(`${variant.padEnd(6)} ${String(inFlight).padStart(4)} in flight: ${figures} per request (rounds: ${perRound})`);
+      console.log(`${variant.padEnd(7)} ${String(inFlight).padStart(4)} in flight: ${figures} per request (rounds: ${perRound})`);
     }
   }
 }

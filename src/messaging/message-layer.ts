@@ -14,7 +14,7 @@ import type { PeerAddress, TransportSecurity } from '../transport/transport.js';
 import { peerKey } from '../transport/transport.js';
 import type { RandomSource } from '../util/random.js';
 import type { Scheduler, Timer } from '../util/scheduler.js';
-import { AnsweredRecords } from './answered-records.js';
+import { AnsweredRecords, MessageIdSlots } from './answered-records.js';
 import type { Carrier, CarrierStats, ConfirmableListener, OutgoingHandle } from './carrier.js';
 import { exchangeLifetime, nonLifetime, type TransmissionParameters } from './parameters.js';
 import { RetransmissionWheel, type WheelEntry } from './retransmission-wheel.js';
@@ -116,7 +116,7 @@ export class PeerState {
   /** Received CONs not yet answered (§4.5: a duplicate gets an empty ACK), by Message ID. */
   readonly unanswered = new Map<number, InboundMessage>();
   /** Message ID → slot of its record in the layer's AnsweredRecords. */
-  readonly answered = new Map<number, number>();
+  readonly answered = new MessageIdSlots();
   /**
    * Until when the Message IDs sent to this peer may still be in its deduplication records (the
    * latest one's send time + EXCHANGE_LIFETIME): the counter must be kept that long (§4.4).

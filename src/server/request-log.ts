@@ -23,8 +23,14 @@ export interface RequestLogEntry {
 export type RequestLogger = (entry: RequestLogEntry) => void;
 
 export function requestLogEntry(request: CoapMessage, context: EndpointContext, response: CoapMessage, oscoreFailure: string | undefined): RequestLogEntry {
+  if (context.security === undefined && !context.oscore?.length && oscoreFailure === undefined) {
+    // Most entries (`coapsec serve` logs every response, its default level drops them): no
+    // identity and no layers, so no arrays to build (issue 21: five allocations per response).
+    return { peer: context.peerKey, scheme: context.scheme, identity: undefined, protection: transportProtection(context.scheme) ?? 'none', request, response };
+  }
   const names = [...(context.security ? [context.security.identity] : []), ...(context.oscore ?? []).map((layer) => layer.peer)];
-  const kinds = [...(context.scheme === 'coaps' ? ['dtls'] : context.scheme === 'coaps+tcp' || context.scheme === 'coaps+ws' ? ['tls'] : []), ...(context.oscore ?? []).map(() => 'oscore')];
+  const transport = transportProtection(context.scheme);
+  const kinds = [...(transport !== undefined ? [transport] : []), ...(context.oscore ?? []).map(() => 'oscore')];
   return {
     peer: context.peerKey,
     scheme: context.scheme,
@@ -34,6 +40,11 @@ export function requestLogEntry(request: CoapMessage, context: EndpointContext, 
     response,
     ...(oscoreFailure !== undefined ? { oscoreFailure } : {}),
   };
+}
+
+/** The protection the transport gives by its scheme: DTLS, TLS, or none (undefined). */
+function transportProtection(scheme: TransportScheme): 'dtls' | 'tls' | undefined {
+  return scheme === 'coaps' ? 'dtls' : scheme === 'coaps+tcp' || scheme === 'coaps+ws' ? 'tls' : undefined;
 }
 
 /** The reason an OSCORE refusal gives: its diagnostic payload (§8.2), or the B.1.2 Echo challenge. */

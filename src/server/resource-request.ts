@@ -5,9 +5,17 @@ import { OptionNumber } from '../coap/options.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { CoapRequest, Handler, Handlers } from './resource.js';
 
+/** The Handlers key of each method code (RFC 7252 §12.1.1, RFC 8132), made once: no toUpperCase per request. */
+const HANDLER_KEYS = new Map<Code, keyof Handlers>();
+
 export function handlerFor(handlers: Handlers, code: Code): Handler | undefined {
-  const name = methodName(code).toUpperCase() as keyof Handlers;
-  return handlers[name];
+  let key = HANDLER_KEYS.get(code);
+  if (key === undefined) {
+    key = methodName(code).toUpperCase() as keyof Handlers;
+    // Request codes only (0.01–0.31): the Map stays bounded whatever codes arrive.
+    if (code > 0 && code < 32) HANDLER_KEYS.set(code, key);
+  }
+  return handlers[key];
 }
 
 const EMPTY_PAYLOAD = Buffer.alloc(0);

@@ -9,12 +9,16 @@ export function splitPath(path: string): string[] {
 const keyOf = (segments: readonly string[]): string => segments.join('\u0000');
 
 export interface Match {
-  resource: ResourceDefinition;
-  subPath: string[];
+  readonly resource: ResourceDefinition;
+  readonly subPath: readonly string[];
 }
 
+/** The sub-path of every exact match, shared and frozen. */
+const NO_SUB_PATH: readonly string[] = Object.freeze([]);
+
 export class Router {
-  private readonly exact = new Map<string, ResourceDefinition>();
+  /** An exact resource's Match, made once: a lookup per request allocates nothing. */
+  private readonly exact = new Map<string, Match>();
   private readonly subtrees: Array<{ prefix: string[]; resource: ResourceDefinition }> = [];
 
   add(resource: ResourceDefinition): void {
@@ -26,7 +30,7 @@ export class Router {
       this.subtrees.sort((a, b) => b.prefix.length - a.prefix.length);
     } else {
       if (this.exact.has(key)) throw new Error(`a resource already exists at ${resource.path}`);
-      this.exact.set(key, resource);
+      this.exact.set(key, { resource, subPath: NO_SUB_PATH });
     }
   }
 
@@ -40,8 +44,8 @@ export class Router {
   }
 
   match(path: readonly string[]): Match | undefined {
-    const resource = this.exact.get(keyOf(path));
-    if (resource) return { resource, subPath: [] };
+    const exact = this.exact.get(keyOf(path));
+    if (exact) return exact;
     for (const s of this.subtrees) {
       if (s.prefix.length <= path.length && s.prefix.every((seg, i) => seg === path[i])) {
         return { resource: s.resource, subPath: path.slice(s.prefix.length) };
@@ -51,7 +55,7 @@ export class Router {
   }
 
   resources(): ResourceDefinition[] {
-    return [...this.exact.values(), ...this.subtrees.map((s) => s.resource)];
+    return [...[...this.exact.values()].map((m) => m.resource), ...this.subtrees.map((s) => s.resource)];
   }
 }
 

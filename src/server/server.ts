@@ -30,6 +30,7 @@ import type { ServerSecurity } from './security.js';
 import { kudosResource } from '../kudos/well-known.js';
 import { InboundRequest, StagePipeline, type ServerStage } from './stage.js';
 import { serverStages } from './stages/index.js';
+import { FastPath } from './fast-path.js';
 import type { GroupServing } from './stages/group-request.js';
 import { defaultRandom } from '../util/random.js';
 import { renderNotification } from './stages/observe.js';
@@ -100,6 +101,14 @@ export interface ServerOptions {
   stages?: (standard: readonly ServerStage[]) => readonly ServerStage[];
   /** CoAP group communication (stages/group-request.ts): the joined group, Group OSCORE contexts, Leisure. */
   group?: GroupServing;
+  /**
+   * Answer simple requests (an unprotected GET or other method with only Uri-Path, Uri-Query,
+   * Uri-Host, Uri-Port, Content-Format and Accept, and a synchronous handler whose response fits
+   * one block) without the walk through the stages (fast-path.ts); the answers are the same bytes.
+   * Default true; off by itself with `stages` or over TCP/TLS/WebSockets. False: every request
+   * takes the stages (for comparisons).
+   */
+  fastPath?: boolean;
 }
 
 export class CoapServer {
@@ -116,6 +125,7 @@ export class CoapServer {
   private readonly proxies = new ProxyHandlers();
   /** Observable paths rendered by code rather than a resource handler (a proxy's upstream state). */
   private readonly virtualObservables: VirtualObservables = new Map();
+  private readonly fastPath: FastPath;
 
   constructor(
     readonly endpoint: CoapEndpoint,
@@ -150,10 +160,19 @@ export class CoapServer {
       random: defaultRandom,
     });
     this.pipeline = new StagePipeline(options.stages ? options.stages(standard) : standard);
+    this.fastPath = new FastPath(
+      { pipeline: this.pipeline, router: this.router, blockwise: this.blockwise, log: this.requestLog },
+      options.fastPath !== false && options.stages === undefined && !endpoint.carrier.reliable,
+    );
     if (options.wellKnownCore !== false) this.router.add(wellKnownCoreResource(() => this.links()));
     endpoint.setRequestHandler((request, exchange) => this.handle(request, exchange));
     endpoint.addPeerClosedListener((peerKey) => this.observations.removePeer(peerKey));
     endpoint.addPeerBusyCheck((peerKey) => this.observations.observes(peerKey));
+  }
+
+  /** Requests the fast path answered (fast-path.ts), for tests and tools that check it is taken. */
+  get fastPathAnswers(): number {
+    return this.fastPath.answered;
   }
 
   /** End-to-end protection (OSCORE); replaceable while serving. */
@@ -292,9 +311,9 @@ export class CoapServer {
   }
 
   private handle(received: CoapMessage, exchange: ServerExchange): void {
-    const request = new InboundRequest(this.pipeline, received, exchange, exchange.context);
     try {
-      this.pipeline.run(request);
+      if (this.fastPath.take(received, exchange)) return;
+      this.pipeline.run(new InboundRequest(this.pipeline, received, exchange, exchange.context));
     } catch (error) {
       answerFailSafe(exchange, error);
     }

@@ -166,17 +166,14 @@ export class InboundRequest {
   /** The handler answered without registering an observer (`CoapResponse.unobserved`, RFC 7641 §4.1). */
   unobserved = false;
 
-  /** The stages this request visits (StagePlan), fixed when it arrives. */
-  readonly plan: StagePlan;
-
   constructor(
     readonly pipeline: StagePipeline,
     public message: CoapMessage,
     readonly exchange: ServerExchange,
     public context: EndpointContext,
-  ) {
-    this.plan = pipeline.currentPlan();
-  }
+    /** The stages this request visits, fixed when it arrives (the server's fast path passes the plan it checked then). */
+    readonly plan: StagePlan = pipeline.currentPlan(),
+  ) {}
 
   /** Answers from the current stage (see StagePipeline.answer). */
   answer(response: CoapMessage): void {

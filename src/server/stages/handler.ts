@@ -23,21 +23,24 @@ export class HandlerStage implements ServerStage {
       request.answer(toMessage(internalError(error)));
       return DONE;
     }
-    if (!isPromise(result)) {
-      finish(request, result);
-      return DONE;
-    }
-    result.then(
-      (spec) => finish(request, spec),
-      (error: unknown) => request.answer(toMessage(internalError(error))),
-    ).catch((error: unknown) => answerFailSafe(request.exchange, error));
+    if (!isPromise(result)) finishHandler(request, result);
+    else answerWhenSettled(request, result);
     return DONE;
   }
 }
 
-function finish(request: InboundRequest, spec: CoapResponse): void {
+/** The handler's response through the stages before this one (the server's fast path shares it, fast-path.ts). */
+export function finishHandler(request: InboundRequest, spec: CoapResponse): void {
   const response = toResponse(request.message, spec);
   request.representation = true;
   request.unobserved = spec.unobserved === true;
   request.answer(response);
+}
+
+/** An async handler's response (or its rejection, as 5.00) once it settles. */
+export function answerWhenSettled(request: InboundRequest, result: Promise<CoapResponse>): void {
+  result.then(
+    (spec) => finishHandler(request, spec),
+    (error: unknown) => request.answer(toMessage(internalError(error))),
+  ).catch((error: unknown) => answerFailSafe(request.exchange, error));
 }
