@@ -78,6 +78,8 @@ test('batched keystreams seal and open exactly as Node\'s AES-CCM, for counters 
 test('a batch serves the nonces after the one that made it, and only for messages it covers', () => {
   const ccm = new AesCcm(Buffer.alloc(16, 6), 8, 13);
   const mask = Buffer.alloc(13, 0x5c);
+  // A key's first message gets no batch (it may be the only one for a long time); the next does.
+  assert.equal(ccm.keystreamAhead(countedNonce(mask, 99), 99, 5, 22), undefined);
   const first = ccm.keystreamAhead(countedNonce(mask, 100), 100, 5, 22);
   assert.ok(first);
   const bytes = first.bytes;
@@ -131,4 +133,21 @@ test('a sealed message is its own array: sealing the next message under a batch 
     assert.deepEqual(opened, text);
   }
   for (const [i, { sealed, copy }] of kept.entries()) assert.deepEqual(Buffer.from(sealed), copy, `message ${i}`);
+});
+
+test('a key used rarely among many computes no batch, and still seals correctly', () => {
+  const mask = Buffer.alloc(13, 0x37);
+  const rare = new AesCcm(Buffer.alloc(16, 0x42), 8, 13);
+  const busy = Array.from({ length: 300 }, (_, i) => new AesCcm(Buffer.alloc(16, i & 0xff).fill(i >> 8, 0, 1), 8, 13));
+  const plaintext = Buffer.from('one device among many');
+  for (let round = 0; round < 3; round++) {
+    // Every other key is used in between: more than a batch slot's lifetime of calls.
+    for (const [i, ccm] of busy.entries()) ccm.keystreamAhead(countedNonce(mask, round * 1000 + i), round * 1000 + i, 5, plaintext.length);
+    const nonce = countedNonce(mask, round);
+    assert.equal(rare.keystreamAhead(nonce, round, 5, plaintext.length), undefined, `round ${round}: no batch for a key not used within the last calls`);
+    const sealed = rare.seal(nonce, Buffer.alloc(0), plaintext, undefined);
+    assert.deepEqual(Buffer.from(sealed), nodeSeal(Buffer.alloc(16, 0x42), nonce, Buffer.alloc(0), plaintext, 8), `round ${round}`);
+  }
+  // Used again at once, it batches.
+  assert.ok(rare.keystreamAhead(countedNonce(mask, 3), 3, 5, plaintext.length));
 });

@@ -116,9 +116,16 @@ export class AesCcm {
     const blocks = 1 + Math.ceil(length / BLOCK);
     if (blocks > AHEAD_MAX_BLOCKS || nonce.length !== this.nonceLength || counterBytes < 1 || counterBytes > 6 || counterBytes > this.nonceLength) return undefined;
     if (!Number.isSafeInteger(counter) || counter < 0) return undefined;
+    const call = ++AesCcm.#calls;
+    const recent = call - this.#lastCall <= AHEAD_SLOTS;
+    this.#lastCall = call;
     let batch = this.#ahead;
     let k = batch === undefined ? -1 : counter - batch.first;
     if (batch === undefined || k < 0 || k >= AHEAD || batch.blocks < blocks || !batch.holds(k, nonce)) {
+      // A key not used within the last AHEAD_SLOTS calls of any instance (a key's first message, or
+      // one device among thousands) gets no batch: its slot would be taken before its next message,
+      // so 15 of the 16 keystreams would be computed for nothing. The caller computes just this one.
+      if (!recent) return undefined;
       batch = this.#computeAhead(nonce, counter, counterBytes, Math.max(blocks, AHEAD_MIN_BLOCKS));
       k = 0;
     }
@@ -157,6 +164,9 @@ export class AesCcm {
    * holder's batch (it computes a new one on its next counted message).
    */
   static #slots: (AesCcm | undefined)[] = [];
+  /** keystreamAhead calls of all instances so far, and this instance's latest: how recently it was used, in calls. */
+  static #calls = 0;
+  #lastCall = -Infinity;
   static #nextSlot = 0;
   static #takeSlot(instance: AesCcm): void {
     const evicted = AesCcm.#slots[AesCcm.#nextSlot];
