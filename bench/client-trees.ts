@@ -14,7 +14,7 @@ import os from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { median, type ClientJob, type ClientResult } from './common.js';
 import { BENCH_RECIPIENT, HELLO, HELLO_PATH, startCoapsecServe, startLibcoap, writeServerCredentials, type RunningServer } from './cpu-servers.js';
-import { forkAndAwait, here, labelledDir, parseCommonArgs, runMain } from './harness.js';
+import { clientJobTiming, forkAndAwait, here, labelledDir, parseCommonArgs, runMain } from './harness.js';
 import { pinning } from './native-load.js';
 
 type Flavour = 'floor' | 'plain' | 'oscore';
@@ -65,12 +65,7 @@ async function main(): Promise<void> {
             const job: ClientJob = {
               impl: 'coapsec',
               port: flavour === 'oscore' ? s.portBase + 1 : s.portBase,
-              concurrency,
-              warmupMs: s.warmupMs,
-              durationMs: s.durationMs,
-              maxRequests: 50_000_000,
-              drainMs: 3000,
-              socketBuffer: s.socketBuffer,
+              ...clientJobTiming(s, concurrency),
               variant: flavour === 'oscore' ? 'oscore' : 'plain',
               minimalClient: flavour === 'floor',
               sequenceStart: (sequenceStart += 50_000_000),

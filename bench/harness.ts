@@ -298,17 +298,17 @@ let measurements = 0;
 /** Disjoint OSCORE sequence ranges for successive client processes (each starts at most maxRequests). */
 const sequenceStart = (): number => ++measurements * 50_000_000;
 
+/** The fields every closed-loop client job shares: the run's timing and socket settings and the safety limits. */
+export function clientJobTiming(s: Pick<CommonSettings, 'warmupMs' | 'durationMs' | 'socketBuffer'>, concurrency: number): Pick<ClientJob, 'concurrency' | 'warmupMs' | 'durationMs' | 'maxRequests' | 'drainMs' | 'socketBuffer'> {
+  return { concurrency, warmupMs: s.warmupMs, durationMs: s.durationMs, maxRequests: 50_000_000, drainMs: 3000, socketBuffer: s.socketBuffer };
+}
+
 /** One measurement: a fresh bench/client.js child; the server's CPU time is read around it. */
 export async function measureGet(c: GetContender, server: ChildProcess, s: CommonSettings, concurrency: number): Promise<LabelledResult> {
   const job: ClientJob = {
     impl: c.impl,
     port: c.port,
-    concurrency,
-    warmupMs: s.warmupMs,
-    durationMs: s.durationMs,
-    maxRequests: 50_000_000,
-    drainMs: 3000,
-    socketBuffer: s.socketBuffer,
+    ...clientJobTiming(s, concurrency),
     variant: c.variant,
     sequenceStart: sequenceStart(),
     ...(c.burnMicros ? { burnMicros: c.burnMicros } : {}),

@@ -37,7 +37,7 @@ import { CoapServer } from '../src/server/server.js';
 import { BENCH_NSTART, PAYLOAD, type ClientJob, type ClientResult } from './common.js';
 import { ask, processSystemMicros, profileSummary, serveChildControl } from './child-control.js';
 import { busiestCpu, perRequest, perRoundRatio, summarizeProxied, totalCpu, type ProxiedResult } from './proxy-results.js';
-import { environment, fmt, forkAndAwait, here, met, parseCommonArgs, parseVariant, processCpuMicros, ratio, runMain, table, variantTable, type TreeVariant } from './harness.js';
+import { clientJobTiming, environment, fmt, forkAndAwait, here, met, parseCommonArgs, parseVariant, processCpuMicros, ratio, runMain, table, variantTable, type TreeVariant } from './harness.js';
 
 const HOST = '127.0.0.1';
 const USAGE = `usage: node dist/bench/proxy.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--concurrency 32]
@@ -123,12 +123,7 @@ async function measure(c: Contender, s: ReturnType<typeof parseCommonArgs>, conc
   const job: ClientJob = {
     impl: 'coapsec',
     port: c.originPort,
-    concurrency,
-    warmupMs: s.warmupMs,
-    durationMs: s.durationMs,
-    maxRequests: 50_000_000,
-    drainMs: 3000,
-    socketBuffer: s.socketBuffer,
+    ...clientJobTiming(s, concurrency),
     variant: 'plain',
     ...(c.proxyPort !== undefined ? { proxyPort: c.proxyPort } : {}),
   };

@@ -15,7 +15,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import os from 'node:os';
-import { forkAndAwait, fmt, here, processCpuMicros, ratio, runMain, table } from './harness.js';
+import { clientJobTiming, forkAndAwait, fmt, here, processCpuMicros, ratio, runMain, table } from './harness.js';
 import { BENCH_NSTART, IMPLEMENTATIONS, isImpl, median, type ClientJob, type ClientResult, type Impl, type ServerReady } from './common.js';
 
 interface Settings {
@@ -322,12 +322,7 @@ async function main(): Promise<void> {
         const job: ClientJob = {
           impl: c.impl,
           port: c.port,
-          concurrency,
-          warmupMs: s.warmupMs,
-          durationMs: s.durationMs,
-          maxRequests: 50_000_000,
-          drainMs: 3000,
-          socketBuffer: s.socketBuffer,
+          ...clientJobTiming(s, concurrency),
         };
         const r = await measure(c, job, servers.get(c.label)!);
         results.push(r);
