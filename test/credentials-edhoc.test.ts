@@ -10,7 +10,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { coseKeyFromKeyObject, encodeCcs, toHex } from '../src/cose/index.js';
+import { coseKeyFromKeyObject, encodeCcs, toHex, generatePrivateKey, CoseCurve } from '../src/cose/index.js';
 import { CredentialsError, edhocInitiatorConfig, edhocResponderConfig, parseCredentials, type EdhocCredentials } from '../src/credentials/index.js';
 import { CredentialStore, EdhocError, EdhocInitiator, EdhocResponder, type EdhocSession } from '../src/edhoc/index.js';
 import { generateEdhocIdentity } from '../src/credentials/edhoc-keygen.js';
@@ -63,17 +63,17 @@ const serverJson = (peers?: object[]) => ({
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'coapsec-edhoc-credentials-'));
-  const client = generateKeyPairSync('x25519').privateKey;
-  const server = generateKeyPairSync('x25519').privateKey;
+  const client = generatePrivateKey(CoseCurve.X25519);
+  const server = generatePrivateKey(CoseCurve.X25519);
   writeKey('client.key', client);
   writeKey('server.key', server);
   writeCcs('client.ccs', client, 'alice', 0x2b);
   writeCcs('server.ccs', server, 'server', 0x32);
-  const signer = generateKeyPairSync('ed25519').privateKey;
+  const signer = generatePrivateKey(CoseCurve.Ed25519);
   writeKey('signer.key', signer);
   writeCcs('signer.ccs', signer, 'signer');
   writeKey('open.key', signer, 0o644);
-  const other = generateKeyPairSync('x25519').privateKey;
+  const other = generatePrivateKey(CoseCurve.X25519);
   writeCcs('other.ccs', other, 'other', 0x2b);
   const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
   writeKey('rsa.key', rsa);
@@ -84,7 +84,7 @@ before(() => {
   }
   writeFileSync(join(dir, 'garbage.bin'), 'not a key or certificate');
   // The same x with the other y: (x, p − y) is another P-256 public key.
-  const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  const ec = generatePrivateKey(CoseCurve.P256);
   writeKey('ec.key', ec);
   const point = coseKeyFromKeyObject(ec);
   const p256 = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;
