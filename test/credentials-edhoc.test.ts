@@ -5,7 +5,7 @@
  * field named, and no key material in any message.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,7 +75,8 @@ before(() => {
   writeKey('open.key', signer, 0o644);
   const other = generatePrivateKey(CoseCurve.X25519);
   writeCcs('other.ccs', other, 'other', 0x2b);
-  const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
+  // PEM straight from the generator, then a KeyObject of its own: see generatePrivateKey for why.
+  const rsa = createPrivateKey(generateKeyPairSync('rsa', { modulusLength: 1024, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } }).privateKey);
   writeKey('rsa.key', rsa);
   for (const name of ['root', 'intermediate', 'initiator', 'responder', 'notca'] as const) {
     writeFileSync(join(dir, `${name}.pem`), F[name].cert);
