@@ -1,11 +1,11 @@
 /** EDHOC credentials for the benchmarks: an Initiator and a Responder that trust each other's CCS. */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { coseKeyFromKeyObject, encodeCcs } from '../src/cose/index.js';
+import { type KeyObject } from 'node:crypto';
+import { coseKeyFromKeyObject, encodeCcs, generatePrivateKey, CoseCurve } from '../src/cose/index.js';
 import { ccsCredential, CredentialStore, type EdhocMethod, type InitiatorConfig, type ResponderConfig } from '../src/edhoc/index.js';
 
 function longTermKey(suite: number, staticDh: boolean): KeyObject {
-  if (suite === 0) return staticDh ? generateKeyPairSync('x25519').privateKey : generateKeyPairSync('ed25519').privateKey;
-  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  if (suite === 0) return staticDh ? generatePrivateKey(CoseCurve.X25519) : generatePrivateKey(CoseCurve.Ed25519);
+  return generatePrivateKey(CoseCurve.P256);
 }
 
 /** Methods 0 (signatures) and 3 (static DH), suites 0 and 2; CCS by kid 0x0a (client) and 0x0b (server). */

@@ -16,7 +16,6 @@
  *
  *   node dist/bench/group.js [--quick] [--rounds N] [--duration MS]
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { ResponseCode } from '../src/coap/codes.js';
 import { fromHex } from '../src/cose/cbor.js';
 import { CoseSignAlg, signBytes, verifyBytes } from '../src/cose/sign.js';
@@ -30,6 +29,7 @@ import { UdpClientTransport } from '../src/transport/udp-client.js';
 import { UdpTransport } from '../src/transport/udp.js';
 import { median } from './common.js';
 import { environment, fmt, parseCommonArgs, runMain, runMicroCases, table } from './harness.js';
+import { generateKeyPairOn, CoseCurve } from '../src/cose/index.js';
 
 const USAGE = 'usage: node dist/bench/group.js [--quick] [--rounds N] [--duration MS]';
 /** The group's address as the client names it; the fan-out transport below never sends to it. */
@@ -128,8 +128,8 @@ function signatureCases(): Array<[string, () => void]> {
   const data = new Uint8Array(120).fill(0x5a);
   const cases: Array<[string, () => void]> = [];
   for (const [label, alg, pair] of [
-    ['Ed25519', CoseSignAlg.EdDSA, generateKeyPairSync('ed25519')],
-    ['ECDSA P-256', CoseSignAlg.ES256, generateKeyPairSync('ec', { namedCurve: 'prime256v1' })],
+    ['Ed25519', CoseSignAlg.EdDSA, generateKeyPairOn(CoseCurve.Ed25519)],
+    ['ECDSA P-256', CoseSignAlg.ES256, generateKeyPairOn(CoseCurve.P256)],
   ] as const) {
     const signature = signBytes(alg, pair.privateKey, data);
     cases.push([`${label} sign`, () => void signBytes(alg, pair.privateKey, data)]);

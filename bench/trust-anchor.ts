@@ -34,7 +34,7 @@
  *   node dist/bench/trust-anchor.js [--quick] [--rounds N] [--duration MS] [--micro-ms MS]
  */
 import { execFileSync } from 'node:child_process';
-import { createPublicKey, createPrivateKey, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
+import { createPublicKey, createPrivateKey, randomBytes, sign, verify } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +44,7 @@ import { decodeMacCert, encodeMacCert, issueMacCert, macInput, macMatches } from
 import { TrustAnchorVerifier } from '../src/trust-anchor/resource-server.js';
 import { BENCH_CLIENT_KEY_PEM, BENCH_SERVER_KEY_PEM, DTLS_PSK, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CCM_8, median } from './common.js';
 import { environment, fmt, opsPerSecond, parseCommonArgs, ratio, table } from './harness.js';
+import { generatePrivateKey, CoseCurve } from '../src/cose/index.js';
 
 type Mode = 'psk' | 'dk' | 'rpk' | 'apk' | 'x509';
 const LABEL: Record<Mode, string> = {
@@ -249,7 +250,7 @@ function micros(x509: ReturnType<typeof x509Files> | undefined): Micro[] {
   const input = macInput(cert); // the same bytes the MAC covers
   const signature = sign('sha256', input, clientKey);
   const identity = Buffer.from(formatNonce({ taId: TA_ID, clientId: 'alice', sequence: 1, random: randomBytes(16).toString('hex') }), 'latin1');
-  const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  const other = generatePrivateKey(CoseCurve.P256);
   let sink = 0;
   const must = (ok: boolean, what: string): void => {
     if (!ok) throw new Error(`micro-benchmark ${what} failed its own check`);

@@ -1,12 +1,11 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { CoapClient, CoapServer, ResponseCode } from 'coapsec';
-import { coseKeyFromKeyObject, encodeCcs } from 'coapsec/cose';
+import { coseKeyFromKeyObject, encodeCcs, generatePrivateKey, CoseCurve } from 'coapsec/cose';
 import { ccsCredential, CredentialStore } from 'coapsec/edhoc';
 import { EdhocClient, EdhocServer } from 'coapsec/edhoc-coap';
 
 // Each side: a static DH key (method 3, suite 2 = P-256) and a CCS naming it with a kid.
-const keyC = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
-const keyS = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+const keyC = generatePrivateKey(CoseCurve.P256);
+const keyS = generatePrivateKey(CoseCurve.P256);
 const ccsC = encodeCcs({ sub: 'client', coseKey: coseKeyFromKeyObject(keyC, { kid: Uint8Array.of(0x0a) }) });
 const ccsS = encodeCcs({ sub: 'server', coseKey: coseKeyFromKeyObject(keyS, { kid: Uint8Array.of(0x0b) }) });
 

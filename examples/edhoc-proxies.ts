@@ -1,13 +1,12 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { CoapClient, CoapServer, ResponseCode, type RouteHop } from 'coapsec';
-import { coseKeyFromKeyObject, encodeCcs } from 'coapsec/cose';
+import { coseKeyFromKeyObject, encodeCcs, generatePrivateKey, CoseCurve } from 'coapsec/cose';
 import { ccsCredential, CredentialStore } from 'coapsec/edhoc';
 import { EdhocClient, EdhocServer } from 'coapsec/edhoc-coap';
 import { ForwardProxy } from 'coapsec/proxy';
 
 // Static DH keys (method 3, suite 2) and CCSs: the client, two proxies and the origin server.
 function party(name: string, kid: number) {
-  const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  const key = generatePrivateKey(CoseCurve.P256);
   const ccs = encodeCcs({ sub: name, coseKey: coseKeyFromKeyObject(key, { kid: Uint8Array.of(kid) }) });
   return { ccs, credential: ccsCredential(ccs, key) };
 }

@@ -1,5 +1,4 @@
-import { generateKeyPairSync } from 'node:crypto';
-import { coseKeyFromKeyObject, encodeCcs } from 'coapsec/cose';
+import { coseKeyFromKeyObject, encodeCcs, generatePrivateKey, CoseCurve } from 'coapsec/cose';
 import {
   ccsCredential,
   CredentialStore,
@@ -9,8 +8,8 @@ import {
 } from 'coapsec/edhoc';
 
 // Each side: a static DH key (method 3, suite 2 = P-256) and a CCS naming it with a kid.
-const keyI = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
-const keyR = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+const keyI = generatePrivateKey(CoseCurve.P256);
+const keyR = generatePrivateKey(CoseCurve.P256);
 const ccsI = encodeCcs({ sub: 'client', coseKey: coseKeyFromKeyObject(keyI, { kid: Uint8Array.of(0x2b) }) });
 const ccsR = encodeCcs({ sub: 'server', coseKey: coseKeyFromKeyObject(keyR, { kid: Uint8Array.of(0x32) }) });
 

@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { generateKeyPairSync } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +19,7 @@ import { TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_GCM_SHA256 } from '../
 import { CoapServer } from '../src/server/server.js';
 import { PKI_DIR } from '../test/support/pki.js';
 import { COAPSEC, HOST, ROOT, coapsec, run, stop, waitForCoapPing, which } from './support.js';
+import { generatePrivateKey, CoseCurve } from '../src/cose/index.js';
 
 const ID = 'coapsec-interop';
 const KEY = 'interop-psk-secret';
@@ -36,7 +36,7 @@ const f = (name: string): string => join(dir, name);
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'coapsec-dtls-coap-'));
   cpSync(PKI_DIR, dir, { recursive: true });
-  const k = (): string => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'sec1', format: 'pem' }) as string;
+  const k = (): string => generatePrivateKey(CoseCurve.P256).export({ type: 'sec1', format: 'pem' }) as string;
   writeFileSync(f('server-rpk.pem'), k(), { mode: 0o600 });
   writeFileSync(f('client-rpk.pem'), k(), { mode: 0o600 });
   writeFileSync(f('other-rpk.pem'), k(), { mode: 0o600 });

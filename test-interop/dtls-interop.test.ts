@@ -9,7 +9,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { type KeyObject } from 'node:crypto';
 import {
   DtlsClient,
   DtlsServerEngine,
@@ -23,6 +23,7 @@ import {
   type DtlsClientOptions,
   type DtlsServerOptions,
 } from '../src/dtls/index.js';
+import { generateKeyPairOn, CoseCurve } from '../src/cose/index.js';
 
 const BIN = {
   clientOpenssl: '/usr/bin/coap-client-openssl',
@@ -319,7 +320,7 @@ async function withLibcoapServer<T>(bin: string, args: string[], body: (srv: { p
 }
 
 function p256(): { privateKey: KeyObject; publicKey: KeyObject } {
-  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  return generateKeyPairOn(CoseCurve.P256);
 }
 
 // ---------------------------------------------------------------------------------------------

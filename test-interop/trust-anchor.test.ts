@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { keyId } from '../src/trust-anchor/counters.js';
 import { decodeMacCert, encodeMacCert } from '../src/trust-anchor/maccert.js';
 import { coapsec, COAPSEC, freePort, HOST, ROOT, run, startCoapsecServer, stop, stopAll, which, type Daemon } from './support.js';
+import { generatePrivateKey, generateKeyPairOn, CoseCurve } from '../src/cose/index.js';
 
 const LIBCOAP = which('coap-client-openssl');
 const K_RS_TA = randomBytes(32);
@@ -67,7 +68,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'coapsec-ta-'));
   taPort = await freePort();
   dtlsPort = await freePort();
-  const rsKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const rsKey = generateKeyPairOn(CoseCurve.P256);
   writeFileSync(join(dir, 'rs.key.pem'), rsKey.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   writeFileSync(join(dir, 'rs.pub.pem'), rsKey.publicKey.export({ type: 'spki', format: 'pem' }));
   // OSCORE: the TA knows its clients by Recipient ID; each client has a context for the TA's URI.
@@ -219,7 +220,7 @@ describe('AuthorizedPublicKey mode, three processes', () => {
   it('a client holding the MacCert but not the private key is refused (bad_certificate)', { timeout: 60_000 }, async () => {
     assert.equal((await request('alice', 'alice-apk3.json', 'apk')).code, 0);
     const c = cred('alice-apk3.json');
-    const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const other = generatePrivateKey(CoseCurve.P256).export({ type: 'pkcs8', format: 'pem' }).toString();
     writeJson('stolen.json', { ...c, privateKey: other });
     const g = await get('stolen.json');
     assert.notEqual(g.code, 0);

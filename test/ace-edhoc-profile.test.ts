@@ -6,14 +6,13 @@
  * without any token), an expired token, a scope too narrow, a forged token.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { PLAIN } from '../src/client/security.js';
 import { ContentFormat } from '../src/coap/content-format.js';
 import { ResponseCode } from '../src/coap/codes.js';
-import { coseKeyFromKeyObject, decodeStrict, encodeCcs, fromHex } from '../src/cose/index.js';
+import { coseKeyFromKeyObject, decodeStrict, encodeCcs, fromHex, generatePrivateKey, CoseCurve } from '../src/cose/index.js';
 import { ACCESS_TOKEN_EAD_LABEL, AceParam, Claim, CreationHint, decodeAceMap, EdhocInfo, encodeAceMap } from '../src/ace/ace-cbor.js';
 import { MemoryAsState } from '../src/ace/as-state.js';
 import { bindAuthorizationServer } from '../src/ace/as-resources.js';
@@ -36,7 +35,7 @@ let clock = 2_000_000_000;
 const now = (): number => clock;
 
 function identity(name: string, kid: string): { own: OwnCredential; ccs: Uint8Array } {
-  const privateKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  const privateKey = generatePrivateKey(CoseCurve.P256);
   const ccs = encodeCcs({ sub: name, coseKey: coseKeyFromKeyObject(privateKey, { kid: fromHex(kid) }) });
   return { own: ccsCredential(ccs, privateKey), ccs };
 }

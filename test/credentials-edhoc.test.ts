@@ -5,12 +5,12 @@
  * field named, and no key material in any message.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { coseKeyFromKeyObject, encodeCcs, toHex } from '../src/cose/index.js';
+import { coseKeyFromKeyObject, encodeCcs, toHex, generatePrivateKey, CoseCurve } from '../src/cose/index.js';
 import { CredentialsError, edhocInitiatorConfig, edhocResponderConfig, parseCredentials, type EdhocCredentials } from '../src/credentials/index.js';
 import { CredentialStore, EdhocError, EdhocInitiator, EdhocResponder, type EdhocSession } from '../src/edhoc/index.js';
 import { generateEdhocIdentity } from '../src/credentials/edhoc-keygen.js';
@@ -63,19 +63,20 @@ const serverJson = (peers?: object[]) => ({
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'coapsec-edhoc-credentials-'));
-  const client = generateKeyPairSync('x25519').privateKey;
-  const server = generateKeyPairSync('x25519').privateKey;
+  const client = generatePrivateKey(CoseCurve.X25519);
+  const server = generatePrivateKey(CoseCurve.X25519);
   writeKey('client.key', client);
   writeKey('server.key', server);
   writeCcs('client.ccs', client, 'alice', 0x2b);
   writeCcs('server.ccs', server, 'server', 0x32);
-  const signer = generateKeyPairSync('ed25519').privateKey;
+  const signer = generatePrivateKey(CoseCurve.Ed25519);
   writeKey('signer.key', signer);
   writeCcs('signer.ccs', signer, 'signer');
   writeKey('open.key', signer, 0o644);
-  const other = generateKeyPairSync('x25519').privateKey;
+  const other = generatePrivateKey(CoseCurve.X25519);
   writeCcs('other.ccs', other, 'other', 0x2b);
-  const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
+  // PEM straight from the generator, then a KeyObject of its own: see generatePrivateKey for why.
+  const rsa = createPrivateKey(generateKeyPairSync('rsa', { modulusLength: 1024, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } }).privateKey);
   writeKey('rsa.key', rsa);
   for (const name of ['root', 'intermediate', 'initiator', 'responder', 'notca'] as const) {
     writeFileSync(join(dir, `${name}.pem`), F[name].cert);
@@ -84,7 +85,7 @@ before(() => {
   }
   writeFileSync(join(dir, 'garbage.bin'), 'not a key or certificate');
   // The same x with the other y: (x, p − y) is another P-256 public key.
-  const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  const ec = generatePrivateKey(CoseCurve.P256);
   writeKey('ec.key', ec);
   const point = coseKeyFromKeyObject(ec);
   const p256 = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;

@@ -1,6 +1,7 @@
 /** Shared helpers for the DTLS tests: a fake clock and an in-memory datagram pump. */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { type KeyObject } from 'node:crypto';
 import type { DtlsClient, DtlsEvent, DtlsServerEngine } from '../src/dtls/index.js';
+import { generateKeyPairOn, CoseCurve } from '../src/cose/index.js';
 
 export class FakeClock {
   t = 1_000_000;
@@ -64,7 +65,7 @@ export function pump(client: DtlsClient, server: DtlsServerEngine, initial: read
 }
 
 export function p256(): { privateKey: KeyObject; publicKey: KeyObject } {
-  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  return generateKeyPairOn(CoseCurve.P256);
 }
 
 export function hasEvent(events: readonly DtlsEvent[], type: DtlsEvent['type']): boolean {

@@ -4,7 +4,7 @@
  * flood, identities in the handler's context, prompt failure of a failed handshake, X.509.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, createHash, X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { parseCertificates, validateChain } from '../src/dtls/index.js';
 import { encodeClientHello, encodeHandshakeMessage, HandshakeType } from '../src/dtls/handshake-messages.js';
 import { ContentType, encodeRecord, DTLS_1_2 } from '../src/dtls/record.js';
 import { PKI_DIR } from './support/pki.js';
+import { generatePrivateKey, generateKeyPairOn, CoseCurve } from '../src/cose/index.js';
 
 const PSK = { identity: 'client-1', key: 'secret-key-1' };
 
@@ -378,13 +379,13 @@ test('block-wise GET of /large and an observation over DTLS', async () => {
 });
 
 test('RPK: identity is the SHA-256 of the client SPKI; untrusted keys are refused', async () => {
-  const sk = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const ck = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const sk = generateKeyPairOn(CoseCurve.P256);
+  const ck = generateKeyPairOn(CoseCurve.P256);
   const server = await CoapServer.listen({ host: '127.0.0.1', port: 0, dtls: { rpk: { privateKey: sk.privateKey, trustedPeerKeys: [ck.publicKey] } } });
   server.resource('/who', { GET: (req) => ({ code: ResponseCode.Content, payload: `${req.context.security?.mode} ${req.context.security?.identity}` }) });
   const uri = `coaps://127.0.0.1:${server.address().port}/who`;
   const good = new CoapClient({ dtls: { rpk: { privateKey: ck.privateKey, trustedPeerKeys: [sk.publicKey] } } });
-  const bad = new CoapClient({ dtls: { rpk: { privateKey: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, trustedPeerKeys: [sk.publicKey] } } });
+  const bad = new CoapClient({ dtls: { rpk: { privateKey: generatePrivateKey(CoseCurve.P256), trustedPeerKeys: [sk.publicKey] } } });
   try {
     const spki = ck.publicKey.export({ type: 'spki', format: 'der' });
     assert.equal((await good.get(uri)).text(), `rpk ${createHash('sha256').update(spki).digest('hex')}`);

@@ -9,7 +9,6 @@
  * UDP relays in front of every node record each leg.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { CoapClient } from '../src/client/client.js';
 import type { RouteHop } from '../src/client/route.js';
@@ -17,7 +16,7 @@ import { ResponseCode } from '../src/coap/codes.js';
 import { getOption, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { parseCoapUri } from '../src/coap/uri.js';
-import { coseKeyFromKeyObject, encodeCcs } from '../src/cose/index.js';
+import { coseKeyFromKeyObject, encodeCcs, generatePrivateKey, CoseCurve } from '../src/cose/index.js';
 import { ccsCredential, CredentialStore, type InitiatorConfig } from '../src/edhoc/index.js';
 import { EdhocClient, EdhocRequestError, EdhocServer } from '../src/edhoc-coap/index.js';
 import { decodeOscoreOption } from '../src/oscore/option.js';
@@ -34,7 +33,7 @@ const SECRET = 'alarm status: 0, door closed';
 
 /** A P-256 key (method 3: static DH on both sides, suite 2) and its CCS. */
 function party(name: string, kid: number) {
-  const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  const key = generatePrivateKey(CoseCurve.P256);
   const ccs = encodeCcs({ sub: name, coseKey: coseKeyFromKeyObject(key, { kid: Uint8Array.of(kid) }) });
   return { ccs, credential: ccsCredential(ccs, key) };
 }

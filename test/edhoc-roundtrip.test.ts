@@ -3,9 +3,9 @@
  * kind, and the failures a peer or an attacker can cause, each with the error RFC 9528 gives it.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { type KeyObject } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { CoseCurve, coseKeyFromKeyObject, decodeSequenceStrict, encodeCcs, encodeSequence, fromHex, okpPrivateKey, okpPublicKey, decodeStrict, toHex } from '../src/cose/index.js';
+import { CoseCurve, coseKeyFromKeyObject, decodeSequenceStrict, encodeCcs, encodeSequence, fromHex, okpPrivateKey, okpPublicKey, decodeStrict, toHex, generatePrivateKey, generateKeyPairOn } from '../src/cose/index.js';
 import {
   ccsCredential,
   CredentialStore,
@@ -28,14 +28,14 @@ import {
 import { TRACES } from './edhoc-trace-vectors.js';
 
 const SIGNATURE_KEY: Record<number, () => KeyObject> = {
-  0: () => generateKeyPairSync('ed25519').privateKey,
-  2: () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey,
-  24: () => generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey,
+  0: () => generatePrivateKey(CoseCurve.Ed25519),
+  2: () => generatePrivateKey(CoseCurve.P256),
+  24: () => generatePrivateKey(CoseCurve.P384),
 };
 const DH_KEY: Record<number, () => KeyObject> = {
-  [CoseCurve.X25519]: () => generateKeyPairSync('x25519').privateKey,
-  [CoseCurve.P256]: () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey,
-  [CoseCurve.P384]: () => generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey,
+  [CoseCurve.X25519]: () => generatePrivateKey(CoseCurve.X25519),
+  [CoseCurve.P256]: () => generatePrivateKey(CoseCurve.P256),
+  [CoseCurve.P384]: () => generatePrivateKey(CoseCurve.P384),
 };
 const SUITE_CURVE: Record<number, number> = { 0: 4, 1: 4, 2: 1, 3: 1, 4: 4, 5: 1, 6: 4, 24: 2 };
 const SUITE_SIGNATURE: Record<number, number> = { 0: 0, 1: 0, 2: 2, 3: 2, 4: 0, 5: 2, 6: 2, 24: 24 };
@@ -186,7 +186,7 @@ describe('credentials', () => {
     });
 
     it('a chain to no configured anchor, or an expired certificate, is refused', () => {
-      const other = { subject: 'CN=EDHOC Root Ed25519', publicKey: generateKeyPairSync('ed25519').publicKey };
+      const other = { subject: 'CN=EDHOC Root Ed25519', publicKey: generateKeyPairOn(CoseCurve.Ed25519).publicKey };
       const { state, message } = new EdhocInitiator(x509Pair([other]).initiator).prepareMessage1({ connectionId: C_I });
       const { message: m2 } = new EdhocResponder(x509Pair([other]).responder).processMessage1(message).prepareMessage2({ connectionId: C_R });
       expectEdhocError(() => state.processMessage2(m2), 1, /trust anchor/);

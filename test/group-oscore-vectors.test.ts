@@ -5,11 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { decodeMessage, encodeMessage } from '../src/coap/codec.js';
 import { ResponseCode } from '../src/coap/codes.js';
 import { fromHex, toHex } from '../src/cose/cbor.js';
-import { CoseCurve, CoseKty, rawKeyParts } from '../src/cose/key.js';
+import { CoseCurve, CoseKty, rawKeyParts, generateKeyPairOn } from '../src/cose/key.js';
 import { encodeCcs } from '../src/cose/cwt.js';
 import { encodePlaintext } from '../src/oscore/protect.js';
 import { aadArray, encStructure, countersignStructure } from '../src/group-oscore/aad.js';
@@ -37,7 +36,7 @@ function serverContext(): GroupSecurityContext {
 
 /** A second member (the client C of App. F, whose own credential the vectors do not need). */
 function clientContext(): GroupSecurityContext {
-  const { privateKey } = generateKeyPairSync('ed25519');
+  const { privateKey } = generateKeyPairOn(CoseCurve.Ed25519);
   const { x, d } = rawKeyParts(privateKey);
   const ccs = encodeCcs({ sub: 'client', coseKey: { kty: CoseKty.OKP, crv: CoseCurve.Ed25519, x } });
   return new GroupSecurityContext({ ...COMMON, senderId: Uint8Array.of(0x01), ownCredential: { credential: ccs, privateKey: d! }, members: [{ senderId: SERVER_ID, credential: SERVER_CCS }] });

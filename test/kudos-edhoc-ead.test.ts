@@ -6,16 +6,15 @@
  * The items §4.8 says to ignore are ignored.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
-import { coseKeyFromKeyObject, encodeCcs } from '../src/cose/index.js';
+import { coseKeyFromKeyObject, encodeCcs, generatePrivateKey, CoseCurve } from '../src/cose/index.js';
 import { ccsCredential, CredentialStore, EdhocInitiator, EdhocResponder, type EadItem, type InitiatorConfig, type ResponderConfig } from '../src/edhoc/index.js';
 import { KUDOS_EAD_LABEL, kudosEad2, kudosEad3, kudosEadAsk, peerCapabilityOf, readKudosEad, type KudosSupport } from '../src/kudos/edhoc-ead.js';
 import { KudosFileStorage, KudosSession } from '../src/kudos/index.js';
 import { CLIENT_IDENTITY, tempDirectory } from './kudos-helpers.js';
 
 function identity(name: string, kid: number) {
-  const privateKey = generateKeyPairSync('ed25519').privateKey;
+  const privateKey = generatePrivateKey(CoseCurve.Ed25519);
   const ccs = encodeCcs({ sub: name, coseKey: coseKeyFromKeyObject(privateKey, { kid: Uint8Array.of(kid) }) });
   return { own: ccsCredential(ccs, privateKey), ccs };
 }

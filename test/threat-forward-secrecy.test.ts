@@ -4,7 +4,6 @@
  * fails at message_3's AEAD), and does with the session key PRK_out. The threat report shows it.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
   decryptWithEphemeralGuess,
@@ -15,6 +14,7 @@ import {
   runPreSharedBaseline,
 } from '../src/attack/forward-secrecy.js';
 import { FORWARD_SECRECY_TEST, renderReport } from '../src/attack/report.js';
+import { generatePrivateKey, CoseCurve } from '../src/cose/index.js';
 
 describe('forward secrecy (R1.10)', () => {
   it(FORWARD_SECRECY_TEST, () => {
@@ -44,7 +44,7 @@ describe('forward secrecy (R1.10)', () => {
   it('method 3: G_XY alone is not enough either — the decryptor really uses the long-term keys for PRK_3e2m', () => {
     const run = recordEdhocOscoreExchange(3, 0);
     assert.equal(decryptWithEphemeralGuess(run.recording, run.longTerm, run.ephemeralSecret).ok, true);
-    const wrongResponderKey = { ...run.longTerm, responderKey: generateKeyPairSync('x25519').privateKey };
+    const wrongResponderKey = { ...run.longTerm, responderKey: generatePrivateKey(CoseCurve.X25519) };
     assert.equal(decryptWithEphemeralGuess(run.recording, wrongResponderKey, run.ephemeralSecret).ok, false);
   });
 

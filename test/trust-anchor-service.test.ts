@@ -6,7 +6,6 @@
  * through the transports with an RS built by resourceServerSetup.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,11 +22,12 @@ import { addRevocationResource, resourceServerSetup } from '../src/trust-anchor/
 import { TrustAnchorVerifier } from '../src/trust-anchor/resource-server.js';
 import { TrustAnchorError, TrustAnchorService } from '../src/trust-anchor/service.js';
 import { CounterBlocks, StateFileCounters, keyId } from '../src/trust-anchor/counters.js';
+import { generateKeyPairOn, CoseCurve } from '../src/cose/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coapsec-ta-unit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const K = Buffer.alloc(32, 0x42);
-const rsKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+const rsKey = generateKeyPairOn(CoseCurve.P256);
 writeFileSync(join(dir, 'rs.pub.pem'), rsKey.publicKey.export({ type: 'spki', format: 'pem' }));
 writeFileSync(join(dir, 'rs.key.pem'), rsKey.privateKey.export({ type: 'pkcs8', format: 'pem' }));
 writeFileSync(join(dir, 'creds.json'), '{}');
@@ -105,7 +105,7 @@ describe('trust-anchor service', () => {
   });
   it('issues MacCerts over the client key that verify under K_RS-TA, and hands out the RS key', async () => {
     const ta = new TrustAnchorService(config({ macLength: 16 }));
-    const client = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const client = generateKeyPairOn(CoseCurve.P256);
     const c = await ta.authzCertificate('alice', 'rs1', spkiOf(client.publicKey));
     const m = decodeMacCert(c.macCert);
     assert.equal(m.macLength, 16);
@@ -208,7 +208,7 @@ describe('through the UDP transports (CoapServer / CoapClient)', () => {
       const dkCred = clientCredentialsOf({ mode: 'DerivedKey', ta: 'ta1', rs: 'rs1', sequence: dk.sequence, identity: dk.identity, key: dk.key.toString('hex') });
       assert.match(await useOnce(dkCred), /^coaps psk DK\.ta1\.alice\.1\./);
       assert.match(await useOnce(dkCred), /unknown_psk_identity/);
-      const clientKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const clientKey = generateKeyPairOn(CoseCurve.P256);
       const apk = await ta.authzCertificate('alice', 'rs1', spkiOf(clientKey.publicKey));
       const apkCred = clientCredentialsOf({
         mode: 'AuthorizedPublicKey',

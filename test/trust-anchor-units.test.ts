@@ -4,13 +4,13 @@
  * revocation encodings.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { spkiOf } from '../src/dtls/connection.js';
 import { deriveKey, formatNonce, isDkIdentity, parseNonce } from '../src/trust-anchor/derive.js';
 import { computeMac, decodeMacCert, encodeMacCert, issueMacCert, macMatches, MacCertError } from '../src/trust-anchor/maccert.js';
 import { decodeRevocation, encodeRevocation, revocationMacValid } from '../src/trust-anchor/revocation.js';
 import { SlidingWindow } from '../src/trust-anchor/window.js';
+import { generateKeyPairOn, CoseCurve } from '../src/cose/index.js';
 
 // P_SHA256(K_RS-TA, nonce), 32 bytes, from `openssl kdf -keylen 32 -kdfopt digest:SHA256
 // -kdfopt hexsecret:K -kdfopt hexseed:hex(nonce) TLS1-PRF` (OpenSSL 3.0.19); the first vector
@@ -109,7 +109,7 @@ describe('sliding window (RFC 4303 Appendix A style)', () => {
 
 describe('MacCert', () => {
   const key = Buffer.alloc(32, 7);
-  const spki = spkiOf(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey);
+  const spki = spkiOf(generateKeyPairOn(CoseCurve.P256).publicKey);
   it('encodes the documented layout and verifies', () => {
     const c = issueMacCert(key, spki, 'ta1', 9);
     const enc = encodeMacCert(c);

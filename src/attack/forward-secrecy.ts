@@ -10,12 +10,12 @@
  *
  * Runs in process on the sans-IO EDHOC core and src/oscore; no sockets.
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { type KeyObject } from 'node:crypto';
 import { encodeMessage, decodeMessage as decodeCoap } from '../coap/codec.js';
 import { Method, ResponseCode } from '../coap/codes.js';
 import { encodeString, getOption, MessageType, type CoapMessage } from '../coap/message.js';
 import { OptionNumber } from '../coap/options.js';
-import { coseAead, CoseCurve, CoseHash, coseKeyFromKeyObject, CoseSignAlg, decrypt0, ecdhSharedSecret, encodeCcs, generateEcdhKeyPair, rawKeyParts, type EcdhKeyPair } from '../cose/index.js';
+import { coseAead, CoseCurve, CoseHash, coseKeyFromKeyObject, CoseSignAlg, decrypt0, ecdhSharedSecret, encodeCcs, generateEcdhKeyPair, rawKeyParts, type EcdhKeyPair, generatePrivateKey } from '../cose/index.js';
 import { chainPrk } from '../edhoc/auth.js';
 import { xor } from '../edhoc/common.js';
 import { ccsCredential, CredentialStore, EdhocInitiator, EdhocResponder, findCipherSuite, type CipherSuite, type EdhocMethod } from '../edhoc/index.js';
@@ -63,9 +63,9 @@ const C_R = Uint8Array.of(0x18, 0x2a);
 
 /** The long-term key a party needs in `method`: a static DH key on the suite curve, or a signature key. */
 function longTermKey(suite: CipherSuite, staticDh: boolean): KeyObject {
-  if (staticDh && suite.curve === CoseCurve.X25519) return generateKeyPairSync('x25519').privateKey;
-  if (!staticDh && suite.signature === CoseSignAlg.EdDSA) return generateKeyPairSync('ed25519').privateKey;
-  if ((staticDh ? suite.curve === CoseCurve.P256 : suite.signature === CoseSignAlg.ES256)) return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  if (staticDh && suite.curve === CoseCurve.X25519) return generatePrivateKey(CoseCurve.X25519);
+  if (!staticDh && suite.signature === CoseSignAlg.EdDSA) return generatePrivateKey(CoseCurve.Ed25519);
+  if ((staticDh ? suite.curve === CoseCurve.P256 : suite.signature === CoseSignAlg.ES256)) return generatePrivateKey(CoseCurve.P256);
   throw new RangeError(`cipher suite ${suite.id}: this run makes X25519, Ed25519 and P-256 keys only`);
 }
 

@@ -5,12 +5,12 @@
  * holds what the real one holds — the publications and their Content-Format — and, for the
  * collusion row, a subscriber's key file (group key, no publisher's signing key).
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { CoseSignAlg } from '../cose/sign.js';
 import { addMember, createTopicGroup, issueKeyMaterial } from '../pubsub-protection/key-distribution.js';
 import type { TopicKeyMaterial } from '../pubsub-protection/key-material.js';
 import { protectPublication, PublicationVerifier, type TopicBinding } from '../pubsub-protection/publication.js';
 import type { Outcome } from './report.js';
+import { generatePrivateKey, CoseCurve } from '../cose/index.js';
 
 export type PubSubProtection = 'none' | 'protected';
 export const PUBSUB_PROTECTIONS: readonly PubSubProtection[] = ['none', 'protected'];
@@ -48,7 +48,7 @@ interface Stored {
  * publisher's Sender ID, and signs with the only signing key it has: its own.
  */
 export function forgePublication(colluder: TopicKeyMaterial, senderId: Uint8Array, sequenceNumber: number, plaintext: Uint8Array, binding: TopicBinding): Uint8Array {
-  const signingKey = colluder.signAlg === CoseSignAlg.ES256 ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey : generateKeyPairSync('ed25519').privateKey;
+  const signingKey = colluder.signAlg === CoseSignAlg.ES256 ? generatePrivateKey(CoseCurve.P256) : generatePrivateKey(CoseCurve.Ed25519);
   return protectPublication({ groupKey: colluder.groupKey, senderId, signingKey, signAlg: colluder.signAlg }, sequenceNumber, plaintext, binding);
 }
 

@@ -4,7 +4,7 @@
  * Asks a trust anchor (over OSCORE) for a credential for resource server NAME and writes it to a
  * file usable with `coapsec get --ta-credential FILE coaps://…` (docs/trust-anchor-modes.md).
  */
-import { createPrivateKey, generateKeyPairSync, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CoapClient } from '../client/client.js';
 import { ContentFormat } from '../coap/content-format.js';
@@ -13,6 +13,7 @@ import { checkUri, parse } from './args.js';
 import { ExitCode, UsageError, noResponse } from './errors.js';
 import { KEY_EXPORT_FLAGS, KEY_EXPORT_USAGE, keyExport } from './keylog-args.js';
 import { clientOscore } from './oscore-args.js';
+import { generatePrivateKey, CoseCurve } from '../cose/index.js';
 
 export const TA_REQUEST_USAGE = `usage: coapsec ta-request --ta URI --rs NAME --credentials FILE --out FILE [--mode dk|apk] [--key KEYFILE]
        coapsec ta-request --ta URI --rs NAME --credentials FILE --revoke SEQ
@@ -66,7 +67,7 @@ export async function taRequestCommand(argv: string[]): Promise<number> {
   } else {
     if (values.out === undefined) throw new UsageError('ta-request needs --out FILE');
     if (mode === 'apk') {
-      privateKey = values.key !== undefined ? privateKeyOf(values.key) : generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+      privateKey = values.key !== undefined ? privateKeyOf(values.key) : generatePrivateKey(CoseCurve.P256);
       body = { ...body, spki: createPublicKey(privateKey).export({ type: 'spki', format: 'der' }).toString('base64') };
       path = '/ta/apk';
     } else {

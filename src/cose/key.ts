@@ -2,7 +2,7 @@
  * COSE_Key (draft-ietf-cose-rfc8152bis-struct-13 §7, algs-11 §7) for OKP and EC2 keys, to and from
  * Node KeyObjects. Raw OKP and EC2 keys become KeyObjects through JWK (RFC 8037 for OKP).
  */
-import { createECDH, ECDH, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { createECDH, ECDH, createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { CoseError } from './algorithms.js';
 import { bytesView, concatBytes } from './cbor.js';
 import { CoseCurve, CoseKty, CoseKeyLabel, curveInfo, CURVES, requireLength, type CoseKey, type CurveInfo } from './cose-key.js';
@@ -48,6 +48,33 @@ export function ec2PrivateKey(crv: number, d: Uint8Array): KeyObject {
   requireLength('EC2 private key', d, info.coordinateLength);
   const { x, y } = ec2FromPrivate(info, d);
   return createPrivateKey({ key: { kty: 'EC', crv: info.jwk, x: b64url(x), y: b64url(y), d: b64url(d) }, format: 'jwk' });
+}
+
+/**
+ * A new private key on a COSE curve, made from fresh random bytes (an OKP seed or scalar; an EC2
+ * scalar from OpenSSL's ECDH, which draws it in [1, n-1]).
+ *
+ * Why not `generateKeyPairSync`: on Node 20 a key it made deadlocks its process when a garbage
+ * collection lands inside that key's export (JWK, PEM or DER): the export holds the key's mutex
+ * while allocating, and the collection runs the destructor of the finished key-generation job,
+ * which takes the same mutex. Keys built by `createPrivateKey` have no such job.
+ */
+export function generatePrivateKey(crv: number): KeyObject {
+  const info = curveInfo(crv);
+  if (info.kty === CoseKty.OKP) return okpPrivateKey(crv, bytesView(randomBytes(info.coordinateLength)));
+  const ecdh = createECDH(info.openssl!);
+  ecdh.generateKeys();
+  const pub = bytesView(ecdh.getPublicKey());
+  const n = info.coordinateLength;
+  const d = bytesView(ecdh.getPrivateKey());
+  const scalar = d.length === n ? d : concatBytes(new Uint8Array(n - d.length), d);
+  return createPrivateKey({ key: { kty: 'EC', crv: info.jwk, x: b64url(pub.subarray(1, 1 + n)), y: b64url(pub.subarray(1 + n)), d: b64url(scalar) }, format: 'jwk' });
+}
+
+/** A new key pair on a COSE curve (see `generatePrivateKey` for why not `generateKeyPairSync`). */
+export function generateKeyPairOn(crv: number): { privateKey: KeyObject; publicKey: KeyObject } {
+  const privateKey = generatePrivateKey(crv);
+  return { privateKey, publicKey: createPublicKey(privateKey) };
 }
 
 /** The private key a COSE_Key holds (it must have 'd'). */

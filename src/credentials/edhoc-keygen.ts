@@ -2,8 +2,8 @@
  * A new EDHOC identity: a key pair and its CWT Claims Set (RFC 9528 §3.5.2: `sub` and a COSE_Key
  * in `cnf`, RFC 8747 §3.1), as `coapsec keygen` writes them.
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { CoseCurve, coseKeyFromKeyObject, CoseSignAlg, encodeCcs } from '../cose/index.js';
+import { type KeyObject } from 'node:crypto';
+import { CoseCurve, coseKeyFromKeyObject, CoseSignAlg, encodeCcs, generatePrivateKey } from '../cose/index.js';
 import { findCipherSuite } from '../edhoc/index.js';
 
 export type EdhocKeyCurve = 'ed25519' | 'x25519' | 'p-256';
@@ -17,7 +17,7 @@ export interface EdhocIdentity {
 
 export function generateEdhocIdentity(curve: EdhocKeyCurve, sub: string, kid: Uint8Array): EdhocIdentity {
   const privateKey =
-    curve === 'p-256' ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey : curve === 'ed25519' ? generateKeyPairSync('ed25519').privateKey : generateKeyPairSync('x25519').privateKey;
+    curve === 'p-256' ? generatePrivateKey(CoseCurve.P256) : curve === 'ed25519' ? generatePrivateKey(CoseCurve.Ed25519) : generatePrivateKey(CoseCurve.X25519);
   return { privateKey, ccs: encodeCcs({ sub, coseKey: coseKeyFromKeyObject(privateKey, { kid }) }) };
 }
 

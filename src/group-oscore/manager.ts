@@ -10,10 +10,10 @@
  * the group before (§12.2.1.1, first approach: no Gid is reassigned) and increments the Key
  * Generation Number (§12.2 step 1); the removed members' Sender IDs are reported as stale.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { fromHex, toHex } from '../cose/cbor.js';
 import { encodeCcs } from '../cose/cwt.js';
-import { CoseCurve, CoseKty, rawKeyParts, type CoseKey } from '../cose/key.js';
+import { CoseCurve, CoseKty, rawKeyParts, type CoseKey, generateKeyPairOn } from '../cose/key.js';
 import { CoseSignAlg } from '../cose/sign.js';
 import { OscoreConfigError } from '../oscore/errors.js';
 import { coseHash } from '../cose/algorithms.js';
@@ -96,13 +96,13 @@ export interface GroupRekey {
 /** A key pair for the group's Signature Algorithm: the COSE_Key and the private bytes (exported for the online Group Manager's joining members). */
 export function keyPairFor(signature: number | undefined): { coseKey: CoseKey; privateKey: Uint8Array } {
   if (signature === CoseSignAlg.ES256) {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const { privateKey } = generateKeyPairOn(CoseCurve.P256);
     const jwk = privateKey.export({ format: 'jwk' }) as { x: string; y: string; d: string };
     const b = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64url'));
     return { coseKey: { kty: CoseKty.EC2, crv: CoseCurve.P256, x: b(jwk.x), y: b(jwk.y) }, privateKey: b(jwk.d) };
   }
   if (signature !== undefined && signature !== CoseSignAlg.EdDSA) throw new OscoreConfigError(`the Group Manager cannot make keys for Signature Algorithm ${signature}`);
-  const { privateKey } = generateKeyPairSync('ed25519');
+  const { privateKey } = generateKeyPairOn(CoseCurve.Ed25519);
   const { x, d } = rawKeyParts(privateKey);
   return { coseKey: { kty: CoseKty.OKP, crv: CoseCurve.Ed25519, x }, privateKey: d! };
 }

@@ -14,10 +14,10 @@
  * secret as every key file it issues (written owner-only). An online Group Manager would instead
  * take each publisher's own credential at join time; the state's fields are the ones it needs.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { coseAead, findCoseAead } from '../cose/algorithms.js';
 import { bytesView, decodeStrict, encodeCbor, fromHex, toHex } from '../cose/cbor.js';
-import { coseKeyFromKeyObject, coseKeyToPrivateKey, encodeCoseKey, parseCoseKey } from '../cose/key.js';
+import { coseKeyFromKeyObject, coseKeyToPrivateKey, encodeCoseKey, parseCoseKey, generateKeyPairOn, CoseCurve } from '../cose/key.js';
 import { CoseSignAlg } from '../cose/sign.js';
 import { EpochKeyHolder, epochIndex, type KeyEpochs } from './key-epochs.js';
 import { DEFAULT_AEAD, DEFAULT_SIGN_ALG, decodeGroupKey, encodeGroupKey, parsePublisherCredential, PubSubKeyError, type GroupKey, type TopicKeyMaterial } from './key-material.js';
@@ -116,7 +116,7 @@ export function addMember(state: KdcState, name: string, role: MemberRole): void
   member.roles.push(role);
   if (role !== 'publisher') return;
   const senderId = assignSenderId(state);
-  const pair = state.sign_alg === CoseSignAlg.ES256 ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }) : generateKeyPairSync('ed25519');
+  const pair = state.sign_alg === CoseSignAlg.ES256 ? generateKeyPairOn(CoseCurve.P256) : generateKeyPairOn(CoseCurve.Ed25519);
   member.sender_id = toHex(senderId);
   member.cred = toHex(encodeCbor(encodeCoseKey(coseKeyFromKeyObject(pair.publicKey))));
   member.signing_key = toHex(encodeCbor(encodeCoseKey(coseKeyFromKeyObject(pair.privateKey, { includePrivate: true }))));

@@ -1,13 +1,13 @@
 /** EDHOC credentials for a client and a server, for the EDHOC-over-CoAP tests. */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { coseKeyFromKeyObject, encodeCcs } from '../../src/cose/index.js';
+import { type KeyObject } from 'node:crypto';
+import { coseKeyFromKeyObject, encodeCcs, generatePrivateKey, CoseCurve } from '../../src/cose/index.js';
 import { ccsCredential, CredentialStore, type EdhocMethod, type InitiatorConfig, type ResponderConfig } from '../../src/edhoc/index.js';
 
 /** Suite → [signature key, static DH key] generators. */
 const KEYS: Record<number, { sign: () => KeyObject; dh: () => KeyObject }> = {
-  0: { sign: () => generateKeyPairSync('ed25519').privateKey, dh: () => generateKeyPairSync('x25519').privateKey },
-  2: { sign: () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, dh: () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey },
-  24: { sign: () => generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey, dh: () => generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey },
+  0: { sign: () => generatePrivateKey(CoseCurve.Ed25519), dh: () => generatePrivateKey(CoseCurve.X25519) },
+  2: { sign: () => generatePrivateKey(CoseCurve.P256), dh: () => generatePrivateKey(CoseCurve.P256) },
+  24: { sign: () => generatePrivateKey(CoseCurve.P384), dh: () => generatePrivateKey(CoseCurve.P384) },
 };
 
 export interface EdhocPeers {
