@@ -21,6 +21,8 @@ import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import type { CoapRequest } from '../src/server/resource.js';
 import { CoapServer, type RequestLogEntry } from '../src/server/server.js';
+import { requestLogEntry } from '../src/server/request-log.js';
+import type { OscoreLayerInfo } from '../src/exchange/context.js';
 import { flush, lockstep, msg, opt } from './support/lockstep.js';
 
 const SEPARATE_AFTER_MS = 150;
@@ -241,4 +243,20 @@ test('the fast path stays off for an OSCORE request when a proxy could claim the
   h.transport.deliver(msg(c.protect({ type: MessageType.CON, code: Method.GET, messageId: 2, token: Uint8Array.of(2), options: [opt(OptionNumber.UriPath, 'r')], payload: EMPTY_BYTES }, 1)));
   assert.equal(s.fastPathAnswers, 1, 'back on once the proxy is gone');
   await s.close();
+});
+
+test('the request log entry of a request with one OSCORE layer is the object the general case builds', () => {
+  const request = { type: MessageType.CON, code: Method.GET, messageId: 1, token: Uint8Array.of(1), options: [], payload: EMPTY_BYTES };
+  const response = { ...request, code: ResponseCode.Content };
+  const peer = { address: '192.0.2.1', port: 5683 };
+  const layer = { peer: 'device-01', kid: Uint8Array.of(1) } as unknown as OscoreLayerInfo;
+  for (const [scheme, protection] of [['coap', 'oscore'], ['coap+tcp', 'oscore'], ['coaps+tcp', 'tls+oscore'], ['coaps', 'dtls+oscore']] as const) {
+    const entry = requestLogEntry(request, { peer, peerKey: '192.0.2.1:5683', scheme, security: undefined, oscore: [layer] }, response, undefined);
+    assert.deepEqual(entry, { peer: '192.0.2.1:5683', scheme, identity: 'device-01', protection, request, response });
+    assert.deepEqual(Object.keys(entry), ['peer', 'scheme', 'identity', 'protection', 'request', 'response']);
+  }
+  const two = requestLogEntry(request, { peer, peerKey: '192.0.2.1:5683', scheme: 'coap', security: undefined, oscore: [layer, { ...layer, peer: 'proxy' }] }, response, undefined);
+  assert.deepEqual([two.identity, two.protection], ['device-01 proxy', 'oscore+oscore']);
+  const refused = requestLogEntry(request, { peer, peerKey: '192.0.2.1:5683', scheme: 'coap', security: undefined, oscore: [layer] }, response, 'replayed');
+  assert.equal(refused.oscoreFailure, 'replayed');
 });
