@@ -51,8 +51,12 @@ import { OscoreAeadFloor } from './aead-floor.js';
 import { OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET } from './common.js';
 import { labelledDir } from './harness.js';
 
-/** `layered`: plain with the server's fast path off (`fastPath: false`), every request through the stages. */
-type Variant = 'plain' | 'oscore' | 'layered';
+/**
+ * `layered`: plain with the server's fast path off (`fastPath: false`), every request through the
+ * stages; `oscore-layered`: OSCORE with it off (no fast path for the inner request either).
+ */
+type Variant = 'plain' | 'oscore' | 'layered' | 'oscore-layered';
+const isOscore = (variant: Variant): boolean => variant === 'oscore' || variant === 'oscore-layered';
 
 const SERVER_ADDRESS: PeerAddress = { address: '127.0.0.1', port: 5683 };
 const CLIENT_ADDRESS: PeerAddress = { address: '127.0.0.1', port: 40000 };
@@ -104,7 +108,8 @@ function makeServer(variant: Variant): { server: CoapServer; transport: QueueTra
   const transport = new QueueTransport();
   const { CoapServer, CoapEndpoint, OscoreServerSecurity } = serverModules;
   const endpoint = new CoapEndpoint({ transport, parameters: { nstart: 1024 } });
-  const server = new CoapServer(endpoint, variant === 'oscore' ? { security: new OscoreServerSecurity([serverContext()]) } : variant === 'layered' ? { fastPath: false } : {});
+  const layered = variant === 'layered' || variant === 'oscore-layered' ? { fastPath: false } : {};
+  const server = new CoapServer(endpoint, isOscore(variant) ? { security: new OscoreServerSecurity([serverContext()]), ...layered } : layered);
   // The demo's /hello (src/demo/resources.ts): a constant text.
   server.resource('/hello', { GET: () => ({ code: ResponseCode.Content, contentFormat: ContentFormat.TextPlain, payload: 'Hello from coapsec' }) });
   return { server, transport };
@@ -177,7 +182,7 @@ async function closedLoop(client: CoapClient, inFlight: number, requests: number
 async function runPair(variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
   const { server, transport } = makeServer(variant);
   const clientSecurity =
-    variant === 'oscore'
+    isOscore(variant)
       ? new OscoreClientSecurity(
           new OscoreSecurityContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: CLIENT_ID, recipientIds: [SERVER_ID] }, new VolatileSequence()),
         )
@@ -207,7 +212,7 @@ async function runServerOnly(variant: Variant, inFlight: number, requests: numbe
     payload: new Uint8Array(0),
   };
   let datagrams: Buffer[];
-  if (variant === 'oscore') {
+  if (isOscore(variant)) {
     const sender = new OscoreSecurityContext({ masterSecret: OSCORE_MASTER_SECRET, masterSalt: OSCORE_MASTER_SALT, senderId: CLIENT_ID, recipientIds: [SERVER_ID] }, new VolatileSequence());
     const params = sender.sender;
     datagrams = Array.from({ length: requests }, (_, i) => encodeMessage(protectRequest(template, params, i).message));
@@ -239,8 +244,8 @@ async function runServerOnly(variant: Variant, inFlight: number, requests: numbe
  * context starts at 0 and sends in order, so the n-th request gets the answer bound to it.
  */
 async function runClientOnly(variant: Variant, inFlight: number, requests: number): Promise<PairResult> {
-  const answers = variant === 'oscore' ? oscoreAnswers(requests) : [PLAIN_ANSWER];
-  const security = variant === 'oscore' ? new OscoreClientSecurity(new OscoreSecurityContext(clientContextInput(), new VolatileSequence())) : undefined;
+  const answers = isOscore(variant) ? oscoreAnswers(requests) : [PLAIN_ANSWER];
+  const security = isOscore(variant) ? new OscoreClientSecurity(new OscoreSecurityContext(clientContextInput(), new VolatileSequence())) : undefined;
   const client = new CoapClient({ parameters: { nstart: 1024 }, ...(security ? { security: () => security } : {}) });
   let answered = 0;
   const { cpuMicros: total } = await closedLoop(client, inFlight, requests, (batch, messaging) => {

@@ -6,6 +6,12 @@
  * (and a simple request whose handler is async or whose response needs Block2) takes the layered
  * path, the handler still running once.
  *
+ * An OSCORE request whose inner request is simple takes it too, once the OSCORE stage has removed
+ * its layers (FastPath.takeInner): the stages between that one and the handler are skipped, and
+ * the handler's answer goes back up through every stage before them — the request log, the
+ * protection of RFC 8613 §8.3 with the layers removed (§2.5 of the OSCORE-capable-proxies draft),
+ * the outer block-wise — exactly as the layered path sends it.
+ *
  * The messaging layer below is the same for both paths: deduplication (RFC 7252 §4.5, a duplicate
  * CON gets the recorded reply, a duplicate NON nothing), the piggybacked ACK or the separate
  * response after the empty ACK (§5.2), RST for what cannot be processed (§4.2), all happen before
@@ -23,6 +29,7 @@ import { internalError, isPromise, toMessage, toResponse } from './response.js';
 import type { Router } from './router.js';
 import { InboundRequest, type StagePipeline, type StagePlan } from './stage.js';
 import { answerWhenSettled, finishHandler } from './stages/handler.js';
+import { OscoreLayers } from './stages/oscore-layers.js';
 
 /**
  * The stages of the standard list (stages/index.ts) a plain server's plan may hold and still take
@@ -32,6 +39,16 @@ import { answerWhenSettled, finishHandler } from './stages/handler.js';
  */
 const PLAIN_RECEIVING = new Set(['edhoc-combined', 'option-checks', 'route', 'block2', 'block1', 'handler']);
 const PLAIN_RESPONDING = new Set(['no-response', 'request-log', 'block2', 'observe', 'block1']);
+
+/**
+ * For an OSCORE request's inner request (takeInner): the stages after `oscore-layers` whose receive
+ * may be on its plan, and those whose respond side the fast answer leaves out (it answers from the
+ * first of them, so the respond sides before it — request log, No-Response, the OSCORE protection
+ * and whatever precedes it — all run). A proxy claim (which must see the inner request, §2.4
+ * steps 1–4 of the OSCORE-capable-proxies draft) or any other stage there keeps every request layered.
+ */
+const INNER_RECEIVING = new Set(['option-checks', 'route', 'block2', 'block1', 'handler']);
+const INNER_SKIPPED_RESPONDING = new Set(['block2', 'observe', 'block1']);
 
 /**
  * The options of a simple request, by number: 1 may occur once, 2 may repeat (RFC 7252 §5.4.5,
@@ -75,6 +92,12 @@ export class FastPath {
   private checkedPlan: StagePlan | undefined;
   private planIsPlain = false;
   private readonly handlerIndex: number;
+  /** takeInner's plan check, cached as plainPlan's is (a request keeps the plan it arrived with). */
+  private checkedInnerPlan: StagePlan | undefined;
+  private innerPlanIsPlain = false;
+  /** Where takeInner answers from: the first stage whose respond side it leaves out (block2). */
+  private readonly innerAnswerIndex: number;
+  private readonly oscoreIndex: number;
 
   /**
    * `enabled`: false for `ServerOptions.fastPath: false`, a server with its own stage list (a
@@ -85,7 +108,12 @@ export class FastPath {
     private readonly parts: FastPathParts,
     readonly enabled: boolean,
   ) {
-    this.handlerIndex = parts.pipeline.stages.findIndex((stage) => stage.name === 'handler');
+    const stages = parts.pipeline.stages;
+    this.handlerIndex = stages.findIndex((stage) => stage.name === 'handler');
+    this.oscoreIndex = stages.findIndex((stage) => stage.name === 'oscore-layers');
+    this.innerAnswerIndex = stages.findIndex((stage, i) => i > this.oscoreIndex && INNER_SKIPPED_RESPONDING.has(stage.name));
+    const layers = stages[this.oscoreIndex];
+    if (enabled && layers instanceof OscoreLayers && this.handlerIndex > this.oscoreIndex && this.innerAnswerIndex > this.oscoreIndex) layers.innerFastPath = this;
   }
 
   /**
@@ -143,6 +171,62 @@ export class FastPath {
     return true;
   }
 
+  /**
+   * Answers the inner request of `request` — the OSCORE stage has just removed its layers
+   * (`request.message` and `request.context` are the inner request and its authenticated context,
+   * `request.protect` the protection of its answers) — if it is simple, and returns true; false
+   * leaves it, untouched, to the stages after the OSCORE stage.
+   */
+  takeInner(request: InboundRequest): boolean {
+    if (!this.innerPlan(request.plan) || request.deterministic) return false;
+    const message = request.message;
+    const code = message.code;
+    if (code < 1 || code > 7 || !simpleOptions(message)) return false;
+    // What each skipped stage would do is said at `take`; here, in addition:
+    // - proxy-claim is not on the plan (innerPlan), so no proxy could have claimed the inner request.
+    // - route: requireOscore is met when a layer was removed (the context names it, as route.ts
+    //   checks); a Deterministic Request (`deterministic`, from a nested Group OSCORE layer) goes
+    //   the layered way for its 4.01.
+    const path = getStringOptions(message, OptionNumber.UriPath);
+    const match = this.parts.router.match(path);
+    if (match === undefined) return false;
+    const resource = match.resource;
+    const context = request.context;
+    if ((resource.requireOscore && !context.oscore?.length) || resource.freshness !== undefined) return false;
+    const handler = handlerFor(resource.handlers, code);
+    if (handler === undefined) return false;
+    // From here on the request is at the handler stage, as the route stage would have left it:
+    // a throwing or async handler, or a response to slice, is answered by the layered code.
+    request.stage = this.handlerIndex;
+    request.resource = resource;
+    request.handler = handler;
+    request.path = path;
+    request.subPath = match.subPath;
+    let result: CoapResponse | Promise<CoapResponse>;
+    try {
+      result = handler(buildRequest(message, message.payload, path, match.subPath, context));
+    } catch (error) {
+      request.answer(toMessage(internalError(error)));
+      return true;
+    }
+    if (isPromise(result)) {
+      answerWhenSettled(request, result);
+      return true;
+    }
+    const response = toResponse(message, result);
+    if (response.payload.length > blockSize(this.parts.blockwise.limits.preferredSzx)) {
+      finishHandler(request, result);
+      return true;
+    }
+    request.representation = true;
+    request.unobserved = result.unobserved === true;
+    // Block1, Observe and Block2 leave this response as it is (see `take`): answer from before them.
+    request.stage = this.innerAnswerIndex;
+    request.answer(response);
+    this.answered++;
+    return true;
+  }
+
   private send(message: CoapMessage, exchange: ServerExchange, response: CoapMessage): void {
     this.parts.log.record(message, exchange.context, response);
     exchange.respond(response);
@@ -160,6 +244,18 @@ export class FastPath {
     request.path = path;
     request.subPath = subPath;
     return request;
+  }
+
+  /** Whether, after the OSCORE stage, `plan` has only stages that are no-ops for a simple inner request. */
+  private innerPlan(plan: StagePlan): boolean {
+    if (plan !== this.checkedInnerPlan) {
+      const stages = this.parts.pipeline.stages;
+      const after = (indexes: readonly number[], from: number): string[] => indexes.filter((i) => i > from).map((i) => stages[i]!.name);
+      this.checkedInnerPlan = plan;
+      this.innerPlanIsPlain =
+        after(plan.receiving, this.oscoreIndex).every((name) => INNER_RECEIVING.has(name)) && after(plan.responding, this.innerAnswerIndex - 1).every((name) => INNER_SKIPPED_RESPONDING.has(name));
+    }
+    return this.innerPlanIsPlain;
   }
 
   /** Whether the plan a request arriving now gets has only stages that are no-ops for a simple request. */

@@ -28,6 +28,12 @@ export function requestLogEntry(request: CoapMessage, context: EndpointContext, 
     // identity and no layers, so no arrays to build (issue 21: five allocations per response).
     return { peer: context.peerKey, scheme: context.scheme, identity: undefined, protection: transportProtection(context.scheme) ?? 'none', request, response };
   }
+  const layers = context.oscore;
+  if (context.security === undefined && layers?.length === 1 && oscoreFailure === undefined) {
+    // An OSCORE request with one layer removed (issue 21: the arrays below cost every one of them).
+    const transport = transportProtection(context.scheme);
+    return { peer: context.peerKey, scheme: context.scheme, identity: layers[0]!.peer, protection: transport !== undefined ? `${transport}+oscore` : 'oscore', request, response };
+  }
   const names = [...(context.security ? [context.security.identity] : []), ...(context.oscore ?? []).map((layer) => layer.peer)];
   const transport = transportProtection(context.scheme);
   const kinds = [...(transport !== undefined ? [transport] : []), ...(context.oscore ?? []).map(() => 'oscore')];

@@ -19,6 +19,7 @@ import { answerFailSafe, toMessage } from '../response.js';
 import type { EndpointContext } from '../../exchange/context.js';
 import type { ResponseProtector, ServerSecurity } from '../security.js';
 import { DONE, PASS, type InboundRequest, type ServerStage, type StageVerdict } from '../stage.js';
+import type { FastPath } from '../fast-path.js';
 import type { GroupLayerOutcome } from './group-oscore.js';
 import type { ProxyHandlers } from './proxy-claim.js';
 
@@ -30,6 +31,11 @@ export interface OscoreLayerSettings {
 
 export class OscoreLayers implements ServerStage {
   readonly name = 'oscore-layers';
+  /**
+   * The server's fast path, set by it when it is on: a simple inner request is answered there
+   * once the layers are removed (FastPath.takeInner), its answer still protected here (§2.5).
+   */
+  innerFastPath: FastPath | undefined = undefined;
 
   /**
    * `nestedGroup`: a Group OSCORE layer inside the layers removed here — a Deterministic Request
@@ -101,6 +107,7 @@ export class OscoreLayers implements ServerStage {
       request.context = context;
       // One layer (the usual case) is its own protector: no closure per request (issue 21).
       request.protect = removed.length === 1 ? removed[0] : (response, kind) => protectWith(removed, response, kind);
+      if (this.innerFastPath?.takeInner(request) === true) return DONE;
     }
     return PASS;
   }
