@@ -1,0 +1,172 @@
+/**
+ * AES-CCM under many keys (issue 21, many active devices): a server with an OSCORE context per
+ * device uses two keys per device, and with thousands of devices active most keys come back only
+ * after thousands of other keys' messages.
+ *
+ * An AesCcm instance (aes-ccm.ts) is the fast way for a key in steady use — its two cipher
+ * objects schedule the key once, and a message costs one or two `update` calls — but making one
+ * costs two `createCipheriv`, a scratch buffer and the objects around them (≈ 16 µs with its first
+ * message, against 3.5 µs for a message of a warm instance and ≈ 7.5 µs for Node's own one-shot
+ * `aes-128-ccm`, measured in BENCHMARKS.md "h21-devices"). A key used once every ten thousand
+ * messages pays that every time and leaves the garbage to the scavenger. So a key gets an instance
+ * only once it is seen to be in use: its first message (and any message after it was last seen
+ * more than `warm` one-shot messages ago) goes through Node's one-shot CCM; a key seen again within
+ * that span gets an instance, found from then on by its key array (a WeakMap, as before) or, when
+ * a context is made again with fresh arrays of the same key (context-table.ts), by its bytes among
+ * the `warm` most recently made instances.
+ *
+ * Both paths compute RFC 3610's CCM with the same key, nonce and AAD, so which one serves a message
+ * changes nothing on the wire (test/aes-ccm-keys.test.ts checks both against each other and Node's
+ * CCM). Nonces are the caller's, as for AesCcm: nothing here makes or reuses one.
+ */
+import { createCipheriv, createDecipheriv, type CipherCCMTypes } from 'node:crypto';
+import { AesCcm, checkCcmParameters, pooledBytes } from './aes-ccm.js';
+
+export interface AesCcmKeysOptions {
+  /**
+   * Keys with an instance, found by their bytes (the most recently made ones), and the span in
+   * one-shot messages within which a key's second message makes it one. Default 2048: two keys
+   * for each of the 1,024 contexts a ContextTable keeps active by default.
+   */
+  warm?: number;
+  /**
+   * Nonces end in a counter of this many bytes (RFC 8613 §5.2: the Partial IV in the last 5), so a
+   * warm instance can compute the next counters' keystreams in one AES call (AesCcm.keystreamAhead)
+   * when the caller passes the counter. Default: no counter.
+   */
+  counterBytes?: number;
+}
+
+const DEFAULT_WARM = 2048;
+
+export class AesCcmKeys {
+  readonly tagLength: number;
+  readonly nonceLength: number;
+  readonly #warm: number;
+  readonly #counterBytes: number;
+  readonly #byArray = new WeakMap<Uint8Array, AesCcm>();
+  /** Instances by the key's bytes (latin1), least recently made or found first; at most #warm. */
+  readonly #byBytes = new Map<string, AesCcm>();
+  /** Keys last sealed or opened one-shot, by the one-shot count then; at most #warm. */
+  readonly #seen = new Map<string, number>();
+  #oneShots = 0;
+
+  constructor(tagLength: number, nonceLength: number, options: AesCcmKeysOptions = {}) {
+    checkCcmParameters(16, tagLength, nonceLength);
+    const warm = options.warm ?? DEFAULT_WARM;
+    if (!Number.isInteger(warm) || warm < 1) throw new RangeError(`AesCcmKeys keeps at least one warm key, not ${warm}`);
+    this.tagLength = tagLength;
+    this.nonceLength = nonceLength;
+    this.#warm = warm;
+    this.#counterBytes = options.counterBytes ?? 0;
+  }
+
+  /** Messages sealed or opened with Node's one-shot CCM so far (keys not in steady use). */
+  get oneShots(): number {
+    return this.#oneShots;
+  }
+
+  /** Keys with an instance found by their bytes now (at most `warm`). */
+  get warmKeys(): number {
+    return this.#byBytes.size;
+  }
+
+  /**
+   * ciphertext || tag, as a plain Uint8Array. `counter`: the number in the nonce's last
+   * `counterBytes` bytes (see the options), or undefined. Throws RangeError on a key, nonce or
+   * message of the wrong size.
+   */
+  seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, counter?: number): Uint8Array {
+    const ccm = this.#instanceFor(key);
+    if (ccm === undefined) return this.#sealOnce(key, nonce, aad, plaintext);
+    return ccm.sealBytes(nonce, aad, plaintext, this.#ahead(ccm, nonce, counter, plaintext.length));
+  }
+
+  /** The plaintext of ciphertext || tag, or undefined when it does not authenticate or any size is wrong. Never throws. */
+  open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, counter?: number): Uint8Array | undefined {
+    const n = sealed.length - this.tagLength;
+    if (n < 0 || nonce.length !== this.nonceLength || !validKeyLength(key.length)) return undefined;
+    const ccm = this.#instanceFor(key);
+    if (ccm === undefined) return this.#openOnce(key, nonce, aad, sealed, n);
+    return ccm.openAtBytes(nonce, aad, sealed, 0, n, this.#ahead(ccm, nonce, counter, n));
+  }
+
+  #ahead(ccm: AesCcm, nonce: Uint8Array, counter: number | undefined, length: number): ReturnType<AesCcm['keystreamAhead']> {
+    return counter === undefined || this.#counterBytes === 0 ? undefined : ccm.keystreamAhead(nonce, counter, this.#counterBytes, length);
+  }
+
+  /** The key's instance, or undefined when the key is not (yet) in steady use (see the module comment). */
+  #instanceFor(key: Uint8Array): AesCcm | undefined {
+    const cached = this.#byArray.get(key);
+    if (cached !== undefined && cached.usesKey(key)) return cached;
+    const bytes = latin1(key);
+    let ccm = this.#byBytes.get(bytes);
+    if (ccm !== undefined) {
+      this.#byBytes.delete(bytes);
+    } else {
+      const last = this.#seen.get(bytes);
+      if (last === undefined || this.#oneShots - last >= this.#warm) {
+        this.#remember(this.#seen, bytes, this.#oneShots);
+        return undefined;
+      }
+      this.#seen.delete(bytes);
+      ccm = new AesCcm(key, this.tagLength, this.nonceLength);
+    }
+    this.#remember(this.#byBytes, bytes, ccm);
+    this.#byArray.set(key, ccm);
+    return ccm;
+  }
+
+  /** Sets `name` as the most recent entry of `map`, dropping the least recent beyond #warm. */
+  #remember<T>(map: Map<string, T>, name: string, value: T): void {
+    map.delete(name);
+    map.set(name, value);
+    if (map.size > this.#warm) map.delete(map.keys().next().value!);
+  }
+
+  #sealOnce(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    checkCcmParameters(key.length, this.tagLength, nonce.length, plaintext.length);
+    if (nonce.length !== this.nonceLength) throw new RangeError(`AES-CCM needs a ${this.nonceLength}-byte nonce, got ${nonce.length} bytes`);
+    this.#oneShots++;
+    const cipher = createCipheriv(ccmName(key.length), key, nonce, { authTagLength: this.tagLength });
+    cipher.setAAD(aad, { plaintextLength: plaintext.length });
+    const body = cipher.update(plaintext);
+    cipher.final();
+    const tag = cipher.getAuthTag();
+    const n = body.length;
+    const out = pooledBytes(n + this.tagLength);
+    for (let i = 0; i < n; i++) out[i] = body[i]!;
+    for (let i = 0; i < this.tagLength; i++) out[n + i] = tag[i]!;
+    return out;
+  }
+
+  #openOnce(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, n: number): Uint8Array | undefined {
+    this.#oneShots++;
+    let body: Buffer;
+    try {
+      const decipher = createDecipheriv(ccmName(key.length), key, nonce, { authTagLength: this.tagLength });
+      decipher.setAuthTag(sealed.subarray(n));
+      decipher.setAAD(aad, { plaintextLength: n });
+      body = decipher.update(sealed.subarray(0, n));
+      // RFC 3610 §2.5: OpenSSL compares the tag (in constant time); final() throws when it differs.
+      decipher.final();
+    } catch {
+      return undefined;
+    }
+    const out = pooledBytes(n);
+    for (let i = 0; i < n; i++) out[i] = body[i]!;
+    return out;
+  }
+}
+
+const validKeyLength = (length: number): boolean => length === 16 || length === 24 || length === 32;
+
+const CCM_NAMES: Record<number, CipherCCMTypes> = { 16: 'aes-128-ccm', 24: 'aes-192-ccm', 32: 'aes-256-ccm' };
+const ccmName = (keyLength: number): CipherCCMTypes => CCM_NAMES[keyLength]!;
+
+/** The key's bytes as a string of char codes 0–255: a Map key with no encoding pass. */
+function latin1(bytes: Uint8Array): string {
+  let text = '';
+  for (let i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]!);
+  return text;
+}
