@@ -12,8 +12,8 @@
  * only once it is seen to be in use: its first message (and any message after it was last seen
  * more than `warm` one-shot messages ago) goes through Node's one-shot CCM; a key seen again within
  * that span gets an instance, found from then on by its key array (a WeakMap, as before) or, when
- * a context is made again with fresh arrays of the same key (context-table.ts), by its bytes among
- * the `warm` most recently made instances.
+ * a context is made again with fresh arrays of the same key (context-table.ts), by its bytes in
+ * one of `warm` slots.
  *
  * Both paths compute RFC 3610's CCM with the same key, nonce and AAD, so which one serves a message
  * changes nothing on the wire (test/aes-ccm-keys.test.ts checks both against each other and Node's
@@ -24,7 +24,7 @@ import { AesCcm, checkCcmParameters, pooledBytes } from './aes-ccm.js';
 
 export interface AesCcmKeysOptions {
   /**
-   * Keys with an instance, found by their bytes (the most recently made ones), and the span in
+   * Slots for instances found by their key's bytes (one per slot, by a hash), and the span in
    * one-shot messages within which a key's second message makes it one. Default 2048: two keys
    * for each of the 1,024 contexts a ContextTable keeps active by default.
    */
@@ -45,10 +45,16 @@ export class AesCcmKeys {
   readonly #warm: number;
   readonly #counterBytes: number;
   readonly #byArray = new WeakMap<Uint8Array, AesCcm>();
-  /** Instances by the key's bytes (latin1), least recently made or found first; at most #warm. */
-  readonly #byBytes = new Map<string, AesCcm>();
-  /** Keys last sealed or opened one-shot, by the one-shot count then; at most #warm. */
-  readonly #seen = new Map<string, number>();
+  /**
+   * `warm` slots by a hash of the key's bytes (direct-mapped: no string or Map entry per message):
+   * the instance made there last, and the key last sealed or opened one-shot there (its hash and
+   * the one-shot count then, + 1; 0: none). A collision costs a one-shot message, never a wrong key
+   * (an instance is used only after usesKey compares the bytes).
+   */
+  readonly #instances: (AesCcm | undefined)[];
+  readonly #seenHash: Int32Array;
+  readonly #seenAt: Float64Array;
+  #instanceCount = 0;
   #oneShots = 0;
 
   constructor(tagLength: number, nonceLength: number, options: AesCcmKeysOptions = {}) {
@@ -59,6 +65,9 @@ export class AesCcmKeys {
     this.nonceLength = nonceLength;
     this.#warm = warm;
     this.#counterBytes = options.counterBytes ?? 0;
+    this.#instances = new Array<AesCcm | undefined>(warm).fill(undefined);
+    this.#seenHash = new Int32Array(warm);
+    this.#seenAt = new Float64Array(warm);
   }
 
   /** Messages sealed or opened with Node's one-shot CCM so far (keys not in steady use). */
@@ -66,9 +75,9 @@ export class AesCcmKeys {
     return this.#oneShots;
   }
 
-  /** Keys with an instance found by their bytes now (at most `warm`). */
+  /** Slots holding an instance now (at most `warm`). */
   get warmKeys(): number {
-    return this.#byBytes.size;
+    return this.#instanceCount;
   }
 
   /**
@@ -99,29 +108,22 @@ export class AesCcmKeys {
   #instanceFor(key: Uint8Array): AesCcm | undefined {
     const cached = this.#byArray.get(key);
     if (cached !== undefined && cached.usesKey(key)) return cached;
-    const bytes = latin1(key);
-    let ccm = this.#byBytes.get(bytes);
-    if (ccm !== undefined) {
-      this.#byBytes.delete(bytes);
-    } else {
-      const last = this.#seen.get(bytes);
-      if (last === undefined || this.#oneShots - last >= this.#warm) {
-        this.#remember(this.#seen, bytes, this.#oneShots);
+    const hash = fnv(key);
+    const slot = (hash >>> 0) % this.#warm;
+    let ccm = this.#instances[slot];
+    if (ccm === undefined || !ccm.usesKey(key)) {
+      const seenAt = this.#seenAt[slot]!;
+      if (seenAt === 0 || this.#seenHash[slot] !== hash || this.#oneShots - (seenAt - 1) >= this.#warm) {
+        this.#seenHash[slot] = hash;
+        this.#seenAt[slot] = this.#oneShots + 1;
         return undefined;
       }
-      this.#seen.delete(bytes);
-      ccm = new AesCcm(key, this.tagLength, this.nonceLength);
+      this.#seenAt[slot] = 0;
+      if (ccm === undefined) this.#instanceCount++;
+      this.#instances[slot] = ccm = new AesCcm(key, this.tagLength, this.nonceLength);
     }
-    this.#remember(this.#byBytes, bytes, ccm);
     this.#byArray.set(key, ccm);
     return ccm;
-  }
-
-  /** Sets `name` as the most recent entry of `map`, dropping the least recent beyond #warm. */
-  #remember<T>(map: Map<string, T>, name: string, value: T): void {
-    map.delete(name);
-    map.set(name, value);
-    if (map.size > this.#warm) map.delete(map.keys().next().value!);
   }
 
   #sealOnce(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
@@ -164,9 +166,9 @@ const validKeyLength = (length: number): boolean => length === 16 || length === 
 const CCM_NAMES: Record<number, CipherCCMTypes> = { 16: 'aes-128-ccm', 24: 'aes-192-ccm', 32: 'aes-256-ccm' };
 const ccmName = (keyLength: number): CipherCCMTypes => CCM_NAMES[keyLength]!;
 
-/** The key's bytes as a string of char codes 0–255: a Map key with no encoding pass. */
-function latin1(bytes: Uint8Array): string {
-  let text = '';
-  for (let i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]!);
-  return text;
+/** FNV-1a over the key's bytes, as a signed 32-bit integer. */
+function fnv(bytes: Uint8Array): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+  return hash | 0;
 }
