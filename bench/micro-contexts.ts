@@ -16,7 +16,8 @@
  * (`table`, LRU of 1,024 active contexts) or in a ContextTable whose LRU holds every device
  * (`table-all`), the layouts interleaved in each round.
  *
- * `base` (with `--base DIR`): the `table` layout with the server and table of another tree's dist/.
+ * `base` and `base-all` (with `--base DIR`): the `table` and `table-all` layouts with the server and
+ * table of another tree's dist/.
  *
  * Two floors (issue 21: what Node's crypto costs when the key changes per request), not servers:
  * on the same requests, each child does only the minimal OSCORE work of a GET — read the OSCORE
@@ -169,7 +170,7 @@ function measure(count: number, load: boolean): ContextCountResult {
 // --- the server's CPU per response with `count` idle contexts (--server) -------------------------
 
 /** How the server holds its contexts: as OscoreSecurityContext objects, or in a ContextTable (LRU of 1,024, or of every device). */
-export type Layout = 'objects' | 'table' | 'table-all' | 'base' | 'floor-node' | 'floor-ours';
+export type Layout = 'objects' | 'table' | 'table-all' | 'base' | 'base-all' | 'floor-node' | 'floor-ours';
 
 export interface ServerCostResult {
   count: number;
@@ -324,11 +325,11 @@ async function feedAndMeasure(requestFile: string, from: string, receive: (datag
 async function serverCost(count: number, requestFile: string, layout: Layout, from: string): Promise<ServerCostResult> {
   const transport = new DroppingTransport();
   // `base`: the server and its table from another tree (--base DIR, its compiled dist/), for an A/B in one run.
-  const lib = layout === 'base' ? await baseLibrary(process.env.COAPSEC_BASE_TREE!) : { ContextTable, OscoreServerSecurity, CoapServer, CoapEndpoint };
+  const lib = layout === 'base' || layout === 'base-all' ? await baseLibrary(process.env.COAPSEC_BASE_TREE!) : { ContextTable, OscoreServerSecurity, CoapServer, CoapEndpoint };
   const security =
     layout === 'objects'
       ? new OscoreServerSecurity(makeDeviceContexts(count))
-      : new lib.OscoreServerSecurity([], { table: fillDeviceTable(new lib.ContextTable(layout === 'table-all' ? { active: count } : {}), count) });
+      : new lib.OscoreServerSecurity([], { table: fillDeviceTable(new lib.ContextTable(layout === 'table-all' || layout === 'base-all' ? { active: count } : {}), count) });
   const server = new lib.CoapServer(new lib.CoapEndpoint({ transport, parameters: { nstart: 1024 } }), { security });
   server.resource('/hello', { GET: () => ({ code: ResponseCode.Content, payload: 'Hello from coapsec' }) });
   const result = await feedAndMeasure(requestFile, from, (datagram, peer) => transport.handler(datagram, peer, undefined), () => transport.answers);
@@ -490,7 +491,7 @@ async function main(): Promise<void> {
     const layouts = (option('--layouts') ?? 'objects,table').split(',') as Layout[];
     const spreads = (option('--from') ?? 'one').split(',');
     const base = option('--base');
-    if (layouts.includes('base')) {
+    if (layouts.includes('base') || layouts.includes('base-all')) {
       if (base === undefined) throw new Error('the base layout needs --base DIR (a tree with a compiled dist/)');
       process.env.COAPSEC_BASE_TREE = base; // the children inherit it
     }

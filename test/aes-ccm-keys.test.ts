@@ -129,3 +129,17 @@ test('wrong sizes: seal throws RangeError on both paths, open answers undefined'
     assert.equal(keys.open(new Uint8Array(15), nonce, new Uint8Array(0), new Uint8Array(20)), undefined, 'wrong key length');
   }
 });
+
+test('a key array used again gets an instance however many other keys came between (a context that is kept)', () => {
+  const warm = 8;
+  const keys = new AesCcmKeys(8, 13, { warm });
+  const nonce = new Uint8Array(13).fill(5);
+  const text = new TextEncoder().encode('a device that stays');
+  const kept = Array.from({ length: 4 * warm }, (_, i) => keyOf(2000 + i));
+  for (const key of kept) keys.seal(key, nonce, new Uint8Array(0), text);
+  assert.equal(keys.oneShots, 4 * warm, 'each key\'s first message');
+  for (let round = 0; round < 2; round++) {
+    for (const key of kept) assert.deepEqual(Buffer.from(keys.seal(key, nonce, new Uint8Array(0), text)), nodeSeal(key, nonce, new Uint8Array(0), text, 8));
+  }
+  assert.equal(keys.oneShots, 4 * warm, 'after that, every message of a kept array goes through its instance');
+});
