@@ -130,16 +130,19 @@ test('wrong sizes: seal throws RangeError on both paths, open answers undefined'
   }
 });
 
-test('a key array used again gets an instance however many other keys came between (a context that is kept)', () => {
+test('a kept key array gets an instance when it comes back within `warm` one-shot messages, not after more', () => {
   const warm = 8;
   const keys = new AesCcmKeys(8, 13, { warm });
   const nonce = new Uint8Array(13).fill(5);
   const text = new TextEncoder().encode('a device that stays');
-  const kept = Array.from({ length: 4 * warm }, (_, i) => keyOf(2000 + i));
-  for (const key of kept) keys.seal(key, nonce, new Uint8Array(0), text);
-  assert.equal(keys.oneShots, 4 * warm, 'each key\'s first message');
-  for (let round = 0; round < 2; round++) {
-    for (const key of kept) assert.deepEqual(Buffer.from(keys.seal(key, nonce, new Uint8Array(0), text)), nodeSeal(key, nonce, new Uint8Array(0), text, 8));
-  }
-  assert.equal(keys.oneShots, 4 * warm, 'after that, every message of a kept array goes through its instance');
+  const seal = (key: Uint8Array): void => assert.deepEqual(Buffer.from(keys.seal(key, nonce, new Uint8Array(0), text)), nodeSeal(key, nonce, new Uint8Array(0), text, 8));
+  // Many kept contexts taking turns: each key comes back after 31 others, one-shot every time.
+  const many = Array.from({ length: 4 * warm }, (_, i) => keyOf(2000 + i));
+  for (let round = 0; round < 3; round++) for (const key of many) seal(key);
+  assert.equal(keys.oneShots, 3 * 4 * warm);
+  assert.equal(keys.warmKeys, 0);
+  // A few taking turns within the span: an instance each from their second message on.
+  const few = Array.from({ length: 3 }, (_, i) => keyOf(3000 + i));
+  for (let round = 0; round < 4; round++) for (const key of few) seal(key);
+  assert.equal(keys.oneShots, 3 * 4 * warm + few.length);
 });

@@ -9,9 +9,9 @@
  * message, against 3.5 µs for a message of a warm instance and ≈ 7.5 µs for Node's own one-shot
  * `aes-128-ccm`, measured in BENCHMARKS.md "h21-devices"). A key used once every ten thousand
  * messages pays that every time and leaves the garbage to the scavenger. So a key gets an instance
- * only once it is seen to be in use: its first message goes through Node's one-shot CCM; the same
- * key array again (its context is kept), or the key's bytes again within `warm` one-shot messages,
- * gets an instance, found from then on by its key array (a WeakMap, as before) or, when
+ * only once it is seen to be in use: its first message goes through Node's one-shot CCM, and so
+ * does any message of a key last seen more than `warm` one-shot messages ago; a key seen again
+ * within that span gets an instance, found from then on by its key array (a WeakMap, as before) or, when
  * a context is made again with fresh arrays of the same key (context-table.ts), by its bytes in
  * one of `warm` slots.
  *
@@ -44,8 +44,8 @@ export class AesCcmKeys {
   readonly nonceLength: number;
   readonly #warm: number;
   readonly #counterBytes: number;
-  /** By key array: its instance, or null once it was used one-shot. */
-  readonly #byArray = new WeakMap<Uint8Array, AesCcm | null>();
+  /** Instances by key array (a kept context finds its key's instance without hashing it). */
+  readonly #byArray = new WeakMap<Uint8Array, AesCcm>();
   /**
    * `warm` slots by a hash of the key's bytes (direct-mapped: no string or Map entry per message):
    * the instance made there last, and the key last sealed or opened one-shot there (its hash and
@@ -108,19 +108,19 @@ export class AesCcmKeys {
   /** The key's instance, or undefined when the key is not (yet) in steady use (see the module comment). */
   #instanceFor(key: Uint8Array): AesCcm | undefined {
     const cached = this.#byArray.get(key);
-    if (cached != null && cached.usesKey(key)) return cached;
+    if (cached !== undefined && cached.usesKey(key)) return cached;
     const hash = fnv(key);
     const slot = (hash >>> 0) % this.#warm;
     let ccm = this.#instances[slot];
     if (ccm === undefined || !ccm.usesKey(key)) {
       const seenAt = this.#seenAt[slot]!;
-      // The same array a second time: a context that is kept (a device in steady use, however
-      // many others are); a fresh array of the same bytes: one made again, in use if seen recently.
-      const seenRecently = seenAt !== 0 && this.#seenHash[slot] === hash && this.#oneShots - (seenAt - 1) < this.#warm;
-      if (cached !== null && !seenRecently) {
+      // By bytes, not by array: a context made again from a table has fresh arrays. A key that
+      // comes back only after `warm` others is one-shot again even if its context was kept: with
+      // thousands of keys taking turns an instance per key is no cheaper than Node's one-shot CCM
+      // and costs ≈ 2 KB each (BENCHMARKS.md h21-devices, floor-ours against floor-node).
+      if (seenAt === 0 || this.#seenHash[slot] !== hash || this.#oneShots - (seenAt - 1) >= this.#warm) {
         this.#seenHash[slot] = hash;
         this.#seenAt[slot] = this.#oneShots + 1;
-        this.#byArray.set(key, null);
         return undefined;
       }
       this.#seenAt[slot] = 0;
