@@ -16,7 +16,18 @@
  * (`table`, LRU of 1,024 active contexts) or in a ContextTable whose LRU holds every device
  * (`table-all`), the layouts interleaved in each round.
  *
- * `base` (with `--base DIR`): the `table` layout with the server and table of another tree's dist/.
+ * `base` and `base-all` (with `--base DIR`): the `table` and `table-all` layouts with the server and
+ * table of another tree's dist/.
+ *
+ * Two floors (issue 21: what Node's crypto costs when the key changes per request), not servers:
+ * on the same requests, each child does only the minimal OSCORE work of a GET — read the OSCORE
+ * option's Partial IV and kid, look the device's keys up (derived before the measured window), build
+ * the nonce and AAD (§5.2, §5.4), open the request and seal a fixed inner 2.05 under the request's
+ * nonce into a reply datagram. No CoAP message layer, no replay window, no context objects.
+ * `floor-node` does the AEAD as Node's own `aes-128-ccm` (createDecipheriv + createCipheriv per
+ * message: a new OpenSSL context and key schedule each time, whatever the device); `floor-ours`
+ * through src/oscore's AEAD (src/crypto/aes-ccm.ts), every device's keys kept for the run.
+ * `floor-node` at N devices over itself at one device is what Node charges for changing keys.
  *
  * `--from` says which devices the requests come from (issue 21: many active devices, so the LRU
  * is exceeded): `one` (the last device; default), `uniform:N` (uniformly from N devices spread
@@ -27,6 +38,7 @@
  *   node dist/bench/micro-contexts.js --server [--counts 1,100000] [--layouts objects,table] [--rounds 3] [--requests 300000] [--from one,uniform:10000,hot:1000]
  */
 import { fork } from 'node:child_process';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,7 +49,9 @@ import { Method, ResponseCode } from '../src/coap/codes.js';
 import { MessageType } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { CoapEndpoint } from '../src/exchange/endpoint.js';
-import { protectRequest } from '../src/oscore/protect.js';
+import { AeadId, aeadAlgorithm } from '../src/oscore/algorithms.js';
+import { deriveContext, nonce, type DerivedContext } from '../src/oscore/context.js';
+import { additionalData, protectRequest } from '../src/oscore/protect.js';
 import { ContextTable } from '../src/oscore/context-table.js';
 import { ContextDirectory, OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { serverCredentials } from '../src/server/credentials.js';
@@ -156,7 +170,7 @@ function measure(count: number, load: boolean): ContextCountResult {
 // --- the server's CPU per response with `count` idle contexts (--server) -------------------------
 
 /** How the server holds its contexts: as OscoreSecurityContext objects, or in a ContextTable (LRU of 1,024, or of every device). */
-export type Layout = 'objects' | 'table' | 'table-all' | 'base';
+export type Layout = 'objects' | 'table' | 'table-all' | 'base' | 'base-all' | 'floor-node' | 'floor-ours';
 
 export interface ServerCostResult {
   count: number;
@@ -212,7 +226,7 @@ export function requestDevices(from: string, count: number, requests: number): U
 const warmupOf = (from: string, requests: number): number => Math.min(requests >>> 1, 20_000 + (from === 'one' ? 0 : Number(from.split(':')[1])));
 
 /** OSCORE GETs of /hello, request i from device `devices[i]`, each device counting its own Partial IVs, encoded one after another in one buffer (no object per request). */
-function deviceRequests(devices: Uint32Array): { bytes: Buffer; ends: Uint32Array } {
+export function deviceRequests(devices: Uint32Array): { bytes: Buffer; ends: Uint32Array } {
   const clients = new Map<number, { sender: OscoreSecurityContext['sender']; seq: number }>();
   const template = { type: MessageType.CON, code: Method.GET, messageId: 0, token: new Uint8Array(8), options: [{ number: OptionNumber.UriPath, value: Buffer.from('hello') }], payload: new Uint8Array(0) };
   const requests = devices.length;
@@ -237,7 +251,7 @@ function deviceRequests(devices: Uint32Array): { bytes: Buffer; ends: Uint32Arra
 }
 
 /** The requests in a file for the child: their count, the ends, then the bytes. */
-function writeRequests(file: string, { bytes, ends }: { bytes: Buffer; ends: Uint32Array }): void {
+export function writeRequests(file: string, { bytes, ends }: { bytes: Buffer; ends: Uint32Array }): void {
   const head = Buffer.alloc(4);
   head.writeUInt32LE(ends.length);
   writeFileSync(file, Buffer.concat([head, Buffer.from(ends.buffer, ends.byteOffset, ends.byteLength), bytes]));
@@ -253,18 +267,33 @@ function readRequests(file: string): { bytes: Buffer; ends: Uint32Array } {
 
 const macrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-async function serverCost(count: number, requestFile: string, layout: Layout, from: string): Promise<ServerCostResult> {
+/** GC pauses by kind while the measured requests run (PerformanceObserver 'gc'). */
+class GcPauses {
+  scavenge = 0;
+  markCompact = 0;
+  markCompacts = 0;
+  readonly #observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === 1) this.scavenge += entry.duration; // NODE_PERFORMANCE_GC_MINOR
+      else if (kind === 2) (this.markCompact += entry.duration), this.markCompacts++; // NODE_PERFORMANCE_GC_MAJOR
+    }
+  });
+  start(): void {
+    this.#observer.observe({ entryTypes: ['gc'] });
+  }
+  stop(): void {
+    this.#observer.disconnect();
+  }
+}
+
+/**
+ * Feeds the request file to `receive` (32 per macrotask), the warm-up first, and measures the rest:
+ * CPU per request, GC pauses and the heap after the warm-up. `answers()` must count every request.
+ */
+async function feedAndMeasure(requestFile: string, from: string, receive: (datagram: Buffer, peer: PeerAddress) => void, answers: () => number): Promise<Omit<ServerCostResult, 'count' | 'layout' | 'from'>> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run with --expose-gc');
-  const transport = new DroppingTransport();
-  // `base`: the server and its table from another tree (--base DIR, its compiled dist/), for an A/B in one run.
-  const lib = layout === 'base' ? await baseLibrary(process.env.COAPSEC_BASE_TREE!) : { ContextTable, OscoreServerSecurity, CoapServer, CoapEndpoint };
-  const security =
-    layout === 'objects'
-      ? new OscoreServerSecurity(makeDeviceContexts(count))
-      : new lib.OscoreServerSecurity([], { table: fillDeviceTable(new lib.ContextTable(layout === 'table-all' ? { active: count } : {}), count) });
-  const server = new lib.CoapServer(new lib.CoapEndpoint({ transport, parameters: { nstart: 1024 } }), { security });
-  server.resource('/hello', { GET: () => ({ code: ResponseCode.Content, payload: 'Hello from coapsec' }) });
   const { bytes, ends } = readRequests(requestFile);
   const requests = ends.length;
   const warmup = warmupOf(from, requests);
@@ -274,33 +303,127 @@ async function serverCost(count: number, requestFile: string, layout: Layout, fr
   const feed = async (from: number, to: number): Promise<void> => {
     for (let i = from; i < to; i += 32) {
       const end = Math.min(to, i + 32);
-      for (let j = i; j < end; j++) transport.handler(bytes.subarray(j === 0 ? 0 : ends[j - 1]!, ends[j]!), peers[j >>> 16]!, undefined);
+      for (let j = i; j < end; j++) receive(bytes.subarray(j === 0 ? 0 : ends[j - 1]!, ends[j]!), peers[j >>> 16]!);
       await macrotask();
     }
   };
   await feed(0, warmup);
   gc();
   const heapMB = process.memoryUsage().heapUsed / 2 ** 20;
-  let scavenge = 0;
-  let markCompact = 0;
-  let markCompacts = 0;
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
-      if (kind === 1) scavenge += entry.duration; // NODE_PERFORMANCE_GC_MINOR
-      else if (kind === 2) (markCompact += entry.duration), markCompacts++; // NODE_PERFORMANCE_GC_MAJOR
-    }
-  });
-  observer.observe({ entryTypes: ['gc'] });
+  const pauses = new GcPauses();
+  pauses.start();
   const cpu = process.cpuUsage();
   await feed(warmup, requests);
   const used = process.cpuUsage(cpu);
   await macrotask();
-  observer.disconnect();
+  pauses.stop();
   const measured = requests - warmup;
-  if (transport.answers !== requests) throw new Error(`${transport.answers} answers to ${requests} requests`);
+  if (answers() !== requests) throw new Error(`${answers()} answers to ${requests} requests`);
+  return { micros: (used.user + used.system) / measured, scavengeMsPerK: (pauses.scavenge * 1000) / measured, markCompactMsPerK: (pauses.markCompact * 1000) / measured, markCompacts: pauses.markCompacts, heapMB };
+}
+
+async function serverCost(count: number, requestFile: string, layout: Layout, from: string): Promise<ServerCostResult> {
+  const transport = new DroppingTransport();
+  // `base`: the server and its table from another tree (--base DIR, its compiled dist/), for an A/B in one run.
+  const lib = layout === 'base' || layout === 'base-all' ? await baseLibrary(process.env.COAPSEC_BASE_TREE!) : { ContextTable, OscoreServerSecurity, CoapServer, CoapEndpoint };
+  const security =
+    layout === 'objects'
+      ? new OscoreServerSecurity(makeDeviceContexts(count))
+      : new lib.OscoreServerSecurity([], { table: fillDeviceTable(new lib.ContextTable(layout === 'table-all' || layout === 'base-all' ? { active: count } : {}), count) });
+  const server = new lib.CoapServer(new lib.CoapEndpoint({ transport, parameters: { nstart: 1024 } }), { security });
+  server.resource('/hello', { GET: () => ({ code: ResponseCode.Content, payload: 'Hello from coapsec' }) });
+  const result = await feedAndMeasure(requestFile, from, (datagram, peer) => transport.handler(datagram, peer, undefined), () => transport.answers);
   await server.close();
-  return { count, layout, from, micros: (used.user + used.system) / measured, scavengeMsPerK: (scavenge * 1000) / measured, markCompactMsPerK: (markCompact * 1000) / measured, markCompacts, heapMB };
+  return { count, layout, from, ...result };
+}
+
+// --- the floors (floor-node, floor-ours): the minimal OSCORE work per request, see the module comment ---
+
+const FLOOR_AEAD = aeadAlgorithm(AeadId.AES_CCM_16_64_128);
+const FLOOR_TAG = 8;
+/** The inner response the floors seal (§5.3): 2.05, Content-Format 0, the payload the server's /hello sends. */
+const FLOOR_INNER = Buffer.concat([Buffer.of(0x45, 0xc0, 0xff), Buffer.from('Hello from coapsec')]);
+
+/** The kids of the requests in the file, as numbers (4-byte kids: deviceKid), each once. */
+function requestKids(requestFile: string): Set<number> {
+  const { bytes, ends } = readRequests(requestFile);
+  const kids = new Set<number>();
+  for (let j = 0; j < ends.length; j++) {
+    const fields = oscoreFields(bytes.subarray(j === 0 ? 0 : ends[j - 1]!, ends[j]!));
+    if (fields === undefined) throw new Error(`request ${j} is not an OSCORE request of this benchmark`);
+    kids.add(fields.kid);
+  }
+  return kids;
+}
+
+/**
+ * The OSCORE option of one of deviceRequests' requests (the only outer option, §6.1: flags, the
+ * Partial IV, a 4-byte kid) and where the ciphertext starts; undefined for anything else.
+ */
+function oscoreFields(msg: Buffer): { piv: Buffer; partialIv: number; kid: number; kidBytes: Buffer; ciphertextAt: number } | undefined {
+  const tokenLength = msg[0]! & 0x0f;
+  let at = 4 + tokenLength;
+  const optionByte = msg[at++]!;
+  if (optionByte >> 4 !== 9) return undefined;
+  const optionLength = optionByte & 0x0f;
+  const flags = msg[at]!;
+  const pivLength = flags & 0x07;
+  if (flags !== (0x08 | pivLength) || optionLength !== 1 + pivLength + 4) return undefined;
+  const piv = msg.subarray(at + 1, at + 1 + pivLength);
+  const kidBytes = msg.subarray(at + 1 + pivLength, at + optionLength);
+  at += optionLength;
+  if (msg[at++] !== 0xff) return undefined;
+  let partialIv = 0;
+  for (const b of piv) partialIv = partialIv * 256 + b;
+  return { piv, partialIv, kid: kidBytes.readUInt32BE(0), kidBytes, ciphertextAt: at };
+}
+
+async function floorCost(count: number, requestFile: string, layout: 'floor-node' | 'floor-ours', from: string): Promise<ServerCostResult> {
+  const serverId = new Uint8Array(0);
+  const keys = new Map<number, DerivedContext>();
+  for (const kid of requestKids(requestFile)) keys.set(kid, deriveContext({ masterSecret: deviceSecret(kid), senderId: serverId, recipientId: deviceKid(kid) }));
+  let answers = 0;
+  const reply = (msg: Buffer, sealed: Uint8Array): void => {
+    const tokenLength = msg[0]! & 0x0f;
+    const out = Buffer.allocUnsafe(4 + tokenLength + 2 + sealed.length);
+    out[0] = 0x60 | tokenLength; // ACK
+    out[1] = 0x44; // 2.04 outer
+    msg.copy(out, 2, 2, 4 + tokenLength);
+    out[4 + tokenLength] = 0x90; // an empty OSCORE option
+    out[5 + tokenLength] = 0xff;
+    out.set(sealed, 6 + tokenLength);
+    answers++;
+  };
+  const receive = (msg: Buffer): void => {
+    const fields = oscoreFields(msg);
+    if (fields === undefined) return;
+    const context = keys.get(fields.kid);
+    if (context === undefined) return;
+    const requestNonce = nonce(context.commonIv, fields.kidBytes, fields.piv);
+    const aad = additionalData(FLOOR_AEAD.id, fields.kidBytes, fields.piv);
+    const sealedRequest = msg.subarray(fields.ciphertextAt);
+    if (layout === 'floor-ours') {
+      if (FLOOR_AEAD.open(context.recipientKey, requestNonce, aad, sealedRequest, fields.partialIv) === undefined) return;
+      reply(msg, FLOOR_AEAD.seal(context.senderKey, requestNonce, aad, FLOOR_INNER, fields.partialIv));
+      return;
+    }
+    const n = sealedRequest.length - FLOOR_TAG;
+    const decipher = createDecipheriv('aes-128-ccm', context.recipientKey, requestNonce, { authTagLength: FLOOR_TAG });
+    decipher.setAuthTag(sealedRequest.subarray(n));
+    decipher.setAAD(aad, { plaintextLength: n });
+    decipher.update(sealedRequest.subarray(0, n));
+    try {
+      decipher.final();
+    } catch {
+      return; // does not authenticate
+    }
+    const cipher = createCipheriv('aes-128-ccm', context.senderKey, requestNonce, { authTagLength: FLOOR_TAG });
+    cipher.setAAD(aad, { plaintextLength: FLOOR_INNER.length });
+    const body = cipher.update(FLOOR_INNER);
+    cipher.final();
+    reply(msg, Buffer.concat([body, cipher.getAuthTag()]));
+  };
+  return { count, layout, from, ...(await feedAndMeasure(requestFile, from, receive, () => answers)) };
 }
 
 function forkChild<T>(args: string[]): Promise<T> {
@@ -356,7 +479,9 @@ async function main(): Promise<void> {
     return;
   }
   if (args[0] === '--server-child') {
-    const result = await serverCost(Number(args[1]), args[2]!, (args[3] ?? 'table') as Layout, args[4] ?? 'one');
+    const layout = (args[3] ?? 'table') as Layout;
+    const cost = layout === 'floor-node' || layout === 'floor-ours' ? floorCost : serverCost;
+    const result = await cost(Number(args[1]), args[2]!, layout as never, args[4] ?? 'one');
     if (process.send) process.send(result, () => process.exit(0));
     else console.log(JSON.stringify(result)); // run alone, e.g. under --trace-gc-nvp
     return;
@@ -366,7 +491,7 @@ async function main(): Promise<void> {
     const layouts = (option('--layouts') ?? 'objects,table').split(',') as Layout[];
     const spreads = (option('--from') ?? 'one').split(',');
     const base = option('--base');
-    if (layouts.includes('base')) {
+    if (layouts.includes('base') || layouts.includes('base-all')) {
       if (base === undefined) throw new Error('the base layout needs --base DIR (a tree with a compiled dist/)');
       process.env.COAPSEC_BASE_TREE = base; // the children inherit it
     }

@@ -75,7 +75,8 @@ function observe(entry: DirectoryEntry | undefined): unknown {
     idContext: context.idContext && [...context.idContext],
     key: [...params.recipientKey],
     iv: [...params.commonIv],
-    sender: { id: [...sender.senderId], key: [...sender.senderKey], iv: [...sender.commonIv], aead: sender.aead, idContext: sender.idContext && [...sender.idContext] },
+    recipient: { id: [...params.recipientId], aead: params.aead, idContext: params.idContext && [...params.idContext], fields: Object.keys(params) },
+    sender: { id: [...sender.senderId], key: [...sender.senderKey], iv: [...sender.commonIv], aead: sender.aead, idContext: sender.idContext && [...sender.idContext], fields: Object.keys(sender) },
   };
 }
 

@@ -7,7 +7,7 @@
  * and answers undefined for anything wrong, since its input comes from the network.
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, type CipherGCMTypes } from 'node:crypto';
-import { AesCcm } from '../crypto/aes-ccm.js';
+import { AesCcmKeys } from '../crypto/ccm-keys.js';
 import { bytesView, concatBytes } from './cbor.js';
 import { CoseError } from './error.js';
 import { CoseAead, CoseHash, CoseHmac } from './ids.js';
@@ -35,22 +35,6 @@ const PARTIAL_IV_BYTES = 5;
 
 type NodeAead = CipherGCMTypes | 'chacha20-poly1305';
 
-/**
- * AesCcm instances by key array: a key schedules AES once for its whole life (OSCORE contexts keep
- * their keys), and a WeakMap lets a dropped key's cipher go with it. A caller that reuses its key
- * array for another key gets a new instance (AesCcm.usesKey compares the bytes).
- */
-function ccmCache(tagLength: number, nonceLength: number): (key: Uint8Array) => AesCcm {
-  const byKey = new WeakMap<Uint8Array, AesCcm>();
-  return (key) => {
-    const cached = byKey.get(key);
-    if (cached !== undefined && cached.usesKey(key)) return cached;
-    const ccm = new AesCcm(key, tagLength, nonceLength);
-    byKey.set(key, ccm);
-    return ccm;
-  };
-}
-
 function makeAead(id: number, name: string, cipher: NodeAead | 'ccm', keyLength: number, nonceLength: number, tagLength: number): CoseAeadAlgorithm {
   const checkLengths = (key: Uint8Array, nonce: Uint8Array): void => {
     if (key.length !== keyLength) throw new CoseError(`${name} needs a ${keyLength}-byte key, got ${key.length} bytes`);
@@ -58,20 +42,18 @@ function makeAead(id: number, name: string, cipher: NodeAead | 'ccm', keyLength:
   };
   const base = { id, name, keyLength, nonceLength, tagLength };
   if (cipher === 'ccm') {
-    // AES-CCM through src/crypto/aes-ccm.ts: one key schedule per key instead of a new CCM context per message.
-    const ccmFor = ccmCache(tagLength, nonceLength);
+    // AES-CCM through src/crypto/ccm-keys.ts: one key schedule per key in steady use instead of a
+    // new CCM context per message, Node's one-shot CCM for a key that is not (a device among thousands).
+    const keys = new AesCcmKeys(tagLength, nonceLength, { counterBytes: PARTIAL_IV_BYTES });
     return {
       ...base,
       seal(key, nonce, aad, plaintext, partialIv) {
         checkLengths(key, nonce);
-        const ccm = ccmFor(key);
-        return ccm.sealBytes(nonce, aad, plaintext, partialIv === undefined ? undefined : ccm.keystreamAhead(nonce, partialIv, PARTIAL_IV_BYTES, plaintext.length));
+        return keys.seal(key, nonce, aad, plaintext, partialIv);
       },
       open(key, nonce, aad, ciphertext, partialIv) {
         if (key.length !== keyLength || nonce.length !== nonceLength || ciphertext.length < tagLength) return undefined;
-        const ccm = ccmFor(key);
-        const n = ciphertext.length - tagLength;
-        return ccm.openAtBytes(nonce, aad, ciphertext, 0, n, partialIv === undefined ? undefined : ccm.keystreamAhead(nonce, partialIv, PARTIAL_IV_BYTES, n));
+        return keys.open(key, nonce, aad, ciphertext, partialIv);
       },
     };
   }

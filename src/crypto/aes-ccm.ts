@@ -62,14 +62,11 @@ export class AesCcm {
   readonly #aheadSlice = new MutableSlice();
 
   constructor(key: Uint8Array, tagLength: number, nonceLength: number) {
-    if (key.length !== 16 && key.length !== 24 && key.length !== 32) throw new RangeError(`AES-CCM needs a 16-, 24- or 32-byte key, got ${key.length} bytes`);
-    if (!TAG_LENGTHS.has(tagLength)) throw new RangeError(`AES-CCM tag length must be 4, 6, ..., 16 bytes, got ${tagLength}`);
-    if (nonceLength < 7 || nonceLength > 13) throw new RangeError(`AES-CCM nonce length must be 7..13 bytes, got ${nonceLength}`);
+    checkCcmParameters(key.length, tagLength, nonceLength);
     this.tagLength = tagLength;
     this.nonceLength = nonceLength;
     this.#lengthBytes = 15 - nonceLength;
-    // 2^(8L) − 1, capped well below 2^53 (L ≥ 7 allows more than any datagram anyway).
-    this.#maxPlaintext = this.#lengthBytes >= 6 ? 2 ** 48 - 1 : 2 ** (8 * this.#lengthBytes) - 1;
+    this.#maxPlaintext = maxPlaintextOf(nonceLength);
     this.#key = new Uint8Array(key);
     const bits = key.length * 8;
     this.#cbc = createCipheriv(`aes-${bits}-cbc`, key, this.#chain);
@@ -286,7 +283,7 @@ export class AesCcm {
 
   #check(nonce: Uint8Array, length: number): void {
     if (nonce.length !== this.nonceLength) throw new RangeError(`AES-CCM needs a ${this.nonceLength}-byte nonce, got ${nonce.length} bytes`);
-    if (length > this.#maxPlaintext) throw new RangeError(`AES-CCM with a ${this.nonceLength}-byte nonce encrypts at most ${this.#maxPlaintext} bytes, got ${length}`);
+    if (length > this.#maxPlaintext) throw tooLong(this.nonceLength, length);
   }
 
   /**
@@ -370,6 +367,19 @@ export class AesCcm {
 
 const roundUp = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
 
+/** L = 15 − nonce length bytes of message length: 2^(8L) − 1, capped well below 2^53 (L ≥ 7 allows more than any datagram anyway). */
+const maxPlaintextOf = (nonceLength: number): number => (nonceLength <= 9 ? 2 ** 48 - 1 : 2 ** (8 * (15 - nonceLength)) - 1);
+
+const tooLong = (nonceLength: number, length: number): RangeError => new RangeError(`AES-CCM with a ${nonceLength}-byte nonce encrypts at most ${maxPlaintextOf(nonceLength)} bytes, got ${length}`);
+
+/** Throws RangeError unless RFC 3610 §2 allows these sizes (key: AES-128/192/256). */
+export function checkCcmParameters(keyLength: number, tagLength: number, nonceLength: number, plaintextLength = 0): void {
+  if (keyLength !== 16 && keyLength !== 24 && keyLength !== 32) throw new RangeError(`AES-CCM needs a 16-, 24- or 32-byte key, got ${keyLength} bytes`);
+  if (!TAG_LENGTHS.has(tagLength)) throw new RangeError(`AES-CCM tag length must be 4, 6, ..., 16 bytes, got ${tagLength}`);
+  if (nonceLength < 7 || nonceLength > 13) throw new RangeError(`AES-CCM nonce length must be 7..13 bytes, got ${nonceLength}`);
+  if (plaintextLength > maxPlaintextOf(nonceLength)) throw tooLong(nonceLength, plaintextLength);
+}
+
 /**
  * Plain Uint8Arrays for sealBytes/openAtBytes: views of a shared 8 KiB ArrayBuffer handed out in
  * turn, as Buffer.allocUnsafe does for Buffers (one object per message; the pool is replaced, not
@@ -380,7 +390,7 @@ const roundUp = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
 const POOL_BYTES = 8192;
 let pool = new ArrayBuffer(POOL_BYTES);
 let poolAt = 0;
-function pooledBytes(length: number): Uint8Array {
+export function pooledBytes(length: number): Uint8Array {
   if (length > POOL_BYTES >>> 2) return new Uint8Array(length);
   if (poolAt + length > POOL_BYTES) {
     pool = new ArrayBuffer(POOL_BYTES);

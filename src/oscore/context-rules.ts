@@ -21,10 +21,67 @@ const copy = (b: Uint8Array): Uint8Array => Uint8Array.from(b);
 
 /**
  * §3.2.1: info = [ id : bstr, id_context : bstr / nil, alg_aead : int / tstr, type : tstr, L : uint ].
- * (cbor2 encodes a Buffer as a tagged object, so everything is passed as a plain Uint8Array.)
+ * Written out here (RFC 8949 §3 heads, preferred serialization) rather than through cbor2's generic
+ * encoder, which cost 40–70 µs per call — three per context derived, so ≈ 150 µs of a device's
+ * first request (issue 21, BENCHMARKS.md h21-devices). Anything outside the integer range of a
+ * plain head goes to cbor2 as before.
  */
 export function hkdfInfo(id: Uint8Array, idContext: Uint8Array | undefined, aead: number, type: 'Key' | 'IV', length: number): Uint8Array {
-  return encode([copy(id), idContext === undefined ? null : copy(idContext), aead, type, length]);
+  if (!Number.isSafeInteger(aead) || !Number.isSafeInteger(length) || length < 0 || Math.abs(aead) > 0xffffffff || length > 0xffffffff) {
+    return encode([copy(id), idContext === undefined ? null : copy(idContext), aead, type, length]);
+  }
+  const size = 1 + headSize(id.length) + id.length + (idContext === undefined ? 1 : headSize(idContext.length) + idContext.length) + headSize(aead < 0 ? -1 - aead : aead) + 1 + type.length + headSize(length);
+  const out = new Uint8Array(size);
+  out[0] = 0x85; // array of 5
+  let at = writeHead(out, 1, MAJOR_BYTES, id.length);
+  out.set(id, at);
+  at += id.length;
+  if (idContext === undefined) {
+    out[at++] = 0xf6; // null
+  } else {
+    at = writeHead(out, at, MAJOR_BYTES, idContext.length);
+    out.set(idContext, at);
+    at += idContext.length;
+  }
+  at = aead < 0 ? writeHead(out, at, MAJOR_NEGATIVE, -1 - aead) : writeHead(out, at, MAJOR_UNSIGNED, aead);
+  at = writeHead(out, at, MAJOR_TEXT, type.length);
+  for (let i = 0; i < type.length; i++) out[at++] = type.charCodeAt(i); // 'Key' / 'IV': ASCII
+  writeHead(out, at, MAJOR_UNSIGNED, length);
+  return out;
+}
+
+const MAJOR_UNSIGNED = 0;
+const MAJOR_NEGATIVE = 1;
+const MAJOR_BYTES = 2;
+const MAJOR_TEXT = 3;
+
+/** Bytes of a CBOR head for argument `n` (0 ≤ n < 2^32). */
+const headSize = (n: number): number => (n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5);
+
+/** Writes the head of major type `major` with argument `n` at `at`; returns the offset after it. */
+function writeHead(out: Uint8Array, at: number, major: number, n: number): number {
+  const type = major << 5;
+  if (n < 24) {
+    out[at] = type | n;
+    return at + 1;
+  }
+  if (n < 0x100) {
+    out[at] = type | 24;
+    out[at + 1] = n;
+    return at + 2;
+  }
+  if (n < 0x10000) {
+    out[at] = type | 25;
+    out[at + 1] = n >>> 8;
+    out[at + 2] = n & 0xff;
+    return at + 3;
+  }
+  out[at] = type | 26;
+  out[at + 1] = n >>> 24;
+  out[at + 2] = (n >>> 16) & 0xff;
+  out[at + 3] = (n >>> 8) & 0xff;
+  out[at + 4] = n & 0xff;
+  return at + 5;
 }
 
 function checkId(what: string, id: Uint8Array, alg: AeadShape): void {

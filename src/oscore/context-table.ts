@@ -28,9 +28,8 @@
  * after being put away costs no HKDF run (three per context). They were in memory anyway, as part
  * of the context; like the master secret they are never logged.
  */
-import { DEFAULT_AEAD, DEFAULT_HKDF } from './algorithms.js';
+import { DEFAULT_AEAD } from './algorithms.js';
 import { checkContextParams } from './context.js';
-import { assembleContext } from './context-rules.js';
 import { OscoreConfigError } from './errors.js';
 import { ReplayWindow } from './replay.js';
 import { OscoreSecurityContext, VolatileSequence, type DirectoryEntry, type SecurityContextInput, type SequenceSource } from './security-context.js';
@@ -318,14 +317,17 @@ export class ContextTable {
     const keyLength = fields[e + E_KEY_LEN]!;
     const senderKey = this.#read(keys, keyLength)!;
     const commonIv = this.#read(keys + keyLength, fields[e + E_IV_LEN]!)!;
-    const shape = { aead: options.aead ?? DEFAULT_AEAD, hkdf: options.hkdf ?? DEFAULT_HKDF, senderId: input.senderId, idContext: input.idContext };
-    context.adoptSender(assembleContext({ ...shape, recipientId: input.recipientIds[0]! }, senderKey, senderKey, commonIv).sender);
+    const aead = options.aead ?? DEFAULT_AEAD;
+    const idContext = input.idContext;
+    // The shapes assembleContext gives (context-rules.ts), without the DerivedContext around them.
+    const common = idContext === undefined ? {} : { idContext };
+    context.adoptSender({ senderId: input.senderId, senderKey, commonIv, aead, ...common });
     const first = fields[e + E_FIRST_RECIPIENT]!;
-    context.recipients.forEach((recipient, i) => {
+    const recipients = context.recipients;
+    for (let i = 0; i < recipients.length; i++) {
       const at = this.#recipients[(first + i) * RECIPIENT_FIELDS + R_KEY]!;
-      if (at < 0) return;
-      recipient.adoptParams(assembleContext({ ...shape, recipientId: input.recipientIds[i]! }, senderKey, this.#read(at, keyLength)!, commonIv).recipient);
-    });
+      if (at >= 0) recipients[i]!.adoptParams({ recipientId: input.recipientIds[i]!, recipientKey: this.#read(at, keyLength)!, commonIv, aead, ...common });
+    }
   }
 
   /** Keeps the keys the evicted object derived, each once for the table's life (see the module comment). */
