@@ -121,6 +121,31 @@ function awaited(driver: Driver): Driver {
   };
 }
 
+/**
+ * `awaited`, with the promises of the replies that arrived in one turn of the event loop settled
+ * together from one setImmediate: one microtask checkpoint that runs for all of them instead of
+ * one per datagram.
+ */
+function awaitedInBatches(driver: Driver): Driver {
+  let settling: Array<() => void> = [];
+  const settleAll = (): void => {
+    const now = settling;
+    settling = [];
+    for (const settle of now) settle();
+  };
+  return {
+    ...driver,
+    send(done) {
+      new Promise<boolean>((resolve) =>
+        driver.send((ok) => {
+          if (settling.length === 0) setImmediate(settleAll);
+          settling.push(() => resolve(ok));
+        }),
+      ).then(done);
+    },
+  };
+}
+
 async function rungDriver(rung: string, port: number, concurrency: number, socketBuffer: number, target: Target): Promise<Driver> {
   if (!(CLIENT_RUNGS as readonly string[]).includes(rung)) throw new Error(`unknown client rung ${rung}`);
   const [base, extra] = rung.split('+');
@@ -131,6 +156,7 @@ async function rungDriver(rung: string, port: number, concurrency: number, socke
       const micros = Number(extra.slice('burn'.length));
       return { ...driver, send: (done) => (burn(micros), driver.send(done)) };
     }
+    if (extra === 'batch') return awaitedInBatches(driver);
     return all || extra === 'promise' ? awaited(driver) : driver;
   }
   const buffers = socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {};
