@@ -11,9 +11,14 @@ import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { floorOf } from './aead-floor.js';
 import { minimalCoapClient } from './coap-minimal-client.js';
+import { Method } from '../src/coap/codes.js';
+import { EMPTY_BYTES, MessageType } from '../src/coap/message.js';
+import { OptionNumber } from '../src/coap/options.js';
+import type { ReceivedResponse } from '../src/exchange/endpoint.js';
 import { processCpuMicros } from './harness.js';
 import {
   BENCH_NSTART,
+  CLIENT_RUNGS,
   DTLS_PSK,
   OSCORE_MASTER_SALT,
   OSCORE_MASTER_SECRET,
@@ -102,6 +107,85 @@ async function coapsecDriver(port: number, socketBuffer: number, variant: Varian
     },
     retransmissions: () => endpoint?.stats().retransmissions ?? 0,
     close: () => client.close(),
+  };
+}
+
+
+/** A driver whose send resolves a promise from the datagram's callback and completes when this awaits it. */
+function awaited(driver: Driver): Driver {
+  return {
+    ...driver,
+    send(done) {
+      new Promise<boolean>((resolve) => driver.send(resolve)).then(done);
+    },
+  };
+}
+
+/**
+ * `awaited`, with the promises of the replies that arrived in one turn of the event loop settled
+ * together from one setImmediate: one microtask checkpoint that runs for all of them instead of
+ * one per datagram.
+ */
+function awaitedInBatches(driver: Driver): Driver {
+  let settling: Array<() => void> = [];
+  const settleAll = (): void => {
+    const now = settling;
+    settling = [];
+    for (const settle of now) settle();
+  };
+  return {
+    ...driver,
+    send(done) {
+      new Promise<boolean>((resolve) =>
+        driver.send((ok) => {
+          if (settling.length === 0) setImmediate(settleAll);
+          settling.push(() => resolve(ok));
+        }),
+      ).then(done);
+    },
+  };
+}
+
+async function rungDriver(rung: string, port: number, concurrency: number, socketBuffer: number, target: Target): Promise<Driver> {
+  if (!(CLIENT_RUNGS as readonly string[]).includes(rung)) throw new Error(`unknown client rung ${rung}`);
+  const [base, extra] = rung.split('+');
+  if (base === 'floor') {
+    const all = extra === 'all';
+    const driver = await minimalCoapClient(port, concurrency, socketBuffer, target.path, target.payloadLength, { codec: all || extra === 'codec', pending: all || extra === 'pending' });
+    if (extra?.startsWith('burn')) {
+      const micros = Number(extra.slice('burn'.length));
+      return { ...driver, send: (done) => (burn(micros), driver.send(done)) };
+    }
+    if (extra === 'batch') return awaitedInBatches(driver);
+    return all || extra === 'promise' ? awaited(driver) : driver;
+  }
+  const buffers = socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {};
+  const client = new CoapClient({ parameters: { nstart: BENCH_NSTART }, ...buffers });
+  const endpoint = await client.endpoint(4, 'coap');
+  const peer = { address: HOST, port };
+  const uriPath = target.path
+    .split('/')
+    .filter((s) => s.length > 0)
+    .map((segment) => ({ number: OptionNumber.UriPath, value: Buffer.from(segment, 'utf8') }));
+  const options = { confirmable: true };
+  const isGood = (r: ReceivedResponse): boolean => r.message.code === 69 && r.message.payload.length === target.payloadLength;
+  const request = () => ({ type: MessageType.CON, code: Method.GET, messageId: 0, token: EMPTY_BYTES, options: uriPath.slice(), payload: EMPTY_BYTES });
+  const sender: Driver = {
+    send(done) {
+      endpoint.send(request(), peer, options, { onResponse: (r) => done(isGood(r)), onError: () => done(false) });
+    },
+    retransmissions: () => endpoint.stats().retransmissions,
+    close: () => client.close(),
+  };
+  if (extra !== 'promise') return sender;
+  return {
+    ...sender,
+    send(done) {
+      endpoint.request(request(), peer, options).then(
+        (r) => done(isGood(r)),
+        () => done(false),
+      );
+    },
   };
 }
 
@@ -200,6 +284,8 @@ async function run(job: ClientJob): Promise<ClientResult> {
   const driver =
     job.impl === 'raw'
       ? await rawDriver(job.port, job.concurrency, job.socketBuffer)
+      : job.impl === 'coapsec' && job.clientRung !== undefined
+        ? await rungDriver(job.clientRung, job.port, job.concurrency, job.socketBuffer, { path: job.path ?? '/bench', payloadLength: job.payloadLength ?? PAYLOAD.length, scheme: 'coap' })
       : job.impl === 'coapsec' && job.minimalClient
         ? await minimalCoapClient(job.port, job.concurrency, job.socketBuffer, job.path ?? '/bench', job.payloadLength ?? PAYLOAD.length)
         : job.impl === 'coapsec'

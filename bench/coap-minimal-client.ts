@@ -14,13 +14,21 @@
  * A slot unanswered for RETRANSMIT_AFTER_TICKS ticks of a 100 ms interval (no clock read per
  * request) sends the same bytes again (the server may have dropped it at 256 in flight);
  * retransmissions() counts them.
+ *
+ * `extras` add, one at a time, work coapsec's client does per request, so the gap between the floor
+ * and the client can be attributed under sockets (issue 21): `codec` builds a message object per
+ * request and encodes it (src/coap/codec.ts) and decodes each reply to match it; `pending` draws a
+ * random token per request (RFC 9175 §4.2, src/util/random.ts) and keeps a pending-request object in
+ * a Map by the token's key until its reply, as the exchange layer does. The promise per request is
+ * the driver's (bench/client.ts).
  */
-import { encodeMessage } from '../src/coap/codec.js';
+import { decodeMessage, encodeMessage } from '../src/coap/codec.js';
 import { Method } from '../src/coap/codes.js';
-import { MessageType } from '../src/coap/message.js';
+import { bytesEqual, EMPTY_BYTES, MessageType, type CoapOption } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { UdpClientTransport } from '../src/transport/udp-client.js';
 import type { PeerAddress } from '../src/transport/transport.js';
+import { defaultRandom } from '../src/util/random.js';
 
 const TOKEN_LENGTH = 8;
 const ACK_2_05_FIRST_BYTE = 0x60 | TOKEN_LENGTH; // version 1, ACK, TKL 8
@@ -29,6 +37,22 @@ const PAYLOAD_MARKER = 0xff;
 const TICK_MS = 100;
 const RETRANSMIT_AFTER_TICKS = 10;
 
+/** Per-request work of coapsec's client added to the floor (see above). */
+export interface FloorExtras {
+  codec?: boolean;
+  pending?: boolean;
+}
+
+/** What `pending` keeps per request, as the exchange layer's PendingRequest does. */
+interface PendingSlot {
+  readonly slot: number;
+  readonly token: Uint8Array;
+  readonly messageId: number;
+}
+
+/** A token's Map key: one flat string of its 8 bytes, two to a unit (as src/exchange/endpoint.ts makes it). */
+const tokenKey = (t: Uint8Array): string => String.fromCharCode(8, t[0]! | (t[1]! << 8), t[2]! | (t[3]! << 8), t[4]! | (t[5]! << 8), t[6]! | (t[7]! << 8));
+
 export interface MinimalClient {
   /** Starts one request; done(ok) once, when its reply came (ok: a good 2.05) — never for a lost one. */
   send(done: (ok: boolean) => void): void;
@@ -36,24 +60,18 @@ export interface MinimalClient {
   close(): Promise<void>;
 }
 
-export async function minimalCoapClient(port: number, concurrency: number, socketBuffer: number, path: string, payloadLength: number): Promise<MinimalClient> {
+export async function minimalCoapClient(port: number, concurrency: number, socketBuffer: number, path: string, payloadLength: number, extras: FloorExtras = {}): Promise<MinimalClient> {
   const peer: PeerAddress = { address: '127.0.0.1', port };
   const buffers = socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {};
   const transport = await UdpClientTransport.bind({ host: '127.0.0.1', ...buffers });
   transport.setBusy(true);
-  const template = encodeMessage({
-    type: MessageType.CON,
-    code: Method.GET,
-    messageId: 0,
-    token: new Uint8Array(TOKEN_LENGTH),
-    options: path
-      .split('/')
-      .filter((s) => s.length > 0)
-      .map((segment) => ({ number: OptionNumber.UriPath, value: Buffer.from(segment, 'utf8') })),
-    payload: new Uint8Array(0),
-  });
+  const uriPath: CoapOption[] = path
+    .split('/')
+    .filter((s) => s.length > 0)
+    .map((segment) => ({ number: OptionNumber.UriPath, value: Buffer.from(segment, 'utf8') }));
+  const template = encodeMessage({ type: MessageType.CON, code: Method.GET, messageId: 0, token: new Uint8Array(TOKEN_LENGTH), options: uriPath, payload: EMPTY_BYTES });
   // Token bytes 0–3: the slot; 4–7: its request count. Message IDs: one counter for all slots.
-  const requests = Array.from({ length: concurrency }, (_, slot) => {
+  const requests: Buffer[] = Array.from({ length: concurrency }, (_, slot) => {
     const bytes = Buffer.from(template);
     bytes.writeUInt32BE(slot, 4);
     return bytes;
@@ -65,8 +83,68 @@ export async function minimalCoapClient(port: number, concurrency: number, socke
   for (let slot = concurrency - 1; slot >= 0; slot--) free.push(slot);
   let nextMessageId = 0;
   let resent = 0;
+  const pendings = new Map<string, PendingSlot>();
 
-  transport.setHandler((reply) => {
+  const complete = (slot: number, ok: boolean): void => {
+    const done = callbacks[slot]!;
+    callbacks[slot] = undefined;
+    free.push(slot);
+    done(ok);
+  };
+  // With extras: the reply decoded (codec) and/or found by its token's key (pending).
+  const receiveWithExtras = (reply: Buffer): void => {
+    let token: Uint8Array;
+    let messageId: number;
+    let ok: boolean;
+    if (extras.codec) {
+      const m = decodeMessage(reply);
+      if (m.type !== MessageType.ACK) return;
+      token = m.token;
+      messageId = m.messageId;
+      ok = m.code === CONTENT && m.payload.length === payloadLength;
+    } else {
+      if (reply.length < 4 + TOKEN_LENGTH || reply[0] !== ACK_2_05_FIRST_BYTE) return;
+      token = reply.subarray(4, 4 + TOKEN_LENGTH);
+      messageId = reply.readUInt16BE(2);
+      ok = reply.length > payloadLength && reply[reply.length - payloadLength - 1] === PAYLOAD_MARKER;
+    }
+    if (token.length !== TOKEN_LENGTH) return;
+    let slot: number;
+    if (extras.pending) {
+      const key = tokenKey(token);
+      const pending = pendings.get(key);
+      if (pending === undefined || pending.messageId !== messageId) return;
+      pendings.delete(key);
+      slot = pending.slot;
+    } else {
+      slot = ((token[0]! << 24) | (token[1]! << 16) | (token[2]! << 8) | token[3]!) >>> 0;
+      const request = requests[slot];
+      if (request === undefined || callbacks[slot] === undefined || messageId !== request.readUInt16BE(2) || !bytesEqual(token, request.subarray(4, 4 + TOKEN_LENGTH))) return;
+    }
+    complete(slot, ok);
+  };
+  // The bytes of a slot's next request, with the extras' per-request work.
+  const nextRequest = (slot: number, messageId: number): Buffer => {
+    let token: Uint8Array;
+    if (extras.pending) {
+      token = defaultRandom.bytes(TOKEN_LENGTH);
+      const pending: PendingSlot = { slot, token, messageId };
+      pendings.set(tokenKey(token), pending);
+    } else {
+      const previous = requests[slot]!;
+      token = Buffer.alloc(TOKEN_LENGTH);
+      previous.copy(token as Buffer, 0, 4, 4 + TOKEN_LENGTH);
+      (token as Buffer).writeUInt32BE(((token as Buffer).readUInt32BE(4) + 1) >>> 0, 4);
+    }
+    if (extras.codec) return encodeMessage({ type: MessageType.CON, code: Method.GET, messageId, token, options: uriPath, payload: EMPTY_BYTES });
+    const request = requests[slot]!;
+    request.writeUInt16BE(messageId, 2);
+    request.set(token, 4);
+    return request;
+  };
+
+  if (extras.codec || extras.pending) transport.setHandler(receiveWithExtras);
+  else transport.setHandler((reply) => {
     if (reply.length < 4 + TOKEN_LENGTH || reply[0] !== ACK_2_05_FIRST_BYTE) return;
     const slot = reply.readUInt32BE(4);
     const request = requests[slot];
@@ -92,6 +170,14 @@ export async function minimalCoapClient(port: number, concurrency: number, socke
     send(done) {
       const slot = free.pop();
       if (slot === undefined) return done(false);
+      if (extras.codec || extras.pending) {
+        const request = (requests[slot] = nextRequest(slot, nextMessageId));
+        nextMessageId = (nextMessageId + 1) & 0xffff;
+        callbacks[slot] = done;
+        sentAt[slot] = tick;
+        transport.send(request, peer);
+        return;
+      }
       const request = requests[slot]!;
       request.writeUInt16BE(nextMessageId, 2);
       nextMessageId = (nextMessageId + 1) & 0xffff;

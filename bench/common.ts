@@ -30,6 +30,18 @@ export interface ServerReady {
   port: number;
 }
 
+/**
+ * The rungs between the floor and the coapsec client (ClientJob.clientRung; bench/client.ts), each adding some of
+ * the client's per-request work, so its cost under sockets can be attributed (issue 21):
+ * `floor+X` is bench/coap-minimal-client.ts with X — `promise` (a promise per request, resolved
+ * from the datagram's callback and awaited here, as `client.get(uri).then(…)` is), `batch` (that promise settled from one setImmediate per turn of the event loop with the others
+ * of its turn: one microtask checkpoint per turn, not per datagram), `codec`, `pending`, `all` (the three), `burn3` (3 µs of spinning per request: does a µs of our JavaScript cost a µs under
+ * sockets, or more, by the rate it lowers?); `endpoint` is coapsec's exchange and messaging layers without the
+ * client above them (`CoapEndpoint.send` with a handler object per request), `endpoint+promise`
+ * the same through `CoapEndpoint.request`'s promise.
+ */
+export const CLIENT_RUNGS = ['floor', 'floor+promise', 'floor+batch', 'floor+codec', 'floor+pending', 'floor+all', 'floor+burn3', 'endpoint', 'endpoint+promise'] as const;
+
 /** What the orchestrator asks a client child to do (passed as JSON in argv[2]). */
 export interface ClientJob {
   impl: Impl;
@@ -65,6 +77,8 @@ export interface ClientJob {
   scheme?: 'coap' | 'coap+tcp';
   /** coapsec plain only: bench/coap-minimal-client.ts's floor instead of the coapsec client (bench/server-cpu.ts). */
   minimalClient?: boolean;
+  /** coapsec plain only: a rung between that floor and the client instead of the client: one of CLIENT_RUNGS. */
+  clientRung?: string;
   /** When set, the client also reads this process's CPU time (/proc) at the window's edges (bench/server-cpu.ts). */
   serverPid?: number;
 }

@@ -19,10 +19,11 @@
  *   node dist/bench/server-cpu.js --quick         # 1 short round
  *   node dist/bench/server-cpu.js --rounds 5 --no-client --json out.json
  *   node dist/bench/server-cpu.js --servers coapsec,minimal --variant base=DIR   # A/B: DIR's `coapsec serve` too
+ *   node dist/bench/server-cpu.js --servers coapsec,libcoap --clients floor,floor+promise,endpoint,plain   # the client's cost, rung by rung
  */
 import { writeFileSync } from 'node:fs';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
-import { median, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, type ClientJob, type ClientResult } from './common.js';
+import { CLIENT_RUNGS, median, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET, type ClientJob, type ClientResult } from './common.js';
 import { resolve as resolvePath } from 'node:path';
 import { BENCH_RECIPIENT, HELLO, HELLO_PATH, startCoapsecServe, startDgramEcho, startLibcoap, startMinimalCoap, startMinimalOscore, writeServerCredentials, type RunningServer } from './cpu-servers.js';
 import { environment, fmt, forkAndAwait, here, parseCommonArgs, ratio, runMain, table } from './harness.js';
@@ -50,7 +51,8 @@ const SERVER_KEYS: Record<string, ServerName> = { coapsec: 'coapsec', oscore: 'c
 
 const USAGE = `usage: node dist/bench/server-cpu.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--port-base P]
        [--concurrency 1,32,256] [--client-concurrency 32,256] [--no-client] [--json FILE]
-       [--servers coapsec,oscore,libcoap,echo,minimal,minimal-oscore] [--variant LABEL=DIR (DIR's coapsec serve, plain; repeatable)]`;
+       [--servers coapsec,oscore,libcoap,echo,minimal,minimal-oscore] [--variant LABEL=DIR (DIR's coapsec serve, plain; repeatable)]
+       [--clients floor,plain,oscore (default; also the rungs ${CLIENT_RUNGS.slice(1).join(',')}: common.ts CLIENT_RUNGS)]`;
 
 /** Issue 21's targets at 32 in flight. */
 const PLAIN_VS_LIBCOAP_MAX = 1.0;
@@ -70,7 +72,13 @@ interface Settings {
   servers: ServerName[];
   /** `coapsec LABEL` → DIR/bin/coapsec. */
   variants: Map<ServerName, string>;
+  /** The clients measured, in this order: against coap-server-notls all but OSCORE, which goes to `coapsec serve` with OSCORE. */
+  clients: ClientFlavour[];
 }
+
+/** 'floor': bench/coap-minimal-client.ts; the rungs between it and the client (CLIENT_RUNGS); the coapsec client plain or OSCORE. */
+type ClientFlavour = string;
+const CLIENT_FLAVOURS: readonly ClientFlavour[] = [...CLIENT_RUNGS, 'plain', 'OSCORE'];
 
 const list = (v: string): number[] =>
   v.split(',').map((x) => {
@@ -80,7 +88,15 @@ const list = (v: string): number[] =>
   });
 
 function parseArgs(argv: string[]): Settings {
-  const extra = { concurrencies: [1, 32, 256], clientConcurrencies: [32, 256], client: true, json: undefined as string | undefined, servers: [...STANDARD_SERVERS] as ServerName[], variants: new Map<ServerName, string>() };
+  const extra = {
+    concurrencies: [1, 32, 256],
+    clientConcurrencies: [32, 256],
+    client: true,
+    json: undefined as string | undefined,
+    servers: [...STANDARD_SERVERS] as ServerName[],
+    variants: new Map<ServerName, string>(),
+    clients: ['floor', 'plain', 'OSCORE'] as ClientFlavour[],
+  };
   const common = parseCommonArgs(
     argv,
     { quick: false, rounds: 3, warmupMs: 2000, durationMs: 2500, portBase: 47_510, socketBuffer: 1 << 20 },
@@ -102,6 +118,12 @@ function parseArgs(argv: string[]): Settings {
         const eq = v.indexOf('=');
         if (eq <= 0) throw new Error(`--variant wants LABEL=DIR, got ${v}`);
         extra.variants.set(`coapsec ${v.slice(0, eq)}`, resolvePath(v.slice(eq + 1), 'bin/coapsec'));
+      } else if (arg === '--clients') {
+        extra.clients = value().split(',').map((key) => {
+          const flavour = key === 'oscore' ? 'OSCORE' : key;
+          if (!CLIENT_FLAVOURS.includes(flavour)) throw new Error(`unknown client ${key}\n${USAGE}`);
+          return flavour;
+        });
       } else return false;
       return true;
     },
@@ -118,8 +140,7 @@ interface ServerResult extends LoadResult {
 }
 
 interface ClientRun {
-  /** 'floor': bench/coap-minimal-client.ts, plain, against coap-server-notls. */
-  flavour: 'floor' | 'plain' | 'OSCORE';
+  flavour: ClientFlavour;
   concurrency: number;
   round: number;
   clientMicros: number;
@@ -205,6 +226,7 @@ class Bench {
       socketBuffer: 1 << 20,
       variant: flavour === 'OSCORE' ? 'oscore' : 'plain',
       minimalClient: flavour === 'floor',
+      ...(flavour !== 'floor' && flavour !== 'plain' && flavour !== 'OSCORE' ? { clientRung: flavour } : {}),
       // Its Partial IVs come after every one the generator has used and before any it will use.
       sequenceStart: this.pool.skip(50_000_000),
       path: HELLO_PATH,
@@ -349,7 +371,7 @@ function clientTable(runs: readonly ClientRun[], results: readonly ServerResult[
     ],
   ];
   for (const c of s.clientConcurrencies) {
-    for (const flavour of ['floor', 'plain', 'OSCORE'] as const) {
+    for (const flavour of s.clients) {
       const rs = runs.filter((r) => r.flavour === flavour && r.concurrency === c);
       if (rs.length === 0) continue;
       const ours: ServerName = flavour === 'OSCORE' ? 'coapsec OSCORE' : 'coapsec';
@@ -363,7 +385,7 @@ function clientTable(runs: readonly ClientRun[], results: readonly ServerResult[
       });
       rows.push([
         String(c),
-        flavour === 'floor' ? 'minimal (floor)' : `coapsec ${flavour}`,
+        flavour === 'floor' ? 'minimal (floor)' : flavour === 'plain' || flavour === 'OSCORE' ? `coapsec ${flavour}` : flavour,
         flavour === 'OSCORE' ? 'coapsec serve (OSCORE)' : 'coap-server-notls',
         fmt(clientMicros, 1),
         `${fmt(Math.min(...micros), 1)}–${fmt(Math.max(...micros), 1)}`,
@@ -392,7 +414,7 @@ async function main(): Promise<void> {
     bench.pin.describe,
     ...[...s.variants].map(([server, bin]) => `${server}: ${bin} serve`),
     `${s.rounds} rounds × {${s.servers.join(', ')}} (started one after another, order rotating) × in flight {${s.concurrencies.join(', ')}}; each ${s.warmupMs} ms warm-up + ${s.durationMs} ms measured; CPU of the server process from /proc over the window`,
-    ...(s.client ? [`clients (bench/client.js) at {${s.clientConcurrencies.join(', ')}} in flight: the minimal client (floor) and coapsec plain against coap-server-notls, coapsec OSCORE against coapsec serve`] : []),
+    ...(s.client ? [`clients (bench/client.js) at {${s.clientConcurrencies.join(', ')}} in flight: {${s.clients.join(', ')}}, OSCORE against coapsec serve, the others against coap-server-notls`] : []),
   ];
   for (const line of describe) console.error(line);
 
@@ -412,11 +434,11 @@ async function main(): Promise<void> {
         }
         if (s.client && (server === 'libcoap' || server === 'coapsec OSCORE')) {
           for (const c of s.clientConcurrencies) {
-            for (const flavour of server === 'libcoap' ? (['floor', 'plain'] as const) : (['OSCORE'] as const)) {
+            for (const flavour of s.clients.filter((f) => (f === 'OSCORE') === (server === 'coapsec OSCORE'))) {
               const run = await bench.client(flavour, running, bench.port(server), c, round);
               clientRuns.push(run);
               console.error(
-                `round ${round + 1}/${s.rounds}  ${run.flavour === 'floor' ? 'minimal client ' : 'coapsec client '}${run.flavour.padEnd(6)} → ${server.padEnd(14)} ${String(c).padStart(3)} in flight  ${fmt(run.rps).padStart(6)} req/s` +
+                `round ${round + 1}/${s.rounds}  client ${run.flavour.padEnd(16)} → ${server.padEnd(14)} ${String(c).padStart(3)} in flight  ${fmt(run.rps).padStart(6)} req/s` +
                   `  client ${fmt(run.clientMicros, 1)} µs/req  server ${fmt(run.serverMicros, 1)} µs/req${run.errors ? `  errors ${run.errors} (${run.firstError ?? '?'})` : ''}`,
               );
             }

@@ -10,6 +10,7 @@ import { EMPTY_BYTES, MessageType, addOption, sortOptions, decodeString, encodeS
 import { OptionNumber } from '../coap/options.js';
 import { parseCoapUri, type CoapUri } from '../coap/uri.js';
 import type { EndpointContext } from '../exchange/context.js';
+import { MessageLayer } from '../messaging/message-layer.js';
 import { CoapEndpoint, type EndpointOptions, type ReceivedResponse, type RequestOptions } from '../exchange/endpoint.js';
 import { CoapRequestError } from '../exchange/errors.js';
 import type { TransmissionParameters } from '../messaging/parameters.js';
@@ -139,6 +140,25 @@ type RequestSettings = Omit<ClientRequest, 'method' | 'uri' | 'payload'>;
 const NO_SETTINGS: Omit<ClientRequest, 'method' | 'uri'> = Object.freeze({});
 
 /**
+ * The exchange settings of a request that sets none (most): one object for all of them. Nothing
+ * below writes to RequestOptions (layers that change a setting make a copy), so sharing it saves
+ * an object per request.
+ */
+const DEFAULT_REQUEST_OPTIONS: Readonly<RequestOptions> = Object.freeze({ confirmable: true, responseTimeout: undefined, deadline: undefined, signal: undefined, token: undefined });
+
+function requestOptionsOf(request: RequestSettings): RequestOptions {
+  if (request.confirmable === undefined && request.timeout === undefined && request.signal === undefined && request.token === undefined) return DEFAULT_REQUEST_OPTIONS;
+  // One object shape whatever is set (a conditional spread takes V8's slow path, see exchange/context.ts).
+  return {
+    confirmable: request.confirmable !== false,
+    responseTimeout: request.timeout,
+    deadline: request.timeout,
+    signal: request.signal,
+    token: request.token,
+  };
+}
+
+/**
  * A convenience method's payload: its argument, or else one its options carry (as a merged
  * `{ ...options, method, uri, payload }` request would have had, before the options were passed on as they are).
  */
@@ -161,9 +181,12 @@ export class CoapClient {
   /** The coap:// endpoints once open (`endpoints` holds their promises), for requests that need not wait. */
   private openUdp4: CoapEndpoint | undefined;
   private openUdp6: CoapEndpoint | undefined;
+  /** blockwiseOptions() of a datagram request that sets no block size and no progress callback. */
+  private readonly defaultBlockwise: Readonly<BlockwiseOptions>;
 
   constructor(private readonly options: ClientOptions = {}) {
     if (options.blockSize !== undefined) szxForSize(options.blockSize);
+    this.defaultBlockwise = Object.freeze({ szx: undefined, maxBodySize: options.maxBodySize ?? 16 << 20, maxRestarts: 3, onProgress: undefined, bert: undefined });
     this.credentials =
       options.credentials !== undefined
         ? new ClientCredentials(options.credentials, {
@@ -262,8 +285,8 @@ export class CoapClient {
     if (!via || via.length === 0) {
       // A URI routed before is routed at once: no promise and no await per request.
       const cached = this.targets.get(uriText);
-      if (cached !== undefined) return admitted(cached, e2e, admit);
-      return this.route(uriText).then((target) => admitted(target, e2e, admit));
+      if (cached !== undefined) return { target: admitted(cached, admit), security: e2e };
+      return this.route(uriText).then((target) => ({ target: admitted(target, admit), security: e2e }));
     }
     return this.routeVia(uriText, via, e2e);
   }
@@ -315,16 +338,19 @@ export class CoapClient {
       const code = typeof method === 'number' ? method : methodFromName(method);
       if (code === undefined) throw new CoapRequestError(`unknown method ${String(method)}`);
       const e2e = this.endToEnd(uriText, request);
+      // A URI routed before, with no proxy chain: straight on (no Routed object per request).
+      const cached = request.via === undefined && this.options.via === undefined ? this.targets.get(uriText) : undefined;
+      if (cached !== undefined) return this.routed(code, uriText, payload, request, admitted(cached, request.admit), e2e);
       const routed = this.routeWith(uriText, request.via, e2e, request.admit);
-      if (routed instanceof Promise) return routed.then((r) => this.routed(code, uriText, payload, request, r));
-      return this.routed(code, uriText, payload, request, routed);
+      if (routed instanceof Promise) return routed.then((r) => this.routed(code, uriText, payload, request, r.target, r.security));
+      return this.routed(code, uriText, payload, request, routed.target, routed.security);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
   /** start() once the request's route is known; throws what the request cannot survive (start turns it into a rejection). */
-  private routed(code: Code, uriText: string, payload: ClientRequest['payload'], request: RequestSettings, { target, security }: Routed): Promise<ClientResponse> {
+  private routed(code: Code, uriText: string, payload: ClientRequest['payload'], request: RequestSettings, target: Route, security: MessageSecurity): Promise<ClientResponse> {
     const { uri, peer } = target;
     const message = requestMessage(code, uri, peer, request, payload, target.options.slice());
     const opened = this.endpointFor(target.leg, peer);
@@ -333,14 +359,7 @@ export class CoapClient {
   }
 
   private sendOn(endpoint: CoapEndpoint, code: Code, uriText: string, peer: PeerAddress, request: RequestSettings, security: MessageSecurity, message: CoapMessage): Promise<ClientResponse> {
-    // One object shape whatever is set (a conditional spread takes V8's slow path, see exchange/context.ts).
-    const requestOptions: RequestOptions = {
-      confirmable: request.confirmable !== false,
-      responseTimeout: request.timeout,
-      deadline: request.timeout,
-      signal: request.signal,
-      token: request.token,
-    };
+    const requestOptions = requestOptionsOf(request);
     const blockwise = this.blockwiseOptions(request, endpoint, peer, message);
     const oneMessage = message.payload.length <= blockSize(blockwise.szx ?? MAX_SZX);
     if (oneMessage && sendsAtOnce(security)) return exchangeOnce(endpoint, peer, security, requestOptions, message, blockwise, clientResponseOf);
@@ -355,9 +374,10 @@ export class CoapClient {
    * A Block1 operation: the first to a target may go without Request-Tag; concurrent ones need
    * distinct values (RFC 9175 §3.4).
    */
-  private async block1Transfer(send: SendRequest, message: CoapMessage, blockwise: BlockwiseOptions, operation: string): Promise<ClientResponse> {
+  private async block1Transfer(send: SendRequest, message: CoapMessage, shared: Readonly<BlockwiseOptions>, operation: string): Promise<ClientResponse> {
     const concurrent = this.block1InFlight.get(operation) ?? 0;
-    if (concurrent > 0) blockwise.requestTag = defaultRandom.bytes(4);
+    // A copy: `shared` may be the client's default (blockwiseOptions).
+    const blockwise: BlockwiseOptions = concurrent > 0 ? { ...shared, requestTag: defaultRandom.bytes(4) } : shared;
     this.block1InFlight.set(operation, concurrent + 1);
     try {
       return clientResponseOf(await blockwiseRequest(send, message, blockwise));
@@ -393,6 +413,9 @@ export class CoapClient {
    */
   private blockwiseOptions(request: Pick<ClientRequest, 'blockSize' | 'onProgress'>, endpoint: CoapEndpoint, peer: PeerAddress, message: CoapMessage): BlockwiseOptions {
     const size = request.blockSize ?? this.options.blockSize;
+    // Over UDP and DTLS with no block size and no progress callback (most requests): the client's
+    // one default object; whoever sets a field of its own (block1Transfer's Request-Tag) copies it.
+    if (size === undefined && request.onProgress === undefined && endpoint.carrier instanceof MessageLayer) return this.defaultBlockwise;
     const overhead = isStreamScheme(endpoint.transport.scheme) ? BERT_OVERHEAD + message.options.reduce((sum, o) => sum + o.value.length + 5, 0) : 0;
     // One object shape whatever is set (a conditional spread takes V8's slow path, see exchange/context.ts).
     return {
@@ -462,9 +485,9 @@ interface Routed {
 }
 
 /** A direct route, after the caller's `admit` check of the address it goes to (ClientRequest.admit). */
-function admitted(target: Route, security: MessageSecurity, admit: ClientRequest['admit']): Routed {
+function admitted(target: Route, admit: ClientRequest['admit']): Route {
   if (admit && target.leg === target.uri) admit(target.uri.host, target.peer);
-  return { target, security };
+  return target;
 }
 
 interface Route {

@@ -205,6 +205,8 @@ export class CoapEndpoint {
   private lastAddress = '';
   private lastPort = -1;
   private lastPeerKey = '';
+  /** responseContext()'s latest context without transport security. */
+  private lastResponseContext: EndpointContext | undefined;
 
   constructor(private readonly options: EndpointOptions) {
     this.parameters = withDefaults(options.parameters);
@@ -481,7 +483,19 @@ export class CoapEndpoint {
       this.fail(pending, new BadResponseError('piggybacked response carries a different token'));
       return;
     }
-    this.deliver(pending, ack, this.contextFor(pending.peer, pending.peerKey, security));
+    this.deliver(pending, ack, this.responseContext(pending.peer, pending.peerKey, security));
+  }
+
+  /**
+   * A piggybacked response's context: over plain UDP the previous one's when it came from the same
+   * peer (a context is read-only; layers that add to it copy it, withOscoreLayer), so a client's
+   * stream of responses from one server costs no context object each.
+   */
+  private responseContext(peer: PeerAddress, key: string, security: TransportSecurity | undefined): EndpointContext {
+    if (security !== undefined) return this.contextFor(peer, key, security);
+    const last = this.lastResponseContext;
+    if (last !== undefined && last.peer === peer && last.peerKey === key) return last;
+    return (this.lastResponseContext = this.contextFor(peer, key, undefined));
   }
 
   private armResponseTimer(pending: PendingRequest): void {
