@@ -120,21 +120,21 @@ describe('EDHOC-made contexts as bytes (issue 21)', () => {
     assert.equal(edhoc.contextCount, 2);
   });
 
-  it('10,000 contexts cost a few hundred bytes each (heap and the table\'s ArrayBuffers)', () => {
+  it('4,000 contexts cost a few hundred bytes each (heap and the table\'s ArrayBuffers)', () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
-    const edhoc = server({ maxContexts: 10_000 });
+    const edhoc = server({ maxContexts: 4000 });
     const used = (): number => {
       gc();
       const m = process.memoryUsage();
       return m.heapUsed + m.external;
     };
     const before = used();
-    const sessions = Array.from({ length: 10_000 }, (_, i) => premadeSession(peer, deviceConnectionId(i)));
+    const sessions = Array.from({ length: 4000 }, (_, i) => premadeSession(peer, deviceConnectionId(i)));
     for (const session of sessions) edhoc.installSession(session);
     sessions.length = 0;
-    const perContext = (used() - before) / 10_000;
-    assert.equal(edhoc.contextCount, 10_000);
+    const perContext = (used() - before) / 4000;
+    assert.equal(edhoc.contextCount, 4000);
     // As objects (an OscoreSecurityContext and an OscoreServerSecurity each) they took 3.2 KB.
     assert.ok(perContext < 800, `${perContext.toFixed(0)} bytes per context`);
   });
@@ -167,9 +167,10 @@ describe('ContextTable.remove', () => {
     const secret = (i: number, generation: number): Uint8Array => Uint8Array.of(i & 0xff, i >> 8, generation, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7);
     const model = new Map<number, { entry: number; generation: number }>();
     let seed = 12345;
-    const random = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
-    for (let step = 0; step < 3000; step++) {
-      const i = random(60);
+    const random = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16) % n;
+    // 120 kids in a hash of 128–256 slots: long probe runs, so removals move entries back.
+    for (let step = 0; step < 6000; step++) {
+      const i = random(120);
       const kid = Uint8Array.of(0xee, i);
       const held = model.get(i);
       const action = random(3);
@@ -187,10 +188,12 @@ describe('ContextTable.remove', () => {
         assert.equal(table.entryOf(kid), held.entry);
         assert.deepEqual(table.kidOf(held.entry), kid);
         assert.equal(found.context.name, `device ${i}.${held.generation}`);
-        // Keys from this context's own secret, whatever the entry held before (compared with a fresh derivation).
-        const fresh = new OscoreSecurityContext({ masterSecret: secret(i, held.generation), senderId: Uint8Array.of(1), recipientIds: [kid] }, new VolatileSequence());
-        assert.deepEqual(found.context.sender.senderKey, fresh.sender.senderKey);
-        assert.deepEqual(found.recipient.params.recipientKey, fresh.primaryRecipient.params.recipientKey);
+        if (step % 8 === 0) {
+          // Keys from this context's own secret, whatever the entry held before (compared with a fresh derivation).
+          const fresh = new OscoreSecurityContext({ masterSecret: secret(i, held.generation), senderId: Uint8Array.of(1), recipientIds: [kid] }, new VolatileSequence());
+          assert.deepEqual(found.context.sender.senderKey, fresh.sender.senderKey);
+          assert.deepEqual(found.recipient.params.recipientKey, fresh.primaryRecipient.params.recipientKey);
+        }
         // A fresh context's window starts at nothing: a request of an earlier context under this kid left no trace.
         assert.equal(found.recipient.replay.accept(step, false), true);
       }
