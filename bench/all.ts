@@ -3,7 +3,7 @@
  * (run.js), block-wise (blockwise.js), OSCORE (oscore.js), DTLS (dtls.js), the forward proxy
  * (proxy.js), trust-anchor, OSCORE-capable proxy, the CPU budget (cpu-budget.js), the server CPU
  * benchmark under native load (server-cpu.js), the proxy under native load (proxy-cpu.js), the transports (transports.js), many OSCORE
- * contexts (contexts.js through the server, micro-contexts.js for the directory alone), 100k DTLS PSK identities (psk-identities.js), EDHOC
+ * contexts (contexts.js through the server, micro-contexts.js for the directory alone), 100k DTLS PSK identities (psk-identities.js), 100k EDHOC-made contexts (edhoc-contexts.js), EDHOC
  * handshakes (edhoc.js) and its time to the first OSCORE response (edhoc-first-response.js), a
  * KUDOS update against a new EDHOC run (kudos.js) and Group OSCORE to 3 servers (group.js). `npm run bench` runs this file. Arguments (--quick, --rounds N) are passed
  * to each; --only run,oscore picks some. Full run about 45 minutes (contexts.js alone about 15);
@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['run', 'blockwise', 'oscore', 'dtls', 'proxy', 'trust-anchor', 'oscore-proxy', 'cpu-budget', 'server-cpu', 'proxy-cpu', 'transports', 'contexts', 'micro-contexts', 'psk-identities', 'edhoc', 'edhoc-first-response', 'kudos', 'group'] as const;
+const ALL = ['run', 'blockwise', 'oscore', 'dtls', 'proxy', 'trust-anchor', 'oscore-proxy', 'cpu-budget', 'server-cpu', 'proxy-cpu', 'transports', 'contexts', 'micro-contexts', 'psk-identities', 'edhoc-contexts', 'edhoc', 'edhoc-first-response', 'kudos', 'group'] as const;
 const args = process.argv.slice(2);
 let only: string[] = [...ALL];
 const i = args.indexOf('--only');

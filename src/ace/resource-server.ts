@@ -145,11 +145,11 @@ export class AceResourceServer implements ServerSecurity {
     const configured = fallback instanceof OscoreServerSecurity ? fallback : undefined;
     const edhocServer = fallback instanceof EdhocServer ? fallback : undefined;
     // §4.2: "The RS makes sure that ID2 does not collide with any of its Recipient IDs."
-    this.#ids = new ConnectionIdentifiers(() => [
-      ...this.#tokenRecipientIds(),
-      ...(configured?.contexts ?? []).flatMap((c) => c.recipientIds),
-      ...(edhocServer?.contexts ?? []).map((c) => c.primaryRecipient.params.recipientId),
-    ]);
+    // Asked per candidate: the configured and EDHOC contexts may be one per device (issue 21), idle as bytes.
+    this.#ids = new ConnectionIdentifiers(
+      () => this.#tokenRecipientIds(),
+      (id) => (configured?.hasKid(id) ?? false) || (edhocServer?.hasKid(id) ?? false),
+    );
     this.#introspection = options.introspection && new Introspection(options.introspection);
     const complete = fallback?.completeEdhoc;
     if (complete !== undefined) this.completeEdhoc = (request, context) => complete.call(fallback, request, context);

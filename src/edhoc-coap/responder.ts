@@ -82,8 +82,9 @@ export function attachEdhocResponder(server: CoapServer, options: EdhocResponder
     maxContexts,
     ...(kudos ? { kudos: 'full' as const } : {}),
     ...(shared ? { sharedContexts: shared } : {}),
+    // A context dropped (the bound, or replaced): a KUDOS session of it is void.
+    onDropped: (recipientId) => grants?.stopKudos(recipientId),
     onEstablished: (session, context, peerKudos) => {
-      grants!.remember(session, context);
       log?.(`${describeSession(session, context)}${peerKudos !== undefined ? `; KUDOS support of the peer: ${peerKudos.toUpperCase()}` : ''}`);
       // §4.8: NONE (or nothing) from the peer gives no session, and KUDOS is not run with it.
       let storage: KudosFileStorage | undefined;
@@ -92,7 +93,7 @@ export function attachEdhocResponder(server: CoapServer, options: EdhocResponder
     },
   });
   if (kudos) server.add(kudosResource());
-  grants = new EdhocGrants(edhoc, server, maxContexts, kudos && new KudosServerSecurity([], { ...(kudos.onEvent ? { onEvent: kudos.onEvent } : {}) }), store?.grantNamed);
+  grants = new EdhocGrants(edhoc, server, kudos && new KudosServerSecurity([], { ...(kudos.onEvent ? { onEvent: kudos.onEvent } : {}) }), store?.grantNamed);
   server.security = grants;
   return { edhoc, settled: () => shared?.settled() ?? Promise.resolve() };
 }
@@ -112,31 +113,16 @@ function describeSession(session: EdhocSession, context: OscoreSecurityContext):
 
 /** The EdhocServer's security, with each EDHOC-verified request checked against its peer's grant. */
 class EdhocGrants implements ServerSecurity {
-  /** The authenticated peer per EDHOC context made here, by its Recipient ID (C_R): bounded like the contexts. */
-  readonly #peers = new Map<string, PeerCredential>();
   /** The KUDOS records of the contexts that run KUDOS, by Recipient ID. */
   readonly #kudosRecords = new Map<string, KudosFileStorage>();
 
   constructor(
     private readonly edhoc: EdhocServer,
     private readonly server: CoapServer,
-    private readonly maxContexts: number,
     private readonly kudos: KudosServerSecurity | undefined,
     /** For contexts another node made (found in the shared store under `edhoc NAME`). */
     private readonly grantNamed: ((name: string) => PeerGrant | undefined) | undefined,
   ) {}
-
-  remember(session: EdhocSession, context: OscoreSecurityContext): void {
-    const kid = hex(context.primaryRecipient.params.recipientId);
-    this.#peers.delete(kid);
-    this.#stopKudos(kid); // a new context under this kid: a KUDOS session of the old one is void
-    this.#peers.set(kid, session.peer);
-    while (this.#peers.size > this.maxContexts) {
-      const oldest = this.#peers.keys().next().value!;
-      this.#peers.delete(oldest);
-      this.#stopKudos(oldest);
-    }
-  }
 
   /** The context's requests go through its KUDOS session from now on. */
   runKudos(name: string, session: KudosSession, context: OscoreSecurityContext, record: KudosFileStorage): void {
@@ -145,9 +131,13 @@ class EdhocGrants implements ServerSecurity {
     this.#kudosRecords.set(hex(recipientId), record);
   }
 
-  #stopKudos(kid: string): void {
-    this.kudos?.removePeer(Uint8Array.from(Buffer.from(kid, 'hex')));
-    this.#kudosRecords.get(kid)?.remove();
+  /** Ends the KUDOS session of the context with this Recipient ID, if it ran one, and deletes its records. */
+  stopKudos(recipientId: Uint8Array): void {
+    const kid = hex(recipientId);
+    const record = this.#kudosRecords.get(kid);
+    if (record === undefined) return;
+    this.kudos?.removePeer(recipientId);
+    record.remove();
     this.#kudosRecords.delete(kid);
   }
 
@@ -197,7 +187,7 @@ class EdhocGrants implements ServerSecurity {
     if (option === undefined) return undefined;
     try {
       const { kid, kidContext } = decodeOscoreOption(option);
-      return kid !== undefined && kidContext === undefined ? this.#peers.get(hex(kid)) : undefined;
+      return kid !== undefined && kidContext === undefined ? this.edhoc.peerFor(kid) : undefined;
     } catch {
       return undefined;
     }

@@ -13,8 +13,9 @@
  * message (a later message gets EDHOC error 1 with 4.00); a message_1 beyond the limit gets EDHOC error 1 with 5.00 and costs nothing. A
  * message_1 equal to one whose session is still waiting (a replay, or a client's own repetition)
  * gets the same message_2 again — no new state and never a second, different message_2 (RFC 9528
- * §7). At most `maxContexts` EDHOC contexts, the oldest dropped first (its client gets 4.01 and
- * runs EDHOC again).
+ * §7). At most `maxContexts` EDHOC contexts, the one installed first dropped first (its client
+ * gets 4.01 and runs EDHOC again); they are held as bytes and materialised on use, so a server can
+ * keep one per device (issue 21; installed-contexts.ts).
  */
 import { ContentFormat } from '../coap/content-format.js';
 import { ResponseCode } from '../coap/codes.js';
@@ -33,11 +34,12 @@ import { decodeOscoreOption } from '../oscore/option.js';
 import type { OscoreSecurityContext, SequenceSource } from '../oscore/security-context.js';
 import type { CoapRequest, CoapResponse } from '../server/resource.js';
 import { OscoreServerSecurity } from '../server/oscore.js';
+import { InstalledContexts } from './installed-contexts.js';
 import { toMessage } from '../server/response.js';
 import type { EdhocCompletion, ServerSecurity, UnprotectOutcome } from '../server/security.js';
 import type { CoapServer } from '../server/server.js';
 import type { Scheduler, Timer } from '../util/scheduler.js';
-import { ConnectionIdentifiers, edhocOscoreContext, maxOscoreIdLength, type EdhocContextOptions } from './oscore-context.js';
+import { ConnectionIdentifiers, edhocOscoreParameters, maxOscoreIdLength, type EdhocContextOptions } from './oscore-context.js';
 import { EDHOC_PATH, EDHOC_RESOURCE_TYPE, edhocErrorResponse, splitCombinedPayload, splitPrefixed } from './transfer.js';
 import { bytesToHex as hex } from '../util/bytes.js';
 
@@ -53,8 +55,15 @@ export interface EdhocServerOptions extends EdhocContextOptions {
   readonly maxSessions?: number;
   /** How long a session waits for message_3. Default 60 s. */
   readonly sessionLifetimeMs?: number;
-  /** EDHOC-established OSCORE contexts kept. Default 1024. */
+  /**
+   * EDHOC-established OSCORE contexts kept; when full, the one installed first is dropped. Default
+   * 1024. Each idle one costs a few hundred bytes (BENCHMARKS.md, h21-edhoc): 100,000 are fine.
+   */
   readonly maxContexts?: number;
+  /** EDHOC contexts kept materialised as objects at once (the LRU in front of the bytes). Default 1024. */
+  readonly activeContexts?: number;
+  /** Told the Recipient ID of each EDHOC context dropped (the bound, dropContext, a new context under its kid). */
+  readonly onDropped?: (recipientId: Uint8Array) => void;
   /**
    * Send message_4 after message_3 (the application profile's choice, RFC 9528 §5.5). A combined
    * request then fails, as RFC 9668 §3.3.1 step 4 requires.
@@ -111,19 +120,13 @@ interface PendingSession {
   readonly timer: Timer;
 }
 
-interface InstalledContext {
-  readonly context: OscoreSecurityContext;
-  readonly security: OscoreServerSecurity;
-}
-
-
 export class EdhocServer implements ServerSecurity {
   readonly #options: EdhocServerOptions;
   readonly #fallback: ServerSecurity;
   readonly #scheduler: Scheduler;
   readonly #sessions = new Map<string, PendingSession>();
   readonly #sessionByMessage1 = new Map<string, PendingSession>();
-  readonly #contexts = new Map<string, InstalledContext>();
+  readonly #contexts: InstalledContexts;
   readonly #ids: ConnectionIdentifiers;
 
   /**
@@ -134,12 +137,18 @@ export class EdhocServer implements ServerSecurity {
     this.#options = options;
     this.#scheduler = scheduler;
     this.#fallback = fallback ?? new OscoreServerSecurity([]);
+    this.#contexts = new InstalledContexts({
+      max: options.maxContexts ?? 1024,
+      ...(options.activeContexts !== undefined ? { active: options.activeContexts } : {}),
+      now: () => scheduler.now(),
+      ...(options.onDropped ? { onDropped: options.onDropped } : {}),
+    });
     const configured = fallback instanceof OscoreServerSecurity ? fallback : undefined;
     // Asked per candidate, not listed per handshake: the configured contexts may be one per device
     // (issue 21), most of them idle in a ContextTable, which `contexts` does not list.
     this.#ids = new ConnectionIdentifiers(
       () => options.alsoInUse?.() ?? [],
-      (id) => this.#contexts.has(hex(id)) || (configured?.hasKid(id) ?? false),
+      (id) => this.#contexts.has(id) || (configured?.hasKid(id) ?? false),
     );
   }
 
@@ -160,9 +169,27 @@ export class EdhocServer implements ServerSecurity {
     return this.#sessions.size;
   }
 
-  /** The OSCORE contexts EDHOC established, oldest first. */
+  /**
+   * The OSCORE contexts EDHOC established, oldest first, each materialised: for inspection; with
+   * many, ask `contextCount`, `hasKid` or `peerFor`.
+   */
   get contexts(): readonly OscoreSecurityContext[] {
-    return [...this.#contexts.values()].map((c) => c.context);
+    return this.#contexts.all();
+  }
+
+  /** How many EDHOC-established contexts are held. */
+  get contextCount(): number {
+    return this.#contexts.size;
+  }
+
+  /** Whether an EDHOC-established context has this Recipient ID (C_R); nothing is materialised. */
+  hasKid(kid: Uint8Array): boolean {
+    return this.#contexts.has(kid);
+  }
+
+  /** The peer EDHOC authenticated for the context with this Recipient ID. */
+  peerFor(kid: Uint8Array): PeerCredential | undefined {
+    return this.#contexts.peerFor(kid);
   }
 
   /**
@@ -218,20 +245,32 @@ export class EdhocServer implements ServerSecurity {
 
   /** A kid none of our EDHOC contexts has may be one the fallback fetches from a context store first. */
   prepare(request: CoapMessage, context: EndpointContext): Promise<CoapMessage | undefined> | undefined {
-    if (getOption(request, OptionNumber.Oscore) === undefined || this.#installedFor(request) !== undefined) return undefined;
+    if (getOption(request, OptionNumber.Oscore) === undefined || this.#installedFor(request)) return undefined;
     return this.#fallback.prepare?.(request, context);
   }
 
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined {
     if (getOption(request, OptionNumber.Oscore) === undefined) return undefined;
-    return (this.#installedFor(request)?.security ?? this.#fallback).unprotect(request, context);
+    return (this.#installedFor(request) ? this.#contexts.security : this.#fallback).unprotect(request, context);
   }
 
   /** Forgets an EDHOC-made context (its client gets 4.01 and runs EDHOC again); false if it was not installed here. */
   dropContext(context: OscoreSecurityContext): boolean {
-    const kid = hex(context.primaryRecipient.params.recipientId);
-    if (this.#contexts.get(kid)?.context !== context) return false;
-    return this.#contexts.delete(kid);
+    return this.#contexts.drop(context);
+  }
+
+  /**
+   * @internal What a completed handshake does (message_3 verified, or message_2 in the reverse
+   * flow): the session's OSCORE context installed, published to the shared store, announced.
+   * Benchmarks install contexts through it from sessions made without a handshake.
+   */
+  installSession(edhoc: EdhocSession, peerKudos?: KudosSupport): OscoreSecurityContext {
+    const shared = this.#options.sharedContexts;
+    const sequence = shared !== undefined ? shared.sequenceFor(edhoc) : this.#options.sequence?.(edhoc);
+    const context = this.#contexts.install(edhocOscoreParameters(edhoc, this.#options), sequence, edhoc.peer);
+    shared?.publish(edhoc, context);
+    this.#options.onEstablished?.(edhoc, context, peerKudos);
+    return context;
   }
 
   /** Drops every waiting session (their timers included). */
@@ -276,7 +315,7 @@ export class EdhocServer implements ServerSecurity {
     let message4: Uint8Array | undefined;
     if (!combined && this.#options.message4 === true) ({ session: edhoc, message: message4 } = processed.prepareMessage4());
     else edhoc = processed.complete();
-    this.#establish(edhoc, this.#options.kudos !== undefined ? answerOf(processed.ead3, 3) : undefined);
+    this.installSession(edhoc, this.#options.kudos !== undefined ? answerOf(processed.ead3, 3) : undefined);
     return message4 !== undefined ? { message4 } : {};
   }
 
@@ -300,16 +339,16 @@ export class EdhocServer implements ServerSecurity {
     const own = this.#options.kudos;
     const peerKudos = own !== undefined ? answerOf(processed.ead2, 2) : undefined;
     const { state: sent, message } = processed.prepareMessage3(own !== undefined ? { ead: kudosEad3(own, peerKudos) } : {});
-    this.#establish(sent.complete(), peerKudos);
+    this.installSession(sent.complete(), peerKudos);
     return { message3: message };
   }
 
-  #installedFor(request: CoapMessage): InstalledContext | undefined {
+  #installedFor(request: CoapMessage): boolean {
     try {
       const { kid, kidContext } = decodeOscoreOption(getOption(request, OptionNumber.Oscore)!);
-      return kid !== undefined && kidContext === undefined ? this.#contexts.get(hex(kid)) : undefined;
+      return kid !== undefined && kidContext === undefined && this.#contexts.has(kid);
     } catch {
-      return undefined; // A malformed option: the fallback gives RFC 8613 §8.2's answer.
+      return false; // A malformed option: the fallback gives RFC 8613 §8.2's answer.
     }
   }
 
@@ -317,25 +356,10 @@ export class EdhocServer implements ServerSecurity {
     return this.#options.sharedContexts !== undefined ? longest : 1;
   }
 
-  #establish(edhoc: EdhocSession, peerKudos: KudosSupport | undefined): void {
-    const shared = this.#options.sharedContexts;
-    const context = edhocOscoreContext(edhoc, shared !== undefined ? { ...this.#options, sequence: (session) => shared.sequenceFor(session) } : this.#options);
-    this.#install(context);
-    shared?.publish(edhoc, context);
-    this.#options.onEstablished?.(edhoc, context, peerKudos);
-  }
-
   #keep(entry: Omit<PendingSession, 'timer'>): void {
     const session: PendingSession = { ...entry, timer: this.#scheduler.schedule(this.#options.sessionLifetimeMs ?? 60_000, () => this.#endSession(session)) };
     this.#sessions.set(hex(entry.connectionId), session);
     if (entry.message1Key !== '') this.#sessionByMessage1.set(entry.message1Key, session);
-  }
-
-  #install(context: OscoreSecurityContext): void {
-    const max = this.#options.maxContexts ?? 1024;
-    while (this.#contexts.size >= max) this.#contexts.delete(this.#contexts.keys().next().value!);
-    const now = (): number => this.#scheduler.now();
-    this.#contexts.set(hex(context.primaryRecipient.params.recipientId), { context, security: new OscoreServerSecurity([context], { now }) });
   }
 
   #endSession(session: PendingSession): void {

@@ -117,6 +117,8 @@ class DormantSlab {
   header = new Float64Array(0);
   words = new Uint32Array(0);
   used = 0;
+  /** Slots of removed entries (ContextTable.remove), handed out again first. */
+  readonly free: number[] = [];
   readonly wordsPerSlot: number;
 
   constructor(readonly windowSize: number) {
@@ -124,6 +126,8 @@ class DormantSlab {
   }
 
   allocate(): number {
+    const reused = this.free.pop();
+    if (reused !== undefined) return reused;
     if (this.used * 8 === this.header.length) {
       const slots = Math.max(16, this.used * 2);
       const header = new Float64Array(slots * 8);
@@ -163,6 +167,11 @@ export class ContextTable {
   readonly #checkedWindows = new Set<number>();
   /** Where #storeAt puts an offset and length nobody keeps in place. */
   readonly #scratch = new Int32Array(2);
+  /** Removed entries by recipient count, which add() reuses with their recipient rows (remove). */
+  readonly #freeEntries = new Map<number, number[]>();
+  #freeCount = 0;
+  /** Bytes of removed entries still in the slab: compacted away once they are half of it. */
+  #deadBytes = 0;
 
   constructor(options: ContextTableOptions = {}) {
     const active = options.active ?? DEFAULT_ACTIVE;
@@ -182,7 +191,7 @@ export class ContextTable {
 
   /** The number of contexts held. */
   get size(): number {
-    return this.#entryCount;
+    return this.#entryCount - this.#freeCount;
   }
 
   /** The contexts materialised now, least recently used first. */
@@ -205,9 +214,11 @@ export class ContextTable {
       this.#checkedWindows.add(windowSize);
     }
     for (const recipientId of recipientIds) checkContextParams({ masterSecret: input.masterSecret, senderId: input.senderId, recipientId, aead: input.aead, hkdf: input.hkdf });
-    const entry = this.#entryCount;
-    if ((entry + 1) * ENTRY_FIELDS > this.#entries.length) this.#entries = grown(this.#entries, this.#entries.length * 2);
+    const reused = this.#freeEntries.get(recipientIds.length)?.pop();
+    const entry = reused ?? this.#entryCount;
+    if (reused === undefined && (entry + 1) * ENTRY_FIELDS > this.#entries.length) this.#entries = grown(this.#entries, this.#entries.length * 2);
     const e = entry * ENTRY_FIELDS;
+    const firstRecipient = reused === undefined ? this.#recipientCount : this.#entries[e + E_FIRST_RECIPIENT]!;
     this.#storeAt(this.#entries, e + E_SECRET, input.masterSecret);
     this.#storeAt(this.#entries, e + E_SALT, input.masterSalt);
     this.#storeAt(this.#entries, e + E_ID_CONTEXT, input.idContext);
@@ -217,12 +228,20 @@ export class ContextTable {
     fields[e + E_OPTIONS] = this.#optionsOf(input);
     fields[e + E_RESTARTED] = -1;
     fields[e + E_PER_RECIPIENT_NAMES] = input.recipientNames ? 1 : 0;
-    fields[e + E_FIRST_RECIPIENT] = this.#recipientCount;
+    fields[e + E_FIRST_RECIPIENT] = firstRecipient;
     fields[e + E_RECIPIENTS] = recipientIds.length;
     fields[e + E_KEYS] = -1;
-    this.#entryCount++;
+    if (reused === undefined) {
+      this.#entryCount++;
+      this.#recipientCount += recipientIds.length;
+      if (this.#recipientCount * RECIPIENT_FIELDS > this.#recipients.length) this.#recipients = grown(this.#recipients, Math.max(this.#recipients.length * 2, this.#recipientCount * RECIPIENT_FIELDS));
+    } else {
+      this.#freeCount--;
+    }
+    // Rows not filled yet are skipped by a rehash on the way (a removed entry's rows already are).
+    for (let i = 0; i < recipientIds.length; i++) this.#recipients[(firstRecipient + i) * RECIPIENT_FIELDS + R_ENTRY] = -1;
     const names = input.recipientNames;
-    for (let i = 0; i < recipientIds.length; i++) this.#addRecipient(entry, recipientIds[i]!, names?.[i], input.idContext !== undefined);
+    for (let i = 0; i < recipientIds.length; i++) this.#addRecipient(entry, firstRecipient + i, recipientIds[i]!, names?.[i], input.idContext !== undefined);
     return entry;
   }
 
@@ -242,6 +261,111 @@ export class ContextTable {
   /** Whether a recipient has this kid (with or without an ID Context), without materialising anything. */
   has(kid: Uint8Array): boolean {
     return this.#lookup(this.#byKid, kid, undefined) >= 0;
+  }
+
+  /** The entry a request with this kid and no kid context would find, or -1; nothing is materialised. */
+  entryOf(kid: Uint8Array): number {
+    const r = this.#lookup(this.#byKid, kid, undefined);
+    return r < 0 ? -1 : this.#recipients[r * RECIPIENT_FIELDS + R_ENTRY]!;
+  }
+
+  /** The entry's first Recipient ID (a fresh copy). */
+  kidOf(entry: number): Uint8Array {
+    this.#checkLive(entry);
+    const base = this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]! * RECIPIENT_FIELDS;
+    return this.#read(this.#recipients[base + R_KID]!, this.#recipients[base + R_KID_LEN]!)!;
+  }
+
+  /**
+   * Forgets an entry (a bounded table of contexts made at run time, EDHOC's, drops its oldest):
+   * its kids find nothing from now on, its materialised object leaves the LRU, and its rows, slab
+   * bytes and saved replay windows are reused by later entries. An object of it still held (a
+   * response on its way) keeps working: it holds its own sequence source, which nothing else is
+   * given again, so none of its numbers is handed out twice.
+   */
+  remove(entry: number): void {
+    this.#checkLive(entry);
+    const e = entry * ENTRY_FIELDS;
+    const first = this.#entries[e + E_FIRST_RECIPIENT]!;
+    const count = this.#entries[e + E_RECIPIENTS]!;
+    const withIdContext = this.#entries[e + E_ID_CONTEXT]! >= 0;
+    this.#eachRange(entry, (_fields, _at, length) => (this.#deadBytes += length));
+    const windowSize = this.#options[this.#entries[e + E_OPTIONS]!]!.replayWindow ?? 32;
+    for (let r = first; r < first + count; r++) {
+      const base = r * RECIPIENT_FIELDS;
+      this.#unindex(this.#byKid, this.#hashOf(r, false), r);
+      if (withIdContext) this.#unindex(this.#byKidAndIdContext, this.#hashOf(r, true), r);
+      const slot = this.#recipients[base + R_DORMANT]!;
+      if (slot >= 0) this.#slab(windowSize).free.push(slot);
+      this.#recipients[base + R_ENTRY] = -1;
+      this.#keyed--;
+    }
+    this.#active.delete(entry);
+    this.#sources.delete(entry);
+    if (this.#lastEntry === entry) this.#lastEntry = -1;
+    let free = this.#freeEntries.get(count);
+    if (free === undefined) this.#freeEntries.set(count, (free = []));
+    free.push(entry);
+    this.#freeCount++;
+    if (this.#deadBytes > 4096 && this.#deadBytes * 2 > this.#byteCount) this.#compact();
+  }
+
+  #checkLive(entry: number): void {
+    const live = Number.isInteger(entry) && entry >= 0 && entry < this.#entryCount && this.#recipients[this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]! * RECIPIENT_FIELDS + R_ENTRY] === entry;
+    if (!live) throw new RangeError(`no context table entry ${entry}`);
+  }
+
+  /** Every byte range a live entry holds in the slab: offset field, and length. */
+  #eachRange(entry: number, visit: (fields: Int32Array, at: number, length: number) => void): void {
+    const e = entry * ENTRY_FIELDS;
+    const f = this.#entries;
+    for (const field of [E_SECRET, E_SALT, E_ID_CONTEXT, E_SENDER, E_NAME]) if (f[e + field]! >= 0) visit(f, e + field, f[e + field + 1]!);
+    // The Sender Key and Common IV were stored one after the other (#keepKeys).
+    if (f[e + E_KEYS]! >= 0) visit(f, e + E_KEYS, f[e + E_KEY_LEN]! + f[e + E_IV_LEN]!);
+    const first = f[e + E_FIRST_RECIPIENT]!;
+    const recipients = this.#recipients;
+    for (let r = first; r < first + f[e + E_RECIPIENTS]!; r++) {
+      const base = r * RECIPIENT_FIELDS;
+      for (const field of [R_KID, R_NAME]) if (recipients[base + field]! >= 0) visit(recipients, base + field, recipients[base + field + 1]!);
+      if (recipients[base + R_KEY]! >= 0) visit(recipients, base + R_KEY, f[e + E_KEY_LEN]!);
+    }
+  }
+
+  /** The live entries' bytes into a new slab, offsets rewritten: removed entries' bytes are gone. */
+  #compact(): void {
+    const old = this.#bytes;
+    const bytes = new Uint8Array(Math.max(4096, (this.#byteCount - this.#deadBytes) * 2));
+    let at = 0;
+    const move = (fields: Int32Array, field: number, length: number): void => {
+      bytes.set(old.subarray(fields[field]!, fields[field]! + length), at);
+      fields[field] = at;
+      at += length;
+    };
+    for (let entry = 0; entry < this.#entryCount; entry++) {
+      const first = this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]!;
+      if (this.#recipients[first * RECIPIENT_FIELDS + R_ENTRY] === entry) this.#eachRange(entry, move);
+    }
+    this.#bytes = bytes;
+    this.#byteCount = at;
+    this.#deadBytes = 0;
+  }
+
+  /** Takes recipient r out of a hash table, moving later entries of its probe run back (no tombstones). */
+  #unindex(slots: Int32Array, hash: number, r: number): void {
+    const mask = slots.length - 1;
+    let hole = hash & mask;
+    while (slots[hole] !== r + 1) hole = (hole + 1) & mask;
+    slots[hole] = 0;
+    for (let i = (hole + 1) & mask; slots[i] !== 0; i = (i + 1) & mask) {
+      const moved = slots[i]! - 1;
+      const home = this.#hashOf(moved, slots === this.#byKidAndIdContext) & mask;
+      // It may fill the hole unless its home lies cyclically in (hole, i]: a probe from there would not pass the hole.
+      const movable = hole <= i ? home <= hole || home > i : home <= hole && home > i;
+      if (!movable) continue;
+      slots[hole] = slots[i]!;
+      slots[i] = 0;
+      hole = i;
+    }
   }
 
   /** The entry's context, materialised and marked most recently used. */
@@ -464,9 +588,8 @@ export class ContextTable {
     return at < 0 ? undefined : decoder.decode(this.#bytes.subarray(at, at + length));
   }
 
-  #addRecipient(entry: number, kid: Uint8Array, name: string | undefined, withIdContext: boolean): void {
-    const r = this.#recipientCount++;
-    if (this.#recipientCount * RECIPIENT_FIELDS > this.#recipients.length) this.#recipients = grown(this.#recipients, this.#recipients.length * 2);
+  /** Fills recipient row r (a new row or a removed entry's) and indexes it. */
+  #addRecipient(entry: number, r: number, kid: Uint8Array, name: string | undefined, withIdContext: boolean): void {
     const base = r * RECIPIENT_FIELDS;
     this.#storeAt(this.#recipients, base + R_KID, kid);
     this.#storeTextAt(this.#recipients, base + R_NAME, name);
@@ -475,19 +598,20 @@ export class ContextTable {
     fields[base + R_DORMANT] = -1;
     fields[base + R_KEY] = -1;
     // Kept at most half full, so a probe ends soon at an empty slot.
-    if ((this.#keyed + 1) * 2 > this.#byKid.length) this.#rehash(slotsFor(this.#keyed + 1));
+    if ((this.#keyed + 1) * 2 > this.#byKid.length) this.#rehash(slotsFor(this.#keyed + 1), r);
     this.#keyed++;
     this.#insert(this.#byKid, this.#hashOf(r, false), r);
     if (withIdContext) this.#insert(this.#byKidAndIdContext, this.#hashOf(r, true), r);
   }
 
-  /** The table at `slots` slots, recipients inserted again in order (so the first added still comes first on a probe). */
-  #rehash(slots: number): void {
+  /** The table at `slots` slots, recipients inserted again in order (so the first added still comes first on a probe); `adding` is the row being filled. */
+  #rehash(slots: number, adding: number): void {
     this.#byKid = new Int32Array(slots);
     this.#byKidAndIdContext = new Int32Array(slots);
-    for (let r = 0; r < this.#recipientCount - 1; r++) {
-      this.#insert(this.#byKid, this.#hashOf(r, false), r);
+    for (let r = 0; r < this.#recipientCount; r++) {
       const entry = this.#recipients[r * RECIPIENT_FIELDS + R_ENTRY]!;
+      if (r === adding || entry < 0) continue; // the row being added, or a removed entry's
+      this.#insert(this.#byKid, this.#hashOf(r, false), r);
       if (this.#entries[entry * ENTRY_FIELDS + E_ID_CONTEXT]! >= 0) this.#insert(this.#byKidAndIdContext, this.#hashOf(r, true), r);
     }
   }
