@@ -20,8 +20,9 @@
  *   node dist/bench/edhoc-contexts.js [--counts 1,1000,10000,100000] [--rounds 3] [--requests 40000]
  */
 import { fork } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { CoseCurve, generateKeyPairOn } from '../src/cose/index.js';
 import { encodeMessage } from '../src/coap/codec.js';
 import { Method, ResponseCode } from '../src/coap/codes.js';
 import { MessageType } from '../src/coap/message.js';
@@ -42,7 +43,7 @@ export const deviceConnectionId = (i: number): Uint8Array => Uint8Array.of((i >>
 
 /** One client credential for all devices (the trust store is not what is measured). */
 export function devicePeer(subject = 'device'): PeerCredential {
-  return { kind: 'ccs', cred: Uint8Array.of(0xa0), publicKey: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey, subject };
+  return { kind: 'ccs', cred: Uint8Array.of(0xa0), publicKey: generateKeyPairOn(CoseCurve.P256).publicKey, subject };
 }
 
 /** A Responder's completed session as message_3 would leave it, without the handshake: a random PRK_out (suite 2 unless told). */

@@ -16,6 +16,10 @@ import { CredentialStore, EdhocError, EdhocInitiator, EdhocResponder, type Edhoc
 import { generateEdhocIdentity } from '../src/credentials/edhoc-keygen.js';
 import { X509_FIXTURES as F } from './edhoc-x509-fixtures.js';
 import { ROOT } from './support/cli-harness.js';
+import { CoapServer } from '../src/server/server.js';
+import { FakeNetwork } from './support/network.js';
+import { attachEdhocResponder as attachServeResponder } from '../src/cli/edhoc-serve.js';
+import { deviceConnectionId, devicePeer, premadeSession } from '../bench/edhoc-contexts.js';
 
 let dir: string;
 const secrets: string[] = [];
@@ -106,6 +110,20 @@ describe('EDHOC entries in credentials.json', () => {
     assert.equal(toHex(sessions.client.oscore().masterSecret), toHex(sessions.server.oscore().masterSecret));
   });
 
+  it('maxContexts and activeContexts reach the EDHOC server serve attaches (the oldest context dropped past the bound)', () => {
+    const server = load({ edhoc: { ...serverJson().edhoc, maxContexts: 2, activeContexts: 1 } });
+    assert.equal(server.maxContexts, 2);
+    assert.equal(server.activeContexts, 1);
+    assert.equal(load(serverJson()).maxContexts, undefined);
+    const coap = new CoapServer(new FakeNetwork().endpoint({ address: '127.0.0.1', port: 5683 }));
+    const { edhoc } = attachServeResponder(coap, server);
+    const peer = devicePeer('device');
+    for (let i = 0; i < 3; i++) edhoc.installSession(premadeSession(peer, deviceConnectionId(i)));
+    assert.equal(edhoc.contextCount, 2);
+    assert.ok(!edhoc.hasKid(deviceConnectionId(0)), 'the first context was dropped');
+    assert.ok(edhoc.hasKid(deviceConnectionId(2)));
+  });
+
   it('resources: the server asks per request; the client refuses a server not granted the request URI (error 1)', () => {
     const client = load(clientJson());
     const server = load(serverJson());
@@ -186,6 +204,10 @@ describe('EDHOC entries: every bad value names the entry and the field, and no k
     ['method twice', () => clientJson({}, { methods: [3, 3] }), /edhoc\.methods\[1\]: method 3 is listed twice/],
     ['method the key cannot do', () => clientJson({}, { methods: [3, 0] }), /edhoc\.methods\[1\]: method 0 cannot use the X25519 key/],
     ['methods empty', () => clientJson({}, { methods: [] }), /edhoc\.methods: must list at least one method/],
+    ['maxContexts zero', () => clientJson({}, { maxContexts: 0 }), /edhoc\.maxContexts: expected 1 to 10000000, not 0/],
+    ['maxContexts not an integer', () => clientJson({}, { maxContexts: 1.5 }), /edhoc\.maxContexts: expected an integer/],
+    ['activeContexts a string', () => clientJson({}, { activeContexts: '64' }), /edhoc\.activeContexts: expected an integer/],
+    ['activeContexts too many', () => clientJson({}, { activeContexts: 1e9 }), /edhoc\.activeContexts: expected 1 to 10000000, not 1000000000/],
     ['peer without a name', () => serverJson([{ ccs: 'client.ccs', resources: ['/*'] }]), /edhoc\.peers\[0\]\.name: is missing/],
     ['peer with two trust forms', () => serverJson([{ name: 'a', ccs: 'client.ccs', issuer: 'root.pem', resources: ['/*'] }]), /edhoc\.peers\[0\]: give exactly one of "ccs"/],
     ['peer with none', () => serverJson([{ name: 'a', resources: ['/*'] }]), /edhoc\.peers\[0\]: give exactly one of "ccs"/],

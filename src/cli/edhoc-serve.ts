@@ -21,6 +21,8 @@ export function attachEdhocResponder(
 ): EdhocResponder {
   return attachResponder(server, {
     responder: edhocResponderConfig(edhoc),
+    ...(edhoc.maxContexts !== undefined ? { maxContexts: edhoc.maxContexts } : {}),
+    ...(edhoc.activeContexts !== undefined ? { activeContexts: edhoc.activeContexts } : {}),
     ...(log ? { log } : {}),
     ...(kudos ? { kudos } : {}),
     ...(shared ? { store: { contexts: shared.store, onError: shared.onError, grantNamed: (name) => edhoc.peerEntries.find((entry) => entry.name === name)?.grant } } : {}),

@@ -46,11 +46,17 @@ export interface EdhocCredentials {
   readonly methods: readonly EdhocMethod[];
   readonly peers: CredentialStore;
   readonly peerEntries: readonly EdhocPeerEntry[];
+  /** `edhoc.maxContexts`: EDHOC-made contexts a server keeps (the oldest dropped first); the library's default when absent. */
+  readonly maxContexts?: number;
+  /** `edhoc.activeContexts`: how many of them are kept materialised; the rest wait as bytes. */
+  readonly activeContexts?: number;
 }
 
-const SECTION_FIELDS = ['$comment', 'identity', 'suites', 'methods', 'peers'];
+const SECTION_FIELDS = ['$comment', 'identity', 'suites', 'methods', 'peers', 'maxContexts', 'activeContexts'];
 const IDENTITY_FIELDS = ['$comment', 'privateKey', 'ccs', 'certificate', 'chain', 'idCred', 'kid'];
 const PEER_FIELDS = ['$comment', 'name', 'ccs', 'kid', 'certificate', 'issuer', 'resources'];
+/** The largest `edhoc.maxContexts` / `activeContexts` a file may ask for (100k contexts take ≈ 29 MiB as bytes). */
+const MAX_CONTEXTS_BOUND = 10_000_000;
 const ID_CRED_FORMS: readonly IdCredForm[] = ['kid', 'kccs', 'x5t', 'x5chain'];
 
 /**
@@ -113,7 +119,15 @@ class EdhocSectionReader {
       if (earlier !== undefined) f.fail(`edhoc.peers[${i}].name`, `the same name as edhoc.peers[${earlier}]`);
       names.set(entry.name, i);
     });
-    return { own, suites, methods, peers, peerEntries };
+    const maxContexts = top.maxContexts === undefined ? undefined : this.count(top.maxContexts, 'edhoc.maxContexts');
+    const activeContexts = top.activeContexts === undefined ? undefined : this.count(top.activeContexts, 'edhoc.activeContexts');
+    return { own, suites, methods, peers, peerEntries, ...(maxContexts !== undefined ? { maxContexts } : {}), ...(activeContexts !== undefined ? { activeContexts } : {}) };
+  }
+
+  /** A bound on what peers make us keep: a positive integer, so no file silently means "none" or "unbounded". */
+  private count(json: unknown, path: string): number {
+    const n = this.fields.integer(json, path);
+    return n >= 1 && n <= MAX_CONTEXTS_BOUND ? n : this.fields.fail(path, `expected 1 to ${MAX_CONTEXTS_BOUND}, not ${n}`);
   }
 
   private identity(json: unknown): { own: OwnCredential; key: KeyObject } {

@@ -57,6 +57,8 @@ export interface EdhocResponderOptions {
   readonly responder: ResponderConfig;
   /** EDHOC-made contexts kept (and peers remembered for them). Default 1024. */
   readonly maxContexts?: number;
+  /** How many of them are kept materialised (the rest wait as bytes in a table). Default 1024. */
+  readonly activeContexts?: number;
   /** One line per context made (`-v`). */
   readonly log?: (line: string) => void;
   readonly kudos?: EdhocKudos;
@@ -80,6 +82,7 @@ export function attachEdhocResponder(server: CoapServer, options: EdhocResponder
   const edhoc = EdhocServer.attach(server, {
     responder: options.responder,
     maxContexts,
+    ...(options.activeContexts !== undefined ? { activeContexts: options.activeContexts } : {}),
     ...(kudos ? { kudos: 'full' as const } : {}),
     ...(shared ? { sharedContexts: shared } : {}),
     // A context dropped (the bound, or replaced): a KUDOS session of it is void.
