@@ -36,7 +36,7 @@ import { CoapEndpoint } from '../src/exchange/endpoint.js';
 import { protectRequest } from '../src/oscore/protect.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { CoapServer } from '../src/server/server.js';
-import type { DatagramHandler, DatagramTransport, PeerAddress } from '../src/transport/transport.js';
+import { DroppingTransport } from './dropping-transport.js';
 
 /** Device i's C_R: 3 bytes, distinct for every i below 2^24. */
 export const deviceConnectionId = (i: number): Uint8Array => Uint8Array.of((i >>> 16) & 0xff, (i >>> 8) & 0xff, i & 0xff);
@@ -61,24 +61,6 @@ export function clientContextOf(session: EdhocSession): OscoreSecurityContext {
   );
 }
 
-/** The server side of an in-memory pair: its answers are counted and dropped. */
-class DroppingTransport implements DatagramTransport {
-  readonly scheme = 'coap' as const;
-  handler: DatagramHandler = () => {};
-  answers = 0;
-  setHandler(handler: DatagramHandler): void {
-    this.handler = handler;
-  }
-  send(): void {
-    this.answers++;
-  }
-  localAddress(): PeerAddress {
-    return { address: '127.0.0.1', port: 5683 };
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 export interface EdhocContextsResult {
   count: number;

@@ -57,7 +57,8 @@ import { ContextDirectory, OscoreSecurityContext, VolatileSequence } from '../sr
 import { serverCredentials } from '../src/server/credentials.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
-import type { DatagramHandler, DatagramTransport, PeerAddress } from '../src/transport/transport.js';
+import type { PeerAddress } from '../src/transport/transport.js';
+import { DroppingTransport } from './dropping-transport.js';
 
 export interface ContextCountResult {
   count: number;
@@ -186,24 +187,6 @@ export interface ServerCostResult {
   heapMB: number;
 }
 
-/** The server side of an in-memory pair: its answers are counted and dropped. */
-class DroppingTransport implements DatagramTransport {
-  readonly scheme = 'coap' as const;
-  handler: DatagramHandler = () => {};
-  answers = 0;
-  setHandler(handler: DatagramHandler): void {
-    this.handler = handler;
-  }
-  send(): void {
-    this.answers++;
-  }
-  localAddress(): PeerAddress {
-    return { address: '127.0.0.1', port: 5683 };
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 /** The device of each request: `from` as --from describes it, over `count` devices (seeded, the same every run). */
 export function requestDevices(from: string, count: number, requests: number): Uint32Array {

@@ -23,7 +23,7 @@ import type { CoapRequest } from '../src/server/resource.js';
 import { CoapServer, type RequestLogEntry } from '../src/server/server.js';
 import { requestLogEntry } from '../src/server/request-log.js';
 import type { OscoreLayerInfo } from '../src/exchange/context.js';
-import { flush, lockstep, msg, opt } from './support/lockstep.js';
+import { drainSent, flush, lockstep, msg, opt } from './support/lockstep.js';
 
 const SEPARATE_AFTER_MS = 150;
 const MASTER = { masterSecret: Buffer.from('0102030405060708090a0b0c0d0e0f10', 'hex'), masterSalt: Buffer.from('9e7ca92223786340', 'hex') };
@@ -181,11 +181,7 @@ async function transcript(fastPath: boolean, run: readonly Action[]): Promise<{ 
     else h.transport.deliver(a.bytes);
     await flush();
   }
-  for (let i = 0; i < 10; i++) {
-    h.clock.advance(30_000);
-    await flush();
-  }
-  const sent = h.transport.take().map((d) => `${d.at} ${d.bytes.toString('hex')}`);
+  const sent = await drainSent(h);
   await s.close();
   return { sent, log, fast: s.fastPathAnswers };
 }

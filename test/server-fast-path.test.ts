@@ -13,7 +13,7 @@ import { OptionNumber } from '../src/coap/options.js';
 import { CoapServer, type RequestLogEntry } from '../src/server/server.js';
 import { requestLogEntry } from '../src/server/request-log.js';
 import type { CoapRequest } from '../src/server/resource.js';
-import { flush, lockstep, msg, opt } from './support/lockstep.js';
+import { drainSent, flush, lockstep, msg, opt } from './support/lockstep.js';
 import { MessageLayer } from '../src/messaging/message-layer.js';
 
 const SEPARATE_AFTER_MS = 150;
@@ -134,12 +134,7 @@ async function transcript(fastPath: boolean, steps: readonly Step[]): Promise<{ 
     }
     await flush();
   }
-  // Let every separate response and its retransmissions go out.
-  for (let i = 0; i < 10; i++) {
-    h.clock.advance(30_000);
-    await flush();
-  }
-  const sent = h.transport.take().map((d) => `${d.at} ${d.bytes.toString('hex')}`);
+  const sent = await drainSent(h);
   await s.close();
   return { sent, log, fast: s.fastPathAnswers };
 }

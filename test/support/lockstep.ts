@@ -86,3 +86,15 @@ export const opt = (number: number, value: string | Uint8Array): CoapOption => (
 export const flush = async (): Promise<void> => {
   for (let i = 0; i < 5; i++) await Promise.resolve();
 };
+
+/**
+ * Lets every separate response and retransmission of a lockstep harness go out (ten 30 s steps,
+ * beyond EXCHANGE_LIFETIME's retransmissions), then takes what was sent as "time hex" lines.
+ */
+export async function drainSent(h: ReturnType<typeof lockstep>): Promise<string[]> {
+  for (let i = 0; i < 10; i++) {
+    h.clock.advance(30_000);
+    await flush();
+  }
+  return h.transport.take().map((d) => `${d.at} ${d.bytes.toString('hex')}`);
+}
