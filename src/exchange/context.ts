@@ -30,11 +30,17 @@ export interface OscoreLayerInfo {
 }
 
 /**
- * The context of a message after one more OSCORE layer was removed from it. Object.assign rather
- * than `{ ...context, oscore }`: when the spread source lacks the added property, V8 (Node 20)
- * takes a slow path, ≈ 0.7 µs against 0.07 µs, and this runs once per protected message.
+ * The context of a message after one more OSCORE layer was removed from it: the same fields as
+ * `context`, with the layer appended. One literal of the interface's fields rather than a copy
+ * of whatever the object holds (issue 21): `{ ...context, oscore }` takes V8's slow path when
+ * the source lacks the added property (≈ 0.7 µs on Node 20), and `Object.assign` still cost a
+ * server ≈ 0.2 µs per OSCORE request under sockets, where the literal is one allocation. `scope`
+ * appears only when set, as it did before (no new key on contexts without access tokens).
  */
 export function withOscoreLayer(context: EndpointContext, layer: OscoreLayerInfo): EndpointContext {
-  const oscore = context.oscore === undefined ? [layer] : [...context.oscore, layer];
-  return Object.assign({}, context, { oscore });
+  const before = context.oscore;
+  const oscore = before === undefined ? [layer] : [...before, layer];
+  const scope = context.scope;
+  if (scope !== undefined) return { peer: context.peer, peerKey: context.peerKey, scheme: context.scheme, security: context.security, oscore, scope };
+  return { peer: context.peer, peerKey: context.peerKey, scheme: context.scheme, security: context.security, oscore };
 }

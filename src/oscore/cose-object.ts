@@ -341,6 +341,8 @@ export function mergeOptions(outerMsg: CoapMessage, innerOptions: CoapOption[], 
 export function withOscoreOption(outer: readonly CoapOption[], value: Uint8Array, extra: readonly CoapOption[] = NO_OPTIONS): CoapOption[] {
   const option = { number: OptionNumber.Oscore, value };
   if (extra.length > 0) return sortOptions([...outer, ...extra, option]);
+  // A response with only Class E options (most) has no outer option but this one.
+  if (outer.length === 0) return [option];
   // The OSCORE option goes before the first outer option numbered above it, in one pass (the
   // outer options are sorted: sortOptions below only checks, and the option's number is unique).
   const out: CoapOption[] = [];

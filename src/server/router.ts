@@ -44,7 +44,8 @@ export class Router {
   }
 
   match(path: readonly string[]): Match | undefined {
-    const exact = this.exact.get(keyOf(path));
+    // A path of one segment is its own key (a join of one string is that string): no join per request.
+    const exact = this.exact.get(path.length === 1 ? path[0]! : keyOf(path));
     if (exact) return exact;
     for (const s of this.subtrees) {
       if (s.prefix.length <= path.length && s.prefix.every((seg, i) => seg === path[i])) {

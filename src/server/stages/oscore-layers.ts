@@ -96,8 +96,13 @@ export class OscoreLayers implements ServerStage {
         return DONE;
       }
       const inner = outcome.inner;
+      // The inner request under the received header. RFC 8613's unprotect (openedRequest) already
+      // builds it so: then it is used as it is, with no second object per request (issue 21).
       // A literal of CoapMessage's fields, not a spread (V8's slow path for a spread of a non-literal).
-      message = { type: received.type, code: inner.code, messageId: received.messageId, token: received.token, options: inner.options, payload: inner.payload };
+      message =
+        inner.type === received.type && inner.messageId === received.messageId && inner.token === received.token
+          ? inner
+          : { type: received.type, code: inner.code, messageId: received.messageId, token: received.token, options: inner.options, payload: inner.payload };
       context = outcome.context;
       removed.push(outcome.protect);
     }
