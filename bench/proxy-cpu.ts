@@ -376,6 +376,7 @@ function variantReport(results: readonly Measurement[], s: Settings): string {
   const [ours, ...others] = s.trees;
   for (const c of s.concurrencies) {
     for (const variant of s.variants) {
+      if (variant === 'floor: dgram') continue; // the same programs for every tree
       for (const other of others) {
         const proxy: number[] = [];
         const origin: number[] = [];
