@@ -14,7 +14,9 @@ import { Method, ResponseCode } from '../src/coap/codes.js';
 import { EMPTY_BYTES, MessageType, encodeUint, type CoapMessage, type CoapOption } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
 import { CoapEndpoint } from '../src/exchange/endpoint.js';
+import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { ResponseCache } from '../src/proxy/cache.js';
+import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { ForwardProxy } from '../src/proxy/forward-proxy.js';
 import { CoapServer, type RequestLogEntry } from '../src/server/server.js';
 import { SeededRandom } from '../src/util/random.js';
@@ -210,6 +212,25 @@ test('a simple proxied GET takes the proxy fast path; Observe, No-Response, a lo
     await p.server.close();
     await p.upstreamEndpoint.close();
   }
+});
+
+test('an OSCORE-capable proxy (its layer is removed before the claim) takes the layered path; without it the fast path is back', async () => {
+  const p = proxy(true);
+  const context = new OscoreSecurityContext({ masterSecret: Buffer.from('0102030405060708090a0b0c0d0e0f10', 'hex'), senderId: Buffer.from([1]), recipientIds: [EMPTY_BYTES] }, new VolatileSequence());
+  // Two targets: a second GET of the same one would wait for the first's response (coalescing).
+  const get = (messageId: number) => p.downstream.deliver(msg({ code: Method.GET, messageId, token: Uint8Array.of(messageId), options: [opt(OptionNumber.ProxyUri, `coap://${ORIGIN}/${messageId}`)] }));
+  p.server.security = new OscoreServerSecurity([context]);
+  get(1);
+  await flush();
+  assert.equal(p.server.fastPathForwards, 0);
+  p.server.security = undefined;
+  get(2);
+  await flush();
+  assert.equal(p.server.fastPathForwards, 1);
+  assert.equal(p.upstream.take().length, 2, 'both forwarded, one each way');
+  await p.forward.close();
+  await p.server.close();
+  await p.upstreamEndpoint.close();
 });
 
 test('property: both legs carry the same datagrams at the same times with and without the proxy fast path', async () => {
