@@ -140,6 +140,11 @@ export function startDgramEcho(pin: Pinning, port: number): Promise<RunningServe
   return started(startServerProcess(pin, [process.execPath, here('coap-echo.js'), String(port), HELLO]), port, 10_000);
 }
 
+/** bench/proxy-minimal.ts: Node's floor for a forward proxy (`dgram` both legs), forwarding to 127.0.0.1:originPort. */
+export function startMinimalForwarder(pin: Pinning, port: number, originPort: number): Promise<RunningServer> {
+  return started(startServerProcess(pin, [process.execPath, here('proxy-minimal.js'), String(port), String(originPort)]), port, 10_000);
+}
+
 /** The bench-only minimal CoAP responder (bench/coap-minimal.ts) on coapsec's own socket layer. */
 export function startMinimalCoap(pin: Pinning, port: number): Promise<RunningServer> {
   return started(startServerProcess(pin, [process.execPath, here('coap-minimal.js'), String(port), HELLO]), port, 10_000);

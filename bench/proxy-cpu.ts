@@ -16,6 +16,10 @@
  *   each request is made beforehand by the client's own route code (RouteSecurity, the same
  *   function a CoapClient with `via` runs) with fresh Sender Sequence Numbers on both layers, and
  *   sent once (bench/native-load.ts: no retransmission, so no nonce is used twice).
+ * - `floor: dgram` (`--floor`, not run by default): Node's floor for the ratio — bench/proxy-minimal.ts
+ *   (a `dgram` forwarder, one receive and one send per leg, no CoAP processing) in front of the
+ *   `dgram` echo (coap-echo.ts, the server's floor): the forwarder's CPU per request ÷ the echo's
+ *   is what two legs cost against one in Node with nothing on top.
  *
  * Pinning (2 cores): the proxy alone on CPU 1; the origin and the generator share CPU 0. CPU
  * time is per process, so sharing a core changes the origin's figure little; the generator's
@@ -38,20 +42,35 @@ import { OptionNumber } from '../src/coap/options.js';
 import { parseCoapUri } from '../src/coap/uri.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { median, OSCORE_MASTER_SALT, OSCORE_MASTER_SECRET } from './common.js';
-import { BENCH_RECIPIENT, COAPSEC_BIN, HELLO, HELLO_PATH, recipientName, startCoapsecProxy, startCoapsecServe, writeServerCredentials, type BenchRecipient, type RunningServer } from './cpu-servers.js';
+import {
+  BENCH_RECIPIENT,
+  COAPSEC_BIN,
+  HELLO,
+  HELLO_PATH,
+  recipientName,
+  startCoapsecProxy,
+  startCoapsecServe,
+  startDgramEcho,
+  startMinimalForwarder,
+  writeServerCredentials,
+  type BenchRecipient,
+  type RunningServer,
+} from './cpu-servers.js';
 import { environment, fmt, parseCommonArgs, parseVariant, runMain, table } from './harness.js';
 import { awaitResponse, buildLoadGenerator, getRequest, perResponse, pinning, requestFile, runLoad, scratchDir, scratchFile, type LoadResult, type Pinning } from './native-load.js';
 
-const VARIANTS = ['plain (Proxy-Uri)', 'plain (Proxy-Scheme)', 'OSCORE, two layers'] as const;
+const VARIANTS = ['plain (Proxy-Uri)', 'plain (Proxy-Scheme)', 'OSCORE, two layers', 'floor: dgram'] as const;
+/** Run unless `--variants` names them: the floor is asked for (`--variants floor` or `--floor`). */
+const DEFAULT_VARIANTS: Variant[] = ['plain (Proxy-Uri)', 'plain (Proxy-Scheme)', 'OSCORE, two layers'];
 type Variant = (typeof VARIANTS)[number];
 
 /** Issue 21's target: the proxy's CPU per forwarded request ÷ the origin's per response. */
 const PROXY_VS_SERVER_MAX = 2.2;
 
 const USAGE = `usage: node dist/bench/proxy-cpu.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--port-base P (default 47560)]
-       [--concurrency 32] [--nstart N] [--variants plain-uri,plain-scheme,oscore] [--variant LABEL=DIR ...] [--json FILE]`;
+       [--concurrency 32] [--nstart N] [--variants plain-uri,plain-scheme,oscore,floor] [--floor] [--variant LABEL=DIR ...] [--json FILE]`;
 
-const VARIANT_ARGS: Record<string, Variant> = { 'plain-uri': 'plain (Proxy-Uri)', 'plain-scheme': 'plain (Proxy-Scheme)', oscore: 'OSCORE, two layers' };
+const VARIANT_ARGS: Record<string, Variant> = { 'plain-uri': 'plain (Proxy-Uri)', 'plain-scheme': 'plain (Proxy-Scheme)', oscore: 'OSCORE, two layers', floor: 'floor: dgram' };
 
 /** Client ↔ proxy, the proxy's own layer (client ID 20, proxy ID 02, as bench/oscore-proxy.ts and Appendix B.1's test). */
 const CLIENT_PROXY: BenchRecipient & { masterSecret: Buffer; masterSalt: Buffer } = {
@@ -83,7 +102,7 @@ interface Settings {
 }
 
 function parseArgs(argv: string[]): Settings {
-  const extra = { nstart: 1, concurrencies: [32], variants: [...VARIANTS] as Variant[], json: undefined as string | undefined, trees: [{ label: 'this', bin: COAPSEC_BIN }] as Tree[] };
+  const extra = { nstart: 1, concurrencies: [32], variants: [...DEFAULT_VARIANTS], json: undefined as string | undefined, trees: [{ label: 'this', bin: COAPSEC_BIN }] as Tree[] };
   const common = parseCommonArgs(
     argv,
     { quick: false, rounds: 3, warmupMs: 2000, durationMs: 2500, portBase: 47_560, socketBuffer: 1 << 20 },
@@ -109,6 +128,8 @@ function parseArgs(argv: string[]): Settings {
         const { label, benchDir } = parseVariant(value());
         if (extra.trees.some((t) => t.label === label)) throw new Error(`--variant: the label ${label} is taken`);
         extra.trees.push({ label, bin: join(benchDir, '..', '..', 'bin', 'coapsec') });
+      } else if (arg === '--floor') {
+        if (!extra.variants.includes('floor: dgram')) extra.variants.push('floor: dgram');
       } else if (arg === '--json') extra.json = value();
       else return false;
       return true;
@@ -162,7 +183,7 @@ class Bench {
   private readonly endToEnd: OscoreClientSecurity;
   /** The highest OSCORE rate seen per path and in-flight count, to size the next pool. */
   private readonly oscoreRate = new Map<string, number>();
-  private readonly plainFiles: Record<'plain (Proxy-Uri)' | 'plain (Proxy-Scheme)' | 'direct', string>;
+  private readonly plainFiles: Record<'plain (Proxy-Uri)' | 'plain (Proxy-Scheme)' | 'floor: dgram' | 'direct', string>;
 
   constructor(readonly s: Settings) {
     this.proxyPort = s.portBase;
@@ -180,6 +201,8 @@ class Bench {
     this.route = new RouteSecurity(parseCoapUri(this.originUri), [{ uri: `coap://127.0.0.1:${this.proxyPort}`, context: clientProxy }], this.endToEnd);
     this.plainFiles = {
       'plain (Proxy-Uri)': scratchFile(this.binary, 'proxy-uri.req', requestFile([this.plainRequest('uri')])),
+      // The floor's forwarder reads no options: it gets what the Proxy-Uri variant sends.
+      'floor: dgram': scratchFile(this.binary, 'proxy-floor.req', requestFile([this.plainRequest('uri')])),
       'plain (Proxy-Scheme)': scratchFile(this.binary, 'proxy-scheme.req', requestFile([this.plainRequest('scheme')])),
       direct: scratchFile(this.binary, 'direct.req', requestFile([getRequest(HELLO_PATH)])),
     };
@@ -213,6 +236,22 @@ class Bench {
   async start(variant: Variant, tree: Tree): Promise<Setup> {
     const scratch = scratchDir(this.binary);
     const oscore = variant === 'OSCORE, two layers';
+    if (variant === 'floor: dgram') {
+      // Node's floor: the dgram forwarder in front of the dgram echo (the server's floor, server-cpu.js).
+      const echo = await startDgramEcho(this.originPin, this.originPort);
+      const forwarder = await startMinimalForwarder(this.pin, this.proxyPort, this.originPort).catch(async (error: unknown) => {
+        await echo.stop();
+        throw error;
+      });
+      const setup = { proxy: forwarder, origin: echo, stop: async () => void (await Promise.all([forwarder.stop(), echo.stop()])) };
+      try {
+        await this.check(variant, setup);
+      } catch (error) {
+        await setup.stop();
+        throw error;
+      }
+      return setup;
+    }
     // Fresh state per start: a context that resumes would challenge with Echo (Appendix B.1.2).
     const origin = await startCoapsecServe(this.originPin, this.originPort, scratch, oscore ? writeServerCredentials(scratch, [BENCH_RECIPIENT]) : undefined, 20_000, tree.bin);
     let proxy: RunningServer;
@@ -271,7 +310,7 @@ class Bench {
     for (let attempt = 0; attempt < 3; attempt++) {
       const requests = oscore
         ? scratchFile(this.binary, 'proxy-oscore.req', requestFile(this.protectedRequests(poolSize, direct)))
-        : this.plainFiles[direct ? 'direct' : (variant as 'plain (Proxy-Uri)' | 'plain (Proxy-Scheme)')];
+        : this.plainFiles[direct ? 'direct' : (variant as 'plain (Proxy-Uri)' | 'plain (Proxy-Scheme)' | 'floor: dgram')];
       const port = direct ? this.originPort : this.proxyPort;
       const serverPid = direct ? [setup.origin.pid] : [setup.proxy.pid, setup.origin.pid];
       const r = await runLoad(this.binary, this.pin, { port, inFlight, warmupMs: this.s.warmupMs, durationMs: this.s.durationMs, requests, serverPid });
@@ -337,6 +376,7 @@ function variantReport(results: readonly Measurement[], s: Settings): string {
   const [ours, ...others] = s.trees;
   for (const c of s.concurrencies) {
     for (const variant of s.variants) {
+      if (variant === 'floor: dgram') continue; // the same programs for every tree
       for (const other of others) {
         const proxy: number[] = [];
         const origin: number[] = [];
@@ -371,7 +411,8 @@ async function main(): Promise<void> {
 
   const results: Measurement[] = [];
   for (let round = 0; round < s.rounds; round++) {
-    const cases = s.variants.flatMap((variant) => s.trees.map((tree) => ({ variant, tree })));
+    // The floor is the same programs whatever the tree: run once per round.
+    const cases = s.variants.flatMap((variant) => (variant === 'floor: dgram' ? s.trees.slice(0, 1) : s.trees).map((tree) => ({ variant, tree })));
     const order = cases.map((_, i) => cases[(i + round) % cases.length]!);
     for (const { variant, tree } of order) {
       const setup = await bench.start(variant, tree);

@@ -65,8 +65,8 @@ export function targetOf(message: CoapMessage): Target | TargetError {
  * second Proxy-Uri or Uri-Port must not reach the next hop while this proxy (and its cache) read
  * the first, and a Uri-Path longer than 255 bytes is not a Uri-Path.
  */
-export function checkProxyRequest(message: CoapMessage): { options: CoapMessage['options'] } | TargetError {
-  const check = checkOptions(message.options, () => true);
+export function checkProxyRequest(message: CoapMessage): { readonly options: CoapMessage['options'] } | TargetError {
+  const check = checkOptions(message.options, EVERY_OPTION);
   if (check.criticalProblem) return { error: check.criticalProblem.reason, code: ResponseCode.BadOption };
   // §5.10.2: Uri-Host, Uri-Port, Uri-Path and Uri-Query "MUST NOT be included in a request
   // containing the Proxy-Uri Option". A proxy that took Proxy-Uri and dropped them would answer
@@ -75,8 +75,12 @@ export function checkProxyRequest(message: CoapMessage): { options: CoapMessage[
     const conflicting = check.options.find((o) => o.number === OptionNumber.UriHost || o.number === OptionNumber.UriPort || o.number === OptionNumber.UriPath || o.number === OptionNumber.UriQuery);
     if (conflicting) return { error: `Proxy-Uri must not come with ${optionDefinition(conflicting.number)!.name} (RFC 7252 §5.10.2)`, code: ResponseCode.BadOption };
   }
-  return { options: check.options };
+  // The check itself: no second object per forwarded request.
+  return check;
 }
+
+/** Every option counts as recognized at a proxy (checkProxyRequest); one function, not one per request. */
+const EVERY_OPTION = (): boolean => true;
 
 /** §5.7.1: the first option the table does not know that is marked Unsafe to forward. */
 export function unrecognizedUnsafe(message: CoapMessage): number | undefined {

@@ -31,6 +31,7 @@ import { kudosResource } from '../kudos/well-known.js';
 import { InboundRequest, StagePipeline, type ServerStage } from './stage.js';
 import { serverStages } from './stages/index.js';
 import { FastPath } from './fast-path.js';
+import { ProxyFastPath } from './proxy-fast-path.js';
 import type { GroupServing } from './stages/group-request.js';
 import { defaultRandom } from '../util/random.js';
 import { renderNotification } from './stages/observe.js';
@@ -104,7 +105,8 @@ export interface ServerOptions {
   /**
    * Answer simple requests (an unprotected GET or other method with only Uri-Path, Uri-Query,
    * Uri-Host, Uri-Port, Content-Format and Accept, and a synchronous handler whose response fits
-   * one block) without the walk through the stages (fast-path.ts); the answers are the same bytes.
+   * one block) without the walk through the stages (fast-path.ts), and hand a simple forwarded
+   * request straight to the forward proxy (proxy-fast-path.ts); the answers are the same bytes.
    * Default true; off by itself with `stages` or over TCP/TLS/WebSockets. False: every request
    * takes the stages (for comparisons).
    */
@@ -126,6 +128,7 @@ export class CoapServer {
   /** Observable paths rendered by code rather than a resource handler (a proxy's upstream state). */
   private readonly virtualObservables: VirtualObservables = new Map();
   private readonly fastPath: FastPath;
+  private readonly proxyFastPath: ProxyFastPath;
 
   constructor(
     readonly endpoint: CoapEndpoint,
@@ -160,10 +163,9 @@ export class CoapServer {
       random: defaultRandom,
     });
     this.pipeline = new StagePipeline(options.stages ? options.stages(standard) : standard);
-    this.fastPath = new FastPath(
-      { pipeline: this.pipeline, router: this.router, blockwise: this.blockwise, log: this.requestLog },
-      options.fastPath !== false && options.stages === undefined && !endpoint.carrier.reliable,
-    );
+    const fastPath = options.fastPath !== false && options.stages === undefined && !endpoint.carrier.reliable;
+    this.fastPath = new FastPath({ pipeline: this.pipeline, router: this.router, blockwise: this.blockwise, log: this.requestLog }, fastPath);
+    this.proxyFastPath = new ProxyFastPath({ pipeline: this.pipeline, proxies: this.proxies, log: this.requestLog }, fastPath);
     if (options.wellKnownCore !== false) this.router.add(wellKnownCoreResource(() => this.links()));
     endpoint.setRequestHandler((request, exchange) => this.handle(request, exchange));
     endpoint.addPeerClosedListener((peerKey) => this.observations.removePeer(peerKey));
@@ -173,6 +175,11 @@ export class CoapServer {
   /** Requests the fast path answered (fast-path.ts), for tests and tools that check it is taken. */
   get fastPathAnswers(): number {
     return this.fastPath.answered;
+  }
+
+  /** Requests the proxy fast path handed to the forward proxy (proxy-fast-path.ts). */
+  get fastPathForwards(): number {
+    return this.proxyFastPath.forwarded;
   }
 
   /** End-to-end protection (OSCORE); replaceable while serving. */
@@ -312,7 +319,7 @@ export class CoapServer {
 
   private handle(received: CoapMessage, exchange: ServerExchange): void {
     try {
-      if (this.fastPath.take(received, exchange)) return;
+      if (this.fastPath.take(received, exchange) || this.proxyFastPath.take(received, exchange)) return;
       this.pipeline.run(new InboundRequest(this.pipeline, received, exchange, exchange.context));
     } catch (error) {
       answerFailSafe(exchange, error);

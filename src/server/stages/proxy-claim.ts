@@ -172,7 +172,7 @@ export class ProxyClaim implements ServerStage {
  * forwards, and six closures each (with the context they share) cost allocation and GC on its
  * busiest path. Callers use them as methods (`request.respond(r)`), never detached.
  */
-class ForwardedRequest implements ProxiedRequest {
+export class ForwardedRequest implements ProxiedRequest {
   readonly message: CoapMessage;
   readonly context: EndpointContext;
   /** Answered, or handed back to the pipeline by `local`: whatever comes later is ignored. */
@@ -227,6 +227,11 @@ class ForwardedRequest implements ProxiedRequest {
 
   /** The handler threw or rejected: 5.00, unless it answered already (as for a resource handler, §5.9.3.1). */
   fail(error: unknown): void {
-    this.respond(toMessage({ code: ResponseCode.InternalServerError, payload: `proxy error: ${error instanceof Error ? error.message : String(error)}`.slice(0, 200) }));
+    this.respond(proxyFailure(error));
   }
+}
+
+/** The answer to a forwarding handler that threw or rejected (ForwardedRequest.fail; the server's proxy fast path gives the same). */
+export function proxyFailure(error: unknown): CoapMessage {
+  return toMessage({ code: ResponseCode.InternalServerError, payload: `proxy error: ${error instanceof Error ? error.message : String(error)}`.slice(0, 200) });
 }
