@@ -160,8 +160,21 @@ async function rungDriver(rung: string, port: number, concurrency: number, socke
     return all || extra === 'promise' ? awaited(driver) : driver;
   }
   const buffers = socketBuffer > 0 ? { receiveBufferSize: socketBuffer, sendBufferSize: socketBuffer } : {};
-  const client = new CoapClient({ parameters: { nstart: BENCH_NSTART }, ...buffers });
+  const client = new CoapClient({ parameters: { nstart: BENCH_NSTART }, ...buffers, fastPath: rung !== 'layered' });
   const endpoint = await client.endpoint(4, 'coap');
+  if (rung === 'layered') {
+    const uri = `coap://${HOST}:${port}${target.path}`;
+    return {
+      send(done) {
+        client.get(uri).then(
+          (r) => done(r.code === 69 && r.payload.length === target.payloadLength),
+          () => done(false),
+        );
+      },
+      retransmissions: () => endpoint.stats().retransmissions,
+      close: () => client.close(),
+    };
+  }
   const peer = { address: HOST, port };
   const uriPath = target.path
     .split('/')

@@ -38,9 +38,10 @@ export interface ServerReady {
  * of its turn: one microtask checkpoint per turn, not per datagram), `codec`, `pending`, `all` (the three), `burn3` (3 µs of spinning per request: does a µs of our JavaScript cost a µs under
  * sockets, or more, by the rate it lowers?); `endpoint` is coapsec's exchange and messaging layers without the
  * client above them (`CoapEndpoint.send` with a handler object per request), `endpoint+promise`
- * the same through `CoapEndpoint.request`'s promise.
+ * the same through `CoapEndpoint.request`'s promise; `layered` the coapsec client with `fastPath: false`
+ * (client/fast-request.ts off: every request through the layers), `client.get(uri)` as `plain`.
  */
-export const CLIENT_RUNGS = ['floor', 'floor+promise', 'floor+batch', 'floor+codec', 'floor+pending', 'floor+all', 'floor+burn3', 'endpoint', 'endpoint+promise'] as const;
+export const CLIENT_RUNGS = ['floor', 'floor+promise', 'floor+batch', 'floor+codec', 'floor+pending', 'floor+all', 'floor+burn3', 'endpoint', 'endpoint+promise', 'layered'] as const;
 
 /** What the orchestrator asks a client child to do (passed as JSON in argv[2]). */
 export interface ClientJob {

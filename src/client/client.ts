@@ -21,6 +21,7 @@ import { RealScheduler } from '../util/scheduler.js';
 import { MAX_SZX, blockSize, encodeBlock, szxForSize } from '../coap/block.js';
 import { blockwiseRequest, type BlockwiseOptions, type SendRequest } from './blockwise.js';
 import { exchangeOnce, sendsAtOnce } from './one-exchange.js';
+import { SimpleTarget, requestSimple } from './fast-request.js';
 import { Observation, type ObservationSettings } from './observe.js';
 import { PLAIN, securedSender, withEchoOnlyRetry, withEchoRetry, type MessageSecurity } from './security.js';
 import { directAddressing, proxySchemeAddressing } from './addressing.js';
@@ -127,6 +128,12 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   route?: RouteOptions;
   /** DTLS credentials and limits for coaps:// URIs (psk, rpk and/or x509; see transport/dtls.ts). */
   dtls?: Omit<DtlsClientTransportOptions, 'host' | 'port' | 'scheduler'>;
+  /**
+   * The fast path for simple requests (client/fast-request.ts): plain requests over UDP with
+   * default settings to a URI routed before. Default true; false sends every request the layered
+   * way (what the fast path is tested against).
+   */
+  fastPath?: boolean;
   /** coaps+tcp:// (and coaps+ws://) trust anchors, client certificate or TLS-PSK (transport/tls.ts). */
   tls?: TransportOptions['tls'];
   /** coap+ws:// and coaps+ws:// settings (transport/ws.ts). */
@@ -138,6 +145,7 @@ type RequestSettings = Omit<ClientRequest, 'method' | 'uri' | 'payload'>;
 
 /** The options of a convenience method called without any. */
 const NO_SETTINGS: Omit<ClientRequest, 'method' | 'uri'> = Object.freeze({});
+const NON_SETTINGS: Omit<ClientRequest, 'method' | 'uri'> = Object.freeze({ confirmable: false });
 
 /**
  * The exchange settings of a request that sets none (most): one object for all of them. Nothing
@@ -145,6 +153,30 @@ const NO_SETTINGS: Omit<ClientRequest, 'method' | 'uri'> = Object.freeze({});
  * an object per request.
  */
 const DEFAULT_REQUEST_OPTIONS: Readonly<RequestOptions> = Object.freeze({ confirmable: true, responseTimeout: undefined, deadline: undefined, signal: undefined, token: undefined });
+/** requestOptionsOf a request that sets `confirmable: false` and nothing else. */
+const NON_REQUEST_OPTIONS: Readonly<RequestOptions> = Object.freeze({ confirmable: false, responseTimeout: undefined, deadline: undefined, signal: undefined, token: undefined });
+
+/**
+ * Whether a request's settings leave it simple (client/fast-request.ts): nothing set but
+ * `confirmable` (and the payload, passed apart).
+ */
+function isSimpleSettings(request: RequestSettings): boolean {
+  return (
+    request === NO_SETTINGS ||
+    (request.contentFormat === undefined &&
+      request.accept === undefined &&
+      request.options === undefined &&
+      request.timeout === undefined &&
+      request.signal === undefined &&
+      request.token === undefined &&
+      request.blockSize === undefined &&
+      request.onProgress === undefined &&
+      request.security === undefined &&
+      request.allowUnprotected === undefined &&
+      request.via === undefined &&
+      request.admit === undefined)
+  );
+}
 
 function requestOptionsOf(request: RequestSettings): RequestOptions {
   if (request.confirmable === undefined && request.timeout === undefined && request.signal === undefined && request.token === undefined) return DEFAULT_REQUEST_OPTIONS;
@@ -183,6 +215,13 @@ export class CoapClient {
   private openUdp6: CoapEndpoint | undefined;
   /** blockwiseOptions() of a datagram request that sets no block size and no progress callback. */
   private readonly defaultBlockwise: Readonly<BlockwiseOptions>;
+  /**
+   * Routed URIs that simple requests take the fast path to (client/fast-request.ts), filled as
+   * `targets` is and cleared with it; undefined when this client's settings rule the fast path
+   * out for every request (end-to-end security, credentials, proxy routes, a default block size).
+   */
+  private readonly simpleTargets: Map<string, SimpleTarget> | undefined;
+  private simpleRequests = 0;
 
   constructor(private readonly options: ClientOptions = {}) {
     if (options.blockSize !== undefined) szxForSize(options.blockSize);
@@ -197,6 +236,8 @@ export class CoapClient {
             },
           })
         : undefined;
+    const simple = options.fastPath !== false && options.security === undefined && this.credentials === undefined && options.via === undefined && options.blockSize === undefined;
+    this.simpleTargets = simple ? new Map() : undefined;
   }
 
   /**
@@ -269,7 +310,10 @@ export class CoapClient {
     }
     // IP literals only: a host name is looked up again for every request (its address may change).
     if (isIP(uri.host) && (this.options.proxy === undefined || isIP(route.leg.host))) {
-      if (this.targets.size >= 256) this.targets.clear();
+      if (this.targets.size >= 256) {
+        this.targets.clear();
+        this.simpleTargets?.clear();
+      }
       this.targets.set(uriText, route);
     }
     return route;
@@ -323,6 +367,11 @@ export class CoapClient {
     });
   }
 
+  /** Requests that took the fast path (client/fast-request.ts) so far. */
+  get fastPathRequests(): number {
+    return this.simpleRequests;
+  }
+
   request(request: ClientRequest): Promise<ClientResponse> {
     return this.start(request.method, request.uri, request.payload, request);
   }
@@ -335,6 +384,13 @@ export class CoapClient {
   private start(method: ClientRequest['method'], uriText: string, payload: ClientRequest['payload'], request: RequestSettings): Promise<ClientResponse> {
     try {
       if (this.closed) throw new CoapRequestError('client is closed');
+      if (this.simpleTargets !== undefined && isSimpleSettings(request)) {
+        const target = this.simpleTargets.get(uriText);
+        if (target !== undefined) {
+          const simple = this.startSimple(target, method, payload, request.confirmable === false);
+          if (simple !== undefined) return simple;
+        }
+      }
       const code = typeof method === 'number' ? method : methodFromName(method);
       if (code === undefined) throw new CoapRequestError(`unknown method ${String(method)}`);
       const e2e = this.endToEnd(uriText, request);
@@ -349,13 +405,43 @@ export class CoapClient {
     }
   }
 
+  /** A simple request to a SimpleTarget (client/fast-request.ts); undefined when it is not one after all (unknown method, a body of more than one block). */
+  private startSimple(target: SimpleTarget, method: ClientRequest['method'], payload: ClientRequest['payload'], nonConfirmable: boolean): Promise<ClientResponse> | undefined {
+    const code = typeof method === 'number' ? method : methodFromName(method);
+    if (code === undefined) return undefined;
+    const body = typeof payload === 'string' ? encodeString(payload) : (payload ?? EMPTY_BYTES);
+    // Without a block size the first block is of the largest (blockwiseOptions, sendOn).
+    if (body.length > blockSize(MAX_SZX)) return undefined;
+    this.simpleRequests++;
+    return requestSimple(target, code, body, nonConfirmable ? NON_REQUEST_OPTIONS : DEFAULT_REQUEST_OPTIONS, this.defaultBlockwise, clientResponseOf);
+  }
+
   /** start() once the request's route is known; throws what the request cannot survive (start turns it into a rejection). */
   private routed(code: Code, uriText: string, payload: ClientRequest['payload'], request: RequestSettings, target: Route, security: MessageSecurity): Promise<ClientResponse> {
     const { uri, peer } = target;
     const message = requestMessage(code, uri, peer, request, payload, target.options.slice());
     const opened = this.endpointFor(target.leg, peer);
-    if (opened instanceof Promise) return opened.then((endpoint) => this.sendOn(endpoint, code, uriText, peer, request, security, message));
+    if (opened instanceof Promise) {
+      return opened.then((endpoint) => {
+        if (security === PLAIN) this.rememberSimple(uriText, target, endpoint);
+        return this.sendOn(endpoint, code, uriText, peer, request, security, message);
+      });
+    }
+    if (security === PLAIN) this.rememberSimple(uriText, target, opened);
     return this.sendOn(opened, code, uriText, peer, request, security, message);
+  }
+
+  /**
+   * Makes a routed URI a SimpleTarget once its route is cached and its coap:// endpoint open, for
+   * the simple requests after this one (plain ones: simpleTargets is undefined when this client
+   * may protect any request).
+   */
+  private rememberSimple(uriText: string, target: Route, endpoint: CoapEndpoint): void {
+    const targets = this.simpleTargets;
+    if (targets === undefined || this.closed || targets.has(uriText) || this.targets.get(uriText) !== target || target.leg.scheme !== 'coap' || !endpoint.takesSimpleRequests) return;
+    const { uri, peer } = target;
+    const templateOf = (code: Code, payload: Uint8Array, confirmable: boolean): CoapMessage => requestMessage(code, uri, peer, confirmable ? NO_SETTINGS : NON_SETTINGS, payload, target.options.slice());
+    targets.set(uriText, new SimpleTarget(endpoint, peer, target.options, templateOf));
   }
 
   private sendOn(endpoint: CoapEndpoint, code: Code, uriText: string, peer: PeerAddress, request: RequestSettings, security: MessageSecurity, message: CoapMessage): Promise<ClientResponse> {
@@ -461,6 +547,7 @@ export class CoapClient {
   async close(): Promise<void> {
     this.closed = true;
     this.openUdp4 = this.openUdp6 = undefined;
+    this.simpleTargets?.clear();
     const endpoints = [...this.endpoints.values()];
     this.endpoints.clear();
     await Promise.all(endpoints.map(async (e) => (await e.catch(() => undefined))?.close()));

@@ -100,20 +100,36 @@ class OneExchange<T> implements ResponseHandler {
     this.resolve(then(response, this.finish));
   }
 
-  /** The request's response, once `first` (verified) is in: itself, or what the layers make of it. */
   private continueFrom(first: ReceivedResponse): ReceivedResponse | Promise<ReceivedResponse> {
-    // Both challenges are 4.01 (echoChallengeRetry, isRederivationChallenge).
-    if (first.message.code !== ResponseCode.Unauthorized) {
-      const whole = wholeResponse(first);
-      if (whole !== undefined) return whole;
-    }
-    // As the client composes them: plain CoAP has no Appendix B.2 to retry (client.ts).
-    const secured = securedSender(this.endpoint, this.peer, this.security, this.options);
-    const echoing = withEchoOnlyRetry(secured);
-    const plain = this.security === PLAIN;
-    const answered = echoFollowUp(secured, this.request, first);
-    const response = plain ? answered : then(answered, (r) => rederivationFollowUp(echoing, this.request, r));
-    const send = plain ? echoing : withRederivationRetry(echoing);
-    return then(response, (r) => afterFirstBlock(send, this.template, r, this.blockwise));
+    return continueExchange(this.endpoint, this.peer, this.security, this.options, this.request, this.template, this.blockwise, first);
   }
+}
+
+/**
+ * A request's response, once `first` (verified) is in: itself, or what the layers make of it
+ * (`request` is what was sent before protection, `template` the request as the client built it).
+ */
+export function continueExchange(
+  endpoint: CoapEndpoint,
+  peer: PeerAddress,
+  security: MessageSecurity,
+  options: RequestOptions,
+  request: CoapMessage,
+  template: CoapMessage,
+  blockwise: BlockwiseOptions,
+  first: ReceivedResponse,
+): ReceivedResponse | Promise<ReceivedResponse> {
+  // Both challenges are 4.01 (echoChallengeRetry, isRederivationChallenge).
+  if (first.message.code !== ResponseCode.Unauthorized) {
+    const whole = wholeResponse(first);
+    if (whole !== undefined) return whole;
+  }
+  // As the client composes them: plain CoAP has no Appendix B.2 to retry (client.ts).
+  const secured = securedSender(endpoint, peer, security, options);
+  const echoing = withEchoOnlyRetry(secured);
+  const plain = security === PLAIN;
+  const answered = echoFollowUp(secured, request, first);
+  const response = plain ? answered : then(answered, (r) => rederivationFollowUp(echoing, request, r));
+  const send = plain ? echoing : withRederivationRetry(echoing);
+  return then(response, (r) => afterFirstBlock(send, template, r, blockwise));
 }

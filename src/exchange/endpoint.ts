@@ -4,8 +4,9 @@
  * tokens (RFC 9175 §4.2), and hands requests to a server handler as ServerExchanges. Clients,
  * servers and proxies are all built on it (a proxy is both at once).
  */
-import { isEmptyCode, isResponseCode } from '../coap/codes.js';
-import { bytesEqual, type CoapMessage } from '../coap/message.js';
+import { decodeMessage } from '../coap/codec.js';
+import { isEmptyCode, isResponseCode, type Code } from '../coap/codes.js';
+import { MessageType, bytesEqual, type CoapMessage } from '../coap/message.js';
 import { checkOptions } from '../coap/option-validation.js';
 import { OptionNumber, optionDefinition } from '../coap/options.js';
 import type { Carrier, CarrierEvents, CarrierStats, ConfirmableListener, Inbound, OutgoingHandle } from '../messaging/carrier.js';
@@ -20,7 +21,7 @@ import { BadResponseError, CancelledError, ResetError, SessionError, TimeoutErro
 import { NstartGate, type Startable } from './nstart.js';
 import { tokenAndPeer, type PeerRef, type ResponseMatcher } from './matcher.js';
 import { ResponseStream, type StreamHost, type StreamOptions } from './response-stream.js';
-import { bytesToLatin1 } from '../util/bytes.js';
+import { allocBytes, bytesToLatin1 } from '../util/bytes.js';
 
 export interface EndpointOptions {
   /** A datagram transport (UDP, DTLS: carried by MessageLayer) or a stream transport (TCP, TLS, WebSockets: carried by StreamCarrier). */
@@ -131,6 +132,14 @@ interface PendingEvents {
  */
 class PendingRequest implements ConfirmableListener, Startable, PeerRef {
   handle?: OutgoingHandle;
+  /** The request's token (its message's, or the one written into `bytes`). */
+  token: Uint8Array = EMPTY_TOKEN;
+  /** A simple request's datagram (sendSimple), encoded once; undefined when `message` is sent. */
+  bytes: Buffer | undefined = undefined;
+  /** A simple request's key in the endpoint's `simplePending` (simpleKeyOf its token); −1 for one in `pending`. */
+  simpleKey = -1;
+  /** The endpoint's count of requests when this one was sent: the order of `pending` and `simplePending` together. */
+  order = 0;
   responseTimer?: Timer;
   /** When `options.deadline` ends (scheduler time); its timer is armed only once the exchange takes long (armDeadline). */
   deadlineAt = Infinity;
@@ -144,7 +153,8 @@ class PendingRequest implements ConfirmableListener, Startable, PeerRef {
     readonly tokenKey: string,
     readonly peerKey: string,
     readonly peer: PeerAddress,
-    readonly message: CoapMessage,
+    /** Undefined for a simple request (sendSimple): its datagram is `bytes`. */
+    readonly message: CoapMessage | undefined,
     readonly options: RequestOptions,
     readonly handler: ResponseHandler,
     /** Undefined for the default, token and peer (§5.3.2), checked inline. */
@@ -179,7 +189,13 @@ export class CoapEndpoint {
   private readonly random: RandomSource;
   private readonly tokenLength: number;
   private readonly pending = new Map<string, PendingRequest>();
-  /** Response streams that take more than one response, by token (observations, group requests). */
+  /**
+   * Simple requests (sendSimple) by a number read from their token (simpleKeyOf): no key string
+   * built per request. Tokens are unique across this table, `pending` and `tokenListeners`.
+   */
+  private readonly simplePending = new Map<number, PendingRequest>();
+  /** Requests sent so far (PendingRequest.order). */
+  private requestsSent = 0;  /** Response streams that take more than one response, by token (observations, group requests). */
   private readonly tokenListeners = new Map<string, TokenEntry>();
   private readonly streamHost: StreamHost;
   private readonly gate: NstartGate;
@@ -289,6 +305,7 @@ export class CoapEndpoint {
   /** Whether a request or an observation still waits on `key` (a stream connection to it is kept alive). */
   private peerBusy(key: string): boolean {
     for (const p of this.pending.values()) if (p.peerKey === key) return true;
+    for (const p of this.simplePending.values()) if (p.peerKey === key) return true;
     for (const entry of this.tokenListeners.values()) if (entry.peerKey === key) return true;
     for (const check of this.busyChecks) if (check(key)) return true;
     return false;
@@ -324,7 +341,7 @@ export class CoapEndpoint {
    */
   failPeer(peer: PeerAddress, error: Error): void {
     const key = peerKey(peer);
-    for (const p of [...this.pending.values()]) {
+    for (const p of this.pendingInOrder()) {
       if (p.peerKey !== key) continue;
       this.fail(p, error instanceof PeerUnreachableError ? new UnreachableError(error.message) : new SessionError(`${this.options.transport.scheme} session with ${key} failed: ${error.message}`));
     }
@@ -332,7 +349,7 @@ export class CoapEndpoint {
 
   /** Tells a client transport whether anything waits on the network, on each change only. */
   private updateBusy(): void {
-    const busy = this.pending.size > 0 || this.tokenListeners.size > 0 || this.pings > 0;
+    const busy = this.pending.size > 0 || this.simplePending.size > 0 || this.tokenListeners.size > 0 || this.pings > 0;
     if (busy === this.busy) return;
     this.busy = busy;
     (this.options.transport as { setBusy?(busy: boolean): void }).setBusy?.(busy);
@@ -415,6 +432,8 @@ export class CoapEndpoint {
     message.token = token;
     const key = this.keyOf(peer);
     const pending = new PendingRequest(this.pendingEvents, tokenKey, key, peer, message, options, handler, matcher === tokenAndPeer ? undefined : matcher);
+    pending.token = token;
+    pending.order = this.requestsSent++;
     this.pending.set(pending.tokenKey, pending);
     if (!this.busy) this.updateBusy();
     if (options.signal) {
@@ -431,6 +450,80 @@ export class CoapEndpoint {
     if (options.deadline !== undefined && !pending.settled && (!pending.holdsSlot || options.deadline < this.parameters.ackTimeout * this.parameters.ackRandomFactor)) {
       this.armDeadline(pending);
     }
+  }
+
+  /** Whether sendSimple can carry requests: a datagram endpoint (UDP, DTLS). */
+  get takesSimpleRequests(): boolean {
+    return this.carrier instanceof MessageLayer;
+  }
+
+  /**
+   * `send` of a simple request (the client's fast path, client/fast-request.ts): `code`, its
+   * options already encoded as they go on the wire (`optionBytes`: sorted, deltas from 0) and a
+   * payload, with `options` that set nothing but `confirmable` — no deadline, signal, token or
+   * matcher. The datagram is written here at once, header, fresh token, options and payload, and
+   * from there the request is the same PendingRequest as send's: the same NSTART gate (§4.7), the
+   * same retransmission (§4.2), ACK, RST, separate response and timeout handling. Only for an
+   * endpoint that takesSimpleRequests.
+   */
+  sendSimple(code: Code, optionBytes: Uint8Array, payload: Uint8Array, peer: PeerAddress, options: RequestOptions, handler: ResponseHandler): void {
+    if (this.closed) return handler.onError(new CancelledError('endpoint is closed'));
+    const token = this.newSimpleToken();
+    const tokenLength = token.length;
+    const optionsEnd = 4 + tokenLength + optionBytes.length;
+    const bytes = allocBytes(payload.length > 0 ? optionsEnd + 1 + payload.length : optionsEnd) as Buffer;
+    bytes[0] = 0x40 | ((options.confirmable === false ? MessageType.NON : MessageType.CON) << 4) | tokenLength;
+    bytes[1] = code;
+    // The Message ID (bytes 2–3) is the messaging layer's to write.
+    bytes.set(token, 4);
+    bytes.set(optionBytes, 4 + tokenLength);
+    if (payload.length > 0) {
+      bytes[optionsEnd] = 0xff;
+      bytes.set(payload, optionsEnd + 1);
+    }
+    const key = this.keyOf(peer);
+    const pending = new PendingRequest(this.pendingEvents, '', key, peer, undefined, options, handler, undefined);
+    pending.token = token;
+    pending.bytes = bytes;
+    pending.simpleKey = simpleKeyOf(token);
+    pending.order = this.requestsSent++;
+    this.simplePending.set(pending.simpleKey, pending);
+    if (!this.busy) this.updateBusy();
+    this.gate.acquire(key, pending);
+  }
+
+  /**
+   * newToken for a simple request: also unused by any request in simplePending under its number
+   * (simpleKeyOf), so that table holds one request per number. The key strings of newToken are
+   * built only while a request or a stream uses the other tables.
+   */
+  private newSimpleToken(): Uint8Array {
+    for (;;) {
+      const token = this.random.bytes(this.tokenLength);
+      if (this.simplePending.has(simpleKeyOf(token))) continue;
+      if (this.pending.size > 0 || this.tokenListeners.size > 0) {
+        const key = tokenKeyOf(token);
+        if (this.pending.has(key) || this.tokenListeners.has(key)) continue;
+      }
+      return token;
+    }
+  }
+
+  /**
+   * Every waiting request, simple or not, in the order they were sent: the order in which closing
+   * or a failed peer fails them, as it would be with one table (NSTART hands freed slots on in it).
+   */
+  private pendingInOrder(): PendingRequest[] {
+    const all = [...this.pending.values(), ...this.simplePending.values()];
+    if (this.pending.size > 0 && this.simplePending.size > 0) all.sort((a, b) => a.order - b.order);
+    return all;
+  }
+
+  /** The simple request waiting under `token`, if any. */
+  private simpleFor(token: Uint8Array): PendingRequest | undefined {
+    if (this.simplePending.size === 0) return undefined;
+    const pending = this.simplePending.get(simpleKeyOf(token));
+    return pending !== undefined && bytesEqual(pending.token, token) ? pending : undefined;
   }
 
   /** Arms the timer of `options.deadline` (once), failing the request when it ends. */
@@ -461,11 +554,15 @@ export class CoapEndpoint {
       return;
     }
     try {
+      const bytes = pending.bytes;
       if (pending.options.confirmable === false) {
-        this.carrier.sendNonConfirmable(pending.message, pending.peer);
+        if (bytes !== undefined) (this.carrier as MessageLayer).sendNonConfirmableBytes(bytes, pending.peer);
+        else this.carrier.sendNonConfirmable(pending.message!, pending.peer);
         this.armResponseTimer(pending);
+      } else if (bytes !== undefined) {
+        pending.handle = (this.carrier as MessageLayer).sendConfirmableBytes(bytes, pending.peer, pending);
       } else {
-        pending.handle = this.carrier.sendConfirmable(pending.message, pending.peer, pending);
+        pending.handle = this.carrier.sendConfirmable(pending.message!, pending.peer, pending);
       }
     } catch (error) {
       this.fail(pending, error as Error);
@@ -479,7 +576,7 @@ export class CoapEndpoint {
       this.armResponseTimer(pending);
       return;
     }
-    if (!bytesEqual(ack.token, pending.message.token)) {
+    if (!bytesEqual(ack.token, pending.token)) {
       this.fail(pending, new BadResponseError('piggybacked response carries a different token'));
       return;
     }
@@ -524,7 +621,7 @@ export class CoapEndpoint {
     for (;;) {
       const token = this.random.bytes(this.tokenLength);
       const key = tokenKeyOf(token);
-      if (this.pending.has(key) || this.tokenListeners.has(key)) continue;
+      if (this.pending.has(key) || this.tokenListeners.has(key) || this.simpleFor(token) !== undefined) continue;
       this.lastToken = token;
       this.lastTokenKey = key;
       return token;
@@ -534,7 +631,7 @@ export class CoapEndpoint {
   private onSeparateResponse(response: CoapMessage, inbound: Inbound): boolean {
     if (!isResponseCode(response.code)) return false;
     const key = tokenKeyOf(response.token);
-    const pending = this.pending.get(key);
+    const pending = this.pending.get(key) ?? this.simpleFor(response.token);
     if (!pending) {
       const entry = this.tokenListeners.get(key);
       // §5.3.2: the token and the source endpoint must both match (or what the stream's matcher says).
@@ -564,7 +661,11 @@ export class CoapEndpoint {
     this.settle(pending);
     // A listener on this token (an observation) sees the response first and in arrival order,
     // so a notification overtaking the registration response cannot reorder them.
-    this.tokenListeners.get(pending.tokenKey)?.stream.accept(response, context, pending.message);
+    if (this.tokenListeners.size > 0) {
+      const listener = this.tokenListeners.get(pending.bytes === undefined ? pending.tokenKey : tokenKeyOf(pending.token));
+      // A simple request's message is its datagram, as the layered path's would be once sent.
+      listener?.stream.accept(response, context, pending.message ?? decodeMessage(pending.bytes!));
+    }
     pending.handler.onResponse({ message: response, context });
     return true;
   }
@@ -581,8 +682,9 @@ export class CoapEndpoint {
     pending.settled = true;
     pending.responseTimer?.cancel();
     pending.deadlineTimer?.cancel();
-    this.pending.delete(pending.tokenKey);
-    if (this.pending.size === 0) this.updateBusy();
+    if (pending.bytes === undefined) this.pending.delete(pending.tokenKey);
+    else this.simplePending.delete(pending.simpleKey);
+    if (this.pending.size === 0 && this.simplePending.size === 0) this.updateBusy();
     if (pending.onAbort) pending.options.signal?.removeEventListener('abort', pending.onAbort);
     this.releaseSlot(pending);
   }
@@ -618,13 +720,13 @@ export class CoapEndpoint {
   }
 
   stats(): CarrierStats & { pendingRequests: number } {
-    return { ...this.carrier.getStats(), pendingRequests: this.pending.size };
+    return { ...this.carrier.getStats(), pendingRequests: this.pending.size + this.simplePending.size };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const p of [...this.pending.values()]) this.fail(p, new CancelledError('endpoint closed'));
+    for (const p of this.pendingInOrder()) this.fail(p, new CancelledError('endpoint closed'));
     for (const entry of [...this.tokenListeners.values()]) entry.stream.endpointClosed();
     this.tokenListeners.clear();
     this.carrier.close();
@@ -670,4 +772,15 @@ function tokenKeyOf(token: Uint8Array): string {
       // Longer than RFC 7252 §5.3.1 allows (the codec refuses those); kept distinct all the same.
       return String.fromCharCode(t.length) + bytesToLatin1(t);
   }
+}
+
+const EMPTY_TOKEN = new Uint8Array(0);
+
+/**
+ * A simple request's number in `simplePending`: 30 bits of its token's first four bytes (a small
+ * integer, which a Map hashes without a string or a heap number). Equal tokens give equal numbers;
+ * a lookup checks the whole token.
+ */
+function simpleKeyOf(token: Uint8Array): number {
+  return (token[0]! | (token[1]! << 8) | (token[2]! << 16) | (token[3]! << 24)) & 0x3fffffff;
 }

@@ -213,11 +213,37 @@ export class MessageLayer implements Carrier {
     const now = this.options.scheduler.now();
     message.type = MessageType.CON;
     message.messageId = this.allocateMessageId(state, now);
-    const bytes = encodeMessage(message);
+    return this.sendConfirmableOf(state, now, message.messageId, encodeMessage(message), listener);
+  }
+
+  /**
+   * sendConfirmable of a datagram already encoded (the client's fast path, client/fast-request.ts):
+   * `bytes` is a CON whose Message ID bytes are written here.
+   */
+  sendConfirmableBytes(bytes: Buffer, peer: PeerAddress, listener: ConfirmableListener): OutgoingHandle {
+    const state = this.peerState(peer);
+    const now = this.options.scheduler.now();
+    const messageId = this.allocateMessageId(state, now);
+    bytes[2] = messageId >>> 8;
+    bytes[3] = messageId & 0xff;
+    return this.sendConfirmableOf(state, now, messageId, bytes, listener);
+  }
+
+  /** sendNonConfirmable of a datagram already encoded (a NON whose Message ID bytes are written here), with no RST listener. */
+  sendNonConfirmableBytes(bytes: Buffer, peer: PeerAddress): number {
+    const state = this.peerState(peer);
+    const messageId = this.allocateMessageId(state, this.options.scheduler.now());
+    bytes[2] = messageId >>> 8;
+    bytes[3] = messageId & 0xff;
+    this.options.send(bytes, state.address);
+    return messageId;
+  }
+
+  private sendConfirmableOf(state: PeerState, now: number, messageId: number, bytes: Buffer, listener: ConfirmableListener): OutgoingHandle {
     const p = this.options.parameters;
     // §4.2: initial timeout random in [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR].
     const timeout = p.ackTimeout * (1 + (p.ackRandomFactor - 1) * this.options.random.float());
-    const out = new OutgoingConfirmable(state, message.messageId, bytes, timeout, listener, this, now);
+    const out = new OutgoingConfirmable(state, messageId, bytes, timeout, listener, this, now);
     state.outgoing.set(out.messageId, out);
     this.options.send(bytes, state.address);
     // Its first timeout is watched by the wheel; a timer of its own only if it outlives ACK_TIMEOUT.
