@@ -15,7 +15,7 @@ import { serverOscore } from '../src/cli/oscore-args.js';
 import { Method, ResponseCode } from '../src/coap/codes.js';
 import { MessageType, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
-import { findHkdfAlgorithm, HkdfId } from '../src/oscore/algorithms.js';
+import { AeadId, findHkdfAlgorithm, HkdfId } from '../src/oscore/algorithms.js';
 import { ContextTable } from '../src/oscore/context-table.js';
 import { protectRequest } from '../src/oscore/protect.js';
 import { ContextDirectory, OscoreSecurityContext, VolatileSequence, type ChallengeBudget, type DirectoryEntry, type SecurityContextInput } from '../src/oscore/security-context.js';
@@ -104,7 +104,11 @@ test('model: random requests from 40 devices through a table of 3 active context
     const earlier = held.get(heldKey);
     // A high bit: the generator's low bits repeat with short periods (next(2) alternates).
     if (earlier === undefined || next(0x40000000) < 0x20000000) held.set(heldKey, b);
-    else b = earlier;
+    else {
+      b = earlier;
+      // An evicted object gave its key objects to a later context (recycled): its own come back.
+      assert.deepEqual(observe(b), observe(a), `step ${step}: keys of the object held`);
+    }
     const action = next(10);
     if (action < 2) {
       assert.equal(b.context.nextSequenceNumber(), a.context.nextSequenceNumber(), `step ${step}: sequence number`);
@@ -285,4 +289,23 @@ test('a context of a removed entry that never verified a request cannot set up a
   t.add(input(2));
   assert.throws(() => stale.recipient.replay, /removed/);
   assert.equal(t.find(Uint8Array.of(2), undefined)!.recipient.replay.accept(0), true);
+});
+
+test('key objects taken over from an evicted context carry only the new device\'s keys, IDs and AEAD; the evicted object derives its own again', () => {
+  const t = new ContextTable({ active: 1 });
+  // Same array lengths, so device 2's objects are reused for device 1; another AEAD (same key and nonce sizes).
+  const input = (i: number): SecurityContextInput => ({ masterSecret: Uint8Array.of(0x5a, i, 1, 2), senderId: Uint8Array.of(0xe0 + i), recipientIds: [Uint8Array.of(i)], ...(i === 2 ? { aead: AeadId.AES_CCM_16_128_128 } : {}) });
+  const expected = (i: number): unknown => observe(new ContextDirectory([new OscoreSecurityContext(input(i), new VolatileSequence())]).find(Uint8Array.of(i), undefined));
+  t.add(input(1));
+  t.add(input(2));
+  const directory = new ContextDirectory([], t);
+  assert.deepEqual(observe(directory.find(Uint8Array.of(1), undefined)), expected(1));
+  const two = directory.find(Uint8Array.of(2), undefined)!; // device 1 put away, its keys kept
+  assert.deepEqual(observe(two), expected(2));
+  const twoSender = two.context.sender;
+  const one = directory.find(Uint8Array.of(1), undefined)!; // device 2 put away; device 1 takes over its key objects
+  assert.equal(one.context.sender, twoSender, 'the key objects were reused (else this test shows nothing)');
+  assert.deepEqual(observe(one), expected(1));
+  assert.deepEqual(observe(two), expected(2), 'the evicted object has its own keys again');
+  assert.notEqual(two.context.sender, twoSender);
 });

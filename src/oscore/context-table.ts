@@ -34,6 +34,7 @@ import { DEFAULT_AEAD } from './algorithms.js';
 import { checkContextParams } from './context.js';
 import { OscoreConfigError } from './errors.js';
 import { ReplayWindow, type WindowSlots } from './replay.js';
+import type { RecipientParams, SenderParams } from './context.js';
 import { OscoreSecurityContext, VolatileSequence, type ChallengeBudget, type ContextBacking, type DirectoryEntry, type SecurityContextInput, type SequenceSource, type VerifiedState } from './security-context.js';
 
 /** What the table asks about each entry's Sender Sequence Numbers. */
@@ -249,6 +250,14 @@ export class ContextTable implements ContextBacking {
   #freeCount = 0;
   /** Bytes of removed entries still in the slab: compacted away once they are half of it. */
   #deadBytes = 0;
+  /**
+   * The key objects of the context put away last (one recipient, no ID Context): the next context
+   * made takes them over, their bytes overwritten, instead of five new arrays and two objects
+   * (issue 21: with more active devices than the LRU, one context is made per request and lives
+   * ≈ 1,000 requests, so whatever it allocates is copied by the scavenger and dies old). The
+   * evicted context gave them up (releaseSender, releaseParams): asked again, it derives its own.
+   */
+  #spare: { sender: SenderParams; recipient: RecipientParams } | undefined;
   /** Entries removed at least once, by how many times (a context made of an earlier use of the entry must not touch the new one's state); others are at 0. */
   readonly #generations = new Map<number, number>();
 
@@ -463,15 +472,16 @@ export class ContextTable implements ContextBacking {
       }
       return context;
     }
-    context = this.#materialise(entry);
-    active.set(entry, context);
-    this.#lastEntry = entry;
-    if (active.size > this.#capacity) {
+    if (active.size >= this.#capacity) {
+      // Put away first: the new context may take over the evicted one's key objects (#spare).
       const oldest = active.keys().next().value as number;
       const evicted = active.get(oldest)!;
       active.delete(oldest);
       this.#putAway(oldest, evicted);
     }
+    context = this.#materialise(entry);
+    active.set(entry, context);
+    this.#lastEntry = entry;
     return context;
   }
 
@@ -543,6 +553,23 @@ export class ContextTable implements ContextBacking {
     const fields = this.#entries;
     const keys = fields[e + E_KEYS]!;
     const keyLength = fields[e + E_KEY_LEN]!;
+    if (idContext === undefined && fields[e + E_RECIPIENTS] === 1 && this.#recipients[fields[e + E_FIRST_RECIPIENT]! * RECIPIENT_FIELDS + R_KEY]! >= 0) {
+      const r = fields[e + E_FIRST_RECIPIENT]! * RECIPIENT_FIELDS;
+      const spare = this.#takeSpare(keyLength, fields[e + E_IV_LEN]!, fields[e + E_SENDER_LEN]!, this.#recipients[r + R_KID_LEN]!);
+      if (spare !== undefined) {
+        // Every byte and field of both objects is this entry's from here on (test/oscore-context-table.test.ts).
+        const { sender, recipient } = spare;
+        this.#copyInto(sender.senderKey, keys);
+        this.#copyInto(sender.commonIv, keys + keyLength);
+        this.#copyInto(sender.senderId, fields[e + E_SENDER]!);
+        this.#copyInto(recipient.recipientId, this.#recipients[r + R_KID]!);
+        this.#copyInto(recipient.recipientKey, this.#recipients[r + R_KEY]!);
+        sender.aead = recipient.aead = options.aead ?? DEFAULT_AEAD;
+        context.adoptSender(sender);
+        context.recipientAt(0)!.adoptParams(recipient);
+        return;
+      }
+    }
     const senderKey = this.#read(keys, keyLength)!;
     const commonIv = this.#read(keys + keyLength, fields[e + E_IV_LEN]!)!;
     const aead = options.aead ?? DEFAULT_AEAD;
@@ -587,6 +614,27 @@ export class ContextTable implements ContextBacking {
   /** An evicted context: only its keys, if it derived them, are kept; its windows are in the slab already. */
   #putAway(entry: number, context: OscoreSecurityContext): void {
     this.#keepKeys(entry, context);
+    const e = entry * ENTRY_FIELDS;
+    if (this.#entries[e + E_RECIPIENTS] !== 1 || this.#entries[e + E_ID_CONTEXT]! >= 0) return;
+    const recipient = context.recipientAt(0)!;
+    if (context.derivedSender === undefined || recipient.derivedParams === undefined) return;
+    this.#spare = { sender: context.releaseSender()!, recipient: recipient.releaseParams()! };
+  }
+
+  /** The spare key objects (#spare), if their arrays have these lengths: their bytes are the caller's to overwrite. */
+  #takeSpare(keyLength: number, ivLength: number, senderIdLength: number, kidLength: number): { sender: SenderParams; recipient: RecipientParams } | undefined {
+    const spare = this.#spare;
+    if (spare === undefined) return undefined;
+    this.#spare = undefined;
+    const { sender, recipient } = spare;
+    const fits =
+      sender.senderKey.length === keyLength &&
+      recipient.recipientKey.length === keyLength &&
+      sender.commonIv.length === ivLength &&
+      recipient.commonIv === sender.commonIv &&
+      sender.senderId.length === senderIdLength &&
+      recipient.recipientId.length === kidLength;
+    return fits ? spare : undefined;
   }
 
   #slab(windowSize: number): DormantSlab {
@@ -663,6 +711,12 @@ export class ContextTable implements ContextBacking {
     larger.set(this.#bytes.subarray(0, this.#byteCount));
     this.#bytes = larger;
     this.#buffer = Buffer.from(larger.buffer);
+  }
+
+  /** Overwrites `target` with as many stored bytes from `at`. */
+  #copyInto(target: Uint8Array, at: number): void {
+    const bytes = this.#bytes;
+    for (let i = 0; i < target.length; i++) target[i] = bytes[at + i]!;
   }
 
   /** A fresh copy of stored bytes; undefined for absent. */

@@ -175,6 +175,17 @@ class Recipient implements RecipientState {
   adoptParams(params: RecipientParams): void {
     this.#params = params;
   }
+
+  /**
+   * @internal Gives up the keys' object to a ContextTable that puts this context away and reuses
+   * the object for the next device: should this object be asked again (a response in flight), it
+   * derives its own keys anew, never sees the next device's.
+   */
+  releaseParams(): RecipientParams | undefined {
+    const params = this.#params;
+    this.#params = undefined;
+    return params;
+  }
 }
 
 /** @internal What a recipient keeps once a request was verified. */
@@ -341,6 +352,13 @@ export class OscoreSecurityContext {
   /** @internal A Sender Context derived earlier from the same input (context-table.ts): this object derives none. */
   adoptSender(sender: SenderParams): void {
     this.#sender = sender;
+  }
+
+  /** @internal As Recipient.releaseParams, for the Sender Context (context-table.ts). */
+  releaseSender(): SenderParams | undefined {
+    const sender = this.#sender;
+    this.#sender = undefined;
+    return sender;
   }
 
   /** @internal The §3.2 derivation for one recipient; a Recipient calls it once. */
