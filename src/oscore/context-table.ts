@@ -125,6 +125,8 @@ class DormantSlab implements WindowSlots {
   used = 0;
   /** Slots of removed entries (ContextTable.remove), handed out again first. */
   readonly free: number[] = [];
+  /** Window and budget objects of contexts put away, moved to another slot for the next context (bounded). */
+  readonly spares: { replay: ReplayWindow; challenges: SlotChallenges }[] = [];
   readonly wordsPerSlot: number;
 
   constructor(readonly windowSize: number) {
@@ -167,6 +169,8 @@ class DormantSlab implements WindowSlots {
 }
 
 const SLOT_HEADER = 8;
+/** Window objects kept per window size for the next contexts (one per recipient put away is taken by the next verified one). */
+const MAX_SPARE_WINDOWS = 4;
 const B_SECOND = 3;
 const B_COUNT = 4;
 const B_ACCEPTED = 5;
@@ -175,15 +179,20 @@ const B_ACCEPTED_BEFORE = 6;
 /** A recipient's Echo challenge budget (server/oscore.ts), read and written in its slot in place. */
 class SlotChallenges implements ChallengeBudget {
   readonly #slab: DormantSlab;
-  readonly #at: number;
-  readonly #slot: number;
-  readonly #generation: number;
+  #at = 0;
+  #slot = 0;
+  #generation = 0;
 
   constructor(slab: DormantSlab, slot: number) {
     this.#slab = slab;
+    this.moveTo(slot);
+  }
+
+  /** As ReplayWindow.moveTo. */
+  moveTo(slot: number): void {
     this.#slot = slot;
     this.#at = slot * SLOT_HEADER;
-    this.#generation = slab.generations[slot]!;
+    this.#generation = this.#slab.generations[slot]!;
   }
 
   #header(): Float64Array {
@@ -539,6 +548,13 @@ export class ContextTable implements ContextBacking {
     const slab = this.#slab(context.replayWindowSize);
     let slot = this.#recipients[at]!;
     if (slot < 0) this.#recipients[at] = slot = slab.allocate(context.startWindow());
+    const spare = slab.spares.pop();
+    if (spare !== undefined) {
+      // Given up by a context put away (#putAway): from here on this slot's, whatever it served before.
+      spare.replay.moveTo(slot);
+      spare.challenges.moveTo(slot);
+      return spare;
+    }
     return { replay: new ReplayWindow(slab.windowSize, undefined, { slots: slab, slot, headerStride: SLOT_HEADER }), challenges: new SlotChallenges(slab, slot) };
   }
 
@@ -615,6 +631,12 @@ export class ContextTable implements ContextBacking {
   #putAway(entry: number, context: OscoreSecurityContext): void {
     this.#keepKeys(entry, context);
     const e = entry * ENTRY_FIELDS;
+    for (let i = 0; i < this.#entries[e + E_RECIPIENTS]!; i++) {
+      const verified = context.recipientAt(i)!.releaseVerified();
+      if (verified === undefined) continue;
+      const slab = this.#slab((verified.replay as ReplayWindow).size);
+      if (slab.spares.length < MAX_SPARE_WINDOWS) slab.spares.push(verified as { replay: ReplayWindow; challenges: SlotChallenges });
+    }
     if (this.#entries[e + E_RECIPIENTS] !== 1 || this.#entries[e + E_ID_CONTEXT]! >= 0) return;
     const recipient = context.recipientAt(0)!;
     if (context.derivedSender === undefined || recipient.derivedParams === undefined) return;

@@ -56,8 +56,8 @@ export class ReplayWindow {
   readonly size: number;
   readonly #slots: WindowSlots;
   /** Where this window's numbers start in the header, and its ring in the words. */
-  readonly #at: number;
-  readonly #wordsAt: number;
+  #at: number;
+  #wordsAt: number;
   /**
    * The accepted sequence numbers of the window as a bit ring: sequence number s is bit s mod
    * #ringBits. Bits are cleared as the window moves past them, so within `size` of the highest a
@@ -66,9 +66,10 @@ export class ReplayWindow {
    */
   readonly #ringWords: number;
   readonly #ringBits: number;
-  /** The slot's generation when this window was made on it (-1: own storage). */
-  readonly #slot: number;
-  readonly #generation: number;
+  /** Its slot (-1: own storage), and the slot's generation when this window was placed on it. */
+  #slot: number;
+  #generation: number;
+  readonly #headerStride: number;
 
   /**
    * `placement` (@internal, context-table.ts): the window lives at slot `slot` of `slots` (header
@@ -86,6 +87,7 @@ export class ReplayWindow {
       this.#wordsAt = 0;
       this.#slot = -1;
       this.#generation = 0;
+      this.#headerStride = 0;
       const header = this.#slots.header;
       header[INITIALISED] = (options.initialised ?? true) ? 1 : 0;
       header[HIGHEST] = -1;
@@ -96,7 +98,21 @@ export class ReplayWindow {
       this.#wordsAt = placement.slot * this.#ringWords;
       this.#slot = placement.slot;
       this.#generation = placement.slots.generations?.[placement.slot] ?? 0;
+      this.#headerStride = placement.headerStride;
     }
+  }
+
+  /**
+   * @internal Moves a window placed on a slot to another slot of the same storage (context-table.ts
+   * reuses the window object of a context it put away for the next one; the context that held it
+   * gave it up first). From here on it is that slot's window, whatever was there before.
+   */
+  moveTo(slot: number): void {
+    if (this.#slot < 0) throw new Error('only a window placed on a slot moves');
+    this.#slot = slot;
+    this.#at = slot * this.#headerStride;
+    this.#wordsAt = slot * this.#ringWords;
+    this.#generation = this.#slots.generations?.[slot] ?? 0;
   }
 
   /** @internal Sets up a slot for a window of `size` that has seen nothing (see the constructor's placement). */

@@ -176,6 +176,13 @@ class Recipient implements RecipientState {
     this.#params = params;
   }
 
+  /** @internal Gives up the replay window and budget objects to a ContextTable that reuses them (see releaseParams); they are on the table's slab, so asked again this object gets new ones on the same state. */
+  releaseVerified(): VerifiedState | undefined {
+    const verified = this.#verified;
+    this.#verified = undefined;
+    return verified;
+  }
+
   /**
    * @internal Gives up the keys' object to a ContextTable that puts this context away and reuses
    * the object for the next device: should this object be asked again (a response in flight), it
