@@ -130,8 +130,6 @@ class Recipient implements RecipientState {
     /** The Recipient ID as a binary string (bytesKey). */
     readonly kidKey: string,
     private readonly configuredName: string | undefined,
-    /** Its place among the context's recipients (a table keeps its window by it). */
-    readonly index: number,
   ) {}
 
   get recipient(): RecipientState {
@@ -163,7 +161,7 @@ class Recipient implements RecipientState {
   }
 
   private get verified(): VerifiedState {
-    return (this.#verified ??= this.context.newVerifiedState(this.index));
+    return (this.#verified ??= this.context.newVerifiedState(this));
   }
 
   /** @internal The keys, if they were derived (context-table.ts keeps them for the next object of the same entry). */
@@ -238,10 +236,6 @@ export class OscoreSecurityContext {
   #recipientNames: readonly (string | undefined)[] | undefined;
   /** Derived on first use (see Recipient). */
   #sender: SenderParams | undefined;
-  /** A context made by a ContextTable: its table, entry and the entry's generation then (see fromTable). */
-  #backing: ContextBacking | undefined;
-  #entry = -1;
-  #generation = 0;
 
   /**
    * `restarted`: the sequence source resumed from earlier state, so requests this context accepted
@@ -270,7 +264,7 @@ export class OscoreSecurityContext {
     this.#recipientNames = input.recipientNames && [...input.recipientNames];
     const recipients = input.recipientIds.map((recipientId, index) => {
       checkContextParams({ masterSecret: input.masterSecret, senderId: input.senderId, recipientId, aead: input.aead, hkdf: input.hkdf });
-      return new Recipient(this, bytesKey(recipientId), input.recipientNames?.[index] ?? input.name, index);
+      return new Recipient(this, bytesKey(recipientId), input.recipientNames?.[index] ?? input.name);
     });
     this.#recipients = recipients.length === 1 ? recipients[0]! : recipients;
   }
@@ -296,10 +290,7 @@ export class OscoreSecurityContext {
     recipientNames: readonly (string | undefined)[] | undefined,
   ): OscoreSecurityContext {
     // `restarted` is asked of the table when first needed (see the getter): no closure per context.
-    const context = new OscoreSecurityContext(TABLE_MADE, sequence, ASK_BACKING);
-    context.#backing = backing;
-    context.#entry = entry;
-    context.#generation = generation;
+    const context = new TableMadeContext(backing, entry, generation, sequence);
     context.#masterSecret = masterSecret;
     context.#masterSalt = masterSalt;
     context.#senderId = senderId;
@@ -308,9 +299,9 @@ export class OscoreSecurityContext {
     context.#name = name;
     context.#recipientNames = recipientNames;
     if (typeof kids === 'string') {
-      context.#recipients = new Recipient(context, kids, recipientNames?.[0] ?? name, 0);
+      context.#recipients = new Recipient(context, kids, recipientNames?.[0] ?? name);
     } else {
-      context.#recipients = kids.map((kid, index) => new Recipient(context, kid, recipientNames?.[index] ?? name, index));
+      context.#recipients = kids.map((kid, index) => new Recipient(context, kid, recipientNames?.[index] ?? name));
     }
     return context;
   }
@@ -325,7 +316,8 @@ export class OscoreSecurityContext {
   get restarted(): boolean {
     const r = this.#restarted;
     if (typeof r === 'boolean') return r;
-    return (this.#restarted = r === ASK_BACKING ? this.#backing!.restartedOf(this.#entry, this.#generation) : r());
+    if (r === ASK_BACKING && this instanceof TableMadeContext) return (this.#restarted = this.backing.restartedOf(this.entry, this.generation));
+    return (this.#restarted = r());
   }
 
   /** What makes this context's Sender Context distinct (§3.3): for its sequence number file. */
@@ -376,8 +368,11 @@ export class OscoreSecurityContext {
   }
 
   /** @internal A recipient's replay window and challenge budget, made on its first verified request (by the table, for a table's context). */
-  newVerifiedState(recipient: number): VerifiedState {
-    if (this.#backing !== undefined) return this.#backing.verifiedStateOf(this.#entry, this.#generation, recipient, this);
+  newVerifiedState(recipient: Recipient): VerifiedState {
+    if (this instanceof TableMadeContext) {
+      const r = this.#recipients;
+      return this.backing.verifiedStateOf(this.entry, this.generation, r instanceof Recipient ? 0 : r.indexOf(recipient), this);
+    }
     return { replay: new ReplayWindow(this.#options.replayWindow ?? 32, { initialised: this.startWindow() }), challenges: { second: -1, count: 0, accepted: 0, acceptedBefore: 0 } };
   }
 
@@ -497,6 +492,22 @@ export class OscoreSecurityContext {
   }
 }
 
+
+/**
+ * A context OscoreSecurityContext.fromTable made: its table, entry and the entry's generation then
+ * (a subclass, so that contexts made from an input keep their size: issue 21's memory per idle
+ * context).
+ */
+class TableMadeContext extends OscoreSecurityContext {
+  constructor(
+    readonly backing: ContextBacking,
+    readonly entry: number,
+    readonly generation: number,
+    sequence: SequenceSource,
+  ) {
+    super(TABLE_MADE, sequence, ASK_BACKING);
+  }
+}
 
 /** What ContextDirectory.find returns: the recipient itself, which knows its context (no allocation per find). */
 export interface DirectoryEntry {
