@@ -15,10 +15,10 @@ import { serverOscore } from '../src/cli/oscore-args.js';
 import { Method, ResponseCode } from '../src/coap/codes.js';
 import { MessageType, type CoapMessage } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
-import { findHkdfAlgorithm, HkdfId } from '../src/oscore/algorithms.js';
+import { AeadId, findHkdfAlgorithm, HkdfId } from '../src/oscore/algorithms.js';
 import { ContextTable } from '../src/oscore/context-table.js';
 import { protectRequest } from '../src/oscore/protect.js';
-import { ContextDirectory, OscoreSecurityContext, VolatileSequence, type DirectoryEntry, type SecurityContextInput } from '../src/oscore/security-context.js';
+import { ContextDirectory, OscoreSecurityContext, VolatileSequence, type ChallengeBudget, type DirectoryEntry, type SecurityContextInput } from '../src/oscore/security-context.js';
 import { securedSender, withEchoRetry } from '../src/client/security.js';
 import { EdhocClientSecurity, EdhocServer, postOverEndpoint } from '../src/edhoc-coap/index.js';
 import { serverCredentials } from '../src/server/credentials.js';
@@ -51,6 +51,9 @@ function deviceInput(i: number): SecurityContextInput {
   };
 }
 const resumed = (i: number): boolean => i % 3 === 0;
+
+/** A challenge budget's four counters (a table's budget reads them from its slab: accessors, not own fields). */
+const budgetOf = (b: ChallengeBudget): ChallengeBudget => ({ second: b.second, count: b.count, accepted: b.accepted, acceptedBefore: b.acceptedBefore });
 
 function objects(): ContextDirectory {
   return new ContextDirectory(Array.from({ length: DEVICES }, (_, i) => new OscoreSecurityContext(deviceInput(i), new VolatileSequence(), resumed(i))));
@@ -85,15 +88,27 @@ test('model: random requests from 40 devices through a table of 3 active context
   const model = objects();
   const subject = table(3);
   const highest = new Array<number>(DEVICES).fill(0);
+  // The object a request in flight may still hold: found earlier, maybe evicted since. Its replay
+  // window and budget must be the device's, in step with the object serving it now (in place).
+  const held = new Map<string, DirectoryEntry>();
   for (let step = 0; step < 3000; step++) {
     const device = next(DEVICES + 2); // two kids no device has
     const input = device < DEVICES ? deviceInput(device) : undefined;
     const kid = input ? input.recipientIds[next(input.recipientIds.length)]! : Uint8Array.of(0x77, device);
     const kidContext = input?.idContext && next(2) === 0 ? input.idContext : undefined;
     const a = model.find(kid, kidContext);
-    const b = subject.find(kid, kidContext);
+    let b = subject.find(kid, kidContext);
     assert.deepEqual(observe(b), observe(a), `step ${step}: find`);
     if (a === undefined || b === undefined) continue;
+    const heldKey = `${[...kid]}/${kidContext !== undefined}`;
+    const earlier = held.get(heldKey);
+    // A high bit: the generator's low bits repeat with short periods (next(2) alternates).
+    if (earlier === undefined || next(0x40000000) < 0x20000000) held.set(heldKey, b);
+    else {
+      b = earlier;
+      // An evicted object gave its key objects to a later context (recycled): its own come back.
+      assert.deepEqual(observe(b), observe(a), `step ${step}: keys of the object held`);
+    }
     const action = next(10);
     if (action < 2) {
       assert.equal(b.context.nextSequenceNumber(), a.context.nextSequenceNumber(), `step ${step}: sequence number`);
@@ -122,7 +137,7 @@ test('model: random requests from 40 devices through a table of 3 active context
       ra.challenges.count++;
       rb.challenges.count++;
     }
-    assert.deepEqual({ ...rb.challenges }, { ...ra.challenges }, `step ${step}: challenge budget`);
+    assert.deepEqual(budgetOf(rb.challenges), budgetOf(ra.challenges), `step ${step}: challenge budget`);
   }
 });
 
@@ -230,4 +245,67 @@ test('EDHOC never picks as C_R the kid of an idle context in the table: with all
   assert.equal(response.message.code, ResponseCode.Content);
   assert.equal(edhoc.contexts[0]!.primaryRecipient.params.recipientId.length, 2);
   assert.equal(t.active.length, 0, 'asking about the kids materialised none of the idle contexts');
+});
+
+test('a removed entry\'s reused row and window slot start empty: nothing of the old device (keys, window, lower limit, budget, restart) reaches the new one', () => {
+  let resumes = true;
+  const t = new ContextTable({ active: 1, sequences: { source: () => new VolatileSequence(), resumes: () => resumes } });
+  const input = (secret: number, kid: number): SecurityContextInput => ({ masterSecret: Uint8Array.of(0x5a, secret, 1, 2), senderId: new Uint8Array(0), recipientIds: [Uint8Array.of(kid)], echoOnRestart: true });
+  const old = t.add(input(1, 1));
+  t.add(input(2, 2));
+  const first = t.find(Uint8Array.of(1), undefined)!;
+  assert.equal(first.recipient.replay.initialised, false, 'resumed with echoOnRestart: uninitialised (B.1.2)');
+  first.recipient.replay.initialiseAt(50);
+  assert.equal(first.recipient.replay.accept(51), true);
+  Object.assign(first.recipient.challenges, { second: 5, count: 3, accepted: 7, acceptedBefore: 2 });
+  void first.recipient.params; // derives the keys, kept at eviction
+  t.find(Uint8Array.of(2), undefined); // puts device 1 away: its keys go to the table
+  t.remove(old);
+  resumes = false;
+  assert.equal(t.add(input(3, 3)), old, 'the removed entry is reused');
+  const reused = t.find(Uint8Array.of(3), undefined)!;
+  const fresh = new OscoreSecurityContext(input(3, 3), new VolatileSequence()).recipients[0]!;
+  assert.deepEqual([...reused.recipient.params.recipientKey], [...fresh.params.recipientKey], 'its own keys');
+  assert.deepEqual([...reused.context.sender.senderKey], [...new OscoreSecurityContext(input(3, 3), new VolatileSequence()).sender.senderKey]);
+  const replay = reused.recipient.replay;
+  assert.equal(replay.initialised, true, 'not resumed: initialised');
+  assert.equal(replay.highest, undefined);
+  assert.equal(replay.accept(60), true);
+  assert.equal(replay.verdict(45), 'fresh', 'no lower limit of the old window');
+  assert.equal(replay.verdict(51), 'fresh');
+  assert.deepEqual(budgetOf(reused.recipient.challenges), { second: -1, count: 0, accepted: 0, acceptedBefore: 0 });
+  // The old device's object, still held: it must not read or write the new device's state.
+  assert.throws(() => first.recipient.replay.verdict(52), /removed/);
+  assert.throws(() => first.recipient.challenges.accepted++, /removed/);
+  assert.equal(replay.verdict(60), 'replayed');
+});
+
+test('a context of a removed entry that never verified a request cannot set up a window on the entry\'s next use', () => {
+  const t = new ContextTable({ active: 4 });
+  const input = (i: number): SecurityContextInput => ({ masterSecret: Uint8Array.of(0x5a, i, 1, 2), senderId: new Uint8Array(0), recipientIds: [Uint8Array.of(i)] });
+  const entry = t.add(input(1));
+  const stale = t.find(Uint8Array.of(1), undefined)!;
+  t.remove(entry);
+  t.add(input(2));
+  assert.throws(() => stale.recipient.replay, /removed/);
+  assert.equal(t.find(Uint8Array.of(2), undefined)!.recipient.replay.accept(0), true);
+});
+
+test('key objects taken over from an evicted context carry only the new device\'s keys, IDs and AEAD; the evicted object derives its own again', () => {
+  const t = new ContextTable({ active: 1 });
+  // Same array lengths, so device 2's objects are reused for device 1; another AEAD (same key and nonce sizes).
+  const input = (i: number): SecurityContextInput => ({ masterSecret: Uint8Array.of(0x5a, i, 1, 2), senderId: Uint8Array.of(0xe0 + i), recipientIds: [Uint8Array.of(i)], ...(i === 2 ? { aead: AeadId.AES_CCM_16_128_128 } : {}) });
+  const expected = (i: number): unknown => observe(new ContextDirectory([new OscoreSecurityContext(input(i), new VolatileSequence())]).find(Uint8Array.of(i), undefined));
+  t.add(input(1));
+  t.add(input(2));
+  const directory = new ContextDirectory([], t);
+  assert.deepEqual(observe(directory.find(Uint8Array.of(1), undefined)), expected(1));
+  const two = directory.find(Uint8Array.of(2), undefined)!; // device 1 put away, its keys kept
+  assert.deepEqual(observe(two), expected(2));
+  const twoSender = two.context.sender;
+  const one = directory.find(Uint8Array.of(1), undefined)!; // device 2 put away; device 1 takes over its key objects
+  assert.equal(one.context.sender, twoSender, 'the key objects were reused (else this test shows nothing)');
+  assert.deepEqual(observe(one), expected(1));
+  assert.deepEqual(observe(two), expected(2), 'the evicted object has its own keys again');
+  assert.notEqual(two.context.sender, twoSender);
 });

@@ -17,10 +17,12 @@
  *   one SequenceSource for the table's whole life, shared by every object made of the entry, so a
  *   number can never be handed out twice, even by an evicted object an in-flight response still
  *   holds;
- * - the replay window and the Echo challenge budget of each recipient (§7.4, Appendix B.1.2): copied
- *   into a per-window-size slab on eviction and restored into the next object, so a request
- *   accepted before eviction is still a replay after it, and a window initialised by an Echo round
- *   trip stays initialised;
+ * - the replay window and the Echo challenge budget of each recipient (§7.4, Appendix B.1.2): never
+ *   put away either — they live in a per-window-size slab from the recipient's first verified
+ *   request on, and every object of the entry reads and writes them there in place (ReplayWindow
+ *   on a slot, SlotChallenges), so a request accepted before eviction is still a replay after it, a
+ *   window initialised by an Echo round trip stays initialised, and an evicted object a request in
+ *   flight still holds sees the same window as its successor;
  * - whether the context resumed from earlier state (B.1.2's "restarted"): decided once per entry.
  *
  * Keys (Sender Key, Common IV, each Recipient Key) are kept in the table once derived (45 bytes
@@ -31,8 +33,9 @@
 import { DEFAULT_AEAD } from './algorithms.js';
 import { checkContextParams } from './context.js';
 import { OscoreConfigError } from './errors.js';
-import { ReplayWindow } from './replay.js';
-import { OscoreSecurityContext, VolatileSequence, type DirectoryEntry, type SecurityContextInput, type SequenceSource } from './security-context.js';
+import { ReplayWindow, type WindowSlots } from './replay.js';
+import type { RecipientParams, SenderParams } from './context.js';
+import { OscoreSecurityContext, VolatileSequence, type ChallengeBudget, type ContextBacking, type DirectoryEntry, type SecurityContextInput, type SequenceSource, type VerifiedState } from './security-context.js';
 
 /** What the table asks about each entry's Sender Sequence Numbers. */
 export interface TableSequences {
@@ -95,7 +98,7 @@ const R_KID = 1;
 const R_KID_LEN = 2;
 const R_NAME = 3;
 const R_NAME_LEN = 4;
-/** Its slot in the dormant slab of its window size, once it was put away verified; else -1. */
+/** Its slot in the window slab of its window size, from its first verified request on; else -1. */
 const R_DORMANT = 5;
 /** The derived Recipient Key's offset (length E_KEY_LEN), once derived; else -1. */
 const R_KEY = 6;
@@ -109,40 +112,124 @@ interface Options {
 }
 
 /**
- * Saved replay windows and challenge budgets of one window size: per slot, 8 doubles (window:
- * initialised, highest, lower limit; budget: second, count, accepted, accepted before) and the
- * window's bit ring.
+ * The replay windows and challenge budgets of every verified recipient with one window size: per
+ * slot, 8 doubles (window: initialised, highest, lower limit; budget: second, count, accepted,
+ * accepted before; one unused) and the window's bit ring. Windows and budgets work on their slot in
+ * place (see the module comment).
  */
-class DormantSlab {
+class DormantSlab implements WindowSlots {
   header = new Float64Array(0);
   words = new Uint32Array(0);
+  /** Per slot, bumped when remove() frees it: windows and budgets made on it before then throw. */
+  generations = new Uint32Array(0);
   used = 0;
   /** Slots of removed entries (ContextTable.remove), handed out again first. */
   readonly free: number[] = [];
+  /** Window and budget objects of contexts put away, moved to another slot for the next context (bounded). */
+  readonly spares: { replay: ReplayWindow; challenges: SlotChallenges }[] = [];
   readonly wordsPerSlot: number;
 
   constructor(readonly windowSize: number) {
-    this.wordsPerSlot = Math.ceil(windowSize / 32);
+    this.wordsPerSlot = ReplayWindow.ringWords(windowSize);
   }
 
-  allocate(): number {
-    const reused = this.free.pop();
-    if (reused !== undefined) return reused;
-    if (this.used * 8 === this.header.length) {
-      const slots = Math.max(16, this.used * 2);
-      const header = new Float64Array(slots * 8);
-      header.set(this.header);
-      const words = new Uint32Array(slots * this.wordsPerSlot);
-      words.set(this.words);
-      this.header = header;
-      this.words = words;
+  /** A slot set up for a window that has seen nothing and a budget that counted nothing. */
+  allocate(initialised: boolean): number {
+    let slot = this.free.pop();
+    if (slot === undefined) {
+      if (this.used * SLOT_HEADER === this.header.length) this.#grow(Math.max(16, this.used * 2));
+      slot = this.used++;
     }
-    return this.used++;
+    ReplayWindow.clearSlot(this.windowSize, this, slot, SLOT_HEADER, initialised);
+    const h = slot * SLOT_HEADER;
+    this.header[h + B_SECOND] = -1;
+    this.header[h + B_COUNT] = 0;
+    this.header[h + B_ACCEPTED] = 0;
+    this.header[h + B_ACCEPTED_BEFORE] = 0;
+    return slot;
+  }
+
+  /** Frees a removed entry's slot: what was made on it stops working (generations). */
+  release(slot: number): void {
+    this.generations[slot]!++;
+    this.free.push(slot);
+  }
+
+  #grow(slots: number): void {
+    const header = new Float64Array(slots * SLOT_HEADER);
+    header.set(this.header);
+    const words = new Uint32Array(slots * this.wordsPerSlot);
+    words.set(this.words);
+    const generations = new Uint32Array(slots);
+    generations.set(this.generations);
+    this.header = header;
+    this.words = words;
+    this.generations = generations;
   }
 }
 
-export class ContextTable {
+const SLOT_HEADER = 8;
+/** Window objects kept per window size for the next contexts (one per recipient put away is taken by the next verified one). */
+const MAX_SPARE_WINDOWS = 4;
+const B_SECOND = 3;
+const B_COUNT = 4;
+const B_ACCEPTED = 5;
+const B_ACCEPTED_BEFORE = 6;
+
+/** A recipient's Echo challenge budget (server/oscore.ts), read and written in its slot in place. */
+class SlotChallenges implements ChallengeBudget {
+  readonly #slab: DormantSlab;
+  #at = 0;
+  #slot = 0;
+  #generation = 0;
+
+  constructor(slab: DormantSlab, slot: number) {
+    this.#slab = slab;
+    this.moveTo(slot);
+  }
+
+  /** As ReplayWindow.moveTo. */
+  moveTo(slot: number): void {
+    this.#slot = slot;
+    this.#at = slot * SLOT_HEADER;
+    this.#generation = this.#slab.generations[slot]!;
+  }
+
+  #header(): Float64Array {
+    if (this.#slab.generations[this.#slot] !== this.#generation) throw new Error('this challenge budget belongs to a context that was removed');
+    return this.#slab.header;
+  }
+
+  get second(): number {
+    return this.#header()[this.#at + B_SECOND]!;
+  }
+  set second(value: number) {
+    this.#header()[this.#at + B_SECOND] = value;
+  }
+  get count(): number {
+    return this.#header()[this.#at + B_COUNT]!;
+  }
+  set count(value: number) {
+    this.#header()[this.#at + B_COUNT] = value;
+  }
+  get accepted(): number {
+    return this.#header()[this.#at + B_ACCEPTED]!;
+  }
+  set accepted(value: number) {
+    this.#header()[this.#at + B_ACCEPTED] = value;
+  }
+  get acceptedBefore(): number {
+    return this.#header()[this.#at + B_ACCEPTED_BEFORE]!;
+  }
+  set acceptedBefore(value: number) {
+    this.#header()[this.#at + B_ACCEPTED_BEFORE] = value;
+  }
+}
+
+export class ContextTable implements ContextBacking {
   #bytes = new Uint8Array(4096);
+  /** The same bytes as a Buffer (toString('latin1') makes a binary string in one native call). */
+  #buffer = Buffer.from(this.#bytes.buffer);
   #byteCount = 0;
   #entries = new Int32Array(ENTRY_FIELDS * 64);
   #entryCount = 0;
@@ -172,6 +259,16 @@ export class ContextTable {
   #freeCount = 0;
   /** Bytes of removed entries still in the slab: compacted away once they are half of it. */
   #deadBytes = 0;
+  /**
+   * The key objects of the context put away last (one recipient, no ID Context): the next context
+   * made takes them over, their bytes overwritten, instead of five new arrays and two objects
+   * (issue 21: with more active devices than the LRU, one context is made per request and lives
+   * ≈ 1,000 requests, so whatever it allocates is copied by the scavenger and dies old). The
+   * evicted context gave them up (releaseSender, releaseParams): asked again, it derives its own.
+   */
+  #spare: { sender: SenderParams; recipient: RecipientParams } | undefined;
+  /** Entries removed at least once, by how many times (a context made of an earlier use of the entry must not touch the new one's state); others are at 0. */
+  readonly #generations = new Map<number, number>();
 
   constructor(options: ContextTableOptions = {}) {
     const active = options.active ?? DEFAULT_ACTIVE;
@@ -186,6 +283,7 @@ export class ContextTable {
       this.#byKid = new Int32Array(slotsFor(expected));
       this.#byKidAndIdContext = new Int32Array(slotsFor(expected));
       this.#bytes = new Uint8Array(expected * 64);
+      this.#buffer = Buffer.from(this.#bytes.buffer);
     }
   }
 
@@ -255,7 +353,7 @@ export class ContextTable {
     const base = r * RECIPIENT_FIELDS;
     const entry = this.#recipients[base + R_ENTRY]!;
     const context = this.#activate(entry);
-    return context.recipients[r - this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]!];
+    return context.recipientAt(r - this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]!);
   }
 
   /** Whether a recipient has this kid (with or without an ID Context), without materialising anything. */
@@ -296,12 +394,13 @@ export class ContextTable {
       this.#unindex(this.#byKid, this.#hashOf(r, false), r);
       if (withIdContext) this.#unindex(this.#byKidAndIdContext, this.#hashOf(r, true), r);
       const slot = this.#recipients[base + R_DORMANT]!;
-      if (slot >= 0) this.#slab(windowSize).free.push(slot);
+      if (slot >= 0) this.#slab(windowSize).release(slot);
       this.#recipients[base + R_ENTRY] = -1;
       this.#keyed--;
     }
     this.#active.delete(entry);
     this.#sources.delete(entry);
+    this.#generations.set(entry, (this.#generations.get(entry) ?? 0) + 1);
     if (this.#lastEntry === entry) this.#lastEntry = -1;
     let free = this.#freeEntries.get(count);
     if (free === undefined) this.#freeEntries.set(count, (free = []));
@@ -346,6 +445,7 @@ export class ContextTable {
       if (this.#recipients[first * RECIPIENT_FIELDS + R_ENTRY] === entry) this.#eachRange(entry, move);
     }
     this.#bytes = bytes;
+    this.#buffer = Buffer.from(bytes.buffer);
     this.#byteCount = at;
     this.#deadBytes = 0;
   }
@@ -381,76 +481,126 @@ export class ContextTable {
       }
       return context;
     }
-    context = this.#materialise(entry);
-    active.set(entry, context);
-    this.#lastEntry = entry;
-    if (active.size > this.#capacity) {
-      const [oldest, evicted] = active.entries().next().value as [number, OscoreSecurityContext];
+    if (active.size >= this.#capacity) {
+      // Put away first: the new context may take over the evicted one's key objects (#spare).
+      const oldest = active.keys().next().value as number;
+      const evicted = active.get(oldest)!;
       active.delete(oldest);
       this.#putAway(oldest, evicted);
     }
+    context = this.#materialise(entry);
+    active.set(entry, context);
+    this.#lastEntry = entry;
     return context;
   }
 
+  /**
+   * A context of the entry from its bytes (issue 21: with more active devices than the LRU, one per
+   * request): what was checked at add() is not checked again, the byte strings come straight from
+   * the slab as binary strings, the keys kept once derived are adopted, and the replay windows stay
+   * in their slab (verifiedStateOf).
+   */
   #materialise(entry: number): OscoreSecurityContext {
     const e = entry * ENTRY_FIELDS;
     const fields = this.#entries;
     const options = this.#options[fields[e + E_OPTIONS]!]!;
     const first = fields[e + E_FIRST_RECIPIENT]!;
     const count = fields[e + E_RECIPIENTS]!;
-    const recipientIds: Uint8Array[] = [];
-    const recipientNames: (string | undefined)[] = [];
-    for (let r = first; r < first + count; r++) {
-      const base = r * RECIPIENT_FIELDS;
-      recipientIds.push(this.#read(this.#recipients[base + R_KID]!, this.#recipients[base + R_KID_LEN]!)!);
-      recipientNames.push(this.#text(this.#recipients[base + R_NAME]!, this.#recipients[base + R_NAME_LEN]!));
+    const recipients = this.#recipients;
+    let kids: string | string[];
+    let recipientNames: (string | undefined)[] | undefined;
+    if (count === 1) {
+      kids = this.#binary(recipients[first * RECIPIENT_FIELDS + R_KID]!, recipients[first * RECIPIENT_FIELDS + R_KID_LEN]!)!;
+    } else {
+      kids = [];
+      for (let r = first; r < first + count; r++) kids.push(this.#binary(recipients[r * RECIPIENT_FIELDS + R_KID]!, recipients[r * RECIPIENT_FIELDS + R_KID_LEN]!)!);
     }
-    const name = this.#text(fields[e + E_NAME]!, fields[e + E_NAME_LEN]!);
-    const masterSalt = this.#read(fields[e + E_SALT]!, fields[e + E_SALT_LEN]!);
-    const idContext = this.#read(fields[e + E_ID_CONTEXT]!, fields[e + E_ID_CONTEXT_LEN]!);
-    const input: SecurityContextInput = {
-      masterSecret: this.#read(fields[e + E_SECRET]!, fields[e + E_SECRET_LEN]!)!,
-      ...(masterSalt ? { masterSalt } : {}),
-      ...(idContext ? { idContext } : {}),
-      senderId: this.#read(fields[e + E_SENDER]!, fields[e + E_SENDER_LEN]!)!,
-      recipientIds,
-      ...(options.aead !== undefined ? { aead: options.aead } : {}),
-      ...(options.hkdf !== undefined ? { hkdf: options.hkdf } : {}),
-      ...(options.replayWindow !== undefined ? { replayWindow: options.replayWindow } : {}),
-      ...(options.echoOnRestart !== undefined ? { echoOnRestart: options.echoOnRestart } : {}),
-      ...(name !== undefined ? { name } : {}),
-      ...(fields[e + E_PER_RECIPIENT_NAMES] === 1 ? { recipientNames } : {}),
-    };
+    if (fields[e + E_PER_RECIPIENT_NAMES] === 1) {
+      recipientNames = [];
+      for (let r = first; r < first + count; r++) recipientNames.push(this.#text(recipients[r * RECIPIENT_FIELDS + R_NAME]!, recipients[r * RECIPIENT_FIELDS + R_NAME_LEN]!));
+    }
     let source = this.#sources.get(entry);
     if (source === undefined) this.#sources.set(entry, (source = this.#sequences.source(entry, () => this.#identity(entry))));
-    const context = new OscoreSecurityContext(input, source, () => this.#restarted(entry));
-    const recipients = context.recipients;
-    for (let i = 0; i < count; i++) {
-      const slot = this.#recipients[(first + i) * RECIPIENT_FIELDS + R_DORMANT]!;
-      if (slot >= 0) recipients[i]!.restoreVerified(this.#restore(options.replayWindow ?? 32, slot));
-    }
-    if (fields[e + E_KEYS]! >= 0) this.#adoptKeys(entry, context, input, options);
+    const idContext = this.#read(fields[e + E_ID_CONTEXT]!, fields[e + E_ID_CONTEXT_LEN]!);
+    const context = OscoreSecurityContext.fromTable(
+      this,
+      entry,
+      this.#generations.get(entry) ?? 0,
+      source,
+      this.#binary(fields[e + E_SECRET]!, fields[e + E_SECRET_LEN]!)!,
+      this.#binary(fields[e + E_SALT]!, fields[e + E_SALT_LEN]!),
+      this.#binary(fields[e + E_SENDER]!, fields[e + E_SENDER_LEN]!)!,
+      idContext,
+      options,
+      this.#text(fields[e + E_NAME]!, fields[e + E_NAME_LEN]!),
+      kids,
+      recipientNames,
+    );
+    if (fields[e + E_KEYS]! >= 0) this.#adoptKeys(entry, context, idContext, options);
     return context;
   }
 
+  /** @internal ContextBacking: recipient `index` of the entry's window and budget, in the slab; a first verified request sets them up there. */
+  verifiedStateOf(entry: number, generation: number, index: number, context: OscoreSecurityContext): VerifiedState {
+    this.#checkGeneration(entry, generation);
+    const e = entry * ENTRY_FIELDS;
+    const at = (this.#entries[e + E_FIRST_RECIPIENT]! + index) * RECIPIENT_FIELDS + R_DORMANT;
+    const slab = this.#slab(context.replayWindowSize);
+    let slot = this.#recipients[at]!;
+    if (slot < 0) this.#recipients[at] = slot = slab.allocate(context.startWindow());
+    const spare = slab.spares.pop();
+    if (spare !== undefined) {
+      // Given up by a context put away (#putAway): from here on this slot's, whatever it served before.
+      spare.replay.moveTo(slot);
+      spare.challenges.moveTo(slot);
+      return spare;
+    }
+    return { replay: new ReplayWindow(slab.windowSize, undefined, { slots: slab, slot, headerStride: SLOT_HEADER }), challenges: new SlotChallenges(slab, slot) };
+  }
+
+  /** A context made of an entry before remove() must not read or set up the state of the entry's next use. */
+  #checkGeneration(entry: number, generation: number): void {
+    if ((this.#generations.get(entry) ?? 0) !== generation) throw new Error('this context was removed from its table: it verifies no request');
+  }
+
   /** Hands the keys derived by an earlier object of the entry to the new one (see the module comment). */
-  #adoptKeys(entry: number, context: OscoreSecurityContext, input: SecurityContextInput, options: Options): void {
+  #adoptKeys(entry: number, context: OscoreSecurityContext, idContext: Uint8Array | undefined, options: Options): void {
     const e = entry * ENTRY_FIELDS;
     const fields = this.#entries;
     const keys = fields[e + E_KEYS]!;
     const keyLength = fields[e + E_KEY_LEN]!;
+    if (idContext === undefined && fields[e + E_RECIPIENTS] === 1 && this.#recipients[fields[e + E_FIRST_RECIPIENT]! * RECIPIENT_FIELDS + R_KEY]! >= 0) {
+      const r = fields[e + E_FIRST_RECIPIENT]! * RECIPIENT_FIELDS;
+      const spare = this.#takeSpare(keyLength, fields[e + E_IV_LEN]!, fields[e + E_SENDER_LEN]!, this.#recipients[r + R_KID_LEN]!);
+      if (spare !== undefined) {
+        // Every byte and field of both objects is this entry's from here on (test/oscore-context-table.test.ts).
+        const { sender, recipient } = spare;
+        this.#copyInto(sender.senderKey, keys);
+        this.#copyInto(sender.commonIv, keys + keyLength);
+        this.#copyInto(sender.senderId, fields[e + E_SENDER]!);
+        this.#copyInto(recipient.recipientId, this.#recipients[r + R_KID]!);
+        this.#copyInto(recipient.recipientKey, this.#recipients[r + R_KEY]!);
+        sender.aead = recipient.aead = options.aead ?? DEFAULT_AEAD;
+        context.adoptSender(sender);
+        context.recipientAt(0)!.adoptParams(recipient);
+        return;
+      }
+    }
     const senderKey = this.#read(keys, keyLength)!;
     const commonIv = this.#read(keys + keyLength, fields[e + E_IV_LEN]!)!;
     const aead = options.aead ?? DEFAULT_AEAD;
-    const idContext = input.idContext;
     // The shapes assembleContext gives (context-rules.ts), without the DerivedContext around them.
-    const common = idContext === undefined ? {} : { idContext };
-    context.adoptSender({ senderId: input.senderId, senderKey, commonIv, aead, ...common });
+    const senderId = this.#read(fields[e + E_SENDER]!, fields[e + E_SENDER_LEN]!)!;
+    context.adoptSender(idContext === undefined ? { senderId, senderKey, commonIv, aead } : { senderId, senderKey, commonIv, aead, idContext });
     const first = fields[e + E_FIRST_RECIPIENT]!;
-    const recipients = context.recipients;
-    for (let i = 0; i < recipients.length; i++) {
-      const at = this.#recipients[(first + i) * RECIPIENT_FIELDS + R_KEY]!;
-      if (at >= 0) recipients[i]!.adoptParams({ recipientId: input.recipientIds[i]!, recipientKey: this.#read(at, keyLength)!, commonIv, aead, ...common });
+    const count = fields[e + E_RECIPIENTS]!;
+    for (let i = 0; i < count; i++) {
+      const base = (first + i) * RECIPIENT_FIELDS;
+      const at = this.#recipients[base + R_KEY]!;
+      if (at < 0) continue;
+      const recipientId = this.#read(this.#recipients[base + R_KID]!, this.#recipients[base + R_KID_LEN]!)!;
+      const recipientKey = this.#read(at, keyLength)!;
+      context.recipientAt(i)!.adoptParams(idContext === undefined ? { recipientId, recipientKey, commonIv, aead } : { recipientId, recipientKey, commonIv, aead, idContext });
     }
   }
 
@@ -466,44 +616,47 @@ export class ContextTable {
       this.#storeAt(this.#scratch, 0, sender.commonIv);
     }
     const first = fields[e + E_FIRST_RECIPIENT]!;
-    context.recipients.forEach((recipient, i) => {
+    const count = fields[e + E_RECIPIENTS]!;
+    for (let i = 0; i < count; i++) {
       const at = (first + i) * RECIPIENT_FIELDS + R_KEY;
-      const params = recipient.derivedParams;
-      if (params === undefined || this.#recipients[at]! >= 0) return;
+      if (this.#recipients[at]! >= 0) continue;
+      const params = context.recipientAt(i)!.derivedParams;
+      if (params === undefined) continue;
       this.#storeAt(this.#scratch, 0, params.recipientKey);
       this.#recipients[at] = this.#scratch[0]!;
-    });
+    }
   }
 
-  /** Copies what the evicted context's recipients verified into the dormant slab (see the module comment). */
+  /** An evicted context: only its keys, if it derived them, are kept; its windows are in the slab already. */
   #putAway(entry: number, context: OscoreSecurityContext): void {
     this.#keepKeys(entry, context);
-    const first = this.#entries[entry * ENTRY_FIELDS + E_FIRST_RECIPIENT]!;
-    context.recipients.forEach((recipient, i) => {
-      const state = recipient.verifiedState;
-      if (state === undefined) return;
-      const base = (first + i) * RECIPIENT_FIELDS;
-      const slab = this.#slab(state.replay.size);
-      let slot = this.#recipients[base + R_DORMANT]!;
-      if (slot < 0) this.#recipients[base + R_DORMANT] = slot = slab.allocate();
-      const h = slot * 8;
-      state.replay.saveTo(slab.header, h, slab.words, slot * slab.wordsPerSlot);
-      const budget = state.challenges;
-      slab.header[h + 3] = budget.second;
-      slab.header[h + 4] = budget.count;
-      slab.header[h + 5] = budget.accepted;
-      slab.header[h + 6] = budget.acceptedBefore;
-    });
+    const e = entry * ENTRY_FIELDS;
+    for (let i = 0; i < this.#entries[e + E_RECIPIENTS]!; i++) {
+      const verified = context.recipientAt(i)!.releaseVerified();
+      if (verified === undefined) continue;
+      const slab = this.#slab((verified.replay as ReplayWindow).size);
+      if (slab.spares.length < MAX_SPARE_WINDOWS) slab.spares.push(verified as { replay: ReplayWindow; challenges: SlotChallenges });
+    }
+    if (this.#entries[e + E_RECIPIENTS] !== 1 || this.#entries[e + E_ID_CONTEXT]! >= 0) return;
+    const recipient = context.recipientAt(0)!;
+    if (context.derivedSender === undefined || recipient.derivedParams === undefined) return;
+    this.#spare = { sender: context.releaseSender()!, recipient: recipient.releaseParams()! };
   }
 
-  #restore(windowSize: number, slot: number): { replay: ReplayWindow; challenges: { second: number; count: number; accepted: number; acceptedBefore: number } } {
-    const slab = this.#slab(windowSize);
-    const h = slot * 8;
-    const header = slab.header;
-    return {
-      replay: ReplayWindow.restoreFrom(windowSize, header, h, slab.words, slot * slab.wordsPerSlot),
-      challenges: { second: header[h + 3]!, count: header[h + 4]!, accepted: header[h + 5]!, acceptedBefore: header[h + 6]! },
-    };
+  /** The spare key objects (#spare), if their arrays have these lengths: their bytes are the caller's to overwrite. */
+  #takeSpare(keyLength: number, ivLength: number, senderIdLength: number, kidLength: number): { sender: SenderParams; recipient: RecipientParams } | undefined {
+    const spare = this.#spare;
+    if (spare === undefined) return undefined;
+    this.#spare = undefined;
+    const { sender, recipient } = spare;
+    const fits =
+      sender.senderKey.length === keyLength &&
+      recipient.recipientKey.length === keyLength &&
+      sender.commonIv.length === ivLength &&
+      recipient.commonIv === sender.commonIv &&
+      sender.senderId.length === senderIdLength &&
+      recipient.recipientId.length === kidLength;
+    return fits ? spare : undefined;
   }
 
   #slab(windowSize: number): DormantSlab {
@@ -512,7 +665,9 @@ export class ContextTable {
     return slab;
   }
 
-  #restarted(entry: number): boolean {
+  /** @internal ContextBacking: whether the entry resumed (B.1.2), asked of the sequences once. */
+  restartedOf(entry: number, generation: number = this.#generations.get(entry) ?? 0): boolean {
+    this.#checkGeneration(entry, generation);
     const at = entry * ENTRY_FIELDS + E_RESTARTED;
     if (this.#entries[at] === -1) this.#entries[at] = this.#sequences.resumes(entry, () => this.#identity(entry)) ? 1 : 0;
     return this.#entries[at] === 1;
@@ -577,6 +732,13 @@ export class ContextTable {
     const larger = new Uint8Array(Math.max(this.#bytes.length * 2, this.#byteCount + length));
     larger.set(this.#bytes.subarray(0, this.#byteCount));
     this.#bytes = larger;
+    this.#buffer = Buffer.from(larger.buffer);
+  }
+
+  /** Overwrites `target` with as many stored bytes from `at`. */
+  #copyInto(target: Uint8Array, at: number): void {
+    const bytes = this.#bytes;
+    for (let i = 0; i < target.length; i++) target[i] = bytes[at + i]!;
   }
 
   /** A fresh copy of stored bytes; undefined for absent. */
@@ -584,8 +746,17 @@ export class ContextTable {
     return at < 0 ? undefined : this.#bytes.slice(at, at + length);
   }
 
+  /** Stored bytes as a binary string (bytesKey's form); undefined for absent. */
+  #binary(at: number, length: number): string | undefined {
+    return at < 0 ? undefined : length === 0 ? '' : this.#buffer.toString('latin1', at, at + length);
+  }
+
   #text(at: number, length: number): string | undefined {
-    return at < 0 ? undefined : decoder.decode(this.#bytes.subarray(at, at + length));
+    if (at < 0) return undefined;
+    const bytes = this.#bytes;
+    for (let i = at; i < at + length; i++) if (bytes[i]! >= 0x80) return decoder.decode(bytes.subarray(at, at + length));
+    // ASCII (device names nearly always are): its binary string is the text.
+    return length === 0 ? '' : this.#buffer.toString('latin1', at, at + length);
   }
 
   /** Fills recipient row r (a new row or a removed entry's) and indexes it. */

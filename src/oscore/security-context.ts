@@ -85,12 +85,18 @@ export interface RecipientState {
  * The options of a context that are not bytes, shared by every context with the same values (a
  * server with a context per device has a handful of distinct ones).
  */
-interface ContextOptions {
+export interface ContextOptions {
   readonly aead: number | undefined;
   readonly hkdf: number | undefined;
   readonly replayWindow: number | undefined;
   readonly echoOnRestart: boolean | undefined;
 }
+/** The constructor's input for a context fromTable makes (the constructor stops early). */
+const TABLE_MADE: SecurityContextInput = Object.freeze({ masterSecret: new Uint8Array(0), senderId: new Uint8Array(0), recipientIds: [] });
+
+/** `restarted` of a context fromTable makes: its table tells. */
+const ASK_BACKING = (): boolean => false;
+
 const sharedOptions = new Map<string, ContextOptions>();
 function optionsOf(input: SecurityContextInput): ContextOptions {
   const last = lastOptions;
@@ -155,17 +161,7 @@ class Recipient implements RecipientState {
   }
 
   private get verified(): VerifiedState {
-    return (this.#verified ??= { replay: this.context.newReplayWindow(), challenges: { second: -1, count: 0, accepted: 0, acceptedBefore: 0 } });
-  }
-
-  /** @internal The replay window and challenge budget, if a request was verified yet (context-table.ts puts them away). */
-  get verifiedState(): VerifiedState | undefined {
-    return this.#verified;
-  }
-
-  /** @internal Brings back what verifiedState gave, before any request is verified with this object. */
-  restoreVerified(state: VerifiedState): void {
-    this.#verified = state;
+    return (this.#verified ??= this.context.newVerifiedState(this));
   }
 
   /** @internal The keys, if they were derived (context-table.ts keeps them for the next object of the same entry). */
@@ -177,12 +173,42 @@ class Recipient implements RecipientState {
   adoptParams(params: RecipientParams): void {
     this.#params = params;
   }
+
+  /** @internal Gives up the replay window and budget objects to a ContextTable that reuses them (see releaseParams); they are on the table's slab, so asked again this object gets new ones on the same state. */
+  releaseVerified(): VerifiedState | undefined {
+    const verified = this.#verified;
+    this.#verified = undefined;
+    return verified;
+  }
+
+  /**
+   * @internal Gives up the keys' object to a ContextTable that puts this context away and reuses
+   * the object for the next device: should this object be asked again (a response in flight), it
+   * derives its own keys anew, never sees the next device's.
+   */
+  releaseParams(): RecipientParams | undefined {
+    const params = this.#params;
+    this.#params = undefined;
+    return params;
+  }
 }
 
 /** @internal What a recipient keeps once a request was verified. */
 export interface VerifiedState {
   readonly replay: ReplayWindow;
   readonly challenges: ChallengeBudget;
+}
+
+/**
+ * @internal What a context made by a ContextTable asks the table (context-table.ts): its
+ * recipients' replay windows and challenge budgets live in the table's slab, read and written in
+ * place by every object of the entry, made there on the first verified request.
+ */
+export interface ContextBacking {
+  /** `generation`: the entry's when the context was made; a context of a removed entry gets an error, never another's state. */
+  verifiedStateOf(entry: number, generation: number, recipient: number, context: OscoreSecurityContext): VerifiedState;
+  /** Whether the entry's numbering resumed from earlier state (B.1.2), asked when first needed. */
+  restartedOf(entry: number, generation: number): boolean;
 }
 
 export class OscoreSecurityContext {
@@ -199,15 +225,15 @@ export class OscoreSecurityContext {
    * The input byte strings as binary strings (bytesKey): immutable, so no defensive copies, and
    * about a sixth of a Uint8Array's heap. Keys are derived from them on first use.
    */
-  readonly #masterSecret: string;
-  readonly #masterSalt: string | undefined;
-  readonly #senderId: string;
-  readonly #idContext: Uint8Array | undefined;
-  readonly #options: ContextOptions;
-  readonly #name: string | undefined;
+  #masterSecret!: string;
+  #masterSalt: string | undefined;
+  #senderId!: string;
+  #idContext: Uint8Array | undefined;
+  #options!: ContextOptions;
+  #name: string | undefined;
   /** The recipients in configuration order; nearly always one. */
-  readonly #recipients: Recipient | readonly Recipient[];
-  readonly #recipientNames: readonly (string | undefined)[] | undefined;
+  #recipients!: Recipient | readonly Recipient[];
+  #recipientNames: readonly (string | undefined)[] | undefined;
   /** Derived on first use (see Recipient). */
   #sender: SenderParams | undefined;
 
@@ -226,6 +252,7 @@ export class OscoreSecurityContext {
     this.rederivation = input.rederivation ?? false;
     this.#restarted = restarted;
     this.origin = origin;
+    if (input === TABLE_MADE) return; // fromTable sets the rest
     if (input.recipientIds.length === 0) throw new OscoreConfigError('a security context needs at least one recipient ID');
     if (input.replayWindow !== undefined) new ReplayWindow(input.replayWindow); // refuses a bad size now, not at the first request
     this.#masterSecret = bytesKey(input.masterSecret);
@@ -242,10 +269,55 @@ export class OscoreSecurityContext {
     this.#recipients = recipients.length === 1 ? recipients[0]! : recipients;
   }
 
+  /**
+   * @internal A context of a ContextTable entry (context-table.ts), made from what the table keeps,
+   * checked when the entry was added: no input object, no copies and no checks again — a server
+   * with more active devices than its LRU makes one per request (issue 21). The byte strings come
+   * as binary strings (bytesKey), `kids` one per recipient.
+   */
+  static fromTable(
+    backing: ContextBacking,
+    entry: number,
+    generation: number,
+    sequence: SequenceSource,
+    masterSecret: string,
+    masterSalt: string | undefined,
+    senderId: string,
+    idContext: Uint8Array | undefined,
+    options: ContextOptions,
+    name: string | undefined,
+    kids: string | readonly string[],
+    recipientNames: readonly (string | undefined)[] | undefined,
+  ): OscoreSecurityContext {
+    // `restarted` is asked of the table when first needed (see the getter): no closure per context.
+    const context = new TableMadeContext(backing, entry, generation, sequence);
+    context.#masterSecret = masterSecret;
+    context.#masterSalt = masterSalt;
+    context.#senderId = senderId;
+    context.#idContext = idContext;
+    context.#options = options;
+    context.#name = name;
+    context.#recipientNames = recipientNames;
+    if (typeof kids === 'string') {
+      context.#recipients = new Recipient(context, kids, recipientNames?.[0] ?? name);
+    } else {
+      context.#recipients = kids.map((kid, index) => new Recipient(context, kid, recipientNames?.[index] ?? name));
+    }
+    return context;
+  }
+
+  /** @internal The recipient at `index` (configuration order), without an array. */
+  recipientAt(index: number): Recipient | undefined {
+    const r = this.#recipients;
+    return r instanceof Recipient ? (index === 0 ? r : undefined) : r[index];
+  }
+
   /** Whether this context resumed from earlier state (see the constructor). */
   get restarted(): boolean {
     const r = this.#restarted;
-    return typeof r === 'boolean' ? r : (this.#restarted = r());
+    if (typeof r === 'boolean') return r;
+    if (r === ASK_BACKING && this instanceof TableMadeContext) return (this.#restarted = this.backing.restartedOf(this.entry, this.generation));
+    return (this.#restarted = r());
   }
 
   /** What makes this context's Sender Context distinct (§3.3): for its sequence number file. */
@@ -281,6 +353,13 @@ export class OscoreSecurityContext {
     this.#sender = sender;
   }
 
+  /** @internal As Recipient.releaseParams, for the Sender Context (context-table.ts). */
+  releaseSender(): SenderParams | undefined {
+    const sender = this.#sender;
+    this.#sender = undefined;
+    return sender;
+  }
+
   /** @internal The §3.2 derivation for one recipient; a Recipient calls it once. */
   derivedFor(recipientId: Uint8Array): DerivedContext {
     const derived = deriveContext(this.paramsFor(recipientId));
@@ -288,12 +367,28 @@ export class OscoreSecurityContext {
     return derived;
   }
 
-  /** @internal A recipient's replay window, made on its first request. */
-  newReplayWindow(): ReplayWindow {
-    const options = this.#options;
-    const initialised = !(this.restarted && options.echoOnRestart !== false);
+  /** @internal A recipient's replay window and challenge budget, made on its first verified request (by the table, for a table's context). */
+  newVerifiedState(recipient: Recipient): VerifiedState {
+    if (this instanceof TableMadeContext) {
+      const r = this.#recipients;
+      return this.backing.verifiedStateOf(this.entry, this.generation, r instanceof Recipient ? 0 : r.indexOf(recipient), this);
+    }
+    return { replay: new ReplayWindow(this.#options.replayWindow ?? 32, { initialised: this.startWindow() }), challenges: { second: -1, count: 0, accepted: 0, acceptedBefore: 0 } };
+  }
+
+  /**
+   * @internal For a recipient's first verified request: whether its new window starts initialised
+   * (not after a restart with echoOnRestart, B.1.2), and the sequence source made durable first.
+   */
+  startWindow(): boolean {
+    const initialised = !(this.restarted && this.#options.echoOnRestart !== false);
     this.sequence.prepare?.();
-    return new ReplayWindow(options.replayWindow ?? 32, { initialised });
+    return initialised;
+  }
+
+  /** @internal The replay window size (default 32). */
+  get replayWindowSize(): number {
+    return this.#options.replayWindow ?? 32;
   }
 
   private paramsFor(recipientId: Uint8Array): ContextParams {
@@ -397,6 +492,22 @@ export class OscoreSecurityContext {
   }
 }
 
+
+/**
+ * A context OscoreSecurityContext.fromTable made: its table, entry and the entry's generation then
+ * (a subclass, so that contexts made from an input keep their size: issue 21's memory per idle
+ * context).
+ */
+class TableMadeContext extends OscoreSecurityContext {
+  constructor(
+    readonly backing: ContextBacking,
+    readonly entry: number,
+    readonly generation: number,
+    sequence: SequenceSource,
+  ) {
+    super(TABLE_MADE, sequence, ASK_BACKING);
+  }
+}
 
 /** What ContextDirectory.find returns: the recipient itself, which knows its context (no allocation per find). */
 export interface DirectoryEntry {
