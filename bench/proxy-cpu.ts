@@ -243,14 +243,7 @@ class Bench {
         await echo.stop();
         throw error;
       });
-      const setup = { proxy: forwarder, origin: echo, stop: async () => void (await Promise.all([forwarder.stop(), echo.stop()])) };
-      try {
-        await this.check(variant, setup);
-      } catch (error) {
-        await setup.stop();
-        throw error;
-      }
-      return setup;
+      return this.checked(variant, { proxy: forwarder, origin: echo, stop: async () => void (await Promise.all([forwarder.stop(), echo.stop()])) });
     }
     // Fresh state per start: a context that resumes would challenge with Echo (Appendix B.1.2).
     const origin = await startCoapsecServe(this.originPin, this.originPort, scratch, oscore ? writeServerCredentials(scratch, [BENCH_RECIPIENT]) : undefined, 20_000, tree.bin);
@@ -262,7 +255,11 @@ class Bench {
       await origin.stop();
       throw error;
     }
-    const setup = { proxy, origin, stop: async () => void (await Promise.all([proxy.stop(), origin.stop()])) };
+    return this.checked(variant, { proxy, origin, stop: async () => void (await Promise.all([proxy.stop(), origin.stop()])) });
+  }
+
+  /** The setup, once one request through it has been checked; a setup that fails the check is stopped. */
+  private async checked(variant: Variant, setup: Setup): Promise<Setup> {
     try {
       await this.check(variant, setup);
     } catch (error) {
