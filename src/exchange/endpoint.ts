@@ -22,6 +22,7 @@ import { NstartGate, type Startable } from './nstart.js';
 import { tokenAndPeer, type PeerRef, type ResponseMatcher } from './matcher.js';
 import { ResponseStream, type StreamHost, type StreamOptions } from './response-stream.js';
 import { allocBytes, bytesToLatin1 } from '../util/bytes.js';
+import { IntTable } from '../util/int-table.js';
 
 export interface EndpointOptions {
   /** A datagram transport (UDP, DTLS: carried by MessageLayer) or a stream transport (TCP, TLS, WebSockets: carried by StreamCarrier). */
@@ -193,7 +194,7 @@ export class CoapEndpoint {
    * Simple requests (sendSimple) by a number read from their token (simpleKeyOf): no key string
    * built per request. Tokens are unique across this table, `pending` and `tokenListeners`.
    */
-  private readonly simplePending = new Map<number, PendingRequest>();
+  private readonly simplePending = new IntTable<PendingRequest>();
   /** Requests sent so far (PendingRequest.order). */
   private requestsSent = 0;  /** Response streams that take more than one response, by token (observations, group requests). */
   private readonly tokenListeners = new Map<string, TokenEntry>();
@@ -305,7 +306,7 @@ export class CoapEndpoint {
   /** Whether a request or an observation still waits on `key` (a stream connection to it is kept alive). */
   private peerBusy(key: string): boolean {
     for (const p of this.pending.values()) if (p.peerKey === key) return true;
-    for (const p of this.simplePending.values()) if (p.peerKey === key) return true;
+    for (const p of this.simplePending.valuesSnapshot()) if (p.peerKey === key) return true;
     for (const entry of this.tokenListeners.values()) if (entry.peerKey === key) return true;
     for (const check of this.busyChecks) if (check(key)) return true;
     return false;
@@ -514,8 +515,9 @@ export class CoapEndpoint {
    * or a failed peer fails them, as it would be with one table (NSTART hands freed slots on in it).
    */
   private pendingInOrder(): PendingRequest[] {
-    const all = [...this.pending.values(), ...this.simplePending.values()];
-    if (this.pending.size > 0 && this.simplePending.size > 0) all.sort((a, b) => a.order - b.order);
+    const all = [...this.pending.values(), ...this.simplePending.valuesSnapshot()];
+    // The simple table keeps no order of its own: sort by the send count.
+    if (this.simplePending.size > 0) all.sort((a, b) => a.order - b.order);
     return all;
   }
 
@@ -778,7 +780,7 @@ const EMPTY_TOKEN = new Uint8Array(0);
 
 /**
  * A simple request's number in `simplePending`: 30 bits of its token's first four bytes (a small
- * integer, which a Map hashes without a string or a heap number). Equal tokens give equal numbers;
+ * integer, which the IntTable hashes without a string or a heap number). Equal tokens give equal numbers;
  * a lookup checks the whole token.
  */
 function simpleKeyOf(token: Uint8Array): number {

@@ -14,6 +14,7 @@ import type { PeerAddress, TransportSecurity } from '../transport/transport.js';
 import { peerKey } from '../transport/transport.js';
 import type { RandomSource } from '../util/random.js';
 import type { Scheduler, Timer } from '../util/scheduler.js';
+import { IntTable } from '../util/int-table.js';
 import { AnsweredRecords, MessageIdSlots } from './answered-records.js';
 import type { Carrier, CarrierStats, ConfirmableListener, OutgoingHandle } from './carrier.js';
 import { exchangeLifetime, nonLifetime, type TransmissionParameters } from './parameters.js';
@@ -111,7 +112,8 @@ class NonListener {
  */
 export class PeerState {
   nextMessageId: number;
-  readonly outgoing = new Map<number, OutgoingConfirmable>();
+  /** Outstanding CONs by Message ID: an IntTable, since every CON adds and removes one (no garbage per message). */
+  readonly outgoing = new IntTable<OutgoingConfirmable>();
   readonly nonListeners = new Map<number, NonListener>();
   /** Received CONs not yet answered (§4.5: a duplicate gets an empty ACK), by Message ID. */
   readonly unanswered = new Map<number, InboundMessage>();
@@ -701,7 +703,9 @@ export class MessageLayer implements Carrier {
     this.emptyAckTimer?.cancel();
     this.firstTimeouts.clear();
     for (const peer of this.peers.values()) {
-      for (const out of [...peer.outgoing.values()]) {
+      // In the order they were sent: Message IDs are allocated in sequence from nextMessageId (§4.4).
+      const sent = (out: OutgoingConfirmable): number => (out.messageId - peer.nextMessageId) & 0xffff;
+      for (const out of peer.outgoing.valuesSnapshot().sort((x, y) => sent(x) - sent(y))) {
         this.finish(out);
         out.listener.onTimeout();
       }

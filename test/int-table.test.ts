@@ -1,0 +1,55 @@
+/** IntTable (src/util/int-table.ts): the churn-proof integer-keyed table the messaging layer keeps outstanding CONs in. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { IntTable } from '../src/util/int-table.js';
+
+type Op = { kind: 'set' | 'delete' | 'get'; key: number };
+
+const keyFrom = (narrow: boolean) => (narrow ? fc.integer({ min: 0, max: 40 }) : fc.oneof(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0, max: 0x7fffffff })));
+const ops = (narrow: boolean) => fc.array(fc.record({ kind: fc.constantFrom<Op['kind']>('set', 'set', 'delete', 'get'), key: keyFrom(narrow) }), { maxLength: 400 });
+
+test('IntTable answers every get, has, delete and size as a Map does, through growth, shrinkage and collisions', () => {
+  fc.assert(
+    fc.property(fc.boolean(), fc.boolean().chain((narrow) => ops(narrow)), (_unused, sequence) => {
+      const table = new IntTable<number>();
+      const model = new Map<number, number>();
+      sequence.forEach((op, step) => {
+        if (op.kind === 'set') {
+          table.set(op.key, step);
+          model.set(op.key, step);
+        } else if (op.kind === 'delete') assert.equal(table.delete(op.key), model.delete(op.key));
+        assert.equal(table.get(op.key), model.get(op.key));
+        assert.equal(table.has(op.key), model.has(op.key));
+        assert.equal(table.size, model.size);
+      });
+      for (const [key, value] of model) assert.equal(table.get(key), value);
+      assert.deepEqual(table.valuesSnapshot().sort((a, b) => a - b), [...model.values()].sort((a, b) => a - b));
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('IntTable keeps every entry reachable when sequential Message IDs wrap around and are removed out of order', () => {
+  const table = new IntTable<number>();
+  const live: number[] = [];
+  let next = 0xfff0;
+  for (let step = 0; step < 20_000; step++) {
+    const id = next;
+    next = (next + 1) & 0xffff;
+    table.set(id, step);
+    live.push(id);
+    if (live.length > 32) {
+      // Answers arrive out of order: remove one of the oldest few.
+      const victim = live.splice(step % 5, 1)[0]!;
+      assert.equal(table.delete(victim), true);
+    }
+  }
+  assert.equal(table.size, live.length);
+  for (const id of live) assert.equal(table.has(id), true, `Message ID ${id} lost`);
+});
+
+test('IntTable refuses keys it cannot hold, naming the key', () => {
+  const table = new IntTable<string>();
+  for (const bad of [-1, 2 ** 31, 1.5, Number.NaN]) assert.throws(() => table.set(bad, 'x'), new RegExp(`not ${String(bad)}`));
+});
