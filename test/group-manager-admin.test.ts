@@ -40,7 +40,7 @@ test('the running Group Manager answers a removal from its inbox: removeNode, re
   try {
     assert.equal(statSync(adminInboxOf(config.statePath)).mode & 0o777, 0o700, 'only the Group Manager\'s user writes the inbox');
     const result = await requestAdmin(config, { op: 'remove', group: 'lights', node: 'switch' });
-    assert.deepEqual(result, { ok: true, group: 'lights', node: 'switch', keyGeneration: 1, gid: manager.gid('lights'), running: true });
+    assert.deepEqual(result, { ok: true, group: 'lights', node: 'switch', active: true, keyGeneration: 1, gid: manager.gid('lights'), running: true });
     assert.deepEqual(manager.nodes('lights'), ['lamp']);
     assert.deepEqual(rekeyed, ['lights']);
     const persisted = JSON.parse(readFileSync(config.statePath, 'utf8')) as OnlineGroupManagerState;
@@ -50,10 +50,24 @@ test('the running Group Manager answers a removal from its inbox: removeNode, re
     assert.deepEqual(unknown, { ok: false, error: 'group lights has no node switch (its members: lamp)', running: true });
     assert.deepEqual(rekeyed, ['lights'], 'no rekey for a refused request');
 
+    // The group's status (key-groupcomm-oscore §8.2) the same way: observers of /active are told.
+    const statusChanges: string[] = [];
+    manager.onStatusChange = (group) => statusChanges.push(group);
+    const inactive = await requestAdmin(config, { op: 'status', group: 'lights', active: false });
+    assert.deepEqual(inactive, { ok: true, group: 'lights', active: false, keyGeneration: 1, gid: manager.gid('lights'), running: true });
+    assert.equal(manager.isActive('lights'), false);
+    assert.deepEqual(statusChanges, ['lights']);
+    assert.equal((JSON.parse(readFileSync(config.statePath, 'utf8')) as OnlineGroupManagerState).groups[0]!.active, false, 'persisted');
+    assert.equal((await requestAdmin(config, { op: 'status', group: 'lights', active: true })).ok, true);
+    assert.equal(manager.isActive('lights'), true);
+    writeFileSync(join(adminInboxOf(config.statePath), 'half.request.json'), '{"op": "status", "group": "lights"}');
+    inbox.answerWaiting();
+    assert.deepEqual(JSON.parse(readFileSync(join(adminInboxOf(config.statePath), 'half.result.json'), 'utf8')), { ok: false, error: 'a status request needs "active": true or false' });
+
     // A malformed request dropped into the inbox gets an answer, not a crash.
     writeFileSync(join(adminInboxOf(config.statePath), 'junk.request.json'), '{"op": "format-disk"}');
     inbox.answerWaiting();
-    assert.deepEqual(JSON.parse(readFileSync(join(adminInboxOf(config.statePath), 'junk.result.json'), 'utf8')), { ok: false, error: 'the request is no {"op": "remove", ...}' });
+    assert.deepEqual(JSON.parse(readFileSync(join(adminInboxOf(config.statePath), 'junk.result.json'), 'utf8')), { ok: false, error: 'the request is no {"op": "remove" | "status", ...}' });
   } finally {
     inbox.close();
     lock.release();

@@ -91,4 +91,11 @@ test('group-manager and group join usage errors', async () => {
   const direct = await coapsec(['group-manager', 'remove', '--config', join(work, 'gm-config.json'), '--group', 'lights', '--member', 'm1']);
   assert.equal(direct.code, 0, direct.stderr);
   assert.match(direct.stdout, /^removed m1 from lights: key generation 2, Gid [0-9a-f]+ \(no Group Manager runs: its state file was changed\)\n$/);
+  // group-manager status: one of --active, --inactive; the state file keeps it.
+  assertUsageError(await coapsec(['group-manager', 'status', '--config', join(work, 'gm-config.json'), '--group', 'lights']), /one of --active, --inactive/);
+  assertUsageError(await coapsec(['group-manager', 'status', '--config', join(work, 'gm-config.json'), '--group', 'doors', '--inactive']), /no group doors \(groups: lights\)/);
+  const inactive = await coapsec(['group-manager', 'status', '--config', join(work, 'gm-config.json'), '--group', 'lights', '--inactive']);
+  assert.equal(inactive.code, 0, inactive.stderr);
+  assert.match(inactive.stdout, /^lights is inactive \(no Group Manager runs: its state file was changed\)\n$/);
+  assert.match(readFileSync(join(work, 'gm-state.json'), 'utf8'), /"active": ?false/);
 });

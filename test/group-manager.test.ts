@@ -14,7 +14,7 @@ import { ContentFormat } from '../src/coap/content-format.js';
 import { decodeMessage, encodeMessage } from '../src/coap/codec.js';
 import { MessageType } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
-import { encodeCbor, fromHex, toHex } from '../src/cose/cbor.js';
+import { decodeStrict, encodeCbor, fromHex, toHex } from '../src/cose/cbor.js';
 import { MemoryAsState } from '../src/ace/as-state.js';
 import { bindAuthorizationServer } from '../src/ace/as-resources.js';
 import { AuthorizationServer } from '../src/ace/authorization-server.js';
@@ -24,7 +24,7 @@ import { GroupClient } from '../src/group/group-client.js';
 import { GroupContextStore, type GroupSecurityContext } from '../src/group-oscore/context.js';
 import { GroupManager, contextFromMemberFile, type GroupMemberFile } from '../src/group-oscore/manager.js';
 import { protectGroupRequest, unprotectGroupRequest } from '../src/group-oscore/protect.js';
-import { GroupJoinError, GroupMembership, OnlineGroupManager, attachGroupManager, GroupParam } from '../src/group-manager/index.js';
+import { GroupJoinError, GroupMembership, OnlineGroupManager, attachGroupManager, GroupParam, GroupPolicy, groupNamesOf } from '../src/group-manager/index.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { OscoreServerSecurity } from '../src/server/oscore.js';
 import { CoapServer } from '../src/server/server.js';
@@ -199,4 +199,42 @@ test('the state is persisted on every change and a Group Manager made from it ca
   const again = new OnlineGroupManager(structuredClone(last));
   assert.deepEqual(again.nodes('lights').sort(), manager.nodes('lights').sort());
   assert.equal(again.keyGeneration('lights'), manager.keyGeneration('lights'));
+});
+
+test('a member uses the rest of the interface over CoAP: /active observed, /policies, FETCH /creds and /ace-group, a new Sender ID, a new credential', async () => {
+  const alice = members['alice']!;
+  const bob = members['bob']!;
+  const bobFile = await bob.refresh();
+  assert.equal(await alice.isActive(), true);
+  assert.equal((await alice.policies()).get(GroupPolicy.keyUpdateCheckInterval), 3600);
+  assert.deepEqual(await alice.credentialsOf({ senderIds: [bobFile.senderId] }), [{ senderId: bobFile.senderId, credential: bobFile.credential }]);
+  assert.deepEqual(await alice.credentialsOf({ senderIds: ['eeee'] }), [], 'nobody selected');
+  assert.deepEqual(await groupNamesOf(alice.options.client, gmOrigin, alice.security, [manager.gid('lights')!]), [{ gid: manager.gid('lights')!, name: 'lights', uri: '/ace-group/lights' }]);
+
+  // /active is observable (key-groupcomm-oscore §8.2.1): the member learns the group went inactive.
+  const observation = await alice.options.client.observe(`${gmOrigin}/ace-group/lights/active`, { security: alice.security });
+  closers.push(() => observation.cancel());
+  const statuses = (async () => {
+    const seen: unknown[] = [];
+    for await (const notification of observation) {
+      seen.push(decodeStrict(notification.payload));
+      if (seen.length === 3) return seen;
+    }
+    return seen;
+  })();
+  await new Promise((r) => setTimeout(r, 100));
+  manager.setActive('lights', false);
+  await assert.rejects(alice.renewSenderId(), (e: unknown) => e instanceof GroupJoinError && /5\.03.*error 9/.test(e.message));
+  manager.setActive('lights', true);
+  assert.deepEqual(await withTimeout(statuses, 5000, 'the /active notifications'), [true, false, true]);
+
+  const oldId = alice.file.senderId;
+  const newId = await alice.renewSenderId();
+  assert.notEqual(newId, oldId);
+  assert.equal(alice.file.senderId, newId);
+  const oldCredential = alice.file.credential;
+  await alice.uploadCredential();
+  assert.notEqual(alice.file.credential, oldCredential);
+  // Bob sees Alice under her new Sender ID with her new credential.
+  assert.deepEqual(await bob.credentialsOf({ senderIds: [newId, oldId] }), [{ senderId: newId, credential: alice.file.credential }]);
 });

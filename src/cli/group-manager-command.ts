@@ -11,7 +11,7 @@ import { CredentialsError } from '../credentials/errors.js';
 import { PidLock } from '../credentials/pid-lock.js';
 import { GroupJoinError, GroupMembership } from '../group-manager/member-client.js';
 import { GroupManagerConfigError, loadGroupManagerConfig, openGroupManager } from '../group-manager/config.js';
-import { AdminInbox, adminInboxOf, GroupManagerAdminError, requestAdmin } from '../group-manager/admin.js';
+import { AdminInbox, adminInboxOf, GroupManagerAdminError, requestAdmin, type AdminRequest, type AdminResult } from '../group-manager/admin.js';
 import { attachGroupManager } from '../group-manager/resources.js';
 import { OscoreConfigError } from '../oscore/errors.js';
 import { CoapServer } from '../server/server.js';
@@ -23,10 +23,13 @@ import { LOG_FLAGS, LOG_USAGE, serverLog } from './server-log.js';
 
 export const GROUP_MANAGER_USAGE = `usage: coapsec group-manager --config FILE [--bind HOST:PORT] [-v|-vv]
        coapsec group-manager remove --config FILE --group NAME --member NODE [--timeout S]
+       coapsec group-manager status --config FILE --group NAME (--active | --inactive) [--timeout S]
   the online Group Manager of Group OSCORE groups (RFC 9594, draft-ietf-ace-key-groupcomm-oscore):
   an ACE resource server (tokens with the groups' AIF scope posted to /authz-info, OSCORE profile)
   serving /ace-group/GROUPNAME: join (POST), keying material (GET, observable: rekeys notify),
-  /creds, /num, /nodes/NODENAME (GET, DELETE to leave; the group is rekeyed)
+  /creds (GET, FETCH), /num, /policies, /active (observable), /kdc-cred, /verif-data, /stale-sids,
+  /nodes/NODENAME (GET; PUT or POST for a new Sender ID; DELETE to leave: the group is rekeyed),
+  /nodes/NODENAME/cred (POST a new credential), and FETCH /ace-group (group names by Gid)
   --config FILE       audience, AS, token key, state file, offline group states to import
   --bind HOST:PORT    address to listen on (default 127.0.0.1:5689)
 ${LOG_USAGE}
@@ -34,7 +37,10 @@ ${LOG_USAGE}
   remove: the administrator removes member NODE (its node name, e.g. m2) from group NAME (RFC 9594
   §5) and the group is rekeyed; asks the Group Manager running on the config's state file through
   its admin inbox (STATE.admin, only its own user can write there), or changes the state file
-  when none runs. --timeout: seconds to wait for the running Group Manager (default 5)`;
+  when none runs. --timeout: seconds to wait for the running Group Manager (default 5)
+  status: makes group NAME active or inactive (key-groupcomm-oscore §8.2, §9.9): while inactive,
+  joins, Sender ID renewals and credential uploads get 5.03, and members observing /active learn
+  of the change; asked the same way as remove`;
 
 export const GROUP_JOIN_USAGE = `usage: coapsec group join GROUP --gm URI --ace-as URI --credentials FILE -o FILE
                          [--roles requester,responder] [--audience NAME] [--name NAME] [-v]
@@ -44,6 +50,7 @@ export const GROUP_JOIN_USAGE = `usage: coapsec group join GROUP --gm URI --ace-
 
 export async function groupManagerCommand(argv: string[]): Promise<number> {
   if (argv[0] === 'remove') return groupManagerRemoveCommand(argv.slice(1));
+  if (argv[0] === 'status') return groupManagerStatusCommand(argv.slice(1));
   const { values } = parse(argv, { config: { type: 'string' }, bind: { type: 'string' }, ...LOG_FLAGS }, { min: 0, max: 0, names: '' });
   if (values.config === undefined) throw new UsageError('group-manager needs --config FILE');
   const bind = parseBind(values.bind ?? '127.0.0.1:5689', { host: '127.0.0.1', port: 5689 });
@@ -99,20 +106,35 @@ export async function groupManagerCommand(argv: string[]): Promise<number> {
 async function groupManagerRemoveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string' }, group: { type: 'string' }, member: { type: 'string' }, timeout: { type: 'string' } }, { min: 0, max: 0, names: '' });
   if (values.config === undefined || values.group === undefined || values.member === undefined) throw new UsageError('group-manager remove needs --config FILE, --group NAME and --member NODE');
-  const timeoutMs = values.timeout === undefined ? undefined : parseSeconds(values.timeout, '--timeout')! * 1000;
+  const result = await askAdmin(values.config, { op: 'remove', group: values.group, node: values.member }, values.timeout);
+  const where = result.running ? 'the running Group Manager rekeyed it' : 'no Group Manager runs: its state file was changed';
+  process.stdout.write(`removed ${result.node} from ${result.group}: key generation ${result.keyGeneration}, Gid ${result.gid} (${where})\n`);
+  return 0;
+}
+
+/** coapsec group-manager status: a group made active or inactive (key-groupcomm-oscore §8.2), see admin.ts. */
+async function groupManagerStatusCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { config: { type: 'string' }, group: { type: 'string' }, active: { type: 'boolean' }, inactive: { type: 'boolean' }, timeout: { type: 'string' } }, { min: 0, max: 0, names: '' });
+  if (values.config === undefined || values.group === undefined || values.active === values.inactive) throw new UsageError('group-manager status needs --config FILE, --group NAME and one of --active, --inactive');
+  const result = await askAdmin(values.config, { op: 'status', group: values.group, active: values.active === true }, values.timeout);
+  const where = result.running ? 'the running Group Manager notified its observers' : 'no Group Manager runs: its state file was changed';
+  process.stdout.write(`${result.group} is ${result.active ? 'active' : 'inactive'} (${where})\n`);
+  return 0;
+}
+
+async function askAdmin(configPath: string, request: AdminRequest, timeout: string | undefined): Promise<Extract<AdminResult, { ok: true }> & { running: boolean }> {
+  const timeoutMs = timeout === undefined ? undefined : parseSeconds(timeout, '--timeout')! * 1000;
   let result;
   try {
-    const config = loadGroupManagerConfig(values.config);
-    result = await requestAdmin(config, { op: 'remove', group: values.group, node: values.member }, timeoutMs !== undefined ? { timeoutMs } : {});
+    const config = loadGroupManagerConfig(configPath);
+    result = await requestAdmin(config, request, timeoutMs !== undefined ? { timeoutMs } : {});
   } catch (error) {
     if (error instanceof GroupManagerConfigError || error instanceof GroupManagerAdminError || error instanceof OscoreConfigError || error instanceof CredentialsError) throw new UsageError(error.message);
     throw error;
   }
   // No such group or node: a wrong argument, said in one line.
   if (!result.ok) throw new UsageError(result.error);
-  const where = result.running ? 'the running Group Manager rekeyed it' : 'no Group Manager runs: its state file was changed';
-  process.stdout.write(`removed ${result.node} from ${result.group}: key generation ${result.keyGeneration}, Gid ${result.gid} (${where})\n`);
-  return 0;
+  return result;
 }
 
 export async function groupJoinCommand(argv: string[]): Promise<number> {

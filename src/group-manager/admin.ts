@@ -1,5 +1,6 @@
 /**
- * Administering a running Group Manager from the same machine: `coapsec group-manager remove`.
+ * Administering a running Group Manager from the same machine: `coapsec group-manager remove` and
+ * `coapsec group-manager status` (a group active or inactive, key-groupcomm-oscore §8.2, §9.9).
  *
  * RFC 9594 §5 lets the Group Manager remove a member on its own decision and leaves how an
  * administrator asks for it to draft-ietf-ace-oscore-gm-admin (an ACE-protected admin interface
@@ -31,8 +32,17 @@ export interface RemovalRequest {
   readonly node: string;
 }
 
+/** key-groupcomm-oscore §8.2 leaves setting the status to the administrator interface: this is ours. */
+export interface StatusRequest {
+  readonly op: 'status';
+  readonly group: string;
+  readonly active: boolean;
+}
+
+export type AdminRequest = RemovalRequest | StatusRequest;
+
 export type AdminResult =
-  | { readonly ok: true; readonly group: string; readonly node: string; readonly keyGeneration: number; readonly gid: string }
+  | { readonly ok: true; readonly group: string; readonly node?: string; readonly active: boolean; readonly keyGeneration: number; readonly gid: string }
   | { readonly ok: false; readonly error: string };
 
 const REQUEST = '.request.json';
@@ -46,10 +56,11 @@ export class GroupManagerAdminError extends Error {
 
 export const adminInboxOf = (statePath: string): string => `${statePath}.admin`;
 
-/** Applies one administrator's request to the manager (RFC 9594 §5: removal, then the rekey of §6). */
-export function applyAdminRequest(manager: OnlineGroupManager, request: RemovalRequest): AdminResult {
+/** Applies one administrator's request to the manager (RFC 9594 §5: removal, then the rekey of §6; or a group's status). */
+export function applyAdminRequest(manager: OnlineGroupManager, request: AdminRequest): AdminResult {
   try {
-    manager.removeNode(request.group, request.node);
+    if (request.op === 'remove') manager.removeNode(request.group, request.node);
+    else manager.setActive(request.group, request.active);
   } catch (e) {
     if (e instanceof OscoreConfigError) {
       const nodes = manager.nodes(request.group);
@@ -58,10 +69,11 @@ export function applyAdminRequest(manager: OnlineGroupManager, request: RemovalR
     }
     throw e;
   }
-  return { ok: true, group: request.group, node: request.node, keyGeneration: manager.keyGeneration(request.group)!, gid: manager.gid(request.group)! };
+  const group = request.group;
+  return { ok: true, group, ...(request.op === 'remove' ? { node: request.node } : {}), active: manager.isActive(group)!, keyGeneration: manager.keyGeneration(group)!, gid: manager.gid(group)! };
 }
 
-function parseRequest(text: string): RemovalRequest | string {
+function parseRequest(text: string): AdminRequest | string {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -69,8 +81,13 @@ function parseRequest(text: string): RemovalRequest | string {
     return 'the request is not JSON';
   }
   const r = value as Record<string, unknown> | null;
-  if (typeof r !== 'object' || r === null || r['op'] !== 'remove') return 'the request is no {"op": "remove", ...}';
-  if (typeof r['group'] !== 'string' || typeof r['node'] !== 'string') return 'the request needs "group" and "node" strings';
+  if (typeof r !== 'object' || r === null || (r['op'] !== 'remove' && r['op'] !== 'status')) return 'the request is no {"op": "remove" | "status", ...}';
+  if (typeof r['group'] !== 'string') return 'the request needs a "group" string';
+  if (r['op'] === 'status') {
+    if (typeof r['active'] !== 'boolean') return 'a status request needs "active": true or false';
+    return { op: 'status', group: r['group'], active: r['active'] };
+  }
+  if (typeof r['node'] !== 'string') return 'a removal request needs a "node" string';
   return { op: 'remove', group: r['group'], node: r['node'] };
 }
 
@@ -148,7 +165,7 @@ export interface AdminRequestOptions {
  * when none runs, takes its lock and applies the request to the state file. `running` in the
  * answer says which happened.
  */
-export async function requestAdmin(config: GroupManagerConfig, request: RemovalRequest, options: AdminRequestOptions = {}): Promise<AdminResult & { running: boolean }> {
+export async function requestAdmin(config: GroupManagerConfig, request: AdminRequest, options: AdminRequestOptions = {}): Promise<AdminResult & { running: boolean }> {
   const lockPath = `${config.statePath}.lock`;
   let lock: PidLock | undefined;
   try {

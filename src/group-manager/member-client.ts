@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { ResponseCode } from '../coap/codes.js';
 import { OptionNumber } from '../coap/options.js';
-import { decodeStrict, encodeCbor, isBytes, isInt, toHex, type CborValue } from '../cose/cbor.js';
+import { decodeStrict, encodeCbor, fromHex, isBytes, isInt, toHex, type CborValue } from '../cose/cbor.js';
 import { encodeCcs } from '../cose/cwt.js';
 import { signBytes, verifyBytes } from '../cose/sign.js';
 import { AceClientSecurity } from '../ace/client.js';
@@ -54,6 +54,9 @@ const GROUP_SCOPES = aifScopeFormat(GROUP_OSCORE_ROLES);
 
 export class GroupMembership {
   #file: GroupMemberFile;
+  /** The scope of the Join Request and the latest N_S: a credential upload's PoP input (RFC 9594 §4.9.1). */
+  readonly #scope: Uint8Array;
+  #nS: Uint8Array;
 
   private constructor(
     readonly options: JoinGroupOptions,
@@ -61,8 +64,12 @@ export class GroupMembership {
     /** NODENAME, from the Join Response's Location-Path. */
     readonly node: string,
     file: GroupMemberFile,
+    scope: Uint8Array,
+    nS: Uint8Array,
   ) {
     this.#file = file;
+    this.#scope = scope;
+    this.#nS = nS;
   }
 
   /** The member file as of the latest join, refresh or notification. */
@@ -86,9 +93,11 @@ export class GroupMembership {
     const uri = `${options.gmOrigin}${ACE_GROUP_PATH}/${options.group}`;
     const nC = Uint8Array.from(randomBytes(8));
     let signature = 0;
+    let nS: Uint8Array = new Uint8Array(0);
     let own: { readonly credential: Uint8Array; readonly privateKey: Uint8Array } | undefined;
     const response = await postProvenJoin(options.client, uri, security, options.group, 'the Group Manager', (challenge) => {
       signature = challenge.signature;
+      nS = challenge.nS;
       own ??= options.ownCredential ?? newCredential(signature, options.name ?? `member of ${options.group}`);
       const mine = ownCredential(own.credential, own.privateKey);
       return new Map<number, unknown>([
@@ -126,7 +135,7 @@ export class GroupMembership {
       members: membersOf(body),
     };
     options.log?.(`joined ${options.group} as ${node}: Sender ID ${material.senderId || '(empty)'}, Gid ${material.gid}, key generation ${file.keyGeneration}`);
-    return new GroupMembership(options, security, node, file);
+    return new GroupMembership(options, security, node, file, scope, nS);
   }
 
   /** GET the keying material (RFC 9594 §4.3.2) and the members' credentials (§4.4.2): the member file now. */
@@ -168,6 +177,96 @@ export class GroupMembership {
     if (response.code !== ResponseCode.Deleted) throw new GroupJoinError(`leaving ${this.options.group} was refused: ${describe(response)}`);
   }
 
+  /** GET /ace-group/GROUPNAME/active (key-groupcomm-oscore §9.9): whether the group is active. */
+  async isActive(): Promise<boolean> {
+    const response = await this.#get('/active');
+    let value: CborValue;
+    try {
+      value = decodeStrict(response.payload);
+    } catch {
+      throw new GroupJoinError('the group status is not CBOR');
+    }
+    if (typeof value !== 'boolean') throw new GroupJoinError('the group status is neither true nor false');
+    return value;
+  }
+
+  /** GET /ace-group/GROUPNAME/policies (RFC 9594 §4.6.1): the group policies by their labels (GroupPolicy). */
+  async policies(): Promise<Map<CborValue, CborValue>> {
+    const policies = asMap((await this.#get('/policies')).payload, 'the policies').get(GroupParam.group_policies);
+    if (!(policies instanceof Map)) throw new GroupJoinError("the policies response has no 'group_policies' map");
+    return policies;
+  }
+
+  /**
+   * FETCH /ace-group/GROUPNAME/creds (RFC 9594 §4.4.1, key-groupcomm-oscore §9.3): the credentials
+   * of the members with these Sender IDs (hex) and/or with every role of one of `roles`; with
+   * `exclude`, of the members that have such roles and not these Sender IDs.
+   */
+  async credentialsOf(filter: { readonly senderIds?: readonly string[]; readonly roles?: ReadonlyArray<readonly string[]>; readonly exclude?: boolean }): Promise<GroupMemberFile['members']> {
+    const roleSets = (filter.roles ?? []).map((set) => tpermOf(set));
+    const getCreds = [filter.exclude !== true, roleSets, (filter.senderIds ?? []).map((id) => fromHex(id))];
+    const response = await this.options.client.request({
+      method: 'FETCH',
+      uri: this.#uri('/creds'),
+      payload: encodeCbor(new Map([[GroupParam.get_creds, getCreds]])),
+      contentFormat: ACE_GROUPCOMM_CBOR,
+      security: this.security,
+    });
+    if (response.code !== ResponseCode.Content) throw new GroupJoinError(`FETCH ${ACE_GROUP_PATH}/${this.options.group}/creds was refused: ${describe(response)}`);
+    // RFC 9594 §4.4.1: nobody selected is a zero-length byte string.
+    if (isEmptyByteString(response.payload)) return [];
+    return membersOf(asMap(response.payload, 'the credentials'));
+  }
+
+  /**
+   * The Key Renewal Request (RFC 9594 §4.8.2, key-groupcomm-oscore §9.2): a new Sender ID, e.g. when
+   * the Sender Sequence Numbers run out. The member file takes it; a Sender Context made from the
+   * file starts its sequence numbers afresh under the new ID. Returns the new Sender ID (hex).
+   */
+  async renewSenderId(): Promise<string> {
+    const response = await this.options.client.request({ method: 'PUT', uri: this.#uri(`/nodes/${this.node}`), security: this.security });
+    if (response.code !== ResponseCode.Content) throw new GroupJoinError(`the Key Renewal Request in ${this.options.group} was refused: ${describe(response)}`);
+    const id = asMap(response.payload, 'the Key Renewal Response').get(GroupParam.group_senderId);
+    if (!isBytes(id)) throw new GroupJoinError("the Key Renewal Response has no 'group_SenderId'");
+    const previous = this.#file.senderId;
+    this.#file = { ...this.#file, senderId: toHex(id) };
+    this.options.log?.(`${this.options.group}: Sender ID ${previous || '(empty)'} renewed to ${this.#file.senderId || '(empty)'}`);
+    return this.#file.senderId;
+  }
+
+  /**
+   * POST /ace-group/GROUPNAME/nodes/NODENAME/cred (RFC 9594 §4.9.1, key-groupcomm-oscore §9.4): a
+   * new authentication credential (default a new key pair) with PoP over the join's scope, N_S and
+   * a new N_C. A 4.00 with a new kdcchallenge (the Group Manager keeps N_S only until the join) is
+   * answered once with it. The member file takes the new credential and private key.
+   */
+  async uploadCredential(own?: { readonly credential: Uint8Array; readonly privateKey: Uint8Array }): Promise<void> {
+    const signature = this.#file.algorithms.signature;
+    if (signature === undefined) throw new GroupJoinError(`${this.options.group} uses no signatures: there is no credential to upload`);
+    const next = own ?? newCredential(signature, this.options.name ?? `member of ${this.options.group}`);
+    const mine = ownCredential(next.credential, next.privateKey);
+    const post = (nS: Uint8Array): Promise<ClientResponse> => {
+      const nC = Uint8Array.from(randomBytes(8));
+      const body = new Map<number, unknown>([
+        [GroupParam.client_cred, next.credential],
+        [GroupParam.cnonce, nC],
+        [GroupParam.client_cred_verify, signBytes(signature, mine.privateKey, clientPopInput(this.#scope, nS, nC))],
+      ]);
+      return this.options.client.request({ method: 'POST', uri: this.#uri(`/nodes/${this.node}/cred`), payload: encodeCbor(body), contentFormat: ACE_GROUPCOMM_CBOR, security: this.security });
+    };
+    let response = await post(this.#nS);
+    if (response.code === ResponseCode.BadRequest && response.contentFormat === ACE_GROUPCOMM_CBOR) {
+      const fresh = asMap(response.payload, 'the 4.00 to the credential upload').get(GroupParam.kdcchallenge);
+      if (isBytes(fresh)) {
+        this.#nS = fresh;
+        response = await post(fresh);
+      }
+    }
+    if (response.code !== ResponseCode.Changed) throw new GroupJoinError(`the credential upload in ${this.options.group} was refused: ${describe(response)}`);
+    this.#file = { ...this.#file, credential: toHex(next.credential), privateKey: toHex(next.privateKey) };
+    this.options.log?.(`${this.options.group}: new authentication credential uploaded`);
+  }
+
   async #apply(keyResponse: ClientResponse): Promise<void> {
     const body = asMap(keyResponse.payload, 'the keying material');
     const material = keyMaterialOf(body);
@@ -195,6 +294,43 @@ export class GroupMembership {
     return `${this.options.gmOrigin}${ACE_GROUP_PATH}/${this.options.group}${suffix}`;
   }
 }
+
+/**
+ * FETCH /ace-group (RFC 9594 §4.2.1, key-groupcomm-oscore §9.10): the group names and
+ * group-membership URIs for Gids (hex), e.g. the kid context of a message from a group whose name
+ * is not known. `security` carries the access token (an AceClientSecurity for the Group Manager).
+ */
+export async function groupNamesOf(
+  client: JoinGroupOptions['client'],
+  gmOrigin: string,
+  security: MessageSecurity,
+  gids: readonly string[],
+): Promise<Array<{ readonly gid: string; readonly name: string; readonly uri: string }>> {
+  const payload = encodeCbor(new Map([[GroupParam.gid, gids.map((gid) => fromHex(gid))]]));
+  const response = await client.request({ method: 'FETCH', uri: `${gmOrigin}${ACE_GROUP_PATH}`, payload, contentFormat: ACE_GROUPCOMM_CBOR, security });
+  if (response.code !== ResponseCode.Content) throw new GroupJoinError(`FETCH ${ACE_GROUP_PATH} was refused: ${describe(response)}`);
+  if (isEmptyByteString(response.payload)) return [];
+  const body = asMap(response.payload, 'the group names');
+  const [found, names, uris] = [body.get(GroupParam.gid), body.get(GroupParam.gname), body.get(GroupParam.guri)];
+  if (!Array.isArray(found) || !Array.isArray(names) || !Array.isArray(uris) || found.length !== names.length || found.length !== uris.length || !found.every(isBytes) || ![...names, ...uris].every((v) => typeof v === 'string')) {
+    throw new GroupJoinError("the group names response's gid, gname and guri do not match");
+  }
+  return found.map((gid, i) => ({ gid: toHex(gid as Uint8Array), name: names[i] as string, uri: uris[i] as string }));
+}
+
+/** A set of role names as key-groupcomm-oscore §3's Tperm bit set. */
+function tpermOf(roles: readonly string[]): number {
+  let tperm = 0;
+  for (const role of roles) {
+    const bitIndex = GROUP_OSCORE_ROLES[role];
+    if (bitIndex === undefined) throw new GroupJoinError(`unknown role ${role} (known: ${Object.keys(GROUP_OSCORE_ROLES).join(', ')})`);
+    tperm |= 1 << bitIndex;
+  }
+  if (tperm === 0) throw new GroupJoinError('a role filter entry names no role');
+  return tperm;
+}
+
+const isEmptyByteString = (payload: Uint8Array): boolean => payload.length === 1 && payload[0] === 0x40;
 
 /** Asks the KDC for 'sign_info' in the Token Transfer Response (RFC 9594 §3.3: the value is null). */
 export const SIGN_INFO_REQUEST: ReadonlyArray<readonly [number, unknown]> = [[TokenTransferParam.sign_info, null]];

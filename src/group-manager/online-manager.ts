@@ -18,42 +18,28 @@
 import { randomBytes } from 'node:crypto';
 import { ResponseCode } from '../coap/codes.js';
 import { OptionNumber } from '../coap/options.js';
-import { ContentFormat } from '../coap/content-format.js';
-import { decodeStrict, encodeCbor, fromHex, isBytes, isInt, toHex, type CborValue } from '../cose/cbor.js';
-import { signBytes, verifyBytes } from '../cose/sign.js';
-import { aifScopeFormat, GROUP_OSCORE_ROLES, splitScopeToken } from '../ace/scope-format.js';
-import { credentialFitsSignature, ownCredential, parseAuthCredential } from '../group-oscore/credential.js';
+import { encodeCbor, fromHex, isBytes, toHex } from '../cose/cbor.js';
+import { GROUP_OSCORE_ROLES, splitScopeToken } from '../ace/scope-format.js';
 import { GroupManager, type GroupManagerState } from '../group-oscore/manager.js';
 import { OscoreConfigError } from '../oscore/errors.js';
 import type { CoapResponse } from '../server/resource.js';
-import { deriveCommonContext } from '../group-oscore/common.js';
-import { clientPopInput, encodeKeyMaterial, kdcPopInput, signInfo, verifierKeyMaterial } from './key-material.js';
+import { clientPopInput, signInfo } from './key-material.js';
 import { KdcChallenges, tokenTransferEntries } from './kdc-challenges.js';
-import { recordRekey, staleSince, type StaleSet } from './stale-sender-ids.js';
-import { ACE_GROUPCOMM_CBOR, badRequestMap, COAP_GROUP_OSCORE_APP, GROUP_OSCORE_KEY_TYPE, GroupError, GroupParam, GroupPolicy, problem } from './parameters.js';
+import { recordRekey, recordStale, type StaleSet } from './stale-sender-ids.js';
+import { credentialFilterOf } from './credential-filter.js';
+import { answer, credentialEntries, credentialRefusal, GROUP_POLICIES, inactive, kdcProof, keyMaterialOf, ownNodeOf, type Group, type GroupAt, type NodeRecord } from './group-state.js';
+import * as queries from './group-queries.js';
+import { bit, decodeMap, forbidden, grantedRoles, requestedRoles, ROLE, roleNames, SENDING_ROLES, type GroupClient } from './roles.js';
+import { ACE_GROUPCOMM_CBOR, badRequestMap, COAP_GROUP_OSCORE_APP, GROUP_OSCORE_KEY_TYPE, GroupError, GroupParam, problem } from './parameters.js';
 
-/** The requesting client as the ACE resource server authenticated it. */
-export interface GroupClient {
-  /** A stable name of its access token's security association (the OSCORE context's peer name). */
-  readonly id: string;
-  /** The scope tokens of its access token; undefined without one. */
-  readonly scope: readonly string[] | undefined;
-}
-
-interface NodeRecord {
-  /** The client identity that joined as this node; absent for members the offline tool added. */
-  client?: string;
-  /** The roles as key-groupcomm-oscore §3's Tperm bit set. */
-  roles: number;
-  /** N_C of its latest Join Request, hex: RFC 9594 §4.5.1's 'clientchallenge' for /kdc-cred. */
-  clientChallenge?: string;
-}
+export { decodeMap, forbidden, type GroupClient } from './roles.js';
 
 /** The whole persisted state: the groups (offline Group Manager states), their nodes and stale Sender IDs. */
 export interface OnlineGroupManagerState {
   version: 1;
   nextNode: number;
-  groups: Array<{ manager: GroupManagerState; nodes: Record<string, NodeRecord>; stale?: StaleSet[] }>;
+  /** `active` absent: the group is active (key-groupcomm-oscore §8.2). */
+  groups: Array<{ manager: GroupManagerState; nodes: Record<string, NodeRecord>; stale?: StaleSet[]; active?: boolean }>;
 }
 
 export interface OnlineGroupManagerOptions {
@@ -70,15 +56,6 @@ export interface OnlineGroupManagerOptions {
   readonly log?: (line: string) => void;
 }
 
-interface Group {
-  readonly manager: GroupManager;
-  readonly nodes: Map<string, NodeRecord>;
-  readonly stale: StaleSet[];
-}
-
-const GROUP_SCOPES = aifScopeFormat(GROUP_OSCORE_ROLES);
-const ROLE = GROUP_OSCORE_ROLES as { requester: number; responder: number; monitor: number; verifier: number };
-const bit = (role: number): number => 1 << role;
 
 export class OnlineGroupManager {
   readonly #groups = new Map<string, Group>();
@@ -88,6 +65,8 @@ export class OnlineGroupManager {
   #nextNode: number;
   /** Called with a group's name after its keying material changed (a rekey). */
   onRekey: ((group: string) => void) | undefined;
+  /** Called with a group's name after it became active or inactive (key-groupcomm-oscore §8.2: /active is observable). */
+  onStatusChange: ((group: string) => void) | undefined;
 
   constructor(state: OnlineGroupManagerState, options: OnlineGroupManagerOptions = {}) {
     if (state.version !== 1) throw new OscoreConfigError(`unsupported online Group Manager state version ${String(state.version)}`);
@@ -101,7 +80,7 @@ export class OnlineGroupManager {
       // Members the offline tool added are nodes too (no client: only an administrator removes them).
       for (const member of manager.memberNames) if (!nodes.has(member)) nodes.set(member, { roles: bit(ROLE.requester) | bit(ROLE.responder) });
       const stale = g.stale?.map((set) => ({ num: set.num, senderIds: [...set.senderIds] })) ?? [{ num: manager.keyGeneration, senderIds: [] }];
-      this.#groups.set(manager.name, { manager, nodes, stale });
+      this.#groups.set(manager.name, { manager, nodes, stale, active: g.active ?? true });
     }
   }
 
@@ -123,6 +102,7 @@ export class OnlineGroupManager {
         manager: g.manager.toJSON(),
         nodes: Object.fromEntries([...g.nodes].map(([n, r]) => [n, { ...r }])),
         stale: g.stale.map((set) => ({ num: set.num, senderIds: [...set.senderIds] })),
+        ...(g.active ? {} : { active: false }),
       })),
     };
   }
@@ -161,6 +141,7 @@ export class OnlineGroupManager {
     const granted = grantedRoles(client, groupName);
     if (granted === undefined) return { code: ResponseCode.Unauthorized, payload: 'no access token' };
     if (granted === 0) return forbidden(`the access token grants no role in ${groupName}`);
+    if (!group.active) return inactive(groupName);
     const request = decodeMap(payload);
     const scope = request?.get(GroupParam.scope);
     if (request === undefined || !isBytes(scope)) return this.#challengeAnswer(client, group, 'the Join Request needs a scope');
@@ -175,19 +156,12 @@ export class OnlineGroupManager {
     const credential = request.get(GroupParam.client_cred);
     const evidence = request.get(GroupParam.client_cred_verify);
     if (!isBytes(credential) || !isBytes(evidence) || credential.length === 0 || evidence.length === 0) return this.#challengeAnswer(client, group, 'the Join Request needs client_cred and client_cred_verify');
+    const credentialFilter = request.has(GroupParam.get_creds) ? credentialFilterOf(request.get(GroupParam.get_creds), true) : undefined;
+    if (typeof credentialFilter === 'string') return this.#challengeAnswer(client, group, credentialFilter);
     const nS = this.#challenges.get(client.id);
     if (nS === undefined) return this.#challengeAnswer(client, group, 'no kdcchallenge for this client: use the one in this response');
-    const state = group.manager.toJSON();
-    const signature = state.algorithms.signature!;
-    let publicKey;
-    try {
-      const parsed = parseAuthCredential(credential);
-      if (!credentialFitsSignature(parsed, signature)) throw new Error('wrong key type');
-      publicKey = parsed.publicKey;
-    } catch {
-      return problem(ResponseCode.BadRequest, GroupError.incompatibleCredential, `client_cred is not a CCS with a key for Signature Algorithm ${signature}`);
-    }
-    if (!verifyBytes(signature, publicKey, clientPopInput(scope, nS, nC), evidence)) return problem(ResponseCode.BadRequest, GroupError.invalidPop, 'client_cred_verify does not verify');
+    const refusal = credentialRefusal(group, credential, clientPopInput(scope, nS, nC), evidence);
+    if (refusal !== undefined) return refusal;
     this.#challenges.forget(client.id);
 
     // A current member joining again gets a new Sender ID (§6.3): its old node goes, which rekeys.
@@ -203,20 +177,20 @@ export class OnlineGroupManager {
       if (e instanceof OscoreConfigError) return problem(ResponseCode.ServiceUnavailable, GroupError.noNodeIdentifiers, e.message);
       throw e;
     }
-    group.nodes.set(node, { client: client.id, roles: wanted, clientChallenge: toHex(nC) });
+    group.nodes.set(node, { client: client.id, roles: wanted, clientChallenge: toHex(nC), scope: toHex(scope) });
     this.#options.log?.(`${client.id} joined ${groupName} as ${node} (${roleNames(wanted)}), Sender ID ${senderId || '(empty)'}`);
     this.#changed();
 
-    const creds = request.has(GroupParam.get_creds) ? this.#credentialEntries(group, node) : undefined;
+    const creds = credentialFilter !== undefined ? credentialEntries(group, node, credentialFilter ?? undefined) : undefined;
     const body = new Map<number, unknown>([
       [GroupParam.gkty, GROUP_OSCORE_KEY_TYPE],
-      [GroupParam.key, this.#keyMaterial(group, senderId)],
+      [GroupParam.key, keyMaterialOf(group, senderId)],
       [GroupParam.num, group.manager.keyGeneration],
       [GroupParam.ace_groupcomm_profile, COAP_GROUP_OSCORE_APP],
       [GroupParam.exi, this.#keyLifetime()],
       ...(creds !== undefined ? creds : []),
-      [GroupParam.group_policies, new Map([[GroupPolicy.keyUpdateCheckInterval, 3600], [GroupPolicy.expirationDelta, 0]])],
-      ...this.#kdcProof(group, nC),
+      [GroupParam.group_policies, new Map(GROUP_POLICIES)],
+      ...kdcProof(group, nC, this.#random),
     ]);
     return {
       code: previous !== undefined ? ResponseCode.Changed : ResponseCode.Created,
@@ -228,121 +202,128 @@ export class OnlineGroupManager {
 
   /** GET /ace-group/GROUPNAME (RFC 9594 §4.3.2): the current keying material; observable. */
   keyMaterial(client: GroupClient, groupName: string): CoapResponse {
-    const found = this.#member(client, groupName);
-    if ('code' in found) return found;
-    const { group } = found;
-    return this.#answer(ResponseCode.Content, [
-      [GroupParam.gkty, GROUP_OSCORE_KEY_TYPE],
-      [GroupParam.key, this.#keyMaterial(group, undefined)],
-      [GroupParam.num, group.manager.keyGeneration],
-      [GroupParam.ace_groupcomm_profile, COAP_GROUP_OSCORE_APP],
-      [GroupParam.exi, this.#keyLifetime()],
-    ]);
+    return queries.getKeyMaterial(this.#at(client, groupName));
   }
 
-  /**
-   * GET /ace-group/GROUPNAME/creds (RFC 9594 §4.4.2): every member's credential, role and Sender
-   * ID; for members, and for signature verifiers (key-groupcomm-oscore §8.5 Table 2, §9.3).
-   */
+  /** GET /ace-group/GROUPNAME/creds (RFC 9594 §4.4.2): every member's credential, role and Sender ID; members and signature verifiers. */
   credentials(client: GroupClient, groupName: string): CoapResponse {
-    const member = this.#member(client, groupName);
-    const found = 'code' in member ? this.#verifier(client, groupName) : member;
-    if ('code' in found) return member as CoapResponse;
-    return this.#answer(ResponseCode.Content, [...this.#credentialEntries(found.group, undefined), [GroupParam.num, found.group.manager.keyGeneration]]);
+    return queries.getCredentials(this.#at(client, groupName));
+  }
+
+  /** FETCH /ace-group/GROUPNAME/creds (RFC 9594 §4.4.1): the credentials of the members a 'get_creds' filter selects. */
+  selectedCredentials(client: GroupClient, groupName: string, payload: Uint8Array): CoapResponse {
+    return queries.fetchCredentials(this.#at(client, groupName), payload);
   }
 
   /** GET /ace-group/GROUPNAME/num (RFC 9594 §4.7): the version of the keying material. */
   version(client: GroupClient, groupName: string): CoapResponse {
-    const found = this.#member(client, groupName);
-    if ('code' in found) return found;
-    return { code: ResponseCode.Content, contentFormat: ACE_GROUPCOMM_CBOR, payload: encodeCbor(found.group.manager.keyGeneration), maxAge: 0 };
+    return queries.getVersion(this.#at(client, groupName));
   }
 
   /** GET /ace-group/GROUPNAME/nodes/NODENAME (RFC 9594 §4.8.1): the keying material with this node's Sender ID. */
   nodeMaterial(client: GroupClient, groupName: string, node: string): CoapResponse {
-    const found = this.#ownNode(client, groupName, node);
-    if ('code' in found) return found;
-    const senderId = found.group.manager.memberFile(node).senderId;
-    return this.#answer(ResponseCode.Content, [
-      [GroupParam.gkty, GROUP_OSCORE_KEY_TYPE],
-      [GroupParam.key, this.#keyMaterial(found.group, senderId)],
-      [GroupParam.num, found.group.manager.keyGeneration],
-      [GroupParam.exi, this.#keyLifetime()],
-    ]);
+    return queries.getNodeMaterial(this.#at(client, groupName), node);
   }
 
-  /**
-   * GET /ace-group/GROUPNAME/kdc-cred (RFC 9594 §4.5.1, key-groupcomm-oscore §9.5.1): the Group
-   * Manager's credential, a new N_KDC and its signature over N_C | N_KDC, N_C the member's
-   * 'cnonce' of its latest Join Request. Members only (error 0).
-   */
+  /** GET /ace-group/GROUPNAME/kdc-cred (RFC 9594 §4.5.1): the Group Manager's credential with PoP over the member's join N_C. */
   kdcCredential(client: GroupClient, groupName: string): CoapResponse {
-    const found = this.#member(client, groupName);
-    if ('code' in found) return found;
-    const nC = found.group.nodes.get(found.node)?.clientChallenge;
-    if (nC === undefined) return { code: ResponseCode.BadRequest, payload: 'no Join Request N_C is stored for this member: join again', maxAge: 0 };
-    return this.#answer(ResponseCode.Content, this.#kdcProof(found.group, fromHex(nC)));
+    return queries.getKdcCredential(this.#at(client, groupName));
   }
 
-  /**
-   * FETCH /ace-group/GROUPNAME/kdc-cred (key-groupcomm-oscore §8.1.1, §9.5.2): the same for a
-   * signature verifier, over the fresh N_C in its request's 'cnonce'. A member, or a client whose
-   * token does not make it a verifier of the group, gets 4.03 error 8.
-   */
+  /** FETCH /ace-group/GROUPNAME/kdc-cred (key-groupcomm-oscore §8.1.1): the same for a signature verifier's fresh N_C. */
   kdcCredentialForVerifier(client: GroupClient, groupName: string, payload: Uint8Array): CoapResponse {
-    const found = this.#verifier(client, groupName);
-    if ('code' in found) return found;
-    const nC = decodeMap(payload)?.get(GroupParam.cnonce);
-    if (!isBytes(nC) || nC.length === 0) return { code: ResponseCode.BadRequest, payload: 'the request needs a cnonce', maxAge: 0 };
-    return this.#answer(ResponseCode.Content, this.#kdcProof(found.group, nC));
+    return queries.fetchKdcCredential(this.#at(client, groupName), payload);
   }
 
-  /**
-   * GET /ace-group/GROUPNAME/verif-data (key-groupcomm-oscore §8.3.1, §9.6): what an external
-   * signature verifier needs besides the credentials — the algorithms, the Gid, the version and the
-   * Signature Encryption Key (Group OSCORE §2.1.9), never the Master Secret. Verifiers only
-   * (error 8), groups with signatures only (error 7).
-   */
+  /** GET /ace-group/GROUPNAME/verif-data (key-groupcomm-oscore §8.3.1): what a signature verifier needs. */
   verificationData(client: GroupClient, groupName: string): CoapResponse {
-    const found = this.#verifier(client, groupName);
-    if ('code' in found) return found;
-    const s = found.group.manager.toJSON();
-    const common = deriveCommonContext({ masterSecret: fromHex(s.masterSecret), masterSalt: fromHex(s.masterSalt), gid: fromHex(s.gid), algorithms: s.algorithms, gmCredential: fromHex(s.gm.credential) });
-    return this.#answer(ResponseCode.Content, [
-      [GroupParam.gkty, GROUP_OSCORE_KEY_TYPE],
-      [GroupParam.key, verifierKeyMaterial({ gid: s.gid, masterSecret: s.masterSecret, masterSalt: s.masterSalt, algorithms: s.algorithms })],
-      [GroupParam.num, s.keyGeneration],
-      [GroupParam.ace_groupcomm_profile, COAP_GROUP_OSCORE_APP],
-      [GroupParam.exi, this.#keyLifetime()],
-      [GroupParam.sign_enc_key, common.signatureEncryptionKey!],
-    ]);
+    return queries.getVerificationData(this.#at(client, groupName));
+  }
+
+  /** FETCH /ace-group/GROUPNAME/stale-sids (key-groupcomm-oscore §8.4.1): the Sender IDs gone stale since a version. */
+  staleSenderIds(client: GroupClient, groupName: string, payload: Uint8Array): CoapResponse {
+    return queries.fetchStaleSenderIds(this.#at(client, groupName), payload);
+  }
+
+  /** GET /ace-group/GROUPNAME/policies (RFC 9594 §4.6.1). */
+  policies(client: GroupClient, groupName: string): CoapResponse {
+    return queries.getPolicies(this.#at(client, groupName));
+  }
+
+  /** GET /ace-group/GROUPNAME/active (key-groupcomm-oscore §8.2.1): whether the group is active; observable. */
+  status(client: GroupClient, groupName: string): CoapResponse {
+    return queries.getStatus(this.#at(client, groupName));
+  }
+
+  /** FETCH /ace-group (RFC 9594 §4.2.1): group names and URIs by current Gid, for the groups the client's token names. */
+  groupNamesOf(client: GroupClient, payload: Uint8Array): CoapResponse {
+    return queries.fetchGroupNames(this.#groups.values(), client, payload);
+  }
+
+  #at(client: GroupClient, groupName: string): GroupAt {
+    return { group: this.#groups.get(groupName), groupName, client, keyLifetime: this.#keyLifetime(), random: this.#random };
   }
 
   /**
-   * FETCH /ace-group/GROUPNAME/stale-sids (key-groupcomm-oscore §8.4.1, §11.3.1): the Sender IDs
-   * that went stale since the member's version V of the keying material (payload: V as a CBOR
-   * unsigned integer); no payload when the Group Manager no longer keeps that many sets.
+   * PUT (RFC 9594 §4.8.2) or POST (key-groupcomm-oscore §9.2, §8.5 Table 2) to
+   * /ace-group/GROUPNAME/nodes/NODENAME, empty: the Key Renewal Request of a member that, e.g., ran
+   * out of Sender Sequence Numbers. It gets a new Sender ID, not used under the current Gid, in
+   * 'group_SenderId'; the old one joins the current set of stale Sender IDs (§7.1). No rekey.
    */
-  staleSenderIds(client: GroupClient, groupName: string, payload: Uint8Array): CoapResponse {
-    const found = this.#member(client, groupName);
+  renewSenderId(client: GroupClient, groupName: string, node: string, payload: Uint8Array): CoapResponse {
+    const found = ownNodeOf(this.#at(client, groupName), node);
     if ('code' in found) return found;
-    let v: CborValue;
+    const { group } = found;
+    if (!group.active) return inactive(groupName);
+    if (((group.nodes.get(node)?.roles ?? 0) & SENDING_ROLES) === 0) return problem(ResponseCode.BadRequest, GroupError.inconsistentRoles, 'a monitor has no Sender ID to renew');
+    if (payload.length > 0) return { code: ResponseCode.BadRequest, payload: 'a Key Renewal Request has no payload', maxAge: 0 };
+    let renewed: { previous: string; senderId: string };
     try {
-      v = decodeStrict(payload);
-    } catch {
-      return { code: ResponseCode.BadRequest, payload: 'the payload must be the version as a CBOR unsigned integer', maxAge: 0 };
+      renewed = group.manager.renewSenderId(node);
+    } catch (e) {
+      if (e instanceof OscoreConfigError) return problem(ResponseCode.ServiceUnavailable, GroupError.noNodeIdentifiers, e.message);
+      throw e;
     }
-    const current = found.group.manager.keyGeneration;
-    if (!isInt(v) || v < 0) return { code: ResponseCode.BadRequest, payload: 'the payload must be the version as a CBOR unsigned integer', maxAge: 0 };
-    if (v >= current) return { code: ResponseCode.BadRequest, payload: `version ${v} is not older than the current ${current}`, maxAge: 0 };
-    const ids = staleSince(found.group.stale, v, current);
-    if (ids === undefined) return { code: ResponseCode.Content, maxAge: 0 };
-    return { code: ResponseCode.Content, contentFormat: ContentFormat.Cbor, payload: encodeCbor(ids.map(fromHex)), maxAge: 0 };
+    recordStale(group.stale, group.manager.keyGeneration, renewed.previous);
+    this.#options.log?.(`${groupName}: ${node} renewed its Sender ID ${renewed.previous || '(empty)'} → ${renewed.senderId || '(empty)'}`);
+    this.#changed();
+    return answer(ResponseCode.Content, [[GroupParam.group_senderId, fromHex(renewed.senderId)]]);
+  }
+
+  /**
+   * POST /ace-group/GROUPNAME/nodes/NODENAME/cred (RFC 9594 §4.9.1, key-groupcomm-oscore §9.4): a
+   * member's new authentication credential, with PoP over the scope of its latest Join Request,
+   * N_S and a new N_C. Without a stored N_S: 4.00 with a new 'kdcchallenge' to use.
+   */
+  uploadCredential(client: GroupClient, groupName: string, node: string, payload: Uint8Array): CoapResponse {
+    const found = ownNodeOf(this.#at(client, groupName), node);
+    if ('code' in found) return found;
+    const { group } = found;
+    if (!group.active) return inactive(groupName);
+    const record = group.nodes.get(node)!;
+    if ((record.roles & SENDING_ROLES) === 0) return problem(ResponseCode.BadRequest, GroupError.inconsistentRoles, 'a monitor has no authentication credential in the group');
+    const request = decodeMap(payload);
+    const credential = request?.get(GroupParam.client_cred);
+    const nC = request?.get(GroupParam.cnonce);
+    const evidence = request?.get(GroupParam.client_cred_verify);
+    if (!isBytes(credential) || !isBytes(nC) || !isBytes(evidence) || credential.length === 0 || nC.length === 0 || evidence.length === 0) {
+      return { code: ResponseCode.BadRequest, payload: 'the request needs client_cred, cnonce and client_cred_verify, none empty', maxAge: 0 };
+    }
+    if (record.scope === undefined) return { code: ResponseCode.BadRequest, payload: 'no Join Request scope is stored for this member: join again', maxAge: 0 };
+    const nS = this.#challenges.get(client.id);
+    if (nS === undefined) return badRequestMap([[GroupParam.kdcchallenge, this.#challenges.issue(client.id)]]);
+    const refusal = credentialRefusal(group, credential, clientPopInput(fromHex(record.scope), nS, nC), evidence);
+    if (refusal !== undefined) return refusal;
+    this.#challenges.forget(client.id);
+    group.manager.replaceCredential(node, credential);
+    this.#options.log?.(`${groupName}: ${node} uploaded a new authentication credential`);
+    this.#changed();
+    return { code: ResponseCode.Changed, maxAge: 0 };
   }
 
   /** DELETE /ace-group/GROUPNAME/nodes/NODENAME (RFC 9594 §4.8.3): leave the group; the group is rekeyed. */
   leave(client: GroupClient, groupName: string, node: string): CoapResponse {
-    const found = this.#ownNode(client, groupName, node);
+    const found = ownNodeOf(this.#at(client, groupName), node);
     if ('code' in found) return found;
     this.#removeNode(found.group, node, 'left');
     return { code: ResponseCode.Deleted };
@@ -353,6 +334,25 @@ export class OnlineGroupManager {
     const group = this.#groups.get(groupName);
     if (group === undefined || !group.nodes.has(node)) throw new OscoreConfigError(`group ${groupName} has no node ${node}`);
     this.#removeNode(group, node, 'removed by the Group Manager');
+  }
+
+  /**
+   * Makes a group active or inactive (key-groupcomm-oscore §8.2 leaves how to the administrator
+   * interface; here `coapsec group-manager status`). While inactive, joins, Key Renewal and
+   * credential uploads get 5.03 error 9, and members observing /active learn of it.
+   */
+  setActive(groupName: string, active: boolean): void {
+    const group = this.#groups.get(groupName);
+    if (group === undefined) throw new OscoreConfigError(`no group ${groupName}`);
+    if (group.active === active) return;
+    group.active = active;
+    this.#options.log?.(`${groupName} is now ${active ? 'active' : 'inactive'}`);
+    this.#changed();
+    this.onStatusChange?.(groupName);
+  }
+
+  isActive(groupName: string): boolean | undefined {
+    return this.#groups.get(groupName)?.active;
   }
 
   /** A rekey without a membership change (Group OSCORE §12.2): new Gid, Master Secret and Salt, key generation + 1. */
@@ -379,65 +379,6 @@ export class OnlineGroupManager {
     this.#options.log?.(`${group.manager.name}: ${why}; new Gid ${group.manager.gid}, key generation ${group.manager.keyGeneration}`);
     this.#changed();
     this.onRekey?.(group.manager.name);
-  }
-
-  #keyMaterial(group: Group, senderId: string | undefined): Map<number, CborValue> {
-    const s = group.manager.toJSON();
-    return encodeKeyMaterial({ gid: s.gid, masterSecret: s.masterSecret, masterSalt: s.masterSalt, algorithms: s.algorithms, ...(senderId !== undefined ? { senderId } : {}) });
-  }
-
-  /** creds, peer_roles, peer_identifiers (RFC 9594 §4.3.1, §4.4.2), every member but `except`. */
-  #credentialEntries(group: Group, except: string | undefined): Array<readonly [number, unknown]> {
-    const members = group.manager.toJSON().members.filter((m) => m.name !== except);
-    return [
-      [GroupParam.creds, members.map((m) => fromHex(m.credential))],
-      [GroupParam.peer_roles, members.map((m) => group.nodes.get(m.name)?.roles ?? 0)],
-      [GroupParam.peer_identifiers, members.map((m) => fromHex(m.senderId))],
-    ];
-  }
-
-  #member(client: GroupClient, groupName: string): { group: Group; node: string } | CoapResponse {
-    const group = this.#groups.get(groupName);
-    if (group === undefined) return { code: ResponseCode.NotFound, payload: `no group ${groupName}` };
-    const granted = grantedRoles(client, groupName);
-    if (granted === undefined) return { code: ResponseCode.Unauthorized, payload: 'no access token' };
-    if (granted === 0) return forbidden(`the access token grants no role in ${groupName}`);
-    const node = [...group.nodes].find(([, r]) => r.client === client.id)?.[0];
-    // RFC 9594 §4.3.2: a client that is not a current member gets 4.03 with error 0.
-    if (node === undefined) return problem(ResponseCode.Forbidden, GroupError.onlyMembers, `not a member of ${groupName}`);
-    return { group, node };
-  }
-
-  /** key-groupcomm-oscore §8.1.1, §8.3.1: a signature verifier of the group — not a member (error 8) — of a group that signs (error 7). */
-  #verifier(client: GroupClient, groupName: string): { group: Group } | CoapResponse {
-    const group = this.#groups.get(groupName);
-    if (group === undefined) return { code: ResponseCode.NotFound, payload: `no group ${groupName}` };
-    const granted = grantedRoles(client, groupName);
-    if (granted === undefined) return { code: ResponseCode.Unauthorized, payload: 'no access token' };
-    const member = [...group.nodes.values()].some((r) => r.client === client.id);
-    if (member || (granted & bit(ROLE.verifier)) === 0) return problem(ResponseCode.Forbidden, GroupError.onlyVerifiers, `operation permitted only to signature verifiers of ${groupName}`);
-    if (group.manager.toJSON().algorithms.signature === undefined) return problem(ResponseCode.BadRequest, GroupError.signaturesNotUsed, `${groupName} uses no signatures`);
-    return { group };
-  }
-
-  #ownNode(client: GroupClient, groupName: string, node: string): { group: Group } | CoapResponse {
-    const found = this.#member(client, groupName);
-    if ('code' in found) return found;
-    // RFC 9594 §4.8.1: only the node itself; another member's node is 4.03 (error 0 is for non-members).
-    if (found.node !== node) return found.group.nodes.has(node) ? forbidden(`${node} is another member`) : { code: ResponseCode.NotFound, payload: `no node ${node}` };
-    return { group: found.group };
-  }
-
-  /** 'kdc_cred', a new 'kdc_nonce' N_KDC, and 'kdc_cred_verify': the signature over N_C | N_KDC (RFC 9594 §4.3.1, key-groupcomm-oscore §6.3). */
-  #kdcProof(group: Group, nC: Uint8Array): Array<readonly [number, unknown]> {
-    const state = group.manager.toJSON();
-    const nKdc = Uint8Array.from(this.#random(8));
-    const own = ownCredential(fromHex(state.gm.credential), fromHex(state.gm.privateKey));
-    return [
-      [GroupParam.kdc_cred, fromHex(state.gm.credential)],
-      [GroupParam.kdc_nonce, nKdc],
-      [GroupParam.kdc_cred_verify, signBytes(state.algorithms.signature!, own.privateKey, kdcPopInput(nC, nKdc))],
-    ];
   }
 
   /**
@@ -468,10 +409,6 @@ export class OnlineGroupManager {
     return badRequestMap([[GroupParam.sign_info, signInfo(group.manager.name, signature)], [GroupParam.kdcchallenge, challenge]]);
   }
 
-  #answer(code: number, entries: Array<readonly [number, unknown]>): CoapResponse {
-    return { code, contentFormat: ACE_GROUPCOMM_CBOR, payload: encodeCbor(new Map(entries)), maxAge: 0 };
-  }
-
   #keyLifetime(): number {
     return this.#options.keyLifetime ?? 86400;
   }
@@ -480,51 +417,3 @@ export class OnlineGroupManager {
     this.#options.onChange?.(this.toJSON());
   }
 }
-
-/** The roles the client's token grants in `group` as a Tperm bit set; undefined without a token. */
-function grantedRoles(client: GroupClient, group: string): number | undefined {
-  if (client.scope === undefined) return undefined;
-  let roles = 0;
-  for (const token of client.scope) {
-    const parts = splitScopeToken(token);
-    const role = parts?.name === group ? GROUP_OSCORE_ROLES[parts.role] : undefined;
-    if (role !== undefined) roles |= bit(role);
-  }
-  return roles;
-}
-
-/** The join's scope: exactly one entry, for this group (key-groupcomm-oscore §6.1). A string is why not. */
-function requestedRoles(scope: Uint8Array, group: string): number | string {
-  let tokens: string[];
-  try {
-    tokens = GROUP_SCOPES.tokens(scope);
-  } catch (e) {
-    return (e as Error).message;
-  }
-  let roles = 0;
-  for (const token of tokens) {
-    const parts = splitScopeToken(token);
-    if (parts?.name !== group) return `the scope names another group than ${group}`;
-    const role = GROUP_OSCORE_ROLES[parts.role];
-    if (role === undefined) return `unknown role ${parts.role}`;
-    roles |= bit(role);
-  }
-  return roles === 0 ? 'the scope names no role' : roles;
-}
-
-function roleNames(roles: number): string {
-  return Object.entries(GROUP_OSCORE_ROLES).filter(([, b]) => (roles & bit(b)) !== 0).map(([name]) => name).join('+');
-}
-
-export const forbidden = (detail: string): CoapResponse => ({ code: ResponseCode.Forbidden, payload: detail, maxAge: 0 });
-
-export function decodeMap(payload: Uint8Array): Map<CborValue, CborValue> | undefined {
-  if (payload.length === 0) return undefined;
-  try {
-    const value = decodeStrict(payload);
-    return value instanceof Map ? value : undefined;
-  } catch {
-    return undefined;
-  }
-}
-

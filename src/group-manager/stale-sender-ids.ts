@@ -42,3 +42,18 @@ export function staleSince(sets: readonly StaleSet[], v: number, current: number
   if (skew > sets.length) return undefined;
   return [...new Set(sets.slice(-skew).flatMap((s) => s.senderIds))];
 }
+
+/**
+ * §9.2: a member's relinquished Sender ID (it got a new one without a rekey) joins "the most recent
+ * set of stale Sender IDs", the one of the current version `current`.
+ */
+export function recordStale(sets: StaleSet[], current: number, senderId: string): void {
+  let set = sets.find((s) => s.num === current);
+  if (set === undefined) {
+    set = { num: current, senderIds: [] };
+    sets.push(set);
+    sets.sort((a, b) => a.num - b.num);
+    while (sets.length > MAX_STALE_SETS) sets.shift();
+  }
+  if (!set.senderIds.includes(senderId)) set.senderIds.push(senderId);
+}

@@ -228,6 +228,38 @@ export class GroupManager {
     return { ...s.deterministicClient };
   }
 
+  /**
+   * A new Sender ID for a member (key-groupcomm-oscore §9.2, e.g. its Sender Sequence Numbers are
+   * exhausted): one not used under the current Gid (Group OSCORE §2.6.3.1), as for a new member.
+   * The old one is relinquished; the caller records it as stale (§7.1).
+   */
+  renewSenderId(name: string): { previous: string; senderId: string } {
+    const me = this.#memberRecord(name);
+    const senderId = this.#freshSenderId();
+    const previous = me.senderId;
+    me.senderId = senderId;
+    this.#state.usedSenderIds.push(senderId);
+    return { previous, senderId };
+  }
+
+  /** Replaces a member's authentication credential (RFC 9594 §4.9.1; proof of possession is the caller's). */
+  replaceCredential(name: string, credential: Uint8Array): void {
+    const me = this.#memberRecord(name);
+    const signature = this.#state.algorithms.signature;
+    if (signature !== undefined && !credentialFitsSignature(parseAuthCredential(credential), signature)) {
+      throw new OscoreConfigError(`the credential of ${name} does not fit Signature Algorithm ${signature}`);
+    }
+    me.credential = toHex(credential);
+    // The Group Manager no longer holds the private key of a credential the member brought.
+    delete me.privateKey;
+  }
+
+  #memberRecord(name: string): MemberRecord {
+    const me = this.#state.members.find((m) => m.name === name);
+    if (me === undefined) throw new OscoreConfigError(`group ${this.#state.name} has no member ${name}`);
+    return me;
+  }
+
   /** §12.2: "MUST rekey the group without undue delay when one or more endpoints leave". */
   removeMember(name: string): GroupRekey {
     const s = this.#state;
