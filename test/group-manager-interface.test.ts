@@ -15,6 +15,7 @@ import { signBytes } from '../src/cose/sign.js';
 import { SCOPE_FORMATS } from '../src/ace/scope-format.js';
 import { ownCredential } from '../src/group-oscore/credential.js';
 import { GroupManager, keyPairFor } from '../src/group-oscore/manager.js';
+import { MAX_RENEWALS_PER_VERSION } from '../src/group-manager/group-state.js';
 import { clientPopInput, GroupError, GroupInput, GroupParam, GroupPolicy, OnlineGroupManager, type GroupClient } from '../src/group-manager/index.js';
 import type { CoapResponse } from '../src/server/resource.js';
 
@@ -195,6 +196,14 @@ test('Key Renewal: a new Sender ID unused under the current Gid; the old one goe
   assert.equal(gm.renewSenderId(client, 'lights', req.node, fromHex('a0')).code, ResponseCode.BadRequest, 'the request has no payload');
   assert.equal(gm.renewSenderId(client, 'lights', both.node, new Uint8Array(0)).code, ResponseCode.Forbidden, "another member's node");
   assert.equal(errorId(gm.renewSenderId(CLIENT('stranger'), 'lights', req.node, new Uint8Array(0))), GroupError.onlyMembers);
+  // Bounded: MAX_RENEWALS_PER_VERSION per node and version: then 5.03 error 4 until the next rekey.
+  for (let i = 0; i < MAX_RENEWALS_PER_VERSION; i++) assert.equal(gm.renewSenderId(client, 'lights', req.node, new Uint8Array(0)).code, ResponseCode.Content, `renewal ${i + 1}`);
+  const bounded = gm.renewSenderId(client, 'lights', req.node, new Uint8Array(0));
+  assert.equal(bounded.code, ResponseCode.ServiceUnavailable);
+  assert.equal(errorId(bounded), GroupError.noNodeIdentifiers);
+  assert.equal(new OnlineGroupManager(gm.toJSON()).renewSenderId(client, 'lights', req.node, new Uint8Array(0)).code, ResponseCode.ServiceUnavailable, 'the count survives a restart');
+  gm.rekey('lights');
+  assert.equal(gm.renewSenderId(client, 'lights', req.node, new Uint8Array(0)).code, ResponseCode.Content, 'a rekey allows more');
 });
 
 test('credential upload: 4.00 with a kdcchallenge first, then PoP over the join scope, N_S and a new N_C; errors 2 and 3', () => {

@@ -26,7 +26,17 @@ export interface NodeRecord {
   clientChallenge?: string;
   /** The scope entry of its latest Join Request, hex: part of the PoP input of a credential upload (RFC 9594 §4.9.1). */
   scope?: string;
+  /** Key Renewals under keying material version `num` (bounded: MAX_RENEWALS_PER_VERSION). */
+  renewals?: { num: number; count: number };
 }
+
+/**
+ * Key Renewals a node may make per version of the keying material. Each takes a Sender ID that may
+ * not be used again under the Gid and lands in the stale set: unbounded, one member could use up
+ * the group's Sender IDs and grow the state. A member that exhausts 2^40 sequence numbers this
+ * often is not a real one; the next rekey allows more.
+ */
+export const MAX_RENEWALS_PER_VERSION = 8;
 
 export interface Group {
   readonly manager: GroupManager;

@@ -27,7 +27,7 @@ import { clientPopInput, signInfo } from './key-material.js';
 import { KdcChallenges, tokenTransferEntries } from './kdc-challenges.js';
 import { recordRekey, recordStale, type StaleSet } from './stale-sender-ids.js';
 import { credentialFilterOf } from './credential-filter.js';
-import { answer, credentialEntries, credentialRefusal, GROUP_POLICIES, inactive, kdcProof, keyMaterialOf, ownNodeOf, type Group, type GroupAt, type NodeRecord } from './group-state.js';
+import { answer, credentialEntries, credentialRefusal, GROUP_POLICIES, MAX_RENEWALS_PER_VERSION, inactive, kdcProof, keyMaterialOf, ownNodeOf, type Group, type GroupAt, type NodeRecord } from './group-state.js';
 import * as queries from './group-queries.js';
 import { bit, decodeMap, forbidden, grantedRoles, requestedRoles, ROLE, roleNames, SENDING_ROLES, type GroupClient } from './roles.js';
 import { ACE_GROUPCOMM_CBOR, badRequestMap, COAP_GROUP_OSCORE_APP, GROUP_OSCORE_KEY_TYPE, GroupError, GroupParam, problem } from './parameters.js';
@@ -277,6 +277,12 @@ export class OnlineGroupManager {
     if (!group.active) return inactive(groupName);
     if (((group.nodes.get(node)?.roles ?? 0) & SENDING_ROLES) === 0) return problem(ResponseCode.BadRequest, GroupError.inconsistentRoles, 'a monitor has no Sender ID to renew');
     if (payload.length > 0) return { code: ResponseCode.BadRequest, payload: 'a Key Renewal Request has no payload', maxAge: 0 };
+    const record = group.nodes.get(node)!;
+    const version = group.manager.keyGeneration;
+    const renewals = record.renewals?.num === version ? record.renewals.count : 0;
+    if (renewals >= MAX_RENEWALS_PER_VERSION) {
+      return problem(ResponseCode.ServiceUnavailable, GroupError.noNodeIdentifiers, `${node} renewed its Sender ID ${renewals} times under this keying material; the next rekey allows more`);
+    }
     let renewed: { previous: string; senderId: string };
     try {
       renewed = group.manager.renewSenderId(node);
@@ -284,7 +290,8 @@ export class OnlineGroupManager {
       if (e instanceof OscoreConfigError) return problem(ResponseCode.ServiceUnavailable, GroupError.noNodeIdentifiers, e.message);
       throw e;
     }
-    recordStale(group.stale, group.manager.keyGeneration, renewed.previous);
+    record.renewals = { num: version, count: renewals + 1 };
+    recordStale(group.stale, version, renewed.previous);
     this.#options.log?.(`${groupName}: ${node} renewed its Sender ID ${renewed.previous || '(empty)'} → ${renewed.senderId || '(empty)'}`);
     this.#changed();
     return answer(ResponseCode.Content, [[GroupParam.group_senderId, fromHex(renewed.senderId)]]);
