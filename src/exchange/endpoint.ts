@@ -455,14 +455,20 @@ export class CoapEndpoint {
       pending.onAbort = () => this.fail(pending, new CancelledError('request aborted'));
       options.signal.addEventListener('abort', pending.onAbort, { once: true });
     }
-    if (options.deadline !== undefined) pending.deadlineAt = this.scheduler.now() + options.deadline;
+    this.startUnderDeadline(key, pending, options.deadline);
+  }
+
+  /**
+   * Hands `pending` to the NSTART gate, with `deadline` (ms from now) if there is one. Most
+   * exchanges end with a piggybacked response long before their deadline. Its timer is armed only
+   * once the wait gets long — the first retransmission, an empty ACK, a NON waiting for its
+   * response — or now, if the deadline may end before the first retransmission (its timeout is at
+   * most ACK_TIMEOUT × ACK_RANDOM_FACTOR, §4.2) or the request waits for an NSTART slot (§4.7).
+   */
+  private startUnderDeadline(key: string, pending: PendingRequest, deadline: number | undefined): void {
+    if (deadline !== undefined) pending.deadlineAt = this.scheduler.now() + deadline;
     this.gate.acquire(key, pending);
-    // Most exchanges end with a piggybacked response long before their deadline. Its timer is
-    // armed only once the wait gets long — the first retransmission, an empty ACK, a NON waiting
-    // for its response — or now, if the deadline may end before the first retransmission (its
-    // timeout is at most ACK_TIMEOUT × ACK_RANDOM_FACTOR, §4.2) or the request waits for an NSTART
-    // slot (§4.7).
-    if (options.deadline !== undefined && !pending.settled && (!pending.holdsSlot || options.deadline < this.parameters.ackTimeout * this.parameters.ackRandomFactor)) {
+    if (deadline !== undefined && !pending.settled && (!pending.holdsSlot || deadline < this.parameters.ackTimeout * this.parameters.ackRandomFactor)) {
       this.armDeadline(pending);
     }
   }
@@ -475,8 +481,8 @@ export class CoapEndpoint {
   /**
    * `send` of a simple request (the client's fast path, client/fast-request.ts): `code`, its
    * options already encoded as they go on the wire (`optionBytes`: sorted, deltas from 0) and a
-   * payload, with `options` that set nothing but `confirmable` — no deadline, signal, token or
-   * matcher. The datagram is written here at once, header, fresh token, options and payload, and
+   * payload, with `options` that set nothing but `confirmable` and `deadline` (a forward proxy's
+   * upstream leg) — no signal, token or matcher. The datagram is written here at once, header, fresh token, options and payload, and
    * from there the request is the same PendingRequest as send's: the same NSTART gate (§4.7), the
    * same retransmission (§4.2), ACK, RST, separate response and timeout handling. Only for an
    * endpoint that takesSimpleRequests.
@@ -504,7 +510,7 @@ export class CoapEndpoint {
     pending.order = this.requestsSent++;
     this.pending.set(pending.tableKey, pending);
     if (!this.busy) this.updateBusy();
-    this.gate.acquire(key, pending);
+    this.startUnderDeadline(key, pending, options.deadline);
   }
 
   /**
