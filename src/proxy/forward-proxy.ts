@@ -318,7 +318,7 @@ export class ForwardProxy implements ForwardingHandler {
     let upstream: Upstream = simple ?? upstreamRequest(message, route, hopLimit - 1);
     let layer: UpstreamLayer | undefined;
     if (layerContext) {
-      upstream = upstream as CoapMessage;
+      upstream = upstream as CoapMessage; // a layer of this proxy rules out the simple path
       // §2.2: a protecting proxy must recognise every option it protects; 4.02 otherwise.
       const unknown = upstream.options.find((o) => optionDefinition(o.number) === undefined);
       if (unknown) return answer(request, ResponseCode.BadOption, `cannot protect the unrecognized option ${unknown.number}`);
