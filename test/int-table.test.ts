@@ -53,3 +53,27 @@ test('IntTable refuses keys it cannot hold, naming the key', () => {
   const table = new IntTable<string>();
   for (const bad of [-1, 2 ** 31, 1.5, Number.NaN]) assert.throws(() => table.set(bad, 'x'), new RegExp(`not ${String(bad)}`));
 });
+
+test('IntTable does not resize while its size swings between 0 and 32 with each burst, and shrinks once it stays small', () => {
+  const table = new IntTable<number>();
+  let next = 0;
+  const burst = (): void => {
+    const keys: number[] = [];
+    for (let i = 0; i < 32; i++) table.set((keys[i] = next++ & 0xffff), i);
+    for (const key of keys) table.delete(key);
+  };
+  burst();
+  const capacity = table.capacity;
+  assert.equal(capacity, 64);
+  for (let i = 0; i < 1000; i++) {
+    burst();
+    assert.equal(table.capacity, capacity, `resized in burst ${i}`);
+  }
+  // One entry at a time from now on: after as many removals as it has slots, it halves, and so on down to 8.
+  for (let i = 0; i < 64 + 32 + 16 + 8; i++) {
+    table.set(next, i);
+    table.delete(next++);
+  }
+  assert.equal(table.capacity, 8);
+  assert.equal(table.size, 0);
+});

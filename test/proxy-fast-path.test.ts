@@ -28,7 +28,8 @@ import { FakeTransport, flush, msg, opt } from './support/lockstep.js';
 const ORIGIN = '192.0.2.10';
 const UPSTREAM_TIMEOUT_MS = 3000;
 
-function proxy(fastPath: boolean) {
+/** `upstreamFastPath`: the proxy's simple upstream path (ForwardProxyOptions.fastPath), as the server's fast path unless given. */
+function proxy(fastPath: boolean, upstreamFastPath = fastPath, cached = true) {
   const clock = new FakeScheduler(0);
   const downstream = new FakeTransport(clock);
   const upstream = new FakeTransport(clock);
@@ -44,8 +45,9 @@ function proxy(fastPath: boolean) {
     upstream: { endpoint: async () => upstreamEndpoint },
     allowDestinations: [`${ORIGIN}/32`],
     upstreamTimeout: UPSTREAM_TIMEOUT_MS,
-    cache: new ResponseCache({ maxBytes: 1 << 16, now: () => clock.now() }),
+    ...(cached ? { cache: new ResponseCache({ maxBytes: 1 << 16, now: () => clock.now() }) } : {}),
     passFor: 500,
+    fastPath: upstreamFastPath,
   });
   return { clock, downstream, upstream, server, forward, upstreamEndpoint, log };
 }
@@ -136,8 +138,8 @@ function originResponse(request: CoapMessage, answer: OriginAnswer, type: Messag
 }
 
 /** Runs the steps against one proxy; the transcript is every datagram sent on either leg, with its (fake) time, and the request log. */
-async function transcript(fastPath: boolean, steps: readonly Step[]): Promise<{ sent: string[]; log: string[]; fast: number }> {
-  const p = proxy(fastPath);
+async function transcript(fastPath: boolean, steps: readonly Step[], upstreamFastPath = fastPath, cached = true): Promise<{ sent: string[]; log: string[]; fast: number; simple: number }> {
+  const p = proxy(fastPath, upstreamFastPath, cached);
   const sent: string[] = [];
   /** Upstream requests (CON or NON) not yet answered by the origin, oldest first. */
   const pending: Array<{ message: CoapMessage; peer: PeerAddress }> = [];
@@ -184,7 +186,7 @@ async function transcript(fastPath: boolean, steps: readonly Step[]): Promise<{ 
   await p.forward.close();
   await p.server.close();
   await p.upstreamEndpoint.close();
-  return { sent, log: p.log, fast: p.server.fastPathForwards };
+  return { sent, log: p.log, fast: p.server.fastPathForwards, simple: p.forward.stats.simple };
 }
 
 test('a simple proxied GET takes the proxy fast path; Observe, No-Response, a local request and fastPath: false do not', async () => {
@@ -249,6 +251,25 @@ test('property: both legs carry the same datagrams at the same times with and wi
     { numRuns: 250 },
   );
   assert.ok(fastForwards > 200, `the proxy fast path forwarded ${fastForwards} requests of the property's runs`);
+});
+
+test('property: both legs carry the same datagrams at the same times with and without the simple upstream path', async () => {
+  let simple = 0;
+  await fc.assert(
+    // Without a cache (and so without coalescing) as well: every request goes upstream.
+    fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 30 }), fc.boolean(), async (steps, cached) => {
+      const on = await transcript(true, steps, true, cached);
+      const off = await transcript(true, steps, false, cached);
+      assert.equal(off.simple, 0);
+      assert.deepEqual(on.sent, off.sent);
+      assert.deepEqual(on.log, off.log);
+      simple += on.simple;
+    }),
+    // Seen failing against mutants: every request on the simple path whatever its options, option
+    // bytes remembered per target and route but not per Hop-Limit, and sendSimple without the deadline.
+    { numRuns: 200 },
+  );
+  assert.ok(simple > 80, `the simple upstream path sent ${simple} requests of the property's runs`);
 });
 
 test('the transcript sees what differs: a proxy that answers from a cache the other lacks sends other datagrams', async () => {

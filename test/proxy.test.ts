@@ -369,14 +369,17 @@ test('passFor: a configured hit-for-pass period ends when set; 0 turns passing o
 test('a miss whose upstream send throws gets 5.00 and leaves nothing waiting on it: the next miss on the key is answered', async () => {
   const { t, clients, get } = readings('10.0.8', 100);
   const send = t.upstreamEndpoint.send.bind(t.upstreamEndpoint);
+  const sendSimple = t.upstreamEndpoint.sendSimple.bind(t.upstreamEndpoint);
   let failing = true;
-  t.upstreamEndpoint.send = (...args: Parameters<typeof send>) => {
+  const failOnce = (): void => {
     if (failing) {
       failing = false;
       throw new Error('upstream send failed');
     }
-    return send(...args);
   };
+  // A GET of nothing but its target goes out on the simple path (ForwardProxyOptions.fastPath), any other as a message.
+  t.upstreamEndpoint.send = (...args: Parameters<typeof send>) => (failOnce(), send(...args));
+  t.upstreamEndpoint.sendSimple = (...args: Parameters<typeof sendSimple>) => (failOnce(), sendSimple(...args));
   assert.equal((await t.net.until(get(clients[0]!))).message.code, ResponseCode.InternalServerError);
   const next = await t.net.until(get(clients[1]!), 20_000);
   assert.equal(decodeString(next.message.payload), 'reading 1');

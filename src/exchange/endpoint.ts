@@ -137,9 +137,9 @@ class PendingRequest implements ConfirmableListener, Startable, PeerRef {
   token: Uint8Array = EMPTY_TOKEN;
   /** A simple request's datagram (sendSimple), encoded once; undefined when `message` is sent. */
   bytes: Buffer | undefined = undefined;
-  /** A simple request's key in the endpoint's `simplePending` (simpleKeyOf its token); −1 for one in `pending`. */
-  simpleKey = -1;
-  /** The endpoint's count of requests when this one was sent: the order of `pending` and `simplePending` together. */
+  /** The request's key in the endpoint's `pending` (tokenNumber of its token); −1 for one under a chosen token (`chosenPending`, by `tokenKey`). */
+  tableKey = -1;
+  /** The endpoint's count of requests when this one was sent: the order of `pending` and `chosenPending` together. */
   order = 0;
   responseTimer?: Timer;
   /** When `options.deadline` ends (scheduler time); its timer is armed only once the exchange takes long (armDeadline). */
@@ -151,6 +151,7 @@ class PendingRequest implements ConfirmableListener, Startable, PeerRef {
 
   constructor(
     private readonly events: PendingEvents,
+    /** The Map key of a chosen token (tokenKeyOf); '' for a request in the number-keyed table. */
     readonly tokenKey: string,
     readonly peerKey: string,
     readonly peer: PeerAddress,
@@ -189,14 +190,23 @@ export class CoapEndpoint {
   readonly parameters: TransmissionParameters;
   private readonly random: RandomSource;
   private readonly tokenLength: number;
-  private readonly pending = new Map<string, PendingRequest>();
   /**
-   * Simple requests (sendSimple) by a number read from their token (simpleKeyOf): no key string
-   * built per request. Tokens are unique across this table, `pending` and `tokenListeners`.
+   * Requests under a token made here (request, send, sendSimple) by a number read from their token
+   * (tokenNumber): no key string built per request, and no `Map` whose backing store V8 rebuilds
+   * every few dozen adds and removes (the garbage the client's allocation profile showed, issue
+   * 21). Token numbers are unique within this table; a lookup compares the whole token.
    */
-  private readonly simplePending = new IntTable<PendingRequest>();
+  private readonly pending = new IntTable<PendingRequest>();
+  /**
+   * Requests under a token the caller chose (options.token, a response stream's token: an
+   * observation re-registered or cancelled, RFC 7641 §3.3.1, §3.6), by tokenKeyOf. Such a token
+   * may be any length and share its number with another, so it is not in `pending`. A token is
+   * never in both tables, nor twice in either.
+   */
+  private readonly chosenPending = new Map<string, PendingRequest>();
   /** Requests sent so far (PendingRequest.order). */
-  private requestsSent = 0;  /** Response streams that take more than one response, by token (observations, group requests). */
+  private requestsSent = 0;
+  /** Response streams that take more than one response, by token (observations, group requests). */
   private readonly tokenListeners = new Map<string, TokenEntry>();
   private readonly streamHost: StreamHost;
   private readonly gate: NstartGate;
@@ -215,9 +225,6 @@ export class CoapEndpoint {
   private pings = 0;
   /** What the transport was last told (setBusy): does anything wait on the network? */
   private busy = false;
-  /** The latest token newToken() made, and its key: the request it is for needs the key too. */
-  private lastToken: Uint8Array | undefined;
-  private lastTokenKey = '';
   /** The address and port of the latest request's peer, and its key: most requests go to the peer of the one before. */
   private lastAddress = '';
   private lastPort = -1;
@@ -239,7 +246,7 @@ export class CoapEndpoint {
       send: (message, peer, options, handler, token, matcher) => this.sendUnder(message, peer, options, handler, token, matcher),
       listen: (stream) => this.listenStream(stream),
       abandon: (token) => {
-        const pending = this.pending.get(tokenKeyOf(token));
+        const pending = this.pendingFor(token);
         if (pending) this.fail(pending, new CancelledError('the response stream was closed'));
       },
     };
@@ -305,8 +312,8 @@ export class CoapEndpoint {
 
   /** Whether a request or an observation still waits on `key` (a stream connection to it is kept alive). */
   private peerBusy(key: string): boolean {
-    for (const p of this.pending.values()) if (p.peerKey === key) return true;
-    for (const p of this.simplePending.valuesSnapshot()) if (p.peerKey === key) return true;
+    for (const p of this.chosenPending.values()) if (p.peerKey === key) return true;
+    for (const p of this.pending.valuesSnapshot()) if (p.peerKey === key) return true;
     for (const entry of this.tokenListeners.values()) if (entry.peerKey === key) return true;
     for (const check of this.busyChecks) if (check(key)) return true;
     return false;
@@ -350,7 +357,7 @@ export class CoapEndpoint {
 
   /** Tells a client transport whether anything waits on the network, on each change only. */
   private updateBusy(): void {
-    const busy = this.pending.size > 0 || this.simplePending.size > 0 || this.tokenListeners.size > 0 || this.pings > 0;
+    const busy = this.pending.size > 0 || this.chosenPending.size > 0 || this.tokenListeners.size > 0 || this.pings > 0;
     if (busy === this.busy) return;
     this.busy = busy;
     (this.options.transport as { setBusy?(busy: boolean): void }).setBusy?.(busy);
@@ -425,30 +432,43 @@ export class CoapEndpoint {
   private sendUnder(message: CoapMessage, peer: PeerAddress, options: RequestOptions, handler: ResponseHandler, chosenToken: Uint8Array | undefined, matcher: ResponseMatcher | undefined): void {
     if (this.closed) return handler.onError(new CancelledError('endpoint is closed'));
     if (options.signal?.aborted) return handler.onError(new CancelledError('request aborted'));
-    const token = chosenToken ?? this.newToken();
-    const tokenKey = token === this.lastToken ? this.lastTokenKey : tokenKeyOf(token);
-    if (chosenToken && this.pending.has(tokenKey)) {
-      return handler.onError(new CancelledError('a request with this token is still waiting for its response'));
+    let token: Uint8Array;
+    let tokenKey = '';
+    if (chosenToken !== undefined) {
+      token = chosenToken;
+      tokenKey = tokenKeyOf(token);
+      if (this.chosenPending.has(tokenKey) || this.tableFor(token) !== undefined) {
+        return handler.onError(new CancelledError('a request with this token is still waiting for its response'));
+      }
+    } else {
+      token = this.newToken();
     }
     message.token = token;
     const key = this.keyOf(peer);
     const pending = new PendingRequest(this.pendingEvents, tokenKey, key, peer, message, options, handler, matcher === tokenAndPeer ? undefined : matcher);
     pending.token = token;
     pending.order = this.requestsSent++;
-    this.pending.set(pending.tokenKey, pending);
+    if (chosenToken !== undefined) this.chosenPending.set(tokenKey, pending);
+    else this.pending.set((pending.tableKey = tokenNumber(token)), pending);
     if (!this.busy) this.updateBusy();
     if (options.signal) {
       pending.onAbort = () => this.fail(pending, new CancelledError('request aborted'));
       options.signal.addEventListener('abort', pending.onAbort, { once: true });
     }
-    if (options.deadline !== undefined) pending.deadlineAt = this.scheduler.now() + options.deadline;
+    this.startUnderDeadline(key, pending, options.deadline);
+  }
+
+  /**
+   * Hands `pending` to the NSTART gate, with `deadline` (ms from now) if there is one. Most
+   * exchanges end with a piggybacked response long before their deadline. Its timer is armed only
+   * once the wait gets long — the first retransmission, an empty ACK, a NON waiting for its
+   * response — or now, if the deadline may end before the first retransmission (its timeout is at
+   * most ACK_TIMEOUT × ACK_RANDOM_FACTOR, §4.2) or the request waits for an NSTART slot (§4.7).
+   */
+  private startUnderDeadline(key: string, pending: PendingRequest, deadline: number | undefined): void {
+    if (deadline !== undefined) pending.deadlineAt = this.scheduler.now() + deadline;
     this.gate.acquire(key, pending);
-    // Most exchanges end with a piggybacked response long before their deadline. Its timer is
-    // armed only once the wait gets long — the first retransmission, an empty ACK, a NON waiting
-    // for its response — or now, if the deadline may end before the first retransmission (its
-    // timeout is at most ACK_TIMEOUT × ACK_RANDOM_FACTOR, §4.2) or the request waits for an NSTART
-    // slot (§4.7).
-    if (options.deadline !== undefined && !pending.settled && (!pending.holdsSlot || options.deadline < this.parameters.ackTimeout * this.parameters.ackRandomFactor)) {
+    if (deadline !== undefined && !pending.settled && (!pending.holdsSlot || deadline < this.parameters.ackTimeout * this.parameters.ackRandomFactor)) {
       this.armDeadline(pending);
     }
   }
@@ -461,15 +481,15 @@ export class CoapEndpoint {
   /**
    * `send` of a simple request (the client's fast path, client/fast-request.ts): `code`, its
    * options already encoded as they go on the wire (`optionBytes`: sorted, deltas from 0) and a
-   * payload, with `options` that set nothing but `confirmable` — no deadline, signal, token or
-   * matcher. The datagram is written here at once, header, fresh token, options and payload, and
+   * payload, with `options` that set nothing but `confirmable` and `deadline` (a forward proxy's
+   * upstream leg) — no signal, token or matcher. The datagram is written here at once, header, fresh token, options and payload, and
    * from there the request is the same PendingRequest as send's: the same NSTART gate (§4.7), the
    * same retransmission (§4.2), ACK, RST, separate response and timeout handling. Only for an
    * endpoint that takesSimpleRequests.
    */
   sendSimple(code: Code, optionBytes: Uint8Array, payload: Uint8Array, peer: PeerAddress, options: RequestOptions, handler: ResponseHandler): void {
     if (this.closed) return handler.onError(new CancelledError('endpoint is closed'));
-    const token = this.newSimpleToken();
+    const token = this.newToken();
     const tokenLength = token.length;
     const optionsEnd = 4 + tokenLength + optionBytes.length;
     const bytes = allocBytes(payload.length > 0 ? optionsEnd + 1 + payload.length : optionsEnd) as Buffer;
@@ -486,46 +506,34 @@ export class CoapEndpoint {
     const pending = new PendingRequest(this.pendingEvents, '', key, peer, undefined, options, handler, undefined);
     pending.token = token;
     pending.bytes = bytes;
-    pending.simpleKey = simpleKeyOf(token);
+    pending.tableKey = tokenNumber(token);
     pending.order = this.requestsSent++;
-    this.simplePending.set(pending.simpleKey, pending);
+    this.pending.set(pending.tableKey, pending);
     if (!this.busy) this.updateBusy();
-    this.gate.acquire(key, pending);
+    this.startUnderDeadline(key, pending, options.deadline);
   }
 
   /**
-   * newToken for a simple request: also unused by any request in simplePending under its number
-   * (simpleKeyOf), so that table holds one request per number. The key strings of newToken are
-   * built only while a request or a stream uses the other tables.
-   */
-  private newSimpleToken(): Uint8Array {
-    for (;;) {
-      const token = this.random.bytes(this.tokenLength);
-      if (this.simplePending.has(simpleKeyOf(token))) continue;
-      if (this.pending.size > 0 || this.tokenListeners.size > 0) {
-        const key = tokenKeyOf(token);
-        if (this.pending.has(key) || this.tokenListeners.has(key)) continue;
-      }
-      return token;
-    }
-  }
-
-  /**
-   * Every waiting request, simple or not, in the order they were sent: the order in which closing
-   * or a failed peer fails them, as it would be with one table (NSTART hands freed slots on in it).
+   * Every waiting request, in the order they were sent: the order in which closing or a failed
+   * peer fails them, as it would be with one table (NSTART hands freed slots on in it).
    */
   private pendingInOrder(): PendingRequest[] {
-    const all = [...this.pending.values(), ...this.simplePending.valuesSnapshot()];
-    // The simple table keeps no order of its own: sort by the send count.
-    if (this.simplePending.size > 0) all.sort((a, b) => a.order - b.order);
+    const all = [...this.chosenPending.values(), ...this.pending.valuesSnapshot()];
+    // The number-keyed table keeps no order of its own: sort by the send count.
+    if (this.pending.size > 0) all.sort((a, b) => a.order - b.order);
     return all;
   }
 
-  /** The simple request waiting under `token`, if any. */
-  private simpleFor(token: Uint8Array): PendingRequest | undefined {
-    if (this.simplePending.size === 0) return undefined;
-    const pending = this.simplePending.get(simpleKeyOf(token));
+  /** The request waiting under `token` in the number-keyed table, if any. */
+  private tableFor(token: Uint8Array): PendingRequest | undefined {
+    if (this.pending.size === 0) return undefined;
+    const pending = this.pending.get(tokenNumber(token));
     return pending !== undefined && bytesEqual(pending.token, token) ? pending : undefined;
+  }
+
+  /** The request waiting under `token`, whichever table holds it (at most one does). */
+  private pendingFor(token: Uint8Array): PendingRequest | undefined {
+    return (this.chosenPending.size > 0 ? this.chosenPending.get(tokenKeyOf(token)) : undefined) ?? this.tableFor(token);
   }
 
   /** Arms the timer of `options.deadline` (once), failing the request when it ends. */
@@ -618,24 +626,28 @@ export class CoapEndpoint {
     return (this.lastPeerKey = peerKey(peer));
   }
 
-  /** A fresh random token, unused by any pending request or listener. */
+  /**
+   * A fresh random token, unused by any pending request or listener, and whose number (tokenNumber)
+   * no request in `pending` has, so that table holds one request per number. The key strings of
+   * the other tables are built only while a chosen-token request or a stream uses them.
+   */
   newToken(): Uint8Array {
     for (;;) {
       const token = this.random.bytes(this.tokenLength);
-      const key = tokenKeyOf(token);
-      if (this.pending.has(key) || this.tokenListeners.has(key) || this.simpleFor(token) !== undefined) continue;
-      this.lastToken = token;
-      this.lastTokenKey = key;
+      if (this.pending.has(tokenNumber(token))) continue;
+      if (this.chosenPending.size > 0 || this.tokenListeners.size > 0) {
+        const key = tokenKeyOf(token);
+        if (this.chosenPending.has(key) || this.tokenListeners.has(key)) continue;
+      }
       return token;
     }
   }
 
   private onSeparateResponse(response: CoapMessage, inbound: Inbound): boolean {
     if (!isResponseCode(response.code)) return false;
-    const key = tokenKeyOf(response.token);
-    const pending = this.pending.get(key) ?? this.simpleFor(response.token);
+    const pending = this.pendingFor(response.token);
     if (!pending) {
-      const entry = this.tokenListeners.get(key);
+      const entry = this.tokenListeners.size > 0 ? this.tokenListeners.get(tokenKeyOf(response.token)) : undefined;
       // §5.3.2: the token and the source endpoint must both match (or what the stream's matcher says).
       if (!entry || !entry.stream.matcher.matches(entry.stream, inbound)) return false;
       const check = checkOptions(response.options, isRecognizedInResponse);
@@ -664,7 +676,7 @@ export class CoapEndpoint {
     // A listener on this token (an observation) sees the response first and in arrival order,
     // so a notification overtaking the registration response cannot reorder them.
     if (this.tokenListeners.size > 0) {
-      const listener = this.tokenListeners.get(pending.bytes === undefined ? pending.tokenKey : tokenKeyOf(pending.token));
+      const listener = this.tokenListeners.get(pending.tableKey < 0 ? pending.tokenKey : tokenKeyOf(pending.token));
       // A simple request's message is its datagram, as the layered path's would be once sent.
       listener?.stream.accept(response, context, pending.message ?? decodeMessage(pending.bytes!));
     }
@@ -684,9 +696,9 @@ export class CoapEndpoint {
     pending.settled = true;
     pending.responseTimer?.cancel();
     pending.deadlineTimer?.cancel();
-    if (pending.bytes === undefined) this.pending.delete(pending.tokenKey);
-    else this.simplePending.delete(pending.simpleKey);
-    if (this.pending.size === 0 && this.simplePending.size === 0) this.updateBusy();
+    if (pending.tableKey >= 0) this.pending.delete(pending.tableKey);
+    else this.chosenPending.delete(pending.tokenKey);
+    if (this.pending.size === 0 && this.chosenPending.size === 0) this.updateBusy();
     if (pending.onAbort) pending.options.signal?.removeEventListener('abort', pending.onAbort);
     this.releaseSlot(pending);
   }
@@ -722,7 +734,7 @@ export class CoapEndpoint {
   }
 
   stats(): CarrierStats & { pendingRequests: number } {
-    return { ...this.carrier.getStats(), pendingRequests: this.pending.size + this.simplePending.size };
+    return { ...this.carrier.getStats(), pendingRequests: this.pending.size + this.chosenPending.size };
   }
 
   async close(): Promise<void> {
@@ -779,10 +791,10 @@ function tokenKeyOf(token: Uint8Array): string {
 const EMPTY_TOKEN = new Uint8Array(0);
 
 /**
- * A simple request's number in `simplePending`: 30 bits of its token's first four bytes (a small
- * integer, which the IntTable hashes without a string or a heap number). Equal tokens give equal numbers;
- * a lookup checks the whole token.
+ * A request's number in `pending`: 30 bits of its token's first four bytes (those it has: a
+ * shorter token's missing bytes count as 0), a small integer, which the IntTable hashes without a
+ * string or a heap number. Equal tokens give equal numbers; a lookup checks the whole token.
  */
-function simpleKeyOf(token: Uint8Array): number {
+function tokenNumber(token: Uint8Array): number {
   return (token[0]! | (token[1]! << 8) | (token[2]! << 16) | (token[3]! << 24)) & 0x3fffffff;
 }

@@ -25,6 +25,7 @@ import {
 } from '../coap/message.js';
 import { OptionNumber, isUnsafe, optionDefinition } from '../coap/options.js';
 import { parseAbsoluteUri } from '../coap/uri.js';
+import { encodeMessage } from '../coap/codec.js';
 import { resolvePeer, type CoapClient } from '../client/client.js';
 import type { ProtectedRequest } from '../client/security.js';
 import type { CoapEndpoint, ReceivedResponse, RequestOptions, ResponseHandler } from '../exchange/endpoint.js';
@@ -36,7 +37,7 @@ import type { PeerAddress } from '../transport/transport.js';
 import type { EndpointContext } from '../exchange/context.js';
 import type { OscoreSecurityContext } from '../oscore/security-context.js';
 import { upstreamLayer, type UpstreamLayer } from './oscore-proxy.js';
-import { TargetMemo, checkProxyRequest, type Target } from './request-target.js';
+import { TargetMemo, checkProxyRequest, isNamingOption, type Target } from './request-target.js';
 import { MissCoalescer, type SettleMiss } from './coalescing.js';
 import { cacheableProtection } from './protected-cache.js';
 import { DestinationPolicy, DestinationRefusedError } from './destination-policy.js';
@@ -111,6 +112,26 @@ export interface ForwardProxyOptions {
    * scheme is processed locally (§2.4 step 4, RFC 7252 §5.7.2), never forwarded to itself.
    */
   aliases?: readonly string[];
+  /**
+   * Requests whose options are only their target's naming (Proxy-Uri, or Proxy-Scheme and Uri-*)
+   * and Hop-Limit go upstream over UDP or DTLS as option bytes made once per target, route and
+   * Hop-Limit (`CoapEndpoint.sendSimple`), without an upstream message to build and encode each
+   * time; the datagrams are the same. Default true; false sends every request as a message.
+   */
+  fastPath?: boolean;
+}
+
+/**
+ * A request on its way upstream: the message (`upstreamRequest`), or for a request that takes
+ * the simple path (ForwardProxy.simpleUpstream) the option bytes the endpoint writes its datagram around.
+ */
+type Upstream = CoapMessage | Uint8Array;
+
+/** The option bytes of one target's simple upstream requests, for the route and Hop-Limit they were made for. */
+interface SimpleUpstream {
+  readonly route: UpstreamRoute;
+  readonly hopLimit: number;
+  readonly optionBytes: Uint8Array;
 }
 
 export class ForwardProxy implements ForwardingHandler {
@@ -129,10 +150,16 @@ export class ForwardProxy implements ForwardingHandler {
   private readonly nonConfirmable: RequestOptions;
   /** `fromOrigin` for the UpstreamExchange objects (one function per proxy, not one per exchange). */
   private readonly toClient: FromOrigin = (request, response, target, key, settle) => this.fromOrigin(request, response, target, key, settle);
+  /** Per target (TargetMemo hands out one object per naming), its simple upstream requests' option bytes. */
+  private readonly simpleUpstreams = new WeakMap<Target, SimpleUpstream>();
+  private readonly fastPath: boolean;
   /** This endpoint's own authority (§2.4 step 4), read once: the transport's address is a system call (getsockname). */
   private self: { scheme: string; port: number; address: string | undefined; aliases: readonly string[] } | undefined;
-  /** `passed`: cache misses sent upstream without coalescing, as their key's last response could not be shared (coalescing.ts). */
-  readonly stats = { forwarded: 0, cacheHits: 0, coalesced: 0, passed: 0, upstreamObservations: 0 };
+  /**
+   * `passed`: cache misses sent upstream without coalescing, as their key's last response could not
+   * be shared (coalescing.ts); `simple`: requests sent upstream on the simple path (`fastPath`).
+   */
+  readonly stats = { forwarded: 0, cacheHits: 0, coalesced: 0, passed: 0, upstreamObservations: 0, simple: 0 };
 
   constructor(
     private readonly server: CoapServer,
@@ -140,6 +167,7 @@ export class ForwardProxy implements ForwardingHandler {
   ) {
     this.timeout = options.upstreamTimeout ?? 10_000;
     this.hopLimit = options.defaultHopLimit ?? 16;
+    this.fastPath = options.fastPath ?? true;
     this.confirmable = { deadline: this.timeout, confirmable: true };
     this.nonConfirmable = { deadline: this.timeout, confirmable: false };
     this.coalescing = new MissCoalescer(() => server.endpoint.scheduler.now(), options.passFor);
@@ -284,11 +312,13 @@ export class ForwardProxy implements ForwardingHandler {
    */
   private forwardOn(request: ProxiedRequest, target: Target, hopLimit: number, route: UpstreamRoute, earlyKey: string | undefined, observe: number | undefined): void | Promise<void> {
     const message = request.message;
-    const upstream = upstreamRequest(message, route, hopLimit - 1);
     const { endpoint, peer } = route;
     const layerContext = this.options.upstreamSecurity?.({ uri: route.viaProxy ? this.options.nextHop! : target.uri, nextHop: route.viaProxy });
+    const simple = layerContext === undefined && observe === undefined ? this.simpleUpstream(message, target, route, hopLimit - 1) : undefined;
+    let upstream: Upstream = simple ?? upstreamRequest(message, route, hopLimit - 1);
     let layer: UpstreamLayer | undefined;
     if (layerContext) {
+      upstream = upstream as CoapMessage; // a layer of this proxy rules out the simple path
       // §2.2: a protecting proxy must recognise every option it protects; 4.02 otherwise.
       const unknown = upstream.options.find((o) => optionDefinition(o.number) === undefined);
       if (unknown) return answer(request, ResponseCode.BadOption, `cannot protect the unrecognized option ${unknown.number}`);
@@ -300,7 +330,7 @@ export class ForwardProxy implements ForwardingHandler {
     if (layer || request.context.oscore?.length) request = new ProxiedRequestThrough(request, recognisedOnly);
 
     const fetching = message.code === Method.GET || message.code === Method.FETCH;
-    if (observe !== undefined) return this.forwardObservation(request, upstream, endpoint, peer, target, observe, layer);
+    if (observe !== undefined) return this.forwardObservation(request, upstream as CoapMessage, endpoint, peer, target, observe, layer);
 
     const cache = this.options.cache;
     // OSCORE-protected requests other than Deterministic Requests pass uncached (protected-cache.ts).
@@ -312,7 +342,10 @@ export class ForwardProxy implements ForwardingHandler {
       return request.respond(hit.response);
     }
     // §5.6.2: revalidate a stale entry with exactly the ETags the cache names.
-    if (hit?.kind === 'stale') setOption(upstream, OptionNumber.ETag, ...hit.etags);
+    if (hit?.kind === 'stale') {
+      if (upstream instanceof Uint8Array) upstream = upstreamRequest(message, route, hopLimit - 1);
+      setOption(upstream, OptionNumber.ETag, ...hit.etags);
+    }
     // Misses share an upstream response only within one variant: a request with another Accept
     // must not get this one's representation.
     const miss = missKey(key, message);
@@ -330,7 +363,7 @@ export class ForwardProxy implements ForwardingHandler {
    * response when that may be shared, sent upstream on its own otherwise. Not part of `forwardOn`
    * for the reason given at `forwardRouted` (its closure would cost every miss an allocation).
    */
-  private joinMiss(request: ProxiedRequest, upstream: CoapMessage, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string, waiting: Promise<CoapMessage | undefined>): Promise<void> {
+  private joinMiss(request: ProxiedRequest, upstream: Upstream, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string, waiting: Promise<CoapMessage | undefined>): Promise<void> {
     return waiting.then((shared) => {
       if (shared === undefined) return this.exchange(request, upstream, route, target, layer, key, undefined);
       this.stats.coalesced++;
@@ -347,18 +380,48 @@ export class ForwardProxy implements ForwardingHandler {
    * cached). `key`: the cache key of a GET/FETCH (the response is stored, or revalidates);
    * `settle`: this miss leads a coalesced request.
    */
-  private exchange(request: ProxiedRequest, upstream: CoapMessage, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string | undefined, settle: SettleMiss | undefined): void {
+  private exchange(request: ProxiedRequest, upstream: Upstream, route: UpstreamRoute, target: Target, layer: UpstreamLayer | undefined, key: string | undefined, settle: SettleMiss | undefined): void {
     this.stats.forwarded++;
     try {
-      const protectedRequest = layer?.security.protect(upstream);
       // A NON goes upstream as a NON, anything else as a CON.
       const options = request.message.type !== MessageType.NON ? this.confirmable : this.nonConfirmable;
+      if (upstream instanceof Uint8Array) {
+        this.stats.simple++;
+        const message = request.message;
+        route.endpoint.sendSimple(message.code, upstream, message.payload, route.peer, options, new UpstreamExchange(this.toClient, request, undefined, target, key, settle, undefined));
+        return;
+      }
+      const protectedRequest = layer?.security.protect(upstream);
       route.endpoint.send(protectedRequest?.message ?? upstream, route.peer, options, new UpstreamExchange(this.toClient, request, upstream, target, key, settle, protectedRequest));
     } catch (error) {
       // The misses waiting for this one go upstream on their own; the server answers this one 5.00.
       settle?.(undefined);
       throw error;
     }
+  }
+
+  /**
+   * The option bytes of `message` as it goes upstream along `route` with Hop-Limit `hopLimit`,
+   * when the simple path may carry it: the fast path is on, the endpoint writes simple requests
+   * (UDP, DTLS), and the request's options are only its target's naming and Hop-Limit — then its
+   * upstream options (upstreamRequest) follow from the target, the route and the Hop-Limit alone,
+   * and are encoded once for them. Undefined otherwise. The caller has ruled out an OSCORE layer
+   * of this proxy upstream and an observation.
+   */
+  private simpleUpstream(message: CoapMessage, target: Target, route: UpstreamRoute, hopLimit: number): Uint8Array | undefined {
+    if (!this.fastPath || !route.endpoint.takesSimpleRequests) return undefined;
+    const options = message.options;
+    for (let i = 0; i < options.length; i++) {
+      const n = options[i]!.number;
+      if (!isNamingOption(n) && n !== OptionNumber.HopLimit) return undefined;
+    }
+    const known = this.simpleUpstreams.get(target);
+    if (known !== undefined && known.route === route && known.hopLimit === hopLimit) return known.optionBytes;
+    const upstream = upstreamRequest(message, route, hopLimit);
+    // The options as encodeMessage writes them, after the 4-byte header of a message without a token or payload.
+    const optionBytes = encodeMessage({ type: MessageType.CON, code: 0, messageId: 0, token: EMPTY_BYTES, options: upstream.options, payload: EMPTY_BYTES }).subarray(4);
+    this.simpleUpstreams.set(target, { route, hopLimit, optionBytes });
+    return optionBytes;
   }
 
   /** The origin's response: stored or revalidating (a GET/FETCH, `key`), invalidating (unsafe methods), then forwarded. */
@@ -451,7 +514,8 @@ class UpstreamExchange implements ResponseHandler {
   constructor(
     private readonly fromOrigin: FromOrigin,
     private readonly request: ProxiedRequest,
-    private readonly upstream: CoapMessage,
+    /** The upstream request as this proxy made it; undefined for one sent on the simple path (never protected here). */
+    private readonly upstream: CoapMessage | undefined,
     private readonly target: Target,
     private readonly key: string | undefined,
     private readonly settle: SettleMiss | undefined,
@@ -466,7 +530,7 @@ class UpstreamExchange implements ResponseHandler {
       // §2.6: remove exactly the layer added here; the rest goes back to the client as it is.
       const verified = protectedRequest.verify(received, false);
       const problem = verified instanceof Error ? verified.message
-        : getOption(this.upstream, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined ? 'the response carries more OSCORE layers than the request'
+        : getOption(this.upstream!, OptionNumber.Oscore) === undefined && getOption(verified, OptionNumber.Oscore) !== undefined ? 'the response carries more OSCORE layers than the request'
         : undefined;
       if (problem === undefined) return this.fromOrigin(request, verified as CoapMessage, this.target, this.key, settle);
       settle?.(undefined);

@@ -91,7 +91,8 @@ export function unrecognizedUnsafe(message: CoapMessage): number | undefined {
 export const bracket = (host: string): string => (host.includes(':') ? `[${host}]` : host);
 
 /** The options `targetOf` reads: everything a target depends on. */
-const isNamingOption = (n: number): boolean =>
+/** The options that name a request's target (PR1.1/PR1.2): what TargetMemo compares. */
+export const isNamingOption = (n: number): boolean =>
   n === OptionNumber.UriHost || n === OptionNumber.UriPort || n === OptionNumber.UriPath || n === OptionNumber.UriQuery || n === OptionNumber.ProxyUri || n === OptionNumber.ProxyScheme;
 
 /** Naming options longer than this in all (numbers and lengths included) are not remembered. */
