@@ -35,7 +35,7 @@ import { checkContextParams } from './context.js';
 import { OscoreConfigError } from './errors.js';
 import { ReplayWindow, type WindowSlots } from './replay.js';
 import type { RecipientParams, SenderParams } from './context.js';
-import { OscoreSecurityContext, VolatileSequence, type ChallengeBudget, type ContextBacking, type DirectoryEntry, type SecurityContextInput, type SequenceSource, type VerifiedState } from './security-context.js';
+import { OscoreSecurityContext, VolatileSequence, tableLending, type ChallengeBudget, type ContextBacking, type DirectoryEntry, type SecurityContextInput, type SequenceSource, type VerifiedState } from './security-context.js';
 
 /** What the table asks about each entry's Sender Sequence Numbers. */
 export interface TableSequences {
@@ -264,7 +264,8 @@ export class ContextTable implements ContextBacking {
    * made takes them over, their bytes overwritten, instead of five new arrays and two objects
    * (issue 21: with more active devices than the LRU, one context is made per request and lives
    * ≈ 1,000 requests, so whatever it allocates is copied by the scavenger and dies old). The
-   * evicted context gave them up (releaseSender, releaseParams): asked again, it derives its own.
+   * evicted context gave them up (tableLending.releaseSender, releaseParams): asked again, it derives
+   * its own. They were never handed out publicly (security-context.ts, TableRecipient).
    */
   #spare: { sender: SenderParams; recipient: RecipientParams } | undefined;
   /** Entries removed at least once, by how many times (a context made of an earlier use of the entry must not touch the new one's state); others are at 0. */
@@ -581,8 +582,8 @@ export class ContextTable implements ContextBacking {
         this.#copyInto(recipient.recipientId, this.#recipients[r + R_KID]!);
         this.#copyInto(recipient.recipientKey, this.#recipients[r + R_KEY]!);
         sender.aead = recipient.aead = options.aead ?? DEFAULT_AEAD;
-        context.adoptSender(sender);
-        context.recipientAt(0)!.adoptParams(recipient);
+        tableLending.adoptSender(context, sender);
+        tableLending.adoptParams(context.recipientAt(0)!, recipient);
         return;
       }
     }
@@ -591,7 +592,7 @@ export class ContextTable implements ContextBacking {
     const aead = options.aead ?? DEFAULT_AEAD;
     // The shapes assembleContext gives (context-rules.ts), without the DerivedContext around them.
     const senderId = this.#read(fields[e + E_SENDER]!, fields[e + E_SENDER_LEN]!)!;
-    context.adoptSender(idContext === undefined ? { senderId, senderKey, commonIv, aead } : { senderId, senderKey, commonIv, aead, idContext });
+    tableLending.adoptSender(context, idContext === undefined ? { senderId, senderKey, commonIv, aead } : { senderId, senderKey, commonIv, aead, idContext });
     const first = fields[e + E_FIRST_RECIPIENT]!;
     const count = fields[e + E_RECIPIENTS]!;
     for (let i = 0; i < count; i++) {
@@ -600,14 +601,14 @@ export class ContextTable implements ContextBacking {
       if (at < 0) continue;
       const recipientId = this.#read(this.#recipients[base + R_KID]!, this.#recipients[base + R_KID_LEN]!)!;
       const recipientKey = this.#read(at, keyLength)!;
-      context.recipientAt(i)!.adoptParams(idContext === undefined ? { recipientId, recipientKey, commonIv, aead } : { recipientId, recipientKey, commonIv, aead, idContext });
+      tableLending.adoptParams(context.recipientAt(i)!, idContext === undefined ? { recipientId, recipientKey, commonIv, aead } : { recipientId, recipientKey, commonIv, aead, idContext });
     }
   }
 
   /** Keeps the keys the evicted object derived, each once for the table's life (see the module comment). */
   #keepKeys(entry: number, context: OscoreSecurityContext): void {
     const e = entry * ENTRY_FIELDS;
-    const sender = context.derivedSender;
+    const sender = tableLending.derivedSender(context);
     if (sender === undefined) return;
     const fields = this.#entries;
     if (fields[e + E_KEYS]! < 0) {
@@ -620,7 +621,7 @@ export class ContextTable implements ContextBacking {
     for (let i = 0; i < count; i++) {
       const at = (first + i) * RECIPIENT_FIELDS + R_KEY;
       if (this.#recipients[at]! >= 0) continue;
-      const params = context.recipientAt(i)!.derivedParams;
+      const params = tableLending.derivedParams(context.recipientAt(i)!);
       if (params === undefined) continue;
       this.#storeAt(this.#scratch, 0, params.recipientKey);
       this.#recipients[at] = this.#scratch[0]!;
@@ -632,15 +633,15 @@ export class ContextTable implements ContextBacking {
     this.#keepKeys(entry, context);
     const e = entry * ENTRY_FIELDS;
     for (let i = 0; i < this.#entries[e + E_RECIPIENTS]!; i++) {
-      const verified = context.recipientAt(i)!.releaseVerified();
+      const verified = tableLending.releaseVerified(context.recipientAt(i)!);
       if (verified === undefined) continue;
       const slab = this.#slab((verified.replay as ReplayWindow).size);
       if (slab.spares.length < MAX_SPARE_WINDOWS) slab.spares.push(verified as { replay: ReplayWindow; challenges: SlotChallenges });
     }
     if (this.#entries[e + E_RECIPIENTS] !== 1 || this.#entries[e + E_ID_CONTEXT]! >= 0) return;
     const recipient = context.recipientAt(0)!;
-    if (context.derivedSender === undefined || recipient.derivedParams === undefined) return;
-    this.#spare = { sender: context.releaseSender()!, recipient: recipient.releaseParams()! };
+    if (tableLending.derivedSender(context) === undefined || tableLending.derivedParams(recipient) === undefined) return;
+    this.#spare = { sender: tableLending.releaseSender(context)!, recipient: tableLending.releaseParams(recipient)! };
   }
 
   /** The spare key objects (#spare), if their arrays have these lengths: their bytes are the caller's to overwrite. */
