@@ -132,3 +132,21 @@ test('through the server, devices taking turns in an LRU of 2, responses protect
   assert.ok(responses > 900, `${responses} responses checked`);
   assert.ok(t.active.length <= 2);
 });
+
+test('remove() takes a materialised context out of the LRU: the entry\'s next use is a new context, and putting contexts away later touches only live entries', () => {
+  const t = new ContextTable({ active: 2 });
+  const one = t.add(serverInput(1));
+  t.add(serverInput(2));
+  const removed = t.find(Uint8Array.of(1), undefined)!.context;
+  serving.params(t.find(Uint8Array.of(2), undefined)!.recipient);
+  t.remove(one);
+  assert.deepEqual(t.active.length, 1);
+  assert.ok(!t.active.includes(removed));
+  assert.equal(t.add(serverInput(3)), one, 'the entry is reused');
+  const three = t.find(Uint8Array.of(3), undefined)!;
+  assert.notEqual(three.context, removed);
+  t.add(serverInput(4));
+  t.find(Uint8Array.of(4), undefined); // puts device 2 away, not the removed one
+  assert.deepEqual(t.active.map((c) => c.name), ['device-3', 'device-4']);
+  assert.deepEqual([...serving.params(three.recipient).recipientKey], own(3).recipient);
+});

@@ -33,6 +33,7 @@
 import { DEFAULT_AEAD } from './algorithms.js';
 import { checkContextParams } from './context.js';
 import { OscoreConfigError } from './errors.js';
+import { ActiveList } from './active-list.js';
 import { ReplayWindow, type WindowSlots } from './replay.js';
 import type { RecipientParams, SenderParams } from './context.js';
 import { OscoreSecurityContext, VolatileSequence, tableLending, type ChallengeBudget, type ContextBacking, type DirectoryEntry, type SecurityContextInput, type SequenceSource, type VerifiedState } from './security-context.js';
@@ -90,7 +91,9 @@ const E_PER_RECIPIENT_NAMES = 14;
 const E_KEYS = 15;
 const E_KEY_LEN = 16;
 const E_IV_LEN = 17;
-const ENTRY_FIELDS = 18;
+/** Its slot in the LRU of materialised contexts (ActiveList), or -1. */
+const E_ACTIVE = 18;
+const ENTRY_FIELDS = 19;
 
 // Per recipient, Int32 fields.
 const R_ENTRY = 0;
@@ -243,8 +246,8 @@ export class ContextTable implements ContextBacking {
   readonly #optionIndex = new Map<string, number>();
   #lastOptions = -1;
   readonly #dormant = new Map<number, DormantSlab>();
-  /** Materialised contexts by entry, least recently used first. */
-  readonly #active = new Map<number, OscoreSecurityContext>();
+  /** Materialised contexts, least recently used first; an entry's slot is its E_ACTIVE field. */
+  readonly #active = new ActiveList<OscoreSecurityContext>();
   #lastEntry = -1;
   /** Each entry's one number source, made when the entry is first materialised. */
   readonly #sources = new Map<number, SequenceSource>();
@@ -295,7 +298,7 @@ export class ContextTable implements ContextBacking {
 
   /** The contexts materialised now, least recently used first. */
   get active(): readonly OscoreSecurityContext[] {
-    return [...this.#active.values()];
+    return this.#active.values();
   }
 
   /**
@@ -330,6 +333,7 @@ export class ContextTable implements ContextBacking {
     fields[e + E_FIRST_RECIPIENT] = firstRecipient;
     fields[e + E_RECIPIENTS] = recipientIds.length;
     fields[e + E_KEYS] = -1;
+    fields[e + E_ACTIVE] = -1;
     if (reused === undefined) {
       this.#entryCount++;
       this.#recipientCount += recipientIds.length;
@@ -399,7 +403,9 @@ export class ContextTable implements ContextBacking {
       this.#recipients[base + R_ENTRY] = -1;
       this.#keyed--;
     }
-    this.#active.delete(entry);
+    const slot = this.#entries[e + E_ACTIVE]!;
+    if (slot >= 0) this.#active.remove(slot);
+    this.#entries[e + E_ACTIVE] = -1;
     this.#sources.delete(entry);
     this.#generations.set(entry, (this.#generations.get(entry) ?? 0) + 1);
     if (this.#lastEntry === entry) this.#lastEntry = -1;
@@ -472,25 +478,26 @@ export class ContextTable implements ContextBacking {
   /** The entry's context, materialised and marked most recently used. */
   #activate(entry: number): OscoreSecurityContext {
     const active = this.#active;
-    let context = active.get(entry);
-    if (context !== undefined) {
+    const at = entry * ENTRY_FIELDS + E_ACTIVE;
+    const slot = this.#entries[at]!;
+    if (slot >= 0) {
       if (this.#lastEntry !== entry) {
-        // Most recently used last: a Map iterates in insertion order.
-        active.delete(entry);
-        active.set(entry, context);
+        active.touch(slot);
         this.#lastEntry = entry;
       }
-      return context;
+      return active.item(slot);
     }
     if (active.size >= this.#capacity) {
       // Put away first: the new context may take over the evicted one's key objects (#spare).
-      const oldest = active.keys().next().value as number;
-      const evicted = active.get(oldest)!;
-      active.delete(oldest);
-      this.#putAway(oldest, evicted);
+      const oldest = active.oldest;
+      const evictedEntry = active.key(oldest);
+      const evicted = active.item(oldest);
+      active.remove(oldest);
+      this.#entries[evictedEntry * ENTRY_FIELDS + E_ACTIVE] = -1;
+      this.#putAway(evictedEntry, evicted);
     }
-    context = this.#materialise(entry);
-    active.set(entry, context);
+    const context = this.#materialise(entry);
+    this.#entries[at] = active.add(entry, context);
     this.#lastEntry = entry;
     return context;
   }
