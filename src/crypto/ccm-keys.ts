@@ -115,37 +115,37 @@ export class AesCcmKeys {
 
   /**
    * The key's instance, or undefined when the key is not (yet) in steady use (see the module
-   * comment). Its slot first: the key's own bytes, hashed, and the slot's hash tell a miss without
-   * reading any instance. The array's instance second (a kept key whose slot another key took):
-   * a context table lends its key arrays on to the next device's context (context-table.ts), so an
-   * array's instance may be another key's now — told by usesKey, and then forgotten, so that the
-   * next messages of the array do not read that instance again (with thousands of devices taking
-   * turns it is rarely in the CPU's caches: usesKey was 3.6 % of a server's profile, h21-devices3).
+   * comment). A context table lends its key arrays on to the next device's context
+   * (context-table.ts), so an array's instance may be another key's now: told by usesKey, and the
+   * array then forgotten, so that its next messages do not read that instance again (with
+   * thousands of devices taking turns it is rarely in the CPU's caches: usesKey was 3.6 % of a
+   * server's profile, h21-devices3).
    */
   #instanceFor(key: Uint8Array): AesCcm | undefined {
-    const hash = fnv(key);
-    const slot = (hash >>> 0) % this.#warm;
-    let ccm = this.#instances[slot];
-    if (ccm !== undefined && this.#instanceHash[slot] === hash && ccm.usesKey(key)) return ccm;
     const cached = this.#byArray.get(key);
     if (cached !== undefined) {
       if (cached.usesKey(key)) return cached;
       this.#byArray.delete(key);
     }
-    const seenAt = this.#seenAt[slot]!;
-    // By bytes, not by array: a context made again from a table has fresh arrays. A key that
-    // comes back only after `warm` others is one-shot again even if its context was kept: with
-    // thousands of keys taking turns an instance per key is no cheaper than Node's one-shot CCM
-    // and costs ≈ 2 KB each (BENCHMARKS.md h21-devices, floor-ours against floor-node).
-    if (seenAt === 0 || this.#seenHash[slot] !== hash || this.#oneShots - (seenAt - 1) >= this.#warm) {
-      this.#seenHash[slot] = hash;
-      this.#seenAt[slot] = this.#oneShots + 1;
-      return undefined;
+    const hash = fnv(key);
+    const slot = (hash >>> 0) % this.#warm;
+    let ccm = this.#instances[slot];
+    if (ccm === undefined || this.#instanceHash[slot] !== hash || !ccm.usesKey(key)) {
+      const seenAt = this.#seenAt[slot]!;
+      // By bytes, not by array: a context made again from a table has fresh arrays. A key that
+      // comes back only after `warm` others is one-shot again even if its context was kept: with
+      // thousands of keys taking turns an instance per key is no cheaper than Node's one-shot CCM
+      // and costs ≈ 2 KB each (BENCHMARKS.md h21-devices, floor-ours against floor-node).
+      if (seenAt === 0 || this.#seenHash[slot] !== hash || this.#oneShots - (seenAt - 1) >= this.#warm) {
+        this.#seenHash[slot] = hash;
+        this.#seenAt[slot] = this.#oneShots + 1;
+        return undefined;
+      }
+      this.#seenAt[slot] = 0;
+      if (ccm === undefined) this.#instanceCount++;
+      this.#instances[slot] = ccm = new AesCcm(key, this.tagLength, this.nonceLength);
+      this.#instanceHash[slot] = hash;
     }
-    this.#seenAt[slot] = 0;
-    if (ccm === undefined) this.#instanceCount++;
-    this.#instances[slot] = ccm = new AesCcm(key, this.tagLength, this.nonceLength);
-    this.#instanceHash[slot] = hash;
     this.#byArray.set(key, ccm);
     return ccm;
   }
