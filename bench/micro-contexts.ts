@@ -271,6 +271,43 @@ class GcPauses {
 }
 
 /**
+ * The measured window only (not the warm-up, whose key derivations would swamp it), profiled in
+ * the child: `MICRO_CONTEXTS_PROFILE=cpu:FILE` writes a .cpuprofile, `heap:FILE` a sampling heap
+ * profile that keeps the objects minor and major GCs collected (where a request's garbage comes from).
+ */
+class WindowProfiler {
+  private constructor(
+    private readonly session: import('node:inspector/promises').Session,
+    private readonly kind: string,
+    private readonly file: string,
+  ) {}
+
+  static async start(spec: string | undefined): Promise<WindowProfiler | undefined> {
+    if (spec === undefined || spec === '') return undefined;
+    const [kind, file] = [spec.slice(0, spec.indexOf(':')), spec.slice(spec.indexOf(':') + 1)];
+    if ((kind !== 'cpu' && kind !== 'heap') || file === '') throw new Error(`MICRO_CONTEXTS_PROFILE: cpu:FILE or heap:FILE, not ${spec}`);
+    const { Session } = await import('node:inspector/promises');
+    const session = new Session();
+    session.connect();
+    if (kind === 'cpu') {
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: 100 });
+      await session.post('Profiler.start');
+    } else {
+      await session.post('HeapProfiler.enable');
+      await session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+    }
+    return new WindowProfiler(session, kind, file);
+  }
+
+  async stop(): Promise<void> {
+    const { profile } = this.kind === 'cpu' ? await this.session.post('Profiler.stop') : await this.session.post('HeapProfiler.stopSampling');
+    writeFileSync(this.file, JSON.stringify(profile));
+    this.session.disconnect();
+  }
+}
+
+/**
  * Feeds the request file to `receive` (32 per macrotask), the warm-up first, and measures the rest:
  * CPU per request, GC pauses and the heap after the warm-up. `answers()` must count every request.
  */
@@ -293,6 +330,7 @@ async function feedAndMeasure(requestFile: string, from: string, receive: (datag
   await feed(0, warmup);
   gc();
   const heapMB = process.memoryUsage().heapUsed / 2 ** 20;
+  const profiler = await WindowProfiler.start(process.env.MICRO_CONTEXTS_PROFILE);
   const pauses = new GcPauses();
   pauses.start();
   const cpu = process.cpuUsage();
@@ -300,6 +338,7 @@ async function feedAndMeasure(requestFile: string, from: string, receive: (datag
   const used = process.cpuUsage(cpu);
   await macrotask();
   pauses.stop();
+  await profiler?.stop();
   const measured = requests - warmup;
   if (answers() !== requests) throw new Error(`${answers()} answers to ${requests} requests`);
   return { micros: (used.user + used.system) / measured, scavengeMsPerK: (pauses.scavenge * 1000) / measured, markCompactMsPerK: (pauses.markCompact * 1000) / measured, markCompacts: pauses.markCompacts, heapMB };

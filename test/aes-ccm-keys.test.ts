@@ -146,3 +146,55 @@ test('a kept key array gets an instance when it comes back within `warm` one-sho
   for (let round = 0; round < 4; round++) for (const key of few) seal(key);
   assert.equal(keys.oneShots, 3 * 4 * warm + few.length);
 });
+
+/** FNV-1a as AesCcmKeys hashes a key, to build keys that share a slot and a hash. */
+function fnvOf(bytes: Uint8Array): number {
+  let hash = 0x811c9dc5;
+  for (const b of bytes) hash = Math.imul(hash ^ b, 0x01000193);
+  return hash | 0;
+}
+
+/** Two different 16-byte keys with the same 32-bit FNV-1a hash (a birthday search, ≈ 2^16 keys: bounded). */
+function collidingKeys(): [Uint8Array, Uint8Array] {
+  // Eight bytes from a counter, spread by a multiply: a counter in four bytes alone gives FNV no collision.
+  const keyFor = (i: number): Uint8Array => {
+    const key = keyOf(0, 16);
+    const view = new DataView(key.buffer);
+    view.setUint32(4, Math.imul(i, 0x9e3779b1));
+    view.setUint32(8, Math.imul(i ^ 0x5bd1e995, 0x85ebca6b));
+    return key;
+  };
+  const seen = new Map<number, number>();
+  for (let i = 0; i < 1 << 20; i++) {
+    const hash = fnvOf(keyFor(i));
+    const earlier = seen.get(hash);
+    if (earlier !== undefined) return [keyFor(earlier), keyFor(i)];
+    seen.set(hash, i);
+  }
+  throw new Error('no collision found');
+}
+
+test('key arrays whose bytes are overwritten in place (a context table lends them on) and keys sharing a hash: every message is its key\'s CCM (fast-check)', () => {
+  const [a, b] = collidingKeys();
+  assert.equal(fnvOf(a), fnvOf(b));
+  assert.notDeepEqual(a, b);
+  const step = fc.record({ key: fc.integer({ min: 0, max: 5 }), array: fc.integer({ min: 0, max: 2 }), counter: fc.integer({ min: 0, max: 40 }), plaintext: fc.uint8Array({ maxLength: 60 }) });
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 4 }), fc.array(step, { minLength: 1, maxLength: 60 }), (warm, steps) => {
+      const keys = new AesCcmKeys(8, 13, { warm, counterBytes: 5 });
+      const mask = new Uint8Array(13).fill(0x3a);
+      const candidates = [a, b, keyOf(1), keyOf(2), keyOf(3), keyOf(4)];
+      // Three arrays, each holding one key's bytes at a time and overwritten with another's.
+      const arrays = [new Uint8Array(16), new Uint8Array(16), new Uint8Array(16)];
+      for (const { key: k, array, counter, plaintext } of steps) {
+        const key = arrays[array]!;
+        key.set(candidates[k]!);
+        const nonce = countedNonce(mask, counter);
+        const expected = nodeSeal(candidates[k]!, nonce, new Uint8Array(0), plaintext, 8);
+        assert.deepEqual(Buffer.from(keys.seal(key, nonce, new Uint8Array(0), plaintext, counter)), expected);
+        assert.deepEqual(Buffer.from(keys.open(key, nonce, new Uint8Array(0), expected, counter)!), Buffer.from(plaintext));
+      }
+    }),
+    { numRuns: 300 },
+  );
+});

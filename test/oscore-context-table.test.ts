@@ -18,7 +18,8 @@ import { OptionNumber } from '../src/coap/options.js';
 import { AeadId, findHkdfAlgorithm, HkdfId } from '../src/oscore/algorithms.js';
 import { ContextTable } from '../src/oscore/context-table.js';
 import { protectRequest } from '../src/oscore/protect.js';
-import { ContextDirectory, OscoreSecurityContext, VolatileSequence, type ChallengeBudget, type DirectoryEntry, type SecurityContextInput } from '../src/oscore/security-context.js';
+import { ContextDirectory, OscoreSecurityContext, VolatileSequence, serving, type ChallengeBudget, type DirectoryEntry, type SecurityContextInput } from '../src/oscore/security-context.js';
+import type { RecipientParams, SenderParams } from '../src/oscore/context.js';
 import { securedSender, withEchoRetry } from '../src/client/security.js';
 import { EdhocClientSecurity, EdhocServer, postOverEndpoint } from '../src/edhoc-coap/index.js';
 import { serverCredentials } from '../src/server/credentials.js';
@@ -69,17 +70,22 @@ function table(active: number): ContextDirectory {
 function observe(entry: DirectoryEntry | undefined): unknown {
   if (entry === undefined) return undefined;
   const { recipient, context } = entry;
-  // As a server uses them: the Recipient Key to verify the request, then the Sender Key to answer.
-  const params = recipient.params;
-  const sender = context.sender;
-  return {
-    name: recipient.name,
-    kid: recipient.kidHex,
-    idContext: context.idContext && [...context.idContext],
+  // As a server uses them (the objects a table lends on, security-context.ts `serving`): the
+  // Recipient Key to verify the request, then the Sender Key to answer; and the public copies.
+  const keys = (params: RecipientParams, sender: SenderParams): unknown => ({
     key: [...params.recipientKey],
     iv: [...params.commonIv],
     recipient: { id: [...params.recipientId], aead: params.aead, idContext: params.idContext && [...params.idContext], fields: Object.keys(params) },
     sender: { id: [...sender.senderId], key: [...sender.senderKey], iv: [...sender.commonIv], aead: sender.aead, idContext: sender.idContext && [...sender.idContext], fields: Object.keys(sender) },
+  });
+  const served = keys(serving.params(recipient), serving.sender(context));
+  assert.deepEqual(keys(recipient.params, context.sender), served, 'the public keys are the served ones');
+  return {
+    name: recipient.name,
+    kid: recipient.kidHex,
+    layer: { ...serving.plainLayer(recipient) },
+    idContext: context.idContext && [...context.idContext],
+    served,
   };
 }
 
@@ -117,7 +123,10 @@ test('model: random requests from 40 devices through a table of 3 active context
     // A Partial IV: mostly new, sometimes a replay or one far below the window.
     const seq = action < 7 ? (highest[device] += 1 + next(3)) : Math.max(0, highest[device]! - next(80));
     const proven = next(8) === 0;
-    const [ra, rb] = [a.recipient, b.recipient];
+    // The server's objects (which a table lends on at eviction) or, one time in four, the public ones
+    // (a table-made recipient's own, on the same slot): both read and write the device's state.
+    const ra = a.recipient;
+    const rb = next(0x40000000) < 0x30000000 ? serving.state(b.recipient) : b.recipient;
     assert.equal(rb.replay.initialised, ra.replay.initialised, `step ${step}: initialised`);
     if (!ra.replay.initialised) {
       // B.1.2: the request that echoed the challenge sets the window's lower limit.
@@ -302,10 +311,10 @@ test('key objects taken over from an evicted context carry only the new device\'
   assert.deepEqual(observe(directory.find(Uint8Array.of(1), undefined)), expected(1));
   const two = directory.find(Uint8Array.of(2), undefined)!; // device 1 put away, its keys kept
   assert.deepEqual(observe(two), expected(2));
-  const twoSender = two.context.sender;
+  const twoSender = serving.sender(two.context);
   const one = directory.find(Uint8Array.of(1), undefined)!; // device 2 put away; device 1 takes over its key objects
-  assert.equal(one.context.sender, twoSender, 'the key objects were reused (else this test shows nothing)');
+  assert.equal(serving.sender(one.context), twoSender, 'the key objects were reused (else this test shows nothing)');
   assert.deepEqual(observe(one), expected(1));
   assert.deepEqual(observe(two), expected(2), 'the evicted object has its own keys again');
-  assert.notEqual(two.context.sender, twoSender);
+  assert.notEqual(serving.sender(two.context), twoSender);
 });

@@ -113,10 +113,20 @@ export class AesCcmKeys {
     return counter === undefined || this.#counterBytes === 0 ? undefined : ccm.keystreamAhead(nonce, counter, this.#counterBytes, length);
   }
 
-  /** The key's instance, or undefined when the key is not (yet) in steady use (see the module comment). */
+  /**
+   * The key's instance, or undefined when the key is not (yet) in steady use (see the module
+   * comment). A context table lends its key arrays on to the next device's context
+   * (context-table.ts), so an array's instance may be another key's now: told by usesKey, and the
+   * array then forgotten, so that its next messages do not read that instance again (with
+   * thousands of devices taking turns it is rarely in the CPU's caches: usesKey was 3.6 % of a
+   * server's profile, h21-devices3).
+   */
   #instanceFor(key: Uint8Array): AesCcm | undefined {
     const cached = this.#byArray.get(key);
-    if (cached !== undefined && cached.usesKey(key)) return cached;
+    if (cached !== undefined) {
+      if (cached.usesKey(key)) return cached;
+      this.#byArray.delete(key);
+    }
     const hash = fnv(key);
     const slot = (hash >>> 0) % this.#warm;
     let ccm = this.#instances[slot];

@@ -33,9 +33,10 @@
 import { DEFAULT_AEAD } from './algorithms.js';
 import { checkContextParams } from './context.js';
 import { OscoreConfigError } from './errors.js';
+import { ActiveList } from './active-list.js';
 import { ReplayWindow, type WindowSlots } from './replay.js';
 import type { RecipientParams, SenderParams } from './context.js';
-import { OscoreSecurityContext, VolatileSequence, type ChallengeBudget, type ContextBacking, type DirectoryEntry, type SecurityContextInput, type SequenceSource, type VerifiedState } from './security-context.js';
+import { OscoreSecurityContext, VolatileSequence, tableLending, type ChallengeBudget, type ContextBacking, type DirectoryEntry, type SecurityContextInput, type SequenceSource, type VerifiedState } from './security-context.js';
 
 /** What the table asks about each entry's Sender Sequence Numbers. */
 export interface TableSequences {
@@ -90,7 +91,9 @@ const E_PER_RECIPIENT_NAMES = 14;
 const E_KEYS = 15;
 const E_KEY_LEN = 16;
 const E_IV_LEN = 17;
-const ENTRY_FIELDS = 18;
+/** Its slot in the LRU of materialised contexts (ActiveList), or -1. */
+const E_ACTIVE = 18;
+const ENTRY_FIELDS = 19;
 
 // Per recipient, Int32 fields.
 const R_ENTRY = 0;
@@ -243,8 +246,8 @@ export class ContextTable implements ContextBacking {
   readonly #optionIndex = new Map<string, number>();
   #lastOptions = -1;
   readonly #dormant = new Map<number, DormantSlab>();
-  /** Materialised contexts by entry, least recently used first. */
-  readonly #active = new Map<number, OscoreSecurityContext>();
+  /** Materialised contexts, least recently used first; an entry's slot is its E_ACTIVE field. */
+  readonly #active = new ActiveList<OscoreSecurityContext>();
   #lastEntry = -1;
   /** Each entry's one number source, made when the entry is first materialised. */
   readonly #sources = new Map<number, SequenceSource>();
@@ -264,7 +267,8 @@ export class ContextTable implements ContextBacking {
    * made takes them over, their bytes overwritten, instead of five new arrays and two objects
    * (issue 21: with more active devices than the LRU, one context is made per request and lives
    * ≈ 1,000 requests, so whatever it allocates is copied by the scavenger and dies old). The
-   * evicted context gave them up (releaseSender, releaseParams): asked again, it derives its own.
+   * evicted context gave them up (tableLending.releaseSender, releaseParams): asked again, it derives
+   * its own. They were never handed out publicly (security-context.ts, TableRecipient).
    */
   #spare: { sender: SenderParams; recipient: RecipientParams } | undefined;
   /** Entries removed at least once, by how many times (a context made of an earlier use of the entry must not touch the new one's state); others are at 0. */
@@ -294,7 +298,7 @@ export class ContextTable implements ContextBacking {
 
   /** The contexts materialised now, least recently used first. */
   get active(): readonly OscoreSecurityContext[] {
-    return [...this.#active.values()];
+    return this.#active.values();
   }
 
   /**
@@ -329,6 +333,7 @@ export class ContextTable implements ContextBacking {
     fields[e + E_FIRST_RECIPIENT] = firstRecipient;
     fields[e + E_RECIPIENTS] = recipientIds.length;
     fields[e + E_KEYS] = -1;
+    fields[e + E_ACTIVE] = -1;
     if (reused === undefined) {
       this.#entryCount++;
       this.#recipientCount += recipientIds.length;
@@ -398,7 +403,9 @@ export class ContextTable implements ContextBacking {
       this.#recipients[base + R_ENTRY] = -1;
       this.#keyed--;
     }
-    this.#active.delete(entry);
+    const slot = this.#entries[e + E_ACTIVE]!;
+    if (slot >= 0) this.#active.remove(slot);
+    this.#entries[e + E_ACTIVE] = -1;
     this.#sources.delete(entry);
     this.#generations.set(entry, (this.#generations.get(entry) ?? 0) + 1);
     if (this.#lastEntry === entry) this.#lastEntry = -1;
@@ -471,25 +478,26 @@ export class ContextTable implements ContextBacking {
   /** The entry's context, materialised and marked most recently used. */
   #activate(entry: number): OscoreSecurityContext {
     const active = this.#active;
-    let context = active.get(entry);
-    if (context !== undefined) {
+    const at = entry * ENTRY_FIELDS + E_ACTIVE;
+    const slot = this.#entries[at]!;
+    if (slot >= 0) {
       if (this.#lastEntry !== entry) {
-        // Most recently used last: a Map iterates in insertion order.
-        active.delete(entry);
-        active.set(entry, context);
+        active.touch(slot);
         this.#lastEntry = entry;
       }
-      return context;
+      return active.item(slot);
     }
     if (active.size >= this.#capacity) {
       // Put away first: the new context may take over the evicted one's key objects (#spare).
-      const oldest = active.keys().next().value as number;
-      const evicted = active.get(oldest)!;
-      active.delete(oldest);
-      this.#putAway(oldest, evicted);
+      const oldest = active.oldest;
+      const evictedEntry = active.key(oldest);
+      const evicted = active.item(oldest);
+      active.remove(oldest);
+      this.#entries[evictedEntry * ENTRY_FIELDS + E_ACTIVE] = -1;
+      this.#putAway(evictedEntry, evicted);
     }
-    context = this.#materialise(entry);
-    active.set(entry, context);
+    const context = this.#materialise(entry);
+    this.#entries[at] = active.add(entry, context);
     this.#lastEntry = entry;
     return context;
   }
@@ -581,8 +589,8 @@ export class ContextTable implements ContextBacking {
         this.#copyInto(recipient.recipientId, this.#recipients[r + R_KID]!);
         this.#copyInto(recipient.recipientKey, this.#recipients[r + R_KEY]!);
         sender.aead = recipient.aead = options.aead ?? DEFAULT_AEAD;
-        context.adoptSender(sender);
-        context.recipientAt(0)!.adoptParams(recipient);
+        tableLending.adoptSender(context, sender);
+        tableLending.adoptParams(context.recipientAt(0)!, recipient);
         return;
       }
     }
@@ -591,7 +599,7 @@ export class ContextTable implements ContextBacking {
     const aead = options.aead ?? DEFAULT_AEAD;
     // The shapes assembleContext gives (context-rules.ts), without the DerivedContext around them.
     const senderId = this.#read(fields[e + E_SENDER]!, fields[e + E_SENDER_LEN]!)!;
-    context.adoptSender(idContext === undefined ? { senderId, senderKey, commonIv, aead } : { senderId, senderKey, commonIv, aead, idContext });
+    tableLending.adoptSender(context, idContext === undefined ? { senderId, senderKey, commonIv, aead } : { senderId, senderKey, commonIv, aead, idContext });
     const first = fields[e + E_FIRST_RECIPIENT]!;
     const count = fields[e + E_RECIPIENTS]!;
     for (let i = 0; i < count; i++) {
@@ -600,14 +608,14 @@ export class ContextTable implements ContextBacking {
       if (at < 0) continue;
       const recipientId = this.#read(this.#recipients[base + R_KID]!, this.#recipients[base + R_KID_LEN]!)!;
       const recipientKey = this.#read(at, keyLength)!;
-      context.recipientAt(i)!.adoptParams(idContext === undefined ? { recipientId, recipientKey, commonIv, aead } : { recipientId, recipientKey, commonIv, aead, idContext });
+      tableLending.adoptParams(context.recipientAt(i)!, idContext === undefined ? { recipientId, recipientKey, commonIv, aead } : { recipientId, recipientKey, commonIv, aead, idContext });
     }
   }
 
   /** Keeps the keys the evicted object derived, each once for the table's life (see the module comment). */
   #keepKeys(entry: number, context: OscoreSecurityContext): void {
     const e = entry * ENTRY_FIELDS;
-    const sender = context.derivedSender;
+    const sender = tableLending.derivedSender(context);
     if (sender === undefined) return;
     const fields = this.#entries;
     if (fields[e + E_KEYS]! < 0) {
@@ -620,7 +628,7 @@ export class ContextTable implements ContextBacking {
     for (let i = 0; i < count; i++) {
       const at = (first + i) * RECIPIENT_FIELDS + R_KEY;
       if (this.#recipients[at]! >= 0) continue;
-      const params = context.recipientAt(i)!.derivedParams;
+      const params = tableLending.derivedParams(context.recipientAt(i)!);
       if (params === undefined) continue;
       this.#storeAt(this.#scratch, 0, params.recipientKey);
       this.#recipients[at] = this.#scratch[0]!;
@@ -632,15 +640,15 @@ export class ContextTable implements ContextBacking {
     this.#keepKeys(entry, context);
     const e = entry * ENTRY_FIELDS;
     for (let i = 0; i < this.#entries[e + E_RECIPIENTS]!; i++) {
-      const verified = context.recipientAt(i)!.releaseVerified();
+      const verified = tableLending.releaseVerified(context.recipientAt(i)!);
       if (verified === undefined) continue;
       const slab = this.#slab((verified.replay as ReplayWindow).size);
       if (slab.spares.length < MAX_SPARE_WINDOWS) slab.spares.push(verified as { replay: ReplayWindow; challenges: SlotChallenges });
     }
     if (this.#entries[e + E_RECIPIENTS] !== 1 || this.#entries[e + E_ID_CONTEXT]! >= 0) return;
     const recipient = context.recipientAt(0)!;
-    if (context.derivedSender === undefined || recipient.derivedParams === undefined) return;
-    this.#spare = { sender: context.releaseSender()!, recipient: recipient.releaseParams()! };
+    if (tableLending.derivedSender(context) === undefined || tableLending.derivedParams(recipient) === undefined) return;
+    this.#spare = { sender: tableLending.releaseSender(context)!, recipient: tableLending.releaseParams(recipient)! };
   }
 
   /** The spare key objects (#spare), if their arrays have these lengths: their bytes are the caller's to overwrite. */

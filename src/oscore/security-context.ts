@@ -114,6 +114,24 @@ function sharedOptionsOf(input: SecurityContextInput): ContextOptions {
   return options;
 }
 
+/** Recipient's private state, for the module's `serving` and `tableLending` (set in its static block). */
+let recipientAccess: {
+  params(r: Recipient): RecipientParams;
+  verified(r: Recipient): VerifiedState;
+  derivedParams(r: Recipient): RecipientParams | undefined;
+  adoptParams(r: Recipient, params: RecipientParams): void;
+  releaseParams(r: Recipient): RecipientParams | undefined;
+  releaseVerified(r: Recipient): VerifiedState | undefined;
+};
+
+/** OscoreSecurityContext's private state, for the module's `serving` and `tableLending` (set in its static block). */
+let senderAccess: {
+  sender(c: OscoreSecurityContext): SenderParams;
+  derivedSender(c: OscoreSecurityContext): SenderParams | undefined;
+  adoptSender(c: OscoreSecurityContext, sender: SenderParams): void;
+  releaseSender(c: OscoreSecurityContext): SenderParams | undefined;
+};
+
 /**
  * One recipient of a context. A server may hold a context per device (issue 21: 100,000 of them),
  * most idle, so everything but the Recipient ID (kept as the binary string ContextDirectory keys
@@ -122,6 +140,7 @@ function sharedOptionsOf(input: SecurityContextInput): ContextOptions {
  * It is also the directory's entry for its kid (`context`, `recipient`).
  */
 class Recipient implements RecipientState {
+  /** The keys the server verifies with (`serving.params`); a table-made context's may be lent on (TableRecipient). */
   #params: RecipientParams | undefined;
   #verified: VerifiedState | undefined;
 
@@ -131,6 +150,25 @@ class Recipient implements RecipientState {
     readonly kidKey: string,
     private readonly configuredName: string | undefined,
   ) {}
+
+  static {
+    recipientAccess = {
+      params: (r) => (r.#params ??= r.context.derivedFor(r.recipientId).recipient),
+      verified: (r) => (r.#verified ??= r.context.newVerifiedState(r)),
+      derivedParams: (r) => r.#params,
+      adoptParams: (r, params) => void (r.#params = params),
+      releaseParams: (r) => {
+        const params = r.#params;
+        r.#params = undefined;
+        return params;
+      },
+      releaseVerified: (r) => {
+        const verified = r.#verified;
+        r.#verified = undefined;
+        return verified;
+      },
+    };
+  }
 
   get recipient(): RecipientState {
     return this;
@@ -149,48 +187,66 @@ class Recipient implements RecipientState {
   }
 
   get params(): RecipientParams {
-    return (this.#params ??= this.context.derivedFor(this.recipientId).recipient);
+    return recipientAccess.params(this);
   }
 
   get replay(): ReplayWindow {
-    return this.verified.replay;
+    return recipientAccess.verified(this).replay;
   }
 
   get challenges(): ChallengeBudget {
-    return this.verified.challenges;
+    return recipientAccess.verified(this).challenges;
+  }
+}
+
+/**
+ * A recipient of a context a ContextTable made. Its table lends the objects it works with — the
+ * key objects (`params`, and the context's `sender`) and the replay window and budget objects — to
+ * the next device's context when it puts this one away (issue 21: no allocation per device that
+ * comes back). So what it hands out publicly are objects of its own, never lent: a copy of its
+ * keys, a window and budget object on its own slot. Kept past eviction, they still read this
+ * device's keys and state, never another's (test/context-table-lending.test.ts).
+ */
+class TableRecipient extends Recipient {
+  #ownParams: RecipientParams | undefined;
+  #ownState: VerifiedState | undefined;
+  /** The layer a request without 'kid context' names (serving.plainLayer): made once per object, not looked up per request. */
+  layer: RecipientLabel | undefined;
+
+  override get params(): RecipientParams {
+    return (this.#ownParams ??= copyRecipientParams(recipientAccess.params(this)));
   }
 
-  private get verified(): VerifiedState {
-    return (this.#verified ??= this.context.newVerifiedState(this));
+  override get replay(): ReplayWindow {
+    return (this.#ownState ??= this.context.newVerifiedState(this)).replay;
   }
 
-  /** @internal The keys, if they were derived (context-table.ts keeps them for the next object of the same entry). */
-  get derivedParams(): RecipientParams | undefined {
-    return this.#params;
+  override get challenges(): ChallengeBudget {
+    return (this.#ownState ??= this.context.newVerifiedState(this)).challenges;
   }
+}
 
-  /** @internal Keys derived earlier from the same input (context-table.ts): this object derives none. */
-  adoptParams(params: RecipientParams): void {
-    this.#params = params;
-  }
+/** Whom a verified request without 'kid context' came from (exchange/context.ts's OscoreLayerInfo). */
+export interface RecipientLabel {
+  readonly peer: string;
+  readonly kid: string;
+}
 
-  /** @internal Gives up the replay window and budget objects to a ContextTable that reuses them (see releaseParams); they are on the table's slab, so asked again this object gets new ones on the same state. */
-  releaseVerified(): VerifiedState | undefined {
-    const verified = this.#verified;
-    this.#verified = undefined;
-    return verified;
-  }
+/** Labels of recipients not made by a table (long-lived: configured, derived, fetched from a store). */
+const plainLabels = new WeakMap<RecipientState, RecipientLabel>();
 
-  /**
-   * @internal Gives up the keys' object to a ContextTable that puts this context away and reuses
-   * the object for the next device: should this object be asked again (a response in flight), it
-   * derives its own keys anew, never sees the next device's.
-   */
-  releaseParams(): RecipientParams | undefined {
-    const params = this.#params;
-    this.#params = undefined;
-    return params;
-  }
+function copyRecipientParams(p: RecipientParams): RecipientParams {
+  const { recipientId, recipientKey, commonIv, aead, idContext } = p;
+  return idContext === undefined
+    ? { recipientId: recipientId.slice(), recipientKey: recipientKey.slice(), commonIv: commonIv.slice(), aead }
+    : { recipientId: recipientId.slice(), recipientKey: recipientKey.slice(), commonIv: commonIv.slice(), aead, idContext: idContext.slice() };
+}
+
+function copySenderParams(p: SenderParams): SenderParams {
+  const { senderId, senderKey, commonIv, aead, idContext } = p;
+  return idContext === undefined
+    ? { senderId: senderId.slice(), senderKey: senderKey.slice(), commonIv: commonIv.slice(), aead }
+    : { senderId: senderId.slice(), senderKey: senderKey.slice(), commonIv: commonIv.slice(), aead, idContext: idContext.slice() };
 }
 
 /** @internal What a recipient keeps once a request was verified. */
@@ -299,9 +355,9 @@ export class OscoreSecurityContext {
     context.#name = name;
     context.#recipientNames = recipientNames;
     if (typeof kids === 'string') {
-      context.#recipients = new Recipient(context, kids, recipientNames?.[0] ?? name);
+      context.#recipients = new TableRecipient(context, kids, recipientNames?.[0] ?? name);
     } else {
-      context.#recipients = kids.map((kid, index) => new Recipient(context, kid, recipientNames?.[index] ?? name));
+      context.#recipients = kids.map((kid, index) => new TableRecipient(context, kid, recipientNames?.[index] ?? name));
     }
     return context;
   }
@@ -340,24 +396,20 @@ export class OscoreSecurityContext {
 
   /** The Sender Context (and the Common Context parts it uses), derived on first use. */
   get sender(): SenderParams {
-    return (this.#sender ??= this.derivedFor(this.primaryRecipient.recipientId).sender);
+    return senderAccess.sender(this);
   }
 
-  /** @internal The Sender Context, if it was derived (context-table.ts keeps its keys). */
-  get derivedSender(): SenderParams | undefined {
-    return this.#sender;
-  }
-
-  /** @internal A Sender Context derived earlier from the same input (context-table.ts): this object derives none. */
-  adoptSender(sender: SenderParams): void {
-    this.#sender = sender;
-  }
-
-  /** @internal As Recipient.releaseParams, for the Sender Context (context-table.ts). */
-  releaseSender(): SenderParams | undefined {
-    const sender = this.#sender;
-    this.#sender = undefined;
-    return sender;
+  static {
+    senderAccess = {
+      sender: (c) => (c.#sender ??= c.derivedFor(c.primaryRecipient.recipientId).sender),
+      derivedSender: (c) => c.#sender,
+      adoptSender: (c, sender) => void (c.#sender = sender),
+      releaseSender: (c) => {
+        const sender = c.#sender;
+        c.#sender = undefined;
+        return sender;
+      },
+    };
   }
 
   /** @internal The §3.2 derivation for one recipient; a Recipient calls it once. */
@@ -496,9 +548,11 @@ export class OscoreSecurityContext {
 /**
  * A context OscoreSecurityContext.fromTable made: its table, entry and the entry's generation then
  * (a subclass, so that contexts made from an input keep their size: issue 21's memory per idle
- * context).
+ * context). Its public `sender` is a copy of its own, as TableRecipient's `params`.
  */
 class TableMadeContext extends OscoreSecurityContext {
+  #ownSender: SenderParams | undefined;
+
   constructor(
     readonly backing: ContextBacking,
     readonly entry: number,
@@ -507,7 +561,54 @@ class TableMadeContext extends OscoreSecurityContext {
   ) {
     super(TABLE_MADE, sequence, ASK_BACKING);
   }
+
+  override get sender(): SenderParams {
+    return (this.#ownSender ??= copySenderParams(senderAccess.sender(this)));
+  }
 }
+
+/**
+ * @internal What the server's OSCORE stage works with (server/oscore.ts): for a table-made
+ * context, the objects its table lends on to the next device's context at eviction — fine within
+ * one synchronous step of the server, which asks again after any wait; an evicted context asked
+ * again derives its own keys and gets window objects on its own slot. Not exported by the package
+ * (src/oscore/index.ts): the public `sender`, `params`, `replay` and `challenges` are never lent.
+ * For every other context, the same objects as the public getters.
+ */
+export const serving = {
+  params(recipient: RecipientState): RecipientParams {
+    return recipient instanceof Recipient ? recipientAccess.params(recipient) : recipient.params;
+  },
+  /** The replay window and challenge budget (a RecipientState of another kind is its own). */
+  state(recipient: RecipientState): VerifiedState {
+    return recipient instanceof Recipient ? recipientAccess.verified(recipient) : recipient;
+  },
+  sender(context: OscoreSecurityContext): SenderParams {
+    return senderAccess.sender(context);
+  },
+  /** `{ peer, kid }` of the recipient, the same object every time for one recipient object. */
+  plainLayer(recipient: RecipientState): RecipientLabel {
+    if (recipient instanceof TableRecipient) return (recipient.layer ??= { peer: recipient.name, kid: recipient.kidHex });
+    let label = plainLabels.get(recipient);
+    if (label === undefined) plainLabels.set(recipient, (label = { peer: recipient.name, kid: recipient.kidHex }));
+    return label;
+  },
+};
+
+/**
+ * @internal What a ContextTable does with the objects of a context it made (context-table.ts): keep
+ * the keys it derived, take its key, window and budget objects back when it puts it away, and give
+ * them to the next context it makes. Not exported by the package.
+ */
+export const tableLending = {
+  derivedSender: (context: OscoreSecurityContext): SenderParams | undefined => senderAccess.derivedSender(context),
+  adoptSender: (context: OscoreSecurityContext, sender: SenderParams): void => senderAccess.adoptSender(context, sender),
+  releaseSender: (context: OscoreSecurityContext): SenderParams | undefined => senderAccess.releaseSender(context),
+  derivedParams: (recipient: Recipient): RecipientParams | undefined => recipientAccess.derivedParams(recipient),
+  adoptParams: (recipient: Recipient, params: RecipientParams): void => recipientAccess.adoptParams(recipient, params),
+  releaseParams: (recipient: Recipient): RecipientParams | undefined => recipientAccess.releaseParams(recipient),
+  releaseVerified: (recipient: Recipient): VerifiedState | undefined => recipientAccess.releaseVerified(recipient),
+};
 
 /** What ContextDirectory.find returns: the recipient itself, which knows its context (no allocation per find). */
 export interface DirectoryEntry {

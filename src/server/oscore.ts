@@ -42,7 +42,7 @@ import { OptionNumber } from '../coap/options.js';
 import { decodeOscoreOption } from '../oscore/option.js';
 import { errorResponseParts, protectResponse, unprotectRequest, type RequestBinding, type UnprotectRequestResult } from '../oscore/protect.js';
 import { B2_NONCE_LENGTH, R2Cache, type R2CacheOptions, newB2Nonce, r2Of, secondIdContext, unwrapB2KidContext, withResponseKidContext } from '../oscore/rederivation.js';
-import { ContextDirectory, OscoreSecurityContext, type RecipientState } from '../oscore/security-context.js';
+import { ContextDirectory, OscoreSecurityContext, serving, type RecipientState } from '../oscore/security-context.js';
 import type { ContextTable } from '../oscore/context-table.js';
 import { withOscoreLayer, type EndpointContext, type OscoreLayerInfo } from '../exchange/context.js';
 import { escalatingClassOf } from '../oscore/escalation.js';
@@ -53,18 +53,7 @@ import type { ServerSecurity, UnprotectOutcome } from './security.js';
 import { bytesToHex as hex } from '../util/bytes.js';
 
 
-/**
- * The layer a request without 'kid context' names: the same for every request of a recipient, so
- * made once (issue 21: an object with a conditional spread per request took V8's slow path).
- */
-const plainLayers = new WeakMap<RecipientState, OscoreLayerInfo>();
 type Found = NonNullable<ReturnType<ContextDirectory['find']>>;
-
-function layerWithoutKidContext(recipient: RecipientState): OscoreLayerInfo {
-  let layer = plainLayers.get(recipient);
-  if (layer === undefined) plainLayers.set(recipient, (layer = { peer: recipient.name, kid: recipient.kidHex }));
-  return layer;
-}
 
 export interface OscoreServerOptions {
   /** Appendix B.2.1: bounds and lifetime of the cached R2 values. */
@@ -223,7 +212,9 @@ export class OscoreServerSecurity implements ServerSecurity {
       if (derived && derived.context.origin !== undefined) found = derived;
     }
     this.lookedUp = found;
-    return found?.recipient.params;
+    // The objects a table may lend on at eviction (security-context.ts `serving`): used within this
+    // request's synchronous step only; the response asks its context again.
+    return found === undefined ? undefined : serving.params(found.recipient);
   };
 
   unprotect(request: CoapMessage, context: EndpointContext): UnprotectOutcome | undefined {
@@ -251,7 +242,8 @@ export class OscoreServerSecurity implements ServerSecurity {
     const echoed = getOption(result.message, OptionNumber.Echo);
     const provenFresh = echoed !== undefined && this.echo.verifyFor(echoed, echoIdentity(security, recipient), this.echoLifetimeMs) === 'fresh';
 
-    if (!recipient.replay.initialised) {
+    const { replay } = serving.state(recipient);
+    if (!replay.initialised) {
       if (security.rederivation && security.origin === undefined) {
         // B.2, initiated by the server ("in the latter case step 1 is omitted"): it "has lost part
         // of its security context, e.g., ... Sender Sequence Number or Replay Window". Request #1
@@ -260,9 +252,9 @@ export class OscoreServerSecurity implements ServerSecurity {
       }
       // Appendix B.1.2: after a restart, only a request echoing a challenge sets the window.
       if (!provenFresh) return { ok: false, response: this.challenge(security, recipient, result.binding) };
-      recipient.replay.initialiseAt(sequenceNumber);
+      replay.initialiseAt(sequenceNumber);
     } else {
-      const verdict = recipient.replay.verdict(sequenceNumber, provenFresh);
+      const verdict = replay.verdict(sequenceNumber, provenFresh);
       if (verdict === 'too-old' && this.mayChallengeStale(recipient)) {
         // Below the window (or B.1.2's lower limit): maybe never received. RFC 9175 §2.3: "the
         // server MUST NOT process the request further and SHOULD send a 4.01 ... with an Echo option".
@@ -270,11 +262,11 @@ export class OscoreServerSecurity implements ServerSecurity {
       }
       if (verdict === 'too-old') return { ok: false, response: errorMessage({ code: ResponseCode.Unauthorized, reason: 'Replay window exceeded' }) };
       // §7.4: a Partial IV received before.
-      if (!recipient.replay.accept(sequenceNumber, provenFresh)) return { ok: false, response: errorMessage({ code: ResponseCode.Unauthorized, reason: 'Replay detected' }) };
+      if (!replay.accept(sequenceNumber, provenFresh)) return { ok: false, response: errorMessage({ code: ResponseCode.Unauthorized, reason: 'Replay detected' }) };
       this.countAccepted(recipient);
     }
 
-    const layer: OscoreLayerInfo = result.kidContext ? { peer: recipient.name, kid: recipient.kidHex, kidContext: hex(security.idContext ?? result.kidContext) } : layerWithoutKidContext(recipient);
+    const layer: OscoreLayerInfo = result.kidContext ? { peer: recipient.name, kid: recipient.kidHex, kidContext: hex(security.idContext ?? result.kidContext) } : serving.plainLayer(recipient);
     const verified = result;
     return {
       ok: true,
@@ -293,7 +285,9 @@ export class OscoreServerSecurity implements ServerSecurity {
             throw error;
           }
         }
-        return protectResponse(response, security.sender, verified.binding, fresh);
+        // Asked now, not at verification: a table may have put the context away since (its own keys
+        // are derived again then; the sequence source is the entry's, shared).
+        return protectResponse(response, serving.sender(security), verified.binding, fresh);
       },
     };
   }
@@ -312,7 +306,7 @@ export class OscoreServerSecurity implements ServerSecurity {
       if (error instanceof StoreError) return storeUnavailable();
       throw error;
     }
-    return protectResponse(challenge, security.sender, binding, { sequenceNumber });
+    return protectResponse(challenge, serving.sender(security), binding, { sequenceNumber });
   }
 
   /** Counts a challenge for a request below the window against the recipient's budget for this second. */
@@ -330,7 +324,7 @@ export class OscoreServerSecurity implements ServerSecurity {
   /** The recipient's counters, moved on to the current second. */
   private budgetNow(recipient: RecipientState): RecipientState['challenges'] {
     const second = Math.floor(this.now() / 1000);
-    const budget = recipient.challenges;
+    const budget = serving.state(recipient).challenges;
     if (budget.second !== second) {
       budget.acceptedBefore = budget.second === second - 1 ? budget.accepted : 0;
       budget.accepted = 0;
