@@ -131,9 +131,10 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   /** DTLS credentials and limits for coaps:// URIs (psk, rpk and/or x509; see transport/dtls.ts). */
   dtls?: Omit<DtlsClientTransportOptions, 'host' | 'port' | 'scheduler'>;
   /**
-   * The fast path for simple requests (client/fast-request.ts): plain requests over UDP with
-   * default settings to a URI routed before. Default true; false sends every request the layered
-   * way (what the fast path is tested against).
+   * The fast path for simple requests (client/fast-request.ts, client/oscore-fast-request.ts):
+   * requests over UDP with default settings to a URI routed before, plain or protected with one
+   * OSCORE context. Default true; false sends every request the layered way (what the fast path is
+   * tested against).
    */
   fastPath?: boolean;
   /** coaps+tcp:// (and coaps+ws://) trust anchors, client certificate or TLS-PSK (transport/tls.ts). */
