@@ -3,7 +3,8 @@
  * request to a URI protected with one OscoreClientSecurity, and not while a key update or Appendix
  * B.2 holds the requester; and, as a property, the same datagrams at the same (fake) times and the
  * same outcomes, in the same order, as a client with `fastPath: false` — through random request
- * sequences (Partial IVs crossing a byte boundary, with and without an ID Context, plain URIs
+ * sequences (Partial IVs crossing a byte boundary, with and without an ID Context, direct or
+ * through a forward proxy — outer options on both sides of the OSCORE option —, plain URIs
  * interleaved) answered by protected piggybacked, separate (CON and NON), duplicated and lost
  * responses, responses with a Partial IV of their own, empty ACKs, RSTs, Echo challenges (RFC 9175
  * §2.4), inner and outer Block2, inner Observe, tampered ciphertexts, unprotected errors, wrong
@@ -81,6 +82,8 @@ interface Harness {
   security: OscoreClientSecurity;
   server: OscoreSecurityContext;
   clock: FakeScheduler;
+  /** Where the request URIs point (the proxy's target, or the server itself). */
+  target: PeerAddress;
   address: PeerAddress;
   sent: string[];
   requests: CoapMessage[];
@@ -91,15 +94,28 @@ const flush = async (): Promise<void> => {
   for (let i = 0; i < 8; i++) await Promise.resolve();
 };
 
-async function harness(fastPath: boolean, nstart: number, shape: ContextShape): Promise<Harness> {
+/** With `proxied`, requests go to this forward proxy (Proxy-Scheme form: outer Uri-Host, Uri-Port and Proxy-Scheme around the OSCORE option) for TARGET. */
+const PROXY: PeerAddress = { address: '192.0.2.9', port: 5683 };
+const TARGET: PeerAddress = { address: '192.0.2.7', port: 5684 };
+
+async function harness(fastPath: boolean, nstart: number, shape: ContextShape, proxied = false): Promise<Harness> {
   const clock = new FakeScheduler(0);
   const { client: clientContext, server } = contexts(shape);
   const security = new OscoreClientSecurity(clientContext);
   // URIs under /plain go unprotected: both kinds of simple target in one client.
-  const client = new CoapClient({ bindIpv4: '127.0.0.1', fastPath, scheduler: clock, random: new SeededRandom(31), parameters: { nstart }, security: (uri) => (uri.includes('/plain') ? undefined : security) });
+  const client = new CoapClient({
+    bindIpv4: '127.0.0.1',
+    fastPath,
+    scheduler: clock,
+    random: new SeededRandom(31),
+    parameters: { nstart },
+    security: (uri) => (uri.includes('/plain') ? undefined : security),
+    ...(proxied ? { proxy: `coap://${PROXY.address}:${PROXY.port}` } : {}),
+  });
   const endpoint = await client.endpoint(4);
-  const address: PeerAddress = endpoint.transport.localAddress();
-  const h: Harness = { client, security, server, clock, address, sent: [], requests: [], deliver: (bytes) => endpoint.messaging.receive(bytes, address) };
+  // The "server" (or proxy) is never sent to: the datagrams are captured, its answers fed to the messaging layer.
+  const address: PeerAddress = proxied ? PROXY : endpoint.transport.localAddress();
+  const h: Harness = { client, security, server, clock, address, target: proxied ? TARGET : address, sent: [], requests: [], deliver: (bytes) => endpoint.messaging.receive(bytes, address) };
   (endpoint.transport as { send(data: Uint8Array, peer: PeerAddress): void }).send = (data) => {
     h.sent.push(`${clock.now()} ${Buffer.from(data).toString('hex')}`);
     const message = decodeMessage(data);
@@ -108,7 +124,7 @@ async function harness(fastPath: boolean, nstart: number, shape: ContextShape): 
   return h;
 }
 
-const uriOf = (h: Harness, path: string): string => `coap://${h.address.address}:${h.address.port}/${path}`;
+const uriOf = (h: Harness, path: string): string => `coap://${h.target.address}:${h.target.port}/${path}`;
 
 function startRequest(h: Harness, kind: RequestKind): Promise<unknown> {
   const uri = uriOf(h, kind === 'get-other' ? 'other?q=1' : kind === 'plain' ? 'plain' : 'a/b');
@@ -205,9 +221,9 @@ interface Run {
   fast: number;
 }
 
-async function transcript(fastPath: boolean, nstart: number, shape: ContextShape, steps: readonly Step[]): Promise<Run> {
+async function transcript(fastPath: boolean, nstart: number, shape: ContextShape, proxied: boolean, steps: readonly Step[]): Promise<Run> {
   separateMessageId = 0x7000;
-  const h = await harness(fastPath, nstart, shape);
+  const h = await harness(fastPath, nstart, shape, proxied);
   const outcomes: string[] = [];
   let started = 0;
   const track = (promise: Promise<unknown>): void => {
@@ -296,9 +312,9 @@ const steps: fc.Arbitrary<Step[]> = fc.array(
 test('property: with and without the OSCORE fast path, the same datagrams at the same times and the same outcomes', async () => {
   let fastRequests = 0;
   await fc.assert(
-    fc.asyncProperty(fc.constantFrom(1, 1, 2, 4), fc.constantFrom(...SHAPES), steps, async (nstart, shape, script) => {
-      const fast = await transcript(true, nstart, shape, script);
-      const layered = await transcript(false, nstart, shape, script);
+    fc.asyncProperty(fc.constantFrom(1, 1, 2, 4), fc.constantFrom(...SHAPES), fc.boolean(), steps, async (nstart, shape, proxied, script) => {
+      const fast = await transcript(true, nstart, shape, proxied, script);
+      const layered = await transcript(false, nstart, shape, proxied, script);
       assert.equal(layered.fast, 0);
       assert.deepEqual(fast.sent, layered.sent);
       assert.deepEqual(fast.outcomes, layered.outcomes);

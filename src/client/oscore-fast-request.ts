@@ -251,8 +251,9 @@ function aadTemplate(aead: number, kid: Uint8Array, length: number): Uint8Array 
 /** A SimpleTarget's OSCORE state: its security and the form of its current context. */
 export class OscoreTargetState {
   private form: OscoreRequestForm | undefined;
-  /** The latest response context and its OSCORE-layered copy: responses from one server share one (contexts are read-only). */
+  /** The latest response context, the security context that verified it, and its OSCORE-layered copy: responses from one server share one (contexts are read-only). */
   private lastOuterContext: EndpointContext | undefined;
+  private lastSecurityContext: OscoreSecurityContext | undefined;
   private lastContext: EndpointContext | undefined;
 
   constructor(
@@ -279,9 +280,10 @@ export class OscoreTargetState {
 
   /** withOscoreLayer of a verified response's context (what OscoreProtectedRequest.describe gives). */
   describe(outer: EndpointContext, context: OscoreSecurityContext): EndpointContext {
-    if (outer === this.lastOuterContext && this.form?.context === context) return this.lastContext!;
+    if (outer === this.lastOuterContext && context === this.lastSecurityContext) return this.lastContext!;
     const described = withOscoreLayer(outer, layerOf(context));
     this.lastOuterContext = outer;
+    this.lastSecurityContext = context;
     this.lastContext = described;
     return described;
   }
