@@ -10,7 +10,7 @@ import { CoapClient } from '../src/client/client.js';
 import { OscoreClientSecurity } from '../src/client/oscore.js';
 import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-context.js';
 import { floorOf } from './aead-floor.js';
-import { minimalCoapClient } from './coap-minimal-client.js';
+import { minimalCoapClient, minimalOscoreClient } from './coap-minimal-client.js';
 import { Method } from '../src/coap/codes.js';
 import { EMPTY_BYTES, MessageType } from '../src/coap/message.js';
 import { OptionNumber } from '../src/coap/options.js';
@@ -299,6 +299,8 @@ async function run(job: ClientJob): Promise<ClientResult> {
       ? await rawDriver(job.port, job.concurrency, job.socketBuffer)
       : job.impl === 'coapsec' && job.clientRung !== undefined
         ? await rungDriver(job.clientRung, job.port, job.concurrency, job.socketBuffer, { path: job.path ?? '/bench', payloadLength: job.payloadLength ?? PAYLOAD.length, scheme: 'coap' })
+      : job.impl === 'coapsec' && job.minimalClient && job.variant === 'oscore'
+        ? await minimalOscoreClient(job.port, job.concurrency, job.socketBuffer, job.path ?? '/bench', job.payloadLength ?? PAYLOAD.length, job.sequenceStart ?? 0)
       : job.impl === 'coapsec' && job.minimalClient
         ? await minimalCoapClient(job.port, job.concurrency, job.socketBuffer, job.path ?? '/bench', job.payloadLength ?? PAYLOAD.length)
         : job.impl === 'coapsec'

@@ -52,7 +52,7 @@ const SERVER_KEYS: Record<string, ServerName> = { coapsec: 'coapsec', oscore: 'c
 const USAGE = `usage: node dist/bench/server-cpu.js [--quick] [--rounds N] [--duration MS] [--warmup MS] [--port-base P]
        [--concurrency 1,32,256] [--client-concurrency 32,256] [--no-client] [--json FILE]
        [--servers coapsec,oscore,libcoap,echo,minimal,minimal-oscore] [--variant LABEL=DIR (DIR's coapsec serve, plain; repeatable)]
-       [--clients floor,plain,oscore (default; also the rungs ${CLIENT_RUNGS.slice(1).join(',')}: common.ts CLIENT_RUNGS)]`;
+       [--clients floor,plain,floor-oscore,oscore (default; also the rungs ${CLIENT_RUNGS.slice(1).join(',')}: common.ts CLIENT_RUNGS)]`;
 
 /** Issue 21's targets at 32 in flight. */
 const PLAIN_VS_LIBCOAP_MAX = 1.0;
@@ -76,9 +76,11 @@ interface Settings {
   clients: ClientFlavour[];
 }
 
-/** 'floor': bench/coap-minimal-client.ts; the rungs between it and the client (CLIENT_RUNGS); the coapsec client plain or OSCORE. */
+/** 'floor' and 'floor-oscore': bench/coap-minimal-client.ts (plain, OSCORE); the rungs between the floor and the client (CLIENT_RUNGS); the coapsec client plain or OSCORE. */
 type ClientFlavour = string;
-const CLIENT_FLAVOURS: readonly ClientFlavour[] = [...CLIENT_RUNGS, 'plain', 'OSCORE'];
+const CLIENT_FLAVOURS: readonly ClientFlavour[] = [...CLIENT_RUNGS, 'plain', 'OSCORE', 'floor-oscore'];
+/** The client flavours measured against coapsec serve with OSCORE (the others go to coap-server-notls); floor-oscore is bench/coap-minimal-client.ts minimalOscoreClient. */
+const againstOscore = (flavour: ClientFlavour): boolean => flavour === 'OSCORE' || flavour === 'floor-oscore';
 
 const list = (v: string): number[] =>
   v.split(',').map((x) => {
@@ -95,7 +97,7 @@ function parseArgs(argv: string[]): Settings {
     json: undefined as string | undefined,
     servers: [...STANDARD_SERVERS] as ServerName[],
     variants: new Map<ServerName, string>(),
-    clients: ['floor', 'plain', 'OSCORE'] as ClientFlavour[],
+    clients: ['floor', 'plain', 'floor-oscore', 'OSCORE'] as ClientFlavour[],
   };
   // The warm-up is long enough for coapsec's deduplication ring (100,000 records) to reach its
   // steady state before the window at every server's rate: a ring still growing inside the window
@@ -227,9 +229,9 @@ class Bench {
       maxRequests: 50_000_000,
       drainMs: 3000,
       socketBuffer: 1 << 20,
-      variant: flavour === 'OSCORE' ? 'oscore' : 'plain',
-      minimalClient: flavour === 'floor',
-      ...(flavour !== 'floor' && flavour !== 'plain' && flavour !== 'OSCORE' ? { clientRung: flavour } : {}),
+      variant: againstOscore(flavour) ? 'oscore' : 'plain',
+      minimalClient: flavour === 'floor' || flavour === 'floor-oscore',
+      ...(flavour !== 'floor' && flavour !== 'plain' && !againstOscore(flavour) ? { clientRung: flavour } : {}),
       // Its Partial IVs come after every one the generator has used and before any it will use.
       sequenceStart: this.pool.skip(50_000_000),
       path: HELLO_PATH,
@@ -377,27 +379,28 @@ function clientTable(runs: readonly ClientRun[], results: readonly ServerResult[
     for (const flavour of s.clients) {
       const rs = runs.filter((r) => r.flavour === flavour && r.concurrency === c);
       if (rs.length === 0) continue;
-      const ours: ServerName = flavour === 'OSCORE' ? 'coapsec OSCORE' : 'coapsec';
+      const ours: ServerName = againstOscore(flavour) ? 'coapsec OSCORE' : 'coapsec';
       const serverMicros = median(results.filter((r) => r.server === ours && r.inFlight === c).map((r) => perResponse(r).serverMicros));
       const micros = rs.map((r) => r.clientMicros);
       const clientMicros = median(micros);
       const vs = clientMicros / serverMicros;
       const aboveFloor = rs.flatMap((r) => {
-        const floor = runs.find((f) => f.flavour === 'floor' && f.concurrency === c && f.round === r.round);
+        const floorFlavour = againstOscore(flavour) ? 'floor-oscore' : 'floor';
+        const floor = runs.find((f) => f.flavour === floorFlavour && f.concurrency === c && f.round === r.round);
         return floor === undefined ? [] : [r.clientMicros - floor.clientMicros];
       });
       rows.push([
         String(c),
-        flavour === 'floor' ? 'minimal (floor)' : flavour === 'plain' || flavour === 'OSCORE' ? `coapsec ${flavour}` : flavour,
-        flavour === 'OSCORE' ? 'coapsec serve (OSCORE)' : 'coap-server-notls',
+        flavour === 'floor' ? 'minimal (floor)' : flavour === 'floor-oscore' ? 'minimal OSCORE (floor)' : flavour === 'plain' || flavour === 'OSCORE' ? `coapsec ${flavour}` : flavour,
+        againstOscore(flavour) ? 'coapsec serve (OSCORE)' : 'coap-server-notls',
         fmt(clientMicros, 1),
         `${fmt(Math.min(...micros), 1)}–${fmt(Math.max(...micros), 1)}`,
         fmt(median(rs.map((r) => r.serverMicros)), 1),
         fmt(median(rs.map((r) => r.rps))),
         fmt(serverMicros, 1),
         ratio(clientMicros, serverMicros),
-        flavour === 'floor' || !Number.isFinite(vs) ? '-' : vs <= CLIENT_VS_SERVER_MAX ? 'yes' : 'NO',
-        flavour === 'floor' || aboveFloor.length === 0 ? '-' : fmt(median(aboveFloor), 1),
+        flavour.startsWith('floor') || !Number.isFinite(vs) ? '-' : vs <= CLIENT_VS_SERVER_MAX ? 'yes' : 'NO',
+        flavour.startsWith('floor') || aboveFloor.length === 0 ? '-' : fmt(median(aboveFloor), 1),
         String(rs.reduce((a, r) => a + r.errors, 0)),
       ]);
     }
@@ -437,7 +440,7 @@ async function main(): Promise<void> {
         }
         if (s.client && (server === 'libcoap' || server === 'coapsec OSCORE')) {
           for (const c of s.clientConcurrencies) {
-            for (const flavour of s.clients.filter((f) => (f === 'OSCORE') === (server === 'coapsec OSCORE'))) {
+            for (const flavour of s.clients.filter((f) => againstOscore(f) === (server === 'coapsec OSCORE'))) {
               const run = await bench.client(flavour, running, bench.port(server), c, round);
               clientRuns.push(run);
               console.error(

@@ -22,6 +22,8 @@ import { MAX_SZX, blockSize, encodeBlock, szxForSize } from '../coap/block.js';
 import { blockwiseRequest, type BlockwiseOptions, type SendRequest } from './blockwise.js';
 import { exchangeOnce, sendsAtOnce } from './one-exchange.js';
 import { SimpleTarget, requestSimple } from './fast-request.js';
+import { OscoreRequestForm, OscoreTargetState, requestOscoreSimple } from './oscore-fast-request.js';
+import { OscoreClientSecurity } from './oscore.js';
 import { Observation, type ObservationSettings } from './observe.js';
 import { PLAIN, securedSender, withEchoOnlyRetry, withEchoRetry, type MessageSecurity } from './security.js';
 import { directAddressing, proxySchemeAddressing } from './addressing.js';
@@ -129,9 +131,10 @@ export interface ClientOptions extends Omit<EndpointOptions, 'transport' | 'para
   /** DTLS credentials and limits for coaps:// URIs (psk, rpk and/or x509; see transport/dtls.ts). */
   dtls?: Omit<DtlsClientTransportOptions, 'host' | 'port' | 'scheduler'>;
   /**
-   * The fast path for simple requests (client/fast-request.ts): plain requests over UDP with
-   * default settings to a URI routed before. Default true; false sends every request the layered
-   * way (what the fast path is tested against).
+   * The fast path for simple requests (client/fast-request.ts, client/oscore-fast-request.ts):
+   * requests over UDP with default settings to a URI routed before, plain or protected with one
+   * OSCORE context. Default true; false sends every request the layered way (what the fast path is
+   * tested against).
    */
   fastPath?: boolean;
   /** coaps+tcp:// (and coaps+ws://) trust anchors, client certificate or TLS-PSK (transport/tls.ts). */
@@ -216,9 +219,10 @@ export class CoapClient {
   /** blockwiseOptions() of a datagram request that sets no block size and no progress callback. */
   private readonly defaultBlockwise: Readonly<BlockwiseOptions>;
   /**
-   * Routed URIs that simple requests take the fast path to (client/fast-request.ts), filled as
-   * `targets` is and cleared with it; undefined when this client's settings rule the fast path
-   * out for every request (end-to-end security, credentials, proxy routes, a default block size).
+   * Routed URIs that simple requests take the fast path to (client/fast-request.ts, and
+   * client/oscore-fast-request.ts for a URI protected with OSCORE), filled as `targets` is and
+   * cleared with it; undefined when this client's settings rule the fast path out for every
+   * request (proxy routes, a default block size).
    */
   private readonly simpleTargets: Map<string, SimpleTarget> | undefined;
   private simpleRequests = 0;
@@ -236,7 +240,7 @@ export class CoapClient {
             },
           })
         : undefined;
-    const simple = options.fastPath !== false && options.security === undefined && this.credentials === undefined && options.via === undefined && options.blockSize === undefined;
+    const simple = options.fastPath !== false && options.via === undefined && options.blockSize === undefined;
     this.simpleTargets = simple ? new Map() : undefined;
   }
 
@@ -384,16 +388,17 @@ export class CoapClient {
   private start(method: ClientRequest['method'], uriText: string, payload: ClientRequest['payload'], request: RequestSettings): Promise<ClientResponse> {
     try {
       if (this.closed) throw new CoapRequestError('client is closed');
-      if (this.simpleTargets !== undefined && isSimpleSettings(request)) {
-        const target = this.simpleTargets.get(uriText);
-        if (target !== undefined) {
-          const simple = this.startSimple(target, method, payload, request.confirmable === false);
-          if (simple !== undefined) return simple;
-        }
-      }
       const code = typeof method === 'number' ? method : methodFromName(method);
       if (code === undefined) throw new CoapRequestError(`unknown method ${String(method)}`);
       const e2e = this.endToEnd(uriText, request);
+      if (this.simpleTargets !== undefined && isSimpleSettings(request)) {
+        const target = this.simpleTargets.get(uriText);
+        // The security the layered path would take, asked for per request as it asks.
+        if (target !== undefined && (target.oscore?.security ?? PLAIN) === e2e) {
+          const simple = this.startSimple(target, code, payload, request.confirmable === false);
+          if (simple !== undefined) return simple;
+        }
+      }
       // A URI routed before, with no proxy chain: straight on (no Routed object per request).
       const cached = request.via === undefined && this.options.via === undefined ? this.targets.get(uriText) : undefined;
       if (cached !== undefined) return this.routed(code, uriText, payload, request, admitted(cached, request.admit), e2e);
@@ -405,15 +410,19 @@ export class CoapClient {
     }
   }
 
-  /** A simple request to a SimpleTarget (client/fast-request.ts); undefined when it is not one after all (unknown method, a body of more than one block). */
-  private startSimple(target: SimpleTarget, method: ClientRequest['method'], payload: ClientRequest['payload'], nonConfirmable: boolean): Promise<ClientResponse> | undefined {
-    const code = typeof method === 'number' ? method : methodFromName(method);
-    if (code === undefined) return undefined;
+  /**
+   * A simple request to a SimpleTarget (client/fast-request.ts, client/oscore-fast-request.ts);
+   * undefined when it is not one after all (a body of more than one block; for OSCORE, a key update
+   * or Appendix B.2 running).
+   */
+  private startSimple(target: SimpleTarget, code: Code, payload: ClientRequest['payload'], nonConfirmable: boolean): Promise<ClientResponse> | undefined {
     const body = typeof payload === 'string' ? encodeString(payload) : (payload ?? EMPTY_BYTES);
     // Without a block size the first block is of the largest (blockwiseOptions, sendOn).
     if (body.length > blockSize(MAX_SZX)) return undefined;
-    this.simpleRequests++;
-    return requestSimple(target, code, body, nonConfirmable ? NON_REQUEST_OPTIONS : DEFAULT_REQUEST_OPTIONS, this.defaultBlockwise, clientResponseOf);
+    const options = nonConfirmable ? NON_REQUEST_OPTIONS : DEFAULT_REQUEST_OPTIONS;
+    const sent = target.oscore === undefined ? requestSimple(target, code, body, options, this.defaultBlockwise, clientResponseOf) : requestOscoreSimple(target, target.oscore, code, body, options, this.defaultBlockwise, clientResponseOf);
+    if (sent !== undefined) this.simpleRequests++;
+    return sent;
   }
 
   /** start() once the request's route is known; throws what the request cannot survive (start turns it into a rejection). */
@@ -423,25 +432,27 @@ export class CoapClient {
     const opened = this.endpointFor(target.leg, peer);
     if (opened instanceof Promise) {
       return opened.then((endpoint) => {
-        if (security === PLAIN) this.rememberSimple(uriText, target, endpoint);
+        this.rememberSimple(uriText, target, endpoint, security);
         return this.sendOn(endpoint, code, uriText, peer, request, security, message);
       });
     }
-    if (security === PLAIN) this.rememberSimple(uriText, target, opened);
+    this.rememberSimple(uriText, target, opened, security);
     return this.sendOn(opened, code, uriText, peer, request, security, message);
   }
 
   /**
    * Makes a routed URI a SimpleTarget once its route is cached and its coap:// endpoint open, for
-   * the simple requests after this one (plain ones: simpleTargets is undefined when this client
-   * may protect any request).
+   * the simple requests after this one: plain ones, or ones protected with one OSCORE context
+   * (an OscoreClientSecurity: not EDHOC's, nor a route's layers).
    */
-  private rememberSimple(uriText: string, target: Route, endpoint: CoapEndpoint): void {
+  private rememberSimple(uriText: string, target: Route, endpoint: CoapEndpoint, security: MessageSecurity): void {
     const targets = this.simpleTargets;
     if (targets === undefined || this.closed || targets.has(uriText) || this.targets.get(uriText) !== target || target.leg.scheme !== 'coap' || !endpoint.takesSimpleRequests) return;
+    const oscore = security === PLAIN ? undefined : security instanceof OscoreClientSecurity && OscoreRequestForm.fits(target.options) ? new OscoreTargetState(security, target.options) : null;
+    if (oscore === null) return;
     const { uri, peer } = target;
     const templateOf = (code: Code, payload: Uint8Array, confirmable: boolean): CoapMessage => requestMessage(code, uri, peer, confirmable ? NO_SETTINGS : NON_SETTINGS, payload, target.options.slice());
-    targets.set(uriText, new SimpleTarget(endpoint, peer, target.options, templateOf));
+    targets.set(uriText, new SimpleTarget(endpoint, peer, target.options, templateOf, oscore));
   }
 
   private sendOn(endpoint: CoapEndpoint, code: Code, uriText: string, peer: PeerAddress, request: RequestSettings, security: MessageSecurity, message: CoapMessage): Promise<ClientResponse> {

@@ -23,6 +23,7 @@ import type { CoapEndpoint, ReceivedResponse, RequestOptions, ResponseHandler } 
 import type { PeerAddress } from '../transport/transport.js';
 import { wholeResponse, type BlockwiseOptions } from './blockwise.js';
 import { continueExchange } from './one-exchange.js';
+import type { OscoreTargetState } from './oscore-fast-request.js';
 import { PLAIN, refuseProtected } from './security.js';
 
 /** Builds the request message the layered path would have sent (for a response that needs the layers). */
@@ -38,6 +39,8 @@ export class SimpleTarget {
     readonly peer: PeerAddress,
     options: readonly CoapOption[],
     readonly templateOf: TemplateOf,
+    /** The URI's end-to-end security when it is OSCORE (client/oscore-fast-request.ts); undefined for plain CoAP. */
+    readonly oscore: OscoreTargetState | undefined = undefined,
   ) {
     this.optionBytes = encodeMessage({ type: MessageType.CON, code: 0, messageId: 0, token: EMPTY_BYTES, options: options as CoapOption[], payload: EMPTY_BYTES }).subarray(4);
   }

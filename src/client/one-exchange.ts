@@ -82,11 +82,7 @@ class OneExchange<T> implements ResponseHandler {
     try {
       const protectedRequest = this.protectedRequest;
       if (protectedRequest === undefined) this.settle(this.continueFrom(refuseProtected(received)));
-      else if (!isOuterBlockwise(received.message)) this.settle(this.continueFrom(verifiedResponse(protectedRequest, received)));
-      else {
-        const outer = (m: CoapMessage): Promise<ReceivedResponse> => this.endpoint.request(m, this.peer, this.options);
-        this.settle(reassembleOuter(outer, protectedRequest.message, received).then((whole) => this.continueFrom(verifiedResponse(protectedRequest, whole))));
-      }
+      else this.settle(protectedResponse(this.endpoint, this.peer, this.security, this.options, this.request, this.template, this.blockwise, protectedRequest, received));
     } catch (error) {
       this.reject(error);
     }
@@ -103,6 +99,29 @@ class OneExchange<T> implements ResponseHandler {
   private continueFrom(first: ReceivedResponse): ReceivedResponse | Promise<ReceivedResponse> {
     return continueExchange(this.endpoint, this.peer, this.security, this.options, this.request, this.template, this.blockwise, first);
   }
+}
+
+/**
+ * A protected request's response from its first `received` (unverified): verified (§8.4; after
+ * reassembling outer Block2 blocks, §8.4.1), then continueExchange. Shared with the OSCORE fast
+ * path (oscore-fast-request.ts), which hands over every response it does not open itself.
+ */
+export function protectedResponse(
+  endpoint: CoapEndpoint,
+  peer: PeerAddress,
+  security: MessageSecurity,
+  options: RequestOptions,
+  request: CoapMessage,
+  template: CoapMessage,
+  blockwise: BlockwiseOptions,
+  protectedRequest: ProtectedRequest,
+  received: ReceivedResponse,
+): ReceivedResponse | Promise<ReceivedResponse> {
+  if (!isOuterBlockwise(received.message)) return continueExchange(endpoint, peer, security, options, request, template, blockwise, verifiedResponse(protectedRequest, received));
+  const outer = (m: CoapMessage): Promise<ReceivedResponse> => endpoint.request(m, peer, options);
+  return reassembleOuter(outer, protectedRequest.message, received).then((whole) =>
+    continueExchange(endpoint, peer, security, options, request, template, blockwise, verifiedResponse(protectedRequest, whole)),
+  );
 }
 
 /**

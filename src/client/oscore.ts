@@ -34,7 +34,7 @@ export function layerOf(security: OscoreSecurityContext): OscoreLayerInfo {
 export type OscoreClientOptions = OscoreRequesterOptions;
 
 /** One protected request as the client layers see it. */
-class OscoreProtectedRequest implements ProtectedRequest {
+export class OscoreProtectedRequest implements ProtectedRequest {
   readonly ordersNotifications = true;
   readonly message: CoapMessage;
   constructor(private readonly exchange: OscoreExchange) {

@@ -89,6 +89,11 @@ export class OscoreRequester {
     return (this.#pending ?? this.#current).idContext;
   }
 
+  /** Whether Appendix B.2 runs: requests go out with a context that is not yet the current one. */
+  get rederiving(): boolean {
+    return this.#pending !== undefined;
+  }
+
   /**
    * B.2 step 1: "generates a random string R1 and uses this as ID Context together with the input
    * parameters shared with the server to derive a first security context". The next request is
