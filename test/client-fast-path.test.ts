@@ -24,6 +24,7 @@ import type { PeerAddress } from '../src/transport/transport.js';
 import { SeededRandom } from '../src/util/random.js';
 import { FakeScheduler } from '../src/util/scheduler.js';
 import { FakeTransport, PEER } from './support/lockstep.js';
+import { runTranscript, type Transcript, type TranscriptHarness, type TranscriptStep } from './support/client-transcript.js';
 
 /** What a step's request is. */
 // (Not Block1: concurrent Block1 operations draw their Request-Tags from the CSPRNG, not the seeded source.)
@@ -31,28 +32,11 @@ type RequestKind = 'get' | 'get-other' | 'post' | 'non' | 'accept' | 'confirmabl
 
 type Answer = 'piggybacked' | 'empty-ack' | 'separate-con' | 'separate-non' | 'rst' | 'echo' | 'block2' | 'wrong-token' | 'critical' | 'oscore' | 'error' | 'duplicate' | 'lost';
 
-type Step = { request: RequestKind } | { answer: Answer; pick: number } | { advance: number };
+type Step = TranscriptStep<RequestKind, Exclude<Answer, 'duplicate' | 'lost'>>;
 
-interface Run {
-  sent: string[];
-  outcomes: string[];
-  fast: number;
-}
-
-interface Harness {
-  client: CoapClient;
-  clock: FakeScheduler;
+interface Harness extends TranscriptHarness {
   server: PeerAddress;
-  /** Every datagram the client sent, as "time hex". */
-  sent: string[];
-  /** The requests (CON or NON with a request code) the client sent, in order. */
-  requests: CoapMessage[];
-  deliver(bytes: Uint8Array): void;
 }
-
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 8; i++) await Promise.resolve();
-};
 
 async function harness(fastPath: boolean, nstart: number): Promise<Harness> {
   const clock = new FakeScheduler(0);
@@ -142,49 +126,10 @@ const describeOutcome = (index: number, result: PromiseSettledResult<unknown>): 
   return `${index} ${r.status} ${r.payload.toString('hex')} ${r.contentFormat} ${r.options.map((o) => o.number).join(',')} ${r.context.peerKey.replace(/:\d+$/, '')} ${r.message.type} ${r.message.messageId}`;
 };
 
-export async function transcript(fastPath: boolean, nstart: number, steps: readonly Step[]): Promise<Run> {
+export async function transcript(fastPath: boolean, nstart: number, steps: readonly Step[]): Promise<Transcript> {
   separateMessageId = 0x7000;
   const h = await harness(fastPath, nstart);
-  const outcomes: string[] = [];
-  let started = 0;
-  const track = (promise: Promise<unknown>): void => {
-    const index = started++;
-    promise.then(
-      (value) => outcomes.push(describeOutcome(index, { status: 'fulfilled', value })),
-      (reason: unknown) => outcomes.push(describeOutcome(index, { status: 'rejected', reason })),
-    );
-  };
-  // The first request to each URI routes it (the layered path on both clients).
-  for (const path of ['a/b', 'other?q=1']) {
-    const first = h.client.get(uriOf(h, path));
-    for (let i = 0; i < 100 && h.requests.length === 0; i++) await new Promise((resolve) => setImmediate(resolve));
-    h.deliver(answerBytes('piggybacked', h.requests.shift()!));
-    await first;
-  }
-  h.sent.length = 0;
-  let last: Buffer | undefined;
-  for (const step of steps) {
-    if ('request' in step) track(startRequest(h, step.request));
-    else if ('advance' in step) h.clock.advance(step.advance);
-    else if (h.requests.length > 0 && step.answer !== 'lost') {
-      if (step.answer === 'duplicate') {
-        if (last !== undefined) h.deliver(last);
-      } else {
-        last = answerBytes(step.answer, h.requests[step.pick % h.requests.length]!);
-        h.deliver(last);
-      }
-    }
-    await flush();
-  }
-  // Every retransmission and timeout (EXCHANGE_LIFETIME is 247 s), then what close() fails.
-  for (let i = 0; i < 10; i++) {
-    h.clock.advance(30_000);
-    await flush();
-  }
-  const fast = h.client.fastPathRequests;
-  await h.client.close();
-  await flush();
-  return { sent: h.sent, outcomes, fast };
+  return runTranscript<RequestKind, Exclude<Answer, 'duplicate' | 'lost'>>(h, { routes: ['a/b', 'other?q=1'], uriOf: (path) => uriOf(h, path), start: (kind) => startRequest(h, kind), answer: answerBytes, describe: describeOutcome }, steps);
 }
 
 test('a simple request takes the fast path; settings, a block size or fastPath: false keep it layered', async () => {

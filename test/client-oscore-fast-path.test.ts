@@ -28,6 +28,7 @@ import { OscoreSecurityContext, VolatileSequence } from '../src/oscore/security-
 import type { PeerAddress } from '../src/transport/transport.js';
 import { SeededRandom } from '../src/util/random.js';
 import { FakeScheduler } from '../src/util/scheduler.js';
+import { runTranscript, type Transcript, type TranscriptHarness, type TranscriptStep } from './support/client-transcript.js';
 
 type RequestKind = 'get' | 'get-other' | 'post' | 'non' | 'accept' | 'plain';
 
@@ -51,7 +52,7 @@ type Answer =
   | 'duplicate'
   | 'lost';
 
-type Step = { request: RequestKind } | { answer: Answer; pick: number } | { advance: number };
+type Step = TranscriptStep<RequestKind, Exclude<Answer, 'duplicate' | 'lost'>>;
 
 interface ContextShape {
   senderId: string;
@@ -77,22 +78,14 @@ function contexts(shape: ContextShape): { client: OscoreSecurityContext; server:
   return { client, server };
 }
 
-interface Harness {
-  client: CoapClient;
+interface Harness extends TranscriptHarness {
   security: OscoreClientSecurity;
   server: OscoreSecurityContext;
-  clock: FakeScheduler;
   /** Where the request URIs point (the proxy's target, or the server itself). */
   target: PeerAddress;
   address: PeerAddress;
-  sent: string[];
-  requests: CoapMessage[];
-  deliver(bytes: Uint8Array): void;
 }
 
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 8; i++) await Promise.resolve();
-};
 
 /** With `proxied`, requests go to this forward proxy (Proxy-Scheme form: outer Uri-Host, Uri-Port and Proxy-Scheme around the OSCORE option) for TARGET. */
 const PROXY: PeerAddress = { address: '192.0.2.9', port: 5683 };
@@ -215,54 +208,11 @@ const describeOutcome = (index: number, result: PromiseSettledResult<unknown>): 
   return `${index} ${r.status} ${r.payload.toString('hex')} ${r.contentFormat} ${r.options.map((o) => `${o.number}=${Buffer.from(o.value).toString('hex')}`).join(',')} ${r.context.peerKey.replace(/:\d+$/, '')} ${JSON.stringify(r.context.oscore)} ${r.message.type} ${r.message.messageId} ${wire}`;
 };
 
-interface Run {
-  sent: string[];
-  outcomes: string[];
-  fast: number;
-}
-
-async function transcript(fastPath: boolean, nstart: number, shape: ContextShape, proxied: boolean, steps: readonly Step[]): Promise<Run> {
+async function transcript(fastPath: boolean, nstart: number, shape: ContextShape, proxied: boolean, steps: readonly Step[]): Promise<Transcript> {
   separateMessageId = 0x7000;
   const h = await harness(fastPath, nstart, shape, proxied);
-  const outcomes: string[] = [];
-  let started = 0;
-  const track = (promise: Promise<unknown>): void => {
-    const index = started++;
-    promise.then(
-      (value) => outcomes.push(describeOutcome(index, { status: 'fulfilled', value })),
-      (reason: unknown) => outcomes.push(describeOutcome(index, { status: 'rejected', reason })),
-    );
-  };
-  // The first request to each URI routes it (the layered path on both clients).
-  for (const path of ['a/b', 'other?q=1', 'plain']) {
-    const first = h.client.get(uriOf(h, path));
-    for (let i = 0; i < 100 && h.requests.length === 0; i++) await new Promise((resolve) => setImmediate(resolve));
-    h.deliver(answerBytes(h, 'piggybacked', h.requests.shift()!));
-    await first;
-  }
-  h.sent.length = 0;
-  let last: Buffer | undefined;
-  for (const step of steps) {
-    if ('request' in step) track(startRequest(h, step.request));
-    else if ('advance' in step) h.clock.advance(step.advance);
-    else if (h.requests.length > 0 && step.answer !== 'lost') {
-      if (step.answer === 'duplicate') {
-        if (last !== undefined) h.deliver(last);
-      } else {
-        last = answerBytes(h, step.answer, h.requests[step.pick % h.requests.length]!);
-        h.deliver(last);
-      }
-    }
-    await flush();
-  }
-  for (let i = 0; i < 10; i++) {
-    h.clock.advance(30_000);
-    await flush();
-  }
-  const fast = h.client.fastPathRequests;
-  await h.client.close();
-  await flush();
-  return { sent: h.sent, outcomes, fast };
+  const script = { routes: ['a/b', 'other?q=1', 'plain'], uriOf: (path: string) => uriOf(h, path), start: (kind: RequestKind) => startRequest(h, kind), answer: (answer: Exclude<Answer, 'duplicate' | 'lost'>, request: CoapMessage) => answerBytes(h, answer, request), describe: describeOutcome };
+  return runTranscript<RequestKind, Exclude<Answer, 'duplicate' | 'lost'>>(h, script, steps);
 }
 
 const SHAPES: ContextShape[] = [
