@@ -78,7 +78,7 @@ export class OnlineGroupManager {
       const manager = GroupManager.fromJSON(g.manager);
       const nodes = new Map(Object.entries(g.nodes).map(([name, record]) => [name, { ...record }]));
       // Members the offline tool added are nodes too (no client: only an administrator removes them).
-      for (const member of manager.memberNames) if (!nodes.has(member)) nodes.set(member, { roles: bit(ROLE.requester) | bit(ROLE.responder) });
+      for (const member of manager.memberNames) if (!nodes.has(member)) nodes.set(member, { roles: SENDING_ROLES });
       const stale = g.stale?.map((set) => ({ num: set.num, senderIds: [...set.senderIds] })) ?? [{ num: manager.keyGeneration, senderIds: [] }];
       this.#groups.set(manager.name, { manager, nodes, stale, active: g.active ?? true });
     }
@@ -149,8 +149,8 @@ export class OnlineGroupManager {
     if (typeof wanted === 'string') return this.#challengeAnswer(client, group, wanted);
     // RFC 9594 §4.3.1: "If this is not the case, the KDC MUST reply with a 4.03 (Forbidden)".
     if ((wanted & ~granted) !== 0) return forbidden(`the access token does not grant ${roleNames(wanted & ~granted)} in ${groupName}`);
-    if ((wanted & bit(ROLE.monitor)) !== 0 && (wanted & (bit(ROLE.requester) | bit(ROLE.responder))) !== 0) return this.#challengeAnswer(client, group, 'monitor cannot be combined with requester or responder (key-groupcomm-oscore §6.1)');
-    if ((wanted & (bit(ROLE.requester) | bit(ROLE.responder))) === 0) return this.#challengeAnswer(client, group, 'this Group Manager admits requesters and responders only');
+    if ((wanted & bit(ROLE.monitor)) !== 0 && (wanted & SENDING_ROLES) !== 0) return this.#challengeAnswer(client, group, 'monitor cannot be combined with requester or responder (key-groupcomm-oscore §6.1)');
+    if ((wanted & SENDING_ROLES) === 0) return this.#challengeAnswer(client, group, 'this Group Manager admits requesters and responders only');
     const nC = request.get(GroupParam.cnonce);
     if (!isBytes(nC)) return this.#challengeAnswer(client, group, 'the Join Request needs a cnonce');
     const credential = request.get(GroupParam.client_cred);
@@ -399,12 +399,11 @@ export class OnlineGroupManager {
       const group = name === undefined ? undefined : this.#groups.get(name);
       return group === undefined ? [] : [group];
     });
-    const credentialRoles = bit(ROLE.requester) | bit(ROLE.responder);
     return tokenTransferEntries({
       groups,
       wantsSignInfo,
       signInfoOf: (g) => signInfo(g.manager.name, g.manager.toJSON().algorithms.signature!),
-      joinsWithCredential: (g) => ((grantedRoles({ id: clientId, scope }, g.manager.name) ?? 0) & credentialRoles) !== 0,
+      joinsWithCredential: (g) => ((grantedRoles({ id: clientId, scope }, g.manager.name) ?? 0) & SENDING_ROLES) !== 0,
       issueChallenge: () => this.#challenges.issue(clientId),
     });
   }
