@@ -256,3 +256,16 @@ test('FETCH /ace-group: names and URIs by current Gid, only of groups the token 
   for (const bad of [[], ['aa'], fromHex(lights), null]) assert.equal(ask(CLIENT('a'), bad).code, ResponseCode.BadRequest, JSON.stringify(bad));
   assert.equal(gm.groupNamesOf({ id: 'x', scope: undefined }, encodeCbor(new Map([[GroupParam.gid, [fromHex(lights)]]]))).code, ResponseCode.Unauthorized);
 });
+
+test('Key Renewal and credential upload by a monitor: 4.00 error 1 (key-groupcomm-oscore §9.2, §9.4)', () => {
+  const gm = OnlineGroupManager.fromOfflineStates([GroupManager.create({ name: 'lights' }).toJSON()]);
+  const { node } = join(gm, CLIENT('m')).joined;
+  // This Group Manager admits no monitor by a join; a node recorded as one (a state from elsewhere) is refused.
+  const state = gm.toJSON();
+  state.groups[0]!.nodes[node]!.roles = 1 << 3;
+  const restarted = new OnlineGroupManager(state);
+  for (const refused of [restarted.renewSenderId(CLIENT('m'), 'lights', node, new Uint8Array(0)), restarted.uploadCredential(CLIENT('m'), 'lights', node, new Uint8Array(0))]) {
+    assert.equal(refused.code, ResponseCode.BadRequest);
+    assert.equal(errorId(refused), GroupError.inconsistentRoles);
+  }
+});
